@@ -1,0 +1,147 @@
+"""Engine throughput and overhead on SQLite with durable commits (issue: engine core).
+
+Prints, per scenario: wall time, steps per second, engine time per step, peak RSS.
+Each scenario runs in a fresh subprocess so its peak RSS is its own.
+
+    .venv/bin/python bench/engine_bench.py            # every scenario
+    .venv/bin/python bench/engine_bench.py chain_io   # one of them
+
+Two step kinds are measured, because the engine treats them differently:
+- ``sys.transform`` is pure: it runs inside the round that records it (one commit
+  covers a whole run of ready pure steps);
+- ``bench.noop`` is a custom async step with (pretend) side effects: its start is
+  committed before its handler runs, its completion in the next round's commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from flowledger import Engine, StepContext, StepRegistry, step_type
+
+
+class NoopInput(BaseModel):
+    value: Any = None
+
+
+@step_type("bench.noop")
+async def noop(data: NoopInput, ctx: StepContext) -> dict[str, Any]:
+    return {"value": data.value}
+
+
+def chain(n: int, kind: str) -> str:
+    steps = [f"  - {{id: s{i}, type: {kind}, input: {{value: {i}}}}}" for i in range(n)]
+    return "name: chain\nsteps:\n" + "\n".join(steps) + "\n"
+
+
+def fan_out(n: int, kind: str) -> str:
+    steps = ["  - {id: start, type: sys.transform, input: {value: 0}}"]
+    steps += [f"  - {{id: b{i}, type: {kind}, after: [start], input: {{value: {i}}}}}" for i in range(n)]
+    joined = ", ".join(f"b{i}" for i in range(n))
+    steps.append(f"  - {{id: join, type: sys.transform, after: [{joined}], input: {{value: 1}}}}")
+    return "name: fan\nsteps:\n" + "\n".join(steps) + "\n"
+
+
+THREE_STEPS = """
+name: small
+steps:
+  - {id: a, type: sys.transform, input: {value: 1}}
+  - {id: b, type: bench.noop, input: {value: "{{ steps.a.output + 1 }}"}}
+  - {id: c, type: sys.transform, input: {value: "{{ steps.b.output.value }}"}}
+"""
+
+
+def loop(n: int, concurrency: int, kind: str) -> str:
+    return f"""
+name: loop
+variables: {{total: 0}}
+steps:
+  - id: each
+    type: sys.loop
+    input: {{items: "{{{{ range({n}) | list }}}}", concurrency: {concurrency}}}
+    steps:
+      - {{id: work, type: {kind}, input: {{value: "{{{{ loop.each.item }}}}"}}}}
+"""
+
+
+SCENARIOS: dict[str, tuple[str, str, int]] = {
+    # name: (definition, description, steps per execution)
+    "chain_pure": (chain(1000, "sys.transform"), "1,000-step chain of sys.transform", 1000),
+    "chain_io": (chain(1000, "bench.noop"), "1,000-step chain of async custom steps", 1000),
+    "fanout_pure": (fan_out(1000, "sys.transform"), "1,000-way fan-out + join, sys.transform", 1002),
+    "fanout_io": (fan_out(1000, "bench.noop"), "1,000-way fan-out + join, async custom", 1002),
+    "loop_1k": (loop(1000, 50, "bench.noop"), "1,000-item loop, concurrency 50", 1001),
+    "loop_10k": (loop(10000, 50, "bench.noop"), "10,000-item loop, concurrency 50", 10001),
+}
+
+
+async def _measure(name: str) -> dict[str, Any]:
+    registry = StepRegistry.with_builtins()
+    registry.register(noop)
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        async with Engine(url, registry=registry) as engine:
+            if name == "executions_1k":
+                workflow = engine.load_text(THREE_STEPS)
+                await engine.run(workflow)  # warm the caches and the version row
+                start = time.perf_counter()
+                for _ in range(1000):
+                    doc = await engine.run(workflow)
+                    assert doc["runtimeStatus"] == "Completed"
+                wall = time.perf_counter() - start
+                steps = 3000
+            else:
+                text, _, steps = SCENARIOS[name]
+                workflow = engine.load_text(text)
+                start = time.perf_counter()
+                execution_id = await engine.start(workflow)
+                doc = await engine.drive(execution_id)
+                wall = time.perf_counter() - start
+                assert doc["runtimeStatus"] == "Completed", doc["error"]
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"name": name, "wall_s": wall, "steps": steps, "rss_mb": rss_mb}
+
+
+def _report(result: dict[str, Any]) -> None:
+    wall, steps = result["wall_s"], result["steps"]
+    description = (
+        SCENARIOS[result["name"]][1]
+        if result["name"] in SCENARIOS
+        else "1,000 executions of a 3-step workflow"
+    )
+    print(
+        f"{description:<45} {wall:8.3f} s {steps / wall:10.0f} steps/s "
+        f"{wall / steps * 1000:8.3f} ms/step {result['rss_mb']:8.1f} MB peak RSS",
+        flush=True,
+    )
+
+
+def main() -> None:
+    names = sys.argv[1:] or [*SCENARIOS, "executions_1k"]
+    if len(names) == 1 and names[0].startswith("--child="):
+        result = asyncio.run(_measure(names[0].split("=", 1)[1]))
+        print(json.dumps(result))
+        return
+    print(f"SQLite (WAL, synchronous=NORMAL), Python {sys.version.split()[0]}")
+    for name in names:
+        proc = subprocess.run(
+            [sys.executable, __file__, f"--child={name}"], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            print(f"{name}: failed\n{proc.stderr}", flush=True)
+            continue
+        _report(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from flowledger.cli.app import main
+
+main()

@@ -1,0 +1,202 @@
+"""The ``flowledger`` command (SPEC §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from flowledger.cli import render
+from flowledger.cli.progress import LiveProgress, PlainProgress
+from flowledger.errors import (
+    DefinitionError,
+    FlowledgerError,
+    InputError,
+    NotFoundError,
+)
+from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage import ExecutionQuery
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_AWAITING = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="flowledger",
+    help="A durable, declarative workflow engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+executions_app = typer.Typer(help="Inspect executions.", no_args_is_help=True)
+app.add_typer(executions_app, name="executions")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $FLOWLEDGER_DB or sqlite:///flowledger.db)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+PluginOption = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", help="Import a Python module of custom step types (repeatable)."),
+]
+
+
+def _engine(db: str | None, plugins: list[str] | None = None) -> Engine:
+    return Engine(db or default_db_url(), plugins=plugins or ())
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _call(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; turn every flowledger error into a message and an exit code."""
+    try:
+        return asyncio.run(fn())  # type: ignore[arg-type]
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except InputError as exc:
+        _fail(str(exc), EXIT_INVALID)
+    except NotFoundError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except FlowledgerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        err.print("interrupted; the execution is saved and can be resumed")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def run(
+    file: Annotated[str, typer.Argument(help="Workflow definition (YAML or JSON).")],
+    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,  # noqa: A002
+    input_file: Annotated[str | None, typer.Option("--input-file", help="Input JSON file.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Run a workflow to its end on the embedded database, showing its steps live."""
+    if input is not None and input_file is not None:
+        _fail("give --input or --input-file, not both", EXIT_INVALID)
+
+    async def go() -> dict[str, Any]:
+        arguments: Any = {}
+        if input is not None:
+            arguments = parse_input_json(input)
+        elif input_file is not None:
+            arguments = load_input_file(input_file)
+        if not isinstance(arguments, dict):
+            raise InputError("the input must be a JSON object")
+        async with _engine(db, plugin) as engine:
+            workflow = engine.load(file)
+            progress = (
+                None
+                if as_json
+                else LiveProgress(out, workflow) if out.is_terminal else PlainProgress(out)
+            )
+            execution_id = await engine.start(
+                workflow, arguments, correlation_id=correlation_id, created_by="cli"
+            )
+            if progress is None:
+                return await engine.drive(execution_id)
+            engine.on_events(progress.update)
+            with progress:
+                return await engine.drive(execution_id)
+
+    doc = _call(go)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        render.summary(out, doc)
+    raise typer.Exit(_exit_code(doc["runtimeStatus"]))
+
+
+def _exit_code(status: str) -> int:
+    if status in (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_NO_ACTION):
+        return EXIT_OK
+    if status == ExecutionStatus.AWAITING_USER_INPUT:
+        return EXIT_AWAITING
+    return EXIT_FAILED
+
+
+@app.command()
+def validate(
+    files: Annotated[list[str], typer.Argument(help="Definition files to check.")],
+    plugin: PluginOption = None,
+) -> None:
+    """Check definitions without running them; report every problem at once."""
+    engine = _engine(None, plugin)
+    bad = 0
+    for file in files:
+        try:
+            workflow = engine.load(file)
+        except DefinitionError as exc:
+            bad += 1
+            for problem in exc.problems:
+                err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
+            continue
+        out.print(f"{file}: ok ({workflow.name}, {len(workflow.steps)} steps)")
+    if bad:
+        raise typer.Exit(EXIT_INVALID)
+
+
+@executions_app.command("list")
+def executions_list(
+    status: Annotated[str | None, typer.Option("--status", help="Only this runtimeStatus.")] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List executions, newest first."""
+    if status is not None and status not in {s.value for s in ExecutionStatus}:
+        known = ", ".join(s.value for s in ExecutionStatus)
+        _fail(f"unknown status {status!r}; use one of {known}", EXIT_INVALID)
+
+    async def go() -> list[dict[str, Any]]:
+        async with _engine(db) as engine:
+            query = ExecutionQuery(status=status, workflow=workflow, limit=limit)
+            return await engine.list_executions(query)
+
+    docs = _call(go)
+    if as_json:
+        sys.stdout.write(json.dumps(docs, indent=2) + "\n")
+    else:
+        render.execution_table(out, docs)
+
+
+@executions_app.command("show")
+def executions_show(
+    execution_id: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one execution with its steps."""
+
+    async def go() -> dict[str, Any]:
+        async with _engine(db) as engine:
+            return await engine.get_execution(await engine.resolve_id(execution_id))
+
+    doc = _call(go)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        render.execution_detail(out, doc)
+
+
+def main() -> None:
+    app()

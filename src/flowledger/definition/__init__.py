@@ -1,0 +1,1 @@
+"""The definition layer: load, validate and compile workflow documents."""

@@ -1,0 +1,76 @@
+"""Immutable compiled definitions: what the runtime executes. Built once, never changed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowledger.definition.models import StepSpec, WorkflowSpec
+from flowledger.errors import Path
+from flowledger.steps.base import StepType
+from flowledger.templates import Template, TemplatedValue
+
+
+@dataclass(frozen=True, eq=False)
+class Branch:
+    """``then``/``else`` sugar: run only when ``condition`` produced ``result``."""
+
+    condition: str
+    result: bool
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledStep:
+    id: str
+    spec: StepSpec
+    step_type: StepType
+    source_path: Path
+    #: Ids of the loops enclosing this step, outermost first ("" segments never occur).
+    scope: tuple[str, ...]
+    predecessors: tuple[str, ...]
+    successors: tuple[str, ...]
+    when: Template | None
+    branch: Branch | None
+    input: TemplatedValue
+    body: CompiledGraph | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or self.id
+
+    @property
+    def type_name(self) -> str:
+        return self.step_type.name
+
+    @property
+    def path(self) -> str:
+        """Where the step sits: ``process_items/enrich`` for a loop body step."""
+        return "/".join((*self.scope, self.id))
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledGraph:
+    #: The loop step whose body this graph is; None for the workflow's top graph.
+    loop_id: str | None
+    steps: Mapping[str, CompiledStep]
+
+    def roots(self) -> list[CompiledStep]:
+        return [s for s in self.steps.values() if not s.predecessors]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledWorkflow:
+    spec: WorkflowSpec
+    #: The document as loaded (JSON-compatible); what is stored as the template version.
+    document: Mapping[str, Any]
+    checksum: str
+    file: str
+    graph: CompiledGraph
+    #: Every step of every graph by id (ids are unique across the workflow).
+    steps: Mapping[str, CompiledStep]
+    output: TemplatedValue | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name

@@ -1,0 +1,345 @@
+"""Load → validate → compile: a definition document becomes an immutable CompiledWorkflow.
+
+Every problem is collected and reported at once, each with file, line, column,
+step id and field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
+from flowledger.definition.graph import GraphShape, resolve_graph
+from flowledger.definition.models import StepSpec, WorkflowSpec
+from flowledger.definition.references import ReferenceChecker, StepPlace
+from flowledger.definition.source import SourceDocument, parse_document, read_document
+from flowledger.errors import DefinitionError, Path, Problem, TemplateError, format_path
+from flowledger.steps.registry import StepRegistry
+from flowledger.templates import Template, TemplateEngine, contains_template
+
+MAX_LOOP_DEPTH = 8
+
+
+def load_workflow(
+    path: str | os.PathLike[str], registry: StepRegistry, templates: TemplateEngine
+) -> CompiledWorkflow:
+    return compile_document(read_document(path), registry, templates)
+
+
+def load_workflow_text(
+    text: str | bytes, registry: StepRegistry, templates: TemplateEngine, file: str = "<string>"
+) -> CompiledWorkflow:
+    return compile_document(parse_document(text, file), registry, templates)
+
+
+def compile_document(
+    source: SourceDocument, registry: StepRegistry, templates: TemplateEngine
+) -> CompiledWorkflow:
+    return _Compiler(source, registry, templates).compile()
+
+
+def document_checksum(document: Any) -> str:
+    """Identity of a definition's content: same document, same checksum, same version."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Compiler:
+    def __init__(
+        self, source: SourceDocument, registry: StepRegistry, templates: TemplateEngine
+    ) -> None:
+        self.source = source
+        self.registry = registry
+        self.templates = templates
+        self.problems: list[Problem] = []
+        self.places: dict[str, StepPlace] = {}
+        self.paths: dict[str, Path] = {}
+        self.shapes: dict[str | None, GraphShape] = {}
+        self.compiled_templates: dict[Path, Template] = {}
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def report(self, message: str, path: Path, step_id: str | None = None, *, key: bool = False) -> None:
+        position = self.source.position(path, key=key)
+        line, column = position if position else (None, None)
+        self.problems.append(
+            Problem(message, self.source.file, line, column, step_id or self._step_at(path), path)
+        )
+
+    def _step_at(self, path: Path) -> str | None:
+        """The id of the innermost step a document path points into."""
+        node: Any = self.source.data
+        found = None
+        for i, segment in enumerate(path):
+            try:
+                node = node[segment]
+            except (KeyError, IndexError, TypeError):
+                break
+            if i >= 1 and path[i - 1] == "steps" and isinstance(node, Mapping):
+                step_id = node.get("id")
+                found = step_id if isinstance(step_id, str) else found
+        return found
+
+    def fail_if_problems(self) -> None:
+        if self.problems:
+            ordered = sorted(self.problems, key=lambda p: (p.line or 0, p.column or 0))
+            raise DefinitionError(ordered)
+
+    # -- phases -------------------------------------------------------------------------------
+
+    def compile(self) -> CompiledWorkflow:
+        if not isinstance(self.source.data, Mapping):
+            self.report("a workflow definition must be a mapping with name and steps", ())
+            self.fail_if_problems()
+        spec = self._parse_spec()
+        self._collect(spec.steps, ("steps",), (), None)
+        # Graph problems do not stop template checks: report everything in one pass.
+        self._check_input_schema(spec)
+        checker = ReferenceChecker(
+            self.places, self.registry, self._variable_names(spec), spec.input_schema
+        )
+        for sid, place in self.places.items():
+            self._compile_step_templates(place.spec, self.paths[sid], checker)
+        output = None
+        if spec.output is not None:
+            output = self._compile_value(spec.output, ("output",), None, checker)
+        self.fail_if_problems()
+        graph, all_steps = self._build_graph(spec.steps, None, ())
+        document = dict(self.source.data)
+        return CompiledWorkflow(
+            spec=spec,
+            document=document,
+            checksum=document_checksum(document),
+            file=self.source.file,
+            graph=graph,
+            steps=all_steps,
+            output=self.templates.compile_value(spec.output) if output is not None else None,
+        )
+
+    def _parse_spec(self) -> WorkflowSpec:
+        try:
+            return WorkflowSpec.model_validate(self.source.data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                path = tuple(error["loc"])
+                self.report(_pydantic_message(error), path, key=error["type"] == "extra_forbidden")
+            self.fail_if_problems()
+            raise  # pragma: no cover - fail_if_problems always raises here
+
+    def _collect(
+        self, steps: Sequence[StepSpec], base: Path, scope: tuple[str, ...], loop_id: str | None
+    ) -> None:
+        """Register every step with its place, and check graph rules, types and nesting."""
+
+        def report(message: str, path: Path, step_id: str | None) -> None:
+            self.report(message, path, step_id)
+
+        shape = resolve_graph(steps, base, report)
+        self.shapes[loop_id] = shape
+        for i, step in enumerate(steps):
+            path = (*base, i)
+            if step.id in self.places:
+                first = self.paths[step.id]
+                line = (self.source.position(first) or (0, 0))[0]
+                self.report(
+                    f"duplicate step id '{step.id}' (first used on line {line}); step ids must be "
+                    "unique across the workflow so that steps.<id> is unambiguous",
+                    (*path, "id"),
+                    step.id,
+                )
+                continue
+            self.places[step.id] = StepPlace(step, scope, shape.predecessors)
+            self.paths[step.id] = path
+            self._check_type(step, path, scope)
+            if step.steps is not None and step.type == "sys.loop":
+                self._collect(step.steps, (*path, "steps"), (*scope, step.id), step.id)
+
+    def _check_type(self, step: StepSpec, path: Path, scope: tuple[str, ...]) -> None:
+        step_type = self.registry.get(step.type)
+        if step_type is None:
+            import difflib
+
+            close = difflib.get_close_matches(step.type, self.registry.names(), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            self.report(
+                f"unknown step type '{step.type}'{hint} (register custom types with --plugin)",
+                (*path, "type"),
+                step.id,
+            )
+            return
+        if step.type == "sys.loop":
+            if not step.steps:
+                self.report("a sys.loop needs a body: list its steps under 'steps'", path, step.id)
+            if len(scope) >= MAX_LOOP_DEPTH:
+                self.report(f"loops are nested more than {MAX_LOOP_DEPTH} deep", path, step.id)
+        elif step.steps is not None:
+            self.report(
+                f"only sys.loop steps have a body of 'steps'; {step.type} does not",
+                (*path, "steps"),
+                step.id,
+                key=True,
+            )
+        self._check_static_input(step, step_type.input_model, path)
+
+    def _check_static_input(self, step: StepSpec, model: type[BaseModel], path: Path) -> None:
+        """Check the input as far as it is known before run time (templates are not)."""
+        raw = {} if step.input is None else step.input
+        input_path = (*path, "input")
+        if isinstance(raw, str) and contains_template(raw):
+            return
+        if not isinstance(raw, Mapping):
+            self.report("input must be a mapping of field names to values", input_path, step.id)
+            return
+        if not _has_template(raw):
+            try:
+                model.model_validate(raw)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    self.report(
+                        _pydantic_message(error),
+                        (*input_path, *error["loc"]),
+                        step.id,
+                        key=error["type"] == "extra_forbidden",
+                    )
+            return
+        # Documents use a field's alias when it has one (``json`` for ``json_``).
+        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+        forbid = model.model_config.get("extra") == "forbid"
+        for name in raw:
+            if forbid and name not in fields:
+                known = ", ".join(fields) or "none"
+                self.report(
+                    f"unknown input field '{name}' for {step.type} (its fields: {known})",
+                    (*input_path, name),
+                    step.id,
+                    key=True,
+                )
+        for name, field in fields.items():
+            if name not in raw:
+                if field.is_required():
+                    self.report(f"input field '{name}' is required for {step.type}", input_path, step.id)
+                continue
+            value = raw[name]
+            if _has_template(value):
+                continue
+            try:
+                TypeAdapter(field.annotation).validate_python(value)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    self.report(
+                        _pydantic_message(error), (*input_path, name, *error["loc"]), step.id
+                    )
+
+    def _check_input_schema(self, spec: WorkflowSpec) -> None:
+        if spec.input_schema is None:
+            return
+        try:
+            Draft202012Validator.check_schema(spec.input_schema)
+        except SchemaError as exc:
+            where = ("input_schema", *exc.path)
+            self.report(f"input_schema is not a valid JSON Schema: {exc.message}", where)
+
+    def _variable_names(self, spec: WorkflowSpec) -> set[str]:
+        names = set(spec.variables)
+        for place in self.places.values():
+            if place.spec.type == "sys.set_variable" and isinstance(place.spec.input, Mapping):
+                name = place.spec.input.get("name")
+                if isinstance(name, str) and not contains_template(name):
+                    names.add(name)
+        return names
+
+    # -- templates ----------------------------------------------------------------------------
+
+    def _compile_step_templates(self, step: StepSpec, path: Path, checker: ReferenceChecker) -> None:
+        if isinstance(step.when, str):
+            self._compile_value(step.when, (*path, "when"), step.id, checker)
+        self._compile_value(step.input, (*path, "input"), step.id, checker)
+
+    def _compile_value(
+        self, value: Any, path: Path, step_id: str | None, checker: ReferenceChecker
+    ) -> bool:
+        """Compile every template inside ``value``; report syntax and reference problems."""
+        ok = True
+        if isinstance(value, str):
+            if not contains_template(value):
+                return True
+            try:
+                template = self.templates.compile(value)
+            except TemplateError as exc:
+                self.report(exc.message, path, step_id)
+                return False
+            self.compiled_templates[path] = template
+            checker.check(template, step_id, lambda msg: self.report(msg, path, step_id))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                ok = self._compile_value(item, (*path, key), step_id, checker) and ok
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                ok = self._compile_value(item, (*path, i), step_id, checker) and ok
+        return ok
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _build_graph(
+        self, steps: Sequence[StepSpec], loop_id: str | None, scope: tuple[str, ...]
+    ) -> tuple[CompiledGraph, dict[str, CompiledStep]]:
+        shape = self.shapes[loop_id]
+        built: dict[str, CompiledStep] = {}
+        everything: dict[str, CompiledStep] = {}
+        for step in steps:
+            body = None
+            if step.type == "sys.loop" and step.steps:
+                body, inner = self._build_graph(step.steps, step.id, (*scope, step.id))
+                everything.update(inner)
+            path = self.paths[step.id]
+            when = self.compiled_templates.get((*path, "when"))
+            if step.when is False:
+                when = self.templates.compile("{{ false }}")
+            step_type = self.registry.get(step.type)
+            assert step_type is not None  # unknown types were reported before building
+            built[step.id] = CompiledStep(
+                id=step.id,
+                spec=step,
+                step_type=step_type,
+                source_path=path,
+                scope=scope,
+                predecessors=tuple(shape.predecessors[step.id]),
+                successors=tuple(shape.successors[step.id]),
+                when=when,
+                branch=shape.branches.get(step.id),
+                input=self.templates.compile_value({} if step.input is None else step.input),
+                body=body,
+            )
+        everything.update(built)
+        return CompiledGraph(loop_id=loop_id, steps=built), everything
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return contains_template(value)
+    if isinstance(value, Mapping):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+def _pydantic_message(error: Mapping[str, Any]) -> str:
+    loc = tuple(error.get("loc", ()))
+    where = format_path(loc)
+    kind = error.get("type")
+    msg = str(error.get("msg", "is invalid"))
+    if kind == "extra_forbidden":
+        return f"unknown field '{loc[-1]}'" if loc else "unknown field"
+    if kind == "missing":
+        return f"'{where}' is required"
+    msg = msg.removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg

@@ -1,0 +1,66 @@
+"""Durations as definitions write them: ``500ms``, ``30s``, ``5m``, ``2h``, ``2d`` or ISO-8601."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_SHORT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_ISO = re.compile(
+    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: Longer than any sane timer; also keeps datetime arithmetic far from overflow.
+MAX_DURATION = timedelta(days=3650)
+
+HELP = "write it like '500ms', '30s', '5m', '2h', '2d' or ISO-8601 'PT30S'"
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """Parse a duration; plain numbers are seconds. Raises ValueError with a usable message."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; {HELP}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_text(value)
+    else:
+        raise ValueError(f"{value!r} is not a duration; {HELP}")
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        raise ValueError(f"duration {value!r} must not be negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {value!r} is longer than the maximum of 3650 days")
+    return timedelta(seconds=seconds)
+
+
+def _parse_text(text: str) -> float:
+    short = _SHORT.match(text)
+    if short:
+        return float(short.group(1)) * _UNIT_SECONDS[short.group(2)]
+    iso = _ISO.match(text.strip().upper())
+    if iso and text.strip().upper() not in ("P", "PT") and any(iso.groupdict().values()):
+        parts = {k: float(v) for k, v in iso.groupdict().items() if v}
+        return (
+            parts.get("days", 0.0) * 86400
+            + parts.get("hours", 0.0) * 3600
+            + parts.get("minutes", 0.0) * 60
+            + parts.get("seconds", 0.0)
+        )
+    raise ValueError(f"{text!r} is not a duration; {HELP}")
+
+
+def format_duration(delta: timedelta) -> str:
+    """Compact human form, for messages and the CLI."""
+    ms = int(delta.total_seconds() * 1000)
+    if ms < 1000:
+        return f"{ms}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:g}s"
+    if seconds < 3600:
+        return f"{seconds / 60:g}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:g}h"
+    return f"{seconds / 86400:g}d"

@@ -1,0 +1,153 @@
+"""Graph rules of SPEC §1: list-order defaults, ``after``, ``then``/``else`` sugar, cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from flowledger.definition.compiled import Branch
+from flowledger.definition.models import StepSpec
+from flowledger.errors import Path
+
+Report = Callable[[str, Path, str | None], None]  # (message, path, step id)
+
+
+@dataclass
+class GraphShape:
+    """Predecessors, successors and branch guards of one graph (a list of sibling steps)."""
+
+    predecessors: dict[str, list[str]] = field(default_factory=dict)
+    successors: dict[str, list[str]] = field(default_factory=dict)
+    branches: dict[str, Branch] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+
+def resolve_graph(steps: Sequence[StepSpec], base: Path, report: Report) -> GraphShape:
+    """Work out the edges of one graph and report every rule it breaks."""
+    shape = GraphShape()
+    index: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        index.setdefault(step.id, i)  # duplicates are reported by the compiler
+    for i, step in enumerate(steps):
+        if index[step.id] != i:
+            continue
+        shape.order.append(step.id)
+        if step.after is not None:
+            preds = _known(step.after, index, step, (*base, i, "after"), report)
+        else:
+            preds = [steps[i - 1].id] if i > 0 else []
+        shape.predecessors[step.id] = preds
+    _apply_branches(steps, index, base, shape, report)
+    for sid, preds in shape.predecessors.items():
+        shape.predecessors[sid] = list(dict.fromkeys(preds))  # keep order, drop repeats
+        if sid in shape.predecessors[sid]:
+            report("a step cannot run after itself", (*base, index[sid], "after"), sid)
+            shape.predecessors[sid].remove(sid)
+    shape.successors = {sid: [] for sid in shape.order}
+    for sid in shape.order:
+        for pred in shape.predecessors[sid]:
+            shape.successors[pred].append(sid)
+    _report_cycles(shape, index, base, report)
+    return shape
+
+
+def _known(
+    names: Sequence[str], index: dict[str, int], step: StepSpec, path: Path, report: Report
+) -> list[str]:
+    found = []
+    for j, name in enumerate(names):
+        if name in index:
+            found.append(name)
+        else:
+            report(
+                f"'{name}' is not a step of this graph{_suggest(name, index)}",
+                (*path, j),
+                step.id,
+            )
+    return found
+
+
+def _apply_branches(
+    steps: Sequence[StepSpec], index: dict[str, int], base: Path, shape: GraphShape, report: Report
+) -> None:
+    owners: dict[str, str] = {}
+    for i, step in enumerate(steps):
+        for field_name, targets, result in (("then", step.then, True), ("else", step.else_, False)):
+            if targets is None:
+                continue
+            if step.type != "sys.condition":
+                report(
+                    f"'{field_name}' is only allowed on sys.condition steps",
+                    (*base, i, field_name),
+                    step.id,
+                )
+                continue
+            for target in _known(targets, index, step, (*base, i, field_name), report):
+                if target in owners:
+                    report(
+                        f"'{target}' is already a then/else target of '{owners[target]}'; "
+                        "a step can follow only one branch (join branches with after)",
+                        (*base, i, field_name),
+                        step.id,
+                    )
+                    continue
+                owners[target] = step.id
+                target_spec = steps[index[target]]
+                # The branch replaces the list-order default; an explicit after is kept too.
+                explicit = shape.predecessors[target] if target_spec.after is not None else []
+                shape.predecessors[target] = [step.id, *explicit]
+                shape.branches[target] = Branch(condition=step.id, result=result)
+
+
+def _report_cycles(shape: GraphShape, index: dict[str, int], base: Path, report: Report) -> None:
+    indegree = {sid: len(p) for sid, p in shape.predecessors.items()}
+    ready = [sid for sid, n in indegree.items() if n == 0]
+    seen = 0
+    while ready:
+        sid = ready.pop()
+        seen += 1
+        for nxt in shape.successors[sid]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+    if seen == len(indegree):
+        return
+    stuck = {sid for sid, n in indegree.items() if n > 0}
+    cycle = _one_cycle(stuck, shape)
+    first = min(cycle, key=lambda s: index[s])
+    report(
+        "the steps form a cycle: " + " -> ".join([*cycle, cycle[0]]),
+        (*base, index[first], "after"),
+        first,
+    )
+
+
+def _one_cycle(stuck: set[str], shape: GraphShape) -> list[str]:
+    start = min(stuck)
+    path: list[str] = []
+    on_path: dict[str, int] = {}
+    node = start
+    while node not in on_path:
+        on_path[node] = len(path)
+        path.append(node)
+        node = next(p for p in shape.predecessors[node] if p in stuck)
+    return list(reversed(path[on_path[node] :]))
+
+
+def _suggest(name: str, candidates: dict[str, int]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def ancestors(step_id: str, predecessors: dict[str, list[str]]) -> set[str]:
+    """Every step that must finish before ``step_id`` in its graph."""
+    seen: set[str] = set()
+    stack = list(predecessors.get(step_id, ()))
+    while stack:
+        sid = stack.pop()
+        if sid not in seen:
+            seen.add(sid)
+            stack.extend(predecessors.get(sid, ()))
+    return seen

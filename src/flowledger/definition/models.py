@@ -1,0 +1,81 @@
+"""The definition document as pydantic models: the shape of SPEC §1, checked field by field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from flowledger.definition.durations import parse_duration
+
+STEP_ID_PATTERN = r"^[a-z_][a-z0-9_]*$"
+WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+#: The definition format this code reads; a document may state it as ``format_version``.
+DEFINITION_FORMAT_VERSION = 1
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(lambda d: d.total_seconds(), return_type=float),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RetryPolicy(_Frozen):
+    """How a failing step is attempted again. Delays grow from ``initial_delay`` to ``max_delay``."""
+
+    max_attempts: int = Field(3, ge=1, le=1000)
+    backoff: Literal["fixed", "exponential"] = "exponential"
+    initial_delay: Duration = timedelta(seconds=1)
+    max_delay: Duration = timedelta(minutes=5)
+    multiplier: float = Field(2.0, ge=1.0, le=10.0)
+    #: Full jitter spreads retries of many executions so they do not hammer a service together.
+    jitter: bool = True
+
+
+class StepSpec(_Frozen):
+    id: str = Field(pattern=STEP_ID_PATTERN, max_length=128)
+    type: str = Field(min_length=1, max_length=200)
+    name: str | None = None
+    description: str | None = None
+    input: Any = None
+    after: list[str] | None = None
+    when: str | bool | None = None
+    then: list[str] | None = None
+    else_: list[str] | None = Field(default=None, alias="else")
+    retry: RetryPolicy | None = None
+    timeout: Duration | None = None
+    due: Duration | None = None
+    continue_on_error: bool = False
+    output_schema: dict[str, Any] | None = None
+    steps: list[StepSpec] | None = None
+
+
+class TriggerSpec(BaseModel):
+    """A trigger. Only ``type`` is checked here; each trigger kind validates its own fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: Literal["function", "webhook", "schedule", "entity"]
+
+
+class WorkflowSpec(_Frozen):
+    format_version: Literal[1] = DEFINITION_FORMAT_VERSION
+    name: str = Field(pattern=WORKFLOW_NAME_PATTERN)
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    output: Any = None
+    triggers: list[TriggerSpec] = Field(default_factory=list)
+    steps: list[StepSpec] = Field(min_length=1, max_length=10_000)

@@ -1,0 +1,258 @@
+"""Checking every template reference before a run: names, step order, loop scope, field types."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowledger.definition.graph import ancestors
+from flowledger.definition.models import StepSpec
+from flowledger.definition.schemas import (
+    EXECUTION_FIELDS,
+    LOOP_FIELDS,
+    STEP_ENVELOPE_FIELDS,
+    Schema,
+    schema_of_literal,
+    walk,
+)
+from flowledger.steps.registry import StepRegistry
+from flowledger.templates import Reference, Template
+
+TEMPLATE_NAMES = (
+    "trigger",
+    "input",
+    "steps",
+    "variables",
+    "loop",
+    "context",
+    "execution",
+    "secrets",
+    "__context__",
+    "__steps__",
+)
+
+
+@dataclass(frozen=True)
+class StepPlace:
+    """Where a step sits: its spec, its enclosing loops and its graph's predecessor map."""
+
+    spec: StepSpec
+    scope: tuple[str, ...]
+    predecessors: Mapping[str, list[str]]
+
+
+class ReferenceChecker:
+    def __init__(
+        self,
+        places: Mapping[str, StepPlace],
+        registry: StepRegistry,
+        variables: set[str],
+        input_schema: Mapping[str, Any] | None,
+    ) -> None:
+        self._places = places
+        self._registry = registry
+        self._variables = variables
+        self._input_schema = input_schema
+        self._visible: dict[str, set[str]] = {}
+        self._schemas: dict[str, Schema | None] = {}
+
+    # -- visibility ---------------------------------------------------------------------------
+
+    def visible_from(self, step_id: str | None) -> set[str]:
+        """Steps whose output is recorded before ``step_id`` runs (None: the workflow output)."""
+        if step_id is None:
+            return {sid for sid, p in self._places.items() if not p.scope}
+        cached = self._visible.get(step_id)
+        if cached is not None:
+            return cached
+        place = self._places[step_id]
+        seen = ancestors(step_id, dict(place.predecessors))
+        for loop_id in place.scope:
+            loop_place = self._places[loop_id]
+            seen |= ancestors(loop_id, dict(loop_place.predecessors))
+        self._visible[step_id] = seen
+        return seen
+
+    # -- checking -----------------------------------------------------------------------------
+
+    def check(self, template: Template, referrer: str | None, report: Callable[[str], None]) -> None:
+        for ref in template.references:
+            message = self._problem(ref, referrer)
+            if message:
+                report(message)
+
+    def _problem(self, ref: Reference, referrer: str | None) -> str | None:
+        root, path = ref.root, ref.path
+        if root not in TEMPLATE_NAMES:
+            close = difflib.get_close_matches(root, TEMPLATE_NAMES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return f"unknown name '{root}' in a template (names: {', '.join(TEMPLATE_NAMES)}){hint}"
+        if not path:
+            return None
+        if root in ("steps", "__steps__"):
+            return self._step_problem(root, path, referrer)
+        if root == "loop":
+            return self._loop_problem(path, referrer)
+        if root == "variables":
+            return self._name_problem("variables", path[0], self._variables, "variables:")
+        if root == "execution":
+            return self._name_problem("execution", path[0], set(EXECUTION_FIELDS), None)
+        if root == "input":
+            return self._input_problem(path[0])
+        return None
+
+    def _step_problem(self, root: str, path: tuple[str | int, ...], referrer: str | None) -> str | None:
+        target = path[0]
+        if not isinstance(target, str) or target not in self._places:
+            close = difflib.get_close_matches(str(target), list(self._places), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return f"{root}.{target} names no step of this workflow{hint}"
+        order = self._order_problem(target, referrer)
+        if order:
+            return f"{root}.{target}: {order}"
+        if len(path) < 2:
+            return None
+        field = path[1]
+        envelope = ("outputData", *STEP_ENVELOPE_FIELDS) if root == "__steps__" else STEP_ENVELOPE_FIELDS
+        if field not in envelope:
+            return f"{root}.{target} has no field '{field}' (its fields: {', '.join(envelope)})"
+        if field not in ("output", "outputData"):
+            return None
+        result = walk(self.output_schema(target), path[2:], f"{root}.{target}.{field}")
+        return None if result.ok else result.problem
+
+    def _order_problem(self, target: str, referrer: str | None) -> str | None:
+        if target == referrer:
+            return "a step cannot read its own output"
+        if target in self.visible_from(referrer):
+            return None
+        place = self._places[target]
+        ref_scope = self._places[referrer].scope if referrer else ()
+        if target in ref_scope:
+            return (
+                f"'{target}' is a loop this step runs inside; it has no output until every "
+                f"iteration is done (read loop.{target}.item or loop.{target}.index instead)"
+            )
+        outside = [loop for loop in place.scope if loop not in ref_scope]
+        if outside:
+            return (
+                f"'{target}' runs inside loop '{outside[0]}', so it has an output per iteration; "
+                f"from outside the loop read steps.{outside[0]}.output.results[i].{target}"
+            )
+        if referrer is None:
+            return None
+        return (
+            f"'{target}' does not run before this step; make it a predecessor "
+            "(list it in 'after', directly or through a step that runs after it)"
+        )
+
+    def _loop_problem(self, path: tuple[str | int, ...], referrer: str | None) -> str | None:
+        scope = self._places[referrer].scope if referrer else ()
+        name = path[0]
+        if name not in scope:
+            inside = ", ".join(scope) if scope else "none"
+            return f"loop.{name}: this step is not inside a loop named '{name}' (enclosing loops: {inside})"
+        if len(path) < 2:
+            return None
+        if path[1] not in LOOP_FIELDS:
+            return f"loop.{name} has no field '{path[1]}' (its fields: {', '.join(LOOP_FIELDS)})"
+        if path[1] == "item" and len(path) > 2:
+            result = walk(self._item_schema(str(name)), path[2:], f"loop.{name}.item")
+            return None if result.ok else result.problem
+        return None
+
+    def _name_problem(self, root: str, name: str | int, known: set[str], where: str | None) -> str | None:
+        if name in known:
+            return None
+        close = difflib.get_close_matches(str(name), sorted(known), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        declared = ", ".join(sorted(known)) or "none"
+        origin = f" (declare it under '{where}' or set it with sys.set_variable)" if where else ""
+        return f"{root}.{name} does not exist{origin}; known: {declared}{hint}"
+
+    def _input_problem(self, name: str | int) -> str | None:
+        schema = self._input_schema
+        props = schema.get("properties") if schema else None
+        if not isinstance(props, Mapping) or name in props:
+            return None
+        close = difflib.get_close_matches(str(name), list(props), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return (
+            f"input.{name} is not declared in input_schema "
+            f"(declared: {', '.join(sorted(props)) or 'none'}){hint}"
+        )
+
+    # -- output types -------------------------------------------------------------------------
+
+    def output_schema(self, step_id: str) -> Schema | None:
+        if step_id not in self._schemas:
+            self._schemas[step_id] = None  # guards against self-reference while computing
+            self._schemas[step_id] = self._compute_schema(step_id)
+        return self._schemas[step_id]
+
+    def _compute_schema(self, step_id: str) -> Schema | None:
+        spec = self._places[step_id].spec
+        if spec.output_schema is not None:
+            return _inline_refs(spec.output_schema)
+        if spec.type == "sys.transform":
+            value = spec.input.get("value") if isinstance(spec.input, Mapping) else None
+            return schema_of_literal(value)
+        if spec.type == "sys.loop":
+            body = {s.id: self.output_schema(s.id) or {} for s in spec.steps or ()}
+            item = {"type": "object", "properties": body}
+            return {
+                "type": "object",
+                "properties": {
+                    "count": {"type": "integer"},
+                    "results": {"type": "array", "items": item},
+                },
+            }
+        step_type = self._registry.get(spec.type)
+        schema = step_type.output_json_schema() if step_type else None
+        return _inline_refs(schema) if schema is not None else None
+
+    def _item_schema(self, loop_id: str) -> Schema | None:
+        spec = self._places[loop_id].spec
+        items = spec.input.get("items") if isinstance(spec.input, Mapping) else None
+        if not isinstance(items, str):
+            return None
+        stripped = items.strip()
+        if not (stripped.startswith("{{") and stripped.endswith("}}")):
+            return None
+        expr = stripped[2:-2].strip()
+        parts = expr.split(".")
+        if len(parts) < 3 or parts[0] != "steps" or parts[2] != "output":
+            return None
+        if not all(p.isidentifier() for p in parts) or parts[1] not in self._places:
+            return None
+        result = walk(self.output_schema(parts[1]), tuple(parts[3:]), "")
+        if not result.ok or result.schema is None:
+            return None
+        array = result.schema
+        items_schema = array.get("items") if array.get("type") == "array" else None
+        return items_schema if isinstance(items_schema, Mapping) else None
+
+
+def _inline_refs(schema: Mapping[str, Any], _root: Mapping[str, Any] | None = None, _depth: int = 0) -> Schema:
+    """Replace local ``$ref``s by their targets so sub-schemas stand on their own."""
+    root = _root if _root is not None else schema
+    if _depth > 20:  # a recursive model: stop resolving, anything goes below here
+        return {}
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/"):
+                target: Any = root
+                for part in ref[2:].split("/"):
+                    target = target.get(part) if isinstance(target, Mapping) else None
+                return _inline_refs(target, root, _depth + 1) if isinstance(target, Mapping) else {}
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved = resolve(schema)
+    return resolved if isinstance(resolved, Mapping) else {}

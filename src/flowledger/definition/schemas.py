@@ -1,0 +1,155 @@
+"""Output types of steps as JSON Schemas, and walking a reference path through them.
+
+An object schema that lists ``properties`` is closed unless it says
+``additionalProperties``: pydantic output models do not say it, and a reference
+to a field they lack is a typo worth reporting before the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowledger.templates import contains_template
+
+Schema = Mapping[str, Any]
+
+#: The envelope every ``steps.<id>`` exposes (SPEC §3), plus ``error`` and ``attempt``.
+STEP_ENVELOPE_FIELDS = (
+    "nodeId",
+    "nodeName",
+    "status",
+    "output",
+    "executedAt",
+    "durationMs",
+    "error",
+    "attempt",
+)
+LOOP_FIELDS = ("loopName", "items", "index", "item")
+EXECUTION_FIELDS = ("id", "correlationId", "workflowName", "workflowVersion", "startedAt")
+
+
+def schema_of_literal(value: Any) -> Schema | None:
+    """The type a ``sys.transform`` value renders to, as far as the definition shows it."""
+    if isinstance(value, str):
+        if not contains_template(value):
+            return {"type": "string"}
+        return None if _is_single_expression(value) else {"type": "string"}
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int | float):
+        return {"type": "number"}
+    if value is None:
+        return {"type": "null"}
+    if isinstance(value, list):
+        return {"type": "array"}
+    if isinstance(value, dict):
+        props = {k: schema_of_literal(v) or {} for k, v in value.items()}
+        return {"type": "object", "properties": props}
+    return None
+
+
+def _is_single_expression(text: str) -> bool:
+    """True when ``text`` is one ``{{ expr }}`` (so its type is only known at run time)."""
+    stripped = text.strip()
+    return stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1
+
+
+@dataclass(frozen=True)
+class Walk:
+    ok: bool
+    schema: Schema | None = None  # None: anything goes from here on
+    problem: str = ""
+
+
+def walk(root: Schema | None, segments: tuple[str | int, ...], prefix: str) -> Walk:
+    """Follow ``segments`` through ``root``; report the first one the schema cannot have."""
+    schema = root
+    where = prefix
+    for segment in segments:
+        if schema is None:
+            return Walk(True, None)
+        schema = _deref(schema, root)
+        step = _child(schema, segment, root)
+        if step is _UNKNOWN:
+            return Walk(True, None)
+        if step is _MISSING:
+            return Walk(False, None, _missing_message(where, schema, segment))
+        schema = step  # type: ignore[assignment]
+        where = f"{where}[{segment}]" if isinstance(segment, int) else f"{where}.{segment}"
+    return Walk(True, schema)
+
+
+_UNKNOWN = object()
+_MISSING = object()
+
+
+def _deref(schema: Schema, root: Schema | None) -> Schema:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/") and root is not None:
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, Mapping) else None
+        if isinstance(target, Mapping):
+            return target
+    return schema
+
+
+def _child(schema: Schema, segment: str | int, root: Schema | None) -> object:
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list):
+        found = [_child(_deref(o, root), segment, root) for o in options if isinstance(o, Mapping)]
+        usable = [f for f in found if f is not _MISSING]
+        if not usable:
+            return _MISSING
+        return usable[0] if len(usable) == 1 else _UNKNOWN
+    kind = schema.get("type")
+    props = schema.get("properties")
+    if isinstance(segment, int):
+        if kind == "array" or "items" in schema:
+            items = schema.get("items")
+            return items if isinstance(items, Mapping) else _UNKNOWN
+        if kind in ("object", "string", "number", "integer", "boolean", "null"):
+            return _MISSING
+        return _UNKNOWN
+    if isinstance(props, Mapping) and segment in props:
+        return props[segment]
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        return extra
+    if extra is True:
+        return _UNKNOWN
+    if isinstance(props, Mapping) or extra is False:
+        return _MISSING
+    if kind in ("array", "string", "number", "integer", "boolean", "null"):
+        return _MISSING
+    return _UNKNOWN
+
+
+def _missing_message(where: str, schema: Schema, segment: str | int) -> str:
+    kind = schema.get("type")
+    if isinstance(segment, int):
+        return f"{where} is {_a(kind)}, not a list, so it has no item [{segment}]"
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        import difflib
+
+        close = difflib.get_close_matches(segment, list(props), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        fields = ", ".join(sorted(props)) or "none"
+        return f"{where} has no field '{segment}' (its fields: {fields}){hint}"
+    return f"{where} is {_a(kind)}, so it has no field '{segment}'"
+
+
+def _a(kind: object) -> str:
+    names = {
+        "array": "a list",
+        "string": "a string",
+        "number": "a number",
+        "integer": "an integer",
+        "boolean": "a boolean",
+        "null": "always null",
+        "object": "an object",
+    }
+    return names.get(str(kind), "not an object")

@@ -1,0 +1,111 @@
+"""The one exception tree of flowledger.
+
+Every error a user can cause carries enough to act on it: the file, line and
+column, the step id and the field path, and a message that is a sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+PathSegment = str | int
+Path = tuple[PathSegment, ...]
+
+
+def format_path(path: Sequence[PathSegment]) -> str:
+    """Render a field path the way a user writes it: ``input.items[2].name``."""
+    out = ""
+    for segment in path:
+        if isinstance(segment, int):
+            out += f"[{segment}]"
+        else:
+            out += f".{segment}" if out else segment
+    return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition, located precisely."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    step_id: str | None = None
+    path: Path = field(default=())
+
+    def format(self) -> str:
+        """``FILE:LINE:COL: step 'id': message`` (parts that are unknown are left out)."""
+        where = self.file or "<definition>"
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
+        step = f"step '{self.step_id}': " if self.step_id else ""
+        return f"{where}: {step}{self.message}"
+
+
+class FlowledgerError(Exception):
+    """Base of every error flowledger raises on purpose."""
+
+
+class DefinitionError(FlowledgerError):
+    """A workflow definition is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(p.format() for p in self.problems))
+
+
+class TemplateError(FlowledgerError):
+    """A template could not be compiled or evaluated."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.message = message
+        self.source = source
+        super().__init__(message)
+
+
+class TemplateSyntaxError(TemplateError):
+    """The template text is not a valid expression template."""
+
+
+class TemplateSecurityError(TemplateError):
+    """The template tried something the sandbox forbids."""
+
+
+class TemplateLimitError(TemplateError):
+    """The template would exceed a resource budget (size, time, range)."""
+
+
+class TemplateReferenceError(TemplateError):
+    """A name or field the template reads does not exist at run time."""
+
+
+class InputError(FlowledgerError):
+    """Workflow input (trigger arguments) does not match the input schema."""
+
+
+class StepError(FlowledgerError):
+    """A step failed. ``retryable`` tells the runtime whether another attempt may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True, details: object = None) -> None:
+        self.message = message
+        self.retryable = retryable
+        self.details = details
+        super().__init__(message)
+
+
+class StorageError(FlowledgerError):
+    """The database could not be opened or used."""
+
+
+class LeaseLostError(StorageError):
+    """This process no longer owns the execution it tried to write (fencing)."""
+
+
+class NotFoundError(FlowledgerError):
+    """An execution, workflow or other record does not exist."""
+
+
+class PluginError(FlowledgerError):
+    """A step-type plugin could not be loaded or registered."""

@@ -1,0 +1,1 @@
+"""The runtime: scheduler, data store and engine."""

@@ -1,0 +1,44 @@
+"""JSON in and out of the database, with secret values redacted on the way in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "***"
+
+
+class Codec:
+    """Serializes JSON columns; every secret value a template read is replaced by ``***``."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._escaped: list[str] = []
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        for value in values:
+            if value and value not in self._secrets:
+                self._secrets.add(value)
+                # Match the value as it appears inside a JSON string, longest first.
+                self._escaped.append(json.dumps(value)[1:-1])
+                self._escaped.sort(key=len, reverse=True)
+
+    def dumps(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        for secret in self._escaped:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def redact_text(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

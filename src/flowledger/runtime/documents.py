@@ -1,0 +1,80 @@
+"""Execution and event documents exactly as SPEC §4 shapes them (API, CLI --json, Python)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flowledger.runtime.codec import loads
+from flowledger.storage.base import Row
+from flowledger.timeutil import iso
+
+
+def loop_indexes(loop_key: str) -> dict[str, int]:
+    """``"process_items:3/inner:0"`` → ``{"process_items": 3, "inner": 0}``."""
+    if not loop_key:
+        return {}
+    out = {}
+    for part in loop_key.split("/"):
+        name, _, index = part.rpartition(":")
+        out[name] = int(index)
+    return out
+
+
+def step_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "stepId": row["step_id"],
+        "status": row["status"],
+        "attempt": row["attempt"],
+        "startedAt": iso(row["started_at"]) if row["started_at"] else None,
+        "completedAt": iso(row["completed_at"]) if row["completed_at"] else None,
+        "failedAt": iso(row["failed_at"]) if row["failed_at"] else None,
+        "dueAt": iso(row["due_at"]) if row["due_at"] else None,
+        "inputData": loads(row["input"]),
+        "outputData": loads(row["output"]),
+        "error": loads(row["error"]),
+        "loop": loop_indexes(row["loop_key"]),
+        "childWorkflowExecutions": loads(row["children"]) or [],
+    }
+
+
+def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": row["id"],
+        "correlationId": row["correlation_id"],
+        "parentWorkflowExecutionId": row["parent_id"],
+        "rootWorkflowExecutionId": row["root_id"],
+        "workflowTemplateVersionId": row["workflow_version_id"],
+        "workflowName": row["workflow_name"],
+        "workflowVersion": row["workflow_version"],
+        "runtimeStatus": row["runtime_status"],
+        "currentStateName": row["current_state_name"],
+        "startedAt": iso(row["started_at"]) if row["started_at"] else None,
+        "completedAt": iso(row["completed_at"]) if row["completed_at"] else None,
+        "failedAt": iso(row["failed_at"]) if row["failed_at"] else None,
+        "lastActivityAt": iso(row["last_activity_at"]),
+        "createdBy": row["created_by"],
+        "context": loads(row["context"]),
+        "trigger": loads(row["trigger"]),
+        "variables": loads(row["variables"]),
+        "output": loads(row["output"]),
+        "error": loads(row["error"]),
+    }
+    if steps is not None:
+        doc["steps"] = {s["id"]: step_document(s) for s in steps}
+    return doc
+
+
+def event_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "at": iso(row["at"]),
+        "kind": row["kind"],
+        "stepExecutionId": row["step_execution_id"],
+        "stepId": row["step_id"],
+        "attempt": row["attempt"],
+        "status": row["status"],
+        "detail": loads(row["detail"]),
+    }

@@ -1,0 +1,125 @@
+"""The journal: turns state changes of one round into one atomic database batch.
+
+Nothing a round changed is visible to anyone (observers, other processes) until
+the batch is committed; events are numbered gap-free from the execution's counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flowledger.runtime.codec import Codec
+from flowledger.runtime.state import StepRun
+from flowledger.storage.base import Batch, Row, Store
+from flowledger.timeutil import utcnow
+
+EventSink = Callable[[list[Row]], None]
+
+
+class Journal:
+    def __init__(
+        self, store: Store, codec: Codec, execution_id: str, epoch: int, last_seq: int
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.execution_id = execution_id
+        self.epoch = epoch
+        self.seq = last_seq
+        self._dirty: dict[str, StepRun] = {}
+        self._events: list[Row] = []
+        self._execution: dict[str, Any] = {}
+        self.sinks: list[EventSink] = []
+
+    # -- recording ----------------------------------------------------------------------------
+
+    def event(
+        self,
+        kind: str,
+        run: StepRun | None = None,
+        detail: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        self.seq += 1
+        self._events.append(
+            {
+                "execution_id": self.execution_id,
+                "seq": self.seq,
+                "at": at or utcnow(),
+                "kind": kind,
+                "step_execution_id": run.id if run else None,
+                "step_id": run.step.id if run else None,
+                "attempt": run.attempt if run else None,
+                "status": str(run.status) if run else None,
+                "detail": self.codec.dumps(detail) if detail else None,
+            }
+        )
+
+    def touch(self, run: StepRun) -> None:
+        """Mark a step run changed: it is written (inserted or updated) at the next commit."""
+        self._dirty[run.id] = run
+        run.forget_envelope()
+
+    def set_execution(self, **columns: Any) -> None:
+        self._execution.update(columns)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._dirty or self._events or self._execution)
+
+    # -- committing ---------------------------------------------------------------------------
+
+    async def commit(self) -> None:
+        if not self.pending:
+            return
+        batch = Batch(self.execution_id, self.epoch)
+        for run in self._dirty.values():
+            row = self._row(run)
+            if run.persisted:
+                batch.update_steps.append(row)
+            else:
+                batch.insert_steps.append(self._insert_row(run, row))
+        now = utcnow()
+        batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
+        batch.events = self._events
+        await self.store.commit(batch)
+        for run in self._dirty.values():
+            run.persisted = True
+        events = self._events
+        self._dirty = {}
+        self._events = []
+        self._execution = {}
+        for sink in self.sinks:
+            sink(events)
+
+    def _row(self, run: StepRun) -> Row:
+        dumps = self.codec.dumps
+        return {
+            "id": run.id,
+            "status": str(run.status),
+            "attempt": run.attempt,
+            "started_at": run.started_at,
+            "completed_at": run.completed_at,
+            "failed_at": run.failed_at,
+            "due_at": run.due_at,
+            "wake_at": run.wake_at,
+            "suspended": 1 if run.suspended else 0,
+            "input": dumps(run.input),
+            "output": dumps(run.output),
+            "error": dumps(run.error),
+            "state": dumps(run.state),
+        }
+
+    def _insert_row(self, run: StepRun, row: Row) -> Row:
+        return {
+            **row,
+            "execution_id": self.execution_id,
+            "seq": run.seq,
+            "step_id": run.step.id,
+            "step_path": run.step.path,
+            "loop_key": run.scope.key,
+            "type": run.step.type_name,
+            "idempotency_key": run.idempotency_key,
+            "children": None,
+        }

@@ -1,0 +1,588 @@
+"""The scheduler of one execution: rounds of (activate ready steps → commit → run handlers).
+
+One coroutine owns an execution while it holds the lease. Each round applies
+every finished handler, activates the steps that became ready (pure steps run
+inline, inside the round), commits all of it in one transaction, and only then
+launches the handlers of steps with side effects — so a crash at any point
+either loses nothing or re-runs a step that had not been recorded as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import hashlib
+import inspect
+import itertools
+import logging
+import random
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
+from flowledger.errors import StepError, TemplateError, format_path
+from flowledger.runtime.codec import Codec
+from flowledger.runtime.datastore import SecretsView, template_context
+from flowledger.runtime.journal import Journal
+from flowledger.runtime.services import Services
+from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
+from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.runtime.variables import Variables
+from flowledger.steps.base import StepContext, Suspend
+from flowledger.steps.builtins import LoopInput
+from flowledger.timeutil import iso, utcnow
+
+log = logging.getLogger(__name__)
+
+#: Activations per round before committing, so one round's batch stays bounded.
+MAX_ROUND = 2000
+#: A step that was running when its process died is re-run at most this often.
+MAX_CRASH_RERUNS = 20
+
+
+class ExecutionRunner:
+    def __init__(
+        self,
+        services: Services,
+        workflow: CompiledWorkflow,
+        execution: Mapping[str, Any],
+        epoch: int,
+        codec: Codec | None = None,
+    ) -> None:
+        self.services = services
+        self.workflow = workflow
+        self.id: str = execution["id"]
+        self.codec = codec or Codec()
+        self.journal = Journal(
+            services.store, self.codec, self.id, epoch, int(execution["event_seq"])
+        )
+        self.status = ExecutionStatus(execution["runtime_status"])
+        self.trigger: dict[str, Any] = _loads(execution["trigger"]) or {}
+        self.context: dict[str, Any] = _loads(execution["context"]) or {}
+        self.variables = Variables(_loads(execution["variables"]) or {}, self.journal)
+        self.info = {
+            "id": self.id,
+            "correlationId": execution["correlation_id"],
+            "workflowName": execution["workflow_name"],
+            "workflowVersion": execution["workflow_version"],
+            "startedAt": iso(execution["started_at"]) if execution["started_at"] else None,
+        }
+        self.started_at: datetime | None = execution["started_at"]
+        self.secrets = SecretsView(self.codec)
+        self.root = Scope(key="", graph=workflow.graph, parent=None, loops={})
+        self.ready: deque[tuple[Scope, CompiledStep]] = deque()
+        self.to_launch: list[StepRun] = []
+        self.tasks: dict[asyncio.Task[Any], StepRun] = {}
+        self.timers: list[tuple[datetime, int, str, StepRun]] = []
+        self._timer_seq = itertools.count()
+        self._step_seq = itertools.count(1)
+        self.no_action = False
+        self._loops: dict[str, LoopRun] = {}
+        self.logger = logging.LoggerAdapter(log, {"execution_id": self.id})
+
+    # -- the main loop ------------------------------------------------------------------------
+
+    async def run(self) -> ExecutionStatus:
+        """Drive the execution until it is terminal (or this process loses it)."""
+        try:
+            if self.status == ExecutionStatus.NOT_STARTED:
+                self._begin()
+            while True:
+                self._advance()
+                await self.journal.commit()
+                if self.status.terminal:
+                    return self.status
+                if self.ready:
+                    continue
+                self._launch()
+                await self._wait()
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _begin(self) -> None:
+        now = utcnow()
+        self.started_at = now
+        self.info["startedAt"] = iso(now)
+        self._set_status(ExecutionStatus.IN_PROGRESS, started_at=now)
+        self.journal.event("execution.started", at=now)
+        self._open_scope(self.root)
+
+    def _open_scope(self, scope: Scope) -> None:
+        for step in scope.graph.roots():
+            self.ready.append((scope, step))
+
+    def _advance(self) -> None:
+        budget = MAX_ROUND
+        while self.ready and budget > 0 and not self.status.terminal:
+            scope, step = self.ready.popleft()
+            if not scope.closed:
+                self._activate(scope, step)
+            budget -= 1
+        self._fire_due_timers()
+
+    def _launch(self) -> None:
+        for run in self.to_launch:
+            if run.status == StepStatus.IN_PROGRESS:
+                task = asyncio.create_task(self._invoke(run), name=f"step {run.step.path}")
+                self.tasks[task] = run
+        self.to_launch = []
+
+    async def _wait(self) -> None:
+        timeout = None
+        if self.timers:
+            timeout = max(0.0, (self.timers[0][0] - utcnow()).total_seconds())
+        if not self.tasks:
+            if timeout is None:
+                self._fail_execution(
+                    {"message": "the execution has nothing left to run but is not finished"}
+                )
+                return
+            await asyncio.sleep(timeout)
+            return
+        done, _ = await asyncio.wait(
+            self.tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            run = self.tasks.pop(task)
+            self._collect(task, run)
+
+    # -- activation ---------------------------------------------------------------------------
+
+    def _activate(self, scope: Scope, step: CompiledStep) -> None:
+        """All predecessors are final: run the step, or disable it (SPEC §1 activation policy)."""
+        preds = [scope.runs[p] for p in step.predecessors]
+        active = not preds or any(p.resolved_ok for p in preds)
+        if active and step.branch is not None:
+            cond = scope.runs[step.branch.condition]
+            result = isinstance(cond.output, Mapping) and bool(cond.output.get("result"))
+            active = cond.status == StepStatus.COMPLETED and result == step.branch.result
+        run = self._new_run(scope, step, attempt=1, status=StepStatus.NOT_STARTED)
+        if active and step.when is not None:
+            try:
+                active = bool(step.when.render(self._context(scope)))
+            except TemplateError as exc:
+                self._start_failed(run, f"when: {exc.message}")
+                return
+        if not active:
+            run.status = StepStatus.DISABLED
+            self.journal.touch(run)
+            self.journal.event("step.disabled", run)
+            self._finish(run)
+            return
+        self._start_attempt(run)
+
+    def _new_run(self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus) -> StepRun:
+        run = StepRun(
+            id=str(uuid.uuid4()),
+            step=step,
+            scope=scope,
+            attempt=attempt,
+            status=status,
+            seq=next(self._step_seq),
+            idempotency_key=self._idempotency_key(scope, step),
+        )
+        scope.runs[step.id] = run
+        self.journal.touch(run)
+        return run
+
+    def _idempotency_key(self, scope: Scope, step: CompiledStep) -> str:
+        # Same execution, step and iteration → same key, whatever the attempt or process.
+        raw = f"{self.id}/{step.path}/{scope.key}".encode()
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+    def _start_attempt(self, run: StepRun) -> None:
+        step = run.step
+        now = utcnow()
+        run.status = StepStatus.IN_PROGRESS
+        run.started_at = now
+        run.wake_at = None
+        if step.spec.due is not None and run.due_at is None:
+            run.due_at = now + step.spec.due
+            self._add_timer(run.due_at, "due", run)
+        self.journal.touch(run)
+        self.journal.set_execution(current_state_name=step.id)
+        self.journal.event("step.started", run, at=now)
+        try:
+            run.input = step.input.render(self._context(run.scope))
+            data = step.step_type.input_model.model_validate(run.input)
+        except TemplateError as exc:
+            self._step_failed(run, f"input: {exc.message}", retryable=False)
+            return
+        except ValidationError as exc:
+            self._step_failed(run, "input: " + _validation_message(exc), retryable=False)
+            return
+        if step.type_name == "sys.loop":
+            assert isinstance(data, LoopInput)
+            self._start_loop(run, data)
+        elif step.step_type.pure:
+            self._run_inline(run, data)
+        else:
+            self.to_launch.append(run)
+
+    def _start_failed(self, run: StepRun, message: str) -> None:
+        run.status = StepStatus.IN_PROGRESS
+        run.started_at = utcnow()
+        self._step_failed(run, message, retryable=False)
+
+    # -- running handlers ---------------------------------------------------------------------
+
+    def _step_context(self, run: StepRun) -> StepContext:
+        assert run.started_at is not None
+        return StepContext(
+            execution_id=self.id,
+            step_id=run.step.id,
+            step_execution_id=run.id,
+            attempt=run.attempt,
+            idempotency_key=run.idempotency_key,
+            loop=run.scope.loop_indexes,
+            started_at=run.started_at,
+            http=self.services.http,
+            logger=logging.LoggerAdapter(
+                log, {"execution_id": self.id, "step_id": run.step.id, "attempt": run.attempt}
+            ),
+            variables=self.variables,
+            definition_input=run.step.spec.input,
+        )
+
+    def _run_inline(self, run: StepRun, data: BaseModel) -> None:
+        try:
+            result = run.step.step_type.handler(data, self._step_context(run))
+        except StepError as exc:
+            self._step_failed(run, exc.message, retryable=exc.retryable)
+            return
+        except Exception as exc:
+            self._step_failed(run, _describe(exc), retryable=False)
+            return
+        self._step_succeeded(run, result)
+
+    async def _invoke(self, run: StepRun) -> Any:
+        step_type = run.step.step_type
+        data = step_type.input_model.model_validate(run.input)
+        ctx = self._step_context(run)
+        timeout = run.step.spec.timeout.total_seconds() if run.step.spec.timeout else None
+        async with asyncio.timeout(timeout):
+            if run.suspended and step_type.resume is not None:
+                return await step_type.resume(data, ctx, run.state or {})
+            if inspect.iscoroutinefunction(step_type.handler):
+                return await step_type.handler(data, ctx)
+            # Plain functions may block (I/O, CPU): keep them off the event loop.
+            result = await asyncio.to_thread(step_type.handler, data, ctx)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+
+    def _collect(self, task: asyncio.Task[Any], run: StepRun) -> None:
+        if run.status != StepStatus.IN_PROGRESS or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            self._step_succeeded(run, task.result())
+        elif isinstance(exc, StepError):
+            self._step_failed(run, exc.message, retryable=exc.retryable, details=exc.details)
+        elif isinstance(exc, TimeoutError):
+            timeout = run.step.spec.timeout
+            seconds = timeout.total_seconds() if timeout else 0
+            self._step_failed(run, f"timed out after {seconds:g}s", retryable=True)
+        else:
+            self.logger.warning("step %s raised %r", run.step.path, exc)
+            self._step_failed(run, _describe(exc), retryable=True)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _step_succeeded(self, run: StepRun, result: Any) -> None:
+        if isinstance(result, Suspend):
+            self._suspend(run, result)
+            return
+        try:
+            run.output = _normalize_output(run.step, result)
+        except ValidationError as exc:
+            self._step_failed(
+                run, "output does not match the step's output model: " + _validation_message(exc),
+                retryable=False,
+            )
+            return
+        now = utcnow()
+        run.status = StepStatus.COMPLETED
+        run.completed_at = now
+        run.suspended = False
+        run.wake_at = None
+        self.journal.touch(run)
+        self.journal.event("step.completed", run, _duration_detail(run), at=now)
+        if run.step.type_name == "sys.no_action" and not run.scope.key:
+            self.no_action = True
+        self._finish(run)
+
+    def _suspend(self, run: StepRun, suspend: Suspend) -> None:
+        run.suspended = True
+        run.wake_at = suspend.until
+        run.state = dict(suspend.state)
+        self.journal.touch(run)
+        self.journal.event("step.suspended", run, {"until": iso(suspend.until) if suspend.until else None})
+        if suspend.until is not None:
+            self._add_timer(suspend.until, "wake", run)
+
+    def _step_failed(
+        self, run: StepRun, message: str, *, retryable: bool, details: Any = None
+    ) -> None:
+        now = utcnow()
+        run.status = StepStatus.FAILED
+        run.failed_at = now
+        run.suspended = False
+        run.wake_at = None
+        run.error = {"message": message, "stepId": run.step.id, "attempt": run.attempt}
+        if details is not None:
+            run.error["details"] = details
+        self.journal.touch(run)
+        delay = self._retry_delay(run) if retryable else None
+        self.journal.event(
+            "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
+        )
+        if delay is not None:
+            nxt = self._new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
+            nxt.due_at = run.due_at
+            nxt.wake_at = now + delay
+            self.journal.event(
+                "step.retry_scheduled",
+                nxt,
+                {"wakeAt": iso(nxt.wake_at), "delayMs": int(delay.total_seconds() * 1000)},
+                at=now,
+            )
+            self._add_timer(nxt.wake_at, "retry", nxt)
+            return
+        if run.step.spec.continue_on_error:
+            self._finish(run)
+        else:
+            self._fail_scope(run.scope, run)
+
+    def _retry_delay(self, run: StepRun) -> timedelta | None:
+        policy = run.step.spec.retry
+        if policy is None or run.attempt >= policy.max_attempts:
+            return None
+        if policy.backoff == "fixed":
+            seconds = policy.initial_delay.total_seconds()
+        else:
+            seconds = policy.initial_delay.total_seconds() * policy.multiplier ** (run.attempt - 1)
+        seconds = min(seconds, policy.max_delay.total_seconds())
+        if policy.jitter:
+            seconds = random.uniform(seconds / 2, seconds)  # noqa: S311 - spreading, not security
+        delay = timedelta(seconds=seconds)
+        if run.due_at is not None and utcnow() + delay >= run.due_at:
+            return None  # the next attempt could not finish before the step is due
+        return delay
+
+    def _finish(self, run: StepRun) -> None:
+        """A step reached a final state: release its successors, close its scope if done."""
+        scope = run.scope
+        scope.unfinished -= 1
+        for nxt in run.step.successors:
+            scope.pending[nxt] -= 1
+            if scope.pending[nxt] == 0:
+                self.ready.append((scope, scope.graph.steps[nxt]))
+        if scope.unfinished == 0:
+            self._scope_done(scope)
+
+    def _scope_done(self, scope: Scope) -> None:
+        scope.closed = True
+        if scope.owner is None:
+            self._complete_execution()
+            return
+        loop = scope.owner
+        loop.results[scope.index] = {
+            sid: r.output if r.status == StepStatus.COMPLETED else None
+            for sid, r in scope.runs.items()
+        }
+        del loop.active[scope.index]
+        loop.done += 1
+        scope.runs = {}  # outputs now live in the loop's results; free the iteration
+        self._next_iterations(loop)
+
+    def _fail_scope(self, scope: Scope, run: StepRun) -> None:
+        if scope.owner is None:
+            self._fail_execution(run.error or {"message": "a step failed"})
+            return
+        loop = scope.owner
+        message = (run.error or {}).get("message", "failed")
+        self._stop_loop(loop)
+        self._step_failed(
+            loop.run,
+            f"iteration {scope.index} failed at step '{run.step.id}': {message}",
+            retryable=False,
+        )
+
+    # -- loops --------------------------------------------------------------------------------
+
+    def _start_loop(self, run: StepRun, data: LoopInput) -> None:
+        loop = LoopRun(run=run, items=data.items, concurrency=data.concurrency)
+        loop.results = [None] * len(data.items)
+        self._loops[run.id] = loop
+        self._next_iterations(loop)
+
+    def _next_iterations(self, loop: LoopRun) -> None:
+        if loop.failed or loop.run.status != StepStatus.IN_PROGRESS:
+            return
+        while len(loop.active) < loop.concurrency and loop.next_index < len(loop.items):
+            self._start_iteration(loop, loop.next_index)
+            loop.next_index += 1
+        if loop.done == len(loop.items):
+            self._loops.pop(loop.run.id, None)
+            self._step_succeeded(loop.run, {"count": len(loop.items), "results": loop.results})
+
+    def _start_iteration(self, loop: LoopRun, index: int) -> Scope:
+        parent = loop.run.scope
+        loop_id = loop.run.step.id
+        body = loop.run.step.body
+        assert body is not None
+        frame = {"loopName": loop_id, "items": loop.items, "index": index, "item": loop.items[index]}
+        scope = Scope(
+            key=child_key(parent, loop_id, index),
+            graph=body,
+            parent=parent,
+            loops={**parent.loops, loop_id: frame},
+            owner=loop,
+            index=index,
+        )
+        loop.active[index] = scope
+        self._open_scope(scope)
+        return scope
+
+    def _stop_loop(self, loop: LoopRun) -> None:
+        loop.failed = True
+        for scope in list(loop.active.values()):
+            self._close_scope(scope, "the loop stopped because another iteration failed")
+
+    def _close_scope(self, scope: Scope, reason: str) -> None:
+        scope.closed = True
+        for run in scope.runs.values():
+            if run.status in (StepStatus.IN_PROGRESS, StepStatus.NOT_STARTED):
+                if run.step.type_name == "sys.loop" and run.id in self._loops:
+                    self._stop_loop(self._loops.pop(run.id))
+                self._cancel_run(run, reason)
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def _add_timer(self, when: datetime, kind: str, run: StepRun) -> None:
+        heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))
+
+    def _fire_due_timers(self) -> None:
+        now = utcnow()
+        while self.timers and self.timers[0][0] <= now and not self.status.terminal:
+            _, _, kind, run = heapq.heappop(self.timers)
+            if run.scope.closed:
+                continue
+            if kind == "retry" and run.status == StepStatus.NOT_STARTED:
+                self._start_attempt(run)
+            elif kind == "wake" and run.suspended and run.status == StepStatus.IN_PROGRESS:
+                self.journal.event("step.resumed", run)
+                self.to_launch.append(run)
+            elif kind == "due" and not run.terminal:
+                self._cancel_task_of(run)
+                self._step_failed(run, "did not finish before it was due", retryable=False)
+
+    # -- execution outcomes -------------------------------------------------------------------
+
+    def _complete_execution(self) -> None:
+        output = None
+        if self.workflow.output is not None:
+            try:
+                output = self.workflow.output.render(self._context(self.root))
+            except TemplateError as exc:
+                self._fail_execution({"message": f"output: {exc.message}"})
+                return
+        now = utcnow()
+        status = ExecutionStatus.COMPLETED_NO_ACTION if self.no_action else ExecutionStatus.COMPLETED
+        self._set_status(status, completed_at=now, output=self.codec.dumps(output))
+        self.journal.event("execution.completed", None, {"status": str(status)}, at=now)
+
+    def _fail_execution(self, error: dict[str, Any]) -> None:
+        if self.status.terminal:
+            return
+        now = utcnow()
+        self._cancel_everything("the execution failed")
+        self._set_status(ExecutionStatus.FAILED, failed_at=now, error=self.codec.dumps(error))
+        self.journal.event("execution.failed", None, {"error": error.get("message")}, at=now)
+
+    def _cancel_everything(self, reason: str) -> None:
+        scopes = [self.root, *(s for loop in self._loops.values() for s in loop.active.values())]
+        for scope in scopes:
+            for run in list(scope.runs.values()):
+                self._cancel_run(run, reason)
+            scope.closed = True
+        self.timers = []
+        self.to_launch = []
+        self.ready.clear()
+
+    def _cancel_run(self, run: StepRun, reason: str) -> None:
+        if run.terminal:
+            return
+        self._cancel_task_of(run)
+        run.status = StepStatus.CANCELLED
+        run.failed_at = utcnow()
+        run.error = {"message": reason, "stepId": run.step.id, "attempt": run.attempt}
+        self.journal.touch(run)
+        self.journal.event("step.cancelled", run, {"reason": reason})
+
+    def _cancel_task_of(self, run: StepRun) -> None:
+        for task, owner in list(self.tasks.items()):
+            if owner is run:
+                task.cancel()
+                del self.tasks[task]
+
+    def _set_status(self, status: ExecutionStatus, **columns: Any) -> None:
+        self.status = status
+        self.journal.set_execution(runtime_status=str(status), **columns)
+
+    # -- templates ----------------------------------------------------------------------------
+
+    def _context(self, scope: Scope) -> dict[str, Any]:
+        return template_context(
+            scope,
+            self.workflow,
+            trigger=self.trigger,
+            variables=self.variables.values,
+            context=self.context,
+            execution=self.info,
+            secrets=self.secrets,
+        )
+
+
+def _normalize_output(step: CompiledStep, result: Any) -> Any:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    model = step.step_type.output_model
+    if model is not None:
+        return model.model_validate(result).model_dump(mode="json")
+    return result
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = format_path(tuple(error["loc"]))
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _duration_detail(run: StepRun) -> dict[str, Any] | None:
+    if run.started_at is None or run.completed_at is None:
+        return None
+    return {"durationMs": int((run.completed_at - run.started_at).total_seconds() * 1000)}
+
+
+def _loads(text: str | None) -> Any:
+    from flowledger.runtime.codec import loads
+
+    return loads(text)

@@ -1,0 +1,19 @@
+"""What a running execution needs from its engine: storage, HTTP, templates, step types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from flowledger.steps.registry import StepRegistry
+from flowledger.storage.base import Store
+from flowledger.templates import TemplateEngine
+
+
+@dataclass(frozen=True)
+class Services:
+    store: Store
+    http: httpx.AsyncClient
+    templates: TemplateEngine
+    registry: StepRegistry

@@ -1,0 +1,1 @@
+"""Step types: the plugin API, the registry and the built-ins."""

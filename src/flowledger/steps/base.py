@@ -1,0 +1,147 @@
+"""The step-type plugin API: built-in and user step types are declared the same way.
+
+A step type is a handler function with a pydantic input model and (optionally) an
+output model. The runtime owns attempts, retries, timeouts and state
+transitions; a handler only turns validated input into output, or raises.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, get_type_hints
+
+import httpx
+from pydantic import BaseModel
+
+from flowledger.errors import PluginError
+
+Handler = Callable[[Any, "StepContext"], Awaitable[Any] | Any]
+
+
+@dataclass(frozen=True)
+class Suspend:
+    """Returned by a handler to park the step durably until ``until`` (or external input).
+
+    The step stays ``InProgress`` without a running handler; after a restart it is
+    not re-run, it keeps waiting. When it wakes, ``StepType.resume`` produces its output.
+    """
+
+    until: datetime | None
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+
+class VariableStore(Protocol):
+    """The execution's user variables, as a step may change them (atomically)."""
+
+    def get(self, name: str) -> Any: ...
+
+    def apply(self, name: str, op: str, value: Any) -> Any:
+        """Apply ``op`` (set, increment, append, merge) and return the new value."""
+        ...
+
+
+@dataclass
+class StepContext:
+    """What a handler may know about the step execution it runs."""
+
+    execution_id: str
+    step_id: str
+    step_execution_id: str
+    attempt: int
+    #: Stable across every attempt and every re-run after a crash of this step execution.
+    idempotency_key: str
+    loop: Mapping[str, int]
+    started_at: datetime
+    http: httpx.AsyncClient
+    logger: logging.LoggerAdapter[logging.Logger]
+    variables: VariableStore | None = None
+    #: The step's ``input`` as written in the definition, before templates were rendered.
+    definition_input: Any = None
+
+
+@dataclass(frozen=True)
+class StepType:
+    """A registered step type. Build one with :func:`step_type`."""
+
+    name: str
+    handler: Handler
+    input_model: type[BaseModel]
+    output_model: type[BaseModel] | None = None
+    #: Deterministic and free of side effects: the runtime may run it inside the
+    #: commit that records its completion, instead of committing a start first.
+    pure: bool = False
+    #: Called when a suspended step wakes: ``resume(input, ctx, state)`` returns the output.
+    resume: Callable[[Any, StepContext, Mapping[str, Any]], Awaitable[Any]] | None = None
+    description: str = ""
+
+    def output_json_schema(self) -> dict[str, Any] | None:
+        """JSON Schema of the output, used to check template references before a run."""
+        if self.output_model is None:
+            return None
+        return self.output_model.model_json_schema()
+
+
+_NAMESPACED = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+
+
+def step_type(
+    name: str,
+    *,
+    pure: bool = False,
+    description: str = "",
+) -> Callable[[Handler], StepType]:
+    """Declare a custom step type from a function.
+
+    The function's first parameter is annotated with a pydantic input model, its
+    return annotation is the output model (or ``dict``/``Any`` for free-form output)::
+
+        @step_type("acme.send_email")
+        async def send_email(data: SendEmailInput, ctx: StepContext) -> SendEmailOutput:
+            ...
+    """
+    import re
+
+    if not re.match(_NAMESPACED, name):
+        raise PluginError(
+            f"step type name {name!r} must be namespaced like 'acme.send_email' "
+            "(lowercase words joined by dots)"
+        )
+
+    def wrap(handler: Handler) -> StepType:
+        input_model, output_model = _models_of(name, handler)
+        return StepType(
+            name=name,
+            handler=handler,
+            input_model=input_model,
+            output_model=output_model,
+            pure=pure,
+            description=description or (inspect.getdoc(handler) or "").split("\n")[0],
+        )
+
+    return wrap
+
+
+def _models_of(name: str, handler: Handler) -> tuple[type[BaseModel], type[BaseModel] | None]:
+    try:
+        hints = get_type_hints(handler)
+    except Exception as exc:  # an unresolvable annotation is a plugin bug worth naming
+        raise PluginError(f"step type {name!r}: cannot read annotations: {exc}") from exc
+    params = list(inspect.signature(handler).parameters)
+    if len(params) != 2:
+        raise PluginError(
+            f"step type {name!r}: the handler must take (input, ctx), it takes {params}"
+        )
+    input_model = hints.get(params[0])
+    if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+        raise PluginError(
+            f"step type {name!r}: annotate the first parameter with a pydantic model"
+        )
+    output = hints.get("return")
+    output_model = (
+        output if isinstance(output, type) and issubclass(output, BaseModel) else None
+    )
+    return input_model, output_model

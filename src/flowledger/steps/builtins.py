@@ -1,0 +1,240 @@
+"""The built-in ``sys.*`` step types, declared with the same API as user plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flowledger.definition.models import Duration
+from flowledger.errors import StepError
+from flowledger.steps.base import StepContext, StepType, Suspend, step_type
+from flowledger.steps.http_request import HTTP_REQUEST
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- sys.condition -------------------------------------------------------------------------
+
+
+class ConditionInput(_Input):
+    expression: Any
+
+
+class ConditionOutput(BaseModel):
+    result: bool
+    evaluatedExpression: str
+
+
+@step_type("sys.condition", pure=True)
+def condition(data: ConditionInput, ctx: StepContext) -> ConditionOutput:
+    """Evaluate an expression; ``then``/``else`` targets run on its truth."""
+    source = ctx.definition_input.get("expression") if isinstance(
+        ctx.definition_input, Mapping
+    ) else None
+    return ConditionOutput(
+        result=bool(data.expression),
+        evaluatedExpression=str(source if source is not None else data.expression),
+    )
+
+
+# --- sys.transform -------------------------------------------------------------------------
+
+
+class TransformInput(_Input):
+    value: Any
+
+
+@step_type("sys.transform", pure=True)
+def transform(data: TransformInput, ctx: StepContext) -> Any:
+    """Output the rendered ``value``: reshape data without code."""
+    return data.value
+
+
+# --- sys.set_variable ----------------------------------------------------------------------
+
+
+class SetVariableInput(_Input):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: Any = None
+    op: str = "set"
+
+    @field_validator("op")
+    @classmethod
+    def _known_op(cls, op: str) -> str:
+        if op not in VARIABLE_OPS:
+            raise ValueError(f"op must be one of {', '.join(VARIABLE_OPS)}, not {op!r}")
+        return op
+
+
+class SetVariableOutput(BaseModel):
+    name: str
+    value: Any
+
+
+VARIABLE_OPS = ("set", "increment", "append", "merge")
+
+
+def apply_variable_op(current: Any, op: str, value: Any, name: str) -> Any:
+    """The new value of a variable after ``op``; raises StepError when the types do not fit."""
+    if op == "set":
+        return value
+    if op == "increment":
+        amount = 1 if value is None else value
+        base = 0 if current is None else current
+        if not _is_number(base) or not _is_number(amount):
+            raise StepError(
+                f"cannot increment variable '{name}': it holds {type(base).__name__} "
+                f"and the value is {type(amount).__name__}; both must be numbers",
+                retryable=False,
+            )
+        return base + amount
+    if op == "append":
+        base = [] if current is None else current
+        if not isinstance(base, list):
+            raise StepError(
+                f"cannot append to variable '{name}': it holds {type(base).__name__}, not a list",
+                retryable=False,
+            )
+        return [*base, value]
+    base = {} if current is None else current
+    if not isinstance(base, dict) or not isinstance(value, dict):
+        raise StepError(
+            f"cannot merge into variable '{name}': both it and the value must be objects",
+            retryable=False,
+        )
+    return {**base, **value}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@step_type("sys.set_variable", pure=True)
+def set_variable(data: SetVariableInput, ctx: StepContext) -> SetVariableOutput:
+    """Change a user variable atomically (set, increment, append, merge)."""
+    if ctx.variables is None:  # pragma: no cover - the runtime always provides it
+        raise StepError("variables are not available here", retryable=False)
+    new = ctx.variables.apply(data.name, data.op, data.value)
+    return SetVariableOutput(name=data.name, value=new)
+
+
+# --- sys.no_action / sys.fail --------------------------------------------------------------
+
+
+class NoActionInput(_Input):
+    reason: str | None = None
+
+
+class NoActionOutput(BaseModel):
+    reason: str | None
+
+
+@step_type("sys.no_action", pure=True)
+def no_action(data: NoActionInput, ctx: StepContext) -> NoActionOutput:
+    """Mark that there was nothing to do: the execution ends CompletedWithNoActionTaken."""
+    return NoActionOutput(reason=data.reason)
+
+
+class FailInput(_Input):
+    message: str = "the workflow failed at a sys.fail step"
+
+
+class NoOutput(BaseModel):
+    """sys.fail never completes, so it has no output fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@step_type("sys.fail", pure=True)
+def fail(data: FailInput, ctx: StepContext) -> NoOutput:
+    """Fail the step and the execution with ``message``."""
+    raise StepError(data.message, retryable=False)
+
+
+# --- sys.delay -----------------------------------------------------------------------------
+
+
+class DelayInput(_Input):
+    duration: Duration | None = None
+    until: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DelayInput:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("give exactly one of 'duration' or 'until'")
+        if self.until is not None and self.until.tzinfo is None:
+            raise ValueError("'until' needs a timezone, e.g. 2026-11-22T10:00:00Z")
+        return self
+
+
+class DelayOutput(BaseModel):
+    resumedAt: str
+
+
+def _wake_time(data: DelayInput, started_at: datetime) -> datetime:
+    if data.until is not None:
+        return data.until.astimezone(UTC)
+    return started_at + (data.duration or timedelta(0))
+
+
+async def _delay(data: DelayInput, ctx: StepContext) -> Suspend:
+    # The wake time derives from the step's recorded start, so a restart does not extend it.
+    return Suspend(until=_wake_time(data, ctx.started_at))
+
+
+async def _delay_resume(data: Any, ctx: StepContext, state: Mapping[str, Any]) -> DelayOutput:
+    from flowledger.timeutil import iso, utcnow
+
+    return DelayOutput(resumedAt=iso(utcnow()))
+
+
+DELAY = StepType(
+    name="sys.delay",
+    handler=_delay,
+    input_model=DelayInput,
+    output_model=DelayOutput,
+    resume=_delay_resume,
+    description="Wait for a duration or until a time; durable across restarts.",
+)
+
+
+# --- sys.loop (structural: the scheduler runs its body) ------------------------------------
+
+
+class LoopInput(_Input):
+    items: list[Any]
+    concurrency: int = Field(1, ge=1, le=1000)
+
+
+class LoopOutput(BaseModel):
+    count: int
+    results: list[dict[str, Any]]
+
+
+def _loop_is_structural(data: LoopInput, ctx: StepContext) -> LoopOutput:
+    raise StepError("sys.loop is run by the scheduler, not as a handler", retryable=False)
+
+
+LOOP = StepType(
+    name="sys.loop",
+    handler=_loop_is_structural,
+    input_model=LoopInput,
+    output_model=LoopOutput,
+    description="Run the body graph once per item, with bounded concurrency.",
+)
+
+BUILTIN_STEP_TYPES: tuple[StepType, ...] = (
+    condition,
+    transform,
+    set_variable,
+    no_action,
+    fail,
+    DELAY,
+    LOOP,
+    HTTP_REQUEST,
+)

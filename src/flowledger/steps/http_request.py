@@ -1,0 +1,213 @@
+"""The built-in ``sys.http_request`` step: one HTTP call through the engine's shared client.
+
+Success is a 2xx answer (or a status listed in ``ok_status``); anything else is a
+:class:`StepError` whose ``retryable`` flag says whether another attempt may help.
+Request headers are never echoed into messages or logs: they often carry secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from flowledger.definition.durations import parse_duration
+from flowledger.errors import StepError
+from flowledger.steps.base import StepContext, StepType, step_type
+
+__all__ = ["HTTP_REQUEST", "HttpRequestInput", "HttpRequestOutput"]
+
+MAX_REDIRECTS = 5
+DETAIL_BODY_CHARS = 2048
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+_JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
+_Scalar = str | int | float | bool
+
+
+def _seconds(value: Any) -> Any:
+    """Accept ``30``, ``2.5``, ``"500ms"``, ``"30s"``, ``"2m"`` or ISO-8601 ``"PT30S"``."""
+    if value is None or isinstance(value, bool):
+        return value  # pydantic names the wrong type for a bool
+    return parse_duration(value).total_seconds()
+
+
+class HttpRequestInput(BaseModel):
+    """Input of ``sys.http_request``; ``json`` and ``body`` are mutually exclusive."""
+
+    # Headers and URLs may hold rendered secrets: keep input values out of error text.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, _Scalar | list[_Scalar]] = Field(default_factory=dict)
+    json_: Any = Field(default=None, alias="json")
+    body: str | None = None
+    #: Seconds for the whole exchange; None leaves it to the engine's client.
+    timeout: Annotated[float | None, BeforeValidator(_seconds), Field(gt=0)] = None
+    ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    follow_redirects: bool = True
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"url is not a valid URL: {exc}") from None
+        if url.scheme not in ("http", "https"):
+            scheme = f"{url.scheme}://" if url.scheme else "no scheme"
+            raise ValueError(f"url must start with http:// or https:// (it has {scheme})")
+        if not url.host:
+            raise ValueError("url has no host name")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _no_line_breaks(cls, value: dict[str, str]) -> dict[str, str]:
+        # A line break would smuggle in a header of its own (header injection).
+        for name, text in value.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if "\r" in text or "\n" in text:
+                raise ValueError(f"the value of header {name!r} must not contain line breaks")
+        return value
+
+    @model_validator(mode="after")
+    def _json_or_body(self) -> HttpRequestInput:
+        if "json_" in self.model_fields_set and self.body is not None:
+            raise ValueError("give either json or body, not both")
+        return self
+
+
+class HttpRequestOutput(BaseModel):
+    """What the step stores: ``body`` is parsed JSON for JSON answers, else text or None."""
+
+    statusCode: int
+    headers: dict[str, str]
+    body: Any = None
+
+
+async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequestOutput:
+    """Send one HTTP request; succeed on 2xx or a status listed in ``ok_status``."""
+    headers = dict(data.headers)
+    if not any(name.lower() == "idempotency-key" for name in headers):
+        headers["Idempotency-Key"] = ctx.idempotency_key  # lets the server drop a repeat
+    request = ctx.http.build_request(
+        data.method,
+        data.url,
+        params=data.query or None,
+        headers=headers,
+        json=data.json_ if "json_" in data.model_fields_set else None,
+        content=data.body,
+        timeout=data.timeout if data.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+    )
+    where = f"{data.method} {_shown(request.url)}"
+    try:
+        # httpx times each read separately; the deadline also stops a server
+        # that trickles one byte at a time.
+        async with asyncio.timeout(data.timeout):
+            status, response_headers, raw, charset = await _exchange(ctx.http, request, data, where)
+    except (TimeoutError, httpx.TimeoutException):
+        limit = f"{data.timeout:g}s" if data.timeout is not None else "the client's"
+        message = f"{where} did not finish within the {limit} timeout"
+        raise StepError(message, retryable=True) from None
+    except httpx.TransportError as exc:
+        cause = str(exc) or type(exc).__name__
+        raise StepError(f"{where} failed: {cause}", retryable=True) from None
+    except httpx.HTTPError as exc:  # e.g. a body that does not decompress: trying again won't help
+        raise StepError(f"{where} failed: {exc}", retryable=False) from None
+    text, body = _body(raw, charset, response_headers.get("content-type", ""))
+    ctx.logger.debug("%s answered %s (%d bytes)", where, status, len(raw))
+    if 200 <= status < 300 or status in data.ok_status:
+        return HttpRequestOutput(statusCode=status, headers=response_headers, body=body)
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    if text is not None and len(text) > DETAIL_BODY_CHARS:
+        body = text[:DETAIL_BODY_CHARS] + "…"
+    raise StepError(
+        f"{where} answered {status} {reason}".rstrip(),
+        retryable=status in _RETRYABLE_STATUS or status >= 500,
+        details={"statusCode": status, "headers": response_headers, "body": body},
+    )
+
+
+async def _exchange(
+    client: httpx.AsyncClient, request: httpx.Request, data: HttpRequestInput, where: str
+) -> tuple[int, dict[str, str], bytes, str | None]:
+    """Send, follow at most MAX_REDIRECTS redirects, and read a body of bounded size."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await client.send(request, stream=True, follow_redirects=False)
+        if not (data.follow_redirects and response.next_request is not None):
+            break
+        await response.aclose()
+        request = response.next_request  # httpx drops credentials on a cross-origin hop
+    else:
+        raise StepError(f"{where} was redirected more than {MAX_REDIRECTS} times", retryable=False)
+    try:
+        limit = data.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():  # decompressed: a gzip bomb counts in full
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(where, limit)
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return (
+        response.status_code,
+        dict(response.headers.items()),
+        b"".join(chunks),
+        response.charset_encoding,
+    )
+
+
+def _too_large(where: str, limit: int) -> StepError:
+    message = f"{where} answered with more than {limit:,} bytes; raise max_response_bytes"
+    return StepError(message, retryable=False)
+
+
+def _body(raw: bytes, charset: str | None, content_type: str) -> tuple[str | None, Any]:
+    """``(text, body)``: the decoded text and the parsed JSON, or the text when not JSON."""
+    if not raw:
+        return None, None
+    try:
+        text = raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        text = raw.decode("utf-8", errors="replace")
+    if not _JSON_TYPE.match(content_type.split(";", 1)[0].strip().lower()):
+        return text, text
+    try:
+        return text, json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # invalid or absurdly deep JSON: keep the text
+        return text, text
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity cannot be stored as JSON
+
+
+def _shown(url: httpx.URL) -> str:
+    """The URL without user info or query: both often carry credentials."""
+    host = f"[{url.host}]" if ":" in url.host else url.host  # IPv6
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{host}{port}{url.path}"
+
+
+HTTP_REQUEST: StepType = step_type(
+    "sys.http_request", description="Call an HTTP endpoint and keep its answer."
+)(_http_request)

@@ -1,0 +1,135 @@
+"""The registry of step types: one per engine, shared by built-ins and plugins."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from flowledger.errors import PluginError
+from flowledger.steps.base import StepType
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "flowledger.steps"
+_RESERVED_NAMESPACE = "sys."
+
+
+class StepRegistry:
+    """Step types by name. Pass one to an :class:`~flowledger.Engine`; there is no global one."""
+
+    def __init__(self, types: Iterable[StepType] = ()) -> None:
+        self._types: dict[str, StepType] = {}
+        for step in types:
+            self._add(step, builtin=True)
+
+    @classmethod
+    def with_builtins(cls) -> StepRegistry:
+        from flowledger.steps.builtins import BUILTIN_STEP_TYPES
+
+        return cls(BUILTIN_STEP_TYPES)
+
+    def register(self, step: StepType) -> None:
+        """Add a user step type. ``sys.*`` names belong to flowledger."""
+        self._add(step, builtin=False)
+
+    def _add(self, step: StepType, *, builtin: bool) -> None:
+        if not isinstance(step, StepType):
+            raise PluginError(f"{step!r} is not a StepType; declare it with @step_type(...)")
+        if not builtin and step.name.startswith(_RESERVED_NAMESPACE):
+            raise PluginError(f"step type {step.name!r}: the 'sys.' namespace is reserved")
+        existing = self._types.get(step.name)
+        if existing is not None and existing is not step:
+            raise PluginError(f"step type {step.name!r} is registered twice")
+        self._types[step.name] = step
+
+    def get(self, name: str) -> StepType | None:
+        return self._types.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[StepType]:
+        return iter(self._types.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def load_module(self, module_path: str) -> list[str]:
+        """Import a plugin module and register its step types; return their names.
+
+        ``module_path`` is a dotted module name or a path to a ``.py`` file. A module may
+        define ``register(registry)``; otherwise every module-level :class:`StepType` is
+        registered.
+        """
+        try:
+            module = _import(module_path)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"cannot import plugin module {module_path!r}: {exc}") from exc
+        return self._register_module(module)
+
+    def _register_module(self, module: ModuleType) -> list[str]:
+        before = set(self._types)
+        hook = getattr(module, "register", None)
+        if callable(hook) and not isinstance(hook, StepType):
+            hook(self)
+        else:
+            found = [v for v in vars(module).values() if isinstance(v, StepType)]
+            if not found:
+                raise PluginError(
+                    f"plugin module {module.__name__!r} defines no step types "
+                    "(declare them with @step_type or define register(registry))"
+                )
+            for step in found:
+                self.register(step)
+        return sorted(set(self._types) - before)
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        """Register the step types that installed packages advertise under ``group``."""
+        added: list[str] = []
+        for ep in entry_points(group=group):
+            try:
+                target = ep.load()
+            except Exception as exc:
+                raise PluginError(f"entry point {ep.name!r} ({ep.value}) failed: {exc}") from exc
+            if isinstance(target, StepType):
+                self.register(target)
+                added.append(target.name)
+            elif isinstance(target, ModuleType):
+                added += self._register_module(target)
+            elif callable(target):
+                before = set(self._types)
+                target(self)
+                added += sorted(set(self._types) - before)
+            else:
+                raise PluginError(f"entry point {ep.name!r} is not a step type, module or hook")
+            log.debug("loaded step plugin %s", ep.name)
+        return added
+
+
+def _import(target: str) -> ModuleType:
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise PluginError(f"plugin file {target} does not exist")
+        name = "flowledger_plugin_" + path.stem
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise PluginError(f"cannot load plugin file {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # pydantic resolves annotations through sys.modules
+        spec.loader.exec_module(module)
+        return module
+    import sys
+
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: modules next to the user are importable
+    return importlib.import_module(target)

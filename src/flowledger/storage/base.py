@@ -1,0 +1,117 @@
+"""The storage interface: domain verbs above, SQL below. Chosen from the database URL.
+
+JSON columns travel as text: the runtime serializes them (it redacts secrets on
+the way), so no backend ever sees a secret value.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkflowVersion:
+    id: str
+    name: str
+    version: int
+    checksum: str
+    document: str
+    created_at: datetime
+
+
+@dataclass
+class Batch:
+    """Every change one scheduler round made to one execution: committed atomically or not at all.
+
+    ``epoch`` is the fencing token: the commit is refused when the execution's lease
+    has since passed to another owner.
+    """
+
+    execution_id: str
+    epoch: int
+    execution: Row = field(default_factory=dict)
+    insert_steps: list[Row] = field(default_factory=list)
+    update_steps: list[Row] = field(default_factory=list)
+    events: list[Row] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.execution or self.insert_steps or self.update_steps or self.events)
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    status: str | None = None
+    workflow: str | None = None
+    correlation_id: str | None = None
+    parent_id: str | None = None
+    limit: int = 50
+    #: Keyset cursor: only executions created before this (created_at, id).
+    before: tuple[datetime, str] | None = None
+
+
+class Store(ABC):
+    """What the runtime and the faces need from a database."""
+
+    url: str
+
+    @abstractmethod
+    async def initialize(self) -> None:
+        """Create or upgrade the schema; safe to call on every start."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # -- workflow versions --------------------------------------------------------------------
+
+    @abstractmethod
+    async def save_workflow_version(
+        self, name: str, checksum: str, document: str, format_version: int
+    ) -> WorkflowVersion:
+        """Store a definition; the same content under the same name gets the same version."""
+
+    @abstractmethod
+    async def get_workflow_version(self, version_id: str) -> WorkflowVersion | None: ...
+
+    @abstractmethod
+    async def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]: ...
+
+    # -- executions ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_execution(self, execution: Row, events: list[Row]) -> None: ...
+
+    @abstractmethod
+    async def commit(self, batch: Batch) -> None:
+        """Apply a batch atomically; raise LeaseLostError if ``batch.epoch`` is stale."""
+
+    @abstractmethod
+    async def get_execution(self, execution_id: str) -> Row | None: ...
+
+    @abstractmethod
+    async def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids starting with ``prefix`` (lets people type a short id)."""
+
+    @abstractmethod
+    async def get_step_executions(self, execution_id: str) -> list[Row]: ...
+
+    @abstractmethod
+    async def list_executions(self, query: ExecutionQuery) -> list[Row]: ...
+
+    @abstractmethod
+    async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]: ...
+
+    # -- ownership ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def acquire_lease(
+        self, execution_id: str, owner: str, expires_at: datetime, now: datetime
+    ) -> int | None:
+        """Take the execution if it is free, expired or already ours; return the new epoch."""
+
+    @abstractmethod
+    async def release_lease(self, execution_id: str, epoch: int) -> None: ...

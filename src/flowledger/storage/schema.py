@@ -1,0 +1,163 @@
+"""The database schema, shared by every backend (SQLAlchemy Core, dialect-neutral types)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+
+#: Bumped with every schema change; stored in ``flowledger_meta``.
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "flowledger_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("format_version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("name", "version", name="uq_workflow_versions_name_version"),
+    UniqueConstraint("name", "checksum", name="uq_workflow_versions_name_checksum"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("correlation_id", String(200), nullable=False),
+    Column("parent_id", String(36)),
+    Column("root_id", String(36)),
+    Column("workflow_version_id", String(36), nullable=False),
+    Column("workflow_name", String(128), nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("runtime_status", String(32), nullable=False),
+    Column("current_state_name", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Column("failed_at", UTCDateTime),
+    Column("last_activity_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("context", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("variables", Text, nullable=False),
+    Column("output", Text),
+    Column("error", Text),
+    #: The last event sequence number used: events are numbered from it, gap-free.
+    Column("event_seq", Integer, nullable=False),
+    #: Fencing token: every write of the execution names the epoch it holds.
+    Column("lease_epoch", Integer, nullable=False, server_default=text("0")),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("wake_at", UTCDateTime),
+    Column("format_version", Integer, nullable=False),
+    Index("ix_executions_status", "runtime_status"),
+    Index("ix_executions_workflow", "workflow_name"),
+    Index("ix_executions_created", "created_at"),
+    Index("ix_executions_correlation", "correlation_id"),
+)
+
+step_executions = Table(
+    "step_executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("execution_id", String(36), nullable=False),
+    #: Creation order within the execution, so documents list steps as they happened.
+    Column("seq", Integer, nullable=False),
+    Column("step_id", String(128), nullable=False),
+    Column("step_path", String(1024), nullable=False),
+    #: Which loop iteration: "" at the top, "loop_a:3/loop_b:0" inside loops.
+    Column("loop_key", String(1024), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Column("failed_at", UTCDateTime),
+    Column("due_at", UTCDateTime),
+    Column("wake_at", UTCDateTime),
+    Column("suspended", Integer, nullable=False, server_default=text("0")),
+    Column("input", Text),
+    Column("output", Text),
+    Column("error", Text),
+    Column("state", Text),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("children", Text),
+    UniqueConstraint(
+        "execution_id", "step_path", "loop_key", "attempt", name="uq_step_executions_attempt"
+    ),
+    Index("ix_step_executions_execution", "execution_id", "seq"),
+    # At most one recorded completion per step and iteration, whatever races happen.
+    Index(
+        "uq_step_executions_completed",
+        "execution_id",
+        "step_path",
+        "loop_key",
+        unique=True,
+        sqlite_where=text("status = 'Completed'"),
+        postgresql_where=text("status = 'Completed'"),
+    ),
+)
+
+events = Table(
+    "execution_events",
+    metadata,
+    Column("execution_id", String(36), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("step_execution_id", String(36)),
+    Column("step_id", String(128)),
+    Column("attempt", Integer),
+    Column("status", String(32)),
+    Column("detail", Text),
+)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)

@@ -1,0 +1,251 @@
+"""SQLAlchemy Core queries shared by every SQL backend; dialects override only what differs."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from flowledger.errors import LeaseLostError, StorageError
+from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
+from flowledger.storage.schema import (
+    SCHEMA_VERSION,
+    events,
+    executions,
+    meta,
+    metadata,
+    step_executions,
+    workflow_versions,
+)
+from flowledger.timeutil import utcnow
+
+_UPDATE_STEP = update(step_executions).where(step_executions.c.id == bindparam("_id"))
+
+
+class SQLStore(Store):
+    """A store on one SQLAlchemy engine. Calls are short and run on the caller's thread."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            try:
+                self._conn = self._engine.connect()
+            except OperationalError as exc:
+                raise StorageError(f"cannot open database {self.url}: {exc.orig}") from exc
+        return self._conn
+
+    async def initialize(self) -> None:
+        with self.conn.begin():
+            metadata.create_all(self.conn)
+            found = self.conn.execute(
+                select(meta.c.value).where(meta.c.key == "schema_version")
+            ).scalar()
+            if found is None:
+                self.conn.execute(
+                    insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif int(found) > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the database {self.url} has schema version {found}, newer than this "
+                    f"flowledger understands ({SCHEMA_VERSION}); upgrade flowledger"
+                )
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+    # -- workflow versions --------------------------------------------------------------------
+
+    async def save_workflow_version(
+        self, name: str, checksum: str, document: str, format_version: int
+    ) -> WorkflowVersion:
+        t = workflow_versions
+        with self.conn.begin():
+            row = self.conn.execute(
+                select(t).where(and_(t.c.name == name, t.c.checksum == checksum))
+            ).first()
+            if row is None:
+                latest = self.conn.execute(
+                    select(func.max(t.c.version)).where(t.c.name == name)
+                ).scalar()
+                values = {
+                    "id": str(uuid.uuid4()),
+                    "name": name,
+                    "version": (latest or 0) + 1,
+                    "checksum": checksum,
+                    "document": document,
+                    "format_version": format_version,
+                    "created_at": utcnow(),
+                }
+                self.conn.execute(insert(t).values(**values))
+                return _version(values)
+        return _version(row._mapping)
+
+    async def get_workflow_version(self, version_id: str) -> WorkflowVersion | None:
+        with self.conn.begin():
+            row = self.conn.execute(
+                select(workflow_versions).where(workflow_versions.c.id == version_id)
+            ).first()
+        return _version(row._mapping) if row else None
+
+    async def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]:
+        t = workflow_versions
+        query = select(t).order_by(t.c.name, t.c.version)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        with self.conn.begin():
+            return [_version(r._mapping) for r in self.conn.execute(query)]
+
+    # -- executions ---------------------------------------------------------------------------
+
+    async def create_execution(self, execution: Row, events_: list[Row]) -> None:
+        with self.conn.begin():
+            self.conn.execute(insert(executions), [execution])
+            if events_:
+                self.conn.execute(insert(events), events_)
+
+    async def commit(self, batch: Batch) -> None:
+        try:
+            with self.conn.begin():
+                self._apply(batch)
+        except IntegrityError as exc:
+            raise StorageError(
+                f"refused a write that would record a step twice in execution "
+                f"{batch.execution_id}: {exc.orig}"
+            ) from exc
+
+    def _apply(self, batch: Batch) -> None:
+        conn = self.conn
+        # The fenced update comes first: a stale owner writes nothing at all.
+        values = batch.execution or {"lease_epoch": batch.epoch}
+        fenced = conn.execute(
+            update(executions)
+            .where(
+                and_(executions.c.id == batch.execution_id, executions.c.lease_epoch == batch.epoch)
+            )
+            .values(**values)
+        )
+        if fenced.rowcount != 1:
+            raise LeaseLostError(
+                f"execution {batch.execution_id} is no longer owned by this process "
+                f"(epoch {batch.epoch}); its changes were not written"
+            )
+        if batch.insert_steps:
+            conn.execute(insert(step_executions), batch.insert_steps)
+        if batch.update_steps:
+            groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
+            for row in batch.update_steps:
+                params = {("_id" if k == "id" else k): v for k, v in row.items()}
+                groups[tuple(sorted(params))].append(params)
+            for params_list in groups.values():
+                conn.execute(_UPDATE_STEP, params_list)
+        if batch.events:
+            conn.execute(insert(events), batch.events)
+
+    async def get_execution(self, execution_id: str) -> Row | None:
+        with self.conn.begin():
+            row = self.conn.execute(
+                select(executions).where(executions.c.id == execution_id)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    async def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.conn.begin():
+            rows = self.conn.execute(
+                select(executions.c.id)
+                .where(executions.c.id.like(escaped + "%", escape="\\"))
+                .limit(limit)
+            )
+            return [r[0] for r in rows]
+
+    async def get_step_executions(self, execution_id: str) -> list[Row]:
+        t = step_executions
+        with self.conn.begin():
+            rows = self.conn.execute(
+                select(t).where(t.c.execution_id == execution_id).order_by(t.c.seq)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    async def list_executions(self, query: ExecutionQuery) -> list[Row]:
+        t = executions
+        stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(query.limit)
+        if query.status:
+            stmt = stmt.where(t.c.runtime_status == query.status)
+        if query.workflow:
+            stmt = stmt.where(t.c.workflow_name == query.workflow)
+        if query.correlation_id:
+            stmt = stmt.where(t.c.correlation_id == query.correlation_id)
+        if query.parent_id:
+            stmt = stmt.where(t.c.parent_id == query.parent_id)
+        if query.before:
+            at, last_id = query.before
+            stmt = stmt.where(or_(t.c.created_at < at, and_(t.c.created_at == at, t.c.id < last_id)))
+        with self.conn.begin():
+            return [dict(r._mapping) for r in self.conn.execute(stmt)]
+
+    async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]:
+        with self.conn.begin():
+            rows = self.conn.execute(
+                select(events)
+                .where(and_(events.c.execution_id == execution_id, events.c.seq > after_seq))
+                .order_by(events.c.seq)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    # -- ownership ----------------------------------------------------------------------------
+
+    async def acquire_lease(
+        self, execution_id: str, owner: str, expires_at: datetime, now: datetime
+    ) -> int | None:
+        t = executions
+        # Compare-and-set: free, expired, or ours. RETURNING hands back the new fencing token.
+        stmt = (
+            update(t)
+            .where(
+                and_(
+                    t.c.id == execution_id,
+                    or_(
+                        t.c.lease_owner.is_(None),
+                        t.c.lease_expires_at < now,
+                        t.c.lease_owner == owner,
+                    ),
+                )
+            )
+            .values(lease_epoch=t.c.lease_epoch + 1, lease_owner=owner, lease_expires_at=expires_at)
+            .returning(t.c.lease_epoch)
+        )
+        with self.conn.begin():
+            epoch = self.conn.execute(stmt).scalar()
+        return int(epoch) if epoch is not None else None
+
+    async def release_lease(self, execution_id: str, epoch: int) -> None:
+        t = executions
+        with self.conn.begin():
+            self.conn.execute(
+                update(t)
+                .where(and_(t.c.id == execution_id, t.c.lease_epoch == epoch))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+
+def _version(row: Any) -> WorkflowVersion:
+    return WorkflowVersion(
+        id=row["id"],
+        name=row["name"],
+        version=row["version"],
+        checksum=row["checksum"],
+        document=row["document"],
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,53 @@
+"""The embedded SQLite backend: WAL, one writer at a time, durable commits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from flowledger.errors import StorageError
+from flowledger.storage.sql import SQLStore
+
+#: NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss.
+SYNCHRONOUS_ENV = "FLOWLEDGER_SQLITE_SYNCHRONOUS"
+
+
+class SQLiteStore(SQLStore):
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            folder = Path(database).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise StorageError(f"cannot open {url}: the folder {folder} does not exist")
+        synchronous = os.environ.get(SYNCHRONOUS_ENV, "NORMAL").upper()
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StorageError(f"{SYNCHRONOUS_ENV} must be NORMAL, FULL or EXTRA")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if not database or database == ":memory:" else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from the driver so BEGIN IMMEDIATE is ours to emit.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front: no deadlock when two processes upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        super().__init__(url, engine)

@@ -1,0 +1,183 @@
+"""Compiled templates and the engine that compiles and caches them.
+
+A :class:`Template` is compiled once into one Jinja render function that
+yields each expression's raw value; rendering makes a fresh context around
+the caller's mapping (no copy) and runs it. Measured on CPython 3.11 with
+Jinja 3.1.6: ``{{ steps.a.output.x }}`` against plain dicts renders in about
+1.7 µs, ``"total: {{ a }} of {{ b }}"`` in about 2.5 µs. Jinja's own
+``env.compile_expression`` took 7.6 µs for the first (it copies the context
+and stores the result in it) and ``Template.render`` 7 µs, so neither is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Context
+
+from flowledger.errors import (
+    TemplateError,
+    TemplateLimitError,
+    TemplateReferenceError,
+    TemplateSecurityError,
+    TemplateSyntaxError,
+)
+from flowledger.templates.context import RenderContext
+from flowledger.templates.convert import finish_reference, to_native, to_text
+from flowledger.templates.limits import TemplateLimits, check_string
+from flowledger.templates.parsing import locate, parse_template, quote
+from flowledger.templates.references import (
+    Reference,
+    chain_reference,
+    collect_references,
+    explain_missing,
+)
+from flowledger.templates.sandbox import SandboxEnvironment
+from flowledger.templates.value import TemplatedValue
+
+RenderFunc = Callable[[Context], Iterator[Any]]
+
+
+@dataclass(frozen=True, eq=False)
+class Template:
+    """One compiled template string: immutable, thread-safe, reusable."""
+
+    source: str
+    #: True when the string is exactly one ``{{ expr }}``: render returns its native value.
+    native: bool
+    references: tuple[Reference, ...]
+    _env: SandboxEnvironment = field(repr=False)
+    _render_func: RenderFunc = field(repr=False)
+    _literals: tuple[str, ...] = field(repr=False)
+    _sources: tuple[str, ...] = field(repr=False)
+    _globals: Mapping[str, Any] = field(repr=False)
+    _plain_read: bool = field(repr=False)
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        """Evaluate against ``context``: the native value, or text (see ``convert``)."""
+        limits = self._env.limits
+        parent = {**context, **self._globals} if self._globals else context
+        ctx = RenderContext(self._env, parent, limits)
+        done: list[str] = []  # text parts so far; says which expression failed
+        try:
+            if self.native:
+                value = next(self._render_func(ctx))
+                if self._plain_read:
+                    return finish_reference(value, limits)
+                return to_native(value, limits)
+            return self._render_text(self._render_func(ctx), limits, done)
+        except TemplateError as exc:
+            raise self._failure(exc, done) from None
+        except UndefinedError as exc:
+            raise self._missing(exc, context) from None
+        except Exception as exc:
+            raise self._failure(_translate(exc), done) from exc
+
+    def _render_text(self, values: Iterator[Any], limits: TemplateLimits, done: list[str]) -> str:
+        literals = self._literals
+        done.append(literals[0])
+        for index, value in enumerate(values, start=1):
+            done.append(to_text(value, limits))
+            done.append(literals[index])
+        check_string(limits, sum(map(len, done)), "the rendered text")
+        return "".join(done)
+
+    def _failure(self, error: TemplateError, done: list[str]) -> TemplateError:
+        if error.source is not None:
+            return error
+        index = (len(done) - 1) // 2 if done else 0
+        failed = self._sources[index] if index < len(self._sources) else self.source
+        return locate(error, failed, self.source)
+
+    def _missing(self, error: UndefinedError, context: Mapping[str, Any]) -> TemplateError:
+        try:
+            message = explain_missing(self.references, context, self._env)
+        except Exception:  # the explanation is best effort; never hide the real failure
+            message = None
+        if message is None:  # e.g. a dynamic key (steps[x]) or an empty list's |first
+            message = f"template error in {quote(self.source)}: {error.message}"
+        return TemplateReferenceError(message, source=self.source)
+
+
+def _translate(exc: Exception) -> TemplateError:
+    """A Python or Jinja exception raised while evaluating, as one of ours."""
+    if isinstance(exc, SecurityError):
+        return TemplateSecurityError(str(exc))
+    if isinstance(exc, OverflowError):
+        return TemplateLimitError(f"the result is too large ({exc})")
+    if isinstance(exc, RecursionError):
+        return TemplateLimitError("the expression is nested too deeply")
+    if isinstance(exc, MemoryError):
+        return TemplateLimitError("the expression needs too much memory")
+    if isinstance(exc, ZeroDivisionError):
+        return TemplateError("division by zero")
+    return TemplateError(str(exc) or type(exc).__name__)
+
+
+def _compile(env: SandboxEnvironment, source: str) -> Template:
+    if len(source) > env.limits.max_string_length:
+        raise TemplateLimitError(
+            f"the template is {len(source):,} characters long; "
+            f"the limit is {env.limits.max_string_length:,}",
+            source=source,
+        )
+    parsed = parse_template(env, source)
+    exprs = parsed.expressions
+    native = len(exprs) == 1 and not "".join(parsed.literals).strip()
+    used_globals = {
+        node.name: env.globals[node.name]
+        for expr in exprs
+        for node in expr.find_all(nodes.Name)
+        if node.name in env.globals
+    }
+    tree = nodes.Template([nodes.Output(list(exprs))], lineno=1)
+    tree.set_environment(env)
+    try:
+        render_func = env.from_string(tree).root_render_func
+    except (RecursionError, MemoryError, SyntaxError):  # Python's own nesting limits
+        raise TemplateLimitError(
+            f"the template {quote(source)} is nested too deeply", source=source
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:  # the checks should have caught it first
+        detail = exc.message or "invalid expression"
+        raise locate(TemplateSyntaxError(detail), source, source) from None
+    return Template(
+        source=source,
+        native=native,
+        references=collect_references(exprs, frozenset(env.globals)),
+        _env=env,
+        _render_func=render_func,
+        _literals=parsed.literals,
+        _sources=parsed.sources,
+        _globals=used_globals,
+        _plain_read=native and chain_reference(exprs[0]),
+    )
+
+
+class TemplateEngine:
+    """Compiles template strings under one set of limits, caching by source."""
+
+    def __init__(self, limits: TemplateLimits | None = None) -> None:
+        self.limits = limits or TemplateLimits()
+        self._env = SandboxEnvironment(self.limits)
+        self._cache: dict[str, Template] = {}
+        self._lock = threading.Lock()
+
+    def compile(self, source: str) -> Template:
+        """The compiled template (the same object for the same source)."""
+        cached = self._cache.get(source)
+        if cached is not None:
+            return cached
+        template = _compile(self._env, source)
+        with self._lock:  # two threads may compile at once; both must get one object
+            return self._cache.setdefault(source, template)
+
+    def compile_value(self, value: Any) -> TemplatedValue:
+        """Compile every template string inside a JSON value."""
+        return TemplatedValue.build(value, self.compile)

@@ -1,0 +1,168 @@
+"""Turning evaluated values into what a rendered template returns.
+
+Decision on text rendering (a string that is more than one ``{{ expr }}``):
+our documents are JSON, so values are spelled the JSON way. ``true`` and
+``false`` for booleans, ``null`` for None (never ``""`` or ``None``, which
+would hide a missing value or leak Python spelling), compact JSON for objects
+and lists, ``str()`` for numbers. The same spelling is used by ``~``, the
+``string`` and ``join`` filters, so ``"n={{ x }}"`` and ``{{ 'n=' ~ x }}``
+agree. The one "nothing" is an inline if without else whose condition is
+false (``{{ 'x' if flag }}``): it renders as ``""`` in text and None natively,
+as in Jinja. A missing value is never nothing: it raises.
+
+Native results (a string that is exactly one ``{{ expr }}``) keep their
+Python type, but lazy or Python-only shapes (generators, ranges, dict views,
+tuples, sets) become lists so the value can be stored as JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from itertools import islice
+from typing import Any
+
+from jinja2.runtime import Undefined
+
+from flowledger.errors import TemplateError
+from flowledger.templates.limits import TemplateLimits, check_collection, check_string
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# Shapes that are not JSON but mean "a list" to a template author.
+_LIST_LIKE = (Iterator, range, tuple, set, frozenset, KeysView, ValuesView, ItemsView)
+
+
+def _refuse_function() -> TemplateError:
+    return TemplateError(
+        "the expression evaluates to a function, not a value; add parentheses to call it"
+    )
+
+
+def _nothing(value: Undefined, empty: object) -> Any:
+    """``{{ a if cond }}`` with a false ``cond`` gives Jinja's plain Undefined: nothing.
+
+    Every other undefined value is a missing reference and raises; the caller
+    then explains which part of the path is missing.
+    """
+    if type(value) is not Undefined:
+        value._fail_with_undefined_error()
+    return empty
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def materialize(value: Iterable[Any], limits: TemplateLimits, what: str) -> list[Any]:
+    """``list(value)`` that stops at the collection cap instead of exhausting memory."""
+    items = list(islice(value, limits.max_collection_length + 1))
+    check_collection(limits, len(items), what)
+    return items
+
+
+def to_native(value: Any, limits: TemplateLimits) -> Any:
+    """A JSON-shaped value; containers are copied only where something changed."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if isinstance(value, Undefined):
+        return _nothing(value, None)
+    if kind is dict or kind is list:
+        return _convert_container(value, limits)
+    if isinstance(value, Mapping):
+        return _convert_container(dict(value.items()), limits)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, _LIST_LIKE):
+        return _convert_container(materialize(value, limits, "the list"), limits)
+    if callable(value):
+        raise _refuse_function()
+    return value
+
+
+def _convert_container(value: dict[Any, Any] | list[Any], limits: TemplateLimits) -> Any:
+    changed = False
+    if isinstance(value, dict):
+        out_map: dict[Any, Any] = {}
+        for key, item in value.items():
+            new = to_native(item, limits)
+            changed = changed or new is not item
+            out_map[key] = new
+        return out_map if changed else value
+    out_list: list[Any] = []
+    for item in value:
+        new = to_native(item, limits)
+        changed = changed or new is not item
+        out_list.append(new)
+    return out_list if changed else value
+
+
+def finish_reference(value: Any, limits: TemplateLimits) -> Any:
+    """Cheap check for a value read straight from the context (no deep walk)."""
+    if type(value) in _SCALARS or type(value) is dict or type(value) is list:
+        return value
+    return to_native(value, limits)
+
+
+def to_text(value: Any, limits: TemplateLimits) -> str:
+    """The JSON-flavoured text of one value (see the module docstring)."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if kind is int or kind is float:
+        return str(value)
+    if isinstance(value, Undefined):
+        return _nothing(value, "")  # type: ignore[no-any-return]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, (Mapping, list, *_LIST_LIKE)):
+        return dump_json(value, limits)
+    if callable(value):
+        raise _refuse_function()
+    return str(value)
+
+
+def dump_json(value: Any, limits: TemplateLimits, indent: int | None = None) -> str:
+    """Compact (or indented) JSON of ``value``, within the string cap."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(
+        to_native(value, limits),
+        ensure_ascii=False,
+        indent=indent,
+        separators=separators,
+        default=_json_default,
+    )
+    check_string(limits, len(text), "the JSON text")
+    return text
+
+
+def kind_of(value: object) -> str:
+    """How a user would name the kind of ``value`` in a sentence ("a list")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if callable(value):
+        return "a function"
+    return f"a {type(value).__name__} value"

@@ -1,0 +1,298 @@
+"""The filters templates may use: an explicit allow-list.
+
+Filters that can grow a value check the predicted size before building it.
+Filters that turn values into text use the JSON spelling of
+:mod:`flowledger.templates.convert`. ``int`` and ``float`` raise on input they
+cannot convert instead of silently returning 0 (pass a default to opt in).
+Everything else from Jinja (``format``, ``attr``, ``center``, ``indent``,
+``wordwrap``, ``xmlattr``, ``urlize``, ``pprint``, ...) is left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.filters import (
+    do_batch,
+    do_capitalize,
+    do_default,
+    do_dictsort,
+    do_items,
+    do_last,
+    do_max,
+    do_min,
+    do_reverse,
+    do_round,
+    do_sort,
+    do_title,
+    do_truncate,
+    do_urlencode,
+    make_attrgetter,
+    sync_do_first,
+    sync_do_map,
+    sync_do_reject,
+    sync_do_rejectattr,
+    sync_do_select,
+    sync_do_selectattr,
+    sync_do_slice,
+    sync_do_sum,
+    sync_do_unique,
+)
+from jinja2.runtime import Context
+
+from flowledger.errors import TemplateError, TemplateLimitError
+from flowledger.templates.context import RenderContext, render_context
+from flowledger.templates.convert import dump_json, kind_of, materialize, to_text
+from flowledger.templates.limits import check_bits, check_collection, check_string
+
+_UNSET: Any = object()
+_MAX_ROUND_PRECISION = 100
+_MAX_JSON_INDENT = 16
+
+
+def _produce_text(ctx: RenderContext, length: int, what: str) -> None:
+    check_string(ctx.limits, length, what)
+    ctx.meter.charge(length)
+
+
+def _text_filter(transform: Callable[[str], str], name: str) -> Callable[..., str]:
+    """A filter that maps the value's text to a string of about the same size."""
+
+    @pass_context
+    def text_filter(context: Context, value: Any) -> str:
+        ctx = render_context(context)
+        text = to_text(value, ctx.limits)
+        _produce_text(ctx, len(text), f"the result of '{name}'")
+        return transform(text)
+
+    return text_filter
+
+
+@pass_context
+def _trim(context: Context, value: Any, chars: str | None = None) -> str:
+    ctx = render_context(context)
+    text = to_text(value, ctx.limits)
+    _produce_text(ctx, len(text), "the result of 'trim'")
+    return text.strip(chars)
+
+
+@pass_context
+def _string(context: Context, value: Any) -> str:
+    return to_text(value, render_context(context).limits)
+
+
+@pass_context
+def _tojson(context: Context, value: Any, indent: int | None = None) -> str:
+    ctx = render_context(context)
+    if indent is not None and not (isinstance(indent, int) and 0 <= indent <= _MAX_JSON_INDENT):
+        raise TemplateError(f"tojson indent must be a whole number from 0 to {_MAX_JSON_INDENT}")
+    text = dump_json(value, ctx.limits, indent)
+    ctx.meter.charge(len(text))
+    return text
+
+
+@pass_context
+def _join(context: Context, value: Any, d: Any = "", attribute: str | int | None = None) -> str:
+    ctx = render_context(context)
+    if attribute is not None:
+        value = map(make_attrgetter(context.environment, attribute), value)
+    parts = [to_text(item, ctx.limits) for item in materialize(value, ctx.limits, "join's input")]
+    separator = to_text(d, ctx.limits)
+    total = sum(map(len, parts)) + len(separator) * max(len(parts) - 1, 0)
+    _produce_text(ctx, total, "the joined text")
+    return separator.join(parts)
+
+
+@pass_context
+def _replace(context: Context, value: Any, old: Any, new: Any, count: int | None = None) -> str:
+    ctx = render_context(context)
+    text, old_text, new_text = (to_text(v, ctx.limits) for v in (value, old, new))
+    hits = text.count(old_text)  # '' matches len(text) + 1 times, as replace() does
+    if count is not None:
+        hits = min(hits, max(count, 0))
+    _produce_text(ctx, len(text) + hits * (len(new_text) - len(old_text)), "the replaced text")
+    return text.replace(old_text, new_text, -1 if count is None else count)
+
+
+@pass_context
+def _truncate(context: Context, value: Any, *args: Any, **kwargs: Any) -> str:
+    ctx = render_context(context)
+    result = do_truncate(context.environment, to_text(value, ctx.limits), *args, **kwargs)
+    _produce_text(ctx, len(result), "the truncated text")
+    return result
+
+
+@pass_context
+def _urlencode(context: Context, value: Any) -> str:
+    ctx = render_context(context)
+    result = do_urlencode(value)
+    _produce_text(ctx, len(result), "the URL-encoded text")
+    return result
+
+
+@pass_context
+def _list(context: Context, value: Any) -> list[Any]:
+    ctx = render_context(context)
+    items = materialize(value, ctx.limits, "the list")
+    ctx.meter.charge(len(items))
+    return items
+
+
+@pass_context
+def _sort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    ctx = render_context(context)
+    items = do_sort(
+        context.environment, materialize(value, ctx.limits, "the list"), *args, **kwargs
+    )
+    ctx.meter.charge(len(items))
+    return items
+
+
+@pass_context
+def _dictsort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    ctx = render_context(context)
+    check_collection(ctx.limits, len(value), "the sorted list")
+    pairs = do_dictsort(value, *args, **kwargs)
+    ctx.meter.charge(len(pairs))
+    return pairs
+
+
+@pass_context
+def _reverse(context: Context, value: Any) -> Any:
+    ctx = render_context(context)
+    if isinstance(value, str):
+        _produce_text(ctx, len(value), "the reversed text")
+    return do_reverse(value)
+
+
+def _check_chunk_count(context: Context, count: Any, name: str) -> None:
+    ctx = render_context(context)
+    if not isinstance(count, int) or count < 1:
+        raise TemplateError(f"'{name}' needs a whole number of at least 1")
+    check_collection(ctx.limits, count, f"each chunk of '{name}'")
+
+
+@pass_context
+def _batch(context: Context, value: Any, linecount: Any, fill_with: Any = None) -> Any:
+    _check_chunk_count(context, linecount, "batch")
+    return do_batch(value, linecount, fill_with)
+
+
+@pass_context
+def _slice(context: Context, value: Any, slices: Any, fill_with: Any = None) -> Any:
+    _check_chunk_count(context, slices, "slice")
+    items = materialize(value, render_context(context).limits, "the list to slice")
+    return sync_do_slice(items, slices, fill_with)
+
+
+@pass_context
+def _round(context: Context, value: Any, precision: Any = 0, method: str = "common") -> Any:
+    if not isinstance(precision, int) or abs(precision) > _MAX_ROUND_PRECISION:
+        raise TemplateLimitError(
+            f"round() precision must be a whole number from -{_MAX_ROUND_PRECISION} "
+            f"to {_MAX_ROUND_PRECISION}"
+        )
+    return _checked_number(context, do_round(value, precision, method))  # type: ignore[arg-type]
+
+
+@pass_context
+def _sum(context: Context, value: Any, attribute: Any = None, start: Any = 0) -> Any:
+    if isinstance(start, bool) or not isinstance(start, int | float):
+        raise TemplateError("sum() start must be a number")  # lists would add up quadratically
+    return _checked_number(context, sync_do_sum(context.environment, value, attribute, start))
+
+
+def _checked_number(context: Context, result: Any) -> Any:
+    if isinstance(result, float) and not math.isfinite(result):
+        raise TemplateLimitError("the result is too large for a number (float overflow)")
+    if isinstance(result, int):
+        check_bits(render_context(context).limits, result.bit_length())
+    return result
+
+
+@pass_context
+def _int(context: Context, value: Any, default: Any = _UNSET, base: int = 10) -> Any:
+    try:
+        result = int(value, base) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError, OverflowError):
+        try:
+            result = int(float(value))  # "42.5"|int is 42, as in Jinja
+        except (TypeError, ValueError, OverflowError):
+            if default is _UNSET:
+                raise TemplateError(
+                    f"cannot convert {kind_of(value)} to an integer "
+                    "(give a fallback with int(default))"
+                ) from None
+            return default
+    return _checked_number(context, result)
+
+
+@pass_context
+def _float(context: Context, value: Any, default: Any = _UNSET) -> Any:
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        result = math.nan
+    if math.isfinite(result):
+        return result
+    if default is not _UNSET:
+        return default
+    if math.isinf(result):
+        raise TemplateLimitError("the number is too large for a float (overflow)")
+    raise TemplateError(
+        f"cannot convert {kind_of(value)} to a number (give a fallback with float(default))"
+    )
+
+
+def _bool(value: Any) -> bool:
+    return bool(value)
+
+
+def build_filters() -> dict[str, Callable[..., Any]]:
+    """The filter table a sandbox environment installs (a fresh dict each call)."""
+    return {
+        "abs": abs,
+        "batch": _batch,
+        "bool": _bool,
+        "capitalize": _text_filter(do_capitalize, "capitalize"),
+        "count": len,
+        "d": do_default,
+        "default": do_default,
+        "dictsort": _dictsort,
+        "first": sync_do_first,
+        "float": _float,
+        "int": _int,
+        "items": do_items,
+        "join": _join,
+        "last": do_last,
+        "length": len,
+        "list": _list,
+        "lower": _text_filter(str.lower, "lower"),
+        "map": sync_do_map,
+        "max": do_max,
+        "min": do_min,
+        "reject": sync_do_reject,
+        "rejectattr": sync_do_rejectattr,
+        "replace": _replace,
+        "reverse": _reverse,
+        "round": _round,
+        "select": sync_do_select,
+        "selectattr": sync_do_selectattr,
+        "slice": _slice,
+        "sort": _sort,
+        "string": _string,
+        "sum": _sum,
+        "title": _text_filter(do_title, "title"),
+        "tojson": _tojson,
+        "trim": _trim,
+        "truncate": _truncate,
+        "unique": sync_do_unique,
+        "upper": _text_filter(str.upper, "upper"),
+        "urlencode": _urlencode,
+    }
+
+
+ALLOWED_FILTERS: frozenset[str] = frozenset(build_filters())

@@ -1,0 +1,177 @@
+"""`flowledger run` and `flowledger validate` end to end (SPEC §5 exit codes and formats)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_run_prints_the_final_document_with_json(cli: Cli) -> None:
+    result = cli("run", "examples/hello.yaml", "--input", '{"name": "Ada Lovelace"}', "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["runtimeStatus"] == "Completed"
+    assert doc["output"] == {"greeting": "Hello, Ada Lovelace!", "letters": 12}
+    assert doc["createdBy"] == "cli"
+
+
+def test_run_shows_plain_progress_lines_when_piped(cli: Cli) -> None:
+    result = cli("run", "examples/hello.yaml", "--input", '{"name": "Bo"}')
+    assert result.returncode == 0, result.stderr
+    assert "step.completed" in result.stdout and "greet" in result.stdout
+    assert "step.disabled" in result.stdout and "long_name" in result.stdout
+    assert "Completed" in result.stdout and "output:" in result.stdout
+
+
+def test_run_draws_a_live_table_on_a_terminal(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    env = {**os.environ, "FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'tty.db'}", "COLUMNS": "120"}
+    proc = subprocess.Popen(
+        [FLOWLEDGER, "run", "examples/hello.yaml", "--input", '{"name": "Ada"}'],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=REPO,
+        env=env,
+    )
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=10)
+    os.close(master)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "\x1b[" in screen  # drawn with terminal control codes, not plain lines
+    assert "count_letters" in screen and "sys.set_variable" in screen
+    assert "step.completed" not in screen
+
+
+def test_failed_execution_exits_1(cli: Cli, tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "fail.yaml", "name: f\nsteps: [{id: x, type: sys.fail, input: {message: nope}}]\n"
+    )
+    result = cli("run", path)
+    assert result.returncode == 1
+    assert "nope" in result.stdout
+
+
+def test_invalid_definition_exits_2_with_located_errors(cli: Cli, tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "bad.yaml",
+        "name: bad\nsteps:\n  - id: a\n    type: sys.transform\n    input: {value: '{{ steps.zz.output }}'}\n"
+        "  - id: a\n    type: sys.nope\n",
+    )
+    for command in (["run", path], ["validate", path]):
+        result = cli(*command)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert any(line.startswith(f"{path}:5:") and "step 'a'" in line for line in lines), lines
+        assert any(f"{path}:6:" in line and "duplicate step id" in line for line in lines)
+
+
+def test_validate_reports_every_file(cli: Cli, tmp_path: Path) -> None:
+    bad = _write(tmp_path, "bad.yaml", "name: x\nsteps: []\n")
+    result = cli("validate", "examples/hello.yaml", "examples/order_pipeline.yaml", bad)
+    assert result.returncode == 2
+    assert "examples/hello.yaml: ok" in result.stdout
+    assert "examples/order_pipeline.yaml: ok" in result.stdout
+    assert bad in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("a: &x [1]\nb: *x\n", "anchors (&x) are not supported"),
+        ("name: x\nname: y\nsteps: []\n", "duplicate"),
+        ("name: x\non: yes\nsteps: []\n", "true/false"),
+        ("{{{", ""),
+        ("", "empty"),
+    ],
+)
+def test_unsafe_or_broken_yaml_is_refused_without_traceback(
+    cli: Cli, tmp_path: Path, text: str, needle: str
+) -> None:
+    result = cli("validate", _write(tmp_path, "y.yaml", text))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert needle.lower() in result.stderr.lower()
+
+
+def test_invalid_input_exits_2(cli: Cli) -> None:
+    for args in (["--input", "{not json"], ["--input", '{"name": 5}'], ["--input", "[1]"]):
+        result = cli("run", "examples/hello.yaml", *args)
+        assert result.returncode == 2, result
+        assert "Traceback" not in result.stderr and "error:" in result.stderr
+
+
+def test_missing_file_and_bad_db_are_clear(cli: Cli) -> None:
+    result = cli("run", "no/such/file.yaml")
+    assert result.returncode == 2 and "no/such/file.yaml" in result.stderr
+    result = cli("run", "examples/hello.yaml", "--db", "mysql://x", "--input", '{"name": "a"}')
+    assert result.returncode == 1 and "unsupported database URL" in result.stderr
+
+
+def test_executions_list_and_show(cli: Cli) -> None:
+    run = cli(
+        "run",
+        "examples/hello.yaml",
+        "--input",
+        '{"name": "Ada"}',
+        "--json",
+        "--correlation-id",
+        "order-42",
+    )
+    execution_id = json.loads(run.stdout)["id"]
+    listed = json.loads(cli("executions", "list", "--json").stdout)
+    assert [d["id"] for d in listed] == [execution_id]
+    assert listed[0]["correlationId"] == "order-42"
+    assert cli("executions", "list", "--status", "Failed", "--json").stdout.strip() == "[]"
+    shown = json.loads(cli("executions", "show", execution_id[:8], "--json").stdout)
+    assert shown["id"] == execution_id and shown["steps"]
+    text = cli("executions", "show", execution_id).stdout
+    assert "count_letters" in text and "Completed" in text
+    table = cli("executions", "list").stdout
+    assert execution_id in table and "hello v1" in table
+    missing = cli("executions", "show", "ffffffff")
+    assert missing.returncode == 1 and "no execution" in missing.stderr
+    bad_status = cli("executions", "list", "--status", "Running")
+    assert bad_status.returncode == 2 and "unknown status" in bad_status.stderr
+
+
+def test_db_flag_overrides_the_environment(cli: Cli, tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    cli("run", "examples/hello.yaml", "--input", '{"name": "A"}', "--db", other)
+    assert json.loads(cli("executions", "list", "--json").stdout) == []
+    assert len(json.loads(cli("executions", "list", "--json", "--db", other).stdout)) == 1

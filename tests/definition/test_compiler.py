@@ -1,0 +1,310 @@
+"""Validation before anything runs: every rule of SPEC §1, each error located and actionable."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from pydantic import BaseModel
+
+from flowledger import DefinitionError, StepContext, StepRegistry, step_type
+from flowledger.definition.compiler import load_workflow_text
+from flowledger.templates import TemplateEngine
+
+
+class PingOutput(BaseModel):
+    pong: str
+    count: int
+
+
+class PingInput(BaseModel):
+    target: str
+
+
+@step_type("acme.ping")
+async def ping(data: PingInput, ctx: StepContext) -> PingOutput:
+    return PingOutput(pong=data.target, count=1)
+
+
+def _registry() -> StepRegistry:
+    registry = StepRegistry.with_builtins()
+    registry.register(ping)
+    return registry
+
+
+def compile_yaml(text: str):  # type: ignore[no-untyped-def]
+    return load_workflow_text(textwrap.dedent(text), _registry(), TemplateEngine(), "wf.yaml")
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(DefinitionError) as info:
+        compile_yaml(text)
+    return [p.format() for p in info.value.problems]
+
+
+def test_a_valid_definition_compiles_with_list_order_edges() -> None:
+    wf = compile_yaml(
+        """
+        name: ok
+        steps:
+          - {id: a, type: sys.transform, input: {value: 1}}
+          - {id: b, type: sys.transform, input: {value: "{{ steps.a.output }}"}}
+          - {id: c, type: sys.transform, after: [], input: {value: 2}}
+          - {id: d, type: sys.transform, after: [b, c], input: {value: 3}}
+        """
+    )
+    preds = {sid: s.predecessors for sid, s in wf.graph.steps.items()}
+    assert preds == {"a": (), "b": ("a",), "c": (), "d": ("b", "c")}
+
+
+def test_then_else_replace_list_order_and_guard_on_the_result() -> None:
+    wf = compile_yaml(
+        """
+        name: branches
+        steps:
+          - {id: check, type: sys.condition, input: {expression: "{{ 1 > 0 }}"}, then: [big], else: [small]}
+          - {id: big, type: sys.no_action}
+          - {id: small, type: sys.no_action}
+        """
+    )
+    yes, no = wf.steps["big"], wf.steps["small"]
+    assert yes.predecessors == ("check",) and no.predecessors == ("check",)
+    assert yes.branch is not None and yes.branch.result is True
+    assert no.branch is not None and no.branch.result is False
+
+
+def test_every_problem_is_reported_at_once_with_file_line_and_step() -> None:
+    found = problems(
+        """
+        name: broken
+        steps:
+          - id: a
+            type: sys.transform
+            input: {value: 1}
+          - id: a
+            type: sys.transform
+            input: {value: 2}
+          - id: b
+            type: sys.nope
+          - id: c
+            type: sys.transform
+            after: [ghost]
+            input: {value: 3}
+        """
+    )
+    text = "\n".join(found)
+    assert "wf.yaml:7:" in text and "duplicate step id 'a'" in text
+    assert "step 'b': unknown step type 'sys.nope'" in text
+    assert "step 'c': 'ghost' is not a step of this graph" in text
+    assert len(found) == 3
+
+
+def test_cycles_are_named() -> None:
+    found = problems(
+        """
+        name: cyclic
+        steps:
+          - {id: a, type: sys.no_action, after: [b]}
+          - {id: b, type: sys.no_action, after: [a]}
+        """
+    )
+    assert any("cycle: a -> b -> a" in p or "cycle: b -> a -> b" in p for p in found)
+
+
+def test_self_loop_is_refused() -> None:
+    assert any(
+        "cannot run after itself" in p
+        for p in problems(
+            """
+        name: selfish
+        steps:
+          - {id: a, type: sys.no_action, after: [a]}
+        """
+        )
+    )
+
+
+def test_dangling_then_else() -> None:
+    found = problems(
+        """
+        name: dangling
+        steps:
+          - {id: c, type: sys.condition, input: {expression: true}, then: [nowhere], else: [nope]}
+        """
+    )
+    assert len(found) == 2 and all("is not a step of this graph" in p for p in found)
+
+
+def test_then_on_a_non_condition_is_refused() -> None:
+    assert any(
+        "only allowed on sys.condition" in p
+        for p in problems(
+            """
+        name: t
+        steps:
+          - {id: a, type: sys.no_action, then: [b]}
+          - {id: b, type: sys.no_action}
+        """
+        )
+    )
+
+
+def test_builtin_input_is_checked_statically() -> None:
+    found = problems(
+        """
+        name: inputs
+        steps:
+          - {id: a, type: sys.set_variable, input: {value: 1}}
+          - {id: b, type: sys.loop, input: {items: [1], concurrency: many}, steps: [{id: x, type: sys.no_action}]}
+          - {id: c, type: sys.http_request, input: {url: "https://x", retires: 3}}
+          - {id: d, type: sys.delay, input: {duration: "{{ 5 }}", extra: 1}}
+        """
+    )
+    text = "\n".join(found)
+    assert "step 'a'" in text and "name" in text
+    assert "step 'b'" in text and "concurrency" in text
+    assert "step 'c'" in text and "retires" in text
+    assert "step 'd'" in text and "extra" in text
+
+
+def test_step_fields_are_checked() -> None:
+    found = problems(
+        """
+        name: fields
+        steps:
+          - id: a
+            type: sys.no_action
+            retires: 3
+            timeout: ten
+            retry: {max_attempts: -1}
+        """
+    )
+    text = "\n".join(found)
+    assert "unknown field 'retires'" in text
+    assert "timeout" in text and "not a duration" in text
+    assert "max_attempts" in text
+
+
+def test_bad_ids_are_refused() -> None:
+    assert any(
+        "id" in p
+        for p in problems(
+            """
+        name: ids
+        steps:
+          - {id: Bad-Id, type: sys.no_action}
+        """
+        )
+    )
+
+
+def test_template_syntax_errors_are_located() -> None:
+    found = problems(
+        """
+        name: syntax
+        steps:
+          - id: a
+            type: sys.transform
+            input: {value: "{{ 1 + }}"}
+        """
+    )
+    assert len(found) == 1 and found[0].startswith("wf.yaml:6:") and "step 'a'" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('"{{ steps.ghost.output }}"', "names no step"),
+        ('"{{ steps.later.output }}"', "does not run before this step"),
+        ('"{{ steps.a.output }}"', "cannot read its own output"),
+        ('"{{ loop.items.index }}"', "not inside a loop named 'items'"),
+        ('"{{ steps.body.output }}"', "runs inside loop 'each'"),
+        ('"{{ steps.check.output.reslt }}"', "has no field 'reslt'"),
+        ('"{{ steps.check.oput }}"', "has no field 'oput'"),
+        ('"{{ steps.p.output.pongg }}"', "has no field 'pongg'"),
+        ('"{{ steps.p.output.count.x }}"', "is an integer, so it has no field 'x'"),
+        ('"{{ steps.shaped.output.missing }}"', "has no field 'missing'"),
+        ('"{{ steps.t.output.b }}"', "has no field 'b'"),
+        ('"{{ variables.nope }}"', "variables.nope does not exist"),
+        ('"{{ inptu.x }}"', "unknown name 'inptu'"),
+        ('"{{ input.regon }}"', "did you mean 'region'"),
+        ('"{{ execution.bogus }}"', "execution.bogus does not exist"),
+        ('"{{ steps.each.output.results[0].body.reason.x }}"', "has no field 'x'"),
+    ],
+)
+def test_references_that_cannot_resolve_are_refused(body: str, expected: str) -> None:
+    text = f"""
+        name: refs
+        input_schema: {{type: object, properties: {{region: {{type: string}}}}}}
+        variables: {{known: 1}}
+        steps:
+          - {{id: check, type: sys.condition, input: {{expression: true}}}}
+          - {{id: p, type: acme.ping, input: {{target: x}}}}
+          - {{id: shaped, type: acme.ping, input: {{target: y}}, output_schema: {{type: object, properties: {{only: {{type: string}}}}}}}}
+          - {{id: t, type: sys.transform, input: {{value: {{a: 1}}}}}}
+          - id: each
+            type: sys.loop
+            input: {{items: [1, 2]}}
+            steps:
+              - {{id: body, type: sys.no_action}}
+          - {{id: a, type: sys.transform, input: {{value: {body}}}}}
+          - {{id: later, type: sys.no_action}}
+        """
+    found = problems(text)
+    assert len(found) == 1, found
+    assert expected in found[0]
+    assert "step 'a'" in found[0]
+
+
+def test_references_that_resolve_are_accepted() -> None:
+    wf = compile_yaml(
+        """
+        name: good_refs
+        variables: {total: 0}
+        steps:
+          - {id: p, type: acme.ping, input: {target: x}}
+          - id: each
+            type: sys.loop
+            input: {items: [1, 2]}
+            steps:
+              - {id: first, type: sys.transform, input: {value: "{{ loop.each.item + steps.p.output.count }}"}}
+              - {id: second, type: sys.transform, input: {value: "{{ steps.first.output }} {{ loop.each.index }}"}}
+              - {id: bump, type: sys.set_variable, input: {name: counter, op: increment}}
+          - {id: after_loop, type: sys.transform, input: {value: "{{ steps.each.output.results[0].second }} {{ variables.counter }} {{ __steps__.p.outputData.pong }} {{ steps.p.status }}"}}
+        """
+    )
+    assert set(wf.steps) == {"p", "each", "first", "second", "bump", "after_loop"}
+
+
+def test_loop_needs_a_body_and_only_loops_have_one() -> None:
+    found = problems(
+        """
+        name: bodies
+        steps:
+          - {id: l, type: sys.loop, input: {items: [1]}}
+          - {id: plain, type: sys.no_action, steps: [{id: x, type: sys.no_action}]}
+        """
+    )
+    text = "\n".join(found)
+    assert "needs a body" in text and "only sys.loop steps have a body" in text
+
+
+def test_invalid_input_schema_is_refused() -> None:
+    assert any(
+        "input_schema is not a valid JSON Schema" in p
+        for p in problems(
+            """
+        name: schema
+        input_schema: {type: nonsense}
+        steps: [{id: a, type: sys.no_action}]
+        """
+        )
+    )
+
+
+def test_same_document_same_checksum() -> None:
+    text = """
+        name: same
+        steps: [{id: a, type: sys.no_action}]
+        """
+    assert compile_yaml(text).checksum == compile_yaml(text).checksum

@@ -1,0 +1,41 @@
+from datetime import timedelta
+
+import pytest
+
+from flowledger.definition.durations import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("500ms", timedelta(milliseconds=500)),
+        ("30s", timedelta(seconds=30)),
+        ("5m", timedelta(minutes=5)),
+        ("2h", timedelta(hours=2)),
+        ("2d", timedelta(days=2)),
+        ("1.5s", timedelta(seconds=1.5)),
+        ("PT30S", timedelta(seconds=30)),
+        ("P1DT2H", timedelta(days=1, hours=2)),
+        ("pt1m", timedelta(minutes=1)),
+        (3, timedelta(seconds=3)),
+        (0.25, timedelta(milliseconds=250)),
+    ],
+)
+def test_parses_every_documented_form(text: str | float, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["ten", "", "P", "PT", "5 minutes", "-1s", True, "1e309s", 1e309])
+def test_refuses_what_is_not_a_duration(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration|not a duration|maximum"):
+        parse_duration(bad)  # type: ignore[arg-type]
+
+
+def test_refuses_absurdly_long_durations() -> None:
+    with pytest.raises(ValueError, match="maximum"):
+        parse_duration("100000d")
+
+
+def test_formats_compactly() -> None:
+    assert format_duration(timedelta(milliseconds=250)) == "250ms"
+    assert format_duration(timedelta(seconds=90)) == "1.5m"

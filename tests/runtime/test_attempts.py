@@ -1,0 +1,122 @@
+"""Retries with backoff, timeouts, due dates, crashes inside handlers."""
+
+from __future__ import annotations
+
+from flowledger import Engine
+from tests.conftest import RunYaml
+from tests.runtime.steps_for_tests import Recorder
+
+
+async def test_retries_until_success_with_one_row_per_attempt(
+    run_yaml: RunYaml, recorder: Recorder, engine: Engine
+) -> None:
+    doc = await run_yaml(
+        """
+        name: retry
+        steps:
+          - id: f
+            type: test.flaky
+            input: {fail_times: 2, name: f}
+            retry: {max_attempts: 3, backoff: exponential, initial_delay: 10ms, max_delay: 50ms}
+        output: "{{ steps.f.output.attempt }}"
+        """
+    )
+    assert doc["runtimeStatus"] == "Completed"
+    assert doc["output"] == 3
+    attempts = sorted((s["attempt"], s["status"]) for s in doc["steps"].values())
+    assert attempts == [(1, "Failed"), (2, "Failed"), (3, "Completed")]
+    # One idempotency key for the step execution, whatever the attempt.
+    assert len(set(recorder.keys["f"])) == 1 and recorder.calls["f"] == 3
+    kinds = [e["kind"] for e in await engine.events(doc["id"])]
+    assert kinds.count("step.retry_scheduled") == 2
+
+
+async def test_gives_up_after_max_attempts(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: retry_fail
+        steps:
+          - id: f
+            type: test.flaky
+            input: {fail_times: 5}
+            retry: {max_attempts: 2, backoff: fixed, initial_delay: 5ms, jitter: false}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    assert doc["error"]["message"] == "attempt 2 failed on purpose"
+    assert doc["error"]["attempt"] == 2
+
+
+async def test_timeout_fails_the_attempt_and_is_retried(
+    run_yaml: RunYaml, recorder: Recorder
+) -> None:
+    doc = await run_yaml(
+        """
+        name: timeouts
+        steps:
+          - id: s
+            type: test.slow
+            input: {seconds: 5, name: s}
+            timeout: 50ms
+            retry: {max_attempts: 2, initial_delay: 5ms}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    assert "timed out after 0.05s" in doc["error"]["message"]
+    assert recorder.calls["s"] == 2
+
+
+async def test_due_bounds_every_attempt(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: due
+        steps:
+          - id: s
+            type: test.slow
+            input: {seconds: 5}
+            due: 100ms
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    step = next(iter(doc["steps"].values()))
+    assert step["dueAt"] is not None
+    assert "due" in doc["error"]["message"]
+
+
+async def test_an_unexpected_exception_is_a_clear_step_error(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: crashy
+        steps:
+          - {id: c, type: test.crash}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    assert doc["error"]["message"] == "RuntimeError: boom"
+    assert doc["error"]["stepId"] == "c"
+
+
+async def test_a_runtime_reference_error_names_the_path(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: missing_field
+        steps:
+          - {id: e, type: test.echo, input: {value: {a: 1}}}
+          - {id: t, type: sys.transform, input: {value: "{{ steps.e.output.value.b }}"}}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    message = doc["error"]["message"]
+    assert message.startswith("input: ") and "steps.e.output.value" in message and "'b'" in message
+
+
+async def test_invalid_rendered_input_fails_with_the_field(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: bad_items
+        steps:
+          - {id: l, type: sys.loop, input: {items: "{{ 5 }}"}, steps: [{id: x, type: sys.no_action}]}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    assert "items" in doc["error"]["message"]

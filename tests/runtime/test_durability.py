@@ -1,0 +1,164 @@
+"""Save and reload: stop the engine mid-execution, rebuild from the database, finish the same."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+from flowledger import Engine, StepRegistry
+from flowledger.runtime.recovery import CRASH_MESSAGE
+from tests.conftest import statuses
+from tests.runtime.steps_for_tests import Recorder
+
+OWNER = "test-process"
+
+
+async def _until(
+    engine: Engine, execution_id: str, check: Callable[[dict[str, Any]], bool]
+) -> None:
+    for _ in range(500):
+        doc = await engine.get_execution(execution_id)
+        if check(doc):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the execution never reached the expected state")
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    """What a crash looks like to the database: the process just stops writing."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _step(doc: dict[str, Any], step_id: str) -> list[dict[str, Any]]:
+    return sorted(
+        (s for s in doc["steps"].values() if s["stepId"] == step_id), key=lambda s: s["attempt"]
+    )
+
+
+async def test_a_durable_delay_survives_a_restart_and_nothing_reruns(
+    db_url: str, registry: StepRegistry, recorder: Recorder
+) -> None:
+    text = textwrap.dedent(
+        """
+        name: sleeper
+        steps:
+          - {id: first, type: test.flaky, input: {name: first}}
+          - {id: nap, type: sys.delay, input: {duration: 400ms}}
+          - {id: second, type: test.flaky, input: {name: second}}
+        """
+    )
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        execution_id = await engine.start(engine.load_text(text))
+        task = asyncio.create_task(engine.drive(execution_id))
+        await _until(
+            engine,
+            execution_id,
+            lambda d: any(
+                s["stepId"] == "nap" and s["status"] == "InProgress" for s in d["steps"].values()
+            ),
+        )
+        await _stop(task)
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        doc = await engine.drive(execution_id)
+    assert doc["runtimeStatus"] == "Completed"
+    assert recorder.calls == {"first": 1, "second": 1}
+    nap = _step(doc, "nap")
+    assert len(nap) == 1 and nap[0]["attempt"] == 1
+    assert nap[0]["outputData"]["resumedAt"] >= nap[0]["startedAt"]
+
+
+async def test_a_step_in_flight_at_a_crash_reruns_with_the_next_attempt(
+    db_url: str, registry: StepRegistry, recorder: Recorder
+) -> None:
+    text = textwrap.dedent(
+        """
+        name: inflight
+        steps:
+          - {id: before, type: test.flaky, input: {name: before}}
+          - {id: work, type: test.slow, input: {name: work, block_first: true}}
+        output: "{{ steps.work.output.attempt }}"
+        """
+    )
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        execution_id = await engine.start(engine.load_text(text))
+        task = asyncio.create_task(engine.drive(execution_id))
+        await _until(
+            engine,
+            execution_id,
+            lambda d: any(
+                s["stepId"] == "work" and s["status"] == "InProgress" for s in d["steps"].values()
+            ),
+        )
+        await _stop(task)
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        doc = await engine.drive(execution_id)
+        events = await engine.events(execution_id)
+    assert doc["runtimeStatus"] == "Completed"
+    assert doc["output"] == 2
+    work = _step(doc, "work")
+    assert [(s["attempt"], s["status"]) for s in work] == [(1, "Failed"), (2, "Completed")]
+    assert work[0]["error"]["message"] == CRASH_MESSAGE
+    assert recorder.calls["before"] == 1
+    assert len(set(recorder.keys["work"])) == 1  # same idempotency key after the crash
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_loop_interrupted_midway_finishes_every_item_once(
+    db_url: str, registry: StepRegistry, recorder: Recorder
+) -> None:
+    text = textwrap.dedent(
+        """
+        name: loop_restart
+        variables: {total: 0}
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: [0, 1, 2, 3, 4, 5], concurrency: 2}
+            steps:
+              - {id: work, type: test.slow, input: {name: "w{{ loop.each.item }}", seconds: 0.01, block_first: "{{ loop.each.item == 3 }}"}}
+              - {id: add, type: sys.set_variable, input: {name: total, op: increment, value: "{{ loop.each.item }}"}}
+        output: "{{ steps.each.output.results | map(attribute='work') | map(attribute='value') | list }}"
+        """
+    )
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        execution_id = await engine.start(engine.load_text(text))
+        task = asyncio.create_task(engine.drive(execution_id))
+        await _until(
+            engine,
+            execution_id,
+            lambda d: any(
+                s["stepId"] == "work" and s["loop"] == {"each": 3} and s["status"] == "InProgress"
+                for s in d["steps"].values()
+            ),
+        )
+        await _stop(task)
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        doc = await engine.drive(execution_id)
+    assert doc["runtimeStatus"] == "Completed"
+    assert doc["output"] == [f"w{i}" for i in range(6)]
+    assert doc["variables"]["total"] == 15  # each increment recorded exactly once
+    adds = [s for s in doc["steps"].values() if s["stepId"] == "add"]
+    assert sorted(s["loop"]["each"] for s in adds) == list(range(6))
+    for i in range(6):
+        rows = [s for s in doc["steps"].values() if s["stepId"] == "work" and s["loop"] == {"each": i}]
+        # At-least-once: a handler runs again only when its earlier attempt was cut by the crash.
+        crashed = [r for r in rows if r["status"] == "Failed"]
+        assert all(r["error"]["message"] == CRASH_MESSAGE for r in crashed)
+        assert recorder.calls[f"w{i}"] == len(rows)
+    assert recorder.calls["w3"] == 2
+    assert statuses(doc)["each"] == "Completed"
+
+
+async def test_the_document_rebuilds_from_the_database_alone(
+    db_url: str, registry: StepRegistry
+) -> None:
+    text = "name: rebuild\nsteps: [{id: a, type: sys.transform, input: {value: 1}}]\n"
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(text))
+    async with Engine(db_url, registry=registry) as engine:
+        assert await engine.get_execution(doc["id"]) == doc

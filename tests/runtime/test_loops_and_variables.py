@@ -1,0 +1,123 @@
+"""Loops (concurrency, nesting, isolation) and atomic variables."""
+
+from __future__ import annotations
+
+from tests.conftest import RunYaml
+from tests.runtime.steps_for_tests import Recorder
+
+
+async def test_loop_output_and_bounded_concurrency(run_yaml: RunYaml, recorder: Recorder) -> None:
+    doc = await run_yaml(
+        """
+        name: loop
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: [1, 2, 3, 4, 5, 6, 7, 8], concurrency: 3}
+            steps:
+              - {id: work, type: test.slow, input: {seconds: 0.02, name: w}}
+              - {id: double, type: sys.transform, input: {value: "{{ loop.each.item * 2 }}"}}
+        output: "{{ steps.each.output }}"
+        """
+    )
+    assert doc["runtimeStatus"] == "Completed"
+    assert recorder.max_running == 3
+    out = doc["output"]
+    assert out["count"] == 8
+    assert [r["double"] for r in out["results"]] == [2, 4, 6, 8, 10, 12, 14, 16]
+    loops = sorted(s["loop"]["each"] for s in doc["steps"].values() if s["stepId"] == "double")
+    assert loops == list(range(8))
+
+
+async def test_nested_and_concurrent_loops_never_see_each_others_state(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: nested
+        steps:
+          - id: outer
+            type: sys.loop
+            input: {items: [a, b, c], concurrency: 3}
+            steps:
+              - id: inner
+                type: sys.loop
+                input: {items: [0, 1, 2, 3], concurrency: 4}
+                steps:
+                  - {id: pause, type: test.slow, input: {seconds: 0.01}}
+                  - id: tag
+                    type: sys.transform
+                    input: {value: "{{ loop.outer.item }}{{ loop.inner.item }}@{{ loop.outer.index }}.{{ loop.inner.index }}"}
+        output: "{{ steps.outer.output.results | map(attribute='inner') | map(attribute='results') | list }}"
+        """
+    )
+    assert doc["runtimeStatus"] == "Completed"
+    tags = [[r["tag"] for r in results] for results in doc["output"]]
+    assert tags == [[f"{o}{i}@{oi}.{i}" for i in range(4)] for oi, o in enumerate("abc")]
+
+
+async def test_empty_loop_completes_with_no_results(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: empty
+        steps:
+          - {id: each, type: sys.loop, input: {items: []}, steps: [{id: x, type: sys.no_action}]}
+        output: "{{ steps.each.output }}"
+        """
+    )
+    assert doc["output"] == {"count": 0, "results": []}
+
+
+async def test_a_failing_iteration_fails_the_loop_and_the_execution(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: loop_fail
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: [1, 2, 3], concurrency: 1}
+            steps:
+              - {id: check, type: sys.fail, when: "{{ loop.each.item == 2 }}", input: {message: "bad item"}}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    assert doc["error"]["message"] == "iteration 1 failed at step 'check': bad item"
+
+
+async def test_variable_ops_are_atomic_under_concurrency(run_yaml: RunYaml) -> None:
+    items = list(range(200))
+    doc = await run_yaml(
+        """
+        name: counters
+        variables: {total: 0, seen: [], by_key: {}}
+        input_schema: {type: object, properties: {items: {type: array}}}
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: "{{ input['items'] }}", concurrency: 20}
+            steps:
+              - {id: pause, type: test.slow, input: {seconds: 0.001}}
+              - {id: inc, type: sys.set_variable, input: {name: total, op: increment, value: 2}}
+              - {id: add, type: sys.set_variable, input: {name: seen, op: append, value: "{{ loop.each.item }}"}}
+              - {id: put, type: sys.set_variable, input: {name: by_key, op: merge, value: "{{ {'k' ~ loop.each.item: 1} }}"}}
+          - {id: label, type: sys.set_variable, input: {name: label, value: done}}
+        """,
+        {"items": items},
+    )
+    assert doc["runtimeStatus"] == "Completed"
+    v = doc["variables"]
+    assert v["total"] == 400
+    assert sorted(v["seen"]) == items
+    assert len(v["by_key"]) == 200
+    assert v["label"] == "done"
+
+
+async def test_increment_of_a_non_number_fails_clearly(run_yaml: RunYaml) -> None:
+    doc = await run_yaml(
+        """
+        name: bad_inc
+        variables: {name: ada}
+        steps:
+          - {id: inc, type: sys.set_variable, input: {name: name, op: increment}}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    assert "cannot increment variable 'name'" in doc["error"]["message"]

@@ -1,0 +1,134 @@
+"""Exhaustion payloads are refused before they allocate; Python errors come out as ours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowledger.errors import (
+    TemplateError,
+    TemplateLimitError,
+    TemplateReferenceError,
+    TemplateSecurityError,
+)
+from flowledger.templates import TemplateEngine, TemplateLimits
+from tests.templates.support import ENGINE, data_store
+
+Lim, Sec = TemplateLimitError, TemplateSecurityError
+MIB = "'a' * 1000000"
+
+EXHAUSTION: list[tuple[str, type[TemplateError]]] = [
+    ("{{ 'a' * 10**9 }}", Lim),
+    ("{{ 10**9 * 'a' }}", Lim),
+    ("{{ [1] * 10**9 }}", Lim),
+    ("{{ (1,) * 10**9 }}", Lim),
+    ("{{ 2 ** (2 ** 28) }}", Lim),
+    ("{{ 10 ** 100000 }}", Lim),
+    ("{{ (2 ** 4000) * (2 ** 4000) }}", Lim),
+    ("{{ range(10**9) }}", Lim),
+    ("{{ range(2 ** 4000) }}", Lim),
+    ("{{ range(99999)|map('string')|join }}", Lim),
+    ("{{ range(10000)|map('string')|join('x' * 1000) }}", Lim),
+    ("{{ ([" + MIB + "] * 2)|join }}", Lim),
+    ("{{ '%0999999999d' % 1 }}", Sec),
+    ("{{ '%s' % 'x' }}", Sec),
+    ("{{ 'x'|replace('x', 'x' * 1000000)|replace('x', 'x' * 1000000) }}", Lim),
+    ("{{ ('x' * 1000000)|replace('', 'yy') }}", Lim),
+    ("{{ 1e308 * 10 }}", Lim),
+    ("{{ 1e308 + 1e308 }}", Lim),
+    ("{{ 1e308 / 1e-308 }}", Lim),
+    ("{{ 1.5 ** 100000 }}", Lim),
+    ("{{ '1e999'|float }}", Lim),
+    ("{{ ((" + MIB + ") ~ (" + MIB + ")) * 2 }}", Lim),
+    ("{{ (" + MIB + ") + (" + MIB + ") }}", Lim),
+    ("{{ [" + ", ".join([MIB] * 20) + "] }}", Lim),  # each fits; together too much
+    ("{{ [1]|batch(10**9, 'x')|list }}", Lim),
+    ("{{ [1]|slice(10**9)|list }}", Lim),
+    ("{{ 1.5|round(10**9, 'ceil') }}", Lim),
+    ("{{ ('a,' * 500000).split(',') }}", Lim),
+    ("{{ (" + MIB + ")|list }}", Lim),
+    ("{{ variables.big|upper }}", Lim),
+    ("big: {{ variables.big }}", Lim),
+    ("{{ variables.big|tojson }}", Lim),
+    ("{{ " + "(" * 300 + "1" + ")" * 300 + " }}", Lim),
+    ("{{ 9" + "9" * 5000 + " }}", Lim),
+    ("{{ " + "9" * 1300 + " }}", Lim),
+]
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    store = data_store()
+    store["variables"]["big"] = "a" * 2_000_000
+    return store
+
+
+def test_at_least_ten_exhaustion_payloads() -> None:
+    assert len(EXHAUSTION) >= 10
+
+
+@pytest.mark.parametrize(("payload", "expected"), EXHAUSTION)
+def test_exhaustion_is_refused(
+    payload: str, expected: type[TemplateError], context: dict[str, Any]
+) -> None:
+    with pytest.raises(expected):
+        ENGINE.compile(payload).render(context)
+
+
+def test_values_up_to_the_limits_are_fine() -> None:
+    store = data_store()
+    assert len(ENGINE.compile("{{ 'a' * 1048576 }}").render(store)) == 1_048_576
+    assert len(ENGINE.compile("{{ range(10000)|list }}").render(store)) == 10_000
+    assert ENGINE.compile("{{ 2 ** 4095 }}").render(store) == 2**4095
+
+
+def test_limits_are_configurable() -> None:
+    engine = TemplateEngine(TemplateLimits(max_string_length=30, max_range=5))
+    assert engine.compile("{{ 'a' * 30 }}").render({}) == "a" * 30
+    with pytest.raises(TemplateLimitError, match="the limit is 30"):
+        engine.compile("{{ 'a' * 31 }}").render({})
+    with pytest.raises(TemplateLimitError, match="range"):
+        engine.compile("{{ range(6) }}").render({})
+    with pytest.raises(TemplateLimitError, match="rendered text"):
+        engine.compile("{{ 'a' * 16 }}{{ 'b' * 16 }}").render({})
+    with pytest.raises(TemplateLimitError, match="template is 31 characters"):
+        engine.compile("{{ 'a' }}" + " " * 22)
+
+
+def test_limit_message_quotes_the_failing_expression() -> None:
+    with pytest.raises(TemplateLimitError) as caught:
+        ENGINE.compile("ok {{ 1 }} then {{ 'a' * 10**9 }}").render({})
+    assert caught.value.message.startswith("template error in \"{{ 'a' * 10**9 }}\": ")
+    assert caught.value.source == "ok {{ 1 }} then {{ 'a' * 10**9 }}"
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ("{{ 1 / 0 }}", "division by zero"),
+        ("{{ 1 // 0 }}", "division by zero"),
+        ("{{ 'a' + 1 }}", "can only concatenate"),
+        ("{{ 'x'|int }}", "cannot convert a string to an integer"),
+        ("{{ none|float }}", "cannot convert null to a number"),
+        ("{{ [1, 2][::0] }}", "slice step cannot be zero"),
+        ("{{ range('a') }}", "cannot be interpreted as an integer"),
+        ("{{ [1, 'a']|sort }}", "not supported between"),
+        ("{{ 1 is divisibleby 0 }}", "division by zero"),
+        ("{{ [1]|batch(0) }}", "at least 1"),
+        ("{{ x.lower }}", "evaluates to a function"),
+    ],
+)
+def test_python_errors_become_template_errors(payload: str, words: str) -> None:
+    store = data_store()
+    store["x"] = "abc"
+    with pytest.raises(TemplateError) as caught:
+        ENGINE.compile(payload).render(store)
+    assert type(caught.value) in (TemplateError, TemplateLimitError)
+    assert words in caught.value.message
+    assert caught.value.message.startswith(f'template error in "{payload}"')
+
+
+def test_empty_sequence_first_is_a_reference_error() -> None:
+    with pytest.raises(TemplateReferenceError, match="sequence was empty"):
+        ENGINE.compile("{{ []|first }}").render({})
