@@ -46,7 +46,9 @@ def chain(n: int, kind: str) -> str:
 
 def fan_out(n: int, kind: str) -> str:
     steps = ["  - {id: start, type: sys.transform, input: {value: 0}}"]
-    steps += [f"  - {{id: b{i}, type: {kind}, after: [start], input: {{value: {i}}}}}" for i in range(n)]
+    steps += [
+        f"  - {{id: b{i}, type: {kind}, after: [start], input: {{value: {i}}}}}" for i in range(n)
+    ]
     joined = ", ".join(f"b{i}" for i in range(n))
     steps.append(f"  - {{id: join, type: sys.transform, after: [{joined}], input: {{value: 1}}}}")
     return "name: fan\nsteps:\n" + "\n".join(steps) + "\n"
@@ -78,7 +80,11 @@ SCENARIOS: dict[str, tuple[str, str, int]] = {
     # name: (definition, description, steps per execution)
     "chain_pure": (chain(1000, "sys.transform"), "1,000-step chain of sys.transform", 1000),
     "chain_io": (chain(1000, "bench.noop"), "1,000-step chain of async custom steps", 1000),
-    "fanout_pure": (fan_out(1000, "sys.transform"), "1,000-way fan-out + join, sys.transform", 1002),
+    "fanout_pure": (
+        fan_out(1000, "sys.transform"),
+        "1,000-way fan-out + join, sys.transform",
+        1002,
+    ),
     "fanout_io": (fan_out(1000, "bench.noop"), "1,000-way fan-out + join, async custom", 1002),
     "loop_1k": (loop(1000, 50, "bench.noop"), "1,000-item loop, concurrency 50", 1001),
     "loop_10k": (loop(10000, 50, "bench.noop"), "10,000-item loop, concurrency 50", 10001),
@@ -105,9 +111,9 @@ async def _measure(name: str) -> dict[str, Any]:
                 workflow = engine.load_text(text)
                 start = time.perf_counter()
                 execution_id = await engine.start(workflow)
-                doc = await engine.drive(execution_id)
+                doc = await engine.drive(execution_id, document=False)
                 wall = time.perf_counter() - start
-                assert doc["runtimeStatus"] == "Completed", doc["error"]
+                assert doc["runtimeStatus"] == "Completed", doc
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"name": name, "wall_s": wall, "steps": steps, "rss_mb": rss_mb}
 
@@ -135,10 +141,14 @@ def main() -> None:
     print(f"SQLite (WAL, synchronous=NORMAL), Python {sys.version.split()[0]}")
     for name in names:
         proc = subprocess.run(
-            [sys.executable, __file__, f"--child={name}"], capture_output=True, text=True, check=False
+            [sys.executable, __file__, f"--child={name}"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
-            print(f"{name}: failed\n{proc.stderr}", flush=True)
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"{name}: failed: {last}", flush=True)
             continue
         _report(json.loads(proc.stdout.strip().splitlines()[-1]))
 

@@ -36,7 +36,7 @@ async def engine(db_url: str, registry: StepRegistry) -> AsyncIterator[Engine]:
 def run_yaml(engine: Engine) -> RunYaml:
     """Compile a YAML text and run it to the end; returns the execution document."""
 
-    async def run(text: str, input: dict[str, Any] | None = None) -> dict[str, Any]:  # noqa: A002
+    async def run(text: str, input: dict[str, Any] | None = None) -> dict[str, Any]:
         workflow = engine.load_text(textwrap.dedent(text), "test.yaml")
         return await engine.run(workflow, input or {})
 

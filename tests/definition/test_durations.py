@@ -27,7 +27,7 @@ def test_parses_every_documented_form(text: str | float, expected: timedelta) ->
 
 @pytest.mark.parametrize("bad", ["ten", "", "P", "PT", "5 minutes", "-1s", True, "1e309s", 1e309])
 def test_refuses_what_is_not_a_duration(bad: object) -> None:
-    with pytest.raises(ValueError, match="duration|not a duration|maximum"):
+    with pytest.raises(ValueError, match=r"duration|maximum"):
         parse_duration(bad)  # type: ignore[arg-type]
 
 

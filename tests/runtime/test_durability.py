@@ -145,7 +145,9 @@ async def test_a_loop_interrupted_midway_finishes_every_item_once(
     adds = [s for s in doc["steps"].values() if s["stepId"] == "add"]
     assert sorted(s["loop"]["each"] for s in adds) == list(range(6))
     for i in range(6):
-        rows = [s for s in doc["steps"].values() if s["stepId"] == "work" and s["loop"] == {"each": i}]
+        rows = [
+            s for s in doc["steps"].values() if s["stepId"] == "work" and s["loop"] == {"each": i}
+        ]
         # At-least-once: a handler runs again only when its earlier attempt was cut by the crash.
         crashed = [r for r in rows if r["status"] == "Failed"]
         assert all(r["error"]["message"] == CRASH_MESSAGE for r in crashed)

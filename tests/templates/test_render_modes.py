@@ -135,6 +135,8 @@ def test_default_and_defined_work_on_long_missing_paths() -> None:
         ("{{ 0|bool }}", False),
         ("{{ {'q': 'a b'}|urlencode }}", "q=a+b"),
         ("{{ [1, 1, 2]|unique|list }}", [1, 2]),
+        ("{{ ['1', '2']|map('int')|list }}", [1, 2]),
+        ("{{ ['ab', 'b']|map('replace', 'b', 'c')|join('/') }}", "ac/c"),
     ],
 )
 def test_allowed_filters(source: str, expected: Any) -> None:

@@ -68,3 +68,9 @@ def test_syntax_error_names_the_path_inside_the_value() -> None:
         ENGINE.compile_value({"json": {"email": "{{ x + }}"}})
     assert caught.value.message.startswith("json.email: template syntax error in")
     assert caught.value.source == "{{ x + }}"
+
+
+def test_compiled_values_are_immutable() -> None:
+    compiled = ENGINE.compile_value({"a": "{{ x }}"})
+    with pytest.raises(AttributeError):
+        compiled.is_constant = True  # type: ignore[misc]

@@ -82,7 +82,7 @@ def _call(fn: Callable[[], Awaitable[T]]) -> T:
 @app.command()
 def run(
     file: Annotated[str, typer.Argument(help="Workflow definition (YAML or JSON).")],
-    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,  # noqa: A002
+    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
     input_file: Annotated[str | None, typer.Option("--input-file", help="Input JSON file.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -106,7 +106,9 @@ def run(
             progress = (
                 None
                 if as_json
-                else LiveProgress(out, workflow) if out.is_terminal else PlainProgress(out)
+                else LiveProgress(out, workflow)
+                if out.is_terminal
+                else PlainProgress(out)
             )
             execution_id = await engine.start(
                 workflow, arguments, correlation_id=correlation_id, created_by="cli"

@@ -49,7 +49,7 @@ class PlainProgress:
             if event["stepId"]:
                 line += f" {event['stepId']} (attempt {event['attempt']})"
             detail = event.get("detail") or {}
-            if "error" in detail and detail["error"]:
+            if detail.get("error"):
                 line += f": {detail['error']}"
             if "durationMs" in detail:
                 line += f" {detail['durationMs']}ms"

@@ -48,11 +48,11 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
         f"  {doc['workflowName']} v{doc['workflowVersion']}  {_duration(doc)}  "
         f"{len(steps)} step executions  id {doc['id']}",
     )
-    console.print(line)
+    console.print(line, soft_wrap=True)
     if doc.get("error"):
         console.print(Text(f"error: {doc['error'].get('message')}", style="red"))
     if doc.get("output") is not None:
-        console.print(f"output: {_short_json(doc['output'])}", markup=False)
+        console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)
 
 
 def execution_table(console: Console, docs: list[dict[str, Any]]) -> None:
@@ -60,7 +60,8 @@ def execution_table(console: Console, docs: list[dict[str, Any]]) -> None:
         console.print("no executions")
         return
     table = Table(header_style="bold", box=None)
-    for column in ("id", "workflow", "status", "started", "duration", "correlation id"):
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
+    for column in ("workflow", "status", "started", "duration", "correlation id"):
         table.add_column(column)
     for doc in docs:
         table.add_row(
@@ -86,7 +87,9 @@ def execution_detail(console: Console, doc: dict[str, Any]) -> None:
         table.add_column(column)
     for step in (doc.get("steps") or {}).values():
         loop = ",".join(f"{k}[{v}]" for k, v in step["loop"].items())
-        detail = step["error"]["message"] if step.get("error") else _short_json(step["outputData"], 80)
+        detail = (
+            step["error"]["message"] if step.get("error") else _short_json(step["outputData"], 80)
+        )
         table.add_row(
             step["stepId"],
             loop,
@@ -100,4 +103,4 @@ def execution_detail(console: Console, doc: dict[str, Any]) -> None:
     if doc.get("variables"):
         console.print(f"variables: {_short_json(doc['variables'])}", markup=False)
     if doc.get("output") is not None:
-        console.print(f"output: {_short_json(doc['output'])}", markup=False)
+        console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)

@@ -67,7 +67,9 @@ class _Compiler:
 
     # -- reporting ----------------------------------------------------------------------------
 
-    def report(self, message: str, path: Path, step_id: str | None = None, *, key: bool = False) -> None:
+    def report(
+        self, message: str, path: Path, step_id: str | None = None, *, key: bool = False
+    ) -> None:
         position = self.source.position(path, key=key)
         line, column = position if position else (None, None)
         self.problems.append(
@@ -225,13 +227,15 @@ class _Compiler:
         for name, field in fields.items():
             if name not in raw:
                 if field.is_required():
-                    self.report(f"input field '{name}' is required for {step.type}", input_path, step.id)
+                    self.report(
+                        f"input field '{name}' is required for {step.type}", input_path, step.id
+                    )
                 continue
             value = raw[name]
             if _has_template(value):
                 continue
             try:
-                TypeAdapter(field.annotation).validate_python(value)
+                TypeAdapter(field.annotation or Any).validate_python(value)
             except ValidationError as exc:
                 for error in exc.errors():
                     self.report(
@@ -258,7 +262,9 @@ class _Compiler:
 
     # -- templates ----------------------------------------------------------------------------
 
-    def _compile_step_templates(self, step: StepSpec, path: Path, checker: ReferenceChecker) -> None:
+    def _compile_step_templates(
+        self, step: StepSpec, path: Path, checker: ReferenceChecker
+    ) -> None:
         if isinstance(step.when, str):
             self._compile_value(step.when, (*path, "when"), step.id, checker)
         self._compile_value(step.input, (*path, "input"), step.id, checker)

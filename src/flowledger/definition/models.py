@@ -33,7 +33,7 @@ class _Frozen(BaseModel):
 
 
 class RetryPolicy(_Frozen):
-    """How a failing step is attempted again. Delays grow from ``initial_delay`` to ``max_delay``."""
+    """How a failing step is attempted again; delays grow from initial_delay to max_delay."""
 
     max_attempts: int = Field(3, ge=1, le=1000)
     backoff: Literal["fixed", "exponential"] = "exponential"
@@ -70,7 +70,7 @@ class TriggerSpec(BaseModel):
 
 
 class WorkflowSpec(_Frozen):
-    format_version: Literal[1] = DEFINITION_FORMAT_VERSION
+    format_version: Literal[1] = 1
     name: str = Field(pattern=WORKFLOW_NAME_PATTERN)
     description: str = ""
     input_schema: dict[str, Any] | None = None

@@ -77,7 +77,9 @@ class ReferenceChecker:
 
     # -- checking -----------------------------------------------------------------------------
 
-    def check(self, template: Template, referrer: str | None, report: Callable[[str], None]) -> None:
+    def check(
+        self, template: Template, referrer: str | None, report: Callable[[str], None]
+    ) -> None:
         for ref in template.references:
             message = self._problem(ref, referrer)
             if message:
@@ -103,7 +105,9 @@ class ReferenceChecker:
             return self._input_problem(path[0])
         return None
 
-    def _step_problem(self, root: str, path: tuple[str | int, ...], referrer: str | None) -> str | None:
+    def _step_problem(
+        self, root: str, path: tuple[str | int, ...], referrer: str | None
+    ) -> str | None:
         target = path[0]
         if not isinstance(target, str) or target not in self._places:
             close = difflib.get_close_matches(str(target), list(self._places), n=1)
@@ -115,7 +119,9 @@ class ReferenceChecker:
         if len(path) < 2:
             return None
         field = path[1]
-        envelope = ("outputData", *STEP_ENVELOPE_FIELDS) if root == "__steps__" else STEP_ENVELOPE_FIELDS
+        envelope = (
+            ("outputData", *STEP_ENVELOPE_FIELDS) if root == "__steps__" else STEP_ENVELOPE_FIELDS
+        )
         if field not in envelope:
             return f"{root}.{target} has no field '{field}' (its fields: {', '.join(envelope)})"
         if field not in ("output", "outputData"):
@@ -153,7 +159,10 @@ class ReferenceChecker:
         name = path[0]
         if name not in scope:
             inside = ", ".join(scope) if scope else "none"
-            return f"loop.{name}: this step is not inside a loop named '{name}' (enclosing loops: {inside})"
+            return (
+                f"loop.{name}: this step is not inside a loop named '{name}' "
+                f"(enclosing loops: {inside})"
+            )
         if len(path) < 2:
             return None
         if path[1] not in LOOP_FIELDS:
@@ -163,7 +172,9 @@ class ReferenceChecker:
             return None if result.ok else result.problem
         return None
 
-    def _name_problem(self, root: str, name: str | int, known: set[str], where: str | None) -> str | None:
+    def _name_problem(
+        self, root: str, name: str | int, known: set[str], where: str | None
+    ) -> str | None:
         if name in known:
             return None
         close = difflib.get_close_matches(str(name), sorted(known), n=1)
@@ -235,7 +246,9 @@ class ReferenceChecker:
         return items_schema if isinstance(items_schema, Mapping) else None
 
 
-def _inline_refs(schema: Mapping[str, Any], _root: Mapping[str, Any] | None = None, _depth: int = 0) -> Schema:
+def _inline_refs(
+    schema: Mapping[str, Any], _root: Mapping[str, Any] | None = None, _depth: int = 0
+) -> Schema:
     """Replace local ``$ref``s by their targets so sub-schemas stand on their own."""
     root = _root if _root is not None else schema
     if _depth > 20:  # a recursive model: stop resolving, anything goes below here

@@ -23,7 +23,7 @@ from flowledger.definition.compiler import compile_document, load_workflow, load
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import parse_document
 from flowledger.errors import InputError, NotFoundError, StorageError, format_path
-from flowledger.runtime.codec import Codec, loads
+from flowledger.runtime.codec import Codec
 from flowledger.runtime.documents import event_document, execution_document
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
@@ -82,6 +82,8 @@ class Engine:
         self._services: Services | None = None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workflows: dict[str, CompiledWorkflow] = {}
+        # Versions are immutable once stored, so this cache can never go stale.
+        self._versions: dict[tuple[str, str], WorkflowVersion] = {}
         self._callbacks: list[EventCallback] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -134,11 +136,15 @@ class Engine:
 
     async def register(self, workflow: CompiledWorkflow) -> WorkflowVersion:
         """Store the definition as a template version (a new version only if it changed)."""
+        known = self._versions.get((workflow.name, workflow.checksum))
+        if known is not None:
+            return known
         document = json.dumps(workflow.document, sort_keys=True, ensure_ascii=False)
         version = await self.store.save_workflow_version(
             workflow.name, workflow.checksum, document, DEFINITION_FORMAT_VERSION
         )
         self._workflows[version.id] = workflow
+        self._versions[(workflow.name, workflow.checksum)] = version
         return version
 
     async def _workflow_for(self, version_id: str) -> CompiledWorkflow:
@@ -158,7 +164,7 @@ class Engine:
     async def start(
         self,
         workflow: CompiledWorkflow | str | os.PathLike[str],
-        input: Mapping[str, Any] | None = None,  # noqa: A002 - the spec's word for it
+        input: Mapping[str, Any] | None = None,
         *,
         correlation_id: str | None = None,
         created_by: str = "python",
@@ -212,8 +218,12 @@ class Engine:
         await self.store.create_execution(row, [created])
         return execution_id
 
-    async def drive(self, execution_id: str) -> dict[str, Any]:
-        """Run an execution to its end from wherever the database says it is."""
+    async def drive(self, execution_id: str, *, document: bool = True) -> dict[str, Any]:
+        """Run an execution to its end from wherever the database says it is.
+
+        Returns the execution document, or only ``{"id", "runtimeStatus"}`` when
+        ``document`` is false (reading every step back is not free for big runs).
+        """
         row = await self._row(execution_id)
         if not ExecutionStatus(row["runtime_status"]).terminal:
             now = utcnow()
@@ -225,7 +235,10 @@ class Engine:
             try:
                 await self._run_owned(execution_id, epoch)
             finally:
-                await self.store.release_lease(execution_id, epoch + 0)
+                await self.store.release_lease(execution_id, epoch)
+        if not document:
+            final = await self._row(execution_id)
+            return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
         return await self.get_execution(execution_id)
 
     async def _run_owned(self, execution_id: str, epoch: int) -> None:
@@ -249,7 +262,7 @@ class Engine:
     async def run(
         self,
         workflow: CompiledWorkflow | str | os.PathLike[str],
-        input: Mapping[str, Any] | None = None,  # noqa: A002
+        input: Mapping[str, Any] | None = None,
         *,
         correlation_id: str | None = None,
         created_by: str = "python",
@@ -321,4 +334,3 @@ def parse_input_json(text: str) -> Any:
         raise InputError(f"--input is not valid JSON (column {exc.colno}): {exc.msg}") from exc
 
 
-_ = loads  # re-exported helper for faces that read stored JSON

@@ -10,8 +10,9 @@ either loses nothing or re-runs a step that had not been recorded as done.
 from __future__ import annotations
 
 import asyncio
-import heapq
+import contextlib
 import hashlib
+import heapq
 import inspect
 import itertools
 import logging
@@ -78,6 +79,9 @@ class ExecutionRunner:
         self.ready: deque[tuple[Scope, CompiledStep]] = deque()
         self.to_launch: list[StepRun] = []
         self.tasks: dict[asyncio.Task[Any], StepRun] = {}
+        # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
+        self._finished: deque[asyncio.Task[Any]] = deque()
+        self._wakeup = asyncio.Event()
         self.timers: list[tuple[datetime, int, str, StepRun]] = []
         self._timer_seq = itertools.count()
         self._step_seq = itertools.count(1)
@@ -132,27 +136,33 @@ class ExecutionRunner:
         for run in self.to_launch:
             if run.status == StepStatus.IN_PROGRESS:
                 task = asyncio.create_task(self._invoke(run), name=f"step {run.step.path}")
+                task.add_done_callback(self._on_task_done)
                 self.tasks[task] = run
         self.to_launch = []
+
+    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
+        self._finished.append(task)
+        self._wakeup.set()
 
     async def _wait(self) -> None:
         timeout = None
         if self.timers:
             timeout = max(0.0, (self.timers[0][0] - utcnow()).total_seconds())
-        if not self.tasks:
-            if timeout is None:
-                self._fail_execution(
-                    {"message": "the execution has nothing left to run but is not finished"}
-                )
-                return
-            await asyncio.sleep(timeout)
+        if not self.tasks and not self._finished and timeout is None:
+            self._fail_execution(
+                {"message": "the execution has nothing left to run but is not finished"}
+            )
             return
-        done, _ = await asyncio.wait(
-            self.tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in done:
-            run = self.tasks.pop(task)
-            self._collect(task, run)
+        if not self._finished:
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+        while self._finished:
+            task = self._finished.popleft()
+            run = self.tasks.pop(task, None)
+            if run is not None:  # None: cancelled and forgotten by _cancel_task_of
+                self._collect(task, run)
 
     # -- activation ---------------------------------------------------------------------------
 
@@ -179,7 +189,9 @@ class ExecutionRunner:
             return
         self._start_attempt(run)
 
-    def _new_run(self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus) -> StepRun:
+    def _new_run(
+        self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
+    ) -> StepRun:
         run = StepRun(
             id=str(uuid.uuid4()),
             step=step,
@@ -305,7 +317,8 @@ class ExecutionRunner:
             run.output = _normalize_output(run.step, result)
         except ValidationError as exc:
             self._step_failed(
-                run, "output does not match the step's output model: " + _validation_message(exc),
+                run,
+                "output does not match the step's output model: " + _validation_message(exc),
                 retryable=False,
             )
             return
@@ -325,7 +338,9 @@ class ExecutionRunner:
         run.wake_at = suspend.until
         run.state = dict(suspend.state)
         self.journal.touch(run)
-        self.journal.event("step.suspended", run, {"until": iso(suspend.until) if suspend.until else None})
+        self.journal.event(
+            "step.suspended", run, {"until": iso(suspend.until) if suspend.until else None}
+        )
         if suspend.until is not None:
             self._add_timer(suspend.until, "wake", run)
 
@@ -440,7 +455,12 @@ class ExecutionRunner:
         loop_id = loop.run.step.id
         body = loop.run.step.body
         assert body is not None
-        frame = {"loopName": loop_id, "items": loop.items, "index": index, "item": loop.items[index]}
+        frame = {
+            "loopName": loop_id,
+            "items": loop.items,
+            "index": index,
+            "item": loop.items[index],
+        }
         scope = Scope(
             key=child_key(parent, loop_id, index),
             graph=body,
@@ -497,7 +517,9 @@ class ExecutionRunner:
                 self._fail_execution({"message": f"output: {exc.message}"})
                 return
         now = utcnow()
-        status = ExecutionStatus.COMPLETED_NO_ACTION if self.no_action else ExecutionStatus.COMPLETED
+        status = (
+            ExecutionStatus.COMPLETED_NO_ACTION if self.no_action else ExecutionStatus.COMPLETED
+        )
         self._set_status(status, completed_at=now, output=self.codec.dumps(output))
         self.journal.event("execution.completed", None, {"status": str(status)}, at=now)
 

@@ -29,7 +29,9 @@ TERMINAL_EXECUTION = frozenset(
 )
 
 ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
-    ExecutionStatus.NOT_STARTED: frozenset({ExecutionStatus.IN_PROGRESS, ExecutionStatus.CANCELLED}),
+    ExecutionStatus.NOT_STARTED: frozenset(
+        {ExecutionStatus.IN_PROGRESS, ExecutionStatus.CANCELLED}
+    ),
     ExecutionStatus.IN_PROGRESS: frozenset(
         {
             ExecutionStatus.AWAITING_USER_INPUT,

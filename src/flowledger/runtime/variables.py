@@ -18,7 +18,8 @@ class Variables:
 
     def apply(self, name: str, op: str, value: Any) -> Any:
         new = apply_variable_op(self.values.get(name), op, value, name)
-        self.values[name] = new
+        # Copy on write: an output that captured the old mapping must never change under it.
+        self.values = {**self.values, name: new}
         # Written in the same commit as the step that changed it: never one without the other.
         self._journal.set_execution(variables=self._journal.codec.dumps(self.values))
         return new

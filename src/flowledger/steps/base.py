@@ -137,11 +137,7 @@ def _models_of(name: str, handler: Handler) -> tuple[type[BaseModel], type[BaseM
         )
     input_model = hints.get(params[0])
     if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
-        raise PluginError(
-            f"step type {name!r}: annotate the first parameter with a pydantic model"
-        )
+        raise PluginError(f"step type {name!r}: annotate the first parameter with a pydantic model")
     output = hints.get("return")
-    output_model = (
-        output if isinstance(output, type) and issubclass(output, BaseModel) else None
-    )
+    output_model = output if isinstance(output, type) and issubclass(output, BaseModel) else None
     return input_model, output_model

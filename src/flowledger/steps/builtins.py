@@ -33,9 +33,11 @@ class ConditionOutput(BaseModel):
 @step_type("sys.condition", pure=True)
 def condition(data: ConditionInput, ctx: StepContext) -> ConditionOutput:
     """Evaluate an expression; ``then``/``else`` targets run on its truth."""
-    source = ctx.definition_input.get("expression") if isinstance(
-        ctx.definition_input, Mapping
-    ) else None
+    source = (
+        ctx.definition_input.get("expression")
+        if isinstance(ctx.definition_input, Mapping)
+        else None
+    )
     return ConditionOutput(
         result=bool(data.expression),
         evaluatedExpression=str(source if source is not None else data.expression),

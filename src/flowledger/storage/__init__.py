@@ -16,9 +16,6 @@ def open_store(url: str) -> Store:
         return SQLiteStore(url)
     if url.startswith(("postgresql:", "postgres:", "postgresql+")):
         raise StorageError(
-            "PostgreSQL support is not built yet; use a sqlite:/// URL "
-            "(see the README's roadmap)"
+            "PostgreSQL support is not built yet; use a sqlite:/// URL (see the README's roadmap)"
         )
-    raise StorageError(
-        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db"
-    )
+    raise StorageError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")

@@ -7,11 +7,12 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from flowledger.errors import LeaseLostError, StorageError
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
+from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
 from flowledger.storage.schema import (
     SCHEMA_VERSION,
     events,
@@ -23,8 +24,6 @@ from flowledger.storage.schema import (
 )
 from flowledger.timeutil import utcnow
 
-_UPDATE_STEP = update(step_executions).where(step_executions.c.id == bindparam("_id"))
-
 
 class SQLStore(Store):
     """A store on one SQLAlchemy engine. Calls are short and run on the caller's thread."""
@@ -33,6 +32,7 @@ class SQLStore(Store):
         self.url = url
         self._engine = engine
         self._conn: Connection | None = None
+        self._prepared: dict[tuple[str, ...], PreparedWrite] = {}
 
     @property
     def conn(self) -> Connection:
@@ -129,29 +129,52 @@ class SQLStore(Store):
         conn = self.conn
         # The fenced update comes first: a stale owner writes nothing at all.
         values = batch.execution or {"lease_epoch": batch.epoch}
-        fenced = conn.execute(
-            update(executions)
-            .where(
-                and_(executions.c.id == batch.execution_id, executions.c.lease_epoch == batch.epoch)
-            )
-            .values(**values)
+        fence = self._prepared_update(
+            executions, tuple(sorted(values)), ("id", "lease_epoch"), "executions"
         )
+        row = {**values, "id": batch.execution_id, "lease_epoch": batch.epoch}
+        if "lease_epoch" in values:  # only when nothing else changes; same value both sides
+            row["lease_epoch"] = batch.epoch
+        fenced = conn.exec_driver_sql(fence.sql, fence.params(row))
         if fenced.rowcount != 1:
             raise LeaseLostError(
                 f"execution {batch.execution_id} is no longer owned by this process "
                 f"(epoch {batch.epoch}); its changes were not written"
             )
         if batch.insert_steps:
-            conn.execute(insert(step_executions), batch.insert_steps)
+            insert_step = self._prepared_insert(step_executions)
+            conn.exec_driver_sql(
+                insert_step.sql, [insert_step.params(r) for r in batch.insert_steps]
+            )
         if batch.update_steps:
             groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
-            for row in batch.update_steps:
-                params = {("_id" if k == "id" else k): v for k, v in row.items()}
-                groups[tuple(sorted(params))].append(params)
-            for params_list in groups.values():
-                conn.execute(_UPDATE_STEP, params_list)
+            for step_row in batch.update_steps:
+                groups[tuple(sorted(k for k in step_row if k != "id"))].append(step_row)
+            for columns, rows in groups.items():
+                update_step = self._prepared_update(step_executions, columns, ("id",), "steps")
+                conn.exec_driver_sql(update_step.sql, [update_step.params(r) for r in rows])
         if batch.events:
-            conn.execute(insert(events), batch.events)
+            insert_event = self._prepared_insert(events)
+            conn.exec_driver_sql(insert_event.sql, [insert_event.params(r) for r in batch.events])
+
+    def _prepared_insert(self, table: Table) -> PreparedWrite:
+        key = ("insert", table.name)
+        found = self._prepared.get(key)
+        if found is None:
+            columns = [c.name for c in table.columns]
+            found = prepare_insert(table, columns, self._engine.dialect)
+            self._prepared[key] = found
+        return found
+
+    def _prepared_update(
+        self, table: Table, columns: tuple[str, ...], where: tuple[str, ...], tag: str
+    ) -> PreparedWrite:
+        key = (tag, *columns)
+        found = self._prepared.get(key)
+        if found is None:
+            found = prepare_update(table, columns, where, self._engine.dialect)
+            self._prepared[key] = found
+        return found
 
     async def get_execution(self, execution_id: str) -> Row | None:
         with self.conn.begin():
@@ -191,7 +214,9 @@ class SQLStore(Store):
             stmt = stmt.where(t.c.parent_id == query.parent_id)
         if query.before:
             at, last_id = query.before
-            stmt = stmt.where(or_(t.c.created_at < at, and_(t.c.created_at == at, t.c.id < last_id)))
+            stmt = stmt.where(
+                or_(t.c.created_at < at, and_(t.c.created_at == at, t.c.id < last_id))
+            )
         with self.conn.begin():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 

@@ -26,15 +26,23 @@ class TemplatedValue:
     """A compiled JSON value; immutable and safe to render from many threads."""
 
     __slots__ = ("_render", "_templates", "_value", "is_constant")
+    _value: Any
+    _render: Renderer | None
+    _templates: tuple[tuple[Path, Template], ...]
+    is_constant: bool
 
     def __init__(
         self, value: Any, render: Renderer | None, templates: tuple[tuple[Path, Template], ...]
     ) -> None:
-        self._value = value
-        self._render = render
-        self._templates = templates
+        set_ = object.__setattr__  # instances are immutable after this
+        set_(self, "_value", value)
+        set_(self, "_render", render)
+        set_(self, "_templates", templates)
         #: True when no string inside is a template: render returns the value itself.
-        self.is_constant = render is None
+        set_(self, "is_constant", render is None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"TemplatedValue is immutable; cannot set {name!r}")
 
     @classmethod
     def build(cls, value: Any, compile_source: Callable[[str], Template]) -> TemplatedValue:

@@ -1,0 +1,67 @@
+"""The commit hot path: SQL text prepared once per dialect, executed as executemany.
+
+Building SQLAlchemy Core statements per round costs more than the SQLite commit
+itself (cache keys, compilation); a round's writes have a fixed shape, so their
+SQL is rendered once from the table definitions, and values pass through the
+columns' own SQLAlchemy type processors so the stored form is identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Dialect, Table
+
+Processor = Callable[[Any], Any] | None
+
+
+class PreparedWrite:
+    """One INSERT or UPDATE of fixed columns, ready for ``exec_driver_sql``."""
+
+    def __init__(self, sql: str, columns: Sequence[str], processors: Sequence[Processor]) -> None:
+        self.sql = sql
+        self.columns = tuple(columns)
+        # Only some columns (timestamps) need converting; skip the rest cheaply.
+        self._converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+
+    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        values = [row[name] for name in self.columns]
+        for i, proc in self._converted:
+            if values[i] is not None:
+                values[i] = proc(values[i])
+        return tuple(values)  # the driver API wants tuples
+
+
+def _placeholder(dialect: Dialect) -> str:
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def _processors(table: Table, columns: Sequence[str], dialect: Dialect) -> list[Processor]:
+    # table.c[name] raises for an unknown column: only schema names ever reach the SQL text.
+    return [table.c[name].type.bind_processor(dialect) for name in columns]
+
+
+def prepare_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedWrite:
+    quote = dialect.identifier_preparer.quote
+    mark = _placeholder(dialect)
+    processors = _processors(table, columns, dialect)  # also proves every column exists
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 - identifiers from our schema, values bound
+        f"VALUES ({', '.join(mark for _ in columns)})"
+    )
+    return PreparedWrite(sql, columns, processors)
+
+
+def prepare_update(
+    table: Table, columns: Sequence[str], where: Sequence[str], dialect: Dialect
+) -> PreparedWrite:
+    """``UPDATE table SET columns… WHERE where…`` with the WHERE values last."""
+    quote = dialect.identifier_preparer.quote
+    mark = _placeholder(dialect)
+    sets = ", ".join(f"{quote(c)} = {mark}" for c in columns)
+    conds = " AND ".join(f"{quote(c)} = {mark}" for c in where)
+    names = [*columns, *where]
+    processors = _processors(table, names, dialect)  # also proves every column exists
+    sql = f"UPDATE {quote(table.name)} SET {sets} WHERE {conds}"  # noqa: S608 - identifiers from our schema
+    return PreparedWrite(sql, names, processors)

@@ -1,0 +1,190 @@
+"""Every example in examples/ runs end to end through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+class EnrichServer(ThreadingHTTPServer):
+    """A lead-enrichment service that fails each email's first request with 503."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _EnrichHandler)
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
+
+
+class _EnrichHandler(BaseHTTPRequestHandler):
+    server: EnrichServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        email = body["email"]
+        with self.server.lock:
+            first = email not in self.server.seen
+            self.server.seen.add(email)
+            self.server.requests.append({"email": email, "key": self.headers["Idempotency-Key"]})
+        status, answer = (
+            (503, {"error": "busy"})
+            if first
+            else (200, {"company": email.split("@")[0].title() + " Ltd"})
+        )
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def enrich_server() -> Iterator[EnrichServer]:
+    server = EnrichServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_lead_followup(cli: Cli, enrich_server: EnrichServer) -> None:
+    url = f"http://127.0.0.1:{enrich_server.server_address[1]}/lookup"
+    result = cli(
+        "run",
+        "examples/lead_followup.yaml",
+        "--plugin",
+        "examples/plugins/crm.py",
+        "--input",
+        json.dumps({"region": "EU", "enrich_url": url}),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["output"]["processed"] == 3
+    assert sorted(doc["output"]["emailed"]) == [
+        "ada@example.com",
+        "alan@example.com",
+        "barbara@example.com",
+    ]
+    assert doc["output"]["team"] == "sales"
+    # Each email was retried once after a 503, with the same idempotency key both times.
+    by_email: dict[str, set[str]] = {}
+    for request in enrich_server.requests:
+        by_email.setdefault(request["email"], set()).add(request["key"])
+    assert len(enrich_server.requests) == 6
+    assert all(len(keys) == 1 for keys in by_email.values())
+    assert len({k for keys in by_email.values() for k in keys}) == 3
+    enrich = [s for s in doc["steps"].values() if s["stepId"] == "enrich"]
+    assert sorted(s["attempt"] for s in enrich) == [1, 1, 1, 2, 2, 2]
+    email = [
+        s for s in doc["steps"].values() if s["stepId"] == "email" and s["status"] == "Completed"
+    ]
+    assert {s["outputData"]["to"] for s in email} == set(doc["output"]["emailed"])
+
+
+def test_lead_followup_with_no_leads_takes_no_action(cli: Cli) -> None:
+    result = cli(
+        "run",
+        "examples/lead_followup.yaml",
+        "--plugin",
+        "examples/plugins/crm.py",
+        "--input",
+        json.dumps({"region": "APAC", "enrich_url": "http://127.0.0.1:9/none"}),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["runtimeStatus"] == "CompletedWithNoActionTaken"
+    assert doc["output"]["processed"] == 0
+
+
+def test_lead_followup_needs_its_plugin(cli: Cli) -> None:
+    result = cli("validate", "examples/lead_followup.yaml")
+    assert result.returncode == 2
+    assert "unknown step type 'crm.query_leads'" in result.stderr
+    assert (
+        cli(
+            "validate", "examples/lead_followup.yaml", "--plugin", "examples/plugins/crm.py"
+        ).returncode
+        == 0
+    )
+
+
+def test_order_pipeline_branches(cli: Cli) -> None:
+    order = {"items": [{"sku": "a", "qty": 1, "price": 9.5}, {"sku": "b", "qty": 2, "price": 3}]}
+    ok = json.loads(
+        cli(
+            "run",
+            "examples/order_pipeline.yaml",
+            "--json",
+            "--input",
+            json.dumps({**order, "country": "DE"}),
+        ).stdout
+    )
+    assert ok["runtimeStatus"] == "Completed"
+    assert ok["output"] == {"total": 12.5, "decision": True, "shipping": {"carrier": "DHL"}}
+    loyalty = next(s for s in ok["steps"].values() if s["stepId"] == "loyalty_bonus")
+    assert loyalty["status"] == "Failed"  # tolerated by continue_on_error
+    fraud = json.loads(
+        cli(
+            "run",
+            "examples/order_pipeline.yaml",
+            "--json",
+            "--input",
+            json.dumps({**order, "country": "XX"}),
+        ).stdout
+    )
+    assert fraud["runtimeStatus"] == "CompletedWithNoActionTaken"
+    empty = cli(
+        "run",
+        "examples/order_pipeline.yaml",
+        "--json",
+        "--input",
+        json.dumps({"items": [], "country": "DE"}),
+    )
+    assert empty.returncode == 1
+    assert json.loads(empty.stdout)["error"]["message"] == "the order has no items"
+
+
+def test_nightly_report(cli: Cli) -> None:
+    regions = {
+        "regions": [
+            {"name": "eu", "days": [1, 2, 3]},
+            {"name": "us", "days": [10, 20]},
+            {"name": "apac", "days": []},
+        ]
+    }
+    result = cli("run", "examples/nightly_report.yaml", "--json", "--input", json.dumps(regions))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["output"]["grand_total"] == 36
+    assert doc["output"]["regions"] == ["apac", "eu", "us"]
+    assert doc["output"]["report"] == {"eu": 6, "us": 30, "apac": 0}
+    assert [r["days"] for r in doc["output"]["per_region"]] == [3, 2, 0]
+
+
+def test_every_example_validates(cli: Cli) -> None:
+    result = cli(
+        "validate",
+        "examples/hello.yaml",
+        "examples/order_pipeline.yaml",
+        "examples/nightly_report.yaml",
+        "examples/lead_followup.yaml",
+        "--plugin",
+        "examples/plugins/crm.py",
+    )
+    assert result.returncode == 0, result.stderr
