@@ -332,5 +332,3 @@ def parse_input_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"--input is not valid JSON (column {exc.colno}): {exc.msg}") from exc
-
-

@@ -13,22 +13,28 @@ import asyncio
 import contextlib
 import hashlib
 import heapq
-import inspect
 import itertools
 import logging
-import random
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
-from flowledger.errors import StepError, TemplateError, format_path
-from flowledger.runtime.codec import Codec
+from flowledger.errors import StepError, TemplateError
+from flowledger.runtime.codec import Codec, loads
 from flowledger.runtime.datastore import SecretsView, template_context
+from flowledger.runtime.handlers import (
+    describe,
+    duration_detail,
+    invoke_handler,
+    normalize_output,
+    retry_delay,
+    validation_message,
+)
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
@@ -63,9 +69,9 @@ class ExecutionRunner:
             services.store, self.codec, self.id, epoch, int(execution["event_seq"])
         )
         self.status = ExecutionStatus(execution["runtime_status"])
-        self.trigger: dict[str, Any] = _loads(execution["trigger"]) or {}
-        self.context: dict[str, Any] = _loads(execution["context"]) or {}
-        self.variables = Variables(_loads(execution["variables"]) or {}, self.journal)
+        self.trigger: dict[str, Any] = loads(execution["trigger"]) or {}
+        self.context: dict[str, Any] = loads(execution["context"]) or {}
+        self.variables = Variables(loads(execution["variables"]) or {}, self.journal)
         self.info = {
             "id": self.id,
             "correlationId": execution["correlation_id"],
@@ -229,7 +235,7 @@ class ExecutionRunner:
             self._step_failed(run, f"input: {exc.message}", retryable=False)
             return
         except ValidationError as exc:
-            self._step_failed(run, "input: " + _validation_message(exc), retryable=False)
+            self._step_failed(run, "input: " + validation_message(exc), retryable=False)
             return
         if step.type_name == "sys.loop":
             assert isinstance(data, LoopInput)
@@ -271,25 +277,12 @@ class ExecutionRunner:
             self._step_failed(run, exc.message, retryable=exc.retryable)
             return
         except Exception as exc:
-            self._step_failed(run, _describe(exc), retryable=False)
+            self._step_failed(run, describe(exc), retryable=False)
             return
         self._step_succeeded(run, result)
 
     async def _invoke(self, run: StepRun) -> Any:
-        step_type = run.step.step_type
-        data = step_type.input_model.model_validate(run.input)
-        ctx = self._step_context(run)
-        timeout = run.step.spec.timeout.total_seconds() if run.step.spec.timeout else None
-        async with asyncio.timeout(timeout):
-            if run.suspended and step_type.resume is not None:
-                return await step_type.resume(data, ctx, run.state or {})
-            if inspect.iscoroutinefunction(step_type.handler):
-                return await step_type.handler(data, ctx)
-            # Plain functions may block (I/O, CPU): keep them off the event loop.
-            result = await asyncio.to_thread(step_type.handler, data, ctx)
-            if inspect.isawaitable(result):
-                return await result
-            return result
+        return await invoke_handler(run, self._step_context(run))
 
     def _collect(self, task: asyncio.Task[Any], run: StepRun) -> None:
         if run.status != StepStatus.IN_PROGRESS or task.cancelled():
@@ -305,7 +298,7 @@ class ExecutionRunner:
             self._step_failed(run, f"timed out after {seconds:g}s", retryable=True)
         else:
             self.logger.warning("step %s raised %r", run.step.path, exc)
-            self._step_failed(run, _describe(exc), retryable=True)
+            self._step_failed(run, describe(exc), retryable=True)
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -314,11 +307,11 @@ class ExecutionRunner:
             self._suspend(run, result)
             return
         try:
-            run.output = _normalize_output(run.step, result)
+            run.output = normalize_output(run.step, result)
         except ValidationError as exc:
             self._step_failed(
                 run,
-                "output does not match the step's output model: " + _validation_message(exc),
+                "output does not match the step's output model: " + validation_message(exc),
                 retryable=False,
             )
             return
@@ -328,7 +321,7 @@ class ExecutionRunner:
         run.suspended = False
         run.wake_at = None
         self.journal.touch(run)
-        self.journal.event("step.completed", run, _duration_detail(run), at=now)
+        self.journal.event("step.completed", run, duration_detail(run), at=now)
         if run.step.type_name == "sys.no_action" and not run.scope.key:
             self.no_action = True
         self._finish(run)
@@ -356,7 +349,7 @@ class ExecutionRunner:
         if details is not None:
             run.error["details"] = details
         self.journal.touch(run)
-        delay = self._retry_delay(run) if retryable else None
+        delay = retry_delay(run) if retryable else None
         self.journal.event(
             "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
         )
@@ -376,22 +369,6 @@ class ExecutionRunner:
             self._finish(run)
         else:
             self._fail_scope(run.scope, run)
-
-    def _retry_delay(self, run: StepRun) -> timedelta | None:
-        policy = run.step.spec.retry
-        if policy is None or run.attempt >= policy.max_attempts:
-            return None
-        if policy.backoff == "fixed":
-            seconds = policy.initial_delay.total_seconds()
-        else:
-            seconds = policy.initial_delay.total_seconds() * policy.multiplier ** (run.attempt - 1)
-        seconds = min(seconds, policy.max_delay.total_seconds())
-        if policy.jitter:
-            seconds = random.uniform(seconds / 2, seconds)  # noqa: S311 - spreading, not security
-        delay = timedelta(seconds=seconds)
-        if run.due_at is not None and utcnow() + delay >= run.due_at:
-            return None  # the next attempt could not finish before the step is due
-        return delay
 
     def _finish(self, run: StepRun) -> None:
         """A step reached a final state: release its successors, close its scope if done."""
@@ -573,38 +550,3 @@ class ExecutionRunner:
             execution=self.info,
             secrets=self.secrets,
         )
-
-
-def _normalize_output(step: CompiledStep, result: Any) -> Any:
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
-    model = step.step_type.output_model
-    if model is not None:
-        return model.model_validate(result).model_dump(mode="json")
-    return result
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = format_path(tuple(error["loc"]))
-        msg = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _duration_detail(run: StepRun) -> dict[str, Any] | None:
-    if run.started_at is None or run.completed_at is None:
-        return None
-    return {"durationMs": int((run.completed_at - run.started_at).total_seconds() * 1000)}
-
-
-def _loads(text: str | None) -> Any:
-    from flowledger.runtime.codec import loads
-
-    return loads(text)

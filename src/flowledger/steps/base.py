@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,7 +113,10 @@ def step_type(
         )
 
     def wrap(handler: Handler) -> StepType:
-        input_model, output_model = _models_of(name, handler)
+        # Annotations may name classes local to the defining function (a test, a factory):
+        # resolve them in the namespace of the code that applied the decorator.
+        caller_locals = sys._getframe(1).f_locals
+        input_model, output_model = _models_of(name, handler, caller_locals)
         return StepType(
             name=name,
             handler=handler,
@@ -125,9 +129,11 @@ def step_type(
     return wrap
 
 
-def _models_of(name: str, handler: Handler) -> tuple[type[BaseModel], type[BaseModel] | None]:
+def _models_of(
+    name: str, handler: Handler, localns: Mapping[str, Any]
+) -> tuple[type[BaseModel], type[BaseModel] | None]:
     try:
-        hints = get_type_hints(handler)
+        hints = get_type_hints(handler, localns=dict(localns))
     except Exception as exc:  # an unresolvable annotation is a plugin bug worth naming
         raise PluginError(f"step type {name!r}: cannot read annotations: {exc}") from exc
     params = list(inspect.signature(handler).parameters)

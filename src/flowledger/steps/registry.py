@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
+import sys
 from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 
 from flowledger.errors import PluginError
@@ -112,10 +116,6 @@ class StepRegistry:
 
 def _import(target: str) -> ModuleType:
     if target.endswith(".py") or "/" in target or "\\" in target:
-        import importlib.util
-        import sys
-        from pathlib import Path
-
         path = Path(target).resolve()
         if not path.is_file():
             raise PluginError(f"plugin file {target} does not exist")
@@ -127,8 +127,6 @@ def _import(target: str) -> ModuleType:
         sys.modules[name] = module  # pydantic resolves annotations through sys.modules
         spec.loader.exec_module(module)
         return module
-    import sys
-
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # like `python -m`: modules next to the user are importable
     return importlib.import_module(target)

@@ -1,0 +1,82 @@
+"""Calling step handlers, and turning what they return or raise into step outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from flowledger.definition.compiled import CompiledStep
+from flowledger.errors import format_path
+from flowledger.runtime.state import StepRun
+from flowledger.steps.base import StepContext
+from flowledger.timeutil import utcnow
+
+
+async def invoke_handler(run: StepRun, ctx: StepContext) -> Any:
+    """Run (or resume) a step's handler within its timeout."""
+    step_type = run.step.step_type
+    data = step_type.input_model.model_validate(run.input)
+    timeout = run.step.spec.timeout.total_seconds() if run.step.spec.timeout else None
+    async with asyncio.timeout(timeout):
+        if run.suspended and step_type.resume is not None:
+            return await step_type.resume(data, ctx, run.state or {})
+        if inspect.iscoroutinefunction(step_type.handler):
+            return await step_type.handler(data, ctx)
+        # Plain functions may block (I/O, CPU): keep them off the event loop.
+        result = await asyncio.to_thread(step_type.handler, data, ctx)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+def retry_delay(run: StepRun) -> timedelta | None:
+    """How long until the next attempt, or None when the step must not be tried again."""
+    policy = run.step.spec.retry
+    if policy is None or run.attempt >= policy.max_attempts:
+        return None
+    if policy.backoff == "fixed":
+        seconds = policy.initial_delay.total_seconds()
+    else:
+        seconds = policy.initial_delay.total_seconds() * policy.multiplier ** (run.attempt - 1)
+    seconds = min(seconds, policy.max_delay.total_seconds())
+    if policy.jitter:
+        seconds = random.uniform(seconds / 2, seconds)  # noqa: S311 - spreading, not security
+    delay = timedelta(seconds=seconds)
+    if run.due_at is not None and utcnow() + delay >= run.due_at:
+        return None  # the next attempt could not finish before the step is due
+    return delay
+
+
+def normalize_output(step: CompiledStep, result: Any) -> Any:
+    """Plain JSON data, checked against the step type's output model when it has one."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    model = step.step_type.output_model
+    if model is not None:
+        return model.model_validate(result).model_dump(mode="json")
+    return result
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = format_path(tuple(error["loc"]))
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def duration_detail(run: StepRun) -> dict[str, Any] | None:
+    if run.started_at is None or run.completed_at is None:
+        return None
+    return {"durationMs": int((run.completed_at - run.started_at).total_seconds() * 1000)}

@@ -1,0 +1,133 @@
+"""The plugin API: declaring step types and loading them from modules, files and entry points."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from flowledger import Engine, PluginError, StepContext, StepRegistry, step_type
+
+PLUGIN = textwrap.dedent(
+    """
+    from pydantic import BaseModel
+    from flowledger import StepContext, step_type
+
+    class ShoutInput(BaseModel):
+        text: str
+
+    class ShoutOutput(BaseModel):
+        loud: str
+
+    @step_type("{name}")
+    async def shout(data: ShoutInput, ctx: StepContext) -> ShoutOutput:
+        return ShoutOutput(loud=data.text.upper() + "!")
+    """
+)
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path) -> Iterator[Path]:
+    sys.path.insert(0, str(tmp_path))
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("fl_test_")]:
+        del sys.modules[name]
+
+
+def test_builtins_are_registered_like_plugins() -> None:
+    registry = StepRegistry.with_builtins()
+    assert {
+        "sys.condition",
+        "sys.transform",
+        "sys.set_variable",
+        "sys.loop",
+        "sys.http_request",
+        "sys.delay",
+        "sys.no_action",
+        "sys.fail",
+    } <= set(registry.names())
+
+
+def test_names_must_be_namespaced_and_sys_is_reserved() -> None:
+    with pytest.raises(PluginError, match="must be namespaced"):
+        step_type("shout")
+
+    class In(BaseModel):
+        x: int
+
+    @step_type("sys.mine")
+    async def mine(data: In, ctx: StepContext) -> dict[str, int]:
+        return {}
+
+    with pytest.raises(PluginError, match="reserved"):
+        StepRegistry.with_builtins().register(mine)
+
+
+def test_handlers_need_a_pydantic_input_model() -> None:
+    with pytest.raises(PluginError, match="pydantic model"):
+
+        @step_type("acme.untyped")
+        async def untyped(data: dict, ctx: StepContext) -> dict:  # type: ignore[type-arg]
+            return data
+
+
+def test_load_a_module_by_name_and_by_file(plugin_dir: Path) -> None:
+    (plugin_dir / "fl_test_mod.py").write_text(PLUGIN.replace("{name}", "acme.shout"))
+    registry = StepRegistry()
+    assert registry.load_module("fl_test_mod") == ["acme.shout"]
+    file = plugin_dir / "other.py"
+    file.write_text(PLUGIN.replace("{name}", "acme.other"))
+    assert StepRegistry().load_module(str(file)) == ["acme.other"]
+
+
+def test_load_errors_are_clear(plugin_dir: Path) -> None:
+    (plugin_dir / "fl_test_empty.py").write_text("x = 1\n")
+    (plugin_dir / "fl_test_broken.py").write_text("import does_not_exist\n")
+    with pytest.raises(PluginError, match="defines no step types"):
+        StepRegistry().load_module("fl_test_empty")
+    with pytest.raises(PluginError, match="cannot import plugin module 'fl_test_broken'"):
+        StepRegistry().load_module("fl_test_broken")
+    with pytest.raises(PluginError, match="does not exist"):
+        StepRegistry().load_module("no/such/file.py")
+
+
+def test_entry_points_are_discovered(plugin_dir: Path) -> None:
+    (plugin_dir / "fl_test_ep.py").write_text(PLUGIN.replace("{name}", "acme.entry"))
+    dist = plugin_dir / "fl_test_ep-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fl-test-ep\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[flowledger.steps]\nshout = fl_test_ep:shout\n")
+    registry = StepRegistry.with_builtins()
+    assert registry.load_entry_points() == ["acme.entry"]
+    assert "acme.entry" in registry
+
+
+async def test_a_plugin_step_runs_and_its_output_model_is_validated(
+    plugin_dir: Path, tmp_path: Path
+) -> None:
+    (plugin_dir / "fl_test_run.py").write_text(PLUGIN.replace("{name}", "acme.shout"))
+    async with Engine(f"sqlite:///{tmp_path / 'p.db'}", plugins=["fl_test_run"]) as engine:
+        workflow = engine.load_text(
+            "name: p\nsteps:\n  - {id: s, type: acme.shout, input: {text: hi}}\n"
+            "output: '{{ steps.s.output.loud }}'\n"
+        )
+        doc = await engine.run(workflow)
+    assert doc["output"] == "HI!"
+
+
+def test_json_definitions_load_with_positions() -> None:
+    from flowledger import DefinitionError
+
+    registry = StepRegistry.with_builtins()
+    engine = Engine("sqlite://", registry=registry)
+    good = '{"name": "j", "steps": [{"id": "a", "type": "sys.no_action"}]}'
+    assert engine.load_text(good, "wf.json").name == "j"
+    bad = '{\n  "name": "j",\n  "steps": [\n    {"id": "a", "type": "sys.nope"}\n  ]\n}'
+    with pytest.raises(DefinitionError) as info:
+        engine.load_text(bad, "wf.json")
+    assert info.value.problems[0].format().startswith("wf.json:4:")
