@@ -308,3 +308,14 @@ def test_same_document_same_checksum() -> None:
         steps: [{id: a, type: sys.no_action}]
         """
     assert compile_yaml(text).checksum == compile_yaml(text).checksum
+
+
+def test_statements_without_expressions_are_refused_too() -> None:
+    found = problems(
+        """
+        name: statements
+        steps:
+          - {id: a, type: sys.transform, input: {value: "{% for x in y %}{% endfor %}"}}
+        """
+    )
+    assert len(found) == 1 and "statements" in found[0] and "step 'a'" in found[0]

@@ -276,6 +276,14 @@ class _Compiler:
         ok = True
         if isinstance(value, str):
             if not contains_template(value):
+                if "{%" in value:
+                    self.report(
+                        "Jinja statements ({% ... %}) are not supported in templates; "
+                        "write one expression per {{ ... }} and use filters instead of loops",
+                        path,
+                        step_id,
+                    )
+                    return False
                 return True
             try:
                 template = self.templates.compile(value)
@@ -346,6 +354,6 @@ def _pydantic_message(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"unknown field '{loc[-1]}'" if loc else "unknown field"
     if kind == "missing":
-        return f"'{where}' is required"
+        return f"'{loc[-1]}' is required" if loc else "a required field is missing"
     msg = msg.removeprefix("Value error, ")
     return f"{where}: {msg}" if where else msg
