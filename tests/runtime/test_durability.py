@@ -34,6 +34,18 @@ async def _stop(task: asyncio.Task[Any]) -> None:
         await task
 
 
+async def _interrupt(
+    db_url: str, registry: StepRegistry, text: str, check: Callable[[dict[str, Any]], bool]
+) -> str:
+    """Start an execution, let it run until ``check`` holds, then stop the process cold."""
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        execution_id = await engine.start(engine.load_text(text))
+        task = asyncio.create_task(engine.drive(execution_id))
+        await _until(engine, execution_id, check)
+        await _stop(task)
+    return execution_id
+
+
 def _step(doc: dict[str, Any], step_id: str) -> list[dict[str, Any]]:
     return sorted(
         (s for s in doc["steps"].values() if s["stepId"] == step_id), key=lambda s: s["attempt"]
@@ -52,17 +64,14 @@ async def test_a_durable_delay_survives_a_restart_and_nothing_reruns(
           - {id: second, type: test.flaky, input: {name: second}}
         """
     )
-    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
-        execution_id = await engine.start(engine.load_text(text))
-        task = asyncio.create_task(engine.drive(execution_id))
-        await _until(
-            engine,
-            execution_id,
-            lambda d: any(
-                s["stepId"] == "nap" and s["status"] == "InProgress" for s in d["steps"].values()
-            ),
-        )
-        await _stop(task)
+    execution_id = await _interrupt(
+        db_url,
+        registry,
+        text,
+        lambda d: any(
+            s["stepId"] == "nap" and s["status"] == "InProgress" for s in d["steps"].values()
+        ),
+    )
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)
     assert doc["runtimeStatus"] == "Completed"
@@ -84,17 +93,14 @@ async def test_a_step_in_flight_at_a_crash_reruns_with_the_next_attempt(
         output: "{{ steps.work.output.attempt }}"
         """
     )
-    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
-        execution_id = await engine.start(engine.load_text(text))
-        task = asyncio.create_task(engine.drive(execution_id))
-        await _until(
-            engine,
-            execution_id,
-            lambda d: any(
-                s["stepId"] == "work" and s["status"] == "InProgress" for s in d["steps"].values()
-            ),
-        )
-        await _stop(task)
+    execution_id = await _interrupt(
+        db_url,
+        registry,
+        text,
+        lambda d: any(
+            s["stepId"] == "work" and s["status"] == "InProgress" for s in d["steps"].values()
+        ),
+    )
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)
         events = await engine.events(execution_id)
@@ -125,18 +131,15 @@ async def test_a_loop_interrupted_midway_finishes_every_item_once(
         output: "{{ steps.each.output.results | map(attribute='work') | map(attribute='value') | list }}"
         """
     )
-    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
-        execution_id = await engine.start(engine.load_text(text))
-        task = asyncio.create_task(engine.drive(execution_id))
-        await _until(
-            engine,
-            execution_id,
-            lambda d: any(
-                s["stepId"] == "work" and s["loop"] == {"each": 3} and s["status"] == "InProgress"
-                for s in d["steps"].values()
-            ),
-        )
-        await _stop(task)
+    execution_id = await _interrupt(
+        db_url,
+        registry,
+        text,
+        lambda d: any(
+            s["stepId"] == "work" and s["loop"] == {"each": 3} and s["status"] == "InProgress"
+            for s in d["steps"].values()
+        ),
+    )
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)
     assert doc["runtimeStatus"] == "Completed"

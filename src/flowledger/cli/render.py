@@ -35,6 +35,14 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _error_text(error: dict[str, Any]) -> str:
+    """``step 'enrich' (attempt 3): POST https://… answered 503`` — where, then what."""
+    message = str(error.get("message"))
+    if error.get("stepId"):
+        return f"step '{error['stepId']}' (attempt {error.get('attempt', 1)}): {message}"
+    return message
+
+
 def _short_json(value: Any, limit: int = 400) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -50,7 +58,7 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
     )
     console.print(line, soft_wrap=True)
     if doc.get("error"):
-        console.print(Text(f"error: {doc['error'].get('message')}", style="red"))
+        console.print(Text(f"error: {_error_text(doc['error'])}", style="red"), soft_wrap=True)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)
 
@@ -81,7 +89,7 @@ def execution_detail(console: Console, doc: dict[str, Any]) -> None:
     console.print(f"workflow: {doc['workflowName']} v{doc['workflowVersion']}", markup=False)
     console.print(f"started:  {doc.get('startedAt') or '-'}   duration: {_duration(doc) or '-'}")
     if doc.get("error"):
-        console.print(Text(f"error:    {doc['error'].get('message')}", style="red"))
+        console.print(Text(f"error:    {_error_text(doc['error'])}", style="red"), soft_wrap=True)
     table = Table(header_style="bold", box=None)
     for column in ("step", "loop", "type", "status", "attempt", "started", "output / error"):
         table.add_column(column)
