@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -16,3 +16,21 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class Clock:
+    """A worker's idea of the database's time: the local clock plus a measured offset.
+
+    Leases and timers are decided on the database's clock, so a worker whose own
+    clock is off by an hour still fires every timer on time (the offset is
+    re-measured at every lease heartbeat).
+    """
+
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def synchronize(self, database_now: datetime) -> None:
+        self.offset = database_now - datetime.now(UTC)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -13,6 +15,7 @@ from rich.console import Console
 
 from flowledger.cli import render
 from flowledger.cli.progress import LiveProgress, PlainProgress
+from flowledger.definition.durations import parse_duration
 from flowledger.errors import (
     DefinitionError,
     FlowledgerError,
@@ -21,6 +24,7 @@ from flowledger.errors import (
 )
 from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.runtime.worker import Worker, WorkerOptions
 from flowledger.storage import ExecutionQuery
 
 T = TypeVar("T")
@@ -37,7 +41,8 @@ app = typer.Typer(
 executions_app = typer.Typer(help="Inspect executions.", no_args_is_help=True)
 app.add_typer(executions_app, name="executions")
 
-out = Console(highlight=False)
+# Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[
@@ -133,6 +138,77 @@ def _exit_code(status: str) -> int:
     if status == ExecutionStatus.AWAITING_USER_INPUT:
         return EXIT_AWAITING
     return EXIT_FAILED
+
+
+@app.command()
+def start(
+    workflow: Annotated[
+        str, typer.Argument(metavar="FILE_OR_NAME", help="A definition file or a pushed name.")
+    ],
+    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
+    db: DbOption = None,
+    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Enqueue an execution for the workers and print its id."""
+
+    async def go() -> str:
+        arguments = parse_input_json(input) if input is not None else {}
+        if not isinstance(arguments, dict):
+            raise InputError("the input must be a JSON object")
+        async with _engine(db, plugin) as engine:
+            compiled = await engine.find_workflow(workflow)
+            execution_id = await engine.start(
+                compiled, arguments, correlation_id=correlation_id, created_by="cli"
+            )
+            await engine.store.notify_work()
+            return execution_id
+
+    out.print(_call(go), markup=False, highlight=False)
+
+
+@app.command()
+def worker(
+    db: DbOption = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1000, help="Executions run at once.")
+    ] = 8,
+    lease: Annotated[
+        str, typer.Option("--lease", help="Lease length; a dead worker's work moves after it.")
+    ] = "30s",
+    plugin: PluginOption = None,
+) -> None:
+    """Run queued, due and orphaned executions until stopped (SIGTERM drains)."""
+    try:
+        lease_length = parse_duration(lease)
+    except ValueError as exc:
+        _fail(f"--lease: {exc}", EXIT_INVALID)
+    if lease_length.total_seconds() < 1:
+        _fail("--lease must be at least 1s", EXIT_INVALID)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+    async def go() -> None:
+        async with Engine(
+            db or default_db_url(), plugins=plugin or (), lease=lease_length
+        ) as engine:
+            options = WorkerOptions(concurrency=concurrency, lease=lease_length)
+            runner = Worker(engine, options)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runner.stop)
+            logging.getLogger("flowledger.worker").info(
+                "worker %s on %s, concurrency %d", engine.owner, engine.db_url, concurrency
+            )
+            await runner.run()
+            logging.getLogger("flowledger.worker").info(
+                "worker stopped after finishing %d executions", runner.completed
+            )
+
+    _call(go)
 
 
 @app.command()

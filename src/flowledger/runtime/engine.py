@@ -6,12 +6,13 @@ HTTP client, one template engine and one step registry.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from flowledger.definition.source import parse_document
 from flowledger.errors import InputError, NotFoundError, StorageError, format_path
 from flowledger.runtime.codec import Codec
 from flowledger.runtime.documents import event_document, execution_document
+from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
@@ -32,12 +34,12 @@ from flowledger.runtime.status import ExecutionStatus
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open_store
 from flowledger.templates import TemplateEngine, TemplateLimits
-from flowledger.timeutil import utcnow
+from flowledger.timeutil import Clock
 
 DB_ENV = "FLOWLEDGER_DB"
 DEFAULT_DB = "sqlite:///flowledger.db"
-#: How long an execution stays ours without renewal (renewal arrives with the worker issue).
-LEASE = timedelta(minutes=5)
+#: How long an execution stays ours without a heartbeat; renewed every third of it.
+LEASE = timedelta(seconds=30)
 EXECUTION_FORMAT_VERSION = 1
 
 EventCallback = Callable[[str, list[dict[str, Any]]], None]
@@ -68,6 +70,7 @@ class Engine:
         template_limits: TemplateLimits | None = None,
         http: httpx.AsyncClient | None = None,
         owner: str | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.db_url = db or default_db_url()
         self.registry = registry or StepRegistry.with_builtins()
@@ -81,6 +84,8 @@ class Engine:
         self._store: Store | None = None
         self._services: Services | None = None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = lease
+        self.clock = Clock()
         self._workflows: dict[str, CompiledWorkflow] = {}
         # Versions are immutable once stored, so this cache can never go stale.
         self._versions: dict[tuple[str, str], WorkflowVersion] = {}
@@ -97,7 +102,8 @@ class Engine:
                 timeout=httpx.Timeout(30.0), follow_redirects=False
             )
             self._http = http
-            self._services = Services(store, http, self.templates, self.registry)
+            self._services = Services(store, http, self.templates, self.registry, self.clock)
+            self.clock.synchronize(await store.db_now())
         return self
 
     async def close(self) -> None:
@@ -147,6 +153,17 @@ class Engine:
         self._versions[(workflow.name, workflow.checksum)] = version
         return version
 
+    async def find_workflow(self, file_or_name: str) -> CompiledWorkflow:
+        """A definition file, or else the newest pushed version of a workflow by that name."""
+        if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
+            return self.load(file_or_name)
+        versions = await self.store.list_workflow_versions(file_or_name)
+        if not versions:
+            raise NotFoundError(
+                f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
+            )
+        return await self._workflow_for(versions[-1].id)
+
     async def _workflow_for(self, version_id: str) -> CompiledWorkflow:
         cached = self._workflows.get(version_id)
         if cached is not None:
@@ -175,7 +192,7 @@ class Engine:
         arguments = dict(input or {})
         validate_input(compiled, arguments)
         version = await self.register(compiled)
-        now = utcnow()
+        now = self.clock.now()
         execution_id = str(uuid.uuid4())
         codec = Codec()
         trigger_doc = dict(trigger) if trigger else {"type": "function", "arguments": arguments}
@@ -226,22 +243,43 @@ class Engine:
         """
         row = await self._row(execution_id)
         if not ExecutionStatus(row["runtime_status"]).terminal:
-            now = utcnow()
-            epoch = await self.store.acquire_lease(execution_id, self.owner, now + LEASE, now)
+            epoch = await self.store.acquire_lease(execution_id, self.owner, self.lease)
             if epoch is None:
                 raise StorageError(
                     f"execution {execution_id} is being run by another process right now"
                 )
+            current = asyncio.current_task()
+
+            def lost(_: str) -> None:
+                # Another process owns it now; our writes would be refused anyway.
+                if current is not None:
+                    current.cancel()
+
+            keeper = LeaseKeeper(self.store, self.owner, self.lease, self.clock, lost)
+            keeper.hold(execution_id, epoch)
+            keeper.start()
             try:
-                await self._run_owned(execution_id, epoch)
+                await self.run_owned(execution_id)
             finally:
+                await keeper.stop()
                 await self.store.release_lease(execution_id, epoch)
         if not document:
             final = await self._row(execution_id)
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
         return await self.get_execution(execution_id)
 
-    async def _run_owned(self, execution_id: str, epoch: int) -> None:
+    async def run_owned(
+        self,
+        execution_id: str,
+        *,
+        park_after: float | None = None,
+        drain: asyncio.Event | None = None,
+    ) -> tuple[ExecutionStatus, datetime | None]:
+        """Run an execution whose lease this process holds (the epoch is on its row).
+
+        Returns its status and, when it was parked on a distant timer, the time it is
+        due again. Setting ``drain`` makes it finish what is running and return.
+        """
         row = await self._row(execution_id)
         assert self._services is not None
         workflow = await self._workflow_for(row["workflow_version_id"])
@@ -250,7 +288,20 @@ class Engine:
         if row["runtime_status"] != str(ExecutionStatus.NOT_STARTED):
             restore(runner, await self.store.get_step_executions(execution_id))
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events))
-        await runner.run()
+        watcher = None
+        if drain is not None:
+
+            async def watch(event: asyncio.Event = drain) -> None:
+                await event.wait()
+                runner.drain()
+
+            watcher = asyncio.create_task(watch())
+        try:
+            status = await runner.run(park_after)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        return status, runner.parked_until
 
     def _notify(self, execution_id: str, rows: list[Row]) -> None:
         if not self._callbacks:

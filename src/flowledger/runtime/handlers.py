@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -14,7 +14,6 @@ from flowledger.definition.compiled import CompiledStep
 from flowledger.errors import format_path
 from flowledger.runtime.state import StepRun
 from flowledger.steps.base import StepContext
-from flowledger.timeutil import utcnow
 
 
 async def invoke_handler(run: StepRun, ctx: StepContext) -> Any:
@@ -34,7 +33,7 @@ async def invoke_handler(run: StepRun, ctx: StepContext) -> Any:
         return result
 
 
-def retry_delay(run: StepRun) -> timedelta | None:
+def retry_delay(run: StepRun, now: datetime) -> timedelta | None:
     """How long until the next attempt, or None when the step must not be tried again."""
     policy = run.step.spec.retry
     if policy is None or run.attempt >= policy.max_attempts:
@@ -47,7 +46,7 @@ def retry_delay(run: StepRun) -> timedelta | None:
     if policy.jitter:
         seconds = random.uniform(seconds / 2, seconds)  # noqa: S311 - spreading, not security
     delay = timedelta(seconds=seconds)
-    if run.due_at is not None and utcnow() + delay >= run.due_at:
+    if run.due_at is not None and now + delay >= run.due_at:
         return None  # the next attempt could not finish before the step is due
     return delay
 

@@ -13,15 +13,22 @@ from typing import Any
 from flowledger.runtime.codec import Codec
 from flowledger.runtime.state import StepRun
 from flowledger.storage.base import Batch, Row, Store
-from flowledger.timeutil import utcnow
+from flowledger.timeutil import Clock
 
 EventSink = Callable[[list[Row]], None]
 
 
 class Journal:
     def __init__(
-        self, store: Store, codec: Codec, execution_id: str, epoch: int, last_seq: int
+        self,
+        store: Store,
+        codec: Codec,
+        execution_id: str,
+        epoch: int,
+        last_seq: int,
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.store = store
         self.codec = codec
         self.execution_id = execution_id
@@ -46,7 +53,7 @@ class Journal:
             {
                 "execution_id": self.execution_id,
                 "seq": self.seq,
-                "at": at or utcnow(),
+                "at": at or self.clock.now(),
                 "kind": kind,
                 "step_execution_id": run.id if run else None,
                 "step_id": run.step.id if run else None,
@@ -80,7 +87,7 @@ class Journal:
                 batch.update_steps.append(row)
             else:
                 batch.insert_steps.append(self._insert_row(run, row))
-        now = utcnow()
+        now = self.clock.now()
         batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
         batch.events = self._events
         await self.store.commit(batch)

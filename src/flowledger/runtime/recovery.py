@@ -18,7 +18,6 @@ from flowledger.runtime.runner import MAX_CRASH_RERUNS, ExecutionRunner
 from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
 from flowledger.runtime.status import StepStatus
 from flowledger.storage.base import Row
-from flowledger.timeutil import utcnow
 
 CRASH_MESSAGE = "the process running this step stopped before the step finished"
 
@@ -61,7 +60,7 @@ def _restore_scope(
             for nxt in step.successors:
                 scope.pending[nxt] -= 1
         elif run.status == StepStatus.NOT_STARTED:
-            runner._add_timer(run.wake_at or utcnow(), "retry", run)
+            runner._add_timer(run.wake_at or runner.clock.now(), "retry", run)
         elif step.type_name == "sys.loop":
             loops.append(_restore_loop(runner, run, latest, crashed, loops))
         elif run.suspended:
@@ -114,7 +113,7 @@ def _restore_loop(
 
 
 def _rerun(runner: ExecutionRunner, run: StepRun) -> None:
-    now = utcnow()
+    now = runner.clock.now()
     run.status = StepStatus.FAILED
     run.failed_at = now
     run.error = {"message": CRASH_MESSAGE, "stepId": run.step.id, "attempt": run.attempt}

@@ -42,7 +42,7 @@ from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
 from flowledger.steps.base import StepContext, Suspend
 from flowledger.steps.builtins import LoopInput
-from flowledger.timeutil import iso, utcnow
+from flowledger.timeutil import iso
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ class ExecutionRunner:
         self.workflow = workflow
         self.id: str = execution["id"]
         self.codec = codec or Codec()
+        self.clock = services.clock
         self.journal = Journal(
-            services.store, self.codec, self.id, epoch, int(execution["event_seq"])
+            services.store, self.codec, self.id, epoch, int(execution["event_seq"]), self.clock
         )
         self.status = ExecutionStatus(execution["runtime_status"])
         self.trigger: dict[str, Any] = loads(execution["trigger"]) or {}
@@ -93,23 +94,42 @@ class ExecutionRunner:
         self._step_seq = itertools.count(1)
         self.no_action = False
         self._loops: dict[str, LoopRun] = {}
+        self.draining = False
+        #: Set when run() returned early because only a distant timer was left.
+        self.parked_until: datetime | None = None
         self.logger = logging.LoggerAdapter(log, {"execution_id": self.id})
 
     # -- the main loop ------------------------------------------------------------------------
 
-    async def run(self) -> ExecutionStatus:
-        """Drive the execution until it is terminal (or this process loses it)."""
+    def drain(self) -> None:
+        """Stop starting work: finish and record what is running, then return (SIGTERM)."""
+        self.draining = True
+        self._wakeup.set()
+
+    async def run(self, park_after: float | None = None) -> ExecutionStatus:
+        """Drive the execution until it is terminal, drained, or parked.
+
+        With ``park_after``, an execution whose only pending work is a timer further
+        away than that many seconds returns early with ``parked_until`` set, so the
+        caller can release it and let any worker pick it up when the timer is due.
+        """
         try:
             if self.status == ExecutionStatus.NOT_STARTED:
                 self._begin()
             while True:
-                self._advance()
+                if not self.draining:
+                    self._advance()
                 await self.journal.commit()
                 if self.status.terminal:
                     return self.status
-                if self.ready:
+                if self.ready and not self.draining:
                     continue
-                self._launch()
+                self._launch()  # what was recorded as started must run, drain or not
+                if self.draining and not self.tasks:
+                    return self.status
+                if park_after is not None and self._should_park(park_after):
+                    self.parked_until = self.timers[0][0]
+                    return self.status
                 await self._wait()
         finally:
             for task in self.tasks:
@@ -117,8 +137,13 @@ class ExecutionRunner:
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
 
+    def _should_park(self, park_after: float) -> bool:
+        if self.tasks or self.ready or not self.timers:
+            return False
+        return (self.timers[0][0] - self.clock.now()).total_seconds() > park_after
+
     def _begin(self) -> None:
-        now = utcnow()
+        now = self.clock.now()
         self.started_at = now
         self.info["startedAt"] = iso(now)
         self._set_status(ExecutionStatus.IN_PROGRESS, started_at=now)
@@ -153,14 +178,16 @@ class ExecutionRunner:
     async def _wait(self) -> None:
         timeout = None
         if self.timers:
-            timeout = max(0.0, (self.timers[0][0] - utcnow()).total_seconds())
-        if not self.tasks and not self._finished and timeout is None:
+            timeout = max(0.0, (self.timers[0][0] - self.clock.now()).total_seconds())
+        if self.draining:
+            timeout = None  # timers belong to whoever owns the execution next
+        if not self.tasks and not self._finished and timeout is None and not self.draining:
             self._fail_execution(
                 {"message": "the execution has nothing left to run but is not finished"}
             )
             return
         if not self._finished:
-            self._wakeup.clear()
+            self._wakeup.clear()  # drain() sets it again to cut the wait short
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wakeup.wait()
@@ -218,7 +245,7 @@ class ExecutionRunner:
 
     def _start_attempt(self, run: StepRun) -> None:
         step = run.step
-        now = utcnow()
+        now = self.clock.now()
         run.status = StepStatus.IN_PROGRESS
         run.started_at = now
         run.wake_at = None
@@ -247,7 +274,7 @@ class ExecutionRunner:
 
     def _start_failed(self, run: StepRun, message: str) -> None:
         run.status = StepStatus.IN_PROGRESS
-        run.started_at = utcnow()
+        run.started_at = self.clock.now()
         self._step_failed(run, message, retryable=False)
 
     # -- running handlers ---------------------------------------------------------------------
@@ -315,7 +342,7 @@ class ExecutionRunner:
                 retryable=False,
             )
             return
-        now = utcnow()
+        now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now
         run.suspended = False
@@ -340,7 +367,7 @@ class ExecutionRunner:
     def _step_failed(
         self, run: StepRun, message: str, *, retryable: bool, details: Any = None
     ) -> None:
-        now = utcnow()
+        now = self.clock.now()
         run.status = StepStatus.FAILED
         run.failed_at = now
         run.suspended = False
@@ -349,7 +376,7 @@ class ExecutionRunner:
         if details is not None:
             run.error["details"] = details
         self.journal.touch(run)
-        delay = retry_delay(run) if retryable else None
+        delay = retry_delay(run, self.clock.now()) if retryable else None
         self.journal.event(
             "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
         )
@@ -469,7 +496,7 @@ class ExecutionRunner:
         heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))
 
     def _fire_due_timers(self) -> None:
-        now = utcnow()
+        now = self.clock.now()
         while self.timers and self.timers[0][0] <= now and not self.status.terminal:
             _, _, kind, run = heapq.heappop(self.timers)
             if run.scope.closed:
@@ -493,7 +520,7 @@ class ExecutionRunner:
             except TemplateError as exc:
                 self._fail_execution({"message": f"output: {exc.message}"})
                 return
-        now = utcnow()
+        now = self.clock.now()
         status = (
             ExecutionStatus.COMPLETED_NO_ACTION if self.no_action else ExecutionStatus.COMPLETED
         )
@@ -503,7 +530,7 @@ class ExecutionRunner:
     def _fail_execution(self, error: dict[str, Any]) -> None:
         if self.status.terminal:
             return
-        now = utcnow()
+        now = self.clock.now()
         self._cancel_everything("the execution failed")
         self._set_status(ExecutionStatus.FAILED, failed_at=now, error=self.codec.dumps(error))
         self.journal.event("execution.failed", None, {"error": error.get("message")}, at=now)
@@ -523,7 +550,7 @@ class ExecutionRunner:
             return
         self._cancel_task_of(run)
         run.status = StepStatus.CANCELLED
-        run.failed_at = utcnow()
+        run.failed_at = self.clock.now()
         run.error = {"message": reason, "stepId": run.step.id, "attempt": run.attempt}
         self.journal.touch(run)
         self.journal.event("step.cancelled", run, {"reason": reason})

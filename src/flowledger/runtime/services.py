@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage.base import Store
 from flowledger.templates import TemplateEngine
+from flowledger.timeutil import Clock
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,4 @@ class Services:
     http: httpx.AsyncClient
     templates: TemplateEngine
     registry: StepRegistry
+    clock: Clock = field(default_factory=Clock)

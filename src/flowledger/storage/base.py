@@ -7,8 +7,9 @@ the way), so no backend ever sees a secret value.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 Row = dict[str, Any]
@@ -105,13 +106,42 @@ class Store(ABC):
     @abstractmethod
     async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]: ...
 
-    # -- ownership ----------------------------------------------------------------------------
+    # -- ownership: leases, claims and wake-ups, all on the database's clock ------------------
 
     @abstractmethod
-    async def acquire_lease(
-        self, execution_id: str, owner: str, expires_at: datetime, now: datetime
-    ) -> int | None:
+    async def db_now(self) -> datetime:
+        """The database's clock: leases and due timers are judged by it, never by a worker's."""
+
+    @abstractmethod
+    async def acquire_lease(self, execution_id: str, owner: str, lease: timedelta) -> int | None:
         """Take the execution if it is free, expired or already ours; return the new epoch."""
 
     @abstractmethod
-    async def release_lease(self, execution_id: str, epoch: int) -> None: ...
+    async def claim_executions(
+        self, owner: str, limit: int, lease: timedelta
+    ) -> list[tuple[str, int]]:
+        """Lease up to ``limit`` runnable executions: ``(id, epoch)`` for each one won.
+
+        Runnable: NotStarted, or InProgress whose lease is free or expired and whose
+        ``wake_at`` (its next timer, when parked) has come. Two claimers never win the same one.
+        """
+
+    @abstractmethod
+    async def renew_leases(
+        self, owner: str, leases: Mapping[str, int], lease: timedelta
+    ) -> set[str]:
+        """Extend the leases we still hold (id → epoch); return the ids that are still ours."""
+
+    @abstractmethod
+    async def release_lease(
+        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+    ) -> None:
+        """Give the execution up; ``wake_at`` parks it until its next timer is due."""
+
+    @abstractmethod
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be claimable, or after ``timeout`` seconds."""
+
+    @abstractmethod
+    async def notify_work(self) -> None:
+        """Tell waiting workers that something became claimable."""

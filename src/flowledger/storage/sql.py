@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from flowledger.errors import LeaseLostError, StorageError
@@ -15,6 +30,7 @@ from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowV
 from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
 from flowledger.storage.schema import (
     SCHEMA_VERSION,
+    UTCDateTime,
     events,
     executions,
     meta,
@@ -231,9 +247,16 @@ class SQLStore(Store):
 
     # -- ownership ----------------------------------------------------------------------------
 
-    async def acquire_lease(
-        self, execution_id: str, owner: str, expires_at: datetime, now: datetime
-    ) -> int | None:
+    def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]:
+        """The database clock as a SQL expression; dialects with a server clock override it."""
+        return literal(utcnow() + plus, UTCDateTime)
+
+    async def db_now(self) -> datetime:
+        with self.conn.begin():
+            value = self.conn.execute(select(self._sql_now())).scalar_one()
+        return _aware(value)
+
+    async def acquire_lease(self, execution_id: str, owner: str, lease: timedelta) -> int | None:
         t = executions
         # Compare-and-set: free, expired, or ours. RETURNING hands back the new fencing token.
         stmt = (
@@ -243,26 +266,105 @@ class SQLStore(Store):
                     t.c.id == execution_id,
                     or_(
                         t.c.lease_owner.is_(None),
-                        t.c.lease_expires_at < now,
+                        t.c.lease_expires_at < self._sql_now(),
                         t.c.lease_owner == owner,
                     ),
                 )
             )
-            .values(lease_epoch=t.c.lease_epoch + 1, lease_owner=owner, lease_expires_at=expires_at)
+            .values(
+                lease_epoch=t.c.lease_epoch + 1,
+                lease_owner=owner,
+                lease_expires_at=self._sql_now(lease),
+                wake_at=None,
+            )
             .returning(t.c.lease_epoch)
         )
         with self.conn.begin():
             epoch = self.conn.execute(stmt).scalar()
         return int(epoch) if epoch is not None else None
 
-    async def release_lease(self, execution_id: str, epoch: int) -> None:
+    def _runnable(self) -> ColumnElement[bool]:
+        t = executions
+        now = self._sql_now()
+        return and_(
+            t.c.runtime_status.in_(("NotStarted", "InProgress")),
+            or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now),
+            or_(t.c.wake_at.is_(None), t.c.wake_at <= now),
+        )
+
+    def _claim_candidates(self, limit: int) -> Select[tuple[str]]:
+        """Ids to try; PostgreSQL adds FOR UPDATE SKIP LOCKED so claimers never queue."""
+        t = executions
+        return select(t.c.id).where(self._runnable()).order_by(t.c.created_at).limit(limit)
+
+    async def claim_executions(
+        self, owner: str, limit: int, lease: timedelta
+    ) -> list[tuple[str, int]]:
+        t = executions
+        with self.conn.begin():
+            ids = [r[0] for r in self.conn.execute(self._claim_candidates(limit))]
+            if not ids:
+                return []
+            # The runnable condition is checked again in the UPDATE: the compare-and-set is
+            # the guard, whatever isolation the candidate read had.
+            rows = self.conn.execute(
+                update(t)
+                .where(and_(t.c.id.in_(ids), self._runnable()))
+                .values(
+                    lease_epoch=t.c.lease_epoch + 1,
+                    lease_owner=owner,
+                    lease_expires_at=self._sql_now(lease),
+                    wake_at=None,
+                )
+                .returning(t.c.id, t.c.lease_epoch)
+            )
+            return [(r[0], int(r[1])) for r in rows]
+
+    async def renew_leases(
+        self, owner: str, leases: Mapping[str, int], lease: timedelta
+    ) -> set[str]:
+        if not leases:
+            return set()
+        t = executions
+        held: set[str] = set()
+        with self.conn.begin():
+            for execution_id, epoch in leases.items():
+                result = self.conn.execute(
+                    update(t)
+                    .where(
+                        and_(
+                            t.c.id == execution_id,
+                            t.c.lease_epoch == epoch,
+                            t.c.lease_owner == owner,
+                        )
+                    )
+                    .values(lease_expires_at=self._sql_now(lease))
+                )
+                if result.rowcount == 1:
+                    held.add(execution_id)
+        return held
+
+    async def release_lease(
+        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+    ) -> None:
         t = executions
         with self.conn.begin():
             self.conn.execute(
                 update(t)
                 .where(and_(t.c.id == execution_id, t.c.lease_epoch == epoch))
-                .values(lease_owner=None, lease_expires_at=None)
+                .values(lease_owner=None, lease_expires_at=None, wake_at=wake_at)
             )
+
+    async def wait_for_work(self, timeout: float) -> None:
+        # No push channel on this backend: the caller polls, backing off while idle.
+        await asyncio.sleep(timeout)
+
+    async def notify_work(self) -> None:
+        return None
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _version(row: Any) -> WorkflowVersion:

@@ -1,0 +1,79 @@
+"""Keeping leases alive: a heartbeat that renews every execution this process runs.
+
+A lease lapses when its holder stops renewing it (killed, frozen, cut off); then
+another worker may claim the execution, and the old holder's writes are refused
+by the fencing epoch. The heartbeat also re-measures the database clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from flowledger.storage.base import Store
+from flowledger.timeutil import Clock
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        lease: timedelta,
+        clock: Clock,
+        on_lost: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = lease
+        self.clock = clock
+        self.on_lost = on_lost
+        self.held: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        # Three chances to renew before the lease lapses.
+        return self.lease.total_seconds() / 3
+
+    def hold(self, execution_id: str, epoch: int) -> None:
+        self.held[execution_id] = epoch
+
+    def drop(self, execution_id: str) -> None:
+        self.held.pop(execution_id, None)
+
+    async def beat(self) -> None:
+        self.clock.synchronize(await self.store.db_now())
+        if not self.held:
+            return
+        asked = dict(self.held)
+        still = await self.store.renew_leases(self.owner, asked, self.lease)
+        for execution_id in asked:
+            if execution_id not in still and execution_id in self.held:
+                log.warning("lost the lease of execution %s", execution_id)
+                self.drop(execution_id)
+                self.on_lost(execution_id)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.beat()
+            except Exception:  # a failed heartbeat must not kill the worker; the next one retries
+                log.exception("lease heartbeat failed")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="lease heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,129 @@
+"""``flowledger worker``: claim runnable executions from the database and run them.
+
+Any number of workers, on any number of machines, share one database. A worker
+claims up to ``concurrency`` executions at a time (queued, due, or orphaned by a
+dead worker whose lease lapsed), keeps their leases alive with a heartbeat, parks
+executions that only wait for a distant timer, and on SIGTERM drains: running
+steps finish and are recorded, then every lease is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flowledger.errors import FlowledgerError
+from flowledger.runtime.engine import Engine
+from flowledger.runtime.leases import LeaseKeeper
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 8
+    lease: timedelta = timedelta(seconds=30)
+    #: Executions whose next timer is further away than this are released, not held.
+    park_after: float = 2.0
+    #: Longest wait between looks for work while idle (SQLite polls; PostgreSQL is woken).
+    max_idle: float = 1.0
+    #: How long SIGTERM waits for running steps before giving them up to other workers.
+    drain_timeout: float = 30.0
+
+
+class Worker:
+    def __init__(self, engine: Engine, options: WorkerOptions | None = None) -> None:
+        self.engine = engine
+        self.options = options or WorkerOptions()
+        self.active: dict[str, asyncio.Task[None]] = {}
+        self.stopping = asyncio.Event()
+        self._drain = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.completed = 0
+        self.keeper = LeaseKeeper(
+            engine.store, engine.owner, self.options.lease, engine.clock, self._lost
+        )
+
+    def stop(self) -> None:
+        """Ask the worker to drain and exit (what SIGTERM and Ctrl-C do)."""
+        self.stopping.set()
+        self._changed.set()
+
+    def _lost(self, execution_id: str) -> None:
+        task = self.active.get(execution_id)
+        if task is not None:
+            task.cancel()
+
+    async def run(self) -> None:
+        store = self.engine.store
+        idle = 0.05
+        self.keeper.start()
+        try:
+            while not self.stopping.is_set():
+                free = self.options.concurrency - len(self.active)
+                claimed = []
+                if free > 0:
+                    claimed = await store.claim_executions(
+                        self.engine.owner, free, self.options.lease
+                    )
+                for execution_id, epoch in claimed:
+                    self.keeper.hold(execution_id, epoch)
+                    task = asyncio.create_task(self._run_one(execution_id, epoch))
+                    self.active[execution_id] = task
+                if claimed:
+                    idle = 0.05
+                    await asyncio.sleep(0)
+                    continue
+                await self._idle(idle if free > 0 else None)
+                idle = min(idle * 2, self.options.max_idle)
+            await self._drain_all()
+        finally:
+            await self.keeper.stop()
+
+    async def _idle(self, timeout: float | None) -> None:
+        """Wait for a notification, a finished execution, a stop, or the timeout."""
+        self._changed.clear()
+        waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._changed.wait())]
+        if timeout is not None:
+            waiters.append(asyncio.create_task(self.engine.store.wait_for_work(timeout)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _run_one(self, execution_id: str, epoch: int) -> None:
+        parked_until = None
+        try:
+            status, parked_until = await self.engine.run_owned(
+                execution_id, park_after=self.options.park_after, drain=self._drain
+            )
+            if status.terminal:
+                self.completed += 1
+        except asyncio.CancelledError:
+            log.warning("stopped running execution %s", execution_id)
+        except FlowledgerError as exc:
+            log.error("execution %s: %s", execution_id, exc)
+        except Exception:
+            log.exception("execution %s crashed the runner", execution_id)
+        finally:
+            self.keeper.drop(execution_id)
+            self.active.pop(execution_id, None)
+            with contextlib.suppress(Exception):
+                await self.engine.store.release_lease(execution_id, epoch, parked_until)
+            self._changed.set()
+
+    async def _drain_all(self) -> None:
+        if not self.active:
+            return
+        log.info("draining %d executions", len(self.active))
+        self._drain.set()
+        tasks = list(self.active.values())
+        _, pending = await asyncio.wait(tasks, timeout=self.options.drain_timeout)
+        for task in pending:  # their in-flight steps will be re-run by the next owner
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,206 @@
+"""Kill -9 workers at random moments; every execution still completes, each step exactly once.
+
+FLOWLEDGER_CRASH_CYCLES=N runs N kill cycles (default 20); FLOWLEDGER_CRASH_SEED replays one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from flowledger import Engine
+from flowledger.runtime.recovery import CRASH_MESSAGE
+from tests.cli.conftest import FLOWLEDGER
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PLUGIN = str(Path(__file__).with_name("crash_steps.py"))
+WORKFLOW = """
+name: crashy
+variables: {{total: 0}}
+steps:
+  - {{id: a, type: crash.work, input: {{ms: 30, ledger: "{ledger}"}}}}
+  - id: each
+    type: sys.loop
+    input: {{items: [1, 2, 3], concurrency: 2}}
+    steps:
+      - {{id: b, type: crash.work, input: {{ms: 40, ledger: "{ledger}"}}}}
+      - {{id: inc, type: sys.set_variable, input: {{name: total, op: increment}}}}
+  - {{id: nap, type: sys.delay, input: {{duration: 200ms}}}}
+  - {{id: c, type: crash.work, input: {{ms: 30, ledger: "{ledger}"}}}}
+"""
+
+
+def _worker(db_url: str, log: BinaryIO) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            FLOWLEDGER,
+            "worker",
+            "--db",
+            db_url,
+            "--plugin",
+            PLUGIN,
+            "--lease",
+            "1s",
+            "--concurrency",
+            "4",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+
+
+async def _enqueue(db_url: str, ledger: Path, count: int) -> list[str]:
+    async with Engine(db_url, plugins=[PLUGIN]) as engine:
+        workflow = engine.load_text(WORKFLOW.format(ledger=ledger))
+        return [await engine.start(workflow) for _ in range(count)]
+
+
+async def _documents(db_url: str, ids: list[str]) -> list[dict[str, Any]]:
+    async with Engine(db_url, plugins=[PLUGIN]) as engine:
+        return [await engine.get_execution(i) for i in ids]
+
+
+async def _events(db_url: str, execution_id: str) -> list[dict[str, Any]]:
+    async with Engine(db_url, plugins=[PLUGIN]) as engine:
+        return await engine.events(execution_id)
+
+
+def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    cycles = int(os.environ.get("FLOWLEDGER_CRASH_CYCLES", "20"))
+    seed = int(os.environ.get("FLOWLEDGER_CRASH_SEED", str(random.randrange(1 << 30))))
+    rng = random.Random(seed)
+    print(f"crash test seed {seed}, {cycles} cycles")
+    db_url = f"sqlite:///{tmp_path / 'crash.db'}"
+    ledger = tmp_path / "ledger.txt"
+    log = tmp_path / "workers.log"
+    ids = asyncio.run(_enqueue(db_url, ledger, max(12, cycles * 2)))
+
+    sink = log.open("ab")
+    workers = [_worker(db_url, sink), _worker(db_url, sink)]
+    kills = 0
+    try:
+        for _ in range(cycles):
+            time.sleep(rng.uniform(0.05, 0.35))
+            victim = workers.pop(rng.randrange(len(workers)))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            kills += 1
+            workers.append(_worker(db_url, sink))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            docs = asyncio.run(_documents(db_url, ids))
+            if all(d["runtimeStatus"] in ("Completed", "Failed", "Cancelled") for d in docs):
+                break
+            time.sleep(0.5)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        sink.close()
+
+    assert kills == cycles
+    docs = asyncio.run(_documents(db_url, ids))
+    failures = [
+        (d["id"], d["runtimeStatus"], d["error"]) for d in docs if d["runtimeStatus"] != "Completed"
+    ]
+    assert not failures, f"seed {seed}: {failures}\n{log.read_text()[-3000:]}"
+    effects = Counter(line.split()[0] for line in ledger.read_text().splitlines())
+    for doc in docs:
+        assert doc["variables"]["total"] == 3  # each increment recorded exactly once
+        completed = Counter(
+            (s["stepId"], tuple(s["loop"].items()))
+            for s in doc["steps"].values()
+            if s["status"] == "Completed"
+        )
+        assert all(n == 1 for n in completed.values()), completed
+        assert len(completed) == 1 + 1 + 3 * 2 + 1 + 1  # a, each, (b, inc) x3, nap, c
+        for step in doc["steps"].values():
+            if step["status"] == "Failed":
+                assert step["error"]["message"] == CRASH_MESSAGE
+            if step["type"] == "crash.work" and step["status"] == "Completed":
+                # At least once: the side effect of every completed step happened.
+                assert effects[step["outputData"]["key"]] >= 1
+    for execution_id in ids[:5]:
+        seqs = [e["seq"] for e in asyncio.run(_events(db_url, execution_id))]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+FROZEN = """
+name: frozen
+steps:
+  - {{id: slow, type: crash.work, input: {{ms: 2500, ledger: "{ledger}"}}}}
+  - {{id: after, type: crash.work, input: {{ms: 10, ledger: "{ledger}"}}}}
+"""
+
+
+def test_a_frozen_worker_cannot_complete_the_step_it_lost(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'frozen.db'}"
+    ledger = tmp_path / "ledger.txt"
+
+    async def enqueue() -> str:
+        async with Engine(db_url, plugins=[PLUGIN]) as engine:
+            return await engine.start(engine.load_text(FROZEN.format(ledger=ledger)))
+
+    execution_id = asyncio.run(enqueue())
+    with (tmp_path / "a.log").open("ab") as log_a, (tmp_path / "b.log").open("ab") as log_b:
+        frozen = _worker(db_url, log_a)
+        try:
+            # Wait until worker A has started the slow step, then freeze it past its lease.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                doc = asyncio.run(_documents(db_url, [execution_id]))[0]
+                if any(s["stepId"] == "slow" for s in doc["steps"].values()):
+                    break
+                time.sleep(0.05)
+            frozen.send_signal(signal.SIGSTOP)
+            rescuer = _worker(db_url, log_b)
+            try:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    doc = asyncio.run(_documents(db_url, [execution_id]))[0]
+                    if doc["runtimeStatus"] == "Completed":
+                        break
+                    time.sleep(0.1)
+                assert doc["runtimeStatus"] == "Completed"
+                # Thaw A: its handler finishes, but its late completion must be refused.
+                frozen.send_signal(signal.SIGCONT)
+                time.sleep(3.5)
+            finally:
+                rescuer.send_signal(signal.SIGTERM)
+                rescuer.wait(timeout=30)
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+            frozen.send_signal(signal.SIGTERM)
+            frozen.wait(timeout=30)
+    doc = asyncio.run(_documents(db_url, [execution_id]))[0]
+    slow = sorted(
+        (s for s in doc["steps"].values() if s["stepId"] == "slow"), key=lambda s: s["attempt"]
+    )
+    assert [s["status"] for s in slow] == ["Failed", "Completed"]
+    assert slow[0]["error"]["message"] == CRASH_MESSAGE
+    # Both processes ran the handler (at-least-once), only the rescuer's result is recorded.
+    pids = {line.split()[2] for line in ledger.read_text().splitlines() if line.split()[1] == "1"}
+    assert str(frozen.pid) in pids
+    # Whichever comes first after the thaw stops it: its heartbeat finding the lease gone,
+    # or the fencing epoch refusing its commit.
+    frozen_log = (tmp_path / "a.log").read_text()
+    assert "lost the lease" in frozen_log or "no longer owned" in frozen_log
+    events = asyncio.run(_events(db_url, execution_id))
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
