@@ -23,7 +23,13 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import parse_document
-from flowledger.errors import InputError, NotFoundError, StorageError, format_path
+from flowledger.errors import (
+    InputError,
+    LeaseLostError,
+    NotFoundError,
+    StorageError,
+    format_path,
+)
 from flowledger.runtime.codec import Codec
 from flowledger.runtime.documents import event_document, execution_document
 from flowledger.runtime.leases import LeaseKeeper
@@ -249,9 +255,12 @@ class Engine:
                     f"execution {execution_id} is being run by another process right now"
                 )
             current = asyncio.current_task()
+            lost_lease = False
 
             def lost(_: str) -> None:
                 # Another process owns it now; our writes would be refused anyway.
+                nonlocal lost_lease
+                lost_lease = True
                 if current is not None:
                     current.cancel()
 
@@ -260,6 +269,13 @@ class Engine:
             keeper.start()
             try:
                 await self.run_owned(execution_id)
+            except asyncio.CancelledError:
+                if not lost_lease:
+                    raise
+                raise LeaseLostError(
+                    f"execution {execution_id} was taken over by another process after this "
+                    "one failed to renew its lease in time; it goes on there"
+                ) from None
             finally:
                 await keeper.stop()
                 await self.store.release_lease(execution_id, epoch)

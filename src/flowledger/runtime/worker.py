@@ -60,15 +60,23 @@ class Worker:
     async def run(self) -> None:
         store = self.engine.store
         idle = 0.05
+        backoff = 1.0
         self.keeper.start()
         try:
             while not self.stopping.is_set():
                 free = self.options.concurrency - len(self.active)
                 claimed = []
                 if free > 0:
-                    claimed = await store.claim_executions(
-                        self.engine.owner, free, self.options.lease
-                    )
+                    try:
+                        claimed = await store.claim_executions(
+                            self.engine.owner, free, self.options.lease
+                        )
+                    except Exception as exc:  # database down or locked: back off, keep going
+                        log.error("cannot claim work (%s); retrying in %.0fs", exc, backoff)
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 30.0)
+                        continue
+                    backoff = 1.0
                 for execution_id, epoch in claimed:
                     self.keeper.hold(execution_id, epoch)
                     task = asyncio.create_task(self._run_one(execution_id, epoch))

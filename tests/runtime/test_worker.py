@@ -1,0 +1,120 @@
+"""The worker loop in-process: claiming, parking on distant timers, draining on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from datetime import timedelta
+
+from flowledger import Engine, StepRegistry
+from flowledger.runtime.worker import Worker, WorkerOptions
+from tests.runtime.steps_for_tests import Recorder
+
+FAST = WorkerOptions(concurrency=4, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05)
+
+
+async def _wait_for(engine: Engine, execution_id: str, status: str, seconds: float = 20) -> dict:  # type: ignore[type-arg]
+    for _ in range(int(seconds / 0.02)):
+        doc = await engine.get_execution(execution_id)
+        if doc["runtimeStatus"] == status:
+            return doc
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"execution never became {status}: {doc['runtimeStatus']}")
+
+
+async def test_a_worker_runs_queued_executions(db_url: str, registry: StepRegistry) -> None:
+    async with Engine(db_url, registry=registry) as engine:
+        workflow = engine.load_text(
+            "name: q\nsteps: [{id: a, type: test.flaky, input: {name: q}}]\n"
+        )
+        ids = [await engine.start(workflow) for _ in range(6)]
+        worker = Worker(engine, FAST)
+        task = asyncio.create_task(worker.run())
+        for execution_id in ids:
+            await _wait_for(engine, execution_id, "Completed")
+        worker.stop()
+        await task
+        assert worker.completed == 6
+
+
+async def test_distant_timers_are_parked_not_held(db_url: str, registry: StepRegistry) -> None:
+    async with Engine(db_url, registry=registry) as engine:
+        workflow = engine.load_text(
+            "name: park\nsteps:\n  - {id: nap, type: sys.delay, input: {duration: 1500ms}}\n"
+            "  - {id: after, type: test.flaky, input: {name: after}}\n"
+        )
+        execution_id = await engine.start(workflow)
+        worker = Worker(engine, FAST)
+        task = asyncio.create_task(worker.run())
+        parked = False
+        for _ in range(200):
+            row = await engine.store.get_execution(execution_id)
+            assert row is not None
+            if (
+                row["runtime_status"] == "InProgress"
+                and row["lease_owner"] is None
+                and row["wake_at"]
+            ):
+                parked = True
+                break
+            await asyncio.sleep(0.01)
+        assert parked, "the execution was never released while it slept"
+        await _wait_for(engine, execution_id, "Completed")
+        worker.stop()
+        await task
+
+
+async def test_stop_drains_running_steps_and_another_worker_finishes(
+    db_url: str, registry: StepRegistry, recorder: Recorder
+) -> None:
+    text = textwrap.dedent(
+        """
+        name: drain
+        steps:
+          - {id: first, type: test.slow, input: {seconds: 0.4, name: first}}
+          - {id: second, type: test.flaky, input: {name: second}}
+        """
+    )
+    async with Engine(db_url, registry=registry) as engine:
+        execution_id = await engine.start(engine.load_text(text))
+        worker = Worker(engine, FAST)
+        task = asyncio.create_task(worker.run())
+        while recorder.calls["first"] == 0:
+            await asyncio.sleep(0.01)
+        worker.stop()  # what SIGTERM does
+        await task
+        doc = await engine.get_execution(execution_id)
+        first = [s for s in doc["steps"].values() if s["stepId"] == "first"]
+        assert [s["status"] for s in first] == ["Completed"]  # finished and recorded, not lost
+        assert doc["runtimeStatus"] == "InProgress"
+        row = await engine.store.get_execution(execution_id)
+        assert row is not None and row["lease_owner"] is None  # released for others at once
+        second = Worker(engine, FAST)
+        task = asyncio.create_task(second.run())
+        await _wait_for(engine, execution_id, "Completed")
+        second.stop()
+        await task
+    assert recorder.calls == {"first": 1, "second": 1}
+
+
+async def test_two_workers_never_run_the_same_execution(
+    db_url: str, registry: StepRegistry, recorder: Recorder
+) -> None:
+    async with (
+        Engine(db_url, registry=registry) as one,
+        Engine(db_url, registry=registry) as two,
+    ):
+        workflow = one.load_text(
+            "name: shared\nsteps: [{id: a, type: test.slow, input: {seconds: 0.01, name: '{{ execution.id }}'}}]\n"
+        )
+        ids = [await one.start(workflow) for _ in range(20)]
+        workers = [Worker(one, FAST), Worker(two, FAST)]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        for execution_id in ids:
+            await _wait_for(one, execution_id, "Completed")
+        for w in workers:
+            w.stop()
+        await asyncio.gather(*tasks)
+    assert sorted(recorder.calls) == sorted(ids)
+    assert set(recorder.calls.values()) == {1}
+    assert sum(w.completed for w in workers) == 20
