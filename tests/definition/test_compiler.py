@@ -319,3 +319,23 @@ def test_statements_without_expressions_are_refused_too() -> None:
         """
     )
     assert len(found) == 1 and "statements" in found[0] and "step 'a'" in found[0]
+
+
+def test_field_errors_do_not_hide_graph_and_reference_errors() -> None:
+    found = problems(
+        """
+        name: many
+        steps:
+          - {id: a, type: sys.transform, retires: 3, input: {value: 1}}
+          - {id: b, type: sys.transform, after: [a, ghost], input: {value: "{{ steps.a.output }}"}}
+          - {id: c, type: sys.transform, input: {value: "{{ steps.nope.output }}"}}
+          - {id: d, type: sys.transfrom}
+        """
+    )
+    text = "\n".join(found)
+    assert "unknown field 'retires'" in text  # the field error of step a
+    assert "'ghost' is not a step of this graph" in text  # b's edge still checked
+    assert "steps.nope names no step" in text  # c's references still checked
+    assert "unknown step type 'sys.transfrom'" in text
+    assert "steps.a" not in text  # a is a stand-in: reading it is not an error
+    assert len(found) == 4

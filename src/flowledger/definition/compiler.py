@@ -20,6 +20,7 @@ from flowledger.definition.compiled import CompiledGraph, CompiledStep, Compiled
 from flowledger.definition.graph import GraphShape, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.references import ReferenceChecker, StepPlace
+from flowledger.definition.salvage import salvage
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.errors import DefinitionError, Path, Problem, TemplateError, format_path
 from flowledger.steps.registry import StepRegistry
@@ -64,6 +65,8 @@ class _Compiler:
         self.paths: dict[str, Path] = {}
         self.shapes: dict[str | None, GraphShape] = {}
         self.compiled_templates: dict[Path, Template] = {}
+        #: Steps whose own fields were refused: kept for the graph, not checked further.
+        self.stand_ins: set[str] = set()
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -106,10 +109,15 @@ class _Compiler:
         # Graph problems do not stop template checks: report everything in one pass.
         self._check_input_schema(spec)
         checker = ReferenceChecker(
-            self.places, self.registry, self._variable_names(spec), spec.input_schema
+            self.places,
+            self.registry,
+            self._variable_names(spec),
+            spec.input_schema,
+            unchecked=self.stand_ins,
         )
         for sid, place in self.places.items():
-            self._compile_step_templates(place.spec, self.paths[sid], checker)
+            if sid not in self.stand_ins:
+                self._compile_step_templates(place.spec, self.paths[sid], checker)
         output = None
         if spec.output is not None:
             output = self._compile_value(spec.output, ("output",), None, checker)
@@ -130,11 +138,13 @@ class _Compiler:
         try:
             return WorkflowSpec.model_validate(self.source.data)
         except ValidationError as exc:
+            locations = []
             for error in exc.errors():
                 path = tuple(error["loc"])
+                locations.append(path)
                 self.report(_pydantic_message(error), path, key=error["type"] == "extra_forbidden")
-            self.fail_if_problems()
-            raise  # pragma: no cover - fail_if_problems always raises here
+            spec, self.stand_ins = salvage(self.source.data, locations)
+            return spec
 
     def _collect(
         self, steps: Sequence[StepSpec], base: Path, scope: tuple[str, ...], loop_id: str | None
@@ -189,7 +199,8 @@ class _Compiler:
                 step.id,
                 key=True,
             )
-        self._check_static_input(step, step_type.input_model, path)
+        if step.id not in self.stand_ins:
+            self._check_static_input(step, step_type.input_model, path)
 
     def _check_static_input(self, step: StepSpec, model: type[BaseModel], path: Path) -> None:
         """Check the input as far as it is known before run time (templates are not)."""

@@ -50,7 +50,10 @@ class ReferenceChecker:
         registry: StepRegistry,
         variables: set[str],
         input_schema: Mapping[str, Any] | None,
+        unchecked: set[str] | None = None,
     ) -> None:
+        #: Steps whose output type is unknown (their definition was refused): anything goes.
+        self._unchecked = unchecked or set()
         self._places = places
         self._registry = registry
         self._variables = variables
@@ -204,6 +207,8 @@ class ReferenceChecker:
         return self._schemas[step_id]
 
     def _compute_schema(self, step_id: str) -> Schema | None:
+        if step_id in self._unchecked:
+            return None
         spec = self._places[step_id].spec
         if spec.output_schema is not None:
             return _inline_refs(spec.output_schema)

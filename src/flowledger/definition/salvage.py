@@ -1,0 +1,74 @@
+"""Keep checking a definition that failed its field checks, so every problem shows at once.
+
+When pydantic refuses part of a document, the parts that did parse still deserve
+graph, type and reference checks. A step whose own fields are broken is kept as
+a stand-in with its id and edges (so steps that name it do not get spurious
+"unknown step" errors); its input, templates and output type are not checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from flowledger.definition.models import STEP_ID_PATTERN, StepSpec, WorkflowSpec
+
+_ID = re.compile(STEP_ID_PATTERN)
+
+
+def salvage(
+    data: Mapping[str, Any], errors: list[tuple[Any, ...]]
+) -> tuple[WorkflowSpec, set[str]]:
+    """A best-effort spec from a document pydantic refused, and the ids of stand-in steps."""
+    broken_top = {loc[0] for loc in errors if loc and loc[0] != "steps"}
+    stand_ins: set[str] = set()
+    steps = _steps(data.get("steps"), stand_ins)
+    fields: dict[str, Any] = {
+        name: data[name]
+        for name in WorkflowSpec.model_fields
+        if name in data and name not in broken_top and name != "steps"
+    }
+    if not isinstance(fields.get("name"), str):
+        fields["name"] = "invalid"
+    for name in ("variables", "context"):
+        if not isinstance(fields.get(name), dict):
+            fields[name] = {}
+    if not isinstance(fields.get("input_schema"), dict):
+        fields["input_schema"] = None
+    fields.pop("triggers", None)
+    return WorkflowSpec.model_construct(**fields, steps=steps), stand_ins
+
+
+def _steps(raw: Any, stand_ins: set[str]) -> list[StepSpec]:
+    if not isinstance(raw, list):
+        return []
+    out: list[StepSpec] = []
+    for item in raw:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            out.append(StepSpec.model_validate(item))
+            continue
+        except ValidationError:
+            pass
+        step_id = item.get("id")
+        if not isinstance(step_id, str) or not _ID.match(step_id):
+            continue  # without a usable id nothing can refer to it
+        step_type = item.get("type")
+        fields: dict[str, Any] = {
+            "id": step_id,
+            "type": step_type if isinstance(step_type, str) else "sys.no_action",
+            "input": {},
+        }
+        for name, attr in (("after", "after"), ("then", "then"), ("else", "else_")):
+            value = item.get(name)
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                fields[attr] = value
+        if item.get("type") == "sys.loop":
+            fields["steps"] = _steps(item.get("steps"), stand_ins)
+        out.append(StepSpec.model_construct(**fields))
+        stand_ins.add(step_id)
+    return out
