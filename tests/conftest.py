@@ -1,24 +1,45 @@
-"""Shared fixtures: every test gets its own fresh SQLite database in a temp folder."""
+"""Shared fixtures: every test that uses ``db_url`` runs on SQLite and on PostgreSQL,
+each time on its own fresh database."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowledger import Engine, StepRegistry
+from tests.pg import BACKENDS, TEMPLATE_DB, Cluster, session_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 
 RunYaml = Callable[..., Awaitable[dict[str, Any]]]
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster per session, started on first use."""
+    yield from session_cluster()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database with the current schema: a SQLite file, or a PostgreSQL database
+    copied from the migrated template (~15 ms, versus ~35 ms to migrate an empty one)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'flow.db'}"
+        return
+    yield request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'flow.db'}"
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh PostgreSQL database with the current schema (for PostgreSQL-only tests)."""
+    name = pg_cluster.create_database(TEMPLATE_DB)
+    yield pg_cluster.url(name)
+    pg_cluster.drop_database(name)
 
 
 @pytest.fixture

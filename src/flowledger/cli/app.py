@@ -25,7 +25,7 @@ from flowledger.errors import (
 from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.worker import Worker, WorkerOptions
-from flowledger.storage import ExecutionQuery
+from flowledger.storage import ExecutionQuery, open_store
 
 T = TypeVar("T")
 
@@ -40,6 +40,8 @@ app = typer.Typer(
 )
 executions_app = typer.Typer(help="Inspect executions.", no_args_is_help=True)
 app.add_typer(executions_app, name="executions")
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 # Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -274,6 +276,24 @@ def executions_show(
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         render.execution_detail(out, doc)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Apply pending schema migrations (every command also does this on first use)."""
+
+    async def go() -> list[str]:
+        store = open_store(db or default_db_url())
+        try:
+            return await store.upgrade()
+        finally:
+            await store.close()
+
+    applied = _call(go)
+    if applied:
+        out.print("applied migrations: " + ", ".join(applied), markup=False)
+    else:
+        out.print("the database schema is up to date", markup=False)
 
 
 def main() -> None:

@@ -7,15 +7,20 @@ from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowV
 
 __all__ = ["Batch", "ExecutionQuery", "Row", "Store", "WorkflowVersion", "open_store"]
 
+POSTGRES_SCHEMES = ("postgresql:", "postgres:", "postgresql+", "postgres+")
+
 
 def open_store(url: str) -> Store:
-    """A store for ``url``: ``sqlite:///path.db`` (``sqlite://`` for memory) for now."""
+    """A store for ``url``: ``sqlite:///path.db`` (``sqlite://`` for memory) or ``postgresql://…``."""
     if url.startswith("sqlite:"):
         from flowledger.storage.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    if url.startswith(("postgresql:", "postgres:", "postgresql+")):
-        raise StorageError(
-            "PostgreSQL support is not built yet; use a sqlite:/// URL (see the README's roadmap)"
-        )
-    raise StorageError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+    if url.startswith(POSTGRES_SCHEMES):
+        from flowledger.storage.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise StorageError(
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db "
+        "or postgresql://user:password@host:5432/database"
+    )

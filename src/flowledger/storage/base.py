@@ -65,6 +65,10 @@ class Store(ABC):
         """Create or upgrade the schema; safe to call on every start."""
 
     @abstractmethod
+    async def upgrade(self) -> list[str]:
+        """Apply pending schema migrations; return the revision ids applied (oldest first)."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
     # -- workflow versions --------------------------------------------------------------------

@@ -20,7 +20,8 @@ from sqlalchemy import (
     text,
 )
 
-#: Bumped with every schema change; stored in ``flowledger_meta``.
+#: What databases created before Alembic migrations record in ``flowledger_meta``;
+#: revision 0001 is that schema. Schema changes are now Alembic revisions (``migrations``).
 SCHEMA_VERSION = 1
 
 

@@ -23,18 +23,16 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flowledger.errors import LeaseLostError, StorageError
+from flowledger.storage import migrations
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
 from flowledger.storage.schema import (
-    SCHEMA_VERSION,
     UTCDateTime,
     events,
     executions,
-    meta,
-    metadata,
     step_executions,
     workflow_versions,
 )
@@ -55,25 +53,28 @@ class SQLStore(Store):
         if self._conn is None:
             try:
                 self._conn = self._engine.connect()
-            except OperationalError as exc:
-                raise StorageError(f"cannot open database {self.url}: {exc.orig}") from exc
+            except DBAPIError as exc:
+                raise self._connect_error(exc) from exc
         return self._conn
 
+    def _connect_error(self, exc: DBAPIError) -> StorageError:
+        """A sentence about a failed connection; dialects add what a person should check."""
+        return StorageError(f"cannot open database {self.url}: {exc.orig}")
+
     async def initialize(self) -> None:
+        # Runs on every start: one short read when the schema is current.
         with self.conn.begin():
-            metadata.create_all(self.conn)
-            found = self.conn.execute(
-                select(meta.c.value).where(meta.c.key == "schema_version")
-            ).scalar()
-            if found is None:
-                self.conn.execute(
-                    insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
-            elif int(found) > SCHEMA_VERSION:
-                raise StorageError(
-                    f"the database {self.url} has schema version {found}, newer than this "
-                    f"flowledger understands ({SCHEMA_VERSION}); upgrade flowledger"
-                )
+            if migrations.current_revision(self.conn) == migrations.HEAD:
+                return
+        await self.upgrade()
+
+    async def upgrade(self) -> list[str]:
+        with self.conn.begin():
+            self._lock_schema()
+            return migrations.upgrade(self.conn)
+
+    def _lock_schema(self) -> None:
+        """Serialize concurrent upgrades; SQLite's BEGIN IMMEDIATE already does."""
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,149 @@
+"""The PostgreSQL backend (psycopg 3): many workers on many machines share one database.
+
+Only what differs from SQLite lives here: the engine, the server clock, claims
+that skip rows another worker holds, and LISTEN/NOTIFY instead of polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    create_engine,
+    func,
+    select,
+    type_coerce,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from flowledger.errors import StorageError
+from flowledger.storage.schema import UTCDateTime
+from flowledger.storage.sql import SQLStore
+
+log = logging.getLogger(__name__)
+
+#: The channel idle workers LISTEN on and writers NOTIFY when work became claimable.
+WORK_CHANNEL = "flowledger_work"
+#: Any fixed number: the advisory lock that serializes schema upgrades across processes.
+MIGRATION_LOCK = 0x666C6F77  # "flow"
+CONNECT_TIMEOUT = 10
+
+_HINTS = (
+    ("password authentication failed", "check the user name and password in the URL"),
+    ("no password supplied", "put the password in the URL: postgresql://user:password@host/db"),
+    ('role "', "check the user name in the URL"),
+    ('database "', "create it first with createdb, or fix its name in the URL"),
+    ("Connection refused", "check the host and port, and that PostgreSQL is running"),
+    ("could not translate host name", "check the host name in the URL"),
+    ("timeout expired", "check the host, port and firewall"),
+)
+
+
+def psycopg_url(url: str) -> URL:
+    """``postgres://``, ``postgresql://`` and ``postgresql+psycopg://`` all mean psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StorageError(
+            "cannot parse the PostgreSQL URL (expected "
+            f"postgresql://user:password@host:port/database): {exc}"
+        ) from exc
+    if parsed.drivername not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise StorageError(
+            f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql://"
+        )
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+class PostgresStore(SQLStore):
+    def __init__(self, url: str) -> None:
+        parsed = psycopg_url(url)
+        connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
+        if "application_name" not in parsed.query:
+            connect_args["application_name"] = "flowledger"
+        engine = create_engine(
+            parsed,
+            # A store holds one connection for its life; the pool only refills it.
+            pool_size=2,
+            max_overflow=2,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
+        super().__init__(url, engine)
+        self._display_url = make_url(url).render_as_string(hide_password=True)
+        self._listener: psycopg.AsyncConnection[Any] | None = None
+
+    def _connect_error(self, exc: DBAPIError) -> StorageError:
+        # libpq's text is precise but spread over lines and tabs: make it one line.
+        lines = [re.sub(r"\s+", " ", line).strip() for line in str(exc.orig).splitlines()]
+        detail = ". ".join(line.rstrip(".") for line in lines if line)
+        detail = detail.removeprefix("connection failed: ")
+        hint = next((h for needle, h in _HINTS if needle in detail), None)
+        message = f"cannot connect to PostgreSQL at {self._display_url}: {detail}"
+        return StorageError(f"{message} ({hint})" if hint else message)
+
+    def _lock_schema(self) -> None:
+        # Held until the upgrade transaction ends: a second process waits, then finds head.
+        self.conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+
+    def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]:
+        # clock_timestamp, not now(): now() is frozen at the start of the transaction.
+        now = func.clock_timestamp(type_=DateTime(timezone=True))
+        return type_coerce(now + plus if plus else now, UTCDateTime)
+
+    def _claim_candidates(self, limit: int) -> Select[tuple[str]]:
+        # Rows another claimer has locked are skipped, not waited for.
+        return super()._claim_candidates(limit).with_for_update(skip_locked=True)
+
+    async def notify_work(self) -> None:
+        with self.conn.begin():
+            self.conn.exec_driver_sql(f"NOTIFY {WORK_CHANNEL}")
+
+    async def wait_for_work(self, timeout: float) -> None:
+        # The listener stays open between calls, so a NOTIFY sent while the caller was
+        # busy is kept in its backlog and ends the next wait at once.
+        try:
+            listener = await self._listen()
+            async for _ in listener.notifies(timeout=timeout, stop_after=1):
+                break
+            # A burst of notifications needs one wake-up, not one per NOTIFY.
+            async for _ in listener.notifies(timeout=0):
+                pass
+        except psycopg.Error as exc:
+            log.warning("listening for work failed, polling instead: %s", exc)
+            await self._drop_listener()
+            await asyncio.sleep(timeout)
+
+    async def _listen(self) -> psycopg.AsyncConnection[Any]:
+        if self._listener is None or self._listener.closed:
+            _, params = self._engine.dialect.create_connect_args(self._engine.url)
+            listener = await psycopg.AsyncConnection.connect(
+                **{"application_name": "flowledger-listener", **params},
+                connect_timeout=CONNECT_TIMEOUT,
+                autocommit=True,
+            )
+            try:
+                await listener.execute(f"LISTEN {WORK_CHANNEL}")
+            except BaseException:  # cancelled mid-query: the connection is unusable
+                await listener.close()
+                raise
+            self._listener = listener
+        return self._listener
+
+    async def _drop_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+
+    async def close(self) -> None:
+        await self._drop_listener()
+        await super().close()

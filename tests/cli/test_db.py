@@ -1,0 +1,32 @@
+"""`flowledger db upgrade` on a fresh and on an up-to-date database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_db_upgrade_applies_migrations_to_a_fresh_file(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    first = cli("db", "upgrade", "--db", url)
+    assert first.returncode == 0, first.stderr
+    assert "applied migrations: 0001" in first.stdout
+    assert "up to date" in cli("db", "upgrade", "--db", url).stdout
+
+
+def test_db_upgrade_leaves_an_up_to_date_database_alone(cli: Cli, db_url: str) -> None:
+    cli("db", "upgrade", "--db", db_url)  # the per-test database may come migrated already
+    again = cli("db", "upgrade", "--db", db_url)
+    assert again.returncode == 0, again.stderr
+    assert "the database schema is up to date" in again.stdout
+
+
+def test_db_upgrade_on_an_unreachable_database_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli("db", "upgrade", "--db", f"sqlite:///{tmp_path}/missing/dir/x.db")
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr

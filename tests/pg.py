@@ -1,0 +1,205 @@
+"""A throwaway PostgreSQL cluster for one test session: initdb + pg_ctl on a loopback port.
+
+The cluster lives in a temp folder. A small watchdog process removes it when the
+session ends, however it ends (pass, failure, Ctrl-C, even SIGKILL of pytest):
+it waits for its stdin to close, which only happens when this process is gone
+or calls ``Cluster.stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from flowledger.storage import open_store
+
+#: The database every test database is copied from: it already has the schema.
+TEMPLATE_DB = "flowledger_template"
+SUPERUSER = "postgres"
+#: The one role that must give a password (scram), to test what a wrong one looks like.
+PASSWORD_USER = "flowledger_pw"
+PASSWORD = "right-password"
+
+# Runs in the watchdog: block until the parent is gone, then stop and remove the cluster.
+_WATCHDOG = """
+import shutil, subprocess, sys
+sys.stdin.read()
+pg_ctl, data, root, *run_as = sys.argv[1:]
+subprocess.run([*run_as, pg_ctl, "stop", "-D", data, "-m", "immediate", "-w"],
+               capture_output=True, check=False)
+shutil.rmtree(root, ignore_errors=True)
+"""
+
+
+#: ``db_url`` runs each test on both; PostgreSQL runs carry the ``postgresql`` marker.
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+]
+
+
+class ClusterUnavailable(RuntimeError):
+    """PostgreSQL's server programs are not installed here."""
+
+
+def find_bindir() -> Path | None:
+    """The folder of ``initdb``/``pg_ctl``: on PATH, else Debian's newest install."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
+    return Path(versions[-1]).parent if versions else None
+
+
+def _run_as() -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user then."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam(SUPERUSER)
+    except KeyError:
+        raise ClusterUnavailable(
+            "running as root needs a 'postgres' OS user for initdb: useradd -r postgres"
+        ) from None
+    return ["runuser", "-u", SUPERUSER, "--"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.run_as = _run_as()
+        self.root = Path(tempfile.mkdtemp(prefix="flowledger-pg-"))
+        self.data = self.root / "data"
+        self.port = 0
+        if self.run_as:
+            user = pwd.getpwnam(SUPERUSER)
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+        cleanup = [str(bindir / "pg_ctl"), str(self.data), str(self.root), *self.run_as]
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, *cleanup],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C must not kill it before it has cleaned up
+        )
+        self._admin: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def start(self) -> None:
+        self._tool(
+            "initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
+            "--locale=C", "--no-sync", "--no-instructions",
+        )  # fmt: skip
+        hba = self.data / "pg_hba.conf"  # first matching line wins: this one before trust
+        hba.write_text(f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")
+        for _ in range(5):  # another process may take the free port before postgres binds it
+            self.port = _free_port()
+            options = (
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                # Durability is worthless for a throwaway test cluster; speed is not.
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                # An odd server time zone: any naive or local-time handling shows up at once.
+                "-c TimeZone=Pacific/Chatham"
+            )
+            log = str(self.root / "server.log")
+            started = self._tool(
+                "pg_ctl", "start", "-D", str(self.data), "-l", log, "-w", "-t", "60",
+                "-o", options, check=False,
+            )  # fmt: skip
+            if started.returncode == 0:
+                self._admin = psycopg.connect(self.url("postgres"), autocommit=True)
+                self._admin.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{PASSWORD}'")
+                return
+        raise RuntimeError(f"PostgreSQL did not start:\n{(self.root / 'server.log').read_text()}")
+
+    def _tool(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*self.run_as, str(self.bindir / name), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{name} failed: {done.stderr or done.stdout}")
+        return done
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        assert self._admin is not None, "the cluster is not started"
+        return self._admin
+
+    def create_database(self, template: str = "template0") -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        # FILE_COPY: with fsync off it copies a small database faster than WAL_LOG does.
+        self.admin.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        # FORCE: a test that leaked a connection must not leave the database behind.
+        self.admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+        if self._watchdog.stdin is not None:
+            self._watchdog.stdin.close()
+        self._watchdog.wait(timeout=60)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def session_cluster() -> Iterator[Cluster]:
+    """Start a cluster with a migrated template database; skip (fail on CI) without initdb."""
+    bindir = find_bindir()
+    try:
+        if bindir is None:
+            raise ClusterUnavailable(
+                "PostgreSQL's initdb is not installed (Debian: apt-get install postgresql)"
+            )
+        cluster = Cluster(bindir)
+    except ClusterUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"{exc}; CI must run the PostgreSQL tests, never skip them")
+        pytest.skip(str(exc))
+    try:
+        cluster.start()
+        cluster.admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+        # Fixtures may be set up while an event loop runs: migrate on a thread of its own.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _migrate(cluster.url(TEMPLATE_DB))).result()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def _migrate(url: str) -> None:
+    store = open_store(url)
+    try:
+        await store.upgrade()
+    finally:
+        await store.close()

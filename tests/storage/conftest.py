@@ -1,0 +1,130 @@
+"""Storage fixtures: an open store on a fresh database, and rows to put in it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowledger.storage import Row, Store, open_store
+from flowledger.storage.sql import SQLStore
+from tests.pg import BACKENDS, Cluster
+
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[SQLStore]:
+    opened = open_store(db_url)
+    assert isinstance(opened, SQLStore)
+    await opened.initialize()
+    yield opened
+    await opened.close()
+
+
+def join_all(threads: Sequence[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
+
+
+def execution_row(**overrides: Any) -> Row:
+    row: Row = {
+        "id": str(uuid.uuid4()),
+        "correlation_id": "c",
+        "parent_id": None,
+        "root_id": None,
+        "workflow_version_id": "v",
+        "workflow_name": "wf",
+        "workflow_version": 1,
+        "runtime_status": "NotStarted",
+        "current_state_name": None,
+        "created_at": T0,
+        "started_at": None,
+        "completed_at": None,
+        "failed_at": None,
+        "last_activity_at": T0,
+        "created_by": "test",
+        "context": "{}",
+        "trigger": "{}",
+        "variables": "{}",
+        "output": None,
+        "error": None,
+        "event_seq": 0,
+        "format_version": 1,
+    }
+    return {**row, **overrides}
+
+
+def step_row(execution_id: str, **overrides: Any) -> Row:
+    """Every column: the commit fast path inserts whole rows."""
+    row: Row = {
+        "id": str(uuid.uuid4()),
+        "execution_id": execution_id,
+        "seq": 1,
+        "step_id": "a",
+        "step_path": "a",
+        "loop_key": "",
+        "type": "sys.no_action",
+        "status": "InProgress",
+        "attempt": 1,
+        "started_at": T0,
+        "completed_at": None,
+        "failed_at": None,
+        "due_at": None,
+        "wake_at": None,
+        "suspended": 0,
+        "input": "{}",
+        "output": None,
+        "error": None,
+        "state": None,
+        "idempotency_key": uuid.uuid4().hex,
+        "children": None,
+    }
+    return {**row, **overrides}
+
+
+def event_row(execution_id: str, seq: int, **overrides: Any) -> Row:
+    row: Row = {
+        "execution_id": execution_id,
+        "seq": seq,
+        "at": T0,
+        "kind": "StepCompleted",
+        "step_execution_id": None,
+        "step_id": None,
+        "attempt": None,
+        "status": None,
+        "detail": None,
+    }
+    return {**row, **overrides}
+
+
+async def new_execution(store: Store, **overrides: Any) -> str:
+    row = execution_row(**overrides)
+    await store.create_execution(row, [])
+    return str(row["id"])
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Make empty databases (no schema at all) on one backend: call it for each one."""
+    made: list[str] = []
+    cluster: Cluster | None = None
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("pg_cluster")
+
+    def make() -> str:
+        if cluster is None:
+            made.append(f"sqlite:///{tmp_path / f'empty{len(made)}.db'}")
+        else:
+            made.append(cluster.url(cluster.create_database("template0")))
+        return made[-1]
+
+    yield make
+    if cluster is not None:
+        for url in made:
+            cluster.drop_database(url.rsplit("/", 1)[1])

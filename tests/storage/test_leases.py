@@ -1,0 +1,138 @@
+"""Ownership on both databases: claims, leases, renewals, parking and the fencing token."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta, timezone
+
+import pytest
+
+from flowledger.errors import LeaseLostError
+from flowledger.storage import Batch
+from flowledger.storage.sql import SQLStore
+from tests.storage.conftest import T0, event_row, new_execution, step_row
+
+LEASE = timedelta(minutes=5)
+GONE = timedelta(seconds=-1)  # a lease that expired the moment it was taken
+
+
+async def claimed_ids(store: SQLStore, owner: str = "w") -> set[str]:
+    return {i for i, _ in await store.claim_executions(owner, 100, LEASE)}
+
+
+async def test_a_stale_epoch_writes_nothing(store: SQLStore) -> None:
+    execution_id = await new_execution(store)
+    old = await store.acquire_lease(execution_id, "a", GONE)
+    new = await store.acquire_lease(execution_id, "b", LEASE)
+    assert old is not None and new == old + 1
+    stale = Batch(
+        execution_id,
+        old,
+        execution={"runtime_status": "Completed", "event_seq": 1},
+        insert_steps=[step_row(execution_id, status="Completed")],
+        events=[event_row(execution_id, 1)],
+    )
+    with pytest.raises(LeaseLostError):
+        await store.commit(stale)
+    row = await store.get_execution(execution_id)
+    assert row is not None and row["runtime_status"] == "NotStarted" and row["event_seq"] == 0
+    assert await store.get_step_executions(execution_id) == []
+    assert await store.get_events(execution_id) == []
+    # The current owner's commit goes through.
+    await store.commit(Batch(execution_id, new, execution={"runtime_status": "InProgress"}))
+    row = await store.get_execution(execution_id)
+    assert row is not None and row["runtime_status"] == "InProgress"
+
+
+async def test_an_empty_batch_still_checks_the_fence(store: SQLStore) -> None:
+    execution_id = await new_execution(store)
+    old = await store.acquire_lease(execution_id, "a", GONE)
+    assert old is not None
+    await store.acquire_lease(execution_id, "b", LEASE)
+    with pytest.raises(LeaseLostError):
+        await store.commit(Batch(execution_id, old))
+
+
+async def test_claim_takes_only_runnable_executions(store: SQLStore) -> None:
+    now = await store.db_now()
+    fresh = await new_execution(store)
+    leased = await new_execution(store, runtime_status="InProgress")
+    expired = await new_execution(store, runtime_status="InProgress")
+    parked = await new_execution(store, runtime_status="InProgress")
+    due = await new_execution(store, runtime_status="InProgress")
+    terminal = {
+        await new_execution(store, runtime_status=status)
+        for status in ("Completed", "CompletedWithNoActionTaken", "Failed", "Cancelled")
+    }
+    waiting = await new_execution(store, runtime_status="AwaitingUserInput")
+    assert await store.acquire_lease(leased, "other", LEASE)
+    assert await store.acquire_lease(expired, "other", GONE)
+    for execution_id, wake_at in ((parked, now + timedelta(hours=1)), (due, now - LEASE)):
+        epoch = await store.acquire_lease(execution_id, "other", LEASE)
+        assert epoch is not None
+        await store.release_lease(execution_id, epoch, wake_at=wake_at)
+
+    claimed = dict(await store.claim_executions("me", 100, LEASE))
+    assert set(claimed) == {fresh, expired, due}
+    assert not ({leased, parked, waiting} | terminal) & set(claimed)
+    # A claim is a lease: nobody else gets them now, and the epoch moved on.
+    assert await claimed_ids(store, "someone") == set()
+    row = await store.get_execution(expired)
+    assert row is not None and row["lease_owner"] == "me"
+    assert row["lease_epoch"] == claimed[expired] == 2
+
+
+async def test_claim_respects_the_limit_oldest_first(store: SQLStore) -> None:
+    ids = [await new_execution(store, created_at=T0 + timedelta(seconds=i)) for i in range(3)]
+    assert [i for i, _ in await store.claim_executions("w", 2, LEASE)] == ids[:2]
+    assert [i for i, _ in await store.claim_executions("w", 2, LEASE)] == ids[2:]
+
+
+async def test_renew_keeps_only_the_leases_still_held(store: SQLStore) -> None:
+    kept, lost, released = [await new_execution(store) for _ in range(3)]
+    held = dict(await store.claim_executions("me", 10, GONE))
+    assert set(held) == {kept, lost, released}
+    assert await store.acquire_lease(lost, "thief", LEASE)  # ours had expired
+    await store.release_lease(released, held[released])
+    assert await store.renew_leases("me", held, LEASE) == {kept}
+    # Renewed: the lease no longer looks expired to other claimers.
+    assert await claimed_ids(store, "other") == {released}
+    assert await store.renew_leases("me", {}, LEASE) == set()
+
+
+async def test_release_with_wake_at_parks_until_due(store: SQLStore) -> None:
+    execution_id = await new_execution(store, runtime_status="InProgress")
+    epoch = await store.acquire_lease(execution_id, "w", LEASE)
+    assert epoch is not None
+    # Any time zone in, UTC out: the same instant, to the microsecond.
+    wake_at = (await store.db_now() + timedelta(hours=2, microseconds=7)).astimezone(
+        timezone(timedelta(hours=-5))
+    )
+    await store.release_lease(execution_id, epoch, wake_at=wake_at)
+    row = await store.get_execution(execution_id)
+    assert row is not None and row["lease_owner"] is None
+    assert row["wake_at"] == wake_at and row["wake_at"].tzinfo == UTC
+    assert await claimed_ids(store) == set()
+    # A stale epoch cannot release (or re-park) what another owner now holds.
+    await store.release_lease(execution_id, epoch - 1, wake_at=None)
+    row = await store.get_execution(execution_id)
+    assert row is not None and row["wake_at"] == wake_at
+    # acquire_lease (a direct resume, e.g. input arrived) takes it early and clears the timer.
+    again = await store.acquire_lease(execution_id, "w", LEASE)
+    assert again == epoch + 1
+    row = await store.get_execution(execution_id)
+    assert row is not None and row["wake_at"] is None
+
+
+async def test_acquire_refuses_a_lease_someone_else_holds(store: SQLStore) -> None:
+    execution_id = await new_execution(store)
+    first = await store.acquire_lease(execution_id, "a", LEASE)
+    assert first == 1
+    assert await store.acquire_lease(execution_id, "b", LEASE) is None
+    assert await store.acquire_lease(execution_id, "a", LEASE) == 2  # ours: renewed, new epoch
+    assert await store.acquire_lease("no-such-execution", "a", LEASE) is None
+
+
+async def test_db_now_is_aware_utc_and_moves_forward(store: SQLStore) -> None:
+    first = await store.db_now()
+    second = await store.db_now()
+    assert first.tzinfo == UTC and second >= first

@@ -1,0 +1,158 @@
+"""Alembic migrations: the chain builds exactly what schema.py declares, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, insert, inspect, update
+
+from flowledger.errors import StorageError
+from flowledger.storage import migrations, open_store
+from flowledger.storage.schema import SCHEMA_VERSION, executions, meta, metadata
+from flowledger.storage.sql import SQLStore
+from tests.storage.conftest import execution_row, join_all
+
+MakeDb = Callable[[], str]
+
+
+def sql_store(url: str) -> SQLStore:
+    store = open_store(url)
+    assert isinstance(store, SQLStore)
+    return store
+
+
+def snapshot(conn: Connection) -> dict[str, Any]:
+    """Everything about the schema that queries and constraints depend on."""
+    insp = inspect(conn)
+
+    def options(index: Any) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted((k, str(v)) for k, v in index.get("dialect_options", {}).items()))
+
+    tables: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        if table == migrations.VERSION_TABLE:
+            continue
+        tables[table] = {
+            "columns": [
+                (c["name"], c["type"].compile(conn.dialect), c["nullable"], c["default"])
+                for c in insp.get_columns(table)
+            ],
+            "primary_key": insp.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]), options(i))
+                for i in insp.get_indexes(table)
+            ),
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)
+            ),
+            "foreign_keys": insp.get_foreign_keys(table),
+        }
+    return tables
+
+
+async def test_migrations_build_exactly_the_declared_schema(empty_db: MakeDb) -> None:
+    migrated, created = sql_store(empty_db()), sql_store(empty_db())
+    try:
+        assert await migrated.upgrade() == [migrations.HEAD]
+        with created.conn.begin():
+            metadata.create_all(created.conn)
+        with migrated.conn.begin(), created.conn.begin():
+            ours, declared = snapshot(migrated.conn), snapshot(created.conn)
+        assert ours == declared
+        assert set(ours) == {t.name for t in metadata.sorted_tables}
+        # The guard against double completions made it, partial WHERE and all.
+        [guard] = [
+            i for i in ours["step_executions"]["indexes"] if i[0] == "uq_step_executions_completed"
+        ]
+        assert guard[1:3] == (("execution_id", "step_path", "loop_key"), True)
+        assert "Completed" in str(guard[3])
+    finally:
+        await migrated.close()
+        await created.close()
+
+
+def test_head_is_the_newest_revision_script() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("path_separator", "os")
+    assert ScriptDirectory.from_config(config).get_heads() == [migrations.HEAD]
+
+
+async def test_first_use_migrates_then_only_checks(empty_db: MakeDb) -> None:
+    url = empty_db()
+    store = sql_store(url)
+    try:
+        await store.initialize()
+        with store.conn.begin():
+            assert migrations.current_revision(store.conn) == migrations.HEAD
+        await store.initialize()
+        assert await store.upgrade() == []
+    finally:
+        await store.close()
+
+
+async def test_a_database_from_before_migrations_is_adopted(empty_db: MakeDb) -> None:
+    store = sql_store(empty_db())
+    row = execution_row()
+    try:
+        with store.conn.begin():  # what the pre-Alembic initialize() left behind
+            metadata.create_all(store.conn)
+            store.conn.execute(insert(meta).values(key="schema_version", value=SCHEMA_VERSION))
+            store.conn.execute(insert(executions), [row])
+        assert await store.upgrade() == []  # stamped as revision 0001, nothing re-created
+        with store.conn.begin():
+            assert migrations.current_revision(store.conn) == migrations.HEAD
+        assert await store.get_execution(row["id"]) is not None
+    finally:
+        await store.close()
+
+
+async def test_a_schema_newer_than_this_flowledger_is_refused(empty_db: MakeDb) -> None:
+    url = empty_db()
+    store = sql_store(url)
+    try:
+        await store.initialize()
+        with store.conn.begin():
+            store.conn.execute(update(migrations._version).values(version_num="9999"))
+    finally:
+        await store.close()
+    newer = sql_store(url)
+    try:
+        with pytest.raises(StorageError, match="upgrade flowledger"):
+            await newer.initialize()
+    finally:
+        await newer.close()
+
+
+async def test_processes_starting_together_migrate_once(empty_db: MakeDb) -> None:
+    url = empty_db()
+    results: list[list[str] | BaseException] = []
+    barrier = threading.Barrier(4, timeout=30)
+
+    def first_use() -> None:
+        async def upgrade() -> list[str]:
+            store = sql_store(url)
+            try:
+                return await store.upgrade()
+            finally:
+                await store.close()
+
+        barrier.wait()
+        try:
+            results.append(asyncio.run(upgrade()))
+        except BaseException as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=first_use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    await asyncio.to_thread(join_all, threads)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert results.count([migrations.HEAD]) == 1 and results.count([]) == 3

@@ -1,0 +1,93 @@
+"""Idle workers: PostgreSQL wakes them with LISTEN/NOTIFY; SQLite lets them poll."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from flowledger.storage import open_store
+from flowledger.storage.postgres import PostgresStore
+from flowledger.storage.sql import SQLStore
+
+#: Far longer than any healthy wake-up; only reached when a notification was lost.
+PATIENCE = 20.0
+
+
+async def test_a_wait_without_news_returns_after_its_timeout(store: SQLStore) -> None:
+    await asyncio.wait_for(store.wait_for_work(0.05), PATIENCE)
+    await store.notify_work()  # nobody listening: harmless on both
+
+
+@pytest.fixture
+async def pair(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    waiter, notifier = open_store(pg_url), open_store(pg_url)
+    assert isinstance(waiter, PostgresStore) and isinstance(notifier, PostgresStore)
+    yield waiter, notifier
+    await waiter.close()
+    await notifier.close()
+
+
+@pytest.mark.postgresql
+async def test_notify_from_another_connection_wakes_a_waiting_worker(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    waiter, notifier = pair
+    await waiter.wait_for_work(0)  # subscribe
+    waiting = asyncio.create_task(waiter.wait_for_work(600))
+    await asyncio.sleep(0.05)  # most likely already waiting; either way it must wake
+    await notifier.notify_work()
+    await asyncio.wait_for(waiting, PATIENCE)
+
+
+@pytest.mark.postgresql
+async def test_a_notification_sent_between_waits_is_not_lost(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    waiter, notifier = pair
+    await waiter.wait_for_work(0)
+    for _ in range(3):  # a burst: one wake-up for all of it, then quiet again
+        await notifier.notify_work()
+    await asyncio.wait_for(waiter.wait_for_work(600), PATIENCE)
+    # The burst was consumed by that one wake-up: the next wait runs to its timeout.
+    await waiter.wait_for_work(0.05)
+
+
+@pytest.mark.postgresql
+async def test_an_idle_wait_sends_no_queries(
+    pair: tuple[PostgresStore, PostgresStore], pg_url: str
+) -> None:
+    waiter, _ = pair
+    await waiter.wait_for_work(0)
+
+    async def listener_activity() -> list[tuple[object, ...]]:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            cursor = await conn.execute(
+                "SELECT query_start, query FROM pg_stat_activity"
+                " WHERE application_name = 'flowledger-listener'"
+            )
+            return await cursor.fetchall()
+
+    before = await listener_activity()
+    await waiter.wait_for_work(0.3)
+    await waiter.wait_for_work(0.3)
+    assert len(before) == 1 and before == await listener_activity()
+
+
+@pytest.mark.postgresql
+async def test_cancelled_waits_leave_the_listener_usable(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    waiter, notifier = pair
+    for i in range(30):  # cancel at different points: connecting, LISTEN, waiting
+        task = asyncio.create_task(waiter.wait_for_work(600))
+        for _ in range(i % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await waiter.wait_for_work(0)  # subscribed again, if the cancel came before LISTEN
+        await notifier.notify_work()
+        await asyncio.wait_for(waiter.wait_for_work(600), PATIENCE)

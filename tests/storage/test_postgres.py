@@ -1,0 +1,111 @@
+"""What is PostgreSQL's own: choosing it from the URL, connection errors, the server clock."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+import pytest
+
+from flowledger.errors import StorageError
+from flowledger.storage import open_store
+from flowledger.storage.postgres import PostgresStore
+from flowledger.storage.sql import SQLStore
+from tests.pg import PASSWORD, PASSWORD_USER, Cluster
+from tests.storage.conftest import new_execution
+
+LEASE = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@h/db",
+        "postgres://u:secret@h:5433/db",
+        "postgresql+psycopg://u@h/db?sslmode=require",
+    ],
+)
+def test_postgres_urls_select_psycopg_3(url: str) -> None:
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert store.url == url
+    assert store._engine.dialect.driver == "psycopg"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+asyncpg://u@h/db", "unsupported PostgreSQL driver"),
+        ("postgresql://u@h:port/db", "cannot parse the PostgreSQL URL"),
+        ("mysql://u@h/db", "unsupported database URL"),
+    ],
+)
+def test_unusable_urls_are_refused_up_front(url: str, message: str) -> None:
+    with pytest.raises(StorageError, match=message):
+        open_store(url)
+
+
+async def failure(url: str) -> str:
+    store = open_store(url)
+    try:
+        with pytest.raises(StorageError) as raised:
+            await store.initialize()
+    finally:
+        await store.close()
+    text = str(raised.value)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+async def test_nothing_listening_on_the_port() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago, with no server
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = await failure(f"postgresql://u:hunter2@127.0.0.1:{port}/db")
+    assert text.startswith(f"cannot connect to PostgreSQL at postgresql://u:***@127.0.0.1:{port}/")
+    assert "Connection refused" in text and "check the host and port" in text
+    assert "hunter2" not in text
+
+
+@pytest.mark.postgresql
+async def test_a_missing_database_or_role(pg_cluster: Cluster) -> None:
+    text = await failure(pg_cluster.url("no_such_db"))
+    assert 'database "no_such_db" does not exist' in text and "createdb" in text
+    port = pg_cluster.port
+    text = await failure(f"postgresql://nobody@127.0.0.1:{port}/postgres")
+    assert 'role "nobody" does not exist' in text and "user name" in text
+
+
+@pytest.mark.postgresql
+async def test_a_wrong_password(pg_cluster: Cluster) -> None:
+    base = f"127.0.0.1:{pg_cluster.port}/postgres"
+    text = await failure(f"postgresql://{PASSWORD_USER}:not-{PASSWORD}@{base}")
+    assert "password authentication failed" in text and PASSWORD not in text
+    right = open_store(f"postgresql://{PASSWORD_USER}:{PASSWORD}@{base}")
+    try:  # the same role with its password connects (and may not create tables: no upgrade)
+        assert isinstance(right, SQLStore)
+        with right.conn.begin():
+            pass
+    finally:
+        await right.close()
+
+
+@pytest.mark.postgresql
+async def test_timers_follow_the_database_clock_not_the_workers(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(pg_url)
+    try:
+        await store.initialize()
+        execution_id = await new_execution(store, runtime_status="InProgress")
+        epoch = await store.acquire_lease(execution_id, "w", LEASE)
+        assert epoch is not None
+        wake_at = await store.db_now() + timedelta(hours=1)
+        await store.release_lease(execution_id, epoch, wake_at=wake_at)
+        # A worker whose clock runs a day ahead still sees the timer as not due.
+        skewed = wake_at + timedelta(days=1)
+        monkeypatch.setattr("flowledger.storage.sql.utcnow", lambda: skewed)
+        assert await store.claim_executions("w", 10, LEASE) == []
+        assert await store.db_now() < wake_at
+    finally:
+        await store.close()
