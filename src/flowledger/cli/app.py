@@ -118,7 +118,7 @@ def run(
                 else PlainProgress(out)
             )
             execution_id = await engine.start(
-                workflow, arguments, correlation_id=correlation_id, created_by="cli"
+                workflow, arguments, correlation_id=correlation_id, created_by="cli", hold=True
             )
             if progress is None:
                 return await engine.drive(execution_id)
@@ -192,6 +192,7 @@ def worker(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
     async def go() -> None:
         async with Engine(

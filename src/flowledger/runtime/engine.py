@@ -192,8 +192,13 @@ class Engine:
         correlation_id: str | None = None,
         created_by: str = "python",
         trigger: Mapping[str, Any] | None = None,
+        hold: bool = False,
     ) -> str:
-        """Create an execution (``NotStarted``) and return its id; :meth:`drive` runs it."""
+        """Create an execution (``NotStarted``) and return its id; :meth:`drive` runs it.
+
+        With ``hold`` the execution is created already leased to this engine, so no
+        worker can claim it between its creation and this process driving it.
+        """
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
         arguments = dict(input or {})
         validate_input(compiled, arguments)
@@ -224,7 +229,9 @@ class Engine:
             "output": None,
             "error": None,
             "event_seq": 1,
-            "lease_epoch": 0,
+            "lease_epoch": 1 if hold else 0,
+            "lease_owner": self.owner if hold else None,
+            "lease_expires_at": now + self.lease if hold else None,
             "format_version": EXECUTION_FORMAT_VERSION,
         }
         created = {
@@ -336,7 +343,7 @@ class Engine:
     ) -> dict[str, Any]:
         """Start an execution and run it to the end; return its document (SPEC §4)."""
         execution_id = await self.start(
-            workflow, input, correlation_id=correlation_id, created_by=created_by
+            workflow, input, correlation_id=correlation_id, created_by=created_by, hold=True
         )
         return await self.drive(execution_id)
 

@@ -106,11 +106,13 @@ class Worker:
 
     async def _run_one(self, execution_id: str, epoch: int) -> None:
         parked_until = None
+        terminal = False
         try:
             status, parked_until = await self.engine.run_owned(
                 execution_id, park_after=self.options.park_after, drain=self._drain
             )
-            if status.terminal:
+            terminal = status.terminal
+            if terminal:
                 self.completed += 1
         except asyncio.CancelledError:
             log.warning("stopped running execution %s", execution_id)
@@ -123,6 +125,8 @@ class Worker:
             self.active.pop(execution_id, None)
             with contextlib.suppress(Exception):
                 await self.engine.store.release_lease(execution_id, epoch, parked_until)
+                if parked_until is None and not terminal:
+                    await self.engine.store.notify_work()  # drained: let others take it now
             self._changed.set()
 
     async def _drain_all(self) -> None:
