@@ -154,10 +154,17 @@ def _database(args: argparse.Namespace) -> Iterator[str]:
         return
     if args.pg:
         sys.path.insert(0, str(REPO))
-        from tests.pg import TemporaryCluster  # the same throwaway cluster the tests use
+        from tests.pg import Cluster, find_bindir  # the same throwaway cluster the tests use
 
-        with TemporaryCluster(fsync=True) as cluster:
-            yield cluster.create_database("bench")
+        bindir = find_bindir()
+        if bindir is None:
+            raise SystemExit("PostgreSQL's initdb is not installed")
+        cluster = Cluster(bindir, durable=True)  # real fsyncs: these are production figures
+        try:
+            cluster.start()
+            yield cluster.url(cluster.create_database())
+        finally:
+            cluster.stop()
         return
     with tempfile.TemporaryDirectory() as folder:
         yield f"sqlite:///{Path(folder) / 'bench.db'}"

@@ -87,8 +87,10 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        #: Benchmarks want real fsyncs; tests do not.
+        self.durable = durable
         self.run_as = _run_as()
         self.root = Path(tempfile.mkdtemp(prefix="flowledger-pg-"))
         self.data = self.root / "data"
@@ -115,11 +117,12 @@ class Cluster:
             self.port = _free_port()
             options = (
                 f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                # Durability is worthless for a throwaway test cluster; speed is not.
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 # An odd server time zone: any naive or local-time handling shows up at once.
-                "-c TimeZone=Pacific/Chatham"
+                "-c TimeZone=Pacific/Chatham -c max_connections=200"
             )
+            if not self.durable:
+                # Durability is worthless for a throwaway test cluster; speed is not.
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             log = str(self.root / "server.log")
             started = self._tool(
                 "pg_ctl", "start", "-D", str(self.data), "-l", log, "-w", "-t", "60",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +13,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    Table,
     and_,
     func,
     insert,
@@ -23,12 +21,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
-from flowledger.errors import LeaseLostError, StorageError
+from flowledger.errors import StorageError
 from flowledger.storage import migrations
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
-from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
+from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.schema import (
     UTCDateTime,
     events,
@@ -36,6 +34,7 @@ from flowledger.storage.schema import (
     step_executions,
     workflow_versions,
 )
+from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
 
@@ -46,7 +45,7 @@ class SQLStore(Store):
         self.url = url
         self._engine = engine
         self._conn: Connection | None = None
-        self._prepared: dict[tuple[str, ...], PreparedWrite] = {}
+        self._group = GroupCommitter(lambda: self.conn, BatchWriter(engine.dialect).apply)
 
     @property
     def conn(self) -> Connection:
@@ -133,65 +132,7 @@ class SQLStore(Store):
                 self.conn.execute(insert(events), events_)
 
     async def commit(self, batch: Batch) -> None:
-        try:
-            with self.conn.begin():
-                self._apply(batch)
-        except IntegrityError as exc:
-            raise StorageError(
-                f"refused a write that would record a step twice in execution "
-                f"{batch.execution_id}: {exc.orig}"
-            ) from exc
-
-    def _apply(self, batch: Batch) -> None:
-        conn = self.conn
-        # The fenced update comes first: a stale owner writes nothing at all.
-        values = batch.execution or {"lease_epoch": batch.epoch}
-        fence = self._prepared_update(
-            executions, tuple(sorted(values)), ("id", "lease_epoch"), "executions"
-        )
-        row = {**values, "id": batch.execution_id, "lease_epoch": batch.epoch}
-        if "lease_epoch" in values:  # only when nothing else changes; same value both sides
-            row["lease_epoch"] = batch.epoch
-        fenced = conn.exec_driver_sql(fence.sql, fence.params(row))
-        if fenced.rowcount != 1:
-            raise LeaseLostError(
-                f"execution {batch.execution_id} is no longer owned by this process "
-                f"(epoch {batch.epoch}); its changes were not written"
-            )
-        if batch.insert_steps:
-            insert_step = self._prepared_insert(step_executions)
-            conn.exec_driver_sql(
-                insert_step.sql, [insert_step.params(r) for r in batch.insert_steps]
-            )
-        if batch.update_steps:
-            groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
-            for step_row in batch.update_steps:
-                groups[tuple(sorted(k for k in step_row if k != "id"))].append(step_row)
-            for columns, rows in groups.items():
-                update_step = self._prepared_update(step_executions, columns, ("id",), "steps")
-                conn.exec_driver_sql(update_step.sql, [update_step.params(r) for r in rows])
-        if batch.events:
-            insert_event = self._prepared_insert(events)
-            conn.exec_driver_sql(insert_event.sql, [insert_event.params(r) for r in batch.events])
-
-    def _prepared_insert(self, table: Table) -> PreparedWrite:
-        key = ("insert", table.name)
-        found = self._prepared.get(key)
-        if found is None:
-            columns = [c.name for c in table.columns]
-            found = prepare_insert(table, columns, self._engine.dialect)
-            self._prepared[key] = found
-        return found
-
-    def _prepared_update(
-        self, table: Table, columns: tuple[str, ...], where: tuple[str, ...], tag: str
-    ) -> PreparedWrite:
-        key = (tag, *columns)
-        found = self._prepared.get(key)
-        if found is None:
-            found = prepare_update(table, columns, where, self._engine.dialect)
-            self._prepared[key] = found
-        return found
+        await self._group.commit(batch)
 
     async def get_execution(self, execution_id: str) -> Row | None:
         with self.conn.begin():

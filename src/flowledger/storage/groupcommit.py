@@ -1,0 +1,82 @@
+"""Group commit: the rounds of many executions that reach ``commit`` together share one transaction.
+
+A worker runs many executions on one connection. Committing each round on its
+own pays a disk flush and several round trips per round; queueing the rounds
+that arrive within one event-loop tick and writing them together pays once for
+all of them. Rounds still stand alone: one whose lease was lost is refused while
+the others commit, and if the group hits a constraint (a step recorded twice),
+every round is retried in a transaction of its own so the refusal lands on the
+round that caused it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from flowledger.errors import StorageError
+from flowledger.storage.base import Batch
+
+ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
+
+
+class GroupCommitter:
+    def __init__(self, connection: Callable[[], Connection], apply: ApplyMany) -> None:
+        self._connection = connection
+        self._apply = apply
+        self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
+        self._scheduled = False
+
+    async def commit(self, batch: Batch) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.append((batch, future))
+        if not self._scheduled:
+            self._scheduled = True
+            # call_soon: every round that is ready in this tick joins the same transaction.
+            loop.call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        work, self._queue = self._queue, []
+        batches = [batch for batch, _ in work]
+        outcomes = self._transaction(batches)
+        if len(batches) > 1 and any(isinstance(o, _Constraint) for o in outcomes):
+            outcomes = [self._transaction([batch])[0] for batch in batches]
+        for (_, future), outcome in zip(work, outcomes, strict=True):
+            if future.done():  # its waiter was cancelled meanwhile
+                continue
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+
+    def _transaction(self, batches: list[Batch]) -> list[BaseException | None]:
+        conn = self._connection()
+        try:
+            with conn.begin():
+                return self._apply(conn, batches)
+        except IntegrityError as exc:
+            return [_Constraint(batches, exc) for _ in batches]
+        except Exception as exc:  # the transaction failed: nobody's round was written
+            return [_failure(batch, exc) for batch in batches]
+
+
+class _Constraint(StorageError):
+    """A unique constraint refused the group's writes (normally: a step recorded twice)."""
+
+    def __init__(self, batches: list[Batch], exc: IntegrityError) -> None:
+        who = batches[0].execution_id if len(batches) == 1 else f"{len(batches)} executions"
+        super().__init__(f"refused a write that would record a step twice in {who}: {exc.orig}")
+
+
+def _failure(batch: Batch, exc: Exception) -> BaseException:
+    if isinstance(exc, StorageError):
+        return exc
+    error = StorageError(f"could not commit execution {batch.execution_id}: {exc}")
+    error.__cause__ = exc
+    return error

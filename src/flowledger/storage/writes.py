@@ -1,0 +1,82 @@
+"""Writing rounds: many executions' batches applied with one statement per kind of row.
+
+The fencing check locks the executions' rows (``FOR UPDATE`` where the database
+has it; SQLite's ``BEGIN IMMEDIATE`` already holds the whole database) and
+compares epochs in Python, so the remaining writes need no per-row condition and
+go out as a few ``executemany`` calls — which psycopg pipelines into one round trip.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, Dialect, Table, select
+
+from flowledger.errors import LeaseLostError
+from flowledger.storage.base import Batch, Row
+from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
+from flowledger.storage.schema import events, executions, step_executions
+
+
+class BatchWriter:
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._prepared: dict[tuple[str, ...], PreparedWrite] = {}
+
+    def apply(self, conn: Connection, batches: Sequence[Batch]) -> list[BaseException | None]:
+        """Write every batch whose epoch still holds; the result says which were refused."""
+        held = self._lock_epochs(conn, [b.execution_id for b in batches])
+        outcomes: list[BaseException | None] = []
+        accepted: list[Batch] = []
+        for batch in batches:
+            if held.get(batch.execution_id) == batch.epoch:
+                outcomes.append(None)
+                accepted.append(batch)
+            else:
+                outcomes.append(
+                    LeaseLostError(
+                        f"execution {batch.execution_id} is no longer owned by this process "
+                        f"(epoch {batch.epoch}); its changes were not written"
+                    )
+                )
+        if accepted:
+            self._write(conn, accepted)
+        return outcomes
+
+    def _lock_epochs(self, conn: Connection, ids: list[str]) -> dict[str, int]:
+        t = executions
+        query = select(t.c.id, t.c.lease_epoch).where(t.c.id.in_(ids)).with_for_update()
+        return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+    def _write(self, conn: Connection, batches: Sequence[Batch]) -> None:
+        changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
+        self._update(conn, executions, "executions", changed)
+        inserts = [row for b in batches for row in b.insert_steps]
+        if inserts:
+            self._insert(conn, step_executions, inserts)
+        self._update(conn, step_executions, "steps", (r for b in batches for r in b.update_steps))
+        event_rows = [row for b in batches for row in b.events]
+        if event_rows:
+            self._insert(conn, events, event_rows)
+
+    def _insert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
+        key = ("insert", table.name)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = prepare_insert(table, [c.name for c in table.columns], self._dialect)
+            self._prepared[key] = prepared
+        conn.exec_driver_sql(prepared.sql, [prepared.params(r) for r in rows])
+
+    def _update(self, conn: Connection, table: Table, tag: str, rows: Iterable[Row]) -> None:
+        """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
+        groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
+        for row in rows:
+            groups[tuple(sorted(k for k in row if k != "id"))].append(row)
+        for columns, group in groups.items():
+            key = (tag, *columns)
+            prepared = self._prepared.get(key)
+            if prepared is None:
+                prepared = prepare_update(table, columns, ("id",), self._dialect)
+                self._prepared[key] = prepared
+            conn.exec_driver_sql(prepared.sql, [prepared.params(r) for r in group])
