@@ -35,7 +35,7 @@ def _round(execution_id: str, epoch: int, **steps: object) -> Batch:
 
 async def test_concurrent_rounds_commit_together(store: SQLStore) -> None:
     owned = [await _owned(store) for _ in range(5)]
-    await asyncio.gather(*(store.commit(_round(i, e)) for i, e in owned))
+    await asyncio.gather(*(store.commit(group=True, batch=_round(i, e)) for i, e in owned))
     for execution_id, _ in owned:
         row = await store.get_execution(execution_id)
         assert row is not None and row["runtime_status"] == "InProgress"
@@ -50,8 +50,8 @@ async def test_a_stale_round_is_refused_while_the_others_commit(store: SQLStore)
     assert old is not None
     await store.acquire_lease(lost_id, "b", LEASE)
     results = await asyncio.gather(
-        *(store.commit(_round(i, e)) for i, e in good),
-        store.commit(_round(lost_id, old)),
+        *(store.commit(group=True, batch=_round(i, e)) for i, e in good),
+        store.commit(group=True, batch=_round(lost_id, old)),
         return_exceptions=True,
     )
     assert results[:3] == [None, None, None]
@@ -68,8 +68,8 @@ async def test_a_double_completion_in_a_group_blames_only_its_round(store: SQLSt
     )
     good = [await _owned(store) for _ in range(3)]
     results = await asyncio.gather(
-        *(store.commit(_round(i, e, status="Completed")) for i, e in good),
-        store.commit(_round(dup_id, dup_epoch, status="Completed", attempt=2)),
+        *(store.commit(group=True, batch=_round(i, e, status="Completed")) for i, e in good),
+        store.commit(group=True, batch=_round(dup_id, dup_epoch, status="Completed", attempt=2)),
         return_exceptions=True,
     )
     assert results[:3] == [None, None, None]
@@ -82,7 +82,7 @@ async def test_a_double_completion_in_a_group_blames_only_its_round(store: SQLSt
 @pytest.mark.parametrize("size", [1, 7])
 async def test_a_cancelled_waiter_does_not_break_the_group(store: SQLStore, size: int) -> None:
     owned = [await _owned(store) for _ in range(size)]
-    tasks = [asyncio.create_task(store.commit(_round(i, e))) for i, e in owned]
+    tasks = [asyncio.create_task(store.commit(group=True, batch=_round(i, e))) for i, e in owned]
     tasks[0].cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     # Cancelling the wait does not unwrite the round: it was committed with the group.

@@ -297,6 +297,7 @@ class Engine:
         *,
         park_after: float | None = None,
         drain: asyncio.Event | None = None,
+        group_commits: bool = False,
     ) -> tuple[ExecutionStatus, datetime | None]:
         """Run an execution whose lease this process holds (the epoch is on its row).
 
@@ -311,6 +312,7 @@ class Engine:
         if row["runtime_status"] != str(ExecutionStatus.NOT_STARTED):
             restore(runner, await self.store.get_step_executions(execution_id))
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events))
+        runner.journal.group_commits = group_commits
         watcher = None
         if drain is not None:
 

@@ -29,6 +29,8 @@ class Journal:
         clock: Clock,
     ) -> None:
         self.clock = clock
+        #: Share transactions with other executions' rounds (set when a worker runs many).
+        self.group_commits = False
         self.store = store
         self.codec = codec
         self.execution_id = execution_id
@@ -83,16 +85,20 @@ class Journal:
         batch = Batch(self.execution_id, self.epoch)
         for run in self._dirty.values():
             row = self._row(run)
-            if run.persisted:
-                batch.update_steps.append(row)
-            else:
+            if not run.persisted:
+                row["input"] = self.codec.dumps(run.input)
                 batch.insert_steps.append(self._insert_row(run, row))
+            else:
+                if not run.input_stored:
+                    row["input"] = self.codec.dumps(run.input)
+                batch.update_steps.append(row)
         now = self.clock.now()
         batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
         batch.events = self._events
-        await self.store.commit(batch)
+        await self.store.commit(batch, group=self.group_commits)
         for run in self._dirty.values():
             run.persisted = True
+            run.input_stored = True
         events = self._events
         self._dirty = {}
         self._events = []
@@ -112,7 +118,6 @@ class Journal:
             "due_at": run.due_at,
             "wake_at": run.wake_at,
             "suspended": 1 if run.suspended else 0,
-            "input": dumps(run.input),
             "output": dumps(run.output),
             "error": dumps(run.error),
             "state": dumps(run.state),

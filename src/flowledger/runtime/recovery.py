@@ -148,4 +148,5 @@ def _run_from_row(row: Row, step: CompiledStep, scope: Scope) -> StepRun:
         error=loads(row["error"]),
         state=state if isinstance(state, dict) else None,
         persisted=True,
+        input_stored=True,
     )

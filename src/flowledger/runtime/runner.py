@@ -257,6 +257,7 @@ class ExecutionRunner:
         self.journal.event("step.started", run, at=now)
         try:
             run.input = step.input.render(self._context(run.scope))
+            run.input_stored = False
             data = step.step_type.input_model.model_validate(run.input)
         except TemplateError as exc:
             self._step_failed(run, f"input: {exc.message}", retryable=False)

@@ -37,6 +37,8 @@ class StepRun:
     error: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
     persisted: bool = False
+    #: The stored row already has this input (it only changes when an attempt starts).
+    input_stored: bool = False
     _envelope: dict[str, Any] | None = None
 
     @property

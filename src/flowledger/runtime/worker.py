@@ -109,7 +109,10 @@ class Worker:
         terminal = False
         try:
             status, parked_until = await self.engine.run_owned(
-                execution_id, park_after=self.options.park_after, drain=self._drain
+                execution_id,
+                park_after=self.options.park_after,
+                drain=self._drain,
+                group_commits=self.options.concurrency > 1,
             )
             terminal = status.terminal
             if terminal:

@@ -91,8 +91,12 @@ class Store(ABC):
     async def create_execution(self, execution: Row, events: list[Row]) -> None: ...
 
     @abstractmethod
-    async def commit(self, batch: Batch) -> None:
-        """Apply a batch atomically; raise LeaseLostError if ``batch.epoch`` is stale."""
+    async def commit(self, batch: Batch, *, group: bool = False) -> None:
+        """Apply a batch atomically; raise LeaseLostError if ``batch.epoch`` is stale.
+
+        ``group`` lets the batch share a transaction with others committed in the same
+        event-loop tick (worth it when many executions run in one process).
+        """
 
     @abstractmethod
     async def get_execution(self, execution_id: str) -> Row | None: ...

@@ -40,6 +40,12 @@ class GroupCommitter:
             loop.call_soon(self._flush)
         await future
 
+    def commit_now(self, batch: Batch) -> None:
+        """Commit one batch at once, outside any group (a lone execution gains nothing)."""
+        outcome = self._transaction([batch])[0]
+        if outcome is not None:
+            raise outcome
+
     def _flush(self) -> None:
         self._scheduled = False
         work, self._queue = self._queue, []

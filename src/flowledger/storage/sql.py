@@ -131,8 +131,11 @@ class SQLStore(Store):
             if events_:
                 self.conn.execute(insert(events), events_)
 
-    async def commit(self, batch: Batch) -> None:
-        await self._group.commit(batch)
+    async def commit(self, batch: Batch, *, group: bool = False) -> None:
+        if group:
+            await self._group.commit(batch)
+        else:
+            self._group.commit_now(batch)
 
     async def get_execution(self, execution_id: str) -> Row | None:
         with self.conn.begin():
