@@ -24,9 +24,16 @@ ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
 
 
 class GroupCommitter:
-    def __init__(self, connection: Callable[[], Connection], apply: ApplyMany) -> None:
+    def __init__(
+        self,
+        connection: Callable[[], Connection],
+        apply: ApplyMany,
+        driver_integrity_error: type[Exception],
+    ) -> None:
         self._connection = connection
         self._apply = apply
+        # Writes go through the driver's cursor, so its own (PEP 249) error class shows up too.
+        self._integrity_errors = (IntegrityError, driver_integrity_error)
         self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
         self._scheduled = False
 
@@ -66,7 +73,7 @@ class GroupCommitter:
         try:
             with conn.begin():
                 return self._apply(conn, batches)
-        except IntegrityError as exc:
+        except self._integrity_errors as exc:
             return [_Constraint(batches, exc) for _ in batches]
         except Exception as exc:  # the transaction failed: nobody's round was written
             return [_failure(batch, exc) for batch in batches]
@@ -75,9 +82,10 @@ class GroupCommitter:
 class _Constraint(StorageError):
     """A unique constraint refused the group's writes (normally: a step recorded twice)."""
 
-    def __init__(self, batches: list[Batch], exc: IntegrityError) -> None:
+    def __init__(self, batches: list[Batch], exc: Exception) -> None:
         who = batches[0].execution_id if len(batches) == 1 else f"{len(batches)} executions"
-        super().__init__(f"refused a write that would record a step twice in {who}: {exc.orig}")
+        cause = exc.orig if isinstance(exc, IntegrityError) else exc
+        super().__init__(f"refused a write that would record a step twice in {who}: {cause}")
 
 
 def _failure(batch: Batch, exc: Exception) -> BaseException:

@@ -45,7 +45,11 @@ class SQLStore(Store):
         self.url = url
         self._engine = engine
         self._conn: Connection | None = None
-        self._group = GroupCommitter(lambda: self.conn, BatchWriter(engine.dialect).apply)
+        self._group = GroupCommitter(
+            lambda: self.conn,
+            BatchWriter(engine.dialect).apply,
+            engine.dialect.loaded_dbapi.IntegrityError,
+        )
 
     @property
     def conn(self) -> Connection:
