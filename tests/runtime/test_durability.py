@@ -167,3 +167,36 @@ async def test_the_document_rebuilds_from_the_database_alone(
         doc = await engine.run(engine.load_text(text))
     async with Engine(db_url, registry=registry) as engine:
         assert await engine.get_execution(doc["id"]) == doc
+
+
+async def test_a_retry_backoff_survives_a_restart(
+    db_url: str, registry: StepRegistry, recorder: Recorder
+) -> None:
+    text = textwrap.dedent(
+        """
+        name: backoff
+        steps:
+          - id: flaky
+            type: test.flaky
+            input: {fail_times: 1, name: flaky}
+            retry: {max_attempts: 2, backoff: fixed, initial_delay: 600ms, jitter: false}
+        """
+    )
+    execution_id = await _interrupt(
+        db_url,
+        registry,
+        text,
+        lambda d: any(
+            s["stepId"] == "flaky" and s["attempt"] == 2 and s["status"] == "NotStarted"
+            for s in d["steps"].values()
+        ),
+    )
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        doc = await engine.drive(execution_id)
+        events = await engine.events(execution_id)
+    assert doc["runtimeStatus"] == "Completed"
+    assert recorder.calls["flaky"] == 2
+    scheduled = next(e for e in events if e["kind"] == "step.retry_scheduled")
+    second = _step(doc, "flaky")[1]
+    # The second attempt waited for the backoff recorded before the restart, not a new one.
+    assert second["startedAt"] >= scheduled["detail"]["wakeAt"]

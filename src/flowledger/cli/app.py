@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -58,8 +60,23 @@ PluginOption = Annotated[
 ]
 
 
+LEASE_ENV = "FLOWLEDGER_LEASE"
+
+
+def _lease(text: str | None) -> timedelta:
+    """The lease length: --lease, else $FLOWLEDGER_LEASE, else 30s."""
+    raw = text or os.environ.get(LEASE_ENV) or "30s"
+    try:
+        lease = parse_duration(raw)
+    except ValueError as exc:
+        _fail(f"lease: {exc}", EXIT_INVALID)
+    if lease.total_seconds() < 1:
+        _fail("the lease must be at least 1s", EXIT_INVALID)
+    return lease
+
+
 def _engine(db: str | None, plugins: list[str] | None = None) -> Engine:
-    return Engine(db or default_db_url(), plugins=plugins or ())
+    return Engine(db or default_db_url(), plugins=plugins or (), lease=_lease(None))
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -176,17 +193,17 @@ def worker(
         int, typer.Option("--concurrency", min=1, max=1000, help="Executions run at once.")
     ] = 8,
     lease: Annotated[
-        str, typer.Option("--lease", help="Lease length; a dead worker's work moves after it.")
-    ] = "30s",
+        str | None,
+        typer.Option(
+            "--lease",
+            help="Lease length (default $FLOWLEDGER_LEASE or 30s); a dead worker's "
+            "work moves to others after it.",
+        ),
+    ] = None,
     plugin: PluginOption = None,
 ) -> None:
     """Run queued, due and orphaned executions until stopped (SIGTERM drains)."""
-    try:
-        lease_length = parse_duration(lease)
-    except ValueError as exc:
-        _fail(f"--lease: {exc}", EXIT_INVALID)
-    if lease_length.total_seconds() < 1:
-        _fail("--lease must be at least 1s", EXIT_INVALID)
+    lease_length = _lease(lease)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
