@@ -48,9 +48,9 @@ class LeaseKeeper:
         self.held.pop(execution_id, None)
 
     async def beat(self) -> None:
-        self.clock.synchronize(await self.store.db_now())
         if not self.held:
-            return
+            return  # idle: no query at all (the clock is re-measured when work arrives)
+        self.clock.synchronize(await self.store.db_now())
         asked = dict(self.held)
         still = await self.store.renew_leases(self.owner, asked, self.lease)
         for execution_id in asked:
