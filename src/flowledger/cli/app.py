@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ from rich.console import Console
 
 from flowledger.cli import render
 from flowledger.cli.progress import LiveProgress, PlainProgress
-from flowledger.definition.durations import parse_duration
+from flowledger.config import ConfigError, Settings, parse_lease
 from flowledger.errors import (
     DefinitionError,
     FlowledgerError,
@@ -60,19 +59,12 @@ PluginOption = Annotated[
 ]
 
 
-LEASE_ENV = "FLOWLEDGER_LEASE"
-
-
 def _lease(text: str | None) -> timedelta:
     """The lease length: --lease, else $FLOWLEDGER_LEASE, else 30s."""
-    raw = text or os.environ.get(LEASE_ENV) or "30s"
     try:
-        lease = parse_duration(raw)
-    except ValueError as exc:
-        _fail(f"lease: {exc}", EXIT_INVALID)
-    if lease.total_seconds() < 1:
-        _fail("the lease must be at least 1s", EXIT_INVALID)
-    return lease
+        return parse_lease(text) if text else Settings.from_env().lease
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_INVALID)
 
 
 def _engine(db: str | None, plugins: list[str] | None = None) -> Engine:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
+from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
@@ -42,17 +43,15 @@ from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
 
-DB_ENV = "FLOWLEDGER_DB"
-DEFAULT_DB = "sqlite:///flowledger.db"
 #: How long an execution stays ours without a heartbeat; renewed every third of it.
-LEASE = timedelta(seconds=30)
+LEASE = DEFAULT_LEASE
 EXECUTION_FORMAT_VERSION = 1
 
 EventCallback = Callable[[str, list[dict[str, Any]]], None]
 
 
 def default_db_url() -> str:
-    return os.environ.get(DB_ENV) or DEFAULT_DB
+    return Settings.from_env().db_url
 
 
 class Engine:

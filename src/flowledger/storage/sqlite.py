@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,13 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from flowledger.config import Settings
 from flowledger.errors import StorageError
 from flowledger.storage.sql import SQLStore
 from flowledger.timeutil import utcnow
 
-#: NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss.
-SYNCHRONOUS_ENV = "FLOWLEDGER_SQLITE_SYNCHRONOUS"
+# NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
+# (FLOWLEDGER_SQLITE_SYNCHRONOUS, see flowledger.config).
 
 
 class SQLiteStore(SQLStore):
@@ -27,9 +27,7 @@ class SQLiteStore(SQLStore):
             folder = Path(database).expanduser().resolve().parent
             if not folder.is_dir():
                 raise StorageError(f"cannot open {url}: the folder {folder} does not exist")
-        synchronous = os.environ.get(SYNCHRONOUS_ENV, "NORMAL").upper()
-        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise StorageError(f"{SYNCHRONOUS_ENV} must be NORMAL, FULL or EXTRA")
+        synchronous = Settings.from_env().sqlite_synchronous
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
