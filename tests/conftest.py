@@ -72,3 +72,12 @@ def statuses(doc: dict[str, Any]) -> dict[str, str]:
         if key not in out or step["attempt"] >= out[key][0]:
             out[key] = (step["attempt"], step["status"])
     return {k: v[1] for k, v in out.items()}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cycles",
+        type=int,
+        default=None,
+        help="kill cycles for the crash test (default $FLOWLEDGER_CRASH_CYCLES or 20)",
+    )

@@ -1,6 +1,7 @@
 """Kill -9 workers at random moments; every execution still completes, each step exactly once.
 
-FLOWLEDGER_CRASH_CYCLES=N runs N kill cycles (default 20); FLOWLEDGER_CRASH_SEED replays one.
+`pytest tests/cli/test_crash_recovery.py --cycles 1000` (or FLOWLEDGER_CRASH_CYCLES) runs
+that many kill cycles (default 20); FLOWLEDGER_CRASH_SEED replays one run.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ async def _events(db_url: str, execution_id: str) -> list[dict[str, Any]]:
 
 
 def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, db_url: str, request: pytest.FixtureRequest
 ) -> None:
-    cycles = int(os.environ.get("FLOWLEDGER_CRASH_CYCLES", "20"))
+    cycles = request.config.getoption("--cycles") or int(
+        os.environ.get("FLOWLEDGER_CRASH_CYCLES", "20")
+    )
     seed = int(os.environ.get("FLOWLEDGER_CRASH_SEED", str(random.randrange(1 << 30))))
     rng = random.Random(seed)
     print(f"crash test seed {seed}, {cycles} cycles")
@@ -248,3 +251,41 @@ def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> No
     assert [s["status"] for s in first] == ["Completed"]  # not re-run
     nap = [s for s in doc["steps"].values() if s["stepId"] == "nap"]
     assert [(s["attempt"], s["status"]) for s in nap] == [(1, "Completed")]  # the timer survived
+
+
+def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: str) -> None:
+    ledger = tmp_path / "ledger.txt"
+    definition = tmp_path / "again.yaml"
+    definition.write_text(
+        "name: again\nsteps:\n"
+        f"  - {{id: first, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
+        "  - {id: nap, type: sys.delay, input: {duration: 1s}}\n"
+        f"  - {{id: last, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
+    )
+    command = [FLOWLEDGER, "run", str(definition), "--db", db_url, "--plugin", PLUGIN, "--json"]
+    killed = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not ledger.exists():
+            time.sleep(0.05)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    # Its lease (30 s) has not lapsed, but its process is gone: the next run takes over at once.
+    again = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert "left unfinished by a stopped run" in again.stderr
+    docs = asyncio.run(_all_documents(db_url))
+    assert [d["runtimeStatus"] for d in docs] == ["Completed", "Completed"]
+    for doc in docs:
+        first = [s for s in doc["steps"].values() if s["stepId"] == "first"]
+        assert [s["status"] for s in first] == ["Completed"]
+
+
+async def _all_documents(db_url: str) -> list[dict[str, Any]]:
+    async with Engine(db_url, plugins=[PLUGIN]) as engine:
+        return [await engine.get_execution(d["id"]) for d in await engine.list_executions()]

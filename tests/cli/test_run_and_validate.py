@@ -30,7 +30,7 @@ def test_run_prints_the_final_document_with_json(cli: Cli) -> None:
     doc = json.loads(result.stdout)
     assert doc["runtimeStatus"] == "Completed"
     assert doc["output"] == {"greeting": "Hello, Ada Lovelace!", "letters": 12}
-    assert doc["createdBy"] == "cli"
+    assert doc["createdBy"] == "cli:run"
 
 
 def test_run_shows_plain_progress_lines_when_piped(cli: Cli) -> None:

@@ -31,6 +31,8 @@ from flowledger.storage import ExecutionQuery, open_store
 T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_AWAITING = 0, 1, 2, 3
+#: createdBy of executions that `flowledger run` starts (and finishes again after a crash).
+RUN_CREATOR = "cli:run"
 
 app = typer.Typer(
     name="flowledger",
@@ -46,7 +48,7 @@ app.add_typer(db_app, name="db")
 
 # Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 DbOption = Annotated[
     str | None,
@@ -91,7 +93,10 @@ def _call(fn: Callable[[], Awaitable[T]]) -> T:
     except FlowledgerError as exc:
         _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
-        err.print("interrupted; the execution is saved and can be resumed")
+        err.print(
+            "interrupted; the execution is saved: the next `flowledger run` of this workflow "
+            "(or any `flowledger worker`) finishes it"
+        )
         raise typer.Exit(130) from None
 
 
@@ -126,8 +131,21 @@ def run(
                 if out.is_terminal
                 else PlainProgress(out)
             )
+            # Finish what an earlier, stopped `run` of this workflow left behind first.
+            for left in await engine.adopt_abandoned(workflow.name, RUN_CREATOR):
+                err.print(
+                    f"finishing execution {left} of {workflow.name}, left unfinished by a "
+                    "stopped run",
+                    markup=False,
+                )
+                done = await engine.drive(left, document=False)
+                err.print(f"execution {left}: {done['runtimeStatus']}", markup=False)
             execution_id = await engine.start(
-                workflow, arguments, correlation_id=correlation_id, created_by="cli", hold=True
+                workflow,
+                arguments,
+                correlation_id=correlation_id,
+                created_by=RUN_CREATOR,
+                hold=True,
             )
             if progress is None:
                 return await engine.drive(execution_id)
@@ -170,7 +188,7 @@ def start(
         async with _engine(db, plugin) as engine:
             compiled = await engine.find_workflow(workflow)
             execution_id = await engine.start(
-                compiled, arguments, correlation_id=correlation_id, created_by="cli"
+                compiled, arguments, correlation_id=correlation_id, created_by="cli:start"
             )
             await engine.store.notify_work()
             return execution_id

@@ -34,6 +34,7 @@ from flowledger.errors import (
 from flowledger.runtime.codec import Codec
 from flowledger.runtime.documents import event_document, execution_document
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.runtime.orphans import abandoned, owner_is_dead
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
@@ -289,6 +290,23 @@ class Engine:
             final = await self._row(execution_id)
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
         return await self.get_execution(execution_id)
+
+    async def adopt_abandoned(self, workflow_name: str, created_by: str) -> list[str]:
+        """Take over unfinished executions that a stopped process started (see orphans.py)."""
+        now = await self.store.db_now()
+        taken = []
+        for status in (ExecutionStatus.IN_PROGRESS, ExecutionStatus.NOT_STARTED):
+            query = ExecutionQuery(status=str(status), workflow=workflow_name, limit=100)
+            for row in await self.store.list_executions(query):
+                if row["created_by"] != created_by or not abandoned(row, now):
+                    continue
+                dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
+                epoch = await self.store.acquire_lease(
+                    row["id"], self.owner, self.lease, steal_from=dead
+                )
+                if epoch is not None:
+                    taken.append(row["id"])
+        return taken
 
     async def run_owned(
         self,

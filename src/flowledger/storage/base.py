@@ -121,8 +121,13 @@ class Store(ABC):
         """The database's clock: leases and due timers are judged by it, never by a worker's."""
 
     @abstractmethod
-    async def acquire_lease(self, execution_id: str, owner: str, lease: timedelta) -> int | None:
-        """Take the execution if it is free, expired or already ours; return the new epoch."""
+    async def acquire_lease(
+        self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
+    ) -> int | None:
+        """Take the execution if it is free, expired or already ours; return the new epoch.
+
+        ``steal_from`` also takes it from that owner, for a holder known to be dead.
+        """
 
     @abstractmethod
     async def claim_executions(

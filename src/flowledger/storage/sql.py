@@ -205,9 +205,15 @@ class SQLStore(Store):
             value = self.conn.execute(select(self._sql_now())).scalar_one()
         return _aware(value)
 
-    async def acquire_lease(self, execution_id: str, owner: str, lease: timedelta) -> int | None:
+    async def acquire_lease(
+        self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
+    ) -> int | None:
         t = executions
-        # Compare-and-set: free, expired, or ours. RETURNING hands back the new fencing token.
+        # Compare-and-set: free, expired, ours (or held by a process known to be dead).
+        # RETURNING hands back the new fencing token.
+        holders = [t.c.lease_owner == owner]
+        if steal_from is not None:
+            holders.append(t.c.lease_owner == steal_from)
         stmt = (
             update(t)
             .where(
@@ -216,7 +222,7 @@ class SQLStore(Store):
                     or_(
                         t.c.lease_owner.is_(None),
                         t.c.lease_expires_at < self._sql_now(),
-                        t.c.lease_owner == owner,
+                        *holders,
                     ),
                 )
             )

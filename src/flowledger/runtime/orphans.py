@@ -1,0 +1,44 @@
+"""Finding executions that a stopped `flowledger run` left unfinished, to finish them.
+
+A `flowledger run` process that was interrupted (Ctrl-C) released its execution;
+one that was killed still holds a lease until it lapses. Its owner name is
+``host:pid:nonce``, so on the same host a dead pid proves the holder is gone and
+the execution can be taken at once instead of after the lease.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """True when ``owner`` names a process on this host that no longer exists."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, as another user's process
+    return False
+
+
+def abandoned(row: Mapping[str, Any], now: datetime) -> bool:
+    """Nobody is running this execution: lease released, lapsed, or its holder is dead."""
+    owner = row["lease_owner"]
+    if owner is None:
+        return True
+    expires = row["lease_expires_at"]
+    return (expires is not None and expires < now) or owner_is_dead(owner)
