@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,6 +77,18 @@ async def _documents(db_url: str, ids: list[str]) -> list[dict[str, Any]]:
 async def _events(db_url: str, execution_id: str) -> list[dict[str, Any]]:
     async with Engine(db_url, plugins=[PLUGIN]) as engine:
         return await engine.events(execution_id)
+
+
+def _poll(
+    db_url: str, execution_id: str, done: Callable[[dict[str, Any]], bool], seconds: float = 60
+) -> dict[str, Any]:
+    """The execution's document once ``done`` holds for it (or the last one seen)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        doc = asyncio.run(_documents(db_url, [execution_id]))[0]
+        if done(doc) or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.05)
 
 
 def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
@@ -166,21 +179,15 @@ def test_a_frozen_worker_cannot_complete_the_step_it_lost(tmp_path: Path, db_url
         frozen = _worker(db_url, log_a)
         try:
             # Wait until worker A has started the slow step, then freeze it past its lease.
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                doc = asyncio.run(_documents(db_url, [execution_id]))[0]
-                if any(s["stepId"] == "slow" for s in doc["steps"].values()):
-                    break
-                time.sleep(0.05)
+            _poll(
+                db_url,
+                execution_id,
+                lambda d: any(s["stepId"] == "slow" for s in d["steps"].values()),
+            )
             frozen.send_signal(signal.SIGSTOP)
             rescuer = _worker(db_url, log_b)
             try:
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    doc = asyncio.run(_documents(db_url, [execution_id]))[0]
-                    if doc["runtimeStatus"] == "Completed":
-                        break
-                    time.sleep(0.1)
+                doc = _poll(db_url, execution_id, lambda d: d["runtimeStatus"] == "Completed")
                 assert doc["runtimeStatus"] == "Completed"
                 # Thaw A: its handler finishes, but its late completion must be refused.
                 frozen.send_signal(signal.SIGCONT)
@@ -237,12 +244,7 @@ def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> No
     with (tmp_path / "w.log").open("ab") as log:
         worker = _worker(db_url, log)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                doc = asyncio.run(_documents(db_url, [execution_id]))[0]
-                if doc["runtimeStatus"] == "Completed":
-                    break
-                time.sleep(0.2)
+            doc = _poll(db_url, execution_id, lambda d: d["runtimeStatus"] == "Completed")
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)
