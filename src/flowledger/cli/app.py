@@ -7,7 +7,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -78,10 +78,10 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _call(fn: Callable[[], Awaitable[T]]) -> T:
+def _call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine; turn every flowledger error into a message and an exit code."""
     try:
-        return asyncio.run(fn())  # type: ignore[arg-type]
+        return asyncio.run(fn())
     except DefinitionError as exc:
         for problem in exc.problems:
             err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)

@@ -72,11 +72,11 @@ def walk(root: Schema | None, segments: tuple[str | int, ...], prefix: str) -> W
             return Walk(True, None)
         schema = _deref(schema, root)
         step = _child(schema, segment, root)
-        if step is _UNKNOWN:
-            return Walk(True, None)
         if step is _MISSING:
             return Walk(False, None, _missing_message(where, schema, segment))
-        schema = step  # type: ignore[assignment]
+        if not isinstance(step, Mapping):  # _UNKNOWN: anything goes from here on
+            return Walk(True, None)
+        schema = step
         where = f"{where}[{segment}]" if isinstance(segment, int) else f"{where}.{segment}"
     return Walk(True, schema)
 
