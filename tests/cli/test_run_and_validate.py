@@ -175,3 +175,9 @@ def test_db_flag_overrides_the_environment(cli: Cli, tmp_path: Path) -> None:
     cli("run", "examples/hello.yaml", "--input", '{"name": "A"}', "--db", other)
     assert json.loads(cli("executions", "list", "--json").stdout) == []
     assert len(json.loads(cli("executions", "list", "--json", "--db", other).stdout)) == 1
+
+
+def test_version(cli: Cli) -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "flowledger 0.1.0"

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from flowledger import __version__
 from flowledger.cli import render
 from flowledger.cli.progress import LiveProgress, PlainProgress
 from flowledger.config import ConfigError, Settings, parse_lease
@@ -38,6 +39,7 @@ app = typer.Typer(
     name="flowledger",
     help="A durable, declarative workflow engine.",
     no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -98,6 +100,18 @@ def _call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
             "(or any `flowledger worker`) finishes it"
         )
         raise typer.Exit(130) from None
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print flowledger's version and exit.")
+    ] = False,
+) -> None:
+    """A durable, declarative workflow engine."""
+    if version:
+        out.print(f"flowledger {__version__}", markup=False)
+        raise typer.Exit(EXIT_OK)
 
 
 @app.command()
