@@ -215,13 +215,7 @@ def test_a_frozen_worker_cannot_complete_the_step_it_lost(tmp_path: Path, db_url
 
 def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> None:
     ledger = tmp_path / "ledger.txt"
-    definition = tmp_path / "two.yaml"
-    definition.write_text(
-        "name: two\nsteps:\n"
-        f"  - {{id: first, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
-        "  - {id: nap, type: sys.delay, input: {duration: 2s}}\n"
-        f"  - {{id: last, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
-    )
+    definition = _work_nap_work(tmp_path, "two", ledger, "2s")
     run = subprocess.Popen(
         [FLOWLEDGER, "run", str(definition), "--db", db_url, "--plugin", PLUGIN, "--json"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -257,13 +251,7 @@ def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> No
 
 def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: str) -> None:
     ledger = tmp_path / "ledger.txt"
-    definition = tmp_path / "again.yaml"
-    definition.write_text(
-        "name: again\nsteps:\n"
-        f"  - {{id: first, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
-        "  - {id: nap, type: sys.delay, input: {duration: 1s}}\n"
-        f"  - {{id: last, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
-    )
+    definition = _work_nap_work(tmp_path, "again", ledger, "1s")
     command = [FLOWLEDGER, "run", str(definition), "--db", db_url, "--plugin", PLUGIN, "--json"]
     killed = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -291,3 +279,15 @@ def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: st
 async def _all_documents(db_url: str) -> list[dict[str, Any]]:
     async with Engine(db_url, plugins=[PLUGIN]) as engine:
         return [await engine.get_execution(d["id"]) for d in await engine.list_executions()]
+
+
+def _work_nap_work(tmp_path: Path, name: str, ledger: Path, nap: str) -> Path:
+    """A definition file: a side effect, a durable delay, another side effect."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\nsteps:\n"
+        f"  - {{id: first, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
+        f"  - {{id: nap, type: sys.delay, input: {{duration: {nap}}}}}\n"
+        f"  - {{id: last, type: crash.work, input: {{ms: 10, ledger: '{ledger}'}}}}\n"
+    )
+    return path

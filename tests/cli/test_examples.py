@@ -126,38 +126,24 @@ def test_lead_followup_needs_its_plugin(cli: Cli) -> None:
 
 def test_order_pipeline_branches(cli: Cli) -> None:
     order = {"items": [{"sku": "a", "qty": 1, "price": 9.5}, {"sku": "b", "qty": 2, "price": 3}]}
-    ok = json.loads(
-        cli(
-            "run",
-            "examples/order_pipeline.yaml",
-            "--json",
-            "--input",
-            json.dumps({**order, "country": "DE"}),
-        ).stdout
-    )
+
+    def place(arguments: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        result = cli(
+            "run", "examples/order_pipeline.yaml", "--json", "--input", json.dumps(arguments)
+        )
+        return result.returncode, json.loads(result.stdout)
+
+    code, ok = place({**order, "country": "DE"})
+    assert code == 0
     assert ok["runtimeStatus"] == "Completed"
     assert ok["output"] == {"total": 12.5, "decision": True, "shipping": {"carrier": "DHL"}}
     loyalty = next(s for s in ok["steps"].values() if s["stepId"] == "loyalty_bonus")
     assert loyalty["status"] == "Failed"  # tolerated by continue_on_error
-    fraud = json.loads(
-        cli(
-            "run",
-            "examples/order_pipeline.yaml",
-            "--json",
-            "--input",
-            json.dumps({**order, "country": "XX"}),
-        ).stdout
-    )
+    _, fraud = place({**order, "country": "XX"})
     assert fraud["runtimeStatus"] == "CompletedWithNoActionTaken"
-    empty = cli(
-        "run",
-        "examples/order_pipeline.yaml",
-        "--json",
-        "--input",
-        json.dumps({"items": [], "country": "DE"}),
-    )
-    assert empty.returncode == 1
-    assert json.loads(empty.stdout)["error"]["message"] == "the order has no items"
+    code, empty = place({"items": [], "country": "DE"})
+    assert code == 1
+    assert empty["error"]["message"] == "the order has no items"
 
 
 def test_nightly_report(cli: Cli) -> None:

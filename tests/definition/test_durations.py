@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from flowledger.definition.durations import format_duration, parse_duration
+from flowledger.definition.durations import parse_duration
 
 
 @pytest.mark.parametrize(
@@ -34,8 +34,3 @@ def test_refuses_what_is_not_a_duration(bad: object) -> None:
 def test_refuses_absurdly_long_durations() -> None:
     with pytest.raises(ValueError, match="maximum"):
         parse_duration("100000d")
-
-
-def test_formats_compactly() -> None:
-    assert format_duration(timedelta(milliseconds=250)) == "250ms"
-    assert format_duration(timedelta(seconds=90)) == "1.5m"

@@ -195,3 +195,17 @@ async def test_pushing_the_same_definition_keeps_its_version(engine: Engine) -> 
     )
     assert first["workflowVersion"] == again["workflowVersion"] == 1
     assert changed["workflowVersion"] == 2
+
+
+async def test_a_finished_execution_cannot_be_moved_back(engine: Engine) -> None:
+    from flowledger import ExecutionStatus, FlowledgerError
+    from flowledger.runtime.runner import ExecutionRunner
+
+    doc = await engine.run(engine.load_text("name: done\nsteps: [{id: a, type: sys.no_action}]\n"))
+    row = await engine.store.get_execution(doc["id"])
+    assert row is not None
+    workflow = engine.load_text("name: done\nsteps: [{id: a, type: sys.no_action}]\n")
+    assert engine._services is not None
+    runner = ExecutionRunner(engine._services, workflow, row, int(row["lease_epoch"]))
+    with pytest.raises(FlowledgerError, match="cannot move from CompletedWithNoActionTaken"):
+        runner._set_status(ExecutionStatus.IN_PROGRESS)

@@ -49,18 +49,3 @@ def _parse_text(text: str) -> float:
             + parts.get("seconds", 0.0)
         )
     raise ValueError(f"{text!r} is not a duration; {HELP}")
-
-
-def format_duration(delta: timedelta) -> str:
-    """Compact human form, for messages and the CLI."""
-    ms = int(delta.total_seconds() * 1000)
-    if ms < 1000:
-        return f"{ms}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:g}s"
-    if seconds < 3600:
-        return f"{seconds / 60:g}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:g}h"
-    return f"{seconds / 86400:g}d"

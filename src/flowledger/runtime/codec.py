@@ -33,12 +33,6 @@ class Codec:
                 text = text.replace(secret, REDACTED)
         return text
 
-    def redact_text(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)

@@ -29,16 +29,16 @@ def restore(runner: ExecutionRunner, rows: list[Row]) -> None:
         seen = by_path.get(row["step_path"])
         if seen is None or row["attempt"] > seen["attempt"]:
             by_path[row["step_path"]] = row
-    runner._step_seq = itertools.count(max((r["seq"] for r in rows), default=0) + 1)
+    runner.step_seq = itertools.count(max((r["seq"] for r in rows), default=0) + 1)
     crashed: list[StepRun] = []
     loops: list[LoopRun] = []
     _restore_scope(runner, runner.root, latest, crashed, loops)
     for run in crashed:
         _rerun(runner, run)
     for loop in loops:
-        runner._next_iterations(loop)
+        runner.next_iterations(loop)
     if runner.root.unfinished == 0 and not runner.root.closed:
-        runner._scope_done(runner.root)
+        runner.scope_done(runner.root)
 
 
 def _restore_scope(
@@ -60,16 +60,16 @@ def _restore_scope(
             for nxt in step.successors:
                 scope.pending[nxt] -= 1
         elif run.status == StepStatus.NOT_STARTED:
-            runner._add_timer(run.wake_at or runner.clock.now(), "retry", run)
+            runner.add_timer(run.wake_at or runner.clock.now(), "retry", run)
         elif step.type_name == "sys.loop":
             loops.append(_restore_loop(runner, run, latest, crashed, loops))
         elif run.suspended:
             if run.wake_at is not None:
-                runner._add_timer(run.wake_at, "wake", run)
+                runner.add_timer(run.wake_at, "wake", run)
         else:
             crashed.append(run)
         if run.due_at is not None and not run.terminal:
-            runner._add_timer(run.due_at, "due", run)
+            runner.add_timer(run.due_at, "due", run)
     for sid, step in scope.graph.steps.items():
         if scope.pending[sid] == 0 and sid not in scope.runs:
             runner.ready.append((scope, step))
@@ -86,7 +86,7 @@ def _restore_loop(
     items = list(data.get("items") or [])
     loop = LoopRun(run=run, items=items, concurrency=int(data.get("concurrency") or 1))
     loop.results = [None] * len(items)
-    runner._loops[run.id] = loop
+    runner.loop_runs[run.id] = loop
     prefix = child_key(run.scope, run.step.id, 0)[: -len("0")]
     started = sorted(
         int(key[len(prefix) :])
@@ -94,10 +94,10 @@ def _restore_loop(
         if key.startswith(prefix) and key[len(prefix) :].isdigit()
     )
     for index in started:
-        scope = runner._start_iteration(loop, index)
+        scope = runner.start_iteration(loop, index)
         runner.ready = type(runner.ready)(
             entry for entry in runner.ready if entry[0] is not scope
-        )  # roots were queued by _start_iteration; restore decides readiness itself
+        )  # roots were queued by start_iteration; restore decides readiness itself
         _restore_scope(runner, scope, latest, crashed, loops)
         if scope.unfinished == 0:
             scope.closed = True
@@ -120,11 +120,11 @@ def _rerun(runner: ExecutionRunner, run: StepRun) -> None:
     runner.journal.touch(run)
     runner.journal.event("step.failed", run, {"error": CRASH_MESSAGE, "willRetry": True})
     if run.attempt >= MAX_CRASH_RERUNS:
-        runner._fail_scope(run.scope, run)
+        runner.fail_scope(run.scope, run)
         return
-    nxt = runner._new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
+    nxt = runner.new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
     nxt.due_at = run.due_at
-    runner._start_attempt(nxt)
+    runner.start_attempt(nxt)
 
 
 def _run_from_row(row: Row, step: CompiledStep, scope: Scope) -> StepRun:

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
-from flowledger.errors import StepError, TemplateError
+from flowledger.errors import FlowledgerError, StepError, TemplateError
 from flowledger.runtime.codec import Codec, loads
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.handlers import (
@@ -38,7 +38,7 @@ from flowledger.runtime.handlers import (
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
-from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.runtime.status import ALLOWED_MOVES, ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
 from flowledger.steps.base import StepContext, Suspend
 from flowledger.steps.builtins import LoopInput
@@ -91,9 +91,9 @@ class ExecutionRunner:
         self._wakeup = asyncio.Event()
         self.timers: list[tuple[datetime, int, str, StepRun]] = []
         self._timer_seq = itertools.count()
-        self._step_seq = itertools.count(1)
+        self.step_seq = itertools.count(1)
         self.no_action = False
-        self._loops: dict[str, LoopRun] = {}
+        self.loop_runs: dict[str, LoopRun] = {}
         self.draining = False
         #: Set when run() returned early because only a distant timer was left.
         self.parked_until: datetime | None = None
@@ -207,7 +207,7 @@ class ExecutionRunner:
             cond = scope.runs[step.branch.condition]
             result = isinstance(cond.output, Mapping) and bool(cond.output.get("result"))
             active = cond.status == StepStatus.COMPLETED and result == step.branch.result
-        run = self._new_run(scope, step, attempt=1, status=StepStatus.NOT_STARTED)
+        run = self.new_run(scope, step, attempt=1, status=StepStatus.NOT_STARTED)
         if active and step.when is not None:
             try:
                 active = bool(step.when.render(self._context(scope)))
@@ -220,9 +220,9 @@ class ExecutionRunner:
             self.journal.event("step.disabled", run)
             self._finish(run)
             return
-        self._start_attempt(run)
+        self.start_attempt(run)
 
-    def _new_run(
+    def new_run(
         self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
     ) -> StepRun:
         run = StepRun(
@@ -231,7 +231,7 @@ class ExecutionRunner:
             scope=scope,
             attempt=attempt,
             status=status,
-            seq=next(self._step_seq),
+            seq=next(self.step_seq),
             idempotency_key=self._idempotency_key(scope, step),
         )
         scope.runs[step.id] = run
@@ -243,7 +243,7 @@ class ExecutionRunner:
         raw = f"{self.id}/{step.path}/{scope.key}".encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
-    def _start_attempt(self, run: StepRun) -> None:
+    def start_attempt(self, run: StepRun) -> None:
         step = run.step
         now = self.clock.now()
         run.status = StepStatus.IN_PROGRESS
@@ -251,7 +251,7 @@ class ExecutionRunner:
         run.wake_at = None
         if step.spec.due is not None and run.due_at is None:
             run.due_at = now + step.spec.due
-            self._add_timer(run.due_at, "due", run)
+            self.add_timer(run.due_at, "due", run)
         self.journal.touch(run)
         self.journal.set_execution(current_state_name=step.id)
         self.journal.event("step.started", run, at=now)
@@ -363,7 +363,7 @@ class ExecutionRunner:
             "step.suspended", run, {"until": iso(suspend.until) if suspend.until else None}
         )
         if suspend.until is not None:
-            self._add_timer(suspend.until, "wake", run)
+            self.add_timer(suspend.until, "wake", run)
 
     def _step_failed(
         self, run: StepRun, message: str, *, retryable: bool, details: Any = None
@@ -382,7 +382,7 @@ class ExecutionRunner:
             "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
         )
         if delay is not None:
-            nxt = self._new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
+            nxt = self.new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
             nxt.due_at = run.due_at
             nxt.wake_at = now + delay
             self.journal.event(
@@ -391,12 +391,12 @@ class ExecutionRunner:
                 {"wakeAt": iso(nxt.wake_at), "delayMs": int(delay.total_seconds() * 1000)},
                 at=now,
             )
-            self._add_timer(nxt.wake_at, "retry", nxt)
+            self.add_timer(nxt.wake_at, "retry", nxt)
             return
         if run.step.spec.continue_on_error:
             self._finish(run)
         else:
-            self._fail_scope(run.scope, run)
+            self.fail_scope(run.scope, run)
 
     def _finish(self, run: StepRun) -> None:
         """A step reached a final state: release its successors, close its scope if done."""
@@ -407,9 +407,9 @@ class ExecutionRunner:
             if scope.pending[nxt] == 0:
                 self.ready.append((scope, scope.graph.steps[nxt]))
         if scope.unfinished == 0:
-            self._scope_done(scope)
+            self.scope_done(scope)
 
-    def _scope_done(self, scope: Scope) -> None:
+    def scope_done(self, scope: Scope) -> None:
         scope.closed = True
         if scope.owner is None:
             self._complete_execution()
@@ -422,9 +422,9 @@ class ExecutionRunner:
         del loop.active[scope.index]
         loop.done += 1
         scope.runs = {}  # outputs now live in the loop's results; free the iteration
-        self._next_iterations(loop)
+        self.next_iterations(loop)
 
-    def _fail_scope(self, scope: Scope, run: StepRun) -> None:
+    def fail_scope(self, scope: Scope, run: StepRun) -> None:
         if scope.owner is None:
             self._fail_execution(run.error or {"message": "a step failed"})
             return
@@ -442,20 +442,20 @@ class ExecutionRunner:
     def _start_loop(self, run: StepRun, data: LoopInput) -> None:
         loop = LoopRun(run=run, items=data.items, concurrency=data.concurrency)
         loop.results = [None] * len(data.items)
-        self._loops[run.id] = loop
-        self._next_iterations(loop)
+        self.loop_runs[run.id] = loop
+        self.next_iterations(loop)
 
-    def _next_iterations(self, loop: LoopRun) -> None:
+    def next_iterations(self, loop: LoopRun) -> None:
         if loop.failed or loop.run.status != StepStatus.IN_PROGRESS:
             return
         while len(loop.active) < loop.concurrency and loop.next_index < len(loop.items):
-            self._start_iteration(loop, loop.next_index)
+            self.start_iteration(loop, loop.next_index)
             loop.next_index += 1
         if loop.done == len(loop.items):
-            self._loops.pop(loop.run.id, None)
+            self.loop_runs.pop(loop.run.id, None)
             self._step_succeeded(loop.run, {"count": len(loop.items), "results": loop.results})
 
-    def _start_iteration(self, loop: LoopRun, index: int) -> Scope:
+    def start_iteration(self, loop: LoopRun, index: int) -> Scope:
         parent = loop.run.scope
         loop_id = loop.run.step.id
         body = loop.run.step.body
@@ -487,13 +487,13 @@ class ExecutionRunner:
         scope.closed = True
         for run in scope.runs.values():
             if run.status in (StepStatus.IN_PROGRESS, StepStatus.NOT_STARTED):
-                if run.step.type_name == "sys.loop" and run.id in self._loops:
-                    self._stop_loop(self._loops.pop(run.id))
+                if run.step.type_name == "sys.loop" and run.id in self.loop_runs:
+                    self._stop_loop(self.loop_runs.pop(run.id))
                 self._cancel_run(run, reason)
 
     # -- timers -------------------------------------------------------------------------------
 
-    def _add_timer(self, when: datetime, kind: str, run: StepRun) -> None:
+    def add_timer(self, when: datetime, kind: str, run: StepRun) -> None:
         heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))
 
     def _fire_due_timers(self) -> None:
@@ -503,7 +503,7 @@ class ExecutionRunner:
             if run.scope.closed:
                 continue
             if kind == "retry" and run.status == StepStatus.NOT_STARTED:
-                self._start_attempt(run)
+                self.start_attempt(run)
             elif kind == "wake" and run.suspended and run.status == StepStatus.IN_PROGRESS:
                 self.journal.event("step.resumed", run)
                 self.to_launch.append(run)
@@ -537,7 +537,7 @@ class ExecutionRunner:
         self.journal.event("execution.failed", None, {"error": error.get("message")}, at=now)
 
     def _cancel_everything(self, reason: str) -> None:
-        scopes = [self.root, *(s for loop in self._loops.values() for s in loop.active.values())]
+        scopes = [self.root, *(s for loop in self.loop_runs.values() for s in loop.active.values())]
         for scope in scopes:
             for run in list(scope.runs.values()):
                 self._cancel_run(run, reason)
@@ -563,6 +563,10 @@ class ExecutionRunner:
                 del self.tasks[task]
 
     def _set_status(self, status: ExecutionStatus, **columns: Any) -> None:
+        if status not in ALLOWED_MOVES[self.status]:
+            raise FlowledgerError(  # a scheduler bug, never a user's doing: stop before writing
+                f"execution {self.id} cannot move from {self.status} to {status}"
+            )
         self.status = status
         self.journal.set_execution(runtime_status=str(status), **columns)
 

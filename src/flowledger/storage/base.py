@@ -40,9 +40,6 @@ class Batch:
     update_steps: list[Row] = field(default_factory=list)
     events: list[Row] = field(default_factory=list)
 
-    def is_empty(self) -> bool:
-        return not (self.execution or self.insert_steps or self.update_steps or self.events)
-
 
 @dataclass(frozen=True)
 class ExecutionQuery:
