@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, insert, inspect, update
+from sqlalchemy import Connection, insert, inspect, text, update
 
 from flowledger.errors import StorageError
 from flowledger.storage import migrations, open_store
@@ -20,6 +20,11 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import execution_row, join_all
 
 MakeDb = Callable[[], str]
+ALL_REVISIONS = ["0001", "0002"]
+#: The executions columns revision 0001 created.
+LEGACY_EXECUTION_COLUMNS = {
+    c.name for c in executions.columns
+} - {"depth", "rerun_of", "job_run_id", "trigger_key"}
 
 
 def sql_store(url: str) -> SQLStore:
@@ -60,7 +65,7 @@ def snapshot(conn: Connection) -> dict[str, Any]:
 async def test_migrations_build_exactly_the_declared_schema(empty_db: MakeDb) -> None:
     migrated, created = sql_store(empty_db()), sql_store(empty_db())
     try:
-        assert await migrated.upgrade() == [migrations.HEAD]
+        assert await migrated.upgrade() == ALL_REVISIONS
         with created.conn.begin():
             metadata.create_all(created.conn)
         with migrated.conn.begin(), created.conn.begin():
@@ -103,10 +108,13 @@ async def test_a_database_from_before_migrations_is_adopted(empty_db: MakeDb) ->
     row = execution_row()
     try:
         with store.conn.begin():  # what the pre-Alembic initialize() left behind
-            metadata.create_all(store.conn)
+            migrations.upgrade(store.conn, "0001")
+            store.conn.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
             store.conn.execute(insert(meta).values(key="schema_version", value=SCHEMA_VERSION))
-            store.conn.execute(insert(executions), [row])
-        assert await store.upgrade() == []  # stamped as revision 0001, nothing re-created
+            legacy = {k: v for k, v in row.items() if k in LEGACY_EXECUTION_COLUMNS}
+            store.conn.execute(insert(executions), [legacy])
+        # Stamped as revision 0001 (nothing re-created), then upgraded from there.
+        assert await store.upgrade() == ["0002"]
         with store.conn.begin():
             assert migrations.current_revision(store.conn) == migrations.HEAD
         assert await store.get_execution(row["id"]) is not None
@@ -155,4 +163,4 @@ async def test_processes_starting_together_migrate_once(empty_db: MakeDb) -> Non
         thread.start()
     await asyncio.to_thread(join_all, threads)
     assert [r for r in results if isinstance(r, BaseException)] == []
-    assert results.count([migrations.HEAD]) == 1 and results.count([]) == 3
+    assert results.count(ALL_REVISIONS) == 1 and results.count([]) == 3

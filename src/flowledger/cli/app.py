@@ -3,103 +3,42 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
-from datetime import timedelta
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from flowledger import __version__
 from flowledger.cli import render
-from flowledger.cli.progress import LiveProgress, PlainProgress
-from flowledger.config import ConfigError, Settings, parse_lease
-from flowledger.errors import (
-    DefinitionError,
-    FlowledgerError,
-    InputError,
-    NotFoundError,
+from flowledger.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    DbOption,
+    JsonOption,
+    PluginOption,
+    app,
+    call,
+    db_app,
+    err,
+    executions_app,
+    exit_code,
+    fail,
+    lease_length,
+    make_engine,
+    out,
+    print_json,
 )
+from flowledger.cli.progress import LiveProgress, PlainProgress
+from flowledger.errors import DefinitionError, InputError
 from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.worker import Worker, WorkerOptions
 from flowledger.storage import ExecutionQuery, open_store
 
-T = TypeVar("T")
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_AWAITING = 0, 1, 2, 3
 #: createdBy of executions that `flowledger run` starts (and finishes again after a crash).
 RUN_CREATOR = "cli:run"
-
-app = typer.Typer(
-    name="flowledger",
-    help="A durable, declarative workflow engine.",
-    no_args_is_help=True,
-    invoke_without_command=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-executions_app = typer.Typer(help="Inspect executions.", no_args_is_help=True)
-app.add_typer(executions_app, name="executions")
-db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-
-# Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $FLOWLEDGER_DB or sqlite:///flowledger.db)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
-PluginOption = Annotated[
-    list[str] | None,
-    typer.Option("--plugin", help="Import a Python module of custom step types (repeatable)."),
-]
-
-
-def _lease(text: str | None) -> timedelta:
-    """The lease length: --lease, else $FLOWLEDGER_LEASE, else 30s."""
-    try:
-        return parse_lease(text) if text else Settings.from_env().lease
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_INVALID)
-
-
-def _engine(db: str | None, plugins: list[str] | None = None) -> Engine:
-    return Engine(db or default_db_url(), plugins=plugins or (), lease=_lease(None))
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine; turn every flowledger error into a message and an exit code."""
-    try:
-        return asyncio.run(fn())
-    except DefinitionError as exc:
-        for problem in exc.problems:
-            err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
-    except InputError as exc:
-        _fail(str(exc), EXIT_INVALID)
-    except NotFoundError as exc:
-        _fail(str(exc), EXIT_FAILED)
-    except FlowledgerError as exc:
-        _fail(str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
-        err.print(
-            "interrupted; the execution is saved: the next `flowledger run` of this workflow "
-            "(or any `flowledger worker`) finishes it"
-        )
-        raise typer.Exit(130) from None
 
 
 @app.callback()
@@ -126,7 +65,7 @@ def run(
 ) -> None:
     """Run a workflow to its end on the embedded database, showing its steps live."""
     if input is not None and input_file is not None:
-        _fail("give --input or --input-file, not both", EXIT_INVALID)
+        fail("give --input or --input-file, not both", EXIT_INVALID)
 
     async def go() -> dict[str, Any]:
         arguments: Any = {}
@@ -136,7 +75,7 @@ def run(
             arguments = load_input_file(input_file)
         if not isinstance(arguments, dict):
             raise InputError("the input must be a JSON object")
-        async with _engine(db, plugin) as engine:
+        async with make_engine(db, plugin) as engine:
             workflow = engine.load(file)
             progress = (
                 None
@@ -167,20 +106,12 @@ def run(
             with progress:
                 return await engine.drive(execution_id)
 
-    doc = _call(go)
+    doc = call(go)
     if as_json:
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        print_json(doc)
     else:
         render.summary(out, doc)
-    raise typer.Exit(_exit_code(doc["runtimeStatus"]))
-
-
-def _exit_code(status: str) -> int:
-    if status in (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_NO_ACTION):
-        return EXIT_OK
-    if status == ExecutionStatus.AWAITING_USER_INPUT:
-        return EXIT_AWAITING
-    return EXIT_FAILED
+    raise typer.Exit(exit_code(doc["runtimeStatus"]))
 
 
 @app.command()
@@ -199,7 +130,7 @@ def start(
         arguments = parse_input_json(input) if input is not None else {}
         if not isinstance(arguments, dict):
             raise InputError("the input must be a JSON object")
-        async with _engine(db, plugin) as engine:
+        async with make_engine(db, plugin) as engine:
             compiled = await engine.find_workflow(workflow)
             execution_id = await engine.start(
                 compiled, arguments, correlation_id=correlation_id, created_by="cli:start"
@@ -207,7 +138,7 @@ def start(
             await engine.store.notify_work()
             return execution_id
 
-    out.print(_call(go), markup=False, highlight=False)
+    out.print(call(go), markup=False, highlight=False)
 
 
 @app.command()
@@ -227,7 +158,7 @@ def worker(
     plugin: PluginOption = None,
 ) -> None:
     """Run queued, due and orphaned executions until stopped (SIGTERM drains)."""
-    lease_length = _lease(lease)
+    lease_span = lease_length(lease)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -236,10 +167,8 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
     async def go() -> None:
-        async with Engine(
-            db or default_db_url(), plugins=plugin or (), lease=lease_length
-        ) as engine:
-            options = WorkerOptions(concurrency=concurrency, lease=lease_length)
+        async with Engine(db or default_db_url(), plugins=plugin or (), lease=lease_span) as engine:
+            options = WorkerOptions(concurrency=concurrency, lease=lease_span)
             runner = Worker(engine, options)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -252,7 +181,7 @@ def worker(
                 "worker stopped after finishing %d executions", runner.completed
             )
 
-    _call(go)
+    call(go)
 
 
 @app.command()
@@ -261,7 +190,7 @@ def validate(
     plugin: PluginOption = None,
 ) -> None:
     """Check definitions without running them; report every problem at once."""
-    engine = _engine(None, plugin)
+    engine = make_engine(None, plugin)
     bad = 0
     for file in files:
         try:
@@ -287,16 +216,16 @@ def executions_list(
     """List executions, newest first."""
     if status is not None and status not in {s.value for s in ExecutionStatus}:
         known = ", ".join(s.value for s in ExecutionStatus)
-        _fail(f"unknown status {status!r}; use one of {known}", EXIT_INVALID)
+        fail(f"unknown status {status!r}; use one of {known}", EXIT_INVALID)
 
     async def go() -> list[dict[str, Any]]:
-        async with _engine(db) as engine:
+        async with make_engine(db) as engine:
             query = ExecutionQuery(status=status, workflow=workflow, limit=limit)
             return await engine.list_executions(query)
 
-    docs = _call(go)
+    docs = call(go)
     if as_json:
-        sys.stdout.write(json.dumps(docs, indent=2) + "\n")
+        print_json(docs)
     else:
         render.execution_table(out, docs)
 
@@ -310,12 +239,12 @@ def executions_show(
     """Show one execution with its steps."""
 
     async def go() -> dict[str, Any]:
-        async with _engine(db) as engine:
+        async with make_engine(db) as engine:
             return await engine.get_execution(await engine.resolve_id(execution_id))
 
-    doc = _call(go)
+    doc = call(go)
     if as_json:
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        print_json(doc)
     else:
         render.execution_detail(out, doc)
 
@@ -331,11 +260,21 @@ def db_upgrade(db: DbOption = None) -> None:
         finally:
             await store.close()
 
-    applied = _call(go)
+    applied = call(go)
     if applied:
         out.print("applied migrations: " + ", ".join(applied), markup=False)
     else:
         out.print("the database schema is up to date", markup=False)
+
+
+# The other command groups register themselves on the shared apps when imported.
+from flowledger.cli import (  # noqa: E402
+    artifacts,  # noqa: F401
+    control,  # noqa: F401
+    entities,  # noqa: F401
+    jobs,  # noqa: F401
+    workflows,  # noqa: F401
+)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowledger.definition.models import StepSpec, WorkflowSpec
+from flowledger.definition.triggers import CompiledTrigger
 from flowledger.errors import Path
 from flowledger.steps.base import StepType
 from flowledger.templates import Template, TemplatedValue
@@ -70,6 +71,7 @@ class CompiledWorkflow:
     #: Every step of every graph by id (ids are unique across the workflow).
     steps: Mapping[str, CompiledStep]
     output: TemplatedValue | None
+    triggers: tuple[CompiledTrigger, ...] = ()
 
     @property
     def name(self) -> str:

@@ -22,6 +22,7 @@ from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
 from flowledger.definition.source import SourceDocument, parse_document, read_document
+from flowledger.definition.triggers import compile_triggers
 from flowledger.errors import DefinitionError, Path, Problem, TemplateError, format_path
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
@@ -121,6 +122,9 @@ class _Compiler:
         output = None
         if spec.output is not None:
             output = self._compile_value(spec.output, ("output",), None, checker)
+        triggers = compile_triggers(
+            spec.triggers, self.templates, lambda message, path: self.report(message, path)
+        )
         self.fail_if_problems()
         graph, all_steps = self._build_graph(spec.steps, None, ())
         document = dict(self.source.data)
@@ -132,6 +136,7 @@ class _Compiler:
             graph=graph,
             steps=all_steps,
             output=self.templates.compile_value(spec.output) if output is not None else None,
+            triggers=triggers,
         )
 
     def _parse_spec(self) -> WorkflowSpec:

@@ -31,8 +31,10 @@ from flowledger.errors import (
     StorageError,
     format_path,
 )
-from flowledger.runtime.codec import Codec
+from flowledger.runtime.artifacts import ArtifactService, default_artifacts_root
+from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import event_document, execution_document
+from flowledger.runtime.entities import EntityService
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.orphans import abandoned, owner_is_dead
 from flowledger.runtime.recovery import restore
@@ -46,7 +48,6 @@ from flowledger.timeutil import Clock
 
 #: How long an execution stays ours without a heartbeat; renewed every third of it.
 LEASE = DEFAULT_LEASE
-EXECUTION_FORMAT_VERSION = 1
 
 EventCallback = Callable[[str, list[dict[str, Any]]], None]
 
@@ -108,7 +109,17 @@ class Engine:
                 timeout=httpx.Timeout(30.0), follow_redirects=False
             )
             self._http = http
-            self._services = Services(store, http, self.templates, self.registry, self.clock)
+            self.entities = EntityService(store, self.clock)
+            self.artifacts = ArtifactService(store, default_artifacts_root(self.db_url))
+            self._services = Services(
+                store,
+                http,
+                self.templates,
+                self.registry,
+                self.clock,
+                entities_for=self.entities.bind,
+                artifacts_for=self.artifacts.bind,
+            )
             self.clock.synchronize(await store.db_now())
         return self
 
@@ -193,60 +204,30 @@ class Engine:
         created_by: str = "python",
         trigger: Mapping[str, Any] | None = None,
         hold: bool = False,
+        lineage: Lineage | None = None,
     ) -> str:
         """Create an execution (``NotStarted``) and return its id; :meth:`drive` runs it.
 
         With ``hold`` the execution is created already leased to this engine, so no
-        worker can claim it between its creation and this process driving it.
+        worker can claim it between its creation and this process driving it. With a
+        ``lineage.trigger_key`` that was used before, nothing new is created and the
+        earlier execution's id returns (a schedule tick or an entity event starts once).
         """
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
         arguments = dict(input or {})
         validate_input(compiled, arguments)
         version = await self.register(compiled)
-        now = self.clock.now()
-        execution_id = str(uuid.uuid4())
-        codec = Codec()
-        trigger_doc = dict(trigger) if trigger else {"type": "function", "arguments": arguments}
-        row: Row = {
-            "id": execution_id,
-            "correlation_id": correlation_id or execution_id,
-            "parent_id": None,
-            "root_id": None,
-            "workflow_version_id": version.id,
-            "workflow_name": compiled.name,
-            "workflow_version": version.version,
-            "runtime_status": str(ExecutionStatus.NOT_STARTED),
-            "current_state_name": None,
-            "created_at": now,
-            "started_at": None,
-            "completed_at": None,
-            "failed_at": None,
-            "last_activity_at": now,
-            "created_by": created_by,
-            "context": codec.dumps(compiled.spec.context),
-            "trigger": codec.dumps(trigger_doc),
-            "variables": codec.dumps(compiled.spec.variables),
-            "output": None,
-            "error": None,
-            "event_seq": 1,
-            "lease_epoch": 1 if hold else 0,
-            "lease_owner": self.owner if hold else None,
-            "lease_expires_at": now + self.lease if hold else None,
-            "format_version": EXECUTION_FORMAT_VERSION,
-        }
-        created = {
-            "execution_id": execution_id,
-            "seq": 1,
-            "at": now,
-            "kind": "execution.created",
-            "step_execution_id": None,
-            "step_id": None,
-            "attempt": None,
-            "status": str(ExecutionStatus.NOT_STARTED),
-            "detail": codec.dumps({"workflow": compiled.name, "version": version.version}),
-        }
-        await self.store.create_execution(row, [created])
-        return execution_id
+        row, created = execution_rows(
+            compiled,
+            version,
+            trigger=dict(trigger) if trigger else {"type": "function", "arguments": arguments},
+            now=self.clock.now(),
+            created_by=created_by,
+            correlation_id=correlation_id,
+            lineage=lineage or Lineage(),
+            holder=(self.owner, self.lease) if hold else None,
+        )
+        return await self.store.create_execution(row, [created])
 
     async def drive(self, execution_id: str, *, document: bool = True) -> dict[str, Any]:
         """Run an execution to its end from wherever the database says it is.

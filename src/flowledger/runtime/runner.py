@@ -40,8 +40,10 @@ from flowledger.runtime.services import Services
 from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
 from flowledger.runtime.status import ALLOWED_MOVES, ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
+from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext, Suspend
 from flowledger.steps.builtins import LoopInput
+from flowledger.steps.entity_access import EntityAccess
 from flowledger.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class ExecutionRunner:
             "startedAt": iso(execution["started_at"]) if execution["started_at"] else None,
         }
         self.started_at: datetime | None = execution["started_at"]
+        self.depth: int = int(execution.get("depth") or 0)
         self.secrets = SecretsView(self.codec)
         self.root = Scope(key="", graph=workflow.graph, parent=None, loops={})
         self.ready: deque[tuple[Scope, CompiledStep]] = deque()
@@ -296,7 +299,18 @@ class ExecutionRunner:
             ),
             variables=self.variables,
             definition_input=run.step.spec.input,
+            depth=self.depth,
+            entities=self._entities(),
+            artifacts=self._artifacts(run),
         )
+
+    def _entities(self) -> EntityAccess | None:
+        bind = self.services.entities_for
+        return bind(self.id, self.depth) if bind else None
+
+    def _artifacts(self, run: StepRun) -> ArtifactAccess | None:
+        bind = self.services.artifacts_for
+        return bind(self.id, run.id, run.step.id) if bind else None
 
     def _run_inline(self, run: StepRun, data: BaseModel) -> None:
         try:

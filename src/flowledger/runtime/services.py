@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 
+from flowledger.steps.artifact_access import ArtifactAccess
+from flowledger.steps.entity_access import EntityAccess
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage.base import Store
 from flowledger.templates import TemplateEngine
@@ -19,3 +22,7 @@ class Services:
     templates: TemplateEngine
     registry: StepRegistry
     clock: Clock = field(default_factory=Clock)
+    #: (execution id, depth) → the entity store as that execution's steps see it.
+    entities_for: Callable[[str, int], EntityAccess] | None = None
+    #: (execution id, step execution id, step id) → where that step saves files.
+    artifacts_for: Callable[[str, str, str], ArtifactAccess] | None = None

@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flowledger.errors import FlowledgerError
+from flowledger.runtime.duties import Duty
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.entity_dispatch import EntityDispatcher
+from flowledger.runtime.jobs import JobAdvancer
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.runtime.schedules import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ class WorkerOptions:
     max_idle: float = 1.0
     #: How long SIGTERM waits for running steps before giving them up to other workers.
     drain_timeout: float = 30.0
+    #: Longest pause of a duty (schedules, entity events, job runs) between two looks.
+    max_duty_wait: float = 1.0
 
 
 class Worker:
@@ -46,6 +52,7 @@ class Worker:
         self.keeper = LeaseKeeper(
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
+        self.duties: list[Duty] = [Scheduler(engine), EntityDispatcher(engine), JobAdvancer(engine)]
 
     def stop(self) -> None:
         """Ask the worker to drain and exit (what SIGTERM and Ctrl-C do)."""
@@ -62,6 +69,7 @@ class Worker:
         idle = 0.05
         backoff = 1.0
         self.keeper.start()
+        duties = asyncio.create_task(self._run_duties(), name="worker duties")
         try:
             while not self.stopping.is_set():
                 free = self.options.concurrency - len(self.active)
@@ -89,7 +97,26 @@ class Worker:
                 idle = min(idle * 2, self.options.max_idle)
             await self._drain_all()
         finally:
+            duties.cancel()
+            await asyncio.gather(duties, return_exceptions=True)
             await self.keeper.stop()
+
+    async def _run_duties(self) -> None:
+        """Schedules, entity events and job runs, each at the pace it asks for."""
+        loop = asyncio.get_running_loop()
+        next_run = dict.fromkeys(range(len(self.duties)), 0.0)
+        while True:
+            now = loop.time()
+            for index, duty in enumerate(self.duties):
+                if next_run[index] > now:
+                    continue
+                try:
+                    delay = await duty.run_once()
+                except Exception:  # a duty's failure must not stop the worker or the others
+                    log.exception("worker duty %s failed; trying again in 5s", duty.name)
+                    delay = 5.0
+                next_run[index] = loop.time() + max(0.05, min(delay, self.options.max_duty_wait))
+            await asyncio.sleep(max(0.0, min(next_run.values()) - loop.time()))
 
     async def _idle(self, timeout: float | None) -> None:
         """Wait for a notification, a finished execution, a stop, or the timeout."""

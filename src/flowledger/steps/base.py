@@ -19,6 +19,8 @@ import httpx
 from pydantic import BaseModel
 
 from flowledger.errors import PluginError
+from flowledger.steps.artifact_access import ArtifactAccess
+from flowledger.steps.entity_access import EntityAccess
 
 Handler = Callable[[Any, "StepContext"], Awaitable[Any] | Any]
 
@@ -62,6 +64,12 @@ class StepContext:
     variables: VariableStore | None = None
     #: The step's ``input`` as written in the definition, before templates were rendered.
     definition_input: Any = None
+    #: Hops from the root cause (sub-workflow nesting, entity-trigger chains).
+    depth: int = 0
+    #: The entity store (writes fire entity triggers); None when the engine has none.
+    entities: EntityAccess | None = None
+    #: Files this step saves, linked to its execution and step.
+    artifacts: ArtifactAccess | None = None
 
 
 @dataclass(frozen=True)

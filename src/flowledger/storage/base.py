@@ -9,10 +9,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flowledger.storage.artifacts import ArtifactStore
+from flowledger.storage.entities import EntityStore
+from flowledger.storage.jobs import JobStore
+from flowledger.storage.schedules import ScheduleStore
+
 Row = dict[str, Any]
+
+#: ``wake_at`` of an execution parked with no timer at all (it waits for a signal).
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,14 @@ class Batch:
     insert_steps: list[Row] = field(default_factory=list)
     update_steps: list[Row] = field(default_factory=list)
     events: list[Row] = field(default_factory=list)
+    #: Executions this round creates (children of a sub-workflow step), with their events.
+    create_executions: list[Row] = field(default_factory=list)
+    create_events: list[Row] = field(default_factory=list)
+    #: Signals to other executions (a child's end to its parent, a cancel to children);
+    #: each wakes the execution it is for.
+    signals: list[Row] = field(default_factory=list)
+    #: Ids of this execution's signals the round acted on.
+    consumed_signals: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ class ExecutionQuery:
     before: tuple[datetime, str] | None = None
 
 
-class Store(ABC):
+class Store(EntityStore, ScheduleStore, JobStore, ArtifactStore, ABC):
     """What the runtime and the faces need from a database."""
 
     url: str
@@ -82,10 +98,36 @@ class Store(ABC):
     @abstractmethod
     async def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]: ...
 
+    @abstractmethod
+    async def activate_workflow(self, name: str, version_id: str) -> bool:
+        """Make ``version_id`` the pushed version of ``name``; False when it already was."""
+
+    @abstractmethod
+    async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
+        """Every pushed workflow's live version, with when it was pushed."""
+
     # -- executions ---------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_execution(self, execution: Row, events: list[Row]) -> None: ...
+    async def create_execution(self, execution: Row, events: list[Row]) -> str:
+        """Insert a new execution; return its id.
+
+        When its ``trigger_key`` is already taken (the schedule tick, entity event, job item
+        or step child was started before), nothing is written and the existing id returns.
+        """
+
+    @abstractmethod
+    async def find_by_trigger_key(self, trigger_key: str) -> str | None: ...
+
+    # -- signals: what the outside world tells an execution -----------------------------------
+
+    @abstractmethod
+    async def send_signal(self, signal: Row) -> None:
+        """Record a signal and wake its execution (make it claimable now if it was parked)."""
+
+    @abstractmethod
+    async def pending_signals(self, execution_id: str) -> list[Row]:
+        """Signals not yet acted on, oldest first."""
 
     @abstractmethod
     async def commit(self, batch: Batch, *, group: bool = False) -> None:
@@ -133,7 +175,9 @@ class Store(ABC):
         """Lease up to ``limit`` runnable executions: ``(id, epoch)`` for each one won.
 
         Runnable: NotStarted, or InProgress whose lease is free or expired and whose
-        ``wake_at`` (its next timer, when parked) has come. Two claimers never win the same one.
+        ``wake_at`` (its next timer, when parked) has come, or AwaitingUserInput whose
+        ``wake_at`` (input arrived, or its due time) has come. Two claimers never win the
+        same one.
         """
 
     @abstractmethod
@@ -146,7 +190,11 @@ class Store(ABC):
     async def release_lease(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None
     ) -> None:
-        """Give the execution up; ``wake_at`` parks it until its next timer is due."""
+        """Give the execution up; ``wake_at`` parks it until its next timer is due.
+
+        A signal that arrived and was not consumed makes it claimable again at once,
+        whatever ``wake_at`` says: a wake-up is never lost to a race with parking.
+        """
 
     @abstractmethod
     async def wait_for_work(self, timeout: float) -> None:

@@ -97,7 +97,18 @@ executions = Table(
     Column("lease_expires_at", UTCDateTime),
     Column("wake_at", UTCDateTime),
     Column("format_version", Integer, nullable=False),
+    #: How many hops from a root cause (sub-workflow nesting, entity-trigger chains).
+    Column("depth", Integer, nullable=False, server_default=text("0")),
+    #: The execution this one re-runs (``flowledger executions rerun``).
+    Column("rerun_of", String(36)),
+    Column("job_run_id", String(36)),
+    #: What started it, when that must happen once only (a schedule tick, an entity event,
+    #: a job-run item, a child of a step): a second start with the same key is refused.
+    Column("trigger_key", String(300)),
     Index("ix_executions_status", "runtime_status"),
+    Index("ix_executions_parent", "parent_id"),
+    Index("ix_executions_job_run", "job_run_id"),
+    Index("uq_executions_trigger_key", "trigger_key", unique=True),
     Index("ix_executions_workflow", "workflow_name"),
     Index("ix_executions_created", "created_at"),
     Index("ix_executions_correlation", "correlation_id"),
@@ -160,5 +171,40 @@ events = Table(
 )
 
 
+#: Pushed workflows: the version whose triggers (schedules, entity events, webhooks) are live.
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version_id", String(36), nullable=False),
+    Column("pushed_at", UTCDateTime, nullable=False),
+)
+
+signals = Table(
+    "execution_signals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("execution_id", String(36), nullable=False),
+    #: ``input`` (a person's data for a waiting step), ``cancel``, ``child_done``.
+    Column("kind", String(32), nullable=False),
+    Column("step_id", String(128)),
+    Column("payload", Text),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    #: Set in the same transaction as the round that acted on the signal.
+    Column("consumed_at", UTCDateTime),
+    Index("ix_execution_signals_pending", "execution_id", "consumed_at"),
+)
+
+
 def row_dict(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+# Tables of the workflow model's other parts live in modules of their own, on this metadata.
+from flowledger.storage import (  # noqa: E402
+    schema_artifacts,  # noqa: F401
+    schema_entities,  # noqa: F401
+    schema_jobs,  # noqa: F401
+    schema_schedules,  # noqa: F401
+)

@@ -21,24 +21,30 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flowledger.errors import StorageError
 from flowledger.storage import migrations
+from flowledger.storage.artifacts import SQLArtifactStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
+from flowledger.storage.entities import SQLEntityStore
 from flowledger.storage.groupcommit import GroupCommitter
+from flowledger.storage.jobs import SQLJobStore
+from flowledger.storage.schedules import SQLScheduleStore
 from flowledger.storage.schema import (
     UTCDateTime,
     events,
     executions,
+    signals,
     step_executions,
     workflow_versions,
+    workflows,
 )
 from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
 
-class SQLStore(Store):
+class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store):
     """A store on one SQLAlchemy engine. Calls are short and run on the caller's thread."""
 
     def __init__(self, url: str, engine: Engine) -> None:
@@ -127,13 +133,61 @@ class SQLStore(Store):
         with self.conn.begin():
             return [_version(r._mapping) for r in self.conn.execute(query)]
 
+    async def activate_workflow(self, name: str, version_id: str) -> bool:
+        t = workflows
+        with self.conn.begin():
+            current = self.conn.execute(select(t.c.version_id).where(t.c.name == name)).scalar()
+            if current == version_id:
+                return False
+            values = {"version_id": version_id, "pushed_at": utcnow()}
+            if current is None:
+                self.conn.execute(insert(t).values(name=name, **values))
+            else:
+                self.conn.execute(update(t).where(t.c.name == name).values(**values))
+            return True
+
+    async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
+        v, w = workflow_versions, workflows
+        query = select(v, w.c.pushed_at).join(w, w.c.version_id == v.c.id).order_by(v.c.name)
+        with self.conn.begin():
+            return [(_version(r._mapping), r.pushed_at) for r in self.conn.execute(query)]
+
     # -- executions ---------------------------------------------------------------------------
 
-    async def create_execution(self, execution: Row, events_: list[Row]) -> None:
+    async def create_execution(self, execution: Row, events_: list[Row]) -> str:
+        try:
+            with self.conn.begin():
+                self.conn.execute(insert(executions), [execution])
+                if events_:
+                    self.conn.execute(insert(events), events_)
+        except IntegrityError:
+            key = execution.get("trigger_key")
+            existing = await self.find_by_trigger_key(key) if key else None
+            if existing is None:
+                raise
+            return existing
+        return str(execution["id"])
+
+    async def find_by_trigger_key(self, trigger_key: str) -> str | None:
+        t = executions
         with self.conn.begin():
-            self.conn.execute(insert(executions), [execution])
-            if events_:
-                self.conn.execute(insert(events), events_)
+            found = self.conn.execute(select(t.c.id).where(t.c.trigger_key == trigger_key))
+            return found.scalar()
+
+    async def send_signal(self, signal: Row) -> None:
+        t = executions
+        with self.conn.begin():
+            # Row lock first (PostgreSQL): a concurrent release_lease then sees the signal.
+            self.conn.execute(
+                update(t).where(t.c.id == signal["execution_id"]).values(wake_at=self._sql_now())
+            )
+            self.conn.execute(insert(signals), [signal])
+
+    async def pending_signals(self, execution_id: str) -> list[Row]:
+        t = signals
+        query = select(t).where(_unconsumed(execution_id)).order_by(t.c.created_at, t.c.id)
+        with self.conn.begin():
+            return [dict(r._mapping) for r in self.conn.execute(query)]
 
     async def commit(self, batch: Batch, *, group: bool = False) -> None:
         if group:
@@ -242,9 +296,14 @@ class SQLStore(Store):
         t = executions
         now = self._sql_now()
         return and_(
-            t.c.runtime_status.in_(("NotStarted", "InProgress")),
             or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now),
-            or_(t.c.wake_at.is_(None), t.c.wake_at <= now),
+            or_(
+                and_(
+                    t.c.runtime_status.in_(("NotStarted", "InProgress")),
+                    or_(t.c.wake_at.is_(None), t.c.wake_at <= now),
+                ),
+                and_(t.c.runtime_status == "AwaitingUserInput", t.c.wake_at <= now),
+            ),
         )
 
     def _claim_candidates(self, limit: int) -> Select[tuple[str]]:
@@ -303,11 +362,26 @@ class SQLStore(Store):
         self, execution_id: str, epoch: int, wake_at: datetime | None = None
     ) -> None:
         t = executions
+        wake: datetime | ColumnElement[datetime] | None = wake_at
         with self.conn.begin():
+            if wake_at is not None:
+                # Lock the row, then look for signals: one sent meanwhile wakes it at once.
+                self.conn.execute(select(t.c.id).where(t.c.id == execution_id).with_for_update())
+                waiting = self.conn.execute(
+                    select(signals.c.id)
+                    .where(
+                        and_(
+                            signals.c.execution_id == execution_id, signals.c.consumed_at.is_(None)
+                        )
+                    )
+                    .limit(1)
+                ).first()
+                if waiting is not None:
+                    wake = self._sql_now()
             self.conn.execute(
                 update(t)
                 .where(and_(t.c.id == execution_id, t.c.lease_epoch == epoch))
-                .values(lease_owner=None, lease_expires_at=None, wake_at=wake_at)
+                .values(lease_owner=None, lease_expires_at=None, wake_at=wake)
             )
 
     async def wait_for_work(self, timeout: float) -> None:
@@ -316,6 +390,10 @@ class SQLStore(Store):
 
     async def notify_work(self) -> None:
         return None
+
+
+def _unconsumed(execution_id: str) -> ColumnElement[bool]:
+    return and_(signals.c.execution_id == execution_id, signals.c.consumed_at.is_(None))
 
 
 def _aware(value: datetime) -> datetime:

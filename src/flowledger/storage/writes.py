@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, select
+from sqlalchemy import Connection, Dialect, Table, insert, select, update
 
 from flowledger.errors import LeaseLostError
 from flowledger.storage.base import Batch, Row
 from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
-from flowledger.storage.schema import events, executions, step_executions
+from flowledger.storage.schema import events, executions, signals, step_executions
+from flowledger.timeutil import utcnow
 
 
 class BatchWriter:
@@ -77,6 +78,30 @@ class BatchWriter:
         event_rows = [row for b in batches for row in b.events]
         if event_rows:
             self._insert(conn, events, event_rows)
+        if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
+            self._write_links(conn, batches)
+
+    def _write_links(self, conn: Connection, batches: Sequence[Batch]) -> None:
+        """The rarer writes that reach other executions: children and signals."""
+        for batch in batches:
+            if batch.create_executions:
+                conn.execute(insert(executions), batch.create_executions)
+                if batch.create_events:
+                    conn.execute(insert(events), batch.create_events)
+            if batch.signals:
+                conn.execute(insert(signals), batch.signals)
+                woken = sorted({s["execution_id"] for s in batch.signals})
+                conn.execute(
+                    update(executions)
+                    .where(executions.c.id.in_(woken))
+                    .values(wake_at=batch.signals[0]["created_at"])
+                )
+            if batch.consumed_signals:
+                conn.execute(
+                    update(signals)
+                    .where(signals.c.id.in_(batch.consumed_signals))
+                    .values(consumed_at=utcnow())
+                )
 
     def _insert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
         key = ("insert", table.name)

@@ -22,7 +22,7 @@ from flowledger.errors import StorageError
 from flowledger.storage.schema import SCHEMA_VERSION, meta
 
 #: The newest revision. Kept here so the every-start check never imports Alembic.
-HEAD = "0001"
+HEAD = "0002"
 #: Our own name, so a database shared with an application's Alembic never collides.
 VERSION_TABLE = "flowledger_schema_revision"
 #: The revision equal to the schema that databases created before Alembic carry.
@@ -39,8 +39,8 @@ def current_revision(conn: Connection) -> str | None:
     return str(found) if found is not None else None
 
 
-def upgrade(conn: Connection) -> list[str]:
-    """Apply every pending revision on ``conn``, in its open transaction; return their ids."""
+def upgrade(conn: Connection, target: str = "head") -> list[str]:
+    """Apply revisions up to ``target`` on ``conn``, in its open transaction; return their ids."""
     # Alembic costs ~50 ms to import: only paid when there is something to do.
     from alembic import command
     from alembic.config import Config
@@ -68,7 +68,7 @@ def upgrade(conn: Connection) -> list[str]:
                 f"the database has schema revision {current!r}, which this version of "
                 "flowledger does not know (a newer flowledger created it); upgrade flowledger"
             ) from exc
-    command.upgrade(config, "head")
+    command.upgrade(config, target)
     return applied
 
 

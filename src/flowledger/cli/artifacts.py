@@ -1,0 +1,3 @@
+"""`flowledger` commands: artifacts."""
+
+from __future__ import annotations

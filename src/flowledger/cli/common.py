@@ -1,0 +1,110 @@
+"""What every ``flowledger`` command shares: the Typer apps, consoles, options and error exits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from flowledger.config import ConfigError, Settings, parse_lease
+from flowledger.errors import DefinitionError, FlowledgerError, InputError, NotFoundError
+from flowledger.runtime.engine import Engine, default_db_url
+from flowledger.runtime.status import ExecutionStatus
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_AWAITING = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="flowledger",
+    help="A durable, declarative workflow engine.",
+    no_args_is_help=True,
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+executions_app = typer.Typer(help="Inspect and control executions.", no_args_is_help=True)
+app.add_typer(executions_app, name="executions")
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+workflows_app = typer.Typer(
+    help="Push definitions so their triggers are active.", no_args_is_help=True
+)
+app.add_typer(workflows_app, name="workflows")
+entities_app = typer.Typer(help="The built-in entity store.", no_args_is_help=True)
+app.add_typer(entities_app, name="entities")
+entity_types_app = typer.Typer(help="Entity types and their JSON Schemas.", no_args_is_help=True)
+entities_app.add_typer(entity_types_app, name="types")
+jobs_app = typer.Typer(help="Job runs: several workflows run in order.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+# Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $FLOWLEDGER_DB or sqlite:///flowledger.db)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+PluginOption = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", help="Import a Python module of custom step types (repeatable)."),
+]
+
+
+def lease_length(text: str | None) -> timedelta:
+    """The lease length: --lease, else $FLOWLEDGER_LEASE, else 30s."""
+    try:
+        return parse_lease(text) if text else Settings.from_env().lease
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INVALID)
+
+
+def make_engine(db: str | None, plugins: list[str] | None = None) -> Engine:
+    return Engine(db or default_db_url(), plugins=plugins or (), lease=lease_length(None))
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; turn every flowledger error into a message and an exit code."""
+    try:
+        return asyncio.run(fn())
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except InputError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except NotFoundError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except FlowledgerError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted; the execution is saved: the next `flowledger run` of this workflow "
+            "(or any `flowledger worker`) finishes it"
+        )
+        raise typer.Exit(130) from None
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def exit_code(status: str) -> int:
+    if status in (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_NO_ACTION):
+        return EXIT_OK
+    if status == ExecutionStatus.AWAITING_USER_INPUT:
+        return EXIT_AWAITING
+    return EXIT_FAILED

@@ -1,0 +1,3 @@
+"""`flowledger` commands: control."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`flowledger` commands: entities."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`flowledger` commands: jobs."""
+
+from __future__ import annotations

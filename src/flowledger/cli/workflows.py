@@ -1,0 +1,3 @@
+"""`flowledger` commands: workflows."""
+
+from __future__ import annotations

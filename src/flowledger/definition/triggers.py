@@ -1,0 +1,141 @@
+"""Triggers of a definition (SPEC §1): each kind checks its own fields and compiles once.
+
+``TriggerSpec`` in models.py only knows ``type``; here every kind gets its own model,
+so a schedule with a bad cron expression or an entity trigger with a broken ``when``
+is refused at validation time with the file, line and field, like a step is.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flowledger.definition.models import TriggerSpec
+from flowledger.errors import Path, TemplateError
+from flowledger.templates import Template, TemplateEngine, contains_template
+
+EntityEvent = Literal["created", "updated", "deleted"]
+CatchUp = Literal["none", "all", "latest"]
+Report = Callable[[str, Path], None]
+
+
+class _Trigger(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FunctionTrigger(_Trigger):
+    type: Literal["function"]
+
+
+class ScheduleTrigger(_Trigger):
+    type: Literal["schedule"]
+    cron: str
+    timezone: str = "UTC"
+    #: Ticks missed while nothing ran: ``none`` skips them, ``all`` fires each, ``latest`` one.
+    catch_up: CatchUp = "none"
+    #: Input (function arguments) given to every execution the schedule starts.
+    input: dict[str, object] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        if not croniter.is_valid(cron):
+            raise ValueError(
+                f"{cron!r} is not a valid cron expression "
+                "(five fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * MON-FRI')"
+            )
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, name: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'"
+            ) from None
+        return name
+
+
+def _all_events() -> list[EntityEvent]:
+    return ["created", "updated", "deleted"]
+
+
+class EntityTrigger(_Trigger):
+    type: Literal["entity"]
+    entity_type: str = Field(min_length=1, max_length=128)
+    events: list[EntityEvent] = Field(default_factory=_all_events, min_length=1)
+    when: str | bool | None = None
+
+
+class WebhookTrigger(_Trigger):
+    type: Literal["webhook"]
+    path: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+AnyTrigger = FunctionTrigger | ScheduleTrigger | EntityTrigger | WebhookTrigger
+_MODELS: dict[str, type[_Trigger]] = {
+    "function": FunctionTrigger,
+    "schedule": ScheduleTrigger,
+    "entity": EntityTrigger,
+    "webhook": WebhookTrigger,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledTrigger:
+    #: Position in the definition's ``triggers`` list: with the workflow name, its identity.
+    index: int
+    spec: AnyTrigger
+    #: An entity trigger's ``when``, compiled (None: always).
+    when: Template | None = None
+
+
+def compile_triggers(
+    triggers: Sequence[TriggerSpec], templates: TemplateEngine, report: Report
+) -> tuple[CompiledTrigger, ...]:
+    compiled: list[CompiledTrigger] = []
+    for index, trigger in enumerate(triggers):
+        path: Path = ("triggers", index)
+        model = _MODELS[trigger.type]
+        try:
+            spec = cast(AnyTrigger, model.model_validate(trigger.model_dump()))
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = tuple(error["loc"])
+                message = str(error["msg"]).removeprefix("Value error, ")
+                report(f"{trigger.type} trigger: {message}", (*path, *loc))
+            continue
+        when = None
+        if isinstance(spec, EntityTrigger) and spec.when is not None:
+            when = _compile_when(spec.when, templates, (*path, "when"), report)
+        compiled.append(CompiledTrigger(index, spec, when))
+    return tuple(compiled)
+
+
+def _compile_when(
+    when: str | bool, templates: TemplateEngine, path: Path, report: Report
+) -> Template | None:
+    source = ("{{ true }}" if when else "{{ false }}") if isinstance(when, bool) else when
+    if not contains_template(source):
+        report(
+            "when must be a template like \"{{ trigger.entity.payload.Status == 'New' }}\"", path
+        )
+        return None
+    try:
+        template = templates.compile(source)
+    except TemplateError as exc:
+        report(exc.message, path)
+        return None
+    for ref in template.references:
+        if ref.root not in ("trigger", "context"):
+            report(f"an entity trigger's when can read trigger and context, not {ref.root!r}", path)
+            return None
+    return template

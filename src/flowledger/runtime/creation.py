@@ -1,0 +1,104 @@
+"""New execution rows: the one place that decides what a fresh execution looks like."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.runtime.codec import Codec
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage import Row, WorkflowVersion
+
+EXECUTION_FORMAT_VERSION = 1
+#: Sub-workflow nesting and entity-trigger chains stop at this many hops from a root cause.
+MAX_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where an execution comes from, beyond its trigger."""
+
+    parent_id: str | None = None
+    root_id: str | None = None
+    depth: int = 0
+    rerun_of: str | None = None
+    job_run_id: str | None = None
+    #: Makes the start happen once: a second start with the same key finds the first.
+    trigger_key: str | None = None
+
+
+def execution_rows(
+    workflow: CompiledWorkflow,
+    version: WorkflowVersion,
+    *,
+    trigger: Mapping[str, Any],
+    now: datetime,
+    created_by: str,
+    correlation_id: str | None = None,
+    lineage: Lineage = Lineage(),
+    holder: tuple[str, timedelta] | None = None,
+    variables: Mapping[str, Any] | None = None,
+    execution_id: str | None = None,
+) -> tuple[Row, Row]:
+    """The ``NotStarted`` row and its ``execution.created`` event.
+
+    ``holder`` (owner, lease) creates it already leased, so no worker can claim it
+    between its creation and the creator driving it.
+    """
+    execution_id = execution_id or str(uuid.uuid4())
+    codec = Codec()
+    row: Row = {
+        "id": execution_id,
+        "correlation_id": correlation_id or execution_id,
+        "parent_id": lineage.parent_id,
+        "root_id": lineage.root_id,
+        "workflow_version_id": version.id,
+        "workflow_name": workflow.name,
+        "workflow_version": version.version,
+        "runtime_status": str(ExecutionStatus.NOT_STARTED),
+        "current_state_name": None,
+        "created_at": now,
+        "started_at": None,
+        "completed_at": None,
+        "failed_at": None,
+        "last_activity_at": now,
+        "created_by": created_by,
+        "context": codec.dumps(workflow.spec.context),
+        "trigger": codec.dumps(dict(trigger)),
+        "variables": codec.dumps(
+            dict(variables) if variables is not None else workflow.spec.variables
+        ),
+        "output": None,
+        "error": None,
+        "event_seq": 1,
+        "lease_epoch": 1 if holder else 0,
+        "lease_owner": holder[0] if holder else None,
+        "lease_expires_at": now + holder[1] if holder else None,
+        "wake_at": None,
+        "format_version": EXECUTION_FORMAT_VERSION,
+        "depth": lineage.depth,
+        "rerun_of": lineage.rerun_of,
+        "job_run_id": lineage.job_run_id,
+        "trigger_key": lineage.trigger_key,
+    }
+    detail: dict[str, Any] = {"workflow": workflow.name, "version": version.version}
+    if lineage.parent_id:
+        detail["parentWorkflowExecutionId"] = lineage.parent_id
+    if lineage.rerun_of:
+        detail["rerunOf"] = lineage.rerun_of
+    created = {
+        "execution_id": execution_id,
+        "seq": 1,
+        "at": now,
+        "kind": "execution.created",
+        "step_execution_id": None,
+        "step_id": None,
+        "attempt": None,
+        "status": str(ExecutionStatus.NOT_STARTED),
+        "detail": codec.dumps(detail),
+    }
+    return row, created
