@@ -119,6 +119,7 @@ class Engine:
                 self.clock,
                 entities_for=self.entities.bind,
                 artifacts_for=self.artifacts.bind,
+                offload_output=self.artifacts.offload,
             )
             self.clock.synchronize(await store.db_now())
         return self
@@ -170,6 +171,13 @@ class Engine:
         self._versions[(workflow.name, workflow.checksum)] = version
         return version
 
+    async def push(self, workflow: CompiledWorkflow) -> tuple[WorkflowVersion, bool]:
+        """Register the definition and make it the live version of its name (its triggers
+        fire from now on). Returns the version and whether anything changed."""
+        version = await self.register(workflow)
+        changed = await self.store.activate_workflow(workflow.name, version.id)
+        return version, changed
+
     async def find_workflow(self, file_or_name: str) -> CompiledWorkflow:
         """A definition file, or else the newest pushed version of a workflow by that name."""
         if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
@@ -179,9 +187,9 @@ class Engine:
             raise NotFoundError(
                 f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
             )
-        return await self._workflow_for(versions[-1].id)
+        return await self.workflow_for_version(versions[-1].id)
 
-    async def _workflow_for(self, version_id: str) -> CompiledWorkflow:
+    async def workflow_for_version(self, version_id: str) -> CompiledWorkflow:
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
@@ -304,7 +312,7 @@ class Engine:
         """
         row = await self._row(execution_id)
         assert self._services is not None
-        workflow = await self._workflow_for(row["workflow_version_id"])
+        workflow = await self.workflow_for_version(row["workflow_version_id"])
         # The lease bumped the epoch; the row we read carries the new one.
         runner = ExecutionRunner(self._services, workflow, row, int(row["lease_epoch"]))
         if row["runtime_status"] != str(ExecutionStatus.NOT_STARTED):

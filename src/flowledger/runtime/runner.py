@@ -349,7 +349,7 @@ class ExecutionRunner:
             self._suspend(run, result)
             return
         try:
-            run.output = normalize_output(run.step, result)
+            output = normalize_output(run.step, result)
         except ValidationError as exc:
             self._step_failed(
                 run,
@@ -357,6 +357,8 @@ class ExecutionRunner:
                 retryable=False,
             )
             return
+        offload = self.services.offload_output
+        run.output = offload(self.id, run.id, run.step.id, output) if offload else output
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now

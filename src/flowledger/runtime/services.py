@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -26,3 +27,6 @@ class Services:
     entities_for: Callable[[str, int], EntityAccess] | None = None
     #: (execution id, step execution id, step id) → where that step saves files.
     artifacts_for: Callable[[str, str, str], ArtifactAccess] | None = None
+    #: (execution id, step execution id, step id, output) → the output as stored: an
+    #: output over the size budget becomes a reference to an artifact, read back lazily.
+    offload_output: Callable[[str, str, str, Any], Any] | None = None

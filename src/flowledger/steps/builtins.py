@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flowledger.definition.models import Duration
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, Suspend, step_type
+from flowledger.steps.entities import ENTITY_STEP_TYPES
 from flowledger.steps.http_request import HTTP_REQUEST
 
 
@@ -239,4 +240,5 @@ BUILTIN_STEP_TYPES: tuple[StepType, ...] = (
     DELAY,
     LOOP,
     HTTP_REQUEST,
+    *ENTITY_STEP_TYPES,
 )
