@@ -109,3 +109,7 @@ class NotFoundError(FlowledgerError):
 
 class PluginError(FlowledgerError):
     """A step-type plugin could not be loaded or registered."""
+
+
+class ConflictError(FlowledgerError):
+    """The request does not fit the current state (cancel a finished execution, ...)."""

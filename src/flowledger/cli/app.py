@@ -30,6 +30,7 @@ from flowledger.cli.common import (
     out,
     print_json,
 )
+from flowledger.cli.control import report_waiting
 from flowledger.cli.progress import LiveProgress, PlainProgress
 from flowledger.errors import DefinitionError, InputError
 from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
@@ -111,6 +112,7 @@ def run(
         print_json(doc)
     else:
         render.summary(out, doc)
+        report_waiting(doc, db, plugin)
     raise typer.Exit(exit_code(doc["runtimeStatus"]))
 
 
@@ -270,7 +272,6 @@ def db_upgrade(db: DbOption = None) -> None:
 # The other command groups register themselves on the shared apps when imported.
 from flowledger.cli import (  # noqa: E402
     artifacts,  # noqa: F401
-    control,  # noqa: F401
     entities,  # noqa: F401
     jobs,  # noqa: F401
     workflows,  # noqa: F401

@@ -61,6 +61,8 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
         console.print(Text(f"error: {_error_text(doc['error'])}", style="red"), soft_wrap=True)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)
+    if doc.get("rerunOf"):
+        console.print(f"rerun of: {doc['rerunOf']}", markup=False)
 
 
 def execution_table(console: Console, docs: list[dict[str, Any]]) -> None:
@@ -112,3 +114,41 @@ def execution_detail(console: Console, doc: dict[str, Any]) -> None:
         console.print(f"variables: {_short_json(doc['variables'])}", markup=False)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)
+
+
+def pending_inputs(console: Console, waiting: list[dict[str, Any]]) -> None:
+    """What a person must answer, and the command that answers it."""
+    for item in waiting:
+        console.print(
+            Text.assemble(
+                ("waiting for input: ", "bold magenta"),
+                f"step {item['stepId']} of execution {item['executionId']}",
+                f" (assignee {item['assignee']})" if item.get("assignee") else "",
+                f", due {item['dueAt']}" if item.get("dueAt") else "",
+            ),
+            soft_wrap=True,
+        )
+        console.print(f"  {item.get('prompt') or ''}", markup=False, soft_wrap=True)
+        if item.get("schema") is not None:
+            console.print(f"  schema: {_short_json(item['schema'])}", markup=False, soft_wrap=True)
+        command = (
+            f"flowledger executions input {item['executionId']} {item['stepId']} "
+            f"--data '{_example(item.get('schema'))}'"
+        )
+        console.print(f"  submit: {command}", markup=False, soft_wrap=True)
+
+
+def _example(schema: Any) -> str:
+    """A JSON skeleton of what the schema asks for, for the printed command."""
+    if not isinstance(schema, dict):
+        return "{}"
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return "{}"
+    samples = {"boolean": True, "string": "...", "integer": 0, "number": 0, "array": []}
+    parts = []
+    for name, sub in props.items():
+        kind = sub.get("type") if isinstance(sub, dict) else None
+        value = samples.get(kind) if isinstance(kind, str) else None
+        parts.append(f"{json.dumps(name)}: {json.dumps(value)}")
+    return "{" + ", ".join(parts) + "}"

@@ -160,7 +160,13 @@ class ReferenceChecker:
     def _loop_problem(self, path: tuple[str | int, ...], referrer: str | None) -> str | None:
         scope = self._places[referrer].scope if referrer else ()
         name = path[0]
-        if name not in scope:
+        # A sys.sub_workflow with items renders its child input once per item, as a loop.
+        own_frame = (
+            referrer is not None
+            and name == referrer
+            and self._places[referrer].spec.type == "sys.sub_workflow"
+        )
+        if name not in scope and not own_frame:
             inside = ", ".join(scope) if scope else "none"
             return (
                 f"loop.{name}: this step is not inside a loop named '{name}' "
@@ -225,6 +231,12 @@ class ReferenceChecker:
                     "results": {"type": "array", "items": item},
                 },
             }
+        if spec.type == "sys.wait_for_input":
+            # The output is the submitted data, validated against the literal schema.
+            given = spec.input.get("schema") if isinstance(spec.input, Mapping) else None
+            if isinstance(given, Mapping) and not _has_templates(given):
+                return _inline_refs(given)
+            return None
         step_type = self._registry.get(spec.type)
         schema = step_type.output_json_schema() if step_type else None
         return _inline_refs(schema) if schema is not None else None
@@ -249,6 +261,16 @@ class ReferenceChecker:
         array = result.schema
         items_schema = array.get("items") if array.get("type") == "array" else None
         return items_schema if isinstance(items_schema, Mapping) else None
+
+
+def _has_templates(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, Mapping):
+        return any(_has_templates(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_templates(v) for v in value)
+    return False
 
 
 def _inline_refs(

@@ -61,10 +61,36 @@ def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -
         "variables": loads(row["variables"]),
         "output": loads(row["output"]),
         "error": loads(row["error"]),
+        "rerunOf": row.get("rerun_of"),
+        "jobRunId": row.get("job_run_id"),
     }
     if steps is not None:
         doc["steps"] = {s["id"]: step_document(s) for s in steps}
+        doc["pendingInputs"] = pending_inputs(steps)
     return doc
+
+
+def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
+    """The steps waiting for a person: what to ask, of whom, by when (SPEC §4 extension)."""
+    waiting = []
+    for row in steps:
+        state = loads(row["state"]) if row["suspended"] else None
+        if row["status"] != "InProgress" or not isinstance(state, dict):
+            continue
+        if state.get("wait") != "input":
+            continue
+        data = loads(row["input"]) or {}
+        waiting.append(
+            {
+                "stepExecutionId": row["id"],
+                "stepId": row["step_id"],
+                "prompt": data.get("prompt"),
+                "schema": data.get("schema"),
+                "assignee": data.get("assignee"),
+                "dueAt": iso(row["due_at"]) if row["due_at"] else None,
+            }
+        )
+    return waiting
 
 
 def event_document(row: Mapping[str, Any]) -> dict[str, Any]:

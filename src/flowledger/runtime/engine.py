@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from jsonschema import Draft202012Validator
@@ -31,6 +32,7 @@ from flowledger.errors import (
     StorageError,
     format_path,
 )
+from flowledger.runtime import control
 from flowledger.runtime.artifacts import ArtifactService, default_artifacts_root
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import event_document, execution_document
@@ -48,6 +50,10 @@ from flowledger.timeutil import Clock
 
 #: How long an execution stays ours without a heartbeat; renewed every third of it.
 LEASE = DEFAULT_LEASE
+
+#: How long a finished parent waits for children it ran here to wind down.
+CHILD_GRACE = 10.0
+log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, list[dict[str, Any]]], None]
 
@@ -120,6 +126,8 @@ class Engine:
                 entities_for=self.entities.bind,
                 artifacts_for=self.artifacts.bind,
                 offload_output=self.artifacts.offload,
+                resolve_workflow=self.resolve_workflow,
+                workflow_for_version=self.workflow_for_version,
             )
             self.clock.synchronize(await store.db_now())
         return self
@@ -188,6 +196,27 @@ class Engine:
                 f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
             )
         return await self.workflow_for_version(versions[-1].id)
+
+    async def resolve_workflow(
+        self, name: str, version: int | None = None
+    ) -> tuple[CompiledWorkflow, WorkflowVersion]:
+        """A stored workflow by name: that version number, else the pushed (live) version,
+        else the newest stored one."""
+        versions = await self.store.list_workflow_versions(name)
+        if not versions:
+            raise NotFoundError(
+                f"there is no workflow named {name!r}; push it first "
+                f"(flowledger workflows push FILE)"
+            )
+        if version is not None:
+            chosen = next((v for v in versions if v.version == version), None)
+            if chosen is None:
+                known = ", ".join(str(v.version) for v in versions)
+                raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
+        else:
+            live = {v.name: v for v, _ in await self.store.active_workflows()}
+            chosen = live.get(name, versions[-1])
+        return await self.workflow_for_version(chosen.id), chosen
 
     async def workflow_for_version(self, version_id: str) -> CompiledWorkflow:
         cached = self._workflows.get(version_id)
@@ -319,6 +348,12 @@ class Engine:
             restore(runner, await self.store.get_step_executions(execution_id))
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events))
         runner.journal.group_commits = group_commits
+        inline: set[asyncio.Task[None]] = set()
+        if park_after is None:  # run children here too, as `flowledger run` users expect
+            runner.on_children = lambda ids: self._run_children(ids, runner, inline)
+            waiting = [c for run in runner.children.runs.values() for c in run.children or []]
+            if waiting:
+                runner.on_children(waiting)
         watcher = None
         if drain is not None:
 
@@ -332,7 +367,88 @@ class Engine:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if inline:  # children told to cancel end within a poll; others already ended
+                await asyncio.wait(inline, timeout=CHILD_GRACE)
         return status, runner.parked_until
+
+    def _run_children(
+        self, ids: list[str], parent: ExecutionRunner, tasks: set[asyncio.Task[None]]
+    ) -> None:
+        for child_id in ids:
+            task = asyncio.create_task(self._run_child(child_id, parent))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def _run_child(self, child_id: str, parent: ExecutionRunner) -> None:
+        try:
+            await self.drive(child_id, document=False)
+        except (StorageError, LeaseLostError):
+            pass  # another process runs it; its end reaches the parent as a signal
+        except Exception:
+            log.exception("child execution %s stopped with an error", child_id)
+        finally:
+            parent.poke()
+
+    # -- control from outside (SPEC §5: executions input|cancel|retry|rerun) -----------------
+
+    async def submit_input(
+        self, execution_id: str, step: str, data: Any, *, submitted_by: str = "python"
+    ) -> str:
+        """Hand a waiting ``sys.wait_for_input`` step its data (checked against its schema;
+        InputError when refused, and the step keeps waiting). ``step`` is a step id, or a
+        step execution id when the step waits in several loop iterations."""
+        return await control.submit_input(self, execution_id, step, data, submitted_by)
+
+    async def cancel(
+        self, execution_id: str, *, by: str = "python", reason: str = "cancelled on request"
+    ) -> None:
+        """Ask the execution to cancel: its running steps are cancelled, children too."""
+        await control.request_cancel(self, execution_id, by, reason)
+
+    async def retry(self, execution_id: str, *, by: str = "python") -> list[str]:
+        """Re-run the failed steps of a failed execution in place (attempt + 1)."""
+        return await control.retry(self, execution_id, by)
+
+    async def rerun(
+        self,
+        execution_id: str,
+        from_step: str,
+        *,
+        version: Literal["pinned", "latest"] = "pinned",
+        by: str = "python",
+    ) -> str:
+        """A new execution reusing the outputs of the steps before ``from_step``."""
+        return await control.rerun(self, execution_id, from_step, version, by)
+
+    async def pending_inputs(self, execution_id: str) -> list[dict[str, Any]]:
+        """Steps waiting for a person, in this execution and its children."""
+        return await control.pending_inputs(self, execution_id)
+
+    async def settle(self, execution_id: str, *, wait: float = 30.0) -> dict[str, Any]:
+        """Run the execution here until it ends or waits for people; when another process
+        holds it, watch it for up to ``wait`` seconds instead. Parents it wakes on its way
+        (a child that ended) are settled too. Returns the execution document."""
+        try:
+            doc = await self.drive(execution_id)
+        except (StorageError, LeaseLostError):
+            doc = await self._watch(execution_id, wait)
+        parent_id = doc.get("parentWorkflowExecutionId")
+        if parent_id and ExecutionStatus(doc["runtimeStatus"]).terminal:
+            parent = await self._row(parent_id)
+            if not ExecutionStatus(parent["runtime_status"]).terminal:
+                await self.settle(parent_id, wait=wait)
+        return doc
+
+    async def _watch(self, execution_id: str, wait: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            row = await self._row(execution_id)
+            status = ExecutionStatus(row["runtime_status"])
+            settled = status.terminal or status == ExecutionStatus.AWAITING_USER_INPUT
+            if settled or loop.time() >= deadline:
+                return await self.get_execution(execution_id)
+            await asyncio.sleep(0.1)
 
     def _notify(self, execution_id: str, rows: list[Row]) -> None:
         if not self._callbacks:

@@ -6,6 +6,7 @@ the batch is committed; events are numbered gap-free from the execution's counte
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,7 @@ class Journal:
         self._dirty: dict[str, StepRun] = {}
         self._events: list[Row] = []
         self._execution: dict[str, Any] = {}
+        self._links = Batch(execution_id, epoch)  # children, signals: rare, so kept apart
         self.sinks: list[EventSink] = []
 
     # -- recording ----------------------------------------------------------------------------
@@ -73,16 +75,48 @@ class Journal:
     def set_execution(self, **columns: Any) -> None:
         self._execution.update(columns)
 
+    def create_execution(self, row: Row, created: Row) -> None:
+        """A new execution (a sub-workflow child) created in the same commit as this round."""
+        self._links.create_executions.append(row)
+        self._links.create_events.append(created)
+
+    def signal(self, execution_id: str, kind: str, payload: dict[str, Any]) -> None:
+        """Tell another execution something (a child ended, a cancel), in this round's commit."""
+        self._links.signals.append(
+            {
+                "id": str(uuid.uuid4()),
+                "execution_id": execution_id,
+                "kind": kind,
+                "step_id": None,
+                "payload": self.codec.dumps(payload),
+                "created_by": f"execution:{self.execution_id}",
+                "created_at": self.clock.now(),
+                "consumed_at": None,
+            }
+        )
+
+    def consume(self, signal_id: str) -> None:
+        self._links.consumed_signals.append(signal_id)
+
     @property
     def pending(self) -> bool:
-        return bool(self._dirty or self._events or self._execution)
+        links = self._links
+        return bool(
+            self._dirty
+            or self._events
+            or self._execution
+            or links.create_executions
+            or links.signals
+            or links.consumed_signals
+        )
 
     # -- committing ---------------------------------------------------------------------------
 
     async def commit(self) -> None:
         if not self.pending:
             return
-        batch = Batch(self.execution_id, self.epoch)
+        batch = self._links
+        batch.epoch = self.epoch
         for run in self._dirty.values():
             row = self._row(run)
             if not run.persisted:
@@ -103,6 +137,7 @@ class Journal:
         self._dirty = {}
         self._events = []
         self._execution = {}
+        self._links = Batch(self.execution_id, self.epoch)
         for sink in self.sinks:
             sink(events)
 
@@ -121,6 +156,7 @@ class Journal:
             "output": dumps(run.output),
             "error": dumps(run.error),
             "state": dumps(run.state),
+            "children": dumps(run.children) if run.children else None,
         }
 
     def _insert_row(self, run: StepRun, row: Row) -> Row:
@@ -133,5 +169,4 @@ class Journal:
             "loop_key": run.scope.key,
             "type": run.step.type_name,
             "idempotency_key": run.idempotency_key,
-            "children": None,
         }

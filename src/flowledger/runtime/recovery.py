@@ -17,6 +17,8 @@ from flowledger.runtime.codec import loads
 from flowledger.runtime.runner import MAX_CRASH_RERUNS, ExecutionRunner
 from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
 from flowledger.runtime.status import StepStatus
+from flowledger.steps.human import INPUT_WAIT
+from flowledger.steps.subworkflow import CHILDREN_WAIT
 from flowledger.storage.base import Row
 
 CRASH_MESSAGE = "the process running this step stopped before the step finished"
@@ -36,7 +38,7 @@ def restore(runner: ExecutionRunner, rows: list[Row]) -> None:
     for run in crashed:
         _rerun(runner, run)
     for loop in loops:
-        runner.next_iterations(loop)
+        runner.loops.next_iterations(loop)
     if runner.root.unfinished == 0 and not runner.root.closed:
         runner.scope_done(runner.root)
 
@@ -66,6 +68,11 @@ def _restore_scope(
         elif run.suspended:
             if run.wake_at is not None:
                 runner.add_timer(run.wake_at, "wake", run)
+            wait = (run.state or {}).get("wait")
+            if wait == INPUT_WAIT:
+                runner.inputs.restore(run)
+            elif wait == CHILDREN_WAIT:
+                runner.children.restore(run)
         else:
             crashed.append(run)
         if run.due_at is not None and not run.terminal:
@@ -86,7 +93,7 @@ def _restore_loop(
     items = list(data.get("items") or [])
     loop = LoopRun(run=run, items=items, concurrency=int(data.get("concurrency") or 1))
     loop.results = [None] * len(items)
-    runner.loop_runs[run.id] = loop
+    runner.loops.runs[run.id] = loop
     prefix = child_key(run.scope, run.step.id, 0)[: -len("0")]
     started = sorted(
         int(key[len(prefix) :])
@@ -94,7 +101,7 @@ def _restore_loop(
         if key.startswith(prefix) and key[len(prefix) :].isdigit()
     )
     for index in started:
-        scope = runner.start_iteration(loop, index)
+        scope = runner.loops.start_iteration(loop, index)
         runner.ready = type(runner.ready)(
             entry for entry in runner.ready if entry[0] is not scope
         )  # roots were queued by start_iteration; restore decides readiness itself
@@ -147,6 +154,7 @@ def _run_from_row(row: Row, step: CompiledStep, scope: Scope) -> StepRun:
         output=loads(row["output"]),
         error=loads(row["error"]),
         state=state if isinstance(state, dict) else None,
+        children=loads(row["children"]) or None,
         persisted=True,
         input_stored=True,
     )

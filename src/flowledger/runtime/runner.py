@@ -17,7 +17,7 @@ import itertools
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, StepError, TemplateError
+from flowledger.runtime.children import ChildWaits, Spawn
 from flowledger.runtime.codec import Codec, loads
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.handlers import (
@@ -35,15 +36,20 @@ from flowledger.runtime.handlers import (
     retry_delay,
     validation_message,
 )
+from flowledger.runtime.inbox import Inbox
 from flowledger.runtime.journal import Journal
+from flowledger.runtime.loops import LoopDriver
 from flowledger.runtime.services import Services
-from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
+from flowledger.runtime.state import Scope, StepRun
 from flowledger.runtime.status import ALLOWED_MOVES, ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
+from flowledger.runtime.waits import InputWaits
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext, Suspend
 from flowledger.steps.builtins import LoopInput
 from flowledger.steps.entity_access import EntityAccess
+from flowledger.steps.human import INPUT_WAIT
+from flowledger.storage.base import NEVER
 from flowledger.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -84,6 +90,8 @@ class ExecutionRunner:
         }
         self.started_at: datetime | None = execution["started_at"]
         self.depth: int = int(execution.get("depth") or 0)
+        self.parent_id: str | None = execution.get("parent_id")
+        self.root_id: str | None = execution.get("root_id")
         self.secrets = SecretsView(self.codec)
         self.root = Scope(key="", graph=workflow.graph, parent=None, loops={})
         self.ready: deque[tuple[Scope, CompiledStep]] = deque()
@@ -96,13 +104,25 @@ class ExecutionRunner:
         self._timer_seq = itertools.count()
         self.step_seq = itertools.count(1)
         self.no_action = False
-        self.loop_runs: dict[str, LoopRun] = {}
+        self.loops = LoopDriver(self)
+        self.inputs = InputWaits(self)
+        self.children = ChildWaits(self)
+        self.inbox = Inbox(self)
+        #: Children run in this process (``drive``) rather than by whichever worker claims them.
+        self.inline_children = False
+        #: Told the ids of children each commit created (the engine may run them here).
+        self.on_children: Callable[[list[str]], None] | None = None
         self.draining = False
         #: Set when run() returned early because only a distant timer was left.
         self.parked_until: datetime | None = None
         self.logger = logging.LoggerAdapter(log, {"execution_id": self.id})
 
     # -- the main loop ------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Look for signals now (this process knows it just sent one)."""
+        self.inbox.poke()
+        self._wakeup.set()
 
     def drain(self) -> None:
         """Stop starting work: finish and record what is running, then return (SIGTERM)."""
@@ -116,13 +136,18 @@ class ExecutionRunner:
         away than that many seconds returns early with ``parked_until`` set, so the
         caller can release it and let any worker pick it up when the timer is due.
         """
+        self.inline_children = park_after is None
         try:
+            await self.inbox.take()  # a cancel may come before the start
             if self.status == ExecutionStatus.NOT_STARTED:
                 self._begin()
             while True:
+                if self.inbox.due() and not self.status.terminal:
+                    await self.inbox.take()
                 if not self.draining:
                     self._advance()
                 await self.journal.commit()
+                await self._report_children()
                 if self.status.terminal:
                     return self.status
                 if self.ready and not self.draining:
@@ -130,6 +155,15 @@ class ExecutionRunner:
                 self._launch()  # what was recorded as started must run, drain or not
                 if self.draining and not self.tasks:
                     return self.status
+                if self._only_outside_waits():
+                    if self.inputs.waiting or self.children.blocked_on_people:
+                        self._await_people()
+                        await self.journal.commit()
+                        self.parked_until = self.timers[0][0] if self.timers else NEVER
+                        return self.status
+                    if park_after is not None and not self._timer_within(park_after):
+                        self.parked_until = self.timers[0][0] if self.timers else NEVER
+                        return self.status
                 if park_after is not None and self._should_park(park_after):
                     self.parked_until = self.timers[0][0]
                     return self.status
@@ -139,6 +173,44 @@ class ExecutionRunner:
                 task.cancel()
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _only_outside_waits(self) -> bool:
+        """Nothing runs here: every unfinished step waits for a person or for children."""
+        busy = self.tasks or self.ready or self.to_launch or self._finished
+        return not busy and (self.inputs.waiting or self.children.waiting)
+
+    def _timer_within(self, seconds: float) -> bool:
+        if not self.timers:
+            return False
+        return (self.timers[0][0] - self.clock.now()).total_seconds() <= seconds
+
+    async def _report_children(self) -> None:
+        started = self.children.started
+        if not started:
+            return
+        self.children.started = []
+        if self.on_children is not None and self.inline_children:
+            self.on_children(started)
+        else:
+            await self.services.store.notify_work()
+
+    def _await_people(self) -> None:
+        if self.status == ExecutionStatus.IN_PROGRESS:
+            self._set_status(ExecutionStatus.AWAITING_USER_INPUT)
+            self.journal.event("execution.awaiting_input")
+            self._tell_parent("child_waiting")
+
+    def resume_status(self) -> None:
+        """Back to InProgress when something happens while the execution awaited input."""
+        if self.status == ExecutionStatus.AWAITING_USER_INPUT:
+            self._set_status(ExecutionStatus.IN_PROGRESS)
+            self.journal.event("execution.resumed")
+
+    def _tell_parent(self, kind: str) -> None:
+        if self.parent_id is not None:
+            self.journal.signal(
+                self.parent_id, kind, {"childId": self.id, "status": str(self.status)}
+            )
 
     def _should_park(self, park_after: float) -> bool:
         if self.tasks or self.ready or not self.timers:
@@ -151,9 +223,9 @@ class ExecutionRunner:
         self.info["startedAt"] = iso(now)
         self._set_status(ExecutionStatus.IN_PROGRESS, started_at=now)
         self.journal.event("execution.started", at=now)
-        self._open_scope(self.root)
+        self.open_scope(self.root)
 
-    def _open_scope(self, scope: Scope) -> None:
+    def open_scope(self, scope: Scope) -> None:
         for step in scope.graph.roots():
             self.ready.append((scope, step))
 
@@ -179,12 +251,14 @@ class ExecutionRunner:
         self._wakeup.set()
 
     async def _wait(self) -> None:
-        timeout = None
+        timeout: float | None = self.inbox.seconds_to_next()
         if self.timers:
-            timeout = max(0.0, (self.timers[0][0] - self.clock.now()).total_seconds())
+            next_timer = (self.timers[0][0] - self.clock.now()).total_seconds()
+            timeout = max(0.0, min(self.inbox.seconds_to_next(), next_timer))
         if self.draining:
             timeout = None  # timers belong to whoever owns the execution next
-        if not self.tasks and not self._finished and timeout is None and not self.draining:
+        idle = not self.tasks and not self._finished and not self.timers
+        if idle and not self.draining and not self.children.waiting and not self.inputs.waiting:
             self._fail_execution(
                 {"message": "the execution has nothing left to run but is not finished"}
             )
@@ -258,19 +332,27 @@ class ExecutionRunner:
         self.journal.touch(run)
         self.journal.set_execution(current_state_name=step.id)
         self.journal.event("step.started", run, at=now)
+        self.resume_status()
         try:
-            run.input = step.input.render(self._context(run.scope))
+            if step.type_name == "sys.sub_workflow":
+                run.input = self.children.render_input(step, self._context(run.scope))
+            else:
+                run.input = step.input.render(self._context(run.scope))
             run.input_stored = False
-            data = step.step_type.input_model.model_validate(run.input)
+            data = step.step_type.input_model.model_validate(
+                {k: v for k, v in run.input.items() if k != "inputs"}
+                if step.type_name == "sys.sub_workflow"
+                else run.input
+            )
         except TemplateError as exc:
-            self._step_failed(run, f"input: {exc.message}", retryable=False)
+            self.step_failed(run, f"input: {exc.message}", retryable=False)
             return
         except ValidationError as exc:
-            self._step_failed(run, "input: " + validation_message(exc), retryable=False)
+            self.step_failed(run, "input: " + validation_message(exc), retryable=False)
             return
         if step.type_name == "sys.loop":
             assert isinstance(data, LoopInput)
-            self._start_loop(run, data)
+            self.loops.start(run, data)
         elif step.step_type.pure:
             self._run_inline(run, data)
         else:
@@ -279,7 +361,7 @@ class ExecutionRunner:
     def _start_failed(self, run: StepRun, message: str) -> None:
         run.status = StepStatus.IN_PROGRESS
         run.started_at = self.clock.now()
-        self._step_failed(run, message, retryable=False)
+        self.step_failed(run, message, retryable=False)
 
     # -- running handlers ---------------------------------------------------------------------
 
@@ -316,14 +398,16 @@ class ExecutionRunner:
         try:
             result = run.step.step_type.handler(data, self._step_context(run))
         except StepError as exc:
-            self._step_failed(run, exc.message, retryable=exc.retryable)
+            self.step_failed(run, exc.message, retryable=exc.retryable)
             return
         except Exception as exc:
-            self._step_failed(run, describe(exc), retryable=False)
+            self.step_failed(run, describe(exc), retryable=False)
             return
-        self._step_succeeded(run, result)
+        self.step_succeeded(run, result)
 
     async def _invoke(self, run: StepRun) -> Any:
+        if run.step.type_name == "sys.sub_workflow":
+            return await self.children.prepare(run)
         return await invoke_handler(run, self._step_context(run))
 
     def _collect(self, task: asyncio.Task[Any], run: StepRun) -> None:
@@ -331,27 +415,30 @@ class ExecutionRunner:
             return
         exc = task.exception()
         if exc is None:
-            self._step_succeeded(run, task.result())
+            self.step_succeeded(run, task.result())
         elif isinstance(exc, StepError):
-            self._step_failed(run, exc.message, retryable=exc.retryable, details=exc.details)
+            self.step_failed(run, exc.message, retryable=exc.retryable, details=exc.details)
         elif isinstance(exc, TimeoutError):
             timeout = run.step.spec.timeout
             seconds = timeout.total_seconds() if timeout else 0
-            self._step_failed(run, f"timed out after {seconds:g}s", retryable=True)
+            self.step_failed(run, f"timed out after {seconds:g}s", retryable=True)
         else:
             self.logger.warning("step %s raised %r", run.step.path, exc)
-            self._step_failed(run, describe(exc), retryable=True)
+            self.step_failed(run, describe(exc), retryable=True)
 
     # -- outcomes -----------------------------------------------------------------------------
 
-    def _step_succeeded(self, run: StepRun, result: Any) -> None:
+    def step_succeeded(self, run: StepRun, result: Any) -> None:
         if isinstance(result, Suspend):
             self._suspend(run, result)
+            return
+        if isinstance(result, Spawn):
+            self.children.spawn(run, result)
             return
         try:
             output = normalize_output(run.step, result)
         except ValidationError as exc:
-            self._step_failed(
+            self.step_failed(
                 run,
                 "output does not match the step's output model: " + validation_message(exc),
                 retryable=False,
@@ -380,8 +467,10 @@ class ExecutionRunner:
         )
         if suspend.until is not None:
             self.add_timer(suspend.until, "wake", run)
+        if suspend.state.get("wait") == INPUT_WAIT:
+            self.inputs.begin(run)
 
-    def _step_failed(
+    def step_failed(
         self, run: StepRun, message: str, *, retryable: bool, details: Any = None
     ) -> None:
         now = self.clock.now()
@@ -430,82 +519,13 @@ class ExecutionRunner:
         if scope.owner is None:
             self._complete_execution()
             return
-        loop = scope.owner
-        loop.results[scope.index] = {
-            sid: r.output if r.status == StepStatus.COMPLETED else None
-            for sid, r in scope.runs.items()
-        }
-        del loop.active[scope.index]
-        loop.done += 1
-        scope.runs = {}  # outputs now live in the loop's results; free the iteration
-        self.next_iterations(loop)
+        self.loops.iteration_done(scope)
 
     def fail_scope(self, scope: Scope, run: StepRun) -> None:
         if scope.owner is None:
             self._fail_execution(run.error or {"message": "a step failed"})
             return
-        loop = scope.owner
-        message = (run.error or {}).get("message", "failed")
-        self._stop_loop(loop)
-        self._step_failed(
-            loop.run,
-            f"iteration {scope.index} failed at step '{run.step.id}': {message}",
-            retryable=False,
-        )
-
-    # -- loops --------------------------------------------------------------------------------
-
-    def _start_loop(self, run: StepRun, data: LoopInput) -> None:
-        loop = LoopRun(run=run, items=data.items, concurrency=data.concurrency)
-        loop.results = [None] * len(data.items)
-        self.loop_runs[run.id] = loop
-        self.next_iterations(loop)
-
-    def next_iterations(self, loop: LoopRun) -> None:
-        if loop.failed or loop.run.status != StepStatus.IN_PROGRESS:
-            return
-        while len(loop.active) < loop.concurrency and loop.next_index < len(loop.items):
-            self.start_iteration(loop, loop.next_index)
-            loop.next_index += 1
-        if loop.done == len(loop.items):
-            self.loop_runs.pop(loop.run.id, None)
-            self._step_succeeded(loop.run, {"count": len(loop.items), "results": loop.results})
-
-    def start_iteration(self, loop: LoopRun, index: int) -> Scope:
-        parent = loop.run.scope
-        loop_id = loop.run.step.id
-        body = loop.run.step.body
-        assert body is not None
-        frame = {
-            "loopName": loop_id,
-            "items": loop.items,
-            "index": index,
-            "item": loop.items[index],
-        }
-        scope = Scope(
-            key=child_key(parent, loop_id, index),
-            graph=body,
-            parent=parent,
-            loops={**parent.loops, loop_id: frame},
-            owner=loop,
-            index=index,
-        )
-        loop.active[index] = scope
-        self._open_scope(scope)
-        return scope
-
-    def _stop_loop(self, loop: LoopRun) -> None:
-        loop.failed = True
-        for scope in list(loop.active.values()):
-            self._close_scope(scope, "the loop stopped because another iteration failed")
-
-    def _close_scope(self, scope: Scope, reason: str) -> None:
-        scope.closed = True
-        for run in scope.runs.values():
-            if run.status in (StepStatus.IN_PROGRESS, StepStatus.NOT_STARTED):
-                if run.step.type_name == "sys.loop" and run.id in self.loop_runs:
-                    self._stop_loop(self.loop_runs.pop(run.id))
-                self._cancel_run(run, reason)
+        self.loops.iteration_failed(scope, run)
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -525,7 +545,11 @@ class ExecutionRunner:
                 self.to_launch.append(run)
             elif kind == "due" and not run.terminal:
                 self._cancel_task_of(run)
-                self._step_failed(run, "did not finish before it was due", retryable=False)
+                if self.inputs.timed_out(run):
+                    continue
+                if self.children.is_waiting(run):
+                    self.children.cancel_children(run, "the sub-workflow step was due")
+                self.step_failed(run, "did not finish before it was due", retryable=False)
 
     # -- execution outcomes -------------------------------------------------------------------
 
@@ -543,6 +567,7 @@ class ExecutionRunner:
         )
         self._set_status(status, completed_at=now, output=self.codec.dumps(output))
         self.journal.event("execution.completed", None, {"status": str(status)}, at=now)
+        self._tell_parent("child_done")
 
     def _fail_execution(self, error: dict[str, Any]) -> None:
         if self.status.terminal:
@@ -551,21 +576,36 @@ class ExecutionRunner:
         self._cancel_everything("the execution failed")
         self._set_status(ExecutionStatus.FAILED, failed_at=now, error=self.codec.dumps(error))
         self.journal.event("execution.failed", None, {"error": error.get("message")}, at=now)
+        self._tell_parent("child_done")
+
+    def cancel_execution(self, reason: str, *, by: str) -> None:
+        """Stop everything (running handlers see cancellation; children are cancelled too)."""
+        if self.status.terminal:
+            return
+        now = self.clock.now()
+        self._cancel_everything("the execution was cancelled")
+        error = {"message": f"cancelled: {reason}", "cancelledBy": by}
+        self._set_status(ExecutionStatus.CANCELLED, completed_at=now, error=self.codec.dumps(error))
+        self.journal.event("execution.cancelled", None, {"reason": reason, "by": by}, at=now)
+        self._tell_parent("child_done")
 
     def _cancel_everything(self, reason: str) -> None:
-        scopes = [self.root, *(s for loop in self.loop_runs.values() for s in loop.active.values())]
+        scopes = [self.root, *self.loops.active_scopes()]
         for scope in scopes:
             for run in list(scope.runs.values()):
-                self._cancel_run(run, reason)
+                self.cancel_run(run, reason)
             scope.closed = True
         self.timers = []
         self.to_launch = []
         self.ready.clear()
 
-    def _cancel_run(self, run: StepRun, reason: str) -> None:
+    def cancel_run(self, run: StepRun, reason: str) -> None:
         if run.terminal:
             return
         self._cancel_task_of(run)
+        self.inputs.forget(run)
+        if self.children.is_waiting(run):
+            self.children.cancel_children(run, reason)
         run.status = StepStatus.CANCELLED
         run.failed_at = self.clock.now()
         run.error = {"message": reason, "stepId": run.step.id, "attempt": run.attempt}

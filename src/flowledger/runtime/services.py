@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.errors import NotFoundError
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
 from flowledger.steps.registry import StepRegistry
-from flowledger.storage.base import Store
+from flowledger.storage.base import Store, WorkflowVersion
 from flowledger.templates import TemplateEngine
 from flowledger.timeutil import Clock
+
+
+async def _no_workflows(version_id: str) -> CompiledWorkflow:
+    raise NotFoundError(f"workflow version {version_id} is not available here")
 
 
 @dataclass(frozen=True)
@@ -30,3 +36,9 @@ class Services:
     #: (execution id, step execution id, step id, output) → the output as stored: an
     #: output over the size budget becomes a reference to an artifact, read back lazily.
     offload_output: Callable[[str, str, str, Any], Any] | None = None
+    #: (name, version number or None for the live one) → a workflow children can run.
+    resolve_workflow: (
+        Callable[[str, int | None], Awaitable[tuple[CompiledWorkflow, WorkflowVersion]]] | None
+    ) = None
+    #: A stored version's compiled workflow.
+    workflow_for_version: Callable[[str], Awaitable[CompiledWorkflow]] = _no_workflows

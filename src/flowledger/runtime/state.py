@@ -36,6 +36,8 @@ class StepRun:
     output: Any = None
     error: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
+    #: Ids of the child executions a sys.sub_workflow step started.
+    children: list[str] | None = None
     persisted: bool = False
     #: The stored row already has this input (it only changes when an attempt starts).
     input_stored: bool = False

@@ -13,6 +13,8 @@ from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, Suspend, step_type
 from flowledger.steps.entities import ENTITY_STEP_TYPES
 from flowledger.steps.http_request import HTTP_REQUEST
+from flowledger.steps.human import wait_for_input
+from flowledger.steps.subworkflow import SUB_WORKFLOW
 
 
 class _Input(BaseModel):
@@ -240,5 +242,7 @@ BUILTIN_STEP_TYPES: tuple[StepType, ...] = (
     DELAY,
     LOOP,
     HTTP_REQUEST,
+    wait_for_input,
+    SUB_WORKFLOW,
     *ENTITY_STEP_TYPES,
 )

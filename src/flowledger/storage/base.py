@@ -7,7 +7,7 @@ the way), so no backend ever sees a secret value.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -109,8 +109,10 @@ class Store(EntityStore, ScheduleStore, JobStore, ArtifactStore, ABC):
     # -- executions ---------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_execution(self, execution: Row, events: list[Row]) -> str:
-        """Insert a new execution; return its id.
+    async def create_execution(
+        self, execution: Row, events: list[Row], steps: Sequence[Row] = ()
+    ) -> str:
+        """Insert a new execution (with step rows it starts from, for a rerun); return its id.
 
         When its ``trigger_key`` is already taken (the schedule tick, entity event, job item
         or step child was started before), nothing is written and the existing id returns.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,10 +154,14 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     # -- executions ---------------------------------------------------------------------------
 
-    async def create_execution(self, execution: Row, events_: list[Row]) -> str:
+    async def create_execution(
+        self, execution: Row, events_: list[Row], steps: Sequence[Row] = ()
+    ) -> str:
         try:
             with self.conn.begin():
                 self.conn.execute(insert(executions), [execution])
+                if steps:
+                    self.conn.execute(insert(step_executions), list(steps))
                 if events_:
                     self.conn.execute(insert(events), events_)
         except IntegrityError:

@@ -1,0 +1,279 @@
+"""``sys.sub_workflow``: child executions started in the parent's commit, awaited durably.
+
+The step's life: its input is rendered (the child input once per item, with
+``loop.<step id>`` set), then a task resolves the child workflow and checks every
+child input (``prepare``); the next round creates the first ``concurrency``
+children in the same commit that records the step as waiting (``spawn``). Each
+child's final commit signals the parent; the parent reads the children's rows
+(``refresh``), starts the next ones, and finishes the step when all are terminal
+— or fails it, cancelling the rest, as soon as one fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
+from flowledger.errors import FlowledgerError, StepError
+from flowledger.runtime.codec import loads
+from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
+from flowledger.runtime.state import StepRun
+from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.steps.subworkflow import CHILDREN_WAIT
+from flowledger.storage import WorkflowVersion
+from flowledger.templates import TemplatedValue
+
+if TYPE_CHECKING:
+    from flowledger.runtime.runner import ExecutionRunner
+
+#: (name, version number or None for latest) → the workflow and its stored version.
+WorkflowResolver = Callable[[str, int | None], Awaitable[tuple[CompiledWorkflow, WorkflowVersion]]]
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """What ``prepare`` found: the child workflow and one checked input per child."""
+
+    workflow: CompiledWorkflow
+    version: WorkflowVersion
+    inputs: list[dict[str, Any]]
+    concurrency: int
+
+
+class ChildWaits:
+    def __init__(self, runner: ExecutionRunner) -> None:
+        self.runner = runner
+        #: Waiting sub-workflow step runs by step execution id.
+        self.runs: dict[str, StepRun] = {}
+        self._compiled: dict[str, tuple[TemplatedValue, TemplatedValue]] = {}
+        self._workflows: dict[str, CompiledWorkflow] = {}
+        #: Children created in rounds not yet reported to the engine (it may run them here).
+        self.started: list[str] = []
+        #: Every unfinished child is waiting for a person (known from the last refresh).
+        self.blocked_on_people = False
+
+    # -- input ----------------------------------------------------------------------------
+
+    def render_input(self, step: CompiledStep, context: dict[str, Any]) -> dict[str, Any]:
+        """The step input with ``inputs``: the child input rendered once per item."""
+        raw = step.spec.input if isinstance(step.spec.input, dict) else {}
+        compiled = self._compiled.get(step.path)
+        if compiled is None:
+            templates = self.runner.services.templates
+            outer = {k: v for k, v in raw.items() if k != "input"}
+            compiled = (templates.compile_value(outer), templates.compile_value(raw.get("input")))
+            self._compiled[step.path] = compiled
+        outer_value, child_input = compiled
+        data = dict(outer_value.render(context))
+        items = data.get("items")
+        if items is None:
+            data["inputs"] = [child_input.render(context)]
+        elif isinstance(items, list):
+            frames = context["loop"]
+            data["inputs"] = []
+            for index, item in enumerate(items):
+                frame = {"loopName": step.id, "items": items, "index": index, "item": item}
+                per_item = {**context, "loop": {**frames, step.id: frame}}
+                data["inputs"].append(child_input.render(per_item))
+        data["input"] = raw.get("input")
+        return data
+
+    async def prepare(self, run: StepRun) -> Spawn:
+        """Resolve the child workflow and check every child input (runs as the step's task)."""
+        resolve = self.runner.services.resolve_workflow
+        if resolve is None:
+            raise StepError("this engine cannot start sub-workflows", retryable=False)
+        data = run.input
+        if self.runner.depth + 1 > MAX_DEPTH:
+            raise StepError(
+                f"sub-workflow depth limit reached: this execution is {self.runner.depth} levels "
+                f"below its root, and children may go at most {MAX_DEPTH} deep (a workflow that "
+                "starts itself without an end?)",
+                retryable=False,
+            )
+        version = data.get("version")
+        try:
+            workflow, stored = await resolve(
+                data["workflow"], version if isinstance(version, int) else None
+            )
+        except FlowledgerError as exc:
+            raise StepError(str(exc), retryable=False) from None
+        from flowledger.runtime.engine import validate_input  # the engine imports the runner
+
+        inputs = []
+        for index, child_input in enumerate(data["inputs"]):
+            if child_input is None:
+                child_input = {}
+            if not isinstance(child_input, dict):
+                raise StepError(
+                    f"the input of child {index} must be an object, not "
+                    f"{type(child_input).__name__}",
+                    retryable=False,
+                )
+            try:
+                validate_input(workflow, child_input)
+            except FlowledgerError as exc:
+                raise StepError(f"child {index}: {exc}", retryable=False) from None
+            inputs.append(child_input)
+        return Spawn(workflow, stored, inputs, int(data.get("concurrency") or 10))
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def spawn(self, run: StepRun, spawn: Spawn) -> None:
+        self._workflows[spawn.version.id] = spawn.workflow
+        run.suspended = True
+        run.children = []
+        run.state = {
+            "wait": CHILDREN_WAIT,
+            "versionId": spawn.version.id,
+            "inputs": spawn.inputs,
+            "concurrency": spawn.concurrency,
+            "results": {},
+        }
+        self.runs[run.id] = run
+        self.runner.journal.event(
+            "step.children_planned",
+            run,
+            {
+                "workflow": spawn.workflow.name,
+                "version": spawn.version.version,
+                "count": len(spawn.inputs),
+            },
+        )
+        if not spawn.inputs:
+            self._finish(run)
+            return
+        self._start_more(run, spawn.workflow, spawn.version)
+
+    def restore(self, run: StepRun) -> None:
+        self.runs[run.id] = run
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.runs)
+
+    def _start_more(
+        self, run: StepRun, workflow: CompiledWorkflow, version: WorkflowVersion
+    ) -> None:
+        state = run.state or {}
+        children = run.children if run.children is not None else []
+        results: dict[str, Any] = state["results"]
+        active = len(children) - len(results)
+        inputs = state["inputs"]
+        runner = self.runner
+        while active < state["concurrency"] and len(children) < len(inputs):
+            index = len(children)
+            row, created = execution_rows(
+                workflow,
+                version,
+                trigger={
+                    "type": "subWorkflow",
+                    "arguments": inputs[index],
+                    "parentWorkflowExecutionId": runner.id,
+                    "index": index,
+                },
+                now=runner.clock.now(),
+                created_by=f"execution:{runner.id}",
+                correlation_id=runner.info["correlationId"],
+                lineage=Lineage(
+                    parent_id=runner.id,
+                    root_id=runner.root_id or runner.id,
+                    depth=runner.depth + 1,
+                    trigger_key=f"child:{run.id}:{index}",
+                ),
+            )
+            runner.journal.create_execution(row, created)
+            children.append(row["id"])
+            self.started.append(row["id"])
+            active += 1
+        run.children = children
+        runner.journal.touch(run)
+
+    async def refresh(self) -> None:
+        """Read the children's rows and move every waiting step on (after a child signal)."""
+        blocked = bool(self.runs)
+        for run in list(self.runs.values()):
+            if not await self._refresh_one(run):
+                blocked = False
+        self.blocked_on_people = blocked and bool(self.runs)
+
+    async def _refresh_one(self, run: StepRun) -> bool:
+        """Returns whether every unfinished child of the step waits for a person."""
+        state = run.state or {}
+        results: dict[str, Any] = state.setdefault("results", {})
+        store = self.runner.services.store
+        blocked = True
+        for child_id in run.children or []:
+            if child_id in results:
+                continue
+            row = await store.get_execution(child_id)
+            if row is None:
+                continue
+            status = ExecutionStatus(row["runtime_status"])
+            if not status.terminal:
+                blocked = blocked and status == ExecutionStatus.AWAITING_USER_INPUT
+                continue
+            results[child_id] = {
+                "id": child_id,
+                "runtimeStatus": str(status),
+                "output": loads(row["output"]),
+                "error": loads(row["error"]),
+            }
+            self.runner.journal.touch(run)
+            if status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
+                self._child_failed(run, child_id, results[child_id])
+                return False
+        if run.id not in self.runs:
+            return False
+        if len(results) == len(state["inputs"]):
+            self._finish(run)
+            return False
+        version_id = state["versionId"]
+        workflow = self._workflows.get(version_id)
+        if workflow is None:
+            workflow = await self.runner.services.workflow_for_version(version_id)
+            self._workflows[version_id] = workflow
+        version = await store.get_workflow_version(version_id)
+        assert version is not None
+        before = len(run.children or [])
+        self._start_more(run, workflow, version)
+        return blocked and len(run.children or []) == before
+
+    def _finish(self, run: StepRun) -> None:
+        state = run.state or {}
+        results = state.get("results", {})
+        self.runs.pop(run.id, None)
+        executions = [
+            {k: results[c][k] for k in ("id", "runtimeStatus", "output")}
+            for c in run.children or []
+        ]
+        self.runner.step_succeeded(run, {"executions": executions})
+
+    def _child_failed(self, run: StepRun, child_id: str, result: dict[str, Any]) -> None:
+        self.runs.pop(run.id, None)
+        self.cancel_children(run, f"sibling child execution {child_id} failed")
+        error = result.get("error") or {}
+        message = error.get("message") if isinstance(error, dict) else None
+        self.runner.step_failed(
+            run,
+            f"child execution {child_id} ended {result['runtimeStatus']}"
+            + (f": {message}" if message else ""),
+            retryable=False,
+            details={"childWorkflowExecutionId": child_id, "childError": error},
+        )
+
+    def cancel_children(self, run: StepRun, reason: str) -> None:
+        """Ask every unfinished child to cancel (they may be anywhere: signals reach them)."""
+        self.runs.pop(run.id, None)
+        results = (run.state or {}).get("results", {})
+        for child_id in run.children or []:
+            if child_id not in results:
+                self.runner.journal.signal(child_id, "cancel", {"reason": reason})
+
+    def forget(self, run: StepRun) -> None:
+        self.runs.pop(run.id, None)
+
+    def is_waiting(self, run: StepRun) -> bool:
+        return run.id in self.runs and run.status == StepStatus.IN_PROGRESS

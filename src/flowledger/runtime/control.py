@@ -1,0 +1,400 @@
+"""What people do to executions from outside: submit input, cancel, retry, rerun.
+
+Input and cancel are *signals*: rows any process may write, acted on by whoever
+owns the execution at its next round (and they wake a parked execution). Retry
+and rerun rewrite nothing that happened: retry appends new attempts to a failed
+execution; rerun creates a new execution that starts from copies of the original's
+finished steps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.graph import ancestors
+from flowledger.errors import ConflictError, InputError, NotFoundError, StorageError
+from flowledger.runtime.codec import Codec, loads
+from flowledger.runtime.creation import Lineage, execution_rows
+from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.steps.human import INPUT_WAIT, input_problems
+from flowledger.storage import Batch, Row
+from flowledger.timeutil import iso
+
+if TYPE_CHECKING:
+    from flowledger.runtime.engine import Engine
+
+#: Statuses a step keeps from the original when a rerun reuses it.
+REUSABLE = frozenset({StepStatus.COMPLETED, StepStatus.DISABLED})
+
+
+async def _execution(engine: Engine, execution_id: str) -> Row:
+    row = await engine.store.get_execution(execution_id)
+    if row is None:
+        raise NotFoundError(f"execution {execution_id} does not exist")
+    return row
+
+
+def _latest(rows: list[Row]) -> dict[tuple[str, str], Row]:
+    """The newest attempt of every step iteration: (loop_key, step_path) → row."""
+    latest: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        key = (row["loop_key"], row["step_path"])
+        if key not in latest or row["attempt"] > latest[key]["attempt"]:
+            latest[key] = row
+    return latest
+
+
+# -- input --------------------------------------------------------------------------------
+
+
+async def submit_input(
+    engine: Engine, execution_id: str, step: str, data: Any, submitted_by: str
+) -> str:
+    """Check ``data`` against the waiting step's schema and hand it over; returns the step
+    execution id. The step keeps waiting (nothing is recorded) when the data is refused."""
+    row = await _execution(engine, execution_id)
+    status = ExecutionStatus(row["runtime_status"])
+    if status.terminal:
+        raise ConflictError(f"execution {execution_id} is {status}; it waits for no input")
+    rows = list(_latest(await engine.store.get_step_executions(execution_id)).values())
+    waiting = [r for r in rows if _waits_for_input(r)]
+    chosen = [r for r in waiting if step in (r["step_id"], r["id"])]
+    if not chosen:
+        named = [r for r in rows if r["step_id"] == step]
+        if named:
+            raise ConflictError(
+                f"step '{step}' of execution {execution_id} is not waiting for input "
+                f"(it is {named[-1]['status']})"
+            )
+        open_steps = ", ".join(sorted({r["step_id"] for r in waiting})) or "none"
+        raise NotFoundError(
+            f"execution {execution_id} has no step '{step}' waiting for input "
+            f"(steps waiting for input: {open_steps})"
+        )
+    if len(chosen) > 1:
+        ids = ", ".join(r["id"] for r in chosen)
+        raise InputError(
+            f"step '{step}' waits in {len(chosen)} loop iterations; name one by its step "
+            f"execution id instead: {ids}"
+        )
+    target = chosen[0]
+    schema = (loads(target["input"]) or {}).get("schema")
+    problems = input_problems(schema, data)
+    if problems:
+        raise InputError(
+            f"the data does not match the schema of step '{target['step_id']}' (it keeps "
+            "waiting): " + "; ".join(problems)
+        )
+    now = engine.clock.now()
+    payload = {
+        "stepExecutionId": target["id"],
+        "data": data,
+        "submittedBy": submitted_by,
+        "at": iso(now),
+    }
+    await engine.store.send_signal(
+        _signal(execution_id, "input", payload, submitted_by, now, step_id=target["step_id"])
+    )
+    await engine.store.notify_work()
+    return str(target["id"])
+
+
+def _waits_for_input(row: Row) -> bool:
+    state = loads(row["state"]) or {}
+    return (
+        row["status"] == StepStatus.IN_PROGRESS
+        and bool(row["suspended"])
+        and isinstance(state, dict)
+        and state.get("wait") == INPUT_WAIT
+    )
+
+
+def _signal(
+    execution_id: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    by: str,
+    now: Any,
+    step_id: str | None = None,
+) -> Row:
+    return {
+        "id": str(uuid.uuid4()),
+        "execution_id": execution_id,
+        "kind": kind,
+        "step_id": step_id,
+        "payload": Codec().dumps(dict(payload)),
+        "created_by": by,
+        "created_at": now,
+        "consumed_at": None,
+    }
+
+
+async def pending_inputs(engine: Engine, execution_id: str) -> list[dict[str, Any]]:
+    """Every step waiting for input in this execution and its children, deepest last."""
+    found: list[dict[str, Any]] = []
+    queue = [execution_id]
+    while queue:
+        current = queue.pop(0)
+        rows = list(_latest(await engine.store.get_step_executions(current)).values())
+        for row in rows:
+            if _waits_for_input(row):
+                data = loads(row["input"]) or {}
+                found.append(
+                    {
+                        "executionId": current,
+                        "stepExecutionId": row["id"],
+                        "stepId": row["step_id"],
+                        "prompt": data.get("prompt"),
+                        "schema": data.get("schema"),
+                        "assignee": data.get("assignee"),
+                        "dueAt": iso(row["due_at"]) if row["due_at"] else None,
+                    }
+                )
+            if row["status"] == StepStatus.IN_PROGRESS:
+                queue.extend(loads(row["children"]) or [])
+    return found
+
+
+# -- cancel -------------------------------------------------------------------------------
+
+
+async def request_cancel(engine: Engine, execution_id: str, by: str, reason: str) -> None:
+    row = await _execution(engine, execution_id)
+    status = ExecutionStatus(row["runtime_status"])
+    if status.terminal:
+        raise ConflictError(f"execution {execution_id} already ended: {status}")
+    now = engine.clock.now()
+    await engine.store.send_signal(_signal(execution_id, "cancel", {"reason": reason}, by, now))
+    await engine.store.notify_work()
+
+
+# -- retry --------------------------------------------------------------------------------
+
+
+async def retry(engine: Engine, execution_id: str, by: str) -> list[str]:
+    """Re-open a failed execution: every failed or cancelled step gets attempt + 1 (queued),
+    completed outputs stay. Returns the ids of the steps that will run again."""
+    row = await _execution(engine, execution_id)
+    if row["runtime_status"] != ExecutionStatus.FAILED:
+        raise ConflictError(
+            f"only a Failed execution can be retried; {execution_id} is {row['runtime_status']}"
+        )
+    workflow = await engine.workflow_for_version(row["workflow_version_id"])
+    epoch = await engine.store.acquire_lease(execution_id, engine.owner, engine.lease)
+    if epoch is None:
+        raise StorageError(f"execution {execution_id} is held by another process right now")
+    try:
+        steps = await engine.store.get_step_executions(execution_id)
+        again = _retry_rows(workflow, steps, engine.clock.now())
+        seq = int(row["event_seq"])
+        codec = Codec()
+        now = engine.clock.now()
+        detail = {"by": by, "steps": sorted({r["step_id"] for r in again})}
+        events = [
+            _event(execution_id, seq + 1, now, "execution.retried", None, codec.dumps(detail))
+        ]
+        batch = Batch(
+            execution_id,
+            epoch,
+            execution={
+                "runtime_status": str(ExecutionStatus.IN_PROGRESS),
+                "failed_at": None,
+                "completed_at": None,
+                "error": None,
+                "event_seq": seq + 1,
+                "last_activity_at": now,
+            },
+            insert_steps=again,
+            events=events,
+        )
+        await engine.store.commit(batch)
+    finally:
+        await engine.store.release_lease(execution_id, epoch)
+    await engine.store.notify_work()
+    return sorted({r["step_id"] for r in again})
+
+
+def _retry_rows(workflow: CompiledWorkflow, steps: list[Row], now: Any) -> list[Row]:
+    next_seq = max((r["seq"] for r in steps), default=0) + 1
+    again: list[Row] = []
+    for row in _latest(steps).values():
+        status = StepStatus(row["status"])
+        step = workflow.steps.get(row["step_id"])
+        if step is None:
+            continue
+        failed = status == StepStatus.FAILED and not step.spec.continue_on_error
+        if not failed and status != StepStatus.CANCELLED:
+            continue
+        is_loop = row["type"] == "sys.loop"
+        again.append(
+            {
+                **dict.fromkeys(_STEP_NULLS),
+                "id": str(uuid.uuid4()),
+                "execution_id": row["execution_id"],
+                "seq": next_seq,
+                "step_id": row["step_id"],
+                "step_path": row["step_path"],
+                "loop_key": row["loop_key"],
+                "type": row["type"],
+                # A loop resumes its iterations (completed ones stay); others start afresh.
+                "status": str(StepStatus.IN_PROGRESS if is_loop else StepStatus.NOT_STARTED),
+                "attempt": int(row["attempt"]) + 1,
+                "started_at": now if is_loop else None,
+                "input": row["input"] if is_loop else None,
+                "suspended": 0,
+                "idempotency_key": row["idempotency_key"],
+            }
+        )
+        next_seq += 1
+    return again
+
+
+_STEP_NULLS = (
+    "completed_at",
+    "failed_at",
+    "due_at",
+    "wake_at",
+    "output",
+    "error",
+    "state",
+    "children",
+)
+
+
+def _event(
+    execution_id: str,
+    seq: int,
+    at: Any,
+    kind: str,
+    step: Row | None,
+    detail: str | None,
+) -> Row:
+    return {
+        "execution_id": execution_id,
+        "seq": seq,
+        "at": at,
+        "kind": kind,
+        "step_execution_id": step["id"] if step else None,
+        "step_id": step["step_id"] if step else None,
+        "attempt": step["attempt"] if step else None,
+        "status": step["status"] if step else None,
+        "detail": detail,
+    }
+
+
+# -- rerun --------------------------------------------------------------------------------
+
+
+async def rerun(
+    engine: Engine,
+    execution_id: str,
+    from_step: str,
+    version: Literal["pinned", "latest"],
+    by: str,
+) -> str:
+    """A new execution that reuses the original's outputs of the steps before ``from_step``
+    and runs the rest; returns its id (queued, ``InProgress``, linked by ``rerunOf``)."""
+    row = await _execution(engine, execution_id)
+    original = await engine.workflow_for_version(row["workflow_version_id"])
+    if version == "latest":
+        target, stored = await engine.resolve_workflow(row["workflow_name"])
+    else:
+        pinned = await engine.store.get_workflow_version(row["workflow_version_id"])
+        if pinned is None:
+            raise NotFoundError(f"workflow version {row['workflow_version_id']} is gone")
+        target, stored = original, pinned
+    reused = _reusable(original, target, from_step, row["workflow_version"], stored.version)
+    latest = _latest(await engine.store.get_step_executions(execution_id))
+    copies: list[Row] = []
+    for step_id in sorted(reused, key=lambda s: _order(original, s)):
+        found = latest.get(("", step_id))
+        if found is None or StepStatus(found["status"]) not in REUSABLE:
+            state = found["status"] if found else "never ran"
+            raise ConflictError(
+                f"cannot rerun from '{from_step}': step '{step_id}' runs before it but did not "
+                f"complete in execution {execution_id} ({state}); rerun from an earlier step"
+            )
+        copies.append(found)
+    variables = dict(target.spec.variables)
+    for found in sorted(copies, key=lambda r: (r["completed_at"] is None, r["seq"])):
+        if found["type"] == "sys.set_variable" and found["status"] == StepStatus.COMPLETED:
+            out = loads(found["output"]) or {}
+            variables[out["name"]] = out["value"]  # the value after the original's operation
+    now = engine.clock.now()
+    exec_row, created = execution_rows(
+        target,
+        stored,
+        trigger=loads(row["trigger"]) or {},
+        now=now,
+        created_by=by,
+        correlation_id=row["correlation_id"],
+        lineage=Lineage(rerun_of=execution_id, depth=int(row["depth"] or 0)),
+        variables=variables,
+    )
+    new_id = exec_row["id"]
+    codec = Codec()
+    origin = {"rerunOf": execution_id, "from": from_step}
+    created["detail"] = codec.dumps({"workflow": target.name, "version": stored.version, **origin})
+    events = [created, _event(new_id, 2, now, "execution.started", None, None)]
+    step_rows = []
+    for seq, found in enumerate(copies, start=1):
+        copy = {**found, "id": str(uuid.uuid4()), "execution_id": new_id, "seq": seq}
+        step_rows.append(copy)
+        reuse = codec.dumps({"from": found["id"], "execution": execution_id})
+        events.append(_event(new_id, len(events) + 1, now, "step.reused", copy, reuse))
+    exec_row.update(
+        runtime_status=str(ExecutionStatus.IN_PROGRESS),
+        started_at=now,
+        event_seq=len(events),
+    )
+    await engine.store.create_execution(exec_row, events, step_rows)
+    await engine.store.notify_work()
+    return str(new_id)
+
+
+def _reusable(
+    original: CompiledWorkflow,
+    target: CompiledWorkflow,
+    from_step: str,
+    original_version: int,
+    target_version: int,
+) -> set[str]:
+    step = original.steps.get(from_step)
+    if step is None:
+        raise NotFoundError(
+            f"workflow {original.name} version {original_version} has no step '{from_step}'"
+        )
+    if step.scope:
+        raise InputError(
+            f"step '{from_step}' runs inside loop '{step.scope[0]}'; rerun from the loop step "
+            f"'{step.scope[0]}' instead"
+        )
+    if from_step not in target.steps:
+        raise ConflictError(
+            f"step '{from_step}' no longer exists in {target.name} version {target_version}"
+        )
+    predecessors = {sid: list(s.predecessors) for sid, s in original.graph.steps.items()}
+    reused = ancestors(from_step, predecessors)
+    problems = []
+    for sid in sorted(reused):
+        then, now = original.steps[sid], target.steps.get(sid)
+        if now is None:
+            problems.append(f"'{sid}' no longer exists in version {target_version}")
+        elif now.type_name != then.type_name or now.scope != then.scope:
+            problems.append(
+                f"'{sid}' changed from {then.type_name} to {now.type_name} in version "
+                f"{target_version}"
+            )
+    if problems:
+        raise ConflictError(
+            f"cannot rerun from '{from_step}' on version {target_version}: the steps it would "
+            "reuse changed: " + "; ".join(problems) + " (rerun with --version pinned)"
+        )
+    return reused
+
+
+def _order(workflow: CompiledWorkflow, step_id: str) -> int:
+    return list(workflow.graph.steps).index(step_id)

@@ -1,0 +1,89 @@
+"""Steps waiting for a person (``sys.wait_for_input``): begin, deliver, time out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flowledger.definition.durations import parse_duration
+from flowledger.runtime.state import StepRun
+from flowledger.runtime.status import StepStatus
+from flowledger.steps.human import input_problems
+from flowledger.timeutil import iso
+
+if TYPE_CHECKING:
+    from flowledger.runtime.runner import ExecutionRunner
+
+
+class InputWaits:
+    def __init__(self, runner: ExecutionRunner) -> None:
+        self.runner = runner
+        #: Waiting step runs by step execution id.
+        self.runs: dict[str, StepRun] = {}
+
+    def begin(self, run: StepRun) -> None:
+        """The step now waits; its own ``due`` (if earlier than the step-level one) is armed."""
+        data = run.input if isinstance(run.input, dict) else {}
+        if data.get("due") is not None:
+            due_at = run.started_at or self.runner.clock.now()
+            due_at = due_at + parse_duration(data["due"])
+            if run.due_at is None or due_at < run.due_at:
+                run.due_at = due_at
+                self.runner.add_timer(due_at, "due", run)
+        self.runs[run.id] = run
+        self.runner.journal.touch(run)
+        self.runner.journal.event(
+            "step.awaiting_input",
+            run,
+            {
+                "prompt": data.get("prompt"),
+                "assignee": data.get("assignee"),
+                "dueAt": iso(run.due_at) if run.due_at else None,
+            },
+        )
+
+    def restore(self, run: StepRun) -> None:
+        self.runs[run.id] = run
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.runs)
+
+    def deliver(self, payload: dict[str, Any]) -> None:
+        """Data a person submitted (checked again: the schema is the step's, not the caller's)."""
+        run = self.runs.get(str(payload.get("stepExecutionId")))
+        detail = {"submittedBy": payload.get("submittedBy"), "submittedAt": payload.get("at")}
+        if run is None or run.status != StepStatus.IN_PROGRESS:
+            self.runner.journal.event(
+                "step.input_ignored", None, {**detail, "reason": "the step is not waiting"}
+            )
+            return
+        data = payload.get("data")
+        schema = run.input.get("schema") if isinstance(run.input, dict) else None
+        problems = input_problems(schema, data)
+        if problems:
+            self.runner.journal.event("step.input_rejected", run, {**detail, "problems": problems})
+            return
+        del self.runs[run.id]
+        self.runner.journal.event("step.input_received", run, detail)
+        self.runner.resume_status()
+        self.runner.step_succeeded(run, data)
+
+    def timed_out(self, run: StepRun) -> bool:
+        """Handle a waiting step's due time; False when the step is not a waiting one."""
+        if self.runs.pop(run.id, None) is None:
+            return False
+        data = run.input if isinstance(run.input, dict) else {}
+        self.runner.resume_status()
+        on_timeout = data.get("on_timeout")
+        if isinstance(on_timeout, dict):
+            self.runner.journal.event("step.input_timed_out", run, {"tookDefault": True})
+            self.runner.step_succeeded(run, on_timeout.get("default"))
+        else:
+            due = iso(run.due_at) if run.due_at else "its due time"
+            self.runner.step_failed(
+                run, f"no input arrived before it was due ({due})", retryable=False
+            )
+        return True
+
+    def forget(self, run: StepRun) -> None:
+        self.runs.pop(run.id, None)

@@ -1,0 +1,65 @@
+"""``sys.wait_for_input``: park the execution until a person submits data (SPEC §2, §4).
+
+The handler only asks to wait; the runtime keeps the step ``InProgress`` and the
+execution ``AwaitingUserInput``, checks submissions against ``schema``, and ends the
+wait when data arrives, or when ``due`` passes (failing, or taking ``on_timeout``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator, SchemaError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowledger.definition.models import Duration
+from flowledger.steps.base import StepContext, Suspend, step_type
+
+#: ``Suspend.state["wait"]`` of a step waiting for a person.
+INPUT_WAIT = "input"
+
+
+class OnTimeout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: The step's output when nobody answered in time.
+    default: Any = None
+
+
+class WaitForInputInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    prompt: str = Field(min_length=1, max_length=10_000)
+    #: JSON Schema the submitted data must match (any JSON when absent).
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    assignee: str | None = None
+    #: How long to wait (the step-level ``due`` works too; the earlier one wins).
+    due: Duration | None = None
+    on_timeout: OnTimeout | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
+        return schema
+
+
+@step_type("sys.wait_for_input", pure=True)
+def wait_for_input(data: WaitForInputInput, ctx: StepContext) -> Any:
+    """Wait for a person's input, validated against ``schema``."""
+    return Suspend(until=None, state={"wait": INPUT_WAIT})
+
+
+def input_problems(schema: dict[str, Any] | None, data: Any) -> list[str]:
+    """Each way ``data`` breaks ``schema``, as ``data.field: message`` sentences."""
+    if schema is None:
+        return []
+    problems = []
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    for error in errors:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        problems.append(f"data{where}: {error.message}")
+    return problems

@@ -1,0 +1,53 @@
+"""``sys.sub_workflow``: start child executions and wait for them (SPEC §2).
+
+The runtime does the work (runtime/children.py): it creates the children in the
+same commit that records the step as waiting, and finishes the step when every
+child is terminal. This module declares the step's input and output.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowledger.errors import StepError
+from flowledger.steps.base import StepContext, StepType
+
+#: ``Suspend.state["wait"]`` of a step waiting for its children.
+CHILDREN_WAIT = "children"
+
+
+class SubWorkflowInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(min_length=1, max_length=128)
+    #: A version number, or ``latest`` (the pushed version, else the newest stored).
+    version: int | Literal["latest"] | None = None
+    #: The child's input; with ``items``, rendered once per item (``loop.<step id>.item``).
+    input: Any = None
+    items: list[Any] | None = None
+    concurrency: int = Field(10, ge=1, le=1000)
+
+
+class ChildExecution(BaseModel):
+    id: str
+    runtimeStatus: str
+    output: Any = None
+
+
+class SubWorkflowOutput(BaseModel):
+    executions: list[ChildExecution]
+
+
+def _run_by_the_scheduler(data: SubWorkflowInput, ctx: StepContext) -> SubWorkflowOutput:
+    raise StepError("sys.sub_workflow is run by the scheduler, not as a handler", retryable=False)
+
+
+SUB_WORKFLOW = StepType(
+    name="sys.sub_workflow",
+    handler=_run_by_the_scheduler,
+    input_model=SubWorkflowInput,
+    output_model=SubWorkflowOutput,
+    description="Start child executions of another workflow and wait for them.",
+)
