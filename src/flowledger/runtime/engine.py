@@ -292,8 +292,9 @@ class Engine:
             keeper = LeaseKeeper(self.store, self.owner, self.lease, self.clock, lost)
             keeper.hold(execution_id, epoch)
             keeper.start()
+            parked_until = None
             try:
-                await self.run_owned(execution_id)
+                _, parked_until = await self.run_owned(execution_id)
             except asyncio.CancelledError:
                 if not lost_lease:
                     raise
@@ -303,7 +304,8 @@ class Engine:
                 ) from None
             finally:
                 await keeper.stop()
-                await self.store.release_lease(execution_id, epoch)
+                # Waiting for people: claimable again when a timer is due or input arrives.
+                await self.store.release_lease(execution_id, epoch, parked_until)
         if not document:
             final = await self._row(execution_id)
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}

@@ -61,4 +61,5 @@ class Inbox:
             elif kind in ("child_done", "child_waiting"):
                 children_moved = True
         if children_moved and not runner.status.terminal:
+            runner.resume_status()
             await runner.children.refresh()

@@ -1,18 +1,382 @@
-"""Worker duty: schedule triggers: one execution per tick, whatever the number of workers."""
+"""Worker duty: schedule triggers: one execution per tick, whatever the number of workers.
+
+Ticks follow the cron expression in the trigger's time zone, through daylight saving
+time changes the way cron does it:
+
+- a schedule with fixed hours (``30 2 * * *``) fires each wall-clock time once: a time
+  that happens twice (clocks go back) at its first occurrence; a time that never happens
+  (clocks go forward) at the moment the clocks jump (03:00 that day in Europe/Berlin);
+- a schedule that runs every hour (hour field ``*``, e.g. ``*/15 * * * *``) keeps its pace
+  in real time: it fires in both passes of a repeated hour and not in a skipped one.
+
+Every tick starts its execution under the trigger key
+``schedule:<workflow>:<trigger index>:<tick in UTC>``, which the database keeps unique, so
+workers that race, or one that crashes between starting and recording its progress, never
+start a tick twice. Progress (the newest tick dealt with) is then recorded with a
+compare-and-set; counting starts when the workflow was pushed, so a fresh push never fires
+a backlog. Ticks missed while no worker ran follow the trigger's ``catch_up``:
+
+- ``none``: skipped; a tick fires only while it is current, up to ``GRACE`` after it;
+- ``latest``: the most recent missed tick fires, the others are skipped;
+- ``all``: each missed tick fires, oldest first, at most ``MAX_CATCH_UP`` of them (the
+  newest ones; a warning says how many older ones were dropped).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterError, croniter
+
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.triggers import CompiledTrigger, ScheduleTrigger
+from flowledger.errors import FlowledgerError, InputError, StorageError
+from flowledger.runtime.creation import Lineage
+from flowledger.storage import WorkflowVersion
+from flowledger.storage.schedules import ScheduleState
+from flowledger.timeutil import iso
 
 if TYPE_CHECKING:
     from flowledger.runtime.engine import Engine
 
+log = logging.getLogger(__name__)
+
+#: How late a tick may still fire under ``catch_up: none``. Workers look every second, so
+#: only a worker restart or a stalled database makes one later; past this, it was missed.
+GRACE = timedelta(seconds=60)
+#: At most this many missed ticks fire under ``catch_up: all`` (the newest ones).
+MAX_CATCH_UP = 1000
+#: At most this many ticks start per trigger in one round, so a round stays short.
+BATCH = 100
+#: How long to wait when no schedule is active (the worker looks at least every second).
+IDLE = 60.0
+#: Bound on cron steps per search: skipped or repeated hours can hold ticks to step over.
+_MAX_STEPS = 100_000
+_USEC = timedelta(microseconds=1)
+
+
+# -- ticks: pure functions of a trigger and a moment ------------------------------------------
+
+
+def _moment(wall: datetime, zone: ZoneInfo) -> datetime:
+    """When the naive wall-clock time ``wall`` happens in ``zone`` (aware UTC): the first
+    occurrence of a repeated time; the end of the jump for a skipped one."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # Skipped: fold=1 lands before the jump, fold=0 after it; find the jump to the second.
+    before = int(wall.replace(tzinfo=zone, fold=1).timestamp())
+    after = int(first.timestamp())
+    offset_after = first.astimezone(zone).utcoffset()
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_after:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, UTC)
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> tuple[datetime, timedelta]:
+    """The naive wall-clock time of ``moment`` in ``zone``, and how far past it wall times
+    may already have happened (the rest of a repeated hour, on its second pass)."""
+    local = moment.astimezone(zone)
+    ahead = timedelta(0)
+    if local.fold:
+        first, second = local.replace(fold=0).utcoffset(), local.utcoffset()
+        if first is not None and second is not None:
+            ahead = first - second
+    return local.replace(tzinfo=None), ahead
+
+
+def _every_hour(cron: str) -> bool:
+    """Whether the hour field is ``*``: such schedules keep real-time pace (cron's rule)."""
+    fields = cron.split()
+    if len(fields) == 1:  # a macro such as @daily
+        return fields[0].lower() == "@hourly"
+    return fields[1] == "*"
+
+
+def _backward(spec: ScheduleTrigger, now: datetime) -> Iterator[datetime]:
+    """Ticks at or before ``now``, newest first (equal ones repeat; some may be after it)."""
+    zone = ZoneInfo(spec.timezone)
+    if _every_hour(spec.cron):
+        steps = croniter(spec.cron, now.astimezone(zone) + _USEC)
+        while True:
+            yield steps.get_prev(datetime).astimezone(UTC)
+    wall, ahead = _wall(now, zone)
+    steps = croniter(spec.cron, wall + ahead + _USEC)
+    while True:
+        yield _moment(steps.get_prev(datetime), zone)
+
+
+def _forward(spec: ScheduleTrigger, after: datetime) -> Iterator[datetime]:
+    """Ticks after ``after``, oldest first (the first ones may be at or before it)."""
+    zone = ZoneInfo(spec.timezone)
+    if _every_hour(spec.cron):
+        steps = croniter(spec.cron, after.astimezone(zone))
+        while True:
+            yield steps.get_next(datetime).astimezone(UTC)
+    steps = croniter(spec.cron, _wall(after, zone)[0])
+    while True:
+        yield _moment(steps.get_next(datetime), zone)
+
+
+def due_ticks(spec: ScheduleTrigger, since: datetime, now: datetime, limit: int) -> list[datetime]:
+    """The ticks in (``since``, ``now``], newest first, at most ``limit`` of them."""
+    found: list[datetime] = []
+    try:
+        for _, tick in zip(range(_MAX_STEPS), _backward(spec, now), strict=False):
+            if len(found) >= limit or tick <= since:
+                break
+            if tick <= now and (not found or tick < found[-1]):
+                found.append(tick)
+    except CroniterError:  # an expression that matches no date at all, like 30 February
+        pass
+    return found
+
+
+def next_tick(spec: ScheduleTrigger, after: datetime) -> datetime | None:
+    """The first tick strictly after ``after`` (aware UTC); None if the cron never fires."""
+    try:
+        for _, tick in zip(range(_MAX_STEPS), _forward(spec, after), strict=False):
+            if tick > after:
+                return tick
+    except CroniterError:
+        pass
+    return None
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """What one round does for one schedule trigger."""
+
+    #: Ticks to start now, oldest first (aware UTC).
+    fire: tuple[datetime, ...]
+    #: The progress to record: the newest tick dealt with (None: nothing new is due).
+    last_tick: datetime | None
+    #: Due ticks that the catch-up policy leaves unstarted.
+    dropped: int
+    #: More due ticks wait for the next round (``all`` fires at most ``batch`` per round).
+    more: bool
+
+
+def plan_ticks(
+    spec: ScheduleTrigger,
+    since: datetime,
+    now: datetime,
+    *,
+    grace: timedelta = GRACE,
+    cap: int = MAX_CATCH_UP,
+    batch: int = BATCH,
+) -> TickPlan:
+    """Apply the trigger's ``catch_up`` policy to the ticks due in (``since``, ``now``].
+
+    ``dropped`` counts the ticks seen to be skipped; under ``none`` and ``latest`` older
+    missed ticks are not even enumerated, so it is a lower bound there.
+    """
+    if spec.catch_up != "all":
+        newest = due_ticks(spec, since, now, 2)
+        if not newest:
+            return TickPlan((), None, 0, False)
+        fire = spec.catch_up == "latest" or now - newest[0] <= grace
+        chosen: tuple[datetime, ...] = (newest[0],) if fire else ()
+        return TickPlan(chosen, newest[0], len(newest) - len(chosen), False)
+    due = due_ticks(spec, since, now, cap + 1)
+    dropped = max(0, len(due) - cap)
+    oldest_first = tuple(reversed(due[:cap]))
+    if len(oldest_first) > batch:
+        first = oldest_first[:batch]
+        return TickPlan(first, first[-1], dropped, True)
+    return TickPlan(oldest_first, due[0] if due else None, dropped, False)
+
+
+def next_fire_times(
+    workflow: CompiledWorkflow, after: datetime
+) -> list[tuple[CompiledTrigger, datetime | None]]:
+    """Each schedule trigger of ``workflow`` with its first tick after ``after``."""
+    return [
+        (trigger, next_tick(trigger.spec, after))
+        for trigger in workflow.triggers
+        if isinstance(trigger.spec, ScheduleTrigger)
+    ]
+
+
+def trigger_key(workflow_name: str, index: int, tick: datetime) -> str:
+    return f"schedule:{workflow_name}:{index}:{iso(tick)}"
+
+
+# -- the duty -----------------------------------------------------------------------------------
+
 
 class Scheduler:
+    """Fires the schedule triggers of every pushed workflow; safe on any number of workers."""
+
     name = "schedules"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        grace: timedelta = GRACE,
+        max_catch_up: int = MAX_CATCH_UP,
+        batch: int = BATCH,
+    ) -> None:
         self.engine = engine
+        self.grace = grace
+        self.max_catch_up = max_catch_up
+        self.batch = batch
+        #: Per version id: does its document have a schedule trigger (read once: immutable).
+        self._scheduled: dict[str, bool] = {}
+        #: Versions that do not compile here (a plugin missing?): reported once, not per round.
+        self._broken: set[str] = set()
 
-    async def run_once(self) -> float:
-        return 60.0
+    async def run_once(self, now: datetime | None = None) -> float:
+        """Start every due tick; return the seconds until the next one.
+
+        ``now`` (default: the database clock) lets tests put the scheduler at any moment.
+        """
+        now = now or self.engine.clock.now()
+        store = self.engine.store
+        states = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
+        wait = IDLE
+        started = 0
+        for version, pushed_at in await store.active_workflows():
+            workflow = await self._compile(version)
+            if workflow is None:
+                continue
+            for trigger in workflow.triggers:
+                if not isinstance(trigger.spec, ScheduleTrigger):
+                    continue
+                state = states.get((workflow.name, trigger.index))
+                count, more = await self._fire(workflow, trigger, state, pushed_at, now)
+                started += count
+                upcoming = next_tick(trigger.spec, now)
+                if more:
+                    wait = 0.0
+                elif upcoming is not None:
+                    wait = min(wait, (upcoming - now).total_seconds())
+        if started:
+            await store.notify_work()
+        return max(0.0, wait)
+
+    async def _compile(self, version: WorkflowVersion) -> CompiledWorkflow | None:
+        scheduled = self._scheduled.get(version.id)
+        if scheduled is None:
+            triggers = json.loads(version.document).get("triggers") or []
+            scheduled = any(isinstance(t, dict) and t.get("type") == "schedule" for t in triggers)
+            self._scheduled[version.id] = scheduled
+        if not scheduled or version.id in self._broken:
+            return None
+        try:
+            return await self.engine.workflow_for_version(version.id)
+        except StorageError:
+            raise
+        except FlowledgerError as exc:
+            self._broken.add(version.id)
+            log.error(
+                "workflow %s version %d cannot be loaded by this worker, so it does not fire "
+                "its schedules here: %s",
+                version.name,
+                version.version,
+                exc,
+            )
+            return None
+
+    async def _fire(
+        self,
+        workflow: CompiledWorkflow,
+        trigger: CompiledTrigger,
+        state: ScheduleState | None,
+        pushed_at: datetime,
+        now: datetime,
+    ) -> tuple[int, bool]:
+        """Start the trigger's due ticks and record how far it got: (started, more due)."""
+        spec = trigger.spec
+        assert isinstance(spec, ScheduleTrigger)
+        since = pushed_at
+        if state is not None:
+            same = (state.cron, state.timezone) == (spec.cron, spec.timezone)
+            # An edited schedule counts afresh from its push, never before its last tick.
+            since = state.last_tick if same else max(pushed_at, state.last_tick)
+        plan = plan_ticks(
+            spec, since, now, grace=self.grace, cap=self.max_catch_up, batch=self.batch
+        )
+        if plan.dropped:
+            self._report_dropped(workflow.name, trigger.index, spec, plan.dropped)
+        for tick in plan.fire:
+            await self._start(workflow, trigger.index, spec, tick)
+        if plan.last_tick is not None:
+            progress = ScheduleState(
+                workflow.name, trigger.index, spec.cron, spec.timezone, plan.last_tick
+            )
+            if not await self.engine.store.save_schedule_state(progress, state):
+                log.debug(
+                    "schedule trigger %d of %s: another worker recorded it first",
+                    trigger.index,
+                    workflow.name,
+                )
+        return len(plan.fire), plan.more
+
+    async def _start(
+        self, workflow: CompiledWorkflow, index: int, spec: ScheduleTrigger, tick: datetime
+    ) -> None:
+        document = {
+            "type": "schedule",
+            "scheduledAt": iso(tick),
+            "cronExpression": spec.cron,
+            "timezone": spec.timezone,
+            # What ``input`` reads in templates, as for a function trigger.
+            "arguments": spec.input,
+        }
+        try:
+            execution_id = await self.engine.start(
+                workflow,
+                spec.input,
+                trigger=document,
+                created_by="schedule",
+                lineage=Lineage(trigger_key=trigger_key(workflow.name, index, tick)),
+            )
+        except InputError as exc:  # the tick is skipped: retrying cannot make the input fit
+            log.error(
+                "schedule trigger %d of %s did not start its %s tick: %s",
+                index,
+                workflow.name,
+                iso(tick),
+                exc,
+            )
+            return
+        log.info(
+            "schedule trigger %d of %s: tick %s is execution %s",
+            index,
+            workflow.name,
+            iso(tick),
+            execution_id,
+        )
+
+    def _report_dropped(
+        self, workflow_name: str, index: int, spec: ScheduleTrigger, dropped: int
+    ) -> None:
+        if spec.catch_up == "all":
+            log.warning(
+                "schedule trigger %d of %s missed more than %d ticks while no worker ran; "
+                "only the newest %d fire (catch_up: all is capped)",
+                index,
+                workflow_name,
+                self.max_catch_up,
+                self.max_catch_up,
+            )
+        else:
+            log.info(
+                "schedule trigger %d of %s missed ticks while no worker ran; catch_up: %s "
+                "skips them",
+                index,
+                workflow_name,
+                spec.catch_up,
+            )

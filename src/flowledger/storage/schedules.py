@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import ColumnElement, Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from flowledger.storage.schema_schedules import schedule_states
 
 
-class ScheduleStore(ABC):  # noqa: B024 - filled in as the part grows
+@dataclass(frozen=True)
+class ScheduleState:
+    """How far one schedule trigger of a pushed workflow has fired."""
+
+    workflow_name: str
+    trigger_index: int
+    #: The cron expression and time zone that ``last_tick`` was computed for.
+    cron: str
+    timezone: str
+    #: The newest tick dealt with: started, or skipped by the catch-up policy (aware UTC).
+    last_tick: datetime
+
+
+class ScheduleStore(ABC):
     """What the runtime and the faces need from a database for schedules."""
+
+    @abstractmethod
+    async def schedule_states(self) -> list[ScheduleState]:
+        """Every schedule trigger's progress (triggers that never fired have none)."""
+
+    @abstractmethod
+    async def save_schedule_state(
+        self, state: ScheduleState, expected: ScheduleState | None
+    ) -> bool:
+        """Compare-and-set: store ``state`` only if the stored one still equals ``expected``
+        (None: there is none yet). False when another worker moved it first."""
 
 
 class SQLScheduleStore(ScheduleStore):
@@ -21,3 +49,45 @@ class SQLScheduleStore(ScheduleStore):
 
     @abstractmethod
     def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
+
+    async def schedule_states(self) -> list[ScheduleState]:
+        t = schedule_states
+        query = select(t.c.workflow_name, t.c.trigger_index, t.c.cron, t.c.timezone, t.c.last_tick)
+        with self.conn.begin():
+            return [
+                ScheduleState(r.workflow_name, r.trigger_index, r.cron, r.timezone, r.last_tick)
+                for r in self.conn.execute(query)
+            ]
+
+    async def save_schedule_state(
+        self, state: ScheduleState, expected: ScheduleState | None
+    ) -> bool:
+        t = schedule_states
+        values = {
+            "cron": state.cron,
+            "timezone": state.timezone,
+            "last_tick": state.last_tick,
+            "updated_at": self._sql_now(),
+        }
+        if expected is None:
+            try:
+                with self.conn.begin():
+                    self.conn.execute(
+                        insert(t).values(
+                            workflow_name=state.workflow_name,
+                            trigger_index=state.trigger_index,
+                            **values,
+                        )
+                    )
+            except IntegrityError:  # another worker recorded the first tick before us
+                return False
+            return True
+        where = and_(
+            t.c.workflow_name == expected.workflow_name,
+            t.c.trigger_index == expected.trigger_index,
+            t.c.cron == expected.cron,
+            t.c.timezone == expected.timezone,
+            t.c.last_tick == expected.last_tick,
+        )
+        with self.conn.begin():
+            return self.conn.execute(update(t).where(where).values(**values)).rowcount == 1

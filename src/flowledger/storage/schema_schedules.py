@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text  # noqa: F401
+from sqlalchemy import Column, Integer, String, Table
 
-from flowledger.storage.schema import UTCDateTime, metadata  # noqa: F401
+from flowledger.storage.schema import UTCDateTime, metadata
+
+#: How far each schedule trigger of a pushed workflow has fired, keyed like its ticks'
+#: trigger keys: (workflow name, position in ``triggers``). ``cron`` and ``timezone`` are
+#: what ``last_tick`` was computed for: a pushed edit of either starts the count afresh.
+schedule_states = Table(
+    "schedule_states",
+    metadata,
+    Column("workflow_name", String(128), primary_key=True),
+    Column("trigger_index", Integer, primary_key=True),
+    Column("cron", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    #: The newest tick dealt with (fired, or skipped by the catch-up policy).
+    Column("last_tick", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

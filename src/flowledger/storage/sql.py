@@ -139,7 +139,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             current = self.conn.execute(select(t.c.version_id).where(t.c.name == name)).scalar()
             if current == version_id:
                 return False
-            values = {"version_id": version_id, "pushed_at": utcnow()}
+            now = self.conn.execute(select(self._sql_now())).scalar_one()
+            values = {"version_id": version_id, "pushed_at": now}
             if current is None:
                 self.conn.execute(insert(t).values(name=name, **values))
             else:

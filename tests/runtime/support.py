@@ -1,0 +1,63 @@
+"""Helpers the runtime tests share: waiting for a state, running a worker in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+from flowledger import Engine
+from flowledger.runtime.worker import Worker, WorkerOptions
+
+FAST = WorkerOptions(concurrency=8, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05)
+
+
+async def wait_until(
+    engine: Engine,
+    execution_id: str,
+    check: Callable[[dict[str, Any]], bool],
+    seconds: float = 20.0,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for _ in range(int(seconds / 0.02)):
+        doc = await engine.get_execution(execution_id)
+        if check(doc):
+            return doc
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"execution {execution_id} never got there: {doc.get('runtimeStatus')}")
+
+
+async def wait_for_status(
+    engine: Engine, execution_id: str, status: str, seconds: float = 20.0
+) -> dict[str, Any]:
+    return await wait_until(engine, execution_id, lambda d: d["runtimeStatus"] == status, seconds)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(engine: Engine, options: WorkerOptions = FAST) -> AsyncIterator[Worker]:
+    worker = Worker(engine, options)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+
+
+def yaml(text: str) -> str:
+    return textwrap.dedent(text)
+
+
+def latest(doc: dict[str, Any], step_id: str) -> dict[str, Any]:
+    """The newest attempt of a top-level step."""
+    runs = [s for s in doc["steps"].values() if s["stepId"] == step_id and not s["loop"]]
+    return max(runs, key=lambda s: s["attempt"])
+
+
+def step_status(doc: dict[str, Any], step_id: str) -> str | None:
+    """The status of a top-level step's newest attempt; None before it has one."""
+    runs = [s for s in doc["steps"].values() if s["stepId"] == step_id and not s["loop"]]
+    return max(runs, key=lambda s: s["attempt"])["status"] if runs else None

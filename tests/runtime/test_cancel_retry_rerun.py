@@ -1,0 +1,187 @@
+"""Cancel, retry in place and rerun from a step: what people ask of a workflow engine most."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from flowledger import Engine, StepRegistry
+from flowledger.errors import ConflictError, InputError
+from tests.runtime.steps_for_tests import Recorder
+from tests.runtime.support import (
+    latest,
+    running_worker,
+    step_status,
+    wait_for_status,
+    wait_until,
+    yaml,
+)
+
+PIPELINE = yaml(
+    """
+    name: pipeline
+    variables: {count: 0}
+    steps:
+      - id: fetch
+        type: test.flaky
+        input: {name: fetch}
+      - id: bump
+        type: sys.set_variable
+        input: {name: count, op: increment, value: 1}
+      - id: work
+        type: test.flaky
+        input: {name: work, fail_times: 1}
+      - id: report
+        type: sys.transform
+        input: {value: "{{ steps.fetch.output.value }}/{{ steps.work.output.attempt }}/{{ variables.count }}"}
+    output: "{{ steps.report.output }}"
+    """
+)
+
+
+async def test_cancel_stops_running_steps(engine: Engine, recorder: Recorder) -> None:
+    text = yaml(
+        """
+        name: long
+        steps:
+          - {id: first, type: test.slow, input: {seconds: 30, name: long}}
+          - {id: never, type: test.flaky, input: {name: never}}
+        """
+    )
+    execution_id = await engine.start(engine.load_text(text), hold=True)
+    task = asyncio.create_task(engine.drive(execution_id))
+    await wait_until(engine, execution_id, lambda d: step_status(d, "first") == "InProgress")
+    await engine.cancel(execution_id, by="ops", reason="wrong data")
+    doc = await asyncio.wait_for(task, 10)
+    assert doc["runtimeStatus"] == "Cancelled"
+    assert latest(doc, "first")["status"] == "Cancelled"
+    assert recorder.running == 0  # the handler saw the cancellation and stopped
+    assert recorder.calls["never"] == 0
+    events = await engine.events(execution_id)
+    [cancelled] = [e for e in events if e["kind"] == "execution.cancelled"]
+    assert cancelled["detail"] == {"reason": "wrong data", "by": "ops"}
+
+
+async def test_cancel_before_start_and_after_the_end(engine: Engine) -> None:
+    workflow = engine.load_text("name: tiny\nsteps: [{id: a, type: sys.no_action}]\n")
+    queued = await engine.start(workflow)
+    await engine.cancel(queued)
+    doc = await engine.settle(queued)
+    assert doc["runtimeStatus"] == "Cancelled" and doc["steps"] == {}
+    done = await engine.run(workflow)
+    with pytest.raises(ConflictError, match="already ended: CompletedWithNoActionTaken"):
+        await engine.cancel(done["id"])
+
+
+async def test_retry_reruns_failed_steps_and_keeps_completed_outputs(
+    engine: Engine, recorder: Recorder
+) -> None:
+    doc = await engine.run(engine.load_text(PIPELINE))
+    assert doc["runtimeStatus"] == "Failed"
+    assert await engine.retry(doc["id"], by="ops") == ["work"]
+    done = await engine.settle(doc["id"])
+    assert done["runtimeStatus"] == "Completed", done["error"]
+    assert done["output"] == "fetch/2/1"
+    assert recorder.calls["fetch"] == 1  # its completed output was kept, not recomputed
+    assert [s["attempt"] for s in done["steps"].values() if s["stepId"] == "work"] == [1, 2]
+    assert done["error"] is None and done["failedAt"] is None
+    kinds = [e["kind"] for e in await engine.events(doc["id"])]
+    assert kinds.count("execution.failed") == 1 and "execution.retried" in kinds
+    with pytest.raises(ConflictError, match="only a Failed execution can be retried"):
+        await engine.retry(doc["id"])
+
+
+async def test_retry_inside_a_loop_keeps_finished_iterations(
+    engine: Engine, recorder: Recorder
+) -> None:
+    text = yaml(
+        """
+        name: loop-retry
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: [a, b, c]}
+            steps:
+              - id: item
+                type: test.flaky
+                input:
+                  name: "{{ loop.each.item }}"
+                  fail_times: "{{ 1 if loop.each.item == 'b' else 0 }}"
+        """
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    await engine.retry(doc["id"])
+    done = await engine.settle(doc["id"])
+    assert done["runtimeStatus"] == "Completed", done["error"]
+    results = latest(done, "each")["outputData"]["results"]
+    assert [r["item"]["value"] for r in results] == ["a", "b", "c"]
+    assert recorder.calls == {"a": 1, "b": 2, "c": 1}
+
+
+async def test_a_worker_picks_up_a_retried_execution(db_url: str, registry: StepRegistry) -> None:
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(PIPELINE))
+        await engine.retry(doc["id"])
+        async with running_worker(engine):
+            done = await wait_for_status(engine, doc["id"], "Completed")
+    assert done["output"] == "fetch/2/1"
+
+
+async def test_rerun_from_a_step_reuses_what_came_before(
+    engine: Engine, recorder: Recorder
+) -> None:
+    first = await engine.run(engine.load_text(PIPELINE.replace("fail_times: 1", "fail_times: 0")))
+    assert first["runtimeStatus"] == "Completed"
+    new_id = await engine.rerun(first["id"], "work", by="ops")
+    doc = await engine.settle(new_id)
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    assert doc["rerunOf"] == first["id"]
+    assert doc["correlationId"] == first["correlationId"]
+    assert recorder.calls == {"fetch": 1, "work": 2}  # fetch reused, work and the rest ran
+    assert doc["output"] == "fetch/1/1"  # the variable set before 'work' was carried over
+    reused = [e for e in await engine.events(new_id) if e["kind"] == "step.reused"]
+    assert sorted(e["stepId"] for e in reused) == ["bump", "fetch"]
+    assert latest(doc, "fetch")["outputData"] == latest(first, "fetch")["outputData"]
+    original = await engine.get_execution(first["id"])
+    assert original == {**first, "lastActivityAt": original["lastActivityAt"]}  # untouched
+
+
+async def test_rerun_on_the_latest_version_checks_the_reused_steps(engine: Engine) -> None:
+    first = await engine.run(engine.load_text(PIPELINE))
+    await engine.push(
+        engine.load_text(
+            PIPELINE.replace(
+                "type: test.flaky\n    input: {name: fetch}",
+                "type: sys.transform\n    input: {value: {value: x}}",
+            )
+        )
+    )
+    with pytest.raises(ConflictError, match=r"'fetch' changed from test.flaky to sys.transform"):
+        await engine.rerun(first["id"], "work", version="latest")
+    fixed = PIPELINE.replace("fail_times: 1", "fail_times: 0").replace(
+        "name: pipeline", "name: pipeline\ndescription: fixed"
+    )
+    await engine.push(engine.load_text(fixed))
+    new_id = await engine.rerun(first["id"], "work", version="latest")
+    doc = await engine.settle(new_id)
+    assert doc["runtimeStatus"] == "Completed"
+    assert doc["workflowVersion"] == 3
+    assert doc["output"] == "fetch/1/1"
+
+
+async def test_rerun_refusals_say_why(engine: Engine) -> None:
+    first = await engine.run(engine.load_text(PIPELINE))
+    with pytest.raises(ConflictError, match="'work' runs before it but did not complete"):
+        await engine.rerun(first["id"], "report")
+    with pytest.raises(Exception, match="has no step 'nope'"):
+        await engine.rerun(first["id"], "nope")
+    looped = await engine.run(
+        engine.load_text(
+            "name: l\nsteps:\n  - id: each\n    type: sys.loop\n    input: {items: [1]}\n"
+            "    steps: [{id: body, type: sys.no_action}]\n"
+        )
+    )
+    with pytest.raises(InputError, match="rerun from the loop step 'each'"):
+        await engine.rerun(looped["id"], "body")

@@ -1,0 +1,180 @@
+"""sys.wait_for_input: the execution waits for a person, durably, and checks what they send."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from flowledger import Engine, StepRegistry
+from flowledger.errors import ConflictError, InputError, NotFoundError
+from tests.runtime.support import latest, running_worker, wait_for_status, yaml
+
+APPROVAL = yaml(
+    """
+    name: approval
+    variables: {total: 3}
+    steps:
+      - id: prepare
+        type: sys.transform
+        input: {value: {count: 3}}
+      - id: approve
+        type: sys.wait_for_input
+        due: 2d
+        input:
+          prompt: "Send {{ variables.total }} follow-ups?"
+          schema: {type: object, properties: {approved: {type: boolean}}, required: [approved]}
+          assignee: ops@example.com
+      - id: decide
+        type: sys.transform
+        input: {value: "{{ steps.approve.output.approved }}"}
+    output: "{{ steps.decide.output }}"
+    """
+)
+
+
+async def test_waiting_shows_the_prompt_and_input_resumes_it(engine: Engine) -> None:
+    doc = await engine.run(engine.load_text(APPROVAL))
+    assert doc["runtimeStatus"] == "AwaitingUserInput"
+    waiting = latest(doc, "approve")
+    assert waiting["status"] == "InProgress"
+    assert waiting["inputData"]["prompt"] == "Send 3 follow-ups?"
+    [pending] = doc["pendingInputs"]
+    assert pending["stepId"] == "approve"
+    assert pending["assignee"] == "ops@example.com"
+    assert pending["schema"]["required"] == ["approved"]
+    assert waiting["dueAt"] == pending["dueAt"] and pending["dueAt"] is not None
+
+    with pytest.raises(InputError, match=r"data.approved: 'yes' is not of type 'boolean'"):
+        await engine.submit_input(doc["id"], "approve", {"approved": "yes"})
+    with pytest.raises(InputError, match="'approved' is a required property"):
+        await engine.submit_input(doc["id"], "approve", {})
+    still = await engine.get_execution(doc["id"])
+    assert still["runtimeStatus"] == "AwaitingUserInput"  # refused data changes nothing
+
+    await engine.submit_input(doc["id"], "approve", {"approved": True}, submitted_by="ada")
+    done = await engine.settle(doc["id"])
+    assert done["runtimeStatus"] == "Completed"
+    assert done["output"] is True
+    assert latest(done, "approve")["outputData"] == {"approved": True}
+    events = await engine.events(doc["id"])
+    [received] = [e for e in events if e["kind"] == "step.input_received"]
+    assert received["detail"]["submittedBy"] == "ada"
+    assert received["detail"]["submittedAt"]
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("execution.awaiting_input") < kinds.index("execution.resumed")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_input_for_a_step_that_does_not_wait_is_refused(engine: Engine) -> None:
+    doc = await engine.run(engine.load_text(APPROVAL))
+    with pytest.raises(NotFoundError, match=r"no step 'nope' waiting for input.*approve"):
+        await engine.submit_input(doc["id"], "nope", {})
+    with pytest.raises(ConflictError, match=r"step 'prepare' .* is not waiting for input"):
+        await engine.submit_input(doc["id"], "prepare", {})
+    await engine.submit_input(doc["id"], "approve", {"approved": False})
+    await engine.settle(doc["id"])
+    with pytest.raises(ConflictError, match="is Completed; it waits for no input"):
+        await engine.submit_input(doc["id"], "approve", {"approved": True})
+
+
+async def test_a_wait_survives_restarts_and_a_worker_resumes_it(
+    db_url: str, registry: StepRegistry
+) -> None:
+    async with Engine(db_url, registry=registry) as first:
+        doc = await first.run(first.load_text(APPROVAL))
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+    async with Engine(db_url, registry=registry) as second:  # a restart: days may pass here
+        waiting = await second.get_execution(doc["id"])
+        assert waiting["runtimeStatus"] == "AwaitingUserInput"
+        async with running_worker(second):
+            await asyncio.sleep(0.2)  # an idle worker leaves a waiting execution alone
+            assert (await second.get_execution(doc["id"]))["runtimeStatus"] == "AwaitingUserInput"
+            await second.submit_input(doc["id"], "approve", {"approved": True})
+            done = await wait_for_status(second, doc["id"], "Completed")
+    assert done["output"] is True
+
+
+@pytest.mark.parametrize("on_timeout", [False, True])
+async def test_due_passing_fails_the_step_or_takes_the_default(
+    engine: Engine, on_timeout: bool
+) -> None:
+    fallback = "on_timeout: {default: {approved: false}}" if on_timeout else ""
+    text = yaml(
+        f"""
+        name: quick-approval
+        steps:
+          - id: approve
+            type: sys.wait_for_input
+            input:
+              prompt: Approve?
+              due: 300ms
+              {fallback}
+        """
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "AwaitingUserInput"
+    async with running_worker(engine):
+        final = await wait_for_status(engine, doc["id"], "Completed" if on_timeout else "Failed")
+    step = latest(final, "approve")
+    if on_timeout:
+        assert step["outputData"] == {"approved": False}
+    else:
+        assert "no input arrived before it was due" in step["error"]["message"]
+        assert final["error"]["stepId"] == "approve"
+
+
+async def test_waits_inside_a_loop_are_answered_one_by_one(engine: Engine) -> None:
+    text = yaml(
+        """
+        name: per-item-approval
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: [a, b], concurrency: 2}
+            steps:
+              - id: ok
+                type: sys.wait_for_input
+                input: {prompt: "Approve {{ loop.each.item }}?"}
+        """
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "AwaitingUserInput"
+    assert len(doc["pendingInputs"]) == 2
+    with pytest.raises(InputError, match="waits in 2 loop iterations"):
+        await engine.submit_input(doc["id"], "ok", "yes")
+    for pending in doc["pendingInputs"]:
+        await engine.submit_input(doc["id"], pending["stepExecutionId"], pending["prompt"])
+    done = await engine.settle(doc["id"])
+    assert done["runtimeStatus"] == "Completed"
+    results = latest(done, "each")["outputData"]["results"]
+    assert [r["ok"] for r in results] == ["Approve a?", "Approve b?"]
+
+
+async def test_a_bad_schema_is_refused_before_anything_runs(engine: Engine) -> None:
+    text = yaml(
+        """
+        name: bad-schema
+        steps:
+          - id: ask
+            type: sys.wait_for_input
+            input: {prompt: "?", schema: {type: nonsense}}
+        """
+    )
+    from flowledger.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="not a valid JSON Schema"):
+        engine.load_text(text)
+
+
+async def test_references_are_checked_against_the_schema(engine: Engine) -> None:
+    from flowledger.errors import DefinitionError
+
+    text = APPROVAL.replace("steps.approve.output.approved", "steps.approve.output.aproved")
+    with pytest.raises(DefinitionError, match="aproved"):
+        engine.load_text(text)
+
+
+def test_due_is_counted_in_days(engine: Engine) -> None:
+    assert timedelta(days=2) == engine.load_text(APPROVAL).steps["approve"].spec.due

@@ -1,0 +1,425 @@
+"""Schedule triggers: tick arithmetic (DST included), catch-up policies, and the Scheduler
+duty firing each tick exactly once across workers, restarts and crashes.
+
+The scheduler takes ``now`` as an argument, so tests put it at any moment instead of
+waiting for real minutes; one test runs real workers on an every-second schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import textwrap
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import delete
+
+from flowledger import Engine, StepRegistry
+from flowledger.definition.triggers import ScheduleTrigger
+from flowledger.runtime.schedules import (
+    GRACE,
+    Scheduler,
+    due_ticks,
+    next_fire_times,
+    next_tick,
+    plan_ticks,
+)
+from flowledger.runtime.worker import Worker, WorkerOptions
+from flowledger.storage import ExecutionQuery
+from flowledger.storage.schedules import ScheduleState
+from flowledger.storage.schema_schedules import schedule_states
+from flowledger.storage.sql import SQLStore
+from tests.conftest import REPO
+
+CatchUp = Literal["none", "all", "latest"]
+SECOND = timedelta(seconds=1)
+
+
+def schedule(cron: str, timezone: str = "UTC", catch_up: CatchUp = "none") -> ScheduleTrigger:
+    return ScheduleTrigger(type="schedule", cron=cron, timezone=timezone, catch_up=catch_up)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def walk(spec: ScheduleTrigger, start: datetime, end: datetime) -> list[datetime]:
+    """Every tick in (start, end], found forwards with next_tick."""
+    found = []
+    moment = next_tick(spec, start)
+    while moment is not None and moment <= end:
+        found.append(moment)
+        moment = next_tick(spec, moment)
+    return found
+
+
+def hhmm(moments: Sequence[datetime]) -> list[str]:
+    return [m.strftime("%m-%d %H:%M") for m in moments]
+
+
+# -- ticks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        # Spring forward (Europe/Berlin, 29 March 2026): 02:30 does not exist that day; the
+        # tick fires once, when the clocks jump (03:00 CEST = 01:00 UTC).
+        ("2026-03-27", "2026-03-31", ["03-27 01:30", "03-28 01:30", "03-29 01:00", "03-30 00:30"]),
+        # Fall back (25 October 2026): 02:30 happens twice; the tick fires at the first.
+        ("2026-10-23", "2026-10-27", ["10-23 00:30", "10-24 00:30", "10-25 00:30", "10-26 01:30"]),
+    ],
+)
+def test_a_daily_tick_fires_once_on_both_dst_change_days(
+    start: str, end: str, expected: list[str]
+) -> None:
+    spec = schedule("30 2 * * *", "Europe/Berlin")
+    forwards = walk(spec, utc(start), utc(end))
+    backwards = due_ticks(spec, utc(start), utc(end), 100)
+    assert hhmm(forwards) == expected
+    assert backwards == list(reversed(forwards))
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("2026-10-24T23:00", "2026-10-25T03:00"), ("2026-03-28T23:00", "2026-03-29T03:00")],
+)
+def test_an_every_hour_schedule_keeps_real_time_pace_through_dst(start: str, end: str) -> None:
+    spec = schedule("*/30 * * * *", "Europe/Berlin")
+    ticks = walk(spec, utc(start), utc(end))
+    assert {b - a for a, b in itertools.pairwise(ticks)} == {timedelta(minutes=30)}
+    assert len(ticks) == 8
+    assert due_ticks(spec, utc(start), utc(end), 100) == list(reversed(ticks))
+
+
+def test_fixed_hours_in_a_repeated_hour_fire_at_the_first_pass() -> None:
+    spec = schedule("0,30 2 * * *", "Europe/Berlin")
+    # 01:10 UTC is 02:10 CET, in the second pass through 02:00-03:00 on 25 October.
+    now = utc("2026-10-25T01:10")
+    assert hhmm(due_ticks(spec, utc("2026-10-24T12:00"), now, 10)) == ["10-25 00:30", "10-25 00:00"]
+    assert next_tick(spec, now) == utc("2026-10-26T01:00")
+
+
+def test_tick_bounds_and_seconds_field() -> None:
+    spec = schedule("*/5 * * * *")
+    tick = utc("2026-01-01T10:05")
+    assert due_ticks(spec, tick - SECOND, tick, 5) == [tick]  # a tick exactly now is due
+    assert due_ticks(spec, tick, tick + SECOND, 5) == []  # and never again after it
+    assert next_tick(spec, tick) == utc("2026-01-01T10:10")  # strictly after
+    every_second = schedule("* * * * * *")  # croniter's sixth field is seconds
+    assert next_tick(every_second, tick) == tick + SECOND
+    assert len(due_ticks(every_second, tick, tick + 10 * SECOND, 100)) == 10
+
+
+def test_a_cron_that_matches_no_date_never_fires() -> None:
+    spec = schedule("0 0 30 2 *")
+    assert next_tick(spec, utc("2026-01-01")) is None
+    assert due_ticks(spec, utc("2020-01-01"), utc("2026-01-01"), 10) == []
+
+
+def test_catch_up_policies() -> None:
+    since, spec = utc("2026-01-01T10:00"), "*/5 * * * *"
+    now = utc("2026-01-01T10:20:30")  # 10:05 .. 10:20 are due; 10:20 is current
+    none = plan_ticks(schedule(spec), since, now)
+    assert hhmm(none.fire) == ["01-01 10:20"] and none.last_tick == utc("2026-01-01T10:20")
+    late = now + GRACE + SECOND  # nothing is current any more: all are skipped
+    stale = plan_ticks(schedule(spec), since, late)
+    assert stale.fire == () and stale.last_tick == utc("2026-01-01T10:20") and stale.dropped
+    latest = plan_ticks(schedule(spec, catch_up="latest"), since, late)
+    assert hhmm(latest.fire) == ["01-01 10:20"]
+    every = plan_ticks(schedule(spec, catch_up="all"), since, late)
+    assert hhmm(every.fire) == ["01-01 10:05", "01-01 10:10", "01-01 10:15", "01-01 10:20"]
+    assert not every.dropped and not every.more
+    capped = plan_ticks(schedule(spec, catch_up="all"), since, late, cap=3)
+    assert hhmm(capped.fire) == ["01-01 10:10", "01-01 10:15", "01-01 10:20"] and capped.dropped
+    batch = plan_ticks(schedule(spec, catch_up="all"), since, late, batch=2)
+    assert hhmm(batch.fire) == ["01-01 10:05", "01-01 10:10"] and batch.more
+    assert batch.last_tick == utc("2026-01-01T10:10")
+    assert plan_ticks(schedule(spec), now, now).last_tick is None  # nothing new
+
+
+def test_next_fire_times_of_a_compiled_workflow(engine_free: Engine) -> None:
+    workflow = engine_free.load_text(workflow_text("nft", "0 9 * * MON-FRI", "none"))
+    [(trigger, when)] = next_fire_times(workflow, utc("2026-11-21T12:00"))  # a Saturday
+    assert trigger.index == 1 and when == utc("2026-11-23T09:00")
+
+
+# -- the Scheduler duty ------------------------------------------------------------------------
+
+
+def workflow_text(
+    name: str, cron: str, catch_up: str, step: str = "sys.transform, input: {value: 1}"
+) -> str:
+    return (
+        textwrap.dedent(
+            """
+        name: NAME
+        input_schema: {type: object, properties: {who: {type: string}}, required: [who]}
+        triggers:
+          - {type: function}
+          - {type: schedule, cron: "CRON", catch_up: CATCH, input: {who: cron}}
+        output: {at: "{{ trigger.scheduledAt }}", who: "{{ input.who }}"}
+        steps:
+          - {id: only, type: STEP}
+        """
+        )
+        .replace("NAME", name)
+        .replace("CRON", cron)
+        .replace("CATCH", catch_up)
+        .replace("STEP", step)
+    )
+
+
+@pytest.fixture
+def engine_free(registry: StepRegistry) -> Engine:
+    """An engine that is never opened: enough to compile definitions."""
+    return Engine("sqlite://", registry=registry)
+
+
+async def push(engine: Engine, text: str) -> tuple[ScheduleTrigger, datetime]:
+    """Push a definition; its schedule trigger and when it was pushed."""
+    workflow = engine.load_text(text, "schedule.yaml")
+    await engine.push(workflow)
+    [pushed_at] = [at for v, at in await engine.store.active_workflows() if v.name == workflow.name]
+    spec = workflow.triggers[1].spec
+    assert isinstance(spec, ScheduleTrigger)
+    return spec, pushed_at
+
+
+def upcoming(spec: ScheduleTrigger, after: datetime, count: int) -> list[datetime]:
+    found = [next_tick(spec, after)]
+    while len(found) < count:
+        found.append(next_tick(spec, found[-1]))
+    return [f for f in found if f is not None]
+
+
+async def fired(engine: Engine, name: str) -> list[str]:
+    """scheduledAt of every execution the schedule started, oldest first."""
+    docs = await engine.list_executions(ExecutionQuery(workflow=name, limit=1000))
+    assert all(d["createdBy"] == "schedule" for d in docs)
+    return sorted(d["trigger"]["scheduledAt"] for d in docs)
+
+
+def iso_all(moments: Sequence[datetime]) -> list[str]:
+    return [m.strftime("%Y-%m-%dT%H:%M:%S.000Z") for m in moments]
+
+
+async def test_each_tick_starts_one_execution_with_the_trigger_document(engine: Engine) -> None:
+    spec, pushed_at = await push(engine, workflow_text("report", "*/5 * * * *", "none"))
+    t1, t2 = upcoming(spec, pushed_at, 2)
+    scheduler = Scheduler(engine)
+    assert await scheduler.run_once(t1 - SECOND) == pytest.approx(1.0)  # seconds to the tick
+    assert await fired(engine, "report") == []
+    await scheduler.run_once(t1 + SECOND)
+    await scheduler.run_once(t1 + 2 * SECOND)  # the same tick again: nothing new
+    assert await fired(engine, "report") == iso_all([t1])
+    [doc] = await engine.list_executions(ExecutionQuery(workflow="report"))
+    assert doc["trigger"] == {
+        "type": "schedule",
+        "scheduledAt": iso_all([t1])[0],
+        "cronExpression": "*/5 * * * *",
+        "timezone": "UTC",
+        "arguments": {"who": "cron"},
+    }
+    done = await engine.drive(doc["id"])
+    assert done["output"] == {"at": iso_all([t1])[0], "who": "cron"}
+    assert done["workflowVersion"] == 1  # the pushed version, not a copy of it
+    await scheduler.run_once(t2)
+    assert await fired(engine, "report") == iso_all([t1, t2])
+
+
+async def test_a_fresh_push_fires_no_backlog(engine: Engine) -> None:
+    spec, pushed_at = await push(engine, workflow_text("fresh", "* * * * *", "all"))
+    [t1] = upcoming(spec, pushed_at, 1)
+    await Scheduler(engine).run_once(t1 - SECOND)
+    assert await fired(engine, "fresh") == []  # the minutes before the push do not count
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "after_restart"),
+    [("none", []), ("latest", [3]), ("all", [1, 2, 3])],
+)
+async def test_a_sleeping_schedule_catches_up_once_after_a_restart(
+    db_url: str, registry: StepRegistry, catch_up: str, after_restart: list[int]
+) -> None:
+    async with Engine(db_url, registry=registry) as first:
+        spec, pushed_at = await push(first, workflow_text("nap", "*/5 * * * *", catch_up))
+        ticks = upcoming(spec, pushed_at, 5)
+        await Scheduler(first).run_once(ticks[0] + SECOND)
+        assert await fired(first, "nap") == iso_all(ticks[:1])
+    # Nothing runs while ticks 1..3 come due; a new engine wakes up long after the last.
+    async with Engine(db_url, registry=registry) as second:
+        woken = ticks[3] + GRACE + 30 * SECOND
+        scheduler = Scheduler(second)
+        expected = iso_all([ticks[0], *(ticks[i] for i in after_restart)])
+        for _ in range(2):
+            await scheduler.run_once(woken)
+            assert await fired(second, "nap") == expected
+        await Scheduler(second).run_once(ticks[4] + SECOND)  # a fresh worker, on time again
+        assert await fired(second, "nap") == sorted([*expected, *iso_all(ticks[4:])])
+
+
+async def test_a_tick_due_during_a_short_restart_still_fires_under_none(engine: Engine) -> None:
+    spec, pushed_at = await push(engine, workflow_text("short", "*/5 * * * *", "none"))
+    [t1] = upcoming(spec, pushed_at, 1)
+    await Scheduler(engine).run_once(t1 + GRACE - SECOND)
+    assert await fired(engine, "short") == iso_all([t1])
+
+
+async def test_a_crash_before_progress_is_recorded_starts_nothing_twice(engine: Engine) -> None:
+    spec, pushed_at = await push(engine, workflow_text("crashy", "*/5 * * * *", "all"))
+    ticks = upcoming(spec, pushed_at, 3)
+    await Scheduler(engine).run_once(ticks[2] + SECOND)
+    store = engine.store
+    assert isinstance(store, SQLStore)
+    with store.conn.begin():  # as if the process died right after starting the executions
+        store.conn.execute(delete(schedule_states))
+    await Scheduler(engine).run_once(ticks[2] + 2 * SECOND)
+    assert await fired(engine, "crashy") == iso_all(ticks)
+
+
+async def test_an_edited_schedule_counts_from_its_push_and_an_unchanged_one_continues(
+    engine: Engine,
+) -> None:
+    spec, pushed_at = await push(engine, workflow_text("edit", "*/5 * * * *", "all"))
+    store = engine.store
+    month_ago = pushed_at - timedelta(days=30)
+    # Progress made under another cron a month ago: the edit starts the count afresh.
+    await store.save_schedule_state(ScheduleState("edit", 1, "0 0 1 1 *", "UTC", month_ago), None)
+    [t1] = upcoming(spec, pushed_at, 1)
+    await Scheduler(engine).run_once(t1 + SECOND)
+    assert await fired(engine, "edit") == iso_all([t1])
+    # The same cron, last fired an hour before this push (a re-push): it goes on from there.
+    spec2, pushed2 = await push(engine, workflow_text("same", "*/5 * * * *", "all"))
+    hour_ago = next_tick(spec2, pushed2 - timedelta(hours=1))
+    assert hour_ago is not None
+    await store.save_schedule_state(ScheduleState("same", 1, spec2.cron, "UTC", hour_ago), None)
+    [u1] = upcoming(spec2, pushed2, 1)
+    await Scheduler(engine).run_once(u1 + SECOND)
+    assert await fired(engine, "same") == iso_all(walk(spec2, hour_ago, u1))
+
+
+async def test_input_that_does_not_fit_is_reported_and_the_tick_skipped(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = workflow_text("misfit", "*/5 * * * *", "none").replace("who: cron", "whom: cron")
+    spec, pushed_at = await push(engine, text)
+    [t1] = upcoming(spec, pushed_at, 1)
+    scheduler = Scheduler(engine)
+    with caplog.at_level(logging.ERROR, logger="flowledger.runtime.schedules"):
+        await scheduler.run_once(t1 + SECOND)
+        await scheduler.run_once(t1 + 2 * SECOND)
+    assert await fired(engine, "misfit") == []
+    [record] = caplog.records  # once: the skipped tick is recorded as dealt with
+    assert "schedule trigger 1 of misfit" in record.getMessage()
+    assert "'who' is a required property" in record.getMessage()
+
+
+async def test_a_workflow_this_worker_cannot_load_does_not_stop_the_others(
+    db_url: str, registry: StepRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Engine(db_url, registry=registry) as pusher:
+        spec, pushed_at = await push(pusher, workflow_text("plain", "*/5 * * * *", "none"))
+        await push(
+            pusher,
+            workflow_text(
+                "custom", "*/5 * * * *", "none", step="test.flaky, input: {name: custom}"
+            ),
+        )
+    [t1] = upcoming(spec, pushed_at, 1)
+    async with Engine(db_url, registry=StepRegistry.with_builtins()) as bare:
+        scheduler = Scheduler(bare)
+        with caplog.at_level(logging.ERROR, logger="flowledger.runtime.schedules"):
+            await scheduler.run_once(t1 + SECOND)
+            await scheduler.run_once(t1 + 2 * SECOND)
+        assert await fired(bare, "plain") == iso_all([t1])
+        assert await fired(bare, "custom") == []
+    [record] = caplog.records
+    assert "workflow custom version 1 cannot be loaded by this worker" in record.getMessage()
+
+
+class SchedulerThread(threading.Thread):
+    """One worker's scheduler on its own connection and event loop."""
+
+    def __init__(self, url: str, nows: list[datetime], barrier: threading.Barrier) -> None:
+        super().__init__(daemon=True)
+        self.url, self.nows, self.barrier = url, nows, barrier
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._go())
+        except BaseException as exc:  # a failing thread must not leave the others waiting
+            self.error = exc
+            self.barrier.abort()
+
+    async def _go(self) -> None:
+        async with Engine(self.url) as engine:
+            scheduler = Scheduler(engine)
+            for now in self.nows:
+                self.barrier.wait()
+                await scheduler.run_once(now)
+
+
+async def test_many_workers_start_each_tick_exactly_once(engine: Engine) -> None:
+    every = await push(engine, workflow_text("every", "*/5 * * * *", "all"))
+    current = await push(engine, workflow_text("current", "*/5 * * * *", "none"))
+    ticks = upcoming(every[0], current[1], 8)
+    # Rounds that overlap: catch-ups of several ticks, repeats, and on-time ticks.
+    nows = [ticks[0] + SECOND, ticks[3] + SECOND, ticks[3] + SECOND, ticks[7] + SECOND]
+    barrier = threading.Barrier(3)
+    threads = [SchedulerThread(engine.db_url, nows, barrier) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    await asyncio.to_thread(lambda: [t.join() for t in threads])
+    assert [t.error for t in threads] == [None, None, None]
+    # (a tick between the two pushes is one more for "every" only)
+    assert await fired(engine, "every") == iso_all(walk(every[0], every[1], ticks[7]))
+    assert await fired(engine, "current") == iso_all([ticks[0], ticks[3], ticks[7]])
+    states = await engine.store.schedule_states()
+    assert {(s.workflow_name, s.last_tick) for s in states} == {
+        ("every", ticks[7]),
+        ("current", ticks[7]),
+    }
+
+
+async def test_real_workers_fire_an_every_second_schedule(
+    db_url: str, registry: StepRegistry
+) -> None:
+    fast = WorkerOptions(concurrency=4, park_after=0.3, max_idle=0.05, max_duty_wait=0.1)
+    async with Engine(db_url, registry=registry) as one, Engine(db_url, registry=registry) as two:
+        await push(one, workflow_text("pulse", "* * * * * *", "none"))
+        workers = [Worker(one, fast), Worker(two, fast)]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        done: list[dict[str, Any]] = []
+        for _ in range(500):
+            docs = await one.list_executions(ExecutionQuery(workflow="pulse"))
+            done = [d for d in docs if d["runtimeStatus"] == "Completed"]
+            if len(done) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*tasks)
+        assert len(done) >= 2
+        at = await fired(one, "pulse")
+    assert len(at) == len(set(at))  # one execution per tick, whichever worker saw it first
+    assert all(d["output"]["at"] == d["trigger"]["scheduledAt"] for d in done)
+
+
+async def test_the_scheduled_report_example(engine: Engine) -> None:
+    workflow = engine.load(REPO / "examples" / "scheduled_report.yaml")
+    await engine.push(workflow)
+    [(_, pushed_at)] = await engine.store.active_workflows()
+    [(_, tick)] = next_fire_times(workflow, pushed_at)
+    assert tick is not None and tick.astimezone(ZoneInfo("Europe/Berlin")).hour == 9
+    await Scheduler(engine).run_once(tick + timedelta(hours=3))  # late: catch_up latest
+    [doc] = await engine.list_executions(ExecutionQuery(workflow="scheduled-report"))
+    done = await engine.drive(doc["id"])
+    assert done["output"] == {"summary": f"Good morning, sales: report for {iso_all([tick])[0]}"}

@@ -1,0 +1,239 @@
+"""sys.sub_workflow: children started with the parent's commit, awaited durably, cancelled with it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from flowledger import Engine, StepRegistry
+from flowledger.storage import ExecutionQuery
+from tests.runtime.support import latest, running_worker, wait_for_status, wait_until, yaml
+
+CHILD = yaml(
+    """
+    name: child
+    input_schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+    steps:
+      - id: double
+        type: sys.transform
+        input: {value: "{{ input.n * 2 }}"}
+      - id: check
+        type: sys.fail
+        when: "{{ input.n < 0 }}"
+        input: {message: "negative: {{ input.n }}"}
+    output: "{{ steps.double.output }}"
+    """
+)
+
+PARENT = yaml(
+    """
+    name: parent
+    steps:
+      - id: fan
+        type: sys.sub_workflow
+        input:
+          workflow: child
+          items: "{{ input.numbers }}"
+          concurrency: 2
+          input: {n: "{{ loop.fan.item }}"}
+      - id: total
+        type: sys.transform
+        input: {value: "{{ steps.fan.output.executions | map(attribute='output') | sum }}"}
+    output: "{{ steps.total.output }}"
+    """
+)
+
+
+async def _children(engine: Engine, parent_id: str) -> list[dict]:  # type: ignore[type-arg]
+    return await engine.list_executions(ExecutionQuery(parent_id=parent_id, limit=100))
+
+
+async def test_one_child_per_item_with_outputs_and_lineage(engine: Engine) -> None:
+    await engine.push(engine.load_text(CHILD))
+    doc = await engine.run(engine.load_text(PARENT), {"numbers": [1, 2, 3, 4, 5]})
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    assert doc["output"] == 30
+    fan = latest(doc, "fan")
+    executions = fan["outputData"]["executions"]
+    assert [e["output"] for e in executions] == [2, 4, 6, 8, 10]
+    assert {e["runtimeStatus"] for e in executions} == {"Completed"}
+    assert fan["childWorkflowExecutions"] == [e["id"] for e in executions]
+    children = await _children(engine, doc["id"])
+    assert len(children) == 5
+    for child in children:
+        assert child["parentWorkflowExecutionId"] == doc["id"]
+        assert child["rootWorkflowExecutionId"] == doc["id"]
+        assert child["correlationId"] == doc["correlationId"]
+
+
+async def test_a_single_child_by_name_and_version(engine: Engine) -> None:
+    first, _ = await engine.push(engine.load_text(CHILD))
+    await engine.push(engine.load_text(CHILD.replace("input.n * 2", "input.n * 3")))
+    text = yaml(
+        """
+        name: single
+        steps:
+          - id: one
+            type: sys.sub_workflow
+            input: {workflow: child, version: 1, input: {n: 7}}
+          - id: latest
+            type: sys.sub_workflow
+            input: {workflow: child, input: {n: 7}}
+        """
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    assert latest(doc, "one")["outputData"]["executions"][0]["output"] == 14
+    assert latest(doc, "latest")["outputData"]["executions"][0]["output"] == 21
+    assert first.version == 1
+
+
+async def test_workers_run_children_and_wake_the_parent(
+    db_url: str, registry: StepRegistry
+) -> None:
+    async with Engine(db_url, registry=registry) as engine:
+        await engine.push(engine.load_text(CHILD))
+        parent_id = await engine.start(engine.load_text(PARENT), {"numbers": [1, 2, 3]})
+        async with running_worker(engine):
+            done = await wait_for_status(engine, parent_id, "Completed")
+    assert done["output"] == 12
+
+
+async def test_a_failed_child_fails_the_step_with_its_error(engine: Engine) -> None:
+    await engine.push(engine.load_text(CHILD))
+    doc = await engine.run(engine.load_text(PARENT), {"numbers": [1, -2, 3]})
+    assert doc["runtimeStatus"] == "Failed"
+    message = latest(doc, "fan")["error"]["message"]
+    assert "ended Failed" in message and "negative: -2" in message
+    children = await _children(engine, doc["id"])
+    assert {c["runtimeStatus"] for c in children} <= {"Completed", "Failed", "Cancelled"}
+
+
+async def test_recursion_stops_at_the_depth_limit(engine: Engine) -> None:
+    text = yaml(
+        """
+        name: forever
+        steps:
+          - id: again
+            type: sys.sub_workflow
+            input: {workflow: forever}
+        """
+    )
+    await engine.push(engine.load_text(text))
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    assert "ended Failed" in doc["error"]["message"]
+    deepest = await engine.list_executions(ExecutionQuery(workflow="forever", limit=100))
+    assert len(deepest) == 11  # the root and ten levels of children
+    messages = [(d["error"] or {}).get("message", "") for d in deepest]
+    # The deepest says why; each parent above it passes its child's error on.
+    assert sum(m.startswith("sub-workflow depth limit reached") for m in messages) == 1
+    assert all("sub-workflow depth limit reached" in m for m in messages)
+
+
+async def test_an_unknown_child_workflow_fails_clearly(engine: Engine) -> None:
+    text = yaml(
+        """
+        name: orphan
+        steps:
+          - {id: call, type: sys.sub_workflow, input: {workflow: nowhere}}
+        """
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    assert "no workflow named 'nowhere'" in doc["error"]["message"]
+
+
+async def test_a_parent_waiting_on_children_survives_a_restart(
+    db_url: str, registry: StepRegistry
+) -> None:
+    slow_child = yaml(
+        """
+        name: slow-child
+        steps:
+          - {id: nap, type: sys.delay, input: {duration: 300ms}}
+        output: done
+        """
+    )
+    parent = yaml(
+        """
+        name: waiting-parent
+        steps:
+          - id: kids
+            type: sys.sub_workflow
+            input: {workflow: slow-child, items: [1, 2, 3], concurrency: 3}
+        """
+    )
+    async with Engine(db_url, registry=registry) as first:
+        await first.push(first.load_text(slow_child))
+        parent_id = await first.start(first.load_text(parent))
+        epoch = await first.store.acquire_lease(parent_id, first.owner, first.lease)
+        assert epoch is not None
+        # A worker-style run: the parent starts its children, then parks waiting for them.
+        status, parked_until = await first.run_owned(parent_id, park_after=0.1)
+        await first.store.release_lease(parent_id, epoch, parked_until)
+        assert str(status) == "InProgress" and parked_until is not None
+    async with Engine(db_url, registry=registry) as second:  # nobody ran anything meanwhile
+        children = await _children(second, parent_id)
+        assert [c["runtimeStatus"] for c in children] == ["NotStarted"] * 3
+        async with running_worker(second):
+            done = await wait_for_status(second, parent_id, "Completed")
+    assert [e["output"] for e in latest(done, "kids")["outputData"]["executions"]] == ["done"] * 3
+
+
+async def test_cancelling_a_parent_cancels_its_children(
+    db_url: str, registry: StepRegistry
+) -> None:
+    waiting_child = yaml(
+        """
+        name: asks
+        steps:
+          - {id: ask, type: sys.wait_for_input, input: {prompt: "?"}}
+        """
+    )
+    parent = yaml(
+        """
+        name: asks-parent
+        steps:
+          - {id: kids, type: sys.sub_workflow, input: {workflow: asks, items: [1, 2]}}
+        """
+    )
+    async with Engine(db_url, registry=registry) as engine:
+        await engine.push(engine.load_text(waiting_child))
+        doc = await engine.run(engine.load_text(parent))
+        # Every child waits for a person, so the parent does too (and `run` stops here).
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+        assert len(await engine.pending_inputs(doc["id"])) == 2
+        await engine.cancel(doc["id"], by="test", reason="changed my mind")
+        async with running_worker(engine):
+            cancelled = await wait_for_status(engine, doc["id"], "Cancelled")
+            for child in await _children(engine, doc["id"]):
+                await wait_for_status(engine, child["id"], "Cancelled")
+    assert cancelled["error"]["message"] == "cancelled: changed my mind"
+    assert latest(cancelled, "kids")["status"] == "Cancelled"
+
+
+async def test_answering_a_child_finishes_the_parent(engine: Engine) -> None:
+    waiting_child = yaml(
+        """
+        name: asks
+        steps:
+          - {id: ask, type: sys.wait_for_input, input: {prompt: "?"}}
+        output: "{{ steps.ask.output }}"
+        """
+    )
+    parent = yaml(
+        """
+        name: asks-parent
+        steps:
+          - {id: kid, type: sys.sub_workflow, input: {workflow: asks}}
+        output: "{{ steps.kid.output.executions[0].output }}"
+        """
+    )
+    await engine.push(engine.load_text(waiting_child))
+    doc = await engine.run(engine.load_text(parent))
+    [pending] = await engine.pending_inputs(doc["id"])
+    await engine.submit_input(pending["executionId"], "ask", {"ok": 1})
+    await engine.settle(pending["executionId"])
+    done = await wait_until(engine, doc["id"], lambda d: d["runtimeStatus"] == "Completed")
+    assert done["output"] == {"ok": 1}
+    await asyncio.sleep(0)
