@@ -1,0 +1,120 @@
+"""`flowledger executions input|cancel|retry|rerun` and `run`'s exit 3, as a user types them."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+FLAKY_PLUGIN = """
+from pathlib import Path
+from pydantic import BaseModel
+from flowledger import StepContext, StepError, step_type
+
+
+class Gate(BaseModel):
+    path: str
+
+
+@step_type("acme.gate")
+async def gate(data: Gate, ctx: StepContext) -> dict:
+    if not Path(data.path).exists():
+        raise StepError(f"{data.path} is not there yet", retryable=False)
+    return {"opened": ctx.attempt}
+"""
+
+
+def _show(cli: Cli, execution_id: str) -> dict:  # type: ignore[type-arg]
+    result = cli("executions", "show", execution_id, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_run_stops_for_input_and_input_finishes_it(cli: Cli) -> None:
+    result = cli("run", "examples/approval.yaml", "--input", '{"leads": 4}')
+    assert result.returncode == 3, result.stderr
+    assert "AwaitingUserInput" in result.stdout
+    assert "Send follow-ups to 4 leads?" in result.stdout
+    command = re.search(r"submit: flowledger executions input (\S+) approve --data", result.stdout)
+    assert command, result.stdout
+    execution_id = command.group(1)
+
+    bad = cli("executions", "input", execution_id, "approve", "--data", '{"approved": "yes"}')
+    assert bad.returncode == 2
+    assert "data.approved: 'yes' is not of type 'boolean'" in bad.stderr
+    assert "keeps waiting" in bad.stderr
+    assert _show(cli, execution_id)["runtimeStatus"] == "AwaitingUserInput"
+
+    good = cli("executions", "input", execution_id[:8], "approve", "--data", '{"approved": true}')
+    assert good.returncode == 0, good.stderr
+    doc = _show(cli, execution_id)
+    assert doc["runtimeStatus"] == "Completed"
+    sent = [s for s in doc["steps"].values() if s["stepId"] == "send"]
+    assert sent[0]["outputData"] == "sending 4 follow-ups"
+    events = json.loads(cli("executions", "show", execution_id, "--json").stdout)
+    assert events["pendingInputs"] == []
+
+
+def test_cancel_a_queued_execution(cli: Cli, tmp_path: Path) -> None:
+    started = cli("start", "examples/approval.yaml", "--input", '{"leads": 1}')
+    assert started.returncode == 0, started.stderr
+    execution_id = started.stdout.strip()
+    result = cli("executions", "cancel", execution_id, "--reason", "not needed")
+    assert result.returncode == 0, result.stderr
+    doc = _show(cli, execution_id)
+    assert doc["runtimeStatus"] == "Cancelled"
+    assert doc["error"]["message"] == "cancelled: not needed"
+    again = cli("executions", "cancel", execution_id)
+    assert again.returncode == 1 and "already ended: Cancelled" in again.stderr
+
+
+def test_retry_and_rerun_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    plugin = tmp_path / "gate_steps.py"
+    plugin.write_text(FLAKY_PLUGIN)
+    marker = tmp_path / "open"
+    definition = tmp_path / "gated.yaml"
+    definition.write_text(
+        textwrap.dedent(
+            f"""
+            name: gated
+            steps:
+              - id: prepare
+                type: sys.transform
+                input: {{value: prepared}}
+              - id: gate
+                type: acme.gate
+                input: {{path: "{marker}"}}
+              - id: finish
+                type: sys.transform
+                input: {{value: "{{{{ steps.prepare.output }}}} after {{{{ steps.gate.output.opened }}}}"}}
+            output: "{{{{ steps.finish.output }}}}"
+            """
+        )
+    )
+    failed = cli("run", str(definition), "--plugin", str(plugin), "--json")
+    assert failed.returncode == 1
+    execution_id = json.loads(failed.stdout)["id"]
+    marker.write_text("")
+    retried = cli("executions", "retry", execution_id, "--plugin", str(plugin), "--json")
+    assert retried.returncode == 0, retried.stderr
+    doc = json.loads(retried.stdout)
+    assert doc["runtimeStatus"] == "Completed" and doc["output"] == "prepared after 2"
+
+    rerun = cli(
+        "executions", "rerun", execution_id, "--from", "gate", "--plugin", str(plugin), "--json"
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    second = json.loads(rerun.stdout)
+    assert second["rerunOf"] == execution_id and second["output"] == "prepared after 1"
+
+    refused = cli("executions", "rerun", execution_id, "--from", "nope", "--plugin", str(plugin))
+    assert refused.returncode == 1 and "has no step 'nope'" in refused.stderr
+    bad_version = cli("executions", "rerun", execution_id, "--from", "gate", "--version", "v2")
+    assert bad_version.returncode == 2 and "pinned or latest" in bad_version.stderr
