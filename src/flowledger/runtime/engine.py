@@ -391,6 +391,13 @@ class Engine:
         finally:
             parent.poke()
 
+    async def dispatch_entity_events(self) -> list[str]:
+        """Start the executions that pending entity events trigger (workers do this on their
+        own); returns their ids."""
+        from flowledger.runtime.entity_dispatch import EntityDispatcher
+
+        return await EntityDispatcher(self).dispatch_pending()
+
     # -- control from outside (SPEC §5: executions input|cancel|retry|rerun) -----------------
 
     async def submit_input(

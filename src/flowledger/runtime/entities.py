@@ -1,17 +1,511 @@
-"""The entity store service: types, entities, and the outbox of entity events."""
+"""The entity store service: types, entities, and the outbox of entity events.
+
+After ``await engine.open()``, ``engine.entities`` is an :class:`EntityService`::
+
+    await engine.entities.create_type("Lead", {"type": "object", "required": ["Email"]})
+    lead = await engine.entities.create("Lead", {"Email": "ada@example.com", "Score": 3})
+    page = await engine.entities.list("Lead", {"Score": {"gte": 2}}, order_by="-Score")
+
+Rules:
+- A type's schema is a JSON Schema (Draft 2020-12, formats checked); payloads are JSON
+  objects validated on every write. A violation is an InputError naming the field
+  (``payload.Email: 123 is not of type 'string'``).
+- An update merges: the given top-level keys replace the stored ones, the others stay
+  (a shallow merge; give a whole nested object to change part of it). The merged
+  payload is validated again. Every write adds 1 to the version, even if nothing changed.
+- Every write records an entity event in the same transaction (the outbox that entity
+  triggers are dispatched from, see entity_dispatch.py). Writes from the CLI, the API or
+  Python have depth 0; writes from a step carry its execution's depth.
+- Filters (``list`` here, ``sys.query_entity`` in workflows) match payload fields:
+  ``{Status: New}`` is equality, ``{Score: {gte: 10, lt: 20}}`` applies operators (all
+  must hold), with eq, ne, gt, gte, lt, lte and in (a list). A dotted name
+  (``Address.City``) reads a nested field. Values are strings, numbers, booleans or null;
+  numbers compare only with numbers and strings only with strings (by code point), so
+  ``{Score: {gt: 5}}`` never matches ``Score: "7"``. ``null`` matches a null or missing
+  field; ``ne`` also matches entities without the field.
+- ``order_by`` is a field name or a list of them, ``-Field`` for descending;
+  ``createdAt``, ``updatedAt``, ``version`` and ``id`` sort by the entity's own fields.
+  Within a field, numbers sort before strings, then booleans, then null and missing.
+  Ties (and no order_by) sort by creation time. ``limit`` is 0..1000 (default 100).
+"""
 
 from __future__ import annotations
 
-from flowledger.steps.entity_access import EntityAccess
-from flowledger.storage import Store
-from flowledger.timeutil import Clock
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from flowledger.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    format_path,
+)
+from flowledger.steps.entity_access import EntityAccess, EntityChange, EntityPage
+from flowledger.storage import Row, Store
+from flowledger.storage.entities import (
+    SORT_COLUMNS,
+    EntityQuery,
+    EntityWrite,
+    FieldCondition,
+    Operator,
+    Scalar,
+    SortKey,
+    WriteOutcome,
+)
+from flowledger.timeutil import Clock, iso
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_IN_VALUES = 1000
+#: How many times an update or delete re-reads an entity that changed under it.
+WRITE_TRIES = 20
+OPERATORS: tuple[Operator, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in")
+_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
+_MAX_SEGMENTS = 8
+_SHOWN_ERRORS = 5
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who writes: an execution (its id and depth), or the outside world (None, 0)."""
+
+    execution_id: str | None = None
+    depth: int = 0
+
+
+EXTERNAL = Origin()
 
 
 class EntityService:
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        # Type name → (schema text, its validator): schemas rarely change, compiling is slow.
+        self._validators: dict[str, tuple[str, Draft202012Validator]] = {}
 
     def bind(self, execution_id: str, depth: int) -> EntityAccess:
         """The entity store as the steps of one execution see it."""
-        return object()  # filled in by the entity store part
+        return BoundEntities(self, Origin(execution_id, depth))
+
+    # -- types --------------------------------------------------------------------------------
+
+    async def create_type(
+        self, name: str, schema: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a type; returns its document and whether it is new.
+
+        Creating it again with the same schema changes nothing; with another schema it is
+        a ConflictError (types are not changed in place).
+        """
+        check_type_name(name)
+        schema = dict(schema) if schema is not None else {"type": "object"}
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            where = format_path(("schema", *exc.absolute_path))
+            raise InputError(
+                f"the schema of entity type {name!r} is not a valid JSON Schema: "
+                f"{where}: {exc.message}"
+            ) from None
+        text = _dumps(schema, "schema")
+        now = self.clock.now()
+        row = {"name": name, "json_schema": text, "created_at": now, "updated_at": now}
+        if await self.store.create_entity_type(row):
+            return type_document(row), True
+        existing = await self._type_row(name)
+        if json.loads(existing["json_schema"]) != schema:
+            raise ConflictError(f"entity type {name!r} already exists with a different schema")
+        return type_document(existing), False
+
+    async def get_type(self, name: str) -> dict[str, Any]:
+        return type_document(await self._type_row(name))
+
+    async def list_types(self) -> list[dict[str, Any]]:
+        return [type_document(r) for r in await self.store.list_entity_types()]
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get(self, entity_id: str) -> dict[str, Any]:
+        return entity_document(await self._entity_row(entity_id))
+
+    async def list(
+        self,
+        entity_type: str,
+        filter: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> EntityPage:
+        """One page of the entities of a type that match ``filter`` (see the module doc)."""
+        query = EntityQuery(
+            entity_type=entity_type,
+            conditions=parse_filter(filter or {}),
+            order=parse_order(order_by),
+            limit=_bounded("limit", limit, 0, MAX_LIMIT),
+            offset=_bounded("offset", offset, 0, None),
+        )
+        await self._type_row(entity_type)
+        rows, total = await self.store.query_entities(query)
+        docs = [entity_document(r) for r in rows]
+        return EntityPage(docs, total, query.offset + len(docs) < total)
+
+    # -- writes, as documents (the Python API, the CLI) ---------------------------------------
+
+    async def create(self, entity_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return (await self.create_entity(entity_type, payload)).entity
+
+    async def update(self, entity_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return (await self.update_entity(entity_id, payload)).entity
+
+    async def delete(self, entity_id: str) -> dict[str, Any]:
+        """Delete an entity; returns it as it was."""
+        return (await self.delete_entity(entity_id)).entity
+
+    # -- writes, as changes (steps) -----------------------------------------------------------
+
+    async def create_entity(
+        self,
+        entity_type: str,
+        payload: Mapping[str, Any],
+        *,
+        origin: Origin = EXTERNAL,
+        idempotency_key: str | None = None,
+    ) -> EntityChange:
+        replayed = await self._replay(idempotency_key)
+        if replayed is not None:
+            return replayed
+        data = _object(payload)
+        await self._validate(entity_type, data)
+        now = self.clock.now()
+        row: Row = {
+            "id": str(uuid.uuid4()),
+            "entity_type": entity_type,
+            "version": 1,
+            "payload": _dumps(data, "payload"),
+            "created_at": now,
+            "updated_at": now,
+        }
+        change = EntityChange("created", entity_document(row))
+        return await self._write(change, row, None, origin, idempotency_key)
+
+    async def update_entity(
+        self,
+        entity_id: str,
+        payload: Mapping[str, Any],
+        *,
+        origin: Origin = EXTERNAL,
+        idempotency_key: str | None = None,
+    ) -> EntityChange:
+        replayed = await self._replay(idempotency_key)
+        if replayed is not None:
+            return replayed
+        patch = _object(payload)
+        for _ in range(WRITE_TRIES):
+            row = await self._entity_row(entity_id)
+            before = entity_document(row)
+            merged = {**before["payload"], **patch}
+            await self._validate(row["entity_type"], merged)
+            new = {
+                **row,
+                "version": row["version"] + 1,
+                "payload": _dumps(merged, "payload"),
+                "updated_at": self.clock.now(),
+            }
+            change = EntityChange("updated", entity_document(new), before)
+            done = await self._attempt(change, new, row["version"], origin, idempotency_key)
+            if done is not None:
+                return done
+        raise _kept_changing(entity_id)
+
+    async def delete_entity(
+        self,
+        entity_id: str,
+        *,
+        origin: Origin = EXTERNAL,
+        idempotency_key: str | None = None,
+    ) -> EntityChange:
+        replayed = await self._replay(idempotency_key)
+        if replayed is not None:
+            return replayed
+        for _ in range(WRITE_TRIES):
+            row = await self._entity_row(entity_id)
+            change = EntityChange("deleted", entity_document(row))
+            done = await self._attempt(change, row, row["version"], origin, idempotency_key)
+            if done is not None:
+                return done
+        raise _kept_changing(entity_id)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _write(
+        self, change: EntityChange, row: Row, expected: int | None, origin: Origin, key: str | None
+    ) -> EntityChange:
+        done = await self._attempt(change, row, expected, origin, key)
+        if done is None:  # pragma: no cover - a fresh uuid cannot conflict
+            raise StorageError(f"entity {row['id']} could not be written; try again")
+        return done
+
+    async def _attempt(
+        self, change: EntityChange, row: Row, expected: int | None, origin: Origin, key: str | None
+    ) -> EntityChange | None:
+        """Write once: the change, the recorded one (idempotent replay), or None on a conflict."""
+        write = EntityWrite(
+            event_type=change.event_type,
+            entity=row,
+            expected_version=expected,
+            snapshot=_dumps(change.entity, "entity"),
+            previous=_dumps(change.previous, "entity") if change.previous is not None else None,
+            depth=origin.depth,
+            execution_id=origin.execution_id,
+            idempotency_key=key,
+            at=self.clock.now(),
+        )
+        outcome = await self.store.write_entity(write)
+        if outcome is WriteOutcome.WRITTEN:
+            return change
+        if outcome is WriteOutcome.DUPLICATE:
+            return await self._replay(key)
+        return None
+
+    async def _replay(self, key: str | None) -> EntityChange | None:
+        if key is None:
+            return None
+        event = await self.store.entity_event_by_key(key)
+        return change_of(event) if event is not None else None
+
+    async def _type_row(self, name: str) -> Row:
+        row = await self.store.get_entity_type(name)
+        if row is None:
+            raise NotFoundError(
+                f"entity type {name!r} does not exist; create it first "
+                f"(flowledger entities types create {name})"
+            )
+        return row
+
+    async def _entity_row(self, entity_id: str) -> Row:
+        row = await self.store.get_entity(entity_id)
+        if row is None:
+            raise NotFoundError(f"entity {entity_id} does not exist")
+        return row
+
+    async def _validate(self, entity_type: str, payload: dict[str, Any]) -> None:
+        row = await self._type_row(entity_type)
+        cached = self._validators.get(entity_type)
+        if cached is None or cached[0] != row["json_schema"]:
+            validator = Draft202012Validator(
+                json.loads(row["json_schema"]), format_checker=Draft202012Validator.FORMAT_CHECKER
+            )
+            cached = (row["json_schema"], validator)
+            self._validators[entity_type] = cached
+        errors = sorted(cached[1].iter_errors(payload), key=lambda e: list(e.absolute_path))
+        if not errors:
+            return
+        lines = [
+            f"{format_path(('payload', *e.absolute_path))}: {e.message}"
+            for e in errors[:_SHOWN_ERRORS]
+        ]
+        more = len(errors) - _SHOWN_ERRORS
+        if more > 0:
+            lines.append(f"and {more} more")
+        raise InputError(
+            f"the payload does not match the schema of entity type {entity_type!r}: "
+            + "; ".join(lines)
+        )
+
+
+class BoundEntities:
+    """:class:`EntityAccess` for one execution: its writes carry its id and depth."""
+
+    def __init__(self, service: EntityService, origin: Origin) -> None:
+        self.service = service
+        self.origin = origin
+
+    async def create(
+        self, entity_type: str, payload: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> EntityChange:
+        return await self.service.create_entity(
+            entity_type, payload, origin=self.origin, idempotency_key=idempotency_key
+        )
+
+    async def update(
+        self, entity_id: str, payload: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> EntityChange:
+        return await self.service.update_entity(
+            entity_id, payload, origin=self.origin, idempotency_key=idempotency_key
+        )
+
+    async def delete(self, entity_id: str, *, idempotency_key: str | None = None) -> EntityChange:
+        return await self.service.delete_entity(
+            entity_id, origin=self.origin, idempotency_key=idempotency_key
+        )
+
+    async def get(self, entity_id: str) -> dict[str, Any]:
+        return await self.service.get(entity_id)
+
+    async def query(
+        self,
+        entity_type: str,
+        filter: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> EntityPage:
+        return await self.service.list(entity_type, filter, order_by, limit, offset)
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+def entity_document(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "entityType": row["entity_type"],
+        "version": row["version"],
+        "payload": json.loads(row["payload"]),
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+    }
+
+
+def type_document(row: Row) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "schema": json.loads(row["json_schema"]),
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+    }
+
+
+def change_of(event: Row) -> EntityChange:
+    previous = event["previous"]
+    return EntityChange(
+        event["event_type"],
+        json.loads(event["entity"]),
+        json.loads(previous) if previous is not None else None,
+    )
+
+
+# -- checking what people give ----------------------------------------------------------------
+
+
+def check_type_name(name: str) -> None:
+    if not _TYPE_NAME.match(name):
+        raise InputError(
+            f"entity type name {name!r} is not valid: use up to 128 letters, digits, '_', "
+            "'-' or '.', starting with a letter"
+        )
+
+
+def parse_filter(filter: Mapping[str, Any]) -> tuple[FieldCondition, ...]:
+    """``{Status: New, Score: {gte: 10}}`` → conditions that must all hold."""
+    if not isinstance(filter, Mapping):
+        raise InputError("filter must be an object of field names and values")
+    conditions: list[FieldCondition] = []
+    for name, spec in filter.items():
+        path = _field_path(name, "filter")
+        where = f"filter.{name}"
+        if not isinstance(spec, Mapping):
+            conditions.append(FieldCondition(path, "eq", _scalar(spec, where, "eq")))
+            continue
+        if not spec:
+            raise InputError(f"{where}: give a value, or operators like {{gte: 10}}")
+        for op, value in spec.items():
+            if op not in OPERATORS:
+                raise InputError(
+                    f"{where}: unknown operator {op!r}; use one of {', '.join(OPERATORS)}"
+                )
+            conditions.append(FieldCondition(path, op, _operand(op, value, f"{where}.{op}")))
+    return tuple(conditions)
+
+
+def parse_order(order_by: str | Sequence[str] | None) -> tuple[SortKey, ...]:
+    if order_by is None:
+        return ()
+    names = [order_by] if isinstance(order_by, str) else list(order_by)
+    keys = []
+    for name in names:
+        if not isinstance(name, str):
+            raise InputError(f"order_by: {name!r} is not a field name")
+        descending = name.startswith("-")
+        field = name[1:] if descending else name
+        if field in SORT_COLUMNS:
+            keys.append(SortKey((field,), descending, column=True))
+        else:
+            keys.append(SortKey(_field_path(field, "order_by"), descending))
+    return tuple(keys)
+
+
+def _field_path(name: object, where: str) -> tuple[str, ...]:
+    segments = name.split(".") if isinstance(name, str) else []
+    if not segments or len(segments) > _MAX_SEGMENTS or not all(map(_SEGMENT.match, segments)):
+        raise InputError(
+            f"{where}: {name!r} is not a payload field name (letters, digits, '_' and '-', "
+            "with '.' between nested names)"
+        )
+    return tuple(segments)
+
+
+def _operand(op: str, value: Any, where: str) -> Scalar | tuple[Scalar, ...]:
+    if op == "in":
+        if not isinstance(value, list | tuple) or len(value) > MAX_IN_VALUES:
+            raise InputError(f"{where}: 'in' needs a list of up to {MAX_IN_VALUES} values")
+        return tuple(_scalar(v, where, op) for v in value)
+    scalar = _scalar(value, where, op)
+    if op in ("gt", "gte", "lt", "lte") and (scalar is None or isinstance(scalar, bool)):
+        raise InputError(f"{where}: {op!r} compares numbers or strings, not {_kind(scalar)}")
+    return scalar
+
+
+def _scalar(value: Any, where: str, op: str) -> Scalar:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise InputError(f"{where}: {op!r} needs a string, number, boolean or null, not {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _bounded(name: str, value: Any, low: int, high: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InputError(f"{name} must be a whole number of at least {low}, not {value!r}")
+    if high is not None and value > high:
+        raise InputError(f"{name} must be at most {high}, not {value}")
+    return value
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise InputError(f"payload must be a JSON object, not {_kind(payload)}")
+    return dict(payload)
+
+
+def _dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} is not plain JSON: {exc}") from None
+
+
+def _kept_changing(entity_id: str) -> StorageError:
+    return StorageError(
+        f"entity {entity_id} kept changing while this write read it ({WRITE_TRIES} tries); "
+        "try again"
+    )

@@ -1,11 +1,60 @@
-"""Worker duty: entity events into the executions their triggers start."""
+"""Worker duty: entity events into the executions their triggers start.
+
+Every entity write leaves an event in the outbox (storage/entities.py). For each
+undispatched event, oldest first, every pushed workflow with an entity trigger on that
+type and event whose ``when`` holds gets one execution, with the trigger document
+``{type: entity, eventType, entity, previousEntity}`` (``previousEntity`` is the entity
+before an update, null otherwise; for a delete ``entity`` is the entity as it was).
+Then the event is marked dispatched.
+
+Exactly once: the execution's trigger key is ``entity:<event id>:<workflow name>``, so
+two workers dispatching the same event, or a worker that dies between starting the
+execution and marking the event, never start a second one. A workflow with several
+entity triggers that match one event starts once (the first matching trigger).
+
+Runaway chains: an execution started by an event gets depth = the writer's depth + 1
+(writes from the CLI, API or Python are depth 0, so their executions have depth 1).
+Past MAX_DEPTH the workflow does not run: its execution is created ``Failed`` with an
+error that says why, so the stop shows in ``flowledger executions list``.
+
+A ``when`` that cannot be evaluated for an event (e.g. it reads a field the entity
+lacks) counts as false and is logged. A pushed workflow that cannot be compiled here
+(a plugin step type this worker lacks) is logged and skipped.
+
+Workflows are matched as pushed when the event is dispatched, not when it was written.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.triggers import CompiledTrigger, EntityTrigger
+from flowledger.errors import FlowledgerError, TemplateError
+from flowledger.runtime.codec import Codec
+from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage import Row, WorkflowVersion
 
 if TYPE_CHECKING:
     from flowledger.runtime.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: createdBy of executions that entity triggers start.
+CREATOR = "entity-trigger"
+BATCH = 100
+
+
+@dataclass(frozen=True)
+class _Subscriber:
+    workflow: CompiledWorkflow
+    version: WorkflowVersion
+    triggers: tuple[CompiledTrigger, ...]
 
 
 class EntityDispatcher:
@@ -15,4 +64,136 @@ class EntityDispatcher:
         self.engine = engine
 
     async def run_once(self) -> float:
-        return 60.0
+        events = await self.engine.store.pending_entity_events(BATCH)
+        if not events:
+            return 1.0
+        await self._dispatch(events)
+        # A full batch means more are waiting; after activity, chains often continue soon.
+        return 0.0 if len(events) == BATCH else 0.1
+
+    async def dispatch_pending(self) -> list[str]:
+        """Dispatch every pending event now; returns the ids of the executions started.
+
+        For programs and tests that run no worker (a worker does this every second).
+        """
+        started: list[str] = []
+        while events := await self.engine.store.pending_entity_events(BATCH):
+            started += await self._dispatch(events)
+        return started
+
+    async def _dispatch(self, events: list[Row]) -> list[str]:
+        subscribers = await self._subscribers()
+        started: list[str] = []
+        for event in events:
+            trigger = trigger_document(event)
+            for sub in subscribers:
+                matched = self._first_match(sub, event, trigger)
+                if matched is not None:
+                    started.append(await self._start(sub, matched, event, trigger))
+            await self.engine.store.mark_entity_event_dispatched(event["id"])
+        if started:
+            await self.engine.store.notify_work()
+        return started
+
+    async def _subscribers(self) -> list[_Subscriber]:
+        found = []
+        for version, _pushed_at in await self.engine.store.active_workflows():
+            try:
+                workflow = await self.engine.workflow_for_version(version.id)
+            except FlowledgerError as exc:
+                log.error(
+                    "workflow %s v%d cannot be compiled here, its entity triggers are skipped: %s",
+                    version.name,
+                    version.version,
+                    exc,
+                )
+                continue
+            triggers = tuple(t for t in workflow.triggers if isinstance(t.spec, EntityTrigger))
+            if triggers:
+                found.append(_Subscriber(workflow, version, triggers))
+        return found
+
+    def _first_match(
+        self, sub: _Subscriber, event: Row, trigger: Mapping[str, Any]
+    ) -> CompiledTrigger | None:
+        for compiled in sub.triggers:
+            spec = compiled.spec
+            assert isinstance(spec, EntityTrigger)
+            if spec.entity_type != event["entity_type"] or event["event_type"] not in spec.events:
+                continue
+            if compiled.when is None:
+                return compiled
+            try:
+                if compiled.when.render({"trigger": trigger, "context": sub.workflow.spec.context}):
+                    return compiled
+            except TemplateError as exc:
+                log.warning(
+                    "workflow %s, triggers[%d].when, entity event %s: %s; not started",
+                    sub.workflow.name,
+                    compiled.index,
+                    event["id"],
+                    exc.message,
+                )
+        return None
+
+    async def _start(
+        self, sub: _Subscriber, compiled: CompiledTrigger, event: Row, trigger: Mapping[str, Any]
+    ) -> str:
+        depth = int(event["depth"]) + 1
+        row, created = execution_rows(
+            sub.workflow,
+            sub.version,
+            trigger=trigger,
+            now=self.engine.clock.now(),
+            created_by=CREATOR,
+            lineage=Lineage(depth=depth, trigger_key=f"entity:{event['id']}:{sub.workflow.name}"),
+        )
+        rows = [created]
+        if depth > MAX_DEPTH:
+            message = (
+                f"entity trigger chain stopped: the {event['event_type']} event of "
+                f"{event['entity_type']} entity {event['entity_id']} would start workflow "
+                f"{sub.workflow.name!r} at depth {depth}, past the depth limit {MAX_DEPTH}; "
+                "a workflow whose steps write the entity type that triggers it must stop "
+                "itself (a when on the trigger or the steps)"
+            )
+            rows += _refused(row, message)
+            log.error("%s (execution %s)", message, row["id"])
+        return await self.engine.store.create_execution(row, rows)
+
+
+def trigger_document(event: Row) -> dict[str, Any]:
+    previous = event["previous"]
+    return {
+        "type": "entity",
+        "eventType": event["event_type"],
+        "entity": json.loads(event["entity"]),
+        "previousEntity": json.loads(previous) if previous is not None else None,
+    }
+
+
+def _refused(row: Row, message: str) -> list[Row]:
+    """Make ``row`` a Failed execution (started and failed at once); its two extra events."""
+    now = row["created_at"]
+    row.update(
+        runtime_status=str(ExecutionStatus.FAILED),
+        started_at=now,
+        failed_at=now,
+        error=Codec().dumps({"message": message}),
+        event_seq=3,
+    )
+
+    def event(seq: int, kind: str, detail: Mapping[str, Any] | None) -> Row:
+        return {
+            "execution_id": row["id"],
+            "seq": seq,
+            "at": now,
+            "kind": kind,
+            "step_execution_id": None,
+            "step_id": None,
+            "attempt": None,
+            "status": None,
+            "detail": Codec().dumps(detail),
+        }
+
+    return [event(2, "execution.started", None), event(3, "execution.failed", {"error": message})]

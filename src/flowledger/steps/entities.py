@@ -1,7 +1,176 @@
-"""Entity step types: sys.create_entity, sys.update_entity, sys.delete_entity, sys.query_entity."""
+"""Entity step types: sys.create_entity, sys.update_entity, sys.delete_entity, sys.query_entity.
+
+Outputs follow SPEC §2; ``entityTypeId`` is the type's name. Writes pass the step's
+idempotency key, so a step re-run after a crash returns the recorded write instead of
+writing (and firing triggers) again. Bad input, a schema violation or an unknown
+entity fail the step at once; a database error is worth another attempt.
+"""
 
 from __future__ import annotations
 
-from flowledger.steps.base import StepType
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-ENTITY_STEP_TYPES: tuple[StepType, ...] = ()
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowledger.errors import InputError, NotFoundError, StepError, StorageError
+from flowledger.steps.base import StepContext, StepType, step_type
+from flowledger.steps.entity_access import EntityAccess, EntityChange
+
+T = TypeVar("T")
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EntityDocument(BaseModel):
+    """An entity as queries return it and entity triggers see it."""
+
+    id: str
+    entityType: str
+    version: int
+    payload: dict[str, Any]
+    createdAt: str
+    updatedAt: str
+
+
+def _access(ctx: StepContext) -> EntityAccess:
+    if ctx.entities is None:  # pragma: no cover - the engine always provides it
+        raise StepError("the entity store is not available here", retryable=False)
+    return ctx.entities
+
+
+async def _call(action: Callable[[], Awaitable[T]]) -> T:
+    """Store errors as step errors: bad data fails at once, a database error may pass."""
+    try:
+        return await action()
+    except (InputError, NotFoundError) as exc:
+        raise StepError(str(exc), retryable=False) from None
+    except StorageError as exc:
+        raise StepError(str(exc), retryable=True) from None
+
+
+def _ids(change: EntityChange) -> tuple[str, str]:
+    return change.entity["id"], change.entity["entityType"]
+
+
+# --- sys.create_entity ---------------------------------------------------------------------
+
+
+class CreateEntityInput(_Input):
+    entity_type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class CreateEntityOutput(BaseModel):
+    entityId: str
+    entityTypeId: str
+    payload: dict[str, Any]
+
+
+@step_type("sys.create_entity")
+async def create_entity(data: CreateEntityInput, ctx: StepContext) -> CreateEntityOutput:
+    """Create an entity; its type's entity triggers fire."""
+    access = _access(ctx)
+    change = await _call(
+        lambda: access.create(data.entity_type, data.payload, idempotency_key=ctx.idempotency_key)
+    )
+    entity_id, type_id = _ids(change)
+    return CreateEntityOutput(
+        entityId=entity_id, entityTypeId=type_id, payload=change.entity["payload"]
+    )
+
+
+# --- sys.update_entity ---------------------------------------------------------------------
+
+
+class UpdateEntityInput(_Input):
+    entity_id: str
+    #: Merged into the stored payload: these top-level keys replace, the others stay.
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpdateEntityOutput(BaseModel):
+    entityId: str
+    entityTypeId: str
+    payload: dict[str, Any]
+    previousPayload: dict[str, Any]
+
+
+@step_type("sys.update_entity")
+async def update_entity(data: UpdateEntityInput, ctx: StepContext) -> UpdateEntityOutput:
+    """Merge fields into an entity's payload; its type's entity triggers fire."""
+    access = _access(ctx)
+    change = await _call(
+        lambda: access.update(data.entity_id, data.payload, idempotency_key=ctx.idempotency_key)
+    )
+    entity_id, type_id = _ids(change)
+    previous = change.previous or {}
+    return UpdateEntityOutput(
+        entityId=entity_id,
+        entityTypeId=type_id,
+        payload=change.entity["payload"],
+        previousPayload=previous.get("payload", {}),
+    )
+
+
+# --- sys.delete_entity ---------------------------------------------------------------------
+
+
+class DeleteEntityInput(_Input):
+    entity_id: str
+
+
+class DeleteEntityOutput(BaseModel):
+    entityId: str
+    entityTypeId: str
+
+
+@step_type("sys.delete_entity")
+async def delete_entity(data: DeleteEntityInput, ctx: StepContext) -> DeleteEntityOutput:
+    """Delete an entity; its type's entity triggers fire."""
+    access = _access(ctx)
+    change = await _call(lambda: access.delete(data.entity_id, idempotency_key=ctx.idempotency_key))
+    entity_id, type_id = _ids(change)
+    return DeleteEntityOutput(entityId=entity_id, entityTypeId=type_id)
+
+
+# --- sys.query_entity ----------------------------------------------------------------------
+
+
+class QueryEntityInput(_Input):
+    entity_type: str
+    #: ``{Status: New, Score: {gte: 10}}``: see flowledger.runtime.entities for operators.
+    filter: dict[str, Any] = Field(default_factory=dict)
+    order_by: str | list[str] | None = None
+    limit: int = Field(100, ge=0, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class QueryEntityOutput(BaseModel):
+    entities: list[EntityDocument]
+    totalCount: int
+    hasMore: bool
+
+
+@step_type("sys.query_entity")
+async def query_entity(data: QueryEntityInput, ctx: StepContext) -> QueryEntityOutput:
+    """Find entities of a type by payload fields, sorted and paged."""
+    access = _access(ctx)
+    page = await _call(
+        lambda: access.query(data.entity_type, data.filter, data.order_by, data.limit, data.offset)
+    )
+    return QueryEntityOutput(
+        entities=[EntityDocument.model_validate(e) for e in page.entities],
+        totalCount=page.total_count,
+        hasMore=page.has_more,
+    )
+
+
+ENTITY_STEP_TYPES: tuple[StepType, ...] = (
+    create_entity,
+    update_entity,
+    delete_entity,
+    query_entity,
+)

@@ -1,15 +1,148 @@
-"""Storage of the entities part of the model: abstract verbs, and their SQL."""
+"""Storage of the entity store: abstract verbs, and their SQL on SQLite and PostgreSQL.
+
+The runtime (flowledger.runtime.entities) validates payloads and builds documents;
+this module only stores them. Every entity write and its outbox event commit in one
+transaction, and writes compare-and-set on the entity's version, so two concurrent
+updates never lose one another.
+
+Queries filter and sort on payload fields in SQL with typed comparisons: a number
+only compares with numbers and a string only with strings (SQLite ``json_type``,
+PostgreSQL ``jsonb_typeof``), strings sort by code point on both databases, and field
+names reach the database only as bound parameters.
+"""
 
 from __future__ import annotations
 
+import enum
+import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Numeric,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+
+from flowledger.storage.schema_entities import entities, entity_events, entity_types
+
+Row = dict[str, Any]
+Scalar = str | int | float | bool | None
+Operator = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in"]
+#: Entity columns a query may sort by, besides payload fields.
+SORT_COLUMNS = {
+    "createdAt": entities.c.created_at,
+    "updatedAt": entities.c.updated_at,
+    "version": entities.c.version,
+    "id": entities.c.id,
+}
 
 
-class EntityStore(ABC):  # noqa: B024 - filled in as the part grows
+@dataclass(frozen=True)
+class FieldCondition:
+    """``payload.<path> <op> value``; ``in`` takes a tuple of scalars."""
+
+    path: tuple[str, ...]
+    op: Operator
+    value: Scalar | tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    #: A payload field path, or one name of SORT_COLUMNS when ``column`` is set.
+    path: tuple[str, ...]
+    descending: bool = False
+    column: bool = False
+
+
+@dataclass(frozen=True)
+class EntityQuery:
+    entity_type: str
+    conditions: tuple[FieldCondition, ...] = ()
+    order: tuple[SortKey, ...] = ()
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class EntityWrite:
+    """One create, update or delete, with the outbox event that records it."""
+
+    event_type: Literal["created", "updated", "deleted"]
+    #: The entities row after the write (for a delete: as it was).
+    entity: Row
+    #: Update and delete: only if the stored version is still this one.
+    expected_version: int | None
+    #: JSON text of the entity document after the write, and before an update.
+    snapshot: str
+    previous: str | None
+    depth: int
+    execution_id: str | None
+    idempotency_key: str | None
+    at: datetime
+
+
+class WriteOutcome(enum.Enum):
+    WRITTEN = "written"
+    #: The entity changed (or went away) since it was read: read again and retry.
+    CONFLICT = "conflict"
+    #: A write with this idempotency key was committed before: nothing was written.
+    DUPLICATE = "duplicate"
+
+
+class EntityStore(ABC):
     """What the runtime and the faces need from a database for entities."""
+
+    @abstractmethod
+    async def create_entity_type(self, row: Row) -> bool:
+        """Insert a type; False when the name is taken (nothing is written)."""
+
+    @abstractmethod
+    async def get_entity_type(self, name: str) -> Row | None: ...
+
+    @abstractmethod
+    async def list_entity_types(self) -> list[Row]: ...
+
+    @abstractmethod
+    async def get_entity(self, entity_id: str) -> Row | None: ...
+
+    @abstractmethod
+    async def write_entity(self, write: EntityWrite) -> WriteOutcome:
+        """Apply the write and insert its event in one transaction."""
+
+    @abstractmethod
+    async def entity_event_by_key(self, idempotency_key: str) -> Row | None:
+        """The event of the write committed under this idempotency key, if any."""
+
+    @abstractmethod
+    async def query_entities(self, query: EntityQuery) -> tuple[list[Row], int]:
+        """One page of matching entities and the number of all matches."""
+
+    @abstractmethod
+    async def pending_entity_events(self, limit: int) -> list[Row]:
+        """Events not yet dispatched to triggers, oldest first."""
+
+    @abstractmethod
+    async def mark_entity_event_dispatched(self, event_id: int) -> None: ...
 
 
 class SQLEntityStore(EntityStore):
@@ -21,3 +154,223 @@ class SQLEntityStore(EntityStore):
 
     @abstractmethod
     def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
+
+    async def create_entity_type(self, row: Row) -> bool:
+        try:
+            with self.conn.begin():
+                self.conn.execute(insert(entity_types).values(**row))
+        except IntegrityError:
+            return False
+        return True
+
+    async def get_entity_type(self, name: str) -> Row | None:
+        with self.conn.begin():
+            row = self.conn.execute(select(entity_types).where(entity_types.c.name == name)).first()
+        return dict(row._mapping) if row else None
+
+    async def list_entity_types(self) -> list[Row]:
+        with self.conn.begin():
+            rows = self.conn.execute(select(entity_types).order_by(entity_types.c.name))
+            return [dict(r._mapping) for r in rows]
+
+    async def get_entity(self, entity_id: str) -> Row | None:
+        with self.conn.begin():
+            row = self.conn.execute(select(entities).where(entities.c.id == entity_id)).first()
+        return dict(row._mapping) if row else None
+
+    async def write_entity(self, write: EntityWrite) -> WriteOutcome:
+        t = entities
+        row = write.entity
+        try:
+            with self.conn.begin():
+                if write.event_type == "created":
+                    self.conn.execute(insert(t).values(**row))
+                else:
+                    same = and_(t.c.id == row["id"], t.c.version == write.expected_version)
+                    if write.event_type == "updated":
+                        changed = self.conn.execute(
+                            update(t)
+                            .where(same)
+                            .values(
+                                version=row["version"],
+                                payload=row["payload"],
+                                updated_at=row["updated_at"],
+                            )
+                        )
+                    else:
+                        changed = self.conn.execute(delete(t).where(same))
+                    if changed.rowcount != 1:
+                        return WriteOutcome.CONFLICT
+                self.conn.execute(insert(entity_events).values(**_event_row(write)))
+        except IntegrityError:
+            # The idempotency key was used by a write that committed first (another run of
+            # the same step): ours is rolled back whole, entity change included.
+            key = write.idempotency_key
+            if key is not None and await self.entity_event_by_key(key) is not None:
+                return WriteOutcome.DUPLICATE
+            raise
+        return WriteOutcome.WRITTEN
+
+    async def entity_event_by_key(self, idempotency_key: str) -> Row | None:
+        e = entity_events
+        with self.conn.begin():
+            row = self.conn.execute(select(e).where(e.c.idempotency_key == idempotency_key)).first()
+        return dict(row._mapping) if row else None
+
+    async def query_entities(self, query: EntityQuery) -> tuple[list[Row], int]:
+        t = entities
+        where = and_(t.c.entity_type == query.entity_type, *map(self._condition, query.conditions))
+        order: list[ColumnElement[Any]] = []
+        for key in query.order:
+            order.extend(self._sort(key))
+        order += [t.c.created_at, t.c.id]
+        page = select(t).where(where).order_by(*order).limit(query.limit).offset(query.offset)
+        with self.conn.begin():
+            rows = [dict(r._mapping) for r in self.conn.execute(page)]
+            total = self.conn.execute(select(func.count()).select_from(t).where(where)).scalar()
+        return rows, int(total or 0)
+
+    async def pending_entity_events(self, limit: int) -> list[Row]:
+        e = entity_events
+        query = select(e).where(e.c.dispatched_at.is_(None)).order_by(e.c.id).limit(limit)
+        with self.conn.begin():
+            return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    async def mark_entity_event_dispatched(self, event_id: int) -> None:
+        e = entity_events
+        with self.conn.begin():
+            self.conn.execute(
+                update(e)
+                .where(and_(e.c.id == event_id, e.c.dispatched_at.is_(None)))
+                .values(dispatched_at=self._sql_now())
+            )
+
+    # -- payload fields in SQL ----------------------------------------------------------------
+
+    @property
+    def _postgres(self) -> bool:
+        return self.conn.dialect.name == "postgresql"
+
+    def _field(self, path: Sequence[str]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        """(JSON type name, the value) of a payload field, as the dialect sees them."""
+        if self._postgres:
+            doc = cast(entities.c.payload, JSONB)
+            segments = [bindparam(None, s, type_=Text) for s in path]
+            return (
+                func.jsonb_typeof(func.jsonb_extract_path(doc, *segments)),
+                func.jsonb_extract_path(doc, *segments),
+            )
+        # Quoted labels: a segment may hold characters a bare JSON path label may not.
+        json_path = bindparam(None, "$" + "".join(f'."{s}"' for s in path), type_=String)
+        return (
+            func.json_type(entities.c.payload, json_path),
+            func.json_extract(entities.c.payload, json_path),
+        )
+
+    def _text(self, path: Sequence[str]) -> ColumnElement[Any]:
+        """The field as text (PostgreSQL), compared by code point like SQLite does."""
+        doc = cast(entities.c.payload, JSONB)
+        segments = [bindparam(None, s, type_=Text) for s in path]
+        return func.jsonb_extract_path_text(doc, *segments).collate("C")
+
+    def _kinds(self, value: Scalar) -> tuple[str, ...]:
+        """The dialect's JSON type names that ``value`` can equal or compare with."""
+        if isinstance(value, bool):
+            if self._postgres:
+                return ("boolean",)
+            return ("true",) if value else ("false",)
+        if isinstance(value, int | float):
+            return ("number",) if self._postgres else ("integer", "real")
+        return ("string",) if self._postgres else ("text",)
+
+    def _condition(self, cond: FieldCondition) -> ColumnElement[bool]:
+        if cond.op == "in":
+            assert isinstance(cond.value, tuple)
+            options = [self._compare(cond.path, "eq", v) for v in cond.value]
+            return or_(*options) if options else false()
+        assert not isinstance(cond.value, tuple)
+        if cond.op == "ne":
+            # Not equal, missing included: the negation of a comparison that is never NULL.
+            return not_(func.coalesce(self._compare(cond.path, "eq", cond.value), false()))
+        return self._compare(cond.path, cond.op, cond.value)
+
+    def _compare(self, path: Sequence[str], op: str, value: Scalar) -> ColumnElement[bool]:
+        kind, field = self._field(path)
+        if value is None:  # JSON null or no such field
+            return or_(field.is_(None), kind == "null") if self._postgres else field.is_(None)
+        typed = kind.in_(self._kinds(value))
+        if isinstance(value, bool):
+            # The type name carries the value on SQLite ('true'/'false').
+            if self._postgres:
+                literal = cast(bindparam(None, json.dumps(value), type_=Text), JSONB)
+                return and_(typed, field == literal)
+            return typed
+        operand: ColumnElement[Any]
+        if isinstance(value, str):
+            left = self._text(path) if self._postgres else field
+            operand = bindparam(None, value, type_=String)
+        else:
+            left = field
+            operand = (
+                cast(bindparam(None, json.dumps(value), type_=Text), JSONB)
+                if self._postgres
+                else bindparam(None, value)
+            )
+        compared: ColumnElement[bool] = {
+            "eq": left == operand,
+            "gt": left > operand,
+            "gte": left >= operand,
+            "lt": left < operand,
+            "lte": left <= operand,
+        }[op]
+        return and_(typed, compared)
+
+    def _sort(self, key: SortKey) -> list[ColumnElement[Any]]:
+        """Numbers, then strings, then booleans, then null and missing (in either direction);
+        within a kind, by value in the direction asked for."""
+        if key.column:
+            column = SORT_COLUMNS[key.path[0]]
+            return [column.desc() if key.descending else column.asc()]
+        kind, field = self._field(key.path)
+        number_kinds: tuple[str, ...]
+        text_kinds: tuple[str, ...]
+        if self._postgres:
+            number_kinds, text_kinds = ("number",), ("string", "boolean")
+            number: ColumnElement[Any] = cast(
+                func.jsonb_extract_path_text(
+                    cast(entities.c.payload, JSONB),
+                    *[bindparam(None, s, type_=Text) for s in key.path],
+                ),
+                Numeric,
+            )
+            text: ColumnElement[Any] = self._text(key.path)
+        else:
+            number_kinds, text_kinds = ("integer", "real"), ("text", "true", "false")
+            number = field
+            text = case((kind == "text", field), else_=kind)
+        rank = case(
+            (kind.in_(number_kinds), 0),
+            (kind.in_(("string", "text")), 1),
+            (kind.in_(("boolean", "true", "false")), 2),
+            else_=3,
+        )
+        by_number = case((kind.in_(number_kinds), number))
+        by_text = case((kind.in_(text_kinds), text))
+        if key.descending:
+            return [rank, by_number.desc(), by_text.desc()]
+        return [rank, by_number, by_text]
+
+
+def _event_row(write: EntityWrite) -> Row:
+    return {
+        "entity_id": write.entity["id"],
+        "entity_type": write.entity["entity_type"],
+        "event_type": write.event_type,
+        "entity": write.snapshot,
+        "previous": write.previous,
+        "depth": write.depth,
+        "execution_id": write.execution_id,
+        "idempotency_key": write.idempotency_key,
+        "created_at": write.at,
+        "dispatched_at": None,
+    }

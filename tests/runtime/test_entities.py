@@ -1,0 +1,227 @@
+"""The entity service (``engine.entities``): types, validation, merges, queries, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from flowledger import Engine, InputError, NotFoundError
+from flowledger.errors import ConflictError
+from flowledger.runtime.entities import Origin
+
+LEAD_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "Email": {"type": "string", "format": "email"},
+        "Score": {"type": "integer", "minimum": 0},
+        "Status": {"enum": ["New", "Contacted", "Won"]},
+        "Address": {"type": "object", "properties": {"City": {"type": "string"}}},
+    },
+    "required": ["Email", "Status"],
+}
+
+
+@pytest.fixture
+async def leads(engine: Engine) -> Engine:
+    await engine.entities.create_type("Lead", LEAD_SCHEMA)
+    return engine
+
+
+async def test_types_are_created_once_and_listed(engine: Engine) -> None:
+    doc, created = await engine.entities.create_type("Lead", LEAD_SCHEMA)
+    assert created and doc["name"] == "Lead" and doc["schema"] == LEAD_SCHEMA
+    assert doc["createdAt"].endswith("Z")
+    again, created = await engine.entities.create_type("Lead", LEAD_SCHEMA)
+    assert not created and again == doc
+    with pytest.raises(ConflictError, match="'Lead' already exists with a different schema"):
+        await engine.entities.create_type("Lead", {"type": "object"})
+    plain, _ = await engine.entities.create_type("Note")
+    assert plain["schema"] == {"type": "object"}
+    assert [t["name"] for t in await engine.entities.list_types()] == ["Lead", "Note"]
+
+
+async def test_bad_types_are_refused_with_the_reason(engine: Engine) -> None:
+    with pytest.raises(InputError, match="entity type name 'two words' is not valid"):
+        await engine.entities.create_type("two words")
+    with pytest.raises(InputError, match=r"not a valid JSON Schema: schema\.type: 'objekt'"):
+        await engine.entities.create_type("Lead", {"type": "objekt"})
+    assert await engine.entities.list_types() == []
+
+
+async def test_an_entity_is_stored_with_its_metadata(leads: Engine) -> None:
+    doc = await leads.entities.create("Lead", {"Email": "ada@example.com", "Status": "New"})
+    assert set(doc) == {"id", "entityType", "version", "payload", "createdAt", "updatedAt"}
+    assert doc["entityType"] == "Lead" and doc["version"] == 1
+    assert doc["createdAt"] == doc["updatedAt"]
+    assert await leads.entities.get(doc["id"]) == doc
+
+
+async def test_a_payload_that_breaks_the_schema_names_the_field(leads: Engine) -> None:
+    with pytest.raises(InputError) as caught:
+        await leads.entities.create("Lead", {"Email": "ada@example.com", "Score": -1})
+    message = str(caught.value)
+    assert "schema of entity type 'Lead'" in message
+    assert "payload: 'Status' is a required property" in message
+    assert "payload.Score: -1 is less than the minimum of 0" in message
+    with pytest.raises(InputError, match=r"payload\.Address\.City: 5 is not of type 'string'"):
+        await leads.entities.create(
+            "Lead", {"Email": "a@b", "Status": "New", "Address": {"City": 5}}
+        )
+    with pytest.raises(InputError, match=r"payload\.Email: 'nobody' is not a 'email'"):
+        await leads.entities.create("Lead", {"Email": "nobody", "Status": "New"})
+    with pytest.raises(InputError, match="payload must be a JSON object, not a list"):
+        await leads.entities.create("Lead", [1, 2])  # type: ignore[arg-type]
+    assert (await leads.entities.list("Lead")).total_count == 0
+    assert await leads.store.pending_entity_events(10) == []  # no event without a write
+
+
+async def test_unknown_types_and_entities_are_not_found(leads: Engine) -> None:
+    with pytest.raises(NotFoundError, match="entity type 'Leed' does not exist"):
+        await leads.entities.create("Leed", {})
+    with pytest.raises(NotFoundError, match="entity type 'Leed' does not exist"):
+        await leads.entities.list("Leed")
+    with pytest.raises(NotFoundError, match="entity nope does not exist"):
+        await leads.entities.get("nope")
+    with pytest.raises(NotFoundError, match="entity nope does not exist"):
+        await leads.entities.update("nope", {"Score": 1})
+    with pytest.raises(NotFoundError, match="entity nope does not exist"):
+        await leads.entities.delete("nope")
+
+
+async def test_an_update_merges_and_validates_again(leads: Engine) -> None:
+    doc = await leads.entities.create(
+        "Lead", {"Email": "ada@example.com", "Status": "New", "Address": {"City": "Berlin"}}
+    )
+    updated = await leads.entities.update(doc["id"], {"Status": "Won", "Score": 3})
+    assert updated["version"] == 2
+    assert updated["payload"] == {
+        "Email": "ada@example.com",
+        "Status": "Won",
+        "Score": 3,
+        "Address": {"City": "Berlin"},
+    }
+    assert updated["createdAt"] == doc["createdAt"]
+    with pytest.raises(InputError, match=r"payload\.Status: 'Lost' is not one of"):
+        await leads.entities.update(doc["id"], {"Status": "Lost"})
+    assert (await leads.entities.get(doc["id"]))["version"] == 2
+    events = await leads.store.pending_entity_events(10)
+    assert [e["event_type"] for e in events] == ["created", "updated"]
+
+
+async def test_a_delete_returns_the_entity_as_it_was(leads: Engine) -> None:
+    doc = await leads.entities.create("Lead", {"Email": "a@b", "Status": "New"})
+    assert await leads.entities.delete(doc["id"]) == doc
+    with pytest.raises(NotFoundError):
+        await leads.entities.get(doc["id"])
+
+
+async def test_queries_filter_sort_and_page(leads: Engine) -> None:
+    for i, status in enumerate(["New", "Won", "New", "New", "Contacted"]):
+        await leads.entities.create("Lead", {"Email": f"p{i}@x", "Status": status, "Score": i * 10})
+    page = await leads.entities.list(
+        "Lead", {"Status": "New", "Score": {"gte": 10}}, order_by="-Score", limit=1
+    )
+    assert [e["payload"]["Email"] for e in page.entities] == ["p3@x"]
+    assert (page.total_count, page.has_more) == (2, True)
+    last = await leads.entities.list(
+        "Lead", {"Status": {"in": ["New", "Won"]}}, order_by=["Status", "Score"], offset=3
+    )
+    assert [e["payload"]["Email"] for e in last.entities] == ["p1@x"]
+    assert (last.total_count, last.has_more) == (4, False)
+    count = await leads.entities.list("Lead", {"Status": {"ne": "New"}}, limit=0)
+    assert (count.entities, count.total_count, count.has_more) == ([], 2, True)
+
+
+@pytest.mark.parametrize(
+    ("filter", "message"),
+    [
+        ({"Score": {"over": 3}}, "filter.Score: unknown operator 'over'; use one of eq, ne"),
+        ({"Score": {}}, "filter.Score: give a value, or operators"),
+        ({"Sco re": 1}, "filter: 'Sco re' is not a payload field name"),
+        ({"a..b": 1}, "filter: 'a..b' is not a payload field name"),
+        ({"Score": {"gt": True}}, "filter.Score.gt: 'gt' compares numbers or strings, not a bool"),
+        ({"Score": {"lt": None}}, "filter.Score.lt: 'lt' compares numbers or strings, not null"),
+        ({"Score": [1, 2]}, "filter.Score: 'eq' needs a string, number, boolean or null, not a"),
+        ({"Score": {"in": 3}}, "filter.Score.in: 'in' needs a list"),
+        ({"Score": {"in": [{"a": 1}]}}, "filter.Score.in: 'in' needs a string, number"),
+    ],
+)
+async def test_bad_filters_are_refused_clearly(leads: Engine, filter: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(InputError) as caught:
+        await leads.entities.list("Lead", filter)
+    assert message in str(caught.value)
+
+
+async def test_bad_paging_and_sorting_are_refused(leads: Engine) -> None:
+    with pytest.raises(InputError, match="limit must be at most 1000, not 1001"):
+        await leads.entities.list("Lead", limit=1001)
+    with pytest.raises(InputError, match="offset must be a whole number of at least 0"):
+        await leads.entities.list("Lead", offset=-1)
+    with pytest.raises(InputError, match="order_by: 'Sc;ore' is not a payload field name"):
+        await leads.entities.list("Lead", order_by="-Sc;ore")
+
+
+async def test_a_write_with_a_used_idempotency_key_returns_the_recorded_change(
+    leads: Engine,
+) -> None:
+    steps = leads.entities.bind("execution-1", 2)
+    first = await steps.create("Lead", {"Email": "a@b", "Status": "New"}, idempotency_key="k")
+    again = await steps.create("Lead", {"Email": "x@y", "Status": "Won"}, idempotency_key="k")
+    assert again == first
+    entity_id = first.entity["id"]
+    updated = await steps.update(entity_id, {"Status": "Won"}, idempotency_key="u")
+    assert updated.previous == first.entity
+    assert await steps.update(entity_id, {"Score": 9}, idempotency_key="u") == updated
+    deleted = await steps.delete(entity_id, idempotency_key="d")
+    # Re-running the delete after the entity is gone is not an error: it was this write.
+    assert await steps.delete(entity_id, idempotency_key="d") == deleted
+    events = await leads.store.pending_entity_events(10)
+    assert [(e["event_type"], e["depth"], e["execution_id"]) for e in events] == [
+        ("created", 2, "execution-1"),
+        ("updated", 2, "execution-1"),
+        ("deleted", 2, "execution-1"),
+    ]
+
+
+def test_concurrent_updates_never_lose_one(db_url: str) -> None:
+    """Two engines (two threads, two connections) update one entity at once."""
+
+    async def setup() -> str:
+        async with Engine(db_url) as engine:
+            await engine.entities.create_type("Counter")
+            return str((await engine.entities.create("Counter", {}))["id"])
+
+    entity_id = asyncio.run(setup())
+    rounds = 15
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        async def go() -> None:
+            async with Engine(db_url) as engine:
+                for i in range(rounds):
+                    await engine.entities.update_entity(
+                        entity_id, {name: i}, origin=Origin(None, 0)
+                    )
+
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+    async def check() -> None:
+        async with Engine(db_url) as engine:
+            doc = await engine.entities.get(entity_id)
+            assert doc["version"] == 1 + 2 * rounds
+            assert doc["payload"] == {"a": rounds - 1, "b": rounds - 1}
+            assert len(await engine.store.pending_entity_events(100)) == 1 + 2 * rounds
+
+    asyncio.run(check())
