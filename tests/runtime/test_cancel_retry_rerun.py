@@ -185,3 +185,29 @@ async def test_rerun_refusals_say_why(engine: Engine) -> None:
     )
     with pytest.raises(InputError, match="rerun from the loop step 'each'"):
         await engine.rerun(looped["id"], "body")
+
+
+async def test_a_cancel_sent_while_nothing_runs_is_applied_by_the_next_worker(
+    db_url: str, registry: StepRegistry
+) -> None:
+    text = yaml(
+        """
+        name: sleeper
+        steps:
+          - {id: nap, type: sys.delay, input: {duration: 1h}}
+          - {id: after, type: test.flaky, input: {name: after}}
+        """
+    )
+    async with Engine(db_url, registry=registry) as first:
+        execution_id = await first.start(first.load_text(text))
+        epoch = await first.store.acquire_lease(execution_id, first.owner, first.lease)
+        assert epoch is not None
+        _, parked_until = await first.run_owned(execution_id, park_after=1.0)
+        await first.store.release_lease(execution_id, epoch, parked_until)
+        assert parked_until is not None  # asleep for an hour, held by nobody
+    async with Engine(db_url, registry=registry) as second:
+        await second.cancel(execution_id, by="ops")
+        async with running_worker(second):
+            doc = await wait_for_status(second, execution_id, "Cancelled")
+    assert latest(doc, "nap")["status"] == "Cancelled"
+    assert step_status(doc, "after") is None
