@@ -31,6 +31,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'flow.db'}"
         return
+    # No SQLite file to keep artifacts next to: keep them in the test's folder, not the repo.
+    request.getfixturevalue("monkeypatch").setenv(
+        "FLOWLEDGER_ARTIFACTS", str(tmp_path / "artifacts")
+    )
     yield request.getfixturevalue("pg_url")
 
 

@@ -8,11 +8,18 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   renewing it (default ``30s``).
 - ``FLOWLEDGER_SQLITE_SYNCHRONOUS``: SQLite's ``synchronous`` pragma; NORMAL survives
   process crashes, FULL also power loss (default ``NORMAL``).
+- ``FLOWLEDGER_ARTIFACTS``: the folder for artifacts (files steps save, large outputs);
+  default: ``<db file stem>-artifacts`` next to a SQLite file, ``./flowledger-artifacts``
+  for PostgreSQL. Workers on several machines must all see the same (shared) folder.
+- ``FLOWLEDGER_OUTPUT_BUDGET``: a step output whose JSON is larger is stored as an
+  artifact and read back when a template needs it: bytes, or with a unit (``256KiB``,
+  ``1MiB``); at least 1KiB (default ``256KiB``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,11 +30,15 @@ from flowledger.errors import FlowledgerError
 DB_ENV = "FLOWLEDGER_DB"
 LEASE_ENV = "FLOWLEDGER_LEASE"
 SQLITE_SYNCHRONOUS_ENV = "FLOWLEDGER_SQLITE_SYNCHRONOUS"
+ARTIFACTS_ENV = "FLOWLEDGER_ARTIFACTS"
+OUTPUT_BUDGET_ENV = "FLOWLEDGER_OUTPUT_BUDGET"
 
 DEFAULT_DB = "sqlite:///flowledger.db"
 DEFAULT_LEASE = timedelta(seconds=30)
 MIN_LEASE = timedelta(seconds=1)
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+DEFAULT_OUTPUT_BUDGET = 256 * 1024
+MIN_OUTPUT_BUDGET = 1024
 
 
 class ConfigError(FlowledgerError):
@@ -39,6 +50,9 @@ class Settings:
     db_url: str = DEFAULT_DB
     lease: timedelta = DEFAULT_LEASE
     sqlite_synchronous: str = "NORMAL"
+    #: None: next to the SQLite file, else ./flowledger-artifacts (runtime.artifacts).
+    artifacts_dir: str | None = None
+    output_budget: int = DEFAULT_OUTPUT_BUDGET
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +63,10 @@ class Settings:
             if env.get(LEASE_ENV)
             else DEFAULT_LEASE,
             sqlite_synchronous=_synchronous(env.get(SQLITE_SYNCHRONOUS_ENV) or "NORMAL"),
+            artifacts_dir=env.get(ARTIFACTS_ENV) or None,
+            output_budget=parse_size(env.get(OUTPUT_BUDGET_ENV), OUTPUT_BUDGET_ENV)
+            if env.get(OUTPUT_BUDGET_ENV)
+            else DEFAULT_OUTPUT_BUDGET,
         )
 
 
@@ -69,3 +87,21 @@ def _synchronous(value: str) -> str:
         choices = ", ".join(SQLITE_SYNCHRONOUS)
         raise ConfigError(f"{SQLITE_SYNCHRONOUS_ENV} must be one of {choices}, not {value!r}")
     return value.upper()
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2}
+_SIZE_UNITS |= {"mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+
+
+def parse_size(text: str | None, source: str = OUTPUT_BUDGET_ENV) -> int:
+    """A byte count: ``262144``, ``256KiB``, ``1MiB`` (units are powers of 1024)."""
+    if not text:
+        return DEFAULT_OUTPUT_BUDGET
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ConfigError(f"{source} must be a size like 262144, 256KiB or 1MiB, not {text!r}")
+    size = int(match.group(1)) * _SIZE_UNITS[unit]
+    if size < MIN_OUTPUT_BUDGET:
+        raise ConfigError(f"{source} must be at least 1KiB, not {text!r}")
+    return size

@@ -174,3 +174,19 @@ def test_every_example_validates(cli: Cli) -> None:
         "examples/plugins/crm.py",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_batch_parent_runs_one_child_per_order(cli: Cli) -> None:
+    pushed = cli("workflows", "push", "examples/batch_child.yaml")
+    assert pushed.returncode == 0, pushed.stderr
+    orders = '{"orders": [{"id": "a", "total": 120}, {"id": "b", "total": 75}, {"id": "c", "total": 300}]}'
+    result = cli("run", "examples/batch_parent.yaml", "--input", orders, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["output"] == {"scored": 3, "best": "c"}
+    [step] = [s for s in doc["steps"].values() if s["stepId"] == "score_each"]
+    assert len(step["childWorkflowExecutions"]) == 3
+    too_big = '{"orders": [{"id": "x", "total": 30000}]}'
+    failed = cli("run", "examples/batch_parent.yaml", "--input", too_big)
+    assert failed.returncode == 1
+    assert "order x is too large to score automatically" in failed.stdout

@@ -242,7 +242,7 @@ async def test_redirects_can_be_left_alone(base: str, client: httpx.AsyncClient)
         ({"url": "http://x", "timeout": "ten"}, "not a duration"),
         ({"url": "http://x", "timeout": 0}, "greater than 0"),
         ({"url": "http://x", "headers": {"A": "b\r\nEvil: 1"}}, "line breaks"),
-        ({"url": "http://x", "save_as": "artifact"}, "save_as"),
+        ({"url": "http://x", "save_as": "file"}, "save_as"),
     ],
 )
 def test_input_validation_refuses(raw: dict[str, Any], needle: str) -> None:

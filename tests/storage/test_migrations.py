@@ -22,9 +22,12 @@ from tests.storage.conftest import execution_row, join_all
 MakeDb = Callable[[], str]
 ALL_REVISIONS = ["0001", "0002"]
 #: The executions columns revision 0001 created.
-LEGACY_EXECUTION_COLUMNS = {
-    c.name for c in executions.columns
-} - {"depth", "rerun_of", "job_run_id", "trigger_key"}
+LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
+    "depth",
+    "rerun_of",
+    "job_run_id",
+    "trigger_key",
+}
 
 
 def sql_store(url: str) -> SQLStore:

@@ -1,3 +1,84 @@
-"""`flowledger` commands: artifacts."""
+"""`flowledger executions artifacts ID [--download DIR]`: files an execution's steps saved."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from flowledger.cli.common import (
+    DbOption,
+    JsonOption,
+    call,
+    executions_app,
+    make_engine,
+    out,
+    print_json,
+)
+
+
+@executions_app.command("artifacts")
+def executions_artifacts(
+    execution_id: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
+    download: Annotated[
+        Path | None,
+        typer.Option(
+            "--download",
+            metavar="DIR",
+            help="Copy every file into DIR (created if needed; existing files are never "
+            "overwritten) and verify each checksum.",
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List an execution's artifacts: files its steps saved, outputs too big to keep inline."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with make_engine(db) as engine:
+            full_id = await engine.resolve_id(execution_id)
+            docs = await engine.artifacts.for_execution(full_id)
+            if download is not None:
+                paths = await engine.artifacts.download(full_id, download)
+                for doc, path in zip(docs, paths, strict=True):
+                    doc["path"] = str(path)
+            return docs
+
+    docs = call(go)
+    if as_json:
+        print_json(docs)
+        return
+    if not docs:
+        out.print("this execution has no artifacts", markup=False)
+        return
+    _table(docs)
+    if download is not None:
+        out.print(f"downloaded {len(docs)} file(s) to {download}, checksums verified", markup=False)
+
+
+def _table(docs: list[dict[str, Any]]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "CONTENT TYPE", "SIZE", "SHA256", "STEP", "KIND", "CREATED", "ID"):
+        table.add_column(column, overflow="fold")
+    for doc in docs:
+        table.add_row(
+            doc.get("path") or doc["name"],
+            doc["contentType"],
+            _size(doc["size"]),
+            doc["sha256"][:12],
+            doc["stepId"] or "",
+            doc["kind"],
+            doc["createdAt"],
+            doc["id"],
+        )
+    out.print(table)
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"

@@ -1,3 +1,174 @@
-"""`flowledger` commands: jobs."""
+"""`flowledger jobs`: run a job-run file in the foreground, and look at job runs."""
 
 from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from flowledger.cli.common import (
+    DbOption,
+    JsonOption,
+    PluginOption,
+    call,
+    err,
+    exit_code,
+    jobs_app,
+    make_engine,
+    out,
+    print_json,
+)
+from flowledger.cli.progress import STATUS_STYLE
+from flowledger.definition.jobs import load_job_file
+from flowledger.runtime.job_runs import JobRuns
+
+#: createdBy of job runs that `flowledger jobs run` creates.
+JOBS_CREATOR = "cli:jobs"
+
+
+@jobs_app.command("run")
+def jobs_run(
+    file: Annotated[str, typer.Argument(help="Job-run file (YAML or JSON) listing workflows.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    plugin: PluginOption = None,
+) -> None:
+    """Run the listed workflows in order, each as its own execution, until one fails."""
+
+    async def go() -> dict[str, Any]:
+        job = load_job_file(file)  # a bad file fails here, before the database is opened
+        async with make_engine(db, plugin) as engine:
+            job_runs = JobRuns(engine)
+            job_run_id = await job_runs.create(job, created_by=JOBS_CREATOR, hold=True)
+            total = len(job.spec.workflows)
+            if not as_json:
+                out.print(
+                    f"job run {job_run_id} ({job.spec.name}, {total} workflows)", markup=False
+                )
+
+            def finished(run: dict[str, Any]) -> None:
+                line = Text.assemble(
+                    f"[{run['index'] + 1}/{total}] {run['workflowName']} "
+                    f"v{run['workflowVersion']}  ",
+                    _status(run["runtimeStatus"]),
+                    f"  execution {run['executionId']}",
+                )
+                out.print(line, soft_wrap=True)
+
+            return await job_runs.drive(job_run_id, on_run=None if as_json else finished)
+
+    doc = call(go)
+    if as_json:
+        print_json(doc)
+    else:
+        _summary(out, doc)
+    if doc["status"] == "AwaitingUserInput":
+        waiting = next(r for r in doc["runs"] if r["runtimeStatus"] == "AwaitingUserInput")
+        err.print(
+            f"execution {waiting['executionId']} waits for input (flowledger executions input); "
+            "after it, a `flowledger worker` continues the job run",
+            markup=False,
+            soft_wrap=True,
+        )
+    raise typer.Exit(exit_code(doc["status"]))
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_run_id: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a job run and the execution of each of its workflows."""
+
+    async def go() -> dict[str, Any]:
+        async with make_engine(db) as engine:
+            job_runs = JobRuns(engine)
+            return await job_runs.get(await job_runs.resolve_id(job_run_id))
+
+    doc = call(go)
+    if as_json:
+        print_json(doc)
+        return
+    _summary(out, doc)
+    out.print(f"started:  {doc['startedAt'] or '-'}   ended: {doc['completedAt'] or '-'}")
+    table = Table(header_style="bold", box=None)
+    for column in ("#", "workflow", "status", "execution", "input"):
+        table.add_column(column)
+    for run in doc["runs"]:
+        table.add_row(
+            str(run["index"] + 1),
+            f"{run['workflowName']} v{run['workflowVersion']}",
+            _status(run["runtimeStatus"]),
+            run["executionId"] or "-",
+            _short(run["input"]),
+        )
+    out.print(table)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List job runs, newest first."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with make_engine(db) as engine:
+            return await JobRuns(engine).list_runs(limit)
+
+    docs = call(go)
+    if as_json:
+        print_json(docs)
+        return
+    if not docs:
+        out.print("no job runs")
+        return
+    table = Table(header_style="bold", box=None)
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("name", "status", "workflows", "created"):
+        table.add_column(column)
+    for doc in docs:
+        table.add_row(
+            doc["id"],
+            doc["name"],
+            _status(doc["status"]),
+            _counts(doc),
+            doc["createdAt"][:19].replace("T", " "),
+        )
+    out.print(table)
+
+
+def _summary(console: Console, doc: dict[str, Any]) -> None:
+    line = Text.assemble(
+        _status(doc["status"]), f"  job {doc['name']}  {_counts(doc)}  id {doc['id']}"
+    )
+    console.print(line, soft_wrap=True)
+
+
+def _counts(doc: dict[str, Any]) -> str:
+    """``2/3 workflows ended`` — how far the job run got."""
+    runs = doc["runs"]
+    ended = sum(1 for r in runs if r["runtimeStatus"] in _ENDED)
+    return f"{ended}/{len(runs)} workflows ended"
+
+
+_ENDED = frozenset({"Completed", "CompletedWithNoActionTaken", "Failed", "Cancelled"})
+
+
+def _status(status: str | None) -> Text:
+    if status is None:
+        return Text("not started", style="dim")
+    style = STATUS_STYLE.get(status, "")
+    style = "green" if status == "CompletedWithNoActionTaken" else style
+    return Text(status, style="cyan" if status == "AwaitingUserInput" else style)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,28 +1,455 @@
-"""Artifacts: files steps save, stored under a directory and described in the database."""
+"""Artifacts: files steps save, and step outputs too large for the data store.
+
+Each artifact is a file ``<root>/<execution id>/<artifact id>`` plus a row in the
+``artifacts`` table (name, content type, size, sha256, execution and step). The
+file is written completely (temporary file, fsync, rename) before its row is
+inserted, so a row never names a missing file (a crash in between leaves an
+unlisted file, never the reverse; a step re-run after a crash saves anew). File
+names on disk never come from user input; ``name`` is what people see and
+downloads keep.
+
+The root defaults to ``<db file stem>-artifacts`` next to a SQLite file and to
+``./flowledger-artifacts`` for PostgreSQL; ``FLOWLEDGER_ARTIFACTS`` overrides it.
+Workers on several machines sharing one PostgreSQL database must all see the same
+folder (a shared mount, at the same path), or they cannot read each other's files.
+
+A step output whose JSON exceeds the budget (``FLOWLEDGER_OUTPUT_BUDGET``, 256 KiB)
+is stored as an artifact of kind ``output``, and the data store keeps a reference
+in its place::
+
+    {"$artifact": {"id", "executionId", "name", "contentType", "size", "sha256"}}
+
+Documents and the event history show that reference; templates read the real
+value (``runtime.datastore`` loads it through :func:`read_reference` on first use).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
+from flowledger.config import Settings
+from flowledger.errors import StepError, StorageError
+from flowledger.runtime.codec import Codec
 from flowledger.steps.artifact_access import ArtifactAccess
-from flowledger.storage import Store
+from flowledger.storage import Row, Store
+from flowledger.timeutil import iso, utcnow
+
+log = logging.getLogger(__name__)
+
+#: The one key of a reference object that stands for an offloaded output.
+REFERENCE_KEY = "$artifact"
+_REFERENCE_FIELDS = frozenset({"id", "executionId", "name", "contentType", "size", "sha256"})
+SAVED, OUTPUT = "saved", "output"
+MAX_NAME = 200
+#: Loaded outputs kept in memory per process (JSON bytes); the newest always stays.
+LOADED_CACHE_BYTES = 32 * 1024 * 1024
+_CHUNK = 1024 * 1024
+_UNSAFE = re.compile(r"[^\w.\- ()+,=@]")
 
 
-def default_artifacts_root(db_url: str) -> Path:
-    """Where artifacts go unless configured: next to the SQLite file, else the current folder."""
-    return Path("flowledger-artifacts")
+def default_artifacts_root(db_url: str, settings: Settings | None = None) -> Path:
+    """``FLOWLEDGER_ARTIFACTS``, else next to the SQLite file, else ``./flowledger-artifacts``."""
+    settings = settings or Settings.from_env()
+    if settings.artifacts_dir:
+        return Path(settings.artifacts_dir).expanduser().resolve()
+    if db_url.startswith("sqlite:"):
+        database = make_url(db_url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            db_file = Path(database).expanduser().resolve()
+            return db_file.parent / f"{db_file.stem}-artifacts"
+    return Path("flowledger-artifacts").resolve()
+
+
+def sanitize_name(name: str) -> str:
+    """A name safe to show and to download as: no folders, no ``..``, bounded length."""
+    base = re.split(r"[/\\]", name.strip())[-1]
+    cleaned = _UNSAFE.sub("_", base).strip(" .")
+    if len(cleaned) > MAX_NAME:
+        _, dot, ext = cleaned.rpartition(".")
+        keep = ext if dot and 0 < len(ext) <= 16 else ""
+        cleaned = cleaned[: MAX_NAME - len(keep) - 1] + "." + keep if keep else cleaned[:MAX_NAME]
+    return cleaned or "artifact"
+
+
+def artifact_document(row: Row) -> dict[str, Any]:
+    """An artifact as the CLI, the API and ``ctx.artifacts.save`` show it."""
+    return {
+        "id": row["id"],
+        "executionId": row["execution_id"],
+        "stepExecutionId": row["step_execution_id"],
+        "stepId": row["step_id"],
+        "name": row["name"],
+        "contentType": row["content_type"],
+        "size": int(row["size"]),
+        "sha256": row["sha256"],
+        "kind": row["kind"],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+def is_reference(value: Any) -> bool:
+    """True for the reference object an offloaded output left in the data store."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    inner = value.get(REFERENCE_KEY)
+    return type(inner) is dict and inner.keys() >= _REFERENCE_FIELDS
 
 
 class ArtifactService:
-    def __init__(self, store: Store, root: Path) -> None:
+    """Writes and reads artifacts for one engine: one store, one root folder."""
+
+    def __init__(self, store: Store, root: Path, *, budget: int | None = None) -> None:
         self.store = store
         self.root = root
+        self.budget = budget if budget is not None else Settings.from_env().output_budget
+        self._codec = Codec()
+        _LIVE.add(self)
 
-    def offload(self, execution_id: str, step_execution_id: str, step_id: str, output: Any) -> Any:
-        """The output as the data store keeps it: large ones become artifact references."""
-        return output
+    def path_of(self, execution_id: str, artifact_id: str) -> Path:
+        return self.root / execution_id / artifact_id
+
+    # -- writing ------------------------------------------------------------------------------
 
     def bind(self, execution_id: str, step_execution_id: str, step_id: str) -> ArtifactAccess:
         """Where one step execution saves its files."""
-        return object()  # filled in by the artifacts part
+        return _StepArtifacts(self, execution_id, step_execution_id, step_id)
+
+    async def save(
+        self,
+        execution_id: str,
+        step_execution_id: str | None,
+        step_id: str | None,
+        name: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+    ) -> dict[str, Any]:
+        """Store ``data`` as a file and describe it (kind ``saved``)."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"artifact data must be bytes, not {type(data).__name__}")
+        payload = data if isinstance(data, bytes) else bytes(data)
+        row = self._row(execution_id, step_execution_id, step_id, name, content_type, SAVED)
+        # Hashing and writing a large file must not stall the other executions' rounds.
+        await asyncio.to_thread(self._write, row, payload)
+        self.store.add_artifact(row)
+        return artifact_document(row)
+
+    def offload(
+        self,
+        execution_id: str,
+        step_execution_id: str,
+        step_id: str,
+        output: Any,
+        codec: Codec | None = None,
+    ) -> Any:
+        """The output as the data store keeps it: over the budget, a reference to an artifact.
+
+        Synchronous: the runner calls it while it records a completion. ``codec`` is the
+        execution's, so secrets the execution read are redacted in the file as well.
+        """
+        if output is None or isinstance(output, bool | int | float):
+            return output
+        if isinstance(output, str) and 4 * len(output) + 2 <= self.budget:
+            return output  # at most 4 bytes per character: surely under the budget
+        text = (codec or self._codec).dumps(output) or "null"
+        data = text.encode("utf-8")
+        if len(data) <= self.budget:
+            return output
+        name = f"{step_id}.output.json"
+        row = self._row(execution_id, step_execution_id, step_id, name, "application/json", OUTPUT)
+        try:
+            self._write(row, data)
+            self.store.add_artifact(row)
+        except Exception as exc:
+            # Losing the output would be worse than a big row: keep it in the data store.
+            log.warning(
+                "could not store the %d-byte output of step %s as an artifact (%s); "
+                "keeping it in the database",
+                len(data),
+                step_id,
+                exc,
+                extra={"execution_id": execution_id, "step_id": step_id},
+            )
+            return output
+        return {REFERENCE_KEY: _reference(row)}
+
+    def _row(
+        self,
+        execution_id: str,
+        step_execution_id: str | None,
+        step_id: str | None,
+        name: str,
+        content_type: str,
+        kind: str,
+    ) -> Row:
+        """The row of a new artifact; ``_write`` fills in its size and checksum."""
+        return {
+            "id": str(uuid.uuid4()),
+            "execution_id": execution_id,
+            "step_execution_id": step_execution_id,
+            "step_id": step_id,
+            "name": sanitize_name(name),
+            "content_type": (content_type or "application/octet-stream").strip()[:255],
+            "size": 0,
+            "sha256": "",
+            "created_at": utcnow(),
+            "kind": kind,
+        }
+
+    def _write(self, row: Row, data: bytes) -> None:
+        row["size"] = len(data)
+        row["sha256"] = hashlib.sha256(data).hexdigest()
+        path = self.path_of(row["execution_id"], row["id"])
+        try:
+            _write_durably(path, data, self.root)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write artifact {row['name']!r} of execution {row['execution_id']} "
+                f"under {self.root}: {exc.strerror or exc}"
+            ) from exc
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def for_execution(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's artifacts (SPEC: ``executions artifacts``), oldest first."""
+        return [artifact_document(r) for r in await self.store.list_artifacts(execution_id)]
+
+    async def download(self, execution_id: str, folder: Path) -> list[Path]:
+        """Copy every artifact of the execution into ``folder``; verify each checksum.
+
+        Existing files are never overwritten: if any target exists, nothing is copied.
+        Two artifacts with one name get the artifact id's start appended to the second.
+        """
+        rows = await self.store.list_artifacts(execution_id)
+        targets = _download_names(rows, folder)
+        existing = [str(t) for t in targets if t.exists()]
+        if existing:
+            raise StorageError(
+                f"will not overwrite {', '.join(existing)}: it already exists; remove it "
+                "or download into another folder"
+                if len(existing) == 1
+                else f"will not overwrite {', '.join(existing)}: they already exist; remove "
+                "them or download into another folder"
+            )
+        try:
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+        for row, target in zip(rows, targets, strict=True):
+            await asyncio.to_thread(self._copy_verified, row, target)
+        return targets
+
+    def _copy_verified(self, row: Row, target: Path) -> None:
+        source = self.path_of(row["execution_id"], row["id"])
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with source.open("rb") as src, target.open("xb") as dst:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+        except FileNotFoundError as exc:
+            if exc.filename == str(source):
+                raise StorageError(
+                    f"the file of artifact {row['name']!r} ({row['id']}) is missing: "
+                    f"{source} does not exist"
+                ) from exc
+            raise StorageError(f"cannot write {target}: {exc.strerror}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot copy {source} to {target}: {exc.strerror or exc}") from exc
+        if digest.hexdigest() != row["sha256"] or size != row["size"]:
+            target.unlink(missing_ok=True)
+            raise StorageError(
+                f"artifact {row['name']!r} ({row['id']}) is corrupt: {source} has sha256 "
+                f"{digest.hexdigest()} and {size} bytes, the database recorded "
+                f"{row['sha256']} and {row['size']} bytes; nothing was kept at {target}"
+            )
+
+    def read_file(self, info: Mapping[str, Any]) -> bytes | None:
+        """The verified bytes of a referenced artifact, or None when it is not under this root."""
+        path = self.path_of(str(info["executionId"]), str(info["id"]))
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read artifact file {path}: {exc.strerror or exc}") from exc
+        if hashlib.sha256(data).hexdigest() != info["sha256"]:
+            raise StorageError(
+                f"artifact file {path} does not match its recorded sha256 {info['sha256']}; "
+                "it was changed or damaged after it was written"
+            )
+        return data
+
+
+class _StepArtifacts:
+    """``StepContext.artifacts``: saves files linked to one step execution."""
+
+    def __init__(
+        self, service: ArtifactService, execution_id: str, step_execution_id: str, step_id: str
+    ) -> None:
+        self._service = service
+        self._execution_id = execution_id
+        self._step_execution_id = step_execution_id
+        self._step_id = step_id
+
+    async def save(
+        self, name: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> dict[str, Any]:
+        try:
+            return await self._service.save(
+                self._execution_id,
+                self._step_execution_id,
+                self._step_id,
+                name,
+                data,
+                content_type,
+            )
+        except StorageError as exc:  # a full disk may clear up: let the step retry
+            raise StepError(str(exc), retryable=True) from exc
+
+
+# -- lazy read-back ---------------------------------------------------------------------------
+
+
+class _LoadedOutputs:
+    """A small LRU of loaded outputs, bounded by their JSON size, shared by the process."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return False, None
+            self._items.move_to_end(key)
+            return True, item[0]
+
+    def put(self, key: str, value: Any, size: int) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+# Templates have no handle on the engine that runs them (the runner gives the data store
+# only the execution's data), so a reference is looked up under the root of every
+# artifact service alive in this process: one per open engine, usually exactly one.
+_LIVE: weakref.WeakSet[ArtifactService] = weakref.WeakSet()
+#: Outputs loaded back for templates, shared by the process; bounded, so memory stays flat
+#: however many large outputs an execution reads.
+loaded_outputs = _LoadedOutputs(LOADED_CACHE_BYTES)
+
+
+def read_reference(reference: Mapping[str, Any], step_id: str) -> Any:
+    """The output an offloaded reference stands for (cached, verified against its sha256)."""
+    info = reference[REFERENCE_KEY]
+    found, value = loaded_outputs.get(str(info["id"]))
+    if found:
+        return value
+    roots = []
+    problem: StorageError | None = None
+    for service in list(_LIVE):
+        try:
+            data = service.read_file(info)
+        except StorageError as exc:  # another engine's root may hold a good copy
+            problem = problem or exc
+            continue
+        if data is not None:
+            value = json.loads(data)
+            loaded_outputs.put(str(info["id"]), value, len(data))
+            return value
+        roots.append(str(service.root))
+    if problem is not None:
+        raise problem
+    where = ", ".join(sorted(set(roots))) or "no artifacts folder (no engine is open)"
+    raise StorageError(
+        f"the output of step '{step_id}' was stored as artifact {info['id']} "
+        f"({info.get('name')}), but its file is not in {where}; was the artifacts folder "
+        "moved, or is it not shared with this worker (FLOWLEDGER_ARTIFACTS)?"
+    )
+
+
+def _reference(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "executionId": row["execution_id"],
+        "name": row["name"],
+        "contentType": row["content_type"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+    }
+
+
+def _download_names(rows: list[Row], folder: Path) -> list[Path]:
+    taken: set[str] = set()
+    targets = []
+    for row in rows:
+        name = str(row["name"])
+        if name in taken:
+            stem, dot, ext = name.rpartition(".")
+            suffix = str(row["id"])[:8]
+            name = f"{stem}-{suffix}.{ext}" if dot and stem else f"{name}-{suffix}"
+        taken.add(name)
+        targets.append(folder / name)
+    return targets
+
+
+def _write_durably(path: Path, data: bytes, root: Path) -> None:
+    """Temporary file, fsync, rename, fsync the folder: the file is whole or absent."""
+    folder = path.parent
+    created = not folder.is_dir()
+    if created:
+        folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with temp.open("xb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(folder)
+    if created:
+        _fsync_folder(root)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or a new entry durable; folders cannot be opened on Windows."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

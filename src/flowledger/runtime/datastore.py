@@ -1,7 +1,9 @@
 """The execution's data store as templates read it (SPEC §3).
 
 Views are lazy: ``steps`` looks a step up only when a template reads it, so the
-cost of a render does not grow with the number of steps already run.
+cost of a render does not grow with the number of steps already run. An output
+that was stored as an artifact (over the size budget, see ``runtime.artifacts``)
+is loaded only when a template reads it, also inside ``sys.loop`` results.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
+from flowledger.runtime.artifacts import is_reference, read_reference
 from flowledger.runtime.codec import Codec
 from flowledger.runtime.state import Scope
+
+_OUTPUT_KEYS = frozenset({"output", "outputData"})
 
 
 class StepsView(Mapping[str, Any]):
@@ -27,6 +32,8 @@ class StepsView(Mapping[str, Any]):
     def __getitem__(self, step_id: str) -> Any:
         run = self._scope.lookup(step_id)
         if run is not None:
+            if run.step.body is not None or is_reference(run.output):
+                return _Envelope(run.envelope(), run.step)
             return run.envelope()
         step = self._workflow.steps.get(step_id)
         if step is None:
@@ -49,6 +56,107 @@ class StepsView(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._workflow.steps)
+
+
+def output_view(value: Any, step: CompiledStep) -> Any:
+    """A step's output as templates read it: a reference loaded, loop results lazy."""
+    if is_reference(value):
+        value = read_reference(value, step.id)
+    if step.body is not None and type(value) is dict and type(value.get("results")) is list:
+        return _LoopOutput(value, step.body)
+    return value
+
+
+class _Wrapped(Mapping[str, Any]):
+    """A read-only view over a stored dict; subclasses decide what reading a key returns."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, key: str) -> Any:
+        return self._raw[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class _Envelope(_Wrapped):
+    """``steps.<id>`` whose output may hold references: they load when ``output`` is read."""
+
+    __slots__ = ("_step",)
+
+    def __init__(self, env: dict[str, Any], step: CompiledStep) -> None:
+        super().__init__(env)
+        self._step = step
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._raw[key]
+        return output_view(value, self._step) if key in _OUTPUT_KEYS else value
+
+
+class _LoopOutput(_Wrapped):
+    """A ``sys.loop`` output ``{count, results}``; ``results`` is lazy when it holds references."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, raw: dict[str, Any], body: CompiledGraph) -> None:
+        super().__init__(raw)
+        self._body = body
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._raw[key]
+        if key != "results" or not any(_has_reference(r, self._body) for r in value):
+            return value
+        return LazyResults(_Iteration(r, self._body) if type(r) is dict else r for r in value)
+
+
+class LazyResults(tuple[Any, ...]):
+    """Loop results whose offloaded outputs load when touched.
+
+    A tuple on purpose: a template that keeps the whole value gets a list back
+    (``to_native`` turns tuples into lists, loading each item), whereas a list
+    subclass would be stored as it is, wrappers and all.
+    """
+
+    __slots__ = ()
+
+
+class _Iteration(_Wrapped):
+    """``results[i]``: body step id → its output in iteration i, loaded on access."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, raw: dict[str, Any], body: CompiledGraph) -> None:
+        super().__init__(raw)
+        self._body = body
+
+    def __getitem__(self, step_id: str) -> Any:
+        value = self._raw[step_id]
+        step = self._body.steps.get(step_id)
+        return output_view(value, step) if step is not None else value
+
+
+def _has_reference(iteration: Any, body: CompiledGraph) -> bool:
+    """Whether one iteration's outputs (or a nested loop's) include a reference; no loading."""
+    if type(iteration) is not dict:
+        return False
+    for step_id, value in iteration.items():
+        if is_reference(value):
+            return True
+        step = body.steps.get(step_id)
+        if step is not None and step.body is not None and type(value) is dict:
+            inner = value.get("results")
+            if type(inner) is list and any(_has_reference(r, step.body) for r in inner):
+                return True
+    return False
 
 
 class SecretsView(Mapping[str, str]):

@@ -1,11 +1,24 @@
-"""Worker duty: job runs: start each workflow of a job run after the one before it ended."""
+"""Worker duty: job runs: start each workflow of a job run after the one before it ended.
+
+It advances job runs that nobody drives: created for the workers (``POST /job-runs``),
+or left between two workflows by a killed ``flowledger jobs run``. The executions
+themselves are run by the workers like any other.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+from flowledger.runtime.job_runs import JobRuns
 
 if TYPE_CHECKING:
     from flowledger.runtime.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: Job runs looked at per round; more wait for the next round, which comes soon.
+BATCH = 50
 
 
 class JobAdvancer:
@@ -13,6 +26,13 @@ class JobAdvancer:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.job_runs = JobRuns(engine)
 
     async def run_once(self) -> float:
-        return 60.0
+        due = await self.engine.store.job_runs_to_advance(BATCH)
+        for job_run_id in due:
+            try:
+                await self.job_runs.advance(job_run_id)
+            except Exception:  # one broken job run must not stall the others
+                log.exception("job run %s: cannot start its next workflow", job_run_id)
+        return 0.1 if due else 1.0

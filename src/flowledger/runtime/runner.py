@@ -445,7 +445,11 @@ class ExecutionRunner:
             )
             return
         offload = self.services.offload_output
-        run.output = offload(self.id, run.id, run.step.id, output) if offload else output
+        # A condition's result is read by the scheduler itself: it always stays inline.
+        if offload is None or run.step.type_name == "sys.condition":
+            run.output = output
+        else:
+            run.output = offload(self.id, run.id, run.step.id, output, self.codec)
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now

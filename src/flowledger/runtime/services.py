@@ -10,6 +10,7 @@ import httpx
 
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
+from flowledger.runtime.codec import Codec
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
 from flowledger.steps.registry import StepRegistry
@@ -33,9 +34,9 @@ class Services:
     entities_for: Callable[[str, int], EntityAccess] | None = None
     #: (execution id, step execution id, step id) → where that step saves files.
     artifacts_for: Callable[[str, str, str], ArtifactAccess] | None = None
-    #: (execution id, step execution id, step id, output) → the output as stored: an
+    #: (execution id, step execution id, step id, output, codec) → the output as stored: an
     #: output over the size budget becomes a reference to an artifact, read back lazily.
-    offload_output: Callable[[str, str, str, Any], Any] | None = None
+    offload_output: Callable[[str, str, str, Any, Codec], Any] | None = None
     #: (name, version number or None for the live one) → a workflow children can run.
     resolve_workflow: (
         Callable[[str, int | None], Awaitable[tuple[CompiledWorkflow, WorkflowVersion]]] | None

@@ -3,6 +3,8 @@
 Success is a 2xx answer (or a status listed in ``ok_status``); anything else is a
 :class:`StepError` whose ``retryable`` flag says whether another attempt may help.
 Request headers are never echoed into messages or logs: they often carry secrets.
+With ``save_as: artifact`` a successful answer's body is saved as a file (an
+artifact of the execution) and the output's ``body`` is that artifact's description.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class HttpRequestInput(BaseModel):
     ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     follow_redirects: bool = True
+    #: ``artifact``: keep the body as a file instead of in the output (large downloads).
+    save_as: Literal["artifact"] | None = None
+    #: The saved file's name; default: the URL's last path segment.
+    artifact_name: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -128,9 +134,14 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         raise StepError(f"{where} failed: {cause}", retryable=True) from None
     except httpx.HTTPError as exc:  # e.g. a body that does not decompress: trying again won't help
         raise StepError(f"{where} failed: {exc}", retryable=False) from None
-    text, body = _body(raw, charset, response_headers.get("content-type", ""))
     ctx.logger.debug("%s answered %s (%d bytes)", where, status, len(raw))
-    if 200 <= status < 300 or status in data.ok_status:
+    content_type = response_headers.get("content-type", "")
+    ok = 200 <= status < 300 or status in data.ok_status
+    if ok and data.save_as == "artifact":
+        saved = await _save(ctx, data, request.url, raw, content_type)
+        return HttpRequestOutput(statusCode=status, headers=response_headers, body=saved)
+    text, body = _body(raw, charset, content_type)
+    if ok:
         return HttpRequestOutput(statusCode=status, headers=response_headers, body=body)
     try:
         reason = HTTPStatus(status).phrase
@@ -174,6 +185,19 @@ async def _exchange(
         b"".join(chunks),
         response.charset_encoding,
     )
+
+
+async def _save(
+    ctx: StepContext, data: HttpRequestInput, url: httpx.URL, raw: bytes, content_type: str
+) -> dict[str, Any]:
+    """Keep the body as an artifact; its description becomes the output's body."""
+    if ctx.artifacts is None:
+        raise StepError(
+            "save_as: artifact needs an engine with an artifacts folder; this one has none",
+            retryable=False,
+        )
+    name = data.artifact_name or url.path.rstrip("/").rsplit("/", 1)[-1] or f"{ctx.step_id}.body"
+    return await ctx.artifacts.save(name, raw, content_type or "application/octet-stream")
 
 
 def _too_large(where: str, limit: int) -> StepError:

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import ColumnElement, Connection, insert, select
+
+from flowledger.storage.schema_artifacts import artifacts
 
 
-class ArtifactStore(ABC):  # noqa: B024 - filled in as the part grows
+class ArtifactStore(ABC):
     """What the runtime and the faces need from a database for artifacts."""
+
+    @abstractmethod
+    def add_artifact(self, row: dict[str, Any]) -> None:
+        """Describe an artifact whose file is already complete on disk.
+
+        Synchronous on purpose: the runner stores an output over the size budget in the
+        middle of a scheduler round, where it cannot await. It is one short INSERT.
+        """
+
+    @abstractmethod
+    async def list_artifacts(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's artifacts, oldest first."""
+
+    @abstractmethod
+    async def get_artifact(self, artifact_id: str) -> dict[str, Any] | None: ...
 
 
 class SQLArtifactStore(ArtifactStore):
@@ -21,3 +39,18 @@ class SQLArtifactStore(ArtifactStore):
 
     @abstractmethod
     def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
+
+    def add_artifact(self, row: dict[str, Any]) -> None:
+        with self.conn.begin():
+            self.conn.execute(insert(artifacts), [row])
+
+    async def list_artifacts(self, execution_id: str) -> list[dict[str, Any]]:
+        t = artifacts
+        query = select(t).where(t.c.execution_id == execution_id).order_by(t.c.created_at, t.c.id)
+        with self.conn.begin():
+            return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    async def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
+        with self.conn.begin():
+            row = self.conn.execute(select(artifacts).where(artifacts.c.id == artifact_id)).first()
+        return dict(row._mapping) if row else None

@@ -1,15 +1,84 @@
-"""Storage of the jobs part of the model: abstract verbs, and their SQL."""
+"""Storage of the jobs part of the model: abstract verbs, and their SQL.
+
+A job run is advanced by one process at a time, the holder of its lease (a
+foreground ``flowledger jobs run``, or a worker for one short step). The lease
+only keeps processes from tripping over each other: starting an item exactly once
+is guaranteed by the executions' trigger keys, whoever holds the lease.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, insert, or_, select, update
+
+from flowledger.storage.schema import executions
+from flowledger.storage.schema_jobs import job_runs
+
+Row = dict[str, Any]
+
+#: Statuses of a job run (and of an execution) that are not final.
+UNFINISHED = ("NotStarted", "InProgress", "AwaitingUserInput")
+#: What a job run needs to know of its executions (not their data, which may be large).
+_EXECUTION_COLUMNS = (
+    executions.c.id,
+    executions.c.trigger_key,
+    executions.c.runtime_status,
+    executions.c.workflow_name,
+    executions.c.workflow_version,
+    executions.c.created_at,
+    executions.c.started_at,
+    executions.c.completed_at,
+    executions.c.failed_at,
+    executions.c.last_activity_at,
+)
 
 
-class JobStore(ABC):  # noqa: B024 - filled in as the part grows
+class JobStore(ABC):
     """What the runtime and the faces need from a database for jobs."""
+
+    @abstractmethod
+    async def create_job_run(self, row: Row) -> None:
+        """Insert a job run (``lease_owner`` set when its creator advances it itself)."""
+
+    @abstractmethod
+    async def get_job_run(self, job_run_id: str) -> Row | None: ...
+
+    @abstractmethod
+    async def find_job_runs(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of job runs starting with ``prefix``."""
+
+    @abstractmethod
+    async def list_job_runs(self, limit: int = 50) -> list[Row]:
+        """Job runs, newest first."""
+
+    @abstractmethod
+    async def job_run_executions(self, job_run_id: str) -> list[Row]:
+        """The executions linked to a job run (status and times only), oldest first."""
+
+    @abstractmethod
+    async def acquire_job_run(
+        self, job_run_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
+    ) -> bool:
+        """Take or renew the lease of an unfinished job run: free, expired, ours, or held by
+        ``steal_from`` (a process known to be dead). False when another process holds it."""
+
+    @abstractmethod
+    async def release_job_run(self, job_run_id: str, owner: str) -> None: ...
+
+    @abstractmethod
+    async def record_job_run_status(
+        self, job_run_id: str, owner: str, status: str, *, started: bool, completed: bool
+    ) -> bool:
+        """Set the status of an unfinished job run whose lease ``owner`` holds; ``started``
+        stamps started_at once, ``completed`` stamps completed_at. False when not held."""
+
+    @abstractmethod
+    async def job_runs_to_advance(self, limit: int) -> list[str]:
+        """Ids of unfinished job runs none of whose executions is unfinished: their next
+        workflow is due, or recording how they ended is."""
 
 
 class SQLJobStore(JobStore):
@@ -21,3 +90,98 @@ class SQLJobStore(JobStore):
 
     @abstractmethod
     def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
+
+    async def create_job_run(self, row: Row) -> None:
+        with self.conn.begin():
+            self.conn.execute(insert(job_runs), [row])
+
+    async def get_job_run(self, job_run_id: str) -> Row | None:
+        with self.conn.begin():
+            row = self.conn.execute(select(job_runs).where(job_runs.c.id == job_run_id)).first()
+        return dict(row._mapping) if row else None
+
+    async def find_job_runs(self, prefix: str, limit: int = 2) -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        t = job_runs
+        stmt = select(t.c.id).where(t.c.id.like(escaped + "%", escape="\\")).limit(limit)
+        with self.conn.begin():
+            return [r[0] for r in self.conn.execute(stmt)]
+
+    async def list_job_runs(self, limit: int = 50) -> list[Row]:
+        t = job_runs
+        stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        with self.conn.begin():
+            return [dict(r._mapping) for r in self.conn.execute(stmt)]
+
+    async def job_run_executions(self, job_run_id: str) -> list[Row]:
+        e = executions
+        stmt = (
+            select(*_EXECUTION_COLUMNS)
+            .where(e.c.job_run_id == job_run_id)
+            .order_by(e.c.created_at, e.c.id)
+        )
+        with self.conn.begin():
+            return [dict(r._mapping) for r in self.conn.execute(stmt)]
+
+    async def acquire_job_run(
+        self, job_run_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
+    ) -> bool:
+        t = job_runs
+        # Compare-and-set: free, lapsed, ours, or held by a process known to be dead.
+        holders = [t.c.lease_owner == owner]
+        if steal_from is not None:
+            holders.append(t.c.lease_owner == steal_from)
+        stmt = (
+            update(t)
+            .where(
+                and_(
+                    t.c.id == job_run_id,
+                    t.c.status.in_(UNFINISHED),
+                    or_(
+                        t.c.lease_owner.is_(None), t.c.lease_expires_at < self._sql_now(), *holders
+                    ),
+                )
+            )
+            .values(lease_owner=owner, lease_expires_at=self._sql_now(lease))
+        )
+        with self.conn.begin():
+            return self.conn.execute(stmt).rowcount == 1
+
+    async def release_job_run(self, job_run_id: str, owner: str) -> None:
+        t = job_runs
+        stmt = (
+            update(t)
+            .where(and_(t.c.id == job_run_id, t.c.lease_owner == owner))
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+        with self.conn.begin():
+            self.conn.execute(stmt)
+
+    async def record_job_run_status(
+        self, job_run_id: str, owner: str, status: str, *, started: bool, completed: bool
+    ) -> bool:
+        t = job_runs
+        values: dict[str, Any] = {"status": status}
+        if started:
+            values["started_at"] = func.coalesce(t.c.started_at, self._sql_now())
+        if completed:
+            values["completed_at"] = self._sql_now()
+        stmt = (
+            update(t)
+            .where(and_(t.c.id == job_run_id, t.c.lease_owner == owner, t.c.status.in_(UNFINISHED)))
+            .values(**values)
+        )
+        with self.conn.begin():
+            return self.conn.execute(stmt).rowcount == 1
+
+    async def job_runs_to_advance(self, limit: int) -> list[str]:
+        t, e = job_runs, executions
+        busy = exists().where(and_(e.c.job_run_id == t.c.id, e.c.runtime_status.in_(UNFINISHED)))
+        stmt = (
+            select(t.c.id)
+            .where(and_(t.c.status.in_(UNFINISHED), ~busy))
+            .order_by(t.c.created_at)
+            .limit(limit)
+        )
+        with self.conn.begin():
+            return [r[0] for r in self.conn.execute(stmt)]

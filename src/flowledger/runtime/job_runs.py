@@ -1,0 +1,315 @@
+"""Job runs: several workflows run in order, each as its own execution linked by jobRunId.
+
+Creating a job run resolves and checks every workflow and input first, so a bad
+job file fails before anything runs. Advancing is one idempotent step, taken by
+the holder of the job run's lease: record the status, and start the next item
+with the trigger key ``job:<id>:<index>`` (a second start of the same item finds
+the first execution). A foreground :meth:`JobRuns.drive` runs each execution in
+its own process; a worker's JobAdvancer takes over job runs nobody drives (their
+creator was killed, or created them for the workers), and workers run the
+executions. See job_state.py for what each status means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.jobs import JobFile
+from flowledger.errors import (
+    DefinitionError,
+    InputError,
+    LeaseLostError,
+    NotFoundError,
+    Problem,
+    StorageError,
+)
+from flowledger.runtime.creation import Lineage
+from flowledger.runtime.engine import Engine, validate_input
+from flowledger.runtime.job_state import (
+    JOB_RUN_FORMAT_VERSION,
+    Progress,
+    creator,
+    current,
+    items_of,
+    job_run_document,
+    runs_by_index,
+    trigger_key,
+)
+from flowledger.runtime.orphans import owner_is_dead
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage import Row
+
+log = logging.getLogger(__name__)
+
+_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+RunCallback = Callable[[dict[str, Any]], None]
+
+
+class JobRuns:
+    """Create, advance, drive and read job runs on one engine."""
+
+    def __init__(self, engine: Engine, *, poll: float = 0.25) -> None:
+        self.engine = engine
+        #: How often a process waiting on another process's execution looks again.
+        self.poll = poll
+
+    # -- creation -----------------------------------------------------------------------------
+
+    async def create(self, job: JobFile, *, created_by: str = "python", hold: bool = False) -> str:
+        """Check and store a job run; return its id. With ``hold`` it is created leased to
+        this engine (call :meth:`drive` next); without, the workers' JobAdvancer runs it."""
+        resolved = await self._resolve(job)
+        items = []
+        for compiled, arguments in resolved:  # stored only once every item checked out
+            version = await self.engine.register(compiled)
+            items.append(
+                {
+                    "workflowVersionId": version.id,
+                    "workflowName": compiled.name,
+                    "workflowVersion": version.version,
+                    "input": arguments,
+                }
+            )
+        engine = self.engine
+        now = engine.clock.now()
+        job_run_id = str(uuid.uuid4())
+        row: Row = {
+            "id": job_run_id,
+            "name": job.spec.name,
+            "status": str(ExecutionStatus.NOT_STARTED),
+            "continue_on_failure": job.spec.continue_on_failure,
+            "items": json.dumps(items, ensure_ascii=False),
+            "format_version": JOB_RUN_FORMAT_VERSION,
+            "created_at": now,
+            "started_at": None,
+            "completed_at": None,
+            "created_by": created_by,
+            "lease_owner": engine.owner if hold else None,
+            "lease_expires_at": now + engine.lease if hold else None,
+        }
+        await engine.store.create_job_run(row)
+        log.info("job run %s (%s) created with %d workflows", job_run_id, job.spec.name, len(items))
+        return job_run_id
+
+    async def _resolve(self, job: JobFile) -> list[tuple[CompiledWorkflow, dict[str, Any]]]:
+        problems: list[Problem] = []
+        resolved = []
+        for index, item in enumerate(job.spec.workflows):
+            where = ("workflows", index)
+            try:
+                compiled = await self._find(job, item.workflow)
+            except DefinitionError as exc:
+                problems.extend(exc.problems)
+                message = f"{item.workflow} is not a valid workflow (its problems are above)"
+                problems.append(job.problem(message, (*where, "workflow")))
+                continue
+            except NotFoundError as exc:
+                problems.append(job.problem(str(exc), (*where, "workflow")))
+                continue
+            try:
+                validate_input(compiled, item.input)
+            except InputError as exc:
+                problems.append(job.problem(str(exc), (*where, "input")))
+                continue
+            resolved.append((compiled, dict(item.input)))
+        if problems:
+            raise DefinitionError(problems)
+        return resolved
+
+    async def _find(self, job: JobFile, reference: str) -> CompiledWorkflow:
+        """A file next to the job file, else in the current folder, else a pushed name."""
+        if job.folder is not None and (job.folder / reference).is_file():
+            return self.engine.load(job.folder / reference)
+        if Path(reference).is_file():
+            return self.engine.load(reference)
+        if reference.endswith(_FILE_SUFFIXES):
+            places = "the current folder"
+            if job.folder is not None:
+                places = f"{job.folder} (the job file's folder) or in {places}"
+            raise NotFoundError(f"there is no definition file {reference} in {places}")
+        return await self.engine.find_workflow(reference)
+
+    # -- advancing ----------------------------------------------------------------------------
+
+    async def advance(self, job_run_id: str) -> bool:
+        """One step for a job run nobody drives; True when it started an execution.
+
+        Safe from any number of workers at once: the lease picks one, and the trigger
+        keys keep an item from starting twice even when a lease lapsed meanwhile.
+        """
+        store, owner = self.engine.store, self.engine.owner
+        row = await self._row(job_run_id)
+        dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
+        if not await store.acquire_job_run(job_run_id, owner, self.engine.lease, steal_from=dead):
+            return False
+        try:
+            state = await self._step(job_run_id, hold=False)
+        finally:
+            await store.release_job_run(job_run_id, owner)
+        started = state.waiting_on is not None and state.next_index is not None
+        if started:
+            await store.notify_work()
+        return started
+
+    async def _step(self, job_run_id: str, *, hold: bool) -> Progress:
+        """Record where the run stands and start its next item (this process holds the lease).
+
+        The returned progress names the execution to wait for; ``next_index`` stays set
+        when this step started it.
+        """
+        engine = self.engine
+        row = await self._row(job_run_id)
+        state = current(row, await engine.store.job_run_executions(job_run_id))
+        index = state.next_index
+        recorded = await engine.store.record_job_run_status(
+            job_run_id,
+            engine.owner,
+            str(ExecutionStatus.IN_PROGRESS if index is not None else state.status),
+            started=index is not None,
+            completed=state.status.terminal,
+        )
+        if not recorded or index is None:
+            if state.status.terminal and recorded:
+                log.info("job run %s ended %s", job_run_id, state.status)
+            return Progress(state.status, waiting_on=state.waiting_on)
+        item = items_of(row)[index]
+        workflow = await engine.workflow_for_version(item["workflowVersionId"])
+        execution_id = await engine.start(
+            workflow,
+            item["input"],
+            created_by=creator(job_run_id),
+            hold=hold,
+            lineage=Lineage(job_run_id=job_run_id, trigger_key=trigger_key(job_run_id, index)),
+        )
+        log.info(
+            "job run %s: started workflow %d (%s) as execution %s",
+            job_run_id,
+            index,
+            item["workflowName"],
+            execution_id,
+        )
+        return Progress(ExecutionStatus.IN_PROGRESS, next_index=index, waiting_on=execution_id)
+
+    # -- driving in the foreground ------------------------------------------------------------
+
+    async def drive(self, job_run_id: str, *, on_run: RunCallback | None = None) -> dict[str, Any]:
+        """Run the job run here until it ends or waits for a person's input; return its
+        document. ``on_run`` is called with each run entry as its execution ends.
+
+        Executions that another process holds (a worker that took over) are waited for;
+        another process advancing the run meanwhile is tolerated.
+        """
+        engine = self.engine
+        reported: set[int] = set()
+        keeper = asyncio.create_task(self._keep_lease(job_run_id))
+        try:
+            while True:
+                await self._report(job_run_id, reported, on_run)  # before the next one starts
+                row = await self._row(job_run_id)
+                dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
+                held = await engine.store.acquire_job_run(
+                    job_run_id, engine.owner, engine.lease, steal_from=dead
+                )
+                if held:
+                    state = await self._step(job_run_id, hold=True)
+                else:  # another process advances it: follow along
+                    state = current(row, await engine.store.job_run_executions(job_run_id))
+                if state.status.terminal or state.status == ExecutionStatus.AWAITING_USER_INPUT:
+                    await self._report(job_run_id, reported, on_run)
+                    break
+                if state.waiting_on is None:
+                    await asyncio.sleep(self.poll)
+                else:  # the next round records how it ended, or that it awaits input
+                    await self._finish(state.waiting_on)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            with contextlib.suppress(StorageError):
+                await engine.store.release_job_run(job_run_id, engine.owner)
+        return await self.get(job_run_id)
+
+    async def _finish(self, execution_id: str) -> ExecutionStatus:
+        """Run the execution here, or wait while another process runs it; its status once
+        it ended or waits for input."""
+        try:
+            done = await self.engine.drive(execution_id, document=False)
+            return ExecutionStatus(done["runtimeStatus"])
+        except LeaseLostError:
+            log.info("execution %s was taken over by another process; waiting", execution_id)
+        except StorageError:
+            # Held elsewhere (a database that is down fails the reads below as well).
+            await asyncio.sleep(self.poll)
+        while True:
+            row = await self.engine.store.get_execution(execution_id)
+            if row is None:
+                raise NotFoundError(f"execution {execution_id} of a job run disappeared")
+            status = ExecutionStatus(row["runtime_status"])
+            if status.terminal or status == ExecutionStatus.AWAITING_USER_INPUT:
+                return status
+            expires = row["lease_expires_at"]
+            if row["lease_owner"] is None or (expires and expires < self.engine.clock.now()):
+                return status  # nobody runs it (its runner died): the next round drives it
+            await asyncio.sleep(self.poll)
+
+    async def _keep_lease(self, job_run_id: str) -> None:
+        """Renew the lease while a long execution runs, so no worker advances the run."""
+        engine = self.engine
+        while True:
+            await asyncio.sleep(engine.lease.total_seconds() / 3)
+            try:
+                await engine.store.acquire_job_run(job_run_id, engine.owner, engine.lease)
+            except StorageError as exc:  # the next round of drive() tries again
+                log.warning("cannot renew the lease of job run %s: %s", job_run_id, exc)
+
+    async def _report(
+        self, job_run_id: str, reported: set[int], on_run: RunCallback | None
+    ) -> None:
+        if on_run is None:
+            return
+        for run in (await self.get(job_run_id))["runs"]:
+            status = run["runtimeStatus"]
+            if run["index"] not in reported and status and ExecutionStatus(status).terminal:
+                reported.add(run["index"])
+                on_run(run)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get(self, job_run_id: str) -> dict[str, Any]:
+        row = await self._row(job_run_id)
+        return job_run_document(row, await self.engine.store.job_run_executions(job_run_id))
+
+    async def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Job runs, newest first."""
+        store = self.engine.store
+        return [
+            job_run_document(row, await store.job_run_executions(row["id"]))
+            for row in await store.list_job_runs(limit)
+        ]
+
+    async def resolve_id(self, prefix: str) -> str:
+        """A full job-run id from a unique prefix of it."""
+        found = await self.engine.store.find_job_runs(prefix)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFoundError(f"no job run has an id starting with {prefix!r}")
+        raise NotFoundError(f"several job runs have ids starting with {prefix!r}; give more")
+
+    async def execution_ids(self, job_run_id: str) -> list[str]:
+        """The executions of a job run, in item order."""
+        rows = await self.engine.store.job_run_executions(job_run_id)
+        return [row["id"] for _, row in sorted(runs_by_index(job_run_id, rows).items())]
+
+    async def _row(self, job_run_id: str) -> Row:
+        row = await self.engine.store.get_job_run(job_run_id)
+        if row is None:
+            raise NotFoundError(f"job run {job_run_id} does not exist")
+        return row

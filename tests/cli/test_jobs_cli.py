@@ -1,0 +1,168 @@
+"""`flowledger jobs` through the real command, including a kill in the middle of a job run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowledger import Engine
+from flowledger.runtime.job_runs import JobRuns
+from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+NAP = "name: nap\nsteps:\n  - {id: nap, type: sys.delay, input: {duration: 300ms}}\n"
+BOOM = "name: boom\nsteps:\n  - {id: fail, type: sys.fail, input: {message: it broke}}\n"
+GREET = """
+name: greet
+input_schema: {type: object, properties: {who: {type: string}}, required: [who]}
+steps:
+  - {id: say, type: sys.transform, input: {value: "hi {{ input.who }}"}}
+"""
+
+
+def write_flows(folder: Path) -> None:
+    for name, text in {"nap": NAP, "boom": BOOM, "greet": GREET}.items():
+        (folder / f"{name}.yaml").write_text(text)
+
+
+def test_jobs_run_shows_each_workflow_and_jobs_show_reads_it_back(cli: Cli) -> None:
+    result = cli("jobs", "run", "examples/nightly_job.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("job run ") and "(nightly-demo, 2 workflows)" in lines[0]
+    assert lines[1].startswith("[1/2] hello v1  Completed  execution ")
+    assert lines[2].startswith("[2/2] order-pipeline v1  Completed  execution ")
+    assert lines[3].startswith("Completed  job nightly-demo  2/2 workflows ended  id ")
+
+    [listed] = json.loads(cli("jobs", "list", "--json").stdout)
+    shown = cli("jobs", "show", listed["id"][:8], "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc == listed
+    assert doc["status"] == "Completed" and doc["createdBy"] == "cli:jobs"
+    assert [r["workflowName"] for r in doc["runs"]] == ["hello", "order-pipeline"]
+    last = doc["runs"][1]
+    execution = json.loads(cli("executions", "show", last["executionId"], "--json").stdout)
+    assert execution["runtimeStatus"] == "Completed"
+    assert execution["trigger"]["arguments"] == last["input"]
+
+    text = cli("jobs", "show", doc["id"])
+    assert text.returncode == 0, text.stderr
+    assert all(run["executionId"] in text.stdout for run in doc["runs"])
+
+
+def test_a_failed_job_run_exits_1_with_json(cli: Cli, tmp_path: Path) -> None:
+    write_flows(tmp_path)
+    job = tmp_path / "job.yaml"
+    job.write_text("name: fails\nworkflows: [{workflow: boom.yaml}, {workflow: nap.yaml}]\n")
+    result = cli("jobs", "run", str(job), "--json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)  # only JSON on stdout
+    assert doc["status"] == "Failed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Failed", None]
+
+
+def test_a_bad_job_file_exits_2_and_runs_nothing(cli: Cli, tmp_path: Path) -> None:
+    write_flows(tmp_path)
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: bad\nworkflows:\n"
+        "  - {workflow: nap.yaml}\n"
+        "  - {workflow: greet.yaml, input: {who: 7}}\n"
+        "  - {workflow: nowhere}\n"
+    )
+    result = cli("jobs", "run", str(job))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{job}:4:35: workflows[1].input: the input does not match greet's input_schema: "
+        "input.who: 7 is not of type 'string'",
+        f"{job}:5:16: workflows[2].workflow: 'nowhere' is neither a definition file nor a "
+        "pushed workflow name",
+    ]
+    assert "Traceback" not in result.stderr
+    assert json.loads(cli("jobs", "list", "--json").stdout) == []
+
+    job.write_text("name: bad\nworkflows: {workflow: nap.yaml}\n")
+    result = cli("jobs", "run", str(job))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{job}:2:12: workflows: Input should be a valid list")
+
+
+def test_show_of_an_unknown_id_says_so(cli: Cli) -> None:
+    result = cli("jobs", "show", "nope")
+    assert result.returncode == 1
+    assert "no job run has an id starting with 'nope'" in result.stderr
+
+
+async def _job_runs(db_url: str) -> list[dict[str, Any]]:
+    async with Engine(db_url) as engine:
+        return await JobRuns(engine).list_runs()
+
+
+async def _execution_count(db_url: str, job_run_id: str) -> int:
+    async with Engine(db_url) as engine:
+        return len(await engine.store.job_run_executions(job_run_id))
+
+
+def _poll(db_url: str, done: Any, seconds: float = 60) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    while True:
+        docs = asyncio.run(_job_runs(db_url))
+        if (docs and done(docs[0])) or time.monotonic() > deadline:
+            return docs
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_killed_jobs_run_is_finished_by_a_worker_exactly_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    write_flows(tmp_path)
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: survives\nworkflows:\n"
+        "  - {workflow: nap.yaml}\n"
+        "  - {workflow: greet.yaml, input: {who: Kim}}\n"
+        "  - {workflow: nap.yaml}\n"
+    )
+    env = {**os.environ, "FLOWLEDGER_LEASE": "1s"}
+    log = (tmp_path / "log.txt").open("ab")
+    driver = subprocess.Popen(
+        [FLOWLEDGER, "jobs", "run", str(job), "--db", db_url],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        # Kill it once the first workflow ended: between two workflows, or in the second.
+        _poll(db_url, lambda d: d["runs"][0]["runtimeStatus"] == "Completed")
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    worker = subprocess.Popen(
+        [FLOWLEDGER, "worker", "--db", db_url, "--lease", "1s"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        [doc] = _poll(db_url, lambda d: d["status"] in ("Completed", "Failed"))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        log.close()
+    assert doc["status"] == "Completed", (tmp_path / "log.txt").read_text()[-3000:]
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed"] * 3
+    assert asyncio.run(_execution_count(db_url, doc["id"])) == 3  # each started exactly once

@@ -1,0 +1,367 @@
+"""Job runs on both databases: order, failure policy, status, and advancing after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import textwrap
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowledger import Engine, StepRegistry
+from flowledger.definition.jobs import JobFile, parse_job_text
+from flowledger.errors import DefinitionError
+from flowledger.runtime.job_runs import JobRuns
+from flowledger.runtime.job_state import progress
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.runtime.worker import Worker, WorkerOptions
+
+FAST = WorkerOptions(
+    concurrency=4, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05, max_duty_wait=0.05
+)
+
+GREET = """
+name: greet
+input_schema: {type: object, properties: {who: {type: string}}, required: [who]}
+output: {text: "{{ steps.say.output }}"}
+steps:
+  - {id: say, type: sys.transform, input: {value: "hi {{ input.who }}"}}
+"""
+BOOM = """
+name: boom
+steps:
+  - {id: fail, type: sys.fail, input: {message: "it broke"}}
+"""
+NAP = """
+name: nap
+steps:
+  - {id: nap, type: sys.delay, input: {duration: 300ms}}
+"""
+ASK = """
+name: ask
+steps:
+  - id: approve
+    type: sys.wait_for_input
+    input: {prompt: "go?", schema: {type: object}}
+"""
+
+
+@pytest.fixture
+def flows(tmp_path: Path) -> Path:
+    for name, text in {"greet": GREET, "boom": BOOM, "nap": NAP, "ask": ASK}.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    return tmp_path
+
+
+def job(flows: Path, text: str) -> JobFile:
+    return parse_job_text(textwrap.dedent(text), str(flows / "job.yaml"), flows)
+
+
+async def wait_for(job_runs: JobRuns, job_run_id: str, *statuses: str) -> dict[str, Any]:
+    """The job run's document once its advancer recorded one of ``statuses``."""
+    for _ in range(1000):
+        row = await job_runs.engine.store.get_job_run(job_run_id)
+        if row and row["status"] in statuses:
+            return await job_runs.get(job_run_id)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job run never became {statuses}: {await job_runs.get(job_run_id)}")
+
+
+@pytest.fixture
+async def worker(engine: Engine) -> AsyncIterator[Worker]:
+    """A worker on its own engine (its own connection and owner), as on another machine."""
+    async with Engine(engine.db_url, registry=engine.registry) as other:
+        running = Worker(other, FAST)
+        task = asyncio.create_task(running.run())
+        yield running
+        running.stop()
+        await task
+
+
+async def test_workflows_run_in_order_linked_by_job_run_id(engine: Engine, flows: Path) -> None:
+    job_runs = JobRuns(engine)
+    job_run_id = await job_runs.create(
+        job(
+            flows,
+            """
+            name: twice
+            workflows:
+              - {workflow: greet.yaml, input: {who: Ada}}
+              - {workflow: nap.yaml}
+              - {workflow: greet.yaml, input: {who: Alan}}
+            """,
+        ),
+        created_by="test",
+        hold=True,
+    )
+    seen: list[int] = []
+    doc = await job_runs.drive(job_run_id, on_run=lambda run: seen.append(run["index"]))
+    assert seen == [0, 1, 2]
+    assert doc["status"] == "Completed"
+    assert doc["name"] == "twice" and doc["continueOnFailure"] is False
+    assert doc["createdBy"] == "test"
+    assert doc["startedAt"] and doc["completedAt"] and doc["createdAt"]
+    assert [(r["workflowName"], r["runtimeStatus"]) for r in doc["runs"]] == [
+        ("greet", "Completed"),
+        ("nap", "Completed"),
+        ("greet", "Completed"),
+    ]
+    assert doc["runs"][2]["input"] == {"who": "Alan"}
+    executions = [await engine.get_execution(r["executionId"]) for r in doc["runs"]]
+    assert [e["output"] for e in (executions[0], executions[2])] == [
+        {"text": "hi Ada"},
+        {"text": "hi Alan"},
+    ]
+    assert all(e["createdBy"] == f"job:{job_run_id}" for e in executions)
+    # Each started after the one before it ended.
+    assert executions[0]["completedAt"] <= executions[1]["startedAt"]
+    assert executions[1]["completedAt"] <= executions[2]["startedAt"]
+    rows = await engine.store.job_run_executions(job_run_id)
+    assert {r["id"] for r in rows} == {r["executionId"] for r in doc["runs"]}
+    assert await job_runs.resolve_id(job_run_id[:8]) == job_run_id
+    assert [d["id"] for d in await job_runs.list_runs()] == [job_run_id]
+
+
+async def test_the_first_failure_stops_the_run(engine: Engine, flows: Path) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: stops
+        workflows: [{workflow: nap.yaml}, {workflow: boom.yaml}, {workflow: nap.yaml}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    assert doc["status"] == "Failed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Failed", None]
+    assert doc["runs"][2]["executionId"] is None
+    assert len(await engine.store.job_run_executions(job_run_id)) == 2
+
+
+async def test_continue_on_failure_runs_everything_and_still_fails(
+    engine: Engine, flows: Path
+) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: goes-on
+        continue_on_failure: true
+        workflows: [{workflow: boom.yaml}, {workflow: greet.yaml, input: {who: Bo}}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    assert doc["status"] == "Failed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Failed", "Completed"]
+
+
+def test_status_aggregation() -> None:
+    def run(status: str) -> dict[str, Any]:
+        return {"id": status, "runtime_status": status}
+
+    done, failed, cancelled = run("Completed"), run("Failed"), run("Cancelled")
+    assert progress(2, False, {}).status == ExecutionStatus.NOT_STARTED
+    assert progress(2, False, {0: done}).next_index == 1
+    assert progress(2, False, {0: done, 1: run("CompletedWithNoActionTaken")}).status == "Completed"
+    assert progress(2, False, {0: run("InProgress")}).waiting_on == "InProgress"
+    assert progress(2, False, {0: run("AwaitingUserInput")}).status == "AwaitingUserInput"
+    assert progress(2, False, {0: failed}).status == "Failed"
+    assert progress(2, True, {0: failed}).next_index == 1
+    assert progress(2, True, {0: failed, 1: done}).status == "Failed"
+    # A cancel is a person stopping the run: it stops even with continue_on_failure.
+    assert progress(2, True, {0: cancelled}) == progress(2, False, {0: cancelled})
+    assert progress(2, True, {0: cancelled}).status == "Cancelled"
+
+
+async def test_workflows_resolve_next_to_the_job_file_then_cwd_then_by_name(
+    engine: Engine, flows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "cwd"
+    here.mkdir()
+    (here / "local.yaml").write_text(NAP.replace("name: nap", "name: local"))
+    (here / "greet.yaml").write_text("this file must not be used: the job's folder wins")
+    monkeypatch.chdir(here)
+    await engine.push(engine.load_text(BOOM.replace("name: boom", "name: pushed")))
+    text = """
+        name: places
+        continue_on_failure: true
+        workflows:
+          - {workflow: greet.yaml, input: {who: Cy}}
+          - {workflow: local.yaml}
+          - {workflow: pushed}
+    """
+    job_runs = JobRuns(engine)
+    doc = await job_runs.drive(await job_runs.create(job(flows, text), hold=True))
+    assert [r["workflowName"] for r in doc["runs"]] == ["greet", "local", "pushed"]
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Completed", "Failed"]
+
+
+async def test_a_bad_job_fails_before_anything_is_stored(engine: Engine, flows: Path) -> None:
+    (flows / "broken.yaml").write_text("name: broken\nsteps:\n  - {id: a, type: sys.nope}\n")
+    text = """
+        name: bad
+        workflows:
+          - {workflow: greet.yaml, input: {who: 3}}
+          - {workflow: greet.yaml}
+          - {workflow: missing.yaml}
+          - {workflow: no-such-name}
+          - {workflow: broken.yaml}
+          - {workflow: nap.yaml}
+    """
+    with pytest.raises(DefinitionError) as caught:
+        await JobRuns(engine).create(job(flows, text))
+    lines = [p.format() for p in caught.value.problems]
+    job_file = str(flows / "job.yaml")
+    assert lines[0].startswith(f"{job_file}:4:35: workflows[0].input: the input does not match")
+    assert "3 is not of type 'string'" in lines[0]
+    assert lines[1].startswith(f"{job_file}:5:5: workflows[1].input: ")
+    assert "'who' is a required property" in lines[1]
+    assert lines[2] == (
+        f"{job_file}:6:16: workflows[2].workflow: there is no definition file missing.yaml in "
+        f"{flows} (the job file's folder) or in the current folder"
+    )
+    assert lines[3] == (
+        f"{job_file}:7:16: workflows[3].workflow: 'no-such-name' is neither a definition file "
+        "nor a pushed workflow name"
+    )
+    assert lines[4].startswith(f"{flows / 'broken.yaml'}:3:19: step 'a': unknown step type")
+    assert lines[5].startswith(f"{job_file}:8:16: workflows[4].workflow: broken.yaml is not")
+    assert len(lines) == 6
+    assert await engine.store.list_job_runs() == []
+    assert await engine.store.list_workflow_versions() == []
+
+
+async def test_a_worker_runs_a_job_run_nobody_drives(
+    engine: Engine, flows: Path, worker: Worker
+) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: queued
+        workflows: [{workflow: nap.yaml}, {workflow: greet.yaml, input: {who: Di}}]
+    """
+    job_run_id = await job_runs.create(job(flows, text))
+    doc = await wait_for(job_runs, job_run_id, "Completed", "Failed")
+    assert doc["status"] == "Completed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Completed"]
+
+
+async def test_a_killed_driver_is_continued_by_a_worker_exactly_once(
+    db_url: str, registry: StepRegistry, flows: Path
+) -> None:
+    text = """
+        name: crash
+        workflows: [{workflow: nap.yaml}, {workflow: greet.yaml, input: {who: Ed}}]
+    """
+    lease = timedelta(milliseconds=400)
+    async with Engine(db_url, registry=registry, lease=lease) as first:
+        job_runs = JobRuns(first)
+        job_run_id = await job_runs.create(job(flows, text), hold=True)
+
+        class Killed(Exception):
+            pass
+
+        def die(run: dict[str, Any]) -> None:
+            raise Killed
+
+        with pytest.raises(Killed):  # the driver "dies" once the first workflow ended
+            await job_runs.drive(job_run_id, on_run=die)
+        # A kill releases nothing: the lease stays until it lapses.
+        assert await first.store.acquire_job_run(job_run_id, first.owner, timedelta(seconds=1))
+    async with Engine(db_url, registry=registry) as second:
+        job_runs = JobRuns(second)
+        assert not await job_runs.advance(job_run_id)  # the lease has not lapsed yet
+        doc = await job_runs.get(job_run_id)
+        assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", None]
+        worker = Worker(second, FAST)
+        task = asyncio.create_task(worker.run())
+        try:
+            doc = await wait_for(job_runs, job_run_id, "Completed", "Failed")
+        finally:
+            worker.stop()
+            await task
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Completed"]
+    async with Engine(db_url, registry=registry) as third:
+        assert len(await third.store.job_run_executions(job_run_id)) == 2
+
+
+async def test_a_second_engine_drives_on_after_a_killed_driver(
+    db_url: str, registry: StepRegistry, flows: Path
+) -> None:
+    text = """
+        name: crash
+        workflows: [{workflow: greet.yaml, input: {who: Flo}}, {workflow: nap.yaml}]
+    """
+    # A process that died on this host: its owner name carries a pid that is gone.
+    gone = _dead_pid()
+    async with Engine(db_url, registry=registry) as engine:
+        job_runs = JobRuns(engine)
+        job_run_id = await job_runs.create(job(flows, text), hold=True)
+        dead = f"{socket.gethostname()}:{gone}:dead"
+        await engine.store.release_job_run(job_run_id, engine.owner)
+        assert await engine.store.acquire_job_run(job_run_id, dead, timedelta(hours=1))
+        # The dead holder's lease is taken at once, not after the hour.
+        doc = await asyncio.wait_for(job_runs.drive(job_run_id), timeout=30)
+    assert doc["status"] == "Completed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Completed"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+async def test_a_driver_and_a_worker_never_start_an_item_twice(
+    engine: Engine, flows: Path, worker: Worker
+) -> None:
+    text = """
+        name: race
+        workflows:
+          - {workflow: nap.yaml}
+          - {workflow: greet.yaml, input: {who: Gil}}
+          - {workflow: nap.yaml}
+          - {workflow: greet.yaml, input: {who: Hu}}
+    """
+    job_runs = JobRuns(engine, poll=0.02)
+    # Created for the workers, driven here too: both advance it, and both run executions.
+    job_run_id = await job_runs.create(job(flows, text))
+    doc = await job_runs.drive(job_run_id)
+    assert doc["status"] == "Completed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed"] * 4
+    assert len(await engine.store.job_run_executions(job_run_id)) == 4
+
+
+async def test_the_job_waits_for_input_then_goes_on(
+    engine: Engine, flows: Path, worker: Worker
+) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: asks
+        workflows: [{workflow: ask.yaml}, {workflow: greet.yaml, input: {who: Ida}}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    assert doc["status"] == "AwaitingUserInput"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["AwaitingUserInput", None]
+    assert doc["completedAt"] is None
+    await engine.submit_input(doc["runs"][0]["executionId"], "approve", {})
+    doc = await wait_for(job_runs, job_run_id, "Completed", "Failed")
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Completed"]
+
+
+async def test_a_cancelled_execution_cancels_the_run(
+    engine: Engine, flows: Path, worker: Worker
+) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: cancelled
+        continue_on_failure: true
+        workflows: [{workflow: ask.yaml}, {workflow: nap.yaml}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    await engine.cancel(doc["runs"][0]["executionId"], reason="not needed")
+    doc = await wait_for(job_runs, job_run_id, "Cancelled", "Completed", "Failed")
+    assert doc["status"] == "Cancelled"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Cancelled", None]
