@@ -30,6 +30,10 @@ class Inbox:
         """Look at the next chance (something was sent that this process knows of)."""
         self._checked_at = float("-inf")
 
+    def checked(self) -> None:
+        """Count as looked at now (nothing can be waiting yet)."""
+        self._checked_at = time.monotonic()
+
     @property
     def interval(self) -> float:
         waits = self.runner.children.waiting and self.runner.inline_children
