@@ -211,3 +211,26 @@ async def test_a_cancel_sent_while_nothing_runs_is_applied_by_the_next_worker(
             doc = await wait_for_status(second, execution_id, "Cancelled")
     assert latest(doc, "nap")["status"] == "Cancelled"
     assert step_status(doc, "after") is None
+
+
+async def test_cancel_aborts_an_http_request_in_flight(engine: Engine) -> None:
+    from tests.steps.http_server import serve
+
+    with serve() as base:
+        text = yaml(
+            f"""
+            name: slow-call
+            steps:
+              - id: call
+                type: sys.http_request
+                input: {{url: "{base}/slow?s=60", timeout: 120s}}
+            """
+        )
+        execution_id = await engine.start(engine.load_text(text), hold=True)
+        task = asyncio.create_task(engine.drive(execution_id))
+        await wait_until(engine, execution_id, lambda d: step_status(d, "call") == "InProgress")
+        await engine.cancel(execution_id)
+        # The request would take a minute; the cancel ends it at the next signal poll.
+        doc = await asyncio.wait_for(task, 15)
+    assert doc["runtimeStatus"] == "Cancelled"
+    assert latest(doc, "call")["status"] == "Cancelled"

@@ -92,8 +92,8 @@ def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         err.print(
-            "interrupted; the execution is saved: the next `flowledger run` of this workflow "
-            "(or any `flowledger worker`) finishes it"
+            "interrupted; everything done so far is saved: any `flowledger worker` carries it "
+            "on (and the next `flowledger run` of the same workflow finishes a stopped run)"
         )
         raise typer.Exit(130) from None
 

@@ -63,6 +63,7 @@ class ExecutionQuery:
     workflow: str | None = None
     correlation_id: str | None = None
     parent_id: str | None = None
+    job_run_id: str | None = None
     limit: int = 50
     #: Keyset cursor: only executions created before this (created_at, id).
     before: tuple[datetime, str] | None = None

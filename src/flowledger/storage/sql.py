@@ -236,6 +236,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             stmt = stmt.where(t.c.correlation_id == query.correlation_id)
         if query.parent_id:
             stmt = stmt.where(t.c.parent_id == query.parent_id)
+        if query.job_run_id:
+            stmt = stmt.where(t.c.job_run_id == query.job_run_id)
         if query.before:
             at, last_id = query.before
             stmt = stmt.where(
