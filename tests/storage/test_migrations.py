@@ -27,6 +27,8 @@ LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "rerun_of",
     "job_run_id",
     "trigger_key",
+    "signals_sent",
+    "signals_taken",
 }
 
 

@@ -84,6 +84,8 @@ def execution_rows(
         "rerun_of": lineage.rerun_of,
         "job_run_id": lineage.job_run_id,
         "trigger_key": lineage.trigger_key,
+        "signals_sent": 0,
+        "signals_taken": 0,
     }
     detail: dict[str, Any] = {"workflow": workflow.name, "version": version.version}
     if lineage.parent_id:

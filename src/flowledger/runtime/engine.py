@@ -103,8 +103,6 @@ class Engine:
         # Versions are immutable once stored, so this cache can never go stale.
         self._versions: dict[tuple[str, str], WorkflowVersion] = {}
         self._callbacks: list[EventCallback] = []
-        #: Executions this engine created already leased to itself and has not run yet.
-        self._created_held: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -266,10 +264,7 @@ class Engine:
             lineage=lineage or Lineage(),
             holder=(self.owner, self.lease) if hold else None,
         )
-        execution_id = await self.store.create_execution(row, [created])
-        if hold and execution_id == row["id"]:
-            self._created_held.add(execution_id)
-        return execution_id
+        return await self.store.create_execution(row, [created])
 
     async def drive(self, execution_id: str, *, document: bool = True) -> dict[str, Any]:
         """Run an execution to its end from wherever the database says it is.
@@ -351,8 +346,6 @@ class Engine:
         workflow = await self.workflow_for_version(row["workflow_version_id"])
         # The lease bumped the epoch; the row we read carries the new one.
         runner = ExecutionRunner(self._services, workflow, row, int(row["lease_epoch"]))
-        runner.created_here = execution_id in self._created_held
-        self._created_held.discard(execution_id)
         if row["runtime_status"] != str(ExecutionStatus.NOT_STARTED):
             restore(runner, await self.store.get_step_executions(execution_id))
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events))

@@ -50,6 +50,9 @@ class Inbox:
         runner = self.runner
         rows = await runner.services.store.pending_signals(runner.id)
         children_moved = False
+        if rows:
+            runner.signals_taken += len(rows)
+            runner.journal.set_execution(signals_taken=runner.signals_taken)
         for row in rows:
             runner.journal.consume(row["id"])
             payload = loads(row["payload"]) or {}

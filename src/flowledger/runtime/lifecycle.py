@@ -77,6 +77,9 @@ class ExecutionLifecycle:
         self.depth: int = int(execution.get("depth") or 0)
         self.parent_id: str | None = execution.get("parent_id")
         self.root_id: str | None = execution.get("root_id")
+        #: Signals acted on so far; any sent beyond this are waiting in the signal table.
+        self.signals_taken: int = int(execution.get("signals_taken") or 0)
+        self.signals_waiting = int(execution.get("signals_sent") or 0) > self.signals_taken
         self.secrets = SecretsView(self.codec)
         self.root = Scope(key="", graph=workflow.graph, parent=None, loops={})
         self.ready: deque[tuple[Scope, CompiledStep]] = deque()
@@ -91,9 +94,6 @@ class ExecutionLifecycle:
         self.no_action = False
         #: Children run in this process (``drive``) rather than by whichever worker claims them.
         self.inline_children = False
-        #: This process created the execution already leased and starts it now: nobody else
-        #: can have signalled it yet, so the first look at the inbox can wait for the poll.
-        self.created_here = False
         #: Told the ids of children each commit created (the engine may run them here).
         self.on_children: Callable[[list[str]], None] | None = None
         self.draining = False

@@ -91,7 +91,7 @@ class ExecutionRunner(ExecutionLifecycle):
         """
         self.inline_children = park_after is None
         try:
-            if self.status != ExecutionStatus.NOT_STARTED or not self.created_here:
+            if self.signals_waiting:
                 await self.inbox.take()  # a cancel may have come before the start
             else:
                 self.inbox.checked()

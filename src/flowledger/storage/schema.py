@@ -105,6 +105,10 @@ executions = Table(
     #: What started it, when that must happen once only (a schedule tick, an entity event,
     #: a job-run item, a child of a step): a second start with the same key is refused.
     Column("trigger_key", String(300)),
+    #: Signals sent to it, and how many of them its runners have acted on: a runner only
+    #: reads the signal table when the two differ (or while it runs, once a second).
+    Column("signals_sent", Integer, nullable=False, server_default=text("0")),
+    Column("signals_taken", Integer, nullable=False, server_default=text("0")),
     Index("ix_executions_status", "runtime_status"),
     Index("ix_executions_parent", "parent_id"),
     Index("ix_executions_job_run", "job_run_id"),

@@ -184,7 +184,9 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         with self.conn.begin():
             # Row lock first (PostgreSQL): a concurrent release_lease then sees the signal.
             self.conn.execute(
-                update(t).where(t.c.id == signal["execution_id"]).values(wake_at=self._sql_now())
+                update(t)
+                .where(t.c.id == signal["execution_id"])
+                .values(wake_at=self._sql_now(), signals_sent=t.c.signals_sent + 1)
             )
             self.conn.execute(insert(signals), [signal])
 

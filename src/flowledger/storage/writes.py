@@ -8,7 +8,7 @@ go out as a few ``executemany`` calls — which psycopg pipelines into one round
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -90,12 +90,15 @@ class BatchWriter:
                     conn.execute(insert(events), batch.create_events)
             if batch.signals:
                 conn.execute(insert(signals), batch.signals)
-                woken = sorted({s["execution_id"] for s in batch.signals})
-                conn.execute(
-                    update(executions)
-                    .where(executions.c.id.in_(woken))
-                    .values(wake_at=batch.signals[0]["created_at"])
-                )
+                for target, count in Counter(s["execution_id"] for s in batch.signals).items():
+                    conn.execute(
+                        update(executions)
+                        .where(executions.c.id == target)
+                        .values(
+                            wake_at=batch.signals[0]["created_at"],
+                            signals_sent=executions.c.signals_sent + count,
+                        )
+                    )
             if batch.consumed_signals:
                 conn.execute(
                     update(signals)

@@ -32,6 +32,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("rerun_of", sa.String(36)))
         batch.add_column(sa.Column("job_run_id", sa.String(36)))
         batch.add_column(sa.Column("trigger_key", sa.String(300)))
+        for counter in ("signals_sent", "signals_taken"):
+            batch.add_column(
+                sa.Column(counter, sa.Integer, nullable=False, server_default=sa.text("0"))
+            )
     op.create_index("ix_executions_parent", "executions", ["parent_id"])
     op.create_index("ix_executions_job_run", "executions", ["job_run_id"])
     op.create_index("uq_executions_trigger_key", "executions", ["trigger_key"], unique=True)
