@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from flowledger import Engine, StepRegistry
-from flowledger.runtime.artifacts import REFERENCE_KEY, _LoadedOutputs, loaded_outputs
+from flowledger.runtime.artifacts import REFERENCE_KEY, _LoadedOutputs
 from flowledger.runtime.codec import Codec
 from tests.runtime.steps_for_tests import Recorder
 
@@ -68,12 +68,6 @@ def artifacts_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FLOWLEDGER_ARTIFACTS", str(root))
     monkeypatch.setenv("FLOWLEDGER_OUTPUT_BUDGET", str(BUDGET))
     return root
-
-
-@pytest.fixture(autouse=True)
-def cold_cache() -> None:
-    """Each test reads files, not what an earlier test left in the process cache."""
-    loaded_outputs.clear()
 
 
 def outputs(doc: dict[str, Any], step_id: str) -> list[Any]:
@@ -242,7 +236,7 @@ async def test_a_resumed_execution_reads_an_output_offloaded_before_the_restart(
     db_url: str, registry: StepRegistry, recorder: Recorder
 ) -> None:
     execution_id = await _interrupt(db_url, registry, RESTART)
-    loaded_outputs.clear()  # a new process: nothing in memory
+    # A new engine, as after a restart: nothing loaded in memory.
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)
     assert doc["runtimeStatus"] == "Completed", doc["error"]
@@ -272,7 +266,6 @@ async def test_loop_results_load_only_the_iteration_a_template_touches(
     for path in (artifacts_root / execution_id).iterdir():
         if json.loads(path.read_bytes())["i"] != 2:
             path.unlink()
-    loaded_outputs.clear()
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)
     assert doc["runtimeStatus"] == "Completed", doc["error"]
@@ -295,7 +288,6 @@ async def test_a_missing_or_damaged_file_fails_the_reading_step_clearly(
             path.unlink()
         else:
             path.write_text('{"n": 4, "text": ""}')
-    loaded_outputs.clear()
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)
     assert doc["runtimeStatus"] == "Failed"

@@ -15,7 +15,7 @@ import pytest
 
 from flowledger import Engine, StepRegistry
 from flowledger.errors import DefinitionError, StepError
-from flowledger.runtime.artifacts import REFERENCE_KEY, loaded_outputs
+from flowledger.runtime.artifacts import REFERENCE_KEY
 from flowledger.steps.base import StepContext
 from flowledger.steps.http_request import HTTP_REQUEST
 from tests.steps.http_server import serve
@@ -32,7 +32,6 @@ def artifacts_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "artifacts"
     monkeypatch.setenv("FLOWLEDGER_ARTIFACTS", str(root))
     monkeypatch.setenv("FLOWLEDGER_OUTPUT_BUDGET", "1KiB")
-    loaded_outputs.clear()
     return root
 
 

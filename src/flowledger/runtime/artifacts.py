@@ -33,7 +33,6 @@ import os
 import re
 import threading
 import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -117,7 +116,9 @@ class ArtifactService:
         self.root = root
         self.budget = budget if budget is not None else Settings.from_env().output_budget
         self._codec = Codec()
-        _LIVE.add(self)
+        #: Outputs loaded back for templates: bounded, so memory stays flat however many
+        #: large outputs the executions of this engine read.
+        self.loaded = _LoadedOutputs(LOADED_CACHE_BYTES)
 
     def path_of(self, execution_id: str, artifact_id: str) -> Path:
         return self.root / execution_id / artifact_id
@@ -279,6 +280,23 @@ class ArtifactService:
                 f"{row['sha256']} and {row['size']} bytes; nothing was kept at {target}"
             )
 
+    def read_output(self, reference: Mapping[str, Any], step_id: str) -> Any:
+        """The output an offloaded reference stands for (cached, verified against its sha256)."""
+        info = reference[REFERENCE_KEY]
+        found, value = self.loaded.get(str(info["id"]))
+        if found:
+            return value
+        data = self.read_file(info)
+        if data is None:
+            raise StorageError(
+                f"the output of step '{step_id}' was stored as artifact {info['id']} "
+                f"({info.get('name')}), but its file is not in {self.root}; was the artifacts "
+                "folder moved, or is it not shared with this worker (FLOWLEDGER_ARTIFACTS)?"
+            )
+        value = json.loads(data)
+        self.loaded.put(str(info["id"]), value, len(data))
+        return value
+
     def read_file(self, info: Mapping[str, Any]) -> bytes | None:
         """The verified bytes of a referenced artifact, or None when it is not under this root."""
         path = self.path_of(str(info["executionId"]), str(info["id"]))
@@ -358,44 +376,6 @@ class _LoadedOutputs:
         with self._lock:
             self._items.clear()
             self._bytes = 0
-
-
-# Templates have no handle on the engine that runs them (the runner gives the data store
-# only the execution's data), so a reference is looked up under the root of every
-# artifact service alive in this process: one per open engine, usually exactly one.
-_LIVE: weakref.WeakSet[ArtifactService] = weakref.WeakSet()
-#: Outputs loaded back for templates, shared by the process; bounded, so memory stays flat
-#: however many large outputs an execution reads.
-loaded_outputs = _LoadedOutputs(LOADED_CACHE_BYTES)
-
-
-def read_reference(reference: Mapping[str, Any], step_id: str) -> Any:
-    """The output an offloaded reference stands for (cached, verified against its sha256)."""
-    info = reference[REFERENCE_KEY]
-    found, value = loaded_outputs.get(str(info["id"]))
-    if found:
-        return value
-    roots = []
-    problem: StorageError | None = None
-    for service in list(_LIVE):
-        try:
-            data = service.read_file(info)
-        except StorageError as exc:  # another engine's root may hold a good copy
-            problem = problem or exc
-            continue
-        if data is not None:
-            value = json.loads(data)
-            loaded_outputs.put(str(info["id"]), value, len(data))
-            return value
-        roots.append(str(service.root))
-    if problem is not None:
-        raise problem
-    where = ", ".join(sorted(set(roots))) or "no artifacts folder (no engine is open)"
-    raise StorageError(
-        f"the output of step '{step_id}' was stored as artifact {info['id']} "
-        f"({info.get('name')}), but its file is not in {where}; was the artifacts folder "
-        "moved, or is it not shared with this worker (FLOWLEDGER_ARTIFACTS)?"
-    )
 
 
 def _reference(row: Row) -> dict[str, Any]:

@@ -9,31 +9,42 @@ is loaded only when a template reads it, also inside ``sys.loop`` results.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
-from flowledger.runtime.artifacts import is_reference, read_reference
+from flowledger.errors import StorageError
+from flowledger.runtime.artifacts import is_reference
 from flowledger.runtime.codec import Codec
 from flowledger.runtime.state import Scope
 
 _OUTPUT_KEYS = frozenset({"output", "outputData"})
 
+#: (reference, step id) → the offloaded output it stands for (``ArtifactService.read_output``).
+ReadArtifact = Callable[[Mapping[str, Any], str], Any]
+
+
+def _no_artifacts(reference: Mapping[str, Any], step_id: str) -> Any:
+    raise StorageError(f"the output of step '{step_id}' is an artifact, and no store is open")
+
 
 class StepsView(Mapping[str, Any]):
     """``steps.<id>``: the nearest run of that step (this iteration first, then outwards)."""
 
-    __slots__ = ("_scope", "_workflow")
+    __slots__ = ("_read", "_scope", "_workflow")
 
-    def __init__(self, scope: Scope, workflow: CompiledWorkflow) -> None:
+    def __init__(
+        self, scope: Scope, workflow: CompiledWorkflow, read: ReadArtifact = _no_artifacts
+    ) -> None:
         self._scope = scope
         self._workflow = workflow
+        self._read = read
 
     def __getitem__(self, step_id: str) -> Any:
         run = self._scope.lookup(step_id)
         if run is not None:
             if run.step.body is not None or is_reference(run.output):
-                return _Envelope(run.envelope(), run.step)
+                return _Envelope(run.envelope(), run.step, self._read)
             return run.envelope()
         step = self._workflow.steps.get(step_id)
         if step is None:
@@ -58,22 +69,23 @@ class StepsView(Mapping[str, Any]):
         return len(self._workflow.steps)
 
 
-def output_view(value: Any, step: CompiledStep) -> Any:
+def output_view(value: Any, step: CompiledStep, read: ReadArtifact) -> Any:
     """A step's output as templates read it: a reference loaded, loop results lazy."""
     if is_reference(value):
-        value = read_reference(value, step.id)
+        value = read(value, step.id)
     if step.body is not None and type(value) is dict and type(value.get("results")) is list:
-        return _LoopOutput(value, step.body)
+        return _LoopOutput(value, step.body, read)
     return value
 
 
 class _Wrapped(Mapping[str, Any]):
     """A read-only view over a stored dict; subclasses decide what reading a key returns."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "_read")
 
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, raw: dict[str, Any], read: ReadArtifact) -> None:
         self._raw = raw
+        self._read = read
 
     def __getitem__(self, key: str) -> Any:
         return self._raw[key]
@@ -93,13 +105,13 @@ class _Envelope(_Wrapped):
 
     __slots__ = ("_step",)
 
-    def __init__(self, env: dict[str, Any], step: CompiledStep) -> None:
-        super().__init__(env)
+    def __init__(self, env: dict[str, Any], step: CompiledStep, read: ReadArtifact) -> None:
+        super().__init__(env, read)
         self._step = step
 
     def __getitem__(self, key: str) -> Any:
         value = self._raw[key]
-        return output_view(value, self._step) if key in _OUTPUT_KEYS else value
+        return output_view(value, self._step, self._read) if key in _OUTPUT_KEYS else value
 
 
 class _LoopOutput(_Wrapped):
@@ -107,15 +119,17 @@ class _LoopOutput(_Wrapped):
 
     __slots__ = ("_body",)
 
-    def __init__(self, raw: dict[str, Any], body: CompiledGraph) -> None:
-        super().__init__(raw)
+    def __init__(self, raw: dict[str, Any], body: CompiledGraph, read: ReadArtifact) -> None:
+        super().__init__(raw, read)
         self._body = body
 
     def __getitem__(self, key: str) -> Any:
         value = self._raw[key]
         if key != "results" or not any(_has_reference(r, self._body) for r in value):
             return value
-        return LazyResults(_Iteration(r, self._body) if type(r) is dict else r for r in value)
+        return LazyResults(
+            _Iteration(r, self._body, self._read) if type(r) is dict else r for r in value
+        )
 
 
 class LazyResults(tuple[Any, ...]):
@@ -134,14 +148,14 @@ class _Iteration(_Wrapped):
 
     __slots__ = ("_body",)
 
-    def __init__(self, raw: dict[str, Any], body: CompiledGraph) -> None:
-        super().__init__(raw)
+    def __init__(self, raw: dict[str, Any], body: CompiledGraph, read: ReadArtifact) -> None:
+        super().__init__(raw, read)
         self._body = body
 
     def __getitem__(self, step_id: str) -> Any:
         value = self._raw[step_id]
         step = self._body.steps.get(step_id)
-        return output_view(value, step) if step is not None else value
+        return output_view(value, step, self._read) if step is not None else value
 
 
 def _has_reference(iteration: Any, body: CompiledGraph) -> bool:
@@ -191,8 +205,9 @@ def template_context(
     context: Mapping[str, Any],
     execution: Mapping[str, Any],
     secrets: SecretsView,
+    read_artifact: ReadArtifact | None = None,
 ) -> dict[str, Any]:
-    steps = StepsView(scope, workflow)
+    steps = StepsView(scope, workflow, read_artifact or _no_artifacts)
     arguments = trigger.get("arguments")
     if arguments is None:
         arguments = trigger.get("body")

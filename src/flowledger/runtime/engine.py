@@ -126,6 +126,7 @@ class Engine:
                 entities_for=self.entities.bind,
                 artifacts_for=self.artifacts.bind,
                 offload_output=self.artifacts.offload,
+                read_artifact=self.artifacts.read_output,
                 resolve_workflow=self.resolve_workflow,
                 workflow_for_version=self.workflow_for_version,
             )

@@ -237,4 +237,5 @@ class ExecutionLifecycle:
             context=self.context,
             execution=self.info,
             secrets=self.secrets,
+            read_artifact=self.services.read_artifact,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,8 @@ class Services:
     #: (execution id, step execution id, step id, output, codec) → the output as stored: an
     #: output over the size budget becomes a reference to an artifact, read back lazily.
     offload_output: Callable[[str, str, str, Any, Codec], Any] | None = None
+    #: (reference, step id) → the offloaded output, for templates that read it.
+    read_artifact: Callable[[Mapping[str, Any], str], Any] | None = None
     #: (name, version number or None for the live one) → a workflow children can run.
     resolve_workflow: (
         Callable[[str, int | None], Awaitable[tuple[CompiledWorkflow, WorkflowVersion]]] | None
