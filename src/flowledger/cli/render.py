@@ -90,6 +90,13 @@ def execution_detail(console: Console, doc: dict[str, Any]) -> None:
     console.print(Text.assemble("status:   ", _status(doc["runtimeStatus"])))
     console.print(f"workflow: {doc['workflowName']} v{doc['workflowVersion']}", markup=False)
     console.print(f"started:  {doc.get('startedAt') or '-'}   duration: {_duration(doc) or '-'}")
+    for label, key in (
+        ("parent:   ", "parentWorkflowExecutionId"),
+        ("rerun of: ", "rerunOf"),
+        ("job run:  ", "jobRunId"),
+    ):
+        if doc.get(key):
+            console.print(f"{label}{doc[key]}", markup=False)
     if doc.get("error"):
         console.print(Text(f"error:    {_error_text(doc['error'])}", style="red"), soft_wrap=True)
     table = Table(header_style="bold", box=None)
@@ -112,6 +119,8 @@ def execution_detail(console: Console, doc: dict[str, Any]) -> None:
     console.print(table)
     if doc.get("variables"):
         console.print(f"variables: {_short_json(doc['variables'])}", markup=False)
+    if doc.get("pendingInputs"):
+        pending_inputs(console, [{**p, "executionId": doc["id"]} for p in doc["pendingInputs"]])
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)
 
