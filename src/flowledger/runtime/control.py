@@ -18,6 +18,7 @@ from flowledger.definition.graph import ancestors
 from flowledger.errors import ConflictError, InputError, NotFoundError, StorageError
 from flowledger.runtime.codec import Codec, loads
 from flowledger.runtime.creation import Lineage, execution_rows
+from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.steps.human import INPUT_WAIT, input_problems
 from flowledger.storage import Batch, Row
@@ -139,20 +140,8 @@ async def pending_inputs(engine: Engine, execution_id: str) -> list[dict[str, An
     while queue:
         current = queue.pop(0)
         rows = list(_latest(await engine.store.get_step_executions(current)).values())
+        found.extend({"executionId": current, **item} for item in waiting_for_input(rows))
         for row in rows:
-            if _waits_for_input(row):
-                data = loads(row["input"]) or {}
-                found.append(
-                    {
-                        "executionId": current,
-                        "stepExecutionId": row["id"],
-                        "stepId": row["step_id"],
-                        "prompt": data.get("prompt"),
-                        "schema": data.get("schema"),
-                        "assignee": data.get("assignee"),
-                        "dueAt": iso(row["due_at"]) if row["due_at"] else None,
-                    }
-                )
             if row["status"] == StepStatus.IN_PROGRESS:
                 queue.extend(loads(row["children"]) or [])
     return found

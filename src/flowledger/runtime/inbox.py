@@ -64,7 +64,7 @@ class Inbox:
                     str(payload.get("reason") or "cancelled"), by=row["created_by"]
                 )
             elif kind == "input":
-                runner.inputs.deliver({**payload, "at": payload.get("at")})
+                runner.inputs.deliver(payload)
             elif kind in ("child_done", "child_waiting"):
                 children_moved = True
         if children_moved and not runner.status.terminal:
