@@ -245,3 +245,21 @@ async def test_a_workflow_that_triggers_itself_stops_at_the_depth_limit(
         ]
         assert (await engine.entities.get(counter["id"]))["version"] == MAX_DEPTH + 1
         assert await engine.store.pending_entity_events(10) == []
+
+
+async def test_writes_made_before_the_first_push_never_start_the_workflow(
+    engine: Engine,
+) -> None:
+    await engine.entities.create_type("Lead")
+    await engine.entities.create("Lead", {"Email": "early@example.com"})
+    await _push(engine, ON_LEAD)  # no worker ran in between: the early event is still pending
+    await engine.entities.create("Lead", {"Email": "late@example.com"})
+    started = await engine.dispatch_entity_events()
+    assert len(started) == 1
+    done = await engine.drive(started[0])
+    assert done["output"] == "hello late@example.com"
+    # A new version of the workflow keeps the first push as the start of its triggers.
+    await _push(engine, ON_LEAD.replace("hello", "hi"))
+    await engine.entities.create("Lead", {"Email": "third@example.com"})
+    [third] = await engine.dispatch_entity_events()
+    assert (await engine.drive(third))["output"] == "hi third@example.com"

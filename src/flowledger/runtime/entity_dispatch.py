@@ -21,7 +21,9 @@ A ``when`` that cannot be evaluated for an event (e.g. it reads a field the enti
 lacks) counts as false and is logged. A pushed workflow that cannot be compiled here
 (a plugin step type this worker lacks) is logged and skipped.
 
-Workflows are matched as pushed when the event is dispatched, not when it was written.
+An event triggers the workflows pushed (for the first time) before it was written, in the
+version that is live when the event is dispatched; writes made before a workflow existed
+never start it, however late a worker gets to them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flowledger.definition.compiled import CompiledWorkflow
@@ -55,6 +58,8 @@ class _Subscriber:
     workflow: CompiledWorkflow
     version: WorkflowVersion
     triggers: tuple[CompiledTrigger, ...]
+    #: Writes before this (the workflow's first push) do not trigger it.
+    since: datetime
 
 
 class EntityDispatcher:
@@ -97,7 +102,8 @@ class EntityDispatcher:
 
     async def _subscribers(self) -> list[_Subscriber]:
         found = []
-        for version, _pushed_at in await self.engine.store.active_workflows():
+        first = await self.engine.store.first_pushes()
+        for version, pushed_at in await self.engine.store.active_workflows():
             try:
                 workflow = await self.engine.workflow_for_version(version.id)
             except FlowledgerError as exc:
@@ -110,7 +116,8 @@ class EntityDispatcher:
                 continue
             triggers = tuple(t for t in workflow.triggers if isinstance(t.spec, EntityTrigger))
             if triggers:
-                found.append(_Subscriber(workflow, version, triggers))
+                since = first.get(version.name, pushed_at)
+                found.append(_Subscriber(workflow, version, triggers, since))
         return found
 
     def _first_match(
@@ -121,6 +128,8 @@ class EntityDispatcher:
             assert isinstance(spec, EntityTrigger)
             if spec.entity_type != event["entity_type"] or event["event_type"] not in spec.events:
                 continue
+            if event["created_at"] < sub.since:
+                continue  # written before the workflow was pushed: not its business
             if compiled.when is None:
                 return compiled
             try:

@@ -104,6 +104,10 @@ class Store(EntityStore, ScheduleStore, JobStore, ArtifactStore, ABC):
         """Make ``version_id`` the pushed version of ``name``; False when it already was."""
 
     @abstractmethod
+    async def first_pushes(self) -> dict[str, datetime]:
+        """When each pushed workflow name was pushed the first time."""
+
+    @abstractmethod
     async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
         """Every pushed workflow's live version, with when it was pushed."""
 

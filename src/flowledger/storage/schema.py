@@ -182,6 +182,8 @@ workflows = Table(
     Column("name", String(128), primary_key=True),
     Column("version_id", String(36), nullable=False),
     Column("pushed_at", UTCDateTime, nullable=False),
+    #: When the name was pushed the first time: its entity triggers see writes from then on.
+    Column("first_pushed_at", UTCDateTime, nullable=False),
 )
 
 signals = Table(

@@ -142,10 +142,16 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             now = self.conn.execute(select(self._sql_now())).scalar_one()
             values = {"version_id": version_id, "pushed_at": now}
             if current is None:
-                self.conn.execute(insert(t).values(name=name, **values))
+                self.conn.execute(insert(t).values(name=name, first_pushed_at=now, **values))
             else:
                 self.conn.execute(update(t).where(t.c.name == name).values(**values))
             return True
+
+    async def first_pushes(self) -> dict[str, datetime]:
+        t = workflows
+        with self.conn.begin():
+            rows = self.conn.execute(select(t.c.name, t.c.first_pushed_at))
+            return {r[0]: _aware(r[1]) for r in rows}
 
     async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
         v, w = workflow_versions, workflows

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(128), primary_key=True),
         sa.Column("version_id", sa.String(36), nullable=False),
         sa.Column("pushed_at", _when, nullable=False),
+        sa.Column("first_pushed_at", _when, nullable=False),
     )
     op.create_table(
         "execution_signals",
