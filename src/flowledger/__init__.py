@@ -4,7 +4,9 @@ The public API is what this module exports; everything else is internal and may 
 """
 
 from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.jobs import load_job_file
 from flowledger.errors import (
+    ConflictError,
     DefinitionError,
     FlowledgerError,
     InputError,
@@ -16,7 +18,9 @@ from flowledger.errors import (
     TemplateError,
 )
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.runtime.worker import Worker, WorkerOptions
 from flowledger.steps.base import StepContext, StepType, Suspend, step_type
 from flowledger.steps.registry import StepRegistry
 
@@ -24,11 +28,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CompiledWorkflow",
+    "ConflictError",
     "DefinitionError",
     "Engine",
     "ExecutionStatus",
     "FlowledgerError",
     "InputError",
+    "JobRuns",
     "NotFoundError",
     "PluginError",
     "Problem",
@@ -40,6 +46,9 @@ __all__ = [
     "StorageError",
     "Suspend",
     "TemplateError",
+    "Worker",
+    "WorkerOptions",
     "__version__",
+    "load_job_file",
     "step_type",
 ]
