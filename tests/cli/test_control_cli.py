@@ -118,3 +118,42 @@ def test_retry_and_rerun_from_the_command_line(cli: Cli, tmp_path: Path) -> None
     assert refused.returncode == 1 and "has no step 'nope'" in refused.stderr
     bad_version = cli("executions", "rerun", execution_id, "--from", "gate", "--version", "v2")
     assert bad_version.returncode == 2 and "pinned or latest" in bad_version.stderr
+
+
+def test_a_worker_resumes_an_execution_once_input_arrives(cli: Cli, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli.conftest import FLOWLEDGER
+    from tests.conftest import REPO
+
+    db = f"sqlite:///{tmp_path / 'worker.db'}"
+    started = cli("start", "examples/approval.yaml", "--input", '{"leads": 2}', "--db", db)
+    assert started.returncode == 0, started.stderr
+    execution_id = started.stdout.strip()
+    env = {**os.environ, "FLOWLEDGER_DB": db}
+    worker = subprocess.Popen([FLOWLEDGER, "worker"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):  # the worker runs it up to the question, then parks it
+            doc = json.loads(cli("executions", "show", execution_id, "--json", "--db", db).stdout)
+            if doc["runtimeStatus"] == "AwaitingUserInput":
+                break
+            time.sleep(0.05)
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+        answered = cli(
+            "executions", "input", execution_id, "approve", "--data", '{"approved": true}',
+            "--detach", "--db", db,
+        )  # fmt: skip
+        assert answered.returncode == 0, answered.stderr
+        assert "recorded" in answered.stdout  # the worker goes on
+        for _ in range(200):
+            doc = json.loads(cli("executions", "show", execution_id, "--json", "--db", db).stdout)
+            if doc["runtimeStatus"] == "Completed":
+                break
+            time.sleep(0.05)
+        assert doc["runtimeStatus"] == "Completed"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)

@@ -41,7 +41,23 @@ def _who() -> str:
     return f"cli:{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}"
 
 
-def _finish(doc: dict[str, Any], as_json: bool, db: str | None, plugins: list[str] | None) -> None:
+def _finish(
+    doc: dict[str, Any],
+    as_json: bool,
+    db: str | None,
+    plugins: list[str] | None,
+    detached: bool = False,
+) -> None:
+    if detached:  # only recorded: what it ends as is for whoever runs it to decide
+        if as_json:
+            print_json(doc)
+        else:
+            out.print(
+                f"recorded; execution {doc['id']} is {doc['runtimeStatus']} and a worker "
+                "carries it on",
+                markup=False,
+            )
+        raise typer.Exit(EXIT_OK)
     if as_json:
         print_json(doc)
     else:
@@ -90,7 +106,7 @@ def executions_input(
             await engine.submit_input(full_id, step, value, submitted_by=_who())
             return await _carry_on(engine, full_id, detach)
 
-    _finish(call(go), as_json, db, plugin)
+    _finish(call(go), as_json, db, plugin, detach)
 
 
 @executions_app.command("cancel")
@@ -143,7 +159,7 @@ def executions_retry(
                 out.print(f"retrying {', '.join(steps) or 'the execution'}", markup=False)
             return await _carry_on(engine, full_id, detach)
 
-    _finish(call(go), as_json, db, plugin)
+    _finish(call(go), as_json, db, plugin, detach)
 
 
 @executions_app.command("rerun")
@@ -173,4 +189,4 @@ def executions_rerun(
                 out.print(f"rerun of {full_id}: execution {new_id}", markup=False)
             return await _carry_on(engine, new_id, detach)
 
-    _finish(call(go), as_json, db, plugin)
+    _finish(call(go), as_json, db, plugin, detach)
