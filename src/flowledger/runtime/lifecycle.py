@@ -125,6 +125,7 @@ class ExecutionLifecycle:
     # -- execution outcomes -------------------------------------------------------------------
 
     def _complete_execution(self) -> None:
+        self.resume_status()  # whatever ended the last wait, completing is from InProgress
         output = None
         if self.workflow.output is not None:
             try:
