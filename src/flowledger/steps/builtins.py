@@ -211,8 +211,12 @@ DELAY = StepType(
 # --- sys.loop (structural: the scheduler runs its body) ------------------------------------
 
 
+#: Items one sys.loop runs: every iteration is rows and results held by one execution.
+MAX_LOOP_ITEMS = 100_000
+
+
 class LoopInput(_Input):
-    items: list[Any]
+    items: list[Any] = Field(max_length=MAX_LOOP_ITEMS)
     concurrency: int = Field(1, ge=1, le=1000)
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType
 
+#: Children one step starts: each is a whole execution (split bigger batches in a loop).
+MAX_CHILDREN = 10_000
 #: ``Suspend.state["wait"]`` of a step waiting for its children.
 CHILDREN_WAIT = "children"
 
@@ -26,7 +28,7 @@ class SubWorkflowInput(BaseModel):
     version: int | Literal["latest"] | None = None
     #: The child's input; with ``items``, rendered once per item (``loop.<step id>.item``).
     input: Any = None
-    items: list[Any] | None = None
+    items: list[Any] | None = Field(default=None, max_length=MAX_CHILDREN)
     concurrency: int = Field(10, ge=1, le=1000)
 
 
