@@ -24,6 +24,13 @@ def pg_cluster() -> Iterator[Cluster]:
     yield from session_cluster()
 
 
+@pytest.fixture(autouse=True)
+def _local_http_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests serve HTTP on 127.0.0.1, which the engine's egress guard refuses by default
+    (tests/test_egress.py checks the default itself)."""
+    monkeypatch.setenv("FLOWLEDGER_HTTP_ALLOW", "127.0.0.1,::1,localhost")
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database with the current schema: a SQLite file, or a PostgreSQL database

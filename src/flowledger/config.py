@@ -14,6 +14,10 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
 - ``FLOWLEDGER_OUTPUT_BUDGET``: a step output whose JSON is larger is stored as an
   artifact and read back when a template needs it: bytes, or with a unit (``256KiB``,
   ``1MiB``); at least 1KiB (default ``256KiB``).
+- ``FLOWLEDGER_HTTP_ALLOW``: where ``sys.http_request`` may go besides public
+  addresses: host names, addresses and networks, comma-separated (``127.0.0.1,
+  10.0.0.0/8, api.internal``), or ``*`` for anywhere (default: public addresses only;
+  see ``flowledger.egress``).
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flowledger.definition.durations import parse_duration
+from flowledger.egress import ALLOW_ENV, EgressPolicy
 from flowledger.errors import FlowledgerError
 
 DB_ENV = "FLOWLEDGER_DB"
@@ -53,6 +58,7 @@ class Settings:
     #: None: next to the SQLite file, else ./flowledger-artifacts (runtime.artifacts).
     artifacts_dir: str | None = None
     output_budget: int = DEFAULT_OUTPUT_BUDGET
+    http_allow: EgressPolicy = field(default_factory=EgressPolicy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +73,7 @@ class Settings:
             output_budget=parse_size(env.get(OUTPUT_BUDGET_ENV), OUTPUT_BUDGET_ENV)
             if env.get(OUTPUT_BUDGET_ENV)
             else DEFAULT_OUTPUT_BUDGET,
+            http_allow=_egress(env.get(ALLOW_ENV)),
         )
 
 
@@ -105,3 +112,10 @@ def parse_size(text: str | None, source: str = OUTPUT_BUDGET_ENV) -> int:
     if size < MIN_OUTPUT_BUDGET:
         raise ConfigError(f"{source} must be at least 1KiB, not {text!r}")
     return size
+
+
+def _egress(text: str | None) -> EgressPolicy:
+    try:
+        return EgressPolicy.parse(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

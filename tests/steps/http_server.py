@@ -11,6 +11,7 @@ Routes (all answer JSON unless noted):
 - ``GET /slow?s=<seconds>`` -> waits, then answers
 - ``GET /trickle`` -> 100 bytes, one every 50 ms
 - ``GET /redirect?n=<hops>`` -> 302 chain ending at ``/json``
+- ``GET /redirect-to?url=<url>`` -> 302 to that URL
 - ``GET /badjson`` -> ``application/json`` that does not parse
 - ``GET /problem`` -> ``application/problem+json``
 """
@@ -92,6 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
             hops = int(query["n"])
             target = f"/redirect?n={hops - 1}" if hops > 1 else "/json"
             self._send(302, b"", "text/plain", Location=target)
+        elif url.path == "/redirect-to":  # anywhere: for the egress guard's redirect check
+            self._send(302, b"", "text/plain", Location=query["url"])
         elif url.path == "/badjson":
             self._send(200, b'{"not": json', "application/json")
         elif url.path == "/problem":

@@ -25,6 +25,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import parse_document
+from flowledger.egress import GuardedTransport
 from flowledger.errors import (
     InputError,
     LeaseLostError,
@@ -111,8 +112,13 @@ class Engine:
             store = open_store(self.db_url)
             await store.initialize()
             self._store = store
+            # The engine's own client connects only where the egress policy allows (SSRF);
+            # it ignores proxy variables, which would connect on its behalf unchecked.
             http = self._http or httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0), follow_redirects=False
+                timeout=httpx.Timeout(30.0),
+                follow_redirects=False,
+                transport=GuardedTransport(Settings.from_env().http_allow),
+                trust_env=False,
             )
             self._http = http
             self.entities = EntityService(store, self.clock)

@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from flowledger.definition.durations import parse_duration
+from flowledger.egress import EgressRefused
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, step_type
 
@@ -125,6 +126,8 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         # that trickles one byte at a time.
         async with asyncio.timeout(data.timeout):
             status, response_headers, raw, charset = await _exchange(ctx.http, request, data, where)
+    except EgressRefused as exc:  # the same URL will be refused again: no retry
+        raise StepError(f"{where}: {exc}", retryable=False) from None
     except (TimeoutError, httpx.TimeoutException):
         limit = f"{data.timeout:g}s" if data.timeout is not None else "the client's"
         message = f"{where} did not finish within the {limit} timeout"

@@ -1,0 +1,115 @@
+"""The egress guard: sys.http_request reaches public addresses only, unless allowed (SSRF)."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from flowledger import Engine
+from flowledger.config import ConfigError, Settings
+from flowledger.egress import EgressPolicy, EgressRefused, GuardedTransport
+from tests.steps.http_server import serve
+
+REFUSED = [
+    "169.254.169.254",  # cloud metadata
+    "::ffff:169.254.169.254",
+    "::ffff:a9fe:a9fe",
+    "127.0.0.1",
+    "127.1.2.3",
+    "::1",
+    "0.0.0.0",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "100.64.0.1",  # carrier-grade NAT
+    "fe80::1",
+    "fd00::1",
+    "224.0.0.1",
+]
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_private_and_special_addresses_are_refused_by_default(address: str) -> None:
+    problem = EgressPolicy().problem("example.com", ipaddress.ip_address(address))
+    assert problem is not None and problem.startswith(str(ipaddress.ip_address(address)))
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2001:4860:4860::8888"])
+def test_public_addresses_pass(address: str) -> None:
+    assert EgressPolicy().problem("example.com", ipaddress.ip_address(address)) is None
+
+
+def test_the_allow_list_takes_hosts_addresses_and_networks() -> None:
+    policy = EgressPolicy.parse("api.internal, 10.0.0.0/8, ::1, 127.0.0.1")
+    assert policy.problem("api.internal", ipaddress.ip_address("192.168.9.9")) is None
+    assert policy.problem("x", ipaddress.ip_address("10.20.30.40")) is None
+    assert policy.problem("x", ipaddress.ip_address("::1")) is None
+    assert policy.problem("x", ipaddress.ip_address("::ffff:127.0.0.1")) is None
+    assert policy.problem("x", ipaddress.ip_address("192.168.9.9")) is not None
+    assert EgressPolicy.parse("*").problem("x", ipaddress.ip_address("127.0.0.1")) is None
+
+
+def test_a_bad_allow_entry_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'no such/thing' is neither a host name"):
+        Settings.from_env({"FLOWLEDGER_HTTP_ALLOW": "10.0.0.0/8, no such/thing"})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0x7f000001", "2130706433", "[::1]", "localhost"])
+async def test_the_transport_refuses_before_connecting(host: str) -> None:
+    async with httpx.AsyncClient(transport=GuardedTransport(EgressPolicy())) as client:
+        with pytest.raises(EgressRefused, match="refused to connect"):
+            await client.get(f"http://{host}:9/")
+
+
+async def test_a_workflow_cannot_reach_localhost_by_default(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOWLEDGER_HTTP_ALLOW")
+    with serve() as base:
+        text = (
+            "name: ssrf\nsteps:\n  - id: call\n    type: sys.http_request\n"
+            f"    input: {{url: '{base}/json'}}\n    retry: {{max_attempts: 3}}\n"
+        )
+        async with Engine(db_url) as engine:
+            doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    message = doc["error"]["message"]
+    assert "refused to connect to 127.0.0.1: 127.0.0.1 is a loopback address" in message
+    assert "FLOWLEDGER_HTTP_ALLOW" in message
+    assert doc["error"]["attempt"] == 1  # refused for good: no retries
+
+
+async def test_allowed_hosts_work_and_keep_their_host_header(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWLEDGER_HTTP_ALLOW", "localhost")
+    with serve() as base:
+        url = base.replace("127.0.0.1", "localhost")
+        text = (
+            "name: allowed\nsteps:\n  - id: call\n    type: sys.http_request\n"
+            f"    input: {{url: '{url}/echo'}}\n"
+        )
+        async with Engine(db_url) as engine:
+            doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    [step] = doc["steps"].values()
+    assert step["outputData"]["body"]["headers"]["host"] == url.removeprefix("http://")
+
+
+async def test_a_redirect_to_a_refused_address_is_refused(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWLEDGER_HTTP_ALLOW", "127.0.0.1")
+    with serve() as base:
+        target = quote("http://169.254.169.254/latest/meta-data/", safe="")
+        text = (
+            "name: hop\nsteps:\n  - id: call\n    type: sys.http_request\n"
+            f"    input: {{url: '{base}/redirect-to?url={target}'}}\n"
+        )
+        async with Engine(db_url) as engine:
+            doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    assert "169.254.169.254 is a link-local address" in doc["error"]["message"]
