@@ -237,3 +237,24 @@ async def test_answering_a_child_finishes_the_parent(engine: Engine) -> None:
     done = await wait_until(engine, doc["id"], lambda d: d["runtimeStatus"] == "Completed")
     assert done["output"] == {"ok": 1}
     await asyncio.sleep(0)
+
+
+async def test_run_takes_over_a_child_whose_holder_died(
+    db_url: str, registry: StepRegistry
+) -> None:
+    from datetime import timedelta
+
+    async with Engine(db_url, registry=registry, lease=timedelta(seconds=1)) as engine:
+        await engine.push(engine.load_text(CHILD))
+        parent_id = await engine.start(engine.load_text(PARENT), {"numbers": [1, 2]})
+        epoch = await engine.store.acquire_lease(parent_id, engine.owner, engine.lease)
+        assert epoch is not None
+        _, parked_until = await engine.run_owned(parent_id, park_after=0.1)
+        await engine.store.release_lease(parent_id, epoch, parked_until)
+        [first, _] = [c["id"] for c in await _children(engine, parent_id)]
+        # A process that took the first child and died: its lease has a second to run.
+        ghost = await engine.store.acquire_lease(first, "ghost:1:dead", timedelta(seconds=1))
+        assert ghost is not None
+        done = await engine.drive(parent_id)  # what `flowledger run` does after a restart
+    assert done["runtimeStatus"] == "Completed", done["error"]
+    assert done["output"] == 6

@@ -377,7 +377,9 @@ class Engine:
             if watcher is not None:
                 watcher.cancel()
             if inline:  # children told to cancel end within a poll; others already ended
-                await asyncio.wait(inline, timeout=CHILD_GRACE)
+                _, late = await asyncio.wait(inline, timeout=CHILD_GRACE)
+                for task in late:  # still waiting on another process: workers finish those
+                    task.cancel()
         return status, runner.parked_until
 
     def _run_children(
@@ -390,9 +392,17 @@ class Engine:
 
     async def _run_child(self, child_id: str, parent: ExecutionRunner) -> None:
         try:
-            await self.drive(child_id, document=False)
-        except (StorageError, LeaseLostError):
-            pass  # another process runs it; its end reaches the parent as a signal
+            while not parent.status.terminal:
+                try:
+                    await self.drive(child_id, document=False)
+                    return
+                except (StorageError, LeaseLostError):
+                    # Another process holds it: its end reaches the parent as a signal. If
+                    # that process died, its lease lapses and this one takes the child over.
+                    row = await self.store.get_execution(child_id)
+                    if row is None or ExecutionStatus(row["runtime_status"]).terminal:
+                        return
+                    await asyncio.sleep(self.lease.total_seconds() / 2)
         except Exception:
             log.exception("child execution %s stopped with an error", child_id)
         finally:
