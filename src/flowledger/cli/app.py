@@ -30,7 +30,6 @@ from flowledger.cli.common import (
     out,
     print_json,
 )
-from flowledger.cli.control import report_waiting
 from flowledger.cli.progress import LiveProgress, PlainProgress
 from flowledger.errors import DefinitionError, InputError
 from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
@@ -112,6 +111,8 @@ def run(
         print_json(doc)
     else:
         render.summary(out, doc)
+        from flowledger.cli.control import report_waiting  # keeps `executions list` first
+
         report_waiting(doc, db, plugin)
     raise typer.Exit(exit_code(doc["runtimeStatus"]))
 
@@ -272,6 +273,7 @@ def db_upgrade(db: DbOption = None) -> None:
 # The other command groups register themselves on the shared apps when imported.
 from flowledger.cli import (  # noqa: E402
     artifacts,  # noqa: F401
+    control,  # noqa: F401
     entities,  # noqa: F401
     jobs,  # noqa: F401
     workflows,  # noqa: F401
