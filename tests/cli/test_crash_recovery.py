@@ -79,6 +79,43 @@ async def _events(db_url: str, execution_id: str) -> list[dict[str, Any]]:
         return await engine.events(execution_id)
 
 
+def kill_workers_at_random(
+    db_url: str,
+    log: Path,
+    rng: random.Random,
+    cycles: int,
+    settled: Callable[[], bool],
+    timeout: float = 120,
+) -> int:
+    """Two workers; ``cycles`` times, SIGKILL one at a random moment and start another.
+    Then wait (up to ``timeout``) until ``settled()``, stop the workers, return the kills."""
+    sink = log.open("ab")
+    workers = [_worker(db_url, sink), _worker(db_url, sink)]
+    kills = 0
+    try:
+        for _ in range(cycles):
+            time.sleep(rng.uniform(0.05, 0.35))
+            victim = workers.pop(rng.randrange(len(workers)))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            kills += 1
+            workers.append(_worker(db_url, sink))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not settled():
+            time.sleep(0.5)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        sink.close()
+    return kills
+
+
 def _poll(
     db_url: str, execution_id: str, done: Callable[[dict[str, Any]], bool], seconds: float = 60
 ) -> dict[str, Any]:
@@ -104,34 +141,11 @@ def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
     log = tmp_path / "workers.log"
     ids = asyncio.run(_enqueue(db_url, ledger, max(12, cycles * 2)))
 
-    sink = log.open("ab")
-    workers = [_worker(db_url, sink), _worker(db_url, sink)]
-    kills = 0
-    try:
-        for _ in range(cycles):
-            time.sleep(rng.uniform(0.05, 0.35))
-            victim = workers.pop(rng.randrange(len(workers)))
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            kills += 1
-            workers.append(_worker(db_url, sink))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            docs = asyncio.run(_documents(db_url, ids))
-            if all(d["runtimeStatus"] in ("Completed", "Failed", "Cancelled") for d in docs):
-                break
-            time.sleep(0.5)
-    finally:
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        sink.close()
+    def settled() -> bool:
+        docs = asyncio.run(_documents(db_url, ids))
+        return all(d["runtimeStatus"] in ("Completed", "Failed", "Cancelled") for d in docs)
 
+    kills = kill_workers_at_random(db_url, log, rng, cycles, settled)
     assert kills == cycles
     docs = asyncio.run(_documents(db_url, ids))
     failures = [

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ import pytest
 
 from flowledger import Engine
 from flowledger.storage import ExecutionQuery
-from tests.cli.test_crash_recovery import PLUGIN, _worker
+from tests.cli.test_crash_recovery import PLUGIN, kill_workers_at_random
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -86,34 +83,14 @@ def test_kills_lose_and_double_no_child_no_entity_no_trigger(
     ledger = tmp_path / "ledger.txt"
     parents = asyncio.run(_setup(db_url, ledger, max(8, cycles)))
     log = tmp_path / "workers.log"
-    sink = log.open("ab")
-    workers = [_worker(db_url, sink), _worker(db_url, sink)]
-    try:
-        for _ in range(cycles):
-            time.sleep(rng.uniform(0.05, 0.4))
-            victim = workers.pop(rng.randrange(len(workers)))
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            workers.append(_worker(db_url, sink))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            state = asyncio.run(_all(db_url))
-            every = [d for docs in list(state.values())[:3] for d in docs]
-            settled = all(d["runtimeStatus"] == "Completed" for d in every)
-            if settled and len(state["crash-on-order"]) >= len(parents):
-                break
-            time.sleep(0.5)
-    finally:
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        sink.close()
 
+    def settled() -> bool:
+        state = asyncio.run(_all(db_url))
+        every = [d for docs in list(state.values())[:3] for d in docs]
+        done = all(d["runtimeStatus"] == "Completed" for d in every)
+        return done and len(state["crash-on-order"]) >= len(parents)
+
+    assert kill_workers_at_random(db_url, log, rng, cycles, settled) == cycles
     state = asyncio.run(_all(db_url))
     tail = log.read_text()[-3000:]
     for name in ("crash-parent", "crash-child", "crash-on-order"):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, insert, select
+from sqlalchemy import insert, select
 
 from flowledger.storage.schema_artifacts import artifacts
+from flowledger.storage.sqlpart import SQLPart
 
 
 class ArtifactStore(ABC):
@@ -30,15 +30,8 @@ class ArtifactStore(ABC):
     async def get_artifact(self, artifact_id: str) -> dict[str, Any] | None: ...
 
 
-class SQLArtifactStore(ArtifactStore):
+class SQLArtifactStore(SQLPart, ArtifactStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
-
-    @property
-    @abstractmethod
-    def conn(self) -> Connection: ...
-
-    @abstractmethod
-    def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
 
     def add_artifact(self, row: dict[str, Any]) -> None:
         with self.conn.begin():
@@ -47,10 +40,10 @@ class SQLArtifactStore(ArtifactStore):
     async def list_artifacts(self, execution_id: str) -> list[dict[str, Any]]:
         t = artifacts
         query = select(t).where(t.c.execution_id == execution_id).order_by(t.c.created_at, t.c.id)
-        with self.conn.begin():
+        with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]
 
     async def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
-        with self.conn.begin():
+        with self.reading():
             row = self.conn.execute(select(artifacts).where(artifacts.c.id == artifact_id)).first()
         return dict(row._mapping) if row else None

@@ -18,12 +18,11 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Numeric,
     String,
     Text,
@@ -44,6 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema_entities import entities, entity_events, entity_types
+from flowledger.storage.sqlpart import SQLPart
 
 Row = dict[str, Any]
 Scalar = str | int | float | bool | None
@@ -145,15 +145,8 @@ class EntityStore(ABC):
     async def mark_entity_event_dispatched(self, event_id: int) -> None: ...
 
 
-class SQLEntityStore(EntityStore):
+class SQLEntityStore(SQLPart, EntityStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
-
-    @property
-    @abstractmethod
-    def conn(self) -> Connection: ...
-
-    @abstractmethod
-    def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
 
     async def create_entity_type(self, row: Row) -> bool:
         try:
@@ -164,17 +157,17 @@ class SQLEntityStore(EntityStore):
         return True
 
     async def get_entity_type(self, name: str) -> Row | None:
-        with self.conn.begin():
+        with self.reading():
             row = self.conn.execute(select(entity_types).where(entity_types.c.name == name)).first()
         return dict(row._mapping) if row else None
 
     async def list_entity_types(self) -> list[Row]:
-        with self.conn.begin():
+        with self.reading():
             rows = self.conn.execute(select(entity_types).order_by(entity_types.c.name))
             return [dict(r._mapping) for r in rows]
 
     async def get_entity(self, entity_id: str) -> Row | None:
-        with self.conn.begin():
+        with self.reading():
             row = self.conn.execute(select(entities).where(entities.c.id == entity_id)).first()
         return dict(row._mapping) if row else None
 
@@ -213,7 +206,7 @@ class SQLEntityStore(EntityStore):
 
     async def entity_event_by_key(self, idempotency_key: str) -> Row | None:
         e = entity_events
-        with self.conn.begin():
+        with self.reading():
             row = self.conn.execute(select(e).where(e.c.idempotency_key == idempotency_key)).first()
         return dict(row._mapping) if row else None
 
@@ -225,7 +218,7 @@ class SQLEntityStore(EntityStore):
             order.extend(self._sort(key))
         order += [t.c.created_at, t.c.id]
         page = select(t).where(where).order_by(*order).limit(query.limit).offset(query.offset)
-        with self.conn.begin():
+        with self.reading():
             rows = [dict(r._mapping) for r in self.conn.execute(page)]
             total = self.conn.execute(select(func.count()).select_from(t).where(where)).scalar()
         return rows, int(total or 0)
@@ -233,7 +226,7 @@ class SQLEntityStore(EntityStore):
     async def pending_entity_events(self, limit: int) -> list[Row]:
         e = entity_events
         query = select(e).where(e.c.dispatched_at.is_(None)).order_by(e.c.id).limit(limit)
-        with self.conn.begin():
+        with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]
 
     async def mark_entity_event_dispatched(self, event_id: int) -> None:

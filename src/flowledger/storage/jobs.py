@@ -9,13 +9,14 @@ is guaranteed by the executions' trigger keys, whoever holds the lease.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 
 from flowledger.storage.schema import executions
 from flowledger.storage.schema_jobs import job_runs
+from flowledger.storage.sqlpart import SQLPart
 
 Row = dict[str, Any]
 
@@ -81,22 +82,15 @@ class JobStore(ABC):
         workflow is due, or recording how they ended is."""
 
 
-class SQLJobStore(JobStore):
+class SQLJobStore(SQLPart, JobStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
-
-    @property
-    @abstractmethod
-    def conn(self) -> Connection: ...
-
-    @abstractmethod
-    def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
 
     async def create_job_run(self, row: Row) -> None:
         with self.conn.begin():
             self.conn.execute(insert(job_runs), [row])
 
     async def get_job_run(self, job_run_id: str) -> Row | None:
-        with self.conn.begin():
+        with self.reading():
             row = self.conn.execute(select(job_runs).where(job_runs.c.id == job_run_id)).first()
         return dict(row._mapping) if row else None
 
@@ -104,13 +98,13 @@ class SQLJobStore(JobStore):
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         t = job_runs
         stmt = select(t.c.id).where(t.c.id.like(escaped + "%", escape="\\")).limit(limit)
-        with self.conn.begin():
+        with self.reading():
             return [r[0] for r in self.conn.execute(stmt)]
 
     async def list_job_runs(self, limit: int = 50) -> list[Row]:
         t = job_runs
         stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
-        with self.conn.begin():
+        with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
     async def job_run_executions(self, job_run_id: str) -> list[Row]:
@@ -120,7 +114,7 @@ class SQLJobStore(JobStore):
             .where(e.c.job_run_id == job_run_id)
             .order_by(e.c.created_at, e.c.id)
         )
-        with self.conn.begin():
+        with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
     async def acquire_job_run(
@@ -183,5 +177,5 @@ class SQLJobStore(JobStore):
             .order_by(t.c.created_at)
             .limit(limit)
         )
-        with self.conn.begin():
+        with self.reading():
             return [r[0] for r in self.conn.execute(stmt)]

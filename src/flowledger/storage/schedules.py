@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema_schedules import schedule_states
+from flowledger.storage.sqlpart import SQLPart
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,13 @@ class ScheduleStore(ABC):
         (None: there is none yet). False when another worker moved it first."""
 
 
-class SQLScheduleStore(ScheduleStore):
+class SQLScheduleStore(SQLPart, ScheduleStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
-
-    @property
-    @abstractmethod
-    def conn(self) -> Connection: ...
-
-    @abstractmethod
-    def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]: ...
 
     async def schedule_states(self) -> list[ScheduleState]:
         t = schedule_states
         query = select(t.c.workflow_name, t.c.trigger_index, t.c.cron, t.c.timezone, t.c.last_tick)
-        with self.conn.begin():
+        with self.reading():
             return [
                 ScheduleState(r.workflow_name, r.trigger_index, r.cron, r.timezone, r.last_tick)
                 for r in self.conn.execute(query)

@@ -72,7 +72,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     async def initialize(self) -> None:
         # Runs on every start: one short read when the schema is current.
-        with self.conn.begin():
+        with self.reading():
             if migrations.current_revision(self.conn) == migrations.HEAD:
                 return
         await self.upgrade()
@@ -119,7 +119,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         return _version(row._mapping)
 
     async def get_workflow_version(self, version_id: str) -> WorkflowVersion | None:
-        with self.conn.begin():
+        with self.reading():
             row = self.conn.execute(
                 select(workflow_versions).where(workflow_versions.c.id == version_id)
             ).first()
@@ -130,7 +130,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         query = select(t).order_by(t.c.name, t.c.version)
         if name is not None:
             query = query.where(t.c.name == name)
-        with self.conn.begin():
+        with self.reading():
             return [_version(r._mapping) for r in self.conn.execute(query)]
 
     async def activate_workflow(self, name: str, version_id: str) -> bool:
@@ -149,14 +149,14 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     async def first_pushes(self) -> dict[str, datetime]:
         t = workflows
-        with self.conn.begin():
+        with self.reading():
             rows = self.conn.execute(select(t.c.name, t.c.first_pushed_at))
             return {r[0]: _aware(r[1]) for r in rows}
 
     async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
         v, w = workflow_versions, workflows
         query = select(v, w.c.pushed_at).join(w, w.c.version_id == v.c.id).order_by(v.c.name)
-        with self.conn.begin():
+        with self.reading():
             return [(_version(r._mapping), r.pushed_at) for r in self.conn.execute(query)]
 
     # -- executions ---------------------------------------------------------------------------
@@ -181,7 +181,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     async def find_by_trigger_key(self, trigger_key: str) -> str | None:
         t = executions
-        with self.conn.begin():
+        with self.reading():
             found = self.conn.execute(select(t.c.id).where(t.c.trigger_key == trigger_key))
             return found.scalar()
 
@@ -199,7 +199,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
     async def pending_signals(self, execution_id: str) -> list[Row]:
         t = signals
         query = select(t).where(_unconsumed(execution_id)).order_by(t.c.created_at, t.c.id)
-        with self.conn.begin():
+        with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]
 
     async def commit(self, batch: Batch, *, group: bool = False) -> None:
@@ -209,7 +209,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             self._group.commit_now(batch)
 
     async def get_execution(self, execution_id: str) -> Row | None:
-        with self.conn.begin():
+        with self.reading():
             row = self.conn.execute(
                 select(executions).where(executions.c.id == execution_id)
             ).first()
@@ -217,7 +217,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     async def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        with self.conn.begin():
+        with self.reading():
             rows = self.conn.execute(
                 select(executions.c.id)
                 .where(executions.c.id.like(escaped + "%", escape="\\"))
@@ -227,7 +227,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     async def get_step_executions(self, execution_id: str) -> list[Row]:
         t = step_executions
-        with self.conn.begin():
+        with self.reading():
             rows = self.conn.execute(
                 select(t).where(t.c.execution_id == execution_id).order_by(t.c.seq)
             )
@@ -251,11 +251,11 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             stmt = stmt.where(
                 or_(t.c.created_at < at, and_(t.c.created_at == at, t.c.id < last_id))
             )
-        with self.conn.begin():
+        with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
     async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]:
-        with self.conn.begin():
+        with self.reading():
             rows = self.conn.execute(
                 select(events)
                 .where(and_(events.c.execution_id == execution_id, events.c.seq > after_seq))

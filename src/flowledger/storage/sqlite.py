@@ -13,6 +13,7 @@ from sqlalchemy.pool import StaticPool
 from flowledger.config import Settings
 from flowledger.errors import StorageError
 from flowledger.storage.sql import SQLStore
+from flowledger.storage.sqlpart import READ_ONLY
 from flowledger.timeutil import utcnow
 
 # NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
@@ -47,6 +48,9 @@ class SQLiteStore(SQLStore):
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
+            if conn.info.pop(READ_ONLY, False):
+                conn.exec_driver_sql("BEGIN")  # a read: a snapshot, no write lock (WAL)
+                return
             # IMMEDIATE takes the write lock up front: no deadlock when two processes upgrade.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
