@@ -237,9 +237,8 @@ def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> No
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not ledger.exists():
+        while time.monotonic() < deadline and not _first_recorded(db_url):
             time.sleep(0.05)
-        time.sleep(0.2)
     finally:
         run.send_signal(signal.SIGKILL)
         run.wait()
@@ -271,8 +270,10 @@ def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: st
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
+        # Kill it while it sleeps: after 'first' is recorded complete (not merely after its
+        # side effect, which a busy machine may record a moment later).
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not ledger.exists():
+        while time.monotonic() < deadline and not _first_recorded(db_url):
             time.sleep(0.05)
     finally:
         killed.send_signal(signal.SIGKILL)
@@ -288,6 +289,15 @@ def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: st
     for doc in docs:
         first = [s for s in doc["steps"].values() if s["stepId"] == "first"]
         assert [s["status"] for s in first] == ["Completed"]
+
+
+def _first_recorded(db_url: str) -> bool:
+    docs = asyncio.run(_all_documents(db_url))
+    return any(
+        s["stepId"] == "first" and s["status"] == "Completed"
+        for doc in docs
+        for s in doc["steps"].values()
+    )
 
 
 async def _all_documents(db_url: str) -> list[dict[str, Any]]:
