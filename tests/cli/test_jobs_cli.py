@@ -166,3 +166,22 @@ def test_a_killed_jobs_run_is_finished_by_a_worker_exactly_once(
     assert doc["status"] == "Completed", (tmp_path / "log.txt").read_text()[-3000:]
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed"] * 3
     assert asyncio.run(_execution_count(db_url, doc["id"])) == 3  # each started exactly once
+
+
+def test_jobs_cancel_ends_a_waiting_job_run(cli: Cli, tmp_path: Path) -> None:
+    job_file = tmp_path / "waits.yaml"
+    job_file.write_text(
+        "name: waits\nworkflows:\n"
+        "  - {workflow: " + str(REPO / "examples/approval.yaml") + ", input: {leads: 1}}\n"
+        "  - {workflow: " + str(REPO / "examples/hello.yaml") + ", input: {name: Ann}}\n"
+    )
+    waiting = cli("jobs", "run", str(job_file), "--json")
+    assert waiting.returncode == 3, waiting.stderr  # the first workflow asks a person
+    job_run_id = json.loads(waiting.stdout)["id"]
+    cancelled = cli("jobs", "cancel", job_run_id[:8], "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    doc = json.loads(cancelled.stdout)
+    assert doc["status"] == "Cancelled"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Cancelled", None]
+    again = cli("jobs", "cancel", job_run_id)
+    assert again.returncode == 1 and "already ended: Cancelled" in again.stderr

@@ -365,3 +365,30 @@ async def test_a_cancelled_execution_cancels_the_run(
     doc = await wait_for(job_runs, job_run_id, "Cancelled", "Completed", "Failed")
     assert doc["status"] == "Cancelled"
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Cancelled", None]
+
+
+async def test_cancelling_a_job_run_cancels_the_workflow_it_is_on(
+    engine: Engine, flows: Path, worker: Worker
+) -> None:
+    from flowledger.errors import ConflictError
+
+    job_runs = JobRuns(engine)
+    text = """
+        name: to-cancel
+        continue_on_failure: true
+        workflows: [{workflow: greet.yaml, input: {who: Al}}, {workflow: ask.yaml},
+                    {workflow: nap.yaml}]
+    """
+    job_run_id = await job_runs.create(job(flows, text))  # the worker drives it
+    for _ in range(1000):
+        doc = await job_runs.get(job_run_id)
+        if doc["status"] == "AwaitingUserInput":
+            break
+        await asyncio.sleep(0.02)
+    asked = doc["runs"][1]["executionId"]
+    assert await job_runs.cancel(job_run_id, by="ops") == asked
+    doc = await wait_for(job_runs, job_run_id, "Cancelled", "Completed", "Failed")
+    assert doc["status"] == "Cancelled"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Cancelled", None]
+    with pytest.raises(ConflictError, match="already ended: Cancelled"):
+        await job_runs.cancel(job_run_id)

@@ -77,6 +77,35 @@ def jobs_run(
     raise typer.Exit(exit_code(doc["status"]))
 
 
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_run_id: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
+    reason: Annotated[str, typer.Option("--reason", help="Recorded with the cancel.")] = (
+        "job run cancelled from the command line"
+    ),
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    plugin: PluginOption = None,
+) -> None:
+    """Cancel the workflow a job run is on; the job run ends Cancelled."""
+
+    async def go() -> dict[str, Any]:
+        async with make_engine(db, plugin) as engine:
+            job_runs = JobRuns(engine)
+            full_id = await job_runs.resolve_id(job_run_id)
+            execution_id = await job_runs.cancel(full_id, by="cli", reason=reason)
+            await engine.settle(execution_id)  # cancelled here, or by whoever runs it
+            await job_runs.advance(full_id)  # record the end (a driver or worker may first)
+            return await job_runs.get(full_id)
+
+    doc = call(go)
+    if as_json:
+        print_json(doc)
+    else:
+        _summary(out, doc)
+    raise typer.Exit(0 if doc["status"] == "Cancelled" else 1)
+
+
 @jobs_app.command("show")
 def jobs_show(
     job_run_id: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],

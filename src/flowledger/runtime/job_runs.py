@@ -24,6 +24,7 @@ from typing import Any
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.jobs import JobFile
 from flowledger.errors import (
+    ConflictError,
     DefinitionError,
     InputError,
     LeaseLostError,
@@ -48,6 +49,8 @@ from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row
 
 log = logging.getLogger(__name__)
+#: How many times cancel looks for the workflow a job run is on (every ``poll`` seconds).
+CANCEL_LOOKS = 40
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
 RunCallback = Callable[[dict[str, Any]], None]
@@ -279,6 +282,31 @@ class JobRuns:
             if run["index"] not in reported and status and ExecutionStatus(status).terminal:
                 reported.add(run["index"])
                 on_run(run)
+
+    # -- cancelling ---------------------------------------------------------------------------
+
+    async def cancel(
+        self, job_run_id: str, *, by: str = "python", reason: str = "the job run was cancelled"
+    ) -> str:
+        """Cancel the workflow the job run is on; a cancelled workflow ends the job run
+        (``Cancelled``, even with ``continue_on_failure``). Returns that execution's id."""
+        store = self.engine.store
+        for attempt in range(CANCEL_LOOKS):
+            row = await self._row(job_run_id)
+            state = current(row, await store.job_run_executions(job_run_id))
+            if state.status.terminal:
+                if attempt == 0:
+                    raise ConflictError(f"job run {job_run_id} already ended: {state.status}")
+                break
+            if state.waiting_on is not None:
+                with contextlib.suppress(ConflictError):  # it ended meanwhile: look again
+                    await self.engine.cancel(state.waiting_on, by=by, reason=reason)
+                    return state.waiting_on
+            await asyncio.sleep(self.poll)  # between two workflows: the next one is starting
+        raise ConflictError(
+            f"job run {job_run_id} ended, or started no workflow to cancel, while it was "
+            "being cancelled; see flowledger jobs show"
+        )
 
     # -- reading ------------------------------------------------------------------------------
 
