@@ -30,3 +30,16 @@ def test_db_upgrade_on_an_unreachable_database_is_a_clear_error(cli: Cli, tmp_pa
     result = cli("db", "upgrade", "--db", f"sqlite:///{tmp_path}/missing/dir/x.db")
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_database_error_is_a_message_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "odd.db"
+    assert cli("executions", "list", "--db", f"sqlite:///{path}").returncode == 0
+    with sqlite3.connect(path) as conn:  # a schema someone changed by hand
+        conn.execute("ALTER TABLE executions DROP COLUMN signals_taken")
+    result = cli("executions", "list", "--db", f"sqlite:///{path}")
+    assert result.returncode == 1
+    assert "the database refused a query (no such column" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -213,6 +213,10 @@ def executions_list(
     status: Annotated[str | None, typer.Option("--status", help="Only this runtimeStatus.")] = None,
     workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Only children of this execution.")
+    ] = None,
+    job: Annotated[str | None, typer.Option("--job", help="Only this job run's.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -223,7 +227,9 @@ def executions_list(
 
     async def go() -> list[dict[str, Any]]:
         async with make_engine(db) as engine:
-            query = ExecutionQuery(status=status, workflow=workflow, limit=limit)
+            query = ExecutionQuery(
+                status=status, workflow=workflow, parent_id=parent, job_run_id=job, limit=limit
+            )
             return await engine.list_executions(query)
 
     docs = call(go)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger.config import ConfigError, Settings, parse_lease
 from flowledger.errors import DefinitionError, FlowledgerError, InputError, NotFoundError
@@ -90,6 +91,13 @@ def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         fail(str(exc), EXIT_FAILED)
     except FlowledgerError as exc:
         fail(str(exc), EXIT_FAILED)
+    except SQLAlchemyError as exc:  # a database this flowledger cannot use as it is
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        fail(
+            f"the database refused a query ({detail}); if another flowledger version "
+            "created it, run `flowledger db upgrade` with the newest one",
+            EXIT_FAILED,
+        )
     except KeyboardInterrupt:
         err.print(
             "interrupted; everything done so far is saved: any `flowledger worker` carries it "
