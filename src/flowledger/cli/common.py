@@ -54,6 +54,7 @@ DbOption = Annotated[
     typer.Option("--db", help="Database URL (default: $FLOWLEDGER_DB or sqlite:///flowledger.db)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Recorded with the cancel.")]
 PluginOption = Annotated[
     list[str] | None,
     typer.Option("--plugin", help="Import a Python module of custom step types (repeatable)."),

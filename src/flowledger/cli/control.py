@@ -20,6 +20,7 @@ from flowledger.cli.common import (
     DbOption,
     JsonOption,
     PluginOption,
+    ReasonOption,
     call,
     executions_app,
     exit_code,
@@ -112,9 +113,7 @@ def executions_input(
 @executions_app.command("cancel")
 def executions_cancel(
     execution_id: IdArgument,
-    reason: Annotated[str, typer.Option("--reason", help="Recorded with the cancel.")] = (
-        "cancelled from the command line"
-    ),
+    reason: ReasonOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     plugin: PluginOption = None,
@@ -124,7 +123,9 @@ def executions_cancel(
     async def go() -> dict[str, Any]:
         async with make_engine(db, plugin) as engine:
             full_id = await engine.resolve_id(execution_id)
-            await engine.cancel(full_id, by=_who(), reason=reason)
+            await engine.cancel(
+                full_id, by=_who(), reason=reason or "cancelled from the command line"
+            )
             return await engine.settle(full_id)
 
     doc = call(go)

@@ -14,6 +14,7 @@ from flowledger.cli.common import (
     DbOption,
     JsonOption,
     PluginOption,
+    ReasonOption,
     call,
     err,
     exit_code,
@@ -80,9 +81,7 @@ def jobs_run(
 @jobs_app.command("cancel")
 def jobs_cancel(
     job_run_id: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
-    reason: Annotated[str, typer.Option("--reason", help="Recorded with the cancel.")] = (
-        "job run cancelled from the command line"
-    ),
+    reason: ReasonOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     plugin: PluginOption = None,
@@ -93,7 +92,8 @@ def jobs_cancel(
         async with make_engine(db, plugin) as engine:
             job_runs = JobRuns(engine)
             full_id = await job_runs.resolve_id(job_run_id)
-            execution_id = await job_runs.cancel(full_id, by="cli", reason=reason)
+            why = reason or "job run cancelled from the command line"
+            execution_id = await job_runs.cancel(full_id, by="cli", reason=why)
             await engine.settle(execution_id)  # cancelled here, or by whoever runs it
             await job_runs.advance(full_id)  # record the end (a driver or worker may first)
             return await job_runs.get(full_id)

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 
 from flowledger.storage.schema import executions
 from flowledger.storage.schema_jobs import job_runs
@@ -121,19 +121,13 @@ class SQLJobStore(SQLPart, JobStore):
         self, job_run_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> bool:
         t = job_runs
-        # Compare-and-set: free, lapsed, ours, or held by a process known to be dead.
-        holders = [t.c.lease_owner == owner]
-        if steal_from is not None:
-            holders.append(t.c.lease_owner == steal_from)
         stmt = (
             update(t)
             .where(
                 and_(
                     t.c.id == job_run_id,
                     t.c.status.in_(UNFINISHED),
-                    or_(
-                        t.c.lease_owner.is_(None), t.c.lease_expires_at < self._sql_now(), *holders
-                    ),
+                    self._takeable(t, owner, steal_from),
                 )
             )
             .values(lease_owner=owner, lease_expires_at=self._sql_now(lease))

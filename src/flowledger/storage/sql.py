@@ -278,23 +278,10 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> int | None:
         t = executions
-        # Compare-and-set: free, expired, ours (or held by a process known to be dead).
-        # RETURNING hands back the new fencing token.
-        holders = [t.c.lease_owner == owner]
-        if steal_from is not None:
-            holders.append(t.c.lease_owner == steal_from)
+        # Compare-and-set; RETURNING hands back the new fencing token.
         stmt = (
             update(t)
-            .where(
-                and_(
-                    t.c.id == execution_id,
-                    or_(
-                        t.c.lease_owner.is_(None),
-                        t.c.lease_expires_at < self._sql_now(),
-                        *holders,
-                    ),
-                )
-            )
+            .where(and_(t.c.id == execution_id, self._takeable(t, owner, steal_from)))
             .values(
                 lease_epoch=t.c.lease_epoch + 1,
                 lease_owner=owner,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import ColumnElement, Connection, Table, or_
 
 #: Set on a connection's ``info`` for the next BEGIN: a read needs no write lock.
 READ_ONLY = "flowledger_read_only"
@@ -34,3 +34,13 @@ class SQLPart(ABC):
                 yield conn
         finally:
             conn.info.pop(READ_ONLY, None)
+
+    def _takeable(self, table: Table, owner: str, steal_from: str | None) -> ColumnElement[bool]:
+        """A lease row ``owner`` may take: free, lapsed, already its own, or held by a
+        process known to be dead (``steal_from``). Used as a compare-and-set condition."""
+        holders = [table.c.lease_owner == owner]
+        if steal_from is not None:
+            holders.append(table.c.lease_owner == steal_from)
+        return or_(
+            table.c.lease_owner.is_(None), table.c.lease_expires_at < self._sql_now(), *holders
+        )
