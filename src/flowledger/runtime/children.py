@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, StepError
 from flowledger.runtime.codec import loads
-from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
+from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows, validate_input
 from flowledger.runtime.state import StepRun
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.steps.subworkflow import CHILDREN_WAIT
@@ -100,8 +100,6 @@ class ChildWaits:
             )
         except FlowledgerError as exc:
             raise StepError(str(exc), retryable=False) from None
-        from flowledger.runtime.engine import validate_input  # the engine imports the runner
-
         inputs = []
         for index, child_input in enumerate(data["inputs"]):
             if child_input is None:

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.errors import InputError, format_path
 from flowledger.runtime.codec import Codec
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row, WorkflowVersion
@@ -104,3 +107,20 @@ def execution_rows(
         "detail": codec.dumps(detail),
     }
     return row, created
+
+
+def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> None:
+    schema = workflow.spec.input_schema
+    if schema is None:
+        return
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(dict(arguments)), key=lambda e: list(e.path)
+    )
+    if errors:
+        lines = []
+        for error in errors:
+            where = format_path(("input", *error.path))
+            lines.append(f"{where}: {error.message}")
+        raise InputError(
+            f"the input does not match {workflow.name}'s input_schema: " + "; ".join(lines)
+        )

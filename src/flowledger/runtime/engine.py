@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from jsonschema import Draft202012Validator
 
 from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.definition.compiled import CompiledWorkflow
@@ -31,11 +30,10 @@ from flowledger.errors import (
     LeaseLostError,
     NotFoundError,
     StorageError,
-    format_path,
 )
 from flowledger.runtime import control
 from flowledger.runtime.artifacts import ArtifactService, default_artifacts_root
-from flowledger.runtime.creation import Lineage, execution_rows
+from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
 from flowledger.runtime.entities import EntityService
 from flowledger.runtime.leases import LeaseKeeper
@@ -523,23 +521,6 @@ class Engine:
     async def events(self, execution_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
         await self._row(execution_id)
         return [event_document(r) for r in await self.store.get_events(execution_id, after_seq)]
-
-
-def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> None:
-    schema = workflow.spec.input_schema
-    if schema is None:
-        return
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(dict(arguments)), key=lambda e: list(e.path)
-    )
-    if errors:
-        lines = []
-        for error in errors:
-            where = format_path(("input", *error.path))
-            lines.append(f"{where}: {error.message}")
-        raise InputError(
-            f"the input does not match {workflow.name}'s input_schema: " + "; ".join(lines)
-        )
 
 
 def load_input_file(path: str) -> Any:

@@ -32,8 +32,8 @@ from flowledger.errors import (
     Problem,
     StorageError,
 )
-from flowledger.runtime.creation import Lineage
-from flowledger.runtime.engine import Engine, validate_input
+from flowledger.runtime.creation import Lineage, validate_input
+from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_state import (
     JOB_RUN_FORMAT_VERSION,
     Progress,
