@@ -19,8 +19,9 @@ from flowledger.errors import ConflictError, InputError, NotFoundError, StorageE
 from flowledger.runtime.codec import Codec, loads
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
+from flowledger.runtime.documents import waits_for_input
 from flowledger.runtime.status import ExecutionStatus, StepStatus
-from flowledger.steps.human import INPUT_WAIT, input_problems
+from flowledger.steps.human import input_problems
 from flowledger.storage import Batch, Row
 from flowledger.timeutil import iso
 
@@ -61,7 +62,7 @@ async def submit_input(
     if status.terminal:
         raise ConflictError(f"execution {execution_id} is {status}; it waits for no input")
     rows = list(_latest(await engine.store.get_step_executions(execution_id)).values())
-    waiting = [r for r in rows if _waits_for_input(r)]
+    waiting = [r for r in rows if waits_for_input(r)]
     chosen = [r for r in waiting if step in (r["step_id"], r["id"])]
     if not chosen:
         named = [r for r in rows if r["step_id"] == step]
@@ -101,16 +102,6 @@ async def submit_input(
     )
     await engine.store.notify_work()
     return str(target["id"])
-
-
-def _waits_for_input(row: Row) -> bool:
-    state = loads(row["state"]) or {}
-    return (
-        row["status"] == StepStatus.IN_PROGRESS
-        and bool(row["suspended"])
-        and isinstance(state, dict)
-        and state.get("wait") == INPUT_WAIT
-    )
 
 
 def _signal(

@@ -70,14 +70,19 @@ def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -
     return doc
 
 
+def waits_for_input(row: Mapping[str, Any]) -> bool:
+    """A step execution parked until a person answers (sys.wait_for_input)."""
+    if row["status"] != "InProgress" or not row["suspended"]:
+        return False
+    state = loads(row["state"])
+    return isinstance(state, dict) and state.get("wait") == "input"
+
+
 def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
     """The steps waiting for a person: what to ask, of whom, by when (SPEC §4 extension)."""
     waiting = []
     for row in steps:
-        state = loads(row["state"]) if row["suspended"] else None
-        if row["status"] != "InProgress" or not isinstance(state, dict):
-            continue
-        if state.get("wait") != "input":
+        if not waits_for_input(row):
             continue
         data = loads(row["input"]) or {}
         waiting.append(
