@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowledger.runtime.codec import loads
+from flowledger.steps.human import INPUT_WAIT
 from flowledger.storage.base import Row
 from flowledger.timeutil import iso
 
@@ -75,7 +76,7 @@ def waits_for_input(row: Mapping[str, Any]) -> bool:
     if row["status"] != "InProgress" or not row["suspended"]:
         return False
     state = loads(row["state"])
-    return isinstance(state, dict) and state.get("wait") == "input"
+    return isinstance(state, dict) and state.get("wait") == INPUT_WAIT
 
 
 def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
