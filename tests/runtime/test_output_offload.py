@@ -304,7 +304,7 @@ async def test_secrets_the_execution_read_are_redacted_in_the_file(engine: Engin
         engine.load_text("name: s\nsteps: [{id: a, type: sys.no_action}]")
     )
     output = {"token": "hunter2", "pad": "x" * 2000}
-    reference = engine.artifacts.offload(execution_id, "se-1", "leak", output, codec)
+    reference, _ = engine.artifacts.offload(execution_id, "se-1", "leak", output, codec)
     assert is_reference(reference)
     path = engine.artifacts.path_of(execution_id, reference[REFERENCE_KEY]["id"])
     assert json.loads(path.read_bytes())["token"] == "***"

@@ -155,20 +155,22 @@ class ArtifactService:
         step_id: str,
         output: Any,
         codec: Codec | None = None,
-    ) -> Any:
-        """The output as the data store keeps it: over the budget, a reference to an artifact.
+    ) -> tuple[Any, str | None]:
+        """The output as the data store keeps it (over the budget, a reference to an
+        artifact), and its JSON text when measuring it produced that text already, so the
+        commit does not serialize the output a second time.
 
         Synchronous: the runner calls it while it records a completion. ``codec`` is the
         execution's, so secrets the execution read are redacted in the file as well.
         """
         if output is None or isinstance(output, bool | int | float):
-            return output
+            return output, None
         if isinstance(output, str) and 4 * len(output) + 2 <= self.budget:
-            return output  # at most 4 bytes per character: surely under the budget
+            return output, None  # at most 4 bytes per character: surely under the budget
         text = (codec or self._codec).dumps(output) or "null"
         data = text.encode("utf-8")
         if len(data) <= self.budget:
-            return output
+            return output, text
         name = f"{step_id}.output.json"
         row = self._row(execution_id, step_execution_id, step_id, name, "application/json", OUTPUT)
         try:
@@ -184,8 +186,8 @@ class ArtifactService:
                 exc,
                 extra={"execution_id": execution_id, "step_id": step_id},
             )
-            return output
-        return {REFERENCE_KEY: _reference(row)}
+            return output, text
+        return {REFERENCE_KEY: _reference(row)}, None
 
     def _row(
         self,

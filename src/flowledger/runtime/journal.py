@@ -153,7 +153,7 @@ class Journal:
             "due_at": run.due_at,
             "wake_at": run.wake_at,
             "suspended": 1 if run.suspended else 0,
-            "output": dumps(run.output),
+            "output": run.output_json if run.output_json is not None else dumps(run.output),
             "error": dumps(run.error),
             "state": dumps(run.state),
             "children": dumps(run.children) if run.children else None,

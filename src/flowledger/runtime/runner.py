@@ -358,7 +358,7 @@ class ExecutionRunner(ExecutionLifecycle):
         if offload is None or run.step.type_name == "sys.condition":
             run.output = output
         else:
-            run.output = offload(self.id, run.id, run.step.id, output, self.codec)
+            run.output, run.output_json = offload(self.id, run.id, run.step.id, output, self.codec)
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now

@@ -34,9 +34,10 @@ class Services:
     entities_for: Callable[[str, int], EntityAccess] | None = None
     #: (execution id, step execution id, step id) → where that step saves files.
     artifacts_for: Callable[[str, str, str], ArtifactAccess] | None = None
-    #: (execution id, step execution id, step id, output, codec) → the output as stored: an
-    #: output over the size budget becomes a reference to an artifact, read back lazily.
-    offload_output: Callable[[str, str, str, Any, Codec], Any] | None = None
+    #: (execution id, step execution id, step id, output, codec) → (the output as stored,
+    #: its JSON when already computed): an output over the size budget becomes a reference
+    #: to an artifact, read back lazily.
+    offload_output: Callable[[str, str, str, Any, Codec], tuple[Any, str | None]] | None = None
     #: (reference, step id) → the offloaded output, for templates that read it.
     read_artifact: Callable[[Mapping[str, Any], str], Any] | None = None
     #: (name, version number or None for the live one) → a workflow children can run.

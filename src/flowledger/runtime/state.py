@@ -36,6 +36,8 @@ class StepRun:
     output: Any = None
     error: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
+    #: ``output`` as JSON when the offload check already serialized it (the commit reuses it).
+    output_json: str | None = None
     #: Ids of the child executions a sys.sub_workflow step started.
     children: list[str] | None = None
     persisted: bool = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,25 @@ from flowledger.timeutil import utcnow
 
 # NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
 # (FLOWLEDGER_SQLITE_SYNCHRONOUS, see flowledger.config).
+
+
+#: How long opening a brand-new database waits for another process that is creating it.
+WAL_SWITCH_WAIT = 30.0
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL. On a new file another process may be migrating it right now; SQLite
+    then answers "locked" at once (its busy handler is skipped for a journal-mode switch),
+    so wait for that process here instead of failing the open."""
+    deadline = time.monotonic() + WAL_SWITCH_WAIT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SQLiteStore(SQLStore):
@@ -40,9 +61,9 @@ class SQLiteStore(SQLStore):
             # Take transaction control from the driver so BEGIN IMMEDIATE is ours to emit.
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(cursor)
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
