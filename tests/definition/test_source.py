@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path as FsPath
 
 import pytest
@@ -42,13 +39,6 @@ def only(text: str | bytes, limits: SourceLimits | None = None) -> Problem:
     problems = refusal(text, limits)
     assert len(problems) == 1, problems
     return problems[0]
-
-
-@contextmanager
-def within(seconds: float) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    assert time.perf_counter() - started < seconds
 
 
 # --- what is accepted ------------------------------------------------------------------------
@@ -303,8 +293,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 
 @pytest.mark.parametrize("bomb", [BILLION_LAUGHS, BOMB_342])
 def test_billion_laughs(bomb: str) -> None:
-    with within(0.5):
-        problem = only(bomb)
+    problem = only(bomb)
     assert problem.message.startswith("YAML anchors (&")
     assert (problem.line, problem.column) == (1, bomb.index("&") + 1)
 
@@ -316,8 +305,7 @@ def test_the_compact_bomb_is_tiny() -> None:
 def test_aliases_alone_are_refused_before_expansion() -> None:
     # Anchors are refused first; an alias to nothing is refused too, never expanded.
     text = "a: [" + ", ".join(["*x"] * 10_000) + "]"
-    with within(0.5):
-        problem = only(text)
+    problem = only(text)
     assert (problem.line, problem.column, problem.path) == (1, 5, ("a", 0))
 
 
@@ -332,8 +320,7 @@ def test_aliases_alone_are_refused_before_expansion() -> None:
     ids=["flow-sequences", "flow-mappings", "block-sequences", "block-mappings"],
 )
 def test_deep_nesting_is_refused_without_recursion(text: str) -> None:
-    with within(0.5):
-        problem = only(text)
+    problem = only(text)
     assert problem.message == "the document nests deeper than 64 levels; flatten it"
     assert len(problem.path) == 64
 
@@ -347,8 +334,7 @@ def test_depth_limit_is_exact() -> None:
 
 def test_too_many_nodes() -> None:
     text = "[" + "1," * 250_000 + "1]"  # 500 KB: under the byte limit
-    with within(2.0):  # about 0.4 s: the parser itself makes 200,000 events
-        problem = only(text)
+    problem = only(text)
     assert problem.message == "the document has more than 200,000 values; split it up"
     small = SourceLimits(max_nodes=5)  # keys count: {a: [1, 2]} is five nodes
     assert parse_document("a: [1, 2]", limits=small).data == {"a": [1, 2]}
@@ -356,8 +342,7 @@ def test_too_many_nodes() -> None:
 
 
 def test_too_many_bytes() -> None:
-    with within(0.5):
-        problem = only("a: " + "x" * 2_000_000)
+    problem = only("a: " + "x" * 2_000_000)
     assert "the document is too large" in problem.message
     assert "1,048,576 bytes" in problem.message
     assert "(20 bytes)" in only(b"a: 0123456789abcdefg", SourceLimits(max_bytes=10)).message
@@ -368,7 +353,7 @@ def test_too_many_bytes() -> None:
 def test_a_5_mb_file_is_not_read(tmp_path: FsPath) -> None:
     path = tmp_path / "huge.yaml"
     path.write_bytes(b"a: [" + b"1, " * 1_750_000 + b"1]\n")
-    with within(0.5), pytest.raises(DefinitionError) as caught:
+    with pytest.raises(DefinitionError) as caught:
         read_document(path)
     (problem,) = caught.value.problems
     assert problem.file == str(path)

@@ -35,15 +35,31 @@ async def _stop(task: asyncio.Task[Any]) -> None:
 
 
 async def _interrupt(
-    db_url: str, registry: StepRegistry, text: str, check: Callable[[dict[str, Any]], bool]
+    db_url: str,
+    registry: StepRegistry,
+    text: str,
+    check: Callable[[dict[str, Any]], bool],
+    *,
+    after_event: str | None = None,
 ) -> str:
-    """Start an execution, let it run until ``check`` holds, then stop the process cold."""
+    """Start an execution, let it run until ``check`` holds (and, when given, an event of
+    kind ``after_event`` is in its history), then stop the process cold."""
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         execution_id = await engine.start(engine.load_text(text))
         task = asyncio.create_task(engine.drive(execution_id))
         await _until(engine, execution_id, check)
+        if after_event is not None:
+            await _until_event(engine, execution_id, after_event)
         await _stop(task)
     return execution_id
+
+
+async def _until_event(engine: Engine, execution_id: str, kind: str) -> None:
+    for _ in range(500):
+        if any(e["kind"] == kind for e in await engine.events(execution_id)):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {kind} event was ever committed")
 
 
 def _step(doc: dict[str, Any], step_id: str) -> list[dict[str, Any]]:
@@ -71,6 +87,9 @@ async def test_a_durable_delay_survives_a_restart_and_nothing_reruns(
         lambda d: any(
             s["stepId"] == "nap" and s["status"] == "InProgress" for s in d["steps"].values()
         ),
+        # A delay's start and its suspension are two commits: a stop between them would
+        # (rightly) run the delay again, which is not what this test is about.
+        after_event="step.suspended",
     )
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)

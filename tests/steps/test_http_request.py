@@ -194,7 +194,7 @@ async def test_response_over_the_limit_is_refused(
 async def test_slow_server_times_out(base: str, client: httpx.AsyncClient) -> None:
     started = time.monotonic()
     error = await fails(client, url=f"{base}/slow?s=5", timeout="200ms")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # well under the server's 5 s: the timeout cut it
     assert error.retryable is True
     assert error.message == f"GET {base}/slow did not finish within the 0.2s timeout"
 
@@ -202,7 +202,7 @@ async def test_slow_server_times_out(base: str, client: httpx.AsyncClient) -> No
 async def test_the_timeout_bounds_the_whole_exchange(base: str, client: httpx.AsyncClient) -> None:
     started = time.monotonic()
     error = await fails(client, url=f"{base}/trickle", timeout=0.3)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # the whole trickle takes 5 s: the timeout cut it
     assert error.message == f"GET {base}/trickle did not finish within the 0.3s timeout"
 
 

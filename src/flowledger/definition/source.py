@@ -144,13 +144,22 @@ def parse_document(
         raise _too_big(file, len(raw), limits)
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DefinitionError([Problem("the file is UTF-16; save it as UTF-8", file, 1, 1)])
-    composer = _Composer(_LOADER(raw), file, limits)
+    return _compose(raw, file, limits, _LOADER)
+
+
+def _compose(raw: bytes, file: str, limits: SourceLimits, loader: Any) -> SourceDocument:
+    composer = _Composer(loader(raw), file, limits)
     try:
         data, root = composer.run()
     except yaml.YAMLError as exc:
         # libyaml refuses the surrogate pairs JSON encoders write for emoji ("\ud83d\ude00").
         if "Unicode character escape" in str(exc) and (joined := _join_pairs(raw)) != raw:
             return parse_document(joined, file, limits)
+        # libyaml >= 0.2.6 (PyYAML 6.0.4) stops at 1,000 levels while it scans ahead, before
+        # our composer sees the events: the pure-Python parser has no such limit, so the
+        # composer's own located message (and the path to it) holds on every release.
+        if "maximum nesting depth" in str(exc) and loader is not yaml.SafeLoader:
+            return _compose(raw, file, limits, yaml.SafeLoader)
         raise DefinitionError([*composer.problems, _yaml_problem(exc, file, raw)]) from None
     return SourceDocument(
         data, file, _PositionView(root, keys=False), _PositionView(root, keys=True)
