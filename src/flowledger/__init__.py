@@ -20,9 +20,9 @@ from flowledger.errors import (
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.status import ExecutionStatus, StepStatus
-from flowledger.runtime.worker import Worker, WorkerOptions
 from flowledger.steps.base import StepContext, StepType, Suspend, step_type
 from flowledger.steps.registry import StepRegistry
+from flowledger.worker.worker import Worker, WorkerOptions
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flowledger.definition.durations import parse_duration
+from flowledger.durations import parse_duration
 from flowledger.egress import ALLOW_ENV, EgressPolicy
 from flowledger.errors import FlowledgerError
 

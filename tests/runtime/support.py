@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from flowledger import Engine
-from flowledger.runtime.worker import Worker, WorkerOptions
+from flowledger.worker.worker import Worker, WorkerOptions
 
 FAST = WorkerOptions(concurrency=8, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05)
 

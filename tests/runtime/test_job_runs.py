@@ -19,7 +19,7 @@ from flowledger.errors import DefinitionError
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.job_state import progress
 from flowledger.runtime.status import ExecutionStatus
-from flowledger.runtime.worker import Worker, WorkerOptions
+from flowledger.worker.worker import Worker, WorkerOptions
 
 FAST = WorkerOptions(
     concurrency=4, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05, max_duty_wait=0.05

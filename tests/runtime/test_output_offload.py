@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from flowledger import Engine, StepRegistry
-from flowledger.runtime.artifacts import REFERENCE_KEY, _LoadedOutputs
-from flowledger.runtime.codec import Codec
+from flowledger.artifacts.service import REFERENCE_KEY, _LoadedOutputs
+from flowledger.codec import Codec
 from tests.runtime.steps_for_tests import Recorder
 
 BUDGET = 1024

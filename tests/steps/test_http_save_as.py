@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from flowledger import Engine, StepRegistry
+from flowledger.artifacts.service import REFERENCE_KEY
 from flowledger.errors import DefinitionError, StepError
-from flowledger.runtime.artifacts import REFERENCE_KEY
 from flowledger.steps.base import StepContext
 from flowledger.steps.http_request import HTTP_REQUEST
 from tests.steps.http_server import serve

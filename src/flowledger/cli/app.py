@@ -30,12 +30,14 @@ from flowledger.cli.common import (
     out,
     print_json,
 )
+from flowledger.cli.inputs import load_input_file, parse_input_json
 from flowledger.cli.progress import LiveProgress, PlainProgress
 from flowledger.errors import DefinitionError, InputError
-from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
+from flowledger.runtime.engine import Engine, default_db_url
+from flowledger.runtime.orphans import adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
-from flowledger.runtime.worker import Worker, WorkerOptions
 from flowledger.storage import ExecutionQuery, open_store
+from flowledger.worker.worker import Worker, WorkerOptions
 
 #: createdBy of executions that `flowledger run` starts (and finishes again after a crash).
 RUN_CREATOR = "cli:run"
@@ -85,7 +87,9 @@ def run(
                 else PlainProgress(out)
             )
             # Finish what an earlier, stopped `run` of this workflow left behind first.
-            for left in await engine.adopt_abandoned(workflow.name, RUN_CREATOR):
+            for left in await adopt_abandoned(
+                engine.store, engine.owner, engine.lease, workflow.name, RUN_CREATOR
+            ):
                 err.print(
                     f"finishing execution {left} of {workflow.name}, left unfinished by a "
                     "stopped run",

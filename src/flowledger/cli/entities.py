@@ -25,8 +25,8 @@ from flowledger.cli.common import (
     out,
     print_json,
 )
+from flowledger.entities.service import DEFAULT_LIMIT, MAX_LIMIT
 from flowledger.errors import InputError
-from flowledger.runtime.entities import DEFAULT_LIMIT, MAX_LIMIT
 from flowledger.steps.entity_access import EntityPage
 
 DataOption = Annotated[

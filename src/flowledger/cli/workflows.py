@@ -22,10 +22,10 @@ from flowledger.cli.common import (
 )
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
+from flowledger.definition.ticks import next_fire_times, next_tick
 from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
 from flowledger.errors import DefinitionError, InputError, Problem
 from flowledger.runtime.engine import Engine
-from flowledger.runtime.schedules import next_fire_times, next_tick
 from flowledger.storage import WorkflowVersion
 from flowledger.templates import TemplateEngine
 from flowledger.timeutil import iso

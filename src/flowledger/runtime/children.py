@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flowledger.codec import loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, StepError
-from flowledger.runtime.codec import loads
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows, validate_input
 from flowledger.runtime.state import StepRun
 from flowledger.runtime.status import ExecutionStatus, StepStatus

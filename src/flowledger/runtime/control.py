@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.graph import ancestors
 from flowledger.errors import ConflictError, InputError, NotFoundError, StorageError
-from flowledger.runtime.codec import Codec, loads
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input

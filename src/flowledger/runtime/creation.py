@@ -10,9 +10,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import InputError, format_path
-from flowledger.runtime.codec import Codec
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row, WorkflowVersion
 

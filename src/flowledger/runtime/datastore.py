@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from flowledger.artifacts.service import is_reference
+from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.errors import StorageError
-from flowledger.runtime.artifacts import is_reference
-from flowledger.runtime.codec import Codec
 from flowledger.runtime.state import Scope
 
 _OUTPUT_KEYS = frozenset({"output", "outputData"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flowledger.runtime.codec import loads
+from flowledger.codec import loads
 from flowledger.steps.human import INPUT_WAIT
 from flowledger.storage.base import Row
 from flowledger.timeutil import iso

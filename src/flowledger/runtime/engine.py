@@ -19,25 +19,23 @@ from typing import Any, Literal
 
 import httpx
 
+from flowledger.artifacts.service import ArtifactService, default_artifacts_root
 from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import parse_document
 from flowledger.egress import GuardedTransport
+from flowledger.entities.service import EntityService
 from flowledger.errors import (
-    InputError,
     LeaseLostError,
     NotFoundError,
     StorageError,
 )
 from flowledger.runtime import control
-from flowledger.runtime.artifacts import ArtifactService, default_artifacts_root
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
-from flowledger.runtime.entities import EntityService
 from flowledger.runtime.leases import LeaseKeeper
-from flowledger.runtime.orphans import abandoned, owner_is_dead
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
@@ -316,23 +314,6 @@ class Engine:
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
         return await self.get_execution(execution_id)
 
-    async def adopt_abandoned(self, workflow_name: str, created_by: str) -> list[str]:
-        """Take over unfinished executions that a stopped process started (see orphans.py)."""
-        now = await self.store.db_now()
-        taken = []
-        for status in (ExecutionStatus.IN_PROGRESS, ExecutionStatus.NOT_STARTED):
-            query = ExecutionQuery(status=str(status), workflow=workflow_name, limit=100)
-            for row in await self.store.list_executions(query):
-                if row["created_by"] != created_by or not abandoned(row, now):
-                    continue
-                dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
-                epoch = await self.store.acquire_lease(
-                    row["id"], self.owner, self.lease, steal_from=dead
-                )
-                if epoch is not None:
-                    taken.append(row["id"])
-        return taken
-
     async def run_owned(
         self,
         execution_id: str,
@@ -405,13 +386,6 @@ class Engine:
             log.exception("child execution %s stopped with an error", child_id)
         finally:
             parent.poke()
-
-    async def dispatch_entity_events(self) -> list[str]:
-        """Start the executions that pending entity events trigger (workers do this on their
-        own); returns their ids."""
-        from flowledger.runtime.entity_dispatch import EntityDispatcher
-
-        return await EntityDispatcher(self).dispatch_pending()
 
     # -- control from outside (SPEC §5: executions input|cancel|retry|rerun) -----------------
 
@@ -521,19 +495,3 @@ class Engine:
     async def events(self, execution_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
         await self._row(execution_id)
         return [event_document(r) for r in await self.store.get_events(execution_id, after_seq)]
-
-
-def load_input_file(path: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read input file {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
-
-
-def parse_input_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--input is not valid JSON (column {exc.colno}): {exc.msg}") from exc

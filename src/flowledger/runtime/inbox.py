@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from flowledger.runtime.codec import loads
+from flowledger.codec import loads
 
 if TYPE_CHECKING:
     from flowledger.runtime.runner import ExecutionRunner

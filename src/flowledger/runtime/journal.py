@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flowledger.runtime.codec import Codec
+from flowledger.codec import Codec
 from flowledger.runtime.state import StepRun
 from flowledger.storage.base import Batch, Row, Store
 from flowledger.timeutil import Clock

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, TemplateError
-from flowledger.runtime.codec import Codec, loads
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.services import Services

@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage import ExecutionQuery, Store
 
 
 def owner_is_dead(owner: str | None) -> bool:
@@ -42,3 +45,22 @@ def abandoned(row: Mapping[str, Any], now: datetime) -> bool:
         return True
     expires = row["lease_expires_at"]
     return (expires is not None and expires < now) or owner_is_dead(owner)
+
+
+async def adopt_abandoned(
+    store: Store, owner: str, lease: timedelta, workflow_name: str, created_by: str
+) -> list[str]:
+    """Lease to ``owner`` the unfinished executions of ``workflow_name`` that a stopped
+    process of ``created_by`` started; returns their ids."""
+    now = await store.db_now()
+    taken = []
+    for status in (ExecutionStatus.IN_PROGRESS, ExecutionStatus.NOT_STARTED):
+        query = ExecutionQuery(status=str(status), workflow=workflow_name, limit=100)
+        for row in await store.list_executions(query):
+            if row["created_by"] != created_by or not abandoned(row, now):
+                continue
+            dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
+            epoch = await store.acquire_lease(row["id"], owner, lease, steal_from=dead)
+            if epoch is not None:
+                taken.append(row["id"])
+    return taken

@@ -12,8 +12,8 @@ import itertools
 from collections import defaultdict
 from typing import Any
 
+from flowledger.codec import loads
 from flowledger.definition.compiled import CompiledStep
-from flowledger.runtime.codec import loads
 from flowledger.runtime.runner import MAX_CRASH_RERUNS, ExecutionRunner
 from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
 from flowledger.runtime.status import StepStatus

@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import StepError, TemplateError
 from flowledger.runtime.children import ChildWaits, Spawn
-from flowledger.runtime.codec import Codec
 from flowledger.runtime.handlers import (
     describe,
     duration_detail,

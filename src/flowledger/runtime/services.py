@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
-from flowledger.runtime.codec import Codec
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
 from flowledger.steps.registry import StepRegistry

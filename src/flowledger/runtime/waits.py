@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowledger.definition.durations import parse_duration
+from flowledger.durations import parse_duration
 from flowledger.runtime.state import StepRun
 from flowledger.runtime.status import StepStatus
 from flowledger.steps.human import input_problems

@@ -141,7 +141,7 @@ async def delete_entity(data: DeleteEntityInput, ctx: StepContext) -> DeleteEnti
 
 class QueryEntityInput(_Input):
     entity_type: str
-    #: ``{Status: New, Score: {gte: 10}}``: see flowledger.runtime.entities for operators.
+    #: ``{Status: New, Score: {gte: 10}}``: see flowledger.entities.service for operators.
     filter: dict[str, Any] = Field(default_factory=dict)
     order_by: str | list[str] | None = None
     limit: int = Field(100, ge=0, le=1000)

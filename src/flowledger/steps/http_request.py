@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from flowledger.definition.durations import parse_duration
+from flowledger.durations import parse_duration
 from flowledger.egress import EgressRefused
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, step_type

@@ -1,6 +1,6 @@
 """Storage of the entity store: abstract verbs, and their SQL on SQLite and PostgreSQL.
 
-The runtime (flowledger.runtime.entities) validates payloads and builds documents;
+The runtime (flowledger.entities.service) validates payloads and builds documents;
 this module only stores them. Every entity write and its outbox event commit in one
 transaction, and writes compare-and-set on the entity's version, so two concurrent
 updates never lose one another.

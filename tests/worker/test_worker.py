@@ -7,7 +7,7 @@ import textwrap
 from datetime import timedelta
 
 from flowledger import Engine, StepRegistry
-from flowledger.runtime.worker import Worker, WorkerOptions
+from flowledger.worker.worker import Worker, WorkerOptions
 from tests.runtime.steps_for_tests import Recorder
 
 FAST = WorkerOptions(concurrency=4, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05)

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from flowledger.definition.durations import parse_duration
+from flowledger.durations import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flowledger.errors import FlowledgerError
-from flowledger.runtime.duties import Duty
 from flowledger.runtime.engine import Engine
-from flowledger.runtime.entity_dispatch import EntityDispatcher
-from flowledger.runtime.jobs import JobAdvancer
 from flowledger.runtime.leases import LeaseKeeper
-from flowledger.runtime.schedules import Scheduler
+from flowledger.worker.duties import Duty
+from flowledger.worker.entity_dispatch import EntityDispatcher
+from flowledger.worker.job_advancer import JobAdvancer
+from flowledger.worker.schedules import Scheduler
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import CompiledTrigger, EntityTrigger
 from flowledger.errors import FlowledgerError, TemplateError
-from flowledger.runtime.codec import Codec
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row, WorkflowVersion

@@ -40,9 +40,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from flowledger.codec import Codec
 from flowledger.config import Settings
 from flowledger.errors import StepError, StorageError
-from flowledger.runtime.codec import Codec
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.storage import Row, Store
 from flowledger.timeutil import iso, utcnow

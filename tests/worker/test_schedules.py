@@ -21,20 +21,14 @@ import pytest
 from sqlalchemy import delete
 
 from flowledger import Engine, StepRegistry
+from flowledger.definition.ticks import GRACE, due_ticks, next_fire_times, next_tick, plan_ticks
 from flowledger.definition.triggers import ScheduleTrigger
-from flowledger.runtime.schedules import (
-    GRACE,
-    Scheduler,
-    due_ticks,
-    next_fire_times,
-    next_tick,
-    plan_ticks,
-)
-from flowledger.runtime.worker import Worker, WorkerOptions
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.schedules import ScheduleState
 from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.sql import SQLStore
+from flowledger.worker.schedules import Scheduler
+from flowledger.worker.worker import Worker, WorkerOptions
 from tests.conftest import REPO
 
 CatchUp = Literal["none", "all", "latest"]
@@ -312,7 +306,7 @@ async def test_input_that_does_not_fit_is_reported_and_the_tick_skipped(
     spec, pushed_at = await push(engine, text)
     [t1] = upcoming(spec, pushed_at, 1)
     scheduler = Scheduler(engine)
-    with caplog.at_level(logging.ERROR, logger="flowledger.runtime.schedules"):
+    with caplog.at_level(logging.ERROR, logger="flowledger.worker.schedules"):
         await scheduler.run_once(t1 + SECOND)
         await scheduler.run_once(t1 + 2 * SECOND)
     assert await fired(engine, "misfit") == []
@@ -335,7 +329,7 @@ async def test_a_workflow_this_worker_cannot_load_does_not_stop_the_others(
     [t1] = upcoming(spec, pushed_at, 1)
     async with Engine(db_url, registry=StepRegistry.with_builtins()) as bare:
         scheduler = Scheduler(bare)
-        with caplog.at_level(logging.ERROR, logger="flowledger.runtime.schedules"):
+        with caplog.at_level(logging.ERROR, logger="flowledger.worker.schedules"):
             await scheduler.run_once(t1 + SECOND)
             await scheduler.run_once(t1 + 2 * SECOND)
         assert await fired(bare, "plain") == iso_all([t1])

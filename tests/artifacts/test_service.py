@@ -11,9 +11,9 @@ import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, step_type
+from flowledger.artifacts.service import default_artifacts_root, sanitize_name
 from flowledger.config import Settings
 from flowledger.errors import StorageError
-from flowledger.runtime.artifacts import default_artifacts_root, sanitize_name
 
 CSV = b"id,name\n1,Ada\n2,Grace\n"
 

@@ -14,10 +14,10 @@ from sqlalchemy import update
 
 from flowledger import Engine, StepRegistry
 from flowledger.runtime.creation import MAX_DEPTH
-from flowledger.runtime.entity_dispatch import EntityDispatcher
-from flowledger.runtime.worker import Worker, WorkerOptions
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.schema_entities import entity_events
+from flowledger.worker.entity_dispatch import EntityDispatcher
+from flowledger.worker.worker import Worker, WorkerOptions
 
 FAST = WorkerOptions(
     concurrency=4, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05, max_duty_wait=0.05
@@ -137,7 +137,7 @@ async def test_a_when_that_cannot_be_evaluated_counts_as_false(
     )
     await engine.entities.create("Lead", {"Email": "no status"})
     await engine.entities.create("Lead", {"Status": "New"})
-    with caplog.at_level(logging.WARNING, logger="flowledger.runtime.entity_dispatch"):
+    with caplog.at_level(logging.WARNING, logger="flowledger.worker.entity_dispatch"):
         started = await EntityDispatcher(engine).dispatch_pending()
     assert len(started) == 1
     assert "workflow picky, triggers[0].when" in caplog.text
@@ -254,12 +254,12 @@ async def test_writes_made_before_the_first_push_never_start_the_workflow(
     await engine.entities.create("Lead", {"Email": "early@example.com"})
     await _push(engine, ON_LEAD)  # no worker ran in between: the early event is still pending
     await engine.entities.create("Lead", {"Email": "late@example.com"})
-    started = await engine.dispatch_entity_events()
+    started = await EntityDispatcher(engine).dispatch_pending()
     assert len(started) == 1
     done = await engine.drive(started[0])
     assert done["output"] == "hello late@example.com"
     # A new version of the workflow keeps the first push as the start of its triggers.
     await _push(engine, ON_LEAD.replace("hello", "hi"))
     await engine.entities.create("Lead", {"Email": "third@example.com"})
-    [third] = await engine.dispatch_entity_events()
+    [third] = await EntityDispatcher(engine).dispatch_pending()
     assert (await engine.drive(third))["output"] == "hi third@example.com"

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from flowledger import Engine, InputError, NotFoundError
+from flowledger.entities.service import Origin
 from flowledger.errors import ConflictError
-from flowledger.runtime.entities import Origin
 
 LEAD_SCHEMA = {
     "type": "object",

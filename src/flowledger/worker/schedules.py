@@ -1,0 +1,208 @@
+"""Worker duty: schedule triggers: one execution per tick, whatever the number of workers.
+
+When ticks fall is :mod:`flowledger.definition.ticks`. Every tick starts its execution
+under the trigger key ``schedule:<workflow>:<trigger index>:<tick in UTC>``, which the
+database keeps unique, so workers that race, or one that crashes between starting and
+recording its progress, never start a tick twice. Progress (the newest tick dealt with) is
+then recorded with a compare-and-set; counting starts when the workflow was pushed, so a
+fresh push never fires a backlog. Under ``catch_up: all`` a warning says how many older
+missed ticks were dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.ticks import (
+    BATCH,
+    GRACE,
+    MAX_CATCH_UP,
+    next_tick,
+    plan_ticks,
+    trigger_key,
+)
+from flowledger.definition.triggers import CompiledTrigger, ScheduleTrigger
+from flowledger.errors import FlowledgerError, InputError, StorageError
+from flowledger.runtime.creation import Lineage
+from flowledger.storage import WorkflowVersion
+from flowledger.storage.schedules import ScheduleState
+from flowledger.timeutil import iso
+
+if TYPE_CHECKING:
+    from flowledger.runtime.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: How long to wait when no schedule is active (the worker looks at least every second).
+IDLE = 60.0
+
+
+class Scheduler:
+    """Fires the schedule triggers of every pushed workflow; safe on any number of workers."""
+
+    name = "schedules"
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        grace: timedelta = GRACE,
+        max_catch_up: int = MAX_CATCH_UP,
+        batch: int = BATCH,
+    ) -> None:
+        self.engine = engine
+        self.grace = grace
+        self.max_catch_up = max_catch_up
+        self.batch = batch
+        #: Per version id: does its document have a schedule trigger (read once: immutable).
+        self._scheduled: dict[str, bool] = {}
+        #: Versions that do not compile here (a plugin missing?): reported once, not per round.
+        self._broken: set[str] = set()
+
+    async def run_once(self, now: datetime | None = None) -> float:
+        """Start every due tick; return the seconds until the next one.
+
+        ``now`` (default: the database clock) lets tests put the scheduler at any moment.
+        """
+        now = now or self.engine.clock.now()
+        store = self.engine.store
+        states = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
+        wait = IDLE
+        started = 0
+        for version, pushed_at in await store.active_workflows():
+            workflow = await self._compile(version)
+            if workflow is None:
+                continue
+            for trigger in workflow.triggers:
+                if not isinstance(trigger.spec, ScheduleTrigger):
+                    continue
+                state = states.get((workflow.name, trigger.index))
+                count, more = await self._fire(workflow, trigger, state, pushed_at, now)
+                started += count
+                upcoming = next_tick(trigger.spec, now)
+                if more:
+                    wait = 0.0
+                elif upcoming is not None:
+                    wait = min(wait, (upcoming - now).total_seconds())
+        if started:
+            await store.notify_work()
+        return max(0.0, wait)
+
+    async def _compile(self, version: WorkflowVersion) -> CompiledWorkflow | None:
+        scheduled = self._scheduled.get(version.id)
+        if scheduled is None:
+            triggers = json.loads(version.document).get("triggers") or []
+            scheduled = any(isinstance(t, dict) and t.get("type") == "schedule" for t in triggers)
+            self._scheduled[version.id] = scheduled
+        if not scheduled or version.id in self._broken:
+            return None
+        try:
+            return await self.engine.workflow_for_version(version.id)
+        except StorageError:
+            raise
+        except FlowledgerError as exc:
+            self._broken.add(version.id)
+            log.error(
+                "workflow %s version %d cannot be loaded by this worker, so it does not fire "
+                "its schedules here: %s",
+                version.name,
+                version.version,
+                exc,
+            )
+            return None
+
+    async def _fire(
+        self,
+        workflow: CompiledWorkflow,
+        trigger: CompiledTrigger,
+        state: ScheduleState | None,
+        pushed_at: datetime,
+        now: datetime,
+    ) -> tuple[int, bool]:
+        """Start the trigger's due ticks and record how far it got: (started, more due)."""
+        spec = trigger.spec
+        assert isinstance(spec, ScheduleTrigger)
+        since = pushed_at
+        if state is not None:
+            same = (state.cron, state.timezone) == (spec.cron, spec.timezone)
+            # An edited schedule counts afresh from its push, never before its last tick.
+            since = state.last_tick if same else max(pushed_at, state.last_tick)
+        plan = plan_ticks(
+            spec, since, now, grace=self.grace, cap=self.max_catch_up, batch=self.batch
+        )
+        if plan.dropped:
+            self._report_dropped(workflow.name, trigger.index, spec, plan.dropped)
+        for tick in plan.fire:
+            await self._start(workflow, trigger.index, spec, tick)
+        if plan.last_tick is not None:
+            progress = ScheduleState(
+                workflow.name, trigger.index, spec.cron, spec.timezone, plan.last_tick
+            )
+            if not await self.engine.store.save_schedule_state(progress, state):
+                log.debug(
+                    "schedule trigger %d of %s: another worker recorded it first",
+                    trigger.index,
+                    workflow.name,
+                )
+        return len(plan.fire), plan.more
+
+    async def _start(
+        self, workflow: CompiledWorkflow, index: int, spec: ScheduleTrigger, tick: datetime
+    ) -> None:
+        document = {
+            "type": "schedule",
+            "scheduledAt": iso(tick),
+            "cronExpression": spec.cron,
+            "timezone": spec.timezone,
+            # What ``input`` reads in templates, as for a function trigger.
+            "arguments": spec.input,
+        }
+        try:
+            execution_id = await self.engine.start(
+                workflow,
+                spec.input,
+                trigger=document,
+                created_by="schedule",
+                lineage=Lineage(trigger_key=trigger_key(workflow.name, index, tick)),
+            )
+        except InputError as exc:  # the tick is skipped: retrying cannot make the input fit
+            log.error(
+                "schedule trigger %d of %s did not start its %s tick: %s",
+                index,
+                workflow.name,
+                iso(tick),
+                exc,
+            )
+            return
+        log.info(
+            "schedule trigger %d of %s: tick %s is execution %s",
+            index,
+            workflow.name,
+            iso(tick),
+            execution_id,
+        )
+
+    def _report_dropped(
+        self, workflow_name: str, index: int, spec: ScheduleTrigger, dropped: int
+    ) -> None:
+        if spec.catch_up == "all":
+            log.warning(
+                "schedule trigger %d of %s missed more than %d ticks while no worker ran; "
+                "only the newest %d fire (catch_up: all is capped)",
+                index,
+                workflow_name,
+                self.max_catch_up,
+                self.max_catch_up,
+            )
+        else:
+            log.info(
+                "schedule trigger %d of %s missed ticks while no worker ran; catch_up: %s "
+                "skips them",
+                index,
+                workflow_name,
+                spec.catch_up,
+            )
