@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-PathSegment = str | int
-Path = tuple[PathSegment, ...]
+from flowledger.types import FieldPath, PathSegment
+
+#: Where a problem is in a document (see flowledger.types).
+Path = FieldPath
 
 
 def format_path(path: Sequence[PathSegment]) -> str:

@@ -50,6 +50,8 @@ async def test_other_iterations_attempts_and_steps_are_free(store: SQLStore) -> 
     other = await new_execution(store)
     with store.conn.begin():  # the same step in another execution
         store.conn.execute(insert(step_executions), [step_row(other, status="Completed")])
+    assert len(await store.get_step_executions(execution_id)) == len(rows)
+    assert len(await store.get_step_executions(other)) == 1
 
 
 async def test_a_committed_double_completion_writes_nothing(store: SQLStore) -> None:

@@ -13,9 +13,13 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import pytest
+
 from flowledger.storage import open_store
 from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import join_all, new_execution
+
+pytestmark = pytest.mark.slow
 
 #: Per backend; both together make the 2,000+ trials.
 TRIALS = 1000

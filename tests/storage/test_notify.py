@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -17,7 +18,9 @@ PATIENCE = 20.0
 
 
 async def test_a_wait_without_news_returns_after_its_timeout(store: SQLStore) -> None:
-    await asyncio.wait_for(store.wait_for_work(0.05), PATIENCE)
+    waiting = asyncio.ensure_future(store.wait_for_work(0.05))
+    await asyncio.wait({waiting}, timeout=PATIENCE)
+    assert waiting.done() and waiting.exception() is None
     await store.notify_work()  # nobody listening: harmless on both
 
 
@@ -39,7 +42,8 @@ async def test_notify_from_another_connection_wakes_a_waiting_worker(
     waiting = asyncio.create_task(waiter.wait_for_work(600))
     await asyncio.sleep(0.05)  # most likely already waiting; either way it must wake
     await notifier.notify_work()
-    await asyncio.wait_for(waiting, PATIENCE)
+    await asyncio.wait({waiting}, timeout=PATIENCE)
+    assert waiting.done(), "the notification never woke the waiting worker"
 
 
 @pytest.mark.postgresql
@@ -50,9 +54,16 @@ async def test_a_notification_sent_between_waits_is_not_lost(
     await waiter.wait_for_work(0)
     for _ in range(3):  # a burst: one wake-up for all of it, then quiet again
         await notifier.notify_work()
-    await asyncio.wait_for(waiter.wait_for_work(600), PATIENCE)
+    woken = asyncio.ensure_future(waiter.wait_for_work(600))
+    await asyncio.wait({woken}, timeout=PATIENCE)
+    assert woken.done(), "a notification sent between waits was lost"
     # The burst was consumed by that one wake-up: the next wait runs to its timeout.
-    await waiter.wait_for_work(0.05)
+    quiet = asyncio.ensure_future(waiter.wait_for_work(600))
+    await asyncio.sleep(0.2)
+    assert not quiet.done(), "the burst woke the next wait too"
+    quiet.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await quiet
 
 
 @pytest.mark.postgresql

@@ -69,4 +69,4 @@ def test_dynamic_reads_fall_back_to_the_evaluator_message() -> None:
 
 
 def test_missing_value_is_never_an_empty_string() -> None:
-    missing("Hello {{ input.name }}")
+    assert missing("Hello {{ input.name }}").message == "input.name does not exist (input: region)"

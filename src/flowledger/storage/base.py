@@ -10,14 +10,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from flowledger.storage.artifacts import ArtifactStore
 from flowledger.storage.entities import EntityStore
 from flowledger.storage.jobs import JobStore
 from flowledger.storage.schedules import ScheduleStore
-
-Row = dict[str, Any]
+from flowledger.types import Row as Row  # re-exported: the store speaks in rows
 
 #: ``wake_at`` of an execution parked with no timer at all (it waits for a signal).
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)

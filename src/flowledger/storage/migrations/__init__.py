@@ -5,10 +5,25 @@ replaced the ``schema_version`` row of ``flowledger_meta``. Stores apply pending
 revisions on first use and on ``flowledger db upgrade``, always inside the
 caller's transaction, so a failed upgrade leaves the database as it was.
 
-To change the schema: edit ``schema.py``, add ``versions/vNNNN_<what>.py`` whose
-``down_revision`` is the current ``HEAD``, then bump ``HEAD``.
-``tests/storage/test_migrations.py`` proves the chain builds exactly what
-``schema.py`` declares, on both databases.
+Adding a table (or columns) today takes four steps:
+
+1. Declare it in the ``schema_<part>.py`` module of the part it belongs to
+   (``schema.py`` holds the core tables: workflow versions, executions, step
+   executions, events, signals; ``schema_entities.py``, ``schema_jobs.py``,
+   ``schema_schedules.py``, ``schema_artifacts.py`` the others), on the shared
+   ``meta``; a new part gets a new ``schema_<part>.py`` imported by ``schema.py``.
+2. Write the change as a frozen copy in ``parts/vNNNN_<part>.py`` (plain
+   ``op.create_table``/``op.add_column`` calls, never importing ``schema*.py``: a
+   migration must build the schema of its day forever, whatever the models say later).
+3. Add ``versions/vNNNN_<what>.py`` whose ``down_revision`` is the current ``HEAD``
+   and whose ``upgrade()`` calls the parts, then bump ``HEAD`` below (``SCHEMA_VERSION``
+   in ``schema.py`` stays 1: it only names the pre-Alembic schema).
+4. Run ``tests/storage/test_migrations.py``: it proves, on both databases, that
+   migrating an empty database gives exactly what ``create_all`` on ``meta`` gives.
+
+The SQL that reads and writes the table goes in a ``SQL<Part>Store`` mixin next to
+it (``entities.py``, ``jobs.py``, ...), whose verbs the ``Store`` interface in
+``base.py`` declares.
 """
 
 from __future__ import annotations

@@ -1,0 +1,90 @@
+"""The shared vocabulary: types that several layers use, named as SPEC and the seed name them.
+
+Words, once (SPEC §4 and the seed runtime):
+
+- **workflow template version**: one stored, immutable version of a definition
+  (``WorkflowVersion``); a workflow *name* has many.
+- **execution**: one run of a workflow template version, with its own **data store**
+  (trigger, every step's output, variables, context, loop state).
+- **step execution**: one step's life inside an execution; a loop body step has one
+  per iteration. Each retry of it is an **attempt** (counted from 1).
+- **event**: one entry of an execution's gap-free history.
+- **job run**: several executions started in order from a job file.
+- **store** alone means the database interface (``flowledger.storage.Store``); the
+  execution's values are its *data store*; entities live in the *entity store*.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+#: A database row as a plain mapping of column name to value.
+Row = dict[str, Any]
+#: One step into a JSON document: a mapping key or a list index.
+PathSegment = str | int
+#: Where a value sits in a JSON document: ``("steps", 2, "input", "url")``.
+FieldPath = tuple[PathSegment, ...]
+#: Any JSON value (kept loose on purpose: user data is arbitrary JSON).
+JSON = Any
+
+
+class ChildReference(TypedDict):
+    """One entry of ``childWorkflowExecutions`` (SPEC §4, the seed's shape)."""
+
+    id: str
+
+
+class StepExecutionDocument(TypedDict, total=False):
+    """A step execution as SPEC §4 shows it, keyed by its id in ``steps``."""
+
+    id: str
+    type: str
+    stepId: str
+    status: str
+    attempt: int
+    startedAt: str | None
+    completedAt: str | None
+    failedAt: str | None
+    dueAt: str | None
+    outputData: JSON
+    error: JSON
+    loop: dict[str, int]
+    childWorkflowExecutions: list[ChildReference]
+
+
+class ExecutionDocument(TypedDict, total=False):
+    """An execution as SPEC §4 shows it (``executions show --json``, the HTTP API)."""
+
+    id: str
+    correlationId: str
+    parentWorkflowExecutionId: str | None
+    rootWorkflowExecutionId: str | None
+    workflowTemplateVersionId: str
+    workflowName: str
+    workflowVersion: int
+    runtimeStatus: str
+    currentStateName: str | None
+    startedAt: str | None
+    completedAt: str | None
+    failedAt: str | None
+    lastActivityAt: str | None
+    createdBy: str
+    context: JSON
+    trigger: JSON
+    variables: JSON
+    output: JSON
+    error: JSON
+    steps: dict[str, StepExecutionDocument]
+
+
+class EventDocument(TypedDict):
+    """One entry of an execution's event history (SPEC §4)."""
+
+    seq: int
+    at: str
+    kind: str
+    stepExecutionId: str | None
+    stepId: str | None
+    attempt: int | None
+    status: str | None
+    detail: JSON
