@@ -16,6 +16,7 @@ dicts already and re-validating every execution document would cost for nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Generic, Literal, NotRequired, TypeVar
 
@@ -34,6 +35,7 @@ from flowledger.errors import InvalidInputError, Path
 from flowledger.runtime.status import ExecutionStatus
 
 T = TypeVar("T")
+_DEPTH: ContextVar[int] = ContextVar("request_depth", default=0)
 
 MAX_PAGE = 1000
 
@@ -61,10 +63,18 @@ class Request(BaseModel):
     )
 
     def __init__(self, **data: Any) -> None:
+        # pydantic builds nested requests through this __init__ too: only the outermost
+        # turns the error into ours, so the path runs from the top (texts[1].text).
+        depth = _DEPTH.get()
+        token = _DEPTH.set(depth + 1)
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            if depth:
+                raise
             raise invalid(exc) from None
+        finally:
+            _DEPTH.reset(token)
 
     @classmethod
     def from_json(cls: type[RequestT], data: Mapping[str, Any]) -> RequestT:
