@@ -1,6 +1,8 @@
 """flowledger: a durable, declarative workflow engine.
 
-The public API is what this module exports; everything else is internal and may change.
+The public API is what this module exports (and ``flowledger.app``, the application
+layer the CLI and the HTTP API call); everything else is internal and may change.
+tests/app/test_exports.py pins both lists.
 """
 
 from flowledger.definition.compiled import CompiledWorkflow
@@ -9,7 +11,9 @@ from flowledger.errors import (
     ConflictError,
     DefinitionError,
     FlowledgerError,
+    ForbiddenError,
     InputError,
+    InvalidInputError,
     NotFoundError,
     PluginError,
     Problem,
@@ -33,7 +37,9 @@ __all__ = [
     "Engine",
     "ExecutionStatus",
     "FlowledgerError",
+    "ForbiddenError",
     "InputError",
+    "InvalidInputError",
     "JobRuns",
     "NotFoundError",
     "PluginError",

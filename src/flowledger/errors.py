@@ -87,6 +87,27 @@ class InputError(FlowledgerError):
     """Workflow input (trigger arguments) does not match the input schema."""
 
 
+class InvalidInputError(InputError):
+    """A request to the application layer is invalid; ``field_path`` names the field
+    (``("input", "items", 2)``), empty when the request as a whole is wrong. Every
+    problem found is in ``problems`` as ``(path, message)``; the message is the first."""
+
+    def __init__(
+        self,
+        message: str,
+        field_path: Sequence[PathSegment] = (),
+        *,
+        problems: Sequence[tuple[Path, str]] = (),
+    ) -> None:
+        self.field_path: Path = tuple(field_path)
+        self.message = message
+        self.problems: tuple[tuple[Path, str], ...] = tuple(problems) or (
+            (self.field_path, message),
+        )
+        where = format_path(self.field_path)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
 class StepError(FlowledgerError):
     """A step failed. ``retryable`` tells the runtime whether another attempt may help."""
 
@@ -115,3 +136,12 @@ class PluginError(FlowledgerError):
 
 class ConflictError(FlowledgerError):
     """The request does not fit the current state (cancel a finished execution, ...)."""
+
+
+class HeldElsewhereError(ConflictError, StorageError):
+    """Another process holds (runs) the execution right now. Also a StorageError, which
+    is what callers caught before this class existed."""
+
+
+class ForbiddenError(FlowledgerError):
+    """The caller may not do this (a token's role does not allow it)."""

@@ -11,6 +11,19 @@ from typing import Annotated, Any
 import typer
 
 from flowledger import __version__
+from flowledger.app import (
+    Adopted,
+    App,
+    GetExecution,
+    ListExecutions,
+    RunExecution,
+    StartExecution,
+    ValidateWorkflow,
+    json_object,
+    parse_json,
+    read_json_file,
+    upgrade_database,
+)
 from flowledger.cli import render
 from flowledger.cli.common import (
     EXIT_INVALID,
@@ -19,24 +32,24 @@ from flowledger.cli.common import (
     JsonOption,
     PluginOption,
     app,
+    build,
     call,
     db_app,
     err,
+    execution_id,
     executions_app,
     exit_code,
     fail,
     lease_length,
-    make_engine,
+    make_app,
     out,
     print_json,
+    show,
+    with_app,
 )
-from flowledger.cli.inputs import load_input_file, parse_input_json
 from flowledger.cli.progress import LiveProgress, PlainProgress
-from flowledger.errors import DefinitionError, InputError
-from flowledger.runtime.engine import Engine, default_db_url
-from flowledger.runtime.orphans import adopt_abandoned
-from flowledger.runtime.status import ExecutionStatus
-from flowledger.storage import ExecutionQuery, open_store
+from flowledger.errors import DefinitionError
+from flowledger.runtime.engine import default_db_url
 from flowledger.worker.worker import Worker, WorkerOptions
 
 #: createdBy of executions that `flowledger run` starts (and finishes again after a crash).
@@ -69,48 +82,47 @@ def run(
     if input is not None and input_file is not None:
         fail("give --input or --input-file, not both", EXIT_INVALID)
 
-    async def go() -> dict[str, Any]:
-        arguments: Any = {}
-        if input is not None:
-            arguments = parse_input_json(input)
-        elif input_file is not None:
-            arguments = load_input_file(input_file)
-        if not isinstance(arguments, dict):
-            raise InputError("the input must be a JSON object")
-        async with make_engine(db, plugin) as engine:
-            workflow = engine.load(file)
-            progress = (
-                None
-                if as_json
-                else LiveProgress(out, workflow)
-                if out.is_terminal
-                else PlainProgress(out)
+    def adopted(left: Adopted) -> None:
+        if left.status is None:
+            err.print(
+                f"finishing execution {left.execution_id} of {left.workflow}, left "
+                "unfinished by a stopped run",
+                markup=False,
             )
-            # Finish what an earlier, stopped `run` of this workflow left behind first.
-            for left in await adopt_abandoned(
-                engine.store, engine.owner, engine.lease, workflow.name, RUN_CREATOR
-            ):
-                err.print(
-                    f"finishing execution {left} of {workflow.name}, left unfinished by a "
-                    "stopped run",
-                    markup=False,
-                )
-                done = await engine.drive(left, document=False)
-                err.print(f"execution {left}: {done['runtimeStatus']}", markup=False)
-            execution_id = await engine.start(
-                workflow,
-                arguments,
-                correlation_id=correlation_id,
-                created_by=RUN_CREATOR,
-                hold=True,
-            )
-            if progress is None:
-                return await engine.drive(execution_id)
-            engine.on_events(progress.update)
-            with progress:
-                return await engine.drive(execution_id)
+        else:
+            err.print(f"execution {left.execution_id}: {left.status}", markup=False)
 
-    doc = call(go)
+    arguments: dict[str, Any] = {}
+    if input is not None:
+        arguments = build(lambda: json_object(parse_json(input, "--input"), "the input"))
+    elif input_file is not None:
+        arguments = build(lambda: json_object(read_json_file(input_file), "the input"))
+
+    async def go(application: App) -> dict[str, Any]:
+        workflow = application.workflows.validate(ValidateWorkflow(file=file))
+        request = RunExecution(
+            workflow=workflow,
+            input=arguments,
+            correlation_id=correlation_id,
+            created_by=RUN_CREATOR,
+            finish_abandoned=True,  # finish what an earlier, stopped `run` left first
+        )
+        progress = (
+            None
+            if as_json
+            else LiveProgress(out, workflow)
+            if out.is_terminal
+            else PlainProgress(out)
+        )
+        if progress is None:
+            return dict(await application.executions.run(request, on_adopted=adopted))
+        with progress:
+            done = await application.executions.run(
+                request, on_events=progress.update, on_adopted=adopted
+            )
+        return dict(done)
+
+    doc = with_app(db, go, plugin)
     if as_json:
         print_json(doc)
     else:
@@ -132,20 +144,16 @@ def start(
     plugin: PluginOption = None,
 ) -> None:
     """Enqueue an execution for the workers and print its id."""
-
-    async def go() -> str:
-        arguments = parse_input_json(input) if input is not None else {}
-        if not isinstance(arguments, dict):
-            raise InputError("the input must be a JSON object")
-        async with make_engine(db, plugin) as engine:
-            compiled = await engine.find_workflow(workflow)
-            execution_id = await engine.start(
-                compiled, arguments, correlation_id=correlation_id, created_by="cli:start"
-            )
-            await engine.store.notify_work()
-            return execution_id
-
-    out.print(call(go), markup=False, highlight=False)
+    arguments = (
+        build(lambda: json_object(parse_json(input, "--input"), "the input"))
+        if input is not None
+        else {}
+    )
+    request = StartExecution(
+        workflow=workflow, input=arguments, correlation_id=correlation_id, created_by="cli:start"
+    )
+    doc = with_app(db, lambda application: application.executions.start(request), plugin)
+    out.print(doc["id"], markup=False, highlight=False)
 
 
 @app.command()
@@ -174,7 +182,9 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
     async def go() -> None:
-        async with Engine(db or default_db_url(), plugins=plugin or (), lease=lease_span) as engine:
+        application = App(db or default_db_url(), plugins=plugin or (), lease=lease_span)
+        async with application:
+            engine = application.engine
             options = WorkerOptions(concurrency=concurrency, lease=lease_span)
             runner = Worker(engine, options)
             loop = asyncio.get_running_loop()
@@ -197,11 +207,11 @@ def validate(
     plugin: PluginOption = None,
 ) -> None:
     """Check definitions without running them; report every problem at once."""
-    engine = make_engine(None, plugin)
+    application = make_app(None, plugin)  # validating opens no database
     bad = 0
     for file in files:
         try:
-            workflow = engine.load(file)
+            workflow = application.workflows.validate(ValidateWorkflow(file=file))
         except DefinitionError as exc:
             bad += 1
             for problem in exc.problems:
@@ -221,59 +231,56 @@ def executions_list(
         str | None, typer.Option("--parent", help="Only children of this execution.")
     ] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only this job run's.")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Only this correlation id.")
+    ] = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List executions, newest first."""
-    if status is not None and status not in {s.value for s in ExecutionStatus}:
-        known = ", ".join(s.value for s in ExecutionStatus)
-        fail(f"unknown status {status!r}; use one of {known}", EXIT_INVALID)
-
-    async def go() -> list[dict[str, Any]]:
-        async with make_engine(db) as engine:
-            query = ExecutionQuery(
-                status=status, workflow=workflow, parent_id=parent, job_run_id=job, limit=limit
-            )
-            return await engine.list_executions(query)
-
-    docs = call(go)
+    """List executions, newest first (--json prints the list of execution documents)."""
+    request = build(
+        lambda: ListExecutions(
+            status=status,
+            workflow=workflow,
+            parent_id=parent,
+            job_run_id=job,
+            correlation_id=correlation_id,
+            limit=limit,
+            cursor=cursor,
+        )
+    )
+    page = with_app(db, lambda application: application.executions.list(request))
+    docs = [dict(doc) for doc in page.items]
     if as_json:
         print_json(docs)
-    else:
-        render.execution_table(out, docs)
+        return
+    render.execution_table(out, docs)
+    if page.next_cursor is not None:
+        out.print(f"more: --cursor {page.next_cursor}", markup=False, soft_wrap=True)
 
 
 @executions_app.command("show")
 def executions_show(
-    execution_id: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
+    execution: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one execution with its steps."""
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db) as engine:
-            return await engine.get_execution(await engine.resolve_id(execution_id))
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await execution_id(application, execution)
+        return dict(await application.executions.get(GetExecution(id=full_id)))
 
-    doc = call(go)
-    if as_json:
-        print_json(doc)
-    else:
-        render.execution_detail(out, doc)
+    show(with_app(db, go), as_json, lambda doc: render.execution_detail(out, doc))
 
 
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Apply pending schema migrations (every command also does this on first use)."""
-
-    async def go() -> list[str]:
-        store = open_store(db or default_db_url())
-        try:
-            return await store.upgrade()
-        finally:
-            await store.close()
-
-    applied = call(go)
+    applied = call(lambda: upgrade_database(db or default_db_url()))
     if applied:
         out.print("applied migrations: " + ", ".join(applied), markup=False)
     else:

@@ -8,20 +8,21 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from flowledger.app import App, DownloadArtifacts, ListArtifacts
 from flowledger.cli.common import (
     DbOption,
     JsonOption,
-    call,
+    execution_id,
     executions_app,
-    make_engine,
     out,
     print_json,
+    with_app,
 )
 
 
 @executions_app.command("artifacts")
 def executions_artifacts(
-    execution_id: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
+    execution: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
     download: Annotated[
         Path | None,
         typer.Option(
@@ -36,17 +37,15 @@ def executions_artifacts(
 ) -> None:
     """List an execution's artifacts: files its steps saved, outputs too big to keep inline."""
 
-    async def go() -> list[dict[str, Any]]:
-        async with make_engine(db) as engine:
-            full_id = await engine.resolve_id(execution_id)
-            docs = await engine.artifacts.for_execution(full_id)
-            if download is not None:
-                paths = await engine.artifacts.download(full_id, download)
-                for doc, path in zip(docs, paths, strict=True):
-                    doc["path"] = str(path)
-            return docs
+    async def go(application: App) -> list[dict[str, Any]]:
+        full_id = await execution_id(application, execution)
+        artifacts = application.artifacts
+        if download is None:
+            return [dict(d) for d in await artifacts.list(ListArtifacts(execution_id=full_id))]
+        request = DownloadArtifacts(execution_id=full_id, folder=str(download))
+        return [dict(d) for d in await artifacts.download(request)]
 
-    docs = call(go)
+    docs = with_app(db, go)
     if as_json:
         print_json(docs)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -13,12 +13,14 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
+from flowledger.app import App, ResolveId
 from flowledger.config import ConfigError, Settings, parse_lease
 from flowledger.errors import DefinitionError, FlowledgerError, InputError, NotFoundError
-from flowledger.runtime.engine import Engine, default_db_url
+from flowledger.runtime.engine import default_db_url
 from flowledger.runtime.status import ExecutionStatus
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_AWAITING = 0, 1, 2, 3
 
@@ -69,8 +71,48 @@ def lease_length(text: str | None) -> timedelta:
         fail(str(exc), EXIT_INVALID)
 
 
-def make_engine(db: str | None, plugins: list[str] | None = None) -> Engine:
-    return Engine(db or default_db_url(), plugins=plugins or (), lease=lease_length(None))
+def make_app(db: str | None, plugins: list[str] | None = None) -> App:
+    """The application on --db (else $FLOWLEDGER_DB), with the --plugin modules loaded."""
+    return App(db or default_db_url(), plugins=plugins or (), lease=lease_length(None))
+
+
+def with_app(
+    db: str | None, fn: Callable[[App], Awaitable[T]], plugins: list[str] | None = None
+) -> T:
+    """The one glue of a command: open the application, run ``fn`` on it, close it, and
+    turn flowledger's errors into a message and an exit code (see :func:`call`)."""
+
+    async def go() -> T:
+        async with make_app(db, plugins) as application:
+            return await fn(application)
+
+    return call(go)
+
+
+def build(request: Callable[[], R]) -> R:
+    """Build a request before anything is opened: a bad option exits 2 with its field."""
+    try:
+        return request()
+    except InputError as exc:
+        fail(str(exc), EXIT_INVALID)
+
+
+async def execution_id(application: App, prefix: str) -> str:
+    """The full id of the execution a command names by a prefix of its id."""
+    return await application.executions.resolve_id(ResolveId(prefix=prefix))
+
+
+async def job_run_id(application: App, prefix: str) -> str:
+    """The full id of the job run a command names by a prefix of its id."""
+    return await application.job_runs.resolve_id(ResolveId(prefix=prefix))
+
+
+def show(value: T, as_json: bool, render: Callable[[T], None]) -> None:
+    """Print a result: as JSON with --json, else as ``render`` lays it out."""
+    if as_json:
+        print_json(value)
+    else:
+        render(value)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -7,12 +7,20 @@ which case the worker goes on and this command reports what it sees.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
+from flowledger.app import (
+    App,
+    CancelExecution,
+    PendingInputs,
+    RerunExecution,
+    RetryExecution,
+    SubmitInput,
+    parse_json,
+)
 from flowledger.cli import render
 from flowledger.cli.common import (
     EXIT_INVALID,
@@ -21,15 +29,15 @@ from flowledger.cli.common import (
     JsonOption,
     PluginOption,
     ReasonOption,
-    call,
+    build,
+    execution_id,
     executions_app,
     exit_code,
     fail,
-    make_engine,
     out,
     print_json,
+    with_app,
 )
-from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")]
@@ -72,22 +80,16 @@ def report_waiting(doc: dict[str, Any], db: str | None, plugins: list[str] | Non
     if doc["runtimeStatus"] != ExecutionStatus.AWAITING_USER_INPUT:
         return
 
-    async def go() -> list[dict[str, Any]]:
-        async with make_engine(db, plugins) as engine:
-            return await engine.pending_inputs(doc["id"])
+    async def go(application: App) -> list[dict[str, Any]]:
+        found = await application.executions.pending_inputs(PendingInputs(id=doc["id"]))
+        return [dict(item) for item in found]
 
-    render.pending_inputs(out, call(go))
-
-
-async def _carry_on(engine: Engine, execution_id: str, detach: bool) -> dict[str, Any]:
-    if detach:
-        return await engine.get_execution(execution_id)
-    return await engine.settle(execution_id)
+    render.pending_inputs(out, with_app(db, go, plugins))
 
 
 @executions_app.command("input")
 def executions_input(
-    execution_id: IdArgument,
+    execution: IdArgument,
     step: Annotated[str, typer.Argument(metavar="STEP_ID", help="The waiting step's id.")],
     data: Annotated[str, typer.Option("--data", help="The input, as JSON.")],
     db: DbOption = None,
@@ -96,23 +98,19 @@ def executions_input(
     detach: DetachOption = False,
 ) -> None:
     """Submit the data a waiting sys.wait_for_input step asks for."""
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError as exc:
-        fail(f"--data is not valid JSON (column {exc.colno}): {exc.msg}", EXIT_INVALID)
+    value = build(lambda: parse_json(data, "--data"))
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db, plugin) as engine:
-            full_id = await engine.resolve_id(execution_id)
-            await engine.submit_input(full_id, step, value, submitted_by=_who())
-            return await _carry_on(engine, full_id, detach)
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await execution_id(application, execution)
+        request = SubmitInput(id=full_id, step=step, data=value, by=_who(), settle=not detach)
+        return dict(await application.executions.submit_input(request))
 
-    _finish(call(go), as_json, db, plugin, detach)
+    _finish(with_app(db, go, plugin), as_json, db, plugin, detach)
 
 
 @executions_app.command("cancel")
 def executions_cancel(
-    execution_id: IdArgument,
+    execution: IdArgument,
     reason: ReasonOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -120,15 +118,13 @@ def executions_cancel(
 ) -> None:
     """Cancel an execution: running steps are stopped, children are cancelled too."""
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db, plugin) as engine:
-            full_id = await engine.resolve_id(execution_id)
-            await engine.cancel(
-                full_id, by=_who(), reason=reason or "cancelled from the command line"
-            )
-            return await engine.settle(full_id)
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await execution_id(application, execution)
+        why = reason or "cancelled from the command line"
+        request = CancelExecution(id=full_id, by=_who(), reason=why, settle=True)
+        return dict(await application.executions.cancel(request))
 
-    doc = call(go)
+    doc = with_app(db, go, plugin)
     if as_json:
         print_json(doc)
     else:
@@ -144,7 +140,7 @@ def executions_cancel(
 
 @executions_app.command("retry")
 def executions_retry(
-    execution_id: IdArgument,
+    execution: IdArgument,
     db: DbOption = None,
     as_json: JsonOption = False,
     plugin: PluginOption = None,
@@ -152,20 +148,20 @@ def executions_retry(
 ) -> None:
     """Re-run the failed steps of a failed execution in place (attempt + 1)."""
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db, plugin) as engine:
-            full_id = await engine.resolve_id(execution_id)
-            steps = await engine.retry(full_id, by=_who())
-            if not as_json:
-                out.print(f"retrying {', '.join(steps) or 'the execution'}", markup=False)
-            return await _carry_on(engine, full_id, detach)
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await execution_id(application, execution)
+        request = RetryExecution(id=full_id, by=_who(), settle=not detach)
+        retried = await application.executions.retry(request)
+        if not as_json:
+            out.print(f"retried {', '.join(retried.steps) or 'the execution'}", markup=False)
+        return dict(retried.execution)
 
-    _finish(call(go), as_json, db, plugin, detach)
+    _finish(with_app(db, go, plugin), as_json, db, plugin, detach)
 
 
 @executions_app.command("rerun")
 def executions_rerun(
-    execution_id: IdArgument,
+    execution: IdArgument,
     from_step: Annotated[
         str, typer.Option("--from", help="The first step to run again; earlier ones are reused.")
     ],
@@ -180,14 +176,15 @@ def executions_rerun(
     """Start a new execution that reuses the outputs of the steps before --from."""
     if version not in ("pinned", "latest"):
         fail(f"--version must be pinned or latest, not {version!r}", EXIT_INVALID)
-    chosen: Literal["pinned", "latest"] = "latest" if version == "latest" else "pinned"
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db, plugin) as engine:
-            full_id = await engine.resolve_id(execution_id)
-            new_id = await engine.rerun(full_id, from_step, version=chosen, by=_who())
-            if not as_json:
-                out.print(f"rerun of {full_id}: execution {new_id}", markup=False)
-            return await _carry_on(engine, new_id, detach)
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await execution_id(application, execution)
+        request = RerunExecution(
+            id=full_id, from_step=from_step, version=version, by=_who(), settle=not detach
+        )
+        doc = await application.executions.rerun(request)
+        if not as_json:
+            out.print(f"rerun of {full_id}: execution {doc['id']}", markup=False)
+        return dict(doc)
 
-    _finish(call(go), as_json, db, plugin, detach)
+    _finish(with_app(db, go, plugin), as_json, db, plugin, detach)

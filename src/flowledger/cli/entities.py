@@ -8,26 +8,37 @@ or entity exits 1.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
+from flowledger.app import (
+    App,
+    CreateEntity,
+    CreateEntityType,
+    EntityPageResult,
+    EntityRef,
+    ListEntities,
+    ListEntityTypes,
+    UpdateEntity,
+    parse_json_object,
+    read_schema_file,
+)
+from flowledger.app.models import MAX_PAGE
 from flowledger.cli.common import (
     DbOption,
     JsonOption,
-    call,
+    build,
     entities_app,
     entity_types_app,
-    make_engine,
     out,
     print_json,
+    with_app,
 )
-from flowledger.entities.service import DEFAULT_LIMIT, MAX_LIMIT
-from flowledger.errors import InputError
-from flowledger.steps.entity_access import EntityPage
+
+#: As many entities as a page of ``entities list`` shows unless told.
+DEFAULT_LIMIT = 100
 
 DataOption = Annotated[
     str, typer.Option("--data", help='The payload as a JSON object, e.g. \'{"Status": "New"}\'.')
@@ -50,12 +61,10 @@ def types_create(
 ) -> None:
     """Create an entity type whose payloads must match a JSON Schema."""
 
-    async def go() -> tuple[dict[str, Any], bool]:
-        document = _read_schema(schema) if schema is not None else None
-        async with make_engine(db) as engine:
-            return await engine.entities.create_type(name, document)
-
-    doc, created = call(go)
+    document = build(lambda: read_schema_file(schema)) if schema is not None else None
+    request = build(lambda: CreateEntityType(name=name, schema_=document))
+    result = with_app(db, lambda application: application.entities.create_type(request))
+    doc, created = result["type"], result["created"]
     if as_json:
         print_json(doc)
     elif created:
@@ -68,11 +77,10 @@ def types_create(
 def types_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List the entity types."""
 
-    async def go() -> list[dict[str, Any]]:
-        async with make_engine(db) as engine:
-            return await engine.entities.list_types()
+    async def go(application: App) -> list[dict[str, Any]]:
+        return [dict(d) for d in await application.entities.list_types(ListEntityTypes())]
 
-    docs = call(go)
+    docs = with_app(db, go)
     if as_json:
         print_json(docs)
         return
@@ -105,12 +113,9 @@ def entities_create(
 ) -> None:
     """Create an entity and print its id."""
 
-    async def go() -> dict[str, Any]:
-        payload = _parse_data(data)
-        async with make_engine(db) as engine:
-            return await engine.entities.create(entity_type, payload)
-
-    doc = call(go)
+    payload = build(lambda: _parse_data(data))
+    request = build(lambda: CreateEntity(entity_type=entity_type, payload=payload))
+    doc = with_app(db, lambda application: application.entities.create(request))
     if as_json:
         print_json(doc)
     else:
@@ -130,35 +135,42 @@ def entities_list(
         list[str] | None,
         typer.Option("--order-by", help="Sort by a field, -FIELD descending (repeatable)."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=0, max=MAX_LIMIT)] = DEFAULT_LIMIT,
+    limit: Annotated[int, typer.Option("--limit", min=0, max=MAX_PAGE)] = DEFAULT_LIMIT,
     offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the entities of a type (--json prints the list of entity documents)."""
 
-    async def go() -> EntityPage:
-        conditions = _parse_json(filter, "--filter") if filter is not None else {}
-        if not isinstance(conditions, dict):
-            raise InputError("--filter must be a JSON object of field names and values")
-        async with make_engine(db) as engine:
-            return await engine.entities.list(entity_type, conditions, order_by, limit, offset)
-
-    page = call(go)
+    conditions = (
+        build(lambda: parse_json_object(filter, "--filter", '{"Score": {"gte": 10}}'))
+        if filter is not None
+        else {}
+    )
+    request = build(
+        lambda: ListEntities(
+            entity_type=entity_type,
+            filter=conditions,
+            order_by=order_by or [],
+            limit=limit,
+            offset=offset,
+        )
+    )
+    page: EntityPageResult = with_app(db, lambda application: application.entities.list(request))
     if as_json:
-        print_json(page.entities)
+        print_json(page["items"])
         return
-    if not page.entities:
+    if not page["items"]:
         out.print(f"no {entity_type} entities match", markup=False)
         return
     table = Table("ID", "Version", "Updated", "Payload")
-    for doc in page.entities:
+    for doc in page["items"]:
         table.add_row(doc["id"], str(doc["version"]), doc["updatedAt"], _short(doc["payload"]))
     out.print(table)
-    if page.has_more or offset:
-        first = offset + 1
+    if page["hasMore"] or offset:
+        first, last = offset + 1, offset + len(page["items"])
         out.print(
-            f"{first}-{offset + len(page.entities)} of {page.total_count} (use --offset for more)",
+            f"{first}-{last} of {page['totalCount']} (use --offset for more)",
             markup=False,
         )
 
@@ -167,11 +179,7 @@ def entities_list(
 def entities_show(entity_id: IdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one entity."""
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db) as engine:
-            return await engine.entities.get(entity_id)
-
-    doc = call(go)
+    doc = with_app(db, lambda application: application.entities.get(EntityRef(id=entity_id)))
     if as_json:
         print_json(doc)
         return
@@ -186,12 +194,9 @@ def entities_update(
 ) -> None:
     """Merge fields into an entity's payload (the given top-level keys replace)."""
 
-    async def go() -> dict[str, Any]:
-        payload = _parse_data(data)
-        async with make_engine(db) as engine:
-            return await engine.entities.update(entity_id, payload)
-
-    doc = call(go)
+    payload = build(lambda: _parse_data(data))
+    request = build(lambda: UpdateEntity(id=entity_id, payload=payload))
+    doc = with_app(db, lambda application: application.entities.update(request))
     if as_json:
         print_json(doc)
     else:
@@ -204,45 +209,15 @@ def entities_update(
 def entities_delete(entity_id: IdArgument, db: DbOption = None) -> None:
     """Delete an entity."""
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db) as engine:
-            return await engine.entities.delete(entity_id)
-
-    doc = call(go)
+    doc = with_app(db, lambda application: application.entities.delete(EntityRef(id=entity_id)))
     out.print(f"deleted {doc['entityType']} {doc['id']}", markup=False)
 
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _parse_json(text: str, option: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{option} is not valid JSON (column {exc.colno}): {exc.msg}") from None
-
-
 def _parse_data(text: str) -> dict[str, Any]:
-    payload = _parse_json(text, "--data")
-    if not isinstance(payload, dict):
-        raise InputError('--data must be a JSON object, e.g. \'{"Status": "New"}\'')
-    return payload
-
-
-def _read_schema(path: str) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read schema file {path}: {exc.strerror}") from None
-    try:
-        schema = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
-        raise InputError(f"{where}: the schema is not valid JSON or YAML") from None
-    if not isinstance(schema, dict):
-        raise InputError(f"{path}: a JSON Schema must be an object, e.g. {{type: object}}")
-    return schema
+    return parse_json_object(text, "--data", '\'{"Status": "New"}\'')
 
 
 def _short(value: Any, limit: int = 120) -> str:

@@ -10,22 +10,30 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from flowledger.app import (
+    App,
+    CancelJobRun,
+    CreateJobRun,
+    DriveJobRun,
+    GetJobRun,
+    JobRunItem,
+    ListJobRuns,
+)
 from flowledger.cli.common import (
     DbOption,
     JsonOption,
     PluginOption,
     ReasonOption,
-    call,
     err,
     exit_code,
+    job_run_id,
     jobs_app,
-    make_engine,
     out,
     print_json,
+    show,
+    with_app,
 )
 from flowledger.cli.progress import STATUS_STYLE
-from flowledger.definition.jobs import load_job_file
-from flowledger.runtime.job_runs import JobRuns
 
 #: createdBy of job runs that `flowledger jobs run` creates.
 JOBS_CREATOR = "cli:jobs"
@@ -40,29 +48,27 @@ def jobs_run(
 ) -> None:
     """Run the listed workflows in order, each as its own execution, until one fails."""
 
-    async def go() -> dict[str, Any]:
-        job = load_job_file(file)  # a bad file fails here, before the database is opened
-        async with make_engine(db, plugin) as engine:
-            job_runs = JobRuns(engine)
-            job_run_id = await job_runs.create(job, created_by=JOBS_CREATOR, hold=True)
-            total = len(job.spec.workflows)
-            if not as_json:
-                out.print(
-                    f"job run {job_run_id} ({job.spec.name}, {total} workflows)", markup=False
-                )
+    async def go(application: App) -> dict[str, Any]:
+        jobs = application.job_runs
+        created = await jobs.create(CreateJobRun(file=file, created_by=JOBS_CREATOR, hold=True))
+        total = len(created["runs"])
+        if not as_json:
+            out.print(
+                f"job run {created['id']} ({created['name']}, {total} workflows)", markup=False
+            )
 
-            def finished(run: dict[str, Any]) -> None:
-                line = Text.assemble(
-                    f"[{run['index'] + 1}/{total}] {run['workflowName']} "
-                    f"v{run['workflowVersion']}  ",
-                    _status(run["runtimeStatus"]),
-                    f"  execution {run['executionId']}",
-                )
-                out.print(line, soft_wrap=True)
+        def finished(run: JobRunItem) -> None:
+            line = Text.assemble(
+                f"[{run['index'] + 1}/{total}] {run['workflowName']} v{run['workflowVersion']}  ",
+                _status(run["runtimeStatus"]),
+                f"  execution {run['executionId']}",
+            )
+            out.print(line, soft_wrap=True)
 
-            return await job_runs.drive(job_run_id, on_run=None if as_json else finished)
+        request = DriveJobRun(id=created["id"])
+        return dict(await jobs.drive(request, on_run=None if as_json else finished))
 
-    doc = call(go)
+    doc = with_app(db, go, plugin)
     if as_json:
         print_json(doc)
     else:
@@ -80,7 +86,7 @@ def jobs_run(
 
 @jobs_app.command("cancel")
 def jobs_cancel(
-    job_run_id: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
+    job_run: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
     reason: ReasonOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -88,38 +94,31 @@ def jobs_cancel(
 ) -> None:
     """Cancel the workflow a job run is on; the job run ends Cancelled."""
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db, plugin) as engine:
-            job_runs = JobRuns(engine)
-            full_id = await job_runs.resolve_id(job_run_id)
-            why = reason or "job run cancelled from the command line"
-            execution_id = await job_runs.cancel(full_id, by="cli", reason=why)
-            await engine.settle(execution_id)  # cancelled here, or by whoever runs it
-            await job_runs.advance(full_id)  # record the end (a driver or worker may first)
-            return await job_runs.get(full_id)
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await job_run_id(application, job_run)
+        why = reason or "job run cancelled from the command line"
+        return dict(
+            await application.job_runs.cancel(CancelJobRun(id=full_id, by="cli", reason=why))
+        )
 
-    doc = call(go)
-    if as_json:
-        print_json(doc)
-    else:
-        _summary(out, doc)
+    doc = with_app(db, go, plugin)
+    show(doc, as_json, lambda d: _summary(out, d))
     raise typer.Exit(0 if doc["status"] == "Cancelled" else 1)
 
 
 @jobs_app.command("show")
 def jobs_show(
-    job_run_id: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
+    job_run: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a job run and the execution of each of its workflows."""
 
-    async def go() -> dict[str, Any]:
-        async with make_engine(db) as engine:
-            job_runs = JobRuns(engine)
-            return await job_runs.get(await job_runs.resolve_id(job_run_id))
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await job_run_id(application, job_run)
+        return dict(await application.job_runs.get(GetJobRun(id=full_id)))
 
-    doc = call(go)
+    doc = with_app(db, go)
     if as_json:
         print_json(doc)
         return
@@ -147,11 +146,10 @@ def jobs_list(
 ) -> None:
     """List job runs, newest first."""
 
-    async def go() -> list[dict[str, Any]]:
-        async with make_engine(db) as engine:
-            return await JobRuns(engine).list_runs(limit)
+    async def go(application: App) -> list[dict[str, Any]]:
+        return [dict(d) for d in await application.job_runs.list(ListJobRuns(limit=limit))]
 
-    docs = call(go)
+    docs = with_app(db, go)
     if as_json:
         print_json(docs)
         return

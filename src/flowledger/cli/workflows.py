@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -10,25 +9,17 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
+from flowledger.app import App, ListWorkflows, PushWorkflows, TriggerDocument
 from flowledger.cli.common import (
     DbOption,
     JsonOption,
     PluginOption,
-    call,
-    make_engine,
+    build,
     out,
-    print_json,
+    show,
+    with_app,
     workflows_app,
 )
-from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.definition.models import TriggerSpec
-from flowledger.definition.ticks import next_fire_times, next_tick
-from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
-from flowledger.errors import DefinitionError, InputError, Problem
-from flowledger.runtime.engine import Engine
-from flowledger.storage import WorkflowVersion
-from flowledger.templates import TemplateEngine
-from flowledger.timeutil import iso
 
 
 @workflows_app.command("push")
@@ -38,66 +29,33 @@ def push(
     plugin: PluginOption = None,
 ) -> None:
     """Store each definition (a new version only when it changed) and make its triggers live."""
+    request = build(lambda: PushWorkflows(files=files))
 
-    async def go() -> list[str]:
-        engine = make_engine(db, plugin)
-        workflows = _load_all(engine, files)  # every file is checked before anything is pushed
+    async def go(application: App) -> list[str]:
         lines = []
-        async with engine:
-            now = engine.clock.now()
-            for workflow in workflows:
-                version, changed = await engine.push(workflow)
-                if changed:
-                    lines.append(f"pushed {workflow.name} version {version.version}")
-                else:
-                    lines.append(f"{workflow.name} is unchanged (version {version.version})")
-                for trigger, when in next_fire_times(workflow, now):
-                    assert isinstance(trigger.spec, ScheduleTrigger)
-                    spec = trigger.spec
-                    lines.append(f"  schedule {_schedule(spec)}: next {_when(when, spec.timezone)}")
+        for pushed in await application.workflows.push(request):
+            name, number = pushed["name"], pushed["version"]
+            if pushed["changed"]:
+                lines.append(f"pushed {name} version {number}")
+            else:
+                lines.append(f"{name} is unchanged (version {number})")
+            for trigger in pushed["triggers"]:
+                if trigger["type"] == "schedule":
+                    lines.append(f"  schedule {_schedule(trigger)}: next {_next_text(trigger)}")
         return lines
 
-    for line in call(go):
+    for line in with_app(db, go, plugin):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _load_all(engine: Engine, files: list[str]) -> list[CompiledWorkflow]:
-    problems: list[Problem] = []
-    workflows: list[CompiledWorkflow] = []
-    for file in files:
-        try:
-            workflows.append(engine.load(file))
-        except DefinitionError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise DefinitionError(problems)
-    seen: dict[str, str] = {}
-    for file, workflow in zip(files, workflows, strict=True):
-        if workflow.name in seen:
-            raise InputError(
-                f"{seen[workflow.name]} and {file} both define workflow {workflow.name!r}; "
-                "push one of them"
-            )
-        seen[workflow.name] = file
-    return workflows
 
 
 @workflows_app.command("list")
 def list_workflows(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show the pushed workflows, their triggers, and when each schedule fires next."""
+    described = with_app(db, lambda application: application.workflows.list(ListWorkflows()))
+    show(described, as_json, _table)
 
-    async def go() -> list[dict[str, Any]]:
-        async with make_engine(db) as engine:
-            now = engine.clock.now()
-            return [
-                _describe(version, pushed_at, engine.templates, now)
-                for version, pushed_at in await engine.store.active_workflows()
-            ]
 
-    described = call(go)
-    if as_json:
-        print_json(described)
-        return
+def _table(described: list[Any]) -> None:
     if not described:
         out.print("no workflows are pushed yet; `flowledger workflows push FILE` pushes one")
         return
@@ -112,41 +70,10 @@ def list_workflows(db: DbOption = None, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
-def _describe(
-    version: WorkflowVersion, pushed_at: datetime, templates: TemplateEngine, now: datetime
-) -> dict[str, Any]:
-    """A pushed workflow as JSON. Triggers are read from the stored document alone, so
-    listing needs none of the plugins its steps use."""
-    document = json.loads(version.document)
-    specs = [TriggerSpec.model_validate(t) for t in document.get("triggers") or []]
-    triggers = []
-    for compiled in compile_triggers(specs, templates, lambda message, path: None):
-        spec = compiled.spec
-        described: dict[str, Any] = {_camel(k): v for k, v in spec.model_dump().items()}
-        described["nextFireAt"] = None
-        if isinstance(spec, ScheduleTrigger):
-            when = next_tick(spec, now)
-            if when is not None:
-                described["nextFireAt"] = iso(when)
-                described["nextFireAtLocal"] = when.astimezone(ZoneInfo(spec.timezone)).isoformat()
-        triggers.append(described)
-    return {
-        "name": version.name,
-        "version": version.version,
-        "versionId": version.id,
-        "pushedAt": iso(pushed_at),
-        "triggers": triggers,
-    }
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _schedule(spec: ScheduleTrigger) -> str:
-    catch_up = f", catch_up {spec.catch_up}" if spec.catch_up != "none" else ""
-    return f"{spec.cron!r} ({spec.timezone}{catch_up})"
+def _schedule(trigger: TriggerDocument | dict[str, Any]) -> str:
+    spec: dict[str, Any] = dict(trigger)
+    catch_up = f", catch_up {spec['catchUp']}" if spec.get("catchUp", "none") != "none" else ""
+    return f"{spec['cron']!r} ({spec['timezone']}{catch_up})"
 
 
 def _when(when: datetime | None, timezone: str) -> str:
@@ -159,11 +86,12 @@ def _when(when: datetime | None, timezone: str) -> str:
     return f"{when.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M:%S %Z} ({utc})"
 
 
-def _next_text(trigger: dict[str, Any]) -> str:
+def _next_text(trigger: TriggerDocument | dict[str, Any]) -> str:
     if trigger["type"] != "schedule":
         return ""
-    when = trigger["nextFireAt"]
-    return _when(datetime.fromisoformat(when) if when else None, trigger["timezone"])
+    spec: dict[str, Any] = dict(trigger)
+    when = spec["nextFireAt"]
+    return _when(datetime.fromisoformat(when) if when else None, spec["timezone"])
 
 
 def _summary(trigger: dict[str, Any]) -> str:

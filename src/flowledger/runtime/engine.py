@@ -28,6 +28,7 @@ from flowledger.definition.source import parse_document
 from flowledger.egress import GuardedTransport
 from flowledger.entities.service import EntityService
 from flowledger.errors import (
+    HeldElsewhereError,
     LeaseLostError,
     NotFoundError,
     StorageError,
@@ -279,7 +280,7 @@ class Engine:
         if not ExecutionStatus(row["runtime_status"]).terminal:
             epoch = await self.store.acquire_lease(execution_id, self.owner, self.lease)
             if epoch is None:
-                raise StorageError(
+                raise HeldElsewhereError(
                     f"execution {execution_id} is being run by another process right now"
                 )
             current = asyncio.current_task()
@@ -474,15 +475,6 @@ class Engine:
         if row is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
         return row
-
-    async def resolve_id(self, prefix: str) -> str:
-        """A full execution id from a unique prefix of it."""
-        found = await self.store.find_executions(prefix)
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise NotFoundError(f"no execution has an id starting with {prefix!r}")
-        raise NotFoundError(f"several executions have ids starting with {prefix!r}; give more")
 
     async def get_execution(self, execution_id: str) -> dict[str, Any]:
         row = await self._row(execution_id)

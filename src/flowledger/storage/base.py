@@ -62,6 +62,10 @@ class ExecutionQuery:
     correlation_id: str | None = None
     parent_id: str | None = None
     job_run_id: str | None = None
+    created_by: str | None = None
+    #: Only executions created at or after / strictly before these moments.
+    created_after: datetime | None = None
+    created_before: datetime | None = None
     limit: int = 50
     #: Keyset cursor: only executions created before this (created_at, id).
     before: tuple[datetime, str] | None = None
@@ -204,6 +208,11 @@ class Store(EntityStore, ScheduleStore, JobStore, ArtifactStore, ABC):
     @abstractmethod
     async def wait_for_work(self, timeout: float) -> None:
         """Return when new work may be claimable, or after ``timeout`` seconds."""
+
+    @abstractmethod
+    async def meta_secret(self, key: str) -> str:
+        """A random secret stored under ``key`` in the database, created on first use
+        (every process on the database reads the same one)."""
 
     @abstractmethod
     async def notify_work(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from flowledger.storage.schema import (
     UTCDateTime,
     events,
     executions,
+    meta,
     signals,
     step_executions,
     workflow_versions,
@@ -246,6 +248,12 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             stmt = stmt.where(t.c.parent_id == query.parent_id)
         if query.job_run_id:
             stmt = stmt.where(t.c.job_run_id == query.job_run_id)
+        if query.created_by:
+            stmt = stmt.where(t.c.created_by == query.created_by)
+        if query.created_after:
+            stmt = stmt.where(t.c.created_at >= query.created_after)
+        if query.created_before:
+            stmt = stmt.where(t.c.created_at < query.created_before)
         if query.before:
             at, last_id = query.before
             stmt = stmt.where(
@@ -392,6 +400,20 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     async def notify_work(self) -> None:
         return None
+
+    async def meta_secret(self, key: str) -> str:
+        read = select(meta.c.value).where(meta.c.key == key)
+        with self.reading():
+            found = self.conn.execute(read).scalar()
+        if found is not None:
+            return str(found)
+        try:
+            with self.conn.begin():
+                self.conn.execute(insert(meta).values(key=key, value=secrets.token_hex(32)))
+        except IntegrityError:  # another process created it first: use theirs
+            pass
+        with self.reading():
+            return str(self.conn.execute(read).scalar_one())
 
 
 def _unconsumed(execution_id: str) -> ColumnElement[bool]:

@@ -1,0 +1,100 @@
+"""The application: one object that opens an :class:`Engine` and exposes one class per
+resource. Every face (CLI, HTTP API, web UI) calls these operations and only them::
+
+    async with App("sqlite:///flow.db") as app:
+        doc = await app.executions.start(StartExecution(workflow="hello", input={}))
+        page = await app.executions.list(ListExecutions(status="Completed", limit=10))
+
+Waking workers: a start (and a job run created for workers) calls :meth:`App.wake_workers`,
+which NOTIFYs the channel PostgreSQL workers LISTEN on (``Store.notify_work``) and wakes
+workers in this process: ``App.work_ready`` is set and every callback given to
+:meth:`App.on_work` is called (a server that runs workers in-process registers its
+worker's wake-up there — SQLite has no cross-process channel, its workers poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from flowledger.app.artifacts import Artifacts
+from flowledger.app.cursors import META_KEY, CursorCodec, key_from_env
+from flowledger.app.entities import Entities
+from flowledger.app.executions import Executions
+from flowledger.app.job_runs import JobRunsApp
+from flowledger.app.workflows import Workflows
+from flowledger.config import DEFAULT_LEASE
+from flowledger.runtime.engine import Engine
+from flowledger.storage import open_store
+
+
+class App:
+    """The application layer over one engine (opened and closed with it)."""
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        plugins: Sequence[str] = (),
+        lease: timedelta = DEFAULT_LEASE,
+        engine: Engine | None = None,
+        cursor_key: bytes | None = None,
+    ) -> None:
+        self.engine = engine or Engine(db, plugins=plugins, lease=lease)
+        self._own_engine = engine is None
+        self._cursor_key = cursor_key or key_from_env()
+        self._codec: CursorCodec | None = None
+        self._wakers: list[Callable[[], None]] = []
+        self.work_ready = asyncio.Event()
+        self.workflows = Workflows(self.engine)
+        self.executions = Executions(
+            self.engine, self._cursors, self.wake_workers, self.workflows.find
+        )
+        self.job_runs = JobRunsApp(self.engine, self.wake_workers)
+        self.entities = Entities(self.engine)
+        self.artifacts = Artifacts(self.engine)
+
+    async def open(self) -> App:
+        await self.engine.open()
+        return self
+
+    async def close(self) -> None:
+        if self._own_engine:
+            await self.engine.close()
+
+    async def __aenter__(self) -> App:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def on_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever this application makes work claimable."""
+        self._wakers.append(callback)
+
+    async def wake_workers(self) -> None:
+        """Tell workers that work became claimable: other processes (PostgreSQL NOTIFY)
+        and this one (``work_ready``, ``on_work`` callbacks)."""
+        await self.engine.store.notify_work()
+        self.work_ready.set()
+        for callback in self._wakers:
+            callback()
+
+    async def _cursors(self) -> CursorCodec:
+        if self._codec is None:
+            key = self._cursor_key
+            if key is None:
+                key = (await self.engine.store.meta_secret(META_KEY)).encode()
+            self._codec = CursorCodec(key)
+        return self._codec
+
+
+async def upgrade_database(db_url: str) -> list[str]:
+    """Apply pending schema migrations; the revision ids applied, oldest first. (Opening
+    an App also migrates; this is the explicit ``flowledger db upgrade``.)"""
+    store = open_store(db_url)
+    try:
+        return await store.upgrade()
+    finally:
+        await store.close()

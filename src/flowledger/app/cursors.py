@@ -1,0 +1,99 @@
+"""Opaque, tamper-evident page cursors for keyset pagination.
+
+A cursor names the last item of a page by its position in the order
+``created_at DESC, id DESC`` and the query it belongs to; the next page is the items
+strictly after that position. Items inserted meanwhile sort before the cursor (they are
+newer), so no item of the listing is skipped or shown twice while others insert.
+
+The token is base64url(JSON payload) + "." + base64url(HMAC-SHA256(payload)). The key is
+``FLOWLEDGER_CURSOR_KEY`` when set (several databases behind one server, or a key that
+is rotated on purpose), else a random secret the database keeps in ``flowledger_meta``
+(created on first use), so every process on one database accepts the others' cursors.
+A cursor that was edited, forged, or taken from another listing or query is refused as
+an :class:`InvalidInputError` on the ``cursor`` field.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+from flowledger.errors import InvalidInputError
+
+CURSOR_KEY_ENV = "FLOWLEDGER_CURSOR_KEY"
+#: The ``flowledger_meta`` key of the per-database secret.
+META_KEY = "cursor_secret"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _digest(filters: dict[str, Any]) -> str:
+    text = json.dumps(filters, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class CursorCodec:
+    """Encodes and checks cursors with one key."""
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("a cursor key must not be empty")
+        self._key = key
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()
+
+    def encode(self, kind: str, filters: dict[str, Any], created_at: datetime, id: str) -> str:
+        """The cursor after the item ``(created_at, id)`` of listing ``kind``."""
+        payload = json.dumps(
+            {"k": kind, "q": _digest(filters), "t": created_at.isoformat(), "i": id},
+            separators=(",", ":"),
+        ).encode()
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def decode(self, kind: str, filters: dict[str, Any], token: str) -> tuple[datetime, str]:
+        """The position a cursor names; InvalidInputError unless this codec made it for
+        this listing and these filters."""
+        try:
+            head, _, tail = token.partition(".")
+            payload, mac = _unb64(head), _unb64(tail)
+        except (ValueError, UnicodeError):
+            raise _refused() from None
+        if not hmac.compare_digest(mac, self._mac(payload)):
+            raise _refused()
+        try:
+            data = json.loads(payload)
+            at, item_id = datetime.fromisoformat(data["t"]), str(data["i"])
+            same = data["k"] == kind and data["q"] == _digest(filters)
+        except (ValueError, KeyError, TypeError):
+            raise _refused() from None
+        if not same:
+            raise InvalidInputError(
+                "this cursor belongs to another listing or other filters; "
+                "start again without a cursor",
+                ("cursor",),
+            )
+        return at, item_id
+
+
+def _refused() -> InvalidInputError:
+    return InvalidInputError(
+        "the cursor is not valid: use a nextCursor exactly as a listing returned it",
+        ("cursor",),
+    )
+
+
+def key_from_env() -> bytes | None:
+    text = os.environ.get(CURSOR_KEY_ENV)
+    return text.encode() if text else None

@@ -1,0 +1,68 @@
+"""Entities: types with JSON Schemas, and the entities of a type. Writes made here fire
+entity triggers (a running worker dispatches them)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import cast
+
+from flowledger.app.models import (
+    CreatedEntityType,
+    CreateEntity,
+    CreateEntityType,
+    EntityDocument,
+    EntityPageResult,
+    EntityRef,
+    EntityTypeDocument,
+    ListEntities,
+    ListEntityTypes,
+    UpdateEntity,
+)
+from flowledger.runtime.engine import Engine
+
+
+class Entities:
+    """The entity operations of one application (see :class:`flowledger.app.App`).
+    Filters and orders are checked by the entity service (``parse_filter``), which
+    ``sys.query_entity`` steps share: one rule for both."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def create_type(self, request: CreateEntityType) -> CreatedEntityType:
+        """Create a type (``created`` false when it exists with this very schema)."""
+        doc, created = await self._engine.entities.create_type(request.name, request.schema_)
+        return {"type": cast(EntityTypeDocument, doc), "created": created}
+
+    async def list_types(self, request: ListEntityTypes) -> builtins.list[EntityTypeDocument]:
+        return cast(builtins.list[EntityTypeDocument], await self._engine.entities.list_types())
+
+    async def create(self, request: CreateEntity) -> EntityDocument:
+        doc = await self._engine.entities.create(request.entity_type, request.payload)
+        return cast(EntityDocument, doc)
+
+    async def get(self, request: EntityRef) -> EntityDocument:
+        return cast(EntityDocument, await self._engine.entities.get(request.id))
+
+    async def update(self, request: UpdateEntity) -> EntityDocument:
+        """Merge the given top-level keys into the payload (validated again)."""
+        return cast(EntityDocument, await self._engine.entities.update(request.id, request.payload))
+
+    async def delete(self, request: EntityRef) -> EntityDocument:
+        """Delete an entity; returns it as it was."""
+        return cast(EntityDocument, await self._engine.entities.delete(request.id))
+
+    async def list(self, request: ListEntities) -> EntityPageResult:
+        """One page (offset paging, as ``sys.query_entity`` pages) of matching entities."""
+        page = await self._engine.entities.list(
+            request.entity_type,
+            request.filter,
+            request.order_by or None,
+            request.limit,
+            request.offset,
+        )
+        return {
+            "items": cast(builtins.list[EntityDocument], page.entities),
+            "totalCount": page.total_count,
+            "hasMore": page.has_more,
+        }

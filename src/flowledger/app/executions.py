@@ -1,0 +1,233 @@
+"""Executions: start, run, list, read and control them (SPEC §4, §5, §6).
+
+Every face calls these operations and nothing below them: the rules (which statuses a
+listing accepts, how a prefix becomes an id, what "carry on here" means after a
+cancel) live here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from flowledger.app.cursors import CursorCodec
+from flowledger.app.models import (
+    CancelExecution,
+    EventDocument,
+    ExecutionDocument,
+    GetExecution,
+    ListEvents,
+    ListExecutions,
+    Page,
+    PendingInput,
+    PendingInputs,
+    RerunExecution,
+    ResolveId,
+    RetryExecution,
+    RunExecution,
+    StartExecution,
+    SubmitInput,
+)
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.errors import NotFoundError
+from flowledger.runtime.documents import execution_document
+from flowledger.runtime.engine import Engine, EventCallback
+from flowledger.runtime.orphans import adopt_abandoned
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage import ExecutionQuery
+
+#: How often ``get(wait=...)`` looks at an execution another process runs.
+WATCH_POLL = 0.1
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """An execution that a stopped ``run`` left unfinished, finished by this one:
+    reported once before it runs (``status`` None) and once after."""
+
+    execution_id: str
+    workflow: str
+    status: str | None
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What a retry did: the failed steps started again, and the execution after."""
+
+    steps: builtins.list[str]
+    execution: ExecutionDocument
+
+
+class Executions:
+    """The execution operations of one application (see :class:`flowledger.app.App`)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        codec: Callable[[], Awaitable[CursorCodec]],
+        wake: Callable[[], Awaitable[None]],
+        find: Callable[[str | CompiledWorkflow, int | None], Awaitable[CompiledWorkflow]],
+    ) -> None:
+        self._engine = engine
+        self._codec = codec
+        self._wake = wake
+        self._find = find
+
+    # -- starting -----------------------------------------------------------------------------
+
+    async def start(self, request: StartExecution) -> ExecutionDocument:
+        """Create the execution (``NotStarted``) and wake the workers to run it; with
+        ``hold`` it is leased to this process instead, which must drive it."""
+        workflow = await self._find(request.workflow, request.version)
+        execution_id = await self._engine.start(
+            workflow,
+            request.input,
+            correlation_id=request.correlation_id,
+            created_by=request.created_by,
+            hold=request.hold,
+        )
+        if not request.hold:
+            await self._wake()
+        return await self._document(execution_id)
+
+    async def run(
+        self,
+        request: RunExecution,
+        *,
+        on_events: EventCallback | None = None,
+        on_adopted: Callable[[Adopted], None] | None = None,
+    ) -> ExecutionDocument:
+        """Start the workflow and run it to its end here; return the final document.
+        ``on_events(execution_id, events)`` sees every commit (live progress)."""
+        engine = self._engine
+        workflow = await self._find(request.workflow, None)
+        if request.finish_abandoned:
+            left = await adopt_abandoned(
+                engine.store, engine.owner, engine.lease, workflow.name, request.created_by
+            )
+            for execution_id in left:
+                if on_adopted is not None:
+                    on_adopted(Adopted(execution_id, workflow.name, None))
+                done = await engine.drive(execution_id, document=False)
+                if on_adopted is not None:
+                    on_adopted(Adopted(execution_id, workflow.name, done["runtimeStatus"]))
+        execution_id = await engine.start(
+            workflow,
+            request.input,
+            correlation_id=request.correlation_id,
+            created_by=request.created_by,
+            hold=True,
+        )
+        if on_events is not None:
+            engine.on_events(on_events)
+        return cast(ExecutionDocument, await engine.drive(execution_id))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def resolve_id(self, request: ResolveId) -> str:
+        """A full execution id from a unique prefix of it."""
+        prefix = request.prefix
+        found = await self._engine.store.find_executions(prefix)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFoundError(f"no execution has an id starting with {prefix!r}")
+        raise NotFoundError(f"several executions have ids starting with {prefix!r}; give more")
+
+    async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
+        """One page, newest first (keyset pagination: stable while others insert)."""
+        codec = await self._codec()
+        filters = request.filters()
+        before = (
+            codec.decode("executions", filters, request.cursor)
+            if request.cursor is not None
+            else None
+        )
+        query = ExecutionQuery(
+            status=str(request.status) if request.status is not None else None,
+            workflow=request.workflow,
+            correlation_id=request.correlation_id,
+            parent_id=request.parent_id,
+            job_run_id=request.job_run_id,
+            created_by=request.created_by,
+            created_after=request.created_after,
+            created_before=request.created_before,
+            limit=request.limit + 1,  # one more tells whether another page follows
+            before=before,
+        )
+        rows = await self._engine.store.list_executions(query)
+        page, more = rows[: request.limit], len(rows) > request.limit
+        cursor = None
+        if more:
+            last = page[-1]
+            created_at: datetime = last["created_at"]
+            cursor = codec.encode("executions", filters, created_at, str(last["id"]))
+        items = [cast(ExecutionDocument, execution_document(row)) for row in page]
+        return Page[ExecutionDocument](items=items, next_cursor=cursor)
+
+    async def get(self, request: GetExecution) -> ExecutionDocument:
+        """The execution with its steps; with ``wait``, once it ends or waits for input
+        (or when ``wait`` seconds have passed)."""
+        doc = await self._document(request.id)
+        if request.wait <= 0:
+            return doc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.wait
+        while not _settled(doc) and loop.time() < deadline:
+            await asyncio.sleep(WATCH_POLL)
+            doc = await self._document(request.id)
+        return doc
+
+    async def events(self, request: ListEvents) -> builtins.list[EventDocument]:
+        """The event history after ``after_seq``, oldest first."""
+        found = await self._engine.events(request.id, request.after_seq)
+        return cast(builtins.list[EventDocument], found)
+
+    async def pending_inputs(self, request: PendingInputs) -> builtins.list[PendingInput]:
+        """Steps waiting for a person, in this execution and its children."""
+        await self._document(request.id)
+        return cast(builtins.list[PendingInput], await self._engine.pending_inputs(request.id))
+
+    # -- control ------------------------------------------------------------------------------
+
+    async def cancel(self, request: CancelExecution) -> ExecutionDocument:
+        """Record a cancel (children too); ConflictError when it already ended."""
+        await self._engine.cancel(request.id, by=request.by, reason=request.reason)
+        return await self._carry_on(request.id, request.settle)
+
+    async def retry(self, request: RetryExecution) -> Retried:
+        """Re-run the failed steps of a failed execution in place (attempt + 1)."""
+        steps = await self._engine.retry(request.id, by=request.by)
+        return Retried(steps, await self._carry_on(request.id, request.settle))
+
+    async def rerun(self, request: RerunExecution) -> ExecutionDocument:
+        """A new execution reusing the outputs of the steps before ``from_step``; returns
+        the new execution (its ``rerunOf`` is the original)."""
+        new_id = await self._engine.rerun(
+            request.id, request.from_step, version=request.version, by=request.by
+        )
+        return await self._carry_on(new_id, request.settle)
+
+    async def submit_input(self, request: SubmitInput) -> ExecutionDocument:
+        """Hand a waiting step its data (InputError when its schema refuses it)."""
+        await self._engine.submit_input(
+            request.id, request.step, request.data, submitted_by=request.by
+        )
+        return await self._carry_on(request.id, request.settle)
+
+    async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
+        if settle:
+            return cast(ExecutionDocument, await self._engine.settle(execution_id))
+        return await self._document(execution_id)
+
+    async def _document(self, execution_id: str) -> ExecutionDocument:
+        return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
+
+
+def _settled(doc: dict[str, Any] | ExecutionDocument) -> bool:
+    status = ExecutionStatus(doc["runtimeStatus"])
+    return status.terminal or status == ExecutionStatus.AWAITING_USER_INPUT

@@ -1,0 +1,71 @@
+"""Job runs: several workflows run in order, each as its own execution (SPEC §7)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from flowledger.app.models import (
+    CancelJobRun,
+    CreateJobRun,
+    DriveJobRun,
+    GetJobRun,
+    JobRunDocument,
+    JobRunItem,
+    ListJobRuns,
+    ResolveId,
+)
+from flowledger.definition.jobs import load_job_file
+from flowledger.runtime.engine import Engine
+from flowledger.runtime.job_runs import JobRuns as JobRunner
+
+RunCallback = Callable[[JobRunItem], None]
+
+
+class JobRunsApp:
+    """The job-run operations of one application (see :class:`flowledger.app.App`)."""
+
+    def __init__(self, engine: Engine, wake: Callable[[], Awaitable[None]]) -> None:
+        self._engine = engine
+        self._wake = wake
+        self._runner = JobRunner(engine)
+
+    async def create(self, request: CreateJobRun) -> JobRunDocument:
+        """Check a job-run file and store the job run (every item checked first). Without
+        ``hold`` the workers run it (they are woken); with it, :meth:`drive` it here."""
+        job = load_job_file(request.file)  # a bad file fails before anything is stored
+        job_run_id = await self._runner.create(
+            job, created_by=request.created_by, hold=request.hold
+        )
+        if not request.hold:
+            await self._wake()
+        return await self.get(GetJobRun(id=job_run_id))
+
+    async def drive(
+        self, request: DriveJobRun, *, on_run: RunCallback | None = None
+    ) -> JobRunDocument:
+        """Run a job run this process holds to its end (or until one waits for people);
+        ``on_run`` sees each workflow's run as it ends."""
+        callback = cast(Callable[[dict[str, Any]], None] | None, on_run)
+        return cast(JobRunDocument, await self._runner.drive(request.id, on_run=callback))
+
+    async def resolve_id(self, request: ResolveId) -> str:
+        """A full job-run id from a unique prefix of it."""
+        return await self._runner.resolve_id(request.prefix)
+
+    async def get(self, request: GetJobRun) -> JobRunDocument:
+        return cast(JobRunDocument, await self._runner.get(request.id))
+
+    async def list(self, request: ListJobRuns) -> builtins.list[JobRunDocument]:
+        """Job runs, newest first."""
+        return cast(builtins.list[JobRunDocument], await self._runner.list_runs(request.limit))
+
+    async def cancel(self, request: CancelJobRun) -> JobRunDocument:
+        """Cancel the workflow the job run is on and record the job run's end: the
+        execution is cancelled here or by whoever runs it, then the job run advances
+        (a driver or a worker may record it first). Returns the job run after."""
+        execution_id = await self._runner.cancel(request.id, by=request.by, reason=request.reason)
+        await self._engine.settle(execution_id)
+        await self._runner.advance(request.id)
+        return await self.get(GetJobRun(id=request.id))

@@ -1,0 +1,538 @@
+"""The application layer's vocabulary: one request model per operation, typed documents.
+
+Requests are pydantic models: a field added later never breaks a caller, and a bad
+value is refused when the request is built, as an :class:`InvalidInputError` naming the
+field (``limit``, ``input``) — never as a pydantic error. Requests accept the Python
+names and the camelCase JSON names (``correlation_id`` or ``correlationId``), so the
+HTTP face validates bodies and query strings with the same models
+(:meth:`Request.from_json`).
+
+Results are the JSON documents of SPEC §4 typed as TypedDicts: the faces print or send
+them as they are (no conversion), and the HTTP face can use them as response models.
+Decision: TypedDicts rather than models for documents, because the runtime builds these
+dicts already and re-validating every execution document would cost for nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any, Generic, Literal, NotRequired, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict
+
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.errors import InvalidInputError, Path
+from flowledger.runtime.status import ExecutionStatus
+
+T = TypeVar("T")
+_DEPTH: ContextVar[int] = ContextVar("request_depth", default=0)
+
+MAX_PAGE = 1000
+
+
+def invalid(exc: ValidationError) -> InvalidInputError:
+    """A pydantic error as ours: every problem with its field path, the first as message."""
+    problems: list[tuple[Path, str]] = []
+    for item in exc.errors():
+        message = str(item["msg"])
+        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        problems.append((tuple(item["loc"]), message))
+    path, message = problems[0] if problems else ((), "the request is invalid")
+    return InvalidInputError(message, path, problems=problems)
+
+
+class Request(BaseModel):
+    """Base of every request: frozen, no unknown fields, errors as InvalidInputError."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+    )
+
+    def __init__(self, **data: Any) -> None:
+        # pydantic builds nested requests through this __init__ too: only the outermost
+        # turns the error into ours, so the path runs from the top (texts[1].text).
+        depth = _DEPTH.get()
+        token = _DEPTH.set(depth + 1)
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            if depth:
+                raise
+            raise invalid(exc) from None
+        finally:
+            _DEPTH.reset(token)
+
+    @classmethod
+    def from_json(cls: type[RequestT], data: Mapping[str, Any]) -> RequestT:
+        """Build the request from a JSON object (camelCase names), e.g. an HTTP body."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("the request must be a JSON object")
+        return cls(**dict(data))
+
+
+RequestT = TypeVar("RequestT", bound=Request)
+
+Id = Field(min_length=1, max_length=200)
+
+
+def _json_object(value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("the input must be a JSON object")
+    return value
+
+
+# -- executions ---------------------------------------------------------------------------
+
+
+class StartExecution(Request):
+    """Start a workflow: a compiled one, a definition file, or a pushed workflow's name
+    (its live version, or ``version``). ``start`` only enqueues and wakes the workers;
+    ``hold`` leases it to this process instead (the caller then drives it)."""
+
+    workflow: str | CompiledWorkflow
+    input: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1)
+    correlation_id: str | None = Field(default=None, max_length=200)
+    created_by: str = "python"
+    hold: bool = False
+
+    _check_input = field_validator("input", mode="before")(_json_object)
+
+    @field_validator("workflow")
+    @classmethod
+    def _named(cls, value: str | CompiledWorkflow) -> str | CompiledWorkflow:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("name a workflow: a definition file or a pushed workflow's name")
+        return value
+
+
+class RunExecution(Request):
+    """Start a workflow and run it to its end in this process (``flowledger run``).
+    With ``finish_abandoned``, executions of the same workflow and creator that a stopped
+    run left unfinished are finished first."""
+
+    workflow: str | CompiledWorkflow
+    input: dict[str, Any] = Field(default_factory=dict)
+    correlation_id: str | None = Field(default=None, max_length=200)
+    created_by: str = "python"
+    finish_abandoned: bool = False
+
+    _check_input = field_validator("input", mode="before")(_json_object)
+
+
+class ListExecutions(Request):
+    """Executions newest first, one page at a time; ``cursor`` is a page's ``nextCursor``."""
+
+    status: ExecutionStatus | None = None
+    workflow: str | None = None
+    correlation_id: str | None = None
+    parent_id: str | None = None
+    job_run_id: str | None = None
+    created_by: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> Any:
+        known = {s.value for s in ExecutionStatus}
+        if value is not None and value not in known:
+            raise ValueError(f"unknown status {value!r}; use one of {', '.join(known)}")
+        return value
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-11-22T10:00:00Z)")
+        return value
+
+    def filters(self) -> dict[str, Any]:
+        """What the query selects, without paging (a cursor belongs to one of these)."""
+        return self.model_dump(mode="json", exclude={"limit", "cursor"})
+
+
+class GetExecution(Request):
+    id: str = Id
+    #: Hold the request until the execution ends or waits for input, up to this long.
+    wait: float = Field(default=0.0, ge=0.0, le=300.0)
+
+
+class ListEvents(Request):
+    id: str = Id
+    after_seq: int = Field(default=0, ge=0)
+
+
+class PendingInputs(Request):
+    id: str = Id
+
+
+class ResolveId(Request):
+    """A full id from a unique prefix of it (at least one character)."""
+
+    prefix: str = Field(min_length=1, max_length=200)
+
+
+class _Control(Request):
+    id: str = Id
+    by: str = "python"
+    #: Carry the execution on in this process until it ends or waits for people (what
+    #: the CLI does); false leaves it to the workers and returns its state at once.
+    settle: bool = False
+
+
+class CancelExecution(_Control):
+    reason: str = "cancelled on request"
+
+
+class RetryExecution(_Control):
+    pass
+
+
+class RerunExecution(_Control):
+    from_step: str = Field(min_length=1)
+    version: Literal["pinned", "latest"] = "pinned"
+
+
+class SubmitInput(_Control):
+    step: str = Field(min_length=1)
+    data: Any = None
+
+
+# -- workflows ----------------------------------------------------------------------------
+
+
+class WorkflowText(Request):
+    """A definition given as text (YAML or JSON); ``file`` names it in error messages."""
+
+    text: str
+    file: str = "<request>"
+
+
+class PushWorkflows(Request):
+    """Push definitions all or nothing: every one is checked before any is stored."""
+
+    files: list[str] = Field(default_factory=list)
+    texts: list[WorkflowText] = Field(default_factory=list)
+
+    def model_post_init(self, context: Any) -> None:
+        if not self.files and not self.texts:
+            raise InvalidInputError("give at least one definition", ("files",))
+
+
+class ListWorkflows(Request):
+    pass
+
+
+class GetWorkflow(Request):
+    name: str = Field(min_length=1, max_length=128)
+
+
+class GetWorkflowVersion(Request):
+    name: str = Field(min_length=1, max_length=128)
+    version: int = Field(ge=1)
+
+
+class LoadWorkflow(Request):
+    """Compile a definition file, or else the newest pushed version of that name."""
+
+    workflow: str = Field(min_length=1)
+
+
+class ValidateWorkflow(Request):
+    file: str = Field(min_length=1)
+
+
+# -- job runs -----------------------------------------------------------------------------
+
+
+class CreateJobRun(Request):
+    """Store a job run from a job-run file; ``hold`` leases it to this process."""
+
+    file: str = Field(min_length=1)
+    created_by: str = "python"
+    hold: bool = False
+
+
+class DriveJobRun(Request):
+    id: str = Id
+
+
+class GetJobRun(Request):
+    id: str = Id
+
+
+class ListJobRuns(Request):
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+
+
+class CancelJobRun(Request):
+    id: str = Id
+    by: str = "python"
+    reason: str = "job run cancelled on request"
+
+
+# -- entities -----------------------------------------------------------------------------
+
+
+class CreateEntityType(Request):
+    name: str = Field(min_length=1)
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class ListEntityTypes(Request):
+    pass
+
+
+class CreateEntity(Request):
+    entity_type: str = Field(min_length=1)
+    payload: dict[str, Any]
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _object(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError('the payload must be a JSON object, e.g. {"Status": "New"}')
+        return value
+
+
+class UpdateEntity(CreateEntity):
+    entity_type: str = ""
+    id: str = Id
+
+
+class EntityRef(Request):
+    id: str = Id
+
+
+class ListEntities(Request):
+    entity_type: str = Field(min_length=1)
+    filter: dict[str, Any] = Field(default_factory=dict)
+    order_by: list[str] = Field(default_factory=list)
+    limit: int = Field(default=100, ge=0, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0)
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _filter(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("the filter must be a JSON object of field names and values")
+        return value
+
+
+# -- artifacts ----------------------------------------------------------------------------
+
+
+class ListArtifacts(Request):
+    execution_id: str = Id
+
+
+class DownloadArtifacts(Request):
+    """Copy every artifact of an execution into ``folder`` (created if needed; existing
+    files are never overwritten), each checksum verified."""
+
+    execution_id: str = Id
+    folder: str = Field(min_length=1)
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list, newest first; ``nextCursor`` fetches the next (None: the end)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"items": self.items, "nextCursor": self.next_cursor}
+
+
+class StepDocument(TypedDict):
+    id: str
+    type: str
+    stepId: str
+    status: str
+    attempt: int
+    startedAt: str | None
+    completedAt: str | None
+    failedAt: str | None
+    dueAt: str | None
+    inputData: Any
+    outputData: Any
+    error: Any
+    loop: dict[str, int]
+    childWorkflowExecutions: list[Any]
+
+
+class PendingInput(TypedDict):
+    executionId: NotRequired[str]
+    stepExecutionId: str
+    stepId: str
+    prompt: Any
+    schema: Any
+    assignee: Any
+    dueAt: str | None
+
+
+class ExecutionDocument(TypedDict):
+    """SPEC §4's execution; ``steps`` and ``pendingInputs`` only on a single execution."""
+
+    id: str
+    correlationId: str | None
+    parentWorkflowExecutionId: str | None
+    rootWorkflowExecutionId: str | None
+    workflowTemplateVersionId: str
+    workflowName: str
+    workflowVersion: int
+    runtimeStatus: str
+    currentStateName: str | None
+    startedAt: str | None
+    completedAt: str | None
+    failedAt: str | None
+    lastActivityAt: str
+    createdBy: str
+    context: Any
+    trigger: Any
+    variables: Any
+    output: Any
+    error: Any
+    rerunOf: str | None
+    jobRunId: str | None
+    steps: NotRequired[dict[str, StepDocument]]
+    pendingInputs: NotRequired[list[PendingInput]]
+
+
+class EventDocument(TypedDict):
+    seq: int
+    at: str
+    kind: str
+    stepExecutionId: str | None
+    stepId: str | None
+    attempt: int | None
+    status: str | None
+    detail: Any
+
+
+class TriggerDocument(TypedDict, total=False):
+    """A trigger as its definition gives it (camelCase), plus when a schedule fires next."""
+
+    type: str
+    nextFireAt: str | None
+    nextFireAtLocal: str
+
+
+class WorkflowSummary(TypedDict):
+    name: str
+    version: int
+    versionId: str
+    pushedAt: str
+    triggers: list[TriggerDocument]
+
+
+class PushedWorkflow(TypedDict):
+    name: str
+    version: int
+    versionId: str
+    changed: bool
+    triggers: list[TriggerDocument]
+
+
+class WorkflowVersionDocument(TypedDict):
+    id: str
+    name: str
+    version: int
+    checksum: str
+    createdAt: str
+    live: bool
+    document: NotRequired[Any]
+
+
+class WorkflowDetail(TypedDict):
+    name: str
+    live: WorkflowSummary | None
+    versions: list[WorkflowVersionDocument]
+
+
+class JobRunItem(TypedDict):
+    index: int
+    workflowName: str
+    workflowVersion: int
+    input: Any
+    executionId: str | None
+    runtimeStatus: str | None
+
+
+class JobRunDocument(TypedDict):
+    id: str
+    name: str
+    status: str
+    continueOnFailure: bool
+    createdAt: str
+    startedAt: str | None
+    completedAt: str | None
+    createdBy: str
+    runs: list[JobRunItem]
+
+
+class EntityTypeDocument(TypedDict):
+    name: str
+    schema: Any
+    createdAt: str
+    updatedAt: str
+
+
+class CreatedEntityType(TypedDict):
+    type: EntityTypeDocument
+    created: bool
+
+
+class EntityDocument(TypedDict):
+    id: str
+    entityType: str
+    version: int
+    payload: dict[str, Any]
+    createdAt: str
+    updatedAt: str
+
+
+class EntityPageResult(TypedDict):
+    items: list[EntityDocument]
+    totalCount: int
+    hasMore: bool
+
+
+class ArtifactDocument(TypedDict):
+    id: str
+    executionId: str
+    stepExecutionId: str | None
+    stepId: str | None
+    name: str
+    contentType: str
+    size: int
+    sha256: str
+    kind: str
+    createdAt: str
+    path: NotRequired[str]

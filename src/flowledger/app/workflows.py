@@ -1,0 +1,194 @@
+"""Workflows: load, validate and push definitions; list the pushed ones with their
+triggers and when each schedule fires next; read their versions."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from flowledger.app.models import (
+    GetWorkflow,
+    GetWorkflowVersion,
+    ListWorkflows,
+    LoadWorkflow,
+    PushedWorkflow,
+    PushWorkflows,
+    TriggerDocument,
+    ValidateWorkflow,
+    WorkflowDetail,
+    WorkflowSummary,
+    WorkflowVersionDocument,
+)
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.definition.models import TriggerSpec
+from flowledger.definition.ticks import next_tick
+from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
+from flowledger.errors import DefinitionError, InputError, NotFoundError, Problem
+from flowledger.runtime.engine import Engine
+from flowledger.storage import WorkflowVersion
+from flowledger.timeutil import iso
+
+
+class Workflows:
+    """The workflow operations of one application (see :class:`flowledger.app.App`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # -- definitions --------------------------------------------------------------------------
+
+    def validate(self, request: ValidateWorkflow) -> CompiledWorkflow:
+        """Load and compile a definition file; DefinitionError lists every problem.
+        Needs no database."""
+        return self._engine.load(request.file)
+
+    async def load(self, request: LoadWorkflow) -> CompiledWorkflow:
+        """A definition file, or else the newest stored version of a workflow by that name."""
+        return await self.find(request.workflow)
+
+    async def find(
+        self, workflow: str | CompiledWorkflow, version: int | None = None
+    ) -> CompiledWorkflow:
+        """What a start names: a compiled workflow as is, a file, or a stored name (that
+        version number when given). The file-or-name rule stays in
+        ``Engine.find_workflow`` because job runs (runtime) resolve their items with it."""
+        if isinstance(workflow, CompiledWorkflow):
+            return workflow
+        if version is not None:
+            compiled, _ = await self._engine.resolve_workflow(workflow, version)
+            return compiled
+        return await self._engine.find_workflow(workflow)
+
+    # -- pushing ------------------------------------------------------------------------------
+
+    async def push(self, request: PushWorkflows) -> builtins.list[PushedWorkflow]:
+        """Push every definition, or none: all are compiled and checked (problems of
+        every file reported together, two definitions of one name refused) before the
+        first is stored. Each becomes the live version of its name (a new version only
+        when it changed), so its triggers fire from now on."""
+        engine = self._engine
+        problems: builtins.list[Problem] = []
+        loaded: builtins.list[tuple[str, CompiledWorkflow]] = []
+        sources = [(file, None) for file in request.files] + [
+            (text.file, text.text) for text in request.texts
+        ]
+        for file, text in sources:
+            try:
+                compiled = engine.load(file) if text is None else engine.load_text(text, file)
+            except DefinitionError as exc:
+                problems.extend(exc.problems)
+                continue
+            loaded.append((file, compiled))
+        if problems:
+            raise DefinitionError(problems)
+        seen: dict[str, str] = {}
+        for file, compiled in loaded:
+            if compiled.name in seen:
+                raise InputError(
+                    f"{seen[compiled.name]} and {file} both define workflow {compiled.name!r}; "
+                    "push one of them"
+                )
+            seen[compiled.name] = file
+        now = engine.clock.now()
+        pushed: builtins.list[PushedWorkflow] = []
+        for _, compiled in loaded:
+            version, changed = await engine.push(compiled)
+            pushed.append(
+                {
+                    "name": compiled.name,
+                    "version": version.version,
+                    "versionId": version.id,
+                    "changed": changed,
+                    "triggers": self._triggers(compiled.document, now),
+                }
+            )
+        return pushed
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def list(self, request: ListWorkflows) -> builtins.list[WorkflowSummary]:
+        """The pushed workflows by name, each with its triggers and next fire times."""
+        now = self._engine.clock.now()
+        return [
+            self._summary(version, pushed_at, now)
+            for version, pushed_at in await self._engine.store.active_workflows()
+        ]
+
+    async def get(self, request: GetWorkflow) -> WorkflowDetail:
+        """A workflow's live (pushed) version, if any, and all its stored versions."""
+        store = self._engine.store
+        versions = await store.list_workflow_versions(request.name)
+        if not versions:
+            raise NotFoundError(f"there is no workflow named {request.name!r}")
+        live = next(
+            ((v, at) for v, at in await store.active_workflows() if v.name == request.name),
+            None,
+        )
+        live_id = live[0].id if live is not None else None
+        now = self._engine.clock.now()
+        return {
+            "name": request.name,
+            "live": self._summary(live[0], live[1], now) if live is not None else None,
+            "versions": [_version(v, v.id == live_id) for v in versions],
+        }
+
+    async def get_version(self, request: GetWorkflowVersion) -> WorkflowVersionDocument:
+        """One stored version with its definition document."""
+        _, version = await self._engine.resolve_workflow(request.name, request.version)
+        detail = await self.get(GetWorkflow(name=request.name))
+        live = detail["live"] is not None and detail["live"]["versionId"] == version.id
+        doc = _version(version, live)
+        doc["document"] = json.loads(version.document)
+        return doc
+
+    def _summary(
+        self, version: WorkflowVersion, pushed_at: datetime, now: datetime
+    ) -> WorkflowSummary:
+        return {
+            "name": version.name,
+            "version": version.version,
+            "versionId": version.id,
+            "pushedAt": iso(pushed_at),
+            "triggers": self._triggers(json.loads(version.document), now),
+        }
+
+    def _triggers(
+        self, document: Mapping[str, Any], now: datetime
+    ) -> builtins.list[TriggerDocument]:
+        """Triggers read from the stored document alone, so listing needs none of the
+        plugins the workflow's steps use."""
+        specs = [TriggerSpec.model_validate(t) for t in document.get("triggers") or []]
+        found: builtins.list[TriggerDocument] = []
+        ignore = lambda message, path: None  # noqa: E731 - stored definitions compiled before
+        for compiled in compile_triggers(specs, self._engine.templates, ignore):
+            spec = compiled.spec
+            described: dict[str, Any] = {_camel(k): v for k, v in spec.model_dump().items()}
+            described["nextFireAt"] = None
+            if isinstance(spec, ScheduleTrigger):
+                when = next_tick(spec, now)
+                if when is not None:
+                    described["nextFireAt"] = iso(when)
+                    local = when.astimezone(ZoneInfo(spec.timezone))
+                    described["nextFireAtLocal"] = local.isoformat()
+            found.append(cast(TriggerDocument, described))
+        return found
+
+
+def _version(version: WorkflowVersion, live: bool) -> WorkflowVersionDocument:
+    return {
+        "id": version.id,
+        "name": version.name,
+        "version": version.version,
+        "checksum": version.checksum,
+        "createdAt": iso(version.created_at),
+        "live": live,
+    }
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

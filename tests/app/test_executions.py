@@ -1,0 +1,147 @@
+"""Executions through the application layer, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import pytest
+
+from flowledger.app import (
+    App,
+    CancelExecution,
+    ConflictError,
+    GetExecution,
+    InvalidInputError,
+    ListEvents,
+    ListExecutions,
+    NotFoundError,
+    ResolveId,
+    RunExecution,
+    StartExecution,
+)
+
+
+async def start(app: App, workflow: str, n: int) -> list[str]:
+    return [
+        (await app.executions.start(StartExecution(workflow=workflow, input={"name": str(i)})))[
+            "id"
+        ]
+        for i in range(n)
+    ]
+
+
+async def test_start_enqueues_and_wakes_the_workers(app: App, hello_file: str) -> None:
+    woken: list[bool] = []
+    app.on_work(lambda: woken.append(True))
+    doc = await app.executions.start(
+        StartExecution(workflow=hello_file, input={"name": "Ada"}, correlation_id="c-1")
+    )
+    assert doc["runtimeStatus"] == "NotStarted" and doc["correlationId"] == "c-1"
+    assert woken == [True] and app.work_ready.is_set()
+    assert await app.executions.resolve_id(ResolveId(prefix=doc["id"][:8])) == doc["id"]
+
+
+async def test_pages_are_newest_first_and_end_without_a_cursor(app: App, hello_file: str) -> None:
+    ids = await start(app, hello_file, 5)
+    first = await app.executions.list(ListExecutions(limit=2))
+    assert [d["id"] for d in first.items] == ids[::-1][:2]
+    assert first.next_cursor is not None
+    second = await app.executions.list(ListExecutions(limit=2, cursor=first.next_cursor))
+    third = await app.executions.list(ListExecutions(limit=2, cursor=second.next_cursor))
+    seen = [d["id"] for page in (first, second, third) for d in page.items]
+    assert seen == ids[::-1]
+    assert third.next_cursor is None
+    assert first.to_json()["nextCursor"] == first.next_cursor
+
+
+async def test_filters_select(app: App, hello_file: str) -> None:
+    await start(app, hello_file, 2)
+    doc = await app.executions.start(
+        StartExecution(workflow=hello_file, correlation_id="order-7", created_by="api:ops")
+    )
+    by_correlation = await app.executions.list(ListExecutions(correlation_id="order-7"))
+    by_creator = await app.executions.list(ListExecutions(created_by="api:ops"))
+    assert [d["id"] for d in by_correlation.items] == [doc["id"]]
+    assert [d["id"] for d in by_creator.items] == [doc["id"]]
+    none = await app.executions.list(ListExecutions(status="Completed"))
+    assert none.items == [] and none.next_cursor is None
+
+
+async def test_a_forged_edited_or_foreign_cursor_is_refused(app: App, hello_file: str) -> None:
+    await start(app, hello_file, 3)
+    page = await app.executions.list(ListExecutions(limit=1))
+    assert page.next_cursor is not None
+    head, _, mac = page.next_cursor.partition(".")
+    payload = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    payload["i"] = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+    edited = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    for bad in (f"{edited}.{mac}", "not-a-cursor", page.next_cursor[:-2] + "AA", ""):
+        with pytest.raises(InvalidInputError) as caught:
+            await app.executions.list(ListExecutions(limit=1, cursor=bad))
+        assert caught.value.field_path == ("cursor",)
+    with pytest.raises(InvalidInputError, match="other filters"):
+        await app.executions.list(
+            ListExecutions(limit=1, workflow="hello", cursor=page.next_cursor)
+        )
+
+
+async def test_another_app_on_the_database_accepts_the_cursor(
+    app: App, db_url: str, hello_file: str
+) -> None:
+    ids = await start(app, hello_file, 2)
+    page = await app.executions.list(ListExecutions(limit=1))
+    async with App(db_url) as other:
+        rest = await other.executions.list(ListExecutions(limit=1, cursor=page.next_cursor))
+    assert [d["id"] for d in rest.items] == [ids[0]]
+
+
+async def test_paging_while_others_insert_skips_and_repeats_nothing(
+    app: App, hello_file: str
+) -> None:
+    before = set(await start(app, hello_file, 12))
+    inserted: list[str] = []
+
+    async def insert() -> None:
+        for _ in range(8):
+            inserted.extend(await start(app, hello_file, 1))
+            await asyncio.sleep(0)
+
+    async def page_through() -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await app.executions.list(ListExecutions(limit=3, cursor=cursor))
+            seen.extend(d["id"] for d in page.items)
+            await asyncio.sleep(0)
+            if page.next_cursor is None:
+                return seen
+            cursor = page.next_cursor
+
+    seen, _ = await asyncio.gather(page_through(), insert())
+    assert len(seen) == len(set(seen))  # nothing twice
+    assert before <= set(seen)  # nothing that existed when paging began is skipped
+    assert set(seen) <= before | set(inserted)
+
+
+async def test_unknown_ids_are_not_found(app: App) -> None:
+    with pytest.raises(NotFoundError):
+        await app.executions.get(GetExecution(id="nope"))
+    with pytest.raises(NotFoundError):
+        await app.executions.events(ListEvents(id="nope"))
+    with pytest.raises(NotFoundError, match="no execution has an id starting with"):
+        await app.executions.resolve_id(ResolveId(prefix="zzz"))
+    with pytest.raises(NotFoundError):
+        await app.executions.start(StartExecution(workflow="never-pushed"))
+
+
+async def test_cancelling_a_finished_execution_is_a_conflict(app: App, hello_file: str) -> None:
+    doc = await app.executions.run(RunExecution(workflow=hello_file, input={"name": "Ada"}))
+    assert doc["runtimeStatus"] == "Completed"
+    with pytest.raises(ConflictError, match="already ended"):
+        await app.executions.cancel(CancelExecution(id=doc["id"]))
+    events = await app.executions.events(ListEvents(id=doc["id"]))
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    waited = await app.executions.get(GetExecution(id=doc["id"], wait=5))
+    assert waited["runtimeStatus"] == "Completed"

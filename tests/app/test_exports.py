@@ -1,0 +1,78 @@
+"""The public API is what these modules export: a change here is a change for users."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import flowledger
+import flowledger.app
+
+PUBLIC = [
+    "CompiledWorkflow",
+    "ConflictError",
+    "DefinitionError",
+    "Engine",
+    "ExecutionStatus",
+    "FlowledgerError",
+    "ForbiddenError",
+    "InputError",
+    "InvalidInputError",
+    "JobRuns",
+    "NotFoundError",
+    "PluginError",
+    "Problem",
+    "StepContext",
+    "StepError",
+    "StepRegistry",
+    "StepStatus",
+    "StepType",
+    "StorageError",
+    "Suspend",
+    "TemplateError",
+    "Worker",
+    "WorkerOptions",
+    "__version__",
+    "load_job_file",
+    "step_type",
+]
+
+APP = sorted(
+    ["Adopted", "App", "ArtifactDocument", "Artifacts", "CancelExecution", "CancelJobRun", "ConflictError", "CreateEntity", "CreateEntityType", "CreateJobRun", "CreatedEntityType", "CursorCodec", "DownloadArtifacts", "DriveJobRun", "Entities", "EntityDocument", "EntityPageResult", "EntityRef", "EntityTypeDocument", "EventDocument", "ExecutionDocument", "Executions", "ForbiddenError", "GetExecution", "GetJobRun", "GetWorkflow", "GetWorkflowVersion", "HeldElsewhereError", "InvalidInputError", "JobRunDocument", "JobRunItem", "JobRunsApp", "ListArtifacts", "ListEntities", "ListEntityTypes", "ListEvents", "ListExecutions", "ListJobRuns", "ListWorkflows", "LoadWorkflow", "NotFoundError", "Page", "PendingInput", "PendingInputs", "PushWorkflows", "PushedWorkflow", "Request", "RerunExecution", "ResolveId", "Retried", "RetryExecution", "RunExecution", "StartExecution", "StepDocument", "SubmitInput", "TriggerDocument", "UpdateEntity", "ValidateWorkflow", "WorkflowDetail", "WorkflowSummary", "WorkflowText", "WorkflowVersionDocument", "Workflows", "json_object", "parse_json", "parse_json_object", "read_json_file", "read_schema_file", "upgrade_database"]
+)
+
+
+def test_flowledger_exports_are_pinned() -> None:
+    assert sorted(flowledger.__all__) == sorted(PUBLIC)
+    for name in flowledger.__all__:
+        assert hasattr(flowledger, name), name
+
+
+def test_app_exports_are_pinned() -> None:
+    assert sorted(flowledger.app.__all__) == APP
+    for name in flowledger.app.__all__:
+        assert hasattr(flowledger.app, name), name
+
+
+def test_the_cli_calls_the_app_not_storage_or_steps() -> None:
+    cli = Path(flowledger.__file__).parent / "cli"
+    for module in cli.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for name in names:
+                assert not name.startswith(("flowledger.storage", "flowledger.steps")), (
+                    f"{module.name} imports {name}"
+                )
+
+
+def test_the_app_does_not_import_a_face() -> None:
+    app = Path(flowledger.app.__file__).parent
+    for module in app.glob("*.py"):
+        assert "flowledger.cli" not in module.read_text(), module.name

@@ -1,0 +1,54 @@
+"""Requests are checked when built: an InvalidInputError names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowledger.app import (
+    CancelExecution,
+    InvalidInputError,
+    ListExecutions,
+    PushWorkflows,
+    RerunExecution,
+    StartExecution,
+)
+from flowledger.errors import InputError
+
+
+@pytest.mark.parametrize(
+    ("build", "path", "words"),
+    [
+        (lambda: ListExecutions(limit=0), ("limit",), "greater than or equal to 1"),
+        (lambda: ListExecutions(limit=1001), ("limit",), "less than or equal to 1000"),
+        (lambda: ListExecutions(status="Sleeping"), ("status",), "unknown status"),
+        (lambda: StartExecution(workflow="x", input=[1]), ("input",), "must be a JSON object"),
+        (lambda: StartExecution(workflow=" "), ("workflow",), "name a workflow"),
+        (lambda: RerunExecution(id="e", from_step="s", version="newest"), ("version",), "pinned"),
+        (lambda: CancelExecution(id=""), ("id",), "at least 1 character"),
+        (lambda: PushWorkflows(), ("files",), "at least one definition"),
+        (lambda: ListExecutions(color="red"), ("color",), "Extra inputs"),
+    ],
+)
+def test_a_bad_field_is_an_invalid_input_error_with_its_path(
+    build: object, path: tuple[str, ...], words: str
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        build()  # type: ignore[operator]
+    assert caught.value.field_path == path
+    assert words in str(caught.value)
+    assert isinstance(caught.value, InputError)  # the CLI exits 2, the API answers 422
+
+
+def test_json_names_and_nested_paths() -> None:
+    request = ListExecutions.from_json({"correlationId": "c-1", "parentId": "p", "limit": 5})
+    assert (request.correlation_id, request.parent_id, request.limit) == ("c-1", "p", 5)
+    with pytest.raises(InvalidInputError) as caught:
+        PushWorkflows.from_json({"texts": [{"text": "x"}, {"file": "y"}]})
+    assert caught.value.field_path == ("texts", 1, "text")
+    assert str(caught.value) == "texts[1].text: Field required"
+
+
+def test_a_naive_time_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="time zone") as caught:
+        ListExecutions.from_json({"createdAfter": "2026-11-22T10:00:00"})
+    assert caught.value.field_path == ("createdAfter",)  # the name the caller used

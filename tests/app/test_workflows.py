@@ -1,0 +1,92 @@
+"""Pushing (all or nothing) and listing workflows with their next fire times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from flowledger.app import (
+    App,
+    GetWorkflow,
+    GetWorkflowVersion,
+    ListWorkflows,
+    NotFoundError,
+    PushWorkflows,
+    StartExecution,
+    WorkflowText,
+)
+from flowledger.errors import DefinitionError, InputError
+
+MORNING = """\
+name: morning
+triggers:
+  - {type: schedule, cron: "0 9 * * MON-FRI", timezone: Europe/Berlin, catch_up: latest}
+  - {type: webhook, path: morning}
+steps:
+  - {id: hello, type: sys.transform, input: {value: 1}}
+"""
+BROKEN = """\
+name: broken
+steps:
+  - {id: a, type: sys.no_such_type}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+async def test_push_is_all_or_nothing(app: App, tmp_path: Path, hello_file: str) -> None:
+    good, bad = write(tmp_path, "morning.yaml", MORNING), write(tmp_path, "b.yaml", BROKEN)
+    with pytest.raises(DefinitionError) as caught:
+        await app.workflows.push(PushWorkflows(files=[good, hello_file, bad]))
+    assert any(p.file == bad for p in caught.value.problems)
+    assert await app.workflows.list(ListWorkflows()) == []  # nothing was pushed
+    with pytest.raises(InputError, match="both define workflow 'morning'"):
+        await app.workflows.push(
+            PushWorkflows(files=[good], texts=[WorkflowText(text=MORNING, file="again.yaml")])
+        )
+    assert await app.workflows.list(ListWorkflows()) == []
+    pushed = await app.workflows.push(PushWorkflows(files=[good, hello_file]))
+    assert [(p["name"], p["version"], p["changed"]) for p in pushed] == [
+        ("morning", 1, True),
+        ("hello", 1, True),
+    ]
+    again = await app.workflows.push(PushWorkflows(files=[good]))
+    assert again[0]["changed"] is False
+
+
+async def test_list_gives_triggers_and_next_fire_times(app: App, tmp_path: Path) -> None:
+    await app.workflows.push(PushWorkflows(files=[write(tmp_path, "m.yaml", MORNING)]))
+    [listed] = await app.workflows.list(ListWorkflows())
+    assert (listed["name"], listed["version"]) == ("morning", 1)
+    schedule, webhook = listed["triggers"]
+    assert schedule["type"] == "schedule" and webhook["type"] == "webhook"
+    when = datetime.fromisoformat(str(schedule["nextFireAt"]))
+    local = datetime.fromisoformat(str(schedule["nextFireAtLocal"]))
+    assert when == local and (local.hour, local.minute) == (9, 0) and local.weekday() < 5
+    assert when > app.engine.clock.now()
+    assert webhook["nextFireAt"] is None
+
+
+async def test_get_versions_and_start_by_name(app: App, tmp_path: Path) -> None:
+    path = write(tmp_path, "m.yaml", MORNING)
+    await app.workflows.push(PushWorkflows(files=[path]))
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=MORNING + "# v2\n")]))
+    Path(path).write_text(MORNING.replace("value: 1", "value: 2"))
+    await app.workflows.push(PushWorkflows(files=[path]))
+    detail = await app.workflows.get(GetWorkflow(name="morning"))
+    assert [v["version"] for v in detail["versions"]] == [1, 2]
+    assert detail["live"] is not None and detail["live"]["version"] == 2
+    first = await app.workflows.get_version(GetWorkflowVersion(name="morning", version=1))
+    assert first["live"] is False and first["document"]["name"] == "morning"
+    doc = await app.executions.start(StartExecution(workflow="morning", version=1))
+    assert doc["workflowVersion"] == 1
+    with pytest.raises(NotFoundError):
+        await app.workflows.get(GetWorkflow(name="nothing"))
+    with pytest.raises(NotFoundError, match="has no version 9"):
+        await app.workflows.get_version(GetWorkflowVersion(name="morning", version=9))
