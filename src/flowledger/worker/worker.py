@@ -87,6 +87,9 @@ class Worker:
                     backoff = 1.0
                 for execution_id, epoch in claimed:
                     self.keeper.hold(execution_id, epoch)
+                    # The store does not say whose lapsed lease a claim took: takeovers
+                    # show up as the attempts recovery finds in flight (runtime.observer).
+                    self.engine.observers.claimed(execution_id, epoch)
                     task = asyncio.create_task(self._run_one(execution_id, epoch))
                     self.active[execution_id] = task
                 if claimed:
