@@ -32,6 +32,7 @@ from flowledger.errors import (
     NotFoundError,
     StorageError,
 )
+from flowledger.logs import log_extra
 from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
@@ -389,7 +390,11 @@ class Engine:
                         return
                     await asyncio.sleep(self.lease.total_seconds() / 2)
         except Exception:
-            log.exception("child execution %s stopped with an error", child_id)
+            log.exception(
+                "child execution %s stopped with an error",
+                child_id,
+                extra=log_extra("run_child", child_id),
+            )
         finally:
             parent.poke()
 
