@@ -18,6 +18,10 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   addresses: host names, addresses and networks, comma-separated (``127.0.0.1,
   10.0.0.0/8, api.internal``), or ``*`` for anywhere (default: public addresses only;
   see ``flowledger.egress``).
+- ``FLOWLEDGER_LOG_FORMAT``: ``text`` (default) or ``json`` (one object per line with
+  ``ts, level, logger, message, execution_id, step_id, action``; see ``flowledger.logs``).
+- ``FLOWLEDGER_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (default:
+  ``INFO`` for ``flowledger worker`` and ``serve``, ``WARNING`` for other commands).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ LEASE_ENV = "FLOWLEDGER_LEASE"
 SQLITE_SYNCHRONOUS_ENV = "FLOWLEDGER_SQLITE_SYNCHRONOUS"
 ARTIFACTS_ENV = "FLOWLEDGER_ARTIFACTS"
 OUTPUT_BUDGET_ENV = "FLOWLEDGER_OUTPUT_BUDGET"
+LOG_FORMAT_ENV = "FLOWLEDGER_LOG_FORMAT"
+LOG_LEVEL_ENV = "FLOWLEDGER_LOG_LEVEL"
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 DEFAULT_DB = "sqlite:///flowledger.db"
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -59,6 +67,9 @@ class Settings:
     artifacts_dir: str | None = None
     output_budget: int = DEFAULT_OUTPUT_BUDGET
     http_allow: EgressPolicy = field(default_factory=EgressPolicy)
+    log_format: str = "text"
+    #: None: the command's own default (INFO for long-running ones, else WARNING).
+    log_level: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +85,10 @@ class Settings:
             if env.get(OUTPUT_BUDGET_ENV)
             else DEFAULT_OUTPUT_BUDGET,
             http_allow=_egress(env.get(ALLOW_ENV)),
+            log_format=_choice(env.get(LOG_FORMAT_ENV) or "text", LOG_FORMATS, LOG_FORMAT_ENV),
+            log_level=_choice(env[LOG_LEVEL_ENV], LOG_LEVELS, LOG_LEVEL_ENV)
+            if env.get(LOG_LEVEL_ENV)
+            else None,
         )
 
 
@@ -87,6 +102,13 @@ def parse_lease(text: str | None, source: str = "--lease") -> timedelta:
     if lease < MIN_LEASE:
         raise ConfigError(f"{source}: a lease must be at least 1s, not {text!r}")
     return lease
+
+
+def _choice(value: str, choices: tuple[str, ...], source: str) -> str:
+    for choice in choices:
+        if value.strip().lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{source} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def _synchronous(value: str) -> str:

@@ -56,7 +56,7 @@ async def test_one_child_per_item_with_outputs_and_lineage(engine: Engine) -> No
     executions = fan["outputData"]["executions"]
     assert [e["output"] for e in executions] == [2, 4, 6, 8, 10]
     assert {e["runtimeStatus"] for e in executions} == {"Completed"}
-    assert fan["childWorkflowExecutions"] == [e["id"] for e in executions]
+    assert fan["childWorkflowExecutions"] == [{"id": e["id"]} for e in executions]
     children = await _children(engine, doc["id"])
     assert len(children) == 5
     for child in children:

@@ -35,7 +35,8 @@ from flowledger.app.models import (
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document
-from flowledger.runtime.engine import Engine, EventCallback
+from flowledger.runtime.engine import Engine
+from flowledger.runtime.observer import EventCallback
 from flowledger.runtime.orphans import adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery

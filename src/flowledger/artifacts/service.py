@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 from flowledger.codec import Codec
 from flowledger.config import Settings
 from flowledger.errors import StepError, StorageError
+from flowledger.logs import log_extra
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.storage import Row, Store
 from flowledger.timeutil import iso, utcnow
@@ -184,7 +185,7 @@ class ArtifactService:
                 len(data),
                 step_id,
                 exc,
-                extra={"execution_id": execution_id, "step_id": step_id},
+                extra=log_extra("offload_output", execution_id, step_id),
             )
             return output, text
         return {REFERENCE_KEY: _reference(row)}, None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -48,7 +47,9 @@ from flowledger.cli.common import (
     with_app,
 )
 from flowledger.cli.progress import LiveProgress, PlainProgress
+from flowledger.config import ConfigError, Settings
 from flowledger.errors import DefinitionError
+from flowledger.logs import configure_logging, log_extra
 from flowledger.runtime.engine import default_db_url
 from flowledger.worker.worker import Worker, WorkerOptions
 
@@ -66,6 +67,16 @@ def main_options(
     if version:
         out.print(f"flowledger {__version__}", markup=False)
         raise typer.Exit(EXIT_OK)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INVALID)
+    # Logs go to stderr; stdout stays the command's output (--json stays parseable).
+    configure_logging("json" if settings.log_format == "json" else "text", _log_level(settings))
+
+
+def _log_level(settings: Settings, default: str = "WARNING") -> str:
+    return settings.log_level or default
 
 
 @app.command()
@@ -174,11 +185,7 @@ def worker(
 ) -> None:
     """Run queued, due and orphaned executions until stopped (SIGTERM drains)."""
     lease_span = lease_length(lease)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.getLogger().setLevel(_log_level(Settings.from_env(), "INFO"))
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
     async def go() -> None:
@@ -191,11 +198,17 @@ def worker(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runner.stop)
             logging.getLogger("flowledger.worker").info(
-                "worker %s on %s, concurrency %d", engine.owner, engine.db_url, concurrency
+                "worker %s on %s, concurrency %d",
+                engine.owner,
+                engine.db_url,
+                concurrency,
+                extra=log_extra("start_worker"),
             )
             await runner.run()
             logging.getLogger("flowledger.worker").info(
-                "worker stopped after finishing %d executions", runner.completed
+                "worker stopped after finishing %d executions",
+                runner.completed,
+                extra=log_extra("stop_worker"),
             )
 
     call(go)

@@ -1,4 +1,11 @@
-"""Execution and event documents exactly as SPEC §4 shapes them (API, CLI --json, Python)."""
+"""Execution and event documents exactly as SPEC §4 shapes them (API, CLI --json, Python).
+
+Every field of SPEC §4 is always present (``null`` when it has no value, never
+missing); timestamps are ISO-8601 UTC with milliseconds and ``Z``. Besides the
+SPEC's fields the documents carry a few documented extensions, pinned by
+``tests/runtime/test_documents.py``: a step's ``inputData`` (the rendered input),
+an execution's ``rerunOf``, ``jobRunId`` and, with its steps, ``pendingInputs``.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +44,8 @@ def step_document(row: Mapping[str, Any]) -> dict[str, Any]:
         "outputData": loads(row["output"]),
         "error": loads(row["error"]),
         "loop": loop_indexes(row["loop_key"]),
-        "childWorkflowExecutions": loads(row["children"]) or [],
+        # Stored as bare ids; the seed types (and SPEC §4) show objects: [{"id": ...}].
+        "childWorkflowExecutions": [{"id": child} for child in loads(row["children"]) or []],
     }
 
 
@@ -99,7 +107,27 @@ def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
     return waiting
 
 
+#: The execution status an execution-level event moves to (SPEC §4: every transition is an
+#: event carrying its status). Rows written without one get it here, old rows included.
+EXECUTION_EVENT_STATUS = {
+    "execution.created": "NotStarted",
+    "execution.started": "InProgress",
+    "execution.resumed": "InProgress",
+    "execution.retried": "InProgress",
+    "execution.awaiting_input": "AwaitingUserInput",
+    "execution.completed": "Completed",
+    "execution.failed": "Failed",
+    "execution.cancelled": "Cancelled",
+}
+
+
 def event_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    detail = loads(row["detail"])
+    status = row["status"]
+    if status is None and row["step_execution_id"] is None:
+        status = EXECUTION_EVENT_STATUS.get(row["kind"])
+        if row["kind"] == "execution.completed" and isinstance(detail, dict):
+            status = detail.get("status") or status  # CompletedWithNoActionTaken
     return {
         "seq": row["seq"],
         "at": iso(row["at"]),
@@ -107,6 +135,6 @@ def event_document(row: Mapping[str, Any]) -> dict[str, Any]:
         "stepExecutionId": row["step_execution_id"],
         "stepId": row["step_id"],
         "attempt": row["attempt"],
-        "status": row["status"],
-        "detail": loads(row["detail"]),
+        "status": status,
+        "detail": detail,
     }

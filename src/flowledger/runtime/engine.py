@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -33,10 +33,12 @@ from flowledger.errors import (
     NotFoundError,
     StorageError,
 )
+from flowledger.logs import log_extra
 from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.runtime.observer import EventCallback, EventCallbackObserver, Observer, Observers
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
@@ -52,8 +54,6 @@ LEASE = DEFAULT_LEASE
 #: How long a finished parent waits for children it ran here to wind down.
 CHILD_GRACE = 10.0
 log = logging.getLogger(__name__)
-
-EventCallback = Callable[[str, list[dict[str, Any]]], None]
 
 
 def default_db_url() -> str:
@@ -82,6 +82,7 @@ class Engine:
         http: httpx.AsyncClient | None = None,
         owner: str | None = None,
         lease: timedelta = LEASE,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.db_url = db or default_db_url()
         self.registry = registry or StepRegistry.with_builtins()
@@ -100,7 +101,8 @@ class Engine:
         self._workflows: dict[str, CompiledWorkflow] = {}
         # Versions are immutable once stored, so this cache can never go stale.
         self._versions: dict[tuple[str, str], WorkflowVersion] = {}
-        self._callbacks: list[EventCallback] = []
+        #: Told what this engine commits and claims (runtime.observer: cheap, never blocking).
+        self.observers = Observers(self.owner, observers)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -157,9 +159,13 @@ class Engine:
             raise StorageError("the engine is not open; use 'async with Engine(...)'")
         return self._store
 
+    def add_observer(self, observer: Observer) -> None:
+        """Tell ``observer`` what this engine does from now on (see runtime.observer)."""
+        self.observers.add(observer)
+
     def on_events(self, callback: EventCallback) -> None:
         """Call ``callback(execution_id, events)`` after every commit of any execution."""
-        self._callbacks.append(callback)
+        self.observers.add(EventCallbackObserver(callback))
 
     # -- definitions --------------------------------------------------------------------------
 
@@ -283,6 +289,7 @@ class Engine:
                 raise HeldElsewhereError(
                     f"execution {execution_id} is being run by another process right now"
                 )
+            self.observers.claimed(execution_id, epoch, from_owner=row["lease_owner"])
             current = asyncio.current_task()
             lost_lease = False
 
@@ -384,7 +391,11 @@ class Engine:
                         return
                     await asyncio.sleep(self.lease.total_seconds() / 2)
         except Exception:
-            log.exception("child execution %s stopped with an error", child_id)
+            log.exception(
+                "child execution %s stopped with an error",
+                child_id,
+                extra=log_extra("run_child", child_id),
+            )
         finally:
             parent.poke()
 
@@ -450,11 +461,7 @@ class Engine:
             await asyncio.sleep(0.1)
 
     def _notify(self, execution_id: str, rows: list[Row]) -> None:
-        if not self._callbacks:
-            return
-        docs = [event_document(r) for r in rows]
-        for callback in self._callbacks:
-            callback(execution_id, docs)
+        self.observers.committed(execution_id, rows)
 
     async def run(
         self,

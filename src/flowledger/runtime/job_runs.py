@@ -32,6 +32,7 @@ from flowledger.errors import (
     Problem,
     StorageError,
 )
+from flowledger.logs import log_extra
 from flowledger.runtime.creation import Lineage, validate_input
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_state import (
@@ -99,7 +100,13 @@ class JobRuns:
             "lease_expires_at": now + engine.lease if hold else None,
         }
         await engine.store.create_job_run(row)
-        log.info("job run %s (%s) created with %d workflows", job_run_id, job.spec.name, len(items))
+        log.info(
+            "job run %s (%s) created with %d workflows",
+            job_run_id,
+            job.spec.name,
+            len(items),
+            extra=log_extra("create_job_run", job_run_id=job_run_id),
+        )
         return job_run_id
 
     async def _resolve(self, job: JobFile) -> list[tuple[CompiledWorkflow, dict[str, Any]]]:
@@ -181,7 +188,12 @@ class JobRuns:
         )
         if not recorded or index is None:
             if state.status.terminal and recorded:
-                log.info("job run %s ended %s", job_run_id, state.status)
+                log.info(
+                    "job run %s ended %s",
+                    job_run_id,
+                    state.status,
+                    extra=log_extra("end_job_run", job_run_id=job_run_id),
+                )
             return Progress(state.status, waiting_on=state.waiting_on)
         item = items_of(row)[index]
         workflow = await engine.workflow_for_version(item["workflowVersionId"])
@@ -198,6 +210,7 @@ class JobRuns:
             index,
             item["workflowName"],
             execution_id,
+            extra=log_extra("advance_job_run", execution_id, job_run_id=job_run_id),
         )
         return Progress(ExecutionStatus.IN_PROGRESS, next_index=index, waiting_on=execution_id)
 
@@ -246,7 +259,11 @@ class JobRuns:
             done = await self.engine.drive(execution_id, document=False)
             return ExecutionStatus(done["runtimeStatus"])
         except LeaseLostError:
-            log.info("execution %s was taken over by another process; waiting", execution_id)
+            log.info(
+                "execution %s was taken over by another process; waiting",
+                execution_id,
+                extra=log_extra("await_execution", execution_id),
+            )
         except StorageError:
             # Held elsewhere (a database that is down fails the reads below as well).
             await asyncio.sleep(self.poll)
@@ -270,7 +287,12 @@ class JobRuns:
             try:
                 await engine.store.acquire_job_run(job_run_id, engine.owner, engine.lease)
             except StorageError as exc:  # the next round of drive() tries again
-                log.warning("cannot renew the lease of job run %s: %s", job_run_id, exc)
+                log.warning(
+                    "cannot renew the lease of job run %s: %s",
+                    job_run_id,
+                    exc,
+                    extra=log_extra("renew_lease", job_run_id=job_run_id),
+                )
 
     async def _report(
         self, job_run_id: str, reported: set[int], on_run: RunCallback | None

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from flowledger.logs import log_extra
 from flowledger.storage.base import Store
 from flowledger.timeutil import Clock
 
@@ -55,7 +56,11 @@ class LeaseKeeper:
         still = await self.store.renew_leases(self.owner, asked, self.lease)
         for execution_id in asked:
             if execution_id not in still and execution_id in self.held:
-                log.warning("lost the lease of execution %s", execution_id)
+                log.warning(
+                    "lost the lease of execution %s",
+                    execution_id,
+                    extra=log_extra("renew_lease", execution_id),
+                )
                 self.drop(execution_id)
                 self.on_lost(execution_id)
 
@@ -65,7 +70,7 @@ class LeaseKeeper:
             try:
                 await self.beat()
             except Exception:  # a failed heartbeat must not kill the worker; the next one retries
-                log.exception("lease heartbeat failed")
+                log.exception("lease heartbeat failed", extra=log_extra("renew_lease"))
 
     def start(self) -> None:
         if self._task is None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, TemplateError
+from flowledger.logs import log_extra
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.services import Services
@@ -99,7 +100,7 @@ class ExecutionLifecycle:
         self.draining = False
         #: Set when run() returned early because only a distant timer was left.
         self.parked_until: datetime | None = None
-        self.logger = logging.LoggerAdapter(log, {"execution_id": self.id})
+        self.logger = logging.LoggerAdapter(log, log_extra("run_execution", self.id))
 
     def _await_people(self) -> None:
         if self.status == ExecutionStatus.IN_PROGRESS:
@@ -210,7 +211,7 @@ class ExecutionLifecycle:
             started_at=run.started_at,
             http=self.services.http,
             logger=logging.LoggerAdapter(
-                log, {"execution_id": self.id, "step_id": run.step.id, "attempt": run.attempt}
+                log, log_extra("run_step", self.id, run.step.id, attempt=run.attempt)
             ),
             variables=self.variables,
             definition_input=run.step.spec.input,

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from flowledger.errors import PluginError
+from flowledger.logs import log_extra
 from flowledger.steps.base import StepType
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class StepRegistry:
                 added += sorted(set(self._types) - before)
             else:
                 raise PluginError(f"entry point {ep.name!r} is not a step type, module or hook")
-            log.debug("loaded step plugin %s", ep.name)
+            log.debug("loaded step plugin %s", ep.name, extra=log_extra("load_plugin"))
         return added
 
 

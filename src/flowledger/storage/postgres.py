@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from flowledger.errors import StorageError
+from flowledger.logs import log_extra
 from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
 
@@ -119,7 +120,9 @@ class PostgresStore(SQLStore):
             async for _ in listener.notifies(timeout=0):
                 pass
         except psycopg.Error as exc:
-            log.warning("listening for work failed, polling instead: %s", exc)
+            log.warning(
+                "listening for work failed, polling instead: %s", exc, extra=log_extra("listen")
+            )
             await self._drop_listener()
             await asyncio.sleep(timeout)
 

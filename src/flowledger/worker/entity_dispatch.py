@@ -39,6 +39,7 @@ from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import CompiledTrigger, EntityTrigger
 from flowledger.errors import FlowledgerError, TemplateError
+from flowledger.logs import log_extra
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row, WorkflowVersion
@@ -112,6 +113,7 @@ class EntityDispatcher:
                     version.name,
                     version.version,
                     exc,
+                    extra=log_extra("dispatch_entity_event"),
                 )
                 continue
             triggers = tuple(t for t in workflow.triggers if isinstance(t.spec, EntityTrigger))
@@ -142,6 +144,7 @@ class EntityDispatcher:
                     compiled.index,
                     event["id"],
                     exc.message,
+                    extra=log_extra("dispatch_entity_event"),
                 )
         return None
 
@@ -167,7 +170,12 @@ class EntityDispatcher:
                 "itself (a when on the trigger or the steps)"
             )
             rows += _refused(row, message)
-            log.error("%s (execution %s)", message, row["id"])
+            log.error(
+                "%s (execution %s)",
+                message,
+                row["id"],
+                extra=log_extra("dispatch_entity_event", row["id"]),
+            )
         return await self.engine.store.create_execution(row, rows)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from flowledger.logs import log_extra
 from flowledger.runtime.job_runs import JobRuns
 
 if TYPE_CHECKING:
@@ -34,5 +35,9 @@ class JobAdvancer:
             try:
                 await self.job_runs.advance(job_run_id)
             except Exception:  # one broken job run must not stall the others
-                log.exception("job run %s: cannot start its next workflow", job_run_id)
+                log.exception(
+                    "job run %s: cannot start its next workflow",
+                    job_run_id,
+                    extra=log_extra("advance_job_run", job_run_id=job_run_id),
+                )
         return 0.1 if due else 1.0

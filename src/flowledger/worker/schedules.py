@@ -27,6 +27,7 @@ from flowledger.definition.ticks import (
 )
 from flowledger.definition.triggers import CompiledTrigger, ScheduleTrigger
 from flowledger.errors import FlowledgerError, InputError, StorageError
+from flowledger.logs import log_extra
 from flowledger.runtime.creation import Lineage
 from flowledger.storage import WorkflowVersion
 from flowledger.storage.schedules import ScheduleState
@@ -112,6 +113,7 @@ class Scheduler:
                 version.name,
                 version.version,
                 exc,
+                extra=log_extra("load_schedule"),
             )
             return None
 
@@ -147,6 +149,7 @@ class Scheduler:
                     "schedule trigger %d of %s: another worker recorded it first",
                     trigger.index,
                     workflow.name,
+                    extra=log_extra("fire_schedule"),
                 )
         return len(plan.fire), plan.more
 
@@ -176,6 +179,7 @@ class Scheduler:
                 workflow.name,
                 iso(tick),
                 exc,
+                extra=log_extra("fire_schedule"),
             )
             return
         log.info(
@@ -184,6 +188,7 @@ class Scheduler:
             workflow.name,
             iso(tick),
             execution_id,
+            extra=log_extra("fire_schedule", execution_id),
         )
 
     def _report_dropped(
@@ -197,6 +202,7 @@ class Scheduler:
                 workflow_name,
                 self.max_catch_up,
                 self.max_catch_up,
+                extra=log_extra("fire_schedule"),
             )
         else:
             log.info(
@@ -205,4 +211,5 @@ class Scheduler:
                 index,
                 workflow_name,
                 spec.catch_up,
+                extra=log_extra("fire_schedule"),
             )

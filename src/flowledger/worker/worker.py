@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flowledger.errors import FlowledgerError
+from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.worker.duties import Duty
@@ -80,13 +81,21 @@ class Worker:
                             self.engine.owner, free, self.options.lease
                         )
                     except Exception as exc:  # database down or locked: back off, keep going
-                        log.error("cannot claim work (%s); retrying in %.0fs", exc, backoff)
+                        log.error(
+                            "cannot claim work (%s); retrying in %.0fs",
+                            exc,
+                            backoff,
+                            extra=log_extra("claim"),
+                        )
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 30.0)
                         continue
                     backoff = 1.0
                 for execution_id, epoch in claimed:
                     self.keeper.hold(execution_id, epoch)
+                    # The store does not say whose lapsed lease a claim took: takeovers
+                    # show up as the attempts recovery finds in flight (runtime.observer).
+                    self.engine.observers.claimed(execution_id, epoch)
                     task = asyncio.create_task(self._run_one(execution_id, epoch))
                     self.active[execution_id] = task
                 if claimed:
@@ -113,7 +122,11 @@ class Worker:
                 try:
                     delay = await duty.run_once()
                 except Exception:  # a duty's failure must not stop the worker or the others
-                    log.exception("worker duty %s failed; trying again in 5s", duty.name)
+                    log.exception(
+                        "worker duty %s failed; trying again in 5s",
+                        duty.name,
+                        extra=log_extra("run_duty", duty=duty.name),
+                    )
                     delay = 5.0
                 next_run[index] = loop.time() + max(0.05, min(delay, self.options.max_duty_wait))
             await asyncio.sleep(max(0.0, min(next_run.values()) - loop.time()))
@@ -145,11 +158,17 @@ class Worker:
             if terminal:
                 self.completed += 1
         except asyncio.CancelledError:
-            log.warning("stopped running execution %s", execution_id)
+            log.warning(
+                "stopped running execution %s", execution_id, extra=log_extra("stop", execution_id)
+            )
         except FlowledgerError as exc:
-            log.error("execution %s: %s", execution_id, exc)
+            log.error("execution %s: %s", execution_id, exc, extra=log_extra("run", execution_id))
         except Exception:
-            log.exception("execution %s crashed the runner", execution_id)
+            log.exception(
+                "execution %s crashed the runner",
+                execution_id,
+                extra=log_extra("run", execution_id),
+            )
         finally:
             self.keeper.drop(execution_id)
             self.active.pop(execution_id, None)
@@ -162,7 +181,7 @@ class Worker:
     async def _drain_all(self) -> None:
         if not self.active:
             return
-        log.info("draining %d executions", len(self.active))
+        log.info("draining %d executions", len(self.active), extra=log_extra("drain"))
         self._drain.set()
         tasks = list(self.active.values())
         _, pending = await asyncio.wait(tasks, timeout=self.options.drain_timeout)
