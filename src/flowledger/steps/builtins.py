@@ -15,6 +15,7 @@ from flowledger.steps.entities import ENTITY_STEP_TYPES
 from flowledger.steps.http_request import HTTP_REQUEST
 from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
+from flowledger.timeutil import iso, utcnow
 
 
 class _Input(BaseModel):
@@ -193,8 +194,6 @@ async def _delay(data: DelayInput, ctx: StepContext) -> Suspend:
 
 
 async def _delay_resume(data: Any, ctx: StepContext, state: Mapping[str, Any]) -> DelayOutput:
-    from flowledger.timeutil import iso, utcnow
-
     return DelayOutput(resumedAt=iso(utcnow()))
 
 

@@ -13,6 +13,7 @@ from types import ModuleType
 
 from flowledger.errors import PluginError
 from flowledger.steps.base import StepKind, StepType
+from flowledger.steps.builtins import BUILTIN_STEP_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,6 @@ class StepRegistry:
 
     @classmethod
     def with_builtins(cls) -> StepRegistry:
-        from flowledger.steps.builtins import BUILTIN_STEP_TYPES
-
         return cls(BUILTIN_STEP_TYPES)
 
     def register(self, step: StepType) -> None:
