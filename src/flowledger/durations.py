@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
 
 _SHORT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _ISO = re.compile(
@@ -49,3 +52,17 @@ def _parse_text(text: str) -> float:
             + parts.get("seconds", 0.0)
         )
     raise ValueError(f"{text!r} is not a duration; {HELP}")
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+#: A duration field of a pydantic model: parsed from the forms above, written as seconds.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(lambda d: d.total_seconds(), return_type=float),
+]

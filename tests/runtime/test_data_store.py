@@ -209,4 +209,4 @@ async def test_a_finished_execution_cannot_be_moved_back(engine: Engine) -> None
     assert engine._services is not None
     runner = ExecutionRunner(engine._services, workflow, row, int(row["lease_epoch"]))
     with pytest.raises(FlowledgerError, match="cannot move from CompletedWithNoActionTaken"):
-        runner._set_status(ExecutionStatus.IN_PROGRESS)
+        runner.lifecycle.set_status(ExecutionStatus.IN_PROGRESS)

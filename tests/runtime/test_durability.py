@@ -219,3 +219,31 @@ async def test_a_retry_backoff_survives_a_restart(
     second = _step(doc, "flaky")[1]
     # The second attempt waited for the backoff recorded before the restart, not a new one.
     assert second["startedAt"] >= scheduled["detail"]["wakeAt"]
+
+
+async def test_a_no_action_before_a_restart_still_ends_the_execution_without_action(
+    db_url: str, registry: StepRegistry
+) -> None:
+    # The scheduler asks the completed steps' kinds when the execution completes, so a
+    # sys.no_action that completed before the restart still counts (it used to be a flag
+    # set in memory, lost with the process).
+    text = textwrap.dedent(
+        """
+        name: idle_then_nap
+        steps:
+          - {id: idle, type: sys.no_action, input: {reason: nothing new}}
+          - {id: nap, type: sys.delay, input: {duration: 300ms}}
+        """
+    )
+    execution_id = await _interrupt(
+        db_url,
+        registry,
+        text,
+        lambda d: any(
+            s["stepId"] == "nap" and s["status"] == "InProgress" for s in d["steps"].values()
+        ),
+        after_event="step.suspended",
+    )
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        doc = await engine.drive(execution_id)
+    assert doc["runtimeStatus"] == "CompletedWithNoActionTaken"

@@ -24,6 +24,7 @@ from flowledger.definition.salvage import salvage
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.triggers import compile_triggers
 from flowledger.errors import DefinitionError, Path, Problem, TemplateError, format_path
+from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
 
@@ -99,6 +100,20 @@ class _Compiler:
             ordered = sorted(self.problems, key=lambda p: (p.line or 0, p.column or 0))
             raise DefinitionError(ordered)
 
+    # -- kinds: what a step type's kind means to the definition (never its name) ---------------
+
+    def _kind(self, type_name: str) -> StepKind | None:
+        step_type = self.registry.get(type_name)
+        return step_type.kind if step_type is not None else None
+
+    def _has_body(self, type_name: str) -> bool:
+        kind = self._kind(type_name)
+        return kind is not None and kind.has_body
+
+    def _branches(self, type_name: str) -> bool:
+        kind = self._kind(type_name)
+        return kind is not None and kind.branches
+
     # -- phases -------------------------------------------------------------------------------
 
     def compile(self) -> CompiledWorkflow:
@@ -148,7 +163,7 @@ class _Compiler:
                 path = tuple(error["loc"])
                 locations.append(path)
                 self.report(_pydantic_message(error), path, key=error["type"] == "extra_forbidden")
-            spec, self.stand_ins = salvage(self.source.data, locations)
+            spec, self.stand_ins = salvage(self.source.data, locations, self._has_body)
             return spec
 
     def _collect(
@@ -159,7 +174,7 @@ class _Compiler:
         def report(message: str, path: Path, step_id: str | None) -> None:
             self.report(message, path, step_id)
 
-        shape = resolve_graph(steps, base, report)
+        shape = resolve_graph(steps, base, report, self._branches)
         self.shapes[loop_id] = shape
         for i, step in enumerate(steps):
             path = (*base, i)
@@ -176,7 +191,7 @@ class _Compiler:
             self.places[step.id] = StepPlace(step, scope, shape.predecessors)
             self.paths[step.id] = path
             self._check_type(step, path, scope)
-            if step.steps is not None and step.type == "sys.loop":
+            if step.steps is not None and self._has_body(step.type):
                 self._collect(step.steps, (*path, "steps"), (*scope, step.id), step.id)
 
     def _check_type(self, step: StepSpec, path: Path, scope: tuple[str, ...]) -> None:
@@ -192,9 +207,11 @@ class _Compiler:
                 step.id,
             )
             return
-        if step.type == "sys.loop":
+        if step_type.kind.has_body:
             if not step.steps:
-                self.report("a sys.loop needs a body: list its steps under 'steps'", path, step.id)
+                self.report(
+                    f"a {step.type} needs a body: list its steps under 'steps'", path, step.id
+                )
             if len(scope) >= MAX_LOOP_DEPTH:
                 self.report(f"loops are nested more than {MAX_LOOP_DEPTH} deep", path, step.id)
         elif step.steps is not None:
@@ -270,7 +287,9 @@ class _Compiler:
     def _variable_names(self, spec: WorkflowSpec) -> set[str]:
         names = set(spec.variables)
         for place in self.places.values():
-            if place.spec.type == "sys.set_variable" and isinstance(place.spec.input, Mapping):
+            step_type = self.registry.get(place.spec.type)
+            sets = step_type is not None and step_type.sets_variable
+            if sets and isinstance(place.spec.input, Mapping):
                 name = place.spec.input.get("name")
                 if isinstance(name, str) and not contains_template(name):
                     names.add(name)
@@ -326,7 +345,7 @@ class _Compiler:
         everything: dict[str, CompiledStep] = {}
         for step in steps:
             body = None
-            if step.type == "sys.loop" and step.steps:
+            if step.steps and self._has_body(step.type):
                 body, inner = self._build_graph(step.steps, step.id, (*scope, step.id))
                 everything.update(inner)
             path = self.paths[step.id]

@@ -22,8 +22,13 @@ class GraphShape:
     order: list[str] = field(default_factory=list)
 
 
-def resolve_graph(steps: Sequence[StepSpec], base: Path, report: Report) -> GraphShape:
-    """Work out the edges of one graph and report every rule it breaks."""
+def resolve_graph(
+    steps: Sequence[StepSpec], base: Path, report: Report, branches: Callable[[str], bool]
+) -> GraphShape:
+    """Work out the edges of one graph and report every rule it breaks.
+
+    ``branches`` tells which step types may write ``then``/``else`` (asked of their kind).
+    """
     shape = GraphShape()
     index: dict[str, int] = {}
     for i, step in enumerate(steps):
@@ -37,7 +42,7 @@ def resolve_graph(steps: Sequence[StepSpec], base: Path, report: Report) -> Grap
         else:
             preds = [steps[i - 1].id] if i > 0 else []
         shape.predecessors[step.id] = preds
-    _apply_branches(steps, index, base, shape, report)
+    _apply_branches(steps, index, base, shape, report, branches)
     for sid, preds in shape.predecessors.items():
         shape.predecessors[sid] = list(dict.fromkeys(preds))  # keep order, drop repeats
         if sid in shape.predecessors[sid]:
@@ -68,14 +73,19 @@ def _known(
 
 
 def _apply_branches(
-    steps: Sequence[StepSpec], index: dict[str, int], base: Path, shape: GraphShape, report: Report
+    steps: Sequence[StepSpec],
+    index: dict[str, int],
+    base: Path,
+    shape: GraphShape,
+    report: Report,
+    branches: Callable[[str], bool],
 ) -> None:
     owners: dict[str, str] = {}
     for i, step in enumerate(steps):
         for field_name, targets, result in (("then", step.then, True), ("else", step.else_, False)):
             if targets is None:
                 continue
-            if step.type != "sys.condition":
+            if not branches(step.type):
                 report(
                     f"'{field_name}' is only allowed on sys.condition steps",
                     (*base, i, field_name),

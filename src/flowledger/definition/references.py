@@ -17,6 +17,7 @@ from flowledger.definition.schemas import (
     schema_of_literal,
     walk,
 )
+from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Reference, Template
 
@@ -162,9 +163,7 @@ class ReferenceChecker:
         name = path[0]
         # A sys.sub_workflow with items renders its child input once per item, as a loop.
         own_frame = (
-            referrer is not None
-            and name == referrer
-            and self._places[referrer].spec.type == "sys.sub_workflow"
+            referrer is not None and name == referrer and self._kind(referrer).own_loop_frame
         )
         if name not in scope and not own_frame:
             inside = ", ".join(scope) if scope else "none"
@@ -204,6 +203,10 @@ class ReferenceChecker:
             f"(declared: {', '.join(sorted(props)) or 'none'}){hint}"
         )
 
+    def _kind(self, step_id: str) -> StepKind:
+        step_type = self._registry.get(self._places[step_id].spec.type)
+        return step_type.kind if step_type is not None else StepKind.TASK
+
     # -- output types -------------------------------------------------------------------------
 
     def output_schema(self, step_id: str) -> Schema | None:
@@ -218,10 +221,14 @@ class ReferenceChecker:
         spec = self._places[step_id].spec
         if spec.output_schema is not None:
             return _inline_refs(spec.output_schema)
-        if spec.type == "sys.transform":
-            value = spec.input.get("value") if isinstance(spec.input, Mapping) else None
+        step_type = self._registry.get(spec.type)
+        if step_type is None:
+            return None
+        if step_type.output_is_input is not None:
+            field = step_type.output_is_input
+            value = spec.input.get(field) if isinstance(spec.input, Mapping) else None
             return schema_of_literal(value)
-        if spec.type == "sys.loop":
+        if step_type.kind.has_body:
             body = {s.id: self.output_schema(s.id) or {} for s in spec.steps or ()}
             item = {"type": "object", "properties": body}
             return {
@@ -231,14 +238,14 @@ class ReferenceChecker:
                     "results": {"type": "array", "items": item},
                 },
             }
-        if spec.type == "sys.wait_for_input":
+        if step_type.output_schema_in_input is not None:
             # The output is the submitted data, validated against the literal schema.
-            given = spec.input.get("schema") if isinstance(spec.input, Mapping) else None
+            field = step_type.output_schema_in_input
+            given = spec.input.get(field) if isinstance(spec.input, Mapping) else None
             if isinstance(given, Mapping) and not _has_templates(given):
                 return _inline_refs(given)
             return None
-        step_type = self._registry.get(spec.type)
-        schema = step_type.output_json_schema() if step_type else None
+        schema = step_type.output_json_schema()
         return _inline_refs(schema) if schema is not None else None
 
     def _item_schema(self, loop_id: str) -> Schema | None:

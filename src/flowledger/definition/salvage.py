@@ -9,7 +9,7 @@ a stand-in with its id and edges (so steps that name it do not get spurious
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,12 +20,15 @@ _ID = re.compile(STEP_ID_PATTERN)
 
 
 def salvage(
-    data: Mapping[str, Any], errors: list[tuple[Any, ...]]
+    data: Mapping[str, Any], errors: list[tuple[Any, ...]], has_body: Callable[[str], bool]
 ) -> tuple[WorkflowSpec, set[str]]:
-    """A best-effort spec from a document pydantic refused, and the ids of stand-in steps."""
+    """A best-effort spec from a document pydantic refused, and the ids of stand-in steps.
+
+    ``has_body`` tells which step types carry a body graph (asked of the step's kind).
+    """
     broken_top = {loc[0] for loc in errors if loc and loc[0] != "steps"}
     stand_ins: set[str] = set()
-    steps = _steps(data.get("steps"), stand_ins)
+    steps = _steps(data.get("steps"), stand_ins, has_body)
     fields: dict[str, Any] = {
         name: data[name]
         for name in WorkflowSpec.model_fields
@@ -42,7 +45,7 @@ def salvage(
     return WorkflowSpec.model_construct(**fields, steps=steps), stand_ins
 
 
-def _steps(raw: Any, stand_ins: set[str]) -> list[StepSpec]:
+def _steps(raw: Any, stand_ins: set[str], has_body: Callable[[str], bool]) -> list[StepSpec]:
     if not isinstance(raw, list):
         return []
     out: list[StepSpec] = []
@@ -67,8 +70,8 @@ def _steps(raw: Any, stand_ins: set[str]) -> list[StepSpec]:
             value = item.get(name)
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 fields[attr] = value
-        if item.get("type") == "sys.loop":
-            fields["steps"] = _steps(item.get("steps"), stand_ins)
+        if isinstance(step_type, str) and has_body(step_type):
+            fields["steps"] = _steps(item.get("steps"), stand_ins, has_body)
         out.append(StepSpec.model_construct(**fields))
         stand_ins.add(step_id)
     return out

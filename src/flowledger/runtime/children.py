@@ -11,22 +11,23 @@ child's final commit signals the parent; the parent reads the children's rows
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import BaseModel
 
 from flowledger.codec import loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, StepError
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows, validate_input
+from flowledger.runtime.ports import Restoring, Scheduler
 from flowledger.runtime.state import StepRun
 from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.runtime.tasks import TaskDriver
 from flowledger.steps.subworkflow import CHILDREN_WAIT
 from flowledger.storage import WorkflowVersion
 from flowledger.templates import TemplatedValue
-
-if TYPE_CHECKING:
-    from flowledger.runtime.runner import ExecutionRunner
 
 #: (name, version number or None for latest) → the workflow and its stored version.
 WorkflowResolver = Callable[[str, int | None], Awaitable[tuple[CompiledWorkflow, WorkflowVersion]]]
@@ -42,9 +43,11 @@ class Spawn:
     concurrency: int
 
 
-class ChildWaits:
-    def __init__(self, runner: ExecutionRunner) -> None:
-        self.runner = runner
+class ChildWaits(TaskDriver):
+    """The driver of ``StepKind.SUB_WORKFLOW`` steps (see the module docstring)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        super().__init__(scheduler)
         #: Waiting sub-workflow step runs by step execution id.
         self.runs: dict[str, StepRun] = {}
         self._compiled: dict[str, tuple[TemplatedValue, TemplatedValue]] = {}
@@ -54,6 +57,37 @@ class ChildWaits:
         #: Every unfinished child is waiting for a person (known from the last refresh).
         self.blocked_on_people = False
 
+    # -- driver hooks -------------------------------------------------------------------------
+
+    def input(self, run: StepRun, context: dict[str, Any]) -> BaseModel:
+        run.input = self.render_input(run.step, context)
+        data = {k: v for k, v in run.input.items() if k != "inputs"}
+        return run.step.step_type.input_model.model_validate(data)
+
+    def start(self, run: StepRun, data: BaseModel) -> None:
+        self.scheduler.to_launch.append(run)  # prepare() reads workflows: a task
+
+    def invoke(self, run: StepRun) -> Coroutine[Any, Any, Any]:
+        return self.prepare(run)
+
+    def task_done(self, run: StepRun, result: Any) -> None:
+        assert isinstance(result, Spawn)
+        self.spawn(run, result)
+
+    def due(self, run: StepRun) -> bool:
+        if self.is_waiting(run):
+            self.cancel_children(run, "the sub-workflow step was due")
+        return False  # the scheduler fails the step
+
+    def cancel(self, run: StepRun, reason: str) -> None:
+        if self.is_waiting(run):
+            self.cancel_children(run, reason)
+
+    def restore(self, run: StepRun, restoring: Restoring) -> bool:
+        if run.suspended:
+            self.runs[run.id] = run
+        return run.suspended
+
     # -- input ----------------------------------------------------------------------------
 
     def render_input(self, step: CompiledStep, context: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +95,7 @@ class ChildWaits:
         raw = step.spec.input if isinstance(step.spec.input, dict) else {}
         compiled = self._compiled.get(step.path)
         if compiled is None:
-            templates = self.runner.services.templates
+            templates = self.scheduler.services.templates
             outer = {k: v for k, v in raw.items() if k != "input"}
             compiled = (templates.compile_value(outer), templates.compile_value(raw.get("input")))
             self._compiled[step.path] = compiled
@@ -82,13 +116,14 @@ class ChildWaits:
 
     async def prepare(self, run: StepRun) -> Spawn:
         """Resolve the child workflow and check every child input (runs as the step's task)."""
-        resolve = self.runner.services.resolve_workflow
+        resolve = self.scheduler.services.resolve_workflow
         if resolve is None:
             raise StepError("this engine cannot start sub-workflows", retryable=False)
         data = run.input
-        if self.runner.depth + 1 > MAX_DEPTH:
+        depth = self.scheduler.depth
+        if depth + 1 > MAX_DEPTH:
             raise StepError(
-                f"sub-workflow depth limit reached: this execution is {self.runner.depth} levels "
+                f"sub-workflow depth limit reached: this execution is {depth} levels "
                 f"below its root, and children may go at most {MAX_DEPTH} deep (a workflow that "
                 "starts itself without an end?)",
                 retryable=False,
@@ -131,7 +166,7 @@ class ChildWaits:
             "results": {},
         }
         self.runs[run.id] = run
-        self.runner.journal.event(
+        self.scheduler.journal.event(
             "step.children_planned",
             run,
             {
@@ -145,9 +180,6 @@ class ChildWaits:
             return
         self._start_more(run, spawn.workflow, spawn.version)
 
-    def restore(self, run: StepRun) -> None:
-        self.runs[run.id] = run
-
     @property
     def waiting(self) -> bool:
         return bool(self.runs)
@@ -160,7 +192,7 @@ class ChildWaits:
         results: dict[str, Any] = state["results"]
         active = len(children) - len(results)
         inputs = state["inputs"]
-        runner = self.runner
+        runner = self.scheduler
         while active < state["concurrency"] and len(children) < len(inputs):
             index = len(children)
             row, created = execution_rows(
@@ -201,7 +233,7 @@ class ChildWaits:
         """Returns whether every unfinished child of the step waits for a person."""
         state = run.state or {}
         results: dict[str, Any] = state.setdefault("results", {})
-        store = self.runner.services.store
+        store = self.scheduler.services.store
         blocked = True
         for child_id in run.children or []:
             if child_id in results:
@@ -219,7 +251,7 @@ class ChildWaits:
                 "output": loads(row["output"]),
                 "error": loads(row["error"]),
             }
-            self.runner.journal.touch(run)
+            self.scheduler.journal.touch(run)
             if status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
                 self._child_failed(run, child_id, results[child_id])
                 return False
@@ -231,7 +263,7 @@ class ChildWaits:
         version_id = state["versionId"]
         workflow = self._workflows.get(version_id)
         if workflow is None:
-            workflow = await self.runner.services.workflow_for_version(version_id)
+            workflow = await self.scheduler.services.workflow_for_version(version_id)
             self._workflows[version_id] = workflow
         version = await store.get_workflow_version(version_id)
         assert version is not None
@@ -247,14 +279,14 @@ class ChildWaits:
             {k: results[c][k] for k in ("id", "runtimeStatus", "output")}
             for c in run.children or []
         ]
-        self.runner.step_succeeded(run, {"executions": executions})
+        self.scheduler.step_succeeded(run, {"executions": executions})
 
     def _child_failed(self, run: StepRun, child_id: str, result: dict[str, Any]) -> None:
         self.runs.pop(run.id, None)
         self.cancel_children(run, f"sibling child execution {child_id} failed")
         error = result.get("error") or {}
         message = error.get("message") if isinstance(error, dict) else None
-        self.runner.step_failed(
+        self.scheduler.step_failed(
             run,
             f"child execution {child_id} ended {result['runtimeStatus']}"
             + (f": {message}" if message else ""),
@@ -268,7 +300,7 @@ class ChildWaits:
         results = (run.state or {}).get("results", {})
         for child_id in run.children or []:
             if child_id not in results:
-                self.runner.journal.signal(child_id, "cancel", {"reason": reason})
+                self.scheduler.journal.signal(child_id, "cancel", {"reason": reason})
 
     def forget(self, run: StepRun) -> None:
         self.runs.pop(run.id, None)

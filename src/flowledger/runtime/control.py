@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledWorkflow
@@ -20,19 +20,18 @@ from flowledger.errors import ConflictError, InputError, NotFoundError, StorageE
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
+from flowledger.runtime.drivers import RESUMED_ON_RETRY
+from flowledger.runtime.ports import Control
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.steps.human import input_problems
 from flowledger.storage import Batch, Row
 from flowledger.timeutil import iso
 
-if TYPE_CHECKING:
-    from flowledger.runtime.engine import Engine
-
 #: Statuses a step keeps from the original when a rerun reuses it.
 REUSABLE = frozenset({StepStatus.COMPLETED, StepStatus.DISABLED})
 
 
-async def _execution(engine: Engine, execution_id: str) -> Row:
+async def _execution(engine: Control, execution_id: str) -> Row:
     row = await engine.store.get_execution(execution_id)
     if row is None:
         raise NotFoundError(f"execution {execution_id} does not exist")
@@ -53,7 +52,7 @@ def _latest(rows: list[Row]) -> dict[tuple[str, str], Row]:
 
 
 async def submit_input(
-    engine: Engine, execution_id: str, step: str, data: Any, submitted_by: str
+    engine: Control, execution_id: str, step: str, data: Any, submitted_by: str
 ) -> str:
     """Check ``data`` against the waiting step's schema and hand it over; returns the step
     execution id. The step keeps waiting (nothing is recorded) when the data is refused."""
@@ -124,7 +123,7 @@ def _signal(
     }
 
 
-async def pending_inputs(engine: Engine, execution_id: str) -> list[dict[str, Any]]:
+async def pending_inputs(engine: Control, execution_id: str) -> list[dict[str, Any]]:
     """Every step waiting for input in this execution and its children, deepest last."""
     found: list[dict[str, Any]] = []
     queue = [execution_id]
@@ -141,7 +140,7 @@ async def pending_inputs(engine: Engine, execution_id: str) -> list[dict[str, An
 # -- cancel -------------------------------------------------------------------------------
 
 
-async def request_cancel(engine: Engine, execution_id: str, by: str, reason: str) -> None:
+async def request_cancel(engine: Control, execution_id: str, by: str, reason: str) -> None:
     row = await _execution(engine, execution_id)
     status = ExecutionStatus(row["runtime_status"])
     if status.terminal:
@@ -154,7 +153,7 @@ async def request_cancel(engine: Engine, execution_id: str, by: str, reason: str
 # -- retry --------------------------------------------------------------------------------
 
 
-async def retry(engine: Engine, execution_id: str, by: str) -> list[str]:
+async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
     """Re-open a failed execution: every failed or cancelled step gets attempt + 1 (queued),
     completed outputs stay. Returns the ids of the steps that will run again."""
     row = await _execution(engine, execution_id)
@@ -208,7 +207,8 @@ def _retry_rows(workflow: CompiledWorkflow, steps: list[Row], now: Any) -> list[
         failed = status == StepStatus.FAILED and not step.spec.continue_on_error
         if not failed and status != StepStatus.CANCELLED:
             continue
-        is_loop = row["type"] == "sys.loop"
+        # A loop resumes its iterations (completed ones stay); others start afresh.
+        resumes = step.step_type.kind in RESUMED_ON_RETRY
         again.append(
             {
                 **dict.fromkeys(_STEP_NULLS),
@@ -219,11 +219,10 @@ def _retry_rows(workflow: CompiledWorkflow, steps: list[Row], now: Any) -> list[
                 "step_path": row["step_path"],
                 "loop_key": row["loop_key"],
                 "type": row["type"],
-                # A loop resumes its iterations (completed ones stay); others start afresh.
-                "status": str(StepStatus.IN_PROGRESS if is_loop else StepStatus.NOT_STARTED),
+                "status": str(StepStatus.IN_PROGRESS if resumes else StepStatus.NOT_STARTED),
                 "attempt": int(row["attempt"]) + 1,
-                "started_at": now if is_loop else None,
-                "input": row["input"] if is_loop else None,
+                "started_at": now if resumes else None,
+                "input": row["input"] if resumes else None,
                 "suspended": 0,
                 "idempotency_key": row["idempotency_key"],
             }
@@ -269,7 +268,7 @@ def _event(
 
 
 async def rerun(
-    engine: Engine,
+    engine: Control,
     execution_id: str,
     from_step: str,
     version: Literal["pinned", "latest"],
@@ -300,7 +299,8 @@ async def rerun(
         copies.append(found)
     variables = dict(target.spec.variables)
     for found in sorted(copies, key=lambda r: (r["completed_at"] is None, r["seq"])):
-        if found["type"] == "sys.set_variable" and found["status"] == StepStatus.COMPLETED:
+        sets_variable = original.steps[found["step_id"]].step_type.sets_variable
+        if sets_variable and found["status"] == StepStatus.COMPLETED:
             out = loads(found["output"]) or {}
             variables[out["name"]] = out["value"]  # the value after the original's operation
     now = engine.clock.now()

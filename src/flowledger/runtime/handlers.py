@@ -19,15 +19,17 @@ from flowledger.steps.base import StepContext
 async def invoke_handler(run: StepRun, ctx: StepContext) -> Any:
     """Run (or resume) a step's handler within its timeout."""
     step_type = run.step.step_type
+    handler = step_type.handler
+    assert handler is not None  # structural kinds have no handler; their driver runs them
     data = step_type.input_model.model_validate(run.input)
     timeout = run.step.spec.timeout.total_seconds() if run.step.spec.timeout else None
     async with asyncio.timeout(timeout):
         if run.suspended and step_type.resume is not None:
             return await step_type.resume(data, ctx, run.state or {})
-        if inspect.iscoroutinefunction(step_type.handler):
-            return await step_type.handler(data, ctx)
+        if inspect.iscoroutinefunction(handler):
+            return await handler(data, ctx)
         # Plain functions may block (I/O, CPU): keep them off the event loop.
-        result = await asyncio.to_thread(step_type.handler, data, ctx)
+        result = await asyncio.to_thread(handler, data, ctx)
         if inspect.isawaitable(result):
             return await result
         return result

@@ -8,12 +8,14 @@ that records what it did about it, so a signal is acted on exactly once.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from flowledger.codec import loads
-
-if TYPE_CHECKING:
-    from flowledger.runtime.runner import ExecutionRunner
+from flowledger.runtime.children import ChildWaits
+from flowledger.runtime.journal import Journal
+from flowledger.runtime.services import Services
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.runtime.waits import InputWaits
 
 #: How often a running execution looks for signals (cancel) while busy or waiting.
 POLL_INTERVAL = 1.0
@@ -21,9 +23,30 @@ POLL_INTERVAL = 1.0
 CHILD_POLL_INTERVAL = 0.2
 
 
+class Addressee(Protocol):
+    """The execution signals are for, as its inbox acts on them."""
+
+    id: str
+    services: Services
+    journal: Journal
+    #: Signals acted on so far (stored with the commit that acts on the next ones).
+    signals_taken: int
+    #: Children run in this process: look for their signals more often.
+    inline_children: bool
+
+    @property
+    def status(self) -> ExecutionStatus: ...
+
+    def cancel_execution(self, reason: str, *, by: str) -> None: ...
+
+    def resume_status(self) -> None: ...
+
+
 class Inbox:
-    def __init__(self, runner: ExecutionRunner) -> None:
+    def __init__(self, runner: Addressee, inputs: InputWaits, children: ChildWaits) -> None:
         self.runner = runner
+        self.inputs = inputs
+        self.children = children
         self._checked_at = float("-inf")
 
     def poke(self) -> None:
@@ -36,7 +59,7 @@ class Inbox:
 
     @property
     def interval(self) -> float:
-        waits = self.runner.children.waiting and self.runner.inline_children
+        waits = self.children.waiting and self.runner.inline_children
         return CHILD_POLL_INTERVAL if waits else POLL_INTERVAL
 
     def due(self) -> bool:
@@ -64,9 +87,9 @@ class Inbox:
                     str(payload.get("reason") or "cancelled"), by=row["created_by"]
                 )
             elif kind == "input":
-                runner.inputs.deliver(payload)
+                self.inputs.deliver(payload)
             elif kind in ("child_done", "child_waiting"):
                 children_moved = True
         if children_moved and not runner.status.terminal:
             runner.resume_status()
-            await runner.children.refresh()
+            await self.children.refresh()

@@ -1,5 +1,8 @@
 """The scheduler of one execution: rounds of (activate ready steps → commit → run handlers).
 
+What differs between step kinds is asked of the kind's driver (``runtime/drivers.py``);
+the status moves of the execution as a whole are made by its ExecutionLifecycle.
+
 One coroutine owns an execution while it holds the lease. Each round applies
 every finished handler, activates the steps that became ready (pure steps run
 inline, inside the round), commits all of it in one transaction, and only then
@@ -13,35 +16,41 @@ import asyncio
 import contextlib
 import hashlib
 import heapq
+import itertools
 import logging
 import uuid
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from flowledger.codec import Codec
+from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import StepError, TemplateError
-from flowledger.runtime.children import ChildWaits, Spawn
+from flowledger.logs import log_extra
+from flowledger.runtime.children import ChildWaits
+from flowledger.runtime.contexts import StepContexts
+from flowledger.runtime.drivers import build_drivers, driver_of
 from flowledger.runtime.handlers import (
     describe,
     duration_detail,
-    invoke_handler,
     normalize_output,
     retry_delay,
     validation_message,
 )
 from flowledger.runtime.inbox import Inbox
+from flowledger.runtime.journal import Journal
 from flowledger.runtime.lifecycle import ExecutionLifecycle
 from flowledger.runtime.loops import LoopDriver
+from flowledger.runtime.ports import Driver, TimerKind
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepRun
 from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.runtime.variables import Variables
 from flowledger.runtime.waits import InputWaits
-from flowledger.steps.base import Suspend
-from flowledger.steps.builtins import LoopInput
-from flowledger.steps.human import INPUT_WAIT
+from flowledger.steps.base import StepContext, StepKind, Suspend
 from flowledger.storage.base import NEVER
 from flowledger.timeutil import iso
 
@@ -49,11 +58,9 @@ log = logging.getLogger(__name__)
 
 #: Activations per round before committing, so one round's batch stays bounded.
 MAX_ROUND = 2000
-#: A step that was running when its process died is re-run at most this often.
-MAX_CRASH_RERUNS = 20
 
 
-class ExecutionRunner(ExecutionLifecycle):
+class ExecutionRunner:
     """Drives one execution it holds the lease of; see the module docstring."""
 
     def __init__(
@@ -64,11 +71,80 @@ class ExecutionRunner(ExecutionLifecycle):
         epoch: int,
         codec: Codec | None = None,
     ) -> None:
-        super().__init__(services, workflow, execution, epoch, codec)
-        self.loops = LoopDriver(self)
-        self.inputs = InputWaits(self)
-        self.children = ChildWaits(self)
-        self.inbox = Inbox(self)
+        self.services = services
+        self.workflow = workflow
+        self.id: str = execution["id"]
+        self.codec = codec or Codec()
+        self.clock = services.clock
+        self.journal = Journal(
+            services.store, self.codec, self.id, epoch, int(execution["event_seq"]), self.clock
+        )
+        self.parent_id: str | None = execution.get("parent_id")
+        self.lifecycle = ExecutionLifecycle(
+            self.id,
+            ExecutionStatus(execution["runtime_status"]),
+            self.parent_id,
+            self.journal,
+            self.clock,
+            self.codec,
+        )
+        self.variables = Variables(loads(execution["variables"]) or {}, self.journal)
+        self.info = {
+            "id": self.id,
+            "correlationId": execution["correlation_id"],
+            "workflowName": execution["workflow_name"],
+            "workflowVersion": execution["workflow_version"],
+            "startedAt": iso(execution["started_at"]) if execution["started_at"] else None,
+        }
+        self.started_at: datetime | None = execution["started_at"]
+        self.depth: int = int(execution.get("depth") or 0)
+        self.root_id: str | None = execution.get("root_id")
+        self.contexts = StepContexts(
+            services,
+            workflow,
+            self.codec,
+            trigger=loads(execution["trigger"]) or {},
+            context=loads(execution["context"]) or {},
+            info=self.info,
+            variables=self.variables,
+            depth=self.depth,
+        )
+        #: Signals acted on so far; any sent beyond this are waiting in the signal table.
+        self.signals_taken: int = int(execution.get("signals_taken") or 0)
+        self.signals_waiting = int(execution.get("signals_sent") or 0) > self.signals_taken
+        self.root = Scope(key="", graph=workflow.graph, parent=None, loops={})
+        self.ready: deque[tuple[Scope, CompiledStep]] = deque()
+        self.to_launch: list[StepRun] = []
+        self.tasks: dict[asyncio.Task[Any], StepRun] = {}
+        # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
+        self._finished: deque[asyncio.Task[Any]] = deque()
+        self._wakeup = asyncio.Event()
+        self.timers: list[tuple[datetime, int, TimerKind, StepRun]] = []
+        self._timer_seq = itertools.count()
+        self.step_seq = itertools.count(1)
+        #: Children run in this process (``drive``) rather than by whichever worker claims them.
+        self.inline_children = False
+        #: Told the ids of children each commit created (the engine may run them here).
+        self.on_children: Callable[[list[str]], None] | None = None
+        self.draining = False
+        #: Set when run() returned early because only a distant timer was left.
+        self.parked_until: datetime | None = None
+        self.logger = logging.LoggerAdapter(log, log_extra("run_execution", self.id))
+        #: One driver per step kind; the scheduler asks them where kinds differ.
+        self.drivers: dict[StepKind, Driver] = build_drivers(self)
+        # The drivers the scheduler also asks by name: loops own iteration scopes; people
+        # and children are the outside waits an idle execution parks on.
+        self.loops = driver_of(self.drivers, LoopDriver)
+        self.inputs = driver_of(self.drivers, InputWaits)
+        self.children = driver_of(self.drivers, ChildWaits)
+        self.inbox = Inbox(self, self.inputs, self.children)
+
+    @property
+    def status(self) -> ExecutionStatus:
+        return self.lifecycle.status
+
+    def driver(self, kind: StepKind) -> Driver:
+        return self.drivers[kind]
 
     # -- the main loop ------------------------------------------------------------------------
 
@@ -113,7 +189,7 @@ class ExecutionRunner(ExecutionLifecycle):
                     return self.status
                 if self._only_outside_waits():
                     if self.inputs.waiting or self.children.blocked_on_people:
-                        self._await_people()
+                        self.lifecycle.await_people()
                         await self.journal.commit()
                         self.parked_until = self.timers[0][0] if self.timers else NEVER
                         return self.status
@@ -159,13 +235,15 @@ class ExecutionRunner(ExecutionLifecycle):
         now = self.clock.now()
         self.started_at = now
         self.info["startedAt"] = iso(now)
-        self._set_status(ExecutionStatus.IN_PROGRESS, started_at=now)
-        self.journal.event("execution.started", at=now)
+        self.lifecycle.begin(now)
         self.open_scope(self.root)
 
     def open_scope(self, scope: Scope) -> None:
         for step in scope.graph.roots():
             self.ready.append((scope, step))
+
+    def queue(self, scope: Scope, step_id: str) -> None:
+        self.ready.append((scope, scope.graph.steps[step_id]))
 
     def _advance(self) -> None:
         budget = MAX_ROUND
@@ -179,7 +257,8 @@ class ExecutionRunner(ExecutionLifecycle):
     def _launch(self) -> None:
         for run in self.to_launch:
             if run.status == StepStatus.IN_PROGRESS:
-                task = asyncio.create_task(self._invoke(run), name=f"step {run.step.path}")
+                work = self.drivers[run.step.step_type.kind].invoke(run)
+                task = asyncio.create_task(work, name=f"step {run.step.path}")
                 task.add_done_callback(self._on_task_done)
                 self.tasks[task] = run
         self.to_launch = []
@@ -225,7 +304,7 @@ class ExecutionRunner(ExecutionLifecycle):
         run = self.new_run(scope, step, attempt=1, status=StepStatus.NOT_STARTED)
         if active and step.when is not None:
             try:
-                active = bool(step.when.render(self._context(scope)))
+                active = bool(step.when.render(self.contexts.template(scope)))
             except TemplateError as exc:
                 self._start_failed(run, f"when: {exc.message}")
                 return
@@ -271,30 +350,17 @@ class ExecutionRunner(ExecutionLifecycle):
         self.journal.set_execution(current_state_name=step.id)
         self.journal.event("step.started", run, at=now)
         self.resume_status()
+        driver = self.drivers[step.step_type.kind]
         try:
-            if step.type_name == "sys.sub_workflow":
-                run.input = self.children.render_input(step, self._context(run.scope))
-            else:
-                run.input = step.input.render(self._context(run.scope))
             run.input_stored = False
-            data = step.step_type.input_model.model_validate(
-                {k: v for k, v in run.input.items() if k != "inputs"}
-                if step.type_name == "sys.sub_workflow"
-                else run.input
-            )
+            data = driver.input(run, self.contexts.template(run.scope))
         except TemplateError as exc:
             self.step_failed(run, f"input: {exc.message}", retryable=False)
             return
         except ValidationError as exc:
             self.step_failed(run, "input: " + validation_message(exc), retryable=False)
             return
-        if step.type_name == "sys.loop":
-            assert isinstance(data, LoopInput)
-            self.loops.start(run, data)
-        elif step.step_type.pure:
-            self._run_inline(run, data)
-        else:
-            self.to_launch.append(run)
+        driver.start(run, data)
 
     def _start_failed(self, run: StepRun, message: str) -> None:
         run.status = StepStatus.IN_PROGRESS
@@ -303,9 +369,12 @@ class ExecutionRunner(ExecutionLifecycle):
 
     # -- running handlers ---------------------------------------------------------------------
 
-    def _run_inline(self, run: StepRun, data: BaseModel) -> None:
+    def run_inline(self, run: StepRun, data: BaseModel) -> None:
+        """Run a pure step's handler now, inside the round that records it."""
         try:
-            result = run.step.step_type.handler(data, self._step_context(run))
+            handler = run.step.step_type.handler
+            assert handler is not None
+            result = handler(data, self.contexts.step(run))
         except StepError as exc:
             self.step_failed(run, exc.message, retryable=exc.retryable)
             return
@@ -314,17 +383,15 @@ class ExecutionRunner(ExecutionLifecycle):
             return
         self.step_succeeded(run, result)
 
-    async def _invoke(self, run: StepRun) -> Any:
-        if run.step.type_name == "sys.sub_workflow":
-            return await self.children.prepare(run)
-        return await invoke_handler(run, self._step_context(run))
+    def step_context(self, run: StepRun) -> StepContext:
+        return self.contexts.step(run)
 
     def _collect(self, task: asyncio.Task[Any], run: StepRun) -> None:
         if run.status != StepStatus.IN_PROGRESS or task.cancelled():
             return
         exc = task.exception()
         if exc is None:
-            self.step_succeeded(run, task.result())
+            self.drivers[run.step.step_type.kind].task_done(run, task.result())
         elif isinstance(exc, StepError):
             self.step_failed(run, exc.message, retryable=exc.retryable, details=exc.details)
         elif isinstance(exc, TimeoutError):
@@ -339,10 +406,7 @@ class ExecutionRunner(ExecutionLifecycle):
 
     def step_succeeded(self, run: StepRun, result: Any) -> None:
         if isinstance(result, Suspend):
-            self._suspend(run, result)
-            return
-        if isinstance(result, Spawn):
-            self.children.spawn(run, result)
+            self.suspend(run, result)
             return
         try:
             output = normalize_output(run.step, result)
@@ -355,7 +419,7 @@ class ExecutionRunner(ExecutionLifecycle):
             return
         offload = self.services.offload_output
         # A condition's result is read by the scheduler itself: it always stays inline.
-        if offload is None or run.step.type_name == "sys.condition":
+        if offload is None or self.drivers[run.step.step_type.kind].keeps_output_inline:
             run.output = output
         else:
             run.output, run.output_json = offload(self.id, run.id, run.step.id, output, self.codec)
@@ -366,11 +430,10 @@ class ExecutionRunner(ExecutionLifecycle):
         run.wake_at = None
         self.journal.touch(run)
         self.journal.event("step.completed", run, duration_detail(run), at=now)
-        if run.step.type_name == "sys.no_action" and not run.scope.key:
-            self.no_action = True
         self._finish(run)
 
-    def _suspend(self, run: StepRun, suspend: Suspend) -> None:
+    def suspend(self, run: StepRun, suspend: Suspend) -> None:
+        """Park the step: it stays InProgress, with no handler running, until woken."""
         run.suspended = True
         run.wake_at = suspend.until
         run.state = dict(suspend.state)
@@ -380,8 +443,6 @@ class ExecutionRunner(ExecutionLifecycle):
         )
         if suspend.until is not None:
             self.add_timer(suspend.until, "wake", run)
-        if suspend.state.get("wait") == INPUT_WAIT:
-            self.inputs.begin(run)
 
     def step_failed(
         self, run: StepRun, message: str, *, retryable: bool, details: Any = None
@@ -455,8 +516,74 @@ class ExecutionRunner(ExecutionLifecycle):
                 self.to_launch.append(run)
             elif kind == "due" and not run.terminal:
                 self._cancel_task_of(run)
-                if self.inputs.timed_out(run):
+                if self.drivers[run.step.step_type.kind].due(run):
                     continue
-                if self.children.is_waiting(run):
-                    self.children.cancel_children(run, "the sub-workflow step was due")
                 self.step_failed(run, "did not finish before it was due", retryable=False)
+
+    def add_timer(self, when: datetime, kind: TimerKind, run: StepRun) -> None:
+        heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))
+
+    # -- the execution as a whole -------------------------------------------------------------
+
+    def resume_status(self) -> None:
+        """Back to InProgress when something happens while the execution awaited input."""
+        self.lifecycle.resume()
+
+    def _complete_execution(self) -> None:
+        self.lifecycle.resume()  # whatever ended the last wait, completing is from InProgress
+        output = None
+        if self.workflow.output is not None:
+            try:
+                output = self.workflow.output.render(self.contexts.template(self.root))
+            except TemplateError as exc:
+                self._fail_execution({"message": f"output: {exc.message}"})
+                return
+        self.lifecycle.complete(output, no_action=self._no_action_taken())
+
+    def _no_action_taken(self) -> bool:
+        """A step whose kind marks "no action" completed outside any loop."""
+        return any(
+            run.status == StepStatus.COMPLETED
+            and self.drivers[run.step.step_type.kind].marks_no_action
+            for run in self.root.runs.values()
+        )
+
+    def _fail_execution(self, error: dict[str, Any]) -> None:
+        if self.status.terminal:
+            return
+        self._cancel_everything("the execution failed")
+        self.lifecycle.fail(error)
+
+    def cancel_execution(self, reason: str, *, by: str) -> None:
+        """Stop everything (running handlers see cancellation; children are cancelled too)."""
+        if self.status.terminal:
+            return
+        self._cancel_everything("the execution was cancelled")
+        self.lifecycle.cancel(reason, by=by)
+
+    def _cancel_everything(self, reason: str) -> None:
+        scopes = [self.root, *self.loops.active_scopes()]
+        for scope in scopes:
+            for run in list(scope.runs.values()):
+                self.cancel_run(run, reason)
+            scope.closed = True
+        self.timers = []
+        self.to_launch = []
+        self.ready.clear()
+
+    def cancel_run(self, run: StepRun, reason: str) -> None:
+        if run.terminal:
+            return
+        self._cancel_task_of(run)
+        self.drivers[run.step.step_type.kind].cancel(run, reason)
+        run.status = StepStatus.CANCELLED
+        run.failed_at = self.clock.now()
+        run.error = {"message": reason, "stepId": run.step.id, "attempt": run.attempt}
+        self.journal.touch(run)
+        self.journal.event("step.cancelled", run, {"reason": reason})
+
+    def _cancel_task_of(self, run: StepRun) -> None:
+        for task, owner in list(self.tasks.items()):
+            if owner is run:
+                task.cancel()
+                del self.tasks[task]

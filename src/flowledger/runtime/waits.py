@@ -1,37 +1,63 @@
-"""Steps waiting for a person (``sys.wait_for_input``): begin, deliver, time out."""
+"""Steps waiting for a person (``sys.wait_for_input``, ``StepKind.WAIT_FOR_INPUT``):
+begin, deliver, time out."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import BaseModel
 
 from flowledger.durations import parse_duration
+from flowledger.runtime.ports import Restoring, Scheduler
 from flowledger.runtime.state import StepRun
 from flowledger.runtime.status import StepStatus
-from flowledger.steps.human import input_problems
+from flowledger.runtime.tasks import TaskDriver
+from flowledger.steps.base import Suspend
+from flowledger.steps.human import INPUT_WAIT, input_problems
 from flowledger.timeutil import iso
 
-if TYPE_CHECKING:
-    from flowledger.runtime.runner import ExecutionRunner
+#: How a waiting step is parked (the marker documents.waits_for_input reads back).
+_WAITING = Suspend(until=None, state={"wait": INPUT_WAIT})
 
 
-class InputWaits:
-    def __init__(self, runner: ExecutionRunner) -> None:
-        self.runner = runner
+class InputWaits(TaskDriver):
+    def __init__(self, scheduler: Scheduler) -> None:
+        super().__init__(scheduler)
         #: Waiting step runs by step execution id.
         self.runs: dict[str, StepRun] = {}
+
+    # -- driver hooks -------------------------------------------------------------------------
+
+    def start(self, run: StepRun, data: BaseModel) -> None:
+        # The step has no handler: it parks at once, in the round that records its start.
+        self.scheduler.suspend(run, _WAITING)
+        self.begin(run)
+
+    def due(self, run: StepRun) -> bool:
+        return self.timed_out(run)
+
+    def cancel(self, run: StepRun, reason: str) -> None:
+        self.forget(run)
+
+    def restore(self, run: StepRun, restoring: Restoring) -> bool:
+        if run.suspended:
+            self.runs[run.id] = run
+        return run.suspended
+
+    # -- waiting ------------------------------------------------------------------------------
 
     def begin(self, run: StepRun) -> None:
         """The step now waits; its own ``due`` (if earlier than the step-level one) is armed."""
         data = run.input if isinstance(run.input, dict) else {}
         if data.get("due") is not None:
-            due_at = run.started_at or self.runner.clock.now()
+            due_at = run.started_at or self.scheduler.clock.now()
             due_at = due_at + parse_duration(data["due"])
             if run.due_at is None or due_at < run.due_at:
                 run.due_at = due_at
-                self.runner.add_timer(due_at, "due", run)
+                self.scheduler.add_timer(due_at, "due", run)
         self.runs[run.id] = run
-        self.runner.journal.touch(run)
-        self.runner.journal.event(
+        self.scheduler.journal.touch(run)
+        self.scheduler.journal.event(
             "step.awaiting_input",
             run,
             {
@@ -40,9 +66,6 @@ class InputWaits:
                 "dueAt": iso(run.due_at) if run.due_at else None,
             },
         )
-
-    def restore(self, run: StepRun) -> None:
-        self.runs[run.id] = run
 
     @property
     def waiting(self) -> bool:
@@ -53,7 +76,7 @@ class InputWaits:
         run = self.runs.get(str(payload.get("stepExecutionId")))
         detail = {"submittedBy": payload.get("submittedBy"), "submittedAt": payload.get("at")}
         if run is None or run.status != StepStatus.IN_PROGRESS:
-            self.runner.journal.event(
+            self.scheduler.journal.event(
                 "step.input_ignored", None, {**detail, "reason": "the step is not waiting"}
             )
             return
@@ -61,26 +84,28 @@ class InputWaits:
         schema = run.input.get("schema") if isinstance(run.input, dict) else None
         problems = input_problems(schema, data)
         if problems:
-            self.runner.journal.event("step.input_rejected", run, {**detail, "problems": problems})
+            self.scheduler.journal.event(
+                "step.input_rejected", run, {**detail, "problems": problems}
+            )
             return
         del self.runs[run.id]
-        self.runner.journal.event("step.input_received", run, detail)
-        self.runner.resume_status()
-        self.runner.step_succeeded(run, data)
+        self.scheduler.journal.event("step.input_received", run, detail)
+        self.scheduler.resume_status()
+        self.scheduler.step_succeeded(run, data)
 
     def timed_out(self, run: StepRun) -> bool:
         """Handle a waiting step's due time; False when the step is not a waiting one."""
         if self.runs.pop(run.id, None) is None:
             return False
         data = run.input if isinstance(run.input, dict) else {}
-        self.runner.resume_status()
+        self.scheduler.resume_status()
         on_timeout = data.get("on_timeout")
         if isinstance(on_timeout, dict):
-            self.runner.journal.event("step.input_timed_out", run, {"tookDefault": True})
-            self.runner.step_succeeded(run, on_timeout.get("default"))
+            self.scheduler.journal.event("step.input_timed_out", run, {"tookDefault": True})
+            self.scheduler.step_succeeded(run, on_timeout.get("default"))
         else:
             due = iso(run.due_at) if run.due_at else "its due time"
-            self.runner.step_failed(
+            self.scheduler.step_failed(
                 run, f"no input arrived before it was due ({due})", retryable=False
             )
         return True

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol, get_type_hints
 
 import httpx
@@ -72,20 +73,79 @@ class StepContext:
     artifacts: ArtifactAccess | None = None
 
 
+class StepKind(StrEnum):
+    """How the scheduler runs a step: the one thing it asks of a step type.
+
+    ``TASK`` is every ordinary step (built-in or plugin): its handler turns input into
+    output, or suspends. The other kinds are *structural*: the scheduler itself gives them
+    their meaning, through the driver that ``flowledger.runtime.drivers.DRIVERS`` maps the
+    kind to. The compile-time traits of a kind are the properties below, so the compiler
+    and the reference checker never compare type names. Adding a structural kind is one
+    member here (with its traits) plus its driver. Only built-in (``sys.*``) types may
+    claim a structural kind: the registry refuses a plugin that does.
+
+    A StrEnum, not a plain Enum: the runner looks its driver up by kind on every step,
+    and a str hash is the C one (a plain Enum hashes through a Python method).
+    """
+
+    TASK = "task"
+    #: Its ``result`` output chooses the ``then``/``else`` branch (read by the scheduler).
+    CONDITION = "condition"
+    #: Runs a body graph once per item; ``loop.<id>`` is visible inside the body.
+    LOOP = "loop"
+    #: Starts child executions and waits for them; ``loop.<id>`` per item in its own input.
+    SUB_WORKFLOW = "sub_workflow"
+    #: Waits for a person's input, checked against the JSON Schema in its input.
+    WAIT_FOR_INPUT = "wait_for_input"
+    #: Completing one (outside any loop) ends the execution CompletedWithNoActionTaken.
+    NO_ACTION = "no_action"
+
+    @property
+    def structural(self) -> bool:
+        return self is not StepKind.TASK
+
+    @property
+    def has_body(self) -> bool:
+        """Steps of this kind carry a body graph under ``steps`` and open a loop scope."""
+        return self is StepKind.LOOP
+
+    @property
+    def branches(self) -> bool:
+        """Steps of this kind may write the ``then``/``else`` sugar."""
+        return self is StepKind.CONDITION
+
+    @property
+    def own_loop_frame(self) -> bool:
+        """The step's own input sees ``loop.<its id>`` (one rendering per item)."""
+        return self is StepKind.SUB_WORKFLOW
+
+
 @dataclass(frozen=True)
 class StepType:
     """A registered step type. Build one with :func:`step_type`."""
 
     name: str
-    handler: Handler
+    #: None for a structural kind the scheduler runs itself (its driver does the work).
+    handler: Handler | None
     input_model: type[BaseModel]
     output_model: type[BaseModel] | None = None
+    kind: StepKind = StepKind.TASK
     #: Deterministic and free of side effects: the runtime may run it inside the
     #: commit that records its completion, instead of committing a start first.
     pure: bool = False
     #: Called when a suspended step wakes: ``resume(input, ctx, state)`` returns the output.
     resume: Callable[[Any, StepContext, Mapping[str, Any]], Awaitable[Any]] | None = None
     description: str = ""
+    #: The output is this input field as rendered (``sys.transform``'s ``value``): a
+    #: literal there tells the reference checker the output's shape.
+    output_is_input: str | None = None
+    #: The output is checked against the JSON Schema in this input field
+    #: (``sys.wait_for_input``'s ``schema``): a literal schema there is the output type.
+    output_schema_in_input: str | None = None
+    #: The step sets the user variable its input field ``name`` names; its output is
+    #: ``{name, value}`` (``sys.set_variable``): the compiler declares the name, a rerun
+    #: replays the value.
+    sets_variable: bool = False
 
     def output_json_schema(self) -> dict[str, Any] | None:
         """JSON Schema of the output, used to check template references before a run."""
@@ -102,6 +162,10 @@ def step_type(
     *,
     pure: bool = False,
     description: str = "",
+    kind: StepKind = StepKind.TASK,
+    output_is_input: str | None = None,
+    output_schema_in_input: str | None = None,
+    sets_variable: bool = False,
 ) -> Callable[[Handler], StepType]:
     """Declare a custom step type from a function.
 
@@ -132,6 +196,10 @@ def step_type(
             output_model=output_model,
             pure=pure,
             description=description or (inspect.getdoc(handler) or "").split("\n")[0],
+            kind=kind,
+            output_is_input=output_is_input,
+            output_schema_in_input=output_schema_in_input,
+            sets_variable=sets_variable,
         )
 
     return wrap

@@ -8,13 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowledger.definition.models import Duration
+from flowledger.durations import Duration
 from flowledger.errors import StepError
-from flowledger.steps.base import StepContext, StepType, Suspend, step_type
+from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, step_type
 from flowledger.steps.entities import ENTITY_STEP_TYPES
 from flowledger.steps.http_request import HTTP_REQUEST
 from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
+from flowledger.timeutil import iso, utcnow
 
 
 class _Input(BaseModel):
@@ -33,7 +34,7 @@ class ConditionOutput(BaseModel):
     evaluatedExpression: str
 
 
-@step_type("sys.condition", pure=True)
+@step_type("sys.condition", pure=True, kind=StepKind.CONDITION)
 def condition(data: ConditionInput, ctx: StepContext) -> ConditionOutput:
     """Evaluate an expression; ``then``/``else`` targets run on its truth."""
     source = (
@@ -54,7 +55,7 @@ class TransformInput(_Input):
     value: Any
 
 
-@step_type("sys.transform", pure=True)
+@step_type("sys.transform", pure=True, output_is_input="value")
 def transform(data: TransformInput, ctx: StepContext) -> Any:
     """Output the rendered ``value``: reshape data without code."""
     return data.value
@@ -119,7 +120,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-@step_type("sys.set_variable", pure=True)
+@step_type("sys.set_variable", pure=True, sets_variable=True)
 def set_variable(data: SetVariableInput, ctx: StepContext) -> SetVariableOutput:
     """Change a user variable atomically (set, increment, append, merge)."""
     if ctx.variables is None:  # pragma: no cover - the runtime always provides it
@@ -139,7 +140,7 @@ class NoActionOutput(BaseModel):
     reason: str | None
 
 
-@step_type("sys.no_action", pure=True)
+@step_type("sys.no_action", pure=True, kind=StepKind.NO_ACTION)
 def no_action(data: NoActionInput, ctx: StepContext) -> NoActionOutput:
     """Mark that there was nothing to do: the execution ends CompletedWithNoActionTaken."""
     return NoActionOutput(reason=data.reason)
@@ -193,8 +194,6 @@ async def _delay(data: DelayInput, ctx: StepContext) -> Suspend:
 
 
 async def _delay_resume(data: Any, ctx: StepContext, state: Mapping[str, Any]) -> DelayOutput:
-    from flowledger.timeutil import iso, utcnow
-
     return DelayOutput(resumedAt=iso(utcnow()))
 
 
@@ -225,15 +224,12 @@ class LoopOutput(BaseModel):
     results: list[dict[str, Any]]
 
 
-def _loop_is_structural(data: LoopInput, ctx: StepContext) -> LoopOutput:
-    raise StepError("sys.loop is run by the scheduler, not as a handler", retryable=False)
-
-
 LOOP = StepType(
     name="sys.loop",
-    handler=_loop_is_structural,
+    handler=None,  # structural: runtime/loops.py drives it
     input_model=LoopInput,
     output_model=LoopOutput,
+    kind=StepKind.LOOP,
     description="Run the body graph once per item, with bounded concurrency.",
 )
 

@@ -12,8 +12,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flowledger.definition.models import Duration
-from flowledger.steps.base import StepContext, Suspend, step_type
+from flowledger.durations import Duration
+from flowledger.steps.base import StepKind, StepType
 
 #: ``Suspend.state["wait"]`` of a step waiting for a person.
 INPUT_WAIT = "input"
@@ -47,10 +47,16 @@ class WaitForInputInput(BaseModel):
         return schema
 
 
-@step_type("sys.wait_for_input", pure=True)
-def wait_for_input(data: WaitForInputInput, ctx: StepContext) -> Any:
-    """Wait for a person's input, validated against ``schema``."""
-    return Suspend(until=None, state={"wait": INPUT_WAIT})
+#: Structural: runtime/waits.py parks the step (``Suspend.state["wait"] == INPUT_WAIT``)
+#: and ends the wait when checked data arrives or the step is due.
+wait_for_input = StepType(
+    name="sys.wait_for_input",
+    handler=None,
+    input_model=WaitForInputInput,
+    kind=StepKind.WAIT_FOR_INPUT,
+    output_schema_in_input="schema",
+    description="Wait for a person's input, validated against ``schema``.",
+)
 
 
 def input_problems(schema: dict[str, Any] | None, data: Any) -> list[str]:

@@ -13,7 +13,8 @@ from types import ModuleType
 
 from flowledger.errors import PluginError
 from flowledger.logs import log_extra
-from flowledger.steps.base import StepType
+from flowledger.steps.base import StepKind, StepType
+from flowledger.steps.builtins import BUILTIN_STEP_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ class StepRegistry:
 
     @classmethod
     def with_builtins(cls) -> StepRegistry:
-        from flowledger.steps.builtins import BUILTIN_STEP_TYPES
-
         return cls(BUILTIN_STEP_TYPES)
 
     def register(self, step: StepType) -> None:
@@ -44,6 +43,15 @@ class StepRegistry:
             raise PluginError(f"{step!r} is not a StepType; declare it with @step_type(...)")
         if not builtin and step.name.startswith(_RESERVED_NAMESPACE):
             raise PluginError(f"step type {step.name!r}: the 'sys.' namespace is reserved")
+        if not builtin and step.kind is not StepKind.TASK:
+            # A structural kind means the scheduler runs the step itself; a plugin cannot
+            # bring its own scheduling, so it declares tasks (which may suspend).
+            raise PluginError(
+                f"step type {step.name!r}: kind {step.kind} is run by flowledger's scheduler; "
+                "plugin step types are tasks"
+            )
+        if step.handler is None and step.kind is StepKind.TASK:
+            raise PluginError(f"step type {step.name!r}: a task step type needs a handler")
         existing = self._types.get(step.name)
         if existing is not None and existing is not step:
             raise PluginError(f"step type {step.name!r} is registered twice")

@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowledger.errors import StepError
-from flowledger.steps.base import StepContext, StepType
+from flowledger.steps.base import StepKind, StepType
 
 #: Children one step starts: each is a whole execution (split bigger batches in a loop).
 MAX_CHILDREN = 10_000
@@ -42,14 +41,11 @@ class SubWorkflowOutput(BaseModel):
     executions: list[ChildExecution]
 
 
-def _run_by_the_scheduler(data: SubWorkflowInput, ctx: StepContext) -> SubWorkflowOutput:
-    raise StepError("sys.sub_workflow is run by the scheduler, not as a handler", retryable=False)
-
-
 SUB_WORKFLOW = StepType(
     name="sys.sub_workflow",
-    handler=_run_by_the_scheduler,
+    handler=None,  # structural: runtime/children.py drives it
     input_model=SubWorkflowInput,
     output_model=SubWorkflowOutput,
+    kind=StepKind.SUB_WORKFLOW,
     description="Start child executions of another workflow and wait for them.",
 )

@@ -1,0 +1,86 @@
+"""What a step sees: its template context (SPEC §3) and its handler's StepContext."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flowledger.codec import Codec
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.logs import log_extra
+from flowledger.runtime.datastore import SecretsView, template_context
+from flowledger.runtime.services import Services
+from flowledger.runtime.state import Scope, StepRun
+from flowledger.runtime.variables import Variables
+from flowledger.steps.artifact_access import ArtifactAccess
+from flowledger.steps.base import StepContext
+from flowledger.steps.entity_access import EntityAccess
+
+log = logging.getLogger("flowledger.runtime.runner")
+
+
+class StepContexts:
+    """Builds the contexts of one execution's steps from what the execution holds."""
+
+    def __init__(
+        self,
+        services: Services,
+        workflow: CompiledWorkflow,
+        codec: Codec,
+        *,
+        trigger: dict[str, Any],
+        context: dict[str, Any],
+        info: dict[str, Any],
+        variables: Variables,
+        depth: int,
+    ) -> None:
+        self.services = services
+        self.workflow = workflow
+        self.trigger = trigger
+        self.context = context
+        self.info = info
+        self.variables = variables
+        self.depth = depth
+        self.secrets = SecretsView(codec)
+
+    def template(self, scope: Scope) -> dict[str, Any]:
+        return template_context(
+            scope,
+            self.workflow,
+            trigger=self.trigger,
+            variables=self.variables.values,
+            context=self.context,
+            execution=self.info,
+            secrets=self.secrets,
+            read_artifact=self.services.read_artifact,
+        )
+
+    def step(self, run: StepRun) -> StepContext:
+        assert run.started_at is not None
+        execution_id: str = self.info["id"]
+        return StepContext(
+            execution_id=execution_id,
+            step_id=run.step.id,
+            step_execution_id=run.id,
+            attempt=run.attempt,
+            idempotency_key=run.idempotency_key,
+            loop=run.scope.loop_indexes,
+            started_at=run.started_at,
+            http=self.services.http,
+            logger=logging.LoggerAdapter(
+                log, log_extra("run_step", execution_id, run.step.id, attempt=run.attempt)
+            ),
+            variables=self.variables,
+            definition_input=run.step.spec.input,
+            depth=self.depth,
+            entities=self._entities(execution_id),
+            artifacts=self._artifacts(execution_id, run),
+        )
+
+    def _entities(self, execution_id: str) -> EntityAccess | None:
+        bind = self.services.entities_for
+        return bind(execution_id, self.depth) if bind else None
+
+    def _artifacts(self, execution_id: str, run: StepRun) -> ArtifactAccess | None:
+        bind = self.services.artifacts_for
+        return bind(execution_id, run.id, run.step.id) if bind else None
