@@ -21,6 +21,7 @@ from flowledger.app import (
     RunExecution,
     StartExecution,
 )
+from flowledger.worker.worker import Worker, WorkerOptions
 
 
 async def start(app: App, workflow: str, n: int) -> list[str]:
@@ -41,6 +42,19 @@ async def test_start_enqueues_and_wakes_the_workers(app: App, hello_file: str) -
     assert doc["runtimeStatus"] == "NotStarted" and doc["correlationId"] == "c-1"
     assert woken == [True] and app.work_ready.is_set()
     assert await app.executions.resolve_id(ResolveId(prefix=doc["id"][:8])) == doc["id"]
+
+
+async def test_start_ends_the_idle_wait_of_a_worker_in_this_process(
+    app: App, hello_file: str
+) -> None:
+    worker = Worker(app.engine, WorkerOptions(max_idle=3600))
+    app.on_work(worker.wake)
+    idle = asyncio.ensure_future(worker._idle(3600))  # SQLite would poll an hour from now
+    await asyncio.sleep(0.05)
+    assert not idle.done()
+    await app.executions.start(StartExecution(workflow=hello_file, input={"name": "Ada"}))
+    await asyncio.wait({idle}, timeout=30)
+    assert idle.done(), "starting an execution did not wake the idle worker"
 
 
 async def test_pages_are_newest_first_and_end_without_a_cursor(app: App, hello_file: str) -> None:

@@ -22,7 +22,7 @@ from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, StepError
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows, validate_input
 from flowledger.runtime.ports import Restoring, Scheduler
-from flowledger.runtime.state import StepRun
+from flowledger.runtime.state import StepExecution
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.runtime.tasks import TaskDriver
 from flowledger.steps.subworkflow import CHILDREN_WAIT
@@ -49,7 +49,7 @@ class ChildWaits(TaskDriver):
     def __init__(self, scheduler: Scheduler) -> None:
         super().__init__(scheduler)
         #: Waiting sub-workflow step runs by step execution id.
-        self.runs: dict[str, StepRun] = {}
+        self.runs: dict[str, StepExecution] = {}
         self._compiled: dict[str, tuple[TemplatedValue, TemplatedValue]] = {}
         self._workflows: dict[str, CompiledWorkflow] = {}
         #: Children created in rounds not yet reported to the engine (it may run them here).
@@ -59,31 +59,31 @@ class ChildWaits(TaskDriver):
 
     # -- driver hooks -------------------------------------------------------------------------
 
-    def input(self, run: StepRun, context: dict[str, Any]) -> BaseModel:
+    def input(self, run: StepExecution, context: dict[str, Any]) -> BaseModel:
         run.input = self.render_input(run.step, context)
         data = {k: v for k, v in run.input.items() if k != "inputs"}
         return run.step.step_type.input_model.model_validate(data)
 
-    def start(self, run: StepRun, data: BaseModel) -> None:
+    def start(self, run: StepExecution, data: BaseModel) -> None:
         self.scheduler.to_launch.append(run)  # prepare() reads workflows: a task
 
-    def invoke(self, run: StepRun) -> Coroutine[Any, Any, Any]:
+    def invoke(self, run: StepExecution) -> Coroutine[Any, Any, Any]:
         return self.prepare(run)
 
-    def task_done(self, run: StepRun, result: Any) -> None:
+    def task_done(self, run: StepExecution, result: Any) -> None:
         assert isinstance(result, Spawn)
         self.spawn(run, result)
 
-    def due(self, run: StepRun) -> bool:
+    def due(self, run: StepExecution) -> bool:
         if self.is_waiting(run):
             self.cancel_children(run, "the sub-workflow step was due")
         return False  # the scheduler fails the step
 
-    def cancel(self, run: StepRun, reason: str) -> None:
+    def cancel(self, run: StepExecution, reason: str) -> None:
         if self.is_waiting(run):
             self.cancel_children(run, reason)
 
-    def restore(self, run: StepRun, restoring: Restoring) -> bool:
+    def restore(self, run: StepExecution, restoring: Restoring) -> bool:
         if run.suspended:
             self.runs[run.id] = run
         return run.suspended
@@ -114,7 +114,7 @@ class ChildWaits(TaskDriver):
         data["input"] = raw.get("input")
         return data
 
-    async def prepare(self, run: StepRun) -> Spawn:
+    async def prepare(self, run: StepExecution) -> Spawn:
         """Resolve the child workflow and check every child input (runs as the step's task)."""
         resolve = self.scheduler.services.resolve_workflow
         if resolve is None:
@@ -154,7 +154,7 @@ class ChildWaits(TaskDriver):
 
     # -- waiting --------------------------------------------------------------------------
 
-    def spawn(self, run: StepRun, spawn: Spawn) -> None:
+    def spawn(self, run: StepExecution, spawn: Spawn) -> None:
         self._workflows[spawn.version.id] = spawn.workflow
         run.suspended = True
         run.children = []
@@ -185,7 +185,7 @@ class ChildWaits(TaskDriver):
         return bool(self.runs)
 
     def _start_more(
-        self, run: StepRun, workflow: CompiledWorkflow, version: WorkflowVersion
+        self, run: StepExecution, workflow: CompiledWorkflow, version: WorkflowVersion
     ) -> None:
         state = run.state or {}
         children = run.children if run.children is not None else []
@@ -229,7 +229,7 @@ class ChildWaits(TaskDriver):
                 blocked = False
         self.blocked_on_people = blocked and bool(self.runs)
 
-    async def _refresh_one(self, run: StepRun) -> bool:
+    async def _refresh_one(self, run: StepExecution) -> bool:
         """Returns whether every unfinished child of the step waits for a person."""
         state = run.state or {}
         results: dict[str, Any] = state.setdefault("results", {})
@@ -271,7 +271,7 @@ class ChildWaits(TaskDriver):
         self._start_more(run, workflow, version)
         return blocked and len(run.children or []) == before
 
-    def _finish(self, run: StepRun) -> None:
+    def _finish(self, run: StepExecution) -> None:
         state = run.state or {}
         results = state.get("results", {})
         self.runs.pop(run.id, None)
@@ -281,7 +281,7 @@ class ChildWaits(TaskDriver):
         ]
         self.scheduler.step_succeeded(run, {"executions": executions})
 
-    def _child_failed(self, run: StepRun, child_id: str, result: dict[str, Any]) -> None:
+    def _child_failed(self, run: StepExecution, child_id: str, result: dict[str, Any]) -> None:
         self.runs.pop(run.id, None)
         self.cancel_children(run, f"sibling child execution {child_id} failed")
         error = result.get("error") or {}
@@ -294,7 +294,7 @@ class ChildWaits(TaskDriver):
             details={"childWorkflowExecutionId": child_id, "childError": error},
         )
 
-    def cancel_children(self, run: StepRun, reason: str) -> None:
+    def cancel_children(self, run: StepExecution, reason: str) -> None:
         """Ask every unfinished child to cancel (they may be anywhere: signals reach them)."""
         self.runs.pop(run.id, None)
         results = (run.state or {}).get("results", {})
@@ -302,8 +302,8 @@ class ChildWaits(TaskDriver):
             if child_id not in results:
                 self.scheduler.journal.signal(child_id, "cancel", {"reason": reason})
 
-    def forget(self, run: StepRun) -> None:
+    def forget(self, run: StepExecution) -> None:
         self.runs.pop(run.id, None)
 
-    def is_waiting(self, run: StepRun) -> bool:
+    def is_waiting(self, run: StepExecution) -> bool:
         return run.id in self.runs and run.status == StepStatus.IN_PROGRESS

@@ -10,7 +10,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.logs import log_extra
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.services import Services
-from flowledger.runtime.state import Scope, StepRun
+from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.variables import Variables
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext
@@ -55,7 +55,7 @@ class StepContexts:
             read_artifact=self.services.read_artifact,
         )
 
-    def step(self, run: StepRun) -> StepContext:
+    def step(self, run: StepExecution) -> StepContext:
         assert run.started_at is not None
         execution_id: str = self.info["id"]
         return StepContext(
@@ -81,6 +81,6 @@ class StepContexts:
         bind = self.services.entities_for
         return bind(execution_id, self.depth) if bind else None
 
-    def _artifacts(self, execution_id: str, run: StepRun) -> ArtifactAccess | None:
+    def _artifacts(self, execution_id: str, run: StepExecution) -> ArtifactAccess | None:
         bind = self.services.artifacts_for
         return bind(execution_id, run.id, run.step.id) if bind else None

@@ -12,11 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from flowledger.definition.compiled import CompiledStep
 from flowledger.errors import format_path
-from flowledger.runtime.state import StepRun
+from flowledger.runtime.state import StepExecution
 from flowledger.steps.base import StepContext
 
 
-async def invoke_handler(run: StepRun, ctx: StepContext) -> Any:
+async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
     """Run (or resume) a step's handler within its timeout."""
     step_type = run.step.step_type
     handler = step_type.handler
@@ -35,7 +35,7 @@ async def invoke_handler(run: StepRun, ctx: StepContext) -> Any:
         return result
 
 
-def retry_delay(run: StepRun, now: datetime) -> timedelta | None:
+def retry_delay(run: StepExecution, now: datetime) -> timedelta | None:
     """How long until the next attempt, or None when the step must not be tried again."""
     policy = run.step.spec.retry
     if policy is None or run.attempt >= policy.max_attempts:
@@ -77,7 +77,7 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def duration_detail(run: StepRun) -> dict[str, Any] | None:
+def duration_detail(run: StepExecution) -> dict[str, Any] | None:
     if run.started_at is None or run.completed_at is None:
         return None
     return {"durationMs": int((run.completed_at - run.started_at).total_seconds() * 1000)}

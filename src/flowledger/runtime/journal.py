@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from flowledger.codec import Codec
-from flowledger.runtime.state import StepRun
+from flowledger.runtime.state import StepExecution
 from flowledger.storage.base import Batch, Row, Store
 from flowledger.timeutil import Clock
 
@@ -37,7 +37,7 @@ class Journal:
         self.execution_id = execution_id
         self.epoch = epoch
         self.seq = last_seq
-        self._dirty: dict[str, StepRun] = {}
+        self._dirty: dict[str, StepExecution] = {}
         self._events: list[Row] = []
         self._execution: dict[str, Any] = {}
         self._links = Batch(execution_id, epoch)  # children, signals: rare, so kept apart
@@ -48,7 +48,7 @@ class Journal:
     def event(
         self,
         kind: str,
-        run: StepRun | None = None,
+        run: StepExecution | None = None,
         detail: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> None:
@@ -67,7 +67,7 @@ class Journal:
             }
         )
 
-    def touch(self, run: StepRun) -> None:
+    def touch(self, run: StepExecution) -> None:
         """Mark a step run changed: it is written (inserted or updated) at the next commit."""
         self._dirty[run.id] = run
         run.forget_envelope()
@@ -141,7 +141,7 @@ class Journal:
         for sink in self.sinks:
             sink(events)
 
-    def _row(self, run: StepRun) -> Row:
+    def _row(self, run: StepExecution) -> Row:
         dumps = self.codec.dumps
         return {
             "id": run.id,
@@ -159,7 +159,7 @@ class Journal:
             "children": dumps(run.children) if run.children else None,
         }
 
-    def _insert_row(self, run: StepRun, row: Row) -> Row:
+    def _insert_row(self, run: StepExecution, row: Row) -> Row:
         return {
             **row,
             "execution_id": self.execution_id,

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from flowledger.runtime.ports import Restoring, Scheduler
-from flowledger.runtime.state import LoopRun, Scope, StepRun, child_key
+from flowledger.runtime.state import LoopState, Scope, StepExecution, child_key
 from flowledger.runtime.status import StepStatus
 from flowledger.runtime.tasks import TaskDriver
 from flowledger.steps.builtins import LoopInput
@@ -23,28 +23,28 @@ class LoopDriver(TaskDriver):
     def __init__(self, scheduler: Scheduler) -> None:
         super().__init__(scheduler)
         #: Running loops by the step execution id of their loop step.
-        self.runs: dict[str, LoopRun] = {}
+        self.runs: dict[str, LoopState] = {}
         #: Loops rebuilt by recovery, moved on once every crashed step is re-run.
-        self._restored: list[LoopRun] = []
+        self._restored: list[LoopState] = []
 
     # -- driver hooks -------------------------------------------------------------------------
 
-    def start(self, run: StepRun, data: BaseModel) -> None:
+    def start(self, run: StepExecution, data: BaseModel) -> None:
         assert isinstance(data, LoopInput)
-        loop = LoopRun(run=run, items=data.items, concurrency=data.concurrency)
+        loop = LoopState(run=run, items=data.items, concurrency=data.concurrency)
         loop.results = [None] * len(data.items)
         self.runs[run.id] = loop
         self.next_iterations(loop)
 
-    def cancel(self, run: StepRun, reason: str) -> None:
+    def cancel(self, run: StepExecution, reason: str) -> None:
         loop = self.runs.pop(run.id, None)
         if loop is not None:  # its running iterations stop with it, for the same reason
             self.stop(loop, reason)
 
-    def restore(self, run: StepRun, restoring: Restoring) -> bool:
+    def restore(self, run: StepExecution, restoring: Restoring) -> bool:
         data: dict[str, Any] = run.input if isinstance(run.input, dict) else {}
         items = list(data.get("items") or [])
-        loop = LoopRun(run=run, items=items, concurrency=int(data.get("concurrency") or 1))
+        loop = LoopState(run=run, items=items, concurrency=int(data.get("concurrency") or 1))
         loop.results = [None] * len(items)
         self.runs[run.id] = loop
         started = restoring.started_indexes(run)
@@ -66,7 +66,7 @@ class LoopDriver(TaskDriver):
 
     # -- iterations ---------------------------------------------------------------------------
 
-    def next_iterations(self, loop: LoopRun) -> None:
+    def next_iterations(self, loop: LoopState) -> None:
         if loop.failed or loop.run.status != StepStatus.IN_PROGRESS:
             return
         while len(loop.active) < loop.concurrency and loop.next_index < len(loop.items):
@@ -78,7 +78,7 @@ class LoopDriver(TaskDriver):
                 loop.run, {"count": len(loop.items), "results": loop.results}
             )
 
-    def start_iteration(self, loop: LoopRun, index: int, *, open_scope: bool = True) -> Scope:
+    def start_iteration(self, loop: LoopState, index: int, *, open_scope: bool = True) -> Scope:
         parent = loop.run.scope
         loop_id = loop.run.step.id
         body = loop.run.step.body
@@ -108,7 +108,7 @@ class LoopDriver(TaskDriver):
         self._keep_results(loop, scope)
         self.next_iterations(loop)
 
-    def _keep_results(self, loop: LoopRun, scope: Scope) -> None:
+    def _keep_results(self, loop: LoopState, scope: Scope) -> None:
         loop.results[scope.index] = {
             sid: r.output if r.status == StepStatus.COMPLETED else None
             for sid, r in scope.runs.items()
@@ -117,7 +117,7 @@ class LoopDriver(TaskDriver):
         loop.done += 1
         scope.runs = {}  # outputs now live in the loop's results; free the iteration
 
-    def iteration_failed(self, scope: Scope, run: StepRun) -> None:
+    def iteration_failed(self, scope: Scope, run: StepExecution) -> None:
         loop = scope.owner
         assert loop is not None
         message = (run.error or {}).get("message", "failed")
@@ -128,7 +128,7 @@ class LoopDriver(TaskDriver):
             retryable=False,
         )
 
-    def stop(self, loop: LoopRun, reason: str) -> None:
+    def stop(self, loop: LoopState, reason: str) -> None:
         loop.failed = True
         for scope in list(loop.active.values()):
             self.close_scope(scope, reason)

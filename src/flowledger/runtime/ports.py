@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.services import Services
-from flowledger.runtime.state import Scope, StepRun
+from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.status import StepStatus
 from flowledger.steps.base import StepContext, StepKind, Suspend
 from flowledger.storage.base import Store, WorkflowVersion
@@ -39,33 +39,33 @@ class Scheduler(Protocol):
     root_id: str | None
     info: dict[str, Any]
     #: Steps recorded as started this round whose handler runs once the round is committed.
-    to_launch: list[StepRun]
+    to_launch: list[StepExecution]
 
     def open_scope(self, scope: Scope) -> None: ...
 
-    def add_timer(self, when: datetime, kind: TimerKind, run: StepRun) -> None: ...
+    def add_timer(self, when: datetime, kind: TimerKind, run: StepExecution) -> None: ...
 
     def resume_status(self) -> None: ...
 
-    def run_inline(self, run: StepRun, data: BaseModel) -> None: ...
+    def run_inline(self, run: StepExecution, data: BaseModel) -> None: ...
 
-    def suspend(self, run: StepRun, suspend: Suspend) -> None: ...
+    def suspend(self, run: StepExecution, suspend: Suspend) -> None: ...
 
-    def step_succeeded(self, run: StepRun, result: Any) -> None: ...
+    def step_succeeded(self, run: StepExecution, result: Any) -> None: ...
 
     def step_failed(
-        self, run: StepRun, message: str, *, retryable: bool, details: Any = None
+        self, run: StepExecution, message: str, *, retryable: bool, details: Any = None
     ) -> None: ...
 
-    def cancel_run(self, run: StepRun, reason: str) -> None: ...
+    def cancel_run(self, run: StepExecution, reason: str) -> None: ...
 
-    def step_context(self, run: StepRun) -> StepContext: ...
+    def step_context(self, run: StepExecution) -> StepContext: ...
 
 
 class Restoring(Protocol):
     """What recovery offers a driver that rebuilds a step's in-flight state from rows."""
 
-    def started_indexes(self, run: StepRun) -> list[int]:
+    def started_indexes(self, run: StepExecution) -> list[int]:
         """Iterations of the loop step ``run`` that have rows, in order."""
         ...
 
@@ -90,32 +90,32 @@ class Driver(Protocol):
     #: One completed outside any loop ends the execution CompletedWithNoActionTaken.
     marks_no_action: ClassVar[bool]
 
-    def input(self, run: StepRun, context: dict[str, Any]) -> BaseModel:
+    def input(self, run: StepExecution, context: dict[str, Any]) -> BaseModel:
         """Render the step's input into ``run.input`` and return it validated (may raise
         TemplateError or ValidationError: the step fails)."""
         ...
 
-    def start(self, run: StepRun, data: BaseModel) -> None:
+    def start(self, run: StepExecution, data: BaseModel) -> None:
         """The attempt is recorded as started with valid input: set it going."""
         ...
 
-    def invoke(self, run: StepRun) -> Coroutine[Any, Any, Any]:
+    def invoke(self, run: StepExecution) -> Coroutine[Any, Any, Any]:
         """The work of a launched step, run as a task after the round's commit."""
         ...
 
-    def task_done(self, run: StepRun, result: Any) -> None:
+    def task_done(self, run: StepExecution, result: Any) -> None:
         """The launched task returned ``result``."""
         ...
 
-    def due(self, run: StepRun) -> bool:
+    def due(self, run: StepExecution) -> bool:
         """The step's due time passed; True when the driver settled the step itself."""
         ...
 
-    def cancel(self, run: StepRun, reason: str) -> None:
+    def cancel(self, run: StepExecution, reason: str) -> None:
         """The step is being cancelled: let go of what it waits for."""
         ...
 
-    def restore(self, run: StepRun, restoring: Restoring) -> bool:
+    def restore(self, run: StepExecution, restoring: Restoring) -> bool:
         """Recovery found the step in progress; True when it goes on (waiting, looping),
         False when its process died under it (recovery re-runs it)."""
         ...
@@ -135,7 +135,7 @@ class Recoverable(Protocol):
 
     def driver(self, kind: StepKind) -> Driver: ...
 
-    def add_timer(self, when: datetime, kind: TimerKind, run: StepRun) -> None: ...
+    def add_timer(self, when: datetime, kind: TimerKind, run: StepExecution) -> None: ...
 
     def queue(self, scope: Scope, step_id: str) -> None:
         """Make the step ready to activate in ``scope``."""
@@ -143,11 +143,11 @@ class Recoverable(Protocol):
 
     def new_run(
         self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
-    ) -> StepRun: ...
+    ) -> StepExecution: ...
 
-    def start_attempt(self, run: StepRun) -> None: ...
+    def start_attempt(self, run: StepExecution) -> None: ...
 
-    def fail_scope(self, scope: Scope, run: StepRun) -> None: ...
+    def fail_scope(self, scope: Scope, run: StepExecution) -> None: ...
 
     def scope_done(self, scope: Scope) -> None: ...
 

@@ -17,7 +17,7 @@ from typing import Any
 from flowledger.codec import loads
 from flowledger.definition.compiled import CompiledStep
 from flowledger.runtime.ports import Recoverable
-from flowledger.runtime.state import Scope, StepRun, child_key
+from flowledger.runtime.state import Scope, StepExecution, child_key
 from flowledger.runtime.status import StepStatus
 from flowledger.steps.base import StepKind
 from flowledger.storage.base import Row
@@ -51,7 +51,7 @@ class _Restorer:
     def __init__(self, runner: Recoverable, latest: dict[str, dict[str, Row]]) -> None:
         self.runner = runner
         self.latest = latest
-        self.crashed: list[StepRun] = []
+        self.crashed: list[StepExecution] = []
         # Every kind's driver, once, in a fixed order: each moves its restored steps on.
         self.drivers = list(dict.fromkeys(runner.driver(kind) for kind in StepKind))
 
@@ -81,7 +81,7 @@ class _Restorer:
             if scope.pending[sid] == 0 and sid not in scope.runs:
                 runner.queue(scope, sid)
 
-    def started_indexes(self, run: StepRun) -> list[int]:
+    def started_indexes(self, run: StepExecution) -> list[int]:
         prefix = child_key(run.scope, run.step.id, 0)[: -len("0")]
         return sorted(
             int(key[len(prefix) :])
@@ -90,7 +90,7 @@ class _Restorer:
         )
 
 
-def _rerun(runner: Recoverable, run: StepRun) -> None:
+def _rerun(runner: Recoverable, run: StepExecution) -> None:
     now = runner.clock.now()
     run.status = StepStatus.FAILED
     run.failed_at = now
@@ -105,9 +105,9 @@ def _rerun(runner: Recoverable, run: StepRun) -> None:
     runner.start_attempt(nxt)
 
 
-def _run_from_row(row: Row, step: CompiledStep, scope: Scope) -> StepRun:
+def _run_from_row(row: Row, step: CompiledStep, scope: Scope) -> StepExecution:
     state: Any = loads(row["state"])
-    return StepRun(
+    return StepExecution(
         id=row["id"],
         step=step,
         scope=scope,

@@ -46,7 +46,7 @@ from flowledger.runtime.lifecycle import ExecutionLifecycle
 from flowledger.runtime.loops import LoopDriver
 from flowledger.runtime.ports import Driver, TimerKind
 from flowledger.runtime.services import Services
-from flowledger.runtime.state import Scope, StepRun
+from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
 from flowledger.runtime.waits import InputWaits
@@ -114,12 +114,12 @@ class ExecutionRunner:
         self.signals_waiting = int(execution.get("signals_sent") or 0) > self.signals_taken
         self.root = Scope(key="", graph=workflow.graph, parent=None, loops={})
         self.ready: deque[tuple[Scope, CompiledStep]] = deque()
-        self.to_launch: list[StepRun] = []
-        self.tasks: dict[asyncio.Task[Any], StepRun] = {}
+        self.to_launch: list[StepExecution] = []
+        self.tasks: dict[asyncio.Task[Any], StepExecution] = {}
         # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
         self._finished: deque[asyncio.Task[Any]] = deque()
         self._wakeup = asyncio.Event()
-        self.timers: list[tuple[datetime, int, TimerKind, StepRun]] = []
+        self.timers: list[tuple[datetime, int, TimerKind, StepExecution]] = []
         self._timer_seq = itertools.count()
         self.step_seq = itertools.count(1)
         #: Children run in this process (``drive``) rather than by whichever worker claims them.
@@ -318,8 +318,8 @@ class ExecutionRunner:
 
     def new_run(
         self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
-    ) -> StepRun:
-        run = StepRun(
+    ) -> StepExecution:
+        run = StepExecution(
             id=str(uuid.uuid4()),
             step=step,
             scope=scope,
@@ -337,7 +337,7 @@ class ExecutionRunner:
         raw = f"{self.id}/{step.path}/{scope.key}".encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
-    def start_attempt(self, run: StepRun) -> None:
+    def start_attempt(self, run: StepExecution) -> None:
         step = run.step
         now = self.clock.now()
         run.status = StepStatus.IN_PROGRESS
@@ -362,14 +362,14 @@ class ExecutionRunner:
             return
         driver.start(run, data)
 
-    def _start_failed(self, run: StepRun, message: str) -> None:
+    def _start_failed(self, run: StepExecution, message: str) -> None:
         run.status = StepStatus.IN_PROGRESS
         run.started_at = self.clock.now()
         self.step_failed(run, message, retryable=False)
 
     # -- running handlers ---------------------------------------------------------------------
 
-    def run_inline(self, run: StepRun, data: BaseModel) -> None:
+    def run_inline(self, run: StepExecution, data: BaseModel) -> None:
         """Run a pure step's handler now, inside the round that records it."""
         try:
             handler = run.step.step_type.handler
@@ -383,10 +383,10 @@ class ExecutionRunner:
             return
         self.step_succeeded(run, result)
 
-    def step_context(self, run: StepRun) -> StepContext:
+    def step_context(self, run: StepExecution) -> StepContext:
         return self.contexts.step(run)
 
-    def _collect(self, task: asyncio.Task[Any], run: StepRun) -> None:
+    def _collect(self, task: asyncio.Task[Any], run: StepExecution) -> None:
         if run.status != StepStatus.IN_PROGRESS or task.cancelled():
             return
         exc = task.exception()
@@ -404,7 +404,7 @@ class ExecutionRunner:
 
     # -- outcomes -----------------------------------------------------------------------------
 
-    def step_succeeded(self, run: StepRun, result: Any) -> None:
+    def step_succeeded(self, run: StepExecution, result: Any) -> None:
         if isinstance(result, Suspend):
             self.suspend(run, result)
             return
@@ -432,7 +432,7 @@ class ExecutionRunner:
         self.journal.event("step.completed", run, duration_detail(run), at=now)
         self._finish(run)
 
-    def suspend(self, run: StepRun, suspend: Suspend) -> None:
+    def suspend(self, run: StepExecution, suspend: Suspend) -> None:
         """Park the step: it stays InProgress, with no handler running, until woken."""
         run.suspended = True
         run.wake_at = suspend.until
@@ -445,7 +445,7 @@ class ExecutionRunner:
             self.add_timer(suspend.until, "wake", run)
 
     def step_failed(
-        self, run: StepRun, message: str, *, retryable: bool, details: Any = None
+        self, run: StepExecution, message: str, *, retryable: bool, details: Any = None
     ) -> None:
         now = self.clock.now()
         run.status = StepStatus.FAILED
@@ -477,7 +477,7 @@ class ExecutionRunner:
         else:
             self.fail_scope(run.scope, run)
 
-    def _finish(self, run: StepRun) -> None:
+    def _finish(self, run: StepExecution) -> None:
         """A step reached a final state: release its successors, close its scope if done."""
         scope = run.scope
         scope.unfinished -= 1
@@ -495,7 +495,7 @@ class ExecutionRunner:
             return
         self.loops.iteration_done(scope)
 
-    def fail_scope(self, scope: Scope, run: StepRun) -> None:
+    def fail_scope(self, scope: Scope, run: StepExecution) -> None:
         if scope.owner is None:
             self._fail_execution(run.error or {"message": "a step failed"})
             return
@@ -520,7 +520,7 @@ class ExecutionRunner:
                     continue
                 self.step_failed(run, "did not finish before it was due", retryable=False)
 
-    def add_timer(self, when: datetime, kind: TimerKind, run: StepRun) -> None:
+    def add_timer(self, when: datetime, kind: TimerKind, run: StepExecution) -> None:
         heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))
 
     # -- the execution as a whole -------------------------------------------------------------
@@ -571,7 +571,7 @@ class ExecutionRunner:
         self.to_launch = []
         self.ready.clear()
 
-    def cancel_run(self, run: StepRun, reason: str) -> None:
+    def cancel_run(self, run: StepExecution, reason: str) -> None:
         if run.terminal:
             return
         self._cancel_task_of(run)
@@ -582,7 +582,7 @@ class ExecutionRunner:
         self.journal.touch(run)
         self.journal.event("step.cancelled", run, {"reason": reason})
 
-    def _cancel_task_of(self, run: StepRun) -> None:
+    def _cancel_task_of(self, run: StepExecution) -> None:
         for task, owner in list(self.tasks.items()):
             if owner is run:
                 task.cancel()

@@ -16,7 +16,7 @@ TERMINAL_STEP = frozenset(
 
 
 @dataclass(eq=False, slots=True)
-class StepRun:
+class StepExecution:
     """One attempt of one step in one scope: a row of ``step_executions``."""
 
     id: str
@@ -84,10 +84,10 @@ class StepRun:
 
 
 @dataclass(eq=False, slots=True)
-class LoopRun:
+class LoopState:
     """A running ``sys.loop`` step: its items and the iterations in flight."""
 
-    run: StepRun
+    run: StepExecution
     items: list[Any]
     concurrency: int
     next_index: int = 0
@@ -106,9 +106,9 @@ class Scope:
     parent: Scope | None
     #: ``loop.<id>`` frames visible here: every enclosing loop's current iteration.
     loops: dict[str, dict[str, Any]]
-    owner: LoopRun | None = None
+    owner: LoopState | None = None
     index: int = 0
-    runs: dict[str, StepRun] = field(default_factory=dict)
+    runs: dict[str, StepExecution] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
     unfinished: int = 0
     closed: bool = False
@@ -117,7 +117,7 @@ class Scope:
         self.pending = {sid: len(s.predecessors) for sid, s in self.graph.steps.items()}
         self.unfinished = len(self.graph.steps)
 
-    def lookup(self, step_id: str) -> StepRun | None:
+    def lookup(self, step_id: str) -> StepExecution | None:
         scope: Scope | None = self
         while scope is not None:
             run = scope.runs.get(step_id)

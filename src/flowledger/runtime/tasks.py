@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from flowledger.runtime.handlers import invoke_handler
 from flowledger.runtime.ports import Restoring, Scheduler
-from flowledger.runtime.state import StepRun
+from flowledger.runtime.state import StepExecution
 
 
 class TaskDriver:
@@ -26,31 +26,31 @@ class TaskDriver:
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
 
-    def input(self, run: StepRun, context: dict[str, Any]) -> BaseModel:
+    def input(self, run: StepExecution, context: dict[str, Any]) -> BaseModel:
         step = run.step
         run.input = step.input.render(context)
         return step.step_type.input_model.model_validate(run.input)
 
-    def start(self, run: StepRun, data: BaseModel) -> None:
+    def start(self, run: StepExecution, data: BaseModel) -> None:
         if run.step.step_type.pure:
             self.scheduler.run_inline(run, data)
         else:
             self.scheduler.to_launch.append(run)
 
-    def invoke(self, run: StepRun) -> Coroutine[Any, Any, Any]:
+    def invoke(self, run: StepExecution) -> Coroutine[Any, Any, Any]:
         # The handler's coroutine itself becomes the task: no wrapper frame per step.
         return invoke_handler(run, self.scheduler.step_context(run))
 
-    def task_done(self, run: StepRun, result: Any) -> None:
+    def task_done(self, run: StepExecution, result: Any) -> None:
         self.scheduler.step_succeeded(run, result)
 
-    def due(self, run: StepRun) -> bool:
+    def due(self, run: StepExecution) -> bool:
         return False
 
-    def cancel(self, run: StepRun, reason: str) -> None:
+    def cancel(self, run: StepExecution, reason: str) -> None:
         return None
 
-    def restore(self, run: StepRun, restoring: Restoring) -> bool:
+    def restore(self, run: StepExecution, restoring: Restoring) -> bool:
         # A suspended task (sys.delay) keeps waiting for its wake timer; one that was
         # running had its process die under it.
         return run.suspended

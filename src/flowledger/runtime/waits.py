@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from flowledger.durations import parse_duration
 from flowledger.runtime.ports import Restoring, Scheduler
-from flowledger.runtime.state import StepRun
+from flowledger.runtime.state import StepExecution
 from flowledger.runtime.status import StepStatus
 from flowledger.runtime.tasks import TaskDriver
 from flowledger.steps.base import Suspend
@@ -24,29 +24,29 @@ class InputWaits(TaskDriver):
     def __init__(self, scheduler: Scheduler) -> None:
         super().__init__(scheduler)
         #: Waiting step runs by step execution id.
-        self.runs: dict[str, StepRun] = {}
+        self.runs: dict[str, StepExecution] = {}
 
     # -- driver hooks -------------------------------------------------------------------------
 
-    def start(self, run: StepRun, data: BaseModel) -> None:
+    def start(self, run: StepExecution, data: BaseModel) -> None:
         # The step has no handler: it parks at once, in the round that records its start.
         self.scheduler.suspend(run, _WAITING)
         self.begin(run)
 
-    def due(self, run: StepRun) -> bool:
+    def due(self, run: StepExecution) -> bool:
         return self.timed_out(run)
 
-    def cancel(self, run: StepRun, reason: str) -> None:
+    def cancel(self, run: StepExecution, reason: str) -> None:
         self.forget(run)
 
-    def restore(self, run: StepRun, restoring: Restoring) -> bool:
+    def restore(self, run: StepExecution, restoring: Restoring) -> bool:
         if run.suspended:
             self.runs[run.id] = run
         return run.suspended
 
     # -- waiting ------------------------------------------------------------------------------
 
-    def begin(self, run: StepRun) -> None:
+    def begin(self, run: StepExecution) -> None:
         """The step now waits; its own ``due`` (if earlier than the step-level one) is armed."""
         data = run.input if isinstance(run.input, dict) else {}
         if data.get("due") is not None:
@@ -93,7 +93,7 @@ class InputWaits(TaskDriver):
         self.scheduler.resume_status()
         self.scheduler.step_succeeded(run, data)
 
-    def timed_out(self, run: StepRun) -> bool:
+    def timed_out(self, run: StepExecution) -> bool:
         """Handle a waiting step's due time; False when the step is not a waiting one."""
         if self.runs.pop(run.id, None) is None:
             return False
@@ -110,5 +110,5 @@ class InputWaits(TaskDriver):
             )
         return True
 
-    def forget(self, run: StepRun) -> None:
+    def forget(self, run: StepExecution) -> None:
         self.runs.pop(run.id, None)

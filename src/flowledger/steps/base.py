@@ -38,7 +38,7 @@ class Suspend:
     state: Mapping[str, Any] = field(default_factory=dict)
 
 
-class VariableStore(Protocol):
+class VariableAccess(Protocol):
     """The execution's user variables, as a step may change them (atomically)."""
 
     def get(self, name: str) -> Any: ...
@@ -62,7 +62,7 @@ class StepContext:
     started_at: datetime
     http: httpx.AsyncClient
     logger: logging.LoggerAdapter[logging.Logger]
-    variables: VariableStore | None = None
+    variables: VariableAccess | None = None
     #: The step's ``input`` as written in the definition, before templates were rendered.
     definition_input: Any = None
     #: Hops from the root cause (sub-workflow nesting, entity-trigger chains).

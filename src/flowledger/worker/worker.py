@@ -60,6 +60,11 @@ class Worker:
         self.stopping.set()
         self._changed.set()
 
+    def wake(self) -> None:
+        """Claim again now: work became claimable in this process (``App.on_work(worker.wake)``;
+        SQLite has no notification between processes, so its idle workers would poll)."""
+        self._changed.set()
+
     def _lost(self, execution_id: str) -> None:
         task = self.active.get(execution_id)
         if task is not None:
