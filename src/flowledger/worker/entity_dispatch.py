@@ -33,7 +33,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
@@ -41,11 +41,9 @@ from flowledger.definition.triggers import CompiledTrigger, EntityTrigger
 from flowledger.errors import FlowledgerError, TemplateError
 from flowledger.logs import log_extra
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
+from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row, WorkflowVersion
-
-if TYPE_CHECKING:
-    from flowledger.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,10 @@ themselves are run by the workers like any other.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from flowledger.logs import log_extra
+from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns
-
-if TYPE_CHECKING:
-    from flowledger.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 

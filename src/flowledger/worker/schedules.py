@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.ticks import (
@@ -29,12 +28,10 @@ from flowledger.definition.triggers import CompiledTrigger, ScheduleTrigger
 from flowledger.errors import FlowledgerError, InputError, StorageError
 from flowledger.logs import log_extra
 from flowledger.runtime.creation import Lineage
+from flowledger.runtime.engine import Engine
 from flowledger.storage import WorkflowVersion
 from flowledger.storage.schedules import ScheduleState
 from flowledger.timeutil import iso
-
-if TYPE_CHECKING:
-    from flowledger.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
