@@ -213,4 +213,6 @@ from flowledger.storage import (  # noqa: E402
     schema_entities,  # noqa: F401
     schema_jobs,  # noqa: F401
     schema_schedules,  # noqa: F401
+    schema_tokens,  # noqa: F401
+    schema_webhooks,  # noqa: F401
 )

@@ -1,0 +1,7 @@
+"""Revision 0003, webhooks tables (frozen copy; never import schema*.py here)."""
+
+from __future__ import annotations
+
+
+def upgrade() -> None:
+    """Nothing yet: the tables of this part are added with the code that uses them."""
