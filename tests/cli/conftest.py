@@ -18,8 +18,10 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    env = {**os.environ, "FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'cli.db'}", "COLUMNS": "200"}
+def cli(db_url: str) -> Cli:
+    """The real command on a fresh database (``$FLOWLEDGER_DB``): every acceptance test runs
+    on SQLite and on PostgreSQL, like the rest of the suite (``db_url``)."""
+    env = {**os.environ, "FLOWLEDGER_DB": db_url, "COLUMNS": "200"}
 
     def run(*args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

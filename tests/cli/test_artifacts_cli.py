@@ -59,7 +59,7 @@ def execution(cli: Cli, tmp_path: Path) -> str:
 
 
 def test_list_then_download_with_checksums_and_no_overwrites(
-    cli: Cli, execution: str, tmp_path: Path
+    cli: Cli, execution: str, tmp_path: Path, db_url: str
 ) -> None:
     result = cli("executions", "artifacts", execution[:8], "--json")
     assert result.returncode == 0, result.stderr
@@ -76,8 +76,9 @@ def test_list_then_download_with_checksums_and_no_overwrites(
         "big",
     )
     assert saved["executionId"] == output["executionId"] == execution
-    # The default folder sits next to the SQLite file.
-    stored = tmp_path / "cli-artifacts" / execution / saved["id"]
+    # The default folder sits next to the SQLite file (PostgreSQL: $FLOWLEDGER_ARTIFACTS).
+    root = tmp_path / ("flow-artifacts" if db_url.startswith("sqlite") else "artifacts")
+    stored = root / execution / saved["id"]
     assert stored.read_bytes() == CSV
 
     table = cli("executions", "artifacts", execution)

@@ -133,8 +133,8 @@ def test_the_example_validates(cli: Cli) -> None:
 
 
 @pytest.mark.usefixtures("lead_type")
-def test_a_cli_write_fires_the_example_trigger_in_a_worker(cli: Cli, tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
+def test_a_cli_write_fires_the_example_trigger_in_a_worker(cli: Cli, db_url: str) -> None:
+    db = db_url  # the database of the cli fixture
 
     async def push() -> None:
         async with Engine(db) as engine:

@@ -106,13 +106,13 @@ def test_two_files_with_one_name_and_a_missing_file_are_refused(cli: Cli, tmp_pa
     assert cli("workflows", "list", "--json").stdout.strip() == "[]"
 
 
-def test_a_running_worker_fires_a_pushed_schedule(cli: Cli, tmp_path: Path) -> None:
+def test_a_running_worker_fires_a_pushed_schedule(cli: Cli, tmp_path: Path, db_url: str) -> None:
     every_second = DEFINITION.replace("0 9 * * MON-FRI", "* * * * * *").replace(
         "catch_up: latest", "catch_up: none"
     )
     pushed = cli("workflows", "push", write(tmp_path, "pulse.yaml", every_second))
     assert pushed.returncode == 0, pushed.stderr
-    db = f"sqlite:///{tmp_path / 'cli.db'}"  # the database of the cli fixture
+    db = db_url  # the database of the cli fixture
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen(
             [FLOWLEDGER, "worker", "--db", db], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log
