@@ -7,6 +7,11 @@ all of them. Rounds still stand alone: one whose lease was lost is refused while
 the others commit, and if the group hits a constraint (a step recorded twice),
 every round is retried in a transaction of its own so the refusal lands on the
 round that caused it.
+
+The transaction runs on the store's writer thread (storage.lanes), off the event
+loop. While one group is being written, the rounds that reach ``commit`` meanwhile
+queue up and form the next group, written as soon as the first is done: the
+slower the disk, the larger the groups.
 """
 
 from __future__ import annotations
@@ -19,47 +24,61 @@ from sqlalchemy.exc import IntegrityError
 
 from flowledger.errors import StorageError
 from flowledger.storage.base import Batch
+from flowledger.storage.lanes import Lane
 
 ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
+_Work = list[tuple[Batch, "asyncio.Future[None]"]]
 
 
 class GroupCommitter:
     def __init__(
         self,
+        writer: Lane,
         connection: Callable[[], Connection],
         apply: ApplyMany,
         driver_integrity_error: type[Exception],
     ) -> None:
+        self._writer = writer
         self._connection = connection
         self._apply = apply
         # Writes go through the driver's cursor, so its own (PEP 249) error class shows up too.
         self._integrity_errors = (IntegrityError, driver_integrity_error)
-        self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
-        self._scheduled = False
+        self._queue: _Work = []
+        #: A flush is scheduled for this tick, or one is being written right now.
+        self._busy = False
 
     async def commit(self, batch: Batch) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.append((batch, future))
-        if not self._scheduled:
-            self._scheduled = True
+        if not self._busy:
+            self._busy = True
             # call_soon: every round that is ready in this tick joins the same transaction.
             loop.call_soon(self._flush)
         await future
 
-    def commit_now(self, batch: Batch) -> None:
+    async def commit_now(self, batch: Batch) -> None:
         """Commit one batch at once, outside any group (a lone execution gains nothing)."""
-        outcome = self._transaction([batch])[0]
+        outcome = await self._writer.run(lambda: self._transaction([batch])[0])
         if outcome is not None:
             raise outcome
 
     def _flush(self) -> None:
-        self._scheduled = False
         work, self._queue = self._queue, []
         batches = [batch for batch, _ in work]
+        written = self._writer.run(lambda: self._write_group(batches))
+        written.add_done_callback(lambda done: self._settle(work, done))
+
+    def _write_group(self, batches: list[Batch]) -> list[BaseException | None]:
+        """On the writer thread: the group in one transaction, or each alone on a constraint."""
         outcomes = self._transaction(batches)
         if len(batches) > 1 and any(isinstance(o, _Constraint) for o in outcomes):
             outcomes = [self._transaction([batch])[0] for batch in batches]
+        return outcomes
+
+    def _settle(self, work: _Work, done: asyncio.Future[list[BaseException | None]]) -> None:
+        exc = done.exception()
+        outcomes = done.result() if exc is None else [exc] * len(work)
         for (_, future), outcome in zip(work, outcomes, strict=True):
             if future.done():  # its waiter was cancelled meanwhile
                 continue
@@ -67,6 +86,10 @@ class GroupCommitter:
                 future.set_result(None)
             else:
                 future.set_exception(outcome)
+        if self._queue:  # rounds that arrived while this group was written
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._busy = False
 
     def _transaction(self, batches: list[Batch]) -> list[BaseException | None]:
         conn = self._connection()

@@ -12,15 +12,19 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from flowledger.config import Settings
+from flowledger.config import SQLITE_SYNCHRONOUS
 from flowledger.errors import StorageError
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import READ_ONLY
 from flowledger.timeutil import utcnow
 
 # NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
-# (FLOWLEDGER_SQLITE_SYNCHRONOUS, see flowledger.config).
+# (FLOWLEDGER_SQLITE_SYNCHRONOUS, see flowledger.config: read by the caller, passed in here).
 
+
+#: Reader threads (each with its own connection) beside the one writer. WAL readers never
+#: wait for the writer; three let a slow read (a dashboard's query) leave room for others.
+READERS = 3
 
 #: How long opening a brand-new database waits for another process that is creating it.
 WAL_SWITCH_WAIT = 30.0
@@ -42,18 +46,24 @@ def _enable_wal(cursor: Any) -> None:
 
 
 class SQLiteStore(SQLStore):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, synchronous: str = "NORMAL", readers: int = READERS) -> None:
+        if synchronous.upper() not in SQLITE_SYNCHRONOUS:
+            raise StorageError(f"unknown SQLite synchronous setting {synchronous!r}")
+        synchronous = synchronous.upper()
         parsed = make_url(url)
         database = parsed.database or ""
-        if database and database != ":memory:":
+        memory = not database or database == ":memory:"
+        if not memory:
             folder = Path(database).expanduser().resolve().parent
             if not folder.is_dir():
                 raise StorageError(f"cannot open {url}: the folder {folder} does not exist")
-        synchronous = Settings.from_env().sqlite_synchronous
         engine = create_engine(
             url,
+            # Each lane thread keeps one connection for the store's life (file: a pool as
+            # large as the lanes; memory: StaticPool, the one connection all share).
             connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=StaticPool if not database or database == ":memory:" else None,
+            poolclass=StaticPool if memory else None,
+            **({} if memory else {"pool_size": 1 + readers, "max_overflow": 4}),
         )
 
         @event.listens_for(engine, "connect")
@@ -75,7 +85,9 @@ class SQLiteStore(SQLStore):
             # IMMEDIATE takes the write lock up front: no deadlock when two processes upgrade.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        super().__init__(url, engine)
+        # In memory, the database is one connection: every call takes turns on the writer
+        # thread (readers=0), as it did on the loop before.
+        super().__init__(url, engine, readers=0 if memory else readers)
 
     async def db_now(self) -> datetime:
         # The file lives on this machine, so its clock is ours: no query needed, which keeps
