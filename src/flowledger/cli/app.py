@@ -31,6 +31,7 @@ from flowledger.cli.common import (
     print_json,
 )
 from flowledger.cli.progress import LiveProgress, PlainProgress
+from flowledger.config import Settings
 from flowledger.errors import DefinitionError, InputError
 from flowledger.runtime.engine import Engine, default_db_url, load_input_file, parse_input_json
 from flowledger.runtime.status import ExecutionStatus
@@ -263,7 +264,7 @@ def db_upgrade(db: DbOption = None) -> None:
     """Apply pending schema migrations (every command also does this on first use)."""
 
     async def go() -> list[str]:
-        store = open_store(db or default_db_url())
+        store = open_store(db or default_db_url(), Settings.from_env())
         try:
             return await store.upgrade()
         finally:

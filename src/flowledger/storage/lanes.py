@@ -56,7 +56,7 @@ def _exit() -> None:
 
 
 class Lane:
-    """Up to ``size`` threads taking calls from one queue; threads start on demand."""
+    """``size`` threads taking calls from one queue, started by the lane's first call."""
 
     def __init__(self, name: str, size: int) -> None:
         if size < 1:
@@ -65,9 +65,7 @@ class Lane:
         self.size = size
         self._queue: SimpleQueue[_Job] = SimpleQueue()
         self._threads: list[threading.Thread] = []
-        # Released by a thread each time it finishes a call: a permit means one is idle.
-        self._idle = threading.Semaphore(0)
-        self._spawn_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._closed = False
 
     def run(self, body: Callable[[], T]) -> asyncio.Future[T]:
@@ -90,19 +88,25 @@ class Lane:
         if self._closed:
             raise StorageError("the store is closed")
         self._queue.put(job)
-        if self._idle.acquire(blocking=False):
-            return
-        if len(self._threads) < self.size:
-            with self._spawn_lock:
-                if len(self._threads) < self.size:
-                    thread = threading.Thread(
-                        target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
-                    )
-                    self._threads.append(thread)
-                    thread.start()
+        if not self._threads:
+            self._start()
+
+    def _start(self) -> None:
+        # All at once: counting idle threads to start them one by one costs a semaphore
+        # round per call, on the hot path. A thread connects on its first query only.
+        with self._start_lock:
+            if self._threads:
+                return
+            threads = [
+                threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
+                for i in range(self.size)
+            ]
+            for thread in threads:
+                thread.start()
+            self._threads = threads
 
     def _work(self) -> None:
-        queue, idle = self._queue, self._idle
+        queue = self._queue
         while True:
             body, loop, future = queue.get()
             try:
@@ -114,7 +118,6 @@ class Lane:
             if body is _exit:
                 return
             del body, loop, future  # keep nothing of a finished call alive while idle
-            idle.release()
 
     async def close(self) -> None:
         """Let every thread finish what is queued, then leave; returns when all have left.
