@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future as ThreadFuture
@@ -44,10 +45,13 @@ from typing import Any, TypeAlias, TypeVar
 
 from flowledger.errors import StorageError
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
-_Answer: TypeAlias = "asyncio.Future[Any] | ThreadFuture[Any]"
-#: A call: its body, and where to answer (a loop and its future; no loop: a thread future).
+_Answer: TypeAlias = "asyncio.Future[Any] | ThreadFuture[Any] | None"
+#: A call: its body, and where to answer (a loop and its future; no loop: a thread future;
+#: no future: nobody waits, see ``post``).
 _Job = tuple[Callable[[], Any], "asyncio.AbstractEventLoop | None", _Answer]
 
 
@@ -83,6 +87,28 @@ class Lane:
         future: ThreadFuture[T] = ThreadFuture()
         self._submit((body, None, future))
         return future.result()
+
+    async def on_each_thread(self, body: Callable[[], object]) -> None:
+        """Run ``body`` once on every thread of the lane (best effort: a thread still busy
+        after a second is left out), e.g. to open each thread's connection up front."""
+        if self.size == 1:
+            await self.run(body)
+            return
+        meet = threading.Barrier(self.size)
+
+        def once() -> None:
+            body()
+            # Hold this thread until the others have each taken one, so none takes two.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                meet.wait(timeout=1.0)
+
+        await asyncio.gather(*(self.run(once) for _ in range(self.size)))
+
+    def post(self, body: Callable[[], object]) -> None:
+        """Run ``body`` on this lane with nobody waiting for it (errors are logged).
+        Ignored once the lane is closed."""
+        if not self._closed:
+            self._submit((body, None, None))
 
     def _submit(self, job: _Job) -> None:
         if self._closed:
@@ -139,10 +165,14 @@ class Lane:
 
 def _deliver(
     loop: asyncio.AbstractEventLoop | None,
-    future: asyncio.Future[Any] | ThreadFuture[Any],
+    future: _Answer,
     result: Any,
     error: Exception | None,
 ) -> None:
+    if future is None:
+        if error is not None:
+            log.error("background storage work failed", exc_info=error)
+        return
     if loop is None:
         assert isinstance(future, ThreadFuture)
         if error is None:

@@ -63,6 +63,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         self._opened_lock = threading.Lock()
         self._writer = Lane("flowledger-writer", 1)
         self._readers = Lane("flowledger-reader", readers) if readers else self._writer
+        #: Closed by ``close``, in this order: the writes queued before close still land.
+        self._lanes = [self._writer, self._readers] if readers else [self._writer]
         self._group = GroupCommitter(
             self._writer,
             lambda: self.conn,
@@ -87,8 +89,13 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         """A sentence about a failed connection; dialects add what a person should check."""
         return StorageError(f"cannot open database {self.url}: {exc.orig}")
 
-    @writes
-    def initialize(self) -> None:
+    async def initialize(self) -> None:
+        await self._writer.run(self._migrate_if_needed)
+        # Every lane thread connects now, together, rather than on its first call: the
+        # first reads of a run then pay no connection setup (and a bad URL fails here).
+        await asyncio.gather(*(lane.on_each_thread(lambda: self.conn) for lane in self._lanes))
+
+    def _migrate_if_needed(self) -> None:
         # Runs on every start: one short read when the schema is current.
         with self.reading():
             if migrations.current_revision(self.conn) == migrations.HEAD:
@@ -109,8 +116,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     async def close(self) -> None:
         # Calls already queued still run; then the threads leave and their connections close.
-        await self._writer.close()
-        await self._readers.close()
+        for lane in self._lanes:
+            await lane.close()
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for conn in opened:
