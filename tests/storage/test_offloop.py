@@ -28,6 +28,7 @@ from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import reads
 from flowledger.timeutil import Clock
 from tests.storage.conftest import event_row, new_execution, step_row
+from tests.storage.test_group_commit import _owned, _round
 
 LEASE = timedelta(minutes=5)
 #: How long a gated read waits at most before it gives up (only a broken store gets there).
@@ -226,3 +227,22 @@ async def test_the_engine_passes_its_settings_down(
         assert isinstance(store, SQLStore)
         assert await _synchronous(store)() == 2
     assert not (tmp_path / "ignored.db").exists()
+
+
+async def test_rounds_that_arrive_while_a_group_is_written_form_the_next_one(
+    store: SQLStore,
+) -> None:
+    owned = [await _owned(store) for _ in range(6)]
+    release = threading.Event()
+    # The writer is busy (as with a slow disk): the first group waits behind this.
+    busy = store._writer.run(lambda: release.wait(GATE_LIMIT))
+    first = [asyncio.ensure_future(store.commit(_round(i, e), group=True)) for i, e in owned[:3]]
+    await asyncio.sleep(0)  # the first group is handed to the writer
+    second = [asyncio.ensure_future(store.commit(_round(i, e), group=True)) for i, e in owned[3:]]
+    await asyncio.sleep(0)
+    assert not any(f.done() for f in first + second)
+    release.set()
+    assert await busy is True
+    assert await asyncio.gather(*first, *second) == [None] * 6
+    for execution_id, _ in owned:
+        assert len(await store.get_step_executions(execution_id)) == 1
