@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,14 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
     connection of its own. ``readers=0`` runs reads on the writer thread too (an in-memory
     SQLite database is one connection: every call must take turns on it)."""
 
-    def __init__(self, url: str, engine: Engine, *, readers: int = 3) -> None:
+    def __init__(
+        self,
+        url: str,
+        engine: Engine,
+        *,
+        readers: int = 3,
+        driver_begin: Callable[[Any], None] | None = None,
+    ) -> None:
         self.url = url
         self._engine = engine
         self._local = threading.local()
@@ -70,6 +77,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             lambda: self.conn,
             BatchWriter(engine.dialect).apply,
             engine.dialect.loaded_dbapi.IntegrityError,
+            driver_begin,
         )
 
     @property
