@@ -10,6 +10,7 @@ that ran the read on the loop fails these tests instead of hanging them.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -246,3 +247,34 @@ async def test_rounds_that_arrive_while_a_group_is_written_form_the_next_one(
     assert await asyncio.gather(*first, *second) == [None] * 6
     for execution_id, _ in owned:
         assert len(await store.get_step_executions(execution_id)) == 1
+
+
+async def test_a_commit_waiting_for_another_process_lock_waits_off_the_loop(
+    tmp_path: Any,
+) -> None:
+    """A small lone round commits on the loop only when nothing can wait (SQLiteStore's
+    _commit_inline): with another process holding SQLite's write lock it goes to the
+    writer thread, and the loop keeps turning until the lock is free."""
+    path = tmp_path / "flow.db"
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, SQLStore)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        await store.initialize()
+        execution_id, epoch = await _owned(store)
+        other.execute("BEGIN IMMEDIATE")  # "another process" writes
+        commit = asyncio.ensure_future(store.commit(_round(execution_id, epoch)))
+        for _ in range(5):  # a commit waiting on the loop would stop these
+            await asyncio.sleep(0.001)
+        assert not commit.done()
+        other.execute("COMMIT")
+        await commit
+        assert len(await store.get_step_executions(execution_id)) == 1
+        # With the lock free, the same kind of round commits at once.
+        await store.commit(
+            Batch(execution_id, epoch, update_steps=[], events=[event_row(execution_id, 2)])
+        )
+        assert len(await store.get_events(execution_id)) == 2
+    finally:
+        other.close()
+        await store.close()

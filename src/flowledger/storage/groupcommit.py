@@ -29,6 +29,10 @@ from flowledger.storage.base import Batch
 from flowledger.storage.lanes import Lane
 
 ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
+#: Commits a lone round at once where it is called, or returns NOT_HERE (see commit_now).
+Inline = Callable[[Batch], object]
+#: What an Inline returns when the round must go to the writer thread after all.
+NOT_HERE = object()
 _Work = list[tuple[Batch, "asyncio.Future[None]"]]
 
 
@@ -40,8 +44,10 @@ class GroupCommitter:
         apply: ApplyMany,
         driver_integrity_error: type[Exception],
         driver_begin: Callable[[Any], None] | None = None,
+        inline: Inline | None = None,
     ) -> None:
         self._writer = writer
+        self._inline = inline
         #: Begins a transaction on the driver connection, for the lone-round fast path.
         self._driver_begin = driver_begin
         self._connection = connection
@@ -64,8 +70,11 @@ class GroupCommitter:
 
     async def commit_now(self, batch: Batch) -> None:
         """Commit one batch at once, outside any group (a lone execution gains nothing)."""
-        outcome = await self._writer.run(lambda: self._transaction([batch])[0])
+        outcome = NOT_HERE if self._inline is None else self._inline(batch)
+        if outcome is NOT_HERE:
+            outcome = await self._writer.run(lambda: self._transaction([batch])[0])
         if outcome is not None:
+            assert isinstance(outcome, BaseException)
             raise outcome
 
     def _flush(self) -> None:
@@ -108,15 +117,18 @@ class GroupCommitter:
         except Exception as exc:  # the transaction failed: nobody's round was written
             return [_failure(batch, exc) for batch in batches]
 
-    def _driver_transaction(self, conn: Connection, batch: Batch) -> BaseException | None:
+    def _driver_transaction(
+        self, conn: Connection, batch: Batch, begin: Callable[[Any], None] | None = None
+    ) -> BaseException | None:
         """A lone round that touches no other execution (the common case: one execution
         driven alone), in a transaction of the driver's own. SQLAlchemy's Transaction
         costs ~4 us here, and ~25 us is what the hop to the writer thread adds per round
         (storage.lanes): the round's writes already go through the driver's cursor."""
         driver = conn.connection.dbapi_connection
-        assert self._driver_begin is not None and driver is not None
+        begin = begin or self._driver_begin
+        assert begin is not None and driver is not None
         try:
-            self._driver_begin(driver)
+            begin(driver)
             outcome = self._apply(conn, [batch])[0]
             driver.commit()
         except Exception as exc:
@@ -126,6 +138,13 @@ class GroupCommitter:
                 return _Constraint([batch], exc)
             return _failure(batch, exc)
         return outcome
+
+
+def lone_round_rows(batch: Batch) -> int | None:
+    """How many rows a lone round writes; None when it reaches other executions."""
+    if _links(batch):
+        return None
+    return len(batch.insert_steps) + len(batch.update_steps) + len(batch.events)
 
 
 def _links(batch: Batch) -> bool:

@@ -62,11 +62,17 @@ def _exit() -> None:
 class Lane:
     """``size`` threads taking calls from one queue, started by the lane's first call."""
 
-    def __init__(self, name: str, size: int) -> None:
+    def __init__(self, name: str, size: int, *, lock: threading.Lock | None = None) -> None:
         if size < 1:
             raise ValueError("a lane needs at least one thread")
         self.name = name
         self.size = size
+        #: Given: held by the thread while it runs a call, so whoever else holds it (see
+        #: ``SQLiteStore._commit_inline``) knows the lane runs nothing. For one thread only:
+        #: it would serialize a lane of several.
+        self.lock = lock
+        if lock is not None and size != 1:
+            raise ValueError("only a one-thread lane takes a lock")
         self._queue: SimpleQueue[_Job] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
@@ -131,12 +137,20 @@ class Lane:
                 thread.start()
             self._threads = threads
 
+    def idle(self) -> bool:
+        """Nothing queued (a call may still be running: hold ``lock`` to exclude that)."""
+        return self._queue.empty()
+
     def _work(self) -> None:
-        queue = self._queue
+        queue, lock = self._queue, self.lock
         while True:
             body, loop, future = queue.get()
             try:
-                result = body()
+                if lock is None:
+                    result = body()
+                else:
+                    with lock:
+                        result = body()
             except Exception as exc:
                 _deliver(loop, future, None, exc)
             else:

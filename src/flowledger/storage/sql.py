@@ -29,7 +29,7 @@ from flowledger.storage import migrations
 from flowledger.storage.artifacts import SQLArtifactStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.entities import SQLEntityStore
-from flowledger.storage.groupcommit import GroupCommitter
+from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
 from flowledger.storage.lanes import Lane
 from flowledger.storage.schedules import SQLScheduleStore
@@ -60,6 +60,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         *,
         readers: int = 3,
         driver_begin: Callable[[Any], None] | None = None,
+        inline: Inline | None = None,
     ) -> None:
         self.url = url
         self._engine = engine
@@ -68,7 +69,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         #: closed by ``close``.
         self._opened: list[Connection] = []
         self._opened_lock = threading.Lock()
-        self._writer = Lane("flowledger-writer", 1)
+        self._writer = Lane("flowledger-writer", 1, lock=threading.Lock())
         self._readers = Lane("flowledger-reader", readers) if readers else self._writer
         #: Closed by ``close``, in this order: the writes queued before close still land.
         self._lanes = [self._writer, self._readers] if readers else [self._writer]
@@ -78,6 +79,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             BatchWriter(engine.dialect).apply,
             engine.dialect.loaded_dbapi.IntegrityError,
             driver_begin,
+            inline,
         )
 
     @property
