@@ -41,6 +41,7 @@ LEASE_ENV = "FLOWLEDGER_LEASE"
 SQLITE_SYNCHRONOUS_ENV = "FLOWLEDGER_SQLITE_SYNCHRONOUS"
 ARTIFACTS_ENV = "FLOWLEDGER_ARTIFACTS"
 OUTPUT_BUDGET_ENV = "FLOWLEDGER_OUTPUT_BUDGET"
+CURSOR_KEY_ENV = "FLOWLEDGER_CURSOR_KEY"
 LOG_FORMAT_ENV = "FLOWLEDGER_LOG_FORMAT"
 LOG_LEVEL_ENV = "FLOWLEDGER_LOG_LEVEL"
 LOG_FORMATS = ("text", "json")
@@ -70,6 +71,8 @@ class Settings:
     log_format: str = "text"
     #: None: the command's own default (INFO for long-running ones, else WARNING).
     log_level: str | None = None
+    #: Signs list cursors; None: a random secret kept once per database (app.cursors).
+    cursor_key: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +92,7 @@ class Settings:
             log_level=_choice(env[LOG_LEVEL_ENV], LOG_LEVELS, LOG_LEVEL_ENV)
             if env.get(LOG_LEVEL_ENV)
             else None,
+            cursor_key=env.get(CURSOR_KEY_ENV) or None,
         )
 
 

@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from flowledger.app.artifacts import Artifacts
-from flowledger.app.cursors import META_KEY, CursorCodec, key_from_env
+from flowledger.app.cursors import META_KEY, CursorCodec
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.workflows import Workflows
-from flowledger.config import DEFAULT_LEASE
+from flowledger.config import Settings
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
 
@@ -37,13 +37,15 @@ class App:
         db: str | None = None,
         *,
         plugins: Sequence[str] = (),
-        lease: timedelta = DEFAULT_LEASE,
+        lease: timedelta | None = None,
         engine: Engine | None = None,
         cursor_key: bytes | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        self.engine = engine or Engine(db, plugins=plugins, lease=lease)
+        self.engine = engine or Engine(db, plugins=plugins, lease=lease, settings=settings)
         self._own_engine = engine is None
-        self._cursor_key = cursor_key or key_from_env()
+        configured = self.engine.settings.cursor_key
+        self._cursor_key = cursor_key or (configured.encode() if configured else None)
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
@@ -90,10 +92,10 @@ class App:
         return self._codec
 
 
-async def upgrade_database(db_url: str) -> list[str]:
+async def upgrade_database(db_url: str, settings: Settings | None = None) -> list[str]:
     """Apply pending schema migrations; the revision ids applied, oldest first. (Opening
     an App also migrates; this is the explicit ``flowledger db upgrade``.)"""
-    store = open_store(db_url)
+    store = open_store(db_url, settings)
     try:
         return await store.upgrade()
     finally:

@@ -19,13 +19,11 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 from datetime import datetime
 from typing import Any
 
 from flowledger.errors import InvalidInputError
 
-CURSOR_KEY_ENV = "FLOWLEDGER_CURSOR_KEY"
 #: The ``flowledger_meta`` key of the per-database secret.
 META_KEY = "cursor_secret"
 
@@ -92,8 +90,3 @@ def _refused() -> InvalidInputError:
         "the cursor is not valid: use a nextCursor exactly as a listing returned it",
         ("cursor",),
     )
-
-
-def key_from_env() -> bytes | None:
-    text = os.environ.get(CURSOR_KEY_ENV)
-    return text.encode() if text else None

@@ -293,7 +293,7 @@ def executions_show(
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Apply pending schema migrations (every command also does this on first use)."""
-    applied = call(lambda: upgrade_database(db or default_db_url()))
+    applied = call(lambda: upgrade_database(db or default_db_url(), Settings.from_env()))
     if applied:
         out.print("applied migrations: " + ", ".join(applied), markup=False)
     else:
