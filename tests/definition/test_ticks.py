@@ -1,0 +1,132 @@
+"""Schedule ticks: cron arithmetic in a time zone (DST included) and catch-up policies."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import pytest
+
+from flowledger import Engine, StepRegistry
+from flowledger.definition.ticks import GRACE, due_ticks, next_fire_times, next_tick, plan_ticks
+from flowledger.definition.triggers import ScheduleTrigger
+
+CatchUp = Literal["none", "all", "latest"]
+SECOND = timedelta(seconds=1)
+
+
+def schedule(cron: str, timezone: str = "UTC", catch_up: CatchUp = "none") -> ScheduleTrigger:
+    return ScheduleTrigger(type="schedule", cron=cron, timezone=timezone, catch_up=catch_up)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def walk(spec: ScheduleTrigger, start: datetime, end: datetime) -> list[datetime]:
+    """Every tick in (start, end], found forwards with next_tick."""
+    found = []
+    moment = next_tick(spec, start)
+    while moment is not None and moment <= end:
+        found.append(moment)
+        moment = next_tick(spec, moment)
+    return found
+
+
+def hhmm(moments: Sequence[datetime]) -> list[str]:
+    return [m.strftime("%m-%d %H:%M") for m in moments]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        # Spring forward (Europe/Berlin, 29 March 2026): 02:30 does not exist that day; the
+        # tick fires once, when the clocks jump (03:00 CEST = 01:00 UTC).
+        ("2026-03-27", "2026-03-31", ["03-27 01:30", "03-28 01:30", "03-29 01:00", "03-30 00:30"]),
+        # Fall back (25 October 2026): 02:30 happens twice; the tick fires at the first.
+        ("2026-10-23", "2026-10-27", ["10-23 00:30", "10-24 00:30", "10-25 00:30", "10-26 01:30"]),
+    ],
+)
+def test_a_daily_tick_fires_once_on_both_dst_change_days(
+    start: str, end: str, expected: list[str]
+) -> None:
+    spec = schedule("30 2 * * *", "Europe/Berlin")
+    forwards = walk(spec, utc(start), utc(end))
+    backwards = due_ticks(spec, utc(start), utc(end), 100)
+    assert hhmm(forwards) == expected
+    assert backwards == list(reversed(forwards))
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("2026-10-24T23:00", "2026-10-25T03:00"), ("2026-03-28T23:00", "2026-03-29T03:00")],
+)
+def test_an_every_hour_schedule_keeps_real_time_pace_through_dst(start: str, end: str) -> None:
+    spec = schedule("*/30 * * * *", "Europe/Berlin")
+    ticks = walk(spec, utc(start), utc(end))
+    assert {b - a for a, b in itertools.pairwise(ticks)} == {timedelta(minutes=30)}
+    assert len(ticks) == 8
+    assert due_ticks(spec, utc(start), utc(end), 100) == list(reversed(ticks))
+
+
+def test_fixed_hours_in_a_repeated_hour_fire_at_the_first_pass() -> None:
+    spec = schedule("0,30 2 * * *", "Europe/Berlin")
+    # 01:10 UTC is 02:10 CET, in the second pass through 02:00-03:00 on 25 October.
+    now = utc("2026-10-25T01:10")
+    assert hhmm(due_ticks(spec, utc("2026-10-24T12:00"), now, 10)) == ["10-25 00:30", "10-25 00:00"]
+    assert next_tick(spec, now) == utc("2026-10-26T01:00")
+
+
+def test_tick_bounds_and_seconds_field() -> None:
+    spec = schedule("*/5 * * * *")
+    tick = utc("2026-01-01T10:05")
+    assert due_ticks(spec, tick - SECOND, tick, 5) == [tick]  # a tick exactly now is due
+    assert due_ticks(spec, tick, tick + SECOND, 5) == []  # and never again after it
+    assert next_tick(spec, tick) == utc("2026-01-01T10:10")  # strictly after
+    every_second = schedule("* * * * * *")  # croniter's sixth field is seconds
+    assert next_tick(every_second, tick) == tick + SECOND
+    assert len(due_ticks(every_second, tick, tick + 10 * SECOND, 100)) == 10
+
+
+def test_a_cron_that_matches_no_date_never_fires() -> None:
+    spec = schedule("0 0 30 2 *")
+    assert next_tick(spec, utc("2026-01-01")) is None
+    assert due_ticks(spec, utc("2020-01-01"), utc("2026-01-01"), 10) == []
+
+
+def test_catch_up_policies() -> None:
+    since, spec = utc("2026-01-01T10:00"), "*/5 * * * *"
+    now = utc("2026-01-01T10:20:30")  # 10:05 .. 10:20 are due; 10:20 is current
+    none = plan_ticks(schedule(spec), since, now)
+    assert hhmm(none.fire) == ["01-01 10:20"] and none.last_tick == utc("2026-01-01T10:20")
+    late = now + GRACE + SECOND  # nothing is current any more: all are skipped
+    stale = plan_ticks(schedule(spec), since, late)
+    assert stale.fire == () and stale.last_tick == utc("2026-01-01T10:20") and stale.dropped
+    latest = plan_ticks(schedule(spec, catch_up="latest"), since, late)
+    assert hhmm(latest.fire) == ["01-01 10:20"]
+    every = plan_ticks(schedule(spec, catch_up="all"), since, late)
+    assert hhmm(every.fire) == ["01-01 10:05", "01-01 10:10", "01-01 10:15", "01-01 10:20"]
+    assert not every.dropped and not every.more
+    capped = plan_ticks(schedule(spec, catch_up="all"), since, late, cap=3)
+    assert hhmm(capped.fire) == ["01-01 10:10", "01-01 10:15", "01-01 10:20"] and capped.dropped
+    batch = plan_ticks(schedule(spec, catch_up="all"), since, late, batch=2)
+    assert hhmm(batch.fire) == ["01-01 10:05", "01-01 10:10"] and batch.more
+    assert batch.last_tick == utc("2026-01-01T10:10")
+    assert plan_ticks(schedule(spec), now, now).last_tick is None  # nothing new
+
+
+NFT = """
+name: nft
+triggers:
+  - {type: function}
+  - {type: schedule, cron: "0 9 * * MON-FRI"}
+steps: [{id: only, type: sys.no_action}]
+"""
+
+
+def test_next_fire_times_of_a_compiled_workflow() -> None:
+    workflow = Engine("sqlite://", registry=StepRegistry.with_builtins()).load_text(NFT)
+    [(trigger, when)] = next_fire_times(workflow, utc("2026-11-21T12:00"))  # a Saturday
+    assert trigger.index == 1 and when == utc("2026-11-23T09:00")
