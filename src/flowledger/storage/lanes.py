@@ -65,6 +65,7 @@ from queue import SimpleQueue
 from typing import Any, TypeAlias, TypeVar
 
 from flowledger.errors import StorageError
+from flowledger.logs import log_extra
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,11 @@ def _deliver(
 ) -> None:
     if future is None:
         if error is not None:
-            log.error("background storage work failed", exc_info=error)
+            log.error(
+                "background storage work failed",
+                exc_info=error,
+                extra=log_extra("background_storage"),
+            )
         return
     if loop is None:
         assert isinstance(future, ThreadFuture)
