@@ -71,7 +71,7 @@ class Executions:
         engine: Engine,
         codec: Callable[[], Awaitable[CursorCodec]],
         wake: Callable[[], Awaitable[None]],
-        find: Callable[[str | CompiledWorkflow, int | None], Awaitable[CompiledWorkflow]],
+        find: Callable[[str | CompiledWorkflow, int | None, bool], Awaitable[CompiledWorkflow]],
     ) -> None:
         self._engine = engine
         self._codec = codec
@@ -83,7 +83,7 @@ class Executions:
     async def start(self, request: StartExecution) -> ExecutionDocument:
         """Create the execution (``NotStarted``) and wake the workers to run it; with
         ``hold`` it is leased to this process instead, which must drive it."""
-        workflow = await self._find(request.workflow, request.version)
+        workflow = await self._find(request.workflow, request.version, request.stored_only)
         execution_id = await self._engine.start(
             workflow,
             request.input,
@@ -105,7 +105,7 @@ class Executions:
         """Start the workflow and run it to its end here; return the final document.
         ``on_events(execution_id, events)`` sees every commit (live progress)."""
         engine = self._engine
-        workflow = await self._find(request.workflow, None)
+        workflow = await self._find(request.workflow, None, False)
         if request.finish_abandoned:
             left = await adopt_abandoned(
                 engine.store, engine.owner, engine.lease, workflow.name, request.created_by
