@@ -27,7 +27,7 @@ from flowledger.app.executions import Executions
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.tokens import Tokens
 from flowledger.app.workflows import Workflows
-from flowledger.config import DEFAULT_LEASE
+from flowledger.config import DEFAULT_LEASE, Limits
 from flowledger.errors import StorageError
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
@@ -44,19 +44,22 @@ class App:
         lease: timedelta = DEFAULT_LEASE,
         engine: Engine | None = None,
         cursor_key: bytes | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.engine = engine or Engine(db, plugins=plugins, lease=lease)
         self._own_engine = engine is None
+        #: What one request may carry (the faces read them from Settings.limits).
+        self.limits = limits or Limits()
         self._cursor_key = cursor_key or key_from_env()
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
-        self.workflows = Workflows(self.engine)
+        self.workflows = Workflows(self.engine, self.limits)
         self.executions = Executions(
-            self.engine, self._cursors, self.wake_workers, self.workflows.find
+            self.engine, self._cursors, self.wake_workers, self.workflows.find, self.limits
         )
-        self.job_runs = JobRunsApp(self.engine, self.wake_workers)
-        self.entities = Entities(self.engine)
+        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
+        self.entities = Entities(self.engine, self.limits)
         self.artifacts = Artifacts(self.engine)
         self.tokens = Tokens(self.engine)
 

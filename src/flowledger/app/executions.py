@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from flowledger.app.cursors import CursorCodec
+from flowledger.app.limits import check_json_size, check_page
 from flowledger.app.models import (
     CancelExecution,
     EventDocument,
@@ -32,6 +33,7 @@ from flowledger.app.models import (
     StartExecution,
     SubmitInput,
 )
+from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document
@@ -72,17 +74,20 @@ class Executions:
         codec: Callable[[], Awaitable[CursorCodec]],
         wake: Callable[[], Awaitable[None]],
         find: Callable[[str | CompiledWorkflow, int | None, bool], Awaitable[CompiledWorkflow]],
+        limits: Limits | None = None,
     ) -> None:
         self._engine = engine
         self._codec = codec
         self._wake = wake
         self._find = find
+        self._limits = limits or Limits()
 
     # -- starting -----------------------------------------------------------------------------
 
     async def start(self, request: StartExecution) -> ExecutionDocument:
         """Create the execution (``NotStarted``) and wake the workers to run it; with
         ``hold`` it is leased to this process instead, which must drive it."""
+        check_json_size(request.input, self._limits.max_input, "input")
         workflow = await self._find(request.workflow, request.version, request.stored_only)
         execution_id = await self._engine.start(
             workflow,
@@ -141,6 +146,7 @@ class Executions:
 
     async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
         """One page, newest first (keyset pagination: stable while others insert)."""
+        check_page(request.limit, self._limits.max_page)
         codec = await self._codec()
         filters = request.filters()
         before = (
@@ -215,6 +221,7 @@ class Executions:
 
     async def submit_input(self, request: SubmitInput) -> ExecutionDocument:
         """Hand a waiting step its data (InputError when its schema refuses it)."""
+        check_json_size(request.data, self._limits.max_input, "data")
         await self._engine.submit_input(
             request.id, request.step, request.data, submitted_by=request.by
         )
@@ -223,6 +230,7 @@ class Executions:
     async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
         if settle:
             return cast(ExecutionDocument, await self._engine.settle(execution_id))
+        await self._wake()  # workers here too, not only other processes
         return await self._document(execution_id)
 
     async def _document(self, execution_id: str) -> ExecutionDocument:

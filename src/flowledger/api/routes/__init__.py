@@ -5,10 +5,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowledger.api.routes import docs, health, workflows
+from flowledger.api.routes import (
+    artifacts,
+    docs,
+    entities,
+    executions,
+    health,
+    job_runs,
+    workflows,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
     docs.router,
     workflows.router,
+    executions.router,
+    job_runs.router,
+    entities.router,
+    artifacts.router,
 ]
