@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 from typing import cast
 
-from flowledger.app.limits import check_json_size
+from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
     CreatedEntityType,
     CreateEntity,
@@ -70,7 +70,7 @@ class Entities:
             request.entity_type,
             request.filter,
             request.order_by or None,
-            request.limit,
+            page_size(request, self._limits.max_page),
             request.offset,
         )
         return {

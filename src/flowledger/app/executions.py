@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from flowledger.app.cursors import CursorCodec
-from flowledger.app.limits import check_json_size, check_page
+from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
     CancelExecution,
     EventDocument,
@@ -146,7 +146,7 @@ class Executions:
 
     async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
         """One page, newest first (keyset pagination: stable while others insert)."""
-        check_page(request.limit, self._limits.max_page)
+        limit = page_size(request, self._limits.max_page)
         codec = await self._codec()
         filters = request.filters()
         before = (
@@ -163,11 +163,11 @@ class Executions:
             created_by=request.created_by,
             created_after=request.created_after,
             created_before=request.created_before,
-            limit=request.limit + 1,  # one more tells whether another page follows
+            limit=limit + 1,  # one more tells whether another page follows
             before=before,
         )
         rows = await self._engine.store.list_executions(query)
-        page, more = rows[: request.limit], len(rows) > request.limit
+        page, more = rows[:limit], len(rows) > limit
         cursor = None
         if more:
             last = page[-1]

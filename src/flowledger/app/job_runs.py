@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from flowledger.app.limits import check_text_size
+from flowledger.app.limits import check_text_size, page_size
 from flowledger.app.models import (
     CancelJobRun,
     CreateJobRun,
@@ -83,7 +83,8 @@ class JobRunsApp:
 
     async def list(self, request: ListJobRuns) -> builtins.list[JobRunDocument]:
         """Job runs, newest first."""
-        return cast(builtins.list[JobRunDocument], await self._runner.list_runs(request.limit))
+        limit = page_size(request, self._limits.max_page)
+        return cast(builtins.list[JobRunDocument], await self._runner.list_runs(limit))
 
     async def cancel(self, request: CancelJobRun) -> JobRunDocument:
         """Cancel the workflow the job run is on and record the job run's end: the

@@ -63,15 +63,16 @@ async def list_entities(
         str | None, Query(description='A JSON object, e.g. {"Status": "New"}')
     ] = None,
     order_by: Annotated[str | None, Query(alias="orderBy")] = None,
-    limit: int = 100,
+    limit: int | None = None,
     offset: int = 0,
 ) -> Response:
+    paging = {"limit": limit} if limit is not None else {}
     request = ListEntities(
         entity_type=type,
         filter=parse_json(filter, "filter") if filter else {},
         order_by=[f for f in (order_by or "").split(",") if f],
-        limit=limit,
         offset=offset,
+        **paging,
     )
     return render(await app.entities.list(request))
 

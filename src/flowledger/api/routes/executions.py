@@ -55,7 +55,9 @@ async def list_executions(
     created_by: Annotated[str | None, Query(alias="createdBy")] = None,
     created_after: Annotated[str | None, Query(alias="createdAfter")] = None,
     created_before: Annotated[str | None, Query(alias="createdBefore")] = None,
-    limit: Annotated[int, Query(description="1 to 1000 (FLOWLEDGER_MAX_PAGE)")] = 20,
+    limit: Annotated[
+        int | None, Query(description="1 to 1000 (FLOWLEDGER_MAX_PAGE); default 20")
+    ] = None,
     cursor: Annotated[str | None, Query(description="A page's nextCursor, as given")] = None,
 ) -> Response:
     request = ListExecutions(
@@ -69,8 +71,8 @@ async def list_executions(
             created_after=created_after,
             created_before=created_before,
             cursor=cursor,
+            limit=limit,
         ),
-        limit=limit,
     )
     found = await app.executions.list(request)
     return page(list(found.items), found.next_cursor)

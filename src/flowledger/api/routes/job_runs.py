@@ -48,9 +48,10 @@ async def create_job_run(request: Request, app: AppDep, caller: Operator) -> Res
     summary="Job runs, newest first (viewer)",
 )
 async def list_job_runs(
-    app: AppDep, caller: Viewer, limit: Annotated[int, Query()] = 20
+    app: AppDep, caller: Viewer, limit: Annotated[int | None, Query()] = None
 ) -> Response:
-    return page(list(await app.job_runs.list(ListJobRuns(limit=limit))))
+    request = ListJobRuns() if limit is None else ListJobRuns(limit=limit)
+    return page(list(await app.job_runs.list(request)))
 
 
 @router.get(
