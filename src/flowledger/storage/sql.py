@@ -46,11 +46,14 @@ from flowledger.storage.schema import (
     workflows,
 )
 from flowledger.storage.sqlpart import reads, writes
+from flowledger.storage.tokens import SQLTokenStore
 from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
 
-class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store):
+class SQLStore(
+    SQLTokenStore, SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store
+):
     """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):
     writes on one writer thread, reads on up to ``readers`` reader threads, each thread on a
     connection of its own. ``readers=0`` runs reads on the writer thread too (an in-memory
