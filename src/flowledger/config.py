@@ -22,6 +22,12 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   ``ts, level, logger, message, execution_id, step_id, action``; see ``flowledger.logs``).
 - ``FLOWLEDGER_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (default:
   ``INFO`` for ``flowledger worker`` and ``serve``, ``WARNING`` for other commands).
+- ``FLOWLEDGER_SSE_PER_TOKEN``: live event streams (SSE) one API token may hold open at
+  once (default 10; 429 past it).
+- ``FLOWLEDGER_WAITS_PER_TOKEN``: long-poll waits (``?wait=N``) one API token may hold
+  at once (default 50; 429 past it).
+- ``FLOWLEDGER_SSE_KEEPALIVE``: seconds between keep-alive comments on a quiet event
+  stream (default 15).
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ LOG_FORMAT_ENV = "FLOWLEDGER_LOG_FORMAT"
 LOG_LEVEL_ENV = "FLOWLEDGER_LOG_LEVEL"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SSE_PER_TOKEN_ENV = "FLOWLEDGER_SSE_PER_TOKEN"  # noqa: S105 (a variable name)
+WAITS_PER_TOKEN_ENV = "FLOWLEDGER_WAITS_PER_TOKEN"  # noqa: S105 (a variable name)
+SSE_KEEPALIVE_ENV = "FLOWLEDGER_SSE_KEEPALIVE"
 
 DEFAULT_DB = "sqlite:///flowledger.db"
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -70,6 +79,10 @@ class Settings:
     log_format: str = "text"
     #: None: the command's own default (INFO for long-running ones, else WARNING).
     log_level: str | None = None
+    #: Live limits per API token (flowledger.app.limits).
+    sse_per_token: int = 10
+    waits_per_token: int = 50
+    sse_keepalive: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,7 +102,30 @@ class Settings:
             log_level=_choice(env[LOG_LEVEL_ENV], LOG_LEVELS, LOG_LEVEL_ENV)
             if env.get(LOG_LEVEL_ENV)
             else None,
+            sse_per_token=_count(env.get(SSE_PER_TOKEN_ENV), SSE_PER_TOKEN_ENV, 10),
+            waits_per_token=_count(env.get(WAITS_PER_TOKEN_ENV), WAITS_PER_TOKEN_ENV, 50),
+            sse_keepalive=_seconds(env.get(SSE_KEEPALIVE_ENV), SSE_KEEPALIVE_ENV, 15.0),
         )
+
+
+def _count(text: str | None, source: str, default: int) -> int:
+    if not text:
+        return default
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ConfigError(f"{source} must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def _seconds(text: str | None, source: str, default: float) -> float:
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.01 <= value <= 3600:
+        raise ConfigError(f"{source} must be seconds between 0.01 and 3600, not {text!r}")
+    return value
 
 
 def parse_lease(text: str | None, source: str = "--lease") -> timedelta:

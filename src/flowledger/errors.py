@@ -145,3 +145,12 @@ class HeldElsewhereError(ConflictError, StorageError):
 
 class ForbiddenError(FlowledgerError):
     """The caller may not do this (a token's role does not allow it)."""
+
+
+class LimitExceededError(FlowledgerError):
+    """Too many of something at once for one caller (HTTP 429); ``limit`` names the
+    setting that allows more (e.g. ``FLOWLEDGER_SSE_PER_TOKEN``)."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -19,12 +19,14 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from flowledger.app.artifacts import Artifacts
+from flowledger.app.changes import ChangeHub
 from flowledger.app.cursors import META_KEY, CursorCodec, key_from_env
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.job_runs import JobRunsApp
+from flowledger.app.limits import LiveLimits, Slots
 from flowledger.app.workflows import Workflows
-from flowledger.config import DEFAULT_LEASE
+from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
 
@@ -48,8 +50,17 @@ class App:
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
         self.workflows = Workflows(self.engine)
+        #: Wakes long polls and event streams when executions change (app.changes).
+        self.changes = ChangeHub(self.engine)
+        #: What one caller may hold open at once (app.limits); a server may replace it.
+        self.slots = Slots(LiveLimits.from_settings(Settings.from_env()))
         self.executions = Executions(
-            self.engine, self._cursors, self.wake_workers, self.workflows.find
+            self.engine,
+            self._cursors,
+            self.wake_workers,
+            self.workflows.find,
+            self.changes,
+            self.slots,
         )
         self.job_runs = JobRunsApp(self.engine, self.wake_workers)
         self.entities = Entities(self.engine)
@@ -57,9 +68,11 @@ class App:
 
     async def open(self) -> App:
         await self.engine.open()
+        await self.changes.open()
         return self
 
     async def close(self) -> None:
+        await self.changes.close()
         if self._own_engine:
             await self.engine.close()
 

@@ -12,9 +12,11 @@ import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
+from flowledger.app.changes import RECHECK, ChangeHub
 from flowledger.app.cursors import CursorCodec
+from flowledger.app.limits import Slots
 from flowledger.app.models import (
     CancelExecution,
     EventDocument,
@@ -40,9 +42,6 @@ from flowledger.runtime.observer import EventCallback
 from flowledger.runtime.orphans import adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
-
-#: How often ``get(wait=...)`` looks at an execution another process runs.
-WATCH_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,12 @@ class Executions:
         codec: Callable[[], Awaitable[CursorCodec]],
         wake: Callable[[], Awaitable[None]],
         find: Callable[[str | CompiledWorkflow, int | None], Awaitable[CompiledWorkflow]],
+        hub: ChangeHub,
+        slots: Slots,
     ) -> None:
         self._engine = engine
+        self._hub = hub
+        self._slots = slots
         self._codec = codec
         self._wake = wake
         self._find = find
@@ -91,6 +94,7 @@ class Executions:
             created_by=request.created_by,
             hold=request.hold,
         )
+        self._hub.touched(execution_id, 1, 1)  # its execution.created event
         if not request.hold:
             await self._wake()
         return await self._document(execution_id)
@@ -172,16 +176,32 @@ class Executions:
 
     async def get(self, request: GetExecution) -> ExecutionDocument:
         """The execution with its steps; with ``wait``, once it ends or waits for input
-        (or when ``wait`` seconds have passed)."""
+        (or when ``wait`` seconds have passed, then as it is).
+
+        The wait is woken by the change hub (app.changes) within milliseconds of the
+        commit, in this process or another; it reads only the execution row on each
+        wake-up and the full document once. ``caller`` counts against the caller's
+        limit of concurrent waits (LimitExceededError past it)."""
         doc = await self._document(request.id)
-        if request.wait <= 0:
+        if request.wait <= 0 or _settled(doc["runtimeStatus"]):
             return doc
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.wait
-        while not _settled(doc) and loop.time() < deadline:
-            await asyncio.sleep(WATCH_POLL)
-            doc = await self._document(request.id)
-        return doc
+        with self._slots.take("wait", request.caller), self._hub.subscribe(request.id) as sub:
+            status = await self._status(request.id)  # anything since the first read
+            while not _settled(status):
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await sub.wait(min(left, RECHECK))
+                status = await self._status(request.id)
+        return await self._document(request.id)
+
+    async def _status(self, execution_id: str) -> str:
+        row = await self._engine.store.get_execution(execution_id)
+        if row is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return str(row["runtime_status"])
 
     async def events(self, request: ListEvents) -> builtins.list[EventDocument]:
         """The event history after ``after_seq``, oldest first."""
@@ -229,6 +249,7 @@ class Executions:
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
 
 
-def _settled(doc: dict[str, Any] | ExecutionDocument) -> bool:
-    status = ExecutionStatus(doc["runtimeStatus"])
+def _settled(runtime_status: str) -> bool:
+    """Where a long poll returns: terminal, or waiting for people."""
+    status = ExecutionStatus(runtime_status)
     return status.terminal or status == ExecutionStatus.AWAITING_USER_INPUT

@@ -170,10 +170,15 @@ class ListExecutions(Request):
         return self.model_dump(mode="json", exclude={"limit", "cursor"})
 
 
+MAX_WAIT = 60.0
+
+
 class GetExecution(Request):
     id: str = Id
     #: Hold the request until the execution ends or waits for input, up to this long.
-    wait: float = Field(default=0.0, ge=0.0, le=300.0)
+    wait: float = Field(default=0.0, ge=0.0, le=MAX_WAIT)
+    #: Who waits (an API token's name): counts against its limit of concurrent waits.
+    caller: str | None = None
 
 
 class ListEvents(Request):
