@@ -22,12 +22,19 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   ``ts, level, logger, message, execution_id, step_id, action``; see ``flowledger.logs``).
 - ``FLOWLEDGER_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (default:
   ``INFO`` for ``flowledger worker`` and ``serve``, ``WARNING`` for other commands).
-- ``FLOWLEDGER_SSE_PER_TOKEN``: live event streams (SSE) one API token may hold open at
-  once (default 10; 429 past it).
-- ``FLOWLEDGER_WAITS_PER_TOKEN``: long-poll waits (``?wait=N``) one API token may hold
-  at once (default 50; 429 past it).
-- ``FLOWLEDGER_SSE_KEEPALIVE``: seconds between keep-alive comments on a quiet event
-  stream (default 15).
+
+Limits on what comes in (see :class:`Limits`; sizes take units like ``1MiB``):
+
+- ``FLOWLEDGER_MAX_BODY``: an HTTP request body (default ``1MiB``; 413 above).
+- ``FLOWLEDGER_MAX_JSON_DEPTH``: nesting of arrays and objects in a JSON body (default
+  64; 422 above).
+- ``FLOWLEDGER_MAX_DEFINITION``: a workflow or job-run definition's text (default
+  ``512KiB``; 413 above).
+- ``FLOWLEDGER_MAX_INPUT``: a workflow input or a step's submitted input as JSON
+  (default ``512KiB``; 413 above).
+- ``FLOWLEDGER_MAX_PAGE``: the largest ``limit`` of a listing (default 1000; 422 above).
+- ``FLOWLEDGER_MAX_STREAMS``, ``FLOWLEDGER_MAX_WAITS``: event streams and long-poll
+  waits one token may hold open at once (defaults 10 and 50; 429 above).
 """
 
 from __future__ import annotations
@@ -51,9 +58,18 @@ LOG_FORMAT_ENV = "FLOWLEDGER_LOG_FORMAT"
 LOG_LEVEL_ENV = "FLOWLEDGER_LOG_LEVEL"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-SSE_PER_TOKEN_ENV = "FLOWLEDGER_SSE_PER_TOKEN"  # noqa: S105 (a variable name)
-WAITS_PER_TOKEN_ENV = "FLOWLEDGER_WAITS_PER_TOKEN"  # noqa: S105 (a variable name)
-SSE_KEEPALIVE_ENV = "FLOWLEDGER_SSE_KEEPALIVE"
+
+LIMIT_ENVS = {
+    "max_body": "FLOWLEDGER_MAX_BODY",
+    "max_json_depth": "FLOWLEDGER_MAX_JSON_DEPTH",
+    "max_definition": "FLOWLEDGER_MAX_DEFINITION",
+    "max_input": "FLOWLEDGER_MAX_INPUT",
+    "max_page": "FLOWLEDGER_MAX_PAGE",
+    "max_streams": "FLOWLEDGER_MAX_STREAMS",
+    "max_waits": "FLOWLEDGER_MAX_WAITS",
+}
+#: The limits that are byte sizes (the others are counts).
+SIZE_LIMITS = ("max_body", "max_definition", "max_input")
 
 DEFAULT_DB = "sqlite:///flowledger.db"
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -68,6 +84,36 @@ class ConfigError(FlowledgerError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one request may carry; faces and the application layer enforce these, each
+    refusal naming its limit (413 for sizes, 422 for depth and page size, 429 for
+    concurrent streams and waits)."""
+
+    max_body: int = 1024 * 1024
+    max_json_depth: int = 64
+    max_definition: int = 512 * 1024
+    max_input: int = 512 * 1024
+    max_page: int = 1000
+    max_streams: int = 10
+    max_waits: int = 50
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        values: dict[str, int] = {}
+        for name, var in LIMIT_ENVS.items():
+            text = env.get(var)
+            if not text:
+                continue
+            if name in SIZE_LIMITS:
+                values[name] = parse_size(text, var, minimum=1024)
+            elif text.strip().isdigit() and int(text) >= 1:
+                values[name] = int(text)
+            else:
+                raise ConfigError(f"{var} must be a whole number of at least 1, not {text!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Settings:
     db_url: str = DEFAULT_DB
     lease: timedelta = DEFAULT_LEASE
@@ -79,10 +125,7 @@ class Settings:
     log_format: str = "text"
     #: None: the command's own default (INFO for long-running ones, else WARNING).
     log_level: str | None = None
-    #: Live limits per API token (flowledger.app.limits).
-    sse_per_token: int = 10
-    waits_per_token: int = 50
-    sse_keepalive: float = 15.0
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,30 +145,8 @@ class Settings:
             log_level=_choice(env[LOG_LEVEL_ENV], LOG_LEVELS, LOG_LEVEL_ENV)
             if env.get(LOG_LEVEL_ENV)
             else None,
-            sse_per_token=_count(env.get(SSE_PER_TOKEN_ENV), SSE_PER_TOKEN_ENV, 10),
-            waits_per_token=_count(env.get(WAITS_PER_TOKEN_ENV), WAITS_PER_TOKEN_ENV, 50),
-            sse_keepalive=_seconds(env.get(SSE_KEEPALIVE_ENV), SSE_KEEPALIVE_ENV, 15.0),
+            limits=Limits.from_env(env),
         )
-
-
-def _count(text: str | None, source: str, default: int) -> int:
-    if not text:
-        return default
-    if not text.strip().isdigit() or int(text) < 1:
-        raise ConfigError(f"{source} must be a whole number of at least 1, not {text!r}")
-    return int(text)
-
-
-def _seconds(text: str | None, source: str, default: float) -> float:
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.01 <= value <= 3600:
-        raise ConfigError(f"{source} must be seconds between 0.01 and 3600, not {text!r}")
-    return value
 
 
 def parse_lease(text: str | None, source: str = "--lease") -> timedelta:
@@ -158,7 +179,9 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, 
 _SIZE_UNITS |= {"mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
 
 
-def parse_size(text: str | None, source: str = OUTPUT_BUDGET_ENV) -> int:
+def parse_size(
+    text: str | None, source: str = OUTPUT_BUDGET_ENV, *, minimum: int = MIN_OUTPUT_BUDGET
+) -> int:
     """A byte count: ``262144``, ``256KiB``, ``1MiB`` (units are powers of 1024)."""
     if not text:
         return DEFAULT_OUTPUT_BUDGET
@@ -167,7 +190,7 @@ def parse_size(text: str | None, source: str = OUTPUT_BUDGET_ENV) -> int:
     if match is None or unit not in _SIZE_UNITS:
         raise ConfigError(f"{source} must be a size like 262144, 256KiB or 1MiB, not {text!r}")
     size = int(match.group(1)) * _SIZE_UNITS[unit]
-    if size < MIN_OUTPUT_BUDGET:
+    if size < minimum:
         raise ConfigError(f"{source} must be at least 1KiB, not {text!r}")
     return size
 

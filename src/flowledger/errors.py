@@ -147,10 +147,28 @@ class ForbiddenError(FlowledgerError):
     """The caller may not do this (a token's role does not allow it)."""
 
 
-class LimitExceededError(FlowledgerError):
-    """Too many of something at once for one caller (HTTP 429); ``limit`` names the
-    setting that allows more (e.g. ``FLOWLEDGER_SSE_PER_TOKEN``)."""
+class AuthenticationError(FlowledgerError):
+    """No credential, or one that is unknown or revoked (HTTP 401)."""
 
-    def __init__(self, message: str, *, limit: str) -> None:
-        super().__init__(message)
+
+class CursorError(InvalidInputError):
+    """A page cursor that was edited, forged or taken from another listing (HTTP 400:
+    the request is malformed, not a value to correct)."""
+
+
+class TooLargeError(InvalidInputError):
+    """A body, definition or input over its configured size limit (HTTP 413); ``limit``
+    is that limit in bytes, and the message names it."""
+
+    def __init__(self, message: str, field_path: Sequence[PathSegment] = (), *, limit: int) -> None:
         self.limit = limit
+        super().__init__(message, field_path)
+
+
+class TooManyError(FlowledgerError):
+    """Too many concurrent streams or waits for one caller (HTTP 429); ``limit`` is the
+    configured number."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message)

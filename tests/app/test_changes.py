@@ -18,7 +18,8 @@ import pytest
 
 from flowledger.app import App, GetExecution, StartExecution
 from flowledger.app import executions as executions_module
-from flowledger.errors import LimitExceededError
+from flowledger.config import Limits
+from flowledger.errors import TooManyError
 from flowledger.storage.live import Change, _parse
 
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
@@ -83,13 +84,13 @@ async def test_a_wait_that_times_out_returns_the_current_document(
 
 
 async def test_waits_per_caller_are_limited(app: App, hello_file: str) -> None:
-    app.slots.limits = type(app.slots.limits)(waits_per_caller=1)
+    app.slots.limits = Limits(max_waits=1)
     doc = await app.executions.start(StartExecution(workflow=hello_file, input={"name": "C"}))
     first = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30, caller="t")))
     await _waiting(app)
-    with pytest.raises(LimitExceededError, match="FLOWLEDGER_WAITS_PER_TOKEN=1") as caught:
+    with pytest.raises(TooManyError, match="FLOWLEDGER_MAX_WAITS=1") as caught:
         await app.executions.get(GetExecution(id=doc["id"], wait=30, caller="t"))
-    assert caught.value.limit == "FLOWLEDGER_WAITS_PER_TOKEN"
+    assert caught.value.limit == 1
     # another caller, and a settled answer, are not refused
     other = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30, caller="u")))
     await _waiting(app, 2)

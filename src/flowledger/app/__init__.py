@@ -1,7 +1,7 @@
 """The application layer: every operation the faces offer, once.
 
 One class per resource (``App.executions``, ``.workflows``, ``.job_runs``,
-``.entities``, ``.artifacts``); each operation takes one request model and returns a
+``.entities``, ``.artifacts``, ``.tokens``); each operation takes one request model and returns a
 typed document or a :class:`Page`. Errors are flowledger's: :class:`NotFoundError`,
 :class:`ConflictError` (:class:`HeldElsewhereError`), :class:`InvalidInputError` with its
 ``field_path``, :class:`ForbiddenError`, plus the ``DefinitionError`` and ``InputError``
@@ -72,6 +72,18 @@ from flowledger.app.models import (
     WorkflowText,
     WorkflowVersionDocument,
 )
+from flowledger.app.tokens import (
+    ROLES,
+    Authenticate,
+    Caller,
+    CreatedToken,
+    CreateToken,
+    ListTokens,
+    RevokeToken,
+    Role,
+    TokenDocument,
+    Tokens,
+)
 from flowledger.app.workflows import Workflows
 from flowledger.errors import (
     ConflictError,
@@ -82,17 +94,22 @@ from flowledger.errors import (
 )
 
 __all__ = [
+    "ROLES",
     "Adopted",
     "App",
     "ArtifactDocument",
     "Artifacts",
+    "Authenticate",
+    "Caller",
     "CancelExecution",
     "CancelJobRun",
     "ConflictError",
     "CreateEntity",
     "CreateEntityType",
     "CreateJobRun",
+    "CreateToken",
     "CreatedEntityType",
+    "CreatedToken",
     "CursorCodec",
     "DownloadArtifacts",
     "DriveJobRun",
@@ -120,6 +137,7 @@ __all__ = [
     "ListEvents",
     "ListExecutions",
     "ListJobRuns",
+    "ListTokens",
     "ListWorkflows",
     "LoadWorkflow",
     "NotFoundError",
@@ -133,10 +151,14 @@ __all__ = [
     "ResolveId",
     "Retried",
     "RetryExecution",
+    "RevokeToken",
+    "Role",
     "RunExecution",
     "StartExecution",
     "StepDocument",
     "SubmitInput",
+    "TokenDocument",
+    "Tokens",
     "TriggerDocument",
     "UpdateEntity",
     "ValidateWorkflow",

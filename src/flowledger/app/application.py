@@ -18,15 +18,19 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from flowledger.app.artifacts import Artifacts
 from flowledger.app.changes import ChangeHub
 from flowledger.app.cursors import META_KEY, CursorCodec, key_from_env
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.job_runs import JobRunsApp
-from flowledger.app.limits import LiveLimits, Slots
+from flowledger.app.slots import Slots
+from flowledger.app.tokens import Tokens
 from flowledger.app.workflows import Workflows
 from flowledger.config import DEFAULT_LEASE, Settings
+from flowledger.errors import StorageError
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
 
@@ -53,7 +57,7 @@ class App:
         #: Wakes long polls and event streams when executions change (app.changes).
         self.changes = ChangeHub(self.engine)
         #: What one caller may hold open at once (app.limits); a server may replace it.
-        self.slots = Slots(LiveLimits.from_settings(Settings.from_env()))
+        self.slots = Slots(Settings.from_env().limits)
         self.executions = Executions(
             self.engine,
             self._cursors,
@@ -65,6 +69,7 @@ class App:
         self.job_runs = JobRunsApp(self.engine, self.wake_workers)
         self.entities = Entities(self.engine)
         self.artifacts = Artifacts(self.engine)
+        self.tokens = Tokens(self.engine)
 
     async def open(self) -> App:
         await self.engine.open()
@@ -81,6 +86,14 @@ class App:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def ping(self) -> None:
+        """Readiness: the database answers a query (StorageError when it does not)."""
+        try:
+            await self.engine.store.db_now()
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StorageError(f"the database does not answer: {detail}") from None
 
     def on_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever this application makes work claimable."""

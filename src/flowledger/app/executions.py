@@ -16,7 +16,6 @@ from typing import cast
 
 from flowledger.app.changes import RECHECK, ChangeHub
 from flowledger.app.cursors import CursorCodec
-from flowledger.app.limits import Slots
 from flowledger.app.models import (
     CancelExecution,
     EventDocument,
@@ -34,6 +33,7 @@ from flowledger.app.models import (
     StartExecution,
     SubmitInput,
 )
+from flowledger.app.slots import Slots
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document
@@ -70,7 +70,7 @@ class Executions:
         engine: Engine,
         codec: Callable[[], Awaitable[CursorCodec]],
         wake: Callable[[], Awaitable[None]],
-        find: Callable[[str | CompiledWorkflow, int | None], Awaitable[CompiledWorkflow]],
+        find: Callable[[str | CompiledWorkflow, int | None, bool], Awaitable[CompiledWorkflow]],
         hub: ChangeHub,
         slots: Slots,
     ) -> None:
@@ -86,7 +86,7 @@ class Executions:
     async def start(self, request: StartExecution) -> ExecutionDocument:
         """Create the execution (``NotStarted``) and wake the workers to run it; with
         ``hold`` it is leased to this process instead, which must drive it."""
-        workflow = await self._find(request.workflow, request.version)
+        workflow = await self._find(request.workflow, request.version, request.stored_only)
         execution_id = await self._engine.start(
             workflow,
             request.input,
@@ -109,7 +109,7 @@ class Executions:
         """Start the workflow and run it to its end here; return the final document.
         ``on_events(execution_id, events)`` sees every commit (live progress)."""
         engine = self._engine
-        workflow = await self._find(request.workflow, None)
+        workflow = await self._find(request.workflow, None, False)
         if request.finish_abandoned:
             left = await adopt_abandoned(
                 engine.store, engine.owner, engine.lease, workflow.name, request.created_by

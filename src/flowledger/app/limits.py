@@ -1,61 +1,78 @@
-"""Per-caller limits on what a caller may hold open at once: live event streams and
-long-poll waits (issue 13 point 10). A caller is an API token's name; requests without
-one (the CLI, Python) are not counted. Counted per process: N API nodes allow N times
-the limit, which bounds each node's memory and connections, the point of the limit.
+"""Checks of what comes in against the configured :class:`flowledger.config.Limits`.
+
+Every face calls these before anything is stored, so bad input never reaches the
+database half-written; each refusal names the limit and the setting that moves it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import re
+from itertools import accumulate
+from typing import Any
 
-from flowledger.config import SSE_PER_TOKEN_ENV, WAITS_PER_TOKEN_ENV, Settings
-from flowledger.errors import LimitExceededError
+from flowledger.config import LIMIT_ENVS
+from flowledger.errors import InvalidInputError, TooLargeError
+from flowledger.types import PathSegment
 
-
-@dataclass(frozen=True)
-class LiveLimits:
-    sse_per_caller: int = 10
-    waits_per_caller: int = 50
-    #: Seconds between keep-alive comments on a quiet event stream.
-    keepalive: float = 15.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LiveLimits:
-        return cls(settings.sse_per_token, settings.waits_per_token, settings.sse_keepalive)
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
 
 
-class Slots:
-    """Counts what each caller holds; :meth:`take` refuses past the limit."""
+def _size(n: int) -> str:
+    if n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MiB"
+    if n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} bytes"
 
-    def __init__(self, limits: LiveLimits) -> None:
-        self.limits = limits
-        self._held: Counter[tuple[str, str]] = Counter()
 
-    @contextlib.contextmanager
-    def take(self, kind: str, caller: str | None) -> Iterator[None]:
-        """Hold one ``kind`` (``"stream"`` or ``"wait"``) for ``caller`` while inside."""
-        if caller is None:
-            yield
-            return
-        key = (kind, caller)
-        limit, setting, what = (
-            (self.limits.sse_per_caller, SSE_PER_TOKEN_ENV, "live event streams")
-            if kind == "stream"
-            else (self.limits.waits_per_caller, WAITS_PER_TOKEN_ENV, "long-poll waits")
+def too_large(
+    what: str, limit: int, setting: str, path: tuple[PathSegment, ...] = ()
+) -> TooLargeError:
+    env = LIMIT_ENVS[setting]
+    return TooLargeError(
+        f"{what} is larger than the limit of {_size(limit)} ({env})", path, limit=limit
+    )
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (strings ignored), without parsing
+    it (a parser would recurse as deep as the text)."""
+    stripped = _NOT_BRACKETS.sub(b"", _STRINGS.sub(b"", body))
+    steps = (1 if c in b"[{" else -1 for c in stripped)
+    return max(accumulate(steps), default=0)
+
+
+def check_json_depth(body: bytes, limit: int) -> None:
+    """InvalidInputError when the JSON text nests deeper than ``limit``."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return  # cannot nest deeper than it has brackets
+    if json_depth(body) > limit:
+        raise InvalidInputError(
+            f"the JSON nests deeper than the limit of {limit} levels "
+            f"({LIMIT_ENVS['max_json_depth']})"
         )
-        if self._held[key] >= limit:
-            raise LimitExceededError(
-                f"{caller!r} already holds {limit} {what}, the most one token may hold at "
-                f"once ({setting}={limit}); close one or retry later",
-                limit=setting,
-            )
-        self._held[key] += 1
-        try:
-            yield
-        finally:
-            self._held[key] -= 1
-            if not self._held[key]:
-                del self._held[key]
+
+
+def check_text_size(text: str, limit: int, what: str, setting: str) -> None:
+    """TooLargeError when ``text`` encoded as UTF-8 is over ``limit`` bytes."""
+    if len(text) > limit or len(text.encode("utf-8")) > limit:
+        raise too_large(what, limit, setting)
+
+
+def check_json_size(value: Any, limit: int, field: str) -> None:
+    """TooLargeError when ``value`` as JSON is over ``limit`` bytes (``max_input``)."""
+    if value is None:
+        return
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > limit:
+        raise too_large(f"the {field}", limit, "max_input", (field,))
+
+
+def check_page(limit: int, max_page: int) -> None:
+    """InvalidInputError for a page size over the configured maximum."""
+    if limit > max_page:
+        raise InvalidInputError(
+            f"limit must be at most {max_page} ({LIMIT_ENVS['max_page']})", ("limit",)
+        )

@@ -111,6 +111,8 @@ class StartExecution(Request):
     correlation_id: str | None = Field(default=None, max_length=200)
     created_by: str = "python"
     hold: bool = False
+    #: Only a pushed workflow's name, never a file on this machine (the HTTP face).
+    stored_only: bool = False
 
     _check_input = field_validator("input", mode="before")(_json_object)
 

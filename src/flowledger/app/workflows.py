@@ -51,14 +51,18 @@ class Workflows:
         return await self.find(request.workflow)
 
     async def find(
-        self, workflow: str | CompiledWorkflow, version: int | None = None
+        self,
+        workflow: str | CompiledWorkflow,
+        version: int | None = None,
+        stored_only: bool = False,
     ) -> CompiledWorkflow:
         """What a start names: a compiled workflow as is, a file, or a stored name (that
-        version number when given). The file-or-name rule stays in
-        ``Engine.find_workflow`` because job runs (runtime) resolve their items with it."""
+        version number when given; with ``stored_only`` never a file). The file-or-name
+        rule stays in ``Engine.find_workflow`` because job runs (runtime) resolve their
+        items with it."""
         if isinstance(workflow, CompiledWorkflow):
             return workflow
-        if version is not None:
+        if version is not None or stored_only:
             compiled, _ = await self._engine.resolve_workflow(workflow, version)
             return compiled
         return await self._engine.find_workflow(workflow)

@@ -42,11 +42,14 @@ from flowledger.storage.schema import (
     workflow_versions,
     workflows,
 )
+from flowledger.storage.tokens import SQLTokenStore
 from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
 
-class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store):
+class SQLStore(
+    SQLTokenStore, SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store
+):
     """A store on one SQLAlchemy engine. Calls are short and run on the caller's thread."""
 
     def __init__(self, url: str, engine: Engine) -> None:
