@@ -26,7 +26,9 @@ from flowledger.app.cursors import META_KEY, CursorCodec, key_from_env
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.job_runs import JobRunsApp
+from flowledger.app.seed import Seed
 from flowledger.app.slots import Slots
+from flowledger.app.streams import EventStreams
 from flowledger.app.tokens import Tokens
 from flowledger.app.workflows import Workflows
 from flowledger.config import DEFAULT_LEASE, Settings
@@ -66,6 +68,10 @@ class App:
             self.changes,
             self.slots,
         )
+        #: Live event streams (SSE on the HTTP face).
+        self.streams = EventStreams(self.engine, self.changes, self.slots)
+        #: The seed's runs resource and instance-state view, over the executions.
+        self.seed = Seed(self.engine, self.executions)
         self.job_runs = JobRunsApp(self.engine, self.wake_workers)
         self.entities = Entities(self.engine)
         self.artifacts = Artifacts(self.engine)

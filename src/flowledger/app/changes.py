@@ -50,13 +50,12 @@ class Subscription:
         self._event = asyncio.Event()
 
     def _hear(self, change: Change) -> None:
-        if self.execution_id is None:
-            self._changes.append(change)
+        self._changes.append(change)
         self._event.set()
 
     async def wait(self, timeout: float) -> list[Change]:
-        """Return when a change arrived (those heard since the last call: for one
-        execution only whether, for all the changes) or after ``timeout`` seconds."""
+        """The changes heard since the last call, once there is one, or [] after
+        ``timeout`` seconds."""
         if not self._event.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._event.wait(), timeout)
