@@ -280,7 +280,7 @@ class CreateWorkflowRun(Request):
     """``{workflowId, input}``: start the pushed workflow of that name."""
 
     workflow_id: str = Field(min_length=1, max_length=128)
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] | None = Field(default_factory=dict)
     created_by: str = "python"
 
     _check_input = field_validator("input", mode="before")(_json_object)

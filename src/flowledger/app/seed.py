@@ -111,7 +111,7 @@ class Seed:
         doc = await self._executions.start(
             StartExecution(
                 workflow=request.workflow_id,
-                input=request.input,
+                input=request.input or {},
                 created_by=request.created_by,
                 stored_only=True,
             )

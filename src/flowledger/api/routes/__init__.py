@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowledger.api.routes import docs, health, workflows
+from flowledger.api.routes import docs, events, health, seed, workflows
 
 ROUTERS: list[APIRouter] = [
     health.router,
     docs.router,
     workflows.router,
+    events.router,
+    seed.router,
 ]
