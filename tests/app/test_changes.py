@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flowledger.app import App, GetExecution, StartExecution
+from flowledger.app import App, GetExecution, StartExecution, SubmitInput
 from flowledger.app import executions as executions_module
 from flowledger.config import Limits
 from flowledger.errors import TooManyError
@@ -140,3 +140,13 @@ def test_payloads_parse() -> None:
     assert _parse("abc 2 5") == Change("abc", 2, 5)
     assert _parse("abc") == Change("abc", 0, 0)
     assert _parse("") is None
+
+
+async def test_a_wait_after_input_was_sent_waits_for_the_result(app: App, ask_file: str) -> None:
+    doc = await app.executions.start(StartExecution(workflow=ask_file))
+    await app.engine.drive(doc["id"])  # now AwaitingUserInput
+    await app.executions.submit_input(SubmitInput(id=doc["id"], step="approve", data={}))
+    waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30)))
+    await _waiting(app)  # the input is not acted on yet: not "waiting for people"
+    await app.engine.drive(doc["id"])
+    assert (await waiter)["runtimeStatus"] == "Completed"

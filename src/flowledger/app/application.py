@@ -31,7 +31,7 @@ from flowledger.app.slots import Slots
 from flowledger.app.streams import EventStreams
 from flowledger.app.tokens import Tokens
 from flowledger.app.workflows import Workflows
-from flowledger.config import DEFAULT_LEASE, Settings
+from flowledger.config import DEFAULT_LEASE, Limits
 from flowledger.errors import StorageError
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
@@ -48,32 +48,36 @@ class App:
         lease: timedelta = DEFAULT_LEASE,
         engine: Engine | None = None,
         cursor_key: bytes | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.engine = engine or Engine(db, plugins=plugins, lease=lease)
         self._own_engine = engine is None
+        #: What one request may carry (the faces read them from Settings.limits).
+        self.limits = limits or Limits()
         self._cursor_key = cursor_key or key_from_env()
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
-        self.workflows = Workflows(self.engine)
+        self.workflows = Workflows(self.engine, self.limits)
         #: Wakes long polls and event streams when executions change (app.changes).
         self.changes = ChangeHub(self.engine)
-        #: What one caller may hold open at once (app.limits); a server may replace it.
-        self.slots = Slots(Settings.from_env().limits)
+        #: What one caller may hold open at once (streams, waits: app.slots).
+        self.slots = Slots(self.limits)
         self.executions = Executions(
             self.engine,
             self._cursors,
             self.wake_workers,
             self.workflows.find,
-            self.changes,
-            self.slots,
+            self.limits,
+            hub=self.changes,
+            slots=self.slots,
         )
         #: Live event streams (SSE on the HTTP face).
         self.streams = EventStreams(self.engine, self.changes, self.slots)
         #: The seed's runs resource and instance-state view, over the executions.
         self.seed = Seed(self.engine, self.executions)
-        self.job_runs = JobRunsApp(self.engine, self.wake_workers)
-        self.entities = Entities(self.engine)
+        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
+        self.entities = Entities(self.engine, self.limits)
         self.artifacts = Artifacts(self.engine)
         self.tokens = Tokens(self.engine)
 

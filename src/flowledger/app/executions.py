@@ -16,6 +16,7 @@ from typing import cast
 
 from flowledger.app.changes import RECHECK, ChangeHub
 from flowledger.app.cursors import CursorCodec
+from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
     CancelExecution,
     EventDocument,
@@ -34,6 +35,7 @@ from flowledger.app.models import (
     SubmitInput,
 )
 from flowledger.app.slots import Slots
+from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document
@@ -42,6 +44,7 @@ from flowledger.runtime.observer import EventCallback
 from flowledger.runtime.orphans import adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
+from flowledger.storage.base import Row
 
 
 @dataclass(frozen=True)
@@ -71,21 +74,25 @@ class Executions:
         codec: Callable[[], Awaitable[CursorCodec]],
         wake: Callable[[], Awaitable[None]],
         find: Callable[[str | CompiledWorkflow, int | None, bool], Awaitable[CompiledWorkflow]],
-        hub: ChangeHub,
-        slots: Slots,
+        limits: Limits | None = None,
+        *,
+        hub: ChangeHub | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self._engine = engine
-        self._hub = hub
-        self._slots = slots
+        self._hub = hub or ChangeHub(engine)
         self._codec = codec
         self._wake = wake
         self._find = find
+        self._limits = limits or Limits()
+        self._slots = slots or Slots(self._limits)
 
     # -- starting -----------------------------------------------------------------------------
 
     async def start(self, request: StartExecution) -> ExecutionDocument:
         """Create the execution (``NotStarted``) and wake the workers to run it; with
         ``hold`` it is leased to this process instead, which must drive it."""
+        check_json_size(request.input, self._limits.max_input, "input")
         workflow = await self._find(request.workflow, request.version, request.stored_only)
         execution_id = await self._engine.start(
             workflow,
@@ -145,6 +152,7 @@ class Executions:
 
     async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
         """One page, newest first (keyset pagination: stable while others insert)."""
+        limit = page_size(request, self._limits.max_page)
         codec = await self._codec()
         filters = request.filters()
         before = (
@@ -161,11 +169,11 @@ class Executions:
             created_by=request.created_by,
             created_after=request.created_after,
             created_before=request.created_before,
-            limit=request.limit + 1,  # one more tells whether another page follows
+            limit=limit + 1,  # one more tells whether another page follows
             before=before,
         )
         rows = await self._engine.store.list_executions(query)
-        page, more = rows[: request.limit], len(rows) > request.limit
+        page, more = rows[:limit], len(rows) > limit
         cursor = None
         if more:
             last = page[-1]
@@ -178,30 +186,34 @@ class Executions:
         """The execution with its steps; with ``wait``, once it ends or waits for input
         (or when ``wait`` seconds have passed, then as it is).
 
+        An execution AwaitingUserInput that was sent input or a cancel it has not acted
+        on yet is not "waiting for people" any more: the wait goes on until it moves
+        (decision: a client that submits input, then long-polls, sees the result).
         The wait is woken by the change hub (app.changes) within milliseconds of the
         commit, in this process or another; it reads only the execution row on each
         wake-up and the full document once. ``caller`` counts against the caller's
-        limit of concurrent waits (LimitExceededError past it)."""
-        doc = await self._document(request.id)
-        if request.wait <= 0 or _settled(doc["runtimeStatus"]):
-            return doc
+        limit of concurrent waits (TooManyError past it)."""
+        if request.wait <= 0:
+            return await self._document(request.id)
+        if _settled(await self._row(request.id)):
+            return await self._document(request.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.wait
         with self._slots.take("wait", request.caller), self._hub.subscribe(request.id) as sub:
-            status = await self._status(request.id)  # anything since the first read
-            while not _settled(status):
+            row = await self._row(request.id)  # anything since the first read
+            while not _settled(row):
                 left = deadline - loop.time()
                 if left <= 0:
                     break
                 await sub.wait(min(left, RECHECK))
-                status = await self._status(request.id)
+                row = await self._row(request.id)
         return await self._document(request.id)
 
-    async def _status(self, execution_id: str) -> str:
+    async def _row(self, execution_id: str) -> Row:
         row = await self._engine.store.get_execution(execution_id)
         if row is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
-        return str(row["runtime_status"])
+        return row
 
     async def events(self, request: ListEvents) -> builtins.list[EventDocument]:
         """The event history after ``after_seq``, oldest first."""
@@ -235,6 +247,7 @@ class Executions:
 
     async def submit_input(self, request: SubmitInput) -> ExecutionDocument:
         """Hand a waiting step its data (InputError when its schema refuses it)."""
+        check_json_size(request.data, self._limits.max_input, "data")
         await self._engine.submit_input(
             request.id, request.step, request.data, submitted_by=request.by
         )
@@ -243,13 +256,18 @@ class Executions:
     async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
         if settle:
             return cast(ExecutionDocument, await self._engine.settle(execution_id))
+        await self._wake()  # workers here too, not only other processes
         return await self._document(execution_id)
 
     async def _document(self, execution_id: str) -> ExecutionDocument:
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
 
 
-def _settled(runtime_status: str) -> bool:
-    """Where a long poll returns: terminal, or waiting for people."""
-    status = ExecutionStatus(runtime_status)
-    return status.terminal or status == ExecutionStatus.AWAITING_USER_INPUT
+def _settled(row: Row) -> bool:
+    """Where a long poll returns: terminal, or waiting for people with nothing sent to
+    it that it has yet to act on (input, a cancel: ``signals_sent > signals_taken``)."""
+    status = ExecutionStatus(row["runtime_status"])
+    if status.terminal:
+        return True
+    pending = int(row.get("signals_sent") or 0) > int(row.get("signals_taken") or 0)
+    return status == ExecutionStatus.AWAITING_USER_INPUT and not pending

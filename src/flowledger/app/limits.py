@@ -11,6 +11,8 @@ import re
 from itertools import accumulate
 from typing import Any
 
+from pydantic import BaseModel
+
 from flowledger.config import LIMIT_ENVS
 from flowledger.errors import InvalidInputError, TooLargeError
 from flowledger.types import PathSegment
@@ -70,9 +72,14 @@ def check_json_size(value: Any, limit: int, field: str) -> None:
         raise too_large(f"the {field}", limit, "max_input", (field,))
 
 
-def check_page(limit: int, max_page: int) -> None:
-    """InvalidInputError for a page size over the configured maximum."""
+def page_size(request: BaseModel, max_page: int) -> int:
+    """A listing's ``limit``: InvalidInputError when one given is over the configured
+    maximum; a default over it is lowered to it."""
+    limit: int = getattr(request, "limit")  # noqa: B009 - every listing request has one
+    if "limit" not in request.model_fields_set:
+        return min(limit, max_page)
     if limit > max_page:
         raise InvalidInputError(
             f"limit must be at most {max_page} ({LIMIT_ENVS['max_page']})", ("limit",)
         )
+    return limit

@@ -338,11 +338,18 @@ class ValidateWorkflow(Request):
 
 
 class CreateJobRun(Request):
-    """Store a job run from a job-run file; ``hold`` leases it to this process."""
+    """Store a job run from a job-run file, or from its ``text`` (YAML or JSON; then its
+    workflows must be pushed ones, named, never files); ``hold`` leases it to this
+    process."""
 
-    file: str = Field(min_length=1)
+    file: str | None = Field(default=None, min_length=1)
+    text: str | None = None
     created_by: str = "python"
     hold: bool = False
+
+    def model_post_init(self, context: Any) -> None:
+        if (self.file is None) == (self.text is None):
+            raise InvalidInputError("give a job-run file or its text, one of them", ("file",))
 
 
 class DriveJobRun(Request):
@@ -394,6 +401,8 @@ class UpdateEntity(CreateEntity):
 
 class EntityRef(Request):
     id: str = Id
+    #: When given, an entity of another type is not found.
+    entity_type: str | None = None
 
 
 class ListEntities(Request):
@@ -418,6 +427,10 @@ class ListEntities(Request):
 
 class ListArtifacts(Request):
     execution_id: str = Id
+
+
+class GetArtifact(Request):
+    id: str = Id
 
 
 class DownloadArtifacts(Request):

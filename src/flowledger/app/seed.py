@@ -91,13 +91,14 @@ class Seed:
     async def list_runs(self, request: ListWorkflowRuns) -> Page[WorkflowRunDocument]:
         """Runs newest first, paginated exactly like the executions they are."""
         status = OUR_STATUS.get(request.status) if request.status else None
+        given = {"limit": request.limit} if "limit" in request.model_fields_set else {}
         page = await self._executions.list(
             ListExecutions(
                 status=status,
                 workflow=request.workflow_id,
                 job_run_id=request.job_run_id,
-                limit=request.limit,
                 cursor=request.cursor,
+                **given,
             )
         )
         items = [run_document(doc) for doc in page.items]

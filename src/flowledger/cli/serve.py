@@ -84,7 +84,9 @@ def serve(
             yield  # this command handles SIGTERM/SIGINT itself (see go)
 
     async def go() -> None:
-        application = App(db or default_db_url(), plugins=plugin or (), lease=lease)
+        application = App(
+            db or default_db_url(), plugins=plugin or (), lease=lease, limits=settings.limits
+        )
         async with application:
             await _check_tokens(application, host)
             api = create_api(application, ApiSettings(limits=settings.limits))

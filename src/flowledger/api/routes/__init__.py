@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowledger.api.routes import docs, events, health, seed, workflows
+from flowledger.api.routes import (
+    artifacts,
+    docs,
+    entities,
+    events,
+    executions,
+    health,
+    job_runs,
+    seed,
+    workflows,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
     docs.router,
     workflows.router,
+    executions.router,
+    job_runs.router,
+    entities.router,
+    artifacts.router,
     events.router,
     seed.router,
 ]

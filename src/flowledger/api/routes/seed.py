@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from flowledger.api.bodies import Body as BodyModel
-from flowledger.api.deps import API_PREFIX, AppDep, LimitsDep, Operator, Viewer
+from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -22,7 +22,6 @@ from flowledger.app import (
     WorkflowInstanceState,
     WorkflowRunDocument,
 )
-from flowledger.app.limits import check_page
 
 router = APIRouter(prefix=API_PREFIX, tags=["seed"], responses=ERROR_RESPONSES)
 
@@ -43,16 +42,15 @@ class RunBody(BodyModel):
 async def list_runs(
     app: AppDep,
     caller: Viewer,
-    limits: LimitsDep,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
     status: SeedStatus | None = None,
     job_run_id: Annotated[str | None, Query(alias="jobRunId")] = None,
-    limit: Annotated[int, Query(ge=1)] = 20,
+    limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: str | None = None,
 ) -> Response:
-    check_page(limit, limits.max_page)
+    given = {"limit": limit} if limit is not None else {}
     request = ListWorkflowRuns(
-        workflow_id=workflow_id, status=status, job_run_id=job_run_id, limit=limit, cursor=cursor
+        workflow_id=workflow_id, status=status, job_run_id=job_run_id, cursor=cursor, **given
     )
     found = await app.seed.list_runs(request)
     return page(list(found.items), found.next_cursor)
