@@ -110,6 +110,7 @@ class ChangeHub(BaseObserver):
         """Hear the changes of ``execution_id`` (None: of every execution) while inside.
         Subscribe first, then read the store: a change in between is not lost."""
         sub = Subscription(execution_id)
+        self.feed.prime()
         if execution_id is None:
             self._all.add(sub)
         else:

@@ -46,6 +46,8 @@ LISTENER_NAME = "flowledger-live"
 PRESENCE_TTL = 1.0
 #: How often the SQLite feed looks for new events while someone waits.
 SQLITE_POLL = 0.03
+#: After a pause, the SQLite feed looks at no more than this many rows it missed.
+MAX_BEHIND = 10_000
 #: Back-off before a lost PostgreSQL listener connects again.
 RECONNECT_DELAY = 1.0
 
@@ -66,6 +68,10 @@ class ChangeFeed:
 
     #: Keep :meth:`run` going once started (a listener is worth keeping; a poll is not).
     keep_running = False
+
+    def prime(self) -> None:
+        """Note where the database is now, before a waiter reads it (called when one
+        subscribes): what commits from here on is heard, even before :meth:`run` runs."""
 
     async def publish(self, changes: Sequence[Change]) -> None:
         """Tell other processes (nothing to do where they find changes on their own)."""
@@ -168,27 +174,48 @@ def _parse(payload: str) -> Change | None:
 
 
 class SQLiteFeed(ChangeFeed):
+    """Tails ``execution_events`` by rowid. The position survives between runs (the
+    hub stops polling when nobody waits), so nothing committed while a waiter was
+    subscribing is missed; after a long pause only the last :data:`MAX_BEHIND` rows
+    are looked at."""
+
     def __init__(self, path: str) -> None:
         self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._last: int | None = None
 
-    def _open(self) -> sqlite3.Connection:
-        uri = Path(self._path).resolve().as_uri() + "?mode=ro"
-        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            uri = Path(self._path).resolve().as_uri() + "?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+        return self._conn
+
+    def prime(self) -> None:
+        # Microseconds (the last page of the rowid B-tree): fine on the event loop.
+        if self._last is None:
+            try:
+                self._last = _max_rowid(self._connection())
+            except sqlite3.Error:
+                self._last = None
 
     async def run(self, deliver: Deliver) -> None:
-        conn = await asyncio.to_thread(self._open)
-        try:
-            last = await asyncio.to_thread(_max_rowid, conn)
-            while True:
-                await asyncio.sleep(SQLITE_POLL)
-                try:
-                    last, changes = await asyncio.to_thread(_changes_after, conn, last)
-                except sqlite3.Error as exc:  # busy, or a checkpoint: try next time
-                    log.debug("tailing events failed: %s", exc, extra=log_extra("poll_changes"))
-                    continue
-                if changes:
-                    deliver(changes)
-        finally:
+        conn = await asyncio.to_thread(self._connection)
+        newest = await asyncio.to_thread(_max_rowid, conn)
+        last = newest if self._last is None else max(self._last, newest - MAX_BEHIND)
+        while True:
+            try:
+                last, changes = await asyncio.to_thread(_changes_after, conn, last)
+                self._last = last
+            except sqlite3.Error as exc:  # busy, or a checkpoint: try next time
+                log.debug("tailing events failed: %s", exc, extra=log_extra("poll_changes"))
+                changes = []
+            if changes:
+                deliver(changes)
+            await asyncio.sleep(SQLITE_POLL)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
             conn.close()
 
 
