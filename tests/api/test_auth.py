@@ -39,6 +39,13 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/entities/{type}/{id}", "viewer", {}),
     ("PATCH", "/api/v1/entities/{type}/{id}", "operator", {"json": {}}),
     ("DELETE", "/api/v1/entities/{type}/{id}", "operator", {}),
+    ("GET", "/api/v1/executions/{id}/events", "viewer", {}),
+    # an empty workflow is refused (422) before streaming: a live stream would never end
+    ("GET", "/api/v1/events", "viewer", {"params": {"workflow": ""}}),
+    ("GET", "/api/v1/workflow-runs", "viewer", {}),
+    ("POST", "/api/v1/workflow-runs", "operator", {"json": {"workflowId": "no-such"}}),
+    ("GET", "/api/v1/workflow-runs/{id}", "viewer", {}),
+    ("GET", "/api/v1/executions/{id}/states", "viewer", {}),
 ]
 #: Routes that need no token at all.
 OPEN = ["/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"]

@@ -131,7 +131,7 @@ async def test_execution_document_has_the_spec_shape(run_yaml: RunYaml) -> None:
         """
     )
     # SPEC §4's fields, plus this engine's additions (rerun lineage, job runs, open questions).
-    assert set(doc) == EXECUTION_KEYS | {"rerunOf", "jobRunId", "pendingInputs"}
+    assert set(doc) == EXECUTION_KEYS | {"createdAt", "rerunOf", "jobRunId", "pendingInputs"}
     for step in doc["steps"].values():
         assert set(step) >= STEP_KEYS
         assert step["startedAt"].endswith("Z") and len(step["startedAt"]) == 24

@@ -92,6 +92,7 @@ _EXECUTION_FIELDS: dict[str, Any] = {
     "error": ERROR,
     "rerunOf": MAYBE_ID,  # extension
     "jobRunId": MAYBE_ID,  # extension
+    "createdAt": TIMESTAMP,  # extension
 }
 #: As a list shows it (no steps).
 EXECUTION_SUMMARY_SCHEMA = _closed(_EXECUTION_FIELDS)

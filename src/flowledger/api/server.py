@@ -40,6 +40,7 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     )
     api.state.flowledger = app
     api.state.limits = settings.limits
+    app.slots.limits = settings.limits  # streams and waits per token (app.slots)
     api.state.settings = settings
     errors.install(api)
     for router in ROUTERS:

@@ -21,10 +21,14 @@ from datetime import timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger.app.artifacts import Artifacts
+from flowledger.app.changes import ChangeHub
 from flowledger.app.cursors import META_KEY, CursorCodec
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.job_runs import JobRunsApp
+from flowledger.app.seed import Seed
+from flowledger.app.slots import Slots
+from flowledger.app.streams import EventStreams
 from flowledger.app.tokens import Tokens
 from flowledger.app.workflows import Workflows
 from flowledger.config import Limits, Settings
@@ -57,9 +61,23 @@ class App:
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
         self.workflows = Workflows(self.engine, self.limits)
+        #: Wakes long polls and event streams when executions change (app.changes).
+        self.changes = ChangeHub(self.engine)
+        #: What one caller may hold open at once (streams, waits: app.slots).
+        self.slots = Slots(self.limits)
         self.executions = Executions(
-            self.engine, self._cursors, self.wake_workers, self.workflows.find, self.limits
+            self.engine,
+            self._cursors,
+            self.wake_workers,
+            self.workflows.find,
+            self.limits,
+            hub=self.changes,
+            slots=self.slots,
         )
+        #: Live event streams (SSE on the HTTP face).
+        self.streams = EventStreams(self.engine, self.changes, self.slots)
+        #: The seed's runs resource and instance-state view, over the executions.
+        self.seed = Seed(self.engine, self.executions)
         self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
         self.entities = Entities(self.engine, self.limits)
         self.artifacts = Artifacts(self.engine)
@@ -67,9 +85,11 @@ class App:
 
     async def open(self) -> App:
         await self.engine.open()
+        await self.changes.open()
         return self
 
     async def close(self) -> None:
+        await self.changes.close()
         if self._own_engine:
             await self.engine.close()
 

@@ -12,8 +12,9 @@ import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
+from flowledger.app.changes import RECHECK, ChangeHub
 from flowledger.app.cursors import CursorCodec
 from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
@@ -33,6 +34,7 @@ from flowledger.app.models import (
     StartExecution,
     SubmitInput,
 )
+from flowledger.app.slots import Slots
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
@@ -42,9 +44,7 @@ from flowledger.runtime.observer import EventCallback
 from flowledger.runtime.orphans import adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
-
-#: How often ``get(wait=...)`` looks at an execution another process runs.
-WATCH_POLL = 0.1
+from flowledger.storage.base import Row
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,17 @@ class Executions:
         wake: Callable[[], Awaitable[None]],
         find: Callable[[str | CompiledWorkflow, int | None, bool], Awaitable[CompiledWorkflow]],
         limits: Limits | None = None,
+        *,
+        hub: ChangeHub | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self._engine = engine
+        self._hub = hub or ChangeHub(engine)
         self._codec = codec
         self._wake = wake
         self._find = find
         self._limits = limits or Limits()
+        self._slots = slots or Slots(self._limits)
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -96,6 +101,7 @@ class Executions:
             created_by=request.created_by,
             hold=request.hold,
         )
+        self._hub.touched(execution_id, 1, 1)  # its execution.created event
         if not request.hold:
             await self._wake()
         return await self._document(execution_id)
@@ -178,16 +184,36 @@ class Executions:
 
     async def get(self, request: GetExecution) -> ExecutionDocument:
         """The execution with its steps; with ``wait``, once it ends or waits for input
-        (or when ``wait`` seconds have passed)."""
-        doc = await self._document(request.id)
+        (or when ``wait`` seconds have passed, then as it is).
+
+        An execution AwaitingUserInput that was sent input or a cancel it has not acted
+        on yet is not "waiting for people" any more: the wait goes on until it moves
+        (decision: a client that submits input, then long-polls, sees the result).
+        The wait is woken by the change hub (app.changes) within milliseconds of the
+        commit, in this process or another; it reads only the execution row on each
+        wake-up and the full document once. ``caller`` counts against the caller's
+        limit of concurrent waits (TooManyError past it)."""
         if request.wait <= 0:
-            return doc
+            return await self._document(request.id)
+        if _settled(await self._row(request.id)):
+            return await self._document(request.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.wait
-        while not _settled(doc) and loop.time() < deadline:
-            await asyncio.sleep(WATCH_POLL)
-            doc = await self._document(request.id)
-        return doc
+        with self._slots.take("wait", request.caller), self._hub.subscribe(request.id) as sub:
+            row = await self._row(request.id)  # anything since the first read
+            while not _settled(row):
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await sub.wait(min(left, RECHECK))
+                row = await self._row(request.id)
+        return await self._document(request.id)
+
+    async def _row(self, execution_id: str) -> Row:
+        row = await self._engine.store.get_execution(execution_id)
+        if row is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return row
 
     async def events(self, request: ListEvents) -> builtins.list[EventDocument]:
         """The event history after ``after_seq``, oldest first."""
@@ -237,6 +263,11 @@ class Executions:
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
 
 
-def _settled(doc: dict[str, Any] | ExecutionDocument) -> bool:
-    status = ExecutionStatus(doc["runtimeStatus"])
-    return status.terminal or status == ExecutionStatus.AWAITING_USER_INPUT
+def _settled(row: Row) -> bool:
+    """Where a long poll returns: terminal, or waiting for people with nothing sent to
+    it that it has yet to act on (input, a cancel: ``signals_sent > signals_taken``)."""
+    status = ExecutionStatus(row["runtime_status"])
+    if status.terminal:
+        return True
+    pending = int(row.get("signals_sent") or 0) > int(row.get("signals_taken") or 0)
+    return status == ExecutionStatus.AWAITING_USER_INPUT and not pending

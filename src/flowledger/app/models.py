@@ -172,15 +172,36 @@ class ListExecutions(Request):
         return self.model_dump(mode="json", exclude={"limit", "cursor"})
 
 
+MAX_WAIT = 60.0
+
+
 class GetExecution(Request):
     id: str = Id
     #: Hold the request until the execution ends or waits for input, up to this long.
-    wait: float = Field(default=0.0, ge=0.0, le=60.0)
+    wait: float = Field(default=0.0, ge=0.0, le=MAX_WAIT)
+    #: Who waits (an API token's name): counts against its limit of concurrent waits.
+    caller: str | None = None
 
 
 class ListEvents(Request):
     id: str = Id
     after_seq: int = Field(default=0, ge=0)
+
+
+class FollowEvents(Request):
+    """A live stream of one execution's events after ``after_seq`` (app.streams)."""
+
+    id: str = Id
+    after_seq: int = Field(default=0, ge=0)
+    #: Who listens (an API token's name): counts against its limit of open streams.
+    caller: str | None = None
+
+
+class FollowAllEvents(Request):
+    """A live tail of every execution's events, or of one workflow's (app.streams)."""
+
+    workflow: str | None = Field(default=None, min_length=1, max_length=128)
+    caller: str | None = None
 
 
 class PendingInputs(Request):
@@ -217,6 +238,56 @@ class RerunExecution(_Control):
 class SubmitInput(_Control):
     step: str = Field(min_length=1)
     data: Any = None
+
+
+# -- the seed's views (app.seed) -----------------------------------------------------------
+
+SEED_STATUSES = (
+    "PENDING",
+    "IN_PROGRESS",
+    "AWAITING_USER_INPUT",
+    "COMPLETED",
+    "COMPLETED_WITH_NO_ACTION_TAKEN",
+    "FAILED",
+    "CANCELLED",
+)
+SeedStatus = Literal[
+    "PENDING",
+    "IN_PROGRESS",
+    "AWAITING_USER_INPUT",
+    "COMPLETED",
+    "COMPLETED_WITH_NO_ACTION_TAKEN",
+    "FAILED",
+    "CANCELLED",
+]
+
+
+class ListWorkflowRuns(Request):
+    """The seed's runs newest first, one page at a time (a view over ListExecutions)."""
+
+    workflow_id: str | None = Field(default=None, min_length=1, max_length=128)
+    status: SeedStatus | None = None
+    job_run_id: str | None = None
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
+
+
+class GetWorkflowRun(Request):
+    id: str = Id
+
+
+class CreateWorkflowRun(Request):
+    """``{workflowId, input}``: start the pushed workflow of that name."""
+
+    workflow_id: str = Field(min_length=1, max_length=128)
+    input: dict[str, Any] | None = Field(default_factory=dict)
+    created_by: str = "python"
+
+    _check_input = field_validator("input", mode="before")(_json_object)
+
+
+class ListStates(Request):
+    id: str = Id
 
 
 # -- workflows ----------------------------------------------------------------------------
@@ -428,6 +499,7 @@ class ExecutionDocument(TypedDict):
     completedAt: str | None
     failedAt: str | None
     lastActivityAt: str
+    createdAt: str
     createdBy: str
     context: Any
     trigger: Any
@@ -438,6 +510,42 @@ class ExecutionDocument(TypedDict):
     jobRunId: str | None
     steps: NotRequired[dict[str, StepDocument]]
     pendingInputs: NotRequired[list[PendingInput]]
+
+
+class WorkflowRunDocument(TypedDict):
+    """The seed's run, verbatim (app.seed)."""
+
+    id: str
+    workflowId: str
+    jobRunId: str | None
+    createdByUserId: str
+    status: SeedStatus
+    currentStateName: str | None
+    createdAt: str
+    updatedAt: str
+    completedAt: str | None
+
+
+class StageDocument(TypedDict):
+    """A WorkflowInstanceState's stage: times in Unix epoch milliseconds."""
+
+    name: str
+    startedAt: int
+    endedAt: int | None
+    tasks: list[str]
+    variables: dict[str, Any]
+
+
+class WorkflowInstanceState(TypedDict):
+    """The seed's WorkflowInstanceState record (app.seed)."""
+
+    id: str
+    workflowInstanceId: str
+    workflowInstanceExecutionId: str
+    workflowDefinitionId: str
+    stage: StageDocument
+    timestamp: int
+    exception: bool
 
 
 class EventDocument(TypedDict):

@@ -4,7 +4,8 @@ Every field of SPEC §4 is always present (``null`` when it has no value, never
 missing); timestamps are ISO-8601 UTC with milliseconds and ``Z``. Besides the
 SPEC's fields the documents carry a few documented extensions, pinned by
 ``tests/runtime/test_documents.py``: a step's ``inputData`` (the rendered input),
-an execution's ``rerunOf``, ``jobRunId`` and, with its steps, ``pendingInputs``.
+an execution's ``createdAt`` (when it was created: queued, before it started; the
+seed's runs show it), ``rerunOf``, ``jobRunId`` and, with its steps, ``pendingInputs``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -
         "completedAt": iso(row["completed_at"]) if row["completed_at"] else None,
         "failedAt": iso(row["failed_at"]) if row["failed_at"] else None,
         "lastActivityAt": iso(row["last_activity_at"]),
+        "createdAt": iso(row["created_at"]),
         "createdBy": row["created_by"],
         "context": loads(row["context"]),
         "trigger": loads(row["trigger"]),

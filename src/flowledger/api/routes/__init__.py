@@ -9,9 +9,11 @@ from flowledger.api.routes import (
     artifacts,
     docs,
     entities,
+    events,
     executions,
     health,
     job_runs,
+    seed,
     workflows,
 )
 
@@ -23,4 +25,6 @@ ROUTERS: list[APIRouter] = [
     job_runs.router,
     entities.router,
     artifacts.router,
+    events.router,
+    seed.router,
 ]

@@ -91,7 +91,7 @@ async def get_execution(
         float, Query(description="Seconds (at most 60) to wait for it to end or wait for input")
     ] = 0,
 ) -> Response:
-    return render(await app.executions.get(GetExecution(id=id, wait=wait)))
+    return render(await app.executions.get(GetExecution(id=id, wait=wait, caller=caller.name)))
 
 
 @router.post(

@@ -1,0 +1,86 @@
+"""Event histories, as a JSON list or live as Server-Sent Events (SPEC §6; viewer).
+
+``GET /executions/{id}/events``: the history after ``?after=seq`` as a JSON list; with
+``Accept: text/event-stream`` the same, then live: ``id:`` is the ``seq``, ``event:``
+the kind, ``data:`` the event document. Reconnecting with ``Last-Event-ID`` (it wins
+over ``after``) resumes exactly after that event; the stream ends when the execution
+is terminal and all its events were sent. A stream asked of an execution that already
+ended and has nothing after ``Last-Event-ID`` is answered 204, which tells an
+EventSource to stop reconnecting.
+
+``GET /events?workflow=NAME``: a live tail of every execution's events (or one
+workflow's), each document with its ``executionId``; ``id:`` is ``<executionId>/<seq>``.
+No replay across executions on reconnect (``Last-Event-ID`` is not used here): re-read
+``GET /executions`` and, per execution, its events after the last seq seen
+(``flowledger.app.streams`` says why).
+
+Open streams per token are limited (``FLOWLEDGER_MAX_STREAMS``, 429 past it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from flowledger.api.deps import API_PREFIX, AppDep, Viewer
+from flowledger.api.errors import ERROR_RESPONSES
+from flowledger.api.render import render
+from flowledger.api.sse import MEDIA_TYPE, sse_response, wants_stream
+from flowledger.app import EventDocument, FollowAllEvents, FollowEvents, ListEvents
+from flowledger.errors import InvalidInputError
+
+router = APIRouter(prefix=API_PREFIX, tags=["events"], responses=ERROR_RESPONSES)
+
+_SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}}}
+}
+
+
+@router.get(
+    "/executions/{id}/events",
+    response_model=list[EventDocument],
+    responses={**_SSE, 204: {"description": "the stream has nothing more to send"}},
+    summary="An execution's event history; live with Accept: text/event-stream (viewer)",
+)
+async def execution_events(
+    id: str,
+    app: AppDep,
+    caller: Viewer,
+    after: Annotated[int, Query(ge=0, description="only events with a greater seq")] = 0,
+    accept: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    if not wants_stream(accept):
+        return render(await app.executions.events(ListEvents(id=id, after_seq=after)))
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InvalidInputError(
+                "Last-Event-ID must be the seq of an event of this execution",
+                ("Last-Event-ID",),
+            )
+        after = int(last_event_id)
+    request = FollowEvents(id=id, after_seq=after, caller=caller.name)
+    if await app.streams.ended(request):
+        return Response(status_code=204)
+    stream = await app.streams.follow(request)
+    return sse_response(stream, lambda item: str(item.event["seq"]) if item.event else "")
+
+
+@router.get(
+    "/events",
+    responses=_SSE,
+    response_class=Response,
+    summary="A live stream of every execution's events, or one workflow's (viewer)",
+)
+async def all_events(
+    app: AppDep,
+    caller: Viewer,
+    workflow: Annotated[str | None, Query(description="only this workflow's")] = None,
+) -> Response:
+    stream = await app.streams.follow_all(FollowAllEvents(workflow=workflow, caller=caller.name))
+    return sse_response(
+        stream,
+        lambda item: f"{item.execution_id}/{item.event['seq']}" if item.event else "",
+        extra=True,
+    )

@@ -1,0 +1,87 @@
+"""The seed's runs resource and instance-state view, verbatim (issue 13 point 4): views
+over the executions (``flowledger.app.seed`` says how each field maps; ``workflowId``
+is the workflow's name)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from flowledger.api.bodies import Body as BodyModel
+from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
+from flowledger.api.errors import ERROR_RESPONSES
+from flowledger.api.render import page, render
+from flowledger.app import (
+    CreateWorkflowRun,
+    GetWorkflowRun,
+    ListStates,
+    ListWorkflowRuns,
+    Page,
+    SeedStatus,
+    WorkflowInstanceState,
+    WorkflowRunDocument,
+)
+
+router = APIRouter(prefix=API_PREFIX, tags=["seed"], responses=ERROR_RESPONSES)
+
+
+class RunBody(BodyModel):
+    """``{workflowId, input}``: the pushed workflow's name and its input (null or absent:
+    no input)."""
+
+    workflow_id: str
+    input: dict[str, Any] | None = None
+
+
+@router.get(
+    "/workflow-runs",
+    response_model=Page[WorkflowRunDocument],
+    summary="The seed's workflow runs, newest first (viewer)",
+)
+async def list_runs(
+    app: AppDep,
+    caller: Viewer,
+    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
+    status: SeedStatus | None = None,
+    job_run_id: Annotated[str | None, Query(alias="jobRunId")] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: str | None = None,
+) -> Response:
+    given = {"limit": limit} if limit is not None else {}
+    request = ListWorkflowRuns(
+        workflow_id=workflow_id, status=status, job_run_id=job_run_id, cursor=cursor, **given
+    )
+    found = await app.seed.list_runs(request)
+    return page(list(found.items), found.next_cursor)
+
+
+@router.get(
+    "/workflow-runs/{id}",
+    response_model=WorkflowRunDocument,
+    summary="One workflow run (viewer)",
+)
+async def get_run(id: str, app: AppDep, caller: Viewer) -> Response:
+    return render(await app.seed.get_run(GetWorkflowRun(id=id)))
+
+
+@router.post(
+    "/workflow-runs",
+    status_code=201,
+    response_model=WorkflowRunDocument,
+    summary="Start a pushed workflow by name; workers run it (operator)",
+)
+async def create_run(app: AppDep, caller: Operator, body: Annotated[RunBody, Body()]) -> Response:
+    request = CreateWorkflowRun(
+        workflow_id=body.workflow_id, input=body.input, created_by=caller.created_by
+    )
+    return render(await app.seed.create_run(request), 201)
+
+
+@router.get(
+    "/executions/{id}/states",
+    response_model=list[WorkflowInstanceState],
+    summary="The seed's WorkflowInstanceState records of an execution (viewer)",
+)
+async def states(id: str, app: AppDep, caller: Viewer) -> Response:
+    return render(await app.seed.states(ListStates(id=id)))

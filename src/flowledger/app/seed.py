@@ -1,0 +1,204 @@
+"""The seed's runs resource and instance-state view: views over the executions, not a
+second store (issue 13 point 4). Every operation calls :class:`Executions` and maps.
+
+Workflow runs (``/workflow-runs``): ``{id, workflowId, jobRunId, createdByUserId,
+status, currentStateName, createdAt, updatedAt, completedAt}``.
+
+- ``id`` is the execution id; ``workflowId`` is the **workflow name** (decision: the
+  name is what clients know and push; a version id would change with every push — the
+  version a run used is its execution's ``workflowTemplateVersionId``);
+- ``createdByUserId`` is ``createdBy`` (``api-token:NAME`` over HTTP);
+- ``updatedAt`` is ``lastActivityAt``; ``completedAt`` is when it ended, whichever way
+  (the seed has one end time: ``completedAt`` or ``failedAt`` of the execution);
+- ``status`` in the seed's names (:data:`SEED_STATUS`); timestamps ISO-8601 as in §4.
+
+Instance states (``/executions/{id}/states``): WorkflowInstanceState records built from
+the event history, one per stage of a pass. A **pass** is the first run, then each retry
+in place (an ``execution.retried`` event starts the next). A **stage** is one step of
+the workflow in that pass: ``tasks`` are its step execution ids (several for a step in a
+loop or retried within the pass), ``startedAt``/``endedAt`` the first start and the last
+end in epoch milliseconds (``endedAt`` null while it runs), ``variables`` the user
+variables as of the stage's end (the workflow's initial variables, then each completed
+variable-setting step's value in commit order), ``exception`` whether its last attempt in
+the pass failed. Ids are stable: uuid5 of (execution, pass) and (execution, pass, step).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flowledger.app.executions import Executions
+from flowledger.app.models import (
+    CreateWorkflowRun,
+    EventDocument,
+    ExecutionDocument,
+    GetExecution,
+    GetWorkflowRun,
+    ListEvents,
+    ListExecutions,
+    ListStates,
+    ListWorkflowRuns,
+    Page,
+    SeedStatus,
+    StartExecution,
+    WorkflowInstanceState,
+    WorkflowRunDocument,
+)
+from flowledger.runtime.engine import Engine
+
+#: Our execution status → the seed's run status.
+SEED_STATUS: dict[str, SeedStatus] = {
+    "NotStarted": "PENDING",
+    "InProgress": "IN_PROGRESS",
+    "AwaitingUserInput": "AWAITING_USER_INPUT",
+    "Completed": "COMPLETED",
+    "CompletedWithNoActionTaken": "COMPLETED_WITH_NO_ACTION_TAKEN",
+    "Failed": "FAILED",
+    "Cancelled": "CANCELLED",
+}
+OUR_STATUS: dict[str, str] = {seed: ours for ours, seed in SEED_STATUS.items()}
+
+#: The namespace of the instance-state ids (uuid5).
+STATE_NAMESPACE = uuid.UUID("6f1c1f0e-6b1e-5c8e-9d53-1f0c6c1e7a11")
+
+_ENDS = {"step.completed", "step.failed", "step.cancelled", "step.disabled"}
+
+
+def run_document(doc: ExecutionDocument) -> WorkflowRunDocument:
+    return {
+        "id": doc["id"],
+        "workflowId": doc["workflowName"],
+        "jobRunId": doc["jobRunId"],
+        "createdByUserId": doc["createdBy"],
+        "status": SEED_STATUS[doc["runtimeStatus"]],
+        "currentStateName": doc["currentStateName"],
+        "createdAt": doc["createdAt"],
+        "updatedAt": doc["lastActivityAt"],
+        "completedAt": doc["completedAt"] or doc["failedAt"],
+    }
+
+
+class Seed:
+    """The seed's views (see :class:`flowledger.app.App`)."""
+
+    def __init__(self, engine: Engine, executions: Executions) -> None:
+        self._engine = engine
+        self._executions = executions
+
+    async def list_runs(self, request: ListWorkflowRuns) -> Page[WorkflowRunDocument]:
+        """Runs newest first, paginated exactly like the executions they are."""
+        status = OUR_STATUS.get(request.status) if request.status else None
+        given = {"limit": request.limit} if "limit" in request.model_fields_set else {}
+        page = await self._executions.list(
+            ListExecutions(
+                status=status,
+                workflow=request.workflow_id,
+                job_run_id=request.job_run_id,
+                cursor=request.cursor,
+                **given,
+            )
+        )
+        items = [run_document(doc) for doc in page.items]
+        return Page[WorkflowRunDocument](items=items, next_cursor=page.next_cursor)
+
+    async def get_run(self, request: GetWorkflowRun) -> WorkflowRunDocument:
+        return run_document(await self._executions.get(GetExecution(id=request.id)))
+
+    async def create_run(self, request: CreateWorkflowRun) -> WorkflowRunDocument:
+        """Start the pushed workflow named ``workflowId`` (the workers run it)."""
+        doc = await self._executions.start(
+            StartExecution(
+                workflow=request.workflow_id,
+                input=request.input or {},
+                created_by=request.created_by,
+                stored_only=True,
+            )
+        )
+        return run_document(doc)
+
+    async def states(self, request: ListStates) -> list[WorkflowInstanceState]:
+        doc = await self._executions.get(GetExecution(id=request.id))
+        events = await self._executions.events(ListEvents(id=request.id))
+        workflow = await self._engine.workflow_for_version(doc["workflowTemplateVersionId"])
+        setters = {s.id for s in workflow.steps.values() if s.step_type.sets_variable}
+        outputs = {
+            step_execution_id: step["outputData"]
+            for step_execution_id, step in (doc.get("steps") or {}).items()
+            if step["stepId"] in setters and step["status"] == "Completed"
+        }
+        return build_states(doc, events, dict(workflow.spec.variables), setters, outputs)
+
+
+@dataclass
+class _Stage:
+    pass_no: int
+    name: str
+    started: int | None = None
+    ended: int | None = None
+    last: int = 0
+    tasks: list[str] = field(default_factory=list)
+    failed: bool = False
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+def build_states(
+    doc: ExecutionDocument,
+    events: list[EventDocument],
+    variables: dict[str, Any],
+    setters: set[str],
+    outputs: dict[str, Any],
+) -> list[WorkflowInstanceState]:
+    """The WorkflowInstanceState records of one execution, oldest stage first."""
+    execution_id = doc["id"]
+    pass_no = 0
+    stages: dict[tuple[int, str], _Stage] = {}
+    for event in events:
+        at = _ms(event["at"])
+        if event["kind"] == "execution.retried":
+            pass_no += 1
+            continue
+        step_id, run_id = event["stepId"], event["stepExecutionId"]
+        if step_id is None or run_id is None:
+            continue
+        stage = stages.setdefault((pass_no, step_id), _Stage(pass_no, step_id))
+        if run_id not in stage.tasks:
+            stage.tasks.append(run_id)
+        if event["kind"] == "step.started" and stage.started is None:
+            stage.started = at
+        stage.last = at
+        if event["kind"] in _ENDS:
+            stage.ended = at
+            stage.failed = event["kind"] == "step.failed"
+            if event["kind"] == "step.completed" and step_id in setters:
+                out = outputs.get(run_id)
+                if isinstance(out, dict) and "name" in out:
+                    variables = {**variables, out["name"]: out.get("value")}
+        stage.variables = variables
+    return [_record(execution_id, doc["workflowTemplateVersionId"], s) for s in stages.values()]
+
+
+def _record(execution_id: str, definition_id: str, stage: _Stage) -> WorkflowInstanceState:
+    pass_id = uuid.uuid5(STATE_NAMESPACE, f"{execution_id}/{stage.pass_no}")
+    return {
+        "id": str(uuid.uuid5(STATE_NAMESPACE, f"{execution_id}/{stage.pass_no}/{stage.name}")),
+        "workflowInstanceId": execution_id,
+        "workflowInstanceExecutionId": str(pass_id),
+        "workflowDefinitionId": definition_id,
+        "stage": {
+            "name": stage.name,
+            "startedAt": stage.started if stage.started is not None else stage.last,
+            "endedAt": stage.ended,
+            "tasks": list(stage.tasks),
+            "variables": dict(stage.variables),
+        },
+        "timestamp": stage.last,
+        "exception": stage.failed,
+    }
+
+
+def _ms(text: str) -> int:
+    """An ISO-8601 time (``…Z``) as integer Unix epoch milliseconds."""
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)

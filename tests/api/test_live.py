@@ -1,0 +1,136 @@
+"""Long polls and live event streams over HTTP against a real ``flowledger serve``
+(its in-process workers run what the tests start), on SQLite and PostgreSQL.
+
+No wall-clock asserts: each test only checks what arrives, and in which order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flowledger.app import App, SubmitInput
+from tests.api.serve import Server, served
+
+SSE = {"Accept": "text/event-stream"}
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    with served(db_url, tmp_path, {"FLOWLEDGER_MAX_STREAMS": "3"}) as running:
+        yield running
+
+
+def messages(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The SSE messages of a streamed response: {id, event, data} (comments skipped)."""
+    fields: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in fields:
+                fields["data"] = json.loads(fields["data"])
+                yield fields
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+def start(client: httpx.Client, workflow: str, data: dict[str, Any] | None = None) -> str:
+    answer = client.post("/api/v1/workflow-runs", json={"workflowId": workflow, "input": data})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+def submit(db_url: str, execution_id: str) -> None:
+    async def go() -> None:
+        async with App(db_url) as app:
+            await app.executions.submit_input(SubmitInput(id=execution_id, step="approve", data={}))
+
+    asyncio.run(go())
+
+
+def test_a_stream_follows_an_execution_live_and_resumes_exactly(server: Server) -> None:
+    with server.client() as client:
+        execution_id = start(client, "ask")
+        url = f"/api/v1/executions/{execution_id}/events"
+        seen: list[dict[str, Any]] = []
+        with client.stream("GET", url, headers=SSE) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for message in messages(response):
+                seen.append(message)
+                if message["event"] == "execution.awaiting_input":
+                    submit(server.db_url, execution_id)  # the server's worker carries on
+        # the stream ended by itself once the execution completed
+        assert seen[-1]["event"] == "execution.completed"
+        seqs = [int(m["id"]) for m in seen]
+        assert seqs == list(range(1, len(seen) + 1))  # no gap, no repeat
+        assert all(m["data"]["seq"] == int(m["id"]) for m in seen)
+        assert all(m["data"]["kind"] == m["event"] for m in seen)
+        history = client.get(url).json()  # the JSON list: the same events
+        assert [e["seq"] for e in history] == seqs
+        assert [e["seq"] for e in client.get(url, params={"after": 2}).json()] == seqs[2:]
+
+        middle = len(seqs) // 2
+        headers = {**SSE, "Last-Event-ID": str(middle)}
+        with client.stream("GET", url, headers=headers) as response:
+            resumed = [int(m["id"]) for m in messages(response)]
+        assert resumed == seqs[middle:]
+        # nothing after the last one, and it ended: 204 stops an EventSource reconnecting
+        ended = client.get(url, headers={**SSE, "Last-Event-ID": str(seqs[-1])})
+        assert ended.status_code == 204
+        bad = client.get(url, headers={**SSE, "Last-Event-ID": "x"})
+        assert bad.status_code == 422
+        assert client.get("/api/v1/executions/nope/events", headers=SSE).status_code == 404
+
+
+def test_the_workflow_stream_sees_two_executions(server: Server) -> None:
+    with server.client("viewer") as viewer, server.client() as operator:
+        with viewer.stream("GET", "/api/v1/events", params={"workflow": "hello"}) as response:
+            assert response.status_code == 200
+            first = start(operator, "hello", {"name": "a"})
+            start(operator, "ask")  # another workflow: not on this stream
+            second = start(operator, "hello", {"name": "b"})
+            ended: set[str] = set()
+            per_execution: dict[str, list[int]] = {first: [], second: []}
+            for message in messages(response):
+                execution_id = message["data"]["executionId"]
+                assert execution_id in per_execution
+                assert message["id"] == f"{execution_id}/{message['data']['seq']}"
+                per_execution[execution_id].append(message["data"]["seq"])
+                if message["event"] == "execution.completed":
+                    ended.add(execution_id)
+                if ended == {first, second}:
+                    break
+        for seqs in per_execution.values():
+            assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_streams_past_the_per_token_limit_are_refused(server: Server) -> None:
+    with server.client("viewer") as client:
+        with (
+            client.stream("GET", "/api/v1/events") as one,
+            client.stream("GET", "/api/v1/events") as two,
+            client.stream("GET", "/api/v1/events") as three,
+        ):
+            assert one.status_code == two.status_code == three.status_code == 200
+            refused = client.get("/api/v1/events")
+            assert refused.status_code == 429
+            error = refused.json()["error"]
+            assert "FLOWLEDGER_MAX_STREAMS=3" in error["message"]
+        with server.client("operator") as other, other.stream("GET", "/api/v1/events") as four:
+            assert four.status_code == 200  # the limit is per token
+    # closed streams give their slots back
+    with server.client("viewer") as client, client.stream("GET", "/api/v1/events") as again:
+        assert again.status_code == 200
+
+
+def test_streams_need_a_token(server: Server) -> None:
+    answer = httpx.get(f"{server.url}/api/v1/events", headers=SSE)
+    assert answer.status_code == 401

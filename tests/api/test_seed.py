@@ -1,0 +1,202 @@
+"""The seed's runs resource and instance-state view, as the seed's own clients use them:
+POST a run, poll it until it is COMPLETED, read its states. Shapes pinned by JSON Schema
+(the seed's types: UUIDs, epoch-millisecond integers, booleans, no extra properties)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from flowledger.app import App, ListStates, RetryExecution, SubmitInput
+from tests.api.serve import Server, served
+
+ID = {"type": "string", "minLength": 1}
+TIME = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"}
+MAYBE_TIME = {"anyOf": [TIME, {"type": "null"}]}
+RUN_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "workflowId", "jobRunId", "createdByUserId", "status",
+                 "currentStateName", "createdAt", "updatedAt", "completedAt"],
+    "properties": {
+        "id": ID,
+        "workflowId": ID,
+        "jobRunId": {"anyOf": [ID, {"type": "null"}]},
+        "createdByUserId": ID,
+        "status": {"enum": ["PENDING", "IN_PROGRESS", "AWAITING_USER_INPUT", "COMPLETED",
+                            "COMPLETED_WITH_NO_ACTION_TAKEN", "FAILED", "CANCELLED"]},
+        "currentStateName": {"type": ["string", "null"]},
+        "createdAt": TIME,
+        "updatedAt": TIME,
+        "completedAt": MAYBE_TIME,
+    },
+}  # fmt: skip
+UUID = {"type": "string", "format": "uuid"}
+EPOCH_MS = {"type": "integer", "minimum": 1_000_000_000_000}
+STATE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "workflowInstanceId", "workflowInstanceExecutionId",
+                 "workflowDefinitionId", "stage", "timestamp", "exception"],
+    "properties": {
+        "id": UUID,
+        "workflowInstanceId": UUID,
+        "workflowInstanceExecutionId": UUID,
+        "workflowDefinitionId": UUID,
+        "stage": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "startedAt", "endedAt", "tasks", "variables"],
+            "properties": {
+                "name": {"type": "string"},
+                "startedAt": EPOCH_MS,
+                "endedAt": {"anyOf": [EPOCH_MS, {"type": "null"}]},
+                "tasks": {"type": "array", "items": UUID, "minItems": 1},
+                "variables": {"type": "object"},
+            },
+        },
+        "timestamp": EPOCH_MS,
+        "exception": {"type": "boolean"},
+    },
+}  # fmt: skip
+CHECKER = jsonschema.FormatChecker()
+
+
+def check(schema: dict[str, Any], value: Any) -> None:
+    jsonschema.validate(value, schema, format_checker=CHECKER)
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    with served(db_url, tmp_path) as running:
+        yield running
+
+
+def poll(server: Server, run_id: str, until: set[str]) -> dict[str, Any]:
+    """The seed's client loop: GET the run until its status is one of ``until``."""
+    with server.client("viewer") as client:
+        deadline = time.monotonic() + 60
+        while True:
+            run = client.get(f"/api/v1/workflow-runs/{run_id}").json()
+            check(RUN_SCHEMA, run)
+            if run["status"] in until or time.monotonic() > deadline:
+                return dict(run)
+            time.sleep(0.1)
+
+
+def test_the_seeds_polling_loop_sees_a_run_complete(server: Server) -> None:
+    with server.client() as client:
+        created = client.post(
+            "/api/v1/workflow-runs", json={"workflowId": "hello", "input": {"name": "Ada"}}
+        )
+        assert created.status_code == 201, created.text
+        run = created.json()
+        check(RUN_SCHEMA, run)
+        assert run["workflowId"] == "hello"
+        assert run["createdByUserId"] == "api-token:t-operator"
+        assert run["status"] in {"PENDING", "IN_PROGRESS", "COMPLETED"}
+    done = poll(server, run["id"], {"COMPLETED"})
+    assert done["status"] == "COMPLETED"
+    assert done["completedAt"] is not None
+    with server.client("viewer") as client:
+        page = client.get("/api/v1/workflow-runs", params={"limit": 1}).json()
+        assert set(page) == {"items", "nextCursor"}
+        assert [r["id"] for r in page["items"]] == [run["id"]]
+        for item in page["items"]:
+            check(RUN_SCHEMA, item)
+        filtered = client.get("/api/v1/workflow-runs", params={"status": "FAILED"}).json()
+        assert filtered["items"] == []
+        assert client.get("/api/v1/workflow-runs", params={"status": "Done"}).status_code == 422
+        assert client.get("/api/v1/workflow-runs/nope").status_code == 404
+        # a viewer may read but not start
+        refused = client.post("/api/v1/workflow-runs", json={"workflowId": "hello"})
+        assert refused.status_code == 403
+
+
+def test_paging_runs_uses_cursors(server: Server) -> None:
+    with server.client() as client:
+        ids = [
+            client.post("/api/v1/workflow-runs", json={"workflowId": "hello", "input": {}}).json()[
+                "id"
+            ]
+            for _ in range(3)
+        ]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 2, "workflowId": "hello"}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/api/v1/workflow-runs", params=params).json()
+            seen += [r["id"] for r in page["items"]]
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(ids) and len(seen) == 3
+        unknown = client.post("/api/v1/workflow-runs", json={"workflowId": "nope"})
+        assert unknown.status_code == 404
+
+
+def test_states_are_the_seeds_instance_states(server: Server) -> None:
+    with server.client() as client:
+        run = client.post("/api/v1/workflow-runs", json={"workflowId": "ask"}).json()
+    poll(server, run["id"], {"AWAITING_USER_INPUT"})
+
+    async def answer() -> None:
+        async with App(server.db_url) as app:
+            await app.executions.submit_input(SubmitInput(id=run["id"], step="approve", data={}))
+
+    asyncio.run(answer())
+    assert poll(server, run["id"], {"COMPLETED"})["status"] == "COMPLETED"
+    with server.client("viewer") as client:
+        states = client.get(f"/api/v1/executions/{run['id']}/states").json()
+        execution = client.get(f"/api/v1/workflow-runs/{run['id']}").json()
+    assert [s["stage"]["name"] for s in states] == ["approve", "after"]
+    for state in states:
+        check(STATE_SCHEMA, state)
+        assert state["workflowInstanceId"] == run["id"] == execution["id"]
+        assert state["exception"] is False
+        assert state["stage"]["startedAt"] <= state["stage"]["endedAt"] <= state["timestamp"]
+    assert len({s["workflowInstanceExecutionId"] for s in states}) == 1  # one pass
+    assert len({s["id"] for s in states}) == 2
+    with server.client("viewer") as client:  # ids are stable
+        again = client.get(f"/api/v1/executions/{run['id']}/states").json()
+        assert client.get("/api/v1/executions/nope/states").status_code == 404
+    assert [s["id"] for s in again] == [s["id"] for s in states]
+
+
+FAILING = """\
+name: flaky
+variables: {tries: 0}
+steps:
+  - {id: count, type: sys.set_variable, input: {name: tries, op: increment, value: 1}}
+  - {id: boom, type: sys.fail, after: [count], input: {message: "no"}}
+"""
+
+
+async def test_a_retry_is_a_new_pass(db_url: str) -> None:
+    async with App(db_url) as app:
+        workflow = app.engine.load_text(FAILING, "flaky.yaml")
+        execution_id = await app.engine.start(workflow, {}, hold=True)
+        await app.engine.drive(execution_id)
+        await app.executions.retry(RetryExecution(id=execution_id, settle=True))
+        states = await app.seed.states(ListStates(id=execution_id))
+    for state in states:
+        check(STATE_SCHEMA, state)
+    passes = list(dict.fromkeys(s["workflowInstanceExecutionId"] for s in states))
+    assert len(passes) == 2
+    first = [s for s in states if s["workflowInstanceExecutionId"] == passes[0]]
+    assert [s["stage"]["name"] for s in first] == ["count", "boom"]
+    assert [s["exception"] for s in first] == [False, True]
+    assert first[0]["stage"]["variables"] == {"tries": 1}
+    second = [s for s in states if s["workflowInstanceExecutionId"] == passes[1]]
+    assert [s["stage"]["name"] for s in second] == ["boom"]
+    assert second[0]["exception"] is True
+    assert uuid.UUID(second[0]["id"]) != uuid.UUID(first[1]["id"])
