@@ -24,7 +24,7 @@ from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.workflows import Workflows
-from flowledger.config import DEFAULT_LEASE
+from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
 
@@ -90,10 +90,11 @@ class App:
         return self._codec
 
 
-async def upgrade_database(db_url: str) -> list[str]:
+async def upgrade_database(db_url: str, settings: Settings | None = None) -> list[str]:
     """Apply pending schema migrations; the revision ids applied, oldest first. (Opening
-    an App also migrates; this is the explicit ``flowledger db upgrade``.)"""
-    store = open_store(db_url)
+    an App also migrates; this is the explicit ``flowledger db upgrade``.) Without
+    settings, the environment's (as the Engine does)."""
+    store = open_store(db_url, settings or Settings.from_env())
     try:
         return await store.upgrade()
     finally:

@@ -62,8 +62,10 @@ _UNSAFE = re.compile(r"[^\w.\- ()+,=@]")
 
 
 def default_artifacts_root(db_url: str, settings: Settings | None = None) -> Path:
-    """``FLOWLEDGER_ARTIFACTS``, else next to the SQLite file, else ``./flowledger-artifacts``."""
-    settings = settings or Settings.from_env()
+    """``FLOWLEDGER_ARTIFACTS``, else next to the SQLite file, else ``./flowledger-artifacts``.
+
+    The runtime never reads the environment: without settings, the defaults apply."""
+    settings = settings or Settings()
     if settings.artifacts_dir:
         return Path(settings.artifacts_dir).expanduser().resolve()
     if db_url.startswith("sqlite:"):
@@ -115,7 +117,7 @@ class ArtifactService:
     def __init__(self, store: Store, root: Path, *, budget: int | None = None) -> None:
         self.store = store
         self.root = root
-        self.budget = budget if budget is not None else Settings.from_env().output_budget
+        self.budget = budget if budget is not None else Settings().output_budget
         self._codec = Codec()
         #: Outputs loaded back for templates: bounded, so memory stays flat however many
         #: large outputs the executions of this engine read.

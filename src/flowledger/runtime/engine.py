@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 
 def default_db_url() -> str:
+    """``FLOWLEDGER_DB`` or the default: for the faces (the CLI), which read the environment."""
     return Settings.from_env().db_url
 
 
@@ -81,10 +82,14 @@ class Engine:
         template_limits: TemplateLimits | None = None,
         http: httpx.AsyncClient | None = None,
         owner: str | None = None,
-        lease: timedelta = LEASE,
+        lease: timedelta | None = None,
         observers: Sequence[Observer] = (),
+        settings: Settings | None = None,
     ) -> None:
-        self.db_url = db or default_db_url()
+        # The environment is read here, once (or never, given settings); everything below
+        # (storage, leases, egress, artifacts) gets what it needs from this object.
+        self.settings = settings = settings or Settings.from_env()
+        self.db_url = db or settings.db_url
         self.registry = registry or StepRegistry.with_builtins()
         if entry_points and registry is None:
             self.registry.load_entry_points()
@@ -96,7 +101,7 @@ class Engine:
         self._store: Store | None = None
         self._services: Services | None = None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease = lease
+        self.lease = lease if lease is not None else settings.lease
         self.clock = Clock()
         self._workflows: dict[str, CompiledWorkflow] = {}
         # Versions are immutable once stored, so this cache can never go stale.
@@ -108,7 +113,7 @@ class Engine:
 
     async def open(self) -> Engine:
         if self._store is None:
-            store = open_store(self.db_url)
+            store = open_store(self.db_url, self.settings)
             await store.initialize()
             self._store = store
             # The engine's own client connects only where the egress policy allows (SSRF);
@@ -116,12 +121,16 @@ class Engine:
             http = self._http or httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0),
                 follow_redirects=False,
-                transport=GuardedTransport(Settings.from_env().http_allow),
+                transport=GuardedTransport(self.settings.http_allow),
                 trust_env=False,
             )
             self._http = http
             self.entities = EntityService(store, self.clock)
-            self.artifacts = ArtifactService(store, default_artifacts_root(self.db_url))
+            self.artifacts = ArtifactService(
+                store,
+                default_artifacts_root(self.db_url, self.settings),
+                budget=self.settings.output_budget,
+            )
             self._services = Services(
                 store,
                 http,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flowledger.config import Settings
 from flowledger.errors import StorageError
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 
@@ -10,12 +11,18 @@ __all__ = ["Batch", "ExecutionQuery", "Row", "Store", "WorkflowVersion", "open_s
 POSTGRES_SCHEMES = ("postgresql:", "postgres:", "postgresql+", "postgres+")
 
 
-def open_store(url: str) -> Store:
-    """A store for ``url``: ``sqlite:///path.db`` (``sqlite://`` for memory) or ``postgresql://…``."""
+def open_store(url: str, settings: Settings | None = None) -> Store:
+    """A store for ``url``: ``sqlite:///path.db`` (``sqlite://`` for memory) or ``postgresql://…``.
+
+    ``settings`` gives what storage needs besides the URL (SQLite's synchronous pragma).
+    Storage never reads the environment: without settings, the defaults apply (the faces
+    and the Engine pass ``Settings.from_env()``).
+    """
+    settings = settings or Settings()
     if url.startswith("sqlite:"):
         from flowledger.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(url)
+        return SQLiteStore(url, synchronous=settings.sqlite_synchronous)
     if url.startswith(POSTGRES_SCHEMES):
         from flowledger.storage.postgres import PostgresStore
 

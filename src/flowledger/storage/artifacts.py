@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from flowledger.storage.schema_artifacts import artifacts
-from flowledger.storage.sqlpart import SQLPart
+from flowledger.storage.sqlpart import SQLPart, reads
 
 
 class ArtifactStore(ABC):
@@ -34,16 +34,25 @@ class SQLArtifactStore(SQLPart, ArtifactStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
 
     def add_artifact(self, row: dict[str, Any]) -> None:
+        # Runs on the writer thread like every write (so it never races the writer's
+        # transaction for SQLite's lock); the caller waits for it. Decision: this rare
+        # path (an output over the size budget) may hold the loop for one INSERT plus
+        # the writes queued before it; making it async would change the runner.
+        self._writer.run_blocking(lambda: self._add_artifact(row))
+
+    def _add_artifact(self, row: dict[str, Any]) -> None:
         with self.conn.begin():
             self.conn.execute(insert(artifacts), [row])
 
-    async def list_artifacts(self, execution_id: str) -> list[dict[str, Any]]:
+    @reads
+    def list_artifacts(self, execution_id: str) -> list[dict[str, Any]]:
         t = artifacts
         query = select(t).where(t.c.execution_id == execution_id).order_by(t.c.created_at, t.c.id)
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]
 
-    async def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
+    @reads
+    def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
         with self.reading():
             row = self.conn.execute(select(artifacts).where(artifacts.c.id == artifact_id)).first()
         return dict(row._mapping) if row else None

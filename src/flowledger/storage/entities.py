@@ -43,7 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema_entities import entities, entity_events, entity_types
-from flowledger.storage.sqlpart import SQLPart
+from flowledger.storage.sqlpart import SQLPart, reads, writes
 
 Row = dict[str, Any]
 Scalar = str | int | float | bool | None
@@ -148,7 +148,8 @@ class EntityStore(ABC):
 class SQLEntityStore(SQLPart, EntityStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
 
-    async def create_entity_type(self, row: Row) -> bool:
+    @writes
+    def create_entity_type(self, row: Row) -> bool:
         try:
             with self.conn.begin():
                 self.conn.execute(insert(entity_types).values(**row))
@@ -156,22 +157,26 @@ class SQLEntityStore(SQLPart, EntityStore):
             return False
         return True
 
-    async def get_entity_type(self, name: str) -> Row | None:
+    @reads
+    def get_entity_type(self, name: str) -> Row | None:
         with self.reading():
             row = self.conn.execute(select(entity_types).where(entity_types.c.name == name)).first()
         return dict(row._mapping) if row else None
 
-    async def list_entity_types(self) -> list[Row]:
+    @reads
+    def list_entity_types(self) -> list[Row]:
         with self.reading():
             rows = self.conn.execute(select(entity_types).order_by(entity_types.c.name))
             return [dict(r._mapping) for r in rows]
 
-    async def get_entity(self, entity_id: str) -> Row | None:
+    @reads
+    def get_entity(self, entity_id: str) -> Row | None:
         with self.reading():
             row = self.conn.execute(select(entities).where(entities.c.id == entity_id)).first()
         return dict(row._mapping) if row else None
 
-    async def write_entity(self, write: EntityWrite) -> WriteOutcome:
+    @writes
+    def write_entity(self, write: EntityWrite) -> WriteOutcome:
         t = entities
         row = write.entity
         try:
@@ -199,18 +204,23 @@ class SQLEntityStore(SQLPart, EntityStore):
             # The idempotency key was used by a write that committed first (another run of
             # the same step): ours is rolled back whole, entity change included.
             key = write.idempotency_key
-            if key is not None and await self.entity_event_by_key(key) is not None:
+            if key is not None and self._event_by_key(key) is not None:
                 return WriteOutcome.DUPLICATE
             raise
         return WriteOutcome.WRITTEN
 
-    async def entity_event_by_key(self, idempotency_key: str) -> Row | None:
+    @reads
+    def entity_event_by_key(self, idempotency_key: str) -> Row | None:
+        return self._event_by_key(idempotency_key)
+
+    def _event_by_key(self, idempotency_key: str) -> Row | None:
         e = entity_events
         with self.reading():
             row = self.conn.execute(select(e).where(e.c.idempotency_key == idempotency_key)).first()
         return dict(row._mapping) if row else None
 
-    async def query_entities(self, query: EntityQuery) -> tuple[list[Row], int]:
+    @reads
+    def query_entities(self, query: EntityQuery) -> tuple[list[Row], int]:
         t = entities
         where = and_(t.c.entity_type == query.entity_type, *map(self._condition, query.conditions))
         order: list[ColumnElement[Any]] = []
@@ -223,13 +233,15 @@ class SQLEntityStore(SQLPart, EntityStore):
             total = self.conn.execute(select(func.count()).select_from(t).where(where)).scalar()
         return rows, int(total or 0)
 
-    async def pending_entity_events(self, limit: int) -> list[Row]:
+    @reads
+    def pending_entity_events(self, limit: int) -> list[Row]:
         e = entity_events
         query = select(e).where(e.c.dispatched_at.is_(None)).order_by(e.c.id).limit(limit)
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]
 
-    async def mark_entity_event_dispatched(self, event_id: int) -> None:
+    @writes
+    def mark_entity_event_dispatched(self, event_id: int) -> None:
         e = entity_events
         with self.conn.begin():
             self.conn.execute(

@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, func, insert, select, update
 
 from flowledger.storage.schema import executions
 from flowledger.storage.schema_jobs import job_runs
-from flowledger.storage.sqlpart import SQLPart
+from flowledger.storage.sqlpart import SQLPart, reads, writes
 
 Row = dict[str, Any]
 
@@ -85,29 +85,34 @@ class JobStore(ABC):
 class SQLJobStore(SQLPart, JobStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
 
-    async def create_job_run(self, row: Row) -> None:
+    @writes
+    def create_job_run(self, row: Row) -> None:
         with self.conn.begin():
             self.conn.execute(insert(job_runs), [row])
 
-    async def get_job_run(self, job_run_id: str) -> Row | None:
+    @reads
+    def get_job_run(self, job_run_id: str) -> Row | None:
         with self.reading():
             row = self.conn.execute(select(job_runs).where(job_runs.c.id == job_run_id)).first()
         return dict(row._mapping) if row else None
 
-    async def find_job_runs(self, prefix: str, limit: int = 2) -> list[str]:
+    @reads
+    def find_job_runs(self, prefix: str, limit: int = 2) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         t = job_runs
         stmt = select(t.c.id).where(t.c.id.like(escaped + "%", escape="\\")).limit(limit)
         with self.reading():
             return [r[0] for r in self.conn.execute(stmt)]
 
-    async def list_job_runs(self, limit: int = 50) -> list[Row]:
+    @reads
+    def list_job_runs(self, limit: int = 50) -> list[Row]:
         t = job_runs
         stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
-    async def job_run_executions(self, job_run_id: str) -> list[Row]:
+    @reads
+    def job_run_executions(self, job_run_id: str) -> list[Row]:
         e = executions
         stmt = (
             select(*_EXECUTION_COLUMNS)
@@ -117,7 +122,8 @@ class SQLJobStore(SQLPart, JobStore):
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
-    async def acquire_job_run(
+    @writes
+    def acquire_job_run(
         self, job_run_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> bool:
         t = job_runs
@@ -135,7 +141,8 @@ class SQLJobStore(SQLPart, JobStore):
         with self.conn.begin():
             return self.conn.execute(stmt).rowcount == 1
 
-    async def release_job_run(self, job_run_id: str, owner: str) -> None:
+    @writes
+    def release_job_run(self, job_run_id: str, owner: str) -> None:
         t = job_runs
         stmt = (
             update(t)
@@ -145,7 +152,8 @@ class SQLJobStore(SQLPart, JobStore):
         with self.conn.begin():
             self.conn.execute(stmt)
 
-    async def record_job_run_status(
+    @writes
+    def record_job_run_status(
         self, job_run_id: str, owner: str, status: str, *, started: bool, completed: bool
     ) -> bool:
         t = job_runs
@@ -162,7 +170,8 @@ class SQLJobStore(SQLPart, JobStore):
         with self.conn.begin():
             return self.conn.execute(stmt).rowcount == 1
 
-    async def job_runs_to_advance(self, limit: int) -> list[str]:
+    @reads
+    def job_runs_to_advance(self, limit: int) -> list[str]:
         t, e = job_runs, executions
         busy = exists().where(and_(e.c.job_run_id == t.c.id, e.c.runtime_status.in_(UNFINISHED)))
         stmt = (

@@ -29,6 +29,7 @@ from flowledger.errors import StorageError
 from flowledger.logs import log_extra
 from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
+from flowledger.storage.sqlpart import writes
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +66,29 @@ def psycopg_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
+#: Reader threads (each with its own connection) beside the one writer.
+READERS = 3
+
+
 class PostgresStore(SQLStore):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, readers: int = READERS) -> None:
         parsed = psycopg_url(url)
         connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
         if "application_name" not in parsed.query:
             connect_args["application_name"] = "flowledger"
         engine = create_engine(
             parsed,
-            # A store holds one connection for its life; the pool only refills it.
-            pool_size=2,
+            # Each lane thread holds one connection for the store's life (storage.lanes): one
+            # writer, ``readers`` readers; the pool only refills them. Decision: one writer on
+            # PostgreSQL too. Group commit already folds concurrent rounds into one
+            # transaction, and leases/claims are short; a second writer would only add lock
+            # waits between our own connections.
+            pool_size=1 + readers,
             max_overflow=2,
             pool_pre_ping=True,
             connect_args=connect_args,
         )
-        super().__init__(url, engine)
+        super().__init__(url, engine, readers=readers)
         self._display_url = make_url(url).render_as_string(hide_password=True)
         self._listener: psycopg.AsyncConnection[Any] | None = None
 
@@ -105,7 +114,8 @@ class PostgresStore(SQLStore):
         # Rows another claimer has locked are skipped, not waited for.
         return super()._claim_candidates(limit).with_for_update(skip_locked=True)
 
-    async def notify_work(self) -> None:
+    @writes
+    def notify_work(self) -> None:
         with self.conn.begin():
             self.conn.exec_driver_sql(f"NOTIFY {WORK_CHANNEL}")
 

@@ -10,7 +10,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema_schedules import schedule_states
-from flowledger.storage.sqlpart import SQLPart
+from flowledger.storage.sqlpart import SQLPart, reads, writes
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class ScheduleStore(ABC):
 class SQLScheduleStore(SQLPart, ScheduleStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
 
-    async def schedule_states(self) -> list[ScheduleState]:
+    @reads
+    def schedule_states(self) -> list[ScheduleState]:
         t = schedule_states
         query = select(t.c.workflow_name, t.c.trigger_index, t.c.cron, t.c.timezone, t.c.last_tick)
         with self.reading():
@@ -53,9 +54,8 @@ class SQLScheduleStore(SQLPart, ScheduleStore):
                 for r in self.conn.execute(query)
             ]
 
-    async def save_schedule_state(
-        self, state: ScheduleState, expected: ScheduleState | None
-    ) -> bool:
+    @writes
+    def save_schedule_state(self, state: ScheduleState, expected: ScheduleState | None) -> bool:
         t = schedule_states
         values = {
             "cron": state.cron,

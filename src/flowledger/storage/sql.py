@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,8 +30,9 @@ from flowledger.storage import migrations
 from flowledger.storage.artifacts import SQLArtifactStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.entities import SQLEntityStore
-from flowledger.storage.groupcommit import GroupCommitter
+from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
+from flowledger.storage.lanes import Lane
 from flowledger.storage.schedules import SQLScheduleStore
 from flowledger.storage.schema import (
     UTCDateTime,
@@ -42,44 +44,81 @@ from flowledger.storage.schema import (
     workflow_versions,
     workflows,
 )
+from flowledger.storage.sqlpart import reads, writes
 from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
 
 class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store):
-    """A store on one SQLAlchemy engine. Calls are short and run on the caller's thread."""
+    """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):
+    writes on one writer thread, reads on up to ``readers`` reader threads, each thread on a
+    connection of its own. ``readers=0`` runs reads on the writer thread too (an in-memory
+    SQLite database is one connection: every call must take turns on it)."""
 
-    def __init__(self, url: str, engine: Engine) -> None:
+    def __init__(
+        self,
+        url: str,
+        engine: Engine,
+        *,
+        readers: int = 3,
+        driver_begin: Callable[[Any], None] | None = None,
+        inline: Inline | None = None,
+    ) -> None:
         self.url = url
         self._engine = engine
-        self._conn: Connection | None = None
+        self._local = threading.local()
+        #: Every connection opened (by lane threads, or by a test reaching for ``conn``),
+        #: closed by ``close``.
+        self._opened: list[Connection] = []
+        self._opened_lock = threading.Lock()
+        self._writer = Lane("flowledger-writer", 1, lock=threading.Lock())
+        self._readers = Lane("flowledger-reader", readers) if readers else self._writer
+        #: Closed by ``close``, in this order: the writes queued before close still land.
+        self._lanes = [self._writer, self._readers] if readers else [self._writer]
         self._group = GroupCommitter(
+            self._writer,
             lambda: self.conn,
             BatchWriter(engine.dialect).apply,
             engine.dialect.loaded_dbapi.IntegrityError,
+            driver_begin,
+            inline,
         )
 
     @property
     def conn(self) -> Connection:
-        if self._conn is None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
             try:
-                self._conn = self._engine.connect()
+                conn = self._engine.connect()
             except DBAPIError as exc:
                 raise self._connect_error(exc) from exc
-        return self._conn
+            with self._opened_lock:
+                self._opened.append(conn)
+            self._local.conn = conn
+        return conn
 
     def _connect_error(self, exc: DBAPIError) -> StorageError:
         """A sentence about a failed connection; dialects add what a person should check."""
         return StorageError(f"cannot open database {self.url}: {exc.orig}")
 
     async def initialize(self) -> None:
+        await self._writer.run(self._migrate_if_needed)
+        # Every lane thread connects now, together, rather than on its first call: the
+        # first reads of a run then pay no connection setup (and a bad URL fails here).
+        await asyncio.gather(*(lane.on_each_thread(lambda: self.conn) for lane in self._lanes))
+
+    def _migrate_if_needed(self) -> None:
         # Runs on every start: one short read when the schema is current.
         with self.reading():
             if migrations.current_revision(self.conn) == migrations.HEAD:
                 return
-        await self.upgrade()
+        self._upgrade()
 
-    async def upgrade(self) -> list[str]:
+    @writes
+    def upgrade(self) -> list[str]:
+        return self._upgrade()
+
+    def _upgrade(self) -> list[str]:
         with self.conn.begin():
             self._lock_schema()
             return migrations.upgrade(self.conn)
@@ -88,14 +127,20 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         """Serialize concurrent upgrades; SQLite's BEGIN IMMEDIATE already does."""
 
     async def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        # Calls already queued still run; then the threads leave and their connections close.
+        for lane in self._lanes:
+            await lane.close()
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
         self._engine.dispose()
 
     # -- workflow versions --------------------------------------------------------------------
 
-    async def save_workflow_version(
+    @writes
+    def save_workflow_version(
         self, name: str, checksum: str, document: str, format_version: int
     ) -> WorkflowVersion:
         t = workflow_versions
@@ -120,14 +165,16 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                 return _version(values)
         return _version(row._mapping)
 
-    async def get_workflow_version(self, version_id: str) -> WorkflowVersion | None:
+    @reads
+    def get_workflow_version(self, version_id: str) -> WorkflowVersion | None:
         with self.reading():
             row = self.conn.execute(
                 select(workflow_versions).where(workflow_versions.c.id == version_id)
             ).first()
         return _version(row._mapping) if row else None
 
-    async def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]:
+    @reads
+    def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]:
         t = workflow_versions
         query = select(t).order_by(t.c.name, t.c.version)
         if name is not None:
@@ -135,7 +182,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         with self.reading():
             return [_version(r._mapping) for r in self.conn.execute(query)]
 
-    async def activate_workflow(self, name: str, version_id: str) -> bool:
+    @writes
+    def activate_workflow(self, name: str, version_id: str) -> bool:
         t = workflows
         with self.conn.begin():
             current = self.conn.execute(select(t.c.version_id).where(t.c.name == name)).scalar()
@@ -149,13 +197,15 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                 self.conn.execute(update(t).where(t.c.name == name).values(**values))
             return True
 
-    async def first_pushes(self) -> dict[str, datetime]:
+    @reads
+    def first_pushes(self) -> dict[str, datetime]:
         t = workflows
         with self.reading():
             rows = self.conn.execute(select(t.c.name, t.c.first_pushed_at))
             return {r[0]: _aware(r[1]) for r in rows}
 
-    async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
+    @reads
+    def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
         v, w = workflow_versions, workflows
         query = select(v, w.c.pushed_at).join(w, w.c.version_id == v.c.id).order_by(v.c.name)
         with self.reading():
@@ -163,7 +213,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     # -- executions ---------------------------------------------------------------------------
 
-    async def create_execution(
+    @writes
+    def create_execution(
         self, execution: Row, events_: list[Row], steps: Sequence[Row] = ()
     ) -> str:
         try:
@@ -175,19 +226,24 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                     self.conn.execute(insert(events), events_)
         except IntegrityError:
             key = execution.get("trigger_key")
-            existing = await self.find_by_trigger_key(key) if key else None
+            existing = self._trigger_key_owner(key) if key else None
             if existing is None:
                 raise
             return existing
         return str(execution["id"])
 
-    async def find_by_trigger_key(self, trigger_key: str) -> str | None:
+    @reads
+    def find_by_trigger_key(self, trigger_key: str) -> str | None:
+        return self._trigger_key_owner(trigger_key)
+
+    def _trigger_key_owner(self, trigger_key: str) -> str | None:
         t = executions
         with self.reading():
             found = self.conn.execute(select(t.c.id).where(t.c.trigger_key == trigger_key))
             return found.scalar()
 
-    async def send_signal(self, signal: Row) -> None:
+    @writes
+    def send_signal(self, signal: Row) -> None:
         t = executions
         with self.conn.begin():
             # Row lock first (PostgreSQL): a concurrent release_lease then sees the signal.
@@ -198,7 +254,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             )
             self.conn.execute(insert(signals), [signal])
 
-    async def pending_signals(self, execution_id: str) -> list[Row]:
+    @reads
+    def pending_signals(self, execution_id: str) -> list[Row]:
         t = signals
         query = select(t).where(_unconsumed(execution_id)).order_by(t.c.created_at, t.c.id)
         with self.reading():
@@ -208,16 +265,18 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         if group:
             await self._group.commit(batch)
         else:
-            self._group.commit_now(batch)
+            await self._group.commit_now(batch)
 
-    async def get_execution(self, execution_id: str) -> Row | None:
+    @reads
+    def get_execution(self, execution_id: str) -> Row | None:
         with self.reading():
             row = self.conn.execute(
                 select(executions).where(executions.c.id == execution_id)
             ).first()
         return dict(row._mapping) if row else None
 
-    async def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
+    @reads
+    def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self.reading():
             rows = self.conn.execute(
@@ -227,7 +286,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             )
             return [r[0] for r in rows]
 
-    async def get_step_executions(self, execution_id: str) -> list[Row]:
+    @reads
+    def get_step_executions(self, execution_id: str) -> list[Row]:
         t = step_executions
         with self.reading():
             rows = self.conn.execute(
@@ -235,7 +295,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             )
             return [dict(r._mapping) for r in rows]
 
-    async def list_executions(self, query: ExecutionQuery) -> list[Row]:
+    @reads
+    def list_executions(self, query: ExecutionQuery) -> list[Row]:
         t = executions
         stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(query.limit)
         if query.status:
@@ -262,7 +323,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
-    async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]:
+    @reads
+    def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]:
         with self.reading():
             rows = self.conn.execute(
                 select(events)
@@ -277,12 +339,14 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         """The database clock as a SQL expression; dialects with a server clock override it."""
         return literal(utcnow() + plus, UTCDateTime)
 
-    async def db_now(self) -> datetime:
+    @writes
+    def db_now(self) -> datetime:
         with self.conn.begin():
             value = self.conn.execute(select(self._sql_now())).scalar_one()
         return _aware(value)
 
-    async def acquire_lease(
+    @writes
+    def acquire_lease(
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> int | None:
         t = executions
@@ -321,9 +385,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         t = executions
         return select(t.c.id).where(self._runnable()).order_by(t.c.created_at).limit(limit)
 
-    async def claim_executions(
-        self, owner: str, limit: int, lease: timedelta
-    ) -> list[tuple[str, int]]:
+    @writes
+    def claim_executions(self, owner: str, limit: int, lease: timedelta) -> list[tuple[str, int]]:
         t = executions
         with self.conn.begin():
             ids = [r[0] for r in self.conn.execute(self._claim_candidates(limit))]
@@ -344,9 +407,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             )
             return [(r[0], int(r[1])) for r in rows]
 
-    async def renew_leases(
-        self, owner: str, leases: Mapping[str, int], lease: timedelta
-    ) -> set[str]:
+    @writes
+    def renew_leases(self, owner: str, leases: Mapping[str, int], lease: timedelta) -> set[str]:
         if not leases:
             return set()
         t = executions
@@ -368,9 +430,8 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                     held.add(execution_id)
         return held
 
-    async def release_lease(
-        self, execution_id: str, epoch: int, wake_at: datetime | None = None
-    ) -> None:
+    @writes
+    def release_lease(self, execution_id: str, epoch: int, wake_at: datetime | None = None) -> None:
         t = executions
         wake: datetime | ColumnElement[datetime] | None = wake_at
         with self.conn.begin():

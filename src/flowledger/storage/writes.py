@@ -25,6 +25,9 @@ class BatchWriter:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._prepared: dict[tuple[str, ...], PreparedWrite] = {}
+        # One driver cursor, reused: only the store's writer thread writes rounds.
+        self._driver: Any = None
+        self._driver_cursor: Any = None
 
     def apply(self, conn: Connection, batches: Sequence[Batch]) -> list[BaseException | None]:
         """Write every batch whose epoch still holds; the result says which were refused."""
@@ -53,7 +56,7 @@ class BatchWriter:
                                    self._dialect)  # fmt: skip
             self._prepared[key] = fence
         row = {**values, "id": batch.execution_id, "lease_epoch": batch.epoch}
-        cursor = _cursor(conn)
+        cursor = self._cursor(conn)
         cursor.execute(fence.sql, fence.params(row))
         if cursor.rowcount != 1:
             return _lost(batch)
@@ -112,7 +115,7 @@ class BatchWriter:
         if prepared is None:
             prepared = prepare_insert(table, [c.name for c in table.columns], self._dialect)
             self._prepared[key] = prepared
-        _cursor(conn).executemany(prepared.sql, [prepared.params(r) for r in rows])
+        self._cursor(conn).executemany(prepared.sql, [prepared.params(r) for r in rows])
 
     def _update(self, conn: Connection, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
@@ -125,7 +128,20 @@ class BatchWriter:
             if prepared is None:
                 prepared = prepare_update(table, columns, ("id",), self._dialect)
                 self._prepared[key] = prepared
-            _cursor(conn).executemany(prepared.sql, [prepared.params(r) for r in group])
+            self._cursor(conn).executemany(prepared.sql, [prepared.params(r) for r in group])
+
+    def _cursor(self, conn: Connection) -> Any:
+        """The driver's own cursor, inside the transaction SQLAlchemy (or the driver) began.
+
+        SQLAlchemy's per-statement execution context costs more than these prepared
+        statements themselves; sqlite3 and psycopg both run executemany natively
+        (psycopg pipelines it into one round trip). Kept per driver connection (a new
+        one after a reconnect).
+        """
+        driver = conn.connection.dbapi_connection
+        if driver is not self._driver:
+            self._driver, self._driver_cursor = driver, driver.cursor()  # type: ignore[union-attr]
+        return self._driver_cursor
 
 
 def _lost(batch: Batch) -> LeaseLostError:
@@ -133,13 +149,3 @@ def _lost(batch: Batch) -> LeaseLostError:
         f"execution {batch.execution_id} is no longer owned by this process "
         f"(epoch {batch.epoch}); its changes were not written"
     )
-
-
-def _cursor(conn: Connection) -> Any:
-    """The driver's own cursor, inside the transaction SQLAlchemy began.
-
-    SQLAlchemy's per-statement execution context costs more than these prepared
-    statements themselves; sqlite3 and psycopg both run executemany natively
-    (psycopg pipelines it into one round trip).
-    """
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

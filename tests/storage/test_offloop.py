@@ -1,0 +1,280 @@
+"""Store calls run off the event loop: a slow read holds up nobody but its caller.
+
+The slow read is gated, not timed: it blocks inside the database until the test lets
+it go (SQLite: a SQL function waiting on an event; PostgreSQL: a shared advisory lock
+the test holds). Each test checks an order of events while the read is still held —
+never how fast anything was. The gate gives up after GATE_LIMIT seconds, so a store
+that ran the read on the loop fails these tests instead of hanging them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from flowledger import Engine
+from flowledger.config import Settings
+from flowledger.runtime.leases import LeaseKeeper
+from flowledger.storage import Batch, open_store
+from flowledger.storage.sql import SQLStore
+from flowledger.storage.sqlpart import reads
+from flowledger.timeutil import Clock
+from tests.storage.conftest import event_row, new_execution, step_row
+from tests.storage.test_group_commit import _owned, _round
+
+LEASE = timedelta(minutes=5)
+#: How long a gated read waits at most before it gives up (only a broken store gets there).
+GATE_LIMIT = 20.0
+ADVISORY_KEY = 0x5104
+
+
+class Gate:
+    """A read that blocks in the database until ``open()``; ``entered`` once it runs."""
+
+    def __init__(self, store: SQLStore, pg_url: str | None) -> None:
+        self.store = store
+        self.entered = threading.Event()
+        self.finished = threading.Event()
+        self._release = threading.Event()
+        self._pg: psycopg.Connection[Any] | None = None
+        if pg_url is not None:
+            self._pg = psycopg.connect(pg_url, autocommit=True)
+            self._pg.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))
+
+    def open(self) -> None:
+        self._release.set()
+        if self._pg is not None:
+            self._pg.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_KEY,))
+
+    def close(self) -> None:
+        self.open()
+        if self._pg is not None:
+            self._pg.close()
+
+    def _slow(self, store: SQLStore) -> int:
+        """A read method's body: runs where every ``@reads`` body runs."""
+        with store.reading() as conn:
+            if self._pg is None:
+                conn.connection.dbapi_connection.create_function(  # type: ignore[union-attr]
+                    "held_gate", 0, lambda: int(self._release.wait(GATE_LIMIT))
+                )
+                query = "SELECT held_gate()"
+            else:
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(GATE_LIMIT)}s'")
+                query = f"SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared({ADVISORY_KEY})) AS held"
+            self.entered.set()
+            try:
+                return int(conn.execute(text(query)).scalar_one())
+            finally:
+                self.finished.set()
+
+    async def read(self) -> int:
+        return await reads(self._slow)(self.store)
+
+
+@asynccontextmanager
+async def held_read(store: SQLStore) -> AsyncIterator[Gate]:
+    """A slow read in a task of its own, running (entered) when the body starts."""
+    pg_url = store.url if store.url.startswith("postgresql") else None
+    gate = Gate(store, pg_url)
+    reader = asyncio.create_task(gate.read())
+    try:
+        while not gate.entered.is_set():  # the reader thread picks it up
+            await asyncio.sleep(0.001)
+        yield gate
+    finally:
+        gate.close()
+        await reader
+        assert gate.finished.is_set()
+
+
+async def test_a_slow_read_does_not_delay_a_lease_renewal(
+    store: SQLStore,
+) -> None:
+    execution_id = await new_execution(store)
+    epoch = await store.acquire_lease(execution_id, "me", LEASE)
+    assert epoch is not None
+    lost: list[str] = []
+    keeper = LeaseKeeper(store, "me", LEASE, Clock(), lost.append)
+    keeper.hold(execution_id, epoch)
+    async with held_read(store) as gate:
+        # The heartbeat (the database clock, then the renewal) completes while the read
+        # is still blocked in the database.
+        await keeper.beat()
+        assert not gate.finished.is_set()
+        assert lost == []
+        # So do a round's commit and another read.
+        await store.commit(
+            Batch(
+                execution_id,
+                epoch,
+                execution={"runtime_status": "InProgress", "event_seq": 1},
+                insert_steps=[step_row(execution_id)],
+                events=[event_row(execution_id, 1)],
+            )
+        )
+        row = await store.get_execution(execution_id)
+        assert row is not None and row["runtime_status"] == "InProgress"
+        assert not gate.finished.is_set()
+    row = await store.get_execution(execution_id)
+    assert row is not None and row["lease_owner"] == "me"
+
+
+async def test_the_loop_keeps_ticking_during_a_long_store_call(
+    store: SQLStore,
+) -> None:
+    ticks = 0
+
+    async def probe() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    ticker = asyncio.create_task(probe())
+    try:
+        async with held_read(store) as gate:
+            seen = ticks
+            while ticks < seen + 5:  # a blocked loop would not get past this until too late
+                await asyncio.sleep(0.001)
+            assert not gate.finished.is_set()
+    finally:
+        ticker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ticker
+
+
+async def test_close_waits_for_a_running_call_and_stops_every_thread(
+    db_url: str,
+) -> None:
+    store = open_store(db_url)
+    assert isinstance(store, SQLStore)
+    await store.initialize()
+    await store.get_execution(await new_execution(store))
+    lanes = [store._writer, store._readers]
+    threads = [t for lane in lanes for t in lane._threads]
+    assert threads and all(t.is_alive() for t in threads)
+    reads_done = asyncio.gather(*(store.list_workflow_versions() for _ in range(10)))
+    await asyncio.sleep(0)  # every read is queued before close starts
+    await store.close()
+    assert await reads_done == [[]] * 10
+    assert not any(t.is_alive() for t in threads)
+
+
+async def test_an_in_memory_database_serializes_on_its_one_connection() -> None:
+    store = open_store("sqlite://")
+    assert isinstance(store, SQLStore)
+    try:
+        await store.initialize()
+        assert store._readers is store._writer
+        ids = await asyncio.gather(*(new_execution(store) for _ in range(20)))
+        rows = await asyncio.gather(*(store.get_execution(i) for i in ids))
+        assert [r["id"] for r in rows if r is not None] == ids
+    finally:
+        await store.close()
+
+
+def _synchronous(store: SQLStore) -> Callable[[], Any]:
+    def body(s: SQLStore) -> Any:
+        with s.reading() as conn:
+            return conn.exec_driver_sql("PRAGMA synchronous").scalar()
+
+    return lambda: reads(body)(store)
+
+
+async def test_storage_takes_its_settings_and_never_reads_the_environment(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'flow.db'}"
+    monkeypatch.setenv("FLOWLEDGER_SQLITE_SYNCHRONOUS", "EXTRA")
+    plain = open_store(url)
+    full = open_store(url, Settings(sqlite_synchronous="FULL"))
+    assert isinstance(plain, SQLStore) and isinstance(full, SQLStore)
+    try:
+        await plain.initialize()
+        assert await _synchronous(plain)() == 1  # NORMAL: the default, not the environment
+        assert await _synchronous(full)() == 2  # FULL
+    finally:
+        await plain.close()
+        await full.close()
+
+
+async def test_the_engine_passes_its_settings_down(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        db_url=f"sqlite:///{tmp_path / 'given.db'}",
+        lease=timedelta(seconds=7),
+        sqlite_synchronous="FULL",
+        artifacts_dir=str(tmp_path / "given-artifacts"),
+        output_budget=4096,
+    )
+    monkeypatch.setenv("FLOWLEDGER_DB", f"sqlite:///{tmp_path / 'ignored.db'}")
+    monkeypatch.setenv("FLOWLEDGER_LEASE", "90s")
+    async with Engine(settings=settings, entry_points=False) as engine:
+        assert engine.db_url == settings.db_url and engine.lease == timedelta(seconds=7)
+        assert engine.artifacts.root == tmp_path / "given-artifacts"
+        assert engine.artifacts.budget == 4096
+        store = engine.store
+        assert isinstance(store, SQLStore)
+        assert await _synchronous(store)() == 2
+    assert not (tmp_path / "ignored.db").exists()
+
+
+async def test_rounds_that_arrive_while_a_group_is_written_form_the_next_one(
+    store: SQLStore,
+) -> None:
+    owned = [await _owned(store) for _ in range(6)]
+    release = threading.Event()
+    # The writer is busy (as with a slow disk): the first group waits behind this.
+    busy = store._writer.run(lambda: release.wait(GATE_LIMIT))
+    first = [asyncio.ensure_future(store.commit(_round(i, e), group=True)) for i, e in owned[:3]]
+    await asyncio.sleep(0)  # the first group is handed to the writer
+    second = [asyncio.ensure_future(store.commit(_round(i, e), group=True)) for i, e in owned[3:]]
+    await asyncio.sleep(0)
+    assert not any(f.done() for f in first + second)
+    release.set()
+    assert await busy is True
+    assert await asyncio.gather(*first, *second) == [None] * 6
+    for execution_id, _ in owned:
+        assert len(await store.get_step_executions(execution_id)) == 1
+
+
+async def test_a_commit_waiting_for_another_process_lock_waits_off_the_loop(
+    tmp_path: Any,
+) -> None:
+    """A small lone round commits on the loop only when nothing can wait (SQLiteStore's
+    _commit_inline): with another process holding SQLite's write lock it goes to the
+    writer thread, and the loop keeps turning until the lock is free."""
+    path = tmp_path / "flow.db"
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, SQLStore)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        await store.initialize()
+        execution_id, epoch = await _owned(store)
+        other.execute("BEGIN IMMEDIATE")  # "another process" writes
+        commit = asyncio.ensure_future(store.commit(_round(execution_id, epoch)))
+        for _ in range(5):  # a commit waiting on the loop would stop these
+            await asyncio.sleep(0.001)
+        assert not commit.done()
+        other.execute("COMMIT")
+        await commit
+        assert len(await store.get_step_executions(execution_id)) == 1
+        # With the lock free, the same kind of round commits at once.
+        await store.commit(
+            Batch(execution_id, epoch, update_steps=[], events=[event_row(execution_id, 2)])
+        )
+        assert len(await store.get_events(execution_id)) == 2
+    finally:
+        other.close()
+        await store.close()
