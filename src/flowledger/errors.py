@@ -145,3 +145,17 @@ class HeldElsewhereError(ConflictError, StorageError):
 
 class ForbiddenError(FlowledgerError):
     """The caller may not do this (a token's role does not allow it)."""
+
+
+class UnauthorizedError(FlowledgerError):
+    """The request does not prove who sent it: no or a bad token, or a webhook signature
+    that does not verify (HTTP 401)."""
+
+
+class TooLargeError(InputError):
+    """A request body is larger than the configured limit, which the message names (413)."""
+
+
+class UnavailableError(FlowledgerError):
+    """The server cannot serve this request as configured (503): e.g. a webhook trigger's
+    secret variable is not set. The operator, not the caller, must act."""

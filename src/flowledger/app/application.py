@@ -22,7 +22,9 @@ from flowledger.app.artifacts import Artifacts
 from flowledger.app.cursors import META_KEY, CursorCodec, key_from_env
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
+from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
+from flowledger.app.subscriptions import Subscriptions
 from flowledger.app.workflows import Workflows
 from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.runtime.engine import Engine
@@ -54,6 +56,8 @@ class App:
         self.job_runs = JobRunsApp(self.engine, self.wake_workers)
         self.entities = Entities(self.engine)
         self.artifacts = Artifacts(self.engine)
+        self.hooks = Hooks(self.engine, self.wake_workers)
+        self.subscriptions = Subscriptions(self.engine, self._cursors)
 
     async def open(self) -> App:
         await self.engine.open()

@@ -45,11 +45,14 @@ from flowledger.storage.schema import (
     workflows,
 )
 from flowledger.storage.sqlpart import reads, writes
+from flowledger.storage.webhooks import SQLWebhookStore
 from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
 
-class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store):
+class SQLStore(
+    SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, SQLWebhookStore, Store
+):
     """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):
     writes on one writer thread, reads on up to ``readers`` reader threads, each thread on a
     connection of its own. ``readers=0`` runs reads on the writer thread too (an in-memory
