@@ -41,6 +41,13 @@ to wake); a lone execution's chain pays one per round. Hence the one exception,
 SQLiteStore._commit_inline: a small lone round commits on the loop when nothing in
 it can wait.
 
+Known cost, left for later: every other call still pays its hop. Running 1,000
+short executions one after another (7 hops each: 4 reads, create/acquire/release)
+went from 0.88 to 1.37 ms per step on the idle VM (children_200 likewise); the
+loop and 10k-loop scenarios are within noise. Next steps if that matters: the same
+no-wait inline path for the small lease writes, waking the most recently used
+reader thread first, and fewer reads per run in the runtime.
+
 A call that is cancelled while waiting is not undone: its body runs to its end
 on its thread (a transaction is atomic either way) and the result is dropped.
 Writes stay in submission order, so nothing written later overtakes it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -342,11 +343,21 @@ class SQLStore(
         """The database clock as a SQL expression; dialects with a server clock override it."""
         return literal(utcnow() + plus, UTCDateTime)
 
-    @writes
-    def db_now(self) -> datetime:
+    async def db_now(self) -> datetime:
+        value, read_at = await self._writer.run(self._read_db_now)
+        # The caller takes this as "now" (Clock.synchronize): add the time since the server
+        # read its clock (the COMMIT round trip, the hop back from the writer thread).
+        # Without it the measured clock lags the server's by those: ~0.5 ms measured, enough
+        # for a write stamped by this clock right after a push to look older than the push.
+        return value + timedelta(seconds=time.monotonic() - read_at)
+
+    def _read_db_now(self) -> tuple[datetime, float]:
         with self.conn.begin():
             value = self.conn.execute(select(self._sql_now())).scalar_one()
-        return _aware(value)
+            # Before the COMMIT's round trip. (Not the middle of the query's: psycopg sends
+            # its BEGIN first, which would put the clock ahead of the server's.)
+            read_at = time.monotonic()
+        return _aware(value), read_at
 
     @writes
     def acquire_lease(
