@@ -37,8 +37,8 @@ LAYERS: dict[str, int] = {
     "app": 8,
     "api": 9,
     "web": 9,
-    "cli": 9,
-    "__main__": 10,
+    "cli": 10,  # composes the faces: `flowledger serve` runs the HTTP one
+    "__main__": 11,
 }
 #: Leaves are one layer but must not form a cycle: this is their order.
 LEAF_ORDER = ["types", "errors", "durations", "timeutil", "codec", "egress", "config", "logs"]

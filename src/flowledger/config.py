@@ -33,6 +33,19 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
 - Webhook trigger secrets: a trigger's ``secret_env: NAME`` names the variable that holds
   its Standard Webhooks secret (``whsec_…``); several secrets separated by spaces or
   commas are all accepted (rotation). Read by :func:`webhook_secrets`, nowhere else.
+
+Limits on what comes in (see :class:`Limits`; sizes take units like ``1MiB``):
+
+- ``FLOWLEDGER_MAX_BODY``: an HTTP request body (default ``1MiB``; 413 above).
+- ``FLOWLEDGER_MAX_JSON_DEPTH``: nesting of arrays and objects in a JSON body (default
+  64; 422 above).
+- ``FLOWLEDGER_MAX_DEFINITION``: a workflow or job-run definition's text (default
+  ``512KiB``; 413 above).
+- ``FLOWLEDGER_MAX_INPUT``: a workflow input or a step's submitted input as JSON
+  (default ``512KiB``; 413 above).
+- ``FLOWLEDGER_MAX_PAGE``: the largest ``limit`` of a listing (default 1000; 422 above).
+- ``FLOWLEDGER_MAX_STREAMS``, ``FLOWLEDGER_MAX_WAITS``: event streams and long-poll
+  waits one token may hold open at once (defaults 10 and 50; 429 above).
 """
 
 from __future__ import annotations
@@ -62,6 +75,18 @@ DELIVERY_TIMEOUT_ENV = "FLOWLEDGER_DELIVERY_TIMEOUT"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
+LIMIT_ENVS = {
+    "max_body": "FLOWLEDGER_MAX_BODY",
+    "max_json_depth": "FLOWLEDGER_MAX_JSON_DEPTH",
+    "max_definition": "FLOWLEDGER_MAX_DEFINITION",
+    "max_input": "FLOWLEDGER_MAX_INPUT",
+    "max_page": "FLOWLEDGER_MAX_PAGE",
+    "max_streams": "FLOWLEDGER_MAX_STREAMS",
+    "max_waits": "FLOWLEDGER_MAX_WAITS",
+}
+#: The limits that are byte sizes (the others are counts).
+SIZE_LIMITS = ("max_body", "max_definition", "max_input")
+
 DEFAULT_DB = "sqlite:///flowledger.db"
 DEFAULT_LEASE = timedelta(seconds=30)
 MIN_LEASE = timedelta(seconds=1)
@@ -89,6 +114,36 @@ class ConfigError(FlowledgerError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one request may carry; faces and the application layer enforce these, each
+    refusal naming its limit (413 for sizes, 422 for depth and page size, 429 for
+    concurrent streams and waits)."""
+
+    max_body: int = 1024 * 1024
+    max_json_depth: int = 64
+    max_definition: int = 512 * 1024
+    max_input: int = 512 * 1024
+    max_page: int = 1000
+    max_streams: int = 10
+    max_waits: int = 50
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        values: dict[str, int] = {}
+        for name, var in LIMIT_ENVS.items():
+            text = env.get(var)
+            if not text:
+                continue
+            if name in SIZE_LIMITS:
+                values[name] = parse_size(text, var, minimum=1024)
+            elif text.strip().isdigit() and int(text) >= 1:
+                values[name] = int(text)
+            else:
+                raise ConfigError(f"{var} must be a whole number of at least 1, not {text!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Settings:
     db_url: str = DEFAULT_DB
     lease: timedelta = DEFAULT_LEASE
@@ -102,6 +157,7 @@ class Settings:
     log_level: str | None = None
     hook_body_limit: int = DEFAULT_HOOK_BODY_LIMIT
     deliveries: DeliverySchedule = field(default_factory=DeliverySchedule)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +181,7 @@ class Settings:
             if env.get(HOOK_BODY_LIMIT_ENV)
             else DEFAULT_HOOK_BODY_LIMIT,
             deliveries=_schedule(env),
+            limits=Limits.from_env(env),
         )
 
 
@@ -189,7 +246,9 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, 
 _SIZE_UNITS |= {"mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
 
 
-def parse_size(text: str | None, source: str = OUTPUT_BUDGET_ENV) -> int:
+def parse_size(
+    text: str | None, source: str = OUTPUT_BUDGET_ENV, *, minimum: int = MIN_OUTPUT_BUDGET
+) -> int:
     """A byte count: ``262144``, ``256KiB``, ``1MiB`` (units are powers of 1024)."""
     if not text:
         return DEFAULT_OUTPUT_BUDGET
@@ -198,7 +257,7 @@ def parse_size(text: str | None, source: str = OUTPUT_BUDGET_ENV) -> int:
     if match is None or unit not in _SIZE_UNITS:
         raise ConfigError(f"{source} must be a size like 262144, 256KiB or 1MiB, not {text!r}")
     size = int(match.group(1)) * _SIZE_UNITS[unit]
-    if size < MIN_OUTPUT_BUDGET:
+    if size < minimum:
         raise ConfigError(f"{source} must be at least 1KiB, not {text!r}")
     return size
 

@@ -147,15 +147,33 @@ class ForbiddenError(FlowledgerError):
     """The caller may not do this (a token's role does not allow it)."""
 
 
-class UnauthorizedError(FlowledgerError):
-    """The request does not prove who sent it: no or a bad token, or a webhook signature
-    that does not verify (HTTP 401)."""
+class AuthenticationError(FlowledgerError):
+    """No credential, or one that is unknown or revoked (HTTP 401)."""
 
 
-class TooLargeError(InputError):
-    """A request body is larger than the configured limit, which the message names (413)."""
+class CursorError(InvalidInputError):
+    """A page cursor that was edited, forged or taken from another listing (HTTP 400:
+    the request is malformed, not a value to correct)."""
+
+
+class TooLargeError(InvalidInputError):
+    """A body, definition or input over its configured size limit (HTTP 413); ``limit``
+    is that limit in bytes, and the message names it."""
+
+    def __init__(self, message: str, field_path: Sequence[PathSegment] = (), *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, field_path)
+
+
+class TooManyError(FlowledgerError):
+    """Too many concurrent streams or waits for one caller (HTTP 429); ``limit`` is the
+    configured number."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message)
 
 
 class UnavailableError(FlowledgerError):
-    """The server cannot serve this request as configured (503): e.g. a webhook trigger's
-    secret variable is not set. The operator, not the caller, must act."""
+    """The server cannot serve this request as configured (HTTP 503): e.g. a webhook
+    trigger's secret variable is not set. The operator, not the caller, must act."""

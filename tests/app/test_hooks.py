@@ -13,11 +13,11 @@ from standardwebhooks import Webhook
 from flowledger.app import App, ListExecutions, PushWorkflows, WorkflowText
 from flowledger.app.hooks import ReceiveHook
 from flowledger.errors import (
+    AuthenticationError,
     InputError,
     InvalidInputError,
     NotFoundError,
     TooLargeError,
-    UnauthorizedError,
     UnavailableError,
 )
 
@@ -135,7 +135,7 @@ async def test_a_bad_signature_is_refused_and_starts_nothing(
 ) -> None:
     body = b'{"name": "Mallory"}'
     headers = tamper(signed(body, SECRET))  # type: ignore[operator]
-    with pytest.raises(UnauthorizedError):
+    with pytest.raises(AuthenticationError):
         await hooks_app.hooks.receive(ReceiveHook(path="leads/new", headers=headers, body=body))
     assert await count(hooks_app) == 0
 
@@ -143,11 +143,11 @@ async def test_a_bad_signature_is_refused_and_starts_nothing(
 async def test_a_reserialized_body_or_another_secret_does_not_verify(hooks_app: App) -> None:
     body = b'{"name": "Ada"}'
     headers = signed(body, SECRET)
-    with pytest.raises(UnauthorizedError, match="no signature matches"):
+    with pytest.raises(AuthenticationError, match="no signature matches"):
         await hooks_app.hooks.receive(
             ReceiveHook(path="leads/new", headers=headers, body=b'{"name":"Ada"}')
         )
-    with pytest.raises(UnauthorizedError, match="no signature matches"):
+    with pytest.raises(AuthenticationError, match="no signature matches"):
         await hooks_app.hooks.receive(
             ReceiveHook(path="leads/new", headers=signed(body, OLD_SECRET), body=body)
         )
@@ -158,7 +158,7 @@ async def test_a_reserialized_body_or_another_secret_does_not_verify(hooks_app: 
 async def test_a_stale_or_future_timestamp_is_refused(hooks_app: App, off: timedelta) -> None:
     body = b'{"name": "Ada"}'
     headers = signed(body, SECRET, at=datetime.now(UTC) + off)
-    with pytest.raises(UnauthorizedError, match="more than 5 minutes"):
+    with pytest.raises(AuthenticationError, match="more than 5 minutes"):
         await hooks_app.hooks.receive(ReceiveHook(path="leads/new", headers=headers, body=body))
     assert await count(hooks_app) == 0
 

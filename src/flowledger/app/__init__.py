@@ -1,8 +1,9 @@
 """The application layer: every operation the faces offer, once.
 
 One class per resource (``App.executions``, ``.workflows``, ``.job_runs``,
-``.entities``, ``.artifacts``); each operation takes one request model and returns a
-typed document or a :class:`Page`. Errors are flowledger's: :class:`NotFoundError`,
+``.entities``, ``.artifacts``, ``.tokens``, ``.hooks``, ``.subscriptions``); each
+operation takes one request model and returns a typed document or a :class:`Page`.
+Errors are flowledger's: :class:`NotFoundError`,
 :class:`ConflictError` (:class:`HeldElsewhereError`), :class:`InvalidInputError` with its
 ``field_path``, :class:`ForbiddenError`, plus the ``DefinitionError`` and ``InputError``
 the runtime raises. Package arrows: definition → storage → runtime → app → faces.
@@ -13,6 +14,7 @@ from flowledger.app.artifacts import Artifacts
 from flowledger.app.cursors import CursorCodec
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Adopted, Executions, Retried
+from flowledger.app.hooks import HookReceipt, Hooks, ReceiveHook
 from flowledger.app.inputs import (
     json_object,
     parse_json,
@@ -37,6 +39,7 @@ from flowledger.app.models import (
     EntityTypeDocument,
     EventDocument,
     ExecutionDocument,
+    GetArtifact,
     GetExecution,
     GetJobRun,
     GetWorkflow,
@@ -72,6 +75,28 @@ from flowledger.app.models import (
     WorkflowText,
     WorkflowVersionDocument,
 )
+from flowledger.app.subscriptions import (
+    CreatedSubscription,
+    CreateSubscription,
+    DeleteSubscription,
+    DeliveryDocument,
+    GetSubscription,
+    ListDeliveries,
+    SubscriptionDocument,
+    Subscriptions,
+)
+from flowledger.app.tokens import (
+    ROLES,
+    Authenticate,
+    Caller,
+    CreatedToken,
+    CreateToken,
+    ListTokens,
+    RevokeToken,
+    Role,
+    TokenDocument,
+    Tokens,
+)
 from flowledger.app.workflows import Workflows
 from flowledger.errors import (
     ConflictError,
@@ -82,18 +107,27 @@ from flowledger.errors import (
 )
 
 __all__ = [
+    "ROLES",
     "Adopted",
     "App",
     "ArtifactDocument",
     "Artifacts",
+    "Authenticate",
+    "Caller",
     "CancelExecution",
     "CancelJobRun",
     "ConflictError",
     "CreateEntity",
     "CreateEntityType",
     "CreateJobRun",
+    "CreateSubscription",
+    "CreateToken",
     "CreatedEntityType",
+    "CreatedSubscription",
+    "CreatedToken",
     "CursorCodec",
+    "DeleteSubscription",
+    "DeliveryDocument",
     "DownloadArtifacts",
     "DriveJobRun",
     "Entities",
@@ -105,21 +139,27 @@ __all__ = [
     "ExecutionDocument",
     "Executions",
     "ForbiddenError",
+    "GetArtifact",
     "GetExecution",
     "GetJobRun",
+    "GetSubscription",
     "GetWorkflow",
     "GetWorkflowVersion",
     "HeldElsewhereError",
+    "HookReceipt",
+    "Hooks",
     "InvalidInputError",
     "JobRunDocument",
     "JobRunItem",
     "JobRunsApp",
     "ListArtifacts",
+    "ListDeliveries",
     "ListEntities",
     "ListEntityTypes",
     "ListEvents",
     "ListExecutions",
     "ListJobRuns",
+    "ListTokens",
     "ListWorkflows",
     "LoadWorkflow",
     "NotFoundError",
@@ -128,15 +168,22 @@ __all__ = [
     "PendingInputs",
     "PushWorkflows",
     "PushedWorkflow",
+    "ReceiveHook",
     "Request",
     "RerunExecution",
     "ResolveId",
     "Retried",
     "RetryExecution",
+    "RevokeToken",
+    "Role",
     "RunExecution",
     "StartExecution",
     "StepDocument",
     "SubmitInput",
+    "SubscriptionDocument",
+    "Subscriptions",
+    "TokenDocument",
+    "Tokens",
     "TriggerDocument",
     "UpdateEntity",
     "ValidateWorkflow",

@@ -18,6 +18,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from flowledger.app.artifacts import Artifacts
 from flowledger.app.cursors import META_KEY, CursorCodec, key_from_env
 from flowledger.app.entities import Entities
@@ -25,8 +27,10 @@ from flowledger.app.executions import Executions
 from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.subscriptions import Subscriptions
+from flowledger.app.tokens import Tokens
 from flowledger.app.workflows import Workflows
-from flowledger.config import DEFAULT_LEASE, Settings
+from flowledger.config import DEFAULT_LEASE, Limits, Settings
+from flowledger.errors import StorageError
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
 
@@ -42,22 +46,26 @@ class App:
         lease: timedelta = DEFAULT_LEASE,
         engine: Engine | None = None,
         cursor_key: bytes | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.engine = engine or Engine(db, plugins=plugins, lease=lease)
         self._own_engine = engine is None
+        #: What one request may carry (the faces read them from Settings.limits).
+        self.limits = limits or Limits()
         self._cursor_key = cursor_key or key_from_env()
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
-        self.workflows = Workflows(self.engine)
+        self.workflows = Workflows(self.engine, self.limits)
         self.executions = Executions(
-            self.engine, self._cursors, self.wake_workers, self.workflows.find
+            self.engine, self._cursors, self.wake_workers, self.workflows.find, self.limits
         )
-        self.job_runs = JobRunsApp(self.engine, self.wake_workers)
-        self.entities = Entities(self.engine)
+        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
+        self.entities = Entities(self.engine, self.limits)
         self.artifacts = Artifacts(self.engine)
         self.hooks = Hooks(self.engine, self.wake_workers)
         self.subscriptions = Subscriptions(self.engine, self._cursors)
+        self.tokens = Tokens(self.engine)
 
     async def open(self) -> App:
         await self.engine.open()
@@ -72,6 +80,14 @@ class App:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def ping(self) -> None:
+        """Readiness: the database answers a query (StorageError when it does not)."""
+        try:
+            await self.engine.store.db_now()
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StorageError(f"the database does not answer: {detail}") from None
 
     def on_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever this application makes work claimable."""

@@ -10,7 +10,7 @@ The token is base64url(JSON payload) + "." + base64url(HMAC-SHA256(payload)). Th
 is rotated on purpose), else a random secret the database keeps in ``flowledger_meta``
 (created on first use), so every process on one database accepts the others' cursors.
 A cursor that was edited, forged, or taken from another listing or query is refused as
-an :class:`InvalidInputError` on the ``cursor`` field.
+a :class:`CursorError` (an InvalidInputError) on the ``cursor`` field.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from flowledger.errors import InvalidInputError
+from flowledger.errors import CursorError
 
 CURSOR_KEY_ENV = "FLOWLEDGER_CURSOR_KEY"
 #: The ``flowledger_meta`` key of the per-database secret.
@@ -79,7 +79,7 @@ class CursorCodec:
         except (ValueError, KeyError, TypeError):
             raise _refused() from None
         if not same:
-            raise InvalidInputError(
+            raise CursorError(
                 "this cursor belongs to another listing or other filters; "
                 "start again without a cursor",
                 ("cursor",),
@@ -87,8 +87,8 @@ class CursorCodec:
         return at, item_id
 
 
-def _refused() -> InvalidInputError:
-    return InvalidInputError(
+def _refused() -> CursorError:
+    return CursorError(
         "the cursor is not valid: use a nextCursor exactly as a listing returned it",
         ("cursor",),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 from typing import cast
 
+from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
     CreatedEntityType,
     CreateEntity,
@@ -18,6 +19,8 @@ from flowledger.app.models import (
     ListEntityTypes,
     UpdateEntity,
 )
+from flowledger.config import Limits
+from flowledger.errors import NotFoundError
 from flowledger.runtime.engine import Engine
 
 
@@ -26,8 +29,9 @@ class Entities:
     Filters and orders are checked by the entity service (``parse_filter``), which
     ``sys.query_entity`` steps share: one rule for both."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
         self._engine = engine
+        self._limits = limits or Limits()
 
     async def create_type(self, request: CreateEntityType) -> CreatedEntityType:
         """Create a type (``created`` false when it exists with this very schema)."""
@@ -38,18 +42,26 @@ class Entities:
         return cast(builtins.list[EntityTypeDocument], await self._engine.entities.list_types())
 
     async def create(self, request: CreateEntity) -> EntityDocument:
+        check_json_size(request.payload, self._limits.max_input, "payload")
         doc = await self._engine.entities.create(request.entity_type, request.payload)
         return cast(EntityDocument, doc)
 
     async def get(self, request: EntityRef) -> EntityDocument:
-        return cast(EntityDocument, await self._engine.entities.get(request.id))
+        doc = cast(EntityDocument, await self._engine.entities.get(request.id))
+        if request.entity_type is not None and doc["entityType"] != request.entity_type:
+            raise NotFoundError(f"there is no {request.entity_type} entity {request.id}")
+        return doc
 
     async def update(self, request: UpdateEntity) -> EntityDocument:
         """Merge the given top-level keys into the payload (validated again)."""
+        check_json_size(request.payload, self._limits.max_input, "payload")
+        if request.entity_type:
+            await self.get(EntityRef(id=request.id, entity_type=request.entity_type))
         return cast(EntityDocument, await self._engine.entities.update(request.id, request.payload))
 
     async def delete(self, request: EntityRef) -> EntityDocument:
         """Delete an entity; returns it as it was."""
+        await self.get(request)
         return cast(EntityDocument, await self._engine.entities.delete(request.id))
 
     async def list(self, request: ListEntities) -> EntityPageResult:
@@ -58,7 +70,7 @@ class Entities:
             request.entity_type,
             request.filter,
             request.order_by or None,
-            request.limit,
+            page_size(request, self._limits.max_page),
             request.offset,
         )
         return {

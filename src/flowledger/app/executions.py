@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from flowledger.app.cursors import CursorCodec
+from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
     CancelExecution,
     EventDocument,
@@ -32,6 +33,7 @@ from flowledger.app.models import (
     StartExecution,
     SubmitInput,
 )
+from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document
@@ -71,19 +73,22 @@ class Executions:
         engine: Engine,
         codec: Callable[[], Awaitable[CursorCodec]],
         wake: Callable[[], Awaitable[None]],
-        find: Callable[[str | CompiledWorkflow, int | None], Awaitable[CompiledWorkflow]],
+        find: Callable[[str | CompiledWorkflow, int | None, bool], Awaitable[CompiledWorkflow]],
+        limits: Limits | None = None,
     ) -> None:
         self._engine = engine
         self._codec = codec
         self._wake = wake
         self._find = find
+        self._limits = limits or Limits()
 
     # -- starting -----------------------------------------------------------------------------
 
     async def start(self, request: StartExecution) -> ExecutionDocument:
         """Create the execution (``NotStarted``) and wake the workers to run it; with
         ``hold`` it is leased to this process instead, which must drive it."""
-        workflow = await self._find(request.workflow, request.version)
+        check_json_size(request.input, self._limits.max_input, "input")
+        workflow = await self._find(request.workflow, request.version, request.stored_only)
         execution_id = await self._engine.start(
             workflow,
             request.input,
@@ -105,7 +110,7 @@ class Executions:
         """Start the workflow and run it to its end here; return the final document.
         ``on_events(execution_id, events)`` sees every commit (live progress)."""
         engine = self._engine
-        workflow = await self._find(request.workflow, None)
+        workflow = await self._find(request.workflow, None, False)
         if request.finish_abandoned:
             left = await adopt_abandoned(
                 engine.store, engine.owner, engine.lease, workflow.name, request.created_by
@@ -141,6 +146,7 @@ class Executions:
 
     async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
         """One page, newest first (keyset pagination: stable while others insert)."""
+        limit = page_size(request, self._limits.max_page)
         codec = await self._codec()
         filters = request.filters()
         before = (
@@ -157,11 +163,11 @@ class Executions:
             created_by=request.created_by,
             created_after=request.created_after,
             created_before=request.created_before,
-            limit=request.limit + 1,  # one more tells whether another page follows
+            limit=limit + 1,  # one more tells whether another page follows
             before=before,
         )
         rows = await self._engine.store.list_executions(query)
-        page, more = rows[: request.limit], len(rows) > request.limit
+        page, more = rows[:limit], len(rows) > limit
         cursor = None
         if more:
             last = page[-1]
@@ -215,6 +221,7 @@ class Executions:
 
     async def submit_input(self, request: SubmitInput) -> ExecutionDocument:
         """Hand a waiting step its data (InputError when its schema refuses it)."""
+        check_json_size(request.data, self._limits.max_input, "data")
         await self._engine.submit_input(
             request.id, request.step, request.data, submitted_by=request.by
         )
@@ -223,6 +230,7 @@ class Executions:
     async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
         if settle:
             return cast(ExecutionDocument, await self._engine.settle(execution_id))
+        await self._wake()  # workers here too, not only other processes
         return await self._document(execution_id)
 
     async def _document(self, execution_id: str) -> ExecutionDocument:

@@ -13,7 +13,7 @@ What a request goes through, in this order (nothing is written before the last s
    ``id.timestamp.body``, a timestamp within 5 minutes either way, any of several
    ``v1,`` signatures, constant-time compare — the ``standardwebhooks`` package). The
    variable may hold several secrets (rotation on this side): any of them verifies.
-   Failure is an :class:`UnauthorizedError` (401) saying what was wrong; an unset
+   Failure is an :class:`AuthenticationError` (401) saying what was wrong; an unset
    variable is an :class:`UnavailableError` (503: the operator must set it; the
    variable's name goes to the log, not to the caller). ``auth: none`` triggers skip this.
 4. Idempotency: the ``webhook-id`` (signed triggers) or the ``Idempotency-Key`` header
@@ -50,13 +50,13 @@ from flowledger.config import webhook_secrets
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import WebhookTrigger
 from flowledger.errors import (
+    AuthenticationError,
     ConflictError,
     FlowledgerError,
     InputError,
     InvalidInputError,
     NotFoundError,
     TooLargeError,
-    UnauthorizedError,
     UnavailableError,
 )
 from flowledger.logs import log_extra
@@ -112,7 +112,9 @@ class Hooks:
         if len(request.body) > self.body_limit:
             raise TooLargeError(
                 f"the body is larger than the webhook body limit of {self.body_limit} bytes "
-                "(FLOWLEDGER_HOOK_BODY_LIMIT)"
+                "(FLOWLEDGER_HOOK_BODY_LIMIT)",
+                ("body",),
+                limit=self.body_limit,
             )
         route = await self._route(request.path)
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -186,7 +188,7 @@ class Hooks:
         return found[0]
 
     def _verify(self, route: _Route, headers: dict[str, str], body: bytes) -> str:
-        """The verified ``webhook-id``; UnauthorizedError when the request is not signed
+        """The verified ``webhook-id``; AuthenticationError when the request is not signed
         with (one of) the trigger's secret(s)."""
         name = route.trigger.secret_env
         assert name is not None
@@ -206,7 +208,7 @@ class Hooks:
         missing = [h for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
                    if not headers.get(h)]  # fmt: skip
         if missing:
-            raise UnauthorizedError(
+            raise AuthenticationError(
                 "the request is not signed: missing header(s) " + ", ".join(missing)
                 + " (Standard Webhooks)"
             )  # fmt: skip
@@ -222,7 +224,7 @@ class Hooks:
                 problem = "the signature header is malformed or the body is not UTF-8"
             else:
                 return headers["webhook-id"]
-        raise UnauthorizedError(f"the webhook signature does not verify: {problem}")
+        raise AuthenticationError(f"the webhook signature does not verify: {problem}")
 
 
 def _reason(message: str) -> str:

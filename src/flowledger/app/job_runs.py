@@ -6,6 +6,7 @@ import builtins
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from flowledger.app.limits import check_text_size, page_size
 from flowledger.app.models import (
     CancelJobRun,
     CreateJobRun,
@@ -16,7 +17,9 @@ from flowledger.app.models import (
     ListJobRuns,
     ResolveId,
 )
-from flowledger.definition.jobs import load_job_file
+from flowledger.config import Limits
+from flowledger.definition.jobs import JobFile, load_job_file, parse_job_text
+from flowledger.errors import DefinitionError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns as JobRunner
 
@@ -26,21 +29,42 @@ RunCallback = Callable[[JobRunItem], None]
 class JobRunsApp:
     """The job-run operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine, wake: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, engine: Engine, wake: Callable[[], Awaitable[None]], limits: Limits | None = None
+    ) -> None:
         self._engine = engine
+        self._limits = limits or Limits()
         self._wake = wake
         self._runner = JobRunner(engine)
 
     async def create(self, request: CreateJobRun) -> JobRunDocument:
         """Check a job-run file and store the job run (every item checked first). Without
         ``hold`` the workers run it (they are woken); with it, :meth:`drive` it here."""
-        job = load_job_file(request.file)  # a bad file fails before anything is stored
+        job = self._load(request)  # a bad file fails before anything is stored
         job_run_id = await self._runner.create(
             job, created_by=request.created_by, hold=request.hold
         )
         if not request.hold:
             await self._wake()
         return await self.get(GetJobRun(id=job_run_id))
+
+    def _load(self, request: CreateJobRun) -> JobFile:
+        if request.file is not None:
+            return load_job_file(request.file)
+        text = request.text or ""
+        check_text_size(text, self._limits.max_definition, "the job-run document", "max_definition")
+        job = parse_job_text(text, "<request>")
+        files = [
+            job.problem(
+                "name a pushed workflow; a job run given as text cannot read files",
+                ("workflows", index, "workflow"),
+            )
+            for index, item in enumerate(job.spec.workflows)
+            if item.workflow.endswith((".yaml", ".yml", ".json")) or "/" in item.workflow
+        ]
+        if files:
+            raise DefinitionError(files)
+        return job
 
     async def drive(
         self, request: DriveJobRun, *, on_run: RunCallback | None = None
@@ -59,7 +83,8 @@ class JobRunsApp:
 
     async def list(self, request: ListJobRuns) -> builtins.list[JobRunDocument]:
         """Job runs, newest first."""
-        return cast(builtins.list[JobRunDocument], await self._runner.list_runs(request.limit))
+        limit = page_size(request, self._limits.max_page)
+        return cast(builtins.list[JobRunDocument], await self._runner.list_runs(limit))
 
     async def cancel(self, request: CancelJobRun) -> JobRunDocument:
         """Cancel the workflow the job run is on and record the job run's end: the

@@ -111,6 +111,8 @@ class StartExecution(Request):
     correlation_id: str | None = Field(default=None, max_length=200)
     created_by: str = "python"
     hold: bool = False
+    #: Only a pushed workflow's name, never a file on this machine (the HTTP face).
+    stored_only: bool = False
 
     _check_input = field_validator("input", mode="before")(_json_object)
 
@@ -173,7 +175,7 @@ class ListExecutions(Request):
 class GetExecution(Request):
     id: str = Id
     #: Hold the request until the execution ends or waits for input, up to this long.
-    wait: float = Field(default=0.0, ge=0.0, le=300.0)
+    wait: float = Field(default=0.0, ge=0.0, le=60.0)
 
 
 class ListEvents(Request):
@@ -265,11 +267,18 @@ class ValidateWorkflow(Request):
 
 
 class CreateJobRun(Request):
-    """Store a job run from a job-run file; ``hold`` leases it to this process."""
+    """Store a job run from a job-run file, or from its ``text`` (YAML or JSON; then its
+    workflows must be pushed ones, named, never files); ``hold`` leases it to this
+    process."""
 
-    file: str = Field(min_length=1)
+    file: str | None = Field(default=None, min_length=1)
+    text: str | None = None
     created_by: str = "python"
     hold: bool = False
+
+    def model_post_init(self, context: Any) -> None:
+        if (self.file is None) == (self.text is None):
+            raise InvalidInputError("give a job-run file or its text, one of them", ("file",))
 
 
 class DriveJobRun(Request):
@@ -321,6 +330,8 @@ class UpdateEntity(CreateEntity):
 
 class EntityRef(Request):
     id: str = Id
+    #: When given, an entity of another type is not found.
+    entity_type: str | None = None
 
 
 class ListEntities(Request):
@@ -345,6 +356,10 @@ class ListEntities(Request):
 
 class ListArtifacts(Request):
     execution_id: str = Id
+
+
+class GetArtifact(Request):
+    id: str = Id
 
 
 class DownloadArtifacts(Request):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from flowledger.app.limits import check_text_size
 from flowledger.app.models import (
     GetWorkflow,
     GetWorkflowVersion,
@@ -23,6 +24,7 @@ from flowledger.app.models import (
     WorkflowSummary,
     WorkflowVersionDocument,
 )
+from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
@@ -36,8 +38,9 @@ from flowledger.timeutil import iso
 class Workflows:
     """The workflow operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
         self._engine = engine
+        self._limits = limits or Limits()
 
     # -- definitions --------------------------------------------------------------------------
 
@@ -51,14 +54,18 @@ class Workflows:
         return await self.find(request.workflow)
 
     async def find(
-        self, workflow: str | CompiledWorkflow, version: int | None = None
+        self,
+        workflow: str | CompiledWorkflow,
+        version: int | None = None,
+        stored_only: bool = False,
     ) -> CompiledWorkflow:
         """What a start names: a compiled workflow as is, a file, or a stored name (that
-        version number when given). The file-or-name rule stays in
-        ``Engine.find_workflow`` because job runs (runtime) resolve their items with it."""
+        version number when given; with ``stored_only`` never a file). The file-or-name
+        rule stays in ``Engine.find_workflow`` because job runs (runtime) resolve their
+        items with it."""
         if isinstance(workflow, CompiledWorkflow):
             return workflow
-        if version is not None:
+        if version is not None or stored_only:
             compiled, _ = await self._engine.resolve_workflow(workflow, version)
             return compiled
         return await self._engine.find_workflow(workflow)
@@ -77,6 +84,10 @@ class Workflows:
             (text.file, text.text) for text in request.texts
         ]
         for file, text in sources:
+            if text is not None:
+                check_text_size(
+                    text, self._limits.max_definition, f"the definition {file}", "max_definition"
+                )
             try:
                 compiled = engine.load(file) if text is None else engine.load_text(text, file)
             except DefinitionError as exc:

@@ -306,6 +306,8 @@ from flowledger.cli import (  # noqa: E402
     control,  # noqa: F401
     entities,  # noqa: F401
     jobs,  # noqa: F401
+    serve,  # noqa: F401
+    tokens,  # noqa: F401
     workflows,  # noqa: F401
 )
 

@@ -73,7 +73,13 @@ def lease_length(text: str | None) -> timedelta:
 
 def make_app(db: str | None, plugins: list[str] | None = None) -> App:
     """The application on --db (else $FLOWLEDGER_DB), with the --plugin modules loaded."""
-    return App(db or default_db_url(), plugins=plugins or (), lease=lease_length(None))
+    try:
+        limits = Settings.from_env().limits
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INVALID)
+    return App(
+        db or default_db_url(), plugins=plugins or (), lease=lease_length(None), limits=limits
+    )
 
 
 def with_app(

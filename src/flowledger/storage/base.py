@@ -15,6 +15,7 @@ from flowledger.storage.artifacts import ArtifactStore
 from flowledger.storage.entities import EntityStore
 from flowledger.storage.jobs import JobStore
 from flowledger.storage.schedules import ScheduleStore
+from flowledger.storage.tokens import TokenStore
 from flowledger.storage.webhooks import WebhookStore
 from flowledger.types import Row as Row  # re-exported: the store speaks in rows
 
@@ -76,7 +77,7 @@ class ExecutionQuery:
     before: tuple[datetime, str] | None = None
 
 
-class Store(EntityStore, ScheduleStore, JobStore, ArtifactStore, WebhookStore, ABC):
+class Store(TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, WebhookStore, ABC):
     """What the runtime and the faces need from a database."""
 
     url: str

@@ -1,0 +1,37 @@
+"""Request bodies of the HTTP face, as models for the OpenAPI document. They only parse
+JSON into the fields of an application request; every rule is the request's own
+(``flowledger.app.models``), checked when the route builds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class StartBody(Body):
+    """Start a pushed workflow: its live version, or ``version``."""
+
+    input: dict[str, Any] = Field(default_factory=dict)
+    correlation_id: str | None = None
+    version: int | None = None
+
+
+class InputBody(Body):
+    """A waiting step's input: ``{"data": …}``."""
+
+    data: Any = None
+
+
+class CancelBody(Body):
+    reason: str | None = None
+
+
+class EntityTypeBody(Body):
+    name: str
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")

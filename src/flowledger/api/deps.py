@@ -1,0 +1,71 @@
+"""What routes depend on: the opened application, and the caller's token and role.
+
+``AppDep`` is the :class:`App` the server opened (``request.app.state.flowledger``).
+``require(role)`` is a dependency that yields the :class:`Principal` presenting a bearer
+token of at least that role: 401 without a token or with a bad one, 403 for a role too
+low. The check itself is the application's (``App.tokens.authenticate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from flowledger.app import App, Authenticate, Role
+from flowledger.config import Limits
+
+#: The prefix of every route of SPEC §6 (not of /healthz, /readyz, /metrics, /hooks).
+API_PREFIX = "/api/v1"
+
+__all__ = ["API_PREFIX", "AppDep", "LimitsDep", "Principal", "Role", "get_app", "require"]
+
+
+def get_app(request: Request) -> App:
+    app: App = request.app.state.flowledger
+    return app
+
+
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+AppDep = Annotated[App, Depends(get_app)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `flowledger tokens create`")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: its token's name and role."""
+
+    name: str
+    role: Role
+
+    @property
+    def created_by(self) -> str:
+        """``createdBy`` of what this caller starts: ``api-token:NAME``."""
+        return f"api-token:{self.name}"
+
+
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency yielding the caller, who must hold a token of ``role`` or higher."""
+
+    async def principal(app: AppDep, credentials: BearerDep) -> Principal:
+        token = credentials.credentials if credentials is not None else None
+        caller = await app.tokens.authenticate(Authenticate(token=token, needs=role))
+        return Principal(name=caller["name"], role=caller["role"])
+
+    principal.__name__ = f"require_{role}"
+    return principal
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,178 @@
+"""One mapping from errors to responses, for every route: ``{"error": {"code",
+"message", "details"}}`` with the status the error's type decides.
+
+=========================  ======  ====================  ==================================
+error                      status  code                  details
+=========================  ======  ====================  ==================================
+CursorError                400     invalid_cursor        ``field_path``
+AuthenticationError        401     unauthenticated       null
+ForbiddenError             403     forbidden             null
+NotFoundError              404     not_found             null
+ConflictError              409     conflict              null
+TooLargeError              413     payload_too_large     ``limit``, ``field_path``
+InvalidInputError          422     invalid_input         ``field_path``, ``problems``
+InputError                 422     invalid_input         ``field_path`` (empty)
+DefinitionError            422     invalid_definition    ``problems`` (file, line, …)
+RequestValidationError     422     invalid_input         ``field_path``, ``problems``
+TooManyError               429     too_many_requests     ``limit``
+StorageError               503     storage_unavailable   null
+UnavailableError           503     unavailable           null
+other FlowledgerError      422     unprocessable         null
+HTTP errors (404 route…)   as is   http_<status>         null
+=========================  ======  ====================  ==================================
+
+Decision: a ``FlowledgerError`` of no listed kind (a template or plugin error met while
+handling a request) is the request's fault as far as the caller can tell: 422, never 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from flowledger.errors import (
+    AuthenticationError,
+    ConflictError,
+    CursorError,
+    DefinitionError,
+    FlowledgerError,
+    ForbiddenError,
+    InputError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+    TooLargeError,
+    TooManyError,
+    UnavailableError,
+    format_path,
+)
+from flowledger.types import PathSegment
+
+#: (type, status, code), most specific first: the first match decides.
+_MAPPING: tuple[tuple[type[FlowledgerError], int, str], ...] = (
+    (CursorError, 400, "invalid_cursor"),
+    (TooLargeError, 413, "payload_too_large"),
+    (AuthenticationError, 401, "unauthenticated"),
+    (ForbiddenError, 403, "forbidden"),
+    (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
+    (InvalidInputError, 422, "invalid_input"),
+    (InputError, 422, "invalid_input"),
+    (DefinitionError, 422, "invalid_definition"),
+    (TooManyError, 429, "too_many_requests"),
+    (StorageError, 503, "storage_unavailable"),
+    (UnavailableError, 503, "unavailable"),
+)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorBody
+
+
+#: For ``responses=`` of routes: these statuses answer with :class:`ErrorResponse`.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _path(path: Sequence[PathSegment]) -> dict[str, Any]:
+    return {"field_path": list(path), "field": format_path(path)}
+
+
+def classify(exc: FlowledgerError) -> tuple[int, str, Any]:
+    """The status, code and details of an error."""
+    status, code = 422, "unprocessable"
+    for kind, kind_status, kind_code in _MAPPING:
+        if isinstance(exc, kind):
+            status, code = kind_status, kind_code
+            break
+    details: Any = None
+    if isinstance(exc, TooLargeError):
+        details = {"limit": exc.limit, **_path(exc.field_path)}
+    elif isinstance(exc, InvalidInputError):
+        problems = [{**_path(p), "message": m} for p, m in exc.problems]
+        details = {**_path(exc.field_path), "problems": problems}
+    elif isinstance(exc, InputError):
+        details = _path(())
+    elif isinstance(exc, DefinitionError):
+        details = {"problems": [_problem(p) for p in exc.problems]}
+    elif isinstance(exc, TooManyError):
+        details = {"limit": exc.limit}
+    return status, code, details
+
+
+def _problem(problem: Any) -> dict[str, Any]:
+    return {
+        "message": problem.message,
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "step": problem.step_id,
+        "path": list(problem.path),
+        "text": problem.format(),
+    }
+
+
+def _message(exc: FlowledgerError) -> str:
+    if isinstance(exc, InvalidInputError):
+        return str(exc)
+    if isinstance(exc, DefinitionError):
+        count = len(exc.problems)
+        first = exc.problems[0].format() if exc.problems else "the definition is invalid"
+        return first if count == 1 else f"{first} (and {count - 1} more problems)"
+    return str(exc) or type(exc).__name__
+
+
+async def _flowledger(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FlowledgerError)
+    status, code, details = classify(exc)
+    return error_response(status, code, _message(exc), details)
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for item in exc.errors():
+        loc = list(item.get("loc", ()))
+        where = loc.pop(0) if loc and loc[0] in ("body", "query", "path", "header") else None
+        problems.append({**_path(loc), "in": where, "message": str(item.get("msg", ""))})
+    first = problems[0] if problems else {"field": "", "message": "the request is invalid"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    details = {**{k: first.get(k) for k in ("field_path", "field")}, "problems": problems}
+    return error_response(422, "invalid_input", message, details)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "the request failed"
+    return error_response(
+        exc.status_code, f"http_{exc.status_code}", message, None, dict(exc.headers or {}) or None
+    )
+
+
+def install(api: FastAPI) -> None:
+    """Register the one mapping on the application."""
+    api.add_exception_handler(FlowledgerError, _flowledger)
+    api.add_exception_handler(RequestValidationError, _validation)
+    api.add_exception_handler(HTTPException, _http)

@@ -1,0 +1,142 @@
+"""Executions: list, read (with a long-poll ``wait``), cancel, retry, submit input, and
+their artifacts. Control verbs never run the execution in the request: workers do
+(``settle=False``), woken at once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+from typing_extensions import TypedDict
+
+from flowledger.api.bodies import CancelBody, InputBody
+from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
+from flowledger.api.errors import ERROR_RESPONSES
+from flowledger.api.render import page, render
+from flowledger.app import (
+    ArtifactDocument,
+    CancelExecution,
+    ExecutionDocument,
+    GetExecution,
+    ListArtifacts,
+    ListExecutions,
+    Page,
+    RetryExecution,
+    SubmitInput,
+)
+
+router = APIRouter(prefix=API_PREFIX, tags=["executions"], responses=ERROR_RESPONSES)
+
+
+class RetriedDocument(TypedDict):
+    """What a retry did: the failed steps started again, and the execution after."""
+
+    steps: list[str]
+    execution: ExecutionDocument
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@router.get(
+    "/executions",
+    response_model=Page[ExecutionDocument],
+    summary="Executions, newest first, one page at a time (viewer)",
+)
+async def list_executions(
+    app: AppDep,
+    caller: Viewer,
+    status: str | None = None,
+    workflow: str | None = None,
+    correlation_id: Annotated[str | None, Query(alias="correlationId")] = None,
+    parent_id: Annotated[str | None, Query(alias="parentId")] = None,
+    job_run_id: Annotated[str | None, Query(alias="jobRunId")] = None,
+    created_by: Annotated[str | None, Query(alias="createdBy")] = None,
+    created_after: Annotated[str | None, Query(alias="createdAfter")] = None,
+    created_before: Annotated[str | None, Query(alias="createdBefore")] = None,
+    limit: Annotated[
+        int | None, Query(description="1 to 1000 (FLOWLEDGER_MAX_PAGE); default 20")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="A page's nextCursor, as given")] = None,
+) -> Response:
+    request = ListExecutions(
+        **_given(
+            status=status,
+            workflow=workflow,
+            correlation_id=correlation_id,
+            parent_id=parent_id,
+            job_run_id=job_run_id,
+            created_by=created_by,
+            created_after=created_after,
+            created_before=created_before,
+            cursor=cursor,
+            limit=limit,
+        ),
+    )
+    found = await app.executions.list(request)
+    return page(list(found.items), found.next_cursor)
+
+
+@router.get(
+    "/executions/{id}",
+    response_model=ExecutionDocument,
+    summary="An execution with its steps; ?wait=N holds until it ends or waits (viewer)",
+)
+async def get_execution(
+    id: str,
+    app: AppDep,
+    caller: Viewer,
+    wait: Annotated[
+        float, Query(description="Seconds (at most 60) to wait for it to end or wait for input")
+    ] = 0,
+) -> Response:
+    return render(await app.executions.get(GetExecution(id=id, wait=wait)))
+
+
+@router.post(
+    "/executions/{id}/cancel",
+    response_model=ExecutionDocument,
+    summary="Cancel an execution and its children; 409 when it has ended (operator)",
+)
+async def cancel_execution(
+    id: str,
+    app: AppDep,
+    caller: Operator,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> Response:
+    reason = body.reason if body is not None and body.reason else None
+    request = CancelExecution(id=id, by=caller.created_by, settle=False, **_given(reason=reason))
+    return render(await app.executions.cancel(request))
+
+
+@router.post(
+    "/executions/{id}/retry",
+    response_model=RetriedDocument,
+    summary="Retry a failed execution's failed steps in place; 409 unless failed (operator)",
+)
+async def retry_execution(id: str, app: AppDep, caller: Operator) -> Response:
+    retried = await app.executions.retry(RetryExecution(id=id, by=caller.created_by))
+    doc: RetriedDocument = {"steps": retried.steps, "execution": retried.execution}
+    return render(doc)
+
+
+@router.post(
+    "/executions/{id}/steps/{step_id}/input",
+    response_model=ExecutionDocument,
+    summary="Submit a waiting step's input; 422 when its schema refuses it (operator)",
+)
+async def submit_input(
+    id: str, step_id: str, body: InputBody, app: AppDep, caller: Operator
+) -> Response:
+    request = SubmitInput(id=id, step=step_id, data=body.data, by=caller.created_by)
+    return render(await app.executions.submit_input(request))
+
+
+@router.get(
+    "/executions/{id}/artifacts",
+    response_model=Page[ArtifactDocument],
+    summary="The files the execution's steps saved, oldest first (viewer)",
+)
+async def execution_artifacts(id: str, app: AppDep, caller: Viewer) -> Response:
+    return page(list(await app.artifacts.list(ListArtifacts(execution_id=id))))

@@ -1,0 +1,63 @@
+"""Job runs: create one from a job-run document, list them, read one with its runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
+from flowledger.api.errors import ERROR_RESPONSES
+from flowledger.api.render import page, render
+from flowledger.app import CreateJobRun, GetJobRun, JobRunDocument, ListJobRuns, Page
+from flowledger.errors import InvalidInputError
+
+router = APIRouter(prefix=API_PREFIX, tags=["job-runs"], responses=ERROR_RESPONSES)
+
+_JOB_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/job-runs",
+    status_code=201,
+    response_model=JobRunDocument,
+    summary="Create a job run from a job-run document naming pushed workflows (operator)",
+    openapi_extra=_JOB_BODY,
+)
+async def create_job_run(request: Request, app: AppDep, caller: Operator) -> Response:
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("the job-run document must be UTF-8 text") from None
+    created = await app.job_runs.create(CreateJobRun(text=text, created_by=caller.created_by))
+    return render(created, 201)
+
+
+@router.get(
+    "/job-runs",
+    response_model=Page[JobRunDocument],
+    summary="Job runs, newest first (viewer)",
+)
+async def list_job_runs(
+    app: AppDep, caller: Viewer, limit: Annotated[int | None, Query()] = None
+) -> Response:
+    request = ListJobRuns() if limit is None else ListJobRuns(limit=limit)
+    return page(list(await app.job_runs.list(request)))
+
+
+@router.get(
+    "/job-runs/{id}",
+    response_model=JobRunDocument,
+    summary="A job run with each of its workflow runs (viewer)",
+)
+async def get_job_run(id: str, app: AppDep, caller: Viewer) -> Response:
+    return render(await app.job_runs.get(GetJobRun(id=id)))

@@ -1,0 +1,121 @@
+"""Workflows: push a definition, list them, read them and their versions, start one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response
+from typing_extensions import TypedDict
+
+from flowledger.api.bodies import StartBody
+from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Viewer
+from flowledger.api.errors import ERROR_RESPONSES
+from flowledger.api.render import page, render
+from flowledger.app import (
+    ExecutionDocument,
+    GetWorkflow,
+    GetWorkflowVersion,
+    ListWorkflows,
+    Page,
+    PushWorkflows,
+    StartExecution,
+    WorkflowDetail,
+    WorkflowSummary,
+    WorkflowText,
+    WorkflowVersionDocument,
+)
+from flowledger.errors import InvalidInputError
+
+router = APIRouter(prefix=API_PREFIX, tags=["workflows"], responses=ERROR_RESPONSES)
+
+_DEFINITION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+class PushedRef(TypedDict):
+    name: str
+    version: int
+    id: str
+    changed: bool
+
+
+@router.post(
+    "/workflows",
+    status_code=201,
+    response_model=PushedRef,
+    summary="Push a definition, YAML or JSON (admin)",
+    openapi_extra=_DEFINITION_BODY,
+)
+async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Response:
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("the definition must be UTF-8 text (YAML or JSON)") from None
+    pushed = await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    first = pushed[0]
+    ref: PushedRef = {
+        "name": first["name"],
+        "version": first["version"],
+        "id": first["versionId"],
+        "changed": first["changed"],
+    }
+    return render(ref, 201)
+
+
+@router.get(
+    "/workflows",
+    response_model=Page[WorkflowSummary],
+    summary="The pushed workflows with their triggers (viewer)",
+)
+async def list_workflows(app: AppDep, caller: Viewer) -> Response:
+    return page(list(await app.workflows.list(ListWorkflows())))
+
+
+@router.get(
+    "/workflows/{name}",
+    response_model=WorkflowDetail,
+    summary="A workflow: its live version and every stored version (viewer)",
+)
+async def get_workflow(name: str, app: AppDep, caller: Viewer) -> Response:
+    return render(await app.workflows.get(GetWorkflow(name=name)))
+
+
+@router.get(
+    "/workflows/{name}/versions/{version}",
+    response_model=WorkflowVersionDocument,
+    summary="One stored version with its definition document (viewer)",
+)
+async def get_workflow_version(name: str, version: int, app: AppDep, caller: Viewer) -> Response:
+    return render(await app.workflows.get_version(GetWorkflowVersion(name=name, version=version)))
+
+
+@router.post(
+    "/workflows/{name}/executions",
+    status_code=201,
+    response_model=ExecutionDocument,
+    summary="Start a pushed workflow; workers run it (operator)",
+)
+async def start_execution(
+    name: str,
+    app: AppDep,
+    caller: Operator,
+    body: Annotated[StartBody | None, Body()] = None,
+) -> Response:
+    body = body or StartBody()
+    request = StartExecution(
+        workflow=name,
+        input=body.input,
+        version=body.version,
+        correlation_id=body.correlation_id,
+        created_by=caller.created_by,
+        stored_only=True,
+    )
+    return render(await app.executions.start(request), 201)

@@ -1,0 +1,48 @@
+"""The ASGI application: routers, the error mapping, the body limits, the OpenAPI
+document at ``/api/v1/openapi.json`` and a docs page at ``/api/v1/docs``.
+
+``create_api`` takes an :class:`App` that is already open; whoever opened it closes it
+(``flowledger serve``, or a test). Routers come from ``api.routes.ROUTERS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from flowledger import __version__
+from flowledger.api import errors
+from flowledger.api.deps import API_PREFIX
+from flowledger.api.limits import BodyLimits
+from flowledger.api.routes import ROUTERS
+from flowledger.app import App
+from flowledger.config import Limits
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the HTTP face is configured with (``Settings.limits`` from the environment)."""
+
+    limits: Limits = field(default_factory=Limits)
+
+
+def create_api(app: App, settings: ApiSettings) -> FastAPI:
+    """The HTTP face over ``app``."""
+    api = FastAPI(
+        title="flowledger",
+        version=__version__,
+        summary="A durable, declarative workflow engine: the runs API (SPEC §6).",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    api.state.flowledger = app
+    api.state.limits = settings.limits
+    api.state.settings = settings
+    errors.install(api)
+    for router in ROUTERS:
+        api.include_router(router)
+    api.add_middleware(BodyLimits, limits=settings.limits)
+    return api

@@ -1,0 +1,150 @@
+"""``flowledger serve``: the HTTP API on uvicorn, with the worker duties in the same
+process unless ``--no-workers``.
+
+FastAPI and uvicorn are imported inside the command: every other command starts
+without them. SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight
+finish (up to :data:`GRACE` seconds), drains the worker (running steps finish or are
+handed back, as ``flowledger worker`` does) and exits 0.
+
+Tokens: on a loopback host a database without tokens gets a hint how to create one;
+on any other host ``serve`` refuses to start without one (exit 2): an API reachable
+from the network must not be open to nobody-knows-who, nor closed to everybody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+
+from flowledger.app import App
+from flowledger.cli.common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    DbOption,
+    PluginOption,
+    app,
+    call,
+    err,
+    fail,
+    lease_length,
+)
+from flowledger.config import Settings
+from flowledger.logs import log_extra
+from flowledger.runtime.engine import default_db_url
+from flowledger.worker.worker import Worker, WorkerOptions
+
+#: Seconds that requests in flight (long polls, streams) get to finish after SIGTERM.
+GRACE = 30
+log = logging.getLogger("flowledger.serve")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8080,
+    db: DbOption = None,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Serve the API only; `flowledger worker`s run.")
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1000, help="Executions run at once.")
+    ] = 8,
+    plugin: PluginOption = None,
+) -> None:
+    """Serve the HTTP API (SPEC §6) and, unless --no-workers, run the workers too."""
+    import uvicorn
+
+    from flowledger.api import ApiSettings, create_api
+
+    settings = Settings.from_env()
+    level = settings.log_level or "INFO"
+    logging.getLogger().setLevel(level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    lease = lease_length(None)
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # this command handles SIGTERM/SIGINT itself (see go)
+
+    async def go() -> None:
+        application = App(
+            db or default_db_url(), plugins=plugin or (), lease=lease, limits=settings.limits
+        )
+        async with application:
+            await _check_tokens(application, host)
+            api = create_api(application, ApiSettings(limits=settings.limits))
+            config = uvicorn.Config(
+                api,
+                host=host,
+                port=port,
+                log_level=level.lower(),
+                timeout_graceful_shutdown=GRACE,
+                lifespan="off",
+                server_header=False,
+            )
+            server = Server(config)
+            worker = None
+            if not no_workers:
+                worker = Worker(application.engine, WorkerOptions(concurrency, lease))
+                application.on_work(worker.wake)
+
+            def stop() -> None:
+                server.should_exit = True
+                if worker is not None:
+                    worker.stop()
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop)
+            working = asyncio.create_task(worker.run()) if worker is not None else None
+            log.info(
+                "serving on http://%s:%d (%s)",
+                host,
+                port,
+                "API only" if worker is None else f"with a worker, concurrency {concurrency}",
+                extra=log_extra("serve"),
+            )
+            try:
+                await server.serve()
+            except SystemExit:  # uvicorn exits when it cannot bind
+                pass
+            finally:
+                stop()
+                if working is not None:
+                    await working
+            if not server.started:
+                fail(f"could not listen on {host}:{port}", EXIT_FAILED)
+
+    call(go)
+
+
+async def _check_tokens(application: App, host: str) -> None:
+    if await application.tokens.count():
+        return
+    hint = "flowledger tokens create NAME --role admin"
+    if not is_loopback(host):
+        fail(
+            f"refusing to serve on {host} without an API token: create one first ({hint})",
+            EXIT_INVALID,
+        )
+    err.print(
+        f"no API tokens yet: every /api/v1 route will answer 401; create one with `{hint}`",
+        markup=False,
+    )

@@ -1,0 +1,108 @@
+"""Storage of the API tokens: abstract verbs, and their SQL."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from flowledger.storage.schema_tokens import api_tokens
+from flowledger.storage.sqlpart import SQLPart, reads, writes
+
+Row = dict[str, Any]
+
+
+class TokenStore(ABC):
+    """What the application layer needs from a database for API tokens."""
+
+    @abstractmethod
+    async def create_api_token(self, row: Row) -> bool:
+        """Store a token; False when a token of that name exists and is not revoked (a
+        revoked one of that name is replaced)."""
+
+    @abstractmethod
+    async def list_api_tokens(self) -> list[Row]:
+        """Every token (revoked ones too), by name."""
+
+    @abstractmethod
+    async def revoke_api_token(self, name: str) -> Row | None:
+        """Mark the token revoked (kept as it is when it already was); None: no such name."""
+
+    @abstractmethod
+    async def find_api_token(self, secret_hash: str) -> Row | None:
+        """The token, revoked or not, whose secret has this hash."""
+
+    @abstractmethod
+    async def touch_api_token(self, token_id: str, every: timedelta) -> None:
+        """Record a use, unless one was recorded less than ``every`` ago (a write per
+        request would cost more than it tells)."""
+
+    @abstractmethod
+    async def count_api_tokens(self) -> int:
+        """How many tokens are not revoked."""
+
+
+class SQLTokenStore(SQLPart, TokenStore):
+    """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
+
+    @writes
+    def create_api_token(self, row: Row) -> bool:
+        t = api_tokens
+        try:
+            with self.conn.begin():
+                self.conn.execute(insert(t), [row])
+            return True
+        except IntegrityError:
+            pass
+        values = {k: v for k, v in row.items() if k not in ("id", "name")}
+        replace = (
+            update(t)
+            .where(and_(t.c.name == row["name"], t.c.revoked_at.is_not(None)))
+            .values(**values, last_used_at=None, revoked_at=None)
+        )
+        with self.conn.begin():
+            return self.conn.execute(replace).rowcount == 1
+
+    @reads
+    def list_api_tokens(self) -> list[Row]:
+        with self.reading():
+            rows = self.conn.execute(select(api_tokens).order_by(api_tokens.c.name))
+            return [dict(r._mapping) for r in rows]
+
+    @writes
+    def revoke_api_token(self, name: str) -> Row | None:
+        t = api_tokens
+        stmt = (
+            update(t)
+            .where(and_(t.c.name == name, t.c.revoked_at.is_(None)))
+            .values(revoked_at=self._sql_now())
+        )
+        with self.conn.begin():
+            self.conn.execute(stmt)
+            row = self.conn.execute(select(t).where(t.c.name == name)).first()
+        return dict(row._mapping) if row else None
+
+    @reads
+    def find_api_token(self, secret_hash: str) -> Row | None:
+        t = api_tokens
+        with self.reading():
+            row = self.conn.execute(select(t).where(t.c.secret_hash == secret_hash)).first()
+        return dict(row._mapping) if row else None
+
+    @writes
+    def touch_api_token(self, token_id: str, every: timedelta) -> None:
+        t = api_tokens
+        stale = or_(t.c.last_used_at.is_(None), t.c.last_used_at < self._sql_now(-every))
+        stmt = update(t).where(and_(t.c.id == token_id, stale)).values(last_used_at=self._sql_now())
+        with self.conn.begin():
+            self.conn.execute(stmt)
+
+    @reads
+    def count_api_tokens(self) -> int:
+        t = api_tokens
+        stmt = select(func.count()).select_from(t).where(t.c.revoked_at.is_(None))
+        with self.reading():
+            return int(self.conn.execute(stmt).scalar_one())

@@ -1,0 +1,108 @@
+"""Limits on what comes in: each refusal has its status and names its limit; nothing
+refused is stored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.api.conftest import Service, fresh_database, launch
+from tests.api.helpers import HELLO, error, push, unique
+from tests.pg import BACKENDS
+
+SMALL = {
+    "FLOWLEDGER_MAX_BODY": "4KiB",
+    "FLOWLEDGER_MAX_INPUT": "1KiB",
+    "FLOWLEDGER_MAX_DEFINITION": "1KiB",
+    "FLOWLEDGER_MAX_PAGE": "5",
+    "FLOWLEDGER_MAX_JSON_DEPTH": "8",
+}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def small(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """A server with small limits."""
+    folder = tmp_path_factory.mktemp(f"limits-{request.param}")
+    with (
+        fresh_database(request, request.param, folder) as db_url,
+        launch(db_url, folder, env=SMALL) as s,
+    ):
+        yield s
+
+
+def test_a_body_over_the_limit_is_413_also_when_streamed(small: Service) -> None:
+    with small.client("admin") as http:
+        found = error(http.post("/api/v1/workflows", content="x" * 5000), 413)
+        assert found["details"]["limit"] == 4096 and "FLOWLEDGER_MAX_BODY" in found["message"]
+        chunks = iter([b"x" * 3000, b"y" * 3000])
+        streamed = http.post("/api/v1/workflows", content=chunks)
+        assert error(streamed, 413)["code"] == "payload_too_large"
+
+
+def test_json_nested_too_deep_is_422(small: Service) -> None:
+    deep = "[" * 9 + "]" * 9
+    with small.client("operator") as http:
+        found = error(
+            http.post(
+                "/api/v1/entities/T", content=deep, headers={"Content-Type": "application/json"}
+            ),
+            422,
+        )
+        assert "FLOWLEDGER_MAX_JSON_DEPTH" in found["message"]
+        # brackets inside strings do not count
+        flat = json.dumps({"text": "[" * 50})
+        answer = http.post(
+            "/api/v1/entities/T", content=flat, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 404  # past the limit: no such entity type
+
+
+def test_input_over_the_limit_is_413_and_starts_nothing(small: Service) -> None:
+    with small.client("admin") as http:
+        name = push(http, HELLO)
+        found = error(
+            http.post(f"/api/v1/workflows/{name}/executions", json={"input": {"who": "x" * 2000}}),
+            413,
+        )
+        assert found["details"]["field_path"] == ["input"]
+        assert "FLOWLEDGER_MAX_INPUT" in found["message"]
+        listed = http.get("/api/v1/executions", params={"workflow": name}).json()
+        assert listed["items"] == []
+
+
+def test_definition_over_the_limit_is_413_and_stores_nothing(small: Service) -> None:
+    name = unique("big")
+    text = HELLO.format(name=name) + "\n# " + "x" * 1200 + "\n"
+    with small.client("admin") as http:
+        found = error(http.post("/api/v1/workflows", content=text), 413)
+        assert "FLOWLEDGER_MAX_DEFINITION" in found["message"]
+        error(http.get(f"/api/v1/workflows/{name}"), 404)
+
+
+def test_page_size_over_the_configured_limit_is_422(small: Service) -> None:
+    with small.client("viewer") as http:
+        found = error(http.get("/api/v1/executions", params={"limit": 6}), 422)
+        assert "FLOWLEDGER_MAX_PAGE" in found["message"]
+        assert http.get("/api/v1/executions", params={"limit": 5}).status_code == 200
+
+
+def test_entity_payload_over_the_limit_is_413(small: Service) -> None:
+    kind = unique("Big").replace("-", "")
+    with small.client("admin") as http:
+        assert http.post("/api/v1/entity-types", json={"name": kind}).status_code == 201
+        found = error(http.post(f"/api/v1/entities/{kind}", json={"a": "x" * 2000}), 413)
+        assert found["details"]["field_path"] == ["payload"]
+        assert http.get(f"/api/v1/entities/{kind}").json()["items"] == []
+
+
+def test_default_limits(service: Service) -> None:
+    with service.client("admin") as http:
+        found = error(http.post("/api/v1/workflows", content=b"x" * (1024 * 1024 + 1)), 413)
+        assert found["details"]["limit"] == 1024 * 1024
+        for limit in (0, 1001, -1):
+            error(http.get("/api/v1/executions", params={"limit": limit}), 422)
+        error(http.get("/api/v1/executions", params={"limit": "many"}), 422)

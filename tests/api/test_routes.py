@@ -1,0 +1,209 @@
+"""Every route of the core API over a real server (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import textwrap
+import time
+
+from tests.api.conftest import Service
+from tests.api.helpers import APPROVAL, FAILING, HELLO, error, push, settled, start, unique
+
+
+def test_push_list_show_and_versions(service: Service) -> None:
+    with service.client("admin") as http:
+        name = push(http, HELLO)
+        again = http.post(
+            "/api/v1/workflows",
+            content=json.dumps(
+                {
+                    "name": name,
+                    "steps": [{"id": "greet", "type": "sys.transform", "input": {"value": 1}}],
+                }
+            ),
+            headers={"Content-Type": "application/json"},
+        )
+        assert again.status_code == 201
+        assert again.json()["version"] == 2 and again.json()["changed"] is True
+        listed = http.get("/api/v1/workflows").json()
+        assert name in [w["name"] for w in listed["items"]] and listed["nextCursor"] is None
+        detail = http.get(f"/api/v1/workflows/{name}").json()
+        assert [v["version"] for v in detail["versions"]] == [1, 2]
+        assert detail["live"]["version"] == 2
+        first = http.get(f"/api/v1/workflows/{name}/versions/1").json()
+        assert first["document"]["name"] == name and first["live"] is False
+        error(http.get(f"/api/v1/workflows/{name}/versions/9"), 404)
+        error(http.get("/api/v1/workflows/no-such-workflow"), 404)
+
+
+def test_an_invalid_definition_is_422_with_its_problems(service: Service) -> None:
+    text = "name: broken\nsteps:\n  - id: a\n    type: sys.nope\n"
+    with service.client("admin") as http:
+        found = error(http.post("/api/v1/workflows", content=text), 422)
+    assert found["code"] == "invalid_definition"
+    problem = found["details"]["problems"][0]
+    assert problem["line"] == 4 and problem["step"] == "a"
+
+
+def test_start_runs_on_the_workers_and_records_the_token(service: Service) -> None:
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, HELLO)
+        doc = start(http, name, {"who": "Ada"})
+        assert doc["createdBy"] == "api-token:t-operator"
+        assert doc["runtimeStatus"] in ("NotStarted", "InProgress", "Completed")
+        done = settled(http, doc["id"])
+    assert done["runtimeStatus"] == "Completed"
+    assert done["output"] == {"greeting": "Hello, Ada!"}
+
+
+def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, HELLO)
+        url = f"/api/v1/workflows/{name}/executions"
+        assert error(http.post(url, json={"input": {}}), 422)["code"] == "invalid_input"
+        assert error(http.post(url, json={"input": 3}), 422)["details"]["field_path"] == ["input"]
+        error(http.post(url, json={"input": {"who": "x"}, "version": 7}), 404)
+        error(http.post(url, json={"bogus": 1}), 422)
+        error(http.post("/api/v1/workflows/examples%2Fhello.yaml/executions", json={}), 404)
+        error(http.post("/api/v1/workflows/hello.yaml/executions", json={}), 404)
+
+
+def test_list_filters_and_get(service: Service) -> None:
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, HELLO)
+        correlation = unique("corr")
+        answer = http.post(
+            f"/api/v1/workflows/{name}/executions",
+            json={"input": {"who": "Bo"}, "correlationId": correlation},
+        )
+        doc = answer.json()
+        found = http.get("/api/v1/executions", params={"correlationId": correlation}).json()
+        assert [d["id"] for d in found["items"]] == [doc["id"]]
+        by_workflow = http.get("/api/v1/executions", params={"workflow": name}).json()
+        assert [d["id"] for d in by_workflow["items"]] == [doc["id"]]
+        mine = http.get(
+            "/api/v1/executions", params={"createdBy": "api-token:t-operator", "limit": 1000}
+        ).json()
+        assert doc["id"] in [d["id"] for d in mine["items"]]
+        settled(http, doc["id"])
+        done = http.get("/api/v1/executions", params={"workflow": name, "status": "Completed"})
+        assert [d["id"] for d in done.json()["items"]] == [doc["id"]]
+        after = http.get(
+            "/api/v1/executions", params={"workflow": name, "createdAfter": "2999-01-01T00:00:00Z"}
+        )
+        assert after.json()["items"] == []
+        assert error(http.get("/api/v1/executions", params={"status": "Bogus"}), 422)
+        assert error(http.get("/api/v1/executions", params={"createdAfter": "yesterday"}), 422)
+        error(http.get("/api/v1/executions/no-such-id"), 404)
+        error(http.get(f"/api/v1/executions/{doc['id']}", params={"wait": 61}), 422)
+
+
+def test_input_cancel_and_conflicts(service: Service) -> None:
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, APPROVAL)
+        doc = settled(http, start(http, name)["id"])
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+        url = f"/api/v1/executions/{doc['id']}/steps/approve/input"
+        assert error(http.post(url, json={"data": {"approved": "yes"}}), 422)
+        error(http.post(f"/api/v1/executions/{doc['id']}/steps/nope/input", json={}), 404)
+        answer = http.post(url, json={"data": {"approved": True}})
+        assert answer.status_code == 200, answer.text
+        assert settled(http, doc["id"])["runtimeStatus"] == "Completed"
+        assert error(http.post(f"/api/v1/executions/{doc['id']}/cancel"), 409)["code"] == "conflict"
+        error(http.post(f"/api/v1/executions/{doc['id']}/retry"), 409)
+        waiting = settled(http, start(http, name)["id"])
+        cancelled = http.post(f"/api/v1/executions/{waiting['id']}/cancel", json={"reason": "no"})
+        assert cancelled.status_code == 200, cancelled.text
+        assert settled(http, waiting["id"])["runtimeStatus"] == "Cancelled"
+        error(http.post("/api/v1/executions/no-such-id/cancel"), 404)
+
+
+def test_retry_a_failed_execution(service: Service) -> None:
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, FAILING)
+        doc = settled(http, start(http, name)["id"])
+        assert doc["runtimeStatus"] == "Failed"
+        answer = http.post(f"/api/v1/executions/{doc['id']}/retry")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["steps"] == ["boom"]
+        assert settled(http, doc["id"])["runtimeStatus"] == "Failed"
+
+
+def test_artifacts_list_and_download(service: Service) -> None:
+    template = f"""
+    name: {{name}}
+    steps:
+      - id: fetch
+        type: sys.http_request
+        input:
+          url: "{service.base_url}/healthz"
+          save_as: artifact
+          artifact_name: health.json
+    """
+    with service.client("admin") as admin, service.client("viewer") as http:
+        name = push(admin, textwrap.dedent(template))
+        doc = settled(admin, start(admin, name)["id"])
+        assert doc["runtimeStatus"] == "Completed", doc
+        listed = http.get(f"/api/v1/executions/{doc['id']}/artifacts").json()["items"]
+        assert [a["name"] for a in listed] == ["health.json"]
+        seed = http.get("/api/v1/artifacts", params={"workflowRunId": doc["id"]}).json()
+        assert seed["items"] == listed
+        body = http.get(f"/api/v1/artifacts/{listed[0]['id']}")
+        assert body.status_code == 200
+        assert hashlib.sha256(body.content).hexdigest() == listed[0]["sha256"]
+        assert json.loads(body.content) == {"status": "ok"}
+        error(http.get("/api/v1/artifacts/no-such-artifact"), 404)
+        error(http.get("/api/v1/executions/no-such-id/artifacts"), 404)
+        error(http.get("/api/v1/artifacts"), 422)
+
+
+def test_job_runs(service: Service) -> None:
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, HELLO)
+        job = f"name: nightly\nworkflows:\n  - {{workflow: {name}, input: {{who: A}}}}\n"
+        answer = http.post("/api/v1/job-runs", content=job)
+        assert answer.status_code == 201, answer.text
+        job_run = answer.json()
+        assert job_run["createdBy"] == "api-token:t-operator"
+        deadline = time.monotonic() + 30
+        got = job_run
+        while got["status"] != "Completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            got = http.get(f"/api/v1/job-runs/{job_run['id']}").json()
+        assert got["status"] == "Completed", got
+        assert got["runs"][0]["runtimeStatus"] == "Completed"
+        listed = http.get("/api/v1/job-runs").json()["items"]
+        assert job_run["id"] in [j["id"] for j in listed]
+        by_job = http.get("/api/v1/executions", params={"jobRunId": job_run["id"]}).json()
+        assert [d["id"] for d in by_job["items"]] == [got["runs"][0]["executionId"]]
+        bad = "name: nightly\nworkflows:\n  - {workflow: ../etc/x.yaml}\n"
+        assert (
+            error(http.post("/api/v1/job-runs", content=bad), 422)["code"] == "invalid_definition"
+        )
+        error(http.post("/api/v1/job-runs", content="name: [unclosed"), 422)
+        error(http.get("/api/v1/job-runs/no-such-job"), 404)
+
+
+def test_entities(service: Service) -> None:
+    kind = unique("Lead").replace("-", "")
+    schema = {"type": "object", "properties": {"Status": {"type": "string"}}}
+    with service.client("admin") as admin, service.client("operator") as http:
+        created = admin.post("/api/v1/entity-types", json={"name": kind, "schema": schema})
+        assert created.status_code == 201 and created.json()["created"] is True
+        types = http.get("/api/v1/entity-types").json()["items"]
+        assert kind in [t["name"] for t in types]
+        entity = http.post(f"/api/v1/entities/{kind}", json={"Status": "New"})
+        assert entity.status_code == 201, entity.text
+        eid = entity.json()["id"]
+        assert http.get(f"/api/v1/entities/{kind}/{eid}").json()["payload"] == {"Status": "New"}
+        patched = http.patch(f"/api/v1/entities/{kind}/{eid}", json={"Status": "Won"})
+        assert patched.json()["payload"] == {"Status": "Won"}
+        found = http.get(f"/api/v1/entities/{kind}", params={"filter": '{"Status": "Won"}'})
+        assert [e["id"] for e in found.json()["items"]] == [eid]
+        error(http.get(f"/api/v1/entities/{kind}", params={"filter": "{nope"}), 422)
+        error(http.post(f"/api/v1/entities/{kind}", json={"Status": 3}), 422)
+        error(http.post(f"/api/v1/entities/{kind}", json=[1]), 422)
+        error(http.get(f"/api/v1/entities/Other/{eid}"), 404)
+        assert http.delete(f"/api/v1/entities/{kind}/{eid}").status_code == 200
+        error(http.get(f"/api/v1/entities/{kind}/{eid}"), 404)

@@ -1,0 +1,87 @@
+"""``flowledger serve`` as a process: health, readiness, docs, tokens at start, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.api.conftest import FLOWLEDGER, REPO, Service, free_port, launch, service_env
+
+
+def test_health_and_readiness_need_no_token(service: Service) -> None:
+    with service.client() as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/readyz").json() == {"status": "ready"}
+
+
+def test_openapi_and_docs_need_no_token_and_no_cdn(service: Service) -> None:
+    with service.client() as http:
+        document = http.get("/api/v1/openapi.json").json()
+        page = http.get("/api/v1/docs")
+    assert "/api/v1/workflows" in document["paths"]
+    assert page.status_code == 200 and "/api/v1/workflows" in page.text
+    assert "cdn" not in page.text.lower() and "<script" not in page.text
+
+
+def test_api_routes_need_a_token(service: Service) -> None:
+    with service.client() as http:
+        answer = http.get("/api/v1/workflows")
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "unauthenticated"
+
+
+def test_unknown_route_answers_in_the_error_shape(service: Service) -> None:
+    with service.client("viewer") as http:
+        answer = http.get("/api/v1/no-such-thing")
+    assert answer.status_code == 404
+    assert set(answer.json()["error"]) == {"code", "message", "details"}
+
+
+def test_sigterm_exits_0_after_requests_in_flight(backend_db: str, tmp_path: Path) -> None:
+    with launch(backend_db, tmp_path) as running:
+        with running.client("viewer") as http:
+            assert http.get("/api/v1/workflows").status_code == 200
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(30) == 0
+
+
+def test_no_workers_serves_the_api_only(backend_db: str, tmp_path: Path) -> None:
+    with launch(backend_db, tmp_path, "--no-workers") as running, running.client("viewer") as http:
+        assert http.get("/api/v1/workflows").status_code == 200
+
+
+def test_loopback_without_tokens_says_how_to_create_one(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'empty.db'}"
+    with launch(db_url, tmp_path, tokens=False) as running:
+        with running.client() as http:
+            assert http.get("/api/v1/workflows").status_code == 401
+        time.sleep(0.1)
+        assert "flowledger tokens create" in running.output()
+
+
+def test_non_loopback_host_without_tokens_refuses_to_start(tmp_path: Path) -> None:
+    env = service_env(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path)
+    done = subprocess.run(
+        [FLOWLEDGER, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "without an API token" in done.stderr
+
+
+def test_a_revoked_token_is_refused_at_once(service: Service) -> None:
+    made = service.cli("tokens", "create", "short-lived", "--role", "viewer")
+    token = made.stdout.strip()
+    with service.client(token=token) as http:
+        assert http.get("/api/v1/workflows").status_code == 200
+        assert service.cli("tokens", "revoke", "short-lived").returncode == 0
+        assert http.get("/api/v1/workflows").status_code == 401
+    listed = service.cli("tokens", "list", "--json")
+    assert "short-lived" in listed.stdout and token not in listed.stdout
