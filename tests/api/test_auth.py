@@ -39,6 +39,11 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/entities/{type}/{id}", "viewer", {}),
     ("PATCH", "/api/v1/entities/{type}/{id}", "operator", {"json": {}}),
     ("DELETE", "/api/v1/entities/{type}/{id}", "operator", {}),
+    ("POST", "/api/v1/subscriptions", "admin", {"json": {"url": "ftp://x", "events": []}}),
+    ("GET", "/api/v1/subscriptions", "admin", {}),
+    ("GET", "/api/v1/subscriptions/{id}", "admin", {}),
+    ("DELETE", "/api/v1/subscriptions/{id}", "admin", {}),
+    ("GET", "/api/v1/subscriptions/{id}/deliveries", "admin", {}),
 ]
 #: Routes that need no token at all.
 OPEN = ["/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"]

@@ -11,7 +11,9 @@ from flowledger.api.routes import (
     entities,
     executions,
     health,
+    hooks,
     job_runs,
+    subscriptions,
     workflows,
 )
 
@@ -23,4 +25,6 @@ ROUTERS: list[APIRouter] = [
     job_runs.router,
     entities.router,
     artifacts.router,
+    subscriptions.router,
+    hooks.router,
 ]
