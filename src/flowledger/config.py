@@ -22,6 +22,17 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   ``ts, level, logger, message, execution_id, step_id, action``; see ``flowledger.logs``).
 - ``FLOWLEDGER_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (default:
   ``INFO`` for ``flowledger worker`` and ``serve``, ``WARNING`` for other commands).
+- ``FLOWLEDGER_HOOK_BODY_LIMIT``: the largest body ``POST /hooks/{path}`` accepts (a size
+  like ``FLOWLEDGER_OUTPUT_BUDGET``; default ``1MiB``); larger ones are answered 413.
+- ``FLOWLEDGER_DELIVERY_RETRY_INITIAL``, ``FLOWLEDGER_DELIVERY_RETRY_MAX``,
+  ``FLOWLEDGER_DELIVERY_RETRY_FOR``: the outbound webhook retry schedule (durations):
+  the first retry waits about ``INITIAL`` (default ``5s``), each next one twice as long
+  up to ``MAX`` (default ``30m``), with jitter; a delivery still failing ``FOR`` after
+  its event (default ``24h``) is given up (``failed``).
+- ``FLOWLEDGER_DELIVERY_TIMEOUT``: how long one delivery attempt may take (default ``10s``).
+- Webhook trigger secrets: a trigger's ``secret_env: NAME`` names the variable that holds
+  its Standard Webhooks secret (``whsec_…``); several secrets separated by spaces or
+  commas are all accepted (rotation). Read by :func:`webhook_secrets`, nowhere else.
 
 Limits on what comes in (see :class:`Limits`; sizes take units like ``1MiB``):
 
@@ -57,6 +68,11 @@ OUTPUT_BUDGET_ENV = "FLOWLEDGER_OUTPUT_BUDGET"
 CURSOR_KEY_ENV = "FLOWLEDGER_CURSOR_KEY"
 LOG_FORMAT_ENV = "FLOWLEDGER_LOG_FORMAT"
 LOG_LEVEL_ENV = "FLOWLEDGER_LOG_LEVEL"
+HOOK_BODY_LIMIT_ENV = "FLOWLEDGER_HOOK_BODY_LIMIT"
+RETRY_INITIAL_ENV = "FLOWLEDGER_DELIVERY_RETRY_INITIAL"
+RETRY_MAX_ENV = "FLOWLEDGER_DELIVERY_RETRY_MAX"
+RETRY_FOR_ENV = "FLOWLEDGER_DELIVERY_RETRY_FOR"
+DELIVERY_TIMEOUT_ENV = "FLOWLEDGER_DELIVERY_TIMEOUT"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -78,6 +94,20 @@ MIN_LEASE = timedelta(seconds=1)
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 DEFAULT_OUTPUT_BUDGET = 256 * 1024
 MIN_OUTPUT_BUDGET = 1024
+DEFAULT_HOOK_BODY_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DeliverySchedule:
+    """When outbound webhook deliveries are retried (worker.deliveries)."""
+
+    #: About how long the first retry waits; each next one waits twice as long, up to ``max``.
+    initial: timedelta = timedelta(seconds=5)
+    max: timedelta = timedelta(minutes=30)
+    #: A delivery still failing this long after its event is given up.
+    retry_for: timedelta = timedelta(hours=24)
+    #: How long one attempt may take (connect, send, answer).
+    timeout: timedelta = timedelta(seconds=10)
 
 
 class ConfigError(FlowledgerError):
@@ -128,6 +158,8 @@ class Settings:
     log_level: str | None = None
     #: Signs list cursors; None: a random secret kept once per database (app.cursors).
     cursor_key: str | None = None
+    hook_body_limit: int = DEFAULT_HOOK_BODY_LIMIT
+    deliveries: DeliverySchedule = field(default_factory=DeliverySchedule)
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -149,8 +181,43 @@ class Settings:
             if env.get(LOG_LEVEL_ENV)
             else None,
             cursor_key=env.get(CURSOR_KEY_ENV) or None,
+            hook_body_limit=parse_size(env.get(HOOK_BODY_LIMIT_ENV), HOOK_BODY_LIMIT_ENV)
+            if env.get(HOOK_BODY_LIMIT_ENV)
+            else DEFAULT_HOOK_BODY_LIMIT,
+            deliveries=_schedule(env),
             limits=Limits.from_env(env),
         )
+
+
+def webhook_secrets(name: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The secrets in the environment variable ``name`` that a webhook trigger's
+    ``secret_env`` names: one, or several separated by spaces or commas (while a sender
+    rotates its secret); an empty list when the variable is unset or blank."""
+    env = os.environ if environ is None else environ
+    return [part for part in re.split(r"[\s,]+", env.get(name, "")) if part]
+
+
+def _schedule(env: Mapping[str, str]) -> DeliverySchedule:
+    default = DeliverySchedule()
+
+    def duration(name: str, fallback: timedelta) -> timedelta:
+        text = env.get(name)
+        if not text:
+            return fallback
+        try:
+            value = parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        if value <= timedelta(0):
+            raise ConfigError(f"{name} must be longer than 0s, not {text!r}")
+        return value
+
+    return DeliverySchedule(
+        initial=duration(RETRY_INITIAL_ENV, default.initial),
+        max=duration(RETRY_MAX_ENV, default.max),
+        retry_for=duration(RETRY_FOR_ENV, default.retry_for),
+        timeout=duration(DELIVERY_TIMEOUT_ENV, default.timeout),
+    )
 
 
 def parse_lease(text: str | None, source: str = "--lease") -> timedelta:

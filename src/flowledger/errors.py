@@ -172,3 +172,8 @@ class TooManyError(FlowledgerError):
     def __init__(self, message: str, *, limit: int) -> None:
         self.limit = limit
         super().__init__(message)
+
+
+class UnavailableError(FlowledgerError):
+    """The server cannot serve this request as configured (HTTP 503): e.g. a webhook
+    trigger's secret variable is not set. The operator, not the caller, must act."""

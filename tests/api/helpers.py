@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 import uuid
 from typing import Any
 
@@ -75,6 +76,18 @@ def settled(http: httpx.Client, execution_id: str, wait: float = 30) -> dict[str
     assert answer.status_code == 200, answer.text
     doc: dict[str, Any] = answer.json()
     return doc
+
+
+def terminal(http: httpx.Client, execution_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The execution once it ends. After an input or a cancel the execution still awaits
+    input until a worker acts on the signal, and ``?wait`` answers at once for an
+    execution awaiting input: so long-poll again until the status is terminal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = settled(http, execution_id, wait=max(1.0, deadline - time.monotonic()))
+        if doc["runtimeStatus"] != "AwaitingUserInput" or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.02)
 
 
 def error(answer: httpx.Response, status: int) -> dict[str, Any]:

@@ -46,6 +46,11 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("POST", "/api/v1/workflow-runs", "operator", {"json": {"workflowId": "no-such"}}),
     ("GET", "/api/v1/workflow-runs/{id}", "viewer", {}),
     ("GET", "/api/v1/executions/{id}/states", "viewer", {}),
+    ("POST", "/api/v1/subscriptions", "admin", {"json": {"url": "ftp://x", "events": []}}),
+    ("GET", "/api/v1/subscriptions", "admin", {}),
+    ("GET", "/api/v1/subscriptions/{id}", "admin", {}),
+    ("DELETE", "/api/v1/subscriptions/{id}", "admin", {}),
+    ("GET", "/api/v1/subscriptions/{id}/deliveries", "admin", {}),
 ]
 #: Routes that need no token at all.
 OPEN = ["/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"]

@@ -8,7 +8,17 @@ import textwrap
 import time
 
 from tests.api.conftest import Service
-from tests.api.helpers import APPROVAL, FAILING, HELLO, error, push, settled, start, unique
+from tests.api.helpers import (
+    APPROVAL,
+    FAILING,
+    HELLO,
+    error,
+    push,
+    settled,
+    start,
+    terminal,
+    unique,
+)
 
 
 def test_push_list_show_and_versions(service: Service) -> None:
@@ -109,13 +119,13 @@ def test_input_cancel_and_conflicts(service: Service) -> None:
         error(http.post(f"/api/v1/executions/{doc['id']}/steps/nope/input", json={}), 404)
         answer = http.post(url, json={"data": {"approved": True}})
         assert answer.status_code == 200, answer.text
-        assert settled(http, doc["id"])["runtimeStatus"] == "Completed"
+        assert terminal(http, doc["id"])["runtimeStatus"] == "Completed"
         assert error(http.post(f"/api/v1/executions/{doc['id']}/cancel"), 409)["code"] == "conflict"
         error(http.post(f"/api/v1/executions/{doc['id']}/retry"), 409)
         waiting = settled(http, start(http, name)["id"])
         cancelled = http.post(f"/api/v1/executions/{waiting['id']}/cancel", json={"reason": "no"})
         assert cancelled.status_code == 200, cancelled.text
-        assert settled(http, waiting["id"])["runtimeStatus"] == "Cancelled"
+        assert terminal(http, waiting["id"])["runtimeStatus"] == "Cancelled"
         error(http.post("/api/v1/executions/no-such-id/cancel"), 404)
 
 

@@ -24,7 +24,7 @@ DEFINITION = """\
 name: morning
 triggers:
   - {type: schedule, cron: "0 9 * * MON-FRI", timezone: Europe/Berlin, catch_up: latest}
-  - {type: webhook, path: morning}
+  - {type: webhook, path: morning, auth: none}
 steps:
   - {id: hello, type: sys.transform, input: {value: "{{ trigger.scheduledAt }}"}}
 """

@@ -16,6 +16,7 @@ DefinitionError            422     invalid_definition    ``problems`` (file, lin
 RequestValidationError     422     invalid_input         ``field_path``, ``problems``
 TooManyError               429     too_many_requests     ``limit``
 StorageError               503     storage_unavailable   null
+UnavailableError           503     unavailable           null
 other FlowledgerError      422     unprocessable         null
 HTTP errors (404 route…)   as is   http_<status>         null
 =========================  ======  ====================  ==================================
@@ -48,6 +49,7 @@ from flowledger.errors import (
     StorageError,
     TooLargeError,
     TooManyError,
+    UnavailableError,
     format_path,
 )
 from flowledger.types import PathSegment
@@ -65,6 +67,7 @@ _MAPPING: tuple[tuple[type[FlowledgerError], int, str], ...] = (
     (DefinitionError, 422, "invalid_definition"),
     (TooManyError, 429, "too_many_requests"),
     (StorageError, 503, "storage_unavailable"),
+    (UnavailableError, 503, "unavailable"),
 )
 
 

@@ -1,8 +1,9 @@
 """The application layer: every operation the faces offer, once.
 
 One class per resource (``App.executions``, ``.workflows``, ``.job_runs``,
-``.entities``, ``.artifacts``, ``.tokens``); each operation takes one request model and returns a
-typed document or a :class:`Page`. Errors are flowledger's: :class:`NotFoundError`,
+``.entities``, ``.artifacts``, ``.tokens``, ``.hooks``, ``.subscriptions``); each
+operation takes one request model and returns a typed document or a :class:`Page`.
+Errors are flowledger's: :class:`NotFoundError`,
 :class:`ConflictError` (:class:`HeldElsewhereError`), :class:`InvalidInputError` with its
 ``field_path``, :class:`ForbiddenError`, plus the ``DefinitionError`` and ``InputError``
 the runtime raises. Package arrows: definition → storage → runtime → app → faces.
@@ -14,6 +15,7 @@ from flowledger.app.changes import ChangeHub
 from flowledger.app.cursors import CursorCodec
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Adopted, Executions, Retried
+from flowledger.app.hooks import HookReceipt, Hooks, ReceiveHook
 from flowledger.app.inputs import (
     json_object,
     parse_json,
@@ -87,6 +89,16 @@ from flowledger.app.models import (
 from flowledger.app.seed import Seed
 from flowledger.app.slots import Slots
 from flowledger.app.streams import EventStreams
+from flowledger.app.subscriptions import (
+    CreatedSubscription,
+    CreateSubscription,
+    DeleteSubscription,
+    DeliveryDocument,
+    GetSubscription,
+    ListDeliveries,
+    SubscriptionDocument,
+    Subscriptions,
+)
 from flowledger.app.tokens import (
     ROLES,
     Authenticate,
@@ -123,11 +135,15 @@ __all__ = [
     "CreateEntity",
     "CreateEntityType",
     "CreateJobRun",
+    "CreateSubscription",
     "CreateToken",
     "CreateWorkflowRun",
     "CreatedEntityType",
+    "CreatedSubscription",
     "CreatedToken",
     "CursorCodec",
+    "DeleteSubscription",
+    "DeliveryDocument",
     "DownloadArtifacts",
     "DriveJobRun",
     "Entities",
@@ -145,15 +161,19 @@ __all__ = [
     "GetArtifact",
     "GetExecution",
     "GetJobRun",
+    "GetSubscription",
     "GetWorkflow",
     "GetWorkflowRun",
     "GetWorkflowVersion",
     "HeldElsewhereError",
+    "HookReceipt",
+    "Hooks",
     "InvalidInputError",
     "JobRunDocument",
     "JobRunItem",
     "JobRunsApp",
     "ListArtifacts",
+    "ListDeliveries",
     "ListEntities",
     "ListEntityTypes",
     "ListEvents",
@@ -170,6 +190,7 @@ __all__ = [
     "PendingInputs",
     "PushWorkflows",
     "PushedWorkflow",
+    "ReceiveHook",
     "Request",
     "RerunExecution",
     "ResolveId",
@@ -185,6 +206,8 @@ __all__ = [
     "StartExecution",
     "StepDocument",
     "SubmitInput",
+    "SubscriptionDocument",
+    "Subscriptions",
     "TokenDocument",
     "Tokens",
     "TriggerDocument",

@@ -25,10 +25,12 @@ from flowledger.app.changes import ChangeHub
 from flowledger.app.cursors import META_KEY, CursorCodec
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
+from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.seed import Seed
 from flowledger.app.slots import Slots
 from flowledger.app.streams import EventStreams
+from flowledger.app.subscriptions import Subscriptions
 from flowledger.app.tokens import Tokens
 from flowledger.app.workflows import Workflows
 from flowledger.config import Limits, Settings
@@ -81,6 +83,8 @@ class App:
         self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
         self.entities = Entities(self.engine, self.limits)
         self.artifacts = Artifacts(self.engine)
+        self.hooks = Hooks(self.engine, self.wake_workers)
+        self.subscriptions = Subscriptions(self.engine, self._cursors)
         self.tokens = Tokens(self.engine)
 
     async def open(self) -> App:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flowledger.definition.models import TriggerSpec
 from flowledger.errors import Path, TemplateError
@@ -75,9 +82,36 @@ class EntityTrigger(_Trigger):
 
 
 class WebhookTrigger(_Trigger):
+    """``POST /hooks/{path}`` starts the workflow (app.hooks).
+
+    ``secret_env`` names the environment variable holding the Standard Webhooks secret
+    that every request's signature is checked against. A trigger without one accepts
+    anybody's requests, so it must say so: ``auth: none`` (decision: refusing the
+    unsigned default at validation, rather than warning, makes an open endpoint a
+    choice written in the definition). ``auth: signature`` (the default) needs
+    ``secret_env``; ``auth: none`` with a ``secret_env`` is contradictory and refused.
+    """
+
     type: Literal["webhook"]
     path: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
     secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    auth: Literal["signature", "none"] = "signature"
+
+    @model_validator(mode="after")
+    def _authenticated(self) -> WebhookTrigger:
+        if self.auth == "signature" and self.secret_env is None:
+            raise ValueError(
+                f"the webhook trigger on path {self.path!r} has no secret_env, so anyone "
+                "could start the workflow: name the environment variable that holds its "
+                "signing secret (secret_env: MY_HOOK_SECRET), or say auth: none to accept "
+                "unsigned requests on purpose"
+            )
+        if self.auth == "none" and self.secret_env is not None:
+            raise ValueError(
+                f"the webhook trigger on path {self.path!r} says auth: none but names "
+                f"secret_env {self.secret_env!r}: drop one of them"
+            )
+        return self
 
 
 AnyTrigger = FunctionTrigger | ScheduleTrigger | EntityTrigger | WebhookTrigger

@@ -168,6 +168,14 @@ class Engine:
             raise StorageError("the engine is not open; use 'async with Engine(...)'")
         return self._store
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The engine's HTTP client: it connects only where the egress policy allows
+        (``sys.http_request`` and outbound webhooks both go through it)."""
+        if self._http is None or self._store is None:
+            raise StorageError("the engine is not open; use 'async with Engine(...)'")
+        return self._http
+
     def add_observer(self, observer: Observer) -> None:
         """Tell ``observer`` what this engine does from now on (see runtime.observer)."""
         self.observers.add(observer)

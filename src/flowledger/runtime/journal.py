@@ -14,7 +14,7 @@ from typing import Any
 from flowledger.codec import Codec
 from flowledger.runtime.state import StepExecution
 from flowledger.storage.base import Batch, Row, Store
-from flowledger.timeutil import Clock
+from flowledger.timeutil import Clock, iso
 
 EventSink = Callable[[list[Row]], None]
 
@@ -92,6 +92,23 @@ class Journal:
                 "created_by": f"execution:{self.execution_id}",
                 "created_at": self.clock.now(),
                 "consumed_at": None,
+            }
+        )
+
+    def notify(self, event: str, workflow_name: str, data: dict[str, Any]) -> None:
+        """Report a status change to outbound webhook subscribers, in this round's commit
+        (storage.outbox writes one delivery per matching subscription)."""
+        now = self.clock.now()
+        message_id = f"msg_{uuid.uuid4().hex}"
+        body = {"type": event, "timestamp": iso(now), "data": data}
+        self._links.notifications.append(
+            {
+                "message_id": message_id,
+                "event": event,
+                "workflow_name": workflow_name,
+                "execution_id": self.execution_id,
+                "payload": self.codec.dumps(body),
+                "at": now,
             }
         )
 

@@ -8,6 +8,7 @@ execution when there is one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,15 @@ from flowledger.errors import FlowledgerError
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.status import ALLOWED_MOVES, ExecutionStatus
 from flowledger.timeutil import Clock
+
+#: The status moves that outbound webhooks report (SPEC §6 subscriptions), by event name.
+REPORTED: dict[ExecutionStatus, str] = {
+    ExecutionStatus.COMPLETED: "execution.completed",
+    ExecutionStatus.COMPLETED_NO_ACTION: "execution.completed",
+    ExecutionStatus.FAILED: "execution.failed",
+    ExecutionStatus.CANCELLED: "execution.cancelled",
+    ExecutionStatus.AWAITING_USER_INPUT: "execution.awaiting_input",
+}
 
 
 class ExecutionLifecycle:
@@ -27,6 +37,7 @@ class ExecutionLifecycle:
         journal: Journal,
         clock: Clock,
         codec: Codec,
+        info: Mapping[str, Any] | None = None,
     ) -> None:
         self.id = execution_id
         self.status = status
@@ -34,6 +45,8 @@ class ExecutionLifecycle:
         self.journal = journal
         self.clock = clock
         self.codec = codec
+        #: The execution document's ``execution`` template name (id, workflowName, ...).
+        self.info: Mapping[str, Any] = info or {"id": execution_id}
 
     def set_status(self, status: ExecutionStatus, **columns: Any) -> None:
         if status not in ALLOWED_MOVES[self.status]:
@@ -42,6 +55,20 @@ class ExecutionLifecycle:
             )
         self.status = status
         self.journal.set_execution(runtime_status=str(status), **columns)
+        event = REPORTED.get(status)
+        if event is not None:
+            info = self.info
+            self.journal.notify(
+                event,
+                str(info.get("workflowName") or ""),
+                {
+                    "executionId": self.id,
+                    "workflowName": info.get("workflowName"),
+                    "workflowVersion": info.get("workflowVersion"),
+                    "correlationId": info.get("correlationId"),
+                    "runtimeStatus": str(status),
+                },
+            )
 
     def begin(self, now: datetime) -> None:
         self.set_status(ExecutionStatus.IN_PROGRESS, started_at=now)

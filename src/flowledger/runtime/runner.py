@@ -80,15 +80,6 @@ class ExecutionRunner:
             services.store, self.codec, self.id, epoch, int(execution["event_seq"]), self.clock
         )
         self.parent_id: str | None = execution.get("parent_id")
-        self.lifecycle = ExecutionLifecycle(
-            self.id,
-            ExecutionStatus(execution["runtime_status"]),
-            self.parent_id,
-            self.journal,
-            self.clock,
-            self.codec,
-        )
-        self.variables = Variables(loads(execution["variables"]) or {}, self.journal)
         self.info = {
             "id": self.id,
             "correlationId": execution["correlation_id"],
@@ -96,6 +87,16 @@ class ExecutionRunner:
             "workflowVersion": execution["workflow_version"],
             "startedAt": iso(execution["started_at"]) if execution["started_at"] else None,
         }
+        self.lifecycle = ExecutionLifecycle(
+            self.id,
+            ExecutionStatus(execution["runtime_status"]),
+            self.parent_id,
+            self.journal,
+            self.clock,
+            self.codec,
+            self.info,
+        )
+        self.variables = Variables(loads(execution["variables"]) or {}, self.journal)
         self.started_at: datetime | None = execution["started_at"]
         self.depth: int = int(execution.get("depth") or 0)
         self.root_id: str | None = execution.get("root_id")

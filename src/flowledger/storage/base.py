@@ -16,6 +16,7 @@ from flowledger.storage.entities import EntityStore
 from flowledger.storage.jobs import JobStore
 from flowledger.storage.schedules import ScheduleStore
 from flowledger.storage.tokens import TokenStore
+from flowledger.storage.webhooks import WebhookStore
 from flowledger.types import Row as Row  # re-exported: the store speaks in rows
 
 #: ``wake_at`` of an execution parked with no timer at all (it waits for a signal).
@@ -54,6 +55,10 @@ class Batch:
     signals: list[Row] = field(default_factory=list)
     #: Ids of this execution's signals the round acted on.
     consumed_signals: list[str] = field(default_factory=list)
+    #: Status changes outbound webhooks report (``message_id, event, workflow_name,
+    #: execution_id, payload, at``): the commit turns each into one outbox row per
+    #: matching subscription (none, at the cost of one cheap statement, when none match).
+    notifications: list[Row] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class ExecutionQuery:
     before: tuple[datetime, str] | None = None
 
 
-class Store(TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, ABC):
+class Store(TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, WebhookStore, ABC):
     """What the runtime and the faces need from a database."""
 
     url: str

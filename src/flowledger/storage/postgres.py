@@ -114,6 +114,9 @@ class PostgresStore(SQLStore):
         # Rows another claimer has locked are skipped, not waited for.
         return super()._claim_candidates(limit).with_for_update(skip_locked=True)
 
+    def _claim_query(self, query: Select[tuple[str]]) -> Select[tuple[str]]:
+        return query.with_for_update(skip_locked=True)
+
     @writes
     def notify_work(self) -> None:
         with self.conn.begin():

@@ -47,12 +47,19 @@ from flowledger.storage.schema import (
 )
 from flowledger.storage.sqlpart import reads, writes
 from flowledger.storage.tokens import SQLTokenStore
+from flowledger.storage.webhooks import SQLWebhookStore
 from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
 
 class SQLStore(
-    SQLTokenStore, SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, Store
+    SQLTokenStore,
+    SQLEntityStore,
+    SQLScheduleStore,
+    SQLJobStore,
+    SQLArtifactStore,
+    SQLWebhookStore,
+    Store,
 ):
     """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):
     writes on one writer thread, reads on up to ``readers`` reader threads, each thread on a

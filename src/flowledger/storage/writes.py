@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Dialect, Table, insert, select, update
 from flowledger.errors import LeaseLostError
 from flowledger.storage.base import Batch, Row
 from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
+from flowledger.storage.outbox import outbox_params, prepare_outbox
 from flowledger.storage.schema import events, executions, signals, step_executions
 from flowledger.timeutil import utcnow
 
@@ -83,6 +84,12 @@ class BatchWriter:
             self._insert(conn, events, event_rows)
         if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
             self._write_links(conn, batches)
+        notifications = [outbox_params(row) for b in batches for row in b.notifications]
+        if notifications:
+            outbox = self._prepared.get(("outbox",))
+            if outbox is None:
+                outbox = self._prepared[("outbox",)] = prepare_outbox(self._dialect)
+            self._cursor(conn).executemany(outbox.sql, [outbox.params(n) for n in notifications])
 
     def _write_links(self, conn: Connection, batches: Sequence[Batch]) -> None:
         """The rarer writes that reach other executions: children and signals."""

@@ -1,4 +1,5 @@
-"""Background duties of a worker besides running executions: schedules, entity events, jobs."""
+"""Background duties of a worker besides running executions: schedules, entity events,
+job runs, outbound webhook deliveries."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from flowledger.errors import FlowledgerError
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.worker.deliveries import DeliveryDuty
 from flowledger.worker.duties import Duty
 from flowledger.worker.entity_dispatch import EntityDispatcher
 from flowledger.worker.job_advancer import JobAdvancer
@@ -53,7 +54,12 @@ class Worker:
         self.keeper = LeaseKeeper(
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
-        self.duties: list[Duty] = [Scheduler(engine), EntityDispatcher(engine), JobAdvancer(engine)]
+        self.duties: list[Duty] = [
+            Scheduler(engine),
+            EntityDispatcher(engine),
+            JobAdvancer(engine),
+            DeliveryDuty(engine),
+        ]
 
     def stop(self) -> None:
         """Ask the worker to drain and exit (what SIGTERM and Ctrl-C do)."""

@@ -12,8 +12,10 @@ from flowledger.api.routes import (
     events,
     executions,
     health,
+    hooks,
     job_runs,
     seed,
+    subscriptions,
     workflows,
 )
 
@@ -27,4 +29,6 @@ ROUTERS: list[APIRouter] = [
     artifacts.router,
     events.router,
     seed.router,
+    subscriptions.router,
+    hooks.router,
 ]

@@ -1,0 +1,108 @@
+"""Outbound webhooks (admin): subscriptions and their deliveries (SPEC §6).
+
+``POST /subscriptions`` answers 201 with the subscription and its signing secret (shown
+this once); ``GET`` lists them (no secrets); ``DELETE /subscriptions/{id}`` removes one
+with its deliveries (204); ``GET /subscriptions/{id}/deliveries`` pages its deliveries,
+newest first (status, attempts, last response code and error, next attempt).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import Field
+
+from flowledger.api.bodies import Body
+from flowledger.api.deps import API_PREFIX, Admin, AppDep
+from flowledger.api.errors import ERROR_RESPONSES
+from flowledger.api.render import page, render
+from flowledger.app import (
+    CreatedSubscription,
+    CreateSubscription,
+    DeleteSubscription,
+    DeliveryDocument,
+    GetSubscription,
+    ListDeliveries,
+    Page,
+    SubscriptionDocument,
+)
+from flowledger.app.subscriptions import Event
+
+router = APIRouter(prefix=API_PREFIX, tags=["subscriptions"], responses=ERROR_RESPONSES)
+
+
+class SubscriptionBody(Body):
+    url: str
+    events: list[Event]
+    workflow: str | None = None
+    description: str = Field(default="")
+
+
+class SubscriptionList(Body):
+    items: list[SubscriptionDocument]
+
+
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    response_model=CreatedSubscription,
+    summary="Subscribe a URL to execution events; the answer holds its secret, once (admin)",
+)
+async def create_subscription(body: SubscriptionBody, app: AppDep, caller: Admin) -> Response:
+    created = await app.subscriptions.create(
+        CreateSubscription(
+            url=body.url,
+            events=body.events,
+            workflow=body.workflow,
+            description=body.description,
+            created_by=caller.created_by,
+        )
+    )
+    return render(created, 201)
+
+
+@router.get(
+    "/subscriptions",
+    response_model=SubscriptionList,
+    summary="Every subscription, newest first, without secrets (admin)",
+)
+async def list_subscriptions(app: AppDep, caller: Admin) -> Response:
+    return page(list(await app.subscriptions.list()))
+
+
+@router.get(
+    "/subscriptions/{id}",
+    response_model=SubscriptionDocument,
+    summary="One subscription, without its secret (admin)",
+)
+async def get_subscription(id: str, app: AppDep, caller: Admin) -> Response:
+    return render(await app.subscriptions.get(GetSubscription(id=id)))
+
+
+@router.delete(
+    "/subscriptions/{id}",
+    status_code=204,
+    summary="Delete a subscription and its deliveries (admin)",
+)
+async def delete_subscription(id: str, app: AppDep, caller: Admin) -> Response:
+    await app.subscriptions.delete(DeleteSubscription(id=id))
+    return Response(status_code=204)
+
+
+@router.get(
+    "/subscriptions/{id}/deliveries",
+    response_model=Page[DeliveryDocument],
+    summary="A subscription's deliveries, newest first (admin)",
+)
+async def list_deliveries(
+    id: str,
+    app: AppDep,
+    caller: Admin,
+    limit: Annotated[int, Query(description="1 to 1000; default 50")] = 50,
+    cursor: str | None = None,
+) -> Response:
+    found = await app.subscriptions.deliveries(
+        ListDeliveries(subscription_id=id, limit=limit, cursor=cursor)
+    )
+    return page(list(found.items), found.next_cursor)

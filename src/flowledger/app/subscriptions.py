@@ -1,0 +1,216 @@
+"""Outbound webhooks: subscriptions and their deliveries (SPEC §6, ``/subscriptions``).
+
+A subscription is a URL, the events it wants (``execution.completed``, ``.failed``,
+``.cancelled``, ``.awaiting_input``) and optionally one workflow. Its signing secret
+(``whsec_…``, 32 random bytes) is returned once, by :meth:`Subscriptions.create`; it is
+kept in the database (the sender needs it to sign) but no read shows it again.
+
+Each reported status change is written to the outbox in the commit that makes it
+(storage.outbox), one delivery per matching subscription; the workers' delivery duty
+(worker.deliveries) sends it as a signed Standard Webhook and retries it. Subscribing
+reports the changes committed from then on, never earlier ones. Deleting a subscription
+deletes its deliveries, sent or not.
+
+URLs: ``http``/``https`` only. A literal address the egress policy refuses
+(``FLOWLEDGER_HTTP_ALLOW``) is refused here already; host names are checked at every
+attempt, by the engine's guarded client (DNS may change).
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import ipaddress
+import json
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from typing_extensions import TypedDict
+
+from flowledger.app.cursors import CursorCodec
+from flowledger.app.models import MAX_PAGE, Page, Request
+from flowledger.errors import InvalidInputError, NotFoundError
+from flowledger.runtime.engine import Engine
+from flowledger.timeutil import iso
+from flowledger.types import Row
+
+Event = Literal[
+    "execution.completed",
+    "execution.failed",
+    "execution.cancelled",
+    "execution.awaiting_input",
+]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class CreateSubscription(Request):
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[Event] = Field(min_length=1, max_length=4)
+    #: Only executions of this workflow (by name); None: every workflow.
+    workflow: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str = Field(default="", max_length=500)
+    created_by: str = "python"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("the url must be an http:// or https:// URL with a host")
+        return url
+
+
+class GetSubscription(Request):
+    id: str = Field(min_length=1, max_length=40)
+
+
+class DeleteSubscription(Request):
+    id: str = Field(min_length=1, max_length=40)
+
+
+class ListDeliveries(Request):
+    """A subscription's deliveries, newest first; ``cursor`` is a page's ``nextCursor``."""
+
+    subscription_id: str = Field(min_length=1, max_length=40)
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
+
+
+class SubscriptionDocument(TypedDict):
+    id: str
+    url: str
+    events: list[str]
+    workflow: str | None
+    description: str
+    createdBy: str
+    createdAt: str
+
+
+class CreatedSubscription(SubscriptionDocument):
+    #: The signing secret: shown this once.
+    secret: str
+
+
+class DeliveryDocument(TypedDict):
+    #: Also the ``webhook-id`` header, the same on every attempt.
+    id: str
+    subscriptionId: str
+    event: str
+    executionId: str
+    status: DeliveryStatus
+    attempts: int
+    lastStatusCode: int | None
+    lastError: str | None
+    lastAttemptAt: str | None
+    #: When the next attempt is due (pending deliveries only).
+    nextAttemptAt: str | None
+    createdAt: str
+    deliveredAt: str | None
+
+
+class Subscriptions:
+    """The subscription operations of one application (see :class:`flowledger.app.App`)."""
+
+    def __init__(self, engine: Engine, codec: Callable[[], Awaitable[CursorCodec]]) -> None:
+        self._engine = engine
+        self._codec = codec
+
+    async def create(self, request: CreateSubscription) -> CreatedSubscription:
+        self._check_egress(request.url)
+        row = {
+            "id": f"sub_{uuid.uuid4().hex}",
+            "url": request.url,
+            "events": json.dumps(sorted(set(request.events))),
+            "workflow_name": request.workflow,
+            "secret": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii"),
+            "description": request.description,
+            "created_by": request.created_by,
+            "created_at": self._engine.clock.now(),
+        }
+        await self._engine.store.create_subscription(row)
+        return cast(CreatedSubscription, {**_subscription(row), "secret": row["secret"]})
+
+    async def list(self) -> builtins.list[SubscriptionDocument]:
+        return [_subscription(row) for row in await self._engine.store.list_subscriptions()]
+
+    async def get(self, request: GetSubscription) -> SubscriptionDocument:
+        row = await self._engine.store.get_subscription(request.id)
+        if row is None:
+            raise NotFoundError(f"subscription {request.id} does not exist")
+        return _subscription(row)
+
+    async def delete(self, request: DeleteSubscription) -> None:
+        if not await self._engine.store.delete_subscription(request.id):
+            raise NotFoundError(f"subscription {request.id} does not exist")
+
+    async def deliveries(self, request: ListDeliveries) -> Page[DeliveryDocument]:
+        await self.get(GetSubscription(id=request.subscription_id))
+        codec = await self._codec()
+        filters = {"subscription": request.subscription_id}
+        before = (
+            codec.decode("deliveries", filters, request.cursor)
+            if request.cursor is not None
+            else None
+        )
+        rows = await self._engine.store.list_deliveries(
+            request.subscription_id, request.limit + 1, before
+        )
+        page, more = rows[: request.limit], len(rows) > request.limit
+        cursor = None
+        if more:
+            last = page[-1]
+            created_at: datetime = last["created_at"]
+            cursor = codec.encode("deliveries", filters, created_at, str(last["id"]))
+        return Page[DeliveryDocument](items=[_delivery(r) for r in page], next_cursor=cursor)
+
+    def _check_egress(self, url: str) -> None:
+        host = urlsplit(url).hostname or ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: checked when it is resolved, at every attempt
+        problem = self._engine.settings.http_allow.problem(host, address)
+        if problem is not None:
+            raise InvalidInputError(
+                f"the egress policy refuses {url}: {problem} (FLOWLEDGER_HTTP_ALLOW can allow it)",
+                ("url",),
+            )
+
+
+def _subscription(row: Row) -> SubscriptionDocument:
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "events": json.loads(row["events"]),
+        "workflow": row["workflow_name"],
+        "description": row["description"],
+        "createdBy": row["created_by"],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+def _delivery(row: Row) -> DeliveryDocument:
+    pending = row["status"] == "pending"
+
+    def when(value: datetime | None) -> str | None:
+        return iso(value) if value is not None else None
+
+    return {
+        "id": row["id"],
+        "subscriptionId": row["subscription_id"],
+        "event": row["event"],
+        "executionId": row["execution_id"],
+        "status": row["status"],
+        "attempts": int(row["attempts"]),
+        "lastStatusCode": row["last_status_code"],
+        "lastError": row["last_error"],
+        "lastAttemptAt": when(row["last_attempt_at"]),
+        "nextAttemptAt": when(row["next_attempt_at"]) if pending else None,
+        "createdAt": iso(row["created_at"]),
+        "deliveredAt": when(row["delivered_at"]),
+    }

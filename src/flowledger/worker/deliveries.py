@@ -1,0 +1,141 @@
+"""Worker duty: send the outbox's deliveries as signed Standard Webhooks, and retry them.
+
+Each look claims up to ``BATCH`` due deliveries (storage.webhooks: a lease per attempt,
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never send one delivery at
+once) and POSTs them concurrently through the engine's HTTP client, the one
+``sys.http_request`` uses: subscriber URLs pass the same egress guard, redirects are
+not followed, proxies from the environment are ignored.
+
+Every attempt carries the delivery's id as ``webhook-id`` (the same on every retry, so
+receivers dedupe on it), a fresh ``webhook-timestamp`` and ``webhook-signature`` (v1,
+HMAC-SHA256 with the subscription's secret, by the ``standardwebhooks`` package).
+A 2xx answer delivers it. Anything else (another status, a timeout, a refused or failed
+connection) schedules the next attempt: the n-th retry waits ``initial · 2^(n-1)``
+capped at ``max``, of which a random half is jitter (so receivers that come back are not
+hit by every sender at once), the last one at ``retry_for`` after the event (24 h by
+default); a delivery failing then is ``failed``. The schedule is ``Settings.deliveries``
+(``FLOWLEDGER_DELIVERY_*``).
+
+At least once: a worker that dies mid-attempt leaves the delivery claimed until its
+lease (the attempt timeout plus a margin) lapses; another worker then sends it again
+with the same ``webhook-id``. Nothing is lost: the delivery row was committed with the
+status change it reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from standardwebhooks import Webhook
+
+from flowledger.config import DeliverySchedule
+from flowledger.logs import log_extra
+from flowledger.runtime.engine import Engine
+from flowledger.storage.webhooks import ClaimedDelivery
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+#: Added to the attempt timeout to make the claim's lease.
+LEASE_MARGIN = timedelta(seconds=30)
+USER_AGENT = "flowledger-webhooks/1"
+
+
+def retry_delay(
+    attempt: int, schedule: DeliverySchedule, rand: Callable[[], float] = random.random
+) -> timedelta:
+    """How long to wait after failed attempt number ``attempt`` (1 for the first):
+    ``initial · 2^(attempt-1)`` capped at ``max``; the upper half of it is random."""
+    full: timedelta = min(schedule.initial * (2 ** min(attempt - 1, 40)), schedule.max)
+    return full / 2 + (full / 2) * rand()
+
+
+class DeliveryDuty:
+    name = "deliveries"
+
+    def __init__(self, engine: Engine, schedule: DeliverySchedule | None = None) -> None:
+        self.engine = engine
+        self.schedule = schedule or engine.settings.deliveries
+        self.lease = self.schedule.timeout + LEASE_MARGIN
+
+    async def run_once(self) -> float:
+        claimed = await self.engine.store.claim_deliveries(self.engine.owner, BATCH, self.lease)
+        if not claimed:
+            return 1.0
+        await asyncio.gather(*(self._attempt(delivery) for delivery in claimed))
+        return 0.0 if len(claimed) == BATCH else 0.1
+
+    async def deliver_pending(self) -> int:
+        """Attempt every delivery due now; how many were attempted (for programs and tests
+        that run no worker)."""
+        done = 0
+        while claimed := await self.engine.store.claim_deliveries(
+            self.engine.owner, BATCH, self.lease
+        ):
+            await asyncio.gather(*(self._attempt(delivery) for delivery in claimed))
+            done += len(claimed)
+        return done
+
+    async def _attempt(self, delivery: ClaimedDelivery) -> None:
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            response = await self.engine.http.post(
+                delivery.url,
+                content=delivery.payload.encode(),
+                headers=self._headers(delivery),
+                timeout=self.schedule.timeout.total_seconds(),
+            )
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"the receiver answered {status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        delivered = error is None
+        retry_in = None if delivered else self._retry_in(delivery)
+        kept = await self.engine.store.finish_delivery(
+            delivery,
+            self.engine.owner,
+            delivered=delivered,
+            status_code=status_code,
+            error=error,
+            retry_in=retry_in,
+        )
+        extra = log_extra("deliver_webhook", delivery=delivery.id)
+        if not kept:
+            log.warning("delivery %s: the claim lapsed; another worker has it", delivery.id,
+                        extra=extra)  # fmt: skip
+        elif not delivered:
+            log.warning(
+                "delivery %s to %s, attempt %d: %s; %s",
+                delivery.id,
+                delivery.url,
+                delivery.attempt,
+                error,
+                f"next attempt in {retry_in}" if retry_in is not None else "given up",
+                extra=extra,
+            )
+
+    def _headers(self, delivery: ClaimedDelivery) -> dict[str, str]:
+        now = self.engine.clock.now()
+        signature = Webhook(delivery.secret).sign(delivery.id, now, delivery.payload)
+        return {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature,
+        }
+
+    def _retry_in(self, delivery: ClaimedDelivery) -> timedelta | None:
+        """The wait before the next attempt; None once ``retry_for`` has passed."""
+        now: datetime = self.engine.clock.now()
+        remaining = delivery.created_at + self.schedule.retry_for - now
+        if remaining <= timedelta(0):
+            return None
+        return min(retry_delay(delivery.attempt, self.schedule), remaining)

@@ -1,0 +1,235 @@
+"""Webhook triggers in (app.hooks): signatures, replays, rotation, limits, routing."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks import Webhook
+
+from flowledger.app import App, ListExecutions, PushWorkflows, WorkflowText
+from flowledger.app.hooks import ReceiveHook
+from flowledger.errors import (
+    AuthenticationError,
+    InputError,
+    InvalidInputError,
+    NotFoundError,
+    TooLargeError,
+    UnavailableError,
+)
+
+SIGNED = """\
+name: signed
+triggers:
+  - {type: webhook, path: leads/new, secret_env: TEST_HOOK_SECRET}
+steps:
+  - {id: echo, type: sys.transform, input: {value: "{{ input.name }} via {{ trigger.type }}"}}
+output: {said: "{{ steps.echo.output }}", q: "{{ trigger.queryParams.source }}"}
+"""
+OPEN = """\
+name: open
+triggers:
+  - {type: webhook, path: open, auth: none}
+steps:
+  - {id: echo, type: sys.transform, input: {value: "{{ trigger.body }}"}}
+output: "{{ steps.echo.output }}"
+"""
+TYPED = """\
+name: typed
+input_schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+triggers:
+  - {type: webhook, path: typed, auth: none}
+steps:
+  - {id: echo, type: sys.transform, input: {value: "{{ input.n }}"}}
+"""
+
+
+def new_secret(seed: bytes) -> str:
+    return "whsec_" + base64.b64encode(seed * (32 // len(seed))).decode()
+
+
+SECRET, OLD_SECRET = new_secret(b"new-secret-8"[:8]), new_secret(b"old-secr")
+
+
+def signed(
+    body: bytes,
+    *secrets: str,
+    msg_id: str = "msg_1",
+    at: datetime | None = None,
+) -> dict[str, str]:
+    at = at or datetime.now(UTC)
+    signatures = " ".join(Webhook(s).sign(msg_id, at, body.decode()) for s in secrets)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signatures,
+    }
+
+
+@pytest.fixture
+async def hooks_app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[App]:
+    monkeypatch.setenv("TEST_HOOK_SECRET", SECRET)
+    monkeypatch.setenv("FLOWLEDGER_HOOK_BODY_LIMIT", "2KiB")
+    async with App(db_url) as app:
+        texts = [WorkflowText(text=t, file=f"{n}.yaml") for n, t in
+                 (("signed", SIGNED), ("open", OPEN), ("typed", TYPED))]  # fmt: skip
+        await app.workflows.push(PushWorkflows(texts=texts))
+        yield app
+
+
+async def count(app: App) -> int:
+    return len((await app.executions.list(ListExecutions(limit=100))).items)
+
+
+async def test_a_signed_request_starts_the_workflow_with_the_trigger(hooks_app: App) -> None:
+    body = json.dumps({"name": "Ada"}).encode()
+    receipt = await hooks_app.hooks.receive(
+        ReceiveHook(path="leads/new", headers=signed(body, SECRET), body=body,
+                    query={"source": "crm"})
+    )  # fmt: skip
+    assert receipt["workflow"] == "signed" and receipt["duplicate"] is False
+    row = await hooks_app.engine.store.get_execution(receipt["executionId"])
+    assert row is not None and row["runtime_status"] == "NotStarted"
+    assert row["created_by"] == "webhook:leads/new"
+    trigger = json.loads(row["trigger"])
+    assert trigger["body"] == {"name": "Ada"} and trigger["queryParams"] == {"source": "crm"}
+    assert trigger["headers"]["webhook-id"] == "msg_1"
+    done = await hooks_app.engine.drive(receipt["executionId"])
+    assert done["output"] == {"said": "Ada via webhook", "q": "crm"}
+
+
+async def test_a_replayed_webhook_id_returns_the_same_execution(hooks_app: App) -> None:
+    body = b'{"name": "Ada"}'
+    first = await hooks_app.hooks.receive(
+        ReceiveHook(path="leads/new", headers=signed(body, SECRET), body=body)
+    )
+    again = await hooks_app.hooks.receive(
+        ReceiveHook(path="leads/new", headers=signed(body, SECRET), body=body)
+    )
+    assert again["executionId"] == first["executionId"] and again["duplicate"] is True
+    other = await hooks_app.hooks.receive(
+        ReceiveHook(path="leads/new", headers=signed(body, SECRET, msg_id="msg_2"), body=body)
+    )
+    assert other["executionId"] != first["executionId"]
+    assert await count(hooks_app) == 2
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda h: {**h, "webhook-signature": "v1,"},  # svix CVE-2024-21491
+        lambda h: {**h, "webhook-signature": h["webhook-signature"][:-8]},  # truncated MAC
+        lambda h: {**h, "webhook-signature": "v2," + h["webhook-signature"][3:]},
+        lambda h: {**h, "webhook-signature": "v1"},
+        lambda h: {**h, "webhook-signature": "v1,!!notbase64"},
+        lambda h: {**h, "webhook-id": "msg_other"},
+        lambda h: {k: v for k, v in h.items() if k != "webhook-signature"},
+    ],
+)
+async def test_a_bad_signature_is_refused_and_starts_nothing(
+    hooks_app: App, tamper: object
+) -> None:
+    body = b'{"name": "Mallory"}'
+    headers = tamper(signed(body, SECRET))  # type: ignore[operator]
+    with pytest.raises(AuthenticationError):
+        await hooks_app.hooks.receive(ReceiveHook(path="leads/new", headers=headers, body=body))
+    assert await count(hooks_app) == 0
+
+
+async def test_a_reserialized_body_or_another_secret_does_not_verify(hooks_app: App) -> None:
+    body = b'{"name": "Ada"}'
+    headers = signed(body, SECRET)
+    with pytest.raises(AuthenticationError, match="no signature matches"):
+        await hooks_app.hooks.receive(
+            ReceiveHook(path="leads/new", headers=headers, body=b'{"name":"Ada"}')
+        )
+    with pytest.raises(AuthenticationError, match="no signature matches"):
+        await hooks_app.hooks.receive(
+            ReceiveHook(path="leads/new", headers=signed(body, OLD_SECRET), body=body)
+        )
+    assert await count(hooks_app) == 0
+
+
+@pytest.mark.parametrize("off", [timedelta(seconds=-301), timedelta(seconds=301)])
+async def test_a_stale_or_future_timestamp_is_refused(hooks_app: App, off: timedelta) -> None:
+    body = b'{"name": "Ada"}'
+    headers = signed(body, SECRET, at=datetime.now(UTC) + off)
+    with pytest.raises(AuthenticationError, match="more than 5 minutes"):
+        await hooks_app.hooks.receive(ReceiveHook(path="leads/new", headers=headers, body=body))
+    assert await count(hooks_app) == 0
+
+
+async def test_rotation_several_signatures_and_several_secrets(
+    hooks_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = b'{"name": "Ada"}'
+    # The sender signs with its old and new secret; this side knows the new one only.
+    both = signed(body, OLD_SECRET, SECRET, msg_id="msg_rot1")
+    receipt = await hooks_app.hooks.receive(ReceiveHook(path="leads/new", headers=both, body=body))
+    assert receipt["duplicate"] is False
+    # This side accepts both secrets while senders move over: the old one verifies too.
+    monkeypatch.setenv("TEST_HOOK_SECRET", f"{SECRET} {OLD_SECRET}")
+    old = signed(body, OLD_SECRET, msg_id="msg_rot2")
+    assert (await hooks_app.hooks.receive(
+        ReceiveHook(path="leads/new", headers=old, body=body)))["duplicate"] is False  # fmt: skip
+    assert await count(hooks_app) == 2
+
+
+async def test_an_unset_secret_refuses_every_request(
+    hooks_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_HOOK_SECRET")
+    body = b"{}"
+    with pytest.raises(UnavailableError, match="no secret"):
+        await hooks_app.hooks.receive(
+            ReceiveHook(path="leads/new", headers=signed(body, SECRET), body=body)
+        )
+
+
+async def test_open_hooks_dedupe_on_the_idempotency_key(hooks_app: App) -> None:
+    plain = {"Content-Type": "text/plain"}
+    a = await hooks_app.hooks.receive(ReceiveHook(path="open", headers=plain, body=b"hi"))
+    b = await hooks_app.hooks.receive(ReceiveHook(path="open", headers=plain, body=b"hi"))
+    assert a["executionId"] != b["executionId"]  # no key: every request starts one
+    keyed = {**plain, "Idempotency-Key": "order-42"}
+    c = await hooks_app.hooks.receive(ReceiveHook(path="open", headers=keyed, body=b"hi"))
+    d = await hooks_app.hooks.receive(ReceiveHook(path="open", headers=keyed, body=b"hi"))
+    assert c["executionId"] == d["executionId"] and d["duplicate"] is True
+    assert await count(hooks_app) == 3
+    done = await hooks_app.engine.drive(c["executionId"])
+    assert done["output"] == "hi"
+
+
+async def test_limits_and_bad_bodies(hooks_app: App) -> None:
+    json_type = {"Content-Type": "application/json"}
+    with pytest.raises(TooLargeError, match="2048 bytes"):
+        await hooks_app.hooks.receive(ReceiveHook(path="open", body=b"x" * 2049))
+    with pytest.raises(InvalidInputError, match="not valid JSON"):
+        await hooks_app.hooks.receive(ReceiveHook(path="open", headers=json_type, body=b"{"))
+    with pytest.raises(InvalidInputError, match="UTF-8"):
+        await hooks_app.hooks.receive(ReceiveHook(path="open", body=b"\xff\xfe"))
+    with pytest.raises(InvalidInputError, match="at most 200"):
+        await hooks_app.hooks.receive(
+            ReceiveHook(path="open", headers={"Idempotency-Key": "k" * 201}, body=b"")
+        )
+    with pytest.raises(InputError, match="input_schema"):
+        await hooks_app.hooks.receive(ReceiveHook(path="typed", headers=json_type, body=b"{}"))
+    ok = await hooks_app.hooks.receive(
+        ReceiveHook(path="typed", headers=json_type, body=b'{"n": 3}')
+    )
+    assert (await hooks_app.engine.drive(ok["executionId"]))["runtimeStatus"] == "Completed"
+    assert await count(hooks_app) == 1
+
+
+async def test_unknown_paths_and_unpushed_workflows_are_not_found(hooks_app: App) -> None:
+    with pytest.raises(NotFoundError, match="no pushed workflow"):
+        await hooks_app.hooks.receive(ReceiveHook(path="nowhere", body=b""))
+    # Loaded and run from a file, never pushed: its webhook path is not live.
+    workflow = hooks_app.engine.load_text(OPEN.replace("open", "adhoc"), "adhoc.yaml")
+    await hooks_app.engine.register(workflow)
+    with pytest.raises(NotFoundError):
+        await hooks_app.hooks.receive(ReceiveHook(path="adhoc", body=b""))

@@ -1,0 +1,79 @@
+"""A real webhook receiver for tests: a threaded ``http.server`` on 127.0.0.1.
+
+It records every request (headers and body) and answers 503 while ``down`` is set,
+200 otherwise; ``accepted`` maps each ``webhook-id`` it answered 200 to how many
+times it did (a receiver that dedupes by ``webhook-id`` sees each once).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    down: bool = False
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def accepted(self) -> Counter[str]:
+        with self.lock:
+            return Counter(r.headers["webhook-id"] for r in self.requests if r.status == 200)
+
+    @property
+    def refused(self) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r.status != 200)
+
+    def first_accepted(self) -> dict[str, Received]:
+        with self.lock:
+            found: dict[str, Received] = {}
+            for r in self.requests:
+                if r.status == 200:
+                    found.setdefault(r.headers["webhook-id"], r)
+            return found
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            status = 503 if state.down else 200
+            with state.lock:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                state.requests.append(Received(headers, body, status))
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,273 @@
+"""Notifications out: the outbox, the delivery duty and a real receiver (both databases)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from standardwebhooks import Webhook
+
+from flowledger import Engine
+from flowledger.app import App
+from flowledger.app.subscriptions import (
+    CreateSubscription,
+    DeleteSubscription,
+    GetSubscription,
+    ListDeliveries,
+)
+from flowledger.config import DeliverySchedule, Settings
+from flowledger.errors import InvalidInputError, NotFoundError
+from flowledger.worker.deliveries import DeliveryDuty, retry_delay
+from flowledger.worker.worker import Worker, WorkerOptions
+from tests.worker.receiver import Receiver, receiver
+
+FAST = DeliverySchedule(
+    initial=timedelta(milliseconds=20),
+    max=timedelta(milliseconds=100),
+    retry_for=timedelta(hours=1),
+    timeout=timedelta(seconds=5),
+)
+OK = """\
+name: ok
+steps:
+  - {id: a, type: sys.transform, input: {value: 1}}
+"""
+BAD = """\
+name: bad
+steps:
+  - {id: a, type: sys.fail, input: {message: "no luck"}}
+"""
+ASKS = """\
+name: asks
+steps:
+  - {id: a, type: sys.wait_for_input, input: {prompt: "ok?"}}
+"""
+
+
+def settings(db_url: str, schedule: DeliverySchedule = FAST) -> Settings:
+    return dataclasses.replace(Settings.from_env(), db_url=db_url, deliveries=schedule)
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as state:
+        yield state
+
+
+@pytest.fixture
+async def app(db_url: str) -> AsyncIterator[App]:
+    async with Engine(db_url, settings=settings(db_url)) as engine, App(engine=engine) as app:
+        yield app
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Wait for a condition (a bound against hanging, not a speed claim)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.02)
+
+
+async def run(app: App, text: str) -> str:
+    doc = await app.engine.run(app.engine.load_text(text, "wf.yaml"), {})
+    return str(doc["id"])
+
+
+async def test_a_receiver_down_for_a_while_gets_every_event_once(
+    db_url: str, app: App, hook: Receiver
+) -> None:
+    sub = await app.subscriptions.create(
+        CreateSubscription(url=hook.url, events=["execution.completed", "execution.failed"])
+    )
+    assert sub["secret"].startswith("whsec_")
+    assert "secret" not in (await app.subscriptions.list())[0]
+    hook.down = True
+    ran = [await run(app, OK), await run(app, BAD), await run(app, OK)]
+    # A first worker tries while the receiver is down, and is stopped.
+    worker = Worker(app.engine, WorkerOptions(max_duty_wait=0.05))
+    task = asyncio.create_task(worker.run())
+
+    async def refused_a_few() -> bool:
+        return hook.refused >= 6
+
+    await until(refused_a_few)
+    worker.stop()
+    await task
+    hook.down = False
+    # Another worker, in another engine (process), finds every delivery still to do.
+    async with Engine(db_url, settings=settings(db_url)) as other:
+        second = Worker(other, WorkerOptions(max_duty_wait=0.05))
+        task = asyncio.create_task(second.run())
+
+        async def all_delivered() -> bool:
+            page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+            return len(page.items) == 3 and all(d["status"] == "delivered" for d in page.items)
+
+        await until(all_delivered)
+        second.stop()
+        await task
+    assert sorted(hook.accepted.values()) == [1, 1, 1]  # nothing doubled, nothing lost
+    webhook = Webhook(sub["secret"])
+    seen = {}
+    for webhook_id, request in hook.first_accepted().items():
+        payload = webhook.verify(request.body, request.headers)
+        assert request.headers["webhook-id"] == webhook_id
+        seen[payload["data"]["executionId"]] = payload["type"]
+    assert seen == {
+        ran[0]: "execution.completed",
+        ran[1]: "execution.failed",
+        ran[2]: "execution.completed",
+    }
+    page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+    for delivery in page.items:
+        assert delivery["attempts"] >= 2 and delivery["lastStatusCode"] == 200
+        assert delivery["nextAttemptAt"] is None and delivery["deliveredAt"] is not None
+    # The same webhook-id on every attempt of a delivery.
+    ids_tried = {r.headers["webhook-id"] for r in hook.requests}
+    assert ids_tried == {d["id"] for d in page.items}
+
+
+async def test_a_worker_dying_mid_attempt_loses_nothing(app: App, hook: Receiver) -> None:
+    sub = await app.subscriptions.create(
+        CreateSubscription(url=hook.url, events=["execution.completed"])
+    )
+    execution_id = await run(app, OK)  # committed, with its outbox row; nobody sent it
+    store = app.engine.store
+    lease = timedelta(milliseconds=300)
+    (taken,) = await store.claim_deliveries("dead-worker", 10, lease)  # then it dies
+    assert await store.claim_deliveries("another", 10, lease) == []  # leased: not twice
+    duty = DeliveryDuty(app.engine)
+
+    async def sent() -> bool:
+        await duty.deliver_pending()
+        return bool(hook.accepted)
+
+    await until(sent)
+    # The dead worker's late answer is fenced off.
+    late = await store.finish_delivery(
+        taken, "dead-worker", delivered=True, status_code=200, error=None, retry_in=None
+    )
+    assert late is False
+    (delivery,) = (
+        await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+    ).items
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 2
+    assert delivery["executionId"] == execution_id
+
+
+async def test_two_claimers_never_take_the_same_delivery(db_url: str, app: App) -> None:
+    await app.subscriptions.create(
+        CreateSubscription(url="http://127.0.0.1:9/none", events=["execution.completed"])
+    )
+    for _ in range(12):
+        await run(app, OK)
+    async with Engine(db_url, settings=settings(db_url)) as other:
+        lease = timedelta(minutes=1)
+        results = await asyncio.gather(
+            *(e.store.claim_deliveries(e.owner, 4, lease) for e in [app.engine, other] * 4)
+        )
+    ids = [d.id for claimed in results for d in claimed]
+    assert len(ids) == len(set(ids)) == 12
+
+
+async def test_events_and_workflow_filters_and_what_subscribing_sees(
+    app: App, hook: Receiver
+) -> None:
+    early = await run(app, OK)  # before any subscription: reported to nobody
+    everything = await app.subscriptions.create(
+        CreateSubscription(
+            url=hook.url,
+            events=[
+                "execution.completed",
+                "execution.failed",
+                "execution.cancelled",
+                "execution.awaiting_input",
+            ],
+        )
+    )
+    only_bad = await app.subscriptions.create(
+        CreateSubscription(url=hook.url, events=["execution.failed", "execution.completed"],
+                           workflow="bad")
+    )  # fmt: skip
+    await run(app, OK)
+    await run(app, BAD)
+    waiting = await run(app, ASKS)
+
+    async def events(sub_id: str) -> list[tuple[str, str]]:
+        page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub_id))
+        return sorted((d["event"], d["executionId"]) for d in page.items)
+
+    all_events = await events(everything["id"])
+    assert [e for e, _ in all_events] == [
+        "execution.awaiting_input",
+        "execution.completed",
+        "execution.failed",
+    ]
+    assert ("execution.awaiting_input", waiting) in all_events
+    assert early not in {x for _, x in all_events}
+    assert [e for e, _ in await events(only_bad["id"])] == ["execution.failed"]
+    await DeliveryDuty(app.engine).deliver_pending()
+    assert len(hook.accepted) == 4
+    bodies = [json.loads(r.body) for r in hook.first_accepted().values()]
+    assert {b["data"]["workflowName"] for b in bodies} == {"ok", "bad", "asks"}
+    # Deleting a subscription deletes its deliveries.
+    await app.subscriptions.delete(DeleteSubscription(id=only_bad["id"]))
+    with pytest.raises(NotFoundError):
+        await app.subscriptions.get(GetSubscription(id=only_bad["id"]))
+    with pytest.raises(NotFoundError):
+        await app.subscriptions.deliveries(ListDeliveries(subscription_id=only_bad["id"]))
+    with pytest.raises(NotFoundError):
+        await app.subscriptions.delete(DeleteSubscription(id=only_bad["id"]))
+
+
+async def test_a_delivery_failing_for_its_whole_window_is_given_up(
+    db_url: str, hook: Receiver
+) -> None:
+    short = dataclasses.replace(FAST, retry_for=timedelta(milliseconds=300))
+    async with (
+        Engine(db_url, settings=settings(db_url, short)) as engine,
+        App(engine=engine) as app,
+    ):
+        sub = await app.subscriptions.create(
+            CreateSubscription(url=hook.url, events=["execution.completed"])
+        )
+        hook.down = True
+        await run(app, OK)
+        duty = DeliveryDuty(engine)
+
+        async def given_up() -> bool:
+            await duty.deliver_pending()
+            page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+            return page.items[0]["status"] == "failed"
+
+        await until(given_up)
+        (delivery,) = (
+            await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+        ).items
+        assert delivery["lastStatusCode"] == 503 and delivery["attempts"] >= 2
+        assert "503" in (delivery["lastError"] or "")
+        assert delivery["nextAttemptAt"] is None
+
+
+async def test_an_address_the_egress_policy_refuses_is_refused(app: App) -> None:
+    for url in ["http://169.254.169.254/latest", "http://[::ffff:a9fe:a9fe]/", "ftp://x/"]:
+        with pytest.raises(InvalidInputError) as caught:
+            await app.subscriptions.create(
+                CreateSubscription(url=url, events=["execution.completed"])
+            )
+        assert caught.value.field_path == ("url",)
+
+
+def test_the_retry_schedule_doubles_up_to_its_cap_with_jitter() -> None:
+    schedule = DeliverySchedule(initial=timedelta(seconds=5), max=timedelta(minutes=30))
+    lows = [retry_delay(n, schedule, rand=lambda: 0.0) for n in (1, 2, 3, 20)]
+    highs = [retry_delay(n, schedule, rand=lambda: 1.0) for n in (1, 2, 3, 20)]
+    assert lows == [timedelta(seconds=2.5), timedelta(seconds=5), timedelta(seconds=10),
+                    timedelta(minutes=15)]  # fmt: skip
+    assert highs == [timedelta(seconds=5), timedelta(seconds=10), timedelta(seconds=20),
+                     timedelta(minutes=30)]  # fmt: skip
