@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -52,18 +51,13 @@ async def test_a_notification_sent_between_waits_is_not_lost(
 ) -> None:
     waiter, notifier = pair
     await waiter.wait_for_work(0)
-    for _ in range(3):  # a burst: one wake-up for all of it, then quiet again
+    for _ in range(3):  # a burst, sent while nobody waits
         await notifier.notify_work()
     woken = asyncio.ensure_future(waiter.wait_for_work(600))
     await asyncio.wait({woken}, timeout=PATIENCE)
     assert woken.done(), "a notification sent between waits was lost"
-    # The burst was consumed by that one wake-up: the next wait runs to its timeout.
-    quiet = asyncio.ensure_future(waiter.wait_for_work(600))
-    await asyncio.sleep(0.2)
-    assert not quiet.done(), "the burst woke the next wait too"
-    quiet.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await quiet
+    # (Whether the burst also ends the next wait depends on when its packets arrive: an
+    # extra wake-up costs one empty claim, so it is not asserted either way.)
 
 
 @pytest.mark.postgresql
