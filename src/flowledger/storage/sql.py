@@ -360,6 +360,25 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
     def acquire_lease(
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> int | None:
+        row = self._acquire(execution_id, owner, lease, steal_from, executions.c.lease_epoch)
+        return int(row[0]) if row is not None else None
+
+    @writes
+    def acquire_lease_row(
+        self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
+    ) -> Row | None:
+        # The row comes back with the UPDATE (RETURNING): no read after it.
+        row = self._acquire(execution_id, owner, lease, steal_from, *executions.c)
+        return dict(row._mapping) if row is not None else None
+
+    def _acquire(
+        self,
+        execution_id: str,
+        owner: str,
+        lease: timedelta,
+        steal_from: str | None,
+        *returning: ColumnElement[Any],
+    ) -> Any:
         t = executions
         # Compare-and-set; RETURNING hands back the new fencing token.
         stmt = (
@@ -371,11 +390,10 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                 lease_expires_at=self._sql_now(lease),
                 wake_at=None,
             )
-            .returning(t.c.lease_epoch)
+            .returning(*returning)
         )
         with self.conn.begin():
-            epoch = self.conn.execute(stmt).scalar()
-        return int(epoch) if epoch is not None else None
+            return self.conn.execute(stmt).first()
 
     def _runnable(self) -> ColumnElement[bool]:
         t = executions
@@ -443,6 +461,17 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     @writes
     def release_lease(self, execution_id: str, epoch: int, wake_at: datetime | None = None) -> None:
+        self._release(execution_id, epoch, wake_at, returning=False)
+
+    @writes
+    def release_lease_row(
+        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+    ) -> Row | None:
+        return self._release(execution_id, epoch, wake_at, returning=True)
+
+    def _release(
+        self, execution_id: str, epoch: int, wake_at: datetime | None, *, returning: bool
+    ) -> Row | None:
         t = executions
         wake: datetime | ColumnElement[datetime] | None = wake_at
         with self.conn.begin():
@@ -460,11 +489,19 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                 ).first()
                 if waiting is not None:
                     wake = self._sql_now()
-            self.conn.execute(
+            release = (
                 update(t)
                 .where(and_(t.c.id == execution_id, t.c.lease_epoch == epoch))
                 .values(lease_owner=None, lease_expires_at=None, wake_at=wake)
             )
+            if not returning:
+                self.conn.execute(release)
+                return None
+            # The final row comes back with the UPDATE; read it only when the epoch moved on.
+            row = self.conn.execute(release.returning(*t.c)).first()
+            if row is None:
+                row = self.conn.execute(select(t).where(t.c.id == execution_id)).first()
+        return dict(row._mapping) if row is not None else None
 
     async def wait_for_work(self, timeout: float) -> None:
         # No push channel on this backend: the caller polls, backing off while idle.
