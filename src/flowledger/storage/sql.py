@@ -45,7 +45,7 @@ from flowledger.storage.schema import (
     workflow_versions,
     workflows,
 )
-from flowledger.storage.sqlpart import reads, writes
+from flowledger.storage.sqlpart import point_read, reads, small_write, writes
 from flowledger.storage.writes import BatchWriter
 from flowledger.timeutil import utcnow
 
@@ -166,7 +166,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                 return _version(values)
         return _version(row._mapping)
 
-    @reads
+    @point_read
     def get_workflow_version(self, version_id: str) -> WorkflowVersion | None:
         with self.reading():
             row = self.conn.execute(
@@ -214,10 +214,24 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
 
     # -- executions ---------------------------------------------------------------------------
 
-    @writes
-    def create_execution(
+    async def create_execution(
         self, execution: Row, events_: list[Row], steps: Sequence[Row] = ()
     ) -> str:
+        # A plain new execution is two rows (may commit inline, see SQLPart._inline_write);
+        # a rerun's copied steps can be thousands: those always go to the writer thread.
+        if steps:
+            return await self._create_execution(execution, events_, steps)
+        return await self._create_small_execution(execution, events_)
+
+    @small_write
+    def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
+        return self._insert_execution(execution, events_, ())
+
+    @writes
+    def _create_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
+        return self._insert_execution(execution, events_, steps)
+
+    def _insert_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
         try:
             with self.conn.begin():
                 self.conn.execute(insert(executions), [execution])
@@ -268,7 +282,7 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
         else:
             await self._group.commit_now(batch)
 
-    @reads
+    @point_read
     def get_execution(self, execution_id: str) -> Row | None:
         with self.reading():
             row = self.conn.execute(
@@ -356,14 +370,14 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
             read_at = time.monotonic()
         return _aware(value), read_at
 
-    @writes
+    @small_write
     def acquire_lease(
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> int | None:
         row = self._acquire(execution_id, owner, lease, steal_from, executions.c.lease_epoch)
         return int(row[0]) if row is not None else None
 
-    @writes
+    @small_write
     def acquire_lease_row(
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> Row | None:
@@ -459,11 +473,11 @@ class SQLStore(SQLEntityStore, SQLScheduleStore, SQLJobStore, SQLArtifactStore, 
                     held.add(execution_id)
         return held
 
-    @writes
+    @small_write
     def release_lease(self, execution_id: str, epoch: int, wake_at: datetime | None = None) -> None:
         self._release(execution_id, epoch, wake_at, returning=False)
 
-    @writes
+    @small_write
     def release_lease_row(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None
     ) -> Row | None:
