@@ -89,6 +89,7 @@ from queue import SimpleQueue
 from typing import Any, TypeAlias, TypeVar
 
 from flowledger.errors import StorageError
+from flowledger.logs import log_extra
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,11 @@ def _deliver(
 ) -> None:
     if future is None:
         if error is not None:
-            log.error("background storage work failed", exc_info=error)
+            log.error(
+                "background storage work failed",
+                exc_info=error,
+                extra=log_extra("storage_background"),
+            )
         return
     if loop is None:
         assert isinstance(future, ThreadFuture)
