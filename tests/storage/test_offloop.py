@@ -19,7 +19,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from flowledger import Engine
 from flowledger.config import Settings
@@ -278,3 +279,134 @@ async def test_a_commit_waiting_for_another_process_lock_waits_off_the_loop(
     finally:
         other.close()
         await store.close()
+
+
+class LaneCalls:
+    """Counts the calls a store hands to its lanes (an inline call hands none)."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self.reads = 0
+        self.writes = 0
+        readers, writer = store._readers, store._writer
+        read, write = readers.run, writer.run
+
+        def counted_read(body: Callable[[], Any]) -> Any:
+            self.reads += 1
+            return read(body)
+
+        def counted_write(body: Callable[[], Any]) -> Any:
+            self.writes += 1
+            return write(body)
+
+        readers.run = counted_read  # type: ignore[method-assign]
+        writer.run = counted_write  # type: ignore[method-assign]
+
+
+@asynccontextmanager
+async def sqlite_store(path: Any) -> AsyncIterator[SQLStore]:
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, SQLStore)
+    await store.initialize()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_point_reads_and_lease_writes_run_inline_when_nothing_can_wait(
+    tmp_path: Any,
+) -> None:
+    async with sqlite_store(tmp_path / "flow.db") as store:
+        execution_id = await new_execution(store)
+        calls = LaneCalls(store)
+        row = await store.acquire_lease_row(execution_id, "me", LEASE)
+        assert row is not None and row["lease_owner"] == "me" and row["lease_epoch"] == 1
+        read = await store.get_execution(execution_id)
+        assert read == row
+        released = await store.release_lease_row(execution_id, 1)
+        assert released is not None and released["lease_owner"] is None
+        assert (calls.reads, calls.writes) == (0, 0)
+        # A read of many rows is no point read: it always goes to a reader thread.
+        await store.get_step_executions(execution_id)
+        assert calls.reads == 1
+
+
+async def test_a_point_read_that_would_wait_goes_to_a_reader_thread(tmp_path: Any) -> None:
+    """What makes a WAL read wait (another process recovering the WAL after a crash, or
+    holding the file in exclusive locking mode) cannot be staged while the store has the
+    file open, so the loop's read connection is pointed at a second database whose lock
+    another connection holds: SQLite refuses the read at once (busy timeout 0), and the
+    read goes to a reader thread (the real database) while the loop keeps turning."""
+    async with sqlite_store(tmp_path / "flow.db") as store:
+        execution_id = await new_execution(store)
+        calls = LaneCalls(store)
+        decoy = tmp_path / "locked.db"
+        holder = sqlite3.connect(decoy, isolation_level=None)
+        holder.execute("CREATE TABLE t (x)")
+        holder.execute("BEGIN EXCLUSIVE")  # rollback journal: readers are refused now
+        engine = create_engine(f"sqlite:///{decoy}", poolclass=NullPool)
+        locked = engine.connect()
+        locked.exec_driver_sql("PRAGMA busy_timeout=0")
+        locked.commit()
+        real, store._loop_conn = store._loop_conn, locked
+        try:
+            row = await store.get_execution(execution_id)
+            assert row is not None and row["id"] == execution_id
+            assert calls.reads == 1  # refused inline, answered by a reader thread
+            store._loop_conn = real
+            await store.get_execution(execution_id)
+            assert calls.reads == 1  # the real connection is free: inline again
+        finally:
+            store._loop_conn = real
+            holder.close()
+            locked.close()
+            engine.dispose()
+
+
+async def test_a_lease_write_that_would_wait_goes_to_the_writer_thread(tmp_path: Any) -> None:
+    path = tmp_path / "flow.db"
+    async with sqlite_store(path) as store:
+        execution_id = await new_execution(store)
+        calls = LaneCalls(store)
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "another process" writes
+            acquired = asyncio.ensure_future(store.acquire_lease_row(execution_id, "me", LEASE))
+            for _ in range(5):
+                await asyncio.sleep(0.001)
+            assert not acquired.done() and calls.writes == 1
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        row = await acquired
+        assert row is not None and row["lease_epoch"] == 1
+        # Refused at BEGIN on the loop, nothing was written there: exactly one epoch bump.
+        again = await store.get_execution(execution_id)
+        assert again is not None and again["lease_epoch"] == 1
+
+
+async def test_a_lease_write_queues_behind_a_busy_writer(tmp_path: Any) -> None:
+    """While the writer thread runs (or has queued) anything, a small write goes behind
+    it: it never overtakes an earlier write, nor shares a connection in use."""
+    async with sqlite_store(tmp_path / "flow.db") as store:
+        execution_id = await new_execution(store)
+        release = threading.Event()
+        busy = store._writer.run(lambda: release.wait(GATE_LIMIT))
+        acquired = asyncio.ensure_future(store.acquire_lease(execution_id, "me", LEASE))
+        for _ in range(5):
+            await asyncio.sleep(0.001)
+        assert not acquired.done()
+        release.set()
+        assert await busy is True
+        assert await acquired == 1
+
+
+async def test_a_point_read_from_another_thread_goes_to_a_reader(tmp_path: Any) -> None:
+    # The loop's read connection belongs to the thread that opened the store.
+    async with sqlite_store(tmp_path / "flow.db") as store:
+        execution_id = await new_execution(store)
+        calls = LaneCalls(store)
+        found = await asyncio.to_thread(
+            lambda: asyncio.run(store.get_execution(execution_id))  # type: ignore[arg-type]
+        )
+        assert found is not None and calls.reads == 1

@@ -277,6 +277,30 @@ class Engine:
         ``lineage.trigger_key`` that was used before, nothing new is created and the
         earlier execution's id returns (a schedule tick or an entity event starts once).
         """
+        execution_id, _ = await self._create(
+            workflow,
+            input,
+            correlation_id=correlation_id,
+            created_by=created_by,
+            trigger=trigger,
+            hold=hold,
+            lineage=lineage,
+        )
+        return execution_id
+
+    async def _create(
+        self,
+        workflow: CompiledWorkflow | str | os.PathLike[str],
+        input: Mapping[str, Any] | None,
+        *,
+        correlation_id: str | None,
+        created_by: str,
+        trigger: Mapping[str, Any] | None = None,
+        hold: bool = False,
+        lineage: Lineage | None = None,
+    ) -> tuple[str, Row]:
+        """``start``, also returning the row it wrote (its id differs from the returned
+        one when the trigger key was taken: then that row was not written)."""
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
         arguments = dict(input or {})
         validate_input(compiled, arguments)
@@ -291,7 +315,7 @@ class Engine:
             lineage=lineage or Lineage(),
             holder=(self.owner, self.lease) if hold else None,
         )
-        return await self.store.create_execution(row, [created])
+        return await self.store.create_execution(row, [created]), row
 
     async def drive(self, execution_id: str, *, document: bool = True) -> dict[str, Any]:
         """Run an execution to its end from wherever the database says it is.
@@ -299,13 +323,31 @@ class Engine:
         Returns the execution document, or only ``{"id", "runtimeStatus"}`` when
         ``document`` is false (reading every step back is not free for big runs).
         """
-        row = await self._row(execution_id)
+        return await self._drive(execution_id, document)
+
+    async def _drive(
+        self, execution_id: str, document: bool, held: Row | None = None
+    ) -> dict[str, Any]:
+        """``drive``; ``held``: the row ``_create`` just wrote, leased to this engine.
+
+        Store round trips per run (each a thread hop, see storage.lanes): the lease is
+        taken and the row read back in one write (``acquire_lease_row``), or not at all
+        for a ``held`` row (created leased: epoch 1 is ours, and execution_rows writes
+        every column, so that row is what the database holds; tests/runtime check it);
+        the release hands back the final row (``release_lease_row``), so only the steps
+        are read again, and only for the document.
+        """
+        row = held if held is not None else await self._row(execution_id)
+        final = row
         if not ExecutionStatus(row["runtime_status"]).terminal:
-            epoch = await self.store.acquire_lease(execution_id, self.owner, self.lease)
-            if epoch is None:
+            owned = held
+            if owned is None:
+                owned = await self.store.acquire_lease_row(execution_id, self.owner, self.lease)
+            if owned is None:
                 raise HeldElsewhereError(
                     f"execution {execution_id} is being run by another process right now"
                 )
+            epoch = int(owned["lease_epoch"])
             self.observers.claimed(execution_id, epoch, from_owner=row["lease_owner"])
             current = asyncio.current_task()
             lost_lease = False
@@ -321,8 +363,9 @@ class Engine:
             keeper.hold(execution_id, epoch)
             keeper.start()
             parked_until = None
+            released: Row | None = None
             try:
-                _, parked_until = await self.run_owned(execution_id)
+                _, parked_until = await self.run_owned(execution_id, row=owned)
             except asyncio.CancelledError:
                 if not lost_lease:
                     raise
@@ -333,11 +376,11 @@ class Engine:
             finally:
                 await keeper.stop()
                 # Waiting for people: claimable again when a timer is due or input arrives.
-                await self.store.release_lease(execution_id, epoch, parked_until)
+                released = await self.store.release_lease_row(execution_id, epoch, parked_until)
+            final = released if released is not None else await self._row(execution_id)
         if not document:
-            final = await self._row(execution_id)
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
-        return await self.get_execution(execution_id)
+        return execution_document(final, await self.store.get_step_executions(execution_id))
 
     async def run_owned(
         self,
@@ -346,13 +389,17 @@ class Engine:
         park_after: float | None = None,
         drain: asyncio.Event | None = None,
         group_commits: bool = False,
+        row: Row | None = None,
     ) -> tuple[ExecutionStatus, datetime | None]:
         """Run an execution whose lease this process holds (the epoch is on its row).
 
         Returns its status and, when it was parked on a distant timer, the time it is
         due again. Setting ``drain`` makes it finish what is running and return.
+        ``row``: the execution's row as the lease left it, when the caller has it (saves
+        reading it again).
         """
-        row = await self._row(execution_id)
+        if row is None:
+            row = await self._row(execution_id)
         assert self._services is not None
         workflow = await self.workflow_for_version(row["workflow_version_id"])
         # The lease bumped the epoch; the row we read carries the new one.
@@ -489,10 +536,11 @@ class Engine:
         created_by: str = "python",
     ) -> dict[str, Any]:
         """Start an execution and run it to the end; return its document (SPEC §4)."""
-        execution_id = await self.start(
+        execution_id, row = await self._create(
             workflow, input, correlation_id=correlation_id, created_by=created_by, hold=True
         )
-        return await self.drive(execution_id)
+        # Created leased to us: drive it without taking the lease or reading the row again.
+        return await self._drive(execution_id, True, row if row["id"] == execution_id else None)
 
     async def _row(self, execution_id: str) -> Row:
         row = await self.store.get_execution(execution_id)

@@ -183,6 +183,16 @@ class Store(TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, Web
         ``steal_from`` also takes it from that owner, for a holder known to be dead.
         """
 
+    async def acquire_lease_row(
+        self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
+    ) -> Row | None:
+        """``acquire_lease``, answering with the execution's row as the lease left it (its
+        ``lease_epoch`` is the new epoch), or None when not taken. SQL stores answer in one
+        write; this default takes two calls."""
+        if await self.acquire_lease(execution_id, owner, lease, steal_from=steal_from) is None:
+            return None
+        return await self.get_execution(execution_id)
+
     @abstractmethod
     async def claim_executions(
         self, owner: str, limit: int, lease: timedelta
@@ -210,6 +220,14 @@ class Store(TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, Web
         A signal that arrived and was not consumed makes it claimable again at once,
         whatever ``wake_at`` says: a wake-up is never lost to a race with parking.
         """
+
+    async def release_lease_row(
+        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+    ) -> Row | None:
+        """``release_lease``, answering with the execution's row as it is afterwards (None:
+        no such execution). SQL stores answer in one write; this default takes two calls."""
+        await self.release_lease(execution_id, epoch, wake_at)
+        return await self.get_execution(execution_id)
 
     @abstractmethod
     async def wait_for_work(self, timeout: float) -> None:

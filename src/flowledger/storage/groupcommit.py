@@ -26,13 +26,11 @@ from sqlalchemy.exc import IntegrityError
 
 from flowledger.errors import StorageError
 from flowledger.storage.base import Batch
-from flowledger.storage.lanes import Lane
+from flowledger.storage.lanes import NOT_HERE, Lane
 
 ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
 #: Commits a lone round at once where it is called, or returns NOT_HERE (see commit_now).
 Inline = Callable[[Batch], object]
-#: What an Inline returns when the round must go to the writer thread after all.
-NOT_HERE = object()
 _Work = list[tuple[Batch, "asyncio.Future[None]"]]
 
 

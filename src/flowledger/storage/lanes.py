@@ -41,12 +41,36 @@ to wake); a lone execution's chain pays one per round. Hence the one exception,
 SQLiteStore._commit_inline: a small lone round commits on the loop when nothing in
 it can wait.
 
-Known cost, left for later: every other call still pays its hop. Running 1,000
-short executions one after another (7 hops each: 4 reads, create/acquire/release)
-went from 0.88 to 1.37 ms per step on the idle VM (children_200 likewise); the
-loop and 10k-loop scenarios are within noise. Next steps if that matters: the same
-no-wait inline path for the small lease writes, waking the most recently used
-reader thread first, and fewer reads per run in the runtime.
+Per-call cost of short executions. Running 1,000 short executions one after another
+paid 7 hops each (4 reads, create/acquire/release): 0.88 -> 1.37 ms per step on the
+idle VM. Two changes took that back: the engine makes fewer calls (runtime.engine
+``_drive``: the acquire and the release answer with the row, a run drives the row it
+created), and on SQLite the calls below run inline when, and only when, they cannot
+wait. The rule (SQLPart ``point_read``/``small_write``, SQLiteStore ``_inline_read``/
+``_inline_write``; tests in tests/storage/test_offloop.py):
+
+Inline point reads (``@point_read``: one row by primary key, e.g. ``get_execution``)
+run on a connection of the loop's own (opened off the loop, used by the loop's thread
+only), with busy_timeout 0:
+- A WAL read never waits for the writer (it reads a snapshot: the WAL's committed
+  frames plus the file); PASSIVE checkpoints (ours, and SQLite's autocheckpoint) never
+  make a reader wait either.
+- What can make a WAL read wait is a lock: another process recovering the WAL after a
+  crash, holding the file in exclusive locking mode, or resetting the WAL. With
+  busy_timeout 0 SQLite answers SQLITE_BUSY at once instead of waiting; the call then
+  goes to a reader thread (nothing was read: a read has no effects to undo).
+- One row by key is a B-tree descent of a few pages, in SQLite's and the OS's page
+  cache in the steady state: CPU work the size of the answer. WAL needs the file on a
+  local disk (its shared memory), so a page miss is a local read, never a network one.
+- Never on PostgreSQL: every statement is a network round trip, which can always wait
+  (PostgresStore keeps the defaults: every call goes to its lane). Never in memory
+  (one connection, on the writer lane), nor for reads of many rows (the steps of an
+  execution, lists), nor from a thread other than the loop's that opened the store.
+Inline small writes (``@small_write``: a lease, a new execution of two rows) follow
+``_commit_inline``'s rule: the writer thread idle (its lock taken: the call shares its
+connection and overtakes nothing), SQLite's write lock free at once (busy timeout 0:
+refused at BEGIN IMMEDIATE, nothing written, and the call goes to the writer thread),
+synchronous=NORMAL (no fsync), no checkpoint in it.
 
 A call that is cancelled while waiting is not undone: its body runs to its end
 on its thread (a transaction is atomic either way) and the result is dropped.
@@ -75,6 +99,11 @@ _Answer: TypeAlias = "asyncio.Future[Any] | ThreadFuture[Any] | None"
 #: A call: its body, and where to answer (a loop and its future; no loop: a thread future;
 #: no future: nobody waits, see ``post``).
 _Job = tuple[Callable[[], Any], "asyncio.AbstractEventLoop | None", _Answer]
+
+
+#: What an inline attempt (``SQLiteStore._inline_read`` and the like) returns when the call
+#: must go to its lane after all.
+NOT_HERE: Any = object()
 
 
 def _exit() -> None:

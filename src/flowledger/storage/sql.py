@@ -45,7 +45,7 @@ from flowledger.storage.schema import (
     workflow_versions,
     workflows,
 )
-from flowledger.storage.sqlpart import reads, writes
+from flowledger.storage.sqlpart import point_read, reads, small_write, writes
 from flowledger.storage.tokens import SQLTokenStore
 from flowledger.storage.webhooks import SQLWebhookStore
 from flowledger.storage.writes import BatchWriter
@@ -176,7 +176,7 @@ class SQLStore(
                 return _version(values)
         return _version(row._mapping)
 
-    @reads
+    @point_read
     def get_workflow_version(self, version_id: str) -> WorkflowVersion | None:
         with self.reading():
             row = self.conn.execute(
@@ -224,10 +224,24 @@ class SQLStore(
 
     # -- executions ---------------------------------------------------------------------------
 
-    @writes
-    def create_execution(
+    async def create_execution(
         self, execution: Row, events_: list[Row], steps: Sequence[Row] = ()
     ) -> str:
+        # A plain new execution is two rows (may commit inline, see SQLPart._inline_write);
+        # a rerun's copied steps can be thousands: those always go to the writer thread.
+        if steps:
+            return await self._create_execution(execution, events_, steps)
+        return await self._create_small_execution(execution, events_)
+
+    @small_write
+    def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
+        return self._insert_execution(execution, events_, ())
+
+    @writes
+    def _create_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
+        return self._insert_execution(execution, events_, steps)
+
+    def _insert_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
         try:
             with self.conn.begin():
                 self.conn.execute(insert(executions), [execution])
@@ -278,7 +292,7 @@ class SQLStore(
         else:
             await self._group.commit_now(batch)
 
-    @reads
+    @point_read
     def get_execution(self, execution_id: str) -> Row | None:
         with self.reading():
             row = self.conn.execute(
@@ -366,10 +380,29 @@ class SQLStore(
             read_at = time.monotonic()
         return _aware(value), read_at
 
-    @writes
+    @small_write
     def acquire_lease(
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> int | None:
+        row = self._acquire(execution_id, owner, lease, steal_from, executions.c.lease_epoch)
+        return int(row[0]) if row is not None else None
+
+    @small_write
+    def acquire_lease_row(
+        self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
+    ) -> Row | None:
+        # The row comes back with the UPDATE (RETURNING): no read after it.
+        row = self._acquire(execution_id, owner, lease, steal_from, *executions.c)
+        return dict(row._mapping) if row is not None else None
+
+    def _acquire(
+        self,
+        execution_id: str,
+        owner: str,
+        lease: timedelta,
+        steal_from: str | None,
+        *returning: ColumnElement[Any],
+    ) -> Any:
         t = executions
         # Compare-and-set; RETURNING hands back the new fencing token.
         stmt = (
@@ -381,11 +414,10 @@ class SQLStore(
                 lease_expires_at=self._sql_now(lease),
                 wake_at=None,
             )
-            .returning(t.c.lease_epoch)
+            .returning(*returning)
         )
         with self.conn.begin():
-            epoch = self.conn.execute(stmt).scalar()
-        return int(epoch) if epoch is not None else None
+            return self.conn.execute(stmt).first()
 
     def _runnable(self) -> ColumnElement[bool]:
         t = executions
@@ -451,8 +483,19 @@ class SQLStore(
                     held.add(execution_id)
         return held
 
-    @writes
+    @small_write
     def release_lease(self, execution_id: str, epoch: int, wake_at: datetime | None = None) -> None:
+        self._release(execution_id, epoch, wake_at, returning=False)
+
+    @small_write
+    def release_lease_row(
+        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+    ) -> Row | None:
+        return self._release(execution_id, epoch, wake_at, returning=True)
+
+    def _release(
+        self, execution_id: str, epoch: int, wake_at: datetime | None, *, returning: bool
+    ) -> Row | None:
         t = executions
         wake: datetime | ColumnElement[datetime] | None = wake_at
         with self.conn.begin():
@@ -470,11 +513,19 @@ class SQLStore(
                 ).first()
                 if waiting is not None:
                     wake = self._sql_now()
-            self.conn.execute(
+            release = (
                 update(t)
                 .where(and_(t.c.id == execution_id, t.c.lease_epoch == epoch))
                 .values(lease_owner=None, lease_expires_at=None, wake_at=wake)
             )
+            if not returning:
+                self.conn.execute(release)
+                return None
+            # The final row comes back with the UPDATE; read it only when the epoch moved on.
+            row = self.conn.execute(release.returning(*t.c)).first()
+            if row is None:
+                row = self.conn.execute(select(t).where(t.c.id == execution_id)).first()
+        return dict(row._mapping) if row is not None else None
 
     async def wait_for_work(self, timeout: float) -> None:
         # No push channel on this backend: the caller polls, backing off while idle.

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,8 @@ from sqlalchemy.pool import StaticPool
 from flowledger.config import SQLITE_SYNCHRONOUS
 from flowledger.errors import StorageError
 from flowledger.storage.base import Batch
-from flowledger.storage.groupcommit import NOT_HERE, lone_round_rows
-from flowledger.storage.lanes import Lane
+from flowledger.storage.groupcommit import lone_round_rows
+from flowledger.storage.lanes import NOT_HERE, Lane
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import READ_ONLY
 from flowledger.timeutil import utcnow
@@ -94,7 +97,8 @@ class SQLiteStore(SQLStore):
             # large as the lanes; memory: StaticPool, the one connection all share).
             connect_args={"check_same_thread": False, "timeout": 30},
             poolclass=StaticPool if memory else None,
-            **({} if memory else {"pool_size": 1 + readers, "max_overflow": 4}),
+            # The writer, the readers, the loop's point-read connection, the checkpointer.
+            **({} if memory else {"pool_size": 3 + readers, "max_overflow": 4}),
         )
 
         @event.listens_for(engine, "connect")
@@ -140,7 +144,14 @@ class SQLiteStore(SQLStore):
 
         self._begun = begun
         self._writer_conn: Connection | None = None
+        #: The connection point reads run on inline, and the one thread that may use it
+        #: (the loop's, set by ``initialize``); see _inline_read.
+        self._loop_conn: Connection | None = None
+        self._loop_thread: int | None = None
         inline = inline_commits and not memory and synchronous == "NORMAL"
+        #: Small writes (leases, a new execution) may run on the loop: see _inline_write.
+        self._inline_writes = inline
+        self._inline_reads = inline_commits and not memory
         super().__init__(
             url,
             engine,
@@ -154,6 +165,103 @@ class SQLiteStore(SQLStore):
     async def initialize(self) -> None:
         await super().initialize()
         self._writer_conn = await self._writer.run(lambda: self.conn)
+        if self._inline_reads:
+            # Opened on the writer thread (connecting is file I/O: not on the loop), then
+            # used only by the loop's thread (check_same_thread is off for every connection).
+            self._loop_conn = await self._writer.run(self._open_loop_conn)
+            self._loop_thread = threading.get_ident()
+
+    def _open_loop_conn(self) -> Connection:
+        try:
+            conn = self._engine.connect()
+        except Exception as exc:
+            raise StorageError(f"cannot open database {self.url}: {exc}") from exc
+        with self._opened_lock:
+            self._opened.append(conn)
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        # Never wait for a lock here: a point read that would wait goes to a reader thread.
+        driver.execute("PRAGMA busy_timeout=0")
+        return conn
+
+    async def close(self) -> None:
+        self._loop_conn = None  # closed with the others by SQLStore.close
+        self._writer_conn = None
+        await super().close()
+
+    @contextmanager
+    def _on(self, conn: Connection) -> Iterator[None]:
+        """Make ``self.conn`` answer ``conn`` on this thread for a moment (the body of a
+        store method runs on whatever ``self.conn`` is)."""
+        local = self._local
+        before = getattr(local, "conn", None)
+        local.conn = conn
+        try:
+            yield
+        finally:
+            if before is None:
+                del local.conn
+            else:
+                local.conn = before
+
+    def _inline_read(self, job: Callable[[], object]) -> object:
+        """A ``@point_read`` (one row by primary key) right here on the loop, when it
+        cannot wait; NOT_HERE sends it to a reader thread. The rule and why it holds are
+        in storage.lanes ("Inline point reads")."""
+        conn = self._loop_conn
+        if conn is None or threading.get_ident() != self._loop_thread:
+            return NOT_HERE
+        try:
+            with self._on(conn):
+                return job()
+        except DBAPIError as exc:
+            if _would_wait(exc):  # busy_timeout=0 answered at once: wait on a thread
+                return NOT_HERE
+            raise
+
+    def _inline_write(self, job: Callable[[], object]) -> object:
+        """A ``@small_write`` (a lease, a new execution) right here on the loop, under the
+        rule of _commit_inline: the writer thread idle (its lock taken, so this shares its
+        connection and overtakes nothing), SQLite's write lock free at once (busy timeout
+        0), synchronous=NORMAL (no fsync), no checkpoint in it. NOT_HERE otherwise."""
+        if not self._inline_writes:
+            return NOT_HERE
+        with self._writer_idle() as conn:
+            if conn is None:
+                return NOT_HERE
+            try:
+                with self._on(conn):
+                    return job()
+            except DBAPIError as exc:
+                # Refused at BEGIN IMMEDIATE (another process writes): nothing was written,
+                # and the transaction was rolled back; the writer thread waits for the lock.
+                if _would_wait(exc):
+                    return NOT_HERE
+                raise
+        return NOT_HERE  # unreachable; mypy wants a return after the with
+
+    @contextmanager
+    def _writer_idle(self) -> Iterator[Connection | None]:
+        """The writer's connection with its lock held and busy_timeout 0, when the writer
+        thread is idle this instant; None when it is not (or not started)."""
+        conn = self._writer_conn
+        lock = self._writer.lock
+        if conn is None or lock is None or not self._writer.idle():
+            yield None
+            return
+        if not lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                yield conn
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        finally:
+            lock.release()
 
     def _commit_inline(self, batch: Batch) -> object:
         """A small lone round, committed right here on the loop when that cannot wait.
@@ -171,27 +279,20 @@ class SQLiteStore(SQLStore):
         (INLINE_MAX_ROWS). What is left is CPU work the size of the round itself.
         ``SQLiteStore(url, inline_commits=False)`` turns it off.
         """
-        conn = self._writer_conn
         rows = lone_round_rows(batch)
-        if conn is None or rows is None or rows > INLINE_MAX_ROWS or not self._writer.idle():
+        if rows is None or rows > INLINE_MAX_ROWS:
             return NOT_HERE
-        lock = self._writer.lock
-        if lock is None or not lock.acquire(blocking=False):
-            return NOT_HERE
-        try:
+        with self._writer_idle() as conn:
+            if conn is None:
+                return NOT_HERE
             driver = conn.connection.dbapi_connection
             assert driver is not None
-            driver.execute("PRAGMA busy_timeout=0")
             try:
-                try:
-                    driver.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error:  # locked by another process: wait off the loop
-                    return NOT_HERE
-                return self._group._driver_transaction(conn, batch, begin=self._begun)
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        finally:
-            lock.release()
+                driver.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error:  # locked by another process: wait off the loop
+                return NOT_HERE
+            return self._group._driver_transaction(conn, batch, begin=self._begun)
+        return NOT_HERE  # unreachable; mypy wants a return after the with
 
     def _count_write(self, checkpointer: Lane) -> None:
         """On the writer thread, at each write transaction: every CHECKPOINT_EVERY of them,
@@ -216,3 +317,18 @@ class SQLiteStore(SQLStore):
         # The file lives on this machine, so its clock is ours: no query needed, which keeps
         # an idle worker at one query per second.
         return utcnow()
+
+
+#: SQLite's answers for a lock it would have waited for (extended codes share these low bits).
+_WAIT_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _would_wait(exc: DBAPIError) -> bool:
+    """The statement was refused because it would have waited (busy timeout 0)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    return (
+        isinstance(orig, sqlite3.OperationalError)
+        and code is not None
+        and (code & 0xFF) in _WAIT_CODES
+    )

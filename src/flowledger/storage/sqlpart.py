@@ -8,11 +8,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Connection, Table, or_
 
-from flowledger.storage.lanes import Lane
+from flowledger.storage.lanes import NOT_HERE, Lane
 
 #: Set on a connection's ``info`` for the next BEGIN: a read needs no write lock.
 READ_ONLY = "flowledger_read_only"
@@ -50,10 +50,52 @@ def writes(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
     return call
 
 
+def point_read(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
+    """``@reads`` for one row read by its primary key: the store may run it right here on
+    the loop when that cannot wait (``_inline_read``, see storage.lanes), else it goes to
+    a reader thread like any read."""
+
+    @functools.wraps(body)
+    async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        job = functools.partial(body, self, *args, **kwargs)
+        done = self._inline_read(job)
+        if done is not NOT_HERE:
+            return cast(R, done)
+        return await self._readers.run(job)
+
+    return call
+
+
+def small_write(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
+    """``@writes`` for a write of a row or two (a lease, a new execution): the store may run
+    it right here on the loop when that cannot wait (``_inline_write``, see storage.lanes),
+    else it goes to the writer thread like any write."""
+
+    @functools.wraps(body)
+    async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        job = functools.partial(body, self, *args, **kwargs)
+        done = self._inline_write(job)
+        if done is not NOT_HERE:
+            return cast(R, done)
+        return await self._writer.run(job)
+
+    return call
+
+
 class SQLPart(ABC):
     #: Where ``@writes`` and ``@reads`` bodies run (the same lane for an in-memory SQLite).
     _writer: Lane
     _readers: Lane
+
+    def _inline_read(self, job: Callable[[], object]) -> object:
+        """Run a ``@point_read`` body on the calling thread, or return NOT_HERE (the
+        default: always; SQLiteStore overrides it)."""
+        return NOT_HERE
+
+    def _inline_write(self, job: Callable[[], object]) -> object:
+        """Run a ``@small_write`` body on the calling thread, or return NOT_HERE (the
+        default: always; SQLiteStore overrides it)."""
+        return NOT_HERE
 
     @property
     @abstractmethod

@@ -1,0 +1,75 @@
+"""The engine's store round trips per run: each is a thread hop (storage.lanes), so a
+short execution is dominated by how many it makes. These tests pin the shortcuts the
+engine takes and what they rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowledger import Engine
+from flowledger.storage import Store
+
+SMALL = """
+name: small
+steps:
+  - {id: a, type: sys.transform, input: {value: 1}}
+  - {id: b, type: sys.transform, input: {value: "{{ steps.a.output + 1 }}"}}
+"""
+
+
+class Counting:
+    """Wraps a store's methods to count the calls the engine makes."""
+
+    def __init__(self, store: Store, names: list[str]) -> None:
+        self.calls: list[str] = []
+        for name in names:
+            original = getattr(store, name)
+
+            async def counted(*args: Any, _o: Any = original, _n: str = name, **kw: Any) -> Any:
+                self.calls.append(_n)
+                return await _o(*args, **kw)
+
+            setattr(store, name, counted)
+
+
+async def test_a_held_row_is_what_the_database_holds(engine: Engine) -> None:
+    # Engine.run drives the row it created (leased to itself) without reading it back.
+    workflow = engine.load_text(SMALL)
+    execution_id, row = await engine._create(
+        workflow, {}, correlation_id=None, created_by="python", hold=True
+    )
+    assert execution_id == row["id"]
+    assert await engine.store.get_execution(execution_id) == row
+
+
+async def test_run_takes_three_store_calls_besides_its_rounds(engine: Engine) -> None:
+    workflow = engine.load_text(SMALL)
+    await engine.run(workflow)  # the version row is stored and cached
+    names = [
+        "get_execution",
+        "get_step_executions",
+        "acquire_lease",
+        "acquire_lease_row",
+        "release_lease",
+        "release_lease_row",
+        "create_execution",
+    ]
+    counting = Counting(engine.store, names)
+    doc = await engine.run(workflow)
+    assert doc["runtimeStatus"] == "Completed"
+    assert sorted(s["outputData"] for s in doc["steps"].values()) == [1, 2]
+    assert counting.calls == ["create_execution", "release_lease_row", "get_step_executions"]
+
+
+async def test_drive_takes_the_lease_and_the_row_in_one_call(engine: Engine) -> None:
+    workflow = engine.load_text(SMALL)
+    execution_id = await engine.start(workflow)
+    counting = Counting(
+        engine.store,
+        ["get_execution", "acquire_lease", "acquire_lease_row", "release_lease_row"],
+    )
+    done = await engine.drive(execution_id, document=False)
+    assert done == {"id": execution_id, "runtimeStatus": "Completed"}
+    assert counting.calls == ["get_execution", "acquire_lease_row", "release_lease_row"]
+    row = await engine.store.get_execution(execution_id)
+    assert row is not None and row["lease_owner"] is None and row["lease_epoch"] == 1
