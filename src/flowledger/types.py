@@ -16,7 +16,9 @@ Words, once (SPEC §4 and the seed runtime):
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired
+
+from typing_extensions import TypedDict
 
 #: A database row as a plain mapping of column name to value.
 Row = dict[str, Any]
@@ -34,7 +36,7 @@ class ChildReference(TypedDict):
     id: str
 
 
-class StepExecutionDocument(TypedDict, total=False):
+class StepDocument(TypedDict):
     """A step execution as SPEC §4 shows it, keyed by its id in ``steps``."""
 
     id: str
@@ -46,17 +48,30 @@ class StepExecutionDocument(TypedDict, total=False):
     completedAt: str | None
     failedAt: str | None
     dueAt: str | None
-    outputData: JSON
-    error: JSON
+    inputData: Any
+    outputData: Any
+    error: Any
     loop: dict[str, int]
     childWorkflowExecutions: list[ChildReference]
 
 
-class ExecutionDocument(TypedDict, total=False):
-    """An execution as SPEC §4 shows it (``executions show --json``, the HTTP API)."""
+class PendingInput(TypedDict):
+    """A step waiting for a person: what to ask, of whom, by when (``pendingInputs``)."""
+
+    executionId: NotRequired[str]
+    stepExecutionId: str
+    stepId: str
+    prompt: Any
+    schema: Any
+    assignee: Any
+    dueAt: str | None
+
+
+class ExecutionDocument(TypedDict):
+    """SPEC §4's execution; ``steps`` and ``pendingInputs`` only on a single execution."""
 
     id: str
-    correlationId: str
+    correlationId: str | None
     parentWorkflowExecutionId: str | None
     rootWorkflowExecutionId: str | None
     workflowTemplateVersionId: str
@@ -67,18 +82,22 @@ class ExecutionDocument(TypedDict, total=False):
     startedAt: str | None
     completedAt: str | None
     failedAt: str | None
-    lastActivityAt: str | None
+    lastActivityAt: str
+    createdAt: str
     createdBy: str
-    context: JSON
-    trigger: JSON
-    variables: JSON
-    output: JSON
-    error: JSON
-    steps: dict[str, StepExecutionDocument]
+    context: Any
+    trigger: Any
+    variables: Any
+    output: Any
+    error: Any
+    rerunOf: str | None
+    jobRunId: str | None
+    steps: NotRequired[dict[str, StepDocument]]
+    pendingInputs: NotRequired[list[PendingInput]]
 
 
 class EventDocument(TypedDict):
-    """One entry of an execution's event history (SPEC §4)."""
+    """One entry of an execution's gap-free event history (SPEC §4)."""
 
     seq: int
     at: str
@@ -87,4 +106,4 @@ class EventDocument(TypedDict):
     stepId: str | None
     attempt: int | None
     status: str | None
-    detail: JSON
+    detail: Any

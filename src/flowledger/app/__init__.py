@@ -25,22 +25,15 @@ from flowledger.app.inputs import (
 )
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.models import (
-    ArtifactDocument,
     CancelExecution,
     CancelJobRun,
-    CreatedEntityType,
     CreateEntity,
     CreateEntityType,
     CreateJobRun,
     CreateWorkflowRun,
     DownloadArtifacts,
     DriveJobRun,
-    EntityDocument,
-    EntityPageResult,
     EntityRef,
-    EntityTypeDocument,
-    EventDocument,
-    ExecutionDocument,
     FollowAllEvents,
     FollowEvents,
     GetArtifact,
@@ -49,8 +42,6 @@ from flowledger.app.models import (
     GetWorkflow,
     GetWorkflowRun,
     GetWorkflowVersion,
-    JobRunDocument,
-    JobRunItem,
     ListArtifacts,
     ListEntities,
     ListEntityTypes,
@@ -61,10 +52,7 @@ from flowledger.app.models import (
     ListWorkflowRuns,
     ListWorkflows,
     LoadWorkflow,
-    Page,
-    PendingInput,
     PendingInputs,
-    PushedWorkflow,
     PushWorkflows,
     Request,
     RerunExecution,
@@ -72,18 +60,28 @@ from flowledger.app.models import (
     RetryExecution,
     RunExecution,
     SeedStatus,
-    StageDocument,
     StartExecution,
-    StepDocument,
     SubmitInput,
-    TriggerDocument,
     UpdateEntity,
     ValidateWorkflow,
+    WorkflowText,
+)
+from flowledger.app.results import (
+    ArtifactDocument,
+    CreatedEntityType,
+    EntityDocument,
+    EntityPageResult,
+    EntityTypeDocument,
+    JobRunDocument,
+    JobRunItem,
+    Page,
+    PushedWorkflow,
+    StageDocument,
+    TriggerDocument,
     WorkflowDetail,
     WorkflowInstanceState,
     WorkflowRunDocument,
     WorkflowSummary,
-    WorkflowText,
     WorkflowVersionDocument,
 )
 from flowledger.app.seed import Seed
@@ -119,6 +117,7 @@ from flowledger.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from flowledger.types import EventDocument, ExecutionDocument, PendingInput, StepDocument
 
 __all__ = [
     "ROLES",

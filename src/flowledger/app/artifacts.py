@@ -6,12 +6,8 @@ import builtins
 from pathlib import Path
 from typing import cast
 
-from flowledger.app.models import (
-    ArtifactDocument,
-    DownloadArtifacts,
-    GetArtifact,
-    ListArtifacts,
-)
+from flowledger.app.models import DownloadArtifacts, GetArtifact, ListArtifacts
+from flowledger.app.results import ArtifactDocument
 from flowledger.artifacts.service import artifact_document
 from flowledger.errors import NotFoundError
 from flowledger.runtime.engine import Engine

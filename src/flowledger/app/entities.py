@@ -8,16 +8,18 @@ from typing import cast
 
 from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
-    CreatedEntityType,
     CreateEntity,
     CreateEntityType,
-    EntityDocument,
-    EntityPageResult,
     EntityRef,
-    EntityTypeDocument,
     ListEntities,
     ListEntityTypes,
     UpdateEntity,
+)
+from flowledger.app.results import (
+    CreatedEntityType,
+    EntityDocument,
+    EntityPageResult,
+    EntityTypeDocument,
 )
 from flowledger.config import Limits
 from flowledger.errors import NotFoundError

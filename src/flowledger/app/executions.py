@@ -19,13 +19,9 @@ from flowledger.app.cursors import CursorCodec
 from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
     CancelExecution,
-    EventDocument,
-    ExecutionDocument,
     GetExecution,
     ListEvents,
     ListExecutions,
-    Page,
-    PendingInput,
     PendingInputs,
     RerunExecution,
     ResolveId,
@@ -34,6 +30,7 @@ from flowledger.app.models import (
     StartExecution,
     SubmitInput,
 )
+from flowledger.app.results import Page
 from flowledger.app.slots import Slots
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
@@ -45,6 +42,7 @@ from flowledger.runtime.orphans import adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.base import Row
+from flowledger.types import EventDocument, ExecutionDocument, PendingInput
 
 
 @dataclass(frozen=True)

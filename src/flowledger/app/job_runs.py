@@ -12,11 +12,10 @@ from flowledger.app.models import (
     CreateJobRun,
     DriveJobRun,
     GetJobRun,
-    JobRunDocument,
-    JobRunItem,
     ListJobRuns,
     ResolveId,
 )
+from flowledger.app.results import JobRunDocument, JobRunItem
 from flowledger.config import Limits
 from flowledger.definition.jobs import JobFile, load_job_file, parse_job_text
 from flowledger.errors import DefinitionError

@@ -7,8 +7,9 @@ names and the camelCase JSON names (``correlation_id`` or ``correlationId``), so
 HTTP face validates bodies and query strings with the same models
 (:meth:`Request.from_json`).
 
-Results are the JSON documents of SPEC §4 typed as TypedDicts: the faces print or send
-them as they are (no conversion), and the HTTP face can use them as response models.
+Results (``app.results``, and the SPEC §4 documents in ``flowledger.types``) are JSON
+documents typed as TypedDicts: the faces print or send them as they are (no conversion),
+and the HTTP face can use them as response models.
 Decision: TypedDicts rather than models for documents, because the runtime builds these
 dicts already and re-validating every execution document would cost for nothing.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, Generic, Literal, NotRequired, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -28,7 +29,6 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
-from typing_extensions import TypedDict
 
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import InvalidInputError, Path
@@ -439,223 +439,3 @@ class DownloadArtifacts(Request):
 
     execution_id: str = Id
     folder: str = Field(min_length=1)
-
-
-# -- results ------------------------------------------------------------------------------
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list, newest first; ``nextCursor`` fetches the next (None: the end)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-    items: list[T]
-    next_cursor: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"items": self.items, "nextCursor": self.next_cursor}
-
-
-class StepDocument(TypedDict):
-    id: str
-    type: str
-    stepId: str
-    status: str
-    attempt: int
-    startedAt: str | None
-    completedAt: str | None
-    failedAt: str | None
-    dueAt: str | None
-    inputData: Any
-    outputData: Any
-    error: Any
-    loop: dict[str, int]
-    childWorkflowExecutions: list[Any]
-
-
-class PendingInput(TypedDict):
-    executionId: NotRequired[str]
-    stepExecutionId: str
-    stepId: str
-    prompt: Any
-    schema: Any
-    assignee: Any
-    dueAt: str | None
-
-
-class ExecutionDocument(TypedDict):
-    """SPEC §4's execution; ``steps`` and ``pendingInputs`` only on a single execution."""
-
-    id: str
-    correlationId: str | None
-    parentWorkflowExecutionId: str | None
-    rootWorkflowExecutionId: str | None
-    workflowTemplateVersionId: str
-    workflowName: str
-    workflowVersion: int
-    runtimeStatus: str
-    currentStateName: str | None
-    startedAt: str | None
-    completedAt: str | None
-    failedAt: str | None
-    lastActivityAt: str
-    createdAt: str
-    createdBy: str
-    context: Any
-    trigger: Any
-    variables: Any
-    output: Any
-    error: Any
-    rerunOf: str | None
-    jobRunId: str | None
-    steps: NotRequired[dict[str, StepDocument]]
-    pendingInputs: NotRequired[list[PendingInput]]
-
-
-class WorkflowRunDocument(TypedDict):
-    """The seed's run, verbatim (app.seed)."""
-
-    id: str
-    workflowId: str
-    jobRunId: str | None
-    createdByUserId: str
-    status: SeedStatus
-    currentStateName: str | None
-    createdAt: str
-    updatedAt: str
-    completedAt: str | None
-
-
-class StageDocument(TypedDict):
-    """A WorkflowInstanceState's stage: times in Unix epoch milliseconds."""
-
-    name: str
-    startedAt: int
-    endedAt: int | None
-    tasks: list[str]
-    variables: dict[str, Any]
-
-
-class WorkflowInstanceState(TypedDict):
-    """The seed's WorkflowInstanceState record (app.seed)."""
-
-    id: str
-    workflowInstanceId: str
-    workflowInstanceExecutionId: str
-    workflowDefinitionId: str
-    stage: StageDocument
-    timestamp: int
-    exception: bool
-
-
-class EventDocument(TypedDict):
-    seq: int
-    at: str
-    kind: str
-    stepExecutionId: str | None
-    stepId: str | None
-    attempt: int | None
-    status: str | None
-    detail: Any
-
-
-class TriggerDocument(TypedDict, total=False):
-    """A trigger as its definition gives it (camelCase), plus when a schedule fires next."""
-
-    type: str
-    nextFireAt: str | None
-    nextFireAtLocal: str
-
-
-class WorkflowSummary(TypedDict):
-    name: str
-    version: int
-    versionId: str
-    pushedAt: str
-    triggers: list[TriggerDocument]
-
-
-class PushedWorkflow(TypedDict):
-    name: str
-    version: int
-    versionId: str
-    changed: bool
-    triggers: list[TriggerDocument]
-
-
-class WorkflowVersionDocument(TypedDict):
-    id: str
-    name: str
-    version: int
-    checksum: str
-    createdAt: str
-    live: bool
-    document: NotRequired[Any]
-
-
-class WorkflowDetail(TypedDict):
-    name: str
-    live: WorkflowSummary | None
-    versions: list[WorkflowVersionDocument]
-
-
-class JobRunItem(TypedDict):
-    index: int
-    workflowName: str
-    workflowVersion: int
-    input: Any
-    executionId: str | None
-    runtimeStatus: str | None
-
-
-class JobRunDocument(TypedDict):
-    id: str
-    name: str
-    status: str
-    continueOnFailure: bool
-    createdAt: str
-    startedAt: str | None
-    completedAt: str | None
-    createdBy: str
-    runs: list[JobRunItem]
-
-
-class EntityTypeDocument(TypedDict):
-    name: str
-    schema: Any
-    createdAt: str
-    updatedAt: str
-
-
-class CreatedEntityType(TypedDict):
-    type: EntityTypeDocument
-    created: bool
-
-
-class EntityDocument(TypedDict):
-    id: str
-    entityType: str
-    version: int
-    payload: dict[str, Any]
-    createdAt: str
-    updatedAt: str
-
-
-class EntityPageResult(TypedDict):
-    items: list[EntityDocument]
-    totalCount: int
-    hasMore: bool
-
-
-class ArtifactDocument(TypedDict):
-    id: str
-    executionId: str
-    stepExecutionId: str | None
-    stepId: str | None
-    name: str
-    contentType: str
-    size: int
-    sha256: str
-    kind: str
-    createdAt: str
-    path: NotRequired[str]

@@ -33,21 +33,18 @@ from typing import Any
 from flowledger.app.executions import Executions
 from flowledger.app.models import (
     CreateWorkflowRun,
-    EventDocument,
-    ExecutionDocument,
     GetExecution,
     GetWorkflowRun,
     ListEvents,
     ListExecutions,
     ListStates,
     ListWorkflowRuns,
-    Page,
     SeedStatus,
     StartExecution,
-    WorkflowInstanceState,
-    WorkflowRunDocument,
 )
+from flowledger.app.results import Page, WorkflowInstanceState, WorkflowRunDocument
 from flowledger.runtime.engine import Engine
+from flowledger.types import EventDocument, ExecutionDocument
 
 #: Our execution status → the seed's run status.
 SEED_STATUS: dict[str, SeedStatus] = {

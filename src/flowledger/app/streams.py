@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from typing import cast
 
 from flowledger.app.changes import RECHECK, ChangeHub, Subscription
-from flowledger.app.models import EventDocument, FollowAllEvents, FollowEvents
+from flowledger.app.models import FollowAllEvents, FollowEvents
 from flowledger.app.slots import Slots
 from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import event_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
+from flowledger.types import EventDocument
 
 #: Seconds between keep-alive items on a quiet stream (the server may change it).
 KEEPALIVE = 15.0

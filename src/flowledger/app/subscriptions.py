@@ -33,7 +33,8 @@ from pydantic import Field, field_validator
 from typing_extensions import TypedDict
 
 from flowledger.app.cursors import CursorCodec
-from flowledger.app.models import MAX_PAGE, Page, Request
+from flowledger.app.models import MAX_PAGE, Request
+from flowledger.app.results import Page
 from flowledger.errors import InvalidInputError, NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.timeutil import iso

@@ -16,10 +16,12 @@ from flowledger.app.models import (
     GetWorkflowVersion,
     ListWorkflows,
     LoadWorkflow,
-    PushedWorkflow,
     PushWorkflows,
-    TriggerDocument,
     ValidateWorkflow,
+)
+from flowledger.app.results import (
+    PushedWorkflow,
+    TriggerDocument,
     WorkflowDetail,
     WorkflowSummary,
     WorkflowVersionDocument,

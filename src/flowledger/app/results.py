@@ -1,0 +1,164 @@
+"""The application layer's results: the documents it returns, typed (TypedDicts the HTTP
+face uses as response models), and :class:`Page` for lists."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, NotRequired, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict
+
+from flowledger.app.models import SeedStatus
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list, newest first; ``nextCursor`` fetches the next (None: the end)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"items": self.items, "nextCursor": self.next_cursor}
+
+
+class WorkflowRunDocument(TypedDict):
+    """The seed's run, verbatim (app.seed)."""
+
+    id: str
+    workflowId: str
+    jobRunId: str | None
+    createdByUserId: str
+    status: SeedStatus
+    currentStateName: str | None
+    createdAt: str
+    updatedAt: str
+    completedAt: str | None
+
+
+class StageDocument(TypedDict):
+    """A WorkflowInstanceState's stage: times in Unix epoch milliseconds."""
+
+    name: str
+    startedAt: int
+    endedAt: int | None
+    tasks: list[str]
+    variables: dict[str, Any]
+
+
+class WorkflowInstanceState(TypedDict):
+    """The seed's WorkflowInstanceState record (app.seed)."""
+
+    id: str
+    workflowInstanceId: str
+    workflowInstanceExecutionId: str
+    workflowDefinitionId: str
+    stage: StageDocument
+    timestamp: int
+    exception: bool
+
+
+class TriggerDocument(TypedDict, total=False):
+    """A trigger as its definition gives it (camelCase), plus when a schedule fires next."""
+
+    type: str
+    nextFireAt: str | None
+    nextFireAtLocal: str
+
+
+class WorkflowSummary(TypedDict):
+    name: str
+    version: int
+    versionId: str
+    pushedAt: str
+    triggers: list[TriggerDocument]
+
+
+class PushedWorkflow(TypedDict):
+    name: str
+    version: int
+    versionId: str
+    changed: bool
+    triggers: list[TriggerDocument]
+
+
+class WorkflowVersionDocument(TypedDict):
+    id: str
+    name: str
+    version: int
+    checksum: str
+    createdAt: str
+    live: bool
+    document: NotRequired[Any]
+
+
+class WorkflowDetail(TypedDict):
+    name: str
+    live: WorkflowSummary | None
+    versions: list[WorkflowVersionDocument]
+
+
+class JobRunItem(TypedDict):
+    index: int
+    workflowName: str
+    workflowVersion: int
+    input: Any
+    executionId: str | None
+    runtimeStatus: str | None
+
+
+class JobRunDocument(TypedDict):
+    id: str
+    name: str
+    status: str
+    continueOnFailure: bool
+    createdAt: str
+    startedAt: str | None
+    completedAt: str | None
+    createdBy: str
+    runs: list[JobRunItem]
+
+
+class EntityTypeDocument(TypedDict):
+    name: str
+    schema: Any
+    createdAt: str
+    updatedAt: str
+
+
+class CreatedEntityType(TypedDict):
+    type: EntityTypeDocument
+    created: bool
+
+
+class EntityDocument(TypedDict):
+    id: str
+    entityType: str
+    version: int
+    payload: dict[str, Any]
+    createdAt: str
+    updatedAt: str
+
+
+class EntityPageResult(TypedDict):
+    items: list[EntityDocument]
+    totalCount: int
+    hasMore: bool
+
+
+class ArtifactDocument(TypedDict):
+    id: str
+    executionId: str
+    stepExecutionId: str | None
+    stepId: str | None
+    name: str
+    contentType: str
+    size: int
+    sha256: str
+    kind: str
+    createdAt: str
+    path: NotRequired[str]
