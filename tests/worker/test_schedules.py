@@ -12,8 +12,8 @@ import logging
 import textwrap
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,31 +29,9 @@ from flowledger.storage.sql import SQLStore
 from flowledger.worker.schedules import Scheduler
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.conftest import REPO
+from tests.definition.test_ticks import walk
 
-CatchUp = Literal["none", "all", "latest"]
 SECOND = timedelta(seconds=1)
-
-
-def schedule(cron: str, timezone: str = "UTC", catch_up: CatchUp = "none") -> ScheduleTrigger:
-    return ScheduleTrigger(type="schedule", cron=cron, timezone=timezone, catch_up=catch_up)
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def walk(spec: ScheduleTrigger, start: datetime, end: datetime) -> list[datetime]:
-    """Every tick in (start, end], found forwards with next_tick."""
-    found = []
-    moment = next_tick(spec, start)
-    while moment is not None and moment <= end:
-        found.append(moment)
-        moment = next_tick(spec, moment)
-    return found
-
-
-def hhmm(moments: Sequence[datetime]) -> list[str]:
-    return [m.strftime("%m-%d %H:%M") for m in moments]
 
 
 # -- the Scheduler duty ------------------------------------------------------------------------
