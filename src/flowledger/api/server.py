@@ -1,5 +1,6 @@
 """The ASGI application: routers, the error mapping, the body limits, the OpenAPI
-document at ``/api/v1/openapi.json`` and a docs page at ``/api/v1/docs``.
+document at ``/api/v1/openapi.json``, a docs page at ``/api/v1/docs`` and ``/metrics``
+(api.metrics).
 
 ``create_api`` takes an :class:`App` that is already open; whoever opened it closes it
 (``flowledger serve``, or a test). Routers come from ``api.routes.ROUTERS``.
@@ -12,9 +13,10 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 from flowledger import __version__
-from flowledger.api import errors
+from flowledger.api import errors, metrics
 from flowledger.api.deps import API_PREFIX
 from flowledger.api.limits import BodyLimits
+from flowledger.api.metrics import RequestTimer
 from flowledger.api.routes import ROUTERS
 from flowledger.app import App
 from flowledger.config import Limits
@@ -45,5 +47,7 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     errors.install(api)
     for router in ROUTERS:
         api.include_router(router)
+    api.include_router(metrics.router)
     api.add_middleware(BodyLimits, limits=settings.limits)
+    api.add_middleware(RequestTimer, metrics=app.metrics)  # outermost: times everything
     return api
