@@ -236,7 +236,8 @@ class Engine:
     ) -> tuple[CompiledWorkflow, WorkflowVersion]:
         """A stored workflow by name: that version number, else the pushed (live) version,
         else the newest stored one."""
-        versions = await self.store.list_workflow_versions(name)
+        # No name holds a NUL (PostgreSQL text cannot even be asked for one): not found.
+        versions = await self.store.list_workflow_versions(name) if "\x00" not in name else []
         if not versions:
             raise NotFoundError(
                 f"there is no workflow named {name!r}; push it first "

@@ -65,7 +65,8 @@ class CommittedEvents:
     execution_id: str
     #: SPEC §4 event documents ``{seq, at, kind, stepExecutionId, ...}``, in seq order.
     events: Sequence[dict[str, Any]]
-    info: ExecutionInfo = field(default_factory=ExecutionInfo)
+    #: The execution's workflow, step types and trace (not compared: context, not news).
+    info: ExecutionInfo = field(default_factory=ExecutionInfo, compare=False)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class StepAttempt:
     error: str | None = None
     #: A failed attempt that is retried (a new attempt is scheduled).
     will_retry: bool = False
-    info: ExecutionInfo = field(default_factory=ExecutionInfo)
+    #: The execution's workflow, step types and trace (not compared: context, not news).
+    info: ExecutionInfo = field(default_factory=ExecutionInfo, compare=False)
 
     @property
     def step_type(self) -> str:
@@ -96,7 +98,8 @@ class ExecutionFinished:
     #: ``Completed``, ``CompletedWithNoActionTaken``, ``Failed`` or ``Cancelled``.
     status: str
     at: datetime
-    info: ExecutionInfo = field(default_factory=ExecutionInfo)
+    #: The execution's workflow, step types and trace (not compared: context, not news).
+    info: ExecutionInfo = field(default_factory=ExecutionInfo, compare=False)
 
 
 @dataclass(frozen=True)
