@@ -185,7 +185,7 @@ async def hooks(base: str, token: str) -> tuple[list[float], list[float]]:
             answer = await http.post("/hooks/bench", content=body, headers=headers)
             accepted.append(time.time() - sent)
             assert answer.status_code == 202, answer.text
-            ids.append((answer.json()["id"], sent))
+            ids.append((answer.json()["executionId"], sent))
             await asyncio.sleep(0.01)
         for execution_id, sent in ids:
             await http.get(f"/api/v1/executions/{execution_id}", params={"wait": 30})

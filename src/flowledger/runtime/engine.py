@@ -49,11 +49,12 @@ from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
 from flowledger.runtime.status import ExecutionStatus
-from flowledger.runtime.tracing import TRACEPARENT, execution_info, own_traceparent
+from flowledger.runtime.tracing import execution_info
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open_store
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
+from flowledger.traceparent import TRACEPARENT, own_traceparent
 
 #: How long an execution stays ours without a heartbeat; renewed every third of it.
 LEASE = DEFAULT_LEASE
