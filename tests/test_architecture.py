@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "codec": 0,
     "config": 0,
     "logs": 0,
+    "traceparent": 0,
     "templates": 1,
     "steps": 2,
     "definition": 3,
@@ -41,7 +42,17 @@ LAYERS: dict[str, int] = {
     "__main__": 11,
 }
 #: Leaves are one layer but must not form a cycle: this is their order.
-LEAF_ORDER = ["types", "errors", "durations", "timeutil", "codec", "egress", "config", "logs"]
+LEAF_ORDER = [
+    "types",
+    "errors",
+    "durations",
+    "timeutil",
+    "codec",
+    "egress",
+    "config",
+    "logs",
+    "traceparent",
+]
 
 
 def _top(module: str) -> str | None:

@@ -18,6 +18,11 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   addresses: host names, addresses and networks, comma-separated (``127.0.0.1,
   10.0.0.0/8, api.internal``), or ``*`` for anywhere (default: public addresses only;
   see ``flowledger.egress``).
+- ``FLOWLEDGER_OTEL``: ``1`` (or ``true``) sends OpenTelemetry traces: a span per
+  execution and per step attempt, ``traceparent`` carried into ``sys.http_request``
+  calls and sub-workflows and accepted from API and hook requests. Needs the ``otel``
+  extra (``pip install 'flowledger[otel]'``); the OTLP exporter reads the standard
+  ``OTEL_EXPORTER_OTLP_*`` variables (default off).
 - ``FLOWLEDGER_LOG_FORMAT``: ``text`` (default) or ``json`` (one object per line with
   ``ts, level, logger, message, execution_id, step_id, action``; see ``flowledger.logs``).
 - ``FLOWLEDGER_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (default:
@@ -73,6 +78,7 @@ RETRY_INITIAL_ENV = "FLOWLEDGER_DELIVERY_RETRY_INITIAL"
 RETRY_MAX_ENV = "FLOWLEDGER_DELIVERY_RETRY_MAX"
 RETRY_FOR_ENV = "FLOWLEDGER_DELIVERY_RETRY_FOR"
 DELIVERY_TIMEOUT_ENV = "FLOWLEDGER_DELIVERY_TIMEOUT"
+OTEL_ENV = "FLOWLEDGER_OTEL"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -161,6 +167,8 @@ class Settings:
     hook_body_limit: int = DEFAULT_HOOK_BODY_LIMIT
     deliveries: DeliverySchedule = field(default_factory=DeliverySchedule)
     limits: Limits = field(default_factory=Limits)
+    #: OpenTelemetry traces (``FLOWLEDGER_OTEL``).
+    otel: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -186,6 +194,7 @@ class Settings:
             else DEFAULT_HOOK_BODY_LIMIT,
             deliveries=_schedule(env),
             limits=Limits.from_env(env),
+            otel=_flag(env.get(OTEL_ENV), OTEL_ENV),
         )
 
 
@@ -230,6 +239,15 @@ def parse_lease(text: str | None, source: str = "--lease") -> timedelta:
     if lease < MIN_LEASE:
         raise ConfigError(f"{source}: a lease must be at least 1s, not {text!r}")
     return lease
+
+
+def _flag(text: str | None, source: str) -> bool:
+    value = (text or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{source} must be 1 or 0, not {text!r}")
 
 
 def _choice(value: str, choices: tuple[str, ...], source: str) -> str:

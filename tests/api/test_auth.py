@@ -53,7 +53,7 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/subscriptions/{id}/deliveries", "admin", {}),
 ]
 #: Routes that need no token at all.
-OPEN = ["/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"]
+OPEN = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"]
 CREDENTIALS = ["none", "bad", "malformed", *ROLES]
 _FILL = {"name": "no-such", "version": "1", "id": "no-such", "step_id": "s", "type": "NoType"}
 

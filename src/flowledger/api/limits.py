@@ -1,6 +1,8 @@
 """Limits on every request body, before any route sees it: the size (413 naming the
 limit, refused from ``Content-Length`` before reading when it can be) and, for JSON, the
-nesting depth (422). A pure ASGI middleware: the body is read once, checked, and
+nesting depth (422). A URL holding a NUL character (``%00``) is refused too (422): no
+name, id or filter holds one, and PostgreSQL text cannot even be asked for one. A pure
+ASGI middleware: the body is read once, checked, and
 replayed to the route; later ``receive`` calls (a client disconnecting from a stream)
 pass through."""
 
@@ -11,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flowledger.api.errors import classify, error_response
 from flowledger.app.limits import check_json_depth, too_large
 from flowledger.config import Limits
-from flowledger.errors import FlowledgerError
+from flowledger.errors import FlowledgerError, InputError
 
 
 class BodyLimits:
@@ -22,6 +24,10 @@ class BodyLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            nul = InputError("the URL must not contain NUL characters (%00)")
+            await self._refuse(scope, receive, send, nul)
             return
         limit = self.limits.max_body
         over = too_large("the request body", limit, "max_body")

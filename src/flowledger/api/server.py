@@ -1,5 +1,6 @@
 """The ASGI application: routers, the error mapping, the body limits, the OpenAPI
-document at ``/api/v1/openapi.json`` and a docs page at ``/api/v1/docs``.
+document at ``/api/v1/openapi.json``, a docs page at ``/api/v1/docs`` and ``/metrics``
+(api.metrics).
 
 ``create_api`` takes an :class:`App` that is already open; whoever opened it closes it
 (``flowledger serve``, or a test). Routers come from ``api.routes.ROUTERS``.
@@ -8,13 +9,15 @@ document at ``/api/v1/openapi.json`` and a docs page at ``/api/v1/docs``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 
 from flowledger import __version__
-from flowledger.api import errors
+from flowledger.api import errors, metrics, tracing
 from flowledger.api.deps import API_PREFIX
 from flowledger.api.limits import BodyLimits
+from flowledger.api.metrics import RequestTimer
 from flowledger.api.routes import ROUTERS
 from flowledger.app import App
 from flowledger.config import Limits
@@ -25,6 +28,10 @@ class ApiSettings:
     """What the HTTP face is configured with (``Settings.limits`` from the environment)."""
 
     limits: Limits = field(default_factory=Limits)
+    #: OpenTelemetry traces (``Settings.otel``; api.tracing).
+    otel: bool = False
+    #: Where spans go when ``otel``: an OpenTelemetry ``SpanProcessor``; None: OTLP.
+    span_processor: Any = None
 
 
 def create_api(app: App, settings: ApiSettings) -> FastAPI:
@@ -45,5 +52,12 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     errors.install(api)
     for router in ROUTERS:
         api.include_router(router)
+    api.include_router(metrics.router)
     api.add_middleware(BodyLimits, limits=settings.limits)
+    if settings.otel:
+        processor = settings.span_processor or tracing.otlp_processor()
+        api.state.span_processor = processor
+        app.engine.add_observer(tracing.SpanWriter(processor))
+        api.add_middleware(tracing.TraceContext)
+    api.add_middleware(RequestTimer, metrics=app.metrics)  # outermost: times everything
     return api

@@ -27,6 +27,7 @@ from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
+from flowledger.app.metrics import ServiceMetrics
 from flowledger.app.seed import Seed
 from flowledger.app.slots import Slots
 from flowledger.app.streams import EventStreams
@@ -86,6 +87,16 @@ class App:
         self.hooks = Hooks(self.engine, self.wake_workers)
         self.subscriptions = Subscriptions(self.engine, self._cursors)
         self.tokens = Tokens(self.engine)
+        self._metrics: ServiceMetrics | None = None
+
+    @property
+    def metrics(self) -> ServiceMetrics:
+        """Prometheus metrics of this application (app.metrics); the first use attaches
+        their observer to the engine."""
+        if self._metrics is None:
+            self._metrics = ServiceMetrics(self.engine)
+            self.engine.add_observer(self._metrics)
+        return self._metrics
 
     async def open(self) -> App:
         await self.engine.open()

@@ -71,6 +71,7 @@ def serve(
     import uvicorn
 
     from flowledger.api import ApiSettings, create_api
+    from flowledger.api.tracing import TracingUnavailable
 
     settings = Settings.from_env()
     level = settings.log_level or "INFO"
@@ -89,7 +90,12 @@ def serve(
         )
         async with application:
             await _check_tokens(application, host)
-            api = create_api(application, ApiSettings(limits=settings.limits))
+            try:
+                api = create_api(
+                    application, ApiSettings(limits=settings.limits, otel=settings.otel)
+                )
+            except TracingUnavailable as exc:
+                fail(str(exc), EXIT_INVALID)
             config = uvicorn.Config(
                 api,
                 host=host,
@@ -129,6 +135,9 @@ def serve(
                 stop()
                 if working is not None:
                     await working
+                spans = getattr(api.state, "span_processor", None)
+                if spans is not None:
+                    spans.shutdown()  # flushes the spans still batched
             if not server.started:
                 fail(f"could not listen on {host}:{port}", EXIT_FAILED)
 

@@ -14,6 +14,7 @@ from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import InputError, format_path
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.runtime.tracing import with_traceparent
 from flowledger.storage import Row, WorkflowVersion
 
 EXECUTION_FORMAT_VERSION = 1
@@ -70,7 +71,7 @@ def execution_rows(
         "failed_at": None,
         "last_activity_at": now,
         "created_by": created_by,
-        "context": codec.dumps(workflow.spec.context),
+        "context": codec.dumps(with_traceparent(workflow.spec.context)),
         "trigger": codec.dumps(dict(trigger)),
         "variables": codec.dumps(
             dict(variables) if variables is not None else workflow.spec.variables

@@ -38,15 +38,23 @@ from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
 from flowledger.runtime.leases import LeaseKeeper
-from flowledger.runtime.observer import EventCallback, EventCallbackObserver, Observer, Observers
+from flowledger.runtime.observer import (
+    EventCallback,
+    EventCallbackObserver,
+    ExecutionInfo,
+    Observer,
+    Observers,
+)
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.runtime.tracing import execution_info
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open_store
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
+from flowledger.traceparent import TRACEPARENT, own_traceparent
 
 #: How long an execution stays ours without a heartbeat; renewed every third of it.
 LEASE = DEFAULT_LEASE
@@ -229,7 +237,8 @@ class Engine:
     ) -> tuple[CompiledWorkflow, WorkflowVersion]:
         """A stored workflow by name: that version number, else the pushed (live) version,
         else the newest stored one."""
-        versions = await self.store.list_workflow_versions(name)
+        # No name holds a NUL (PostgreSQL text cannot even be asked for one): not found.
+        versions = await self.store.list_workflow_versions(name) if "\x00" not in name else []
         if not versions:
             raise NotFoundError(
                 f"there is no workflow named {name!r}; push it first "
@@ -406,7 +415,8 @@ class Engine:
         runner = ExecutionRunner(self._services, workflow, row, int(row["lease_epoch"]))
         if row["runtime_status"] != str(ExecutionStatus.NOT_STARTED):
             restore(runner, await self.store.get_step_executions(execution_id))
-        runner.journal.sinks.append(lambda events: self._notify(execution_id, events))
+        info = execution_info(workflow, row)
+        runner.journal.sinks.append(lambda events: self._notify(execution_id, events, info))
         runner.journal.group_commits = group_commits
         inline: set[asyncio.Task[None]] = set()
         if park_after is None:  # run children here too, as `flowledger run` users expect
@@ -422,9 +432,14 @@ class Engine:
                 runner.drain()
 
             watcher = asyncio.create_task(watch())
+        # Tracing on: its children and outgoing requests join the execution's span.
+        joined = own_traceparent(execution_id, info.traceparent) if self.settings.otel else None
+        token = TRACEPARENT.set(joined) if joined is not None else None
         try:
             status = await runner.run(park_after)
         finally:
+            if token is not None:
+                TRACEPARENT.reset(token)
             if watcher is not None:
                 watcher.cancel()
             if inline:  # children told to cancel end within a poll; others already ended
@@ -524,8 +539,8 @@ class Engine:
                 return await self.get_execution(execution_id)
             await asyncio.sleep(0.1)
 
-    def _notify(self, execution_id: str, rows: list[Row]) -> None:
-        self.observers.committed(execution_id, rows)
+    def _notify(self, execution_id: str, rows: list[Row], info: ExecutionInfo) -> None:
+        self.observers.committed(execution_id, rows, info)
 
     async def run(
         self,

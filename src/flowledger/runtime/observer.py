@@ -29,8 +29,8 @@ per commit).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -50,10 +50,23 @@ _ENDING = {"execution.completed", "execution.failed", "execution.cancelled"}
 
 
 @dataclass(frozen=True)
+class ExecutionInfo:
+    """What the engine knows of the execution a round belongs to (for labels and traces)."""
+
+    workflow: str = ""
+    #: Step id -> step type name (``sys.http_request``, a plugin's type…).
+    step_types: Mapping[str, str] = field(default_factory=dict)
+    #: The W3C ``traceparent`` the execution joined when it was started, if any.
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
 class CommittedEvents:
     execution_id: str
     #: SPEC §4 event documents ``{seq, at, kind, stepExecutionId, ...}``, in seq order.
     events: Sequence[dict[str, Any]]
+    #: The execution's workflow, step types and trace (not compared: context, not news).
+    info: ExecutionInfo = field(default_factory=ExecutionInfo, compare=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,12 @@ class StepAttempt:
     error: str | None = None
     #: A failed attempt that is retried (a new attempt is scheduled).
     will_retry: bool = False
+    #: The execution's workflow, step types and trace (not compared: context, not news).
+    info: ExecutionInfo = field(default_factory=ExecutionInfo, compare=False)
+
+    @property
+    def step_type(self) -> str:
+        return self.info.step_types.get(self.step_id, "")
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,8 @@ class ExecutionFinished:
     #: ``Completed``, ``CompletedWithNoActionTaken``, ``Failed`` or ``Cancelled``.
     status: str
     at: datetime
+    #: The execution's workflow, step types and trace (not compared: context, not news).
+    info: ExecutionInfo = field(default_factory=ExecutionInfo, compare=False)
 
 
 @dataclass(frozen=True)
@@ -177,21 +198,25 @@ class Observers:
 
     # -- reports from the engine and the worker ------------------------------------------
 
-    def committed(self, execution_id: str, rows: list[Row]) -> None:
+    def committed(
+        self, execution_id: str, rows: list[Row], info: ExecutionInfo | None = None
+    ) -> None:
         """A round of ``execution_id`` was committed with these event rows."""
         if not self._observers:
             return
+        about = info or ExecutionInfo()
         docs = [event_document(row) for row in rows]
-        self._call("events_committed", CommittedEvents(execution_id, docs), execution_id)
+        batch = CommittedEvents(execution_id, docs, about)
+        self._call("events_committed", batch, execution_id)
         crashed = False
         for row, doc in zip(rows, docs, strict=True):
             kind = row["kind"]
             if kind == "step.started":
-                self._started(execution_id, row, doc)
+                self._started(execution_id, row, doc, about)
             elif kind in _FINISHING and row["step_execution_id"] is not None:
-                crashed = self._finished(execution_id, row, doc) or crashed
+                crashed = self._finished(execution_id, row, doc, about) or crashed
             elif kind in _ENDING:
-                finished = ExecutionFinished(execution_id, doc["status"], row["at"])
+                finished = ExecutionFinished(execution_id, doc["status"], row["at"], about)
                 self._call("execution_finished", finished, execution_id)
         if crashed and self._taken.pop(execution_id, False) is False:
             # Recovery found attempts in flight: their holder stopped without releasing
@@ -212,17 +237,21 @@ class Observers:
 
     # -- deriving attempts from events ---------------------------------------------------
 
-    def _started(self, execution_id: str, row: Row, doc: dict[str, Any]) -> None:
+    def _started(
+        self, execution_id: str, row: Row, doc: dict[str, Any], info: ExecutionInfo
+    ) -> None:
         self._open[row["step_execution_id"]] = row["at"]
         while len(self._open) > MAX_OPEN_ATTEMPTS:
             del self._open[next(iter(self._open))]
         attempt = StepAttempt(
             execution_id, doc["stepExecutionId"], doc["stepId"], doc["attempt"], doc["status"],
-            row["at"],
+            row["at"], info=info,
         )  # fmt: skip
         self._call("step_attempt_started", attempt, execution_id)
 
-    def _finished(self, execution_id: str, row: Row, doc: dict[str, Any]) -> bool:
+    def _finished(
+        self, execution_id: str, row: Row, doc: dict[str, Any], info: ExecutionInfo
+    ) -> bool:
         """Report a finished attempt; True when recovery failed it as left in flight."""
         detail = doc["detail"] if isinstance(doc["detail"], dict) else {}
         started = self._open.pop(row["step_execution_id"], None)
@@ -242,6 +271,7 @@ class Observers:
             duration=duration,
             error=error if isinstance(error, str) else None,
             will_retry=bool(detail.get("willRetry")),
+            info=info,
         )
         self._call("step_attempt_finished", attempt, execution_id)
         return error == CRASH_MESSAGE

@@ -22,6 +22,7 @@ from flowledger.durations import parse_duration
 from flowledger.egress import EgressRefused
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, step_type
+from flowledger.traceparent import step_traceparent
 
 __all__ = ["HTTP_REQUEST", "HttpRequestInput", "HttpRequestOutput"]
 
@@ -111,6 +112,9 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     headers = dict(data.headers)
     if not any(name.lower() == "idempotency-key" for name in headers):
         headers["Idempotency-Key"] = ctx.idempotency_key  # lets the server drop a repeat
+    traceparent = step_traceparent(ctx.step_execution_id, ctx.attempt)  # None: tracing off
+    if traceparent is not None and not any(name.lower() == "traceparent" for name in headers):
+        headers["traceparent"] = traceparent
     request = ctx.http.build_request(
         data.method,
         data.url,

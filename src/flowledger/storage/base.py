@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from flowledger.storage.artifacts import ArtifactStore
 from flowledger.storage.entities import EntityStore
+from flowledger.storage.gauges import GaugeStore
 from flowledger.storage.jobs import JobStore
 from flowledger.storage.schedules import ScheduleStore
 from flowledger.storage.tokens import TokenStore
@@ -77,7 +78,9 @@ class ExecutionQuery:
     before: tuple[datetime, str] | None = None
 
 
-class Store(TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, WebhookStore, ABC):
+class Store(
+    TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, WebhookStore, GaugeStore, ABC
+):
     """What the runtime and the faces need from a database."""
 
     url: str

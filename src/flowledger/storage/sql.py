@@ -31,6 +31,7 @@ from flowledger.storage import migrations
 from flowledger.storage.artifacts import SQLArtifactStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.entities import SQLEntityStore
+from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
 from flowledger.storage.lanes import Lane
@@ -59,6 +60,7 @@ class SQLStore(
     SQLJobStore,
     SQLArtifactStore,
     SQLWebhookStore,
+    SQLGaugeStore,
     Store,
 ):
     """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):

@@ -40,7 +40,11 @@ class SubscriptionBody(Body):
 
 
 class SubscriptionList(Body):
+    """Every subscription in one page: ``nextCursor`` is always null (the list shape of
+    every listing; the document missed it until schemathesis found the answer had it)."""
+
     items: list[SubscriptionDocument]
+    next_cursor: str | None = None
 
 
 @router.post(

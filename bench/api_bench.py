@@ -1,0 +1,296 @@
+"""The HTTP face under load (issue 13 point 12), against a real ``flowledger serve``.
+
+    .venv/bin/python bench/api_bench.py                 # SQLite, then a throwaway PostgreSQL
+    .venv/bin/python bench/api_bench.py --pg URL        # PostgreSQL at URL (a fresh database)
+    .venv/bin/python bench/api_bench.py --no-pg         # SQLite only
+
+Per backend, over loopback only, bounded loops:
+
+- ``GET /api/v1/executions/{id}`` requests/s with :data:`CLIENTS` concurrent httpx
+  clients, beside a bare FastAPI route returning a constant on the same uvicorn set-up
+  (``bare``: same ``uvicorn.Config`` options as ``serve``, in a subprocess): target ≥ 50%;
+- ``POST /api/v1/workflows/{name}/executions`` starts/s over HTTP (``serve
+  --no-workers``: the starts only, nothing runs them meanwhile) beside the engine's
+  in-process start rate (``App.executions.start`` from :data:`CLIENTS` tasks on the
+  same kind of database): target ≥ 50%;
+- webhook: a signed ``POST /hooks/{path}``, one at a time; its 202 time, and the time
+  until the first step's ``step.started`` event (its ``at``: the server's clock, this
+  machine's);
+- long-poll wake-up: ``GET /executions/{id}?wait=30`` on an execution that ends after a
+  200 ms ``sys.delay``; latency = answer received minus its ``completedAt``.
+
+The client runs in one process; its own cost bounds what it can measure (it is the same
+for the bare route, which is why the ratio, not the absolute figure, is the target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from standardwebhooks import Webhook
+
+from flowledger.app import App, CreateToken, PushWorkflows, StartExecution, WorkflowText
+
+CLIENTS = 50
+REQUESTS = 4000  # per throughput measurement
+STARTS = 2000
+HOOKS = 100
+POLLS = 100
+FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
+SECRET = "whsec_" + base64.b64encode(b"bench-hook-secret-0123456789abcd").decode()
+HELLO = "name: hello\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n"
+HOOKED = """\
+name: hooked
+triggers:
+  - {type: webhook, path: bench, secret_env: BENCH_HOOK_SECRET}
+steps:
+  - {id: a, type: sys.transform, input: {value: 1}}
+"""
+NAP = "name: nap\nsteps:\n  - {id: a, type: sys.delay, input: {duration: 200ms}}\n"
+BARE = """
+import sys, uvicorn
+from fastapi import FastAPI
+api = FastAPI()
+@api.get("/constant")
+async def constant() -> dict[str, str]:
+    return {"status": "ok"}
+uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[1]), log_level="info",
+            lifespan="off", server_header=False, timeout_graceful_shutdown=30)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+async def prepare(db: str) -> str:
+    async with App(db) as app:
+        texts = [WorkflowText(text=t) for t in (HELLO, HOOKED, NAP)]
+        await app.workflows.push(PushWorkflows(texts=texts))
+        made = await app.tokens.create(
+            CreateToken(name=f"bench-{uuid.uuid4().hex[:6]}", role="admin")
+        )
+        return str(made["token"])
+
+
+@contextmanager
+def process(argv: list[str], url: str, env: dict[str, str]) -> Iterator[str]:
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(log.read().decode(errors="replace")) from None
+                time.sleep(0.05)
+        yield url.rsplit("/", 1)[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def serve(db: str, *args: str) -> AbstractContextManager[str]:
+    port = free_port()
+    env = {**os.environ, "FLOWLEDGER_DB": db, "BENCH_HOOK_SECRET": SECRET,
+           "FLOWLEDGER_LOG_LEVEL": "WARNING"}  # fmt: skip
+    argv = [FLOWLEDGER, "serve", "--port", str(port), "--db", db, *args]
+    return process(argv, f"http://127.0.0.1:{port}/healthz", env)
+
+
+async def hammer(
+    base: str, token: str, method: str, path: str, total: int, body: object = None
+) -> float:
+    """Requests/s of ``total`` requests from :data:`CLIENTS` concurrent clients."""
+    headers = {"Authorization": f"Bearer {token}"}
+    left = total
+
+    async def client() -> None:
+        nonlocal left
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+            while left > 0:
+                left -= 1
+                answer = await http.request(method, path, json=body)
+                assert answer.status_code < 300, answer.text
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return total / (time.perf_counter() - started)
+
+
+async def in_process_starts(db: str) -> float:
+    async with App(db) as app:
+        left = STARTS
+
+        async def starter() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await app.executions.start(StartExecution(workflow="hello", stored_only=True))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(starter() for _ in range(CLIENTS)))
+        return STARTS / (time.perf_counter() - started)
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def hooks(base: str, token: str) -> tuple[list[float], list[float]]:
+    """One signed webhook at a time (each waited for: latency, not a backlog)."""
+    accepted, first_step = [], []
+    signer = Webhook(SECRET)
+    async with httpx.AsyncClient(base_url=base, timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:  # fmt: skip
+        for _ in range(HOOKS):
+            body = json.dumps({"n": 1})
+            msg = f"msg_{uuid.uuid4().hex}"
+            now = datetime.now(UTC)
+            headers = {"Content-Type": "application/json", "webhook-id": msg,
+                       "webhook-timestamp": str(int(now.timestamp())),
+                       "webhook-signature": signer.sign(msg, now, body)}  # fmt: skip
+            sent = time.time()
+            answer = await http.post("/hooks/bench", content=body, headers=headers)
+            accepted.append(time.time() - sent)
+            assert answer.status_code == 202, answer.text
+            execution_id = answer.json()["executionId"]
+            await http.get(f"/api/v1/executions/{execution_id}", params={"wait": 30})
+            events = (await http.get(f"/api/v1/executions/{execution_id}/events")).json()
+            items = events["items"] if isinstance(events, dict) else events
+            began = next(e for e in items if e["kind"] == "step.started")
+            first_step.append(max(0.0, at(began["at"]) - sent))
+    return accepted, first_step
+
+
+async def long_polls(base: str, token: str) -> list[float]:
+    out = []
+    async with httpx.AsyncClient(base_url=base, timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:  # fmt: skip
+        for _ in range(POLLS):
+            doc = (await http.post("/api/v1/workflows/nap/executions", json={})).json()
+            answer = await http.get(f"/api/v1/executions/{doc['id']}", params={"wait": 30})
+            got = time.time()
+            done = answer.json()
+            assert done["runtimeStatus"] == "Completed", done
+            out.append(max(0.0, got - at(done["completedAt"])))
+    return out
+
+
+async def measure(name: str, db: str, fresh: str, bare: float) -> list[tuple[str, str]]:
+    token = await prepare(db)
+    await prepare(fresh)
+    rows: list[tuple[str, str]] = []
+    with serve(db, "--no-workers") as base:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}
+        ) as h:
+            one = (await h.post("/api/v1/workflows/hello/executions", json={})).json()["id"]
+        gets = await hammer(base, token, "GET", f"/api/v1/executions/{one}", REQUESTS)
+        starts = await hammer(base, token, "POST", "/api/v1/workflows/hello/executions", STARTS, {})
+    engine = await in_process_starts(fresh)
+    rows.append(
+        (f"{name}: GET /executions/{{id}}", f"{gets:,.0f} req/s = {gets / bare:.0%} of bare")
+    )
+    ratio = f"{starts / engine:.0%} of in-process {engine:,.0f}/s"
+    rows.append(
+        (f"{name}: POST /workflows/{{name}}/executions", f"{starts:,.0f} starts/s = {ratio}")
+    )
+    with serve(db) as base:
+        accepted, first = await hooks(base, token)
+        polls = await long_polls(base, token)
+    rows.append(
+        (
+            f"{name}: webhook 202",
+            f"p50 {pct(accepted, 0.5):.1f} ms, p99 {pct(accepted, 0.99):.1f} ms",
+        )
+    )
+    rows.append(
+        (
+            f"{name}: webhook → step.started",
+            f"p50 {pct(first, 0.5):.1f} ms, p99 {pct(first, 0.99):.1f} ms",
+        )
+    )
+    rows.append(
+        (
+            f"{name}: long-poll wake-up",
+            f"p50 {pct(polls, 0.5):.1f} ms, p99 {pct(polls, 0.99):.1f} ms",
+        )
+    )
+    return rows
+
+
+async def bare_rate() -> float:
+    port = free_port()
+    argv = [sys.executable, "-c", BARE, str(port)]
+    with process(argv, f"http://127.0.0.1:{port}/constant", dict(os.environ)) as base:
+        return await hammer(base, "-", "GET", "/constant", REQUESTS)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg", metavar="URL", help="PostgreSQL URL (default: a throwaway cluster)")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    bare = await bare_rate()
+    rows = [("bare FastAPI GET /constant", f"{bare:,.0f} req/s")]
+    rows += await measure("sqlite", f"sqlite:///{folder}/a.db", f"sqlite:///{folder}/b.db", bare)
+    if not args.no_pg:
+        cluster = None
+        if args.pg:
+            urls = (args.pg, args.pg)
+        else:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.pg import Cluster, find_bindir  # the throwaway cluster the tests use
+
+            bindir = find_bindir()
+            assert bindir is not None, "PostgreSQL's server programs are not installed"
+            cluster = Cluster(bindir, durable=True)
+            cluster.start()
+            urls = (cluster.url(cluster.create_database()), cluster.url(cluster.create_database()))
+        try:
+            rows += await measure("postgresql", urls[0], urls[1], bare)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    width = max(len(k) for k, _ in rows)
+    print(f"{CLIENTS} concurrent clients; loopback; {os.cpu_count()} CPUs")
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
