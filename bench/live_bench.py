@@ -16,9 +16,9 @@ Measured 2026-11-29 (this container; 200 waits, 5 x 300 executions):
 - SQLite: wake-up here p50 0.6 ms / p99 4.2 ms; from another process p50 28 ms /
   p99 34.5 ms (the 30 ms tail of the events table); engine 5.96 ms per execution with
   no hub, 5.97 ms observed.
-- PostgreSQL: wake-up here p50 1.5 ms / p99 4.7–9.8 ms; from another process p50 2.1 ms
-  / p99 12–17 ms (NOTIFY); engine 7.3–11.0 ms per execution with no hub, 8.4–12.0
-  observed with nobody listening, 7.8–10.8 NOTIFYing a listener: differences within
+- PostgreSQL: wake-up here p50 1.5 ms / p99 4.7-9.8 ms; from another process p50 2.1 ms
+  / p99 12-17 ms (NOTIFY); engine 7.3-11.0 ms per execution with no hub, 8.4-12.0
+  observed with nobody listening, 7.8-10.8 NOTIFYing a listener: differences within
   the run-to-run noise (about ±1 ms).
 """
 
