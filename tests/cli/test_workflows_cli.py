@@ -68,7 +68,13 @@ def test_push_registers_new_versions_only_when_the_document_changed(
     assert local.utcoffset() == local.astimezone(ZoneInfo("Europe/Berlin")).utcoffset()
     assert datetime.fromisoformat(schedule["nextFireAt"]) == local
     assert schedule["nextFireAt"] > morning["pushedAt"]
-    assert webhook == {"type": "webhook", "path": "morning", "secretEnv": None, "nextFireAt": None}
+    assert webhook == {
+        "type": "webhook",
+        "path": "morning",
+        "secretEnv": None,
+        "auth": "none",
+        "nextFireAt": None,
+    }
     assert by_name["hello"]["triggers"] == []
 
     table = cli("workflows", "list")

@@ -170,10 +170,12 @@ async def test_a_loop_interrupted_midway_finishes_every_item_once(
         rows = [
             s for s in doc["steps"].values() if s["stepId"] == "work" and s["loop"] == {"each": i}
         ]
-        # At-least-once: a handler runs again only when its earlier attempt was cut by the crash.
+        # At-least-once: a handler runs again only when its earlier attempt was cut by the crash
+        # (an attempt whose start was committed just before the crash may never have called it).
         crashed = [r for r in rows if r["status"] == "Failed"]
         assert all(r["error"]["message"] == CRASH_MESSAGE for r in crashed)
-        assert recorder.calls[f"w{i}"] == len(rows)
+        assert len(rows) - len(crashed) == 1
+        assert 1 <= recorder.calls[f"w{i}"] <= len(rows)
     assert recorder.calls["w3"] == 2
     assert statuses(doc)["each"] == "Completed"
 
