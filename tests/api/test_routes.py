@@ -56,6 +56,14 @@ def test_an_invalid_definition_is_422_with_its_problems(service: Service) -> Non
     assert problem["line"] == 4 and problem["step"] == "a"
 
 
+def test_bodies_that_are_not_utf8_are_422_naming_what(service: Service) -> None:
+    with service.client("admin") as http:
+        definition = error(http.post("/api/v1/workflows", content=b"name: \xff"), 422)
+        job = error(http.post("/api/v1/job-runs", content=b"name: \xff"), 422)
+    assert definition["message"] == "the definition (YAML or JSON) must be UTF-8 text"
+    assert job["message"] == "the job-run document must be UTF-8 text"
+
+
 def test_start_runs_on_the_workers_and_records_the_token(service: Service) -> None:
     with service.client("admin") as admin, service.client("operator") as http:
         name = push(admin, HELLO)

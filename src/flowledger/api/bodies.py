@@ -8,6 +8,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from starlette.requests import Request
+
+from flowledger.errors import InvalidInputError
+
+
+async def text_body(request: Request, what: str) -> str:
+    """The request body as text; a body that is not UTF-8 is refused, naming ``what``."""
+    try:
+        return (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{what} must be UTF-8 text") from None
 
 
 class Body(BaseModel):

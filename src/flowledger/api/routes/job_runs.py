@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from flowledger.api.bodies import text_body
 from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import CreateJobRun, GetJobRun, JobRunDocument, ListJobRuns, Page
-from flowledger.errors import InvalidInputError
 
 router = APIRouter(prefix=API_PREFIX, tags=["job-runs"], responses=ERROR_RESPONSES)
 
@@ -33,11 +33,7 @@ _JOB_BODY = {
     openapi_extra=_JOB_BODY,
 )
 async def create_job_run(request: Request, app: AppDep, caller: Operator) -> Response:
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError("the job-run document must be UTF-8 text") from None
+    text = await text_body(request, "the job-run document")
     created = await app.job_runs.create(CreateJobRun(text=text, created_by=caller.created_by))
     return render(created, 201)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response
 from typing_extensions import TypedDict
 
-from flowledger.api.bodies import StartBody
+from flowledger.api.bodies import StartBody, text_body
 from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
@@ -24,7 +24,6 @@ from flowledger.app import (
     WorkflowText,
     WorkflowVersionDocument,
 )
-from flowledger.errors import InvalidInputError
 
 router = APIRouter(prefix=API_PREFIX, tags=["workflows"], responses=ERROR_RESPONSES)
 
@@ -54,11 +53,7 @@ class PushedRef(TypedDict):
     openapi_extra=_DEFINITION_BODY,
 )
 async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Response:
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError("the definition must be UTF-8 text (YAML or JSON)") from None
+    text = await text_body(request, "the definition (YAML or JSON)")
     pushed = await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
     first = pushed[0]
     ref: PushedRef = {
