@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger.app.artifacts import Artifacts
 from flowledger.app.changes import ChangeHub
+from flowledger.app.console import Console
 from flowledger.app.cursors import META_KEY, CursorCodec
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
@@ -29,10 +30,12 @@ from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.metrics import ServiceMetrics
 from flowledger.app.seed import Seed
+from flowledger.app.sessions import Sessions
 from flowledger.app.slots import Slots
 from flowledger.app.streams import EventStreams
 from flowledger.app.subscriptions import Subscriptions
 from flowledger.app.tokens import Tokens
+from flowledger.app.views import Views
 from flowledger.app.workflows import Workflows
 from flowledger.config import Limits, Settings
 from flowledger.errors import StorageError
@@ -87,6 +90,10 @@ class App:
         self.hooks = Hooks(self.engine, self.wake_workers)
         self.subscriptions = Subscriptions(self.engine, self._cursors)
         self.tokens = Tokens(self.engine)
+        #: The web UI's read models, expression console and browser sessions.
+        self.views = Views(self.engine)
+        self.console = Console(self.engine)
+        self.sessions = Sessions(self.engine, self.tokens)
         self._metrics: ServiceMetrics | None = None
 
     @property

@@ -93,7 +93,8 @@ def allows(role: Role, needs: Role) -> bool:
     return ROLES.index(role) >= ROLES.index(needs)
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a token: its SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -110,7 +111,7 @@ class Tokens:
             "id": str(uuid.uuid4()),
             "name": request.name,
             "role": request.role,
-            "secret_hash": _hash(token),
+            "secret_hash": token_hash(token),
             "created_at": await self._engine.store.db_now(),
         }
         if not await self._engine.store.create_api_token(row):
@@ -140,7 +141,11 @@ class Tokens:
         token = request.token
         if not token:
             raise AuthenticationError("this needs an API token: Authorization: Bearer <token>")
-        digest = _hash(token)
+        return await self.authenticate_hash(token_hash(token), request.needs)
+
+    async def authenticate_hash(self, digest: str, needs: Role = "viewer") -> Caller:
+        """:meth:`authenticate` for a token known by its hash (a web session keeps the
+        hash, never the secret)."""
         row = await self._engine.store.find_api_token(digest)
         if (
             row is None
@@ -149,9 +154,9 @@ class Tokens:
         ):
             raise AuthenticationError("the API token is not valid (unknown or revoked)")
         role: Role = row["role"]
-        if not allows(role, request.needs):
+        if not allows(role, needs):
             raise ForbiddenError(
-                f"token {row['name']!r} has role {role}; this needs {request.needs} or higher"
+                f"token {row['name']!r} has role {role}; this needs {needs} or higher"
             )
         await self._engine.store.touch_api_token(str(row["id"]), TOUCH_EVERY)
         return {"name": row["name"], "role": role, "createdBy": CREATOR_PREFIX + row["name"]}

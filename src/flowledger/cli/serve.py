@@ -72,6 +72,7 @@ def serve(
 
     from flowledger.api import ApiSettings, create_api
     from flowledger.api.tracing import TracingUnavailable
+    from flowledger.web import mount_web
 
     settings = Settings.from_env()
     level = settings.log_level or "INFO"
@@ -96,6 +97,7 @@ def serve(
                 )
             except TracingUnavailable as exc:
                 fail(str(exc), EXIT_INVALID)
+            mount_web(api)  # the web UI at / (a peer of the API; this command composes them)
             config = uvicorn.Config(
                 api,
                 host=host,

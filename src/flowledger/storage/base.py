@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flowledger.storage.artifacts import ArtifactStore
+from flowledger.storage.counts import CountStore
 from flowledger.storage.entities import EntityStore
 from flowledger.storage.gauges import GaugeStore
 from flowledger.storage.jobs import JobStore
@@ -79,7 +80,15 @@ class ExecutionQuery:
 
 
 class Store(
-    TokenStore, EntityStore, ScheduleStore, JobStore, ArtifactStore, WebhookStore, GaugeStore, ABC
+    TokenStore,
+    EntityStore,
+    ScheduleStore,
+    JobStore,
+    ArtifactStore,
+    WebhookStore,
+    GaugeStore,
+    CountStore,
+    ABC,
 ):
     """What the runtime and the faces need from a database."""
 

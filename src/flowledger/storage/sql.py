@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from flowledger.errors import StorageError
 from flowledger.storage import migrations
 from flowledger.storage.artifacts import SQLArtifactStore
+from flowledger.storage.counts import SQLCountStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.entities import SQLEntityStore
 from flowledger.storage.gauges import SQLGaugeStore
@@ -61,6 +62,7 @@ class SQLStore(
     SQLArtifactStore,
     SQLWebhookStore,
     SQLGaugeStore,
+    SQLCountStore,
     Store,
 ):
     """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):

@@ -1,0 +1,118 @@
+"""Browser sessions: an API token exchanged for a signed session value, and the CSRF
+token that goes with it (the web UI's cookie and forms).
+
+The session value is ``base64url(JSON {h: token hash, exp: unix seconds}) + "." +
+base64url(HMAC-SHA256)``. It holds the token's *hash*, never the secret, so a stolen
+cookie is no API token; every request checks the token again by that hash
+(:meth:`Tokens.authenticate_hash`), so revoking the token ends its sessions at once.
+The key is a random secret the database keeps (``flowledger_meta``), so every server on
+one database accepts the others' sessions and a restart signs nobody out.
+
+The CSRF token is an HMAC of the session value: bound to one session, nothing stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from flowledger.app.models import Request
+from flowledger.app.tokens import Caller, Role, Tokens, token_hash
+from flowledger.errors import AuthenticationError, ForbiddenError
+from flowledger.runtime.engine import Engine
+
+#: The ``flowledger_meta`` key of the session signing secret.
+META_KEY = "web_session_secret"
+#: How long a sign-in lasts.
+LIFETIME = 12 * 3600
+
+
+class SignIn(Request):
+    token: str = Field(min_length=1, max_length=256)
+
+
+class ResolveSession(Request):
+    """Who holds this session value (None: no cookie), needing at least ``needs``."""
+
+    session: str | None = Field(default=None, max_length=1024)
+    needs: Role = "viewer"
+
+
+class CheckCsrf(Request):
+    session: str = Field(max_length=1024)
+    csrf: str | None = Field(default=None, max_length=256)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: the cookie value, its CSRF token, and who it is."""
+
+    value: str
+    csrf: str
+    caller: Caller
+    max_age: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Sessions:
+    """The session operations of one application (see :class:`flowledger.app.App`)."""
+
+    def __init__(self, engine: Engine, tokens: Tokens) -> None:
+        self._engine = engine
+        self._tokens = tokens
+        self._key: bytes | None = None
+
+    async def sign_in(self, request: SignIn) -> Session:
+        """A session for a valid token (AuthenticationError otherwise)."""
+        digest = token_hash(request.token.strip())
+        caller = await self._tokens.authenticate_hash(digest)
+        payload = _b64(json.dumps({"h": digest, "exp": int(time.time()) + LIFETIME}).encode())
+        value = f"{payload}.{_b64(await self._sign(payload))}"
+        return Session(value, await self._csrf(value), caller, LIFETIME)
+
+    async def resolve(self, request: ResolveSession) -> Session:
+        """The session behind a cookie value: AuthenticationError when it is missing,
+        forged, expired or its token revoked; ForbiddenError when the role is too low."""
+        value = request.session
+        if not value:
+            raise AuthenticationError("sign in with an API token")
+        payload, _, signature = value.partition(".")
+        try:
+            ok = hmac.compare_digest(_unb64(signature), await self._sign(payload))
+            data = json.loads(_unb64(payload)) if ok else None
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("h"), str):
+            raise AuthenticationError("the session is not valid; sign in again")
+        left = int(data.get("exp", 0)) - int(time.time())
+        if left <= 0:
+            raise AuthenticationError("the session expired; sign in again")
+        caller = await self._tokens.authenticate_hash(data["h"], request.needs)
+        return Session(value, await self._csrf(value), caller, left)
+
+    async def check_csrf(self, request: CheckCsrf) -> None:
+        """ForbiddenError unless ``csrf`` is the session's CSRF token."""
+        expected = await self._csrf(request.session)
+        if not request.csrf or not hmac.compare_digest(request.csrf, expected):
+            raise ForbiddenError("the form is stale or forged (CSRF check); reload the page")
+
+    async def _csrf(self, value: str) -> str:
+        return _b64(await self._sign("csrf:" + value))
+
+    async def _sign(self, text: str) -> bytes:
+        if self._key is None:
+            self._key = (await self._engine.store.meta_secret(META_KEY)).encode()
+        return hmac.new(self._key, text.encode(), hashlib.sha256).digest()

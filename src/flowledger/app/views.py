@@ -1,0 +1,430 @@
+"""Read models for people looking at executions (the web UI; any face may offer them):
+
+- :meth:`Views.status_counts`: how many executions are in each status;
+- :meth:`Views.execution`: one execution as a person debugging it wants to see it — the
+  definition's graph coloured by status (loops as groups with ``done/total``, branches
+  taken or not, sub-workflow children), a timeline of every attempt, each attempt's
+  rendered input beside its templates, output, error, duration and idempotency key, the
+  data store, the waiting inputs, and for every step which outputs a rerun from it reuses.
+
+The rules (which step execution stands for a step, what a rerun reuses) are the
+runtime's; this only arranges what the store holds.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from pydantic import Field
+from typing_extensions import TypedDict
+
+from flowledger.app.models import Id, Request
+from flowledger.definition.compiled import CompiledGraph, CompiledWorkflow
+from flowledger.definition.graph import ancestors
+from flowledger.runtime.engine import Engine
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.types import ExecutionDocument, StepDocument
+
+#: When steps of one id ran several times (loop iterations), the status the graph shows
+#: is the first of these that any of them has: trouble first, then work in flight.
+STATUS_PRIORITY = ("Failed", "InProgress", "Cancelled", "Completed", "NotStarted", "Disabled")
+#: Width of the timeline drawing, in SVG user units.
+TIMELINE_WIDTH = 1000
+TERMINAL_STEP = frozenset({"Completed", "Failed", "Disabled", "Cancelled"})
+
+
+class CountByStatus(Request):
+    workflow: str | None = None
+
+
+class GetExecutionView(Request):
+    id: str = Id
+    #: The loop iteration to show per loop id (body steps of other iterations hidden).
+    iterations: dict[str, int] = Field(default_factory=dict)
+
+
+class DefinitionGraph(Request):
+    """The graph of one stored version of a workflow (nothing run yet)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    version: int | None = Field(default=None, ge=1)
+
+
+class GraphNode(TypedDict):
+    id: str
+    label: str
+    type: str
+    status: str
+    #: The loop whose body holds this step (None: the top graph).
+    parent: str | None
+    isLoop: bool
+    done: int | None
+    total: int | None
+    children: list[str]
+    stepExecutionId: str | None
+
+
+class GraphEdge(TypedDict):
+    source: str
+    target: str
+    #: ``then``/``else`` for a branch of a condition, ``body`` into a loop's body.
+    label: str | None
+    #: ``taken``, ``skipped`` (the target was disabled) or ``pending``.
+    state: str
+
+
+class TimelineBar(TypedDict):
+    stepExecutionId: str
+    label: str
+    status: str
+    attempt: int
+    startedAt: str
+    durationMs: int | None
+    x: float
+    width: float
+
+
+class TemplateValue(TypedDict):
+    path: str
+    template: str
+    value: Any
+
+
+class AttemptView(TypedDict):
+    stepExecutionId: str
+    stepId: str
+    type: str
+    label: str
+    status: str
+    attempt: int
+    startedAt: str | None
+    endedAt: str | None
+    durationMs: int | None
+    idempotencyKey: str | None
+    input: Any
+    output: Any
+    error: Any
+    templates: list[TemplateValue]
+    children: list[str]
+    loop: dict[str, int]
+
+
+class ExecutionView(TypedDict):
+    execution: ExecutionDocument
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    timeline: list[TimelineBar]
+    timelineMs: int
+    attempts: list[AttemptView]
+    #: The loops and their iteration counts (for the iteration selectors).
+    loops: dict[str, int]
+    iterations: dict[str, int]
+    #: Step id → the steps whose outputs a rerun from it reuses (top-graph steps only).
+    rerun: dict[str, list[str]]
+    dataStore: dict[str, Any]
+
+
+class Views:
+    """The read models of one application (see :class:`flowledger.app.App`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def status_counts(self, request: CountByStatus) -> dict[str, int]:
+        """Every execution status (in SPEC order) → how many executions have it."""
+        found = await self._engine.store.count_by_status(request.workflow)
+        return {status.value: found.get(status.value, 0) for status in ExecutionStatus}
+
+    async def definition_graph(
+        self, request: DefinitionGraph
+    ) -> tuple[builtins.list[GraphNode], builtins.list[GraphEdge]]:
+        """Nodes and edges of a workflow version (its live one, else its newest)."""
+        workflow, _ = await self._engine.resolve_workflow(request.name, request.version)
+        return _graph(workflow, [], {}, {})
+
+    async def execution(self, request: GetExecutionView) -> ExecutionView:
+        engine = self._engine
+        doc = cast(ExecutionDocument, await engine.get_execution(request.id))
+        workflow = await engine.workflow_for_version(doc["workflowTemplateVersionId"])
+        keys = {
+            str(row["id"]): str(row["idempotency_key"])
+            for row in await engine.store.get_step_executions(request.id)
+        }
+        runs = sorted(doc["steps"].values(), key=_run_order)
+        loops = _loop_totals(workflow, runs)
+        chosen = {k: v for k, v in request.iterations.items() if k in loops}
+        nodes, edges = _graph(workflow, runs, loops, chosen)
+        bars, span = _timeline(runs)
+        return {
+            "execution": doc,
+            "nodes": nodes,
+            "edges": edges,
+            "timeline": bars,
+            "timelineMs": span,
+            "attempts": [_attempt(workflow, run, keys.get(run["id"])) for run in runs],
+            "loops": loops,
+            "iterations": chosen,
+            "rerun": {
+                sid: sorted(ancestors(sid, _predecessors(workflow.graph)))
+                for sid in workflow.graph.steps
+            },
+            "dataStore": data_store(doc, chosen),
+        }
+
+
+def data_store(doc: ExecutionDocument, iterations: Mapping[str, int]) -> dict[str, Any]:
+    """The execution's data store as plain JSON (SPEC §3): what templates read, with each
+    step's latest output (for a loop body step: of the chosen iteration, else the last)
+    and the loop contexts of the chosen iterations. Secrets are never part of it."""
+    trigger = doc["trigger"] or {}
+    arguments = trigger.get("arguments", trigger.get("body"))
+    steps: dict[str, Any] = {}
+    for run in sorted(doc["steps"].values(), key=_run_order):
+        loop = run.get("loop") or {}
+        if any(iterations.get(k, i) != i for k, i in loop.items()):
+            continue
+        steps[run["stepId"]] = {
+            "nodeId": run["stepId"],
+            "status": run["status"],
+            "output": run["outputData"],
+            "outputData": run["outputData"],
+            "executedAt": run["startedAt"],
+            "durationMs": _duration(run["startedAt"], _end(run)),
+            "error": run["error"],
+            "attempt": run["attempt"],
+        }
+    loop_contexts: dict[str, Any] = {}
+    for loop_id, index in iterations.items():
+        items = _loop_items(doc, loop_id)
+        if items is not None and 0 <= index < len(items):
+            loop_contexts[loop_id] = {
+                "loopName": loop_id,
+                "items": items,
+                "index": index,
+                "item": items[index],
+            }
+    return {
+        "trigger": trigger,
+        "input": arguments if arguments is not None else {},
+        "steps": steps,
+        "variables": doc["variables"] or {},
+        "loop": loop_contexts,
+        "context": doc["context"] or {},
+        "execution": {
+            "id": doc["id"],
+            "correlationId": doc["correlationId"],
+            "workflowName": doc["workflowName"],
+            "workflowVersion": doc["workflowVersion"],
+            "startedAt": doc["startedAt"],
+        },
+    }
+
+
+def _loop_items(doc: ExecutionDocument, loop_id: str) -> list[Any] | None:
+    for run in doc["steps"].values():
+        if run["stepId"] == loop_id and isinstance(run.get("inputData"), dict):
+            items = run["inputData"].get("items")
+            if isinstance(items, list):
+                return items
+    return None
+
+
+def _run_order(run: StepDocument) -> tuple[bool, str, int]:
+    return (run["startedAt"] is None, run["startedAt"] or "", run["attempt"])
+
+
+def _end(run: StepDocument) -> str | None:
+    return run["completedAt"] or run["failedAt"]
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _duration(start: str | None, end: str | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return int((_parse(end) - _parse(start)).total_seconds() * 1000)
+
+
+def _predecessors(graph: CompiledGraph) -> dict[str, builtins.list[str]]:
+    return {sid: list(step.predecessors) for sid, step in graph.steps.items()}
+
+
+def _loop_totals(workflow: CompiledWorkflow, runs: builtins.list[StepDocument]) -> dict[str, int]:
+    """Loop id → how many items its latest run iterates."""
+    totals: dict[str, int] = {}
+    for run in runs:
+        step = workflow.steps.get(run["stepId"])
+        if step is None or step.body is None:
+            continue
+        items = (run.get("inputData") or {}).get("items")
+        output = run["outputData"]
+        if isinstance(items, list):
+            totals[step.id] = len(items)
+        elif isinstance(output, dict) and isinstance(output.get("count"), int):
+            totals[step.id] = output["count"]
+    return totals
+
+
+def _graph(
+    workflow: CompiledWorkflow,
+    runs: builtins.list[StepDocument],
+    loops: dict[str, int],
+    chosen: dict[str, int],
+) -> tuple[builtins.list[GraphNode], builtins.list[GraphEdge]]:
+    by_step: dict[str, builtins.list[StepDocument]] = {}
+    for run in runs:
+        loop = run.get("loop") or {}
+        if all(chosen.get(k, i) == i for k, i in loop.items()):
+            by_step.setdefault(run["stepId"], []).append(run)
+    nodes: builtins.list[GraphNode] = []
+    edges: builtins.list[GraphEdge] = []
+    status: dict[str, str] = {}
+    for step in workflow.steps.values():
+        found = by_step.get(step.id, [])
+        status[step.id] = _summary_status(found)
+    for step in workflow.steps.values():
+        found = by_step.get(step.id, [])
+        done = None
+        if step.body is not None:
+            done = _iterations_done(step.id, step.body, runs)
+        nodes.append(
+            {
+                "id": step.id,
+                "label": step.name,
+                "type": step.type_name,
+                "status": status[step.id],
+                "parent": step.scope[-1] if step.scope else None,
+                "isLoop": step.body is not None,
+                "done": done,
+                "total": loops.get(step.id) if step.body is not None else None,
+                "children": [c["id"] for run in found for c in run["childWorkflowExecutions"]],
+                "stepExecutionId": found[-1]["id"] if found else None,
+            }
+        )
+        for before in step.predecessors:
+            label = None
+            if step.branch is not None and step.branch.condition == before:
+                label = "then" if step.branch.result else "else"
+            edges.append(
+                {
+                    "source": before,
+                    "target": step.id,
+                    "label": label,
+                    "state": _edge(status, step.id),
+                }
+            )
+        if step.body is not None:
+            for root in step.body.roots():
+                edges.append(
+                    {
+                        "source": step.id,
+                        "target": root.id,
+                        "label": "body",
+                        "state": _edge(status, root.id),
+                    }
+                )
+    return nodes, edges
+
+
+def _edge(status: dict[str, str], target: str) -> str:
+    if status[target] == "Disabled":
+        return "skipped"
+    return "pending" if status[target] == "NotStarted" else "taken"
+
+
+def _summary_status(runs: builtins.list[StepDocument]) -> str:
+    if not runs:
+        return "NotStarted"
+    present = {run["status"] for run in runs}
+    return next((s for s in STATUS_PRIORITY if s in present), runs[-1]["status"])
+
+
+def _iterations_done(loop_id: str, body: CompiledGraph, runs: builtins.list[StepDocument]) -> int:
+    """Iterations of ``loop_id`` whose body steps have all ended."""
+    state: dict[int, bool] = {}
+    for run in runs:
+        index = (run.get("loop") or {}).get(loop_id)
+        if index is None or run["stepId"] not in body.steps:
+            continue
+        state[index] = state.get(index, True) and run["status"] in TERMINAL_STEP
+    return sum(state.values())
+
+
+def _timeline(runs: builtins.list[StepDocument]) -> tuple[builtins.list[TimelineBar], int]:
+    started = [run for run in runs if run["startedAt"]]
+    if not started:
+        return [], 0
+    origin = min(_parse(r["startedAt"] or "") for r in started)
+    ends = [_parse(_end(r) or r["startedAt"] or "") for r in started]
+    span = max(int((max(ends) - origin).total_seconds() * 1000), 1)
+    bars: builtins.list[TimelineBar] = []
+    for run in started:
+        begin = int((_parse(run["startedAt"] or "") - origin).total_seconds() * 1000)
+        duration = _duration(run["startedAt"], _end(run))
+        length = duration if duration is not None else span - begin
+        bars.append(
+            {
+                "stepExecutionId": run["id"],
+                "label": _label(run),
+                "status": run["status"],
+                "attempt": run["attempt"],
+                "startedAt": run["startedAt"] or "",
+                "durationMs": duration,
+                "x": round(begin * TIMELINE_WIDTH / span, 2),
+                "width": max(round(length * TIMELINE_WIDTH / span, 2), 2.0),
+            }
+        )
+    return bars, span
+
+
+def _label(run: StepDocument) -> str:
+    loop = run.get("loop") or {}
+    where = "".join(f"[{k}#{i}]" for k, i in loop.items())
+    return f"{run['stepId']}{where}"
+
+
+def _attempt(workflow: CompiledWorkflow, run: StepDocument, key: str | None) -> AttemptView:
+    step = workflow.steps.get(run["stepId"])
+    templates = list(_templates(step.spec.input, run.get("inputData"), "input")) if step else []
+    return {
+        "stepExecutionId": run["id"],
+        "stepId": run["stepId"],
+        "type": run["type"],
+        "label": _label(run),
+        "status": run["status"],
+        "attempt": run["attempt"],
+        "startedAt": run["startedAt"],
+        "endedAt": _end(run),
+        "durationMs": _duration(run["startedAt"], _end(run)),
+        "idempotencyKey": key,
+        "input": run.get("inputData"),
+        "output": run["outputData"],
+        "error": run["error"],
+        "templates": templates,
+        "children": [c["id"] for c in run["childWorkflowExecutions"]],
+        "loop": dict(run.get("loop") or {}),
+    }
+
+
+_MISSING = object()
+
+
+def _templates(source: Any, rendered: Any, path: str) -> Iterator[TemplateValue]:
+    """Every template string in a step's definition input, with what it rendered to."""
+    if isinstance(source, str):
+        if "{{" in source:
+            value = None if rendered is _MISSING else rendered
+            yield {"path": path, "template": source, "value": value}
+    elif isinstance(source, dict):
+        for key, inner in source.items():
+            below = rendered.get(key, _MISSING) if isinstance(rendered, dict) else _MISSING
+            yield from _templates(inner, below, f"{path}.{key}")
+    elif isinstance(source, list):
+        for index, inner in enumerate(source):
+            ok = isinstance(rendered, list) and index < len(rendered)
+            yield from _templates(inner, rendered[index] if ok else _MISSING, f"{path}[{index}]")

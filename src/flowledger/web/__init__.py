@@ -1,0 +1,29 @@
+"""The web UI served by ``flowledger serve`` at ``/`` (SPEC §6): server-rendered pages
+(Jinja2, autoescaped) with htmx and a little JavaScript, assets shipped in the package.
+
+A thin face like the HTTP API: it parses, calls the application layer and renders.
+``mount_web(api)`` adds its routes, its static files and its security headers to the
+FastAPI application that ``create_api`` built (the API and the UI are peers: neither
+imports the other; ``flowledger serve`` composes them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from flowledger.web.headers import SecurityHeaders
+from flowledger.web.pages import router
+
+STATIC = Path(__file__).parent / "static"
+
+__all__ = ["mount_web"]
+
+
+def mount_web(api: FastAPI) -> None:
+    """Serve the UI from ``api`` (whose ``state.flowledger`` is the open App)."""
+    api.include_router(router)
+    api.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    api.add_middleware(SecurityHeaders)

@@ -1,0 +1,180 @@
+"""Workflows (versions, source, diff, graph, triggers, start form), job runs, entity
+types and entities, subscriptions and their deliveries."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from flowledger.app import (
+    GetJobRun,
+    GetWorkflow,
+    GetWorkflowVersion,
+    ListDeliveries,
+    ListEntities,
+    ListEntityTypes,
+    ListJobRuns,
+    ListWorkflows,
+    StartExecution,
+)
+from flowledger.app.views import DefinitionGraph
+from flowledger.errors import FlowledgerError, InvalidInputError
+from flowledger.web.auth import app_of, changing, session_of
+from flowledger.web.forms import read_form
+from flowledger.web.render import guarded, page, see_other
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/workflows")
+@guarded
+async def workflows(request: Request) -> Response:
+    session = await session_of(request)
+    found = await app_of(request).workflows.list(ListWorkflows())
+    return page(request, "workflows.html", session, title="Workflows", workflows=found)
+
+
+def _source(document: Any) -> str:
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+async def _workflow_page(request: Request, name: str, status: int = 200, **extra: Any) -> Response:
+    session = await session_of(request)
+    app = app_of(request)
+    detail = await app.workflows.get(GetWorkflow(name=name))
+    newest = max(v["version"] for v in detail["versions"])
+    live = detail["live"]["version"] if detail["live"] else newest
+    shown = int(request.query_params.get("version") or live)
+    version = await app.workflows.get_version(GetWorkflowVersion(name=name, version=shown))
+    source = _source(version.get("document"))
+    diff: list[str] = []
+    against = request.query_params.get("diff")
+    if against and against.isdigit():
+        other = await app.workflows.get_version(GetWorkflowVersion(name=name, version=int(against)))
+        diff = list(
+            difflib.unified_diff(
+                _source(other.get("document")).splitlines(),
+                source.splitlines(),
+                f"version {against}",
+                f"version {shown}",
+                lineterm="",
+            )
+        )
+    nodes, edges = await app.views.definition_graph(DefinitionGraph(name=name, version=shown))
+    document = version.get("document") or {}
+    return page(
+        request,
+        "workflow.html",
+        session,
+        status,
+        title=f"Workflow {name}",
+        detail=detail,
+        version=version,
+        source=source,
+        diff=diff,
+        against=against,
+        graph={"nodes": nodes, "edges": edges},
+        input_schema=document.get("input_schema"),
+        **extra,
+    )
+
+
+@router.get("/workflows/{name}")
+@guarded
+async def workflow(request: Request, name: str) -> Response:
+    return await _workflow_page(request, name)
+
+
+@router.post("/workflows/{name}/start")
+@guarded
+async def start(request: Request, name: str) -> Response:
+    session, form = await changing(request, "operator")
+    app = app_of(request)
+    version = await app.workflows.get_version(
+        GetWorkflowVersion(name=name, version=int((form.get("version") or ["1"])[0] or 1))
+    )
+    schema = (version.get("document") or {}).get("input_schema")
+    correlation = (form.get("correlation_id") or [""])[0] or None
+    try:
+        data = read_form(schema, form) if schema else {}
+        doc = await app.executions.start(
+            StartExecution(
+                workflow=name,
+                input=data,
+                version=version["version"],
+                correlation_id=correlation,
+                created_by=session.caller["createdBy"],
+                stored_only=True,
+            )
+        )
+    except FlowledgerError as exc:
+        field = exc.field_path if isinstance(exc, InvalidInputError) else ()
+        return await _workflow_page(request, name, 422, start_error=str(exc), start_field=field)
+    return see_other(f"/executions/{doc['id']}")
+
+
+@router.get("/job-runs")
+@guarded
+async def job_runs(request: Request) -> Response:
+    session = await session_of(request)
+    runs = await app_of(request).job_runs.list(ListJobRuns(limit=100))
+    return page(request, "job_runs.html", session, title="Job runs", runs=runs)
+
+
+@router.get("/job-runs/{run_id}")
+@guarded
+async def job_run(request: Request, run_id: str) -> Response:
+    session = await session_of(request)
+    run = await app_of(request).job_runs.get(GetJobRun(id=run_id))
+    return page(request, "job_run.html", session, title=f"Job run {run['name']}", run=run)
+
+
+@router.get("/entities")
+@guarded
+async def entities(request: Request) -> Response:
+    session = await session_of(request)
+    app = app_of(request)
+    types = await app.entities.list_types(ListEntityTypes())
+    chosen = request.query_params.get("type") or (types[0]["name"] if types else None)
+    field = request.query_params.get("field", "")
+    value = request.query_params.get("value", "")
+    listing = None
+    if chosen:
+        where = {field: value} if field and value else {}
+        listing = await app.entities.list(ListEntities(entity_type=chosen, filter=where, limit=100))
+    return page(
+        request,
+        "entities.html",
+        session,
+        title="Entities",
+        types=types,
+        chosen=chosen,
+        listing=listing,
+        field=field,
+        value=value,
+    )
+
+
+@router.get("/subscriptions")
+@guarded
+async def subscriptions(request: Request) -> Response:
+    session = await session_of(request, "admin")
+    app = app_of(request)
+    found = await app.subscriptions.list()
+    chosen = request.query_params.get("id")
+    deliveries = None
+    if chosen:
+        deliveries = await app.subscriptions.deliveries(ListDeliveries(subscription_id=chosen))
+    return page(
+        request,
+        "subscriptions.html",
+        session,
+        title="Subscriptions",
+        subscriptions=found,
+        chosen=chosen,
+        deliveries=deliveries,
+    )

@@ -1,0 +1,178 @@
+"""The execution page: graph, timeline, attempts, data store, console, events, artifacts,
+and the actions a role allows (cancel, retry, rerun from a step, a waiting step's form)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from flowledger.app import (
+    CancelExecution,
+    FollowEvents,
+    GetArtifact,
+    ListArtifacts,
+    ListEvents,
+    PendingInputs,
+    RerunExecution,
+    RetryExecution,
+    SubmitInput,
+)
+from flowledger.app.console import EvaluateExpression
+from flowledger.app.views import GetExecutionView
+from flowledger.errors import FlowledgerError, InvalidInputError
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.web.auth import app_of, changing, first, session_of
+from flowledger.web.forms import read_form
+from flowledger.web.live import change_stream
+from flowledger.web.render import guarded, is_fragment, page, see_other
+
+router = APIRouter(include_in_schema=False)
+
+
+def _iterations(values: list[str]) -> dict[str, int]:
+    """``?iteration=loop:3`` (repeatable) → {loop: 3}; anything else is ignored."""
+    chosen: dict[str, int] = {}
+    for value in values:
+        loop, _, index = value.partition(":")
+        if loop and index.isdigit():
+            chosen[loop] = int(index)
+    return chosen
+
+
+async def _render(request: Request, execution_id: str, status: int = 200, **extra: Any) -> Response:
+    session = await session_of(request)
+    app = app_of(request)
+    iterations = _iterations(request.query_params.getlist("iteration"))
+    view = await app.views.execution(GetExecutionView(id=execution_id, iterations=iterations))
+    events = await app.executions.events(ListEvents(id=execution_id))
+    artifacts = await app.artifacts.list(ListArtifacts(execution_id=execution_id))
+    status_now = ExecutionStatus(view["execution"]["runtimeStatus"])
+    template = "execution_part.html" if is_fragment(request) else "execution.html"
+    return page(
+        request,
+        template,
+        session,
+        status,
+        title=f"{view['execution']['workflowName']} · {execution_id[:8]}",
+        view=view,
+        doc=view["execution"],
+        events=events,
+        artifacts=artifacts,
+        terminal=status_now.terminal,
+        last_seq=events[-1]["seq"] if events else 0,
+        iteration_query="&".join(f"iteration={k}:{v}" for k, v in view["iterations"].items()),
+        **extra,
+    )
+
+
+@router.get("/executions/{execution_id}")
+@guarded
+async def execution_page(request: Request, execution_id: str) -> Response:
+    return await _render(request, execution_id)
+
+
+@router.get("/executions/{execution_id}/live")
+@guarded
+async def execution_live(request: Request, execution_id: str) -> Response:
+    session = await session_of(request)
+    streams = app_of(request).streams
+    after = int(request.query_params.get("after", "0") or 0)
+    follow = FollowEvents(id=execution_id, after_seq=after, caller=f"web:{session.caller['name']}")
+    if await streams.ended(follow):
+        return Response(status_code=204)  # EventSource stops reconnecting
+    return change_stream(await streams.follow(follow))
+
+
+@router.post("/executions/{execution_id}/cancel")
+@guarded
+async def cancel(request: Request, execution_id: str) -> Response:
+    session, form = await changing(request, "operator")
+    reason = first(form, "reason") or "cancelled in the web UI"
+    try:
+        await app_of(request).executions.cancel(
+            CancelExecution(id=execution_id, by=session.caller["createdBy"], reason=reason)
+        )
+    except FlowledgerError as exc:
+        return await _render(request, execution_id, 409, action_error=str(exc))
+    return see_other(f"/executions/{execution_id}")
+
+
+@router.post("/executions/{execution_id}/retry")
+@guarded
+async def retry(request: Request, execution_id: str) -> Response:
+    session, _ = await changing(request, "operator")
+    try:
+        await app_of(request).executions.retry(
+            RetryExecution(id=execution_id, by=session.caller["createdBy"])
+        )
+    except FlowledgerError as exc:
+        return await _render(request, execution_id, 409, action_error=str(exc))
+    return see_other(f"/executions/{execution_id}")
+
+
+@router.post("/executions/{execution_id}/rerun")
+@guarded
+async def rerun(request: Request, execution_id: str) -> Response:
+    session, form = await changing(request, "operator")
+    version = "latest" if first(form, "version") == "latest" else "pinned"
+    try:
+        new = await app_of(request).executions.rerun(
+            RerunExecution(
+                id=execution_id,
+                from_step=first(form, "from_step"),
+                version=version,
+                by=session.caller["createdBy"],
+            )
+        )
+    except FlowledgerError as exc:
+        return await _render(request, execution_id, 409, action_error=str(exc))
+    return see_other(f"/executions/{new['id']}")
+
+
+@router.post("/executions/{execution_id}/steps/{step_id}/input")
+@guarded
+async def submit_input(request: Request, execution_id: str, step_id: str) -> Response:
+    session, form = await changing(request, "operator")
+    app = app_of(request)
+    waiting = await app.executions.pending_inputs(PendingInputs(id=execution_id))
+    pending = next((p for p in waiting if p["stepId"] == step_id), None)
+    try:
+        data = read_form(pending["schema"] if pending else None, form)
+        await app.executions.submit_input(
+            SubmitInput(id=execution_id, step=step_id, data=data, by=session.caller["createdBy"])
+        )
+    except FlowledgerError as exc:
+        field = exc.field_path if isinstance(exc, InvalidInputError) else ()
+        return await _render(
+            request, execution_id, 422, input_error=str(exc), input_step=step_id, input_field=field
+        )
+    return see_other(f"/executions/{execution_id}")
+
+
+@router.post("/executions/{execution_id}/console")
+@guarded
+async def console(request: Request, execution_id: str) -> Response:
+    session, form = await changing(request, "viewer")
+    result = await app_of(request).console.evaluate(
+        EvaluateExpression(
+            id=execution_id,
+            expression=first(form, "expression") or " ",
+            iterations=_iterations(form.get("iteration", [])),
+        )
+    )
+    return page(request, "console_result.html", session, result=result)
+
+
+@router.get("/ui/artifacts/{artifact_id}")
+@guarded
+async def artifact(request: Request, artifact_id: str) -> Response:
+    await session_of(request)
+    doc, body = await app_of(request).artifacts.read(GetArtifact(id=artifact_id))
+    name = doc["name"].replace('"', "")
+    return Response(
+        body,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

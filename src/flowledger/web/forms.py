@@ -1,0 +1,121 @@
+"""Forms generated from a JSON Schema (a waiting step's ``schema``, a workflow's
+``input_schema``), and the submitted form read back as JSON.
+
+Only the shape is read here (which field, which type); whether the data is valid is
+the application's to say (the same schema, checked again on the server), so a browser
+that skips the form's hints still gets a precise error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowledger.errors import InvalidInputError
+
+#: The field holding a whole JSON document, for schemas that are not flat objects.
+JSON_FIELD = "__json__"
+SIMPLE = {"string", "integer", "number", "boolean"}
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    kind: str  # string | integer | number | boolean | enum | json
+    required: bool
+    default: str = ""
+    options: list[str] = field(default_factory=list)
+    description: str = ""
+
+
+def fields_of(schema: Any) -> list[FormField]:
+    """One field per property of an object schema; else a single JSON field."""
+    if not isinstance(schema, Mapping):
+        return [FormField(JSON_FIELD, "Data (JSON)", "json", True, "{}")]
+    properties = schema.get("properties")
+    if schema.get("type", "object") != "object" or not isinstance(properties, Mapping):
+        return [FormField(JSON_FIELD, "Data (JSON)", "json", True, "{}")]
+    required = set(schema.get("required") or [])
+    found = []
+    for name, spec in properties.items():
+        spec = spec if isinstance(spec, Mapping) else {}
+        kind = spec.get("type") if spec.get("type") in SIMPLE else "json"
+        options = [_text(v) for v in spec.get("enum") or []]
+        if options:
+            kind = "enum"
+        default = _text(spec["default"]) if "default" in spec else ""
+        found.append(
+            FormField(
+                name=str(name),
+                label=str(spec.get("title") or name),
+                kind=str(kind),
+                required=name in required,
+                default=default,
+                options=options,
+                description=str(spec.get("description") or ""),
+            )
+        )
+    return found
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def read_form(schema: Any, form: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The JSON object a form submitted; blank optional fields are left out.
+    InvalidInputError naming the field when a value is not of its type."""
+    fields = fields_of(schema)
+    if len(fields) == 1 and fields[0].name == JSON_FIELD:
+        raw = (form.get(JSON_FIELD) or ["{}"])[0]
+        try:
+            value = json.loads(raw or "{}")
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"not valid JSON: {exc.msg}", ("data",)) from None
+        if not isinstance(value, dict):
+            raise InvalidInputError("give a JSON object", ("data",))
+        return value
+    data: dict[str, Any] = {}
+    enum_values = _enum_values(schema)
+    for item in fields:
+        raw = (form.get(item.name) or [""])[0]
+        if raw == "":
+            continue
+        data[item.name] = _convert(item, raw, enum_values.get(item.name, {}))
+    return data
+
+
+def _enum_values(schema: Any) -> dict[str, dict[str, Any]]:
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    found: dict[str, dict[str, Any]] = {}
+    for name, spec in (properties or {}).items():
+        if isinstance(spec, Mapping) and spec.get("enum"):
+            found[name] = {_text(v): v for v in spec["enum"]}
+    return found
+
+
+def _convert(item: FormField, raw: str, enum: Mapping[str, Any]) -> Any:
+    try:
+        if item.kind == "enum":
+            return enum.get(raw, raw)
+        if item.kind == "integer":
+            return int(raw)
+        if item.kind == "number":
+            return float(raw)
+        if item.kind == "boolean":
+            if raw not in ("true", "false"):
+                raise ValueError("choose true or false")
+            return raw == "true"
+        if item.kind == "json":
+            return json.loads(raw)
+    except (ValueError, json.JSONDecodeError) as exc:
+        message = f"{item.label}: {exc}" if item.kind == "boolean" else None
+        raise InvalidInputError(
+            message or f"{item.label}: {raw!r} is not a valid {item.kind}", (item.name,)
+        ) from None
+    return raw

@@ -1,0 +1,128 @@
+"""The UI's routes: sign-in, the executions list and its live stream; the execution
+page (web.execution) and the catalogue pages (web.catalog) are routers of their own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from flowledger.app import FollowAllEvents, ListExecutions
+from flowledger.app.sessions import SignIn
+from flowledger.app.views import CountByStatus
+from flowledger.errors import AuthenticationError, FlowledgerError
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.web import catalog, execution
+from flowledger.web.auth import (
+    app_of,
+    changing,
+    clear_session,
+    first,
+    form_of,
+    session_of,
+    set_session,
+)
+from flowledger.web.live import change_stream
+from flowledger.web.render import guarded, is_fragment, page, see_other
+
+router = APIRouter(include_in_schema=False)
+router.include_router(execution.router)
+router.include_router(catalog.router)
+
+#: The list's filters: query parameter → ListExecutions field.
+FILTERS = ("status", "workflow", "correlation_id", "created_by", "created_after", "created_before")
+PAGE_SIZE = 50
+
+
+@router.get("/")
+async def home() -> Response:
+    return see_other("/executions")
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this server (no ``//host``, no scheme): an open redirect is a phish."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/executions"
+
+
+@router.get("/signin")
+async def signin_form(request: Request) -> Response:
+    return page(request, "signin.html", None, next=_safe_next(request.query_params.get("next", "")))
+
+
+@router.post("/signin")
+async def signin(request: Request) -> Response:
+    form = await form_of(request)
+    target = _safe_next(first(form, "next"))
+    try:
+        session = await app_of(request).sessions.sign_in(SignIn(token=first(form, "token")))
+    except (AuthenticationError, FlowledgerError) as exc:
+        return page(request, "signin.html", None, 401, next=target, error=str(exc))
+    response = see_other(target)
+    set_session(response, request, session)
+    return response
+
+
+@router.post("/signout")
+@guarded
+async def signout(request: Request) -> Response:
+    await changing(request, "viewer")
+    response = see_other("/signin")
+    clear_session(response)
+    return response
+
+
+def _when(text: str) -> datetime | None:
+    """A ``datetime-local`` field (the browser's local time, sent without a zone) as UTC."""
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.astimezone()
+
+
+@router.get("/executions")
+@guarded
+async def executions(request: Request) -> Response:
+    session = await session_of(request)
+    app = app_of(request)
+    query = request.query_params
+    filters: dict[str, Any] = {name: query.get(name) or None for name in FILTERS}
+    try:
+        filters["created_after"] = _when(query.get("created_after", ""))
+        filters["created_before"] = _when(query.get("created_before", ""))
+        listing = await app.executions.list(
+            ListExecutions(**filters, limit=PAGE_SIZE, cursor=query.get("cursor") or None)
+        )
+        problem = None
+    except (ValueError, FlowledgerError) as exc:
+        listing, problem = None, str(exc)
+    counts = await app.views.status_counts(CountByStatus(workflow=filters["workflow"]))
+    here = {k: query.get(k, "") for k in FILTERS}
+    template = "executions_part.html" if is_fragment(request) else "executions.html"
+    return page(
+        request,
+        template,
+        session,
+        title="Executions",
+        listing=listing,
+        problem=problem,
+        counts=counts,
+        statuses=[s.value for s in ExecutionStatus],
+        filters=here,
+        live=not query.get("cursor"),
+        refresh=f"{request.url.path}?{request.url.query}",
+    )
+
+
+@router.get("/ui/live")
+@guarded
+async def live_all(request: Request) -> Response:
+    session = await session_of(request)
+    workflow = request.query_params.get("workflow") or None
+    stream = await app_of(request).streams.follow_all(
+        FollowAllEvents(workflow=workflow, caller=f"web:{session.caller['name']}")
+    )
+    return change_stream(stream)

@@ -1,0 +1,89 @@
+"""Rendering: one autoescaping Jinja2 environment over the package's templates, and the
+mapping of the application's errors to pages (sign-in, 403, 404, the form again)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from flowledger import __version__
+from flowledger.app.sessions import Session
+from flowledger.app.tokens import allows
+from flowledger.errors import AuthenticationError, FlowledgerError, ForbiddenError, NotFoundError
+from flowledger.web.forms import fields_of
+
+P = ParamSpec("P")
+
+env = Environment(
+    loader=PackageLoader("flowledger.web", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.globals["version"] = __version__
+env.globals["fields_of"] = fields_of
+env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
+env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
+
+
+def is_fragment(request: Request) -> bool:
+    """htmx asks for a part of the page (``HX-Request``), not the whole."""
+    return request.headers.get("hx-request") == "true"
+
+
+def page(
+    request: Request, template: str, session: Session | None, status: int = 200, **values: Any
+) -> HTMLResponse:
+    role = session.caller["role"] if session is not None else None
+    context = {
+        "request": request,
+        "session": session,
+        "who": session.caller if session is not None else None,
+        "can_operate": role is not None and allows(role, "operator"),
+        "can_admin": role is not None and allows(role, "admin"),
+        "csrf": session.csrf if session is not None else "",
+        **values,
+    }
+    html = env.get_template(template).render(context)
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def guarded(
+    handler: Callable[P, Awaitable[Response]],
+) -> Callable[P, Awaitable[Response]]:
+    """Errors the handler lets through become pages: no session → sign-in (back here
+    after), a role too low → 403, nothing there → 404, any other refusal → 400 with the
+    application's one-line message."""
+
+    @wraps(handler)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> Response:
+        request = kwargs.get("request")
+        assert isinstance(request, Request)
+        try:
+            return await handler(*args, **kwargs)
+        except AuthenticationError as exc:
+            if request.method == "GET" and not is_fragment(request):
+                target = quote(
+                    request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                )
+                return RedirectResponse(f"/signin?next={target}", status_code=303)
+            return page(request, "error.html", None, 401, title="Sign in", message=str(exc))
+        except ForbiddenError as exc:
+            return page(request, "error.html", None, 403, title="Forbidden", message=str(exc))
+        except NotFoundError as exc:
+            return page(request, "error.html", None, 404, title="Not found", message=str(exc))
+        except FlowledgerError as exc:
+            return page(request, "error.html", None, 400, title="Refused", message=str(exc))
+
+    return run
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)

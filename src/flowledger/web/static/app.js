@@ -1,0 +1,152 @@
+/* flowledger web UI: live refresh, the step graph (dagre layout, SVG), rerun picking.
+   No inline code anywhere (strict CSP): everything is wired here from data-* attributes. */
+"use strict";
+(function () {
+  var SVG = "http://www.w3.org/2000/svg";
+  var source = null;
+  var timer = null;
+
+  function el(name, attrs, parent) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  /* -- live updates: an SSE "change" refetches the region, rendered by the server -- */
+  function startLive() {
+    var region = document.getElementById("live-region");
+    var url = region && region.getAttribute("data-live");
+    if (!url) { if (source) { source.close(); source = null; } return; }
+    if (source && source.url.indexOf(url.split("?")[0]) !== -1) return;
+    if (source) source.close();
+    source = new EventSource(url);
+    source.addEventListener("change", function () {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 200);
+    });
+  }
+
+  function refresh() {
+    var region = document.getElementById("live-region");
+    if (!region || !window.htmx) return;
+    var url = region.getAttribute("data-refresh");
+    if (url) window.htmx.ajax("GET", url, { target: "#live-region", swap: "outerHTML" });
+  }
+
+  /* -- the graph -- */
+  function nodeSize(n) {
+    var text = Math.max(n.label.length, n.type.length, n.isLoop ? 12 : 0);
+    return { width: Math.max(110, text * 7.5 + 28), height: n.isLoop ? 54 : 46 };
+  }
+
+  function drawGraph(box) {
+    var data = JSON.parse(document.getElementById(box.getAttribute("data-graph")).textContent);
+    box.textContent = "";
+    if (!window.dagre || !data.nodes.length) return;
+    var g = new window.dagre.graphlib.Graph({ compound: true, multigraph: false });
+    g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 36, marginx: 12, marginy: 12 });
+    g.setDefaultEdgeLabel(function () { return {}; });
+    data.nodes.forEach(function (n) {
+      if (n.isLoop) g.setNode("group:" + n.id, { label: n.id, clusterLabelPos: "top", paddingTop: 18 });
+    });
+    data.nodes.forEach(function (n) {
+      var size = nodeSize(n);
+      g.setNode(n.id, { width: size.width, height: size.height, data: n });
+      if (n.isLoop) g.setParent(n.id, "group:" + n.id);
+      if (n.parent) {
+        g.setParent(n.isLoop ? "group:" + n.id : n.id, "group:" + n.parent);
+      }
+    });
+    data.edges.forEach(function (e) { g.setEdge(e.source, e.target, { data: e, width: e.label ? 30 : 0, height: e.label ? 14 : 0 }); });
+    window.dagre.layout(g);
+    var size = g.graph();
+    var svg = el("svg", { viewBox: "0 0 " + (size.width + 4) + " " + (size.height + 4), "class": "graph-svg",
+      width: size.width + 4, height: size.height + 4, role: "img", "aria-label": "Graph of " + data.nodes.length + " steps" });
+    var defs = el("defs", {}, svg);
+    var marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" }, defs);
+    el("path", { d: "M0,0 L10,5 L0,10 z", "class": "arrowhead" }, marker);
+    g.nodes().forEach(function (id) {
+      if (id.indexOf("group:") !== 0) return;
+      var c = g.node(id);
+      el("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 8, "class": "group" }, svg);
+      var label = el("text", { x: c.x - c.width / 2 + 8, y: c.y - c.height / 2 + 13, "class": "group-label" }, svg);
+      label.textContent = "loop " + id.slice(6);
+    });
+    g.edges().forEach(function (ref) {
+      var e = g.edge(ref);
+      var d = e.points.map(function (p, i) { return (i ? "L" : "M") + p.x + "," + p.y; }).join(" ");
+      el("path", { d: d, "class": "edge " + e.data.state, "marker-end": "url(#arrow)" }, svg);
+      if (e.data.label && e.data.label !== "body") {
+        var t = el("text", { x: e.x, y: e.y + 4, "class": "edge-label " + e.data.state }, svg);
+        t.textContent = e.data.label;
+      }
+    });
+    data.nodes.forEach(function (n) {
+      var p = g.node(n.id);
+      var x = p.x - p.width / 2, y = p.y - p.height / 2;
+      var status = n.status + (n.isLoop && n.total !== null ? ", " + n.done + " of " + n.total + " iterations done" : "");
+      var group = el("g", { "class": "node s-" + n.status, tabindex: "0", role: "button", "data-step": n.id,
+        "aria-label": "step " + n.label + " (" + n.type + "): " + status }, svg);
+      el("rect", { x: x, y: y, width: p.width, height: p.height, rx: 6 }, group);
+      var title = el("text", { x: x + 10, y: y + 18, "class": "node-label" }, group);
+      title.textContent = n.label;
+      var sub = el("text", { x: x + 10, y: y + 34, "class": "node-type" }, group);
+      sub.textContent = n.type + (n.isLoop && n.total !== null ? "  " + n.done + "/" + n.total : "");
+      if (n.children && n.children.length) {
+        var link = el("a", { href: "/executions/" + n.children[0], "class": "child-link" }, group);
+        var lt = el("text", { x: x + p.width - 10, y: y + 18, "text-anchor": "end" }, link);
+        lt.textContent = "child ↗";
+      }
+      group.addEventListener("click", function (ev) { if (ev.target.closest("a")) return; pick(n.id); });
+      group.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); pick(n.id); }
+      });
+    });
+    box.appendChild(svg);
+  }
+
+  function drawGraphs() {
+    document.querySelectorAll("[data-graph]").forEach(drawGraph);
+  }
+
+  /* -- picking a step: highlight it, show its attempts, make it the rerun start -- */
+  function pick(stepId) {
+    document.querySelectorAll(".node.picked").forEach(function (n) { n.classList.remove("picked"); });
+    document.querySelectorAll('.node[data-step="' + CSS.escape(stepId) + '"]').forEach(function (n) { n.classList.add("picked"); });
+    var select = document.getElementById("from_step");
+    if (select) {
+      var has = Array.prototype.some.call(select.options, function (o) { return o.value === stepId; });
+      if (has) { select.value = stepId; showReuse(); }
+    }
+    var attempts = document.querySelectorAll('details.attempt[data-step="' + CSS.escape(stepId) + '"]');
+    if (attempts.length) {
+      var last = attempts[attempts.length - 1];
+      last.open = true;
+      last.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function showReuse() {
+    var select = document.getElementById("from_step");
+    var data = document.getElementById("rerun-data");
+    var out = document.getElementById("rerun-reuse");
+    if (!select || !data || !out) return;
+    var reused = JSON.parse(data.textContent)[select.value] || [];
+    out.textContent = reused.length ? "Reuses the outputs of: " + reused.join(", ") : "Reuses no outputs: everything runs again.";
+  }
+
+  function init() {
+    drawGraphs();
+    startLive();
+    showReuse();
+    var select = document.getElementById("from_step");
+    if (select) select.addEventListener("change", showReuse);
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    if (ev.detail && ev.detail.target && ev.detail.target.id === "console-result") return;
+    init();
+  });
+})();
