@@ -41,7 +41,7 @@
   }
 
   function drawGraph(box) {
-    var data = JSON.parse(document.getElementById(box.getAttribute("data-graph")).textContent);
+    var data = JSON.parse(box.getAttribute("data-graph"));
     box.textContent = "";
     if (!window.dagre || !data.nodes.length) return;
     var g = new window.dagre.graphlib.Graph({ compound: true, multigraph: false });
@@ -129,10 +129,10 @@
 
   function showReuse() {
     var select = document.getElementById("from_step");
-    var data = document.getElementById("rerun-data");
+    var form = document.getElementById("rerun-form");
     var out = document.getElementById("rerun-reuse");
-    if (!select || !data || !out) return;
-    var reused = JSON.parse(data.textContent)[select.value] || [];
+    if (!select || !form || !out) return;
+    var reused = JSON.parse(form.getAttribute("data-rerun"))[select.value] || [];
     out.textContent = reused.length ? "Reuses the outputs of: " + reused.join(", ") : "Reuses no outputs: everything runs again.";
   }
 

@@ -1,0 +1,50 @@
+"""Browser tests of the web UI: Playwright driving Debian's Chromium against a real
+``flowledger serve`` subprocess (tests/api/conftest.py's ``launch``).
+
+One browser per session and one server per module keep these quick. Without
+/usr/bin/chromium the tests skip, except in CI (``CI=true``: scripts/test installs it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import Service, launch
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing (scripts/test installs it in CI)")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One server (SQLite, workers in-process) per module, with a token per role."""
+    folder = tmp_path_factory.mktemp("ui")
+    with launch(f"sqlite:///{folder / 'ui.db'}", folder) as running:
+        yield running
