@@ -29,8 +29,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from flowledger.errors import StorageError
 from flowledger.storage import migrations
 from flowledger.storage.artifacts import SQLArtifactStore
-from flowledger.storage.counts import SQLCountStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
+from flowledger.storage.counts import SQLCountStore
 from flowledger.storage.entities import SQLEntityStore
 from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline

@@ -1,0 +1,54 @@
+"""The expression console (app.console): a value, the exact error, the sandbox, no
+secrets, and nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowledger.app import App, ListEvents, NotFoundError, RunExecution
+from flowledger.app.console import EvaluateExpression
+
+SOURCE = """\
+name: console
+steps:
+  - {id: a, type: sys.transform, input: {value: {n: "{{ input.n }}"}}}
+"""
+
+
+async def _execution(app: App, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("console") / "console.yaml"
+    path.write_text(SOURCE)
+    doc = await app.executions.run(RunExecution(workflow=str(path), input={"n": 2}))
+    return doc["id"]
+
+
+async def test_values_errors_and_the_sandbox(
+    app: App, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONSOLE_SECRET", "s3cret")
+    execution_id = await _execution(app, tmp_path_factory)
+    before = await app.executions.events(ListEvents(id=execution_id))
+
+    async def evaluate(text: str) -> dict[str, object]:
+        return dict(
+            await app.console.evaluate(EvaluateExpression(id=execution_id, expression=text))
+        )
+
+    assert (await evaluate("{{ steps.a.output.n * 21 }}"))["value"] == 42
+    assert (await evaluate("n = {{ __steps__.a.outputData.n }}"))["value"] == "n = 2"
+    missing = await evaluate("{{ steps.a.output.nope }}")
+    assert missing["ok"] is False and missing["errorKind"] == "TemplateReferenceError"
+    assert "nope" in str(missing["error"])
+    escape = await evaluate("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    assert escape["errorKind"] == "TemplateSecurityError"
+    secret = await evaluate("{{ secrets.CONSOLE_SECRET }}")
+    assert secret["ok"] is False and "s3cret" not in str(secret)
+    syntax = await evaluate("{{ steps.a.output. }}")
+    assert syntax["errorKind"] == "TemplateSyntaxError"
+    after = await app.executions.events(ListEvents(id=execution_id))
+    assert after == before  # read-only
+
+
+async def test_no_such_execution(app: App) -> None:
+    with pytest.raises(NotFoundError):
+        await app.console.evaluate(EvaluateExpression(id="missing", expression="{{ 1 }}"))

@@ -1,0 +1,44 @@
+"""Browser sessions (app.sessions): a token exchanged for a signed value that holds no
+secret, refused when forged, expired or revoked; CSRF tokens bound to the session."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from flowledger.app import App, CreateToken, RevokeToken
+from flowledger.app.sessions import CheckCsrf, ResolveSession, SignIn
+from flowledger.errors import AuthenticationError, ForbiddenError
+
+
+async def test_sign_in_resolve_and_csrf(app: App) -> None:
+    token = (await app.tokens.create(CreateToken(name="ops", role="operator")))["token"]
+    session = await app.sessions.sign_in(SignIn(token=token))
+    assert token not in session.value and session.caller["role"] == "operator"
+    again = await app.sessions.resolve(ResolveSession(session=session.value, needs="operator"))
+    assert again.caller["name"] == "ops" and again.csrf == session.csrf
+    await app.sessions.check_csrf(CheckCsrf(session=session.value, csrf=session.csrf))
+    for wrong in (None, "", "x" + session.csrf[1:]):
+        with pytest.raises(ForbiddenError):
+            await app.sessions.check_csrf(CheckCsrf(session=session.value, csrf=wrong))
+    with pytest.raises(ForbiddenError):
+        await app.sessions.resolve(ResolveSession(session=session.value, needs="admin"))
+
+
+async def test_refused_sessions(app: App) -> None:
+    token = (await app.tokens.create(CreateToken(name="v", role="viewer")))["token"]
+    with pytest.raises(AuthenticationError):
+        await app.sessions.sign_in(SignIn(token="flt_nope"))
+    session = await app.sessions.sign_in(SignIn(token=token))
+    payload, _, signature = session.value.partition(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    data["exp"] += 10**6
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    for value in (None, "", "garbage", f"{forged}.{signature}", session.value + "x"):
+        with pytest.raises(AuthenticationError):
+            await app.sessions.resolve(ResolveSession(session=value))
+    await app.tokens.revoke(RevokeToken(name="v"))
+    with pytest.raises(AuthenticationError):
+        await app.sessions.resolve(ResolveSession(session=session.value))

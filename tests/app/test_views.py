@@ -1,0 +1,91 @@
+"""The read models of the web UI (app.views): counts, graph, timeline, attempts, data
+store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowledger.app import App, NotFoundError, PushWorkflows, RunExecution, WorkflowText
+from flowledger.app.views import CountByStatus, DefinitionGraph, GetExecutionView
+
+BRANCHY = """\
+name: branchy
+steps:
+  - {id: a, type: sys.transform, input: {value: "{{ input.n }}"}}
+  - id: c
+    type: sys.condition
+    input: {expression: "{{ steps.a.output > 1 }}"}
+    then: [lp]
+    else: [none]
+  - id: lp
+    type: sys.loop
+    input: {items: [10, 20, 30], concurrency: 1}
+    steps:
+      - {id: inner, type: sys.transform, input: {value: {got: "{{ loop.lp.item }}"}}}
+  - {id: none, type: sys.no_action}
+"""
+
+
+@pytest.fixture
+def branchy(tmp_path: Path) -> str:
+    path = tmp_path / "branchy.yaml"
+    path.write_text(BRANCHY)
+    return str(path)
+
+
+async def test_the_execution_view_colours_the_graph_and_lists_every_attempt(
+    app: App, branchy: str
+) -> None:
+    doc = await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    nodes = {n["id"]: n for n in view["nodes"]}
+    assert nodes["none"]["status"] == "Disabled"
+    assert nodes["lp"]["isLoop"] and (nodes["lp"]["done"], nodes["lp"]["total"]) == (3, 3)
+    assert nodes["inner"]["parent"] == "lp"
+    edges = {(e["source"], e["target"]): e for e in view["edges"]}
+    assert edges[("c", "lp")]["label"] == "then" and edges[("c", "lp")]["state"] == "taken"
+    assert edges[("c", "none")]["label"] == "else" and edges[("c", "none")]["state"] == "skipped"
+    assert edges[("lp", "inner")]["label"] == "body"
+    assert [b["label"] for b in view["timeline"]].count("inner[lp#1]") == 1
+    assert all(0 <= b["x"] <= 1000 and b["width"] > 0 for b in view["timeline"])
+    first = next(a for a in view["attempts"] if a["stepId"] == "a")
+    assert first["templates"] == [{"path": "input.value", "template": "{{ input.n }}", "value": 3}]
+    assert first["idempotencyKey"] and first["output"] == 3
+    assert view["rerun"]["lp"] == ["a", "c"]
+    assert view["dataStore"]["input"] == {"n": 3}
+    assert view["dataStore"]["steps"]["inner"]["output"] == {"got": 30}  # the last iteration
+
+
+async def test_an_iteration_is_chosen_per_loop(app: App, branchy: str) -> None:
+    doc = await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
+    view = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"lp": 1}))
+    assert view["iterations"] == {"lp": 1}
+    assert view["dataStore"]["steps"]["inner"]["output"] == {"got": 20}
+    assert view["dataStore"]["loop"]["lp"] == {
+        "loopName": "lp",
+        "items": [10, 20, 30],
+        "index": 1,
+        "item": 20,
+    }
+    ignored = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"no": 1}))
+    assert ignored["iterations"] == {}
+
+
+async def test_counts_by_status(app: App, branchy: str) -> None:
+    await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
+    await app.executions.run(RunExecution(workflow=branchy, input={"n": 0}))
+    counts = await app.views.status_counts(CountByStatus())
+    assert counts["Completed"] == 1 and counts["CompletedWithNoActionTaken"] == 1
+    assert counts["Failed"] == 0 and len(counts) == 7
+    assert sum((await app.views.status_counts(CountByStatus(workflow="other"))).values()) == 0
+
+
+async def test_a_definition_graph_and_a_missing_execution(app: App) -> None:
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=BRANCHY)]))
+    nodes, edges = await app.views.definition_graph(DefinitionGraph(name="branchy"))
+    assert {n["status"] for n in nodes} == {"NotStarted"}
+    assert {e["state"] for e in edges} == {"pending"}
+    with pytest.raises(NotFoundError):
+        await app.views.execution(GetExecutionView(id="nope"))
