@@ -1,7 +1,9 @@
 """Browser tests of the web UI: Playwright driving Debian's Chromium against a real
 ``flowledger serve`` subprocess (tests/api/conftest.py's ``launch``).
 
-One browser per session and one server per module keep these quick. Without
+One browser and one server per module keep these quick. The browser is not
+session-wide because sync Playwright keeps an event loop running on the main thread
+while it is open, which the async tests of other directories cannot share. Without
 /usr/bin/chromium the tests skip, except in CI (``CI=true``: scripts/test installs it).
 """
 
@@ -28,7 +30,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":

@@ -34,6 +34,10 @@ STATUS_PRIORITY = ("Failed", "InProgress", "Cancelled", "Completed", "NotStarted
 #: Width of the timeline drawing, in SVG user units.
 TIMELINE_WIDTH = 1000
 TERMINAL_STEP = frozenset({"Completed", "Failed", "Disabled", "Cancelled"})
+#: Iterations of a loop whose body attempts are listed when none is chosen; attempts that
+#: did not complete (failed, running, cancelled) are listed whatever their iteration.
+#: Keeps a 1,000-item loop's page small: pick an iteration to see any other.
+SHOWN_ITERATIONS = 20
 
 
 class CountByStatus(Request):
@@ -122,6 +126,8 @@ class ExecutionView(TypedDict):
     #: The loops and their iteration counts (for the iteration selectors).
     loops: dict[str, int]
     iterations: dict[str, int]
+    #: Body attempts left out of ``timeline`` and ``attempts`` (see SHOWN_ITERATIONS).
+    hiddenAttempts: int
     #: Step id → the steps whose outputs a rerun from it reuses (top-graph steps only).
     rerun: dict[str, list[str]]
     dataStore: dict[str, Any]
@@ -157,14 +163,16 @@ class Views:
         loops = _loop_totals(workflow, runs)
         chosen = {k: v for k, v in request.iterations.items() if k in loops}
         nodes, edges = _graph(workflow, runs, loops, chosen)
-        bars, span = _timeline(runs)
+        shown = [run for run in runs if _listed(run, chosen)]
+        bars, span = _timeline(shown)
         return {
             "execution": doc,
             "nodes": nodes,
             "edges": edges,
             "timeline": bars,
             "timelineMs": span,
-            "attempts": [_attempt(workflow, run, keys.get(run["id"])) for run in runs],
+            "attempts": [_attempt(workflow, run, keys.get(run["id"])) for run in shown],
+            "hiddenAttempts": len(runs) - len(shown),
             "loops": loops,
             "iterations": chosen,
             "rerun": {
@@ -221,6 +229,15 @@ def data_store(doc: ExecutionDocument, iterations: Mapping[str, int]) -> dict[st
             "startedAt": doc["startedAt"],
         },
     }
+
+
+def _listed(run: StepDocument, chosen: Mapping[str, int]) -> bool:
+    """Whether an attempt is listed: outside loops, of the chosen iterations, of the first
+    SHOWN_ITERATIONS when none is chosen, or not completed."""
+    loop = run.get("loop") or {}
+    if not loop or run["status"] not in ("Completed", "Disabled"):
+        return True
+    return all(chosen[k] == i if k in chosen else i < SHOWN_ITERATIONS for k, i in loop.items())
 
 
 def _loop_items(doc: ExecutionDocument, loop_id: str) -> list[Any] | None:

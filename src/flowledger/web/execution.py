@@ -29,6 +29,8 @@ from flowledger.web.live import change_stream
 from flowledger.web.render import guarded, is_fragment, page, see_other
 
 router = APIRouter(include_in_schema=False)
+#: Events the page lists (the newest); the API and `executions events` give them all.
+MAX_EVENTS = 500
 
 
 def _iterations(values: list[str]) -> dict[str, int]:
@@ -62,6 +64,7 @@ async def _render(request: Request, execution_id: str, status: int = 200, **extr
         artifacts=artifacts,
         terminal=status_now.terminal,
         last_seq=events[-1]["seq"] if events else 0,
+        max_events=MAX_EVENTS,
         iteration_query="&".join(f"iteration={k}:{v}" for k, v in view["iterations"].items()),
         **extra,
     )
