@@ -89,3 +89,29 @@ async def test_a_definition_graph_and_a_missing_execution(app: App) -> None:
     assert {e["state"] for e in edges} == {"pending"}
     with pytest.raises(NotFoundError):
         await app.views.execution(GetExecutionView(id="nope"))
+
+
+WAITS = """\
+name: waits
+steps:
+  - {id: nap, type: sys.delay, input: {duration: 50ms}}
+  - id: boom
+    type: sys.http_request
+    input: {method: GET, url: "http://127.0.0.1:9/refused"}
+    retry: {max_attempts: 2, backoff: fixed, initial_delay: 20ms}
+"""
+
+
+async def test_the_timeline_shows_waits_and_retry_back_off(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "waits.yaml"
+    path.write_text(WAITS)
+    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    bars = {(b["label"], b["attempt"]): b for b in view["timeline"]}
+    assert set(bars) == {("nap", 1), ("boom", 1), ("boom", 2)}
+    (nap_wait,) = bars[("nap", 1)]["waits"]
+    assert nap_wait["kind"] == "wait" and nap_wait["durationMs"] >= 40
+    (back_off,) = bars[("boom", 2)]["waits"]
+    assert back_off["kind"] == "backoff" and back_off["x"] < bars[("boom", 2)]["x"] + 1
+    assert bars[("boom", 1)]["waits"] == []
+    assert [e["seq"] for e in view["events"]] == list(range(1, len(view["events"]) + 1))

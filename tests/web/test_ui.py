@@ -197,7 +197,11 @@ def test_live_updates_while_a_worker_runs(pages: Pages, ui: Service) -> None:
         execution_id = start(http, name)["id"]
     page.goto(f"/executions/{execution_id}")
     page.evaluate("window.notReloaded = true")
+    nap = page.locator('details.attempt[data-step="nap"]')
+    nap.locator("summary").click()  # what the reader opened stays open across refreshes
     expect(page.locator("#status")).to_contain_text("Completed", timeout=15_000)
+    expect(nap).to_have_attribute("open", "")
+    expect(page.locator("svg.timeline rect.wait")).to_have_count(1)
     expect(page.locator("table.events")).to_contain_text("execution.completed")
     assert page.evaluate("window.notReloaded") is True
 

@@ -26,7 +26,7 @@ from flowledger.definition.compiled import CompiledGraph, CompiledWorkflow
 from flowledger.definition.graph import ancestors
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
-from flowledger.types import ExecutionDocument, StepDocument
+from flowledger.types import EventDocument, ExecutionDocument, StepDocument
 
 #: When steps of one id ran several times (loop iterations), the status the graph shows
 #: is the first of these that any of them has: trouble first, then work in flight.
@@ -80,6 +80,15 @@ class GraphEdge(TypedDict):
     state: str
 
 
+class TimelineWait(TypedDict):
+    #: ``wait`` (a delay, a person, a child: suspended until resumed) or ``backoff``
+    #: (a retry's delay before this attempt started).
+    kind: str
+    x: float
+    width: float
+    durationMs: int
+
+
 class TimelineBar(TypedDict):
     stepExecutionId: str
     label: str
@@ -89,6 +98,7 @@ class TimelineBar(TypedDict):
     durationMs: int | None
     x: float
     width: float
+    waits: list[TimelineWait]
 
 
 class TemplateValue(TypedDict):
@@ -122,6 +132,8 @@ class ExecutionView(TypedDict):
     edges: list[GraphEdge]
     timeline: list[TimelineBar]
     timelineMs: int
+    #: The event history, oldest first.
+    events: list[EventDocument]
     attempts: list[AttemptView]
     #: The loops and their iteration counts (for the iteration selectors).
     loops: dict[str, int]
@@ -164,12 +176,14 @@ class Views:
         chosen = {k: v for k, v in request.iterations.items() if k in loops}
         nodes, edges = _graph(workflow, runs, loops, chosen)
         shown = [run for run in runs if _listed(run, chosen)]
-        bars, span = _timeline(shown)
+        events = cast(builtins.list[EventDocument], await engine.events(request.id))
+        bars, span = _timeline(shown, _waits(events))
         return {
             "execution": doc,
             "nodes": nodes,
             "edges": edges,
             "timeline": bars,
+            "events": events,
             "timelineMs": span,
             "attempts": [_attempt(workflow, run, keys.get(run["id"])) for run in shown],
             "hiddenAttempts": len(runs) - len(shown),
@@ -372,18 +386,65 @@ def _iterations_done(loop_id: str, body: CompiledGraph, runs: builtins.list[Step
     return sum(state.values())
 
 
-def _timeline(runs: builtins.list[StepDocument]) -> tuple[builtins.list[TimelineBar], int]:
+Span = tuple[str, str, str | None]  # kind, from, until (None: still waiting)
+WAIT_ENDS = frozenset(
+    {"step.resumed", "step.started", "step.completed", "step.failed", "step.cancelled"}
+)
+
+
+def _waits(events: builtins.list[EventDocument]) -> dict[str, builtins.list[Span]]:
+    """Step execution id → its waits: suspended → resumed, and a retry's back-off
+    (retry_scheduled → the new attempt's start)."""
+    found: dict[str, builtins.list[Span]] = {}
+    open_: dict[str, tuple[str, str]] = {}
+    for event in events:
+        run_id, kind, at = event["stepExecutionId"], event["kind"], event["at"]
+        if run_id is None:
+            continue
+        if kind == "step.suspended":
+            open_[run_id] = ("wait", at)
+        elif kind == "step.retry_scheduled":
+            open_[run_id] = ("backoff", at)
+        elif run_id in open_ and kind in WAIT_ENDS:
+            what, since = open_.pop(run_id)
+            found.setdefault(run_id, []).append((what, since, at))
+    for run_id, (what, since) in open_.items():
+        found.setdefault(run_id, []).append((what, since, None))
+    return found
+
+
+def _timeline(
+    runs: builtins.list[StepDocument], waits: dict[str, builtins.list[Span]]
+) -> tuple[builtins.list[TimelineBar], int]:
     started = [run for run in runs if run["startedAt"]]
     if not started:
         return [], 0
-    origin = min(_parse(r["startedAt"] or "") for r in started)
-    ends = [_parse(_end(r) or r["startedAt"] or "") for r in started]
-    span = max(int((max(ends) - origin).total_seconds() * 1000), 1)
+    stamps = [_parse(r["startedAt"] or "") for r in started]
+    stamps += [_parse(since) for r in started for _, since, _ in waits.get(r["id"], [])]
+    origin = min(stamps)
+    now = max([*stamps, *(_parse(_end(r) or r["startedAt"] or "") for r in started)])
+    span = max(_ms(origin, now), 1)
+
+    def scale(ms: int) -> float:
+        return round(ms * TIMELINE_WIDTH / span, 2)
+
     bars: builtins.list[TimelineBar] = []
     for run in started:
-        begin = int((_parse(run["startedAt"] or "") - origin).total_seconds() * 1000)
+        begin = _ms(origin, _parse(run["startedAt"] or ""))
         duration = _duration(run["startedAt"], _end(run))
         length = duration if duration is not None else span - begin
+        spans: builtins.list[TimelineWait] = []
+        for kind, since, until in waits.get(run["id"], []):
+            start = _ms(origin, _parse(since))
+            stop = _ms(origin, _parse(until)) if until else span
+            spans.append(
+                {
+                    "kind": kind,
+                    "x": scale(start),
+                    "width": max(scale(stop - start), 1.0),
+                    "durationMs": stop - start,
+                }
+            )
         bars.append(
             {
                 "stepExecutionId": run["id"],
@@ -392,11 +453,16 @@ def _timeline(runs: builtins.list[StepDocument]) -> tuple[builtins.list[Timeline
                 "attempt": run["attempt"],
                 "startedAt": run["startedAt"] or "",
                 "durationMs": duration,
-                "x": round(begin * TIMELINE_WIDTH / span, 2),
-                "width": max(round(length * TIMELINE_WIDTH / span, 2), 2.0),
+                "x": scale(begin),
+                "width": max(scale(length), 2.0),
+                "waits": spans,
             }
         )
     return bars, span
+
+
+def _ms(since: datetime, until: datetime) -> int:
+    return int((until - since).total_seconds() * 1000)
 
 
 def _label(run: StepDocument) -> str:

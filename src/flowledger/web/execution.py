@@ -13,7 +13,6 @@ from flowledger.app import (
     FollowEvents,
     GetArtifact,
     ListArtifacts,
-    ListEvents,
     PendingInputs,
     RerunExecution,
     RetryExecution,
@@ -48,7 +47,7 @@ async def _render(request: Request, execution_id: str, status: int = 200, **extr
     app = app_of(request)
     iterations = _iterations(request.query_params.getlist("iteration"))
     view = await app.views.execution(GetExecutionView(id=execution_id, iterations=iterations))
-    events = await app.executions.events(ListEvents(id=execution_id))
+    events = view["events"]
     artifacts = await app.artifacts.list(ListArtifacts(execution_id=execution_id))
     status_now = ExecutionStatus(view["execution"]["runtimeStatus"])
     template = "execution_part.html" if is_fragment(request) else "execution.html"

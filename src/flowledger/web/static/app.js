@@ -5,6 +5,7 @@
   var SVG = "http://www.w3.org/2000/svg";
   var source = null;
   var timer = null;
+  var opened = null; /* data-key → open, of the details in the region being replaced */
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(SVG, name);
@@ -22,12 +23,12 @@
     if (source) source.close();
     source = new EventSource(url);
     source.addEventListener("change", function () {
-      clearTimeout(timer);
-      timer = setTimeout(refresh, 200);
+      if (timer === null) timer = setTimeout(refresh, 300); /* at most ~3 refreshes a second */
     });
   }
 
   function refresh() {
+    timer = null;
     var region = document.getElementById("live-region");
     if (!region || !window.htmx) return;
     var url = region.getAttribute("data-refresh");
@@ -145,8 +146,22 @@
   }
 
   document.addEventListener("DOMContentLoaded", init);
+  /* a refresh keeps what the reader opened or closed */
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var target = ev.detail && ev.detail.target;
+    if (!target || target.id !== "live-region") return;
+    opened = {};
+    target.querySelectorAll("details[data-key]").forEach(function (d) { opened[d.getAttribute("data-key")] = d.open; });
+  });
   document.addEventListener("htmx:afterSwap", function (ev) {
     if (ev.detail && ev.detail.target && ev.detail.target.id === "console-result") return;
+    if (opened) {
+      document.querySelectorAll("#live-region details[data-key]").forEach(function (d) {
+        var key = d.getAttribute("data-key");
+        if (key in opened) d.open = opened[key];
+      });
+      opened = null;
+    }
     init();
   });
 })();
