@@ -46,7 +46,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """One server (SQLite, workers in-process) per module, with a token per role."""
+    """One server (SQLite, workers in-process) per module, with a token per role. Outputs
+    over 4 KiB become artifacts (how the UI shows an offloaded output is tested too)."""
     folder = tmp_path_factory.mktemp("ui")
-    with launch(f"sqlite:///{folder / 'ui.db'}", folder) as running:
+    budget = {"FLOWLEDGER_OUTPUT_BUDGET": "4096"}
+    with launch(f"sqlite:///{folder / 'ui.db'}", folder, env=budget) as running:
         yield running

@@ -55,6 +55,11 @@ name: {name}
 steps:
   - {{id: boom, type: sys.fail, input: {{message: "on purpose"}}}}
 """
+BLOB = """
+name: {name}
+steps:
+  - {{id: blob, type: sys.transform, input: {{value: {{text: "{{{{ 'x' * 5000 }}}}"}}}}}}
+"""
 XSS = "<script>alert(1)</script>"
 
 
@@ -344,3 +349,16 @@ def test_a_viewer_sees_no_action_buttons(pages: Pages, ui: Service) -> None:
     # and what a viewer cannot see, the server refuses as well
     answer = page.request.get("/subscriptions")
     assert answer.status == 403
+
+
+def test_an_offloaded_output_is_an_artifact_link(pages: Pages, ui: Service) -> None:
+    execution_id = run(ui, BLOB)
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    link = page.locator("details.tree a.artifact")
+    expect(link).to_have_count(2)  # steps.blob.output and .outputData
+    expect(link.first).to_have_text("blob.output.json")
+    with page.expect_download() as download:
+        page.locator("section[aria-labelledby=artifacts-h] a").first.click()
+    body = download.value.path().read_text()
+    assert body.count("x") >= 5000

@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from flowledger import __version__
 from flowledger.app.sessions import Session
 from flowledger.app.tokens import allows
+from flowledger.artifacts.service import REFERENCE_KEY, is_reference
 from flowledger.errors import AuthenticationError, FlowledgerError, ForbiddenError, NotFoundError
 from flowledger.web.forms import fields_of
 
@@ -29,6 +30,9 @@ env = Environment(
 )
 env.globals["version"] = __version__
 env.globals["fields_of"] = fields_of
+env.globals["REFERENCE_KEY"] = REFERENCE_KEY
+#: An output offloaded to an artifact (too large for the data store): shown as a link.
+env.tests["artifact_reference"] = is_reference
 env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
 env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 
