@@ -362,3 +362,61 @@ def test_an_offloaded_output_is_an_artifact_link(pages: Pages, ui: Service) -> N
         page.locator("section[aria-labelledby=artifacts-h] a").first.click()
     body = download.value.path().read_text()
     assert body.count("x") >= 5000
+
+
+def test_filters_and_cursor_paging(pages: Pages, ui: Service) -> None:
+    name = push(ui, CHAIN)
+    with ui.client("operator") as http:
+        ids = [start(http, name, {"text": str(i)})["id"] for i in range(3)]
+    page = pages("viewer")
+    page.goto(f"/executions?workflow={name}&limit=2")
+    rows = page.locator("tbody tr[data-execution]")
+    expect(rows).to_have_count(2)
+    first_page = [rows.nth(i).get_attribute("data-execution") for i in range(2)]
+    assert first_page == ids[::-1][:2]  # newest first
+    page.click("a[rel=next]")
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("data-execution") == ids[0]
+    page.goto(f"/executions?workflow={name}&status=Failed")
+    expect(page.locator("tbody")).to_contain_text("No executions match")
+    page.goto("/executions?created_after=yesterday")
+    expect(page.get_by_role("alert")).to_contain_text("Invalid isoformat")
+
+
+CHILD = """
+name: {name}
+steps:
+  - {{id: hello, type: sys.transform, input: {{value: "child of {{{{ input.who }}}}"}}}}
+"""
+PARENT = """
+name: {name}
+steps:
+  - id: each
+    type: sys.loop
+    input: {{items: [a, b, c]}}
+    steps:
+      - {{id: echo, type: sys.transform, input: {{value: "item {{{{ loop.each.item }}}}"}}}}
+  - id: spawn
+    type: sys.sub_workflow
+    input: {{workflow: {child}, input: {{who: parent}}}}
+"""
+
+
+def test_loop_iterations_and_sub_workflow_links(pages: Pages, ui: Service) -> None:
+    child = push(ui, CHILD)
+    execution_id = run(ui, PARENT.replace("{child}", child))
+    with ui.client("viewer") as http:
+        terminal(http, execution_id)
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    expect(page.locator('.graph-svg .node[data-step="each"]')).to_contain_text("3/3")
+    page.locator("form.iterations select").select_option("each:1")
+    page.locator("form.iterations button").click()
+    expect(page).to_have_url(re.compile(r"iteration=each%3A1"))
+    expect(page.locator("details.tree").first).to_contain_text('"item b"')
+    page.fill("#expression", "{{ loop.each.item }}")
+    page.click("#console button")
+    expect(page.locator("#console-result pre")).to_have_text('"b"')
+    page.locator(".graph-svg .child-link").click()
+    expect(page.locator(".exec-head h1")).to_contain_text(child)
+    expect(page.locator(".exec-head dl.facts")).to_contain_text(f"Parent{execution_id[:8]}")

@@ -34,6 +34,7 @@ router.include_router(catalog.router)
 #: The list's filters: query parameter → ListExecutions field.
 FILTERS = ("status", "workflow", "correlation_id", "created_by", "created_after", "created_before")
 PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
 
 
 @router.get("/")
@@ -93,14 +94,15 @@ async def executions(request: Request) -> Response:
     try:
         filters["created_after"] = _when(query.get("created_after", ""))
         filters["created_before"] = _when(query.get("created_before", ""))
+        limit = min(int(query.get("limit") or PAGE_SIZE), MAX_PAGE_SIZE)
         listing = await app.executions.list(
-            ListExecutions(**filters, limit=PAGE_SIZE, cursor=query.get("cursor") or None)
+            ListExecutions(**filters, limit=limit, cursor=query.get("cursor") or None)
         )
         problem = None
     except (ValueError, FlowledgerError) as exc:
         listing, problem = None, str(exc)
     counts = await app.views.status_counts(CountByStatus(workflow=filters["workflow"]))
-    here = {k: query.get(k, "") for k in FILTERS}
+    here = {k: query.get(k, "") for k in (*FILTERS, "limit")}
     template = "executions_part.html" if is_fragment(request) else "executions.html"
     return page(
         request,
