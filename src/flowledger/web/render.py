@@ -28,7 +28,7 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.globals["version"] = __version__
+env.globals["flowledger_version"] = __version__
 env.globals["fields_of"] = fields_of
 env.globals["REFERENCE_KEY"] = REFERENCE_KEY
 #: An output offloaded to an artifact (too large for the data store): shown as a link.

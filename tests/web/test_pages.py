@@ -1,0 +1,238 @@
+"""The web face in-process (httpx over ASGI, no browser): every route, its refusals,
+its headers. Quick, on SQLite and PostgreSQL; tests/web/test_ui.py drives a browser."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from flowledger.api import ApiSettings, create_api
+from flowledger.app import (
+    App,
+    CreateEntity,
+    CreateEntityType,
+    CreateJobRun,
+    CreateToken,
+    GetExecution,
+    PushWorkflows,
+    StartExecution,
+    WorkflowText,
+)
+from flowledger.app.subscriptions import CreateSubscription
+from flowledger.web import mount_web
+
+ASK = """\
+name: ask
+input_schema:
+  type: object
+  properties: {n: {type: integer}, mode: {type: string, enum: [a, b]}}
+  required: [n]
+steps:
+  - id: approve
+    type: sys.wait_for_input
+    input:
+      prompt: "Approve {{ input.n }}?"
+      schema:
+        type: object
+        properties: {ok: {type: boolean}, count: {type: integer, minimum: 1}, tags: {type: array}}
+        required: [ok]
+  - {id: after, type: sys.transform, input: {value: "{{ steps.approve.output.ok }}"}}
+"""
+BOOM = """\
+name: boom
+steps:
+  - {id: first, type: sys.transform, input: {value: 1}}
+  - {id: fail, type: sys.fail, input: {message: "<b>bad</b>"}}
+"""
+ROLES = ("viewer", "operator", "admin")
+
+
+class Web:
+    def __init__(self, app: App, http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+        self.app = app
+        self.http = http
+        self.tokens = tokens
+
+    async def sign_in(self, role: str) -> httpx.AsyncClient:
+        self.http.cookies.clear()
+        answer = await self.http.post("/signin", data={"token": self.tokens[role]})
+        assert answer.status_code == 303, answer.text
+        return self.http
+
+    async def csrf(self, path: str = "/executions") -> str:
+        page = await self.http.get(path)
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found, page.text
+        return found.group(1)
+
+    async def start(self, workflow: str, data: dict[str, object] | None = None) -> str:
+        doc = await self.app.executions.start(
+            StartExecution(workflow=workflow, input=data or {}, hold=True)
+        )
+        await self.app.engine.drive(doc["id"])
+        return doc["id"]
+
+
+@pytest.fixture
+async def web(db_url: str) -> AsyncIterator[Web]:
+    async with App(db_url) as app:
+        await app.workflows.push(
+            PushWorkflows(texts=[WorkflowText(text=ASK), WorkflowText(text=BOOM)])
+        )
+        tokens = {
+            role: (await app.tokens.create(CreateToken(name=role, role=role)))["token"]
+            for role in ROLES
+        }
+        api = create_api(app, ApiSettings())
+        mount_web(api)
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as http:
+            yield Web(app, http, tokens)
+
+
+async def test_sign_in_redirects_and_headers(web: Web) -> None:
+    http = web.http
+    answer = await http.get("/executions?status=Failed")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/signin?next=/executions%3Fstatus%3DFailed"
+    page = await http.get("/signin?next=//evil.example/x")
+    assert 'name="next" value="/executions"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    refused = await http.post("/signin", data={"token": "flt_nope"})
+    assert refused.status_code == 401 and "not valid" in refused.text
+    answer = await http.post("/signin", data={"token": web.tokens["viewer"], "next": "/workflows"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/workflows"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
+    assert (await http.get("/")).headers["location"] == "/executions"
+    api = await http.get("/api/v1/executions")
+    assert "content-security-policy" not in api.headers  # the JSON API is left alone
+    assert api.status_code == 401  # and a cookie is no bearer token
+    assert (await http.get("/ui/static/vendor/htmx.min.js")).status_code == 200
+    csrf = await web.csrf()
+    assert (await http.post("/signout", data={"csrf": csrf})).status_code == 303
+    assert (await http.get("/executions")).status_code == 303
+
+
+async def test_every_page_for_each_role(web: Web) -> None:
+    waiting = await web.start("ask", {"n": 2})
+    failed = await web.start("boom")
+    await web.app.entities.create_type(CreateEntityType(name="Lead"))
+    await web.app.entities.create(CreateEntity(entity_type="Lead", payload={"Status": "New"}))
+    job = await web.app.job_runs.create(
+        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: boom}\n", hold=True)
+    )
+    await web.app.subscriptions.create(
+        CreateSubscription(url="https://example.com/hook", events=["execution.failed"])
+    )
+    await web.app.workflows.push(
+        PushWorkflows(
+            texts=[WorkflowText(text=BOOM + "# v2\n  - {id: more, type: sys.no_action}\n")]
+        )
+    )
+    http = await web.sign_in("viewer")
+    listing = await http.get("/executions")
+    assert listing.status_code == 200 and waiting[:8] in listing.text
+    assert 'data-count="Failed"' in listing.text
+    part = await http.get("/executions?status=Failed", headers={"HX-Request": "true"})
+    assert part.text.lstrip().startswith('<div id="live-region"') and waiting[:8] not in part.text
+    page = await http.get(f"/executions/{waiting}")
+    assert "Approve 2?" in page.text and "Cancel execution" not in page.text
+    page = await http.get(f"/executions/{failed}")
+    assert "&lt;b&gt;bad&lt;/b&gt;" in page.text and "<b>bad</b>" not in page.text
+    assert 'id="retry"' not in page.text
+    for path in (
+        "/workflows",
+        "/workflows/boom",
+        "/workflows/boom?version=2&diff=1",
+        "/job-runs",
+        f"/job-runs/{job['id']}",
+        "/entities",
+        "/entities?type=Lead&field=Status&value=New",
+    ):
+        answer = await http.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+    assert "+- id: more" in (await http.get("/workflows/boom?version=2&diff=1")).text
+    assert (await http.get("/subscriptions")).status_code == 403
+    assert (await http.get("/executions/nope")).status_code == 404
+    assert (await http.get("/workflows/nope")).status_code == 404
+    http = await web.sign_in("operator")
+    page = await http.get(f"/executions/{failed}")
+    assert 'id="retry"' in page.text and 'id="rerun"' in page.text
+    assert 'id="start-form"' in (await http.get("/workflows/ask")).text
+    http = await web.sign_in("admin")
+    subscriptions = await http.get("/subscriptions")
+    assert "example.com/hook" in subscriptions.text
+    sub_id = re.search(r"/subscriptions\?id=([^\"]+)", subscriptions.text)
+    assert sub_id and (await http.get(f"/subscriptions?id={sub_id.group(1)}")).status_code == 200
+
+
+async def test_actions_need_the_role_and_the_csrf_token(web: Web) -> None:
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("viewer")
+    csrf = await web.csrf()
+    assert (
+        await http.post(f"/executions/{waiting}/cancel", data={"csrf": csrf})
+    ).status_code == 403
+    http = await web.sign_in("operator")
+    assert (await http.post(f"/executions/{waiting}/cancel")).status_code == 403
+    stale = await http.post(f"/executions/{waiting}/cancel", data={"csrf": csrf})
+    assert stale.status_code == 403  # another session's token
+    csrf = await web.csrf()
+    ok = await http.post(f"/executions/{waiting}/cancel", data={"csrf": csrf})
+    assert ok.status_code == 303
+    await web.app.engine.drive(waiting)
+    doc = await web.app.executions.get(GetExecution(id=waiting))
+    assert doc["runtimeStatus"] == "Cancelled"
+    again = await http.post(f"/executions/{waiting}/cancel", data={"csrf": csrf})
+    assert again.status_code == 409 and 'id="action-error"' in again.text
+
+
+async def test_input_retry_rerun_start_and_console(web: Web) -> None:
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("operator")
+    csrf = await web.csrf()
+    url = f"/executions/{waiting}/steps/approve/input"
+    bad = await http.post(url, data={"csrf": csrf, "ok": "true", "count": "0"})
+    assert bad.status_code == 422 and "minimum" in bad.text
+    typo = await http.post(url, data={"csrf": csrf, "ok": "true", "count": "many"})
+    assert typo.status_code == 422 and "not a valid integer" in typo.text
+    good = await http.post(url, data={"csrf": csrf, "ok": "true", "count": "2", "tags": '["x"]'})
+    assert good.status_code == 303
+    done = await web.app.engine.drive(waiting)
+    assert done["runtimeStatus"] == "Completed"
+
+    failed = await web.start("boom")
+    retried = await http.post(f"/executions/{failed}/retry", data={"csrf": csrf})
+    assert retried.status_code == 303
+    await web.app.engine.drive(failed)
+    rerun = await http.post(
+        f"/executions/{failed}/rerun", data={"csrf": csrf, "from_step": "fail", "version": "x"}
+    )
+    assert rerun.status_code == 303 and rerun.headers["location"] != f"/executions/{failed}"
+    nope = await http.post(f"/executions/{failed}/rerun", data={"csrf": csrf, "from_step": "zz"})
+    assert nope.status_code == 409
+
+    refused = await http.post("/workflows/ask/start", data={"csrf": csrf, "version": "1"})
+    assert refused.status_code == 422 and "n" in refused.text
+    started = await http.post(
+        "/workflows/ask/start",
+        data={"csrf": csrf, "version": "1", "n": "4", "mode": "b", "correlation_id": "c-9"},
+    )
+    assert started.status_code == 303
+    new_id = started.headers["location"].rsplit("/", 1)[1]
+    doc = await web.app.executions.get(GetExecution(id=new_id))
+    assert doc["trigger"]["arguments"] == {"n": 4, "mode": "b"} and doc["correlationId"] == "c-9"
+
+    console = f"/executions/{waiting}/console"
+    value = await http.post(console, data={"csrf": csrf, "expression": "{{ input.n + 1 }}"})
+    assert value.status_code == 200 and "2" in value.text and "ok" in value.text
+    error = await http.post(console, data={"csrf": csrf, "expression": "{{ nope }}"})
+    assert "TemplateReferenceError" in error.text
+    assert (await http.post(console, data={"expression": "{{ 1 }}"})).status_code == 403
+    live = await http.get(f"/executions/{waiting}/live?after=1000")
+    assert live.status_code == 204  # ended: EventSource stops reconnecting
