@@ -102,6 +102,9 @@ async def test_sign_in_redirects_and_headers(web: Web) -> None:
     assert 'name="next" value="/executions"' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
+    elsewhere = {"Origin": "https://evil.example"}
+    forged = await http.post("/signin", data={"token": web.tokens["admin"]}, headers=elsewhere)
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
     refused = await http.post("/signin", data={"token": "flt_nope"})
     assert refused.status_code == 401 and "not valid" in refused.text
     answer = await http.post("/signin", data={"token": web.tokens["viewer"], "next": "/workflows"})
@@ -183,6 +186,12 @@ async def test_actions_need_the_role_and_the_csrf_token(web: Web) -> None:
     stale = await http.post(f"/executions/{waiting}/cancel", data={"csrf": csrf})
     assert stale.status_code == 403  # another session's token
     csrf = await web.csrf()
+    cross = await http.post(
+        f"/executions/{waiting}/cancel",
+        data={"csrf": csrf},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403
     ok = await http.post(f"/executions/{waiting}/cancel", data={"csrf": csrf})
     assert ok.status_code == 303
     await web.app.engine.drive(waiting)

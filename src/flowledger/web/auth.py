@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from flowledger.app import App, Role
 from flowledger.app.sessions import CheckCsrf, ResolveSession, Session
+from flowledger.errors import ForbiddenError
 
 COOKIE = "flowledger_session"
 CSRF_FIELD = "csrf"
@@ -44,9 +45,19 @@ def first(form: Form, name: str, default: str = "") -> str:
     return values[0] if values else default
 
 
+def same_origin(request: Request) -> None:
+    """Refuse a POST that a browser says came from another site's page (``Origin``), also
+    for the sign-in form, which has no session to bind a CSRF token to yet."""
+    origin = request.headers.get("origin")
+    here = f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None and origin != "null" and origin != here:
+        raise ForbiddenError(f"a form from {origin} may not post here")
+
+
 async def changing(request: Request, needs: Role) -> tuple[Session, Form]:
     """A state-changing request: a session of ``needs`` or higher, and a CSRF token that
     matches it (a form field, or the header htmx sends)."""
+    same_origin(request)
     session = await session_of(request, needs)
     form = await form_of(request)
     presented = first(form, CSRF_FIELD) or request.headers.get(CSRF_HEADER)

@@ -21,6 +21,7 @@ from flowledger.web.auth import (
     clear_session,
     first,
     form_of,
+    same_origin,
     session_of,
     set_session,
 )
@@ -55,7 +56,9 @@ async def signin_form(request: Request) -> Response:
 
 
 @router.post("/signin")
+@guarded
 async def signin(request: Request) -> Response:
+    same_origin(request)
     form = await form_of(request)
     target = _safe_next(first(form, "next"))
     try:
