@@ -23,13 +23,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from flowledger.app.artifacts import Artifacts
 from flowledger.app.changes import ChangeHub
 from flowledger.app.cursors import META_KEY, CursorCodec
+from flowledger.app.database import Database
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.metrics import ServiceMetrics
+from flowledger.app.retention import Retention
 from flowledger.app.seed import Seed
 from flowledger.app.slots import Slots
+from flowledger.app.steplogs import StepLogs
 from flowledger.app.streams import EventStreams
 from flowledger.app.subscriptions import Subscriptions
 from flowledger.app.tokens import Tokens
@@ -63,7 +66,7 @@ class App:
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
-        self.workflows = Workflows(self.engine, self.limits)
+        self.workflows = Workflows(self.engine, self.limits, self.wake_workers)
         #: Wakes long polls and event streams when executions change (app.changes).
         self.changes = ChangeHub(self.engine)
         #: What one caller may hold open at once (streams, waits: app.slots).
@@ -87,6 +90,10 @@ class App:
         self.hooks = Hooks(self.engine, self.wake_workers)
         self.subscriptions = Subscriptions(self.engine, self._cursors)
         self.tokens = Tokens(self.engine)
+        #: Step logs (``executions logs``), pruning, and facts about the database.
+        self.step_logs = StepLogs(self.engine, self.changes)
+        self.retention = Retention(self.engine)
+        self.database = Database(self.engine)
         self._metrics: ServiceMetrics | None = None
 
     @property
