@@ -6,8 +6,9 @@ costs no extra commit. A crash before that commit loses the attempt's lines toge
 with its result: the attempt runs again and logs again.
 
 Bounds: a line keeps at most :data:`MAX_LINE` characters; an attempt keeps lines up to
-its byte budget (``FLOWLEDGER_STEP_LOG_LIMIT``, default 64KiB of messages); past it,
-further lines are counted, not kept, and one WARNING line says how many were dropped.
+its byte budget (``FLOWLEDGER_STEP_LOG_LIMIT``, default 64KiB of messages); from the
+first line that does not fit, lines are counted, not kept (what is kept is the beginning
+of the attempt's log), and one WARNING line says how many were dropped.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class StepLogBuffer:
             cut = len(message) - MAX_LINE
             message = f"{message[:MAX_LINE]}… ({cut} more characters cut)"
         size = len(message.encode("utf-8", "replace"))
-        if self._used + size > self._limit:
+        # Once one line did not fit, none after it is kept: what is kept is the beginning.
+        if self._dropped_at is not None or self._used + size > self._limit:
             self._dropped += 1
             self._dropped_at = at
             return
