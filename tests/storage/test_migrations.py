@@ -190,7 +190,7 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
                     document="{}",
                     format_version=1,
                     created_at=row["created_at"],
-                )  # fmt: skip
+                )
             )
             # As revision 0003 knew the table: no disabled_at yet.
             store.conn.execute(
@@ -217,7 +217,7 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
                     at=row["created_at"],
                     level="INFO",
                     message='"hello"',
-                )  # fmt: skip
+                )
             )
             assert store.conn.execute(workflows.select()).one().disabled_at is not None
         [line] = await store.get_step_logs(row["id"])

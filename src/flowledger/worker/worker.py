@@ -167,6 +167,7 @@ class Worker:
             if row is None:
                 return
             _log_start(row)
+            began = self.engine.clock.now()
             status, parked_until = await self.engine.run_owned(
                 execution_id,
                 park_after=self.options.park_after,
@@ -177,7 +178,7 @@ class Worker:
             terminal = status.terminal
             if terminal:
                 self.completed += 1
-            _log_end(row, str(status), self.engine.clock.now(), parked_until)
+            _log_end(row, str(status), began, self.engine.clock.now(), parked_until)
         except asyncio.CancelledError:
             log.warning(
                 "stopped running execution %s", execution_id, extra=log_extra("stop", execution_id)
@@ -223,12 +224,13 @@ def _log_start(row: Row) -> None:
     )
 
 
-def _log_end(row: Row, status: str, now: datetime, parked_until: datetime | None) -> None:
+def _log_end(
+    row: Row, status: str, began: datetime, now: datetime, parked_until: datetime | None
+) -> None:
     """One line per execution the worker lets go: its status and how long it has run
-    (from its start, whichever process started it)."""
-    started = row["started_at"]
-    seconds = (now - started).total_seconds() if started else None
-    took = f" after {seconds:.3f}s" if seconds is not None else ""
+    since it started (whichever process started it; this one when it was queued)."""
+    seconds = (now - (row["started_at"] or began)).total_seconds()
+    took = f" after {seconds:.3f}s"
     parked = f", parked until {parked_until.isoformat()}" if parked_until else ""
     log.info(
         "execution %s of %s: %s%s%s",
@@ -242,6 +244,6 @@ def _log_end(row: Row, status: str, now: datetime, parked_until: datetime | None
             row["id"],
             workflow=row["workflow_name"],
             status=status,
-            duration_ms=int(seconds * 1000) if seconds is not None else None,
+            duration_ms=int(seconds * 1000),
         ),
     )
