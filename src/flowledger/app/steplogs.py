@@ -4,7 +4,6 @@ back per execution, per step, and live while it runs (``executions logs --follow
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from flowledger.app.changes import RECHECK, ChangeHub
@@ -60,7 +59,6 @@ class StepLogs:
                 if ExecutionStatus(row["runtime_status"]).terminal:
                     return
                 await sub.wait(RECHECK)
-                await asyncio.sleep(0)
 
     async def _row(self, execution_id: str) -> Row:
         row = await self._engine.store.get_execution(execution_id)

@@ -21,7 +21,7 @@ import builtins
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flowledger.app.limits import check_json_size
 from flowledger.app.models import (
@@ -99,8 +99,7 @@ class WorkflowOperations:
         )
         if self._wake is not None:
             await self._wake()
-        document: Any = await self._engine.get_execution(execution_id)
-        return document  # type: ignore[no-any-return]
+        return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
 
     async def backfill(self, request: BackfillWorkflow) -> builtins.list[BackfilledTick]:
         """Start one execution per tick of each schedule trigger in [start, end], oldest

@@ -60,7 +60,7 @@ def _table(described: list[Any]) -> None:
         out.print("no workflows are pushed yet; `flowledger workflows push FILE` pushes one")
         return
     table = Table(header_style="bold", box=None)
-    for column in ("workflow", "version", "pushed", "triggers", "trigger", "next fire"):
+    for column in ("workflow", "version", "pushed", "state", "trigger", "next fire"):
         table.add_column(column)
     for item in described:
         enabled = item.get("enabled", True)
