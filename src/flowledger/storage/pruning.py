@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select
-from sqlalchemy.orm import aliased
 
 from flowledger.storage.schema import events, executions, signals, step_executions
 from flowledger.storage.schema_artifacts import artifacts
@@ -58,7 +57,7 @@ class SQLPruneStore(SQLPart, PruneStore):
         )
 
     def _childless(self) -> ColumnElement[bool]:
-        child = aliased(executions)
+        child = executions.alias("child")  # Core, not the ORM: importing that costs
         return not_(exists().where(child.c.parent_id == executions.c.id))
 
     @reads
