@@ -66,7 +66,7 @@ class App:
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
-        self.workflows = Workflows(self.engine, self.limits, self.wake_workers)
+        self.workflows = Workflows(self.engine, self.limits)
         #: Wakes long polls and event streams when executions change (app.changes).
         self.changes = ChangeHub(self.engine)
         #: What one caller may hold open at once (streams, waits: app.slots).
@@ -82,6 +82,11 @@ class App:
         )
         #: Live event streams (SSE on the HTTP face).
         self.streams = EventStreams(self.engine, self.changes, self.slots)
+        #: Step logs (``executions logs``), pruning, and facts about the database.
+        self.step_logs = StepLogs(self.engine, self.changes)
+        self.retention = Retention(self.engine)
+        self.database = Database(self.engine)
+        self.workflows.wake = self.wake_workers  # a trigger or a backfill wakes workers
         #: The seed's runs resource and instance-state view, over the executions.
         self.seed = Seed(self.engine, self.executions)
         self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
@@ -90,10 +95,6 @@ class App:
         self.hooks = Hooks(self.engine, self.wake_workers)
         self.subscriptions = Subscriptions(self.engine, self._cursors)
         self.tokens = Tokens(self.engine)
-        #: Step logs (``executions logs``), pruning, and facts about the database.
-        self.step_logs = StepLogs(self.engine, self.changes)
-        self.retention = Retention(self.engine)
-        self.database = Database(self.engine)
         self._metrics: ServiceMetrics | None = None
 
     @property

@@ -53,7 +53,8 @@ class WorkflowOperations:
 
     _engine: Engine
     _limits: Limits
-    _wake: Callable[[], Awaitable[None]] | None
+    #: Wakes the workers after a trigger or a backfill started executions (App sets it).
+    wake: Callable[[], Awaitable[None]] | None = None
 
     async def switch(self, request: SwitchWorkflow) -> WorkflowSwitched:
         """Disable or enable the workflow's triggers."""
@@ -97,8 +98,8 @@ class WorkflowOperations:
             trigger={"type": "manual", "arguments": request.input},
             created_by=request.created_by,
         )
-        if self._wake is not None:
-            await self._wake()
+        if self.wake is not None:
+            await self.wake()
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
 
     async def backfill(self, request: BackfillWorkflow) -> builtins.list[BackfilledTick]:
@@ -143,8 +144,8 @@ class WorkflowOperations:
                     "duplicate": earlier is not None,
                 }
             )
-        if self._wake is not None and any(not d["duplicate"] for d in done):
-            await self._wake()
+        if self.wake is not None and any(not d["duplicate"] for d in done):
+            await self.wake()
         return done
 
     async def _pushed(self, name: str) -> Pushed:

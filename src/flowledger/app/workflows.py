@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -43,16 +43,9 @@ class Workflows(WorkflowOperations):
     """The workflow operations of one application (see :class:`flowledger.app.App`);
     disable, enable, delete, trigger and backfill come from app.workflow_ops."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        limits: Limits | None = None,
-        wake: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
         self._engine = engine
         self._limits = limits or Limits()
-        #: Wakes the workers after a trigger or a backfill started executions.
-        self._wake = wake
 
     # -- definitions --------------------------------------------------------------------------
 
