@@ -186,6 +186,7 @@ def worker(
         str | None,
         typer.Option(
             "--log-format",
+            metavar="text|json",
             help="text or json: one JSON object per log line (default $FLOWLEDGER_LOG_FORMAT "
             "or text).",
         ),

@@ -19,7 +19,7 @@ def executions_logs(
     execution: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
     step: Annotated[
         list[str] | None,
-        typer.Option("--step", help="Only this step's lines (repeatable)."),
+        typer.Option("--step", metavar="STEP", help="Only this step's lines (repeatable)."),
     ] = None,
     follow: Annotated[
         bool,

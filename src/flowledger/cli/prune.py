@@ -14,13 +14,16 @@ def executions_prune(
     older_than: Annotated[
         str,
         typer.Option(
-            "--older-than", help="Delete executions that ended longer ago than this (30d, 12h)."
+            "--older-than",
+            metavar="AGE",
+            help="Delete executions that ended longer ago than this (30d, 12h).",
         ),
     ],
     status: Annotated[
         list[str] | None,
         typer.Option(
             "--status",
+            metavar="STATUS",
             help="Only this status (repeatable): Completed, CompletedWithNoActionTaken, "
             "Failed, Cancelled; default all four.",
         ),

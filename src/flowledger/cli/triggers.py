@@ -33,7 +33,9 @@ def show_workflow(
     name: NameArgument,
     version: Annotated[
         int | None,
-        typer.Option("--version", min=1, help="This stored version (default: the pushed one)."),
+        typer.Option(
+            "--version", min=1, metavar="N", help="This stored version (default: the pushed one)."
+        ),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -141,9 +143,14 @@ def delete(
 @workflows_app.command("trigger")
 def trigger(
     name: NameArgument,
-    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", metavar="JSON", help="Input as JSON.")
+    ] = None,
     version: Annotated[
-        int | None, typer.Option("--version", min=1, help="This version (default: the pushed one).")
+        int | None,
+        typer.Option(
+            "--version", min=1, metavar="N", help="This version (default: the pushed one)."
+        ),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -173,8 +180,13 @@ def trigger(
 @workflows_app.command("backfill")
 def backfill(
     name: NameArgument,
-    start: Annotated[str, typer.Option("--from", help="First moment, ISO-8601 with a zone (…Z).")],
-    end: Annotated[str, typer.Option("--to", help="Last moment, ISO-8601 with a zone.")],
+    start: Annotated[
+        str,
+        typer.Option("--from", metavar="TIME", help="First moment, ISO-8601 with a zone (…Z)."),
+    ],
+    end: Annotated[
+        str, typer.Option("--to", metavar="TIME", help="Last moment, ISO-8601 with a zone.")
+    ],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
