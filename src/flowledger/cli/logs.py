@@ -77,3 +77,14 @@ def _print(line: Any, as_json: bool) -> None:
     out.print(head + first, markup=False, highlight=False, soft_wrap=True)
     for more in rest:  # a traceback: indented under its line
         out.print(" " * len(head) + more, markup=False, highlight=False, soft_wrap=True)
+
+
+def logs_line(execution_id: str, counts: dict[str, int]) -> str | None:
+    """The line `executions show` prints about step logs (``counts`` from
+    ``application.step_logs.counts(id)``); None when the execution has none."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    order = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+    levels = ", ".join(f"{counts[level]} {level}" for level in order if counts.get(level))
+    return f"step logs: {total} lines ({levels}); flowledger executions logs {execution_id}"
