@@ -36,3 +36,36 @@ def test_values_are_read_and_typed() -> None:
 def test_bad_values_are_refused_clearly(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Settings.from_env(env)
+
+
+def test_step_log_and_retention_settings() -> None:
+    default = Settings.from_env({})
+    assert (default.step_log_level, default.step_log_limit, default.retention) == (
+        "INFO",
+        64 * 1024,
+        None,
+    )
+    settings = Settings.from_env(
+        {
+            "FLOWLEDGER_STEP_LOG_LEVEL": "warning",
+            "FLOWLEDGER_STEP_LOG_LIMIT": "8KiB",
+            "FLOWLEDGER_RETENTION": "30d",
+        }
+    )
+    assert settings.step_log_level == "WARNING"
+    assert settings.step_log_limit == 8192
+    assert settings.retention == timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"FLOWLEDGER_STEP_LOG_LEVEL": "LOUD"}, "FLOWLEDGER_STEP_LOG_LEVEL must be one of"),
+        ({"FLOWLEDGER_STEP_LOG_LIMIT": "12"}, "FLOWLEDGER_STEP_LOG_LIMIT must be at least 1KiB"),
+        ({"FLOWLEDGER_RETENTION": "forever"}, "FLOWLEDGER_RETENTION:"),
+        ({"FLOWLEDGER_RETENTION": "10s"}, "FLOWLEDGER_RETENTION must be at least 1m"),
+    ],
+)
+def test_bad_step_log_and_retention_values(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        Settings.from_env(env)

@@ -27,6 +27,15 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   ``ts, level, logger, message, execution_id, step_id, action``; see ``flowledger.logs``).
 - ``FLOWLEDGER_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (default:
   ``INFO`` for ``flowledger worker`` and ``serve``, ``WARNING`` for other commands).
+- ``FLOWLEDGER_STEP_LOG_LEVEL``: the lowest level of what step handlers log through
+  ``ctx.logger`` that is kept with the step attempt (``DEBUG``, ``INFO``, ``WARNING``,
+  ``ERROR``; default ``INFO``), shown by ``flowledger executions logs``.
+- ``FLOWLEDGER_STEP_LOG_LIMIT``: the bytes of log messages one step attempt keeps (a size
+  like ``FLOWLEDGER_OUTPUT_BUDGET``; default ``64KiB``); later lines are dropped, and one
+  warning line says how many.
+- ``FLOWLEDGER_RETENTION``: when set (a duration like ``30d``), workers delete finished
+  executions whose end is older than that, with everything they hold (see
+  ``flowledger executions prune``); default: keep everything.
 - ``FLOWLEDGER_HOOK_BODY_LIMIT``: the largest body ``POST /hooks/{path}`` accepts (a size
   like ``FLOWLEDGER_OUTPUT_BUDGET``; default ``1MiB``); larger ones are answered 413.
 - ``FLOWLEDGER_DELIVERY_RETRY_INITIAL``, ``FLOWLEDGER_DELIVERY_RETRY_MAX``,
@@ -79,6 +88,10 @@ RETRY_MAX_ENV = "FLOWLEDGER_DELIVERY_RETRY_MAX"
 RETRY_FOR_ENV = "FLOWLEDGER_DELIVERY_RETRY_FOR"
 DELIVERY_TIMEOUT_ENV = "FLOWLEDGER_DELIVERY_TIMEOUT"
 OTEL_ENV = "FLOWLEDGER_OTEL"
+STEP_LOG_LEVEL_ENV = "FLOWLEDGER_STEP_LOG_LEVEL"
+STEP_LOG_LIMIT_ENV = "FLOWLEDGER_STEP_LOG_LIMIT"
+RETENTION_ENV = "FLOWLEDGER_RETENTION"
+DEFAULT_STEP_LOG_LIMIT = 64 * 1024
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -169,6 +182,13 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     #: OpenTelemetry traces (``FLOWLEDGER_OTEL``).
     otel: bool = False
+    #: Step logs kept from this level up (``FLOWLEDGER_STEP_LOG_LEVEL``).
+    step_log_level: str = "INFO"
+    #: Bytes of log messages one step attempt keeps (``FLOWLEDGER_STEP_LOG_LIMIT``).
+    step_log_limit: int = DEFAULT_STEP_LOG_LIMIT
+    #: Workers prune finished executions older than this (``FLOWLEDGER_RETENTION``);
+    #: None keeps them.
+    retention: timedelta | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -195,6 +215,15 @@ class Settings:
             deliveries=_schedule(env),
             limits=Limits.from_env(env),
             otel=_flag(env.get(OTEL_ENV), OTEL_ENV),
+            step_log_level=_choice(
+                env.get(STEP_LOG_LEVEL_ENV) or "INFO", LOG_LEVELS, STEP_LOG_LEVEL_ENV
+            ),
+            step_log_limit=parse_size(env.get(STEP_LOG_LIMIT_ENV), STEP_LOG_LIMIT_ENV)
+            if env.get(STEP_LOG_LIMIT_ENV)
+            else DEFAULT_STEP_LOG_LIMIT,
+            retention=parse_retention(env[RETENTION_ENV], RETENTION_ENV)
+            if env.get(RETENTION_ENV)
+            else None,
         )
 
 
@@ -239,6 +268,17 @@ def parse_lease(text: str | None, source: str = "--lease") -> timedelta:
     if lease < MIN_LEASE:
         raise ConfigError(f"{source}: a lease must be at least 1s, not {text!r}")
     return lease
+
+
+def parse_retention(text: str, source: str = "--older-than") -> timedelta:
+    """An age for pruning: a duration of at least one minute (``30d``, ``12h``)."""
+    try:
+        age = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if age < timedelta(minutes=1):
+        raise ConfigError(f"{source} must be at least 1m, not {text!r}")
+    return age
 
 
 def _flag(text: str | None, source: str) -> bool:

@@ -24,6 +24,8 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 #: The fields every record carries (None when they do not apply).
 FIELDS = ("execution_id", "step_id", "action")
+#: Fields some records carry (the worker's per-execution lines); JSON shows them if set.
+OPTIONAL_FIELDS = ("workflow", "status", "duration_ms", "attempt")
 
 #: Loggers that log request URLs at INFO; URLs can carry secrets (tokens in queries).
 QUIET_LOGGERS = ("httpx", "httpcore")
@@ -60,6 +62,10 @@ class JsonFormatter(logging.Formatter):
         }
         for name in FIELDS:
             doc[name] = getattr(record, name, None)
+        for name in OPTIONAL_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                doc[name] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:

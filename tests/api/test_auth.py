@@ -51,6 +51,11 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/subscriptions/{id}", "admin", {}),
     ("DELETE", "/api/v1/subscriptions/{id}", "admin", {}),
     ("GET", "/api/v1/subscriptions/{id}/deliveries", "admin", {}),
+    ("GET", "/api/v1/executions/{id}/logs", "viewer", {}),
+    ("POST", "/api/v1/workflows/{name}/disable", "admin", {}),
+    ("POST", "/api/v1/workflows/{name}/enable", "admin", {}),
+    ("DELETE", "/api/v1/workflows/{name}", "admin", {}),
+    ("POST", "/api/v1/workflows/{name}/backfill", "operator", {"json": {}}),
 ]
 #: Routes that need no token at all.
 OPEN = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"]

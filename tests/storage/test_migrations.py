@@ -20,7 +20,7 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = ["0001", "0002", "0003"]
+ALL_REVISIONS = ["0001", "0002", "0003", "0004"]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -119,7 +119,7 @@ async def test_a_database_from_before_migrations_is_adopted(empty_db: MakeDb) ->
             legacy = {k: v for k, v in row.items() if k in LEGACY_EXECUTION_COLUMNS}
             store.conn.execute(insert(executions), [legacy])
         # Stamped as revision 0001 (nothing re-created), then upgraded from there.
-        assert await store.upgrade() == ["0002", "0003"]
+        assert await store.upgrade() == ["0002", "0003", "0004"]
         with store.conn.begin():
             assert migrations.current_revision(store.conn) == migrations.HEAD
         assert await store.get_execution(row["id"]) is not None
@@ -169,3 +169,59 @@ async def test_processes_starting_together_migrate_once(empty_db: MakeDb) -> Non
     await asyncio.to_thread(join_all, threads)
     assert [r for r in results if isinstance(r, BaseException)] == []
     assert results.count(ALL_REVISIONS) == 1 and results.count([]) == 3
+
+
+async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: MakeDb) -> None:
+    """Pushed workflows stay pushed and enabled; step logs and disabling work after it."""
+    from flowledger.storage.schema import workflow_versions, workflows
+    from flowledger.storage.schema_ops import step_logs
+
+    store = sql_store(empty_db())
+    row = execution_row(runtime_status="Completed")
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0003")
+            store.conn.execute(
+                insert(workflow_versions).values(
+                    id="v1",
+                    name="wf",
+                    version=1,
+                    checksum="c",
+                    document="{}",
+                    format_version=1,
+                    created_at=row["created_at"],
+                )
+            )
+            # As revision 0003 knew the table: no disabled_at yet.
+            store.conn.execute(
+                text(
+                    "INSERT INTO workflows (name, version_id, pushed_at, first_pushed_at) "
+                    "VALUES ('wf', 'v1', :at, :at)"
+                ),
+                {"at": row["created_at"]},
+            )
+            store.conn.execute(insert(executions), [row])
+        assert await store.upgrade() == ["0004"]
+        [pushed] = await store.pushed_workflows()
+        assert pushed.version["name"] == "wf" and pushed.disabled_at is None
+        assert [v.name for v, _ in await store.active_workflows()] == ["wf"]
+        assert await store.set_workflow_disabled("wf", True) is True
+        assert await store.active_workflows() == []
+        with store.conn.begin():
+            store.conn.execute(
+                insert(step_logs).values(
+                    execution_id=row["id"],
+                    step_execution_id="s",
+                    step_id="a",
+                    attempt=1,
+                    at=row["created_at"],
+                    level="INFO",
+                    message='"hello"',
+                )
+            )
+            assert store.conn.execute(workflows.select()).one().disabled_at is not None
+        [line] = await store.get_step_logs(row["id"])
+        assert line["message"] == '"hello"' and line["id"] >= 1
+        assert await store.get_execution(row["id"]) is not None
+    finally:
+        await store.close()

@@ -24,14 +24,17 @@ from flowledger.app.artifacts import Artifacts
 from flowledger.app.changes import ChangeHub
 from flowledger.app.console import Console
 from flowledger.app.cursors import META_KEY, CursorCodec
+from flowledger.app.database import Database
 from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
 from flowledger.app.metrics import ServiceMetrics
+from flowledger.app.retention import Retention
 from flowledger.app.seed import Seed
 from flowledger.app.sessions import Sessions
 from flowledger.app.slots import Slots
+from flowledger.app.steplogs import StepLogs
 from flowledger.app.streams import EventStreams
 from flowledger.app.subscriptions import Subscriptions
 from flowledger.app.tokens import Tokens
@@ -82,6 +85,11 @@ class App:
         )
         #: Live event streams (SSE on the HTTP face).
         self.streams = EventStreams(self.engine, self.changes, self.slots)
+        #: Step logs (``executions logs``), pruning, and facts about the database.
+        self.step_logs = StepLogs(self.engine, self.changes)
+        self.retention = Retention(self.engine)
+        self.database = Database(self.engine)
+        self.workflows.wake = self.wake_workers  # a trigger or a backfill wakes workers
         #: The seed's runs resource and instance-state view, over the executions.
         self.seed = Seed(self.engine, self.executions)
         self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.durations import parse_duration
 from flowledger.errors import InvalidInputError, Path
 from flowledger.runtime.status import ExecutionStatus
 
@@ -204,6 +205,56 @@ class FollowAllEvents(Request):
     caller: str | None = None
 
 
+class ListStepLogs(Request):
+    """What step handlers logged (app.steplogs): lines after the line id ``after``, of
+    the steps ``steps`` when given."""
+
+    id: str = Id
+    after: int = Field(default=0, ge=0)
+    steps: list[str] = Field(default_factory=list)
+    limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
+
+
+class FollowStepLogs(Request):
+    id: str = Id
+    after: int = Field(default=0, ge=0)
+    steps: list[str] = Field(default_factory=list)
+
+
+class PruneExecutions(Request):
+    """Delete finished executions that ended more than ``older_than`` ago (a duration
+    such as ``30d``), only those in ``statuses`` when given (app.retention)."""
+
+    older_than: timedelta
+    statuses: list[ExecutionStatus] = Field(default_factory=list)
+    dry_run: bool = False
+    #: Executions deleted per transaction: each batch holds the write lock only briefly.
+    batch_size: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("older_than", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse_duration(value)
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        if isinstance(value, timedelta) and value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m")
+        return value
+
+    @field_validator("statuses")
+    @classmethod
+    def _finished(cls, value: list[ExecutionStatus]) -> list[ExecutionStatus]:
+        for status in value:
+            if not status.terminal:
+                raise ValueError(
+                    f"{status} executions are not finished and are never pruned; use "
+                    "Completed, CompletedWithNoActionTaken, Failed or Cancelled"
+                )
+        return value
+
+
 class PendingInputs(Request):
     id: str = Id
 
@@ -332,6 +383,59 @@ class LoadWorkflow(Request):
 
 class ValidateWorkflow(Request):
     file: str = Field(min_length=1)
+
+
+class SwitchWorkflow(Request):
+    """Disable or enable a pushed workflow's triggers (schedules, webhooks, entity
+    triggers). An enable skips the schedule ticks missed while disabled unless
+    ``catch_up`` (then each schedule's own ``catch_up`` policy applies)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    enabled: bool
+    catch_up: bool = False
+
+
+class DeleteWorkflow(Request):
+    """Un-push a workflow: refused while executions of it are unfinished, unless ``force``."""
+
+    name: str = Field(min_length=1, max_length=128)
+    force: bool = False
+
+
+class TriggerWorkflow(Request):
+    """Start a pushed workflow now (``trigger.type`` is ``manual``), for the workers."""
+
+    name: str = Field(min_length=1, max_length=128)
+    input: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1)
+    created_by: str = "python"
+
+    _check_input = field_validator("input", mode="before")(_json_object)
+
+
+#: Most ticks one backfill starts.
+MAX_BACKFILL = 1000
+
+
+class BackfillWorkflow(Request):
+    """Start one execution per schedule tick in [``start``, ``end``] (each exactly once,
+    whoever else starts ticks), with the schedule's trigger data."""
+
+    name: str = Field(min_length=1, max_length=128)
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    created_by: str = "python"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-11-22T10:00:00Z)")
+        return value
+
+    def model_post_init(self, context: Any) -> None:
+        if self.end < self.start:
+            raise InvalidInputError("--to is before --from", ("to",))
 
 
 # -- job runs -----------------------------------------------------------------------------

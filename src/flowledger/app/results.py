@@ -76,6 +76,77 @@ class WorkflowSummary(TypedDict):
     versionId: str
     pushedAt: str
     triggers: list[TriggerDocument]
+    #: False while its triggers are disabled (``workflows disable``).
+    enabled: bool
+    disabledAt: str | None
+
+
+class WorkflowSwitched(TypedDict):
+    name: str
+    enabled: bool
+    #: False when it already was so.
+    changed: bool
+
+
+class WorkflowDeleted(TypedDict):
+    name: str
+    #: Executions of it not finished when it was deleted (only with ``force``): they
+    #: run on, pinned to their version.
+    unfinished: int
+    #: Stored versions and executions stay (history); ``executions prune`` removes those.
+    versionsKept: int
+
+
+class BackfilledTick(TypedDict):
+    triggerIndex: int
+    scheduledAt: str
+    executionId: str
+    #: Started before (by the scheduler or an earlier backfill): not started again.
+    duplicate: bool
+
+
+class StepLogLine(TypedDict):
+    id: int
+    at: str
+    stepExecutionId: str
+    stepId: str
+    attempt: int
+    level: str
+    message: str
+
+
+class StepLogPage(TypedDict):
+    items: list[StepLogLine]
+    #: The ``after`` of the next page; None when there is none for now.
+    next: int | None
+
+
+class ArtifactsFolderInfo(TypedDict):
+    path: str
+    exists: bool
+    files: int
+    sizeBytes: int
+
+
+class DatabaseInfo(TypedDict):
+    #: The URL with its password hidden.
+    url: str
+    backend: str
+    #: None for an in-memory database.
+    sizeBytes: int | None
+    artifacts: ArtifactsFolderInfo
+    #: Rows per main table.
+    tables: dict[str, int]
+
+
+class PruneResult(TypedDict):
+    dryRun: bool
+    #: Executions ending before this were eligible.
+    before: str
+    #: Deleted (or, on a dry run, that would be).
+    executions: int
+    batches: int
+    artifactFolders: int
 
 
 class PushedWorkflow(TypedDict):

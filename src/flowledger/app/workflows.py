@@ -26,6 +26,7 @@ from flowledger.app.results import (
     WorkflowSummary,
     WorkflowVersionDocument,
 )
+from flowledger.app.workflow_ops import WorkflowOperations
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
@@ -34,11 +35,13 @@ from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
 from flowledger.errors import DefinitionError, InputError, NotFoundError, Problem
 from flowledger.runtime.engine import Engine
 from flowledger.storage import WorkflowVersion
+from flowledger.storage.pushes import Pushed
 from flowledger.timeutil import iso
 
 
-class Workflows:
-    """The workflow operations of one application (see :class:`flowledger.app.App`)."""
+class Workflows(WorkflowOperations):
+    """The workflow operations of one application (see :class:`flowledger.app.App`);
+    disable, enable, delete, trigger and backfill come from app.workflow_ops."""
 
     def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
         self._engine = engine
@@ -124,12 +127,10 @@ class Workflows:
     # -- reading ------------------------------------------------------------------------------
 
     async def list(self, request: ListWorkflows) -> builtins.list[WorkflowSummary]:
-        """The pushed workflows by name, each with its triggers and next fire times."""
+        """The pushed workflows by name (disabled ones too), each with its triggers and
+        next fire times."""
         now = self._engine.clock.now()
-        return [
-            self._summary(version, pushed_at, now)
-            for version, pushed_at in await self._engine.store.active_workflows()
-        ]
+        return [self._summary(p, now) for p in await self._engine.store.pushed_workflows()]
 
     async def get(self, request: GetWorkflow) -> WorkflowDetail:
         """A workflow's live (pushed) version, if any, and all its stored versions."""
@@ -137,15 +138,13 @@ class Workflows:
         versions = await store.list_workflow_versions(request.name)
         if not versions:
             raise NotFoundError(f"there is no workflow named {request.name!r}")
-        live = next(
-            ((v, at) for v, at in await store.active_workflows() if v.name == request.name),
-            None,
-        )
-        live_id = live[0].id if live is not None else None
+        pushed = await store.pushed_workflows(request.name)
+        live = pushed[0] if pushed else None
+        live_id = live.version["id"] if live is not None else None
         now = self._engine.clock.now()
         return {
             "name": request.name,
-            "live": self._summary(live[0], live[1], now) if live is not None else None,
+            "live": self._summary(live, now) if live is not None else None,
             "versions": [_version(v, v.id == live_id) for v in versions],
         }
 
@@ -158,19 +157,22 @@ class Workflows:
         doc["document"] = json.loads(version.document)
         return doc
 
-    def _summary(
-        self, version: WorkflowVersion, pushed_at: datetime, now: datetime
-    ) -> WorkflowSummary:
+    def _summary(self, pushed: Pushed, now: datetime) -> WorkflowSummary:
+        version = pushed.version
+        enabled = pushed.disabled_at is None
         return {
-            "name": version.name,
-            "version": version.version,
-            "versionId": version.id,
-            "pushedAt": iso(pushed_at),
-            "triggers": self._triggers(json.loads(version.document), now),
+            "name": version["name"],
+            "version": version["version"],
+            "versionId": version["id"],
+            "pushedAt": iso(pushed.pushed_at),
+            # A disabled workflow's schedules fire never (until enabled again).
+            "triggers": self._triggers(json.loads(version["document"]), now, enabled),
+            "enabled": enabled,
+            "disabledAt": iso(pushed.disabled_at) if pushed.disabled_at else None,
         }
 
     def _triggers(
-        self, document: Mapping[str, Any], now: datetime
+        self, document: Mapping[str, Any], now: datetime, enabled: bool = True
     ) -> builtins.list[TriggerDocument]:
         """Triggers read from the stored document alone, so listing needs none of the
         plugins the workflow's steps use."""
@@ -181,7 +183,7 @@ class Workflows:
             spec = compiled.spec
             described: dict[str, Any] = {_camel(k): v for k, v in spec.model_dump().items()}
             described["nextFireAt"] = None
-            if isinstance(spec, ScheduleTrigger):
+            if isinstance(spec, ScheduleTrigger) and enabled:
                 when = next_tick(spec, now)
                 if when is not None:
                     described["nextFireAt"] = iso(when)

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import uuid
 from collections import OrderedDict
@@ -125,6 +126,15 @@ class ArtifactService:
 
     def path_of(self, execution_id: str, artifact_id: str) -> Path:
         return self.root / execution_id / artifact_id
+
+    def remove_files(self, execution_id: str) -> bool:
+        """Delete the folder of a deleted execution's files (pruning); False: it had none.
+        Called after its rows are gone, so no row ever names a missing file."""
+        folder = self.root / execution_id
+        if folder.parent != self.root or not folder.is_dir():
+            return False  # not an id (no separators, no ..), or nothing saved
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
 
     # -- writing ------------------------------------------------------------------------------
 

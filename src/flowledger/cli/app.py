@@ -182,10 +182,25 @@ def worker(
         ),
     ] = None,
     plugin: PluginOption = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="text|json",
+            help="text or json: one JSON object per log line (default $FLOWLEDGER_LOG_FORMAT "
+            "or text).",
+        ),
+    ] = None,
 ) -> None:
-    """Run queued, due and orphaned executions until stopped (SIGTERM drains)."""
+    """Run queued, due and orphaned executions until stopped (SIGTERM drains); logs one
+    line per execution it runs and lets go (id, workflow, status, duration)."""
     lease_span = lease_length(lease)
-    logging.getLogger().setLevel(_log_level(Settings.from_env(), "INFO"))
+    settings = Settings.from_env()
+    if log_format is not None:
+        if log_format not in ("text", "json"):
+            fail(f"--log-format must be text or json, not {log_format!r}", EXIT_INVALID)
+        configure_logging("json" if log_format == "json" else "text", _log_level(settings, "INFO"))
+    logging.getLogger().setLevel(_log_level(settings, "INFO"))
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
     async def go() -> None:
@@ -304,10 +319,14 @@ def db_upgrade(db: DbOption = None) -> None:
 from flowledger.cli import (  # noqa: E402
     artifacts,  # noqa: F401
     control,  # noqa: F401
+    dbinfo,  # noqa: F401
     entities,  # noqa: F401
     jobs,  # noqa: F401
+    logs,  # noqa: F401
+    prune,  # noqa: F401
     serve,  # noqa: F401
     tokens,  # noqa: F401
+    triggers,  # noqa: F401
     workflows,  # noqa: F401
 )
 

@@ -60,13 +60,16 @@ def _table(described: list[Any]) -> None:
         out.print("no workflows are pushed yet; `flowledger workflows push FILE` pushes one")
         return
     table = Table(header_style="bold", box=None)
-    for column in ("workflow", "version", "pushed", "trigger", "next fire"):
+    for column in ("workflow", "version", "pushed", "state", "trigger", "next fire"):
         table.add_column(column)
     for item in described:
-        head = [item["name"], str(item["version"]), item["pushedAt"][:19].replace("T", " ")]
+        enabled = item.get("enabled", True)
+        pushed = item["pushedAt"][:19].replace("T", " ")
+        head = [item["name"], str(item["version"]), pushed, "enabled" if enabled else "disabled"]
         for trigger in item["triggers"] or [{"type": "-"}]:
-            table.add_row(*head, _summary(trigger), _next_text(trigger))
-            head = ["", "", ""]
+            when = _next_text(trigger) if enabled else ""
+            table.add_row(*head, _summary(trigger), when)
+            head = ["", "", "", ""]
     out.print(table)
 
 

@@ -11,6 +11,7 @@ from flowledger.logs import log_extra
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
+from flowledger.runtime.steplogs import StepLogBuffer, StepLogger
 from flowledger.runtime.variables import Variables
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext
@@ -67,15 +68,21 @@ class StepContexts:
             loop=run.scope.loop_indexes,
             started_at=run.started_at,
             http=self.services.http,
-            logger=logging.LoggerAdapter(
-                log, log_extra("run_step", execution_id, run.step.id, attempt=run.attempt)
-            ),
+            logger=self._logger(execution_id, run),
             variables=self.variables,
             definition_input=run.step.spec.input,
             depth=self.depth,
             entities=self._entities(execution_id),
             artifacts=self._artifacts(execution_id, run),
         )
+
+    def _logger(self, execution_id: str, run: StepExecution) -> StepLogger:
+        # A suspended step's next context adds to the same attempt's buffer and budget.
+        if run.logs is None:
+            run.logs = StepLogBuffer(self.services.step_log_limit)
+        extra = log_extra("run_step", execution_id, run.step.id, attempt=run.attempt)
+        clock = self.services.clock
+        return StepLogger(log, extra, run.logs, self.services.step_log_level, clock.now)
 
     def _entities(self, execution_id: str) -> EntityAccess | None:
         bind = self.services.entities_for

@@ -151,6 +151,8 @@ class Engine:
                 read_artifact=self.artifacts.read_output,
                 resolve_workflow=self.resolve_workflow,
                 workflow_for_version=self.workflow_for_version,
+                step_log_level=logging.getLevelNamesMapping()[self.settings.step_log_level],
+                step_log_limit=self.settings.step_log_limit,
             )
             self.clock.synchronize(await store.db_now())
         return self
@@ -250,8 +252,9 @@ class Engine:
                 known = ", ".join(str(v.version) for v in versions)
                 raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
         else:
-            live = {v.name: v for v, _ in await self.store.active_workflows()}
-            chosen = live.get(name, versions[-1])
+            pushed = await self.store.pushed_workflows(name)  # disabled ones too
+            live = pushed[0].version["id"] if pushed else None
+            chosen = next((v for v in versions if v.id == live), versions[-1])
         return await self.workflow_for_version(chosen.id), chosen
 
     async def workflow_for_version(self, version_id: str) -> CompiledWorkflow:

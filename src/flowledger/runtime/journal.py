@@ -143,6 +143,8 @@ class Journal:
                 if not run.input_stored:
                     row["input"] = self.codec.dumps(run.input)
                 batch.update_steps.append(row)
+            if run.logs is not None and run.logs.pending:
+                self._logs(batch, run)
         now = self.clock.now()
         batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
         batch.events = self._events
@@ -157,6 +159,23 @@ class Journal:
         self._links = Batch(self.execution_id, self.epoch)
         for sink in self.sinks:
             sink(events)
+
+    def _logs(self, batch: Batch, run: StepExecution) -> None:
+        """The attempt's buffered log lines, redacted like its output, into this commit."""
+        assert run.logs is not None
+        dumps = self.codec.dumps
+        for at, level, message in run.logs.drain():
+            batch.step_logs.append(
+                {
+                    "execution_id": self.execution_id,
+                    "step_execution_id": run.id,
+                    "step_id": run.step.id,
+                    "attempt": run.attempt,
+                    "at": at,
+                    "level": level,
+                    "message": dumps(message),
+                }
+            )
 
     def _row(self, run: StepExecution) -> Row:
         dumps = self.codec.dumps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
+from flowledger.runtime.steplogs import DEFAULT_LIMIT
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
 from flowledger.steps.registry import StepRegistry
@@ -46,3 +48,6 @@ class Services:
     ) = None
     #: A stored version's compiled workflow.
     workflow_for_version: Callable[[str], Awaitable[CompiledWorkflow]] = _no_workflows
+    #: Step logs (runtime.steplogs): the lowest level kept, and each attempt's byte budget.
+    step_log_level: int = logging.INFO
+    step_log_limit: int = DEFAULT_LIMIT

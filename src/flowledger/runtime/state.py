@@ -8,6 +8,7 @@ from typing import Any
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep
 from flowledger.runtime.status import StepStatus
+from flowledger.runtime.steplogs import StepLogBuffer
 from flowledger.timeutil import iso
 
 TERMINAL_STEP = frozenset(
@@ -43,6 +44,8 @@ class StepExecution:
     persisted: bool = False
     #: The stored row already has this input (it only changes when an attempt starts).
     input_stored: bool = False
+    #: What the handler logged that is not written yet (created on the first context).
+    logs: StepLogBuffer | None = None
     _envelope: dict[str, Any] | None = None
 
     @property

@@ -16,7 +16,11 @@ from flowledger.storage.counts import CountStore
 from flowledger.storage.entities import EntityStore
 from flowledger.storage.gauges import GaugeStore
 from flowledger.storage.jobs import JobStore
+from flowledger.storage.pruning import PruneStore
+from flowledger.storage.pushes import PushStore
 from flowledger.storage.schedules import ScheduleStore
+from flowledger.storage.sizes import SizeStore
+from flowledger.storage.steplogs import StepLogStore
 from flowledger.storage.tokens import TokenStore
 from flowledger.storage.webhooks import WebhookStore
 from flowledger.types import Row as Row  # re-exported: the store speaks in rows
@@ -61,6 +65,8 @@ class Batch:
     #: execution_id, payload, at``): the commit turns each into one outbox row per
     #: matching subscription (none, at the cost of one cheap statement, when none match).
     notifications: list[Row] = field(default_factory=list)
+    #: Lines step handlers logged (``step_logs`` rows without ``id``), with their results.
+    step_logs: list[Row] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,10 @@ class Store(
     WebhookStore,
     GaugeStore,
     CountStore,
+    StepLogStore,
+    PushStore,
+    PruneStore,
+    SizeStore,
     ABC,
 ):
     """What the runtime and the faces need from a database."""
@@ -129,7 +139,8 @@ class Store(
 
     @abstractmethod
     async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
-        """Every pushed workflow's live version, with when it was pushed."""
+        """Every pushed workflow's live version whose triggers are enabled (schedules,
+        webhooks and entity triggers read this), with when it was pushed."""
 
     # -- executions ---------------------------------------------------------------------------
 

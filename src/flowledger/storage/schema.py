@@ -184,6 +184,9 @@ workflows = Table(
     Column("pushed_at", UTCDateTime, nullable=False),
     #: When the name was pushed the first time: its entity triggers see writes from then on.
     Column("first_pushed_at", UTCDateTime, nullable=False),
+    #: Set while its triggers are disabled (``flowledger workflows disable``): schedules,
+    #: webhooks and entity triggers ignore it; manual starts still work.
+    Column("disabled_at", UTCDateTime),
 )
 
 signals = Table(
@@ -212,6 +215,7 @@ from flowledger.storage import (  # noqa: E402
     schema_artifacts,  # noqa: F401
     schema_entities,  # noqa: F401
     schema_jobs,  # noqa: F401
+    schema_ops,  # noqa: F401
     schema_schedules,  # noqa: F401
     schema_tokens,  # noqa: F401
     schema_webhooks,  # noqa: F401

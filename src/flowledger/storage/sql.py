@@ -36,6 +36,8 @@ from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
 from flowledger.storage.lanes import Lane
+from flowledger.storage.pruning import SQLPruneStore
+from flowledger.storage.pushes import SQLPushStore
 from flowledger.storage.schedules import SQLScheduleStore
 from flowledger.storage.schema import (
     UTCDateTime,
@@ -47,7 +49,9 @@ from flowledger.storage.schema import (
     workflow_versions,
     workflows,
 )
+from flowledger.storage.sizes import SQLSizeStore
 from flowledger.storage.sqlpart import point_read, reads, small_write, writes
+from flowledger.storage.steplogs import SQLStepLogStore
 from flowledger.storage.tokens import SQLTokenStore
 from flowledger.storage.webhooks import SQLWebhookStore
 from flowledger.storage.writes import BatchWriter
@@ -63,6 +67,10 @@ class SQLStore(
     SQLWebhookStore,
     SQLGaugeStore,
     SQLCountStore,
+    SQLStepLogStore,
+    SQLPushStore,
+    SQLPruneStore,
+    SQLSizeStore,
     Store,
 ):
     """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):
@@ -222,7 +230,12 @@ class SQLStore(
     @reads
     def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
         v, w = workflow_versions, workflows
-        query = select(v, w.c.pushed_at).join(w, w.c.version_id == v.c.id).order_by(v.c.name)
+        query = (
+            select(v, w.c.pushed_at)
+            .join(w, w.c.version_id == v.c.id)
+            .where(w.c.disabled_at.is_(None))  # a disabled workflow's triggers are off
+            .order_by(v.c.name)
+        )
         with self.reading():
             return [(_version(r._mapping), r.pushed_at) for r in self.conn.execute(query)]
 

@@ -19,6 +19,7 @@ from flowledger.storage.base import Batch, Row
 from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
 from flowledger.storage.outbox import outbox_params, prepare_outbox
 from flowledger.storage.schema import events, executions, signals, step_executions
+from flowledger.storage.schema_ops import step_logs
 from flowledger.timeutil import utcnow
 
 
@@ -82,6 +83,9 @@ class BatchWriter:
         event_rows = [row for b in batches for row in b.events]
         if event_rows:
             self._insert(conn, events, event_rows)
+        log_rows = [row for b in batches for row in b.step_logs]
+        if log_rows:
+            self._insert(conn, step_logs, log_rows, skip=("id",))
         if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
             self._write_links(conn, batches)
         notifications = [outbox_params(row) for b in batches for row in b.notifications]
@@ -116,11 +120,14 @@ class BatchWriter:
                     .values(consumed_at=utcnow())
                 )
 
-    def _insert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
+    def _insert(
+        self, conn: Connection, table: Table, rows: list[Row], skip: tuple[str, ...] = ()
+    ) -> None:
         key = ("insert", table.name)
         prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = prepare_insert(table, [c.name for c in table.columns], self._dialect)
+            columns = [c.name for c in table.columns if c.name not in skip]
+            prepared = prepare_insert(table, columns, self._dialect)
             self._prepared[key] = prepared
         self._cursor(conn).executemany(prepared.sql, [prepared.params(r) for r in rows])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.ticks import (
@@ -37,6 +38,19 @@ log = logging.getLogger(__name__)
 
 #: How long to wait when no schedule is active (the worker looks at least every second).
 IDLE = 60.0
+
+
+def tick_document(spec: ScheduleTrigger, tick: datetime) -> dict[str, Any]:
+    """The ``trigger`` of a tick's execution (SPEC §3), whoever starts it (the scheduler,
+    a backfill)."""
+    return {
+        "type": "schedule",
+        "scheduledAt": iso(tick),
+        "cronExpression": spec.cron,
+        "timezone": spec.timezone,
+        # What ``input`` reads in templates, as for a function trigger.
+        "arguments": spec.input,
+    }
 
 
 class Scheduler:
@@ -68,10 +82,14 @@ class Scheduler:
         """
         now = now or self.engine.clock.now()
         store = self.engine.store
+        # Which workflows are enabled is read before their progress: an enable rewrites the
+        # progress in its own transaction, so an enabled one is never paired with the
+        # progress from before it was disabled (which would catch up on the missed ticks).
+        active = await store.active_workflows()
         states = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
         wait = IDLE
         started = 0
-        for version, pushed_at in await store.active_workflows():
+        for version, pushed_at in active:
             workflow = await self._compile(version)
             if workflow is None:
                 continue
@@ -153,14 +171,7 @@ class Scheduler:
     async def _start(
         self, workflow: CompiledWorkflow, index: int, spec: ScheduleTrigger, tick: datetime
     ) -> None:
-        document = {
-            "type": "schedule",
-            "scheduledAt": iso(tick),
-            "cronExpression": spec.cron,
-            "timezone": spec.timezone,
-            # What ``input`` reads in templates, as for a function trigger.
-            "arguments": spec.input,
-        }
+        document = tick_document(spec, tick)
         try:
             execution_id = await self.engine.start(
                 workflow,

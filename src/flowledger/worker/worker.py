@@ -13,14 +13,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flowledger.errors import FlowledgerError
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.storage.base import Row
 from flowledger.worker.deliveries import DeliveryDuty
-from flowledger.worker.duties import Duty
+from flowledger.worker.duties import Duty, RetentionDuty
 from flowledger.worker.entity_dispatch import EntityDispatcher
 from flowledger.worker.job_advancer import JobAdvancer
 from flowledger.worker.schedules import Scheduler
@@ -60,6 +61,8 @@ class Worker:
             JobAdvancer(engine),
             DeliveryDuty(engine),
         ]
+        if engine.settings.retention is not None:
+            self.duties.append(RetentionDuty(engine, engine.settings.retention))
 
     def stop(self) -> None:
         """Ask the worker to drain and exit (what SIGTERM and Ctrl-C do)."""
@@ -159,15 +162,23 @@ class Worker:
         parked_until = None
         terminal = False
         try:
+            # Read here (run_owned would read it anyway) to say what starts and ends.
+            row = await self.engine.store.get_execution(execution_id)
+            if row is None:
+                return
+            _log_start(row)
+            began = self.engine.clock.now()
             status, parked_until = await self.engine.run_owned(
                 execution_id,
                 park_after=self.options.park_after,
                 drain=self._drain,
                 group_commits=self.options.concurrency > 1,
+                row=row,
             )
             terminal = status.terminal
             if terminal:
                 self.completed += 1
+            _log_end(row, str(status), began, self.engine.clock.now(), parked_until)
         except asyncio.CancelledError:
             log.warning(
                 "stopped running execution %s", execution_id, extra=log_extra("stop", execution_id)
@@ -199,3 +210,40 @@ class Worker:
         for task in pending:  # their in-flight steps will be re-run by the next owner
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_start(row: Row) -> None:
+    log.info(
+        "execution %s of %s: running (%s)",
+        row["id"],
+        row["workflow_name"],
+        row["runtime_status"],
+        extra=log_extra(
+            "run_execution", row["id"], workflow=row["workflow_name"], status="running"
+        ),
+    )
+
+
+def _log_end(
+    row: Row, status: str, began: datetime, now: datetime, parked_until: datetime | None
+) -> None:
+    """One line per execution the worker lets go: its status and how long it has run
+    since it started (whichever process started it; this one when it was queued)."""
+    seconds = (now - (row["started_at"] or began)).total_seconds()
+    took = f" after {seconds:.3f}s"
+    parked = f", parked until {parked_until.isoformat()}" if parked_until else ""
+    log.info(
+        "execution %s of %s: %s%s%s",
+        row["id"],
+        row["workflow_name"],
+        status,
+        took,
+        parked,
+        extra=log_extra(
+            "run_execution",
+            row["id"],
+            workflow=row["workflow_name"],
+            status=status,
+            duration_ms=int(seconds * 1000),
+        ),
+    )

@@ -14,6 +14,7 @@ from flowledger.api.routes import (
     health,
     hooks,
     job_runs,
+    operations,
     seed,
     subscriptions,
     workflows,
@@ -30,5 +31,6 @@ ROUTERS: list[APIRouter] = [
     events.router,
     seed.router,
     subscriptions.router,
+    operations.router,
     hooks.router,
 ]

@@ -1,0 +1,79 @@
+"""Step logs: what step handlers logged through ``ctx.logger`` (runtime.steplogs), read
+back per execution, per step, and live while it runs (``executions logs --follow``,
+``GET /executions/{id}/logs``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from flowledger.app.changes import RECHECK, ChangeHub
+from flowledger.app.models import FollowStepLogs, ListStepLogs
+from flowledger.app.results import StepLogLine, StepLogPage
+from flowledger.codec import loads
+from flowledger.errors import NotFoundError
+from flowledger.runtime.engine import Engine
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage.base import Row
+from flowledger.timeutil import iso
+
+
+class StepLogs:
+    """The step-log operations of one application (see :class:`flowledger.app.App`)."""
+
+    def __init__(self, engine: Engine, hub: ChangeHub) -> None:
+        self._engine = engine
+        self._hub = hub
+
+    async def list(self, request: ListStepLogs) -> StepLogPage:
+        """One page of the execution's lines after ``after`` (a line ``id``), oldest first;
+        ``next`` is the ``after`` of the next page (None: none left for now)."""
+        await self._row(request.id)
+        rows = await self._engine.store.get_step_logs(
+            request.id, after_id=request.after, step_ids=request.steps, limit=request.limit + 1
+        )
+        more = len(rows) > request.limit
+        lines = [_line(row) for row in rows[: request.limit]]
+        return {"items": lines, "next": lines[-1]["id"] if more and lines else None}
+
+    async def counts(self, execution_id: str) -> dict[str, int]:
+        """How many lines the execution has per level (``executions show``)."""
+        return await self._engine.store.count_step_logs(execution_id)
+
+    async def follow(self, request: FollowStepLogs) -> AsyncIterator[StepLogLine]:
+        """The lines after ``after``, then each new one as its attempt commits, until the
+        execution has ended and everything it logged was given."""
+        await self._row(request.id)
+        after = request.after
+        with self._hub.subscribe(request.id) as sub:
+            while True:
+                row = await self._row(request.id)  # the status first, then lines up to it
+                while True:
+                    rows = await self._engine.store.get_step_logs(
+                        request.id, after_id=after, step_ids=request.steps, limit=1000
+                    )
+                    for found in rows:
+                        after = int(found["id"])
+                        yield _line(found)
+                    if len(rows) < 1000:
+                        break
+                if ExecutionStatus(row["runtime_status"]).terminal:
+                    return
+                await sub.wait(RECHECK)
+
+    async def _row(self, execution_id: str) -> Row:
+        row = await self._engine.store.get_execution(execution_id)
+        if row is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return row
+
+
+def _line(row: Row) -> StepLogLine:
+    return {
+        "id": int(row["id"]),
+        "at": iso(row["at"]),
+        "stepExecutionId": row["step_execution_id"],
+        "stepId": row["step_id"],
+        "attempt": int(row["attempt"]),
+        "level": row["level"],
+        "message": str(loads(row["message"])),
+    }

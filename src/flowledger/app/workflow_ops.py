@@ -1,0 +1,169 @@
+"""Operating pushed workflows: disable and enable their triggers, delete (un-push) them,
+trigger one now, backfill schedule ticks. Mixed into :class:`app.workflows.Workflows`,
+so every face reaches them as ``app.workflows.<verb>``.
+
+- A disabled workflow's schedules, webhooks and entity triggers do nothing (they read
+  ``Store.active_workflows``, which leaves it out); ``trigger`` and ``start`` still work.
+  Enabling restarts its schedules from now, so the ticks missed meanwhile do not fire,
+  unless ``catch_up`` (then each schedule's own ``catch_up`` policy applies to them).
+- Deleting forgets the push (its triggers stop, ``workflows list`` no longer shows it)
+  and its schedule progress; its stored versions and its executions stay as history
+  (``executions prune`` removes old executions). Refused while executions of it are
+  unfinished unless ``force``: those then run on, pinned to their version.
+- A backfill starts each tick under the scheduler's own trigger key
+  (``schedule:<name>:<index>:<tick UTC>``), so neither it nor the scheduler ever
+  starts a tick twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, cast
+
+from flowledger.app.limits import check_json_size
+from flowledger.app.models import (
+    MAX_BACKFILL,
+    BackfillWorkflow,
+    DeleteWorkflow,
+    SwitchWorkflow,
+    TriggerWorkflow,
+)
+from flowledger.app.results import BackfilledTick, WorkflowDeleted, WorkflowSwitched
+from flowledger.config import Limits
+from flowledger.definition.models import TriggerSpec
+from flowledger.definition.ticks import due_ticks, trigger_key
+from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
+from flowledger.errors import ConflictError, InvalidInputError, NotFoundError
+from flowledger.runtime.creation import Lineage
+from flowledger.runtime.engine import Engine
+from flowledger.storage.pushes import Pushed
+from flowledger.storage.schedules import ScheduleState
+from flowledger.timeutil import iso
+from flowledger.types import ExecutionDocument
+from flowledger.worker.schedules import tick_document
+
+_USEC = timedelta(microseconds=1)
+
+
+class WorkflowOperations:
+    """Disable, enable, delete, trigger, backfill (see the module docstring)."""
+
+    _engine: Engine
+    _limits: Limits
+    #: Wakes the workers after a trigger or a backfill started executions (App sets it).
+    wake: Callable[[], Awaitable[None]] | None = None
+
+    async def switch(self, request: SwitchWorkflow) -> WorkflowSwitched:
+        """Disable or enable the workflow's triggers."""
+        pushed = await self._pushed(request.name)
+        restart = None
+        if request.enabled and not request.catch_up:
+            now = self._engine.clock.now()
+            restart = [
+                ScheduleState(request.name, index, spec.cron, spec.timezone, now)
+                for index, spec in self._schedules(pushed)
+            ]
+        store = self._engine.store
+        changed = await store.set_workflow_disabled(request.name, not request.enabled, restart)
+        if changed is None:  # un-pushed meanwhile
+            raise NotFoundError(f"workflow {request.name!r} is not pushed")
+        return {"name": request.name, "enabled": request.enabled, "changed": changed}
+
+    async def delete(self, request: DeleteWorkflow) -> WorkflowDeleted:
+        """Un-push the workflow (its versions and executions stay)."""
+        await self._pushed(request.name)
+        store = self._engine.store
+        unfinished = await store.count_unfinished(request.name)
+        if unfinished and not request.force:
+            raise ConflictError(
+                f"workflow {request.name!r} has {unfinished} unfinished executions; wait "
+                "for them or cancel them, or delete with --force (they then run on)"
+            )
+        if not await store.unpush_workflow(request.name):
+            raise NotFoundError(f"workflow {request.name!r} is not pushed")
+        versions = await store.list_workflow_versions(request.name)
+        return {"name": request.name, "unfinished": unfinished, "versionsKept": len(versions)}
+
+    async def trigger(self, request: TriggerWorkflow) -> ExecutionDocument:
+        """Start the workflow (its live version, or ``version``) for the workers, with
+        ``trigger`` ``{type: manual, arguments}``; disabled ones too."""
+        check_json_size(request.input, self._limits.max_input, "input")
+        workflow, _ = await self._engine.resolve_workflow(request.name, request.version)
+        execution_id = await self._engine.start(
+            workflow,
+            request.input,
+            trigger={"type": "manual", "arguments": request.input},
+            created_by=request.created_by,
+        )
+        if self.wake is not None:
+            await self.wake()
+        return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
+
+    async def backfill(self, request: BackfillWorkflow) -> builtins.list[BackfilledTick]:
+        """Start one execution per tick of each schedule trigger in [start, end], oldest
+        first; ticks started before (by anyone) are reported, not started again."""
+        pushed = await self._pushed(request.name)
+        schedules = self._schedules(pushed)
+        if not schedules:
+            raise InvalidInputError(
+                f"workflow {request.name!r} has no schedule trigger to backfill", ("name",)
+            )
+        if request.end > self._engine.clock.now():
+            raise InvalidInputError("--to is in the future; backfill only past ticks", ("to",))
+        planned: builtins.list[tuple[int, ScheduleTrigger, Any]] = []
+        for index, spec in schedules:
+            ticks = due_ticks(spec, request.start - _USEC, request.end, MAX_BACKFILL + 1)
+            planned.extend((index, spec, tick) for tick in ticks)
+            if len(planned) > MAX_BACKFILL:
+                raise InvalidInputError(
+                    f"the range holds more than {MAX_BACKFILL} ticks; backfill a shorter one",
+                    ("from",),
+                )
+        planned.sort(key=lambda item: (item[2], item[0]))
+        workflow = await self._engine.workflow_for_version(pushed.version["id"])
+        store = self._engine.store
+        done: builtins.list[BackfilledTick] = []
+        for index, spec, tick in planned:
+            key = trigger_key(request.name, index, tick)
+            earlier = await store.find_by_trigger_key(key)
+            execution_id = earlier or await self._engine.start(
+                workflow,
+                spec.input,
+                trigger=tick_document(spec, tick),
+                created_by=request.created_by,
+                lineage=Lineage(trigger_key=key),
+            )
+            done.append(
+                {
+                    "triggerIndex": index,
+                    "scheduledAt": iso(tick),
+                    "executionId": execution_id,
+                    "duplicate": earlier is not None,
+                }
+            )
+        if self.wake is not None and any(not d["duplicate"] for d in done):
+            await self.wake()
+        return done
+
+    async def _pushed(self, name: str) -> Pushed:
+        found = await self._engine.store.pushed_workflows(name)
+        if not found:
+            raise NotFoundError(
+                f"workflow {name!r} is not pushed (flowledger workflows push FILE pushes it)"
+            )
+        return found[0]
+
+    def _schedules(self, pushed: Pushed) -> builtins.list[tuple[int, ScheduleTrigger]]:
+        """The schedule triggers of a pushed version, with their index in ``triggers``,
+        read from its stored document (no plugin needed)."""
+        document = json.loads(pushed.version["document"])
+        specs = [TriggerSpec.model_validate(t) for t in document.get("triggers") or []]
+        ignore = lambda message, path: None  # noqa: E731 - stored definitions compiled before
+        return [
+            (compiled.index, compiled.spec)
+            for compiled in compile_triggers(specs, self._engine.templates, ignore)
+            if isinstance(compiled.spec, ScheduleTrigger)
+        ]

@@ -1,0 +1,125 @@
+"""Storage of pruning: finding finished executions old enough, and deleting them with
+everything they hold, a few at a time (each batch its own short transaction)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select
+
+from flowledger.storage.schema import events, executions, signals, step_executions
+from flowledger.storage.schema_artifacts import artifacts
+from flowledger.storage.schema_jobs import job_runs
+from flowledger.storage.schema_ops import step_logs
+from flowledger.storage.schema_webhooks import deliveries
+from flowledger.storage.sqlpart import SQLPart, reads, writes
+
+#: The statuses an execution can be pruned in: it has ended (a retry may still move a
+#: Failed one back to InProgress: the delete re-checks the status under its lock).
+FINISHED = ("Completed", "CompletedWithNoActionTaken", "Failed", "Cancelled")
+
+
+class PruneStore(ABC):
+    @abstractmethod
+    async def prunable_executions(
+        self, before: datetime, statuses: Sequence[str], limit: int
+    ) -> list[str]:
+        """Up to ``limit`` ids of executions that ended (in ``statuses``) before ``before``
+        and have no child executions left, oldest first."""
+
+    @abstractmethod
+    async def count_prunable(self, before: datetime, statuses: Sequence[str]) -> int:
+        """How many executions pruning would delete: those that match and whose every
+        descendant matches too (a parent goes only after its children)."""
+
+    @abstractmethod
+    async def delete_executions(
+        self, ids: Sequence[str], before: datetime, statuses: Sequence[str]
+    ) -> list[str]:
+        """Delete those of ``ids`` that still match (status, age, no children), with their
+        steps, events, signals, step logs, artifact rows and sent webhook deliveries, in
+        one transaction; the ids deleted."""
+
+
+class SQLPruneStore(SQLPart, PruneStore):
+    def _matching(self, before: datetime, statuses: Sequence[str]) -> ColumnElement[bool]:
+        t = executions
+        running_job = exists().where(
+            job_runs.c.id == t.c.job_run_id, job_runs.c.completed_at.is_(None)
+        )
+        return and_(
+            t.c.runtime_status.in_([s for s in statuses if s in FINISHED]),
+            t.c.last_activity_at < before,
+            # An unfinished job run still reads its items' executions.
+            or_(t.c.job_run_id.is_(None), not_(running_job)),
+        )
+
+    def _childless(self) -> ColumnElement[bool]:
+        child = executions.alias("child")  # Core, not the ORM: importing that costs
+        return not_(exists().where(child.c.parent_id == executions.c.id))
+
+    @reads
+    def prunable_executions(
+        self, before: datetime, statuses: Sequence[str], limit: int
+    ) -> list[str]:
+        t = executions
+        query = (
+            select(t.c.id)
+            .where(self._matching(before, statuses), self._childless())
+            .order_by(t.c.last_activity_at, t.c.id)
+            .limit(limit)
+        )
+        with self.reading():
+            return [r[0] for r in self.conn.execute(query)]
+
+    @reads
+    def count_prunable(self, before: datetime, statuses: Sequence[str]) -> int:
+        t = executions
+        with self.reading():
+            parent_of = {
+                r[0]: r[1]
+                for r in self.conn.execute(
+                    select(t.c.id, t.c.parent_id).where(self._matching(before, statuses))
+                )
+            }
+            # Executions that stay have their ancestors stay too.
+            staying_children_of = {
+                r[0]
+                for r in self.conn.execute(
+                    select(t.c.parent_id)
+                    .distinct()
+                    .where(t.c.parent_id.is_not(None), not_(self._matching(before, statuses)))
+                )
+            }
+        kept: set[str] = set()
+        for parent in staying_children_of:
+            while parent in parent_of and parent not in kept:
+                kept.add(parent)
+                parent = parent_of[parent]
+        return len(parent_of) - len(kept)
+
+    @writes
+    def delete_executions(
+        self, ids: Sequence[str], before: datetime, statuses: Sequence[str]
+    ) -> list[str]:
+        t = executions
+        with self.conn.begin():
+            # Locked (PostgreSQL): a retry or a new child waits for this short transaction,
+            # and the conditions are checked again on the rows as they are now.
+            locked = select(t.c.id).where(
+                t.c.id.in_(list(ids)), self._matching(before, statuses), self._childless()
+            )
+            gone = [r[0] for r in self.conn.execute(locked.with_for_update(of=t))]
+            if not gone:
+                return []
+            for table in (step_logs, events, signals, step_executions, artifacts):
+                self.conn.execute(delete(table).where(table.c.execution_id.in_(gone)))
+            self.conn.execute(
+                delete(deliveries).where(
+                    deliveries.c.execution_id.in_(gone), deliveries.c.status != "pending"
+                )
+            )
+            self.conn.execute(delete(t).where(t.c.id.in_(gone)))
+        return gone

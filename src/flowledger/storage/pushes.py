@@ -1,0 +1,124 @@
+"""Storage of pushed workflows' switches: disable, enable, un-push (``workflows`` rows)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+
+from flowledger.storage.schedules import ScheduleState
+from flowledger.storage.schema import executions, workflow_versions, workflows
+from flowledger.storage.schema_schedules import schedule_states
+from flowledger.storage.sqlpart import SQLPart, reads, writes
+from flowledger.types import Row
+
+#: Executions in these statuses are still running (or will): a delete waits for them.
+UNFINISHED = ("NotStarted", "InProgress", "AwaitingUserInput")
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A pushed workflow: its live version's row, and its switches."""
+
+    version: Row
+    pushed_at: datetime
+    #: None while its triggers are enabled.
+    disabled_at: datetime | None
+
+
+class PushStore(ABC):
+    @abstractmethod
+    async def pushed_workflows(self, name: str | None = None) -> list[Pushed]:
+        """Every pushed workflow (disabled ones too), by name; only ``name`` when given."""
+
+    @abstractmethod
+    async def set_workflow_disabled(
+        self, name: str, disabled: bool, restart: Sequence[ScheduleState] | None = None
+    ) -> bool | None:
+        """Disable or enable the triggers of a pushed workflow; None: not pushed, False:
+        already so. ``restart`` replaces its schedule progress in the same transaction
+        (an enable that must not catch up on the ticks missed while disabled)."""
+
+    @abstractmethod
+    async def unpush_workflow(self, name: str) -> bool:
+        """Forget that ``name`` is pushed, and its schedule progress (its versions and
+        executions stay); False when it was not pushed."""
+
+    @abstractmethod
+    async def count_unfinished(self, workflow_name: str) -> int:
+        """Executions of the workflow not yet finished (queued, running, waiting)."""
+
+
+class SQLPushStore(SQLPart, PushStore):
+    @reads
+    def pushed_workflows(self, name: str | None = None) -> list[Pushed]:
+        v, w = workflow_versions, workflows
+        query = select(v, w.c.pushed_at, w.c.disabled_at).join(w, w.c.version_id == v.c.id)
+        if name is not None:
+            query = query.where(w.c.name == name)
+        with self.reading():
+            rows = self.conn.execute(query.order_by(v.c.name)).all()
+        return [
+            Pushed(
+                {k: r._mapping[k] for k in v.c.keys()},  # noqa: SIM118 - a ColumnCollection
+                r.pushed_at,
+                r.disabled_at,
+            )
+            for r in rows
+        ]
+
+    @writes
+    def set_workflow_disabled(
+        self, name: str, disabled: bool, restart: Sequence[ScheduleState] | None = None
+    ) -> bool | None:
+        w, s = workflows, schedule_states
+        with self.conn.begin():
+            row = self.conn.execute(
+                select(w.c.disabled_at).where(w.c.name == name).with_for_update()
+            ).first()
+            if row is None:
+                return None
+            if (row.disabled_at is not None) == disabled:
+                return False
+            self.conn.execute(
+                update(w)
+                .where(w.c.name == name)
+                .values(disabled_at=self._sql_now() if disabled else None)
+            )
+            if restart is not None:
+                self.conn.execute(delete(s).where(s.c.workflow_name == name))
+                now = self._sql_now()
+                for state in restart:
+                    self.conn.execute(
+                        insert(s).values(
+                            workflow_name=name,
+                            trigger_index=state.trigger_index,
+                            cron=state.cron,
+                            timezone=state.timezone,
+                            last_tick=state.last_tick,
+                            updated_at=now,
+                        )
+                    )
+            return True
+
+    @writes
+    def unpush_workflow(self, name: str) -> bool:
+        w, s = workflows, schedule_states
+        with self.conn.begin():
+            gone = self.conn.execute(delete(w).where(w.c.name == name)).rowcount
+            self.conn.execute(delete(s).where(s.c.workflow_name == name))
+        return bool(gone)
+
+    @reads
+    def count_unfinished(self, workflow_name: str) -> int:
+        t = executions
+        query = (
+            select(func.count())
+            .select_from(t)
+            .where(t.c.workflow_name == workflow_name, t.c.runtime_status.in_(UNFINISHED))
+        )
+        with self.reading():
+            return int(self.conn.execute(query).scalar_one())

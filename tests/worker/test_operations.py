@@ -1,0 +1,64 @@
+"""The worker's operations: one log line per execution it runs and lets go, and the
+retention duty that prunes finished executions on a schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import timedelta
+
+import pytest
+
+from flowledger import Engine
+from flowledger.config import Settings
+from flowledger.worker.duties import EVERY, RetentionDuty
+from flowledger.worker.worker import Worker, WorkerOptions
+
+FAST = WorkerOptions(concurrency=2, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05)
+QUICK = "name: quick\nsteps: [{id: a, type: sys.transform, input: {value: 1}}]\n"
+
+
+async def test_the_worker_logs_each_execution_it_starts_and_finishes(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="flowledger.worker.worker")
+    async with Engine(db_url) as engine:
+        execution_id = await engine.start(engine.load_text(QUICK))
+        worker = Worker(engine, FAST)
+        task = asyncio.create_task(worker.run())
+        async with asyncio.timeout(20):
+            while worker.completed < 1:
+                await asyncio.sleep(0.01)
+        worker.stop()
+        await task
+    mine = [r for r in caplog.records if getattr(r, "execution_id", None) == execution_id]
+    assert [(r.getMessage().split(": ", 1)[1].split(" ")[0], r.status) for r in mine] == [  # type: ignore[attr-defined]
+        ("running", "running"),
+        ("Completed", "Completed"),
+    ]
+    start, end = mine
+    assert start.getMessage() == f"execution {execution_id} of quick: running (NotStarted)"
+    assert end.workflow == "quick"  # type: ignore[attr-defined]
+    assert isinstance(end.duration_ms, int) and end.duration_ms >= 0  # type: ignore[attr-defined]
+    assert f"execution {execution_id} of quick: Completed after " in end.getMessage()
+
+
+async def test_the_retention_duty_prunes_what_is_older_than_the_setting(db_url: str) -> None:
+    settings = dataclasses.replace(Settings.from_env(), retention=timedelta(days=7))
+    async with Engine(db_url, settings=settings) as engine:
+        old = await engine.run(engine.load_text(QUICK), {})
+        assert any(isinstance(d, RetentionDuty) for d in Worker(engine).duties)
+        duty = RetentionDuty(engine, timedelta(days=7))
+        assert await duty.run_once() == EVERY  # nothing old enough: back in a while
+        assert await engine.store.get_execution(old["id"]) is not None
+        engine.clock.offset += timedelta(days=8)
+        fresh = await engine.run(engine.load_text(QUICK), {})
+        assert await duty.run_once() == EVERY
+        assert await engine.store.get_execution(old["id"]) is None
+        assert await engine.store.get_execution(fresh["id"]) is not None
+
+
+async def test_without_the_setting_no_worker_prunes(db_url: str) -> None:
+    async with Engine(db_url, settings=Settings.from_env()) as engine:
+        assert not any(isinstance(d, RetentionDuty) for d in Worker(engine).duties)
