@@ -109,11 +109,11 @@ executions = Table(
     #: reads the signal table when the two differ (or while it runs, once a second).
     Column("signals_sent", Integer, nullable=False, server_default=text("0")),
     Column("signals_taken", Integer, nullable=False, server_default=text("0")),
-    Index("ix_executions_status", "runtime_status"),
+    Index("ix_executions_status", "runtime_status", "created_at", "id"),
     Index("ix_executions_parent", "parent_id"),
     Index("ix_executions_job_run", "job_run_id"),
     Index("uq_executions_trigger_key", "trigger_key", unique=True),
-    Index("ix_executions_workflow", "workflow_name"),
+    Index("ix_executions_workflow", "workflow_name", "created_at", "id"),
     Index("ix_executions_created", "created_at"),
     Index("ix_executions_correlation", "correlation_id"),
 )
