@@ -55,9 +55,7 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     api.include_router(metrics.router)
     api.add_middleware(BodyLimits, limits=settings.limits)
     if settings.otel:
-        processor = settings.span_processor or tracing.otlp_processor()
-        api.state.span_processor = processor
-        app.engine.add_observer(tracing.SpanWriter(processor))
+        api.state.span_processor = tracing.trace_engine(app.engine, settings.span_processor)
         api.add_middleware(tracing.TraceContext)
     api.add_middleware(RequestTimer, metrics=app.metrics)  # outermost: times everything
     return api

@@ -63,7 +63,7 @@ class App:
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
         self.work_ready = asyncio.Event()
-        self.workflows = Workflows(self.engine, self.limits)
+        self.workflows = Workflows(self.engine, self._cursors, self.limits)
         #: Wakes long polls and event streams when executions change (app.changes).
         self.changes = ChangeHub(self.engine)
         #: What one caller may hold open at once (streams, waits: app.slots).
@@ -81,9 +81,9 @@ class App:
         self.streams = EventStreams(self.engine, self.changes, self.slots)
         #: The seed's runs resource and instance-state view, over the executions.
         self.seed = Seed(self.engine, self.executions)
-        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
-        self.entities = Entities(self.engine, self.limits)
-        self.artifacts = Artifacts(self.engine)
+        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self._cursors, self.limits)
+        self.entities = Entities(self.engine, self._cursors, self.limits)
+        self.artifacts = Artifacts(self.engine, self._cursors, self.limits)
         self.hooks = Hooks(self.engine, self.wake_workers)
         self.subscriptions = Subscriptions(self.engine, self._cursors)
         self.tokens = Tokens(self.engine)

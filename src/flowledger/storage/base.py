@@ -122,6 +122,13 @@ class Store(
     async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
         """Every pushed workflow's live version, with when it was pushed."""
 
+    @abstractmethod
+    async def active_workflows_page(
+        self, limit: int, before: tuple[datetime, str] | None = None
+    ) -> list[tuple[WorkflowVersion, datetime, datetime]]:
+        """One page of :meth:`active_workflows`, newest first (first pushed): each with
+        when it was pushed and first pushed; ``before`` a page's last (first push, name)."""
+
     # -- executions ---------------------------------------------------------------------------
 
     @abstractmethod

@@ -46,7 +46,7 @@ from flowledger.storage.schema import (
     workflow_versions,
     workflows,
 )
-from flowledger.storage.sqlpart import point_read, reads, small_write, writes
+from flowledger.storage.sqlpart import older_than, point_read, reads, small_write, writes
 from flowledger.storage.tokens import SQLTokenStore
 from flowledger.storage.webhooks import SQLWebhookStore
 from flowledger.storage.writes import BatchWriter
@@ -223,6 +223,25 @@ class SQLStore(
         query = select(v, w.c.pushed_at).join(w, w.c.version_id == v.c.id).order_by(v.c.name)
         with self.reading():
             return [(_version(r._mapping), r.pushed_at) for r in self.conn.execute(query)]
+
+    @reads
+    def active_workflows_page(
+        self, limit: int, before: tuple[datetime, str] | None = None
+    ) -> list[tuple[WorkflowVersion, datetime, datetime]]:
+        v, w = workflow_versions, workflows
+        query = (
+            select(v, w.c.pushed_at, w.c.first_pushed_at)
+            .join(w, w.c.version_id == v.c.id)
+            .order_by(w.c.first_pushed_at.desc(), w.c.name.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(older_than(w.c.first_pushed_at, w.c.name, before))
+        with self.reading():
+            return [
+                (_version(r._mapping), r.pushed_at, _aware(r.first_pushed_at))
+                for r in self.conn.execute(query)
+            ]
 
     # -- executions ---------------------------------------------------------------------------
 
