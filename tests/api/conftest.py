@@ -1,10 +1,10 @@
 """Acceptance fixtures for the HTTP face: the real ``flowledger serve`` as a subprocess
 on a free loopback port, driven over HTTP with httpx.
 
-``service`` (module scope, SQLite and PostgreSQL) is one server on a fresh database with
-one token per role (``service.tokens["viewer"|"operator"|"admin"]``); tests share it and
-use names of their own. ``launch`` starts a server of a test's own (to stop it, or to
-start it with other options). Every server is stopped with SIGTERM and must exit 0.
+``service`` (session scope, SQLite and PostgreSQL) is one server on a fresh database with
+one token per role (``service.tokens["viewer"|"operator"|"admin"]``); every test module
+shares it, and tests use names of their own. ``launch`` starts a server of a test's own
+(to stop it, or to start it with other options). Every server is stopped with SIGTERM and must exit 0.
 """
 
 from __future__ import annotations
@@ -170,11 +170,15 @@ def fresh_database(request: pytest.FixtureRequest, backend: str, folder: Path) -
         cluster.drop_database(name)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS)
 def service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    """One server per test module and backend, with a token per role."""
+    """One server per backend for the whole package, with a token per role. Tests stay
+    independent by naming what they make uniquely (helpers.unique) and by looking only
+    at what they made; a test that needs other settings launches its own. Decision: one
+    server per package, not per module: starting one (tokens, migrations, serve) cost
+    seconds per module and backend."""
     folder = tmp_path_factory.mktemp(f"serve-{request.param}")
     with (
         fresh_database(request, request.param, folder) as db_url,

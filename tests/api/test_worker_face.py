@@ -22,6 +22,7 @@ from tests.api.conftest import FLOWLEDGER, free_port, run_cli, service_env
 from tests.api.helpers import HELLO
 from tests.conftest import REPO
 from tests.pg import PASSWORD, PASSWORD_USER, TEMPLATE_DB, Cluster
+from tests.worker.receiver import receiver
 
 FINISHED = re.compile(
     r'flowledger_executions_finished_total\{status="Completed",workflow="hello-worker"\} 1\.0'
@@ -95,6 +96,31 @@ def test_the_worker_serves_its_metrics(backend_db: str, tmp_path: Path) -> None:
         assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
         assert httpx.get(f"{base}/api/v1/executions").status_code == 404  # no API here
     assert f"metrics on 127.0.0.1:{port}" in log.read_text()
+
+
+def test_the_worker_sends_its_spans_over_otlp(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    with receiver() as collector:
+        env = service_env(
+            f"sqlite:///{tmp_path / 'w.db'}",
+            tmp_path,
+            FLOWLEDGER_OTEL="1",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.url,
+        )
+        _queue_one(env, tmp_path)
+        port = free_port()
+        log = tmp_path / "worker.log"
+        with worker(env, log, "--metrics-port", str(port)):
+
+            def finished() -> bool:
+                answer = _answer(f"http://127.0.0.1:{port}/metrics")
+                return answer is not None and bool(FINISHED.search(answer.text))
+
+            _until(finished, "the execution finishing", log)
+        # stopped: the batched spans were flushed on the way out
+        sent = b"".join(r.body for r in collector.requests)
+    assert b"execution hello-worker" in sent, log.read_text()
+    assert b"flowledger.step_id" in sent  # the step attempt's span too
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

@@ -33,12 +33,13 @@ __all__ = [
 ]
 
 
-def get_app(request: Request) -> App:
+# Both async: FastAPI runs a plain ``def`` dependency on a worker thread, a hop per request.
+async def get_app(request: Request) -> App:
     app: App = request.app.state.flowledger
     return app
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     limits: Limits = request.app.state.limits
     return limits
 
@@ -75,7 +76,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     return principal
 
 
-def paging(
+async def paging(
     limit: Annotated[
         int | None, Query(description="1 to 1000 (FLOWLEDGER_MAX_PAGE); a default otherwise")
     ] = None,
