@@ -228,9 +228,13 @@ async def long_polls(base: str, token: str) -> list[float]:
     return out
 
 
-async def measure(name: str, db: str, fresh: str) -> list[tuple[str, str]]:
+async def measure(name: str, db: str, fresh: str, quiet: str) -> list[tuple[str, str]]:
+    """``db`` takes the HTTP load, ``fresh`` the in-process starts, ``quiet`` the
+    latencies (a server with workers on ``db`` would first run the thousands of starts
+    queued there, and webhook executions would wait behind them)."""
     token = await prepare(db)
     await prepare(fresh)
+    quiet_token = await prepare(quiet)
     bare = gets = starts = engine = 0.0
     with bare_server() as plain, serve(db, "--no-workers") as base:
         async with httpx.AsyncClient(
@@ -257,9 +261,9 @@ async def measure(name: str, db: str, fresh: str) -> list[tuple[str, str]]:
     rows.append(
         (f"{name}: POST /workflows/{{name}}/executions", f"{starts:,.0f} starts/s = {ratio}")
     )
-    with serve(db) as base:
-        accepted, first = await hooks(base, token)
-        polls = await long_polls(base, token)
+    with serve(quiet) as base:
+        accepted, first = await hooks(base, quiet_token)
+        polls = await long_polls(base, quiet_token)
     rows.append(
         (
             f"{name}: webhook 202",
@@ -294,11 +298,11 @@ async def main() -> None:
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
-    rows = await measure("sqlite", f"sqlite:///{folder}/a.db", f"sqlite:///{folder}/b.db")
+    rows = await measure("sqlite", *(f"sqlite:///{folder}/{n}.db" for n in ("a", "b", "c")))
     if not args.no_pg:
         cluster = None
         if args.pg:
-            urls = (args.pg, args.pg)
+            urls: tuple[str, ...] = (args.pg, args.pg, args.pg)
         else:
             sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
             from tests.pg import Cluster, find_bindir  # the throwaway cluster the tests use
@@ -307,9 +311,9 @@ async def main() -> None:
             assert bindir is not None, "PostgreSQL's server programs are not installed"
             cluster = Cluster(bindir, durable=True)
             cluster.start()
-            urls = (cluster.url(cluster.create_database()), cluster.url(cluster.create_database()))
+            urls = tuple(cluster.url(cluster.create_database()) for _ in range(3))
         try:
-            rows += await measure("postgresql", urls[0], urls[1])
+            rows += await measure("postgresql", *urls)
         finally:
             if cluster is not None:
                 cluster.stop()

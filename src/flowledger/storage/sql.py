@@ -347,15 +347,10 @@ class SQLStore(
             row = self.conn.execute(_EXECUTION_BY_ID, {"id": execution_id}).first()
             if row is None:
                 return None
-            steps = self.conn.execute(_STEPS_OF, {"id": execution_id})
-            return dict(row._mapping), [dict(r._mapping) for r in steps]
+            return dict(row._mapping), self._step_rows(execution_id)
 
     def _step_rows(self, execution_id: str) -> list[Row]:
-        t = step_executions
-        rows = self.conn.execute(
-            select(t).where(t.c.execution_id == execution_id).order_by(t.c.seq)
-        )
-        return [dict(r._mapping) for r in rows]
+        return [dict(r._mapping) for r in self.conn.execute(_STEPS_OF, {"id": execution_id})]
 
     @reads
     def list_executions(self, query: ExecutionQuery) -> list[Row]:
