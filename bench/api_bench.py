@@ -8,7 +8,8 @@ Per backend, over loopback only, bounded loops:
 
 - ``GET /api/v1/executions/{id}`` requests/s with :data:`CLIENTS` concurrent httpx
   clients, beside a bare FastAPI route returning a constant on the same uvicorn set-up
-  (``bare``: same ``uvicorn.Config`` options as ``serve``, in a subprocess): target ≥ 50%;
+  (``bare``: same ``uvicorn.Config`` options as ``serve`` under this bench, log level
+  ``warning`` too, in a subprocess): target ≥ 50%;
 - ``POST /api/v1/workflows/{name}/executions`` starts/s over HTTP (``serve
   --no-workers``: the starts only, nothing runs them meanwhile) beside the engine's
   in-process start rate (``App.executions.start`` from :data:`CLIENTS` tasks on the
@@ -21,6 +22,9 @@ Per backend, over loopback only, bounded loops:
 
 The client runs in one process; its own cost bounds what it can measure (it is the same
 for the bare route, which is why the ratio, not the absolute figure, is the target).
+Throughputs are measured in :data:`ROUNDS` alternating rounds (bare, GET, HTTP starts,
+in-process starts, again), each client warmed up by one untimed request; latencies
+skip the first request (start-up, not steady state).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from flowledger.app import App, CreateToken, PushWorkflows, StartExecution, Work
 CLIENTS = 50
 REQUESTS = 4000  # per throughput measurement
 STARTS = 2000
+ROUNDS = 3  # throughputs are measured in alternating rounds (see measure)
 HOOKS = 100
 POLLS = 100
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
@@ -70,7 +75,7 @@ api = FastAPI()
 @api.get("/constant")
 async def constant() -> dict[str, str]:
     return {"status": "ok"}
-uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[1]), log_level="info",
+uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             lifespan="off", server_header=False, timeout_graceful_shutdown=30)
 """
 
@@ -133,26 +138,37 @@ def serve(db: str, *args: str) -> AbstractContextManager[str]:
 async def hammer(
     base: str, token: str, method: str, path: str, total: int, body: object = None
 ) -> float:
-    """Requests/s of ``total`` requests from :data:`CLIENTS` concurrent clients."""
+    """Requests/s of ``total`` requests from :data:`CLIENTS` concurrent clients, each
+    connected and warmed up by one untimed request first (steady state, not start-up)."""
     headers = {"Authorization": f"Bearer {token}"}
     left = total
+    ready = asyncio.Barrier(CLIENTS + 1)
+    go = asyncio.Event()
 
     async def client() -> None:
         nonlocal left
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+            answer = await http.request(method, path, json=body)
+            assert answer.status_code < 300, answer.text
+            await ready.wait()
+            await go.wait()
             while left > 0:
                 left -= 1
                 answer = await http.request(method, path, json=body)
                 assert answer.status_code < 300, answer.text
 
+    clients = [asyncio.create_task(client()) for _ in range(CLIENTS)]
+    await ready.wait()
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    go.set()
+    await asyncio.gather(*clients)
     return total / (time.perf_counter() - started)
 
 
-async def in_process_starts(db: str) -> float:
+async def in_process_starts(db: str, total: int) -> float:
     async with App(db) as app:
-        left = STARTS
+        await app.executions.start(StartExecution(workflow="hello", stored_only=True))  # warm
+        left = total
 
         async def starter() -> None:
             nonlocal left
@@ -162,7 +178,7 @@ async def in_process_starts(db: str) -> float:
 
         started = time.perf_counter()
         await asyncio.gather(*(starter() for _ in range(CLIENTS)))
-        return STARTS / (time.perf_counter() - started)
+        return total / (time.perf_counter() - started)
 
 
 def at(text: str) -> float:
@@ -175,7 +191,7 @@ async def hooks(base: str, token: str) -> tuple[list[float], list[float]]:
     signer = Webhook(SECRET)
     async with httpx.AsyncClient(base_url=base, timeout=60,
                                  headers={"Authorization": f"Bearer {token}"}) as http:  # fmt: skip
-        for _ in range(HOOKS):
+        for n in range(HOOKS + 1):  # the first warms the server up: not counted
             body = json.dumps({"n": 1})
             msg = f"msg_{uuid.uuid4().hex}"
             now = datetime.now(UTC)
@@ -184,14 +200,16 @@ async def hooks(base: str, token: str) -> tuple[list[float], list[float]]:
                        "webhook-signature": signer.sign(msg, now, body)}  # fmt: skip
             sent = time.time()
             answer = await http.post("/hooks/bench", content=body, headers=headers)
-            accepted.append(time.time() - sent)
+            took = time.time() - sent
             assert answer.status_code == 202, answer.text
             execution_id = answer.json()["executionId"]
             await http.get(f"/api/v1/executions/{execution_id}", params={"wait": 30})
             events = (await http.get(f"/api/v1/executions/{execution_id}/events")).json()
             items = events["items"] if isinstance(events, dict) else events
             began = next(e for e in items if e["kind"] == "step.started")
-            first_step.append(max(0.0, at(began["at"]) - sent))
+            if n:
+                accepted.append(took)
+                first_step.append(max(0.0, at(began["at"]) - sent))
     return accepted, first_step
 
 
@@ -199,28 +217,43 @@ async def long_polls(base: str, token: str) -> list[float]:
     out = []
     async with httpx.AsyncClient(base_url=base, timeout=60,
                                  headers={"Authorization": f"Bearer {token}"}) as http:  # fmt: skip
-        for _ in range(POLLS):
+        for n in range(POLLS + 1):  # the first warms the server up: not counted
             doc = (await http.post("/api/v1/workflows/nap/executions", json={})).json()
             answer = await http.get(f"/api/v1/executions/{doc['id']}", params={"wait": 30})
             got = time.time()
             done = answer.json()
             assert done["runtimeStatus"] == "Completed", done
-            out.append(max(0.0, got - at(done["completedAt"])))
+            if n:
+                out.append(max(0.0, got - at(done["completedAt"])))
     return out
 
 
-async def measure(name: str, db: str, fresh: str, bare: float) -> list[tuple[str, str]]:
+async def measure(name: str, db: str, fresh: str, quiet: str) -> list[tuple[str, str]]:
+    """``db`` takes the HTTP load, ``fresh`` the in-process starts, ``quiet`` the
+    latencies (a server with workers on ``db`` would first run the thousands of starts
+    queued there, and webhook executions would wait behind them)."""
     token = await prepare(db)
     await prepare(fresh)
-    rows: list[tuple[str, str]] = []
-    with serve(db, "--no-workers") as base:
+    quiet_token = await prepare(quiet)
+    bare = gets = starts = engine = 0.0
+    with bare_server() as plain, serve(db, "--no-workers") as base:
         async with httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {token}"}
         ) as h:
             one = (await h.post("/api/v1/workflows/hello/executions", json={})).json()["id"]
-        gets = await hammer(base, token, "GET", f"/api/v1/executions/{one}", REQUESTS)
-        starts = await hammer(base, token, "POST", "/api/v1/workflows/hello/executions", STARTS, {})
-    engine = await in_process_starts(fresh)
+        # Alternating rounds, summed: the machine's other load drifts, and a ratio of two
+        # measurements minutes apart would measure the drift.
+        for _ in range(ROUNDS):
+            bare += await hammer(plain, "-", "GET", "/constant", REQUESTS // ROUNDS)
+            gets += await hammer(
+                base, token, "GET", f"/api/v1/executions/{one}", REQUESTS // ROUNDS
+            )
+            starts += await hammer(
+                base, token, "POST", "/api/v1/workflows/hello/executions", STARTS // ROUNDS, {}
+            )
+            engine += await in_process_starts(fresh, STARTS // ROUNDS)
+    bare, gets, starts, engine = (x / ROUNDS for x in (bare, gets, starts, engine))
+    rows = [(f"{name}: bare FastAPI GET /constant", f"{bare:,.0f} req/s")]
     rows.append(
         (f"{name}: GET /executions/{{id}}", f"{gets:,.0f} req/s = {gets / bare:.0%} of bare")
     )
@@ -228,9 +261,9 @@ async def measure(name: str, db: str, fresh: str, bare: float) -> list[tuple[str
     rows.append(
         (f"{name}: POST /workflows/{{name}}/executions", f"{starts:,.0f} starts/s = {ratio}")
     )
-    with serve(db) as base:
-        accepted, first = await hooks(base, token)
-        polls = await long_polls(base, token)
+    with serve(quiet) as base:
+        accepted, first = await hooks(base, quiet_token)
+        polls = await long_polls(base, quiet_token)
     rows.append(
         (
             f"{name}: webhook 202",
@@ -252,11 +285,11 @@ async def measure(name: str, db: str, fresh: str, bare: float) -> list[tuple[str
     return rows
 
 
-async def bare_rate() -> float:
+def bare_server() -> AbstractContextManager[str]:
+    """A bare FastAPI route returning a constant, on the uvicorn set-up of ``serve``."""
     port = free_port()
     argv = [sys.executable, "-c", BARE, str(port)]
-    with process(argv, f"http://127.0.0.1:{port}/constant", dict(os.environ)) as base:
-        return await hammer(base, "-", "GET", "/constant", REQUESTS)
+    return process(argv, f"http://127.0.0.1:{port}/constant", dict(os.environ))
 
 
 async def main() -> None:
@@ -265,13 +298,11 @@ async def main() -> None:
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
-    bare = await bare_rate()
-    rows = [("bare FastAPI GET /constant", f"{bare:,.0f} req/s")]
-    rows += await measure("sqlite", f"sqlite:///{folder}/a.db", f"sqlite:///{folder}/b.db", bare)
+    rows = await measure("sqlite", *(f"sqlite:///{folder}/{n}.db" for n in ("a", "b", "c")))
     if not args.no_pg:
         cluster = None
         if args.pg:
-            urls = (args.pg, args.pg)
+            urls: tuple[str, ...] = (args.pg, args.pg, args.pg)
         else:
             sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
             from tests.pg import Cluster, find_bindir  # the throwaway cluster the tests use
@@ -280,9 +311,9 @@ async def main() -> None:
             assert bindir is not None, "PostgreSQL's server programs are not installed"
             cluster = Cluster(bindir, durable=True)
             cluster.start()
-            urls = (cluster.url(cluster.create_database()), cluster.url(cluster.create_database()))
+            urls = tuple(cluster.url(cluster.create_database()) for _ in range(3))
         try:
-            rows += await measure("postgresql", urls[0], urls[1], bare)
+            rows += await measure("postgresql", *urls)
         finally:
             if cluster is not None:
                 cluster.stop()

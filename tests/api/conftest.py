@@ -1,14 +1,15 @@
 """Acceptance fixtures for the HTTP face: the real ``flowledger serve`` as a subprocess
 on a free loopback port, driven over HTTP with httpx.
 
-``service`` (module scope, SQLite and PostgreSQL) is one server on a fresh database with
-one token per role (``service.tokens["viewer"|"operator"|"admin"]``); tests share it and
-use names of their own. ``launch`` starts a server of a test's own (to stop it, or to
-start it with other options). Every server is stopped with SIGTERM and must exit 0.
+``service`` (session scope, SQLite and PostgreSQL) is one server on a fresh database with
+one token per role (``service.tokens["viewer"|"operator"|"admin"]``); every test module
+shares it, and tests use names of their own. ``launch`` starts a server of a test's own
+(to stop it, or to start it with other options). Every server is stopped with SIGTERM and must exit 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flowledger.app import App, CreateToken
 from tests.conftest import REPO
 from tests.pg import BACKENDS, TEMPLATE_DB, Cluster
 
@@ -93,12 +95,20 @@ def run_cli(
     )
 
 
-def create_token(env: dict[str, str], name: str, role: str) -> str:
-    done = run_cli(env, "tokens", "create", name, "--role", role)
-    assert done.returncode == 0, done.stderr
-    token = done.stdout.strip()
-    assert token.startswith("flt_"), done.stdout
-    return token
+def create_tokens(db_url: str) -> dict[str, str]:
+    """A token per role (``t-viewer`` ...), made in this process: three ``flowledger tokens
+    create`` runs cost seconds per server (the command's own tests are elsewhere)."""
+
+    async def make() -> dict[str, str]:
+        async with App(db_url) as app:
+            return {
+                role: str(
+                    (await app.tokens.create(CreateToken(name=f"t-{role}", role=role)))["token"]
+                )
+                for role in ROLES
+            }
+
+    return asyncio.run(make())
 
 
 def service_env(db_url: str, folder: Path, **extra: str) -> dict[str, str]:
@@ -117,7 +127,7 @@ def start(
 ) -> Service:
     """Start ``flowledger serve`` (waits until /readyz answers 200)."""
     environment = service_env(db_url, folder, **(env or {}))
-    made = {role: create_token(environment, f"t-{role}", role) for role in ROLES} if tokens else {}
+    made = create_tokens(db_url) if tokens else {}
     port = free_port()
     log = folder / f"serve-{port}.log"
     with log.open("wb") as sink:
@@ -170,11 +180,15 @@ def fresh_database(request: pytest.FixtureRequest, backend: str, folder: Path) -
         cluster.drop_database(name)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS)
 def service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    """One server per test module and backend, with a token per role."""
+    """One server per backend for the whole package, with a token per role. Tests stay
+    independent by naming what they make uniquely (helpers.unique) and by looking only
+    at what they made; a test that needs other settings launches its own. Decision: one
+    server per package, not per module: starting one (tokens, migrations, serve) cost
+    seconds per module and backend."""
     folder = tmp_path_factory.mktemp(f"serve-{request.param}")
     with (
         fresh_database(request, request.param, folder) as db_url,

@@ -37,7 +37,7 @@ def test_push_list_show_and_versions(service: Service) -> None:
         assert again.status_code == 201
         assert again.json()["version"] == 2 and again.json()["changed"] is True
         listed = http.get("/api/v1/workflows").json()
-        assert name in [w["name"] for w in listed["items"]] and listed["nextCursor"] is None
+        assert listed["items"][0]["name"] == name  # newest (first pushed) first
         detail = http.get(f"/api/v1/workflows/{name}").json()
         assert [v["version"] for v in detail["versions"]] == [1, 2]
         assert detail["live"]["version"] == 2

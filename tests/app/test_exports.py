@@ -97,6 +97,7 @@ APP = sorted(
         "ListExecutions",
         "ListJobRuns",
         "ListStates",
+        "ListSubscriptions",
         "ListTokens",
         "ListWorkflowRuns",
         "ListWorkflows",

@@ -27,6 +27,18 @@ from flowledger.errors import InputError
         (lambda: CancelExecution(id=""), ("id",), "at least 1 character"),
         (lambda: PushWorkflows(), ("files",), "at least one definition"),
         (lambda: ListExecutions(color="red"), ("color",), "Extra inputs"),
+        (
+            lambda: StartExecution(workflow="x", input={"a": ["ok", "\x00"]}),
+            ("input", "a", 1),
+            "NUL",
+        ),
+        (lambda: StartExecution(workflow="x", input={"k\x00": 1}), ("input", "k\x00"), "NUL"),
+        (lambda: StartExecution(workflow="x", correlation_id="\x00"), ("correlationId",), "NUL"),
+        (
+            lambda: PushWorkflows(texts=[{"text": "a", "file": "b\x00"}]),
+            ("texts", 0, "file"),
+            "NUL",
+        ),
     ],
 )
 def test_a_bad_field_is_an_invalid_input_error_with_its_path(

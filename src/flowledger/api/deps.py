@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flowledger.app import App, Authenticate, Role
@@ -21,15 +21,25 @@ from flowledger.config import Limits
 #: The prefix of every route of SPEC §6 (not of /healthz, /readyz, /metrics, /hooks).
 API_PREFIX = "/api/v1"
 
-__all__ = ["API_PREFIX", "AppDep", "LimitsDep", "Principal", "Role", "get_app", "require"]
+__all__ = [
+    "API_PREFIX",
+    "AppDep",
+    "LimitsDep",
+    "Paging",
+    "Principal",
+    "Role",
+    "get_app",
+    "require",
+]
 
 
-def get_app(request: Request) -> App:
+# Both async: FastAPI runs a plain ``def`` dependency on a worker thread, a hop per request.
+async def get_app(request: Request) -> App:
     app: App = request.app.state.flowledger
     return app
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     limits: Limits = request.app.state.limits
     return limits
 
@@ -65,6 +75,20 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     principal.__name__ = f"require_{role}"
     return principal
 
+
+async def paging(
+    limit: Annotated[
+        int | None, Query(description="1 to 1000 (FLOWLEDGER_MAX_PAGE); a default otherwise")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="A page's nextCursor, as given")] = None,
+) -> dict[str, Any]:
+    """A list's ``limit`` and ``cursor`` as given (the request model's defaults and checks
+    stand for the rest: 422 outside 1-1000, 400 for a cursor it did not make)."""
+    return {k: v for k, v in (("limit", limit), ("cursor", cursor)) if v is not None}
+
+
+#: Keyword arguments for a listing request: ``ListX(**paging)``.
+Paging = Annotated[dict[str, Any], Depends(paging)]
 
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]

@@ -23,3 +23,8 @@ def render(value: Any, status: int = 200) -> JSONResponse:
 def page(items: list[Any], next_cursor: str | None = None) -> JSONResponse:
     """A list answer: ``{items, nextCursor}`` (None: the last page)."""
     return JSONResponse({"items": items, "nextCursor": next_cursor})
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The query parameters a client gave (a request model's defaults stand for the rest)."""
+    return {k: v for k, v in values.items() if v is not None}

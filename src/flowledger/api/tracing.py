@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flowledger import __version__
+from flowledger.runtime.engine import Engine
 from flowledger.runtime.observer import (
     BaseObserver,
     CommittedEvents,
@@ -55,6 +56,14 @@ def otlp_processor() -> SpanProcessor:
             f"missing): {INSTALL}"
         ) from None
     return BatchSpanProcessor(OTLPSpanExporter())
+
+
+def trace_engine(engine: Engine, processor: SpanProcessor | None = None) -> SpanProcessor:
+    """Write spans of what ``engine`` runs to ``processor`` (default: OTLP); returns it,
+    to be shut down (flushed) when the process stops. ``serve`` and ``worker`` both."""
+    processor = processor or otlp_processor()
+    engine.add_observer(SpanWriter(processor))
+    return processor
 
 
 def _ns(at: datetime) -> int:

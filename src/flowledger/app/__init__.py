@@ -94,6 +94,7 @@ from flowledger.app.subscriptions import (
     DeliveryDocument,
     GetSubscription,
     ListDeliveries,
+    ListSubscriptions,
     SubscriptionDocument,
     Subscriptions,
 )
@@ -179,6 +180,7 @@ __all__ = [
     "ListExecutions",
     "ListJobRuns",
     "ListStates",
+    "ListSubscriptions",
     "ListTokens",
     "ListWorkflowRuns",
     "ListWorkflows",

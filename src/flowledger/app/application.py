@@ -15,6 +15,7 @@ worker's wake-up there — SQLite has no cross-process channel, its workers poll
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -42,8 +43,11 @@ from flowledger.app.views import Views
 from flowledger.app.workflows import Workflows
 from flowledger.config import Limits, Settings
 from flowledger.errors import StorageError
+from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
+
+log = logging.getLogger(__name__)
 
 
 class App:
@@ -68,8 +72,10 @@ class App:
         self.limits = limits or self.engine.settings.limits
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
+        self._notifying: asyncio.Task[None] | None = None
+        self._notify_again = False
         self.work_ready = asyncio.Event()
-        self.workflows = Workflows(self.engine, self.limits)
+        self.workflows = Workflows(self.engine, self._cursors, self.limits)
         #: Wakes long polls and event streams when executions change (app.changes).
         self.changes = ChangeHub(self.engine)
         #: What one caller may hold open at once (streams, waits: app.slots).
@@ -92,9 +98,9 @@ class App:
         self.workflows.wake = self.wake_workers  # a trigger or a backfill wakes workers
         #: The seed's runs resource and instance-state view, over the executions.
         self.seed = Seed(self.engine, self.executions)
-        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self.limits)
-        self.entities = Entities(self.engine, self.limits)
-        self.artifacts = Artifacts(self.engine)
+        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self._cursors, self.limits)
+        self.entities = Entities(self.engine, self._cursors, self.limits)
+        self.artifacts = Artifacts(self.engine, self._cursors, self.limits)
         self.hooks = Hooks(self.engine, self.wake_workers)
         self.subscriptions = Subscriptions(self.engine, self._cursors)
         self.tokens = Tokens(self.engine)
@@ -119,6 +125,8 @@ class App:
         return self
 
     async def close(self) -> None:
+        if self._notifying is not None:
+            await asyncio.gather(self._notifying, return_exceptions=True)
         await self.changes.close()
         if self._own_engine:
             await self.engine.close()
@@ -142,12 +150,31 @@ class App:
         self._wakers.append(callback)
 
     async def wake_workers(self) -> None:
-        """Tell workers that work became claimable: other processes (PostgreSQL NOTIFY)
-        and this one (``work_ready``, ``on_work`` callbacks)."""
-        await self.engine.store.notify_work()
+        """Tell workers that work became claimable: this process's at once
+        (``work_ready``, ``on_work`` callbacks), other processes' (PostgreSQL NOTIFY) in
+        the background. Decision: the caller (a 202 to a webhook, a 201 to a start) does
+        not wait for the NOTIFY: it goes through the store's writer lane, where it waited
+        behind the worker's group commits (the webhook stalls of bench/api_bench.py), and
+        it is only a hint (idle workers also look for work on their own). Wakes while one
+        is pending share it."""
         self.work_ready.set()
         for callback in self._wakers:
             callback()
+        if self._notifying is None or self._notifying.done():
+            self._notifying = asyncio.create_task(self._notify(), name="notify workers")
+        else:
+            self._notify_again = True  # the NOTIFY in flight may predate this work
+
+    async def _notify(self) -> None:
+        await asyncio.sleep(0)  # wakes in this same turn of the loop share this NOTIFY
+        while True:
+            self._notify_again = False
+            try:
+                await self.engine.store.notify_work()
+            except Exception as exc:  # a hint lost: other workers find the work when they look
+                log.warning("could not notify other workers: %s", exc, extra=log_extra("notify"))
+            if not self._notify_again:
+                return
 
     async def _cursors(self) -> CursorCodec:
         if self._codec is None:

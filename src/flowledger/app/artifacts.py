@@ -3,28 +3,53 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import cast
 
+from flowledger.app.limits import page_size
 from flowledger.app.models import DownloadArtifacts, GetArtifact, ListArtifacts
-from flowledger.app.results import ArtifactDocument
+from flowledger.app.paging import Listing, Position, keyset_page
+from flowledger.app.results import ArtifactDocument, Page
 from flowledger.artifacts.service import artifact_document
 from flowledger.errors import NotFoundError
-from flowledger.runtime.engine import Engine
+from flowledger.types import Row
 
 
-class Artifacts:
+class Artifacts(Listing):
     """The artifact operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
     async def list(self, request: ListArtifacts) -> builtins.list[ArtifactDocument]:
-        """The execution's artifacts, oldest first (NotFoundError for no such execution)."""
-        if await self._engine.store.get_execution(request.execution_id) is None:
-            raise NotFoundError(f"execution {request.execution_id} does not exist")
+        """Every artifact of the execution, oldest first (NotFoundError for no such
+        execution)."""
+        await self._execution(request.execution_id)
         docs = await self._engine.artifacts.for_execution(request.execution_id)
         return cast(builtins.list[ArtifactDocument], docs)
+
+    async def page(self, request: ListArtifacts) -> Page[ArtifactDocument]:
+        """One page of the execution's artifacts, newest first (keyset: stable while its
+        steps save more)."""
+        execution_id = request.execution_id
+        await self._execution(execution_id)
+
+        def fetch(limit: int, before: Position | None) -> Awaitable[builtins.list[Row]]:
+            return self._engine.store.list_artifacts(execution_id, limit, before)
+
+        rows, cursor = await keyset_page(
+            await self._codec(),
+            "artifacts",
+            {"execution": execution_id},
+            request.cursor,
+            page_size(request, self._limits.max_page),
+            fetch,
+            lambda row: (row["created_at"], str(row["id"])),
+        )
+        items = [cast(ArtifactDocument, artifact_document(row)) for row in rows]
+        return Page[ArtifactDocument](items=items, next_cursor=cursor)
+
+    async def _execution(self, execution_id: str) -> None:
+        if await self._engine.store.get_execution(execution_id) is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
 
     async def get(self, request: GetArtifact) -> ArtifactDocument:
         """One artifact's document (NotFoundError when there is none)."""

@@ -54,15 +54,35 @@ class CursorCodec:
 
     def encode(self, kind: str, filters: dict[str, Any], created_at: datetime, id: str) -> str:
         """The cursor after the item ``(created_at, id)`` of listing ``kind``."""
-        payload = json.dumps(
-            {"k": kind, "q": _digest(filters), "t": created_at.isoformat(), "i": id},
-            separators=(",", ":"),
-        ).encode()
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        return self._seal(kind, filters, {"t": created_at.isoformat(), "i": id})
 
     def decode(self, kind: str, filters: dict[str, Any], token: str) -> tuple[datetime, str]:
         """The position a cursor names; InvalidInputError unless this codec made it for
         this listing and these filters."""
+        data = self._open(kind, filters, token)
+        try:
+            return datetime.fromisoformat(data["t"]), str(data["i"])
+        except (ValueError, KeyError, TypeError):
+            raise _refused() from None
+
+    def encode_offset(self, kind: str, filters: dict[str, Any], offset: int) -> str:
+        """The cursor of a listing in an order keyset paging cannot follow (entities by
+        payload fields): the position by count, signed like the others."""
+        return self._seal(kind, filters, {"o": offset})
+
+    def decode_offset(self, kind: str, filters: dict[str, Any], token: str) -> int:
+        data = self._open(kind, filters, token)
+        offset = data.get("o")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise _refused()
+        return offset
+
+    def _seal(self, kind: str, filters: dict[str, Any], position: dict[str, Any]) -> str:
+        body = {"k": kind, "q": _digest(filters), **position}
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def _open(self, kind: str, filters: dict[str, Any], token: str) -> dict[str, Any]:
         try:
             head, _, tail = token.partition(".")
             payload, mac = _unb64(head), _unb64(tail)
@@ -72,7 +92,6 @@ class CursorCodec:
             raise _refused()
         try:
             data = json.loads(payload)
-            at, item_id = datetime.fromisoformat(data["t"]), str(data["i"])
             same = data["k"] == kind and data["q"] == _digest(filters)
         except (ValueError, KeyError, TypeError):
             raise _refused() from None
@@ -82,7 +101,7 @@ class CursorCodec:
                 "start again without a cursor",
                 ("cursor",),
             )
-        return at, item_id
+        return dict(data)
 
 
 def _refused() -> CursorError:

@@ -4,7 +4,7 @@ entity triggers (a running worker dispatches them)."""
 from __future__ import annotations
 
 import builtins
-from typing import cast
+from typing import Any, cast
 
 from flowledger.app.limits import check_json_size, page_size
 from flowledger.app.models import (
@@ -15,25 +15,22 @@ from flowledger.app.models import (
     ListEntityTypes,
     UpdateEntity,
 )
+from flowledger.app.paging import Listing, keyset_page
 from flowledger.app.results import (
     CreatedEntityType,
     EntityDocument,
     EntityPageResult,
     EntityTypeDocument,
+    Page,
 )
-from flowledger.config import Limits
-from flowledger.errors import NotFoundError
-from flowledger.runtime.engine import Engine
+from flowledger.entities.service import type_document
+from flowledger.errors import InvalidInputError, NotFoundError
 
 
-class Entities:
+class Entities(Listing):
     """The entity operations of one application (see :class:`flowledger.app.App`).
     Filters and orders are checked by the entity service (``parse_filter``), which
     ``sys.query_entity`` steps share: one rule for both."""
-
-    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
-        self._engine = engine
-        self._limits = limits or Limits()
 
     async def create_type(self, request: CreateEntityType) -> CreatedEntityType:
         """Create a type (``created`` false when it exists with this very schema)."""
@@ -41,7 +38,22 @@ class Entities:
         return {"type": cast(EntityTypeDocument, doc), "created": created}
 
     async def list_types(self, request: ListEntityTypes) -> builtins.list[EntityTypeDocument]:
+        """Every entity type by name."""
         return cast(builtins.list[EntityTypeDocument], await self._engine.entities.list_types())
+
+    async def page_types(self, request: ListEntityTypes) -> Page[EntityTypeDocument]:
+        """One page of entity types, newest first (keyset: stable while others insert)."""
+        rows, cursor = await keyset_page(
+            await self._codec(),
+            "entity-types",
+            {},
+            request.cursor,
+            page_size(request, self._limits.max_page),
+            self._engine.store.list_entity_types,
+            lambda row: (row["created_at"], str(row["name"])),
+        )
+        items = [cast(EntityTypeDocument, type_document(row)) for row in rows]
+        return Page[EntityTypeDocument](items=items, next_cursor=cursor)
 
     async def create(self, request: CreateEntity) -> EntityDocument:
         check_json_size(request.payload, self._limits.max_input, "payload")
@@ -67,16 +79,60 @@ class Entities:
         return cast(EntityDocument, await self._engine.entities.delete(request.id))
 
     async def list(self, request: ListEntities) -> EntityPageResult:
-        """One page (offset paging, as ``sys.query_entity`` pages) of matching entities."""
+        """One page of matching entities: by ``offset`` (as ``sys.query_entity`` pages),
+        or with ``newest_first`` by cursor (see :meth:`_cursor_page`)."""
+        limit = page_size(request, self._limits.max_page)
+        if request.newest_first:
+            return await self._cursor_page(request, limit)
         page = await self._engine.entities.list(
-            request.entity_type,
-            request.filter,
-            request.order_by or None,
-            page_size(request, self._limits.max_page),
-            request.offset,
+            request.entity_type, request.filter, request.order_by or None, limit, request.offset
         )
         return {
             "items": cast(builtins.list[EntityDocument], page.entities),
             "totalCount": page.total_count,
             "hasMore": page.has_more,
+            "nextCursor": None,
+        }
+
+    async def _cursor_page(self, request: ListEntities, limit: int) -> EntityPageResult:
+        """Newest first by keyset (stable while others insert); ordered by payload fields
+        (``order_by``, newest first among equals) the cursor holds a signed count instead,
+        so there an entity inserted meanwhile before the cursor shifts the rest by one.
+        Decision: keyset over arbitrary JSON fields of mixed types is not worth its SQL."""
+        if limit < 1:
+            raise InvalidInputError("limit must be at least 1", ("limit",))
+        codec = await self._codec()
+        filters: dict[str, Any] = {
+            "type": request.entity_type,
+            "filter": request.filter,
+            "orderBy": request.order_by,
+        }
+        kind = "entities-ordered" if request.order_by else "entities"
+        offset, before = 0, None
+        if request.cursor is not None:
+            if request.order_by:
+                offset = codec.decode_offset(kind, filters, request.cursor)
+            else:
+                before = codec.decode(kind, filters, request.cursor)
+        page = await self._engine.entities.list(
+            request.entity_type,
+            request.filter,
+            request.order_by or None,
+            limit,
+            offset,
+            newest_first=True,
+            before=before,
+        )
+        cursor = None
+        if page.has_more:
+            if request.order_by:
+                cursor = codec.encode_offset(kind, filters, offset + limit)
+            else:
+                at, key = page.positions[limit - 1]
+                cursor = codec.encode(kind, filters, at, key)
+        return {
+            "items": cast(builtins.list[EntityDocument], page.entities),
+            "totalCount": page.total_count,
+            "hasMore": page.has_more,
+            "nextCursor": cursor,
         }

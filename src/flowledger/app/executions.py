@@ -11,7 +11,6 @@ import asyncio
 import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import cast
 
 from flowledger.app.changes import RECHECK, ChangeHub
@@ -30,6 +29,7 @@ from flowledger.app.models import (
     StartExecution,
     SubmitInput,
 )
+from flowledger.app.paging import Position, keyset_page
 from flowledger.app.results import Page
 from flowledger.app.slots import Slots
 from flowledger.config import Limits
@@ -153,30 +153,25 @@ class Executions:
         limit = page_size(request, self._limits.max_page)
         codec = await self._codec()
         filters = request.filters()
-        before = (
-            codec.decode("executions", filters, request.cursor)
-            if request.cursor is not None
-            else None
+
+        def fetch(n: int, before: Position | None) -> Awaitable[builtins.list[Row]]:
+            query = ExecutionQuery(
+                status=str(request.status) if request.status is not None else None,
+                workflow=request.workflow,
+                correlation_id=request.correlation_id,
+                parent_id=request.parent_id,
+                job_run_id=request.job_run_id,
+                created_by=request.created_by,
+                created_after=request.created_after,
+                created_before=request.created_before,
+                limit=n,
+                before=before,
+            )
+            return self._engine.store.list_executions(query)
+
+        page, cursor = await keyset_page(
+            codec, "executions", filters, request.cursor, limit, fetch, _position
         )
-        query = ExecutionQuery(
-            status=str(request.status) if request.status is not None else None,
-            workflow=request.workflow,
-            correlation_id=request.correlation_id,
-            parent_id=request.parent_id,
-            job_run_id=request.job_run_id,
-            created_by=request.created_by,
-            created_after=request.created_after,
-            created_before=request.created_before,
-            limit=limit + 1,  # one more tells whether another page follows
-            before=before,
-        )
-        rows = await self._engine.store.list_executions(query)
-        page, more = rows[:limit], len(rows) > limit
-        cursor = None
-        if more:
-            last = page[-1]
-            created_at: datetime = last["created_at"]
-            cursor = codec.encode("executions", filters, created_at, str(last["id"]))
         items = [cast(ExecutionDocument, execution_document(row)) for row in page]
         return Page[ExecutionDocument](items=items, next_cursor=cursor)
 
@@ -269,3 +264,7 @@ def _settled(row: Row) -> bool:
         return True
     pending = int(row.get("signals_sent") or 0) > int(row.get("signals_taken") or 0)
     return status == ExecutionStatus.AWAITING_USER_INPUT and not pending
+
+
+def _position(row: Row) -> Position:
+    return row["created_at"], str(row["id"])

@@ -45,6 +45,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from typing_extensions import TypedDict
 
+from flowledger.app.limits import check_no_nul
 from flowledger.app.models import Request
 from flowledger.config import webhook_secrets
 from flowledger.definition.compiled import CompiledWorkflow
@@ -128,6 +129,7 @@ class Hooks:
                 ("headers",),
             )
         body = _body(headers, request.body)
+        check_no_nul(body, ("body",))
         trigger = {
             "type": "webhook",
             "path": request.path,

@@ -6,7 +6,8 @@ import builtins
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from flowledger.app.limits import check_text_size, page_size
+from flowledger.app.cursors import CursorCodec
+from flowledger.app.limits import check_no_nul, check_text_size, page_size
 from flowledger.app.models import (
     CancelJobRun,
     CreateJobRun,
@@ -15,12 +16,14 @@ from flowledger.app.models import (
     ListJobRuns,
     ResolveId,
 )
-from flowledger.app.results import JobRunDocument, JobRunItem
+from flowledger.app.paging import keyset_page
+from flowledger.app.results import JobRunDocument, JobRunItem, Page
 from flowledger.config import Limits
 from flowledger.definition.jobs import JobFile, load_job_file, parse_job_text
 from flowledger.errors import DefinitionError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns as JobRunner
+from flowledger.runtime.job_state import job_run_document
 
 RunCallback = Callable[[JobRunItem], None]
 
@@ -29,9 +32,14 @@ class JobRunsApp:
     """The job-run operations of one application (see :class:`flowledger.app.App`)."""
 
     def __init__(
-        self, engine: Engine, wake: Callable[[], Awaitable[None]], limits: Limits | None = None
+        self,
+        engine: Engine,
+        wake: Callable[[], Awaitable[None]],
+        codec: Callable[[], Awaitable[CursorCodec]],
+        limits: Limits | None = None,
     ) -> None:
         self._engine = engine
+        self._codec = codec
         self._limits = limits or Limits()
         self._wake = wake
         self._runner = JobRunner(engine)
@@ -53,6 +61,7 @@ class JobRunsApp:
         text = request.text or ""
         check_text_size(text, self._limits.max_definition, "the job-run document", "max_definition")
         job = parse_job_text(text, "<request>")
+        check_no_nul(job.spec, ())  # a JSON text may spell one as \u0000
         files = [
             job.problem(
                 "name a pushed workflow; a job run given as text cannot read files",
@@ -81,9 +90,26 @@ class JobRunsApp:
         return cast(JobRunDocument, await self._runner.get(request.id))
 
     async def list(self, request: ListJobRuns) -> builtins.list[JobRunDocument]:
-        """Job runs, newest first."""
-        limit = page_size(request, self._limits.max_page)
-        return cast(builtins.list[JobRunDocument], await self._runner.list_runs(limit))
+        """One page of job runs, newest first, without the cursor of the next."""
+        return (await self.page(request)).items
+
+    async def page(self, request: ListJobRuns) -> Page[JobRunDocument]:
+        """One page of job runs, newest first (keyset: stable while others insert)."""
+        store = self._engine.store
+        rows, cursor = await keyset_page(
+            await self._codec(),
+            "job-runs",
+            {},
+            request.cursor,
+            page_size(request, self._limits.max_page),
+            store.list_job_runs,
+            lambda row: (row["created_at"], str(row["id"])),
+        )
+        items = [
+            cast(JobRunDocument, job_run_document(row, await store.job_run_executions(row["id"])))
+            for row in rows
+        ]
+        return Page[JobRunDocument](items=items, next_cursor=cursor)
 
     async def cancel(self, request: CancelJobRun) -> JobRunDocument:
         """Cancel the workflow the job run is on and record the job run's end: the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -83,3 +84,33 @@ def page_size(request: BaseModel, max_page: int) -> int:
             f"limit must be at most {max_page} ({LIMIT_ENVS['max_page']})", ("limit",)
         )
     return limit
+
+
+def check_no_nul(value: Any, path: tuple[PathSegment, ...]) -> None:
+    """InvalidInputError naming the field when a string in ``value`` (JSON: an object's
+    keys too, at any depth) holds a NUL character. Decision: refused everywhere, on every
+    backend, because PostgreSQL stores U+0000 neither in text nor in jsonb; a value one
+    database accepts and the other refuses would be a trap."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInputError(_NUL, path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                raise InvalidInputError(_NUL, (*path, key))
+            check_no_nul(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_no_nul(item, (*path, index))
+    elif isinstance(value, BaseModel):
+        check_fields_no_nul(value, path)
+
+
+def check_fields_no_nul(request: BaseModel, path: tuple[PathSegment, ...] = ()) -> None:
+    """:func:`check_no_nul` over every field of a request, each named as a client
+    names it (its camelCase alias)."""
+    for name, field in type(request).model_fields.items():
+        check_no_nul(getattr(request, name), (*path, field.alias or name))
+
+
+_NUL = "must not contain NUL characters (U+0000)"

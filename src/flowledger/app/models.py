@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from flowledger.app.limits import check_fields_no_nul
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import parse_duration
 from flowledger.errors import InvalidInputError, Path
@@ -76,6 +77,8 @@ class Request(BaseModel):
             raise invalid(exc) from None
         finally:
             _DEPTH.reset(token)
+        if not depth:
+            check_fields_no_nul(self)
 
     @classmethod
     def from_json(cls: type[RequestT], data: Mapping[str, Any]) -> RequestT:
@@ -363,7 +366,11 @@ class PushWorkflows(Request):
 
 
 class ListWorkflows(Request):
-    pass
+    """Pushed workflows: ``list`` gives them all by name, ``page`` one page newest first
+    (first pushed); ``cursor`` is a page's ``nextCursor``."""
+
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
 
 
 class GetWorkflow(Request):
@@ -465,7 +472,10 @@ class GetJobRun(Request):
 
 
 class ListJobRuns(Request):
+    """Job runs newest first; ``cursor`` is a page's ``nextCursor``."""
+
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
 
 
 class CancelJobRun(Request):
@@ -483,7 +493,11 @@ class CreateEntityType(Request):
 
 
 class ListEntityTypes(Request):
-    pass
+    """Entity types: ``list_types`` gives them all by name, ``page_types`` one page newest
+    first; ``cursor`` is a page's ``nextCursor``."""
+
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
 
 
 class CreateEntity(Request):
@@ -515,6 +529,10 @@ class ListEntities(Request):
     order_by: list[str] = Field(default_factory=list)
     limit: int = Field(default=100, ge=0, le=MAX_PAGE)
     offset: int = Field(default=0, ge=0)
+    #: Cursor pages (the HTTP face): newest first unless ordered by ``order_by``; a
+    #: page's ``nextCursor`` fetches the next, ``offset`` is not used.
+    newest_first: bool = False
+    cursor: str | None = None
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -530,7 +548,12 @@ class ListEntities(Request):
 
 
 class ListArtifacts(Request):
+    """An execution's artifacts: ``list`` gives them all oldest first, ``page`` one page
+    newest first; ``cursor`` is a page's ``nextCursor``."""
+
     execution_id: str = Id
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
 
 
 class GetArtifact(Request):

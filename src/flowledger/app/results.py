@@ -216,9 +216,13 @@ class EntityDocument(TypedDict):
 
 
 class EntityPageResult(TypedDict):
+    """One page of entities: ``totalCount`` matches in all; ``nextCursor`` fetches the
+    next page of a cursor listing (None: the last page, or an offset listing)."""
+
     items: list[EntityDocument]
     totalCount: int
     hasMore: bool
+    nextCursor: str | None
 
 
 class ArtifactDocument(TypedDict):

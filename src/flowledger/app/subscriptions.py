@@ -34,6 +34,7 @@ from typing_extensions import TypedDict
 
 from flowledger.app.cursors import CursorCodec
 from flowledger.app.models import MAX_PAGE, Request
+from flowledger.app.paging import Position, keyset_page
 from flowledger.app.results import Page
 from flowledger.errors import InvalidInputError, NotFoundError
 from flowledger.runtime.engine import Engine
@@ -72,6 +73,13 @@ class GetSubscription(Request):
 
 class DeleteSubscription(Request):
     id: str = Field(min_length=1, max_length=40)
+
+
+class ListSubscriptions(Request):
+    """Subscriptions newest first; ``cursor`` is a page's ``nextCursor``."""
+
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
 
 
 class ListDeliveries(Request):
@@ -137,7 +145,23 @@ class Subscriptions:
         return cast(CreatedSubscription, {**_subscription(row), "secret": row["secret"]})
 
     async def list(self) -> builtins.list[SubscriptionDocument]:
+        """Every subscription, newest first."""
         return [_subscription(row) for row in await self._engine.store.list_subscriptions()]
+
+    async def page(self, request: ListSubscriptions) -> Page[SubscriptionDocument]:
+        """One page of subscriptions, newest first (keyset: stable while others insert)."""
+        rows, cursor = await keyset_page(
+            await self._codec(),
+            "subscriptions",
+            {},
+            request.cursor,
+            request.limit,
+            self._engine.store.list_subscriptions,
+            _position,
+        )
+        return Page[SubscriptionDocument](
+            items=[_subscription(r) for r in rows], next_cursor=cursor
+        )
 
     async def get(self, request: GetSubscription) -> SubscriptionDocument:
         row = await self._engine.store.get_subscription(request.id)
@@ -151,22 +175,20 @@ class Subscriptions:
 
     async def deliveries(self, request: ListDeliveries) -> Page[DeliveryDocument]:
         await self.get(GetSubscription(id=request.subscription_id))
-        codec = await self._codec()
-        filters = {"subscription": request.subscription_id}
-        before = (
-            codec.decode("deliveries", filters, request.cursor)
-            if request.cursor is not None
-            else None
+        subscription = request.subscription_id
+
+        def fetch(limit: int, before: Position | None) -> Awaitable[builtins.list[Row]]:
+            return self._engine.store.list_deliveries(subscription, limit, before)
+
+        page, cursor = await keyset_page(
+            await self._codec(),
+            "deliveries",
+            {"subscription": subscription},
+            request.cursor,
+            request.limit,
+            fetch,
+            _position,
         )
-        rows = await self._engine.store.list_deliveries(
-            request.subscription_id, request.limit + 1, before
-        )
-        page, more = rows[: request.limit], len(rows) > request.limit
-        cursor = None
-        if more:
-            last = page[-1]
-            created_at: datetime = last["created_at"]
-            cursor = codec.encode("deliveries", filters, created_at, str(last["id"]))
         return Page[DeliveryDocument](items=[_delivery(r) for r in page], next_cursor=cursor)
 
     def _check_egress(self, url: str) -> None:
@@ -215,3 +237,7 @@ def _delivery(row: Row) -> DeliveryDocument:
         "createdAt": iso(row["created_at"]),
         "deliveredAt": when(row["delivered_at"]),
     }
+
+
+def _position(row: Row) -> Position:
+    return row["created_at"], str(row["id"])

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from flowledger.app.limits import check_text_size
+from flowledger.app.limits import check_text_size, page_size
 from flowledger.app.models import (
     GetWorkflow,
     GetWorkflowVersion,
@@ -19,7 +19,9 @@ from flowledger.app.models import (
     PushWorkflows,
     ValidateWorkflow,
 )
+from flowledger.app.paging import Listing, keyset_page
 from flowledger.app.results import (
+    Page,
     PushedWorkflow,
     TriggerDocument,
     WorkflowDetail,
@@ -27,25 +29,19 @@ from flowledger.app.results import (
     WorkflowVersionDocument,
 )
 from flowledger.app.workflow_ops import WorkflowOperations
-from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
 from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
 from flowledger.errors import DefinitionError, InputError, NotFoundError, Problem
-from flowledger.runtime.engine import Engine
 from flowledger.storage import WorkflowVersion
 from flowledger.storage.pushes import Pushed
 from flowledger.timeutil import iso
 
 
-class Workflows(WorkflowOperations):
+class Workflows(Listing, WorkflowOperations):
     """The workflow operations of one application (see :class:`flowledger.app.App`);
     disable, enable, delete, trigger and backfill come from app.workflow_ops."""
-
-    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
-        self._engine = engine
-        self._limits = limits or Limits()
 
     # -- definitions --------------------------------------------------------------------------
 
@@ -131,6 +127,23 @@ class Workflows(WorkflowOperations):
         next fire times."""
         now = self._engine.clock.now()
         return [self._summary(p, now) for p in await self._engine.store.pushed_workflows()]
+
+    async def page(self, request: ListWorkflows) -> Page[WorkflowSummary]:
+        """One page of the pushed workflows, newest (first pushed) first: a workflow
+        pushed again keeps its place, so paging is stable while others push."""
+        store = self._engine.store
+        rows, cursor = await keyset_page(
+            await self._codec(),
+            "workflows",
+            {},
+            request.cursor,
+            page_size(request, self._limits.max_page),
+            store.pushed_workflows_page,
+            lambda row: (row[1], str(row[0].version["name"])),
+        )
+        now = self._engine.clock.now()
+        items = [self._summary(pushed, now) for pushed, _ in rows]
+        return Page[WorkflowSummary](items=items, next_cursor=cursor)
 
     async def get(self, request: GetWorkflow) -> WorkflowDetail:
         """A workflow's live (pushed) version, if any, and all its stored versions."""

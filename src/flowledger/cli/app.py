@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,7 @@ from flowledger.app import (
 )
 from flowledger.cli import render
 from flowledger.cli.common import (
+    EXIT_FAILED,
     EXIT_INVALID,
     EXIT_OK,
     DbOption,
@@ -181,6 +183,18 @@ def worker(
             "work moves to others after it.",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus /metrics (and /healthz, /readyz) on this port.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics port listens on.")
+    ] = "127.0.0.1",
     plugin: PluginOption = None,
     log_format: Annotated[
         str | None,
@@ -193,7 +207,8 @@ def worker(
     ] = None,
 ) -> None:
     """Run queued, due and orphaned executions until stopped (SIGTERM drains); logs one
-    line per execution it runs and lets go (id, workflow, status, duration)."""
+    line per execution it runs and lets go (id, workflow, status, duration).
+    FLOWLEDGER_OTEL=1 writes OpenTelemetry spans of what it runs, as serve does."""
     lease_span = lease_length(lease)
     settings = Settings.from_env()
     if log_format is not None:
@@ -204,19 +219,36 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
     async def go() -> None:
+        from contextlib import AsyncExitStack
+
+        from sqlalchemy.engine import make_url
+
         application = App(db or default_db_url(), plugins=plugin or (), lease=lease_span)
-        async with application:
+        async with application, AsyncExitStack() as serving:
             engine = application.engine
+            flush = _worker_observers(application, settings.otel, metrics_port is not None)
+            if flush is not None:
+                serving.callback(flush)
+            if metrics_port is not None:
+                from flowledger.api.sidecar import BindError, metrics_server
+
+                try:
+                    await serving.enter_async_context(
+                        metrics_server(application, metrics_host, metrics_port)
+                    )
+                except BindError as exc:
+                    fail(str(exc), EXIT_FAILED)
             options = WorkerOptions(concurrency=concurrency, lease=lease_span)
             runner = Worker(engine, options)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runner.stop)
             logging.getLogger("flowledger.worker").info(
-                "worker %s on %s, concurrency %d",
+                "worker %s on %s, concurrency %d%s",
                 engine.owner,
-                engine.db_url,
+                make_url(engine.db_url).render_as_string(hide_password=True),
                 concurrency,
+                f", metrics on {metrics_host}:{metrics_port}" if metrics_port is not None else "",
                 extra=log_extra("start_worker"),
             )
             await runner.run()
@@ -227,6 +259,22 @@ def worker(
             )
 
     call(go)
+
+
+def _worker_observers(application: App, otel: bool, metrics: bool) -> Callable[[], None] | None:
+    """Attach what a worker reports through: its metrics' observer (counted from the
+    start, not from the first scrape) and, with ``otel``, the span writer; returns what
+    flushes the spans still batched, to call at the end."""
+    if metrics:
+        application.metrics  # noqa: B018 - the first use attaches the observer
+    if not otel:
+        return None
+    from flowledger.api.tracing import TracingUnavailable, trace_engine
+
+    try:
+        return trace_engine(application.engine).shutdown
+    except TracingUnavailable as exc:
+        fail(str(exc), EXIT_INVALID)
 
 
 @app.command()

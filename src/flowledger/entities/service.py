@@ -36,6 +36,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -144,19 +145,32 @@ class EntityService:
         order_by: str | Sequence[str] | None = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
+        *,
+        newest_first: bool = False,
+        before: tuple[datetime, str] | None = None,
     ) -> EntityPage:
-        """One page of the entities of a type that match ``filter`` (see the module doc)."""
+        """One page of the entities of a type that match ``filter`` (see the module doc);
+        ``newest_first`` orders by creation, newest first, after ``order_by``, and
+        ``before`` (a keyset position, created_at and id) starts after that entity; then
+        ``has_more`` says whether entities follow this page (not counting from 0)."""
+        limit = _bounded("limit", limit, 0, MAX_LIMIT)
         query = EntityQuery(
             entity_type=entity_type,
             conditions=parse_filter(filter or {}),
             order=parse_order(order_by),
-            limit=_bounded("limit", limit, 0, MAX_LIMIT),
+            limit=limit + 1 if newest_first else limit,  # one more: does another follow
             offset=_bounded("offset", offset, 0, None),
+            newest_first=newest_first,
+            before=before,
         )
         await self._type_row(entity_type)
         rows, total = await self.store.query_entities(query)
+        more = query.offset + len(rows) < total
+        if newest_first:
+            rows, more = rows[:limit], len(rows) > limit
         docs = [entity_document(r) for r in rows]
-        return EntityPage(docs, total, query.offset + len(docs) < total)
+        positions = [(r["created_at"], str(r["id"])) for r in rows]
+        return EntityPage(docs, total, more, positions)
 
     # -- writes, as documents (the Python API, the CLI) ---------------------------------------
 

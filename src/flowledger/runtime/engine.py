@@ -567,8 +567,10 @@ class Engine:
         return row
 
     async def get_execution(self, execution_id: str) -> dict[str, Any]:
-        row = await self._row(execution_id)
-        return execution_document(row, await self.store.get_step_executions(execution_id))
+        found = await self.store.read_execution(execution_id)
+        if found is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return execution_document(*found)
 
     async def list_executions(self, query: ExecutionQuery | None = None) -> list[dict[str, Any]]:
         rows = await self.store.list_executions(query or ExecutionQuery())

@@ -12,7 +12,8 @@ raise :class:`flowledger.errors.InputError`; an unknown entity id raises
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 EntityEventType = Literal["created", "updated", "deleted"]
@@ -34,6 +35,8 @@ class EntityPage:
     entities: list[dict[str, Any]]
     total_count: int
     has_more: bool
+    #: Each entity's keyset position (created_at, id), for cursor pages.
+    positions: list[tuple[datetime, str]] = field(default_factory=list)
 
 
 class EntityAccess(Protocol):

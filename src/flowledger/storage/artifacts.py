@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 
 from flowledger.storage.schema_artifacts import artifacts
-from flowledger.storage.sqlpart import SQLPart, reads
+from flowledger.storage.sqlpart import SQLPart, older_than, reads
 
 
 class ArtifactStore(ABC):
@@ -23,8 +24,14 @@ class ArtifactStore(ABC):
         """
 
     @abstractmethod
-    async def list_artifacts(self, execution_id: str) -> list[dict[str, Any]]:
-        """The execution's artifacts, oldest first."""
+    async def list_artifacts(
+        self,
+        execution_id: str,
+        limit: int | None = None,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The execution's artifacts, all oldest first; with ``limit``, one page newest
+        first after ``before`` (created_at, id)."""
 
     @abstractmethod
     async def get_artifact(self, artifact_id: str) -> dict[str, Any] | None: ...
@@ -45,9 +52,23 @@ class SQLArtifactStore(SQLPart, ArtifactStore):
             self.conn.execute(insert(artifacts), [row])
 
     @reads
-    def list_artifacts(self, execution_id: str) -> list[dict[str, Any]]:
+    def list_artifacts(
+        self,
+        execution_id: str,
+        limit: int | None = None,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[dict[str, Any]]:
         t = artifacts
         query = select(t).where(t.c.execution_id == execution_id).order_by(t.c.created_at, t.c.id)
+        if limit is not None:
+            query = (
+                select(t)
+                .where(t.c.execution_id == execution_id)
+                .order_by(t.c.created_at.desc(), t.c.id.desc())
+                .limit(limit)
+            )
+            if before is not None:
+                query = query.where(older_than(t.c.created_at, t.c.id, before))
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]
 

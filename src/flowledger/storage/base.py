@@ -186,6 +186,11 @@ class Store(
     async def get_step_executions(self, execution_id: str) -> list[Row]: ...
 
     @abstractmethod
+    async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
+        """The execution's row and its step rows in one read (one transaction, one hop:
+        what its document is built from); None when there is no such execution."""
+
+    @abstractmethod
     async def list_executions(self, query: ExecutionQuery) -> list[Row]: ...
 
     @abstractmethod

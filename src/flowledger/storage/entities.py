@@ -43,7 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema_entities import entities, entity_events, entity_types
-from flowledger.storage.sqlpart import SQLPart, reads, writes
+from flowledger.storage.sqlpart import SQLPart, older_than, reads, writes
 
 Row = dict[str, Any]
 Scalar = str | int | float | bool | None
@@ -81,6 +81,9 @@ class EntityQuery:
     order: tuple[SortKey, ...] = ()
     limit: int = 100
     offset: int = 0
+    #: Newest first (no ``order``): keyset pages, ``before`` a page's last (created_at, id).
+    newest_first: bool = False
+    before: tuple[datetime, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,11 @@ class EntityStore(ABC):
     async def get_entity_type(self, name: str) -> Row | None: ...
 
     @abstractmethod
-    async def list_entity_types(self) -> list[Row]: ...
+    async def list_entity_types(
+        self, limit: int | None = None, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
+        """Every type by name; with ``limit``, one page newest first (``before``: only
+        those after that (created_at, name))."""
 
     @abstractmethod
     async def get_entity(self, entity_id: str) -> Row | None: ...
@@ -164,10 +171,17 @@ class SQLEntityStore(SQLPart, EntityStore):
         return dict(row._mapping) if row else None
 
     @reads
-    def list_entity_types(self) -> list[Row]:
+    def list_entity_types(
+        self, limit: int | None = None, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
+        t = entity_types
+        stmt = select(t).order_by(t.c.name)
+        if limit is not None:
+            stmt = select(t).order_by(t.c.created_at.desc(), t.c.name.desc()).limit(limit)
+            if before is not None:
+                stmt = stmt.where(older_than(t.c.created_at, t.c.name, before))
         with self.reading():
-            rows = self.conn.execute(select(entity_types).order_by(entity_types.c.name))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
     @reads
     def get_entity(self, entity_id: str) -> Row | None:
@@ -226,8 +240,13 @@ class SQLEntityStore(SQLPart, EntityStore):
         order: list[ColumnElement[Any]] = []
         for key in query.order:
             order.extend(self._sort(key))
-        order += [t.c.created_at, t.c.id]
+        if query.newest_first:
+            order += [t.c.created_at.desc(), t.c.id.desc()]
+        else:
+            order += [t.c.created_at, t.c.id]
         page = select(t).where(where).order_by(*order).limit(query.limit).offset(query.offset)
+        if query.before is not None:
+            page = page.where(older_than(t.c.created_at, t.c.id, query.before))
         with self.reading():
             rows = [dict(r._mapping) for r in self.conn.execute(page)]
             total = self.conn.execute(select(func.count()).select_from(t).where(where)).scalar()

@@ -9,14 +9,14 @@ is guaranteed by the executions' trigger keys, whoever holds the lease.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, insert, select, update
 
 from flowledger.storage.schema import executions
 from flowledger.storage.schema_jobs import job_runs
-from flowledger.storage.sqlpart import SQLPart, reads, writes
+from flowledger.storage.sqlpart import SQLPart, older_than, reads, writes
 
 Row = dict[str, Any]
 
@@ -52,8 +52,10 @@ class JobStore(ABC):
         """Ids of job runs starting with ``prefix``."""
 
     @abstractmethod
-    async def list_job_runs(self, limit: int = 50) -> list[Row]:
-        """Job runs, newest first."""
+    async def list_job_runs(
+        self, limit: int = 50, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
+        """Job runs, newest first; ``before``: only those after that (created_at, id)."""
 
     @abstractmethod
     async def job_run_executions(self, job_run_id: str) -> list[Row]:
@@ -105,9 +107,13 @@ class SQLJobStore(SQLPart, JobStore):
             return [r[0] for r in self.conn.execute(stmt)]
 
     @reads
-    def list_job_runs(self, limit: int = 50) -> list[Row]:
+    def list_job_runs(
+        self, limit: int = 50, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
         t = job_runs
         stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        if before is not None:
+            stmt = stmt.where(older_than(t.c.created_at, t.c.id, before))
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
 from flowledger.storage.schedules import ScheduleState
 from flowledger.storage.schema import executions, workflow_versions, workflows
 from flowledger.storage.schema_schedules import schedule_states
-from flowledger.storage.sqlpart import SQLPart, reads, writes
+from flowledger.storage.sqlpart import SQLPart, older_than, reads, writes
 from flowledger.types import Row
 
 #: Executions in these statuses are still running (or will): a delete waits for them.
@@ -33,6 +34,14 @@ class PushStore(ABC):
     @abstractmethod
     async def pushed_workflows(self, name: str | None = None) -> list[Pushed]:
         """Every pushed workflow (disabled ones too), by name; only ``name`` when given."""
+
+    @abstractmethod
+    async def pushed_workflows_page(
+        self, limit: int, before: tuple[datetime, str] | None = None
+    ) -> list[tuple[Pushed, datetime]]:
+        """One page of :meth:`pushed_workflows`, newest first by first push (a workflow
+        pushed again keeps its place), each with its first push; ``before`` a page's
+        last (first push, name)."""
 
     @abstractmethod
     async def set_workflow_disabled(
@@ -61,14 +70,24 @@ class SQLPushStore(SQLPart, PushStore):
             query = query.where(w.c.name == name)
         with self.reading():
             rows = self.conn.execute(query.order_by(v.c.name)).all()
-        return [
-            Pushed(
-                {k: r._mapping[k] for k in v.c.keys()},  # noqa: SIM118 - a ColumnCollection
-                r.pushed_at,
-                r.disabled_at,
-            )
-            for r in rows
-        ]
+        return [_pushed(r) for r in rows]
+
+    @reads
+    def pushed_workflows_page(
+        self, limit: int, before: tuple[datetime, str] | None = None
+    ) -> list[tuple[Pushed, datetime]]:
+        v, w = workflow_versions, workflows
+        query = (
+            select(v, w.c.pushed_at, w.c.disabled_at, w.c.first_pushed_at)
+            .join(w, w.c.version_id == v.c.id)
+            .order_by(w.c.first_pushed_at.desc(), w.c.name.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(older_than(w.c.first_pushed_at, w.c.name, before))
+        with self.reading():
+            rows = self.conn.execute(query).all()
+        return [(_pushed(r), _aware(r.first_pushed_at)) for r in rows]
 
     @writes
     def set_workflow_disabled(
@@ -122,3 +141,16 @@ class SQLPushStore(SQLPart, PushStore):
         )
         with self.reading():
             return int(self.conn.execute(query).scalar_one())
+
+
+def _pushed(r: Any) -> Pushed:
+    v = workflow_versions
+    return Pushed(
+        {k: r._mapping[k] for k in v.c.keys()},  # noqa: SIM118 - a ColumnCollection
+        r.pushed_at,
+        r.disabled_at,
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

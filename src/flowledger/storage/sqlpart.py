@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, or_
+from sqlalchemy import ColumnElement, Connection, Table, and_, or_
 
 from flowledger.storage.lanes import NOT_HERE, Lane
 
@@ -128,3 +128,12 @@ class SQLPart(ABC):
         return or_(
             table.c.lease_owner.is_(None), table.c.lease_expires_at < self._sql_now(), *holders
         )
+
+
+def older_than(
+    at: ColumnElement[datetime], key: ColumnElement[Any], before: tuple[datetime, str]
+) -> ColumnElement[bool]:
+    """Keyset pagination, newest first: the rows strictly after ``before`` (a page's last
+    ``(at, key)``) in the order ``at DESC, key DESC``."""
+    when, last = before
+    return or_(at < when, and_(at == when, key < last))

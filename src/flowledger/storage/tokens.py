@@ -9,7 +9,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema_tokens import api_tokens
-from flowledger.storage.sqlpart import SQLPart, reads, writes
+from flowledger.storage.sqlpart import SQLPart, point_read, reads, writes
 from flowledger.types import Row
 
 
@@ -83,7 +83,7 @@ class SQLTokenStore(SQLPart, TokenStore):
             row = self.conn.execute(select(t).where(t.c.name == name)).first()
         return dict(row._mapping) if row else None
 
-    @reads
+    @point_read  # by its unique hash: one index probe
     def find_api_token(self, secret_hash: str) -> Row | None:
         t = api_tokens
         with self.reading():

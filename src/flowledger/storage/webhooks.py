@@ -17,10 +17,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Select, and_, delete, insert, select, update
 
 from flowledger.storage.schema_webhooks import deliveries, subscriptions
-from flowledger.storage.sqlpart import SQLPart, reads, writes
+from flowledger.storage.sqlpart import SQLPart, older_than, reads, writes
 from flowledger.types import Row
 
 
@@ -45,8 +45,10 @@ class WebhookStore(ABC):
     async def create_subscription(self, row: Row) -> None: ...
 
     @abstractmethod
-    async def list_subscriptions(self) -> list[Row]:
-        """Every subscription, newest first."""
+    async def list_subscriptions(
+        self, limit: int | None = None, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
+        """Subscriptions, newest first: all, or ``limit`` after ``before`` (created_at, id)."""
 
     @abstractmethod
     async def get_subscription(self, subscription_id: str) -> Row | None: ...
@@ -95,9 +97,13 @@ class SQLWebhookStore(SQLPart, WebhookStore):
             self.conn.execute(insert(subscriptions), [row])
 
     @reads
-    def list_subscriptions(self) -> list[Row]:
+    def list_subscriptions(
+        self, limit: int | None = None, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
         t = subscriptions
-        query = select(t).order_by(t.c.created_at.desc(), t.c.id.desc())
+        query = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(older_than(t.c.created_at, t.c.id, before))
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]
 
@@ -126,7 +132,7 @@ class SQLWebhookStore(SQLPart, WebhookStore):
         t = deliveries
         query = select(t).where(t.c.subscription_id == subscription_id)
         if before is not None:
-            query = query.where(tuple_(t.c.created_at, t.c.id) < tuple_(*before))
+            query = query.where(older_than(t.c.created_at, t.c.id, before))
         query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]

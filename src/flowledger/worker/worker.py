@@ -89,6 +89,9 @@ class Worker:
             while not self.stopping.is_set():
                 free = self.options.concurrency - len(self.active)
                 claimed = []
+                # Cleared before the claim, not after it: a wake while the claim runs
+                # (work committed just after the claim's query) must not be lost.
+                self._changed.clear()
                 if free > 0:
                     try:
                         claimed = await store.claim_executions(
@@ -146,8 +149,8 @@ class Worker:
             await asyncio.sleep(max(0.0, min(next_run.values()) - loop.time()))
 
     async def _idle(self, timeout: float | None) -> None:
-        """Wait for a notification, a finished execution, a stop, or the timeout."""
-        self._changed.clear()
+        """Wait for a notification, a finished execution, a stop, or the timeout (a wake
+        since the last claim ends it at once)."""
         waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._changed.wait())]
         if timeout is not None:
             waiters.append(asyncio.create_task(self.engine.store.wait_for_work(timeout)))

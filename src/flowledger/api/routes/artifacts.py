@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from flowledger.api.deps import API_PREFIX, AppDep, Viewer
+from flowledger.api.deps import API_PREFIX, AppDep, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page
 from flowledger.app import ArtifactDocument, GetArtifact, ListArtifacts, Page
@@ -23,8 +23,10 @@ async def list_artifacts(
     app: AppDep,
     caller: Viewer,
     workflow_run_id: Annotated[str, Query(alias="workflowRunId")],
+    paging: Paging,
 ) -> Response:
-    return page(list(await app.artifacts.list(ListArtifacts(execution_id=workflow_run_id))))
+    found = await app.artifacts.page(ListArtifacts(execution_id=workflow_run_id, **paging))
+    return page(list(found.items), found.next_cursor)
 
 
 @router.get(

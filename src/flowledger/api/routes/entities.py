@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from flowledger.api.bodies import EntityTypeBody
-from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Viewer
+from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -33,10 +33,11 @@ Payload = Annotated[dict[str, Any], Body(description="The entity's fields (a JSO
 @router.get(
     "/entity-types",
     response_model=Page[EntityTypeDocument],
-    summary="Entity types with their schemas (viewer)",
+    summary="Entity types with their schemas, newest first (viewer)",
 )
-async def list_entity_types(app: AppDep, caller: Viewer) -> Response:
-    return page(list(await app.entities.list_types(ListEntityTypes())))
+async def list_entity_types(app: AppDep, caller: Viewer, paging: Paging) -> Response:
+    found = await app.entities.page_types(ListEntityTypes(**paging))
+    return page(list(found.items), found.next_cursor)
 
 
 @router.post(
@@ -53,7 +54,8 @@ async def create_entity_type(body: EntityTypeBody, app: AppDep, caller: Admin) -
 @router.get(
     "/entities/{type}",
     response_model=EntityPageResult,
-    summary="Entities of a type: ?filter=JSON&orderBy=field,-field&limit=&offset= (viewer)",
+    summary="Entities of a type, newest first: ?filter=JSON&orderBy=field,-field&limit=&cursor= "
+    "(viewer)",
 )
 async def list_entities(
     type: str,
@@ -62,16 +64,17 @@ async def list_entities(
     filter: Annotated[
         str | None, Query(description='A JSON object, e.g. {"Status": "New"}')
     ] = None,
-    order_by: Annotated[str | None, Query(alias="orderBy")] = None,
-    limit: int | None = None,
-    offset: int = 0,
+    order_by: Annotated[
+        str | None, Query(alias="orderBy", description="Fields, -field descending: Score,-Age")
+    ] = None,
+    *,
+    paging: Paging,
 ) -> Response:
-    paging = {"limit": limit} if limit is not None else {}
     request = ListEntities(
         entity_type=type,
         filter=parse_json(filter, "filter") if filter else {},
         order_by=[f for f in (order_by or "").split(",") if f],
-        offset=offset,
+        newest_first=True,
         **paging,
     )
     return render(await app.entities.list(request))

@@ -4,15 +4,15 @@ their artifacts. Control verbs never run the execution in the request: workers d
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 from typing_extensions import TypedDict
 
 from flowledger.api.bodies import CancelBody, InputBody
-from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
+from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
-from flowledger.api.render import page, render
+from flowledger.api.render import given, page, render
 from flowledger.app import (
     ArtifactDocument,
     CancelExecution,
@@ -35,10 +35,6 @@ class RetriedDocument(TypedDict):
     execution: ExecutionDocument
 
 
-def _given(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
 @router.get(
     "/executions",
     response_model=Page[ExecutionDocument],
@@ -55,13 +51,11 @@ async def list_executions(
     created_by: Annotated[str | None, Query(alias="createdBy")] = None,
     created_after: Annotated[str | None, Query(alias="createdAfter")] = None,
     created_before: Annotated[str | None, Query(alias="createdBefore")] = None,
-    limit: Annotated[
-        int | None, Query(description="1 to 1000 (FLOWLEDGER_MAX_PAGE); default 20")
-    ] = None,
-    cursor: Annotated[str | None, Query(description="A page's nextCursor, as given")] = None,
+    *,
+    paging: Paging,
 ) -> Response:
     request = ListExecutions(
-        **_given(
+        **given(
             status=status,
             workflow=workflow,
             correlation_id=correlation_id,
@@ -70,9 +64,8 @@ async def list_executions(
             created_by=created_by,
             created_after=created_after,
             created_before=created_before,
-            cursor=cursor,
-            limit=limit,
         ),
+        **paging,
     )
     found = await app.executions.list(request)
     return page(list(found.items), found.next_cursor)
@@ -106,7 +99,7 @@ async def cancel_execution(
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> Response:
     reason = body.reason if body is not None and body.reason else None
-    request = CancelExecution(id=id, by=caller.created_by, settle=False, **_given(reason=reason))
+    request = CancelExecution(id=id, by=caller.created_by, settle=False, **given(reason=reason))
     return render(await app.executions.cancel(request))
 
 
@@ -136,7 +129,8 @@ async def submit_input(
 @router.get(
     "/executions/{id}/artifacts",
     response_model=Page[ArtifactDocument],
-    summary="The files the execution's steps saved, oldest first (viewer)",
+    summary="The files the execution's steps saved, newest first (viewer)",
 )
-async def execution_artifacts(id: str, app: AppDep, caller: Viewer) -> Response:
-    return page(list(await app.artifacts.list(ListArtifacts(execution_id=id))))
+async def execution_artifacts(id: str, app: AppDep, caller: Viewer, paging: Paging) -> Response:
+    found = await app.artifacts.page(ListArtifacts(execution_id=id, **paging))
+    return page(list(found.items), found.next_cursor)

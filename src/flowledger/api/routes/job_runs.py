@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from flowledger.api.bodies import text_body
-from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
+from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import CreateJobRun, GetJobRun, JobRunDocument, ListJobRuns, Page
@@ -43,11 +41,9 @@ async def create_job_run(request: Request, app: AppDep, caller: Operator) -> Res
     response_model=Page[JobRunDocument],
     summary="Job runs, newest first (viewer)",
 )
-async def list_job_runs(
-    app: AppDep, caller: Viewer, limit: Annotated[int | None, Query()] = None
-) -> Response:
-    request = ListJobRuns() if limit is None else ListJobRuns(limit=limit)
-    return page(list(await app.job_runs.list(request)))
+async def list_job_runs(app: AppDep, caller: Viewer, paging: Paging) -> Response:
+    found = await app.job_runs.page(ListJobRuns(**paging))
+    return page(list(found.items), found.next_cursor)
 
 
 @router.get(

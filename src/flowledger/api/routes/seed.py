@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from flowledger.api.bodies import Body as BodyModel
-from flowledger.api.deps import API_PREFIX, AppDep, Operator, Viewer
+from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -45,12 +45,11 @@ async def list_runs(
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
     status: SeedStatus | None = None,
     job_run_id: Annotated[str | None, Query(alias="jobRunId")] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    cursor: str | None = None,
+    *,
+    paging: Paging,
 ) -> Response:
-    given = {"limit": limit} if limit is not None else {}
     request = ListWorkflowRuns(
-        workflow_id=workflow_id, status=status, job_run_id=job_run_id, cursor=cursor, **given
+        workflow_id=workflow_id, status=status, job_run_id=job_run_id, **paging
     )
     found = await app.seed.list_runs(request)
     return page(list(found.items), found.next_cursor)

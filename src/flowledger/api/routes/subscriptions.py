@@ -8,13 +8,11 @@ newest first (status, attempts, last response code and error, next attempt).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import Field
 
 from flowledger.api.bodies import Body
-from flowledger.api.deps import API_PREFIX, Admin, AppDep
+from flowledger.api.deps import API_PREFIX, Admin, AppDep, Paging
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -24,6 +22,7 @@ from flowledger.app import (
     DeliveryDocument,
     GetSubscription,
     ListDeliveries,
+    ListSubscriptions,
     Page,
     SubscriptionDocument,
 )
@@ -37,14 +36,6 @@ class SubscriptionBody(Body):
     events: list[Event]
     workflow: str | None = None
     description: str = Field(default="")
-
-
-class SubscriptionList(Body):
-    """Every subscription in one page: ``nextCursor`` is always null (the list shape of
-    every listing; the document missed it until schemathesis found the answer had it)."""
-
-    items: list[SubscriptionDocument]
-    next_cursor: str | None = None
 
 
 @router.post(
@@ -68,11 +59,12 @@ async def create_subscription(body: SubscriptionBody, app: AppDep, caller: Admin
 
 @router.get(
     "/subscriptions",
-    response_model=SubscriptionList,
-    summary="Every subscription, newest first, without secrets (admin)",
+    response_model=Page[SubscriptionDocument],
+    summary="Subscriptions, newest first, without secrets (admin)",
 )
-async def list_subscriptions(app: AppDep, caller: Admin) -> Response:
-    return page(list(await app.subscriptions.list()))
+async def list_subscriptions(app: AppDep, caller: Admin, paging: Paging) -> Response:
+    found = await app.subscriptions.page(ListSubscriptions(**paging))
+    return page(list(found.items), found.next_cursor)
 
 
 @router.get(
@@ -103,10 +95,7 @@ async def list_deliveries(
     id: str,
     app: AppDep,
     caller: Admin,
-    limit: Annotated[int, Query(description="1 to 1000; default 50")] = 50,
-    cursor: str | None = None,
+    paging: Paging,
 ) -> Response:
-    found = await app.subscriptions.deliveries(
-        ListDeliveries(subscription_id=id, limit=limit, cursor=cursor)
-    )
+    found = await app.subscriptions.deliveries(ListDeliveries(subscription_id=id, **paging))
     return page(list(found.items), found.next_cursor)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Request, Response
 from typing_extensions import TypedDict
 
 from flowledger.api.bodies import StartBody, text_body
-from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Viewer
+from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -68,10 +68,11 @@ async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Respons
 @router.get(
     "/workflows",
     response_model=Page[WorkflowSummary],
-    summary="The pushed workflows with their triggers (viewer)",
+    summary="The pushed workflows with their triggers, newest first (viewer)",
 )
-async def list_workflows(app: AppDep, caller: Viewer) -> Response:
-    return page(list(await app.workflows.list(ListWorkflows())))
+async def list_workflows(app: AppDep, caller: Viewer, paging: Paging) -> Response:
+    found = await app.workflows.page(ListWorkflows(**paging))
+    return page(list(found.items), found.next_cursor)
 
 
 @router.get(

@@ -1,0 +1,154 @@
+"""``flowledger worker`` reports like ``serve``: ``--metrics-port`` serves Prometheus
+``/metrics`` (counted by the same instruments) and the health routes, nothing else; its
+log names the database without the password."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.api.conftest import FLOWLEDGER, free_port, run_cli, service_env
+from tests.api.helpers import HELLO
+from tests.conftest import REPO
+from tests.pg import PASSWORD, PASSWORD_USER, TEMPLATE_DB, Cluster
+from tests.worker.receiver import receiver
+
+FINISHED = re.compile(
+    r'flowledger_executions_finished_total\{status="Completed",workflow="hello-worker"\} 1\.0'
+)
+
+
+@contextmanager
+def worker(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A running ``flowledger worker``; it must exit 0 on SIGTERM afterwards."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [FLOWLEDGER, "worker", "--concurrency", "1", *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        code = process.wait(45)
+    assert code == 0, log.read_text()
+
+
+def _answer(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return None
+
+
+def _until(check: Callable[[], bool], what: str, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in time:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+def _queue_one(env: dict[str, str], folder: Path) -> None:
+    definition = folder / "hello.yaml"
+    definition.write_text(textwrap.dedent(HELLO.format(name="hello-worker")))
+    for args in (
+        ("workflows", "push", str(definition)),
+        ("start", "hello-worker", "--input", '{"who": "w"}'),
+    ):
+        done = run_cli(env, *args)
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_worker_serves_its_metrics(backend_db: str, tmp_path: Path) -> None:
+    env = service_env(backend_db, tmp_path)
+    _queue_one(env, tmp_path)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "worker.log"
+    with worker(env, log, "--metrics-port", str(port)):
+        _until(lambda: _answer(f"{base}/healthz") is not None, "the metrics port", log)
+
+        def finished() -> bool:
+            answer = _answer(f"{base}/metrics")
+            return answer is not None and bool(FINISHED.search(answer.text))
+
+        _until(finished, "the execution finishing in /metrics", log)
+        metrics = httpx.get(f"{base}/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert 'flowledger_executions_started_total{workflow="hello-worker"} 1.0' in metrics.text
+        assert "flowledger_queue_depth" in metrics.text
+        assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+        assert httpx.get(f"{base}/api/v1/executions").status_code == 404  # no API here
+    assert f"metrics on 127.0.0.1:{port}" in log.read_text()
+
+
+def test_the_worker_sends_its_spans_over_otlp(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    with receiver() as collector:
+        env = service_env(
+            f"sqlite:///{tmp_path / 'w.db'}",
+            tmp_path,
+            FLOWLEDGER_OTEL="1",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.url,
+        )
+        _queue_one(env, tmp_path)
+        port = free_port()
+        log = tmp_path / "worker.log"
+        with worker(env, log, "--metrics-port", str(port)):
+
+            def finished() -> bool:
+                answer = _answer(f"http://127.0.0.1:{port}/metrics")
+                return answer is not None and bool(FINISHED.search(answer.text))
+
+            _until(finished, "the execution finishing", log)
+        # stopped: the batched spans were flushed on the way out
+        sent = b"".join(r.body for r in collector.requests)
+    assert b"execution hello-worker" in sent, log.read_text()
+    assert b"flowledger.step_id" in sent  # the step attempt's span too
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    env = service_env(f"sqlite:///{tmp_path / 'w.db'}", tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(env, "worker", "--metrics-port", str(port))
+    assert done.returncode == 1, done.stderr
+    assert f"could not serve metrics on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.postgresql
+def test_the_worker_log_masks_the_database_password(pg_cluster: Cluster, tmp_path: Path) -> None:
+    name = pg_cluster.create_database(TEMPLATE_DB)
+    try:
+        with psycopg.connect(pg_cluster.url(name), autocommit=True) as owner:
+            for what in ("TABLES", "SEQUENCES"):
+                owner.execute(f"GRANT ALL ON ALL {what} IN SCHEMA public TO {PASSWORD_USER}")
+        url = pg_cluster.url(name).replace("postgres@", f"{PASSWORD_USER}:{PASSWORD}@")
+        env = service_env(url, tmp_path)
+        log = tmp_path / "worker.log"
+        with worker(env, log):
+            _until(lambda: "concurrency 1" in log.read_text(), "the start line", log)
+        text = log.read_text()
+        assert f"{PASSWORD_USER}:***@127.0.0.1" in text, text
+        assert PASSWORD not in text
+    finally:
+        pg_cluster.drop_database(name)
