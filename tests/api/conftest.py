@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,10 @@ def create_tokens(db_url: str) -> dict[str, str]:
                 for role in ROLES
             }
 
-    return asyncio.run(make())
+    # On a thread of its own: the browser tests call this while sync Playwright's event
+    # loop runs on the main thread, where asyncio.run() is refused.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, make()).result()
 
 
 def service_env(db_url: str, folder: Path, **extra: str) -> dict[str, str]:
