@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,7 +28,6 @@ from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
-from flowledger.app.metrics import ServiceMetrics
 from flowledger.app.seed import Seed
 from flowledger.app.slots import Slots
 from flowledger.app.streams import EventStreams
@@ -38,6 +38,9 @@ from flowledger.config import Limits, Settings
 from flowledger.errors import StorageError
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
+
+if TYPE_CHECKING:  # prometheus_client is imported on the first use of the metrics
+    from flowledger.app.metrics import ServiceMetrics
 
 
 class App:
@@ -94,6 +97,8 @@ class App:
         """Prometheus metrics of this application (app.metrics); the first use attaches
         their observer to the engine."""
         if self._metrics is None:
+            from flowledger.app.metrics import ServiceMetrics
+
             self._metrics = ServiceMetrics(self.engine)
             self.engine.add_observer(self._metrics)
         return self._metrics

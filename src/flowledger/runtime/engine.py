@@ -15,9 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from flowledger.artifacts.service import ArtifactService, default_artifacts_root
 from flowledger.config import DEFAULT_LEASE, Settings
@@ -25,7 +23,6 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import parse_document
-from flowledger.egress import GuardedTransport
 from flowledger.entities.service import EntityService
 from flowledger.errors import (
     HeldElsewhereError,
@@ -37,6 +34,7 @@ from flowledger.logs import log_extra
 from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
+from flowledger.runtime.lazy_http import lazy_client
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.observer import (
     EventCallback,
@@ -55,6 +53,9 @@ from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
 from flowledger.traceparent import TRACEPARENT, own_traceparent
+
+if TYPE_CHECKING:  # the HTTP client is made on first use (runtime.lazy_http)
+    import httpx
 
 #: How long an execution stays ours without a heartbeat; renewed every third of it.
 LEASE = DEFAULT_LEASE
@@ -126,12 +127,7 @@ class Engine:
             self._store = store
             # The engine's own client connects only where the egress policy allows (SSRF);
             # it ignores proxy variables, which would connect on its behalf unchecked.
-            http = self._http or httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0),
-                follow_redirects=False,
-                transport=GuardedTransport(self.settings.http_allow),
-                trust_env=False,
-            )
+            http = self._http or lazy_client(self._new_http_client)
             self._http = http
             self.entities = EntityService(store, self.clock)
             self.artifacts = ArtifactService(
@@ -154,6 +150,18 @@ class Engine:
             )
             self.clock.synchronize(await store.db_now())
         return self
+
+    def _new_http_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        from flowledger.steps.transport import GuardedTransport
+
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            follow_redirects=False,
+            transport=GuardedTransport(self.settings.http_allow),
+            trust_env=False,
+        )
 
     async def close(self) -> None:
         if self._store is not None:
