@@ -115,6 +115,9 @@ class Engine:
         self._workflows: dict[str, CompiledWorkflow] = {}
         # Versions are immutable once stored, so this cache can never go stale.
         self._versions: dict[tuple[str, str], WorkflowVersion] = {}
+        #: Executions this engine drives right now (``drive``/``run``): with more than one,
+        #: their rounds share transactions (group commit), as a worker's do.
+        self._driving = 0
         #: Told what this engine commits and claims (runtime.observer: cheap, never blocking).
         self.observers = Observers(self.owner, observers)
 
@@ -381,6 +384,7 @@ class Engine:
             keeper.start()
             parked_until = None
             released: Row | None = None
+            self._driving += 1
             try:
                 _, parked_until = await self.run_owned(execution_id, row=owned)
             except asyncio.CancelledError:
@@ -391,6 +395,7 @@ class Engine:
                     "one failed to renew its lease in time; it goes on there"
                 ) from None
             finally:
+                self._driving -= 1
                 await keeper.stop()
                 # Waiting for people: claimable again when a timer is due or input arrives.
                 released = await self.store.release_lease_row(execution_id, epoch, parked_until)
@@ -398,6 +403,9 @@ class Engine:
         if not document:
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
         return execution_document(final, await self.store.get_step_executions(execution_id))
+
+    def _crowded(self) -> bool:
+        return self._driving > 1
 
     async def run_owned(
         self,
@@ -426,6 +434,7 @@ class Engine:
         info = execution_info(workflow, row)
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events, info))
         runner.journal.group_commits = group_commits
+        runner.journal.crowded = self._crowded
         inline: set[asyncio.Task[None]] = set()
         if park_after is None:  # run children here too, as `flowledger run` users expect
             runner.on_children = lambda ids: self._run_children(ids, runner, inline)
