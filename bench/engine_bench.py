@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from floor import sqlite_commit_seconds
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, step_type
@@ -140,14 +141,15 @@ async def _measure(name: str) -> dict[str, Any]:
     return {"name": name, "wall_s": wall, "steps": steps, "rss_mb": rss_mb}
 
 
-def _report(result: dict[str, Any]) -> None:
+def _report(result: dict[str, Any], floor: float) -> None:
     wall, steps = result["wall_s"], result["steps"]
     description = (
         SCENARIOS[result["name"]][1] if result["name"] in SCENARIOS else SPECIAL[result["name"]]
     )
     print(
         f"{description:<45} {wall:8.3f} s {steps / wall:10.0f} steps/s "
-        f"{wall / steps * 1000:8.3f} ms/step {result['rss_mb']:8.1f} MB peak RSS",
+        f"{wall / steps * 1000:8.3f} ms/step {wall / steps / floor:6.1f}x floor "
+        f"{result['rss_mb']:8.1f} MB peak RSS",
         flush=True,
     )
 
@@ -159,6 +161,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"SQLite (WAL, synchronous=NORMAL), Python {sys.version.split()[0]}")
+    floor = sqlite_commit_seconds(500)
+    print(f"floor: a bare SQLite WAL commit (insert + update) takes {floor * 1e6:.1f} us")
     for name in names:
         proc = subprocess.run(
             [sys.executable, __file__, f"--child={name}"],
@@ -170,7 +174,7 @@ def main() -> None:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             print(f"{name}: failed: {last}", flush=True)
             continue
-        _report(json.loads(proc.stdout.strip().splitlines()[-1]))
+        _report(json.loads(proc.stdout.strip().splitlines()[-1]), floor)
 
 
 if __name__ == "__main__":

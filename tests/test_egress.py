@@ -10,7 +10,8 @@ import pytest
 
 from flowledger import Engine
 from flowledger.config import ConfigError, Settings
-from flowledger.egress import EgressPolicy, EgressRefused, GuardedTransport
+from flowledger.egress import EgressPolicy
+from flowledger.steps.transport import EgressRefused, GuardedTransport
 from tests.steps.http_server import serve
 
 REFUSED = [

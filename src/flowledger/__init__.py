@@ -5,30 +5,81 @@ layer the CLI and the HTTP API call); everything else is internal and may change
 tests/app/test_exports.py pins both lists.
 """
 
-from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.definition.jobs import load_job_file
-from flowledger.errors import (
-    ConflictError,
-    DefinitionError,
-    FlowledgerError,
-    ForbiddenError,
-    InputError,
-    InvalidInputError,
-    NotFoundError,
-    PluginError,
-    Problem,
-    StepError,
-    StorageError,
-    TemplateError,
-)
-from flowledger.runtime.engine import Engine
-from flowledger.runtime.job_runs import JobRuns
-from flowledger.runtime.status import ExecutionStatus, StepStatus
-from flowledger.steps.base import StepContext, StepType, Suspend, step_type
-from flowledger.steps.registry import StepRegistry
-from flowledger.worker.worker import Worker, WorkerOptions
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowledger.definition.compiled import CompiledWorkflow
+    from flowledger.definition.jobs import load_job_file
+    from flowledger.errors import (
+        ConflictError,
+        DefinitionError,
+        FlowledgerError,
+        ForbiddenError,
+        InputError,
+        InvalidInputError,
+        NotFoundError,
+        PluginError,
+        Problem,
+        StepError,
+        StorageError,
+        TemplateError,
+    )
+    from flowledger.runtime.engine import Engine
+    from flowledger.runtime.job_runs import JobRuns
+    from flowledger.runtime.status import ExecutionStatus, StepStatus
+    from flowledger.steps.base import StepContext, StepType, Suspend, step_type
+    from flowledger.steps.registry import StepRegistry
+    from flowledger.worker.worker import Worker, WorkerOptions
 
 __version__ = "0.1.0"
+
+#: Where each export lives: imported on first use, so ``import flowledger`` (and the CLI's
+#: ``--version``) stays cheap; SQLAlchemy and friends load only when the engine is used.
+_EXPORTS = {
+    "CompiledWorkflow": "flowledger.definition.compiled",
+    "load_job_file": "flowledger.definition.jobs",
+    **dict.fromkeys(
+        [
+            "ConflictError",
+            "DefinitionError",
+            "FlowledgerError",
+            "ForbiddenError",
+            "InputError",
+            "InvalidInputError",
+            "NotFoundError",
+            "PluginError",
+            "Problem",
+            "StepError",
+            "StorageError",
+            "TemplateError",
+        ],
+        "flowledger.errors",
+    ),
+    "Engine": "flowledger.runtime.engine",
+    "JobRuns": "flowledger.runtime.job_runs",
+    "ExecutionStatus": "flowledger.runtime.status",
+    "StepStatus": "flowledger.runtime.status",
+    **dict.fromkeys(["StepContext", "StepType", "Suspend", "step_type"], "flowledger.steps.base"),
+    "StepRegistry": "flowledger.steps.registry",
+    "Worker": "flowledger.worker.worker",
+    "WorkerOptions": "flowledger.worker.worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flowledger' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CompiledWorkflow",

@@ -1,3 +1,3 @@
-from flowledger.cli.app import main
+from flowledger.cli import main
 
 main()

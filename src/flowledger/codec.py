@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "***"
+#: One encoder for every column: ``json.dumps`` with these options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 class Codec:
@@ -27,7 +29,7 @@ class Codec:
     def dumps(self, value: Any) -> str | None:
         if value is None:
             return None
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = _ENCODE(value)
         for secret in self._escaped:
             if secret in text:
                 text = text.replace(secret, REDACTED)

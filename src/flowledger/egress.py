@@ -12,26 +12,20 @@ original host name kept for the ``Host`` header and TLS.
 ``FLOWLEDGER_HTTP_ALLOW`` opens it up: a comma-separated list of host names
 (``internal.example.com``), addresses (``127.0.0.1``, ``::1``) and networks
 (``10.0.0.0/8``); ``*`` turns the guard off.
+
+The policy lives here (config reads it); the transport that applies it is
+``flowledger.steps.transport``, so that httpx is imported only when a client is made.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOW_ENV = "FLOWLEDGER_HTTP_ALLOW"
-
-
-class EgressRefused(httpx.ConnectError):
-    """The request would reach an address the egress policy does not allow."""
 
 
 @dataclass(frozen=True)
@@ -94,60 +88,3 @@ def _kind(address: Address) -> str:
         if test:
             return name
     return "not a public address"
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """An HTTP transport that connects only where the policy allows (see the module doc)."""
-
-    def __init__(self, policy: EgressPolicy, inner: httpx.AsyncBaseTransport | None = None):
-        self.policy = policy
-        self.inner = inner or httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.policy.allow_all:
-            return await self.inner.handle_async_request(request)
-        url = request.url
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
-        addresses = await _resolve(host, port)
-        for address in addresses:
-            problem = self.policy.problem(host, address)
-            if problem is not None:
-                shown = host if str(address) == host else f"{host} ({address})"
-                raise EgressRefused(
-                    f"refused to connect to {shown}: {problem}; flowledger only calls public "
-                    f"addresses unless {ALLOW_ENV} allows the host or its network",
-                    request=request,
-                )
-        # Connect to the address just checked, whatever DNS says a moment later.
-        request.url = url.copy_with(host=str(addresses[0]))
-        if url.scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": host}
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-async def _resolve(host: str, port: int) -> list[Address]:
-    try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise httpx.ConnectError(f"cannot resolve {host}: {exc.strerror}") from None
-    found = _unique(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
-    if not found:
-        raise httpx.ConnectError(f"{host} resolves to no address")
-    return found
-
-
-def _unique(addresses: Iterable[Address]) -> list[Address]:
-    seen: list[Address] = []
-    for address in addresses:
-        if address not in seen:
-            seen.append(address)
-    return seen

@@ -4,6 +4,7 @@ engine takes and what they rely on."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from flowledger import Engine
@@ -73,3 +74,33 @@ async def test_drive_takes_the_lease_and_the_row_in_one_call(engine: Engine) -> 
     assert counting.calls == ["get_execution", "acquire_lease_row", "release_lease_row"]
     row = await engine.store.get_execution(execution_id)
     assert row is not None and row["lease_owner"] is None and row["lease_epoch"] == 1
+
+
+ASYNC_STEPS = """
+name: async_steps
+steps:
+  - {id: a, type: test.echo, input: {value: 1}}
+  - {id: b, type: test.echo, input: {value: 2}}
+"""
+
+
+async def test_runs_gathered_on_one_engine_share_commits_and_a_lone_run_does_not(
+    engine: Engine,
+) -> None:
+    workflow = engine.load_text(ASYNC_STEPS)
+    await engine.run(workflow)
+    groups: list[bool] = []
+    original = engine.store.commit
+
+    async def recorded(batch: Any, *, group: bool = False) -> None:
+        groups.append(group)
+        await original(batch, group=group)
+
+    engine.store.commit = recorded  # type: ignore[method-assign]
+    await engine.run(workflow)
+    assert groups and not any(groups)  # alone: committed at once, no group to wait for
+    groups.clear()
+    docs = await asyncio.gather(*(engine.run(workflow) for _ in range(10)))
+    assert [d["runtimeStatus"] for d in docs] == ["Completed"] * 10
+    assert any(groups)  # together: their rounds joined group commits, as a worker's do
+    assert engine._driving == 0

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,7 +31,6 @@ from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
 from flowledger.app.hooks import Hooks
 from flowledger.app.job_runs import JobRunsApp
-from flowledger.app.metrics import ServiceMetrics
 from flowledger.app.retention import Retention
 from flowledger.app.seed import Seed
 from flowledger.app.sessions import Sessions
@@ -48,6 +48,9 @@ from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # prometheus_client is imported on the first use of the metrics
+    from flowledger.app.metrics import ServiceMetrics
 
 
 class App:
@@ -115,6 +118,8 @@ class App:
         """Prometheus metrics of this application (app.metrics); the first use attaches
         their observer to the engine."""
         if self._metrics is None:
+            from flowledger.app.metrics import ServiceMetrics
+
             self._metrics = ServiceMetrics(self.engine)
             self.engine.add_observer(self._metrics)
         return self._metrics

@@ -6,7 +6,7 @@ Nothing here polls every few seconds. Three sources feed one hub per application
   right after each commit) and :meth:`ChangeHub.touched` is called when the app layer
   creates an execution; waiters here wake at once;
 - **other processes on PostgreSQL**: the hub republishes what this process commits on a
-  NOTIFY channel and listens on it (``storage.live.PostgresFeed``); the listener starts
+  NOTIFY channel and listens on it (``storage.live_postgres.PostgresFeed``); the listener starts
   with the first waiter and stays for the application's life;
 - **other processes on SQLite**: ``storage.live.SQLiteFeed`` tails the events table every
   30 ms, only while someone in this process waits.

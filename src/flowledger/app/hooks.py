@@ -41,8 +41,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 from typing_extensions import TypedDict
 
 from flowledger.app.limits import check_no_nul
@@ -214,6 +212,9 @@ class Hooks:
                 "the request is not signed: missing header(s) " + ", ".join(missing)
                 + " (Standard Webhooks)"
             )  # fmt: skip
+        from standardwebhooks import Webhook  # imported by the first signed hook
+        from standardwebhooks.webhooks import WebhookVerificationError
+
         problem = "no signature matches"
         for secret in secrets:
             try:

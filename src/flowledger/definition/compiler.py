@@ -12,8 +12,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
@@ -278,6 +276,9 @@ class _Compiler:
     def _check_input_schema(self, spec: WorkflowSpec) -> None:
         if spec.input_schema is None:
             return
+        from jsonschema import Draft202012Validator  # only definitions with a schema pay it
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(spec.input_schema)
         except SchemaError as exc:

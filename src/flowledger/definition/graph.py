@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flowledger.definition.compiled import Branch
@@ -151,7 +151,7 @@ def _suggest(name: str, candidates: dict[str, int]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def ancestors(step_id: str, predecessors: dict[str, list[str]]) -> set[str]:
+def ancestors(step_id: str, predecessors: Mapping[str, list[str]]) -> set[str]:
     """Every step that must finish before ``step_id`` in its graph."""
     seen: set[str] = set()
     stack = list(predecessors.get(step_id, ()))
@@ -161,3 +161,47 @@ def ancestors(step_id: str, predecessors: dict[str, list[str]]) -> set[str]:
             seen.add(sid)
             stack.extend(predecessors.get(sid, ()))
     return seen
+
+
+class Reachability:
+    """Ancestor test for one graph, in time and memory near-linear in its size.
+
+    Each step gets a position in topological order and an ancestor set held as the bits of
+    one int, built from its predecessors' sets in that order: a 10,000-step chain costs a few
+    MB of bits instead of 10,000 Python sets. Steps caught in a cycle (a reported error) fall
+    back to a walk.
+    """
+
+    def __init__(self, predecessors: Mapping[str, list[str]]) -> None:
+        self._predecessors = predecessors
+        self._position: dict[str, int] = {}
+        self._bits: dict[str, int] = {}
+        successors: dict[str, list[str]] = {sid: [] for sid in predecessors}
+        indegree: dict[str, int] = {}
+        for sid, preds in predecessors.items():
+            indegree[sid] = 0
+            for pred in preds:
+                if pred in successors:
+                    successors[pred].append(sid)
+                    indegree[sid] += 1
+        ready = [sid for sid, n in indegree.items() if n == 0]
+        while ready:
+            sid = ready.pop()
+            self._position[sid] = len(self._position)
+            bits = 0
+            for pred in predecessors[sid]:
+                if pred in self._bits:
+                    bits |= self._bits[pred] | (1 << self._position[pred])
+            self._bits[sid] = bits
+            for nxt in successors[sid]:
+                indegree[nxt] -= 1
+                if indegree[nxt] == 0:
+                    ready.append(nxt)
+
+    def precedes(self, target: str, step_id: str) -> bool:
+        """Whether ``target`` must finish before ``step_id`` starts."""
+        bits = self._bits.get(step_id)
+        position = self._position.get(target)
+        if bits is None or position is None:
+            return target in ancestors(step_id, self._predecessors)
+        return bits >> position & 1 == 1

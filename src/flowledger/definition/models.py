@@ -13,6 +13,8 @@ STEP_ID_PATTERN = r"^[a-z_][a-z0-9_]*$"
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 #: The definition format this code reads; a document may state it as ``format_version``.
 DEFINITION_FORMAT_VERSION = 1
+#: Steps in one graph: validation is near-linear, so generated workflows of this size load.
+MAX_STEPS = 20_000
 
 
 class _Frozen(BaseModel):
@@ -65,4 +67,4 @@ class WorkflowSpec(_Frozen):
     context: dict[str, Any] = Field(default_factory=dict)
     output: Any = None
     triggers: list[TriggerSpec] = Field(default_factory=list)
-    steps: list[StepSpec] = Field(min_length=1, max_length=10_000)
+    steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flowledger.definition.graph import ancestors
+from flowledger.definition.graph import Reachability
 from flowledger.definition.models import StepSpec
 from flowledger.definition.schemas import (
     EXECUTION_FIELDS,
@@ -59,25 +59,29 @@ class ReferenceChecker:
         self._registry = registry
         self._variables = variables
         self._input_schema = input_schema
-        self._visible: dict[str, set[str]] = {}
+        #: One reachability index per graph, keyed by its (shared) predecessor map.
+        self._reach: dict[int, Reachability] = {}
         self._schemas: dict[str, Schema | None] = {}
 
     # -- visibility ---------------------------------------------------------------------------
 
-    def visible_from(self, step_id: str | None) -> set[str]:
-        """Steps whose output is recorded before ``step_id`` runs (None: the workflow output)."""
-        if step_id is None:
-            return {sid for sid, p in self._places.items() if not p.scope}
-        cached = self._visible.get(step_id)
-        if cached is not None:
-            return cached
-        place = self._places[step_id]
-        seen = ancestors(step_id, dict(place.predecessors))
-        for loop_id in place.scope:
-            loop_place = self._places[loop_id]
-            seen |= ancestors(loop_id, dict(loop_place.predecessors))
-        self._visible[step_id] = seen
-        return seen
+    def is_visible(self, target: str, referrer: str | None) -> bool:
+        """Whether ``target``'s output is recorded before ``referrer`` runs (None: the output)."""
+        if referrer is None:
+            return not self._places[target].scope
+        place = self._places[referrer]
+        if self._precedes(target, referrer, place):
+            return True
+        return any(self._precedes(target, loop, self._places[loop]) for loop in place.scope)
+
+    def _precedes(self, target: str, step_id: str, place: StepPlace) -> bool:
+        """Whether ``target`` is an ancestor of ``step_id`` in ``step_id``'s own graph."""
+        if self._places[target].predecessors is not place.predecessors:
+            return False  # another graph: never an ancestor
+        reach = self._reach.get(id(place.predecessors))
+        if reach is None:
+            reach = self._reach[id(place.predecessors)] = Reachability(place.predecessors)
+        return reach.precedes(target, step_id)
 
     # -- checking -----------------------------------------------------------------------------
 
@@ -136,7 +140,7 @@ class ReferenceChecker:
     def _order_problem(self, target: str, referrer: str | None) -> str | None:
         if target == referrer:
             return "a step cannot read its own output"
-        if target in self.visible_from(referrer):
+        if self.is_visible(target, referrer):
             return None
         place = self._places[target]
         ref_scope = self._places[referrer].scope if referrer else ()

@@ -47,9 +47,9 @@ _EMPTY = "the file is empty; write a YAML or JSON document"
 class SourceLimits:
     """Bounds that keep a hostile document from costing much more than a small one."""
 
-    max_bytes: int = 1_048_576
+    max_bytes: int = 4 * 1_048_576  # a generated 20,000-step workflow with a join fits
     max_depth: int = 64
-    max_nodes: int = 200_000
+    max_nodes: int = 400_000
 
 
 class _Loc:

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterError, croniter
-
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import CompiledTrigger, ScheduleTrigger
 from flowledger.timeutil import iso
@@ -83,6 +81,8 @@ def _every_hour(cron: str) -> bool:
 
 def _backward(spec: ScheduleTrigger, now: datetime) -> Iterator[datetime]:
     """Ticks at or before ``now``, newest first (equal ones repeat; some may be after it)."""
+    from croniter import croniter  # imported when a schedule is first evaluated
+
     zone = ZoneInfo(spec.timezone)
     if _every_hour(spec.cron):
         steps = croniter(spec.cron, now.astimezone(zone) + _USEC)
@@ -96,6 +96,8 @@ def _backward(spec: ScheduleTrigger, now: datetime) -> Iterator[datetime]:
 
 def _forward(spec: ScheduleTrigger, after: datetime) -> Iterator[datetime]:
     """Ticks after ``after``, oldest first (the first ones may be at or before it)."""
+    from croniter import croniter
+
     zone = ZoneInfo(spec.timezone)
     if _every_hour(spec.cron):
         steps = croniter(spec.cron, after.astimezone(zone))
@@ -108,6 +110,8 @@ def _forward(spec: ScheduleTrigger, after: datetime) -> Iterator[datetime]:
 
 def due_ticks(spec: ScheduleTrigger, since: datetime, now: datetime, limit: int) -> list[datetime]:
     """The ticks in (``since``, ``now``], newest first, at most ``limit`` of them."""
+    from croniter import CroniterError
+
     found: list[datetime] = []
     try:
         for _, tick in zip(range(_MAX_STEPS), _backward(spec, now), strict=False):
@@ -122,6 +126,8 @@ def due_ticks(spec: ScheduleTrigger, since: datetime, now: datetime, limit: int)
 
 def next_tick(spec: ScheduleTrigger, after: datetime) -> datetime | None:
     """The first tick strictly after ``after`` (aware UTC); None if the cron never fires."""
+    from croniter import CroniterError
+
     try:
         for _, tick in zip(range(_MAX_STEPS), _forward(spec, after), strict=False):
             if tick > after:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -51,6 +50,8 @@ class ScheduleTrigger(_Trigger):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, cron: str) -> str:
+        from croniter import croniter  # only definitions with a schedule pay its import
+
         if not croniter.is_valid(cron):
             raise ValueError(
                 f"{cron!r} is not a valid cron expression "

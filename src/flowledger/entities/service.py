@@ -37,10 +37,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from typing import TYPE_CHECKING, Any
 
 from flowledger.errors import (
     ConflictError,
@@ -62,6 +59,9 @@ from flowledger.storage.entities import (
     WriteOutcome,
 )
 from flowledger.timeutil import Clock, iso
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -107,6 +107,9 @@ class EntityService:
         Creating it again with the same schema changes nothing; with another schema it is
         a ConflictError (types are not changed in place).
         """
+        from jsonschema import Draft202012Validator  # imported when entities are used
+        from jsonschema.exceptions import SchemaError
+
         check_type_name(name)
         schema = dict(schema) if schema is not None else {"type": "object"}
         try:
@@ -315,6 +318,8 @@ class EntityService:
         row = await self._type_row(entity_type)
         cached = self._validators.get(entity_type)
         if cached is None or cached[0] != row["json_schema"]:
+            from jsonschema import Draft202012Validator
+
             validator = Draft202012Validator(
                 json.loads(row["json_schema"]), format_checker=Draft202012Validator.FORMAT_CHECKER
             )

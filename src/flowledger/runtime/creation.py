@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import InputError, format_path
@@ -114,6 +112,8 @@ def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> 
     schema = workflow.spec.input_schema
     if schema is None:
         return
+    from jsonschema import Draft202012Validator  # only workflows with a schema pay its import
+
     errors = sorted(
         Draft202012Validator(schema).iter_errors(dict(arguments)), key=lambda e: list(e.path)
     )

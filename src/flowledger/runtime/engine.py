@@ -15,9 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from flowledger.artifacts.service import ArtifactService, default_artifacts_root
 from flowledger.config import DEFAULT_LEASE, Settings
@@ -25,7 +23,6 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import parse_document
-from flowledger.egress import GuardedTransport
 from flowledger.entities.service import EntityService
 from flowledger.errors import (
     HeldElsewhereError,
@@ -37,6 +34,7 @@ from flowledger.logs import log_extra
 from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
+from flowledger.runtime.lazy_http import lazy_client
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.observer import (
     EventCallback,
@@ -55,6 +53,9 @@ from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
 from flowledger.traceparent import TRACEPARENT, own_traceparent
+
+if TYPE_CHECKING:  # the HTTP client is made on first use (runtime.lazy_http)
+    import httpx
 
 #: How long an execution stays ours without a heartbeat; renewed every third of it.
 LEASE = DEFAULT_LEASE
@@ -114,6 +115,9 @@ class Engine:
         self._workflows: dict[str, CompiledWorkflow] = {}
         # Versions are immutable once stored, so this cache can never go stale.
         self._versions: dict[tuple[str, str], WorkflowVersion] = {}
+        #: Executions this engine drives right now (``drive``/``run``): with more than one,
+        #: their rounds share transactions (group commit), as a worker's do.
+        self._driving = 0
         #: Told what this engine commits and claims (runtime.observer: cheap, never blocking).
         self.observers = Observers(self.owner, observers)
 
@@ -126,12 +130,7 @@ class Engine:
             self._store = store
             # The engine's own client connects only where the egress policy allows (SSRF);
             # it ignores proxy variables, which would connect on its behalf unchecked.
-            http = self._http or httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0),
-                follow_redirects=False,
-                transport=GuardedTransport(self.settings.http_allow),
-                trust_env=False,
-            )
+            http = self._http or lazy_client(self._new_http_client)
             self._http = http
             self.entities = EntityService(store, self.clock)
             self.artifacts = ArtifactService(
@@ -156,6 +155,18 @@ class Engine:
             )
             self.clock.synchronize(await store.db_now())
         return self
+
+    def _new_http_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        from flowledger.steps.transport import GuardedTransport
+
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            follow_redirects=False,
+            transport=GuardedTransport(self.settings.http_allow),
+            trust_env=False,
+        )
 
     async def close(self) -> None:
         if self._store is not None:
@@ -376,6 +387,7 @@ class Engine:
             keeper.start()
             parked_until = None
             released: Row | None = None
+            self._driving += 1
             try:
                 _, parked_until = await self.run_owned(execution_id, row=owned)
             except asyncio.CancelledError:
@@ -386,6 +398,7 @@ class Engine:
                     "one failed to renew its lease in time; it goes on there"
                 ) from None
             finally:
+                self._driving -= 1
                 await keeper.stop()
                 # Waiting for people: claimable again when a timer is due or input arrives.
                 released = await self.store.release_lease_row(execution_id, epoch, parked_until)
@@ -393,6 +406,9 @@ class Engine:
         if not document:
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
         return execution_document(final, await self.store.get_step_executions(execution_id))
+
+    def _crowded(self) -> bool:
+        return self._driving > 1
 
     async def run_owned(
         self,
@@ -421,6 +437,7 @@ class Engine:
         info = execution_info(workflow, row)
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events, info))
         runner.journal.group_commits = group_commits
+        runner.journal.crowded = self._crowded
         inline: set[asyncio.Task[None]] = set()
         if park_after is None:  # run children here too, as `flowledger run` users expect
             runner.on_children = lambda ids: self._run_children(ids, runner, inline)

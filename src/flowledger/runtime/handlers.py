@@ -22,17 +22,23 @@ async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
     handler = step_type.handler
     assert handler is not None  # structural kinds have no handler; their driver runs them
     data = step_type.input_model.model_validate(run.input)
-    timeout = run.step.spec.timeout.total_seconds() if run.step.spec.timeout else None
-    async with asyncio.timeout(timeout):
-        if run.suspended and step_type.resume is not None:
-            return await step_type.resume(data, ctx, run.state or {})
-        if inspect.iscoroutinefunction(handler):
-            return await handler(data, ctx)
-        # Plain functions may block (I/O, CPU): keep them off the event loop.
-        result = await asyncio.to_thread(handler, data, ctx)
-        if inspect.isawaitable(result):
-            return await result
-        return result
+    if run.step.spec.timeout is None:  # no timer to arm or cancel on the hot path
+        return await _call(run, handler, data, ctx)
+    async with asyncio.timeout(run.step.spec.timeout.total_seconds()):
+        return await _call(run, handler, data, ctx)
+
+
+async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepContext) -> Any:
+    step_type = run.step.step_type
+    if run.suspended and step_type.resume is not None:
+        return await step_type.resume(data, ctx, run.state or {})
+    if step_type.is_coroutine:
+        return await handler(data, ctx)
+    # Plain functions may block (I/O, CPU): keep them off the event loop.
+    result = await asyncio.to_thread(handler, data, ctx)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 def retry_delay(run: StepExecution, now: datetime) -> timedelta | None:

@@ -32,6 +32,9 @@ class Journal:
         self.clock = clock
         #: Share transactions with other executions' rounds (set when a worker runs many).
         self.group_commits = False
+        #: Asked at each commit when ``group_commits`` is off: others commit at the same
+        #: time (the engine drives several executions), so join their transaction.
+        self.crowded: Callable[[], bool] | None = None
         self.store = store
         self.codec = codec
         self.execution_id = execution_id
@@ -148,7 +151,8 @@ class Journal:
         now = self.clock.now()
         batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
         batch.events = self._events
-        await self.store.commit(batch, group=self.group_commits)
+        group = self.group_commits or (self.crowded is not None and self.crowded())
+        await self.store.commit(batch, group=group)
         for run in self._dirty.values():
             run.persisted = True
             run.input_stored = True

@@ -13,14 +13,12 @@ either loses nothing or re-runs a step that had not been recorded as done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import heapq
 import itertools
 import logging
-import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +38,7 @@ from flowledger.runtime.handlers import (
     retry_delay,
     validation_message,
 )
+from flowledger.runtime.ids import random_uuid
 from flowledger.runtime.inbox import Inbox
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.lifecycle import ExecutionLifecycle
@@ -120,6 +119,8 @@ class ExecutionRunner:
         # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
         self._finished: deque[asyncio.Task[Any]] = deque()
         self._wakeup = asyncio.Event()
+        #: The one wake-up timer, kept across waits (see ``_arm``).
+        self._timer: asyncio.TimerHandle | None = None
         self.timers: list[tuple[datetime, int, TimerKind, StepExecution]] = []
         self._timer_seq = itertools.count()
         self.step_seq = itertools.count(1)
@@ -202,6 +203,9 @@ class ExecutionRunner:
                     return self.status
                 await self._wait()
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             for task in self.tasks:
                 task.cancel()
             if self.tasks:
@@ -259,14 +263,23 @@ class ExecutionRunner:
         for run in self.to_launch:
             if run.status == StepStatus.IN_PROGRESS:
                 work = self.drivers[run.step.step_type.kind].invoke(run)
-                task = asyncio.create_task(work, name=f"step {run.step.path}")
-                task.add_done_callback(self._on_task_done)
+                task = asyncio.create_task(self._tracked(work), name=f"step {run.step.path}")
                 self.tasks[task] = run
         self.to_launch = []
 
-    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
-        self._finished.append(task)
-        self._wakeup.set()
+    async def _tracked(self, work: Coroutine[Any, Any, Any]) -> Any:
+        """Run a step's work and hand its task to the wait in the loop turn it ends in.
+
+        A done callback would run one turn later, and wake the wait one turn after that:
+        for a chain of quick steps that extra turn was a tenth of each step's cost.
+        """
+        try:
+            return await work
+        finally:
+            task = asyncio.current_task()
+            assert task is not None
+            self._finished.append(task)
+            self._wakeup.set()
 
     async def _wait(self) -> None:
         timeout: float | None = self.inbox.seconds_to_next()
@@ -283,14 +296,30 @@ class ExecutionRunner:
             return
         if not self._finished:
             self._wakeup.clear()  # drain() sets it again to cut the wait short
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
+            if timeout is not None:
+                self._arm(timeout)
+            await self._wakeup.wait()
         while self._finished:
             task = self._finished.popleft()
             run = self.tasks.pop(task, None)
             if run is not None:  # None: cancelled and forgotten by _cancel_task_of
                 self._collect(task, run)
+
+    def _arm(self, seconds: float) -> None:
+        """Wake the wait within ``seconds``: one timer kept across waits, re-armed only when a
+        sooner one is needed. A timeout per wait armed and cancelled a timer on every round
+        of a chain; an early wake-up from a kept timer costs one extra pass of the loop."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + seconds
+        if self._timer is not None and self._timer.when() <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._wakeup.set()
 
     # -- activation ---------------------------------------------------------------------------
 
@@ -321,7 +350,7 @@ class ExecutionRunner:
         self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
     ) -> StepExecution:
         run = StepExecution(
-            id=str(uuid.uuid4()),
+            id=random_uuid(),
             step=step,
             scope=scope,
             attempt=attempt,

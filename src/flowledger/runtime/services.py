@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
@@ -19,6 +17,9 @@ from flowledger.steps.registry import StepRegistry
 from flowledger.storage.base import Store, WorkflowVersion
 from flowledger.templates import TemplateEngine
 from flowledger.timeutil import Clock
+
+if TYPE_CHECKING:
+    import httpx
 
 
 async def _no_workflows(version_id: str) -> CompiledWorkflow:

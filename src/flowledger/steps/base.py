@@ -14,14 +14,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, get_type_hints
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
-import httpx
 from pydantic import BaseModel
 
 from flowledger.errors import PluginError
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
+
+if TYPE_CHECKING:  # the engine's client is made on first use (see runtime.lazy_http)
+    import httpx
 
 Handler = Callable[[Any, "StepContext"], Awaitable[Any] | Any]
 
@@ -146,6 +149,11 @@ class StepType:
     #: ``{name, value}`` (``sys.set_variable``): the compiler declares the name, a rerun
     #: replays the value.
     sets_variable: bool = False
+
+    @cached_property
+    def is_coroutine(self) -> bool:
+        """The handler is an ``async def`` (asked once per type, not once per step)."""
+        return inspect.iscoroutinefunction(self.handler)
 
     def output_json_schema(self) -> dict[str, Any] | None:
         """JSON Schema of the output, used to check template references before a run."""

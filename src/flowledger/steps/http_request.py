@@ -13,16 +13,17 @@ import asyncio
 import json
 import re
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from flowledger.durations import parse_duration
-from flowledger.egress import EgressRefused
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, step_type
 from flowledger.traceparent import step_traceparent
+
+if TYPE_CHECKING:  # httpx is imported where used: it costs a cold start ~100 ms
+    import httpx
 
 __all__ = ["HTTP_REQUEST", "HttpRequestInput", "HttpRequestOutput"]
 
@@ -70,6 +71,8 @@ class HttpRequestInput(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_only(cls, value: str) -> str:
+        import httpx
+
         try:
             url = httpx.URL(value)
         except httpx.InvalidURL as exc:
@@ -109,6 +112,8 @@ class HttpRequestOutput(BaseModel):
 
 async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequestOutput:
     """Send one HTTP request; succeed on 2xx or a status listed in ``ok_status``."""
+    import httpx
+
     headers = dict(data.headers)
     if not any(name.lower() == "idempotency-key" for name in headers):
         headers["Idempotency-Key"] = ctx.idempotency_key  # lets the server drop a repeat
@@ -130,13 +135,13 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         # that trickles one byte at a time.
         async with asyncio.timeout(data.timeout):
             status, response_headers, raw, charset = await _exchange(ctx.http, request, data, where)
-    except EgressRefused as exc:  # the same URL will be refused again: no retry
-        raise StepError(f"{where}: {exc}", retryable=False) from None
     except (TimeoutError, httpx.TimeoutException):
         limit = f"{data.timeout:g}s" if data.timeout is not None else "the client's"
         message = f"{where} did not finish within the {limit} timeout"
         raise StepError(message, retryable=True) from None
     except httpx.TransportError as exc:
+        if getattr(exc, "refused_by_policy", False):  # the same URL is refused again: no retry
+            raise StepError(f"{where}: {exc}", retryable=False) from None
         cause = str(exc) or type(exc).__name__
         raise StepError(f"{where} failed: {cause}", retryable=True) from None
     except httpx.HTTPError as exc:  # e.g. a body that does not decompress: trying again won't help

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowledger.durations import Duration
@@ -40,6 +39,8 @@ class WaitForInputInput(BaseModel):
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
         if schema is not None:
+            from jsonschema import Draft202012Validator, SchemaError
+
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as exc:
@@ -63,6 +64,8 @@ def input_problems(schema: dict[str, Any] | None, data: Any) -> list[str]:
     """Each way ``data`` breaks ``schema``, as ``data.field: message`` sentences."""
     if schema is None:
         return []
+    from jsonschema import Draft202012Validator
+
     problems = []
     errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
     for error in errors:

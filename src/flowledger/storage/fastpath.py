@@ -9,9 +9,13 @@ columns' own SQLAlchemy type processors so the stored form is identical.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Dialect, Table
+from sqlalchemy.types import TypeEngine
+
+from flowledger.storage.schema import UTCDateTime
 
 Processor = Callable[[Any], Any] | None
 
@@ -39,7 +43,24 @@ def _placeholder(dialect: Dialect) -> str:
 
 def _processors(table: Table, columns: Sequence[str], dialect: Dialect) -> list[Processor]:
     # table.c[name] raises for an unknown column: only schema names ever reach the SQL text.
-    return [table.c[name].type.bind_processor(dialect) for name in columns]
+    return [_processor(table.c[name].type, dialect) for name in columns]
+
+
+def _processor(column_type: TypeEngine[Any], dialect: Dialect) -> Processor:
+    if isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
+        return sqlite_utc_text
+    return column_type.bind_processor(dialect)
+
+
+def sqlite_utc_text(value: datetime) -> str:
+    """The text a timestamp column stores on SQLite, made in one step: what UTCDateTime's
+    processor hands the sqlite3 driver (naive UTC) and the driver's datetime adapter
+    writes (``isoformat(" ")``). A round writes about six timestamps per step; the two
+    layers cost several calls each. tests/storage pin that both store the same text.
+    """
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ")
 
 
 def prepare_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedWrite:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jinja2
@@ -28,6 +29,7 @@ from flowledger.errors import (
     TemplateSecurityError,
     TemplateSyntaxError,
 )
+from flowledger.templates import bare
 from flowledger.templates.context import RenderContext
 from flowledger.templates.convert import finish_reference, to_native, to_text
 from flowledger.templates.limits import TemplateLimits, check_string
@@ -160,6 +162,45 @@ def _compile(env: SandboxEnvironment, source: str) -> Template:
     )
 
 
+@dataclass(frozen=True, eq=False)
+class BareTemplate(Template):
+    """A template that is one plain read (see ``bare``): Jinja is compiled only on a miss."""
+
+    _path: tuple[str, ...] = field(repr=False, default=())
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        value = bare.read(context, self._path)
+        if value is bare.MISSING:  # let Jinja raise (or answer) exactly as it would
+            return self._full.render(context)
+        return finish_reference(value, self._env.limits)
+
+    @cached_property
+    def _full(self) -> Template:
+        return _compile(self._env, self.source)
+
+
+def _no_render(context: Context) -> Iterator[Any]:
+    raise AssertionError("a BareTemplate renders through its full template")  # pragma: no cover
+
+
+def _compile_bare(env: SandboxEnvironment, source: str) -> Template | None:
+    path = bare.bare_path(source)
+    if path is None:
+        return None
+    return BareTemplate(
+        source=source,
+        native=True,
+        references=(Reference(path[0], path[1:], True),),
+        _env=env,
+        _render_func=_no_render,
+        _literals=("", ""),
+        _sources=(source,),
+        _globals={},
+        _plain_read=True,
+        _path=path,
+    )
+
+
 class TemplateEngine:
     """Compiles template strings under one set of limits, caching by source."""
 
@@ -174,7 +215,7 @@ class TemplateEngine:
         cached = self._cache.get(source)
         if cached is not None:
             return cached
-        template = _compile(self._env, source)
+        template = _compile_bare(self._env, source) or _compile(self._env, source)
         with self._lock:  # two threads may compile at once; both must get one object
             return self._cache.setdefault(source, template)
 

@@ -30,9 +30,6 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import httpx
-from standardwebhooks import Webhook
-
 from flowledger.config import DeliverySchedule
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
@@ -82,6 +79,8 @@ class DeliveryDuty:
         return done
 
     async def _attempt(self, delivery: ClaimedDelivery) -> None:
+        import httpx  # a worker that delivers nothing never imports it
+
         status_code: int | None = None
         error: str | None = None
         try:
@@ -122,6 +121,8 @@ class DeliveryDuty:
             )
 
     def _headers(self, delivery: ClaimedDelivery) -> dict[str, str]:
+        from standardwebhooks import Webhook
+
         now = self.engine.clock.now()
         signature = Webhook(delivery.secret).sign(delivery.id, now, delivery.payload)
         return {

@@ -1,0 +1,75 @@
+"""Cold start of the ``flowledger`` command against ``python -c pass`` (issue 10, target 4).
+
+Runs, interleaved in one run so machine load hits all alike: ``python -c pass``,
+``flowledger --version`` and a whole ``flowledger run`` of a 1-step workflow on a SQLite file
+(migrated once before timing). Prints the median wall time and CPU time of each and the
+ratios to ``python -c pass`` (targets: --version at most 5x, run at most 15x).
+
+    .venv/bin/python bench/cold_start.py          # 15 rounds
+    .venv/bin/python bench/cold_start.py 30
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ONE_STEP = "name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n"
+
+
+def _flowledger() -> list[str]:
+    script = Path(sys.executable).parent / "flowledger"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "flowledger"]
+
+
+def _timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    with tempfile.TemporaryDirectory() as folder:
+        workflow = Path(folder) / "one.yaml"
+        workflow.write_text(ONE_STEP)
+        db = f"sqlite:///{Path(folder) / 'cold.db'}"
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "flowledger --version": [*_flowledger(), "--version"],
+            "flowledger run (1 step)": [*_flowledger(), "run", str(workflow), "--db", db],
+        }
+        subprocess.run(commands["flowledger run (1 step)"], check=True, capture_output=True)
+        os.environ.pop("PYTHONPROFILEIMPORTTIME", None)
+        walls: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(rounds):
+            for name, command in commands.items():
+                wall, cpu = _timed(command)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+    base_wall = statistics.median(walls["python -c pass"])
+    base_cpu = statistics.median(cpus["python -c pass"])
+    print(f"Python {sys.version.split()[0]}, {rounds} interleaved rounds, medians")
+    print(f"{'command':<26} {'wall ms':>9} {'x pass':>7} {'CPU ms':>9} {'x pass':>7}")
+    for name in commands:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        print(
+            f"{name:<26} {wall * 1000:9.1f} {wall / base_wall:7.1f} "
+            f"{cpu * 1000:9.1f} {cpu / base_cpu:7.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""flowledger beside DBOS Transact and the bare commit floor, interleaved in one run.
+
+Workloads (trivial steps, so the time is the engine's), each on a fresh SQLite file in WAL:
+
+- W1: a 200-step chain of async custom steps (one durable commit per step, no batching);
+- W2: a 200-way fan-out of async custom steps and a join;
+- W3: 200 executions x 3 steps, run by an in-process worker (flowledger) or started together
+  (DBOS).
+
+Rounds alternate A B A B (flowledger, then DBOS, per workload) so machine load hits both
+alike; the bare SQLite WAL commit (insert + update, bench/floor.py) is measured in every round.
+Prints the median per-step cost of each, DBOS / flowledger, and flowledger / floor.
+DBOS runs when installed: ``pip install -e '.[bench]'``.
+
+    .venv/bin/python bench/compare.py        # 3 rounds
+    .venv/bin/python bench/compare.py 5
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from engine_bench import chain, fan_out, noop
+from floor import sqlite_commit_seconds
+
+from flowledger import Engine, StepRegistry, Worker, WorkerOptions
+
+WIDTH = 200
+EXECUTIONS = 200
+Measure = Callable[[Path], Awaitable[float]]
+
+
+# -- flowledger -------------------------------------------------------------------------------
+
+
+def _registry() -> StepRegistry:
+    registry = StepRegistry.with_builtins()
+    registry.register(noop)
+    return registry
+
+
+async def _flowledger_one(folder: Path, text: str, steps: int) -> float:
+    async with Engine(f"sqlite:///{folder / 'fl.db'}", registry=_registry()) as engine:
+        workflow = engine.load_text(text)
+        await engine.run(engine.load_text(chain(3, "bench.noop")))  # warm caches and rows
+        start = time.perf_counter()
+        execution_id = await engine.start(workflow)
+        doc = await engine.drive(execution_id, document=False)
+        elapsed = time.perf_counter() - start
+        assert doc["runtimeStatus"] == "Completed", doc
+    return elapsed / steps
+
+
+async def flowledger_w1(folder: Path) -> float:
+    return await _flowledger_one(folder, chain(WIDTH, "bench.noop"), WIDTH)
+
+
+async def flowledger_w2(folder: Path) -> float:
+    return await _flowledger_one(folder, fan_out(WIDTH, "bench.noop"), WIDTH + 2)
+
+
+async def flowledger_w3(folder: Path) -> float:
+    async with Engine(f"sqlite:///{folder / 'fl.db'}", registry=_registry()) as engine:
+        workflow = engine.load_text(chain(3, "bench.noop"))
+        await engine.run(workflow)
+        start = time.perf_counter()
+        for _ in range(EXECUTIONS):
+            await engine.start(workflow)
+        worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
+        running = asyncio.create_task(worker.run())
+        while worker.completed < EXECUTIONS:
+            await asyncio.sleep(0.002)
+        elapsed = time.perf_counter() - start
+        worker.stop()
+        await running
+    return elapsed / (EXECUTIONS * 3)
+
+
+# -- DBOS Transact ----------------------------------------------------------------------------
+
+
+def _dbos_measures() -> dict[str, Measure] | None:
+    try:
+        from dbos import DBOS
+    except ImportError:
+        return None
+
+    @DBOS.step()
+    async def add_one(x: int) -> int:
+        return x + 1
+
+    @DBOS.workflow()
+    async def dbos_chain(n: int) -> int:
+        x = 0
+        for _ in range(n):
+            x = await add_one(x)
+        return x
+
+    @DBOS.workflow()
+    async def dbos_fan(n: int) -> int:
+        start = await add_one(0)
+        results = await asyncio.gather(*(add_one(start + i) for i in range(n)))
+        return await add_one(sum(results))
+
+    async def launched(folder: Path, body: Callable[[], Awaitable[int]]) -> float:
+        path = folder / "dbos.db"
+        with sqlite3.connect(path) as conn:  # DBOS's fastest SQLite form: WAL
+            conn.execute("PRAGMA journal_mode=WAL")
+        DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{path}",
+                     "log_level": "WARNING"})  # fmt: skip
+        DBOS.launch()
+        try:
+            await dbos_chain(3)  # warm up
+            start = time.perf_counter()
+            steps = await body()
+            return (time.perf_counter() - start) / steps
+        finally:
+            DBOS.destroy(destroy_registry=False)
+
+    async def w1(folder: Path) -> float:
+        async def body() -> int:
+            await dbos_chain(WIDTH)
+            return WIDTH
+
+        return await launched(folder, body)
+
+    async def w2(folder: Path) -> float:
+        async def body() -> int:
+            await dbos_fan(WIDTH)
+            return WIDTH + 2
+
+        return await launched(folder, body)
+
+    async def w3(folder: Path) -> float:
+        async def body() -> int:
+            handles = [await DBOS.start_workflow_async(dbos_chain, 3) for _ in range(EXECUTIONS)]
+            for handle in handles:
+                await handle.get_result()
+            return EXECUTIONS * 3
+
+        return await launched(folder, body)
+
+    return {"W1": w1, "W2": w2, "W3": w3}
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+async def _timed(measure: Measure) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        return await measure(Path(folder))
+
+
+async def main(rounds: int) -> None:
+    ours: dict[str, Measure] = {"W1": flowledger_w1, "W2": flowledger_w2, "W3": flowledger_w3}
+    dbos = _dbos_measures()
+    results: dict[str, dict[str, list[float]]] = {w: {"fl": [], "dbos": []} for w in ours}
+    floors: list[float] = []
+    for _ in range(rounds):
+        floors.append(sqlite_commit_seconds(500))
+        for workload, measure in ours.items():
+            results[workload]["fl"].append(await _timed(measure))
+            if dbos is not None:
+                results[workload]["dbos"].append(await _timed(dbos[workload]))
+    floor = statistics.median(floors)
+    versions = ", ".join(
+        f"{name} {_version(name)}" for name in ("flowledger", "sqlalchemy", "pydantic", "dbos")
+    )
+    print(f"Python {sys.version.split()[0]}; {versions}; {rounds} interleaved rounds, medians")
+    print(f"bare SQLite WAL commit (insert + update): {floor * 1e6:.1f} us")
+    print(f"{'workload':<44} {'flowledger':>11} {'x floor':>8} {'DBOS':>11} {'DBOS/fl':>8}")
+    titles = {
+        "W1": f"W1 {WIDTH}-step chain, async custom steps",
+        "W2": f"W2 {WIDTH}-way fan-out + join, async custom",
+        "W3": f"W3 {EXECUTIONS} executions x 3 steps",
+    }
+    for workload, title in titles.items():
+        fl = statistics.median(results[workload]["fl"])
+        line = f"{title:<44} {fl * 1e6:8.0f} us {fl / floor:8.1f}"
+        if results[workload]["dbos"]:
+            other = statistics.median(results[workload]["dbos"])
+            line += f" {other * 1e6:8.0f} us {other / fl:8.1f}"
+        print(line, flush=True)
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _run() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    asyncio.run(main(rounds))
+
+
+if __name__ == "__main__":
+    _run()

@@ -1,0 +1,51 @@
+"""A cold start imports only what a command needs (issue 10): no timing, just ``sys.modules``.
+
+Each check runs in a fresh interpreter, since this one has imported everything already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: Heavy libraries that a plain run on SQLite never needs at import time.
+NEVER_AT_IMPORT = ["httpx", "jsonschema", "fastapi", "uvicorn", "psycopg", "prometheus_client"]
+#: ... and that ``import flowledger`` and the entry point (``--version``) also avoid.
+ENGINE_LIBRARIES = ["sqlalchemy", "alembic", "pydantic", "jinja2", "typer"]
+
+
+def imported_after(code: str, names: list[str]) -> list[str]:
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([n for n in {names!r} if n in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+@pytest.mark.parametrize(
+    "code", ["import flowledger", "import flowledger.cli", "import flowledger.cli.app"]
+)
+def test_importing_the_cli_loads_no_http_schema_or_server_library(code: str) -> None:
+    assert imported_after(code, NEVER_AT_IMPORT) == []
+
+
+@pytest.mark.parametrize("code", ["import flowledger", "import flowledger.cli"])
+def test_the_package_and_the_entry_point_load_no_engine_library(code: str) -> None:
+    assert imported_after(code, ENGINE_LIBRARIES) == []
+
+
+def test_the_public_api_still_loads_on_first_use() -> None:
+    code = "import flowledger\nflowledger.Engine\nfrom flowledger import step_type, Worker"
+    assert imported_after(code, ["sqlalchemy"]) == ["sqlalchemy"]
+
+
+def test_version_answers_without_the_command_modules() -> None:
+    code = (
+        "import sys\nsys.argv = ['flowledger', '--version']\n"
+        "from flowledger.cli import main\nmain()"
+    )
+    assert imported_after(code, ["typer", "flowledger.cli.app", *ENGINE_LIBRARIES]) == []

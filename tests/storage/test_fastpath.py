@@ -1,0 +1,43 @@
+"""The commit path's own timestamp conversion writes exactly what SQLAlchemy's would."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.dialects import sqlite
+
+from flowledger.storage.fastpath import prepare_insert, sqlite_utc_text
+from flowledger.storage.schema import UTCDateTime, step_executions
+
+MOMENTS = [
+    datetime(2026, 11, 29, 8, 30, 1, 123456, tzinfo=UTC),
+    datetime(2026, 11, 29, 8, 30, 1, tzinfo=UTC),  # no microseconds: still six digits
+    datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    datetime(2026, 3, 29, 2, 30, tzinfo=ZoneInfo("Europe/Berlin")),
+    datetime(2026, 11, 29, 8, 30, 1, 5),  # naive: read as local time by both
+]
+
+
+@pytest.mark.parametrize("moment", MOMENTS, ids=str)
+def test_sqlite_timestamps_store_what_sqlalchemy_and_the_driver_store(moment: datetime) -> None:
+    processor = UTCDateTime().bind_processor(sqlite.dialect())
+    assert processor is not None
+    with sqlite3.connect(":memory:") as conn:
+        stored = conn.execute("SELECT ?", (processor(moment),)).fetchone()[0]
+        ours = conn.execute("SELECT ?", (sqlite_utc_text(moment),)).fetchone()[0]
+    assert ours == stored
+
+
+def test_prepared_sqlite_writes_use_it_for_timestamp_columns_only() -> None:
+    prepared = prepare_insert(
+        step_executions, [c.name for c in step_executions.columns], sqlite.dialect()
+    )
+    converted = {prepared.columns[i]: p for i, p in prepared._converted}
+    assert converted
+    assert all(
+        (p is sqlite_utc_text) == isinstance(step_executions.c[name].type, UTCDateTime)
+        for name, p in converted.items()
+    )
