@@ -122,6 +122,11 @@ class StorageError(FlowledgerError):
     """The database could not be opened or used."""
 
 
+class MissingDatabaseError(StorageError):
+    """A command that only reads was pointed at a SQLite file that does not exist (it is
+    never created for a read: a typo in --db must not leave an empty database behind)."""
+
+
 class LeaseLostError(StorageError):
     """This process no longer owns the execution it tried to write (fencing)."""
 

@@ -151,6 +151,9 @@ class ListExecutions(Request):
     created_before: datetime | None = None
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: str | None = None
+    #: ``parent_id`` and ``job_run_id`` may be unique prefixes of ids, as people type them
+    #: (NotFoundError when none or several match); a face for machines leaves it off.
+    id_prefixes: bool = False
 
     @field_validator("status", mode="before")
     @classmethod
@@ -169,7 +172,7 @@ class ListExecutions(Request):
 
     def filters(self) -> dict[str, Any]:
         """What the query selects, without paging (a cursor belongs to one of these)."""
-        return self.model_dump(mode="json", exclude={"limit", "cursor"})
+        return self.model_dump(mode="json", exclude={"limit", "cursor", "id_prefixes"})
 
 
 MAX_WAIT = 60.0

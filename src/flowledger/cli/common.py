@@ -11,11 +11,18 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger.app import App, ResolveId
 from flowledger.config import ConfigError, Settings, parse_lease
-from flowledger.errors import DefinitionError, FlowledgerError, InputError, NotFoundError
+from flowledger.errors import (
+    DefinitionError,
+    FlowledgerError,
+    InputError,
+    MissingDatabaseError,
+    NotFoundError,
+)
 from flowledger.runtime.engine import default_db_url
 from flowledger.runtime.status import ExecutionStatus
 
@@ -48,8 +55,12 @@ jobs_app = typer.Typer(help="Job runs: several workflows run in order.", no_args
 app.add_typer(jobs_app, name="jobs")
 
 # Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+# markup=False: user text (ids, step ids, messages, `[link=…]`) is never read as Rich markup;
+# styles are given as Text objects only. This is the one place that escapes everything.
+out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+err = Console(
+    stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 200
+)
 
 DbOption = Annotated[
     str | None,
@@ -71,28 +82,60 @@ def lease_length(text: str | None) -> timedelta:
         fail(str(exc), EXIT_INVALID)
 
 
-def make_app(db: str | None, plugins: list[str] | None = None) -> App:
-    """The application on --db (else $FLOWLEDGER_DB), with the --plugin modules loaded."""
+def make_app(db: str | None, plugins: list[str] | None = None, *, create: bool = True) -> App:
+    """The application on --db (else $FLOWLEDGER_DB), with the --plugin modules loaded;
+    ``create=False`` for commands that only read or act on what exists (no new file)."""
     try:
         limits = Settings.from_env().limits
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
     return App(
-        db or default_db_url(), plugins=plugins or (), lease=lease_length(None), limits=limits
+        db or default_db_url(),
+        plugins=plugins or (),
+        lease=lease_length(None),
+        limits=limits,
+        create=create,
     )
 
 
 def with_app(
-    db: str | None, fn: Callable[[App], Awaitable[T]], plugins: list[str] | None = None
+    db: str | None,
+    fn: Callable[[App], Awaitable[T]],
+    plugins: list[str] | None = None,
+    *,
+    create: bool = True,
+    interrupted: Callable[[], str] | None = None,
 ) -> T:
     """The one glue of a command: open the application, run ``fn`` on it, close it, and
-    turn flowledger's errors into a message and an exit code (see :func:`call`)."""
+    turn flowledger's errors into a message and an exit code (see :func:`call`).
+    ``create=False``: a missing SQLite file exits 2 instead of being created."""
 
     async def go() -> T:
-        async with make_app(db, plugins) as application:
+        async with make_app(db, plugins, create=create) as application:
             return await fn(application)
 
-    return call(go)
+    return call(go, interrupted)
+
+
+def existing(
+    db: str | None,
+    fn: Callable[[App], Awaitable[T]],
+    plugins: list[str] | None = None,
+    *,
+    interrupted: Callable[[], str] | None = None,
+) -> T:
+    """:func:`with_app` for commands that read or act on stored things: never creates."""
+    return with_app(db, fn, plugins, create=False, interrupted=interrupted)
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is refused later, with its own message
+        return url
 
 
 def build(request: Callable[[], R]) -> R:
@@ -122,12 +165,15 @@ def show(value: T, as_json: bool, render: Callable[[T], None]) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(code)
 
 
-def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine; turn every flowledger error into a message and an exit code."""
+def call(
+    fn: Callable[[], Coroutine[Any, Any, T]], interrupted: Callable[[], str] | None = None
+) -> T:
+    """Run a coroutine; turn every flowledger error into a message and an exit code.
+    On Ctrl-C print ``interrupted()`` (what was saved, what goes on) and exit 130."""
     try:
         return asyncio.run(fn())
     except DefinitionError as exc:
@@ -135,6 +181,8 @@ def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
             err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     except InputError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except MissingDatabaseError as exc:
         fail(str(exc), EXIT_INVALID)
     except NotFoundError as exc:
         fail(str(exc), EXIT_FAILED)
@@ -149,8 +197,10 @@ def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         )
     except KeyboardInterrupt:
         err.print(
-            "interrupted; everything done so far is saved: any `flowledger worker` carries it "
-            "on (and the next `flowledger run` of the same workflow finishes a stopped run)"
+            interrupted()
+            if interrupted is not None
+            else "interrupted; everything done so far is saved",
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
 
