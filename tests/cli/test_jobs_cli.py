@@ -99,6 +99,7 @@ def test_a_bad_job_file_exits_2_and_runs_nothing(cli: Cli, tmp_path: Path) -> No
 
 
 def test_show_of_an_unknown_id_says_so(cli: Cli) -> None:
+    assert cli("db", "upgrade").returncode == 0
     result = cli("jobs", "show", "nope")
     assert result.returncode == 1
     assert "no job run has an id starting with 'nope'" in result.stderr

@@ -60,7 +60,7 @@ def main_options(
 ) -> None:
     """A durable, declarative workflow engine."""
     if version:
-        out.print(f"flowledger {__version__}", markup=False)
+        out.print(f"flowledger {__version__}")
         raise typer.Exit(EXIT_OK)
     try:
         settings = Settings.from_env()
@@ -179,7 +179,7 @@ def start(
         workflow=workflow, input=arguments, correlation_id=correlation_id, created_by="cli:start"
     )
     doc = with_app(db, lambda application: application.executions.start(request), plugin)
-    out.print(doc["id"], markup=False, highlight=False)
+    out.print(doc["id"], highlight=False)
 
 
 @app.command()
@@ -262,9 +262,9 @@ def db_upgrade(db: DbOption = None) -> None:
     """Apply pending schema migrations (every command also does this on first use)."""
     applied = call(lambda: upgrade_database(db or default_db_url(), Settings.from_env()))
     if applied:
-        out.print("applied migrations: " + ", ".join(applied), markup=False)
+        out.print("applied migrations: " + ", ".join(applied))
     else:
-        out.print("the database schema is up to date", markup=False)
+        out.print("the database schema is up to date")
 
 
 # The other command groups register themselves on the shared apps when imported.

@@ -57,9 +57,9 @@ app.add_typer(jobs_app, name="jobs")
 # Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
 # markup=False: user text (ids, step ids, messages, `[link=…]`) is never read as Rich markup;
 # styles are given as Text objects only. This is the one place that escapes everything.
-out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(
-    stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 200
+    stderr=True, markup=False, highlight=False, width=None if sys.stderr.isatty() else 200
 )
 
 DbOption = Annotated[
@@ -129,13 +129,18 @@ def existing(
 
 
 def shown_url(url: str) -> str:
-    """A database URL fit to print: the password hidden."""
+    """A database URL fit to print: a SQLite file as its absolute path, a password hidden."""
+    from pathlib import Path
+
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:  # an unparsable URL is refused later, with its own message
         return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return f"sqlite:///{Path(parsed.database or '').expanduser().resolve()}"
+    return parsed.render_as_string(hide_password=True)
 
 
 def build(request: Callable[[], R]) -> R:
@@ -178,7 +183,7 @@ def call(
         return asyncio.run(fn())
     except DefinitionError as exc:
         for problem in exc.problems:
-            err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
+            err.print(problem.format(), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     except InputError as exc:
         fail(str(exc), EXIT_INVALID)

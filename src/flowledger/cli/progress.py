@@ -93,8 +93,9 @@ class PlainProgress:
         self.console.print(f"execution {execution_id}")
 
     def update(self, execution_id: str, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            self.console.print(event_line(event))
+        # Plain text, straight to the stream: Rich's print costs ~80 us a line, which a
+        # 5,000-iteration loop (20,000 events) would turn into seconds.
+        self.console.file.write("".join(event_line(event) + "\n" for event in events))
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -245,7 +246,7 @@ class LiveProgress:
             )
         parts: list[Any] = [title, table]
         if hidden:
-            tally = ", ".join(f"{n} {status.lower()}" for status, n in hidden.most_common())
+            tally = ", ".join(f"{n} {_words(status)}" for status, n in hidden.most_common())
             parts.append(Text(f"… {sum(hidden.values())} more steps ({tally})", style="dim"))
         return Group(*parts)
 
@@ -302,6 +303,11 @@ def _summary(counts: Counter[str]) -> str:
         if counts[status] > 0:
             return status
     return "NotStarted"
+
+
+def _words(status: str) -> str:
+    """``NotStarted`` as ``not started``."""
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in status).strip()
 
 
 def _timestamp(text: Any) -> float:
