@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.errors import InvalidInputError, Path
+from flowledger.errors import InvalidInputError, Path, field_message
 from flowledger.runtime.status import ExecutionStatus
 
 T = TypeVar("T")
@@ -44,9 +44,7 @@ def invalid(exc: ValidationError) -> InvalidInputError:
     """A pydantic error as ours: every problem with its field path, the first as message."""
     problems: list[tuple[Path, str]] = []
     for item in exc.errors():
-        message = str(item["msg"])
-        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        problems.append((tuple(item["loc"]), message))
+        problems.append((tuple(item["loc"]), field_message(item)))
     path, message = problems[0] if problems else ((), "the request is invalid")
     return InvalidInputError(message, path, problems=problems)
 

@@ -38,9 +38,11 @@ from flowledger.cli.common import (
     lease_length,
     make_app,
     out,
+    plain_help,
     print_json,
     shown_url,
     with_app,
+    within,
 )
 from flowledger.cli.progress import LiveProgress, PlainProgress, step_rows
 from flowledger.config import ConfigError, Settings
@@ -166,7 +168,9 @@ def start(
     ],
     input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
     db: DbOption = None,
-    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Groups related executions.")
+    ] = None,
     plugin: PluginOption = None,
 ) -> None:
     """Enqueue an execution for the workers and print its id."""
@@ -186,7 +190,7 @@ def start(
 def worker(
     db: DbOption = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=1000, help="Executions run at once.")
+        int, typer.Option("--concurrency", help="Executions run at once (1 to 1000).")
     ] = 8,
     lease: Annotated[
         str | None,
@@ -200,6 +204,7 @@ def worker(
 ) -> None:
     """Run queued, due and orphaned executions until stopped (SIGTERM drains)."""
     lease_span = lease_length(lease)
+    within(concurrency, 1, 1000, "--concurrency")
     logging.getLogger().setLevel(_log_level(Settings.from_env(), "INFO"))
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
@@ -281,4 +286,6 @@ from flowledger.cli import (  # noqa: E402
 
 
 def main() -> None:
-    app()
+    import typer.main
+
+    plain_help(typer.main.get_command(app))(prog_name="flowledger")

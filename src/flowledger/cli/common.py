@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -72,6 +73,13 @@ PluginOption = Annotated[
     list[str] | None,
     typer.Option("--plugin", help="Import a Python module of custom step types (repeatable)."),
 ]
+
+
+def within(value: int, low: int, high: int, option: str) -> int:
+    """An integer option in its range, or exit 2 saying so (in our words, not typer's)."""
+    if not low <= value <= high:
+        fail(f"{option} must be between {low} and {high}, not {value}", EXIT_INVALID)
+    return value
 
 
 def lease_length(text: str | None) -> timedelta:
@@ -220,3 +228,90 @@ def exit_code(status: str) -> int:
     if status == ExecutionStatus.AWAITING_USER_INPUT:
         return EXIT_AWAITING
     return EXIT_FAILED
+
+
+#: What an option's value is, as help shows it (an option not listed: its name in capitals).
+VALUE_NAMES = {
+    "--input": "JSON",
+    "--data": "JSON",
+    "--filter": "JSON",
+    "--input-file": "PATH",
+    "--schema": "FILE",
+    "--download": "DIR",
+    "--db": "URL",
+    "--plugin": "MODULE_OR_FILE",
+    "--lease": "DURATION",
+    "--since": "TIME",
+    "--until": "TIME",
+    "--limit": "N",
+    "--offset": "N",
+    "--concurrency": "N",
+    "--after": "SEQ",
+    "--port": "PORT",
+    "--host": "HOST",
+    "--reason": "TEXT",
+    "--from": "STEP_ID",
+    "--correlation-id": "ID",
+    "--parent": "ID",
+    "--job": "ID",
+    "--created-by": "WHO",
+}
+
+
+def plain_help(command: Any) -> Any:
+    """Make ``--help`` show value names (``--db URL``, ``FILE...``), never Python type
+    names: typer releases differ (0.29 prints ``<str>``, ``<bool>``, ``<list[str]>`` and
+    ``{FILE...}``; older ones click's ``TEXT``), so every hook any of them calls for a
+    parameter's type or usage is given our label, on every command. Duck-typed: typer
+    0.29 vendors its own click, older releases use click itself."""
+    for param in command.params:
+        _label(param, _value_name(param))
+    make_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help_option(ctx)
+        if option is not None:
+            _label(option, None)
+        return option
+
+    vars(command)["get_help_option"] = help_option
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    return command
+
+
+def _label(param: Any, label: str | None) -> None:
+    """Every hook a typer release may ask for the parameter's type answers ``label``;
+    an argument shows it in the usage line only (its name column already says it)."""
+    argument = param.param_type_name == "argument"
+    shown = None if argument else label
+    vars(param)["make_metavar"] = lambda *_a, **_k: label or ""
+    vars(param)["display_type"] = lambda *_a, **_k: shown
+    vars(param)["display_type_rich"] = lambda *_a, **_k: shown
+    if getattr(param, "default", None) is None:
+        param.show_default = False  # older releases print "[default: None]"
+    if argument:
+        vars(param)["get_usage_pieces"] = lambda *_a, **_k: [label]
+        if hasattr(param, "type"):  # older releases print its type's name ("TEXT")
+            param.type = copy.copy(param.type)
+            param.type.name = str(label)
+
+
+def _value_name(param: Any) -> str | None:
+    if param.param_type_name == "option" and (
+        getattr(param, "is_flag", False) or getattr(param, "count", False)
+    ):
+        return None
+    if param.param_type_name == "argument":
+        name = param.metavar or (param.name or "value").upper()
+        many = param.nargs != 1 and not name.endswith("...")
+        name = f"{name}..." if many else name
+        return str(name) if param.required else f"[{name}]"
+    descriptor = getattr(param, "type_descriptor", None)
+    choices = getattr(getattr(param, "type", None), "choices", None) or (
+        descriptor.choices if descriptor is not None and descriptor.is_choice else None
+    )
+    if choices:
+        return "|".join(str(getattr(choice, "value", choice)) for choice in choices)
+    long = max(param.opts, key=len)
+    return str(param.metavar or VALUE_NAMES.get(long) or long.lstrip("-").upper())

@@ -166,7 +166,12 @@ def executions_rerun(
         str, typer.Option("--from", help="The first step to run again; earlier ones are reused.")
     ],
     version: Annotated[
-        str, typer.Option("--version", help="pinned (the original's version) or latest.")
+        str,
+        typer.Option(
+            "--version",
+            metavar="pinned|latest",
+            help="pinned (the original's version) or latest.",
+        ),
     ] = "pinned",
     db: DbOption = None,
     as_json: JsonOption = False,

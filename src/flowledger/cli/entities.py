@@ -137,8 +137,12 @@ def entities_list(
         list[str] | None,
         typer.Option("--order-by", help="Sort by a field, -FIELD descending (repeatable)."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=0, max=MAX_PAGE)] = DEFAULT_LIMIT,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    limit: Annotated[
+        int, typer.Option("--limit", help=f"Entities per page (0 to {MAX_PAGE}).")
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[
+        int, typer.Option("--offset", help="Skip this many matching entities first.")
+    ] = 0,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

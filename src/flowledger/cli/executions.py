@@ -81,9 +81,7 @@ def executions_list(
     job: Annotated[
         str | None, typer.Option("--job", help="Only this job run's (id or a prefix).")
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, max=1000, help="Executions per page.")
-    ] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="Executions per page (1 to 1000).")] = 20,
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
     ] = None,
@@ -160,7 +158,7 @@ def executions_events(
         typer.Option("--follow", "-f", help="Keep printing new events until the execution ends."),
     ] = False,
     after: Annotated[
-        int, typer.Option("--after", min=0, help="Only events after this sequence number.")
+        int, typer.Option("--after", help="Only events after this sequence number.")
     ] = 0,
     db: DbOption = None,
     as_json: JsonOption = False,

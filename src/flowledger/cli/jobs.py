@@ -140,7 +140,9 @@ def jobs_show(
 
 @jobs_app.command("list")
 def jobs_list(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Job runs to show, newest first (1 to 1000).")
+    ] = 20,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

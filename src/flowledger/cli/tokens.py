@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flowledger.app import App, CreateToken, ListTokens, RevokeToken, Role
+from flowledger.app import App, CreateToken, ListTokens, RevokeToken
 from flowledger.cli.common import (
     DbOption,
     JsonOption,
@@ -29,8 +29,12 @@ app.add_typer(tokens_app, name="tokens")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="A name for the token (who or what uses it).")],
     role: Annotated[
-        Role,
-        typer.Option("--role", help="viewer reads; operator also starts and controls; admin all."),
+        str,
+        typer.Option(
+            "--role",
+            metavar="viewer|operator|admin",
+            help="viewer reads; operator also starts and controls; admin all.",
+        ),
     ] = "viewer",
     db: DbOption = None,
 ) -> None:
