@@ -47,13 +47,20 @@ def _workflow(tmp_path: Path, delay: str) -> Path:
 class Terminal:
     """`flowledger` on a pty of ``rows`` x ``cols``; ``read`` gathers what it drew."""
 
-    def __init__(self, args: list[str], cwd: Path, rows: int = 24, cols: int = 100) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        rows: int = 24,
+        cols: int = 100,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = {
             k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FLOWLEDGER_DB")
         }
-        env.update(TERM="xterm-256color", TZ="UTC")
+        env.update(TERM="xterm-256color", TZ="UTC", **(extra_env or {}))
         self.process = subprocess.Popen(
             [FLOWLEDGER, *args],
             cwd=cwd,
@@ -138,5 +145,63 @@ def test_ctrl_c_prints_the_saved_execution(tmp_path: Path) -> None:
         said = _frames_until(terminal, r"interrupted; execution [0-9a-f-]{36} is saved", 30)
         assert f"interrupted; execution {shown.group(1)} is saved" in said
         assert terminal.process.wait(timeout=30) == 130
+    finally:
+        terminal.close()
+
+
+FLAKY = """
+name: flaky
+steps:
+  - id: call
+    type: sys.http_request
+    input: {method: GET, url: "http://127.0.0.1:9/nothing-listens"}
+    retry: {max_attempts: 3, backoff: fixed, initial_delay: 3s, jitter: false}
+"""
+
+
+def test_a_step_waiting_for_its_retry_says_so(tmp_path: Path) -> None:
+    workflow = tmp_path / "flaky.yaml"
+    workflow.write_text(FLAKY)
+    terminal = Terminal(
+        ["run", str(workflow)], tmp_path, extra_env={"FLOWLEDGER_HTTP_ALLOW": "127.0.0.1"}
+    )
+    try:
+        drawn = _frames_until(terminal, r"call\s+sys\.http_request\s+retry 2/3 in \d\.\ds", 60)
+        drawn += terminal.read(1.0)
+        lefts = re.findall(r"retry 2/3 in (\d\.\d)s", drawn)
+        assert len(set(lefts)) >= 2, lefts  # the time left counts down between events
+    finally:
+        terminal.close()
+
+
+CHILD = """
+name: slow-child
+steps:
+  - {id: nap, type: sys.delay, input: {duration: 700ms}}
+"""
+PARENT = """
+name: parent
+steps:
+  - id: fan_out
+    type: sys.sub_workflow
+    input: {workflow: slow-child, items: "{{ range(4) | list }}", concurrency: 1, input: {}}
+"""
+
+
+def test_a_sub_workflow_step_shows_its_children(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(CHILD)
+    (tmp_path / "parent.yaml").write_text(PARENT)
+    env = {k: v for k, v in os.environ.items() if k != "FLOWLEDGER_DB"}
+    pushed = subprocess.run(
+        [FLOWLEDGER, "workflows", "push", "child.yaml"], cwd=tmp_path, env=env, check=False
+    )
+    assert pushed.returncode == 0
+    terminal = Terminal(["run", "parent.yaml"], tmp_path)
+    try:
+        drawn = _frames_until(
+            terminal, r"fan_out\s+sys\.sub_workflow\s+InProgress, children [12]/4", 60
+        )
+        drawn += _frames_until(terminal, r"Completed\s+parent v1", 60)
+        assert terminal.process.wait(timeout=30) == 0
     finally:
         terminal.close()
