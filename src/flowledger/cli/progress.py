@@ -147,8 +147,6 @@ class LiveProgress:
             get_renderable=self._render,
             refresh_per_second=REFRESH_PER_SECOND,
             transient=False,
-            redirect_stdout=False,
-            redirect_stderr=False,
         )
 
     def __enter__(self) -> LiveProgress:
