@@ -205,3 +205,32 @@ def test_a_sub_workflow_step_shows_its_children(tmp_path: Path) -> None:
         assert terminal.process.wait(timeout=30) == 0
     finally:
         terminal.close()
+
+
+def test_watch_counts_the_children_a_worker_runs(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(CHILD)
+    (tmp_path / "parent.yaml").write_text(PARENT)
+    env = {k: v for k, v in os.environ.items() if k != "FLOWLEDGER_DB"}
+
+    def flowledger(*args: str) -> str:
+        done = subprocess.run(
+            [FLOWLEDGER, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    flowledger("workflows", "push", "child.yaml")
+    execution = flowledger("start", "parent.yaml")
+    worker = subprocess.Popen(
+        [FLOWLEDGER, "worker"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
+    )
+    terminal = Terminal(["executions", "watch", execution], tmp_path)
+    try:
+        drawn = _frames_until(terminal, r"fan_out\s+sys\.sub_workflow\s+\S+, children [123]/4", 60)
+        assert f"id {execution}" in drawn
+        _frames_until(terminal, r"Completed\s+parent v1", 60)
+        assert terminal.process.wait(timeout=30) == 0
+    finally:
+        terminal.close()
+        worker.terminate()
+        worker.wait(timeout=30)

@@ -5,6 +5,7 @@ All of these only read: on a missing SQLite file they say so (exit 2) and create
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from datetime import UTC, datetime
@@ -225,6 +226,8 @@ def executions_watch(
         )
         with progress:
             progress.begin(full_id)
+            if isinstance(progress, LiveProgress):
+                counting = asyncio.create_task(_count_children(application, full_id, progress))
             stream = await application.streams.follow(FollowEvents(id=full_id))
             async for item in stream:
                 if item.event is None:
@@ -235,6 +238,8 @@ def executions_watch(
                 ):
                     stream.close()  # like `run`: stop (exit 3) while it waits for people
                     break
+            if isinstance(progress, LiveProgress):
+                counting.cancel()
         return dict(await application.executions.get(GetExecution(id=full_id)))
 
     doc = existing(
@@ -251,3 +256,21 @@ async def _waits(application: App, full_id: str) -> bool:
 
     doc = await application.executions.get(GetExecution(id=full_id))
     return doc["runtimeStatus"] == ExecutionStatus.AWAITING_USER_INPUT
+
+
+async def _count_children(application: App, parent: str, progress: Any) -> None:
+    """While a sub-workflow step runs, count its ended children once a second (they
+    run elsewhere: their events are not in this execution's stream)."""
+    from flowledger.app import ListExecutions
+    from flowledger.runtime.status import ExecutionStatus
+
+    ended = [status for status in ExecutionStatus if status.terminal]
+    while True:
+        await asyncio.sleep(1.0)
+        if not progress.waits_for_children:
+            continue
+        total = 0
+        for status in ended:
+            request = ListExecutions(parent_id=parent, status=status)
+            total += await application.executions.count(request)
+        progress.children_ended(total)

@@ -142,6 +142,7 @@ class LiveProgress:
         self._notes: dict[str, tuple[str, Any]] = {}  # step id -> what it waits for
         self._children: dict[str, int] = {}  # sub-workflow step -> children planned
         self._children_done: set[str] = set()  # child executions seen ending
+        self._children_counted = 0  # or, watching from afar, how many ended (polled)
         self._live = Live(
             console=console,
             get_renderable=self._render,
@@ -205,6 +206,20 @@ class LiveProgress:
         else:
             self._notes.pop(step_id, None)
 
+    @property
+    def waits_for_children(self) -> bool:
+        """Whether a sub-workflow step is running (then `watch` counts its children)."""
+        with self._lock:
+            return any(
+                _summary(self._counts.get(step_id, Counter())) in ("InProgress", "Waiting")
+                for step_id in self._children
+            )
+
+    def children_ended(self, count: int) -> None:
+        """How many child executions have ended, counted in the database."""
+        with self._lock:
+            self._children_counted = count
+
     def _child_events(self, execution_id: str, events: list[dict[str, Any]]) -> None:
         # Children run in this process (`run`): count each one that ends.
         if any(e["kind"] in _ENDS for e in events):
@@ -263,7 +278,7 @@ class LiveProgress:
                 text = f"sleeping, {_clock(max(0.0, data - now))} left" if data else "sleeping"
         planned = self._children.get(row.step_id)
         if planned and status in ("InProgress", "Waiting"):
-            done = len(self._children_done)
+            done = max(len(self._children_done), self._children_counted)
             text += (
                 f", children {min(done, planned)}/{planned}" if done else f", {planned} children"
             )
