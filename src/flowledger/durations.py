@@ -18,7 +18,10 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: Longer than any sane timer; also keeps datetime arithmetic far from overflow.
 MAX_DURATION = timedelta(days=3650)
 
-HELP = "write it like '500ms', '30s', '5m', '2h', '2d' or ISO-8601 'PT30S'"
+HELP = (
+    "write it like '500ms', '30s', '5m', '2h', '2d', ISO-8601 'PT30S', "
+    "or a bare number of seconds (90)"
+)
 
 
 def parse_duration(value: str | int | float) -> timedelta:

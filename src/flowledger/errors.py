@@ -6,8 +6,9 @@ column, the step id and the field path, and a message that is a sentence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from flowledger.types import FieldPath, PathSegment
 
@@ -122,6 +123,11 @@ class StorageError(FlowledgerError):
     """The database could not be opened or used."""
 
 
+class MissingDatabaseError(StorageError):
+    """A command that only reads was pointed at a SQLite file that does not exist (it is
+    never created for a read: a typo in --db must not leave an empty database behind)."""
+
+
 class LeaseLostError(StorageError):
     """This process no longer owns the execution it tried to write (fencing)."""
 
@@ -177,3 +183,71 @@ class TooManyError(FlowledgerError):
 class UnavailableError(FlowledgerError):
     """The server cannot serve this request as configured (HTTP 503): e.g. a webhook
     trigger's secret variable is not set. The operator, not the caller, must act."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'after'?`` for a misspelt name (empty when nothing is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def field_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error (``ValidationError.errors()`` item) in our words, without its
+    path: "must be a list, not 'a'" rather than "Input should be a valid list"."""
+    kind = str(error.get("type", ""))
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    given = error.get("input")
+    shows_input = "input" in error and kind not in ("missing", "extra_forbidden")
+    got = f", not {_shown(given)}" if shows_input else ""
+    if kind in _KINDS:
+        return _KINDS[kind] + got
+    if kind in ("literal_error", "enum"):
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"must be one of {expected}{got}"
+    if kind == "string_pattern_mismatch":
+        return f"{_shown(given)} does not match the pattern {ctx.get('pattern')}"
+    for bound, words in _BOUNDS.items():
+        if kind == bound:
+            key, text = words
+            return f"{text} {ctx.get(key)}{got}"
+    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        least = kind.endswith("short")
+        count = ctx.get("min_length" if least else "max_length")
+        unit = "characters" if kind.startswith("string") else "items"
+        return f"must have at {'least' if least else 'most'} {count} {unit}{got}"
+    message = str(error.get("msg", "is invalid"))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_KINDS = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "datetime_type": "must be a time (2026-11-29T10:00:00Z)",
+    "datetime_parsing": "must be a time (2026-11-29T10:00:00Z)",
+    "url_parsing": "must be a URL",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least"),
+    "greater_than": ("gt", "must be more than"),
+    "less_than_equal": ("le", "must be at most"),
+    "less_than": ("lt", "must be less than"),
+}

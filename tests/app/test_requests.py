@@ -18,15 +18,15 @@ from flowledger.errors import InputError
 @pytest.mark.parametrize(
     ("build", "path", "words"),
     [
-        (lambda: ListExecutions(limit=0), ("limit",), "greater than or equal to 1"),
-        (lambda: ListExecutions(limit=1001), ("limit",), "less than or equal to 1000"),
+        (lambda: ListExecutions(limit=0), ("limit",), "must be at least 1, not 0"),
+        (lambda: ListExecutions(limit=1001), ("limit",), "must be at most 1000, not 1001"),
         (lambda: ListExecutions(status="Sleeping"), ("status",), "unknown status"),
         (lambda: StartExecution(workflow="x", input=[1]), ("input",), "must be a JSON object"),
         (lambda: StartExecution(workflow=" "), ("workflow",), "name a workflow"),
         (lambda: RerunExecution(id="e", from_step="s", version="newest"), ("version",), "pinned"),
         (lambda: CancelExecution(id=""), ("id",), "at least 1 character"),
         (lambda: PushWorkflows(), ("files",), "at least one definition"),
-        (lambda: ListExecutions(color="red"), ("color",), "Extra inputs"),
+        (lambda: ListExecutions(color="red"), ("color",), "is not a known field"),
         (
             lambda: StartExecution(workflow="x", input={"a": ["ok", "\x00"]}),
             ("input", "a", 1),
@@ -57,7 +57,7 @@ def test_json_names_and_nested_paths() -> None:
     with pytest.raises(InvalidInputError) as caught:
         PushWorkflows.from_json({"texts": [{"text": "x"}, {"file": "y"}]})
     assert caught.value.field_path == ("texts", 1, "text")
-    assert str(caught.value) == "texts[1].text: Field required"
+    assert str(caught.value) == "texts[1].text: is required"
 
 
 def test_a_naive_time_is_refused() -> None:

@@ -106,6 +106,7 @@ def test_list_then_download_with_checksums_and_no_overwrites(
 
 
 def test_unknown_ids_and_empty_executions_are_explained(cli: Cli) -> None:
+    assert cli("db", "upgrade").returncode == 0  # a database, without that execution
     missing = cli("executions", "artifacts", "does-not-exist")
     assert missing.returncode == 1
     assert "no execution has an id starting with 'does-not-exist'" in missing.stderr

@@ -36,7 +36,7 @@ def test_a_database_error_is_a_message_not_a_traceback(cli: Cli, tmp_path: Path)
     import sqlite3
 
     path = tmp_path / "odd.db"
-    assert cli("executions", "list", "--db", f"sqlite:///{path}").returncode == 0
+    assert cli("db", "upgrade", "--db", f"sqlite:///{path}").returncode == 0
     with sqlite3.connect(path) as conn:  # a schema someone changed by hand
         conn.execute("ALTER TABLE executions DROP COLUMN signals_taken")
     result = cli("executions", "list", "--db", f"sqlite:///{path}")

@@ -2,53 +2,32 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import Cli
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "examples"
 
 pytestmark = pytest.mark.e2e
 
 
-class EnrichServer(ThreadingHTTPServer):
-    """A lead-enrichment service that fails each email's first request with 503."""
+def _shipped_server() -> Any:
+    """examples/enrich_server.py, the stand-in service the example's header starts."""
+    spec = importlib.util.spec_from_file_location("enrich_server", EXAMPLES / "enrich_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _EnrichHandler)
-        self.lock = threading.Lock()
-        self.requests: list[dict[str, Any]] = []
-        self.seen: set[str] = set()
 
-
-class _EnrichHandler(BaseHTTPRequestHandler):
-    server: EnrichServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        email = body["email"]
-        with self.server.lock:
-            first = email not in self.server.seen
-            self.server.seen.add(email)
-            self.server.requests.append({"email": email, "key": self.headers["Idempotency-Key"]})
-        status, answer = (
-            (503, {"error": "busy"})
-            if first
-            else (200, {"company": email.split("@")[0].title() + " Ltd"})
-        )
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+EnrichServer = _shipped_server().EnrichServer
 
 
 @pytest.fixture
@@ -136,7 +115,8 @@ def test_order_pipeline_branches(cli: Cli) -> None:
     code, ok = place({**order, "country": "DE"})
     assert code == 0
     assert ok["runtimeStatus"] == "Completed"
-    assert ok["output"] == {"total": 12.5, "decision": True, "shipping": {"carrier": "DHL"}}
+    # 1 x 9.5 + 2 x 3: each line's quantity times its price
+    assert ok["output"] == {"total": 15.5, "decision": True, "shipping": {"carrier": "DHL"}}
     loyalty = next(s for s in ok["steps"].values() if s["stepId"] == "loyalty_bonus")
     assert loyalty["status"] == "Failed"  # tolerated by continue_on_error
     _, fraud = place({**order, "country": "XX"})

@@ -95,10 +95,11 @@ def test_a_bad_job_file_exits_2_and_runs_nothing(cli: Cli, tmp_path: Path) -> No
     job.write_text("name: bad\nworkflows: {workflow: nap.yaml}\n")
     result = cli("jobs", "run", str(job))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"{job}:2:12: workflows: Input should be a valid list")
+    assert result.stderr.startswith(f"{job}:2:12: workflows: must be a list, not {{")
 
 
 def test_show_of_an_unknown_id_says_so(cli: Cli) -> None:
+    assert cli("db", "upgrade").returncode == 0
     result = cli("jobs", "show", "nope")
     assert result.returncode == 1
     assert "no job run has an id starting with 'nope'" in result.stderr

@@ -172,6 +172,7 @@ def test_executions_list_and_show(cli: Cli) -> None:
 
 def test_db_flag_overrides_the_environment(cli: Cli, tmp_path: Path) -> None:
     other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert cli("db", "upgrade").returncode == 0
     cli("run", "examples/hello.yaml", "--input", '{"name": "A"}', "--db", other)
     assert json.loads(cli("executions", "list", "--json").stdout) == []
     assert len(json.loads(cli("executions", "list", "--json", "--db", other).stdout)) == 1

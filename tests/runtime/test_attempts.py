@@ -119,4 +119,4 @@ async def test_invalid_rendered_input_fails_with_the_field(run_yaml: RunYaml) ->
         """
     )
     assert doc["runtimeStatus"] == "Failed"
-    assert doc["error"]["message"] == "input: items: Input should be a valid list"
+    assert doc["error"]["message"] == "input: items: must be a list, not 5"

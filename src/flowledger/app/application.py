@@ -66,8 +66,13 @@ class App:
         cursor_key: bytes | None = None,
         settings: Settings | None = None,
         limits: Limits | None = None,
+        create: bool = True,
     ) -> None:
-        self.engine = engine or Engine(db, plugins=plugins, lease=lease, settings=settings)
+        # create=False: a face's read-only command; a missing SQLite file raises
+        # MissingDatabaseError instead of being created empty.
+        self.engine = engine or Engine(
+            db, plugins=plugins, lease=lease, settings=settings, create=create
+        )
         self._own_engine = engine is None
         configured = self.engine.settings.cursor_key
         self._cursor_key = cursor_key or (configured.encode() if configured else None)

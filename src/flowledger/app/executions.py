@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -110,9 +111,11 @@ class Executions:
         *,
         on_events: EventCallback | None = None,
         on_adopted: Callable[[Adopted], None] | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> ExecutionDocument:
         """Start the workflow and run it to its end here; return the final document.
-        ``on_events(execution_id, events)`` sees every commit (live progress)."""
+        ``on_started(execution_id)`` hears the id once it is stored (before the first
+        step runs); ``on_events(execution_id, events)`` sees every commit (live progress)."""
         engine = self._engine
         workflow = await self._find(request.workflow, None, False)
         if request.finish_abandoned:
@@ -132,6 +135,8 @@ class Executions:
             created_by=request.created_by,
             hold=True,
         )
+        if on_started is not None:
+            on_started(execution_id)
         if on_events is not None:
             engine.on_events(on_events)
         return cast(ExecutionDocument, await engine.drive(execution_id))
@@ -140,13 +145,8 @@ class Executions:
 
     async def resolve_id(self, request: ResolveId) -> str:
         """A full execution id from a unique prefix of it."""
-        prefix = request.prefix
-        found = await self._engine.store.find_executions(prefix)
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise NotFoundError(f"no execution has an id starting with {prefix!r}")
-        raise NotFoundError(f"several executions have ids starting with {prefix!r}; give more")
+        found = await self._engine.store.find_executions(request.prefix)
+        return _one(found, "execution", request.prefix)
 
     async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
         """One page, newest first (keyset pagination: stable while others insert)."""
@@ -154,26 +154,42 @@ class Executions:
         codec = await self._codec()
         filters = request.filters()
 
+        base = await self._query(request, limit + 1)  # id prefixes resolved once
+
         def fetch(n: int, before: Position | None) -> Awaitable[builtins.list[Row]]:
-            query = ExecutionQuery(
-                status=str(request.status) if request.status is not None else None,
-                workflow=request.workflow,
-                correlation_id=request.correlation_id,
-                parent_id=request.parent_id,
-                job_run_id=request.job_run_id,
-                created_by=request.created_by,
-                created_after=request.created_after,
-                created_before=request.created_before,
-                limit=n,
-                before=before,
+            return self._engine.store.list_executions(
+                dataclasses.replace(base, limit=n, before=before)
             )
-            return self._engine.store.list_executions(query)
 
         page, cursor = await keyset_page(
             codec, "executions", filters, request.cursor, limit, fetch, _position
         )
         items = [cast(ExecutionDocument, execution_document(row)) for row in page]
         return Page[ExecutionDocument](items=items, next_cursor=cursor)
+
+    async def count(self, request: ListExecutions) -> int:
+        """How many executions the listing selects in all (its pages together)."""
+        return await self._engine.store.count_executions(await self._query(request, 0))
+
+    async def _query(self, request: ListExecutions, limit: int) -> ExecutionQuery:
+        parent_id, job_run_id = request.parent_id, request.job_run_id
+        if request.id_prefixes and parent_id:
+            parent_id = await self.resolve_id(ResolveId(prefix=parent_id))
+        if request.id_prefixes and job_run_id:
+            job_run_id = _one(
+                await self._engine.store.find_job_runs(job_run_id), "job run", job_run_id
+            )
+        return ExecutionQuery(
+            status=str(request.status) if request.status is not None else None,
+            workflow=request.workflow,
+            correlation_id=request.correlation_id,
+            parent_id=parent_id,
+            job_run_id=job_run_id,
+            created_by=request.created_by,
+            created_after=request.created_after,
+            created_before=request.created_before,
+            limit=limit,
+        )
 
     async def get(self, request: GetExecution) -> ExecutionDocument:
         """The execution with its steps; with ``wait``, once it ends or waits for input
@@ -254,6 +270,15 @@ class Executions:
 
     async def _document(self, execution_id: str) -> ExecutionDocument:
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
+
+
+def _one(found: builtins.list[str], what: str, prefix: str) -> str:
+    """The one id a prefix names (NotFoundError for none or several)."""
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise NotFoundError(f"no {what} has an id starting with {prefix!r}")
+    raise NotFoundError(f"several {what}s have ids starting with {prefix!r}; give more")
 
 
 def _settled(row: Row) -> bool:

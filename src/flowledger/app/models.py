@@ -33,7 +33,7 @@ from pydantic.alias_generators import to_camel
 from flowledger.app.limits import check_fields_no_nul
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import parse_duration
-from flowledger.errors import InvalidInputError, Path
+from flowledger.errors import InvalidInputError, Path, field_message
 from flowledger.runtime.status import ExecutionStatus
 
 T = TypeVar("T")
@@ -46,9 +46,7 @@ def invalid(exc: ValidationError) -> InvalidInputError:
     """A pydantic error as ours: every problem with its field path, the first as message."""
     problems: list[tuple[Path, str]] = []
     for item in exc.errors():
-        message = str(item["msg"])
-        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        problems.append((tuple(item["loc"]), message))
+        problems.append((tuple(item["loc"]), field_message(item)))
     path, message = problems[0] if problems else ((), "the request is invalid")
     return InvalidInputError(message, path, problems=problems)
 
@@ -155,6 +153,9 @@ class ListExecutions(Request):
     created_before: datetime | None = None
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: str | None = None
+    #: ``parent_id`` and ``job_run_id`` may be unique prefixes of ids, as people type them
+    #: (NotFoundError when none or several match); a face for machines leaves it off.
+    id_prefixes: bool = False
 
     @field_validator("status", mode="before")
     @classmethod
@@ -173,7 +174,7 @@ class ListExecutions(Request):
 
     def filters(self) -> dict[str, Any]:
         """What the query selects, without paging (a cursor belongs to one of these)."""
-        return self.model_dump(mode="json", exclude={"limit", "cursor"})
+        return self.model_dump(mode="json", exclude={"limit", "cursor", "id_prefixes"})
 
 
 MAX_WAIT = 60.0

@@ -6,8 +6,9 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from flowledger.app.limits import check_text_size, page_size
@@ -39,6 +40,16 @@ from flowledger.storage.pushes import Pushed
 from flowledger.timeutil import iso
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What ``check`` found valid: a workflow (``count`` steps) or a job file (``count``
+    workflow files checked with it)."""
+
+    kind: Literal["workflow", "job"]
+    name: str
+    count: int
+
+
 class Workflows(Listing, WorkflowOperations):
     """The workflow operations of one application (see :class:`flowledger.app.App`);
     disable, enable, delete, trigger and backfill come from app.workflow_ops."""
@@ -49,6 +60,22 @@ class Workflows(Listing, WorkflowOperations):
         """Load and compile a definition file; DefinitionError lists every problem.
         Needs no database."""
         return self._engine.load(request.file)
+
+    async def check(self, request: ValidateWorkflow) -> Checked:
+        """``flowledger validate``: a workflow definition, or a job-run file (a mapping
+        with ``workflows`` and no ``steps``) checked as one, with the workflow files it
+        names. Needs no database; DefinitionError lists every problem."""
+        from flowledger.definition.jobs import load_job_file
+        from flowledger.definition.source import read_document
+        from flowledger.runtime.job_runs import JobRuns
+
+        data = read_document(request.file).data
+        if isinstance(data, Mapping) and "workflows" in data and "steps" not in data:
+            job = load_job_file(request.file)
+            checked = await JobRuns(self._engine).check_files(job)
+            return Checked("job", job.spec.name, checked)
+        workflow = self.validate(request)
+        return Checked("workflow", workflow.name, len(workflow.steps))
 
     async def load(self, request: LoadWorkflow) -> CompiledWorkflow:
         """A definition file, or else the newest stored version of a workflow by that name."""

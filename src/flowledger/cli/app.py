@@ -14,8 +14,6 @@ from flowledger import __version__
 from flowledger.app import (
     Adopted,
     App,
-    GetExecution,
-    ListExecutions,
     RunExecution,
     StartExecution,
     ValidateWorkflow,
@@ -37,20 +35,19 @@ from flowledger.cli.common import (
     call,
     db_app,
     err,
-    execution_id,
-    executions_app,
     exit_code,
     fail,
     lease_length,
     make_app,
     out,
+    plain_help,
     print_json,
-    show,
+    shown_url,
     with_app,
+    within,
 )
-from flowledger.cli.progress import LiveProgress, PlainProgress
+from flowledger.cli.progress import LiveProgress, PlainProgress, step_rows
 from flowledger.config import ConfigError, Settings
-from flowledger.errors import DefinitionError
 from flowledger.logs import configure_logging, log_extra
 from flowledger.runtime.engine import default_db_url
 from flowledger.worker.worker import Worker, WorkerOptions
@@ -67,7 +64,7 @@ def main_options(
 ) -> None:
     """A durable, declarative workflow engine."""
     if version:
-        out.print(f"flowledger {__version__}", markup=False)
+        out.print(f"flowledger {__version__}")
         raise typer.Exit(EXIT_OK)
     try:
         settings = Settings.from_env()
@@ -88,7 +85,9 @@ def run(
     input_file: Annotated[str | None, typer.Option("--input-file", help="Input JSON file.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
-    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Groups related executions.")
+    ] = None,
     plugin: PluginOption = None,
 ) -> None:
     """Run a workflow to its end on the embedded database, showing its steps live."""
@@ -99,17 +98,19 @@ def run(
         if left.status is None:
             err.print(
                 f"finishing execution {left.execution_id} of {left.workflow}, left "
-                "unfinished by a stopped run",
-                markup=False,
+                "unfinished by a stopped run"
             )
         else:
-            err.print(f"execution {left.execution_id}: {left.status}", markup=False)
+            err.print(f"execution {left.execution_id}: {left.status}")
 
     arguments: dict[str, Any] = {}
     if input is not None:
         arguments = build(lambda: json_object(parse_json(input, "--input"), "the input"))
     elif input_file is not None:
         arguments = build(lambda: json_object(read_json_file(input_file), "the input"))
+    url = db or default_db_url()
+    err.print(f"database: {shown_url(url)}", soft_wrap=True)
+    started: list[str] = []
 
     async def go(application: App) -> dict[str, Any]:
         workflow = application.workflows.validate(ValidateWorkflow(file=file))
@@ -123,26 +124,42 @@ def run(
         progress = (
             None
             if as_json
-            else LiveProgress(out, workflow)
+            else LiveProgress(out, workflow.name, step_rows(workflow))
             if out.is_terminal
             else PlainProgress(out)
         )
+
+        def begin(execution_id: str) -> None:
+            started.append(execution_id)
+            if progress is not None:
+                progress.begin(execution_id)
+
         if progress is None:
-            return dict(await application.executions.run(request, on_adopted=adopted))
+            done = await application.executions.run(request, on_adopted=adopted, on_started=begin)
+            return dict(done)
         with progress:
             done = await application.executions.run(
-                request, on_events=progress.update, on_adopted=adopted
+                request, on_events=progress.update, on_adopted=adopted, on_started=begin
             )
         return dict(done)
 
-    doc = with_app(db, go, plugin)
+    def interrupted() -> str:
+        if not started:
+            return "interrupted before the execution was stored"
+        return (
+            f"interrupted; execution {started[0]} is saved: any `flowledger worker` carries "
+            "it on (and the next `flowledger run` of the same workflow finishes it); "
+            f"`flowledger executions watch {started[0]}` follows it"
+        )
+
+    doc = with_app(url, go, plugin, interrupted=interrupted)
     if as_json:
         print_json(doc)
     else:
         render.summary(out, doc)
         from flowledger.cli.control import report_waiting  # keeps `executions list` first
 
-        report_waiting(doc, db, plugin)
+        report_waiting(doc, url, plugin)
     raise typer.Exit(exit_code(doc["runtimeStatus"]))
 
 
@@ -153,7 +170,9 @@ def start(
     ],
     input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
     db: DbOption = None,
-    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Groups related executions.")
+    ] = None,
     plugin: PluginOption = None,
 ) -> None:
     """Enqueue an execution for the workers and print its id."""
@@ -166,14 +185,14 @@ def start(
         workflow=workflow, input=arguments, correlation_id=correlation_id, created_by="cli:start"
     )
     doc = with_app(db, lambda application: application.executions.start(request), plugin)
-    out.print(doc["id"], markup=False, highlight=False)
+    out.print(doc["id"], highlight=False)
 
 
 @app.command()
 def worker(
     db: DbOption = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=1000, help="Executions run at once.")
+        int, typer.Option("--concurrency", help="Executions run at once (1 to 1000).")
     ] = 8,
     lease: Annotated[
         str | None,
@@ -210,6 +229,7 @@ def worker(
     line per execution it runs and lets go (id, workflow, status, duration).
     FLOWLEDGER_OTEL=1 writes OpenTelemetry spans of what it runs, as serve does."""
     lease_span = lease_length(lease)
+    within(concurrency, 1, 1000, "--concurrency")
     settings = Settings.from_env()
     if log_format is not None:
         if log_format not in ("text", "json"):
@@ -279,78 +299,30 @@ def _worker_observers(application: App, otel: bool, metrics: bool) -> Callable[[
 
 @app.command()
 def validate(
-    files: Annotated[list[str], typer.Argument(help="Definition files to check.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE...", help="Workflow or job-run files to check.")
+    ],
     plugin: PluginOption = None,
 ) -> None:
-    """Check definitions without running them; report every problem at once."""
+    """Check workflow definitions and job-run files without running them; report every
+    problem at once."""
     application = make_app(None, plugin)  # validating opens no database
     bad = 0
     for file in files:
         try:
-            workflow = application.workflows.validate(ValidateWorkflow(file=file))
-        except DefinitionError as exc:
+            request = ValidateWorkflow(file=file)
+            checked = call(lambda: application.workflows.check(request))  # noqa: B023
+        except typer.Exit as exc:  # its problems are printed: go on with the next file
+            if exc.exit_code != EXIT_INVALID:
+                raise
             bad += 1
-            for problem in exc.problems:
-                err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
             continue
-        out.print(f"{file}: ok ({workflow.name}, {len(workflow.steps)} steps)")
+        if checked.kind == "job":
+            out.print(f"{file}: ok (job {checked.name}, {checked.count} workflow files checked)")
+        else:
+            out.print(f"{file}: ok ({checked.name}, {checked.count} steps)")
     if bad:
         raise typer.Exit(EXIT_INVALID)
-
-
-@executions_app.command("list")
-def executions_list(
-    status: Annotated[str | None, typer.Option("--status", help="Only this runtimeStatus.")] = None,
-    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
-    parent: Annotated[
-        str | None, typer.Option("--parent", help="Only children of this execution.")
-    ] = None,
-    job: Annotated[str | None, typer.Option("--job", help="Only this job run's.")] = None,
-    correlation_id: Annotated[
-        str | None, typer.Option("--correlation-id", help="Only this correlation id.")
-    ] = None,
-    cursor: Annotated[
-        str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
-    ] = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List executions, newest first (--json prints the list of execution documents)."""
-    request = build(
-        lambda: ListExecutions(
-            status=status,
-            workflow=workflow,
-            parent_id=parent,
-            job_run_id=job,
-            correlation_id=correlation_id,
-            limit=limit,
-            cursor=cursor,
-        )
-    )
-    page = with_app(db, lambda application: application.executions.list(request))
-    docs = [dict(doc) for doc in page.items]
-    if as_json:
-        print_json(docs)
-        return
-    render.execution_table(out, docs)
-    if page.next_cursor is not None:
-        out.print(f"more: --cursor {page.next_cursor}", markup=False, soft_wrap=True)
-
-
-@executions_app.command("show")
-def executions_show(
-    execution: Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")],
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Show one execution with its steps."""
-
-    async def go(application: App) -> dict[str, Any]:
-        full_id = await execution_id(application, execution)
-        return dict(await application.executions.get(GetExecution(id=full_id)))
-
-    show(with_app(db, go), as_json, lambda doc: render.execution_detail(out, doc))
 
 
 @db_app.command("upgrade")
@@ -358,9 +330,9 @@ def db_upgrade(db: DbOption = None) -> None:
     """Apply pending schema migrations (every command also does this on first use)."""
     applied = call(lambda: upgrade_database(db or default_db_url(), Settings.from_env()))
     if applied:
-        out.print("applied migrations: " + ", ".join(applied), markup=False)
+        out.print("applied migrations: " + ", ".join(applied))
     else:
-        out.print("the database schema is up to date", markup=False)
+        out.print("the database schema is up to date")
 
 
 # The other command groups register themselves on the shared apps when imported.
@@ -369,6 +341,7 @@ from flowledger.cli import (  # noqa: E402
     control,  # noqa: F401
     dbinfo,  # noqa: F401
     entities,  # noqa: F401
+    executions,  # noqa: F401
     jobs,  # noqa: F401
     logs,  # noqa: F401
     prune,  # noqa: F401
@@ -380,4 +353,6 @@ from flowledger.cli import (  # noqa: E402
 
 
 def main() -> None:
-    app()
+    import typer.main
+
+    plain_help(typer.main.get_command(app))(prog_name="flowledger")

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from flowledger.app import App, DownloadArtifacts, ListArtifacts
 from flowledger.cli.common import (
@@ -14,10 +13,12 @@ from flowledger.cli.common import (
     JsonOption,
     execution_id,
     executions_app,
+    existing,
     out,
     print_json,
-    with_app,
 )
+from flowledger.cli.render import table as new_table
+from flowledger.cli.render import when
 
 
 @executions_app.command("artifacts")
@@ -45,22 +46,22 @@ def executions_artifacts(
         request = DownloadArtifacts(execution_id=full_id, folder=str(download))
         return [dict(d) for d in await artifacts.download(request)]
 
-    docs = with_app(db, go)
+    docs = existing(db, go)
     if as_json:
         print_json(docs)
         return
     if not docs:
-        out.print("this execution has no artifacts", markup=False)
+        out.print("this execution has no artifacts")
         return
     _table(docs)
     if download is not None:
-        out.print(f"downloaded {len(docs)} file(s) to {download}, checksums verified", markup=False)
+        out.print(f"downloaded {len(docs)} file(s) to {download}, checksums verified")
 
 
 def _table(docs: list[dict[str, Any]]) -> None:
-    table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "CONTENT TYPE", "SIZE", "SHA256", "STEP", "KIND", "CREATED", "ID"):
-        table.add_column(column, overflow="fold")
+    table = new_table("name", "content type", "size", "sha256", "step", "kind", "created", "id")
+    for column in table.columns:
+        column.overflow = "fold"
     for doc in docs:
         table.add_row(
             doc.get("path") or doc["name"],
@@ -69,7 +70,7 @@ def _table(docs: list[dict[str, Any]]) -> None:
             doc["sha256"][:12],
             doc["stepId"] or "",
             doc["kind"],
-            doc["createdAt"],
+            when(doc["createdAt"]),
             doc["id"],
         )
     out.print(table)

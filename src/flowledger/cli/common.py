@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -11,11 +12,18 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger.app import App, ResolveId
 from flowledger.config import ConfigError, Settings, parse_lease
-from flowledger.errors import DefinitionError, FlowledgerError, InputError, NotFoundError
+from flowledger.errors import (
+    DefinitionError,
+    FlowledgerError,
+    InputError,
+    MissingDatabaseError,
+    NotFoundError,
+)
 from flowledger.runtime.engine import default_db_url
 from flowledger.runtime.status import ExecutionStatus
 
@@ -48,8 +56,12 @@ jobs_app = typer.Typer(help="Job runs: several workflows run in order.", no_args
 app.add_typer(jobs_app, name="jobs")
 
 # Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+# markup=False: user text (ids, step ids, messages, `[link=…]`) is never read as Rich markup;
+# styles are given as Text objects only. This is the one place that escapes everything.
+out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(
+    stderr=True, markup=False, highlight=False, width=None if sys.stderr.isatty() else 200
+)
 
 DbOption = Annotated[
     str | None,
@@ -63,6 +75,13 @@ PluginOption = Annotated[
 ]
 
 
+def within(value: int, low: int, high: int, option: str) -> int:
+    """An integer option in its range, or exit 2 saying so (in our words, not typer's)."""
+    if not low <= value <= high:
+        fail(f"{option} must be between {low} and {high}, not {value}", EXIT_INVALID)
+    return value
+
+
 def lease_length(text: str | None) -> timedelta:
     """The lease length: --lease, else $FLOWLEDGER_LEASE, else 30s."""
     try:
@@ -71,28 +90,65 @@ def lease_length(text: str | None) -> timedelta:
         fail(str(exc), EXIT_INVALID)
 
 
-def make_app(db: str | None, plugins: list[str] | None = None) -> App:
-    """The application on --db (else $FLOWLEDGER_DB), with the --plugin modules loaded."""
+def make_app(db: str | None, plugins: list[str] | None = None, *, create: bool = True) -> App:
+    """The application on --db (else $FLOWLEDGER_DB), with the --plugin modules loaded;
+    ``create=False`` for commands that only read or act on what exists (no new file)."""
     try:
         limits = Settings.from_env().limits
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
     return App(
-        db or default_db_url(), plugins=plugins or (), lease=lease_length(None), limits=limits
+        db or default_db_url(),
+        plugins=plugins or (),
+        lease=lease_length(None),
+        limits=limits,
+        create=create,
     )
 
 
 def with_app(
-    db: str | None, fn: Callable[[App], Awaitable[T]], plugins: list[str] | None = None
+    db: str | None,
+    fn: Callable[[App], Awaitable[T]],
+    plugins: list[str] | None = None,
+    *,
+    create: bool = True,
+    interrupted: Callable[[], str] | None = None,
 ) -> T:
     """The one glue of a command: open the application, run ``fn`` on it, close it, and
-    turn flowledger's errors into a message and an exit code (see :func:`call`)."""
+    turn flowledger's errors into a message and an exit code (see :func:`call`).
+    ``create=False``: a missing SQLite file exits 2 instead of being created."""
 
     async def go() -> T:
-        async with make_app(db, plugins) as application:
+        async with make_app(db, plugins, create=create) as application:
             return await fn(application)
 
-    return call(go)
+    return call(go, interrupted)
+
+
+def existing(
+    db: str | None,
+    fn: Callable[[App], Awaitable[T]],
+    plugins: list[str] | None = None,
+    *,
+    interrupted: Callable[[], str] | None = None,
+) -> T:
+    """:func:`with_app` for commands that read or act on stored things: never creates."""
+    return with_app(db, fn, plugins, create=False, interrupted=interrupted)
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: a SQLite file as its absolute path, a password hidden."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # an unparsable URL is refused later, with its own message
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return f"sqlite:///{Path(parsed.database or '').expanduser().resolve()}"
+    return parsed.render_as_string(hide_password=True)
 
 
 def build(request: Callable[[], R]) -> R:
@@ -122,19 +178,24 @@ def show(value: T, as_json: bool, render: Callable[[T], None]) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(code)
 
 
-def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine; turn every flowledger error into a message and an exit code."""
+def call(
+    fn: Callable[[], Coroutine[Any, Any, T]], interrupted: Callable[[], str] | None = None
+) -> T:
+    """Run a coroutine; turn every flowledger error into a message and an exit code.
+    On Ctrl-C print ``interrupted()`` (what was saved, what goes on) and exit 130."""
     try:
         return asyncio.run(fn())
     except DefinitionError as exc:
         for problem in exc.problems:
-            err.print(problem.format(), markup=False, highlight=False, soft_wrap=True)
+            err.print(problem.format(), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     except InputError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except MissingDatabaseError as exc:
         fail(str(exc), EXIT_INVALID)
     except NotFoundError as exc:
         fail(str(exc), EXIT_FAILED)
@@ -149,8 +210,10 @@ def call(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         )
     except KeyboardInterrupt:
         err.print(
-            "interrupted; everything done so far is saved: any `flowledger worker` carries it "
-            "on (and the next `flowledger run` of the same workflow finishes a stopped run)"
+            interrupted()
+            if interrupted is not None
+            else "interrupted; everything done so far is saved",
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
 
@@ -165,3 +228,90 @@ def exit_code(status: str) -> int:
     if status == ExecutionStatus.AWAITING_USER_INPUT:
         return EXIT_AWAITING
     return EXIT_FAILED
+
+
+#: What an option's value is, as help shows it (an option not listed: its name in capitals).
+VALUE_NAMES = {
+    "--input": "JSON",
+    "--data": "JSON",
+    "--filter": "JSON",
+    "--input-file": "PATH",
+    "--schema": "FILE",
+    "--download": "DIR",
+    "--db": "URL",
+    "--plugin": "MODULE_OR_FILE",
+    "--lease": "DURATION",
+    "--since": "TIME",
+    "--until": "TIME",
+    "--limit": "N",
+    "--offset": "N",
+    "--concurrency": "N",
+    "--after": "SEQ",
+    "--port": "PORT",
+    "--host": "HOST",
+    "--reason": "TEXT",
+    "--from": "STEP_ID",
+    "--correlation-id": "ID",
+    "--parent": "ID",
+    "--job": "ID",
+    "--created-by": "WHO",
+}
+
+
+def plain_help(command: Any) -> Any:
+    """Make ``--help`` show value names (``--db URL``, ``FILE...``), never Python type
+    names: typer releases differ (0.29 prints ``<str>``, ``<bool>``, ``<list[str]>`` and
+    ``{FILE...}``; older ones click's ``TEXT``), so every hook any of them calls for a
+    parameter's type or usage is given our label, on every command. Duck-typed: typer
+    0.29 vendors its own click, older releases use click itself."""
+    for param in command.params:
+        _label(param, _value_name(param))
+    make_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help_option(ctx)
+        if option is not None:
+            _label(option, None)
+        return option
+
+    vars(command)["get_help_option"] = help_option
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    return command
+
+
+def _label(param: Any, label: str | None) -> None:
+    """Every hook a typer release may ask for the parameter's type answers ``label``;
+    an argument shows it in the usage line only (its name column already says it)."""
+    argument = param.param_type_name == "argument"
+    shown = None if argument else label
+    vars(param)["make_metavar"] = lambda *_a, **_k: label or ""
+    vars(param)["display_type"] = lambda *_a, **_k: shown
+    vars(param)["display_type_rich"] = lambda *_a, **_k: shown
+    if getattr(param, "default", None) is None:
+        param.show_default = False  # older releases print "[default: None]"
+    if argument:
+        vars(param)["get_usage_pieces"] = lambda *_a, **_k: [label]
+        if hasattr(param, "type"):  # older releases print its type's name ("TEXT")
+            param.type = copy.copy(param.type)
+            param.type.name = str(label)
+
+
+def _value_name(param: Any) -> str | None:
+    if param.param_type_name == "option" and (
+        getattr(param, "is_flag", False) or getattr(param, "count", False)
+    ):
+        return None
+    if param.param_type_name == "argument":
+        name = param.metavar or (param.name or "value").upper()
+        many = param.nargs != 1 and not name.endswith("...")
+        name = f"{name}..." if many else name
+        return str(name) if param.required else f"[{name}]"
+    descriptor = getattr(param, "type_descriptor", None)
+    choices = getattr(getattr(param, "type", None), "choices", None) or (
+        descriptor.choices if descriptor is not None and descriptor.is_choice else None
+    )
+    if choices:
+        return "|".join(str(getattr(choice, "value", choice)) for choice in choices)
+    long = max(param.opts, key=len)
+    return str(param.metavar or VALUE_NAMES.get(long) or long.lstrip("-").upper())

@@ -32,11 +32,11 @@ from flowledger.cli.common import (
     build,
     execution_id,
     executions_app,
+    existing,
     exit_code,
     fail,
     out,
     print_json,
-    with_app,
 )
 from flowledger.runtime.status import ExecutionStatus
 
@@ -84,7 +84,7 @@ def report_waiting(doc: dict[str, Any], db: str | None, plugins: list[str] | Non
         found = await application.executions.pending_inputs(PendingInputs(id=doc["id"]))
         return [dict(item) for item in found]
 
-    render.pending_inputs(out, with_app(db, go, plugins))
+    render.pending_inputs(out, existing(db, go, plugins))
 
 
 @executions_app.command("input")
@@ -105,7 +105,7 @@ def executions_input(
         request = SubmitInput(id=full_id, step=step, data=value, by=_who(), settle=not detach)
         return dict(await application.executions.submit_input(request))
 
-    _finish(with_app(db, go, plugin), as_json, db, plugin, detach)
+    _finish(existing(db, go, plugin), as_json, db, plugin, detach)
 
 
 @executions_app.command("cancel")
@@ -124,7 +124,7 @@ def executions_cancel(
         request = CancelExecution(id=full_id, by=_who(), reason=why, settle=True)
         return dict(await application.executions.cancel(request))
 
-    doc = with_app(db, go, plugin)
+    doc = existing(db, go, plugin)
     if as_json:
         print_json(doc)
     else:
@@ -153,10 +153,10 @@ def executions_retry(
         request = RetryExecution(id=full_id, by=_who(), settle=not detach)
         retried = await application.executions.retry(request)
         if not as_json:
-            out.print(f"retried {', '.join(retried.steps) or 'the execution'}", markup=False)
+            out.print(f"retried {', '.join(retried.steps) or 'the execution'}")
         return dict(retried.execution)
 
-    _finish(with_app(db, go, plugin), as_json, db, plugin, detach)
+    _finish(existing(db, go, plugin), as_json, db, plugin, detach)
 
 
 @executions_app.command("rerun")
@@ -166,7 +166,12 @@ def executions_rerun(
         str, typer.Option("--from", help="The first step to run again; earlier ones are reused.")
     ],
     version: Annotated[
-        str, typer.Option("--version", help="pinned (the original's version) or latest.")
+        str,
+        typer.Option(
+            "--version",
+            metavar="pinned|latest",
+            help="pinned (the original's version) or latest.",
+        ),
     ] = "pinned",
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -184,7 +189,7 @@ def executions_rerun(
         )
         doc = await application.executions.rerun(request)
         if not as_json:
-            out.print(f"rerun of {full_id}: execution {doc['id']}", markup=False)
+            out.print(f"rerun of {full_id}: execution {doc['id']}")
         return dict(doc)
 
-    _finish(with_app(db, go, plugin), as_json, db, plugin, detach)
+    _finish(existing(db, go, plugin), as_json, db, plugin, detach)

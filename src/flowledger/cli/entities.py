@@ -11,7 +11,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from flowledger.app import (
     App,
@@ -32,10 +31,13 @@ from flowledger.cli.common import (
     build,
     entities_app,
     entity_types_app,
+    existing,
     out,
     print_json,
     with_app,
 )
+from flowledger.cli.render import table as new_table
+from flowledger.cli.render import when
 
 #: As many entities as a page of ``entities list`` shows unless told.
 DEFAULT_LIMIT = 100
@@ -68,9 +70,9 @@ def types_create(
     if as_json:
         print_json(doc)
     elif created:
-        out.print(f"created entity type {name}", markup=False)
+        out.print(f"created entity type {name}")
     else:
-        out.print(f"entity type {name} already exists with this schema", markup=False)
+        out.print(f"entity type {name} already exists with this schema")
 
 
 @entity_types_app.command("list")
@@ -80,14 +82,14 @@ def types_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     async def go(application: App) -> list[dict[str, Any]]:
         return [dict(d) for d in await application.entities.list_types(ListEntityTypes())]
 
-    docs = with_app(db, go)
+    docs = existing(db, go)
     if as_json:
         print_json(docs)
         return
     if not docs:
-        out.print("no entity types yet (flowledger entities types create NAME)", markup=False)
+        out.print("no entity types yet (flowledger entities types create NAME)")
         return
-    table = Table("Name", "Fields", "Required", "Created")
+    table = new_table("name", "fields", "required", "created")
     for doc in docs:
         schema = doc["schema"]
         properties = schema.get("properties") if isinstance(schema, dict) else None
@@ -96,7 +98,7 @@ def types_list(db: DbOption = None, as_json: JsonOption = False) -> None:
             doc["name"],
             ", ".join(properties) if isinstance(properties, dict) else "any",
             ", ".join(map(str, required)) if isinstance(required, list) else "",
-            doc["createdAt"],
+            when(doc["createdAt"]),
         )
     out.print(table)
 
@@ -119,7 +121,7 @@ def entities_create(
     if as_json:
         print_json(doc)
     else:
-        out.print(doc["id"], markup=False, highlight=False)
+        out.print(doc["id"], highlight=False)
 
 
 @entities_app.command("list")
@@ -135,8 +137,12 @@ def entities_list(
         list[str] | None,
         typer.Option("--order-by", help="Sort by a field, -FIELD descending (repeatable)."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=0, max=MAX_PAGE)] = DEFAULT_LIMIT,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    limit: Annotated[
+        int, typer.Option("--limit", help=f"Entities per page (0 to {MAX_PAGE}).")
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[
+        int, typer.Option("--offset", help="Skip this many matching entities first.")
+    ] = 0,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -156,16 +162,18 @@ def entities_list(
             offset=offset,
         )
     )
-    page: EntityPageResult = with_app(db, lambda application: application.entities.list(request))
+    page: EntityPageResult = existing(db, lambda application: application.entities.list(request))
     if as_json:
         print_json(page["items"])
         return
     if not page["items"]:
-        out.print(f"no {entity_type} entities match", markup=False)
+        out.print(f"no {entity_type} entities match")
         return
-    table = Table("ID", "Version", "Updated", "Payload")
+    table = new_table("id", "version", "updated", "payload")
     for doc in page["items"]:
-        table.add_row(doc["id"], str(doc["version"]), doc["updatedAt"], _short(doc["payload"]))
+        table.add_row(
+            doc["id"], str(doc["version"]), when(doc["updatedAt"]), _short(doc["payload"])
+        )
     out.print(table)
     if page["hasMore"] or offset:
         first, last = offset + 1, offset + len(page["items"])
@@ -179,13 +187,13 @@ def entities_list(
 def entities_show(entity_id: IdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show one entity."""
 
-    doc = with_app(db, lambda application: application.entities.get(EntityRef(id=entity_id)))
+    doc = existing(db, lambda application: application.entities.get(EntityRef(id=entity_id)))
     if as_json:
         print_json(doc)
         return
-    out.print(f"{doc['entityType']} {doc['id']}  version {doc['version']}", markup=False)
-    out.print(f"created {doc['createdAt']}  updated {doc['updatedAt']}", markup=False)
-    out.print(json.dumps(doc["payload"], indent=2, ensure_ascii=False), markup=False)
+    out.print(f"{doc['entityType']} {doc['id']}  version {doc['version']}")
+    out.print(f"created {doc['createdAt']}  updated {doc['updatedAt']}")
+    out.print(json.dumps(doc["payload"], indent=2, ensure_ascii=False))
 
 
 @entities_app.command("update")
@@ -196,21 +204,19 @@ def entities_update(
 
     payload = build(lambda: _parse_data(data))
     request = build(lambda: UpdateEntity(id=entity_id, payload=payload))
-    doc = with_app(db, lambda application: application.entities.update(request))
+    doc = existing(db, lambda application: application.entities.update(request))
     if as_json:
         print_json(doc)
     else:
-        out.print(
-            f"updated {doc['entityType']} {doc['id']} (version {doc['version']})", markup=False
-        )
+        out.print(f"updated {doc['entityType']} {doc['id']} (version {doc['version']})")
 
 
 @entities_app.command("delete")
 def entities_delete(entity_id: IdArgument, db: DbOption = None) -> None:
     """Delete an entity."""
 
-    doc = with_app(db, lambda application: application.entities.delete(EntityRef(id=entity_id)))
-    out.print(f"deleted {doc['entityType']} {doc['id']}", markup=False)
+    doc = existing(db, lambda application: application.entities.delete(EntityRef(id=entity_id)))
+    out.print(f"deleted {doc['entityType']} {doc['id']}")
 
 
 # -- helpers ----------------------------------------------------------------------------------

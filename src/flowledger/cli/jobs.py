@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from flowledger.app import (
@@ -25,6 +24,7 @@ from flowledger.cli.common import (
     PluginOption,
     ReasonOption,
     err,
+    existing,
     exit_code,
     job_run_id,
     jobs_app,
@@ -34,6 +34,8 @@ from flowledger.cli.common import (
     with_app,
 )
 from flowledger.cli.progress import STATUS_STYLE
+from flowledger.cli.render import table as new_table
+from flowledger.cli.render import when
 
 #: createdBy of job runs that `flowledger jobs run` creates.
 JOBS_CREATOR = "cli:jobs"
@@ -53,9 +55,7 @@ def jobs_run(
         created = await jobs.create(CreateJobRun(file=file, created_by=JOBS_CREATOR, hold=True))
         total = len(created["runs"])
         if not as_json:
-            out.print(
-                f"job run {created['id']} ({created['name']}, {total} workflows)", markup=False
-            )
+            out.print(f"job run {created['id']} ({created['name']}, {total} workflows)")
 
         def finished(run: JobRunItem) -> None:
             line = Text.assemble(
@@ -101,7 +101,7 @@ def jobs_cancel(
             await application.job_runs.cancel(CancelJobRun(id=full_id, by="cli", reason=why))
         )
 
-    doc = with_app(db, go, plugin)
+    doc = existing(db, go, plugin)
     show(doc, as_json, lambda d: _summary(out, d))
     raise typer.Exit(0 if doc["status"] == "Cancelled" else 1)
 
@@ -118,15 +118,15 @@ def jobs_show(
         full_id = await job_run_id(application, job_run)
         return dict(await application.job_runs.get(GetJobRun(id=full_id)))
 
-    doc = with_app(db, go)
+    doc = existing(db, go)
     if as_json:
         print_json(doc)
         return
     _summary(out, doc)
-    out.print(f"started:  {doc['startedAt'] or '-'}   ended: {doc['completedAt'] or '-'}")
-    table = Table(header_style="bold", box=None)
-    for column in ("#", "workflow", "status", "execution", "input"):
-        table.add_column(column)
+    out.print(
+        f"started:  {when(doc['startedAt']) or '-'}   ended: {when(doc['completedAt']) or '-'}"
+    )
+    table = new_table("#", "workflow", "status", "execution", "input")
     for run in doc["runs"]:
         table.add_row(
             str(run["index"] + 1),
@@ -140,7 +140,9 @@ def jobs_show(
 
 @jobs_app.command("list")
 def jobs_list(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Job runs to show, newest first (1 to 1000).")
+    ] = 20,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -149,24 +151,22 @@ def jobs_list(
     async def go(application: App) -> list[dict[str, Any]]:
         return [dict(d) for d in await application.job_runs.list(ListJobRuns(limit=limit))]
 
-    docs = with_app(db, go)
+    docs = existing(db, go)
     if as_json:
         print_json(docs)
         return
     if not docs:
         out.print("no job runs")
         return
-    table = Table(header_style="bold", box=None)
-    table.add_column("id", no_wrap=True, min_width=36)
-    for column in ("name", "status", "workflows", "created"):
-        table.add_column(column)
+    table = new_table("id", "name", "status", "workflows", "created")
+    table.columns[0].no_wrap, table.columns[0].min_width = True, 36
     for doc in docs:
         table.add_row(
             doc["id"],
             doc["name"],
             _status(doc["status"]),
             _counts(doc),
-            doc["createdAt"][:19].replace("T", " "),
+            when(doc["createdAt"]),
         )
     out.print(table)
 

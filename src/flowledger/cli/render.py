@@ -1,16 +1,46 @@
-"""Human-readable views of executions for the terminal."""
+"""Human-readable views for the terminal: one table style for every command, times
+with their zone, and never user text read as markup (the consoles have markup off;
+styles come as :class:`Text` only)."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from flowledger.cli.progress import STATUS_STYLE
+from flowledger.cli.progress import STATUS_STYLE, event_line
+
+#: Above this many step executions, `executions show` sums loop iterations up per step.
+COMPACT_ABOVE = 40
+
+
+def table(*columns: str) -> Table:
+    """The one table style of every command: bold header, no box, no padding at the edge."""
+    made = Table(header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        made.add_column(column)
+    return made
+
+
+def when(text: str | None) -> str:
+    """An ISO time for people: this machine's time zone, which it names (``… UTC``)."""
+    if not text:
+        return ""
+    moment = _parse(text)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def clock_time(text: str | None) -> str:
+    """Just the time of day (the date is in the header), to the millisecond."""
+    if not text:
+        return ""
+    return _parse(text).astimezone().strftime("%H:%M:%S.%f")[:-3]
 
 
 def _status(status: str) -> Text:
@@ -22,17 +52,30 @@ def _status(status: str) -> Text:
     return Text(status, style=style)
 
 
+def _ended(doc: dict[str, Any]) -> str | None:
+    return doc.get("completedAt") or doc.get("failedAt")
+
+
 def _duration(doc: dict[str, Any]) -> str:
-    start = doc.get("startedAt")
-    end = doc.get("completedAt") or doc.get("failedAt")
+    start, end = doc.get("startedAt"), _ended(doc)
     if not start or not end:
         return ""
-    seconds = (_parse(end) - _parse(start)).total_seconds()
-    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
+    return _seconds((_parse(end) - _parse(start)).total_seconds())
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _error_text(error: dict[str, Any]) -> str:
@@ -60,69 +103,209 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
     if doc.get("error"):
         console.print(Text(f"error: {_error_text(doc['error'])}", style="red"), soft_wrap=True)
     if doc.get("output") is not None:
-        console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)
+        console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
     if doc.get("rerunOf"):
-        console.print(f"rerun of: {doc['rerunOf']}", markup=False)
+        console.print(f"rerun of: {doc['rerunOf']}")
 
 
 def execution_table(console: Console, docs: list[dict[str, Any]]) -> None:
     if not docs:
         console.print("no executions")
         return
-    table = Table(header_style="bold", box=None)
-    table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
-    for column in ("workflow", "status", "started", "duration", "correlation id"):
-        table.add_column(column)
+    shown = table("id", "workflow", "status", "created", "duration", "correlation id")
+    shown.columns[0].no_wrap = True  # whole, so it can be copied
+    shown.columns[0].min_width = 36
     for doc in docs:
-        table.add_row(
+        shown.add_row(
             doc["id"],
             f"{doc['workflowName']} v{doc['workflowVersion']}",
             _status(doc["runtimeStatus"]),
-            (doc.get("startedAt") or "")[:19].replace("T", " "),
+            when(doc.get("createdAt")),
             _duration(doc),
             doc["correlationId"] if doc["correlationId"] != doc["id"] else "",
         )
-    console.print(table)
+    console.print(shown)
 
 
-def execution_detail(console: Console, doc: dict[str, Any]) -> None:
+def page_footer(
+    console: Console, shown: int, total: int, next_cursor: str | None, noun: str
+) -> None:
+    """``20 of 312; --cursor X for more`` (or how many there are, when all are shown)."""
+    if next_cursor is not None:
+        console.print(f"{shown} of {total}; --cursor {next_cursor} for more", soft_wrap=True)
+    elif total > shown:  # a later page: these are the last ones
+        console.print(f"the last {shown} of {total}")
+    elif shown:
+        console.print(f"{total} {noun}{'' if total == 1 else 's'}")
+
+
+def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = False) -> None:
     console.print(Text.assemble(("execution ", "bold"), doc["id"]))
     console.print(Text.assemble("status:   ", _status(doc["runtimeStatus"])))
-    console.print(f"workflow: {doc['workflowName']} v{doc['workflowVersion']}", markup=False)
-    console.print(f"started:  {doc.get('startedAt') or '-'}   duration: {_duration(doc) or '-'}")
+    console.print(f"workflow: {doc['workflowName']} v{doc['workflowVersion']}")
+    console.print(
+        f"started:  {when(doc.get('startedAt')) or '-'}   ended: {when(_ended(doc)) or '-'}"
+        f"   duration: {_duration(doc) or '-'}"
+    )
     for label, key in (
         ("parent:   ", "parentWorkflowExecutionId"),
         ("rerun of: ", "rerunOf"),
         ("job run:  ", "jobRunId"),
     ):
         if doc.get(key):
-            console.print(f"{label}{doc[key]}", markup=False)
+            console.print(f"{label}{doc[key]}")
     if doc.get("error"):
         console.print(Text(f"error:    {_error_text(doc['error'])}", style="red"), soft_wrap=True)
-    table = Table(header_style="bold", box=None)
-    for column in ("step", "loop", "type", "status", "attempt", "started", "output / error"):
-        table.add_column(column)
-    for step in (doc.get("steps") or {}).values():
-        loop = ",".join(f"{k}[{v}]" for k, v in step["loop"].items())
-        detail = (
-            step["error"]["message"] if step.get("error") else _short_json(step["outputData"], 80)
-        )
-        table.add_row(
-            step["stepId"],
-            loop,
-            step["type"],
-            _status(step["status"]),
-            str(step["attempt"]),
-            (step.get("startedAt") or "")[11:23],
-            Text(detail, style="red" if step.get("error") else ""),
-        )
-    console.print(table)
+    steps = list((doc.get("steps") or {}).values())
+    if show_all or len(steps) <= COMPACT_ABOVE:
+        _step_table(console, steps)
+    else:
+        _compact_steps(console, steps)
     if doc.get("variables"):
-        console.print(f"variables: {_short_json(doc['variables'])}", markup=False)
+        console.print(f"variables: {_short_json(doc['variables'])}")
     if doc.get("pendingInputs"):
         pending_inputs(console, [{**p, "executionId": doc["id"]} for p in doc["pendingInputs"]])
     if doc.get("output") is not None:
-        console.print(f"output: {_short_json(doc['output'])}", markup=False, soft_wrap=True)
+        console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
+
+
+def _loop_text(step: dict[str, Any]) -> str:
+    return ",".join(f"{k}[{v}]" for k, v in step["loop"].items())
+
+
+def _step_table(console: Console, steps: Sequence[dict[str, Any]]) -> None:
+    shown = table(
+        "step", "loop", "type", "status", "attempt", "started", "ended", "took", "output / error"
+    )
+    for step in steps:
+        detail = (
+            step["error"]["message"] if step.get("error") else _short_json(step["outputData"], 80)
+        )
+        shown.add_row(
+            step["stepId"],
+            _loop_text(step),
+            step["type"],
+            _status(step["status"]),
+            str(step["attempt"]),
+            clock_time(step.get("startedAt")),
+            clock_time(_ended(step)),
+            _duration(step),
+            Text(detail, style="red" if step.get("error") else ""),
+        )
+    console.print(shown)
+
+
+def _compact_steps(console: Console, steps: Sequence[dict[str, Any]]) -> None:
+    """Steps outside loops one a row; loop body steps one a row per step id, with how
+    many step executions ended in each status."""
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for step in steps:
+        rows[step["stepId"] if step["loop"] else step["id"]].append(step)
+    shown = table(
+        "step", "type", "executions", "statuses", "attempts", "took (total)", "last error"
+    )
+    summed = 0
+    for group in rows.values():
+        first = group[0]
+        statuses = Counter(s["status"] for s in group)
+        errors = [s["error"]["message"] for s in group if s.get("error")]
+        took = sum(
+            (_parse(end) - _parse(s["startedAt"])).total_seconds()
+            for s in group
+            if s.get("startedAt") and (end := _ended(s))
+        )
+        if first["loop"]:
+            summed += len(group)
+        shown.add_row(
+            first["stepId"] + (" (loop body)" if first["loop"] else ""),
+            first["type"],
+            str(len(group)),
+            Text.assemble(
+                *(
+                    part
+                    for status, n in statuses.most_common()
+                    for part in ((f"{n} ", ""), (status, STATUS_STYLE.get(status, "")), (" ", ""))
+                )
+            ),
+            str(max(s["attempt"] for s in group)),
+            _seconds(took) if took else "",
+            Text(errors[-1] if errors else "", style="red"),
+        )
+    console.print(shown)
+    console.print(
+        f"{len(steps)} step executions; {summed} of loop bodies summed up per step "
+        "(--all shows every one)"
+    )
+
+
+def event_row(event: dict[str, Any]) -> str:
+    """One event of ``executions events``: its number, then what :func:`event_line` says."""
+    return f"{event['seq']:>5} {event_line(event)}"
+
+
+TIMELINE_WIDTH = 50
+
+
+def timeline(console: Console, doc: dict[str, Any], *, show_all: bool = False) -> None:
+    """A text Gantt chart: one row per step (per loop iteration with --all, or when
+    few), ``█`` an attempt running, ``x`` one that failed, ``·`` the wait before a
+    retry, ``░`` a step waiting (for input, a timer, children) that has not ended."""
+    steps = [s for s in (doc.get("steps") or {}).values() if s.get("startedAt")]
+    console.print(
+        Text.assemble(("execution ", "bold"), doc["id"], "  ", _status(doc["runtimeStatus"]))
+    )
+    if not steps:
+        console.print("no step has started")
+        return
+    start = min(_parse(s["startedAt"]) for s in steps)
+    ends = [_parse(e) for s in steps if (e := _ended(s))]
+    finished = _ended(doc)
+    end = _parse(finished) if finished else max([datetime.now(UTC), *ends])
+    span = max((end - start).total_seconds(), 0.001)
+    per_row = show_all or len(steps) <= COMPACT_ABOVE
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for step in steps:
+        rows[(step["stepId"], _loop_text(step) if per_row else "")].append(step)
+    label_width = min(40, max(len(f"{k[0]}{k[1]}") for k in rows) + 1)
+
+    def column(moment: datetime) -> int:
+        offset = (moment - start).total_seconds() / span
+        return min(TIMELINE_WIDTH - 1, max(0, int(offset * TIMELINE_WIDTH)))
+
+    console.print(
+        f"{'':<{label_width}} |{when(start.isoformat())}{'':>10}+{_seconds(span)}", soft_wrap=True
+    )
+    for (step_id, loop), attempts in rows.items():
+        cells = [" "] * TIMELINE_WIDTH
+        styles = [""] * TIMELINE_WIDTH
+        attempts.sort(key=lambda s: s["startedAt"])
+        previous_end: datetime | None = None
+        for attempt in attempts:
+            began = _parse(attempt["startedAt"])
+            stopped = _parse(e) if (e := _ended(attempt)) else None
+            if previous_end is not None and attempt["attempt"] > 1 and began > previous_end:
+                for i in range(column(previous_end), column(began)):
+                    cells[i], styles[i] = "·", "dim"
+            mark, style = "█", STATUS_STYLE.get(attempt["status"], "")
+            if attempt["status"] == "Failed":
+                mark = "x"
+            if stopped is None:
+                mark, style = ("░", "cyan") if attempt["status"] != "InProgress" else ("█", style)
+            for i in range(column(began), column(stopped or end) + 1):
+                cells[i], styles[i] = mark, style
+            previous_end = stopped or previous_end
+        bar = Text()
+        for cell, style in zip(cells, styles, strict=True):
+            bar.append(cell, style=style)
+        tries = max(a["attempt"] for a in attempts)
+        tail = f" {len(attempts)} times" if len(attempts) > 1 else ""
+        tail += f" (attempt {tries})" if tries > 1 else ""
+        label = f"{step_id}{loop}"[:label_width]
+        console.print(Text.assemble(f"{label:<{label_width}}|", bar, f"|{tail}"))
+    console.print(
+        "█ running  x failed  · waiting to retry  ░ waiting (input, timer, children)"
+        + ("" if per_row else "  (loop iterations drawn together; --all: one row each)")
+    )
 
 
 def pending_inputs(console: Console, waiting: list[dict[str, Any]]) -> None:
@@ -137,14 +320,14 @@ def pending_inputs(console: Console, waiting: list[dict[str, Any]]) -> None:
             ),
             soft_wrap=True,
         )
-        console.print(f"  {item.get('prompt') or ''}", markup=False, soft_wrap=True)
+        console.print(f"  {item.get('prompt') or ''}", soft_wrap=True)
         if item.get("schema") is not None:
-            console.print(f"  schema: {_short_json(item['schema'])}", markup=False, soft_wrap=True)
+            console.print(f"  schema: {_short_json(item['schema'])}", soft_wrap=True)
         command = (
             f"flowledger executions input {item['executionId']} {item['stepId']} "
             f"--data '{_example(item.get('schema'))}'"
         )
-        console.print(f"  submit: {command}", markup=False, soft_wrap=True)
+        console.print(f"  submit: {command}", soft_wrap=True)
 
 
 def _example(schema: Any) -> str:

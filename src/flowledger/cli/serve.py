@@ -34,6 +34,7 @@ from flowledger.cli.common import (
     err,
     fail,
     lease_length,
+    within,
 )
 from flowledger.config import Settings
 from flowledger.logs import log_extra
@@ -57,17 +58,21 @@ def is_loopback(host: str) -> bool:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8080,
+    port: Annotated[
+        int, typer.Option("--port", help="TCP port (0 to 65535; 0: any free one).")
+    ] = 8080,
     db: DbOption = None,
     no_workers: Annotated[
         bool, typer.Option("--no-workers", help="Serve the API only; `flowledger worker`s run.")
     ] = False,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=1000, help="Executions run at once.")
+        int, typer.Option("--concurrency", help="Executions run at once (1 to 1000).")
     ] = 8,
     plugin: PluginOption = None,
 ) -> None:
     """Serve the HTTP API (SPEC §6) and, unless --no-workers, run the workers too."""
+    within(port, 0, 65535, "--port")
+    within(concurrency, 1, 1000, "--concurrency")
     import uvicorn
 
     from flowledger.api import ApiSettings, create_api, freeze_heap

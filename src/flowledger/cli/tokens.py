@@ -5,10 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from flowledger.app import App, CreateToken, ListTokens, RevokeToken, Role
-from flowledger.cli.common import DbOption, JsonOption, app, build, err, out, show, with_app
+from flowledger.app import App, CreateToken, ListTokens, RevokeToken
+from flowledger.cli.common import (
+    DbOption,
+    JsonOption,
+    app,
+    build,
+    err,
+    existing,
+    out,
+    show,
+    with_app,
+)
+from flowledger.cli.render import table as new_table
+from flowledger.cli.render import when
 
 tokens_app = typer.Typer(help="API tokens for `flowledger serve`.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
@@ -18,15 +29,19 @@ app.add_typer(tokens_app, name="tokens")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="A name for the token (who or what uses it).")],
     role: Annotated[
-        Role,
-        typer.Option("--role", help="viewer reads; operator also starts and controls; admin all."),
+        str,
+        typer.Option(
+            "--role",
+            metavar="viewer|operator|admin",
+            help="viewer reads; operator also starts and controls; admin all.",
+        ),
     ] = "viewer",
     db: DbOption = None,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
     request = build(lambda: CreateToken(name=name, role=role))
     created = with_app(db, lambda application: application.tokens.create(request))
-    out.print(created["token"], markup=False, highlight=False)
+    out.print(created["token"], highlight=False)
     err.print(
         f"token {created['name']!r} ({created['role']}) created; it is shown only this once",
         markup=False,
@@ -36,18 +51,20 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every token with its role and when it was last used (never the secrets)."""
-    docs = with_app(db, lambda application: application.tokens.list(ListTokens()))
+    docs = existing(db, lambda application: application.tokens.list(ListTokens()))
 
     def render(found: list[dict[str, object]]) -> None:
         if not found:
             out.print("no tokens; create one: flowledger tokens create NAME --role admin")
             return
-        table = Table("name", "role", "created", "last used", "revoked")
+        table = new_table("name", "role", "created", "last used", "revoked")
         for doc in found:
             table.add_row(
-                *(str(doc[k] or "") for k in ("name", "role", "createdAt")),
-                str(doc["lastUsedAt"] or "never"),
-                str(doc["revokedAt"] or ""),
+                str(doc["name"]),
+                str(doc["role"]),
+                when(str(doc["createdAt"] or "")),
+                when(str(doc["lastUsedAt"] or "")) or "never",
+                when(str(doc["revokedAt"] or "")),
             )
         out.print(table)
 
@@ -64,5 +81,5 @@ def tokens_revoke(
     async def go(application: App) -> None:
         await application.tokens.revoke(request)
 
-    with_app(db, go)
-    out.print(f"token {name!r} revoked", markup=False)
+    existing(db, go)
+    out.print(f"token {name!r} revoked")

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
 
 from flowledger.app import App, ListWorkflows, PushWorkflows, TriggerDocument
 from flowledger.cli.common import (
@@ -15,11 +14,14 @@ from flowledger.cli.common import (
     JsonOption,
     PluginOption,
     build,
+    existing,
     out,
     show,
     with_app,
     workflows_app,
 )
+from flowledger.cli.render import table as new_table
+from flowledger.cli.render import when
 
 
 @workflows_app.command("push")
@@ -45,13 +47,13 @@ def push(
         return lines
 
     for line in with_app(db, go, plugin):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 @workflows_app.command("list")
 def list_workflows(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show the pushed workflows, their triggers, and when each schedule fires next."""
-    described = with_app(db, lambda application: application.workflows.list(ListWorkflows()))
+    described = existing(db, lambda application: application.workflows.list(ListWorkflows()))
     show(described, as_json, _table)
 
 
@@ -59,16 +61,14 @@ def _table(described: list[Any]) -> None:
     if not described:
         out.print("no workflows are pushed yet; `flowledger workflows push FILE` pushes one")
         return
-    table = Table(header_style="bold", box=None)
-    for column in ("workflow", "version", "pushed", "state", "trigger", "next fire"):
-        table.add_column(column)
+    table = new_table("workflow", "version", "pushed", "state", "trigger", "next fire")
     for item in described:
         enabled = item.get("enabled", True)
-        pushed = item["pushedAt"][:19].replace("T", " ")
-        head = [item["name"], str(item["version"]), pushed, "enabled" if enabled else "disabled"]
+        state = "enabled" if enabled else "disabled"
+        head = [item["name"], str(item["version"]), when(item["pushedAt"]), state]
         for trigger in item["triggers"] or [{"type": "-"}]:
-            when = _next_text(trigger) if enabled else ""
-            table.add_row(*head, _summary(trigger), when)
+            next_fire = _next_text(trigger) if enabled else ""
+            table.add_row(*head, _summary(trigger), next_fire)
             head = ["", "", "", ""]
     out.print(table)
 

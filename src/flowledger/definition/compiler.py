@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -21,7 +21,15 @@ from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.triggers import compile_triggers
-from flowledger.errors import DefinitionError, Path, Problem, TemplateError, format_path
+from flowledger.errors import (
+    DefinitionError,
+    Path,
+    Problem,
+    TemplateError,
+    did_you_mean,
+    field_message,
+    format_path,
+)
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
@@ -235,9 +243,10 @@ class _Compiler:
             try:
                 model.model_validate(raw)
             except ValidationError as exc:
+                names = [f.alias or n for n, f in model.model_fields.items()]
                 for error in exc.errors():
                     self.report(
-                        _pydantic_message(error),
+                        _pydantic_message(error, names),
                         (*input_path, *error["loc"]),
                         step.id,
                         key=error["type"] == "extra_forbidden",
@@ -250,7 +259,8 @@ class _Compiler:
             if forbid and name not in fields:
                 known = ", ".join(fields) or "none"
                 self.report(
-                    f"unknown input field '{name}' for {step.type} (its fields: {known})",
+                    f"unknown input field '{name}' for {step.type}"
+                    f"{did_you_mean(str(name), fields)} (its fields: {known})",
                     (*input_path, name),
                     step.id,
                     key=True,
@@ -382,14 +392,38 @@ def _has_template(value: Any) -> bool:
     return False
 
 
-def _pydantic_message(error: Mapping[str, Any]) -> str:
+def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> str:
+    """A pydantic error in our words, its path relative to the step it is in (the
+    problem already names the step): ``after: must be a list, not 'a'``."""
     loc = tuple(error.get("loc", ()))
-    where = format_path(loc)
+    start = 0
+    while len(loc) > start + 2 and loc[start] == "steps" and isinstance(loc[start + 1], int):
+        start += 2  # steps[0].steps[3].id: the step is named; the path goes on from it
+    loc = loc[start:]
     kind = error.get("type")
-    msg = str(error.get("msg", "is invalid"))
     if kind == "extra_forbidden":
-        return f"unknown field '{loc[-1]}'" if loc else "unknown field"
+        if not loc:
+            return "unknown field"
+        hint = did_you_mean(str(loc[-1]), known or _fields_at(tuple(error.get("loc", ()))))
+        return f"unknown field '{loc[-1]}'{hint}"
     if kind == "missing":
         return f"'{loc[-1]}' is required" if loc else "a required field is missing"
-    msg = msg.removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
+    if loc and loc[-1] == "id" and kind == "string_pattern_mismatch":
+        return (
+            f"a step id is lowercase letters, digits and '_', starting with a letter or '_' "
+            f"(not {error.get('input')!r})"
+        )
+    message = field_message(error)
+    if loc and message.startswith(f"{loc[-1]} "):  # "op must be one of …": named already
+        parent = format_path(loc[:-1])
+        return f"{parent}: {message}" if parent else message
+    where = format_path(loc)
+    return f"{where}: {message}" if where else message
+
+
+def _fields_at(loc: Path) -> list[str]:
+    """The fields a misspelt key could have meant: a step's, or the workflow's."""
+    model = StepSpec if len(loc) >= 3 and loc[-3] == "steps" else WorkflowSpec
+    if len(loc) > 1 and model is WorkflowSpec:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]

@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from flowledger.definition.models import WORKFLOW_NAME_PATTERN
 from flowledger.definition.source import SourceDocument, parse_document, read_document
-from flowledger.errors import DefinitionError, Path, Problem, format_path
+from flowledger.errors import (
+    DefinitionError,
+    Path,
+    Problem,
+    did_you_mean,
+    field_message,
+    format_path,
+)
 
 #: More than this many workflows in one job run is a mistake, not a job.
 MAX_JOB_WORKFLOWS = 1000
@@ -93,7 +100,8 @@ def _problem(source: SourceDocument, error: Mapping[str, Any]) -> Problem:
     where = format_path(loc[:-1])  # the mapping the field belongs in
     if kind == "extra_forbidden":
         known = ", ".join(_fields(loc))
-        message = f"unknown field '{loc[-1]}' (the fields are: {known})"
+        hint = did_you_mean(str(loc[-1]), _fields(loc))
+        message = f"unknown field '{loc[-1]}'{hint} (the fields are: {known})"
     elif kind == "missing":
         message = f"'{loc[-1]}' is required"
         if loc == ("workflows",):
@@ -105,7 +113,7 @@ def _problem(source: SourceDocument, error: Mapping[str, Any]) -> Problem:
         where, message = "workflows", "list at least one workflow to run"
     else:
         where = format_path(loc)
-        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        message = field_message(error)
     position = source.position(loc, key=kind == "extra_forbidden")
     line, column = position or (None, None)
     return Problem(f"{where}: {message}" if where else message, source.file, line, column, path=loc)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from flowledger.definition.models import TriggerSpec
-from flowledger.errors import Path, TemplateError
+from flowledger.errors import Path, TemplateError, field_message
 from flowledger.templates import Template, TemplateEngine, contains_template
 
 EntityEvent = Literal["created", "updated", "deleted"]
@@ -145,7 +145,7 @@ def compile_triggers(
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(error["loc"])
-                message = str(error["msg"]).removeprefix("Value error, ")
+                message = field_message(error)
                 report(f"{trigger.type} trigger: {message}", (*path, *loc))
             continue
         when = None

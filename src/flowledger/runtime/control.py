@@ -16,7 +16,13 @@ from typing import Any, Literal
 from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.graph import ancestors
-from flowledger.errors import ConflictError, InputError, NotFoundError, StorageError
+from flowledger.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    did_you_mean,
+)
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
@@ -346,6 +352,7 @@ def _reusable(
     if step is None:
         raise NotFoundError(
             f"workflow {original.name} version {original_version} has no step '{from_step}'"
+            f"{did_you_mean(from_step, original.steps)}"
         )
     if step.scope:
         raise InputError(

@@ -94,11 +94,14 @@ class Engine:
         lease: timedelta | None = None,
         settings: Settings | None = None,
         observers: Sequence[Observer] = (),
+        create: bool = True,
     ) -> None:
         # The environment is read here, once (or never, given settings); everything below
         # (storage, leases, egress, artifacts) gets what it needs from this object.
         self.settings = settings = settings or Settings.from_env()
         self.db_url = db or settings.db_url
+        #: False for commands that only read: a missing SQLite file is an error, not created.
+        self.create = create
         self.registry = registry or StepRegistry.with_builtins()
         if entry_points and registry is None:
             self.registry.load_entry_points()
@@ -125,7 +128,7 @@ class Engine:
 
     async def open(self) -> Engine:
         if self._store is None:
-            store = open_store(self.db_url, self.settings)
+            store = open_store(self.db_url, self.settings, create=self.create)
             await store.initialize()
             self._store = store
             # The engine's own client connects only where the egress policy allows (SSRF);

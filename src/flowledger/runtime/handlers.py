@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flowledger.definition.compiled import CompiledStep
-from flowledger.errors import format_path
+from flowledger.errors import field_message, format_path
 from flowledger.runtime.state import StepExecution
 from flowledger.steps.base import StepContext
 
@@ -73,7 +73,7 @@ def validation_message(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = format_path(tuple(error["loc"]))
-        msg = str(error["msg"]).removeprefix("Value error, ")
+        msg = field_message(error)
         parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
 

@@ -109,11 +109,21 @@ class JobRuns:
         )
         return job_run_id
 
-    async def _resolve(self, job: JobFile) -> list[tuple[CompiledWorkflow, dict[str, Any]]]:
+    async def check_files(self, job: JobFile) -> int:
+        """Check a job file without a database (``flowledger validate``): every workflow
+        it names by file is compiled and its input checked; pushed names are checked when
+        the job runs. Returns how many items were checked; DefinitionError lists problems."""
+        return len(await self._resolve(job, stored=False))
+
+    async def _resolve(
+        self, job: JobFile, *, stored: bool = True
+    ) -> list[tuple[CompiledWorkflow, dict[str, Any]]]:
         problems: list[Problem] = []
         resolved = []
         for index, item in enumerate(job.spec.workflows):
             where = ("workflows", index)
+            if not stored and not self._is_file(job, item.workflow):
+                continue
             try:
                 compiled = await self._find(job, item.workflow)
             except DefinitionError as exc:
@@ -133,6 +143,10 @@ class JobRuns:
         if problems:
             raise DefinitionError(problems)
         return resolved
+
+    @staticmethod
+    def _is_file(job: JobFile, reference: str) -> bool:
+        return reference.endswith(_FILE_SUFFIXES) or Path(reference).is_file()
 
     async def _find(self, job: JobFile, reference: str) -> CompiledWorkflow:
         """A file next to the job file, else in the current folder, else a pushed name."""

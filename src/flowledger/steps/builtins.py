@@ -166,6 +166,9 @@ def fail(data: FailInput, ctx: StepContext) -> NoOutput:
 
 
 class DelayInput(_Input):
+    """``duration``: '500ms', '30s', '5m', '2h', '2d', ISO-8601 'PT30S', or a bare number
+    of seconds (``duration: 90``); or ``until``: a time with its zone."""
+
     duration: Duration | None = None
     until: datetime | None = None
 

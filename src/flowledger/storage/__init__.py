@@ -11,18 +11,21 @@ __all__ = ["Batch", "ExecutionQuery", "Row", "Store", "WorkflowVersion", "open_s
 POSTGRES_SCHEMES = ("postgresql:", "postgres:", "postgresql+", "postgres+")
 
 
-def open_store(url: str, settings: Settings | None = None) -> Store:
+def open_store(url: str, settings: Settings | None = None, *, create: bool = True) -> Store:
     """A store for ``url``: ``sqlite:///path.db`` (``sqlite://`` for memory) or ``postgresql://…``.
 
     ``settings`` gives what storage needs besides the URL (SQLite's synchronous pragma).
     Storage never reads the environment: without settings, the defaults apply (the faces
     and the Engine pass ``Settings.from_env()``).
+
+    ``create=False`` (commands that only read): a SQLite file that does not exist raises
+    :class:`MissingDatabaseError` instead of being created.
     """
     settings = settings or Settings()
     if url.startswith("sqlite:"):
         from flowledger.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(url, synchronous=settings.sqlite_synchronous)
+        return SQLiteStore(url, synchronous=settings.sqlite_synchronous, create=create)
     if url.startswith(POSTGRES_SCHEMES):
         from flowledger.storage.postgres import PostgresStore
 

@@ -194,6 +194,10 @@ class Store(
     async def list_executions(self, query: ExecutionQuery) -> list[Row]: ...
 
     @abstractmethod
+    async def count_executions(self, query: ExecutionQuery) -> int:
+        """How many executions ``query`` selects (its limit and cursor aside)."""
+
+    @abstractmethod
     async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]: ...
 
     # -- ownership: leases, claims and wake-ups, all on the database's clock ------------------

@@ -351,23 +351,9 @@ class SQLStore(
     @reads
     def list_executions(self, query: ExecutionQuery) -> list[Row]:
         t = executions
-        stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(query.limit)
-        if query.status:
-            stmt = stmt.where(t.c.runtime_status == query.status)
-        if query.workflow:
-            stmt = stmt.where(t.c.workflow_name == query.workflow)
-        if query.correlation_id:
-            stmt = stmt.where(t.c.correlation_id == query.correlation_id)
-        if query.parent_id:
-            stmt = stmt.where(t.c.parent_id == query.parent_id)
-        if query.job_run_id:
-            stmt = stmt.where(t.c.job_run_id == query.job_run_id)
-        if query.created_by:
-            stmt = stmt.where(t.c.created_by == query.created_by)
-        if query.created_after:
-            stmt = stmt.where(t.c.created_at >= query.created_after)
-        if query.created_before:
-            stmt = stmt.where(t.c.created_at < query.created_before)
+        stmt = _filtered(
+            select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(query.limit), query
+        )
         if query.before:
             at, last_id = query.before
             stmt = stmt.where(
@@ -375,6 +361,12 @@ class SQLStore(
             )
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
+
+    @reads
+    def count_executions(self, query: ExecutionQuery) -> int:
+        stmt = _filtered(select(func.count()).select_from(executions), query)
+        with self.reading():
+            return int(self.conn.execute(stmt).scalar_one())
 
     @reads
     def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]:
@@ -602,3 +594,23 @@ def _version(row: Any) -> WorkflowVersion:
         document=row["document"],
         created_at=row["created_at"],
     )
+
+
+def _filtered(stmt: Select[Any], query: ExecutionQuery) -> Select[Any]:
+    """``stmt`` narrowed to the executions ``query`` selects (paging aside)."""
+    t = executions
+    for column, value in (
+        (t.c.runtime_status, query.status),
+        (t.c.workflow_name, query.workflow),
+        (t.c.correlation_id, query.correlation_id),
+        (t.c.parent_id, query.parent_id),
+        (t.c.job_run_id, query.job_run_id),
+        (t.c.created_by, query.created_by),
+    ):
+        if value:
+            stmt = stmt.where(column == value)
+    if query.created_after:
+        stmt = stmt.where(t.c.created_at >= query.created_after)
+    if query.created_before:
+        stmt = stmt.where(t.c.created_at < query.created_before)
+    return stmt

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from flowledger.config import SQLITE_SYNCHRONOUS
-from flowledger.errors import StorageError
+from flowledger.errors import MissingDatabaseError, StorageError
 from flowledger.storage.base import Batch
 from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
@@ -76,6 +76,7 @@ class SQLiteStore(SQLStore):
         synchronous: str = "NORMAL",
         readers: int = READERS,
         inline_commits: bool = True,
+        create: bool = True,
     ) -> None:
         if synchronous.upper() not in SQLITE_SYNCHRONOUS:
             raise StorageError(f"unknown SQLite synchronous setting {synchronous!r}")
@@ -85,6 +86,11 @@ class SQLiteStore(SQLStore):
         memory = not database or database == ":memory:"
         if not memory:
             folder = Path(database).expanduser().resolve().parent
+            if not create and not Path(database).expanduser().is_file():
+                raise MissingDatabaseError(
+                    f"no database at {Path(database).expanduser().resolve()} "
+                    "(set --db or FLOWLEDGER_DB)"
+                )
             if not folder.is_dir():
                 raise StorageError(f"cannot open {url}: the folder {folder} does not exist")
         # File databases checkpoint on a thread of their own (see CHECKPOINT_EVERY).

@@ -1,0 +1,276 @@
+"""``flowledger executions list|show|events|watch``: find executions and follow them.
+
+All of these only read: on a missing SQLite file they say so (exit 2) and create nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from flowledger.cli import render
+from flowledger.cli.common import (
+    EXIT_INVALID,
+    DbOption,
+    JsonOption,
+    PluginOption,
+    build,
+    execution_id,
+    executions_app,
+    existing,
+    exit_code,
+    fail,
+    out,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from flowledger.app import App
+
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")]
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """``--since``/``--until``: an ISO time (without a zone: this machine's) or a
+    duration meaning that long ago (``2h``, ``30m``, ``7d``)."""
+    if text is None:
+        return None
+    from flowledger.durations import parse_duration
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return datetime.now(UTC) - parse_duration(text)
+        except ValueError:
+            fail(
+                f"{option} {text!r} is neither a time (2026-11-29T10:00:00Z) nor a duration "
+                "ago (30m, 2h, 7d)",
+                EXIT_INVALID,
+            )
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+@executions_app.command("list")
+def executions_list(
+    status: Annotated[str | None, typer.Option("--status", help="Only this runtimeStatus.")] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Only this correlation id.")
+    ] = None,
+    created_by: Annotated[
+        str | None,
+        typer.Option("--created-by", help="Only those started by this (cli:run, api-token:ops)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Created at or after: a time, or a duration ago (2h)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Created before: a time, or a duration ago (30m)."),
+    ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option("--parent", help="Only children of this execution (id or a prefix)."),
+    ] = None,
+    job: Annotated[
+        str | None, typer.Option("--job", help="Only this job run's (id or a prefix).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Executions per page (1 to 1000).")] = 20,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List executions, newest first, with their total (--json: the execution documents)."""
+    from flowledger.app import ListExecutions
+
+    after, before = _moment(since, "--since"), _moment(until, "--until")
+    request = build(
+        lambda: ListExecutions(
+            status=status,
+            workflow=workflow,
+            correlation_id=correlation_id,
+            created_by=created_by,
+            created_after=after,
+            created_before=before,
+            parent_id=parent,
+            job_run_id=job,
+            limit=limit,
+            cursor=cursor,
+            id_prefixes=True,
+        )
+    )
+
+    async def go(application: App) -> tuple[list[dict[str, Any]], str | None, int]:
+        page = await application.executions.list(request)
+        total = await application.executions.count(request)
+        return [dict(doc) for doc in page.items], page.next_cursor, total
+
+    docs, next_cursor, total = existing(db, go)
+    if as_json:
+        print_json(docs)
+        return
+    render.execution_table(out, docs)
+    render.page_footer(out, len(docs), total, next_cursor, "execution")
+
+
+@executions_app.command("show")
+def executions_show(
+    execution: IdArgument,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Every step execution, even of big loops.")
+    ] = False,
+    timeline: Annotated[
+        bool,
+        typer.Option("--timeline", help="A text Gantt chart of attempts, waits and retries."),
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one execution with its steps (loops of many iterations summed up per step)."""
+    from flowledger.app import GetExecution
+
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await execution_id(application, execution)
+        return dict(await application.executions.get(GetExecution(id=full_id)))
+
+    doc = existing(db, go)
+    if as_json:
+        print_json(doc)
+    elif timeline:
+        render.timeline(out, doc, show_all=show_all)
+    else:
+        render.execution_detail(out, doc, show_all=show_all)
+
+
+@executions_app.command("events")
+def executions_events(
+    execution: IdArgument,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing new events until the execution ends."),
+    ] = False,
+    after: Annotated[
+        int, typer.Option("--after", help="Only events after this sequence number.")
+    ] = 0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print an execution's event history (one JSON object a line with --json)."""
+    from flowledger.app import FollowEvents, ListEvents
+
+    def emit(event: dict[str, Any]) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            out.print(render.event_row(event), soft_wrap=True)
+
+    async def go(application: App) -> None:
+        full_id = await execution_id(application, execution)
+        if not follow:
+            for event in await application.executions.events(
+                ListEvents(id=full_id, after_seq=after)
+            ):
+                emit(dict(event))
+            return
+        stream = await application.streams.follow(FollowEvents(id=full_id, after_seq=after))
+        async for item in stream:
+            if item.event is not None:
+                emit(dict(item.event))
+
+    existing(db, go)
+
+
+@executions_app.command("watch")
+def executions_watch(
+    execution: IdArgument,
+    db: DbOption = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Follow any execution live (run here or by a worker) with the table `run` shows;
+    exits like `run` once it ends."""
+    from flowledger.app import FollowEvents, GetExecution
+    from flowledger.cli.progress import LiveProgress, PlainProgress, StepRow, step_rows
+
+    async def go(application: App) -> dict[str, Any]:
+        from flowledger.errors import FlowledgerError
+
+        full_id = await execution_id(application, execution)
+        doc = await application.executions.get(GetExecution(id=full_id))
+        rows: list[StepRow] = []
+        try:  # the definition gives every row up front; without it rows come with events
+            workflow = await application.workflows.find(doc["workflowName"], doc["workflowVersion"])
+            rows = step_rows(workflow)
+        except FlowledgerError:
+            pass
+        started = doc.get("startedAt") or doc["createdAt"]
+        progress: LiveProgress | PlainProgress = (
+            LiveProgress(
+                out,
+                doc["workflowName"],
+                rows,
+                execution_id=full_id,
+                started_at=datetime.fromisoformat(started.replace("Z", "+00:00")),
+            )
+            if out.is_terminal
+            else PlainProgress(out)
+        )
+        with progress:
+            progress.begin(full_id)
+            if isinstance(progress, LiveProgress):
+                counting = asyncio.create_task(_count_children(application, full_id, progress))
+            stream = await application.streams.follow(FollowEvents(id=full_id))
+            async for item in stream:
+                if item.event is None:
+                    continue
+                progress.update(full_id, [dict(item.event)])
+                if item.event["kind"] == "execution.awaiting_input" and await _waits(
+                    application, full_id
+                ):
+                    stream.close()  # like `run`: stop (exit 3) while it waits for people
+                    break
+            if isinstance(progress, LiveProgress):
+                counting.cancel()
+        return dict(await application.executions.get(GetExecution(id=full_id)))
+
+    doc = existing(
+        db, go, plugin, interrupted=lambda: f"stopped watching; execution {execution} goes on"
+    )
+    render.summary(out, doc)
+    raise typer.Exit(exit_code(doc["runtimeStatus"]))
+
+
+async def _waits(application: App, full_id: str) -> bool:
+    """Whether the execution is waiting for people now (not only at some past event)."""
+    from flowledger.app import GetExecution
+    from flowledger.runtime.status import ExecutionStatus
+
+    doc = await application.executions.get(GetExecution(id=full_id))
+    return doc["runtimeStatus"] == ExecutionStatus.AWAITING_USER_INPUT
+
+
+async def _count_children(application: App, parent: str, progress: Any) -> None:
+    """While a sub-workflow step runs, count its ended children once a second (they
+    run elsewhere: their events are not in this execution's stream)."""
+    from flowledger.app import ListExecutions
+    from flowledger.runtime.status import ExecutionStatus
+
+    ended = [status for status in ExecutionStatus if status.terminal]
+    while True:
+        await asyncio.sleep(1.0)
+        if not progress.waits_for_children:
+            continue
+        total = 0
+        for status in ended:
+            request = ListExecutions(parent_id=parent, status=status)
+            total += await application.executions.count(request)
+        progress.children_ended(total)

@@ -1,0 +1,70 @@
+"""`--help` of every command reads well: value names, never Python type names (typer
+releases differ; see cli.common.plain_help), and a help line for every option."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import FLOWLEDGER
+
+pytestmark = pytest.mark.e2e
+
+#: What a Python type name or typer's own decoration looks like in help text.
+TYPE_NAMES = re.compile(
+    r"<(?:str|int|float|bool|list|dict|path|datetime|uuid)[^>]*>|\{[A-Z.]+\}|default: None"
+)
+
+
+def _commands() -> list[tuple[list[str], Any]]:
+    import typer.main
+
+    from flowledger.cli.app import app
+
+    found: list[tuple[list[str], Any]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        found.append((path, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_option_has_a_help_line() -> None:
+    missing = [
+        f"{' '.join(path)} {param.opts}"
+        for path, command in _commands()
+        for param in command.params
+        if param.param_type_name == "option" and not (param.help or "").strip()
+    ]
+    assert not missing, missing
+
+
+@pytest.mark.slow  # one `--help` subprocess per command (about 40)
+def test_help_shows_no_python_type_names() -> None:
+    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+
+    def helped(path: list[str]) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+        result = subprocess.run(
+            [FLOWLEDGER, *path, "--help"], capture_output=True, text=True, env=env, check=False
+        )
+        return path, result
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(helped, [path for path, _ in _commands()]))
+    assert len(results) > 30
+    for path, result in results:
+        assert result.returncode == 0, (path, result.stderr)
+        assert "Usage: flowledger" in result.stdout
+        found = TYPE_NAMES.findall(result.stdout)
+        assert not found, (path, found, result.stdout)
+    rerun = {" ".join(path): r.stdout for path, r in results}["executions rerun"]
+    assert re.search(r"--from\s+STEP_ID", rerun) and "pinned|latest" in rerun
+    assert "Usage: flowledger executions rerun [OPTIONS] ID" in rerun

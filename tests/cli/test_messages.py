@@ -1,0 +1,75 @@
+"""Validation messages in our words (no pydantic wording), with "did you mean"."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+BAD = """
+name: bad
+steps:
+  - id: "bad id"
+    type: sys.transform
+    input: {value: 1}
+  - id: a
+    type: sys.transform
+    aftr: [x]
+    input: {value: 1}
+  - id: b
+    type: sys.transform
+    after: a
+    input: {value: 1}
+  - id: c
+    type: sys.set_variable
+    input: {name: v, op: multiply, value: 1}
+  - id: d
+    type: sys.transform
+    input: {valeu: 1}
+"""
+
+LIBRARY_WORDING = ("Input should", "String should", "Field required", "Extra inputs", "op: op")
+
+
+def test_validate_speaks_plainly_and_suggests(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent(BAD).lstrip())
+    result = cli("validate", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert f"{bad}:3:9: step 'bad id': a step id is lowercase letters, digits and '_', " in lines[0]
+    assert f"{bad}:8:5: step 'a': unknown field 'aftr'; did you mean 'after'?" in lines
+    assert f"{bad}:12:12: step 'b': after: must be a list, not 'a'" in lines
+    assert any("step 'c': op must be one of set, increment, append, merge" in x for x in lines)
+    assert any("step 'd': unknown field 'valeu'; did you mean 'value'?" in x for x in lines)
+    for wording in LIBRARY_WORDING:
+        assert wording not in result.stderr
+
+
+def test_rerun_from_an_unknown_step_suggests_one(cli: Cli) -> None:
+    run = cli("run", "examples/approval.yaml", "--input", '{"leads": 2}', "--json")
+    assert run.returncode == 3, run.stderr
+    execution = json.loads(run.stdout)["id"]
+    rerun = cli("executions", "rerun", execution, "--from", "sned")
+    assert rerun.returncode == 1
+    assert "has no step 'sned'; did you mean 'send'?" in rerun.stderr
+
+
+def test_option_values_are_checked_in_our_words(cli: Cli) -> None:
+    role = cli("tokens", "create", "x", "--role", "boss")
+    assert role.returncode == 2
+    assert "role: must be one of viewer, operator, admin, not 'boss'" in role.stderr
+    limit = cli("executions", "list", "--limit", "0")
+    assert limit.returncode == 2
+    assert "limit: must be at least 1, not 0" in limit.stderr
+    workers = cli("worker", "--concurrency", "0")
+    assert workers.returncode == 2
+    assert "--concurrency must be between 1 and 1000, not 0" in workers.stderr
+    for result in (role, limit, workers):
+        assert not any(wording in result.stderr for wording in LIBRARY_WORDING)

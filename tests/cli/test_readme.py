@@ -1,0 +1,164 @@
+"""The README's commands are all true on a fresh clone: every ``sh`` block runs as written.
+
+A block may be preceded by ``<!-- readme-test: skip: REASON -->`` (a benchmark, the whole
+gate, a PostgreSQL server elsewhere); every other line runs, in order, in one shell in a
+temporary folder holding a copy of the repository's tracked examples, with no
+``FLOWLEDGER_DB`` (the default database, as for a new user). A line must exit 0, or
+the code its comment announces (``# exits 3: …``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+README = REPO / "README.md"
+BIN = str(Path(sys.executable).parent)
+#: The "Try it" line creates a venv first; the test runs in its own, already installed.
+VENV_PREFIX = "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/"
+
+
+def sh_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """Every ``sh`` block as (its readme-test marker or "", its lines)."""
+    blocks: list[tuple[str, list[str]]] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.strip() != "```sh":
+            continue
+        marker = lines[index - 1] if index and "readme-test" in lines[index - 1] else ""
+        body = []
+        for inner in lines[index + 1 :]:
+            if inner.startswith("```"):
+                break
+            body.append(inner)
+        blocks.append((marker, body))
+    return blocks
+
+
+def _expected_code(line: str) -> int:
+    found = re.search(r"#\s*exits (\d)", line)
+    return int(found.group(1)) if found else 0
+
+
+def session_script(blocks: list[tuple[str, list[str]]]) -> str:
+    """One bash script: each command, then a check of its exit code."""
+    script = [
+        "set -u",
+        "trap 'kill $(jobs -p) 2>/dev/null' EXIT",
+        'check() { if [ "$2" != "$1" ]; then echo "README LINE FAILED (exit $2, wanted $1):'
+        ' $3" >&2; exit 1; fi; }',
+    ]
+    for marker, lines in blocks:
+        if "skip" in marker:
+            continue
+        for raw in lines:
+            line = raw.removeprefix(VENV_PREFIX).strip()
+            if not line or line.startswith("#"):
+                continue
+            script.append(line)
+            if " & " not in line and not line.endswith("&"):
+                script.append(f"check {_expected_code(line)} $? {shlex.quote(line)}")
+    return "\n".join(script) + "\n"
+
+
+def fresh_clone(tmp_path: Path) -> Path:
+    """The repository's tracked examples (what a clone has), in a folder of their own."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "examples"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "examples"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    clone = tmp_path / "clone"
+    for name in tracked + untracked:  # untracked: this branch's new files, before commit
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, target)
+    return clone
+
+
+def run_script(script: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLEDGER_")}
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_every_command_of_the_readme_runs(tmp_path: Path) -> None:
+    blocks = sh_blocks(README.read_text())
+    assert len([b for b in blocks if "skip" not in b[0]]) >= 2
+    assert all("skip:" in marker for marker, _ in blocks if "skip" in marker)  # with a reason
+    clone = fresh_clone(tmp_path)
+    result = run_script(session_script(blocks), clone)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "waiting for input" in result.stdout or "AwaitingUserInput" in result.stdout
+    assert (clone / "flowledger.db").is_file()  # the documented default, in the current folder
+
+
+def test_the_lead_followup_header_command_runs(tmp_path: Path) -> None:
+    """examples/lead_followup.yaml runs with the exact command of its header."""
+    header = []
+    for line in (REPO / "examples/lead_followup.yaml").read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if line.startswith("#   "):
+            header.append(line.removeprefix("#   "))
+    command = "\n".join(header)
+    assert "enrich_server.py &" in command
+    result = run_script(
+        "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + command, fresh_clone(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Completed" in result.stdout
+
+
+def test_the_hello_snippet_is_the_shipped_file() -> None:
+    text = README.read_text()
+    found = re.search(
+        r"This is `examples/hello.yaml`, as shipped:\n\n```yaml\n(.*?)```", text, re.S
+    )
+    assert found, "the README shows examples/hello.yaml"
+    assert found.group(1) == (REPO / "examples/hello.yaml").read_text()
+
+
+def test_the_readme_points_only_at_files_that_exist() -> None:
+    names = re.findall(
+        r"`([\w./-]+\.(?:ya?ml|py|md|json|toml)|[a-z.][\w.-]*/[\w./-]*)`", README.read_text()
+    )
+    assert names
+    missing = [
+        name
+        for name in set(names)
+        if not name.startswith("/")
+        and not (REPO / name).exists()
+        and not (REPO / "examples" / name).exists()
+    ]
+    assert not missing, f"the README names files that are not in the repository: {missing}"
+
+
+def test_what_commands_leave_behind_is_ignored() -> None:
+    for made in ("flowledger-artifacts/x.bin", "flowledger.db", "flowledger.db-wal"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", made], cwd=REPO, check=False)
+        assert ignored.returncode == 0, f"{made} is not git-ignored"
