@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowledger.cli.common import DbOption, JsonOption, db_app, out, show, with_app
+from flowledger.cli.common import DbOption, JsonOption, db_app, existing, out, show
 
 
 @db_app.command("info")
 def db_info(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Say which database and artifacts folder commands use here, their sizes, and the
     rows of the main tables."""
-    info = with_app(db, lambda application: application.database.info())
+    info = existing(db, lambda application: application.database.info())
     show(dict(info), as_json, _render)
 
 

@@ -28,6 +28,7 @@ from flowledger.cli.common import (
     out,
     print_json,
 )
+from flowledger.cli.logs import logs_line
 
 if TYPE_CHECKING:
     from flowledger.app import App
@@ -138,17 +139,21 @@ def executions_show(
     """Show one execution with its steps (loops of many iterations summed up per step)."""
     from flowledger.app import GetExecution
 
-    async def go(application: App) -> dict[str, Any]:
+    async def go(application: App) -> tuple[dict[str, Any], dict[str, int]]:
         full_id = await execution_id(application, execution)
-        return dict(await application.executions.get(GetExecution(id=full_id)))
+        doc = dict(await application.executions.get(GetExecution(id=full_id)))
+        return doc, await application.step_logs.counts(full_id)
 
-    doc = existing(db, go)
+    doc, log_counts = existing(db, go)
     if as_json:
         print_json(doc)
     elif timeline:
         render.timeline(out, doc, show_all=show_all)
     else:
         render.execution_detail(out, doc, show_all=show_all)
+        line = logs_line(str(doc["id"]), log_counts)
+        if line:
+            out.print(line)
 
 
 @executions_app.command("events")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flowledger.cli.common import DbOption, JsonOption, execution_id, executions_app, out, with_app
+from flowledger.cli.common import DbOption, JsonOption, execution_id, executions_app, existing, out
 
 if TYPE_CHECKING:
     from flowledger.app import App
@@ -57,7 +57,7 @@ def executions_logs(
                 return printed
             after = page["next"]
 
-    if not with_app(db, go) and not as_json:
+    if not existing(db, go) and not as_json:
         which = f" of step {', '.join(step)}" if step else ""
         out.print(
             f"no step logs{which} (handlers log through ctx.logger; lines at or above "

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flowledger.cli.common import DbOption, JsonOption, build, executions_app, out, show, with_app
+from flowledger.cli.common import DbOption, JsonOption, build, executions_app, existing, out, show
 
 
 @executions_app.command("prune")
@@ -45,7 +45,7 @@ def executions_prune(
     request = build(
         lambda: PruneExecutions(older_than=older_than, statuses=status or [], dry_run=dry_run)
     )
-    result = with_app(db, lambda application: application.retention.prune(request))
+    result = existing(db, lambda application: application.retention.prune(request))
 
     def render(done: dict[str, object]) -> None:
         before = str(done["before"]).replace("T", " ")

@@ -13,11 +13,11 @@ from flowledger.cli.common import (
     DbOption,
     JsonOption,
     build,
+    existing,
     fail,
     out,
     print_json,
     show,
-    with_app,
     workflows_app,
 )
 from flowledger.cli.workflows import _next_text, _summary
@@ -52,7 +52,7 @@ def show_workflow(
         )
         return {**detail, "shown": dict(chosen)}
 
-    show(with_app(db, go), as_json, _render_workflow)
+    show(existing(db, go), as_json, _render_workflow)
 
 
 def _render_workflow(detail: dict[str, Any]) -> None:
@@ -108,7 +108,7 @@ def _switch(name: str, enabled: bool, catch_up: bool, db: str | None) -> None:
     from flowledger.app.models import SwitchWorkflow
 
     request = build(lambda: SwitchWorkflow(name=name, enabled=enabled, catch_up=catch_up))
-    done = with_app(db, lambda application: application.workflows.switch(request))
+    done = existing(db, lambda application: application.workflows.switch(request))
     word = "enabled" if enabled else "disabled"
     if done["changed"]:
         out.print(f"{name}: triggers {word}", markup=False)
@@ -130,7 +130,7 @@ def delete(
     from flowledger.app.models import DeleteWorkflow
 
     request = build(lambda: DeleteWorkflow(name=name, force=force))
-    done = with_app(db, lambda application: application.workflows.delete(request))
+    done = existing(db, lambda application: application.workflows.delete(request))
     out.print(
         f"deleted {name}; its {done['versionsKept']} stored versions and its executions "
         "are kept as history",
@@ -170,7 +170,7 @@ def trigger(
             name=name, input=arguments, version=version, created_by="cli:trigger"
         )
     )
-    doc = with_app(db, lambda application: application.workflows.trigger(request))
+    doc = existing(db, lambda application: application.workflows.trigger(request))
     if as_json:
         print_json(doc)
     else:
@@ -198,7 +198,7 @@ def backfill(
     request = build(
         lambda: BackfillWorkflow(name=name, start=first, end=last, created_by="cli:backfill")
     )
-    done = with_app(db, lambda application: application.workflows.backfill(request))
+    done = existing(db, lambda application: application.workflows.backfill(request))
     if as_json:
         print_json(done)
         return
