@@ -21,6 +21,7 @@ from flowledger.definition.graph import GraphShape, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
+from flowledger.definition.secrets import check_secrets
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.triggers import compile_triggers
 from flowledger.errors import DefinitionError, Path, Problem, TemplateError, format_path
@@ -140,6 +141,9 @@ class _Compiler:
         triggers = compile_triggers(
             spec.triggers, self.templates, lambda message, path: self.report(message, path)
         )
+        secret_names = check_secrets(
+            self.source.data, self._secret_places(), self.templates.compile, self.report
+        )
         self.fail_if_problems()
         graph, all_steps = self._build_graph(spec.steps, None, ())
         document = dict(self.source.data)
@@ -152,7 +156,18 @@ class _Compiler:
             steps=all_steps,
             output=self.templates.compile_value(spec.output) if output is not None else None,
             triggers=triggers,
+            secret_names=secret_names,
         )
+
+    def _secret_places(self) -> set[Path]:
+        """The input fields where ``secrets.NAME`` may appear (see definition.secrets)."""
+        places: set[Path] = set()
+        for sid, place in self.places.items():
+            step_type = self.registry.get(place.spec.type)
+            if step_type is not None:
+                base = (*self.paths[sid], "input")
+                places.update((*base, field) for field in step_type.secret_fields)
+        return places
 
     def _parse_spec(self) -> WorkflowSpec:
         try:

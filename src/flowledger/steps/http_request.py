@@ -240,5 +240,8 @@ def _shown(url: httpx.URL) -> str:
 
 
 HTTP_REQUEST: StepType = step_type(
-    "sys.http_request", description="Call an HTTP endpoint and keep its answer."
+    "sys.http_request",
+    description="Call an HTTP endpoint and keep its answer.",
+    # Where a credential goes; never save_as/artifact_name (stored as names).
+    secret_fields=("url", "headers", "query", "body", "json"),
 )(_http_request)
