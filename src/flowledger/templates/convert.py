@@ -26,7 +26,13 @@ from typing import Any
 from jinja2.runtime import Undefined
 
 from flowledger.errors import TemplateError
-from flowledger.templates.limits import TemplateLimits, check_collection, check_string
+from flowledger.templates.limits import (
+    Meter,
+    TemplateLimits,
+    check_collection,
+    check_rendered,
+    check_string,
+)
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 # Shapes that are not JSON but mean "a list" to a template author.
@@ -63,38 +69,47 @@ def materialize(value: Iterable[Any], limits: TemplateLimits, what: str) -> list
     return items
 
 
-def to_native(value: Any, limits: TemplateLimits) -> Any:
-    """A JSON-shaped value; containers are copied only where something changed."""
+def to_native(value: Any, limits: TemplateLimits, meter: Meter | None = None) -> Any:
+    """A JSON-shaped value; containers are copied only where something changed.
+
+    With the render's ``meter``, a container's real size (shared references counted
+    each time) is checked against ``max_rendered_size`` *before* it is walked, so the
+    walk is bounded; lazy shapes are measured once materialised.
+    """
     kind = type(value)
     if kind in _SCALARS:
         return value
     if isinstance(value, Undefined):
         return _nothing(value, None)
-    if kind is dict or kind is list:
-        return _convert_container(value, limits)
-    if isinstance(value, Mapping):
-        return _convert_container(dict(value.items()), limits)
-    if isinstance(value, str):
-        return str(value)
     if isinstance(value, _LIST_LIKE):
-        return _convert_container(materialize(value, limits, "the list"), limits)
-    if callable(value):
-        raise _refuse_function()
-    return value
+        value = materialize(value, limits, "the list")
+    elif isinstance(value, Mapping) and kind is not dict:
+        value = dict(value.items())
+    elif isinstance(value, str):
+        return str(value)
+    elif kind is not list and kind is not dict:
+        if callable(value):
+            raise _refuse_function()
+        return value
+    if meter is not None:  # bounds the walk below, shared references included
+        check_rendered(limits, meter.measure(value))
+    return _convert_container(value, limits, meter)
 
 
-def _convert_container(value: dict[Any, Any] | list[Any], limits: TemplateLimits) -> Any:
+def _convert_container(
+    value: dict[Any, Any] | list[Any], limits: TemplateLimits, meter: Meter | None
+) -> Any:
     changed = False
     if isinstance(value, dict):
         out_map: dict[Any, Any] = {}
         for key, item in value.items():
-            new = to_native(item, limits)
+            new = to_native(item, limits, meter)
             changed = changed or new is not item
             out_map[key] = new
         return out_map if changed else value
     out_list: list[Any] = []
     for item in value:
-        new = to_native(item, limits)
+        new = to_native(item, limits, meter)
         changed = changed or new is not item
         out_list.append(new)
     return out_list if changed else value
@@ -107,7 +122,7 @@ def finish_reference(value: Any, limits: TemplateLimits) -> Any:
     return to_native(value, limits)
 
 
-def to_text(value: Any, limits: TemplateLimits) -> str:
+def to_text(value: Any, limits: TemplateLimits, meter: Meter | None = None) -> str:
     """The JSON-flavoured text of one value (see the module docstring)."""
     kind = type(value)
     if kind is str:
@@ -129,17 +144,25 @@ def to_text(value: Any, limits: TemplateLimits) -> str:
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, (Mapping, list, *_LIST_LIKE)):
-        return dump_json(value, limits)
+        return dump_json(value, limits, meter=meter)
     if callable(value):
         raise _refuse_function()
     return str(value)
 
 
-def dump_json(value: Any, limits: TemplateLimits, indent: int | None = None) -> str:
-    """Compact (or indented) JSON of ``value``, within the string cap."""
+def dump_json(
+    value: Any, limits: TemplateLimits, indent: int | None = None, meter: Meter | None = None
+) -> str:
+    """Compact (or indented) JSON of ``value``, within the string cap; with the render's
+    ``meter``, the text's size is charged before it is built."""
     separators = (",", ":") if indent is None else (",", ": ")
+    native = to_native(value, limits, meter)
+    if meter is not None:
+        size = meter.measure(native)
+        check_string(limits, size, "the JSON text")
+        meter.charge(size)
     text = json.dumps(
-        to_native(value, limits),
+        native,
         ensure_ascii=False,
         indent=indent,
         separators=separators,

@@ -9,7 +9,10 @@ built in one expression (``[s*1000000, s*1000000, ...]``) still add up.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
+from typing import Any
 
 from flowledger.errors import TemplateLimitError
 
@@ -26,18 +29,32 @@ class TemplateLimits:
     max_range: int = 10_000
     #: Size of integers produced by ``*`` and ``**``.
     max_integer_bits: int = 4_096
-    #: Sum of the sizes (characters or items) of everything one render produces.
+    #: Operations nested in one expression (filters chained, operators, brackets):
+    #: compiling and evaluating recurse once per level.
+    max_expression_depth: int = 100
+    #: The value one template builds (characters and items, repetitions counted); a
+    #: template that only reads stored data (``{{ steps.a.output }}``) passes it as is.
+    max_rendered_size: int = 1_048_576
+    #: Sum of the sizes (characters or items) of everything one render produces; one
+    #: budget for all the templates of a step's input.
     max_total_size: int = 16 * 1_048_576
 
 
 class Meter:
-    """Counts what one render has produced so far; one instance per render."""
+    """Counts what one render has produced so far; one instance per render.
 
-    __slots__ = ("limit", "used")
+    Sizes are *real* sizes: a list holding the same 100,000-item list 100,000 times
+    counts 10,000,000,000, not 100,000 (see :meth:`measure`), so repetition of shared
+    references (``[[0]*100000]*100000``) is refused before it is built or walked.
+    """
+
+    __slots__ = ("_keep", "_sizes", "limit", "used")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self._sizes: dict[int, int] | None = None
+        self._keep: list[object] = []
 
     def charge(self, size: int) -> None:
         self.used += size
@@ -46,6 +63,82 @@ class Meter:
                 f"the template produces more than {self.limit:,} characters and items "
                 "in total; it is too expensive to evaluate"
             )
+
+    def measure(self, value: object) -> int:
+        """The size of ``value`` as JSON would spell it out: characters of strings, one per
+        other scalar and per container, shared references counted each time they occur.
+
+        Work is bounded: each container is walked once per render (sizes are remembered
+        by identity, the objects kept alive so identities stay unique), and the walk
+        stops as soon as the size passes the render's limit.
+        """
+        size = _leaf_size(value)
+        if size is not None:
+            return size
+        if self._sizes is None:
+            self._sizes = {}
+        sizes = self._sizes
+        known = sizes.get(id(value))
+        if known is not None:
+            return known
+        limit = self.limit
+        frames: list[list[Any]] = [[value, _children(value), 1]]
+        while True:
+            frame = frames[-1]
+            for child in frame[1]:
+                size = _leaf_size(child)
+                if size is None:
+                    size = sizes.get(id(child))
+                if size is None:
+                    frames.append([child, _children(child), 1])
+                    break
+                frame[2] += size
+                if frame[2] > limit:
+                    raise _too_big(limit)
+            else:
+                frames.pop()
+                total: int = frame[2]
+                sizes[id(frame[0])] = total
+                self._keep.append(frame[0])
+                if not frames:
+                    return total
+                frames[-1][2] += total
+                if frames[-1][2] > limit:
+                    raise _too_big(limit)
+
+
+def _too_big(limit: int) -> TemplateLimitError:
+    return TemplateLimitError(
+        f"the value would be larger than {limit:,} characters and items in total "
+        "(counting every repetition); it is too expensive to build"
+    )
+
+
+_CONTAINERS = (list, tuple, dict)
+
+
+def _leaf_size(value: object) -> int | None:
+    """The size of a scalar, or None for a container to walk."""
+    kind = type(value)
+    if kind is str:
+        return len(value) or 1  # type: ignore[arg-type]
+    if kind in _CONTAINERS or isinstance(value, Mapping | list | tuple):
+        return None
+    return 1
+
+
+def _children(value: Any) -> Iterator[Any]:
+    if isinstance(value, Mapping):
+        return chain.from_iterable(value.items())
+    return iter(value)
+
+
+def check_rendered(limits: TemplateLimits, size: int) -> None:
+    if size > limits.max_rendered_size:
+        raise TemplateLimitError(
+            f"the value would be {size:,} characters and items long (repetitions "
+            f"counted); the limit is {limits.max_rendered_size:,}"
+        )
 
 
 def check_string(limits: TemplateLimits, length: int, what: str) -> None:
