@@ -159,6 +159,12 @@ class Limits:
         return cls(**values)
 
 
+def current_limits(environ: Mapping[str, str] | None = None) -> Limits:
+    """The limits the environment sets (``FLOWLEDGER_MAX_*``), for readers of input that
+    run before an application is open (the CLI parsing ``--input``)."""
+    return Limits.from_env(os.environ if environ is None else environ)
+
+
 @dataclass(frozen=True)
 class Settings:
     db_url: str = DEFAULT_DB

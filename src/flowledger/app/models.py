@@ -30,8 +30,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from flowledger.app.inputs import MAX_INT64, check_json_value
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.errors import InvalidInputError, Path
+from flowledger.errors import InputError, InvalidInputError, Path
 from flowledger.runtime.status import ExecutionStatus
 
 T = TypeVar("T")
@@ -410,7 +411,7 @@ class ListEntities(Request):
     filter: dict[str, Any] = Field(default_factory=dict)
     order_by: list[str] = Field(default_factory=list)
     limit: int = Field(default=100, ge=0, le=MAX_PAGE)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_INT64)
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -419,6 +420,10 @@ class ListEntities(Request):
             return {}
         if not isinstance(value, dict):
             raise ValueError("the filter must be a JSON object of field names and values")
+        try:  # the database compares with 64-bit integers
+            check_json_value(value, "filter", max_int=MAX_INT64)
+        except InputError as exc:
+            raise ValueError(str(exc).removeprefix("filter.")) from None
         return value
 
 
