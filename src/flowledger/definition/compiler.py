@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -283,7 +283,11 @@ class _Compiler:
             if _has_template(value):
                 continue
             try:
-                TypeAdapter(field.annotation or Any).validate_python(value)
+                # With the field's own validators and constraints (timeout: "3s").
+                annotation: Any = field.annotation or Any
+                if field.metadata:
+                    annotation = Annotated[annotation, *field.metadata]
+                TypeAdapter(annotation).validate_python(value)
             except ValidationError as exc:
                 for error in exc.errors():
                     self.report(
