@@ -148,3 +148,8 @@ def test_deep_structures_are_refused_without_recursion(depth: int, opener: str) 
     text = (opener if opener == "[" else '{"a":') * depth + "1" + closer * depth
     _, error = _outcome(text, Limits(max_json_depth=64))
     assert error is None or "nests deeper" in error
+
+
+def test_an_endless_file_is_read_no_further_than_the_limit() -> None:
+    with pytest.raises(TooLargeError, match="/dev/zero is larger than the limit"):
+        read_json_file("/dev/zero", SMALL)

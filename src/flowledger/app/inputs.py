@@ -120,10 +120,10 @@ def read_text_file(path: str, what: str, limit: int) -> str:
     """A UTF-8 text file no larger than ``limit`` bytes, checked before it is read."""
     file = Path(path)
     try:
-        size = file.stat().st_size
-        if size > limit:
+        if file.stat().st_size > limit:
             raise too_large(f"the {what} {path}", limit, "max_input")
-        data = file.read_bytes()
+        with file.open("rb") as stream:  # bounded: /dev/zero or a growing file stop here
+            data = stream.read(limit + 1)
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
     if len(data) > limit:  # grew, or a special file whose size stat does not know

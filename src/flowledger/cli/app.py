@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -313,4 +314,13 @@ from flowledger.cli import (  # noqa: E402
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # a bug, never bad input: still one line, not a traceback
+        logging.getLogger("flowledger.cli").debug("internal error", exc_info=True)
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(
+            f"error: internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
+            "this is a flowledger bug: please report it with the command you ran\n"
+        )
+        raise SystemExit(1) from None
