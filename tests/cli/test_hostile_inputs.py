@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,10 +48,10 @@ JSON_VALUES = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("hostile")
     (path / "echo.yaml").write_text(WORKFLOW, encoding="utf-8")
-    yield path
+    return path
 
 
 def _invoke(folder: Path, *args: str) -> tuple[int, str]:

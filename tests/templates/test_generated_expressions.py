@@ -48,10 +48,10 @@ def test_any_expression_is_a_value_or_a_template_error(expression: str, as_text:
     try:
         value = ENGINE.compile(source).render({"input": {"a": [1, "b"]}})
     except TemplateError as exc:
-        assert "\n" not in exc.message or "template" in exc.message
-        return
+        value = exc  # refused, with our error: fine
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        assert peak < MEMORY_BOUND, (source, peak)
-    json.dumps(value)  # a JSON value (NaN and surrogates aside, which storage refuses)
+    assert peak < MEMORY_BOUND, (source, peak)
+    if not isinstance(value, TemplateError):
+        json.dumps(value)  # a JSON value (NaN and surrogates aside, which storage refuses)
