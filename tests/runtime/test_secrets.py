@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from flowledger import Engine, StepRegistry
+from flowledger import Engine, StepContext, StepRegistry, step_type
 from flowledger.codec import Codec, placeholder, spellings
 from flowledger.errors import DefinitionError
 from tests.runtime.support import yaml
@@ -226,3 +227,34 @@ def test_every_spelling_is_redacted() -> None:
     assert all(text not in stored for text in spellings(SECRET))
     for text in spellings(SECRET):
         assert placeholder("K") in codec.redact(f"<{text}>")
+
+
+class SendInput(BaseModel):
+    token: str
+    note: str = ""
+
+
+class SendOutput(BaseModel):
+    length: int
+
+
+@step_type("test.send", secret_fields=["token"])
+async def send(data: SendInput, ctx: StepContext) -> SendOutput:
+    return SendOutput(length=len(data.token))
+
+
+async def test_a_custom_type_declares_the_fields_that_may_hold_secrets(db_url: str) -> None:
+    registry = StepRegistry.with_builtins()
+    registry.register(send)
+    async with Engine(db_url, registry=registry) as engine:
+        text = "name: custom\nsteps:\n  - {id: s, type: test.send, input: {token: '{{ secrets.TOKEN }}'}}\n"
+        doc = await engine.run(engine.load_text(text))
+        [step] = doc["steps"].values()
+        assert step["inputData"] == {"token": placeholder("TOKEN")}
+        assert step["outputData"] == {"length": len(SECRET)}  # the handler had the value
+        with pytest.raises(DefinitionError, match=r"secrets.TOKEN cannot be used in steps\[0\]"):
+            engine.load_text(
+                text.replace(
+                    "{token: '{{ secrets.TOKEN }}'}", "{token: x, note: '{{ secrets.TOKEN }}'}"
+                )
+            )
