@@ -52,8 +52,9 @@ Limits on what comes in (see :class:`Limits`; sizes take units like ``1MiB``):
   64; 422 above).
 - ``FLOWLEDGER_MAX_DEFINITION``: a workflow or job-run definition's text (default
   ``512KiB``; 413 above).
-- ``FLOWLEDGER_MAX_INPUT``: a workflow input or a step's submitted input as JSON
-  (default ``512KiB``; 413 above).
+- ``FLOWLEDGER_MAX_INPUT``: a workflow input or a step's submitted input as JSON, also
+  the CLI's ``--input``, ``--input-file``, ``--data`` and ``--filter`` (default
+  ``512KiB``; 413 above; see ``flowledger.app.inputs``).
 - ``FLOWLEDGER_MAX_PAGE``: the largest ``limit`` of a listing (default 1000; 422 above).
 - ``FLOWLEDGER_MAX_STREAMS``, ``FLOWLEDGER_MAX_WAITS``: event streams and long-poll
   waits one token may hold open at once (defaults 10 and 50; 429 above).
