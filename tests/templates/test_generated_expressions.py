@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +41,8 @@ def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 expressions = st.recursive(atoms, _combine, max_leaves=12)
 
 
-@settings(max_examples=400, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=250, deadline=None)
 @given(expressions, st.booleans())
 def test_any_expression_is_a_value_or_a_template_error(expression: str, as_text: bool) -> None:
     source = f"x={{{{ {expression} }}}}" if as_text else f"{{{{ {expression} }}}}"

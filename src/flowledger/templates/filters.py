@@ -147,8 +147,14 @@ def _list(context: Context, value: Any) -> list[Any]:
 def _sort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
     ctx = render_context(context)
     items = materialize(value, ctx.limits, "the list")
-    ctx.meter.charge(ctx.meter.measure(items))  # comparisons walk nested items
+    _charge_comparisons(ctx, items)
     return do_sort(context.environment, items, *args, **kwargs)
+
+
+def _charge_comparisons(ctx: RenderContext, items: list[Any]) -> None:
+    """Sorting compares about n·log n times, each walking nested items: charged as such,
+    so a chain of sorts cannot cost more than the render's budget in time either."""
+    ctx.meter.charge(ctx.meter.measure(items) * max(1, len(items).bit_length()))
 
 
 def _comparing(compare: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -159,7 +165,7 @@ def _comparing(compare: Callable[..., Any], name: str) -> Callable[..., Any]:
     def comparing(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         ctx = render_context(context)
         items = materialize(value, ctx.limits, f"the input of '{name}'")
-        ctx.meter.charge(ctx.meter.measure(items))
+        _charge_comparisons(ctx, items)
         if compare is sync_do_unique:
             return list(compare(context.environment, items, *args, **kwargs))
         return compare(context.environment, items, *args, **kwargs)
