@@ -71,7 +71,7 @@ def _one_line_or_result(code: int, output: str) -> None:
         assert lines and ": " in lines[-1], output
 
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -20,6 +20,8 @@ from flowledger.codec import spellings
 from tests.cli.conftest import FLOWLEDGER
 from tests.steps.http_server import serve
 
+pytestmark = pytest.mark.e2e
+
 SECRET = 'sëcret"Value-4711'
 
 
