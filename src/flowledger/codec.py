@@ -99,12 +99,13 @@ class Codec:
         return text
 
     def redact_bytes(self, data: bytes) -> bytes:
-        """The same redaction on bytes (a saved response body), when they hold a value."""
+        """The same redaction on bytes (a saved response body). Spellings shorter than
+        6 characters are left alone here: in binary data they match by chance."""
         if not self._replacements:
             return data
         for secret, mark in self._replacements:
             needle = secret.encode("utf-8", "surrogatepass")
-            if needle in data:
+            if len(needle) >= _MIN_BASE64_CHARS and needle in data:
                 data = data.replace(needle, mark.encode("ascii"))
         return data
 
@@ -112,7 +113,31 @@ class Codec:
         if value is None:
             return None
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-        return self.redact(text) if self._replacements else text
+        if not self._replacements:
+            return text
+        redacted = self.redact(text)
+        if redacted == text:
+            return text
+        try:  # a short value (``1234``, ``,``) may have matched JSON syntax, not text
+            json.loads(redacted)
+        except ValueError:
+            whole = self._redact_value(value)
+            return json.dumps(whole, separators=(",", ":"), ensure_ascii=False, default=str)
+        return redacted
+
+    def _redact_value(self, value: Any) -> Any:
+        """Redaction inside strings only (keys included); a number spelling a secret
+        becomes the placeholder. Slower than on the text: used when that broke it."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self.redact(str(k)): self._redact_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact_value(item) for item in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = self.redact(str(value))
+            return value if text == str(value) else text
+        return value
 
 
 def loads(text: str | None) -> Any:

@@ -258,3 +258,16 @@ async def test_a_custom_type_declares_the_fields_that_may_hold_secrets(db_url: s
                     "{token: '{{ secrets.TOKEN }}'}", "{token: x, note: '{{ secrets.TOKEN }}'}"
                 )
             )
+
+
+def test_a_short_secret_never_breaks_the_stored_json() -> None:
+    codec = Codec({"PIN": "1234"})
+    stored = codec.dumps({"status": 212345, "text": "pin 1234", "list": [1234, "x"]})
+    assert stored is not None
+    assert json.loads(stored) == {
+        "status": placeholder("PIN").join(["2", "5"]),
+        "text": f"pin {placeholder('PIN')}",
+        "list": [placeholder("PIN"), "x"],
+    }
+    comma = Codec({"C": ","})
+    assert json.loads(comma.dumps({"a": "x,y", "b": 1}) or "") == {"a": "x***secrets.C***y", "b": 1}
