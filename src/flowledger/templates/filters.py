@@ -139,7 +139,7 @@ def _urlencode(context: Context, value: Any) -> str:
 def _list(context: Context, value: Any) -> list[Any]:
     ctx = render_context(context)
     items = materialize(value, ctx.limits, "the list")
-    ctx.meter.charge(ctx.meter.measure(items))
+    ctx.meter.charge(len(items))  # nested values are counted where they are walked
     return items
 
 

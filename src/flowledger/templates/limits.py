@@ -8,6 +8,7 @@ built in one expression (``[s*1000000, s*1000000, ...]``) still add up.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -72,12 +73,17 @@ class Meter:
         by identity, the objects kept alive so identities stay unique), and the walk
         stops as soon as the size passes the render's limit.
         """
-        size = _leaf_size(value)
-        if size is not None:
-            return size
-        if self._sizes is None:
-            self._sizes = {}
+        kind = type(value)
+        if kind is str:
+            return len(value) or 1  # type: ignore[arg-type]
+        if kind not in _CONTAINERS and not _is_container(value):
+            return 1
+        flat = _flat_size(value)
+        if flat is not None:
+            return flat
         sizes = self._sizes
+        if sizes is None:
+            sizes = self._sizes = {}
         known = sizes.get(id(value))
         if known is not None:
             return known
@@ -85,19 +91,35 @@ class Meter:
         frames: list[list[Any]] = [[value, _children(value), 1]]
         while True:
             frame = frames[-1]
+            total: int = frame[2]
             for child in frame[1]:
-                size = _leaf_size(child)
-                if size is None:
+                kind = type(child)
+                if kind is str:
+                    total += len(child) or 1
+                elif kind in _SCALARS:
+                    total += 1
+                else:
                     size = sizes.get(id(child))
-                if size is None:
-                    frames.append([child, _children(child), 1])
-                    break
-                frame[2] += size
-                if frame[2] > limit:
+                    if size is None:
+                        if kind not in _CONTAINERS and not _is_container(child):
+                            total += 1
+                            continue
+                        size = _flat_size(child)
+                        if size is not None:
+                            sizes[id(child)] = size
+                            self._keep.append(child)
+                            total += size
+                            if total > limit:
+                                raise _too_big(limit)
+                            continue
+                        frame[2] = total
+                        frames.append([child, _children(child), 1])
+                        break
+                    total += size
+                if total > limit:
                     raise _too_big(limit)
             else:
                 frames.pop()
-                total: int = frame[2]
                 sizes[id(frame[0])] = total
                 self._keep.append(frame[0])
                 if not frames:
@@ -114,17 +136,30 @@ def _too_big(limit: int) -> TemplateLimitError:
     )
 
 
-_CONTAINERS = (list, tuple, dict)
+_CONTAINERS = frozenset({list, tuple, dict})
+_SCALARS = frozenset({int, float, bool, type(None)})
+_FLAT_KINDS = _SCALARS | {str}
 
 
-def _leaf_size(value: object) -> int | None:
-    """The size of a scalar, or None for a container to walk."""
+def _is_container(value: object) -> bool:
+    return isinstance(value, Mapping | list | tuple)
+
+
+def _flat_size(value: Any) -> int | None:
+    """The size of a list, tuple or dict holding only scalars, at C speed (its compact
+    JSON text's length, close to the walk's count); None when it holds containers."""
     kind = type(value)
-    if kind is str:
-        return len(value) or 1  # type: ignore[arg-type]
-    if kind in _CONTAINERS or isinstance(value, Mapping | list | tuple):
+    if kind is dict:
+        if not set(map(type, value.values())) <= _FLAT_KINDS:
+            return None
+        if not set(map(type, value)) <= {str}:
+            return None
+    elif kind is list or kind is tuple:
+        if not set(map(type, value)) <= _FLAT_KINDS:
+            return None
+    else:
         return None
-    return 1
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 def _children(value: Any) -> Iterator[Any]:
