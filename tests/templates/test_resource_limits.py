@@ -68,6 +68,8 @@ EXHAUSTION: list[tuple[str, type[TemplateError]]] = [
     ("{{ {'a': [[0] * 100000] * 100}|urlencode }}", Lim),
     ("{{ [1]|batch(100000, fill_with=[0] * 100000)|list }}", TemplateError),
     ("{{ 1" + "|abs" * 5000 + " }}", Lim),
+    # Steps taken item by item in Python are counted: a render holds the loop briefly.
+    ("{{ (range(10000)|list * 10)" + "|map('abs')" * 11 + "|list }}", Lim),
     ("{{ " + " + ".join(["1"] * 20000) + " }}", Lim),
 ]
 

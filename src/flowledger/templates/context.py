@@ -32,7 +32,7 @@ class RenderContext(Context):
         super().__init__(environment, cast(dict[str, Any], parent), None, _NO_BLOCKS)
         self.limits = limits
         #: Shared by every template of one rendered value (a step's whole input).
-        self.meter = meter if meter is not None else Meter(limits.max_total_size)
+        self.meter = meter if meter is not None else Meter.for_limits(limits)
 
 
 def render_context(context: Context) -> RenderContext:

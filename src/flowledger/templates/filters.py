@@ -99,6 +99,7 @@ def _join(context: Context, value: Any, d: Any = "", attribute: str | int | None
     if attribute is not None:
         value = map(make_attrgetter(context.environment, attribute), value)
     items = materialize(value, ctx.limits, "join's input")
+    ctx.meter.work(len(items))
     parts = [to_text(item, ctx.limits, ctx.meter) for item in items]
     separator = to_text(d, ctx.limits, ctx.meter)
     total = sum(map(len, parts)) + len(separator) * max(len(parts) - 1, 0)
@@ -154,7 +155,23 @@ def _sort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
 def _charge_comparisons(ctx: RenderContext, items: list[Any]) -> None:
     """Sorting compares about n·log n times, each walking nested items: charged as such,
     so a chain of sorts cannot cost more than the render's budget in time either."""
-    ctx.meter.charge(ctx.meter.measure(items) * max(1, len(items).bit_length()))
+    rounds = max(1, len(items).bit_length())
+    ctx.meter.work(len(items))  # the comparisons themselves run in C
+    ctx.meter.charge(ctx.meter.measure(items) * rounds)
+
+
+def _per_item(each: Callable[..., Any]) -> Callable[..., Any]:
+    """``map``, ``select`` and the like call back into Python for every item: each one
+    is a step of the render's operation budget."""
+
+    @pass_context
+    def counted(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        meter = render_context(context).meter
+        for item in each(context, value, *args, **kwargs):
+            meter.work(1)
+            yield item
+
+    return counted
 
 
 def _comparing(compare: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -294,16 +311,16 @@ def build_filters() -> dict[str, Callable[..., Any]]:
         "length": len,
         "list": _list,
         "lower": _text_filter(str.lower, "lower"),
-        "map": sync_do_map,
+        "map": _per_item(sync_do_map),
         "max": _comparing(do_max, "max"),
         "min": _comparing(do_min, "min"),
-        "reject": sync_do_reject,
-        "rejectattr": sync_do_rejectattr,
+        "reject": _per_item(sync_do_reject),
+        "rejectattr": _per_item(sync_do_rejectattr),
         "replace": _replace,
         "reverse": _reverse,
         "round": _round,
-        "select": sync_do_select,
-        "selectattr": sync_do_selectattr,
+        "select": _per_item(sync_do_select),
+        "selectattr": _per_item(sync_do_selectattr),
         "slice": _slice,
         "sort": _sort,
         "string": _string,

@@ -33,6 +33,9 @@ class TemplateLimits:
     #: Operations nested in one expression (filters chained, operators, brackets):
     #: compiling and evaluating recurse once per level.
     max_expression_depth: int = 100
+    #: Steps one render may take item by item in Python (a filter applied to each item,
+    #: comparisons of a sort): bounds the time a render holds the worker's event loop.
+    max_operations: int = 1_000_000
     #: The value one template builds (characters and items, repetitions counted); a
     #: template that only reads stored data (``{{ steps.a.output }}``) passes it as is.
     max_rendered_size: int = 1_048_576
@@ -49,11 +52,13 @@ class Meter:
     references (``[[0]*100000]*100000``) is refused before it is built or walked.
     """
 
-    __slots__ = ("_keep", "_sizes", "limit", "used")
+    __slots__ = ("_keep", "_sizes", "limit", "max_operations", "operations", "used")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_operations: int = 1_000_000) -> None:
         self.limit = limit
         self.used = 0
+        self.max_operations = max_operations
+        self.operations = 0
         self._sizes: dict[int, int] | None = None
         self._keep: list[object] = []
 
@@ -63,6 +68,19 @@ class Meter:
             raise TemplateLimitError(
                 f"the template produces more than {self.limit:,} characters and items "
                 "in total; it is too expensive to evaluate"
+            )
+
+    @classmethod
+    def for_limits(cls, limits: TemplateLimits) -> Meter:
+        return cls(limits.max_total_size, limits.max_operations)
+
+    def work(self, steps: int) -> None:
+        """Count ``steps`` done item by item; refuse past ``max_operations``."""
+        self.operations += steps
+        if self.operations > self.max_operations:
+            raise TemplateLimitError(
+                f"the template takes more than {self.max_operations:,} steps item by item "
+                "(filters applied to each item, sorting); it is too expensive to evaluate"
             )
 
     def measure(self, value: object) -> int:

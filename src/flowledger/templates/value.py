@@ -63,7 +63,7 @@ class TemplatedValue:
         if self._render is None:
             return self._value
         limits = self._templates[0][1].limits
-        return self._render(context, Meter(limits.max_total_size))
+        return self._render(context, Meter.for_limits(limits))
 
 
 def _build(
