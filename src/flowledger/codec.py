@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -112,7 +113,14 @@ class Codec:
     def dumps(self, value: Any) -> str | None:
         if value is None:
             return None
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        try:
+            text = json.dumps(
+                value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+            )
+        except ValueError:  # NaN or Infinity from a step: stored JSON stays strict JSON
+            text = json.dumps(
+                _finite(value), separators=(",", ":"), ensure_ascii=False, default=str
+            )
         if not self._replacements:
             return text
         redacted = self.redact(text)
@@ -121,8 +129,7 @@ class Codec:
         try:  # a short value (``1234``, ``,``) may have matched JSON syntax, not text
             json.loads(redacted)
         except ValueError:
-            whole = self._redact_value(value)
-            return json.dumps(whole, separators=(",", ":"), ensure_ascii=False, default=str)
+            return _dump(self._redact_value(value))
         return redacted
 
     def _redact_value(self, value: Any) -> Any:
@@ -138,6 +145,28 @@ class Codec:
             text = self.redact(str(value))
             return value if text == str(value) else text
         return value
+
+
+def _dump(value: Any) -> str:
+    """Compact JSON; NaN and infinities (from a step's output) become null, so what is
+    stored, and every document printed from it, is strict JSON."""
+    try:
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+        )
+    except ValueError:
+        return json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity (which JSON cannot spell) as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def loads(text: str | None) -> Any:

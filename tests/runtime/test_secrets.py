@@ -271,3 +271,8 @@ def test_a_short_secret_never_breaks_the_stored_json() -> None:
     }
     comma = Codec({"C": ","})
     assert json.loads(comma.dumps({"a": "x,y", "b": 1}) or "") == {"a": "x***secrets.C***y", "b": 1}
+
+
+def test_stored_json_is_strict_json() -> None:
+    stored = Codec().dumps({"a": float("nan"), "b": [float("inf"), 1.5]})
+    assert stored == '{"a":null,"b":[null,1.5]}'
