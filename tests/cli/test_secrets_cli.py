@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,11 @@ class Processes:
         shown = self.run("executions", "show", execution_id, "--json")
         return str(json.loads(shown.stdout)["runtimeStatus"])
 
+    def stored(self, query: str, *args: str) -> list[tuple[object, ...]]:
+        """Rows read straight from the database file: cheap enough to poll."""
+        with sqlite3.connect(self.folder / "flow.db") as db:
+            return db.execute(query, args).fetchall()
+
     def leaks(self) -> list[str]:
         needles = spellings(SECRET)
         found = [
@@ -130,27 +136,82 @@ def test_resumed_in_another_process(procs: Processes) -> None:
     assert procs.leaks() == []
 
 
-def test_finished_by_a_worker(procs: Processes) -> None:
-    execution_id = _started(procs)
-    detached = procs.run("executions", "input", execution_id, "wait", "--data", "{}", "--detach")
-    assert detached.returncode == 0, detached.stderr
-    worker = subprocess.Popen(
-        [FLOWLEDGER, "worker"],
+def _worker(procs: Processes) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [FLOWLEDGER, "worker", "--lease", "1s"],
         cwd=procs.folder,
         env=procs.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _until(procs: Processes, done: Callable[[], bool]) -> None:
+    for _ in range(1200):  # polls what is stored; the workers' pace sets how long
+        if done():
+            return
+        time.sleep(0.05)
+
+
+def _finished(procs: Processes, execution_id: str) -> bool:
+    query = "select runtime_status from executions where id = ?"
+    [(status,)] = procs.stored(query, execution_id)
+    return status in ("Completed", "Failed")
+
+
+def _stop(procs: Processes, worker: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
+    worker.send_signal(sig)
+    out, err = worker.communicate(timeout=60)
+    procs.outputs += [out, err]
+
+
+def test_finished_by_a_worker(procs: Processes) -> None:
+    execution_id = _started(procs)
+    detached = procs.run("executions", "input", execution_id, "wait", "--data", "{}", "--detach")
+    assert detached.returncode == 0, detached.stderr
+    worker = _worker(procs)
     try:
-        for _ in range(600):  # polls the stored status; the worker's pace sets how long
-            if procs.status(execution_id) == "Completed":
-                break
-            time.sleep(0.1)
+        _until(procs, lambda: _finished(procs, execution_id))
     finally:
-        worker.send_signal(signal.SIGTERM)
-        out, err = worker.communicate(timeout=60)
-        procs.outputs += [out, err]
+        _stop(procs, worker)
     assert procs.status(execution_id) == "Completed"
+    _every_document(procs, execution_id)
+    assert procs.leaks() == []
+
+
+def test_taken_over_from_a_killed_worker(procs: Processes, base_url: str) -> None:
+    """Worker A sends the secret and is killed mid-request; worker B takes the execution
+    over when A's lease lapses, sends it again and stores the echoes."""
+    key = "'{{ secrets.API_KEY|urlencode }}'"  # header values are ASCII
+    slow = (
+        "  - id: slow\n    type: sys.http_request\n"
+        f"    input: {{url: '{base_url}/slow?s=2', headers: {{X-Api-Key: {key}}}}}\n"
+    )
+    text = _workflow(base_url).replace(
+        "  - {id: wait, type: sys.wait_for_input, input: {prompt: go?}}\n", slow
+    )
+    (procs.folder / "flow.yaml").write_text(text, encoding="utf-8")
+    started = procs.run("start", "flow.yaml")
+    assert started.returncode == 0, started.stderr
+    execution_id = started.stdout.split()[-1]
+
+    def slow_started() -> bool:
+        query = "select 1 from step_executions where execution_id = ? and step_id = 'slow'"
+        return bool(procs.stored(query, execution_id))
+
+    first = _worker(procs)
+    try:
+        _until(procs, slow_started)
+    finally:
+        _stop(procs, first, signal.SIGKILL)
+    second = _worker(procs)
+    try:
+        _until(procs, lambda: _finished(procs, execution_id))
+    finally:
+        _stop(procs, second)
+    assert procs.status(execution_id) == "Completed"
+    attempts = "select attempt from step_executions where execution_id = ? and step_id = 'slow'"
+    assert sorted(procs.stored(attempts, execution_id)) == [(1,), (2,)]  # B re-ran it
     _every_document(procs, execution_id)
     assert procs.leaks() == []
