@@ -166,15 +166,20 @@ def _stop(procs: Processes, worker: subprocess.Popen[str], sig: int = signal.SIG
     procs.outputs += [out, err]
 
 
+def _worker_until(procs: Processes, done: Callable[[], bool], sig: int = signal.SIGTERM) -> None:
+    """Run a worker until ``done()``, then stop it with ``sig`` (SIGKILL: it dies as is)."""
+    worker = _worker(procs)
+    try:
+        _until(procs, done)
+    finally:
+        _stop(procs, worker, sig)
+
+
 def test_finished_by_a_worker(procs: Processes) -> None:
     execution_id = _started(procs)
     detached = procs.run("executions", "input", execution_id, "wait", "--data", "{}", "--detach")
     assert detached.returncode == 0, detached.stderr
-    worker = _worker(procs)
-    try:
-        _until(procs, lambda: _finished(procs, execution_id))
-    finally:
-        _stop(procs, worker)
+    _worker_until(procs, lambda: _finished(procs, execution_id))
     assert procs.status(execution_id) == "Completed"
     _every_document(procs, execution_id)
     assert procs.leaks() == []
@@ -200,16 +205,8 @@ def test_taken_over_from_a_killed_worker(procs: Processes, base_url: str) -> Non
         query = "select 1 from step_executions where execution_id = ? and step_id = 'slow'"
         return bool(procs.stored(query, execution_id))
 
-    first = _worker(procs)
-    try:
-        _until(procs, slow_started)
-    finally:
-        _stop(procs, first, signal.SIGKILL)
-    second = _worker(procs)
-    try:
-        _until(procs, lambda: _finished(procs, execution_id))
-    finally:
-        _stop(procs, second)
+    _worker_until(procs, slow_started, signal.SIGKILL)
+    _worker_until(procs, lambda: _finished(procs, execution_id))
     assert procs.status(execution_id) == "Completed"
     attempts = "select attempt from step_executions where execution_id = ? and step_id = 'slow'"
     assert sorted(procs.stored(attempts, execution_id)) == [(1,), (2,)]  # B re-ran it
