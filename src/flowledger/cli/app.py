@@ -317,7 +317,8 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # a bug, never bad input: still one line, not a traceback
-        logging.getLogger("flowledger.cli").debug("internal error", exc_info=True)
+        log = logging.getLogger("flowledger.cli")
+        log.debug("internal error", exc_info=True, extra=log_extra("cli"))
         detail = str(exc).splitlines()[0] if str(exc) else ""
         sys.stderr.write(
             f"error: internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
