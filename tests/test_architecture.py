@@ -47,9 +47,9 @@ LEAF_ORDER = [
     "errors",
     "durations",
     "timeutil",
-    "codec",
     "egress",
     "config",
+    "codec",
     "logs",
     "traceparent",
 ]

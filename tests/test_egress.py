@@ -29,6 +29,17 @@ REFUSED = [
     "fe80::1",
     "fd00::1",
     "224.0.0.1",
+    # IPv6 forms that embed an IPv4 address: judged by the address inside.
+    "64:ff9b::7f00:1",  # NAT64 well-known prefix → 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # → 169.254.169.254
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64: the site's own network
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+    "::127.0.0.1",  # IPv4-compatible
+    "::169.254.169.254",
+    "::ffff:0:127.0.0.1",  # SIIT
+    "::ffff:0:a9fe:a9fe",
+    "fec0::1",  # site-local
 ]
 
 
@@ -38,7 +49,10 @@ def test_private_and_special_addresses_are_refused_by_default(address: str) -> N
     assert problem is not None and problem.startswith(str(ipaddress.ip_address(address)))
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2001:4860:4860::8888"])
+@pytest.mark.parametrize(
+    "address",
+    ["93.184.215.14", "8.8.8.8", "2001:4860:4860::8888", "64:ff9b::808:808", "2002:808:808::1"],
+)
 def test_public_addresses_pass(address: str) -> None:
     assert EgressPolicy().problem("example.com", ipaddress.ip_address(address)) is None
 
@@ -58,7 +72,10 @@ def test_a_bad_allow_entry_is_a_config_error() -> None:
         Settings.from_env({"FLOWLEDGER_HTTP_ALLOW": "10.0.0.0/8, no such/thing"})
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "0x7f000001", "2130706433", "[::1]", "localhost"])
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "0x7f000001", "2130706433", "[::1]", "localhost", "localhost.", "[::127.0.0.1]"],
+)
 async def test_the_transport_refuses_before_connecting(host: str) -> None:
     async with httpx.AsyncClient(transport=GuardedTransport(EgressPolicy())) as client:
         with pytest.raises(EgressRefused, match="refused to connect"):
@@ -114,3 +131,34 @@ async def test_a_redirect_to_a_refused_address_is_refused(
             doc = await engine.run(engine.load_text(text))
     assert doc["runtimeStatus"] == "Failed"
     assert "169.254.169.254 is a link-local address" in doc["error"]["message"]
+
+
+def test_a_trailing_dot_is_judged_like_the_plain_name() -> None:
+    policy = EgressPolicy.parse("api.internal")
+    assert policy.problem("api.internal.", ipaddress.ip_address("10.1.1.1")) is None
+    assert EgressPolicy().problem("localhost.", ipaddress.ip_address("127.0.0.1")) is not None
+
+
+async def test_credentials_are_dropped_on_a_cross_origin_redirect(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWLEDGER_HTTP_ALLOW", "127.0.0.1, localhost")
+    monkeypatch.setenv("FLOWLEDGER_SECRET_TOKEN", "secret-token-value")
+    with serve() as base:
+        other = base.replace("127.0.0.1", "localhost")  # same server, another origin
+        for target, kept in ((f"{other}/echo", False), (f"{base}/echo", True)):
+            hop = quote(target, safe="")
+            text = (
+                "name: hop\nsteps:\n  - id: call\n    type: sys.http_request\n"
+                f"    input:\n      url: '{base}/redirect-to?url={hop}'\n"
+                "      headers: {Authorization: 'Bearer x', Cookie: 'a=b', X-Api-Key: k,\n"
+                "                X-Custom: '{{ secrets.TOKEN }}', Accept: text/plain}\n"
+            )
+            async with Engine(db_url) as engine:
+                doc = await engine.run(engine.load_text(text))
+            assert doc["runtimeStatus"] == "Completed", doc["error"]
+            [step] = doc["steps"].values()
+            seen = step["outputData"]["body"]["headers"]
+            assert seen["accept"] == "text/plain"
+            for name in ("authorization", "x-api-key", "x-custom"):
+                assert (name in seen) is kept, (target, name)

@@ -1,39 +1,167 @@
-"""JSON in and out of the database, with secret values redacted on the way in."""
+"""JSON in and out of the database, with secret values redacted on the way in.
+
+Redaction is the second net: validation already keeps ``secrets.NAME`` out of every
+field but the few that send it (``sys.http_request``'s url, headers, query and body,
+fields a custom step type declares secret), and those are stored with the reference
+in place of the value. What can still carry a value is what comes back (a server
+echoing a token) or an error message quoting it. A :class:`Codec` is built from the
+secret *names* an execution's definition declares (:meth:`Codec.for_names`), so every
+process that writes for the execution redacts the same values, whatever it rendered.
+Each value is searched in the spellings it can take inside stored text: raw, JSON
+escaped (ASCII or not), URL-encoded (``quote`` and ``quote_plus``) and base64
+(standard and URL-safe, at each of the three byte alignments).
+"""
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
+
+from flowledger.config import read_secret
 
 REDACTED = "***"
 #: One encoder for every column: ``json.dumps`` with these options builds a new one per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+_ENCODE = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+).encode
+#: Values shorter than this are not searched inside base64 text (too many false hits).
+_MIN_BASE64_CHARS = 6
+
+
+def placeholder(name: str) -> str:
+    """What stored documents hold where the secret ``name`` was."""
+    return f"***secrets.{name}***"
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 characters that encode ``raw`` whatever surrounds it, for each of the
+    three byte offsets it may start at inside a longer encoded text."""
+    cores = set()
+    for offset in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(b"\0" * offset + raw).decode("ascii").rstrip("=")
+            first = -(-offset * 8 // 6)  # first character whose bits are all the value's
+            last = ((offset + len(raw)) * 8) // 6  # characters wholly inside the value
+            core = text[first:last]
+            if len(core) >= _MIN_BASE64_CHARS:
+                cores.add(core)
+    return cores
+
+
+def spellings(value: str) -> set[str]:
+    """Every way ``value`` may appear inside stored JSON text."""
+    found = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    if len(value) >= _MIN_BASE64_CHARS:  # a server may echo it upper- or lower-cased
+        found |= {value.upper(), value.lower()}
+    for text in (quote(value, safe=""), quote_plus(value, safe=""), quote(value)):
+        found.add(text)
+        found.add(text.lower())  # %c3%a4 as well as %C3%A4
+    raw = value.encode("utf-8", "surrogatepass")  # a lone surrogate is kept as it is
+    found |= _base64_cores(raw)
+    return {text for text in found if text}
 
 
 class Codec:
-    """Serializes JSON columns; every secret value a template read is replaced by ``***``."""
+    """Serializes JSON columns; every known secret value becomes its placeholder."""
 
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-        self._escaped: list[str] = []
+    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+        self._secrets: dict[str, str] = {}
+        self._replacements: list[tuple[str, str]] = []
+        for name, value in (secrets or {}).items():
+            self.add_secret(name, value)
+
+    @classmethod
+    def for_names(cls, names: Iterable[str]) -> Codec:
+        """A codec redacting the current value of each opened secret in ``names``."""
+        values = {name: read_secret(name) for name in names}
+        return cls({name: value for name, value in values.items() if value})
+
+    def add_secret(self, name: str, value: str) -> None:
+        if not value or self._secrets.get(name) == value:
+            return
+        self._secrets[name] = value
+        mark = placeholder(name)
+        self._replacements.extend((text, mark) for text in spellings(value))
+        # Longest first, so a value containing another is replaced whole.
+        self._replacements.sort(key=lambda pair: len(pair[0]), reverse=True)
 
     def add_secrets(self, values: Iterable[str]) -> None:
+        """Values without a name (tests, ad-hoc callers): replaced by ``***``."""
         for value in values:
-            if value and value not in self._secrets:
-                self._secrets.add(value)
-                # Match the value as it appears inside a JSON string, longest first.
-                self._escaped.append(json.dumps(value)[1:-1])
-                self._escaped.sort(key=len, reverse=True)
+            if value and value not in self._secrets.values():
+                self._secrets[f"\0{len(self._secrets)}"] = value
+                self._replacements.extend((text, REDACTED) for text in spellings(value))
+                self._replacements.sort(key=lambda pair: len(pair[0]), reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret, mark in self._replacements:
+            if secret in text:
+                text = text.replace(secret, mark)
+        return text
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        """The same redaction on bytes (a saved response body). Spellings shorter than
+        6 characters are left alone here: in binary data they match by chance."""
+        if not self._replacements:
+            return data
+        for secret, mark in self._replacements:
+            needle = secret.encode("utf-8", "surrogatepass")
+            if len(needle) >= _MIN_BASE64_CHARS and needle in data:
+                data = data.replace(needle, mark.encode("ascii"))
+        return data
 
     def dumps(self, value: Any) -> str | None:
         if value is None:
             return None
-        text = _ENCODE(value)
-        for secret in self._escaped:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        text = _dump(value)
+        if not self._replacements:
+            return text
+        redacted = self.redact(text)
+        if redacted == text:
+            return text
+        try:  # a short value (``1234``, ``,``) may have matched JSON syntax, not text
+            json.loads(redacted)
+        except ValueError:
+            return _dump(self._redact_value(value))
+        return redacted
+
+    def _redact_value(self, value: Any) -> Any:
+        """Redaction inside strings only (keys included); a number spelling a secret
+        becomes the placeholder. Slower than on the text: used when that broke it."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self.redact(str(k)): self._redact_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact_value(item) for item in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = self.redact(str(value))
+            return value if text == str(value) else text
+        return value
+
+
+def _dump(value: Any) -> str:
+    """Compact JSON; NaN and infinities (from a step's output) become null, so what is
+    stored, and every document printed from it, is strict JSON."""
+    try:
+        return _ENCODE(value)
+    except ValueError:  # NaN or Infinity from a step: stored JSON stays strict JSON
+        return _ENCODE(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity (which JSON cannot spell) as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def loads(text: str | None) -> Any:

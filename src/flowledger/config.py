@@ -44,6 +44,12 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   up to ``MAX`` (default ``30m``), with jitter; a delivery still failing ``FOR`` after
   its event (default ``24h``) is given up (``failed``).
 - ``FLOWLEDGER_DELIVERY_TIMEOUT``: how long one delivery attempt may take (default ``10s``).
+- Workflow secrets (``{{ secrets.NAME }}``): only names the operator opened are
+  readable, never the whole environment. ``FLOWLEDGER_SECRET_NAME`` holds the secret
+  ``NAME`` (``FLOWLEDGER_SECRET_API_KEY`` → ``secrets.API_KEY``);
+  ``FLOWLEDGER_SECRETS_FILE`` names a file of ``NAME=value`` lines (``#`` comments);
+  ``FLOWLEDGER_SECRETS`` lists plain environment variables opened as secrets under
+  their own names (``API_KEY,DB_PASSWORD``). Read by :func:`read_secret`, nowhere else.
 - Webhook trigger secrets: a trigger's ``secret_env: NAME`` names the variable that holds
   its Standard Webhooks secret (``whsec_…``); several secrets separated by spaces or
   commas are all accepted (rotation). Read by :func:`webhook_secrets`, nowhere else.
@@ -55,8 +61,9 @@ Limits on what comes in (see :class:`Limits`; sizes take units like ``1MiB``):
   64; 422 above).
 - ``FLOWLEDGER_MAX_DEFINITION``: a workflow or job-run definition's text (default
   ``512KiB``; 413 above).
-- ``FLOWLEDGER_MAX_INPUT``: a workflow input or a step's submitted input as JSON
-  (default ``512KiB``; 413 above).
+- ``FLOWLEDGER_MAX_INPUT``: a workflow input or a step's submitted input as JSON, also
+  the CLI's ``--input``, ``--input-file``, ``--data`` and ``--filter`` (default
+  ``512KiB``; 413 above; see ``flowledger.app.inputs``).
 - ``FLOWLEDGER_MAX_PAGE``: the largest ``limit`` of a listing (default 1000; 422 above).
 - ``FLOWLEDGER_MAX_STREAMS``, ``FLOWLEDGER_MAX_WAITS``: event streams and long-poll
   waits one token may hold open at once (defaults 10 and 50; 429 above).
@@ -92,6 +99,9 @@ STEP_LOG_LEVEL_ENV = "FLOWLEDGER_STEP_LOG_LEVEL"
 STEP_LOG_LIMIT_ENV = "FLOWLEDGER_STEP_LOG_LIMIT"
 RETENTION_ENV = "FLOWLEDGER_RETENTION"
 DEFAULT_STEP_LOG_LIMIT = 64 * 1024
+SECRET_PREFIX = "FLOWLEDGER_SECRET_"  # noqa: S105 - a variable name prefix
+SECRETS_FILE_ENV = "FLOWLEDGER_SECRETS_FILE"
+SECRETS_LIST_ENV = "FLOWLEDGER_SECRETS"
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -161,6 +171,12 @@ class Limits:
             else:
                 raise ConfigError(f"{var} must be a whole number of at least 1, not {text!r}")
         return cls(**values)
+
+
+def current_limits(environ: Mapping[str, str] | None = None) -> Limits:
+    """The limits the environment sets (``FLOWLEDGER_MAX_*``), for readers of input that
+    run before an application is open (the CLI parsing ``--input``)."""
+    return Limits.from_env(os.environ if environ is None else environ)
 
 
 @dataclass(frozen=True)
@@ -233,6 +249,39 @@ def webhook_secrets(name: str, environ: Mapping[str, str] | None = None) -> list
     rotates its secret); an empty list when the variable is unset or blank."""
     env = os.environ if environ is None else environ
     return [part for part in re.split(r"[\s,]+", env.get(name, "")) if part]
+
+
+def read_secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of the workflow secret ``name`` if the operator opened it (see the module
+    docstring), else None. Nothing else of the environment is reachable this way."""
+    env = os.environ if environ is None else environ
+    value = env.get(SECRET_PREFIX + name)
+    if value is not None:
+        return value
+    path = env.get(SECRETS_FILE_ENV)
+    if path:
+        value = _secrets_file(path).get(name)
+        if value is not None:
+            return value
+    opened = {part for part in re.split(r"[\s,]+", env.get(SECRETS_LIST_ENV, "")) if part}
+    return env.get(name) if name in opened else None
+
+
+def _secrets_file(path: str) -> dict[str, str]:
+    """``NAME=value`` lines of a secrets file; blank lines and ``#`` comments skipped."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{SECRETS_FILE_ENV}: cannot read {path}: {exc}") from None
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        found[key.strip()] = value.strip()
+    return found
 
 
 def _schedule(env: Mapping[str, str]) -> DeliverySchedule:

@@ -65,15 +65,35 @@ class EgressPolicy:
         checked = _unmapped(address)
         if any(checked in net or address in net for net in self.networks):
             return None
-        if checked.is_global and not checked.is_multicast:
+        site_local = isinstance(checked, ipaddress.IPv6Address) and checked.is_site_local
+        if checked.is_global and not checked.is_multicast and not site_local:
             return None
         return f"{address} is {_kind(checked)}"
 
 
+#: IPv6 forms whose low 32 bits are an IPv4 address a translator or tunnel reaches:
+#: SIIT (``::ffff:0:a.b.c.d``), IPv4-compatible (``::a.b.c.d``) and NAT64 (RFC 6052).
+_EMBEDDING_96 = tuple(
+    ipaddress.IPv6Network(net) for net in ("::ffff:0:0:0/96", "::/96", "64:ff9b::/96")
+)
+#: Local-use NAT64 (RFC 8215): the prefix length is the site's choice, so the IPv4
+#: address inside cannot be located; it translates into the site's own network.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def _unmapped(address: Address) -> Address:
-    """``::ffff:169.254.169.254`` is 169.254.169.254: judge the IPv4 address inside."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    """The IPv4 address an IPv6 one carries (``::ffff:169.254.169.254``, 6to4, NAT64,
+    SIIT, IPv4-compatible), which is where it leads: judge that one."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.sixtofour is not None:  # 2002:a.b.c.d::/48
+        return address.sixtofour
+    if address in _LOCAL_NAT64:
+        return ipaddress.IPv4Address("10.0.0.0")  # judged as the private network it is
+    if int(address) > 1 and any(address in net for net in _EMBEDDING_96):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
@@ -84,6 +104,10 @@ def _kind(address: Address) -> str:
         (address.is_private, "a private-network address"),
         (address.is_multicast, "a multicast address"),
         (address.is_unspecified, "the unspecified address"),
+        (
+            isinstance(address, ipaddress.IPv6Address) and address.is_site_local,
+            "a site-local address (fec0::/10)",
+        ),
     ):
         if test:
             return name

@@ -93,19 +93,23 @@ async def test_hostile_names_never_leave_the_folder(engine: Engine, artifacts_ro
     assert [p.name for p in artifacts_root.iterdir()] == [doc["id"]]
 
 
-async def test_download_copies_verifies_and_never_overwrites(
-    engine: Engine, tmp_path: Path
-) -> None:
-    text = """
+def many_reports(count: int) -> str:
+    """A loop whose every iteration saves a ``report.csv``."""
+    return f"""
     name: many-reports
     steps:
       - id: each
         type: sys.loop
-        input: {items: [1, 2]}
+        input: {{items: {list(range(count))}}}
         steps:
-          - {id: report, type: test.report, input: {name: report.csv}}
+          - {{id: report, type: test.report, input: {{name: report.csv}}}}
     """
-    doc = await run(engine, text)
+
+
+async def test_download_copies_verifies_and_never_overwrites(
+    engine: Engine, tmp_path: Path
+) -> None:
+    doc = await run(engine, many_reports(2))
     listed = await engine.artifacts.for_execution(doc["id"])
     target = tmp_path / "out" / "nested"
     paths = await engine.artifacts.download(doc["id"], target)
@@ -117,6 +121,26 @@ async def test_download_copies_verifies_and_never_overwrites(
     ):
         await engine.artifacts.download(doc["id"], target)
     assert all(p.read_bytes() == CSV for p in paths)
+
+
+async def test_a_download_refused_half_way_writes_nothing(
+    engine: Engine, artifacts_root: Path, tmp_path: Path
+) -> None:
+    doc = await run(engine, many_reports(3))
+    listed = await engine.artifacts.for_execution(doc["id"])
+    target = tmp_path / "out"
+    target.mkdir()
+    # A dangling symlink among the targets: exists() says no, writing through it would not.
+    (target / f"report-{listed[2]['id'][:8]}.csv").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(StorageError, match=r"will not overwrite .*: it already exists"):
+        await engine.artifacts.download(doc["id"], target)
+    assert sorted(p.name for p in target.iterdir()) == [f"report-{listed[2]['id'][:8]}.csv"]
+    # A file damaged after the others were copied: none of them is kept either.
+    (target / f"report-{listed[2]['id'][:8]}.csv").unlink()
+    (artifacts_root / doc["id"] / listed[2]["id"]).write_bytes(b"tampered")
+    with pytest.raises(StorageError, match="is corrupt"):
+        await engine.artifacts.download(doc["id"], target)
+    assert list(target.iterdir()) == []
 
 
 async def test_a_damaged_file_fails_the_download_loudly(

@@ -63,7 +63,8 @@ def test_bad_schemas_are_refused(cli: Cli, tmp_path: Path) -> None:
     broken.write_text("type: [object\n")
     result = cli("entities", "types", "create", "Lead", "--schema", str(broken))
     assert result.returncode == 2
-    assert f"{broken}:2:1: the schema is not valid JSON or YAML" in result.stderr
+    assert f"{broken}:2:1: invalid YAML" in result.stderr
+    assert "the schema is not valid JSON or YAML" in result.stderr
     wrong = tmp_path / "wrong.json"
     wrong.write_text('{"type": "objekt"}')
     result = cli("entities", "types", "create", "Lead", "--schema", str(wrong))

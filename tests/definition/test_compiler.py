@@ -339,3 +339,15 @@ def test_field_errors_do_not_hide_graph_and_reference_errors() -> None:
     assert "unknown step type 'sys.transfrom'" in text
     assert "steps.a" not in text  # a is a stand-in: reading it is not an error
     assert len(found) == 4
+
+
+def test_a_templated_sibling_does_not_change_how_a_literal_field_is_checked() -> None:
+    text = """
+        name: sibling
+        steps:
+          - {id: a, type: sys.http_request, input: {url: "{{ input.u }}", timeout: "3s"}}
+          - {id: b, type: sys.http_request, input: {url: "https://x", timeout: "3s"}}
+        """
+    assert compile_yaml(text).steps["a"].spec.input == {"url": "{{ input.u }}", "timeout": "3s"}
+    found = problems(text.replace('"3s"}}\n          - {id: b', '"-3s"}}\n          - {id: b'))
+    assert len(found) == 1 and "step 'a'" in found[0] and "not a duration" in found[0]

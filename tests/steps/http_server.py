@@ -4,6 +4,7 @@ Routes (all answer JSON unless noted):
 
 - ``GET /json`` -> ``{"hello": "world"}``
 - ``* /echo`` -> the request as seen by the server: method, path, query, headers, body
+- ``POST /encode`` -> the body back, spelled: ``raw``, ``base64``, ``urlsafe``, ``url``
 - ``GET /text`` -> ``text/plain`` ``hello, world``
 - ``GET /empty`` -> 204 without a body
 - ``GET /status/<code>`` -> that status with a small JSON body
@@ -18,6 +19,7 @@ Routes (all answer JSON unless noted):
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import threading
@@ -25,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,6 +70,11 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             echo = {"method": self.command, "path": url.path, "query": query}
             self._json(200, {**echo, "headers": headers, "body": body})
+        elif url.path == "/encode":
+            text = raw.decode()
+            spelled = {"raw": text, "base64": base64.b64encode(raw).decode()}
+            spelled |= {"urlsafe": base64.urlsafe_b64encode(raw).decode(), "url": quote(text)}
+            self._json(200, spelled)
         elif url.path == "/text":
             self._send(200, b"hello, world", "text/plain; charset=utf-8")
         elif url.path == "/empty":

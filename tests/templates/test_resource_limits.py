@@ -54,6 +54,23 @@ EXHAUSTION: list[tuple[str, type[TemplateError]]] = [
     ("{{ " + "(" * 300 + "1" + ")" * 300 + " }}", Lim),
     ("{{ 9" + "9" * 5000 + " }}", Lim),
     ("{{ " + "9" * 1300 + " }}", Lim),
+    # Shared references are charged their real size, before they are built or walked.
+    ("{{ [[0] * 100000] * 100000 }}", Lim),
+    ("{{ ([[0] * 100000] * 100000)|tojson }}", Lim),
+    ("{{ ([[0] * 100000] * 100000)|string }}", Lim),
+    ("{{ 'x' ~ [[0] * 100000] * 100000 }}", Lim),
+    ("{{ [['a' * 1000000] * 16] * 100 }}", Lim),
+    ("{{ [['a' * 1000000] * 16] * 20 }}", Lim),
+    ("{{ [[0] * 100000] * 160 }}", Lim),  # within the budget, over the rendered cap
+    ("{{ ([[0] * 100000] * 160)|select }}", Lim),
+    ("{{ ([[0] * 100000] * 160)|sort }}", Lim),
+    ("{{ [[0] * 100000] + [[0] * 100000] * 100 }}", Lim),
+    ("{{ {'a': [[0] * 100000] * 100}|urlencode }}", Lim),
+    ("{{ [1]|batch(100000, fill_with=[0] * 100000)|list }}", TemplateError),
+    ("{{ 1" + "|abs" * 5000 + " }}", Lim),
+    # Steps taken item by item in Python are counted: a render holds the loop briefly.
+    ("{{ (range(10000)|list * 10)" + "|map('abs')" * 11 + "|list }}", Lim),
+    ("{{ " + " + ".join(["1"] * 20000) + " }}", Lim),
 ]
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import builtins
 from typing import Any, cast
 
-from flowledger.app.limits import check_json_size, page_size
+from flowledger.app.inputs import check_json_size
+from flowledger.app.limits import page_size
 from flowledger.app.models import (
     CreateEntity,
     CreateEntityType,

@@ -16,7 +16,8 @@ from typing import cast
 
 from flowledger.app.changes import RECHECK, ChangeHub
 from flowledger.app.cursors import CursorCodec
-from flowledger.app.limits import check_json_size, page_size
+from flowledger.app.inputs import check_json_size
+from flowledger.app.limits import page_size
 from flowledger.app.models import (
     CancelExecution,
     GetExecution,
@@ -116,6 +117,7 @@ class Executions:
         """Start the workflow and run it to its end here; return the final document.
         ``on_started(execution_id)`` hears the id once it is stored (before the first
         step runs); ``on_events(execution_id, events)`` sees every commit (live progress)."""
+        check_json_size(request.input, self._limits.max_input, "input")
         engine = self._engine
         workflow = await self._find(request.workflow, None, False)
         if request.finish_abandoned:

@@ -1,49 +1,155 @@
-"""Reading request values given as text: JSON from an option, a JSON file, a JSON Schema
-file (JSON or YAML). Faces that receive text (the CLI's ``--input``, ``--data``,
-``--filter``, ``--schema``) parse with these, so every face words a bad value the same
-way; the error names what was given (``--input``, ``input``)."""
+"""Every value that comes in as JSON, checked by one set of rules (the CLI's ``--input``,
+``--input-file``, ``--data``, ``--filter``, the HTTP face's bodies, the Python API).
+
+Text (:func:`parse_json`, :func:`read_json_file`) is refused, cheaply and before it is
+parsed, when it is larger than ``FLOWLEDGER_MAX_INPUT`` or nests deeper than
+``FLOWLEDGER_MAX_JSON_DEPTH``; then it must be strict JSON: no ``NaN`` or ``Infinity``,
+no number too large for a float (``1e999``), no integer over 4,300 digits. Every parsed
+value (:func:`check_json_value`, also run on values that arrive already parsed) holds no
+lone surrogate (it could not be stored as UTF-8) and no non-finite float. A file must be
+UTF-8 text. Each refusal is one line naming what was given and where.
+
+Schema files (JSON or YAML) go through the definition loader, with its limits on size,
+depth and nodes (so an alias bomb costs nothing).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+from flowledger.app.limits import check_json_depth, too_large
+from flowledger.config import Limits, current_limits
+from flowledger.errors import DefinitionError, InputError, format_path
+from flowledger.types import PathSegment
 
-from flowledger.errors import InputError
+#: Python refuses longer integer literals (``sys.get_int_max_str_digits``).
+MAX_INT_DIGITS = 4300
+#: Entity filters and offsets compare with 64-bit database integers.
+MAX_INT64 = 2**63 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def parse_json(text: str, what: str) -> Any:
-    """JSON text, or InputError naming ``what`` and the column."""
+class _Refused(ValueError):
+    pass
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"the number {_short(text)} is too large")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer has {len(text):,} digits; the limit is {MAX_INT_DIGITS:,}")
+    return int(text)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 20 else text[:17] + "..."
+
+
+def parse_json(text: str, what: str, limits: Limits | None = None) -> Any:
+    """Strict JSON text, or InputError naming ``what`` (and the column)."""
+    limits = limits or current_limits()
+    _check_text(text, what, limits)
     try:
-        return json.loads(text)
+        value = _loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{what} is not valid JSON (column {exc.colno}): {exc.msg}") from None
+        where = f"line {exc.lineno}, column {exc.colno}" if "\n" in text else f"column {exc.colno}"
+        raise InputError(f"{what} is not valid JSON ({where}): {exc.msg}") from None
+    except _Refused as exc:
+        raise InputError(f"{what} is not valid JSON: {exc}") from None
+    check_json_value(value, what)
+    return value
 
 
-def read_json_file(path: str) -> Any:
-    """A JSON file's value, or InputError with its line and column."""
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+
+
+def parse_json_checked(text: str, what: str) -> Any:
+    """Strict JSON text whose size and depth the caller has already bounded (a webhook
+    body, under its own body limit): the same rules as :func:`parse_json` otherwise."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read input file {path}: {exc.strerror}") from exc
+        value = _loads(text)
+    except (json.JSONDecodeError, _Refused) as exc:
+        raise InputError(f"{what} is not valid JSON: {exc}") from None
+    check_json_value(value, what)
+    return value
+
+
+def _check_text(text: str, what: str, limits: Limits) -> None:
+    limit = limits.max_input
+    if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise too_large(what, limit, "max_input")
+    if "\x00" in text:
+        raise InputError(f"{what} holds a NUL character, which JSON text cannot contain raw")
+    try:
+        check_json_depth(text.encode("utf-8", "surrogatepass"), limits.max_json_depth)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def read_json_file(path: str, limits: Limits | None = None) -> Any:
+    """A JSON file's value, or InputError naming the file (with line and column)."""
+    limits = limits or current_limits()
+    text = read_text_file(path, "input file", limits.max_input)
+    _check_text(text, path, limits)
+    try:
+        value = _loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except _Refused as exc:
+        raise InputError(f"{path}: invalid JSON: {exc}") from None
+    check_json_value(value, path)
+    return value
 
 
-def read_schema_file(path: str) -> dict[str, Any]:
-    """A JSON Schema from a JSON or YAML file (it must be an object)."""
+def read_text_file(path: str, what: str, limit: int) -> str:
+    """A UTF-8 text file no larger than ``limit`` bytes, checked before it is read."""
+    file = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if file.stat().st_size > limit:
+            raise too_large(f"the {what} {path}", limit, "max_input")
+        with file.open("rb") as stream:  # bounded: /dev/zero or a growing file stop here
+            data = stream.read(limit + 1)
     except OSError as exc:
-        raise InputError(f"cannot read schema file {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > limit:  # grew, or a special file whose size stat does not know
+        raise too_large(f"the {what} {path}", limit, "max_input")
     try:
-        schema = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
-        raise InputError(f"{where}: the schema is not valid JSON or YAML") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}:{line}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start})"
+        ) from None
+
+
+def read_schema_file(path: str, limits: Limits | None = None) -> dict[str, Any]:
+    """A JSON Schema from a JSON or YAML file (it must be an object), read by the same
+    safe loader as definitions."""
+    from flowledger.definition.source import parse_document
+
+    limits = limits or current_limits()
+    text = read_text_file(path, "schema file", limits.max_definition)
+    try:
+        schema = parse_document(text, path).data
+    except DefinitionError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else path
+        raise InputError(f"{first} (the schema is not valid JSON or YAML)") from None
     if not isinstance(schema, dict):
         raise InputError(f"{path}: a JSON Schema must be an object, e.g. {{type: object}}")
     return schema
@@ -62,3 +168,47 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(f"{what} must be a JSON object")
     return value
+
+
+def _walk(value: Any) -> Iterator[tuple[tuple[PathSegment, ...], Any]]:
+    """Every value and object key inside ``value`` with its path, iteratively."""
+    stack: list[tuple[tuple[PathSegment, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        yield path, item
+        if isinstance(item, dict):
+            for key, child in item.items():
+                yield (*path, key), key
+                stack.append(((*path, key), child))
+        elif isinstance(item, list | tuple):
+            stack.extend(((*path, i), child) for i, child in enumerate(item))
+
+
+def check_json_value(value: Any, what: str, *, max_int: int | None = None) -> None:
+    """InputError when a parsed value cannot be stored and read back as the same JSON:
+    a lone surrogate, a non-finite float, an integer over ``max_int`` (or 4,300 digits)."""
+    for path, item in _walk(value):
+        where = f"{what}{'.' + format_path(path) if path else ''}"
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                code = f"\\u{ord(found.group()):04x}"
+                raise InputError(f"{where} holds a lone surrogate ({code}); send valid Unicode")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InputError(f"{where} is {item}, which is not a JSON number")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if max_int is not None and abs(item) > max_int:
+                raise InputError(f"{where} is too large: integers here are at most {max_int:,}")
+            if item.bit_length() > MAX_INT_DIGITS * 3.33:
+                raise InputError(f"{where} has more than {MAX_INT_DIGITS:,} digits")
+
+
+def check_json_size(value: Any, limit: int, field: str) -> None:
+    """InputError when ``value`` cannot be stored as the same JSON (app.inputs rules),
+    TooLargeError when it is over ``limit`` bytes as JSON (``max_input``)."""
+    if value is None:
+        return
+    check_json_value(value, field)
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > limit:
+        raise too_large(f"the {field}", limit, "max_input", (field,))

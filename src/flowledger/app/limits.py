@@ -6,7 +6,6 @@ database half-written; each refusal names the limit and the setting that moves i
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from itertools import accumulate
@@ -62,15 +61,6 @@ def check_text_size(text: str, limit: int, what: str, setting: str) -> None:
     """TooLargeError when ``text`` encoded as UTF-8 is over ``limit`` bytes."""
     if len(text) > limit or len(text.encode("utf-8")) > limit:
         raise too_large(what, limit, setting)
-
-
-def check_json_size(value: Any, limit: int, field: str) -> None:
-    """TooLargeError when ``value`` as JSON is over ``limit`` bytes (``max_input``)."""
-    if value is None:
-        return
-    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    if size > limit:
-        raise too_large(f"the {field}", limit, "max_input", (field,))
 
 
 def page_size(request: BaseModel, max_page: int) -> int:

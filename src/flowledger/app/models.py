@@ -30,10 +30,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from flowledger.app.inputs import MAX_INT64, check_json_value
 from flowledger.app.limits import check_fields_no_nul
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import parse_duration
-from flowledger.errors import InvalidInputError, Path, field_message
+from flowledger.errors import InputError, InvalidInputError, Path, field_message
 from flowledger.runtime.status import ExecutionStatus
 
 T = TypeVar("T")
@@ -529,7 +530,7 @@ class ListEntities(Request):
     filter: dict[str, Any] = Field(default_factory=dict)
     order_by: list[str] = Field(default_factory=list)
     limit: int = Field(default=100, ge=0, le=MAX_PAGE)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_INT64)
     #: Cursor pages (the HTTP face): newest first unless ordered by ``order_by``; a
     #: page's ``nextCursor`` fetches the next, ``offset`` is not used.
     newest_first: bool = False
@@ -542,6 +543,10 @@ class ListEntities(Request):
             return {}
         if not isinstance(value, dict):
             raise ValueError("the filter must be a JSON object of field names and values")
+        try:  # the database compares with 64-bit integers
+            check_json_value(value, "filter", max_int=MAX_INT64)
+        except InputError as exc:
+            raise ValueError(str(exc).removeprefix("filter.")) from None
         return value
 
 

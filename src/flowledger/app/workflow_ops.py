@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, cast
 
-from flowledger.app.limits import check_json_size
+from flowledger.app.inputs import check_json_size
 from flowledger.app.models import (
     MAX_BACKFILL,
     BackfillWorkflow,

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import threading
 import uuid
@@ -246,12 +247,15 @@ class ArtifactService:
     async def download(self, execution_id: str, folder: Path) -> list[Path]:
         """Copy every artifact of the execution into ``folder``; verify each checksum.
 
-        Existing files are never overwritten: if any target exists, nothing is copied.
-        Two artifacts with one name get the artifact id's start appended to the second.
+        All or nothing: every target is checked first (an existing file, or a dangling
+        symlink, refuses the whole download), every file is copied to a hidden part file
+        and verified, and only then linked into place without overwriting; any failure
+        removes what this call wrote. Two artifacts with one name get the artifact id's
+        start appended to the second.
         """
         rows = await self.store.list_artifacts(execution_id)
         targets = _download_names(rows, folder)
-        existing = [str(t) for t in targets if t.exists()]
+        existing = [str(t) for t in targets if os.path.lexists(t)]
         if existing:
             raise StorageError(
                 f"will not overwrite {', '.join(existing)}: it already exists; remove it "
@@ -260,20 +264,48 @@ class ArtifactService:
                 else f"will not overwrite {', '.join(existing)}: they already exist; remove "
                 "them or download into another folder"
             )
+        for row in rows:
+            source = self.path_of(row["execution_id"], row["id"])
+            if not source.is_file():
+                raise StorageError(
+                    f"the file of artifact {row['name']!r} ({row['id']}) is missing: "
+                    f"{source} does not exist; nothing was downloaded"
+                )
         try:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {folder}: {exc.strerror or exc}") from exc
-        for row, target in zip(rows, targets, strict=True):
-            await asyncio.to_thread(self._copy_verified, row, target)
+        await asyncio.to_thread(self._copy_all, rows, targets)
         return targets
 
-    def _copy_verified(self, row: Row, target: Path) -> None:
+    def _copy_all(self, rows: list[Row], targets: list[Path]) -> None:
+        parts: list[Path] = []
+        placed: list[Path] = []
+        try:
+            for row, target in zip(rows, targets, strict=True):
+                part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+                parts.append(part)
+                self._copy_verified(row, part, target)
+            for part, target in zip(parts, targets, strict=True):
+                try:
+                    os.link(part, target)  # fails instead of overwriting
+                except OSError as exc:
+                    raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+                placed.append(target)
+        except BaseException:
+            for path in placed:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            for part in parts:
+                part.unlink(missing_ok=True)
+
+    def _copy_verified(self, row: Row, part: Path, target: Path) -> None:
         source = self.path_of(row["execution_id"], row["id"])
         digest = hashlib.sha256()
         size = 0
         try:
-            with source.open("rb") as src, target.open("xb") as dst:
+            with source.open("rb") as src, part.open("xb") as dst:
                 while chunk := src.read(_CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
@@ -288,7 +320,6 @@ class ArtifactService:
         except OSError as exc:
             raise StorageError(f"cannot copy {source} to {target}: {exc.strerror or exc}") from exc
         if digest.hexdigest() != row["sha256"] or size != row["size"]:
-            target.unlink(missing_ok=True)
             raise StorageError(
                 f"artifact {row['name']!r} ({row['id']}) is corrupt: {source} has sha256 "
                 f"{digest.hexdigest()} and {size} bytes, the database recorded "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -353,6 +354,16 @@ from flowledger.cli import (  # noqa: E402
 
 
 def main() -> None:
-    import typer.main
+    try:
+        import typer.main
 
-    plain_help(typer.main.get_command(app))(prog_name="flowledger")
+        plain_help(typer.main.get_command(app))(prog_name="flowledger")
+    except Exception as exc:  # a bug, never bad input: still one line, not a traceback
+        log = logging.getLogger("flowledger.cli")
+        log.debug("internal error", exc_info=True, extra=log_extra("cli"))
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(
+            f"error: internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
+            "this is a flowledger bug: please report it with the command you ran\n"
+        )
+        raise SystemExit(1) from None

@@ -72,6 +72,8 @@ class CompiledWorkflow:
     steps: Mapping[str, CompiledStep]
     output: TemplatedValue | None
     triggers: tuple[CompiledTrigger, ...] = ()
+    #: The secrets the definition reads (``secrets.NAME``): what its executions redact.
+    secret_names: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:

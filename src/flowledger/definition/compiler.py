@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -19,6 +19,7 @@ from flowledger.definition.graph import GraphShape, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
+from flowledger.definition.secrets import check_secrets
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.triggers import compile_triggers
 from flowledger.errors import (
@@ -146,6 +147,9 @@ class _Compiler:
         triggers = compile_triggers(
             spec.triggers, self.templates, lambda message, path: self.report(message, path)
         )
+        secret_names = check_secrets(
+            self.source.data, self._secret_places(), self.templates.compile, self.report
+        )
         self.fail_if_problems()
         graph, all_steps = self._build_graph(spec.steps, None, ())
         document = dict(self.source.data)
@@ -158,7 +162,18 @@ class _Compiler:
             steps=all_steps,
             output=self.templates.compile_value(spec.output) if output is not None else None,
             triggers=triggers,
+            secret_names=secret_names,
         )
+
+    def _secret_places(self) -> set[Path]:
+        """The input fields where ``secrets.NAME`` may appear (see definition.secrets)."""
+        places: set[Path] = set()
+        for sid, place in self.places.items():
+            step_type = self.registry.get(place.spec.type)
+            if step_type is not None:
+                base = (*self.paths[sid], "input")
+                places.update((*base, field) for field in step_type.secret_fields)
+        return places
 
     def _parse_spec(self) -> WorkflowSpec:
         try:
@@ -276,7 +291,11 @@ class _Compiler:
             if _has_template(value):
                 continue
             try:
-                TypeAdapter(field.annotation or Any).validate_python(value)
+                # With the field's own validators and constraints (timeout: "3s").
+                annotation: Any = field.annotation or Any
+                if field.metadata:
+                    annotation = Annotated[annotation, *field.metadata]
+                TypeAdapter(annotation).validate_python(value)
             except ValidationError as exc:
                 for error in exc.errors():
                     self.report(

@@ -42,6 +42,7 @@ class StepContexts:
         self.info = info
         self.variables = variables
         self.depth = depth
+        self.codec = codec
         self.secrets = SecretsView(codec)
 
     def template(self, scope: Scope) -> dict[str, Any]:
@@ -90,4 +91,22 @@ class StepContexts:
 
     def _artifacts(self, execution_id: str, run: StepExecution) -> ArtifactAccess | None:
         bind = self.services.artifacts_for
-        return bind(execution_id, run.id, run.step.id) if bind else None
+        if bind is None:
+            return None
+        return RedactingArtifacts(bind(execution_id, run.id, run.step.id), self.codec)
+
+
+class RedactingArtifacts:
+    """A step's artifacts with known secret values redacted from names and bytes (a
+    saved response body that echoes a token): the codec's net, on files."""
+
+    def __init__(self, inner: ArtifactAccess, codec: Codec) -> None:
+        self._inner = inner
+        self._codec = codec
+
+    async def save(
+        self, name: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> dict[str, Any]:
+        return await self._inner.save(
+            self._codec.redact(name), self._codec.redact_bytes(data), content_type
+        )

@@ -8,14 +8,14 @@ is loaded only when a template reads it, also inside ``sys.loop`` results.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flowledger.artifacts.service import is_reference
-from flowledger.codec import Codec
+from flowledger.codec import Codec, placeholder
+from flowledger.config import read_secret
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
-from flowledger.errors import StorageError
+from flowledger.errors import StorageError, TemplateError
 from flowledger.runtime.state import Scope
 
 _OUTPUT_KEYS = frozenset({"output", "outputData"})
@@ -174,7 +174,8 @@ def _has_reference(iteration: Any, body: CompiledGraph) -> bool:
 
 
 class SecretsView(Mapping[str, str]):
-    """``secrets.<NAME>`` reads the environment; every value read is redacted from storage."""
+    """``secrets.<NAME>`` reads the secrets the operator opened (``config.read_secret``),
+    never the rest of the environment; every value read is redacted from storage."""
 
     __slots__ = ("_codec",)
 
@@ -182,14 +183,29 @@ class SecretsView(Mapping[str, str]):
         self._codec = codec
 
     def __getitem__(self, name: str) -> str:
-        value = os.environ.get(name)
+        value = read_secret(name)
         if value is None:
             raise KeyError(name)
-        self._codec.add_secrets([value])
+        self._codec.add_secret(name, value)
         return value
 
     def __iter__(self) -> Iterator[str]:
         # Never enumerate the environment into a template.
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class SecretPlaceholders(Mapping[str, str]):
+    """``secrets.<NAME>`` as its placeholder: renders the stored copy of a step's input."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> str:
+        return placeholder(name)
+
+    def __iter__(self) -> Iterator[str]:
         return iter(())
 
     def __len__(self) -> int:
@@ -223,3 +239,13 @@ def template_context(
         "execution": execution,
         "secrets": secrets,
     }
+
+
+def stored_input(step: CompiledStep, context: Mapping[str, Any]) -> Any:
+    """The step's input rendered with each secret's placeholder instead of its value:
+    what is stored for a step that sends secrets. None when a template cannot take a
+    placeholder (``secrets.PORT|int``); the codec's value redaction then covers it."""
+    try:
+        return step.input.render({**context, "secrets": SecretPlaceholders()})
+    except TemplateError:
+        return None

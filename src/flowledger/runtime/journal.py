@@ -139,12 +139,13 @@ class Journal:
         batch.epoch = self.epoch
         for run in self._dirty.values():
             row = self._row(run)
+            stored = run.input if run.stored_input is None else run.stored_input
             if not run.persisted:
-                row["input"] = self.codec.dumps(run.input)
+                row["input"] = self.codec.dumps(stored)
                 batch.insert_steps.append(self._insert_row(run, row))
             else:
                 if not run.input_stored:
-                    row["input"] = self.codec.dumps(run.input)
+                    row["input"] = self.codec.dumps(stored)
                 batch.update_steps.append(row)
             if run.logs is not None and run.logs.pending:
                 self._logs(batch, run)

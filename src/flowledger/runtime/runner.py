@@ -30,6 +30,7 @@ from flowledger.errors import StepError, TemplateError
 from flowledger.logs import log_extra
 from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.contexts import StepContexts
+from flowledger.runtime.datastore import stored_input
 from flowledger.runtime.drivers import build_drivers, driver_of
 from flowledger.runtime.handlers import (
     describe,
@@ -73,7 +74,9 @@ class ExecutionRunner:
         self.services = services
         self.workflow = workflow
         self.id: str = execution["id"]
-        self.codec = codec or Codec()
+        # From the definition's names, not from what this process rendered: a resumed
+        # or taken-over execution redacts a value echoed back before it reads it again.
+        self.codec = codec or Codec.for_names(workflow.secret_names)
         self.clock = services.clock
         self.journal = Journal(
             services.store, self.codec, self.id, epoch, int(execution["event_seq"]), self.clock
@@ -383,7 +386,11 @@ class ExecutionRunner:
         driver = self.drivers[step.step_type.kind]
         try:
             run.input_stored = False
-            data = driver.input(run, self.contexts.template(run.scope))
+            run.stored_input = None
+            context = self.contexts.template(run.scope)
+            data = driver.input(run, context)
+            if step.step_type.secret_fields and self.workflow.secret_names:
+                run.stored_input = stored_input(step, context)
         except TemplateError as exc:
             self.step_failed(run, f"input: {exc.message}", retryable=False)
             return

@@ -34,6 +34,8 @@ class StepExecution:
     wake_at: datetime | None = None
     suspended: bool = False
     input: Any = None
+    #: What is stored instead of ``input`` when it holds secrets (their placeholders).
+    stored_input: Any = None
     output: Any = None
     error: dict[str, Any] | None = None
     state: dict[str, Any] | None = None

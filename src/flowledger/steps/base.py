@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -149,6 +149,10 @@ class StepType:
     #: ``{name, value}`` (``sys.set_variable``): the compiler declares the name, a rerun
     #: replays the value.
     sets_variable: bool = False
+    #: Top-level input fields that may hold ``{{ secrets.NAME }}`` (the fields that send
+    #: it somewhere, such as ``sys.http_request``'s ``headers``). Everywhere else the
+    #: definition is refused; these fields are stored with the reference, not the value.
+    secret_fields: frozenset[str] = frozenset()
 
     @cached_property
     def is_coroutine(self) -> bool:
@@ -174,6 +178,7 @@ def step_type(
     output_is_input: str | None = None,
     output_schema_in_input: str | None = None,
     sets_variable: bool = False,
+    secret_fields: Iterable[str] = (),
 ) -> Callable[[Handler], StepType]:
     """Declare a custom step type from a function.
 
@@ -208,6 +213,7 @@ def step_type(
             output_is_input=output_is_input,
             output_schema_in_input=output_schema_in_input,
             sets_variable=sets_variable,
+            secret_fields=frozenset(secret_fields),
         )
 
     return wrap

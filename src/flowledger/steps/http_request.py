@@ -134,7 +134,9 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         # httpx times each read separately; the deadline also stops a server
         # that trickles one byte at a time.
         async with asyncio.timeout(data.timeout):
-            status, response_headers, raw, charset = await _exchange(ctx.http, request, data, where)
+            secret = _secret_headers(ctx.definition_input)
+            exchange = _exchange(ctx.http, request, data, where, secret)
+            status, response_headers, raw, charset = await exchange
     except (TimeoutError, httpx.TimeoutException):
         limit = f"{data.timeout:g}s" if data.timeout is not None else "the client's"
         message = f"{where} did not finish within the {limit} timeout"
@@ -168,16 +170,51 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     )
 
 
+def _secret_headers(definition_input: Any) -> frozenset[str]:
+    """Lower-cased names of the headers the definition fills from ``secrets``."""
+    headers = definition_input.get("headers") if isinstance(definition_input, dict) else None
+    if not isinstance(headers, dict):
+        return frozenset()
+    return frozenset(
+        str(name).lower()
+        for name, value in headers.items()
+        if isinstance(value, str) and "secrets" in value
+    )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host.lower().rstrip("."), url.port)
+
+
+def _is_credential(name: str, secret: frozenset[str]) -> bool:
+    lowered = name.lower()
+    return lowered in secret or lowered in _CREDENTIAL_HEADERS or bool(_CREDENTIAL.search(lowered))
+
+
+def _drop_credentials(request: httpx.Request, secret: frozenset[str]) -> None:
+    """A hop to another origin carries no credential: the headers the workflow filled
+    from secrets, Authorization, Cookie, and any header named like a key or token."""
+    for name in [name for name in request.headers if _is_credential(name, secret)]:
+        del request.headers[name]
+
+
 async def _exchange(
-    client: httpx.AsyncClient, request: httpx.Request, data: HttpRequestInput, where: str
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    data: HttpRequestInput,
+    where: str,
+    secret: frozenset[str] = frozenset(),
 ) -> tuple[int, dict[str, str], bytes, str | None]:
     """Send, follow at most MAX_REDIRECTS redirects, and read a body of bounded size."""
+    origin = _origin(request.url)  # before the transport rewrites the host to an address
     for _ in range(MAX_REDIRECTS + 1):
         response = await client.send(request, stream=True, follow_redirects=False)
         if not (data.follow_redirects and response.next_request is not None):
             break
         await response.aclose()
-        request = response.next_request  # httpx drops credentials on a cross-origin hop
+        request = response.next_request
+        if _origin(request.url) != origin:
+            _drop_credentials(request, secret)
     else:
         raise StepError(f"{where} was redirected more than {MAX_REDIRECTS} times", retryable=False)
     try:
@@ -244,6 +281,14 @@ def _shown(url: httpx.URL) -> str:
     return f"{url.scheme}://{host}{port}{url.path}"
 
 
+#: Headers that carry credentials whatever the workflow says.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: Header names that look like they carry one (X-Api-Key, X-Auth-Token, X-Session-Secret).
+_CREDENTIAL = re.compile(r"api[-_]?key|token|secret|passw|auth|session|credential|signature")
+
 HTTP_REQUEST: StepType = step_type(
-    "sys.http_request", description="Call an HTTP endpoint and keep its answer."
+    "sys.http_request",
+    description="Call an HTTP endpoint and keep its answer.",
+    # Where a credential goes; never save_as/artifact_name (stored as names).
+    secret_fields=("url", "headers", "query", "body", "json"),
 )(_http_request)

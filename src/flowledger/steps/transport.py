@@ -46,19 +46,29 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                     f"addresses unless {ALLOW_ENV} allows the host or its network",
                     request=request,
                 )
-        # Connect to the address just checked, whatever DNS says a moment later.
-        request.url = url.copy_with(host=str(addresses[0]))
+        # Connect to the address just checked, whatever DNS says a moment later. A copy:
+        # the caller's request keeps its URL, so a relative redirect stays on its host.
+        extensions = dict(request.extensions)
         if url.scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": host}
-        return await self.inner.handle_async_request(request)
+            extensions["sni_hostname"] = host
+        routed = httpx.Request(
+            request.method,
+            url.copy_with(host=str(addresses[0])),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=extensions,
+        )
+        return await self.inner.handle_async_request(routed)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
 async def _resolve(host: str, port: int) -> list[Address]:
+    # ``localhost.`` is ``localhost``: the root's dot must not send the name to DNS.
+    host = host.strip("[]").rstrip(".") or host
     try:
-        return [ipaddress.ip_address(host.strip("[]"))]
+        return [ipaddress.ip_address(host)]
     except ValueError:
         pass
     loop = asyncio.get_running_loop()

@@ -39,13 +39,22 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int)  # bool included: True * 'a' repeats too
 
 
-def _check_multiply(limits: TemplateLimits, left: Any, right: Any) -> None:
+def _check_multiply(limits: TemplateLimits, meter: Meter, left: Any, right: Any) -> None:
     if isinstance(left, _SEQUENCES) and _is_int(right):
-        check_sized(limits, left, len(left) * max(right, 0), "the repeated value")
+        _check_repeat(limits, meter, left, right)
     elif isinstance(right, _SEQUENCES) and _is_int(left):
-        check_sized(limits, right, len(right) * max(left, 0), "the repeated value")
+        _check_repeat(limits, meter, right, left)
     elif _is_int(left) and _is_int(right):
         check_bits(limits, abs(left).bit_length() + abs(right).bit_length())
+
+
+def _check_repeat(limits: TemplateLimits, meter: Meter, sequence: Any, times: int) -> None:
+    """``seq * n`` costs n times the *real* size of seq (its items' items too): charged
+    before it is built, so ``[[0]*100000]*100000`` fails at once instead of spinning."""
+    times = max(times, 0)
+    check_sized(limits, sequence, len(sequence) * times, "the repeated value")
+    if not isinstance(sequence, str):
+        meter.charge(meter.measure(sequence) * times)
 
 
 def _check_power(limits: TemplateLimits, base: Any, exponent: Any) -> None:
@@ -54,21 +63,23 @@ def _check_power(limits: TemplateLimits, base: Any, exponent: Any) -> None:
     check_bits(limits, exponent * math.log2(abs(base)))
 
 
-def _check_add(limits: TemplateLimits, left: Any, right: Any) -> None:
+def _check_add(limits: TemplateLimits, meter: Meter, left: Any, right: Any) -> None:
     for kind in _SEQUENCES:
         if isinstance(left, kind) and isinstance(right, kind):
             check_sized(limits, left, len(left) + len(right), "the joined value")
+            if kind is not str:
+                meter.charge(meter.measure(left) + meter.measure(right))
             return
 
 
 def apply_binop(limits: TemplateLimits, meter: Meter, symbol: str, left: Any, right: Any) -> Any:
     """Evaluate ``left <symbol> right`` under the limits."""
     if symbol == "*":
-        _check_multiply(limits, left, right)
+        _check_multiply(limits, meter, left, right)
     elif symbol == "**":
         _check_power(limits, left, right)
     elif symbol == "+":
-        _check_add(limits, left, right)
+        _check_add(limits, meter, left, right)
     elif symbol == "%" and isinstance(left, str | bytes):
         raise TemplateSecurityError(
             "'%' string formatting is not supported in templates; "
@@ -81,8 +92,8 @@ def apply_binop(limits: TemplateLimits, meter: Meter, symbol: str, left: Any, ri
             _check_overflow(left, right, result)
     elif kind is int and symbol in ("*", "**"):
         check_bits(limits, result.bit_length())  # the estimate above is approximate
-    elif kind in _SEQUENCES:
-        meter.charge(len(result))
+    elif kind is str:
+        meter.charge(len(result))  # lists and tuples were charged their real size above
     return result
 
 

@@ -62,11 +62,19 @@ def check_expression(
     """Raise a :class:`TemplateError` subclass for anything refused in ``expr``."""
     allowed_filters = frozenset(filters)
     allowed_tests = frozenset(tests)
-    stack: list[nodes.Node] = [expr]
+    # Iterative, with each node's depth: compiling and evaluating an expression recurse
+    # once per level, so a chain of 5,000 filters or a 20,000-term sum is refused here,
+    # before anything recursive sees it.
+    stack: list[tuple[nodes.Node, int]] = [(expr, 1)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
+        if depth > limits.max_expression_depth:
+            raise TemplateLimitError(
+                f"the expression nests more than {limits.max_expression_depth} operations "
+                "deep (chained filters, operators or brackets); split it into steps"
+            )
         _check_node(node, allowed_filters, allowed_tests, limits)
-        stack.extend(node.iter_child_nodes())
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
 
 
 def _check_node(

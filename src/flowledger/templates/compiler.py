@@ -32,7 +32,7 @@ from flowledger.errors import (
 from flowledger.templates import bare
 from flowledger.templates.context import RenderContext
 from flowledger.templates.convert import finish_reference, to_native, to_text
-from flowledger.templates.limits import TemplateLimits, check_string
+from flowledger.templates.limits import Meter, TemplateLimits, check_string
 from flowledger.templates.parsing import locate, parse_template, quote
 from flowledger.templates.references import (
     Reference,
@@ -61,19 +61,20 @@ class Template:
     _globals: Mapping[str, Any] = field(repr=False)
     _plain_read: bool = field(repr=False)
 
-    def render(self, context: Mapping[str, Any]) -> Any:
-        """Evaluate against ``context``: the native value, or text (see ``convert``)."""
+    def render(self, context: Mapping[str, Any], meter: Meter | None = None) -> Any:
+        """Evaluate against ``context``: the native value, or text (see ``convert``).
+        ``meter``: a budget shared with other templates (a step's whole input)."""
         limits = self._env.limits
         parent = {**context, **self._globals} if self._globals else context
-        ctx = RenderContext(self._env, parent, limits)
+        ctx = RenderContext(self._env, parent, limits, meter)
         done: list[str] = []  # text parts so far; says which expression failed
         try:
             if self.native:
                 value = next(self._render_func(ctx))
                 if self._plain_read:
                     return finish_reference(value, limits)
-                return to_native(value, limits)
-            return self._render_text(self._render_func(ctx), limits, done)
+                return to_native(value, limits, ctx.meter)
+            return self._render_text(self._render_func(ctx), ctx, done)
         except TemplateError as exc:
             raise self._failure(exc, done) from None
         except UndefinedError as exc:
@@ -81,11 +82,16 @@ class Template:
         except Exception as exc:
             raise self._failure(_translate(exc), done) from exc
 
-    def _render_text(self, values: Iterator[Any], limits: TemplateLimits, done: list[str]) -> str:
+    @property
+    def limits(self) -> TemplateLimits:
+        return self._env.limits
+
+    def _render_text(self, values: Iterator[Any], ctx: RenderContext, done: list[str]) -> str:
         literals = self._literals
+        limits = ctx.limits
         done.append(literals[0])
         for index, value in enumerate(values, start=1):
-            done.append(to_text(value, limits))
+            done.append(to_text(value, limits, ctx.meter))
             done.append(literals[index])
         check_string(limits, sum(map(len, done)), "the rendered text")
         return "".join(done)
@@ -168,10 +174,10 @@ class BareTemplate(Template):
 
     _path: tuple[str, ...] = field(repr=False, default=())
 
-    def render(self, context: Mapping[str, Any]) -> Any:
+    def render(self, context: Mapping[str, Any], meter: Meter | None = None) -> Any:
         value = bare.read(context, self._path)
         if value is bare.MISSING:  # let Jinja raise (or answer) exactly as it would
-            return self._full.render(context)
+            return self._full.render(context, meter)
         return finish_reference(value, self._env.limits)
 
     @cached_property

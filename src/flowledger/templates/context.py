@@ -23,11 +23,16 @@ class RenderContext(Context):
     """
 
     def __init__(
-        self, environment: Environment, parent: Mapping[str, Any], limits: TemplateLimits
+        self,
+        environment: Environment,
+        parent: Mapping[str, Any],
+        limits: TemplateLimits,
+        meter: Meter | None = None,
     ) -> None:
         super().__init__(environment, cast(dict[str, Any], parent), None, _NO_BLOCKS)
         self.limits = limits
-        self.meter = Meter(limits.max_total_size)
+        #: Shared by every template of one rendered value (a step's whole input).
+        self.meter = meter if meter is not None else Meter.for_limits(limits)
 
 
 def render_context(context: Context) -> RenderContext:

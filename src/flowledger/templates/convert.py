@@ -26,9 +26,17 @@ from typing import Any
 from jinja2.runtime import Undefined
 
 from flowledger.errors import TemplateError
-from flowledger.templates.limits import TemplateLimits, check_collection, check_string
+from flowledger.templates.limits import (
+    Meter,
+    TemplateLimits,
+    check_collection,
+    check_rendered,
+    check_string,
+)
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+#: Counted once by their container (one per item), nothing more to convert.
+_NUMBERS = frozenset({int, float, bool, type(None)})
 # Shapes that are not JSON but mean "a list" to a template author.
 _LIST_LIKE = (Iterator, range, tuple, set, frozenset, KeysView, ValuesView, ItemsView)
 
@@ -63,38 +71,83 @@ def materialize(value: Iterable[Any], limits: TemplateLimits, what: str) -> list
     return items
 
 
-def to_native(value: Any, limits: TemplateLimits) -> Any:
-    """A JSON-shaped value; containers are copied only where something changed."""
+class _Walk:
+    """What one conversion has visited: characters of strings plus one per other value,
+    a value met again through a shared reference counted again. It stops the walk at
+    ``max_rendered_size``, so ``[x] * n`` of a large ``x`` cannot make it spin."""
+
+    __slots__ = ("left", "limits")
+
+    def __init__(self, limits: TemplateLimits) -> None:
+        self.limits = limits
+        self.left = limits.max_rendered_size
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            check_rendered(self.limits, self.limits.max_rendered_size - self.left)
+
+    @property
+    def used(self) -> int:
+        return self.limits.max_rendered_size - self.left
+
+
+def to_native(value: Any, limits: TemplateLimits, meter: Meter | None = None) -> Any:
+    """A JSON-shaped value; containers are copied only where something changed.
+
+    With the render's ``meter`` the walk is bounded (see :class:`_Walk`) and what it
+    visited is charged to the render's budget.
+    """
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if meter is None:
+        return _native(value, limits, None)
+    walk = _Walk(limits)
+    result = _native(value, limits, walk)
+    meter.charge(walk.used)
+    return result
+
+
+def _native(value: Any, limits: TemplateLimits, walk: _Walk | None) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        if walk is not None and kind is str:
+            walk.spend(len(value))  # its container counted it once already
+        return value
+    if kind is list or kind is dict:
+        return _convert_container(value, limits, walk)
     if isinstance(value, Undefined):
         return _nothing(value, None)
-    if kind is dict or kind is list:
-        return _convert_container(value, limits)
-    if isinstance(value, Mapping):
-        return _convert_container(dict(value.items()), limits)
-    if isinstance(value, str):
-        return str(value)
     if isinstance(value, _LIST_LIKE):
-        return _convert_container(materialize(value, limits, "the list"), limits)
-    if callable(value):
-        raise _refuse_function()
-    return value
+        value = materialize(value, limits, "the list")
+    elif isinstance(value, Mapping) and kind is not dict:
+        value = dict(value.items())
+    elif isinstance(value, str):
+        return _native(str(value), limits, walk)
+    elif kind is not list and kind is not dict:
+        if callable(value):
+            raise _refuse_function()
+        return value
+    return _convert_container(value, limits, walk)
 
 
-def _convert_container(value: dict[Any, Any] | list[Any], limits: TemplateLimits) -> Any:
+def _convert_container(
+    value: dict[Any, Any] | list[Any], limits: TemplateLimits, walk: _Walk | None
+) -> Any:
     changed = False
+    if walk is not None:
+        walk.spend(1 + len(value))  # the container, and one per item or key
     if isinstance(value, dict):
         out_map: dict[Any, Any] = {}
         for key, item in value.items():
-            new = to_native(item, limits)
+            new = item if type(item) in _NUMBERS else _native(item, limits, walk)
             changed = changed or new is not item
             out_map[key] = new
         return out_map if changed else value
     out_list: list[Any] = []
     for item in value:
-        new = to_native(item, limits)
+        new = item if type(item) in _NUMBERS else _native(item, limits, walk)
         changed = changed or new is not item
         out_list.append(new)
     return out_list if changed else value
@@ -107,7 +160,7 @@ def finish_reference(value: Any, limits: TemplateLimits) -> Any:
     return to_native(value, limits)
 
 
-def to_text(value: Any, limits: TemplateLimits) -> str:
+def to_text(value: Any, limits: TemplateLimits, meter: Meter | None = None) -> str:
     """The JSON-flavoured text of one value (see the module docstring)."""
     kind = type(value)
     if kind is str:
@@ -129,17 +182,21 @@ def to_text(value: Any, limits: TemplateLimits) -> str:
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, (Mapping, list, *_LIST_LIKE)):
-        return dump_json(value, limits)
+        return dump_json(value, limits, meter=meter)
     if callable(value):
         raise _refuse_function()
     return str(value)
 
 
-def dump_json(value: Any, limits: TemplateLimits, indent: int | None = None) -> str:
-    """Compact (or indented) JSON of ``value``, within the string cap."""
+def dump_json(
+    value: Any, limits: TemplateLimits, indent: int | None = None, meter: Meter | None = None
+) -> str:
+    """Compact (or indented) JSON of ``value``, within the string cap; with the render's
+    ``meter``, the text's size is charged before it is built."""
     separators = (",", ":") if indent is None else (",", ": ")
+    native = to_native(value, limits, meter)  # bounded and charged by its walk
     text = json.dumps(
-        to_native(value, limits),
+        native,
         ensure_ascii=False,
         indent=indent,
         separators=separators,

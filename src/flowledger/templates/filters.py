@@ -11,7 +11,7 @@ Everything else from Jinja (``format``, ``attr``, ``center``, ``indent``,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import pass_context
@@ -64,7 +64,7 @@ def _text_filter(transform: Callable[[str], str], name: str) -> Callable[..., st
     @pass_context
     def text_filter(context: Context, value: Any) -> str:
         ctx = render_context(context)
-        text = to_text(value, ctx.limits)
+        text = to_text(value, ctx.limits, ctx.meter)
         _produce_text(ctx, len(text), f"the result of '{name}'")
         return transform(text)
 
@@ -74,14 +74,15 @@ def _text_filter(transform: Callable[[str], str], name: str) -> Callable[..., st
 @pass_context
 def _trim(context: Context, value: Any, chars: str | None = None) -> str:
     ctx = render_context(context)
-    text = to_text(value, ctx.limits)
+    text = to_text(value, ctx.limits, ctx.meter)
     _produce_text(ctx, len(text), "the result of 'trim'")
     return text.strip(chars)
 
 
 @pass_context
 def _string(context: Context, value: Any) -> str:
-    return to_text(value, render_context(context).limits)
+    ctx = render_context(context)
+    return to_text(value, ctx.limits, ctx.meter)
 
 
 @pass_context
@@ -89,9 +90,7 @@ def _tojson(context: Context, value: Any, indent: int | None = None) -> str:
     ctx = render_context(context)
     if indent is not None and not (isinstance(indent, int) and 0 <= indent <= _MAX_JSON_INDENT):
         raise TemplateError(f"tojson indent must be a whole number from 0 to {_MAX_JSON_INDENT}")
-    text = dump_json(value, ctx.limits, indent)
-    ctx.meter.charge(len(text))
-    return text
+    return dump_json(value, ctx.limits, indent, ctx.meter)
 
 
 @pass_context
@@ -99,8 +98,10 @@ def _join(context: Context, value: Any, d: Any = "", attribute: str | int | None
     ctx = render_context(context)
     if attribute is not None:
         value = map(make_attrgetter(context.environment, attribute), value)
-    parts = [to_text(item, ctx.limits) for item in materialize(value, ctx.limits, "join's input")]
-    separator = to_text(d, ctx.limits)
+    items = materialize(value, ctx.limits, "join's input")
+    ctx.meter.work(len(items))
+    parts = [to_text(item, ctx.limits, ctx.meter) for item in items]
+    separator = to_text(d, ctx.limits, ctx.meter)
     total = sum(map(len, parts)) + len(separator) * max(len(parts) - 1, 0)
     _produce_text(ctx, total, "the joined text")
     return separator.join(parts)
@@ -109,7 +110,7 @@ def _join(context: Context, value: Any, d: Any = "", attribute: str | int | None
 @pass_context
 def _replace(context: Context, value: Any, old: Any, new: Any, count: int | None = None) -> str:
     ctx = render_context(context)
-    text, old_text, new_text = (to_text(v, ctx.limits) for v in (value, old, new))
+    text, old_text, new_text = (to_text(v, ctx.limits, ctx.meter) for v in (value, old, new))
     hits = text.count(old_text)  # '' matches len(text) + 1 times, as replace() does
     if count is not None:
         hits = min(hits, max(count, 0))
@@ -120,7 +121,8 @@ def _replace(context: Context, value: Any, old: Any, new: Any, count: int | None
 @pass_context
 def _truncate(context: Context, value: Any, *args: Any, **kwargs: Any) -> str:
     ctx = render_context(context)
-    result = do_truncate(context.environment, to_text(value, ctx.limits), *args, **kwargs)
+    text = to_text(value, ctx.limits, ctx.meter)
+    result = do_truncate(context.environment, text, *args, **kwargs)
     _produce_text(ctx, len(result), "the truncated text")
     return result
 
@@ -128,6 +130,7 @@ def _truncate(context: Context, value: Any, *args: Any, **kwargs: Any) -> str:
 @pass_context
 def _urlencode(context: Context, value: Any) -> str:
     ctx = render_context(context)
+    ctx.meter.charge(ctx.meter.measure(value))  # str() of nested values inside
     result = do_urlencode(value)
     _produce_text(ctx, len(result), "the URL-encoded text")
     return result
@@ -137,27 +140,62 @@ def _urlencode(context: Context, value: Any) -> str:
 def _list(context: Context, value: Any) -> list[Any]:
     ctx = render_context(context)
     items = materialize(value, ctx.limits, "the list")
-    ctx.meter.charge(len(items))
+    ctx.meter.charge(len(items))  # nested values are counted where they are walked
     return items
 
 
 @pass_context
 def _sort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
     ctx = render_context(context)
-    items = do_sort(
-        context.environment, materialize(value, ctx.limits, "the list"), *args, **kwargs
-    )
-    ctx.meter.charge(len(items))
-    return items
+    items = materialize(value, ctx.limits, "the list")
+    _charge_comparisons(ctx, items)
+    return do_sort(context.environment, items, *args, **kwargs)
+
+
+def _charge_comparisons(ctx: RenderContext, items: list[Any]) -> None:
+    """Sorting compares about n·log n times, each walking nested items: charged as such,
+    so a chain of sorts cannot cost more than the render's budget in time either."""
+    rounds = max(1, len(items).bit_length())
+    ctx.meter.work(len(items))  # the comparisons themselves run in C
+    ctx.meter.charge(ctx.meter.measure(items) * rounds)
+
+
+def _per_item(each: Callable[..., Any]) -> Callable[..., Any]:
+    """``map``, ``select`` and the like call back into Python for every item: each one
+    is a step of the render's operation budget."""
+
+    @pass_context
+    def counted(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        meter = render_context(context).meter
+        for item in each(context, value, *args, **kwargs):
+            meter.work(1)
+            yield item
+
+    return counted
+
+
+def _comparing(compare: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``max``, ``min``, ``unique``: their comparisons walk nested items, so the input's
+    real size is charged first."""
+
+    @pass_context
+    def comparing(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        ctx = render_context(context)
+        items = materialize(value, ctx.limits, f"the input of '{name}'")
+        _charge_comparisons(ctx, items)
+        if compare is sync_do_unique:
+            return list(compare(context.environment, items, *args, **kwargs))
+        return compare(context.environment, items, *args, **kwargs)
+
+    return comparing
 
 
 @pass_context
 def _dictsort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
     ctx = render_context(context)
     check_collection(ctx.limits, len(value), "the sorted list")
-    pairs = do_dictsort(value, *args, **kwargs)
-    ctx.meter.charge(len(pairs))
-    return pairs
+    ctx.meter.charge(ctx.meter.measure(value))
+    return do_dictsort(value, *args, **kwargs)
 
 
 @pass_context
@@ -168,8 +206,10 @@ def _reverse(context: Context, value: Any) -> Any:
     return do_reverse(value)
 
 
-def _check_chunk_count(context: Context, count: Any, name: str) -> None:
+def _check_chunk_count(context: Context, count: Any, name: str, fill_with: Any) -> None:
     ctx = render_context(context)
+    if isinstance(fill_with, list | tuple | Mapping):  # repeated up to count times
+        raise TemplateError(f"'{name}' fills with a single value (a string or a number)")
     if not isinstance(count, int) or count < 1:
         raise TemplateError(f"'{name}' needs a whole number of at least 1")
     check_collection(ctx.limits, count, f"each chunk of '{name}'")
@@ -177,13 +217,13 @@ def _check_chunk_count(context: Context, count: Any, name: str) -> None:
 
 @pass_context
 def _batch(context: Context, value: Any, linecount: Any, fill_with: Any = None) -> Any:
-    _check_chunk_count(context, linecount, "batch")
+    _check_chunk_count(context, linecount, "batch", fill_with)
     return do_batch(value, linecount, fill_with)
 
 
 @pass_context
 def _slice(context: Context, value: Any, slices: Any, fill_with: Any = None) -> Any:
-    _check_chunk_count(context, slices, "slice")
+    _check_chunk_count(context, slices, "slice", fill_with)
     items = materialize(value, render_context(context).limits, "the list to slice")
     return sync_do_slice(items, slices, fill_with)
 
@@ -271,16 +311,16 @@ def build_filters() -> dict[str, Callable[..., Any]]:
         "length": len,
         "list": _list,
         "lower": _text_filter(str.lower, "lower"),
-        "map": sync_do_map,
-        "max": do_max,
-        "min": do_min,
-        "reject": sync_do_reject,
-        "rejectattr": sync_do_rejectattr,
+        "map": _per_item(sync_do_map),
+        "max": _comparing(do_max, "max"),
+        "min": _comparing(do_min, "min"),
+        "reject": _per_item(sync_do_reject),
+        "rejectattr": _per_item(sync_do_rejectattr),
         "replace": _replace,
         "reverse": _reverse,
         "round": _round,
-        "select": sync_do_select,
-        "selectattr": sync_do_selectattr,
+        "select": _per_item(sync_do_select),
+        "selectattr": _per_item(sync_do_selectattr),
         "slice": _slice,
         "sort": _sort,
         "string": _string,
@@ -289,7 +329,7 @@ def build_filters() -> dict[str, Callable[..., Any]]:
         "tojson": _tojson,
         "trim": _trim,
         "truncate": _truncate,
-        "unique": sync_do_unique,
+        "unique": _comparing(sync_do_unique, "unique"),
         "upper": _text_filter(str.upper, "upper"),
         "urlencode": _urlencode,
     }

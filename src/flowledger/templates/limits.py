@@ -8,8 +8,12 @@ built in one expression (``[s*1000000, s*1000000, ...]``) still add up.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
+from typing import Any
 
 from flowledger.errors import TemplateLimitError
 
@@ -26,18 +30,37 @@ class TemplateLimits:
     max_range: int = 10_000
     #: Size of integers produced by ``*`` and ``**``.
     max_integer_bits: int = 4_096
-    #: Sum of the sizes (characters or items) of everything one render produces.
+    #: Operations nested in one expression (filters chained, operators, brackets):
+    #: compiling and evaluating recurse once per level.
+    max_expression_depth: int = 100
+    #: Steps one render may take item by item in Python (a filter applied to each item,
+    #: comparisons of a sort): bounds the time a render holds the worker's event loop.
+    max_operations: int = 1_000_000
+    #: The value one template builds (characters and items, repetitions counted); a
+    #: template that only reads stored data (``{{ steps.a.output }}``) passes it as is.
+    max_rendered_size: int = 1_048_576
+    #: Sum of the sizes (characters or items) of everything one render produces; one
+    #: budget for all the templates of a step's input.
     max_total_size: int = 16 * 1_048_576
 
 
 class Meter:
-    """Counts what one render has produced so far; one instance per render."""
+    """Counts what one render has produced so far; one instance per render.
 
-    __slots__ = ("limit", "used")
+    Sizes are *real* sizes: a list holding the same 100,000-item list 100,000 times
+    counts 10,000,000,000, not 100,000 (see :meth:`measure`), so repetition of shared
+    references (``[[0]*100000]*100000``) is refused before it is built or walked.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("_keep", "_sizes", "limit", "max_operations", "operations", "used")
+
+    def __init__(self, limit: int, max_operations: int = 1_000_000) -> None:
         self.limit = limit
         self.used = 0
+        self.max_operations = max_operations
+        self.operations = 0
+        self._sizes: dict[int, int] | None = None
+        self._keep: list[object] = []
 
     def charge(self, size: int) -> None:
         self.used += size
@@ -46,6 +69,129 @@ class Meter:
                 f"the template produces more than {self.limit:,} characters and items "
                 "in total; it is too expensive to evaluate"
             )
+
+    @classmethod
+    def for_limits(cls, limits: TemplateLimits) -> Meter:
+        return cls(limits.max_total_size, limits.max_operations)
+
+    def work(self, steps: int) -> None:
+        """Count ``steps`` done item by item; refuse past ``max_operations``."""
+        self.operations += steps
+        if self.operations > self.max_operations:
+            raise TemplateLimitError(
+                f"the template takes more than {self.max_operations:,} steps item by item "
+                "(filters applied to each item, sorting); it is too expensive to evaluate"
+            )
+
+    def measure(self, value: object) -> int:
+        """The size of ``value`` as JSON would spell it out: characters of strings, one per
+        other scalar and per container, shared references counted each time they occur.
+
+        Work is bounded: each container is walked once per render (sizes are remembered
+        by identity, the objects kept alive so identities stay unique), and the walk
+        stops as soon as the size passes the render's limit.
+        """
+        kind = type(value)
+        if kind is str:
+            return len(value) or 1  # type: ignore[arg-type]
+        if kind not in _CONTAINERS and not _is_container(value):
+            return 1
+        flat = _flat_size(value)
+        if flat is not None:
+            return flat
+        sizes = self._sizes
+        if sizes is None:
+            sizes = self._sizes = {}
+        known = sizes.get(id(value))
+        if known is not None:
+            return known
+        limit = self.limit
+        frames: list[list[Any]] = [[value, _children(value), 1]]
+        while True:
+            frame = frames[-1]
+            total: int = frame[2]
+            for child in frame[1]:
+                kind = type(child)
+                if kind is str:
+                    total += len(child) or 1
+                elif kind in _SCALARS:
+                    total += 1
+                else:
+                    size = sizes.get(id(child))
+                    if size is None:
+                        if kind not in _CONTAINERS and not _is_container(child):
+                            total += 1
+                            continue
+                        size = _flat_size(child)
+                        if size is not None:
+                            sizes[id(child)] = size
+                            self._keep.append(child)
+                            total += size
+                            if total > limit:
+                                raise _too_big(limit)
+                            continue
+                        frame[2] = total
+                        frames.append([child, _children(child), 1])
+                        break
+                    total += size
+                if total > limit:
+                    raise _too_big(limit)
+            else:
+                frames.pop()
+                sizes[id(frame[0])] = total
+                self._keep.append(frame[0])
+                if not frames:
+                    return total
+                frames[-1][2] += total
+                if frames[-1][2] > limit:
+                    raise _too_big(limit)
+
+
+def _too_big(limit: int) -> TemplateLimitError:
+    return TemplateLimitError(
+        f"the value would be larger than {limit:,} characters and items in total "
+        "(counting every repetition); it is too expensive to build"
+    )
+
+
+_CONTAINERS = frozenset({list, tuple, dict})
+_SCALARS = frozenset({int, float, bool, type(None)})
+_FLAT_KINDS = _SCALARS | {str}
+
+
+def _is_container(value: object) -> bool:
+    return isinstance(value, Mapping | list | tuple)
+
+
+def _flat_size(value: Any) -> int | None:
+    """The size of a list, tuple or dict holding only scalars, at C speed (its compact
+    JSON text's length, close to the walk's count); None when it holds containers."""
+    kind = type(value)
+    if kind is dict:
+        if not set(map(type, value.values())) <= _FLAT_KINDS:
+            return None
+        if not set(map(type, value)) <= {str}:
+            return None
+    elif kind is list or kind is tuple:
+        if not set(map(type, value)) <= _FLAT_KINDS:
+            return None
+    else:
+        return None
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _children(value: Any) -> Iterator[Any]:
+    if isinstance(value, Mapping):
+        return chain.from_iterable(value.items())
+    return iter(value)
+
+
+def check_rendered(limits: TemplateLimits, size: int) -> None:
+    if size > limits.max_rendered_size:
+        raise TemplateLimitError(
+            f"the value would be {size:,} characters and items long (repetitions "
+            f"counted); the limit is {limits.max_rendered_size:,}"
+        )
 
 
 def check_string(limits: TemplateLimits, length: int, what: str) -> None:

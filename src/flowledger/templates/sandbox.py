@@ -215,8 +215,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
 
     def concat_values(self, context: Context, values: tuple[Any, ...]) -> str:
         """``a ~ b ~ c``: the values' text (JSON spelling), size-checked before joining."""
-        parts = [to_text(value, self.limits) for value in values]
+        meter = render_context(context).meter
+        parts = [to_text(value, self.limits, meter) for value in values]
         total = sum(map(len, parts))
         check_string(self.limits, total, "the joined text")
-        render_context(context).meter.charge(total)
+        meter.charge(total)
         return "".join(parts)

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowledger.errors import TemplateError, format_path
+from flowledger.templates.limits import Meter
 from flowledger.templates.parsing import contains_template
 
 if TYPE_CHECKING:
     from flowledger.templates.compiler import Template
 
 Path = tuple[str | int, ...]
-Renderer = Callable[[Mapping[str, Any]], Any]
+Renderer = Callable[[Mapping[str, Any], Meter], Any]
 
 
 class TemplatedValue:
@@ -55,10 +56,14 @@ class TemplatedValue:
         return iter(self._templates)
 
     def render(self, context: Mapping[str, Any]) -> Any:
-        """A new structure with every template rendered; constant parts are shared."""
+        """A new structure with every template rendered; constant parts are shared.
+
+        All its templates share one budget (a step's input as a whole is bounded, not
+        only each field), and a failure names the field (``headers.auth: ...``)."""
         if self._render is None:
             return self._value
-        return self._render(context)
+        limits = self._templates[0][1].limits
+        return self._render(context, Meter.for_limits(limits))
 
 
 def _build(
@@ -76,7 +81,7 @@ def _build(
             located = f"{format_path(path)}: {exc.message}"
             raise type(exc)(located, source=exc.source) from None
         found.append((path, template))
-        return template.render
+        return _template_renderer(template, path)
     if isinstance(value, Mapping):
         entries = [
             (key, item, _build(item, (*path, key), compile_source, found))
@@ -96,16 +101,31 @@ def _build(
     return None
 
 
+def _template_renderer(template: Template, path: Path) -> Renderer:
+    if not path:
+        return template.render
+
+    def render_field(context: Mapping[str, Any], meter: Meter) -> Any:
+        try:
+            return template.render(context, meter)
+        except TemplateError as exc:
+            raise type(exc)(f"{format_path(path)}: {exc.message}", source=exc.source) from None
+
+    return render_field
+
+
 def _dict_renderer(entries: list[tuple[Any, Any, Renderer | None]]) -> Renderer:
-    def render_dict(context: Mapping[str, Any]) -> dict[Any, Any]:
-        return {key: item if render is None else render(context) for key, item, render in entries}
+    def render_dict(context: Mapping[str, Any], meter: Meter) -> dict[Any, Any]:
+        return {
+            key: item if render is None else render(context, meter) for key, item, render in entries
+        }
 
     return render_dict
 
 
 def _list_renderer(parts: list[tuple[Any, Renderer | None]], *, as_tuple: bool) -> Renderer:
-    def render_list(context: Mapping[str, Any]) -> Any:
-        items = [item if render is None else render(context) for item, render in parts]
+    def render_list(context: Mapping[str, Any], meter: Meter) -> Any:
+        items = [item if render is None else render(context, meter) for item, render in parts]
         return tuple(items) if as_tuple else items
 
     return render_list

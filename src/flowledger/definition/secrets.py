@@ -1,0 +1,75 @@
+"""Where ``{{ secrets.NAME }}`` may appear in a definition, and which names it declares.
+
+A secret may only flow where it is *sent*: the top-level input fields a step type
+declares secret (``sys.http_request``'s ``url``, ``headers``, ``query``, ``body`` and
+``json``). Everywhere else (``sys.transform``, ``sys.set_variable``, entity writes,
+sub-workflow input, artifact names, ``when``, loop items, the workflow's ``output``,
+trigger mappings) its value would be stored or passed on, and no redaction can follow a
+value through ``|upper`` or a slice; so the definition is refused, with the place.
+Names must be constant (``secrets.NAME``, not ``secrets[x]``): the set of names an
+execution may read is then known from its definition alone, and every process that
+writes for it redacts those values (:class:`flowledger.codec.Codec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from flowledger.errors import Path, TemplateError, format_path
+from flowledger.templates import Template, contains_template
+
+ROOT = "secrets"
+_WHERE = (
+    "a secret may only be sent: use it in sys.http_request's url, headers, query, body "
+    "or json (or an input field a step type declares secret)"
+)
+
+
+def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    """Every template string inside a JSON-like value, with its path (iteratively)."""
+    stack: list[tuple[Path, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if contains_template(item):
+                yield where, item
+        elif isinstance(item, Mapping):
+            stack.extend(((*where, key), child) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, i), child) for i, child in enumerate(item))
+
+
+def check_secrets(
+    document: Any,
+    allowed: set[Path],
+    compile_source: Callable[[str], Template],
+    report: Callable[[str, Path], None],
+) -> frozenset[str]:
+    """Report every ``secrets`` read outside an ``allowed`` place (a path prefix); return
+    the names the definition reads."""
+    names: set[str] = set()
+    for path, source in _strings(document, ()):
+        if "secrets" not in source:
+            continue
+        try:
+            template = compile_source(source)
+        except TemplateError:
+            continue  # reported where templates are compiled
+        for reference in template.references:
+            if reference.root != ROOT:
+                continue
+            first = reference.path[0] if reference.path else None
+            if not isinstance(first, str):
+                report(
+                    "secrets must be read by a constant name, like {{ secrets.API_KEY }}, "
+                    "so that the names a workflow uses are known before it runs",
+                    path,
+                )
+                continue
+            if not any(path[: len(prefix)] == prefix for prefix in allowed):
+                where = format_path(path)
+                report(f"secrets.{first} cannot be used in {where}: {_WHERE}", path)
+                continue
+            names.add(first)
+    return frozenset(names)

@@ -1,0 +1,278 @@
+"""Secrets: confined to the fields that send them, stored as their reference, and redacted
+in every spelling by every process that writes for the execution.
+
+The matrix: a value with non-ASCII characters and a JSON-special quote, sent in a URL
+(raw and URL-encoded), a header, a query and a body, echoed back raw, URL-encoded and
+base64 (standard and URL-safe) by a real server, saved as an artifact; run in one
+engine, and resumed by another engine (a fresh process's view: nothing rendered yet).
+The value must be absent from every document and event and from every byte under the
+database's folder (SQLite file, WAL, artifacts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from flowledger import Engine, StepContext, StepRegistry, step_type
+from flowledger.codec import Codec, placeholder, spellings
+from flowledger.errors import DefinitionError
+from tests.runtime.support import yaml
+from tests.steps.http_server import serve
+
+SECRET = 'pässwörd"1234'
+HEADER_SECRET = "hdr-Value-98765"
+
+
+@pytest.fixture
+def base_url() -> Iterator[str]:
+    with serve() as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def _opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWLEDGER_SECRET_TOKEN", SECRET)
+    monkeypatch.setenv("FLOWLEDGER_SECRET_HDR", HEADER_SECRET)
+
+
+def _sending(base: str) -> str:
+    return f"""
+      - id: call
+        type: sys.http_request
+        input:
+          method: POST
+          url: "{base}/echo?k={{{{ secrets.TOKEN }}}}&u={{{{ secrets.TOKEN|urlencode }}}}"
+          headers: {{authorization: "Bearer {{{{ secrets.HDR }}}}"}}
+          body: "{{{{ secrets.TOKEN }}}}"
+      - id: queried
+        type: sys.http_request
+        input: {{url: "{base}/echo", query: {{q: "{{{{ secrets.TOKEN }}}}"}}}}
+      - id: spelled
+        type: sys.http_request
+        input: {{method: POST, url: "{base}/encode", body: "{{{{ secrets.TOKEN }}}}"}}
+      - id: saved
+        type: sys.http_request
+        input:
+          method: POST
+          url: "{base}/encode"
+          body: "{{{{ secrets.TOKEN }}}}"
+          save_as: artifact
+          artifact_name: echo.json
+    """
+
+
+def _leaks(tmp_path: Path, *texts: str) -> list[str]:
+    """Where any spelling of a secret value still is: texts, then files under tmp_path."""
+    needles = {s for value in (SECRET, HEADER_SECRET) for s in spellings(value)}
+    found = [f"text #{i}" for i, text in enumerate(texts) if any(n in text for n in needles)]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if any(n.encode() in data for n in needles):
+                found.append(str(path))
+    return found
+
+
+async def _everything(engine: Engine, execution_id: str) -> str:
+    doc = await engine.get_execution(execution_id)
+    events = await engine.events(execution_id)
+    listed = await engine.list_executions()
+    return json.dumps([doc, events, listed], ensure_ascii=False)
+
+
+async def test_sent_secrets_are_stored_as_references_and_echoes_redacted(
+    engine: Engine, base_url: str, tmp_path: Path
+) -> None:
+    workflow = engine.load_text(yaml(f"name: send\nsteps:{_sending(base_url)}"))
+    assert workflow.secret_names == {"TOKEN", "HDR"}
+    doc = await engine.run(workflow)
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    steps = {s["stepId"]: s for s in doc["steps"].values()}
+    sent = steps["call"]["inputData"]
+    assert sent["headers"]["authorization"] == f"Bearer {placeholder('HDR')}"
+    assert sent["body"] == steps["queried"]["inputData"]["query"]["q"] == placeholder("TOKEN")
+    assert steps["queried"]["outputData"]["body"]["query"]["q"] == placeholder("TOKEN")
+    echo = steps["call"]["outputData"]["body"]
+    assert echo["body"] == echo["query"]["k"] == echo["query"]["u"] == placeholder("TOKEN")
+    spelled = steps["spelled"]["outputData"]["body"]
+    assert set(spelled.values()) == {placeholder("TOKEN")}, spelled
+    assert _leaks(tmp_path, await _everything(engine, doc["id"])) == []
+
+
+async def test_a_resuming_engine_redacts_before_it_renders_anything(
+    db_url: str, registry: StepRegistry, base_url: str, tmp_path: Path
+) -> None:
+    text = yaml(
+        f"""
+        name: resumed
+        steps:
+          - {{id: wait, type: sys.wait_for_input, input: {{prompt: go?}}}}
+          - id: echo
+            type: sys.http_request
+            input: {{method: POST, url: "{base_url}/encode", body: "{{{{ secrets.TOKEN }}}}"}}
+        """
+    )
+    async with Engine(db_url, registry=registry) as first:
+        doc = await first.run(first.load_text(text))
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+    async with Engine(db_url, registry=registry) as second:
+        await second.submit_input(doc["id"], "wait", {"ok": True})
+        done = await second.settle(doc["id"])
+        assert done["runtimeStatus"] == "Completed", done["error"]
+        assert _leaks(tmp_path, await _everything(second, doc["id"])) == []
+
+
+async def test_a_child_workflow_redacts_its_own_secrets(
+    engine: Engine, base_url: str, tmp_path: Path
+) -> None:
+    child = engine.load_text(yaml(f"name: child\nsteps:{_sending(base_url)}"))
+    await engine.register(child)
+    parent = engine.load_text(
+        yaml(
+            "name: parent\nsteps:\n  - {id: sub, type: sys.sub_workflow, input: {workflow: child}}"
+        )
+    )
+    doc = await engine.run(parent)
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    texts = [await _everything(engine, doc["id"])]
+    for listed in await engine.list_executions():
+        texts.append(await _everything(engine, listed["id"]))
+    assert _leaks(tmp_path, *texts) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "steps"),
+    [
+        ("steps[0].input.value", "- {id: a, type: sys.transform, input: {value: 'x{{ secrets.TOKEN }}'}}"),
+        ("steps[0].input.value", "- {id: a, type: sys.set_variable, input: {name: v, value: '{{ secrets.TOKEN|upper }}'}}"),
+        ("steps[0].when", "- {id: a, type: sys.transform, when: '{{ secrets.TOKEN == 1 }}', input: {value: 1}}"),
+        ("steps[0].input.items", "- {id: a, type: sys.loop, input: {items: '{{ [secrets.TOKEN] }}'}, steps: [{id: b, type: sys.transform, input: {value: 1}}]}"),
+        ("steps[0].input.inputs.k", "- {id: a, type: sys.sub_workflow, input: {workflow: other, inputs: {k: '{{ secrets.TOKEN }}'}}}"),
+        ("steps[0].input.artifact_name", "- {id: a, type: sys.http_request, input: {url: 'http://x', save_as: artifact, artifact_name: '{{ secrets.TOKEN }}'}}"),
+        ("steps[0].input.data.k", "- {id: a, type: sys.entity_create, input: {entity_type: t, data: {k: '{{ secrets.TOKEN }}'}}}"),
+        ("steps[0].input.prompt", "- {id: a, type: sys.wait_for_input, input: {prompt: '{{ secrets.TOKEN }}'}}"),
+    ],
+)  # fmt: skip
+def test_a_secret_anywhere_but_a_sending_field_is_refused(
+    engine: Engine, where: str, steps: str
+) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        engine.load_text(yaml(f"name: leak\nsteps:\n  {steps}\n"))
+    assert f"secrets.TOKEN cannot be used in {where}" in str(caught.value)
+
+
+def test_the_output_and_dynamic_names_are_refused(engine: Engine) -> None:
+    text = """
+        name: leak
+        steps:
+          - {id: a, type: sys.http_request, input: {url: "http://x/{{ secrets['TO' ~ 'KEN'] }}"}}
+        output: "{{ secrets.TOKEN }}"
+    """
+    with pytest.raises(DefinitionError) as caught:
+        engine.load_text(yaml(text))
+    message = str(caught.value)
+    assert "secrets.TOKEN cannot be used in output" in message
+    assert "secrets must be read by a constant name" in message
+
+
+async def test_only_opened_names_are_readable(
+    engine: Engine, base_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PLAIN_TOKEN", "plain-env-value")
+    text = yaml(
+        f"""
+        name: opened
+        steps:
+          - {{id: a, type: sys.http_request, input: {{url: "{base_url}/echo?t={{{{ secrets.PLAIN_TOKEN }}}}"}}}}
+        """
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    assert "PLAIN_TOKEN" in json.dumps(doc["error"])
+    monkeypatch.setenv("FLOWLEDGER_SECRETS", "OTHER, PLAIN_TOKEN")
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed"
+    monkeypatch.delenv("FLOWLEDGER_SECRETS")
+    file = tmp_path / "secrets.env"
+    file.write_text("# operator's file\nPLAIN_TOKEN = from-the-file-123\n", encoding="utf-8")
+    monkeypatch.setenv("FLOWLEDGER_SECRETS_FILE", str(file))
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed"
+    assert "from-the-file-123" not in json.dumps(doc)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2])
+def test_base64_is_found_at_every_alignment(offset: int) -> None:
+    import base64
+
+    codec = Codec({"K": SECRET})
+    raw = b"ab"[:offset] + SECRET.encode() + b"tail"
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(raw).decode()
+        assert placeholder("K") in codec.redact(text)
+    assert SECRET.encode() not in codec.redact_bytes(raw)
+
+
+def test_every_spelling_is_redacted() -> None:
+    codec = Codec({"K": SECRET})
+    value: Any = {"a": SECRET, "b": f"x{SECRET}y", "c": [SECRET.upper()]}
+    stored = codec.dumps(value)
+    assert stored is not None
+    assert all(text not in stored for text in spellings(SECRET))
+    for text in spellings(SECRET):
+        assert placeholder("K") in codec.redact(f"<{text}>")
+
+
+class SendInput(BaseModel):
+    token: str
+    note: str = ""
+
+
+class SendOutput(BaseModel):
+    length: int
+
+
+@step_type("test.send", secret_fields=["token"])
+async def send(data: SendInput, ctx: StepContext) -> SendOutput:
+    return SendOutput(length=len(data.token))
+
+
+async def test_a_custom_type_declares_the_fields_that_may_hold_secrets(db_url: str) -> None:
+    registry = StepRegistry.with_builtins()
+    registry.register(send)
+    async with Engine(db_url, registry=registry) as engine:
+        text = "name: custom\nsteps:\n  - {id: s, type: test.send, input: {token: '{{ secrets.TOKEN }}'}}\n"
+        doc = await engine.run(engine.load_text(text))
+        [step] = doc["steps"].values()
+        assert step["inputData"] == {"token": placeholder("TOKEN")}
+        assert step["outputData"] == {"length": len(SECRET)}  # the handler had the value
+        with pytest.raises(DefinitionError, match=r"secrets.TOKEN cannot be used in steps\[0\]"):
+            engine.load_text(
+                text.replace(
+                    "{token: '{{ secrets.TOKEN }}'}", "{token: x, note: '{{ secrets.TOKEN }}'}"
+                )
+            )
+
+
+def test_a_short_secret_never_breaks_the_stored_json() -> None:
+    codec = Codec({"PIN": "1234"})
+    stored = codec.dumps({"status": 212345, "text": "pin 1234", "list": [1234, "x"]})
+    assert stored is not None
+    assert json.loads(stored) == {
+        "status": placeholder("PIN").join(["2", "5"]),
+        "text": f"pin {placeholder('PIN')}",
+        "list": [placeholder("PIN"), "x"],
+    }
+    comma = Codec({"C": ","})
+    assert json.loads(comma.dumps({"a": "x,y", "b": 1}) or "") == {"a": "x***secrets.C***y", "b": 1}
+
+
+def test_stored_json_is_strict_json() -> None:
+    stored = Codec().dumps({"a": float("nan"), "b": [float("inf"), 1.5]})
+    assert stored == '{"a":null,"b":[null,1.5]}'
