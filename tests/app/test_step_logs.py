@@ -34,7 +34,7 @@ class Done(BaseModel):
 def talking_registry(gate: asyncio.Event | None = None) -> StepRegistry:
     registry = StepRegistry.with_builtins()
 
-    @step_type("test.talk")
+    @step_type("test.talk", secret_fields=["token"])
     async def talk(data: TalkInput, ctx: StepContext) -> Done:
         ctx.logger.debug("not kept at INFO")
         for i in range(data.lines):
@@ -125,14 +125,14 @@ async def test_each_attempt_keeps_its_own_lines_and_exceptions_carry_their_trace
 async def test_secrets_are_redacted_as_in_step_outputs(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TALK_TOKEN", "tok-5ecret-value")
+    monkeypatch.setenv("FLOWLEDGER_SECRET_TALK_TOKEN", "tok-5ecret-value")
     text = workflow(lines=1).replace(
         "{'lines': 1}", '{lines: 1, token: "{{ secrets.TALK_TOKEN }}"}'
     )
     async with opened(db_url, talking_registry()) as application:
         doc = await run(application, text)
         lines = await logs(application, doc["id"])
-    assert lines[0]["message"].startswith("line 0 token=*** ")
+    assert lines[0]["message"].startswith("line 0 token=***secrets.TALK_TOKEN*** ")
     assert all("5ecret" not in line["message"] for line in lines)
 
 
