@@ -72,6 +72,8 @@ async def test_an_idle_wait_sends_no_queries(
             cursor = await conn.execute(
                 "SELECT query_start, query FROM pg_stat_activity"
                 " WHERE application_name = 'flowledger-listener'"
+                # Only this test's database: the cluster is shared with the other tests.
+                " AND datname = current_database()"
             )
             return await cursor.fetchall()
 
