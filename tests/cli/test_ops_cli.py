@@ -38,7 +38,7 @@ class Out(BaseModel):
     said: int
 
 
-@step_type("ops.talk")
+@step_type("ops.talk", secret_fields=["token"])
 async def talk(data: In, ctx: StepContext) -> Out:
     ctx.logger.debug("hidden")
     for i in range(data.lines):
@@ -82,13 +82,13 @@ def test_logs_prints_what_steps_logged_redacted_per_step_and_as_json(
 ) -> None:
     plugin = write(tmp_path, "ops_plugin.py", PLUGIN)
     talker = write(tmp_path, "talker.yaml", TALKER)
-    env = {"OPS_TOKEN": "t0ken-s3cret"}
+    env = {"FLOWLEDGER_SECRET_OPS_TOKEN": "t0ken-s3cret"}
     doc = json.loads(ok(cli("run", talker, "--plugin", plugin, "--json", **env)))
     short = doc["id"][:8]
     text = ok(cli("executions", "logs", short, **env)).splitlines()
     assert [line.split(" ", 2)[2] for line in text[:3]] == [
-        "talk#1 INFO    line 0 token=***",
-        "talk#1 INFO    line 1 token=***",
+        "talk#1 INFO    line 0 token=***secrets.OPS_TOKEN***",
+        "talk#1 INFO    line 1 token=***secrets.OPS_TOKEN***",
         "talk#1 ERROR   it broke",
     ]
     assert text[3].strip() == "Traceback (most recent call last):"
@@ -190,7 +190,7 @@ def test_a_worker_logs_json_lines_and_another_process_follows_the_step_logs(
     plugin = write(tmp_path, "ops_plugin.py", PLUGIN)
     talker = write(tmp_path, "talker.yaml", TALKER)
     execution_id = ok(cli("start", talker, "--plugin", plugin)).strip()
-    env = {**os.environ, "FLOWLEDGER_DB": db_url, "OPS_TOKEN": "t0ken-s3cret"}
+    env = {**os.environ, "FLOWLEDGER_DB": db_url, "FLOWLEDGER_SECRET_OPS_TOKEN": "t0ken-s3cret"}
     follower = subprocess.Popen(
         [FLOWLEDGER, "executions", "logs", execution_id, "--follow", "--json"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -205,7 +205,7 @@ def test_a_worker_logs_json_lines_and_another_process_follows_the_step_logs(
         assert follower.returncode == 0, err
         lines = [json.loads(line) for line in out.splitlines()]
         assert [line["level"] for line in lines] == ["INFO", "INFO", "ERROR"]
-        assert lines[0]["message"] == "line 0 token=***"
+        assert lines[0]["message"] == "line 0 token=***secrets.OPS_TOKEN***"
         mine = _worker_lines(worker, execution_id)
     finally:
         worker.send_signal(signal.SIGTERM)
