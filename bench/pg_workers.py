@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import threading
@@ -100,10 +101,18 @@ def worker_rate(url: str, executions: int, workers: int = WORKERS) -> float:
                 window.append(seen)
             if any(proc.poll() is not None for proc in procs):
                 raise SystemExit("a worker exited early")
+        cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
     finally:
         _stop(procs)
     (first, t0), (last, t1) = window[0], window[-1]
+    print(f"  workers' CPU: {cpu / seen[0] * 1e6:.0f} us per step (start-up included)", flush=True)
     return (last - first) / (t1 - t0)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
