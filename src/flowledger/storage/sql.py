@@ -33,6 +33,7 @@ from flowledger.storage.artifacts import SQLArtifactStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.counts import SQLCountStore
 from flowledger.storage.entities import SQLEntityStore
+from flowledger.storage.fastpath import PreparedWrite, prepare_update
 from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
@@ -98,6 +99,7 @@ class SQLStore(
         self._writer = Lane("flowledger-writer", 1, lock=threading.Lock())
         self._readers = Lane("flowledger-reader", readers) if readers else self._writer
         self._leases = self._writer
+        self._release_sql: PreparedWrite | None = None
         #: Closed by ``close``, in this order: the writes queued before close still land.
         self._lanes = [self._writer, self._readers] if readers else [self._writer]
         self._group = GroupCommitter(
@@ -532,6 +534,9 @@ class SQLStore(
         self, execution_id: str, epoch: int, wake_at: datetime | None, *, returning: bool
     ) -> Row | None:
         t = executions
+        if wake_at is None and not returning:
+            self._release_plain(execution_id, epoch)
+            return None
         wake: datetime | ColumnElement[datetime] | None = wake_at
         with self.conn.begin():
             self._lease_only_commit()
@@ -562,6 +567,27 @@ class SQLStore(
             if row is None:
                 row = self.conn.execute(select(t).where(t.c.id == execution_id)).first()
         return dict(row._mapping) if row is not None else None
+
+    def _release_plain(self, execution_id: str, epoch: int) -> None:
+        """The common release (an execution done, or drained): one prepared UPDATE through
+        the driver's cursor inside SQLAlchemy's transaction. Building the Core statement
+        (cache key, coercions, execution context) cost several times the write itself; a
+        worker releases once per execution (bench/compare.py W3)."""
+        if self._release_sql is None:
+            self._release_sql = prepare_update(
+                executions,
+                ("lease_owner", "lease_expires_at", "wake_at"),
+                ("id", "lease_epoch"),
+                self._engine.dialect,
+            )
+        prepared = self._release_sql
+        row = {"lease_owner": None, "lease_expires_at": None, "wake_at": None,
+               "id": execution_id, "lease_epoch": epoch}  # fmt: skip
+        with self.conn.begin():
+            self._lease_only_commit()
+            driver = self.conn.connection.dbapi_connection
+            assert driver is not None
+            driver.cursor().execute(prepared.sql, prepared.params(row))
 
     async def wait_for_work(self, timeout: float) -> None:
         # No push channel on this backend: the caller polls, backing off while idle.
