@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from datetime import timedelta
 
 import pytest
@@ -107,5 +109,35 @@ async def test_timers_follow_the_database_clock_not_the_workers(
         monkeypatch.setattr("flowledger.storage.sql.utcnow", lambda: skewed)
         assert await store.claim_executions("w", 10, LEASE) == []
         assert await store.db_now() < wake_at
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgresql
+async def test_claims_and_releases_do_not_queue_behind_the_writer(pg_url: str) -> None:
+    """They run on a connection of their own: a group commit waiting for its WAL flush
+    (here: a writer call held open) does not hold up a worker's claims and releases."""
+    store = open_store(pg_url)
+    assert isinstance(store, SQLStore)
+    try:
+        await store.initialize()
+        execution_id = await new_execution(store, runtime_status="NotStarted")
+        held, release_writer = threading.Event(), threading.Event()
+
+        def busy_writer() -> None:
+            held.set()
+            release_writer.wait(timeout=10)
+
+        blocked = store._writer.run(busy_writer)
+        await asyncio.to_thread(held.wait, 10)
+        ((claimed, epoch),) = await store.claim_executions("w", 10, LEASE)
+        assert claimed == execution_id
+        await store.release_lease(execution_id, epoch)
+        assert not blocked.done()  # both went by while the writer was still busy
+        release_writer.set()
+        await blocked
+        row = await store.get_execution(execution_id)
+        assert row is not None
+        assert (row["lease_owner"], row["lease_epoch"]) == (None, epoch)
     finally:
         await store.close()

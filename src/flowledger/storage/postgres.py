@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from flowledger.errors import StorageError
 from flowledger.logs import log_extra
+from flowledger.storage.lanes import Lane
 from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import writes
@@ -83,12 +84,20 @@ class PostgresStore(SQLStore):
             # PostgreSQL too. Group commit already folds concurrent rounds into one
             # transaction, and leases/claims are short; a second writer would only add lock
             # waits between our own connections.
-            pool_size=1 + readers,
+            pool_size=2 + readers,
             max_overflow=2,
             pool_pre_ping=True,
             connect_args=connect_args,
         )
         super().__init__(url, engine, readers=readers)
+        # Decision: claims and releases on a connection of their own. A worker's one
+        # writer spends most of its time waiting for WAL flushes of group commits; a
+        # release per execution queued behind them (bench/pg_workers.py). Neither can
+        # deadlock with the writer: a claim never waits (SKIP LOCKED, then the rows it
+        # holds), a release locks one row, of an execution whose rounds are all written.
+        # Lease renewals stay on the writer: they lock several rows one by one.
+        self._leases = Lane("flowledger-leases", 1)
+        self._lanes.insert(1, self._leases)
         self._display_url = make_url(url).render_as_string(hide_password=True)
         self._listener: psycopg.AsyncConnection[Any] | None = None
 
@@ -109,6 +118,18 @@ class PostgresStore(SQLStore):
         # clock_timestamp, not now(): now() is frozen at the start of the transaction.
         now = func.clock_timestamp(type_=DateTime(timezone=True))
         return type_coerce(now + plus if plus else now, UTCDateTime)
+
+    def _lease_only_commit(self) -> None:
+        """Decision: claims and releases commit without waiting for the WAL flush
+        (``synchronous_commit=off`` for that transaction only). With 16 executions a worker,
+        a release per execution and a claim per batch, each waiting for its own flush on
+        the one writer connection, were over half the writer's time (bench/pg_workers.py).
+        Nothing durable is lost in a crash: the WAL is written in order, so the next
+        synchronous commit (the execution's first round under the claimed epoch, which
+        comes before any handler runs) flushes the claim with it; a release lost in a crash
+        leaves a lease that expires and is taken over, as when the worker itself crashes.
+        Others see either at once: visibility does not wait for the flush."""
+        self.conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
     def _claim_candidates(self, limit: int) -> Select[tuple[str]]:
         # Rows another claimer has locked are skipped, not waited for.

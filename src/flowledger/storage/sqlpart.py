@@ -70,14 +70,26 @@ def small_write(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
     """``@writes`` for a write of a row or two (a lease, a new execution): the store may run
     it right here on the loop when that cannot wait (``_inline_write``, see storage.lanes),
     else it goes to the writer thread like any write."""
+    return _inline_write_or(body, lambda store: store._writer)
 
+
+def lease_write(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
+    """``@small_write`` for a claim or a release: where the store has a lane for those
+    (``_leases``: PostgreSQL) they run there, beside the round commits instead of queueing
+    behind them; elsewhere ``_leases`` is the writer itself."""
+    return _inline_write_or(body, lambda store: store._leases)
+
+
+def _inline_write_or(
+    body: Callable[Concatenate[S, P], R], lane: Callable[[SQLPart], Lane]
+) -> Async[S, P, R]:
     @functools.wraps(body)
     async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         job = functools.partial(body, self, *args, **kwargs)
         done = self._inline_write(job)
         if done is not NOT_HERE:
             return cast(R, done)
-        return await self._writer.run(job)
+        return await lane(self).run(job)
 
     return call
 
@@ -86,6 +98,8 @@ class SQLPart(ABC):
     #: Where ``@writes`` and ``@reads`` bodies run (the same lane for an in-memory SQLite).
     _writer: Lane
     _readers: Lane
+    #: Where ``@lease_write`` bodies run: the writer, unless the store has a lane for them.
+    _leases: Lane
 
     def _inline_read(self, job: Callable[[], object]) -> object:
         """Run a ``@point_read`` body on the calling thread, or return NOT_HERE (the
