@@ -15,6 +15,10 @@ from playwright.sync_api import Browser, Page, expect
 from tests.api.conftest import Service
 from tests.api.helpers import settled, start, terminal, unique
 
+# What a page waits for is a worker on a machine that CI shares (other tests, a browser,
+# coverage): Playwright's 5 s default is a wall-clock bound the suite must not depend on.
+expect.set_options(timeout=30_000)
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FORM = """
