@@ -5,6 +5,7 @@
   var SVG = "http://www.w3.org/2000/svg";
   var source = null;
   var timer = null;
+  var poller = null; /* set when the server refused the stream: refresh on a timer instead */
   var opened = null; /* data-key → open, of the details in the region being replaced */
 
   function el(name, attrs, parent) {
@@ -18,12 +19,25 @@
   function startLive() {
     var region = document.getElementById("live-region");
     var url = region && region.getAttribute("data-live");
-    if (!url) { if (source) { source.close(); source = null; } return; }
+    if (!url) {
+      if (source) { source.close(); source = null; }
+      if (poller !== null) { clearInterval(poller); poller = null; }
+      return;
+    }
+    if (poller !== null) return;
     if (source && source.url.indexOf(url.split("?")[0]) !== -1) return;
     if (source) source.close();
-    source = new EventSource(url);
-    source.addEventListener("change", function () {
+    var opening = new EventSource(url);
+    source = opening;
+    opening.addEventListener("change", function () {
       if (timer === null) timer = setTimeout(refresh, 300); /* at most ~3 refreshes a second */
+    });
+    /* A refused stream (429: this token's streams are all in use, e.g. many open tabs)
+       closes for good: the page still follows the execution, by refreshing every 2 s. */
+    opening.addEventListener("error", function () {
+      if (opening.readyState !== EventSource.CLOSED) return; /* a drop: the browser retries */
+      if (source === opening) source = null;
+      if (poller === null) poller = setInterval(refresh, 2000);
     });
   }
 
