@@ -51,7 +51,6 @@ from flowledger.definition.triggers import WebhookTrigger
 from flowledger.errors import (
     AuthenticationError,
     ConflictError,
-    FlowledgerError,
     InputError,
     InvalidInputError,
     NotFoundError,
@@ -160,18 +159,7 @@ class Hooks:
 
     async def _route(self, path: str) -> _Route:
         found: list[_Route] = []
-        for version, _ in await self._engine.store.active_workflows():
-            try:
-                workflow = await self._engine.workflow_for_version(version.id)
-            except FlowledgerError as exc:
-                log.error(
-                    "workflow %s v%d cannot be compiled here, its webhook triggers are skipped: %s",
-                    version.name,
-                    version.version,
-                    exc,
-                    extra=log_extra("receive_hook"),
-                )
-                continue
+        for version, _, workflow in await self._engine.live_workflows("webhook triggers"):
             for compiled in workflow.triggers:
                 spec = compiled.spec
                 if isinstance(spec, WebhookTrigger) and spec.path == path:

@@ -25,6 +25,7 @@ from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import parse_document
 from flowledger.entities.service import EntityService
 from flowledger.errors import (
+    FlowledgerError,
     HeldElsewhereError,
     LeaseLostError,
     NotFoundError,
@@ -282,6 +283,29 @@ class Engine:
         workflow = compile_document(source, self.registry, self.templates)
         self._workflows[version_id] = workflow
         return workflow
+
+    async def live_workflows(
+        self, triggers: str
+    ) -> list[tuple[WorkflowVersion, datetime, CompiledWorkflow]]:
+        """Every pushed, enabled workflow compiled, with when it was pushed. One that cannot
+        be compiled in this process (a missing plugin, say) is logged and left out, so
+        its ``triggers`` (named in the log) are skipped while the others still fire."""
+        found = []
+        for version, pushed_at in await self.store.active_workflows():
+            try:
+                workflow = await self.workflow_for_version(version.id)
+            except FlowledgerError as exc:
+                log.error(
+                    "workflow %s v%d cannot be compiled here, its %s are skipped: %s",
+                    version.name,
+                    version.version,
+                    triggers,
+                    exc,
+                    extra=log_extra("live_workflows"),
+                )
+                continue
+            found.append((version, pushed_at, workflow))
+        return found
 
     # -- executions ---------------------------------------------------------------------------
 

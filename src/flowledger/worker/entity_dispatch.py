@@ -38,7 +38,7 @@ from typing import Any
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import CompiledTrigger, EntityTrigger
-from flowledger.errors import FlowledgerError, TemplateError
+from flowledger.errors import TemplateError
 from flowledger.logs import log_extra
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
 from flowledger.runtime.engine import Engine
@@ -102,18 +102,7 @@ class EntityDispatcher:
     async def _subscribers(self) -> list[_Subscriber]:
         found = []
         first = await self.engine.store.first_pushes()
-        for version, pushed_at in await self.engine.store.active_workflows():
-            try:
-                workflow = await self.engine.workflow_for_version(version.id)
-            except FlowledgerError as exc:
-                log.error(
-                    "workflow %s v%d cannot be compiled here, its entity triggers are skipped: %s",
-                    version.name,
-                    version.version,
-                    exc,
-                    extra=log_extra("dispatch_entity_event"),
-                )
-                continue
+        for version, pushed_at, workflow in await self.engine.live_workflows("entity triggers"):
             triggers = tuple(t for t in workflow.triggers if isinstance(t.spec, EntityTrigger))
             if triggers:
                 since = first.get(version.name, pushed_at)
