@@ -20,7 +20,7 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
+ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -201,7 +201,7 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
                 {"at": row["created_at"]},
             )
             store.conn.execute(insert(executions), [row])
-        assert await store.upgrade() == ["0004", "0005"]
+        assert await store.upgrade() == ["0004", "0005", "0006"]
         [pushed] = await store.pushed_workflows()
         assert pushed.version["name"] == "wf" and pushed.disabled_at is None
         assert [v.name for v, _ in await store.active_workflows()] == ["wf"]
@@ -223,5 +223,47 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
         [line] = await store.get_step_logs(row["id"])
         assert line["message"] == '"hello"' and line["id"] >= 1
         assert await store.get_execution(row["id"]) is not None
+    finally:
+        await store.close()
+
+
+async def test_revision_0006_keeps_steps_listed_in_order_through_the_constraint(
+    empty_db: MakeDb,
+) -> None:
+    """The (execution_id, seq) index goes; an execution's steps still come back in order,
+    found through the unique constraint's index (not a scan of every execution's steps)."""
+    from flowledger.storage.schema import step_executions
+    from tests.storage.conftest import step_row
+
+    store = sql_store(empty_db())
+    row = execution_row()
+    other = execution_row()
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0005")
+            store.conn.execute(insert(executions), [row, other])
+            steps = [
+                step_row(row["id"], seq=seq, step_id=f"s{seq}", step_path=f"s{seq}")
+                for seq in (3, 1, 2)
+            ]
+            steps.append(step_row(other["id"], seq=1))
+            store.conn.execute(insert(step_executions), steps)
+        before = {i["name"] for i in inspect(store.conn).get_indexes("step_executions")}
+        store.conn.rollback()
+        assert "ix_step_executions_execution" in before
+        assert await store.upgrade() == ["0006"]
+        after = {i["name"] for i in inspect(store.conn).get_indexes("step_executions")}
+        store.conn.rollback()
+        assert after == before - {"ix_step_executions_execution"}
+        listed = await store.get_step_executions(row["id"])
+        assert [s["seq"] for s in listed] == [1, 2, 3]
+        if store.conn.dialect.name == "sqlite":
+            plan = store.conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT * FROM step_executions "
+                "WHERE execution_id = ? ORDER BY seq",
+                (row["id"],),
+            ).all()
+            store.conn.rollback()
+            assert any("USING INDEX" in str(line[-1]) for line in plan), plan
     finally:
         await store.close()

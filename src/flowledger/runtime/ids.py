@@ -1,13 +1,16 @@
-"""Random ids for rows written on the hot path, cheaper than ``str(uuid.uuid4())``.
+"""Ids for rows written on the hot path, cheaper than ``str(uuid.uuid4())``.
 
-The same text a version-4 UUID has (random bits from ``os.urandom``), but one system call
-serves 256 ids and no ``UUID`` object is built: about a third of the cost per step.
+The same text a UUID has (random bits from ``os.urandom``), but one system call serves
+256 ids and no ``UUID`` object is built: about a third of the cost per step.
+``ordered_uuid`` leads with the time (version 7), so a new row's key lands at the end of
+the primary-key index instead of at a random page of it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 _BATCH = 256
 _VARIANT = "89ab89ab89ab89ab"  # the two variant bits 10, by the random nibble's low bits
@@ -34,8 +37,22 @@ def random_uuid() -> str:
     """A random UUID (version 4) as text, like ``str(uuid.uuid4())``."""
     state = _state
     at = state.at
-    if at >= len(state.hex):
+    if at + 32 > len(state.hex):
         state.hex, at = os.urandom(16 * _BATCH).hex(), 0
     h = state.hex[at : at + 32]
     state.at = at + 32
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+
+
+def ordered_uuid() -> str:
+    """A time-ordered UUID (version 7, RFC 9562): the Unix time in milliseconds, then
+    12 bits of the sub-millisecond fraction (its method 3), then 62 random bits."""
+    ms, sub = divmod(time.time_ns(), 1_000_000)
+    state = _state
+    at = state.at
+    if at + 16 > len(state.hex):
+        state.hex, at = os.urandom(16 * _BATCH).hex(), 0
+    h = state.hex[at : at + 16]
+    state.at = at + 16
+    t = f"{(ms & 0xFFFF_FFFF_FFFF) << 12 | sub * 4096 // 1_000_000:015x}"
+    return f"{t[:8]}-{t[8:12]}-7{t[12:]}-{_VARIANT[int(h[0], 16)]}{h[1:4]}-{h[4:16]}"

@@ -39,7 +39,7 @@ from flowledger.runtime.handlers import (
     retry_delay,
     validation_message,
 )
-from flowledger.runtime.ids import random_uuid
+from flowledger.runtime.ids import ordered_uuid
 from flowledger.runtime.inbox import Inbox
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.lifecycle import ExecutionLifecycle
@@ -353,7 +353,8 @@ class ExecutionRunner:
         self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
     ) -> StepExecution:
         run = StepExecution(
-            id=random_uuid(),
+            # Time-ordered: the insert appends to the primary-key index (runtime.ids).
+            id=ordered_uuid(),
             step=step,
             scope=scope,
             attempt=attempt,

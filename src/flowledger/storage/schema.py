@@ -147,7 +147,9 @@ step_executions = Table(
     UniqueConstraint(
         "execution_id", "step_path", "loop_key", "attempt", name="uq_step_executions_attempt"
     ),
-    Index("ix_step_executions_execution", "execution_id", "seq"),
+    # No index of its own on (execution_id, seq): the constraint above leads with
+    # execution_id and serves "this execution's steps" (migration 0006: one index fewer
+    # for every step's insert).
     # At most one recorded completion per step and iteration, whatever races happen.
     Index(
         "uq_step_executions_completed",
