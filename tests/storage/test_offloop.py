@@ -27,6 +27,7 @@ from flowledger.config import Settings
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.storage import Batch, open_store
 from flowledger.storage.sql import SQLStore
+from flowledger.storage.sqlite import SQLiteStore
 from flowledger.storage.sqlpart import reads
 from flowledger.timeutil import Clock
 from tests.storage.conftest import event_row, new_execution, step_row
@@ -263,6 +264,9 @@ async def test_a_commit_waiting_for_another_process_lock_waits_off_the_loop(
     try:
         await store.initialize()
         execution_id, epoch = await _owned(store)
+        # The lease was taken inline, which leaves the writer's busy timeout at 0: the
+        # writer thread sets it back before its own transaction, so that one waits.
+        assert isinstance(store, SQLiteStore) and store._waitless is not None
         other.execute("BEGIN IMMEDIATE")  # "another process" writes
         commit = asyncio.ensure_future(store.commit(_round(execution_id, epoch)))
         for _ in range(5):  # a commit waiting on the loop would stop these

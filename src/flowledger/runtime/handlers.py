@@ -21,7 +21,9 @@ async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
     step_type = run.step.step_type
     handler = step_type.handler
     assert handler is not None  # structural kinds have no handler; their driver runs them
-    data = step_type.input_model.model_validate(run.input)
+    data, run.validated = run.validated, None
+    if data is None:
+        data = step_type.input_model.model_validate(run.input)
     if run.step.spec.timeout is None:  # no timer to arm or cancel on the hot path
         return await _call(run, handler, data, ctx)
     async with asyncio.timeout(run.step.spec.timeout.total_seconds()):

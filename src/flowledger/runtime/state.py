@@ -48,6 +48,9 @@ class StepExecution:
     input_stored: bool = False
     #: What the handler logged that is not written yet (created on the first context).
     logs: StepLogBuffer | None = None
+    #: The input model checked at activation, for the handler's first call (which then
+    #: need not validate the same input again); a resumed or recovered call validates.
+    validated: Any = None
     _envelope: dict[str, Any] | None = None
 
     @property

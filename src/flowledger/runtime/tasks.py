@@ -35,6 +35,7 @@ class TaskDriver:
         if run.step.step_type.pure:
             self.scheduler.run_inline(run, data)
         else:
+            run.validated = data
             self.scheduler.to_launch.append(run)
 
     def invoke(self, run: StepExecution) -> Coroutine[Any, Any, Any]:

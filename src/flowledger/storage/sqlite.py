@@ -97,6 +97,12 @@ class SQLiteStore(SQLStore):
         checkpointer = None if memory else Lane("flowledger-checkpoint", 1)
         self._writes = 0
         self._checkpoint_pending = False
+        #: The writer's driver connection while its busy timeout is 0, left so by an inline
+        #: write (_writer_idle) until the writer thread begins its next transaction on it:
+        #: setting it back and forth around every inline round cost two statements a round.
+        self._waitless: Any = None
+        #: An inline call holds the writer's connection (its transactions must not wait).
+        self._inline_now = False
         engine = create_engine(
             url,
             # Each lane thread keeps one connection for the store's life (file: a pool as
@@ -127,10 +133,13 @@ class SQLiteStore(SQLStore):
             sql = "BEGIN" if conn.info.pop(READ_ONLY, False) else "BEGIN IMMEDIATE"
             if sql != "BEGIN" and checkpointer is not None:
                 self._count_write(checkpointer)
+            driver = conn.connection.dbapi_connection
+            if driver is self._waitless and not self._inline_now:
+                self._wait_again(driver)
             # Straight to the driver: SQLAlchemy's execution context costs ~6 us per
             # transaction here, a third of what the hop to the writer thread costs.
             try:
-                conn.connection.dbapi_connection.execute(sql)
+                driver.execute(sql)
             except sqlite3.Error as exc:  # wrapped as SQLAlchemy would (callers catch those)
                 raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
@@ -138,6 +147,8 @@ class SQLiteStore(SQLStore):
         # thread (readers=0), as it did on the loop before.
         def begin_write(driver: Any) -> None:
             # The lone-round commit's own BEGIN (groupcommit: SQLAlchemy's is skipped there).
+            if driver is self._waitless:  # only the writer thread calls this one
+                self._wait_again(driver)
             driver.execute("BEGIN IMMEDIATE")
             if checkpointer is not None:
                 self._count_write(checkpointer)
@@ -261,13 +272,22 @@ class SQLiteStore(SQLStore):
         try:
             driver = conn.connection.dbapi_connection
             assert driver is not None
-            driver.execute("PRAGMA busy_timeout=0")
+            if self._waitless is not driver:
+                driver.execute("PRAGMA busy_timeout=0")
+                self._waitless = driver
+            self._inline_now = True
             try:
                 yield conn
             finally:
-                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                self._inline_now = False
         finally:
             lock.release()
+
+    def _wait_again(self, driver: Any) -> None:
+        """On the writer thread, before its transaction: wait for locks again (the busy
+        timeout an inline write left at 0, see ``_waitless``)."""
+        driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._waitless = None
 
     def _commit_inline(self, batch: Batch) -> object:
         """A small lone round, committed right here on the loop when that cannot wait.
