@@ -41,3 +41,14 @@ def test_prepared_sqlite_writes_use_it_for_timestamp_columns_only() -> None:
         (p is sqlite_utc_text) == isinstance(step_executions.c[name].type, UTCDateTime)
         for name, p in converted.items()
     )
+
+
+def test_a_timestamp_converted_again_gives_the_same_text() -> None:
+    moment = datetime(2026, 11, 29, 8, 30, 1, 250, tzinfo=UTC)
+    first = sqlite_utc_text(moment)
+    assert sqlite_utc_text(moment) == first == "2026-11-29 08:30:01.000250"
+    # Ambiguous local times (fold) never share a remembered text.
+    berlin = ZoneInfo("Europe/Berlin")
+    early = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)
+    late = early.replace(fold=1)
+    assert sqlite_utc_text(early) != sqlite_utc_text(late)

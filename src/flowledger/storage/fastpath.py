@@ -59,8 +59,23 @@ def sqlite_utc_text(value: datetime) -> str:
     layers cost several calls each. tests/storage pin that both store the same text.
     """
     if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    # The clock's own timestamps (UTC): isoformat ends in "+00:00".
+    text = _recent.get(value)
+    if text is None:
+        text = value.isoformat(" ")[:-6]
+        if len(_recent) >= _RECENT:
+            _recent.clear()
+        _recent[value] = text
+    return text
+
+
+#: UTC timestamps converted lately: a round writes the same few instants several times (a
+#: step's start in its row and its event; the previous start again in its update). Only
+#: UTC keys (no fold: equal keys are the same instant); the dict's own operations are
+#: atomic, so the writer thread and the loop may share it.
+_recent: dict[datetime, str] = {}
+_RECENT = 64
 
 
 def prepare_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedWrite:

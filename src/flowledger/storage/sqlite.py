@@ -261,27 +261,39 @@ class SQLiteStore(SQLStore):
     def _writer_idle(self) -> Iterator[Connection | None]:
         """The writer's connection with its lock held and busy_timeout 0, when the writer
         thread is idle this instant; None when it is not (or not started)."""
+        conn = self._take_writer()
+        try:
+            yield conn
+        finally:
+            if conn is not None:
+                self._give_writer()
+
+    def _take_writer(self) -> Connection | None:
+        """``_writer_idle`` without the generator (a chain's every round comes here): the
+        writer's connection, its lock now held, or None. ``_give_writer`` hands it back."""
         conn = self._writer_conn
         lock = self._writer.lock
         if conn is None or lock is None or not self._writer.idle():
-            yield None
-            return
+            return None
         if not lock.acquire(blocking=False):
-            yield None
-            return
+            return None
         try:
             driver = conn.connection.dbapi_connection
-            assert driver is not None
             if self._waitless is not driver:
+                assert driver is not None
                 driver.execute("PRAGMA busy_timeout=0")
                 self._waitless = driver
-            self._inline_now = True
-            try:
-                yield conn
-            finally:
-                self._inline_now = False
-        finally:
+        except BaseException:
             lock.release()
+            raise
+        self._inline_now = True
+        return conn
+
+    def _give_writer(self) -> None:
+        self._inline_now = False
+        lock = self._writer.lock
+        assert lock is not None
+        lock.release()
 
     def _wait_again(self, driver: Any) -> None:
         """On the writer thread, before its transaction: wait for locks again (the busy
@@ -308,17 +320,18 @@ class SQLiteStore(SQLStore):
         rows = lone_round_rows(batch)
         if rows is None or rows > INLINE_MAX_ROWS:
             return NOT_HERE
-        with self._writer_idle() as conn:
-            if conn is None:
-                return NOT_HERE
-            driver = conn.connection.dbapi_connection
-            assert driver is not None
+        conn = self._take_writer()
+        if conn is None:
+            return NOT_HERE
+        try:
+            driver = self._waitless  # the writer's driver connection: _take_writer set it
             try:
                 driver.execute("BEGIN IMMEDIATE")
             except sqlite3.Error:  # locked by another process: wait off the loop
                 return NOT_HERE
             return self._group._driver_transaction(conn, batch, begin=self._begun)
-        return NOT_HERE  # unreachable; mypy wants a return after the with
+        finally:
+            self._give_writer()
 
     def _count_write(self, checkpointer: Lane) -> None:
         """On the writer thread, at each write transaction: every CHECKPOINT_EVERY of them,

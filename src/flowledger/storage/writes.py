@@ -63,7 +63,7 @@ class BatchWriter:
         cursor.execute(fence.sql, fence.params(row))
         if cursor.rowcount != 1:
             return _lost(batch)
-        self._write(conn, [batch], execution_written=True)
+        self._write(conn, [batch], execution_written=True, cursor=cursor)
         return None
 
     def _lock_epochs(self, conn: Connection, ids: list[str]) -> dict[str, int]:
@@ -72,23 +72,30 @@ class BatchWriter:
         return {row[0]: int(row[1]) for row in conn.execute(query)}
 
     def _write(
-        self, conn: Connection, batches: Sequence[Batch], *, execution_written: bool = False
+        self,
+        conn: Connection,
+        batches: Sequence[Batch],
+        *,
+        execution_written: bool = False,
+        cursor: Any = None,
     ) -> None:
+        # One driver cursor for the round (finding it through SQLAlchemy costs per call).
+        cursor = cursor if cursor is not None else self._cursor(conn)
         with self._pipeline(conn):
             if not execution_written:
                 changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
-                self._update(conn, executions, "executions", changed)
+                self._update(cursor, executions, "executions", changed)
             inserts = [row for b in batches for row in b.insert_steps]
             if inserts:
-                self._insert(conn, step_executions, inserts)
+                self._insert(cursor, step_executions, inserts)
             updates = (r for b in batches for r in b.update_steps)
-            self._update(conn, step_executions, "steps", updates)
+            self._update(cursor, step_executions, "steps", updates)
             event_rows = [row for b in batches for row in b.events]
             if event_rows:
-                self._insert(conn, events, event_rows)
+                self._insert(cursor, events, event_rows)
             log_rows = [row for b in batches for row in b.step_logs]
             if log_rows:
-                self._insert(conn, step_logs, log_rows, skip=("id",))
+                self._insert(cursor, step_logs, log_rows, skip=("id",))
         if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
             self._write_links(conn, batches)
         notifications = [outbox_params(row) for b in batches for row in b.notifications]
@@ -96,7 +103,7 @@ class BatchWriter:
             outbox = self._prepared.get(("outbox",))
             if outbox is None:
                 outbox = self._prepared[("outbox",)] = prepare_outbox(self._dialect)
-            self._cursor(conn).executemany(outbox.sql, [outbox.params(n) for n in notifications])
+            cursor.executemany(outbox.sql, [outbox.params(n) for n in notifications])
 
     def _write_links(self, conn: Connection, batches: Sequence[Batch]) -> None:
         """The rarer writes that reach other executions: children and signals."""
@@ -124,7 +131,7 @@ class BatchWriter:
                 )
 
     def _insert(
-        self, conn: Connection, table: Table, rows: list[Row], skip: tuple[str, ...] = ()
+        self, cursor: Any, table: Table, rows: list[Row], skip: tuple[str, ...] = ()
     ) -> None:
         key = ("insert", table.name)
         prepared = self._prepared.get(key)
@@ -132,9 +139,9 @@ class BatchWriter:
             columns = [c.name for c in table.columns if c.name not in skip]
             prepared = prepare_insert(table, columns, self._dialect)
             self._prepared[key] = prepared
-        self._cursor(conn).executemany(prepared.sql, [prepared.params(r) for r in rows])
+        cursor.executemany(prepared.sql, [prepared.params(r) for r in rows])
 
-    def _update(self, conn: Connection, table: Table, tag: str, rows: Iterable[Row]) -> None:
+    def _update(self, cursor: Any, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
         groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
         for row in rows:
@@ -145,7 +152,7 @@ class BatchWriter:
             if prepared is None:
                 prepared = prepare_update(table, columns, ("id",), self._dialect)
                 self._prepared[key] = prepared
-            self._cursor(conn).executemany(prepared.sql, [prepared.params(r) for r in group])
+            cursor.executemany(prepared.sql, [prepared.params(r) for r in group])
 
     def _pipeline(self, conn: Connection) -> contextlib.AbstractContextManager[object]:
         """PostgreSQL: the round's driver-cursor writes in one pipeline, so they cost one
