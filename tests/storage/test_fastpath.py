@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.dialects import sqlite
 
 from flowledger.storage.fastpath import prepare_insert, sqlite_utc_text
-from flowledger.storage.schema import UTCDateTime, step_executions
+from flowledger.storage.schema import UTCDateTime, executions, step_executions
+from flowledger.storage.sql import SQLStore
+from tests.storage.conftest import event_row, execution_row
 
 MOMENTS = [
     datetime(2026, 11, 29, 8, 30, 1, 123456, tzinfo=UTC),
@@ -52,3 +55,19 @@ def test_a_timestamp_converted_again_gives_the_same_text() -> None:
     early = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)
     late = early.replace(fold=1)
     assert sqlite_utc_text(early) != sqlite_utc_text(late)
+
+
+async def test_an_execution_reads_back_as_sqlalchemy_reads_it(store: SQLStore) -> None:
+    """get_execution goes through the driver (storage.fastpath.PreparedRead): the same
+    values and types as SQLAlchemy's own select, aware UTC timestamps included."""
+    row = execution_row(started_at=datetime(2026, 11, 29, 8, 30, 1, 5, tzinfo=UTC), wake_at=None)
+    await store.create_execution(row, [event_row(row["id"], 1)])
+    fast = await store.get_execution(row["id"])
+    with store.reading():
+        core = dict(store.conn.execute(select(executions).where(executions.c.id == row["id"]))
+                    .one()._mapping)  # fmt: skip
+    assert fast == core
+    assert fast is not None and fast["started_at"] == row["started_at"]
+    assert fast["started_at"].tzinfo is not None
+    assert await store.get_execution("missing") is None
+    assert len(await store.get_events(row["id"])) == 1

@@ -101,3 +101,26 @@ def prepare_update(
     processors = _processors(table, names, dialect)  # also proves every column exists
     sql = f"UPDATE {quote(table.name)} SET {sets} WHERE {conds}"  # noqa: S608 - identifiers from our schema
     return PreparedWrite(sql, names, processors)
+
+
+class PreparedRead:
+    """``SELECT`` every column of a table by primary key, run on the driver's cursor, rows
+    made into dicts through the columns' own result processors (what SQLAlchemy returns)."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        quote = dialect.identifier_preparer.quote
+        self.columns = tuple(c.name for c in table.columns)
+        [key] = [c.name for c in table.primary_key.columns]
+        self.sql = (
+            f"SELECT {', '.join(quote(c) for c in self.columns)} FROM {quote(table.name)} "  # noqa: S608 - identifiers from our schema
+            f"WHERE {quote(key)} = {_placeholder(dialect)}"
+        )
+        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for c in table.columns]  # fmt: skip
+        self._converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+
+    def row(self, values: Sequence[Any]) -> dict[str, Any]:
+        converted = list(values)
+        for i, proc in self._converted:
+            converted[i] = proc(converted[i])
+        return dict(zip(self.columns, converted, strict=True))

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    Table,
     and_,
     bindparam,
     func,
@@ -33,7 +34,7 @@ from flowledger.storage.artifacts import SQLArtifactStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.counts import SQLCountStore
 from flowledger.storage.entities import SQLEntityStore
-from flowledger.storage.fastpath import PreparedWrite, prepare_update
+from flowledger.storage.fastpath import PreparedRead, PreparedWrite, prepare_insert, prepare_update
 from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
@@ -100,6 +101,9 @@ class SQLStore(
         self._readers = Lane("flowledger-reader", readers) if readers else self._writer
         self._leases = self._writer
         self._release_sql: PreparedWrite | None = None
+        self._execution_read: PreparedRead | None = None
+        #: New executions' (and their first events') inserts, by the columns a row has.
+        self._creates: dict[tuple[str, tuple[str, ...]], PreparedWrite] = {}
         #: Closed by ``close``, in this order: the writes queued before close still land.
         self._lanes = [self._writer, self._readers] if readers else [self._writer]
         self._group = GroupCommitter(
@@ -265,18 +269,35 @@ class SQLStore(
     def _insert_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
         try:
             with self.conn.begin():
-                self.conn.execute(insert(executions), [execution])
+                # The two small inserts on the driver's cursor (storage.fastpath): building
+                # them as SQLAlchemy statements cost more than writing them.
+                self._insert_rows(executions, [execution])
                 if steps:
                     self.conn.execute(insert(step_executions), list(steps))
                 if events_:
-                    self.conn.execute(insert(events), events_)
-        except IntegrityError:
+                    self._insert_rows(events, events_)
+        except (IntegrityError, self._engine.dialect.loaded_dbapi.IntegrityError):
             key = execution.get("trigger_key")
             existing = self._trigger_key_owner(key) if key else None
             if existing is None:
                 raise
             return existing
         return str(execution["id"])
+
+    def _insert_rows(self, table: Table, rows: list[Row]) -> None:
+        """Rows inserted through the driver inside the open transaction, each with the
+        columns it has (rows are few: one statement each)."""
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for row in rows:
+                key = (table.name, tuple(row))
+                prepared = self._creates.get(key)
+                if prepared is None:
+                    prepared = prepare_insert(table, key[1], self._engine.dialect)
+                    self._creates[key] = prepared
+                cursor.execute(prepared.sql, prepared.params(row))
+        finally:
+            cursor.close()
 
     @reads
     def find_by_trigger_key(self, trigger_key: str) -> str | None:
@@ -315,11 +336,19 @@ class SQLStore(
 
     @point_read
     def get_execution(self, execution_id: str) -> Row | None:
+        # Through the driver's cursor: SQLAlchemy's statement and result machinery cost
+        # several times the read itself, and a worker reads each execution it claims.
+        read = self._execution_read
+        if read is None:
+            read = self._execution_read = PreparedRead(executions, self._engine.dialect)
         with self.reading():
-            row = self.conn.execute(
-                select(executions).where(executions.c.id == execution_id)
-            ).first()
-        return dict(row._mapping) if row else None
+            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(read.sql, (execution_id,))
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+        return read.row(found) if found is not None else None
 
     @reads
     def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
