@@ -102,6 +102,8 @@ class SQLStore(
         self._leases = self._writer
         self._release_sql: PreparedWrite | None = None
         self._execution_read: PreparedRead | None = None
+        #: The driver's base error, for the statements that go to the driver directly.
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         #: New executions' (and their first events') inserts, by the columns a row has.
         self._creates: dict[tuple[str, tuple[str, ...]], PreparedWrite] = {}
         #: Closed by ``close``, in this order: the writes queued before close still land.
@@ -276,7 +278,7 @@ class SQLStore(
                     self.conn.execute(insert(step_executions), list(steps))
                 if events_:
                     self._insert_rows(events, events_)
-        except (IntegrityError, self._engine.dialect.loaded_dbapi.IntegrityError):
+        except IntegrityError:
             key = execution.get("trigger_key")
             existing = self._trigger_key_owner(key) if key else None
             if existing is None:
@@ -296,6 +298,8 @@ class SQLStore(
                     prepared = prepare_insert(table, key[1], self._engine.dialect)
                     self._creates[key] = prepared
                 cursor.execute(prepared.sql, prepared.params(row))
+        except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
+            raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
         finally:
             cursor.close()
 
@@ -346,6 +350,8 @@ class SQLStore(
             try:
                 cursor.execute(read.sql, (execution_id,))
                 found = cursor.fetchone()
+            except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
+                raise DBAPIError.instance(read.sql, None, exc, self._driver_error) from exc
             finally:
                 cursor.close()
         return read.row(found) if found is not None else None
