@@ -237,6 +237,19 @@ class Store(
         same one.
         """
 
+    async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
+        """``claim_executions`` answering with each won execution's row as the claim left it
+        (its ``lease_epoch`` is the new epoch), so the caller need not read it again.
+        PostgreSQL answers in one statement; this default reads each row after the claim."""
+        rows: list[Row] = []
+        for execution_id, epoch in await self.claim_executions(owner, limit, lease):
+            row = await self.get_execution(execution_id)
+            if row is None:  # deleted meanwhile: give the lease back, nothing to run
+                await self.release_lease(execution_id, epoch)
+            else:
+                rows.append({**row, "lease_epoch": epoch})
+        return rows
+
     @abstractmethod
     async def renew_leases(
         self, owner: str, leases: Mapping[str, int], lease: timedelta

@@ -88,13 +88,13 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 free = self.options.concurrency - len(self.active)
-                claimed = []
+                claimed: list[Row] = []
                 # Cleared before the claim, not after it: a wake while the claim runs
                 # (work committed just after the claim's query) must not be lost.
                 self._changed.clear()
                 if free > 0:
                     try:
-                        claimed = await store.claim_executions(
+                        claimed = await store.claim_execution_rows(
                             self.engine.owner, free, self.options.lease
                         )
                     except Exception as exc:  # database down or locked: back off, keep going
@@ -108,12 +108,13 @@ class Worker:
                         backoff = min(backoff * 2, 30.0)
                         continue
                     backoff = 1.0
-                for execution_id, epoch in claimed:
+                for row in claimed:
+                    execution_id, epoch = row["id"], int(row["lease_epoch"])
                     self.keeper.hold(execution_id, epoch)
                     # The store does not say whose lapsed lease a claim took: takeovers
                     # show up as the attempts recovery finds in flight (runtime.observer).
                     self.engine.observers.claimed(execution_id, epoch)
-                    task = asyncio.create_task(self._run_one(execution_id, epoch))
+                    task = asyncio.create_task(self._run_one(row, epoch))
                     self.active[execution_id] = task
                 if claimed:
                     idle = 0.05
@@ -161,14 +162,12 @@ class Worker:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
-    async def _run_one(self, execution_id: str, epoch: int) -> None:
+    async def _run_one(self, row: Row, epoch: int) -> None:
+        """Run a claimed execution; ``row`` is as the claim left it (no read needed)."""
+        execution_id = row["id"]
         parked_until = None
         terminal = False
         try:
-            # Read here (run_owned would read it anyway) to say what starts and ends.
-            row = await self.engine.store.get_execution(execution_id)
-            if row is None:
-                return
             _log_start(row)
             began = self.engine.clock.now()
             status, parked_until = await self.engine.run_owned(
