@@ -28,8 +28,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from flowledger.errors import StorageError
 from flowledger.logs import log_extra
 from flowledger.storage.base import Row
+from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
 from flowledger.storage.pgleases import LeaseConnection, connect_params
+from flowledger.storage.pgwrites import PostgresBatchWriter
 from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import writes
@@ -92,6 +94,16 @@ class PostgresStore(SQLStore):
             connect_args=connect_args,
         )
         super().__init__(url, engine, readers=readers)
+        # Rounds, lone or grouped, commit on the driver connection (storage.pgwrites):
+        # psycopg begins a transaction by itself at the first statement.
+        self._group = GroupCommitter(
+            self._writer,
+            lambda: self.conn,
+            PostgresBatchWriter(engine.dialect).apply,
+            psycopg.IntegrityError,
+            _implicit_begin,
+            driver_groups=True,
+        )
         # Decision: claims and releases on a connection of their own. A worker's one
         # writer spends most of its time waiting for WAL flushes of group commits; a
         # release per execution queued behind them (bench/pg_workers.py). Neither can
@@ -224,3 +236,7 @@ class PostgresStore(SQLStore):
         await self._drop_listener()
         await super().close()
         self._lease_conn.close()  # after the lanes: no claim or release is running
+
+
+def _implicit_begin(driver: object) -> None:
+    """psycopg (not in autocommit) opens a transaction with the first statement."""
