@@ -14,7 +14,7 @@ Only the leases lane's thread uses this connection (storage.lanes).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -47,6 +47,12 @@ RELEASE = (
     "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
     "WHERE id = %s AND lease_epoch = %s"
 )
+#: Many releases at once: two arrays, zipped by ``unnest``.
+RELEASE_MANY = (
+    "UPDATE executions AS e SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
+    "FROM unnest(%s::text[], %s::int[]) AS r(id, epoch) "
+    "WHERE e.id = r.id AND e.lease_epoch = r.epoch"
+)
 
 
 class LeaseConnection:
@@ -64,25 +70,37 @@ class LeaseConnection:
                 self._convert[column.name] = proc
 
     def open(self) -> None:
-        self._cursor().close()
+        self._connection()
 
-    def _cursor(self) -> psycopg.Cursor[Any]:
+    def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self.close()
             self._conn = self._connect()
-        return self._conn.cursor()
+        return self._conn
 
     def claim(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
-        with self._cursor() as cursor:
-            cursor.execute(CLAIM, {"owner": owner, "lease": lease, "limit": limit})
-            names = [d.name for d in cursor.description or ()]
-            rows = [self._row(dict(zip(names, values, strict=True))) for values in cursor]
+        return self.release_and_claim((), owner, limit, lease)
+
+    def release_and_claim(
+        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
+    ) -> list[Row]:
+        """Both statements in one pipeline: one round trip (each its own transaction)."""
+        conn = self._connection()
+        with conn.pipeline():
+            if releases:
+                ids, epochs = zip(*releases, strict=True)
+                conn.execute(RELEASE_MANY, (list(ids), list(epochs)))
+            if limit <= 0:
+                return []
+            cursor = conn.execute(CLAIM, {"owner": owner, "lease": lease, "limit": limit})
+            found = cursor.fetchall()  # ends the pipeline's batch: both answers are in
+        names = [d.name for d in cursor.description or ()]
+        rows = [self._row(dict(zip(names, values, strict=True))) for values in found]
         rows.sort(key=lambda row: (row["created_at"], row["id"]))  # oldest first, as asked
         return rows
 
     def release(self, execution_id: str, epoch: int) -> None:
-        with self._cursor() as cursor:
-            cursor.execute(RELEASE, (execution_id, epoch))
+        self._connection().execute(RELEASE, (execution_id, epoch))
 
     def _row(self, row: dict[str, Any]) -> Row:
         for name, proc in self._convert.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,6 +141,13 @@ class PostgresStore(SQLStore):
 
     async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
         return await self._leases.run(lambda: self._lease_conn.claim(owner, limit, lease))
+
+    async def release_and_claim(
+        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
+    ) -> list[Row]:
+        return await self._leases.run(
+            lambda: self._lease_conn.release_and_claim(releases, owner, limit, lease)
+        )
 
     async def release_lease(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None
