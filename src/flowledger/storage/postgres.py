@@ -109,8 +109,10 @@ class PostgresStore(SQLStore):
         # writer spends most of its time waiting for WAL flushes of group commits; a
         # release per execution queued behind them (bench/pg_workers.py). Neither can
         # deadlock with the writer: a claim never waits (SKIP LOCKED, then the rows it
-        # holds), a release locks one row, of an execution whose rounds are all written.
-        # Lease renewals stay on the writer: they lock several rows one by one.
+        # holds), a release locks rows of executions whose rounds are all written.
+        # Lease renewals stay on the writer: they lock several rows one by one. Claims and
+        # plain releases use the lane's own autocommit connection (storage.pgleases);
+        # parking releases, which look for signals under a row lock, its SQLAlchemy one.
         self._leases = Lane("flowledger-leases", 1)
         self._lanes.insert(1, self._leases)
         self._display_url = make_url(url).render_as_string(hide_password=True)
