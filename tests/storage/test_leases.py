@@ -136,3 +136,30 @@ async def test_db_now_is_aware_utc_and_moves_forward(store: SQLStore) -> None:
     first = await store.db_now()
     second = await store.db_now()
     assert first.tzinfo == UTC and second >= first
+
+
+async def test_a_claim_answers_with_the_rows_as_it_left_them(store: SQLStore) -> None:
+    ids = [await new_execution(store, created_at=T0 + timedelta(seconds=i)) for i in range(2)]
+    rows = await store.claim_execution_rows("w", 10, LEASE)
+    assert [row["id"] for row in rows] == ids
+    for row in rows:
+        # What a read returns now, with the new epoch: the worker needs no read of its own.
+        assert row == await store.get_execution(row["id"])
+        assert row["lease_owner"] == "w" and row["lease_epoch"] == 1
+        assert row["created_at"].tzinfo is not None
+
+
+async def test_release_and_claim_gives_back_then_takes(store: SQLStore) -> None:
+    ended, waiting = [await new_execution(store) for _ in range(2)]
+    ((_, epoch),) = await store.claim_executions("w", 1, LEASE)
+    # Releasing only: nothing is claimed with a limit of 0.
+    assert await store.release_and_claim([], "w", 0, LEASE) == []
+    rows = await store.release_and_claim([(ended, epoch)], "w", 5, LEASE)
+    # The released one is claimable again (it is NotStarted here), so both come back.
+    assert {row["id"] for row in rows} == {ended, waiting}
+    again = {row["id"]: row["lease_epoch"] for row in rows}
+    assert again[ended] == epoch + 1
+    # A release naming an old epoch leaves the current lease alone.
+    await store.release_and_claim([(ended, epoch)], "w", 0, LEASE)
+    row = await store.get_execution(ended)
+    assert row is not None and row["lease_owner"] == "w"

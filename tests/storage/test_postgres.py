@@ -7,6 +7,7 @@ import socket
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 
 from flowledger.errors import StorageError
@@ -139,5 +140,26 @@ async def test_claims_and_releases_do_not_queue_behind_the_writer(pg_url: str) -
         row = await store.get_execution(execution_id)
         assert row is not None
         assert (row["lease_owner"], row["lease_epoch"]) == (None, epoch)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgresql
+async def test_the_lease_connection_reconnects_after_it_was_cut(pg_url: str) -> None:
+    """Claims and releases have a connection of their own: one the server cut fails that
+    call (the worker logs it and tries again), and the next call connects again."""
+    store = open_store(pg_url)
+    try:
+        await store.initialize()
+        execution_id = await new_execution(store, runtime_status="NotStarted")
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(  # waits (up to 10 s) until the backend has gone
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                "WHERE application_name = 'flowledger-leases' AND datname = current_database()"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            await store.claim_executions("w", 10, LEASE)
+        ((claimed, epoch),) = await store.claim_executions("w", 10, LEASE)
+        assert claimed == execution_id and epoch == 1
     finally:
         await store.close()

@@ -237,6 +237,29 @@ class Store(
         same one.
         """
 
+    async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
+        """``claim_executions`` answering with each won execution's row as the claim left it
+        (its ``lease_epoch`` is the new epoch), so the caller need not read it again.
+        PostgreSQL answers in one statement; this default reads each row after the claim."""
+        rows: list[Row] = []
+        for execution_id, epoch in await self.claim_executions(owner, limit, lease):
+            row = await self.get_execution(execution_id)
+            if row is None:  # deleted meanwhile: give the lease back, nothing to run
+                await self.release_lease(execution_id, epoch)
+            else:
+                rows.append({**row, "lease_epoch": epoch})
+        return rows
+
+    async def release_and_claim(
+        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
+    ) -> list[Row]:
+        """Release the leases ``releases`` names (``(id, epoch)``, executions that ended: no
+        timer to park on), then ``claim_execution_rows`` up to ``limit`` (none when 0). A
+        worker's one call per turn; PostgreSQL sends both in one round trip."""
+        for execution_id, epoch in releases:
+            await self.release_lease(execution_id, epoch)
+        return await self.claim_execution_rows(owner, limit, lease) if limit > 0 else []
+
     @abstractmethod
     async def renew_leases(
         self, owner: str, leases: Mapping[str, int], lease: timedelta

@@ -17,7 +17,6 @@ slower the disk, the larger the groups.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,11 +42,16 @@ class GroupCommitter:
         driver_integrity_error: type[Exception],
         driver_begin: Callable[[Any], None] | None = None,
         inline: Inline | None = None,
+        *,
+        driver_groups: bool = False,
     ) -> None:
         self._writer = writer
         self._inline = inline
         #: Begins a transaction on the driver connection, for the lone-round fast path.
         self._driver_begin = driver_begin
+        #: Groups of rounds too (not only lone rounds) commit on the driver connection:
+        #: ``apply`` runs nothing through SQLAlchemy for rounds without links.
+        self._driver_groups = driver_groups
         self._connection = connection
         self._apply = apply
         # Writes go through the driver's cursor, so its own (PEP 249) error class shows up too.
@@ -105,8 +109,12 @@ class GroupCommitter:
 
     def _transaction(self, batches: list[Batch]) -> list[BaseException | None]:
         conn = self._connection()
-        if self._driver_begin is not None and len(batches) == 1 and not _links(batches[0]):
-            return [self._driver_transaction(conn, batches[0])]
+        if (
+            self._driver_begin is not None
+            and (len(batches) == 1 or self._driver_groups)
+            and not any(_links(batch) for batch in batches)
+        ):
+            return self._driver_batches(conn, batches, self._driver_begin)
         try:
             with conn.begin():
                 return self._apply(conn, batches)
@@ -122,20 +130,28 @@ class GroupCommitter:
         driven alone), in a transaction of the driver's own. SQLAlchemy's Transaction
         costs ~4 us here, and ~25 us is what the hop to the writer thread adds per round
         (storage.lanes): the round's writes already go through the driver's cursor."""
-        driver = conn.connection.dbapi_connection
         begin = begin or self._driver_begin
-        assert begin is not None and driver is not None
+        assert begin is not None
+        return self._driver_batches(conn, [batch], begin)[0]
+
+    def _driver_batches(
+        self, conn: Connection, batches: list[Batch], begin: Callable[[Any], None]
+    ) -> list[BaseException | None]:
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
         try:
             begin(driver)
-            outcome = self._apply(conn, [batch])[0]
+            outcomes = self._apply(conn, batches)
             driver.commit()
         except Exception as exc:
-            with contextlib.suppress(Exception):
+            try:
                 driver.rollback()
+            except Exception:  # the connection is gone: SQLAlchemy reconnects on next use
+                conn.invalidate()
             if isinstance(exc, self._integrity_errors):
-                return _Constraint([batch], exc)
-            return _failure(batch, exc)
-        return outcome
+                return [_Constraint(batches, exc) for _ in batches]
+            return [_failure(batch, exc) for batch in batches]
+        return outcomes
 
 
 def lone_round_rows(batch: Batch) -> int | None:

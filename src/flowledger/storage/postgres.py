@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from flowledger.errors import StorageError
 from flowledger.logs import log_extra
+from flowledger.storage.base import Row
+from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
+from flowledger.storage.pgleases import LeaseConnection, connect_params
+from flowledger.storage.pgwrites import PostgresBatchWriter
 from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import writes
@@ -90,20 +95,76 @@ class PostgresStore(SQLStore):
             connect_args=connect_args,
         )
         super().__init__(url, engine, readers=readers)
+        # Rounds, lone or grouped, commit on the driver connection (storage.pgwrites):
+        # psycopg begins a transaction by itself at the first statement.
+        self._group = GroupCommitter(
+            self._writer,
+            lambda: self.conn,
+            PostgresBatchWriter(engine.dialect).apply,
+            psycopg.IntegrityError,
+            _implicit_begin,
+            driver_groups=True,
+        )
         # Decision: claims and releases on a connection of their own. A worker's one
         # writer spends most of its time waiting for WAL flushes of group commits; a
         # release per execution queued behind them (bench/pg_workers.py). Neither can
         # deadlock with the writer: a claim never waits (SKIP LOCKED, then the rows it
-        # holds), a release locks one row, of an execution whose rounds are all written.
-        # Lease renewals stay on the writer: they lock several rows one by one.
+        # holds), a release locks rows of executions whose rounds are all written.
+        # Lease renewals stay on the writer: they lock several rows one by one. Claims and
+        # plain releases use the lane's own autocommit connection (storage.pgleases);
+        # parking releases, which look for signals under a row lock, its SQLAlchemy one.
         self._leases = Lane("flowledger-leases", 1)
         self._lanes.insert(1, self._leases)
         self._display_url = make_url(url).render_as_string(hide_password=True)
         self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._lease_conn = LeaseConnection(self._connect_for_leases, engine.dialect)
+
+    def _driver_params(self) -> dict[str, Any]:
+        _, params = self._engine.dialect.create_connect_args(self._engine.url)
+        return dict(params)
+
+    def _connect_for_leases(self) -> psycopg.Connection[Any]:
+        params = {**self._driver_params(), "application_name": "flowledger-leases"}
+        try:
+            return psycopg.connect(**connect_params(params))
+        except psycopg.OperationalError as exc:
+            raise self._driver_connect_error(exc) from exc
+
+    async def initialize(self) -> None:
+        await super().initialize()
+        # Opened now, like every lane's connection: the first claim pays no set-up.
+        await self._leases.run(self._lease_conn.open)
+
+    async def claim_executions(
+        self, owner: str, limit: int, lease: timedelta
+    ) -> list[tuple[str, int]]:
+        rows = await self.claim_execution_rows(owner, limit, lease)
+        return [(row["id"], int(row["lease_epoch"])) for row in rows]
+
+    async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
+        return await self._leases.run(lambda: self._lease_conn.claim(owner, limit, lease))
+
+    async def release_and_claim(
+        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
+    ) -> list[Row]:
+        return await self._leases.run(
+            lambda: self._lease_conn.release_and_claim(releases, owner, limit, lease)
+        )
+
+    async def release_lease(
+        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+    ) -> None:
+        if wake_at is not None:  # parking looks for signals under a row lock: the full path
+            await super().release_lease(execution_id, epoch, wake_at)
+            return
+        await self._leases.run(lambda: self._lease_conn.release(execution_id, epoch))
 
     def _connect_error(self, exc: DBAPIError) -> StorageError:
+        return self._driver_connect_error(exc if exc.orig is None else exc.orig)
+
+    def _driver_connect_error(self, exc: BaseException) -> StorageError:
         # libpq's text is precise but spread over lines and tabs: make it one line.
-        lines = [re.sub(r"\s+", " ", line).strip() for line in str(exc.orig).splitlines()]
+        lines = [re.sub(r"\s+", " ", line).strip() for line in str(exc).splitlines()]
         detail = ". ".join(line.rstrip(".") for line in lines if line)
         detail = detail.removeprefix("connection failed: ")
         hint = next((h for needle, h in _HINTS if needle in detail), None)
@@ -162,7 +223,7 @@ class PostgresStore(SQLStore):
 
     async def _listen(self) -> psycopg.AsyncConnection[Any]:
         if self._listener is None or self._listener.closed:
-            _, params = self._engine.dialect.create_connect_args(self._engine.url)
+            params = self._driver_params()
             listener = await psycopg.AsyncConnection.connect(
                 **{"application_name": "flowledger-listener", **params},
                 connect_timeout=CONNECT_TIMEOUT,
@@ -184,3 +245,8 @@ class PostgresStore(SQLStore):
     async def close(self) -> None:
         await self._drop_listener()
         await super().close()
+        self._lease_conn.close()  # after the lanes: no claim or release is running
+
+
+def _implicit_begin(driver: object) -> None:
+    """psycopg (not in autocommit) opens a transaction with the first statement."""

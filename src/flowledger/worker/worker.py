@@ -52,6 +52,8 @@ class Worker:
         self._drain = asyncio.Event()
         self._changed = asyncio.Event()
         self.completed = 0
+        #: ``(id, epoch)`` of executions that ended, whose leases the next claim releases.
+        self._ended: list[tuple[str, int]] = []
         self.keeper = LeaseKeeper(
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
@@ -88,14 +90,18 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 free = self.options.concurrency - len(self.active)
-                claimed = []
+                claimed: list[Row] = []
                 # Cleared before the claim, not after it: a wake while the claim runs
                 # (work committed just after the claim's query) must not be lost.
                 self._changed.clear()
                 if free > 0:
+                    # The leases of executions that ended since the last turn go back in the
+                    # same call (a terminal execution is never claimable, so a release lost
+                    # to an error only leaves a lease that lapses).
+                    ended, self._ended = self._ended, []
                     try:
-                        claimed = await store.claim_executions(
-                            self.engine.owner, free, self.options.lease
+                        claimed = await store.release_and_claim(
+                            ended, self.engine.owner, free, self.options.lease
                         )
                     except Exception as exc:  # database down or locked: back off, keep going
                         log.error(
@@ -108,12 +114,13 @@ class Worker:
                         backoff = min(backoff * 2, 30.0)
                         continue
                     backoff = 1.0
-                for execution_id, epoch in claimed:
+                for row in claimed:
+                    execution_id, epoch = row["id"], int(row["lease_epoch"])
                     self.keeper.hold(execution_id, epoch)
                     # The store does not say whose lapsed lease a claim took: takeovers
                     # show up as the attempts recovery finds in flight (runtime.observer).
                     self.engine.observers.claimed(execution_id, epoch)
-                    task = asyncio.create_task(self._run_one(execution_id, epoch))
+                    task = asyncio.create_task(self._run_one(row, epoch))
                     self.active[execution_id] = task
                 if claimed:
                     idle = 0.05
@@ -123,6 +130,10 @@ class Worker:
                 idle = min(idle * 2, self.options.max_idle)
             await self._drain_all()
         finally:
+            ended, self._ended = self._ended, []
+            if ended:
+                with contextlib.suppress(Exception):
+                    await store.release_and_claim(ended, self.engine.owner, 0, self.options.lease)
             duties.cancel()
             await asyncio.gather(duties, return_exceptions=True)
             await self.keeper.stop()
@@ -161,14 +172,12 @@ class Worker:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
-    async def _run_one(self, execution_id: str, epoch: int) -> None:
+    async def _run_one(self, row: Row, epoch: int) -> None:
+        """Run a claimed execution; ``row`` is as the claim left it (no read needed)."""
+        execution_id = row["id"]
         parked_until = None
         terminal = False
         try:
-            # Read here (run_owned would read it anyway) to say what starts and ends.
-            row = await self.engine.store.get_execution(execution_id)
-            if row is None:
-                return
             _log_start(row)
             began = self.engine.clock.now()
             status, parked_until = await self.engine.run_owned(
@@ -197,10 +206,13 @@ class Worker:
         finally:
             self.keeper.drop(execution_id)
             self.active.pop(execution_id, None)
-            with contextlib.suppress(Exception):
-                await self.engine.store.release_lease(execution_id, epoch, parked_until)
-                if parked_until is None and not terminal:
-                    await self.engine.store.notify_work()  # drained: let others take it now
+            if terminal and not self.stopping.is_set():
+                self._ended.append((execution_id, epoch))  # released by the next claim
+            else:
+                with contextlib.suppress(Exception):
+                    await self.engine.store.release_lease(execution_id, epoch, parked_until)
+                    if parked_until is None and not terminal:
+                        await self.engine.store.notify_work()  # drained: let others take it
             self._changed.set()
 
     async def _drain_all(self) -> None:

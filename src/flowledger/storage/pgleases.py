@@ -1,0 +1,122 @@
+"""PostgreSQL claims and releases: one statement each, on a connection of their own.
+
+A worker claims a batch of executions and releases each one when it is done. Through
+SQLAlchemy each cost a statement build (cache key, compile), a BEGIN, a ``SET LOCAL
+synchronous_commit``, the query and a COMMIT: four round trips and most of a worker's
+per-execution CPU outside its rounds (bench/pg_workers.py). Here the SQL text is fixed,
+the connection is in autocommit with ``synchronous_commit=off`` for its whole session
+(so every statement is its own transaction and commits without waiting for the WAL
+flush; see PostgresStore._lease_only_commit for why a crash loses nothing), and a claim
+answers with the claimed rows, so the worker does not read them again.
+
+Only the leases lane's thread uses this connection (storage.lanes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import Dialect
+
+from flowledger.storage.base import Row
+from flowledger.storage.schema import executions
+
+#: Runnable (see Store.claim_executions), on the database clock; ``{t}`` is the table alias.
+_RUNNABLE = (
+    "({t}.lease_owner IS NULL OR {t}.lease_expires_at < clock_timestamp()) AND ("
+    "({t}.runtime_status IN ('NotStarted', 'InProgress') AND "
+    "({t}.wake_at IS NULL OR {t}.wake_at <= clock_timestamp())) OR "
+    "({t}.runtime_status = 'AwaitingUserInput' AND {t}.wake_at <= clock_timestamp()))"
+)
+
+# Candidates are locked with SKIP LOCKED (claimers never queue behind each other), in a
+# CTE: it runs once (a subquery in FROM may be rescanned and lock more than ``limit``
+# rows). The runnable condition is checked again on the locked row version by the UPDATE.
+CLAIM = (
+    "WITH won AS (SELECT c.id FROM executions AS c WHERE " + _RUNNABLE.format(t="c") + " "  # noqa: S608 - fixed text, values bound
+    "ORDER BY c.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+    "UPDATE executions AS e SET lease_epoch = e.lease_epoch + 1, lease_owner = %(owner)s, "
+    "lease_expires_at = clock_timestamp() + %(lease)s, wake_at = NULL "
+    "FROM won WHERE e.id = won.id AND " + _RUNNABLE.format(t="e") + " RETURNING e.*"
+)
+
+RELEASE = (
+    "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
+    "WHERE id = %s AND lease_epoch = %s"
+)
+#: Many releases at once: two arrays, zipped by ``unnest``.
+RELEASE_MANY = (
+    "UPDATE executions AS e SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
+    "FROM unnest(%s::text[], %s::int[]) AS r(id, epoch) "
+    "WHERE e.id = r.id AND e.lease_epoch = r.epoch"
+)
+
+
+class LeaseConnection:
+    """The leases lane's own autocommit connection, opened on first use and again after
+    it broke (a statement that failed on a broken connection raises; the next reconnects)."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], dialect: Dialect) -> None:
+        self._connect = connect
+        self._conn: psycopg.Connection[Any] | None = None
+        # Columns whose stored form differs from the row's (timestamps: aware UTC).
+        self._convert: dict[str, Callable[[Any], Any]] = {}
+        for column in executions.columns:
+            proc = column.type.result_processor(dialect, None)
+            if proc is not None:
+                self._convert[column.name] = proc
+
+    def open(self) -> None:
+        self._connection()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self.close()
+            self._conn = self._connect()
+        return self._conn
+
+    def claim(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
+        return self.release_and_claim((), owner, limit, lease)
+
+    def release_and_claim(
+        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
+    ) -> list[Row]:
+        """Both statements in one pipeline: one round trip (each its own transaction)."""
+        conn = self._connection()
+        with conn.pipeline():
+            if releases:
+                ids, epochs = zip(*releases, strict=True)
+                conn.execute(RELEASE_MANY, (list(ids), list(epochs)))
+            if limit <= 0:
+                return []
+            cursor = conn.execute(CLAIM, {"owner": owner, "lease": lease, "limit": limit})
+            found = cursor.fetchall()  # ends the pipeline's batch: both answers are in
+        names = [d.name for d in cursor.description or ()]
+        rows = [self._row(dict(zip(names, values, strict=True))) for values in found]
+        rows.sort(key=lambda row: (row["created_at"], row["id"]))  # oldest first, as asked
+        return rows
+
+    def release(self, execution_id: str, epoch: int) -> None:
+        self._connection().execute(RELEASE, (execution_id, epoch))
+
+    def _row(self, row: dict[str, Any]) -> Row:
+        for name, proc in self._convert.items():
+            value = row[name]
+            if value is not None:
+                row[name] = proc(value)
+        return row
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def connect_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Connection parameters for the lease connection: the store's, plus the session
+    setting (kept beside any ``options`` the URL already gives)."""
+    options = " ".join(p for p in (params.get("options"), "-c synchronous_commit=off") if p)
+    return {**params, "options": options, "autocommit": True}
