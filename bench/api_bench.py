@@ -4,6 +4,7 @@
     .venv/bin/python bench/api_bench.py --pg URL        # PostgreSQL at URL (a fresh database)
     .venv/bin/python bench/api_bench.py --no-pg         # SQLite only
     .venv/bin/python bench/api_bench.py --client wrk    # throughputs loaded by wrk (C)
+    .venv/bin/python bench/api_bench.py --gets-only     # only bare vs GET /executions/{id}
 
 Per backend, over loopback only, bounded loops:
 
@@ -83,7 +84,8 @@ api = FastAPI()
 async def constant() -> dict[str, str]:
     return {"status": "ok"}
 uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-            lifespan="off", server_header=False, timeout_graceful_shutdown=30)
+            lifespan="off", server_header=False, timeout_graceful_shutdown=30,
+            loop="asyncio")  # serve runs uvicorn in its own asyncio loop, never uvloop
 """
 
 
