@@ -4,6 +4,7 @@
     .venv/bin/python bench/api_bench.py --pg URL        # PostgreSQL at URL (a fresh database)
     .venv/bin/python bench/api_bench.py --no-pg         # SQLite only
     .venv/bin/python bench/api_bench.py --client wrk    # throughputs loaded by wrk (C)
+    .venv/bin/python bench/api_bench.py --gets-only     # only bare vs GET /executions/{id}
 
 Per backend, over loopback only, bounded loops:
 
@@ -83,7 +84,8 @@ api = FastAPI()
 async def constant() -> dict[str, str]:
     return {"status": "ok"}
 uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-            lifespan="off", server_header=False, timeout_graceful_shutdown=30)
+            lifespan="off", server_header=False, timeout_graceful_shutdown=30,
+            loop="asyncio")  # serve runs uvicorn in its own asyncio loop, never uvloop
 """
 
 
@@ -267,7 +269,7 @@ async def long_polls(base: str, token: str) -> list[float]:
 
 
 async def measure(
-    name: str, db: str, fresh: str, quiet: str, load: str = "httpx"
+    name: str, db: str, fresh: str, quiet: str, load: str = "httpx", gets_only: bool = False
 ) -> list[tuple[str, str]]:
     """``db`` takes the HTTP load, ``fresh`` the in-process starts, ``quiet`` the
     latencies (a server with workers on ``db`` would first run the thousands of starts
@@ -287,6 +289,8 @@ async def measure(
         for _ in range(ROUNDS):
             bare += await run(plain, "-", "GET", "/constant", REQUESTS // ROUNDS)
             gets += await run(base, token, "GET", f"/api/v1/executions/{one}", REQUESTS // ROUNDS)
+            if gets_only:
+                continue
             starts += await run(
                 base, token, "POST", "/api/v1/workflows/hello/executions", STARTS // ROUNDS, {}
             )
@@ -296,6 +300,8 @@ async def measure(
     rows.append(
         (f"{name}: GET /executions/{{id}}", f"{gets:,.0f} req/s = {gets / bare:.0%} of bare")
     )
+    if gets_only:
+        return rows
     ratio = f"{starts / engine:.0%} of in-process {engine:,.0f}/s"
     rows.append(
         (f"{name}: POST /workflows/{{name}}/executions", f"{starts:,.0f} starts/s = {ratio}")
@@ -341,12 +347,15 @@ async def main() -> None:
         default="httpx",
         help="what loads the throughput measurements (wrk: Debian's wrk, much cheaper)",
     )
+    parser.add_argument(
+        "--gets-only", action="store_true", help="only the bare route and GET /executions/{id}"
+    )
     args = parser.parse_args()
     if args.client == "wrk" and shutil.which("wrk") is None:
         parser.error("--client wrk needs wrk on PATH (apt-get install wrk)")
     folder = Path(tempfile.mkdtemp())
     dbs = (f"sqlite:///{folder}/{n}.db" for n in ("a", "b", "c"))
-    rows = await measure("sqlite", *dbs, load=args.client)
+    rows = await measure("sqlite", *dbs, load=args.client, gets_only=args.gets_only)
     if not args.no_pg:
         cluster = None
         if args.pg:
@@ -361,7 +370,7 @@ async def main() -> None:
             cluster.start()
             urls = tuple(cluster.url(cluster.create_database()) for _ in range(3))
         try:
-            rows += await measure("postgresql", *urls, load=args.client)
+            rows += await measure("postgresql", *urls, load=args.client, gets_only=args.gets_only)
         finally:
             if cluster is not None:
                 cluster.stop()

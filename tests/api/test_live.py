@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,35 @@ def test_streams_past_the_per_token_limit_are_refused(server: Server) -> None:
     # closed streams give their slots back
     with server.client("viewer") as client, client.stream("GET", "/api/v1/events") as again:
         assert again.status_code == 200
+
+
+def test_a_closed_stream_gives_its_slot_back_at_once(server: Server) -> None:
+    """A closed tab (the connection dropped, nothing more read) frees its slot when the
+    server hears the disconnect, not at the next keep-alive write 15 s later: all three
+    of the token's slots are taken again at once, three times over."""
+    for _ in range(3):
+        with (
+            server.client("admin") as client,
+            client.stream("GET", "/api/v1/events") as one,
+            client.stream("GET", "/api/v1/events") as two,
+            client.stream("GET", "/api/v1/events") as three,
+        ):
+            assert one.status_code == two.status_code == three.status_code == 200
+            next(one.iter_bytes())  # the stream is open on the server's side
+        # The connections are closed; the server frees the slots as it hears it (a retry
+        # closes its streams too: those must be freed as promptly for the next one).
+        deadline = time.monotonic() + 5  # far below the keep-alive (15 s)
+        with server.client("admin") as client:
+            while True:
+                with (
+                    client.stream("GET", "/api/v1/events") as one,
+                    client.stream("GET", "/api/v1/events") as two,
+                    client.stream("GET", "/api/v1/events") as three,
+                ):
+                    codes = (one.status_code, two.status_code, three.status_code)
+                if codes == (200, 200, 200) or time.monotonic() > deadline:
+                    break
+            assert codes == (200, 200, 200)
 
 
 def test_streams_need_a_token(server: Server) -> None:

@@ -1,4 +1,4 @@
-"""The ASGI application: routers, the error mapping, the body limits, the OpenAPI
+"""The ASGI application: routers, the error mapping, the edge (limits, timing), the OpenAPI
 document at ``/api/v1/openapi.json``, a docs page at ``/api/v1/docs`` and ``/metrics``
 (api.metrics).
 
@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from flowledger import __version__
 from flowledger.api import errors, metrics, tracing
 from flowledger.api.deps import API_PREFIX
-from flowledger.api.limits import BodyLimits
-from flowledger.api.metrics import RequestTimer
-from flowledger.api.routes import ROUTERS
+from flowledger.api.edge import Edge
+from flowledger.api.hot import HotReads
+from flowledger.api.routes import ROUTERS, executions
 from flowledger.app import App
 from flowledger.config import Limits
 
@@ -54,11 +54,15 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(metrics.router)
-    api.add_middleware(BodyLimits, limits=settings.limits)
+    api.add_middleware(HotReads, flowledger=app, route=executions.get_execution_route())
     if settings.otel:
         api.state.span_processor = tracing.trace_engine(app.engine, settings.span_processor)
         api.add_middleware(tracing.TraceContext)
-    api.add_middleware(RequestTimer, metrics=app.metrics)  # outermost: times everything
+    #: Headers for every response outside the API (web.mount_web adds the UI's).
+    page_headers: list[tuple[bytes, bytes]] = []
+    api.state.page_headers = page_headers
+    # Outermost: limits, timing and page headers in one pass (api.edge).
+    api.add_middleware(Edge, limits=settings.limits, metrics=app.metrics, page_headers=page_headers)
     return api
 
 

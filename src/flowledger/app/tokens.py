@@ -23,6 +23,7 @@ an unknown token is never remembered (a token just created works at once).
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import hmac
@@ -117,6 +118,11 @@ class Tokens:
         self._touched: dict[str, float] = {}
         #: Token rows read lately, by hash: (the row, when it was read; monotonic).
         self._known: dict[str, tuple[dict[str, Any], float]] = {}
+        #: Reads under way, by hash: the requests that come meanwhile await the same one
+        #: (when a row goes stale, every request in flight with that token needed it).
+        self._reading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        #: Bumped by each revoke: a read begun before one must not be kept.
+        self._revokes = 0
 
     async def create(self, request: CreateToken) -> CreatedToken:
         """A new token; ConflictError when a token of that name is in use."""
@@ -142,6 +148,7 @@ class Tokens:
         """Revoke a token at once (revoking a revoked token changes nothing)."""
         row = await self._engine.store.revoke_api_token(request.name)
         self._known.clear()  # at once here; other processes within RECHECK
+        self._revokes += 1
         if row is None:
             raise NotFoundError(f"there is no token named {request.name!r}")
         return _document(row)
@@ -151,10 +158,19 @@ class Tokens:
         known = self._known.get(digest)
         if known is not None and now - known[1] < RECHECK:
             return known[0]
+        reading = self._reading.get(digest)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(digest, now))
+            self._reading[digest] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(digest, None))
+        return await asyncio.shield(reading)
+
+    async def _read(self, digest: str, now: float) -> dict[str, Any] | None:
+        revokes = self._revokes
         row = await self._engine.store.find_api_token(digest)
-        if row is None:
+        if row is None or revokes != self._revokes:
             self._known.pop(digest, None)
-            return None
+            return row
         if len(self._known) > MAX_TOUCHED:
             self._known.clear()
         self._known[digest] = (row, now)

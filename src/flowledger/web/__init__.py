@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from flowledger.web.headers import SecurityHeaders
+from flowledger.web.headers import HEADERS, SecurityHeaders
 from flowledger.web.pages import router
 
 STATIC = Path(__file__).parent / "static"
@@ -26,4 +26,8 @@ def mount_web(api: FastAPI) -> None:
     """Serve the UI from ``api`` (whose ``state.flowledger`` is the open App)."""
     api.include_router(router)
     api.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
-    api.add_middleware(SecurityHeaders)
+    page_headers = getattr(api.state, "page_headers", None)
+    if page_headers is None:  # an application without the API's edge middleware
+        api.add_middleware(SecurityHeaders)
+    else:
+        page_headers.extend(HEADERS)  # sent by the edge, one layer fewer per request

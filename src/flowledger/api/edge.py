@@ -1,0 +1,153 @@
+"""The one middleware every HTTP request goes through, in one pass (pure ASGI, no
+per-request objects beyond two closures):
+
+- **limits** on what comes in, before any route sees it: a URL holding a NUL character
+  (``%00``) is refused (422: no name, id or filter holds one, and PostgreSQL text cannot
+  even be asked for one); the body's size (413 naming the limit, refused from
+  ``Content-Length`` before reading when it can be) and, for JSON, its nesting depth
+  (422). The body is read once, checked and replayed to the route; later ``receive``
+  calls (a client disconnecting from a stream) pass through. A request that declares no
+  body (neither ``Content-Length`` nor ``Transfer-Encoding``: HTTP/1.1 says it has none)
+  is handed on untouched;
+- **timing**: ``flowledger_http_request_duration_seconds`` by route template
+  (``/api/v1/executions/{id}``, never the raw URL: one series per route, whatever ids
+  are asked for), the time until the response starts (status and headers sent): for an
+  event stream or a long poll that is how long the client waited for an answer, not
+  how long it kept the connection. Requests that match no route are ``unmatched``;
+- **page headers**: headers added to every response outside ``/api/``, ``/hooks/`` and
+  ``/metrics`` (``api.state.page_headers``: the web UI puts its security headers there).
+
+Decision: one layer instead of three (body limits, timer, page headers) — each layer
+cost a coroutine and a ``send`` wrapper per request on the hottest route.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flowledger.api.errors import classify, error_response
+from flowledger.app.limits import check_json_depth, too_large
+from flowledger.app.metrics import ServiceMetrics
+from flowledger.config import Limits
+from flowledger.errors import FlowledgerError, InputError
+
+#: Paths that get no page headers: the API's JSON, webhooks, metrics.
+NOT_PAGES = ("/api/", "/hooks/", "/metrics")
+
+
+class Edge:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: Limits,
+        metrics: ServiceMetrics,
+        page_headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        self.app = app
+        self.limits = limits
+        self.histogram = metrics.http
+        #: Added to every response outside :data:`NOT_PAGES`; a list the application
+        #: keeps (``api.state.page_headers``), filled by whoever mounts pages on it.
+        self.page_headers = page_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        path: str = scope["path"]
+        extra = self.page_headers if not path.startswith(NOT_PAGES) else None
+        seen = False
+
+        async def sending(message: Message) -> None:
+            nonlocal seen
+            if message["type"] == "http.response.start" and not seen:
+                seen = True
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                self.histogram.labels(scope["method"], template, str(message["status"])).observe(
+                    time.perf_counter() - began
+                )
+                if extra:
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        if "\x00" in path or b"%00" in scope.get("query_string", b""):
+            nul = InputError("the URL must not contain NUL characters (%00)")
+            await _refuse(scope, receive, sending, nul)
+            return
+        declared = None
+        chunked = False
+        content_type = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-type":
+                content_type = value
+        if declared is None and not chunked:  # no body (RFC 9112 §6.3)
+            await self.app(scope, receive, sending)
+            return
+        replay = await self._read(scope, receive, sending, declared, content_type)
+        if replay is not None:
+            await self.app(scope, replay, sending)
+
+    async def _read(
+        self, scope: Scope, receive: Receive, send: Send, declared: bytes | None, kind: bytes
+    ) -> Receive | None:
+        """The body, read and checked, as a ``receive`` that replays it; None when the
+        request was refused (the answer is sent)."""
+        limit = self.limits.max_body
+        over = too_large("the request body", limit, "max_body")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(scope, receive, send, over)
+            return None
+        chunks: list[bytes] = []
+        size, more = 0, True
+        first: Message | None = None
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                first = message  # a disconnect: hand it on as it is
+                break
+            body = message.get("body", b"")
+            size += len(body)
+            if size > limit:
+                await _refuse(scope, receive, send, over)
+                return None
+            chunks.append(body)
+            more = message.get("more_body", False)
+        data = b"".join(chunks)
+        if data and _is_json(kind, data):
+            try:
+                check_json_depth(data, self.limits.max_json_depth)
+            except FlowledgerError as exc:
+                await _refuse(scope, receive, send, exc)
+                return None
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                if first is not None:
+                    return first
+                return {"type": "http.request", "body": data, "more_body": False}
+            return await receive()
+
+        return replay
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, exc: FlowledgerError) -> None:
+    status, code, details = classify(exc)
+    response = error_response(status, code, str(exc), details, {"Connection": "close"})
+    await response(scope, receive, send)
+
+
+def _is_json(content_type: bytes, data: bytes) -> bool:
+    if b"json" in content_type.lower():
+        return True
+    return data.lstrip()[:1] in (b"{", b"[")
