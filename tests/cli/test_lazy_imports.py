@@ -54,10 +54,13 @@ def test_version_answers_without_the_command_modules() -> None:
 
 #: What `flowledger run` of a one-step workflow has no use for: servers, HTTP and schema
 #: libraries, Alembic (a new file is created at head, an up-to-date one only checked), the
-#: other commands' modules and the application resources it does not call.
+#: other commands' modules and the application resources it does not call; piped, no live
+#: table either.
 NOT_ON_RUN = [
     *NEVER_AT_IMPORT,
     "alembic",
+    "rich.live",
+    "rich.table",
     "opentelemetry",
     "flowledger.api",
     "flowledger.web",
