@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,46 @@ def test_version_answers_without_the_command_modules() -> None:
         "from flowledger.cli import main\nmain()"
     )
     assert imported_after(code, ["typer", "flowledger.cli.app", *ENGINE_LIBRARIES]) == []
+
+
+#: What `flowledger run` of a one-step workflow has no use for: servers, HTTP and schema
+#: libraries, Alembic (a new file is created at head, an up-to-date one only checked), the
+#: other commands' modules and the application resources it does not call; piped, no live
+#: table either.
+NOT_ON_RUN = [
+    *NEVER_AT_IMPORT,
+    "alembic",
+    "rich.live",
+    "rich.table",
+    "opentelemetry",
+    "flowledger.api",
+    "flowledger.web",
+    "flowledger.cli.app",
+    "flowledger.cli.entities",
+    "flowledger.cli.jobs",
+    "flowledger.cli.serve",
+    "flowledger.cli.tokens",
+    "flowledger.cli.workflows",
+    "flowledger.app.artifacts",
+    "flowledger.app.entities",
+    "flowledger.app.hooks",
+    "flowledger.app.sessions",
+    "flowledger.app.subscriptions",
+    "flowledger.app.tokens",
+    "flowledger.app.views",
+]
+
+
+@pytest.mark.parametrize("database", ["new", "up to date"])
+def test_run_of_a_plain_workflow_loads_only_what_it_uses(tmp_path: Path, database: str) -> None:
+    workflow = tmp_path / "one.yaml"
+    workflow.write_text("name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n")
+    db = f"sqlite:///{tmp_path / 'run.db'}"
+    argv = ["flowledger", "run", str(workflow), "--db", db]
+    code = (
+        f"import sys\nsys.argv = {argv!r}\nfrom flowledger.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code"
+    )
+    if database == "up to date":
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert imported_after(code, NOT_ON_RUN) == []

@@ -18,28 +18,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from flowledger.app.artifacts import Artifacts
 from flowledger.app.changes import ChangeHub
-from flowledger.app.console import Console
 from flowledger.app.cursors import META_KEY, CursorCodec
-from flowledger.app.database import Database
-from flowledger.app.entities import Entities
 from flowledger.app.executions import Executions
-from flowledger.app.hooks import Hooks
-from flowledger.app.job_runs import JobRunsApp
-from flowledger.app.retention import Retention
-from flowledger.app.seed import Seed
-from flowledger.app.sessions import Sessions
 from flowledger.app.slots import Slots
-from flowledger.app.steplogs import StepLogs
-from flowledger.app.streams import EventStreams
-from flowledger.app.subscriptions import Subscriptions
-from flowledger.app.tokens import Tokens
-from flowledger.app.views import Views
 from flowledger.app.workflows import Workflows
 from flowledger.config import Limits, Settings
 from flowledger.errors import StorageError
@@ -50,7 +37,21 @@ from flowledger.storage import open_store
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # prometheus_client is imported on the first use of the metrics
+    from flowledger.app.artifacts import Artifacts
+    from flowledger.app.console import Console
+    from flowledger.app.database import Database
+    from flowledger.app.entities import Entities
+    from flowledger.app.hooks import Hooks
+    from flowledger.app.job_runs import JobRunsApp
     from flowledger.app.metrics import ServiceMetrics
+    from flowledger.app.retention import Retention
+    from flowledger.app.seed import Seed
+    from flowledger.app.sessions import Sessions
+    from flowledger.app.steplogs import StepLogs
+    from flowledger.app.streams import EventStreams
+    from flowledger.app.subscriptions import Subscriptions
+    from flowledger.app.tokens import Tokens
+    from flowledger.app.views import Views
 
 
 class App:
@@ -97,26 +98,103 @@ class App:
             hub=self.changes,
             slots=self.slots,
         )
-        #: Live event streams (SSE on the HTTP face).
-        self.streams = EventStreams(self.engine, self.changes, self.slots)
-        #: Step logs (``executions logs``), pruning, and facts about the database.
-        self.step_logs = StepLogs(self.engine, self.changes)
-        self.retention = Retention(self.engine)
-        self.database = Database(self.engine)
         self.workflows.wake = self.wake_workers  # a trigger or a backfill wakes workers
-        #: The seed's runs resource and instance-state view, over the executions.
-        self.seed = Seed(self.engine, self.executions)
-        self.job_runs = JobRunsApp(self.engine, self.wake_workers, self._cursors, self.limits)
-        self.entities = Entities(self.engine, self._cursors, self.limits)
-        self.artifacts = Artifacts(self.engine, self._cursors, self.limits)
-        self.hooks = Hooks(self.engine, self.wake_workers)
-        self.subscriptions = Subscriptions(self.engine, self._cursors)
-        self.tokens = Tokens(self.engine)
-        #: The web UI's read models, expression console and browser sessions.
-        self.views = Views(self.engine)
-        self.console = Console(self.engine)
-        self.sessions = Sessions(self.engine, self.tokens)
         self._metrics: ServiceMetrics | None = None
+
+    # The other resources are built (and their modules imported) on first use: a command
+    # that runs one workflow does not load tokens, entities or the web UI's read models.
+
+    @cached_property
+    def streams(self) -> EventStreams:
+        """Live event streams (SSE on the HTTP face)."""
+        from flowledger.app.streams import EventStreams
+
+        return EventStreams(self.engine, self.changes, self.slots)
+
+    @cached_property
+    def step_logs(self) -> StepLogs:
+        """Step logs (``executions logs``)."""
+        from flowledger.app.steplogs import StepLogs
+
+        return StepLogs(self.engine, self.changes)
+
+    @cached_property
+    def retention(self) -> Retention:
+        """Pruning of finished executions."""
+        from flowledger.app.retention import Retention
+
+        return Retention(self.engine)
+
+    @cached_property
+    def database(self) -> Database:
+        """Facts about the database (``db info``)."""
+        from flowledger.app.database import Database
+
+        return Database(self.engine)
+
+    @cached_property
+    def seed(self) -> Seed:
+        """The seed's runs resource and instance-state view, over the executions."""
+        from flowledger.app.seed import Seed
+
+        return Seed(self.engine, self.executions)
+
+    @cached_property
+    def job_runs(self) -> JobRunsApp:
+        from flowledger.app.job_runs import JobRunsApp
+
+        return JobRunsApp(self.engine, self.wake_workers, self._cursors, self.limits)
+
+    @cached_property
+    def entities(self) -> Entities:
+        from flowledger.app.entities import Entities
+
+        return Entities(self.engine, self._cursors, self.limits)
+
+    @cached_property
+    def artifacts(self) -> Artifacts:
+        from flowledger.app.artifacts import Artifacts
+
+        return Artifacts(self.engine, self._cursors, self.limits)
+
+    @cached_property
+    def hooks(self) -> Hooks:
+        from flowledger.app.hooks import Hooks
+
+        return Hooks(self.engine, self.wake_workers)
+
+    @cached_property
+    def subscriptions(self) -> Subscriptions:
+        from flowledger.app.subscriptions import Subscriptions
+
+        return Subscriptions(self.engine, self._cursors)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        from flowledger.app.tokens import Tokens
+
+        return Tokens(self.engine)
+
+    @cached_property
+    def views(self) -> Views:
+        """The web UI's read models."""
+        from flowledger.app.views import Views
+
+        return Views(self.engine)
+
+    @cached_property
+    def console(self) -> Console:
+        """The web UI's expression console."""
+        from flowledger.app.console import Console
+
+        return Console(self.engine)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        """The web UI's browser sessions."""
+        from flowledger.app.sessions import Sessions
+
+        return Sessions(self.engine, self.tokens)
 
     @property
     def metrics(self) -> ServiceMetrics:

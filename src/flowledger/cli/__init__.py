@@ -1,7 +1,7 @@
 """The command-line face.
 
 ``main`` is the ``flowledger`` entry point: ``--version`` answers before Typer and the
-command modules are imported, which is most of a cold start.
+command modules are imported; any other command loads only its own modules (cli.launch).
 """
 
 from __future__ import annotations
@@ -15,6 +15,6 @@ def main() -> None:
 
         print(f"flowledger {__version__}")
         return
-    from flowledger.cli.app import main as run_app
+    from flowledger.cli.launch import launch
 
-    run_app()
+    launch(sys.argv[1:])

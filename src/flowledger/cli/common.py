@@ -8,14 +8,14 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
-from flowledger.app import App, ResolveId
+from flowledger import __version__
 from flowledger.config import ConfigError, Settings, parse_lease
 from flowledger.errors import (
     DefinitionError,
@@ -24,8 +24,11 @@ from flowledger.errors import (
     MissingDatabaseError,
     NotFoundError,
 )
-from flowledger.runtime.engine import default_db_url
+from flowledger.logs import configure_logging
 from flowledger.runtime.status import ExecutionStatus
+
+if TYPE_CHECKING:  # the application (and the engine under it) loads when a command opens it
+    from flowledger.app import App
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,6 +66,29 @@ err = Console(
     stderr=True, markup=False, highlight=False, width=None if sys.stderr.isatty() else 200
 )
 
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print flowledger's version and exit.")
+    ] = False,
+) -> None:
+    """A durable, declarative workflow engine."""
+    if version:
+        out.print(f"flowledger {__version__}")
+        raise typer.Exit(EXIT_OK)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INVALID)
+    # Logs go to stderr; stdout stays the command's output (--json stays parseable).
+    configure_logging("json" if settings.log_format == "json" else "text", log_level(settings))
+
+
+def log_level(settings: Settings, default: str = "WARNING") -> str:
+    return settings.log_level or default
+
+
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Database URL (default: $FLOWLEDGER_DB or sqlite:///flowledger.db)."),
@@ -97,6 +123,9 @@ def make_app(db: str | None, plugins: list[str] | None = None, *, create: bool =
         limits = Settings.from_env().limits
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
+    from flowledger.app import App
+    from flowledger.runtime.engine import default_db_url
+
     return App(
         db or default_db_url(),
         plugins=plugins or (),
@@ -161,11 +190,15 @@ def build(request: Callable[[], R]) -> R:
 
 async def execution_id(application: App, prefix: str) -> str:
     """The full id of the execution a command names by a prefix of its id."""
+    from flowledger.app import ResolveId
+
     return await application.executions.resolve_id(ResolveId(prefix=prefix))
 
 
 async def job_run_id(application: App, prefix: str) -> str:
     """The full id of the job run a command names by a prefix of its id."""
+    from flowledger.app import ResolveId
+
     return await application.job_runs.resolve_id(ResolveId(prefix=prefix))
 
 

@@ -15,14 +15,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
 from flowledger.definition.compiled import CompiledGraph, CompiledWorkflow
+
+if TYPE_CHECKING:  # the live table's parts load only when the output is a terminal
+    from rich.console import Group
 
 STATUS_STYLE = {
     "Completed": "green",
@@ -143,6 +144,8 @@ class LiveProgress:
         self._children: dict[str, int] = {}  # sub-workflow step -> children planned
         self._children_done: set[str] = set()  # child executions seen ending
         self._children_counted = 0  # or, watching from afar, how many ended (polled)
+        from rich.live import Live
+
         self._live = Live(
             console=console,
             get_renderable=self._render,
@@ -232,6 +235,9 @@ class LiveProgress:
             return self._draw()
 
     def _draw(self) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+
         now = time.time()
         elapsed = (self._ended or now) - self._started
         title = Text.assemble(

@@ -8,13 +8,15 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from flowledger.cli.progress import STATUS_STYLE, event_line
+
+if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints none)
+    from rich.table import Table
 
 #: Above this many step executions, `executions show` sums loop iterations up per step.
 COMPACT_ABOVE = 40
@@ -22,6 +24,8 @@ COMPACT_ABOVE = 40
 
 def table(*columns: str) -> Table:
     """The one table style of every command: bold header, no box, no padding at the edge."""
+    from rich.table import Table
+
     made = Table(header_style="bold", box=None, pad_edge=False)
     for column in columns:
         made.add_column(column)

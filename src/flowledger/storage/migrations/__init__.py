@@ -31,10 +31,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, String, Table, inspect, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    insert,
+    inspect,
+    select,
+)
 
 from flowledger.errors import StorageError
-from flowledger.storage.schema import SCHEMA_VERSION, meta
+from flowledger.storage.schema import SCHEMA_VERSION, meta, metadata
 
 #: The newest revision. Kept here so the every-start check never imports Alembic.
 HEAD = "0006"
@@ -43,7 +53,13 @@ VERSION_TABLE = "flowledger_schema_revision"
 #: The revision equal to the schema that databases created before Alembic carry.
 LEGACY_REVISION = "0001"
 
-_version = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), primary_key=True))
+#: Alembic's version table, as Alembic creates it (its primary key named ``<table>_pkc``).
+_version = Table(
+    VERSION_TABLE,
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+)
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -54,8 +70,21 @@ def current_revision(conn: Connection) -> str | None:
     return str(found) if found is not None else None
 
 
-def upgrade(conn: Connection, target: str = "head") -> list[str]:
-    """Apply revisions up to ``target`` on ``conn``, in its open transaction; return their ids."""
+def revisions() -> list[str]:
+    """Every revision id, oldest first, read from the scripts' names (``vNNNN_what.py``)."""
+    scripts = (Path(__file__).parent / "versions").glob("v[0-9][0-9][0-9][0-9]_*.py")
+    return sorted(script.name[1:5] for script in scripts)
+
+
+def upgrade(conn: Connection, target: str = "head", *, replay: bool = False) -> list[str]:
+    """Apply revisions up to ``target`` on ``conn``, in its open transaction; return their
+    ids. A new SQLite file is created at head directly unless ``replay`` (the tests' way
+    to have Alembic build it)."""
+    if target == "head" and not replay:
+        if current_revision(conn) == HEAD:
+            return []
+        if _is_new_sqlite(conn):
+            return _create(conn)
     # Alembic costs ~50 ms to import: only paid when there is something to do.
     from alembic import command
     from alembic.config import Config
@@ -85,6 +114,22 @@ def upgrade(conn: Connection, target: str = "head") -> list[str]:
             ) from exc
     command.upgrade(config, target)
     return applied
+
+
+def _is_new_sqlite(conn: Connection) -> bool:
+    """A SQLite database with no tables at all: a file this start created."""
+    return conn.dialect.name == "sqlite" and not inspect(conn).get_table_names()
+
+
+def _create(conn: Connection) -> list[str]:
+    """A new SQLite file gets the head schema straight from the declared tables, and the
+    head revision stamped, without importing Alembic or replaying every revision (a
+    quarter of a first ``flowledger run``): tests/storage/test_migrations.py proves the
+    declared tables are exactly what the revisions build."""
+    metadata.create_all(conn)
+    _version.create(conn)
+    conn.execute(insert(_version).values(version_num=HEAD))
+    return revisions()
 
 
 def _is_legacy(conn: Connection) -> bool:

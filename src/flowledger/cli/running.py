@@ -1,0 +1,313 @@
+"""The commands that run workflows and migrate: ``run``, ``start``, ``worker``, ``validate``
+and ``db upgrade`` (SPEC §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from flowledger.app import (
+    Adopted,
+    App,
+    RunExecution,
+    StartExecution,
+    ValidateWorkflow,
+    json_object,
+    parse_json,
+    read_json_file,
+    upgrade_database,
+)
+from flowledger.cli import render
+from flowledger.cli.common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    DbOption,
+    JsonOption,
+    PluginOption,
+    app,
+    build,
+    call,
+    db_app,
+    err,
+    exit_code,
+    fail,
+    lease_length,
+    log_level,
+    make_app,
+    out,
+    print_json,
+    shown_url,
+    with_app,
+    within,
+)
+from flowledger.cli.progress import LiveProgress, PlainProgress, step_rows
+from flowledger.config import Settings
+from flowledger.logs import configure_logging, log_extra
+from flowledger.runtime.engine import default_db_url
+
+#: createdBy of executions that `flowledger run` starts (and finishes again after a crash).
+RUN_CREATOR = "cli:run"
+
+
+@app.command()
+def run(
+    file: Annotated[str, typer.Argument(help="Workflow definition (YAML or JSON).")],
+    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
+    input_file: Annotated[str | None, typer.Option("--input-file", help="Input JSON file.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Groups related executions.")
+    ] = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Run a workflow to its end on the embedded database, showing its steps live."""
+    if input is not None and input_file is not None:
+        fail("give --input or --input-file, not both", EXIT_INVALID)
+
+    def adopted(left: Adopted) -> None:
+        if left.status is None:
+            err.print(
+                f"finishing execution {left.execution_id} of {left.workflow}, left "
+                "unfinished by a stopped run"
+            )
+        else:
+            err.print(f"execution {left.execution_id}: {left.status}")
+
+    arguments: dict[str, Any] = {}
+    if input is not None:
+        arguments = build(lambda: json_object(parse_json(input, "--input"), "the input"))
+    elif input_file is not None:
+        arguments = build(lambda: json_object(read_json_file(input_file), "the input"))
+    url = db or default_db_url()
+    err.print(f"database: {shown_url(url)}", soft_wrap=True)
+    started: list[str] = []
+
+    async def go(application: App) -> dict[str, Any]:
+        workflow = application.workflows.validate(ValidateWorkflow(file=file))
+        request = RunExecution(
+            workflow=workflow,
+            input=arguments,
+            correlation_id=correlation_id,
+            created_by=RUN_CREATOR,
+            finish_abandoned=True,  # finish what an earlier, stopped `run` left first
+        )
+        progress = (
+            None
+            if as_json
+            else LiveProgress(out, workflow.name, step_rows(workflow))
+            if out.is_terminal
+            else PlainProgress(out)
+        )
+
+        def begin(execution_id: str) -> None:
+            started.append(execution_id)
+            if progress is not None:
+                progress.begin(execution_id)
+
+        if progress is None:
+            done = await application.executions.run(request, on_adopted=adopted, on_started=begin)
+            return dict(done)
+        with progress:
+            done = await application.executions.run(
+                request, on_events=progress.update, on_adopted=adopted, on_started=begin
+            )
+        return dict(done)
+
+    def interrupted() -> str:
+        if not started:
+            return "interrupted before the execution was stored"
+        return (
+            f"interrupted; execution {started[0]} is saved: any `flowledger worker` carries "
+            "it on (and the next `flowledger run` of the same workflow finishes it); "
+            f"`flowledger executions watch {started[0]}` follows it"
+        )
+
+    doc = with_app(url, go, plugin, interrupted=interrupted)
+    if as_json:
+        print_json(doc)
+    else:
+        render.summary(out, doc)
+        from flowledger.cli.control import report_waiting  # keeps `executions list` first
+
+        report_waiting(doc, url, plugin)
+    raise typer.Exit(exit_code(doc["runtimeStatus"]))
+
+
+@app.command()
+def start(
+    workflow: Annotated[
+        str, typer.Argument(metavar="FILE_OR_NAME", help="A definition file or a pushed name.")
+    ],
+    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
+    db: DbOption = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Groups related executions.")
+    ] = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Enqueue an execution for the workers and print its id."""
+    arguments = (
+        build(lambda: json_object(parse_json(input, "--input"), "the input"))
+        if input is not None
+        else {}
+    )
+    request = StartExecution(
+        workflow=workflow, input=arguments, correlation_id=correlation_id, created_by="cli:start"
+    )
+    doc = with_app(db, lambda application: application.executions.start(request), plugin)
+    out.print(doc["id"], highlight=False)
+
+
+@app.command()
+def worker(
+    db: DbOption = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Executions run at once (1 to 1000).")
+    ] = 8,
+    lease: Annotated[
+        str | None,
+        typer.Option(
+            "--lease",
+            help="Lease length (default $FLOWLEDGER_LEASE or 30s); a dead worker's "
+            "work moves to others after it.",
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus /metrics (and /healthz, /readyz) on this port.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics port listens on.")
+    ] = "127.0.0.1",
+    plugin: PluginOption = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="text|json",
+            help="text or json: one JSON object per log line (default $FLOWLEDGER_LOG_FORMAT "
+            "or text).",
+        ),
+    ] = None,
+) -> None:
+    """Run queued, due and orphaned executions until stopped (SIGTERM drains); logs one
+    line per execution it runs and lets go (id, workflow, status, duration).
+    FLOWLEDGER_OTEL=1 writes OpenTelemetry spans of what it runs, as serve does."""
+    lease_span = lease_length(lease)
+    within(concurrency, 1, 1000, "--concurrency")
+    settings = Settings.from_env()
+    if log_format is not None:
+        if log_format not in ("text", "json"):
+            fail(f"--log-format must be text or json, not {log_format!r}", EXIT_INVALID)
+        configure_logging("json" if log_format == "json" else "text", log_level(settings, "INFO"))
+    logging.getLogger().setLevel(log_level(settings, "INFO"))
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
+
+    async def go() -> None:
+        from contextlib import AsyncExitStack
+
+        from sqlalchemy.engine import make_url
+
+        from flowledger.worker.worker import Worker, WorkerOptions
+
+        application = App(db or default_db_url(), plugins=plugin or (), lease=lease_span)
+        async with application, AsyncExitStack() as serving:
+            engine = application.engine
+            flush = _worker_observers(application, settings.otel, metrics_port is not None)
+            if flush is not None:
+                serving.callback(flush)
+            if metrics_port is not None:
+                from flowledger.api.sidecar import BindError, metrics_server
+
+                try:
+                    await serving.enter_async_context(
+                        metrics_server(application, metrics_host, metrics_port)
+                    )
+                except BindError as exc:
+                    fail(str(exc), EXIT_FAILED)
+            options = WorkerOptions(concurrency=concurrency, lease=lease_span)
+            runner = Worker(engine, options)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runner.stop)
+            logging.getLogger("flowledger.worker").info(
+                "worker %s on %s, concurrency %d%s",
+                engine.owner,
+                make_url(engine.db_url).render_as_string(hide_password=True),
+                concurrency,
+                f", metrics on {metrics_host}:{metrics_port}" if metrics_port is not None else "",
+                extra=log_extra("start_worker"),
+            )
+            await runner.run()
+            logging.getLogger("flowledger.worker").info(
+                "worker stopped after finishing %d executions",
+                runner.completed,
+                extra=log_extra("stop_worker"),
+            )
+
+    call(go)
+
+
+def _worker_observers(application: App, otel: bool, metrics: bool) -> Callable[[], None] | None:
+    """Attach what a worker reports through: its metrics' observer (counted from the
+    start, not from the first scrape) and, with ``otel``, the span writer; returns what
+    flushes the spans still batched, to call at the end."""
+    if metrics:
+        application.metrics  # noqa: B018 - the first use attaches the observer
+    if not otel:
+        return None
+    from flowledger.api.tracing import TracingUnavailable, trace_engine
+
+    try:
+        return trace_engine(application.engine).shutdown
+    except TracingUnavailable as exc:
+        fail(str(exc), EXIT_INVALID)
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE...", help="Workflow or job-run files to check.")
+    ],
+    plugin: PluginOption = None,
+) -> None:
+    """Check workflow definitions and job-run files without running them; report every
+    problem at once."""
+    application = make_app(None, plugin)  # validating opens no database
+    bad = 0
+    for file in files:
+        try:
+            request = ValidateWorkflow(file=file)
+            checked = call(lambda: application.workflows.check(request))  # noqa: B023
+        except typer.Exit as exc:  # its problems are printed: go on with the next file
+            if exc.exit_code != EXIT_INVALID:
+                raise
+            bad += 1
+            continue
+        if checked.kind == "job":
+            out.print(f"{file}: ok (job {checked.name}, {checked.count} workflow files checked)")
+        else:
+            out.print(f"{file}: ok ({checked.name}, {checked.count} steps)")
+    if bad:
+        raise typer.Exit(EXIT_INVALID)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Apply pending schema migrations (every command also does this on first use)."""
+    applied = call(lambda: upgrade_database(db or default_db_url(), Settings.from_env()))
+    if applied:
+        out.print("applied migrations: " + ", ".join(applied))
+    else:
+        out.print("the database schema is up to date")
