@@ -150,8 +150,12 @@ async def test_a_claim_answers_with_the_rows_as_it_left_them(store: SQLStore) ->
 
 
 async def test_release_and_claim_gives_back_then_takes(store: SQLStore) -> None:
-    ended, waiting = [await new_execution(store) for _ in range(2)]
-    ((_, epoch),) = await store.claim_executions("w", 1, LEASE)
+    ended, waiting = [
+        await new_execution(store, created_at=T0 + timedelta(seconds=i)) for i in range(2)
+    ]
+    # Claims go oldest first: the one claimed here is ``ended``.
+    ((claimed, epoch),) = await store.claim_executions("w", 1, LEASE)
+    assert claimed == ended
     # Releasing only: nothing is claimed with a limit of 0.
     assert await store.release_and_claim([], "w", 0, LEASE) == []
     rows = await store.release_and_claim([(ended, epoch)], "w", 5, LEASE)
