@@ -109,18 +109,3 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="kill cycles for the crash test (default $FLOWLEDGER_CRASH_CYCLES or 20)",
     )
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With two processes (``-n 2 --dist loadgroup``, scripts/test), a module whose tests
-    share a module-scoped fixture (a server, a browser) runs whole in one process, so the
-    fixture is built once, not once per process. Tried first: xdist reads the group in
-    its own hook."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        defs = info.name2fixturedefs.values()
-        if any(d.scope == "module" for chain in defs for d in chain):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

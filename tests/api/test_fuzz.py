@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -39,9 +38,6 @@ def test_api_fuzz(service: Service) -> None:
     schema = schemathesis.openapi.from_url(f"{service.base_url}/api/v1/openapi.json")
     schema = schema.exclude(path_regex=STREAMS)
     headers = {"Authorization": f"Bearer {service.tokens['admin']}"}
-    # One keep-alive connection for the whole run: a new session and TCP connection per
-    # request cost more than many of the requests themselves.
-    session = requests.Session()
     calls = 0
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -61,7 +57,6 @@ def test_api_fuzz(service: Service) -> None:
             calls += 1
             case.call_and_validate(
                 base_url=service.base_url,
-                session=session,
                 headers=headers,
                 checks=[not_a_server_error, response_schema_conformance],
                 timeout=30,
@@ -71,6 +66,5 @@ def test_api_fuzz(service: Service) -> None:
             fuzz()
         except Exception as exc:  # every operation is tried; all failures are reported
             failures.append(f"{operation.label}: {exc}"[:3000])
-    session.close()
     assert not failures, "\n\n".join(failures)
     assert calls >= AT_LEAST, calls
