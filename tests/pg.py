@@ -194,13 +194,14 @@ def session_cluster() -> Iterator[Cluster]:
         cluster.admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
         # Fixtures may be set up while an event loop runs: migrate on a thread of its own.
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, _migrate(cluster.url(TEMPLATE_DB))).result()
+            pool.submit(asyncio.run, migrate(cluster.url(TEMPLATE_DB))).result()
         yield cluster
     finally:
         cluster.stop()
 
 
-async def _migrate(url: str) -> None:
+async def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the current schema."""
     store = open_store(url)
     try:
         await store.upgrade()

@@ -24,7 +24,7 @@ import httpx
 from flowledger.app import App, CreateToken, PushWorkflows, WorkflowText
 
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
-STARTUP = 30.0
+STARTUP = 60.0  # as tests/api/conftest.py START_TIMEOUT
 
 HELLO = """\
 name: hello

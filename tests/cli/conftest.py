@@ -1,4 +1,7 @@
-"""Drive the real ``flowledger`` command as a subprocess, as a user would."""
+"""Drive the ``flowledger`` command as a user would: in this process by default
+(tests/inprocess.py: the same entry point, argv, environment, working directory and
+separate stdout/stderr, without a second of imports per command), and as a real
+subprocess where the process itself is what is tested (``cli_process``)."""
 
 from __future__ import annotations
 
@@ -11,17 +14,34 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.inprocess import run_in_process
 
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def _environment(db_url: str) -> dict[str, str]:
+    return {**os.environ, "FLOWLEDGER_DB": db_url, "COLUMNS": "200"}
+
+
 @pytest.fixture
 def cli(db_url: str) -> Cli:
-    """The real command on a fresh database (``$FLOWLEDGER_DB``): every acceptance test runs
-    on SQLite and on PostgreSQL, like the rest of the suite (``db_url``)."""
-    env = {**os.environ, "FLOWLEDGER_DB": db_url, "COLUMNS": "200"}
+    """The command on a fresh database (``$FLOWLEDGER_DB``), run in this process: every
+    acceptance test runs on SQLite and on PostgreSQL, like the rest of the suite
+    (``db_url``). ``timeout`` is accepted for ``cli_process``'s sake and not needed here."""
+    env = _environment(db_url)
+
+    def run(*args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return run_in_process(args, env={**env, **extra_env}, cwd=REPO)
+
+    return run
+
+
+@pytest.fixture
+def cli_process(db_url: str) -> Cli:
+    """The real command as a subprocess on a fresh database, for process-level facts."""
+    env = _environment(db_url)
 
     def run(*args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

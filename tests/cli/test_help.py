@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import FLOWLEDGER
+from tests.conftest import REPO
+from tests.inprocess import run_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -47,18 +48,15 @@ def test_every_option_has_a_help_line() -> None:
     assert not missing, missing
 
 
-@pytest.mark.slow  # one `--help` subprocess per command (about 40)
+HELP_ENV = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+
+
 def test_help_shows_no_python_type_names() -> None:
-    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
-
-    def helped(path: list[str]) -> tuple[list[str], subprocess.CompletedProcess[str]]:
-        result = subprocess.run(
-            [FLOWLEDGER, *path, "--help"], capture_output=True, text=True, env=env, check=False
-        )
-        return path, result
-
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(helped, [path for path, _ in _commands()]))
+    # In this process (tests/inprocess.py): about 40 commands, a second of imports each
+    # as subprocesses; the real process's --help is checked once below.
+    results = [
+        (path, run_in_process([*path, "--help"], env=HELP_ENV, cwd=REPO)) for path, _ in _commands()
+    ]
     assert len(results) > 30
     for path, result in results:
         assert result.returncode == 0, (path, result.stderr)
@@ -68,3 +66,10 @@ def test_help_shows_no_python_type_names() -> None:
     rerun = {" ".join(path): r.stdout for path, r in results}["executions rerun"]
     assert re.search(r"--from\s+STEP_ID", rerun) and "pinned|latest" in rerun
     assert "Usage: flowledger executions rerun [OPTIONS] ID" in rerun
+
+
+def test_the_real_command_prints_the_same_help() -> None:
+    path = ["executions", "rerun", "--help"]
+    real = subprocess.run([FLOWLEDGER, *path], capture_output=True, text=True, env=HELP_ENV)
+    assert real.returncode == 0, real.stderr
+    assert real.stdout == run_in_process(path, env=HELP_ENV, cwd=REPO).stdout

@@ -33,6 +33,20 @@ def test_run_prints_the_final_document_with_json(cli: Cli) -> None:
     assert doc["createdBy"] == "cli:run"
 
 
+def test_the_real_process_exits_with_the_code_and_keeps_stdout_apart(
+    cli_process: Cli, tmp_path: Path
+) -> None:
+    """What the in-process ``cli`` cannot show: the interpreter's own exit code, and the
+    document alone on the process's stdout with progress and errors on its stderr."""
+    ran = cli_process("run", "examples/hello.yaml", "--input", '{"name": "Ada"}', "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["runtimeStatus"] == "Completed"
+    path = _write(tmp_path, "bad.yaml", "name: x\nsteps: []\n")
+    refused = cli_process("validate", path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert path in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_run_shows_plain_progress_lines_when_piped(cli: Cli) -> None:
     result = cli("run", "examples/hello.yaml", "--input", '{"name": "Bo"}')
     assert result.returncode == 0, result.stderr
