@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import sqlite
 
 from flowledger.storage.fastpath import prepare_insert, sqlite_utc_text
 from flowledger.storage.schema import UTCDateTime, executions, step_executions
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import event_row, execution_row
+from tests.storage.conftest import T0, event_row, execution_row, step_row
 
 MOMENTS = [
     datetime(2026, 11, 29, 8, 30, 1, 123456, tzinfo=UTC),
@@ -71,3 +71,39 @@ async def test_an_execution_reads_back_as_sqlalchemy_reads_it(store: SQLStore) -
     assert fast["started_at"].tzinfo is not None
     assert await store.get_execution("missing") is None
     assert len(await store.get_events(row["id"])) == 1
+
+
+async def test_a_document_read_returns_what_sqlalchemy_reads(store: SQLStore) -> None:
+    """read_execution (GET /executions/{id}) reads the row and its steps through the
+    driver: the same rows, values and types as SQLAlchemy's selects, steps in seq order."""
+    row = execution_row()
+    await store.create_execution(row, [event_row(row["id"], 1)])
+    steps = [
+        step_row(row["id"], seq=3, step_id="c", step_path="c", completed_at=T0, output='{"x": 1}'),
+        step_row(row["id"], seq=1, step_id="a", step_path="a"),
+        step_row(row["id"], seq=2, step_id="b", step_path="b", suspended=1),
+    ]
+    with store.conn.begin():
+        store.conn.execute(insert(step_executions), steps)
+    found = await store.read_execution(row["id"])
+    assert found is not None
+    fast_row, fast_steps = found
+    with store.reading():
+        core_row = dict(
+            store.conn.execute(select(executions).where(executions.c.id == row["id"]))
+            .one()
+            ._mapping
+        )
+        core_steps = [
+            dict(r._mapping)
+            for r in store.conn.execute(
+                select(step_executions)
+                .where(step_executions.c.execution_id == row["id"])
+                .order_by(step_executions.c.seq)
+            )
+        ]
+    assert fast_row == core_row
+    assert fast_steps == core_steps
+    assert [s["seq"] for s in fast_steps] == [1, 2, 3]
+    assert fast_steps[2]["completed_at"] == T0 and fast_steps[2]["completed_at"].tzinfo is not None
+    assert await store.read_execution("missing") is None

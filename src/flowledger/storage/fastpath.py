@@ -104,16 +104,26 @@ def prepare_update(
 
 
 class PreparedRead:
-    """``SELECT`` every column of a table by primary key, run on the driver's cursor, rows
-    made into dicts through the columns' own result processors (what SQLAlchemy returns)."""
+    """``SELECT`` every column of a table by primary key (or by ``where``, ordered by
+    ``order_by``), run on the driver's cursor, rows made into dicts through the columns'
+    own result processors (what SQLAlchemy returns)."""
 
-    def __init__(self, table: Table, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        table: Table,
+        dialect: Dialect,
+        *,
+        where: str | None = None,
+        order_by: str | None = None,
+    ) -> None:
         quote = dialect.identifier_preparer.quote
         self.columns = tuple(c.name for c in table.columns)
-        [key] = [c.name for c in table.primary_key.columns]
+        if where is None:
+            [where] = [c.name for c in table.primary_key.columns]
+        order = f" ORDER BY {quote(order_by)}" if order_by is not None else ""
         self.sql = (
             f"SELECT {', '.join(quote(c) for c in self.columns)} FROM {quote(table.name)} "  # noqa: S608 - identifiers from our schema
-            f"WHERE {quote(key)} = {_placeholder(dialect)}"
+            f"WHERE {quote(where)} = {_placeholder(dialect)}{order}"
         )
         processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                       for c in table.columns]  # fmt: skip

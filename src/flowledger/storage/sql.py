@@ -101,7 +101,8 @@ class SQLStore(
         self._readers = Lane("flowledger-reader", readers) if readers else self._writer
         self._leases = self._writer
         self._release_sql: PreparedWrite | None = None
-        self._execution_read: PreparedRead | None = None
+        #: Reads through the driver, built on first use (the dialect is set up by then).
+        self._prepared_reads: tuple[PreparedRead, PreparedRead] | None = None
         #: The driver's base error, for the statements that go to the driver directly.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         #: New executions' (and their first events') inserts, by the columns a row has.
@@ -342,19 +343,31 @@ class SQLStore(
     def get_execution(self, execution_id: str) -> Row | None:
         # Through the driver's cursor: SQLAlchemy's statement and result machinery cost
         # several times the read itself, and a worker reads each execution it claims.
-        read = self._execution_read
-        if read is None:
-            read = self._execution_read = PreparedRead(executions, self._engine.dialect)
         with self.reading():
-            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(read.sql, (execution_id,))
-                found = cursor.fetchone()
-            except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-                raise DBAPIError.instance(read.sql, None, exc, self._driver_error) from exc
-            finally:
-                cursor.close()
-        return read.row(found) if found is not None else None
+            found = self._driver_rows(self._reads()[0], execution_id, one=True)
+        return found[0] if found else None
+
+    def _reads(self) -> tuple[PreparedRead, PreparedRead]:
+        """The execution by id, and its steps in ``seq`` order."""
+        if self._prepared_reads is None:
+            dialect = self._engine.dialect
+            self._prepared_reads = (
+                PreparedRead(executions, dialect),
+                PreparedRead(step_executions, dialect, where="execution_id", order_by="seq"),
+            )
+        return self._prepared_reads
+
+    def _driver_rows(self, read: PreparedRead, key: str, *, one: bool = False) -> list[Row]:
+        """``read`` for ``key`` on the driver's cursor, inside the caller's transaction."""
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(read.sql, (key,))
+            found = [cursor.fetchone()] if one else cursor.fetchall()
+        except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
+            raise DBAPIError.instance(read.sql, None, exc, self._driver_error) from exc
+        finally:
+            cursor.close()
+        return [read.row(values) for values in found if values is not None]
 
     @reads
     def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
@@ -377,11 +390,14 @@ class SQLStore(
         # A point read although it reads the steps too: they are found by the index on
         # execution_id, and the document built from them costs the loop as much anyway.
         # Statements built once: building one and its cache key was a tenth of a GET.
+        # Both through the driver's cursor (as get_execution): SQLAlchemy's result
+        # machinery was ~40% of a GET /executions/{id} under load (py-spy).
+        by_id, steps_of = self._reads()
         with self.reading():
-            row = self.conn.execute(_EXECUTION_BY_ID, {"id": execution_id}).first()
-            if row is None:
+            found = self._driver_rows(by_id, execution_id, one=True)
+            if not found:
                 return None
-            return dict(row._mapping), self._step_rows(execution_id)
+            return found[0], self._driver_rows(steps_of, execution_id)
 
     def _step_rows(self, execution_id: str) -> list[Row]:
         return [dict(r._mapping) for r in self.conn.execute(_STEPS_OF, {"id": execution_id})]
@@ -642,7 +658,6 @@ def _unconsumed(execution_id: str) -> ColumnElement[bool]:
     return and_(signals.c.execution_id == execution_id, signals.c.consumed_at.is_(None))
 
 
-_EXECUTION_BY_ID = select(executions).where(executions.c.id == bindparam("id"))
 _STEPS_OF = (
     select(step_executions)
     .where(step_executions.c.execution_id == bindparam("id"))
