@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 import time
@@ -392,12 +393,32 @@ class SQLStore(
         # Statements built once: building one and its cache key was a tenth of a GET.
         # Both through the driver's cursor (as get_execution): SQLAlchemy's result
         # machinery was ~40% of a GET /executions/{id} under load (py-spy).
+        # On PostgreSQL both statements (and the BEGIN) go in one pipeline: one round trip
+        # instead of three before the COMMIT.
         by_id, steps_of = self._reads()
         with self.reading():
-            found = self._driver_rows(by_id, execution_id, one=True)
-            if not found:
-                return None
-            return found[0], self._driver_rows(steps_of, execution_id)
+            driver = self.conn.connection.dbapi_connection
+            assert driver is not None
+            pipeline = (
+                driver.pipeline()
+                if self._engine.dialect.name == "postgresql"
+                else contextlib.nullcontext()
+            )
+            row_cursor, steps_cursor = driver.cursor(), driver.cursor()
+            try:
+                with pipeline:
+                    row_cursor.execute(by_id.sql, (execution_id,))
+                    steps_cursor.execute(steps_of.sql, (execution_id,))
+                    found = row_cursor.fetchone()
+                    steps = steps_cursor.fetchall()
+            except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
+                raise DBAPIError.instance(by_id.sql, None, exc, self._driver_error) from exc
+            finally:
+                row_cursor.close()
+                steps_cursor.close()
+        if found is None:
+            return None
+        return by_id.row(found), [steps_of.row(values) for values in steps]
 
     def _step_rows(self, execution_id: str) -> list[Row]:
         return [dict(r._mapping) for r in self.conn.execute(_STEPS_OF, {"id": execution_id})]
