@@ -14,6 +14,7 @@ DBOS runs when installed: ``pip install -e '.[bench]'``.
 
     .venv/bin/python bench/compare.py        # 3 rounds
     .venv/bin/python bench/compare.py 5
+    .venv/bin/python bench/compare.py --pg 3 # W3 on a throwaway PostgreSQL cluster
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from engine_bench import chain, fan_out, noop
 from floor import sqlite_commit_seconds
@@ -68,7 +70,11 @@ async def flowledger_w2(folder: Path) -> float:
 
 
 async def flowledger_w3(folder: Path) -> float:
-    async with Engine(f"sqlite:///{folder / 'fl.db'}", registry=_registry()) as engine:
+    return await flowledger_w3_at(f"sqlite:///{folder / 'fl.db'}")
+
+
+async def flowledger_w3_at(url: str) -> float:
+    async with Engine(url, registry=_registry()) as engine:
         workflow = engine.load_text(chain(3, "bench.noop"))
         await engine.run(workflow)
         start = time.perf_counter()
@@ -87,7 +93,8 @@ async def flowledger_w3(folder: Path) -> float:
 # -- DBOS Transact ----------------------------------------------------------------------------
 
 
-def _dbos_measures() -> dict[str, Measure] | None:
+def _dbos_measures() -> dict[str, Callable[[Any], Awaitable[float]]] | None:
+    """W1-W3 on a SQLite file in a folder; "W3@" on a system database URL."""
     try:
         from dbos import DBOS
     except ImportError:
@@ -114,8 +121,10 @@ def _dbos_measures() -> dict[str, Measure] | None:
         path = folder / "dbos.db"
         with sqlite3.connect(path) as conn:  # DBOS's fastest SQLite form: WAL
             conn.execute("PRAGMA journal_mode=WAL")
-        DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{path}",
-                     "log_level": "WARNING"})  # fmt: skip
+        return await launched_at(f"sqlite:///{path}", body)
+
+    async def launched_at(url: str, body: Callable[[], Awaitable[int]]) -> float:
+        DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
         DBOS.launch()
         try:
             await dbos_chain(3)  # warm up
@@ -139,16 +148,19 @@ def _dbos_measures() -> dict[str, Measure] | None:
 
         return await launched(folder, body)
 
+    async def w3_body() -> int:
+        handles = [await DBOS.start_workflow_async(dbos_chain, 3) for _ in range(EXECUTIONS)]
+        for handle in handles:
+            await handle.get_result()
+        return EXECUTIONS * 3
+
     async def w3(folder: Path) -> float:
-        async def body() -> int:
-            handles = [await DBOS.start_workflow_async(dbos_chain, 3) for _ in range(EXECUTIONS)]
-            for handle in handles:
-                await handle.get_result()
-            return EXECUTIONS * 3
+        return await launched(folder, w3_body)
 
-        return await launched(folder, body)
+    async def w3_at(url: str) -> float:
+        return await launched_at(url, w3_body)
 
-    return {"W1": w1, "W2": w2, "W3": w3}
+    return {"W1": w1, "W2": w2, "W3": w3, "W3@": w3_at}
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -157,6 +169,36 @@ def _dbos_measures() -> dict[str, Measure] | None:
 async def _timed(measure: Measure) -> float:
     with tempfile.TemporaryDirectory() as folder:
         return await measure(Path(folder))
+
+
+async def main_pg(rounds: int) -> None:
+    """W3 on PostgreSQL: a throwaway local cluster with default durability (fsync=on,
+    synchronous_commit=on), a fresh database for each measure, rounds interleaved."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pg import Cluster, find_bindir  # the same throwaway cluster the tests use
+
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL's initdb is not installed")
+    dbos = _dbos_measures()
+    ours: list[float] = []
+    theirs: list[float] = []
+    cluster = Cluster(bindir, durable=True)
+    try:
+        cluster.start()
+        for _ in range(rounds):
+            ours.append(await flowledger_w3_at(cluster.url(cluster.create_database())))
+            if dbos is not None:
+                theirs.append(await dbos["W3@"](cluster.url(cluster.create_database())))
+    finally:
+        cluster.stop()
+    fl = statistics.median(ours)
+    line = f"W3 {EXECUTIONS} executions x 3 steps, PostgreSQL {fl * 1e6:8.0f} us"
+    if theirs:
+        other = statistics.median(theirs)
+        line += f"   DBOS {other * 1e6:8.0f} us   DBOS/fl {other / fl:.1f}"
+    print(f"{rounds} interleaved rounds, medians (fsync=on, synchronous_commit=on)")
+    print(line, flush=True)
 
 
 async def main(rounds: int) -> None:
@@ -199,8 +241,9 @@ def _version(name: str) -> str:
 
 
 def _run() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    asyncio.run(main(rounds))
+    args = [a for a in sys.argv[1:] if a != "--pg"]
+    rounds = int(args[0]) if args else 3
+    asyncio.run(main_pg(rounds) if "--pg" in sys.argv else main(rounds))
 
 
 if __name__ == "__main__":
