@@ -28,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from engine_bench import chain, fan_out, noop
 from floor import sqlite_commit_seconds
@@ -93,8 +92,12 @@ async def flowledger_w3_at(url: str) -> float:
 # -- DBOS Transact ----------------------------------------------------------------------------
 
 
-def _dbos_measures() -> dict[str, Callable[[Any], Awaitable[float]]] | None:
-    """W1-W3 on a SQLite file in a folder; "W3@" on a system database URL."""
+#: W3 on a database URL (PostgreSQL).
+AtUrl = Callable[[str], Awaitable[float]]
+
+
+def _dbos_measures() -> tuple[dict[str, Measure], AtUrl] | None:
+    """W1-W3 on a SQLite file in a folder, and W3 on a system database URL."""
     try:
         from dbos import DBOS
     except ImportError:
@@ -160,7 +163,7 @@ def _dbos_measures() -> dict[str, Callable[[Any], Awaitable[float]]] | None:
     async def w3_at(url: str) -> float:
         return await launched_at(url, w3_body)
 
-    return {"W1": w1, "W2": w2, "W3": w3, "W3@": w3_at}
+    return {"W1": w1, "W2": w2, "W3": w3}, w3_at
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ async def main_pg(rounds: int) -> None:
         for _ in range(rounds):
             ours.append(await flowledger_w3_at(cluster.url(cluster.create_database())))
             if dbos is not None:
-                theirs.append(await dbos["W3@"](cluster.url(cluster.create_database())))
+                theirs.append(await dbos[1](cluster.url(cluster.create_database())))
     finally:
         cluster.stop()
     fl = statistics.median(ours)
@@ -211,7 +214,7 @@ async def main(rounds: int) -> None:
         for workload, measure in ours.items():
             results[workload]["fl"].append(await _timed(measure))
             if dbos is not None:
-                results[workload]["dbos"].append(await _timed(dbos[workload]))
+                results[workload]["dbos"].append(await _timed(dbos[0][workload]))
     floor = statistics.median(floors)
     versions = ", ".join(
         f"{name} {_version(name)}" for name in ("flowledger", "sqlalchemy", "pydantic", "dbos")

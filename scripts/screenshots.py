@@ -18,16 +18,8 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "screenshots"
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(REPO))
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - the tests' own browser set-up
 
 ORDERS = """
 name: order-fulfilment
@@ -139,7 +131,7 @@ def main() -> None:
                 json={"input": {"customer": customer, "lines": ["X-1"]}},
             )
         with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for scheme in ("light", "dark"):
                 context = browser.new_context(
                     base_url=url, viewport={"width": 1280, "height": 900}, color_scheme=scheme

@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "config": 0,
     "logs": 0,
     "traceparent": 0,
+    "lazy": 0,
     "templates": 1,
     "steps": 2,
     "definition": 3,
@@ -52,6 +53,7 @@ LEAF_ORDER = [
     "codec",
     "logs",
     "traceparent",
+    "lazy",
 ]
 
 

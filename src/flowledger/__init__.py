@@ -5,7 +5,9 @@ layer the CLI and the HTTP API call); everything else is internal and may change
 tests/app/test_exports.py pins both lists.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from flowledger.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from flowledger.definition.compiled import CompiledWorkflow
@@ -66,15 +68,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowledger' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("flowledger", _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

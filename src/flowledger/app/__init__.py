@@ -9,7 +9,9 @@ Errors are flowledger's: :class:`NotFoundError`,
 the runtime raises. Package arrows: definition → storage → runtime → app → faces.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from flowledger.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from flowledger.app.application import App, upgrade_database
@@ -264,15 +266,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowledger.app' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("flowledger.app", _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

@@ -33,14 +33,19 @@ def _forget() -> None:
 os.register_at_fork(after_in_child=_forget)
 
 
-def random_uuid() -> str:
-    """A random UUID (version 4) as text, like ``str(uuid.uuid4())``."""
+def _random_hex(digits: int) -> str:
+    """``digits`` random hex digits, cut from this thread's batch of ``os.urandom``."""
     state = _state
     at = state.at
-    if at + 32 > len(state.hex):
+    if at + digits > len(state.hex):
         state.hex, at = os.urandom(16 * _BATCH).hex(), 0
-    h = state.hex[at : at + 32]
-    state.at = at + 32
+    state.at = at + digits
+    return state.hex[at : at + digits]
+
+
+def random_uuid() -> str:
+    """A random UUID (version 4) as text, like ``str(uuid.uuid4())``."""
+    h = _random_hex(32)
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
 
 
@@ -48,11 +53,6 @@ def ordered_uuid() -> str:
     """A time-ordered UUID (version 7, RFC 9562): the Unix time in milliseconds, then
     12 bits of the sub-millisecond fraction (its method 3), then 62 random bits."""
     ms, sub = divmod(time.time_ns(), 1_000_000)
-    state = _state
-    at = state.at
-    if at + 16 > len(state.hex):
-        state.hex, at = os.urandom(16 * _BATCH).hex(), 0
-    h = state.hex[at : at + 16]
-    state.at = at + 16
+    h = _random_hex(16)
     t = f"{(ms & 0xFFFF_FFFF_FFFF) << 12 | sub * 4096 // 1_000_000:015x}"
     return f"{t[:8]}-{t[8:12]}-7{t[12:]}-{_VARIANT[int(h[0], 16)]}{h[1:4]}-{h[4:16]}"

@@ -8,11 +8,12 @@ columns' own SQLAlchemy type processors so the stored form is identical.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Dialect, Table
+from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.types import TypeEngine
 
 from flowledger.storage.schema import UTCDateTime
@@ -101,6 +102,20 @@ def prepare_update(
     processors = _processors(table, names, dialect)  # also proves every column exists
     sql = f"UPDATE {quote(table.name)} SET {sets} WHERE {conds}"  # noqa: S608 - identifiers from our schema
     return PreparedWrite(sql, names, processors)
+
+
+def driver_pipeline(conn: Connection) -> contextlib.AbstractContextManager[object]:
+    """PostgreSQL: the driver-cursor statements sent inside it go out in one pipeline, one
+    round trip together instead of one each (psycopg's executemany rides a pipeline
+    already open; a fetch inside it sends what is queued). Errors, a constraint's
+    included, are raised at the latest when it ends, still inside the transaction.
+    SQLAlchemy statements stay outside it: they read results as they go. Elsewhere
+    (sqlite3 has no pipeline) it does nothing."""
+    if conn.dialect.name != "postgresql":
+        return contextlib.nullcontext()
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    return cast("contextlib.AbstractContextManager[object]", driver.pipeline())
 
 
 class PreparedRead:

@@ -35,7 +35,13 @@ from flowledger.storage.artifacts import SQLArtifactStore
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 from flowledger.storage.counts import SQLCountStore
 from flowledger.storage.entities import SQLEntityStore
-from flowledger.storage.fastpath import PreparedRead, PreparedWrite, prepare_insert, prepare_update
+from flowledger.storage.fastpath import (
+    PreparedRead,
+    PreparedWrite,
+    driver_pipeline,
+    prepare_insert,
+    prepare_update,
+)
 from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
@@ -345,7 +351,7 @@ class SQLStore(
         # Through the driver's cursor: SQLAlchemy's statement and result machinery cost
         # several times the read itself, and a worker reads each execution it claims.
         with self.reading():
-            found = self._driver_rows(self._reads()[0], execution_id, one=True)
+            [found] = self._driver_reads([(self._reads()[0], execution_id)])
         return found[0] if found else None
 
     def _reads(self) -> tuple[PreparedRead, PreparedRead]:
@@ -358,17 +364,29 @@ class SQLStore(
             )
         return self._prepared_reads
 
-    def _driver_rows(self, read: PreparedRead, key: str, *, one: bool = False) -> list[Row]:
-        """``read`` for ``key`` on the driver's cursor, inside the caller's transaction."""
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    def _driver_reads(self, reads: Sequence[tuple[PreparedRead, str]]) -> list[list[Row]]:
+        """Each ``(read, key)``'s rows, on the driver's cursors inside the caller's
+        transaction; on PostgreSQL all sent in one pipeline (one round trip)."""
+        conn = self.conn
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        cursors = [driver.cursor() for _ in reads]
         try:
-            cursor.execute(read.sql, (key,))
-            found = [cursor.fetchone()] if one else cursor.fetchall()
+            # A lone statement gains nothing from a pipeline (a worker's get_execution).
+            with driver_pipeline(conn) if len(reads) > 1 else contextlib.nullcontext():
+                for cursor, (read, key) in zip(cursors, reads, strict=True):
+                    cursor.execute(read.sql, (key,))
+                found = [cursor.fetchall() for cursor in cursors]
         except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-            raise DBAPIError.instance(read.sql, None, exc, self._driver_error) from exc
+            sql = "; ".join(read.sql for read, _ in reads)
+            raise DBAPIError.instance(sql, None, exc, self._driver_error) from exc
         finally:
-            cursor.close()
-        return [read.row(values) for values in found if values is not None]
+            for cursor in cursors:
+                cursor.close()
+        return [
+            [read.row(values) for values in rows]
+            for (read, _), rows in zip(reads, found, strict=True)
+        ]
 
     @reads
     def find_executions(self, prefix: str, limit: int = 2) -> list[str]:
@@ -391,34 +409,12 @@ class SQLStore(
         # A point read although it reads the steps too: they are found by the index on
         # execution_id, and the document built from them costs the loop as much anyway.
         # Statements built once: building one and its cache key was a tenth of a GET.
-        # Both through the driver's cursor (as get_execution): SQLAlchemy's result
-        # machinery was ~40% of a GET /executions/{id} under load (py-spy).
-        # On PostgreSQL both statements (and the BEGIN) go in one pipeline: one round trip
-        # instead of three before the COMMIT.
+        # Both through the driver (as get_execution): SQLAlchemy's result machinery was
+        # ~40% of a GET /executions/{id} under load (py-spy); one round trip on PostgreSQL.
         by_id, steps_of = self._reads()
         with self.reading():
-            driver = self.conn.connection.dbapi_connection
-            assert driver is not None
-            pipeline = (
-                driver.pipeline()
-                if self._engine.dialect.name == "postgresql"
-                else contextlib.nullcontext()
-            )
-            row_cursor, steps_cursor = driver.cursor(), driver.cursor()
-            try:
-                with pipeline:
-                    row_cursor.execute(by_id.sql, (execution_id,))
-                    steps_cursor.execute(steps_of.sql, (execution_id,))
-                    found = row_cursor.fetchone()
-                    steps = steps_cursor.fetchall()
-            except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-                raise DBAPIError.instance(by_id.sql, None, exc, self._driver_error) from exc
-            finally:
-                row_cursor.close()
-                steps_cursor.close()
-        if found is None:
-            return None
-        return by_id.row(found), [steps_of.row(values) for values in steps]
+            found, steps = self._driver_reads([(by_id, execution_id), (steps_of, execution_id)])
+        return (found[0], steps) if found else None
 
     def _step_rows(self, execution_id: str) -> list[Row]:
         return [dict(r._mapping) for r in self.conn.execute(_STEPS_OF, {"id": execution_id})]

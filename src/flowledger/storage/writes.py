@@ -8,16 +8,20 @@ go out as a few ``executemany`` calls — which psycopg pipelines into one round
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert, select, update
 
 from flowledger.errors import LeaseLostError
 from flowledger.storage.base import Batch, Row
-from flowledger.storage.fastpath import PreparedWrite, prepare_insert, prepare_update
+from flowledger.storage.fastpath import (
+    PreparedWrite,
+    driver_pipeline,
+    prepare_insert,
+    prepare_update,
+)
 from flowledger.storage.outbox import outbox_params, prepare_outbox
 from flowledger.storage.schema import events, executions, signals, step_executions
 from flowledger.storage.schema_ops import step_logs
@@ -81,7 +85,7 @@ class BatchWriter:
     ) -> None:
         # One driver cursor for the round (finding it through SQLAlchemy costs per call).
         cursor = cursor if cursor is not None else self._cursor(conn)
-        with self._pipeline(conn):
+        with driver_pipeline(conn):
             if not execution_written:
                 changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
                 self._update(cursor, executions, "executions", changed)
@@ -153,18 +157,6 @@ class BatchWriter:
                 prepared = prepare_update(table, columns, ("id",), self._dialect)
                 self._prepared[key] = prepared
             cursor.executemany(prepared.sql, [prepared.params(r) for r in group])
-
-    def _pipeline(self, conn: Connection) -> contextlib.AbstractContextManager[object]:
-        """PostgreSQL: the round's driver-cursor writes in one pipeline, so they cost one
-        round trip together instead of one each (psycopg's executemany rides a pipeline
-        already open). Errors, a constraint's included, are raised when it ends, still
-        inside the transaction. SQLAlchemy statements stay outside it: they read results
-        (rowcount, description) as they go."""
-        if self._dialect.name != "postgresql":
-            return contextlib.nullcontext()
-        driver = conn.connection.dbapi_connection
-        assert driver is not None
-        return cast("contextlib.AbstractContextManager[object]", driver.pipeline())
 
     def _cursor(self, conn: Connection) -> Any:
         """The driver's own cursor, inside the transaction SQLAlchemy (or the driver) began.
