@@ -364,7 +364,7 @@ class SQLStore(
             )
         return self._prepared_reads
 
-    def _driver_reads(self, reads: Sequence[tuple[PreparedRead, str]]) -> list[list[Row]]:
+    def _driver_reads(self, reads: Sequence[tuple[PreparedRead, object]]) -> list[list[Row]]:
         """Each ``(read, key)``'s rows, on the driver's cursors inside the caller's
         transaction; on PostgreSQL all sent in one pipeline (one round trip)."""
         conn = self.conn
