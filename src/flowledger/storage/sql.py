@@ -257,6 +257,17 @@ class SQLStore(
         with self.reading():
             return [(_version(r._mapping), r.pushed_at) for r in self.conn.execute(query)]
 
+    @reads
+    def active_workflow_ids(self) -> list[tuple[str, datetime]]:
+        w = workflows
+        query = (
+            select(w.c.version_id, w.c.pushed_at)
+            .where(w.c.disabled_at.is_(None))
+            .order_by(w.c.name)
+        )
+        with self.reading():
+            return [(r.version_id, r.pushed_at) for r in self.conn.execute(query)]
+
     # -- executions ---------------------------------------------------------------------------
 
     async def create_execution(
