@@ -32,4 +32,5 @@ async def test_another_process_pushes_and_disables_show_at_once(
     # The same versions, push times and definitions as the store's full read.
     full = await engine.store.active_workflows()
     assert [(v, at) for v, at, _ in found] == full
-    assert [w.document for _, _, w in found][0]["steps"][0]["input"] == {"value": 2}
+    alpha = found[0][2].document
+    assert alpha["steps"][0]["input"] == {"value": 2}
