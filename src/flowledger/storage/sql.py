@@ -311,16 +311,21 @@ class SQLStore(
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             for row in rows:
-                key = (table.name, tuple(row))
-                prepared = self._creates.get(key)
-                if prepared is None:
-                    prepared = prepare_insert(table, key[1], self._engine.dialect)
-                    self._creates[key] = prepared
+                prepared = self._row_insert(table, row)
                 cursor.execute(prepared.sql, prepared.params(row))
         except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
             raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
         finally:
             cursor.close()
+
+    def _row_insert(self, table: Table, row: Row) -> PreparedWrite:
+        """The INSERT of the columns ``row`` has, prepared once per set of columns."""
+        key = (table.name, tuple(row))
+        prepared = self._creates.get(key)
+        if prepared is None:
+            prepared = prepare_insert(table, key[1], self._engine.dialect)
+            self._creates[key] = prepared
+        return prepared
 
     @reads
     def find_by_trigger_key(self, trigger_key: str) -> str | None:

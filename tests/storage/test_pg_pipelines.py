@@ -1,0 +1,135 @@
+"""PostgreSQL's rounds in one round trip (storage.pgwrites): BEGIN, the fence, the writes
+and COMMIT in one pipeline; a failed fence falls back to BatchWriter. And what a new
+execution's insert does on PostgreSQL when its trigger key or id is taken."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from flowledger.errors import LeaseLostError
+from flowledger.storage import Batch
+from flowledger.storage.postgres import PostgresStore
+from tests.storage.conftest import T0, event_row, execution_row, new_execution, step_row
+
+pytestmark = pytest.mark.postgresql
+
+LEASE = timedelta(minutes=5)
+GONE = timedelta(seconds=-1)
+
+
+@pytest.fixture
+async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore(pg_url)
+    await store.initialize()
+    yield store
+    await store.close()
+
+
+async def _owned(store: PostgresStore) -> tuple[str, int]:
+    execution_id = await new_execution(store)
+    epoch = await store.acquire_lease(execution_id, "w", LEASE)
+    assert epoch is not None
+    return execution_id, epoch
+
+
+async def _taken_over(store: PostgresStore) -> tuple[str, int]:
+    """An execution whose lease passed from owner a (epoch returned) to owner b."""
+    execution_id = await new_execution(store)
+    old = await store.acquire_lease(execution_id, "a", GONE)
+    assert old is not None
+    assert await store.acquire_lease(execution_id, "b", LEASE) is not None
+    return execution_id, old
+
+
+def _round(execution_id: str, epoch: int) -> Batch:
+    step = step_row(execution_id)
+    return Batch(
+        execution_id,
+        epoch,
+        execution={"runtime_status": "InProgress", "event_seq": 2},
+        insert_steps=[step],
+        events=[event_row(execution_id, 1), event_row(execution_id, 2, kind="StepStarted")],
+        step_logs=[{"execution_id": execution_id, "step_execution_id": step["id"],
+                    "step_id": "a", "attempt": 1, "at": T0, "level": "INFO",
+                    "message": '"hi"'}],
+    )  # fmt: skip
+
+
+async def _writer_transaction_status(store: PostgresStore) -> int:
+    def status() -> int:
+        driver = store.conn.connection.dbapi_connection
+        assert isinstance(driver, psycopg.Connection)
+        return int(driver.info.transaction_status)
+
+    return await store._writer.run(status)
+
+
+async def test_a_group_is_written_and_committed_by_its_pipeline(pg: PostgresStore) -> None:
+    owned = [await _owned(pg) for _ in range(4)]
+    await asyncio.gather(*(pg.commit(group=True, batch=_round(i, e)) for i, e in owned))
+    for execution_id, _ in owned:
+        row = await pg.get_execution(execution_id)
+        assert row is not None and row["runtime_status"] == "InProgress"
+        assert row["event_seq"] == 2
+        assert len(await pg.get_step_executions(execution_id)) == 1
+        assert [e["seq"] for e in await pg.get_events(execution_id)] == [1, 2]
+    # The COMMIT went out in the pipeline: no transaction is left open on the writer.
+    assert await _writer_transaction_status(pg) == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_a_lone_round_under_a_lost_lease_is_refused(pg: PostgresStore) -> None:
+    lost_id, old = await _taken_over(pg)
+    with pytest.raises(LeaseLostError):
+        await pg.commit(group=True, batch=_round(lost_id, old))
+    assert await pg.get_step_executions(lost_id) == []
+    assert await pg.get_events(lost_id) == []
+    row = await pg.get_execution(lost_id)
+    assert row is not None and row["runtime_status"] == "NotStarted"
+    # The failed fence left the connection usable: the next round commits.
+    good_id, epoch = await _owned(pg)
+    await pg.commit(group=True, batch=_round(good_id, epoch))
+    assert len(await pg.get_step_executions(good_id)) == 1
+
+
+async def test_a_failed_fence_writes_nothing_of_the_lost_rounds_and_all_of_the_others(
+    pg: PostgresStore,
+) -> None:
+    good = [await _owned(pg) for _ in range(3)]
+    lost = [await _taken_over(pg) for _ in range(2)]
+    results = await asyncio.gather(
+        *(pg.commit(group=True, batch=_round(i, e)) for i, e in [*good, *lost]),
+        return_exceptions=True,
+    )
+    assert results[:3] == [None, None, None]
+    assert all(isinstance(r, LeaseLostError) for r in results[3:])
+    for execution_id, _ in good:
+        assert len(await pg.get_step_executions(execution_id)) == 1
+        assert len(await pg.get_events(execution_id)) == 2
+    for execution_id, _ in lost:
+        assert await pg.get_step_executions(execution_id) == []
+        assert await pg.get_events(execution_id) == []
+
+
+async def test_a_used_trigger_key_answers_with_the_first_execution(pg: PostgresStore) -> None:
+    first = execution_row(trigger_key="tick:1")
+    again = execution_row(trigger_key="tick:1")
+    assert await pg.create_execution(first, []) == first["id"]
+    assert await pg.create_execution(again, [event_row(again["id"], 1)]) == first["id"]
+    assert await pg.get_execution(again["id"]) is None
+    assert await pg.get_events(again["id"]) == []
+    # The refused insert was rolled back: the next one commits.
+    assert await pg.create_execution(other := execution_row(), []) == other["id"]
+
+
+async def test_a_duplicate_id_is_refused_as_sqlalchemy_raises_it(pg: PostgresStore) -> None:
+    row = execution_row()
+    await pg.create_execution(row, [])
+    with pytest.raises(IntegrityError):
+        await pg.create_execution(execution_row(id=row["id"]), [])
+    assert await pg.create_execution(other := execution_row(), []) == other["id"]
