@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Table
@@ -29,13 +30,25 @@ class PreparedWrite:
         self.columns = tuple(columns)
         # Only some columns (timestamps) need converting; skip the rest cheaply.
         self._converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+        # The row's values in column order, picked in C (a tuple even for one column).
+        self._pick: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*self.columns) if len(self.columns) > 1 else _one(self.columns[0])
+        )
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        values = [row[name] for name in self.columns]
-        for i, proc in self._converted:
-            if values[i] is not None:
-                values[i] = proc(values[i])
-        return tuple(values)  # the driver API wants tuples
+        values = self._pick(row)
+        converted = self._converted
+        if not converted:
+            return values  # the driver API wants tuples
+        listed = list(values)
+        for i, proc in converted:
+            if listed[i] is not None:
+                listed[i] = proc(listed[i])
+        return tuple(listed)
+
+
+def _one(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda row: (row[name],)
 
 
 def _placeholder(dialect: Dialect) -> str:

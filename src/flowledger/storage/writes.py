@@ -147,16 +147,19 @@ class BatchWriter:
 
     def _update(self, cursor: Any, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
+        # By the row's keys as they come (rows built alike list them alike): no sort per row.
         groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
         for row in rows:
-            groups[tuple(sorted(k for k in row if k != "id"))].append(row)
-        for columns, group in groups.items():
-            key = (tag, *columns)
+            groups[tuple(row)].append(row)
+        for keys, group in groups.items():
+            key = (tag, *keys)
             prepared = self._prepared.get(key)
             if prepared is None:
+                columns = tuple(k for k in keys if k != "id")
                 prepared = prepare_update(table, columns, ("id",), self._dialect)
                 self._prepared[key] = prepared
-            cursor.executemany(prepared.sql, [prepared.params(r) for r in group])
+            params = prepared.params
+            cursor.executemany(prepared.sql, [params(r) for r in group])
 
     def _cursor(self, conn: Connection) -> Any:
         """The driver's own cursor, inside the transaction SQLAlchemy (or the driver) began.
