@@ -542,6 +542,8 @@ class ExecutionRunner:
     # -- timers -------------------------------------------------------------------------------
 
     def _fire_due_timers(self) -> None:
+        if not self.timers:
+            return
         now = self.clock.now()
         while self.timers and self.timers[0][0] <= now and not self.status.terminal:
             _, _, kind, run = heapq.heappop(self.timers)
