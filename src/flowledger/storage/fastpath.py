@@ -75,20 +75,23 @@ def sqlite_utc_text(value: datetime) -> str:
     if value.tzinfo is not UTC:
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
     # The clock's own timestamps (UTC): isoformat ends in "+00:00".
-    text = _recent.get(value)
-    if text is None:
-        text = value.isoformat(" ")[:-6]
-        if len(_recent) >= _RECENT:
-            _recent.clear()
-        _recent[value] = text
+    seen = _recent.get(id(value))
+    if seen is not None and seen[0] is value:
+        return seen[1]
+    text = value.isoformat(" ")[:-6]
+    if len(_recent) >= _RECENT:
+        _recent.clear()
+    _recent[id(value)] = (value, text)
     return text
 
 
 #: UTC timestamps converted lately: a round writes the same few instants several times (a
-#: step's start in its row and its event; the previous start again in its update). Only
-#: UTC keys (no fold: equal keys are the same instant); the dict's own operations are
-#: atomic, so the writer thread and the loop may share it.
-_recent: dict[datetime, str] = {}
+#: step's start in its row and its event; the previous start again in its update), and
+#: always as the same object. Keyed by identity (hashing an aware datetime costs more than
+#: a third of formatting it); each entry keeps its object alive, so an id is never reused
+#: while it is a key. The dict's own operations are atomic, so the writer thread and the
+#: loop may share it.
+_recent: dict[int, tuple[datetime, str]] = {}
 _RECENT = 64
 
 
