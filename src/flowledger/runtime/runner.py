@@ -288,28 +288,31 @@ class ExecutionRunner:
         self._wakeup.set()
 
     async def _wait(self) -> None:
-        timeout: float | None = self.inbox.seconds_to_next()
-        if self.timers:
-            next_timer = (self.timers[0][0] - self.clock.now()).total_seconds()
-            timeout = max(0.0, min(self.inbox.seconds_to_next(), next_timer))
-        if self.draining:
-            timeout = None  # timers belong to whoever owns the execution next
-        idle = not self.tasks and not self._finished and not self.timers
-        if idle and not self.draining and not self.children.waiting and not self.inputs.waiting:
-            self._fail_execution(
-                {"message": "the execution has nothing left to run but is not finished"}
-            )
-            return
-        if not self._finished:
+        if self._finished:
+            # Steps already ended (most often in their first step, see _launch): nothing to
+            # wait for, but give the loop's other work (other executions, the lease keeper,
+            # HTTP) a turn now and then, since such steps never make this wait yield.
+            if time.monotonic() >= self._turn_due:
+                await asyncio.sleep(0)
+                self._turn_due = time.monotonic() + TURN_EVERY
+        else:
+            poll = self.inbox.seconds_to_next()
+            timeout: float | None = poll
+            if self.timers:
+                next_timer = (self.timers[0][0] - self.clock.now()).total_seconds()
+                timeout = max(0.0, min(poll, next_timer))
+            if self.draining:
+                timeout = None  # timers belong to whoever owns the execution next
+            idle = not self.tasks and not self.timers and not self.draining
+            if idle and not self.children.waiting and not self.inputs.waiting:
+                self._fail_execution(
+                    {"message": "the execution has nothing left to run but is not finished"}
+                )
+                return
             self._wakeup.clear()  # drain() sets it again to cut the wait short
             if timeout is not None:
                 self._arm(timeout)
             await self._wakeup.wait()
-            self._turn_due = time.monotonic() + TURN_EVERY
-        elif time.monotonic() >= self._turn_due:
-            # Steps that end in their first step never make this wait yield: give the
-            # loop's other work (other executions, the lease keeper, HTTP) a turn now and then.
-            await asyncio.sleep(0)
             self._turn_due = time.monotonic() + TURN_EVERY
         while self._finished:
             task = self._finished.popleft()

@@ -56,10 +56,10 @@ class BatchWriter:
     def _apply_one(self, conn: Connection, batch: Batch) -> BaseException | None:
         """One round alone: a single conditional UPDATE is both the fence and the write."""
         values = batch.execution or {"lease_epoch": batch.epoch}
-        key = ("fence", *sorted(values))
+        key = ("fence", *values)  # a round lists its columns alike each time: no sort
         fence = self._prepared.get(key)
         if fence is None:
-            fence = prepare_update(executions, tuple(sorted(values)), ("id", "lease_epoch"),
+            fence = prepare_update(executions, tuple(values), ("id", "lease_epoch"),
                                    self._dialect)  # fmt: skip
             self._prepared[key] = fence
         row = {**values, "id": batch.execution_id, "lease_epoch": batch.epoch}
