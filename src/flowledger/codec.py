@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -28,6 +28,12 @@ REDACTED = "***"
 _ENCODE = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
 ).encode
+# The C encoder that ``_ENCODE`` builds per call, called directly (the encoder's two Python
+# frames cost about as much as encoding a step's small input); None without the C module.
+_C_ENCODER: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_C_STRINGS = json.encoder.encode_basestring
 #: Values shorter than this are not searched inside base64 text (too many false hits).
 _MIN_BASE64_CHARS = 6
 
@@ -148,7 +154,12 @@ def _dump(value: Any) -> str:
     """Compact JSON; NaN and infinities (from a step's output) become null, so what is
     stored, and every document printed from it, is strict JSON."""
     try:
-        return _ENCODE(value)
+        if _C_ENCODER is None:
+            return _ENCODE(value)
+        # The arguments JSONEncoder.iterencode passes for _ENCODE's options (a fresh
+        # circular-reference memo each call).
+        encode = _C_ENCODER({}, str, _C_STRINGS, None, ":", ",", False, False, False)
+        return "".join(encode(value, 0))
     except ValueError:  # NaN or Infinity from a step: stored JSON stays strict JSON
         return _ENCODE(_finite(value))
 

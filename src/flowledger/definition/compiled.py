@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from flowledger.definition.models import StepSpec, WorkflowSpec
@@ -44,7 +45,7 @@ class CompiledStep:
     def type_name(self) -> str:
         return self.step_type.name
 
-    @property
+    @cached_property  # read several times for every step run (ids, rows, task names)
     def path(self) -> str:
         """Where the step sits: ``process_items/enrich`` for a loop body step."""
         return "/".join((*self.scope, self.id))

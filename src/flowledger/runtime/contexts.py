@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flowledger.codec import Codec
@@ -44,6 +45,7 @@ class StepContexts:
         self.depth = depth
         self.codec = codec
         self.secrets = SecretsView(codec)
+        self._bound_entities: EntityAccess | None = None
 
     def template(self, scope: Scope) -> dict[str, Any]:
         return template_context(
@@ -86,27 +88,40 @@ class StepContexts:
         return StepLogger(log, extra, run.logs, self.services.step_log_level, clock.now)
 
     def _entities(self, execution_id: str) -> EntityAccess | None:
-        bind = self.services.entities_for
-        return bind(execution_id, self.depth) if bind else None
+        # One binding serves every step of the execution (it holds only the execution).
+        if self._bound_entities is None:
+            bind = self.services.entities_for
+            self._bound_entities = bind(execution_id, self.depth) if bind else None
+        return self._bound_entities
 
     def _artifacts(self, execution_id: str, run: StepExecution) -> ArtifactAccess | None:
         bind = self.services.artifacts_for
         if bind is None:
             return None
-        return RedactingArtifacts(bind(execution_id, run.id, run.step.id), self.codec)
+        return RedactingArtifacts(bind, (execution_id, run.id, run.step.id), self.codec)
 
 
 class RedactingArtifacts:
     """A step's artifacts with known secret values redacted from names and bytes (a
-    saved response body that echoes a token): the codec's net, on files."""
+    saved response body that echoes a token): the codec's net, on files. Bound to the
+    step on its first save (most steps save none)."""
 
-    def __init__(self, inner: ArtifactAccess, codec: Codec) -> None:
-        self._inner = inner
+    def __init__(
+        self,
+        bind: Callable[[str, str, str], ArtifactAccess],
+        step: tuple[str, str, str],
+        codec: Codec,
+    ) -> None:
+        self._bind = bind
+        self._step = step
+        self._inner: ArtifactAccess | None = None
         self._codec = codec
 
     async def save(
         self, name: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> dict[str, Any]:
+        if self._inner is None:
+            self._inner = self._bind(*self._step)
         return await self._inner.save(
             self._codec.redact(name), self._codec.redact_bytes(data), content_type
         )

@@ -63,9 +63,11 @@ def retry_delay(run: StepExecution, now: datetime) -> timedelta | None:
 
 def normalize_output(step: CompiledStep, result: Any) -> Any:
     """Plain JSON data, checked against the step type's output model when it has one."""
+    model = step.step_type.output_model
+    if model is None and type(result) is dict:
+        return result  # the common case, without BaseModel's abstract-class isinstance
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json")
-    model = step.step_type.output_model
     if model is not None:
         return model.model_validate(result).model_dump(mode="json")
     return result

@@ -138,15 +138,10 @@ class Journal:
         batch = self._links
         batch.epoch = self.epoch
         for run in self._dirty.values():
-            row = self._row(run)
-            stored = run.input if run.stored_input is None else run.stored_input
             if not run.persisted:
-                row["input"] = self.codec.dumps(stored)
-                batch.insert_steps.append(self._insert_row(run, row))
+                batch.insert_steps.append(self._insert_row(run))
             else:
-                if not run.input_stored:
-                    row["input"] = self.codec.dumps(stored)
-                batch.update_steps.append(row)
+                batch.update_steps.append(self._update_row(run))
             if run.logs is not None and run.logs.pending:
                 self._logs(batch, run)
         now = self.clock.now()
@@ -182,32 +177,53 @@ class Journal:
                 }
             )
 
-    def _row(self, run: StepExecution) -> Row:
+    def _update_row(self, run: StepExecution) -> Row:
+        """What can change in a written step row (never its key columns, ``attempt``
+        included: an UPDATE naming an indexed column rewrites that index's entry)."""
+        row = self._changing(run)
+        if not run.input_stored:
+            stored = run.input if run.stored_input is None else run.stored_input
+            row["input"] = self.codec.dumps(stored)
+        return row
+
+    def _insert_row(self, run: StepExecution) -> Row:
+        step = run.step
+        stored = run.input if run.stored_input is None else run.stored_input
+        row = self._changing(run)
+        row.update(
+            {
+                "attempt": run.attempt,
+                "input": self.codec.dumps(stored),
+                "execution_id": self.execution_id,
+                "seq": run.seq,
+                "step_id": step.id,
+                "step_path": step.path,
+                "loop_key": run.scope.key,
+                "type": step.type_name,
+                "idempotency_key": run.idempotency_key,
+            }
+        )
+        return row
+
+    def _changing(self, run: StepExecution) -> Row:
         dumps = self.codec.dumps
         return {
             "id": run.id,
             "status": str(run.status),
-            "attempt": run.attempt,
             "started_at": run.started_at,
             "completed_at": run.completed_at,
             "failed_at": run.failed_at,
             "due_at": run.due_at,
             "wake_at": run.wake_at,
             "suspended": 1 if run.suspended else 0,
-            "output": run.output_json if run.output_json is not None else dumps(run.output),
-            "error": dumps(run.error),
-            "state": dumps(run.state),
+            "output": _output_json(run, dumps),
+            "error": None if run.error is None else dumps(run.error),
+            "state": None if run.state is None else dumps(run.state),
             "children": dumps(run.children) if run.children else None,
         }
 
-    def _insert_row(self, run: StepExecution, row: Row) -> Row:
-        return {
-            **row,
-            "execution_id": self.execution_id,
-            "seq": run.seq,
-            "step_id": run.step.id,
-            "step_path": run.step.path,
-            "loop_key": run.scope.key,
-            "type": run.step.type_name,
-            "idempotency_key": run.idempotency_key,
-        }
+
+def _output_json(run: StepExecution, dumps: Callable[[Any], str | None]) -> str | None:
+    if run.output_json is not None:
+        return run.output_json
+    return None if run.output is None else dumps(run.output)

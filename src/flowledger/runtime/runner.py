@@ -17,8 +17,9 @@ import hashlib
 import heapq
 import itertools
 import logging
+import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.contexts import StepContexts
 from flowledger.runtime.datastore import stored_input
 from flowledger.runtime.drivers import build_drivers, driver_of
+from flowledger.runtime.eager import start_eagerly
 from flowledger.runtime.handlers import (
     describe,
     duration_detail,
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Activations per round before committing, so one round's batch stays bounded.
 MAX_ROUND = 2000
+#: Seconds a runner whose steps end without waiting may go without yielding to the loop.
+TURN_EVERY = 0.002
 
 
 class ExecutionRunner:
@@ -118,9 +122,12 @@ class ExecutionRunner:
         self.root = Scope(key="", graph=workflow.graph, parent=None, loops={})
         self.ready: deque[tuple[Scope, CompiledStep]] = deque()
         self.to_launch: list[StepExecution] = []
-        self.tasks: dict[asyncio.Task[Any], StepExecution] = {}
+        #: Running steps: a handler's task, or a done future when it ended in its first step.
+        self.tasks: dict[asyncio.Future[Any], StepExecution] = {}
         # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
-        self._finished: deque[asyncio.Task[Any]] = deque()
+        self._finished: deque[asyncio.Future[Any]] = deque()
+        #: When _wait, finding steps already finished, gives the loop a turn anyway.
+        self._turn_due = 0.0
         self._wakeup = asyncio.Event()
         #: The one wake-up timer, kept across waits (see ``_arm``).
         self._timer: asyncio.TimerHandle | None = None
@@ -266,42 +273,47 @@ class ExecutionRunner:
         for run in self.to_launch:
             if run.status == StepStatus.IN_PROGRESS:
                 work = self.drivers[run.step.step_type.kind].invoke(run)
-                task = asyncio.create_task(self._tracked(work), name=f"step {run.step.path}")
-                self.tasks[task] = run
+                # Its first step runs now (runtime.eager): a handler that returns without
+                # waiting costs no loop turn, and is collected by the next _wait.
+                running = start_eagerly(work, f"step {run.step.path}", self._ended)
+                self.tasks[running] = run
+                if running.done():
+                    self._finished.append(running)
         self.to_launch = []
 
-    async def _tracked(self, work: Coroutine[Any, Any, Any]) -> Any:
-        """Run a step's work and hand its task to the wait in the loop turn it ends in.
-
-        A done callback would run one turn later, and wake the wait one turn after that:
-        for a chain of quick steps that extra turn was a tenth of each step's cost.
-        """
-        try:
-            return await work
-        finally:
-            task = asyncio.current_task()
-            assert task is not None
-            self._finished.append(task)
-            self._wakeup.set()
+    def _ended(self, task: asyncio.Future[Any]) -> None:
+        """A step's task ended: hand it to the wait in the loop turn it ends in (a done
+        callback would run one turn later, and wake the wait one turn after that)."""
+        self._finished.append(task)
+        self._wakeup.set()
 
     async def _wait(self) -> None:
-        timeout: float | None = self.inbox.seconds_to_next()
-        if self.timers:
-            next_timer = (self.timers[0][0] - self.clock.now()).total_seconds()
-            timeout = max(0.0, min(self.inbox.seconds_to_next(), next_timer))
-        if self.draining:
-            timeout = None  # timers belong to whoever owns the execution next
-        idle = not self.tasks and not self._finished and not self.timers
-        if idle and not self.draining and not self.children.waiting and not self.inputs.waiting:
-            self._fail_execution(
-                {"message": "the execution has nothing left to run but is not finished"}
-            )
-            return
-        if not self._finished:
+        if self._finished:
+            # Steps already ended (most often in their first step, see _launch): nothing to
+            # wait for, but give the loop's other work (other executions, the lease keeper,
+            # HTTP) a turn now and then, since such steps never make this wait yield.
+            if time.monotonic() >= self._turn_due:
+                await asyncio.sleep(0)
+                self._turn_due = time.monotonic() + TURN_EVERY
+        else:
+            poll = self.inbox.seconds_to_next()
+            timeout: float | None = poll
+            if self.timers:
+                next_timer = (self.timers[0][0] - self.clock.now()).total_seconds()
+                timeout = max(0.0, min(poll, next_timer))
+            if self.draining:
+                timeout = None  # timers belong to whoever owns the execution next
+            idle = not self.tasks and not self.timers and not self.draining
+            if idle and not self.children.waiting and not self.inputs.waiting:
+                self._fail_execution(
+                    {"message": "the execution has nothing left to run but is not finished"}
+                )
+                return
             self._wakeup.clear()  # drain() sets it again to cut the wait short
             if timeout is not None:
                 self._arm(timeout)
             await self._wakeup.wait()
+            self._turn_due = time.monotonic() + TURN_EVERY
         while self._finished:
             task = self._finished.popleft()
             run = self.tasks.pop(task, None)
@@ -424,7 +436,7 @@ class ExecutionRunner:
     def step_context(self, run: StepExecution) -> StepContext:
         return self.contexts.step(run)
 
-    def _collect(self, task: asyncio.Task[Any], run: StepExecution) -> None:
+    def _collect(self, task: asyncio.Future[Any], run: StepExecution) -> None:
         if run.status != StepStatus.IN_PROGRESS or task.cancelled():
             return
         exc = task.exception()
@@ -542,6 +554,8 @@ class ExecutionRunner:
     # -- timers -------------------------------------------------------------------------------
 
     def _fire_due_timers(self) -> None:
+        if not self.timers:
+            return
         now = self.clock.now()
         while self.timers and self.timers[0][0] <= now and not self.status.terminal:
             _, _, kind, run = heapq.heappop(self.timers)

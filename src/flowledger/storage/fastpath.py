@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Table
@@ -29,13 +30,25 @@ class PreparedWrite:
         self.columns = tuple(columns)
         # Only some columns (timestamps) need converting; skip the rest cheaply.
         self._converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+        # The row's values in column order, picked in C (a tuple even for one column).
+        self._pick: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*self.columns) if len(self.columns) > 1 else _one(self.columns[0])
+        )
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        values = [row[name] for name in self.columns]
-        for i, proc in self._converted:
-            if values[i] is not None:
-                values[i] = proc(values[i])
-        return tuple(values)  # the driver API wants tuples
+        values = self._pick(row)
+        converted = self._converted
+        if not converted:
+            return values  # the driver API wants tuples
+        listed = list(values)
+        for i, proc in converted:
+            if listed[i] is not None:
+                listed[i] = proc(listed[i])
+        return tuple(listed)
+
+
+def _one(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda row: (row[name],)
 
 
 def _placeholder(dialect: Dialect) -> str:
@@ -62,20 +75,23 @@ def sqlite_utc_text(value: datetime) -> str:
     if value.tzinfo is not UTC:
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
     # The clock's own timestamps (UTC): isoformat ends in "+00:00".
-    text = _recent.get(value)
-    if text is None:
-        text = value.isoformat(" ")[:-6]
-        if len(_recent) >= _RECENT:
-            _recent.clear()
-        _recent[value] = text
+    seen = _recent.get(id(value))
+    if seen is not None and seen[0] is value:
+        return seen[1]
+    text = value.isoformat(" ")[:-6]
+    if len(_recent) >= _RECENT:
+        _recent.clear()
+    _recent[id(value)] = (value, text)
     return text
 
 
 #: UTC timestamps converted lately: a round writes the same few instants several times (a
-#: step's start in its row and its event; the previous start again in its update). Only
-#: UTC keys (no fold: equal keys are the same instant); the dict's own operations are
-#: atomic, so the writer thread and the loop may share it.
-_recent: dict[datetime, str] = {}
+#: step's start in its row and its event; the previous start again in its update), and
+#: always as the same object. Keyed by identity (hashing an aware datetime costs more than
+#: a third of formatting it); each entry keeps its object alive, so an id is never reused
+#: while it is a key. The dict's own operations are atomic, so the writer thread and the
+#: loop may share it.
+_recent: dict[int, tuple[datetime, str]] = {}
 _RECENT = 64
 
 

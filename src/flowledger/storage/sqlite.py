@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import make_url
@@ -51,6 +51,15 @@ INLINE_MAX_ROWS = 16
 
 #: How long opening a brand-new database waits for another process that is creating it.
 WAL_SWITCH_WAIT = 30.0
+
+# The sqlite3 driver sends every parameter that is not exactly an int, float or str through
+# its adaptation protocol before binding it, None included: no adapter found, it looks up
+# ``__adapt__`` on its protocol class, whose miss formats an AttributeError message, then
+# ``__conform__`` on None. A round binds about fifteen NULLs per step of a chain; that came
+# to ~3 us a row of six NULLs (bench: 6.7 -> 3.4 us). An adapter registered for None is
+# found in the registry at once and hands None back (a C call), which binds as NULL the
+# same as before. Process-wide, like every sqlite3 adapter; nothing else changes.
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -56,10 +56,10 @@ class BatchWriter:
     def _apply_one(self, conn: Connection, batch: Batch) -> BaseException | None:
         """One round alone: a single conditional UPDATE is both the fence and the write."""
         values = batch.execution or {"lease_epoch": batch.epoch}
-        key = ("fence", *sorted(values))
+        key = ("fence", *values)  # a round lists its columns alike each time: no sort
         fence = self._prepared.get(key)
         if fence is None:
-            fence = prepare_update(executions, tuple(sorted(values)), ("id", "lease_epoch"),
+            fence = prepare_update(executions, tuple(values), ("id", "lease_epoch"),
                                    self._dialect)  # fmt: skip
             self._prepared[key] = fence
         row = {**values, "id": batch.execution_id, "lease_epoch": batch.epoch}
@@ -147,16 +147,19 @@ class BatchWriter:
 
     def _update(self, cursor: Any, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
+        # By the row's keys as they come (rows built alike list them alike): no sort per row.
         groups: dict[tuple[str, ...], list[Row]] = defaultdict(list)
         for row in rows:
-            groups[tuple(sorted(k for k in row if k != "id"))].append(row)
-        for columns, group in groups.items():
-            key = (tag, *columns)
+            groups[tuple(row)].append(row)
+        for keys, group in groups.items():
+            key = (tag, *keys)
             prepared = self._prepared.get(key)
             if prepared is None:
+                columns = tuple(k for k in keys if k != "id")
                 prepared = prepare_update(table, columns, ("id",), self._dialect)
                 self._prepared[key] = prepared
-            cursor.executemany(prepared.sql, [prepared.params(r) for r in group])
+            params = prepared.params
+            cursor.executemany(prepared.sql, [params(r) for r in group])
 
     def _cursor(self, conn: Connection) -> Any:
         """The driver's own cursor, inside the transaction SQLAlchemy (or the driver) began.
