@@ -1,20 +1,23 @@
-"""PostgreSQL claims and releases: one statement each, on a connection of their own.
+"""PostgreSQL claims, takes and releases: fixed SQL on a connection of their own.
 
 A worker claims a batch of executions and releases each one when it is done. Through
 SQLAlchemy each cost a statement build (cache key, compile), a BEGIN, a ``SET LOCAL
 synchronous_commit``, the query and a COMMIT: four round trips and most of a worker's
 per-execution CPU outside its rounds (bench/pg_workers.py). Here the SQL text is fixed,
 the connection is in autocommit with ``synchronous_commit=off`` for its whole session
-(so every statement is its own transaction and commits without waiting for the WAL
-flush; see PostgresStore._lease_only_commit for why a crash loses nothing), and a claim
-answers with the claimed rows, so the worker does not read them again.
+(its transactions commit without waiting for the WAL flush; see
+PostgresStore._lease_only_commit for why a crash loses nothing), and a claim answers
+with the claimed rows, so the worker does not read them again. A lease group
+(storage.leasegroup: takes, releases and claims made together) goes out as one
+transaction block in one pipeline.
 
 Only the leases lane's thread uses this connection (storage.lanes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +25,7 @@ import psycopg
 from sqlalchemy import Dialect
 
 from flowledger.storage.base import Row
+from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.schema import executions
 
 #: Runnable (see Store.claim_executions), on the database clock; ``{t}`` is the table alias.
@@ -47,11 +51,20 @@ RELEASE = (
     "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
     "WHERE id = %s AND lease_epoch = %s"
 )
-#: Many releases at once: two arrays, zipped by ``unnest``.
+#: Many releases at once: two arrays, zipped by ``unnest``; each released row comes back.
 RELEASE_MANY = (
     "UPDATE executions AS e SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
     "FROM unnest(%s::text[], %s::int[]) AS r(id, epoch) "
-    "WHERE e.id = r.id AND e.lease_epoch = r.epoch"
+    "WHERE e.id = r.id AND e.lease_epoch = r.epoch RETURNING e.*"
+)
+#: Takes by id (free, lapsed, or already the owner's: SQLPart._takeable), the rows locked in
+#: id order first, so two takers of overlapping sets never wait on each other in a cycle.
+TAKE_MANY = (
+    "WITH asked AS (SELECT id FROM executions WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE) "
+    "UPDATE executions AS e SET lease_epoch = e.lease_epoch + 1, lease_owner = %(owner)s, "
+    "lease_expires_at = clock_timestamp() + %(lease)s, wake_at = NULL FROM asked "
+    "WHERE e.id = asked.id AND (e.lease_owner IS NULL OR e.lease_expires_at < clock_timestamp() "
+    "OR e.lease_owner = %(owner)s) RETURNING e.*"
 )
 
 
@@ -79,25 +92,55 @@ class LeaseConnection:
         return self._conn
 
     def claim(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
-        return self.release_and_claim((), owner, limit, lease)
+        return self.apply([LeaseWork(owner, lease, claim=limit)])[0].claimed
 
-    def release_and_claim(
-        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
-    ) -> list[Row]:
-        """Both statements in one pipeline: one round trip (each its own transaction)."""
+    def apply(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
+        """A lease group (storage.leasegroup) in one transaction and one pipeline (one round
+        trip): every release in one statement, the takes in one per owner and lease, then
+        each claim."""
         conn = self._connection()
-        with conn.pipeline():
+        releases = [pair for work in works for pair in work.releases]
+        takes: dict[tuple[str, timedelta], list[str]] = defaultdict(list)
+        for work in works:
+            if work.take is not None:
+                takes[(work.owner, work.lease)].append(work.take)
+        with conn.pipeline(), conn.transaction():
+            released = None
             if releases:
                 ids, epochs = zip(*releases, strict=True)
-                conn.execute(RELEASE_MANY, (list(ids), list(epochs)))
-            if limit <= 0:
-                return []
-            cursor = conn.execute(CLAIM, {"owner": owner, "lease": lease, "limit": limit})
-            found = cursor.fetchall()  # ends the pipeline's batch: both answers are in
+                released = conn.execute(RELEASE_MANY, (list(ids), list(epochs)))
+            taken = [
+                conn.execute(TAKE_MANY, {"ids": sorted(ids), "owner": owner, "lease": lease})
+                for (owner, lease), ids in takes.items()
+            ]
+            claims = [
+                conn.execute(CLAIM, {"owner": w.owner, "lease": w.lease, "limit": w.claim})
+                if w.claim > 0
+                else None
+                for w in works
+            ]
+            # Fetching ends the pipeline's batch: every answer is in.
+            released_rows = self._rows(released) if released is not None else []
+            taken_rows = [row for cursor in taken for row in self._rows(cursor)]
+            claimed = [self._rows(cursor) if cursor is not None else [] for cursor in claims]
+        by_release = {row["id"]: row for row in released_rows}
+        by_take = {row["id"]: row for row in taken_rows}
+        answers = []
+        for work, rows in zip(works, claimed, strict=True):
+            rows.sort(key=lambda row: (row["created_at"], row["id"]))  # oldest first, as asked
+            answers.append(
+                LeaseAnswer(
+                    released={i: by_release[i] for i, _ in work.releases if i in by_release},
+                    taken=by_take.get(work.take) if work.take is not None else None,
+                    claimed=rows,
+                )
+            )
+        return answers
+
+    def _rows(self, cursor: psycopg.Cursor[Any]) -> list[Row]:
+        found = cursor.fetchall()
         names = [d.name for d in cursor.description or ()]
-        rows = [self._row(dict(zip(names, values, strict=True))) for values in found]
-        rows.sort(key=lambda row: (row["created_at"], row["id"]))  # oldest first, as asked
-        return rows
+        return [self._row(dict(zip(names, values, strict=True))) for values in found]
 
     def release(self, execution_id: str, epoch: int) -> None:
         self._connection().execute(RELEASE, (execution_id, epoch))

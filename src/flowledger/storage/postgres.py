@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ from flowledger.logs import log_extra
 from flowledger.storage.base import Row
 from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
+from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import LeaseConnection, connect_params
 from flowledger.storage.pgwrites import PostgresBatchWriter
 from flowledger.storage.schema import UTCDateTime
@@ -144,12 +144,9 @@ class PostgresStore(SQLStore):
     async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
         return await self._leases.run(lambda: self._lease_conn.claim(owner, limit, lease))
 
-    async def release_and_claim(
-        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
-    ) -> list[Row]:
-        return await self._leases.run(
-            lambda: self._lease_conn.release_and_claim(releases, owner, limit, lease)
-        )
+    def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
+        # On the leases lane (SQLStore._submit_leases: PostgreSQL never writes inline).
+        return self._lease_conn.apply(works)
 
     async def release_lease(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None

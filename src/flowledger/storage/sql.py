@@ -41,11 +41,13 @@ from flowledger.storage.fastpath import (
     driver_pipeline,
     prepare_insert,
     prepare_update,
+    timestamp_processor,
 )
 from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
-from flowledger.storage.lanes import Lane
+from flowledger.storage.lanes import NOT_HERE, Lane
+from flowledger.storage.leasegroup import LeaseAnswer, LeaseGroup, LeaseWork
 from flowledger.storage.pruning import SQLPruneStore
 from flowledger.storage.pushes import SQLPushStore
 from flowledger.storage.schedules import SQLScheduleStore
@@ -124,6 +126,10 @@ class SQLStore(
             driver_begin,
             inline,
         )
+        #: Takes, releases and claims that arrive together share one call (storage.leasegroup).
+        self._lease_group = LeaseGroup(self._apply_leases, self._submit_leases)
+        #: The takes' and releases' SQL on the driver's cursor, built on first use.
+        self._lease_sql: tuple[str, str] | None = None
 
     @property
     def conn(self) -> Connection:
@@ -483,11 +489,20 @@ class SQLStore(
         row = self._acquire(execution_id, owner, lease, steal_from, executions.c.lease_epoch)
         return int(row[0]) if row is not None else None
 
-    @small_write
-    def acquire_lease_row(
+    async def acquire_lease_row(
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> Row | None:
-        # The row comes back with the UPDATE (RETURNING): no read after it.
+        # The row comes back with the UPDATE (RETURNING): no read after it. Takes made
+        # together (executions driven together) share one transaction: storage.leasegroup.
+        if steal_from is not None:  # a takeover of a dead holder's execution: rare
+            return await self._acquire_row_from(execution_id, owner, lease, steal_from)
+        answer = await self._lease_group.ask(LeaseWork(owner, lease, take=execution_id))
+        return answer.taken
+
+    @small_write
+    def _acquire_row_from(
+        self, execution_id: str, owner: str, lease: timedelta, steal_from: str
+    ) -> Row | None:
         row = self._acquire(execution_id, owner, lease, steal_from, *executions.c)
         return dict(row._mapping) if row is not None else None
 
@@ -538,13 +553,22 @@ class SQLStore(
     def claim_executions(self, owner: str, limit: int, lease: timedelta) -> list[tuple[str, int]]:
         t = executions
         with self.conn.begin():
-            ids = [r[0] for r in self.conn.execute(self._claim_candidates(limit))]
-            if not ids:
-                return []
             self._lease_only_commit()
-            # The runnable condition is checked again in the UPDATE: the compare-and-set is
-            # the guard, whatever isolation the candidate read had.
-            rows = self.conn.execute(
+            rows = self._claim(owner, limit, lease, t.c.id, t.c.lease_epoch)
+            return [(r[0], int(r[1])) for r in rows]
+
+    def _claim(
+        self, owner: str, limit: int, lease: timedelta, *returning: ColumnElement[Any]
+    ) -> list[Any]:
+        """Inside the caller's transaction: lease up to ``limit`` runnable executions."""
+        t = executions
+        ids = [r[0] for r in self.conn.execute(self._claim_candidates(limit))]
+        if not ids:
+            return []
+        # The runnable condition is checked again in the UPDATE: the compare-and-set is
+        # the guard, whatever isolation the candidate read had.
+        return list(
+            self.conn.execute(
                 update(t)
                 .where(and_(t.c.id.in_(ids), self._runnable()))
                 .values(
@@ -553,9 +577,95 @@ class SQLStore(
                     lease_expires_at=self._sql_now(lease),
                     wake_at=None,
                 )
-                .returning(t.c.id, t.c.lease_epoch)
+                .returning(*returning)
             )
-            return [(r[0], int(r[1])) for r in rows]
+        )
+
+    async def release_and_claim(
+        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
+    ) -> list[Row]:
+        # A worker's turn goes through the lease group like the engine's takes and
+        # releases: whatever of theirs arrives meanwhile shares its transaction.
+        work = LeaseWork(owner, lease, releases=tuple(releases), claim=max(limit, 0))
+        return (await self._lease_group.ask(work)).claimed
+
+    def _submit_leases(
+        self, job: Callable[[], list[LeaseAnswer]]
+    ) -> asyncio.Future[list[LeaseAnswer]]:
+        """A lease group's call: right here when it cannot wait (SQLite's inline small
+        write, see storage.lanes), else on the leases lane."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[LeaseAnswer]] = loop.create_future()
+        try:
+            done = self._inline_write(job)
+        except Exception as exc:
+            future.set_exception(exc)
+            return future
+        if done is NOT_HERE:
+            return self._leases.run(job)
+        future.set_result(done)  # type: ignore[arg-type]
+        return future
+
+    def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
+        """A lease group in one transaction: each request's releases, then its take (one
+        compare-and-set UPDATE … RETURNING on the driver's cursor each: their SQL is
+        fixed), then its claim. On the calling lane's connection."""
+        read = self._reads()[0]
+        release_sql, take_sql = self._lease_statements(read)
+        stamp = timestamp_processor(self._engine.dialect)
+        now = utcnow()
+        conn = self.conn
+        answers: list[LeaseAnswer] = []
+        with conn.begin():
+            self._lease_only_commit()
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                for work in works:
+                    answer = LeaseAnswer()
+                    for execution_id, epoch in work.releases:
+                        cursor.execute(release_sql, (execution_id, epoch))
+                        found = cursor.fetchone()
+                        if found is not None:
+                            answer.released[execution_id] = read.row(found)
+                    if work.take is not None:
+                        expires = stamp(now + work.lease)
+                        owner = work.owner
+                        cursor.execute(take_sql, (owner, expires, work.take, stamp(now), owner))
+                        found = cursor.fetchone()
+                        answer.taken = read.row(found) if found is not None else None
+                    if work.claim > 0:
+                        claimed = self._claim(work.owner, work.claim, work.lease, *executions.c)
+                        rows = [dict(r._mapping) for r in claimed]
+                        answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
+                    answers.append(answer)
+            except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
+                raise DBAPIError.instance(take_sql, None, exc, self._driver_error) from exc
+            finally:
+                cursor.close()
+        return answers
+
+    def _lease_statements(self, read: PreparedRead) -> tuple[str, str]:
+        """A plain release and a take by id, each answering with the whole row."""
+        if self._lease_sql is None:
+            dialect = self._engine.dialect
+            quote = dialect.identifier_preparer.quote
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            returning = ", ".join(quote(c) for c in read.columns)
+            release = (
+                "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, "  # noqa: S608 - fixed text, values bound
+                f"wake_at = NULL WHERE id = {mark} AND lease_epoch = {mark} RETURNING {returning}"
+            )
+            # Takeable (SQLPart._takeable): free, lapsed, or already this owner's.
+            take = (
+                f"UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = {mark}, "  # noqa: S608 - fixed text, values bound
+                f"lease_expires_at = {mark}, wake_at = NULL WHERE id = {mark} AND "
+                f"(lease_owner IS NULL OR lease_expires_at < {mark} OR lease_owner = {mark}) "
+                f"RETURNING {returning}"
+            )
+            self._lease_sql = (release, take)
+        return self._lease_sql
 
     @writes
     def renew_leases(self, owner: str, leases: Mapping[str, int], lease: timedelta) -> set[str]:
@@ -584,10 +694,18 @@ class SQLStore(
     def release_lease(self, execution_id: str, epoch: int, wake_at: datetime | None = None) -> None:
         self._release(execution_id, epoch, wake_at, returning=False)
 
-    @lease_write
-    def release_lease_row(
+    async def release_lease_row(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None
     ) -> Row | None:
+        if wake_at is not None:  # parking looks for signals under a row lock: on its own
+            return await self._park_row(execution_id, epoch, wake_at)
+        work = LeaseWork("", timedelta(0), releases=((execution_id, epoch),))
+        released = (await self._lease_group.ask(work)).released.get(execution_id)
+        # Not released: the epoch moved on (taken over); the row as it is now.
+        return released if released is not None else await self.get_execution(execution_id)
+
+    @lease_write
+    def _park_row(self, execution_id: str, epoch: int, wake_at: datetime) -> Row | None:
         return self._release(execution_id, epoch, wake_at, returning=True)
 
     def _release(
