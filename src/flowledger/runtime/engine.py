@@ -434,7 +434,12 @@ class Engine:
             final = released if released is not None else await self._row(execution_id)
         if not document:
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
-        return execution_document(final, await self.store.get_step_executions(execution_id))
+        # The row and its steps in one read: on SQLite a point read on the loop (no thread
+        # hop; storage.lanes), which many executions driven together each pay at their end.
+        found = await self.store.read_execution(execution_id)
+        if found is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return execution_document(*found)
 
     def _hold(self, execution_id: str, epoch: int, lost: Callable[[], None]) -> LeaseKeeper:
         """Keep the lease of an execution ``drive`` runs alive: one heartbeat for all the
