@@ -47,16 +47,17 @@ def owned_step(engine: Engine, seen: list[tuple[str, str, Any]]) -> None:
     engine.registry.register(owned)
 
 
-def group_sizes(engine: Engine) -> list[int]:
-    """How many takes each of the store's lease calls carried."""
+def group_sizes(engine: Engine) -> list[tuple[int, int]]:
+    """How many new executions and takes each of the store's lease calls carried."""
     store = engine.store
     assert isinstance(store, SQLStore)
-    sizes: list[int] = []
+    sizes: list[tuple[int, int]] = []
     group = store._lease_group
     apply = group._apply
 
     def recorded(works: list[LeaseWork]) -> list[LeaseAnswer]:
-        sizes.append(sum(1 for w in works if w.take is not None))
+        creates = sum(1 for w in works if w.create is not None)
+        sizes.append((creates, sum(1 for w in works if w.take is not None)))
         return apply(works)
 
     group._apply = recorded
@@ -87,8 +88,9 @@ async def test_gathered_start_and_drive_run_each_execution_once_under_its_own_le
     # execution under the one epoch its drive took.
     assert sorted((e, s) for e, s, _ in seen) == sorted((e, s) for e in ids for s in "abc")
     assert {holder for _, _, holder in seen} == {(engine.owner, 1)}
-    # The takes were grouped: fewer store calls than drives, every take in one of them.
-    assert sum(sizes) == COUNT and max(sizes) > 1
+    # The starts and the takes were grouped: fewer store calls than executions.
+    for made in zip(*sizes, strict=True):
+        assert sum(made) == COUNT and max(made) > 1
     for execution_id in ids:
         row = await engine.store.get_execution(execution_id)
         assert row is not None and row["lease_owner"] is None and row["lease_epoch"] == 1
@@ -129,7 +131,7 @@ async def test_a_bad_execution_in_a_group_does_not_fail_its_neighbours(engine: E
     for execution_id in good_ids:
         assert by_id[execution_id] == {"id": execution_id, "runtimeStatus": "Completed"}
     assert sorted(e for e, _, _ in seen) == sorted(e for e in good_ids for _ in "abc")
-    assert max(sizes) > 1  # the bad ones were in groups with good ones
+    assert max(takes for _, takes in sizes) > 1  # the bad ones were in groups with good ones
     held = await engine.store.get_execution(held_id)
     assert held is not None and held["lease_owner"] == "elsewhere"
     assert held["runtime_status"] == "NotStarted"

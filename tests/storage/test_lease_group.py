@@ -12,7 +12,7 @@ import pytest
 from flowledger.errors import StorageError
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import new_execution
+from tests.storage.conftest import event_row, execution_row, new_execution
 
 LEASE = timedelta(minutes=5)
 #: A lease no database can stamp (now + this is past any timestamp): its take fails.
@@ -128,3 +128,41 @@ async def test_a_group_answers_in_the_order_asked(store: SQLStore, size: int) ->
     ids = [await new_execution(store) for _ in range(size)]
     rows = await asyncio.gather(*(store.acquire_lease_row(i, "me", LEASE) for i in ids))
     assert [r["id"] if r else None for r in rows] == ids
+
+
+async def test_starts_made_together_share_one_call_and_a_bad_one_fails_alone(
+    store: SQLStore,
+) -> None:
+    rows = [execution_row() for _ in range(5)]
+    bad = execution_row(workflow_name=None)  # NOT NULL: the database refuses it
+    calls = record_calls(store)
+    outcomes: list[Any] = await asyncio.gather(
+        *(store.create_execution(row, [event_row(row["id"], 1)]) for row in rows[:2]),
+        store.create_execution(bad, []),
+        *(store.create_execution(row, [event_row(row["id"], 1)]) for row in rows[2:]),
+        return_exceptions=True,
+    )
+    assert len(calls[0]) == 6 and [len(c) for c in calls[1:]] == [1] * 6
+    assert isinstance(outcomes[2], StorageError)
+    assert [*outcomes[:2], *outcomes[3:]] == [row["id"] for row in rows]
+    for row in rows:
+        stored = await store.get_execution(row["id"])
+        assert stored is not None and stored["workflow_name"] == "wf"
+        assert [e["seq"] for e in await store.get_events(row["id"])] == [1]
+    assert await store.get_execution(bad["id"]) is None
+
+
+async def test_starts_with_one_trigger_key_made_together_create_one_execution(
+    store: SQLStore,
+) -> None:
+    rows = [execution_row(trigger_key="tick-1") for _ in range(4)]
+    calls = record_calls(store)
+    ids = await asyncio.gather(
+        *(store.create_execution(row, [event_row(row["id"], 1)]) for row in rows)
+    )
+    assert len(calls) == 1
+    assert ids == [rows[0]["id"]] * 4  # the first one asked won; the others found it
+    assert [await store.get_execution(row["id"]) is None for row in rows] == [
+        False, True, True, True
+    ]  # fmt: skip
+    assert len(await store.get_events(rows[0]["id"])) == 1

@@ -1,14 +1,17 @@
-"""Lease grouping: the takes, releases and claims that reach the store together share one call.
+"""Lease grouping: the starts, takes, releases and claims that reach the store together
+share one call.
 
-Rounds are grouped by storage.groupcommit; this does the same for leases. Many
-executions driven on one engine (``asyncio.gather`` of ``drive`` or ``run``) each
-take a lease and give it back; a worker releases what ended and claims more. Each
-of those on its own is a transaction (and on PostgreSQL a round trip), queued on
-the store's leases lane behind whatever runs there. Here every request that arrives
-within one event-loop tick, or while the previous group is being written, joins
-one store call (``apply``): one transaction on SQLite, one pipeline on PostgreSQL.
-The worker's ``release_and_claim`` and the engine's ``acquire_lease_row`` and
-``release_lease_row`` all come through here, so they group with each other too.
+Rounds are grouped by storage.groupcommit; this does the same for what surrounds
+them. Many executions started and driven on one engine (``asyncio.gather`` of
+``start`` + ``drive``, or of ``run``) each insert a row, take a lease and give it
+back; a worker releases what ended and claims more. Each of those on its own is a
+transaction (and on PostgreSQL a round trip), queued on the store's leases lane
+behind whatever runs there. Here every request that arrives within one event-loop
+tick, or while the previous group is being written, joins one store call
+(``apply``): one transaction on SQLite; on PostgreSQL one pipelined transaction for
+the leases, and one durable transaction for the new executions. The worker's
+``release_and_claim`` and the engine's ``create_execution``, ``acquire_lease_row``
+and ``release_lease_row`` all come through here, so they group with each other too.
 
 Requests still stand alone:
 - a take is a compare-and-set on its own row, so the group answers each take with
@@ -33,8 +36,8 @@ from flowledger.storage.base import Row
 
 @dataclass
 class LeaseWork:
-    """One caller's request: release these leases, then take one execution by id and/or
-    claim up to ``claim`` runnable ones, for ``owner``."""
+    """One caller's request: create a new execution, or release these leases, then take
+    one execution by id and/or claim up to ``claim`` runnable ones, for ``owner``."""
 
     owner: str
     lease: timedelta
@@ -42,6 +45,8 @@ class LeaseWork:
     releases: Sequence[tuple[str, int]] = ()
     take: str | None = None
     claim: int = 0
+    #: A new execution's row and its first events (``start``; created leased by ``run``).
+    create: tuple[Row, Sequence[Row]] | None = None
 
 
 @dataclass
@@ -52,6 +57,8 @@ class LeaseAnswer:
     taken: Row | None = None
     #: The claimed executions' rows, oldest first.
     claimed: list[Row] = field(default_factory=list)
+    #: The created execution's id, or the id of the one that already had its trigger key.
+    created: str | None = None
 
 
 #: Applies many requests in one store call, answering each in order (on the store's thread).

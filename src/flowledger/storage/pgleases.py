@@ -98,8 +98,10 @@ class LeaseConnection:
         """A lease group (storage.leasegroup) in one transaction and one pipeline (one round
         trip): every release in one statement, the takes in one per owner and lease, then
         each claim."""
-        conn = self._connection()
         releases = [pair for work in works for pair in work.releases]
+        if not releases and all(w.take is None and w.claim <= 0 for w in works):
+            return [LeaseAnswer() for _ in works]  # only new executions (PostgresStore)
+        conn = self._connection()
         takes: dict[tuple[str, timedelta], list[str]] = defaultdict(list)
         for work in works:
             if work.take is not None:

@@ -145,8 +145,15 @@ class PostgresStore(SQLStore):
         return await self._leases.run(lambda: self._lease_conn.claim(owner, limit, lease))
 
     def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
-        # On the leases lane (SQLStore._submit_leases: PostgreSQL never writes inline).
-        return self._lease_conn.apply(works)
+        # On the leases lane (SQLStore._submit_leases: PostgreSQL never writes inline). New
+        # executions first, durably, on the lane's SQLAlchemy connection; then the leases on
+        # its own connection, which does not wait for the disk (storage.pgleases).
+        created = iter(self._create_many(works) if any(w.create for w in works) else [])
+        answers = self._lease_conn.apply(works)
+        for work, answer in zip(works, answers, strict=True):
+            if work.create is not None:
+                answer.created = next(created)
+        return answers
 
     async def release_lease(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None

@@ -274,9 +274,12 @@ class SQLStore(
             return await self._create_execution(execution, events_, steps)
         return await self._create_small_execution(execution, events_)
 
-    @small_write
-    def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
-        return self._insert_execution(execution, events_, ())
+    async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
+        # Starts made together share one transaction (storage.leasegroup).
+        work = LeaseWork("", timedelta(0), create=(execution, events_))
+        created = (await self._lease_group.ask(work)).created
+        assert created is not None
+        return created
 
     @writes
     def _create_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
@@ -299,6 +302,46 @@ class SQLStore(
                 raise
             return existing
         return str(execution["id"])
+
+    def _insert_new(self, cursor: Any, execution: Row, events_: Sequence[Row]) -> str:
+        """Inside the caller's transaction, on the driver's cursor: a new execution and its
+        events. When its trigger key is taken (or its id: the same start asked again after
+        its group failed), nothing is written and the id that holds it returns."""
+        key = ("new", tuple(execution))
+        prepared = self._creates.get(key)
+        if prepared is None:
+            prepared = prepare_insert(executions, key[1], self._engine.dialect)
+            prepared.sql += " ON CONFLICT DO NOTHING"
+            self._creates[key] = prepared
+        cursor.execute(prepared.sql, prepared.params(execution))
+        if cursor.rowcount == 0:
+            trigger_key = execution.get("trigger_key")
+            if trigger_key is None:
+                return str(execution["id"])
+            mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            cursor.execute(f"SELECT id FROM executions WHERE trigger_key = {mark}", (trigger_key,))  # noqa: S608 - fixed text
+            return str(cursor.fetchone()[0])
+        for row in events_:
+            insert_event = self._creates.get(("events", tuple(row)))
+            if insert_event is None:
+                insert_event = prepare_insert(events, tuple(row), self._engine.dialect)
+                self._creates[("events", tuple(row))] = insert_event
+            cursor.execute(insert_event.sql, insert_event.params(row))
+        return str(execution["id"])
+
+    def _create_many(self, works: Sequence[LeaseWork]) -> list[str]:
+        """The new executions of a lease group in one transaction of their own (PostgreSQL:
+        the leases' connection does not wait for the disk; a start must)."""
+        with self.conn.begin():
+            driver = self.conn.connection.dbapi_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                return [self._insert_new(cursor, *w.create) for w in works if w.create]
+            except self._driver_error as exc:  # as SQLAlchemy raises it
+                raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+            finally:
+                cursor.close()
 
     def _insert_rows(self, table: Table, rows: list[Row]) -> None:
         """Rows inserted through the driver inside the open transaction, each with the
@@ -607,9 +650,9 @@ class SQLStore(
         return future
 
     def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
-        """A lease group in one transaction: each request's releases, then its take (one
-        compare-and-set UPDATE … RETURNING on the driver's cursor each: their SQL is
-        fixed), then its claim. On the calling lane's connection."""
+        """A lease group in one transaction: each request's new execution, its releases,
+        then its take (one compare-and-set UPDATE … RETURNING on the driver's cursor each:
+        their SQL is fixed), then its claim. On the calling lane's connection."""
         read = self._reads()[0]
         release_sql, take_sql = self._lease_statements(read)
         stamp = timestamp_processor(self._engine.dialect)
@@ -624,6 +667,8 @@ class SQLStore(
             try:
                 for work in works:
                     answer = LeaseAnswer()
+                    if work.create is not None:
+                        answer.created = self._insert_new(cursor, *work.create)
                     for execution_id, epoch in work.releases:
                         cursor.execute(release_sql, (execution_id, epoch))
                         found = cursor.fetchone()
