@@ -39,8 +39,9 @@ class LeaseWork:
     """One caller's request: create a new execution, or release these leases, then take
     one execution by id and/or claim up to ``claim`` runnable ones, for ``owner``."""
 
-    owner: str
-    lease: timedelta
+    #: Who takes or claims, and for how long (a release or a start needs neither).
+    owner: str = ""
+    lease: timedelta = timedelta(0)
     #: ``(id, epoch)``: plain releases (no timer to park on).
     releases: Sequence[tuple[str, int]] = ()
     take: str | None = None

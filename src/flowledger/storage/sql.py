@@ -126,7 +126,7 @@ class SQLStore(
             driver_begin,
             inline,
         )
-        #: Takes, releases and claims that arrive together share one call (storage.leasegroup).
+        #: Starts, takes, releases and claims made together share one call (storage.leasegroup).
         self._lease_group = LeaseGroup(self._apply_leases, self._submit_leases)
         #: The takes' and releases' SQL on the driver's cursor, built on first use.
         self._lease_sql: tuple[str, str] | None = None
@@ -276,7 +276,7 @@ class SQLStore(
 
     async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
         # Starts made together share one transaction (storage.leasegroup).
-        work = LeaseWork("", timedelta(0), create=(execution, events_))
+        work = LeaseWork(create=(execution, events_))
         created = (await self._lease_group.ask(work)).created
         assert created is not None
         return created
@@ -686,7 +686,7 @@ class SQLStore(
                         answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
                     answers.append(answer)
             except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-                raise DBAPIError.instance(take_sql, None, exc, self._driver_error) from exc
+                raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
             finally:
                 cursor.close()
         return answers
@@ -744,7 +744,7 @@ class SQLStore(
     ) -> Row | None:
         if wake_at is not None:  # parking looks for signals under a row lock: on its own
             return await self._park_row(execution_id, epoch, wake_at)
-        work = LeaseWork("", timedelta(0), releases=((execution_id, epoch),))
+        work = LeaseWork(releases=((execution_id, epoch),))
         released = (await self._lease_group.ask(work)).released.get(execution_id)
         # Not released: the epoch moved on (taken over); the row as it is now.
         return released if released is not None else await self.get_execution(execution_id)
