@@ -44,6 +44,8 @@ class LeaseWork:
     lease: timedelta = timedelta(0)
     #: ``(id, epoch)``: plain releases (no timer to park on).
     releases: Sequence[tuple[str, int]] = ()
+    #: Answer with the released rows (``drive`` returns its execution's last state).
+    release_rows: bool = False
     take: str | None = None
     claim: int = 0
     #: A new execution's row and its first events (``start``; created leased by ``run``).
@@ -52,7 +54,8 @@ class LeaseWork:
 
 @dataclass
 class LeaseAnswer:
-    #: The released executions' rows afterwards, by id (left out: the epoch had moved on).
+    #: With ``release_rows``: the released executions' rows afterwards, by id (left out:
+    #: the epoch had moved on).
     released: dict[str, Row] = field(default_factory=dict)
     #: The taken execution's row as the take left it (None: another owner holds it).
     taken: Row | None = None

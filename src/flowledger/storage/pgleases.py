@@ -51,12 +51,14 @@ RELEASE = (
     "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
     "WHERE id = %s AND lease_epoch = %s"
 )
-#: Many releases at once: two arrays, zipped by ``unnest``; each released row comes back.
+#: Many releases at once: two arrays, zipped by ``unnest``.
 RELEASE_MANY = (
     "UPDATE executions AS e SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
     "FROM unnest(%s::text[], %s::int[]) AS r(id, epoch) "
-    "WHERE e.id = r.id AND e.lease_epoch = r.epoch RETURNING e.*"
+    "WHERE e.id = r.id AND e.lease_epoch = r.epoch"
 )
+#: The same, each released row coming back (for ``drive``; a worker needs none).
+RELEASE_ROWS = RELEASE_MANY + " RETURNING e.*"
 #: Takes by id (free, lapsed, or already the owner's: SQLPart._takeable), the rows locked in
 #: id order first, so two takers of overlapping sets never wait on each other in a cycle.
 TAKE_MANY = (
@@ -96,10 +98,11 @@ class LeaseConnection:
 
     def apply(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
         """A lease group (storage.leasegroup) in one transaction and one pipeline (one round
-        trip): every release in one statement, the takes in one per owner and lease, then
-        each claim."""
-        releases = [pair for work in works for pair in work.releases]
-        if not releases and all(w.take is None and w.claim <= 0 for w in works):
+        trip): the releases in one statement (one more for those answered with their rows),
+        the takes in one per owner and lease, then each claim."""
+        releases = [pair for work in works if not work.release_rows for pair in work.releases]
+        answered = [pair for work in works if work.release_rows for pair in work.releases]
+        if not releases and not answered and all(w.take is None and w.claim <= 0 for w in works):
             return [LeaseAnswer() for _ in works]  # only new executions (PostgresStore)
         conn = self._connection()
         takes: dict[tuple[str, timedelta], list[str]] = defaultdict(list)
@@ -107,10 +110,9 @@ class LeaseConnection:
             if work.take is not None:
                 takes[(work.owner, work.lease)].append(work.take)
         with conn.pipeline(), conn.transaction():
-            released = None
             if releases:
-                ids, epochs = zip(*releases, strict=True)
-                released = conn.execute(RELEASE_MANY, (list(ids), list(epochs)))
+                conn.execute(RELEASE_MANY, _columns(releases))
+            released = conn.execute(RELEASE_ROWS, _columns(answered)) if answered else None
             taken = [
                 conn.execute(TAKE_MANY, {"ids": sorted(ids), "owner": owner, "lease": lease})
                 for (owner, lease), ids in takes.items()
@@ -158,6 +160,11 @@ class LeaseConnection:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _columns(releases: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
+    """``(id, epoch)`` pairs as the two arrays RELEASE_MANY takes."""
+    return [i for i, _ in releases], [e for _, e in releases]
 
 
 def connect_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -624,7 +624,7 @@ class SQLStore(
     ) -> Row | None:
         if wake_at is not None:  # parking looks for signals under a row lock: on its own
             return await self._park_row(execution_id, epoch, wake_at)
-        work = LeaseWork(releases=((execution_id, epoch),))
+        work = LeaseWork(releases=((execution_id, epoch),), release_rows=True)
         released = (await self._lease_group.ask(work)).released.get(execution_id)
         # Not released: the epoch moved on (taken over); the row as it is now.
         return released if released is not None else await self.get_execution(execution_id)
