@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, step_type
-from flowledger.errors import HeldElsewhereError, NotFoundError
+from flowledger.errors import HeldElsewhereError, LeaseLostError, NotFoundError
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.sql import SQLStore
 
@@ -27,6 +28,13 @@ CRASHING = """
 name: crashing
 steps:
   - {id: a, type: test.crash, input: {value: 1}}
+"""
+
+
+GATED = """
+name: gated
+steps:
+  - {id: a, type: test.gated, input: {n: 1}}
 """
 
 
@@ -135,3 +143,36 @@ async def test_a_bad_execution_in_a_group_does_not_fail_its_neighbours(engine: E
     held = await engine.store.get_execution(held_id)
     assert held is not None and held["lease_owner"] == "elsewhere"
     assert held["runtime_status"] == "NotStarted"
+
+
+async def test_a_lost_lease_stops_only_its_own_drive(engine: Engine) -> None:
+    """The drives on one engine share one heartbeat; one that finds its lease taken over
+    stops that execution's drive alone."""
+    started: list[str] = []
+    both = asyncio.Event()
+    gate = asyncio.Event()
+
+    @step_type("test.gated")
+    async def gated(data: Numbered, ctx: StepContext) -> dict[str, int]:
+        started.append(ctx.execution_id)
+        if len(started) == 2:
+            both.set()
+        await gate.wait()
+        return {"n": data.n}
+
+    engine.registry.register(gated)
+    workflow = engine.load_text(GATED)
+    kept, lost = [await engine.start(workflow) for _ in range(2)]
+    drives = [asyncio.create_task(engine.drive(i, document=False)) for i in (kept, lost)]
+    await asyncio.wait_for(both.wait(), 30)
+    # Another process takes one over (its holder known dead, say); the next beat sees it.
+    assert await engine.store.acquire_lease(lost, "thief", engine.lease, steal_from=engine.owner)
+    assert engine._keeper is not None
+    await engine._keeper.beat()
+    with pytest.raises(LeaseLostError):
+        await drives[1]
+    gate.set()
+    assert await drives[0] == {"id": kept, "runtimeStatus": "Completed"}
+    row = await engine.store.get_execution(lost)
+    assert row is not None and row["lease_owner"] == "thief" and row["lease_epoch"] == 2
+    assert engine._keeper is None and not engine._losers

@@ -428,7 +428,7 @@ class Engine:
                 ) from None
             finally:
                 self._driving -= 1
-                await self._let_go(keeper, execution_id)
+                await self._let_go(keeper, execution_id, epoch, lost)
                 # Waiting for people: claimable again when a timer is due or input arrives.
                 released = await self.store.release_lease_row(execution_id, epoch, parked_until)
             final = released if released is not None else await self._row(execution_id)
@@ -454,9 +454,14 @@ class Engine:
         self._losers[execution_id] = lost
         return keeper
 
-    async def _let_go(self, keeper: LeaseKeeper, execution_id: str) -> None:
-        keeper.drop(execution_id)
-        self._losers.pop(execution_id, None)
+    async def _let_go(
+        self, keeper: LeaseKeeper, execution_id: str, epoch: int, lost: Callable[[], None]
+    ) -> None:
+        # Only our own hold: a second drive of the same execution here took a newer epoch.
+        if keeper.held.get(execution_id) == epoch:
+            keeper.drop(execution_id)
+        if self._losers.get(execution_id) is lost:
+            del self._losers[execution_id]
         if not keeper.held and self._keeper is keeper:
             self._keeper = None
             await keeper.stop()
