@@ -388,8 +388,9 @@ class Engine:
         taken and the row read back in one write (``acquire_lease_row``), or not at all
         for a ``held`` row (created leased: epoch 1 is ours, and execution_rows writes
         every column, so that row is what the database holds; tests/runtime check it);
-        the release hands back the final row (``release_lease_row``), so only the steps
-        are read again, and only for the document.
+        the release hands back the final row (``release_lease_row``), so nothing is read
+        again but the document (one ``read_execution``). The take and the release join
+        those of the other executions driven meanwhile (storage.leasegroup).
         """
         row = held if held is not None else await self._row(execution_id)
         final = row
