@@ -11,6 +11,7 @@ Each scenario runs in a fresh subprocess so its peak RSS is its own.
 on fresh databases (SQLite file, or with ``--pg`` a throwaway cluster with fsync on):
 ``asyncio.gather`` of ``start`` then ``drive`` per execution, ``gather`` of ``run``, and
 the in-process worker (the starts, then a ``Worker`` of concurrency 50; bench/compare.py's W3).
+Prints wall time and process CPU (every thread) per step: the CPU moves less with the load.
 
 Two step kinds are measured, because the engine treats them differently:
 - ``sys.transform`` is pure: it runs inside the round that records it (one commit
@@ -176,22 +177,42 @@ def registry() -> StepRegistry:
     return found
 
 
+#: CPU seconds per step (the process's, every thread) of each gathered-shape measure, in
+#: order: less moved by other processes' load than the wall time the measures return.
+CPU_PER_STEP: list[float] = []
+
+
+class _Span:
+    """The wall and process CPU time of a measure's timed part, per step."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.wall = 0.0
+
+    def __enter__(self) -> _Span:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = (time.perf_counter() - self._wall) / self.steps
+        CPU_PER_STEP.append((time.process_time() - self._cpu) / self.steps)
+
+
 async def worker_w3(url: str) -> float:
     """Seconds per step: EXECUTIONS starts, then an in-process worker runs them."""
     async with Engine(url, registry=registry()) as engine:
         workflow = engine.load_text(W3_STEPS)
         await engine.run(workflow)  # warm caches and the version row
-        start = time.perf_counter()
-        for _ in range(EXECUTIONS):
-            await engine.start(workflow)
-        worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
-        running = asyncio.create_task(worker.run())
-        while worker.completed < EXECUTIONS:
-            await asyncio.sleep(0.002)
-        elapsed = time.perf_counter() - start
+        with _Span(EXECUTIONS * 3) as span:
+            for _ in range(EXECUTIONS):
+                await engine.start(workflow)
+            worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
+            running = asyncio.create_task(worker.run())
+            while worker.completed < EXECUTIONS:
+                await asyncio.sleep(0.002)
         worker.stop()
         await running
-    return elapsed / (EXECUTIONS * 3)
+    return span.wall
 
 
 async def gathered_start_drive(url: str) -> float:
@@ -204,10 +225,9 @@ async def gathered_start_drive(url: str) -> float:
             doc = await engine.drive(await engine.start(workflow), document=False)
             assert doc["runtimeStatus"] == "Completed", doc
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(EXECUTIONS)))
-        elapsed = time.perf_counter() - start
-    return elapsed / (EXECUTIONS * 3)
+        with _Span(EXECUTIONS * 3) as span:
+            await asyncio.gather(*(one() for _ in range(EXECUTIONS)))
+    return span.wall
 
 
 async def gathered_run(url: str) -> float:
@@ -215,11 +235,10 @@ async def gathered_run(url: str) -> float:
     async with Engine(url, registry=registry()) as engine:
         workflow = engine.load_text(W3_STEPS)
         await engine.run(workflow)
-        start = time.perf_counter()
-        docs = await asyncio.gather(*(engine.run(workflow) for _ in range(EXECUTIONS)))
-        elapsed = time.perf_counter() - start
+        with _Span(EXECUTIONS * 3) as span:
+            docs = await asyncio.gather(*(engine.run(workflow) for _ in range(EXECUTIONS)))
         assert all(d["runtimeStatus"] == "Completed" for d in docs)
-    return elapsed / (EXECUTIONS * 3)
+    return span.wall
 
 
 GATHERED: dict[str, Callable[[str], Awaitable[float]]] = {
@@ -252,21 +271,24 @@ async def _databases(pg: bool) -> AsyncIterator[Callable[[], str]]:
 
 
 async def main_gathered(rounds: int, pg: bool) -> None:
-    results: dict[str, list[float]] = {name: [] for name in GATHERED}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in GATHERED}
     load = os.getloadavg()[0]
     async with _databases(pg) as fresh:
         for _ in range(rounds):
             for name, measure in GATHERED.items():
-                results[name].append(await measure(fresh()))
+                wall = await measure(fresh())
+                results[name].append((wall, CPU_PER_STEP[-1]))
     where = "PostgreSQL (fsync=on, synchronous_commit=on)" if pg else "SQLite (WAL, NORMAL)"
     print(f"{EXECUTIONS} executions x 3 steps on one engine, {where}, {rounds} interleaved "
           f"rounds, medians; load average {load:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
-    worker = statistics.median(results["in-process worker (50)"])
+    worker = statistics.median(w for w, _ in results["in-process worker (50)"])
     for name, values in results.items():
-        median = statistics.median(values)
+        wall = statistics.median(w for w, _ in values)
+        cpu = statistics.median(c for _, c in values)
+        rounds_ = ", ".join(f"{w * 1e6:.0f}" for w, _ in values)
         print(
-            f"{name:<24} {median * 1e6:8.0f} us/step {median / worker:6.2f}x the worker   "
-            f"(rounds: {', '.join(f'{v * 1e6:.0f}' for v in values)})",
+            f"{name:<24} {wall * 1e6:8.0f} us/step {wall / worker:6.2f}x the worker "
+            f"{cpu * 1e6:6.0f} us CPU/step   (rounds: {rounds_})",
             flush=True,
         )
 
