@@ -16,6 +16,7 @@ Only the leases lane's thread uses this connection (storage.lanes).
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -97,9 +98,10 @@ class LeaseConnection:
         return self.apply([LeaseWork(owner, lease, claim=limit)])[0].claimed
 
     def apply(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
-        """A lease group (storage.leasegroup) in one transaction and one pipeline (one round
-        trip): the releases in one statement (one more for those answered with their rows),
-        the takes in one per owner and lease, then each claim."""
+        """A lease group (storage.leasegroup) in one pipeline (one round trip), in one
+        transaction when it holds more than one request: the releases in one statement
+        (one more for those answered with their rows), the takes in one per owner and
+        lease, then each claim."""
         releases = [pair for work in works if not work.release_rows for pair in work.releases]
         answered = [pair for work in works if work.release_rows for pair in work.releases]
         if not releases and not answered and all(w.take is None and w.claim <= 0 for w in works):
@@ -109,7 +111,11 @@ class LeaseConnection:
         for work in works:
             if work.take is not None:
                 takes[(work.owner, work.lease)].append(work.take)
-        with conn.pipeline(), conn.transaction():
+        # Several requests: one transaction, so a failed group (asked again one request at a
+        # time, storage.leasegroup) left nothing behind. A lone one (a worker's turn) needs
+        # none: each statement commits by itself, as a lone call always did.
+        together = conn.transaction() if len(works) > 1 else contextlib.nullcontext()
+        with conn.pipeline(), together:
             if releases:
                 conn.execute(RELEASE_MANY, _columns(releases))
             released = conn.execute(RELEASE_ROWS, _columns(answered)) if answered else None
