@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flowledger.errors import StorageError
+from flowledger.storage import open_store
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import event_row, execution_row, new_execution
@@ -166,3 +167,13 @@ async def test_starts_with_one_trigger_key_made_together_create_one_execution(
         False, True, True, True
     ]  # fmt: skip
     assert len(await store.get_events(rows[0]["id"])) == 1
+
+
+async def test_requests_to_a_closed_store_fail_rather_than_wait(db_url: str) -> None:
+    store = open_store(db_url)
+    await store.initialize()
+    execution_id = await new_execution(store)
+    await store.close()
+    for _ in range(2):  # the first failure leaves the group free for the next request
+        with pytest.raises(StorageError, match="closed"):
+            await asyncio.wait_for(store.acquire_lease_row(execution_id, "me", LEASE), 30)

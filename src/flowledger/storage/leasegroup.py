@@ -104,8 +104,17 @@ class LeaseGroup:
             group.append(item)
         self._queue = later
         works = [work for work, _ in group]
-        written = self._submit(lambda: self._apply(works))
+        written = self._call(lambda: self._apply(works))
         written.add_done_callback(lambda done: self._settle(group, done))
+
+    def _call(self, job: Callable[[], list[LeaseAnswer]]) -> asyncio.Future[list[LeaseAnswer]]:
+        """``submit``, its own failure (a closed store, say) answered like the call's."""
+        try:
+            return self._submit(job)
+        except Exception as exc:
+            failed: asyncio.Future[list[LeaseAnswer]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
 
     def _settle(self, group: _Work, done: asyncio.Future[list[LeaseAnswer]]) -> None:
         exc = done.exception()
@@ -125,7 +134,7 @@ class LeaseGroup:
             self._busy = False
 
     def _alone(self, work: LeaseWork, future: asyncio.Future[LeaseAnswer]) -> None:
-        written = self._submit(lambda: self._apply([work]))
+        written = self._call(lambda: self._apply([work]))
 
         def settle(done: asyncio.Future[list[LeaseAnswer]]) -> None:
             exc = done.exception()
@@ -142,6 +151,6 @@ def _answer(future: asyncio.Future[LeaseAnswer], outcome: LeaseAnswer | BaseExce
     elif isinstance(outcome, StorageError) or not isinstance(outcome, Exception):
         future.set_exception(outcome)
     else:
-        error = StorageError(f"could not take or release a lease: {outcome}")
+        error = StorageError(f"the database refused a start or a lease change: {outcome}")
         error.__cause__ = outcome
         future.set_exception(error)

@@ -99,16 +99,12 @@ class SQLLeaseGroupStore(SQLPart):
         self, job: Callable[[], list[LeaseAnswer]]
     ) -> asyncio.Future[list[LeaseAnswer]]:
         """A lease group's call: right here when it cannot wait (SQLite's inline small
-        write, see storage.lanes), else on the leases lane."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[LeaseAnswer]] = loop.create_future()
-        try:
-            done = self._inline_write(job)
-        except Exception as exc:
-            future.set_exception(exc)
-            return future
+        write, see storage.lanes), else on the leases lane. Raises what the inline call
+        raised (LeaseGroup answers it to the group)."""
+        done = self._inline_write(job)
         if done is NOT_HERE:
             return self._leases.run(job)
+        future: asyncio.Future[list[LeaseAnswer]] = asyncio.get_running_loop().create_future()
         future.set_result(done)  # type: ignore[arg-type]
         return future
 
