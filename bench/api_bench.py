@@ -9,7 +9,8 @@
 Per backend, over loopback only, bounded loops:
 
 - ``GET /api/v1/executions/{id}`` requests/s with :data:`CLIENTS` concurrent httpx
-  clients, beside a bare FastAPI route returning a constant on the same uvicorn set-up
+  clients, each request for one of :data:`READS` finished executions of three steps at
+  random, beside a bare FastAPI route returning a constant on the same uvicorn set-up
   (``bare``: same ``uvicorn.Config`` options as ``serve`` under this bench, log level
   ``warning`` too, in a subprocess): target ≥ 50%;
 - ``POST /api/v1/workflows/{name}/executions`` starts/s over HTTP (``serve
@@ -40,6 +41,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -49,7 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +59,14 @@ from pathlib import Path
 import httpx
 from standardwebhooks import Webhook
 
-from flowledger.app import App, CreateToken, PushWorkflows, StartExecution, WorkflowText
+from flowledger.app import (
+    App,
+    CreateToken,
+    PushWorkflows,
+    RunExecution,
+    StartExecution,
+    WorkflowText,
+)
 
 CLIENTS = 50
 REQUESTS = 4000  # per throughput measurement
@@ -75,6 +84,16 @@ triggers:
 steps:
   - {id: a, type: sys.transform, input: {value: 1}}
 """
+#: What the GETs read: executions of three steps each, run to their end before the load.
+READ = """\
+name: reads
+steps:
+  - {id: a, type: sys.transform, input: {value: 1}}
+  - {id: b, type: sys.transform, input: {value: "{{ steps.a.output }}"}, after: [a]}
+  - {id: c, type: sys.transform, input: {value: "{{ steps.b.output }}"}, after: [b]}
+"""
+#: How many of them: each GET reads one picked at random, so no answer is one id's alone.
+READS = 200
 NAP = "name: nap\nsteps:\n  - {id: a, type: sys.delay, input: {duration: 200ms}}\n"
 BARE = """
 import sys, uvicorn
@@ -102,12 +121,20 @@ def pct(values: list[float], p: float) -> float:
 
 async def prepare(db: str) -> str:
     async with App(db) as app:
-        texts = [WorkflowText(text=t) for t in (HELLO, HOOKED, NAP)]
+        texts = [WorkflowText(text=t) for t in (HELLO, HOOKED, NAP, READ)]
         await app.workflows.push(PushWorkflows(texts=texts))
         made = await app.tokens.create(
             CreateToken(name=f"bench-{uuid.uuid4().hex[:6]}", role="admin")
         )
         return str(made["token"])
+
+
+async def finished(db: str) -> list[str]:
+    """The paths of :data:`READS` executions of ``reads``, run to their end here."""
+    async with App(db) as app:
+        done = [await app.executions.run(RunExecution(workflow="reads")) for _ in range(READS)]
+    assert all(doc["runtimeStatus"] == "Completed" for doc in done), done[0]
+    return [f"/api/v1/executions/{doc['id']}" for doc in done]
 
 
 @contextmanager
@@ -145,10 +172,11 @@ def serve(db: str, *args: str) -> AbstractContextManager[str]:
 
 
 async def hammer(
-    base: str, token: str, method: str, path: str, total: int, body: object = None
+    base: str, token: str, method: str, paths: Sequence[str], total: int, body: object = None
 ) -> float:
     """Requests/s of ``total`` requests from :data:`CLIENTS` concurrent clients, each
-    connected and warmed up by one untimed request first (steady state, not start-up)."""
+    connected and warmed up by one untimed request first (steady state, not start-up);
+    each request to one of ``paths`` at random."""
     headers = {"Authorization": f"Bearer {token}"}
     left = total
     ready = asyncio.Barrier(CLIENTS + 1)
@@ -157,13 +185,13 @@ async def hammer(
     async def client() -> None:
         nonlocal left
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
-            answer = await http.request(method, path, json=body)
+            answer = await http.request(method, paths[0], json=body)
             assert answer.status_code < 300, answer.text
             await ready.wait()
             await go.wait()
             while left > 0:
                 left -= 1
-                answer = await http.request(method, path, json=body)
+                answer = await http.request(method, random.choice(paths), json=body)
                 assert answer.status_code < 300, answer.text
 
     clients = [asyncio.create_task(client()) for _ in range(CLIENTS)]
@@ -180,21 +208,31 @@ wrk.method = "{method}"
 wrk.body = "{body}"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
+paths = {{{paths}}}
+request = function()
+  return wrk.format(nil, paths[math.random(#paths)])
+end
 """
 
 
 async def wrk(
-    base: str, token: str, method: str, path: str, total: int, body: object = None
+    base: str, token: str, method: str, paths: Sequence[str], total: int, body: object = None
 ) -> float:
     """Requests/s by wrk, :data:`CLIENTS` connections on 2 threads for
-    :data:`WRK_SECONDS` (``total`` is unused: wrk runs for a time, not a count)."""
+    :data:`WRK_SECONDS` (``total`` is unused: wrk runs for a time, not a count); each
+    request to one of ``paths`` at random (wrk's Lua ``request``)."""
     del total
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         payload = json.dumps(body) if body is not None else ""
         script.write(
-            WRK_SCRIPT.format(method=method, body=payload.replace('"', '\\"'), token=token)
+            WRK_SCRIPT.format(
+                method=method,
+                body=payload.replace('"', '\\"'),
+                token=token,
+                paths=", ".join(json.dumps(p) for p in paths),
+            )
         )
-    argv = ["wrk", "-t2", f"-c{CLIENTS}", f"-d{WRK_SECONDS}s", "-s", script.name, base + path]
+    argv = ["wrk", "-t2", f"-c{CLIENTS}", f"-d{WRK_SECONDS}s", "-s", script.name, base + paths[0]]
     proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE)
     out = (await proc.communicate())[0].decode()
     os.unlink(script.name)
@@ -276,23 +314,20 @@ async def measure(
     queued there, and webhook executions would wait behind them)."""
     run = wrk if load == "wrk" else hammer
     token = await prepare(db)
+    reads = await finished(db)
     await prepare(fresh)
     quiet_token = await prepare(quiet)
     bare = gets = starts = engine = 0.0
     with bare_server() as plain, serve(db, "--no-workers") as base:
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}
-        ) as h:
-            one = (await h.post("/api/v1/workflows/hello/executions", json={})).json()["id"]
         # Alternating rounds, summed: the machine's other load drifts, and a ratio of two
         # measurements minutes apart would measure the drift.
         for _ in range(ROUNDS):
-            bare += await run(plain, "-", "GET", "/constant", REQUESTS // ROUNDS)
-            gets += await run(base, token, "GET", f"/api/v1/executions/{one}", REQUESTS // ROUNDS)
+            bare += await run(plain, "-", "GET", ["/constant"], REQUESTS // ROUNDS)
+            gets += await run(base, token, "GET", reads, REQUESTS // ROUNDS)
             if gets_only:
                 continue
             starts += await run(
-                base, token, "POST", "/api/v1/workflows/hello/executions", STARTS // ROUNDS, {}
+                base, token, "POST", ["/api/v1/workflows/hello/executions"], STARTS // ROUNDS, {}
             )
             engine += await in_process_starts(fresh, STARTS // ROUNDS)
     bare, gets, starts, engine = (x / ROUNDS for x in (bare, gets, starts, engine))

@@ -47,7 +47,9 @@ steps:
     type: sys.loop
     input: {items: "{{ input.lines }}", concurrency: 2}
     steps:
-      - {id: reserve, type: sys.transform, input: {value: {sku: "{{ loop.check_lines.item }}", ok: true}}}
+      - id: reserve
+        type: sys.transform
+        input: {value: {sku: "{{ loop.check_lines.item }}", ok: true}}
   - {id: small_order, type: sys.no_action, input: {reason: small}}
   - id: approve
     type: sys.wait_for_input

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -107,3 +108,38 @@ async def test_a_document_read_returns_what_sqlalchemy_reads(store: SQLStore) ->
     assert [s["seq"] for s in fast_steps] == [1, 2, 3]
     assert fast_steps[2]["completed_at"] == T0 and fast_steps[2]["completed_at"].tzinfo is not None
     assert await store.read_execution("missing") is None
+
+
+async def test_concurrent_document_reads_each_get_their_own_document(store: SQLStore) -> None:
+    """Many reads at once (PostgreSQL folds them into reads of many executions,
+    storage.coalesce): each answer is its own execution's row and steps in seq order,
+    as SQLAlchemy reads them; an execution without steps has none; a missing one is None."""
+    ids = []
+    for n in range(12):
+        row = execution_row(correlation_id=f"c{n}")
+        await store.create_execution(row, [event_row(row["id"], 1)])
+        steps = [
+            step_row(row["id"], seq=seq, step_id=f"s{seq}", step_path=f"s{seq}")
+            for seq in reversed(range(1, n % 4 + 1))
+        ]
+        if steps:
+            with store.conn.begin():
+                store.conn.execute(insert(step_executions), steps)
+        ids.append(row["id"])
+    asked = [*ids, "missing", *ids[:5]]
+    answers = await asyncio.gather(*(store.read_execution(i) for i in asked))
+    with store.reading():
+        for execution_id, found in zip(asked, answers, strict=True):
+            core = store.conn.execute(select(executions).where(executions.c.id == execution_id))
+            core_row = core.one_or_none()
+            if core_row is None:
+                assert found is None
+                continue
+            assert found is not None
+            core_steps = store.conn.execute(
+                select(step_executions)
+                .where(step_executions.c.execution_id == execution_id)
+                .order_by(step_executions.c.seq)
+            )
+            assert found == (dict(core_row._mapping), [dict(r._mapping) for r in core_steps])
+    assert [len(found[1]) for found in answers[:4] if found] == [0, 1, 2, 3]

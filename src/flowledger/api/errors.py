@@ -21,8 +21,7 @@ other FlowledgerError      422     unprocessable         null
 HTTP errors (404 route…)   as is   http_<status>         null
 =========================  ======  ====================  ==================================
 
-Decision: a ``FlowledgerError`` of no listed kind (a template or plugin error met while
-handling a request) is the request's fault as far as the caller can tell: 422, never 500.
+The statuses and codes are app.statuses' (the web pages answer with the same ones).
 """
 
 from __future__ import annotations
@@ -36,39 +35,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from flowledger.app.statuses import http_status
 from flowledger.errors import (
-    AuthenticationError,
-    ConflictError,
-    CursorError,
     DefinitionError,
     FlowledgerError,
-    ForbiddenError,
     InputError,
     InvalidInputError,
-    NotFoundError,
-    StorageError,
     TooLargeError,
     TooManyError,
-    UnavailableError,
     format_path,
 )
 from flowledger.types import PathSegment
-
-#: (type, status, code), most specific first: the first match decides.
-_MAPPING: tuple[tuple[type[FlowledgerError], int, str], ...] = (
-    (CursorError, 400, "invalid_cursor"),
-    (TooLargeError, 413, "payload_too_large"),
-    (AuthenticationError, 401, "unauthenticated"),
-    (ForbiddenError, 403, "forbidden"),
-    (NotFoundError, 404, "not_found"),
-    (ConflictError, 409, "conflict"),
-    (InvalidInputError, 422, "invalid_input"),
-    (InputError, 422, "invalid_input"),
-    (DefinitionError, 422, "invalid_definition"),
-    (TooManyError, 429, "too_many_requests"),
-    (StorageError, 503, "storage_unavailable"),
-    (UnavailableError, 503, "unavailable"),
-)
 
 
 class ErrorBody(BaseModel):
@@ -102,11 +79,7 @@ def _path(path: Sequence[PathSegment]) -> dict[str, Any]:
 
 def classify(exc: FlowledgerError) -> tuple[int, str, Any]:
     """The status, code and details of an error."""
-    status, code = 422, "unprocessable"
-    for kind, kind_status, kind_code in _MAPPING:
-        if isinstance(exc, kind):
-            status, code = kind_status, kind_code
-            break
+    status, code = http_status(exc)
     details: Any = None
     if isinstance(exc, TooLargeError):
         details = {"limit": exc.limit, **_path(exc.field_path)}

@@ -117,8 +117,9 @@ class Engine:
         self.lease = lease if lease is not None else settings.lease
         self.clock = Clock()
         self._workflows: dict[str, CompiledWorkflow] = {}
-        # Versions are immutable once stored, so this cache can never go stale.
+        # Versions are immutable once stored, so these caches can never go stale.
         self._versions: dict[tuple[str, str], WorkflowVersion] = {}
+        self._versions_by_id: dict[str, WorkflowVersion] = {}
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
         #: their rounds share transactions (group commit), as a worker's do.
         self._driving = 0
@@ -233,6 +234,7 @@ class Engine:
         )
         self._workflows[version.id] = workflow
         self._versions[(workflow.name, workflow.checksum)] = version
+        self._versions_by_id[version.id] = version
         return version
 
     async def push(self, workflow: CompiledWorkflow) -> tuple[WorkflowVersion, bool]:
@@ -280,24 +282,37 @@ class Engine:
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
-        version = await self.store.get_workflow_version(version_id)
-        if version is None:
-            raise NotFoundError(f"workflow version {version_id} does not exist")
+        version = await self._version(version_id)
         source = parse_document(version.document, f"{version.name}@v{version.version}")
         workflow = compile_document(source, self.registry, self.templates)
         self._workflows[version_id] = workflow
         return workflow
+
+    async def _version(self, version_id: str) -> WorkflowVersion:
+        version = self._versions_by_id.get(version_id)
+        if version is None:
+            version = await self.store.get_workflow_version(version_id)
+            if version is None:
+                raise NotFoundError(f"workflow version {version_id} does not exist")
+            self._versions_by_id[version_id] = version
+        return version
 
     async def live_workflows(
         self, triggers: str
     ) -> list[tuple[WorkflowVersion, datetime, CompiledWorkflow]]:
         """Every pushed, enabled workflow compiled, with when it was pushed. One that cannot
         be compiled in this process (a missing plugin, say) is logged and left out, so
-        its ``triggers`` (named in the log) are skipped while the others still fire."""
+        its ``triggers`` (named in the log) are skipped while the others still fire.
+        Only the versions this engine has not seen yet are read (webhook routing asks
+        this on every request)."""
         found = []
-        for version, pushed_at in await self.store.active_workflows():
+        for version_id, pushed_at in await self.store.active_workflow_ids():
             try:
-                workflow = await self.workflow_for_version(version.id)
+                version = await self._version(version_id)
+            except NotFoundError:
+                continue  # workflows.version_id names a stored version; gone, nothing to route
+            try:
+                workflow = await self.workflow_for_version(version_id)
             except FlowledgerError as exc:
                 log.error(
                     "workflow %s v%d cannot be compiled here, its %s are skipped: %s",

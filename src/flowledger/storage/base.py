@@ -142,6 +142,12 @@ class Store(
         """Every pushed workflow's live version whose triggers are enabled (schedules,
         webhooks and entity triggers read this), with when it was pushed."""
 
+    @abstractmethod
+    async def active_workflow_ids(self) -> list[tuple[str, datetime]]:
+        """:meth:`active_workflows` as (version id, pushed at), the definitions unread: a
+        version never changes, so a caller that keeps versions by id (the engine) reads
+        only those it lacks, instead of every definition on every webhook request."""
+
     # -- executions ---------------------------------------------------------------------------
 
     @abstractmethod

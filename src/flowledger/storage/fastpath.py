@@ -127,7 +127,8 @@ def driver_pipeline(conn: Connection) -> contextlib.AbstractContextManager[objec
 class PreparedRead:
     """``SELECT`` every column of a table by primary key (or by ``where``, ordered by
     ``order_by``), run on the driver's cursor, rows made into dicts through the columns'
-    own result processors (what SQLAlchemy returns)."""
+    own result processors (what SQLAlchemy returns). With ``many`` (PostgreSQL), its one
+    parameter is a list of keys (``= ANY``), and rows come grouped by key."""
 
     def __init__(
         self,
@@ -136,15 +137,26 @@ class PreparedRead:
         *,
         where: str | None = None,
         order_by: str | None = None,
+        many: bool = False,
     ) -> None:
         quote = dialect.identifier_preparer.quote
         self.columns = tuple(c.name for c in table.columns)
         if where is None:
             [where] = [c.name for c in table.primary_key.columns]
-        order = f" ORDER BY {quote(order_by)}" if order_by is not None else ""
+        self.key = self.columns.index(where)
+        mark = _placeholder(dialect)
+        if many:
+            if dialect.name != "postgresql":
+                raise ValueError("a read of many keys is PostgreSQL's (= ANY of an array)")
+            condition = f"{quote(where)} = ANY({mark})"
+            ordering = [where] + ([order_by] if order_by is not None else [])
+        else:
+            condition = f"{quote(where)} = {mark}"
+            ordering = [order_by] if order_by is not None else []
+        order = f" ORDER BY {', '.join(quote(c) for c in ordering)}" if ordering else ""
         self.sql = (
             f"SELECT {', '.join(quote(c) for c in self.columns)} FROM {quote(table.name)} "  # noqa: S608 - identifiers from our schema
-            f"WHERE {quote(where)} = {_placeholder(dialect)}{order}"
+            f"WHERE {condition}{order}"
         )
         processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                       for c in table.columns]  # fmt: skip

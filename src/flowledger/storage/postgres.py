@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,12 +29,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from flowledger.errors import StorageError
 from flowledger.logs import log_extra
 from flowledger.storage.base import Row
+from flowledger.storage.coalesce import Coalescer
+from flowledger.storage.fastpath import PreparedRead
 from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import LeaseConnection, connect_params
 from flowledger.storage.pgwrites import PostgresBatchWriter
-from flowledger.storage.schema import UTCDateTime
+from flowledger.storage.schema import UTCDateTime, executions, step_executions
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import writes
 
@@ -118,6 +121,40 @@ class PostgresStore(SQLStore):
         self._display_url = make_url(url).render_as_string(hide_password=True)
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._lease_conn = LeaseConnection(self._connect_for_leases, engine.dialect)
+        # Decision: concurrent document reads (``GET /executions/{id}``) fold into one
+        # read of many executions per reader thread (storage.coalesce): PostgreSQL's own
+        # work per statement, not ours, bounded that GET under load.
+        self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
+            self._readers, self._read_executions, max(readers, 1)
+        )
+        #: Built on first use, as ``SQLStore._reads`` (the dialect is set up by then).
+        self._many_reads: tuple[PreparedRead, PreparedRead] | None = None
+
+    async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
+        return await self._documents.get(execution_id)
+
+    def _read_executions(self, ids: Collection[str]) -> dict[str, tuple[Row, list[Row]]]:
+        """Executions by id, each with its steps in ``seq`` order: two statements in one
+        pipeline, whatever the number of ids."""
+        if self._many_reads is None:
+            dialect = self._engine.dialect
+            self._many_reads = (
+                PreparedRead(executions, dialect, many=True),
+                PreparedRead(
+                    step_executions, dialect, where="execution_id", order_by="seq", many=True
+                ),
+            )
+        by_id, steps_of = self._many_reads
+        keys = list(ids)
+        with self.reading():
+            found, steps = self._driver_reads([(by_id, keys), (steps_of, keys)])
+        documents: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in found}
+        for step in steps:
+            # A step of an execution created between the two statements (each sees what
+            # was committed when it began) belongs to no document read here.
+            if (document := documents.get(step["execution_id"])) is not None:
+                document[1].append(step)
+        return documents
 
     def _driver_params(self) -> dict[str, Any]:
         _, params = self._engine.dialect.create_connect_args(self._engine.url)

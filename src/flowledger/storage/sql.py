@@ -263,6 +263,17 @@ class SQLStore(
         with self.reading():
             return [(_version(r._mapping), r.pushed_at) for r in self.conn.execute(query)]
 
+    @reads
+    def active_workflow_ids(self) -> list[tuple[str, datetime]]:
+        w = workflows
+        query = (
+            select(w.c.version_id, w.c.pushed_at)
+            .where(w.c.disabled_at.is_(None))
+            .order_by(w.c.name)
+        )
+        with self.reading():
+            return [(r.version_id, r.pushed_at) for r in self.conn.execute(query)]
+
     # -- executions ---------------------------------------------------------------------------
 
     async def create_execution(
@@ -373,7 +384,7 @@ class SQLStore(
             )
         return self._prepared_reads
 
-    def _driver_reads(self, reads: Sequence[tuple[PreparedRead, str]]) -> list[list[Row]]:
+    def _driver_reads(self, reads: Sequence[tuple[PreparedRead, object]]) -> list[list[Row]]:
         """Each ``(read, key)``'s rows, on the driver's cursors inside the caller's
         transaction; on PostgreSQL all sent in one pipeline (one round trip)."""
         conn = self.conn

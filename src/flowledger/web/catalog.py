@@ -21,6 +21,7 @@ from flowledger.app import (
     ListWorkflows,
     StartExecution,
 )
+from flowledger.app.statuses import http_status
 from flowledger.app.views import DefinitionGraph
 from flowledger.errors import FlowledgerError, InvalidInputError
 from flowledger.web.auth import app_of, changing, session_of
@@ -113,7 +114,9 @@ async def start(request: Request, name: str) -> Response:
         )
     except FlowledgerError as exc:
         field = exc.field_path if isinstance(exc, InvalidInputError) else ()
-        return await _workflow_page(request, name, 422, start_error=str(exc), start_field=field)
+        return await _workflow_page(
+            request, name, http_status(exc)[0], start_error=str(exc), start_field=field
+        )
     return see_other(f"/executions/{doc['id']}")
 
 

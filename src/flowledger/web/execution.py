@@ -19,6 +19,7 @@ from flowledger.app import (
     SubmitInput,
 )
 from flowledger.app.console import EvaluateExpression
+from flowledger.app.statuses import http_status
 from flowledger.app.views import GetExecutionView
 from flowledger.errors import FlowledgerError, InvalidInputError
 from flowledger.runtime.status import ExecutionStatus
@@ -97,7 +98,7 @@ async def cancel(request: Request, execution_id: str) -> Response:
             CancelExecution(id=execution_id, by=session.caller["createdBy"], reason=reason)
         )
     except FlowledgerError as exc:
-        return await _render(request, execution_id, 409, action_error=str(exc))
+        return await _render(request, execution_id, http_status(exc)[0], action_error=str(exc))
     return see_other(f"/executions/{execution_id}")
 
 
@@ -110,7 +111,7 @@ async def retry(request: Request, execution_id: str) -> Response:
             RetryExecution(id=execution_id, by=session.caller["createdBy"])
         )
     except FlowledgerError as exc:
-        return await _render(request, execution_id, 409, action_error=str(exc))
+        return await _render(request, execution_id, http_status(exc)[0], action_error=str(exc))
     return see_other(f"/executions/{execution_id}")
 
 
@@ -129,7 +130,7 @@ async def rerun(request: Request, execution_id: str) -> Response:
             )
         )
     except FlowledgerError as exc:
-        return await _render(request, execution_id, 409, action_error=str(exc))
+        return await _render(request, execution_id, http_status(exc)[0], action_error=str(exc))
     return see_other(f"/executions/{new['id']}")
 
 
@@ -148,7 +149,12 @@ async def submit_input(request: Request, execution_id: str, step_id: str) -> Res
     except FlowledgerError as exc:
         field = exc.field_path if isinstance(exc, InvalidInputError) else ()
         return await _render(
-            request, execution_id, 422, input_error=str(exc), input_step=step_id, input_field=field
+            request,
+            execution_id,
+            http_status(exc)[0],
+            input_error=str(exc),
+            input_step=step_id,
+            input_field=field,
         )
     return see_other(f"/executions/{execution_id}")
 

@@ -4,39 +4,19 @@ fresh part from the server, so what it shows is always rendered the one way."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 
 from fastapi.responses import StreamingResponse
 
+from flowledger.app.sse import HEADERS, MEDIA_TYPE, sse_messages
 from flowledger.app.streams import EventStream
-
-#: Milliseconds an EventSource waits before reconnecting.
-RETRY_MS = 2000
+from flowledger.types import EventDocument
 
 
 def change_stream(stream: EventStream) -> StreamingResponse:
-    return StreamingResponse(
-        _write(stream),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return StreamingResponse(sse_messages(stream, _change), media_type=MEDIA_TYPE, headers=HEADERS)
 
 
-async def _write(stream: EventStream) -> AsyncIterator[bytes]:
-    try:
-        yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
-        async for item in stream:
-            if item.event is None:
-                yield b": keep-alive\n\n"
-                continue
-            data = json.dumps(
-                {
-                    "executionId": item.execution_id,
-                    "seq": item.event["seq"],
-                    "kind": item.event["kind"],
-                }
-            )
-            yield f"id: {item.event['seq']}\nevent: change\ndata: {data}\n\n".encode()
-    finally:
-        stream.close()
+def _change(execution_id: str, event: EventDocument) -> tuple[str, str, Mapping[str, object]]:
+    seq = event["seq"]
+    return str(seq), "change", {"executionId": execution_id, "seq": seq, "kind": event["kind"]}

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from flowledger import __version__
 from flowledger.app.sessions import Session
+from flowledger.app.statuses import http_status
 from flowledger.app.tokens import allows
 from flowledger.artifacts.service import REFERENCE_KEY, is_reference
 from flowledger.errors import AuthenticationError, FlowledgerError, ForbiddenError, NotFoundError
@@ -84,7 +85,8 @@ def guarded(
         except NotFoundError as exc:
             return page(request, "error.html", None, 404, title="Not found", message=str(exc))
         except FlowledgerError as exc:
-            return page(request, "error.html", None, 400, title="Refused", message=str(exc))
+            status = http_status(exc)[0]
+            return page(request, "error.html", None, status, title="Refused", message=str(exc))
 
     return run
 

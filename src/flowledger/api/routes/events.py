@@ -26,8 +26,9 @@ from fastapi import APIRouter, Header, Query, Response
 from flowledger.api.deps import API_PREFIX, AppDep, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import render
-from flowledger.api.sse import MEDIA_TYPE, sse_response, wants_stream
+from flowledger.api.sse import many_executions, one_execution, sse_response, wants_stream
 from flowledger.app import EventDocument, FollowAllEvents, FollowEvents, ListEvents
+from flowledger.app.sse import MEDIA_TYPE
 from flowledger.errors import InvalidInputError
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"], responses=ERROR_RESPONSES)
@@ -64,7 +65,7 @@ async def execution_events(
     if await app.streams.ended(request):
         return Response(status_code=204)
     stream = await app.streams.follow(request)
-    return sse_response(stream, lambda item: str(item.event["seq"]) if item.event else "")
+    return sse_response(stream, one_execution)
 
 
 @router.get(
@@ -79,8 +80,4 @@ async def all_events(
     workflow: Annotated[str | None, Query(description="only this workflow's")] = None,
 ) -> Response:
     stream = await app.streams.follow_all(FollowAllEvents(workflow=workflow, caller=caller.name))
-    return sse_response(
-        stream,
-        lambda item: f"{item.execution_id}/{item.event['seq']}" if item.event else "",
-        extra=True,
-    )
+    return sse_response(stream, many_executions)

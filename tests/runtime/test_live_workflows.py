@@ -1,0 +1,36 @@
+"""The pushed, enabled workflows an engine routes triggers to: read fresh on every call
+(pushes, disables and enables by any process show at once), definitions read once."""
+
+from __future__ import annotations
+
+from flowledger.runtime.engine import Engine
+from flowledger.steps.registry import StepRegistry
+
+
+def definition(name: str, value: int) -> str:
+    return f"name: {name}\nsteps:\n  - {{id: a, type: sys.transform, input: {{value: {value}}}}}\n"
+
+
+async def live(engine: Engine) -> list[tuple[str, int]]:
+    return [(v.name, v.version) for v, _, _ in await engine.live_workflows("test triggers")]
+
+
+async def test_another_process_pushes_and_disables_show_at_once(
+    engine: Engine, db_url: str, registry: StepRegistry
+) -> None:
+    await engine.push(engine.load_text(definition("alpha", 1)))
+    assert await live(engine) == [("alpha", 1)]
+    async with Engine(db_url, registry=registry) as other:
+        await other.push(other.load_text(definition("beta", 1)))
+        await other.push(other.load_text(definition("alpha", 2)))  # a new version of alpha
+        assert await live(engine) == [("alpha", 2), ("beta", 1)]
+        await other.store.set_workflow_disabled("beta", True)
+        assert await live(engine) == [("alpha", 2)]
+        await other.store.set_workflow_disabled("beta", False)
+    found = await engine.live_workflows("test triggers")
+    assert [(v.name, v.version) for v, _, _ in found] == [("alpha", 2), ("beta", 1)]
+    # The same versions, push times and definitions as the store's full read.
+    full = await engine.store.active_workflows()
+    assert [(v, at) for v, at, _ in found] == full
+    alpha = found[0][2].document
+    assert alpha["steps"][0]["input"] == {"value": 2}
