@@ -29,27 +29,20 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from engine_bench import chain, fan_out, noop
+from engine_bench import EXECUTIONS, chain, fan_out, registry, worker_w3
 from floor import sqlite_commit_seconds
 
-from flowledger import Engine, StepRegistry, Worker, WorkerOptions
+from flowledger import Engine
 
 WIDTH = 200
-EXECUTIONS = 200
 Measure = Callable[[Path], Awaitable[float]]
 
 
 # -- flowledger -------------------------------------------------------------------------------
 
 
-def _registry() -> StepRegistry:
-    registry = StepRegistry.with_builtins()
-    registry.register(noop)
-    return registry
-
-
 async def _flowledger_one(folder: Path, text: str, steps: int) -> float:
-    async with Engine(f"sqlite:///{folder / 'fl.db'}", registry=_registry()) as engine:
+    async with Engine(f"sqlite:///{folder / 'fl.db'}", registry=registry()) as engine:
         workflow = engine.load_text(text)
         await engine.run(engine.load_text(chain(3, "bench.noop")))  # warm caches and rows
         start = time.perf_counter()
@@ -69,24 +62,7 @@ async def flowledger_w2(folder: Path) -> float:
 
 
 async def flowledger_w3(folder: Path) -> float:
-    return await flowledger_w3_at(f"sqlite:///{folder / 'fl.db'}")
-
-
-async def flowledger_w3_at(url: str) -> float:
-    async with Engine(url, registry=_registry()) as engine:
-        workflow = engine.load_text(chain(3, "bench.noop"))
-        await engine.run(workflow)
-        start = time.perf_counter()
-        for _ in range(EXECUTIONS):
-            await engine.start(workflow)
-        worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
-        running = asyncio.create_task(worker.run())
-        while worker.completed < EXECUTIONS:
-            await asyncio.sleep(0.002)
-        elapsed = time.perf_counter() - start
-        worker.stop()
-        await running
-    return elapsed / (EXECUTIONS * 3)
+    return await worker_w3(f"sqlite:///{folder / 'fl.db'}")
 
 
 # -- DBOS Transact ----------------------------------------------------------------------------
@@ -190,7 +166,7 @@ async def main_pg(rounds: int) -> None:
     try:
         cluster.start()
         for _ in range(rounds):
-            ours.append(await flowledger_w3_at(cluster.url(cluster.create_database())))
+            ours.append(await worker_w3(cluster.url(cluster.create_database())))
             if dbos is not None:
                 theirs.append(await dbos[1](cluster.url(cluster.create_database())))
     finally:

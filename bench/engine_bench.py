@@ -5,6 +5,13 @@ Each scenario runs in a fresh subprocess so its peak RSS is its own.
 
     .venv/bin/python bench/engine_bench.py            # every scenario
     .venv/bin/python bench/engine_bench.py chain_io   # one of them
+    .venv/bin/python bench/engine_bench.py --gathered 5 [--pg]  # many executions, one engine
+
+``--gathered``: 200 executions x 3 steps on one engine three ways, in interleaved rounds
+on fresh databases (SQLite file, or with ``--pg`` a throwaway cluster with fsync on):
+``asyncio.gather`` of ``start`` then ``drive`` per execution, ``gather`` of ``run``, and
+the in-process worker (the starts, then a ``Worker`` of concurrency 50; bench/compare.py's W3).
+Prints wall time and process CPU (every thread) per step: the CPU moves less with the load.
 
 Two step kinds are measured, because the engine treats them differently:
 - ``sys.transform`` is pure: it runs inside the round that records it (one commit
@@ -17,18 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from floor import sqlite_commit_seconds
 from pydantic import BaseModel
 
-from flowledger import Engine, StepContext, StepRegistry, step_type
+from flowledger import Engine, StepContext, StepRegistry, Worker, WorkerOptions, step_type
 
 
 class NoopInput(BaseModel):
@@ -154,7 +165,139 @@ def _report(result: dict[str, Any], floor: float) -> None:
     )
 
 
+# -- many executions on one engine (issue 10, target 2) ---------------------------------------
+
+EXECUTIONS = 200
+W3_STEPS = chain(3, "bench.noop")
+
+
+def registry() -> StepRegistry:
+    found = StepRegistry.with_builtins()
+    found.register(noop)
+    return found
+
+
+#: CPU seconds per step (the process's, every thread) of each gathered-shape measure, in
+#: order: less moved by other processes' load than the wall time the measures return.
+CPU_PER_STEP: list[float] = []
+
+
+class _Span:
+    """The wall and process CPU time of a measure's timed part, per step."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.wall = 0.0
+
+    def __enter__(self) -> _Span:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = (time.perf_counter() - self._wall) / self.steps
+        CPU_PER_STEP.append((time.process_time() - self._cpu) / self.steps)
+
+
+async def worker_w3(url: str) -> float:
+    """Seconds per step: EXECUTIONS starts, then an in-process worker runs them."""
+    async with Engine(url, registry=registry()) as engine:
+        workflow = engine.load_text(W3_STEPS)
+        await engine.run(workflow)  # warm caches and the version row
+        with _Span(EXECUTIONS * 3) as span:
+            for _ in range(EXECUTIONS):
+                await engine.start(workflow)
+            worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
+            running = asyncio.create_task(worker.run())
+            while worker.completed < EXECUTIONS:
+                await asyncio.sleep(0.002)
+        worker.stop()
+        await running
+    return span.wall
+
+
+async def gathered_start_drive(url: str) -> float:
+    """Seconds per step: ``gather`` of EXECUTIONS tasks, each ``start`` then ``drive``."""
+    async with Engine(url, registry=registry()) as engine:
+        workflow = engine.load_text(W3_STEPS)
+        await engine.run(workflow)
+
+        async def one() -> None:
+            doc = await engine.drive(await engine.start(workflow), document=False)
+            assert doc["runtimeStatus"] == "Completed", doc
+
+        with _Span(EXECUTIONS * 3) as span:
+            await asyncio.gather(*(one() for _ in range(EXECUTIONS)))
+    return span.wall
+
+
+async def gathered_run(url: str) -> float:
+    """Seconds per step: ``gather`` of EXECUTIONS ``run`` calls."""
+    async with Engine(url, registry=registry()) as engine:
+        workflow = engine.load_text(W3_STEPS)
+        await engine.run(workflow)
+        with _Span(EXECUTIONS * 3) as span:
+            docs = await asyncio.gather(*(engine.run(workflow) for _ in range(EXECUTIONS)))
+        assert all(d["runtimeStatus"] == "Completed" for d in docs)
+    return span.wall
+
+
+GATHERED: dict[str, Callable[[str], Awaitable[float]]] = {
+    "gather(start + drive)": gathered_start_drive,
+    "gather(run)": gathered_run,
+    "in-process worker (50)": worker_w3,
+}
+
+
+@asynccontextmanager
+async def _databases(pg: bool) -> AsyncIterator[Callable[[], str]]:
+    """A maker of fresh, empty databases: SQLite files, or a throwaway PostgreSQL cluster's."""
+    if not pg:
+        with tempfile.TemporaryDirectory() as folder:
+            made = iter(range(1_000_000))
+            yield lambda: f"sqlite:///{Path(folder) / f'bench{next(made)}.db'}"
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pg import Cluster, find_bindir  # the same throwaway cluster the tests use
+
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL's initdb is not installed")
+    cluster = Cluster(bindir, durable=True)  # fsync=on, synchronous_commit=on
+    try:
+        cluster.start()
+        yield lambda: cluster.url(cluster.create_database())
+    finally:
+        cluster.stop()
+
+
+async def main_gathered(rounds: int, pg: bool) -> None:
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in GATHERED}
+    load = os.getloadavg()[0]
+    async with _databases(pg) as fresh:
+        for _ in range(rounds):
+            for name, measure in GATHERED.items():
+                wall = await measure(fresh())
+                results[name].append((wall, CPU_PER_STEP[-1]))
+    where = "PostgreSQL (fsync=on, synchronous_commit=on)" if pg else "SQLite (WAL, NORMAL)"
+    print(f"{EXECUTIONS} executions x 3 steps on one engine, {where}, {rounds} interleaved "
+          f"rounds, medians; load average {load:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
+    worker = statistics.median(w for w, _ in results["in-process worker (50)"])
+    for name, values in results.items():
+        wall = statistics.median(w for w, _ in values)
+        cpu = statistics.median(c for _, c in values)
+        rounds_ = ", ".join(f"{w * 1e6:.0f}" for w, _ in values)
+        print(
+            f"{name:<24} {wall * 1e6:8.0f} us/step {wall / worker:6.2f}x the worker "
+            f"{cpu * 1e6:6.0f} us CPU/step   (rounds: {rounds_})",
+            flush=True,
+        )
+
+
 def main() -> None:
+    if "--gathered" in sys.argv:
+        numbers = [a for a in sys.argv[1:] if a.isdigit()]
+        asyncio.run(main_gathered(int(numbers[0]) if numbers else 3, "--pg" in sys.argv))
+        return
     names = sys.argv[1:] or [*SCENARIOS, *SPECIAL]
     if len(names) == 1 and names[0].startswith("--child="):
         result = asyncio.run(_measure(names[0].split("=", 1)[1]))

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -123,6 +123,10 @@ class Engine:
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
         #: their rounds share transactions (group commit), as a worker's do.
         self._driving = 0
+        #: The heartbeat of the executions ``drive`` runs right now, and who to tell (by
+        #: execution id) when one's lease was lost.
+        self._keeper: LeaseKeeper | None = None
+        self._losers: dict[str, Callable[[], None]] = {}
         #: Told what this engine commits and claims (runtime.observer: cheap, never blocking).
         self.observers = Observers(self.owner, observers)
 
@@ -399,8 +403,9 @@ class Engine:
         taken and the row read back in one write (``acquire_lease_row``), or not at all
         for a ``held`` row (created leased: epoch 1 is ours, and execution_rows writes
         every column, so that row is what the database holds; tests/runtime check it);
-        the release hands back the final row (``release_lease_row``), so only the steps
-        are read again, and only for the document.
+        the release hands back the final row (``release_lease_row``), so nothing is read
+        again but the document (one ``read_execution``). The take and the release join
+        those of the other executions driven meanwhile (storage.leasegroup).
         """
         row = held if held is not None else await self._row(execution_id)
         final = row
@@ -417,16 +422,14 @@ class Engine:
             current = asyncio.current_task()
             lost_lease = False
 
-            def lost(_: str) -> None:
+            def lost() -> None:
                 # Another process owns it now; our writes would be refused anyway.
                 nonlocal lost_lease
                 lost_lease = True
                 if current is not None:
                     current.cancel()
 
-            keeper = LeaseKeeper(self.store, self.owner, self.lease, self.clock, lost)
-            keeper.hold(execution_id, epoch)
-            keeper.start()
+            keeper = self._hold(execution_id, epoch, lost)
             parked_until = None
             released: Row | None = None
             self._driving += 1
@@ -441,13 +444,48 @@ class Engine:
                 ) from None
             finally:
                 self._driving -= 1
-                await keeper.stop()
+                await self._let_go(keeper, execution_id, epoch, lost)
                 # Waiting for people: claimable again when a timer is due or input arrives.
                 released = await self.store.release_lease_row(execution_id, epoch, parked_until)
             final = released if released is not None else await self._row(execution_id)
         if not document:
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
-        return execution_document(final, await self.store.get_step_executions(execution_id))
+        # The row and its steps in one read: on SQLite a point read on the loop (no thread
+        # hop; storage.lanes), which many executions driven together each pay at their end.
+        found = await self.store.read_execution(execution_id)
+        if found is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return execution_document(*found)
+
+    def _hold(self, execution_id: str, epoch: int, lost: Callable[[], None]) -> LeaseKeeper:
+        """Keep the lease of an execution ``drive`` runs alive: one heartbeat for all the
+        executions this engine drives at once (one renewal transaction for all, as a
+        worker's), started by the first and stopped after the last."""
+        keeper = self._keeper
+        if keeper is None:
+            keeper = LeaseKeeper(self.store, self.owner, self.lease, self.clock, self._lost)
+            self._keeper = keeper
+            keeper.start()
+        keeper.hold(execution_id, epoch)
+        self._losers[execution_id] = lost
+        return keeper
+
+    async def _let_go(
+        self, keeper: LeaseKeeper, execution_id: str, epoch: int, lost: Callable[[], None]
+    ) -> None:
+        # Only our own hold: a second drive of the same execution here took a newer epoch.
+        if keeper.held.get(execution_id) == epoch:
+            keeper.drop(execution_id)
+        if self._losers.get(execution_id) is lost:
+            del self._losers[execution_id]
+        if not keeper.held and self._keeper is keeper:
+            self._keeper = None
+            await keeper.stop()
+
+    def _lost(self, execution_id: str) -> None:
+        lost = self._losers.pop(execution_id, None)
+        if lost is not None:
+            lost()
 
     def _crowded(self) -> bool:
         return self._driving > 1

@@ -66,6 +66,12 @@ def _processor(column_type: TypeEngine[Any], dialect: Dialect) -> Processor:
     return column_type.bind_processor(dialect)
 
 
+def timestamp_processor(dialect: Dialect) -> Callable[[datetime], Any]:
+    """What a timestamp column's value is turned into for the driver (the stored form)."""
+    proc = _processor(UTCDateTime(), dialect)
+    return proc if proc is not None else (lambda value: value)
+
+
 def sqlite_utc_text(value: datetime) -> str:
     """The text a timestamp column stores on SQLite, made in one step: what UTCDateTime's
     processor hands the sqlite3 driver (naive UTC) and the driver's datetime adapter

@@ -66,11 +66,13 @@ only), with busy_timeout 0:
   (PostgresStore keeps the defaults: every call goes to its lane). Never in memory
   (one connection, on the writer lane), nor for reads of many rows (the steps of an
   execution, lists), nor from a thread other than the loop's that opened the store.
-Inline small writes (``@small_write``: a lease, a new execution of two rows) follow
-``_commit_inline``'s rule: the writer thread idle (its lock taken: the call shares its
-connection and overtakes nothing), SQLite's write lock free at once (busy timeout 0:
-refused at BEGIN IMMEDIATE, nothing written, and the call goes to the writer thread),
-synchronous=NORMAL (no fsync), no checkpoint in it.
+Inline small writes (``@small_write``, and a lease group's call, storage.leasegroup: new
+executions, takes and releases, a row or two each) follow ``_commit_inline``'s rule: the
+writer thread idle (its lock taken: the call shares its connection and overtakes
+nothing), SQLite's write lock free at once (busy timeout 0: refused at BEGIN IMMEDIATE,
+nothing written, and the call goes to the writer thread), synchronous=NORMAL (no
+fsync), no checkpoint in it. A lease group is not capped: its callers all wait for it,
+so the loop has nothing better to do than its CPU work.
 
 A call that is cancelled while waiting is not undone: its body runs to its end
 on its thread (a transaction is atomic either way) and the result is dropped.

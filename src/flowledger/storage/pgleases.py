@@ -1,20 +1,24 @@
-"""PostgreSQL claims and releases: one statement each, on a connection of their own.
+"""PostgreSQL claims, takes and releases: fixed SQL on a connection of their own.
 
 A worker claims a batch of executions and releases each one when it is done. Through
 SQLAlchemy each cost a statement build (cache key, compile), a BEGIN, a ``SET LOCAL
 synchronous_commit``, the query and a COMMIT: four round trips and most of a worker's
 per-execution CPU outside its rounds (bench/pg_workers.py). Here the SQL text is fixed,
 the connection is in autocommit with ``synchronous_commit=off`` for its whole session
-(so every statement is its own transaction and commits without waiting for the WAL
-flush; see PostgresStore._lease_only_commit for why a crash loses nothing), and a claim
-answers with the claimed rows, so the worker does not read them again.
+(its transactions commit without waiting for the WAL flush; see
+PostgresStore._lease_only_commit for why a crash loses nothing), and a claim answers
+with the claimed rows, so the worker does not read them again. A lease group
+(storage.leasegroup: takes, releases and claims made together) goes out as one
+transaction block in one pipeline.
 
 Only the leases lane's thread uses this connection (storage.lanes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +26,7 @@ import psycopg
 from sqlalchemy import Dialect
 
 from flowledger.storage.base import Row
+from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.schema import executions
 
 #: Runnable (see Store.claim_executions), on the database clock; ``{t}`` is the table alias.
@@ -53,6 +58,17 @@ RELEASE_MANY = (
     "FROM unnest(%s::text[], %s::int[]) AS r(id, epoch) "
     "WHERE e.id = r.id AND e.lease_epoch = r.epoch"
 )
+#: The same, each released row coming back (for ``drive``; a worker needs none).
+RELEASE_ROWS = RELEASE_MANY + " RETURNING e.*"
+#: Takes by id (free, lapsed, or already the owner's: SQLPart._takeable), the rows locked in
+#: id order first, so two takers of overlapping sets never wait on each other in a cycle.
+TAKE_MANY = (
+    "WITH asked AS (SELECT id FROM executions WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE) "
+    "UPDATE executions AS e SET lease_epoch = e.lease_epoch + 1, lease_owner = %(owner)s, "
+    "lease_expires_at = clock_timestamp() + %(lease)s, wake_at = NULL FROM asked "
+    "WHERE e.id = asked.id AND (e.lease_owner IS NULL OR e.lease_expires_at < clock_timestamp() "
+    "OR e.lease_owner = %(owner)s) RETURNING e.*"
+)
 
 
 class LeaseConnection:
@@ -79,25 +95,62 @@ class LeaseConnection:
         return self._conn
 
     def claim(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
-        return self.release_and_claim((), owner, limit, lease)
+        return self.apply([LeaseWork(owner, lease, claim=limit)])[0].claimed
 
-    def release_and_claim(
-        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
-    ) -> list[Row]:
-        """Both statements in one pipeline: one round trip (each its own transaction)."""
+    def apply(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
+        """A lease group (storage.leasegroup) in one pipeline (one round trip), in one
+        transaction when it holds more than one request: the releases in one statement
+        (one more for those answered with their rows), the takes in one per owner and
+        lease, then each claim."""
+        releases = [pair for work in works if not work.release_rows for pair in work.releases]
+        answered = [pair for work in works if work.release_rows for pair in work.releases]
+        if not releases and not answered and all(w.take is None and w.claim <= 0 for w in works):
+            return [LeaseAnswer() for _ in works]  # only new executions (PostgresStore)
         conn = self._connection()
-        with conn.pipeline():
+        takes: dict[tuple[str, timedelta], list[str]] = defaultdict(list)
+        for work in works:
+            if work.take is not None:
+                takes[(work.owner, work.lease)].append(work.take)
+        # Several requests: one transaction, so a failed group (asked again one request at a
+        # time, storage.leasegroup) left nothing behind. A lone one (a worker's turn) needs
+        # none: each statement commits by itself, as a lone call always did.
+        together = conn.transaction() if len(works) > 1 else contextlib.nullcontext()
+        with conn.pipeline(), together:
             if releases:
-                ids, epochs = zip(*releases, strict=True)
-                conn.execute(RELEASE_MANY, (list(ids), list(epochs)))
-            if limit <= 0:
-                return []
-            cursor = conn.execute(CLAIM, {"owner": owner, "lease": lease, "limit": limit})
-            found = cursor.fetchall()  # ends the pipeline's batch: both answers are in
+                conn.execute(RELEASE_MANY, _columns(releases))
+            released = conn.execute(RELEASE_ROWS, _columns(answered)) if answered else None
+            taken = [
+                conn.execute(TAKE_MANY, {"ids": sorted(ids), "owner": owner, "lease": lease})
+                for (owner, lease), ids in takes.items()
+            ]
+            claims = [
+                conn.execute(CLAIM, {"owner": w.owner, "lease": w.lease, "limit": w.claim})
+                if w.claim > 0
+                else None
+                for w in works
+            ]
+            # Fetching ends the pipeline's batch: every answer is in.
+            released_rows = self._rows(released) if released is not None else []
+            taken_rows = [row for cursor in taken for row in self._rows(cursor)]
+            claimed = [self._rows(cursor) if cursor is not None else [] for cursor in claims]
+        by_release = {row["id"]: row for row in released_rows}
+        by_take = {row["id"]: row for row in taken_rows}
+        answers = []
+        for work, rows in zip(works, claimed, strict=True):
+            rows.sort(key=lambda row: (row["created_at"], row["id"]))  # oldest first, as asked
+            answers.append(
+                LeaseAnswer(
+                    released={i: by_release[i] for i, _ in work.releases if i in by_release},
+                    taken=by_take.get(work.take) if work.take is not None else None,
+                    claimed=rows,
+                )
+            )
+        return answers
+
+    def _rows(self, cursor: psycopg.Cursor[Any]) -> list[Row]:
+        found = cursor.fetchall()
         names = [d.name for d in cursor.description or ()]
-        rows = [self._row(dict(zip(names, values, strict=True))) for values in found]
-        rows.sort(key=lambda row: (row["created_at"], row["id"]))  # oldest first, as asked
-        return rows
+        return [self._row(dict(zip(names, values, strict=True))) for values in found]
 
     def release(self, execution_id: str, epoch: int) -> None:
         self._connection().execute(RELEASE, (execution_id, epoch))
@@ -113,6 +166,11 @@ class LeaseConnection:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _columns(releases: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
+    """``(id, epoch)`` pairs as the two arrays RELEASE_MANY takes."""
+    return [i for i, _ in releases], [e for _, e in releases]
 
 
 def connect_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from flowledger.storage.coalesce import Coalescer
 from flowledger.storage.fastpath import PreparedRead
 from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
+from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import LeaseConnection, connect_params
 from flowledger.storage.pgwrites import PostgresBatchWriter
 from flowledger.storage.schema import UTCDateTime, events, executions, step_executions
@@ -180,12 +181,16 @@ class PostgresStore(SQLStore):
     async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
         return await self._leases.run(lambda: self._lease_conn.claim(owner, limit, lease))
 
-    async def release_and_claim(
-        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
-    ) -> list[Row]:
-        return await self._leases.run(
-            lambda: self._lease_conn.release_and_claim(releases, owner, limit, lease)
-        )
+    def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
+        # On the leases lane (SQLStore._submit_leases: PostgreSQL never writes inline). New
+        # executions first, durably, on the lane's SQLAlchemy connection; then the leases on
+        # its own connection, which does not wait for the disk (storage.pgleases).
+        created = iter(self._create_many(works) if any(w.create for w in works) else [])
+        answers = self._lease_conn.apply(works)
+        for work, answer in zip(works, answers, strict=True):
+            if work.create is not None:
+                answer.created = next(created)
+        return answers
 
     async def release_lease(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None

@@ -46,6 +46,8 @@ from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
 from flowledger.storage.lanes import Lane
+from flowledger.storage.leasegroup import LeaseGroup, LeaseWork
+from flowledger.storage.leasesql import SQLLeaseGroupStore
 from flowledger.storage.pruning import SQLPruneStore
 from flowledger.storage.pushes import SQLPushStore
 from flowledger.storage.schedules import SQLScheduleStore
@@ -69,6 +71,7 @@ from flowledger.timeutil import utcnow
 
 
 class SQLStore(
+    SQLLeaseGroupStore,
     SQLTokenStore,
     SQLEntityStore,
     SQLScheduleStore,
@@ -124,6 +127,9 @@ class SQLStore(
             driver_begin,
             inline,
         )
+        #: Starts, takes, releases and claims made together share one call (storage.leasegroup,
+        #: its SQL in storage.leasesql).
+        self._lease_group = LeaseGroup(self._apply_leases, self._submit_leases)
 
     @property
     def conn(self) -> Connection:
@@ -279,9 +285,12 @@ class SQLStore(
             return await self._create_execution(execution, events_, steps)
         return await self._create_small_execution(execution, events_)
 
-    @small_write
-    def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
-        return self._insert_execution(execution, events_, ())
+    async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
+        # Starts made together share one transaction (storage.leasegroup).
+        work = LeaseWork(create=(execution, events_))
+        created = (await self._lease_group.ask(work)).created
+        assert created is not None
+        return created
 
     @writes
     def _create_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
@@ -499,11 +508,20 @@ class SQLStore(
         row = self._acquire(execution_id, owner, lease, steal_from, executions.c.lease_epoch)
         return int(row[0]) if row is not None else None
 
-    @small_write
-    def acquire_lease_row(
+    async def acquire_lease_row(
         self, execution_id: str, owner: str, lease: timedelta, *, steal_from: str | None = None
     ) -> Row | None:
-        # The row comes back with the UPDATE (RETURNING): no read after it.
+        # The row comes back with the UPDATE (RETURNING): no read after it. Takes made
+        # together (executions driven together) share one transaction: storage.leasegroup.
+        if steal_from is not None:  # a takeover of a dead holder's execution: rare
+            return await self._acquire_row_from(execution_id, owner, lease, steal_from)
+        answer = await self._lease_group.ask(LeaseWork(owner, lease, take=execution_id))
+        return answer.taken
+
+    @small_write
+    def _acquire_row_from(
+        self, execution_id: str, owner: str, lease: timedelta, steal_from: str
+    ) -> Row | None:
         row = self._acquire(execution_id, owner, lease, steal_from, *executions.c)
         return dict(row._mapping) if row is not None else None
 
@@ -554,13 +572,22 @@ class SQLStore(
     def claim_executions(self, owner: str, limit: int, lease: timedelta) -> list[tuple[str, int]]:
         t = executions
         with self.conn.begin():
-            ids = [r[0] for r in self.conn.execute(self._claim_candidates(limit))]
-            if not ids:
-                return []
             self._lease_only_commit()
-            # The runnable condition is checked again in the UPDATE: the compare-and-set is
-            # the guard, whatever isolation the candidate read had.
-            rows = self.conn.execute(
+            rows = self._claim(owner, limit, lease, t.c.id, t.c.lease_epoch)
+            return [(r[0], int(r[1])) for r in rows]
+
+    def _claim(
+        self, owner: str, limit: int, lease: timedelta, *returning: ColumnElement[Any]
+    ) -> list[Any]:
+        """Inside the caller's transaction: lease up to ``limit`` runnable executions."""
+        t = executions
+        ids = [r[0] for r in self.conn.execute(self._claim_candidates(limit))]
+        if not ids:
+            return []
+        # The runnable condition is checked again in the UPDATE: the compare-and-set is
+        # the guard, whatever isolation the candidate read had.
+        return list(
+            self.conn.execute(
                 update(t)
                 .where(and_(t.c.id.in_(ids), self._runnable()))
                 .values(
@@ -569,9 +596,17 @@ class SQLStore(
                     lease_expires_at=self._sql_now(lease),
                     wake_at=None,
                 )
-                .returning(t.c.id, t.c.lease_epoch)
+                .returning(*returning)
             )
-            return [(r[0], int(r[1])) for r in rows]
+        )
+
+    async def release_and_claim(
+        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
+    ) -> list[Row]:
+        # A worker's turn goes through the lease group like the engine's takes and
+        # releases: whatever of theirs arrives meanwhile shares its transaction.
+        work = LeaseWork(owner, lease, releases=tuple(releases), claim=max(limit, 0))
+        return (await self._lease_group.ask(work)).claimed
 
     @writes
     def renew_leases(self, owner: str, leases: Mapping[str, int], lease: timedelta) -> set[str]:
@@ -600,10 +635,18 @@ class SQLStore(
     def release_lease(self, execution_id: str, epoch: int, wake_at: datetime | None = None) -> None:
         self._release(execution_id, epoch, wake_at, returning=False)
 
-    @lease_write
-    def release_lease_row(
+    async def release_lease_row(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None
     ) -> Row | None:
+        if wake_at is not None:  # parking looks for signals under a row lock: on its own
+            return await self._park_row(execution_id, epoch, wake_at)
+        work = LeaseWork(releases=((execution_id, epoch),), release_rows=True)
+        released = (await self._lease_group.ask(work)).released.get(execution_id)
+        # Not released: the epoch moved on (taken over); the row as it is now.
+        return released if released is not None else await self.get_execution(execution_id)
+
+    @lease_write
+    def _park_row(self, execution_id: str, epoch: int, wake_at: datetime) -> Row | None:
         return self._release(execution_id, epoch, wake_at, returning=True)
 
     def _release(

@@ -1,0 +1,156 @@
+"""Lease grouping: the starts, takes, releases and claims that reach the store together
+share one call.
+
+Rounds are grouped by storage.groupcommit; this does the same for what surrounds
+them. Many executions started and driven on one engine (``asyncio.gather`` of
+``start`` + ``drive``, or of ``run``) each insert a row, take a lease and give it
+back; a worker releases what ended and claims more. Each of those on its own is a
+transaction (and on PostgreSQL a round trip), queued on the store's leases lane
+behind whatever runs there. Here every request that arrives within one event-loop
+tick, or while the previous group is being written, joins one store call
+(``apply``): one transaction on SQLite; on PostgreSQL one pipelined transaction for
+the leases, and one durable transaction for the new executions. The worker's
+``release_and_claim`` and the engine's ``create_execution``, ``acquire_lease_row``
+and ``release_lease_row`` all come through here, so they group with each other too.
+
+Requests still stand alone:
+- a take is a compare-and-set on its own row, so the group answers each take with
+  its row or None (held by another owner), as a lone take would;
+- a group whose call fails is asked again one request at a time, so a failure lands
+  on the request that caused it and its neighbours get their answers;
+- a second take of the same execution waits for the next group (one take per
+  execution per group: both would otherwise see the row as theirs).
+A caller owns its lease when its answer arrives: after the call's transaction ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flowledger.errors import StorageError
+from flowledger.storage.base import Row
+
+
+@dataclass
+class LeaseWork:
+    """One caller's request: create a new execution, or release these leases, then take
+    one execution by id and/or claim up to ``claim`` runnable ones, for ``owner``."""
+
+    #: Who takes or claims, and for how long (a release or a start needs neither).
+    owner: str = ""
+    lease: timedelta = timedelta(0)
+    #: ``(id, epoch)``: plain releases (no timer to park on).
+    releases: Sequence[tuple[str, int]] = ()
+    #: Answer with the released rows (``drive`` returns its execution's last state).
+    release_rows: bool = False
+    take: str | None = None
+    claim: int = 0
+    #: A new execution's row and its first events (``start``; created leased by ``run``).
+    create: tuple[Row, Sequence[Row]] | None = None
+
+
+@dataclass
+class LeaseAnswer:
+    #: With ``release_rows``: the released executions' rows afterwards, by id (left out:
+    #: the epoch had moved on).
+    released: dict[str, Row] = field(default_factory=dict)
+    #: The taken execution's row as the take left it (None: another owner holds it).
+    taken: Row | None = None
+    #: The claimed executions' rows, oldest first.
+    claimed: list[Row] = field(default_factory=list)
+    #: The created execution's id, or the id of the one that already had its trigger key.
+    created: str | None = None
+
+
+#: Applies many requests in one store call, answering each in order (on the store's thread).
+ApplyLeases = Callable[[list[LeaseWork]], list[LeaseAnswer]]
+#: Runs a store call: at once where it may (an inline write), else on the leases lane.
+Submit = Callable[[Callable[[], list[LeaseAnswer]]], "asyncio.Future[list[LeaseAnswer]]"]
+_Work = list[tuple[LeaseWork, "asyncio.Future[LeaseAnswer]"]]
+
+
+class LeaseGroup:
+    def __init__(self, apply: ApplyLeases, submit: Submit) -> None:
+        self._apply = apply
+        self._submit = submit
+        self._queue: _Work = []
+        #: A flush is scheduled for this tick, or a group is being written right now.
+        self._busy = False
+
+    async def ask(self, work: LeaseWork) -> LeaseAnswer:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[LeaseAnswer] = loop.create_future()
+        self._queue.append((work, future))
+        if not self._busy:
+            self._busy = True
+            # call_soon: every request made in this tick joins the same call.
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        group: _Work = []
+        later: _Work = []
+        taking: set[str] = set()
+        for item in self._queue:
+            take = item[0].take
+            if take is not None and take in taking:
+                later.append(item)
+                continue
+            if take is not None:
+                taking.add(take)
+            group.append(item)
+        self._queue = later
+        works = [work for work, _ in group]
+        written = self._call(lambda: self._apply(works))
+        written.add_done_callback(lambda done: self._settle(group, done))
+
+    def _call(self, job: Callable[[], list[LeaseAnswer]]) -> asyncio.Future[list[LeaseAnswer]]:
+        """``submit``, its own failure (a closed store, say) answered like the call's."""
+        try:
+            return self._submit(job)
+        except Exception as exc:
+            failed: asyncio.Future[list[LeaseAnswer]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    def _settle(self, group: _Work, done: asyncio.Future[list[LeaseAnswer]]) -> None:
+        exc = done.exception()
+        if exc is not None and len(group) > 1:
+            # Ask again one by one (queued on the lane before the next group).
+            for work, future in group:
+                self._alone(work, future)
+        else:
+            outcomes: Sequence[LeaseAnswer | BaseException] = (
+                done.result() if exc is None else [exc]
+            )
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                _answer(future, outcome)
+        if self._queue:  # requests that arrived while this group was written
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._busy = False
+
+    def _alone(self, work: LeaseWork, future: asyncio.Future[LeaseAnswer]) -> None:
+        written = self._call(lambda: self._apply([work]))
+
+        def settle(done: asyncio.Future[list[LeaseAnswer]]) -> None:
+            exc = done.exception()
+            _answer(future, done.result()[0] if exc is None else exc)
+
+        written.add_done_callback(settle)
+
+
+def _answer(future: asyncio.Future[LeaseAnswer], outcome: LeaseAnswer | BaseException) -> None:
+    if future.done():  # its waiter was cancelled meanwhile
+        return
+    if isinstance(outcome, LeaseAnswer):
+        future.set_result(outcome)
+    elif isinstance(outcome, StorageError) or not isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        error = StorageError(f"the database refused a start or a lease change: {outcome}")
+        error.__cause__ = outcome
+        future.set_exception(error)

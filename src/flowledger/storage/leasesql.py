@@ -1,0 +1,172 @@
+"""The SQL of a lease group (storage.leasegroup): new executions, takes, releases and claims
+made together, written in one transaction on the driver's cursor.
+
+The statements are fixed text (a take and a release are a compare-and-set UPDATE …
+RETURNING of one row each), so a group costs its rows, not a SQLAlchemy statement
+build per request. PostgresStore sends the leases through its own connection
+(storage.pgleases) and keeps only the new executions here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine
+from sqlalchemy.exc import DBAPIError
+
+from flowledger.storage.base import Row
+from flowledger.storage.fastpath import (
+    PreparedRead,
+    PreparedWrite,
+    prepare_insert,
+    timestamp_processor,
+)
+from flowledger.storage.lanes import NOT_HERE
+from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
+from flowledger.storage.schema import events, executions
+from flowledger.storage.sqlpart import SQLPart
+from flowledger.timeutil import utcnow
+
+
+class SQLLeaseGroupStore(SQLPart):
+    _engine: Engine
+    _driver_error: type[Exception]
+    #: Prepared inserts of new executions and their events, by the columns a row has.
+    _creates: dict[tuple[str, tuple[str, ...]], PreparedWrite]
+    #: The release's and the take's SQL, built on first use.
+    _lease_sql: tuple[str, str] | None = None
+
+    @abstractmethod
+    def _reads(self) -> tuple[PreparedRead, PreparedRead]:
+        """The execution by id (and its steps): its columns and row conversion serve here."""
+
+    @abstractmethod
+    def _lease_only_commit(self) -> None:
+        """Inside a transaction that changes lease columns only: commit without waiting for
+        the disk where the database allows."""
+
+    @abstractmethod
+    def _claim(
+        self, owner: str, limit: int, lease: timedelta, *returning: ColumnElement[Any]
+    ) -> list[Any]:
+        """Inside the caller's transaction: lease up to ``limit`` runnable executions."""
+
+    def _insert_new(self, cursor: Any, execution: Row, events_: Sequence[Row]) -> str:
+        """Inside the caller's transaction, on the driver's cursor: a new execution and its
+        events. When its trigger key is taken (or its id: the same start asked again after
+        its group failed), nothing is written and the id that holds it returns."""
+        key = ("new", tuple(execution))
+        prepared = self._creates.get(key)
+        if prepared is None:
+            prepared = prepare_insert(executions, key[1], self._engine.dialect)
+            prepared.sql += " ON CONFLICT DO NOTHING"
+            self._creates[key] = prepared
+        cursor.execute(prepared.sql, prepared.params(execution))
+        if cursor.rowcount == 0:
+            trigger_key = execution.get("trigger_key")
+            if trigger_key is None:
+                return str(execution["id"])
+            mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            cursor.execute(f"SELECT id FROM executions WHERE trigger_key = {mark}", (trigger_key,))  # noqa: S608 - fixed text
+            return str(cursor.fetchone()[0])
+        for row in events_:
+            insert_event = self._creates.get(("events", tuple(row)))
+            if insert_event is None:
+                insert_event = prepare_insert(events, tuple(row), self._engine.dialect)
+                self._creates[("events", tuple(row))] = insert_event
+            cursor.execute(insert_event.sql, insert_event.params(row))
+        return str(execution["id"])
+
+    def _create_many(self, works: Sequence[LeaseWork]) -> list[str]:
+        """The new executions of a lease group in one transaction of their own (PostgreSQL:
+        the leases' connection does not wait for the disk; a start must)."""
+        with self.conn.begin():
+            driver = self.conn.connection.dbapi_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                return [self._insert_new(cursor, *w.create) for w in works if w.create]
+            except self._driver_error as exc:  # as SQLAlchemy raises it
+                raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+            finally:
+                cursor.close()
+
+    def _submit_leases(
+        self, job: Callable[[], list[LeaseAnswer]]
+    ) -> asyncio.Future[list[LeaseAnswer]]:
+        """A lease group's call: right here when it cannot wait (SQLite's inline small
+        write, see storage.lanes), else on the leases lane. Raises what the inline call
+        raised (LeaseGroup answers it to the group)."""
+        done = self._inline_write(job)
+        if done is NOT_HERE:
+            return self._leases.run(job)
+        future: asyncio.Future[list[LeaseAnswer]] = asyncio.get_running_loop().create_future()
+        future.set_result(done)  # type: ignore[arg-type]
+        return future
+
+    def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
+        """A lease group in one transaction: each request's new execution, its releases,
+        then its take (one compare-and-set UPDATE … RETURNING on the driver's cursor each:
+        their SQL is fixed), then its claim. On the calling lane's connection."""
+        read = self._reads()[0]
+        release_sql, take_sql = self._lease_statements(read)
+        stamp = timestamp_processor(self._engine.dialect)
+        now = utcnow()
+        conn = self.conn
+        answers: list[LeaseAnswer] = []
+        with conn.begin():
+            self._lease_only_commit()
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                for work in works:
+                    answer = LeaseAnswer()
+                    if work.create is not None:
+                        answer.created = self._insert_new(cursor, *work.create)
+                    for execution_id, epoch in work.releases:
+                        cursor.execute(release_sql, (execution_id, epoch))
+                        found = cursor.fetchone()
+                        if found is not None and work.release_rows:
+                            answer.released[execution_id] = read.row(found)
+                    if work.take is not None:
+                        expires = stamp(now + work.lease)
+                        owner = work.owner
+                        cursor.execute(take_sql, (owner, expires, work.take, stamp(now), owner))
+                        found = cursor.fetchone()
+                        answer.taken = read.row(found) if found is not None else None
+                    if work.claim > 0:
+                        claimed = self._claim(work.owner, work.claim, work.lease, *executions.c)
+                        rows = [dict(r._mapping) for r in claimed]
+                        answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
+                    answers.append(answer)
+            except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
+                raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
+            finally:
+                cursor.close()
+        return answers
+
+    def _lease_statements(self, read: PreparedRead) -> tuple[str, str]:
+        """A plain release and a take by id, each answering with the whole row."""
+        if self._lease_sql is None:
+            dialect = self._engine.dialect
+            quote = dialect.identifier_preparer.quote
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            returning = ", ".join(quote(c) for c in read.columns)
+            release = (
+                "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, "  # noqa: S608 - fixed text, values bound
+                f"wake_at = NULL WHERE id = {mark} AND lease_epoch = {mark} RETURNING {returning}"
+            )
+            # Takeable (SQLPart._takeable): free, lapsed, or already this owner's.
+            take = (
+                f"UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = {mark}, "  # noqa: S608 - fixed text, values bound
+                f"lease_expires_at = {mark}, wake_at = NULL WHERE id = {mark} AND "
+                f"(lease_owner IS NULL OR lease_expires_at < {mark} OR lease_owner = {mark}) "
+                f"RETURNING {returning}"
+            )
+            self._lease_sql = (release, take)
+        return self._lease_sql
