@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from flowledger.errors import LeaseLostError
 from flowledger.storage import Batch
@@ -127,9 +126,13 @@ async def test_a_used_trigger_key_answers_with_the_first_execution(pg: PostgresS
     assert await pg.create_execution(other := execution_row(), []) == other["id"]
 
 
-async def test_a_duplicate_id_is_refused_as_sqlalchemy_raises_it(pg: PostgresStore) -> None:
-    row = execution_row()
+async def test_a_start_asked_again_writes_nothing_and_answers_its_id(pg: PostgresStore) -> None:
+    """The same start again (its lease group failed after the insert, and is asked again
+    one request at a time: storage.leasegroup) leaves the first row as it was."""
+    row = execution_row(correlation_id="first")
     await pg.create_execution(row, [])
-    with pytest.raises(IntegrityError):
-        await pg.create_execution(execution_row(id=row["id"]), [])
+    again = execution_row(id=row["id"], correlation_id="again")
+    assert await pg.create_execution(again, []) == row["id"]
+    stored = await pg.get_execution(row["id"])
+    assert stored is not None and stored["correlation_id"] == "first"
     assert await pg.create_execution(other := execution_row(), []) == other["id"]

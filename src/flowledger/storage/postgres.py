@@ -36,7 +36,7 @@ from flowledger.storage.lanes import Lane
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import LeaseConnection, connect_params
 from flowledger.storage.pgwrites import PostgresBatchWriter
-from flowledger.storage.schema import UTCDateTime, events, executions, step_executions
+from flowledger.storage.schema import UTCDateTime, executions, step_executions
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import writes
 
@@ -199,34 +199,6 @@ class PostgresStore(SQLStore):
             await super().release_lease(execution_id, epoch, wake_at)
             return
         await self._leases.run(lambda: self._lease_conn.release(execution_id, epoch))
-
-    def _insert_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
-        """A new execution's rows and COMMIT in one query string, bound on the client (one
-        simple-protocol message, so one round trip after psycopg's BEGIN, instead of three).
-        A rerun's copied steps take SQLStore's path."""
-        if steps:
-            return super()._insert_execution(execution, events_, steps)
-        driver = self.conn.connection.dbapi_connection
-        assert isinstance(driver, psycopg.Connection)
-        sql: list[str] = []
-        params: list[Any] = []
-        for table, rows in ((executions, [execution]), (events, events_)):
-            for row in rows:
-                prepared = self._row_insert(table, row)
-                sql.append(prepared.sql)
-                params.extend(prepared.params(row))
-        sql.append("COMMIT")
-        try:
-            with psycopg.ClientCursor(driver) as cursor:
-                cursor.execute("; ".join(sql), params)
-        except psycopg.IntegrityError as exc:
-            driver.rollback()
-            key = execution.get("trigger_key")
-            existing = self._trigger_key_owner(key) if key else None
-            if existing is None:  # as SQLAlchemy raises it (callers catch that)
-                raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
-            return existing
-        return str(execution["id"])
 
     def _connect_error(self, exc: DBAPIError) -> StorageError:
         return self._driver_connect_error(exc if exc.orig is None else exc.orig)
