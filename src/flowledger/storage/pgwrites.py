@@ -29,8 +29,6 @@ from sqlalchemy import Connection, Dialect
 from flowledger.storage.base import Batch
 from flowledger.storage.fastpath import PreparedWrite
 from flowledger.storage.outbox import outbox_params, prepare_outbox
-from flowledger.storage.schema import events, executions, step_executions
-from flowledger.storage.schema_ops import step_logs
 from flowledger.storage.writes import BatchWriter
 
 # In id order, so two transactions that lock overlapping sets never wait on each other
@@ -79,18 +77,7 @@ class PostgresBatchWriter(BatchWriter):
 
     def _write_all(self, cursor: Any, batches: Sequence[Batch]) -> None:
         """Every row of the group, in BatchWriter's order, queued in the open pipeline."""
-        changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
-        self._update(cursor, executions, "executions", changed)
-        inserts = [row for b in batches for row in b.insert_steps]
-        if inserts:
-            self._insert(cursor, step_executions, inserts)
-        self._update(cursor, step_executions, "steps", (r for b in batches for r in b.update_steps))
-        event_rows = [row for b in batches for row in b.events]
-        if event_rows:
-            self._insert(cursor, events, event_rows)
-        log_rows = [row for b in batches for row in b.step_logs]
-        if log_rows:
-            self._insert(cursor, step_logs, log_rows, skip=("id",))
+        self._write_rows(cursor, batches)
         notifications = [outbox_params(row) for b in batches for row in b.notifications]
         if notifications:
             if self._outbox is None:

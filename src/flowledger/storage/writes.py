@@ -86,20 +86,7 @@ class BatchWriter:
         # One driver cursor for the round (finding it through SQLAlchemy costs per call).
         cursor = cursor if cursor is not None else self._cursor(conn)
         with driver_pipeline(conn):
-            if not execution_written:
-                changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
-                self._update(cursor, executions, "executions", changed)
-            inserts = [row for b in batches for row in b.insert_steps]
-            if inserts:
-                self._insert(cursor, step_executions, inserts)
-            updates = (r for b in batches for r in b.update_steps)
-            self._update(cursor, step_executions, "steps", updates)
-            event_rows = [row for b in batches for row in b.events]
-            if event_rows:
-                self._insert(cursor, events, event_rows)
-            log_rows = [row for b in batches for row in b.step_logs]
-            if log_rows:
-                self._insert(cursor, step_logs, log_rows, skip=("id",))
+            self._write_rows(cursor, batches, executions_too=not execution_written)
         if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
             self._write_links(conn, batches)
         notifications = [outbox_params(row) for b in batches for row in b.notifications]
@@ -133,6 +120,26 @@ class BatchWriter:
                     .where(signals.c.id.in_(batch.consumed_signals))
                     .values(consumed_at=utcnow())
                 )
+
+    def _write_rows(
+        self, cursor: Any, batches: Sequence[Batch], *, executions_too: bool = True
+    ) -> None:
+        """The group's executions, steps, events and step logs, one statement per table
+        (each ``executemany``), in this order; inside the caller's transaction (and its
+        pipeline, on PostgreSQL)."""
+        if executions_too:
+            changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
+            self._update(cursor, executions, "executions", changed)
+        inserts = [row for b in batches for row in b.insert_steps]
+        if inserts:
+            self._insert(cursor, step_executions, inserts)
+        self._update(cursor, step_executions, "steps", (r for b in batches for r in b.update_steps))
+        event_rows = [row for b in batches for row in b.events]
+        if event_rows:
+            self._insert(cursor, events, event_rows)
+        log_rows = [row for b in batches for row in b.step_logs]
+        if log_rows:
+            self._insert(cursor, step_logs, log_rows, skip=("id",))
 
     def _insert(
         self, cursor: Any, table: Table, rows: list[Row], skip: tuple[str, ...] = ()
