@@ -1,7 +1,8 @@
 """A real webhook receiver for tests: a threaded ``http.server`` on 127.0.0.1.
 
 It records every request (headers and body) and answers 503 while ``down`` is set,
-200 otherwise; ``accepted`` maps each ``webhook-id`` it answered 200 to how many
+200 otherwise; while ``answering`` is clear it holds each answer until it is set (a
+receiver that takes its time); ``accepted`` maps each ``webhook-id`` it answered 200 to how many
 times it did (a receiver that dedupes by ``webhook-id`` sees each once).
 """
 
@@ -26,6 +27,8 @@ class Received:
 class Receiver:
     url: str = ""
     down: bool = False
+    #: Set: answer at once. Clear: hold each answer until it is set again (at most 10 s).
+    answering: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +54,7 @@ class Receiver:
 @contextmanager
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
+    state.answering.set()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -59,6 +63,7 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 state.requests.append(Received(headers, body, status))
+            state.answering.wait(10)
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()

@@ -132,6 +132,39 @@ async def test_a_receiver_down_for_a_while_gets_every_event_once(
     assert ids_tried == {d["id"] for d in page.items}
 
 
+async def test_a_worker_stopped_mid_attempt_hands_the_delivery_back_at_once(
+    db_url: str, app: App, hook: Receiver
+) -> None:
+    """A clean stop does not leave the delivery it was sending claimed until the claim's
+    lease (the attempt timeout + 30 s) lapses: it is due again at once, and the next
+    worker sends it (the same webhook-id; the receiver may have seen it: at least once)."""
+    sub = await app.subscriptions.create(
+        CreateSubscription(url=hook.url, events=["execution.completed"])
+    )
+    hook.answering.clear()
+    await run(app, OK)
+    worker = Worker(app.engine, WorkerOptions(max_duty_wait=0.05))
+    task = asyncio.create_task(worker.run())
+
+    async def in_flight() -> bool:
+        return len(hook.requests) == 1
+
+    await until(in_flight)
+    worker.stop()
+    await task
+    hook.answering.set()
+    [delivery] = (
+        await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+    ).items
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1
+    async with Engine(db_url, settings=settings(db_url)) as other:
+        assert await DeliveryDuty(other).deliver_pending() == 1  # due now, not in 35 s
+    # The held request and the new one, with the same webhook-id (receivers dedupe on it).
+    assert hook.accepted == {delivery["id"]: 2}
+    [done] = (await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))).items
+    assert done["status"] == "delivered" and done["attempts"] == 2
+
+
 async def test_a_worker_dying_mid_attempt_loses_nothing(app: App, hook: Receiver) -> None:
     sub = await app.subscriptions.create(
         CreateSubscription(url=hook.url, events=["execution.completed"])

@@ -16,10 +16,10 @@ hit by every sender at once), the last one at ``retry_for`` after the event (24 
 default); a delivery failing then is ``failed``. The schedule is ``Settings.deliveries``
 (``FLOWLEDGER_DELIVERY_*``).
 
-At least once: a worker that dies mid-attempt leaves the delivery claimed until its
-lease (the attempt timeout plus a margin) lapses; another worker then sends it again
-with the same ``webhook-id``. Nothing is lost: the delivery row was committed with the
-status change it reports.
+At least once: a worker that stops mid-attempt hands the delivery back, due at once; one
+that dies leaves it claimed until its lease (the attempt timeout plus a margin) lapses;
+another worker then sends it again with the same ``webhook-id``. Nothing is lost: the
+delivery row was committed with the status change it reports.
 """
 
 from __future__ import annotations
@@ -95,6 +95,19 @@ class DeliveryDuty:
                 error = f"the receiver answered {status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except asyncio.CancelledError:
+            # The worker stops: hand the delivery back now (due at once), not when the
+            # claim's lease lapses. The receiver may have it already: at least once.
+            handed_back = self.engine.store.finish_delivery(
+                delivery,
+                self.engine.owner,
+                delivered=False,
+                status_code=None,
+                error="the worker stopped during the attempt",
+                retry_in=timedelta(0),
+            )
+            await asyncio.shield(handed_back)
+            raise
         delivered = error is None
         retry_in = None if delivered else self._retry_in(delivery)
         kept = await self.engine.store.finish_delivery(
