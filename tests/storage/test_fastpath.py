@@ -143,3 +143,29 @@ async def test_concurrent_document_reads_each_get_their_own_document(store: SQLS
             )
             assert found == (dict(core_row._mapping), [dict(r._mapping) for r in core_steps])
     assert [len(found[1]) for found in answers[:4] if found] == [0, 1, 2, 3]
+
+
+@pytest.mark.postgresql
+async def test_a_postgresql_document_read_sees_one_snapshot(pg_url: str) -> None:
+    """The execution row and its steps come from one snapshot (REPEATABLE READ, read
+    only), not one per statement as under READ COMMITTED."""
+    from flowledger.storage.postgres import ONE_SNAPSHOT, PostgresStore
+
+    store = PostgresStore(pg_url)
+    await store.initialize()
+    try:
+        row = execution_row()
+        await store.create_execution(row, [event_row(row["id"], 1)])
+        read = store._reads()[0]
+
+        def levels() -> tuple[str, str]:
+            with store.reading() as conn:
+                store._driver_reads([(read, row["id"]), (read, row["id"])], first=ONE_SNAPSHOT)
+                isolation = conn.exec_driver_sql("SHOW transaction_isolation").scalar_one()
+                read_only = conn.exec_driver_sql("SHOW transaction_read_only").scalar_one()
+            return str(isolation), str(read_only)
+
+        assert await asyncio.to_thread(levels) == ("repeatable read", "on")
+        assert await store.read_execution(row["id"]) is not None
+    finally:
+        await store.close()

@@ -75,6 +75,9 @@ def psycopg_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
+#: A read-only transaction's first statement: every statement after it reads one snapshot
+#: (a read-only REPEATABLE READ transaction never fails to serialize).
+ONE_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 #: Reader threads (each with its own connection) beside the one writer.
 READERS = 3
 
@@ -146,12 +149,20 @@ class PostgresStore(SQLStore):
             )
         by_id, steps_of = self._many_reads
         keys = list(ids)
-        with self.reading():
-            found, steps = self._driver_reads([(by_id, keys), (steps_of, keys)])
+        with self.reading() as conn:
+            # One snapshot for both statements: under READ COMMITTED each would see what
+            # was committed when it began, so a round committed between them would show
+            # its steps beside the execution row from before it. Only as the transaction's
+            # first statement (psycopg begins it with the first one sent).
+            driver = conn.connection.dbapi_connection
+            assert isinstance(driver, psycopg.Connection)
+            idle = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            reads = [(by_id, keys), (steps_of, keys)]
+            found, steps = self._driver_reads(reads, first=ONE_SNAPSHOT if idle else None)
         documents: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in found}
         for step in steps:
-            # A step of an execution created between the two statements (each sees what
-            # was committed when it began) belongs to no document read here.
+            # Not idle (never seen; a guard): a step of an execution created between the
+            # two statements belongs to no document read here.
             if (document := documents.get(step["execution_id"])) is not None:
                 document[1].append(step)
         return documents

@@ -389,9 +389,12 @@ class SQLStore(
             )
         return self._prepared_reads
 
-    def _driver_reads(self, reads: Sequence[tuple[PreparedRead, object]]) -> list[list[Row]]:
+    def _driver_reads(
+        self, reads: Sequence[tuple[PreparedRead, object]], *, first: str | None = None
+    ) -> list[list[Row]]:
         """Each ``(read, key)``'s rows, on the driver's cursors inside the caller's
-        transaction; on PostgreSQL all sent in one pipeline (one round trip)."""
+        transaction; on PostgreSQL all sent in one pipeline (one round trip), after the
+        statement ``first`` when given (e.g. the transaction's isolation level)."""
         conn = self.conn
         driver = conn.connection.dbapi_connection
         assert driver is not None
@@ -399,6 +402,10 @@ class SQLStore(
         try:
             # A lone statement gains nothing from a pipeline (a worker's get_execution).
             with driver_pipeline(conn) if len(reads) > 1 else contextlib.nullcontext():
+                if first is not None:
+                    setting = driver.cursor()
+                    setting.execute(first)
+                    setting.close()
                 for cursor, (read, key) in zip(cursors, reads, strict=True):
                     cursor.execute(read.sql, (key,))
                 found = [cursor.fetchall() for cursor in cursors]
