@@ -142,7 +142,7 @@ async def test_delete_is_refused_while_executions_run_unless_forced(app: App) ->
     done = await app.workflows.delete(DeleteWorkflow(name="minutely", force=True))
     assert done == {"name": "minutely", "unfinished": 1, "versionsKept": 1}
     assert await app.workflows.list(ListWorkflows()) == []
-    assert await app.engine.store.active_workflows() == []
+    assert await app.engine.store.active_workflow_ids() == []
     assert await app.engine.store.schedule_states() == []
     detail = await app.workflows.get(GetWorkflow(name="minutely"))  # history stays
     assert detail["live"] is None and len(detail["versions"]) == 1

@@ -29,8 +29,9 @@ async def test_another_process_pushes_and_disables_show_at_once(
         await other.store.set_workflow_disabled("beta", False)
     found = await engine.live_workflows("test triggers")
     assert [(v.name, v.version) for v, _, _ in found] == [("alpha", 2), ("beta", 1)]
-    # The same versions, push times and definitions as the store's full read.
-    full = await engine.store.active_workflows()
-    assert [(v, at) for v, at, _ in found] == full
+    # The versions and push times the store reads now, each version as stored.
+    assert [(v.id, at) for v, at, _ in found] == await engine.store.active_workflow_ids()
+    for version, _, _ in found:
+        assert version == await engine.store.get_workflow_version(version.id)
     alpha = found[0][2].document
     assert alpha["steps"][0]["input"] == {"value": 2}

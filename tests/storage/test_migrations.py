@@ -205,9 +205,9 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
         assert await store.upgrade() == ["0004", "0005", "0006"]
         [pushed] = await store.pushed_workflows()
         assert pushed.version["name"] == "wf" and pushed.disabled_at is None
-        assert [v.name for v, _ in await store.active_workflows()] == ["wf"]
+        assert [i for i, _ in await store.active_workflow_ids()] == [pushed.version["id"]]
         assert await store.set_workflow_disabled("wf", True) is True
-        assert await store.active_workflows() == []
+        assert await store.active_workflow_ids() == []
         with store.conn.begin():
             store.conn.execute(
                 insert(step_logs).values(

@@ -69,8 +69,9 @@ def engine_free(registry: StepRegistry) -> Engine:
 async def push(engine: Engine, text: str) -> tuple[ScheduleTrigger, datetime]:
     """Push a definition; its schedule trigger and when it was pushed."""
     workflow = engine.load_text(text, "schedule.yaml")
-    await engine.push(workflow)
-    [pushed_at] = [at for v, at in await engine.store.active_workflows() if v.name == workflow.name]
+    version, _ = await engine.push(workflow)
+    live = await engine.store.active_workflow_ids()
+    [pushed_at] = [at for version_id, at in live if version_id == version.id]
     spec = workflow.triggers[1].spec
     assert isinstance(spec, ScheduleTrigger)
     return spec, pushed_at
@@ -300,7 +301,7 @@ async def test_real_workers_fire_an_every_second_schedule(
 async def test_the_scheduled_report_example(engine: Engine) -> None:
     workflow = engine.load(REPO / "examples" / "scheduled_report.yaml")
     await engine.push(workflow)
-    [(_, pushed_at)] = await engine.store.active_workflows()
+    [(_, pushed_at)] = await engine.store.active_workflow_ids()
     [(_, tick)] = next_fire_times(workflow, pushed_at)
     assert tick is not None and tick.astimezone(ZoneInfo("Europe/Berlin")).hour == 9
     await Scheduler(engine).run_once(tick + timedelta(hours=3))  # late: catch_up latest

@@ -3,7 +3,7 @@ trigger one now, backfill schedule ticks. Mixed into :class:`app.workflows.Workf
 so every face reaches them as ``app.workflows.<verb>``.
 
 - A disabled workflow's schedules, webhooks and entity triggers do nothing (they read
-  ``Store.active_workflows``, which leaves it out); ``trigger`` and ``start`` still work.
+  ``Store.active_workflow_ids``, which leaves it out); ``trigger`` and ``start`` still work.
   Enabling restarts its schedules from now, so the ticks missed meanwhile do not fire,
   unless ``catch_up`` (then each schedule's own ``catch_up`` policy applies to them).
 - Deleting forgets the push (its triggers stop, ``workflows list`` no longer shows it)

@@ -8,7 +8,7 @@ which case the worker goes on and this command reports what it sees.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -67,6 +67,13 @@ def _finish(
                 markup=False,
             )
         raise typer.Exit(EXIT_OK)
+    report_end(doc, as_json, db, plugins)
+
+
+def report_end(
+    doc: dict[str, Any], as_json: bool, db: str | None, plugins: list[str] | None
+) -> NoReturn:
+    """An execution's end as `run` and the control verbs print it, with its exit code."""
     if as_json:
         print_json(doc)
     else:

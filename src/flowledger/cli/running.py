@@ -22,7 +22,6 @@ from flowledger.app import (
     read_json_file,
     upgrade_database,
 )
-from flowledger.cli import render
 from flowledger.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -34,13 +33,11 @@ from flowledger.cli.common import (
     call,
     db_app,
     err,
-    exit_code,
     fail,
     lease_length,
     log_level,
     make_app,
     out,
-    print_json,
     shown_url,
     with_app,
     within,
@@ -129,14 +126,9 @@ def run(
         )
 
     doc = with_app(url, go, plugin, interrupted=interrupted)
-    if as_json:
-        print_json(doc)
-    else:
-        render.summary(out, doc)
-        from flowledger.cli.control import report_waiting  # keeps `executions list` first
+    from flowledger.cli.control import report_end  # keeps `executions list` first
 
-        report_waiting(doc, url, plugin)
-    raise typer.Exit(exit_code(doc["runtimeStatus"]))
+    report_end(doc, as_json, url, plugin)
 
 
 @app.command()

@@ -282,13 +282,14 @@ class Engine:
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
-        version = await self._version(version_id)
+        version = await self.workflow_version(version_id)
         source = parse_document(version.document, f"{version.name}@v{version.version}")
         workflow = compile_document(source, self.registry, self.templates)
         self._workflows[version_id] = workflow
         return workflow
 
-    async def _version(self, version_id: str) -> WorkflowVersion:
+    async def workflow_version(self, version_id: str) -> WorkflowVersion:
+        """A stored version, read once per engine (versions never change)."""
         version = self._versions_by_id.get(version_id)
         if version is None:
             version = await self.store.get_workflow_version(version_id)
@@ -308,7 +309,7 @@ class Engine:
         found = []
         for version_id, pushed_at in await self.store.active_workflow_ids():
             try:
-                version = await self._version(version_id)
+                version = await self.workflow_version(version_id)
             except NotFoundError:
                 continue  # workflows.version_id names a stored version; gone, nothing to route
             try:

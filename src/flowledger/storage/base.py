@@ -138,15 +138,11 @@ class Store(
         """When each pushed workflow name was pushed the first time."""
 
     @abstractmethod
-    async def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
-        """Every pushed workflow's live version whose triggers are enabled (schedules,
-        webhooks and entity triggers read this), with when it was pushed."""
-
-    @abstractmethod
     async def active_workflow_ids(self) -> list[tuple[str, datetime]]:
-        """:meth:`active_workflows` as (version id, pushed at), the definitions unread: a
-        version never changes, so a caller that keeps versions by id (the engine) reads
-        only those it lacks, instead of every definition on every webhook request."""
+        """Every pushed workflow's live version whose triggers are enabled (schedules,
+        webhooks and entity triggers read this) as (version id, pushed at), by name. Not
+        the definitions: a version never changes, so the engine reads each one once
+        (``Engine.workflow_version``), not on every webhook request or schedule look."""
 
     # -- executions ---------------------------------------------------------------------------
 

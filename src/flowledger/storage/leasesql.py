@@ -15,14 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine
+from sqlalchemy import ColumnElement, Engine, Table
 from sqlalchemy.exc import DBAPIError
 
 from flowledger.storage.base import Row
 from flowledger.storage.fastpath import (
     PreparedRead,
     PreparedWrite,
-    prepare_insert,
     timestamp_processor,
 )
 from flowledger.storage.lanes import NOT_HERE
@@ -35,14 +34,16 @@ from flowledger.timeutil import utcnow
 class SQLLeaseGroupStore(SQLPart):
     _engine: Engine
     _driver_error: type[Exception]
-    #: Prepared inserts of new executions and their events, by the columns a row has.
-    _creates: dict[tuple[str, tuple[str, ...]], PreparedWrite]
     #: The release's and the take's SQL, built on first use.
     _lease_sql: tuple[str, str] | None = None
 
     @abstractmethod
     def _reads(self) -> tuple[PreparedRead, PreparedRead]:
         """The execution by id (and its steps): its columns and row conversion serve here."""
+
+    @abstractmethod
+    def _row_insert(self, table: Table, row: Row, suffix: str = "") -> PreparedWrite:
+        """The INSERT of the columns ``row`` has, then ``suffix``, prepared once."""
 
     @abstractmethod
     def _lease_only_commit(self) -> None:
@@ -59,12 +60,7 @@ class SQLLeaseGroupStore(SQLPart):
         """Inside the caller's transaction, on the driver's cursor: a new execution and its
         events. When its trigger key is taken (or its id: the same start asked again after
         its group failed), nothing is written and the id that holds it returns."""
-        key = ("new", tuple(execution))
-        prepared = self._creates.get(key)
-        if prepared is None:
-            prepared = prepare_insert(executions, key[1], self._engine.dialect)
-            prepared.sql += " ON CONFLICT DO NOTHING"
-            self._creates[key] = prepared
+        prepared = self._row_insert(executions, execution, " ON CONFLICT DO NOTHING")
         cursor.execute(prepared.sql, prepared.params(execution))
         if cursor.rowcount == 0:
             trigger_key = execution.get("trigger_key")
@@ -74,10 +70,7 @@ class SQLLeaseGroupStore(SQLPart):
             cursor.execute(f"SELECT id FROM executions WHERE trigger_key = {mark}", (trigger_key,))  # noqa: S608 - fixed text
             return str(cursor.fetchone()[0])
         for row in events_:
-            insert_event = self._creates.get(("events", tuple(row)))
-            if insert_event is None:
-                insert_event = prepare_insert(events, tuple(row), self._engine.dialect)
-                self._creates[("events", tuple(row))] = insert_event
+            insert_event = self._row_insert(events, row)
             cursor.execute(insert_event.sql, insert_event.params(row))
         return str(execution["id"])
 

@@ -252,23 +252,11 @@ class SQLStore(
             return {r[0]: _aware(r[1]) for r in rows}
 
     @reads
-    def active_workflows(self) -> list[tuple[WorkflowVersion, datetime]]:
-        v, w = workflow_versions, workflows
-        query = (
-            select(v, w.c.pushed_at)
-            .join(w, w.c.version_id == v.c.id)
-            .where(w.c.disabled_at.is_(None))  # a disabled workflow's triggers are off
-            .order_by(v.c.name)
-        )
-        with self.reading():
-            return [(_version(r._mapping), r.pushed_at) for r in self.conn.execute(query)]
-
-    @reads
     def active_workflow_ids(self) -> list[tuple[str, datetime]]:
         w = workflows
         query = (
             select(w.c.version_id, w.c.pushed_at)
-            .where(w.c.disabled_at.is_(None))
+            .where(w.c.disabled_at.is_(None))  # a disabled workflow's triggers are off
             .order_by(w.c.name)
         )
         with self.reading():
@@ -327,12 +315,14 @@ class SQLStore(
         finally:
             cursor.close()
 
-    def _row_insert(self, table: Table, row: Row) -> PreparedWrite:
-        """The INSERT of the columns ``row`` has, prepared once per set of columns."""
-        key = (table.name, tuple(row))
+    def _row_insert(self, table: Table, row: Row, suffix: str = "") -> PreparedWrite:
+        """The INSERT of the columns ``row`` has, then ``suffix`` (an ON CONFLICT clause),
+        prepared once per set of columns."""
+        key = (table.name + suffix, tuple(row))
         prepared = self._creates.get(key)
         if prepared is None:
             prepared = prepare_insert(table, key[1], self._engine.dialect)
+            prepared.sql += suffix
             self._creates[key] = prepared
         return prepared
 

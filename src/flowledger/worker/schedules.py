@@ -85,12 +85,13 @@ class Scheduler:
         # Which workflows are enabled is read before their progress: an enable rewrites the
         # progress in its own transaction, so an enabled one is never paired with the
         # progress from before it was disabled (which would catch up on the missed ticks).
-        active = await store.active_workflows()
+        # Ids only: the engine keeps each version once read (definitions never change).
+        active = await store.active_workflow_ids()
         states = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
         wait = IDLE
         started = 0
-        for version, pushed_at in active:
-            workflow = await self._compile(version)
+        for version_id, pushed_at in active:
+            workflow = await self._compile(await self.engine.workflow_version(version_id))
             if workflow is None:
                 continue
             for trigger in workflow.triggers:
