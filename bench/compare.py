@@ -8,8 +8,10 @@ Workloads (trivial steps, so the time is the engine's), each on a fresh SQLite f
   (DBOS).
 
 Rounds alternate A B A B (flowledger, then DBOS, per workload) so machine load hits both
-alike; the bare SQLite WAL commit (insert + update, bench/floor.py) is measured in every round.
-Prints the median per-step cost of each, DBOS / flowledger, and flowledger / floor.
+alike; the bare SQLite WAL commit (insert + update, bench/floor.py) and a W1 round's own
+five statements through the same bare driver (bench/floor.py) are measured in every round.
+Prints the median per-step cost of each, DBOS / flowledger, flowledger / floor, and W1
+over its round's SQL.
 DBOS runs when installed: ``pip install -e '.[bench]'``.
 
     .venv/bin/python bench/compare.py        # 3 rounds
@@ -30,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from engine_bench import EXECUTIONS, chain, fan_out, registry, worker_w3
-from floor import sqlite_commit_seconds
+from floor import sqlite_commit_seconds, w1_round_seconds
 
 from flowledger import Engine
 
@@ -185,18 +187,25 @@ async def main(rounds: int) -> None:
     dbos = _dbos_measures()
     results: dict[str, dict[str, list[float]]] = {w: {"fl": [], "dbos": []} for w in ours}
     floors: list[float] = []
+    round_floors: list[float] = []
     for _ in range(rounds):
         floors.append(sqlite_commit_seconds(500))
+        round_floors.append(w1_round_seconds(500))
         for workload, measure in ours.items():
             results[workload]["fl"].append(await _timed(measure))
             if dbos is not None:
                 results[workload]["dbos"].append(await _timed(dbos[0][workload]))
     floor = statistics.median(floors)
+    round_floor = statistics.median(round_floors)
     versions = ", ".join(
         f"{name} {_version(name)}" for name in ("flowledger", "sqlalchemy", "pydantic", "dbos")
     )
     print(f"Python {sys.version.split()[0]}; {versions}; {rounds} interleaved rounds, medians")
     print(f"bare SQLite WAL commit (insert + update): {floor * 1e6:.1f} us")
+    print(
+        f"a W1 round's own SQL, bare driver: {round_floor * 1e6:.1f} us "
+        f"({round_floor / floor:.1f}x the bare commit)"
+    )
     print(f"{'workload':<44} {'flowledger':>11} {'x floor':>8} {'DBOS':>11} {'DBOS/fl':>8}")
     titles = {
         "W1": f"W1 {WIDTH}-step chain, async custom steps",
@@ -210,6 +219,8 @@ async def main(rounds: int) -> None:
             other = statistics.median(results[workload]["dbos"])
             line += f" {other * 1e6:8.0f} us {other / fl:8.1f}"
         print(line, flush=True)
+    w1 = statistics.median(results["W1"]["fl"])
+    print(f"W1 over its round's own SQL: {w1 / round_floor:.1f}x (the rest is the engine's Python)")
 
 
 def _version(name: str) -> str:

@@ -5,15 +5,45 @@ driver on a WAL file with ``synchronous=NORMAL`` (flowledger's default setting),
 shaped like a step execution. Imported by the other benches so each prints the floor
 measured in the same run beside its own figures.
 
+Beside it, the floor of flowledger's own data: the five statements one W1 round commits
+(a chain of custom steps: the execution's row, the next step's INSERT, the finished
+step's UPDATE, their two events), sent through the same bare sqlite3 driver on a file
+with flowledger's schema. What a W1 step costs above that is the engine's Python; what
+that costs above the bare commit is the schema (the step row's unique indexes, the event
+journal, the execution's row).
+
     .venv/bin/python bench/floor.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
+
+_ONE_STEP = "name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n"
+#: The columns of a step execution's INSERT, as the engine writes them (its trace).
+_STEP_COLUMNS = (
+    "id, execution_id, seq, step_id, step_path, loop_key, type, status, attempt, started_at, "
+    "completed_at, failed_at, due_at, wake_at, suspended, input, output, error, state, "
+    "idempotency_key, children"
+)
+_STEP_INSERT = f"INSERT INTO step_executions ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 21)})"
+_STEP_UPDATE = (
+    "UPDATE step_executions SET status = 'Completed', started_at = ?, completed_at = ?, "
+    "failed_at = NULL, due_at = NULL, wake_at = NULL, suspended = 0, output = ?, error = NULL, "
+    "state = NULL WHERE id = ?"
+)
+_EXECUTION_UPDATE = (
+    "UPDATE executions SET current_state_name = ?, event_seq = ?, last_activity_at = ? "
+    "WHERE id = ? AND lease_epoch = ?"
+)
+_EVENT_INSERT = (
+    "INSERT INTO execution_events (execution_id, seq, at, kind, step_execution_id, step_id, "
+    "attempt, status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 _ROWS = 2000
 
@@ -53,8 +83,70 @@ def _run(path: Path, commits: int) -> float:
         conn.close()
 
 
+def w1_round_seconds(commits: int = _ROWS) -> float:
+    """Seconds per W1 round's own SQL through the bare driver, the best of three runs."""
+    best = float("inf")
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "round.db"
+            execution_id = asyncio.run(_one_execution(path))
+            best = min(best, _run_rounds(path, execution_id, commits))
+    return best
+
+
+async def _one_execution(path: Path) -> str:
+    """A flowledger file (its schema, one execution) made by the engine itself."""
+    from flowledger import Engine
+
+    async with Engine(f"sqlite:///{path}") as engine:
+        doc = await engine.run(engine.load_text(_ONE_STEP))
+    return str(doc["id"])
+
+
+def _run_rounds(path: Path, execution_id: str, commits: int) -> float:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        at = "2026-11-29 16:31:38.895098"
+        (epoch,) = conn.execute(
+            "SELECT lease_epoch FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        seq = 100
+        previous: str | None = None
+        start = time.perf_counter()
+        for i in range(commits):
+            step_id = f"0192f000-0000-7000-8000-{i:012d}"  # time-ordered, as the engine's
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_EXECUTION_UPDATE, (f"t{i}", seq + 2, at, execution_id, epoch))
+            conn.execute(
+                _STEP_INSERT,
+                (step_id, execution_id, i + 10, f"t{i}", f"t{i}", "", "bench.noop", "Running",
+                 1, at, None, None, None, None, 0, '{"value": 1}', None, None, None, "k" * 64,
+                 None),
+            )  # fmt: skip
+            if previous is not None:
+                conn.execute(_STEP_UPDATE, (at, at, '{"value": 2}', previous))
+            conn.executemany(
+                _EVENT_INSERT,
+                [
+                    (execution_id, seq + 1, at, "step.completed", previous, f"t{i}", 1,
+                     "Completed", None),
+                    (execution_id, seq + 2, at, "step.started", step_id, f"t{i}", 1, "Running",
+                     None),
+                ],
+            )  # fmt: skip
+            conn.execute("COMMIT")
+            seq += 2
+            previous = step_id
+        return (time.perf_counter() - start) / commits
+    finally:
+        conn.close()
+
+
 def main() -> None:
     print(f"bare SQLite WAL commit (insert + update): {sqlite_commit_seconds() * 1e6:.1f} us")
+    print(f"a W1 round's own SQL, bare driver:       {w1_round_seconds() * 1e6:.1f} us")
 
 
 if __name__ == "__main__":

@@ -136,3 +136,41 @@ async def test_a_start_asked_again_writes_nothing_and_answers_its_id(pg: Postgre
     stored = await pg.get_execution(row["id"])
     assert stored is not None and stored["correlation_id"] == "first"
     assert await pg.create_execution(other := execution_row(), []) == other["id"]
+
+
+async def test_a_start_and_its_events_are_written_as_given(pg: PostgresStore) -> None:
+    """The one-statement create (storage.pgcreate) casts each event value to its column:
+    what is read back is what was written, NULLs, integers and timestamps included."""
+    row = execution_row()
+    given = [event_row(row["id"], 1), event_row(row["id"], 2, kind="StepStarted")]
+    given[1] |= {"step_id": "a", "attempt": 3, "detail": '{"x": 1}'}
+    assert await pg.create_execution(row, given) == row["id"]
+    stored = await pg.get_events(row["id"])
+    assert [{k: e[k] for k in given[0]} for e in stored] == given
+    assert (await pg.get_execution(row["id"]) or {})["correlation_id"] == row["correlation_id"]
+
+
+async def test_a_start_asked_again_with_its_events_writes_nothing_twice(
+    pg: PostgresStore,
+) -> None:
+    row = execution_row()
+    first = [event_row(row["id"], 1)]
+    await pg.create_execution(row, first)
+    again = execution_row(id=row["id"])
+    assert await pg.create_execution(again, [event_row(row["id"], 1, kind="Other")]) == row["id"]
+    assert [e["kind"] for e in await pg.get_events(row["id"])] == [first[0]["kind"]]
+
+
+async def test_starts_together_beside_a_taken_trigger_key_are_all_answered(
+    pg: PostgresStore,
+) -> None:
+    """One pipeline for the group: the start refused by its trigger key answers the
+    holder, the others are created with their events."""
+    holder = execution_row(trigger_key="tick:2")
+    await pg.create_execution(holder, [])
+    rows = [execution_row(), execution_row(trigger_key="tick:2"), execution_row()]
+    answers = await asyncio.gather(*(pg.create_execution(r, [event_row(r["id"], 1)]) for r in rows))
+    assert answers == [rows[0]["id"], holder["id"], rows[2]["id"]]
+    assert await pg.get_events(rows[1]["id"]) == []
+    for created in (rows[0], rows[2]):
+        assert len(await pg.get_events(created["id"])) == 1
