@@ -11,7 +11,10 @@ Rounds alternate A B A B (flowledger, then DBOS, per workload) so machine load h
 alike; the bare SQLite WAL commit (insert + update, bench/floor.py) and a W1 round's own
 five statements through the same bare driver (bench/floor.py) are measured in every round.
 Prints the median per-step cost of each, DBOS / flowledger, flowledger / floor, and W1
-over its round's SQL.
+over its round's SQL; and beside them the process CPU per step of each engine (both run
+in this process; every thread counts), whose ratio a loaded machine moves far less than
+the wall's: under contention an engine that is bound by its CPU waits for a core at every
+step, one bound by waits loses less.
 DBOS runs when installed: ``pip install -e '.[bench]'``.
 
     .venv/bin/python bench/compare.py        # 3 rounds
@@ -31,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from engine_bench import EXECUTIONS, chain, fan_out, registry, worker_w3
+from engine_bench import CPU_PER_STEP, EXECUTIONS, chain, fan_out, registry, worker_w3
 from floor import sqlite_commit_seconds, w1_round_seconds
 
 from flowledger import Engine
@@ -47,10 +50,11 @@ async def _flowledger_one(folder: Path, text: str, steps: int) -> float:
     async with Engine(f"sqlite:///{folder / 'fl.db'}", registry=registry()) as engine:
         workflow = engine.load_text(text)
         await engine.run(engine.load_text(chain(3, "bench.noop")))  # warm caches and rows
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         execution_id = await engine.start(workflow)
         doc = await engine.drive(execution_id, document=False)
         elapsed = time.perf_counter() - start
+        CPU_PER_STEP.append((time.process_time() - cpu) / steps)
         assert doc["runtimeStatus"] == "Completed", doc
     return elapsed / steps
 
@@ -109,8 +113,9 @@ def _dbos_measures() -> tuple[dict[str, Measure], AtUrl] | None:
         DBOS.launch()
         try:
             await dbos_chain(3)  # warm up
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             steps = await body()
+            CPU_PER_STEP.append((time.process_time() - cpu) / steps)
             return (time.perf_counter() - start) / steps
         finally:
             DBOS.destroy(destroy_registry=False)
@@ -164,20 +169,29 @@ async def main_pg(rounds: int) -> None:
     dbos = _dbos_measures()
     ours: list[float] = []
     theirs: list[float] = []
+    cpu: dict[str, list[float]] = {"fl": [], "dbos": []}
     cluster = Cluster(bindir, durable=True)
     try:
         cluster.start()
         for _ in range(rounds):
             ours.append(await worker_w3(cluster.url(cluster.create_database())))
+            cpu["fl"].append(CPU_PER_STEP[-1])
             if dbos is not None:
                 theirs.append(await dbos[1](cluster.url(cluster.create_database())))
+                cpu["dbos"].append(CPU_PER_STEP[-1])
     finally:
         cluster.stop()
     fl = statistics.median(ours)
-    line = f"W3 {EXECUTIONS} executions x 3 steps, PostgreSQL {fl * 1e6:8.0f} us"
+    line = (
+        f"W3 {EXECUTIONS} executions x 3 steps, PostgreSQL {fl * 1e6:8.0f} us"
+        f" (client CPU {statistics.median(cpu['fl']) * 1e6:.0f} us)"
+    )
     if theirs:
         other = statistics.median(theirs)
-        line += f"   DBOS {other * 1e6:8.0f} us   DBOS/fl {other / fl:.1f}"
+        line += (
+            f"   DBOS {other * 1e6:8.0f} us (client CPU {statistics.median(cpu['dbos']) * 1e6:.0f}"
+            f" us)   DBOS/fl {other / fl:.1f}"
+        )
     print(f"{rounds} interleaved rounds, medians (fsync=on, synchronous_commit=on)")
     print(line, flush=True)
 
@@ -185,16 +199,20 @@ async def main_pg(rounds: int) -> None:
 async def main(rounds: int) -> None:
     ours: dict[str, Measure] = {"W1": flowledger_w1, "W2": flowledger_w2, "W3": flowledger_w3}
     dbos = _dbos_measures()
-    results: dict[str, dict[str, list[float]]] = {w: {"fl": [], "dbos": []} for w in ours}
+    results: dict[str, dict[str, list[float]]] = {
+        w: {"fl": [], "dbos": [], "fl_cpu": [], "dbos_cpu": []} for w in ours
+    }
     floors: list[float] = []
     round_floors: list[float] = []
     for _ in range(rounds):
         floors.append(sqlite_commit_seconds(500))
-        round_floors.append(w1_round_seconds(500))
+        round_floors.append(await asyncio.to_thread(w1_round_seconds, 500))  # its own loop
         for workload, measure in ours.items():
             results[workload]["fl"].append(await _timed(measure))
+            results[workload]["fl_cpu"].append(CPU_PER_STEP[-1])
             if dbos is not None:
                 results[workload]["dbos"].append(await _timed(dbos[0][workload]))
+                results[workload]["dbos_cpu"].append(CPU_PER_STEP[-1])
     floor = statistics.median(floors)
     round_floor = statistics.median(round_floors)
     versions = ", ".join(
@@ -206,7 +224,10 @@ async def main(rounds: int) -> None:
         f"a W1 round's own SQL, bare driver: {round_floor * 1e6:.1f} us "
         f"({round_floor / floor:.1f}x the bare commit)"
     )
-    print(f"{'workload':<44} {'flowledger':>11} {'x floor':>8} {'DBOS':>11} {'DBOS/fl':>8}")
+    print(
+        f"{'workload':<44} {'flowledger':>11} {'x floor':>8} {'DBOS':>11} {'DBOS/fl':>8}"
+        f" {'CPU: fl':>9} {'DBOS':>9} {'DBOS/fl':>8}"
+    )
     titles = {
         "W1": f"W1 {WIDTH}-step chain, async custom steps",
         "W2": f"W2 {WIDTH}-way fan-out + join, async custom",
@@ -215,9 +236,12 @@ async def main(rounds: int) -> None:
     for workload, title in titles.items():
         fl = statistics.median(results[workload]["fl"])
         line = f"{title:<44} {fl * 1e6:8.0f} us {fl / floor:8.1f}"
+        fl_cpu = statistics.median(results[workload]["fl_cpu"])
         if results[workload]["dbos"]:
             other = statistics.median(results[workload]["dbos"])
+            other_cpu = statistics.median(results[workload]["dbos_cpu"])
             line += f" {other * 1e6:8.0f} us {other / fl:8.1f}"
+            line += f" {fl_cpu * 1e6:6.0f} us {other_cpu * 1e6:6.0f} us {other_cpu / fl_cpu:8.1f}"
         print(line, flush=True)
     w1 = statistics.median(results["W1"]["fl"])
     print(f"W1 over its round's own SQL: {w1 / round_floor:.1f}x (the rest is the engine's Python)")
