@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Collection
 
 import pytest
 
-from flowledger.storage.coalesce import Coalescer
+from flowledger.storage.coalesce import INLINE_MOST, Coalescer
 from flowledger.storage.lanes import NOT_HERE, Lane
 
 STORED = {f"k{i}": i for i in range(100)}
@@ -175,3 +175,12 @@ async def test_an_inline_read_that_fails_fails_its_waiters(lane: Lane) -> None:
     assert [str(r) for r in results] == ["disk gone", "disk gone"]
     reads.fail_with = None
     assert await coalescer.get("k1") == 1  # the next read is not held up by the failed one
+
+
+async def test_inline_reads_take_at_most_so_many_keys_a_turn(lane: Lane) -> None:
+    reads = Reads()
+    coalescer = Coalescer(lane, reads, width=1, inline=Inline())
+    keys = [f"k{i}" for i in range(INLINE_MOST * 2 + 1)]
+    assert await asyncio.gather(*(coalescer.get(k) for k in keys)) == [STORED.get(k) for k in keys]
+    assert [len(b) for b in reads.batches] == [INLINE_MOST, INLINE_MOST, 1]
+    assert [k for b in reads.batches for k in b] == keys
