@@ -12,6 +12,9 @@ on fresh databases (SQLite file, or with ``--pg`` a throwaway cluster with fsync
 ``asyncio.gather`` of ``start`` then ``drive`` per execution, ``gather`` of ``run``, and
 the in-process worker (the starts, then a ``Worker`` of concurrency 50; bench/compare.py's W3).
 Prints wall time and process CPU (every thread) per step: the CPU moves less with the load.
+Each measure starts from a full collection (``_Span``), so none pays for the garbage of the
+ones before it; what a long-running process pays for its own on top (full collections of
+the runners' objects, the same for the three shapes) this bench does not show.
 
 Two step kinds are measured, because the engine treats them differently:
 - ``sys.transform`` is pure: it runs inside the round that records it (one commit
