@@ -12,6 +12,10 @@ on fresh databases (SQLite file, or with ``--pg`` a throwaway cluster with fsync
 ``asyncio.gather`` of ``start`` then ``drive`` per execution, ``gather`` of ``run``, and
 the in-process worker (the starts, then a ``Worker`` of concurrency 50; bench/compare.py's W3).
 Prints wall time and process CPU (every thread) per step: the CPU moves less with the load.
+Each measure starts from a full collection (``_Span``), so none pays for the garbage of the
+ones before it. What a long-running process pays for its own on top, full collections of
+the runners' objects, this bench does not show: 40-60 us a step in each of the three shapes
+when ten measures of one shape run in a row without it (SQLite, quiet machine).
 
 Two step kinds are measured, because the engine treats them differently:
 - ``sys.transform`` is pure: it runs inside the round that records it (one commit
@@ -23,6 +27,7 @@ Two step kinds are measured, because the engine treats them differently:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -190,6 +195,10 @@ class _Span:
         self.wall = 0.0
 
     def __enter__(self) -> _Span:
+        # The previous measures' engines are garbage in cycles (~15k objects each): left to
+        # the collector, a full collection frees them inside whichever measure it lands in
+        # (50-130 ms, a third of a 200-execution measure), the same one round after round.
+        gc.collect()
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
 

@@ -55,17 +55,15 @@ async def _drive(steps: int, other: int) -> None:
 
 
 def _callgrind(steps: int, other: int, folder: Path) -> tuple[int, dict[str, int]]:
-    out = folder / f"callgrind.{steps}"
+    return count_instructions([__file__, f"--child={steps},{other}"], folder / f"cg.{steps}")
+
+
+def count_instructions(script: list[str], out: Path) -> tuple[int, dict[str, int]]:
+    """Instructions of ``python *script`` under callgrind (every thread): the total and
+    its split by object file. ``out``: where callgrind writes its file."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            f"--child={steps},{other}",
-        ],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, *script],
         check=True,
         env=env,
         capture_output=True,
@@ -105,10 +103,14 @@ def main() -> None:
     extra = long - short
     per_step = (high - low) / extra
     print(f"W1 instructions per step ({long} - {short} steps, callgrind): {per_step:,.0f}")
-    names = sorted(set(low_objects) | set(high_objects),
-                   key=lambda n: low_objects.get(n, 0) - high_objects.get(n, 0))  # fmt: skip
-    for name in names:
-        share = (high_objects.get(name, 0) - low_objects.get(name, 0)) / extra
+    print_split(low_objects, high_objects, extra)
+
+
+def print_split(low: dict[str, int], high: dict[str, int], extra: int) -> None:
+    """Per object file (the interpreter, SQLite, libc, ...), what one more of ``extra``
+    steps costs: ``high`` minus ``low`` over ``extra``, the largest first."""
+    for name in sorted(set(low) | set(high), key=lambda n: low.get(n, 0) - high.get(n, 0)):
+        share = (high.get(name, 0) - low.get(name, 0)) / extra
         if abs(share) >= 1000:
             print(f"  {name:<48} {share:>10,.0f}")
 

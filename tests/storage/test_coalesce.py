@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 
 import pytest
 
-from flowledger.storage.coalesce import Coalescer
-from flowledger.storage.lanes import Lane
+from flowledger.storage.coalesce import INLINE_MOST, Coalescer
+from flowledger.storage.lanes import NOT_HERE, Lane
 
 STORED = {f"k{i}": i for i in range(100)}
 
@@ -132,3 +132,55 @@ def test_another_loop_reads_alone_and_still_gets_its_answer() -> None:
     assert asyncio.run(one("k8")) == 8  # a second loop: read on its own, not folded
     asyncio.run(lane.close())
     assert reads.batches == [("k7",), ("k8",)]
+
+
+class Inline:
+    """An inline runner (SQLiteStore._inline_read's part): runs the job on the calling
+    thread, or answers NOT_HERE (the read then goes to the lane) while ``refuse`` is set."""
+
+    def __init__(self) -> None:
+        self.refuse = False
+        self.threads: list[int] = []
+
+    def __call__(self, job: Callable[[], object]) -> object:
+        if self.refuse:
+            return NOT_HERE
+        self.threads.append(threading.get_ident())
+        return job()
+
+
+async def test_inline_reads_run_on_the_loop_one_read_per_turn(lane: Lane) -> None:
+    reads, inline = Reads(), Inline()
+    coalescer = Coalescer(lane, reads, width=1, inline=inline)
+    first = await asyncio.gather(*(coalescer.get(k) for k in ("k1", "k2", "k1", "absent")))
+    assert first == [1, 2, 1, None]
+    assert await coalescer.get("k3") == 3
+    assert reads.batches == [("k1", "k2", "absent"), ("k3",)]
+    assert inline.threads == [threading.get_ident()] * 2
+
+
+async def test_an_inline_read_that_would_wait_goes_to_the_lane(lane: Lane) -> None:
+    reads, inline = Reads(), Inline()
+    inline.refuse = True
+    coalescer = Coalescer(lane, reads, width=1, inline=inline)
+    assert await asyncio.gather(coalescer.get("k4"), coalescer.get("k5")) == [4, 5]
+    assert reads.batches == [("k4", "k5")] and inline.threads == []
+
+
+async def test_an_inline_read_that_fails_fails_its_waiters(lane: Lane) -> None:
+    reads = Reads()
+    reads.fail_with = RuntimeError("disk gone")
+    coalescer = Coalescer(lane, reads, width=1, inline=Inline())
+    results = await asyncio.gather(coalescer.get("k1"), coalescer.get("k2"), return_exceptions=True)
+    assert [str(r) for r in results] == ["disk gone", "disk gone"]
+    reads.fail_with = None
+    assert await coalescer.get("k1") == 1  # the next read is not held up by the failed one
+
+
+async def test_inline_reads_take_at_most_so_many_keys_a_turn(lane: Lane) -> None:
+    reads = Reads()
+    coalescer = Coalescer(lane, reads, width=1, inline=Inline())
+    keys = [f"k{i}" for i in range(INLINE_MOST * 2 + 1)]
+    assert await asyncio.gather(*(coalescer.get(k) for k in keys)) == [STORED.get(k) for k in keys]
+    assert [len(b) for b in reads.batches] == [INLINE_MOST, INLINE_MOST, 1]
+    assert [k for b in reads.batches for k in b] == keys

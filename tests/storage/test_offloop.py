@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -344,27 +344,50 @@ async def test_a_point_read_that_would_wait_goes_to_a_reader_thread(tmp_path: An
     async with sqlite_store(tmp_path / "flow.db") as store:
         execution_id = await new_execution(store)
         calls = LaneCalls(store)
-        decoy = tmp_path / "locked.db"
-        holder = sqlite3.connect(decoy, isolation_level=None)
-        holder.execute("CREATE TABLE t (x)")
-        holder.execute("BEGIN EXCLUSIVE")  # rollback journal: readers are refused now
-        engine = create_engine(f"sqlite:///{decoy}", poolclass=NullPool)
-        locked = engine.connect()
-        locked.exec_driver_sql("PRAGMA busy_timeout=0")
-        locked.commit()
-        real, store._loop_conn = store._loop_conn, locked
-        try:
+        with refused_on_the_loop(store, tmp_path):
             row = await store.get_execution(execution_id)
             assert row is not None and row["id"] == execution_id
             assert calls.reads == 1  # refused inline, answered by a reader thread
-            store._loop_conn = real
-            await store.get_execution(execution_id)
-            assert calls.reads == 1  # the real connection is free: inline again
-        finally:
-            store._loop_conn = real
-            holder.close()
-            locked.close()
-            engine.dispose()
+        await store.get_execution(execution_id)
+        assert calls.reads == 1  # the real connection is free: inline again
+
+
+@contextmanager
+def refused_on_the_loop(store: SQLiteStore, folder: Any) -> Iterator[None]:
+    """Point the loop's read connection at a second database whose lock another connection
+    holds (see the test above): every read tried on the loop meanwhile is refused."""
+    decoy = folder / "locked.db"
+    holder = sqlite3.connect(decoy, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # rollback journal: readers are refused now
+    engine = create_engine(f"sqlite:///{decoy}", poolclass=NullPool)
+    locked = engine.connect()
+    locked.exec_driver_sql("PRAGMA busy_timeout=0")
+    locked.commit()
+    real, store._loop_conn = store._loop_conn, locked
+    try:
+        yield
+    finally:
+        store._loop_conn = real
+        holder.close()
+        locked.close()
+        engine.dispose()
+
+
+async def test_documents_asked_for_together_are_read_together_on_the_loop_or_a_reader(
+    tmp_path: Any,
+) -> None:
+    async with sqlite_store(tmp_path / "flow.db") as store:
+        assert isinstance(store, SQLiteStore)
+        ids = [await new_execution(store) for _ in range(3)]
+        calls = LaneCalls(store)
+        together = await asyncio.gather(*(store.read_execution(i) for i in [*ids, "absent"]))
+        assert [found[0]["id"] if found else None for found in together] == [*ids, None]
+        assert calls.reads == 0  # one read, on the loop
+        with refused_on_the_loop(store, tmp_path):
+            refused = await asyncio.gather(*(store.read_execution(i) for i in [*ids, "absent"]))
+        assert refused == together
+        assert calls.reads == 1  # refused inline: one read of all four on a reader thread
 
 
 async def test_a_lease_write_that_would_wait_goes_to_the_writer_thread(tmp_path: Any) -> None:

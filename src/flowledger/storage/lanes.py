@@ -66,6 +66,9 @@ only), with busy_timeout 0:
   (PostgresStore keeps the defaults: every call goes to its lane). Never in memory
   (one connection, on the writer lane), nor for reads of many rows (the steps of an
   execution, lists), nor from a thread other than the loop's that opened the store.
+  The one exception, documents (``read_execution``: a row and its steps, found by key
+  and index; the loop builds the document from them anyway), read up to
+  ``coalesce.INLINE_MOST`` executions asked for in one turn together (storage.coalesce).
 Inline small writes (``@small_write``, and a lease group's call, storage.leasegroup: new
 executions, takes and releases, a row or two each) follow ``_commit_inline``'s rule: the
 writer thread idle (its lock taken: the call shares its connection and overtakes

@@ -428,6 +428,10 @@ class SQLStore(
 
     @point_read
     def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
+        return self._read_one(execution_id)
+
+    def _read_one(self, execution_id: str) -> tuple[Row, list[Row]] | None:
+        """``read_execution``'s body, on the calling thread."""
         # A point read although it reads the steps too: they are found by the index on
         # execution_id, and the document built from them costs the loop as much anyway.
         # Statements built once: building one and its cache key was a tenth of a GET.

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, Dialect, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from flowledger.config import SQLITE_SYNCHRONOUS
 from flowledger.errors import MissingDatabaseError, StorageError
-from flowledger.storage.base import Batch
+from flowledger.storage.base import Batch, Row
+from flowledger.storage.coalesce import Coalescer
+from flowledger.storage.fastpath import PreparedRead
 from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
+from flowledger.storage.schema import executions, step_executions
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import READ_ONLY
 from flowledger.timeutil import utcnow
@@ -187,6 +191,13 @@ class SQLiteStore(SQLStore):
         )
         if checkpointer is not None:
             self._lanes.append(checkpointer)
+        # Decision: documents asked for in the same turn of the loop (executions that end
+        # together, or concurrent GETs) are read together (storage.coalesce), on the loop
+        # when that cannot wait: one transaction and two statements for all of them.
+        self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
+            self._readers, self._read_executions, max(readers, 1), inline=self._inline_read
+        )
+        self._many_reads: tuple[KeysRead, KeysRead] | None = None
 
     async def initialize(self) -> None:
         await super().initialize()
@@ -366,6 +377,31 @@ class SQLiteStore(SQLStore):
         # an idle worker at one query per second.
         return utcnow()
 
+    async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
+        return await self._documents.get(execution_id)
+
+    def _read_executions(self, ids: Collection[str]) -> dict[str, tuple[Row, list[Row]]]:
+        """Executions by id, each with its steps in ``seq`` order, in one read transaction (one
+        snapshot): two statements whatever the number of ids; one id, the point read's own."""
+        keys = list(ids)
+        if len(keys) == 1:
+            one = self._read_one(keys[0])
+            return {} if one is None else {keys[0]: one}
+        if self._many_reads is None:
+            dialect = self._engine.dialect
+            self._many_reads = (
+                KeysRead(executions, dialect),
+                KeysRead(step_executions, dialect, where="execution_id", order_by="seq"),
+            )
+        by_id, steps_of = self._many_reads
+        listed = json.dumps(keys)
+        with self.reading():
+            rows, steps = self._driver_reads([(by_id, listed), (steps_of, listed)])
+        found: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in rows}
+        for step in steps:
+            found[step["execution_id"]][1].append(step)
+        return found
+
 
 #: SQLite's answers for a lock it would have waited for (extended codes share these low bits).
 _WAIT_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -380,3 +416,26 @@ def _would_wait(exc: DBAPIError) -> bool:
         and code is not None
         and (code & 0xFF) in _WAIT_CODES
     )
+
+
+class KeysRead(PreparedRead):
+    """A PreparedRead of many keys on SQLite: its one parameter is the keys as a JSON array
+    (one statement text for any number of keys: ``IN (SELECT value FROM json_each(?))``),
+    the rows ordered by key, then by ``order_by``."""
+
+    def __init__(
+        self,
+        table: Table,
+        dialect: Dialect,
+        *,
+        where: str | None = None,
+        order_by: str | None = None,
+    ) -> None:
+        super().__init__(table, dialect, where=where, order_by=order_by)
+        quote = dialect.identifier_preparer.quote
+        key = quote(self.columns[self.key])
+        order = ", ".join([key] + ([quote(order_by)] if order_by is not None else []))
+        self.sql = (
+            f"SELECT {', '.join(quote(c) for c in self.columns)} FROM {quote(table.name)} "  # noqa: S608 - identifiers from our schema
+            f"WHERE {key} IN (SELECT value FROM json_each(?)) ORDER BY {order}"
+        )
