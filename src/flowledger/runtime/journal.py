@@ -42,6 +42,8 @@ class Journal:
         self.seq = last_seq
         self._dirty: dict[str, StepExecution] = {}
         self._events: list[Row] = []
+        #: The instant of the round's last event: the execution's last activity.
+        self._latest: datetime | None = None
         self._execution: dict[str, Any] = {}
         self._links = Batch(execution_id, epoch)  # children, signals: rare, so kept apart
         self.sinks: list[EventSink] = []
@@ -56,11 +58,12 @@ class Journal:
         at: datetime | None = None,
     ) -> None:
         self.seq += 1
+        at = self._latest = at or self.clock.now()
         self._events.append(
             {
                 "execution_id": self.execution_id,
                 "seq": self.seq,
-                "at": at or self.clock.now(),
+                "at": at,
                 "kind": kind,
                 "step_execution_id": run.id if run else None,
                 "step_id": run.step.id if run else None,
@@ -144,7 +147,9 @@ class Journal:
                 batch.update_steps.append(self._update_row(run))
             if run.logs is not None and run.logs.pending:
                 self._logs(batch, run)
-        now = self.clock.now()
+        # The round's last event is its last activity (one clock read and one instant
+        # to convert fewer); a round without events reads the clock.
+        now = self._latest or self.clock.now()
         batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
         batch.events = self._events
         group = self.group_commits or (self.crowded is not None and self.crowded())
@@ -156,6 +161,7 @@ class Journal:
         self._dirty = {}
         self._events = []
         self._execution = {}
+        self._latest = None
         self._links = Batch(self.execution_id, self.epoch)
         for sink in self.sinks:
             sink(events)
