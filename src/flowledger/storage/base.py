@@ -7,9 +7,10 @@ the way), so no backend ever sees a secret value.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flowledger.storage.artifacts import ArtifactStore
 from flowledger.storage.counts import CountStore
@@ -39,6 +40,11 @@ class WorkflowVersion:
     created_at: datetime
 
 
+#: A row a round writes: a dict of its columns, or (the journal's) its driver parameters
+#: in a column order of storage.rowparams, timestamps in the store's form (``stamp``).
+RowParams = Row | tuple[Any, ...]
+
+
 @dataclass
 class Batch:
     """Every change one scheduler round made to one execution: committed atomically or not at all.
@@ -50,9 +56,9 @@ class Batch:
     execution_id: str
     epoch: int
     execution: Row = field(default_factory=dict)
-    insert_steps: list[Row] = field(default_factory=list)
-    update_steps: list[Row] = field(default_factory=list)
-    events: list[Row] = field(default_factory=list)
+    insert_steps: list[RowParams] = field(default_factory=list)
+    update_steps: list[RowParams] = field(default_factory=list)
+    events: list[RowParams] = field(default_factory=list)
     #: Executions this round creates (children of a sub-workflow step), with their events.
     create_executions: list[Row] = field(default_factory=list)
     create_events: list[Row] = field(default_factory=list)
@@ -103,6 +109,9 @@ class Store(
     """What the runtime and the faces need from a database."""
 
     url: str
+    #: A timestamp as this store's driver takes it (the form a round's rows carry:
+    #: storage.rowparams).
+    stamp: Callable[[datetime], Any]
 
     @abstractmethod
     async def initialize(self) -> None:

@@ -41,6 +41,7 @@ from flowledger.storage.fastpath import (
     driver_pipeline,
     prepare_insert,
     prepare_update,
+    timestamp_processor,
 )
 from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
@@ -102,6 +103,7 @@ class SQLStore(
     ) -> None:
         self.url = url
         self._engine = engine
+        self.stamp = timestamp_processor(engine.dialect)
         self._local = threading.local()
         #: Every connection opened (by lane threads, or by a test reaching for ``conn``),
         #: closed by ``close``.

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Table, insert, select, update
 
 from flowledger.errors import LeaseLostError
-from flowledger.storage.base import Batch, Row
+from flowledger.storage.base import Batch, Row, RowParams
 from flowledger.storage.fastpath import (
     PreparedWrite,
     driver_pipeline,
@@ -23,6 +23,7 @@ from flowledger.storage.fastpath import (
     prepare_update,
 )
 from flowledger.storage.outbox import outbox_params, prepare_outbox
+from flowledger.storage.rowparams import EVENT, STEP_INSERT, STEP_UPDATES
 from flowledger.storage.schema import events, executions, signals, step_executions
 from flowledger.storage.schema_ops import step_logs
 from flowledger.timeutil import utcnow
@@ -132,25 +133,43 @@ class BatchWriter:
             self._update(cursor, executions, "executions", changed)
         inserts = [row for b in batches for row in b.insert_steps]
         if inserts:
-            self._insert(cursor, step_executions, inserts)
-        self._update(cursor, step_executions, "steps", (r for b in batches for r in b.update_steps))
+            self._insert(cursor, step_executions, STEP_INSERT, inserts)
+        updates = [row for b in batches for row in b.update_steps]
+        if updates:
+            self._update_steps(cursor, updates)
         event_rows = [row for b in batches for row in b.events]
         if event_rows:
-            self._insert(cursor, events, event_rows)
+            self._insert(cursor, events, EVENT, event_rows)
         log_rows = [row for b in batches for row in b.step_logs]
         if log_rows:
-            self._insert(cursor, step_logs, log_rows, skip=("id",))
+            self._insert(cursor, step_logs, _LOG_COLUMNS, log_rows)
 
     def _insert(
-        self, cursor: Any, table: Table, rows: list[Row], skip: tuple[str, ...] = ()
+        self, cursor: Any, table: Table, columns: tuple[str, ...], rows: Sequence[RowParams]
     ) -> None:
+        """Rows as parameter tuples in ``columns``' order (the journal's), or as dicts."""
         key = ("insert", table.name)
         prepared = self._prepared.get(key)
         if prepared is None:
-            columns = [c.name for c in table.columns if c.name not in skip]
             prepared = prepare_insert(table, columns, self._dialect)
             self._prepared[key] = prepared
-        cursor.executemany(prepared.sql, [prepared.params(r) for r in rows])
+        params = prepared.params
+        cursor.executemany(
+            prepared.sql, [row if isinstance(row, tuple) else params(row) for row in rows]
+        )
+
+    def _update_steps(self, cursor: Any, rows: list[RowParams]) -> None:
+        """Step rows' updates: tuples in a layout of storage.rowparams (told apart by their
+        length), or dicts of the columns they change."""
+        groups: dict[tuple[str, ...], list[RowParams]] = defaultdict(list)
+        for row in rows:
+            groups[STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)].append(row)
+        for keys, group in groups.items():
+            prepared = self._prepared_update(step_executions, "steps", keys)
+            params = prepared.params
+            cursor.executemany(
+                prepared.sql, [row if isinstance(row, tuple) else params(row) for row in group]
+            )
 
     def _update(self, cursor: Any, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
@@ -159,14 +178,19 @@ class BatchWriter:
         for row in rows:
             groups[tuple(row)].append(row)
         for keys, group in groups.items():
-            key = (tag, *keys)
-            prepared = self._prepared.get(key)
-            if prepared is None:
-                columns = tuple(k for k in keys if k != "id")
-                prepared = prepare_update(table, columns, ("id",), self._dialect)
-                self._prepared[key] = prepared
+            prepared = self._prepared_update(table, tag, keys)
             params = prepared.params
             cursor.executemany(prepared.sql, [params(r) for r in group])
+
+    def _prepared_update(self, table: Table, tag: str, keys: tuple[str, ...]) -> PreparedWrite:
+        """``UPDATE table SET keys… WHERE id = ?`` (``id`` wherever it is among the keys)."""
+        key = (tag, *keys)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            columns = tuple(k for k in keys if k != "id")
+            prepared = prepare_update(table, columns, ("id",), self._dialect)
+            self._prepared[key] = prepared
+        return prepared
 
     def _cursor(self, conn: Connection) -> Any:
         """The driver's own cursor, inside the transaction SQLAlchemy (or the driver) began.
@@ -180,6 +204,10 @@ class BatchWriter:
         if driver is not self._driver:
             self._driver, self._driver_cursor = driver, driver.cursor()  # type: ignore[union-attr]
         return self._driver_cursor
+
+
+#: A step log row's columns (its id is the database's).
+_LOG_COLUMNS = tuple(c.name for c in step_logs.columns if c.name != "id")
 
 
 def _lost(batch: Batch) -> LeaseLostError:
