@@ -200,34 +200,13 @@ class Journal:
     def _update_params(self, run: StepExecution) -> tuple[Any, ...]:
         """storage.rowparams.STEP_UPDATE (or STEP_UPDATE_INPUT when the attempt's input
         is not written yet)."""
-        stamp, dumps = self.stamp, self.codec.dumps
-        started, completed, failed = run.started_at, run.completed_at, run.failed_at
-        due, wake = run.due_at, run.wake_at
-        changing = (
-            str(run.status),
-            None if started is None else stamp(started),
-            None if completed is None else stamp(completed),
-            None if failed is None else stamp(failed),
-            None if due is None else stamp(due),
-            None if wake is None else stamp(wake),
-            1 if run.suspended else 0,
-            _output_json(run, dumps),
-            None if run.error is None else dumps(run.error),
-            None if run.state is None else dumps(run.state),
-            dumps(run.children) if run.children else None,
-        )
         if run.input_stored:
-            return (*changing, run.id)
-        stored = run.input if run.stored_input is None else run.stored_input
-        return (*changing, dumps(stored), run.id)
+            return (*self._changing(run), run.id)
+        return (*self._changing(run), self._input(run), run.id)
 
     def _insert_params(self, run: StepExecution) -> tuple[Any, ...]:
         """storage.rowparams.STEP_INSERT."""
-        stamp, dumps = self.stamp, self.codec.dumps
         step = run.step
-        started, completed, failed = run.started_at, run.completed_at, run.failed_at
-        due, wake = run.due_at, run.wake_at
-        stored = run.input if run.stored_input is None else run.stored_input
         return (
             run.id,
             self.execution_id,
@@ -236,19 +215,31 @@ class Journal:
             step.path,
             run.scope.key,
             step.type_name,
-            str(run.status),
             run.attempt,
+            run.idempotency_key,
+            self._input(run),
+            *self._changing(run),
+        )
+
+    def _input(self, run: StepExecution) -> str | None:
+        return self.codec.dumps(run.input if run.stored_input is None else run.stored_input)
+
+    def _changing(self, run: StepExecution) -> tuple[Any, ...]:
+        """storage.rowparams.STEP_CHANGING."""
+        stamp, dumps = self.stamp, self.codec.dumps
+        started, completed, failed = run.started_at, run.completed_at, run.failed_at
+        due, wake = run.due_at, run.wake_at
+        return (
+            str(run.status),
             None if started is None else stamp(started),
             None if completed is None else stamp(completed),
             None if failed is None else stamp(failed),
             None if due is None else stamp(due),
             None if wake is None else stamp(wake),
             1 if run.suspended else 0,
-            dumps(stored),
             _output_json(run, dumps),
             None if run.error is None else dumps(run.error),
             None if run.state is None else dumps(run.state),
-            run.idempotency_key,
             dumps(run.children) if run.children else None,
         )
 

@@ -15,30 +15,6 @@ from datetime import datetime
 
 from flowledger.storage.base import Row, RowParams
 
-#: A new step row: every column, in the table's order.
-STEP_INSERT = (
-    "id",
-    "execution_id",
-    "seq",
-    "step_id",
-    "step_path",
-    "loop_key",
-    "type",
-    "status",
-    "attempt",
-    "started_at",
-    "completed_at",
-    "failed_at",
-    "due_at",
-    "wake_at",
-    "suspended",
-    "input",
-    "output",
-    "error",
-    "state",
-    "idempotency_key",
-    "children",
-)
 #: What can change in a written step row (never its key columns, ``attempt`` included:
 #: an UPDATE naming an indexed column rewrites that index's entry).
 STEP_CHANGING = (
@@ -53,6 +29,20 @@ STEP_CHANGING = (
     "error",
     "state",
     "children",
+)
+#: A new step row: every column, those set once first.
+STEP_INSERT = (
+    "id",
+    "execution_id",
+    "seq",
+    "step_id",
+    "step_path",
+    "loop_key",
+    "type",
+    "attempt",
+    "idempotency_key",
+    "input",
+    *STEP_CHANGING,
 )
 #: An update of a step row, its id (the WHERE) last; with ``input`` when an attempt that
 #: was written before it started (a retry) now has one.
