@@ -142,7 +142,12 @@ class Recoverable(Protocol):
         ...
 
     def new_run(
-        self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
+        self,
+        scope: Scope,
+        step: CompiledStep,
+        attempt: int,
+        status: StepStatus,
+        idempotency_key: str | None = None,
     ) -> StepExecution: ...
 
     def start_attempt(self, run: StepExecution) -> None: ...

@@ -13,7 +13,6 @@ either loses nothing or re-runs a step that had not been recorded as done.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import itertools
 import logging
@@ -356,26 +355,31 @@ class ExecutionRunner:
         self.start_attempt(run)
 
     def new_run(
-        self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
+        self,
+        scope: Scope,
+        step: CompiledStep,
+        attempt: int,
+        status: StepStatus,
+        idempotency_key: str | None = None,
     ) -> StepExecution:
+        """A new attempt of ``step`` in ``scope``. A first attempt's idempotency key is its
+        own id (32 hex digits, unique like the id); every later attempt (a retry, a re-run
+        after a crash) is given its predecessor's, read back from the row after a restart:
+        one key for the step execution, whatever the attempt or process."""
+        # Time-ordered: the insert appends to the primary-key index (runtime.ids).
+        run_id = ordered_uuid()
         run = StepExecution(
-            # Time-ordered: the insert appends to the primary-key index (runtime.ids).
-            id=ordered_uuid(),
+            id=run_id,
             step=step,
             scope=scope,
             attempt=attempt,
             status=status,
             seq=next(self.step_seq),
-            idempotency_key=self._idempotency_key(scope, step),
+            idempotency_key=idempotency_key or run_id.replace("-", ""),
         )
         scope.runs[step.id] = run
         self.journal.touch(run)
         return run
-
-    def _idempotency_key(self, scope: Scope, step: CompiledStep) -> str:
-        # Same execution, step and iteration → same key, whatever the attempt or process.
-        raw = f"{self.id}/{step.path}/{scope.key}".encode()
-        return hashlib.sha256(raw).hexdigest()[:32]
 
     def start_attempt(self, run: StepExecution) -> None:
         step = run.step
@@ -505,7 +509,9 @@ class ExecutionRunner:
             "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
         )
         if delay is not None:
-            nxt = self.new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
+            nxt = self.new_run(
+                run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED, run.idempotency_key
+            )
             nxt.due_at = run.due_at
             nxt.wake_at = now + delay
             self.journal.event(
