@@ -44,6 +44,7 @@ class GroupCommitter:
         inline: Inline | None = None,
         *,
         driver_groups: bool = False,
+        driver_commit: Callable[[Any], None] | None = None,
     ) -> None:
         self._writer = writer
         self._inline = inline
@@ -52,6 +53,8 @@ class GroupCommitter:
         #: Groups of rounds too (not only lone rounds) commit on the driver connection:
         #: ``apply`` runs nothing through SQLAlchemy for rounds without links.
         self._driver_groups = driver_groups
+        #: Commits the driver connection's transaction (default: the driver's ``commit``).
+        self._driver_commit = driver_commit or _commit
         self._connection = connection
         self._apply = apply
         # Writes go through the driver's cursor, so its own (PEP 249) error class shows up too.
@@ -142,7 +145,7 @@ class GroupCommitter:
         try:
             begin(driver)
             outcomes = self._apply(conn, batches)
-            driver.commit()
+            self._driver_commit(driver)
         except Exception as exc:
             try:
                 driver.rollback()
@@ -152,6 +155,10 @@ class GroupCommitter:
                 return [_Constraint(batches, exc) for _ in batches]
             return [_failure(batch, exc) for batch in batches]
         return outcomes
+
+
+def _commit(driver: Any) -> None:
+    driver.commit()
 
 
 def lone_round_rows(batch: Batch) -> int | None:

@@ -100,6 +100,7 @@ class SQLStore(
         readers: int = 3,
         driver_begin: Callable[[Any], None] | None = None,
         inline: Inline | None = None,
+        driver_commit: Callable[[Any], None] | None = None,
     ) -> None:
         self.url = url
         self._engine = engine
@@ -128,6 +129,7 @@ class SQLStore(
             engine.dialect.loaded_dbapi.IntegrityError,
             driver_begin,
             inline,
+            driver_commit=driver_commit,
         )
         #: Starts, takes, releases and claims made together share one call (storage.leasegroup,
         #: its SQL in storage.leasesql).
