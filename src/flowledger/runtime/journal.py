@@ -162,8 +162,9 @@ class Journal:
                 self._logs(batch, run)
         # The round's last event is its last activity (one clock read and one instant
         # to convert fewer); a round without events reads the clock.
-        now = self._latest or self.clock.now()
-        batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
+        execution = batch.execution = self._execution  # a new dict after each commit
+        execution["event_seq"] = self.seq
+        execution["last_activity_at"] = self._latest or self.clock.now()
         batch.events = self._events
         group = self.group_commits or (self.crowded is not None and self.crowded())
         await self.store.commit(batch, group=group)

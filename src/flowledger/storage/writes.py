@@ -33,6 +33,8 @@ class BatchWriter:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._prepared: dict[tuple[str, ...], PreparedWrite] = {}
+        #: PostgreSQL: the driver-cursor writes go out in one pipeline (driver_pipeline).
+        self._pipelines = dialect.name == "postgresql"
         # One driver cursor, reused: only the store's writer thread writes rounds.
         self._driver: Any = None
         self._driver_cursor: Any = None
@@ -86,12 +88,15 @@ class BatchWriter:
     ) -> None:
         # One driver cursor for the round (finding it through SQLAlchemy costs per call).
         cursor = cursor if cursor is not None else self._cursor(conn)
-        with driver_pipeline(conn):
+        if self._pipelines:
+            with driver_pipeline(conn):
+                self._write_rows(cursor, batches, executions_too=not execution_written)
+        else:
             self._write_rows(cursor, batches, executions_too=not execution_written)
         if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
             self._write_links(conn, batches)
-        notifications = [outbox_params(row) for b in batches for row in b.notifications]
-        if notifications:
+        if any(b.notifications for b in batches):
+            notifications = [outbox_params(row) for b in batches for row in b.notifications]
             outbox = self._prepared.get(("outbox",))
             if outbox is None:
                 outbox = self._prepared[("outbox",)] = prepare_outbox(self._dialect)
@@ -131,16 +136,21 @@ class BatchWriter:
         if executions_too:
             changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
             self._update(cursor, executions, "executions", changed)
-        inserts = [row for b in batches for row in b.insert_steps]
+        if len(batches) == 1:  # a lone round (a chain's every one): its own lists
+            [batch] = batches
+            inserts, updates = batch.insert_steps, batch.update_steps
+            event_rows, log_rows = batch.events, batch.step_logs
+        else:
+            inserts = [row for b in batches for row in b.insert_steps]
+            updates = [row for b in batches for row in b.update_steps]
+            event_rows = [row for b in batches for row in b.events]
+            log_rows = [row for b in batches for row in b.step_logs]
         if inserts:
             self._insert(cursor, step_executions, STEP_INSERT, inserts)
-        updates = [row for b in batches for row in b.update_steps]
         if updates:
             self._update_steps(cursor, updates)
-        event_rows = [row for b in batches for row in b.events]
         if event_rows:
             self._insert(cursor, events, EVENT, event_rows)
-        log_rows = [row for b in batches for row in b.step_logs]
         if log_rows:
             self._insert(cursor, step_logs, _LOG_COLUMNS, log_rows)
 
