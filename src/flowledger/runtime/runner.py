@@ -121,7 +121,10 @@ class ExecutionRunner:
         self.tasks: dict[asyncio.Future[Any], StepExecution] = {}
         # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
         self._finished: deque[asyncio.Future[Any]] = deque()
-        self._wakeup = asyncio.Event()
+        #: What the scheduler's wait awaits (see ``_wait``); None while it does not wait.
+        self._waiter: asyncio.Future[None] | None = None
+        #: The running loop, from the start of ``run``.
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: The one wake-up timer, kept across waits (see ``_arm``).
         self._timer: asyncio.TimerHandle | None = None
         self.timers: list[tuple[datetime, int, TimerKind, StepExecution]] = []
@@ -156,12 +159,12 @@ class ExecutionRunner:
     def poke(self) -> None:
         """Look for signals now (this process knows it just sent one)."""
         self.inbox.poke()
-        self._wakeup.set()
+        self._wake()
 
     def drain(self) -> None:
         """Stop starting work: finish and record what is running, then return (SIGTERM)."""
         self.draining = True
-        self._wakeup.set()
+        self._wake()
 
     async def run(self, park_after: float | None = None) -> ExecutionStatus:
         """Drive the execution until it is terminal, drained, or parked.
@@ -263,10 +266,14 @@ class ExecutionRunner:
         self._fire_due_timers()
 
     def _launch(self) -> None:
+        if not self.to_launch:
+            return
+        loop = self._running_loop()
         for run in self.to_launch:
             if run.status == StepStatus.IN_PROGRESS:
                 work = self.drivers[run.step.step_type.kind].invoke(run)
-                task = asyncio.create_task(self._tracked(work), name=f"step {run.step.path}")
+                # The loop's own create_task (asyncio.create_task is a frame around it).
+                task = loop.create_task(self._tracked(work), name=f"step {run.step.path}")
                 self.tasks[task] = run
         self.to_launch = []
 
@@ -286,7 +293,7 @@ class ExecutionRunner:
             task = asyncio.current_task()
             assert task is not None
             self._finished.append(task)
-            self._wakeup.set()
+            self._wake()
 
     async def _wait(self) -> None:
         if not self._finished:  # steps that ended meanwhile need no wait
@@ -303,10 +310,13 @@ class ExecutionRunner:
                     {"message": "the execution has nothing left to run but is not finished"}
                 )
                 return
-            self._wakeup.clear()  # drain() sets it again to cut the wait short
+            # A plain future, not an Event: Event.wait makes one per wait anyway, with a
+            # waiter list and its bookkeeping around it. drain() and poke() cut it short.
+            self._waiter = waiter = self._running_loop().create_future()
             if timeout is not None:
                 self._arm(timeout)
-            await self._wakeup.wait()
+            await waiter
+            self._waiter = None
         while self._finished:
             task = self._finished.popleft()
             run = self.tasks.pop(task, None)
@@ -317,7 +327,7 @@ class ExecutionRunner:
         """Wake the wait within ``seconds``: one timer kept across waits, re-armed only when a
         sooner one is needed. A timeout per wait armed and cancelled a timer on every round
         of a chain; an early wake-up from a kept timer costs one extra pass of the loop."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         when = loop.time() + seconds
         if self._timer is not None and self._timer.when() <= when:
             return
@@ -327,14 +337,30 @@ class ExecutionRunner:
 
     def _timer_fired(self) -> None:
         self._timer = None
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """End the scheduler's current wait, if it is waiting."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     # -- activation ---------------------------------------------------------------------------
 
     def _activate(self, scope: Scope, step: CompiledStep) -> None:
         """All predecessors are final: run the step, or disable it (SPEC §1 activation policy)."""
-        preds = [scope.runs[p] for p in step.predecessors]
-        active = not preds or any(p.resolved_ok for p in preds)
+        runs = scope.runs
+        active = not step.predecessors
+        for pred in step.predecessors:  # a loop, not any() of a generator: one frame less
+            if runs[pred].resolved_ok:
+                active = True
+                break
         if active and step.branch is not None:
             cond = scope.runs[step.branch.condition]
             result = isinstance(cond.output, Mapping) and bool(cond.output.get("result"))
