@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Activations per round before committing, so one round's batch stays bounded.
 MAX_ROUND = 2000
+#: The template context of a constant input: nothing reads it (``start_attempt``).
+_NO_CONTEXT: dict[str, Any] = {}
 
 
 class ExecutionRunner:
@@ -424,7 +426,12 @@ class ExecutionRunner:
         try:
             run.input_stored = False
             run.stored_input = None
-            context = self.contexts.template(run.scope)
+            # A constant input renders without its context (building it is most of the
+            # cost of a step's input), unless the kind reads the context itself.
+            if step.input.is_constant and driver.renders_input_only:
+                context = _NO_CONTEXT
+            else:
+                context = self.contexts.template(run.scope)
             data = driver.input(run, context)
             if step.step_type.secret_fields and self.workflow.secret_names:
                 run.stored_input = stored_input(step, context)

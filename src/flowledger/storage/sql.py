@@ -362,7 +362,7 @@ class SQLStore(
     async def commit(self, batch: Batch, *, group: bool = False) -> None:
         if group:
             await self._group.commit(batch)
-        else:
+        elif not self._group.committed_inline(batch):
             await self._group.commit_now(batch)
 
     @point_read

@@ -347,7 +347,7 @@ class SQLiteStore(SQLStore):
                 self._statements(driver).execute("BEGIN IMMEDIATE")
             except sqlite3.Error:  # locked by another process: wait off the loop
                 return NOT_HERE
-            return self._group._driver_transaction(conn, batch, begin=self._begun)
+            return self._group._driver_batches(conn, [batch], self._begun)[0]
         finally:
             self._give_writer()
 
