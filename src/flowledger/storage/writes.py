@@ -163,23 +163,21 @@ class BatchWriter:
         if prepared is None:
             prepared = prepare_insert(table, columns, self._dialect)
             self._prepared[key] = prepared
-        params = prepared.params
-        cursor.executemany(
-            prepared.sql, [row if isinstance(row, tuple) else params(row) for row in rows]
-        )
+        _send(cursor, prepared, rows)
 
     def _update_steps(self, cursor: Any, rows: list[RowParams]) -> None:
         """Step rows' updates: tuples in a layout of storage.rowparams (told apart by their
         length), or dicts of the columns they change."""
+        if len(rows) == 1:  # a chain's round: the one step that finished
+            [row] = rows
+            keys = STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)
+            _send(cursor, self._prepared_update(step_executions, "steps", keys), rows)
+            return
         groups: dict[tuple[str, ...], list[RowParams]] = defaultdict(list)
         for row in rows:
             groups[STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)].append(row)
         for keys, group in groups.items():
-            prepared = self._prepared_update(step_executions, "steps", keys)
-            params = prepared.params
-            cursor.executemany(
-                prepared.sql, [row if isinstance(row, tuple) else params(row) for row in group]
-            )
+            _send(cursor, self._prepared_update(step_executions, "steps", keys), group)
 
     def _update(self, cursor: Any, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
@@ -214,6 +212,19 @@ class BatchWriter:
         if driver is not self._driver:
             self._driver, self._driver_cursor = driver, driver.cursor()  # type: ignore[union-attr]
         return self._driver_cursor
+
+
+def _send(cursor: Any, prepared: PreparedWrite, rows: Sequence[RowParams]) -> None:
+    """Rows through one prepared statement: tuples as they are, dicts picked into its
+    columns' order. One row (a chain's every statement) goes without a list."""
+    if len(rows) == 1:
+        [row] = rows
+        cursor.execute(prepared.sql, row if isinstance(row, tuple) else prepared.params(row))
+        return
+    params = prepared.params
+    cursor.executemany(
+        prepared.sql, [row if isinstance(row, tuple) else params(row) for row in rows]
+    )
 
 
 #: A step log row's columns (its id is the database's).
