@@ -189,7 +189,8 @@ class ExecutionRunner:
                 if not self.draining:
                     self._advance()
                 await self.journal.commit()
-                await self._report_children()
+                if self.children.started:  # no coroutine made for the common nothing
+                    await self._report_children()
                 if self.status.terminal:
                     return self.status
                 if self.ready and not self.draining:

@@ -36,7 +36,10 @@ class PreparedWrite:
         )
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        values = self._pick(row)
+        return self.convert(self._pick(row))
+
+    def convert(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The row's values in column order, as the driver takes them."""
         converted = self._converted
         if not converted:
             return values  # the driver API wants tuples
@@ -80,12 +83,12 @@ def sqlite_utc_text(value: datetime) -> str:
     tests/storage pin that both store the same text.
     """
     global _second
-    if value.tzinfo is not UTC:
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-    # The clock's own timestamps (UTC).
+    # The clock's own timestamps (UTC), most of them converted before.
     seen = _recent.get(id(value))
     if seen is not None and seen[0] is value:
         return seen[1]
+    if value.tzinfo is not UTC:
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
     # isoformat formats each field with C's sprintf (~6k instructions); within one second
     # only the microseconds differ, so the rest of the text is kept for the second.
     start, end, prefix = _second

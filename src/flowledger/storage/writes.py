@@ -65,9 +65,11 @@ class BatchWriter:
             fence = prepare_update(executions, tuple(values), ("id", "lease_epoch"),
                                    self._dialect)  # fmt: skip
             self._prepared[key] = fence
-        row = {**values, "id": batch.execution_id, "lease_epoch": batch.epoch}
         cursor = self._cursor(conn)
-        cursor.execute(fence.sql, fence.params(row))
+        # In the fence's column order: the values' own, then the WHERE's id and epoch.
+        cursor.execute(
+            fence.sql, fence.convert((*values.values(), batch.execution_id, batch.epoch))
+        )
         if cursor.rowcount != 1:
             return _lost(batch)
         self._write(conn, [batch], execution_written=True, cursor=cursor)
