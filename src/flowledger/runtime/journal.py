@@ -94,6 +94,10 @@ class Journal:
     def set_execution(self, **columns: Any) -> None:
         self._execution.update(columns)
 
+    def set_column(self, name: str, value: Any) -> None:
+        """``set_execution`` of one column (no keyword dict: every step start sets one)."""
+        self._execution[name] = value
+
     def create_execution(self, row: Row, created: Row) -> None:
         """A new execution (a sub-workflow child) created in the same commit as this round."""
         self._links.create_executions.append(row)

@@ -419,10 +419,11 @@ class ExecutionRunner:
         if step.spec.due is not None and run.due_at is None:
             run.due_at = now + step.spec.due
             self.add_timer(run.due_at, "due", run)
-        self.journal.touch(run)
-        self.journal.set_execution(current_state_name=step.id)
-        self.journal.event("step.started", run, at=now)
-        self.resume_status()
+        journal = self.journal
+        journal.touch(run)
+        journal.set_column("current_state_name", step.id)
+        journal.event("step.started", run, at=now)
+        self.lifecycle.resume()
         driver = self.drivers[step.step_type.kind]
         try:
             run.input_stored = False
