@@ -34,6 +34,14 @@ _C_ENCODER: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(
     json.encoder, "c_make_encoder", None
 )
 _C_STRINGS = json.encoder.encode_basestring
+# One of them, built once: with no circular-reference memo (``markers`` None) it keeps no
+# state between calls, so every thread may share it. A value that contains itself then
+# ends in RecursionError instead of ValueError, as it did anyway (``_finite`` recursed).
+_C_ENCODE = (
+    None
+    if _C_ENCODER is None
+    else _C_ENCODER(None, str, _C_STRINGS, None, ":", ",", False, False, False)
+)
 #: Values shorter than this are not searched inside base64 text (too many false hits).
 _MIN_BASE64_CHARS = 6
 
@@ -154,12 +162,9 @@ def _dump(value: Any) -> str:
     """Compact JSON; NaN and infinities (from a step's output) become null, so what is
     stored, and every document printed from it, is strict JSON."""
     try:
-        if _C_ENCODER is None:
+        if _C_ENCODE is None:
             return _ENCODE(value)
-        # The arguments JSONEncoder.iterencode passes for _ENCODE's options (a fresh
-        # circular-reference memo each call).
-        encode = _C_ENCODER({}, str, _C_STRINGS, None, ":", ",", False, False, False)
-        return "".join(encode(value, 0))
+        return "".join(_C_ENCODE(value, 0))
     except ValueError:  # NaN or Infinity from a step: stored JSON stays strict JSON
         return _ENCODE(_finite(value))
 

@@ -26,7 +26,9 @@ class Clock:
         self.offset = offset
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        offset = self.offset
+        # Most clocks are the database's own (SQLite, a synchronized host): no addition.
+        return datetime.now(UTC) + offset if offset else datetime.now(UTC)
 
     def synchronize(self, database_now: datetime) -> None:
         self.offset = database_now - datetime.now(UTC)

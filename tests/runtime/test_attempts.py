@@ -120,3 +120,36 @@ async def test_invalid_rendered_input_fails_with_the_field(run_yaml: RunYaml) ->
     )
     assert doc["runtimeStatus"] == "Failed"
     assert doc["error"]["message"] == "input: items: must be a list, not 5"
+
+
+async def test_every_step_execution_has_its_own_idempotency_key(
+    run_yaml: RunYaml, engine: Engine
+) -> None:
+    """Steps, loop iterations and executions each get a key of their own (32 hex digits);
+    the attempts of one step execution share theirs."""
+    text = """
+        name: keys
+        steps:
+          - {id: a, type: test.echo, input: {value: 1}}
+          - id: each
+            type: sys.loop
+            after: [a]
+            input: {items: [1, 2, 3]}
+            steps:
+              - {id: body, type: test.echo, input: {value: "{{ loop.each.item }}"}}
+          - id: f
+            type: test.flaky
+            after: [each]
+            input: {fail_times: 1, name: f}
+            retry: {max_attempts: 2, initial_delay: 10ms}
+        """
+    keys: list[str] = []
+    for _ in range(2):
+        doc = await run_yaml(text)
+        assert doc["runtimeStatus"] == "Completed"
+        steps = await engine.store.get_step_executions(doc["id"])
+        flaky = {r["idempotency_key"] for r in steps if r["step_id"] == "f"}
+        assert len(flaky) == 1 and len([r for r in steps if r["step_id"] == "f"]) == 2
+        keys += [r["idempotency_key"] for r in steps if r["step_id"] != "f"] + [*flaky]
+    assert len(keys) == len(set(keys)) == 2 * (1 + 1 + 3 + 1)
+    assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)

@@ -11,7 +11,7 @@ T = datetime(2026, 11, 29, tzinfo=UTC)
 
 
 def logger(buffer: StepLogBuffer, threshold: int = logging.INFO) -> StepLogger:
-    return StepLogger(logging.getLogger("test.steplogs"), {}, buffer, threshold, lambda: T)
+    return StepLogger(logging.getLogger("test.steplogs"), {}, lambda: buffer, threshold, lambda: T)
 
 
 def test_messages_render_like_logging_does_and_never_raise() -> None:

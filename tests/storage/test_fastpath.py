@@ -169,3 +169,15 @@ async def test_a_postgresql_document_read_sees_one_snapshot(pg_url: str) -> None
         assert await store.read_execution(row["id"]) is not None
     finally:
         await store.close()
+
+
+def test_instants_of_other_seconds_never_share_a_text() -> None:
+    """The text without the fraction is kept for the second the last instant fell in."""
+    base = datetime(2026, 11, 29, 8, 30, 1, 5, tzinfo=UTC)
+    steps = [timedelta(0), timedelta(seconds=1), timedelta(seconds=-1), timedelta(days=-1),
+             timedelta(microseconds=999_994), timedelta(microseconds=999_995),
+             timedelta(microseconds=-5), timedelta(minutes=1)]  # fmt: skip
+    for step in steps:
+        # A new object each time: the identity cache does not answer.
+        moment = (base + step).replace(tzinfo=UTC)
+        assert sqlite_utc_text(moment) == moment.replace(tzinfo=None).isoformat(" ")

@@ -182,6 +182,8 @@ class ArtifactService:
         if isinstance(output, str) and 4 * len(output) + 2 <= self.budget:
             return output, None  # at most 4 bytes per character: surely under the budget
         text = (codec or self._codec).dumps(output) or "null"
+        if 4 * len(text) <= self.budget:  # at most 4 bytes per character: no need to encode
+            return output, text
         data = text.encode("utf-8")
         if len(data) <= self.budget:
             return output, text

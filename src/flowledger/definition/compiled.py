@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowledger.definition.models import StepSpec, WorkflowSpec
@@ -36,6 +35,13 @@ class CompiledStep:
     branch: Branch | None
     input: TemplatedValue
     body: CompiledGraph | None
+    #: Where the step sits: ``process_items/enrich`` for a loop body step. Set when built
+    #: (read for every run of the step: ids, rows, task names; a cached_property's first
+    #: read takes a lock, and a chain's steps are each read once per run).
+    path: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", "/".join((*self.scope, self.id)))
 
     @property
     def name(self) -> str:
@@ -44,11 +50,6 @@ class CompiledStep:
     @property
     def type_name(self) -> str:
         return self.step_type.name
-
-    @cached_property  # read several times for every step run (ids, rows, task names)
-    def path(self) -> str:
-        """Where the step sits: ``process_items/enrich`` for a loop body step."""
-        return "/".join((*self.scope, self.id))
 
 
 @dataclass(frozen=True, eq=False)

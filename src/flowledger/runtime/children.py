@@ -46,6 +46,8 @@ class Spawn:
 class ChildWaits(TaskDriver):
     """The driver of ``StepKind.SUB_WORKFLOW`` steps (see the module docstring)."""
 
+    renders_input_only = False  # each child's input renders with the loop frames
+
     def __init__(self, scheduler: Scheduler) -> None:
         super().__init__(scheduler)
         #: Waiting sub-workflow step runs by step execution id.

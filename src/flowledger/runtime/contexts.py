@@ -80,12 +80,17 @@ class StepContexts:
         )
 
     def _logger(self, execution_id: str, run: StepExecution) -> StepLogger:
-        # A suspended step's next context adds to the same attempt's buffer and budget.
-        if run.logs is None:
-            run.logs = StepLogBuffer(self.services.step_log_limit)
         extra = log_extra("run_step", execution_id, run.step.id, attempt=run.attempt)
         clock = self.services.clock
-        return StepLogger(log, extra, run.logs, self.services.step_log_level, clock.now)
+        level = self.services.step_log_level
+        return StepLogger(log, extra, lambda: self._log_buffer(run), level, clock.now)
+
+    def _log_buffer(self, run: StepExecution) -> StepLogBuffer:
+        # Made at the attempt's first kept line. A suspended step's next context adds to
+        # the same attempt's buffer and budget.
+        if run.logs is None:
+            run.logs = StepLogBuffer(self.services.step_log_limit)
+        return run.logs
 
     def _entities(self, execution_id: str) -> EntityAccess | None:
         # One binding serves every step of the execution (it holds only the execution).

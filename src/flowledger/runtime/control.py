@@ -31,6 +31,7 @@ from flowledger.runtime.ports import Control
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.steps.human import input_problems
 from flowledger.storage import Batch, Row
+from flowledger.storage.base import RowParams
 from flowledger.timeutil import iso
 
 #: Statuses a step keeps from the original when a rerun reuses it.
@@ -178,7 +179,7 @@ async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
         codec = Codec()
         now = engine.clock.now()
         detail = {"by": by, "steps": sorted({r["step_id"] for r in again})}
-        events = [
+        events: list[RowParams] = [
             _event(execution_id, seq + 1, now, "execution.retried", None, codec.dumps(detail))
         ]
         batch = Batch(
@@ -192,7 +193,7 @@ async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
                 "event_seq": seq + 1,
                 "last_activity_at": now,
             },
-            insert_steps=again,
+            insert_steps=[*again],
             events=events,
         )
         await engine.store.commit(batch)

@@ -640,8 +640,11 @@ class Engine:
                 return await self.get_execution(execution_id)
             await asyncio.sleep(0.1)
 
-    def _notify(self, execution_id: str, rows: list[Row], info: ExecutionInfo) -> None:
-        self.observers.committed(execution_id, rows, info)
+    def _notify(
+        self, execution_id: str, rows: Callable[[], list[Row]], info: ExecutionInfo
+    ) -> None:
+        if self.observers:  # the round's event rows are made for observers only
+            self.observers.committed(execution_id, rows(), info)
 
     async def run(
         self,

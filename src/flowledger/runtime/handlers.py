@@ -25,6 +25,8 @@ async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
     if data is None:
         data = step_type.input_model.model_validate(run.input)
     if run.step.spec.timeout is None:  # no timer to arm or cancel on the hot path
+        if step_type.is_coroutine and not run.suspended:  # the common case: no frame between
+            return await handler(data, ctx)
         return await _call(run, handler, data, ctx)
     async with asyncio.timeout(run.step.spec.timeout.total_seconds()):
         return await _call(run, handler, data, ctx)

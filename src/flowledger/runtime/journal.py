@@ -13,10 +13,13 @@ from typing import Any
 
 from flowledger.codec import Codec
 from flowledger.runtime.state import StepExecution
-from flowledger.storage.base import Batch, Row, Store
+from flowledger.storage.base import Batch, Row, RowParams, Store
+from flowledger.storage.rowparams import event_rows
 from flowledger.timeutil import Clock, iso
 
-EventSink = Callable[[list[Row]], None]
+#: Told after each commit, with a function that makes the round's event rows (only
+#: observers read them: made when asked).
+EventSink = Callable[[Callable[[], list[Row]]], None]
 
 
 class Journal:
@@ -41,7 +44,13 @@ class Journal:
         self.epoch = epoch
         self.seq = last_seq
         self._dirty: dict[str, StepExecution] = {}
-        self._events: list[Row] = []
+        #: The round's events (storage.rowparams.EVENT), and the instant of each.
+        self._events: list[RowParams] = []
+        self._instants: list[datetime] = []
+        #: How the store writes a timestamp (its driver parameter).
+        self.stamp = store.stamp
+        #: The instant of the round's last event: the execution's last activity.
+        self._latest: datetime | None = None
         self._execution: dict[str, Any] = {}
         self._links = Batch(execution_id, epoch)  # children, signals: rare, so kept apart
         self.sinks: list[EventSink] = []
@@ -56,19 +65,26 @@ class Journal:
         at: datetime | None = None,
     ) -> None:
         self.seq += 1
-        self._events.append(
-            {
-                "execution_id": self.execution_id,
-                "seq": self.seq,
-                "at": at or self.clock.now(),
-                "kind": kind,
-                "step_execution_id": run.id if run else None,
-                "step_id": run.step.id if run else None,
-                "attempt": run.attempt if run else None,
-                "status": str(run.status) if run else None,
-                "detail": self.codec.dumps(detail) if detail else None,
-            }
-        )
+        at = self._latest = at or self.clock.now()
+        self._instants.append(at)
+        text = self.codec.dumps(detail) if detail else None
+        # storage.rowparams.EVENT's order, the driver's parameters as they are written.
+        row: tuple[Any, ...]
+        if run is None:
+            row = (self.execution_id, self.seq, self.stamp(at), kind, None, None, None, None, text)
+        else:
+            row = (
+                self.execution_id,
+                self.seq,
+                self.stamp(at),
+                kind,
+                run.id,
+                run.step.id,
+                run.attempt,
+                str(run.status),
+                text,
+            )
+        self._events.append(row)
 
     def touch(self, run: StepExecution) -> None:
         """Mark a step run changed: it is written (inserted or updated) at the next commit."""
@@ -77,6 +93,10 @@ class Journal:
 
     def set_execution(self, **columns: Any) -> None:
         self._execution.update(columns)
+
+    def set_column(self, name: str, value: Any) -> None:
+        """``set_execution`` of one column (no keyword dict: every step start sets one)."""
+        self._execution[name] = value
 
     def create_execution(self, row: Row, created: Row) -> None:
         """A new execution (a sub-workflow child) created in the same commit as this round."""
@@ -139,26 +159,31 @@ class Journal:
         batch.epoch = self.epoch
         for run in self._dirty.values():
             if not run.persisted:
-                batch.insert_steps.append(self._insert_row(run))
+                batch.insert_steps.append(self._insert_params(run))
             else:
-                batch.update_steps.append(self._update_row(run))
+                batch.update_steps.append(self._update_params(run))
             if run.logs is not None and run.logs.pending:
                 self._logs(batch, run)
-        now = self.clock.now()
-        batch.execution = {**self._execution, "event_seq": self.seq, "last_activity_at": now}
+        # The round's last event is its last activity (one clock read and one instant
+        # to convert fewer); a round without events reads the clock.
+        execution = batch.execution = self._execution  # a new dict after each commit
+        execution["event_seq"] = self.seq
+        execution["last_activity_at"] = self._latest or self.clock.now()
         batch.events = self._events
         group = self.group_commits or (self.crowded is not None and self.crowded())
         await self.store.commit(batch, group=group)
         for run in self._dirty.values():
             run.persisted = True
             run.input_stored = True
-        events = self._events
+        events, instants = self._events, self._instants
         self._dirty = {}
         self._events = []
+        self._instants = []
         self._execution = {}
+        self._latest = None
         self._links = Batch(self.execution_id, self.epoch)
         for sink in self.sinks:
-            sink(events)
+            sink(lambda: event_rows(events, instants))
 
     def _logs(self, batch: Batch, run: StepExecution) -> None:
         """The attempt's buffered log lines, redacted like its output, into this commit."""
@@ -177,50 +202,51 @@ class Journal:
                 }
             )
 
-    def _update_row(self, run: StepExecution) -> Row:
-        """What can change in a written step row (never its key columns, ``attempt``
-        included: an UPDATE naming an indexed column rewrites that index's entry)."""
-        row = self._changing(run)
-        if not run.input_stored:
-            stored = run.input if run.stored_input is None else run.stored_input
-            row["input"] = self.codec.dumps(stored)
-        return row
+    def _update_params(self, run: StepExecution) -> tuple[Any, ...]:
+        """storage.rowparams.STEP_UPDATE (or STEP_UPDATE_INPUT when the attempt's input
+        is not written yet)."""
+        if run.input_stored:
+            return (*self._changing(run), run.id)
+        return (*self._changing(run), self._input(run), run.id)
 
-    def _insert_row(self, run: StepExecution) -> Row:
+    def _insert_params(self, run: StepExecution) -> tuple[Any, ...]:
+        """storage.rowparams.STEP_INSERT."""
         step = run.step
-        stored = run.input if run.stored_input is None else run.stored_input
-        row = self._changing(run)
-        row.update(
-            {
-                "attempt": run.attempt,
-                "input": self.codec.dumps(stored),
-                "execution_id": self.execution_id,
-                "seq": run.seq,
-                "step_id": step.id,
-                "step_path": step.path,
-                "loop_key": run.scope.key,
-                "type": step.type_name,
-                "idempotency_key": run.idempotency_key,
-            }
+        return (
+            run.id,
+            self.execution_id,
+            run.seq,
+            step.id,
+            step.path,
+            run.scope.key,
+            step.type_name,
+            run.attempt,
+            run.idempotency_key,
+            self._input(run),
+            *self._changing(run),
         )
-        return row
 
-    def _changing(self, run: StepExecution) -> Row:
-        dumps = self.codec.dumps
-        return {
-            "id": run.id,
-            "status": str(run.status),
-            "started_at": run.started_at,
-            "completed_at": run.completed_at,
-            "failed_at": run.failed_at,
-            "due_at": run.due_at,
-            "wake_at": run.wake_at,
-            "suspended": 1 if run.suspended else 0,
-            "output": _output_json(run, dumps),
-            "error": None if run.error is None else dumps(run.error),
-            "state": None if run.state is None else dumps(run.state),
-            "children": dumps(run.children) if run.children else None,
-        }
+    def _input(self, run: StepExecution) -> str | None:
+        return self.codec.dumps(run.input if run.stored_input is None else run.stored_input)
+
+    def _changing(self, run: StepExecution) -> tuple[Any, ...]:
+        """storage.rowparams.STEP_CHANGING."""
+        stamp, dumps = self.stamp, self.codec.dumps
+        started, completed, failed = run.started_at, run.completed_at, run.failed_at
+        due, wake = run.due_at, run.wake_at
+        return (
+            str(run.status),
+            None if started is None else stamp(started),
+            None if completed is None else stamp(completed),
+            None if failed is None else stamp(failed),
+            None if due is None else stamp(due),
+            None if wake is None else stamp(wake),
+            1 if run.suspended else 0,
+            _output_json(run, dumps),
+            None if run.error is None else dumps(run.error),
+            None if run.state is None else dumps(run.state),
+            dumps(run.children) if run.children else None,
+        )
 
 
 def _output_json(run: StepExecution, dumps: Callable[[Any], str | None]) -> str | None:

@@ -89,6 +89,9 @@ class Driver(Protocol):
     keeps_output_inline: ClassVar[bool]
     #: One completed outside any loop ends the execution CompletedWithNoActionTaken.
     marks_no_action: ClassVar[bool]
+    #: ``input`` reads the template context only to render ``step.input``: a constant
+    #: input then needs none (the scheduler skips building it).
+    renders_input_only: ClassVar[bool]
 
     def input(self, run: StepExecution, context: dict[str, Any]) -> BaseModel:
         """Render the step's input into ``run.input`` and return it validated (may raise
@@ -142,7 +145,12 @@ class Recoverable(Protocol):
         ...
 
     def new_run(
-        self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
+        self,
+        scope: Scope,
+        step: CompiledStep,
+        attempt: int,
+        status: StepStatus,
+        idempotency_key: str | None = None,
     ) -> StepExecution: ...
 
     def start_attempt(self, run: StepExecution) -> None: ...

@@ -100,7 +100,9 @@ def _rerun(runner: Recoverable, run: StepExecution) -> None:
     if run.attempt >= MAX_CRASH_RERUNS:
         runner.fail_scope(run.scope, run)
         return
-    nxt = runner.new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
+    nxt = runner.new_run(
+        run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED, run.idempotency_key
+    )
     nxt.due_at = run.due_at
     runner.start_attempt(nxt)
 

@@ -13,7 +13,6 @@ either loses nothing or re-runs a step that had not been recorded as done.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import itertools
 import logging
@@ -58,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Activations per round before committing, so one round's batch stays bounded.
 MAX_ROUND = 2000
+#: The template context of a constant input: nothing reads it (``start_attempt``).
+_NO_CONTEXT: dict[str, Any] = {}
 
 
 class ExecutionRunner:
@@ -122,7 +123,10 @@ class ExecutionRunner:
         self.tasks: dict[asyncio.Future[Any], StepExecution] = {}
         # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
         self._finished: deque[asyncio.Future[Any]] = deque()
-        self._wakeup = asyncio.Event()
+        #: What the scheduler's wait awaits (see ``_wait``); None while it does not wait.
+        self._waiter: asyncio.Future[None] | None = None
+        #: The running loop, from the start of ``run``.
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: The one wake-up timer, kept across waits (see ``_arm``).
         self._timer: asyncio.TimerHandle | None = None
         self.timers: list[tuple[datetime, int, TimerKind, StepExecution]] = []
@@ -157,12 +161,12 @@ class ExecutionRunner:
     def poke(self) -> None:
         """Look for signals now (this process knows it just sent one)."""
         self.inbox.poke()
-        self._wakeup.set()
+        self._wake()
 
     def drain(self) -> None:
         """Stop starting work: finish and record what is running, then return (SIGTERM)."""
         self.draining = True
-        self._wakeup.set()
+        self._wake()
 
     async def run(self, park_after: float | None = None) -> ExecutionStatus:
         """Drive the execution until it is terminal, drained, or parked.
@@ -185,7 +189,8 @@ class ExecutionRunner:
                 if not self.draining:
                     self._advance()
                 await self.journal.commit()
-                await self._report_children()
+                if self.children.started:  # no coroutine made for the common nothing
+                    await self._report_children()
                 if self.status.terminal:
                     return self.status
                 if self.ready and not self.draining:
@@ -264,10 +269,14 @@ class ExecutionRunner:
         self._fire_due_timers()
 
     def _launch(self) -> None:
+        if not self.to_launch:
+            return
+        loop = self._running_loop()
         for run in self.to_launch:
             if run.status == StepStatus.IN_PROGRESS:
                 work = self.drivers[run.step.step_type.kind].invoke(run)
-                task = asyncio.create_task(self._tracked(work), name=f"step {run.step.path}")
+                # The loop's own create_task (asyncio.create_task is a frame around it).
+                task = loop.create_task(self._tracked(work), name=f"step {run.step.path}")
                 self.tasks[task] = run
         self.to_launch = []
 
@@ -287,7 +296,7 @@ class ExecutionRunner:
             task = asyncio.current_task()
             assert task is not None
             self._finished.append(task)
-            self._wakeup.set()
+            self._wake()
 
     async def _wait(self) -> None:
         if not self._finished:  # steps that ended meanwhile need no wait
@@ -304,10 +313,13 @@ class ExecutionRunner:
                     {"message": "the execution has nothing left to run but is not finished"}
                 )
                 return
-            self._wakeup.clear()  # drain() sets it again to cut the wait short
+            # A plain future, not an Event: Event.wait makes one per wait anyway, with a
+            # waiter list and its bookkeeping around it. drain() and poke() cut it short.
+            self._waiter = waiter = self._running_loop().create_future()
             if timeout is not None:
                 self._arm(timeout)
-            await self._wakeup.wait()
+            await waiter
+            self._waiter = None
         while self._finished:
             task = self._finished.popleft()
             run = self.tasks.pop(task, None)
@@ -318,7 +330,7 @@ class ExecutionRunner:
         """Wake the wait within ``seconds``: one timer kept across waits, re-armed only when a
         sooner one is needed. A timeout per wait armed and cancelled a timer on every round
         of a chain; an early wake-up from a kept timer costs one extra pass of the loop."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         when = loop.time() + seconds
         if self._timer is not None and self._timer.when() <= when:
             return
@@ -328,14 +340,30 @@ class ExecutionRunner:
 
     def _timer_fired(self) -> None:
         self._timer = None
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """End the scheduler's current wait, if it is waiting."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     # -- activation ---------------------------------------------------------------------------
 
     def _activate(self, scope: Scope, step: CompiledStep) -> None:
         """All predecessors are final: run the step, or disable it (SPEC §1 activation policy)."""
-        preds = [scope.runs[p] for p in step.predecessors]
-        active = not preds or any(p.resolved_ok for p in preds)
+        runs = scope.runs
+        active = not step.predecessors
+        for pred in step.predecessors:  # a loop, not any() of a generator: one frame less
+            if runs[pred].resolved_ok:
+                active = True
+                break
         if active and step.branch is not None:
             cond = scope.runs[step.branch.condition]
             result = isinstance(cond.output, Mapping) and bool(cond.output.get("result"))
@@ -356,26 +384,31 @@ class ExecutionRunner:
         self.start_attempt(run)
 
     def new_run(
-        self, scope: Scope, step: CompiledStep, attempt: int, status: StepStatus
+        self,
+        scope: Scope,
+        step: CompiledStep,
+        attempt: int,
+        status: StepStatus,
+        idempotency_key: str | None = None,
     ) -> StepExecution:
+        """A new attempt of ``step`` in ``scope``. A first attempt's idempotency key is its
+        own id (32 hex digits, unique like the id); every later attempt (a retry, a re-run
+        after a crash) is given its predecessor's, read back from the row after a restart:
+        one key for the step execution, whatever the attempt or process."""
+        # Time-ordered: the insert appends to the primary-key index (runtime.ids).
+        run_id = ordered_uuid()
         run = StepExecution(
-            # Time-ordered: the insert appends to the primary-key index (runtime.ids).
-            id=ordered_uuid(),
+            id=run_id,
             step=step,
             scope=scope,
             attempt=attempt,
             status=status,
             seq=next(self.step_seq),
-            idempotency_key=self._idempotency_key(scope, step),
+            idempotency_key=idempotency_key or run_id.replace("-", ""),
         )
         scope.runs[step.id] = run
         self.journal.touch(run)
         return run
-
-    def _idempotency_key(self, scope: Scope, step: CompiledStep) -> str:
-        # Same execution, step and iteration → same key, whatever the attempt or process.
-        raw = f"{self.id}/{step.path}/{scope.key}".encode()
-        return hashlib.sha256(raw).hexdigest()[:32]
 
     def start_attempt(self, run: StepExecution) -> None:
         step = run.step
@@ -386,15 +419,21 @@ class ExecutionRunner:
         if step.spec.due is not None and run.due_at is None:
             run.due_at = now + step.spec.due
             self.add_timer(run.due_at, "due", run)
-        self.journal.touch(run)
-        self.journal.set_execution(current_state_name=step.id)
-        self.journal.event("step.started", run, at=now)
-        self.resume_status()
+        journal = self.journal
+        journal.touch(run)
+        journal.set_column("current_state_name", step.id)
+        journal.event("step.started", run, at=now)
+        self.lifecycle.resume()
         driver = self.drivers[step.step_type.kind]
         try:
             run.input_stored = False
             run.stored_input = None
-            context = self.contexts.template(run.scope)
+            # A constant input renders without its context (building it is most of the
+            # cost of a step's input), unless the kind reads the context itself.
+            if step.input.is_constant and driver.renders_input_only:
+                context = _NO_CONTEXT
+            else:
+                context = self.contexts.template(run.scope)
             data = driver.input(run, context)
             if step.step_type.secret_fields and self.workflow.secret_names:
                 run.stored_input = stored_input(step, context)
@@ -505,7 +544,9 @@ class ExecutionRunner:
             "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
         )
         if delay is not None:
-            nxt = self.new_run(run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED)
+            nxt = self.new_run(
+                run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED, run.idempotency_key
+            )
             nxt.due_at = run.due_at
             nxt.wake_at = now + delay
             self.journal.event(

@@ -136,6 +136,8 @@ class Scope:
 
     @property
     def loop_indexes(self) -> dict[str, int]:
+        if not self.loops:  # the top scope: every step of a workflow without loops
+            return {}
         return {name: frame["index"] for name, frame in self.loops.items()}
 
 

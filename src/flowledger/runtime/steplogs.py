@@ -78,18 +78,21 @@ class StepLogger(logging.LoggerAdapter[logging.Logger]):
         self,
         logger: logging.Logger,
         extra: MutableMapping[str, object],
-        buffer: StepLogBuffer,
+        buffer: Callable[[], StepLogBuffer],
         threshold: int,
         now: Callable[[], datetime],
     ) -> None:
         super().__init__(logger, extra)
+        #: The attempt's buffer, asked for at the first line kept (most steps log none:
+        #: they never get one, and the journal has nothing to look at).
         self._buffer = buffer
         self._threshold = threshold
         self._now = now
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if level >= self._threshold:
-            self._buffer.add(self._now(), logging.getLevelName(level), _render(msg, args, kwargs))
+            line = _render(msg, args, kwargs)
+            self._buffer().add(self._now(), logging.getLevelName(level), line)
         super().log(level, msg, *args, **kwargs)
 
 

@@ -22,6 +22,9 @@ class TaskDriver:
     resumes_on_retry: ClassVar[bool] = False
     keeps_output_inline: ClassVar[bool] = False
     marks_no_action: ClassVar[bool] = False
+    #: ``input`` reads the template context only to render the step's input (so a
+    #: constant input needs none).
+    renders_input_only: ClassVar[bool] = True
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler

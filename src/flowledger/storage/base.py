@@ -7,9 +7,10 @@ the way), so no backend ever sees a secret value.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flowledger.storage.artifacts import ArtifactStore
 from flowledger.storage.counts import CountStore
@@ -39,7 +40,12 @@ class WorkflowVersion:
     created_at: datetime
 
 
-@dataclass
+#: A row a round writes: a dict of its columns, or (the journal's) its driver parameters
+#: in a column order of storage.rowparams, timestamps in the store's form (``stamp``).
+RowParams = Row | tuple[Any, ...]
+
+
+@dataclass(init=False)
 class Batch:
     """Every change one scheduler round made to one execution: committed atomically or not at all.
 
@@ -49,24 +55,54 @@ class Batch:
 
     execution_id: str
     epoch: int
-    execution: Row = field(default_factory=dict)
-    insert_steps: list[Row] = field(default_factory=list)
-    update_steps: list[Row] = field(default_factory=list)
-    events: list[Row] = field(default_factory=list)
+    execution: Row
+    insert_steps: list[RowParams]
+    update_steps: list[RowParams]
+    events: list[RowParams]
     #: Executions this round creates (children of a sub-workflow step), with their events.
-    create_executions: list[Row] = field(default_factory=list)
-    create_events: list[Row] = field(default_factory=list)
+    create_executions: list[Row]
+    create_events: list[Row]
     #: Signals to other executions (a child's end to its parent, a cancel to children);
     #: each wakes the execution it is for.
-    signals: list[Row] = field(default_factory=list)
+    signals: list[Row]
     #: Ids of this execution's signals the round acted on.
-    consumed_signals: list[str] = field(default_factory=list)
+    consumed_signals: list[str]
     #: Status changes outbound webhooks report (``message_id, event, workflow_name,
     #: execution_id, payload, at``): the commit turns each into one outbox row per
     #: matching subscription (none, at the cost of one cheap statement, when none match).
-    notifications: list[Row] = field(default_factory=list)
+    notifications: list[Row]
     #: Lines step handlers logged (``step_logs`` rows without ``id``), with their results.
-    step_logs: list[Row] = field(default_factory=list)
+    step_logs: list[Row]
+
+    # Written out, not generated: a chain makes one Batch per step, and the generated
+    # __init__ calls a factory per defaulted field (~120 bytecodes for twelve fields).
+    def __init__(
+        self,
+        execution_id: str,
+        epoch: int,
+        execution: Row | None = None,
+        insert_steps: list[RowParams] | None = None,
+        update_steps: list[RowParams] | None = None,
+        events: list[RowParams] | None = None,
+        create_executions: list[Row] | None = None,
+        create_events: list[Row] | None = None,
+        signals: list[Row] | None = None,
+        consumed_signals: list[str] | None = None,
+        notifications: list[Row] | None = None,
+        step_logs: list[Row] | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.epoch = epoch
+        self.execution = {} if execution is None else execution
+        self.insert_steps = [] if insert_steps is None else insert_steps
+        self.update_steps = [] if update_steps is None else update_steps
+        self.events = [] if events is None else events
+        self.create_executions = [] if create_executions is None else create_executions
+        self.create_events = [] if create_events is None else create_events
+        self.signals = [] if signals is None else signals
+        self.consumed_signals = [] if consumed_signals is None else consumed_signals
+        self.notifications = [] if notifications is None else notifications
+        self.step_logs = [] if step_logs is None else step_logs
 
 
 @dataclass(frozen=True)
@@ -103,6 +139,9 @@ class Store(
     """What the runtime and the faces need from a database."""
 
     url: str
+    #: A timestamp as this store's driver takes it (the form a round's rows carry:
+    #: storage.rowparams).
+    stamp: Callable[[datetime], Any]
 
     @abstractmethod
     async def initialize(self) -> None:

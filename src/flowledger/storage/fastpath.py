@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
@@ -36,7 +36,10 @@ class PreparedWrite:
         )
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        values = self._pick(row)
+        return self.convert(self._pick(row))
+
+    def convert(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The row's values in column order, as the driver takes them."""
         converted = self._converted
         if not converted:
             return values  # the driver API wants tuples
@@ -75,16 +78,26 @@ def timestamp_processor(dialect: Dialect) -> Callable[[datetime], Any]:
 def sqlite_utc_text(value: datetime) -> str:
     """The text a timestamp column stores on SQLite, made in one step: what UTCDateTime's
     processor hands the sqlite3 driver (naive UTC) and the driver's datetime adapter
-    writes (``isoformat(" ")``). A round writes about six timestamps per step; the two
-    layers cost several calls each. tests/storage pin that both store the same text.
+    writes (``isoformat(" ")``: no fraction when the microseconds are 0). A round writes
+    about six timestamps per step; the two layers cost several calls each.
+    tests/storage pin that both store the same text.
     """
-    if value.tzinfo is not UTC:
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-    # The clock's own timestamps (UTC): isoformat ends in "+00:00".
+    global _second
+    # The clock's own timestamps (UTC), most of them converted before.
     seen = _recent.get(id(value))
     if seen is not None and seen[0] is value:
         return seen[1]
-    text = value.isoformat(" ")[:-6]
+    if value.tzinfo is not UTC:
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    # isoformat formats each field with C's sprintf (~6k instructions); within one second
+    # only the microseconds differ, so the rest of the text is kept for the second.
+    start, end, prefix = _second
+    if not start <= value < end:
+        start = value.replace(microsecond=0)
+        prefix = start.isoformat(" ")[:-6]
+        _second = (start, start + _ONE_SECOND, prefix)
+    micro = value.microsecond
+    text = f"{prefix}.{micro:06d}" if micro else prefix
     if len(_recent) >= _RECENT:
         _recent.clear()
     _recent[id(value)] = (value, text)
@@ -99,6 +112,11 @@ def sqlite_utc_text(value: datetime) -> str:
 #: loop may share it.
 _recent: dict[int, tuple[datetime, str]] = {}
 _RECENT = 64
+_ONE_SECOND = timedelta(seconds=1)
+#: The second the last new instant fell in, [start, end), and its text without the fraction
+#: (replaced whole, so a reader on another thread sees one consistent triple).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_second: tuple[datetime, datetime, str] = (_EPOCH, _EPOCH, "")
 
 
 def prepare_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedWrite:

@@ -28,7 +28,7 @@ from flowledger.storage.base import Batch
 from flowledger.storage.lanes import NOT_HERE, Lane
 
 ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
-#: Commits a lone round at once where it is called, or returns NOT_HERE (see commit_now).
+#: Commits a lone round at once where it is called, or returns NOT_HERE (committed_inline).
 Inline = Callable[[Batch], object]
 _Work = list[tuple[Batch, "asyncio.Future[None]"]]
 
@@ -44,6 +44,7 @@ class GroupCommitter:
         inline: Inline | None = None,
         *,
         driver_groups: bool = False,
+        driver_commit: Callable[[Any], None] | None = None,
     ) -> None:
         self._writer = writer
         self._inline = inline
@@ -52,6 +53,8 @@ class GroupCommitter:
         #: Groups of rounds too (not only lone rounds) commit on the driver connection:
         #: ``apply`` runs nothing through SQLAlchemy for rounds without links.
         self._driver_groups = driver_groups
+        #: Commits the driver connection's transaction (default: the driver's ``commit``).
+        self._driver_commit = driver_commit or _commit
         self._connection = connection
         self._apply = apply
         # Writes go through the driver's cursor, so its own (PEP 249) error class shows up too.
@@ -70,13 +73,23 @@ class GroupCommitter:
             loop.call_soon(self._flush)
         await future
 
-    async def commit_now(self, batch: Batch) -> None:
-        """Commit one batch at once, outside any group (a lone execution gains nothing)."""
+    def committed_inline(self, batch: Batch) -> bool:
+        """Commit one batch right here, outside any group, when the store may (its
+        ``inline``); False when it must go to the writer thread (``commit_now``). A
+        plain call, not a coroutine: a chain's every round comes here."""
         outcome = NOT_HERE if self._inline is None else self._inline(batch)
         if outcome is NOT_HERE:
-            outcome = await self._writer.run(lambda: self._transaction([batch])[0])
+            return False
         if outcome is not None:
             assert isinstance(outcome, BaseException)
+            raise outcome
+        return True
+
+    async def commit_now(self, batch: Batch) -> None:
+        """Commit one batch at once on the writer thread, outside any group (a lone
+        execution gains nothing from one)."""
+        outcome = await self._writer.run(lambda: self._transaction([batch])[0])
+        if outcome is not None:
             raise outcome
 
     def _flush(self) -> None:
@@ -123,26 +136,19 @@ class GroupCommitter:
         except Exception as exc:  # the transaction failed: nobody's round was written
             return [_failure(batch, exc) for batch in batches]
 
-    def _driver_transaction(
-        self, conn: Connection, batch: Batch, begin: Callable[[Any], None] | None = None
-    ) -> BaseException | None:
-        """A lone round that touches no other execution (the common case: one execution
-        driven alone), in a transaction of the driver's own. SQLAlchemy's Transaction
-        costs ~4 us here, and ~25 us is what the hop to the writer thread adds per round
-        (storage.lanes): the round's writes already go through the driver's cursor."""
-        begin = begin or self._driver_begin
-        assert begin is not None
-        return self._driver_batches(conn, [batch], begin)[0]
-
     def _driver_batches(
         self, conn: Connection, batches: list[Batch], begin: Callable[[Any], None]
     ) -> list[BaseException | None]:
+        """Rounds that touch no other execution (the common case: one execution driven
+        alone), in a transaction of the driver's own. SQLAlchemy's Transaction costs
+        ~4 us here, and ~25 us is what the hop to the writer thread adds per round
+        (storage.lanes): the round's writes already go through the driver's cursor."""
         driver = conn.connection.dbapi_connection
         assert driver is not None
         try:
             begin(driver)
             outcomes = self._apply(conn, batches)
-            driver.commit()
+            self._driver_commit(driver)
         except Exception as exc:
             try:
                 driver.rollback()
@@ -152,6 +158,10 @@ class GroupCommitter:
                 return [_Constraint(batches, exc) for _ in batches]
             return [_failure(batch, exc) for batch in batches]
         return outcomes
+
+
+def _commit(driver: Any) -> None:
+    driver.commit()
 
 
 def lone_round_rows(batch: Batch) -> int | None:

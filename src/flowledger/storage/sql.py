@@ -41,6 +41,7 @@ from flowledger.storage.fastpath import (
     driver_pipeline,
     prepare_insert,
     prepare_update,
+    timestamp_processor,
 )
 from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
@@ -99,9 +100,11 @@ class SQLStore(
         readers: int = 3,
         driver_begin: Callable[[Any], None] | None = None,
         inline: Inline | None = None,
+        driver_commit: Callable[[Any], None] | None = None,
     ) -> None:
         self.url = url
         self._engine = engine
+        self.stamp = timestamp_processor(engine.dialect)
         self._local = threading.local()
         #: Every connection opened (by lane threads, or by a test reaching for ``conn``),
         #: closed by ``close``.
@@ -126,6 +129,7 @@ class SQLStore(
             engine.dialect.loaded_dbapi.IntegrityError,
             driver_begin,
             inline,
+            driver_commit=driver_commit,
         )
         #: Starts, takes, releases and claims made together share one call (storage.leasegroup,
         #: its SQL in storage.leasesql).
@@ -358,7 +362,7 @@ class SQLStore(
     async def commit(self, batch: Batch, *, group: bool = False) -> None:
         if group:
             await self._group.commit(batch)
-        else:
+        elif not self._group.committed_inline(batch):
             await self._group.commit_now(batch)
 
     @point_read

@@ -162,7 +162,7 @@ class SQLiteStore(SQLStore):
             # The lone-round commit's own BEGIN (groupcommit: SQLAlchemy's is skipped there).
             if driver is self._waitless:  # only the writer thread calls this one
                 self._wait_again(driver)
-            driver.execute("BEGIN IMMEDIATE")
+            self._statements(driver).execute("BEGIN IMMEDIATE")
             if checkpointer is not None:
                 self._count_write(checkpointer)
 
@@ -173,6 +173,14 @@ class SQLiteStore(SQLStore):
                 self._count_write(checkpointer)
 
         self._begun = begun
+
+        def commit_write(driver: Any) -> None:
+            # Not the driver's commit(): sqlite3 (3.11) parses "COMMIT" anew on each call,
+            # a statement on a cursor comes from its prepared-statement cache.
+            self._statements(driver).execute("COMMIT")
+
+        #: The writer connection's cursor for BEGIN and COMMIT, and the connection it is of.
+        self._statement_cursor: tuple[Any, Any] | None = None
         self._writer_conn: Connection | None = None
         #: The connection point reads run on inline, and the one thread that may use it
         #: (the loop's, set by ``initialize``); see _inline_read.
@@ -188,6 +196,7 @@ class SQLiteStore(SQLStore):
             readers=0 if memory else readers,
             driver_begin=begin_write,
             inline=self._commit_inline if inline else None,
+            driver_commit=commit_write,
         )
         if checkpointer is not None:
             self._lanes.append(checkpointer)
@@ -346,12 +355,21 @@ class SQLiteStore(SQLStore):
         try:
             driver = self._waitless  # the writer's driver connection: _take_writer set it
             try:
-                driver.execute("BEGIN IMMEDIATE")
+                self._statements(driver).execute("BEGIN IMMEDIATE")
             except sqlite3.Error:  # locked by another process: wait off the loop
                 return NOT_HERE
-            return self._group._driver_transaction(conn, batch, begin=self._begun)
+            return self._group._driver_batches(conn, [batch], self._begun)[0]
         finally:
             self._give_writer()
+
+    def _statements(self, driver: Any) -> Any:
+        """A cursor of the writer's driver connection (one per connection, a new one after
+        a reconnect), for its transactions' BEGIN and COMMIT: whoever holds the writer's
+        lock uses it (its thread, or the loop inline)."""
+        cached = self._statement_cursor
+        if cached is None or cached[0] is not driver:
+            cached = self._statement_cursor = (driver, driver.cursor())
+        return cached[1]
 
     def _count_write(self, checkpointer: Lane) -> None:
         """On the writer thread, at each write transaction: every CHECKPOINT_EVERY of them,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Table, insert, select, update
 
 from flowledger.errors import LeaseLostError
-from flowledger.storage.base import Batch, Row
+from flowledger.storage.base import Batch, Row, RowParams
 from flowledger.storage.fastpath import (
     PreparedWrite,
     driver_pipeline,
@@ -23,6 +23,7 @@ from flowledger.storage.fastpath import (
     prepare_update,
 )
 from flowledger.storage.outbox import outbox_params, prepare_outbox
+from flowledger.storage.rowparams import EVENT, STEP_INSERT, STEP_UPDATES
 from flowledger.storage.schema import events, executions, signals, step_executions
 from flowledger.storage.schema_ops import step_logs
 from flowledger.timeutil import utcnow
@@ -32,6 +33,8 @@ class BatchWriter:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._prepared: dict[tuple[str, ...], PreparedWrite] = {}
+        #: PostgreSQL: the driver-cursor writes go out in one pipeline (driver_pipeline).
+        self._pipelines = dialect.name == "postgresql"
         # One driver cursor, reused: only the store's writer thread writes rounds.
         self._driver: Any = None
         self._driver_cursor: Any = None
@@ -62,9 +65,11 @@ class BatchWriter:
             fence = prepare_update(executions, tuple(values), ("id", "lease_epoch"),
                                    self._dialect)  # fmt: skip
             self._prepared[key] = fence
-        row = {**values, "id": batch.execution_id, "lease_epoch": batch.epoch}
         cursor = self._cursor(conn)
-        cursor.execute(fence.sql, fence.params(row))
+        # In the fence's column order: the values' own, then the WHERE's id and epoch.
+        cursor.execute(
+            fence.sql, fence.convert((*values.values(), batch.execution_id, batch.epoch))
+        )
         if cursor.rowcount != 1:
             return _lost(batch)
         self._write(conn, [batch], execution_written=True, cursor=cursor)
@@ -85,12 +90,15 @@ class BatchWriter:
     ) -> None:
         # One driver cursor for the round (finding it through SQLAlchemy costs per call).
         cursor = cursor if cursor is not None else self._cursor(conn)
-        with driver_pipeline(conn):
+        if self._pipelines:
+            with driver_pipeline(conn):
+                self._write_rows(cursor, batches, executions_too=not execution_written)
+        else:
             self._write_rows(cursor, batches, executions_too=not execution_written)
         if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
             self._write_links(conn, batches)
-        notifications = [outbox_params(row) for b in batches for row in b.notifications]
-        if notifications:
+        if any(b.notifications for b in batches):
+            notifications = [outbox_params(row) for b in batches for row in b.notifications]
             outbox = self._prepared.get(("outbox",))
             if outbox is None:
                 outbox = self._prepared[("outbox",)] = prepare_outbox(self._dialect)
@@ -130,27 +138,48 @@ class BatchWriter:
         if executions_too:
             changed = ({**b.execution, "id": b.execution_id} for b in batches if b.execution)
             self._update(cursor, executions, "executions", changed)
-        inserts = [row for b in batches for row in b.insert_steps]
+        if len(batches) == 1:  # a lone round (a chain's every one): its own lists
+            [batch] = batches
+            inserts, updates = batch.insert_steps, batch.update_steps
+            event_rows, log_rows = batch.events, batch.step_logs
+        else:
+            inserts = [row for b in batches for row in b.insert_steps]
+            updates = [row for b in batches for row in b.update_steps]
+            event_rows = [row for b in batches for row in b.events]
+            log_rows = [row for b in batches for row in b.step_logs]
         if inserts:
-            self._insert(cursor, step_executions, inserts)
-        self._update(cursor, step_executions, "steps", (r for b in batches for r in b.update_steps))
-        event_rows = [row for b in batches for row in b.events]
+            self._insert(cursor, step_executions, STEP_INSERT, inserts)
+        if updates:
+            self._update_steps(cursor, updates)
         if event_rows:
-            self._insert(cursor, events, event_rows)
-        log_rows = [row for b in batches for row in b.step_logs]
+            self._insert(cursor, events, EVENT, event_rows)
         if log_rows:
-            self._insert(cursor, step_logs, log_rows, skip=("id",))
+            self._insert(cursor, step_logs, _LOG_COLUMNS, log_rows)
 
     def _insert(
-        self, cursor: Any, table: Table, rows: list[Row], skip: tuple[str, ...] = ()
+        self, cursor: Any, table: Table, columns: tuple[str, ...], rows: Sequence[RowParams]
     ) -> None:
+        """Rows as parameter tuples in ``columns``' order (the journal's), or as dicts."""
         key = ("insert", table.name)
         prepared = self._prepared.get(key)
         if prepared is None:
-            columns = [c.name for c in table.columns if c.name not in skip]
             prepared = prepare_insert(table, columns, self._dialect)
             self._prepared[key] = prepared
-        cursor.executemany(prepared.sql, [prepared.params(r) for r in rows])
+        _send(cursor, prepared, rows)
+
+    def _update_steps(self, cursor: Any, rows: list[RowParams]) -> None:
+        """Step rows' updates: tuples in a layout of storage.rowparams (told apart by their
+        length), or dicts of the columns they change."""
+        if len(rows) == 1:  # a chain's round: the one step that finished
+            [row] = rows
+            keys = STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)
+            _send(cursor, self._prepared_update(step_executions, "steps", keys), rows)
+            return
+        groups: dict[tuple[str, ...], list[RowParams]] = defaultdict(list)
+        for row in rows:
+            groups[STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)].append(row)
+        for keys, group in groups.items():
+            _send(cursor, self._prepared_update(step_executions, "steps", keys), group)
 
     def _update(self, cursor: Any, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
@@ -159,14 +188,19 @@ class BatchWriter:
         for row in rows:
             groups[tuple(row)].append(row)
         for keys, group in groups.items():
-            key = (tag, *keys)
-            prepared = self._prepared.get(key)
-            if prepared is None:
-                columns = tuple(k for k in keys if k != "id")
-                prepared = prepare_update(table, columns, ("id",), self._dialect)
-                self._prepared[key] = prepared
+            prepared = self._prepared_update(table, tag, keys)
             params = prepared.params
             cursor.executemany(prepared.sql, [params(r) for r in group])
+
+    def _prepared_update(self, table: Table, tag: str, keys: tuple[str, ...]) -> PreparedWrite:
+        """``UPDATE table SET keys… WHERE id = ?`` (``id`` wherever it is among the keys)."""
+        key = (tag, *keys)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            columns = tuple(k for k in keys if k != "id")
+            prepared = prepare_update(table, columns, ("id",), self._dialect)
+            self._prepared[key] = prepared
+        return prepared
 
     def _cursor(self, conn: Connection) -> Any:
         """The driver's own cursor, inside the transaction SQLAlchemy (or the driver) began.
@@ -180,6 +214,23 @@ class BatchWriter:
         if driver is not self._driver:
             self._driver, self._driver_cursor = driver, driver.cursor()  # type: ignore[union-attr]
         return self._driver_cursor
+
+
+def _send(cursor: Any, prepared: PreparedWrite, rows: Sequence[RowParams]) -> None:
+    """Rows through one prepared statement: tuples as they are, dicts picked into its
+    columns' order. One row (a chain's every statement) goes without a list."""
+    if len(rows) == 1:
+        [row] = rows
+        cursor.execute(prepared.sql, row if isinstance(row, tuple) else prepared.params(row))
+        return
+    params = prepared.params
+    cursor.executemany(
+        prepared.sql, [row if isinstance(row, tuple) else params(row) for row in rows]
+    )
+
+
+#: A step log row's columns (its id is the database's).
+_LOG_COLUMNS = tuple(c.name for c in step_logs.columns if c.name != "id")
 
 
 def _lost(batch: Batch) -> LeaseLostError:
