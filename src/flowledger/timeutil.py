@@ -10,8 +10,12 @@ def utcnow() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO-8601 UTC with milliseconds and ``Z`` (SPEC §4's timestamps). The C
+    ``isoformat``, not ``strftime`` (half the cost; a document has a dozen): both cut the
+    microseconds, neither rounds (tests/test_timeutil.py pins the two equal)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 class Clock:

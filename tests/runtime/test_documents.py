@@ -12,24 +12,16 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from flowledger import Engine
-from flowledger.codec import loads
-from flowledger.runtime.documents import _iso, _loads
-from flowledger.timeutil import iso
 from tests.conftest import REPO
 from tests.runtime.support import yaml
 
-#: Zones a timestamp may come in with (PostgreSQL's driver, a caller's own).
-ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-11))]
 TIMESTAMP = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"}
 MAYBE_TIMESTAMP = {"anyOf": [TIMESTAMP, {"type": "null"}]}
 ID = {"type": "string", "minLength": 1}
@@ -243,29 +235,3 @@ def test_cli_show_json_has_the_same_shapes(tmp_path: Path) -> None:
     shown = json.loads(cli("executions", "show", ran["id"], "--json"))
     check_execution(shown)
     assert shown["steps"] == ran["steps"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.datetimes(datetime(1001, 1, 1), datetime(9998, 12, 31), timezones=st.sampled_from(ZONES)),
-)
-def test_document_timestamps_are_timeutils(moment: datetime) -> None:
-    assert _iso(moment) == iso(moment)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [None, "null", "{}", '{"value":0}', '{"type":"function","arguments":{}}', "[1,2.5,\"x\"]",
-     ' {"a": 1} ', '{"a":1}\n', "NaN", '"\\u00e9t\\u00e9"', "-0", "1e400"],
-)  # fmt: skip
-def test_document_json_is_codecs(text: str | None) -> None:
-    assert repr(_loads(text)) == repr(loads(text))
-
-
-@pytest.mark.parametrize("text", ["", "{", '{"a":1} x', "nul", "[1,]"])
-def test_document_json_refuses_what_codec_refuses(text: str) -> None:
-    with pytest.raises(json.JSONDecodeError) as ours:
-        _loads(text)
-    with pytest.raises(json.JSONDecodeError) as theirs:
-        loads(text)
-    assert str(ours.value) == str(theirs.value)

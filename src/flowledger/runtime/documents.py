@@ -10,41 +10,13 @@ seed's runs show it), ``rerunOf``, ``jobRunId`` and, with its steps, ``pendingIn
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
+from flowledger.codec import loads
 from flowledger.steps.human import INPUT_WAIT
 from flowledger.storage.base import Row
-
-#: The C scanner behind ``json.loads`` (JSONDecoder's defaults): see ``_loads``.
-_scan = cast("Callable[[str, int], tuple[Any, int]]", json.JSONDecoder().scan_once)  # type: ignore[attr-defined]
-
-
-def _loads(text: str | None) -> Any:
-    """``codec.loads`` (None stays None, else ``json.loads``) for the many small values of
-    a document: stored JSON is compact, so the C scanner reading the whole text at once
-    is the answer ``json.loads`` gives, without its two Python frames and whitespace
-    regexes (~1.1 -> 0.4 us a value, a dozen values a document). Anything else (spaces
-    around, trailing text, an error) goes through ``json.loads`` itself."""
-    if text is None:
-        return None
-    try:
-        value, end = _scan(text, 0)
-    except StopIteration:
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)
-
-
-def _iso(moment: datetime) -> str:
-    """``timeutil.iso`` (ISO-8601 UTC, milliseconds, ``Z``), at half its cost: the C
-    ``isoformat`` instead of ``strftime`` and a Python format of the milliseconds (a
-    document has a dozen timestamps). Both cut the microseconds, neither rounds; the
-    two agree on every instant from year 1000 on (tests/runtime/test_documents.py)."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
+from flowledger.timeutil import iso
 
 
 def loop_indexes(loop_key: str) -> dict[str, int]:
@@ -65,16 +37,16 @@ def step_document(row: Mapping[str, Any]) -> dict[str, Any]:
         "stepId": row["step_id"],
         "status": row["status"],
         "attempt": row["attempt"],
-        "startedAt": _iso(row["started_at"]) if row["started_at"] else None,
-        "completedAt": _iso(row["completed_at"]) if row["completed_at"] else None,
-        "failedAt": _iso(row["failed_at"]) if row["failed_at"] else None,
-        "dueAt": _iso(row["due_at"]) if row["due_at"] else None,
-        "inputData": _loads(row["input"]),
-        "outputData": _loads(row["output"]),
-        "error": _loads(row["error"]),
+        "startedAt": iso(row["started_at"]) if row["started_at"] else None,
+        "completedAt": iso(row["completed_at"]) if row["completed_at"] else None,
+        "failedAt": iso(row["failed_at"]) if row["failed_at"] else None,
+        "dueAt": iso(row["due_at"]) if row["due_at"] else None,
+        "inputData": loads(row["input"]),
+        "outputData": loads(row["output"]),
+        "error": loads(row["error"]),
         "loop": loop_indexes(row["loop_key"]),
         # Stored as bare ids; the seed types (and SPEC §4) show objects: [{"id": ...}].
-        "childWorkflowExecutions": [{"id": child} for child in _loads(row["children"]) or []],
+        "childWorkflowExecutions": [{"id": child} for child in loads(row["children"]) or []],
     }
 
 
@@ -89,17 +61,17 @@ def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -
         "workflowVersion": row["workflow_version"],
         "runtimeStatus": row["runtime_status"],
         "currentStateName": row["current_state_name"],
-        "startedAt": _iso(row["started_at"]) if row["started_at"] else None,
-        "completedAt": _iso(row["completed_at"]) if row["completed_at"] else None,
-        "failedAt": _iso(row["failed_at"]) if row["failed_at"] else None,
-        "lastActivityAt": _iso(row["last_activity_at"]),
-        "createdAt": _iso(row["created_at"]),
+        "startedAt": iso(row["started_at"]) if row["started_at"] else None,
+        "completedAt": iso(row["completed_at"]) if row["completed_at"] else None,
+        "failedAt": iso(row["failed_at"]) if row["failed_at"] else None,
+        "lastActivityAt": iso(row["last_activity_at"]),
+        "createdAt": iso(row["created_at"]),
         "createdBy": row["created_by"],
-        "context": _loads(row["context"]),
-        "trigger": _loads(row["trigger"]),
-        "variables": _loads(row["variables"]),
-        "output": _loads(row["output"]),
-        "error": _loads(row["error"]),
+        "context": loads(row["context"]),
+        "trigger": loads(row["trigger"]),
+        "variables": loads(row["variables"]),
+        "output": loads(row["output"]),
+        "error": loads(row["error"]),
         "rerunOf": row.get("rerun_of"),
         "jobRunId": row.get("job_run_id"),
     }
@@ -113,7 +85,7 @@ def waits_for_input(row: Mapping[str, Any]) -> bool:
     """A step execution parked until a person answers (sys.wait_for_input)."""
     if row["status"] != "InProgress" or not row["suspended"]:
         return False
-    state = _loads(row["state"])
+    state = loads(row["state"])
     return isinstance(state, dict) and state.get("wait") == INPUT_WAIT
 
 
@@ -123,7 +95,7 @@ def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
     for row in steps:
         if not waits_for_input(row):
             continue
-        data = _loads(row["input"]) or {}
+        data = loads(row["input"]) or {}
         waiting.append(
             {
                 "stepExecutionId": row["id"],
@@ -131,7 +103,7 @@ def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
                 "prompt": data.get("prompt"),
                 "schema": data.get("schema"),
                 "assignee": data.get("assignee"),
-                "dueAt": _iso(row["due_at"]) if row["due_at"] else None,
+                "dueAt": iso(row["due_at"]) if row["due_at"] else None,
             }
         )
     return waiting
@@ -152,7 +124,7 @@ EXECUTION_EVENT_STATUS = {
 
 
 def event_document(row: Mapping[str, Any]) -> dict[str, Any]:
-    detail = _loads(row["detail"])
+    detail = loads(row["detail"])
     status = row["status"]
     if status is None and row["step_execution_id"] is None:
         status = EXECUTION_EVENT_STATUS.get(row["kind"])
@@ -160,7 +132,7 @@ def event_document(row: Mapping[str, Any]) -> dict[str, Any]:
             status = detail.get("status") or status  # CompletedWithNoActionTaken
     return {
         "seq": row["seq"],
-        "at": _iso(row["at"]),
+        "at": iso(row["at"]),
         "kind": row["kind"],
         "stepExecutionId": row["step_execution_id"],
         "stepId": row["step_id"],
