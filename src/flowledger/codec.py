@@ -158,15 +158,23 @@ class Codec:
         return value
 
 
+class UnstorableError(ValueError):
+    """A value JSON cannot hold: it contains itself, or is nested deeper than Python's
+    recursion limit (a handler's output, say)."""
+
+
 def _dump(value: Any) -> str:
     """Compact JSON; NaN and infinities (from a step's output) become null, so what is
     stored, and every document printed from it, is strict JSON."""
     try:
-        if _C_ENCODE is None:
-            return _ENCODE(value)
-        return "".join(_C_ENCODE(value, 0))
-    except ValueError:  # NaN or Infinity from a step: stored JSON stays strict JSON
-        return _ENCODE(_finite(value))
+        try:
+            if _C_ENCODE is None:
+                return _ENCODE(value)
+            return "".join(_C_ENCODE(value, 0))
+        except ValueError:  # NaN or Infinity from a step: stored JSON stays strict JSON
+            return _ENCODE(_finite(value))
+    except RecursionError:
+        raise UnstorableError("it contains itself, or is nested too deeply for JSON") from None
 
 
 def _finite(value: Any) -> Any:

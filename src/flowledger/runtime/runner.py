@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from flowledger.codec import Codec, loads
+from flowledger.codec import Codec, UnstorableError, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import StepError, TemplateError
 from flowledger.logs import log_extra
@@ -505,7 +505,13 @@ class ExecutionRunner:
         if offload is None or self.drivers[run.step.step_type.kind].keeps_output_inline:
             run.output = output
         else:
-            run.output, run.output_json = offload(self.id, run.id, run.step.id, output, self.codec)
+            try:
+                run.output, run.output_json = offload(
+                    self.id, run.id, run.step.id, output, self.codec
+                )
+            except UnstorableError as exc:  # the step fails; the execution goes on
+                self.step_failed(run, f"its output cannot be stored: {exc}", retryable=False)
+                return
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now

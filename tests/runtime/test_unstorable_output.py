@@ -1,0 +1,73 @@
+"""A handler's output that JSON cannot hold (it contains itself) fails its step with a
+clear error; it does not crash the run or the engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from flowledger import Engine, StepContext, StepRegistry, step_type
+
+
+class _Input(BaseModel):
+    depth: int = 0
+
+
+@step_type("test.self_containing")
+async def self_containing(data: _Input, ctx: StepContext) -> dict[str, Any]:
+    output: dict[str, Any] = {"name": "loop"}
+    output["self"] = output
+    return output
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"in": value}
+    return value
+
+
+@step_type("test.too_deep")
+async def too_deep(data: _Input, ctx: StepContext) -> dict[str, Any]:
+    return _nested(data.depth)
+
+
+WORKFLOW = """
+name: unstorable
+steps:
+  - {id: a, type: %s, input: {depth: 100000}}
+  - {id: b, type: sys.transform, input: {value: 1}}
+"""
+
+
+async def _ran(db_url: str, step: str) -> dict[str, Any]:
+    registry = StepRegistry.with_builtins()
+    registry.register(self_containing)
+    registry.register(too_deep)
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(WORKFLOW % step))
+        # The engine goes on working.
+        again = await engine.run(
+            engine.load_text(
+                "name: ok\nsteps:\n  - {id: x, type: sys.transform, input: {value: 2}}\n"
+            )
+        )
+        assert again["runtimeStatus"] == "Completed"
+    return doc
+
+
+async def test_an_output_that_contains_itself_fails_its_step(db_url: str) -> None:
+    doc = await _ran(db_url, "test.self_containing")
+    assert doc["runtimeStatus"] == "Failed"
+    (step,) = [s for s in doc["steps"].values() if s["stepId"] == "a"]
+    assert step["status"] == "Failed"
+    assert "its output cannot be stored: it contains itself" in step["error"]["message"]
+    assert not any(s["stepId"] == "b" for s in doc["steps"].values())
+
+
+async def test_an_output_nested_past_the_recursion_limit_fails_its_step(db_url: str) -> None:
+    doc = await _ran(db_url, "test.too_deep")
+    (step,) = [s for s in doc["steps"].values() if s["stepId"] == "a"]
+    assert step["status"] == "Failed"
+    assert "nested too deeply" in step["error"]["message"]
