@@ -9,6 +9,7 @@ columns' own SQLAlchemy type processors so the stored form is identical.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -161,8 +162,9 @@ def driver_pipeline(conn: Connection) -> contextlib.AbstractContextManager[objec
 class PreparedRead:
     """``SELECT`` every column of a table by primary key (or by ``where``, ordered by
     ``order_by``), run on the driver's cursor, rows made into dicts through the columns'
-    own result processors (what SQLAlchemy returns). With ``many`` (PostgreSQL), its one
-    parameter is a list of keys (``= ANY``), and rows come grouped by key."""
+    own result processors (what SQLAlchemy returns). With ``many``, its one parameter is
+    ``keys(ids)`` (PostgreSQL: an array, ``= ANY``; SQLite: a JSON array, ``json_each``:
+    one statement text for any number of keys), and rows come grouped by key."""
 
     def __init__(
         self,
@@ -179,10 +181,12 @@ class PreparedRead:
             [where] = [c.name for c in table.primary_key.columns]
         self.key = self.columns.index(where)
         mark = _placeholder(dialect)
+        self._json_keys = many and dialect.name == "sqlite"
         if many:
-            if dialect.name != "postgresql":
-                raise ValueError("a read of many keys is PostgreSQL's (= ANY of an array)")
-            condition = f"{quote(where)} = ANY({mark})"
+            if self._json_keys:
+                condition = f"{quote(where)} IN (SELECT value FROM json_each({mark}))"  # noqa: S608 - identifiers from our schema
+            else:
+                condition = f"{quote(where)} = ANY({mark})"
             ordering = [where] + ([order_by] if order_by is not None else [])
         else:
             condition = f"{quote(where)} = {mark}"
@@ -195,6 +199,10 @@ class PreparedRead:
         processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                       for c in table.columns]  # fmt: skip
         self._converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+
+    def keys(self, ids: Sequence[str]) -> object:
+        """The parameter of a read of many keys (``many``)."""
+        return json.dumps(list(ids)) if self._json_keys else list(ids)
 
     def row(self, values: Sequence[Any]) -> dict[str, Any]:
         converted = list(values)

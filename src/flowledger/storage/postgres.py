@@ -157,7 +157,8 @@ class PostgresStore(SQLStore):
             driver = conn.connection.dbapi_connection
             assert isinstance(driver, psycopg.Connection)
             idle = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            reads = [(by_id, keys), (steps_of, keys)]
+            listed = by_id.keys(keys)
+            reads = [(by_id, listed), (steps_of, listed)]
             found, steps = self._driver_reads(reads, first=ONE_SNAPSHOT if idle else None)
         documents: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in found}
         for step in steps:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -12,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Table, create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -206,7 +205,7 @@ class SQLiteStore(SQLStore):
         self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
             self._readers, self._read_executions, max(readers, 1), inline=self._inline_read
         )
-        self._many_reads: tuple[KeysRead, KeysRead] | None = None
+        self._many_reads: tuple[PreparedRead, PreparedRead] | None = None
 
     async def initialize(self) -> None:
         await super().initialize()
@@ -408,11 +407,13 @@ class SQLiteStore(SQLStore):
         if self._many_reads is None:
             dialect = self._engine.dialect
             self._many_reads = (
-                KeysRead(executions, dialect),
-                KeysRead(step_executions, dialect, where="execution_id", order_by="seq"),
+                PreparedRead(executions, dialect, many=True),
+                PreparedRead(
+                    step_executions, dialect, where="execution_id", order_by="seq", many=True
+                ),
             )
         by_id, steps_of = self._many_reads
-        listed = json.dumps(keys)
+        listed = by_id.keys(keys)
         with self.reading():
             rows, steps = self._driver_reads([(by_id, listed), (steps_of, listed)])
         found: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in rows}
@@ -434,26 +435,3 @@ def _would_wait(exc: DBAPIError) -> bool:
         and code is not None
         and (code & 0xFF) in _WAIT_CODES
     )
-
-
-class KeysRead(PreparedRead):
-    """A PreparedRead of many keys on SQLite: its one parameter is the keys as a JSON array
-    (one statement text for any number of keys: ``IN (SELECT value FROM json_each(?))``),
-    the rows ordered by key, then by ``order_by``."""
-
-    def __init__(
-        self,
-        table: Table,
-        dialect: Dialect,
-        *,
-        where: str | None = None,
-        order_by: str | None = None,
-    ) -> None:
-        super().__init__(table, dialect, where=where, order_by=order_by)
-        quote = dialect.identifier_preparer.quote
-        key = quote(self.columns[self.key])
-        order = ", ".join([key] + ([quote(order_by)] if order_by is not None else []))
-        self.sql = (
-            f"SELECT {', '.join(quote(c) for c in self.columns)} FROM {quote(table.name)} "  # noqa: S608 - identifiers from our schema
-            f"WHERE {key} IN (SELECT value FROM json_each(?)) ORDER BY {order}"
-        )
