@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table
+from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DBAPIError
 
 from flowledger.storage.base import Row
@@ -35,7 +34,7 @@ class SQLLeaseGroupStore(SQLPart):
     _engine: Engine
     _driver_error: type[Exception]
     #: The release's and the take's SQL, built on first use.
-    _lease_sql: tuple[str, str] | None = None
+    _lease_sql: tuple[str, str, str] | None = None
 
     @abstractmethod
     def _reads(self) -> tuple[PreparedRead, PreparedRead]:
@@ -49,12 +48,6 @@ class SQLLeaseGroupStore(SQLPart):
     def _lease_only_commit(self) -> None:
         """Inside a transaction that changes lease columns only: commit without waiting for
         the disk where the database allows."""
-
-    @abstractmethod
-    def _claim(
-        self, owner: str, limit: int, lease: timedelta, *returning: ColumnElement[Any]
-    ) -> list[Any]:
-        """Inside the caller's transaction: lease up to ``limit`` runnable executions."""
 
     def _insert_new(self, cursor: Any, execution: Row, events_: Sequence[Row]) -> str:
         """Inside the caller's transaction, on the driver's cursor: a new execution and its
@@ -106,7 +99,7 @@ class SQLLeaseGroupStore(SQLPart):
         then its take (one compare-and-set UPDATE … RETURNING on the driver's cursor each:
         their SQL is fixed), then its claim. On the calling lane's connection."""
         read = self._reads()[0]
-        release_sql, take_sql = self._lease_statements(read)
+        release_sql, take_sql, claim_sql = self._lease_statements(read)
         stamp = timestamp_processor(self._engine.dialect)
         now = utcnow()
         conn = self.conn
@@ -133,8 +126,11 @@ class SQLLeaseGroupStore(SQLPart):
                         found = cursor.fetchone()
                         answer.taken = read.row(found) if found is not None else None
                     if work.claim > 0:
-                        claimed = self._claim(work.owner, work.claim, work.lease, *executions.c)
-                        rows = [dict(r._mapping) for r in claimed]
+                        at, expires = stamp(now), stamp(now + work.lease)
+                        cursor.execute(
+                            claim_sql, (work.owner, expires, at, at, at, work.claim, at, at, at)
+                        )
+                        rows = [read.row(found) for found in cursor.fetchall()]
                         answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
                     answers.append(answer)
             except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
@@ -143,8 +139,8 @@ class SQLLeaseGroupStore(SQLPart):
                 cursor.close()
         return answers
 
-    def _lease_statements(self, read: PreparedRead) -> tuple[str, str]:
-        """A plain release and a take by id, each answering with the whole row."""
+    def _lease_statements(self, read: PreparedRead) -> tuple[str, str, str]:
+        """A plain release, a take by id and a claim, each answering with the whole rows."""
         if self._lease_sql is None:
             dialect = self._engine.dialect
             quote = dialect.identifier_preparer.quote
@@ -161,5 +157,20 @@ class SQLLeaseGroupStore(SQLPart):
                 f"(lease_owner IS NULL OR lease_expires_at < {mark} OR lease_owner = {mark}) "
                 f"RETURNING {returning}"
             )
-            self._lease_sql = (release, take)
+            # Runnable (SQLPart._runnable, on this process's clock as SQLite has no other),
+            # the oldest first; checked again on the rows the UPDATE changes. Three marks
+            # for ``now`` in each copy of the condition.
+            runnable = (
+                f"(lease_owner IS NULL OR lease_expires_at < {mark}) AND ("
+                f"(runtime_status IN ('NotStarted', 'InProgress') AND "
+                f"(wake_at IS NULL OR wake_at <= {mark})) OR "
+                f"(runtime_status = 'AwaitingUserInput' AND wake_at <= {mark}))"
+            )
+            claim = (
+                f"UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = {mark}, "  # noqa: S608 - fixed text, values bound
+                f"lease_expires_at = {mark}, wake_at = NULL WHERE id IN (SELECT id FROM "
+                f"executions WHERE {runnable} ORDER BY created_at LIMIT {mark}) AND {runnable} "
+                f"RETURNING {returning}"
+            )
+            self._lease_sql = (release, take, claim)
         return self._lease_sql

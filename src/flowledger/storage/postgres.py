@@ -245,10 +245,6 @@ class PostgresStore(SQLStore):
         Others see either at once: visibility does not wait for the flush."""
         self.conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
-    def _claim_candidates(self, limit: int) -> Select[tuple[str]]:
-        # Rows another claimer has locked are skipped, not waited for.
-        return super()._claim_candidates(limit).with_for_update(skip_locked=True)
-
     def _claim_query(self, query: Select[tuple[str]]) -> Select[tuple[str]]:
         return query.with_for_update(skip_locked=True)
 

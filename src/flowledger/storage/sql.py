@@ -554,56 +554,12 @@ class SQLStore(
         with self.conn.begin():
             return self.conn.execute(stmt).first()
 
-    def _runnable(self) -> ColumnElement[bool]:
-        t = executions
-        now = self._sql_now()
-        return and_(
-            or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now),
-            or_(
-                and_(
-                    t.c.runtime_status.in_(("NotStarted", "InProgress")),
-                    or_(t.c.wake_at.is_(None), t.c.wake_at <= now),
-                ),
-                and_(t.c.runtime_status == "AwaitingUserInput", t.c.wake_at <= now),
-            ),
-        )
-
-    def _claim_candidates(self, limit: int) -> Select[tuple[str]]:
-        """Ids to try; PostgreSQL adds FOR UPDATE SKIP LOCKED so claimers never queue."""
-        t = executions
-        return select(t.c.id).where(self._runnable()).order_by(t.c.created_at).limit(limit)
-
-    @lease_write
-    def claim_executions(self, owner: str, limit: int, lease: timedelta) -> list[tuple[str, int]]:
-        t = executions
-        with self.conn.begin():
-            self._lease_only_commit()
-            rows = self._claim(owner, limit, lease, t.c.id, t.c.lease_epoch)
-            return [(r[0], int(r[1])) for r in rows]
-
-    def _claim(
-        self, owner: str, limit: int, lease: timedelta, *returning: ColumnElement[Any]
-    ) -> list[Any]:
-        """Inside the caller's transaction: lease up to ``limit`` runnable executions."""
-        t = executions
-        ids = [r[0] for r in self.conn.execute(self._claim_candidates(limit))]
-        if not ids:
-            return []
-        # The runnable condition is checked again in the UPDATE: the compare-and-set is
-        # the guard, whatever isolation the candidate read had.
-        return list(
-            self.conn.execute(
-                update(t)
-                .where(and_(t.c.id.in_(ids), self._runnable()))
-                .values(
-                    lease_epoch=t.c.lease_epoch + 1,
-                    lease_owner=owner,
-                    lease_expires_at=self._sql_now(lease),
-                    wake_at=None,
-                )
-                .returning(*returning)
-            )
-        )
+    async def claim_executions(
+        self, owner: str, limit: int, lease: timedelta
+    ) -> list[tuple[str, int]]:
+        # One claim, the lease group's (storage.leasesql: fixed SQL on the driver).
+        rows = await self.release_and_claim((), owner, limit, lease)
+        return [(row["id"], int(row["lease_epoch"])) for row in rows]
 
     async def release_and_claim(
         self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
