@@ -9,12 +9,16 @@ the code its comment announces (``# exits 3: …``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,24 @@ pytestmark = pytest.mark.e2e
 
 README = REPO / "README.md"
 BIN = str(Path(sys.executable).parent)
+#: The port the README's session and lead_followup.yaml's header start the example
+#: enrichment service on, as a reader types them.
+ENRICH_PORT = 8765
+
+
+@contextlib.contextmanager
+def enrich_port() -> Iterator[None]:
+    """Held while a test runs commands that listen on ENRICH_PORT: pytest-xdist's workers
+    would otherwise run two of them at once, and the second could not listen."""
+    lock = Path(tempfile.gettempdir()) / f"flowledger-test-port-{ENRICH_PORT}.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
 #: The "Try it" line creates a venv first; the test runs in its own, already installed.
 VENV_PREFIX = "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/"
 
@@ -111,7 +133,8 @@ def test_every_command_of_the_readme_runs(tmp_path: Path) -> None:
     assert len([b for b in blocks if "skip" not in b[0]]) >= 2
     assert all("skip:" in marker for marker, _ in blocks if "skip" in marker)  # with a reason
     clone = fresh_clone(tmp_path)
-    result = run_script(session_script(blocks), clone)
+    with enrich_port():
+        result = run_script(session_script(blocks), clone)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "waiting for input" in result.stdout or "AwaitingUserInput" in result.stdout
     assert (clone / "flowledger.db").is_file()  # the documented default, in the current folder
@@ -127,9 +150,10 @@ def test_the_lead_followup_header_command_runs(tmp_path: Path) -> None:
             header.append(line.removeprefix("#   "))
     command = "\n".join(header)
     assert "enrich_server.py &" in command
-    result = run_script(
-        "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + command, fresh_clone(tmp_path)
-    )
+    with enrich_port():
+        result = run_script(
+            "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + command, fresh_clone(tmp_path)
+        )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Completed" in result.stdout
 
