@@ -30,13 +30,12 @@ from flowledger.errors import StorageError
 from flowledger.logs import log_extra
 from flowledger.storage.base import Row
 from flowledger.storage.coalesce import Coalescer
-from flowledger.storage.fastpath import PreparedRead
 from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import LeaseConnection, connect_params
 from flowledger.storage.pgwrites import PostgresBatchWriter
-from flowledger.storage.schema import UTCDateTime, executions, step_executions
+from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import writes
 
@@ -130,8 +129,6 @@ class PostgresStore(SQLStore):
         self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
             self._readers, self._read_executions, max(readers, 1)
         )
-        #: Built on first use, as ``SQLStore._reads`` (the dialect is set up by then).
-        self._many_reads: tuple[PreparedRead, PreparedRead] | None = None
 
     async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
         return await self._documents.get(execution_id)
@@ -139,15 +136,7 @@ class PostgresStore(SQLStore):
     def _read_executions(self, ids: Collection[str]) -> dict[str, tuple[Row, list[Row]]]:
         """Executions by id, each with its steps in ``seq`` order: two statements in one
         pipeline, whatever the number of ids."""
-        if self._many_reads is None:
-            dialect = self._engine.dialect
-            self._many_reads = (
-                PreparedRead(executions, dialect, many=True),
-                PreparedRead(
-                    step_executions, dialect, where="execution_id", order_by="seq", many=True
-                ),
-            )
-        by_id, steps_of = self._many_reads
+        by_id, steps_of = self._many_reads()
         keys = list(ids)
         with self.reading() as conn:
             # One snapshot for both statements: under READ COMMITTED each would see what

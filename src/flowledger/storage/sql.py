@@ -116,6 +116,7 @@ class SQLStore(
         self._release_sql: PreparedWrite | None = None
         #: Reads through the driver, built on first use (the dialect is set up by then).
         self._prepared_reads: tuple[PreparedRead, PreparedRead] | None = None
+        self._prepared_many: tuple[PreparedRead, PreparedRead] | None = None
         #: The driver's base error, for the statements that go to the driver directly.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         #: New executions' (and their first events') inserts, by the columns a row has.
@@ -382,6 +383,18 @@ class SQLStore(
                 PreparedRead(step_executions, dialect, where="execution_id", order_by="seq"),
             )
         return self._prepared_reads
+
+    def _many_reads(self) -> tuple[PreparedRead, PreparedRead]:
+        """``_reads`` of many executions at once (``PreparedRead.keys``): rows by key."""
+        if self._prepared_many is None:
+            dialect = self._engine.dialect
+            self._prepared_many = (
+                PreparedRead(executions, dialect, many=True),
+                PreparedRead(
+                    step_executions, dialect, where="execution_id", order_by="seq", many=True
+                ),
+            )
+        return self._prepared_many
 
     def _driver_reads(
         self, reads: Sequence[tuple[PreparedRead, object]], *, first: str | None = None

@@ -20,10 +20,8 @@ from flowledger.config import SQLITE_SYNCHRONOUS
 from flowledger.errors import MissingDatabaseError, StorageError
 from flowledger.storage.base import Batch, Row
 from flowledger.storage.coalesce import Coalescer
-from flowledger.storage.fastpath import PreparedRead
 from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
-from flowledger.storage.schema import executions, step_executions
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import READ_ONLY
 from flowledger.timeutil import utcnow
@@ -205,7 +203,6 @@ class SQLiteStore(SQLStore):
         self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
             self._readers, self._read_executions, max(readers, 1), inline=self._inline_read
         )
-        self._many_reads: tuple[PreparedRead, PreparedRead] | None = None
 
     async def initialize(self) -> None:
         await super().initialize()
@@ -404,15 +401,7 @@ class SQLiteStore(SQLStore):
         if len(keys) == 1:
             one = self._read_one(keys[0])
             return {} if one is None else {keys[0]: one}
-        if self._many_reads is None:
-            dialect = self._engine.dialect
-            self._many_reads = (
-                PreparedRead(executions, dialect, many=True),
-                PreparedRead(
-                    step_executions, dialect, where="execution_id", order_by="seq", many=True
-                ),
-            )
-        by_id, steps_of = self._many_reads
+        by_id, steps_of = self._many_reads()
         listed = by_id.keys(keys)
         with self.reading():
             rows, steps = self._driver_reads([(by_id, listed), (steps_of, listed)])
