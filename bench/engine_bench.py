@@ -45,6 +45,7 @@ from floor import sqlite_commit_seconds
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, Worker, WorkerOptions, step_type
+from flowledger.definition.compiled import CompiledWorkflow
 
 
 class NoopInput(BaseModel):
@@ -207,47 +208,62 @@ class _Span:
         CPU_PER_STEP.append((time.process_time() - self._cpu) / self.steps)
 
 
-async def worker_w3(url: str) -> float:
-    """Seconds per step: EXECUTIONS starts, then an in-process worker runs them."""
+async def run_by_worker(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
+    """``n`` starts, then an in-process worker runs them (bench/compare.py's W3)."""
+    for _ in range(n):
+        await engine.start(workflow)
+    worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
+    running = asyncio.create_task(worker.run())
+    while worker.completed < n:
+        await asyncio.sleep(0.002)
+    worker.stop()
+    await running
+
+
+async def gather_start_drive(
+    engine: Engine, workflow: CompiledWorkflow, n: int, document: bool = False
+) -> None:
+    """``gather`` of ``n`` tasks, each ``start`` then ``drive``."""
+
+    async def one() -> None:
+        found = await engine.drive(await engine.start(workflow), document=document)
+        assert found["runtimeStatus"] == "Completed", found
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def gather_runs(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
+    """``gather`` of ``n`` ``run`` calls."""
+    docs = await asyncio.gather(*(engine.run(workflow) for _ in range(n)))
+    assert all(d["runtimeStatus"] == "Completed" for d in docs)
+
+
+Shape = Callable[[Engine, CompiledWorkflow, int], Awaitable[None]]
+
+
+async def _timed_shape(url: str, shape: Shape) -> float:
+    """Seconds per step of ``shape`` over EXECUTIONS executions, on a warmed engine."""
     async with Engine(url, registry=registry()) as engine:
         workflow = engine.load_text(W3_STEPS)
         await engine.run(workflow)  # warm caches and the version row
         with _Span(EXECUTIONS * 3) as span:
-            for _ in range(EXECUTIONS):
-                await engine.start(workflow)
-            worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
-            running = asyncio.create_task(worker.run())
-            while worker.completed < EXECUTIONS:
-                await asyncio.sleep(0.002)
-        worker.stop()
-        await running
+            await shape(engine, workflow, EXECUTIONS)
     return span.wall
+
+
+async def worker_w3(url: str) -> float:
+    """Seconds per step: EXECUTIONS starts, then an in-process worker runs them."""
+    return await _timed_shape(url, run_by_worker)
 
 
 async def gathered_start_drive(url: str) -> float:
     """Seconds per step: ``gather`` of EXECUTIONS tasks, each ``start`` then ``drive``."""
-    async with Engine(url, registry=registry()) as engine:
-        workflow = engine.load_text(W3_STEPS)
-        await engine.run(workflow)
-
-        async def one() -> None:
-            doc = await engine.drive(await engine.start(workflow), document=False)
-            assert doc["runtimeStatus"] == "Completed", doc
-
-        with _Span(EXECUTIONS * 3) as span:
-            await asyncio.gather(*(one() for _ in range(EXECUTIONS)))
-    return span.wall
+    return await _timed_shape(url, gather_start_drive)
 
 
 async def gathered_run(url: str) -> float:
     """Seconds per step: ``gather`` of EXECUTIONS ``run`` calls."""
-    async with Engine(url, registry=registry()) as engine:
-        workflow = engine.load_text(W3_STEPS)
-        await engine.run(workflow)
-        with _Span(EXECUTIONS * 3) as span:
-            docs = await asyncio.gather(*(engine.run(workflow) for _ in range(EXECUTIONS)))
-        assert all(d["runtimeStatus"] == "Completed" for d in docs)
-    return span.wall
+    return await _timed_shape(url, gather_runs)
 
 
 GATHERED: dict[str, Callable[[str], Awaitable[float]]] = {

@@ -23,50 +23,24 @@ import asyncio
 import gc
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from engine_bench import W3_STEPS, registry
+from engine_bench import W3_STEPS, Shape, gather_runs, gather_start_drive, registry, run_by_worker
 from step_instructions import count_instructions, print_split
 
-from flowledger import Engine, Worker, WorkerOptions
-from flowledger.definition.compiled import CompiledWorkflow
+from flowledger import Engine
 from flowledger.runtime import inbox
 
 STEPS = 3  # per execution (W3_STEPS)
 
 
-async def _run(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
-    docs = await asyncio.gather(*(engine.run(workflow) for _ in range(n)))
-    assert all(d["runtimeStatus"] == "Completed" for d in docs)
-
-
-async def _start_drive(engine: Engine, workflow: CompiledWorkflow, n: int, doc: bool) -> None:
-    async def one() -> None:
-        found = await engine.drive(await engine.start(workflow), document=doc)
-        assert found["runtimeStatus"] == "Completed", found
-
-    await asyncio.gather(*(one() for _ in range(n)))
-
-
-async def _worker(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
-    for _ in range(n):
-        await engine.start(workflow)
-    worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
-    running = asyncio.create_task(worker.run())
-    while worker.completed < n:
-        await asyncio.sleep(0.002)
-    worker.stop()
-    await running
-
-
-SHAPES: dict[str, Callable[[Engine, CompiledWorkflow, int], Awaitable[None]]] = {
-    "run": _run,
-    "drive": lambda e, w, n: _start_drive(e, w, n, False),
-    "drive-doc": lambda e, w, n: _start_drive(e, w, n, True),
-    "worker": _worker,
+SHAPES: dict[str, Shape] = {
+    "run": gather_runs,
+    "drive": gather_start_drive,
+    "drive-doc": lambda e, w, n: gather_start_drive(e, w, n, document=True),
+    "worker": run_by_worker,
 }
 
 

@@ -8,6 +8,7 @@ go out as a few ``executemany`` calls — which psycopg pipelines into one round
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -90,10 +91,8 @@ class BatchWriter:
     ) -> None:
         # One driver cursor for the round (finding it through SQLAlchemy costs per call).
         cursor = cursor if cursor is not None else self._cursor(conn)
-        if self._pipelines:
-            with driver_pipeline(conn):
-                self._write_rows(cursor, batches, executions_too=not execution_written)
-        else:
+        # PostgreSQL: the driver-cursor writes in one pipeline (elsewhere none to enter).
+        with driver_pipeline(conn) if self._pipelines else _NO_PIPELINE:
             self._write_rows(cursor, batches, executions_too=not execution_written)
         if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
             self._write_links(conn, batches)
@@ -170,14 +169,13 @@ class BatchWriter:
     def _update_steps(self, cursor: Any, rows: list[RowParams]) -> None:
         """Step rows' updates: tuples in a layout of storage.rowparams (told apart by their
         length), or dicts of the columns they change."""
-        if len(rows) == 1:  # a chain's round: the one step that finished
-            [row] = rows
-            keys = STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)
+        if len(rows) == 1:  # a chain's round: the one step that finished, no grouping
+            keys = _update_columns(rows[0])
             _send(cursor, self._prepared_update(step_executions, "steps", keys), rows)
             return
         groups: dict[tuple[str, ...], list[RowParams]] = defaultdict(list)
         for row in rows:
-            groups[STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)].append(row)
+            groups[_update_columns(row)].append(row)
         for keys, group in groups.items():
             _send(cursor, self._prepared_update(step_executions, "steps", keys), group)
 
@@ -228,6 +226,15 @@ def _send(cursor: Any, prepared: PreparedWrite, rows: Sequence[RowParams]) -> No
         prepared.sql, [row if isinstance(row, tuple) else params(row) for row in rows]
     )
 
+
+def _update_columns(row: RowParams) -> tuple[str, ...]:
+    """The columns a step row's update names: a tuple's layout (storage.rowparams, told
+    apart by length), a dict's own keys."""
+    return STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)
+
+
+#: A context to write the rows in where there is no pipeline (reusable: it holds nothing).
+_NO_PIPELINE = contextlib.nullcontext()
 
 #: A step log row's columns (its id is the database's).
 _LOG_COLUMNS = tuple(c.name for c in step_logs.columns if c.name != "id")
