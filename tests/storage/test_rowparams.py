@@ -31,7 +31,9 @@ def test_the_layouts_name_every_column_once() -> None:
 
 
 def _params(store: SQLStore, row: Row, layout: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(store.stamp(row[c]) if isinstance(row[c], datetime) else row[c] for c in layout)
+    return tuple(
+        store.timestamp_param(row[c]) if isinstance(row[c], datetime) else row[c] for c in layout
+    )
 
 
 async def _owned(store: SQLStore) -> tuple[str, int]:

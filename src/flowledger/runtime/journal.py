@@ -48,7 +48,7 @@ class Journal:
         self._events: list[RowParams] = []
         self._instants: list[datetime] = []
         #: How the store writes a timestamp (its driver parameter).
-        self.stamp = store.stamp
+        self.timestamp_param = store.timestamp_param
         #: The instant of the round's last event: the execution's last activity.
         self._latest: datetime | None = None
         self._execution: dict[str, Any] = {}
@@ -69,21 +69,13 @@ class Journal:
         self._instants.append(at)
         text = self.codec.dumps(detail) if detail else None
         # storage.rowparams.EVENT's order, the driver's parameters as they are written.
+        execution_id, seq, stored_at = self.execution_id, self.seq, self.timestamp_param(at)
         row: tuple[Any, ...]
         if run is None:
-            row = (self.execution_id, self.seq, self.stamp(at), kind, None, None, None, None, text)
+            row = (execution_id, seq, stored_at, kind, None, None, None, None, text)
         else:
-            row = (
-                self.execution_id,
-                self.seq,
-                self.stamp(at),
-                kind,
-                run.id,
-                run.step.id,
-                run.attempt,
-                str(run.status),
-                text,
-            )
+            row = (execution_id, seq, stored_at, kind, run.id, run.step.id, run.attempt,
+                   str(run.status), text)  # fmt: skip
         self._events.append(row)
 
     def touch(self, run: StepExecution) -> None:
@@ -231,7 +223,7 @@ class Journal:
 
     def _changing(self, run: StepExecution) -> tuple[Any, ...]:
         """storage.rowparams.STEP_CHANGING."""
-        stamp, dumps = self.stamp, self.codec.dumps
+        stamp, dumps = self.timestamp_param, self.codec.dumps  # local names: a hot loop
         started, completed, failed = run.started_at, run.completed_at, run.failed_at
         due, wake = run.due_at, run.wake_at
         return (

@@ -41,7 +41,7 @@ class WorkflowVersion:
 
 
 #: A row a round writes: a dict of its columns, or (the journal's) its driver parameters
-#: in a column order of storage.rowparams, timestamps in the store's form (``stamp``).
+#: in a column order of storage.rowparams, timestamps in the store's form (``timestamp_param``).
 RowParams = Row | tuple[Any, ...]
 
 
@@ -141,7 +141,7 @@ class Store(
     url: str
     #: A timestamp as this store's driver takes it (the form a round's rows carry:
     #: storage.rowparams).
-    stamp: Callable[[datetime], Any]
+    timestamp_param: Callable[[datetime], Any]
 
     @abstractmethod
     async def initialize(self) -> None:

@@ -4,7 +4,7 @@ A round writes, per step, a step row (inserted or updated) and its events. Build
 dict per row and then picking its values into a tuple for the driver cost more than the
 rest of the write path together, so the journal (runtime.journal) builds the tuples
 itself, in the orders below, with timestamps already in the stored form
-(``Store.stamp``). ``storage.writes`` names these columns in its SQL, and still accepts
+(``Store.timestamp_param``). ``storage.writes`` names these columns in its SQL, and still accepts
 a dict per row (other callers, tests), picked into the same order.
 """
 

@@ -104,7 +104,7 @@ class SQLStore(
     ) -> None:
         self.url = url
         self._engine = engine
-        self.stamp = timestamp_processor(engine.dialect)
+        self.timestamp_param = timestamp_processor(engine.dialect)
         self._local = threading.local()
         #: Every connection opened (by lane threads, or by a test reaching for ``conn``),
         #: closed by ``close``.
