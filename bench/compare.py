@@ -9,7 +9,7 @@ Workloads (trivial steps, so the time is the engine's), each on a fresh SQLite f
 
 Rounds alternate A B A B (flowledger, then DBOS, per workload) so machine load hits both
 alike; the bare SQLite WAL commit (insert + update, bench/floor.py) and a W1 round's own
-five statements through the same bare driver (bench/floor.py) are measured in every round.
+statements through the same bare driver (bench/floor.py) are measured in every round.
 Prints the median per-step cost of each, DBOS / flowledger, flowledger / floor, and W1
 over its round's SQL; and beside them the process CPU per step of each engine (both run
 in this process; every thread counts), whose ratio a loaded machine moves far less than

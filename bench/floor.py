@@ -5,12 +5,13 @@ driver on a WAL file with ``synchronous=NORMAL`` (flowledger's default setting),
 shaped like a step execution. Imported by the other benches so each prints the floor
 measured in the same run beside its own figures.
 
-Beside it, the floor of flowledger's own data: the five statements one W1 round commits
-(a chain of custom steps: the execution's row, the next step's INSERT, the finished
-step's UPDATE, their two events), sent through the same bare sqlite3 driver on a file
-with flowledger's schema. What a W1 step costs above that is the engine's Python; what
-that costs above the bare commit is the schema (the step row's unique indexes, the event
-journal, the execution's row).
+Beside it, the floor of flowledger's own data: the statements one W1 round commits
+(a chain of custom steps: the fence's read of the execution's lease epoch, the next
+step's INSERT, the finished step's UPDATE, their two events; the execution's row is
+not written per round, see runtime.journal), sent through the same bare sqlite3 driver
+on a file with flowledger's schema. What a W1 step costs above that is the engine's
+Python; what that costs above the bare commit is the schema (the step row's unique
+indexes, the event journal).
 
     .venv/bin/python bench/floor.py
 """
@@ -36,10 +37,7 @@ _STEP_UPDATE = (
     "failed_at = NULL, due_at = NULL, wake_at = NULL, suspended = 0, output = ?, error = NULL, "
     "state = NULL WHERE id = ?"
 )
-_EXECUTION_UPDATE = (
-    "UPDATE executions SET current_state_name = ?, event_seq = ?, last_activity_at = ? "
-    "WHERE id = ? AND lease_epoch = ?"
-)
+_FENCE = "SELECT lease_epoch FROM executions WHERE id = ?"
 _EVENT_INSERT = (
     "INSERT INTO execution_events (execution_id, seq, at, kind, step_execution_id, step_id, "
     "attempt, status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -118,7 +116,8 @@ def _run_rounds(path: Path, execution_id: str, commits: int) -> float:
         for i in range(commits):
             step_id = f"0192f000-0000-7000-8000-{i:012d}"  # time-ordered, as the engine's
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(_EXECUTION_UPDATE, (f"t{i}", seq + 2, at, execution_id, epoch))
+            (held,) = conn.execute(_FENCE, (execution_id,)).fetchone()
+            assert held == epoch
             conn.execute(
                 _STEP_INSERT,
                 (step_id, execution_id, i + 10, f"t{i}", f"t{i}", "", "bench.noop", "Running",

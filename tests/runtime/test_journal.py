@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flowledger import Engine
+import asyncio
+import contextlib
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from flowledger import Engine, StepRegistry
+from flowledger.runtime import journal
 
 CHAIN = """
 name: chain
@@ -20,3 +29,105 @@ async def test_the_last_activity_is_the_instant_of_the_last_event(engine: Engine
     assert row is not None and events
     # The same instant, not a later clock read at the commit.
     assert row["last_activity_at"] == events[-1]["at"]
+
+
+LONG_CHAIN = "name: long\nsteps:\n" + "".join(
+    f"  - {{id: s{i}, type: test.echo, input: {{value: {i}}}}}\n" for i in range(30)
+)
+
+BLOCKED = """
+name: blocked
+steps:
+  - {id: first, type: test.echo, input: {value: 1}}
+  - {id: held, type: test.slow, input: {name: held, block_first: true}}
+"""
+
+
+def _count_row_updates(db_url: str) -> sqlite3.Connection:
+    """A trigger on the SQLite file that counts UPDATEs of execution rows."""
+    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    conn.execute("CREATE TABLE row_updates (n INTEGER NOT NULL)")
+    conn.execute("INSERT INTO row_updates VALUES (0)")
+    conn.execute(
+        "CREATE TRIGGER count_row_updates AFTER UPDATE ON executions "
+        "BEGIN UPDATE row_updates SET n = n + 1; END"
+    )
+    return conn
+
+
+async def test_rounds_that_only_move_steps_leave_the_execution_row_alone(
+    tmp_path: Path, registry: StepRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On SQLite, where a row's UPDATE rewrites all of it (the rule is the journal's, the
+    # counting trigger SQLite's).
+    monkeypatch.setattr(journal, "PROGRESS_EVERY", timedelta(hours=1))  # no timed write
+    db_url = f"sqlite:///{tmp_path / 'rows.db'}"
+    async with Engine(db_url, registry=registry) as engine:
+        execution_id = await engine.start(engine.load_text(LONG_CHAIN))
+        conn = _count_row_updates(db_url)
+        try:
+            doc = await engine.drive(execution_id)
+            (updates,) = conn.execute("SELECT n FROM row_updates").fetchone()
+        finally:
+            conn.close()
+        row = await engine.store.get_execution(execution_id)
+        events = await engine.store.get_events(execution_id)
+    assert doc["runtimeStatus"] == "Completed" and len(doc["steps"]) == 30
+    # The lease's claim, the start (InProgress), the end (Completed) and the lease's
+    # release: 30 rounds of steps wrote none of their own.
+    assert updates <= 4
+    # What was written last is exact: the last event, the last step, its instant.
+    assert row is not None
+    assert row["event_seq"] == events[-1]["seq"] == len(events)
+    assert row["current_state_name"] == "s29"
+    assert row["last_activity_at"] == events[-1]["at"]
+
+
+async def test_a_running_execution_shows_its_progress_within_about_a_second(
+    engine: Engine,
+) -> None:
+    execution_id = await engine.start(engine.load_text(BLOCKED))
+    task = asyncio.create_task(engine.drive(execution_id))
+    try:
+        for _ in range(500):  # the scheduler wakes once a second while its steps run
+            row = await engine.store.get_execution(execution_id)
+            assert row is not None
+            if row["current_state_name"] == "held":
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the row never showed the step that runs")
+        events = await engine.store.get_events(execution_id)
+        assert row["event_seq"] == events[-1]["seq"]
+        assert events[-1]["kind"] == "step.started" and events[-1]["step_id"] == "held"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_runner_taking_over_numbers_events_on_from_the_events(
+    db_url: str, registry: StepRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The row's counter lags its events when the process stops (no timed write here).
+    monkeypatch.setattr(journal, "PROGRESS_EVERY", timedelta(hours=1))
+    async with Engine(db_url, registry=registry, owner="gone") as engine:
+        execution_id = await engine.start(engine.load_text(BLOCKED))
+        task = asyncio.create_task(engine.drive(execution_id))
+        for _ in range(500):
+            kinds = [(e["kind"], e["step_id"]) for e in await engine.store.get_events(execution_id)]
+            if ("step.started", "held") in kinds:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()  # a crash, as the database sees it: the writes just stop
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        row = await engine.store.get_execution(execution_id)
+        assert row is not None
+        lagging = row["event_seq"]
+        assert lagging < await engine.store.last_event_seq(execution_id)
+    async with Engine(db_url, registry=registry, owner="gone") as engine:
+        doc = await engine.drive(execution_id)
+        events = await engine.store.get_events(execution_id)
+    assert doc["runtimeStatus"] == "Completed"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

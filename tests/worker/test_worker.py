@@ -59,6 +59,9 @@ async def test_distant_timers_are_parked_not_held(db_url: str, registry: StepReg
                 break
             await asyncio.sleep(0.01)
         assert parked, "the execution was never released while it slept"
+        # Nobody runs it: its row's progress is exact (runtime.journal settles it).
+        assert row["event_seq"] == await engine.store.last_event_seq(execution_id)
+        assert row["current_state_name"] == "nap"
         await _wait_for(engine, execution_id, "Completed")
         worker.stop()
         await task

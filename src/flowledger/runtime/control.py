@@ -175,7 +175,7 @@ async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
     try:
         steps = await engine.store.get_step_executions(execution_id)
         again = _retry_rows(workflow, steps, engine.clock.now())
-        seq = int(row["event_seq"])
+        seq = await engine.store.last_event_seq(execution_id)  # the row's may lag
         codec = Codec()
         now = engine.clock.now()
         detail = {"by": by, "steps": sorted({r["step_id"] for r in again})}

@@ -511,9 +511,14 @@ class Engine:
             row = await self._row(execution_id)
         assert self._services is not None
         workflow = await self.workflow_for_version(row["workflow_version_id"])
-        # The lease bumped the epoch; the row we read carries the new one.
-        runner = ExecutionRunner(self._services, workflow, row, int(row["lease_epoch"]))
-        if row["runtime_status"] != str(ExecutionStatus.NOT_STARTED):
+        # The lease bumped the epoch; the row we read carries the new one. An execution
+        # that ran before counts its events from them: its row's counter may lag.
+        fresh = row["runtime_status"] == str(ExecutionStatus.NOT_STARTED)
+        last_seq = None if fresh else await self.store.last_event_seq(execution_id)
+        runner = ExecutionRunner(
+            self._services, workflow, row, int(row["lease_epoch"]), last_seq=last_seq
+        )
+        if not fresh:
             restore(runner, await self.store.get_step_executions(execution_id))
         info = execution_info(workflow, row)
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events, info))

@@ -2,13 +2,25 @@
 
 Nothing a round changed is visible to anyone (observers, other processes) until
 the batch is committed; events are numbered gap-free from the execution's counter.
+
+The execution's progress columns (``event_seq``, ``current_state_name``,
+``last_activity_at``) go with every write of its row (a status, its variables, a
+wake-up), and otherwise at most once per ``PROGRESS_EVERY``: a round that only
+starts and finishes steps writes step and event rows, not the execution's. SQLite
+rewrites a whole row on UPDATE, trigger and context included, so a per-round write
+made a 900 KB trigger cost 4.8x per step (bench/payload_bench.py); PostgreSQL made a
+dead row version per step. While an execution runs, readers of its row may see
+progress up to about a second old (the scheduler wakes at least that often, see
+runtime.inbox.POLL_INTERVAL); once it parks, waits or ends, its row is exact. A
+runner taking an execution over counts its events from the events themselves
+(``Store.last_event_seq``), never from the row.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flowledger.codec import Codec
@@ -20,6 +32,9 @@ from flowledger.timeutil import Clock, iso
 #: Told after each commit, with a function that makes the round's event rows (only
 #: observers read them: made when asked).
 EventSink = Callable[[Callable[[], list[Row]]], None]
+
+#: How stale a running execution's progress columns may get (see the module docstring).
+PROGRESS_EVERY = timedelta(seconds=1)
 
 
 class Journal:
@@ -52,6 +67,11 @@ class Journal:
         #: The instant of the round's last event: the execution's last activity.
         self._latest: datetime | None = None
         self._execution: dict[str, Any] = {}
+        #: The step that started last (the execution's ``current_state_name``).
+        self.state_name: str | None = None
+        #: Progress recorded but not yet on the execution's row, and when it is due there.
+        self._progress_stale = False
+        self._progress_due: datetime | None = None
         self._links = Batch(execution_id, epoch)  # children, signals: rare, so kept apart
         self.sinks: list[EventSink] = []
 
@@ -85,10 +105,6 @@ class Journal:
 
     def set_execution(self, **columns: Any) -> None:
         self._execution.update(columns)
-
-    def set_column(self, name: str, value: Any) -> None:
-        """``set_execution`` of one column (no keyword dict: every step start sets one)."""
-        self._execution[name] = value
 
     def create_execution(self, row: Row, created: Row) -> None:
         """A new execution (a sub-workflow child) created in the same commit as this round."""
@@ -145,7 +161,10 @@ class Journal:
     # -- committing ---------------------------------------------------------------------------
 
     async def commit(self) -> None:
-        if not self.pending:
+        # Nothing new: only progress owed to the row and due now makes a commit.
+        if not self.pending and not (
+            self._progress_stale and self._progress_is_due(self.clock.now())
+        ):
             return
         batch = self._links
         batch.epoch = self.epoch
@@ -159,8 +178,16 @@ class Journal:
         # The round's last event is its last activity (one clock read and one instant
         # to convert fewer); a round without events reads the clock.
         execution = batch.execution = self._execution  # a new dict after each commit
-        execution["event_seq"] = self.seq
-        execution["last_activity_at"] = self._latest or self.clock.now()
+        latest = self._latest or self.clock.now()
+        if execution or self._progress_is_due(latest):
+            execution["event_seq"] = self.seq
+            execution["last_activity_at"] = latest
+            if self.state_name is not None:
+                execution["current_state_name"] = self.state_name
+            self._progress_due = latest + PROGRESS_EVERY
+            self._progress_stale = False
+        else:
+            self._progress_stale = True
         batch.events = self._events
         group = self.group_commits or (self.crowded is not None and self.crowded())
         await self.store.commit(batch, group=group)
@@ -176,6 +203,16 @@ class Journal:
         self._links = Batch(self.execution_id, self.epoch)
         for sink in self.sinks:
             sink(lambda: event_rows(events, instants))
+
+    async def settle(self) -> None:
+        """Write the progress the execution's row still lacks (before the lease goes)."""
+        if self._progress_stale:
+            self._progress_due = None
+            await self.commit()
+
+    def _progress_is_due(self, now: datetime) -> bool:
+        due = self._progress_due
+        return due is None or now >= due
 
     def _logs(self, batch: Batch, run: StepExecution) -> None:
         """The attempt's buffered log lines, redacted like its output, into this commit."""

@@ -71,7 +71,11 @@ class ExecutionRunner:
         execution: Mapping[str, Any],
         epoch: int,
         codec: Codec | None = None,
+        *,
+        last_seq: int | None = None,
     ) -> None:
+        """``last_seq``: the execution's last event number, when its row's may lag (an
+        execution that ran before; see runtime.journal). A new one's row is exact."""
         self.services = services
         self.workflow = workflow
         self.id: str = execution["id"]
@@ -79,9 +83,9 @@ class ExecutionRunner:
         # or taken-over execution redacts a value echoed back before it reads it again.
         self.codec = codec or Codec.for_names(workflow.secret_names)
         self.clock = services.clock
-        self.journal = Journal(
-            services.store, self.codec, self.id, epoch, int(execution["event_seq"]), self.clock
-        )
+        if last_seq is None:
+            last_seq = int(execution["event_seq"])
+        self.journal = Journal(services.store, self.codec, self.id, epoch, last_seq, self.clock)
         self.parent_id: str | None = execution.get("parent_id")
         self.info = {
             "id": self.id,
@@ -174,7 +178,14 @@ class ExecutionRunner:
         With ``park_after``, an execution whose only pending work is a timer further
         away than that many seconds returns early with ``parked_until`` set, so the
         caller can release it and let any worker pick it up when the timer is due.
+        Before it returns, the execution's row is brought up to date (runtime.journal):
+        whoever reads it while nobody runs it reads exact progress.
         """
+        status = await self._run(park_after)
+        await self.journal.settle()
+        return status
+
+    async def _run(self, park_after: float | None) -> ExecutionStatus:
         self.inline_children = park_after is None
         try:
             if self.signals_waiting:
@@ -421,7 +432,7 @@ class ExecutionRunner:
             self.add_timer(run.due_at, "due", run)
         journal = self.journal
         journal.touch(run)
-        journal.set_column("current_state_name", step.id)
+        journal.state_name = step.id
         journal.event("step.started", run, at=now)
         self.lifecycle.resume()
         driver = self.drivers[step.step_type.kind]

@@ -241,6 +241,12 @@ class Store(
     @abstractmethod
     async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]: ...
 
+    @abstractmethod
+    async def last_event_seq(self, execution_id: str) -> int:
+        """The execution's last event number (0 before any): what a runner taking it
+        over counts on from. Its row's ``event_seq`` may lag while it runs
+        (runtime.journal), its events never do."""
+
     # -- ownership: leases, claims and wake-ups, all on the database's clock ------------------
 
     @abstractmethod

@@ -89,7 +89,10 @@ executions = Table(
     Column("variables", Text, nullable=False),
     Column("output", Text),
     Column("error", Text),
-    #: The last event sequence number used: events are numbered from it, gap-free.
+    #: The last event sequence number as of the row's last write. While the execution
+    #: runs, this and current_state_name and last_activity_at may lag its events by about
+    #: a second (runtime.journal); once it parks, waits or ends they are exact. A runner
+    #: numbers events on from the events themselves (Store.last_event_seq), gap-free.
     Column("event_seq", Integer, nullable=False),
     #: Fencing token: every write of the execution names the epoch it holds.
     Column("lease_epoch", Integer, nullable=False, server_default=text("0")),

@@ -492,6 +492,15 @@ class SQLStore(
             )
             return [dict(r._mapping) for r in rows]
 
+    @reads
+    def last_event_seq(self, execution_id: str) -> int:
+        with self.reading():
+            # The events' primary key (execution_id, seq) answers it from one index page.
+            found = self.conn.execute(
+                select(func.max(events.c.seq)).where(events.c.execution_id == execution_id)
+            ).scalar()
+            return int(found or 0)
+
     # -- ownership ----------------------------------------------------------------------------
 
     def _sql_now(self, plus: timedelta = timedelta(0)) -> ColumnElement[datetime]:

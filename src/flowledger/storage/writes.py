@@ -39,6 +39,14 @@ class BatchWriter:
         # One driver cursor, reused: only the store's writer thread writes rounds.
         self._driver: Any = None
         self._driver_cursor: Any = None
+        #: A lone round's fence when it writes no column of the execution: SQLite's
+        #: BEGIN IMMEDIATE already holds the database; PostgreSQL locks the row, so a
+        #: lease taken over meanwhile waits for this round's commit.
+        self._held_epoch = (
+            "SELECT lease_epoch FROM executions WHERE id = %s FOR UPDATE"
+            if dialect.name == "postgresql"
+            else "SELECT lease_epoch FROM executions WHERE id = ?"
+        )
 
     def apply(self, conn: Connection, batches: Sequence[Batch]) -> list[BaseException | None]:
         """Write every batch whose epoch still holds; the result says which were refused."""
@@ -58,8 +66,17 @@ class BatchWriter:
         return outcomes
 
     def _apply_one(self, conn: Connection, batch: Batch) -> BaseException | None:
-        """One round alone: a single conditional UPDATE is both the fence and the write."""
-        values = batch.execution or {"lease_epoch": batch.epoch}
+        """One round alone: a single conditional UPDATE is both the fence and the write;
+        a round that leaves the execution's row alone (runtime.journal) reads its epoch."""
+        values = batch.execution
+        if not values:
+            cursor = self._cursor(conn)
+            cursor.execute(self._held_epoch, (batch.execution_id,))
+            held = cursor.fetchone()
+            if held is None or int(held[0]) != batch.epoch:
+                return _lost(batch)
+            self._write(conn, [batch], execution_written=True, cursor=cursor)
+            return None
         key = ("fence", *values)  # a round lists its columns alike each time: no sort
         fence = self._prepared.get(key)
         if fence is None:
