@@ -1,10 +1,14 @@
-"""What a large trigger payload costs each step: a 100-step chain of async custom steps,
-started with triggers of growing size, per-step cost and its ratio to an empty trigger.
+"""What a large trigger payload costs: chains of async custom steps started with triggers
+of growing size; a 100- and a 400-step chain tell what each step pays (and its ratio to
+an empty trigger) from what each execution pays once (its start, lease, first and last
+writes of the row).
 
-Every step updates its execution's row (the state it is in, the event counter, the last
-activity), and that row also holds the trigger, the context and the variables. SQLite
-rewrites a whole row on UPDATE, so on SQLite the trigger's size is paid at every step;
-PostgreSQL keeps an unchanged large (TOASTed) value where it is.
+The execution's row holds the trigger, the context and the variables, and SQLite rewrites
+a whole row on UPDATE. Until 2026-11-29 every step updated that row (its state, event
+counter, last activity), so on SQLite the trigger's size was paid at every step (4.8x per
+step at 900 KB); now a round that only moves steps leaves the row alone (runtime.journal),
+and this bench shows what is left. PostgreSQL keeps an unchanged large (TOASTed) value
+where it is either way.
 
     .venv/bin/python bench/payload_bench.py          # SQLite
     .venv/bin/python bench/payload_bench.py --pg     # and a throwaway PostgreSQL cluster
@@ -17,48 +21,66 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from engine_bench import chain, registry
 
 from flowledger import Engine
 
-STEPS = 100
+#: Two chain lengths: the difference is what each step pays, the rest each execution.
+SHORT, LONG = 100, 400
 SIZES = (0, 10_000, 100_000, 900_000)
 ROUNDS = 3
 
 
-async def per_step(url: str, size: int) -> float:
+async def elapsed(url: str, size: int, steps: int) -> float:
+    """Seconds from start to end of one ``steps``-step chain with a ``size``-byte trigger."""
     async with Engine(url, registry=registry()) as engine:
-        workflow = engine.load_text(chain(STEPS, "bench.noop"))
+        workflow = engine.load_text(chain(steps, "bench.noop"))
         await engine.run(engine.load_text(chain(3, "bench.noop")))  # warm caches and rows
         trigger = {"blob": "x" * size}
         start = time.perf_counter()
         execution_id = await engine.start(workflow, trigger=trigger)
         doc = await engine.drive(execution_id, document=False)
-        elapsed = time.perf_counter() - start
+        seconds = time.perf_counter() - start
         assert doc["runtimeStatus"] == "Completed", doc
-    return elapsed / STEPS
+    return seconds
 
 
-async def measure(name: str, urls: dict[int, list[str]]) -> None:
-    results: dict[int, list[float]] = {size: [] for size in SIZES}
+async def measure(name: str, urls: dict[tuple[int, int], list[str]]) -> None:
+    runs: dict[tuple[int, int], list[float]] = {key: [] for key in urls}
     for round_ in range(ROUNDS):
-        for size in SIZES:  # sizes interleaved within each round
-            results[size].append(await per_step(urls[size][round_], size))
-    base = statistics.median(results[0])
-    print(f"{name}: {STEPS}-step chain, {ROUNDS} interleaved rounds, medians")
+        for key in urls:  # sizes and lengths interleaved within each round
+            runs[key].append(await elapsed(urls[key][round_], *key))
+    print(f"{name}: {SHORT}- and {LONG}-step chains, {ROUNDS} interleaved rounds, medians")
+    print(f"  {'trigger':>17}  {'per step':>10}  {'x empty':>7}  {'per execution':>13}")
+    base = None
     for size in SIZES:
-        cost = statistics.median(results[size])
-        print(f"  trigger {size:>9,} bytes   {cost * 1e6:7.0f} us/step   {cost / base:5.1f}x")
+        short = statistics.median(runs[size, SHORT])
+        long = statistics.median(runs[size, LONG])
+        step = (long - short) / (LONG - SHORT)
+        fixed = short - SHORT * step
+        base = base or step
+        print(
+            f"  {size:>11,} bytes  {step * 1e6:7.0f} us  {step / base:6.1f}x  "
+            f"{fixed * 1e3:10.1f} ms"
+        )
+
+
+def _urls(make: Callable[[int, int, int], str]) -> dict[tuple[int, int], list[str]]:
+    return {
+        (size, steps): [make(size, steps, r) for r in range(ROUNDS)]
+        for size in SIZES
+        for steps in (SHORT, LONG)
+    }
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        sqlite = {
-            size: [f"sqlite:///{Path(folder) / f'p{size}-{r}.db'}" for r in range(ROUNDS)]
-            for size in SIZES
-        }
+        sqlite = _urls(
+            lambda size, steps, r: f"sqlite:///{Path(folder) / f'p{size}-{steps}-{r}.db'}"
+        )
         await measure("SQLite (WAL, synchronous=NORMAL)", sqlite)
     if "--pg" not in sys.argv:
         return
@@ -71,9 +93,7 @@ async def main() -> None:
     cluster = Cluster(bindir, durable=True)
     try:
         cluster.start()
-        pg = {
-            size: [cluster.url(cluster.create_database()) for _ in range(ROUNDS)] for size in SIZES
-        }
+        pg = _urls(lambda *_: cluster.url(cluster.create_database()))
         await measure("PostgreSQL (fsync=on)", pg)
     finally:
         cluster.stop()
