@@ -10,8 +10,8 @@ step at 900 KB); now a round that only moves steps leaves the row alone (runtime
 and this bench shows what is left. PostgreSQL keeps an unchanged large (TOASTed) value
 where it is either way.
 
-    .venv/bin/python bench/payload_bench.py          # SQLite
-    .venv/bin/python bench/payload_bench.py --pg     # and a throwaway PostgreSQL cluster
+    .venv/bin/python bench/payload_bench.py          # SQLite, 3 rounds
+    .venv/bin/python bench/payload_bench.py --pg 5   # and a throwaway PostgreSQL cluster
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from flowledger import Engine
 #: Two chain lengths: the difference is what each step pays, the rest each execution.
 SHORT, LONG = 100, 400
 SIZES = (0, 10_000, 100_000, 900_000)
-ROUNDS = 3
+#: Interleaved rounds (a number on the command line sets it).
+ROUNDS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 3)
 
 
 async def elapsed(url: str, size: int, steps: int) -> float:
