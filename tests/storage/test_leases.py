@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, timedelta, timezone
 
 import pytest
@@ -167,3 +168,42 @@ async def test_release_and_claim_gives_back_then_takes(store: SQLStore) -> None:
     await store.release_and_claim([(ended, epoch)], "w", 0, LEASE)
     row = await store.get_execution(ended)
     assert row is not None and row["lease_owner"] == "w"
+
+
+@pytest.mark.parametrize("reaches_another", [False, True])
+async def test_a_round_that_leaves_the_execution_row_alone_is_fenced_too(
+    store: SQLStore, reaches_another: bool
+) -> None:
+    # runtime.journal: a round that only moves steps writes no column of its execution;
+    # its epoch is read (locked, on PostgreSQL) instead of matched by an UPDATE. With a
+    # signal to another execution it takes the writer's general path on PostgreSQL.
+    execution_id = await new_execution(store)
+    other = await new_execution(store)
+    old = await store.acquire_lease(execution_id, "a", GONE)
+    new = await store.acquire_lease(execution_id, "b", LEASE)
+    assert old is not None and new is not None
+
+    def round_at(epoch: int) -> Batch:
+        signals = [
+            {"id": str(uuid.uuid4()), "execution_id": other, "kind": "cancel", "step_id": None,
+             "payload": "{}", "created_by": "test", "created_at": T0, "consumed_at": None}
+        ] if reaches_another else []  # fmt: skip
+        return Batch(
+            execution_id,
+            epoch,
+            insert_steps=[step_row(execution_id)],
+            events=[event_row(execution_id, 1)],
+            signals=signals,
+        )
+
+    with pytest.raises(LeaseLostError):
+        await store.commit(round_at(old))
+    assert await store.get_step_executions(execution_id) == []
+    assert await store.get_events(execution_id) == []
+    await store.commit(round_at(new))
+    assert len(await store.get_step_executions(execution_id)) == 1
+    assert await store.last_event_seq(execution_id) == 1
+    row = await store.get_execution(execution_id)
+    assert row is not None and row["event_seq"] == 0  # the row itself was left alone
+    target = await store.get_execution(other)
+    assert target is not None and target["signals_sent"] == (1 if reaches_another else 0)
