@@ -24,23 +24,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from flowledger.storage.rowparams import EVENT, STEP_INSERT, STEP_UPDATE
+
 _ONE_STEP = "name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n"
-#: The columns of a step execution's INSERT, as the engine writes them (its trace).
-_STEP_COLUMNS = (
-    "id, execution_id, seq, step_id, step_path, loop_key, type, status, attempt, started_at, "
-    "completed_at, failed_at, due_at, wake_at, suspended, input, output, error, state, "
-    "idempotency_key, children"
+# The round's statements in the engine's own column orders (storage.rowparams), so the
+# floor follows the writes it stands under.
+_STEP_INSERT = (
+    f"INSERT INTO step_executions ({', '.join(STEP_INSERT)}) "
+    f"VALUES ({', '.join('?' * len(STEP_INSERT))})"
 )
-_STEP_INSERT = f"INSERT INTO step_executions ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 21)})"
 _STEP_UPDATE = (
-    "UPDATE step_executions SET status = 'Completed', started_at = ?, completed_at = ?, "
-    "failed_at = NULL, due_at = NULL, wake_at = NULL, suspended = 0, output = ?, error = NULL, "
-    "state = NULL WHERE id = ?"
+    f"UPDATE step_executions SET {', '.join(f'{c} = ?' for c in STEP_UPDATE[:-1])} WHERE id = ?"
 )
-_FENCE = "SELECT lease_epoch FROM executions WHERE id = ?"
+#: The fence of a round that leaves the execution's row alone (storage.writes).
+_FENCE = "SELECT id, lease_epoch FROM executions WHERE id = ?"
 _EVENT_INSERT = (
-    "INSERT INTO execution_events (execution_id, seq, at, kind, step_execution_id, step_id, "
-    "attempt, status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO execution_events ({', '.join(EVENT)}) VALUES ({', '.join('?' * len(EVENT))})"
 )
 
 _ROWS = 2000
@@ -116,16 +115,23 @@ def _run_rounds(path: Path, execution_id: str, commits: int) -> float:
         for i in range(commits):
             step_id = f"0192f000-0000-7000-8000-{i:012d}"  # time-ordered, as the engine's
             conn.execute("BEGIN IMMEDIATE")
-            (held,) = conn.execute(_FENCE, (execution_id,)).fetchone()
+            (_, held) = conn.execute(_FENCE, (execution_id,)).fetchone()
             assert held == epoch
+            # STEP_INSERT's order: the keys, attempt, idempotency key and input, then
+            # STEP_CHANGING (status, the five instants, suspended, output, error, state,
+            # children).
             conn.execute(
                 _STEP_INSERT,
-                (step_id, execution_id, i + 10, f"t{i}", f"t{i}", "", "bench.noop", "Running",
-                 1, at, None, None, None, None, 0, '{"value": 1}', None, None, None, "k" * 64,
-                 None),
+                (step_id, execution_id, i + 10, f"t{i}", f"t{i}", "", "bench.noop", 1,
+                 step_id.replace("-", ""), '{"value": 1}',
+                 "InProgress", at, None, None, None, None, 0, None, None, None, None),
             )  # fmt: skip
             if previous is not None:
-                conn.execute(_STEP_UPDATE, (at, at, '{"value": 2}', previous))
+                conn.execute(
+                    _STEP_UPDATE,
+                    ("Completed", at, at, None, None, None, 0, '{"value": 2}', None, None, None,
+                     previous),
+                )  # fmt: skip
             conn.executemany(
                 _EVENT_INSERT,
                 [

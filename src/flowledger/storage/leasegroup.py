@@ -33,6 +33,17 @@ from datetime import timedelta
 from flowledger.errors import StorageError
 from flowledger.storage.base import Row
 
+#: When an execution may be claimed (Store.claim_executions), as SQL for both databases'
+#: fixed claims (storage.leasesql, storage.pgleases): ``{t}`` the table's alias and a dot
+#: (or nothing), ``{now}`` the clock (a bound parameter on SQLite, the database's own on
+#: PostgreSQL; it appears three times).
+RUNNABLE_SQL = (
+    "({t}lease_owner IS NULL OR {t}lease_expires_at < {now}) AND ("
+    "({t}runtime_status IN ('NotStarted', 'InProgress') AND "
+    "({t}wake_at IS NULL OR {t}wake_at <= {now})) OR "
+    "({t}runtime_status = 'AwaitingUserInput' AND {t}wake_at <= {now}))"
+)
+
 
 @dataclass
 class LeaseWork:

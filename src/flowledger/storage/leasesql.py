@@ -12,19 +12,16 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DBAPIError
 
 from flowledger.storage.base import Row
-from flowledger.storage.fastpath import (
-    PreparedRead,
-    PreparedWrite,
-    timestamp_processor,
-)
+from flowledger.storage.fastpath import PreparedRead, PreparedWrite
 from flowledger.storage.lanes import NOT_HERE
-from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
+from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork
 from flowledger.storage.schema import events, executions
 from flowledger.storage.sqlpart import SQLPart
 from flowledger.timeutil import utcnow
@@ -33,6 +30,7 @@ from flowledger.timeutil import utcnow
 class SQLLeaseGroupStore(SQLPart):
     _engine: Engine
     _driver_error: type[Exception]
+    timestamp_param: Callable[[datetime], Any]
     #: The release's and the take's SQL, built on first use.
     _lease_sql: tuple[str, str, str] | None = None
 
@@ -100,7 +98,7 @@ class SQLLeaseGroupStore(SQLPart):
         their SQL is fixed), then its claim. On the calling lane's connection."""
         read = self._reads()[0]
         release_sql, take_sql, claim_sql = self._lease_statements(read)
-        stamp = timestamp_processor(self._engine.dialect)
+        stamp = self.timestamp_param
         now = utcnow()
         conn = self.conn
         answers: list[LeaseAnswer] = []
@@ -157,15 +155,10 @@ class SQLLeaseGroupStore(SQLPart):
                 f"(lease_owner IS NULL OR lease_expires_at < {mark} OR lease_owner = {mark}) "
                 f"RETURNING {returning}"
             )
-            # Runnable (SQLPart._runnable, on this process's clock as SQLite has no other),
-            # the oldest first; checked again on the rows the UPDATE changes. Three marks
-            # for ``now`` in each copy of the condition.
-            runnable = (
-                f"(lease_owner IS NULL OR lease_expires_at < {mark}) AND ("
-                f"(runtime_status IN ('NotStarted', 'InProgress') AND "
-                f"(wake_at IS NULL OR wake_at <= {mark})) OR "
-                f"(runtime_status = 'AwaitingUserInput' AND wake_at <= {mark}))"
-            )
+            # Runnable (on this process's clock, as SQLite has no other), the oldest
+            # first; checked again on the rows the UPDATE changes. Three marks for ``now``
+            # in each copy of the condition.
+            runnable = RUNNABLE_SQL.format(t="", now=mark)
             claim = (
                 f"UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = {mark}, "  # noqa: S608 - fixed text, values bound
                 f"lease_expires_at = {mark}, wake_at = NULL WHERE id IN (SELECT id FROM "

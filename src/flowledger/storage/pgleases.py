@@ -26,26 +26,21 @@ import psycopg
 from sqlalchemy import Dialect
 
 from flowledger.storage.base import Row
-from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
+from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork
 from flowledger.storage.schema import executions
-
-#: Runnable (see Store.claim_executions), on the database clock; ``{t}`` is the table alias.
-_RUNNABLE = (
-    "({t}.lease_owner IS NULL OR {t}.lease_expires_at < clock_timestamp()) AND ("
-    "({t}.runtime_status IN ('NotStarted', 'InProgress') AND "
-    "({t}.wake_at IS NULL OR {t}.wake_at <= clock_timestamp())) OR "
-    "({t}.runtime_status = 'AwaitingUserInput' AND {t}.wake_at <= clock_timestamp()))"
-)
 
 # Candidates are locked with SKIP LOCKED (claimers never queue behind each other), in a
 # CTE: it runs once (a subquery in FROM may be rescanned and lock more than ``limit``
 # rows). The runnable condition is checked again on the locked row version by the UPDATE.
 CLAIM = (
-    "WITH won AS (SELECT c.id FROM executions AS c WHERE " + _RUNNABLE.format(t="c") + " "  # noqa: S608 - fixed text, values bound
-    "ORDER BY c.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+    "WITH won AS (SELECT c.id FROM executions AS c WHERE "  # noqa: S608 - fixed text, values bound
+    + RUNNABLE_SQL.format(t="c.", now="clock_timestamp()")
+    + " ORDER BY c.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
     "UPDATE executions AS e SET lease_epoch = e.lease_epoch + 1, lease_owner = %(owner)s, "
     "lease_expires_at = clock_timestamp() + %(lease)s, wake_at = NULL "
-    "FROM won WHERE e.id = won.id AND " + _RUNNABLE.format(t="e") + " RETURNING e.*"
+    "FROM won WHERE e.id = won.id AND "
+    + RUNNABLE_SQL.format(t="e.", now="clock_timestamp()")
+    + " RETURNING e.*"
 )
 
 RELEASE = (

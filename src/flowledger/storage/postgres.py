@@ -136,8 +136,6 @@ class PostgresStore(SQLStore):
     def _read_executions(self, ids: Collection[str]) -> dict[str, tuple[Row, list[Row]]]:
         """Executions by id, each with its steps in ``seq`` order: two statements in one
         pipeline, whatever the number of ids."""
-        by_id, steps_of = self._many_reads()
-        keys = list(ids)
         with self.reading() as conn:
             # One snapshot for both statements: under READ COMMITTED each would see what
             # was committed when it began, so a round committed between them would show
@@ -146,16 +144,7 @@ class PostgresStore(SQLStore):
             driver = conn.connection.dbapi_connection
             assert isinstance(driver, psycopg.Connection)
             idle = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            listed = by_id.keys(keys)
-            reads = [(by_id, listed), (steps_of, listed)]
-            found, steps = self._driver_reads(reads, first=ONE_SNAPSHOT if idle else None)
-        documents: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in found}
-        for step in steps:
-            # Not idle (never seen; a guard): a step of an execution created between the
-            # two statements belongs to no document read here.
-            if (document := documents.get(step["execution_id"])) is not None:
-                document[1].append(step)
-        return documents
+            return self._documents_of(list(ids), first=ONE_SNAPSHOT if idle else None)
 
     def _driver_params(self) -> dict[str, Any]:
         _, params = self._engine.dialect.create_connect_args(self._engine.url)

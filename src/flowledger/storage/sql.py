@@ -396,6 +396,23 @@ class SQLStore(
             )
         return self._prepared_many
 
+    def _documents_of(
+        self, keys: list[str], first: str | None = None
+    ) -> dict[str, tuple[Row, list[Row]]]:
+        """Executions by id, each with its steps in ``seq`` order, inside the caller's read
+        transaction: two statements whatever the number of ids (``first``: as in
+        ``_driver_reads``)."""
+        by_id, steps_of = self._many_reads()
+        listed = by_id.keys(keys)
+        rows, steps = self._driver_reads([(by_id, listed), (steps_of, listed)], first=first)
+        documents: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in rows}
+        for step in steps:
+            # Without one snapshot for both statements, a step of an execution created
+            # between them would belong to no document read here.
+            if (document := documents.get(step["execution_id"])) is not None:
+                document[1].append(step)
+        return documents
+
     def _driver_reads(
         self, reads: Sequence[tuple[PreparedRead, object]], *, first: str | None = None
     ) -> list[list[Row]]:

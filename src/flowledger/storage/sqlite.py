@@ -401,14 +401,8 @@ class SQLiteStore(SQLStore):
         if len(keys) == 1:
             one = self._read_one(keys[0])
             return {} if one is None else {keys[0]: one}
-        by_id, steps_of = self._many_reads()
-        listed = by_id.keys(keys)
         with self.reading():
-            rows, steps = self._driver_reads([(by_id, listed), (steps_of, listed)])
-        found: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in rows}
-        for step in steps:
-            found[step["execution_id"]][1].append(step)
-        return found
+            return self._documents_of(keys)
 
 
 #: SQLite's answers for a lock it would have waited for (extended codes share these low bits).

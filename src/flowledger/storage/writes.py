@@ -9,11 +9,12 @@ go out as a few ``executemany`` calls — which psycopg pipelines into one round
 from __future__ import annotations
 
 import contextlib
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, insert, update
 
 from flowledger.errors import LeaseLostError
 from flowledger.storage.base import Batch, Row, RowParams
@@ -39,14 +40,6 @@ class BatchWriter:
         # One driver cursor, reused: only the store's writer thread writes rounds.
         self._driver: Any = None
         self._driver_cursor: Any = None
-        #: A lone round's fence when it writes no column of the execution: SQLite's
-        #: BEGIN IMMEDIATE already holds the database; PostgreSQL locks the row, so a
-        #: lease taken over meanwhile waits for this round's commit.
-        self._held_epoch = (
-            "SELECT lease_epoch FROM executions WHERE id = %s FOR UPDATE"
-            if dialect.name == "postgresql"
-            else "SELECT lease_epoch FROM executions WHERE id = ?"
-        )
 
     def apply(self, conn: Connection, batches: Sequence[Batch]) -> list[BaseException | None]:
         """Write every batch whose epoch still holds; the result says which were refused."""
@@ -70,12 +63,9 @@ class BatchWriter:
         a round that leaves the execution's row alone (runtime.journal) reads its epoch."""
         values = batch.execution
         if not values:
-            cursor = self._cursor(conn)
-            cursor.execute(self._held_epoch, (batch.execution_id,))
-            held = cursor.fetchone()
-            if held is None or int(held[0]) != batch.epoch:
+            if self._lock_epochs(conn, [batch.execution_id]).get(batch.execution_id) != batch.epoch:
                 return _lost(batch)
-            self._write(conn, [batch], execution_written=True, cursor=cursor)
+            self._write(conn, [batch], execution_written=True)
             return None
         key = ("fence", *values)  # a round lists its columns alike each time: no sort
         fence = self._prepared.get(key)
@@ -94,9 +84,16 @@ class BatchWriter:
         return None
 
     def _lock_epochs(self, conn: Connection, ids: list[str]) -> dict[str, int]:
-        t = executions
-        query = select(t.c.id, t.c.lease_epoch).where(t.c.id.in_(ids)).with_for_update()
-        return {row[0]: int(row[1]) for row in conn.execute(query)}
+        """The epochs the executions ``ids`` hold, for the rest of this transaction: on
+        SQLite its BEGIN IMMEDIATE already holds the whole database, so a plain read
+        (PostgresBatchWriter locks the rows). Fixed SQL on the driver's cursor: a lone
+        round (a chain's every one) comes here when it writes no column of its row."""
+        cursor = self._cursor(conn)
+        if len(ids) == 1:
+            cursor.execute(_EPOCH_OF_ONE, ids)
+        else:
+            cursor.execute(_EPOCHS_OF_MANY, (json.dumps(ids),))
+        return {row[0]: int(row[1]) for row in cursor.fetchall()}
 
     def _write(
         self,
@@ -249,6 +246,12 @@ def _update_columns(row: RowParams) -> tuple[str, ...]:
     apart by length), a dict's own keys."""
     return STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)
 
+
+#: SQLite's reads of held epochs (BatchWriter._lock_epochs).
+_EPOCH_OF_ONE = "SELECT id, lease_epoch FROM executions WHERE id = ?"
+_EPOCHS_OF_MANY = (
+    "SELECT id, lease_epoch FROM executions WHERE id IN (SELECT value FROM json_each(?))"
+)
 
 #: A context to write the rows in where there is no pipeline (reusable: it holds nothing).
 _NO_PIPELINE = contextlib.nullcontext()
