@@ -20,6 +20,10 @@ DBOS runs when installed: ``pip install -e '.[bench]'``.
     .venv/bin/python bench/compare.py        # 3 rounds
     .venv/bin/python bench/compare.py 5
     .venv/bin/python bench/compare.py --pg 3 # W3 on a throwaway PostgreSQL cluster
+
+With ``--pg`` it also times W3's 200 starts alone, bare (bench/floor.py): they come one
+after another, each a durable commit its caller waits for, so DBOS over that floor is the
+most any engine could be ahead of DBOS on this shape, on this machine, at this load.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from engine_bench import CPU_PER_STEP, EXECUTIONS, chain, fan_out, registry, worker_w3
-from floor import sqlite_commit_seconds, w1_round_seconds
+from floor import pg_start_seconds, sqlite_commit_seconds, w1_round_seconds
 
 from flowledger import Engine
 
@@ -171,10 +175,14 @@ async def main_pg(rounds: int) -> None:
     ours: list[float] = []
     theirs: list[float] = []
     cpu: dict[str, list[float]] = {"fl": [], "dbos": []}
+    starts: list[tuple[float, float]] = []
     cluster = Cluster(bindir, durable=True)
     try:
         cluster.start()
         for _ in range(rounds):
+            with ThreadPoolExecutor(1) as thread:  # it runs an engine of its own
+                url = cluster.url(cluster.create_database())
+                starts.append(thread.submit(pg_start_seconds, url, EXECUTIONS).result())
             ours.append(await worker_w3(cluster.url(cluster.create_database())))
             cpu["fl"].append(CPU_PER_STEP[-1])
             if dbos is not None:
@@ -194,7 +202,15 @@ async def main_pg(rounds: int) -> None:
             f" us)   DBOS/fl {other / fl:.1f}"
         )
     print(f"{rounds} interleaved rounds, medians (fsync=on, synchronous_commit=on)")
-    print(line, flush=True)
+    print(line)
+    # W3's starts come one after another: their bare commits bound what any engine can do.
+    print(f"W3's {EXECUTIONS} starts alone, bare (two rows, one pipelined durable commit each):")
+    for index, how in enumerate(("through a thread", "on the calling thread")):
+        bare = statistics.median(s[index] for s in starts) / 3  # a start per 3 steps
+        floor = f"  {how:<22} {bare * 1e6:6.0f} us per W3 step"
+        if theirs:
+            floor += f"   DBOS/that {statistics.median(theirs) / bare:.1f}"
+        print(floor, flush=True)
 
 
 async def main(rounds: int) -> None:

@@ -86,16 +86,16 @@ def w1_round_seconds(commits: int = _ROWS) -> float:
     for _ in range(3):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "round.db"
-            execution_id = asyncio.run(_one_execution(path))
+            execution_id = asyncio.run(_one_execution(f"sqlite:///{path}"))
             best = min(best, _run_rounds(path, execution_id, commits))
     return best
 
 
-async def _one_execution(path: Path) -> str:
-    """A flowledger file (its schema, one execution) made by the engine itself."""
+async def _one_execution(url: str) -> str:
+    """A flowledger database (its schema, one execution) made by the engine itself."""
     from flowledger import Engine
 
-    async with Engine(f"sqlite:///{path}") as engine:
+    async with Engine(url) as engine:
         doc = await engine.run(engine.load_text(_ONE_STEP))
     return str(doc["id"])
 
@@ -147,6 +147,59 @@ def _run_rounds(path: Path, execution_id: str, commits: int) -> float:
         return (time.perf_counter() - start) / commits
     finally:
         conn.close()
+
+
+def pg_start_seconds(url: str, starts: int = 200) -> tuple[float, float]:
+    """Seconds per start on PostgreSQL, bare: a start's two rows (an execution the engine
+    made, and its event, copied under new ids) inserted and committed durably in one
+    pipeline through psycopg, one start after another. Two figures: each handed to a
+    thread and waited for, as the engine's starts are (its leases lane, so the event loop
+    never blocks on the database); and each on the calling thread. W3 starts its
+    executions one at a time, so this times its starts alone, the least any engine pays."""
+    import json
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    execution_id = asyncio.run(_one_execution(url))
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        (row,) = conn.execute(
+            "SELECT row_to_json(e)::text FROM executions e WHERE id = %s", (execution_id,)
+        ).fetchone() or ("",)
+        (event,) = conn.execute(
+            "SELECT row_to_json(v)::text FROM execution_events v WHERE execution_id = %s "
+            "ORDER BY seq LIMIT 1",
+            (execution_id,),
+        ).fetchone() or ("",)
+        conn.commit()
+        execution, first = json.loads(row), json.loads(event)
+
+        def start() -> None:
+            new = str(uuid.uuid4())
+            with conn.pipeline():
+                conn.execute(
+                    "INSERT INTO executions SELECT * FROM "
+                    "json_populate_record(NULL::executions, %s)",
+                    (json.dumps({**execution, "id": new, "trigger_key": None}),),
+                )
+                conn.execute(
+                    "INSERT INTO execution_events SELECT * FROM "
+                    "json_populate_record(NULL::execution_events, %s)",
+                    (json.dumps({**first, "execution_id": new}),),
+                )
+                conn.commit()
+
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(start).result()  # warm: the statements' plans
+            began = time.perf_counter()
+            for _ in range(starts):
+                thread.submit(start).result()
+            handed = (time.perf_counter() - began) / starts
+        began = time.perf_counter()
+        for _ in range(starts):
+            start()
+        return handed, (time.perf_counter() - began) / starts
 
 
 def main() -> None:

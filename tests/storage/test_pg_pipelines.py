@@ -13,6 +13,7 @@ import pytest
 
 from flowledger.errors import LeaseLostError
 from flowledger.storage import Batch
+from flowledger.storage.leasesql import SQLLeaseGroupStore
 from flowledger.storage.postgres import PostgresStore
 from tests.storage.conftest import T0, event_row, execution_row, new_execution, step_row
 
@@ -139,8 +140,8 @@ async def test_a_start_asked_again_writes_nothing_and_answers_its_id(pg: Postgre
 
 
 async def test_a_start_and_its_events_are_written_as_given(pg: PostgresStore) -> None:
-    """The one-statement create (storage.pgcreate) casts each event value to its column:
-    what is read back is what was written, NULLs, integers and timestamps included."""
+    """The pipelined create (PostgresStore._create_many): what is read back is what was
+    written, NULLs, integers and timestamps included."""
     row = execution_row()
     given = [event_row(row["id"], 1), event_row(row["id"], 2, kind="StepStarted")]
     given[1] |= {"step_id": "a", "attempt": 3, "detail": '{"x": 1}'}
@@ -148,6 +149,38 @@ async def test_a_start_and_its_events_are_written_as_given(pg: PostgresStore) ->
     stored = await pg.get_events(row["id"])
     assert [{k: e[k] for k in given[0]} for e in stored] == given
     assert (await pg.get_execution(row["id"]) or {})["correlation_id"] == row["correlation_id"]
+
+
+async def test_a_plain_start_is_one_pipeline(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start without a trigger key never takes the general path (four round trips)."""
+
+    def general(self: SQLLeaseGroupStore, works: object) -> list[str]:
+        raise AssertionError("a plain start took the general path")
+
+    monkeypatch.setattr(SQLLeaseGroupStore, "_create_many", general)
+    rows = [execution_row() for _ in range(3)]
+    answers = await asyncio.gather(*(pg.create_execution(r, [event_row(r["id"], 1)]) for r in rows))
+    assert answers == [r["id"] for r in rows]
+    for row in rows:
+        assert len(await pg.get_events(row["id"])) == 1
+
+
+async def test_starts_together_beside_one_asked_again_are_all_answered(
+    pg: PostgresStore,
+) -> None:
+    """The pipeline aborts on the start asked again; the general path answers the group:
+    the new ones are created, the old one is left as it was."""
+    old = execution_row(correlation_id="first")
+    await pg.create_execution(old, [event_row(old["id"], 1)])
+    rows = [execution_row(), execution_row(id=old["id"], correlation_id="again"), execution_row()]
+    answers = await asyncio.gather(*(pg.create_execution(r, [event_row(r["id"], 1)]) for r in rows))
+    assert answers == [r["id"] for r in rows]
+    assert (await pg.get_execution(old["id"]) or {})["correlation_id"] == "first"
+    assert len(await pg.get_events(old["id"])) == 1
+    for created in (rows[0], rows[2]):
+        assert len(await pg.get_events(created["id"])) == 1
 
 
 async def test_a_start_asked_again_with_its_events_writes_nothing_twice(
