@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from flowledger import Engine, StepContext, step_type
 from flowledger.errors import HeldElsewhereError, LeaseLostError, NotFoundError
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
+from flowledger.storage.pgstarts import StartWriter
 from flowledger.storage.sql import SQLStore
 
 COUNT = 30
@@ -56,7 +57,8 @@ def owned_step(engine: Engine, seen: list[tuple[str, str, Any]]) -> None:
 
 
 def group_sizes(engine: Engine) -> list[tuple[int, int]]:
-    """How many new executions and takes each of the store's lease calls carried."""
+    """How many new executions and takes each of the store's lease calls (and, on
+    PostgreSQL, each of its groups of starts) carried."""
     store = engine.store
     assert isinstance(store, SQLStore)
     sizes: list[tuple[int, int]] = []
@@ -69,6 +71,15 @@ def group_sizes(engine: Engine) -> list[tuple[int, int]]:
         return apply(works)
 
     group._apply = recorded
+    starts = getattr(store, "_starts", None)
+    if isinstance(starts, StartWriter):  # PostgreSQL's starts group apart (storage.pgstarts)
+        write = starts._write
+
+        async def written(started: list[Any]) -> bool:
+            sizes.append((len(started), 0))
+            return await write(started)
+
+        starts._write = written  # type: ignore[method-assign]
     return sizes
 
 

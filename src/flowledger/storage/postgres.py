@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,8 +34,9 @@ from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import LeaseConnection, connect_params
+from flowledger.storage.pgstarts import StartWriter
 from flowledger.storage.pgwrites import PostgresBatchWriter
-from flowledger.storage.schema import UTCDateTime, events, executions
+from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import writes
 
@@ -123,6 +124,7 @@ class PostgresStore(SQLStore):
         self._display_url = make_url(url).render_as_string(hide_password=True)
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._lease_conn = LeaseConnection(self._connect_for_leases, engine.dialect)
+        self._starts = StartWriter(self._connect_for_starts, self._row_insert)
         # Decision: concurrent document reads (``GET /executions/{id}``) fold into one
         # read of many executions per reader thread (storage.coalesce): PostgreSQL's own
         # work per statement, not ours, bounded that GET under load.
@@ -171,33 +173,16 @@ class PostgresStore(SQLStore):
     async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
         return await self._leases.run(lambda: self._lease_conn.claim(owner, limit, lease))
 
-    def _create_many(self, works: Sequence[LeaseWork]) -> list[str]:
-        """New executions in one pipeline: BEGIN, their rows and events, COMMIT in one round
-        trip, where the general path (SQLLeaseGroupStore) waits on four. A start is a
-        durable commit its caller waits for, so each round trip it saves is a wait for a
-        backend that shares the cores with everything else (bench/compare.py --pg, loaded).
+    async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
+        # From the event loop, on the starts' own connection (storage.pgstarts); what it
+        # leaves (a trigger key, a conflict, a failure) takes the general path.
+        if await self._starts.create(execution, events_):
+            return str(execution["id"])
+        return await super()._create_small_execution(execution, events_)
 
-        Only for rows without a trigger key: the general path answers a taken key with the
-        id that holds it, which needs the insert's outcome before the events go. Here the
-        inserts have no ON CONFLICT, so any conflict (the same start asked again after an
-        ambiguous failure) aborts the transaction, and the general path answers instead."""
-        new = [work.create for work in works if work.create is not None]
-        if any(row.get("trigger_key") is not None for row, _ in new):
-            return super()._create_many(works)
-        try:
-            with self.conn.begin():
-                driver = self.conn.connection.dbapi_connection
-                assert isinstance(driver, psycopg.Connection)
-                with driver.pipeline(), driver.cursor() as cursor:
-                    for execution, events_ in new:
-                        for table, rows in ((executions, [execution]), (events, events_)):
-                            for row in rows:
-                                prepared = self._row_insert(table, row)
-                                cursor.execute(prepared.sql, prepared.params(row))
-                    driver.commit()  # in the pipeline; SQLAlchemy's then finds none open
-        except psycopg.Error:
-            return super()._create_many(works)
-        return [str(execution["id"]) for execution, _ in new]
+    async def _connect_for_starts(self) -> psycopg.AsyncConnection[Any]:
+        params = {"application_name": "flowledger-starts", **self._driver_params()}
+        return await psycopg.AsyncConnection.connect(**params, connect_timeout=CONNECT_TIMEOUT)
 
     def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
         # On the leases lane (SQLStore._submit_leases: PostgreSQL never writes inline). New
@@ -299,6 +284,7 @@ class PostgresStore(SQLStore):
 
     async def close(self) -> None:
         await self._drop_listener()
+        await self._starts.close()
         await super().close()
         self._lease_conn.close()  # after the lanes: no claim or release is running
 

@@ -1,0 +1,141 @@
+"""PostgreSQL's starts, written from the event loop on an asyncio connection of their own.
+
+A start is a durable commit its caller waits for, and callers often start executions
+one after another (a loop of ``Engine.start``, a client posting starts). Through a store
+lane each one costs four hand-overs between threads and processes: the loop wakes the
+lane's thread, the thread the backend, the backend the thread, the thread the loop. On a
+loaded machine every hand-over waits for a core (bench/compare.py --pg prints the bare
+starts both ways). Here the loop sends the start itself and sleeps on the socket, as it
+already does for LISTEN: two hand-overs, and the loop is never blocked.
+
+Starts asked in the same event-loop tick, or while the previous group is being written,
+share one transaction: BEGIN, their rows and events, COMMIT in one pipeline.
+
+Only the plain case is written here: rows without a trigger key, whose inserts have no
+ON CONFLICT. Anything else, or a group that fails for any reason (a conflict: the same
+start asked again after an ambiguous failure; a lost connection), answers False, and
+each caller takes the store's general path (storage.leasesql), which tells a taken key
+or id from an error and raises errors as every other write does. Nothing of a failed
+group was committed, or its commit was ambiguous and the general path finds the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import Table
+
+from flowledger.storage.base import Row
+from flowledger.storage.fastpath import PreparedWrite
+from flowledger.storage.schema import events, executions
+
+Connect = Callable[[], Awaitable["psycopg.AsyncConnection[Any]"]]
+Prepare = Callable[[Table, Row], PreparedWrite]
+_Start = tuple[Row, Sequence[Row], "asyncio.Future[bool]"]
+
+
+class StartWriter:
+    def __init__(self, connect: Connect, prepare: Prepare) -> None:
+        self._connect = connect
+        self._prepare = prepare
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[_Start] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def create(self, execution: Row, events_: Sequence[Row]) -> bool:
+        """Write a new execution and its first events, durably. False: not written here,
+        take the general path (see the module's docstring)."""
+        if execution.get("trigger_key") is not None:
+            return False
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        self._queue.append((execution, events_, done))
+        if self._writing is None:
+            # A task, not a call now: the starts asked in this tick join its first group.
+            self._writing = loop.create_task(self._drain())
+        return await done
+
+    async def _drain(self) -> None:
+        group: list[_Start] = []
+        try:
+            while self._queue:
+                group, self._queue = self._queue, []
+                _answer(group, await self._write(group))
+                group = []
+        finally:
+            # Left unanswered only when this task was cancelled (its loop is closing).
+            self._writing = None
+            _answer(group + self._queue, False)
+            self._queue = []
+
+    async def _write(self, group: list[_Start]) -> bool:
+        try:
+            conn = await self._connection()
+            async with conn.pipeline():
+                cursor = conn.cursor()
+                for execution, events_, _ in group:
+                    prepared = self._prepare(executions, execution)
+                    await cursor.execute(prepared.sql, prepared.params(execution))
+                    for event in events_:
+                        prepared = self._prepare(events, event)
+                        await cursor.execute(prepared.sql, prepared.params(event))
+                await conn.commit()
+        except Exception:  # the general path raises it, as every write does
+            await self._reset()
+            return False
+        return True
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        conn = self._conn
+        if conn is not None and (
+            self._loop is not asyncio.get_running_loop()
+            or conn.broken
+            or conn.closed
+            or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        ):
+            # Another loop's (an asyncio connection belongs to the loop that opened it),
+            # or left mid-transaction by a cancelled write: dropped, not reused.
+            self._discard()
+            conn = None
+        if conn is None:
+            conn = self._conn = await self._connect()
+            self._loop = asyncio.get_running_loop()
+        return conn
+
+    async def _reset(self) -> None:
+        """After a failed group: roll back, or drop a connection that cannot."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if not conn.broken:
+                await conn.rollback()
+                return
+        except psycopg.Error:
+            pass
+        self._discard()
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.pgconn.finish()  # no await: it may belong to a loop that is gone
+
+    async def close(self) -> None:
+        if self._loop is not asyncio.get_running_loop():  # its group's task is another loop's
+            self._discard()
+            return
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+def _answer(group: list[_Start], written: bool) -> None:
+    for _, _, done in group:
+        if not done.done():  # its caller was cancelled meanwhile
+            done.set_result(written)
