@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flowledger.storage import Row, Store, open_store
+from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.sql import SQLStore
 from tests.pg import BACKENDS, Cluster
 
@@ -25,6 +26,15 @@ async def store(db_url: str) -> AsyncIterator[SQLStore]:
     await opened.initialize()
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
+    """An open PostgresStore (for PostgreSQL-only tests)."""
+    store = PostgresStore(pg_url)
+    await store.initialize()
+    yield store
+    await store.close()
 
 
 def join_all(threads: Sequence[threading.Thread]) -> None:

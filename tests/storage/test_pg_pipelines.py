@@ -5,7 +5,6 @@ execution's insert does on PostgreSQL when its trigger key or id is taken."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import psycopg
@@ -21,14 +20,6 @@ pytestmark = pytest.mark.postgresql
 
 LEASE = timedelta(minutes=5)
 GONE = timedelta(seconds=-1)
-
-
-@pytest.fixture
-async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(pg_url)
-    await store.initialize()
-    yield store
-    await store.close()
 
 
 async def _owned(store: PostgresStore) -> tuple[str, int]:

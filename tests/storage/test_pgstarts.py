@@ -5,7 +5,6 @@ start does when its trigger key or id is taken: tests/storage/test_pg_pipelines.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -14,14 +13,6 @@ from flowledger.storage.postgres import PostgresStore
 from tests.storage.conftest import event_row, execution_row
 
 pytestmark = pytest.mark.postgresql
-
-
-@pytest.fixture
-async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(pg_url)
-    await store.initialize()
-    yield store
-    await store.close()
 
 
 def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
