@@ -21,9 +21,11 @@ DBOS runs when installed: ``pip install -e '.[bench]'``.
     .venv/bin/python bench/compare.py 5
     .venv/bin/python bench/compare.py --pg 3 # W3 on a throwaway PostgreSQL cluster
 
-With ``--pg`` it also times W3's 200 starts alone, bare (bench/floor.py): they come one
-after another, each a durable commit its caller waits for, so DBOS over that floor is the
-most any engine could be ahead of DBOS on this shape, on this machine, at this load.
+With ``--pg`` it also times W3's 200 starts alone, bare (bench/floor.py), handed to the
+database three ways (through a thread, on the calling thread, from an event loop): they
+come one after another, each a durable commit its caller waits for, so DBOS over that
+floor is the most any engine could be ahead of DBOS on this shape, on this machine, at
+this load.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from engine_bench import CPU_PER_STEP, EXECUTIONS, chain, fan_out, registry, worker_w3
-from floor import pg_start_seconds, sqlite_commit_seconds, w1_round_seconds
+from floor import START_WAYS, pg_start_seconds, sqlite_commit_seconds, w1_round_seconds
 
 from flowledger import Engine
 
@@ -175,7 +177,7 @@ async def main_pg(rounds: int) -> None:
     ours: list[float] = []
     theirs: list[float] = []
     cpu: dict[str, list[float]] = {"fl": [], "dbos": []}
-    starts: list[tuple[float, float]] = []
+    starts: list[dict[str, float]] = []
     cluster = Cluster(bindir, durable=True)
     try:
         cluster.start()
@@ -205,8 +207,8 @@ async def main_pg(rounds: int) -> None:
     print(line)
     # W3's starts come one after another: their bare commits bound what any engine can do.
     print(f"W3's {EXECUTIONS} starts alone, bare (two rows, one pipelined durable commit each):")
-    for index, how in enumerate(("through a thread", "on the calling thread")):
-        bare = statistics.median(s[index] for s in starts) / 3  # a start per 3 steps
+    for how in START_WAYS:
+        bare = statistics.median(s[how] for s in starts) / 3  # a start per 3 steps
         floor = f"  {how:<22} {bare * 1e6:6.0f} us per W3 step"
         if theirs:
             floor += f"   DBOS/that {statistics.median(theirs) / bare:.1f}"

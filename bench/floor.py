@@ -22,6 +22,7 @@ import asyncio
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flowledger.storage.rowparams import EVENT, STEP_INSERT, STEP_UPDATE
@@ -149,13 +150,23 @@ def _run_rounds(path: Path, execution_id: str, commits: int) -> float:
         conn.close()
 
 
-def pg_start_seconds(url: str, starts: int = 200) -> tuple[float, float]:
+#: A start's two rows, each from JSON (bench only: the engine binds its columns).
+_START_SQL = (
+    "INSERT INTO executions SELECT * FROM json_populate_record(NULL::executions, %s)",
+    "INSERT INTO execution_events SELECT * FROM json_populate_record(NULL::execution_events, %s)",
+)
+#: How pg_start_seconds hands each start to the database.
+START_WAYS = ("through a thread", "on the calling thread", "from an event loop")
+
+
+def pg_start_seconds(url: str, starts: int = 200) -> dict[str, float]:
     """Seconds per start on PostgreSQL, bare: a start's two rows (an execution the engine
     made, and its event, copied under new ids) inserted and committed durably in one
-    pipeline through psycopg, one start after another. Two figures: each handed to a
-    thread and waited for, as the engine's starts are (its leases lane, so the event loop
-    never blocks on the database); and each on the calling thread. W3 starts its
-    executions one at a time, so this times its starts alone, the least any engine pays."""
+    pipeline through psycopg, one start after another, in each of START_WAYS: handed to a
+    thread and waited for (a lane, as DBOS's ``asyncio.to_thread``); on the calling thread
+    (blocking it); on psycopg's asyncio connection, from the event loop (as flowledger's
+    starts, storage.pgstarts). W3 starts its executions one at a time, so this times its
+    starts alone: the least any engine pays for them."""
     import json
     import uuid
     from concurrent.futures import ThreadPoolExecutor
@@ -163,7 +174,8 @@ def pg_start_seconds(url: str, starts: int = 200) -> tuple[float, float]:
     import psycopg
 
     execution_id = asyncio.run(_one_execution(url))
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn:
         (row,) = conn.execute(
             "SELECT row_to_json(e)::text FROM executions e WHERE id = %s", (execution_id,)
         ).fetchone() or ("",)
@@ -175,31 +187,51 @@ def pg_start_seconds(url: str, starts: int = 200) -> tuple[float, float]:
         conn.commit()
         execution, first = json.loads(row), json.loads(event)
 
-        def start() -> None:
+        def values() -> tuple[str, str]:
             new = str(uuid.uuid4())
+            return (
+                json.dumps({**execution, "id": new, "trigger_key": None}),
+                json.dumps({**first, "execution_id": new}),
+            )
+
+        def start() -> None:
             with conn.pipeline():
-                conn.execute(
-                    "INSERT INTO executions SELECT * FROM "
-                    "json_populate_record(NULL::executions, %s)",
-                    (json.dumps({**execution, "id": new, "trigger_key": None}),),
-                )
-                conn.execute(
-                    "INSERT INTO execution_events SELECT * FROM "
-                    "json_populate_record(NULL::execution_events, %s)",
-                    (json.dumps({**first, "execution_id": new}),),
-                )
+                for sql, value in zip(_START_SQL, values(), strict=True):
+                    conn.execute(sql, (value,))
                 conn.commit()
 
+        timed: dict[str, float] = {}
         with ThreadPoolExecutor(1) as thread:
             thread.submit(start).result()  # warm: the statements' plans
-            began = time.perf_counter()
-            for _ in range(starts):
-                thread.submit(start).result()
-            handed = (time.perf_counter() - began) / starts
+            timed[START_WAYS[0]] = _per_call(starts, lambda: thread.submit(start).result())
+        timed[START_WAYS[1]] = _per_call(starts, start)
+    timed[START_WAYS[2]] = asyncio.run(_starts_from_a_loop(plain, values, starts))
+    return timed
+
+
+def _per_call(calls: int, call: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - began) / calls
+
+
+async def _starts_from_a_loop(url: str, values: Callable[[], tuple[str, str]], n: int) -> float:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+
+        async def start() -> None:
+            async with conn.pipeline():
+                for sql, value in zip(_START_SQL, values(), strict=True):
+                    await conn.execute(sql, (value,))
+                await conn.commit()
+
+        await start()  # warm
         began = time.perf_counter()
-        for _ in range(starts):
-            start()
-        return handed, (time.perf_counter() - began) / starts
+        for _ in range(n):
+            await start()
+        return (time.perf_counter() - began) / n
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import asyncio
 import psycopg
 import pytest
 
+from flowledger.storage.leasesql import SQLLeaseGroupStore
 from flowledger.storage.postgres import PostgresStore
 from tests.storage.conftest import event_row, execution_row
 
@@ -39,6 +40,25 @@ async def test_starts_asked_together_share_one_transaction(pg: PostgresStore, pg
         ).fetchall()
     assert len(xmins) == 1
     assert len(_starts_backends(pg_url)) == 1
+
+
+async def test_values_reach_the_database_as_given(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The values are bound on this side (one message of many statements): quotes,
+    backslashes, placeholders and statement separators in them are data, not SQL."""
+
+    def general(self: SQLLeaseGroupStore, works: object) -> list[str]:
+        raise AssertionError("the start took the general path")
+
+    monkeypatch.setattr(SQLLeaseGroupStore, "_create_many", general)
+    odd = "it's a \\ test %s %(x)s $1 ; DROP TABLE executions; -- \u00e9\u2603 \U0001f600"
+    row = execution_row(correlation_id=odd)
+    event = event_row(row["id"], 1, detail='{"text": "' + odd.replace("\\", "\\\\") + '"}')
+    assert await pg.create_execution(row, [event]) == row["id"]
+    assert (await pg.get_execution(row["id"]) or {})["correlation_id"] == odd
+    (stored,) = await pg.get_events(row["id"])
+    assert stored["detail"] == event["detail"]
 
 
 async def test_a_start_after_its_connection_was_killed_commits(

@@ -182,7 +182,9 @@ class PostgresStore(SQLStore):
 
     async def _connect_for_starts(self) -> psycopg.AsyncConnection[Any]:
         params = {"application_name": "flowledger-starts", **self._driver_params()}
-        return await psycopg.AsyncConnection.connect(**params, connect_timeout=CONNECT_TIMEOUT)
+        return await psycopg.AsyncConnection.connect(
+            **params, connect_timeout=CONNECT_TIMEOUT, autocommit=True
+        )
 
     def _apply_leases(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
         # On the leases lane (SQLStore._submit_leases: PostgreSQL never writes inline). New
