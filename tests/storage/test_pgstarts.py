@@ -5,6 +5,7 @@ start does when its trigger key or id is taken: tests/storage/test_pg_pipelines.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psycopg
 import pytest
@@ -21,12 +22,24 @@ def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def _starts_backends(url: str) -> list[int]:
-    """The process ids of the starts' connections open now."""
+    """The process ids of the starts' connections to this test's database open now."""
     with _admin(url) as admin:
         found = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'flowledger-starts'"
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'flowledger-starts' "
+            "AND datname = current_database()"
         ).fetchall()
     return [int(pid) for (pid,) in found]
+
+
+def _none_left(url: str) -> bool:
+    """True once no starts' connection is open (a closed one's backend exits a moment
+    after the client let it go)."""
+    deadline = time.monotonic() + 10
+    while _starts_backends(url):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 async def test_starts_asked_together_share_one_transaction(pg: PostgresStore, pg_url: str) -> None:
@@ -69,8 +82,9 @@ async def test_a_start_after_its_connection_was_killed_commits(
     with _admin(pg_url) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'flowledger-starts'"
+            "WHERE application_name = 'flowledger-starts' AND datname = current_database()"
         )
+    assert _none_left(pg_url)
     # The first start after it finds the connection gone and takes the general path; the
     # next one opens a new connection.
     for row in (execution_row(), execution_row()):
@@ -120,7 +134,7 @@ def test_a_store_used_from_a_new_event_loop_reconnects(pg_url: str) -> None:
             ([r["id"] for r in rows],),
         ).fetchone()
     assert found == (2,)
-    assert _starts_backends(pg_url) == []
+    assert _none_left(pg_url)
 
 
 def test_a_store_closed_from_another_event_loop_closes_its_connection(pg_url: str) -> None:
@@ -134,4 +148,4 @@ def test_a_store_closed_from_another_event_loop_closes_its_connection(pg_url: st
     assert asyncio.run(start()) == row["id"]
     assert len(_starts_backends(pg_url)) == 1
     asyncio.run(store.close())
-    assert _starts_backends(pg_url) == []
+    assert _none_left(pg_url)

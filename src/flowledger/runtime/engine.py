@@ -261,22 +261,19 @@ class Engine:
         """A stored workflow by name: that version number, else the pushed (live) version,
         else the newest stored one."""
         # No name holds a NUL (PostgreSQL text cannot even be asked for one): not found.
-        versions = await self.store.list_workflow_versions(name) if "\x00" not in name else []
-        if not versions:
-            raise NotFoundError(
-                f"there is no workflow named {name!r}; push it first "
-                f"(flowledger workflows push FILE)"
-            )
-        if version is not None:
-            chosen = next((v for v in versions if v.version == version), None)
-            if chosen is None:
-                known = ", ".join(str(v.version) for v in versions)
-                raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
-        else:
-            pushed = await self.store.pushed_workflows(name)  # disabled ones too
-            live = pushed[0].version["id"] if pushed else None
-            chosen = next((v for v in versions if v.id == live), versions[-1])
-        return await self.workflow_for_version(chosen.id), chosen
+        named = "\x00" not in name
+        chosen = await self.store.workflow_version_id(name, version) if named else None
+        if chosen is None:
+            # Only to say what is missing: every version of the name.
+            versions = await self.store.list_workflow_versions(name) if named else []
+            if not versions:
+                raise NotFoundError(
+                    f"there is no workflow named {name!r}; push it first "
+                    f"(flowledger workflows push FILE)"
+                )
+            known = ", ".join(str(v.version) for v in versions)
+            raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
+        return await self.workflow_for_version(chosen), await self.workflow_version(chosen)
 
     async def workflow_for_version(self, version_id: str) -> CompiledWorkflow:
         cached = self._workflows.get(version_id)

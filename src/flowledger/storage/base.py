@@ -169,6 +169,12 @@ class Store(
     async def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]: ...
 
     @abstractmethod
+    async def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
+        """The id of a stored version of ``name``: that version number when given, else
+        the pushed (live) one, else the newest; None when there is none such. One small
+        read: a start by name pays it, not a read of every version's document."""
+
+    @abstractmethod
     async def activate_workflow(self, name: str, version_id: str) -> bool:
         """Make ``version_id`` the pushed version of ``name``; False when it already was."""
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -224,6 +225,22 @@ class SQLStore(
                 select(workflow_versions).where(workflow_versions.c.id == version_id)
             ).first()
         return _version(row._mapping) if row else None
+
+    @point_read
+    def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
+        v = workflow_versions
+        query = select(v.c.id).where(v.c.name == name)
+        if version is not None:
+            if not -(2**31) <= version < 2**31:
+                return None  # no stored version has it (the column is a 32-bit integer)
+            query = query.where(v.c.version == version)
+        else:
+            live = select(workflows.c.version_id).where(workflows.c.name == name)
+            pushed_first = case((v.c.id == live.scalar_subquery(), 0), else_=1)
+            query = query.order_by(pushed_first, v.c.version.desc())
+        with self.reading():
+            found = self.conn.execute(query.limit(1)).scalar()
+        return None if found is None else str(found)
 
     @reads
     def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]:
