@@ -43,6 +43,22 @@ async def test_a_held_row_is_what_the_database_holds(engine: Engine) -> None:
     assert await engine.store.get_execution(execution_id) == row
 
 
+async def test_a_start_answers_with_the_stored_document_without_reading_it(
+    engine: Engine,
+) -> None:
+    workflow = engine.load_text(SMALL)
+    await engine.run(workflow)  # the version row is stored and cached
+    counting = Counting(engine.store, ["get_execution", "read_execution"])
+    for hold in (False, True):
+        doc = await engine.start_document(
+            workflow, {"n": 1, "text": "é ' \\"}, correlation_id="c-1", created_by="api", hold=hold
+        )
+        assert counting.calls == []
+        assert doc == await engine.get_execution(str(doc["id"]))
+        assert doc["runtimeStatus"] == "NotStarted" and doc["correlationId"] == "c-1"
+        counting.calls.clear()
+
+
 async def test_run_takes_three_store_calls_besides_its_rounds(engine: Engine) -> None:
     workflow = engine.load_text(SMALL)
     await engine.run(workflow)  # the version row is stored and cached

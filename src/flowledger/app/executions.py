@@ -98,17 +98,17 @@ class Executions:
         ``hold`` it is leased to this process instead, which must drive it."""
         check_json_size(request.input, self._limits.max_input, "input")
         workflow = await self._find(request.workflow, request.version, request.stored_only)
-        execution_id = await self._engine.start(
+        document = await self._engine.start_document(
             workflow,
             request.input,
             correlation_id=request.correlation_id,
             created_by=request.created_by,
             hold=request.hold,
         )
-        self._hub.touched(execution_id, 1, 1)  # its execution.created event
+        self._hub.touched(str(document["id"]), 1, 1)  # its execution.created event
         if not request.hold:
             await self._wake()
-        return await self._document(execution_id)
+        return cast(ExecutionDocument, document)
 
     async def run(
         self,

@@ -355,6 +355,24 @@ class Engine:
         )
         return execution_id
 
+    async def start_document(
+        self,
+        workflow: CompiledWorkflow | str | os.PathLike[str],
+        input: Mapping[str, Any] | None = None,
+        *,
+        correlation_id: str | None = None,
+        created_by: str = "python",
+        hold: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`start`, answered with the new execution's document as it was created:
+        built from the row just written (every column, as the database holds it;
+        tests/runtime/test_round_trips.py checks it), so a start costs no read back. No
+        trigger key here, so the row written is always the execution's."""
+        _, row = await self._create(
+            workflow, input, correlation_id=correlation_id, created_by=created_by, hold=hold
+        )
+        return execution_document(row, [])
+
     async def _create(
         self,
         workflow: CompiledWorkflow | str | os.PathLike[str],

@@ -4,9 +4,9 @@ A start is a durable commit its caller waits for, and callers often start execut
 one after another (a loop of ``Engine.start``, a client posting starts). Through a store
 lane each one costs four hand-overs between threads and processes: the loop wakes the
 lane's thread, the thread the backend, the backend the thread, the thread the loop. On a
-loaded machine every hand-over waits for a core (bench/compare.py --pg prints the bare
-starts both ways). Here the loop sends the start itself and sleeps on the socket, as it
-already does for LISTEN: two hand-overs, and the loop is never blocked.
+loaded machine every hand-over waits for a core (bench/compare.py --pg prints bare
+starts made each way). Here the loop sends the start itself and sleeps on the socket, as
+it already does for LISTEN: two hand-overs, and the loop is never blocked.
 
 Starts asked in the same event-loop tick, or while the previous group is being written,
 share one transaction: their rows and events, sent as one message of many statements,
