@@ -60,6 +60,19 @@ async def test_push_is_all_or_nothing(app: App, tmp_path: Path, hello_file: str)
     assert again[0]["changed"] is False
 
 
+async def test_every_start_by_name_runs_the_pushed_version(app: App) -> None:
+    """Pushing an older definition again makes it live: a start by name (stored only, as
+    the API's, or a name that is not a file, as the CLI's) runs it, not the newest."""
+    newer = MORNING.replace("value: 1", "value: 2")
+    for text in (MORNING, newer, MORNING):
+        await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    for stored_only in (True, False):
+        doc = await app.executions.start(
+            StartExecution(workflow="morning", stored_only=stored_only)
+        )
+        assert doc["workflowVersion"] == 1
+
+
 async def test_list_gives_triggers_and_next_fire_times(app: App, tmp_path: Path) -> None:
     await app.workflows.push(PushWorkflows(files=[write(tmp_path, "m.yaml", MORNING)]))
     [listed] = await app.workflows.list(ListWorkflows())

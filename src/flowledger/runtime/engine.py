@@ -245,15 +245,22 @@ class Engine:
         return version, changed
 
     async def find_workflow(self, file_or_name: str) -> CompiledWorkflow:
-        """A definition file, or else the newest pushed version of a workflow by that name."""
+        """A definition file, or else a stored workflow by that name: its pushed (live)
+        version, else its newest, as :meth:`resolve_workflow` chooses for every start by
+        name (before 2026-11-29 this took the newest stored version even when an older
+        one was pushed again, so the CLI and the API could start different versions)."""
         if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
             return self.load(file_or_name)
-        versions = await self.store.list_workflow_versions(file_or_name)
-        if not versions:
+        found = (
+            await self.store.workflow_version_id(file_or_name)
+            if "\x00" not in file_or_name
+            else None
+        )
+        if found is None:
             raise NotFoundError(
                 f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
             )
-        return await self.workflow_for_version(versions[-1].id)
+        return await self.workflow_for_version(found)
 
     async def resolve_workflow(
         self, name: str, version: int | None = None
