@@ -116,8 +116,13 @@ async def test_a_step_in_flight_at_a_crash_reruns_with_the_next_attempt(
         db_url,
         registry,
         text,
-        lambda d: any(
-            s["stepId"] == "work" and s["status"] == "InProgress" for s in d["steps"].values()
+        # The handler was called (it blocks there), not only its start committed: else the
+        # rerun's call would be the first, and block for good.
+        lambda d: (
+            recorder.calls["work"] >= 1
+            and any(
+                s["stepId"] == "work" and s["status"] == "InProgress" for s in d["steps"].values()
+            )
         ),
     )
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
@@ -154,9 +159,12 @@ async def test_a_loop_interrupted_midway_finishes_every_item_once(
         db_url,
         registry,
         text,
-        lambda d: any(
-            s["stepId"] == "work" and s["loop"] == {"each": 3} and s["status"] == "InProgress"
-            for s in d["steps"].values()
+        lambda d: (
+            recorder.calls["w3"] >= 1  # its handler blocks (see the test above)
+            and any(
+                s["stepId"] == "work" and s["loop"] == {"each": 3} and s["status"] == "InProgress"
+                for s in d["steps"].values()
+            )
         ),
     )
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
