@@ -203,11 +203,15 @@ async def _until(
     raise AssertionError("the execution never reached the expected state")
 
 
-async def _interrupt(db_url: str, registry: StepRegistry, text: str) -> str:
+async def _interrupt(db_url: str, registry: StepRegistry, recorder: Recorder, text: str) -> str:
     """Run until the blocking step is running, then stop the process cold."""
 
     def blocked(doc: dict[str, Any]) -> bool:
-        return any(s["stepId"] == "block" for s in doc["steps"].values())
+        # Its handler was called (it blocks there), not only its start committed: else the
+        # rerun's call would be the first, and block for good.
+        return recorder.calls["block"] >= 1 and any(
+            s["stepId"] == "block" for s in doc["steps"].values()
+        )
 
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         execution_id = await engine.start(engine.load_text(textwrap.dedent(text)))
@@ -235,7 +239,7 @@ steps:
 async def test_a_resumed_execution_reads_an_output_offloaded_before_the_restart(
     db_url: str, registry: StepRegistry, recorder: Recorder
 ) -> None:
-    execution_id = await _interrupt(db_url, registry, RESTART)
+    execution_id = await _interrupt(db_url, registry, recorder, RESTART)
     # A new engine, as after a restart: nothing loaded in memory.
     async with Engine(db_url, registry=registry, owner=OWNER) as engine:
         doc = await engine.drive(execution_id)
@@ -246,7 +250,7 @@ async def test_a_resumed_execution_reads_an_output_offloaded_before_the_restart(
 
 
 async def test_loop_results_load_only_the_iteration_a_template_touches(
-    db_url: str, registry: StepRegistry, artifacts_root: Path
+    db_url: str, registry: StepRegistry, recorder: Recorder, artifacts_root: Path
 ) -> None:
     text = """
     name: loop-then-restart
@@ -261,7 +265,7 @@ async def test_loop_results_load_only_the_iteration_a_template_touches(
       - {id: block, type: test.slow, input: {name: block, block_first: true}}
       - {id: one, type: sys.transform, input: {value: "{{ steps.each.output.results[1].body.i }}"}}
     """
-    execution_id = await _interrupt(db_url, registry, text)
+    execution_id = await _interrupt(db_url, registry, recorder, text)
     # Only iteration 1's file is left: touching results[1] must not load the others.
     for path in (artifacts_root / execution_id).iterdir():
         if json.loads(path.read_bytes())["i"] != 2:
@@ -280,9 +284,14 @@ async def test_loop_results_load_only_the_iteration_a_template_touches(
     ],
 )
 async def test_a_missing_or_damaged_file_fails_the_reading_step_clearly(
-    db_url: str, registry: StepRegistry, artifacts_root: Path, damage: str, needle: str
+    db_url: str,
+    registry: StepRegistry,
+    recorder: Recorder,
+    artifacts_root: Path,
+    damage: str,
+    needle: str,
 ) -> None:
-    execution_id = await _interrupt(db_url, registry, RESTART)
+    execution_id = await _interrupt(db_url, registry, recorder, RESTART)
     for path in (artifacts_root / execution_id).iterdir():
         if damage == "delete":
             path.unlink()
