@@ -24,13 +24,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
 from flowledger.logs import log_extra
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -98,28 +102,35 @@ class SQLiteFeed(ChangeFeed):
         self._path = path
         self._conn: sqlite3.Connection | None = None
         self._last: int | None = None
+        # Every use of the connection holds this, and so does closing it: a poll still
+        # running in its thread after the pump was cancelled must not meet a connection
+        # closed under it (sqlite3 then crashes the process in libsqlite3: seen in CI).
+        self._lock = threading.Lock()
+        self._closed = False
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            uri = Path(self._path).resolve().as_uri() + "?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
-        return self._conn
+    def _with_connection(self, read: Callable[..., _T], *args: Any) -> _T:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the change feed is closed")
+            if self._conn is None:
+                uri = Path(self._path).resolve().as_uri() + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+            return read(self._conn, *args)
 
     def prime(self) -> None:
         # Microseconds (the last page of the rowid B-tree): fine on the event loop.
         if self._last is None:
             try:
-                self._last = _max_rowid(self._connection())
+                self._last = self._with_connection(_max_rowid)
             except sqlite3.Error:
                 self._last = None
 
     async def run(self, deliver: Deliver) -> None:
-        conn = await asyncio.to_thread(self._connection)
-        newest = await asyncio.to_thread(_max_rowid, conn)
+        newest = await asyncio.to_thread(self._with_connection, _max_rowid)
         last = newest if self._last is None else max(self._last, newest - MAX_BEHIND)
         while True:
             try:
-                last, changes = await asyncio.to_thread(_changes_after, conn, last)
+                last, changes = await asyncio.to_thread(self._with_connection, _changes_after, last)
                 self._last = last
             except sqlite3.Error as exc:  # busy, or a checkpoint: try next time
                 log.debug("tailing events failed: %s", exc, extra=log_extra("poll_changes"))
@@ -129,9 +140,15 @@ class SQLiteFeed(ChangeFeed):
             await asyncio.sleep(SQLITE_POLL)
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        # In a thread: it waits for a poll still running there to finish first.
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
 
 
 def _max_rowid(conn: sqlite3.Connection) -> int:
