@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from flowledger.storage import Row, Store, open_store
@@ -35,6 +37,33 @@ async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
     await store.initialize()
     yield store
     await store.close()
+
+
+def admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection of the test's own to a PostgreSQL test database."""
+    return psycopg.connect(url, autocommit=True)
+
+
+def backends(url: str, application: str) -> list[int]:
+    """The process ids of the connections named ``application`` to this test's database."""
+    with admin(url) as conn:
+        found = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+            "AND datname = current_database()",
+            (application,),
+        ).fetchall()
+    return [int(str(pid)) for (pid,) in found]
+
+
+def none_left(url: str, application: str) -> bool:
+    """True once no connection named ``application`` is open (a closed one's backend
+    exits a moment after the client let it go)."""
+    deadline = time.monotonic() + 10
+    while backends(url, application):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def join_all(threads: Sequence[threading.Thread]) -> None:

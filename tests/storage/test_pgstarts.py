@@ -5,49 +5,30 @@ start does when its trigger key or id is taken: tests/storage/test_pg_pipelines.
 from __future__ import annotations
 
 import asyncio
-import time
 
-import psycopg
 import pytest
 
 from flowledger.storage.leasesql import SQLLeaseGroupStore
 from flowledger.storage.postgres import PostgresStore
-from tests.storage.conftest import event_row, execution_row
+from tests.storage.conftest import admin, backends, event_row, execution_row, none_left
 
 pytestmark = pytest.mark.postgresql
 
 
-def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(url, autocommit=True)
-
-
 def _starts_backends(url: str) -> list[int]:
-    """The process ids of the starts' connections to this test's database open now."""
-    with _admin(url) as admin:
-        found = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'flowledger-starts' "
-            "AND datname = current_database()"
-        ).fetchall()
-    return [int(pid) for (pid,) in found]
+    return backends(url, "flowledger-starts")
 
 
 def _none_left(url: str) -> bool:
-    """True once no starts' connection is open (a closed one's backend exits a moment
-    after the client let it go)."""
-    deadline = time.monotonic() + 10
-    while _starts_backends(url):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return none_left(url, "flowledger-starts")
 
 
 async def test_starts_asked_together_share_one_transaction(pg: PostgresStore, pg_url: str) -> None:
     rows = [execution_row() for _ in range(5)]
     answers = await asyncio.gather(*(pg.create_execution(r, [event_row(r["id"], 1)]) for r in rows))
     assert answers == [r["id"] for r in rows]
-    with _admin(pg_url) as admin:
-        xmins = admin.execute(
+    with admin(pg_url) as conn:
+        xmins = conn.execute(
             "SELECT DISTINCT xmin::text FROM executions WHERE id = ANY(%s)",
             ([r["id"] for r in rows],),
         ).fetchall()
@@ -79,8 +60,8 @@ async def test_a_start_after_its_connection_was_killed_commits(
 ) -> None:
     first = execution_row()
     await pg.create_execution(first, [event_row(first["id"], 1)])
-    with _admin(pg_url) as admin:
-        admin.execute(
+    with admin(pg_url) as conn:
+        conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE application_name = 'flowledger-starts' AND datname = current_database()"
         )
@@ -128,8 +109,8 @@ def test_a_store_used_from_a_new_event_loop_reconnects(pg_url: str) -> None:
     assert asyncio.run(first()) == rows[0]["id"]
     (before,) = _starts_backends(pg_url)
     assert asyncio.run(second()) == rows[1]["id"]
-    with _admin(pg_url) as admin:
-        found = admin.execute(
+    with admin(pg_url) as conn:
+        found = conn.execute(
             "SELECT count(*) FROM execution_events WHERE execution_id = ANY(%s)",
             ([r["id"] for r in rows],),
         ).fetchone()

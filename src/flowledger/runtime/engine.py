@@ -251,16 +251,13 @@ class Engine:
         one was pushed again, so the CLI and the API could start different versions)."""
         if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
             return self.load(file_or_name)
-        found = (
-            await self.store.workflow_version_id(file_or_name)
-            if "\x00" not in file_or_name
-            else None
-        )
-        if found is None:
+        try:
+            workflow, _ = await self.resolve_workflow(file_or_name)
+        except NotFoundError:
             raise NotFoundError(
                 f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
-            )
-        return await self.workflow_for_version(found)
+            ) from None
+        return workflow
 
     async def resolve_workflow(
         self, name: str, version: int | None = None

@@ -17,7 +17,7 @@ slower the disk, the larger the groups.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -30,6 +30,8 @@ from flowledger.storage.lanes import NOT_HERE, Lane
 ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
 #: Commits a lone round at once where it is called, or returns NOT_HERE (committed_inline).
 Inline = Callable[[Batch], object]
+#: Writes and commits a group from the event loop; False: not here, take the writer lane.
+OnLoop = Callable[[Sequence[Batch]], Awaitable[bool]]
 _Work = list[tuple[Batch, "asyncio.Future[None]"]]
 
 
@@ -45,8 +47,13 @@ class GroupCommitter:
         *,
         driver_groups: bool = False,
         driver_commit: Callable[[Any], None] | None = None,
+        on_loop: OnLoop | None = None,
     ) -> None:
         self._writer = writer
+        #: PostgreSQL: groups go from the event loop first (storage.pgrounds).
+        self._on_loop = on_loop
+        #: The group being written from the loop (awaited by ``settled``).
+        self._writing: asyncio.Future[list[BaseException | None]] | None = None
         self._inline = inline
         #: Begins a transaction on the driver connection, for the lone-round fast path.
         self._driver_begin = driver_begin
@@ -87,7 +94,11 @@ class GroupCommitter:
 
     async def commit_now(self, batch: Batch) -> None:
         """Commit one batch at once on the writer thread, outside any group (a lone
-        execution gains nothing from one)."""
+        execution gains nothing from one). Where groups go from the event loop, it
+        goes as a group: one writer of rounds, so one transaction at a time."""
+        if self._on_loop is not None:
+            await self.commit(batch)
+            return
         outcome = await self._writer.run(lambda: self._transaction([batch])[0])
         if outcome is not None:
             raise outcome
@@ -95,8 +106,27 @@ class GroupCommitter:
     def _flush(self) -> None:
         work, self._queue = self._queue, []
         batches = [batch for batch, _ in work]
-        written = self._writer.run(lambda: self._write_group(batches))
+        if self._on_loop is None:
+            written = self._writer.run(lambda: self._write_group(batches))
+        else:
+            written = self._writing = asyncio.ensure_future(self._write_from_loop(batches))
         written.add_done_callback(lambda done: self._settle(work, done))
+
+    async def _write_from_loop(self, batches: list[Batch]) -> list[BaseException | None]:
+        assert self._on_loop is not None
+        if await self._on_loop(batches):
+            return [None] * len(batches)
+        return await self._writer.run(lambda: self._write_group(batches))
+
+    async def settled(self) -> None:
+        """Wait for the group being written from the event loop, if any (before closing)."""
+        writing = self._writing
+        if (
+            writing is not None
+            and not writing.done()
+            and writing.get_loop() is asyncio.get_running_loop()
+        ):
+            await asyncio.gather(writing, return_exceptions=True)
 
     def _write_group(self, batches: list[Batch]) -> list[BaseException | None]:
         """On the writer thread: the group in one transaction, or each alone on a constraint."""
@@ -106,7 +136,10 @@ class GroupCommitter:
         return outcomes
 
     def _settle(self, work: _Work, done: asyncio.Future[list[BaseException | None]]) -> None:
-        exc = done.exception()
+        if done is self._writing:
+            self._writing = None
+        # Cancelled only when its loop is closing: whether it committed is unknown.
+        exc = StorageError("a group commit was cancelled") if done.cancelled() else done.exception()
         outcomes = done.result() if exc is None else [exc] * len(work)
         for (_, future), outcome in zip(work, outcomes, strict=True):
             if future.done():  # its waiter was cancelled meanwhile

@@ -23,27 +23,24 @@ group was committed, or its commit was ambiguous and the general path finds the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import psycopg
 from sqlalchemy import Table
 
 from flowledger.storage.base import Row
 from flowledger.storage.fastpath import PreparedWrite
+from flowledger.storage.pgloop import Connect, LoopConnection
 from flowledger.storage.schema import events, executions
 
-Connect = Callable[[], Awaitable["psycopg.AsyncConnection[Any]"]]
 Prepare = Callable[[Table, Row], PreparedWrite]
 _Start = tuple[Row, Sequence[Row], "asyncio.Future[bool]"]
 
 
 class StartWriter:
     def __init__(self, connect: Connect, prepare: Prepare) -> None:
-        self._connect = connect
+        self._conn = LoopConnection(connect)
         self._prepare = prepare
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[_Start] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -83,48 +80,19 @@ class StartWriter:
                         prepared = self._prepare(table, row)
                         statements.append(prepared.sql)
                         values.extend(prepared.params(row))
-            conn = await self._connection()
-            # One message of many statements (the simple-query protocol, values bound by
-            # psycopg on this side): PostgreSQL runs it as one transaction and commits it
-            # at its end. A pipeline of the same statements costs twice the client's CPU.
-            await psycopg.AsyncClientCursor(conn).execute("; ".join(statements), values)
+            # One message of many statements (storage.pgloop): a pipeline of the same
+            # statements costs twice the client's CPU.
+            await self._conn.send(statements, values)
         except Exception:  # the general path raises it, as every write does
             # A refused statement left the connection idle (its transaction is gone); a
-            # broken or busy one is replaced by the next _connection.
+            # broken or busy one is replaced by the next send.
             return False
         return True
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        conn = self._conn
-        if conn is not None and (
-            self._loop is not asyncio.get_running_loop()
-            or conn.broken
-            or conn.closed
-            or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-        ):
-            # Another loop's (an asyncio connection belongs to the loop that opened it),
-            # or left mid-transaction by a cancelled write: dropped, not reused.
-            self._discard()
-            conn = None
-        if conn is None:
-            conn = self._conn = await self._connect()  # in autocommit (see _write)
-            self._loop = asyncio.get_running_loop()
-        return conn
-
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.pgconn.finish()  # no await: it may belong to a loop that is gone
-
     async def close(self) -> None:
-        if self._loop is not asyncio.get_running_loop():  # its group's task is another loop's
-            self._discard()
-            return
-        if self._writing is not None:
+        if self._writing is not None and self._conn.owned_here():
             await asyncio.gather(self._writing, return_exceptions=True)
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
+        await self._conn.close()
 
 
 def _answer(group: list[_Start], written: bool) -> None:

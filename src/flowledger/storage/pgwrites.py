@@ -63,7 +63,7 @@ class PostgresBatchWriter(BatchWriter):
             with driver.pipeline():
                 ids = [b.execution_id for b in batches]
                 cursor.execute(FENCE, (len(ids), ids, ids, [b.epoch for b in batches]))
-                self._write_all(cursor, batches)
+                self.write_all(cursor, batches)
                 driver.commit()
         except psycopg.errors.DivisionByZero:  # the fence: some round's lease was lost
             driver.rollback()
@@ -75,8 +75,9 @@ class PostgresBatchWriter(BatchWriter):
         cursor.execute(LOCK_EPOCHS, (ids,))
         return {row[0]: int(row[1]) for row in cursor.fetchall()}
 
-    def _write_all(self, cursor: Any, batches: Sequence[Batch]) -> None:
-        """Every row of the group, in BatchWriter's order, queued in the open pipeline."""
+    def write_all(self, cursor: Any, batches: Sequence[Batch]) -> None:
+        """Every row of the group, in BatchWriter's order, on ``cursor`` (the open pipeline,
+        or storage.pgrounds' recorder)."""
         self._write_rows(cursor, batches)
         notifications = [outbox_params(row) for b in batches for row in b.notifications]
         if notifications:

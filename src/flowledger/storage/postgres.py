@@ -34,6 +34,7 @@ from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import LeaseConnection, connect_params
+from flowledger.storage.pgrounds import RoundWriter
 from flowledger.storage.pgstarts import StartWriter
 from flowledger.storage.pgwrites import PostgresBatchWriter
 from flowledger.storage.schema import UTCDateTime
@@ -101,15 +102,20 @@ class PostgresStore(SQLStore):
             connect_args=connect_args,
         )
         super().__init__(url, engine, readers=readers)
-        # Rounds, lone or grouped, commit on the driver connection (storage.pgwrites):
-        # psycopg begins a transaction by itself at the first statement.
+        # Rounds, lone or grouped, go from the event loop on a connection of their own
+        # (storage.pgrounds); what that leaves commits on the writer lane's driver
+        # connection (storage.pgwrites): psycopg begins a transaction by itself at the
+        # first statement.
+        rounds = PostgresBatchWriter(engine.dialect)
+        self._rounds = RoundWriter(self._connect_for_rounds, rounds)
         self._group = GroupCommitter(
             self._writer,
             lambda: self.conn,
-            PostgresBatchWriter(engine.dialect).apply,
+            rounds.apply,
             psycopg.IntegrityError,
             _implicit_begin,
             driver_groups=True,
+            on_loop=self._rounds.write,
         )
         # Decision: claims and releases on a connection of their own. A worker's one
         # writer spends most of its time waiting for WAL flushes of group commits; a
@@ -181,7 +187,14 @@ class PostgresStore(SQLStore):
         return await super()._create_small_execution(execution, events_)
 
     async def _connect_for_starts(self) -> psycopg.AsyncConnection[Any]:
-        params = {"application_name": "flowledger-starts", **self._driver_params()}
+        return await self._connect_on_loop("flowledger-starts")
+
+    async def _connect_for_rounds(self) -> psycopg.AsyncConnection[Any]:
+        return await self._connect_on_loop("flowledger-rounds")
+
+    async def _connect_on_loop(self, name: str) -> psycopg.AsyncConnection[Any]:
+        """An asyncio connection in autocommit for storage.pgloop's one-message writes."""
+        params = {"application_name": name, **self._driver_params()}
         return await psycopg.AsyncConnection.connect(
             **params, connect_timeout=CONNECT_TIMEOUT, autocommit=True
         )
@@ -287,6 +300,8 @@ class PostgresStore(SQLStore):
     async def close(self) -> None:
         await self._drop_listener()
         await self._starts.close()
+        await self._group.settled()
+        await self._rounds.close()
         await super().close()
         self._lease_conn.close()  # after the lanes: no claim or release is running
 

@@ -632,7 +632,10 @@ class SQLStore(
         t = executions
         held: set[str] = set()
         with self.conn.begin():
-            for execution_id, epoch in leases.items():
+            # In id order, as rounds lock their executions (storage.pgwrites' fence): on
+            # PostgreSQL they commit on another connection (storage.pgrounds), and two
+            # transactions that lock overlapping rows in one order never deadlock.
+            for execution_id, epoch in sorted(leases.items()):
                 result = self.conn.execute(
                     update(t)
                     .where(
