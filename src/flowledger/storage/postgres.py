@@ -137,9 +137,23 @@ class PostgresStore(SQLStore):
         self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
             self._readers, self._read_executions, max(readers, 1)
         )
+        # The same for execution rows (``get_execution``): a drive reads its row first, and
+        # executions driven together (``gather`` of start + drive) then take their leases,
+        # and write their rounds, together.
+        self._rows: Coalescer[str, Row] = Coalescer(self._readers, self._read_rows, max(readers, 1))
 
     async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
         return await self._documents.get(execution_id)
+
+    async def get_execution(self, execution_id: str) -> Row | None:
+        return await self._rows.get(execution_id)
+
+    def _read_rows(self, ids: Collection[str]) -> dict[str, Row]:
+        """Execution rows by id: one statement, whatever the number of ids."""
+        by_id, _ = self._many_reads()
+        with self.reading():
+            [rows] = self._driver_reads([(by_id, by_id.keys(list(ids)))])
+        return {row["id"]: row for row in rows}
 
     def _read_executions(self, ids: Collection[str]) -> dict[str, tuple[Row, list[Row]]]:
         """Executions by id, each with its steps in ``seq`` order: two statements in one
