@@ -19,7 +19,7 @@ DBOS runs when installed: ``pip install -e '.[bench]'``.
 
     .venv/bin/python bench/compare.py        # 3 rounds
     .venv/bin/python bench/compare.py 5
-    .venv/bin/python bench/compare.py --pg 3 # W3 on a throwaway PostgreSQL cluster
+    .venv/bin/python bench/compare.py --pg 3 # W1 and W3 on a throwaway PostgreSQL cluster
 
 With ``--pg`` it also times W3's 200 starts alone, bare (bench/floor.py), handed to the
 database three ways (through a thread, on the calling thread, from an event loop): they
@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,7 +55,11 @@ Measure = Callable[[Path], Awaitable[float]]
 
 
 async def _flowledger_one(folder: Path, text: str, steps: int) -> float:
-    async with Engine(f"sqlite:///{folder / 'fl.db'}", registry=registry()) as engine:
+    return await _flowledger_one_at(f"sqlite:///{folder / 'fl.db'}", text, steps)
+
+
+async def _flowledger_one_at(url: str, text: str, steps: int) -> float:
+    async with Engine(url, registry=registry()) as engine:
         workflow = engine.load_text(text)
         await engine.run(engine.load_text(chain(3, "bench.noop")))  # warm caches and rows
         start, cpu = time.perf_counter(), time.process_time()
@@ -70,6 +75,10 @@ async def flowledger_w1(folder: Path) -> float:
     return await _flowledger_one(folder, chain(WIDTH, "bench.noop"), WIDTH)
 
 
+async def flowledger_w1_at(url: str) -> float:
+    return await _flowledger_one_at(url, chain(WIDTH, "bench.noop"), WIDTH)
+
+
 async def flowledger_w2(folder: Path) -> float:
     return await _flowledger_one(folder, fan_out(WIDTH, "bench.noop"), WIDTH + 2)
 
@@ -81,12 +90,12 @@ async def flowledger_w3(folder: Path) -> float:
 # -- DBOS Transact ----------------------------------------------------------------------------
 
 
-#: W3 on a database URL (PostgreSQL).
+#: A workload on a database URL (PostgreSQL).
 AtUrl = Callable[[str], Awaitable[float]]
 
 
-def _dbos_measures() -> tuple[dict[str, Measure], AtUrl] | None:
-    """W1-W3 on a SQLite file in a folder, and W3 on a system database URL."""
+def _dbos_measures() -> tuple[dict[str, Measure], dict[str, AtUrl]] | None:
+    """W1-W3 on a SQLite file in a folder, and W1 and W3 on a system database URL."""
     try:
         from dbos import DBOS
     except ImportError:
@@ -127,12 +136,15 @@ def _dbos_measures() -> tuple[dict[str, Measure], AtUrl] | None:
         finally:
             DBOS.destroy(destroy_registry=False)
 
-    async def w1(folder: Path) -> float:
-        async def body() -> int:
-            await dbos_chain(WIDTH)
-            return WIDTH
+    async def w1_body() -> int:
+        await dbos_chain(WIDTH)
+        return WIDTH
 
-        return await launched(folder, body)
+    async def w1(folder: Path) -> float:
+        return await launched(folder, w1_body)
+
+    async def w1_at(url: str) -> float:
+        return await launched_at(url, w1_body)
 
     async def w2(folder: Path) -> float:
         async def body() -> int:
@@ -153,7 +165,7 @@ def _dbos_measures() -> tuple[dict[str, Measure], AtUrl] | None:
     async def w3_at(url: str) -> float:
         return await launched_at(url, w3_body)
 
-    return {"W1": w1, "W2": w2, "W3": w3}, w3_at
+    return {"W1": w1, "W2": w2, "W3": w3}, {"W1": w1_at, "W3": w3_at}
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -165,8 +177,9 @@ async def _timed(measure: Measure) -> float:
 
 
 async def main_pg(rounds: int) -> None:
-    """W3 on PostgreSQL: a throwaway local cluster with default durability (fsync=on,
-    synchronous_commit=on), a fresh database for each measure, rounds interleaved."""
+    """W1 and W3 on PostgreSQL: a throwaway local cluster with default durability
+    (fsync=on, synchronous_commit=on), a fresh database for each measure, rounds
+    interleaved."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.pg import Cluster, find_bindir  # the same throwaway cluster the tests use
 
@@ -174,9 +187,10 @@ async def main_pg(rounds: int) -> None:
     if bindir is None:
         raise SystemExit("PostgreSQL's initdb is not installed")
     dbos = _dbos_measures()
-    ours: list[float] = []
-    theirs: list[float] = []
-    cpu: dict[str, list[float]] = {"fl": [], "dbos": []}
+    ours_at: dict[str, AtUrl] = {"W3": worker_w3, "W1": flowledger_w1_at}
+    ours: dict[str, list[float]] = {name: [] for name in ours_at}
+    theirs: dict[str, list[float]] = {name: [] for name in ours_at}
+    cpu: dict[tuple[str, str], list[float]] = defaultdict(list)
     starts: list[dict[str, float]] = []
     cluster = Cluster(bindir, durable=True)
     try:
@@ -185,33 +199,38 @@ async def main_pg(rounds: int) -> None:
             with ThreadPoolExecutor(1) as thread:  # it runs an engine of its own
                 url = cluster.url(cluster.create_database())
                 starts.append(thread.submit(pg_start_seconds, url, EXECUTIONS).result())
-            ours.append(await worker_w3(cluster.url(cluster.create_database())))
-            cpu["fl"].append(CPU_PER_STEP[-1])
-            if dbos is not None:
-                theirs.append(await dbos[1](cluster.url(cluster.create_database())))
-                cpu["dbos"].append(CPU_PER_STEP[-1])
+            for name, measure in ours_at.items():
+                ours[name].append(await measure(cluster.url(cluster.create_database())))
+                cpu[(name, "fl")].append(CPU_PER_STEP[-1])
+                if dbos is not None:
+                    at = dbos[1][name]
+                    theirs[name].append(await at(cluster.url(cluster.create_database())))
+                    cpu[(name, "dbos")].append(CPU_PER_STEP[-1])
     finally:
         cluster.stop()
-    fl = statistics.median(ours)
-    line = (
-        f"W3 {EXECUTIONS} executions x 3 steps, PostgreSQL {fl * 1e6:8.0f} us"
-        f" (client CPU {statistics.median(cpu['fl']) * 1e6:.0f} us)"
-    )
-    if theirs:
-        other = statistics.median(theirs)
-        line += (
-            f"   DBOS {other * 1e6:8.0f} us (client CPU {statistics.median(cpu['dbos']) * 1e6:.0f}"
-            f" us)   DBOS/fl {other / fl:.1f}"
-        )
     print(f"{rounds} interleaved rounds, medians (fsync=on, synchronous_commit=on)")
-    print(line)
+    labels = {"W1": f"W1 {WIDTH}-step chain", "W3": f"W3 {EXECUTIONS} executions x 3 steps"}
+    for name in ("W1", "W3"):
+        fl = statistics.median(ours[name])
+        line = (
+            f"{labels[name] + ', PostgreSQL':<42} {fl * 1e6:8.0f} us"
+            f" (client CPU {statistics.median(cpu[(name, 'fl')]) * 1e6:.0f} us)"
+        )
+        if theirs[name]:
+            other = statistics.median(theirs[name])
+            dbos_cpu = statistics.median(cpu[(name, "dbos")]) * 1e6
+            line += (
+                f"   DBOS {other * 1e6:8.0f} us (client CPU {dbos_cpu:.0f} us)"
+                f"   DBOS/fl {other / fl:.1f}"
+            )
+        print(line)
     # W3's starts come one after another: their bare commits bound what any engine can do.
     print(f"W3's {EXECUTIONS} starts alone, bare (two rows, one pipelined durable commit each):")
     for how in START_WAYS:
         bare = statistics.median(s[how] for s in starts) / 3  # a start per 3 steps
         floor = f"  {how:<22} {bare * 1e6:6.0f} us per W3 step"
-        if theirs:
-            floor += f"   DBOS/that {statistics.median(theirs) / bare:.1f}"
+        if theirs["W3"]:
+            floor += f"   DBOS/that {statistics.median(theirs['W3']) / bare:.1f}"
         print(floor, flush=True)
 
 

@@ -79,6 +79,8 @@ def psycopg_url(url: str) -> URL:
 #: A read-only transaction's first statement: every statement after it reads one snapshot
 #: (a read-only REPEATABLE READ transaction never fails to serialize).
 ONE_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+#: A start by name: the workflow's name and the version number asked for, if any.
+VersionKey = tuple[str, int | None]
 #: Reader threads (each with its own connection) beside the one writer.
 READERS = 3
 
@@ -141,12 +143,26 @@ class PostgresStore(SQLStore):
         # executions driven together (``gather`` of start + drive) then take their leases,
         # and write their rounds, together.
         self._rows: Coalescer[str, Row] = Coalescer(self._readers, self._read_rows, max(readers, 1))
+        # And for the version a start by name runs: many clients starting one workflow
+        # at once (``POST /workflows/{name}/executions``) share one read of it.
+        self._version_ids: Coalescer[VersionKey, str] = Coalescer(
+            self._readers, self._read_version_ids, max(readers, 1)
+        )
 
     async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
         return await self._documents.get(execution_id)
 
     async def get_execution(self, execution_id: str) -> Row | None:
         return await self._rows.get(execution_id)
+
+    async def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
+        return await self._version_ids.get((name, version))
+
+    def _read_version_ids(self, keys: Collection[VersionKey]) -> dict[VersionKey, str]:
+        """The version each ``(name, version)`` names, in one read transaction."""
+        with self.reading():
+            found = {key: self._version_id(*key) for key in keys}
+        return {key: version_id for key, version_id in found.items() if version_id is not None}
 
     def _read_rows(self, ids: Collection[str]) -> dict[str, Row]:
         """Execution rows by id: one statement, whatever the number of ids."""

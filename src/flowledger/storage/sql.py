@@ -228,6 +228,11 @@ class SQLStore(
 
     @point_read
     def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
+        with self.reading():
+            return self._version_id(name, version)
+
+    def _version_id(self, name: str, version: int | None) -> str | None:
+        """``workflow_version_id``, inside the caller's read transaction."""
         v = workflow_versions
         query = select(v.c.id).where(v.c.name == name)
         if version is not None:
@@ -238,8 +243,7 @@ class SQLStore(
             live = select(workflows.c.version_id).where(workflows.c.name == name)
             pushed_first = case((v.c.id == live.scalar_subquery(), 0), else_=1)
             query = query.order_by(pushed_first, v.c.version.desc())
-        with self.reading():
-            found = self.conn.execute(query.limit(1)).scalar()
+        found = self.conn.execute(query.limit(1)).scalar()
         return None if found is None else str(found)
 
     @reads
