@@ -104,6 +104,11 @@ class Batch:
         self.notifications = [] if notifications is None else notifications
         self.step_logs = [] if step_logs is None else step_logs
 
+    def links(self) -> bool:
+        """The round reaches other executions (creates children, signals, consumes
+        signals): writes that go through SQLAlchemy, outside every fast path."""
+        return bool(self.create_executions or self.signals or self.consumed_signals)
+
 
 @dataclass(frozen=True)
 class ExecutionQuery:

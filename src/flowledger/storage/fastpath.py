@@ -55,7 +55,7 @@ def _one(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     return lambda row: (row[name],)
 
 
-def _placeholder(dialect: Dialect) -> str:
+def placeholder(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
@@ -122,7 +122,7 @@ _second: tuple[datetime, datetime, str] = (_EPOCH, _EPOCH, "")
 
 def prepare_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedWrite:
     quote = dialect.identifier_preparer.quote
-    mark = _placeholder(dialect)
+    mark = placeholder(dialect)
     processors = _processors(table, columns, dialect)  # also proves every column exists
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 - identifiers from our schema, values bound
@@ -136,7 +136,7 @@ def prepare_update(
 ) -> PreparedWrite:
     """``UPDATE table SET columns… WHERE where…`` with the WHERE values last."""
     quote = dialect.identifier_preparer.quote
-    mark = _placeholder(dialect)
+    mark = placeholder(dialect)
     sets = ", ".join(f"{quote(c)} = {mark}" for c in columns)
     conds = " AND ".join(f"{quote(c)} = {mark}" for c in where)
     names = [*columns, *where]
@@ -180,7 +180,7 @@ class PreparedRead:
         if where is None:
             [where] = [c.name for c in table.primary_key.columns]
         self.key = self.columns.index(where)
-        mark = _placeholder(dialect)
+        mark = placeholder(dialect)
         self._json_keys = many and dialect.name == "sqlite"
         if many:
             if self._json_keys:

@@ -158,7 +158,7 @@ class GroupCommitter:
         if (
             self._driver_begin is not None
             and (len(batches) == 1 or self._driver_groups)
-            and not any(_links(batch) for batch in batches)
+            and not any(batch.links() for batch in batches)
         ):
             return self._driver_batches(conn, batches, self._driver_begin)
         try:
@@ -199,14 +199,9 @@ def _commit(driver: Any) -> None:
 
 def lone_round_rows(batch: Batch) -> int | None:
     """How many rows a lone round writes; None when it reaches other executions."""
-    if _links(batch):
+    if batch.links():
         return None
     return len(batch.insert_steps) + len(batch.update_steps) + len(batch.events)
-
-
-def _links(batch: Batch) -> bool:
-    """Writes of the round that go through SQLAlchemy (they would begin its transaction)."""
-    return bool(batch.create_executions or batch.signals or batch.consumed_signals)
 
 
 class _Constraint(StorageError):

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DBAPIError
 
 from flowledger.storage.base import Row
-from flowledger.storage.fastpath import PreparedRead, PreparedWrite
+from flowledger.storage.fastpath import PreparedRead, PreparedWrite, placeholder
 from flowledger.storage.lanes import NOT_HERE
 from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork
 from flowledger.storage.schema import events, executions
@@ -57,7 +57,7 @@ class SQLLeaseGroupStore(SQLPart):
             trigger_key = execution.get("trigger_key")
             if trigger_key is None:
                 return str(execution["id"])
-            mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            mark = placeholder(self._engine.dialect)
             cursor.execute(f"SELECT id FROM executions WHERE trigger_key = {mark}", (trigger_key,))  # noqa: S608 - fixed text
             return str(cursor.fetchone()[0])
         for row in events_:
@@ -142,7 +142,7 @@ class SQLLeaseGroupStore(SQLPart):
         if self._lease_sql is None:
             dialect = self._engine.dialect
             quote = dialect.identifier_preparer.quote
-            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            mark = placeholder(dialect)
             returning = ", ".join(quote(c) for c in read.columns)
             release = (
                 "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, "  # noqa: S608 - fixed text, values bound

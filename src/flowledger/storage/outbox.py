@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Dialect
 
-from flowledger.storage.fastpath import PreparedWrite
+from flowledger.storage.fastpath import PreparedWrite, placeholder
 from flowledger.storage.schema_webhooks import deliveries, subscriptions
 from flowledger.types import Row
 
@@ -26,7 +26,7 @@ _PARAMS = ("message_id", "event", "execution_id", "payload", "at", "at", "patter
 
 def prepare_outbox(dialect: Dialect) -> PreparedWrite:
     quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(dialect)
     d, s = quote(deliveries.name), quote(subscriptions.name)
     columns = ("id", "subscription_id", "event", "execution_id", "payload", "status",
                "attempts", "next_attempt_at", "created_at")  # fmt: skip

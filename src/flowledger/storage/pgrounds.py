@@ -23,7 +23,7 @@ from typing import Any
 
 from flowledger.storage.base import Batch
 from flowledger.storage.pgloop import Connect, LoopConnection
-from flowledger.storage.pgwrites import FENCE, PostgresBatchWriter
+from flowledger.storage.pgwrites import PostgresBatchWriter
 
 
 class RoundWriter:
@@ -33,13 +33,11 @@ class RoundWriter:
 
     async def write(self, batches: Sequence[Batch]) -> bool:
         """Write and commit the group; False: not written here (see the module)."""
-        if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
+        if any(b.links() for b in batches):
             return False
         recorder = _Recorder()
-        ids = [b.execution_id for b in batches]
-        recorder.execute(FENCE, (len(ids), ids, ids, [b.epoch for b in batches]))
         try:
-            self._writer.write_all(recorder, batches)
+            self._writer.write_fenced(recorder, batches)
             await self._conn.pipeline(recorder.statements)
         except Exception:  # the lane's path tells what failed and raises it
             return False

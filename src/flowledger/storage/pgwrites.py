@@ -54,16 +54,14 @@ class PostgresBatchWriter(BatchWriter):
         """Rounds without links: written and committed here, in one pipeline (the caller's
         commit then finds no transaction open). Others, and a group whose fence failed:
         ``BatchWriter``, in the caller's transaction."""
-        if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
+        if any(b.links() for b in batches):
             return super().apply(conn, batches)
         driver = conn.connection.dbapi_connection
         assert isinstance(driver, psycopg.Connection)
         cursor = self._cursor(conn)
         try:
             with driver.pipeline():
-                ids = [b.execution_id for b in batches]
-                cursor.execute(FENCE, (len(ids), ids, ids, [b.epoch for b in batches]))
-                self.write_all(cursor, batches)
+                self.write_fenced(cursor, batches)
                 driver.commit()
         except psycopg.errors.DivisionByZero:  # the fence: some round's lease was lost
             driver.rollback()
@@ -75,9 +73,11 @@ class PostgresBatchWriter(BatchWriter):
         cursor.execute(LOCK_EPOCHS, (ids,))
         return {row[0]: int(row[1]) for row in cursor.fetchall()}
 
-    def write_all(self, cursor: Any, batches: Sequence[Batch]) -> None:
-        """Every row of the group, in BatchWriter's order, on ``cursor`` (the open pipeline,
-        or storage.pgrounds' recorder)."""
+    def write_fenced(self, cursor: Any, batches: Sequence[Batch]) -> None:
+        """A group without links, on ``cursor`` (the open pipeline, or storage.pgrounds'
+        recorder): the fence, then every row in BatchWriter's order, then the outbox."""
+        ids = [b.execution_id for b in batches]
+        cursor.execute(FENCE, (len(ids), ids, ids, [b.epoch for b in batches]))
         self._write_rows(cursor, batches)
         notifications = [outbox_params(row) for b in batches for row in b.notifications]
         if notifications:

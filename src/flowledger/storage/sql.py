@@ -39,6 +39,7 @@ from flowledger.storage.fastpath import (
     PreparedRead,
     PreparedWrite,
     driver_pipeline,
+    placeholder,
     prepare_insert,
     prepare_update,
     timestamp_processor,
@@ -242,28 +243,19 @@ class SQLStore(
             return self._version_id(name, version)
 
     def _version_id(self, name: str, version: int | None) -> str | None:
-        """``workflow_version_id``, inside the caller's read transaction: fixed SQL on the
-        driver's cursor (every start by name pays it; building the SQLAlchemy statement
-        cost a third of an HTTP start on SQLite, py-spy under bench/api_bench.py)."""
+        """``workflow_version_id``, inside the caller's read transaction: fixed SQL (every
+        start by name pays it; building the SQLAlchemy statement per call was a third of
+        an HTTP start on SQLite, py-spy under bench/api_bench.py)."""
         if version is not None and not -(2**31) <= version < 2**31:
             return None  # no stored version has it (the column is a 32-bit integer)
-        mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(self._engine.dialect)
         params: tuple[str | int, ...]
-        if version is not None:
-            sql, params = VERSION_BY_NUMBER.format(mark=mark), (name, version)
-        else:
+        if version is None:
             sql, params = PUSHED_ELSE_NEWEST.format(mark=mark), (name, name)
-        driver = self.conn.connection.dbapi_connection
-        assert driver is not None
-        cursor = driver.cursor()
-        try:
-            cursor.execute(sql, params)
-            found = cursor.fetchone()
-        except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-            raise DBAPIError.instance(sql, None, exc, self._driver_error) from exc
-        finally:
-            cursor.close()
-        return None if found is None else str(found[0])
+        else:
+            sql, params = VERSION_BY_NUMBER.format(mark=mark), (name, version)
+        found = self.conn.exec_driver_sql(sql, params).scalar()
+        return None if found is None else str(found)
 
     @reads
     def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]:

@@ -108,7 +108,7 @@ class BatchWriter:
         # PostgreSQL: the driver-cursor writes in one pipeline (elsewhere none to enter).
         with driver_pipeline(conn) if self._pipelines else _NO_PIPELINE:
             self._write_rows(cursor, batches, executions_too=not execution_written)
-        if any(b.create_executions or b.signals or b.consumed_signals for b in batches):
+        if any(b.links() for b in batches):
             self._write_links(conn, batches)
         if any(b.notifications for b in batches):
             notifications = [outbox_params(row) for b in batches for row in b.notifications]
