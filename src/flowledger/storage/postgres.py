@@ -108,12 +108,12 @@ class PostgresStore(SQLStore):
         # (storage.pgrounds); what that leaves commits on the writer lane's driver
         # connection (storage.pgwrites): psycopg begins a transaction by itself at the
         # first statement.
-        rounds = PostgresBatchWriter(engine.dialect)
-        self._rounds = RoundWriter(self._connect_for_rounds, rounds)
+        batch_writer = PostgresBatchWriter(engine.dialect)
+        self._rounds = RoundWriter(self._connect_for_rounds, batch_writer)
         self._group = GroupCommitter(
             self._writer,
             lambda: self.conn,
-            rounds.apply,
+            batch_writer.apply,
             psycopg.IntegrityError,
             _implicit_begin,
             driver_groups=True,
@@ -136,17 +136,18 @@ class PostgresStore(SQLStore):
         # Decision: concurrent document reads (``GET /executions/{id}``) fold into one
         # read of many executions per reader thread (storage.coalesce): PostgreSQL's own
         # work per statement, not ours, bounded that GET under load.
+        width = max(readers, 1)  # reads at once: one per reader thread
         self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
-            self._readers, self._read_executions, max(readers, 1)
+            self._readers, self._read_executions, width
         )
         # The same for execution rows (``get_execution``): a drive reads its row first, and
         # executions driven together (``gather`` of start + drive) then take their leases,
         # and write their rounds, together.
-        self._rows: Coalescer[str, Row] = Coalescer(self._readers, self._read_rows, max(readers, 1))
+        self._rows: Coalescer[str, Row] = Coalescer(self._readers, self._read_rows, width)
         # And for the version a start by name runs: many clients starting one workflow
         # at once (``POST /workflows/{name}/executions``) share one read of it.
         self._version_ids: Coalescer[VersionKey, str] = Coalescer(
-            self._readers, self._read_version_ids, max(readers, 1)
+            self._readers, self._read_version_ids, width
         )
 
     async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
@@ -223,7 +224,7 @@ class PostgresStore(SQLStore):
         return await self._connect_on_loop("flowledger-rounds")
 
     async def _connect_on_loop(self, name: str) -> psycopg.AsyncConnection[Any]:
-        """An asyncio connection in autocommit for storage.pgloop's one-message writes."""
+        """An asyncio connection in autocommit, for storage.pgloop's writes."""
         params = {"application_name": name, **self._driver_params()}
         return await psycopg.AsyncConnection.connect(
             **params, connect_timeout=CONNECT_TIMEOUT, autocommit=True
