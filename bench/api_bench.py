@@ -104,7 +104,8 @@ async def constant() -> dict[str, str]:
     return {"status": "ok"}
 uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             lifespan="off", server_header=False, timeout_graceful_shutdown=30,
-            loop="asyncio")  # serve runs uvicorn in its own asyncio loop, never uvloop
+            loop="asyncio",  # serve runs uvicorn in its own asyncio loop, never uvloop
+            http="httptools")  # as serve does
 """
 
 

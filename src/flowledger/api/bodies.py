@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
 
+from flowledger.app import StartExecution
 from flowledger.errors import InvalidInputError
 
 
@@ -31,6 +32,17 @@ class StartBody(Body):
     input: dict[str, Any] = Field(default_factory=dict)
     correlation_id: str | None = None
     version: int | None = None
+
+    def request(self, workflow: str, created_by: str) -> StartExecution:
+        """The start this body asks for, of the pushed workflow ``workflow``."""
+        return StartExecution(
+            workflow=workflow,
+            input=self.input,
+            version=self.version,
+            correlation_id=self.correlation_id,
+            created_by=created_by,
+            stored_only=True,
+        )
 
 
 class InputBody(Body):

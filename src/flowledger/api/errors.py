@@ -117,10 +117,15 @@ def _message(exc: FlowledgerError) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _flowledger(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FlowledgerError)
+def flowledger_response(exc: FlowledgerError) -> JSONResponse:
+    """The answer to an error of the application (routes raise it; api.hot calls this)."""
     status, code, details = classify(exc)
     return error_response(status, code, _message(exc), details)
+
+
+async def _flowledger(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FlowledgerError)
+    return flowledger_response(exc)
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

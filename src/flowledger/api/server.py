@@ -18,8 +18,8 @@ from flowledger import __version__
 from flowledger.api import errors, metrics, tracing
 from flowledger.api.deps import API_PREFIX
 from flowledger.api.edge import Edge
-from flowledger.api.hot import HotReads
-from flowledger.api.routes import ROUTERS, executions
+from flowledger.api.hot import HotPaths
+from flowledger.api.routes import ROUTERS, executions, workflows
 from flowledger.app import App
 from flowledger.config import Limits
 
@@ -54,7 +54,12 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(metrics.router)
-    api.add_middleware(HotReads, flowledger=app, route=executions.get_execution_route())
+    api.add_middleware(
+        HotPaths,
+        flowledger=app,
+        read_route=executions.get_execution_route(),
+        start_route=workflows.start_execution_route(),
+    )
     if settings.otel:
         api.state.span_processor = tracing.trace_engine(app.engine, settings.span_processor)
         api.add_middleware(tracing.TraceContext)

@@ -243,19 +243,27 @@ class SQLStore(
             return self._version_id(name, version)
 
     def _version_id(self, name: str, version: int | None) -> str | None:
-        """``workflow_version_id``, inside the caller's read transaction: fixed SQL (every
-        start by name pays it; building the SQLAlchemy statement per call was a third of
-        an HTTP start on SQLite, py-spy under bench/api_bench.py)."""
-        if version is not None and not -(2**31) <= version < 2**31:
-            return None  # no stored version has it (the column is a 32-bit integer)
-        mark = placeholder(self._engine.dialect)
-        params: tuple[str | int, ...]
-        if version is None:
-            sql, params = PUSHED_ELSE_NEWEST.format(mark=mark), (name, name)
-        else:
-            sql, params = VERSION_BY_NUMBER.format(mark=mark), (name, version)
-        found = self.conn.exec_driver_sql(sql, params).scalar()
+        """``workflow_version_id``, inside the caller's read transaction."""
+        statement = self._version_statement(name, version)
+        if statement is None:
+            return None
+        found = self.conn.exec_driver_sql(*statement).scalar()
         return None if found is None else str(found)
+
+    def _version_statement(
+        self, name: str, version: int | None
+    ) -> tuple[str, tuple[str | int, ...]] | None:
+        """The one statement that reads the version ``(name, version)`` names, and its
+        parameters; None when no stored version can have that number (the column is a
+        32-bit integer). Fixed SQL: every start by name pays it, and building the
+        SQLAlchemy statement per call was a third of an HTTP start on SQLite (py-spy
+        under bench/api_bench.py)."""
+        if version is not None and not -(2**31) <= version < 2**31:
+            return None
+        mark = placeholder(self._engine.dialect)
+        if version is None:
+            return PUSHED_ELSE_NEWEST.format(mark=mark), (name, name)
+        return VERSION_BY_NUMBER.format(mark=mark), (name, version)
 
     @reads
     def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]:

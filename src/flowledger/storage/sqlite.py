@@ -23,7 +23,7 @@ from flowledger.storage.coalesce import Coalescer
 from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
 from flowledger.storage.sql import SQLStore
-from flowledger.storage.sqlpart import READ_ONLY
+from flowledger.storage.sqlpart import READ_ONLY, point_read
 from flowledger.timeutil import utcnow
 
 # NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
@@ -245,6 +245,23 @@ class SQLiteStore(SQLStore):
                 del local.conn
             else:
                 local.conn = before
+
+    @point_read
+    def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
+        """One statement is its own snapshot: sent bare on the driver, which is in
+        autocommit (``_on_connect``), with no BEGIN and COMMIT around it. Every start by
+        name pays this lookup; SQLAlchemy's transaction and result around it were two
+        thirds of it, and a sixth of an HTTP start (py-spy under bench/api_bench.py)."""
+        statement = self._version_statement(name, version)
+        if statement is None:
+            return None
+        driver = self.conn.connection.dbapi_connection
+        assert driver is not None
+        try:
+            row = driver.execute(*statement).fetchone()
+        except sqlite3.Error as exc:  # wrapped as SQLAlchemy would (callers catch those)
+            raise DBAPIError.instance(statement[0], None, exc, sqlite3.Error) from exc
+        return None if row is None else str(row[0])
 
     def _inline_read(self, job: Callable[[], object]) -> object:
         """A ``@point_read`` (one row by primary key) right here on the loop, when it
