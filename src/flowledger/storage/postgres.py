@@ -108,6 +108,15 @@ class PostgresStore(SQLStore):
         # (storage.pgrounds); what that leaves commits on the writer lane's driver
         # connection (storage.pgwrites): psycopg begins a transaction by itself at the
         # first statement.
+        # Reads by id are planned for the ids they are given, never prepared. psycopg
+        # prepares a statement at its fifth use, and PostgreSQL then settles on one generic
+        # plan for it: one made while the table was small kept its sequential scan as the
+        # table grew, until autovacuum analyzed it (a minute or more). Seen on a new
+        # database after 8,000 starts: every GET /executions/{id} scanned every execution
+        # (4,600 → 2,900 req/s, PostgreSQL's CPU 4x; bench/api_bench.py). Decision: not
+        # plan_cache_mode=force_custom_plan on every connection: planning each round's
+        # statements made W1 15% and W3 20-27% slower (bench/compare.py --pg).
+        self._read_options = {"prepare": False}
         batch_writer = PostgresBatchWriter(engine.dialect)
         self._rounds = RoundWriter(self._connect_for_rounds, batch_writer)
         self._group = GroupCommitter(

@@ -131,6 +131,8 @@ class SQLStore(
         self._prepared_many: tuple[PreparedRead, PreparedRead] | None = None
         #: The driver's base error, for the statements that go to the driver directly.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        #: Keyword arguments of the driver's ``execute`` for ``_driver_reads``.
+        self._read_options: dict[str, Any] = {}
         #: New executions' (and their first events') inserts, by the columns a row has.
         self._creates: dict[tuple[str, tuple[str, ...]], PreparedWrite] = {}
         #: Closed by ``close``, in this order: the writes queued before close still land.
@@ -471,7 +473,7 @@ class SQLStore(
                     setting.execute(first)
                     setting.close()
                 for cursor, (read, key) in zip(cursors, reads, strict=True):
-                    cursor.execute(read.sql, (key,))
+                    cursor.execute(read.sql, (key,), **self._read_options)
                 found = [cursor.fetchall() for cursor in cursors]
         except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
             sql = "; ".join(read.sql for read, _ in reads)
