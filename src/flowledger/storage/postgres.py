@@ -104,10 +104,6 @@ class PostgresStore(SQLStore):
             connect_args=connect_args,
         )
         super().__init__(url, engine, readers=readers)
-        # Rounds, lone or grouped, go from the event loop on a connection of their own
-        # (storage.pgrounds); what that leaves commits on the writer lane's driver
-        # connection (storage.pgwrites): psycopg begins a transaction by itself at the
-        # first statement.
         # Reads by id are planned for the ids they are given, never prepared. psycopg
         # prepares a statement at its fifth use, and PostgreSQL then settles on one generic
         # plan for it: one made while the table was small kept its sequential scan as the
@@ -117,7 +113,11 @@ class PostgresStore(SQLStore):
         # plan_cache_mode=force_custom_plan on every connection: planning each round's
         # statements made W1 15% and W3 20-27% slower (bench/compare.py --pg).
         self._read_options = {"prepare": False}
-        batch_writer = PostgresBatchWriter(engine.dialect)
+        # Rounds, lone or grouped, go from the event loop on a connection of their own
+        # (storage.pgrounds); what that leaves commits on the writer lane's driver
+        # connection (storage.pgwrites): psycopg begins a transaction by itself at the
+        # first statement.
+        self._batch_writer = batch_writer = PostgresBatchWriter(engine.dialect)
         self._rounds = RoundWriter(self._connect_for_rounds, batch_writer)
         self._group = GroupCommitter(
             self._writer,

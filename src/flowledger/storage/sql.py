@@ -137,10 +137,11 @@ class SQLStore(
         self._creates: dict[tuple[str, tuple[str, ...]], PreparedWrite] = {}
         #: Closed by ``close``, in this order: the writes queued before close still land.
         self._lanes = [self._writer, self._readers] if readers else [self._writer]
+        self._batch_writer = BatchWriter(engine.dialect)
         self._group = GroupCommitter(
             self._writer,
             lambda: self.conn,
-            BatchWriter(engine.dialect).apply,
+            self._batch_writer.apply,
             engine.dialect.loaded_dbapi.IntegrityError,
             driver_begin,
             inline,
@@ -196,12 +197,17 @@ class SQLStore(
         # Calls already queued still run; then the threads leave and their connections close.
         for lane in self._lanes:
             await lane.close()
+        self._release_cursors()
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for conn in opened:
             conn.close()
         self._local = threading.local()
         self._engine.dispose()
+
+    def _release_cursors(self) -> None:
+        """Close the driver cursors kept across calls (no call runs any more)."""
+        self._batch_writer.release()
 
     # -- workflow versions --------------------------------------------------------------------
 

@@ -231,6 +231,12 @@ class SQLiteStore(SQLStore):
         self._writer_conn = None
         await super().close()
 
+    def _release_cursors(self) -> None:
+        super()._release_cursors()
+        cached, self._statement_cursor = self._statement_cursor, None
+        if cached is not None:
+            cached[1].close()
+
     @contextmanager
     def _on(self, conn: Connection) -> Iterator[None]:
         """Make ``self.conn`` answer ``conn`` on this thread for a moment (the body of a

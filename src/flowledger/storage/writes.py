@@ -214,6 +214,14 @@ class BatchWriter:
             self._prepared[key] = prepared
         return prepared
 
+    def release(self) -> None:
+        """Close the kept cursor (the store is closing). sqlite3 closes a connection only
+        once its statements are gone: a kept cursor held the database file open until the
+        garbage collector found the store."""
+        cursor, self._driver, self._driver_cursor = self._driver_cursor, None, None
+        if cursor is not None:
+            cursor.close()
+
     def _cursor(self, conn: Connection) -> Any:
         """The driver's own cursor, inside the transaction SQLAlchemy (or the driver) began.
 
