@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from flowledger.app import App, Authenticate, Role
+from flowledger.app import App, Authenticate, Caller, Role
 from flowledger.config import Limits
 
 #: The prefix of every route of SPEC §6 (not of /healthz, /readyz, /metrics, /hooks).
@@ -53,15 +53,16 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: its token's name and role."""
+    """The caller: its token's name and role, and the ``createdBy`` of what it starts
+    (the application's, ``Caller``: ``api-token:NAME``)."""
 
     name: str
     role: Role
+    created_by: str
 
-    @property
-    def created_by(self) -> str:
-        """``createdBy`` of what this caller starts: ``api-token:NAME``."""
-        return f"api-token:{self.name}"
+    @classmethod
+    def of(cls, caller: Caller) -> Principal:
+        return cls(name=caller["name"], role=caller["role"], created_by=caller["createdBy"])
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
@@ -70,7 +71,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     async def principal(app: AppDep, credentials: BearerDep) -> Principal:
         token = credentials.credentials if credentials is not None else None
         caller = await app.tokens.authenticate(Authenticate(token=token, needs=role))
-        return Principal(name=caller["name"], role=caller["role"])
+        return Principal.of(caller)
 
     principal.__name__ = f"require_{role}"
     return principal

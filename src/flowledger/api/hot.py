@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowledger.api.bodies import StartBody
-from flowledger.api.deps import API_PREFIX, Principal
+from flowledger.api.deps import API_PREFIX
 from flowledger.api.errors import flowledger_response
 from flowledger.api.render import render
 from flowledger.app import App, Authenticate, GetExecution
@@ -108,8 +108,7 @@ class HotPaths:
             return onward  # the route answers it, with the error it always gave
         scope["route"] = self.start_route
         try:
-            principal = Principal(name=caller["name"], role=caller["role"])
-            request = body.request(name, principal.created_by)
+            request = body.request(name, caller["createdBy"])
             response = render(await app.executions.start(request), 201)
         except FlowledgerError as exc:
             response = flowledger_response(exc)
