@@ -11,7 +11,7 @@ from pathlib import Path
 from flowledger.app import App, CancelExecution
 from tests.api.conftest import Service, launch
 from tests.api.helpers import APPROVAL, error, push, settled, start, unique
-from tests.api.test_metrics import samples, value
+from tests.api.test_metrics import timed
 
 
 def test_the_plain_read_is_the_routed_one(service: Service) -> None:
@@ -53,12 +53,10 @@ def test_plain_reads_are_timed_under_the_route(service: Service) -> None:
         made = start(admin, push(admin, APPROVAL))["id"]
     with service.client("viewer") as viewer:
         route = "/api/v1/executions/{id}"
-        labels = {"method": "GET", "route": route, "status": "200"}
-        metric = "flowledger_http_request_duration_seconds_count"
-        before = value(samples(viewer), metric, **labels)
+        before = timed(viewer, "GET", route, "200")
         for _ in range(3):
             assert viewer.get(f"/api/v1/executions/{made}").status_code == 200
-        assert value(samples(viewer), metric, **labels) >= before + 3
+        assert timed(viewer, "GET", route, "200") >= before + 3
 
 
 def test_a_change_committed_by_another_process_is_in_the_next_read(

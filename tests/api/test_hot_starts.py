@@ -19,7 +19,7 @@ from flowledger.api.routes import executions, workflows
 from flowledger.app import App, CreateToken, ListExecutions, PushWorkflows, WorkflowText
 from tests.api.conftest import Service
 from tests.api.helpers import APPROVAL, HELLO, error, push
-from tests.api.test_metrics import samples, value
+from tests.api.test_metrics import timed
 
 #: What differs between two starts of the same request: the new execution's own.
 OWN = {"id", "createdAt", "lastActivityAt", "correlationId"}  # made when not given
@@ -123,12 +123,10 @@ def test_plain_starts_are_timed_under_the_route(service: Service) -> None:
     with service.client("admin") as admin:
         name = push(admin, PLAIN)
         route = "/api/v1/workflows/{name}/executions"
-        labels = {"method": "POST", "route": route, "status": "201"}
-        metric = "flowledger_http_request_duration_seconds_count"
-        before = value(samples(admin), metric, **labels)
+        before = timed(admin, "POST", route, "201")
         for _ in range(3):
             assert admin.post(f"/api/v1/workflows/{name}/executions").status_code == 201
-        assert value(samples(admin), metric, **labels) >= before + 3
+        assert timed(admin, "POST", route, "201") >= before + 3
 
 
 # -- HotPaths alone ---------------------------------------------------------------------------

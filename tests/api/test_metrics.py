@@ -30,6 +30,12 @@ def value(
     return found.get((name, frozenset(labels.items())), 0.0)
 
 
+def timed(http: httpx.Client, method: str, route: str, status: str) -> float:
+    """How many requests the request timer has counted under ``route``'s template."""
+    labels = {"method": method, "route": route, "status": status}
+    return value(samples(http), "flowledger_http_request_duration_seconds_count", **labels)
+
+
 def test_metrics_count_what_the_service_did(service: Service) -> None:
     with service.client("admin") as http:
         hello = push(http, HELLO, unique("m-hello"))
