@@ -39,9 +39,7 @@ def _same(plain: httpx.Response, routed: httpx.Response) -> dict[str, Any]:
     mine, theirs = plain.json(), routed.json()
     if plain.status_code == 201:
         assert mine["id"] != theirs["id"]
-        mine, theirs = (
-            {k: v for k, v in doc.items() if k not in OWN} for doc in (plain.json(), routed.json())
-        )
+        mine, theirs = ({k: v for k, v in doc.items() if k not in OWN} for doc in (mine, theirs))
     assert mine == theirs
     found: dict[str, Any] = plain.json()
     return found

@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table
-from sqlalchemy.exc import DBAPIError
 
 from flowledger.storage.base import Row
 from flowledger.storage.fastpath import PreparedRead, PreparedWrite, placeholder
 from flowledger.storage.lanes import NOT_HERE
 from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork
 from flowledger.storage.schema import events, executions
-from flowledger.storage.sqlpart import SQLPart
+from flowledger.storage.sqlpart import DriverErrors, SQLPart
 from flowledger.timeutil import utcnow
 
 
@@ -71,13 +71,8 @@ class SQLLeaseGroupStore(SQLPart):
         with self.conn.begin():
             driver = self.conn.connection.dbapi_connection
             assert driver is not None
-            cursor = driver.cursor()
-            try:
+            with DriverErrors(self._driver_error), closing(driver.cursor()) as cursor:
                 return [self._insert_new(cursor, *w.create) for w in works if w.create]
-            except self._driver_error as exc:  # as SQLAlchemy raises it
-                raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
-            finally:
-                cursor.close()
 
     def _submit_leases(
         self, job: Callable[[], list[LeaseAnswer]]
@@ -106,8 +101,7 @@ class SQLLeaseGroupStore(SQLPart):
             self._lease_only_commit()
             driver = conn.connection.dbapi_connection
             assert driver is not None
-            cursor = driver.cursor()
-            try:
+            with DriverErrors(self._driver_error), closing(driver.cursor()) as cursor:
                 for work in works:
                     answer = LeaseAnswer()
                     if work.create is not None:
@@ -131,10 +125,6 @@ class SQLLeaseGroupStore(SQLPart):
                         rows = [read.row(found) for found in cursor.fetchall()]
                         answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
                     answers.append(answer)
-            except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-                raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
-            finally:
-                cursor.close()
         return answers
 
     def _lease_statements(self, read: PreparedRead) -> tuple[str, str, str]:

@@ -170,9 +170,14 @@ class PostgresStore(SQLStore):
 
     def _read_version_ids(self, keys: Collection[VersionKey]) -> dict[VersionKey, str]:
         """The version each ``(name, version)`` names, in one read transaction."""
-        with self.reading():
-            found = {key: self._version_id(*key) for key in keys}
-        return {key: version_id for key, version_id in found.items() if version_id is not None}
+        found: dict[VersionKey, str] = {}
+        with self.reading() as conn:
+            for key in keys:
+                statement = self._version_statement(*key)
+                version_id = conn.exec_driver_sql(*statement).scalar() if statement else None
+                if version_id is not None:
+                    found[key] = str(version_id)
+        return found
 
     def _read_rows(self, ids: Collection[str]) -> dict[str, Row]:
         """Execution rows by id: one statement, whatever the number of ids."""

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,7 +65,14 @@ from flowledger.storage.schema import (
     workflows,
 )
 from flowledger.storage.sizes import SQLSizeStore
-from flowledger.storage.sqlpart import lease_write, point_read, reads, small_write, writes
+from flowledger.storage.sqlpart import (
+    DriverErrors,
+    lease_write,
+    point_read,
+    reads,
+    small_write,
+    writes,
+)
 from flowledger.storage.steplogs import SQLStepLogStore
 from flowledger.storage.tokens import SQLTokenStore
 from flowledger.storage.webhooks import SQLWebhookStore
@@ -245,27 +253,14 @@ class SQLStore(
             ).first()
         return _version(row._mapping) if row else None
 
-    @point_read
-    def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
-        with self.reading():
-            return self._version_id(name, version)
-
-    def _version_id(self, name: str, version: int | None) -> str | None:
-        """``workflow_version_id``, inside the caller's read transaction."""
-        statement = self._version_statement(name, version)
-        if statement is None:
-            return None
-        found = self.conn.exec_driver_sql(*statement).scalar()
-        return None if found is None else str(found)
-
     def _version_statement(
         self, name: str, version: int | None
     ) -> tuple[str, tuple[str | int, ...]] | None:
         """The one statement that reads the version ``(name, version)`` names, and its
         parameters; None when no stored version can have that number (the column is a
-        32-bit integer). Fixed SQL: every start by name pays it, and building the
-        SQLAlchemy statement per call was a third of an HTTP start on SQLite (py-spy
-        under bench/api_bench.py)."""
+        32-bit integer). Each store's ``workflow_version_id`` runs it its own way. Fixed
+        SQL: every start by name pays it, and building the SQLAlchemy statement per call
+        was a third of an HTTP start on SQLite (py-spy under bench/api_bench.py)."""
         if version is not None and not -(2**31) <= version < 2**31:
             return None
         mark = placeholder(self._engine.dialect)
@@ -358,15 +353,12 @@ class SQLStore(
     def _insert_rows(self, table: Table, rows: list[Row]) -> None:
         """Rows inserted through the driver inside the open transaction, each with the
         columns it has (rows are few: one statement each)."""
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
+        driver = self.conn.connection.dbapi_connection
+        assert driver is not None
+        with DriverErrors(self._driver_error), closing(driver.cursor()) as cursor:
             for row in rows:
                 prepared = self._row_insert(table, row)
                 cursor.execute(prepared.sql, prepared.params(row))
-        except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-            raise DBAPIError.instance(None, None, exc, self._driver_error) from exc
-        finally:
-            cursor.close()
 
     def _row_insert(self, table: Table, row: Row, suffix: str = "") -> PreparedWrite:
         """The INSERT of the columns ``row`` has, then ``suffix`` (an ON CONFLICT clause),
@@ -471,9 +463,13 @@ class SQLStore(
         driver = conn.connection.dbapi_connection
         assert driver is not None
         cursors = [driver.cursor() for _ in reads]
+        sql = "; ".join(read.sql for read, _ in reads)
         try:
             # A lone statement gains nothing from a pipeline (a worker's get_execution).
-            with driver_pipeline(conn) if len(reads) > 1 else contextlib.nullcontext():
+            with (
+                DriverErrors(self._driver_error, sql),
+                driver_pipeline(conn) if len(reads) > 1 else contextlib.nullcontext(),
+            ):
                 if first is not None:
                     setting = driver.cursor()
                     setting.execute(first)
@@ -481,9 +477,6 @@ class SQLStore(
                 for cursor, (read, key) in zip(cursors, reads, strict=True):
                     cursor.execute(read.sql, (key,), **self._read_options)
                 found = [cursor.fetchall() for cursor in cursors]
-        except self._driver_error as exc:  # as SQLAlchemy raises it (callers catch that)
-            sql = "; ".join(read.sql for read, _ in reads)
-            raise DBAPIError.instance(sql, None, exc, self._driver_error) from exc
         finally:
             for cursor in cursors:
                 cursor.close()

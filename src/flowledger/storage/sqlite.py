@@ -23,7 +23,7 @@ from flowledger.storage.coalesce import Coalescer
 from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
 from flowledger.storage.sql import SQLStore
-from flowledger.storage.sqlpart import READ_ONLY, point_read
+from flowledger.storage.sqlpart import READ_ONLY, DriverErrors, point_read
 from flowledger.timeutil import utcnow
 
 # NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
@@ -159,10 +159,8 @@ class SQLiteStore(SQLStore):
                 self._wait_again(driver)
             # Straight to the driver: SQLAlchemy's execution context costs ~6 us per
             # transaction here, a third of what the hop to the writer thread costs.
-            try:
+            with DriverErrors(sqlite3.Error, sql):
                 driver.execute(sql)
-            except sqlite3.Error as exc:  # wrapped as SQLAlchemy would (callers catch those)
-                raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
         # In memory, the database is one connection: every call takes turns on the writer
         # thread (readers=0), as it did on the loop before.
@@ -274,10 +272,8 @@ class SQLiteStore(SQLStore):
             return None
         driver = self.conn.connection.dbapi_connection
         assert driver is not None
-        try:
+        with DriverErrors(sqlite3.Error, statement[0]):
             row = driver.execute(*statement).fetchone()
-        except sqlite3.Error as exc:  # wrapped as SQLAlchemy would (callers catch those)
-            raise DBAPIError.instance(statement[0], None, exc, sqlite3.Error) from exc
         return None if row is None else str(row[0])
 
     def _inline_read(self, job: Callable[[], object]) -> object:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_
+from sqlalchemy.exc import DBAPIError
 
 from flowledger.storage.lanes import NOT_HERE, Lane
 
@@ -22,6 +23,26 @@ R = TypeVar("R")
 S = TypeVar("S", bound="SQLPart")
 
 Async = Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
+
+
+class DriverErrors:
+    """``with DriverErrors(base, sql):`` around statements sent to the driver directly:
+    its errors (``base``, the driver's base error) come out as SQLAlchemy raises them, so
+    callers catch DBAPIError whichever way a statement went. A class, not a generator
+    context manager: it wraps a write transaction's BEGIN."""
+
+    __slots__ = ("_base", "_sql")
+
+    def __init__(self, base: type[Exception], sql: str | None = None) -> None:
+        self._base = base
+        self._sql = sql
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        if isinstance(exc, self._base):
+            raise DBAPIError.instance(self._sql, None, exc, self._base) from exc
 
 
 def reads(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
