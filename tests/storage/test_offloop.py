@@ -335,6 +335,66 @@ async def test_point_reads_and_lease_writes_run_inline_when_nothing_can_wait(
         assert calls.reads == 1
 
 
+def _second(execution_id: str, epoch: int, step: str, seq: int) -> Batch:
+    """Another round of an execution: a step of its own and the next event."""
+    return Batch(
+        execution_id,
+        epoch,
+        insert_steps=[step_row(execution_id, step_id=step, step_path=step, seq=seq)],
+        events=[event_row(execution_id, seq)],
+    )
+
+
+async def test_small_groups_commit_on_the_loop_and_larger_ones_on_the_writer(
+    tmp_path: Any,
+) -> None:
+    """Rounds grouped in one turn commit on the loop under the lone round's rule (the
+    writer idle, the lock free at once, at most INLINE_MAX_ROWS rows in all); a group with
+    more rows, or one reaching another execution, goes to the writer thread."""
+    from flowledger.storage.sqlite import INLINE_MAX_ROWS
+
+    async with sqlite_store(tmp_path / "flow.db") as store:
+        per_round = 2  # _round: one step and one event
+        fits = INLINE_MAX_ROWS // per_round
+        owned = [await _owned(store) for _ in range(fits + 1)]
+        calls = LaneCalls(store)
+        together = [store.commit(_round(i, e), group=True) for i, e in owned[:fits]]
+        assert await asyncio.gather(*together) == [None] * fits
+        assert calls.writes == 0  # one transaction, on the loop
+        more = [store.commit(_second(i, e, "b", 2), group=True) for i, e in owned]
+        assert await asyncio.gather(*more) == [None] * len(owned)
+        assert calls.writes == 1  # one more row than fits: the writer's transaction
+        child = dict(await store.get_execution(owned[0][0]) or {})
+        linked = _second(owned[0][0], owned[0][1], "c", 3)
+        linked.create_executions.append({**child, "id": "child-1", "lease_epoch": 0})
+        await store.commit(linked, group=True)
+        assert calls.writes == 2  # it creates an execution: the writer's
+        counts = [len(await store.get_step_executions(i)) for i, _ in owned]
+        assert counts == [3] + [2] * (fits - 1) + [1]
+        assert await store.get_execution("child-1") is not None
+
+
+async def test_a_group_waiting_for_another_process_lock_waits_off_the_loop(
+    tmp_path: Any,
+) -> None:
+    path = tmp_path / "flow.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        async with sqlite_store(path) as store:
+            owned = [await _owned(store) for _ in range(3)]
+            other.execute("BEGIN IMMEDIATE")  # "another process" writes
+            group = asyncio.gather(*(store.commit(_round(i, e), group=True) for i, e in owned))
+            for _ in range(5):  # a group waiting on the loop would stop these
+                await asyncio.sleep(0.001)
+            assert not group.done()
+            other.execute("COMMIT")
+            assert await group == [None] * 3
+            for execution_id, _ in owned:
+                assert len(await store.get_step_executions(execution_id)) == 1
+    finally:
+        other.close()
+
+
 async def test_a_point_read_that_would_wait_goes_to_a_reader_thread(tmp_path: Any) -> None:
     """What makes a WAL read wait (another process recovering the WAL after a crash, or
     holding the file in exclusive locking mode) cannot be staged while the store has the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -56,7 +56,8 @@ PAGE_SIZE = 1024
 
 #: How long a statement waits for another process's write lock.
 BUSY_TIMEOUT_MS = 30_000
-#: Rows (steps and events) of the largest round committed on the loop (_commit_inline).
+#: Rows (steps and events) of the largest round, or group of rounds, committed on the
+#: loop (_commit_inline).
 INLINE_MAX_ROWS = 16
 
 #: How long opening a brand-new database waits for another process that is creating it.
@@ -356,8 +357,9 @@ class SQLiteStore(SQLStore):
         driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._waitless = None
 
-    def _commit_inline(self, batch: Batch) -> object:
-        """A small lone round, committed right here on the loop when that cannot wait.
+    def _commit_inline(self, batches: Sequence[Batch]) -> object:
+        """Small rounds (a lone one, or a group formed in one turn), committed right here
+        on the loop when that cannot wait; their outcomes, or NOT_HERE.
 
         Decision (measured, see the figures in storage.lanes): the hop to the writer
         thread and back costs ~25 us on a busy machine but ~110 us on an idle VM (waking
@@ -368,12 +370,18 @@ class SQLiteStore(SQLStore):
         overtakes nothing), SQLite's write lock is free at once (busy timeout 0: another
         process writing sends the round to the writer thread instead), the commit does
         not fsync (synchronous=NORMAL in WAL; FULL/EXTRA never come here), no checkpoint
-        runs in it (the checkpointer thread does those), and the round is small
-        (INLINE_MAX_ROWS). What is left is CPU work the size of the round itself.
+        runs in it (the checkpointer thread does those), and the rounds are small
+        (INLINE_MAX_ROWS in all) and reach no other execution. What is left is CPU work
+        the size of the rounds themselves.
         ``SQLiteStore(url, inline_commits=False)`` turns it off.
         """
-        rows = lone_round_rows(batch)
-        if rows is None or rows > INLINE_MAX_ROWS:
+        rows = 0
+        for batch in batches:
+            counted = lone_round_rows(batch)
+            if counted is None:
+                return NOT_HERE
+            rows += counted
+        if rows > INLINE_MAX_ROWS:
             return NOT_HERE
         conn = self._take_writer()
         if conn is None:
@@ -384,7 +392,7 @@ class SQLiteStore(SQLStore):
                 self._statements(driver).execute("BEGIN IMMEDIATE")
             except sqlite3.Error:  # locked by another process: wait off the loop
                 return NOT_HERE
-            return self._group._driver_batches(conn, [batch], self._begun)[0]
+            return self._group._driver_batches(conn, list(batches), self._begun)
         finally:
             self._give_writer()
 
