@@ -6,7 +6,8 @@ file (migrated once before timing), and on a new file each round (its schema cre
 flowledger's modules are byte-compiled first, as an installed wheel's are (an editable
 install under PYTHONDONTWRITEBYTECODE=1 would compile every module on every run). Prints
 the median wall time and CPU time of each and the ratios to ``python -c pass`` (targets:
---version at most 5x, run at most 15x).
+--version at most 5x, run at most 15x), and the floor under ``run``: the import of the
+libraries it is built on, alone (with and without SQLAlchemy, and SQLAlchemy by itself).
 
     .venv/bin/python bench/cold_start.py          # 15 rounds
     .venv/bin/python bench/cold_start.py 30
@@ -26,6 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 ONE_STEP = "name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n"
+
+# The libraries a run needs and this project standardises on (its dependencies, not its
+# code): importing them alone is the floor under any `flowledger run` built on them.
+LIBRARIES = (
+    "import asyncio, typer, rich.console, rich.live, pydantic, jinja2.sandbox, yaml, "
+    "sqlalchemy.engine, sqlalchemy.sql"
+)
 
 
 def _flowledger() -> list[str]:
@@ -60,6 +68,14 @@ def main() -> None:
             "flowledger run (1 step)": lambda _: [*run, db],
             # A file of its own each round: the schema is created, as on a first run.
             "  ... on a new file": lambda n: [*run, f"sqlite:///{Path(folder) / f'new{n}.db'}"],
+            # The floor under `run`: its libraries' imports, with and without SQLAlchemy.
+            "import its libraries": lambda _: [sys.executable, "-c", LIBRARIES],
+            "  ... but SQLAlchemy": lambda _: [
+                sys.executable,
+                "-c",
+                LIBRARIES.replace(", sqlalchemy.engine, sqlalchemy.sql", ""),
+            ],
+            "import sqlalchemy alone": lambda _: [sys.executable, "-c", "import sqlalchemy"],
         }
         subprocess.run([*run, db], check=True, capture_output=True)
         os.environ.pop("PYTHONPROFILEIMPORTTIME", None)

@@ -7,10 +7,13 @@ Each scenario runs in a fresh subprocess so its peak RSS is its own.
     .venv/bin/python bench/engine_bench.py chain_io   # one of them
     .venv/bin/python bench/engine_bench.py --gathered 5 [--pg]  # many executions, one engine
 
-``--gathered``: 200 executions x 3 steps on one engine three ways, in interleaved rounds
-on fresh databases (SQLite file, or with ``--pg`` a throwaway cluster with fsync on):
-``asyncio.gather`` of ``start`` then ``drive`` per execution, ``gather`` of ``run``, and
-the in-process worker (the starts, then a ``Worker`` of concurrency 50; bench/compare.py's W3).
+``--gathered``: 200 executions x 3 steps on one engine, in interleaved rounds on fresh
+databases (SQLite file, or with ``--pg`` a throwaway cluster with fsync on), three ways
+that let the engine batch across executions: ``asyncio.gather`` of ``start`` then ``drive``
+per execution, ``gather`` of ``run``, and the in-process worker (the starts, then a
+``Worker`` of concurrency 50; bench/compare.py's W3); and two ways that do not, for what a
+short execution costs when they arrive one at a time: the worker already running while the
+starts arrive one after another (a service's shape), and ``run`` calls one after another.
 Prints wall time and process CPU (every thread) per step: the CPU moves less with the load.
 Each measure starts from a full collection (``_Span``), so none pays for the garbage of the
 ones before it. What a long-running process pays for its own on top, full collections of
@@ -220,6 +223,27 @@ async def run_by_worker(engine: Engine, workflow: CompiledWorkflow, n: int) -> N
     await running
 
 
+async def worker_during_starts(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
+    """An in-process worker already running while ``n`` starts arrive one after another, as
+    in a service (and as DBOS runs each workflow it starts, compare.py's W3): the worker
+    takes each execution as it comes, so little is batched across executions."""
+    worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
+    running = asyncio.create_task(worker.run())
+    for _ in range(n):
+        await engine.start(workflow)
+    while worker.completed < n:
+        await asyncio.sleep(0.002)
+    worker.stop()
+    await running
+
+
+async def runs_in_turn(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
+    """``n`` ``run`` calls one after another: a short execution's whole fixed cost."""
+    for _ in range(n):
+        found = await engine.run(workflow)
+        assert found["runtimeStatus"] == "Completed", found
+
+
 async def gather_start_drive(
     engine: Engine, workflow: CompiledWorkflow, n: int, document: bool = False
 ) -> None:
@@ -266,10 +290,23 @@ async def gathered_run(url: str) -> float:
     return await _timed_shape(url, gather_runs)
 
 
+async def worker_w3_during_starts(url: str) -> float:
+    """Seconds per step: an in-process worker running while EXECUTIONS starts arrive."""
+    return await _timed_shape(url, worker_during_starts)
+
+
+async def runs_one_after_another(url: str) -> float:
+    """Seconds per step: EXECUTIONS ``run`` calls one after another."""
+    return await _timed_shape(url, runs_in_turn)
+
+
 GATHERED: dict[str, Callable[[str], Awaitable[float]]] = {
     "gather(start + drive)": gathered_start_drive,
     "gather(run)": gathered_run,
     "in-process worker (50)": worker_w3,
+    # Not gathered: how the same executions cost when they do not arrive together.
+    "worker during the starts": worker_w3_during_starts,
+    "run, one after another": runs_one_after_another,
 }
 
 
