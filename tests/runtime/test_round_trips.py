@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from flowledger import Engine
 from flowledger.storage import Store
 
@@ -59,7 +61,7 @@ async def test_a_start_answers_with_the_stored_document_without_reading_it(
         counting.calls.clear()
 
 
-async def test_run_takes_three_store_calls_besides_its_rounds(engine: Engine) -> None:
+async def test_run_takes_two_store_calls_besides_its_rounds(engine: Engine) -> None:
     workflow = engine.load_text(SMALL)
     await engine.run(workflow)  # the version row is stored and cached
     names = [
@@ -77,7 +79,10 @@ async def test_run_takes_three_store_calls_besides_its_rounds(engine: Engine) ->
     assert doc["runtimeStatus"] == "Completed"
     assert sorted(s["outputData"] for s in doc["steps"].values()) == [1, 2]
     # The document: the row and its steps in one read (a point read, inline on SQLite).
-    assert counting.calls == ["create_execution", "release_lease_row", "read_execution"]
+    # No release: the round that completed the execution cleared its lease.
+    assert counting.calls == ["create_execution", "read_execution"]
+    row = await engine.store.get_execution(str(doc["id"]))
+    assert row is not None and row["lease_owner"] is None and row["lease_expires_at"] is None
 
 
 async def test_drive_takes_the_lease_and_the_row_in_one_call(engine: Engine) -> None:
@@ -89,8 +94,36 @@ async def test_drive_takes_the_lease_and_the_row_in_one_call(engine: Engine) -> 
     )
     done = await engine.drive(execution_id, document=False)
     assert done == {"id": execution_id, "runtimeStatus": "Completed"}
-    assert counting.calls == ["get_execution", "acquire_lease_row", "release_lease_row"]
+    assert counting.calls == ["get_execution", "acquire_lease_row"]
     row = await engine.store.get_execution(execution_id)
+    assert row is not None and row["lease_owner"] is None and row["lease_epoch"] == 1
+
+
+async def test_a_heartbeat_after_the_last_round_does_not_take_the_lease_for_lost(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The round that ends an execution clears its lease; a renewal answered after that
+    round (still inside the drive) must not count the execution as lost. The keeper stops
+    renewing it before that round is committed (Journal.on_release)."""
+    workflow = engine.load_text(SMALL)
+    store = engine.store
+    commit = store.commit
+    beats: list[set[str]] = []
+
+    async def commit_then_beat(batch: Any, **kw: Any) -> None:
+        await commit(batch, **kw)
+        if batch.execution.get("runtime_status") == "Completed":
+            keeper = engine._keeper
+            assert keeper is not None  # the drive still holds its heartbeat here
+            beats.append(set(keeper.held))
+            await keeper.beat()  # the renewal of whatever is still held, answered now
+
+    store.commit = commit_then_beat  # type: ignore[method-assign]
+    doc = await engine.run(workflow)
+    assert doc["runtimeStatus"] == "Completed"
+    assert beats == [set()]  # nothing left to renew once the last round was sent
+    assert "lost the lease" not in caplog.text
+    row = await store.get_execution(str(doc["id"]))
     assert row is not None and row["lease_owner"] is None and row["lease_epoch"] == 1
 
 

@@ -32,6 +32,10 @@ async def test_a_worker_runs_queued_executions(db_url: str, registry: StepRegist
         task = asyncio.create_task(worker.run())
         for execution_id in ids:
             await _wait_for(engine, execution_id, "Completed")
+            # Its last round released the lease (nothing else does any more): at once.
+            row = await engine.store.get_execution(execution_id)
+            assert row is not None and row["lease_owner"] is None
+            assert row["lease_expires_at"] is None
         worker.stop()
         await task
         assert worker.completed == 6

@@ -423,9 +423,11 @@ class Engine:
         taken and the row read back in one write (``acquire_lease_row``), or not at all
         for a ``held`` row (created leased: epoch 1 is ours, and execution_rows writes
         every column, so that row is what the database holds; tests/runtime check it);
-        the release hands back the final row (``release_lease_row``), so nothing is read
-        again but the document (one ``read_execution``). The take and the release join
-        those of the other executions driven meanwhile (storage.leasegroup).
+        an execution that ends gives its lease up in its last round (Journal.release_lease),
+        and one left waiting (for people, or parked) in a release that hands back the final
+        row (``release_lease_row``), so nothing is read again but the document (one
+        ``read_execution``). The take and the release join those of the other executions
+        driven meanwhile (storage.leasegroup).
         """
         row = held if held is not None else await self._row(execution_id)
         final = row
@@ -452,9 +454,16 @@ class Engine:
             keeper = self._hold(execution_id, epoch, lost)
             parked_until = None
             released: Row | None = None
+            ended: ExecutionStatus | None = None
             self._driving += 1
             try:
-                _, parked_until = await self.run_owned(execution_id, row=owned)
+                status, parked_until = await self.run_owned(
+                    execution_id,
+                    row=owned,
+                    on_release=lambda: keeper.drop(execution_id, epoch),
+                )
+                # Its last round released the lease (Journal.release_lease).
+                ended = status if status.terminal else None
             except asyncio.CancelledError:
                 if not lost_lease:
                     raise
@@ -465,9 +474,14 @@ class Engine:
             finally:
                 self._driving -= 1
                 await self._let_go(keeper, execution_id, epoch, lost)
-                # Waiting for people: claimable again when a timer is due or input arrives.
-                released = await self.store.release_lease_row(execution_id, epoch, parked_until)
-            final = released if released is not None else await self._row(execution_id)
+                if ended is None:
+                    # Waiting for people: claimable when a timer is due or input arrives.
+                    released = await self.store.release_lease_row(execution_id, epoch, parked_until)
+            if ended is not None:
+                if not document:
+                    return {"id": execution_id, "runtimeStatus": str(ended)}
+            else:
+                final = released if released is not None else await self._row(execution_id)
         if not document:
             return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
         # The row and its steps in one read: on SQLite a point read on the loop (no thread
@@ -494,8 +508,7 @@ class Engine:
         self, keeper: LeaseKeeper, execution_id: str, epoch: int, lost: Callable[[], None]
     ) -> None:
         # Only our own hold: a second drive of the same execution here took a newer epoch.
-        if keeper.held.get(execution_id) == epoch:
-            keeper.drop(execution_id)
+        keeper.drop(execution_id, epoch)
         if self._losers.get(execution_id) is lost:
             del self._losers[execution_id]
         if not keeper.held and self._keeper is keeper:
@@ -518,13 +531,16 @@ class Engine:
         drain: asyncio.Event | None = None,
         group_commits: bool = False,
         row: Row | None = None,
+        on_release: Callable[[], None] | None = None,
     ) -> tuple[ExecutionStatus, datetime | None]:
         """Run an execution whose lease this process holds (the epoch is on its row).
 
         Returns its status and, when it was parked on a distant timer, the time it is
         due again. Setting ``drain`` makes it finish what is running and return.
         ``row``: the execution's row as the lease left it, when the caller has it (saves
-        reading it again).
+        reading it again). A terminal status means the lease is released already: the
+        round that ended the execution cleared it, after calling ``on_release`` (the
+        caller stops renewing it there).
         """
         if row is None:
             row = await self._row(execution_id)
@@ -542,6 +558,7 @@ class Engine:
         info = execution_info(workflow, row)
         runner.journal.sinks.append(lambda events: self._notify(execution_id, events, info))
         runner.journal.group_commits = group_commits
+        runner.journal.on_release = on_release
         runner.journal.crowded = self._crowded
         inline: set[asyncio.Task[None]] = set()
         if park_after is None:  # run children here too, as `flowledger run` users expect

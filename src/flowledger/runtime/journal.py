@@ -74,6 +74,10 @@ class Journal:
         self._progress_due: datetime | None = None
         self._links = Batch(execution_id, epoch)  # children, signals: rare, so kept apart
         self.sinks: list[EventSink] = []
+        #: Called once, right before the round that releases the lease is committed (see
+        #: ``release_lease``): whoever renews the lease stops renewing it first.
+        self.on_release: Callable[[], None] | None = None
+        self._releasing = False
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -105,6 +109,14 @@ class Journal:
 
     def set_execution(self, **columns: Any) -> None:
         self._execution.update(columns)
+
+    def release_lease(self) -> None:
+        """The execution ends in this round, and its lease with it: the round's fenced
+        UPDATE of the row clears the lease too, so ending costs no release of its own
+        (a transaction on SQLite, a round trip on PostgreSQL). The epoch stays: it still
+        fences any later round of this runner, and a takeover bumps it as ever."""
+        self._execution.update(lease_owner=None, lease_expires_at=None, wake_at=None)
+        self._releasing = True
 
     def create_execution(self, row: Row, created: Row) -> None:
         """A new execution (a sub-workflow child) created in the same commit as this round."""
@@ -189,6 +201,13 @@ class Journal:
         else:
             self._progress_stale = True
         batch.events = self._events
+        if self._releasing:
+            # Before the commit, not after: a renewal answered after this round committed
+            # finds the lease cleared, and must not take that for a lost lease. Should
+            # this commit fail, the runner stops anyway; its lease lapses.
+            self._releasing = False
+            if self.on_release is not None:
+                self.on_release()
         group = self.group_commits or (self.crowded is not None and self.crowded())
         await self.store.commit(batch, group=group)
         for run in self._dirty.values():

@@ -45,8 +45,11 @@ class LeaseKeeper:
     def hold(self, execution_id: str, epoch: int) -> None:
         self.held[execution_id] = epoch
 
-    def drop(self, execution_id: str) -> None:
-        self.held.pop(execution_id, None)
+    def drop(self, execution_id: str, epoch: int | None = None) -> None:
+        """Stop renewing ``execution_id`` (only its ``epoch``, when given: a newer hold of
+        the same execution in this process stays)."""
+        if epoch is None or self.held.get(execution_id) == epoch:
+            self.held.pop(execution_id, None)
 
     async def beat(self) -> None:
         if not self.held:

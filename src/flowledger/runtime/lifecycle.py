@@ -55,6 +55,8 @@ class ExecutionLifecycle:
             )
         self.status = status
         self.journal.set_execution(runtime_status=str(status), **columns)
+        if status.terminal:
+            self.journal.release_lease()
         event = REPORTED.get(status)
         if event is not None:
             info = self.info

@@ -52,8 +52,6 @@ class Worker:
         self._drain = asyncio.Event()
         self._changed = asyncio.Event()
         self.completed = 0
-        #: ``(id, epoch)`` of executions that ended, whose leases the next claim releases.
-        self._ended: list[tuple[str, int]] = []
         self.keeper = LeaseKeeper(
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
@@ -95,13 +93,10 @@ class Worker:
                 # (work committed just after the claim's query) must not be lost.
                 self._changed.clear()
                 if free > 0:
-                    # The leases of executions that ended since the last turn go back in the
-                    # same call (a terminal execution is never claimable, so a release lost
-                    # to an error only leaves a lease that lapses).
-                    ended, self._ended = self._ended, []
+                    # Nothing to release here: an execution's last round released its lease.
                     try:
                         claimed = await store.release_and_claim(
-                            ended, self.engine.owner, free, self.options.lease
+                            (), self.engine.owner, free, self.options.lease
                         )
                     except Exception as exc:  # database down or locked: back off, keep going
                         log.error(
@@ -130,10 +125,6 @@ class Worker:
                 idle = min(idle * 2, self.options.max_idle)
             await self._drain_all()
         finally:
-            ended, self._ended = self._ended, []
-            if ended:
-                with contextlib.suppress(Exception):
-                    await store.release_and_claim(ended, self.engine.owner, 0, self.options.lease)
             duties.cancel()
             await asyncio.gather(duties, return_exceptions=True)
             await self.keeper.stop()
@@ -186,6 +177,7 @@ class Worker:
                 drain=self._drain,
                 group_commits=self.options.concurrency > 1,
                 row=row,
+                on_release=lambda: self.keeper.drop(execution_id, epoch),
             )
             terminal = status.terminal
             if terminal:
@@ -204,11 +196,9 @@ class Worker:
                 extra=log_extra("run", execution_id),
             )
         finally:
-            self.keeper.drop(execution_id)
+            self.keeper.drop(execution_id, epoch)
             self.active.pop(execution_id, None)
-            if terminal and not self.stopping.is_set():
-                self._ended.append((execution_id, epoch))  # released by the next claim
-            else:
+            if not terminal:  # a terminal one's last round released its lease
                 with contextlib.suppress(Exception):
                     await self.engine.store.release_lease(execution_id, epoch, parked_until)
                     if parked_until is None and not terminal:
