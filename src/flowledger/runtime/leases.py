@@ -8,7 +8,6 @@ by the fencing epoch. The heartbeat also re-measures the database clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -80,8 +79,15 @@ class LeaseKeeper:
             self._task = asyncio.create_task(self._loop(), name="lease heartbeat")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            # The heartbeat's own cancellation ends here. The caller's, had it come while
+            # this waited (a drive cancelled as it lets go), must go on up.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
