@@ -4,6 +4,8 @@ CursorError on the ``cursor`` field."""
 
 from __future__ import annotations
 
+import base64
+import string
 from datetime import UTC, datetime
 
 import pytest
@@ -39,3 +41,23 @@ def test_a_cursor_used_elsewhere_is_refused(misuse: object) -> None:
     with pytest.raises(CursorError) as caught:
         misuse(codec, token)  # type: ignore[operator]
     assert caught.value.field_path == ("cursor",)
+
+
+def test_a_cursor_must_be_the_text_it_was_sealed_as() -> None:
+    """Base64's last character carries bits the decoder ignores: a token edited there
+    decodes to the same bytes, and is still refused (it is not what the listing gave)."""
+    codec = CursorCodec(b"k" * 32)
+    token = codec.encode("jobs", {"a": 1}, AT, "id-1")
+    head, _, mac = token.partition(".")
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    # A 32-byte signature is 43 characters; the last one's two low bits are padding.
+    same_bytes = alphabet[alphabet.index(mac[-1]) ^ 1]
+    edited = f"{head}.{mac[:-1]}{same_bytes}"
+    assert base64.urlsafe_b64decode(edited.partition(".")[2] + "=") == base64.urlsafe_b64decode(
+        mac + "="
+    )
+    with pytest.raises(CursorError):
+        codec.decode("jobs", {"a": 1}, edited)
+    padded = f"{head}.{mac}="  # the same signature, written another way
+    with pytest.raises(CursorError):
+        codec.decode("jobs", {"a": 1}, padded)

@@ -88,7 +88,15 @@ class CursorCodec:
             payload, mac = _unb64(head), _unb64(tail)
         except (ValueError, UnicodeError):
             raise _refused() from None
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        # The token exactly as sealed, not just text that decodes to the same bytes: the
+        # last character of base64 carries bits the decoder ignores, so a cursor edited
+        # there would otherwise still pass (tests/api/test_paging.py forged one by chance).
+        expected = self._mac(payload)
+        if (
+            not hmac.compare_digest(mac, expected)
+            or tail != _b64(expected)
+            or head != _b64(payload)
+        ):
             raise _refused()
         try:
             data = json.loads(payload)
