@@ -13,7 +13,6 @@ The CSRF token is an HMAC of the session value: bound to one session, nothing st
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
+from flowledger.app import b64
 from flowledger.app.models import Request
 from flowledger.app.tokens import Caller, Role, Tokens, token_hash
 from flowledger.errors import AuthenticationError, ForbiddenError
@@ -59,14 +59,6 @@ class Session:
     max_age: int
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class Sessions:
     """The session operations of one application (see :class:`flowledger.app.App`)."""
 
@@ -79,8 +71,8 @@ class Sessions:
         """A session for a valid token (AuthenticationError otherwise)."""
         digest = token_hash(request.token.strip())
         caller = await self._tokens.authenticate_hash(digest)
-        payload = _b64(json.dumps({"h": digest, "exp": int(time.time()) + LIFETIME}).encode())
-        value = f"{payload}.{_b64(await self._sign(payload))}"
+        payload = b64.encode(json.dumps({"h": digest, "exp": int(time.time()) + LIFETIME}).encode())
+        value = f"{payload}.{b64.encode(await self._sign(payload))}"
         return Session(value, await self._csrf(value), caller, LIFETIME)
 
     async def resolve(self, request: ResolveSession) -> Session:
@@ -91,8 +83,8 @@ class Sessions:
             raise AuthenticationError("sign in with an API token")
         payload, _, signature = value.partition(".")
         try:
-            ok = hmac.compare_digest(_unb64(signature), await self._sign(payload))
-            data = json.loads(_unb64(payload)) if ok else None
+            ok = hmac.compare_digest(b64.decode(signature), await self._sign(payload))
+            data = json.loads(b64.decode(payload)) if ok else None
         except (ValueError, UnicodeDecodeError):
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("h"), str):
@@ -110,7 +102,7 @@ class Sessions:
             raise ForbiddenError("the form is stale or forged (CSRF check); reload the page")
 
     async def _csrf(self, value: str) -> str:
-        return _b64(await self._sign("csrf:" + value))
+        return b64.encode(await self._sign("csrf:" + value))
 
     async def _sign(self, text: str) -> bytes:
         if self._key is None:
