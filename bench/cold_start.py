@@ -30,10 +30,10 @@ ONE_STEP = "name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1
 
 # The libraries a run needs and this project standardises on (its dependencies, not its
 # code): importing them alone is the floor under any `flowledger run` built on them.
-LIBRARIES = (
-    "import asyncio, typer, rich.console, rich.live, pydantic, jinja2.sandbox, yaml, "
-    "sqlalchemy.engine, sqlalchemy.sql"
+WITHOUT_SQLALCHEMY = (
+    "import asyncio, typer, rich.console, rich.live, pydantic, jinja2.sandbox, yaml"
 )
+LIBRARIES = WITHOUT_SQLALCHEMY + ", sqlalchemy.engine, sqlalchemy.sql"
 
 
 def _flowledger() -> list[str]:
@@ -70,11 +70,7 @@ def main() -> None:
             "  ... on a new file": lambda n: [*run, f"sqlite:///{Path(folder) / f'new{n}.db'}"],
             # The floor under `run`: its libraries' imports, with and without SQLAlchemy.
             "import its libraries": lambda _: [sys.executable, "-c", LIBRARIES],
-            "  ... but SQLAlchemy": lambda _: [
-                sys.executable,
-                "-c",
-                LIBRARIES.replace(", sqlalchemy.engine, sqlalchemy.sql", ""),
-            ],
+            "  ... but SQLAlchemy": lambda _: [sys.executable, "-c", WITHOUT_SQLALCHEMY],
             "import sqlalchemy alone": lambda _: [sys.executable, "-c", "import sqlalchemy"],
         }
         subprocess.run([*run, db], check=True, capture_output=True)

@@ -211,30 +211,33 @@ class _Span:
         CPU_PER_STEP.append((time.process_time() - self._cpu) / self.steps)
 
 
-async def run_by_worker(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
-    """``n`` starts, then an in-process worker runs them (bench/compare.py's W3)."""
+async def _by_worker(
+    engine: Engine, workflow: CompiledWorkflow, n: int, *, running_first: bool
+) -> None:
+    """``n`` starts one after another, run by an in-process worker (concurrency 50) that
+    starts after them or is already running while they arrive."""
+    worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
+    running = asyncio.create_task(worker.run()) if running_first else None
     for _ in range(n):
         await engine.start(workflow)
-    worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
-    running = asyncio.create_task(worker.run())
+    if running is None:
+        running = asyncio.create_task(worker.run())
     while worker.completed < n:
         await asyncio.sleep(0.002)
     worker.stop()
     await running
+
+
+async def run_by_worker(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
+    """``n`` starts, then an in-process worker runs them (bench/compare.py's W3)."""
+    await _by_worker(engine, workflow, n, running_first=False)
 
 
 async def worker_during_starts(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:
     """An in-process worker already running while ``n`` starts arrive one after another, as
     in a service (and as DBOS runs each workflow it starts, compare.py's W3): the worker
     takes each execution as it comes, so little is batched across executions."""
-    worker = Worker(engine, WorkerOptions(concurrency=50, max_idle=0.01))
-    running = asyncio.create_task(worker.run())
-    for _ in range(n):
-        await engine.start(workflow)
-    while worker.completed < n:
-        await asyncio.sleep(0.002)
-    worker.stop()
-    await running
+    await _by_worker(engine, workflow, n, running_first=True)
 
 
 async def runs_in_turn(engine: Engine, workflow: CompiledWorkflow, n: int) -> None:

@@ -95,7 +95,7 @@ async def test_a_failing_request_fails_alone_and_its_neighbours_get_their_answer
         store.acquire_lease_row(good[0], "me", LEASE),
         store.acquire_lease_row(bad, "me", UNSTAMPABLE),
         *(store.acquire_lease_row(i, "me", LEASE) for i in good[1:]),
-        store.release_and_claim([], "worker", 10, LEASE),  # a worker's turn, in the same group
+        store.claim_execution_rows("worker", 10, LEASE),  # a worker's turn, in the same group
         return_exceptions=True,
     )
     # The group failed as a whole, then each request was asked alone, in order.
@@ -111,17 +111,19 @@ async def test_a_failing_request_fails_alone_and_its_neighbours_get_their_answer
         assert row["lease_owner"] == "worker" and row["lease_epoch"] == 1
 
 
-async def test_a_worker_turn_releases_then_claims_in_one_call(store: SQLStore) -> None:
+async def test_a_release_and_a_claim_asked_together_share_one_call(store: SQLStore) -> None:
     ended = await new_execution(store, runtime_status="Completed")  # not claimable
     taken = await store.acquire_lease_row(ended, "w", LEASE)
     assert taken is not None and taken["lease_epoch"] == 1
     waiting = await new_execution(store)
     calls = record_calls(store)
-    claimed = await store.release_and_claim([(ended, 1)], "w", 5, LEASE)
+    released, claimed = await asyncio.gather(
+        store.release_lease_row(ended, 1), store.claim_execution_rows("w", 5, LEASE)
+    )
     assert len(calls) == 1
     assert [r["id"] for r in claimed] == [waiting]
-    row = await store.get_execution(ended)
-    assert row is not None and row["lease_owner"] is None
+    assert released is not None and released["lease_owner"] is None
+    assert released == await store.get_execution(ended)
 
 
 @pytest.mark.parametrize("size", [1, 40])

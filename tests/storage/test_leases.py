@@ -150,22 +150,24 @@ async def test_a_claim_answers_with_the_rows_as_it_left_them(store: SQLStore) ->
         assert row["created_at"].tzinfo is not None
 
 
-async def test_release_and_claim_gives_back_then_takes(store: SQLStore) -> None:
+async def test_a_released_lease_is_claimed_again_and_an_old_epoch_releases_nothing(
+    store: SQLStore,
+) -> None:
     ended, waiting = [
         await new_execution(store, created_at=T0 + timedelta(seconds=i)) for i in range(2)
     ]
     # Claims go oldest first: the one claimed here is ``ended``.
     ((claimed, epoch),) = await store.claim_executions("w", 1, LEASE)
     assert claimed == ended
-    # Releasing only: nothing is claimed with a limit of 0.
-    assert await store.release_and_claim([], "w", 0, LEASE) == []
-    rows = await store.release_and_claim([(ended, epoch)], "w", 5, LEASE)
+    assert await store.claim_execution_rows("w", 0, LEASE) == []  # a limit of 0 claims none
+    await store.release_lease_row(ended, epoch)
+    rows = await store.claim_execution_rows("w", 5, LEASE)
     # The released one is claimable again (it is NotStarted here), so both come back.
     assert {row["id"] for row in rows} == {ended, waiting}
     again = {row["id"]: row["lease_epoch"] for row in rows}
     assert again[ended] == epoch + 1
     # A release naming an old epoch leaves the current lease alone.
-    await store.release_and_claim([(ended, epoch)], "w", 0, LEASE)
+    assert await store.release_lease_row(ended, epoch) is not None
     row = await store.get_execution(ended)
     assert row is not None and row["lease_owner"] == "w"
 

@@ -147,7 +147,8 @@ async def test_claims_and_releases_do_not_queue_behind_the_writer(pg_url: str) -
 @pytest.mark.postgresql
 async def test_the_lease_connection_reconnects_after_it_was_cut(pg_url: str) -> None:
     """Claims and releases have a connection of their own: one the server cut fails that
-    call (the worker logs it and tries again), and the next call connects again."""
+    call with a StorageError naming the cause (the worker logs it and tries again), and the
+    next call connects again."""
     store = open_store(pg_url)
     try:
         await store.initialize()
@@ -157,7 +158,7 @@ async def test_the_lease_connection_reconnects_after_it_was_cut(pg_url: str) -> 
                 "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
                 "WHERE application_name = 'flowledger-leases' AND datname = current_database()"
             )
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(StorageError, match="server closed the connection"):
             await store.claim_executions("w", 10, LEASE)
         ((claimed, epoch),) = await store.claim_executions("w", 10, LEASE)
         assert claimed == execution_id and epoch == 1

@@ -430,8 +430,8 @@ class Engine:
         driven meanwhile (storage.leasegroup).
         """
         row = held if held is not None else await self._row(execution_id)
-        final = row
-        if not ExecutionStatus(row["runtime_status"]).terminal:
+        final_status = str(row["runtime_status"])
+        if not ExecutionStatus(final_status).terminal:
             owned = held
             if owned is None:
                 owned = await self.store.acquire_lease_row(execution_id, self.owner, self.lease)
@@ -454,7 +454,7 @@ class Engine:
             keeper = self._hold(execution_id, epoch, lost)
             parked_until = None
             released: Row | None = None
-            ended: ExecutionStatus | None = None
+            ended = False
             self._driving += 1
             try:
                 status, parked_until = await self.run_owned(
@@ -462,8 +462,8 @@ class Engine:
                     row=owned,
                     on_release=lambda: keeper.drop(execution_id, epoch),
                 )
-                # Its last round released the lease (Journal.release_lease).
-                ended = status if status.terminal else None
+                # Ended: its last round released the lease (Journal.release_lease).
+                final_status, ended = str(status), status.terminal
             except asyncio.CancelledError:
                 if not lost_lease:
                     raise
@@ -474,16 +474,14 @@ class Engine:
             finally:
                 self._driving -= 1
                 await self._let_go(keeper, execution_id, epoch, lost)
-                if ended is None:
+                if not ended:
                     # Waiting for people: claimable when a timer is due or input arrives.
                     released = await self.store.release_lease_row(execution_id, epoch, parked_until)
-            if ended is not None:
-                if not document:
-                    return {"id": execution_id, "runtimeStatus": str(ended)}
-            else:
+            if not ended:  # the row as the release left it (input may have come meanwhile)
                 final = released if released is not None else await self._row(execution_id)
+                final_status = str(final["runtime_status"])
         if not document:
-            return {"id": execution_id, "runtimeStatus": final["runtime_status"]}
+            return {"id": execution_id, "runtimeStatus": final_status}
         # The row and its steps in one read: on SQLite a point read on the loop (no thread
         # hop; storage.lanes), which many executions driven together each pay at their end.
         found = await self.store.read_execution(execution_id)

@@ -308,16 +308,6 @@ class Store(
                 rows.append({**row, "lease_epoch": epoch})
         return rows
 
-    async def release_and_claim(
-        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
-    ) -> list[Row]:
-        """Release the leases ``releases`` names (``(id, epoch)``, executions that ended: no
-        timer to park on), then ``claim_execution_rows`` up to ``limit`` (none when 0). A
-        worker's one call per turn; PostgreSQL sends both in one round trip."""
-        for execution_id, epoch in releases:
-            await self.release_lease(execution_id, epoch)
-        return await self.claim_execution_rows(owner, limit, lease) if limit > 0 else []
-
     @abstractmethod
     async def renew_leases(
         self, owner: str, leases: Mapping[str, int], lease: timedelta

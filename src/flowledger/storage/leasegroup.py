@@ -4,13 +4,13 @@ share one call.
 Rounds are grouped by storage.groupcommit; this does the same for what surrounds
 them. Many executions started and driven on one engine (``asyncio.gather`` of
 ``start`` + ``drive``, or of ``run``) each insert a row, take a lease and give it
-back; a worker releases what ended and claims more. Each of those on its own is a
+back; a worker claims more as its executions end. Each of those on its own is a
 transaction (and on PostgreSQL a round trip), queued on the store's leases lane
 behind whatever runs there. Here every request that arrives within one event-loop
 tick, or while the previous group is being written, joins one store call
 (``apply``): one transaction on SQLite; on PostgreSQL one pipelined transaction for
 the leases, and one durable transaction for the new executions. The worker's
-``release_and_claim`` and the engine's ``create_execution``, ``acquire_lease_row``
+``claim_execution_rows`` and the engine's ``create_execution``, ``acquire_lease_row``
 and ``release_lease_row`` all come through here, so they group with each other too.
 
 Requests still stand alone:
@@ -53,10 +53,9 @@ class LeaseWork:
     #: Who takes or claims, and for how long (a release or a start needs neither).
     owner: str = ""
     lease: timedelta = timedelta(0)
-    #: ``(id, epoch)``: plain releases (no timer to park on).
+    #: ``(id, epoch)``: plain releases (no timer to park on), answered with the released
+    #: rows (``drive`` returns its execution's last state from them).
     releases: Sequence[tuple[str, int]] = ()
-    #: Answer with the released rows (``drive`` returns its execution's last state).
-    release_rows: bool = False
     take: str | None = None
     claim: int = 0
     #: A new execution's row and its first events (``start``; created leased by ``run``).
@@ -65,8 +64,7 @@ class LeaseWork:
 
 @dataclass
 class LeaseAnswer:
-    #: With ``release_rows``: the released executions' rows afterwards, by id (left out:
-    #: the epoch had moved on).
+    #: The released executions' rows afterwards, by id (left out: the epoch had moved on).
     released: dict[str, Row] = field(default_factory=dict)
     #: The taken execution's row as the take left it (None: another owner holds it).
     taken: Row | None = None

@@ -109,7 +109,7 @@ class SQLLeaseGroupStore(SQLPart):
                     for execution_id, epoch in work.releases:
                         cursor.execute(release_sql, (execution_id, epoch))
                         found = cursor.fetchone()
-                        if found is not None and work.release_rows:
+                        if found is not None:
                             answer.released[execution_id] = read.row(found)
                     if work.take is not None:
                         expires = stamp(now + work.lease)

@@ -1,6 +1,7 @@
 """PostgreSQL claims, takes and releases: fixed SQL on a connection of their own.
 
-A worker claims a batch of executions and releases each one when it is done. Through
+A worker claims a batch of executions, and releases each one it stops running before its
+end (an ended one's last round releases it: runtime.journal). Through
 SQLAlchemy each cost a statement build (cache key, compile), a BEGIN, a ``SET LOCAL
 synchronous_commit``, the query and a COMMIT: four round trips and most of a worker's
 per-execution CPU outside its rounds (bench/pg_workers.py). Here the SQL text is fixed,
@@ -47,14 +48,13 @@ RELEASE = (
     "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
     "WHERE id = %s AND lease_epoch = %s"
 )
-#: Many releases at once: two arrays, zipped by ``unnest``.
-RELEASE_MANY = (
+#: Many releases at once (two arrays, zipped by ``unnest``), each released row coming back
+#: (``drive`` returns its execution's last state from it).
+RELEASE_ROWS = (
     "UPDATE executions AS e SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
     "FROM unnest(%s::text[], %s::int[]) AS r(id, epoch) "
-    "WHERE e.id = r.id AND e.lease_epoch = r.epoch"
+    "WHERE e.id = r.id AND e.lease_epoch = r.epoch RETURNING e.*"
 )
-#: The same, each released row coming back (for ``drive``; a worker needs none).
-RELEASE_ROWS = RELEASE_MANY + " RETURNING e.*"
 #: Takes by id (free, lapsed, or already the owner's: SQLPart._takeable), the rows locked in
 #: id order first, so two takers of overlapping sets never wait on each other in a cycle.
 TAKE_MANY = (
@@ -89,17 +89,12 @@ class LeaseConnection:
             self._conn = self._connect()
         return self._conn
 
-    def claim(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
-        return self.apply([LeaseWork(owner, lease, claim=limit)])[0].claimed
-
     def apply(self, works: list[LeaseWork]) -> list[LeaseAnswer]:
         """A lease group (storage.leasegroup) in one pipeline (one round trip), in one
         transaction when it holds more than one request: the releases in one statement
-        (one more for those answered with their rows), the takes in one per owner and
-        lease, then each claim."""
-        releases = [pair for work in works if not work.release_rows for pair in work.releases]
-        answered = [pair for work in works if work.release_rows for pair in work.releases]
-        if not releases and not answered and all(w.take is None and w.claim <= 0 for w in works):
+        (answered with their rows), the takes in one per owner and lease, then each claim."""
+        releases = [pair for work in works for pair in work.releases]
+        if not releases and all(w.take is None and w.claim <= 0 for w in works):
             return [LeaseAnswer() for _ in works]  # only new executions (PostgresStore)
         conn = self._connection()
         takes: dict[tuple[str, timedelta], list[str]] = defaultdict(list)
@@ -111,9 +106,7 @@ class LeaseConnection:
         # none: each statement commits by itself, as a lone call always did.
         together = conn.transaction() if len(works) > 1 else contextlib.nullcontext()
         with conn.pipeline(), together:
-            if releases:
-                conn.execute(RELEASE_MANY, _columns(releases))
-            released = conn.execute(RELEASE_ROWS, _columns(answered)) if answered else None
+            released = conn.execute(RELEASE_ROWS, _columns(releases)) if releases else None
             taken = [
                 conn.execute(TAKE_MANY, {"ids": sorted(ids), "owner": owner, "lease": lease})
                 for (owner, lease), ids in takes.items()
@@ -164,7 +157,7 @@ class LeaseConnection:
 
 
 def _columns(releases: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
-    """``(id, epoch)`` pairs as the two arrays RELEASE_MANY takes."""
+    """``(id, epoch)`` pairs as the two arrays RELEASE_ROWS takes."""
     return [i for i, _ in releases], [e for _, e in releases]
 
 

@@ -215,15 +215,6 @@ class PostgresStore(SQLStore):
         # Opened now, like every lane's connection: the first claim pays no set-up.
         await self._leases.run(self._lease_conn.open)
 
-    async def claim_executions(
-        self, owner: str, limit: int, lease: timedelta
-    ) -> list[tuple[str, int]]:
-        rows = await self.claim_execution_rows(owner, limit, lease)
-        return [(row["id"], int(row["lease_epoch"])) for row in rows]
-
-    async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
-        return await self._leases.run(lambda: self._lease_conn.claim(owner, limit, lease))
-
     async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
         # From the event loop, on the starts' own connection (storage.pgstarts); what it
         # leaves (a trigger key, a conflict, a failure) takes the general path.

@@ -637,17 +637,16 @@ class SQLStore(
     async def claim_executions(
         self, owner: str, limit: int, lease: timedelta
     ) -> list[tuple[str, int]]:
-        # One claim, the lease group's (storage.leasesql: fixed SQL on the driver).
-        rows = await self.release_and_claim((), owner, limit, lease)
+        rows = await self.claim_execution_rows(owner, limit, lease)
         return [(row["id"], int(row["lease_epoch"])) for row in rows]
 
-    async def release_and_claim(
-        self, releases: Sequence[tuple[str, int]], owner: str, limit: int, lease: timedelta
-    ) -> list[Row]:
+    async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
         # A worker's turn goes through the lease group like the engine's takes and
-        # releases: whatever of theirs arrives meanwhile shares its transaction.
-        work = LeaseWork(owner, lease, releases=tuple(releases), claim=max(limit, 0))
-        return (await self._lease_group.ask(work)).claimed
+        # releases: whatever of theirs arrives meanwhile shares its transaction (SQLite:
+        # storage.leasesql, fixed SQL on the driver; PostgreSQL: storage.pgleases).
+        if limit <= 0:
+            return []
+        return (await self._lease_group.ask(LeaseWork(owner, lease, claim=limit))).claimed
 
     @writes
     def renew_leases(self, owner: str, leases: Mapping[str, int], lease: timedelta) -> set[str]:
@@ -684,7 +683,7 @@ class SQLStore(
     ) -> Row | None:
         if wake_at is not None:  # parking looks for signals under a row lock: on its own
             return await self._park_row(execution_id, epoch, wake_at)
-        work = LeaseWork(releases=((execution_id, epoch),), release_rows=True)
+        work = LeaseWork(releases=((execution_id, epoch),))
         released = (await self._lease_group.ask(work)).released.get(execution_id)
         # Not released: the epoch moved on (taken over); the row as it is now.
         return released if released is not None else await self.get_execution(execution_id)

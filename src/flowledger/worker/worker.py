@@ -95,8 +95,8 @@ class Worker:
                 if free > 0:
                     # Nothing to release here: an execution's last round released its lease.
                     try:
-                        claimed = await store.release_and_claim(
-                            (), self.engine.owner, free, self.options.lease
+                        claimed = await store.claim_execution_rows(
+                            self.engine.owner, free, self.options.lease
                         )
                     except Exception as exc:  # database down or locked: back off, keep going
                         log.error(
