@@ -6,11 +6,15 @@ import uuid
 from datetime import UTC, timedelta, timezone
 
 import pytest
+from sqlalchemy import insert
 
 from flowledger.errors import LeaseLostError
 from flowledger.storage import Batch
+from flowledger.storage.pgleases import CLAIM
+from flowledger.storage.postgres import PostgresStore
+from flowledger.storage.schema import executions
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import T0, event_row, new_execution, step_row
+from tests.storage.conftest import T0, event_row, execution_row, new_execution, step_row
 
 LEASE = timedelta(minutes=5)
 GONE = timedelta(seconds=-1)  # a lease that expired the moment it was taken
@@ -86,6 +90,60 @@ async def test_claim_respects_the_limit_oldest_first(store: SQLStore) -> None:
     ids = [await new_execution(store, created_at=T0 + timedelta(seconds=i)) for i in range(3)]
     assert [i for i, _ in await store.claim_executions("w", 2, LEASE)] == ids[:2]
     assert [i for i, _ in await store.claim_executions("w", 2, LEASE)] == ids[2:]
+
+
+def claim_plan(store: SQLStore) -> str:
+    """How the database would run a claim of 50 now: the claim's own SQL, explained (on
+    PostgreSQL on the connection claims go through, with its session settings)."""
+    if isinstance(store, PostgresStore):
+        leases = store._lease_conn._connection()
+        params = {"owner": "w", "lease": LEASE, "limit": 50}
+        return " / ".join(str(line[0]) for line in leases.execute(f"EXPLAIN {CLAIM}", params))
+    claim = store._lease_statements(store._reads()[0])[2]
+    at = (T0 + timedelta(days=1)).replace(tzinfo=None).isoformat(" ")
+    with store.conn.begin():
+        plan = store.conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {claim}", ("w", at, at, at, at, 50))
+        return " / ".join(str(line[-1]) for line in plan)
+
+
+def reads_the_index_in_order(plan: str) -> bool:
+    """The claim walks ``ix_executions_runnable`` in its order: no sort of what it found."""
+    walks = (
+        "Index Scan using ix_executions_runnable",
+        "SCAN executions USING INDEX ix_executions_runnable",
+    )
+    return any(w in plan for w in walks) and "Sort" not in plan and "TEMP B-TREE" not in plan
+
+
+async def test_a_claim_reads_its_executions_from_the_runnable_index(store: SQLStore) -> None:
+    """A claim takes the oldest free executions straight from the partial index of the
+    unfinished ones, with or without statistics: before it, SQLite sorted every queued
+    execution on each claim, and PostgreSQL either did too (right after a burst) or, once
+    it had analyzed a long history, walked it from its oldest finished row."""
+    history = [
+        execution_row(runtime_status="Completed", created_at=T0 + timedelta(seconds=i))
+        for i in range(3000)
+    ]
+    later = T0 + timedelta(hours=1)
+    running = [
+        execution_row(runtime_status="InProgress", lease_owner="busy", lease_epoch=1,
+                      lease_expires_at=later + timedelta(days=36500), created_at=later)
+        for _ in range(5)
+    ]  # fmt: skip
+    queued = [
+        execution_row(created_at=later + timedelta(seconds=i, microseconds=1)) for i in range(3000)
+    ]
+    # A burst that the database has no statistics of yet, then the same once analyzed.
+    for rows in (history, running, queued):
+        with store.conn.begin():  # a list of rows takes its columns from its first row
+            store.conn.execute(insert(executions), rows)
+    assert reads_the_index_in_order(claim_plan(store))
+    with store.conn.begin():
+        store.conn.exec_driver_sql("ANALYZE executions")
+    assert reads_the_index_in_order(claim_plan(store))
+    # Still the oldest runnable first, past the running ones and none of the history.
+    claimed = [i for i, _ in await store.claim_executions("w", 50, LEASE)]
+    assert claimed == [row["id"] for row in queued[:50]]
 
 
 async def test_renew_keeps_only_the_leases_still_held(store: SQLStore) -> None:

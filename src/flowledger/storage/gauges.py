@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 
 from sqlalchemy import and_, case, func, or_, select
 
-from flowledger.storage.schema import executions
+from flowledger.storage.schema import UNFINISHED, executions
 from flowledger.storage.schema_webhooks import deliveries
 from flowledger.storage.sqlpart import SQLPart, reads
 
@@ -48,7 +48,7 @@ class SQLGaugeStore(SQLPart, GaugeStore):
             return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)  # type: ignore[arg-type]
 
         stmt = select(count(ready), count(parked), count(awaiting)).where(  # type: ignore[call-overload]
-            t.c.runtime_status.in_(("NotStarted", "InProgress", "AwaitingUserInput"))
+            t.c.runtime_status.in_(UNFINISHED)
         )
         backlog = (
             select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")

@@ -14,14 +14,12 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, insert, select, update
 
-from flowledger.storage.schema import executions
+from flowledger.storage.schema import UNFINISHED, executions
 from flowledger.storage.schema_jobs import job_runs
 from flowledger.storage.sqlpart import SQLPart, older_than, reads, writes
 
 Row = dict[str, Any]
 
-#: Statuses of a job run (and of an execution) that are not final.
-UNFINISHED = ("NotStarted", "InProgress", "AwaitingUserInput")
 #: What a job run needs to know of its executions (not their data, which may be large).
 _EXECUTION_COLUMNS = (
     executions.c.id,

@@ -32,12 +32,15 @@ from datetime import timedelta
 
 from flowledger.errors import StorageError
 from flowledger.storage.base import Row
+from flowledger.storage.schema import UNFINISHED_SQL
 
 #: When an execution may be claimed (Store.claim_executions), as SQL for both databases'
 #: fixed claims (storage.leasesql, storage.pgleases): ``{t}`` the table's alias and a dot
 #: (or nothing), ``{now}`` the clock (a bound parameter on SQLite, the database's own on
-#: PostgreSQL; it appears three times).
+#: PostgreSQL; it appears three times). It opens with the predicate of the claims' partial
+#: index, ``ix_executions_runnable`` (implied by the rest, but the planners need it said).
 RUNNABLE_SQL = (
+    "{t}" + UNFINISHED_SQL + " AND "
     "({t}lease_owner IS NULL OR {t}lease_expires_at < {now}) AND ("
     "({t}runtime_status IN ('NotStarted', 'InProgress') AND "
     "({t}wake_at IS NULL OR {t}wake_at <= {now})) OR "

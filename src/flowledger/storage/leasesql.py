@@ -119,9 +119,7 @@ class SQLLeaseGroupStore(SQLPart):
                         answer.taken = read.row(found) if found is not None else None
                     if work.claim > 0:
                         at, expires = stamp(now), stamp(now + work.lease)
-                        cursor.execute(
-                            claim_sql, (work.owner, expires, at, at, at, work.claim, at, at, at)
-                        )
+                        cursor.execute(claim_sql, (work.owner, expires, at, at, at, work.claim))
                         rows = [read.row(found) for found in cursor.fetchall()]
                         answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
                     answers.append(answer)
@@ -145,15 +143,18 @@ class SQLLeaseGroupStore(SQLPart):
                 f"(lease_owner IS NULL OR lease_expires_at < {mark} OR lease_owner = {mark}) "
                 f"RETURNING {returning}"
             )
-            # Runnable (on this process's clock, as SQLite has no other), the oldest
-            # first; checked again on the rows the UPDATE changes. Three marks for ``now``
-            # in each copy of the condition.
+            # SQLite only (PostgreSQL claims through storage.pgleases). Runnable, on this
+            # process's clock (SQLite has no other; three marks for ``now``), the oldest
+            # first, read from the claims' partial index: named, because SQLite's planner,
+            # with no statistics, would rather sort every queued execution by the status
+            # index. One statement under the write lock: the rows cannot change between
+            # its read and its update, so they are looked up by id alone.
             runnable = RUNNABLE_SQL.format(t="", now=mark)
             claim = (
                 f"UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = {mark}, "  # noqa: S608 - fixed text, values bound
                 f"lease_expires_at = {mark}, wake_at = NULL WHERE id IN (SELECT id FROM "
-                f"executions WHERE {runnable} ORDER BY created_at LIMIT {mark}) AND {runnable} "
-                f"RETURNING {returning}"
+                f"executions INDEXED BY ix_executions_runnable WHERE {runnable} "
+                f"ORDER BY created_at LIMIT {mark}) RETURNING {returning}"
             )
             self._lease_sql = (release, take, claim)
         return self._lease_sql

@@ -11,13 +11,10 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 
 from flowledger.storage.schedules import ScheduleState
-from flowledger.storage.schema import executions, workflow_versions, workflows
+from flowledger.storage.schema import UNFINISHED, executions, workflow_versions, workflows
 from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.sqlpart import SQLPart, older_than, reads, writes
 from flowledger.types import Row
-
-#: Executions in these statuses are still running (or will): a delete waits for them.
-UNFINISHED = ("NotStarted", "InProgress", "AwaitingUserInput")
 
 
 @dataclass(frozen=True)

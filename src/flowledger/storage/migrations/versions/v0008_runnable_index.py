@@ -1,0 +1,22 @@
+"""The claims' partial index: unfinished executions, oldest first.
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+from __future__ import annotations
+
+from flowledger.storage.migrations.parts import v0008_runnable_index
+
+revision = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    v0008_runnable_index.upgrade()
+
+
+def downgrade() -> None:
+    raise NotImplementedError("flowledger migrations only go forward")
