@@ -238,12 +238,14 @@ async def _age_everything(db_url: str, age: timedelta) -> None:
     assert isinstance(store, SQLStore)
     try:
         with store.conn.begin():
-            rows = store.conn.execute(select(executions.c.id, executions.c.last_activity_at))
-            for execution_id, at in rows.all():
+            rows = store.conn.execute(
+                select(executions.c.id, executions.c.created_at, executions.c.last_activity_at)
+            )
+            for execution_id, created, active in rows.all():
                 store.conn.execute(
                     update(executions)
                     .where(executions.c.id == execution_id)
-                    .values(last_activity_at=at - age)
+                    .values(created_at=created - age, last_activity_at=active - age)
                 )
     finally:
         await store.close()

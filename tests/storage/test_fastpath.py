@@ -7,6 +7,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.dialects import sqlite
@@ -146,10 +147,11 @@ async def test_concurrent_document_reads_each_get_their_own_document(store: SQLS
 
 
 @pytest.mark.postgresql
-async def test_a_postgresql_document_read_sees_one_snapshot(pg_url: str) -> None:
-    """The execution row and its steps come from one snapshot (REPEATABLE READ, read
-    only), not one per statement as under READ COMMITTED."""
-    from flowledger.storage.postgres import ONE_SNAPSHOT, PostgresStore
+async def test_a_postgresql_read_sees_one_snapshot(pg_url: str) -> None:
+    """Every statement of a read transaction (``reading``) reads one snapshot (REPEATABLE
+    READ, read only), not one each as under READ COMMITTED: a commit made between two of
+    them is not seen by the second. The connection then writes as before."""
+    from flowledger.storage.postgres import PostgresStore
 
     store = PostgresStore(pg_url)
     await store.initialize()
@@ -158,15 +160,24 @@ async def test_a_postgresql_document_read_sees_one_snapshot(pg_url: str) -> None
         await store.create_execution(row, [event_row(row["id"], 1)])
         read = store._reads()[0]
 
-        def levels() -> tuple[str, str]:
+        def statuses_around_a_commit() -> tuple[str, str, str, str]:
             with store.reading() as conn:
-                store._driver_reads([(read, row["id"]), (read, row["id"])], first=ONE_SNAPSHOT)
-                isolation = conn.exec_driver_sql("SHOW transaction_isolation").scalar_one()
+                [[before]] = store._driver_reads([(read, row["id"])])
+                with psycopg.connect(pg_url, autocommit=True) as other:
+                    other.execute(
+                        "UPDATE executions SET runtime_status = 'Failed' WHERE id = %s",
+                        (row["id"],),
+                    )
+                [[after]] = store._driver_reads([(read, row["id"])])
                 read_only = conn.exec_driver_sql("SHOW transaction_read_only").scalar_one()
-            return str(isolation), str(read_only)
+            with store.conn.begin():  # a write transaction on the same connection
+                writes = store.conn.exec_driver_sql("SHOW transaction_isolation").scalar_one()
+            return before["runtime_status"], after["runtime_status"], read_only, writes
 
-        assert await asyncio.to_thread(levels) == ("repeatable read", "on")
-        assert await store.read_execution(row["id"]) is not None
+        found = await store._readers.run(statuses_around_a_commit)
+        assert found == ("NotStarted", "NotStarted", "on", "read committed")
+        doc = await store.read_execution(row["id"])
+        assert doc is not None and doc[0]["runtime_status"] == "Failed"
     finally:
         await store.close()
 

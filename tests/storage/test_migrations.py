@@ -21,7 +21,7 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 9)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -203,7 +203,7 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
                 {"at": row["created_at"]},
             )
             store.conn.execute(insert(executions), [row])
-        assert await store.upgrade() == ["0004", "0005", "0006", "0007", "0008"]
+        assert await store.upgrade() == ALL_REVISIONS[3:]
         [pushed] = await store.pushed_workflows()
         assert pushed.version["name"] == "wf" and pushed.disabled_at is None
         assert [i for i, _ in await store.active_workflow_ids()] == [pushed.version["id"]]
@@ -253,7 +253,7 @@ async def test_revision_0006_keeps_steps_listed_in_order_through_the_constraint(
         before = {i["name"] for i in inspect(store.conn).get_indexes("step_executions")}
         store.conn.rollback()
         assert "ix_step_executions_execution" in before
-        assert await store.upgrade() == ["0006", "0007", "0008"]
+        assert await store.upgrade() == ALL_REVISIONS[5:]
         after = {i["name"] for i in inspect(store.conn).get_indexes("step_executions")}
         store.conn.rollback()
         assert after == before - {"ix_step_executions_execution"}
@@ -285,7 +285,7 @@ async def test_revision_0007_makes_three_indexes_partial_and_keeps_them_in_use(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0006")
             store.conn.execute(insert(executions), [keyed, child, plain])
-        assert await store.upgrade() == ["0007", "0008"]
+        assert await store.upgrade() == ALL_REVISIONS[6:]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
         store.conn.rollback()
         dialect = store.conn.dialect.name
@@ -319,24 +319,31 @@ async def test_revision_0007_makes_three_indexes_partial_and_keeps_them_in_use(
         await store.close()
 
 
-async def test_revision_0008_indexes_the_unfinished_executions_for_claims(
-    empty_db: MakeDb,
-) -> None:
-    """A database of revision 0007 with executions in it gets the claims' partial index,
-    and the claim (which names it on SQLite) takes the queued one, not the finished one."""
+async def test_revision_0008_indexes_deliveries_by_execution(empty_db: MakeDb) -> None:
+    """A database of revision 0007 gets the deliveries by execution (pruning deletes an
+    execution's sent deliveries with it), and its executions are still found by pruning."""
     store = sql_store(empty_db())
-    queued, finished = execution_row(), execution_row(runtime_status="Completed")
+    queued, finished = execution_row(), execution_row(runtime_status="Failed")
     try:
         with store.conn.begin():
             migrations.upgrade(store.conn, "0007")
             store.conn.execute(insert(executions), [queued, finished])
-        assert await store.upgrade() == ["0008"]
-        found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
+        assert await store.upgrade() == ALL_REVISIONS[7:]
+        by_execution = [
+            i["column_names"] for i in inspect(store.conn).get_indexes("deliveries")
+            if i["name"] == "ix_deliveries_execution"
+        ]  # fmt: skip
         store.conn.rollback()
-        runnable = found["ix_executions_runnable"]
-        where = str(runnable["dialect_options"][f"{store.conn.dialect.name}_where"])
-        assert runnable["column_names"] == ["created_at"] and "AwaitingUserInput" in where
-        claimed = await store.claim_executions("w", 10, timedelta(minutes=1))
-        assert [execution_id for execution_id, _ in claimed] == [queued["id"]]
+        assert by_execution == [["execution_id"]]
+        later = finished["last_activity_at"] + timedelta(days=1)
+        assert await store.prunable_executions(later, ["Failed"], 10) == [finished["id"]]
+        query = "SELECT id FROM deliveries WHERE execution_id = 'x'"
+        with store.conn.begin():
+            if store.conn.dialect.name == "sqlite":
+                plan = store.conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")
+            else:  # an empty table: make PostgreSQL show whether it *can* use it
+                store.conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                plan = store.conn.exec_driver_sql(f"EXPLAIN {query}")
+            assert "ix_deliveries_execution" in " ".join(str(line[-1]) for line in plan)
     finally:
         await store.close()

@@ -32,20 +32,41 @@ from datetime import timedelta
 
 from flowledger.errors import StorageError
 from flowledger.storage.base import Row
-from flowledger.storage.schema import UNFINISHED_SQL
 
 #: When an execution may be claimed (Store.claim_executions), as SQL for both databases'
 #: fixed claims (storage.leasesql, storage.pgleases): ``{t}`` the table's alias and a dot
 #: (or nothing), ``{now}`` the clock (a bound parameter on SQLite, the database's own on
-#: PostgreSQL; it appears three times). It opens with the predicate of the claims' partial
-#: index, ``ix_executions_runnable`` (implied by the rest, but the planners need it said).
+#: PostgreSQL). Its lease is free or lapsed, and it is due: queued or running with no
+#: timer or one that has come, or waiting for input that arrived (or its due time came).
+FREE_SQL = "({t}lease_owner IS NULL OR {t}lease_expires_at < {now})"
+DUE_SQL = {
+    "NotStarted": "({t}wake_at IS NULL OR {t}wake_at <= {now})",
+    "InProgress": "({t}wake_at IS NULL OR {t}wake_at <= {now})",
+    "AwaitingUserInput": "{t}wake_at <= {now}",
+}
 RUNNABLE_SQL = (
-    "{t}" + UNFINISHED_SQL + " AND "
-    "({t}lease_owner IS NULL OR {t}lease_expires_at < {now}) AND ("
-    "({t}runtime_status IN ('NotStarted', 'InProgress') AND "
-    "({t}wake_at IS NULL OR {t}wake_at <= {now})) OR "
-    "({t}runtime_status = 'AwaitingUserInput' AND {t}wake_at <= {now}))"
+    FREE_SQL
+    + " AND ("
+    + " OR ".join(f"({{t}}runtime_status = '{s}' AND {due})" for s, due in DUE_SQL.items())
+    + ")"
 )
+
+
+def oldest_runnable_sql(now: str, limit: str, lock: str = "") -> list[str]:
+    """One ``SELECT id, created_at`` per claimable status: its ``limit`` oldest runnable
+    executions, ``lock`` after (PostgreSQL's ``FOR UPDATE SKIP LOCKED``). A claim takes the
+    oldest of them all. Each walks ``ix_executions_status`` (status, then ``created_at``
+    and ``id``: the order asked, which no other index gives) from its oldest row and stops
+    at ``limit``: what it costs does not grow with the history, the backlog or the
+    statistics. One condition over all three statuses instead
+    leaves the planners to sort every queued execution, or to walk the history by
+    ``created_at`` (bench/history_bench.py)."""
+    return [
+        f"SELECT id, created_at FROM executions WHERE runtime_status = '{status}' AND "  # noqa: S608 - fixed text
+        f"{FREE_SQL.format(t='', now=now)} AND {due.format(t='', now=now)} "
+        f"ORDER BY created_at, id LIMIT {limit}{lock}"
+        for status, due in DUE_SQL.items()
+    ]
 
 
 @dataclass

@@ -13,7 +13,6 @@ import asyncio
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table
@@ -21,7 +20,7 @@ from sqlalchemy import Engine, Table
 from flowledger.storage.base import Row
 from flowledger.storage.fastpath import PreparedRead, PreparedWrite, placeholder
 from flowledger.storage.lanes import NOT_HERE
-from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork
+from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork, oldest_runnable_sql
 from flowledger.storage.schema import events, executions
 from flowledger.storage.sqlpart import DriverErrors, SQLPart
 from flowledger.timeutil import utcnow
@@ -30,7 +29,6 @@ from flowledger.timeutil import utcnow
 class SQLLeaseGroupStore(SQLPart):
     _engine: Engine
     _driver_error: type[Exception]
-    timestamp_param: Callable[[datetime], Any]
     #: The release's and the take's SQL, built on first use.
     _lease_sql: tuple[str, str, str] | None = None
 
@@ -119,7 +117,8 @@ class SQLLeaseGroupStore(SQLPart):
                         answer.taken = read.row(found) if found is not None else None
                     if work.claim > 0:
                         at, expires = stamp(now), stamp(now + work.lease)
-                        cursor.execute(claim_sql, (work.owner, expires, at, at, at, work.claim))
+                        params = {"owner": work.owner, "expires": expires, "now": at}
+                        cursor.execute(claim_sql, {**params, "limit": work.claim})
                         rows = [read.row(found) for found in cursor.fetchall()]
                         answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
                     answers.append(answer)
@@ -143,18 +142,17 @@ class SQLLeaseGroupStore(SQLPart):
                 f"(lease_owner IS NULL OR lease_expires_at < {mark} OR lease_owner = {mark}) "
                 f"RETURNING {returning}"
             )
-            # SQLite only (PostgreSQL claims through storage.pgleases). Runnable, on this
-            # process's clock (SQLite has no other; three marks for ``now``), the oldest
-            # first, read from the claims' partial index: named, because SQLite's planner,
-            # with no statistics, would rather sort every queued execution by the status
-            # index. One statement under the write lock: the rows cannot change between
-            # its read and its update, so they are looked up by id alone.
-            runnable = RUNNABLE_SQL.format(t="", now=mark)
+            # SQLite only (PostgreSQL claims through storage.pgleases), on this process's
+            # clock (SQLite has no other). One statement under the write lock: the rows
+            # cannot change between its read and its update, so they are updated by id.
+            branches = " UNION ALL ".join(
+                f"SELECT * FROM ({branch})"  # noqa: S608 - fixed text
+                for branch in oldest_runnable_sql(":now", ":limit")
+            )
             claim = (
-                f"UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = {mark}, "  # noqa: S608 - fixed text, values bound
-                f"lease_expires_at = {mark}, wake_at = NULL WHERE id IN (SELECT id FROM "
-                f"executions INDEXED BY ix_executions_runnable WHERE {runnable} "
-                f"ORDER BY created_at LIMIT {mark}) RETURNING {returning}"
+                "UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = :owner, "  # noqa: S608 - fixed text, values bound
+                f"lease_expires_at = :expires, wake_at = NULL WHERE id IN (SELECT id FROM "
+                f"({branches}) ORDER BY created_at, id LIMIT :limit) RETURNING {returning}"
             )
             self._lease_sql = (release, take, claim)
         return self._lease_sql

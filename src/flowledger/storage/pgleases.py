@@ -27,16 +27,22 @@ import psycopg
 from sqlalchemy import Dialect
 
 from flowledger.storage.base import Row
-from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork
+from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork, oldest_runnable_sql
 from flowledger.storage.schema import executions
+from flowledger.storage.sqlpart import INDEX_ORDER_OFF
 
-# Candidates are locked with SKIP LOCKED (claimers never queue behind each other), in a
-# CTE: it runs once (a subquery in FROM may be rescanned and lock more than ``limit``
-# rows). The runnable condition is checked again on the locked row version by the UPDATE.
+# Each status's oldest runnable candidates are locked with SKIP LOCKED (claimers never
+# queue behind each other), each in a CTE: it runs once (a subquery in FROM may be
+# rescanned and lock more than ``limit`` rows). The oldest of them all are claimed; the
+# rest are unlocked when the statement ends. The runnable condition is checked again on
+# the locked row version by the UPDATE.
+_CANDIDATES = oldest_runnable_sql("clock_timestamp()", "%(limit)s", " FOR UPDATE SKIP LOCKED")
 CLAIM = (
-    "WITH won AS (SELECT c.id FROM executions AS c WHERE "  # noqa: S608 - fixed text, values bound
-    + RUNNABLE_SQL.format(t="c.", now="clock_timestamp()")
-    + " ORDER BY c.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+    "WITH "  # noqa: S608 - fixed text, values bound
+    + ", ".join(f"c{i} AS ({branch})" for i, branch in enumerate(_CANDIDATES))
+    + ", won AS (SELECT id FROM ("
+    + " UNION ALL ".join(f"SELECT * FROM c{i}" for i in range(len(_CANDIDATES)))  # noqa: S608
+    + ") AS c ORDER BY created_at, id LIMIT %(limit)s) "
     "UPDATE executions AS e SET lease_epoch = e.lease_epoch + 1, lease_owner = %(owner)s, "
     "lease_expires_at = clock_timestamp() + %(lease)s, wake_at = NULL "
     "FROM won WHERE e.id = won.id AND "
@@ -161,13 +167,10 @@ def _columns(releases: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
     return [i for i, _ in releases], [e for _, e in releases]
 
 
-#: The lease connection's session settings. Its statements find rows by id, and a claim
-#: its oldest free executions in ``ix_executions_runnable``'s order: none of them wants a
-#: sort or a bitmap scan. Left on, the planner sorts every queued execution to claim 50 of
-#: them whenever its statistics say the queue is short, which they say of any burst until
-#: autovacuum analyzes it (24 against 2.9 ms a claim with 20,000 queued,
-#: bench/claim_bench.py). Discouraged, not forbidden: a plan that needs one still runs.
-LEASE_SETTINGS = "-c synchronous_commit=off -c enable_sort=off -c enable_bitmapscan=off"
+#: The lease connection's session settings: its statements find rows by id, or (a claim)
+#: each status's oldest free executions in ``ix_executions_status``'s order, so none wants
+#: a sort or a bitmap scan but the claim's last one, of at most three times its limit.
+LEASE_SETTINGS = "-c synchronous_commit=off " + " ".join(f"-c {s}=off" for s in INDEX_ORDER_OFF)
 
 
 def connect_params(params: Mapping[str, Any]) -> dict[str, Any]:

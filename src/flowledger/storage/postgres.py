@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     DateTime,
     Select,
     create_engine,
@@ -76,9 +78,6 @@ def psycopg_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-#: A read-only transaction's first statement: every statement after it reads one snapshot
-#: (a read-only REPEATABLE READ transaction never fails to serialize).
-ONE_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 #: A start by name: the workflow's name and the version number asked for, if any.
 VersionKey = tuple[str, int | None]
 #: Reader threads (each with its own connection) beside the one writer.
@@ -188,16 +187,31 @@ class PostgresStore(SQLStore):
 
     def _read_executions(self, ids: Collection[str]) -> dict[str, tuple[Row, list[Row]]]:
         """Executions by id, each with its steps in ``seq`` order: two statements in one
-        pipeline, whatever the number of ids."""
-        with self.reading() as conn:
-            # One snapshot for both statements: under READ COMMITTED each would see what
-            # was committed when it began, so a round committed between them would show
-            # its steps beside the execution row from before it. Only as the transaction's
-            # first statement (psycopg begins it with the first one sent).
-            driver = conn.connection.dbapi_connection
-            assert isinstance(driver, psycopg.Connection)
-            idle = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            return self._documents_of(list(ids), first=ONE_SNAPSHOT if idle else None)
+        pipeline, whatever the number of ids, from one snapshot (``reading``)."""
+        with self.reading():
+            return self._documents_of(list(ids))
+
+    @contextmanager
+    def _one_snapshot(self, conn: Connection) -> Iterator[None]:
+        # Under READ COMMITTED each statement sees what was committed when it began: a
+        # round committed between a read's two statements would show its steps beside the
+        # execution row from before it, a page beside a count from after it. A read
+        # transaction is REPEATABLE READ, READ ONLY instead (it never fails to serialize),
+        # said in the BEGIN psycopg sends anyway: no statement more. Set back at its end,
+        # as the writer's connection reads too (the schema check) and then writes.
+        driver = conn.connection.dbapi_connection
+        assert isinstance(driver, psycopg.Connection)
+        if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield  # already in a transaction someone began: it is what it is
+            return
+        driver.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        driver.read_only = True
+        try:
+            yield
+        finally:
+            if not driver.closed and not driver.broken:
+                driver.isolation_level = None
+                driver.read_only = None
 
     def _driver_params(self) -> dict[str, Any]:
         _, params = self._engine.dialect.create_connect_args(self._engine.url)

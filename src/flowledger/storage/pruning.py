@@ -9,16 +9,18 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select
 
-from flowledger.storage.schema import events, executions, signals, step_executions
+from flowledger.storage.fastpath import placeholder
+from flowledger.storage.schema import FINISHED, events, executions, signals, step_executions
 from flowledger.storage.schema_artifacts import artifacts
 from flowledger.storage.schema_jobs import job_runs
 from flowledger.storage.schema_ops import step_logs
 from flowledger.storage.schema_webhooks import deliveries
-from flowledger.storage.sqlpart import SQLPart, reads, writes
+from flowledger.storage.sqlpart import INDEX_ORDER_OFF, SQLPart, reads, writes
 
-#: The statuses an execution can be pruned in: it has ended (a retry may still move a
-#: Failed one back to InProgress: the delete re-checks the status under its lock).
-FINISHED = ("Completed", "CompletedWithNoActionTaken", "Failed", "Cancelled")
+# An execution can be pruned in the FINISHED statuses (schema.FINISHED, named here for
+# runtime.pruning): it has ended (a retry may still move a Failed one back to
+# InProgress: the delete re-checks the status under its lock).
+__all__ = ["FINISHED", "PruneStore", "SQLPruneStore"]
 
 
 class PruneStore(ABC):
@@ -27,7 +29,7 @@ class PruneStore(ABC):
         self, before: datetime, statuses: Sequence[str], limit: int
     ) -> list[str]:
         """Up to ``limit`` ids of executions that ended (in ``statuses``) before ``before``
-        and have no child executions left, oldest first."""
+        and have no child executions left, the first created first."""
 
     @abstractmethod
     async def count_prunable(self, before: datetime, statuses: Sequence[str]) -> int:
@@ -64,15 +66,42 @@ class SQLPruneStore(SQLPart, PruneStore):
     def prunable_executions(
         self, before: datetime, statuses: Sequence[str], limit: int
     ) -> list[str]:
-        t = executions
-        query = (
-            select(t.c.id)
-            .where(self._matching(before, statuses), self._childless())
-            .order_by(t.c.last_activity_at, t.c.id)
-            .limit(limit)
+        chosen = [s for s in statuses if s in FINISHED]
+        if not chosen:
+            return []
+        # Fixed text rather than Core: one search per status, each walking
+        # ``ix_executions_status`` (status, then ``created_at``) from its oldest row and
+        # stopping at ``limit``; the batch is the oldest of them all. One condition over
+        # all the statuses instead left both databases sorting every finished execution
+        # on every batch (bench/history_bench.py). An execution is created before it was
+        # last active, so ``created_at`` bounds the walk (else a prune's last search would
+        # walk every execution that ended since ``before``) as ``last_activity_at`` filters
+        # it. Both come from the clocks of the processes that share the database: a skew
+        # between them only leaves the few at the edge to the next prune.
+        mark = placeholder(self.conn.dialect)
+        search = (
+            "SELECT * FROM (SELECT e.id, e.created_at FROM executions AS e WHERE "  # noqa: S608 - fixed text, values bound
+            f"e.runtime_status = {mark} AND e.created_at < {mark} AND "
+            f"e.last_activity_at < {mark} AND (e.job_run_id IS NULL OR NOT EXISTS ("
+            "SELECT 1 FROM job_runs AS j WHERE j.id = e.job_run_id AND j.completed_at IS NULL"
+            ")) AND NOT EXISTS (SELECT 1 FROM executions AS child WHERE child.parent_id = e.id) "
+            f"ORDER BY e.created_at, e.id LIMIT {mark}) AS s"
         )
-        with self.reading():
-            return [r[0] for r in self.conn.execute(query)]
+        sql = (
+            f"SELECT id FROM ({' UNION ALL '.join(search for _ in chosen)}) AS found "  # noqa: S608 - fixed text
+            f"ORDER BY created_at, id LIMIT {mark}"
+        )
+        at = self.timestamp_param(before)
+        params = [value for status in chosen for value in (status, at, at, limit)] + [limit]
+        with self.reading() as conn:
+            if conn.dialect.name == "postgresql":
+                # PostgreSQL would rather sort every finished execution of a status
+                # whenever its statistics say there are few (a history it has not analyzed
+                # yet), as it would for a claim (storage.pgleases.LEASE_SETTINGS).
+                for setting in INDEX_ORDER_OFF:
+                    conn.exec_driver_sql(f"SET LOCAL {setting} = off")
+            found = conn.exec_driver_sql(sql, tuple(params))
+            return [r[0] for r in found]
 
     @reads
     def count_prunable(self, before: datetime, statuses: Sequence[str]) -> int:

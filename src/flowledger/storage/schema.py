@@ -47,10 +47,8 @@ metadata = MetaData()
 
 #: The statuses of an execution that has not finished (it runs, waits or is queued).
 UNFINISHED = ("NotStarted", "InProgress", "AwaitingUserInput")
-#: The same as SQL: the predicate of ``ix_executions_runnable`` and the first term of every
-#: claim (storage.leasegroup.RUNNABLE_SQL). SQLite uses a partial index only for a query
-#: that repeats its predicate word for word, so both are made from this one text.
-UNFINISHED_SQL = "runtime_status IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
+#: The statuses of an execution that has ended (a retry may move a Failed one back).
+FINISHED = ("Completed", "CompletedWithNoActionTaken", "Failed", "Cancelled")
 
 meta = Table(
     "flowledger_meta",
@@ -119,6 +117,8 @@ executions = Table(
     #: reads the signal table when the two differ (or while it runs, once a second).
     Column("signals_sent", Integer, nullable=False, server_default=text("0")),
     Column("signals_taken", Integer, nullable=False, server_default=text("0")),
+    # Lists by status, and what a claim or a prune's search walks: each status's oldest
+    # first (storage.leasegroup.oldest_runnable_sql, storage.pruning).
     Index("ix_executions_status", "runtime_status", "created_at", "id"),
     # Partial (migration 0007): most executions have no parent, job run or trigger key,
     # and an index of NULLs only costs every start a B-tree insert. A lookup by value
@@ -141,16 +141,6 @@ executions = Table(
         unique=True,
         sqlite_where=text("trigger_key IS NOT NULL"),
         postgresql_where=text("trigger_key IS NOT NULL"),
-    ),
-    # What a claim reads (migration 0008): the unfinished executions, oldest first. A claim
-    # takes the first free ones from it whatever the database's statistics say, instead of
-    # sorting every queued execution (SQLite; PostgreSQL right after a burst) or walking
-    # the whole history by ``created_at`` (PostgreSQL once it has analyzed a large one).
-    Index(
-        "ix_executions_runnable",
-        "created_at",
-        sqlite_where=text(UNFINISHED_SQL),
-        postgresql_where=text(UNFINISHED_SQL),
     ),
     Index("ix_executions_workflow", "workflow_name", "created_at", "id"),
     Index("ix_executions_created", "created_at"),

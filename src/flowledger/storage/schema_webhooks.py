@@ -59,4 +59,6 @@ deliveries = Table(
     Column("delivered_at", UTCDateTime),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_subscription", "subscription_id", "created_at", "id"),
+    # Pruning deletes an execution's sent deliveries with it (migration 0008).
+    Index("ix_deliveries_execution", "execution_id"),
 )

@@ -436,15 +436,12 @@ class SQLStore(
             )
         return self._prepared_many
 
-    def _documents_of(
-        self, keys: list[str], first: str | None = None
-    ) -> dict[str, tuple[Row, list[Row]]]:
+    def _documents_of(self, keys: list[str]) -> dict[str, tuple[Row, list[Row]]]:
         """Executions by id, each with its steps in ``seq`` order, inside the caller's read
-        transaction: two statements whatever the number of ids (``first``: as in
-        ``_driver_reads``)."""
+        transaction: two statements whatever the number of ids."""
         by_id, steps_of = self._many_reads()
         listed = by_id.keys(keys)
-        rows, steps = self._driver_reads([(by_id, listed), (steps_of, listed)], first=first)
+        rows, steps = self._driver_reads([(by_id, listed), (steps_of, listed)])
         documents: dict[str, tuple[Row, list[Row]]] = {row["id"]: (row, []) for row in rows}
         for step in steps:
             # Without one snapshot for both statements, a step of an execution created
@@ -453,12 +450,9 @@ class SQLStore(
                 document[1].append(step)
         return documents
 
-    def _driver_reads(
-        self, reads: Sequence[tuple[PreparedRead, object]], *, first: str | None = None
-    ) -> list[list[Row]]:
+    def _driver_reads(self, reads: Sequence[tuple[PreparedRead, object]]) -> list[list[Row]]:
         """Each ``(read, key)``'s rows, on the driver's cursors inside the caller's
-        transaction; on PostgreSQL all sent in one pipeline (one round trip), after the
-        statement ``first`` when given (e.g. the transaction's isolation level)."""
+        transaction; on PostgreSQL all sent in one pipeline (one round trip)."""
         conn = self.conn
         driver = conn.connection.dbapi_connection
         assert driver is not None
@@ -470,10 +464,6 @@ class SQLStore(
                 DriverErrors(self._driver_error, sql),
                 driver_pipeline(conn) if len(reads) > 1 else contextlib.nullcontext(),
             ):
-                if first is not None:
-                    setting = driver.cursor()
-                    setting.execute(first)
-                    setting.close()
                 for cursor, (read, key) in zip(cursors, reads, strict=True):
                     cursor.execute(read.sql, (key,), **self._read_options)
                 found = [cursor.fetchall() for cursor in cursors]

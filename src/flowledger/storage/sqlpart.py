@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -17,6 +17,16 @@ from flowledger.storage.lanes import NOT_HERE, Lane
 
 #: Set on a connection's ``info`` for the next BEGIN: a read needs no write lock.
 READ_ONLY = "flowledger_read_only"
+#: Planner settings, off, that keep a search for a status's oldest rows in the status
+#: index's order (``ORDER BY created_at, id``, which only that index gives). Left on,
+#: PostgreSQL sorts every row of the status whenever its statistics say there are few,
+#: which they say of any burst until autovacuum analyzes it, or walks ``created_at``'s
+#: index through the whole history when they say the status is common: a claim of 50
+#: with 20,000 queued, or a prune's search among 200,000 finished
+#: (bench/history_bench.py). Discouraged, not forbidden: a plan that needs one still runs.
+#: And JIT: a discouraged plan costs 10^10 in the planner's units, far over
+#: ``jit_above_cost``, and compiling a claim took 650 ms where running it took 1.
+INDEX_ORDER_OFF = ("enable_sort", "enable_incremental_sort", "enable_bitmapscan", "jit")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -121,6 +131,8 @@ class SQLPart(ABC):
     _readers: Lane
     #: Where ``@lease_write`` bodies run: the writer, unless the store has a lane for them.
     _leases: Lane
+    #: A timestamp as the driver takes it in fixed SQL text (its stored form).
+    timestamp_param: Callable[[datetime], Any]
 
     def _inline_read(self, job: Callable[[], object]) -> object:
         """Run a ``@point_read`` body on the calling thread, or return NOT_HERE (the
@@ -143,16 +155,22 @@ class SQLPart(ABC):
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A transaction that only reads. SQLite then begins it DEFERRED: it takes no write
-        lock, so readers never queue behind writers (WAL), and a process stopped while
-        reading (SIGSTOP, a debugger) blocks nobody. Writes need ``conn.begin()``."""
+        """A transaction that only reads, every statement of it from one snapshot. SQLite
+        then begins it DEFERRED: it takes no write lock, so readers never queue behind
+        writers (WAL), and a process stopped while reading (SIGSTOP, a debugger) blocks
+        nobody. Writes need ``conn.begin()``."""
         conn = self.conn
         conn.info[READ_ONLY] = True
         try:
-            with conn.begin():
+            with self._one_snapshot(conn), conn.begin():
                 yield conn
         finally:
             conn.info.pop(READ_ONLY, None)
+
+    def _one_snapshot(self, conn: Connection) -> AbstractContextManager[object]:
+        """Around a read transaction (``reading``), what makes all its statements read one
+        snapshot. The default does nothing: a SQLite transaction always reads one."""
+        return nullcontext()
 
     def _takeable(self, table: Table, owner: str, steal_from: str | None) -> ColumnElement[bool]:
         """A lease row ``owner`` may take: free, lapsed, already its own, or held by a

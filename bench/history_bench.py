@@ -1,16 +1,21 @@
-"""What a worker's claim costs with a backlog behind a long history, on both databases.
+"""What a worker's claim and a prune's batch cost behind a long history, on both databases.
 
-A database holds ``--history`` finished executions and then ``--queued`` queued ones
-(rows copied in SQL from one the engine made, the queued ones newer), and the store
-claims 50 at a time, as a worker's turn does, through ``Store.claim_executions``: every
-claim takes the 50 oldest free ones, and they end before the next claim. Printed: the
-time a claim takes (median of ``--claims``), right after the rows arrived (what a
-database that has not analyzed them yet plans with) and again after ``ANALYZE``.
-PostgreSQL on a throwaway local cluster (tests/pg.py's), skipped when not installed.
+A database holds ``--history`` finished executions, a day old, and then ``--queued``
+queued ones (rows copied in SQL from one the engine made). Measured through the store,
+as the engine calls it, the median of ``--claims`` calls each:
+
+- a claim of 50 (``Store.claim_executions``, a worker's turn): it takes the 50 oldest free
+  executions, and they end before the next claim;
+- a prune's search for its next batch of 100 (``Store.prunable_executions``, what
+  ``flowledger executions prune`` and the retention duty ask before each delete).
+
+Each right after the rows arrived (what a database that has not analyzed them yet plans
+with) and again after ``ANALYZE``. PostgreSQL on a throwaway local cluster (tests/pg.py's,
+``fsync=on``), skipped when not installed.
 
     export PATH=$(ls -d /usr/lib/postgresql/*/bin | tail -1):$PATH
-    .venv/bin/python bench/claim_bench.py                       # 200,000 finished, 20,000 queued
-    .venv/bin/python bench/claim_bench.py --history 0 --queued 20000
+    .venv/bin/python bench/history_bench.py                  # 200,000 finished, 20,000 queued
+    .venv/bin/python bench/history_bench.py --history 0 --queued 20000
 
 To compare with other code, put its ``src`` first on ``PYTHONPATH``: the rows are copied
 whatever columns its schema has.
@@ -26,14 +31,16 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from flowledger import Engine, StepRegistry
 from flowledger.storage import open_store
+from flowledger.storage.pruning import FINISHED
 from flowledger.storage.sql import SQLStore
+from flowledger.timeutil import utcnow
 
 ONE_STEP = "name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n"
 BATCH = 50
+PRUNE_BATCH = 100  # flowledger executions prune's default
 LEASE = timedelta(minutes=5)
 
 
@@ -46,10 +53,11 @@ async def _seed(url: str) -> None:
 
 
 def _fill(store: SQLStore, history: int, queued: int) -> None:
-    """``history`` copies of the finished row, a day old, then ``queued`` of the queued one."""
+    """``history`` copies of the finished row, a day old (ten a second), then ``queued`` of
+    the queued one, starting now."""
     conn = store.conn
     sqlite = conn.dialect.name == "sqlite"
-    columns = [c for c in _columns(store) if c not in ("id", "created_at")]
+    columns = [c for c in _columns(store) if c not in ("id", "created_at", "last_activity_at")]
     listed = ", ".join(columns)
     if sqlite:
         series = (
@@ -57,20 +65,20 @@ def _fill(store: SQLStore, history: int, queued: int) -> None:
             "SELECT x FROM g)"
         )
         new_id = "lower(hex(randomblob(16)))"
-        at = "strftime('%Y-%m-%d %H:%M:%f', 'now', '{age}', '+' || g.x || ' seconds')"
+        at = "strftime('%Y-%m-%d %H:%M:%f', 'now', '{age}', '+' || (g.x / 10.0) || ' seconds')"
     else:
         series = "(SELECT generate_series(1, {n}) AS x)"
         new_id, at = (
             "gen_random_uuid()::text",
-            "now() + interval '{age}' + make_interval(secs => g.x)",
+            "now() + interval '{age}' + make_interval(secs => g.x / 10.0)",
         )
     batches = (("Completed", history, "-1 day"), ("NotStarted", queued, "+0 seconds"))
     with conn.begin():
         for status, count, age in batches:
             if count:
                 conn.exec_driver_sql(
-                    f"INSERT INTO executions (id, created_at, {listed}) "
-                    f"SELECT {new_id}, {at.format(age=age)}, {listed} FROM "
+                    f"INSERT INTO executions (id, created_at, last_activity_at, {listed}) "
+                    f"SELECT {new_id}, {at.format(age=age)}, {at.format(age=age)}, {listed} FROM "
                     f"(SELECT * FROM executions WHERE runtime_status = '{status}' LIMIT 1) AS e, "
                     f"{series.format(n=count)} AS g"
                 )
@@ -101,20 +109,45 @@ async def _claims(store: SQLStore, claims: int) -> float:
     return statistics.median(times) * 1000
 
 
-async def measure(url: str, history: int, queued: int, claims: int) -> dict[str, Any]:
+async def _prune_searches(store: SQLStore, claims: int) -> float:
+    """The median time of ``claims`` searches for a prune's batch of ``PRUNE_BATCH``, in ms
+    (nothing is deleted: each finds the same oldest ones)."""
+    before = utcnow() - timedelta(hours=1)
+    times = []
+    for _ in range(claims):
+        start = time.perf_counter()
+        found = await store.prunable_executions(before, FINISHED, PRUNE_BATCH)
+        times.append(time.perf_counter() - start)
+        assert len(found) == PRUNE_BATCH, len(found)
+    return statistics.median(times) * 1000
+
+
+async def measure(url: str, history: int, queued: int, claims: int) -> dict[str, float]:
     await _seed(url)
     store = open_store(url)
     assert isinstance(store, SQLStore)
     await store.initialize()
+    found: dict[str, float] = {}
     try:
         _fill(store, history, queued)
-        fresh = await _claims(store, claims)
-        with store.conn.begin():
-            store.conn.exec_driver_sql("ANALYZE executions")
-        analyzed = await _claims(store, claims)
+        for when in ("fresh", "analyzed"):
+            if when == "analyzed":
+                with store.conn.begin():
+                    store.conn.exec_driver_sql("ANALYZE executions")
+            found[f"claim {when}"] = await _claims(store, claims)
+            if history >= PRUNE_BATCH:
+                found[f"prune {when}"] = await _prune_searches(store, claims)
     finally:
         await store.close()
-    return {"fresh": fresh, "analyzed": analyzed}
+    return found
+
+
+def _print(database: str, found: dict[str, float]) -> None:
+    labels = {"claim": f"a claim of {BATCH}", "prune": f"a prune's search ({PRUNE_BATCH})"}
+    for what, label in labels.items():
+        if f"{what} fresh" in found:
+            fresh, analyzed = found[f"{what} fresh"], found[f"{what} analyzed"]
+            print(f"{database:<11} {label:<24} {fresh:>10.2f} ms {analyzed:>10.2f} ms")
 
 
 def main() -> None:
@@ -125,12 +158,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.claims * 2 * BATCH > args.queued:
         raise SystemExit("--queued must hold two rounds of --claims claims of 50")
-    print(f"a claim of {BATCH}: {args.history:,} finished executions, then {args.queued:,} queued")
-    print(f"{'database':<12} {'before ANALYZE':>15} {'after ANALYZE':>15}")
+    print(f"{args.history:,} finished executions, a day old, then {args.queued:,} queued")
+    print(f"{'database':<11} {'what':<24} {'before ANALYZE':>13} {'after ANALYZE':>13}")
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'claims.db'}"
-        found = asyncio.run(measure(url, args.history, args.queued, args.claims))
-        print(f"{'SQLite':<12} {found['fresh']:>12.2f} ms {found['analyzed']:>12.2f} ms")
+        url = f"sqlite:///{Path(folder) / 'history.db'}"
+        _print("SQLite", asyncio.run(measure(url, args.history, args.queued, args.claims)))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.pg import Cluster, find_bindir  # the same throwaway cluster the tests use
 
@@ -142,8 +174,7 @@ def main() -> None:
     try:
         cluster.start()
         url = cluster.url(cluster.create_database())
-        found = asyncio.run(measure(url, args.history, args.queued, args.claims))
-        print(f"{'PostgreSQL':<12} {found['fresh']:>12.2f} ms {found['analyzed']:>12.2f} ms")
+        _print("PostgreSQL", asyncio.run(measure(url, args.history, args.queued, args.claims)))
     finally:
         cluster.stop()
 

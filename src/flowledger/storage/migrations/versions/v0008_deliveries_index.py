@@ -1,4 +1,4 @@
-"""The claims' partial index: unfinished executions, oldest first.
+"""Deliveries by execution, for pruning.
 
 Revision ID: 0008
 Revises: 0007
@@ -6,7 +6,7 @@ Revises: 0007
 
 from __future__ import annotations
 
-from flowledger.storage.migrations.parts import v0008_runnable_index
+from flowledger.storage.migrations.parts import v0008_deliveries_index
 
 revision = "0008"
 down_revision: str | None = "0007"
@@ -15,7 +15,7 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    v0008_runnable_index.upgrade()
+    v0008_deliveries_index.upgrade()
 
 
 def downgrade() -> None:
