@@ -1,8 +1,9 @@
 """What a worker's claim and a prune's batch cost behind a long history, on both databases.
 
-A database holds ``--history`` finished executions, a day old, and then ``--queued``
-queued ones (rows copied in SQL from one the engine made). Measured through the store,
-as the engine calls it, the median of ``--claims`` calls each:
+A database holds ``--history`` finished executions and ``--parked`` parked ones (running,
+each waiting for a timer a day ahead), a day old, and then ``--queued`` queued ones (rows
+copied in SQL from ones the engine made). Measured through the store, as the engine
+calls it, the median of ``--claims`` calls each:
 
 - a claim of 50 (``Store.claim_executions``, a worker's turn): it takes the 50 oldest free
   executions, and they end before the next claim;
@@ -14,8 +15,8 @@ with) and again after ``ANALYZE``. PostgreSQL on a throwaway local cluster (test
 ``fsync=on``), skipped when not installed.
 
     export PATH=$(ls -d /usr/lib/postgresql/*/bin | tail -1):$PATH
-    .venv/bin/python bench/history_bench.py                  # 200,000 finished, 20,000 queued
-    .venv/bin/python bench/history_bench.py --history 0 --queued 20000
+    .venv/bin/python bench/history_bench.py        # 200,000 finished, 50,000 parked, 20,000 queued
+    .venv/bin/python bench/history_bench.py --history 0 --parked 0 --queued 20000
 
 To compare with other code, put its ``src`` first on ``PYTHONPATH``: the rows are copied
 whatever columns its schema has.
@@ -52,12 +53,14 @@ async def _seed(url: str) -> None:
         await engine.start(workflow)
 
 
-def _fill(store: SQLStore, history: int, queued: int) -> None:
-    """``history`` copies of the finished row, a day old (ten a second), then ``queued`` of
-    the queued one, starting now."""
+def _fill(store: SQLStore, history: int, parked: int, queued: int) -> None:
+    """``history`` copies of the finished row, a day old (ten a second); ``parked`` of the
+    queued one made InProgress with a timer a day ahead (a ``sys.delay``), as old; then
+    ``queued`` of the queued one, starting now."""
     conn = store.conn
     sqlite = conn.dialect.name == "sqlite"
-    columns = [c for c in _columns(store) if c not in ("id", "created_at", "last_activity_at")]
+    own = ("id", "created_at", "last_activity_at", "runtime_status", "wake_at")
+    columns = [c for c in _columns(store) if c not in own]
     listed = ", ".join(columns)
     if sqlite:
         series = (
@@ -66,20 +69,27 @@ def _fill(store: SQLStore, history: int, queued: int) -> None:
         )
         new_id = "lower(hex(randomblob(16)))"
         at = "strftime('%Y-%m-%d %H:%M:%f', 'now', '{age}', '+' || (g.x / 10.0) || ' seconds')"
+        ahead = "strftime('%Y-%m-%d %H:%M:%f', 'now', '+1 day')"
     else:
         series = "(SELECT generate_series(1, {n}) AS x)"
         new_id, at = (
             "gen_random_uuid()::text",
             "now() + interval '{age}' + make_interval(secs => g.x / 10.0)",
         )
-    batches = (("Completed", history, "-1 day"), ("NotStarted", queued, "+0 seconds"))
+        ahead = "now() + interval '1 day'"
+    batches = (
+        ("Completed", "Completed", history, "-1 day", "NULL"),
+        ("NotStarted", "InProgress", parked, "-1 day", ahead),
+        ("NotStarted", "NotStarted", queued, "+0 seconds", "NULL"),
+    )
     with conn.begin():
-        for status, count, age in batches:
+        for source, status, count, age, wake in batches:
             if count:
                 conn.exec_driver_sql(
-                    f"INSERT INTO executions (id, created_at, last_activity_at, {listed}) "
-                    f"SELECT {new_id}, {at.format(age=age)}, {at.format(age=age)}, {listed} FROM "
-                    f"(SELECT * FROM executions WHERE runtime_status = '{status}' LIMIT 1) AS e, "
+                    "INSERT INTO executions (id, created_at, last_activity_at, runtime_status, "
+                    f"wake_at, {listed}) SELECT {new_id}, {at.format(age=age)}, "
+                    f"{at.format(age=age)}, '{status}', {wake}, {listed} FROM "
+                    f"(SELECT * FROM executions WHERE runtime_status = '{source}' LIMIT 1) AS e, "
                     f"{series.format(n=count)} AS g"
                 )
 
@@ -122,14 +132,16 @@ async def _prune_searches(store: SQLStore, claims: int) -> float:
     return statistics.median(times) * 1000
 
 
-async def measure(url: str, history: int, queued: int, claims: int) -> dict[str, float]:
+async def measure(
+    url: str, history: int, parked: int, queued: int, claims: int
+) -> dict[str, float]:
     await _seed(url)
     store = open_store(url)
     assert isinstance(store, SQLStore)
     await store.initialize()
     found: dict[str, float] = {}
     try:
-        _fill(store, history, queued)
+        _fill(store, history, parked, queued)
         for when in ("fresh", "analyzed"):
             if when == "analyzed":
                 with store.conn.begin():
@@ -153,16 +165,21 @@ def _print(database: str, found: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--history", type=int, default=200_000)
+    parser.add_argument("--parked", type=int, default=50_000)
     parser.add_argument("--queued", type=int, default=20_000)
     parser.add_argument("--claims", type=int, default=40)
     args = parser.parse_args()
     if args.claims * 2 * BATCH > args.queued:
         raise SystemExit("--queued must hold two rounds of --claims claims of 50")
-    print(f"{args.history:,} finished executions, a day old, then {args.queued:,} queued")
+    print(
+        f"{args.history:,} finished executions and {args.parked:,} parked, a day old, "
+        f"then {args.queued:,} queued"
+    )
     print(f"{'database':<11} {'what':<24} {'before ANALYZE':>13} {'after ANALYZE':>13}")
+    sizes = (args.history, args.parked, args.queued, args.claims)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'history.db'}"
-        _print("SQLite", asyncio.run(measure(url, args.history, args.queued, args.claims)))
+        _print("SQLite", asyncio.run(measure(url, *sizes)))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.pg import Cluster, find_bindir  # the same throwaway cluster the tests use
 
@@ -174,7 +191,7 @@ def main() -> None:
     try:
         cluster.start()
         url = cluster.url(cluster.create_database())
-        _print("PostgreSQL", asyncio.run(measure(url, args.history, args.queued, args.claims)))
+        _print("PostgreSQL", asyncio.run(measure(url, *sizes)))
     finally:
         cluster.stop()
 

@@ -18,10 +18,10 @@ from flowledger.errors import StorageError
 from flowledger.storage import migrations, open_store
 from flowledger.storage.schema import SCHEMA_VERSION, executions, meta, metadata
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import execution_row, join_all
+from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 9)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 10)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -345,5 +345,34 @@ async def test_revision_0008_indexes_deliveries_by_execution(empty_db: MakeDb) -
                 store.conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
                 plan = store.conn.exec_driver_sql(f"EXPLAIN {query}")
             assert "ix_deliveries_execution" in " ".join(str(line[-1]) for line in plan)
+    finally:
+        await store.close()
+
+
+async def test_revision_0009_adds_the_claims_indexes(empty_db: MakeDb) -> None:
+    """A database of revision 0008 with executions in it gets the two partial indexes a
+    claim reads (which SQLite's claim names), and a claim then takes the queued execution,
+    not the parked one nor the finished one."""
+    store = sql_store(empty_db())
+    queued = execution_row()
+    parked = execution_row(runtime_status="InProgress", wake_at=T0 + timedelta(days=36500))
+    finished = execution_row(runtime_status="Completed")
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0008")
+            for row in (queued, parked, finished):  # rows of different columns
+                store.conn.execute(insert(executions), [row])
+        assert await store.upgrade() == ALL_REVISIONS[8:]
+        found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
+        store.conn.rollback()
+        dialect = store.conn.dialect.name
+        for name, columns, words in (
+            ("ix_executions_in_progress", ["created_at", "id"], "IS NULL"),
+            ("ix_executions_waking", ["wake_at"], "IS NOT NULL"),
+        ):
+            where = str(found[name]["dialect_options"][f"{dialect}_where"])
+            assert found[name]["column_names"] == columns and words in where.upper(), where
+        claimed = await store.claim_executions("w", 10, timedelta(minutes=1))
+        assert [execution_id for execution_id, _ in claimed] == [queued["id"]]
     finally:
         await store.close()

@@ -147,7 +147,7 @@ class SQLLeaseGroupStore(SQLPart):
             # cannot change between its read and its update, so they are updated by id.
             branches = " UNION ALL ".join(
                 f"SELECT * FROM ({branch})"  # noqa: S608 - fixed text
-                for branch in oldest_runnable_sql(":now", ":limit")
+                for branch in oldest_runnable_sql(":now", ":limit", hint=True)
             )
             claim = (
                 "UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = :owner, "  # noqa: S608 - fixed text, values bound

@@ -36,7 +36,9 @@ from flowledger.storage.sqlpart import INDEX_ORDER_OFF
 # rescanned and lock more than ``limit`` rows). The oldest of them all are claimed; the
 # rest are unlocked when the statement ends. The runnable condition is checked again on
 # the locked row version by the UPDATE.
-_CANDIDATES = oldest_runnable_sql("clock_timestamp()", "%(limit)s", " FOR UPDATE SKIP LOCKED")
+# The candidates' clock is the statement's start: a volatile clock_timestamp() could not
+# bound an index scan (a due-time range read as a filter over every parked execution).
+_CANDIDATES = oldest_runnable_sql("statement_timestamp()", "%(limit)s", " FOR UPDATE SKIP LOCKED")
 CLAIM = (
     "WITH "  # noqa: S608 - fixed text, values bound
     + ", ".join(f"c{i} AS ({branch})" for i, branch in enumerate(_CANDIDATES))

@@ -50,6 +50,19 @@ UNFINISHED = ("NotStarted", "InProgress", "AwaitingUserInput")
 #: The statuses of an execution that has ended (a retry may move a Failed one back).
 FINISHED = ("Completed", "CompletedWithNoActionTaken", "Failed", "Cancelled")
 
+
+def _statuses_sql(statuses: tuple[str, ...]) -> str:
+    return "runtime_status IN ({})".format(", ".join(f"'{s}'" for s in statuses))
+
+
+#: The predicates of the claims' two partial indexes (migration 0009), as SQL. SQLite uses
+#: a partial index only for a query that repeats its predicate word for word, so the
+#: claims (storage.leasegroup) are written from these same texts.
+#: Running with no timer: running right now, or left by a process that stopped.
+IN_PROGRESS_SQL = "runtime_status = 'InProgress' AND wake_at IS NULL"
+#: Waiting for a time (a timer, a due date, or a signal that set it to now).
+WAKING_SQL = _statuses_sql(UNFINISHED) + " AND wake_at IS NOT NULL"
+
 meta = Table(
     "flowledger_meta",
     metadata,
@@ -117,9 +130,27 @@ executions = Table(
     #: reads the signal table when the two differ (or while it runs, once a second).
     Column("signals_sent", Integer, nullable=False, server_default=text("0")),
     Column("signals_taken", Integer, nullable=False, server_default=text("0")),
-    # Lists by status, and what a claim or a prune's search walks: each status's oldest
-    # first (storage.leasegroup.oldest_runnable_sql, storage.pruning).
+    # Lists by status, and what a claim (queued ones) or a prune's search walks: a status's
+    # oldest first (storage.leasegroup, storage.pruning).
     Index("ix_executions_status", "runtime_status", "created_at", "id"),
+    # What a claim reads besides the queued ones (migration 0009;
+    # storage.leasegroup.oldest_runnable_sql): the running executions with no timer, oldest
+    # first, and those waiting for a time, the soonest first. Parked executions and ones
+    # waiting for a person are in neither order before what a claim can take. Queued ones
+    # need none: the status index is theirs.
+    Index(
+        "ix_executions_in_progress",
+        "created_at",
+        "id",
+        sqlite_where=text(IN_PROGRESS_SQL),
+        postgresql_where=text(IN_PROGRESS_SQL),
+    ),
+    Index(
+        "ix_executions_waking",
+        "wake_at",
+        sqlite_where=text(WAKING_SQL),
+        postgresql_where=text(WAKING_SQL),
+    ),
     # Partial (migration 0007): most executions have no parent, job run or trigger key,
     # and an index of NULLs only costs every start a B-tree insert. A lookup by value
     # (``parent_id = ?``) implies IS NOT NULL, so both databases still use them.
