@@ -31,13 +31,13 @@ from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork, 
 from flowledger.storage.schema import executions
 from flowledger.storage.sqlpart import INDEX_ORDER_OFF
 
-# Each status's oldest runnable candidates are locked with SKIP LOCKED (claimers never
-# queue behind each other), each in a CTE: it runs once (a subquery in FROM may be
-# rescanned and lock more than ``limit`` rows). The oldest of them all are claimed; the
-# rest are unlocked when the statement ends. The runnable condition is checked again on
-# the locked row version by the UPDATE.
-# The candidates' clock is the statement's start: a volatile clock_timestamp() could not
-# bound an index scan (a due-time range read as a filter over every parked execution).
+# Each list's candidates (storage.leasegroup.oldest_runnable_sql) are locked with SKIP
+# LOCKED (claimers never queue behind each other), each in a CTE: it runs once (a
+# subquery in FROM may be rescanned and lock more than ``limit`` rows). The oldest of them
+# all are claimed; the rest are unlocked when the statement ends. The runnable condition
+# is checked again on the locked row version by the UPDATE. The candidates' clock is the
+# statement's start: a volatile clock_timestamp() could not bound an index scan (the
+# due-time range was read as a filter over every parked execution).
 _CANDIDATES = oldest_runnable_sql("statement_timestamp()", "%(limit)s", " FOR UPDATE SKIP LOCKED")
 CLAIM = (
     "WITH "  # noqa: S608 - fixed text, values bound
@@ -170,8 +170,8 @@ def _columns(releases: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
 
 
 #: The lease connection's session settings: its statements find rows by id, or (a claim)
-#: each status's oldest free executions in ``ix_executions_status``'s order, so none wants
-#: a sort or a bitmap scan but the claim's last one, of at most three times its limit.
+#: the oldest free executions in three indexes' order, so none wants a sort or a bitmap
+#: scan but the claim's last one, of at most three times its limit.
 LEASE_SETTINGS = "-c synchronous_commit=off " + " ".join(f"-c {s}=off" for s in INDEX_ORDER_OFF)
 
 

@@ -17,15 +17,16 @@ from flowledger.storage.lanes import NOT_HERE, Lane
 
 #: Set on a connection's ``info`` for the next BEGIN: a read needs no write lock.
 READ_ONLY = "flowledger_read_only"
-#: Planner settings, off, that keep a search for a status's oldest rows in the status
-#: index's order (``ORDER BY created_at, id``, which only that index gives). Left on,
-#: PostgreSQL sorts every row of the status whenever its statistics say there are few,
-#: which they say of any burst until autovacuum analyzes it, or walks ``created_at``'s
-#: index through the whole history when they say the status is common: a claim of 50
-#: with 20,000 queued, or a prune's search among 200,000 finished
-#: (bench/history_bench.py). Discouraged, not forbidden: a plan that needs one still runs.
+#: Planner settings, off, that keep a search for the oldest rows of an index in that
+#: index's order (a claim's lists, a prune's search; ``ORDER BY created_at, id``, which
+#: only the index walked gives). Left on, PostgreSQL sorts every row of a status whenever
+#: its statistics say there are few, which they say of any burst until autovacuum
+#: analyzes it, or walks ``created_at``'s index through the whole history when they say
+#: the status is common: a claim of 50 with 20,000 queued, or a prune's search among
+#: 200,000 finished (bench/history_bench.py). Discouraged, not forbidden: a plan that
+#: needs one still runs.
 #: And JIT: a discouraged plan costs 10^10 in the planner's units, far over
-#: ``jit_above_cost``, and compiling a claim took 650 ms where running it took 1.
+#: ``jit_above_cost``, and compiling a claim took 650 ms where running it took 4.
 INDEX_ORDER_OFF = ("enable_sort", "enable_incremental_sort", "enable_bitmapscan", "jit")
 
 P = ParamSpec("P")
