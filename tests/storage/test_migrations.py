@@ -367,7 +367,7 @@ async def test_revision_0009_adds_the_claims_indexes(empty_db: MakeDb) -> None:
         store.conn.rollback()
         dialect = store.conn.dialect.name
         for name, columns, words in (
-            ("ix_executions_in_progress", ["created_at", "id"], "IS NULL"),
+            ("ix_executions_in_progress", ["created_at", "id", "wake_at"], "IS NULL"),
             ("ix_executions_waking", ["wake_at"], "IS NOT NULL"),
         ):
             where = str(found[name]["dialect_options"][f"{dialect}_where"])

@@ -70,8 +70,10 @@ def oldest_runnable_sql(now: str, limit: str, lock: str = "", hint: bool = False
     return [
         "SELECT id, created_at FROM executions WHERE runtime_status = 'NotStarted' AND "  # noqa: S608 - fixed text
         f"wake_at IS NULL AND {free} ORDER BY created_at, id LIMIT {limit}{lock}",
+        # wake_at is NULL in all of them: ordering by it too changes nothing but the plan
+        # (schema: only ix_executions_in_progress gives this order).
         f"SELECT id, created_at FROM executions{running} WHERE {IN_PROGRESS_SQL} AND {free} "  # noqa: S608 - fixed text
-        f"ORDER BY created_at, id LIMIT {limit}{lock}",
+        f"ORDER BY created_at, id, wake_at LIMIT {limit}{lock}",
         f"SELECT id, created_at FROM executions{waking} WHERE {WAKING_SQL} AND "  # noqa: S608 - fixed text
         f"wake_at <= {now} AND {free} ORDER BY wake_at LIMIT {limit}{lock}",
     ]

@@ -138,10 +138,14 @@ executions = Table(
     # first, and those waiting for a time, the soonest first. Parked executions and ones
     # waiting for a person are in neither order before what a claim can take. Queued ones
     # need none: the status index is theirs.
+    # ``wake_at`` last (NULL in every entry): a claim orders by it too, so that only this
+    # index gives its order, and PostgreSQL cannot walk the status index instead (which it
+    # would, once its statistics take running-with-no-timer to be common).
     Index(
         "ix_executions_in_progress",
         "created_at",
         "id",
+        "wake_at",
         sqlite_where=text(IN_PROGRESS_SQL),
         postgresql_where=text(IN_PROGRESS_SQL),
     ),

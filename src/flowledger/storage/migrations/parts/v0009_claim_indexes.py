@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_executions_in_progress",
         "executions",
-        ["created_at", "id"],
+        ["created_at", "id", "wake_at"],
         sqlite_where=running,
         postgresql_where=running,
     )
