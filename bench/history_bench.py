@@ -35,7 +35,7 @@ from pathlib import Path
 
 from flowledger import Engine, StepRegistry
 from flowledger.storage import open_store
-from flowledger.storage.pruning import FINISHED
+from flowledger.storage.schema import FINISHED
 from flowledger.storage.sql import SQLStore
 from flowledger.timeutil import utcnow
 

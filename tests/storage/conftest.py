@@ -167,3 +167,19 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
     if cluster is not None:
         for url in made:
             cluster.drop_database(url.rsplit("/", 1)[1])
+
+
+def walks_in_order(plan: str, *indexes: str) -> bool:
+    """The plan walks each of ``indexes`` (once per time named) in its order: nothing read
+    another way, only the last few rows sorted (SQLite's one temporary B-tree, PostgreSQL's
+    sort of the union, if any), and nothing compiled (PostgreSQL's JIT: a discouraged
+    plan's cost is over its threshold)."""
+    postgresql = "Scan" in plan  # SQLite's EXPLAIN says SCAN and SEARCH
+    for index in set(indexes):
+        walk = f"Index Scan using {index} on" if postgresql else f"USING INDEX {index} "
+        if f"{plan} ".count(walk) != indexes.count(index):
+            return False
+    if postgresql:
+        other = ("Bitmap", "Seq Scan on executions", "ix_executions_created", "JIT")
+        return not any(o in plan for o in other)
+    return plan.count("TEMP B-TREE") == 1

@@ -14,7 +14,14 @@ from flowledger.storage.pgleases import CLAIM
 from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.schema import executions
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import T0, event_row, execution_row, new_execution, step_row
+from tests.storage.conftest import (
+    T0,
+    event_row,
+    execution_row,
+    new_execution,
+    step_row,
+    walks_in_order,
+)
 
 LEASE = timedelta(minutes=5)
 GONE = timedelta(seconds=-1)  # a lease that expired the moment it was taken
@@ -105,22 +112,6 @@ def claim_plan(store: SQLStore) -> str:
     with store.conn.begin():
         plan = store.conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {claim}", params)
         return " / ".join(str(line[-1]) for line in plan)
-
-
-def walks_in_order(plan: str, *indexes: str) -> bool:
-    """The plan walks each of ``indexes`` (once per time named) in its order: nothing read
-    another way, only the last few rows sorted (SQLite's one temporary B-tree, PostgreSQL's
-    sort of the union, if any), and nothing compiled (PostgreSQL's JIT: a discouraged
-    plan's cost is over its threshold)."""
-    postgresql = "Scan" in plan  # SQLite's EXPLAIN says SCAN and SEARCH
-    for index in set(indexes):
-        walk = f"Index Scan using {index} on" if postgresql else f"USING INDEX {index} "
-        if f"{plan} ".count(walk) != indexes.count(index):
-            return False
-    if postgresql:
-        other = ("Bitmap", "Seq Scan on executions", "ix_executions_created", "JIT")
-        return not any(o in plan for o in other)
-    return plan.count("TEMP B-TREE") == 1
 
 
 async def test_a_claim_walks_past_nothing_but_what_runs(store: SQLStore) -> None:

@@ -8,11 +8,9 @@ from typing import Any
 
 from sqlalchemy import event, insert
 
-from flowledger.storage.pruning import FINISHED
-from flowledger.storage.schema import executions
+from flowledger.storage.schema import FINISHED, executions
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import T0, execution_row
-from tests.storage.test_leases import walks_in_order
+from tests.storage.conftest import T0, execution_row, walks_in_order
 
 BEFORE = T0 + timedelta(days=2)
 

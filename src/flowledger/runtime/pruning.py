@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
-from flowledger.storage.pruning import FINISHED
+from flowledger.storage.schema import FINISHED
 
 log = logging.getLogger(__name__)
 

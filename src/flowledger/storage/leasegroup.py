@@ -40,16 +40,11 @@ from flowledger.storage.schema import IN_PROGRESS_SQL, WAKING_SQL
 #: PostgreSQL). Its lease is free or lapsed, and it is due: queued or running with no
 #: timer or one that has come, or waiting for input that arrived (or its due time came).
 FREE_SQL = "({t}lease_owner IS NULL OR {t}lease_expires_at < {now})"
-DUE_SQL = {
-    "NotStarted": "({t}wake_at IS NULL OR {t}wake_at <= {now})",
-    "InProgress": "({t}wake_at IS NULL OR {t}wake_at <= {now})",
-    "AwaitingUserInput": "{t}wake_at <= {now}",
-}
 RUNNABLE_SQL = (
-    FREE_SQL
-    + " AND ("
-    + " OR ".join(f"({{t}}runtime_status = '{s}' AND {due})" for s, due in DUE_SQL.items())
-    + ")"
+    FREE_SQL + " AND ("
+    "({t}runtime_status IN ('NotStarted', 'InProgress') AND "
+    "({t}wake_at IS NULL OR {t}wake_at <= {now})) OR "
+    "({t}runtime_status = 'AwaitingUserInput' AND {t}wake_at <= {now}))"
 )
 
 

@@ -117,8 +117,11 @@ class SQLLeaseGroupStore(SQLPart):
                         answer.taken = read.row(found) if found is not None else None
                     if work.claim > 0:
                         at, expires = stamp(now), stamp(now + work.lease)
-                        params = {"owner": work.owner, "expires": expires, "now": at}
-                        cursor.execute(claim_sql, {**params, "limit": work.claim})
+                        cursor.execute(
+                            claim_sql,
+                            {"owner": work.owner, "expires": expires, "now": at,
+                             "limit": work.claim},
+                        )  # fmt: skip
                         rows = [read.row(found) for found in cursor.fetchall()]
                         answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
                     answers.append(answer)

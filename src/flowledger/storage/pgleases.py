@@ -29,7 +29,18 @@ from sqlalchemy import Dialect
 from flowledger.storage.base import Row
 from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork, oldest_runnable_sql
 from flowledger.storage.schema import executions
-from flowledger.storage.sqlpart import INDEX_ORDER_OFF
+
+#: Planner settings, off, that keep a search for the oldest rows of an index in that
+#: index's order (a claim's lists, a prune's search; ``ORDER BY created_at, id``, which
+#: only the index walked gives). Left on, PostgreSQL sorts every row of a status whenever
+#: its statistics say there are few, which they say of any burst until autovacuum
+#: analyzes it, or walks ``created_at``'s index through the whole history when they say
+#: the status is common: a claim of 50 with 20,000 queued, or a prune's search among
+#: 200,000 finished (bench/history_bench.py). Discouraged, not forbidden: a plan that
+#: needs one still runs.
+#: And JIT: a discouraged plan costs 10^10 in the planner's units, far over
+#: ``jit_above_cost``, and compiling a claim took 650 ms where running it took 4.
+INDEX_ORDER_OFF = ("enable_sort", "enable_incremental_sort", "enable_bitmapscan", "jit")
 
 # Each list's candidates (storage.leasegroup.oldest_runnable_sql) are locked with SKIP
 # LOCKED (claimers never queue behind each other), each in a CTE: it runs once (a

@@ -35,7 +35,7 @@ from flowledger.storage.coalesce import Coalescer
 from flowledger.storage.groupcommit import GroupCommitter
 from flowledger.storage.lanes import Lane
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
-from flowledger.storage.pgleases import LeaseConnection, connect_params
+from flowledger.storage.pgleases import INDEX_ORDER_OFF, LeaseConnection, connect_params
 from flowledger.storage.pgrounds import RoundWriter
 from flowledger.storage.pgstarts import StartWriter
 from flowledger.storage.pgwrites import PostgresBatchWriter
@@ -190,6 +190,10 @@ class PostgresStore(SQLStore):
         pipeline, whatever the number of ids, from one snapshot (``reading``)."""
         with self.reading():
             return self._documents_of(list(ids))
+
+    def _in_index_order(self, conn: Connection) -> None:
+        for setting in INDEX_ORDER_OFF:  # as the lease connection's session has them
+            conn.exec_driver_sql(f"SET LOCAL {setting} = off")
 
     @contextmanager
     def _one_snapshot(self, conn: Connection) -> Iterator[None]:

@@ -15,12 +15,10 @@ from flowledger.storage.schema_artifacts import artifacts
 from flowledger.storage.schema_jobs import job_runs
 from flowledger.storage.schema_ops import step_logs
 from flowledger.storage.schema_webhooks import deliveries
-from flowledger.storage.sqlpart import INDEX_ORDER_OFF, SQLPart, reads, writes
+from flowledger.storage.sqlpart import SQLPart, reads, writes
 
-# An execution can be pruned in the FINISHED statuses (schema.FINISHED, named here for
-# runtime.pruning): it has ended (a retry may still move a Failed one back to
-# InProgress: the delete re-checks the status under its lock).
-__all__ = ["FINISHED", "PruneStore", "SQLPruneStore"]
+# An execution can be pruned in the FINISHED statuses: it has ended (a retry may still
+# move a Failed one back to InProgress: the delete re-checks the status under its lock).
 
 
 class PruneStore(ABC):
@@ -94,12 +92,9 @@ class SQLPruneStore(SQLPart, PruneStore):
         at = self.timestamp_param(before)
         params = [value for status in chosen for value in (status, at, at, limit)] + [limit]
         with self.reading() as conn:
-            if conn.dialect.name == "postgresql":
-                # PostgreSQL would rather sort every finished execution of a status
-                # whenever its statistics say there are few (a history it has not analyzed
-                # yet), as it would for a claim (storage.pgleases.LEASE_SETTINGS).
-                for setting in INDEX_ORDER_OFF:
-                    conn.exec_driver_sql(f"SET LOCAL {setting} = off")
+            # Else PostgreSQL sorts every finished execution of a status whenever its
+            # statistics say there are few (a history it has not analyzed yet).
+            self._in_index_order(conn)
             found = conn.exec_driver_sql(sql, tuple(params))
             return [r[0] for r in found]
 

@@ -17,17 +17,6 @@ from flowledger.storage.lanes import NOT_HERE, Lane
 
 #: Set on a connection's ``info`` for the next BEGIN: a read needs no write lock.
 READ_ONLY = "flowledger_read_only"
-#: Planner settings, off, that keep a search for the oldest rows of an index in that
-#: index's order (a claim's lists, a prune's search; ``ORDER BY created_at, id``, which
-#: only the index walked gives). Left on, PostgreSQL sorts every row of a status whenever
-#: its statistics say there are few, which they say of any burst until autovacuum
-#: analyzes it, or walks ``created_at``'s index through the whole history when they say
-#: the status is common: a claim of 50 with 20,000 queued, or a prune's search among
-#: 200,000 finished (bench/history_bench.py). Discouraged, not forbidden: a plan that
-#: needs one still runs.
-#: And JIT: a discouraged plan costs 10^10 in the planner's units, far over
-#: ``jit_above_cost``, and compiling a claim took 650 ms where running it took 4.
-INDEX_ORDER_OFF = ("enable_sort", "enable_incremental_sort", "enable_bitmapscan", "jit")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -167,6 +156,11 @@ class SQLPart(ABC):
                 yield conn
         finally:
             conn.info.pop(READ_ONLY, None)
+
+    def _in_index_order(self, conn: Connection) -> None:  # noqa: B027 - a hook, empty here
+        """Inside a transaction that searches an index for its oldest rows (a prune's
+        search): keep the database walking that index in its order. The default does
+        nothing (SQLite's query names what it needs); PostgresStore turns sorts off."""
 
     def _one_snapshot(self, conn: Connection) -> AbstractContextManager[object]:
         """Around a read transaction (``reading``), what makes all its statements read one
