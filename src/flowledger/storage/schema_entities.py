@@ -6,9 +6,9 @@ database's JSON functions (SQLite ``json_extract``, PostgreSQL ``jsonb`` on a ca
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, text
+from sqlalchemy import Column, Index, Integer, String, Table, Text
 
-from flowledger.storage.schema import UTCDateTime, metadata
+from flowledger.storage.schema import UTCDateTime, metadata, partial_index
 
 #: Entity types: the name is the id (``entityTypeId`` in step outputs is this name).
 entity_types = Table(
@@ -57,10 +57,9 @@ entity_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("dispatched_at", UTCDateTime),
     Index("uq_entity_events_idempotency", "idempotency_key", unique=True),
-    Index(
+    partial_index(
         "ix_entity_events_pending",
         "id",
-        sqlite_where=text("dispatched_at IS NULL"),
-        postgresql_where=text("dispatched_at IS NULL"),
+        where="dispatched_at IS NULL",
     ),
 )
