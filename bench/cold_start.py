@@ -30,10 +30,15 @@ ONE_STEP = "name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1
 
 # The libraries a run needs and this project standardises on (its dependencies, not its
 # code): importing them alone is the floor under any `flowledger run` built on them.
+# ``import pydantic`` alone loads only its lazy package, so the floor takes BaseModel, which
+# every model needs; and the SQLite dialect, which a run on SQLite loads.
 WITHOUT_SQLALCHEMY = (
-    "import asyncio, typer, rich.console, rich.live, pydantic, jinja2.sandbox, yaml"
+    "import asyncio, typer, rich.console, rich.live, jinja2.sandbox, yaml; "
+    "from pydantic import BaseModel"
 )
-LIBRARIES = WITHOUT_SQLALCHEMY + ", sqlalchemy.engine, sqlalchemy.sql"
+LIBRARIES = (
+    WITHOUT_SQLALCHEMY + "; import sqlalchemy.engine, sqlalchemy.sql, sqlalchemy.dialects.sqlite"
+)
 
 
 def _flowledger() -> list[str]:
