@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "logs": 0,
     "traceparent": 0,
     "lazy": 0,
+    "heap": 0,
     "templates": 1,
     "steps": 2,
     "definition": 3,
@@ -54,6 +55,7 @@ LEAF_ORDER = [
     "logs",
     "traceparent",
     "lazy",
+    "heap",
 ]
 
 

@@ -5,6 +5,6 @@ renders its result; rules live in the application layer. ``create_api(app, setti
 builds the ASGI application; ``flowledger serve`` runs it on uvicorn.
 """
 
-from flowledger.api.server import ApiSettings, create_api, freeze_heap
+from flowledger.api.server import ApiSettings, create_api
 
-__all__ = ["ApiSettings", "create_api", "freeze_heap"]
+__all__ = ["ApiSettings", "create_api"]

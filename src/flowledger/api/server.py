@@ -8,7 +8,6 @@ document at ``/api/v1/openapi.json``, a docs page at ``/api/v1/docs`` and ``/met
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +68,3 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     # Outermost: limits, timing and page headers in one pass (api.edge).
     api.add_middleware(Edge, limits=settings.limits, metrics=app.metrics, page_headers=page_headers)
     return api
-
-
-def freeze_heap() -> None:
-    """Move what start-up made (modules, routes, models, compiled workflows: most of the
-    heap) out of the cyclic collector's sight. Measured under ``flowledger serve``: each
-    full collection walked all of it, 80-240 ms with the event loop stopped, the periodic
-    webhook stall of bench/api_bench.py. Call once the process is ready to serve."""
-    gc.collect()
-    gc.freeze()

@@ -75,8 +75,9 @@ def serve(
     within(concurrency, 1, 1000, "--concurrency")
     import uvicorn
 
-    from flowledger.api import ApiSettings, create_api, freeze_heap
+    from flowledger.api import ApiSettings, create_api
     from flowledger.api.tracing import TracingUnavailable
+    from flowledger.heap import freeze_heap
     from flowledger.web import mount_web
 
     settings = Settings.from_env()

@@ -586,6 +586,7 @@ class Engine:
                 _, late = await asyncio.wait(inline, timeout=CHILD_GRACE)
                 for task in late:  # still waiting on another process: workers finish those
                     task.cancel()
+            runner.on_children = None  # it holds the runner: a cycle (see ExecutionRunner)
         return status, runner.parked_until
 
     def _run_children(

@@ -16,6 +16,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
@@ -144,14 +145,18 @@ class ExecutionRunner:
         #: Set when run() returned early because only a distant timer was left.
         self.parked_until: datetime | None = None
         self.logger = logging.LoggerAdapter(log, log_extra("run_execution", self.id))
+        # The parts that call back hold the runner weakly: with strong references both
+        # ways, an ended execution's whole graph (~60 objects, its outputs among them)
+        # waited for the cyclic collector, whose full passes stalled a worker's loop.
+        myself = weakref.proxy(self)
         #: One driver per step kind; the scheduler asks them where kinds differ.
-        self.drivers: dict[StepKind, Driver] = build_drivers(self)
+        self.drivers: dict[StepKind, Driver] = build_drivers(myself)
         # The drivers the scheduler also asks by name: loops own iteration scopes; people
         # and children are the outside waits an idle execution parks on.
         self.loops = driver_of(self.drivers, LoopDriver)
         self.inputs = driver_of(self.drivers, InputWaits)
         self.children = driver_of(self.drivers, ChildWaits)
-        self.inbox = Inbox(self, self.inputs, self.children)
+        self.inbox = Inbox(myself, self.inputs, self.children)
 
     @property
     def status(self) -> ExecutionStatus:
