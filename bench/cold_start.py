@@ -11,12 +11,18 @@ libraries it is built on, alone (with and without SQLAlchemy, and SQLAlchemy by 
 
     .venv/bin/python bench/cold_start.py          # 15 rounds
     .venv/bin/python bench/cold_start.py 30
+    .venv/bin/python bench/cold_start.py --instructions
+
+``--instructions`` runs each command once under ``valgrind --tool=callgrind`` and prints
+the instructions it executed instead of its times: the same count run after run, whatever
+else the machine does (a minute or two).
 """
 
 from __future__ import annotations
 
 import compileall
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -57,8 +63,25 @@ def _timed(command: list[str]) -> tuple[float, float]:
     return wall, cpu
 
 
+def _instructions(command: list[str]) -> int:
+    """Instructions one run of ``command`` executes, counted by callgrind."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no count for {command}:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    counting = "--instructions" in sys.argv
+    numbers = [a for a in sys.argv[1:] if a != "--instructions"]
+    rounds = 1 if counting else int(numbers[0]) if numbers else 15
     import flowledger
 
     compileall.compile_dir(Path(flowledger.__file__).parent, quiet=1)
@@ -79,6 +102,14 @@ def main() -> None:
             "import sqlalchemy alone": lambda _: [sys.executable, "-c", "import sqlalchemy"],
         }
         subprocess.run([*run, db], check=True, capture_output=True)
+        if counting:
+            base = _instructions(commands["python -c pass"](0))
+            print(f"Python {sys.version.split()[0]}, instructions (callgrind), one run each")
+            print(f"{'command':<26} {'instructions':>14} {'x pass':>7}")
+            for name, command in commands.items():
+                count = _instructions(command(0))
+                print(f"{name:<26} {count:14,} {count / base:7.1f}")
+            return
         os.environ.pop("PYTHONPROFILEIMPORTTIME", None)
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
