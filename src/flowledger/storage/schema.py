@@ -62,6 +62,9 @@ def partial_index(name: str, *columns: str, where: str, unique: bool = False) ->
 
 @event.listens_for(metadata, "before_create")
 def _postgresql_conditions(target: MetaData, connection: Connection, **_: Any) -> None:
+    """Give each ``partial_index`` its PostgreSQL condition before ``create_all`` there
+    (the engine creates only new SQLite files from these tables; PostgreSQL databases
+    get their schema from the migrations, which name their conditions themselves)."""
     if connection.dialect.name != "postgresql":
         return
     for table in target.tables.values():
