@@ -55,11 +55,14 @@ def test_version_answers_without_the_command_modules() -> None:
 #: What `flowledger run` of a one-step workflow has no use for: servers, HTTP and schema
 #: libraries, Alembic (a new file is created at head, an up-to-date one only checked), the
 #: other commands' modules and the application resources it does not call; piped, no live
-#: table either; nor SQLAlchemy's PostgreSQL dialect (storage.schema.partial_index).
+#: table either; nor SQLAlchemy's PostgreSQL dialect (storage.schema.partial_index), nor the
+#: built-in step modules the workflow does not name (steps.registry.LAZY_BUILTINS).
 NOT_ON_RUN = [
     *NEVER_AT_IMPORT,
     "alembic",
     "sqlalchemy.dialects.postgresql",
+    "flowledger.steps.http_request",
+    "flowledger.steps.entities",
     "rich.live",
     "rich.table",
     "opentelemetry",

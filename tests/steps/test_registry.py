@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -11,6 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, PluginError, StepContext, StepRegistry, step_type
+from flowledger.steps.base import StepKind
+from flowledger.steps.registry import LAZY_BUILTINS
 
 PLUGIN = textwrap.dedent(
     """
@@ -131,3 +135,34 @@ def test_json_definitions_load_with_positions() -> None:
     with pytest.raises(DefinitionError) as info:
         engine.load_text(bad, "wf.json")
     assert info.value.problems[0].format().startswith("wf.json:4:")
+
+
+def test_lazy_builtins_are_what_their_modules_define() -> None:
+    for module_name in set(LAZY_BUILTINS.values()):
+        module = importlib.import_module(module_name)
+        named = {name for name, where in LAZY_BUILTINS.items() if where == module_name}
+        assert {step.name for step in module.STEP_TYPES} == named
+
+
+def test_a_lazy_builtin_loads_when_first_named() -> None:
+    code = (
+        "import sys\nfrom flowledger.steps.registry import StepRegistry\n"
+        "registry = StepRegistry.with_builtins()\n"
+        "before = 'flowledger.steps.http_request' in sys.modules\n"
+        "listed = 'sys.http_request' in registry.names() and 'sys.http_request' in registry\n"
+        "still = 'flowledger.steps.http_request' in sys.modules\n"
+        "found = registry.get('sys.http_request')\n"
+        "print(before, listed, still, found.name, 'flowledger.steps.entities' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "False", "sys.http_request", "False"]
+
+
+def test_every_builtin_is_there_when_iterated() -> None:
+    registry = StepRegistry.with_builtins()
+    listed = registry.names()
+    assert set(LAZY_BUILTINS) <= set(listed)
+    assert sorted(step.name for step in registry) == listed
+    entity = registry.get("sys.query_entity")
+    assert entity is not None and entity.kind is StepKind.TASK
+    assert registry.get("sys.no_such_step") is None

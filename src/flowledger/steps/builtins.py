@@ -11,8 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flowledger.durations import Duration
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, step_type
-from flowledger.steps.entities import ENTITY_STEP_TYPES
-from flowledger.steps.http_request import HTTP_REQUEST
 from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
 from flowledger.timeutil import iso, utcnow
@@ -238,6 +236,8 @@ LOOP = StepType(
     description="Run the body graph once per item, with bounded concurrency.",
 )
 
+#: The built-in step types defined here and in the runtime's own step modules; the HTTP
+#: and entity ones load when first named (steps.registry.LAZY_BUILTINS).
 BUILTIN_STEP_TYPES: tuple[StepType, ...] = (
     condition,
     transform,
@@ -246,8 +246,6 @@ BUILTIN_STEP_TYPES: tuple[StepType, ...] = (
     fail,
     DELAY,
     LOOP,
-    HTTP_REQUEST,
     wait_for_input,
     SUB_WORKFLOW,
-    *ENTITY_STEP_TYPES,
 )

@@ -168,7 +168,9 @@ async def query_entity(data: QueryEntityInput, ctx: StepContext) -> QueryEntityO
     )
 
 
-ENTITY_STEP_TYPES: tuple[StepType, ...] = (
+#: What the registry takes from this module the first time a definition names one of
+#: them (steps.registry.LAZY_BUILTINS).
+STEP_TYPES: tuple[StepType, ...] = (
     create_entity,
     update_entity,
     delete_entity,

@@ -25,7 +25,7 @@ from flowledger.traceparent import step_traceparent
 if TYPE_CHECKING:  # httpx is imported where used: it costs a cold start ~100 ms
     import httpx
 
-__all__ = ["HTTP_REQUEST", "HttpRequestInput", "HttpRequestOutput"]
+__all__ = ["HTTP_REQUEST", "STEP_TYPES", "HttpRequestInput", "HttpRequestOutput"]
 
 MAX_REDIRECTS = 5
 DETAIL_BODY_CHARS = 2048
@@ -292,3 +292,6 @@ HTTP_REQUEST: StepType = step_type(
     # Where a credential goes; never save_as/artifact_name (stored as names).
     secret_fields=("url", "headers", "query", "body", "json"),
 )(_http_request)
+#: What the registry takes from this module the first time a definition names it
+#: (steps.registry.LAZY_BUILTINS).
+STEP_TYPES: tuple[StepType, ...] = (HTTP_REQUEST,)

@@ -20,6 +20,18 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "flowledger.steps"
 _RESERVED_NAMESPACE = "sys."
+#: Built-in step types whose modules most workflows never need (HTTP and its client
+#: library's settings, the entity steps and their models): each module is imported, and
+#: its ``STEP_TYPES`` registered, the first time a definition names one of them. Two
+#: percent of a one-step ``flowledger run``'s instructions; tests/steps/test_registry.py
+#: keeps this table and the modules in step.
+LAZY_BUILTINS: dict[str, str] = {
+    "sys.http_request": "flowledger.steps.http_request",
+    "sys.create_entity": "flowledger.steps.entities",
+    "sys.update_entity": "flowledger.steps.entities",
+    "sys.delete_entity": "flowledger.steps.entities",
+    "sys.query_entity": "flowledger.steps.entities",
+}
 
 
 class StepRegistry:
@@ -27,12 +39,23 @@ class StepRegistry:
 
     def __init__(self, types: Iterable[StepType] = ()) -> None:
         self._types: dict[str, StepType] = {}
+        #: Built-in names not imported yet, with their module (``LAZY_BUILTINS``).
+        self._lazy: dict[str, str] = {}
         for step in types:
             self._add(step, builtin=True)
 
     @classmethod
     def with_builtins(cls) -> StepRegistry:
-        return cls(BUILTIN_STEP_TYPES)
+        registry = cls(BUILTIN_STEP_TYPES)
+        registry._lazy = dict(LAZY_BUILTINS)
+        return registry
+
+    def _load_lazy(self, module_name: str) -> None:
+        """Register every step type of a lazily loaded built-in module."""
+        module = importlib.import_module(module_name)
+        for step in module.STEP_TYPES:
+            self._add(step, builtin=True)
+        self._lazy = {n: m for n, m in self._lazy.items() if m != module_name}
 
     def register(self, step: StepType) -> None:
         """Add a user step type. ``sys.*`` names belong to flowledger."""
@@ -58,16 +81,22 @@ class StepRegistry:
         self._types[step.name] = step
 
     def get(self, name: str) -> StepType | None:
-        return self._types.get(name)
+        found = self._types.get(name)
+        if found is None and name in self._lazy:
+            self._load_lazy(self._lazy[name])
+            found = self._types.get(name)
+        return found
 
     def __contains__(self, name: object) -> bool:
-        return name in self._types
+        return name in self._types or name in self._lazy
 
     def __iter__(self) -> Iterator[StepType]:
-        return iter(self._types.values())
+        for module_name in sorted(set(self._lazy.values())):
+            self._load_lazy(module_name)
+        return iter(list(self._types.values()))
 
     def names(self) -> list[str]:
-        return sorted(self._types)
+        return sorted({*self._types, *self._lazy})
 
     def load_module(self, module_path: str) -> list[str]:
         """Import a plugin module and register its step types; return their names.
