@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from flowledger import heap
 from flowledger.heap import freeze_heap
 
 #: Runs the CLI in this interpreter and, as it exits, prints how many objects were frozen.
@@ -69,3 +70,57 @@ def test_an_engine_in_a_users_process_leaves_the_collector_alone(tmp_path: Path)
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0"
+
+
+#: Runs the console command (``entry``) on a 1-step workflow and, as it exits, prints how
+#: many collections ran during its start-up, whether the collector is on, what is frozen.
+_STARTING = (
+    "import atexit, gc, sys\n"
+    "from flowledger import heap\n"
+    "during = []\n"
+    "gc.callbacks.append(lambda phase, info: heap._starting and phase == 'start' "
+    "and during.append(info))\n"
+    "atexit.register(lambda: print('start-up', len(during), gc.isenabled(), "
+    "gc.get_freeze_count(), flush=True))\n"
+    "sys.argv = ['flowledger', *sys.argv[1:]]\n"
+    "from flowledger.cli import entry\n"
+    "entry()\n"
+)
+
+
+def test_a_command_starts_without_collections_then_works_with_them(tmp_path: Path) -> None:
+    workflow = tmp_path / "one.yaml"
+    workflow.write_text("name: one\nsteps:\n  - {id: a, type: sys.transform, input: {value: 1}}\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _STARTING,
+            "run",
+            str(workflow),
+            "--db",
+            f"sqlite:///{tmp_path / 'r.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("start-up")]
+    _, collections, enabled, frozen = line.split()
+    assert collections == "0"  # ~185 before the pause
+    assert enabled == "True"  # the run itself had its collector back
+    assert int(frozen) > 10_000  # start-up's heap, out of its sight
+
+
+def test_the_start_up_pause_leaves_an_applications_own_choice_alone() -> None:
+    assert gc.isenabled()
+    gc.disable()  # as an application might have
+    try:
+        heap.pause_start_up()
+        heap.end_start_up()
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+    heap.end_start_up()  # without a pause: nothing to do
+    assert gc.isenabled() and gc.get_freeze_count() == 0

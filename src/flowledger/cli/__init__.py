@@ -9,6 +9,16 @@ from __future__ import annotations
 import sys
 
 
+def entry() -> None:
+    """The ``flowledger`` console command (and ``python -m flowledger``): :func:`main`
+    with Python's collector paused while it starts (flowledger.heap). Tests call ``main``
+    in their own process, whose collector is theirs."""
+    from flowledger.heap import pause_start_up
+
+    pause_start_up()
+    main()
+
+
 def main() -> None:
     if sys.argv[1:] == ["--version"]:
         from flowledger import __version__

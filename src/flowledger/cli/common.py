@@ -24,6 +24,7 @@ from flowledger.errors import (
     MissingDatabaseError,
     NotFoundError,
 )
+from flowledger.heap import end_start_up
 from flowledger.logs import configure_logging
 from flowledger.runtime.status import ExecutionStatus
 
@@ -149,6 +150,7 @@ def with_app(
 
     async def go() -> T:
         async with make_app(db, plugins, create=create) as application:
+            end_start_up()  # opened: the command's own work runs with the collector on
             return await fn(application)
 
     return call(go, interrupted)
