@@ -167,9 +167,11 @@ def test_the_hello_snippet_is_the_shipped_file() -> None:
     assert found.group(1) == (REPO / "examples/hello.yaml").read_text()
 
 
-def test_the_readme_points_only_at_files_that_exist() -> None:
+@pytest.mark.parametrize("document", ["README.md", "docs/performance.md"])
+def test_the_docs_point_only_at_files_that_exist(document: str) -> None:
     names = re.findall(
-        r"`([\w./-]+\.(?:ya?ml|py|md|json|toml)|[a-z.][\w.-]*/[\w./-]*)`", README.read_text()
+        r"`([\w./-]+\.(?:ya?ml|py|md|json|toml)|[a-z.][\w.-]*/[\w./-]*)`",
+        (REPO / document).read_text(),
     )
     assert names
     missing = [
@@ -179,7 +181,7 @@ def test_the_readme_points_only_at_files_that_exist() -> None:
         and not (REPO / name).exists()
         and not (REPO / "examples" / name).exists()
     ]
-    assert not missing, f"the README names files that are not in the repository: {missing}"
+    assert not missing, f"{document} names files that are not in the repository: {missing}"
 
 
 def test_what_commands_leave_behind_is_ignored() -> None:
