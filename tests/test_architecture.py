@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "flowledger"
 #: and its own package. The public API (``flowledger/__init__.py``) re-exports from all.
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "schema_check": 0,
     "types": 0,
     "durations": 0,
     "timeutil": 0,
@@ -47,6 +48,7 @@ LAYERS: dict[str, int] = {
 LEAF_ORDER = [
     "types",
     "errors",
+    "schema_check",
     "durations",
     "timeutil",
     "egress",

@@ -20,6 +20,8 @@ from tests.api.helpers import (
     unique,
 )
 
+JSON = {"Content-Type": "application/json"}
+
 
 def test_push_list_show_and_versions(service: Service) -> None:
     with service.client("admin") as http:
@@ -79,7 +81,18 @@ def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
     with service.client("admin") as admin, service.client("operator") as http:
         name = push(admin, HELLO)
         url = f"/api/v1/workflows/{name}/executions"
-        assert error(http.post(url, json={"input": {}}), 422)["code"] == "invalid_input"
+        missing = error(http.post(url, json={"input": {}}), 422)
+        assert missing["code"] == "invalid_input"
+        assert missing["details"]["problems"] == [
+            {"field_path": ["input"], "field": "input", "message": "'who' is a required property"}
+        ]
+        wrong = error(http.post(url, json={"input": {"who": 5}}), 422)["details"]["problems"]
+        assert [(p["field"], p["message"]) for p in wrong] == [
+            ("input.who", "5 is not of type 'string'")
+        ]
+        cut = error(http.post(url, content=b'{"input": {', headers=JSON), 422)
+        assert cut["message"].startswith("the body is not valid JSON at character 11: ")
+        assert cut["details"]["field_path"] == []
         assert error(http.post(url, json={"input": 3}), 422)["details"]["field_path"] == ["input"]
         error(http.post(url, json={"input": {"who": "x"}, "version": 7}), 404)
         error(http.post(url, json={"bogus": 1}), 422)
@@ -123,7 +136,9 @@ def test_input_cancel_and_conflicts(service: Service) -> None:
         doc = settled(http, start(http, name)["id"])
         assert doc["runtimeStatus"] == "AwaitingUserInput"
         url = f"/api/v1/executions/{doc['id']}/steps/approve/input"
-        assert error(http.post(url, json={"data": {"approved": "yes"}}), 422)
+        refused = error(http.post(url, json={"data": {"approved": "yes"}}), 422)
+        assert [p["field_path"] for p in refused["details"]["problems"]] == [["data", "approved"]]
+        assert "(it keeps waiting): data.approved: 'yes' is not of type" in refused["message"]
         error(http.post(f"/api/v1/executions/{doc['id']}/steps/nope/input", json={}), 404)
         answer = http.post(url, json={"data": {"approved": True}})
         assert answer.status_code == 200, answer.text
@@ -220,7 +235,8 @@ def test_entities(service: Service) -> None:
         found = http.get(f"/api/v1/entities/{kind}", params={"filter": '{"Status": "Won"}'})
         assert [e["id"] for e in found.json()["items"]] == [eid]
         error(http.get(f"/api/v1/entities/{kind}", params={"filter": "{nope"}), 422)
-        error(http.post(f"/api/v1/entities/{kind}", json={"Status": 3}), 422)
+        bad = error(http.post(f"/api/v1/entities/{kind}", json={"Status": 3}), 422)
+        assert [p["field"] for p in bad["details"]["problems"]] == ["payload.Status"]
         error(http.post(f"/api/v1/entities/{kind}", json=[1]), 422)
         error(http.get(f"/api/v1/entities/Other/{eid}"), 404)
         assert http.delete(f"/api/v1/entities/{kind}/{eid}").status_code == 200

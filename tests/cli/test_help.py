@@ -73,3 +73,14 @@ def test_the_real_command_prints_the_same_help() -> None:
     real = subprocess.run([FLOWLEDGER, *path], capture_output=True, text=True, env=HELP_ENV)
     assert real.returncode == 0, real.stderr
     assert real.stdout == run_in_process(path, env=HELP_ENV, cwd=REPO).stdout
+
+
+def test_each_command_is_summed_up_in_one_line() -> None:
+    # A group's --help lists its commands by the first paragraph of their help, line
+    # breaks kept: a summary wrapped in the docstring shows broken mid-sentence there.
+    wrapped = [
+        " ".join(path)
+        for path, command in _commands()
+        if path and "\n" in (command.help or "").strip().split("\n\n")[0]
+    ]
+    assert not wrapped, wrapped

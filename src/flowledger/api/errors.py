@@ -134,11 +134,21 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     for item in exc.errors():
         loc = list(item.get("loc", ()))
         where = loc.pop(0) if loc and loc[0] in ("body", "query", "path", "header") else None
+        if item.get("type") == "json_invalid":
+            # Its loc is ("body", offset): a character position, not a field.
+            problems.append({**_path(()), "in": where, "message": _json_invalid(item, loc)})
+            continue
         problems.append({**_path(loc), "in": where, "message": str(item.get("msg", ""))})
     first = problems[0] if problems else {"field": "", "message": "the request is invalid"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
     details = {**{k: first.get(k) for k in ("field_path", "field")}, "problems": problems}
     return error_response(422, "invalid_input", message, details)
+
+
+def _json_invalid(item: Any, loc: list[Any]) -> str:
+    reason = (item.get("ctx") or {}).get("error")
+    at = f" at character {loc[0]}" if loc and isinstance(loc[0], int) else ""
+    return f"the body is not valid JSON{at}" + (f": {reason}" if reason else "")
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:

@@ -9,8 +9,9 @@ from flowledger.cli.common import DbOption, JsonOption, db_app, existing, out, s
 
 @db_app.command("info")
 def db_info(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Say which database and artifacts folder commands use here, their sizes, and the
-    rows of the main tables."""
+    """Say which database and artifacts folder commands use here, and how big they are.
+
+    Also counts the rows of the main tables."""
     info = existing(db, lambda application: application.database.info())
     show(dict(info), as_json, _render)
 

@@ -201,8 +201,9 @@ def executions_watch(
     db: DbOption = None,
     plugin: PluginOption = None,
 ) -> None:
-    """Follow any execution live (run here or by a worker) with the table `run` shows;
-    exits like `run` once it ends."""
+    """Follow any execution live (run here or by a worker) with the table `run` shows.
+
+    Exits like `run` once the execution ends."""
     from flowledger.app import FollowEvents, GetExecution
     from flowledger.cli.progress import LiveProgress, PlainProgress, StepRow, step_rows
 

@@ -34,8 +34,9 @@ def executions_prune(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete finished executions with their steps, events, signals, step logs and
-    artifacts (files too), a small batch per transaction.
+    """Delete finished executions with everything they own, a small batch at a time.
+
+    What goes with each: its steps, events, signals, step logs and artifacts (files too).
 
     Never touches unfinished executions (queued, running, waiting for input or a timer),
     nor a parent while a child of it remains, nor the executions of an unfinished job run.

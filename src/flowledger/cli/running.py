@@ -193,8 +193,9 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run queued, due and orphaned executions until stopped (SIGTERM drains); logs one
-    line per execution it runs and lets go (id, workflow, status, duration).
+    """Run queued, due and orphaned executions until stopped (SIGTERM drains).
+
+    Logs one line per execution it runs and lets go (id, workflow, status, duration).
     FLOWLEDGER_OTEL=1 writes OpenTelemetry spans of what it runs, as serve does."""
     lease_span = lease_length(lease)
     within(concurrency, 1, 1000, "--concurrency")
@@ -276,8 +277,9 @@ def validate(
     ],
     plugin: PluginOption = None,
 ) -> None:
-    """Check workflow definitions and job-run files without running them; report every
-    problem at once."""
+    """Check workflow definitions and job-run files without running them.
+
+    Every problem of every file is reported at once."""
     application = make_app(None, plugin)  # validating opens no database
     bad = 0
     for file in files:

@@ -70,7 +70,7 @@ def serve(
     ] = 8,
     plugin: PluginOption = None,
 ) -> None:
-    """Serve the HTTP API (SPEC §6) and, unless --no-workers, run the workers too."""
+    """Serve the HTTP API and the web UI and, unless --no-workers, run the workers too."""
     within(port, 0, 65535, "--port")
     within(concurrency, 1, 1000, "--concurrency")
     import uvicorn

@@ -82,8 +82,10 @@ def _render_workflow(detail: dict[str, Any]) -> None:
 
 @workflows_app.command("disable")
 def disable(name: NameArgument, db: DbOption = None) -> None:
-    """Stop the workflow's triggers: schedules, webhooks and entity triggers do nothing
-    until it is enabled (it can still be started by hand)."""
+    """Stop the workflow's triggers until it is enabled again.
+
+    Its schedules, webhooks and entity triggers do nothing meanwhile; it can still be
+    started by hand."""
     _switch(name, False, False, db)
 
 
@@ -125,8 +127,10 @@ def delete(
     ] = False,
     db: DbOption = None,
 ) -> None:
-    """Un-push a workflow: its triggers stop and `workflows list` forgets it. Its stored
-    versions and its executions stay as history (`executions prune` removes old ones)."""
+    """Un-push a workflow: its triggers stop and `workflows list` forgets it.
+
+    Its stored versions and its executions stay as history (`executions prune` removes
+    old ones)."""
     from flowledger.app.models import DeleteWorkflow
 
     request = build(lambda: DeleteWorkflow(name=name, force=force))
@@ -155,8 +159,9 @@ def trigger(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start a pushed workflow now, for the workers (its trigger.type is manual); print
-    the execution id."""
+    """Start a pushed workflow now, for the workers, and print the execution id.
+
+    Its trigger document's type is manual."""
     from flowledger.app import json_object, parse_json
     from flowledger.app.models import TriggerWorkflow
 
@@ -190,8 +195,10 @@ def backfill(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start one execution per schedule tick from --from to --to (inclusive), each exactly
-    once: ticks the scheduler (or an earlier backfill) started are not started again."""
+    """Start one execution per schedule tick from --from to --to (inclusive).
+
+    Each tick starts once: ticks the scheduler (or an earlier backfill) started are not
+    started again."""
     from flowledger.app.models import BackfillWorkflow
 
     first, last = _moment(start, "--from"), _moment(end, "--to")

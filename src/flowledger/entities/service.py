@@ -46,6 +46,7 @@ from flowledger.errors import (
     StorageError,
     format_path,
 )
+from flowledger.schema_check import check_against_schema, validator_for
 from flowledger.steps.entity_access import EntityAccess, EntityChange, EntityPage
 from flowledger.storage import Row, Store
 from flowledger.storage.entities import (
@@ -61,7 +62,7 @@ from flowledger.storage.entities import (
 from flowledger.timeutil import Clock, iso
 
 if TYPE_CHECKING:
-    from jsonschema import Draft202012Validator
+    from jsonschema.protocols import Validator
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -91,7 +92,7 @@ class EntityService:
         self.store = store
         self.clock = clock
         # Type name → (schema text, its validator): schemas rarely change, compiling is slow.
-        self._validators: dict[str, tuple[str, Draft202012Validator]] = {}
+        self._validators: dict[str, tuple[str, Validator]] = {}
 
     def bind(self, execution_id: str, depth: int) -> EntityAccess:
         """The entity store as the steps of one execution see it."""
@@ -318,26 +319,15 @@ class EntityService:
         row = await self._type_row(entity_type)
         cached = self._validators.get(entity_type)
         if cached is None or cached[0] != row["json_schema"]:
-            from jsonschema import Draft202012Validator
-
-            validator = Draft202012Validator(
-                json.loads(row["json_schema"]), format_checker=Draft202012Validator.FORMAT_CHECKER
-            )
+            validator = validator_for(json.loads(row["json_schema"]), formats=True)
             cached = (row["json_schema"], validator)
             self._validators[entity_type] = cached
-        errors = sorted(cached[1].iter_errors(payload), key=lambda e: list(e.absolute_path))
-        if not errors:
-            return
-        lines = [
-            f"{format_path(('payload', *e.absolute_path))}: {e.message}"
-            for e in errors[:_SHOWN_ERRORS]
-        ]
-        more = len(errors) - _SHOWN_ERRORS
-        if more > 0:
-            lines.append(f"and {more} more")
-        raise InputError(
-            f"the payload does not match the schema of entity type {entity_type!r}: "
-            + "; ".join(lines)
+        check_against_schema(
+            cached[1],
+            payload,
+            "payload",
+            f"the payload does not match the schema of entity type {entity_type!r}",
+            limit=_SHOWN_ERRORS,
         )
 
 

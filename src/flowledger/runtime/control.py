@@ -29,7 +29,7 @@ from flowledger.runtime.documents import waits_for_input
 from flowledger.runtime.drivers import RESUMED_ON_RETRY
 from flowledger.runtime.ports import Control
 from flowledger.runtime.status import ExecutionStatus, StepStatus
-from flowledger.steps.human import input_problems
+from flowledger.schema_check import check_against_schema, validator_for
 from flowledger.storage import Batch, Row
 from flowledger.storage.base import RowParams
 from flowledger.timeutil import iso
@@ -90,11 +90,12 @@ async def submit_input(
         )
     target = chosen[0]
     schema = (loads(target["input"]) or {}).get("schema")
-    problems = input_problems(schema, data)
-    if problems:
-        raise InputError(
-            f"the data does not match the schema of step '{target['step_id']}' (it keeps "
-            "waiting): " + "; ".join(problems)
+    if schema is not None:
+        check_against_schema(
+            validator_for(schema),
+            data,
+            "data",
+            f"the data does not match the schema of step '{target['step_id']}' (it keeps waiting)",
         )
     now = engine.clock.now()
     payload = {

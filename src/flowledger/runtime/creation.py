@@ -9,10 +9,10 @@ from typing import Any
 
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.errors import InputError, format_path
 from flowledger.runtime.ids import random_uuid
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.tracing import with_traceparent
+from flowledger.schema_check import check_against_schema, validator_for
 from flowledger.storage import Row, WorkflowVersion
 
 EXECUTION_FORMAT_VERSION = 1
@@ -117,16 +117,9 @@ def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> 
     schema = workflow.spec.input_schema
     if schema is None:
         return
-    from jsonschema import Draft202012Validator  # only workflows with a schema pay its import
-
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(dict(arguments)), key=lambda e: list(e.path)
+    check_against_schema(
+        validator_for(schema),
+        dict(arguments),
+        "input",
+        f"the input does not match {workflow.name}'s input_schema",
     )
-    if errors:
-        lines = []
-        for error in errors:
-            where = format_path(("input", *error.path))
-            lines.append(f"{where}: {error.message}")
-        raise InputError(
-            f"the input does not match {workflow.name}'s input_schema: " + "; ".join(lines)
-        )

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowledger.durations import Duration
+from flowledger.schema_check import problem_lines, validator_for
 from flowledger.steps.base import StepKind, StepType
 
 #: ``Suspend.state["wait"]`` of a step waiting for a person.
@@ -64,11 +65,4 @@ def input_problems(schema: dict[str, Any] | None, data: Any) -> list[str]:
     """Each way ``data`` breaks ``schema``, as ``data.field: message`` sentences."""
     if schema is None:
         return []
-    from jsonschema import Draft202012Validator
-
-    problems = []
-    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
-    for error in errors:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
-        problems.append(f"data{where}: {error.message}")
-    return problems
+    return problem_lines(validator_for(schema), data, "data")

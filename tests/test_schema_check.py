@@ -1,0 +1,65 @@
+"""Values checked against a JSON Schema: every problem with its field path, in field
+order, a bounded number of them, one message."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowledger.errors import InputError, InvalidInputError
+from flowledger.schema_check import (
+    check_against_schema,
+    problem_lines,
+    schema_problems,
+    validator_for,
+)
+
+ITEMS = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "items": {"type": "array", "items": {"type": "integer"}},
+    },
+    "required": ["name"],
+}
+
+
+def test_each_problem_has_its_path_under_the_root_in_field_order() -> None:
+    problems, total = schema_problems(
+        validator_for(ITEMS), {"items": [1, "two", 3, "four"]}, "input"
+    )
+    assert total == 3
+    assert problems == [
+        (("input",), "'name' is a required property"),
+        (("input", "items", 1), "'two' is not of type 'integer'"),
+        (("input", "items", 3), "'four' is not of type 'integer'"),
+    ]
+
+
+def test_the_error_says_every_problem_and_carries_their_paths() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_against_schema(validator_for(ITEMS), {"name": 1}, "data", "the data is wrong")
+    assert str(caught.value) == "the data is wrong: data.name: 1 is not of type 'string'"
+    assert caught.value.field_path == ()
+    assert caught.value.problems == ((("data", "name"), "1 is not of type 'string'"),)
+    assert isinstance(caught.value, InputError)  # what callers that skip a bad input catch
+
+
+def test_a_valid_value_passes() -> None:
+    check_against_schema(validator_for(ITEMS), {"name": "x", "items": [1]}, "input", "no")
+    assert problem_lines(validator_for(ITEMS), {"name": "x"}, "data") == []
+
+
+def test_many_problems_are_cut_with_a_count() -> None:
+    schema = {"type": "array", "items": {"type": "integer"}}
+    with pytest.raises(InvalidInputError) as caught:
+        check_against_schema(validator_for(schema), ["x"] * 1000, "input", "bad", limit=3)
+    assert len(caught.value.problems) == 3
+    assert str(caught.value).endswith("input[2]: 'x' is not of type 'integer'; and 997 more")
+
+
+def test_formats_are_checked_only_when_asked() -> None:
+    schema = {"type": "string", "format": "date"}
+    assert problem_lines(validator_for(schema), "not a date", "v") == []
+    assert problem_lines(validator_for(schema, formats=True), "not a date", "v") == [
+        "v: 'not a date' is not a 'date'"
+    ]
