@@ -208,6 +208,9 @@ async def test_input_retry_rerun_start_and_console(web: Web) -> None:
     url = f"/executions/{waiting}/steps/approve/input"
     bad = await http.post(url, data={"csrf": csrf, "ok": "true", "count": "0"})
     assert bad.status_code == 422 and "minimum" in bad.text
+    # The field the schema refused is marked (its path comes with the error).
+    marked = re.findall(r'<div class="field invalid">\s*<label for="([^"]+)"', bad.text)
+    assert marked == ["in-approve-count"]
     typo = await http.post(url, data={"csrf": csrf, "ok": "true", "count": "many"})
     assert typo.status_code == 422 and "not a valid integer" in typo.text
     good = await http.post(url, data={"csrf": csrf, "ok": "true", "count": "2", "tags": '["x"]'})
@@ -229,6 +232,10 @@ async def test_input_retry_rerun_start_and_console(web: Web) -> None:
 
     refused = await http.post("/workflows/ask/start", data={"csrf": csrf, "version": "1"})
     assert refused.status_code == 422 and "n" in refused.text
+    wrong = await http.post("/workflows/ask/start", data={"csrf": csrf, "n": "2", "mode": "c"})
+    assert wrong.status_code == 422 and "input.mode: &#39;c&#39; is not one of" in wrong.text
+    marked = re.findall(r'<div class="field invalid">\s*<label for="([^"]+)"', wrong.text)
+    assert marked == ["start-mode"]
     started = await http.post(
         "/workflows/ask/start",
         data={"csrf": csrf, "version": "1", "n": "4", "mode": "b", "correlation_id": "c-9"},

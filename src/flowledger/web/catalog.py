@@ -23,9 +23,9 @@ from flowledger.app import (
 )
 from flowledger.app.statuses import http_status
 from flowledger.app.views import DefinitionGraph
-from flowledger.errors import FlowledgerError, InvalidInputError
+from flowledger.errors import FlowledgerError
 from flowledger.web.auth import app_of, changing, session_of
-from flowledger.web.forms import read_form
+from flowledger.web.forms import error_field, read_form
 from flowledger.web.render import guarded, page, see_other
 
 router = APIRouter(include_in_schema=False)
@@ -113,7 +113,7 @@ async def start(request: Request, name: str) -> Response:
             )
         )
     except FlowledgerError as exc:
-        field = exc.field_path if isinstance(exc, InvalidInputError) else ()
+        field = error_field(exc, "input")
         return await _workflow_page(
             request, name, http_status(exc)[0], start_error=str(exc), start_field=field
         )

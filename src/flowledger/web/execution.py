@@ -21,10 +21,10 @@ from flowledger.app import (
 from flowledger.app.console import EvaluateExpression
 from flowledger.app.statuses import http_status
 from flowledger.app.views import GetExecutionView
-from flowledger.errors import FlowledgerError, InvalidInputError
+from flowledger.errors import FlowledgerError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of
-from flowledger.web.forms import read_form
+from flowledger.web.forms import error_field, read_form
 from flowledger.web.live import change_stream
 from flowledger.web.render import guarded, is_fragment, page, see_other
 
@@ -147,7 +147,7 @@ async def submit_input(request: Request, execution_id: str, step_id: str) -> Res
             SubmitInput(id=execution_id, step=step_id, data=data, by=session.caller["createdBy"])
         )
     except FlowledgerError as exc:
-        field = exc.field_path if isinstance(exc, InvalidInputError) else ()
+        field = error_field(exc, "data")
         return await _render(
             request,
             execution_id,

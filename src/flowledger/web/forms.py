@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowledger.errors import InvalidInputError
+from flowledger.errors import FlowledgerError, InvalidInputError
+from flowledger.types import FieldPath
 
 #: The field holding a whole JSON document, for schemas that are not flat objects.
 JSON_FIELD = "__json__"
@@ -88,6 +89,17 @@ def read_form(schema: Any, form: Mapping[str, list[str]]) -> dict[str, Any]:
             continue
         data[item.name] = _convert(item, raw, enum_values.get(item.name, {}))
     return data
+
+
+def error_field(exc: FlowledgerError, root: str) -> FieldPath:
+    """The form field an error is about, to mark it: the field the form could not read,
+    or the first field the schema refused (its path under ``root``: ``input``, ``data``)."""
+    if not isinstance(exc, InvalidInputError):
+        return ()
+    if exc.field_path:
+        return exc.field_path
+    path = exc.problems[0][0]
+    return path[1:] if path[:1] == (root,) else ()
 
 
 def _enum_values(schema: Any) -> dict[str, dict[str, Any]]:
