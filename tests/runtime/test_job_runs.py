@@ -20,6 +20,7 @@ from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.job_state import progress
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.worker.worker import Worker, WorkerOptions
+from tests.raw_sql import run_sql
 
 FAST = WorkerOptions(
     concurrency=4, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05, max_duty_wait=0.05
@@ -267,10 +268,14 @@ async def test_a_killed_driver_is_continued_by_a_worker_exactly_once(
         with pytest.raises(Killed):  # the driver "dies" once the first workflow ended
             await job_runs.drive(job_run_id, on_run=die)
         # A kill releases nothing: the lease stays until it lapses.
-        assert await first.store.acquire_job_run(job_run_id, first.owner, timedelta(seconds=1))
+        assert await first.store.acquire_job_run(job_run_id, first.owner, timedelta(hours=1))
     async with Engine(db_url, registry=registry) as second:
         job_runs = JobRuns(second)
         assert not await job_runs.advance(job_run_id)  # the lease has not lapsed yet
+        # The hour passes: its end moved back, not waited for (a 1 s lease could end
+        # before the line above on a loaded machine).
+        ended = "UPDATE job_runs SET lease_expires_at = created_at WHERE id = :id"
+        assert await asyncio.to_thread(run_sql, db_url, ended, id=job_run_id) == 1
         doc = await job_runs.get(job_run_id)
         assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", None]
         worker = Worker(second, FAST)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import closing
 from datetime import timedelta
 
-import psycopg
 import pytest
 from standardwebhooks import Webhook
 
@@ -26,6 +23,7 @@ from flowledger.config import DeliverySchedule, Settings
 from flowledger.errors import InvalidInputError, NotFoundError
 from flowledger.worker.deliveries import DeliveryDuty, retry_delay
 from flowledger.worker.worker import Worker, WorkerOptions
+from tests.raw_sql import run_sql
 from tests.worker.receiver import Receiver, receiver
 
 FAST = DeliverySchedule(
@@ -168,17 +166,6 @@ async def test_a_worker_stopped_mid_attempt_hands_the_delivery_back_at_once(
     assert done["status"] == "delivered" and done["attempts"] == 2
 
 
-def _lease_ended(db_url: str, delivery_id: str) -> None:
-    # created_at: a past moment, in the form each database stores its times in.
-    sql = "UPDATE deliveries SET next_attempt_at = created_at WHERE id = {}"
-    if db_url.startswith("sqlite:///"):
-        with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn, conn:
-            assert conn.execute(sql.format("?"), (delivery_id,)).rowcount == 1
-    else:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            assert conn.execute(sql.format("%s"), (delivery_id,)).rowcount == 1
-
-
 async def test_a_worker_dying_mid_attempt_loses_nothing(
     db_url: str, app: App, hook: Receiver
 ) -> None:
@@ -192,7 +179,9 @@ async def test_a_worker_dying_mid_attempt_loses_nothing(
     assert await store.claim_deliveries("another", 10, lease) == []  # leased: not twice
     # The hour passes (moving the lease's end back, not waiting: no load can make a
     # short lease end between the two claims above, as a 300 ms one did).
-    await asyncio.to_thread(_lease_ended, db_url, taken.id)
+    # created_at: a past moment, in the form each database stores its times in.
+    ended = "UPDATE deliveries SET next_attempt_at = created_at WHERE id = :id"
+    assert await asyncio.to_thread(run_sql, db_url, ended, id=taken.id) == 1
     duty = DeliveryDuty(app.engine)
 
     async def sent() -> bool:
