@@ -61,6 +61,33 @@ def test_json_nested_too_deep_is_422(small: Service) -> None:
         assert answer.status_code == 404  # past the limit: no such entity type
 
 
+def test_a_json_body_with_a_key_twice_is_422_and_starts_nothing(small: Service) -> None:
+    json_type = {"Content-Type": "application/json"}
+    twice = '{"input": {"who": "Ann"}, "input": {"who": "Bo"}}'
+    with small.client("admin") as http:
+        name = push(http, HELLO)
+        found = error(
+            http.post(f"/api/v1/workflows/{name}/executions", content=twice, headers=json_type),
+            422,
+        )
+        assert found["message"].endswith('the key "input" appears twice in one object')
+        listed = http.get("/api/v1/executions", params={"workflow": name}).json()
+        assert listed["items"] == []
+        # A definition is read by the definition loader, which says where.
+        yaml = "{name: d, name: e, steps: []}"
+        text = error(http.post("/api/v1/workflows", content=yaml), 422)
+        assert text["code"] == "invalid_definition" and ":1:" in text["message"]
+        # Not sent as JSON: said so, not in the validator's words.
+        plain = http.post(
+            f"/api/v1/workflows/{name}/executions",
+            content='{"input": {"who": "Ann"}}',
+            headers={"Content-Type": "text/plain"},
+        )
+        assert error(plain, 422)["message"] == (
+            "the body must be a JSON object, sent with Content-Type: application/json"
+        )
+
+
 def test_input_over_the_limit_is_413_and_starts_nothing(small: Service) -> None:
     with small.client("admin") as http:
         name = push(http, HELLO)

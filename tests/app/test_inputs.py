@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from flowledger.app.inputs import (
     check_json_value,
+    duplicate_key_error,
     parse_json,
     read_json_file,
     read_schema_file,
@@ -40,6 +41,8 @@ SMALL = Limits(max_input=8192, max_json_depth=8)
         ("[" * 20 + "]" * 20, "nests deeper than the limit of 8 levels"),
         ('{"a": 1', "is not valid JSON (column 8)"),
         ('{"a": "x\x00"}', "NUL character"),
+        ('{"a": 1, "a": 2}', 'the key "a" appears twice in one object'),
+        ('[{"b": {"c": 1, "c": 1}}]', 'the key "c" appears twice'),
     ],
 )
 def test_bad_json_is_one_line_naming_what(text: str, words: str) -> None:
@@ -47,6 +50,18 @@ def test_bad_json_is_one_line_naming_what(text: str, words: str) -> None:
         parse_json(text, "--input", SMALL)
     assert words in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_body_with_a_key_twice_is_refused_and_other_text_left_to_its_parser() -> None:
+    refused = duplicate_key_error(b'{"input": {"n": 1}, "input": {"n": 2}}')
+    assert refused is not None
+    assert (
+        str(refused)
+        == 'the request body is not valid JSON: the key "input" appears twice in one object'
+    )
+    assert duplicate_key_error(b'{"a": {"x": 1}, "b": {"x": 1}}') is None  # other objects
+    assert duplicate_key_error(b'{"a": 1,') is None  # not JSON: the route says why
+    assert duplicate_key_error(b'\xff{"a": 1}') is None
 
 
 def test_a_large_input_is_refused_before_it_is_parsed(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowledger.api.errors import classify, error_response
+from flowledger.app.inputs import duplicate_key_error
 from flowledger.app.limits import check_json_depth, too_large
 from flowledger.app.metrics import ServiceMetrics
 from flowledger.config import Limits
@@ -126,6 +127,11 @@ class Edge:
                 check_json_depth(data, self.limits.max_json_depth)
             except FlowledgerError as exc:
                 await _refuse(scope, receive, send, exc)
+                return None
+            # Declared JSON only: a YAML definition's body may start with "{" too.
+            duplicate = duplicate_key_error(data) if b"json" in kind.lower() else None
+            if duplicate is not None:
+                await _refuse(scope, receive, send, duplicate)
                 return None
         replayed = False
 

@@ -138,6 +138,11 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
             # Its loc is ("body", offset): a character position, not a field.
             problems.append({**_path(()), "in": where, "message": _json_invalid(item, loc)})
             continue
+        if item.get("type") == "model_attributes_type" and where == "body" and not loc:
+            # A body not sent as JSON reaches the model as bytes.
+            message = "the body must be a JSON object, sent with Content-Type: application/json"
+            problems.append({**_path(()), "in": where, "message": message})
+            continue
         problems.append({**_path(loc), "in": where, "message": str(item.get("msg", ""))})
     first = problems[0] if problems else {"field": "", "message": "the request is invalid"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]

@@ -24,7 +24,7 @@ from typing import Any
 
 from flowledger.app.limits import check_json_depth, too_large
 from flowledger.config import Limits, current_limits
-from flowledger.errors import DefinitionError, InputError, format_path
+from flowledger.errors import DefinitionError, InputError, InvalidInputError, format_path
 from flowledger.types import PathSegment
 
 #: Python refuses longer integer literals (``sys.get_int_max_str_digits``).
@@ -75,7 +75,45 @@ def parse_json(text: str, what: str, limits: Limits | None = None) -> Any:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    return json.loads(
+        text,
+        parse_constant=_constant,
+        parse_float=_float,
+        parse_int=_int,
+        object_pairs_hook=_unique_keys,
+    )
+
+
+class _Duplicate(_Refused):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"the key {json.dumps(key)} appears twice in one object")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON leaves a repeated key's meaning open (Python keeps the last, other parsers the
+    # first): two readers of one document could act on different values, so refuse it.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
+    return value
+
+
+def duplicate_key_error(data: bytes) -> InvalidInputError | None:
+    """The refusal of JSON text with a key twice in one object, or None: also when the
+    text is not JSON at all (its parser then says what is wrong). For bodies that a
+    parser other than :func:`parse_json` reads (the HTTP face's models)."""
+    try:
+        json.loads(data, object_pairs_hook=_unique_keys)
+    except _Duplicate as exc:
+        return InvalidInputError(f"the request body is not valid JSON: {exc}")
+    except ValueError:  # not JSON (JSONDecodeError), not UTF-8 (UnicodeDecodeError)
+        return None
+    return None
 
 
 def parse_json_checked(text: str, what: str) -> Any:
