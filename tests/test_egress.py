@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from urllib.parse import quote
 
 import httpx
@@ -162,3 +163,11 @@ async def test_credentials_are_dropped_on_a_cross_origin_redirect(
             assert seen["accept"] == "text/plain"
             for name in ("authorization", "x-api-key", "x-custom"):
                 assert (name in seen) is kept, (target, name)
+
+
+def test_every_engine_transport_shares_one_verifying_tls_context() -> None:
+    # Building a context parses the CA bundle (~50 ms): once per process, not per engine.
+    first, second = GuardedTransport(EgressPolicy()), GuardedTransport(EgressPolicy())
+    contexts = [t.inner._pool._ssl_context for t in (first, second)]  # type: ignore[attr-defined]
+    assert contexts[0] is contexts[1]
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from flowledger.app import App, CreateToken
+from tests import tls
 from tests.conftest import REPO
 from tests.pg import BACKENDS, TEMPLATE_DB, Cluster
 
@@ -61,6 +62,7 @@ class Service:
         secret = token if token is not None else self.tokens[role] if role else None
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         kw.setdefault("timeout", 30.0)
+        kw.setdefault("verify", tls.CONTEXT)
         return httpx.Client(base_url=self.base_url, headers=headers, **kw)
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -148,7 +150,10 @@ def start(
         if process.poll() is not None:
             raise AssertionError(f"serve exited with {process.returncode}:\n{service.output()}")
         try:
-            if httpx.get(f"{service.base_url}/readyz", timeout=1).status_code == 200:
+            if (
+                httpx.get(f"{service.base_url}/readyz", timeout=1, verify=tls.CONTEXT).status_code
+                == 200
+            ):
                 return service
         except httpx.TransportError:
             pass

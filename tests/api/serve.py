@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from flowledger.app import App, CreateToken, PushWorkflows, WorkflowText
+from tests import tls
 
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
 STARTUP = 60.0  # as tests/api/conftest.py START_TIMEOUT
@@ -51,6 +52,7 @@ class Server:
 
     def client(self, role: str = "operator", **kwargs: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+        kwargs.setdefault("verify", tls.CONTEXT)
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
@@ -88,7 +90,7 @@ def served(db_url: str, tmp_path: Path, env: dict[str, str] | None = None) -> It
         deadline = time.monotonic() + STARTUP
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=1, verify=tls.CONTEXT).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

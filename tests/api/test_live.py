@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from flowledger.app import App, SubmitInput
+from tests import tls
 from tests.api.serve import Server, served
 
 SSE = {"Accept": "text/event-stream"}
@@ -162,5 +163,5 @@ def test_a_closed_stream_gives_its_slot_back_at_once(server: Server) -> None:
 
 
 def test_streams_need_a_token(server: Server) -> None:
-    answer = httpx.get(f"{server.url}/api/v1/events", headers=SSE)
+    answer = httpx.get(f"{server.url}/api/v1/events", headers=SSE, verify=tls.CONTEXT)
     assert answer.status_code == 401

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import tls
 from tests.api.conftest import Service
 from tests.api.helpers import APPROVAL, HELLO, error, push, settled, start, unique
 
@@ -104,7 +105,7 @@ def test_a_nul_anywhere_is_a_422_naming_the_field(service: Service, scene: dict[
 def test_a_nul_in_a_hook_body_that_is_text_is_refused_too(
     service: Service, scene: dict[str, str]
 ) -> None:
-    with httpx.Client(base_url=service.base_url) as http:
+    with httpx.Client(base_url=service.base_url, verify=tls.CONTEXT) as http:
         answer = http.post(
             f"/hooks/{scene['hook']}/in", content=f"a{NUL}b", headers={"Content-Type": "text/plain"}
         )

@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests import tls
 from tests.api.conftest import FLOWLEDGER, free_port, run_cli, service_env
 from tests.api.helpers import HELLO
 from tests.conftest import REPO
@@ -51,7 +52,7 @@ def worker(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Po
 
 def _answer(url: str) -> httpx.Response | None:
     try:
-        return httpx.get(url, timeout=2)
+        return httpx.get(url, timeout=2, verify=tls.CONTEXT)
     except httpx.TransportError:
         return None
 
@@ -89,12 +90,14 @@ def test_the_worker_serves_its_metrics(backend_db: str, tmp_path: Path) -> None:
             return answer is not None and bool(FINISHED.search(answer.text))
 
         _until(finished, "the execution finishing in /metrics", log)
-        metrics = httpx.get(f"{base}/metrics")
+        metrics = httpx.get(f"{base}/metrics", verify=tls.CONTEXT)
         assert metrics.headers["content-type"].startswith("text/plain")
         assert 'flowledger_executions_started_total{workflow="hello-worker"} 1.0' in metrics.text
         assert "flowledger_queue_depth" in metrics.text
-        assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
-        assert httpx.get(f"{base}/api/v1/executions").status_code == 404  # no API here
+        assert httpx.get(f"{base}/readyz", verify=tls.CONTEXT).json() == {"status": "ready"}
+        assert (
+            httpx.get(f"{base}/api/v1/executions", verify=tls.CONTEXT).status_code == 404
+        )  # no API here
     assert f"metrics on 127.0.0.1:{port}" in log.read_text()
 
 

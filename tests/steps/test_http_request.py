@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext
 from flowledger.steps.http_request import HTTP_REQUEST, HttpRequestOutput
+from tests import tls
 from tests.steps.http_server import serve
 
 IDEMPOTENCY_KEY = "exec-1:call:se-1"
@@ -30,7 +31,7 @@ def base() -> Iterator[str]:
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     # trust_env=False: a proxy configured in the environment must not sit in between.
-    async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+    async with httpx.AsyncClient(trust_env=False, timeout=5, verify=tls.CONTEXT) as http:
         yield http
 
 

@@ -18,6 +18,7 @@ from flowledger.artifacts.service import REFERENCE_KEY
 from flowledger.errors import DefinitionError, StepError
 from flowledger.steps.base import StepContext
 from flowledger.steps.http_request import HTTP_REQUEST
+from tests import tls
 from tests.steps.http_server import serve
 
 
@@ -39,7 +40,7 @@ def artifacts_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def engine(db_url: str, registry: StepRegistry) -> AsyncIterator[Engine]:
     # trust_env=False: a proxy configured in the environment must not sit in between.
     async with (
-        httpx.AsyncClient(trust_env=False, timeout=5) as http,
+        httpx.AsyncClient(trust_env=False, timeout=5, verify=tls.CONTEXT) as http,
         Engine(db_url, registry=registry, http=http) as eng,
     ):
         yield eng
@@ -158,7 +159,7 @@ async def test_a_large_answer_without_save_as_is_offloaded_and_read_back(
 
 
 async def test_without_an_artifacts_service_the_step_says_so(base: str) -> None:
-    async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+    async with httpx.AsyncClient(trust_env=False, timeout=5, verify=tls.CONTEXT) as http:
         ctx = StepContext(
             execution_id="e",
             step_id="dl",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests import tls
 from tests.api.conftest import Service
 from tests.api.helpers import settled, start, terminal, unique
 
@@ -327,7 +328,7 @@ def test_a_post_without_the_csrf_token_is_refused(pages: Pages, ui: Service) -> 
     assert answer.status == 403
     forged = page.request.post(f"/executions/{execution_id}/cancel", form={"csrf": "forged"})
     assert forged.status == 403
-    with httpx.Client(base_url=ui.base_url) as http:  # no cookie at all
+    with httpx.Client(base_url=ui.base_url, verify=tls.CONTEXT) as http:  # no cookie at all
         assert http.post(f"/executions/{execution_id}/cancel").status_code == 401
     with ui.client("viewer") as http:
         assert http.get(f"/api/v1/executions/{execution_id}").json()["runtimeStatus"] == (
