@@ -288,7 +288,9 @@ def timeline(console: Console, doc: dict[str, Any], *, show_all: bool = False) -
             began = _parse(attempt["startedAt"])
             stopped = _parse(e) if (e := _ended(attempt)) else None
             if previous_end is not None and attempt["attempt"] > 1 and began > previous_end:
-                for i in range(column(previous_end), column(began)):
+                # From the cell after the last attempt's own: an attempt shorter than a
+                # cell ends in the cell it began in, and its mark must stay.
+                for i in range(column(previous_end) + 1, column(began)):
                     cells[i], styles[i] = "·", "dim"
             mark, style = "█", STATUS_STYLE.get(attempt["status"], "")
             if attempt["status"] == "Failed":

@@ -1,0 +1,67 @@
+"""The text timeline of ``executions show --timeline``, drawn from a made-up document so
+every moment is known (the CLI tests draw real runs, whose timing varies)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+
+from flowledger.cli.render import TIMELINE_WIDTH, timeline
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _at(ms: float) -> str:
+    return (T0 + timedelta(milliseconds=ms)).isoformat()
+
+
+def _attempt(number: int, began: float, ended: float, status: str) -> dict[str, Any]:
+    return {
+        "stepId": "call",
+        "loop": {},
+        "attempt": number,
+        "status": status,
+        "startedAt": _at(began),
+        "completedAt": _at(ended) if status == "Completed" else None,
+        "failedAt": _at(ended) if status == "Failed" else None,
+    }
+
+
+def _row(doc: dict[str, Any]) -> str:
+    console = Console(width=200, record=True, color_system=None)
+    with console.capture() as captured:
+        timeline(console, doc)
+    [row] = [line for line in captured.get().splitlines() if line.startswith("call")]
+    return row
+
+
+def test_attempts_shorter_than_a_cell_keep_their_mark_beside_the_waits() -> None:
+    # Three 1 ms failures 200 ms apart: each ends in the cell it began in.
+    attempts = [_attempt(n, (n - 1) * 201, (n - 1) * 201 + 1, "Failed") for n in (1, 2, 3)]
+    doc = {
+        "id": "e1",
+        "runtimeStatus": "Failed",
+        "failedAt": _at(403),
+        "steps": {str(i): a for i, a in enumerate(attempts)},
+    }
+    row = _row(doc)
+    bar = row.split("|")[1]
+    assert len(bar) == TIMELINE_WIDTH
+    assert len(re.findall("x+", bar)) == 3 and bar[0] == "x" and bar[-1] == "x", row
+    assert set(bar[1:-1]) <= {"·", "x"} and "·" in bar, row
+    assert row.endswith("3 times (attempt 3)")
+
+
+def test_a_retry_that_succeeded_after_a_long_failure() -> None:
+    attempts = [_attempt(1, 0, 300, "Failed"), _attempt(2, 500, 1000, "Completed")]
+    doc = {
+        "id": "e2",
+        "runtimeStatus": "Completed",
+        "completedAt": _at(1000),
+        "steps": {str(i): a for i, a in enumerate(attempts)},
+    }
+    bar = _row(doc).split("|")[1]
+    assert bar == "x" * 16 + "·" * 9 + "█" * 25, bar
