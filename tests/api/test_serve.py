@@ -57,8 +57,10 @@ def test_loopback_without_tokens_says_how_to_create_one(tmp_path: Path) -> None:
     with launch(db_url, tmp_path, tokens=False) as running:
         with running.client() as http:
             assert http.get("/api/v1/workflows").status_code == 401
-        time.sleep(0.1)
-        assert "flowledger tokens create" in running.output()
+        deadline = time.monotonic() + 30  # a bound against hanging, not a speed claim
+        while "flowledger tokens create" not in running.output():
+            assert time.monotonic() < deadline, running.output()
+            time.sleep(0.05)
 
 
 def test_non_loopback_host_without_tokens_refuses_to_start(tmp_path: Path) -> None:
