@@ -73,7 +73,6 @@ OPERATORS: tuple[Operator, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in")
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
 _MAX_SEGMENTS = 8
-_SHOWN_ERRORS = 5
 
 
 @dataclass(frozen=True)
@@ -327,7 +326,6 @@ class EntityService:
             payload,
             "payload",
             f"the payload does not match the schema of entity type {entity_type!r}",
-            limit=_SHOWN_ERRORS,
         )
 
 
