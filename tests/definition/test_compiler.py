@@ -351,3 +351,14 @@ def test_a_templated_sibling_does_not_change_how_a_literal_field_is_checked() ->
     assert compile_yaml(text).steps["a"].spec.input == {"url": "{{ input.u }}", "timeout": "3s"}
     found = problems(text.replace('"3s"}}\n          - {id: b', '"-3s"}}\n          - {id: b'))
     assert len(found) == 1 and "step 'a'" in found[0] and "not a duration" in found[0]
+
+
+def test_each_step_s_literal_is_checked_by_the_shared_field_validator() -> None:
+    # One validator per step type and field serves every step: each value is its own.
+    steps = "\n".join(
+        f'  - {{id: s{i}, type: sys.http_request, input: {{url: "{{{{ input.u }}}}", '
+        f'timeout: "{t}"}}}}'
+        for i, t in enumerate(["3s", "ten", "5m", "-1s", "2h"])
+    )
+    found = problems(f"name: many\nsteps:\n{steps}\n")
+    assert [("step 's1'" in p, "step 's3'" in p) for p in found] == [(True, False), (False, True)]
