@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.triggers import CompiledTrigger
 from flowledger.errors import Path
+from flowledger.schema_check import validator_for
 from flowledger.steps.base import StepType
 from flowledger.templates import Template, TemplatedValue
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,3 +85,10 @@ class CompiledWorkflow:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @functools.cached_property
+    def input_validator(self) -> Validator | None:
+        """The validator of ``input_schema`` (None without one), built on the first start:
+        building it on each was a sixth of an in-process start's time (cProfile)."""
+        schema = self.spec.input_schema
+        return None if schema is None else validator_for(schema)

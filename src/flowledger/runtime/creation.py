@@ -12,7 +12,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.runtime.ids import random_uuid
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.tracing import with_traceparent
-from flowledger.schema_check import check_against_schema, validator_for
+from flowledger.schema_check import check_against_schema
 from flowledger.storage import Row, WorkflowVersion
 
 EXECUTION_FORMAT_VERSION = 1
@@ -114,11 +114,11 @@ def execution_rows(
 
 
 def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> None:
-    schema = workflow.spec.input_schema
-    if schema is None:
+    validator = workflow.input_validator
+    if validator is None:
         return
     check_against_schema(
-        validator_for(schema),
+        validator,
         dict(arguments),
         "input",
         f"the input does not match {workflow.name}'s input_schema",
