@@ -244,7 +244,10 @@ def test_cancel(pages: Pages, ui: Service) -> None:
     execution_id = run(ui, FORM)
     page = pages("operator")
     page.goto(f"/executions/{execution_id}")
-    page.click("#cancel")
+    # The form's POST and the page it redirects to, done before the page is reloaded (a
+    # reload while that navigation is under way fails: "Not attached to an active page").
+    with page.expect_navigation():
+        page.click("#cancel")
     with ui.client("viewer") as http:
         assert terminal(http, execution_id)["runtimeStatus"] == "Cancelled"
     page.reload()
@@ -258,7 +261,9 @@ def test_retry_runs_the_failed_step_again(pages: Pages, ui: Service) -> None:
     page.goto(f"/executions/{execution_id}")
     expect(page.locator("#status")).to_contain_text("Failed")
     expect(page.locator(".exec-head .error")).to_contain_text("on purpose")
-    page.click("#retry")
+    # Navigation done: the retry is committed (InProgress), so terminal waits for attempt 2.
+    with page.expect_navigation():
+        page.click("#retry")
     with ui.client("viewer") as http:
         doc = terminal(http, execution_id)
     assert doc["runtimeStatus"] == "Failed"
