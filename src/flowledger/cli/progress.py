@@ -108,7 +108,9 @@ def event_line(event: dict[str, Any]) -> str:
     if not isinstance(detail, dict):
         return line
     if detail.get("error"):
-        line += f": {detail['error']}"
+        # After a step, "enrich (attempt 2): …"; an execution's own event has no step to
+        # follow, so the error starts in that column ("execution.failed  input.x …").
+        line += f": {detail['error']}" if event["stepId"] else f" {detail['error']}"
     if "durationMs" in detail:
         line += f" {detail['durationMs']}ms"
     if event["kind"] == "step.retry_scheduled" and detail.get("wakeAt"):
