@@ -20,7 +20,12 @@ from flowledger.errors import InputError
     [
         (lambda: ListExecutions(limit=0), ("limit",), "must be at least 1, not 0"),
         (lambda: ListExecutions(limit=1001), ("limit",), "must be at most 1000, not 1001"),
-        (lambda: ListExecutions(status="Sleeping"), ("status",), "unknown status"),
+        (
+            lambda: ListExecutions(status="Sleeping"),
+            ("status",),
+            # The same order every time (a set's order changed from process to process).
+            "unknown status 'Sleeping'; use one of NotStarted, InProgress, AwaitingUserInput,",
+        ),
         (lambda: StartExecution(workflow="x", input=[1]), ("input",), "must be a JSON object"),
         (lambda: StartExecution(workflow=" "), ("workflow",), "name a workflow"),
         (lambda: RerunExecution(id="e", from_step="s", version="newest"), ("version",), "pinned"),

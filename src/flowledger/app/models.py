@@ -188,7 +188,7 @@ class ListExecutions(Request):
     @field_validator("status", mode="before")
     @classmethod
     def _status(cls, value: Any) -> Any:
-        known = {s.value for s in ExecutionStatus}
+        known = [s.value for s in ExecutionStatus]  # in the lifecycle's order, every time
         if value is not None and value not in known:
             raise ValueError(f"unknown status {value!r}; use one of {', '.join(known)}")
         return value
