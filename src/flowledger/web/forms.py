@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowledger.errors import FlowledgerError, InvalidInputError
+from flowledger.app.inputs import parse_json
+from flowledger.errors import FlowledgerError, InputError, InvalidInputError
 from flowledger.types import FieldPath
 
 #: The field holding a whole JSON document, for schemas that are not flat objects.
@@ -74,12 +75,9 @@ def read_form(schema: Any, form: Mapping[str, list[str]]) -> dict[str, Any]:
     fields = fields_of(schema)
     if len(fields) == 1 and fields[0].name == JSON_FIELD:
         raw = (form.get(JSON_FIELD) or ["{}"])[0]
-        try:
-            value = json.loads(raw or "{}")
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"not valid JSON: {exc.msg}", ("data",)) from None
+        value = _json(raw or "{}", "what you entered", ())
         if not isinstance(value, dict):
-            raise InvalidInputError("give a JSON object", ("data",))
+            raise InvalidInputError("give a JSON object")
         return value
     data: dict[str, Any] = {}
     enum_values = _enum_values(schema)
@@ -124,10 +122,18 @@ def _convert(item: FormField, raw: str, enum: Mapping[str, Any]) -> Any:
                 raise ValueError("choose true or false")
             return raw == "true"
         if item.kind == "json":
-            return json.loads(raw)
-    except (ValueError, json.JSONDecodeError) as exc:
-        message = f"{item.label}: {exc}" if item.kind == "boolean" else None
-        raise InvalidInputError(
-            message or f"{item.label}: {raw!r} is not a valid {item.kind}", (item.name,)
-        ) from None
+            return _json(raw, "the value", (item.name,))
+    except ValueError as exc:
+        # The error's field path names the field: the message need not say it again.
+        message = str(exc) if item.kind == "boolean" else f"{raw!r} is not a valid {item.kind}"
+        raise InvalidInputError(message, (item.name,)) from None
     return raw
+
+
+def _json(raw: str, what: str, field: tuple[str, ...]) -> Any:
+    """A JSON field's value by the rules of every JSON input (app.inputs: no NaN, no key
+    twice in one object, bounded depth), refused as an error on ``field``."""
+    try:
+        return parse_json(raw, what)
+    except InputError as exc:
+        raise InvalidInputError(str(exc), field) from None
