@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "logs": 0,
     "traceparent": 0,
     "lazy": 0,
+    "lru": 0,
     "heap": 0,
     "templates": 1,
     "steps": 2,
@@ -57,6 +58,7 @@ LEAF_ORDER = [
     "logs",
     "traceparent",
     "lazy",
+    "lru",
     "heap",
 ]
 

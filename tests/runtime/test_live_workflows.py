@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from flowledger.runtime import engine as engine_module
 from flowledger.runtime.engine import Engine
 from flowledger.steps.registry import StepRegistry
 
@@ -35,3 +38,19 @@ async def test_another_process_pushes_and_disables_show_at_once(
         assert version == await engine.store.get_workflow_version(version.id)
     alpha = found[0][2].document
     assert alpha["steps"][0]["input"] == {"value": 2}
+
+
+async def test_an_engine_keeps_a_bounded_number_of_versions_compiled(
+    db_url: str, registry: StepRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that runs for months meets thousands of versions: it keeps the ones in
+    # use, and one it let go is read and compiled again from the store when asked for.
+    monkeypatch.setattr(engine_module, "CACHED_VERSIONS", 2)
+    async with Engine(db_url, registry=registry) as engine:
+        ids = [(await engine.register(engine.load_text(definition("w", i)))).id for i in range(4)]
+        assert len(engine._workflows) == 2 and ids[0] not in engine._workflows
+        first = await engine.workflow_for_version(ids[0])
+        assert first.steps["a"].spec.input == {"value": 0}
+        assert (await engine.workflow_version(ids[0])).version == 1
+        done = await engine.run(first)
+        assert done["runtimeStatus"] == "Completed" and done["workflowVersion"] == 1

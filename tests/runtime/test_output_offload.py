@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from flowledger import Engine, StepRegistry
-from flowledger.artifacts.service import REFERENCE_KEY, _LoadedOutputs
+from flowledger.artifacts.service import REFERENCE_KEY
 from flowledger.codec import Codec
 from tests.runtime.steps_for_tests import Recorder
 
@@ -176,18 +176,6 @@ async def test_a_write_that_fails_keeps_the_output_inline(engine: Engine, tmp_pa
     doc = await run(engine, BIG_THEN_READ)
     assert outputs(doc, "big")[0]["text"] == "x" * 3000
     assert outputs(doc, "read")[0]["length"] == 3000
-
-
-def test_the_cache_of_loaded_outputs_is_bounded() -> None:
-    cache = _LoadedOutputs(max_bytes=100)
-    cache.put("a", "A", 60)
-    cache.put("b", "B", 30)
-    assert cache.get("a") == (True, "A")  # a is now the most recent
-    cache.put("c", "C", 30)
-    assert cache.get("b") == (False, None)  # the least recently used went
-    assert cache.get("a") == (True, "A") and cache.get("c") == (True, "C")
-    cache.put("huge", "H", 500)  # bigger than the bound: kept alone
-    assert [cache.get(k)[0] for k in ("a", "c", "huge")] == [False, False, True]
 
 
 # -- restarts ---------------------------------------------------------------------------------

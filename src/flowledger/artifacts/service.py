@@ -33,9 +33,7 @@ import os
 import re
 import secrets
 import shutil
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from flowledger.codec import Codec
 from flowledger.config import Settings
 from flowledger.errors import StepError, StorageError
 from flowledger.logs import log_extra
+from flowledger.lru import LRU
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.storage import Row, Store
 from flowledger.timeutil import iso, utcnow
@@ -59,6 +58,7 @@ SAVED, OUTPUT = "saved", "output"
 MAX_NAME = 200
 #: Loaded outputs kept in memory per process (JSON bytes); the newest always stays.
 LOADED_CACHE_BYTES = 32 * 1024 * 1024
+_ABSENT = object()
 _CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^\w.\- ()+,=@]")
 
@@ -121,9 +121,9 @@ class ArtifactService:
         self.root = root
         self.budget = budget if budget is not None else Settings().output_budget
         self._codec = Codec()
-        #: Outputs loaded back for templates: bounded, so memory stays flat however many
-        #: large outputs the executions of this engine read.
-        self.loaded = _LoadedOutputs(LOADED_CACHE_BYTES)
+        #: Outputs loaded back for templates by artifact id, bounded by their JSON size, so
+        #: memory stays flat however many large outputs the executions of this engine read.
+        self.loaded: LRU[str, Any] = LRU(LOADED_CACHE_BYTES)
 
     def path_of(self, execution_id: str, artifact_id: str) -> Path:
         return self.root / execution_id / artifact_id
@@ -331,8 +331,8 @@ class ArtifactService:
     def read_output(self, reference: Mapping[str, Any], step_id: str) -> Any:
         """The output an offloaded reference stands for (cached, verified against its sha256)."""
         info = reference[REFERENCE_KEY]
-        found, value = self.loaded.get(str(info["id"]))
-        if found:
+        value = self.loaded.get(str(info["id"]), _ABSENT)
+        if value is not _ABSENT:  # an output may be null: absence is its own marker
             return value
         data = self.read_file(info)
         if data is None:
@@ -390,40 +390,6 @@ class _StepArtifacts:
 
 
 # -- lazy read-back ---------------------------------------------------------------------------
-
-
-class _LoadedOutputs:
-    """A small LRU of loaded outputs, bounded by their JSON size, shared by the process."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> tuple[bool, Any]:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return False, None
-            self._items.move_to_end(key)
-            return True, item[0]
-
-    def put(self, key: str, value: Any, size: int) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._items[key] = (value, size)
-            self._bytes += size
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._bytes -= dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
 
 
 def _reference(row: Row) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from flowledger.errors import (
     StorageError,
 )
 from flowledger.logs import log_extra
+from flowledger.lru import LRU
 from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
 from flowledger.runtime.documents import event_document, execution_document
@@ -63,6 +64,8 @@ LEASE = DEFAULT_LEASE
 
 #: How long a finished parent waits for children it ran here to wind down.
 CHILD_GRACE = 10.0
+#: Workflow versions an engine keeps compiled (and stored versions it keeps read).
+CACHED_VERSIONS = 500
 log = logging.getLogger(__name__)
 
 
@@ -116,10 +119,11 @@ class Engine:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = lease if lease is not None else settings.lease
         self.clock = Clock()
-        self._workflows: dict[str, CompiledWorkflow] = {}
-        # Versions are immutable once stored, so these caches can never go stale.
-        self._versions: dict[tuple[str, str], WorkflowVersion] = {}
-        self._versions_by_id: dict[str, WorkflowVersion] = {}
+        # Versions are immutable once stored, so these caches can never go stale; bounded,
+        # so a long-lived server holds the versions it runs, not every one it ever ran.
+        self._workflows: LRU[str, CompiledWorkflow] = LRU(CACHED_VERSIONS)
+        self._versions: LRU[tuple[str, str], WorkflowVersion] = LRU(CACHED_VERSIONS)
+        self._versions_by_id: LRU[str, WorkflowVersion] = LRU(CACHED_VERSIONS)
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
         #: their rounds share transactions (group commit), as a worker's do.
         self._driving = 0
@@ -232,9 +236,9 @@ class Engine:
         version = await self.store.save_workflow_version(
             workflow.name, workflow.checksum, document, DEFINITION_FORMAT_VERSION
         )
-        self._workflows[version.id] = workflow
-        self._versions[(workflow.name, workflow.checksum)] = version
-        self._versions_by_id[version.id] = version
+        self._workflows.put(version.id, workflow)
+        self._versions.put((workflow.name, workflow.checksum), version)
+        self._versions_by_id.put(version.id, version)
         return version
 
     async def push(self, workflow: CompiledWorkflow) -> tuple[WorkflowVersion, bool]:
@@ -286,7 +290,7 @@ class Engine:
         version = await self.workflow_version(version_id)
         source = parse_document(version.document, f"{version.name}@v{version.version}")
         workflow = compile_document(source, self.registry, self.templates)
-        self._workflows[version_id] = workflow
+        self._workflows.put(version_id, workflow)
         return workflow
 
     async def workflow_version(self, version_id: str) -> WorkflowVersion:
@@ -296,7 +300,7 @@ class Engine:
             version = await self.store.get_workflow_version(version_id)
             if version is None:
                 raise NotFoundError(f"workflow version {version_id} does not exist")
-            self._versions_by_id[version_id] = version
+            self._versions_by_id.put(version_id, version)
         return version
 
     async def live_workflows(

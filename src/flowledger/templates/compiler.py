@@ -11,7 +11,6 @@ and stores the result in it) and ``Template.render`` 7 µs, so neither is used.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,6 +28,7 @@ from flowledger.errors import (
     TemplateSecurityError,
     TemplateSyntaxError,
 )
+from flowledger.lru import LRU
 from flowledger.templates import bare
 from flowledger.templates.context import RenderContext
 from flowledger.templates.convert import finish_reference, to_native, to_text
@@ -42,6 +42,9 @@ from flowledger.templates.references import (
 )
 from flowledger.templates.sandbox import SandboxEnvironment
 from flowledger.templates.value import TemplatedValue
+
+#: Compiled templates an engine keeps, by source (those of every version it runs).
+CACHED_TEMPLATES = 20_000
 
 RenderFunc = Callable[[Context], Iterator[Any]]
 
@@ -213,8 +216,8 @@ class TemplateEngine:
     def __init__(self, limits: TemplateLimits | None = None) -> None:
         self.limits = limits or TemplateLimits()
         self._env = SandboxEnvironment(self.limits)
-        self._cache: dict[str, Template] = {}
-        self._lock = threading.Lock()
+        # Bounded: a long-lived server compiles the templates of every version it runs.
+        self._cache: LRU[str, Template] = LRU(CACHED_TEMPLATES)
 
     def compile(self, source: str) -> Template:
         """The compiled template (the same object for the same source)."""
@@ -222,8 +225,8 @@ class TemplateEngine:
         if cached is not None:
             return cached
         template = _compile_bare(self._env, source) or _compile(self._env, source)
-        with self._lock:  # two threads may compile at once; both must get one object
-            return self._cache.setdefault(source, template)
+        # Two threads may compile at once; both must get one object.
+        return self._cache.setdefault(source, template)
 
     def compile_value(self, value: Any) -> TemplatedValue:
         """Compile every template string inside a JSON value."""
