@@ -71,11 +71,6 @@ class LRU(Generic[K, V]):
             _, (_, dropped) = self._items.popitem(last=False)
             self._weight -= dropped
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._weight = 0
-
     def __len__(self) -> int:
         return len(self._items)
 

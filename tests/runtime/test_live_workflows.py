@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from flowledger.runtime import engine as engine_module
@@ -54,3 +56,34 @@ async def test_an_engine_keeps_a_bounded_number_of_versions_compiled(
         assert (await engine.workflow_version(ids[0])).version == 1
         done = await engine.run(first)
         assert done["runtimeStatus"] == "Completed" and done["workflowVersion"] == 1
+
+
+async def test_more_pushed_workflows_than_the_bound_are_not_compiled_on_every_call(
+    db_url: str, registry: StepRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Routing walks every live workflow on every webhook request: walking more of them
+    # than the cache holds must not evict each one before its next use (an LRU's
+    # sequential-scan trap), so the live ones are held apart from the bound.
+    monkeypatch.setattr(engine_module, "CACHED_VERSIONS", 2)
+    compiled: list[str] = []
+    real = engine_module.compile_document
+
+    def counting(source: Any, *args: Any) -> Any:
+        compiled.append(source.file)
+        return real(source, *args)
+
+    async with Engine(db_url, registry=registry) as pusher:
+        for name in ("a", "b", "c", "d"):
+            await pusher.push(pusher.load_text(definition(name, 1)))
+    monkeypatch.setattr(engine_module, "compile_document", counting)
+    async with Engine(db_url, registry=registry) as engine:
+        assert len(await live(engine)) == 4
+        assert len(compiled) == 4  # each read and compiled once
+        for _ in range(3):
+            assert len(await live(engine)) == 4
+        assert len(compiled) == 4
+        # Running one of them finds it compiled too, though the bounded cache let it go.
+        [first] = [i for i, (v, _) in engine._live.items() if v.name == "a"]
+        assert first not in engine._workflows
+        done = await engine.run(await engine.workflow_for_version(first))
+        assert done["runtimeStatus"] == "Completed" and len(compiled) == 4

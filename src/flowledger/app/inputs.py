@@ -86,7 +86,6 @@ def _loads(text: str) -> Any:
 
 class _Duplicate(_Refused):
     def __init__(self, key: str) -> None:
-        self.key = key
         super().__init__(f"the key {json.dumps(key)} appears twice in one object")
 
 

@@ -124,6 +124,8 @@ class Engine:
         self._workflows: LRU[str, CompiledWorkflow] = LRU(CACHED_VERSIONS)
         self._versions: LRU[tuple[str, str], WorkflowVersion] = LRU(CACHED_VERSIONS)
         self._versions_by_id: LRU[str, WorkflowVersion] = LRU(CACHED_VERSIONS)
+        #: The pushed versions as of the last live_workflows: the live set, never evicted.
+        self._live: dict[str, tuple[WorkflowVersion, CompiledWorkflow]] = {}
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
         #: their rounds share transactions (group commit), as a worker's do.
         self._driving = 0
@@ -287,6 +289,9 @@ class Engine:
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
+        live = self._live.get(version_id)
+        if live is not None:  # a pushed version the bounded cache let go
+            return live[1]
         version = await self.workflow_version(version_id)
         source = parse_document(version.document, f"{version.name}@v{version.version}")
         workflow = compile_document(source, self.registry, self.templates)
@@ -311,8 +316,17 @@ class Engine:
         its ``triggers`` (named in the log) are skipped while the others still fire.
         Only the versions this engine has not seen yet are read (webhook routing asks
         this on every request)."""
+        # The live set is held apart from the bounded caches, replaced by each call: more
+        # live workflows than those hold would otherwise evict each before its next use
+        # and be compiled again on every request.
+        held, live = self._live, {}
         found = []
         for version_id, pushed_at in await self.store.active_workflow_ids():
+            known = held.get(version_id)
+            if known is not None:
+                live[version_id] = known
+                found.append((known[0], pushed_at, known[1]))
+                continue
             try:
                 version = await self.workflow_version(version_id)
             except NotFoundError:
@@ -329,7 +343,9 @@ class Engine:
                     extra=log_extra("live_workflows"),
                 )
                 continue
+            live[version_id] = (version, workflow)
             found.append((version, pushed_at, workflow))
+        self._live = live
         return found
 
     # -- executions ---------------------------------------------------------------------------
