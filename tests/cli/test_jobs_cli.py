@@ -70,6 +70,23 @@ def test_a_failed_job_run_exits_1_with_json(cli: Cli, tmp_path: Path) -> None:
     doc = json.loads(result.stdout)  # only JSON on stdout
     assert doc["status"] == "Failed"
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Failed", None]
+    assert "it broke" in doc["runs"][0]["error"]["message"]
+
+
+def test_a_failed_job_run_says_why(cli: Cli, tmp_path: Path) -> None:
+    write_flows(tmp_path)
+    job = tmp_path / "job.yaml"
+    job.write_text("name: fails\nworkflows: [{workflow: nap.yaml}, {workflow: boom.yaml}]\n")
+    result = cli("jobs", "run", str(job))
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].startswith("[2/2] boom v1  Failed  execution ")
+    assert lines[3] == "  error: step 'fail' (attempt 1): it broke"
+    job_run_id = lines[-1].rsplit(" ", 1)[-1]
+    shown = cli("jobs", "show", job_run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "error of #2: step 'fail' (attempt 1): it broke" in shown.stdout
+    assert "error of #1" not in shown.stdout
 
 
 def test_a_bad_job_file_exits_2_and_runs_nothing(cli: Cli, tmp_path: Path) -> None:

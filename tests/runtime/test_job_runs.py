@@ -139,6 +139,10 @@ async def test_the_first_failure_stops_the_run(engine: Engine, flows: Path) -> N
     assert doc["status"] == "Failed"
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Failed", None]
     assert doc["runs"][2]["executionId"] is None
+    # Each run says why it failed, as its execution's document does.
+    failed = await engine.get_execution(doc["runs"][1]["executionId"])
+    assert [r["error"] for r in doc["runs"]] == [None, failed["error"], None]
+    assert failed["error"]["stepId"] == "fail" and "it broke" in failed["error"]["message"]
     assert len(await engine.store.job_run_executions(job_run_id)) == 2
 
 

@@ -16,6 +16,7 @@ from flowledger.app import (
     CreateEntityType,
     CreateJobRun,
     CreateToken,
+    DriveJobRun,
     GetExecution,
     PushWorkflows,
     StartExecution,
@@ -160,6 +161,9 @@ async def test_every_page_for_each_role(web: Web) -> None:
         answer = await http.get(path)
         assert answer.status_code == 200, (path, answer.text)
     assert "+- id: more" in (await http.get("/workflows/boom?version=2&diff=1")).text
+    await web.app.job_runs.drive(DriveJobRun(id=job["id"]))
+    job_page = (await http.get(f"/job-runs/{job['id']}")).text
+    assert "in step <code>fail</code>: &lt;b&gt;bad&lt;/b&gt;" in job_page  # why, escaped
     assert (await http.get("/subscriptions")).status_code == 403
     assert (await http.get("/executions/nope")).status_code == 404
     assert (await http.get("/workflows/nope")).status_code == 404

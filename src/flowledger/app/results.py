@@ -180,6 +180,8 @@ class JobRunItem(TypedDict):
     input: Any
     executionId: str | None
     runtimeStatus: str | None
+    #: The execution's error (``message``, ``stepId``, ``attempt``) when it failed.
+    error: Any
 
 
 class JobRunDocument(TypedDict):

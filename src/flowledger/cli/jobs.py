@@ -34,8 +34,8 @@ from flowledger.cli.common import (
     with_app,
 )
 from flowledger.cli.progress import STATUS_STYLE
+from flowledger.cli.render import error_text, when
 from flowledger.cli.render import table as new_table
-from flowledger.cli.render import when
 
 #: createdBy of job runs that `flowledger jobs run` creates.
 JOBS_CREATOR = "cli:jobs"
@@ -64,6 +64,8 @@ def jobs_run(
                 f"  execution {run['executionId']}",
             )
             out.print(line, soft_wrap=True)
+            if run["error"]:
+                out.print(Text(f"  error: {error_text(run['error'])}", style="red"), soft_wrap=True)
 
         request = DriveJobRun(id=created["id"])
         return dict(await jobs.drive(request, on_run=None if as_json else finished))
@@ -136,6 +138,10 @@ def jobs_show(
             _short(run["input"]),
         )
     out.print(table)
+    for run in doc["runs"]:
+        if run["error"]:
+            line = f"error of #{run['index'] + 1}: {error_text(run['error'])}"
+            out.print(Text(line, style="red"), soft_wrap=True)
 
 
 @jobs_app.command("list")

@@ -82,7 +82,7 @@ def _parse(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _error_text(error: dict[str, Any]) -> str:
+def error_text(error: dict[str, Any]) -> str:
     """``step 'enrich' (attempt 3): POST https://… answered 503`` — where, then what."""
     message = str(error.get("message"))
     if error.get("stepId"):
@@ -105,7 +105,7 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
     )
     console.print(line, soft_wrap=True)
     if doc.get("error"):
-        console.print(Text(f"error: {_error_text(doc['error'])}", style="red"), soft_wrap=True)
+        console.print(Text(f"error: {error_text(doc['error'])}", style="red"), soft_wrap=True)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
     if doc.get("rerunOf"):
@@ -159,7 +159,7 @@ def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = 
         if doc.get(key):
             console.print(f"{label}{doc[key]}")
     if doc.get("error"):
-        console.print(Text(f"error:    {_error_text(doc['error'])}", style="red"), soft_wrap=True)
+        console.print(Text(f"error:    {error_text(doc['error'])}", style="red"), soft_wrap=True)
     steps = list((doc.get("steps") or {}).values())
     if show_all or len(steps) <= COMPACT_ABOVE:
         _step_table(console, steps)

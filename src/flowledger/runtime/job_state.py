@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flowledger.codec import loads
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row
 from flowledger.timeutil import iso
@@ -100,7 +101,9 @@ def current(row: Row, executions: Sequence[Row]) -> Progress:
 
 
 def job_run_document(row: Row, executions: Sequence[Row]) -> dict[str, Any]:
-    """The job run as ``flowledger jobs show --json`` and ``GET /job-runs/{id}`` give it."""
+    """The job run as ``flowledger jobs show --json`` and ``GET /job-runs/{id}`` give it;
+    each run carries its execution's ``error`` (as the execution document has it), so a
+    failed job run says why without a second lookup."""
     runs = runs_by_index(row["id"], executions)
     status = current(row, executions).status
     completed_at = row["completed_at"]
@@ -123,6 +126,7 @@ def job_run_document(row: Row, executions: Sequence[Row]) -> dict[str, Any]:
                 "input": item["input"],
                 "executionId": runs[index]["id"] if index in runs else None,
                 "runtimeStatus": runs[index]["runtime_status"] if index in runs else None,
+                "error": loads(runs[index]["error"]) if index in runs else None,
             }
             for index, item in enumerate(items_of(row))
         ],

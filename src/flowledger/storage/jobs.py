@@ -32,6 +32,8 @@ _EXECUTION_COLUMNS = (
     executions.c.completed_at,
     executions.c.failed_at,
     executions.c.last_activity_at,
+    #: Why a workflow failed, shown beside its run (a short message, never its data).
+    executions.c.error,
 )
 
 
