@@ -1,4 +1,5 @@
-"""Idle workers: PostgreSQL wakes them with LISTEN/NOTIFY; SQLite lets them poll."""
+"""Idle workers: PostgreSQL wakes them with LISTEN/NOTIFY; SQLite wakes those of the
+process that made the work, and lets the others poll. An engine's start wakes them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
+from flowledger import Engine
 from flowledger.storage import open_store
 from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.sql import SQLStore
@@ -21,6 +23,36 @@ async def test_a_wait_without_news_returns_after_its_timeout(store: SQLStore) ->
     await asyncio.wait({waiting}, timeout=PATIENCE)
     assert waiting.done() and waiting.exception() is None
     await store.notify_work()  # nobody listening: harmless on both
+
+
+async def test_work_made_in_this_process_ends_a_wait(store: SQLStore) -> None:
+    await store.wait_for_work(0)  # subscribed (PostgreSQL); nothing was made yet
+    waiting = asyncio.ensure_future(store.wait_for_work(600))
+    await asyncio.sleep(0.05)  # most likely already waiting; either way it must wake
+    await store.notify_work()
+    await asyncio.wait({waiting}, timeout=PATIENCE)
+    assert waiting.done(), "work made in this process never woke its waiting worker"
+
+
+async def test_work_made_while_nobody_waits_ends_the_next_wait(store: SQLStore) -> None:
+    await store.wait_for_work(0)
+    await store.notify_work()  # while the worker claims, say
+    woken = asyncio.ensure_future(store.wait_for_work(600))
+    await asyncio.wait({woken}, timeout=PATIENCE)
+    assert woken.done(), "work made between two waits was lost"
+
+
+async def test_a_start_wakes_idle_workers_and_a_held_one_does_not(db_url: str) -> None:
+    async with Engine(db_url) as engine:
+        workflow = engine.load_text("name: w\nsteps: [{id: a, type: sys.no_action}]\n")
+        await engine.store.wait_for_work(0)
+        await engine.start(workflow, hold=True)  # this process drives it: nobody to wake
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(engine.store.wait_for_work(600), 0.3)
+        waiting = asyncio.ensure_future(engine.store.wait_for_work(600))
+        await engine.start(workflow)
+        await asyncio.wait({waiting}, timeout=PATIENCE)
+        assert waiting.done(), "a start did not wake the idle workers"
 
 
 @pytest.fixture

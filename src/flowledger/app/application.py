@@ -5,11 +5,15 @@ resource. Every face (CLI, HTTP API, web UI) calls these operations and only the
         doc = await app.executions.start(StartExecution(workflow="hello", input={}))
         page = await app.executions.list(ListExecutions(status="Completed", limit=10))
 
-Waking workers: a start (and a job run created for workers) calls :meth:`App.wake_workers`,
-which NOTIFYs the channel PostgreSQL workers LISTEN on (``Store.notify_work``) and wakes
-workers in this process: ``App.work_ready`` is set and every callback given to
-:meth:`App.on_work` is called (a server that runs workers in-process registers its
-worker's wake-up there — SQLite has no cross-process channel, its workers poll).
+Waking workers: the store tells them when it creates a claimable execution (on
+PostgreSQL a NOTIFY on the channel workers LISTEN on, committed with the start; on SQLite,
+which has no channel between processes, this process's waiting workers, while the others
+poll), and so do cancels, inputs and retries (``Store.notify_work``). On top of that,
+:meth:`App.wake_here` wakes this process's workers at once: ``App.work_ready`` is set and
+every callback given to :meth:`App.on_work` is called (a server that runs workers
+in-process registers its worker's wake-up there). What the store does not announce itself
+(a job run created for workers, a trigger fired, a webhook's keyed start) calls
+:meth:`App.wake_workers`, which also NOTIFYs in the background.
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ class App:
         self.executions = Executions(
             self.engine,
             self._cursors,
-            self.wake_workers,
+            # Starts and control commands tell other processes in their own writes (a
+            # start's NOTIFY commits with it; control's notify_work): here, this one's.
+            self.wake_here,
             self.workflows.find,
             self.limits,
             hub=self.changes,
@@ -237,17 +243,22 @@ class App:
         """Call ``callback()`` whenever this application makes work claimable."""
         self._wakers.append(callback)
 
-    async def wake_workers(self) -> None:
-        """Tell workers that work became claimable: this process's at once
-        (``work_ready``, ``on_work`` callbacks), other processes' (PostgreSQL NOTIFY) in
-        the background. Decision: the caller (a 202 to a webhook, a 201 to a start) does
-        not wait for the NOTIFY: it goes through the store's writer lane, where it waited
-        behind the worker's group commits (the webhook stalls of bench/api_bench.py), and
-        it is only a hint (idle workers also look for work on their own). Wakes while one
-        is pending share it."""
+    async def wake_here(self) -> None:
+        """Wake this process's workers at once (``work_ready``, ``on_work`` callbacks),
+        for work whose own write told the other processes already."""
         self.work_ready.set()
         for callback in self._wakers:
             callback()
+
+    async def wake_workers(self) -> None:
+        """Tell workers that work became claimable: this process's at once
+        (:meth:`wake_here`), other processes' (PostgreSQL NOTIFY) in the background.
+        Decision: the caller (a 202 to a webhook, a 201 to a job run) does not wait for
+        the NOTIFY: it goes through the store's writer lane, where it waited behind the
+        worker's group commits (the webhook stalls of bench/api_bench.py), and it is only
+        a hint (idle workers also look for work on their own). Wakes while one is pending
+        share it."""
+        await self.wake_here()
         if self._notifying is None or self._notifying.done():
             self._notifying = asyncio.create_task(self._notify(), name="notify workers")
         else:

@@ -38,9 +38,11 @@ _Start = tuple[Row, Sequence[Row], "asyncio.Future[bool]"]
 
 
 class StartWriter:
-    def __init__(self, connect: Connect, prepare: Prepare) -> None:
+    def __init__(self, connect: Connect, prepare: Prepare, notify: str) -> None:
         self._conn = LoopConnection(connect)
         self._prepare = prepare
+        #: The statement that wakes idle workers (``NOTIFY <channel>``).
+        self._notify = notify
         self._queue: list[_Start] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -80,6 +82,10 @@ class StartWriter:
                         prepared = self._prepare(table, row)
                         statements.append(prepared.sql)
                         values.extend(prepared.params(row))
+            if any(execution.get("lease_owner") is None for execution, _, _ in group):
+                # Idle workers wake when this commits (a start nobody holds is theirs to
+                # claim): a statement of this message, not a transaction of its own.
+                statements.append(self._notify)
             # One message of many statements (storage.pgloop): a pipeline of the same
             # statements costs twice the client's CPU.
             await self._conn.send(statements, values)

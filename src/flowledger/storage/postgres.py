@@ -140,7 +140,9 @@ class PostgresStore(SQLStore):
         self._display_url = make_url(url).render_as_string(hide_password=True)
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._lease_conn = LeaseConnection(self._connect_for_leases, engine.dialect)
-        self._starts = StartWriter(self._connect_for_starts, self._row_insert)
+        self._starts = StartWriter(
+            self._connect_for_starts, self._row_insert, f"NOTIFY {WORK_CHANNEL}"
+        )
         # Decision: concurrent document reads (``GET /executions/{id}``) fold into one
         # read of many executions per reader thread (storage.coalesce): PostgreSQL's own
         # work per statement, not ours, bounded that GET under load.
@@ -237,8 +239,18 @@ class PostgresStore(SQLStore):
         # From the event loop, on the starts' own connection (storage.pgstarts); what it
         # leaves (a trigger key, a conflict, a failure) takes the general path.
         if await self._starts.create(execution, events_):
-            return str(execution["id"])
-        return await super()._create_small_execution(execution, events_)
+            return str(execution["id"])  # a claimable one NOTIFYed as it committed
+        created = await super()._create_small_execution(execution, events_)
+        if execution.get("lease_owner") is None and execution.get("trigger_key") is None:
+            # Keyed starts (schedules, entity events, job runs) wake workers themselves,
+            # once for all they start.
+            await self.notify_work()
+        return created
+
+    def _created_claimable(self) -> None:
+        # The workers of every process, this one's too, are woken by the NOTIFY of the
+        # start's own transaction (storage.pgstarts), or by the paths that create others.
+        return None
 
     async def _connect_for_starts(self) -> psycopg.AsyncConnection[Any]:
         return await self._connect_on_loop("flowledger-starts")

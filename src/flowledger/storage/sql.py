@@ -158,6 +158,9 @@ class SQLStore(
         #: Starts, takes, releases and claims made together share one call (storage.leasegroup,
         #: its SQL in storage.leasesql).
         self._lease_group = LeaseGroup(self._apply_leases, self._submit_leases)
+        #: Work made claimable in this process since the last wait (``notify_work``), and
+        #: the event loop it was made on.
+        self._work: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     @property
     def conn(self) -> Connection:
@@ -318,8 +321,17 @@ class SQLStore(
         # A plain new execution is two rows (may commit inline, see SQLPart._inline_write);
         # a rerun's copied steps can be thousands: those always go to the writer thread.
         if steps:
-            return await self._create_execution(execution, events_, steps)
-        return await self._create_small_execution(execution, events_)
+            created = await self._create_execution(execution, events_, steps)
+        else:
+            created = await self._create_small_execution(execution, events_)
+        if execution.get("lease_owner") is None:  # nobody holds it: a worker's to claim
+            self._created_claimable()
+        return created
+
+    def _created_claimable(self) -> None:
+        """A claimable execution was just created: wake this process's waiting workers
+        (PostgreSQL's store NOTIFYs every process's in the creating transaction instead)."""
+        self._work_signal().set()
 
     async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
         # Starts made together share one transaction (storage.leasegroup).
@@ -742,11 +754,24 @@ class SQLStore(
             driver.cursor().execute(prepared.sql, prepared.params(row))
 
     async def wait_for_work(self, timeout: float) -> None:
-        # No push channel on this backend: the caller polls, backing off while idle.
-        await asyncio.sleep(timeout)
+        # No channel between processes on this backend: the caller polls, backing off while
+        # idle. Work this process makes claimable (a start, a cancel, an input, a child
+        # workflow: ``notify_work``) ends the wait at once; like PostgreSQL's NOTIFY backlog,
+        # one made while nobody waited ends the next wait.
+        signal = self._work_signal()
+        if not signal.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), timeout)
+        signal.clear()
 
     async def notify_work(self) -> None:
-        return None
+        self._created_claimable()
+
+    def _work_signal(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._work is None or self._work[0] is not loop:  # an Event serves one loop
+            self._work = (loop, asyncio.Event())
+        return self._work[1]
 
     async def meta_secret(self, key: str) -> str:
         read = select(meta.c.value).where(meta.c.key == key)
