@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -53,6 +55,25 @@ async def test_a_start_wakes_idle_workers_and_a_held_one_does_not(db_url: str) -
         await engine.start(workflow)
         await asyncio.wait({waiting}, timeout=PATIENCE)
         assert waiting.done(), "a start did not wake the idle workers"
+
+
+async def test_a_start_in_another_process_ends_a_sqlite_wait(tmp_path: Path) -> None:
+    # Two engines on one file stand for two processes: neither's own signal reaches the
+    # other; the waiting one sees the other's commit (PRAGMA data_version).
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with Engine(url) as worker_side, Engine(url) as starter:
+        workflow = starter.load_text("name: w\nsteps: [{id: a, type: sys.no_action}]\n")
+        await worker_side.store.claim_execution_rows(worker_side.owner, 1, timedelta(seconds=30))
+        await worker_side.store.wait_for_work(0.1)  # an idle look: nothing new
+        waiting = asyncio.ensure_future(worker_side.store.wait_for_work(600))
+        await asyncio.sleep(0.1)
+        await starter.start(workflow)
+        await asyncio.wait({waiting}, timeout=PATIENCE)
+        assert waiting.done(), "a commit by another process never ended the wait"
+        claimed = await worker_side.store.claim_execution_rows(
+            worker_side.owner, 1, timedelta(seconds=30)
+        )
+        assert len(claimed) == 1
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -29,6 +31,9 @@ from flowledger.timeutil import utcnow
 # NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
 # (FLOWLEDGER_SQLITE_SYNCHRONOUS, see flowledger.config: read by the caller, passed in here).
 
+
+#: How often an idle worker looks whether another process committed (wait_for_work).
+CHANGE_POLL = 0.05
 
 #: Reader threads (each with its own connection) beside the one writer. WAL readers never
 #: wait for the writer; three let a slow read (a dashboard's query) leave room for others.
@@ -123,6 +128,9 @@ class SQLiteStore(SQLStore):
         self._waitless: Any = None
         #: An inline call holds the writer's connection (its transactions must not wait).
         self._inline_now = False
+        #: The writer connection's ``PRAGMA data_version`` when last looked at: it changes
+        #: when another connection (another process) commits, never for its own writes.
+        self._seen_version: int | None = None
         engine = create_engine(
             url,
             # Each lane thread keeps one connection for the store's life (file: a pool as
@@ -323,6 +331,41 @@ class SQLiteStore(SQLStore):
         finally:
             if conn is not None:
                 self._give_writer()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Until work is made in this process (``notify_work``), another process commits
+        (a ``flowledger start`` beside a ``flowledger worker``: looked at every
+        CHANGE_POLL seconds, a read of SQLite's shared memory, no query of any table), or
+        ``timeout``: timers come due with no commit, so the caller still looks for work
+        at least that often."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        signal = self._work_signal()
+        while not signal.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), min(remaining, CHANGE_POLL))
+            if self._committed_elsewhere():
+                break
+        signal.clear()
+
+    def _committed_elsewhere(self) -> bool:
+        """Whether another connection committed since the last look (the first look only
+        takes note). On the loop, on the writer's connection when it is idle: a busy writer
+        means this process is writing, and its own work wakes its workers."""
+        conn = self._take_writer()
+        if conn is None:
+            return False
+        try:
+            version = int(self._waitless.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:  # a lock at the wrong moment: look for work, to be safe
+            return True
+        finally:
+            self._give_writer()
+        seen, self._seen_version = self._seen_version, version
+        return seen is not None and version != seen
 
     def _take_writer(self) -> Connection | None:
         """``_writer_idle`` without the generator (a chain's every round comes here): the

@@ -35,7 +35,9 @@ class WorkerOptions:
     lease: timedelta = timedelta(seconds=30)
     #: Executions whose next timer is further away than this are released, not held.
     park_after: float = 2.0
-    #: Longest wait between looks for work while idle (SQLite polls; PostgreSQL is woken).
+    #: Longest wait between two claims while idle. New work wakes the worker sooner
+    #: (PostgreSQL: NOTIFY; SQLite: this process's signal, another's commit seen within
+    #: storage.sqlite.CHANGE_POLL); a timer that comes due wakes nobody.
     max_idle: float = 1.0
     #: How long SIGTERM waits for running steps before giving them up to other workers.
     drain_timeout: float = 30.0
