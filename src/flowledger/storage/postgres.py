@@ -247,11 +247,6 @@ class PostgresStore(SQLStore):
             await self.notify_work()
         return created
 
-    def _created_claimable(self) -> None:
-        # The workers of every process, this one's too, are woken by the NOTIFY of the
-        # start's own transaction (storage.pgstarts), or by the paths that create others.
-        return None
-
     async def _connect_for_starts(self) -> psycopg.AsyncConnection[Any]:
         return await self._connect_on_loop("flowledger-starts")
 

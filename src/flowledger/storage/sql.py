@@ -158,9 +158,6 @@ class SQLStore(
         #: Starts, takes, releases and claims made together share one call (storage.leasegroup,
         #: its SQL in storage.leasesql).
         self._lease_group = LeaseGroup(self._apply_leases, self._submit_leases)
-        #: Work made claimable in this process since the last wait (``notify_work``), and
-        #: the event loop it was made on.
-        self._work: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     @property
     def conn(self) -> Connection:
@@ -329,9 +326,8 @@ class SQLStore(
         return created
 
     def _created_claimable(self) -> None:
-        """A claimable execution was just created: wake this process's waiting workers
-        (PostgreSQL's store NOTIFYs every process's in the creating transaction instead)."""
-        self._work_signal().set()
+        """A claimable execution was just created: SQLite wakes this process's waiting
+        workers; PostgreSQL's start NOTIFYed every process's in its own transaction."""
 
     async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
         # Starts made together share one transaction (storage.leasegroup).
@@ -752,26 +748,6 @@ class SQLStore(
             driver = self.conn.connection.dbapi_connection
             assert driver is not None
             driver.cursor().execute(prepared.sql, prepared.params(row))
-
-    async def wait_for_work(self, timeout: float) -> None:
-        # No channel between processes on this backend: the caller polls, backing off while
-        # idle. Work this process makes claimable (a start, a cancel, an input, a child
-        # workflow: ``notify_work``) ends the wait at once; like PostgreSQL's NOTIFY backlog,
-        # one made while nobody waited ends the next wait.
-        signal = self._work_signal()
-        if not signal.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), timeout)
-        signal.clear()
-
-    async def notify_work(self) -> None:
-        self._created_claimable()
-
-    def _work_signal(self) -> asyncio.Event:
-        loop = asyncio.get_running_loop()
-        if self._work is None or self._work[0] is not loop:  # an Event serves one loop
-            self._work = (loop, asyncio.Event())
-        return self._work[1]
 
     async def meta_secret(self, key: str) -> str:
         read = select(meta.c.value).where(meta.c.key == key)

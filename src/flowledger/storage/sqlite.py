@@ -131,6 +131,9 @@ class SQLiteStore(SQLStore):
         #: The writer connection's ``PRAGMA data_version`` when last looked at: it changes
         #: when another connection (another process) commits, never for its own writes.
         self._seen_version: int | None = None
+        #: Work made claimable in this process since the last wait (``notify_work``), and
+        #: the event loop it was made on.
+        self._work: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         engine = create_engine(
             url,
             # Each lane thread keeps one connection for the store's life (file: a pool as
@@ -331,6 +334,20 @@ class SQLiteStore(SQLStore):
         finally:
             if conn is not None:
                 self._give_writer()
+
+    async def notify_work(self) -> None:
+        # No channel between processes: this one's waiting workers. The others see the
+        # commit that made the work (wait_for_work).
+        self._work_signal().set()
+
+    def _created_claimable(self) -> None:
+        self._work_signal().set()
+
+    def _work_signal(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._work is None or self._work[0] is not loop:  # an Event serves one loop
+            self._work = (loop, asyncio.Event())
+        return self._work[1]
 
     async def wait_for_work(self, timeout: float) -> None:
         """Until work is made in this process (``notify_work``), another process commits
