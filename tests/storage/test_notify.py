@@ -66,7 +66,11 @@ async def test_a_start_in_another_process_ends_a_sqlite_wait(tmp_path: Path) -> 
         await worker_side.store.claim_execution_rows(worker_side.owner, 1, timedelta(seconds=30))
         await worker_side.store.wait_for_work(0.1)  # an idle look: nothing new
         waiting = asyncio.ensure_future(worker_side.store.wait_for_work(600))
-        await asyncio.sleep(0.1)
+        # A commit that leaves nothing to claim (a start the starter drives itself) is
+        # no news: the wait goes on.
+        await starter.start(workflow, hold=True)
+        await asyncio.wait({waiting}, timeout=0.5)
+        assert not waiting.done(), "a commit with nothing to claim ended the wait"
         await starter.start(workflow)
         await asyncio.wait({waiting}, timeout=PATIENCE)
         assert waiting.done(), "a commit by another process never ended the wait"

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +24,7 @@ from flowledger.storage.base import Batch, Row
 from flowledger.storage.coalesce import Coalescer
 from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
+from flowledger.storage.leasegroup import oldest_runnable_sql
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import READ_ONLY, DriverErrors, point_read
 from flowledger.timeutil import utcnow
@@ -34,6 +35,9 @@ from flowledger.timeutil import utcnow
 
 #: How often an idle worker looks whether another process committed (wait_for_work).
 CHANGE_POLL = 0.05
+#: Whether any execution is claimable now (the claim's own candidates, storage.leasesql).
+_BRANCHES = [f"SELECT * FROM ({b})" for b in oldest_runnable_sql(":now", "1", hint=True)]  # noqa: S608 - fixed text
+_ANY_RUNNABLE = f"SELECT 1 FROM ({' UNION ALL '.join(_BRANCHES)}) LIMIT 1"  # noqa: S608 - fixed text
 
 #: Reader threads (each with its own connection) beside the one writer. WAL readers never
 #: wait for the writer; three let a slow read (a dashboard's query) leave room for others.
@@ -376,13 +380,20 @@ class SQLiteStore(SQLStore):
         if conn is None:
             return False
         try:
-            version = int(self._waitless.execute("PRAGMA data_version").fetchone()[0])
+            driver = self._waitless
+            version = int(driver.execute("PRAGMA data_version").fetchone()[0])
+            seen, self._seen_version = self._seen_version, version
+            if seen is None or version == seen:
+                return False
+            # Only claimable work is news: a worker busy in another process commits all
+            # the time, and a claim is a write that would queue behind its rounds.
+            now = self.timestamp_param(utcnow())
+            with closing(driver.execute(_ANY_RUNNABLE, {"now": now})) as cursor:
+                return bool(cursor.fetchall())
         except sqlite3.Error:  # a lock at the wrong moment: look for work, to be safe
             return True
         finally:
             self._give_writer()
-        seen, self._seen_version = self._seen_version, version
-        return seen is not None and version != seen
 
     def _take_writer(self) -> Connection | None:
         """``_writer_idle`` without the generator (a chain's every round comes here): the
