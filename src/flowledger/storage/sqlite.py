@@ -355,10 +355,10 @@ class SQLiteStore(SQLStore):
 
     async def wait_for_work(self, timeout: float) -> None:
         """Until work is made in this process (``notify_work``), another process commits
-        (a ``flowledger start`` beside a ``flowledger worker``: looked at every
-        CHANGE_POLL seconds, a read of SQLite's shared memory, no query of any table), or
-        ``timeout``: timers come due with no commit, so the caller still looks for work
-        at least that often."""
+        something claimable (a ``flowledger start`` beside a ``flowledger worker``: looked
+        at every CHANGE_POLL seconds, a read of SQLite's shared memory, and a query only
+        when that changed), or ``timeout``: timers come due with no commit, so the caller
+        still looks for work at least that often."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         signal = self._work_signal()
