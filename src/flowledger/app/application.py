@@ -8,7 +8,7 @@ resource. Every face (CLI, HTTP API, web UI) calls these operations and only the
 Waking workers: the store tells them when it creates a claimable execution (on
 PostgreSQL a NOTIFY on the channel workers LISTEN on, committed with the start; on SQLite,
 which has no channel between processes, this process's waiting workers, while the others
-see the commit within 50 ms: ``SQLiteStore.wait_for_work``), and so do cancels, inputs
+see the commit within 100 ms: ``SQLiteStore.wait_for_work``), and so do cancels, inputs
 and retries (``Store.notify_work``). On top of that,
 :meth:`App.wake_here` wakes this process's workers at once: ``App.work_ready`` is set and
 every callback given to :meth:`App.on_work` is called (a server that runs workers
