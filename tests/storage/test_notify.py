@@ -57,6 +57,25 @@ async def test_a_start_wakes_idle_workers_and_a_held_one_does_not(db_url: str) -
         assert waiting.done(), "a start did not wake the idle workers"
 
 
+async def test_an_input_and_a_cancel_wake_idle_workers(db_url: str) -> None:
+    # Their signal's own write wakes the workers (no NOTIFY transaction after it).
+    async with Engine(db_url) as engine:
+        ask = engine.load_text(
+            "name: ask\nsteps: [{id: approve, type: sys.wait_for_input, input: {prompt: ok?}}]\n"
+        )
+        waiting_ones = [(await engine.run(ask))["id"] for _ in range(2)]
+        for act in (
+            lambda: engine.submit_input(waiting_ones[0], "approve", {}),
+            lambda: engine.cancel(waiting_ones[1], reason="no longer needed"),
+        ):
+            await engine.store.wait_for_work(0)  # nothing left over from before
+            waiting = asyncio.ensure_future(engine.store.wait_for_work(600))
+            await asyncio.sleep(0.05)
+            await act()
+            await asyncio.wait({waiting}, timeout=PATIENCE)
+            assert waiting.done(), "a signal did not wake the idle workers"
+
+
 async def test_a_start_in_another_process_ends_a_sqlite_wait(tmp_path: Path) -> None:
     # Two engines on one file stand for two processes: neither's own signal reaches the
     # other; the waiting one sees the other's commit (PRAGMA data_version).

@@ -104,10 +104,10 @@ async def submit_input(
         "submittedBy": submitted_by,
         "at": iso(now),
     }
+    # The signal's write wakes the idle workers too.
     await engine.store.send_signal(
         _signal(execution_id, "input", payload, submitted_by, now, step_id=target["step_id"])
     )
-    await engine.store.notify_work()
     return str(target["id"])
 
 
@@ -155,7 +155,6 @@ async def request_cancel(engine: Control, execution_id: str, by: str, reason: st
         raise ConflictError(f"execution {execution_id} already ended: {status}")
     now = engine.clock.now()
     await engine.store.send_signal(_signal(execution_id, "cancel", {"reason": reason}, by, now))
-    await engine.store.notify_work()
 
 
 # -- retry --------------------------------------------------------------------------------

@@ -213,7 +213,8 @@ class Store(
 
     @abstractmethod
     async def send_signal(self, signal: Row) -> None:
-        """Record a signal and wake its execution (make it claimable now if it was parked)."""
+        """Record a signal and wake its execution (make it claimable now if it was parked),
+        and the idle workers (as ``notify_work`` does, in the signal's own write)."""
 
     @abstractmethod
     async def pending_signals(self, execution_id: str) -> list[Row]:

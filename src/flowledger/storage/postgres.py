@@ -315,6 +315,9 @@ class PostgresStore(SQLStore):
     def _claim_query(self, query: Select[tuple[str]]) -> Select[tuple[str]]:
         return query.with_for_update(skip_locked=True)
 
+    def _wake_with_this_commit(self) -> None:
+        self.conn.exec_driver_sql(f"NOTIFY {WORK_CHANNEL}")
+
     @writes
     def notify_work(self) -> None:
         with self.conn.begin():

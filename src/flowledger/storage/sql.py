@@ -326,8 +326,8 @@ class SQLStore(
         return created
 
     def _created_claimable(self) -> None:
-        """A claimable execution was just created: SQLite wakes this process's waiting
-        workers; PostgreSQL's start NOTIFYed every process's in its own transaction."""
+        """Work was just made claimable (an execution nobody holds, a signal): SQLite wakes
+        this process's waiting workers; PostgreSQL NOTIFYed every process's in the write."""
 
     async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
         # Starts made together share one transaction (storage.leasegroup).
@@ -389,8 +389,12 @@ class SQLStore(
             found = self.conn.execute(select(t.c.id).where(t.c.trigger_key == trigger_key))
             return found.scalar()
 
+    async def send_signal(self, signal: Row) -> None:
+        await self._send_signal(signal)
+        self._created_claimable()
+
     @writes
-    def send_signal(self, signal: Row) -> None:
+    def _send_signal(self, signal: Row) -> None:
         t = executions
         with self.conn.begin():
             # Row lock first (PostgreSQL): a concurrent release_lease then sees the signal.
@@ -400,6 +404,11 @@ class SQLStore(
                 .values(wake_at=self._sql_now(), signals_sent=t.c.signals_sent + 1)
             )
             self.conn.execute(insert(signals), [signal])
+            self._wake_with_this_commit()
+
+    def _wake_with_this_commit(self) -> None:
+        """In a write transaction that makes work claimable: PostgreSQL NOTIFYs the idle
+        workers of every process when it commits (SQLite: ``_created_claimable`` after)."""
 
     @reads
     def pending_signals(self, execution_id: str) -> list[Row]:
