@@ -4,7 +4,7 @@ process that made the work, and lets the others poll. An engine's start wakes th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,12 +12,23 @@ import psycopg
 import pytest
 
 from flowledger import Engine
-from flowledger.storage import open_store
+from flowledger.runtime.creation import Lineage
+from flowledger.storage import Store, open_store
 from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.sql import SQLStore
 
 #: Far longer than any healthy wake-up; only reached when a notification was lost.
 PATIENCE = 20.0
+
+
+async def assert_wakes(store: Store, act: Callable[[], Awaitable[object]], what: str) -> None:
+    """``act`` ends the wait of an idle worker on ``store`` (within PATIENCE)."""
+    await store.wait_for_work(0)  # subscribed (PostgreSQL), nothing left over from before
+    waiting = asyncio.ensure_future(store.wait_for_work(600))
+    await asyncio.sleep(0.05)  # most likely already waiting; either way it must wake
+    await act()
+    await asyncio.wait({waiting}, timeout=PATIENCE)
+    assert waiting.done(), f"{what} did not wake the idle workers"
 
 
 async def test_a_wait_without_news_returns_after_its_timeout(store: SQLStore) -> None:
@@ -28,12 +39,7 @@ async def test_a_wait_without_news_returns_after_its_timeout(store: SQLStore) ->
 
 
 async def test_work_made_in_this_process_ends_a_wait(store: SQLStore) -> None:
-    await store.wait_for_work(0)  # subscribed (PostgreSQL); nothing was made yet
-    waiting = asyncio.ensure_future(store.wait_for_work(600))
-    await asyncio.sleep(0.05)  # most likely already waiting; either way it must wake
-    await store.notify_work()
-    await asyncio.wait({waiting}, timeout=PATIENCE)
-    assert waiting.done(), "work made in this process never woke its waiting worker"
+    await assert_wakes(store, store.notify_work, "work made in this process")
 
 
 async def test_work_made_while_nobody_waits_ends_the_next_wait(store: SQLStore) -> None:
@@ -51,10 +57,21 @@ async def test_a_start_wakes_idle_workers_and_a_held_one_does_not(db_url: str) -
         await engine.start(workflow, hold=True)  # this process drives it: nobody to wake
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(engine.store.wait_for_work(600), 0.3)
-        waiting = asyncio.ensure_future(engine.store.wait_for_work(600))
-        await engine.start(workflow)
-        await asyncio.wait({waiting}, timeout=PATIENCE)
-        assert waiting.done(), "a start did not wake the idle workers"
+        await assert_wakes(engine.store, lambda: engine.start(workflow), "a start")
+
+
+async def test_keyed_starts_and_reruns_wake_idle_workers(db_url: str) -> None:
+    # Their creations take the store's other paths (a schedule tick, an entity event or a
+    # job run's item is a keyed start; a rerun copies steps): each wakes the workers too.
+    async with Engine(db_url) as engine:
+        two = engine.load_text(
+            "name: two\nsteps:\n  - {id: a, type: sys.no_action}\n"
+            "  - {id: b, type: sys.no_action, after: [a]}\n"
+        )
+        done = await engine.run(two)
+        keyed = Lineage(trigger_key="tick:1")
+        await assert_wakes(engine.store, lambda: engine.start(two, lineage=keyed), "a keyed start")
+        await assert_wakes(engine.store, lambda: engine.rerun(done["id"], "b"), "a rerun")
 
 
 async def test_an_input_and_a_cancel_wake_idle_workers(db_url: str) -> None:
@@ -63,17 +80,11 @@ async def test_an_input_and_a_cancel_wake_idle_workers(db_url: str) -> None:
         ask = engine.load_text(
             "name: ask\nsteps: [{id: approve, type: sys.wait_for_input, input: {prompt: ok?}}]\n"
         )
-        waiting_ones = [(await engine.run(ask))["id"] for _ in range(2)]
-        for act in (
-            lambda: engine.submit_input(waiting_ones[0], "approve", {}),
-            lambda: engine.cancel(waiting_ones[1], reason="no longer needed"),
-        ):
-            await engine.store.wait_for_work(0)  # nothing left over from before
-            waiting = asyncio.ensure_future(engine.store.wait_for_work(600))
-            await asyncio.sleep(0.05)
-            await act()
-            await asyncio.wait({waiting}, timeout=PATIENCE)
-            assert waiting.done(), "a signal did not wake the idle workers"
+        first, second = [(await engine.run(ask))["id"] for _ in range(2)]
+        await assert_wakes(
+            engine.store, lambda: engine.submit_input(first, "approve", {}), "an input"
+        )
+        await assert_wakes(engine.store, lambda: engine.cancel(second, reason="gone"), "a cancel")
 
 
 async def test_a_start_in_another_process_ends_a_sqlite_wait(tmp_path: Path) -> None:

@@ -5,15 +5,14 @@ resource. Every face (CLI, HTTP API, web UI) calls these operations and only the
         doc = await app.executions.start(StartExecution(workflow="hello", input={}))
         page = await app.executions.list(ListExecutions(status="Completed", limit=10))
 
-Waking workers: the store tells them when it creates a claimable execution (on
-PostgreSQL a NOTIFY on the channel workers LISTEN on, committed with the start; on SQLite,
-which has no channel between processes, this process's waiting workers, while the others
-see the commit within 100 ms: ``SQLiteStore.wait_for_work``), and so do cancels, inputs
-and retries (``Store.notify_work``). On top of that,
-:meth:`App.wake_here` wakes this process's workers at once: ``App.work_ready`` is set and
-every callback given to :meth:`App.on_work` is called (a server that runs workers
-in-process registers its worker's wake-up there). What the store does not announce itself
-(a job run created for workers, a trigger fired, a webhook's keyed start) calls
+Waking workers: the store wakes them with the write that makes work claimable (an
+execution nobody holds, an input, a cancel: on PostgreSQL a NOTIFY on the channel workers
+LISTEN on, committed with it; on SQLite, which has no channel between processes, this
+process's waiting workers, while the others see the commit within 100 ms:
+``SQLiteStore.wait_for_work``). On top of that, :meth:`App.wake_here` wakes this process's
+workers at once: ``App.work_ready`` is set and every callback given to :meth:`App.on_work`
+is called (a server that runs workers in-process registers its worker's wake-up there).
+A job run created for workers, which no store write announces, calls
 :meth:`App.wake_workers`, which also NOTIFYs in the background.
 """
 
@@ -97,15 +96,15 @@ class App:
         self.executions = Executions(
             self.engine,
             self._cursors,
-            # Starts and control commands tell other processes in their own writes (a
-            # start's NOTIFY commits with it; control's notify_work): here, this one's.
+            # Starts, inputs and cancels wake other processes' workers in their own
+            # writes (Store.create_execution, send_signal): here, this one's at once.
             self.wake_here,
             self.workflows.find,
             self.limits,
             hub=self.changes,
             slots=self.slots,
         )
-        self.workflows.wake = self.wake_workers  # a trigger or a backfill wakes workers
+        self.workflows.wake = self.wake_here  # a trigger or a backfill wakes workers
         self._metrics: ServiceMetrics | None = None
 
     # The other resources are built (and their modules imported) on first use: a command
@@ -168,7 +167,7 @@ class App:
     def hooks(self) -> Hooks:
         from flowledger.app.hooks import Hooks
 
-        return Hooks(self.engine, self.wake_workers)
+        return Hooks(self.engine, self.wake_here)
 
     @cached_property
     def subscriptions(self) -> Subscriptions:
@@ -254,7 +253,7 @@ class App:
     async def wake_workers(self) -> None:
         """Tell workers that work became claimable: this process's at once
         (:meth:`wake_here`), other processes' (PostgreSQL NOTIFY) in the background.
-        Decision: the caller (a 202 to a webhook, a 201 to a job run) does not wait for
+        Decision: the caller (a 201 to a job run) does not wait for
         the NOTIFY: it goes through the store's writer lane, where it waited behind the
         worker's group commits (the webhook stalls of bench/api_bench.py), and it is only
         a hint (idle workers also look for work on their own). Wakes while one is pending

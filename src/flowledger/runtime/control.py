@@ -337,8 +337,7 @@ async def rerun(
         started_at=now,
         event_seq=len(events),
     )
-    await engine.store.create_execution(exec_row, events, step_rows)
-    await engine.store.notify_work()
+    await engine.store.create_execution(exec_row, events, step_rows)  # wakes the workers
     return str(new_id)
 
 

@@ -178,10 +178,8 @@ class JobRuns:
             state = await self._step(job_run_id, hold=False)
         finally:
             await store.release_job_run(job_run_id, owner)
-        started = state.waiting_on is not None and state.next_index is not None
-        if started:
-            await store.notify_work()
-        return started
+        # A started item woke the workers as it was created (Store.create_execution).
+        return state.waiting_on is not None and state.next_index is not None
 
     async def _step(self, job_run_id: str, *, hold: bool) -> Progress:
         """Record where the run stands and start its next item (this process holds the lease).

@@ -40,6 +40,12 @@ class WorkflowVersion:
     created_at: datetime
 
 
+def claimable_when_created(execution: Row) -> bool:
+    """A new execution nobody holds: the workers' to claim (a held one, ``Engine.start``
+    with ``hold``, is driven by its creator). Its creation wakes the idle workers."""
+    return execution.get("lease_owner") is None
+
+
 #: A row a round writes: a dict of its columns, or (the journal's) its driver parameters
 #: in a column order of storage.rowparams, timestamps in the store's form (``timestamp_param``).
 RowParams = Row | tuple[Any, ...]

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table
 
-from flowledger.storage.base import Row
+from flowledger.storage.base import Row, claimable_when_created
 from flowledger.storage.fastpath import PreparedRead, PreparedWrite, placeholder
 from flowledger.storage.lanes import NOT_HERE
 from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork, oldest_runnable_sql
@@ -41,6 +41,11 @@ class SQLLeaseGroupStore(SQLPart):
         """The INSERT of the columns ``row`` has, then ``suffix``, prepared once."""
 
     @abstractmethod
+    def _wake_with_this_commit(self) -> None:
+        """Inside a write transaction that makes work claimable: wake the idle workers of
+        every process when it commits (PostgreSQL: NOTIFY; SQLite has no such channel)."""
+
+    @abstractmethod
     def _lease_only_commit(self) -> None:
         """Inside a transaction that changes lease columns only: commit without waiting for
         the disk where the database allows."""
@@ -61,6 +66,8 @@ class SQLLeaseGroupStore(SQLPart):
         for row in events_:
             insert_event = self._row_insert(events, row)
             cursor.execute(insert_event.sql, insert_event.params(row))
+        if claimable_when_created(execution):
+            self._wake_with_this_commit()
         return str(execution["id"])
 
     def _create_many(self, works: Sequence[LeaseWork]) -> list[str]:

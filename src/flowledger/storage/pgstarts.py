@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from flowledger.storage.base import Row
+from flowledger.storage.base import Row, claimable_when_created
 from flowledger.storage.fastpath import PreparedWrite
 from flowledger.storage.pgloop import Connect, LoopConnection
 from flowledger.storage.schema import events, executions
@@ -82,7 +82,7 @@ class StartWriter:
                         prepared = self._prepare(table, row)
                         statements.append(prepared.sql)
                         values.extend(prepared.params(row))
-            if any(execution.get("lease_owner") is None for execution, _, _ in group):
+            if any(claimable_when_created(execution) for execution, _, _ in group):
                 # Idle workers wake when this commits (a start nobody holds is theirs to
                 # claim): a statement of this message, not a transaction of its own.
                 statements.append(self._notify)

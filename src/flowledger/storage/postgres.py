@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 #: The channel idle workers LISTEN on and writers NOTIFY when work became claimable.
 WORK_CHANNEL = "flowledger_work"
+_NOTIFY_WORK = f"NOTIFY {WORK_CHANNEL}"
 #: Any fixed number: the advisory lock that serializes schema upgrades across processes.
 MIGRATION_LOCK = 0x666C6F77  # "flow"
 CONNECT_TIMEOUT = 10
@@ -140,9 +141,7 @@ class PostgresStore(SQLStore):
         self._display_url = make_url(url).render_as_string(hide_password=True)
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._lease_conn = LeaseConnection(self._connect_for_leases, engine.dialect)
-        self._starts = StartWriter(
-            self._connect_for_starts, self._row_insert, f"NOTIFY {WORK_CHANNEL}"
-        )
+        self._starts = StartWriter(self._connect_for_starts, self._row_insert, _NOTIFY_WORK)
         # Decision: concurrent document reads (``GET /executions/{id}``) fold into one
         # read of many executions per reader thread (storage.coalesce): PostgreSQL's own
         # work per statement, not ours, bounded that GET under load.
@@ -239,13 +238,8 @@ class PostgresStore(SQLStore):
         # From the event loop, on the starts' own connection (storage.pgstarts); what it
         # leaves (a trigger key, a conflict, a failure) takes the general path.
         if await self._starts.create(execution, events_):
-            return str(execution["id"])  # a claimable one NOTIFYed as it committed
-        created = await super()._create_small_execution(execution, events_)
-        if execution.get("lease_owner") is None and execution.get("trigger_key") is None:
-            # Keyed starts (schedules, entity events, job runs) wake workers themselves,
-            # once for all they start.
-            await self.notify_work()
-        return created
+            return str(execution["id"])
+        return await super()._create_small_execution(execution, events_)
 
     async def _connect_for_starts(self) -> psycopg.AsyncConnection[Any]:
         return await self._connect_on_loop("flowledger-starts")
@@ -316,12 +310,12 @@ class PostgresStore(SQLStore):
         return query.with_for_update(skip_locked=True)
 
     def _wake_with_this_commit(self) -> None:
-        self.conn.exec_driver_sql(f"NOTIFY {WORK_CHANNEL}")
+        self.conn.exec_driver_sql(_NOTIFY_WORK)
 
     @writes
     def notify_work(self) -> None:
         with self.conn.begin():
-            self.conn.exec_driver_sql(f"NOTIFY {WORK_CHANNEL}")
+            self._wake_with_this_commit()
 
     async def wait_for_work(self, timeout: float) -> None:
         # The listener stays open between calls, so a NOTIFY sent while the caller was

@@ -33,7 +33,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from flowledger.errors import StorageError
 from flowledger.storage import migrations
 from flowledger.storage.artifacts import SQLArtifactStore
-from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
+from flowledger.storage.base import (
+    Batch,
+    ExecutionQuery,
+    Row,
+    Store,
+    WorkflowVersion,
+    claimable_when_created,
+)
 from flowledger.storage.counts import SQLCountStore
 from flowledger.storage.entities import SQLEntityStore
 from flowledger.storage.fastpath import (
@@ -321,13 +328,14 @@ class SQLStore(
             created = await self._create_execution(execution, events_, steps)
         else:
             created = await self._create_small_execution(execution, events_)
-        if execution.get("lease_owner") is None:  # nobody holds it: a worker's to claim
+        if claimable_when_created(execution):
             self._created_claimable()
         return created
 
     def _created_claimable(self) -> None:
         """Work was just made claimable (an execution nobody holds, a signal): SQLite wakes
-        this process's waiting workers; PostgreSQL NOTIFYed every process's in the write."""
+        this process's waiting workers here, after the write; PostgreSQL's write NOTIFYed
+        every process's (``_wake_with_this_commit``)."""
 
     async def _create_small_execution(self, execution: Row, events_: list[Row]) -> str:
         # Starts made together share one transaction (storage.leasegroup).
@@ -350,6 +358,8 @@ class SQLStore(
                     self.conn.execute(insert(step_executions), list(steps))
                 if events_:
                     self._insert_rows(events, events_)
+                if claimable_when_created(execution):
+                    self._wake_with_this_commit()
         except IntegrityError:
             key = execution.get("trigger_key")
             existing = self._trigger_key_owner(key) if key else None
@@ -407,8 +417,7 @@ class SQLStore(
             self._wake_with_this_commit()
 
     def _wake_with_this_commit(self) -> None:
-        """In a write transaction that makes work claimable: PostgreSQL NOTIFYs the idle
-        workers of every process when it commits (SQLite: ``_created_claimable`` after)."""
+        return None  # SQLite: no channel between processes (see _created_claimable)
 
     @reads
     def pending_signals(self, execution_id: str) -> list[Row]:

@@ -95,9 +95,7 @@ class EntityDispatcher:
                 if matched is not None:
                     started.append(await self._start(sub, matched, event, trigger))
             await self.engine.store.mark_entity_event_dispatched(event["id"])
-        if started:
-            await self.engine.store.notify_work()
-        return started
+        return started  # each start woke the workers as it was created
 
     async def _subscribers(self) -> list[_Subscriber]:
         found = []

@@ -89,7 +89,6 @@ class Scheduler:
         active = await store.active_workflow_ids()
         states = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
         wait = IDLE
-        started = 0
         for version_id, pushed_at in active:
             workflow = await self._compile(await self.engine.workflow_version(version_id))
             if workflow is None:
@@ -98,16 +97,13 @@ class Scheduler:
                 if not isinstance(trigger.spec, ScheduleTrigger):
                     continue
                 state = states.get((workflow.name, trigger.index))
-                count, more = await self._fire(workflow, trigger, state, pushed_at, now)
-                started += count
+                more = await self._fire(workflow, trigger, state, pushed_at, now)
                 upcoming = next_tick(trigger.spec, now)
                 if more:
                     wait = 0.0
                 elif upcoming is not None:
                     wait = min(wait, (upcoming - now).total_seconds())
-        if started:
-            await store.notify_work()
-        return max(0.0, wait)
+        return max(0.0, wait)  # each tick's start woke the workers as it was created
 
     async def _compile(self, version: WorkflowVersion) -> CompiledWorkflow | None:
         scheduled = self._scheduled.get(version.id)
@@ -140,8 +136,8 @@ class Scheduler:
         state: ScheduleState | None,
         pushed_at: datetime,
         now: datetime,
-    ) -> tuple[int, bool]:
-        """Start the trigger's due ticks and record how far it got: (started, more due)."""
+    ) -> bool:
+        """Start the trigger's due ticks and record how far it got; whether more are due."""
         spec = trigger.spec
         assert isinstance(spec, ScheduleTrigger)
         since = pushed_at
@@ -167,7 +163,7 @@ class Scheduler:
                     workflow.name,
                     extra=log_extra("fire_schedule"),
                 )
-        return len(plan.fire), plan.more
+        return plan.more
 
     async def _start(
         self, workflow: CompiledWorkflow, index: int, spec: ScheduleTrigger, tick: datetime
