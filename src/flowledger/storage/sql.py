@@ -329,10 +329,10 @@ class SQLStore(
         else:
             created = await self._create_small_execution(execution, events_)
         if claimable_when_created(execution):
-            self._created_claimable()
+            self._wake_workers_here()
         return created
 
-    def _created_claimable(self) -> None:
+    def _wake_workers_here(self) -> None:
         """Work was just made claimable (an execution nobody holds, a signal): SQLite wakes
         this process's waiting workers here, after the write; PostgreSQL's write NOTIFYed
         every process's (``_wake_with_this_commit``)."""
@@ -401,7 +401,7 @@ class SQLStore(
 
     async def send_signal(self, signal: Row) -> None:
         await self._send_signal(signal)
-        self._created_claimable()
+        self._wake_workers_here()
 
     @writes
     def _send_signal(self, signal: Row) -> None:
@@ -417,7 +417,7 @@ class SQLStore(
             self._wake_with_this_commit()
 
     def _wake_with_this_commit(self) -> None:
-        return None  # SQLite: no channel between processes (see _created_claimable)
+        return None  # SQLite: no channel between processes (see _wake_workers_here)
 
     @reads
     def pending_signals(self, execution_id: str) -> list[Row]:

@@ -348,9 +348,9 @@ class SQLiteStore(SQLStore):
     async def notify_work(self) -> None:
         # No channel between processes: this one's waiting workers. The others see the
         # commit that made the work (wait_for_work).
-        self._created_claimable()
+        self._wake_workers_here()
 
-    def _created_claimable(self) -> None:
+    def _wake_workers_here(self) -> None:
         self._work_made = True
         waiter = self._work_waiter
         if waiter is not None and not waiter.done():
