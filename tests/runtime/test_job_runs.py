@@ -213,6 +213,7 @@ async def test_a_bad_job_fails_before_anything_is_stored(engine: Engine, flows: 
           - {workflow: no-such-name}
           - {workflow: broken.yaml}
           - {workflow: nap.yaml}
+          - {workflow: broken.yaml}
     """
     with pytest.raises(DefinitionError) as caught:
         await JobRuns(engine).create(job(flows, text))
@@ -232,7 +233,9 @@ async def test_a_bad_job_fails_before_anything_is_stored(engine: Engine, flows: 
     )
     assert lines[4].startswith(f"{flows / 'broken.yaml'}:3:19: step 'a': unknown step type")
     assert lines[5].startswith(f"{job_file}:8:16: workflows[4].workflow: broken.yaml is not")
-    assert len(lines) == 6
+    # A file named twice has its own problems listed once.
+    assert lines[6].startswith(f"{job_file}:10:16: workflows[6].workflow: broken.yaml is not")
+    assert len(lines) == 7
     assert await engine.store.list_job_runs() == []
     assert await engine.store.list_workflow_versions() == []
 

@@ -127,7 +127,8 @@ class JobRuns:
             try:
                 compiled = await self._find(job, item.workflow)
             except DefinitionError as exc:
-                problems.extend(exc.problems)
+                # A file named by several items has its problems listed once.
+                problems.extend(p for p in exc.problems if p not in problems)
                 message = f"{item.workflow} is not a valid workflow (its problems are above)"
                 problems.append(job.problem(message, (*where, "workflow")))
                 continue
