@@ -7,6 +7,7 @@ import socket
 import subprocess
 import textwrap
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from flowledger.errors import DefinitionError
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.job_state import progress
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.worker import job_advancer
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.raw_sql import run_sql
 
@@ -252,6 +254,57 @@ async def test_a_worker_runs_a_job_run_nobody_drives(
     doc = await wait_for(job_runs, job_run_id, "Completed", "Failed")
     assert doc["status"] == "Completed"
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Completed"]
+
+
+async def test_a_job_run_for_the_workers_starts_its_first_workflow_at_once(
+    engine: Engine, flows: Path
+) -> None:
+    """Its creation starts the first workflow (a start like any other, which wakes the
+    workers), not the workers' next look at job runs."""
+    job_runs = JobRuns(engine)
+    text = """
+        name: now
+        workflows: [{workflow: greet.yaml, input: {who: Al}}, {workflow: nap.yaml}]
+    """
+    doc = await job_runs.get(await job_runs.create(job(flows, text)))
+    assert doc["status"] == "InProgress"
+    assert doc["startedAt"] is not None
+    first, second = doc["runs"]
+    assert first["runtimeStatus"] == "NotStarted"
+    execution = await engine.store.get_execution(first["executionId"])
+    assert execution is not None
+    assert execution["lease_owner"] is None  # nobody holds it: any worker may take it
+    assert second["executionId"] is None
+
+
+async def test_the_worker_that_ends_a_workflow_starts_the_next_at_once(
+    engine: Engine, flows: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not at its job-run duty's pace: with that pace at an hour, the three workflows
+    still run one after another."""
+    monkeypatch.setattr(job_advancer, "BUSY", 3600.0)
+    monkeypatch.setattr(job_advancer, "IDLE", 3600.0)
+    patient = replace(FAST, max_duty_wait=3600.0)
+    async with Engine(engine.db_url, registry=engine.registry) as other:
+        running = Worker(other, patient)
+        task = asyncio.create_task(running.run())
+        try:
+            await asyncio.sleep(0.2)  # past the duties' first round
+            job_runs = JobRuns(engine)
+            text = """
+                name: chain
+                workflows:
+                  - {workflow: greet.yaml, input: {who: A}}
+                  - {workflow: greet.yaml, input: {who: B}}
+                  - {workflow: greet.yaml, input: {who: C}}
+            """
+            job_run_id = await job_runs.create(job(flows, text))
+            doc = await wait_for(job_runs, job_run_id, "Completed", "Failed")
+        finally:
+            running.stop()
+            await task
+    assert doc["status"] == "Completed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed"] * 3
 
 
 async def test_a_killed_driver_is_continued_by_a_worker_exactly_once(

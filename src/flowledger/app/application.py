@@ -12,14 +12,12 @@ process's waiting workers, while the others see the commit within 100 ms:
 ``SQLiteStore.wait_for_work``). On top of that, :meth:`App.wake_here` wakes this process's
 workers at once: ``App.work_ready`` is set and every callback given to :meth:`App.on_work`
 is called (a server that runs workers in-process registers its worker's wake-up there).
-A job run created for workers, which no store write announces, calls
-:meth:`App.wake_workers`, which also NOTIFYs in the background.
+A job run created for workers starts its first workflow at once, a start like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -34,11 +32,8 @@ from flowledger.app.slots import Slots
 from flowledger.app.workflows import Workflows
 from flowledger.config import Limits, Settings
 from flowledger.errors import StorageError
-from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # prometheus_client is imported on the first use of the metrics
     from flowledger.app.artifacts import Artifacts
@@ -85,8 +80,6 @@ class App:
         self.limits = limits or self.engine.settings.limits
         self._codec: CursorCodec | None = None
         self._wakers: list[Callable[[], None]] = []
-        self._notifying: asyncio.Task[None] | None = None
-        self._notify_again = False
         self.work_ready = asyncio.Event()
         self.workflows = Workflows(self.engine, self._cursors, self.limits)
         #: Wakes long polls and event streams when executions change (app.changes).
@@ -149,7 +142,7 @@ class App:
     def job_runs(self) -> JobRunsApp:
         from flowledger.app.job_runs import JobRunsApp
 
-        return JobRunsApp(self.engine, self.wake_workers, self._cursors, self.limits)
+        return JobRunsApp(self.engine, self.wake_here, self._cursors, self.limits)
 
     @cached_property
     def entities(self) -> Entities:
@@ -219,8 +212,6 @@ class App:
         return self
 
     async def close(self) -> None:
-        if self._notifying is not None:
-            await asyncio.gather(self._notifying, return_exceptions=True)
         await self.changes.close()
         if self._own_engine:
             await self.engine.close()
@@ -249,31 +240,6 @@ class App:
         self.work_ready.set()
         for callback in self._wakers:
             callback()
-
-    async def wake_workers(self) -> None:
-        """Tell workers that work became claimable: this process's at once
-        (:meth:`wake_here`), other processes' (PostgreSQL NOTIFY) in the background.
-        Decision: the caller (a 201 to a job run) does not wait for
-        the NOTIFY: it goes through the store's writer lane, where it waited behind the
-        worker's group commits (the webhook stalls of bench/api_bench.py), and it is only
-        a hint (idle workers also look for work on their own). Wakes while one is pending
-        share it."""
-        await self.wake_here()
-        if self._notifying is None or self._notifying.done():
-            self._notifying = asyncio.create_task(self._notify(), name="notify workers")
-        else:
-            self._notify_again = True  # the NOTIFY in flight may predate this work
-
-    async def _notify(self) -> None:
-        await asyncio.sleep(0)  # wakes in this same turn of the loop share this NOTIFY
-        while True:
-            self._notify_again = False
-            try:
-                await self.engine.store.notify_work()
-            except Exception as exc:  # a hint lost: other workers find the work when they look
-                log.warning("could not notify other workers: %s", exc, extra=log_extra("notify"))
-            if not self._notify_again:
-                return
 
     async def _cursors(self) -> CursorCodec:
         if self._codec is None:

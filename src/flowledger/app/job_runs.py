@@ -46,7 +46,8 @@ class JobRunsApp:
 
     async def create(self, request: CreateJobRun) -> JobRunDocument:
         """Check a job-run file and store the job run (every item checked first). Without
-        ``hold`` the workers run it (they are woken); with it, :meth:`drive` it here."""
+        ``hold`` its first workflow starts now and the workers run it (they are woken, as
+        for any start); with it, :meth:`drive` it here."""
         job = self._load(request)  # a bad file fails before anything is stored
         job_run_id = await self._runner.create(
             job, created_by=request.created_by, hold=request.hold

@@ -69,7 +69,9 @@ class JobRuns:
 
     async def create(self, job: JobFile, *, created_by: str = "python", hold: bool = False) -> str:
         """Check and store a job run; return its id. With ``hold`` it is created leased to
-        this engine (call :meth:`drive` next); without, the workers' JobAdvancer runs it."""
+        this engine (call :meth:`drive` next). Without, its first workflow starts here and
+        now, which wakes the workers as any start does; they run it, and the worker that
+        ends each workflow starts the next (the workers' JobAdvancer)."""
         resolved = await self._resolve(job)
         items = []
         for compiled, arguments in resolved:  # stored only once every item checked out
@@ -107,6 +109,15 @@ class JobRuns:
             len(items),
             extra=log_extra("create_job_run", job_run_id=job_run_id),
         )
+        if not hold:
+            try:
+                await self.advance(job_run_id)
+            except Exception:  # the run is stored: the workers' JobAdvancer starts it
+                log.exception(
+                    "job run %s: cannot start its first workflow here; the workers will",
+                    job_run_id,
+                    extra=log_extra("advance_job_run", job_run_id=job_run_id),
+                )
         return job_run_id
 
     async def check_files(self, job: JobFile) -> int:

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 #: Job runs looked at per round; more wait for the next round, which comes soon.
 BATCH = 50
+#: Seconds to the next look after a round that started a workflow, and after one that
+#: found nothing. The worker that ends a job run's workflow runs this duty at once
+#: (``Worker.run_duty_now``): these paces only matter for workflows ended elsewhere.
+BUSY, IDLE = 0.1, 1.0
 
 
 class JobAdvancer:
@@ -37,4 +41,4 @@ class JobAdvancer:
                     job_run_id,
                     extra=log_extra("advance_job_run", job_run_id=job_run_id),
                 )
-        return 0.1 if due else 1.0
+        return BUSY if due else IDLE

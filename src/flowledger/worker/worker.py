@@ -19,6 +19,7 @@ from flowledger.errors import FlowledgerError
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
 from flowledger.worker.deliveries import DeliveryDuty
 from flowledger.worker.duties import Duty, RetentionDuty
@@ -57,12 +58,17 @@ class Worker:
         self.keeper = LeaseKeeper(
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
+        self.job_advancer = JobAdvancer(engine)
         self.duties: list[Duty] = [
             Scheduler(engine),
             EntityDispatcher(engine),
-            JobAdvancer(engine),
+            self.job_advancer,
             DeliveryDuty(engine),
         ]
+        #: Duties to run before their time (a job run whose workflow ended here), and
+        #: the event that tells the duty loop so.
+        self._duties_due: set[Duty] = set()
+        self._duty_wake = asyncio.Event()
         if engine.settings.retention is not None:
             self.duties.append(RetentionDuty(engine, engine.settings.retention))
 
@@ -75,6 +81,11 @@ class Worker:
         """Claim again now: work became claimable in this process (``App.on_work(worker.wake)``;
         SQLite has no notification between processes, so its idle workers would poll)."""
         self._changed.set()
+
+    def run_duty_now(self, duty: Duty) -> None:
+        """Run ``duty`` at once rather than at the time it asked for."""
+        self._duties_due.add(duty)
+        self._duty_wake.set()
 
     def _lost(self, execution_id: str) -> None:
         task = self.active.get(execution_id)
@@ -136,9 +147,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         next_run = dict.fromkeys(range(len(self.duties)), 0.0)
         while True:
+            # Cleared before the duties run: a duty made due meanwhile runs next round.
+            self._duty_wake.clear()
+            due, self._duties_due = self._duties_due, set()
             now = loop.time()
             for index, duty in enumerate(self.duties):
-                if next_run[index] > now:
+                if next_run[index] > now and duty not in due:
                     continue
                 try:
                     delay = await duty.run_once()
@@ -150,7 +164,9 @@ class Worker:
                     )
                     delay = 5.0
                 next_run[index] = loop.time() + max(0.05, min(delay, self.options.max_duty_wait))
-            await asyncio.sleep(max(0.0, min(next_run.values()) - loop.time()))
+            pause = max(0.0, min(next_run.values()) - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._duty_wake.wait(), pause)
 
     async def _idle(self, timeout: float | None) -> None:
         """Wait for a notification, a finished execution, a stop, or the timeout (a wake
@@ -184,6 +200,9 @@ class Worker:
             terminal = status.terminal
             if terminal:
                 self.completed += 1
+            waits = status == ExecutionStatus.AWAITING_USER_INPUT
+            if row.get("job_run_id") and (terminal or waits):
+                self.run_duty_now(self.job_advancer)  # its job run's next workflow, or status
             _log_end(row, str(status), began, self.engine.clock.now(), parked_until)
         except asyncio.CancelledError:
             log.warning(
