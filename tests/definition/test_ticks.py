@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -91,7 +92,8 @@ def test_tick_bounds_and_seconds_field() -> None:
 
 
 def test_a_cron_that_matches_no_date_never_fires() -> None:
-    spec = schedule("0 0 30 2 *")
+    """Refused in a definition (below); a schedule stored before that rule never fires."""
+    spec = ScheduleTrigger.model_construct(type="schedule", cron="0 0 30 2 *", timezone="UTC")
     assert next_tick(spec, utc("2026-01-01")) is None
     assert due_ticks(spec, utc("2020-01-01"), utc("2026-01-01"), 10) == []
 
@@ -130,3 +132,21 @@ def test_next_fire_times_of_a_compiled_workflow() -> None:
     workflow = Engine("sqlite://", registry=StepRegistry.with_builtins()).load_text(NFT)
     [(trigger, when)] = next_fire_times(workflow, utc("2026-11-21T12:00"))  # a Saturday
     assert trigger.index == 1 and when == utc("2026-11-23T09:00")
+
+
+@pytest.mark.parametrize(
+    ("cron", "problem"),
+    [
+        ("0 0 30 2 *", "'0 0 30 2 *' never fires: no date matches it"),
+        ("0 9 * * 1 5 2030", "is not a valid cron expression"),  # croniter's year field
+        ("61 * * * *", "is not a valid cron expression"),
+    ],
+)
+def test_a_schedule_that_cannot_fire_as_meant_is_refused(cron: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        schedule(cron)
+
+
+@pytest.mark.parametrize("cron", ["0 0 29 2 *", "@daily", "*/10 * * * * *"])
+def test_leap_days_aliases_and_seconds_are_schedules(cron: str) -> None:
+    assert next_tick(schedule(cron), utc("2026-03-01")) is not None

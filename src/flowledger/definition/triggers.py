@@ -10,6 +10,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, cast
 
 from pydantic import (
@@ -50,13 +51,22 @@ class ScheduleTrigger(_Trigger):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, cron: str) -> str:
-        from croniter import croniter  # only definitions with a schedule pay its import
+        from croniter import CroniterError, croniter  # only schedules pay its import
 
-        if not croniter.is_valid(cron):
+        # Five fields, or six with seconds last (croniter's form: '*/10 * * * * *' is every
+        # ten seconds), or an alias (@hourly, @daily, ...). croniter's seventh field
+        # (years) is refused: one field too many is more likely a mistake.
+        fields = len(cron.split())
+        if not croniter.is_valid(cron) or (fields not in (5, 6) and not cron.startswith("@")):
             raise ValueError(
-                f"{cron!r} is not a valid cron expression "
-                "(five fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * MON-FRI')"
+                f"{cron!r} is not a valid cron expression (five fields: minute hour "
+                "day-of-month month day-of-week, e.g. '0 9 * * MON-FRI'; a sixth, last, "
+                "is seconds)"
             )
+        try:  # a valid expression that names no real day (31 February) would never fire
+            croniter(cron, datetime(2000, 1, 1)).get_next(datetime)
+        except CroniterError:
+            raise ValueError(f"{cron!r} never fires: no date matches it") from None
         return cron
 
     @field_validator("timezone")
