@@ -173,6 +173,14 @@ def test_bytes_and_files(tmp_path: FsPath) -> None:
         ("a: -.Inf\n", (1, 4), ("a",), "not a JSON number"),
         ("a: .NaN\n", (1, 4), ("a",), "not a JSON number"),
         ("delay: 1e309\n", (1, 8), ("delay",), "too large"),
+        # JSON's missing numbers, as JavaScript and Python spell them: not the text "NaN"
+        ('{"x": NaN}', (1, 7), ("x",), "NaN is not a JSON number"),
+        ('{"x": [-Infinity]}', (1, 8), ("x", 0), "-Infinity is not a JSON number"),
+        ("a: inf\n", (1, 4), ("a",), 'quote it ("inf") if you mean text'),
+        # NUL, which PostgreSQL stores in neither text nor JSON
+        ('{"d": "a\\u0000b"}', (1, 7), ("d",), "a NUL character (U+0000)"),
+        ('a: "x\\0"\n', (1, 4), ("a",), "a NUL character (U+0000)"),
+        ('"k\\0": 1\n', (1, 1), ("k\x00",), "a NUL character (U+0000)"),
         # tags
         ("a: !!binary aGVsbG8=\n", (1, 4), ("a",), "the YAML tag !!binary is not supported"),
         ("a: !!set {p, q}\n", (1, 4), ("a",), "!!set"),
