@@ -12,8 +12,10 @@ from standardwebhooks import Webhook
 
 from flowledger.app import App, ListExecutions, PushWorkflows, WorkflowText
 from flowledger.app.hooks import ReceiveHook
+from flowledger.app.models import SwitchWorkflow
 from flowledger.errors import (
     AuthenticationError,
+    ConflictError,
     InputError,
     InvalidInputError,
     NotFoundError,
@@ -233,3 +235,30 @@ async def test_unknown_paths_and_unpushed_workflows_are_not_found(hooks_app: App
     await hooks_app.engine.register(workflow)
     with pytest.raises(NotFoundError):
         await hooks_app.hooks.receive(ReceiveHook(path="adhoc", body=b""))
+
+
+async def test_a_webhook_path_names_one_workflow(hooks_app: App) -> None:
+    """A second workflow on a path in use is refused at its push (and at its enable),
+    so the senders of the first keep reaching it."""
+    other = OPEN.replace("name: open", "name: other")
+    with pytest.raises(ConflictError, match="workflow 'open' already has a webhook trigger"):
+        await hooks_app.workflows.push(PushWorkflows(texts=[WorkflowText(text=other)]))
+    two = [WorkflowText(text=t, file=f"{n}.yaml") for n, t in
+           (("x", other.replace("path: open", "path: same")),
+            ("y", other.replace("name: other", "name: third").replace("path: open", "path: same")))]  # fmt: skip
+    with pytest.raises(ConflictError, match="path 'same'"):
+        await hooks_app.workflows.push(PushWorkflows(texts=two))
+    assert [p.version["name"] for p in await hooks_app.engine.store.pushed_workflows()] == [
+        "open",
+        "signed",
+        "typed",
+    ]  # nothing of either push was stored
+    hook = ReceiveHook(path="open", headers={}, body=b"{}")
+    assert (await hooks_app.hooks.receive(hook))["workflow"] == "open"
+    # A new version of the same workflow keeps its path; a disabled one gives it up.
+    await hooks_app.workflows.push(PushWorkflows(texts=[WorkflowText(text=OPEN + "# v2\n")]))
+    await hooks_app.workflows.switch(SwitchWorkflow(name="open", enabled=False))
+    await hooks_app.workflows.push(PushWorkflows(texts=[WorkflowText(text=other)]))
+    assert (await hooks_app.hooks.receive(hook))["workflow"] == "other"
+    with pytest.raises(ConflictError, match="workflow 'other' already has"):
+        await hooks_app.workflows.switch(SwitchWorkflow(name="open", enabled=True))

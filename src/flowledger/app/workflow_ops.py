@@ -10,6 +10,9 @@ so every face reaches them as ``app.workflows.<verb>``.
   and its schedule progress; its stored versions and its executions stay as history
   (``executions prune`` removes old executions). Refused while executions of it are
   unfinished unless ``force``: those then run on, pinned to their version.
+- A webhook path names one workflow: a push or an enable that would give an enabled
+  workflow's path to a second one is refused (ConflictError), before anything changes,
+  rather than answering every request on that path with a conflict from then on.
 - A backfill starts each tick under the scheduler's own trigger key
   (``schedule:<name>:<index>:<tick UTC>``), so neither it nor the scheduler ever
   starts a tick twice.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -39,6 +42,7 @@ from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
 from flowledger.errors import ConflictError, InvalidInputError, NotFoundError
 from flowledger.runtime.creation import Lineage
 from flowledger.runtime.engine import Engine
+from flowledger.storage.base import Row
 from flowledger.storage.pushes import Pushed
 from flowledger.storage.schedules import ScheduleState
 from flowledger.timeutil import iso
@@ -66,6 +70,9 @@ class WorkflowOperations:
                 ScheduleState(request.name, index, spec.cron, spec.timezone, now)
                 for index, spec in self._schedules(pushed)
             ]
+        if request.enabled:
+            paths = {request.name: webhook_paths(pushed.version)}
+            await self._check_webhook_paths(paths, enabling=True)
         store = self._engine.store
         changed = await store.set_workflow_disabled(request.name, not request.enabled, restart)
         if changed is None:  # un-pushed meanwhile
@@ -148,6 +155,33 @@ class WorkflowOperations:
             await self.wake()
         return done
 
+    async def _check_webhook_paths(
+        self, paths: Mapping[str, Sequence[str]], *, enabling: bool = False
+    ) -> None:
+        """ConflictError when one of the webhook ``paths`` of these workflows (by name) is
+        already another enabled pushed workflow's, or two of them share one. A disabled
+        workflow pushed again stays disabled: its paths are checked when it is enabled."""
+        owners: dict[str, str] = {}
+        disabled = set()
+        for pushed in await self._engine.store.pushed_workflows():
+            name = pushed.version["name"]
+            if pushed.disabled_at is not None:
+                disabled.add(name)
+            elif name not in paths:
+                for path in webhook_paths(pushed.version):
+                    owners[path] = name
+        for name, own in paths.items():
+            if name in disabled and not enabling:
+                continue
+            for path in own:
+                owner = owners.setdefault(path, name)
+                if owner != name:
+                    raise ConflictError(
+                        f"workflow {owner!r} already has a webhook trigger on path {path!r}, "
+                        f"and a path names one workflow: give {name!r} another path, or "
+                        f"disable {owner!r} first"
+                    )
+
     async def _pushed(self, name: str) -> Pushed:
         found = await self._engine.store.pushed_workflows(name)
         if not found:
@@ -167,3 +201,10 @@ class WorkflowOperations:
             for compiled in compile_triggers(specs, self._engine.templates, ignore)
             if isinstance(compiled.spec, ScheduleTrigger)
         ]
+
+
+def webhook_paths(version: Row) -> builtins.list[str]:
+    """The webhook paths of a stored version, read from its document (no plugin needed)."""
+    document = json.loads(version["document"])
+    triggers = document.get("triggers") or []
+    return [t["path"] for t in triggers if t.get("type") == "webhook" and "path" in t]

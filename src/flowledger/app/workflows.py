@@ -132,6 +132,12 @@ class Workflows(Listing, WorkflowOperations):
                     "push one of them"
                 )
             seen[compiled.name] = file
+        await self._check_webhook_paths(
+            {
+                compiled.name: [t.spec.path for t in compiled.triggers if t.spec.type == "webhook"]
+                for _, compiled in loaded
+            }
+        )
         now = engine.clock.now()
         pushed: builtins.list[PushedWorkflow] = []
         for _, compiled in loaded:
