@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flowledger.app import App, SubmitInput
+from flowledger.app import App, CreateToken, RevokeToken, SubmitInput
 from tests import tls
 from tests.api.serve import Server, served
 
@@ -165,3 +165,33 @@ def test_a_closed_stream_gives_its_slot_back_at_once(server: Server) -> None:
 def test_streams_need_a_token(server: Server) -> None:
     answer = httpx.get(f"{server.url}/api/v1/events", headers=SSE, verify=tls.CONTEXT)
     assert answer.status_code == 401
+
+
+def test_a_revoked_token_s_stream_ends_before_it_sends_more(server: Server) -> None:
+    async def token(verb: str) -> str:
+        async with App(server.db_url) as app:
+            if verb == "create":
+                return (await app.tokens.create(CreateToken(name="watcher", role="viewer")))[
+                    "token"
+                ]
+            await app.tokens.revoke(RevokeToken(name="watcher"))
+            return ""
+
+    secret = asyncio.run(token("create"))
+    headers = {"Authorization": f"Bearer {secret}"}
+    with (
+        server.client() as operator,
+        httpx.Client(base_url=server.url, headers=headers, verify=tls.CONTEXT, timeout=60) as mine,
+        mine.stream("GET", "/api/v1/events") as response,
+    ):
+        assert response.status_code == 200
+        first = start(operator, "hello", {"name": "a"})
+        received = messages(response)
+        assert next(received)["data"]["executionId"] == first
+        asyncio.run(token("revoke"))  # in another process, as `flowledger tokens revoke`
+        while mine.get("/api/v1/executions").status_code != 401:  # the server knows
+            time.sleep(0.05)
+        second = start(operator, "hello", {"name": "b"})
+        rest = [m["data"]["executionId"] for m in received]  # until the server ends it
+    assert second not in rest
+    assert set(rest) <= {first}

@@ -94,7 +94,11 @@ def test_a_nul_anywhere_is_a_422_naming_the_field(service: Service, scene: dict[
                 kwargs = {"content": sent.content, "headers": {"Content-Type": "application/json"}}
             answer = http.request(sent.method, sent.path, **kwargs)
             found = error(answer, 422)
-            assert found["details"]["field_path"] == sent.field, (sent, found)
+            if found["code"] == "invalid_definition":  # a document's parser: located too
+                (problem,) = found["details"]["problems"]
+                assert problem["path"] == sent.field and problem["line"] == 1, (sent, found)
+            else:
+                assert found["details"]["field_path"] == sent.field, (sent, found)
             assert "NUL" in found["message"], found
         # nothing was half-written: the waiting execution still waits, untouched
         assert settled(http, scene["waiting"], 0)["runtimeStatus"] == "AwaitingUserInput"

@@ -16,6 +16,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flowledger.app import App, Authenticate, Caller, Role
+from flowledger.app.tokens import token_hash
 from flowledger.config import Limits
 
 #: The prefix of every route of SPEC §6 (not of /healthz, /readyz, /metrics, /hooks).
@@ -59,10 +60,12 @@ class Principal:
     name: str
     role: Role
     created_by: str
+    #: The hash of the token presented (a live stream checks it again as it goes).
+    credential: str | None = None
 
     @classmethod
-    def of(cls, caller: Caller) -> Principal:
-        return cls(name=caller["name"], role=caller["role"], created_by=caller["createdBy"])
+    def of(cls, caller: Caller, credential: str | None = None) -> Principal:
+        return cls(caller["name"], caller["role"], caller["createdBy"], credential)
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
@@ -71,7 +74,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     async def principal(app: AppDep, credentials: BearerDep) -> Principal:
         token = credentials.credentials if credentials is not None else None
         caller = await app.tokens.authenticate(Authenticate(token=token, needs=role))
-        return Principal.of(caller)
+        return Principal.of(caller, token_hash(token) if token else None)
 
     principal.__name__ = f"require_{role}"
     return principal

@@ -108,7 +108,7 @@ class App:
         """Live event streams (SSE on the HTTP face)."""
         from flowledger.app.streams import EventStreams
 
-        return EventStreams(self.engine, self.changes, self.slots)
+        return EventStreams(self.engine, self.changes, self.slots, self.tokens)
 
     @cached_property
     def step_logs(self) -> StepLogs:

@@ -228,6 +228,9 @@ class FollowEvents(Request):
     after_seq: int = Field(default=0, ge=0)
     #: Who listens (an API token's name): counts against its limit of open streams.
     caller: str | None = None
+    #: The hash of the listener's token (tokens.token_hash): the stream ends once it no
+    #: longer authenticates (revoked), as the listener's next request would be refused.
+    credential: str | None = Field(default=None, max_length=128)
 
 
 class FollowAllEvents(Request):
@@ -235,6 +238,7 @@ class FollowAllEvents(Request):
 
     workflow: str | None = Field(default=None, min_length=1, max_length=128)
     caller: str | None = None
+    credential: str | None = Field(default=None, max_length=128)
 
 
 class ListStepLogs(Request):

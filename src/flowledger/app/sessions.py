@@ -57,6 +57,8 @@ class Session:
     csrf: str
     caller: Caller
     max_age: int
+    #: The hash of the token behind it (a live stream checks it again as it goes).
+    credential: str
 
 
 class Sessions:
@@ -73,7 +75,7 @@ class Sessions:
         caller = await self._tokens.authenticate_hash(digest)
         payload = b64.encode(json.dumps({"h": digest, "exp": int(time.time()) + LIFETIME}).encode())
         value = f"{payload}.{b64.encode(await self._sign(payload))}"
-        return Session(value, await self._csrf(value), caller, LIFETIME)
+        return Session(value, await self._csrf(value), caller, LIFETIME, digest)
 
     async def resolve(self, request: ResolveSession) -> Session:
         """The session behind a cookie value: AuthenticationError when it is missing,
@@ -93,7 +95,7 @@ class Sessions:
         if left <= 0:
             raise AuthenticationError("the session expired; sign in again")
         caller = await self._tokens.authenticate_hash(data["h"], request.needs)
-        return Session(value, await self._csrf(value), caller, left)
+        return Session(value, await self._csrf(value), caller, left, data["h"])
 
     async def check_csrf(self, request: CheckCsrf) -> None:
         """ForbiddenError unless ``csrf`` is the session's CSRF token."""

@@ -17,7 +17,9 @@ repeat within one stream.
   events after the last ``seq`` it saw. Decision: a list UI needs exactly that.
 
 Either stream yields a keep-alive item (``event`` None) after ``keepalive`` quiet
-seconds, so a face can write a comment and notice a client that went away.
+seconds, so a face can write a comment and notice a client that went away. A stream
+opened with a ``credential`` checks it again before it sends anything (the token rows
+are cached for a second, app.tokens): once the token is revoked, the stream ends.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import cast
 from flowledger.app.changes import RECHECK, ChangeHub, Subscription
 from flowledger.app.models import FollowAllEvents, FollowEvents
 from flowledger.app.slots import Slots
-from flowledger.errors import NotFoundError
+from flowledger.app.tokens import Tokens
+from flowledger.errors import AuthenticationError, NotFoundError
 from flowledger.runtime.documents import event_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
@@ -75,10 +78,11 @@ class EventStream:
 class EventStreams:
     """The stream operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine, hub: ChangeHub, slots: Slots) -> None:
+    def __init__(self, engine: Engine, hub: ChangeHub, slots: Slots, tokens: Tokens) -> None:
         self._engine = engine
         self._hub = hub
         self._slots = slots
+        self._tokens = tokens
         self.keepalive = KEEPALIVE
 
     async def ended(self, request: FollowEvents) -> bool:
@@ -96,7 +100,8 @@ class EventStreams:
             opening.enter_context(self._slots.take("stream", request.caller))
             sub = opening.enter_context(self._hub.subscribe(request.id))
             stack.push(opening.pop_all())
-        return EventStream(self._one(request.id, request.after_seq, sub), stack)
+        items = self._one(request.id, request.after_seq, sub)
+        return EventStream(self._while_allowed(items, request.credential), stack)
 
     async def follow_all(self, request: FollowAllEvents) -> EventStream:
         """Open a live tail of every execution's events (or one workflow's)."""
@@ -105,7 +110,20 @@ class EventStreams:
             opening.enter_context(self._slots.take("stream", request.caller))
             sub = opening.enter_context(self._hub.subscribe(None))
             stack.push(opening.pop_all())
-        return EventStream(self._all(request.workflow, sub), stack)
+        items = self._all(request.workflow, sub)
+        return EventStream(self._while_allowed(items, request.credential), stack)
+
+    async def _while_allowed(
+        self, items: AsyncIterator[StreamItem], credential: str | None
+    ) -> AsyncIterator[StreamItem]:
+        """``items`` until the token behind ``credential`` no longer authenticates."""
+        async for item in items:
+            if credential is not None:
+                try:
+                    await self._tokens.authenticate_hash(credential)
+                except AuthenticationError:
+                    return
+            yield item
 
     async def _one(
         self, execution_id: str, after: int, sub: Subscription

@@ -82,7 +82,12 @@ async def execution_live(request: Request, execution_id: str) -> Response:
     session = await session_of(request)
     streams = app_of(request).streams
     after = int(request.query_params.get("after", "0") or 0)
-    follow = FollowEvents(id=execution_id, after_seq=after, caller=f"web:{session.caller['name']}")
+    follow = FollowEvents(
+        id=execution_id,
+        after_seq=after,
+        caller=f"web:{session.caller['name']}",
+        credential=session.credential,
+    )
     if await streams.ended(follow):
         return Response(status_code=204)  # EventSource stops reconnecting
     return change_stream(await streams.follow(follow))

@@ -128,6 +128,10 @@ async def live_all(request: Request) -> Response:
     session = await session_of(request)
     workflow = request.query_params.get("workflow") or None
     stream = await app_of(request).streams.follow_all(
-        FollowAllEvents(workflow=workflow, caller=f"web:{session.caller['name']}")
+        FollowAllEvents(
+            workflow=workflow,
+            caller=f"web:{session.caller['name']}",
+            credential=session.credential,
+        )
     )
     return change_stream(stream)

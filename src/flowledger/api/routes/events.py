@@ -61,7 +61,7 @@ async def execution_events(
                 ("Last-Event-ID",),
             )
         after = int(last_event_id)
-    request = FollowEvents(id=id, after_seq=after, caller=caller.name)
+    request = FollowEvents(id=id, after_seq=after, caller=caller.name, credential=caller.credential)
     if await app.streams.ended(request):
         return Response(status_code=204)
     stream = await app.streams.follow(request)
@@ -79,5 +79,6 @@ async def all_events(
     caller: Viewer,
     workflow: Annotated[str | None, Query(description="only this workflow's")] = None,
 ) -> Response:
-    stream = await app.streams.follow_all(FollowAllEvents(workflow=workflow, caller=caller.name))
+    request = FollowAllEvents(workflow=workflow, caller=caller.name, credential=caller.credential)
+    stream = await app.streams.follow_all(request)
     return sse_response(stream, many_executions)
