@@ -79,6 +79,30 @@ async def test_input_for_a_step_that_does_not_wait_is_refused(engine: Engine) ->
         await engine.submit_input(doc["id"], "approve", {"approved": True})
 
 
+async def test_a_step_takes_the_first_answer_and_refuses_the_next(engine: Engine) -> None:
+    """While the first answer waits to be applied, a second is refused, not accepted and
+    then dropped; of answers sent at once from two processes, exactly one is taken."""
+    doc = await engine.run(engine.load_text(APPROVAL))
+    await engine.submit_input(doc["id"], "approve", {"approved": True}, submitted_by="ada")
+    with pytest.raises(ConflictError, match=r"'approve' .* has been answered already"):
+        await engine.submit_input(doc["id"], "approve", {"approved": False}, submitted_by="bo")
+    done = await engine.settle(doc["id"])
+    assert done["output"] is True
+    assert "step.input_ignored" not in [e["kind"] for e in await engine.events(doc["id"])]
+
+    raced = await engine.run(engine.load_text(APPROVAL))
+    async with Engine(engine.db_url, registry=engine.registry) as other:
+        answers = await asyncio.gather(
+            engine.submit_input(raced["id"], "approve", {"approved": True}),
+            other.submit_input(raced["id"], "approve", {"approved": False}),
+            return_exceptions=True,
+        )
+    refused = [a for a in answers if isinstance(a, ConflictError)]
+    assert len(refused) == 1 and len([a for a in answers if isinstance(a, str)]) == 1, answers
+    taken = answers.index(next(a for a in answers if isinstance(a, str)))
+    assert (await engine.settle(raced["id"]))["output"] is (taken == 0)
+
+
 async def test_a_wait_survives_restarts_and_a_worker_resumes_it(
     db_url: str, registry: StepRegistry
 ) -> None:

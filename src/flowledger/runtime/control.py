@@ -104,10 +104,15 @@ async def submit_input(
         "submittedBy": submitted_by,
         "at": iso(now),
     }
-    # The signal's write wakes the idle workers too.
-    await engine.store.send_signal(
-        _signal(execution_id, "input", payload, submitted_by, now, step_id=target["step_id"])
-    )
+    signal = _signal(execution_id, "input", payload, submitted_by, now, step_id=target["step_id"])
+    # Its id is the step execution's: a step takes one answer, the first one sent, even
+    # while it is still waiting (the runner applies it at its next round).
+    signal["id"] = target["id"]
+    if not await engine.store.send_signal(signal):  # its write wakes the idle workers too
+        raise ConflictError(
+            f"step '{target['step_id']}' of execution {execution_id} has been answered "
+            "already; it takes the first answer only"
+        )
     return str(target["id"])
 
 

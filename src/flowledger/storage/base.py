@@ -218,9 +218,11 @@ class Store(
     # -- signals: what the outside world tells an execution -----------------------------------
 
     @abstractmethod
-    async def send_signal(self, signal: Row) -> None:
+    async def send_signal(self, signal: Row) -> bool:
         """Record a signal and wake its execution (make it claimable now if it was parked),
-        and the idle workers (as ``notify_work`` does, in the signal's own write)."""
+        and the idle workers (as ``notify_work`` does, in the signal's own write). False,
+        and nothing written, when a signal with its id was sent before: a signal whose id
+        names what it answers (an input: the step execution) is sent once."""
 
     @abstractmethod
     async def pending_signals(self, execution_id: str) -> list[Row]:

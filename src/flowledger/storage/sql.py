@@ -399,22 +399,31 @@ class SQLStore(
             found = self.conn.execute(select(t.c.id).where(t.c.trigger_key == trigger_key))
             return found.scalar()
 
-    async def send_signal(self, signal: Row) -> None:
-        await self._send_signal(signal)
-        self._wake_workers_here()
+    async def send_signal(self, signal: Row) -> bool:
+        sent = await self._send_signal(signal)
+        if sent:
+            self._wake_workers_here()
+        return sent
 
     @writes
-    def _send_signal(self, signal: Row) -> None:
+    def _send_signal(self, signal: Row) -> bool:
         t = executions
-        with self.conn.begin():
-            # Row lock first (PostgreSQL): a concurrent release_lease then sees the signal.
+        with self.conn.begin() as transaction:
+            # Row lock first (PostgreSQL): a concurrent release_lease then sees the signal,
+            # and two signals to one execution are written one after the other, so the
+            # second sees the first's id below (SQLite: one writer at a time).
             self.conn.execute(
                 update(t)
                 .where(t.c.id == signal["execution_id"])
                 .values(wake_at=self._sql_now(), signals_sent=t.c.signals_sent + 1)
             )
+            taken = select(signals.c.id).where(signals.c.id == signal["id"])
+            if self.conn.execute(taken).first() is not None:
+                transaction.rollback()
+                return False
             self.conn.execute(insert(signals), [signal])
             self._wake_with_this_commit()
+        return True
 
     def _wake_with_this_commit(self) -> None:
         return None  # SQLite: no channel between processes (see _wake_workers_here)
