@@ -362,3 +362,13 @@ def test_each_step_s_literal_is_checked_by_the_shared_field_validator() -> None:
     )
     found = problems(f"name: many\nsteps:\n{steps}\n")
     assert [("step 's1'" in p, "step 's3'" in p) for p in found] == [(True, False), (False, True)]
+
+
+def test_a_when_that_is_neither_a_boolean_nor_a_template_is_refused() -> None:
+    found = problems(
+        'name: w\nsteps:\n  - {id: a, type: sys.transform, when: "sometimes", input: {value: 1}}\n'
+    )
+    assert any(
+        "when must be true, false or a template" in p and "'sometimes' would always hold" in p
+        for p in found
+    ), found

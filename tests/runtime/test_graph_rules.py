@@ -60,6 +60,39 @@ async def test_when_false_disables_the_step_and_its_only_successor(run_yaml: Run
     assert doc["runtimeStatus"] == "Completed"
 
 
+async def test_the_text_false_is_false(run_yaml: RunYaml) -> None:
+    """A boolean that came through text (here the input) decides as the boolean, in a
+    ``when``, in ``sys.condition`` and in the ``bool`` filter; so does a literal."""
+    doc = await run_yaml(
+        """
+        name: text-booleans
+        steps:
+          - {id: check, type: sys.condition, input: {expression: "{{ input.send }}"}, then: [send], else: [skip]}
+          - {id: send, type: sys.transform, input: {value: sent}}
+          - {id: skip, type: sys.transform, input: {value: skipped}}
+          - {id: by_when, type: sys.transform, after: [], when: "{{ input.send }}", input: {value: 1}}
+          - {id: literal, type: sys.transform, after: [], when: " False ", input: {value: 1}}
+          - {id: upper, type: sys.transform, after: [], when: "TRUE", input: {value: 1}}
+          - {id: text, type: sys.transform, after: [], when: "{{ input.name }}", input: {value: 1}}
+          - {id: filter, type: sys.transform, after: [], input: {value: "{{ [input.send | bool, 'True' | bool, 'x' | bool, '' | bool] }}"}}
+        """,
+        {"send": "false", "name": "Ada"},
+    )
+    assert statuses(doc) == {
+        "check": "Completed",
+        "send": "Disabled",
+        "skip": "Completed",
+        "by_when": "Disabled",
+        "literal": "Disabled",
+        "upper": "Completed",
+        "text": "Completed",  # any other text holds, as in Jinja
+        "filter": "Completed",
+    }
+    outputs = {v["stepId"]: v["outputData"] for v in doc["steps"].values()}
+    assert outputs["check"]["result"] is False
+    assert outputs["filter"] == [False, True, True, False]
+
+
 async def test_continue_on_error_lets_the_flow_go_on(run_yaml: RunYaml) -> None:
     doc = await run_yaml(
         """

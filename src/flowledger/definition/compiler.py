@@ -36,6 +36,7 @@ from flowledger.heap import collector_paused
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
+from flowledger.templates.convert import truth
 
 MAX_LOOP_DEPTH = 8
 
@@ -337,6 +338,14 @@ class _Compiler:
         self, step: StepSpec, path: Path, checker: ReferenceChecker
     ) -> None:
         if isinstance(step.when, str):
+            literal = step.when.strip().lower()
+            if not contains_template(step.when) and literal not in ("true", "false"):
+                self.report(
+                    f'when must be true, false or a template like "{{{{ steps.check.output '
+                    f'}}}}"; the text {step.when!r} would always hold',
+                    (*path, "when"),
+                    step.id,
+                )
             self._compile_value(step.when, (*path, "when"), step.id, checker)
         self._compile_value(step.input, (*path, "input"), step.id, checker)
 
@@ -386,8 +395,9 @@ class _Compiler:
                 everything.update(inner)
             path = self.paths[step.id]
             when = self.compiled_templates.get((*path, "when"))
-            if step.when is False:
-                when = self.templates.compile("{{ false }}")
+            if step.when is False or (isinstance(step.when, str) and when is None):
+                # A literal: false, or the text "false"/"true" (read as JSON booleans).
+                when = self.templates.compile("{{ false }}") if not truth(step.when) else None
             step_type = self.registry.get(step.type)
             assert step_type is not None  # unknown types were reported before building
             built[step.id] = CompiledStep(

@@ -52,6 +52,7 @@ from flowledger.runtime.variables import Variables
 from flowledger.runtime.waits import InputWaits
 from flowledger.steps.base import StepContext, StepKind, Suspend
 from flowledger.storage.base import NEVER
+from flowledger.templates.convert import truth
 from flowledger.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -387,7 +388,7 @@ class ExecutionRunner:
         run = self.new_run(scope, step, attempt=1, status=StepStatus.NOT_STARTED)
         if active and step.when is not None:
             try:
-                active = bool(step.when.render(self.contexts.template(scope)))
+                active = truth(step.when.render(self.contexts.template(scope)))
             except TemplateError as exc:
                 self._start_failed(run, f"when: {exc.message}")
                 return

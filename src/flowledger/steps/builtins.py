@@ -13,6 +13,7 @@ from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, step_type
 from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
+from flowledger.templates.convert import truth
 from flowledger.timeutil import iso, utcnow
 
 
@@ -41,7 +42,7 @@ def condition(data: ConditionInput, ctx: StepContext) -> ConditionOutput:
         else None
     )
     return ConditionOutput(
-        result=bool(data.expression),
+        result=truth(data.expression),
         evaluatedExpression=str(source if source is not None else data.expression),
     )
 

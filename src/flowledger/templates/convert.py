@@ -223,3 +223,16 @@ def kind_of(value: object) -> str:
     if callable(value):
         return "a function"
     return f"a {type(value).__name__} value"
+
+
+def truth(value: Any) -> bool:
+    """Whether a condition (a step's ``when``, ``sys.condition``'s ``expression``, the
+    ``bool`` filter) holds. Text reads the JSON way: ``"false"`` (any case, around
+    spaces) is false and ``"true"`` true, since a boolean that came through text (a
+    query parameter, a form, an HTTP body) must not count as true for being non-empty;
+    any other value holds as Python and Jinja say (empty and zero are false)."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "false"):
+            return word == "true"
+    return bool(value)

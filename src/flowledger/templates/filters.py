@@ -45,7 +45,7 @@ from jinja2.runtime import Context
 
 from flowledger.errors import TemplateError, TemplateLimitError
 from flowledger.templates.context import RenderContext, render_context
-from flowledger.templates.convert import dump_json, kind_of, materialize, to_text
+from flowledger.templates.convert import dump_json, kind_of, materialize, to_text, truth
 from flowledger.templates.limits import check_bits, check_collection, check_string
 
 _UNSET: Any = object()
@@ -288,7 +288,7 @@ def _float(context: Context, value: Any, default: Any = _UNSET) -> Any:
 
 
 def _bool(value: Any) -> bool:
-    return bool(value)
+    return truth(value)
 
 
 def build_filters() -> dict[str, Callable[..., Any]]:
