@@ -148,6 +148,43 @@ async def test_rerun_from_a_step_reuses_what_came_before(
     assert original == {**first, "lastActivityAt": original["lastActivityAt"]}  # untouched
 
 
+async def test_a_rerun_keeps_the_variables_a_reused_loop_set(engine: Engine) -> None:
+    """Set in the bodies of reused (nested, concurrent) loops, not only at the top."""
+    text = yaml(
+        """
+        name: tally
+        variables: {total: 0, seen: [], last: null}
+        steps:
+          - id: outer
+            type: sys.loop
+            input: {items: [[1, 2, 3], [4, 5]], concurrency: 2}
+            steps:
+              - id: inner
+                type: sys.loop
+                input: {items: "{{ loop.outer.item }}", concurrency: 2}
+                steps:
+                  - id: add
+                    type: sys.set_variable
+                    input: {name: total, op: increment, value: "{{ loop.inner.item }}"}
+                  - id: note
+                    type: sys.set_variable
+                    input: {name: seen, op: append, value: "{{ loop.inner.item }}"}
+          - id: mark
+            type: sys.set_variable
+            input: {name: last, value: done}
+          - id: report
+            type: sys.transform
+            input: {value: "{{ variables.total }}/{{ variables.seen | sort }}/{{ variables.last }}"}
+        output: "{{ steps.report.output }}"
+        """
+    )
+    first = await engine.run(engine.load_text(text))
+    assert first["output"] == "15/[1,2,3,4,5]/done"
+    again = await engine.settle(await engine.rerun(first["id"], "report", by="ops"))
+    assert again["output"] == first["output"]
+    assert again["variables"] == first["variables"]
+
+
 async def test_rerun_on_the_latest_version_checks_the_reused_steps(engine: Engine) -> None:
     first = await engine.run(engine.load_text(PIPELINE))
     await engine.push(

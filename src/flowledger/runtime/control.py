@@ -309,12 +309,20 @@ async def rerun(
                 f"complete in execution {execution_id} ({state}); rerun from an earlier step"
             )
         copies.append(found)
+    # Variables as the reused steps left them: every completed sys.set_variable among them
+    # or inside their loop bodies, in the order they were applied (each output holds the
+    # value after its operation, so the last one applied is the value).
     variables = dict(target.spec.variables)
-    for found in sorted(copies, key=lambda r: (r["completed_at"] is None, r["seq"])):
-        sets_variable = original.steps[found["step_id"]].step_type.sets_variable
-        if sets_variable and found["status"] == StepStatus.COMPLETED:
-            out = loads(found["output"]) or {}
-            variables[out["name"]] = out["value"]  # the value after the original's operation
+    setters = [
+        found
+        for (_, path), found in latest.items()
+        if path.split("/", 1)[0] in reused
+        and found["status"] == StepStatus.COMPLETED
+        and original.steps[found["step_id"]].step_type.sets_variable
+    ]
+    for found in sorted(setters, key=lambda r: (r["completed_at"], r["seq"])):
+        out = loads(found["output"]) or {}
+        variables[out["name"]] = out["value"]
     now = engine.clock.now()
     exec_row, created = execution_rows(
         target,
