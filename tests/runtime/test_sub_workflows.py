@@ -6,6 +6,7 @@ import asyncio
 
 from flowledger import Engine, StepRegistry
 from flowledger.storage import ExecutionQuery
+from tests.runtime.steps_for_tests import Recorder
 from tests.runtime.support import latest, running_worker, wait_for_status, wait_until, yaml
 
 CHILD = yaml(
@@ -106,6 +107,49 @@ async def test_a_failed_child_fails_the_step_with_its_error(engine: Engine) -> N
     assert "ended Failed" in message and "negative: -2" in message
     children = await _children(engine, doc["id"])
     assert {c["runtimeStatus"] for c in children} <= {"Completed", "Failed", "Cancelled"}
+
+
+async def test_a_retry_runs_only_the_children_that_did_not_complete(
+    engine: Engine, recorder: Recorder
+) -> None:
+    """The completed children's side effects happen once: a retry after a fix to the
+    child workflow runs the failed child and those never started, and keeps the rest."""
+    charge = """
+        name: charge
+        input_schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+        steps:
+          - {id: call, type: test.flaky, input: {name: "c{{ input.n }}"}}
+          - {id: check, type: sys.fail, when: "{{ input.n == 2 }}", input: {message: "bad {{ input.n }}"}}
+        output: "{{ input.n }}"
+    """
+    await engine.push(engine.load_text(yaml(charge)))
+    parent = yaml(
+        """
+        name: charge_all
+        steps:
+          - id: kids
+            type: sys.sub_workflow
+            input: {workflow: charge, items: [0, 1, 2, 3], concurrency: 1, input: {n: "{{ loop.kids.item }}"}}
+        output: "{{ steps.kids.output.executions | map(attribute='output') | list }}"
+        """
+    )
+    failed = await engine.run(engine.load_text(parent))
+    assert failed["runtimeStatus"] == "Failed"
+    assert recorder.calls == {"c0": 1, "c1": 1, "c2": 1}
+    await engine.push(engine.load_text(yaml(charge.replace("input.n == 2", "false"))))
+    await engine.retry(failed["id"])
+    done = await engine.settle(failed["id"])
+    assert done["runtimeStatus"] == "Completed", done["error"]
+    assert done["output"] == [0, 1, 2, 3]
+    assert recorder.calls == {"c0": 1, "c1": 1, "c2": 2, "c3": 1}
+    first, second = sorted(
+        (s for s in done["steps"].values() if s["stepId"] == "kids"), key=lambda s: s["attempt"]
+    )
+    kept = [c["id"] for c in first["childWorkflowExecutions"][:2]]
+    assert [e["id"] for e in second["outputData"]["executions"][:2]] == kept
+    assert len(await _children(engine, failed["id"])) == 5  # 4 items, one of them twice
+    planned = [e for e in await engine.events(failed["id"]) if e["kind"] == "step.children_planned"]
+    assert [e["detail"]["reused"] for e in planned] == [0, 2]
 
 
 async def test_recursion_stops_at_the_depth_limit(engine: Engine) -> None:

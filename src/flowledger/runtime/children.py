@@ -7,6 +7,12 @@ children in the same commit that records the step as waiting (``spawn``). Each
 child's final commit signals the parent; the parent reads the children's rows
 (``refresh``), starts the next ones, and finishes the step when all are terminal
 — or fails it, cancelling the rest, as soon as one fails.
+
+A retry (a later attempt of the step) does not run again a child of its earlier attempt
+that completed the same workflow with the same input: it takes that child's result
+(whatever version of the child workflow it ran: a fix pushed for the children that failed
+leaves the finished ones be),
+as a retried loop keeps its finished iterations, so a child's side effects happen once.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from flowledger.runtime.state import StepExecution
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.runtime.tasks import TaskDriver
 from flowledger.steps.subworkflow import CHILDREN_WAIT
-from flowledger.storage import WorkflowVersion
+from flowledger.storage import Row, WorkflowVersion
 from flowledger.templates import TemplatedValue
 
 #: (name, version number or None for latest) → the workflow and its stored version.
@@ -41,6 +47,8 @@ class Spawn:
     version: WorkflowVersion
     inputs: list[dict[str, Any]]
     concurrency: int
+    #: Index → result of a child the step's earlier attempt completed (on a retry).
+    reused: dict[int, dict[str, Any]]
 
 
 class ChildWaits(TaskDriver):
@@ -152,7 +160,37 @@ class ChildWaits(TaskDriver):
             except FlowledgerError as exc:
                 raise StepError(f"child {index}: {exc}", retryable=False) from None
             inputs.append(child_input)
-        return Spawn(workflow, stored, inputs, int(data.get("concurrency") or 10))
+        reused = await self._completed_before(run, workflow, inputs) if run.attempt > 1 else {}
+        return Spawn(workflow, stored, inputs, int(data.get("concurrency") or 10), reused)
+
+    async def _completed_before(
+        self, run: StepExecution, workflow: CompiledWorkflow, inputs: list[dict[str, Any]]
+    ) -> dict[int, dict[str, Any]]:
+        """The children of the step's latest earlier attempt that started children which
+        completed ``workflow`` with the same input, by index."""
+        store = self.scheduler.services.store
+        earlier = [
+            row
+            for row in await store.get_step_executions(self.scheduler.id)
+            if row["step_id"] == run.step.id
+            and row["loop_key"] == run.scope.key
+            and row["attempt"] < run.attempt
+            and row["children"]
+        ]
+        if not earlier:
+            return {}
+        previous = max(earlier, key=lambda row: int(row["attempt"]))
+        before = (loads(previous["state"]) or {}).get("inputs") or []
+        reused = {}
+        for index, child_id in enumerate(loads(previous["children"]) or []):
+            if index >= min(len(inputs), len(before)) or before[index] != inputs[index]:
+                continue
+            row = await store.get_execution(child_id)
+            if row is None or row["workflow_name"] != workflow.name:
+                continue
+            if ExecutionStatus(row["runtime_status"]) in _DONE:
+                reused[index] = _result(row)
+        return reused
 
     # -- waiting --------------------------------------------------------------------------
 
@@ -165,7 +203,8 @@ class ChildWaits(TaskDriver):
             "versionId": spawn.version.id,
             "inputs": spawn.inputs,
             "concurrency": spawn.concurrency,
-            "results": {},
+            "results": {result["id"]: result for result in spawn.reused.values()},
+            "reused": {str(index): result["id"] for index, result in spawn.reused.items()},
         }
         self.runs[run.id] = run
         self.scheduler.journal.event(
@@ -175,12 +214,12 @@ class ChildWaits(TaskDriver):
                 "workflow": spawn.workflow.name,
                 "version": spawn.version.version,
                 "count": len(spawn.inputs),
+                "reused": len(spawn.reused),
             },
         )
-        if not spawn.inputs:
-            self._finish(run)
-            return
         self._start_more(run, spawn.workflow, spawn.version)
+        if len(run.state["results"]) == len(spawn.inputs):  # none, or all reused
+            self._finish(run)
 
     @property
     def waiting(self) -> bool:
@@ -194,9 +233,15 @@ class ChildWaits(TaskDriver):
         results: dict[str, Any] = state["results"]
         active = len(children) - len(results)
         inputs = state["inputs"]
+        reused: dict[str, str] = state.get("reused") or {}
         runner = self.scheduler
-        while active < state["concurrency"] and len(children) < len(inputs):
+        while len(children) < len(inputs):
             index = len(children)
+            if str(index) in reused:  # completed by an earlier attempt: its result stands
+                children.append(reused[str(index)])
+                continue
+            if active >= state["concurrency"]:
+                break
             row, created = execution_rows(
                 workflow,
                 version,
@@ -247,12 +292,7 @@ class ChildWaits(TaskDriver):
             if not status.terminal:
                 blocked = blocked and status == ExecutionStatus.AWAITING_USER_INPUT
                 continue
-            results[child_id] = {
-                "id": child_id,
-                "runtimeStatus": str(status),
-                "output": loads(row["output"]),
-                "error": loads(row["error"]),
-            }
+            results[child_id] = _result(row)
             self.scheduler.journal.touch(run)
             if status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
                 self._child_failed(run, child_id, results[child_id])
@@ -271,6 +311,9 @@ class ChildWaits(TaskDriver):
         assert version is not None
         before = len(run.children or [])
         self._start_more(run, workflow, version)
+        if len(results) == len(state["inputs"]):  # the rest were reused
+            self._finish(run)
+            return False
         return blocked and len(run.children or []) == before
 
     def _finish(self, run: StepExecution) -> None:
@@ -309,3 +352,17 @@ class ChildWaits(TaskDriver):
 
     def is_waiting(self, run: StepExecution) -> bool:
         return run.id in self.runs and run.status == StepStatus.IN_PROGRESS
+
+
+#: A child whose result a retry may take instead of running it again.
+_DONE = (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_NO_ACTION)
+
+
+def _result(row: Row) -> dict[str, Any]:
+    """What the step keeps of a terminal child (its output and error as stored)."""
+    return {
+        "id": row["id"],
+        "runtimeStatus": row["runtime_status"],
+        "output": loads(row["output"]),
+        "error": loads(row["error"]),
+    }
