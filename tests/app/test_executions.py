@@ -17,9 +17,11 @@ from flowledger.app import (
     ListEvents,
     ListExecutions,
     NotFoundError,
+    PushWorkflows,
     ResolveId,
     RunExecution,
     StartExecution,
+    WorkflowText,
 )
 from flowledger.worker.worker import Worker, WorkerOptions
 
@@ -159,3 +161,28 @@ async def test_cancelling_a_finished_execution_is_a_conflict(app: App, hello_fil
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     waited = await app.executions.get(GetExecution(id=doc["id"], wait=5))
     assert waited["runtimeStatus"] == "Completed"
+
+
+async def test_a_settled_cancel_also_cancels_the_children_nobody_runs(app: App) -> None:
+    """Children parked waiting for a person are cancelled by the command, like their
+    parent, not left AwaitingUserInput until a worker comes by."""
+    child = """
+name: ask_each
+steps:
+  - {id: ask, type: sys.wait_for_input, input: {prompt: "ok {{ input.n }}?"}}
+"""
+    parent = """
+name: ask_all
+steps:
+  - id: kids
+    type: sys.sub_workflow
+    input: {workflow: ask_each, items: [1, 2], input: {n: "{{ loop.kids.item }}"}}
+"""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=child)]))
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=parent)]))
+    waiting = await app.executions.run(RunExecution(workflow="ask_all"))
+    assert waiting["runtimeStatus"] == "AwaitingUserInput"
+    cancelled = await app.executions.cancel(CancelExecution(id=waiting["id"], settle=True))
+    assert cancelled["runtimeStatus"] == "Cancelled"
+    children = await app.executions.list(ListExecutions(parent_id=waiting["id"]))
+    assert [c["runtimeStatus"] for c in children.items] == ["Cancelled", "Cancelled"]

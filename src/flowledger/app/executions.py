@@ -37,6 +37,7 @@ from flowledger.app.models import (
 from flowledger.app.paging import Position, keyset_page
 from flowledger.app.results import Page
 from flowledger.app.slots import Slots
+from flowledger.codec import loads
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
@@ -250,9 +251,26 @@ class Executions:
     # -- control ------------------------------------------------------------------------------
 
     async def cancel(self, request: CancelExecution) -> ExecutionDocument:
-        """Record a cancel (children too); ConflictError when it already ended."""
+        """Record a cancel (children too); ConflictError when it already ended. With
+        ``settle``, the children it cancelled that nobody runs (parked, waiting for input)
+        are cancelled here too, as the execution itself is, rather than by the next worker."""
         await self._engine.cancel(request.id, by=request.by, reason=request.reason)
-        return await self._carry_on(request.id, request.settle)
+        document = await self._carry_on(request.id, request.settle)
+        if request.settle:
+            await self._settle_children(request.id)
+        return document
+
+    async def _settle_children(self, execution_id: str) -> None:
+        """Carry on every unfinished descendant (each settles its own parent chain)."""
+        store = self._engine.store
+        queue = [execution_id]
+        while queue:
+            for step in await store.get_step_executions(queue.pop(0)):
+                for child_id in loads(step["children"]) or []:
+                    child = await store.get_execution(child_id)
+                    if child is not None and not ExecutionStatus(child["runtime_status"]).terminal:
+                        await self._engine.settle(child_id)
+                        queue.append(child_id)
 
     async def retry(self, request: RetryExecution) -> Retried:
         """Re-run the failed steps of a failed execution in place (attempt + 1)."""
