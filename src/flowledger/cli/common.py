@@ -11,11 +11,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger import __version__
+from flowledger.cli.terminal import SafeConsole
 from flowledger.config import ConfigError, Settings, parse_lease
 from flowledger.errors import (
     DefinitionError,
@@ -61,9 +61,10 @@ app.add_typer(jobs_app, name="jobs")
 
 # Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
 # markup=False: user text (ids, step ids, messages, `[link=…]`) is never read as Rich markup;
-# styles are given as Text objects only. This is the one place that escapes everything.
-out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(
+# styles are given as Text objects only. This is the one place that escapes everything
+# (and SafeConsole shows the control characters in data instead of sending them).
+out = SafeConsole(markup=False, highlight=False, width=None if sys.stdout.isatty() else 200)
+err = SafeConsole(
     stderr=True, markup=False, highlight=False, width=None if sys.stderr.isatty() else 200
 )
 

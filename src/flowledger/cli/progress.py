@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.console import Console
 from rich.text import Text
 
+from flowledger.cli.terminal import visible
 from flowledger.definition.compiled import CompiledGraph, CompiledWorkflow
 
 if TYPE_CHECKING:  # the live table's parts load only when the output is a terminal
@@ -96,7 +97,8 @@ class PlainProgress:
     def update(self, execution_id: str, events: list[dict[str, Any]]) -> None:
         # Plain text, straight to the stream: Rich's print costs ~80 us a line, which a
         # 5,000-iteration loop (20,000 events) would turn into seconds.
-        self.console.file.write("".join(event_line(event) + "\n" for event in events))
+        # The data in it is shown, not sent (cli.terminal).
+        self.console.file.write(visible("".join(event_line(event) + "\n" for event in events)))
 
 
 def event_line(event: dict[str, Any]) -> str:

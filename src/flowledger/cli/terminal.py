@@ -1,0 +1,47 @@
+"""The command line's consoles: they show control characters in data instead of sending
+them to the terminal.
+
+An execution's data (a webhook body, an input, an error message, a prompt, a correlation
+id) may hold escape sequences that would clear an operator's screen, recolour it or
+retitle the window if printed as they are. Every text segment a console renders passes
+through :class:`SafeConsole.render`, so no print site can forget it: a C0 control
+character becomes its Unicode control picture (ESC shows as ␛), DEL ␡ and a C1 one
+U+FFFD. Tabs and line breaks stay. Rich's own codes (styles, cursor moves of the live
+view) are not in the text and are untouched. JSON output (``--json``) escapes them
+already.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else "\ufffd"
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters (but tabs and line breaks) shown, not sent."""
+    return _CONTROL.sub(_picture, text)
+
+
+class SafeConsole(Console):
+    """A Rich console whose rendered text never carries control characters."""
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and _CONTROL.search(segment.text):
+                yield Segment(visible(segment.text), segment.style)
+            else:
+                yield segment
