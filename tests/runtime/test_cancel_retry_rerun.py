@@ -92,6 +92,24 @@ async def test_retry_reruns_failed_steps_and_keeps_completed_outputs(
         await engine.retry(doc["id"])
 
 
+async def test_of_retries_sent_at_once_one_wins_and_the_others_are_conflicts(
+    engine: Engine, registry: StepRegistry
+) -> None:
+    doc = await engine.run(engine.load_text(PIPELINE))
+    assert doc["runtimeStatus"] == "Failed"
+    async with (
+        Engine(engine.db_url, registry=registry) as second,
+        Engine(engine.db_url, registry=registry) as third,
+    ):
+        answers = await asyncio.gather(
+            *(e.retry(doc["id"]) for e in (engine, second, third)), return_exceptions=True
+        )
+    assert sorted(type(a).__name__ for a in answers) == ["ConflictError", "ConflictError", "list"]
+    done = await engine.settle(doc["id"])
+    assert done["runtimeStatus"] == "Completed", done["error"]
+    assert [s["attempt"] for s in done["steps"].values() if s["stepId"] == "work"] == [1, 2]
+
+
 async def test_retry_inside_a_loop_keeps_finished_iterations(
     engine: Engine, recorder: Recorder
 ) -> None:

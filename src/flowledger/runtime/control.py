@@ -20,7 +20,6 @@ from flowledger.errors import (
     ConflictError,
     InputError,
     NotFoundError,
-    StorageError,
     did_you_mean,
 )
 from flowledger.runtime.creation import Lineage, execution_rows
@@ -169,15 +168,17 @@ async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
     """Re-open a failed execution: every failed or cancelled step gets attempt + 1 (queued),
     completed outputs stay. Returns the ids of the steps that will run again."""
     row = await _execution(engine, execution_id)
-    if row["runtime_status"] != ExecutionStatus.FAILED:
-        raise ConflictError(
-            f"only a Failed execution can be retried; {execution_id} is {row['runtime_status']}"
-        )
+    _check_retryable(execution_id, row)
     workflow = await engine.workflow_for_version(row["workflow_version_id"])
     epoch = await engine.store.acquire_lease(execution_id, engine.owner, engine.lease)
-    if epoch is None:
-        raise StorageError(f"execution {execution_id} is held by another process right now")
+    if epoch is None:  # another retry, or a runner, has it right now
+        raise ConflictError(
+            f"execution {execution_id} is being changed by another process right now "
+            "(retried or run); look at it again"
+        )
     try:
+        # Read again under the lease: a retry that won the race has re-opened it.
+        _check_retryable(execution_id, await _execution(engine, execution_id))
         steps = await engine.store.get_step_executions(execution_id)
         again = _retry_rows(workflow, steps, engine.clock.now())
         seq = await engine.store.last_event_seq(execution_id)  # the row's may lag
@@ -206,6 +207,13 @@ async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
         await engine.store.release_lease(execution_id, epoch)
     await engine.store.notify_work()
     return sorted({r["step_id"] for r in again})
+
+
+def _check_retryable(execution_id: str, row: Row) -> None:
+    if row["runtime_status"] != ExecutionStatus.FAILED:
+        raise ConflictError(
+            f"only a Failed execution can be retried; {execution_id} is {row['runtime_status']}"
+        )
 
 
 def _retry_rows(workflow: CompiledWorkflow, steps: list[Row], now: Any) -> list[Row]:
