@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from flowledger.cli.render import TIMELINE_WIDTH, timeline
+from flowledger.cli.render import TIMELINE_WIDTH, pending_inputs, timeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -65,3 +65,24 @@ def test_a_retry_that_succeeded_after_a_long_failure() -> None:
     }
     bar = _row(doc).split("|")[1]
     assert bar == "x" * 16 + "·" * 9 + "█" * 25, bar
+
+
+def test_the_submit_command_names_the_iteration_when_a_step_waits_in_several() -> None:
+    item = {"executionId": "e1", "stepId": "ask", "prompt": "ok?", "schema": None}
+    waiting = [
+        {**item, "stepExecutionId": "s1"},
+        {**item, "stepExecutionId": "s2"},
+        {**item, "stepId": "alone", "stepExecutionId": "s3"},
+    ]
+    console = Console(width=200, record=True, color_system=None)
+    pending_inputs(console, waiting)
+    commands = [
+        line.split("submit: ")[1]
+        for line in console.export_text().splitlines()
+        if "submit:" in line
+    ]
+    assert commands == [
+        "flowledger executions input e1 s1 --data '{}'",
+        "flowledger executions input e1 s2 --data '{}'",
+        "flowledger executions input e1 alone --data '{}'",
+    ]

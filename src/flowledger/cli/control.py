@@ -97,7 +97,14 @@ def report_waiting(doc: dict[str, Any], db: str | None, plugins: list[str] | Non
 @executions_app.command("input")
 def executions_input(
     execution: IdArgument,
-    step: Annotated[str, typer.Argument(metavar="STEP_ID", help="The waiting step's id.")],
+    step: Annotated[
+        str,
+        typer.Argument(
+            metavar="STEP_ID",
+            help="The waiting step's id, or its step execution id when it waits in several "
+            "loop iterations.",
+        ),
+    ],
     data: Annotated[str, typer.Option("--data", help="The input, as JSON.")],
     db: DbOption = None,
     as_json: JsonOption = False,

@@ -315,8 +315,12 @@ def timeline(console: Console, doc: dict[str, Any], *, show_all: bool = False) -
 
 
 def pending_inputs(console: Console, waiting: list[dict[str, Any]]) -> None:
-    """What a person must answer, and the command that answers it."""
+    """What a person must answer, and the command that answers it (naming the step
+    execution when the step waits in several loop iterations, as the command needs)."""
+    counts = Counter((item["executionId"], item["stepId"]) for item in waiting)
     for item in waiting:
+        several = counts[item["executionId"], item["stepId"]] > 1
+        target = item["stepExecutionId"] if several else item["stepId"]
         console.print(
             Text.assemble(
                 ("waiting for input: ", "bold magenta"),
@@ -330,7 +334,7 @@ def pending_inputs(console: Console, waiting: list[dict[str, Any]]) -> None:
         if item.get("schema") is not None:
             console.print(f"  schema: {_short_json(item['schema'])}", soft_wrap=True)
         command = (
-            f"flowledger executions input {item['executionId']} {item['stepId']} "
+            f"flowledger executions input {item['executionId']} {target} "
             f"--data '{_example(item.get('schema'))}'"
         )
         console.print(f"  submit: {command}", soft_wrap=True)
