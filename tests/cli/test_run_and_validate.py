@@ -124,6 +124,35 @@ def test_validate_reports_every_file(cli: Cli, tmp_path: Path) -> None:
     assert bad in result.stderr
 
 
+def test_validate_with_db_checks_the_pushed_names_of_a_job_file(
+    cli: Cli, tmp_path: Path, db_url: str
+) -> None:
+    job = _write(
+        tmp_path,
+        "job.yaml",
+        f"name: j\nworkflows:\n  - {{workflow: {REPO}/examples/hello.yaml, input: {{name: A}}}}"
+        "\n  - {workflow: hello, input: {name: B}}\n",
+    )
+    assert cli("validate", job).returncode == 0  # a pushed name is checked when it runs
+    found = cli("validate", job, "--db", db_url)
+    assert found.returncode == 2, found.stderr
+    assert "'hello' is neither a definition file nor a pushed workflow name" in found.stderr
+    assert cli("workflows", "push", "examples/hello.yaml").returncode == 0
+    assert cli("validate", job, "--db", db_url).returncode == 0
+    missing = f"sqlite:///{tmp_path}/nothing.db"
+    assert cli("validate", job, "--db", missing).returncode == 2
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_a_run_of_a_bad_file_creates_no_database(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    for bad in (str(tmp_path / "missing.yaml"), _write(tmp_path, "bad.yaml", "name: x\n")):
+        result = cli("run", bad, "--db", url)
+        assert result.returncode == 2
+        assert "database:" not in result.stderr
+    assert not (tmp_path / "new.db").exists()
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [

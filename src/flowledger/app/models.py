@@ -423,6 +423,8 @@ class LoadWorkflow(Request):
 
 class ValidateWorkflow(Request):
     file: str = Field(min_length=1)
+    #: Also look up the pushed workflows a job file names by name (needs the database).
+    stored: bool = False
 
 
 class SwitchWorkflow(Request):

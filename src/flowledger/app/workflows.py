@@ -64,7 +64,8 @@ class Workflows(Listing, WorkflowOperations):
     async def check(self, request: ValidateWorkflow) -> Checked:
         """``flowledger validate``: a workflow definition, or a job-run file (a mapping
         with ``workflows`` and no ``steps``) checked as one, with the workflow files it
-        names. Needs no database; DefinitionError lists every problem."""
+        names, and with ``stored`` the pushed workflows it names. Needs no database
+        unless ``stored``; DefinitionError lists every problem."""
         from flowledger.definition.jobs import load_job_file
         from flowledger.definition.source import read_document
         from flowledger.runtime.job_runs import JobRuns
@@ -72,7 +73,7 @@ class Workflows(Listing, WorkflowOperations):
         data = read_document(request.file).data
         if isinstance(data, Mapping) and "workflows" in data and "steps" not in data:
             job = load_job_file(request.file)
-            checked = await JobRuns(self._engine).check_files(job)
+            checked = await JobRuns(self._engine).check_files(job, stored=request.stored)
             return Checked("job", job.spec.name, checked)
         workflow = self.validate(request)
         return Checked("workflow", workflow.name, len(workflow.steps))

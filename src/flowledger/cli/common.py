@@ -144,13 +144,19 @@ def with_app(
     *,
     create: bool = True,
     interrupted: Callable[[], str] | None = None,
+    before_open: Callable[[App], None] | None = None,
 ) -> T:
     """The one glue of a command: open the application, run ``fn`` on it, close it, and
     turn flowledger's errors into a message and an exit code (see :func:`call`).
-    ``create=False``: a missing SQLite file exits 2 instead of being created."""
+    ``create=False``: a missing SQLite file exits 2 instead of being created.
+    ``before_open`` runs before the database is opened (or created): a check of the
+    command's own files that fails leaves no database behind."""
 
     async def go() -> T:
-        async with make_app(db, plugins, create=create) as application:
+        application = make_app(db, plugins, create=create)
+        if before_open is not None:
+            before_open(application)
+        async with application:
             end_start_up()  # opened: the command's own work runs with the collector on
             return await fn(application)
 

@@ -33,6 +33,7 @@ from flowledger.cli.common import (
     call,
     db_app,
     err,
+    existing,
     fail,
     lease_length,
     log_level,
@@ -44,6 +45,7 @@ from flowledger.cli.common import (
 )
 from flowledger.cli.progress import LiveProgress, PlainProgress, step_rows
 from flowledger.config import Settings
+from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.logs import configure_logging, log_extra
 from flowledger.runtime.engine import default_db_url
 
@@ -82,11 +84,15 @@ def run(
     elif input_file is not None:
         arguments = build(lambda: json_object(read_json_file(input_file), "the input"))
     url = db or default_db_url()
-    err.print(f"database: {shown_url(url)}", soft_wrap=True)
     started: list[str] = []
+    checked: list[CompiledWorkflow] = []
+
+    def check(application: App) -> None:  # a file that is not a workflow creates no database
+        checked.append(application.workflows.validate(ValidateWorkflow(file=file)))
+        err.print(f"database: {shown_url(url)}", soft_wrap=True)
 
     async def go(application: App) -> dict[str, Any]:
-        workflow = application.workflows.validate(ValidateWorkflow(file=file))
+        workflow = checked[0]
         request = RunExecution(
             workflow=workflow,
             input=arguments,
@@ -125,7 +131,7 @@ def run(
             f"`flowledger executions watch {started[0]}` follows it"
         )
 
-    doc = with_app(url, go, plugin, interrupted=interrupted)
+    doc = with_app(url, go, plugin, interrupted=interrupted, before_open=check)
     from flowledger.cli.control import report_end  # keeps `executions list` first
 
     report_end(doc, as_json, url, plugin)
@@ -276,16 +282,27 @@ def validate(
         list[str], typer.Argument(metavar="FILE...", help="Workflow or job-run files to check.")
     ],
     plugin: PluginOption = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Also check the pushed workflows job files name, in this database "
+            "(never created). Without it, validating opens no database.",
+        ),
+    ] = None,
 ) -> None:
     """Check workflow definitions and job-run files without running them.
 
     Every problem of every file is reported at once."""
-    application = make_app(None, plugin)  # validating opens no database
     bad = 0
     for file in files:
+        request = ValidateWorkflow(file=file, stored=db is not None)
         try:
-            request = ValidateWorkflow(file=file)
-            checked = call(lambda: application.workflows.check(request))  # noqa: B023
+            if db is None:
+                application = make_app(None, plugin)  # validating opens no database
+                checked = call(lambda: application.workflows.check(request))  # noqa: B023
+            else:
+                checked = existing(db, lambda a: a.workflows.check(request), plugin)  # noqa: B023
         except typer.Exit as exc:  # its problems are printed: go on with the next file
             if exc.exit_code != EXIT_INVALID:
                 raise

@@ -120,11 +120,12 @@ class JobRuns:
                 )
         return job_run_id
 
-    async def check_files(self, job: JobFile) -> int:
-        """Check a job file without a database (``flowledger validate``): every workflow
-        it names by file is compiled and its input checked; pushed names are checked when
-        the job runs. Returns how many items were checked; DefinitionError lists problems."""
-        return len(await self._resolve(job, stored=False))
+    async def check_files(self, job: JobFile, *, stored: bool = False) -> int:
+        """Check a job file (``flowledger validate``): every workflow it names by file is
+        compiled and its input checked; pushed names too with ``stored`` (which reads the
+        database), else when the job runs. Returns how many items were checked;
+        DefinitionError lists problems."""
+        return len(await self._resolve(job, stored=stored))
 
     async def _resolve(
         self, job: JobFile, *, stored: bool = True
