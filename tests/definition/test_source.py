@@ -177,6 +177,7 @@ def test_bytes_and_files(tmp_path: FsPath) -> None:
         ('{"x": NaN}', (1, 7), ("x",), "NaN is not a JSON number"),
         ('{"x": [-Infinity]}', (1, 8), ("x", 0), "-Infinity is not a JSON number"),
         ("a: inf\n", (1, 4), ("a",), 'quote it ("inf") if you mean text'),
+        # a .json file's own syntax (trailing commas, comments): see the test below
         # NUL, which PostgreSQL stores in neither text nor JSON
         ('{"d": "a\\u0000b"}', (1, 7), ("d",), "a NUL character (U+0000)"),
         ('a: "x\\0"\n', (1, 4), ("a",), "a NUL character (U+0000)"),
@@ -213,8 +214,8 @@ def test_bytes_and_files(tmp_path: FsPath) -> None:
         ("# nothing but a comment\n", (1, 1), (), "the file is empty"),
         ("---\n", (1, 1), (), "the file is empty"),
         # text that is not valid
-        ('a: "\\ud83d"\n', (1, 7), (), "write U+10000 and above as \\U0001F600"),
-        ('["\\ud83d\\ude00", "\\udc00"]', (1, 21), (), "invalid Unicode character escape"),
+        ('a: "\\ud83d"\n', (1, 5), (), "\\ud83d is half of a UTF-16 surrogate pair"),
+        ('["\\ud83d\\ude00", "\\udc00"]', (1, 19), (), "\\udc00 is half of a UTF-16"),
         ("a: [1, 2\nb: 3\n", (2, 2), (), "invalid YAML"),
         ("a:\n\t- 1\n", (2, 1), (), "invalid YAML"),
         ("a: b\x01\n", (1, 5), (), "control character #x0001"),
@@ -395,3 +396,20 @@ def test_single_letters_y_and_n_stay_text() -> None:
         "point": {"x": 1, "y": 2},
         "answer": "n",
     }
+
+
+def test_a_json_file_is_read_as_json(tmp_path: FsPath) -> None:
+    """Trailing commas and comments, which YAML would take, are JSON syntax errors."""
+    for text, where in (
+        ('{"name": "x", "steps": [],}', (1, 27)),
+        ('{"name": "x", // no\n "steps": []}', (1, 15)),
+    ):
+        path = tmp_path / "w.json"
+        path.write_text(text)
+        with pytest.raises(DefinitionError) as caught:
+            read_document(path)
+        (problem,) = caught.value.problems
+        assert problem.message.startswith("invalid JSON: ")
+        assert (problem.line, problem.column) == where
+    (tmp_path / "w.json").write_text('{"name": "x", "v": "\\ud83d\\ude00"}')
+    assert read_document(tmp_path / "w.json").data["v"] == "\U0001f600"

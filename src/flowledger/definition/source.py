@@ -133,7 +133,26 @@ def read_document(
         raise DefinitionError([Problem(f"cannot read the file: {reason}", file=name)]) from None
     if len(raw) > limits.max_bytes:
         raise _too_big(name, size or None, limits)  # st_size is 0 for pipes and /proc files
+    if name.lower().endswith(".json"):
+        _check_json(raw, name)
     return parse_document(raw, name, limits)
+
+
+def _check_json(raw: bytes, file: str) -> None:
+    """A ``.json`` file must be JSON, not merely YAML (which also reads trailing commas,
+    comments and bare words): its syntax errors are reported the JSON way. Its values
+    are then read like any document's, with their positions."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return  # the parser reports where the bytes are not UTF-8
+    try:
+        json.loads(text, parse_constant=lambda word: word)  # NaN etc.: refused, located, later
+    except json.JSONDecodeError as exc:
+        problem = Problem(f"invalid JSON: {exc.msg}", file, exc.lineno, exc.colno)
+        raise DefinitionError([problem]) from None
+    except RecursionError:
+        return  # the parser refuses the depth, located
 
 
 def parse_document(
@@ -158,6 +177,13 @@ def _compose(raw: bytes, file: str, limits: SourceLimits, loader: Any) -> Source
         data, root = composer.run()
     except yaml.YAMLError as exc:
         # libyaml refuses the surrogate pairs JSON encoders write for emoji ("\ud83d\ude00").
+        if "Unicode character escape" in str(exc) and (lone := _LONE_HALF.search(raw)):
+            message = (
+                f"the escape \\u{(lone[1] or lone[2]).decode()} is half of a UTF-16 surrogate "
+                "pair, without its other half; give both (\\ud83d\\ude00), or the character"
+            )
+            at = _byte_position(raw, lone.start())
+            raise DefinitionError([Problem(message, file, *at)]) from None
         if "Unicode character escape" in str(exc) and (joined := _join_pairs(raw)) != raw:
             return parse_document(joined, file, limits)
         # libyaml >= 0.2.6 (PyYAML 6.0.4) stops at 1,000 levels while it scans ahead, before
@@ -169,6 +195,13 @@ def _compose(raw: bytes, file: str, limits: SourceLimits, loader: Any) -> Source
     return SourceDocument(
         data, file, _PositionView(root, keys=False), _PositionView(root, keys=True)
     )
+
+
+#: A ``\\u`` escape of a high surrogate not followed by a low one, or a low one alone.
+_LONE_HALF = re.compile(
+    rb"\\u(d[89ab][0-9a-f]{2})(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})",
+    re.IGNORECASE,
+)
 
 
 def _join_pairs(raw: bytes) -> bytes:
