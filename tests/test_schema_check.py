@@ -63,3 +63,32 @@ def test_formats_are_checked_only_when_asked() -> None:
     assert problem_lines(validator_for(schema, formats=True), "not a date", "v") == [
         "v: 'not a date' is not a 'date'"
     ]
+
+
+@pytest.mark.timeout(120)
+def test_patterns_take_time_linear_in_the_text() -> None:
+    """A sent value cannot make a schema's pattern backtrack: with Python's re this check
+    takes about 2**40 steps (hours); with RE2 it is immediate. No clock is read: a
+    regression hangs until this test's timeout, far above what RE2 needs on any machine."""
+    schema = {
+        "type": "object",
+        "properties": {"email": {"type": "string", "pattern": "^([a-z0-9]+)+@x$"}},
+        "patternProperties": {"^(a+)+$": {"type": "integer"}},
+        "additionalProperties": False,
+    }
+    text = "a" * 40 + "!"
+    problems, total = schema_problems(
+        validator_for(schema), {"email": text, text: 1, "a" * 40: "no"}, "input"
+    )
+    assert total == 3
+    assert [path for path, _ in problems] == [("input",), ("input", "a" * 40), ("input", "email")]
+    assert "does not match '^([a-z0-9]+)+@x$'" in dict(problems)[("input", "email")]
+
+
+def test_a_pattern_re2_cannot_run_still_checks() -> None:
+    """Lookaround and backreferences are not linear by nature: Python's re checks them."""
+    schema = {"type": "string", "pattern": "^(?=.*[A-Z]).{8,}$"}
+    assert schema_problems(validator_for(schema), "Longenough", "v")[1] == 0
+    assert schema_problems(validator_for(schema), "longenough", "v")[1] == 1
+    doubled = {"type": "string", "pattern": r"^(ab)\1$"}
+    assert schema_problems(validator_for(doubled), "abab", "v")[1] == 0
