@@ -195,3 +195,28 @@ def test_a_revoked_token_s_stream_ends_before_it_sends_more(server: Server) -> N
         rest = [m["data"]["executionId"] for m in received]  # until the server ends it
     assert second not in rest
     assert set(rest) <= {first}
+
+
+NAP = "name: nap\nsteps:\n  - {id: nap, type: sys.delay, input: {duration: 60s}}\n"
+
+
+def test_a_long_poll_whose_client_left_gives_its_slot_back(db_url: str, tmp_path: Path) -> None:
+    """Clients that gave up on their waits do not hold the token's wait slots for the
+    rest of the wait (here 30 s): a new wait is taken at once, not refused (429)."""
+    with served(db_url, tmp_path, {"FLOWLEDGER_MAX_WAITS": "2"}) as server:
+        with server.client("admin") as admin:
+            pushed = admin.post("/api/v1/workflows", content=NAP)
+            assert pushed.status_code == 201, pushed.text
+            napping = start(admin, "nap")
+        path = f"/api/v1/executions/{napping}"
+        for _ in range(2):  # both slots, then the clients give up
+            with server.client("viewer") as impatient, pytest.raises(httpx.ReadTimeout):
+                impatient.get(path, params={"wait": 30}, timeout=0.5)
+        deadline = time.monotonic() + 10  # far below the 30 s the waits asked for
+        with server.client("viewer") as viewer:
+            while True:
+                status = viewer.get(path, params={"wait": 0.1}).status_code
+                if status != 429 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        assert status == 200

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.routing import APIRoute
 from typing_extensions import TypedDict
 
 from flowledger.api.bodies import CancelBody, InputBody
 from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
+from flowledger.api.disconnect import ClientGone, unless_disconnected
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import given, page, render
 from flowledger.app import (
@@ -81,12 +82,19 @@ async def get_execution(
     id: str,
     app: AppDep,
     caller: Viewer,
+    http: Request,
     wait: Annotated[
         float, Query(description="Seconds (at most 60) to wait for it to end or wait for input")
     ] = 0,
 ) -> Response:
     request = GetExecution(id=id, wait=wait, caller=caller.name)
-    return Response(await app.executions.get_json(request), media_type="application/json")
+    if wait <= 0:
+        return Response(await app.executions.get_json(request), media_type="application/json")
+    try:  # a client that leaves gives its wait slot back at once
+        found = await unless_disconnected(http, app.executions.get_json(request))
+    except ClientGone:
+        return Response(status_code=499)  # nobody reads it (nginx's "client closed request")
+    return Response(found, media_type="application/json")
 
 
 def get_execution_route() -> APIRoute:
