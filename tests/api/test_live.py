@@ -124,6 +124,7 @@ def test_streams_past_the_per_token_limit_are_refused(server: Server) -> None:
             assert one.status_code == two.status_code == three.status_code == 200
             refused = client.get("/api/v1/events")
             assert refused.status_code == 429
+            assert refused.headers["Retry-After"] == "1"
             error = refused.json()["error"]
             assert "FLOWLEDGER_MAX_STREAMS=3" in error["message"]
         with server.client("operator") as other, other.stream("GET", "/api/v1/events") as four:
@@ -165,6 +166,7 @@ def test_a_closed_stream_gives_its_slot_back_at_once(server: Server) -> None:
 def test_streams_need_a_token(server: Server) -> None:
     answer = httpx.get(f"{server.url}/api/v1/events", headers=SSE, verify=tls.CONTEXT)
     assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_a_revoked_token_s_stream_ends_before_it_sends_more(server: Server) -> None:

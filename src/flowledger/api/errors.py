@@ -117,10 +117,19 @@ def _message(exc: FlowledgerError) -> str:
     return str(exc) or type(exc).__name__
 
 
+#: Headers HTTP asks of these statuses: how to authenticate (RFC 9110 §11.6.1), and when
+#: to try again (a stream or wait slot, the database: seconds, not the end of a wait).
+_STATUS_HEADERS = {
+    401: {"WWW-Authenticate": 'Bearer realm="flowledger"'},
+    429: {"Retry-After": "1"},
+    503: {"Retry-After": "1"},
+}
+
+
 def flowledger_response(exc: FlowledgerError) -> JSONResponse:
     """The answer to an error of the application (routes raise it; api.hot calls this)."""
     status, code, details = classify(exc)
-    return error_response(status, code, _message(exc), details)
+    return error_response(status, code, _message(exc), details, _STATUS_HEADERS.get(status))
 
 
 async def _flowledger(request: Request, exc: Exception) -> JSONResponse:
