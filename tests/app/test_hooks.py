@@ -262,3 +262,6 @@ async def test_a_webhook_path_names_one_workflow(hooks_app: App) -> None:
     assert (await hooks_app.hooks.receive(hook))["workflow"] == "other"
     with pytest.raises(ConflictError, match="workflow 'other' already has"):
         await hooks_app.workflows.switch(SwitchWorkflow(name="open", enabled=True))
+    await hooks_app.workflows.switch(SwitchWorkflow(name="typed", enabled=False))
+    with pytest.raises(NotFoundError, match="workflow 'typed''s, which is disabled"):
+        await hooks_app.hooks.receive(ReceiveHook(path="typed", headers={}, body=b"{}"))

@@ -44,6 +44,18 @@ from flowledger.errors import InputError
             ("texts", 0, "file"),
             "NUL",
         ),
+        # Filled by Python names, named as JSON names them (what the HTTP API sends).
+        (
+            lambda: StartExecution(workflow="x", correlation_id="c" * 201),
+            ("correlationId",),
+            "correlationId: must have at most 200",
+        ),
+        (lambda: ListExecutions(created_after="soon"), ("createdAfter",), "createdAfter: "),
+        (
+            lambda: StartExecution(workflow="x", input={"snake_key": 1}, version=0),
+            ("version",),
+            "version: must be at least 1",
+        ),
     ],
 )
 def test_a_bad_field_is_an_invalid_input_error_with_its_path(

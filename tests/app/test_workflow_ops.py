@@ -215,6 +215,6 @@ async def test_backfill_refuses_what_it_cannot_do(app: App) -> None:
         await app.workflows.backfill(BackfillWorkflow(name="nope", start=now, end=now))
     with pytest.raises(InvalidInputError, match="time zone"):
         BackfillWorkflow(name="hourly", start=datetime(2026, 1, 1), end=now)
-    with pytest.raises(InvalidInputError, match="before --from"):
+    with pytest.raises(InvalidInputError, match="`to` is before `from`"):
         BackfillWorkflow(name="hourly", start=now, end=now - timedelta(hours=1))
     assert await executions(app, "hourly") == []

@@ -45,6 +45,7 @@ from typing_extensions import TypedDict
 from flowledger.app.inputs import parse_json_checked
 from flowledger.app.limits import check_no_nul
 from flowledger.app.models import Request
+from flowledger.app.workflow_ops import webhook_paths
 from flowledger.config import webhook_secrets
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import WebhookTrigger
@@ -166,6 +167,13 @@ class Hooks:
                     found.append(_Route(workflow, version, spec))
                     break
         if not found:
+            for pushed in await self._engine.store.pushed_workflows():
+                if pushed.disabled_at is not None and path in webhook_paths(pushed.version):
+                    name = pushed.version["name"]
+                    raise NotFoundError(
+                        f"the webhook trigger on path {path!r} is workflow {name!r}'s, which is "
+                        f"disabled (enable it: flowledger workflows enable {name})"
+                    )
             raise NotFoundError(f"no pushed workflow has a webhook trigger on path {path!r}")
         if len(found) > 1:
             names = ", ".join(sorted(r.workflow.name for r in found))

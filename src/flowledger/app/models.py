@@ -40,6 +40,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import parse_duration
 from flowledger.errors import InputError, InvalidInputError, Path, field_message
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.types import PathSegment
 
 T = TypeVar("T")
 _DEPTH: ContextVar[int] = ContextVar("request_depth", default=0)
@@ -47,13 +48,31 @@ _DEPTH: ContextVar[int] = ContextVar("request_depth", default=0)
 MAX_PAGE = 1000
 
 
-def invalid(exc: ValidationError) -> InvalidInputError:
-    """A pydantic error as ours: every problem with its field path, the first as message."""
+def invalid(exc: ValidationError, model: type[BaseModel] | None = None) -> InvalidInputError:
+    """A pydantic error as ours: every problem with its field path, the first as message.
+    Given the ``model``, its fields are named as JSON names them (``correlationId``,
+    ``from``), whatever name the face filled them by."""
     problems: list[tuple[Path, str]] = []
     for item in exc.errors():
-        problems.append((tuple(item["loc"]), field_message(item)))
+        loc = tuple(item["loc"])
+        problems.append((_json_names(model, loc) if model else loc, field_message(item)))
     path, message = problems[0] if problems else ((), "the request is invalid")
     return InvalidInputError(message, path, problems=problems)
+
+
+def _json_names(model: type[BaseModel], loc: Path) -> Path:
+    """``loc`` with each field of ``model`` (and of the requests nested in it) spelled by
+    its alias; what follows a plain value (the keys of an ``input``) stays as sent."""
+    named: list[PathSegment] = []
+    current: Any = model
+    for index, segment in enumerate(loc):
+        fields = getattr(current, "model_fields", None)
+        field = fields.get(segment) if isinstance(fields, dict) else None
+        if field is None:
+            return (*named, *loc[index:])
+        named.append(field.alias or segment)
+        current = field.annotation
+    return tuple(named)
 
 
 class _AsItIs:
@@ -100,7 +119,7 @@ class Request(BaseModel):
         except ValidationError as exc:
             if depth:
                 raise
-            raise invalid(exc) from None
+            raise invalid(exc, type(self)) from None
         finally:
             _DEPTH.reset(token)
         if not depth:
@@ -477,7 +496,7 @@ class BackfillWorkflow(Request):
 
     def model_post_init(self, context: Any) -> None:
         if self.end < self.start:
-            raise InvalidInputError("--to is before --from", ("to",))
+            raise InvalidInputError("`to` is before `from`", ("to",))
 
 
 # -- job runs -----------------------------------------------------------------------------

@@ -87,7 +87,8 @@ class WorkflowOperations:
         if unfinished and not request.force:
             raise ConflictError(
                 f"workflow {request.name!r} has {unfinished} unfinished executions; wait "
-                "for them or cancel them, or delete with --force (they then run on)"
+                "for them or cancel them, or delete with force (--force, ?force=true): "
+                "they then run on"
             )
         if not await store.unpush_workflow(request.name):
             raise NotFoundError(f"workflow {request.name!r} is not pushed")
@@ -119,7 +120,7 @@ class WorkflowOperations:
                 f"workflow {request.name!r} has no schedule trigger to backfill", ("name",)
             )
         if request.end > self._engine.clock.now():
-            raise InvalidInputError("--to is in the future; backfill only past ticks", ("to",))
+            raise InvalidInputError("`to` is in the future; backfill only past ticks", ("to",))
         planned: builtins.list[tuple[int, ScheduleTrigger, Any]] = []
         for index, spec in schedules:
             ticks = due_ticks(spec, request.start - _USEC, request.end, MAX_BACKFILL + 1)
