@@ -302,3 +302,36 @@ async def test_run_takes_over_a_child_whose_holder_died(
         done = await engine.drive(parent_id)  # what `flowledger run` does after a restart
     assert done["runtimeStatus"] == "Completed", done["error"]
     assert done["output"] == 6
+
+
+async def test_run_takes_over_at_once_a_child_held_by_a_dead_process_here(
+    db_url: str, registry: StepRegistry
+) -> None:
+    """A killed `flowledger run` on this host held the child: its pid is gone, so the
+    next run takes the child at once, not after the lease (here an hour)."""
+    import socket
+    from datetime import timedelta
+
+    dead_owner = f"{socket.gethostname()}:{_reaped_pid()}:gone"
+    async with Engine(db_url, registry=registry, lease=timedelta(minutes=1)) as engine:
+        await engine.push(engine.load_text(CHILD))
+        parent_id = await engine.start(engine.load_text(PARENT), {"numbers": [1, 2]})
+        epoch = await engine.store.acquire_lease(parent_id, engine.owner, engine.lease)
+        assert epoch is not None
+        _, parked_until = await engine.run_owned(parent_id, park_after=0.1)
+        await engine.store.release_lease(parent_id, epoch, parked_until)
+        [first, _] = [c["id"] for c in await _children(engine, parent_id)]
+        held = await engine.store.acquire_lease(first, dead_owner, timedelta(hours=1))
+        assert held is not None
+        done = await asyncio.wait_for(engine.drive(parent_id), timeout=60)
+    assert done["runtimeStatus"] == "Completed", done["error"]
+    assert done["output"] == 6
+
+
+def _reaped_pid() -> int:
+    """The pid of a process that has ended and been reaped: no process has it now."""
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

@@ -45,6 +45,7 @@ from flowledger.runtime.observer import (
     Observer,
     Observers,
 )
+from flowledger.runtime.orphans import owner_is_dead
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
@@ -625,10 +626,18 @@ class Engine:
                     return
                 except (StorageError, LeaseLostError):
                     # Another process holds it: its end reaches the parent as a signal. If
-                    # that process died, its lease lapses and this one takes the child over.
+                    # that process died (a killed `run` on this host: its pid is gone),
+                    # this one takes the child over now; elsewhere, once the lease lapses.
                     row = await self.store.get_execution(child_id)
                     if row is None or ExecutionStatus(row["runtime_status"]).terminal:
                         return
+                    holder = row["lease_owner"]
+                    if owner_is_dead(holder):
+                        taken = await self.store.acquire_lease(
+                            child_id, self.owner, self.lease, steal_from=holder
+                        )
+                        if taken is not None:
+                            continue
                     await asyncio.sleep(self.lease.total_seconds() / 2)
         except Exception:
             log.exception(
