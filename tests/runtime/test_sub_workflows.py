@@ -283,19 +283,25 @@ async def test_answering_a_child_finishes_the_parent(engine: Engine) -> None:
     await asyncio.sleep(0)
 
 
+async def _parked_parent_of_two(engine: Engine) -> tuple[str, str]:
+    """A parent of two children, parked while they wait to run; its id and the first's."""
+    await engine.push(engine.load_text(CHILD))
+    parent_id = await engine.start(engine.load_text(PARENT), {"numbers": [1, 2]})
+    epoch = await engine.store.acquire_lease(parent_id, engine.owner, engine.lease)
+    assert epoch is not None
+    _, parked_until = await engine.run_owned(parent_id, park_after=0.1)
+    await engine.store.release_lease(parent_id, epoch, parked_until)
+    [first, _] = [c["id"] for c in await _children(engine, parent_id)]
+    return parent_id, first
+
+
 async def test_run_takes_over_a_child_whose_holder_died(
     db_url: str, registry: StepRegistry
 ) -> None:
     from datetime import timedelta
 
     async with Engine(db_url, registry=registry, lease=timedelta(seconds=1)) as engine:
-        await engine.push(engine.load_text(CHILD))
-        parent_id = await engine.start(engine.load_text(PARENT), {"numbers": [1, 2]})
-        epoch = await engine.store.acquire_lease(parent_id, engine.owner, engine.lease)
-        assert epoch is not None
-        _, parked_until = await engine.run_owned(parent_id, park_after=0.1)
-        await engine.store.release_lease(parent_id, epoch, parked_until)
-        [first, _] = [c["id"] for c in await _children(engine, parent_id)]
+        parent_id, first = await _parked_parent_of_two(engine)
         # A process that took the first child and died: its lease has a second to run.
         ghost = await engine.store.acquire_lease(first, "ghost:1:dead", timedelta(seconds=1))
         assert ghost is not None
@@ -314,13 +320,7 @@ async def test_run_takes_over_at_once_a_child_held_by_a_dead_process_here(
 
     dead_owner = f"{socket.gethostname()}:{_reaped_pid()}:gone"
     async with Engine(db_url, registry=registry, lease=timedelta(minutes=1)) as engine:
-        await engine.push(engine.load_text(CHILD))
-        parent_id = await engine.start(engine.load_text(PARENT), {"numbers": [1, 2]})
-        epoch = await engine.store.acquire_lease(parent_id, engine.owner, engine.lease)
-        assert epoch is not None
-        _, parked_until = await engine.run_owned(parent_id, park_after=0.1)
-        await engine.store.release_lease(parent_id, epoch, parked_until)
-        [first, _] = [c["id"] for c in await _children(engine, parent_id)]
+        parent_id, first = await _parked_parent_of_two(engine)
         held = await engine.store.acquire_lease(first, dead_owner, timedelta(hours=1))
         assert held is not None
         done = await asyncio.wait_for(engine.drive(parent_id), timeout=60)
