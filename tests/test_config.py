@@ -28,7 +28,7 @@ def test_values_are_read_and_typed() -> None:
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"FLOWLEDGER_LEASE": "soon"}, "FLOWLEDGER_LEASE: 'soon' is not a duration"),
+        ({"FLOWLEDGER_LEASE": "soon"}, 'FLOWLEDGER_LEASE: "soon" is not a duration'),
         ({"FLOWLEDGER_LEASE": "100ms"}, "at least 1s"),
         ({"FLOWLEDGER_SQLITE_SYNCHRONOUS": "OFF"}, "must be one of NORMAL, FULL, EXTRA"),
     ],

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from flowledger.errors import shown
+
 _SHORT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _ISO = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
@@ -27,17 +29,17 @@ HELP = (
 def parse_duration(value: str | int | float) -> timedelta:
     """Parse a duration; plain numbers are seconds. Raises ValueError with a usable message."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration; {HELP}")
+        raise ValueError(f"{shown(value)} is not a duration; {HELP}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
         seconds = _parse_text(value)
     else:
-        raise ValueError(f"{value!r} is not a duration; {HELP}")
+        raise ValueError(f"{shown(value)} is not a duration; {HELP}")
     if seconds != seconds or seconds < 0:  # NaN or negative
-        raise ValueError(f"duration {value!r} must not be negative")
+        raise ValueError(f"duration {shown(value)} must not be negative")
     if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"duration {value!r} is longer than the maximum of 3650 days")
+        raise ValueError(f"duration {shown(value)} is longer than the maximum of 3650 days")
     return timedelta(seconds=seconds)
 
 
@@ -54,7 +56,7 @@ def _parse_text(text: str) -> float:
             + parts.get("minutes", 0.0) * 60
             + parts.get("seconds", 0.0)
         )
-    raise ValueError(f"{text!r} is not a duration; {HELP}")
+    raise ValueError(f"{shown(text)} is not a duration; {HELP}")
 
 
 def _duration(value: Any) -> timedelta:

@@ -6,6 +6,7 @@ column, the step id and the field path, and a message that is a sentence.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,19 +196,19 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 def field_message(error: Mapping[str, Any]) -> str:
     """A pydantic error (``ValidationError.errors()`` item) in our words, without its
-    path: "must be a list, not 'a'" rather than "Input should be a valid list"."""
+    path: 'must be a list, not "a"' rather than "Input should be a valid list"."""
     kind = str(error.get("type", ""))
     ctx: Mapping[str, Any] = error.get("ctx") or {}
     given = error.get("input")
     shows_input = "input" in error and kind not in ("missing", "extra_forbidden")
-    got = f", not {_shown(given)}" if shows_input else ""
+    got = f", not {shown(given)}" if shows_input else ""
     if kind in _KINDS:
         return _KINDS[kind] + got
     if kind in ("literal_error", "enum"):
         expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
         return f"must be one of {expected}{got}"
     if kind == "string_pattern_mismatch":
-        return f"{_shown(given)} does not match the pattern {ctx.get('pattern')}"
+        return f"{shown(given)} does not match the pattern {ctx.get('pattern')}"
     for bound, words in _BOUNDS.items():
         if kind == bound:
             key, text = words
@@ -221,8 +222,13 @@ def field_message(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
+def shown(value: Any) -> str:
+    """A value as the JSON or YAML it came from spells it (``null``, ``true``,
+    ``{"a": 1}``), not as Python does; cut to 60 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON (bytes, a date, NaN): Python's spelling
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

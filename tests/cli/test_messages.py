@@ -45,7 +45,7 @@ def test_validate_speaks_plainly_and_suggests(cli: Cli, tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert f"{bad}:3:9: step 'bad id': a step id is lowercase letters, digits and '_', " in lines[0]
     assert f"{bad}:8:5: step 'a': unknown field 'aftr'; did you mean 'after'?" in lines
-    assert f"{bad}:12:12: step 'b': after: must be a list, not 'a'" in lines
+    assert f"{bad}:12:12: step 'b': after: must be a list, not \"a\"" in lines
     assert any("step 'c': op must be one of set, increment, append, merge" in x for x in lines)
     assert any("step 'd': unknown field 'valeu'; did you mean 'value'?" in x for x in lines)
     for wording in LIBRARY_WORDING:
@@ -64,7 +64,7 @@ def test_rerun_from_an_unknown_step_suggests_one(cli: Cli) -> None:
 def test_option_values_are_checked_in_our_words(cli: Cli) -> None:
     role = cli("tokens", "create", "x", "--role", "boss")
     assert role.returncode == 2
-    assert "role: must be one of viewer, operator, admin, not 'boss'" in role.stderr
+    assert 'role: must be one of viewer, operator, admin, not "boss"' in role.stderr
     limit = cli("executions", "list", "--limit", "0")
     assert limit.returncode == 2
     assert "limit: must be at least 1, not 0" in limit.stderr

@@ -429,7 +429,7 @@ def _has_template(value: Any) -> bool:
 
 def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> str:
     """A pydantic error in our words, its path relative to the step it is in (the
-    problem already names the step): ``after: must be a list, not 'a'``."""
+    problem already names the step): ``after: must be a list, not "a"``."""
     loc = tuple(error.get("loc", ()))
     start = 0
     while len(loc) > start + 2 and loc[start] == "steps" and isinstance(loc[start + 1], int):
