@@ -44,7 +44,7 @@ from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.observer import EventCallback
-from flowledger.runtime.orphans import adopt_abandoned
+from flowledger.runtime.orphans import abandoned, adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.base import Row
@@ -261,16 +261,19 @@ class Executions:
         return document
 
     async def _settle_children(self, execution_id: str) -> None:
-        """Carry on every unfinished descendant (each settles its own parent chain)."""
+        """Carry on every unfinished descendant that nobody runs (its signal reaches the
+        others' runners, which cancel them themselves)."""
         store = self._engine.store
         queue = [execution_id]
         while queue:
             for step in await store.get_step_executions(queue.pop(0)):
                 for child_id in loads(step["children"]) or []:
                     child = await store.get_execution(child_id)
-                    if child is not None and not ExecutionStatus(child["runtime_status"]).terminal:
+                    if child is None or ExecutionStatus(child["runtime_status"]).terminal:
+                        continue
+                    if abandoned(child, self._engine.clock.now()):
                         await self._engine.settle(child_id)
-                        queue.append(child_id)
+                    queue.append(child_id)
 
     async def retry(self, request: RetryExecution) -> Retried:
         """Re-run the failed steps of a failed execution in place (attempt + 1)."""
