@@ -103,6 +103,15 @@ async def test_a_step_takes_the_first_answer_and_refuses_the_next(engine: Engine
     assert (await engine.settle(raced["id"]))["output"] is (taken == 0)
 
 
+async def test_input_to_an_execution_being_cancelled_is_refused(engine: Engine) -> None:
+    """Accepted, it would never be applied: the runner acts on the cancel first."""
+    doc = await engine.run(engine.load_text(APPROVAL))
+    await engine.cancel(doc["id"], reason="changed our minds")
+    with pytest.raises(ConflictError, match="is being cancelled; it takes no input"):
+        await engine.submit_input(doc["id"], "approve", {"approved": True})
+    assert (await engine.settle(doc["id"]))["runtimeStatus"] == "Cancelled"
+
+
 async def test_a_wait_survives_restarts_and_a_worker_resumes_it(
     db_url: str, registry: StepRegistry
 ) -> None:
