@@ -34,6 +34,7 @@ What a request goes through, in this order (nothing is written before the last s
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -168,7 +169,8 @@ class Hooks:
                     break
         if not found:
             for pushed in await self._engine.store.pushed_workflows():
-                if pushed.disabled_at is not None and path in webhook_paths(pushed.version):
+                document = json.loads(pushed.version["document"])
+                if pushed.disabled_at is not None and path in webhook_paths(document):
                     name = pushed.version["name"]
                     raise NotFoundError(
                         f"the webhook trigger on path {path!r} is workflow {name!r}'s, which is "

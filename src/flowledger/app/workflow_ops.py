@@ -42,7 +42,6 @@ from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
 from flowledger.errors import ConflictError, InvalidInputError, NotFoundError
 from flowledger.runtime.creation import Lineage
 from flowledger.runtime.engine import Engine
-from flowledger.storage.base import Row
 from flowledger.storage.pushes import Pushed
 from flowledger.storage.schedules import ScheduleState
 from flowledger.timeutil import iso
@@ -71,7 +70,7 @@ class WorkflowOperations:
                 for index, spec in self._schedules(pushed)
             ]
         if request.enabled:
-            paths = {request.name: webhook_paths(pushed.version)}
+            paths = {request.name: webhook_paths(json.loads(pushed.version["document"]))}
             await self._check_webhook_paths(paths, enabling=True)
         store = self._engine.store
         changed = await store.set_workflow_disabled(request.name, not request.enabled, restart)
@@ -169,7 +168,7 @@ class WorkflowOperations:
             if pushed.disabled_at is not None:
                 disabled.add(name)
             elif name not in paths:
-                for path in webhook_paths(pushed.version):
+                for path in webhook_paths(json.loads(pushed.version["document"])):
                     owners[path] = name
         for name, own in paths.items():
             if name in disabled and not enabling:
@@ -204,8 +203,8 @@ class WorkflowOperations:
         ]
 
 
-def webhook_paths(version: Row) -> builtins.list[str]:
-    """The webhook paths of a stored version, read from its document (no plugin needed)."""
-    document = json.loads(version["document"])
+def webhook_paths(document: Mapping[str, Any]) -> builtins.list[str]:
+    """The webhook paths of a definition document (a stored version's, or a compiled
+    workflow's ``document``): read from the document, so no plugin is needed."""
     triggers = document.get("triggers") or []
     return [t["path"] for t in triggers if t.get("type") == "webhook" and "path" in t]

@@ -29,7 +29,7 @@ from flowledger.app.results import (
     WorkflowSummary,
     WorkflowVersionDocument,
 )
-from flowledger.app.workflow_ops import WorkflowOperations
+from flowledger.app.workflow_ops import WorkflowOperations, webhook_paths
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
@@ -133,12 +133,8 @@ class Workflows(Listing, WorkflowOperations):
                     "push one of them"
                 )
             seen[compiled.name] = file
-        await self._check_webhook_paths(
-            {
-                compiled.name: [t.spec.path for t in compiled.triggers if t.spec.type == "webhook"]
-                for _, compiled in loaded
-            }
-        )
+        paths = {compiled.name: webhook_paths(compiled.document) for _, compiled in loaded}
+        await self._check_webhook_paths(paths)
         now = engine.clock.now()
         pushed: builtins.list[PushedWorkflow] = []
         for _, compiled in loaded:

@@ -294,12 +294,12 @@ def validate(
     """Check workflow definitions and job-run files without running them.
 
     Every problem of every file is reported at once."""
+    application = make_app(None, plugin) if db is None else None  # opens no database
     bad = 0
     for file in files:
         request = ValidateWorkflow(file=file, stored=db is not None)
         try:
-            if db is None:
-                application = make_app(None, plugin)  # validating opens no database
+            if application is not None:
                 checked = call(lambda: application.workflows.check(request))  # noqa: B023
             else:
                 checked = existing(db, lambda a: a.workflows.check(request), plugin)  # noqa: B023

@@ -36,7 +36,7 @@ from flowledger.heap import collector_paused
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
-from flowledger.templates.convert import truth
+from flowledger.templates.convert import text_boolean
 
 MAX_LOOP_DEPTH = 8
 
@@ -338,8 +338,7 @@ class _Compiler:
         self, step: StepSpec, path: Path, checker: ReferenceChecker
     ) -> None:
         if isinstance(step.when, str):
-            literal = step.when.strip().lower()
-            if not contains_template(step.when) and literal not in ("true", "false"):
+            if not contains_template(step.when) and text_boolean(step.when) is None:
                 self.report(
                     f'when must be true, false or a template like "{{{{ steps.check.output '
                     f'}}}}"; the text {step.when!r} would always hold',
@@ -395,9 +394,10 @@ class _Compiler:
                 everything.update(inner)
             path = self.paths[step.id]
             when = self.compiled_templates.get((*path, "when"))
-            if step.when is False or (isinstance(step.when, str) and when is None):
-                # A literal: false, or the text "false"/"true" (read as JSON booleans).
-                when = self.templates.compile("{{ false }}") if not truth(step.when) else None
+            if when is None and step.when is not None:  # a literal: a boolean, or its text
+                literal = step.when if isinstance(step.when, bool) else text_boolean(step.when)
+                if literal is False:
+                    when = self.templates.compile("{{ false }}")
             step_type = self.registry.get(step.type)
             assert step_type is not None  # unknown types were reported before building
             built[step.id] = CompiledStep(

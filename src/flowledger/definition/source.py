@@ -33,10 +33,11 @@ _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 # Single letters y/n stay text: PyYAML reads them so, and refusing `{x: 1, y: 2}` helps nobody.
 _YAML11_BOOLS = frozenset({"yes", "no", "on", "off"})
-#: Spellings of numbers JSON lacks (JavaScript's, Python's): YAML reads them as text,
-#: so a JSON definition's ``NaN`` would silently become the string "NaN".
+#: Spellings of numbers JSON lacks, lowercased: YAML's (``.inf``, ``.nan``), which it
+#: reads as numbers, and JavaScript's and Python's (``NaN``, ``-Infinity``), which it
+#: reads as text, so a JSON definition's ``NaN`` would silently become the string "NaN".
 _NON_FINITE = frozenset(
-    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
+    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity", ".nan", ".inf")
 )
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
@@ -284,7 +285,7 @@ def _resolve(event: Any) -> Any:
     quote = f'quote it ("{shown}") if you mean text'
     if text.lower() in _YAML11_BOOLS:
         raise _Refused("a boolean", f"{shown} is a YAML 1.1 boolean; write true/false or {quote}")
-    if text.lower() in (".inf", "+.inf", "-.inf", ".nan") or text.lower() in _NON_FINITE:
+    if text.lower() in _NON_FINITE:
         raise _Refused("a number", f"{shown} is not a JSON number; {quote}")
     if _DECIMAL.fullmatch(text):
         try:

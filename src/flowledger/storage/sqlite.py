@@ -352,9 +352,8 @@ class SQLiteStore(SQLStore):
 
     def _wake_workers_here(self) -> None:
         self._work_made = True
-        waiter = self._work_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._work_waiter is not None:
+            _wake(self._work_waiter)
 
     async def wait_for_work(self, timeout: float) -> None:
         """Until work is made in this process (``notify_work``), another process commits

@@ -231,8 +231,12 @@ def truth(value: Any) -> bool:
     spaces) is false and ``"true"`` true, since a boolean that came through text (a
     query parameter, a form, an HTTP body) must not count as true for being non-empty;
     any other value holds as Python and Jinja say (empty and zero are false)."""
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in ("true", "false"):
-            return word == "true"
+    if isinstance(value, str) and (spelled := text_boolean(value)) is not None:
+        return spelled
     return bool(value)
+
+
+def text_boolean(text: str) -> bool | None:
+    """The boolean ``text`` spells (``"true"``, ``" False "``), None for other text."""
+    word = text.strip().lower()
+    return word == "true" if word in ("true", "false") else None
