@@ -56,9 +56,11 @@ class StepDocument(TypedDict):
 
 
 class PendingInput(TypedDict):
-    """A step waiting for a person: what to ask, of whom, by when (``pendingInputs``)."""
+    """A step waiting for a person: what to ask, of whom, by when (``pendingInputs``);
+    ``executionId`` is the execution the step belongs to (a descendant's, when the
+    execution waits through its children)."""
 
-    executionId: NotRequired[str]
+    executionId: str
     stepExecutionId: str
     stepId: str
     prompt: Any

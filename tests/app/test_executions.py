@@ -21,6 +21,7 @@ from flowledger.app import (
     ResolveId,
     RunExecution,
     StartExecution,
+    SubmitInput,
     WorkflowText,
 )
 from flowledger.worker.worker import Worker, WorkerOptions
@@ -186,3 +187,28 @@ steps:
     assert cancelled["runtimeStatus"] == "Cancelled"
     children = await app.executions.list(ListExecutions(parent_id=waiting["id"]))
     assert [c["runtimeStatus"] for c in children.items] == ["Cancelled", "Cancelled"]
+
+
+async def test_the_sent_document_lists_what_the_children_wait_for(app: App) -> None:
+    """The JSON the HTTP face sends (kept per rows) also lists the children's waits,
+    and shows an answered child's wait gone at the next read."""
+    child = "name: ask_one\nsteps:\n  - {id: ask, type: sys.wait_for_input, input: {prompt: ok?}}\n"
+    parent = """
+name: ask_two
+steps:
+  - id: kids
+    type: sys.sub_workflow
+    input: {workflow: ask_one, items: [1, 2]}
+"""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=child)]))
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=parent)]))
+    waiting = await app.executions.run(RunExecution(workflow="ask_two"))
+    sent = json.loads(await app.executions.get_json(GetExecution(id=waiting["id"])))
+    children = {
+        c["id"] for c in (await app.executions.list(ListExecutions(parent_id=waiting["id"]))).items
+    }
+    assert {p["executionId"] for p in sent["pendingInputs"]} == children
+    answered = sent["pendingInputs"][0]["executionId"]
+    await app.executions.submit_input(SubmitInput(id=answered, step="ask", data=True, settle=True))
+    again = json.loads(await app.executions.get_json(GetExecution(id=waiting["id"])))
+    assert {p["executionId"] for p in again["pendingInputs"]} == children - {answered}

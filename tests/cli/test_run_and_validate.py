@@ -144,6 +144,32 @@ def test_validate_with_db_checks_the_pushed_names_of_a_job_file(
     assert not (tmp_path / "nothing.db").exists()
 
 
+def test_validate_with_db_checks_the_workflows_sub_workflow_steps_name(
+    cli: Cli, tmp_path: Path, db_url: str
+) -> None:
+    parent = _write(
+        tmp_path,
+        "parent.yaml",
+        "name: greets\nsteps:\n"
+        "  - {id: one, type: sys.sub_workflow, input: {workflow: hello, input: {name: A}}}\n"
+        "  - id: each\n    type: sys.loop\n    input: {items: [1]}\n    steps:\n"
+        "      - {id: pinned, type: sys.sub_workflow, input: {workflow: hello, version: 7}}\n"
+        "  - {id: named, type: sys.sub_workflow, input: {workflow: '{{ input.w }}'}}\n"
+        "  - {id: again, type: sys.sub_workflow, input: {workflow: greets}}\n",
+    )
+    assert cli("validate", parent).returncode == 0  # names are checked when they run
+    found = cli("validate", parent, "--db", db_url)
+    assert found.returncode == 2, found.stderr
+    assert f"{parent}:3:57: step 'one'" in found.stderr.splitlines()[0]
+    assert "there is no workflow named 'hello'" in found.stderr
+    assert "step 'pinned'" in found.stderr and "step 'named'" not in found.stderr
+    assert "step 'again'" not in found.stderr  # itself: stored when pushed
+    assert cli("workflows", "push", "examples/hello.yaml", "--db", db_url).returncode == 0
+    pinned = cli("validate", parent, "--db", db_url)
+    assert pinned.returncode == 2 and "step 'one'" not in pinned.stderr
+    assert "workflow 'hello' has no version 7 (it has 1)" in pinned.stderr
+
+
 def test_a_run_of_a_bad_file_creates_no_database(cli: Cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/new.db"
     for bad in (str(tmp_path / "missing.yaml"), _write(tmp_path, "bad.yaml", "name: x\n")):

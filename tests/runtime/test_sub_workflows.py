@@ -335,3 +335,41 @@ def _reaped_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
     return process.pid
+
+
+async def test_a_parent_waiting_through_its_children_lists_what_they_wait_for(
+    engine: Engine,
+) -> None:
+    asks = yaml(
+        """
+        name: asks-deeper
+        steps:
+          - {id: ask, type: sys.wait_for_input, input: {prompt: "name?", assignee: ops}}
+        output: "{{ steps.ask.output }}"
+        """
+    )
+    middle = yaml(
+        """
+        name: asks-middle
+        steps:
+          - {id: inner, type: sys.sub_workflow, input: {workflow: asks-deeper}}
+        """
+    )
+    parent = yaml(
+        """
+        name: asks-top
+        steps:
+          - {id: kid, type: sys.sub_workflow, input: {workflow: asks-middle}}
+        """
+    )
+    await engine.push(engine.load_text(asks))
+    await engine.push(engine.load_text(middle))
+    doc = await engine.run(engine.load_text(parent))
+    assert doc["runtimeStatus"] == "AwaitingUserInput"
+    [pending] = doc["pendingInputs"]
+    assert pending["executionId"] != doc["id"]
+    assert (pending["stepId"], pending["prompt"], pending["assignee"]) == ("ask", "name?", "ops")
+    assert (await engine.get_execution(doc["id"]))["pendingInputs"] == [pending]
+    grandchild = await engine.get_execution(pending["executionId"])
+    assert grandchild["rootWorkflowExecutionId"] == doc["id"]
+    assert grandchild["pendingInputs"] == [pending]

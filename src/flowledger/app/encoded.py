@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic_core import to_json
 
 from flowledger.errors import NotFoundError
-from flowledger.runtime.documents import execution_document
+from flowledger.runtime.documents import execution_document, waits_on_children
 from flowledger.runtime.engine import Engine
 from flowledger.storage.base import Row
 
@@ -32,6 +32,8 @@ class EncodedDocuments:
         if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
         row, steps = found
+        if waits_on_children(row, steps):  # its document reads its descendants' rows too
+            return to_json(await self._engine.document(row, steps))
         kept = self._kept.get(execution_id)
         if kept is not None and kept[0] == row and kept[1] == steps:
             return kept[2]

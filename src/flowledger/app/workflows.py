@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -34,7 +34,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
 from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
-from flowledger.errors import DefinitionError, InputError, NotFoundError, Problem
+from flowledger.errors import DefinitionError, InputError, NotFoundError, Path, Problem
 from flowledger.storage import WorkflowVersion
 from flowledger.storage.pushes import Pushed
 from flowledger.timeutil import iso
@@ -70,13 +70,42 @@ class Workflows(Listing, WorkflowOperations):
         from flowledger.definition.source import read_document
         from flowledger.runtime.job_runs import JobRuns
 
-        data = read_document(request.file).data
+        source = read_document(request.file)
+        data = source.data
         if isinstance(data, Mapping) and "workflows" in data and "steps" not in data:
             job = load_job_file(request.file)
             checked = await JobRuns(self._engine).check_files(job, stored=request.stored)
             return Checked("job", job.spec.name, checked)
         workflow = self.validate(request)
+        if request.stored:
+            problems = await self._missing_children(workflow, source.position)
+            if problems:
+                raise DefinitionError(problems)
         return Checked("workflow", workflow.name, len(workflow.steps))
+
+    async def _missing_children(
+        self, workflow: CompiledWorkflow, position: Callable[[Path], tuple[int, int] | None]
+    ) -> builtins.list[Problem]:
+        """The ``sys.sub_workflow`` steps whose literal workflow (and version) is not
+        stored, located; names written as templates are known only when the step runs,
+        and a workflow may start itself (it is stored when pushed)."""
+        problems: builtins.list[Problem] = []
+        for step in workflow.steps.values():
+            raw = step.spec.input
+            if step.type_name != "sys.sub_workflow" or not isinstance(raw, Mapping):
+                continue
+            name, version = raw.get("workflow"), raw.get("version")
+            if not isinstance(name, str) or "{" in name or name == workflow.name:
+                continue
+            try:
+                await self._engine.resolve_workflow(
+                    name, version if isinstance(version, int) else None
+                )
+            except NotFoundError as exc:
+                at = (*step.source_path, "input", "workflow")
+                line, column = position(at) or (None, None)
+                problems.append(Problem(str(exc), workflow.file, line, column, step.id, at))
+        return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))  # as written
 
     async def load(self, request: LoadWorkflow) -> CompiledWorkflow:
         """A definition file, or else the newest stored version of a workflow by that name."""

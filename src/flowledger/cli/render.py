@@ -168,7 +168,7 @@ def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = 
     if doc.get("variables"):
         console.print(f"variables: {_short_json(doc['variables'])}")
     if doc.get("pendingInputs"):
-        pending_inputs(console, [{**p, "executionId": doc["id"]} for p in doc["pendingInputs"]])
+        pending_inputs(console, doc["pendingInputs"])
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
 

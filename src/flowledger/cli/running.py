@@ -286,8 +286,9 @@ def validate(
         str | None,
         typer.Option(
             "--db",
-            help="Also check the pushed workflows job files name, in this database "
-            "(never created). Without it, validating opens no database.",
+            help="Also check the pushed workflows that job files and sub-workflow steps "
+            "name, in this database (never created). Without it, validating opens no "
+            "database.",
         ),
     ] = None,
 ) -> None:

@@ -145,7 +145,7 @@ async def pending_inputs(engine: Control, execution_id: str) -> list[dict[str, A
     while queue:
         current = queue.pop(0)
         rows = list(_latest(await engine.store.get_step_executions(current)).values())
-        found.extend({"executionId": current, **item} for item in waiting_for_input(rows))
+        found.extend(waiting_for_input(rows, current))
         for row in rows:
             if row["status"] == StepStatus.IN_PROGRESS:
                 queue.extend(loads(row["children"]) or [])

@@ -77,8 +77,16 @@ def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -
     }
     if steps is not None:
         doc["steps"] = {s["id"]: step_document(s) for s in steps}
-        doc["pendingInputs"] = pending_inputs(steps)
+        doc["pendingInputs"] = pending_inputs(steps, row["id"])
     return doc
+
+
+def waits_on_children(row: Mapping[str, Any], steps: list[Row]) -> bool:
+    """An execution awaiting input with a step still running children: the people it
+    waits for may be its descendants' (their waits are read to list them)."""
+    if row["runtime_status"] != "AwaitingUserInput":
+        return False
+    return any(s["status"] == "InProgress" and loads(s["children"]) for s in steps)
 
 
 def waits_for_input(row: Mapping[str, Any]) -> bool:
@@ -89,8 +97,9 @@ def waits_for_input(row: Mapping[str, Any]) -> bool:
     return isinstance(state, dict) and state.get("wait") == INPUT_WAIT
 
 
-def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
-    """The steps waiting for a person: what to ask, of whom, by when (SPEC §4 extension)."""
+def pending_inputs(steps: list[Row], execution_id: str) -> list[dict[str, Any]]:
+    """The steps of ``execution_id`` waiting for a person: what to ask, of whom, by when
+    (SPEC §4 extension)."""
     waiting = []
     for row in steps:
         if not waits_for_input(row):
@@ -98,6 +107,7 @@ def pending_inputs(steps: list[Row]) -> list[dict[str, Any]]:
         data = loads(row["input"]) or {}
         waiting.append(
             {
+                "executionId": execution_id,
                 "stepExecutionId": row["id"],
                 "stepId": row["step_id"],
                 "prompt": data.get("prompt"),

@@ -35,7 +35,7 @@ from flowledger.logs import log_extra
 from flowledger.lru import LRU
 from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, validate_input
-from flowledger.runtime.documents import event_document, execution_document
+from flowledger.runtime.documents import event_document, execution_document, waits_on_children
 from flowledger.runtime.lazy_http import lazy_client
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.observer import (
@@ -508,7 +508,7 @@ class Engine:
         found = await self.store.read_execution(execution_id)
         if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
-        return execution_document(*found)
+        return await self.document(*found)
 
     def _hold(self, execution_id: str, epoch: int, lost: Callable[[], None]) -> LeaseKeeper:
         """Keep the lease of an execution ``drive`` runs alive: one heartbeat for all the
@@ -740,7 +740,16 @@ class Engine:
         found = await self.store.read_execution(execution_id)
         if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
-        return execution_document(*found)
+        return await self.document(*found)
+
+    async def document(self, row: Row, steps: list[Row]) -> dict[str, Any]:
+        """The execution's document from its rows; ``pendingInputs`` also lists what its
+        descendants wait for when it awaits input through them (a parent waiting on a
+        child that asks a person), each entry naming its own ``executionId``."""
+        doc = execution_document(row, steps)
+        if waits_on_children(row, steps):
+            doc["pendingInputs"] = await control.pending_inputs(self, row["id"])
+        return doc
 
     async def list_executions(self, query: ExecutionQuery | None = None) -> list[dict[str, Any]]:
         rows = await self.store.list_executions(query or ExecutionQuery())
