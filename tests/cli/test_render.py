@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from flowledger.cli.render import TIMELINE_WIDTH, pending_inputs, timeline
+from flowledger.cli.render import TIMELINE_WIDTH, failed_periods, pending_inputs, timeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -86,3 +86,27 @@ def test_the_submit_command_names_the_iteration_when_a_step_waits_in_several() -
         "flowledger executions input e1 s2 --data '{}'",
         "flowledger executions input e1 alone --data '{}'",
     ]
+
+
+def test_the_time_an_execution_stood_failed_is_not_a_retry_s_wait() -> None:
+    """A step failed, the execution stood Failed until someone retried it: that period
+    is drawn as such, not as the back-off before an automatic retry."""
+    attempts = [_attempt(1, 0, 100, "Failed"), _attempt(2, 900, 1000, "Completed")]
+    doc = {
+        "id": "e3",
+        "runtimeStatus": "Completed",
+        "completedAt": _at(1000),
+        "steps": {str(i): a for i, a in enumerate(attempts)},
+    }
+    events = [
+        {"kind": "step.failed", "at": _at(100)},
+        {"kind": "execution.failed", "at": _at(100)},
+        {"kind": "execution.retried", "at": _at(900)},
+    ]
+    console = Console(width=200, record=True, color_system=None)
+    with console.capture() as captured:
+        timeline(console, doc, failed=failed_periods(events))
+    [row] = [line for line in captured.get().splitlines() if line.startswith("call")]
+    assert row.split("|")[1] == "x" * 6 + "-" * 39 + "█" * 5, row
+    assert "- execution failed until retried" in captured.get()
+    assert failed_periods(events[:2]) == [(T0 + timedelta(milliseconds=100), None)]

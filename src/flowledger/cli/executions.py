@@ -137,18 +137,20 @@ def executions_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one execution with its steps (loops of many iterations summed up per step)."""
-    from flowledger.app import GetExecution
+    from flowledger.app import GetExecution, ListEvents
 
-    async def go(application: App) -> tuple[dict[str, Any], dict[str, int]]:
+    async def go(application: App) -> tuple[dict[str, Any], dict[str, int], list[Any]]:
         full_id = await execution_id(application, execution)
         doc = dict(await application.executions.get(GetExecution(id=full_id)))
-        return doc, await application.step_logs.counts(full_id)
+        # The timeline tells a retry's back-off from time the execution stood failed.
+        events = await application.executions.events(ListEvents(id=full_id)) if timeline else []
+        return doc, await application.step_logs.counts(full_id), list(events)
 
-    doc, log_counts = existing(db, go)
+    doc, log_counts, events = existing(db, go)
     if as_json:
         print_json(doc)
     elif timeline:
-        render.timeline(out, doc, show_all=show_all)
+        render.timeline(out, doc, show_all=show_all, failed=render.failed_periods(events))
     else:
         render.execution_detail(out, doc, show_all=show_all)
         line = logs_line(str(doc["id"]), log_counts)

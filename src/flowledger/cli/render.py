@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -250,10 +250,30 @@ def event_row(event: dict[str, Any]) -> str:
 TIMELINE_WIDTH = 50
 
 
-def timeline(console: Console, doc: dict[str, Any], *, show_all: bool = False) -> None:
+def failed_periods(events: list[dict[str, Any]]) -> list[tuple[datetime, datetime | None]]:
+    """When the execution stood ``Failed``, from its events: each failure until the
+    retry that re-opened it (None: still failed)."""
+    periods: list[tuple[datetime, datetime | None]] = []
+    for event in events:
+        if event["kind"] == "execution.failed":
+            periods.append((_parse(event["at"]), None))
+        elif event["kind"] == "execution.retried" and periods and periods[-1][1] is None:
+            periods[-1] = (periods[-1][0], _parse(event["at"]))
+    return periods
+
+
+def timeline(
+    console: Console,
+    doc: dict[str, Any],
+    *,
+    show_all: bool = False,
+    failed: list[tuple[datetime, datetime | None]] | None = None,
+) -> None:
     """A text Gantt chart: one row per step (per loop iteration with --all, or when
     few), ``█`` an attempt running, ``x`` one that failed, ``·`` the wait before a
-    retry, ``░`` a step waiting (for input, a timer, children) that has not ended."""
+    retry, ``-`` the time the execution stood failed until someone retried it
+    (``failed``: :func:`failed_periods`), ``░`` a step waiting (for input, a timer,
+    children) that has not ended."""
     steps = [s for s in (doc.get("steps") or {}).values() if s.get("startedAt")]
     console.print(
         Text.assemble(("execution ", "bold"), doc["id"], "  ", _status(doc["runtimeStatus"]))
@@ -276,6 +296,10 @@ def timeline(console: Console, doc: dict[str, Any], *, show_all: bool = False) -
         offset = (moment - start).total_seconds() / span
         return min(TIMELINE_WIDTH - 1, max(0, int(offset * TIMELINE_WIDTH)))
 
+    def stood_failed(cell: int) -> bool:
+        middle = start + timedelta(seconds=(cell + 0.5) * span / TIMELINE_WIDTH)
+        return any(began <= middle < (ended or end) for began, ended in failed or ())
+
     console.print(
         f"{'':<{label_width}} |{when(start.isoformat())}{'':>10}+{_seconds(span)}", soft_wrap=True
     )
@@ -291,7 +315,7 @@ def timeline(console: Console, doc: dict[str, Any], *, show_all: bool = False) -
                 # From the cell after the last attempt's own: an attempt shorter than a
                 # cell ends in the cell it began in, and its mark must stay.
                 for i in range(column(previous_end) + 1, column(began)):
-                    cells[i], styles[i] = "·", "dim"
+                    cells[i], styles[i] = ("-", "red dim") if stood_failed(i) else ("·", "dim")
             mark, style = "█", STATUS_STYLE.get(attempt["status"], "")
             if attempt["status"] == "Failed":
                 mark = "x"
@@ -310,6 +334,7 @@ def timeline(console: Console, doc: dict[str, Any], *, show_all: bool = False) -
         console.print(Text.assemble(f"{label:<{label_width}}|", bar, f"|{tail}"))
     console.print(
         "█ running  x failed  · waiting to retry  ░ waiting (input, timer, children)"
+        + ("  - execution failed until retried" if failed else "")
         + ("" if per_row else "  (loop iterations drawn together; --all: one row each)")
     )
 
