@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import time
@@ -168,6 +169,29 @@ def test_validate_with_db_checks_the_workflows_sub_workflow_steps_name(
     pinned = cli("validate", parent, "--db", db_url)
     assert pinned.returncode == 2 and "step 'one'" not in pinned.stderr
     assert "workflow 'hello' has no version 7 (it has 1)" in pinned.stderr
+
+
+def test_piped_run_labels_the_lines_of_its_children(cli: Cli, tmp_path: Path, db_url: str) -> None:
+    kid = _write(
+        tmp_path,
+        "kid.yaml",
+        "name: kid\nsteps:\n  - {id: k, type: sys.transform, input: {value: 1}}\n",
+    )
+    assert cli("workflows", "push", kid, "--db", db_url).returncode == 0
+    parent = _write(
+        tmp_path,
+        "par.yaml",
+        "name: par\nsteps:\n  - {id: s, type: sys.sub_workflow, input: {workflow: kid}}\n",
+    )
+    result = cli("run", parent, "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    ours = [line for line in lines if "execution.completed" in line]
+    assert len(ours) == 2, result.stdout
+    [child] = [line for line in ours if " child " in line]
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3} child [0-9a-f]{8} execution\.completed", child)
+    [kid_started] = [line for line in lines if "step.started" in line and " k " in line]
+    assert " child " in kid_started
 
 
 def test_a_run_of_a_bad_file_creates_no_database(cli: Cli, tmp_path: Path) -> None:

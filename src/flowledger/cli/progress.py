@@ -84,6 +84,7 @@ class PlainProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.execution_id: str | None = None
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -92,18 +93,25 @@ class PlainProgress:
         return None
 
     def begin(self, execution_id: str) -> None:
+        self.execution_id = execution_id
         self.console.print(f"execution {execution_id}")
 
     def update(self, execution_id: str, events: list[dict[str, Any]]) -> None:
         # Plain text, straight to the stream: Rich's print costs ~80 us a line, which a
         # 5,000-iteration loop (20,000 events) would turn into seconds.
         # The data in it is shown, not sent (cli.terminal).
-        self.console.file.write(visible("".join(event_line(event) + "\n" for event in events)))
+        if self.execution_id is None:
+            self.execution_id = execution_id
+        # A descendant's lines name it: its execution.completed is not this one's.
+        label = "" if execution_id == self.execution_id else f"child {execution_id[:8]} "
+        lines = "".join(event_line(event, label) + "\n" for event in events)
+        self.console.file.write(visible(lines))
 
 
-def event_line(event: dict[str, Any]) -> str:
-    """``10:02:03.120 step.failed  enrich (attempt 2): answered 503 120ms``."""
-    line = f"{event['at'][11:23]} {event['kind']:<22}"
+def event_line(event: dict[str, Any], label: str = "") -> str:
+    """``10:02:03.120 step.failed  enrich (attempt 2): answered 503 120ms``, with
+    ``label`` (a child's) after the time."""
+    line = f"{event['at'][11:23]} {label}{event['kind']:<22}"
     if event["stepId"]:
         line += f" {event['stepId']} (attempt {event['attempt']})"
     detail = event.get("detail") or {}
