@@ -43,3 +43,35 @@ def test_a_database_error_is_a_message_not_a_traceback(cli: Cli, tmp_path: Path)
     assert result.returncode == 1
     assert "the database refused a query (no such column" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_locked_by_another_process_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's own "database is locked", raised through SQLAlchemy as every command
+    meets it once the busy timeout passes (here at once), is told as a held lock, not
+    as a schema to upgrade."""
+    import sqlite3
+
+    import sqlalchemy
+    import typer
+
+    from flowledger.cli.common import call
+
+    path = tmp_path / "held.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+
+    async def write() -> None:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("INSERT INTO t VALUES (1)"))
+
+    with pytest.raises(typer.Exit) as ended:
+        call(write)
+    holder.close()
+    engine.dispose()
+    assert ended.value.exit_code == 1
+    said = capsys.readouterr().err
+    assert "stayed locked by another process" in said and "db upgrade" not in said

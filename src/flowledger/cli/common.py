@@ -245,6 +245,16 @@ def call(
         fail(str(exc), EXIT_FAILED)
     except SQLAlchemyError as exc:  # a database this flowledger cannot use as it is
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        if detail in ("database is locked", "database is busy"):
+            from flowledger.storage.sqlite import BUSY_TIMEOUT_MS
+
+            fail(
+                f"the SQLite database stayed locked by another process for "
+                f"{BUSY_TIMEOUT_MS // 1000} s ({detail}): something holds its write lock (an "
+                "open transaction in a sqlite3 shell, a backup, a stuck process); end it and "
+                "try again",
+                EXIT_FAILED,
+            )
         fail(
             f"the database refused a query ({detail}); if another flowledger version "
             "created it, run `flowledger db upgrade` with the newest one",
