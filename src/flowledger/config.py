@@ -121,6 +121,8 @@ DEFAULT_DB = "sqlite:///flowledger.db"
 DEFAULT_LEASE = timedelta(seconds=30)
 MIN_LEASE = timedelta(seconds=1)
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+#: How long a SQLite statement waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 DEFAULT_OUTPUT_BUDGET = 256 * 1024
 MIN_OUTPUT_BUDGET = 1024
 DEFAULT_HOOK_BODY_LIMIT = 1024 * 1024

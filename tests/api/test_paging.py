@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Service
-from tests.api.helpers import HELLO, error, push, settled, start, unique
+from tests.api.helpers import APPROVAL, FAILING, HELLO, error, push, settled, start, unique
 
 
 @dataclass(frozen=True)
@@ -204,3 +204,57 @@ def test_artifacts_page_newest_first(service: Service) -> None:
         other = http.get(f"/api/v1/executions/{start(http, name)['id']}/artifacts",
                          params={"cursor": cursor})  # fmt: skip
         assert error(other, 400)["code"] == "invalid_cursor"
+
+
+def test_executions_of_any_of_several_statuses(service: Service) -> None:
+    """``status`` repeated, or separated by commas, selects any of them (one value only
+    was kept before: a silent wrong answer); an unknown one is named."""
+    tag = unique("any")
+    with service.client("admin") as http:
+        made = {}
+        for template in (HELLO, APPROVAL, FAILING):
+            name = push(http, template)
+            answer = http.post(
+                f"/api/v1/workflows/{name}/executions",
+                json={"input": {"who": "x"} if template is HELLO else {}, "correlationId": tag},
+            )
+            assert answer.status_code == 201, answer.text
+            doc = settled(http, answer.json()["id"])
+            made[doc["runtimeStatus"]] = doc["id"]
+        assert set(made) == {"Completed", "AwaitingUserInput", "Failed"}
+
+        def listed(params: list[tuple[str, str]]) -> set[str]:
+            answer = http.get("/api/v1/executions", params=[("correlationId", tag), *params])
+            assert answer.status_code == 200, answer.text
+            return {item["id"] for item in answer.json()["items"]}
+
+        wanted = {made["Failed"], made["AwaitingUserInput"]}
+        assert listed([("status", "Failed"), ("status", "AwaitingUserInput")]) == wanted
+        assert listed([("status", "Failed,AwaitingUserInput")]) == wanted
+        assert listed([("status", "Completed")]) == {made["Completed"]}
+        page = http.get(
+            "/api/v1/executions",
+            params=[
+                ("correlationId", tag),
+                ("status", "Failed"),
+                ("status", "Completed"),
+                ("limit", "1"),
+            ],
+        ).json()
+        rest = http.get(
+            "/api/v1/executions",
+            params=[
+                ("correlationId", tag),
+                ("status", "Failed"),
+                ("status", "Completed"),
+                ("cursor", page["nextCursor"]),
+            ],
+        ).json()
+        assert {i["id"] for i in page["items"] + rest["items"]} == {
+            made["Failed"],
+            made["Completed"],
+        }
+        bad = error(
+            http.get("/api/v1/executions", params=[("status", "Failed"), ("status", "Nope")]), 422
+        )
+        assert bad["details"]["field_path"] == ["status"] and '"Nope"' in bad["message"]

@@ -24,7 +24,7 @@ from flowledger.errors import InputError
             lambda: ListExecutions(status="Sleeping"),
             ("status",),
             # The same order every time (a set's order changed from process to process).
-            "unknown status 'Sleeping'; use one of NotStarted, InProgress, AwaitingUserInput,",
+            'unknown status "Sleeping"; use one of NotStarted, InProgress, AwaitingUserInput,',
         ),
         (lambda: StartExecution(workflow="x", input=[1]), ("input",), "must be a JSON object"),
         (lambda: StartExecution(workflow=" "), ("workflow",), "name a workflow"),

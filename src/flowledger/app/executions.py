@@ -187,7 +187,7 @@ class Executions:
                 await self._engine.store.find_job_runs(job_run_id), "job run", job_run_id
             )
         return ExecutionQuery(
-            status=str(request.status) if request.status is not None else None,
+            status=_statuses(request.status),
             workflow=request.workflow,
             correlation_id=request.correlation_id,
             parent_id=parent_id,
@@ -304,6 +304,14 @@ class Executions:
 
     async def _document(self, execution_id: str) -> ExecutionDocument:
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
+
+
+def _statuses(
+    status: ExecutionStatus | builtins.list[ExecutionStatus] | None,
+) -> str | tuple[str, ...] | None:
+    if isinstance(status, list):
+        return tuple(str(s) for s in status)
+    return None if status is None else str(status)
 
 
 def _one(found: builtins.list[str], what: str, prefix: str) -> str:

@@ -38,7 +38,7 @@ from flowledger.app.inputs import MAX_INT64, check_json_value
 from flowledger.app.limits import check_fields_no_nul
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import parse_duration
-from flowledger.errors import InputError, InvalidInputError, Path, field_message
+from flowledger.errors import InputError, InvalidInputError, Path, field_message, shown
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import PathSegment
 
@@ -190,7 +190,8 @@ class RunExecution(Request):
 class ListExecutions(Request):
     """Executions newest first, one page at a time; ``cursor`` is a page's ``nextCursor``."""
 
-    status: ExecutionStatus | None = None
+    #: One status, or several (a list, or one text separated by commas): any of them.
+    status: ExecutionStatus | list[ExecutionStatus] | None = None
     workflow: str | None = None
     correlation_id: str | None = None
     parent_id: str | None = None
@@ -208,8 +209,15 @@ class ListExecutions(Request):
     @classmethod
     def _status(cls, value: Any) -> Any:
         known = [s.value for s in ExecutionStatus]  # in the lifecycle's order, every time
-        if value is not None and value not in known:
-            raise ValueError(f"unknown status {value!r}; use one of {', '.join(known)}")
+        if isinstance(value, str) and "," in value:
+            value = [part.strip() for part in value.split(",")]
+        given = value if isinstance(value, list) else [] if value is None else [value]
+        for one in given:
+            if one not in known:
+                raise ValueError(f"unknown status {shown(one)}; use one of {', '.join(known)}")
+        if isinstance(value, list):
+            unique = list(dict.fromkeys(value))
+            return unique[0] if len(unique) == 1 else unique
         return value
 
     @field_validator("created_after", "created_before")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger import __version__
 from flowledger.cli.terminal import SafeConsole
-from flowledger.config import ConfigError, Settings, parse_lease
+from flowledger.config import SQLITE_BUSY_TIMEOUT_MS, ConfigError, Settings, parse_lease
 from flowledger.errors import (
     DefinitionError,
     FlowledgerError,
@@ -246,13 +246,11 @@ def call(
     except SQLAlchemyError as exc:  # a database this flowledger cannot use as it is
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         if detail in ("database is locked", "database is busy"):
-            from flowledger.storage.sqlite import BUSY_TIMEOUT_MS
-
             fail(
-                f"the SQLite database stayed locked by another process for "
-                f"{BUSY_TIMEOUT_MS // 1000} s ({detail}): something holds its write lock (an "
-                "open transaction in a sqlite3 shell, a backup, a stuck process); end it and "
-                "try again",
+                "the SQLite database stayed locked by another process for "
+                f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s ({detail}): something holds its write "
+                "lock (an open transaction in a sqlite3 shell, a backup, a stuck process); "
+                "end it and try again",
                 EXIT_FAILED,
             )
         fail(

@@ -118,7 +118,8 @@ class Batch:
 
 @dataclass(frozen=True)
 class ExecutionQuery:
-    status: str | None = None
+    #: A status, or several (any of them).
+    status: str | tuple[str, ...] | None = None
     workflow: str | None = None
     correlation_id: str | None = None
     parent_id: str | None = None

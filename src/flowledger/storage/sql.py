@@ -820,8 +820,11 @@ def _version(row: Any) -> WorkflowVersion:
 def _filtered(stmt: Select[Any], query: ExecutionQuery) -> Select[Any]:
     """``stmt`` narrowed to the executions ``query`` selects (paging aside)."""
     t = executions
+    if isinstance(query.status, tuple):
+        stmt = stmt.where(t.c.runtime_status.in_(query.status))
+    elif query.status:
+        stmt = stmt.where(t.c.runtime_status == query.status)
     for column, value in (
-        (t.c.runtime_status, query.status),
         (t.c.workflow_name, query.workflow),
         (t.c.correlation_id, query.correlation_id),
         (t.c.parent_id, query.parent_id),

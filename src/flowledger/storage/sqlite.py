@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from flowledger.config import SQLITE_SYNCHRONOUS
+from flowledger.config import SQLITE_BUSY_TIMEOUT_MS, SQLITE_SYNCHRONOUS
 from flowledger.errors import MissingDatabaseError, StorageError
 from flowledger.storage.base import Batch, Row
 from flowledger.storage.coalesce import Coalescer
@@ -67,7 +67,7 @@ WAL_BACKSTOP = 10_000
 PAGE_SIZE = 1024
 
 #: How long a statement waits for another process's write lock.
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = SQLITE_BUSY_TIMEOUT_MS
 #: Rows (steps and events) of the largest round, or group of rounds, committed on the
 #: loop (_commit_inline).
 INLINE_MAX_ROWS = 16

@@ -45,7 +45,10 @@ class RetriedDocument(TypedDict):
 async def list_executions(
     app: AppDep,
     caller: Viewer,
-    status: str | None = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="any of these statuses: repeated, or separated by commas"),
+    ] = None,
     workflow: str | None = None,
     correlation_id: Annotated[str | None, Query(alias="correlationId")] = None,
     parent_id: Annotated[str | None, Query(alias="parentId")] = None,
@@ -58,7 +61,7 @@ async def list_executions(
 ) -> Response:
     request = ListExecutions(
         **given(
-            status=status,
+            status=status[0] if status and len(status) == 1 else status,
             workflow=workflow,
             correlation_id=correlation_id,
             parent_id=parent_id,
