@@ -10,6 +10,7 @@ import pytest
 
 from tests.api.conftest import Service, fresh_database, launch
 from tests.api.helpers import HELLO, error, push, unique
+from tests.api.test_metrics import timed
 from tests.pg import BACKENDS
 
 SMALL = {
@@ -41,6 +42,9 @@ def test_a_body_over_the_limit_is_413_also_when_streamed(small: Service) -> None
         chunks = iter([b"x" * 3000, b"y" * 3000])
         streamed = http.post("/api/v1/workflows", content=chunks)
         assert error(streamed, 413)["code"] == "payload_too_large"
+        # Timed as refused before routing, not as a request no route matched.
+        assert timed(http, "POST", "refused", "413") == 2
+        assert timed(http, "POST", "unmatched", "413") == 0
 
 
 def test_json_nested_too_deep_is_422(small: Service) -> None:

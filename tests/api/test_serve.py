@@ -14,6 +14,9 @@ def test_health_and_readiness_need_no_token(service: Service) -> None:
     with service.client() as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         assert http.get("/readyz").json() == {"status": "ready"}
+        for path in ("/healthz", "/readyz"):  # probes that ask with HEAD
+            head = http.head(path)
+            assert head.status_code == 200 and head.content == b"", path
 
 
 def test_openapi_and_docs_need_no_token_and_no_cdn(service: Service) -> None:

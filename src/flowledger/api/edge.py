@@ -13,7 +13,8 @@ per-request objects beyond two closures):
   (``/api/v1/executions/{id}``, never the raw URL: one series per route, whatever ids
   are asked for), the time until the response starts (status and headers sent): for an
   event stream or a long poll that is how long the client waited for an answer, not
-  how long it kept the connection. Requests that match no route are ``unmatched``;
+  how long it kept the connection. Requests that match no route are ``unmatched``,
+  those this layer refused before routing (too large, NUL, too deep) ``refused``;
 - **page headers**: headers added to every response outside ``/api/``, ``/hooks/`` and
   ``/metrics`` (``api.state.page_headers``: the web UI puts its security headers there).
 
@@ -67,7 +68,7 @@ class Edge:
             if message["type"] == "http.response.start" and not seen:
                 seen = True
                 route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
+                template = getattr(route, "path", None) or scope.get(_REFUSED, "unmatched")
                 self.histogram.labels(scope["method"], template, str(message["status"])).observe(
                     time.perf_counter() - began
                 )
@@ -147,7 +148,12 @@ class Edge:
         return replay
 
 
+#: The scope key that labels the timing of a request this layer refused before routing.
+_REFUSED = "flowledger.refused"
+
+
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: FlowledgerError) -> None:
+    scope[_REFUSED] = "refused"  # timed apart from requests no route matched
     status, code, details = classify(exc)
     response = error_response(status, code, str(exc), details, {"Connection": "close"})
     await response(scope, receive, send)

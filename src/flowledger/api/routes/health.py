@@ -17,13 +17,17 @@ class Health(TypedDict):
     status: Literal["ok", "ready"]
 
 
-@router.get("/healthz", summary="Liveness: the process answers (no token)")
+# HEAD too: probes and uptime checkers often ask with it.
+@router.api_route(
+    "/healthz", methods=["GET", "HEAD"], summary="Liveness: the process answers (no token)"
+)
 async def healthz() -> Health:
     return {"status": "ok"}
 
 
-@router.get(
+@router.api_route(
     "/readyz",
+    methods=["GET", "HEAD"],
     summary="Readiness: the database answers (no token); 503 when it does not",
     responses={503: ERROR_RESPONSES[503]},
 )

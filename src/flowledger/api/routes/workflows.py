@@ -50,6 +50,9 @@ class PushedRef(TypedDict):
     status_code=201,
     response_model=PushedRef,
     summary="Push a definition, YAML or JSON (admin)",
+    description="201 with the new version; 200 when the definition equals the live "
+    "version (nothing stored, `changed` false).",
+    responses={200: {"model": PushedRef, "description": "unchanged: the live version"}},
     openapi_extra=_DEFINITION_BODY,
 )
 async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Response:
@@ -62,7 +65,7 @@ async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Respons
         "id": first["versionId"],
         "changed": first["changed"],
     }
-    return render(ref, 201)
+    return render(ref, 201 if ref["changed"] else 200)
 
 
 @router.get(
