@@ -78,6 +78,9 @@ def test_a_stream_follows_an_execution_live_and_resumes_exactly(server: Server) 
         history = client.get(url).json()  # the JSON list: the same events
         assert [e["seq"] for e in history] == seqs
         assert [e["seq"] for e in client.get(url, params={"after": 2}).json()] == seqs[2:]
+        paged = client.get(url, params={"after": 2, "limit": 2}).json()
+        assert [e["seq"] for e in paged] == seqs[2:4]
+        assert client.get(url, params={"limit": 0}).status_code == 422
 
         middle = len(seqs) // 2
         headers = {**SSE, "Last-Event-ID": str(middle)}

@@ -37,11 +37,13 @@ def test_step_logs_of_an_execution(service: Service, tmp_path: Path) -> None:
             ("talk", "INFO"),
             ("talk", "ERROR"),
         ]
-        assert page["next"] is None
+        assert page["nextCursor"] is None
         first = http.get(url, params={"limit": 1}).json()
-        assert len(first["items"]) == 1 and first["next"] == first["items"][0]["id"]
-        rest = http.get(url, params={"after": first["next"]}).json()
+        assert len(first["items"]) == 1 and first["nextCursor"] == str(first["items"][0]["id"])
+        rest = http.get(url, params={"cursor": first["nextCursor"]}).json()
         assert [line["id"] for line in rest["items"]] == [i["id"] for i in page["items"][1:]]
+        assert http.get(url, params={"after": first["items"][0]["id"]}).json() == rest
+        assert error(http.get(url, params={"cursor": "x1"}), 400)["code"] == "invalid_cursor"
         assert http.get(url, params={"step": "quiet"}).json()["items"] == []
         assert error(http.get(url, params={"limit": 0}), 422)
         assert error(http.get("/api/v1/executions/no-such/logs"), 404)

@@ -206,8 +206,8 @@ async def test_paging_step_filter_and_errors(db_url: str) -> None:
     async with opened(db_url, talking_registry()) as application:
         doc = await run(application, workflow(lines=5))
         first = await application.step_logs.list(ListStepLogs(id=doc["id"], limit=2))
-        assert len(first["items"]) == 2 and first["next"] == first["items"][-1]["id"]
-        rest = await logs(application, doc["id"], after=first["next"])
+        assert len(first["items"]) == 2 and first["nextCursor"] == str(first["items"][-1]["id"])
+        rest = await logs(application, doc["id"], after=int(first["nextCursor"]))
         assert len(rest) == 4
         assert await logs(application, doc["id"], steps=["nope"]) == []
         assert len(await logs(application, doc["id"], steps=["talk"])) == 6

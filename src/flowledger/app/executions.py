@@ -240,7 +240,7 @@ class Executions:
 
     async def events(self, request: ListEvents) -> builtins.list[EventDocument]:
         """The event history after ``after_seq``, oldest first."""
-        found = await self._engine.events(request.id, request.after_seq)
+        found = await self._engine.events(request.id, request.after_seq, request.limit)
         return cast(builtins.list[EventDocument], found)
 
     async def pending_inputs(self, request: PendingInputs) -> builtins.list[PendingInput]:

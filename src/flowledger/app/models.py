@@ -244,8 +244,12 @@ class GetExecution(Request):
 
 
 class ListEvents(Request):
+    """The history after ``after_seq``; at most ``limit`` events (None: all of them;
+    page on with the last one's ``seq`` as ``after_seq``)."""
+
     id: str = Id
     after_seq: int = Field(default=0, ge=0)
+    limit: int | None = Field(default=None, ge=1)
 
 
 class FollowEvents(Request):
@@ -276,6 +280,8 @@ class ListStepLogs(Request):
     after: int = Field(default=0, ge=0)
     steps: list[str] = Field(default_factory=list)
     limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
+    #: A page's ``nextCursor``: the page after it (wins over ``after``).
+    cursor: str | None = None
 
 
 class FollowStepLogs(Request):

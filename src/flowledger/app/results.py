@@ -117,8 +117,8 @@ class StepLogLine(TypedDict):
 
 class StepLogPage(TypedDict):
     items: list[StepLogLine]
-    #: The ``after`` of the next page; None when there is none for now.
-    next: int | None
+    #: The ``cursor`` of the next page; None when there is none for now.
+    nextCursor: str | None
 
 
 class ArtifactsFolderInfo(TypedDict):

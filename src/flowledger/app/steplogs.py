@@ -10,7 +10,7 @@ from flowledger.app.changes import RECHECK, ChangeHub
 from flowledger.app.models import FollowStepLogs, ListStepLogs
 from flowledger.app.results import StepLogLine, StepLogPage
 from flowledger.codec import loads
-from flowledger.errors import NotFoundError
+from flowledger.errors import CursorError, NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
@@ -25,15 +25,22 @@ class StepLogs:
         self._hub = hub
 
     async def list(self, request: ListStepLogs) -> StepLogPage:
-        """One page of the execution's lines after ``after`` (a line ``id``), oldest first;
-        ``next`` is the ``after`` of the next page (None: none left for now)."""
+        """One page of the execution's lines after ``after`` (a line ``id``) or after the
+        page whose ``nextCursor`` is ``cursor``, oldest first; ``nextCursor`` is None when
+        no line is left for now. (A cursor is the last line's id as text: lines only
+        grow, so it needs no signature to stay valid.)"""
+        after = request.after
+        if request.cursor is not None:
+            if not request.cursor.isdigit():
+                raise CursorError("cursor is not a nextCursor of this listing", ("cursor",))
+            after = int(request.cursor)
         await self._row(request.id)
         rows = await self._engine.store.get_step_logs(
-            request.id, after_id=request.after, step_ids=request.steps, limit=request.limit + 1
+            request.id, after_id=after, step_ids=request.steps, limit=request.limit + 1
         )
         more = len(rows) > request.limit
         lines = [_line(row) for row in rows[: request.limit]]
-        return {"items": lines, "next": lines[-1]["id"] if more and lines else None}
+        return {"items": lines, "nextCursor": str(lines[-1]["id"]) if more and lines else None}
 
     async def counts(self, execution_id: str) -> dict[str, int]:
         """How many lines the execution has per level (``executions show``)."""

@@ -45,17 +45,17 @@ def executions_logs(
                 _print(line, as_json)
                 printed += 1
             return printed
-        after = 0
+        cursor = None
         while True:
             page = await application.step_logs.list(
-                ListStepLogs(id=full_id, steps=step or [], after=after)
+                ListStepLogs(id=full_id, steps=step or [], cursor=cursor)
             )
             for line in page["items"]:
                 _print(line, as_json)
                 printed += 1
-            if page["next"] is None:
+            cursor = page["nextCursor"]
+            if cursor is None:
                 return printed
-            after = page["next"]
 
     if not existing(db, go) and not as_json:
         which = f" of step {', '.join(step)}" if step else ""

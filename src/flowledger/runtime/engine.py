@@ -755,6 +755,9 @@ class Engine:
         rows = await self.store.list_executions(query or ExecutionQuery())
         return [execution_document(r) for r in rows]
 
-    async def events(self, execution_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
+    async def events(
+        self, execution_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         await self._row(execution_id)
-        return [event_document(r) for r in await self.store.get_events(execution_id, after_seq)]
+        rows = await self.store.get_events(execution_id, after_seq, limit)
+        return [event_document(r) for r in rows]

@@ -260,7 +260,9 @@ class Store(
         """How many executions ``query`` selects (its limit and cursor aside)."""
 
     @abstractmethod
-    async def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]: ...
+    async def get_events(
+        self, execution_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Row]: ...
 
     @abstractmethod
     async def last_event_seq(self, execution_id: str) -> int:

@@ -566,14 +566,18 @@ class SQLStore(
             return int(self.conn.execute(stmt).scalar_one())
 
     @reads
-    def get_events(self, execution_id: str, after_seq: int = 0) -> list[Row]:
+    def get_events(
+        self, execution_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Row]:
+        stmt = (
+            select(events)
+            .where(and_(events.c.execution_id == execution_id, events.c.seq > after_seq))
+            .order_by(events.c.seq)
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with self.reading():
-            rows = self.conn.execute(
-                select(events)
-                .where(and_(events.c.execution_id == execution_id, events.c.seq > after_seq))
-                .order_by(events.c.seq)
-            )
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
     @reads
     def last_event_seq(self, execution_id: str) -> int:

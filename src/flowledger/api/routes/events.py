@@ -1,6 +1,7 @@
 """Event histories, as a JSON list or live as Server-Sent Events (SPEC §6; viewer).
 
-``GET /executions/{id}/events``: the history after ``?after=seq`` as a JSON list; with
+``GET /executions/{id}/events``: the history after ``?after=seq`` as a JSON list (at most
+``?limit=`` events: page on with the last one's ``seq`` as ``after``); with
 ``Accept: text/event-stream`` the same, then live: ``id:`` is the ``seq``, ``event:``
 the kind, ``data:`` the event document. Reconnecting with ``Last-Event-ID`` (it wins
 over ``after``) resumes exactly after that event; the stream ends when the execution
@@ -49,11 +50,15 @@ async def execution_events(
     app: AppDep,
     caller: Viewer,
     after: Annotated[int, Query(ge=0, description="only events with a greater seq")] = 0,
+    limit: Annotated[
+        int | None, Query(ge=1, description="at most this many (the JSON list; page on with after)")
+    ] = None,
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     if not wants_stream(accept):
-        return render(await app.executions.events(ListEvents(id=id, after_seq=after)))
+        listing = ListEvents(id=id, after_seq=after, limit=limit)
+        return render(await app.executions.events(listing))
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
             raise InvalidInputError(

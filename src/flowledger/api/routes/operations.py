@@ -1,8 +1,8 @@
 """Operating workflows and reading step logs (the CLI's ``workflows disable|enable|
 delete|backfill`` and ``executions logs``, over HTTP).
 
-- ``GET /executions/{id}/logs?after=&step=&limit=``: what step handlers logged, oldest
-  first, one page (``next`` is the ``after`` of the next one) (viewer);
+- ``GET /executions/{id}/logs?after=&cursor=&step=&limit=``: what step handlers logged,
+  oldest first, one page (``{items, nextCursor}``, as every list) (viewer);
 - ``POST /workflows/{name}/disable``, ``POST /workflows/{name}/enable?catchUp=``,
   ``DELETE /workflows/{name}?force=`` (admin, like pushing);
 - ``POST /workflows/{name}/backfill`` ``{from, to}``: one execution per schedule tick
@@ -49,8 +49,9 @@ async def execution_logs(
     after: Annotated[int, Query(ge=0, description="only lines with a greater id")] = 0,
     step: Annotated[list[str] | None, Query(description="only these steps' lines")] = None,
     limit: Annotated[int, Query(ge=1, description="lines per page")] = 1000,
+    cursor: Annotated[str | None, Query(description="a page's nextCursor")] = None,
 ) -> Response:
-    request = ListStepLogs(id=id, after=after, steps=step or [], limit=limit)
+    request = ListStepLogs(id=id, after=after, steps=step or [], limit=limit, cursor=cursor)
     return render(await app.step_logs.list(request))
 
 
