@@ -110,6 +110,17 @@ async def test_an_update_merges_and_validates_again(leads: Engine) -> None:
     assert [e["event_type"] for e in events] == ["created", "updated"]
 
 
+async def test_an_update_that_changes_nothing_writes_nothing(leads: Engine) -> None:
+    doc = await leads.entities.create("Lead", {"Email": "a@b", "Status": "New", "Score": 1})
+    assert await leads.entities.update(doc["id"], {}) == doc
+    assert await leads.entities.update(doc["id"], {"Status": "New", "Score": 1}) == doc
+    assert await leads.entities.get(doc["id"]) == doc  # version 1, updatedAt as it was
+    # JSON tells 1, 1.0 and true apart (Python's == does not): these are changes.
+    assert (await leads.entities.update(doc["id"], {"Score": 1.0}))["version"] == 2
+    events = await leads.store.pending_entity_events(10)
+    assert [e["event_type"] for e in events] == ["created", "updated"]
+
+
 async def test_a_delete_returns_the_entity_as_it_was(leads: Engine) -> None:
     doc = await leads.entities.create("Lead", {"Email": "a@b", "Status": "New"})
     assert await leads.entities.delete(doc["id"]) == doc

@@ -12,7 +12,9 @@ Rules:
   (``payload.Email: 123 is not of type 'string'``).
 - An update merges: the given top-level keys replace the stored ones, the others stay
   (a shallow merge; give a whole nested object to change part of it). The merged
-  payload is validated again. Every write adds 1 to the version, even if nothing changed.
+  payload is validated again. Every write that changes the payload adds 1 to the version
+  and records an event; an update that changes nothing (``{}``, or the values stored)
+  writes nothing and returns the entity as it is.
 - Every write records an entity event in the same transaction (the outbox that entity
   triggers are dispatched from, see entity_dispatch.py). Writes from the CLI, the API or
   Python have depth 0; writes from a step carry its execution's depth.
@@ -230,6 +232,10 @@ class EntityService:
             row = await self._entity_row(entity_id)
             before = entity_document(row)
             merged = {**before["payload"], **patch}
+            if _same_json(merged, before["payload"]):
+                # Nothing changes: no new version, no entity event (triggers fire on
+                # changes; a workflow writing back what it read does not start itself).
+                return EntityChange("updated", before, before)
             await self._validate(row["entity_type"], merged)
             new = {
                 **row,
@@ -516,3 +522,8 @@ def _kept_changing(entity_id: str) -> StorageError:
         f"entity {entity_id} kept changing while this write read it ({WRITE_TRIES} tries); "
         "try again"
     )
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON: ``1``, ``1.0`` and ``true`` differ there, not in Python's ``==``."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
