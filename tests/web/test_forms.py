@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowledger.errors import InvalidInputError
-from flowledger.web.forms import JSON_FIELD, read_form
+from flowledger.web.forms import JSON_FIELD, fields_of, read_form
 
 SCHEMA = {
     "type": "object",
@@ -69,3 +69,22 @@ def test_a_whole_document_typed_in_follows_the_json_rules(raw: str, message: str
     schema: Any = {"type": "object", "additionalProperties": True}
     with pytest.raises(InvalidInputError, match=re.escape(message)):
         read_form(schema, {JSON_FIELD: [raw]})
+
+
+def test_list_types_give_the_field_of_their_one_named_type() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "note": {"type": ["string", "null"]},
+            "n": {"type": ["null", "integer"]},
+            "either": {"type": ["integer", "string"]},
+            "odd": {"type": {"no": 1}},
+        },
+    }
+    kinds = {f.name: f.kind for f in fields_of(schema)}
+    assert kinds == {"note": "string", "n": "integer", "either": "json", "odd": "json"}
+    assert read_form(schema, {"note": ["x"], "n": ["2"], "either": ["3"]}) == {
+        "note": "x",
+        "n": 2,
+        "either": 3,
+    }

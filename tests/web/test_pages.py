@@ -257,3 +257,40 @@ async def test_input_retry_rerun_start_and_console(web: Web) -> None:
     assert (await http.post(console, data={"expression": "{{ 1 }}"})).status_code == 403
     live = await http.get(f"/executions/{waiting}/live?after=1000")
     assert live.status_code == 204  # ended: EventSource stops reconnecting
+
+
+NULLABLE = """\
+name: nullable
+input_schema:
+  type: object
+  properties: {note: {type: [string, "null"]}, any: {type: [integer, string]}}
+steps:
+  - id: ask
+    type: sys.wait_for_input
+    input:
+      prompt: "note?"
+      schema:
+        type: object
+        properties: {note: {type: [string, "null"]}, n: {type: [integer, "null"]}}
+        required: [note]
+"""
+
+
+async def test_forms_of_schemas_whose_types_are_lists(web: Web) -> None:
+    """``type: [string, "null"]`` is plain JSON Schema: the start form and the input
+    form are drawn (they answered 500), a nullable field as its type's field."""
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=NULLABLE)]))
+    waiting = await web.start("nullable")
+    http = await web.sign_in("operator")
+    workflow_page = await http.get("/workflows/nullable")
+    assert workflow_page.status_code == 200, workflow_page.text
+    page = await http.get(f"/executions/{waiting}")
+    assert page.status_code == 200, page.text
+    csrf = await web.csrf()
+    url = f"/executions/{waiting}/steps/ask/input"
+    sent = await http.post(url, data={"csrf": csrf, "note": "hi", "n": "3"})
+    assert sent.status_code == 303, sent.text
+    done = await web.app.engine.drive(waiting)
+    assert done["runtimeStatus"] == "Completed"
+    [step] = [s for s in done["steps"].values() if s["stepId"] == "ask"]
+    assert step["outputData"] == {"note": "hi", "n": 3}

@@ -44,7 +44,7 @@ def fields_of(schema: Any) -> list[FormField]:
     found = []
     for name, spec in properties.items():
         spec = spec if isinstance(spec, Mapping) else {}
-        kind = spec.get("type") if spec.get("type") in SIMPLE else "json"
+        kind = _kind(spec.get("type"))
         options = [_text(v) for v in spec.get("enum") or []]
         if options:
             kind = "enum"
@@ -61,6 +61,15 @@ def fields_of(schema: Any) -> list[FormField]:
             )
         )
     return found
+
+
+def _kind(declared: Any) -> str:
+    """The field for a property's ``type``: a simple type, also when it may be null
+    (``[string, "null"]``); anything else (several types, none, not a name) is JSON."""
+    if isinstance(declared, list):
+        named = [t for t in declared if t != "null"]
+        declared = named[0] if len(named) == 1 else None
+    return declared if isinstance(declared, str) and declared in SIMPLE else "json"
 
 
 def _text(value: Any) -> str:
