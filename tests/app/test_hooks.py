@@ -206,6 +206,43 @@ async def test_open_hooks_dedupe_on_the_idempotency_key(hooks_app: App) -> None:
     assert done["output"] == "hi"
 
 
+async def test_a_key_sent_to_one_hook_does_not_stand_for_another_s(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One workflow with an open hook and a signed one: an unsigned request that sends
+    the signed sender's next webhook-id as its Idempotency-Key must not swallow that
+    signed delivery (it was answered "duplicate" with the forged execution)."""
+    both = """\
+name: both
+triggers:
+  - {type: webhook, path: both/open, auth: none}
+  - {type: webhook, path: both/signed, secret_env: TEST_HOOK_SECRET}
+steps:
+  - {id: echo, type: sys.transform, input: {value: "{{ trigger.body }}"}}
+"""
+    monkeypatch.setenv("TEST_HOOK_SECRET", SECRET)
+    async with App(db_url) as app:
+        await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=both)]))
+        forged_body = b'{"amount": 0}'
+        forged = await app.hooks.receive(
+            ReceiveHook(
+                path="both/open",
+                headers={"Content-Type": "application/json", "Idempotency-Key": "msg_X"},
+                body=forged_body,
+            )
+        )
+        body = b'{"amount": 100}'
+        genuine = await app.hooks.receive(
+            ReceiveHook(path="both/signed", headers=signed(body, SECRET, msg_id="msg_X"), body=body)
+        )
+        assert genuine["duplicate"] is False
+        assert genuine["executionId"] != forged["executionId"]
+        again = await app.hooks.receive(
+            ReceiveHook(path="both/signed", headers=signed(body, SECRET, msg_id="msg_X"), body=body)
+        )
+        assert again == genuine | {"duplicate": True}
+
+
 async def test_limits_and_bad_bodies(hooks_app: App) -> None:
     json_type = {"Content-Type": "application/json"}
     with pytest.raises(TooLargeError, match="2048 bytes"):

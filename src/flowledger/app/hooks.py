@@ -18,10 +18,13 @@ What a request goes through, in this order (nothing is written before the last s
    variable's name goes to the log, not to the caller). ``auth: none`` triggers skip this.
 4. Idempotency: the ``webhook-id`` (signed triggers) or the ``Idempotency-Key`` header
    (``auth: none``; optional) becomes the execution's trigger key
-   ``webhook:<workflow>:<key>``. The database's unique index on trigger keys makes the
-   start happen once: a replay (a sender's retry, or an attacker's copy, which the
-   timestamp check bounds to the tolerance) gets the first execution's id and starts
-   nothing. Keys are at most 200 characters.
+   ``webhook:<workflow>:<path>:<key>``. The database's unique index on trigger keys
+   makes the start happen once: a replay (a sender's retry, or an attacker's copy, which
+   the timestamp check bounds to the tolerance) gets the first execution's id and starts
+   nothing. The path is part of the key: one workflow's hooks are different senders (an
+   open one, a signed one), and a key sent to one must not stand for a delivery to
+   another (an unsigned request pre-empting a signed one). Keys are at most 200
+   characters.
 5. The trigger document ``{type: webhook, path, headers, body, queryParams}``: header
    names lower-cased, without ``authorization``, ``cookie`` and ``proxy-authorization``
    (the document is stored and shown); the body parsed as JSON when the content type
@@ -144,7 +147,7 @@ class Hooks:
                     "JSON object (Content-Type: application/json)"
                 )
             validate_input(workflow, body)
-        trigger_key = f"webhook:{workflow.name}:{key}" if key is not None else None
+        trigger_key = f"webhook:{workflow.name}:{request.path}:{key}" if key else None
         row, created = execution_rows(
             workflow,
             route.version,
