@@ -19,6 +19,7 @@ SMALL = {
     "FLOWLEDGER_MAX_DEFINITION": "1KiB",
     "FLOWLEDGER_MAX_PAGE": "5",
     "FLOWLEDGER_MAX_JSON_DEPTH": "8",
+    "FLOWLEDGER_HOOK_BODY_LIMIT": "16KiB",
 }
 
 
@@ -45,6 +46,25 @@ def test_a_body_over_the_limit_is_413_also_when_streamed(small: Service) -> None
         # Timed as refused before routing, not as a request no route matched.
         assert timed(http, "POST", "refused", "413") == 2
         assert timed(http, "POST", "unmatched", "413") == 0
+
+
+def test_webhook_bodies_have_their_own_limit_above_the_api_s(small: Service) -> None:
+    """FLOWLEDGER_HOOK_BODY_LIMIT alone bounds what a hook takes: a sender's 6 KiB
+    payload passes a 16 KiB hook limit although API requests stop at 4 KiB."""
+    hook = "name: {name}\ntriggers:\n  - {{type: webhook, path: {name}, auth: none}}\n" + (
+        "steps:\n  - {{id: a, type: sys.transform, input: {{value: 1}}}}\n"
+    )
+    with small.client("admin") as http:
+        name = push(http, hook, unique("big-hook"))
+        body = json.dumps({"pad": "x" * 6000})
+        taken = http.post(
+            f"/hooks/{name}", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert taken.status_code == 202, taken.text
+        huge = json.dumps({"pad": "x" * 20000})
+        found = error(http.post(f"/hooks/{name}", content=huge), 413)
+        assert found["details"]["limit"] == 16384
+        assert "FLOWLEDGER_HOOK_BODY_LIMIT" in found["message"]
 
 
 def test_json_nested_too_deep_is_422(small: Service) -> None:

@@ -245,7 +245,7 @@ steps:
 
 async def test_limits_and_bad_bodies(hooks_app: App) -> None:
     json_type = {"Content-Type": "application/json"}
-    with pytest.raises(TooLargeError, match="2048 bytes"):
+    with pytest.raises(TooLargeError, match="2 KiB"):
         await hooks_app.hooks.receive(ReceiveHook(path="open", body=b"x" * 2049))
     with pytest.raises(InvalidInputError, match="not valid JSON"):
         await hooks_app.hooks.receive(ReceiveHook(path="open", headers=json_type, body=b"{"))

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowledger.api.errors import classify, error_response
 from flowledger.app.inputs import duplicate_key_error
-from flowledger.app.limits import check_json_depth, too_large
+from flowledger.app.limits import check_json_depth, hook_body_too_large, too_large
 from flowledger.app.metrics import ServiceMetrics
 from flowledger.config import Limits
 from flowledger.errors import FlowledgerError, InputError
@@ -46,9 +46,12 @@ class Edge:
         limits: Limits,
         metrics: ServiceMetrics,
         page_headers: list[tuple[bytes, bytes]],
+        hook_body_limit: int,
     ) -> None:
         self.app = app
         self.limits = limits
+        #: Webhook bodies (``/hooks/``) have their own limit instead of ``max_body``.
+        self.hook_body_limit = hook_body_limit
         self.histogram = metrics.http
         #: Added to every response outside :data:`NOT_PAGES`; a list the application
         #: keeps (``api.state.page_headers``), filled by whoever mounts pages on it.
@@ -102,8 +105,12 @@ class Edge:
     ) -> Receive | None:
         """The body, read and checked, as a ``receive`` that replays it; None when the
         request was refused (the answer is sent)."""
-        limit = self.limits.max_body
-        over = too_large("the request body", limit, "max_body")
+        if scope["path"].startswith("/hooks/"):
+            limit = self.hook_body_limit
+            over = hook_body_too_large(limit)
+        else:
+            limit = self.limits.max_body
+            over = too_large("the request body", limit, "max_body")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(scope, receive, send, over)
             return None

@@ -66,5 +66,11 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     page_headers: list[tuple[bytes, bytes]] = []
     api.state.page_headers = page_headers
     # Outermost: limits, timing and page headers in one pass (api.edge).
-    api.add_middleware(Edge, limits=settings.limits, metrics=app.metrics, page_headers=page_headers)
+    api.add_middleware(
+        Edge,
+        limits=settings.limits,
+        metrics=app.metrics,
+        page_headers=page_headers,
+        hook_body_limit=app.engine.settings.hook_body_limit,
+    )
     return api

@@ -47,7 +47,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from flowledger.app.inputs import parse_json_checked
-from flowledger.app.limits import check_no_nul
+from flowledger.app.limits import check_no_nul, hook_body_too_large
 from flowledger.app.models import Request
 from flowledger.app.workflow_ops import webhook_paths
 from flowledger.config import webhook_secrets
@@ -59,7 +59,6 @@ from flowledger.errors import (
     InputError,
     InvalidInputError,
     NotFoundError,
-    TooLargeError,
     UnavailableError,
 )
 from flowledger.logs import log_extra
@@ -113,12 +112,7 @@ class Hooks:
 
     async def receive(self, request: ReceiveHook) -> HookReceipt:
         if len(request.body) > self.body_limit:
-            raise TooLargeError(
-                f"the body is larger than the webhook body limit of {self.body_limit} bytes "
-                "(FLOWLEDGER_HOOK_BODY_LIMIT)",
-                ("body",),
-                limit=self.body_limit,
-            )
+            raise hook_body_too_large(self.body_limit)
         route = await self._route(request.path)
         headers = {name.lower(): value for name, value in request.headers.items()}
         if route.trigger.secret_env is not None:

@@ -38,6 +38,17 @@ def too_large(
     )
 
 
+def hook_body_too_large(limit: int) -> TooLargeError:
+    """A webhook's body over ``FLOWLEDGER_HOOK_BODY_LIMIT``, which alone bounds the bodies
+    of ``POST /hooks/{path}`` (senders' payloads may be larger than API requests)."""
+    return TooLargeError(
+        f"the body is larger than the webhook body limit of {_size(limit)} "
+        "(FLOWLEDGER_HOOK_BODY_LIMIT)",
+        ("body",),
+        limit=limit,
+    )
+
+
 def json_depth(body: bytes) -> int:
     """How deep arrays and objects nest in a JSON text (strings ignored), without parsing
     it (a parser would recurse as deep as the text)."""
