@@ -11,6 +11,7 @@ from typing import Literal
 import pytest
 
 from flowledger import Engine, StepRegistry
+from flowledger.definition.strictness import stored_definitions
 from flowledger.definition.ticks import GRACE, due_ticks, next_fire_times, next_tick, plan_ticks
 from flowledger.definition.triggers import ScheduleTrigger
 
@@ -140,6 +141,13 @@ def test_next_fire_times_of_a_compiled_workflow() -> None:
         ("0 0 30 2 *", "'0 0 30 2 *' never fires: no date matches it"),
         ("0 9 * * 1 5 2030", "is not a valid cron expression"),  # croniter's year field
         ("61 * * * *", "is not a valid cron expression"),
+        # Seconds-first readers mean every ten seconds; it fires 60 times every 10 minutes.
+        (
+            "*/10 * * * * *",
+            "fires every second of each minute it matches: the sixth field is seconds, "
+            "last. Write '*/10 * * * * 0' for once in each of those minutes, "
+            "'* * * * * */10' for every ten seconds",
+        ),
     ],
 )
 def test_a_schedule_that_cannot_fire_as_meant_is_refused(cron: str, problem: str) -> None:
@@ -147,6 +155,23 @@ def test_a_schedule_that_cannot_fire_as_meant_is_refused(cron: str, problem: str
         schedule(cron)
 
 
-@pytest.mark.parametrize("cron", ["0 0 29 2 *", "@daily", "*/10 * * * * *"])
+@pytest.mark.parametrize(
+    "cron", ["0 0 29 2 *", "@daily", "* * * * * */10", "* * * * * *", "*/10 * * * * */1"]
+)
 def test_leap_days_aliases_and_seconds_are_schedules(cron: str) -> None:
     assert next_tick(schedule(cron), utc("2026-03-01")) is not None
+
+
+def test_the_sixth_field_is_seconds() -> None:
+    every_ten = schedule("* * * * * */10")
+    assert next_tick(every_ten, utc("2026-03-01T00:00:01")) == utc("2026-03-01T00:00:10")
+
+
+@pytest.mark.parametrize("cron", ["*/10 * * * * *", "0 0 30 2 *", "0 9 * * 1 5 2030"])
+def test_rules_newer_than_a_stored_schedule_do_not_stop_it(cron: str) -> None:
+    """A version stored before a rule was added compiles again in every process: the
+    rule refuses new definitions only."""
+    with stored_definitions():
+        assert schedule(cron).cron == cron
+    with pytest.raises(ValueError, match=r"fires every second|never fires|not a valid cron"):
+        schedule(cron)

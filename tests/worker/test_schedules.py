@@ -20,8 +20,10 @@ import pytest
 from sqlalchemy import delete
 
 from flowledger import Engine, StepRegistry
+from flowledger.definition.strictness import stored_definitions
 from flowledger.definition.ticks import GRACE, next_fire_times, next_tick
 from flowledger.definition.triggers import ScheduleTrigger
+from flowledger.errors import DefinitionError
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.schedules import ScheduleState
 from flowledger.storage.schema_schedules import schedule_states
@@ -308,3 +310,18 @@ async def test_the_scheduled_report_example(engine: Engine) -> None:
     [doc] = await engine.list_executions(ExecutionQuery(workflow="scheduled-report"))
     done = await engine.drive(doc["id"])
     assert done["output"] == {"summary": f"Good morning, sales: report for {iso_all([tick])[0]}"}
+
+
+async def test_a_schedule_stored_before_a_newer_rule_still_runs(
+    db_url: str, registry: StepRegistry
+) -> None:
+    """Pushed when '*/10 * * * * *' was accepted: every process compiles the stored
+    version again, and a rule added since must not stop it from firing."""
+    async with Engine(db_url, registry=registry) as old:
+        with stored_definitions():  # as the release before the rule pushed it
+            await push(old, workflow_text("legacy", "*/10 * * * * *", "none"))
+        with pytest.raises(DefinitionError, match="fires every second"):
+            old.load_text(workflow_text("legacy", "*/10 * * * * *", "none"))
+    async with Engine(db_url, registry=registry) as fresh:
+        live = await fresh.live_workflows("schedules")
+        assert [workflow.name for _, _, workflow in live] == ["legacy"]

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from flowledger.definition.models import TriggerSpec
+from flowledger.definition.strictness import checking_new
 from flowledger.errors import Path, TemplateError, field_message
 from flowledger.templates import Template, TemplateEngine, contains_template
 
@@ -53,20 +54,33 @@ class ScheduleTrigger(_Trigger):
     def _valid_cron(cls, cron: str) -> str:
         from croniter import CroniterError, croniter  # only schedules pay its import
 
-        # Five fields, or six with seconds last (croniter's form: '*/10 * * * * *' is every
+        # Five fields, or six with seconds last (croniter's form: '* * * * * */10' is every
         # ten seconds), or an alias (@hourly, @daily, ...). croniter's seventh field
         # (years) is refused: one field too many is more likely a mistake.
-        fields = len(cron.split())
-        if not croniter.is_valid(cron) or (fields not in (5, 6) and not cron.startswith("@")):
+        fields = cron.split()
+        if not croniter.is_valid(cron) or (
+            len(fields) not in (5, 6) and not cron.startswith("@") and checking_new()
+        ):
             raise ValueError(
                 f"{cron!r} is not a valid cron expression (five fields: minute hour "
                 "day-of-month month day-of-week, e.g. '0 9 * * MON-FRI'; a sixth, last, "
                 "is seconds)"
             )
+        seconds_trap = len(fields) == 6 and fields[5] == "*" and set(fields[:5]) != {"*"}
+        if seconds_trap and checking_new():  # a new rule: stored schedules keep running
+            # '*/10 * * * * *' reads as "every ten seconds" to those who put seconds first
+            # (Quartz, Spring) and fires every second of every tenth minute here.
+            raise ValueError(
+                f"{cron!r} fires every second of each minute it matches: the sixth field "
+                f"is seconds, last. Write '{' '.join([*fields[:5], '0'])}' for once in each "
+                "of those minutes, '* * * * * */10' for every ten seconds, or */1 as the "
+                "sixth field if every second is meant"
+            )
         try:  # a valid expression that names no real day (31 February) would never fire
             croniter(cron, datetime(2000, 1, 1)).get_next(datetime)
         except CroniterError:
-            raise ValueError(f"{cron!r} never fires: no date matches it") from None
+            if checking_new():
+                raise ValueError(f"{cron!r} never fires: no date matches it") from None
         return cron
 
     @field_validator("timezone")
