@@ -19,13 +19,18 @@ from flowledger.durations import parse_duration
         ("pt1m", timedelta(minutes=1)),
         (3, timedelta(seconds=3)),
         (0.25, timedelta(milliseconds=250)),
+        # As text too, as a flag or a variable gives it (--lease 90, FLOWLEDGER_LEASE=90).
+        ("90", timedelta(seconds=90)),
+        (" 1.5 ", timedelta(seconds=1.5)),
     ],
 )
 def test_parses_every_documented_form(text: str | float, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["ten", "", "P", "PT", "5 minutes", "-1s", True, "1e309s", 1e309])
+@pytest.mark.parametrize(
+    "bad", ["ten", "", "P", "PT", "5 minutes", "-1s", "-1", "1.", True, "1e309s", 1e309]
+)
 def test_refuses_what_is_not_a_duration(bad: object) -> None:
     with pytest.raises(ValueError, match=r"duration|maximum"):
         parse_duration(bad)  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ from pydantic import BeforeValidator, PlainSerializer
 
 from flowledger.errors import shown
 
-_SHORT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+# The unit may be left out: a bare number is seconds, as text too (a flag, a variable).
+_SHORT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _ISO = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
@@ -46,7 +47,7 @@ def parse_duration(value: str | int | float) -> timedelta:
 def _parse_text(text: str) -> float:
     short = _SHORT.match(text)
     if short:
-        return float(short.group(1)) * _UNIT_SECONDS[short.group(2)]
+        return float(short.group(1)) * _UNIT_SECONDS[short.group(2) or "s"]
     iso = _ISO.match(text.strip().upper())
     if iso and text.strip().upper() not in ("P", "PT") and any(iso.groupdict().values()):
         parts = {k: float(v) for k, v in iso.groupdict().items() if v}
