@@ -73,6 +73,42 @@ async def test_an_iteration_is_chosen_per_loop(app: App, branchy: str) -> None:
     assert ignored["iterations"] == {}
 
 
+NESTED = """\
+name: nested
+steps:
+  - id: outer
+    type: sys.loop
+    input: {items: [[1, 2], [3]]}
+    steps:
+      - id: inner
+        type: sys.loop
+        input: {items: "{{ loop.outer.item }}"}
+        steps:
+          - {id: each, type: sys.transform, input: {value: "{{ loop.inner.item }}"}}
+"""
+
+
+async def test_a_nested_loop_counts_the_iterations_it_is_shown_for(
+    app: App, tmp_path: Path
+) -> None:
+    """The inner loop ran 2 iterations in outer's first and 1 in its second: 3/3 over
+    all, 2/2 and 1/1 for each chosen one (it read 2/1)."""
+    path = tmp_path / "nested.yaml"
+    path.write_text(NESTED)
+    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    assert doc["runtimeStatus"] == "Completed"
+
+    async def counts(**chosen: int) -> dict[str, tuple[int, int]]:
+        view = await app.views.execution(GetExecutionView(id=doc["id"], iterations=chosen))
+        return {n["id"]: (n["done"], n["total"]) for n in view["nodes"] if n["isLoop"]}
+
+    assert await counts() == {"outer": (2, 2), "inner": (3, 3)}
+    assert await counts(outer=0) == {"outer": (2, 2), "inner": (2, 2)}
+    assert await counts(outer=1) == {"outer": (2, 2), "inner": (1, 1)}
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    assert view["loops"] == {"outer": 2, "inner": 2}  # the indexes one can choose
+
+
 async def test_counts_by_status(app: App, branchy: str) -> None:
     await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
     await app.executions.run(RunExecution(workflow=branchy, input={"n": 0}))

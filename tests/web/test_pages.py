@@ -294,3 +294,24 @@ async def test_forms_of_schemas_whose_types_are_lists(web: Web) -> None:
     assert done["runtimeStatus"] == "Completed"
     [step] = [s for s in done["steps"].values() if s["stepId"] == "ask"]
     assert step["outputData"] == {"note": "hi", "n": 3}
+
+
+async def test_a_wait_is_drawn_on_its_own_step_s_timeline_row(web: Web) -> None:
+    """The second step's wait (a person) sits on the second row, not the first."""
+    text = """\
+name: second-waits
+steps:
+  - {id: first, type: sys.transform, input: {value: 1}}
+  - {id: ask, type: sys.wait_for_input, input: {prompt: "ok?"}}
+"""
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    waiting = await web.start("second-waits")
+    http = await web.sign_in("viewer")
+    page = (await http.get(f"/executions/{waiting}")).text
+    svg = page[page.index('<svg class="timeline"') :]
+    svg = svg[: svg.index("</svg>")]
+    labels = dict(re.findall(r'<text x="0" y="(\d+)">(\w+)', svg))
+    assert sorted(labels.values()) == ["ask", "first"]
+    ask_top = int(next(y for y, name in labels.items() if name == "ask")) - 16
+    waits = re.findall(r'<rect class="[^"]+" x="[^"]+" y="(\d+)"', svg)
+    assert waits and all(int(y) == ask_top + 4 for y in waits), (waits, labels)

@@ -22,7 +22,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from flowledger.app.models import Id, Request
-from flowledger.definition.compiled import CompiledGraph, CompiledWorkflow
+from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import ancestors
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
@@ -172,9 +172,13 @@ class Views:
             for row in await engine.store.get_step_executions(request.id)
         }
         runs = sorted(doc["steps"].values(), key=_run_order)
-        loops = _loop_totals(workflow, runs)
-        chosen = {k: v for k, v in request.iterations.items() if k in loops}
-        nodes, edges = _graph(workflow, runs, loops, chosen)
+        chosen = {
+            k: v
+            for k, v in request.iterations.items()
+            if k in workflow.steps and workflow.steps[k].body is not None
+        }
+        totals, loops = _loop_totals(workflow, runs, chosen)
+        nodes, edges = _graph(workflow, runs, totals, chosen)
         shown = [run for run in runs if _listed(run, chosen)]
         events = cast(builtins.list[EventDocument], await engine.events(request.id))
         bars, span = _timeline(shown, _waits(events))
@@ -285,20 +289,38 @@ def _predecessors(graph: CompiledGraph) -> dict[str, builtins.list[str]]:
     return {sid: list(step.predecessors) for sid, step in graph.steps.items()}
 
 
-def _loop_totals(workflow: CompiledWorkflow, runs: builtins.list[StepDocument]) -> dict[str, int]:
-    """Loop id → how many items its latest run iterates."""
-    totals: dict[str, int] = {}
-    for run in runs:
+def _loop_totals(
+    workflow: CompiledWorkflow,
+    runs: builtins.list[StepDocument],
+    chosen: Mapping[str, int] | None = None,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Loop id → how many items it iterates: its latest run's, summed over the runs of
+    a nested loop (one per iteration of the loops around it) that the ``chosen``
+    iterations select; and loop id → the most items one of those runs iterates (the
+    indexes one can choose)."""
+    latest: dict[tuple[str, tuple[tuple[str, int], ...]], int] = {}
+    for run in runs:  # oldest first: a later attempt replaces an earlier one
         step = workflow.steps.get(run["stepId"])
-        if step is None or step.body is None:
+        if step is None or step.body is None or not _selected(run, chosen or {}):
             continue
         items = (run.get("inputData") or {}).get("items")
         output = run["outputData"]
+        where = (step.id, tuple(sorted((run.get("loop") or {}).items())))
         if isinstance(items, list):
-            totals[step.id] = len(items)
+            latest[where] = len(items)
         elif isinstance(output, dict) and isinstance(output.get("count"), int):
-            totals[step.id] = output["count"]
-    return totals
+            latest[where] = output["count"]
+    totals: dict[str, int] = {}
+    widest: dict[str, int] = {}
+    for (loop_id, _), count in latest.items():
+        totals[loop_id] = totals.get(loop_id, 0) + count
+        widest[loop_id] = max(widest.get(loop_id, 0), count)
+    return totals, widest
+
+
+def _selected(run: StepDocument, chosen: Mapping[str, int]) -> bool:
+    """The run belongs to the chosen iteration of every loop around it."""
+    return all(chosen.get(k, i) == i for k, i in (run.get("loop") or {}).items())
 
 
 def _graph(
@@ -309,8 +331,7 @@ def _graph(
 ) -> tuple[builtins.list[GraphNode], builtins.list[GraphEdge]]:
     by_step: dict[str, builtins.list[StepDocument]] = {}
     for run in runs:
-        loop = run.get("loop") or {}
-        if all(chosen.get(k, i) == i for k, i in loop.items()):
+        if _selected(run, chosen):
             by_step.setdefault(run["stepId"], []).append(run)
     nodes: builtins.list[GraphNode] = []
     edges: builtins.list[GraphEdge] = []
@@ -322,7 +343,7 @@ def _graph(
         found = by_step.get(step.id, [])
         done = None
         if step.body is not None:
-            done = _iterations_done(step.id, step.body, runs)
+            done = _iterations_done(step, runs, chosen)
         nodes.append(
             {
                 "id": step.id,
@@ -375,14 +396,24 @@ def _summary_status(runs: builtins.list[StepDocument]) -> str:
     return next((s for s in STATUS_PRIORITY if s in present), runs[-1]["status"])
 
 
-def _iterations_done(loop_id: str, body: CompiledGraph, runs: builtins.list[StepDocument]) -> int:
-    """Iterations of ``loop_id`` whose body steps have all ended."""
-    state: dict[int, bool] = {}
+def _iterations_done(
+    loop: CompiledStep, runs: builtins.list[StepDocument], chosen: Mapping[str, int]
+) -> int:
+    """Iterations of ``loop`` whose body steps have all ended: of every run of a nested
+    loop the ``chosen`` iterations select (an iteration is its index with those of the
+    loops around it)."""
+    assert loop.body is not None
+    around = (*loop.scope, loop.id)
+    outside = {k: i for k, i in chosen.items() if k in loop.scope}  # not its own, nor inner
+    state: dict[tuple[int, ...], bool] = {}
     for run in runs:
-        index = (run.get("loop") or {}).get(loop_id)
-        if index is None or run["stepId"] not in body.steps:
+        indexes = run.get("loop") or {}
+        if loop.id not in indexes or run["stepId"] not in loop.body.steps:
             continue
-        state[index] = state.get(index, True) and run["status"] in TERMINAL_STEP
+        if not _selected(run, outside):
+            continue
+        key = tuple(indexes.get(name, -1) for name in around)
+        state[key] = state.get(key, True) and run["status"] in TERMINAL_STEP
     return sum(state.values())
 
 
