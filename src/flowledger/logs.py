@@ -75,6 +75,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
+def exception_line(exc: BaseException) -> str:
+    """An exception in one line (its type and its message's first line), for a log line
+    that repeats a failure already logged with its traceback."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def configure_logging(
     format: LogFormat = "text", level: int | str = logging.INFO, stream: TextIO | None = None
 ) -> logging.Handler:

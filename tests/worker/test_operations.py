@@ -62,3 +62,45 @@ async def test_the_retention_duty_prunes_what_is_older_than_the_setting(db_url: 
 async def test_without_the_setting_no_worker_prunes(db_url: str) -> None:
     async with Engine(db_url, settings=Settings.from_env()) as engine:
         assert not any(isinstance(d, RetentionDuty) for d in Worker(engine).duties)
+
+
+class _Flaky:
+    """A duty (the worker's Protocol) that fails its first ``failing`` rounds, as every
+    duty does while the database is down."""
+
+    name = "flaky"
+
+    def __init__(self, failing: int) -> None:
+        self.failing = failing
+        self.calls: list[float] = []
+
+    async def run_once(self) -> float:
+        self.calls.append(asyncio.get_running_loop().time())
+        if len(self.calls) <= self.failing:
+            raise ConnectionError("connection refused\nthe server is down")
+        return 3600.0
+
+
+async def test_a_failing_duty_backs_off_and_logs_its_traceback_once(
+    db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "trying again in 5s" and tried every second (the duty pace capped the
+    delay), each time with a whole traceback."""
+    monkeypatch.setattr("flowledger.worker.worker.DUTY_RETRY_FIRST", 0.1)
+    caplog.set_level(logging.INFO, logger="flowledger.worker.worker")
+    async with Engine(db_url) as engine:
+        worker = Worker(engine, dataclasses.replace(FAST, max_duty_wait=0.05))
+        flaky = _Flaky(failing=3)
+        worker.duties = [flaky]
+        duties = asyncio.create_task(worker._run_duties())
+        async with asyncio.timeout(20):
+            while len(flaky.calls) < 4:
+                await asyncio.sleep(0.01)
+        duties.cancel()
+        await asyncio.gather(duties, return_exceptions=True)
+    gaps = [b - a for a, b in zip(flaky.calls, flaky.calls[1:], strict=False)]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4, gaps  # doubling
+    said = [r for r in caplog.records if "duty flaky" in r.getMessage()]
+    assert [r.exc_info is not None for r in said] == [True, False, False, False]
+    assert "failed again (2 in a row: ConnectionError: connection refused)" in said[1].getMessage()
+    assert "works again after 3 failures" in said[3].getMessage()

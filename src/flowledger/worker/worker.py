@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flowledger.errors import FlowledgerError
-from flowledger.logs import log_extra
+from flowledger.logs import exception_line, log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.status import ExecutionStatus
@@ -28,6 +28,9 @@ from flowledger.worker.job_advancer import JobAdvancer
 from flowledger.worker.schedules import Scheduler
 
 log = logging.getLogger(__name__)
+#: A failing duty tries again after 5 s, then twice as long each time, up to a minute.
+DUTY_RETRY_FIRST = 5.0
+DUTY_RETRY_MAX = 60.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class Worker:
         """Schedules, entity events and job runs, each at the pace it asks for."""
         loop = asyncio.get_running_loop()
         next_run = dict.fromkeys(range(len(self.duties)), 0.0)
+        failures = dict.fromkeys(range(len(self.duties)), 0)  # in a row, per duty
         while True:
             # Cleared before the duties run: a duty made due meanwhile runs next round.
             self._duty_wake.clear()
@@ -156,13 +160,31 @@ class Worker:
                     continue
                 try:
                     delay = await duty.run_once()
-                except Exception:  # a duty's failure must not stop the worker or the others
-                    log.exception(
-                        "worker duty %s failed; trying again in 5s",
-                        duty.name,
-                        extra=log_extra("run_duty", duty=duty.name),
+                except Exception as exc:  # a duty's failure must not stop the worker or the others
+                    # Back off 5 s, doubling to a minute (a database down fails every duty
+                    # at once); the traceback once per streak, then one line each time.
+                    failures[index] += 1
+                    delay = min(DUTY_RETRY_FIRST * 2 ** (failures[index] - 1), DUTY_RETRY_MAX)
+                    extra = log_extra("run_duty", duty=duty.name, failures=failures[index])
+                    if failures[index] == 1:
+                        log.exception(
+                            "worker duty %s failed; trying again in %gs",
+                            duty.name,
+                            delay,
+                            extra=extra,
+                        )
+                    else:
+                        log.error(
+                            "worker duty %s failed again (%d in a row: %s); trying again in %gs",
+                            duty.name, failures[index], exception_line(exc), delay, extra=extra,
+                        )  # fmt: skip
+                    next_run[index] = loop.time() + delay
+                    continue
+                if failures[index]:
+                    log.info(
+                        "worker duty %s works again after %d failures", duty.name, failures[index]
                     )
-                    delay = 5.0
+                    failures[index] = 0
                 next_run[index] = loop.time() + max(0.05, min(delay, self.options.max_duty_wait))
             pause = max(0.0, min(next_run.values()) - loop.time())
             with contextlib.suppress(TimeoutError):
