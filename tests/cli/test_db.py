@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,3 +79,37 @@ def test_a_database_locked_by_another_process_is_named_as_such(
     assert ended.value.exit_code == 1
     said = capsys.readouterr().err
     assert "stayed locked by another process" in said and "db upgrade" not in said
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """``path`` read-only even for root (the suite runs as root in CI): immutable."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_read_only_database_or_folder_is_named_as_such(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'r.db'}"
+    assert cli("db", "upgrade", "--db", url).returncode == 0
+    for checkpointed in folder.glob("r.db-*"):
+        checkpointed.unlink()  # what a copy of the file alone brings along
+    with read_only(folder / "r.db"):
+        found = cli("executions", "list", "--db", url)
+    assert found.returncode != 0 and "the file" in found.stderr
+    assert "is read-only" in found.stderr and "Traceback" not in found.stderr
+    with read_only(folder):
+        found = cli("executions", "list", "--db", url)
+    assert found.returncode != 0 and f"the folder {folder} is read-only" in found.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -125,6 +126,7 @@ class SQLiteStore(SQLStore):
                 )
             if not folder.is_dir():
                 raise StorageError(f"cannot open {url}: the folder {folder} does not exist")
+            _check_writable(url, Path(database).expanduser().resolve())
         # File databases checkpoint on a thread of their own (see CHECKPOINT_EVERY).
         checkpointer = None if memory else Lane("flowledger-checkpoint", 1)
         self._writes = 0
@@ -545,3 +547,20 @@ def _would_wait(exc: DBAPIError) -> bool:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _check_writable(url: str, file: Path) -> None:
+    """StorageError when SQLite could not write: the file, or its folder (where WAL mode
+    keeps the file's -wal and -shm companions and new databases are made), is
+    read-only. Even commands that only read need them."""
+    folder = file.parent
+    if file.exists() and not os.access(file, os.W_OK):
+        where = f"the file {file} is read-only"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        where = f"the folder {folder} is read-only"
+    else:
+        return
+    raise StorageError(
+        f"cannot open {url}: {where}; SQLite writes the database and, in WAL mode, its "
+        f"-wal and -shm files beside it (give a writable place with --db or FLOWLEDGER_DB)"
+    )
