@@ -315,3 +315,34 @@ steps:
     ask_top = int(next(y for y, name in labels.items() if name == "ask")) - 16
     waits = re.findall(r'<rect class="[^"]+" x="[^"]+" y="(\d+)"', svg)
     assert waits and all(int(y) == ask_top + 4 for y in waits), (waits, labels)
+
+
+async def test_each_wait_of_a_loop_gets_a_form_that_answers_it(web: Web) -> None:
+    """A step waiting in two loop iterations: two forms, each naming its step execution
+    (both named the step, which the engine refuses as ambiguous)."""
+    text = """\
+name: loop-asks
+steps:
+  - id: each
+    type: sys.loop
+    input: {items: [a, b], concurrency: 2}
+    steps:
+      - id: ask
+        type: sys.wait_for_input
+        input:
+          prompt: "ok for {{ loop.each.item }}?"
+          schema: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
+"""
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    waiting = await web.start("loop-asks")
+    http = await web.sign_in("operator")
+    page = (await http.get(f"/executions/{waiting}")).text
+    actions = re.findall(r'<form method="post" action="([^"]+/input)"', page)
+    ids = re.findall(r'class="schema-form" id="([^"]+)"', page)
+    assert len(actions) == 2 and len(set(actions)) == 2 and len(set(ids)) == 2, actions
+    csrf = await web.csrf()
+    for action in actions:
+        sent = await http.post(action, data={"csrf": csrf, "ok": "true"})
+        assert sent.status_code == 303, sent.text
+    done = await web.app.engine.drive(waiting)
+    assert done["runtimeStatus"] == "Completed"

@@ -145,7 +145,10 @@ async def submit_input(request: Request, execution_id: str, step_id: str) -> Res
     session, form = await changing(request, "operator")
     app = app_of(request)
     waiting = await app.executions.pending_inputs(PendingInputs(id=execution_id))
-    pending = next((p for p in waiting if p["stepId"] == step_id), None)
+    # Named by its step id, or by its step execution id when it waits in several loop
+    # iterations (the form says which); this execution's own before its children's.
+    named = [p for p in waiting if step_id in (p["stepId"], p["stepExecutionId"])]
+    pending = next((p for p in named if p["executionId"] == execution_id), None)
     try:
         data = read_form(pending["schema"] if pending else None, form)
         await app.executions.submit_input(
