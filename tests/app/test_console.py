@@ -3,6 +3,9 @@ secrets, and nothing written."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from flowledger.app import App, ListEvents, NotFoundError, RunExecution
@@ -52,3 +55,30 @@ async def test_values_errors_and_the_sandbox(
 async def test_no_such_execution(app: App) -> None:
     with pytest.raises(NotFoundError):
         await app.console.evaluate(EvaluateExpression(id="missing", expression="{{ 1 }}"))
+
+
+async def test_an_output_kept_as_an_artifact_is_read_as_a_run_reads_it(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the output budget, a step's output is stored as an artifact; the console
+    read the pointer (``{$artifact: ...}``) where the engine reads the value."""
+    monkeypatch.setenv("FLOWLEDGER_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("FLOWLEDGER_OUTPUT_BUDGET", "1024")
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        "name: big\nsteps:\n"
+        "  - {id: blob, type: sys.transform, input: {value: {text: \"{{ 'x' * 5000 }}\"}}}\n"
+        "  - id: each\n    type: sys.loop\n    input: {items: [1, 2]}\n    steps:\n"
+        "      - {id: inner, type: sys.transform, input: {value: \"{{ 'y' * 3000 }}\"}}\n"
+    )
+    async with App(db_url) as app:
+        doc = await app.executions.run(RunExecution(workflow=str(path)))
+        assert "$artifact" in json.dumps(doc["steps"])  # kept as artifacts indeed
+
+        async def value(text: str) -> object:
+            found = await app.console.evaluate(EvaluateExpression(id=doc["id"], expression=text))
+            assert found["ok"], found
+            return found["value"]
+
+        assert await value("{{ steps.blob.output.text | length }}") == 5000
+        assert await value("{{ steps.each.output.results[1].inner | length }}") == 3000

@@ -17,6 +17,7 @@ from typing_extensions import TypedDict
 from flowledger.app.models import Id, Request
 from flowledger.app.views import data_store
 from flowledger.errors import TemplateError
+from flowledger.runtime.datastore import envelope_view
 from flowledger.runtime.engine import Engine
 from flowledger.templates import TemplateEngine
 from flowledger.types import ExecutionDocument
@@ -52,6 +53,13 @@ class Console:
         execution. Never changes anything."""
         doc = cast(ExecutionDocument, await self._engine.get_execution(request.id))
         store = data_store(doc, request.iterations)
+        # Outputs kept as artifacts (over the output budget) load when read, as in a run.
+        workflow = await self._engine.workflow_for_version(doc["workflowTemplateVersionId"])
+        read = self._engine.artifacts.read_output
+        for step_id, envelope in list(store["steps"].items()):
+            step = workflow.steps.get(step_id)
+            if step is not None:
+                store["steps"][step_id] = envelope_view(envelope, step, read)
         store["__steps__"] = store["steps"]
         store["__context__"] = store["context"]
         store["secrets"] = {}

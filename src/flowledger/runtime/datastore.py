@@ -69,6 +69,12 @@ class StepsView(Mapping[str, Any]):
         return len(self._workflow.steps)
 
 
+def envelope_view(env: dict[str, Any], step: CompiledStep, read: ReadArtifact) -> Mapping[str, Any]:
+    """A step's stored envelope (``{output, outputData, ...}``) as templates read it:
+    an output kept as an artifact loads when it is read (the expression console)."""
+    return _Envelope(env, step, read)
+
+
 def output_view(value: Any, step: CompiledStep, read: ReadArtifact) -> Any:
     """A step's output as templates read it: a reference loaded, loop results lazy."""
     if is_reference(value):
