@@ -211,3 +211,26 @@ async def test_references_are_checked_against_the_schema(engine: Engine) -> None
 
 def test_due_is_counted_in_days(engine: Engine) -> None:
     assert timedelta(days=2) == engine.load_text(APPROVAL).steps["approve"].spec.due
+
+
+async def test_an_answer_after_the_due_time_is_refused(engine: Engine) -> None:
+    """Whether a late answer won used to depend on whether a worker fired the timeout in
+    time; the due time decides now, on the engine's (the database's) clock."""
+    text = yaml(
+        """
+        name: due-soon
+        steps:
+          - id: ask
+            type: sys.wait_for_input
+            due: 30s
+            input: {prompt: "ok?", on_timeout: {default: {ok: false}}}
+        """
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "AwaitingUserInput"
+    engine.clock.offset = timedelta(seconds=31)  # the due time has passed, no worker ran
+    with pytest.raises(ConflictError, match=r"was due at .*; it takes no input after that"):
+        await engine.submit_input(doc["id"], "ask", {"ok": True})
+    assert await engine.store.pending_signals(doc["id"]) == []
+    engine.clock.offset = timedelta(0)
+    await engine.submit_input(doc["id"], "ask", {"ok": True})  # in time: taken

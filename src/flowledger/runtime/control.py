@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any, Literal
 
 from flowledger.codec import Codec, loads
@@ -91,6 +92,16 @@ async def submit_input(
             f"execution id instead: {ids}"
         )
     target = chosen[0]
+    now = engine.clock.now()
+    due = target["due_at"]
+    if due is not None and (due if due.tzinfo else due.replace(tzinfo=UTC)) <= now:
+        # Its timeout is decided by the due time, not by when a worker comes by: an
+        # answer after it must not win because no worker ran at that moment.
+        raise ConflictError(
+            f"step '{target['step_id']}' of execution {execution_id} was due at {iso(due)}; "
+            "it takes no input after that (its timeout applies: the on_timeout default, "
+            "else the step fails)"
+        )
     schema = (loads(target["input"]) or {}).get("schema")
     if schema is not None:
         check_against_schema(
@@ -99,7 +110,6 @@ async def submit_input(
             "data",
             f"the data does not match the schema of step '{target['step_id']}' (it keeps waiting)",
         )
-    now = engine.clock.now()
     payload = {
         "stepExecutionId": target["id"],
         "data": data,
