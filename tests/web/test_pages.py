@@ -19,6 +19,7 @@ from flowledger.app import (
     DriveJobRun,
     GetExecution,
     PushWorkflows,
+    RevokeToken,
     StartExecution,
     WorkflowText,
 )
@@ -346,3 +347,18 @@ steps:
         assert sent.status_code == 303, sent.text
     done = await web.app.engine.drive(waiting)
     assert done["runtimeStatus"] == "Completed"
+
+
+async def test_a_page_whose_session_ended_is_sent_to_sign_in(web: Web) -> None:
+    """A page refreshing itself (htmx) got a 401 fragment that htmx does not swap: it
+    went stale in silence. The answer now tells htmx to go to the sign-in page."""
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("operator")
+    fragment = {"HX-Request": "true", "HX-Current-URL": f"http://ui/executions/{waiting}?x=1"}
+    assert (await http.get(f"/executions/{waiting}", headers=fragment)).status_code == 200
+    await web.app.tokens.revoke(RevokeToken(name="operator"))
+    stale = await http.get(f"/executions/{waiting}", headers=fragment)
+    assert stale.status_code == 401
+    assert stale.headers["HX-Redirect"] == f"/signin?next=/executions/{waiting}%3Fx%3D1"
+    page = await http.get(f"/executions/{waiting}")  # a whole page: redirected as before
+    assert page.status_code == 303 and page.headers["location"].startswith("/signin?next=")

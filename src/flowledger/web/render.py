@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -79,7 +79,14 @@ def guarded(
                     request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 )
                 return RedirectResponse(f"/signin?next={target}", status_code=303)
-            return page(request, "error.html", None, 401, title="Sign in", message=str(exc))
+            refused = page(request, "error.html", None, 401, title="Sign in", message=str(exc))
+            if is_fragment(request):
+                # A page refreshing itself (htmx) after its session ended: htmx leaves a
+                # 401 unswapped, so the page went stale in silence. Send it to sign in.
+                current = urlsplit(request.headers.get("HX-Current-URL", ""))
+                back = current.path + (f"?{current.query}" if current.query else "")
+                refused.headers["HX-Redirect"] = f"/signin?next={quote(back or '/')}"
+            return refused
         except ForbiddenError as exc:
             return page(request, "error.html", None, 403, title="Forbidden", message=str(exc))
         except NotFoundError as exc:
