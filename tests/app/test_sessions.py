@@ -44,3 +44,21 @@ async def test_refused_sessions(app: App) -> None:
     await app.tokens.revoke(RevokeToken(name="v"))
     with pytest.raises(AuthenticationError):
         await app.sessions.resolve(ResolveSession(session=session.value))
+
+
+async def test_signing_out_ends_the_token_s_sessions_everywhere(app: App, db_url: str) -> None:
+    """Signing out only deleted the browser's cookie: a copy of it stayed signed in for
+    up to 12 hours. Now every server on the database refuses the token's sessions made
+    before the sign-out; a new sign-in works."""
+    token = (await app.tokens.create(CreateToken(name="out", role="viewer")))["token"]
+    here = await app.sessions.sign_in(SignIn(token=token))
+    copied = await app.sessions.sign_in(SignIn(token=token))  # another browser, or a thief
+    async with App(db_url) as other:  # another server on the same database
+        await app.sessions.resolve(ResolveSession(session=copied.value))
+        await app.sessions.sign_out(here)
+        for server in (app, other):
+            for value in (here.value, copied.value):
+                with pytest.raises(AuthenticationError, match="signed out"):
+                    await server.sessions.resolve(ResolveSession(session=value))
+        again = await app.sessions.sign_in(SignIn(token=token))
+        assert (await other.sessions.resolve(ResolveSession(session=again.value))).caller

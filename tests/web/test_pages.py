@@ -362,3 +362,14 @@ async def test_a_page_whose_session_ended_is_sent_to_sign_in(web: Web) -> None:
     assert stale.headers["HX-Redirect"] == f"/signin?next=/executions/{waiting}%3Fx%3D1"
     page = await http.get(f"/executions/{waiting}")  # a whole page: redirected as before
     assert page.status_code == 303 and page.headers["location"].startswith("/signin?next=")
+
+
+async def test_a_signed_out_cookie_no_longer_signs_in(web: Web) -> None:
+    http = await web.sign_in("viewer")
+    copied = http.cookies.get("flowledger_session")
+    assert copied
+    csrf = await web.csrf()
+    assert (await http.post("/signout", data={"csrf": csrf})).status_code == 303
+    http.cookies.set("flowledger_session", copied)
+    page = await http.get("/executions")
+    assert page.status_code == 303 and page.headers["location"].startswith("/signin")

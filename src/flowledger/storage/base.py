@@ -354,5 +354,13 @@ class Store(
         (every process on the database reads the same one)."""
 
     @abstractmethod
+    async def meta_value(self, key: str) -> str | None:
+        """The value stored under ``key`` in ``flowledger_meta`` (None: none)."""
+
+    @abstractmethod
+    async def put_meta_value(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` in ``flowledger_meta``, replacing one there."""
+
+    @abstractmethod
     async def notify_work(self) -> None:
         """Tell waiting workers that something became claimable."""

@@ -794,6 +794,25 @@ class SQLStore(
         with self.reading():
             return str(self.conn.execute(read).scalar_one())
 
+    async def meta_value(self, key: str) -> str | None:
+        with self.reading():
+            found = self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if found is None else str(found)
+
+    async def put_meta_value(self, key: str, value: str) -> None:
+        for _ in range(3):  # an insert racing ours: update the row it made
+            try:
+                with self.conn.begin():
+                    changed = self.conn.execute(
+                        update(meta).where(meta.c.key == key).values(value=value)
+                    ).rowcount
+                    if not changed:
+                        self.conn.execute(insert(meta).values(key=key, value=value))
+                return
+            except IntegrityError:
+                continue
+        raise StorageError(f"could not store {key!r}: others kept writing it")
+
 
 def _unconsumed(execution_id: str) -> ColumnElement[bool]:
     return and_(signals.c.execution_id == execution_id, signals.c.consumed_at.is_(None))

@@ -73,7 +73,8 @@ async def signin(request: Request) -> Response:
 @router.post("/signout")
 @guarded
 async def signout(request: Request) -> Response:
-    await changing(request, "viewer")
+    session, _ = await changing(request, "viewer")
+    await app_of(request).sessions.sign_out(session)  # on the server, not only here
     response = see_other("/signin")
     clear_session(response)
     return response
