@@ -373,3 +373,14 @@ async def test_a_signed_out_cookie_no_longer_signs_in(web: Web) -> None:
     http.cookies.set("flowledger_session", copied)
     page = await http.get("/executions")
     assert page.status_code == 303 and page.headers["location"].startswith("/signin")
+
+
+async def test_bad_list_filters_are_told_in_words(web: Web) -> None:
+    http = await web.sign_in("viewer")
+    for query, said in (
+        ("limit=abc", "limit: &#34;abc&#34; is not a whole number"),
+        ("created_after=garbage", "created after: &#34;garbage&#34; is not a date and time"),
+    ):
+        page = await http.get(f"/executions?{query}")
+        assert page.status_code == 200 and said in page.text, page.text[-2000:]
+        assert "invalid literal" not in page.text and "isoformat" not in page.text

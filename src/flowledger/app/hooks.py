@@ -168,11 +168,9 @@ class Hooks:
             for pushed in await self._engine.store.pushed_workflows():
                 document = json.loads(pushed.version["document"])
                 if pushed.disabled_at is not None and path in webhook_paths(document):
-                    name = pushed.version["name"]
-                    raise NotFoundError(
-                        f"the webhook trigger on path {path!r} is workflow {name!r}'s, which is "
-                        f"disabled (enable it: flowledger workflows enable {name})"
-                    )
+                    # Said to anyone who calls (no token, no signature checked yet): that
+                    # it is off, not which workflow it starts nor how to turn it on.
+                    raise NotFoundError(f"the webhook trigger on path {path!r} is disabled")
             raise NotFoundError(f"no pushed workflow has a webhook trigger on path {path!r}")
         if len(found) > 1:
             names = ", ".join(sorted(r.workflow.name for r in found))

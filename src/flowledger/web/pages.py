@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from flowledger.app import FollowAllEvents, ListExecutions
 from flowledger.app.sessions import SignIn
 from flowledger.app.views import CountByStatus
-from flowledger.errors import AuthenticationError, FlowledgerError
+from flowledger.errors import AuthenticationError, FlowledgerError, InvalidInputError, shown
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web import catalog, execution
 from flowledger.web.auth import (
@@ -80,12 +80,23 @@ async def signout(request: Request) -> Response:
     return response
 
 
-def _when(text: str) -> datetime | None:
+def _when(text: str, label: str) -> datetime | None:
     """A ``datetime-local`` field (the browser's local time, sent without a zone) as UTC."""
     if not text:
         return None
-    value = datetime.fromisoformat(text)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"{label}: {shown(text)} is not a date and time (2026-11-30T09:00)"
+        ) from None
     return value if value.tzinfo else value.astimezone()
+
+
+def _count(text: str, label: str) -> int:
+    if not text.strip().isdigit():
+        raise InvalidInputError(f"{label}: {shown(text)} is not a whole number")
+    return int(text)
 
 
 @router.get("/executions")
@@ -96,9 +107,9 @@ async def executions(request: Request) -> Response:
     query = request.query_params
     filters: dict[str, Any] = {name: query.get(name) or None for name in FILTERS}
     try:
-        filters["created_after"] = _when(query.get("created_after", ""))
-        filters["created_before"] = _when(query.get("created_before", ""))
-        limit = min(int(query.get("limit") or PAGE_SIZE), MAX_PAGE_SIZE)
+        filters["created_after"] = _when(query.get("created_after", ""), "created after")
+        filters["created_before"] = _when(query.get("created_before", ""), "created before")
+        limit = min(_count(query.get("limit") or str(PAGE_SIZE), "limit"), MAX_PAGE_SIZE)
         listing = await app.executions.list(
             ListExecutions(**filters, limit=limit, cursor=query.get("cursor") or None)
         )
