@@ -182,7 +182,10 @@ class Worker:
                     continue
                 if failures[index]:
                     log.info(
-                        "worker duty %s works again after %d failures", duty.name, failures[index]
+                        "worker duty %s works again after %d failures",
+                        duty.name,
+                        failures[index],
+                        extra=log_extra("run_duty", duty=duty.name),
                     )
                     failures[index] = 0
                 next_run[index] = loop.time() + max(0.05, min(delay, self.options.max_duty_wait))
