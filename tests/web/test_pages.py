@@ -384,3 +384,20 @@ async def test_bad_list_filters_are_told_in_words(web: Web) -> None:
         page = await http.get(f"/executions?{query}")
         assert page.status_code == 200 and said in page.text, page.text[-2000:]
         assert "invalid literal" not in page.text and "isoformat" not in page.text
+
+
+async def test_the_entity_filter_finds_numbers_and_booleans(web: Web) -> None:
+    """Typing 7 found no ``Score: 7``: the filter compared the text "7"."""
+    await web.app.entities.create_type(CreateEntityType(name="Typed"))
+    for payload in ({"Score": 7, "On": True}, {"Score": "7", "On": "true"}, {"Score": 8}):
+        await web.app.entities.create(CreateEntity(entity_type="Typed", payload=payload))
+    http = await web.sign_in("viewer")
+
+    async def found(field: str, value: str) -> int:
+        page = await http.get("/entities", params={"type": "Typed", "field": field, "value": value})
+        assert page.status_code == 200, page.text
+        return page.text.count("<tr><td><code>")
+
+    assert await found("Score", "7") == 2
+    assert await found("On", "true") == 2
+    assert await found("Score", "8") == 1

@@ -4,6 +4,7 @@ types and entities, subscriptions and their deliveries."""
 from __future__ import annotations
 
 import difflib
+import json
 from typing import Any
 
 import yaml
@@ -147,7 +148,7 @@ async def entities(request: Request) -> Response:
     value = request.query_params.get("value", "")
     listing = None
     if chosen:
-        where = {field: value} if field and value else {}
+        where = {field: _typed_in(value)} if field and value else {}
         listing = await app.entities.list(ListEntities(entity_type=chosen, filter=where, limit=100))
     return page(
         request,
@@ -160,6 +161,18 @@ async def entities(request: Request) -> Response:
         field=field,
         value=value,
     )
+
+
+def _typed_in(text: str) -> Any:
+    """What a value typed into the filter matches: the text, and also the number,
+    boolean or null it spells (``7`` finds ``Score: 7`` and ``Code: "7"``)."""
+    try:
+        typed = json.loads(text)
+    except ValueError:
+        return text
+    if typed is None or isinstance(typed, bool | int | float):
+        return {"in": [text, typed]}
+    return text
 
 
 @router.get("/subscriptions")
