@@ -430,3 +430,28 @@ def test_loop_iterations_and_sub_workflow_links(pages: Pages, ui: Service) -> No
     page.locator(".graph-svg .child-link").click()
     expect(page.locator(".exec-head h1")).to_contain_text(child)
     expect(page.locator(".exec-head dl.facts")).to_contain_text(f"Parent{execution_id[:8]}")
+
+
+SHOW = """(state) => {
+  Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_a_hidden_tab_lets_its_stream_go_and_catches_up_when_shown(
+    pages: Pages, ui: Service
+) -> None:
+    """Each page held a stream, and a browser opens 6 connections to one host: a 7th tab
+    never loaded. A hidden tab now closes its stream; shown again, it catches up."""
+    execution_id = run(ui, FORM)
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    expect(page.locator("#status")).to_contain_text("AwaitingUserInput")
+    page.evaluate(SHOW, "hidden")
+    with ui.client("operator") as http:
+        assert http.post(f"/api/v1/executions/{execution_id}/cancel").status_code == 200
+        assert terminal(http, execution_id)["runtimeStatus"] == "Cancelled"
+    page.wait_for_timeout(1500)  # a stream would have brought the change by now
+    expect(page.locator("#status")).to_contain_text("AwaitingUserInput")
+    page.evaluate(SHOW, "visible")
+    expect(page.locator("#status")).to_contain_text("Cancelled", timeout=10_000)

@@ -41,6 +41,21 @@
     });
   }
 
+  /* A browser opens at most 6 connections to one host over HTTP/1.1, and each page's
+     stream holds one: a hidden tab lets its stream go (else a 7th tab never loads) and
+     catches up when it is shown again. */
+  function stopLive() {
+    if (source) { source.close(); source = null; }
+    if (poller !== null) { clearInterval(poller); poller = null; }
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") { stopLive(); return; }
+    refresh();
+    startLive();
+  });
+
   function refresh() {
     timer = null;
     var region = document.getElementById("live-region");
@@ -153,7 +168,7 @@
 
   function init() {
     drawGraphs();
-    startLive();
+    if (document.visibilityState !== "hidden") startLive(); /* a tab opened behind */
     showReuse();
     var select = document.getElementById("from_step");
     if (select) select.addEventListener("change", showReuse);
