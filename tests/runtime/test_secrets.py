@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, step_type
 from flowledger.codec import Codec, placeholder, spellings
+from flowledger.definition.strictness import stored_definitions
 from flowledger.errors import DefinitionError
 from tests.runtime.support import yaml
 from tests.steps.http_server import serve
@@ -165,6 +166,23 @@ def test_a_secret_anywhere_but_a_sending_field_is_refused(
     with pytest.raises(DefinitionError) as caught:
         engine.load_text(yaml(f"name: leak\nsteps:\n  {steps}\n"))
     assert f"secrets.TOKEN cannot be used in {where}" in str(caught.value)
+
+
+@pytest.mark.parametrize("part", ["secrets.TOKEN[6:]", "secrets.TOKEN[0]", "secrets.TOKEN.x"])
+def test_a_secret_is_sent_whole_or_not_at_all(engine: Engine, part: str) -> None:
+    """A slice sent to a server that echoes it came back into the stored output in clear
+    (18 of 24 characters): the redaction knows the whole value, not its parts."""
+    text = f"""
+        name: sliced
+        steps:
+          - {{id: a, type: sys.http_request, input: {{url: "http://x", json: {{t: "{{{{ {part} }}}}"}}}}}}
+    """
+    with pytest.raises(DefinitionError, match=r"secrets\.TOKEN must be sent whole"):
+        engine.load_text(yaml(text))
+    whole = text.replace(part, "secrets.TOKEN | upper")
+    assert engine.load_text(yaml(whole)).secret_names == {"TOKEN"}
+    with stored_definitions():  # a version pushed before this rule still loads
+        engine.load_text(yaml(text))
 
 
 def test_the_output_and_dynamic_names_are_refused(engine: Engine) -> None:

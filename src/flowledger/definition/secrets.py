@@ -5,7 +5,9 @@ declares secret (``sys.http_request``'s ``url``, ``headers``, ``query``, ``body`
 ``json``). Everywhere else (``sys.transform``, ``sys.set_variable``, entity writes,
 sub-workflow input, artifact names, ``when``, loop items, the workflow's ``output``,
 trigger mappings) its value would be stored or passed on, and no redaction can follow a
-value through ``|upper`` or a slice; so the definition is refused, with the place.
+value through ``|upper`` or a slice; so the definition is refused, with the place. In
+the send fields a secret is sent whole: a part of it (``secrets.X[6:]``) is refused too,
+as a server echoing it back would have it stored in clear.
 Names must be constant (``secrets.NAME``, not ``secrets[x]``): the set of names an
 execution may read is then known from its definition alone, and every process that
 writes for it redacts those values (:class:`flowledger.codec.Codec`).
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from flowledger.definition.strictness import checking_new
 from flowledger.errors import Path, TemplateError, format_path
 from flowledger.templates import Template, contains_template
 
@@ -70,6 +73,15 @@ def check_secrets(
             if not any(path[: len(prefix)] == prefix for prefix in allowed):
                 where = format_path(path)
                 report(f"secrets.{first} cannot be used in {where}: {_WHERE}", path)
+                continue
+            if (len(reference.path) > 1 or not reference.complete) and checking_new():
+                # A server that echoes a slice back would have it stored in clear: the
+                # redaction knows the whole value (and its usual encodings), not its parts.
+                report(
+                    f"secrets.{first} must be sent whole, not a part of it (a slice, an "
+                    "index): a part that a server echoes back could not be redacted",
+                    path,
+                )
                 continue
             names.add(first)
     return frozenset(names)
