@@ -401,3 +401,10 @@ async def test_the_entity_filter_finds_numbers_and_booleans(web: Web) -> None:
     assert await found("Score", "7") == 2
     assert await found("On", "true") == 2
     assert await found("Score", "8") == 1
+
+
+async def test_an_error_page_keeps_who_is_signed_in(web: Web) -> None:
+    http = await web.sign_in("viewer")
+    missing = await http.get("/executions/no-such-execution")
+    assert missing.status_code == 404
+    assert "Sign out" in missing.text and 'name="csrf"' in missing.text

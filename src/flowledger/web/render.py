@@ -88,14 +88,27 @@ def guarded(
                 refused.headers["HX-Redirect"] = f"/signin?next={quote(back or '/')}"
             return refused
         except ForbiddenError as exc:
-            return page(request, "error.html", None, 403, title="Forbidden", message=str(exc))
+            who = await _signed_in(request)
+            return page(request, "error.html", who, 403, title="Forbidden", message=str(exc))
         except NotFoundError as exc:
-            return page(request, "error.html", None, 404, title="Not found", message=str(exc))
+            who = await _signed_in(request)
+            return page(request, "error.html", who, 404, title="Not found", message=str(exc))
         except FlowledgerError as exc:
             status = http_status(exc)[0]
-            return page(request, "error.html", None, status, title="Refused", message=str(exc))
+            who = await _signed_in(request)
+            return page(request, "error.html", who, status, title="Refused", message=str(exc))
 
     return run
+
+
+async def _signed_in(request: Request) -> Session | None:
+    """Who is signed in, for an error page's header (None: nobody, or not readable)."""
+    from flowledger.web.auth import session_of  # auth renders pages: imported late
+
+    try:
+        return await session_of(request)
+    except FlowledgerError:
+        return None
 
 
 def see_other(url: str) -> RedirectResponse:
