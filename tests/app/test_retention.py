@@ -146,3 +146,27 @@ async def test_a_parent_goes_only_after_its_children(app: App) -> None:
     done = await prune(app, older_than="30d", batch_size=1)
     assert (done["executions"], done["batches"]) == (2, 2)  # the child first, then the parent
     assert await store.get_execution(parent["id"]) is None
+
+
+async def test_a_finished_child_stays_while_its_root_waits(app: App) -> None:
+    """The first child completed long ago, the second waits for a person: the completed
+    one was pruned from under its waiting parent (whose retry and output need it)."""
+    await app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=CHILD), WorkflowText(text=WAITING)])
+    )
+    both = """\
+name: both
+steps:
+  - {id: done, type: sys.sub_workflow, input: {workflow: child}}
+  - {id: asks, type: sys.sub_workflow, input: {workflow: waiting}}
+"""
+    parent = await run(app, both)
+    assert parent["runtimeStatus"] == "AwaitingUserInput"
+    later(app, 40)
+    assert (await prune(app, older_than="30d", dry_run=True))["executions"] == 0
+    assert (await prune(app, older_than="30d"))["executions"] == 0
+    store: Any = app.engine.store
+    children = [c["id"] for s in parent["steps"].values() for c in s["childWorkflowExecutions"]]
+    assert len(children) == 2
+    for child in children:
+        assert await store.get_execution(child) is not None

@@ -82,6 +82,33 @@ class SQLPruneStore(SQLPart, PruneStore):
         child = executions.alias("child")  # Core, not the ORM: importing that costs
         return not_(exists().where(child.c.parent_id == executions.c.id))
 
+    def _root_goes_too(
+        self, before: datetime | BindParameter[Any], statuses: Sequence[Any]
+    ) -> ColumnElement[bool]:
+        """A child goes only with its tree: its root is gone already or is pruned too.
+        A finished child of a parent that still runs or waits is part of its parent's
+        work (its output, the retry that reuses it), whatever its own age."""
+        t, root = executions, executions.alias("root")
+        staying_root = exists().where(
+            root.c.id == t.c.root_id,
+            not_(
+                and_(
+                    root.c.runtime_status.in_(statuses),
+                    root.c.last_activity_at < before,
+                    or_(
+                        root.c.job_run_id.is_(None),
+                        not_(
+                            exists().where(
+                                job_runs.c.id == root.c.job_run_id,
+                                job_runs.c.completed_at.is_(None),
+                            )
+                        ),
+                    ),
+                )
+            ),
+        )
+        return or_(t.c.root_id.is_(None), not_(staying_root))
+
     @reads
     def prunable_executions(
         self, before: datetime, statuses: Sequence[str], limit: int
@@ -116,6 +143,7 @@ class SQLPruneStore(SQLPart, PruneStore):
         t = executions
         before = bindparam("before", type_=t.c.created_at.type)
         limit = bindparam("limit", type_=Integer)
+        every_status: list[BindParameter[Any]] = [bindparam(f"status{i}") for i in range(statuses)]
         searches = [
             select(t.c.id, t.c.created_at)
             .where(
@@ -123,6 +151,7 @@ class SQLPruneStore(SQLPart, PruneStore):
                 t.c.created_at < before,
                 self._idle_since(before),
                 self._childless(),
+                self._root_goes_too(before, every_status),
             )
             .order_by(t.c.created_at, t.c.id)
             .limit(limit)
@@ -137,11 +166,22 @@ class SQLPruneStore(SQLPart, PruneStore):
     @reads
     def count_prunable(self, before: datetime, statuses: Sequence[str]) -> int:
         t = executions
+        chosen = [s for s in statuses if s in FINISHED]
         with self.reading():
             parent_of = {
                 r[0]: r[1]
                 for r in self.conn.execute(
                     select(t.c.id, t.c.parent_id).where(self._matching(before, statuses))
+                )
+            }
+            # Children whose root stays (it runs, waits, or is kept) stay with it.
+            rooted = {
+                r[0]
+                for r in self.conn.execute(
+                    select(t.c.id).where(
+                        self._matching(before, statuses),
+                        not_(self._root_goes_too(before, chosen)),
+                    )
                 )
             }
             # Executions that stay have their ancestors stay too.
@@ -153,7 +193,7 @@ class SQLPruneStore(SQLPart, PruneStore):
                     .where(t.c.parent_id.is_not(None), not_(self._matching(before, statuses)))
                 )
             }
-        kept: set[str] = set()
+        kept: set[str] = set(rooted)
         for parent in staying_children_of:
             while parent in parent_of and parent not in kept:
                 kept.add(parent)
@@ -168,8 +208,12 @@ class SQLPruneStore(SQLPart, PruneStore):
         with self.conn.begin():
             # Locked (PostgreSQL): a retry or a new child waits for this short transaction,
             # and the conditions are checked again on the rows as they are now.
+            chosen = [s for s in statuses if s in FINISHED]
             locked = select(t.c.id).where(
-                t.c.id.in_(list(ids)), self._matching(before, statuses), self._childless()
+                t.c.id.in_(list(ids)),
+                self._matching(before, statuses),
+                self._childless(),
+                self._root_goes_too(before, chosen),
             )
             gone = [r[0] for r in self.conn.execute(locked.with_for_update(of=t))]
             if not gone:
