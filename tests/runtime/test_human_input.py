@@ -234,3 +234,43 @@ async def test_an_answer_after_the_due_time_is_refused(engine: Engine) -> None:
     assert await engine.store.pending_signals(doc["id"]) == []
     engine.clock.offset = timedelta(0)
     await engine.submit_input(doc["id"], "ask", {"ok": True})  # in time: taken
+
+
+async def test_settling_an_answer_another_process_runs_waits_until_it_is_taken(
+    engine: Engine,
+) -> None:
+    """``executions input`` while a worker holds the execution: the settle watched the
+    row, saw AwaitingUserInput (the answer not taken yet) and reported that (exit 3)."""
+    doc = await engine.run(engine.load_text(APPROVAL))
+    async with Engine(engine.db_url, registry=engine.registry) as worker:
+        epoch = await worker.store.acquire_lease(doc["id"], worker.owner, worker.lease)
+        assert epoch is not None  # the worker holds it: this engine can only watch
+        await engine.submit_input(doc["id"], "approve", {"approved": True})
+        settling = asyncio.ensure_future(engine.settle(doc["id"], wait=30))
+        await asyncio.sleep(0.3)
+        assert not settling.done(), "settled before the answer was taken"
+        status, _ = await worker.run_owned(doc["id"])
+        assert status == "Completed"
+        settled = await asyncio.wait_for(settling, 30)
+    assert settled["runtimeStatus"] == "Completed"
+
+
+async def test_an_execution_ended_between_the_read_and_the_take_is_not_run_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker completed it right after this engine read it InProgress: the take then
+    succeeded on a Completed row, and the run failed 'cannot move from Completed to
+    Completed'."""
+    doc = await engine.run(engine.load_text(APPROVAL))
+    await engine.submit_input(doc["id"], "approve", {"approved": True})
+    read_before = await engine.store.get_execution(doc["id"])  # as this engine saw it
+    assert read_before is not None
+    done = await engine.drive(doc["id"])  # "the worker" ends it meanwhile
+    assert done["runtimeStatus"] == "Completed"
+
+    async def stale(execution_id: str) -> object:
+        return read_before
+
+    monkeypatch.setattr(engine, "_row", stale)
+    again = await engine.drive(doc["id"])
+    assert again["runtimeStatus"] == "Completed" and again["output"] == done["output"]

@@ -462,6 +462,12 @@ class Engine:
                 raise HeldElsewhereError(
                     f"execution {execution_id} is being run by another process right now"
                 )
+            if ExecutionStatus(owned["runtime_status"]).terminal:
+                # Another process ended it between our read and our take: nothing to run.
+                await self.store.release_lease_row(execution_id, int(owned["lease_epoch"]), None)
+                if not document:
+                    return {"id": execution_id, "runtimeStatus": owned["runtime_status"]}
+                return await self.get_execution(execution_id)
             epoch = int(owned["lease_epoch"])
             self.observers.claimed(execution_id, epoch, from_owner=row["lease_owner"])
             current = asyncio.current_task()
@@ -701,12 +707,18 @@ class Engine:
         return doc
 
     async def _watch(self, execution_id: str, wait: float) -> dict[str, Any]:
+        """The execution once another process has it ended or waiting for people with
+        nothing left to act on (an input or a cancel just sent is not yet taken while it
+        still shows AwaitingUserInput), or after ``wait`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
             row = await self._row(execution_id)
             status = ExecutionStatus(row["runtime_status"])
-            settled = status.terminal or status == ExecutionStatus.AWAITING_USER_INPUT
+            settled = status.terminal or (
+                status == ExecutionStatus.AWAITING_USER_INPUT
+                and not await self.store.pending_signals(execution_id)
+            )
             if settled or loop.time() >= deadline:
                 return await self.get_execution(execution_id)
             await asyncio.sleep(0.1)
