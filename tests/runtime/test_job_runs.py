@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import textwrap
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ from flowledger.definition.jobs import JobFile, parse_job_text
 from flowledger.errors import DefinitionError
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.job_state import progress
+from flowledger.runtime.orphans import this_host
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.worker import job_advancer
 from flowledger.worker.worker import Worker, WorkerOptions
@@ -362,7 +362,7 @@ async def test_a_second_engine_drives_on_after_a_killed_driver(
     async with Engine(db_url, registry=registry) as engine:
         job_runs = JobRuns(engine)
         job_run_id = await job_runs.create(job(flows, text), hold=True)
-        dead = f"{socket.gethostname()}:{gone}:dead"
+        dead = f"{this_host()}:{gone}:dead"
         await engine.store.release_job_run(job_run_id, engine.owner)
         assert await engine.store.acquire_job_run(job_run_id, dead, timedelta(hours=1))
         # The dead holder's lease is taken at once, not after the hour.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from flowledger import Engine, StepRegistry
+from flowledger.runtime.orphans import this_host
 from flowledger.storage import ExecutionQuery
 from tests.runtime.steps_for_tests import Recorder
 from tests.runtime.support import latest, running_worker, wait_for_status, wait_until, yaml
@@ -315,10 +316,9 @@ async def test_run_takes_over_at_once_a_child_held_by_a_dead_process_here(
 ) -> None:
     """A killed `flowledger run` on this host held the child: its pid is gone, so the
     next run takes the child at once, not after the lease (here an hour)."""
-    import socket
     from datetime import timedelta
 
-    dead_owner = f"{socket.gethostname()}:{_reaped_pid()}:gone"
+    dead_owner = f"{this_host()}:{_reaped_pid()}:gone"
     async with Engine(db_url, registry=registry, lease=timedelta(minutes=1)) as engine:
         parent_id, first = await _parked_parent_of_two(engine)
         held = await engine.store.acquire_lease(first, dead_owner, timedelta(hours=1))

@@ -104,3 +104,40 @@ async def test_a_failing_duty_backs_off_and_logs_its_traceback_once(
     assert [r.exc_info is not None for r in said] == [True, False, False, False]
     assert "failed again (2 in a row: ConnectionError: connection refused)" in said[1].getMessage()
     assert "works again after 3 failures" in said[3].getMessage()
+
+
+async def test_a_dead_holder_s_executions_are_freed_at_once_on_its_host(db_url: str) -> None:
+    """A killed `flowledger run` held its execution until the lease lapsed (30 s), even
+    with an idle worker on the same machine. A dead pid on this host frees it now; an
+    owner of another machine that bears the same host name is left to its lease."""
+    import socket
+    import subprocess
+
+    from flowledger.runtime.orphans import this_host
+    from flowledger.worker.duties import DeadHoldersDuty
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: no process has its pid now
+    async with Engine(db_url) as engine:
+        dead_here = await engine.start(engine.load_text(QUICK))
+        elsewhere = await engine.start(engine.load_text(QUICK))
+        lease = timedelta(minutes=5)
+        assert await engine.store.acquire_lease(dead_here, f"{this_host()}:{gone.pid}:x", lease)
+        twin = f"{socket.gethostname()}:{gone.pid}:y"  # same name, another machine's pid
+        assert await engine.store.acquire_lease(elsewhere, twin, lease)
+        freed: list[bool] = []
+        duty = DeadHoldersDuty(engine, lambda: freed.append(True))
+        await duty.run_once()
+        assert freed == [True]
+        rows = {i: await engine.store.get_execution(i) for i in (dead_here, elsewhere)}
+        assert rows[dead_here]["lease_owner"] is None  # type: ignore[index]
+        assert rows[elsewhere]["lease_owner"] == twin  # type: ignore[index]
+        worker = Worker(engine, FAST)
+        task = asyncio.create_task(worker.run())
+        async with asyncio.timeout(20):
+            while worker.completed < 1:
+                await asyncio.sleep(0.01)
+        worker.stop()
+        await task
+        done = await engine.get_execution(dead_here)
+        assert done["runtimeStatus"] == "Completed"

@@ -10,8 +10,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,7 +44,7 @@ from flowledger.runtime.observer import (
     Observer,
     Observers,
 )
-from flowledger.runtime.orphans import owner_is_dead
+from flowledger.runtime.orphans import owner_is_dead, process_owner
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
@@ -118,7 +116,7 @@ class Engine:
         self._own_http = http is None
         self._store: Store | None = None
         self._services: Services | None = None
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or process_owner()
         self.lease = lease if lease is not None else settings.lease
         self.clock = Clock()
         # Versions are immutable once stored, so these caches can never go stale; bounded,

@@ -4,18 +4,48 @@ A `flowledger run` process that was interrupted (Ctrl-C) released its execution;
 one that was killed still holds a lease until it lapses. Its owner name is
 ``host:pid:nonce``, so on the same host a dead pid proves the holder is gone and
 the execution can be taken at once instead of after the lease.
+
+``host`` is the host name with a digest of this boot of the machine and of the process
+id namespace (``name~1a2b3c4d`` on Linux): two machines, or two containers, given the
+same host name must never read each other's pids, or a live holder elsewhere would be
+taken for dead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import os
 import socket
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery, Store
+
+
+@functools.cache
+def this_host() -> str:
+    """This machine and process id namespace, as owner names give it."""
+    name = socket.gethostname().replace(":", "_")
+    parts = []
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    if not parts:  # no such files (not Linux): the name alone
+        return name
+    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
+    return f"{name}~{digest}"
+
+
+def process_owner() -> str:
+    """A new owner name for this process: ``host:pid:nonce``."""
+    return f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def owner_is_dead(owner: str | None) -> bool:
@@ -24,7 +54,7 @@ def owner_is_dead(owner: str | None) -> bool:
         return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != this_host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

@@ -354,6 +354,12 @@ class Store(
         (every process on the database reads the same one)."""
 
     @abstractmethod
+    async def leases_held_on(self, host: str, limit: int) -> list[tuple[str, str]]:
+        """(id, lease owner) of unfinished executions leased, unexpired, to an owner on
+        ``host`` (owners are ``host:pid:nonce``): what a worker there checks for holders
+        that died."""
+
+    @abstractmethod
     async def meta_value(self, key: str) -> str | None:
         """The value stored under ``key`` in ``flowledger_meta`` (None: none)."""
 

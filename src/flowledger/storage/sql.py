@@ -794,6 +794,22 @@ class SQLStore(
         with self.reading():
             return str(self.conn.execute(read).scalar_one())
 
+    @reads
+    def leases_held_on(self, host: str, limit: int) -> list[tuple[str, str]]:
+        t = executions
+        # Walks the status index over the unfinished: few, beside a long history.
+        stmt = (
+            select(t.c.id, t.c.lease_owner)
+            .where(
+                t.c.runtime_status.in_(("NotStarted", "InProgress", "AwaitingUserInput")),
+                t.c.lease_owner.startswith(f"{host}:", autoescape=True),
+                t.c.lease_expires_at > self._sql_now(timedelta(0)),
+            )
+            .limit(limit)
+        )
+        with self.reading():
+            return [(r[0], r[1]) for r in self.conn.execute(stmt)]
+
     async def meta_value(self, key: str) -> str | None:
         with self.reading():
             found = self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()

@@ -22,7 +22,7 @@ from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
 from flowledger.worker.deliveries import DeliveryDuty
-from flowledger.worker.duties import Duty, RetentionDuty
+from flowledger.worker.duties import DeadHoldersDuty, Duty, RetentionDuty
 from flowledger.worker.entity_dispatch import EntityDispatcher
 from flowledger.worker.job_advancer import JobAdvancer
 from flowledger.worker.schedules import Scheduler
@@ -67,6 +67,7 @@ class Worker:
             EntityDispatcher(engine),
             self.job_advancer,
             DeliveryDuty(engine),
+            DeadHoldersDuty(engine, self.wake),
         ]
         #: Duties to run before their time (a job run whose workflow ended here), and
         #: the event that tells the duty loop so.
