@@ -252,7 +252,7 @@ def worker(
             freeze_heap()  # else each full collection walks the start-up heap: 30-50 ms stalls
             await runner.run()
             logging.getLogger("flowledger.worker").info(
-                "worker stopped after finishing %d executions",
+                "worker stopped; %d executions ended in it (the unfinished were handed back)",
                 runner.completed,
                 extra=log_extra("stop_worker"),
             )

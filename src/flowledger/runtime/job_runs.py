@@ -232,7 +232,7 @@ class JobRuns:
         log.info(
             "job run %s: started workflow %d (%s) as execution %s",
             job_run_id,
-            index,
+            index + 1,  # counted from 1, as `jobs show` lists them
             item["workflowName"],
             execution_id,
             extra=log_extra("advance_job_run", execution_id, job_run_id=job_run_id),
