@@ -64,12 +64,15 @@ def test_rerun_from_an_unknown_step_suggests_one(cli: Cli) -> None:
 def test_option_values_are_checked_in_our_words(cli: Cli) -> None:
     role = cli("tokens", "create", "x", "--role", "boss")
     assert role.returncode == 2
-    assert 'role: must be one of viewer, operator, admin, not "boss"' in role.stderr
+    assert 'error: --role: must be one of viewer, operator, admin, not "boss"' in role.stderr
     limit = cli("executions", "list", "--limit", "0")
     assert limit.returncode == 2
-    assert "limit: must be at least 1, not 0" in limit.stderr
+    assert "error: --limit: must be at least 1, not 0" in limit.stderr
+    # The application names its fields as JSON does; the command names its own option.
+    age = cli("executions", "prune", "--older-than=soon")
+    assert age.returncode == 2 and 'error: --older-than: "soon" is not a duration' in age.stderr
     workers = cli("worker", "--concurrency", "0")
     assert workers.returncode == 2
     assert "--concurrency must be between 1 and 1000, not 0" in workers.stderr
-    for result in (role, limit, workers):
+    for result in (role, limit, workers, age):
         assert not any(wording in result.stderr for wording in LIBRARY_WORDING)

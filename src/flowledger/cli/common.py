@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
@@ -21,8 +22,10 @@ from flowledger.errors import (
     DefinitionError,
     FlowledgerError,
     InputError,
+    InvalidInputError,
     MissingDatabaseError,
     NotFoundError,
+    format_path,
 )
 from flowledger.heap import end_start_up
 from flowledger.logs import configure_logging
@@ -194,7 +197,22 @@ def build(request: Callable[[], R]) -> R:
     try:
         return request()
     except InputError as exc:
-        fail(str(exc), EXIT_INVALID)
+        fail(as_option(exc), EXIT_INVALID)
+
+
+def as_option(exc: InputError) -> str:
+    """The message of a refused request, its field named as the option the command was
+    given (``--older-than``, where the application names the JSON field ``olderThan``)."""
+    if not isinstance(exc, InvalidInputError) or not exc.field_path:
+        return str(exc)
+    field = exc.field_path[0]
+    if not isinstance(field, str):
+        return str(exc)
+    flag = "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", field).lower().replace("_", "-")
+    if not any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv[1:]):
+        return str(exc)
+    rest = format_path(exc.field_path[1:])
+    return f"{flag}{f' {rest}' if rest else ''}: {exc.message}"
 
 
 async def execution_id(application: App, prefix: str) -> str:
@@ -236,7 +254,7 @@ def call(
             err.print(problem.format(), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     except InputError as exc:
-        fail(str(exc), EXIT_INVALID)
+        fail(as_option(exc), EXIT_INVALID)
     except MissingDatabaseError as exc:
         fail(str(exc), EXIT_INVALID)
     except NotFoundError as exc:
