@@ -31,7 +31,7 @@ from flowledger.runtime.ports import Control
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.schema_check import check_against_schema, validator_for
 from flowledger.storage import Batch, Row
-from flowledger.storage.base import RowParams
+from flowledger.storage.base import RowParams, SignalBlocked
 from flowledger.timeutil import iso
 
 #: Statuses a step keeps from the original when a rerun reuses it.
@@ -120,7 +120,13 @@ async def submit_input(
     # Its id is the step execution's: a step takes one answer, the first one sent, even
     # while it is still waiting (the runner applies it at its next round).
     signal["id"] = target["id"]
-    if not await engine.store.send_signal(signal):  # its write wakes the idle workers too
+    try:  # its write wakes the idle workers too
+        sent = await engine.store.send_signal(signal, unless_pending="cancel")
+    except SignalBlocked:  # a cancel sent just now, after the check above
+        raise ConflictError(
+            f"execution {execution_id} is being cancelled; it takes no input"
+        ) from None
+    if not sent:
         raise ConflictError(
             f"step '{target['step_id']}' of execution {execution_id} has been answered "
             "already; it takes the first answer only"

@@ -133,6 +133,10 @@ class ExecutionQuery:
     before: tuple[datetime, str] | None = None
 
 
+class SignalBlocked(Exception):
+    """``send_signal(..., unless_pending=kind)`` found a signal of that kind pending."""
+
+
 class Store(
     TokenStore,
     EntityStore,
@@ -219,11 +223,14 @@ class Store(
     # -- signals: what the outside world tells an execution -----------------------------------
 
     @abstractmethod
-    async def send_signal(self, signal: Row) -> bool:
+    async def send_signal(self, signal: Row, *, unless_pending: str | None = None) -> bool:
         """Record a signal and wake its execution (make it claimable now if it was parked),
         and the idle workers (as ``notify_work`` does, in the signal's own write). False,
         and nothing written, when a signal with its id was sent before: a signal whose id
-        names what it answers (an input: the step execution) is sent once."""
+        names what it answers (an input: the step execution) is sent once.
+        :class:`SignalBlocked`, and nothing written, when a signal of the kind
+        ``unless_pending`` waits unconsumed (checked in the same transaction: an input
+        and a cancel sent at once cannot both be taken)."""
 
     @abstractmethod
     async def pending_signals(self, execution_id: str) -> list[Row]:

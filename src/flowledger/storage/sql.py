@@ -37,6 +37,7 @@ from flowledger.storage.base import (
     Batch,
     ExecutionQuery,
     Row,
+    SignalBlocked,
     Store,
     WorkflowVersion,
     claimable_when_created,
@@ -399,14 +400,14 @@ class SQLStore(
             found = self.conn.execute(select(t.c.id).where(t.c.trigger_key == trigger_key))
             return found.scalar()
 
-    async def send_signal(self, signal: Row) -> bool:
-        sent = await self._send_signal(signal)
+    async def send_signal(self, signal: Row, *, unless_pending: str | None = None) -> bool:
+        sent = await self._send_signal(signal, unless_pending)
         if sent:
             self._wake_workers_here()
         return sent
 
     @writes
-    def _send_signal(self, signal: Row) -> bool:
+    def _send_signal(self, signal: Row, unless_pending: str | None) -> bool:
         t = executions
         with self.conn.begin() as transaction:
             # Row lock first (PostgreSQL): a concurrent release_lease then sees the signal,
@@ -421,6 +422,13 @@ class SQLStore(
             if self.conn.execute(taken).first() is not None:
                 transaction.rollback()
                 return False
+            if unless_pending is not None:
+                blocking = select(signals.c.id).where(
+                    _unconsumed(signal["execution_id"]), signals.c.kind == unless_pending
+                )
+                if self.conn.execute(blocking.limit(1)).first() is not None:
+                    transaction.rollback()
+                    raise SignalBlocked(unless_pending)
             self.conn.execute(insert(signals), [signal])
             self._wake_with_this_commit()
         return True
