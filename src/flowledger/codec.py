@@ -71,7 +71,10 @@ def spellings(value: str) -> set[str]:
     found = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     if len(value) >= _MIN_BASE64_CHARS:  # a server may echo it upper- or lower-cased
         found |= {value.upper(), value.lower()}
-    for text in (quote(value, safe=""), quote_plus(value, safe=""), quote(value)):
+    # Query and form encodings, and a URL path's as httpx writes it (only the unsafe
+    # characters escaped: a space as %20, ``+&=;`` and the other sub-delimiters kept).
+    path = quote(value, safe="!$&'()*+,;=:@/")
+    for text in (quote(value, safe=""), quote_plus(value, safe=""), quote(value), path):
         found.add(text)
         found.add(text.lower())  # %c3%a4 as well as %C3%A4
     raw = value.encode("utf-8", "surrogatepass")  # a lone surrogate is kept as it is

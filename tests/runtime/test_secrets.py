@@ -247,6 +247,16 @@ def test_every_spelling_is_redacted() -> None:
         assert placeholder("K") in codec.redact(f"<{text}>")
 
 
+def test_a_secret_in_a_url_path_is_redacted_as_httpx_spells_it() -> None:
+    """A path keeps ``+&=;`` and escapes a space: a server echoing the path gave back
+    a spelling of the secret the redaction did not know."""
+    import httpx
+
+    value = "abc def+ghi/jkl&x=1;Zq"
+    echoed = httpx.URL(f"http://h/echo/{value}").raw_path.decode()
+    assert Codec({"K": value}).redact(echoed) == f"/echo/{placeholder('K')}"
+
+
 class SendInput(BaseModel):
     token: str
     note: str = ""
