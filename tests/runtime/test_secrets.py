@@ -12,6 +12,7 @@ database's folder (SQLite file, WAL, artifacts).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,7 +269,29 @@ class SendOutput(BaseModel):
 
 @step_type("test.send", secret_fields=["token"])
 async def send(data: SendInput, ctx: StepContext) -> SendOutput:
+    if data.note == "log":
+        ctx.logger.warning("sending to /x/%s", data.token)
     return SendOutput(length=len(data.token))
+
+
+async def test_a_step_s_log_line_reaches_the_process_log_redacted(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``ctx.logger`` lines were redacted in the stored copy only; the process's own log
+    (stderr, a log shipper) printed the secret."""
+    registry = StepRegistry.with_builtins()
+    registry.register(send)
+    caplog.set_level(logging.INFO)
+    async with Engine(db_url, registry=registry) as engine:
+        text = (
+            "name: logs\nsteps:\n"
+            "  - {id: s, type: test.send, input: {token: '{{ secrets.TOKEN }}', note: log}}\n"
+        )
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed"
+    [line] = [r.getMessage() for r in caplog.records if "sending to" in r.getMessage()]
+    assert line == f"sending to /x/{placeholder('TOKEN')}"
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
 
 
 async def test_a_custom_type_declares_the_fields_that_may_hold_secrets(db_url: str) -> None:

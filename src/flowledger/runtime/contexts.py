@@ -83,7 +83,9 @@ class StepContexts:
         extra = log_extra("run_step", execution_id, run.step.id, attempt=run.attempt)
         clock = self.services.clock
         level = self.services.step_log_level
-        return StepLogger(log, extra, lambda: self._log_buffer(run), level, clock.now)
+        return StepLogger(
+            log, extra, lambda: self._log_buffer(run), level, clock.now, self.codec.redact
+        )
 
     def _log_buffer(self, run: StepExecution) -> StepLogBuffer:
         # Made at the attempt's first kept line. A suspended step's next context adds to

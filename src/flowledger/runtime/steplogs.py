@@ -81,8 +81,12 @@ class StepLogger(logging.LoggerAdapter[logging.Logger]):
         buffer: Callable[[], StepLogBuffer],
         threshold: int,
         now: Callable[[], datetime],
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(logger, extra)
+        #: The execution's secrets out of what reaches the process's own logs too (the
+        #: buffer's lines are redacted as they are stored).
+        self._redact = redact
         #: The attempt's buffer, asked for at the first line kept (most steps log none:
         #: they never get one, and the journal has nothing to look at).
         self._buffer = buffer
@@ -90,10 +94,16 @@ class StepLogger(logging.LoggerAdapter[logging.Logger]):
         self._now = now
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        line = None
         if level >= self._threshold:
             line = _render(msg, args, kwargs)
             self._buffer().add(self._now(), logging.getLevelName(level), line)
-        super().log(level, msg, *args, **kwargs)
+        if self._redact is None:
+            super().log(level, msg, *args, **kwargs)
+        elif self.isEnabledFor(level):
+            line = line if line is not None else _render(msg, args, kwargs)
+            kwargs.pop("exc_info", None)  # its traceback is in the line, redacted too
+            super().log(level, "%s", self._redact(line), **kwargs)
 
 
 def _render(msg: object, args: tuple[object, ...], kwargs: dict[str, Any]) -> str:
