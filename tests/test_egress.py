@@ -165,6 +165,39 @@ async def test_credentials_are_dropped_on_a_cross_origin_redirect(
                 assert (name in seen) is kept, (target, name)
 
 
+async def test_a_body_made_from_secrets_is_not_sent_again_to_another_origin(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 307/308 re-sends the body: the secret headers were dropped on the hop to
+    another origin, the JSON body with a client secret went along."""
+    monkeypatch.setenv("FLOWLEDGER_HTTP_ALLOW", "127.0.0.1, localhost")
+    monkeypatch.setenv("FLOWLEDGER_SECRET_TOKEN", "secret-token-value")
+    with serve() as base:
+        other = base.replace("127.0.0.1", "localhost")
+        cases = (
+            (f"{other}/echo", "{{ secrets.TOKEN }}", "Failed"),  # not followed
+            (f"{base}/echo", "{{ secrets.TOKEN }}", "Completed"),  # same origin: sent
+            (f"{other}/echo", "plain", "Completed"),  # nothing secret in it
+        )
+        for target, value, status in cases:
+            hop = quote(target, safe="")
+            text = (
+                "name: hop\nsteps:\n  - id: call\n    type: sys.http_request\n"
+                f"    input:\n      method: POST\n      url: '{base}/redirect-to?code=307&url={hop}'\n"
+                f"      json: {{client_secret: '{value}'}}\n"
+            )
+            async with Engine(db_url) as engine:
+                doc = await engine.run(engine.load_text(text))
+            assert doc["runtimeStatus"] == status, (target, value, doc["error"])
+            if status == "Failed":
+                message = doc["error"]["message"]
+                assert "redirected (307) to another origin" in message
+                assert "a body made from secrets; not followed" in message
+            else:
+                [step] = doc["steps"].values()
+                assert step["outputData"]["body"]["method"] == "POST"
+
+
 def test_every_engine_transport_shares_one_verifying_tls_context() -> None:
     # Building a context parses the CA bundle (~50 ms): once per process, not per engine.
     first, second = GuardedTransport(EgressPolicy()), GuardedTransport(EgressPolicy())

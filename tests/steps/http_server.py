@@ -101,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             target = f"/redirect?n={hops - 1}" if hops > 1 else "/json"
             self._send(302, b"", "text/plain", Location=target)
         elif url.path == "/redirect-to":  # anywhere: for the egress guard's redirect check
-            self._send(302, b"", "text/plain", Location=query["url"])
+            self._send(int(query.get("code", 302)), b"", "text/plain", Location=query["url"])
         elif url.path == "/badjson":
             self._send(200, b'{"not": json', "application/json")
         elif url.path == "/problem":

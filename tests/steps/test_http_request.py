@@ -207,6 +207,21 @@ async def test_the_timeout_bounds_the_whole_exchange(base: str, client: httpx.As
     assert error.message == f"GET {base}/trickle did not finish within the 0.3s timeout"
 
 
+async def test_without_a_timeout_the_exchange_still_has_a_bound(
+    base: str, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``timeout``: each read had 30 s, so a server trickling a byte at a time held
+    the step (and the worker's slot) for as long as it liked."""
+    monkeypatch.setattr("flowledger.steps.http_request.DEFAULT_EXCHANGE_TIMEOUT", 0.3)
+    started = time.monotonic()
+    error = await fails(client, url=f"{base}/trickle")
+    assert time.monotonic() - started < 4  # the whole trickle takes 5 s
+    assert error.message == (
+        f"GET {base}/trickle did not finish within the default timeout "
+        "(0.3s for the exchange, 30s for each read)"
+    )
+
+
 async def test_connection_refused_is_retryable(client: httpx.AsyncClient) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener
         sock.bind(("127.0.0.1", 0))

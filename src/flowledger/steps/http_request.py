@@ -29,6 +29,9 @@ __all__ = ["HTTP_REQUEST", "STEP_TYPES", "HttpRequestInput", "HttpRequestOutput"
 
 MAX_REDIRECTS = 5
 DETAIL_BODY_CHARS = 2048
+#: Seconds the whole exchange may take when the step gives no ``timeout``: the client's
+#: own limits time each read, and a server trickling a byte at a time never trips them.
+DEFAULT_EXCHANGE_TIMEOUT = 300.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 _Scalar = str | int | float | bool
@@ -53,7 +56,8 @@ class HttpRequestInput(BaseModel):
     query: dict[str, _Scalar | list[_Scalar]] = Field(default_factory=dict)
     json_: Any = Field(default=None, alias="json")
     body: str | None = None
-    #: Seconds for the whole exchange; None leaves it to the engine's client.
+    #: Seconds for the whole exchange (connect, send, every redirect, the whole body);
+    #: None: DEFAULT_EXCHANGE_TIMEOUT (5 minutes), each read also within 30 s.
     timeout: Annotated[float | None, BeforeValidator(_seconds), Field(gt=0)] = None
     ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
@@ -133,13 +137,17 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     try:
         # httpx times each read separately; the deadline also stops a server
         # that trickles one byte at a time.
-        async with asyncio.timeout(data.timeout):
+        deadline = data.timeout if data.timeout is not None else DEFAULT_EXCHANGE_TIMEOUT
+        async with asyncio.timeout(deadline):
             secret = _secret_headers(ctx.definition_input)
-            exchange = _exchange(ctx.http, request, data, where, secret)
+            secret_body = _secret_body(ctx.definition_input)
+            exchange = _exchange(ctx.http, request, data, where, secret, secret_body)
             status, response_headers, raw, charset = await exchange
     except (TimeoutError, httpx.TimeoutException):
-        limit = f"{data.timeout:g}s" if data.timeout is not None else "the client's"
+        limit = f"{data.timeout:g}s" if data.timeout is not None else "default"
         message = f"{where} did not finish within the {limit} timeout"
+        if data.timeout is None:
+            message += f" ({DEFAULT_EXCHANGE_TIMEOUT:g}s for the exchange, 30s for each read)"
         raise StepError(message, retryable=True) from None
     except httpx.TransportError as exc:
         if getattr(exc, "refused_by_policy", False):  # the same URL is refused again: no retry
@@ -182,6 +190,15 @@ def _secret_headers(definition_input: Any) -> frozenset[str]:
     )
 
 
+def _secret_body(definition_input: Any) -> bool:
+    """The definition fills the request's body (``json`` or ``body``) from ``secrets``."""
+    if not isinstance(definition_input, dict):
+        return False
+    return "secrets" in json.dumps(
+        [definition_input.get("json"), definition_input.get("body")], default=str
+    )
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host.lower().rstrip("."), url.port)
 
@@ -204,6 +221,7 @@ async def _exchange(
     data: HttpRequestInput,
     where: str,
     secret: frozenset[str] = frozenset(),
+    secret_body: bool = False,
 ) -> tuple[int, dict[str, str], bytes, str | None]:
     """Send, follow at most MAX_REDIRECTS redirects, and read a body of bounded size."""
     origin = _origin(request.url)  # before the transport rewrites the host to an address
@@ -215,6 +233,15 @@ async def _exchange(
         request = response.next_request
         if _origin(request.url) != origin:
             _drop_credentials(request, secret)
+            if secret_body and request.method not in ("GET", "HEAD"):
+                # A 307/308 sends the body again: one made from secrets stays with the
+                # origin the definition names, as its secret headers do.
+                raise StepError(
+                    f"{where} was redirected ({response.status_code}) to another origin, "
+                    f"{_shown(request.url)}, which would be sent a body made from secrets; "
+                    "not followed",
+                    retryable=False,
+                )
     else:
         raise StepError(f"{where} was redirected more than {MAX_REDIRECTS} times", retryable=False)
     try:
