@@ -71,3 +71,51 @@ async def test_an_output_nested_past_the_recursion_limit_fails_its_step(db_url: 
     (step,) = [s for s in doc["steps"].values() if s["stepId"] == "a"]
     assert step["status"] == "Failed"
     assert "nested too deeply" in step["error"]["message"]
+
+
+class _Out(BaseModel):
+    x: int
+    nested: dict[str, Any] = {}
+
+
+class _Mode(BaseModel):
+    mode: str
+
+
+CALLS: dict[str, int] = {}
+
+
+@step_type("test.typed_unstorable")
+async def typed_unstorable(data: _Mode, ctx: StepContext) -> _Out:
+    CALLS[data.mode] = CALLS.get(data.mode, 0) + 1
+    if data.mode == "bytes":
+        return _Out(x=1, nested={"d": b"\xff\x00"})
+    if data.mode == "cycle":
+        cycle: dict[str, Any] = {}
+        cycle["d"] = cycle
+        return _Out(x=1, nested=cycle)
+    return _Out(x=1, nested={"d": "a\ud800b"})  # a lone surrogate: no UTF-8 for it
+
+
+async def test_a_typed_output_json_cannot_hold_fails_its_step_once(db_url: str) -> None:
+    """Through an output model, such outputs raised where the runner did not expect it:
+    the run stopped (exit 1, "a flowledger bug"), the execution stayed InProgress, and
+    a worker ran the handler again and again."""
+    registry = StepRegistry.with_builtins()
+    registry.register(typed_unstorable)
+    CALLS.clear()
+    async with Engine(db_url, registry=registry) as engine:
+        for mode in ("bytes", "cycle", "surrogate"):
+            text = (
+                f"name: typed-{mode}\nsteps:\n"
+                f"  - {{id: a, type: test.typed_unstorable, continue_on_error: true, "
+                f"retry: {{max_attempts: 3}}, input: {{mode: {mode}}}}}\n"
+                "  - {id: b, type: sys.transform, after: [a], input: {value: 2}}\n"
+            )
+            doc = await engine.run(engine.load_text(text))
+            assert doc["runtimeStatus"] == "Completed", (mode, doc["error"])
+            steps = {s["stepId"]: s for s in doc["steps"].values()}
+            assert steps["a"]["status"] == "Failed"
+            assert "its output cannot be stored" in steps["a"]["error"]["message"], mode
+            assert steps["b"]["status"] == "Completed"
+            assert CALLS[mode] == 1, mode  # not retried: the same output would come back

@@ -75,6 +75,13 @@ def normalize_output(step: CompiledStep, result: Any) -> Any:
     return result
 
 
+def storable_text(value: Any) -> None:
+    """UnicodeEncodeError when ``value``, a text, holds what UTF-8 cannot store (a lone
+    surrogate from ``"\\ud800"``); the common, ASCII case costs one scan."""
+    if isinstance(value, str) and not value.isascii():
+        value.encode("utf-8")
+
+
 def validation_message(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():

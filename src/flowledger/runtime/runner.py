@@ -37,6 +37,7 @@ from flowledger.runtime.handlers import (
     duration_detail,
     normalize_output,
     retry_delay,
+    storable_text,
     validation_message,
 )
 from flowledger.runtime.ids import ordered_uuid
@@ -510,6 +511,15 @@ class ExecutionRunner:
             return
         try:
             output = normalize_output(run.step, result)
+            offload = self.services.offload_output
+            # A condition's result is read by the scheduler itself: it always stays inline.
+            if offload is None or self.drivers[run.step.step_type.kind].keeps_output_inline:
+                run.output, run.output_json = output, None
+            else:
+                run.output, run.output_json = offload(
+                    self.id, run.id, run.step.id, output, self.codec
+                )
+            storable_text(run.output_json if run.output_json is not None else run.output)
         except ValidationError as exc:
             self.step_failed(
                 run,
@@ -517,18 +527,16 @@ class ExecutionRunner:
                 retryable=False,
             )
             return
-        offload = self.services.offload_output
-        # A condition's result is read by the scheduler itself: it always stays inline.
-        if offload is None or self.drivers[run.step.step_type.kind].keeps_output_inline:
-            run.output = output
-        else:
-            try:
-                run.output, run.output_json = offload(
-                    self.id, run.id, run.step.id, output, self.codec
-                )
-            except UnstorableError as exc:  # the step fails; the execution goes on
-                self.step_failed(run, f"its output cannot be stored: {exc}", retryable=False)
-                return
+        except UnstorableError as exc:  # the step fails; the execution goes on
+            self.step_failed(run, f"its output cannot be stored: {exc}", retryable=False)
+            return
+        except (ValueError, TypeError) as exc:
+            # Not JSON (bytes, a cycle, an object, a lone surrogate): had it reached the
+            # commit, the runner would have stopped and the step run again and again.
+            run.output, run.output_json = None, None
+            message = f"its output cannot be stored as JSON: {describe(exc)}"
+            self.step_failed(run, message, retryable=False)
+            return
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now
