@@ -9,6 +9,7 @@ from flowledger.errors import InputError, InvalidInputError
 from flowledger.schema_check import (
     check_against_schema,
     problem_lines,
+    schema_problem,
     schema_problems,
     validator_for,
 )
@@ -92,3 +93,52 @@ def test_a_pattern_re2_cannot_run_still_checks() -> None:
     assert schema_problems(validator_for(schema), "longenough", "v")[1] == 1
     doubled = {"type": "string", "pattern": r"^(ab)\1$"}
     assert schema_problems(validator_for(doubled), "abab", "v")[1] == 0
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["http://127.0.0.1:9/s.json", "file:///etc/hostname", "other.json#/a", "//evil/x"],
+)
+def test_a_reference_out_of_the_schema_is_refused(reference: str) -> None:
+    """jsonschema fetched such references (URL or file) while validating: anyone who
+    wrote a schema had the engine open internal URLs past the egress guard."""
+    schema = {"type": "object", "properties": {"a": {"$ref": reference}}}
+    found = schema_problem(schema)
+    assert found is not None
+    assert found[0] == ("properties", "a", "$ref") and "refers out of the schema" in found[1]
+    local = {"$defs": {"s": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/s"}}}
+    assert schema_problem(local) is None
+    assert problem_lines(validator_for(local), {"a": 5}, "data") == [
+        "data.a: 5 is not of type 'string'"
+    ]
+
+
+def test_a_stored_schema_with_such_a_reference_fetches_nothing() -> None:
+    """One stored before the refusal: validating by it fails in words, and no request
+    leaves the process."""
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"type": "string"}')
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/s.json"
+        validator = validator_for({"properties": {"a": {"$ref": url}}})
+        with pytest.raises(InvalidInputError, match="cannot be followed"):
+            check_against_schema(validator, {"a": 5}, "input", "the input")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == []

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from flowledger.errors import InvalidInputError, format_path
+from flowledger.errors import InvalidInputError, format_path, shown
 from flowledger.types import FieldPath
 
 if TYPE_CHECKING:
@@ -29,7 +29,15 @@ def schema_problems(
 ) -> tuple[list[tuple[FieldPath, str]], int]:
     """The first ``limit`` problems of ``value`` in field order, each path starting at
     ``root`` (``input``, ``data``, ``payload``), and how many there are in all."""
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    from referencing.exceptions import Unresolvable
+
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    except Unresolvable as exc:  # a schema stored before references out of it were refused
+        raise InvalidInputError(
+            f"the schema's reference ({exc}) cannot be followed: only references "
+            "within the schema (#/$defs/…) are"
+        ) from None
     shown = [((root, *error.absolute_path), error.message) for error in errors[:limit]]
     return shown, len(errors)
 
@@ -54,14 +62,62 @@ def problem_lines(validator: Validator, value: Any, root: str) -> list[str]:
     return [f"{format_path(path)}: {message}" for path, message in problems]
 
 
+def schema_problem(schema: Any) -> tuple[FieldPath, str] | None:
+    """What makes ``schema`` unusable, and where (None: it is a valid Draft 2020-12
+    schema). A reference out of the schema (``$ref: https://…``, ``file:…``, another
+    document) is one: following it would have the engine fetch a URL or read a file
+    for whoever wrote the schema, past the egress guard."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return tuple(exc.absolute_path), exc.message
+    for path, reference in _references(schema, ()):
+        if not reference.startswith("#"):
+            return path, (
+                f"{shown(reference)} refers out of the schema; only references within it "
+                "(#/$defs/…) are followed: fetching URLs or files is not allowed"
+            )
+    return None
+
+
+def _references(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
+    stack: list[tuple[FieldPath, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(child, str):
+                    yield (*where, key), child
+                else:
+                    stack.append(((*where, key), child))
+        elif isinstance(item, list):
+            stack.extend(((*where, i), child) for i, child in enumerate(item))
+
+
 def validator_for(schema: Any, *, formats: bool = False) -> Validator:
     """A Draft 2020-12 validator of ``schema`` (jsonschema is imported on first use, so
     only what checks a schema pays for it); ``formats`` also checks ``format``. Its
     ``pattern``, ``patternProperties`` and ``additionalProperties`` match with RE2
-    (:func:`_search`), in time linear in the text."""
+    (:func:`_search`), in time linear in the text. It never fetches a referenced
+    document (jsonschema would, by URL or file): :func:`schema_problem` refuses such
+    schemas before, and a reference out of the schema fails as unresolvable here."""
     validator = _bounded_validator()
     checker = validator.FORMAT_CHECKER if formats else None
-    return cast("Validator", validator(schema, format_checker=checker))
+    return cast("Validator", validator(schema, format_checker=checker, registry=_no_fetching()))
+
+
+@cache
+def _no_fetching() -> Any:
+    from referencing import Registry
+    from referencing.exceptions import NoSuchResource
+
+    def retrieve(uri: str) -> Any:
+        raise NoSuchResource(uri)
+
+    return Registry(retrieve=retrieve)  # type: ignore[call-arg]  # attrs field
 
 
 @cache

@@ -372,3 +372,19 @@ def test_a_when_that_is_neither_a_boolean_nor_a_template_is_refused() -> None:
         "when must be true, false or a template" in p and "'sometimes' would always hold" in p
         for p in found
     ), found
+
+
+def test_schemas_that_refer_out_of_themselves_are_refused_where_they_are() -> None:
+    found = problems(
+        """
+        name: refs
+        input_schema: {type: object, properties: {a: {$ref: "http://169.254.169.254/x"}}}
+        steps:
+          - id: ask
+            type: sys.wait_for_input
+            input: {prompt: p, schema: {properties: {u: {$ref: "file:///etc/passwd"}}}}
+        """
+    )
+    text = "\n".join(found)
+    assert ":3:" in text and '"http://169.254.169.254/x" refers out of the schema' in text
+    assert "step 'ask'" in text and '"file:///etc/passwd" refers out of the schema' in text

@@ -33,6 +33,7 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.heap import collector_paused
+from flowledger.schema_check import schema_problem
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
@@ -312,14 +313,12 @@ class _Compiler:
     def _check_input_schema(self, spec: WorkflowSpec) -> None:
         if spec.input_schema is None:
             return
-        from jsonschema import Draft202012Validator  # only definitions with a schema pay it
-        from jsonschema.exceptions import SchemaError
-
-        try:
-            Draft202012Validator.check_schema(spec.input_schema)
-        except SchemaError as exc:
-            where = ("input_schema", *exc.path)
-            self.report(f"input_schema is not a valid JSON Schema: {exc.message}", where)
+        found = schema_problem(spec.input_schema)  # jsonschema: only definitions with one pay it
+        if found is not None:
+            path, message = found
+            self.report(
+                f"input_schema is not a valid JSON Schema: {message}", ("input_schema", *path)
+            )
 
     def _variable_names(self, spec: WorkflowSpec) -> set[str]:
         names = set(spec.variables)

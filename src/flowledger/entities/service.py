@@ -48,7 +48,7 @@ from flowledger.errors import (
     StorageError,
     format_path,
 )
-from flowledger.schema_check import check_against_schema, validator_for
+from flowledger.schema_check import check_against_schema, schema_problem, validator_for
 from flowledger.steps.entity_access import EntityAccess, EntityChange, EntityPage
 from flowledger.storage import Row, Store
 from flowledger.storage.entities import (
@@ -109,19 +109,15 @@ class EntityService:
         Creating it again with the same schema changes nothing; with another schema it is
         a ConflictError (types are not changed in place).
         """
-        from jsonschema import Draft202012Validator  # imported when entities are used
-        from jsonschema.exceptions import SchemaError
-
         check_type_name(name)
         schema = dict(schema) if schema is not None else {"type": "object"}
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            where = format_path(("schema", *exc.absolute_path))
+        found = schema_problem(schema)  # jsonschema is imported when entities are used
+        if found is not None:
+            where = format_path(("schema", *found[0]))
             raise InputError(
                 f"the schema of entity type {name!r} is not a valid JSON Schema: "
-                f"{where}: {exc.message}"
-            ) from None
+                f"{where}: {found[1]}"
+            )
         text = _dumps(schema, "schema")
         now = self.clock.now()
         row = {"name": name, "json_schema": text, "created_at": now, "updated_at": now}

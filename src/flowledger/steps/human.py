@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowledger.durations import Duration
-from flowledger.schema_check import problem_lines, validator_for
+from flowledger.errors import format_path
+from flowledger.schema_check import problem_lines, schema_problem, validator_for
 from flowledger.steps.base import StepKind, StepType
 
 #: ``Suspend.state["wait"]`` of a step waiting for a person.
@@ -40,12 +41,12 @@ class WaitForInputInput(BaseModel):
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
         if schema is not None:
-            from jsonschema import Draft202012Validator, SchemaError
-
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as exc:
-                raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
+            found = schema_problem(schema)
+            if found is not None:
+                where = format_path(found[0])
+                raise ValueError(
+                    f"schema is not a valid JSON Schema: {where + ': ' if where else ''}{found[1]}"
+                )
         return schema
 
 
