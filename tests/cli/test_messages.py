@@ -76,3 +76,12 @@ def test_option_values_are_checked_in_our_words(cli: Cli) -> None:
     assert "--concurrency must be between 1 and 1000, not 0" in workers.stderr
     for result in (role, limit, workers, age):
         assert not any(wording in result.stderr for wording in LIBRARY_WORDING)
+
+
+def test_a_plugin_that_does_not_load_is_the_user_s_to_fix(cli: Cli, tmp_path: Path) -> None:
+    """validate said "internal error … this is a flowledger bug" for a missing plugin."""
+    for command in ("validate", "run"):
+        result = cli(command, "--plugin", str(tmp_path / "nope.py"), "examples/hello.yaml")
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"error: plugin file {tmp_path / 'nope.py'} does not exist" in result.stderr
+        assert "internal error" not in result.stderr

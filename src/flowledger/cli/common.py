@@ -25,6 +25,7 @@ from flowledger.errors import (
     InvalidInputError,
     MissingDatabaseError,
     NotFoundError,
+    PluginError,
     format_path,
 )
 from flowledger.heap import end_start_up
@@ -131,13 +132,16 @@ def make_app(db: str | None, plugins: list[str] | None = None, *, create: bool =
     from flowledger.app import App
     from flowledger.runtime.engine import default_db_url
 
-    return App(
-        db or default_db_url(),
-        plugins=plugins or (),
-        lease=lease_length(None),
-        limits=limits,
-        create=create,
-    )
+    try:
+        return App(
+            db or default_db_url(),
+            plugins=plugins or (),
+            lease=lease_length(None),
+            limits=limits,
+            create=create,
+        )
+    except PluginError as exc:  # a --plugin that does not load: the user's to fix
+        fail(str(exc), EXIT_INVALID)
 
 
 def with_app(
