@@ -72,6 +72,20 @@ def test_names_must_be_namespaced_and_sys_is_reserved() -> None:
         StepRegistry.with_builtins().register(mine)
 
 
+def test_a_pure_step_type_has_a_plain_handler() -> None:
+    """``pure=True`` on an ``async def``: the coroutine was never awaited, the runner
+    stopped and the execution stayed NotStarted."""
+
+    class In(BaseModel):
+        n: int
+
+    with pytest.raises(PluginError, match="must be a plain function"):
+
+        @step_type("acme.pure", pure=True)
+        async def pure(data: In, ctx: StepContext) -> dict[str, int]:
+            return {"n": data.n}
+
+
 def test_handlers_need_a_pydantic_input_model() -> None:
     with pytest.raises(PluginError, match="pydantic model"):
 

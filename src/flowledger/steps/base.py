@@ -201,6 +201,12 @@ def step_type(
         # Annotations may name classes local to the defining function (a test, a factory):
         # resolve them in the namespace of the code that applied the decorator.
         caller_locals = sys._getframe(1).f_locals
+        if pure and inspect.iscoroutinefunction(handler):
+            # A pure step runs inside the commit that records it, synchronously.
+            raise PluginError(
+                f"step type {name!r} is pure, so its handler must be a plain function "
+                "(def), not async def: it runs inside the commit that records it"
+            )
         input_model, output_model = _models_of(name, handler, caller_locals)
         return StepType(
             name=name,
