@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from flowledger import DefinitionError, StepContext, StepRegistry, step_type
 from flowledger.definition.compiler import load_workflow_text
+from flowledger.definition.strictness import stored_definitions
 from flowledger.templates import TemplateEngine
 
 
@@ -388,3 +389,26 @@ def test_schemas_that_refer_out_of_themselves_are_refused_where_they_are() -> No
     text = "\n".join(found)
     assert ":3:" in text and '"http://169.254.169.254/x" refers out of the schema' in text
     assert "step 'ask'" in text and '"file:///etc/passwd" refers out of the schema' in text
+
+
+def test_a_condition_with_text_around_its_template_is_refused() -> None:
+    """'{{ input.n }} > 5' renders to the text "1 > 5", which holds: the wrong branch
+    ran, silently. One {{ … }} (with spaces around it, too) is a condition."""
+    found = problems(
+        """
+        name: w
+        steps:
+          - {id: c, type: sys.condition, input: {expression: "{{ input.n }} > 5"}, then: [a]}
+          - {id: a, type: sys.transform, when: "{{ input.n }} > 5", input: {value: 1}}
+          - {id: b, type: sys.transform, when: " {{ input.n > 5 }} ", input: {value: 1}}
+          - {id: d, type: sys.condition, input: {expression: "{{ input.n > 5 }}"}}
+        """
+    )
+    assert len(found) == 2, found
+    assert "step 'c': expression must be exactly one {{ … }}" in found[0]
+    assert "step 'a': when must be exactly one {{ … }}" in found[1]
+    with stored_definitions():  # a version pushed before this rule still loads
+        compile_yaml(
+            'name: w\nsteps:\n  - {id: a, type: sys.transform, when: "{{ 1 }} > 5", '
+            "input: {value: 1}}\n"
+        )

@@ -22,6 +22,7 @@ from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
 from flowledger.definition.secrets import check_secrets
 from flowledger.definition.source import SourceDocument, parse_document, read_document
+from flowledger.definition.strictness import checking_new
 from flowledger.definition.triggers import compile_triggers
 from flowledger.errors import (
     DefinitionError,
@@ -345,7 +346,25 @@ class _Compiler:
                     step.id,
                 )
             self._compile_value(step.when, (*path, "when"), step.id, checker)
+            self._one_expression((*path, "when"), "when", step.id)
         self._compile_value(step.input, (*path, "input"), step.id, checker)
+        step_type = self.registry.get(step.type)
+        if step_type is not None and step_type.kind == StepKind.CONDITION:
+            where = (*path, "input", "expression")
+            self._one_expression(where, "expression", step.id)
+
+    def _one_expression(self, where: Path, field: str, step_id: str) -> None:
+        """A condition that is a template must be one ``{{ … }}``: with text around it, it
+        renders to text that is never ``false``, so it always holds."""
+        template = self.compiled_templates.get(where)
+        if template is not None and not template.native and checking_new():
+            self.report(
+                f"{field} must be exactly one {{{{ … }}}}: write the whole condition inside "
+                "it, like {{ input.n > 5 }}; with text around a template it renders to "
+                "text, which always holds",
+                where,
+                step_id,
+            )
 
     def _compile_value(
         self, value: Any, path: Path, step_id: str | None, checker: ReferenceChecker
