@@ -294,6 +294,25 @@ async def test_a_missing_or_damaged_file_fails_the_reading_step_clearly(
         assert "FLOWLEDGER_ARTIFACTS" in message
 
 
+async def test_a_bare_read_of_a_missing_file_fails_the_step_too(
+    db_url: str, registry: StepRegistry, recorder: Recorder, artifacts_root: Path
+) -> None:
+    """``{{ steps.big.output.n }}`` is read without Jinja (templates.bare): the missing
+    file's error escaped the step there, and the execution stayed InProgress while
+    every worker took it again at once."""
+    bare = RESTART.replace(
+        '"{{ steps.big.output.n }}:{{ steps.big.output.text | length }}"',
+        '"{{ steps.big.output.n }}"',
+    )
+    execution_id = await _interrupt(db_url, registry, recorder, bare)
+    for path in (artifacts_root / execution_id).iterdir():
+        path.unlink()
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        doc = await engine.drive(execution_id)
+    assert doc["runtimeStatus"] == "Failed"
+    assert "its file is not in" in doc["error"]["message"]
+
+
 async def test_secrets_the_execution_read_are_redacted_in_the_file(engine: Engine) -> None:
     codec = Codec()
     codec.add_secrets(["hunter2"])

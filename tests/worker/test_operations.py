@@ -141,3 +141,39 @@ async def test_a_dead_holder_s_executions_are_freed_at_once_on_its_host(db_url: 
         await task
         done = await engine.get_execution(dead_here)
         assert done["runtimeStatus"] == "Completed"
+
+
+async def test_an_execution_a_worker_cannot_run_waits_before_it_is_tried_again(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that failed unexpectedly (here: a step type this worker lacks) was handed
+    back at once, and workers took it again and failed in a tight loop (thousands of
+    log lines a second)."""
+    from pydantic import BaseModel
+
+    from flowledger import StepContext, StepRegistry, step_type
+
+    class In(BaseModel):
+        n: int = 0
+
+    @step_type("acme.elsewhere")
+    async def elsewhere(data: In, ctx: StepContext) -> dict[str, int]:
+        return {"n": data.n}
+
+    caplog.set_level(logging.ERROR, logger="flowledger.worker.worker")
+    text = "name: plug-only\nsteps:\n  - {id: a, type: acme.elsewhere, input: {n: 1}}\n"
+    registry = StepRegistry.with_builtins()
+    registry.register(elsewhere)
+    async with Engine(db_url, registry=registry) as with_plugin:
+        execution_id = await with_plugin.start(with_plugin.load_text(text))
+    async with Engine(db_url) as engine:  # a worker without the plugin
+        worker = Worker(engine, FAST)
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(1.5)
+        worker.stop()
+        await task
+        row = await engine.store.get_execution(execution_id)
+    assert row is not None and row["runtime_status"] != "Completed"
+    tries = [r for r in caplog.records if execution_id in r.getMessage()]
+    assert len(tries) == 1, [r.getMessage() for r in tries]
+    assert "it is tried again in 10s" in tries[0].getMessage()

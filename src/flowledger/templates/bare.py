@@ -47,4 +47,6 @@ def read(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
             value = value[part]
         except (KeyError, TypeError):
             return MISSING
+        except Exception:  # e.g. an offloaded output whose file is gone: the full
+            return MISSING  # template says so, as a template error the step fails with
     return value

@@ -28,6 +28,8 @@ from flowledger.worker.job_advancer import JobAdvancer
 from flowledger.worker.schedules import Scheduler
 
 log = logging.getLogger(__name__)
+#: How long an execution whose run failed unexpectedly waits before a worker tries again.
+RUN_ERROR_BACKOFF = timedelta(seconds=10)
 #: A failing duty tries again after 5 s, then twice as long each time, up to a minute.
 DUTY_RETRY_FIRST = 5.0
 DUTY_RETRY_MAX = 60.0
@@ -235,11 +237,22 @@ class Worker:
                 "stopped running execution %s", execution_id, extra=log_extra("stop", execution_id)
             )
         except FlowledgerError as exc:
-            log.error("execution %s: %s", execution_id, exc, extra=log_extra("run", execution_id))
-        except Exception:
-            log.exception(
-                "execution %s crashed the runner",
+            # Parked a while, not handed back at once: every worker would take it again
+            # and fail the same way in a tight loop (a missing artifact file, say).
+            parked_until = self.engine.clock.now() + RUN_ERROR_BACKOFF
+            log.error(
+                "execution %s: %s; it is tried again in %ds",
                 execution_id,
+                exc,
+                RUN_ERROR_BACKOFF.seconds,
+                extra=log_extra("run", execution_id),
+            )
+        except Exception:
+            parked_until = self.engine.clock.now() + RUN_ERROR_BACKOFF
+            log.exception(
+                "execution %s crashed the runner; it is tried again in %ds",
+                execution_id,
+                RUN_ERROR_BACKOFF.seconds,
                 extra=log_extra("run", execution_id),
             )
         finally:
