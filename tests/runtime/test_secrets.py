@@ -271,6 +271,8 @@ class SendOutput(BaseModel):
 async def send(data: SendInput, ctx: StepContext) -> SendOutput:
     if data.note == "log":
         ctx.logger.warning("sending to /x/%s", data.token)
+    if data.note == "raise":
+        raise UnicodeEncodeError("ascii", f"Bearer {data.token}", 7, 8, "not ASCII")
     return SendOutput(length=len(data.token))
 
 
@@ -292,6 +294,27 @@ async def test_a_step_s_log_line_reaches_the_process_log_redacted(
     [line] = [r.getMessage() for r in caplog.records if "sending to" in r.getMessage()]
     assert line == f"sending to /x/{placeholder('TOKEN')}"
     assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+async def test_an_exception_that_quotes_a_secret_is_logged_redacted(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runner logged ``step s raised UnicodeEncodeError('ascii', 'Bearer <secret>'…``
+    at the default level."""
+    registry = StepRegistry.with_builtins()
+    registry.register(send)
+    caplog.set_level(logging.WARNING)
+    async with Engine(db_url, registry=registry) as engine:
+        text = (
+            "name: raises\nsteps:\n"
+            "  - {id: s, type: test.send, input: {token: '{{ secrets.TOKEN }}', note: raise}}\n"
+        )
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    [line] = [r.getMessage() for r in caplog.records if "raised" in r.getMessage()]
+    assert placeholder("TOKEN") in line
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+    assert SECRET not in json.dumps(doc)
 
 
 async def test_a_custom_type_declares_the_fields_that_may_hold_secrets(db_url: str) -> None:

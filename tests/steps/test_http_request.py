@@ -258,6 +258,7 @@ async def test_redirects_can_be_left_alone(base: str, client: httpx.AsyncClient)
         ({"url": "http://x", "timeout": "ten"}, "not a duration"),
         ({"url": "http://x", "timeout": 0}, "greater than 0"),
         ({"url": "http://x", "headers": {"A": "b\r\nEvil: 1"}}, "line breaks"),
+        ({"url": "http://x", "headers": {"A": "Bearer tøken"}}, "must be ASCII"),
         ({"url": "http://x", "save_as": "file"}, "save_as"),
     ],
 )

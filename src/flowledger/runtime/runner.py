@@ -500,8 +500,10 @@ class ExecutionRunner:
             seconds = timeout.total_seconds() if timeout else 0
             self.step_failed(run, f"timed out after {seconds:g}s", retryable=True)
         else:
-            self.logger.warning("step %s raised %r", run.step.path, exc)
-            self.step_failed(run, describe(exc), retryable=True)
+            # The exception may quote what the step held (a header made from a secret).
+            shown = self.codec.redact(repr(exc))
+            self.logger.warning("step %s raised %s", run.step.path, shown)
+            self.step_failed(run, self.codec.redact(describe(exc)), retryable=True)
 
     # -- outcomes -----------------------------------------------------------------------------
 

@@ -97,6 +97,11 @@ class HttpRequestInput(BaseModel):
                 raise ValueError(f"header name {name!r} is not a valid HTTP header name")
             if "\r" in text or "\n" in text:
                 raise ValueError(f"the value of header {name!r} must not contain line breaks")
+            if not text.isascii():  # HTTP sends header values as ASCII (no retry makes it)
+                raise ValueError(
+                    f"the value of header {name!r} must be ASCII; percent- or "
+                    "base64-encode other characters"
+                )
         return value
 
     @model_validator(mode="after")
