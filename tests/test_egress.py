@@ -198,6 +198,30 @@ async def test_a_body_made_from_secrets_is_not_sent_again_to_another_origin(
                 assert step["outputData"]["body"]["method"] == "POST"
 
 
+async def test_headers_made_whole_by_a_template_with_secrets_stay_home(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``headers: "{{ {'X-Partner': secrets.TOKEN} }}"``: which header holds the secret
+    is known only at run time; a hop to another origin kept it."""
+    monkeypatch.setenv("FLOWLEDGER_HTTP_ALLOW", "127.0.0.1, localhost")
+    monkeypatch.setenv("FLOWLEDGER_SECRET_TOKEN", "secret-token-value")
+    with serve() as base:
+        other = base.replace("127.0.0.1", "localhost")
+        for target, kept in ((f"{other}/echo", False), (f"{base}/echo", True)):
+            hop = quote(target, safe="")
+            text = (
+                "name: hop\nsteps:\n  - id: call\n    type: sys.http_request\n"
+                f"    input:\n      url: '{base}/redirect-to?url={hop}'\n"
+                "      headers: \"{{ {'X-Partner': secrets.TOKEN, 'Accept': 'text/plain'} }}\"\n"
+            )
+            async with Engine(db_url) as engine:
+                doc = await engine.run(engine.load_text(text))
+            assert doc["runtimeStatus"] == "Completed", doc["error"]
+            [step] = doc["steps"].values()
+            seen = step["outputData"]["body"]["headers"]
+            assert ("x-partner" in seen) is kept and seen["accept"] == "text/plain"
+
+
 def test_every_engine_transport_shares_one_verifying_tls_context() -> None:
     # Building a context parses the CA bundle (~50 ms): once per process, not per engine.
     first, second = GuardedTransport(EgressPolicy()), GuardedTransport(EgressPolicy())

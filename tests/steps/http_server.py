@@ -104,6 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(int(query.get("code", 302)), b"", "text/plain", Location=query["url"])
         elif url.path == "/badjson":
             self._send(200, b'{"not": json', "application/json")
+        elif url.path == "/raw":  # these exact bytes as JSON: overflowing numbers, a BOM
+            self._send(200, query["text"].encode(), "application/json")
         elif url.path == "/problem":
             self._json(200, {"title": "ok"}, "application/problem+json")
         else:

@@ -222,6 +222,34 @@ async def test_without_a_timeout_the_exchange_still_has_a_bound(
     )
 
 
+async def test_json_bodies_are_kept_exactly_or_as_text(
+    base: str, client: httpx.AsyncClient
+) -> None:
+    """1e999 became null without a word; a byte order mark made JSON come back as text;
+    ``json: null`` sent no body at all."""
+    from urllib.parse import quote
+
+    def raw(text: str) -> str:
+        return f"{base}/raw?text={quote(text)}"
+
+    huge = await call(client, url=raw('{"x": 1e999, "y": 1}'))
+    assert huge.body == '{"x": 1e999, "y": 1}'  # the text, not a changed value
+    small = await call(client, url=raw('{"x": 1e99}'))
+    assert small.body == {"x": 1e99}
+    bom = await call(client, url=raw(chr(0xFEFF) + '{"a": 1}'))
+    assert bom.body == {"a": 1}
+    sent = await call(client, method="PUT", url=f"{base}/echo", json=None)
+    assert sent.body["body"] is None and sent.body["headers"]["content-type"] == "application/json"
+    assert sent.body["headers"]["content-length"] == "4"  # null
+
+
+async def test_a_redirect_to_another_scheme_is_not_retried(
+    base: str, client: httpx.AsyncClient
+) -> None:
+    error = await fails(client, url=f"{base}/redirect-to?url=file:///etc/passwd")
+    assert error.retryable is False and "file" in error.message
+
+
 async def test_connection_refused_is_retryable(client: httpx.AsyncClient) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener
         sock.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -33,6 +34,7 @@ DETAIL_BODY_CHARS = 2048
 #: own limits time each read, and a server trickling a byte at a time never trips them.
 DEFAULT_EXCHANGE_TIMEOUT = 300.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+_MAY_OVERFLOW = re.compile(r"[eE]\+?\d{3}|\d{309}")
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 _Scalar = str | int | float | bool
 
@@ -129,13 +131,19 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     traceparent = step_traceparent(ctx.step_execution_id, ctx.attempt)  # None: tracing off
     if traceparent is not None and not any(name.lower() == "traceparent" for name in headers):
         headers["traceparent"] = traceparent
+    content = data.body
+    if "json_" in data.model_fields_set and data.json_ is None:
+        # ``json: null`` is a JSON value; httpx reads json=None as "no JSON body".
+        content = "null"
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
     request = ctx.http.build_request(
         data.method,
         data.url,
         params=data.query or None,
         headers=headers,
         json=data.json_ if "json_" in data.model_fields_set else None,
-        content=data.body,
+        content=content,
         timeout=data.timeout if data.timeout is not None else httpx.USE_CLIENT_DEFAULT,
     )
     where = f"{data.method} {_shown(request.url)}"
@@ -157,6 +165,8 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     except httpx.TransportError as exc:
         if getattr(exc, "refused_by_policy", False):  # the same URL is refused again: no retry
             raise StepError(f"{where}: {exc}", retryable=False) from None
+        if isinstance(exc, httpx.UnsupportedProtocol):  # a redirect to file://: always so
+            raise StepError(f"{where} failed: {exc}", retryable=False) from None
         cause = str(exc) or type(exc).__name__
         raise StepError(f"{where} failed: {cause}", retryable=True) from None
     except httpx.HTTPError as exc:  # e.g. a body that does not decompress: trying again won't help
@@ -183,9 +193,22 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     )
 
 
+#: Headers a hop to another origin keeps even when the definition builds every header
+#: from a template that reads secrets (their names are then unknown before the run).
+_PLAIN_HEADERS = frozenset(
+    {"accept", "accept-encoding", "content-type", "content-length", "user-agent",
+     "idempotency-key", "traceparent", "host"}
+)  # fmt: skip
+#: ``_secret_headers``'s answer when any header may hold a secret.
+_ALL_HEADERS = frozenset({"*"})
+
+
 def _secret_headers(definition_input: Any) -> frozenset[str]:
-    """Lower-cased names of the headers the definition fills from ``secrets``."""
+    """Lower-cased names of the headers the definition fills from ``secrets`` (all of
+    them when ``headers`` is one template that reads secrets)."""
     headers = definition_input.get("headers") if isinstance(definition_input, dict) else None
+    if isinstance(headers, str) and "secrets" in headers:
+        return _ALL_HEADERS
     if not isinstance(headers, dict):
         return frozenset()
     return frozenset(
@@ -210,6 +233,8 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 def _is_credential(name: str, secret: frozenset[str]) -> bool:
     lowered = name.lower()
+    if secret is _ALL_HEADERS:
+        return lowered not in _PLAIN_HEADERS
     return lowered in secret or lowered in _CREDENTIAL_HEADERS or bool(_CREDENTIAL.search(lowered))
 
 
@@ -297,13 +322,31 @@ def _body(raw: bytes, charset: str | None, content_type: str) -> tuple[str | Non
     if not _JSON_TYPE.match(content_type.split(";", 1)[0].strip().lower()):
         return text, text
     try:
-        return text, json.loads(text, parse_constant=_no_constant)
+        # A byte order mark may start JSON text (RFC 8259 §8.1): parsers may ignore it.
+        parsed = json.loads(text.removeprefix("\ufeff"), parse_constant=_no_constant)
+        # Only a long exponent or 309 digits can overflow: most bodies are not walked.
+        return text, _finite(parsed) if _MAY_OVERFLOW.search(text) else parsed
     except (ValueError, RecursionError):  # invalid or absurdly deep JSON: keep the text
         return text, text
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity cannot be stored as JSON
+
+
+def _finite(value: Any) -> Any:
+    """``value``; ValueError when a number in it overflowed to infinity (``1e999``),
+    which stored JSON would turn into null: the text is kept instead."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("a number too large for JSON")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
 def _shown(url: httpx.URL) -> str:
