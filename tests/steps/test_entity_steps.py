@@ -115,6 +115,15 @@ async def test_a_schema_violation_fails_the_step_at_once_naming_the_field(
             "{type: sys.query_entity, input: {entity_type: Lead, filter: {Score: {near: 3}}}}",
             "filter.Score: unknown operator 'near'",
         ),
+        (  # past 64 bits: a raw OverflowError, retried, where the CLI said it in words
+            "{type: sys.query_entity, input: {entity_type: Lead, "
+            "filter: {Score: 99999999999999999999}}}",
+            "filter.Score: integers here are at most 9,223,372,036,854,775,807",
+        ),
+        (
+            "{type: sys.query_entity, input: {entity_type: Lead, offset: 9223372036854775808}}",
+            "offset must be at most 9223372036854775807",
+        ),
     ],
 )
 async def test_bad_references_fail_the_step_clearly(

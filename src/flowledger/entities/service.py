@@ -160,7 +160,7 @@ class EntityService:
             conditions=parse_filter(filter or {}),
             order=parse_order(order_by),
             limit=limit + 1 if newest_first else limit,  # one more: does another follow
-            offset=_bounded("offset", offset, 0, None),
+            offset=_bounded("offset", offset, 0, MAX_INTEGER),
             newest_first=newest_first,
             before=before,
         )
@@ -474,7 +474,13 @@ def _operand(op: str, value: Any, where: str) -> Scalar | tuple[Scalar, ...]:
     return scalar
 
 
+#: The largest integer the databases compare (a signed 64-bit integer).
+MAX_INTEGER = 2**63 - 1
+
+
 def _scalar(value: Any, where: str, op: str) -> Scalar:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+        raise InputError(f"{where}: integers here are at most {MAX_INTEGER:,} (64 bits)")
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise InputError(f"{where}: {op!r} needs a string, number, boolean or null, not {_kind(value)}")
