@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -40,7 +41,8 @@ from flowledger.app.slots import Slots
 from flowledger.codec import loads
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.errors import NotFoundError
+from flowledger.errors import DefinitionError, NotFoundError
+from flowledger.logs import log_extra
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.observer import EventCallback
@@ -49,6 +51,8 @@ from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.base import Row
 from flowledger.types import EventDocument, ExecutionDocument, PendingInput
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -298,7 +302,17 @@ class Executions:
 
     async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
         if settle:
-            return cast(ExecutionDocument, await self._engine.settle(execution_id))
+            try:
+                return cast(ExecutionDocument, await self._engine.settle(execution_id))
+            except DefinitionError as exc:
+                # Its workflow needs step types this process lacks (a plugin): what was
+                # sent is recorded all the same, and a process that has them applies it.
+                log.info(
+                    "execution %s cannot be run here (%s); recorded for a worker",
+                    execution_id,
+                    exc.problems[0].message if exc.problems else exc,
+                    extra=log_extra("settle", execution_id),
+                )
         await self._wake()  # workers here too, not only other processes
         return await self._document(execution_id)
 
