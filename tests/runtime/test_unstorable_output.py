@@ -119,3 +119,31 @@ async def test_a_typed_output_json_cannot_hold_fails_its_step_once(db_url: str) 
             assert "its output cannot be stored" in steps["a"]["error"]["message"], mode
             assert steps["b"]["status"] == "Completed"
             assert CALLS[mode] == 1, mode  # not retried: the same output would come back
+
+
+@step_type("test.free_output")
+async def free_output(data: _Mode, ctx: StepContext) -> dict[str, Any]:
+    return {"free": 3} if data.mode == "int" else {"free": "three"}
+
+
+async def test_a_declared_output_schema_is_checked_when_the_step_completes(db_url: str) -> None:
+    """Validation checked references against the step's output_schema, but the output
+    itself was never checked: a wrong one passed, and a later step failed on it."""
+    registry = StepRegistry.with_builtins()
+    registry.register(free_output)
+    schema = "{type: object, properties: {free: {type: string}}, required: [free]}"
+    async with Engine(db_url, registry=registry) as engine:
+        for mode, status in (("int", "Failed"), ("text", "Completed")):
+            text = (
+                f"name: declared-{mode}\nsteps:\n"
+                f"  - {{id: a, type: test.free_output, input: {{mode: {mode}}}, "
+                f"output_schema: {schema}}}\n"
+                "  - {id: b, type: sys.transform, input: {value: '{{ steps.a.output.free }}'}}\n"
+            )
+            doc = await engine.run(engine.load_text(text))
+            assert doc["runtimeStatus"] == status, (mode, doc["error"])
+            if status == "Failed":
+                message = doc["error"]["message"]
+                assert "output does not match the step's output_schema" in message
+                assert "output.free: 3 is not of type 'string'" in message
+                assert doc["error"]["stepId"] == "a"

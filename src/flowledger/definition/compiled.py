@@ -56,6 +56,13 @@ class CompiledStep:
     def type_name(self) -> str:
         return self.step_type.name
 
+    @functools.cached_property
+    def output_validator(self) -> Validator | None:
+        """The validator of the step's declared ``output_schema`` (None without one):
+        the references to its output were checked against it, so its output is too."""
+        schema = self.spec.output_schema
+        return None if schema is None else validator_for(schema)
+
 
 @dataclass(frozen=True, eq=False)
 class CompiledGraph:

@@ -348,6 +348,11 @@ class _Compiler:
             self._compile_value(step.when, (*path, "when"), step.id, checker)
             self._one_expression((*path, "when"), "when", step.id)
         self._compile_value(step.input, (*path, "input"), step.id, checker)
+        if step.output_schema is not None:
+            found = schema_problem(step.output_schema)
+            if found is not None:
+                where = (*path, "output_schema", *found[0])
+                self.report(f"output_schema is not a valid JSON Schema: {found[1]}", where, step.id)
         step_type = self.registry.get(step.type)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")

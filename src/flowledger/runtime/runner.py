@@ -51,6 +51,7 @@ from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
 from flowledger.runtime.waits import InputWaits
+from flowledger.schema_check import problem_lines
 from flowledger.steps.base import StepContext, StepKind, Suspend
 from flowledger.storage.base import NEVER
 from flowledger.templates.convert import truth
@@ -513,6 +514,13 @@ class ExecutionRunner:
             return
         try:
             output = normalize_output(run.step, result)
+            declared = run.step.output_validator
+            if declared is not None:  # what later steps' references were checked against
+                problems = problem_lines(declared, output, "output")
+                if problems:
+                    message = "output does not match the step's output_schema: "
+                    self.step_failed(run, message + "; ".join(problems), retryable=False)
+                    return
             offload = self.services.offload_output
             # A condition's result is read by the scheduler itself: it always stays inline.
             if offload is None or self.drivers[run.step.step_type.kind].keeps_output_inline:
