@@ -412,3 +412,28 @@ def test_a_condition_with_text_around_its_template_is_refused() -> None:
             'name: w\nsteps:\n  - {id: a, type: sys.transform, when: "{{ 1 }} > 5", '
             "input: {value: 1}}\n"
         )
+
+
+def test_templates_where_they_would_stay_as_written_are_refused() -> None:
+    """Keys, and the initial variables and context, are not rendered: the text
+    "k{{ loop.each.index }}" became one key, overwritten by every iteration."""
+    found = problems(
+        """
+        name: keys
+        variables: {x: "{{ input.a }}", ok: 1}
+        context: {c: ["{{ input.b }}"]}
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: [1, 2]}
+            steps:
+              - id: m
+                type: sys.set_variable
+                input: {name: ok, op: set, value: {"k{{ loop.each.index }}": 1}}
+        """
+    )
+    text = "\n".join(found)
+    assert len(found) == 3, found
+    assert "variables: its values are set before anything runs" in text
+    assert "context: its values are set before anything runs" in text
+    assert "step 'm': the key 'k{{ loop.each.index }}' holds a template" in text

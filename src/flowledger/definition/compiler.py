@@ -144,6 +144,7 @@ class _Compiler:
         self._collect(spec.steps, ("steps",), (), None)
         # Graph problems do not stop template checks: report everything in one pass.
         self._check_input_schema(spec)
+        self._check_initial_values(spec)
         checker = ReferenceChecker(
             self.places,
             self.registry,
@@ -311,6 +312,20 @@ class _Compiler:
                         _pydantic_message(error), (*input_path, name, *error["loc"]), step.id
                     )
 
+    def _check_initial_values(self, spec: WorkflowSpec) -> None:
+        """``variables`` and ``context`` are values, set before anything runs: a template
+        there stayed as written (the text ``{{ input.a }}``)."""
+        if not checking_new():
+            return
+        for field, values in (("variables", spec.variables), ("context", spec.context)):
+            for path, text in _template_strings(values, (field,)):
+                instead = "a sys.set_variable step" if field == "variables" else "a step"
+                self.report(
+                    f"{field}: its values are set before anything runs, so {text!r} would "
+                    f"stay as written; compute it in {instead} instead",
+                    path,
+                )
+
     def _check_input_schema(self, spec: WorkflowSpec) -> None:
         if spec.input_schema is None:
             return
@@ -396,6 +411,16 @@ class _Compiler:
             checker.check(template, step_id, lambda msg: self.report(msg, path, step_id))
         elif isinstance(value, Mapping):
             for key, item in value.items():
+                if isinstance(key, str) and contains_template(key) and checking_new():
+                    # Keys are literal text: the template would stay as written.
+                    self.report(
+                        f"the key {key!r} holds a template, but keys are text as written; "
+                        "to build keys, write the whole object inside one {{ … }}, like "
+                        "{{ {'k' ~ loop.each.index: loop.each.item} }}",
+                        (*path, key),
+                        step_id,
+                    )
+                    ok = False
                 ok = self._compile_value(item, (*path, key), step_id, checker) and ok
         elif isinstance(value, list):
             for i, item in enumerate(value):
@@ -498,3 +523,17 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     if field.metadata:
         annotation = Annotated[annotation, *field.metadata]
     return TypeAdapter(annotation)
+
+
+def _template_strings(value: Any, path: Path) -> Iterable[tuple[Path, str]]:
+    """Every string holding a template inside a JSON value, with its path."""
+    stack: list[tuple[Path, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if contains_template(item):
+                yield where, item
+        elif isinstance(item, Mapping):
+            stack.extend(((*where, k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, i), v) for i, v in enumerate(item))
