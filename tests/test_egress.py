@@ -50,6 +50,12 @@ def test_private_and_special_addresses_are_refused_by_default(address: str) -> N
     assert problem is not None and problem.startswith(str(ipaddress.ip_address(address)))
 
 
+@pytest.mark.parametrize("address", ["0.0.0.0", "::"])
+def test_the_unspecified_address_is_named_as_such(address: str) -> None:
+    problem = EgressPolicy().problem("example.com", ipaddress.ip_address(address))
+    assert problem is not None and "the unspecified address" in problem
+
+
 @pytest.mark.parametrize(
     "address",
     ["93.184.215.14", "8.8.8.8", "2001:4860:4860::8888", "64:ff9b::808:808", "2002:808:808::1"],

@@ -99,11 +99,12 @@ def _unmapped(address: Address) -> Address:
 
 def _kind(address: Address) -> str:
     for test, name in (
+        # Before "private": 0.0.0.0 and :: count as private too, and reach this host.
+        (address.is_unspecified, "the unspecified address (it reaches this host)"),
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address (cloud metadata lives there)"),
         (address.is_private, "a private-network address"),
         (address.is_multicast, "a multicast address"),
-        (address.is_unspecified, "the unspecified address"),
         (
             isinstance(address, ipaddress.IPv6Address) and address.is_site_local,
             "a site-local address (fec0::/10)",
