@@ -437,3 +437,23 @@ def test_templates_where_they_would_stay_as_written_are_refused() -> None:
     assert "variables: its values are set before anything runs" in text
     assert "context: its values are set before anything runs" in text
     assert "step 'm': the key 'k{{ loop.each.index }}' holds a template" in text
+
+
+def test_a_zero_timeout_and_a_default_the_schema_refuses_are_refused() -> None:
+    found = problems(
+        """
+        name: odd
+        steps:
+          - {id: a, type: sys.transform, timeout: 0s, input: {value: 1}}
+          - id: w
+            type: sys.wait_for_input
+            input:
+              prompt: ok?
+              schema: {type: object, properties: {ok: {type: boolean}}, additionalProperties: false}
+              on_timeout: {default: {ok: maybe}}
+        """
+    )
+    text = "\n".join(found)
+    assert "step 'a': timeout: must be longer than 0" in text
+    assert "step 'w': on_timeout.default does not match the schema" in text
+    assert "default.ok: 'maybe' is not of type 'boolean'" in text

@@ -147,3 +147,28 @@ async def test_a_declared_output_schema_is_checked_when_the_step_completes(db_ur
                 assert "output does not match the step's output_schema" in message
                 assert "output.free: 3 is not of type 'string'" in message
                 assert doc["error"]["stepId"] == "a"
+
+
+@step_type("test.naive_suspend")
+async def naive_suspend(data: _Mode, ctx: StepContext) -> Any:
+    from datetime import datetime
+
+    from flowledger.steps.base import Suspend
+
+    return Suspend(until=datetime(2030, 1, 1))  # no zone
+
+
+async def test_text_no_storage_keeps_and_a_naive_wake_time_fail_their_step(db_url: str) -> None:
+    """A lone surrogate rendered by a template failed the commit (the execution stayed
+    NotStarted, retried for ever); a naive Suspend time stopped the runner."""
+    registry = StepRegistry.with_builtins()
+    registry.register(naive_suspend)
+    async with Engine(db_url, registry=registry) as engine:
+        surrogate = 'name: sg\nsteps:\n  - {id: a, type: sys.transform, input: {value: "{{ \\"\\\\ud800\\" }}"}}\n'
+        doc = await engine.run(engine.load_text(surrogate))
+        assert doc["runtimeStatus"] == "Failed"
+        assert "half of a UTF-16 pair, which cannot be stored" in doc["error"]["message"]
+        naive = "name: nv\nsteps:\n  - {id: a, type: test.naive_suspend, input: {mode: x}}\n"
+        doc = await engine.run(engine.load_text(naive))
+        assert doc["runtimeStatus"] == "Failed"
+        assert "needs a time with a zone" in doc["error"]["message"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flowledger.definition.strictness import checking_new
 from flowledger.durations import Duration
 
 STEP_ID_PATTERN = r"^[a-z_][a-z0-9_]*$"
@@ -49,6 +50,14 @@ class StepSpec(_Frozen):
     continue_on_error: bool = False
     output_schema: dict[str, Any] | None = None
     steps: list[StepSpec] | None = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _some_time(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0) and checking_new():
+            # Every attempt would time out before its handler could run.
+            raise ValueError("must be longer than 0 (leave it out for no timeout)")
+        return value
 
 
 class TriggerSpec(BaseModel):

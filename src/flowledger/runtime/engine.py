@@ -695,7 +695,7 @@ class Engine:
         (a child that ended) are settled too. Returns the execution document."""
         try:
             doc = await self.drive(execution_id)
-        except (StorageError, LeaseLostError):
+        except (HeldElsewhereError, LeaseLostError):  # another process runs it: watch
             doc = await self._watch(execution_id, wait)
         parent_id = doc.get("parentWorkflowExecutionId")
         if parent_id and ExecutionStatus(doc["runtimeStatus"]).terminal:

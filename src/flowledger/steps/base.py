@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
 from pydantic import BaseModel
 
-from flowledger.errors import PluginError
+from flowledger.errors import PluginError, StepError
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
 
@@ -39,6 +39,15 @@ class Suspend:
 
     until: datetime | None
     state: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.until is not None and self.until.utcoffset() is None:
+            # A time without a zone means a different moment on every machine.
+            raise StepError(
+                "Suspend(until=...) needs a time with a zone (datetime.now(UTC) + ...), "
+                f"not the naive {self.until.isoformat()}",
+                retryable=False,
+            )
 
 
 class VariableAccess(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowledger.durations import Duration
 from flowledger.errors import format_path
@@ -48,6 +48,19 @@ class WaitForInputInput(BaseModel):
                     f"schema is not a valid JSON Schema: {where + ': ' if where else ''}{found[1]}"
                 )
         return schema
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> WaitForInputInput:
+        # The default stands for an answer: it is the output later steps read, so it
+        # must be one the schema would take.
+        if self.json_schema is not None and self.on_timeout is not None:
+            default = self.on_timeout.default
+            problems = problem_lines(validator_for(self.json_schema), default, "default")
+            if problems:
+                raise ValueError(
+                    "on_timeout.default does not match the schema: " + "; ".join(problems)
+                )
+        return self
 
 
 #: Structural: runtime/waits.py parks the step (``Suspend.state["wait"] == INPUT_WAIT``)

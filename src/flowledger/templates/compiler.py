@@ -76,7 +76,10 @@ class Template:
                 value = next(self._render_func(ctx))
                 if self._plain_read:
                     return finish_reference(value, limits)
-                return to_native(value, limits, ctx.meter)
+                native = to_native(value, limits, ctx.meter)
+                if type(native) is str and not native.isascii():
+                    _encodable(native)
+                return native
             return self._render_text(self._render_func(ctx), ctx, done)
         except TemplateError as exc:
             raise self._failure(exc, done) from None
@@ -97,7 +100,10 @@ class Template:
             done.append(to_text(value, limits, ctx.meter))
             done.append(literals[index])
         check_string(limits, sum(map(len, done)), "the rendered text")
-        return "".join(done)
+        text = "".join(done)
+        if not text.isascii():
+            _encodable(text)
+        return text
 
     def _failure(self, error: TemplateError, done: list[str]) -> TemplateError:
         if error.source is not None:
@@ -231,3 +237,15 @@ class TemplateEngine:
     def compile_value(self, value: Any) -> TemplatedValue:
         """Compile every template string inside a JSON value."""
         return TemplatedValue.build(value, self.compile)
+
+
+def _encodable(text: str) -> None:
+    """TemplateError when ``text`` holds a lone surrogate (``"\\ud800"`` in an expression):
+    no database stores it, and the commit that tried failed with the execution stuck."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+        raise TemplateError(
+            f"the rendered text holds {bad}, half of a UTF-16 pair, which cannot be stored"
+        ) from None
