@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -350,3 +351,28 @@ def test_a_short_secret_never_breaks_the_stored_json() -> None:
 def test_stored_json_is_strict_json() -> None:
     stored = Codec().dumps({"a": float("nan"), "b": [float("inf"), 1.5]})
     assert stored == '{"a":null,"b":[null,1.5]}'
+
+
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [
+        ("secrets.TOKEN | reverse | join('')", "| reverse"),
+        ("secrets.TOKEN | length", "| length"),
+        ("secrets.TOKEN == 'abc'", "a comparison"),
+        ("secrets.TOKEN.replace('a', 'b')", ".replace()"),
+    ],
+)
+def test_a_value_computed_from_a_secret_is_not_sent(
+    engine: Engine, expression: str, said: str
+) -> None:
+    """``| reverse | join`` passed, and an echoing server had the reversed secret stored
+    in clear: the redaction knows the value's spellings, not what is computed from it."""
+    text = f"""
+        name: computed
+        steps:
+          - {{id: a, type: sys.http_request, input: {{url: "http://x", json: {{t: "{{{{ {expression} }}}}"}}}}}}
+    """
+    with pytest.raises(DefinitionError, match=f"not {re.escape(said)}: a value computed"):
+        engine.load_text(yaml(text))
+    for kept in ("secrets.TOKEN | upper", "'Bearer ' ~ secrets.TOKEN", "secrets.TOKEN.lower()"):
+        engine.load_text(yaml(text.replace(expression, kept)))

@@ -74,6 +74,15 @@ def check_secrets(
                 where = format_path(path)
                 report(f"secrets.{first} cannot be used in {where}: {_WHERE}", path)
                 continue
+            computed = _computed_uses(source) if checking_new() else ()
+            if computed:
+                report(
+                    f"secrets.{first} must be sent as it is (or through "
+                    f"{', '.join(sorted(_KEEPS_IT))}), not {computed[0]}: a value computed "
+                    "from a secret that a server echoes back could not be redacted",
+                    path,
+                )
+                continue
             if (len(reference.path) > 1 or not reference.complete) and checking_new():
                 # A server that echoes a slice back would have it stored in clear: the
                 # redaction knows the whole value (and its usual encodings), not its parts.
@@ -85,3 +94,47 @@ def check_secrets(
                 continue
             names.add(first)
     return frozenset(names)
+
+
+#: Filters and methods whose result the redaction still finds (a spelling it knows):
+#: the value as it is, upper- or lower-cased, URL-encoded, as text or JSON text.
+_KEEPS_IT = frozenset({"upper", "lower", "urlencode", "string", "tojson"})
+
+
+def _computed_uses(source: str) -> tuple[str, ...]:
+    """How ``source`` computes something from a secret (``| reverse``, ``| length``, a
+    comparison, a method call), each said in a few words; empty when it only sends it."""
+    from jinja2 import Environment, nodes
+
+    try:
+        tree = Environment(autoescape=True).parse(source)  # parsed only, never rendered
+    except Exception:  # reported where templates are compiled
+        return ()
+    found: list[str] = []
+    for node in tree.find_all((nodes.Filter, nodes.Test, nodes.Compare, nodes.Call)):
+        if isinstance(node, nodes.Filter) and _reads_secret(node.node):
+            if node.name not in _KEEPS_IT:
+                found.append(f"| {node.name}")
+        elif isinstance(node, nodes.Test) and _reads_secret(node.node):
+            found.append(f"is {node.name}")
+        elif isinstance(node, nodes.Compare) and (
+            _reads_secret(node.expr) or any(_reads_secret(op.expr) for op in node.ops)
+        ):
+            found.append("a comparison")
+        elif (
+            isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.Getattr)
+            and _reads_secret(node.node.node)
+            and node.node.attr not in _KEEPS_IT
+        ):
+            found.append(f".{node.node.attr}()")
+    return tuple(found)
+
+
+def _reads_secret(node: object) -> bool:
+    """``node`` is a read of ``secrets`` (``secrets.X``, ``secrets['X']``, ...)."""
+    from jinja2 import nodes
+
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        node = node.node
+    return isinstance(node, nodes.Name) and node.name == ROOT
