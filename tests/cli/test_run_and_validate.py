@@ -156,7 +156,8 @@ def test_validate_with_db_checks_the_workflows_sub_workflow_steps_name(
         "  - id: each\n    type: sys.loop\n    input: {items: [1]}\n    steps:\n"
         "      - {id: pinned, type: sys.sub_workflow, input: {workflow: hello, version: 7}}\n"
         "  - {id: named, type: sys.sub_workflow, input: {workflow: '{{ input.w }}'}}\n"
-        "  - {id: again, type: sys.sub_workflow, input: {workflow: greets}}\n",
+        "  - {id: again, type: sys.sub_workflow, input: {workflow: greets}}\n"
+        "  - {id: nameless, type: sys.sub_workflow, input: {workflow: hello, input: {}}}\n",
     )
     assert cli("validate", parent).returncode == 0  # names are checked when they run
     found = cli("validate", parent, "--db", db_url)
@@ -169,6 +170,8 @@ def test_validate_with_db_checks_the_workflows_sub_workflow_steps_name(
     pinned = cli("validate", parent, "--db", db_url)
     assert pinned.returncode == 2 and "step 'one'" not in pinned.stderr
     assert "workflow 'hello' has no version 7 (it has 1)" in pinned.stderr
+    # A literal input is checked against the pushed child's input_schema too.
+    assert "step 'nameless'" in pinned.stderr and "input_schema" in pinned.stderr
 
 
 def test_piped_run_labels_the_lines_of_its_children(cli: Cli, tmp_path: Path, db_url: str) -> None:

@@ -35,8 +35,10 @@ from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
 from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
 from flowledger.errors import DefinitionError, InputError, NotFoundError, Path, Problem
+from flowledger.runtime.creation import validate_input
 from flowledger.storage import WorkflowVersion
 from flowledger.storage.pushes import Pushed
+from flowledger.templates import contains_template
 from flowledger.timeutil import iso
 
 
@@ -98,11 +100,21 @@ class Workflows(Listing, WorkflowOperations):
             if not isinstance(name, str) or "{" in name or name == workflow.name:
                 continue
             try:
-                await self._engine.resolve_workflow(
+                child, _ = await self._engine.resolve_workflow(
                     name, version if isinstance(version, int) else None
                 )
             except NotFoundError as exc:
                 at = (*step.source_path, "input", "workflow")
+                line, column = position(at) or (None, None)
+                problems.append(Problem(str(exc), workflow.file, line, column, step.id, at))
+                continue
+            given = raw.get("input")
+            if "items" in raw or contains_template(json.dumps(given)):
+                continue  # known per item, or only when the step runs
+            try:  # a literal input: checked against the child's input_schema now
+                validate_input(child, given if isinstance(given, Mapping) else {})
+            except InputError as exc:
+                at = (*step.source_path, "input", "input")
                 line, column = position(at) or (None, None)
                 problems.append(Problem(str(exc), workflow.file, line, column, step.id, at))
         return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))  # as written
