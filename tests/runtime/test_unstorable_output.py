@@ -172,3 +172,32 @@ async def test_text_no_storage_keeps_and_a_naive_wake_time_fail_their_step(db_ur
         doc = await engine.run(engine.load_text(naive))
         assert doc["runtimeStatus"] == "Failed"
         assert "needs a time with a zone" in doc["error"]["message"]
+
+
+@step_type("test.counts_then_fails")
+async def counts_then_fails(data: _Mode, ctx: StepContext) -> dict[str, Any]:
+    assert ctx.variables is not None
+    seen = ctx.variables.apply("n", "increment", 1)
+    assert ctx.variables.get("n") == seen  # the attempt reads its own change at once
+    if ctx.attempt < 3:
+        raise RuntimeError(f"attempt {ctx.attempt} fails after counting")
+    return {"seen": seen}
+
+
+async def test_a_failed_attempt_s_variable_changes_do_not_count(db_url: str) -> None:
+    """Changes made through ctx.variables were applied at once: a step that counted and
+    then failed twice left n = 3 for one success."""
+    registry = StepRegistry.with_builtins()
+    registry.register(counts_then_fails)
+    text = (
+        "name: counting\nvariables: {n: 0}\nsteps:\n"
+        "  - {id: a, type: test.counts_then_fails, input: {mode: x}, "
+        "retry: {max_attempts: 3, initial_delay: 10ms, jitter: false}}\n"
+        "output: '{{ variables.n }}'\n"
+    )
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    assert doc["variables"] == {"n": 1} and doc["output"] == 1
+    [done] = [s for s in doc["steps"].values() if s["status"] == "Completed"]
+    assert done["outputData"] == {"seen": 1}

@@ -13,7 +13,7 @@ from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.steplogs import StepLogBuffer, StepLogger
-from flowledger.runtime.variables import Variables
+from flowledger.runtime.variables import AttemptVariables, Variables
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext
 from flowledger.steps.entity_access import EntityAccess
@@ -62,6 +62,8 @@ class StepContexts:
     def step(self, run: StepExecution) -> StepContext:
         assert run.started_at is not None
         execution_id: str = self.info["id"]
+        # This attempt's changes reach the execution's variables when it succeeds.
+        run.variable_changes = changes = AttemptVariables(self.variables)
         return StepContext(
             execution_id=execution_id,
             step_id=run.step.id,
@@ -72,7 +74,7 @@ class StepContexts:
             started_at=run.started_at,
             http=self.services.http,
             logger=self._logger(execution_id, run),
-            variables=self.variables,
+            variables=changes,
             definition_input=run.step.spec.input,
             depth=self.depth,
             entities=self._entities(execution_id),

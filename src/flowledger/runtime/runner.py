@@ -510,6 +510,7 @@ class ExecutionRunner:
 
     def step_succeeded(self, run: StepExecution, result: Any) -> None:
         if isinstance(result, Suspend):
+            self._take_variable_changes(run)
             self.suspend(run, result)
             return
         try:
@@ -547,6 +548,7 @@ class ExecutionRunner:
             message = f"its output cannot be stored as JSON: {describe(exc)}"
             self.step_failed(run, message, retryable=False)
             return
+        self._take_variable_changes(run)
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now
@@ -555,6 +557,16 @@ class ExecutionRunner:
         self.journal.touch(run)
         self.journal.event("step.completed", run, duration_detail(run), at=now)
         self._finish(run)
+
+    @staticmethod
+    def _take_variable_changes(run: StepExecution) -> None:
+        """The attempt's ``ctx.variables`` changes reach the execution's variables, in
+        this round's commit, now that it succeeded (or parked); a failed one's never do."""
+        changes = run.variable_changes
+        if changes is not None:
+            run.variable_changes = None
+            if changes.ops:
+                changes.commit()
 
     def suspend(self, run: StepExecution, suspend: Suspend) -> None:
         """Park the step: it stays InProgress, with no handler running, until woken."""

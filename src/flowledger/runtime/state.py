@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep
 from flowledger.runtime.status import StepStatus
 from flowledger.runtime.steplogs import StepLogBuffer
 from flowledger.timeutil import iso
+
+if TYPE_CHECKING:
+    from flowledger.runtime.variables import AttemptVariables
 
 TERMINAL_STEP = frozenset(
     {StepStatus.COMPLETED, StepStatus.DISABLED, StepStatus.FAILED, StepStatus.CANCELLED}
@@ -48,6 +51,8 @@ class StepExecution:
     input_stored: bool = False
     #: What the handler logged that is not written yet (created on the first context).
     logs: StepLogBuffer | None = None
+    #: The attempt's ``ctx.variables`` changes, applied when it succeeds or parks.
+    variable_changes: AttemptVariables | None = None
     #: The input model checked at activation, for the handler's first call (which then
     #: need not validate the same input again); a resumed or recovered call validates.
     validated: Any = None
