@@ -169,11 +169,13 @@ async def test_an_execution_a_worker_cannot_run_waits_before_it_is_tried_again(
     async with Engine(db_url) as engine:  # a worker without the plugin
         worker = Worker(engine, FAST)
         task = asyncio.create_task(worker.run())
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2.5)
         worker.stop()
         await task
         row = await engine.store.get_execution(execution_id)
     assert row is not None and row["runtime_status"] != "Completed"
-    tries = [r for r in caplog.records if execution_id in r.getMessage()]
-    assert len(tries) == 1, [r.getMessage() for r in tries]
-    assert "it is tried again in 10s" in tries[0].getMessage()
+    tries = [r.getMessage() for r in caplog.records if execution_id in r.getMessage()]
+    # Waits of 1 s, then 2 s: in 2.5 s at most two tries (it was hundreds).
+    assert 1 <= len(tries) <= 2, tries
+    for said, wait in zip(tries, ("1s", "2s"), strict=False):
+        assert f"it is tried again in {wait}" in said, tries

@@ -9,11 +9,12 @@ from typing import Any
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.logs import log_extra
+from flowledger.runtime.attempts import AttemptVariables
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.steplogs import StepLogBuffer, StepLogger
-from flowledger.runtime.variables import AttemptVariables, Variables
+from flowledger.runtime.variables import Variables
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext
 from flowledger.steps.entity_access import EntityAccess

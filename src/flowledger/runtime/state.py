@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep
+from flowledger.runtime.attempts import AttemptVariables
 from flowledger.runtime.status import StepStatus
 from flowledger.runtime.steplogs import StepLogBuffer
 from flowledger.timeutil import iso
-
-if TYPE_CHECKING:
-    from flowledger.runtime.variables import AttemptVariables
 
 TERMINAL_STEP = frozenset(
     {StepStatus.COMPLETED, StepStatus.DISABLED, StepStatus.FAILED, StepStatus.CANCELLED}

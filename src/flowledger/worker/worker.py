@@ -28,8 +28,10 @@ from flowledger.worker.job_advancer import JobAdvancer
 from flowledger.worker.schedules import Scheduler
 
 log = logging.getLogger(__name__)
-#: How long an execution whose run failed unexpectedly waits before a worker tries again.
-RUN_ERROR_BACKOFF = timedelta(seconds=10)
+#: How long an execution whose run failed unexpectedly waits before a worker tries again:
+#: 1 s, doubling with each failure in a row here, up to a minute.
+RUN_ERROR_FIRST = 1.0
+RUN_ERROR_MAX = 60.0
 #: A failing duty tries again after 5 s, then twice as long each time, up to a minute.
 DUTY_RETRY_FIRST = 5.0
 DUTY_RETRY_MAX = 60.0
@@ -60,6 +62,8 @@ class Worker:
         self._drain = asyncio.Event()
         self._changed = asyncio.Event()
         self.completed = 0
+        #: Execution id → its runs that failed here in a row (their back-off).
+        self._run_failures: dict[str, int] = {}
         self.keeper = LeaseKeeper(
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
@@ -77,6 +81,14 @@ class Worker:
         self._duty_wake = asyncio.Event()
         if engine.settings.retention is not None:
             self.duties.append(RetentionDuty(engine, engine.settings.retention))
+
+    def _run_failed(self, execution_id: str) -> float:
+        """Seconds the execution waits after its run failed here, by failures in a row."""
+        failures = self._run_failures.get(execution_id, 0) + 1
+        if len(self._run_failures) > 10_000:  # bounded: a few executions in trouble
+            self._run_failures.clear()
+        self._run_failures[execution_id] = failures
+        return float(min(RUN_ERROR_FIRST * 2 ** (failures - 1), RUN_ERROR_MAX))
 
     def stop(self) -> None:
         """Ask the worker to drain and exit (what SIGTERM and Ctrl-C do)."""
@@ -226,6 +238,7 @@ class Worker:
                 on_release=lambda: self.keeper.drop(execution_id, epoch),
             )
             terminal = status.terminal
+            self._run_failures.pop(execution_id, None)
             if terminal:
                 self.completed += 1
             waits = status == ExecutionStatus.AWAITING_USER_INPUT
@@ -239,20 +252,22 @@ class Worker:
         except FlowledgerError as exc:
             # Parked a while, not handed back at once: every worker would take it again
             # and fail the same way in a tight loop (a missing artifact file, say).
-            parked_until = self.engine.clock.now() + RUN_ERROR_BACKOFF
+            wait = self._run_failed(execution_id)
+            parked_until = self.engine.clock.now() + timedelta(seconds=wait)
             log.error(
-                "execution %s: %s; it is tried again in %ds",
+                "execution %s: %s; it is tried again in %gs",
                 execution_id,
                 exc,
-                RUN_ERROR_BACKOFF.seconds,
+                wait,
                 extra=log_extra("run", execution_id),
             )
         except Exception:
-            parked_until = self.engine.clock.now() + RUN_ERROR_BACKOFF
+            wait = self._run_failed(execution_id)
+            parked_until = self.engine.clock.now() + timedelta(seconds=wait)
             log.exception(
-                "execution %s crashed the runner; it is tried again in %ds",
+                "execution %s crashed the runner; it is tried again in %gs",
                 execution_id,
-                RUN_ERROR_BACKOFF.seconds,
+                wait,
                 extra=log_extra("run", execution_id),
             )
         finally:

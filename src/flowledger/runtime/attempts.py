@@ -1,0 +1,38 @@
+"""The ``ctx.variables`` of one step attempt: its changes wait for the attempt to succeed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowledger.steps.base import VariableAccess
+from flowledger.steps.builtins import apply_variable_op
+
+
+class AttemptVariables:
+    """``ctx.variables`` of one step attempt: the attempt reads its own changes at once,
+    and the execution's variables take them when the attempt succeeds (or parks), in
+    the order they were made and applied to the values then current, so concurrent
+    steps' increments still add up. A failed attempt changes nothing: its retry does
+    not count twice."""
+
+    def __init__(self, shared: VariableAccess) -> None:
+        self._shared = shared
+        self._pending: dict[str, Any] = {}
+        #: (name, op, value) in the order the handler made them.
+        self.ops: list[tuple[str, str, Any]] = []
+
+    def get(self, name: str) -> Any:
+        return self._pending[name] if name in self._pending else self._shared.get(name)
+
+    def apply(self, name: str, op: str, value: Any) -> Any:
+        new = apply_variable_op(self.get(name), op, value, name)
+        self._pending[name] = new
+        self.ops.append((name, op, value))
+        return new
+
+    def commit(self) -> None:
+        """Apply the attempt's changes to the execution's variables (once)."""
+        ops, self.ops = self.ops, []
+        self._pending = {}
+        for name, op, value in ops:
+            self._shared.apply(name, op, value)
