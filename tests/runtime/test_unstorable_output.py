@@ -190,14 +190,20 @@ async def test_a_failed_attempt_s_variable_changes_do_not_count(db_url: str) -> 
     registry = StepRegistry.with_builtins()
     registry.register(counts_then_fails)
     text = (
-        "name: counting\nvariables: {n: 0}\nsteps:\n"
+        "name: counting\nvariables: {n: 0}\noutput: '{{ variables.n }}'\nsteps:\n"
         "  - {id: a, type: test.counts_then_fails, input: {mode: x}, "
         "retry: {max_attempts: 3, initial_delay: 10ms, jitter: false}}\n"
-        "output: '{{ variables.n }}'\n"
     )
     async with Engine(db_url, registry=registry) as engine:
-        doc = await engine.run(engine.load_text(text))
-    assert doc["runtimeStatus"] == "Completed", doc["error"]
-    assert doc["variables"] == {"n": 1} and doc["output"] == 1
-    [done] = [s for s in doc["steps"].values() if s["status"] == "Completed"]
-    assert done["outputData"] == {"seen": 1}
+        doc = await engine.run(
+            engine.load_text(text + "  - {id: b, type: sys.no_action, after: [a]}\n")
+        )
+        assert doc["runtimeStatus"] == "CompletedWithNoActionTaken", doc["error"]
+        assert doc["variables"] == {"n": 1} and doc["output"] == 1
+        [done] = [
+            s for s in doc["steps"].values() if s["stepId"] == "a" and s["status"] == "Completed"
+        ]
+        assert done["outputData"] == {"seen": 1}
+        # A rerun that reuses the step keeps what it changed (it came back as 0).
+        again = await engine.settle(await engine.rerun(doc["id"], "b"))
+    assert again["variables"] == {"n": 1} and again["output"] == 1

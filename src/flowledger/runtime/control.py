@@ -30,6 +30,7 @@ from flowledger.runtime.drivers import RESUMED_ON_RETRY
 from flowledger.runtime.ports import Control
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.schema_check import check_against_schema, validator_for
+from flowledger.steps.builtins import apply_variable_op
 from flowledger.storage import Batch, Row
 from flowledger.storage.base import RowParams, SignalBlocked
 from flowledger.timeutil import iso
@@ -339,17 +340,21 @@ async def rerun(
     # Variables as the reused steps left them: every completed sys.set_variable among them
     # or inside their loop bodies, in the order they were applied (each output holds the
     # value after its operation, so the last one applied is the value).
+    # A custom step's ctx.variables changes are kept with it (``state.variables``).
     variables = dict(target.spec.variables)
-    setters = [
+    changers = [
         found
         for (_, path), found in latest.items()
-        if path.split("/", 1)[0] in reused
-        and found["status"] == StepStatus.COMPLETED
-        and original.steps[found["step_id"]].step_type.sets_variable
+        if path.split("/", 1)[0] in reused and found["status"] == StepStatus.COMPLETED
     ]
-    for found in sorted(setters, key=lambda r: (r["completed_at"], r["seq"])):
-        out = loads(found["output"]) or {}
-        variables[out["name"]] = out["value"]
+    for found in sorted(changers, key=lambda r: (r["completed_at"], r["seq"])):
+        if original.steps[found["step_id"]].step_type.sets_variable:
+            out = loads(found["output"]) or {}
+            variables[out["name"]] = out["value"]
+            continue
+        state = loads(found["state"]) if found["state"] else None
+        for name, op, value in (state or {}).get("variables") or ():
+            variables[name] = apply_variable_op(variables.get(name), op, value, name)
     now = engine.clock.now()
     exec_row, created = execution_rows(
         target,

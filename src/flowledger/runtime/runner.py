@@ -548,7 +548,9 @@ class ExecutionRunner:
             message = f"its output cannot be stored as JSON: {describe(exc)}"
             self.step_failed(run, message, retryable=False)
             return
-        self._take_variable_changes(run)
+        changed = self._take_variable_changes(run)
+        if changed:  # kept with the step: a rerun that reuses it replays them
+            run.state = {**(run.state or {}), "variables": changed}
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now
@@ -559,14 +561,17 @@ class ExecutionRunner:
         self._finish(run)
 
     @staticmethod
-    def _take_variable_changes(run: StepExecution) -> None:
+    def _take_variable_changes(run: StepExecution) -> list[list[Any]]:
         """The attempt's ``ctx.variables`` changes reach the execution's variables, in
-        this round's commit, now that it succeeded (or parked); a failed one's never do."""
+        this round's commit, now that it succeeded (or parked); a failed one's never do.
+        Returns them as ``[name, op, value]``."""
         changes = run.variable_changes
-        if changes is not None:
-            run.variable_changes = None
-            if changes.ops:
-                changes.commit()
+        if changes is None or not changes.ops:
+            return []
+        run.variable_changes = None
+        made = [[name, op, value] for name, op, value in changes.ops]
+        changes.commit()
+        return made
 
     def suspend(self, run: StepExecution, suspend: Suspend) -> None:
         """Park the step: it stays InProgress, with no handler running, until woken."""
