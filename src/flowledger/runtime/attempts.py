@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from flowledger.steps.base import VariableAccess
@@ -16,13 +17,21 @@ class AttemptVariables:
     not count twice."""
 
     def __init__(self, shared: VariableAccess) -> None:
-        self._shared = shared
+        # Weakly: the step execution holds this, and the execution's variables hold its
+        # journal; a strong reference closed a cycle only the cyclic collector frees.
+        self._shared = weakref.ref(shared)
         self._pending: dict[str, Any] = {}
         #: (name, op, value) in the order the handler made them.
         self.ops: list[tuple[str, str, Any]] = []
 
     def get(self, name: str) -> Any:
-        return self._pending[name] if name in self._pending else self._shared.get(name)
+        return self._pending[name] if name in self._pending else self._variables().get(name)
+
+    def _variables(self) -> VariableAccess:
+        shared = self._shared()
+        if shared is None:  # pragma: no cover - the runner outlives its steps' handlers
+            raise RuntimeError("the execution's variables are gone")
+        return shared
 
     def apply(self, name: str, op: str, value: Any) -> Any:
         new = apply_variable_op(self.get(name), op, value, name)
@@ -34,5 +43,6 @@ class AttemptVariables:
         """Apply the attempt's changes to the execution's variables (once)."""
         ops, self.ops = self.ops, []
         self._pending = {}
+        shared = self._variables()
         for name, op, value in ops:
-            self._shared.apply(name, op, value)
+            shared.apply(name, op, value)
