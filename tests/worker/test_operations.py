@@ -19,19 +19,24 @@ FAST = WorkerOptions(concurrency=2, lease=timedelta(seconds=3), park_after=0.3, 
 QUICK = "name: quick\nsteps: [{id: a, type: sys.transform, input: {value: 1}}]\n"
 
 
+async def _run_until_one_ends(engine: Engine) -> None:
+    """A worker on ``engine`` until it has ended one execution, then stopped."""
+    worker = Worker(engine, FAST)
+    task = asyncio.create_task(worker.run())
+    async with asyncio.timeout(20):
+        while worker.completed < 1:
+            await asyncio.sleep(0.01)
+    worker.stop()
+    await task
+
+
 async def test_the_worker_logs_each_execution_it_starts_and_finishes(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="flowledger.worker.worker")
     async with Engine(db_url) as engine:
         execution_id = await engine.start(engine.load_text(QUICK))
-        worker = Worker(engine, FAST)
-        task = asyncio.create_task(worker.run())
-        async with asyncio.timeout(20):
-            while worker.completed < 1:
-                await asyncio.sleep(0.01)
-        worker.stop()
-        await task
+        await _run_until_one_ends(engine)
     mine = [r for r in caplog.records if getattr(r, "execution_id", None) == execution_id]
     assert [(r.getMessage().split(": ", 1)[1].split(" ")[0], r.status) for r in mine] == [  # type: ignore[attr-defined]
         ("running", "running"),
@@ -132,13 +137,7 @@ async def test_a_dead_holder_s_executions_are_freed_at_once_on_its_host(db_url: 
         rows = {i: await engine.store.get_execution(i) for i in (dead_here, elsewhere)}
         assert rows[dead_here]["lease_owner"] is None  # type: ignore[index]
         assert rows[elsewhere]["lease_owner"] == twin  # type: ignore[index]
-        worker = Worker(engine, FAST)
-        task = asyncio.create_task(worker.run())
-        async with asyncio.timeout(20):
-            while worker.completed < 1:
-                await asyncio.sleep(0.01)
-        worker.stop()
-        await task
+        await _run_until_one_ends(engine)
         done = await engine.get_execution(dead_here)
         assert done["runtimeStatus"] == "Completed"
 

@@ -20,7 +20,7 @@ from flowledger.definition.graph import GraphShape, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
-from flowledger.definition.secrets import check_secrets
+from flowledger.definition.secrets import check_secrets, template_strings
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.strictness import checking_new
 from flowledger.definition.triggers import compile_triggers
@@ -318,7 +318,7 @@ class _Compiler:
         if not checking_new():
             return
         for field, values in (("variables", spec.variables), ("context", spec.context)):
-            for path, text in _template_strings(values, (field,)):
+            for path, text in template_strings(values, (field,)):
                 instead = "a sys.set_variable step" if field == "variables" else "a step"
                 self.report(
                     f"{field}: its values are set before anything runs, so {text!r} would "
@@ -523,17 +523,3 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     if field.metadata:
         annotation = Annotated[annotation, *field.metadata]
     return TypeAdapter(annotation)
-
-
-def _template_strings(value: Any, path: Path) -> Iterable[tuple[Path, str]]:
-    """Every string holding a template inside a JSON value, with its path."""
-    stack: list[tuple[Path, Any]] = [(path, value)]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, str):
-            if contains_template(item):
-                yield where, item
-        elif isinstance(item, Mapping):
-            stack.extend(((*where, k), v) for k, v in item.items())
-        elif isinstance(item, list):
-            stack.extend(((*where, i), v) for i, v in enumerate(item))

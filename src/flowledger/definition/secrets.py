@@ -29,7 +29,7 @@ _WHERE = (
 )
 
 
-def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+def template_strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
     """Every template string inside a JSON-like value, with its path (iteratively)."""
     stack: list[tuple[Path, Any]] = [(path, value)]
     while stack:
@@ -52,7 +52,7 @@ def check_secrets(
     """Report every ``secrets`` read outside an ``allowed`` place (a path prefix); return
     the names the definition reads."""
     names: set[str] = set()
-    for path, source in _strings(document, ()):
+    for path, source in template_strings(document, ()):
         if "secrets" not in source:
             continue
         try:

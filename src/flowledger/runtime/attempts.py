@@ -16,6 +16,8 @@ class AttemptVariables:
     steps' increments still add up. A failed attempt changes nothing: its retry does
     not count twice."""
 
+    __slots__ = ("_pending", "_shared", "ops")  # one per step attempt that gets a context
+
     def __init__(self, shared: VariableAccess) -> None:
         # Weakly: the step execution holds this, and the execution's variables hold its
         # journal; a strong reference closed a cycle only the cyclic collector frees.

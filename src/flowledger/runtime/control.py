@@ -68,9 +68,6 @@ async def submit_input(
     status = ExecutionStatus(row["runtime_status"])
     if status.terminal:
         raise ConflictError(f"execution {execution_id} is {status}; it waits for no input")
-    if any(s["kind"] == "cancel" for s in await engine.store.pending_signals(execution_id)):
-        # Taken, it would never be applied: the runner acts on the cancel first.
-        raise ConflictError(f"execution {execution_id} is being cancelled; it takes no input")
     rows = list(_latest(await engine.store.get_step_executions(execution_id)).values())
     waiting = [r for r in rows if waits_for_input(r)]
     chosen = [r for r in waiting if step in (r["step_id"], r["id"])]
@@ -123,7 +120,7 @@ async def submit_input(
     signal["id"] = target["id"]
     try:  # its write wakes the idle workers too
         sent = await engine.store.send_signal(signal, unless_pending="cancel")
-    except SignalBlocked:  # a cancel sent just now, after the check above
+    except SignalBlocked:  # taken, it would never be applied: the runner cancels first
         raise ConflictError(
             f"execution {execution_id} is being cancelled; it takes no input"
         ) from None

@@ -88,7 +88,7 @@ class Worker:
         if len(self._run_failures) > 10_000:  # bounded: a few executions in trouble
             self._run_failures.clear()
         self._run_failures[execution_id] = failures
-        return float(min(RUN_ERROR_FIRST * 2 ** (failures - 1), RUN_ERROR_MAX))
+        return _doubling(failures, RUN_ERROR_FIRST, RUN_ERROR_MAX)
 
     def stop(self) -> None:
         """Ask the worker to drain and exit (what SIGTERM and Ctrl-C do)."""
@@ -179,7 +179,7 @@ class Worker:
                     # Back off 5 s, doubling to a minute (a database down fails every duty
                     # at once); the traceback once per streak, then one line each time.
                     failures[index] += 1
-                    delay = min(DUTY_RETRY_FIRST * 2 ** (failures[index] - 1), DUTY_RETRY_MAX)
+                    delay = _doubling(failures[index], DUTY_RETRY_FIRST, DUTY_RETRY_MAX)
                     extra = log_extra("run_duty", duty=duty.name, failures=failures[index])
                     if failures[index] == 1:
                         log.exception(
@@ -249,24 +249,16 @@ class Worker:
             log.warning(
                 "stopped running execution %s", execution_id, extra=log_extra("stop", execution_id)
             )
-        except FlowledgerError as exc:
+        except Exception as exc:
             # Parked a while, not handed back at once: every worker would take it again
             # and fail the same way in a tight loop (a missing artifact file, say).
             wait = self._run_failed(execution_id)
             parked_until = self.engine.clock.now() + timedelta(seconds=wait)
-            log.error(
+            known = isinstance(exc, FlowledgerError)  # said in words; else a traceback
+            (log.error if known else log.exception)(
                 "execution %s: %s; it is tried again in %gs",
                 execution_id,
-                exc,
-                wait,
-                extra=log_extra("run", execution_id),
-            )
-        except Exception:
-            wait = self._run_failed(execution_id)
-            parked_until = self.engine.clock.now() + timedelta(seconds=wait)
-            log.exception(
-                "execution %s crashed the runner; it is tried again in %gs",
-                execution_id,
+                exc if known else f"crashed the runner ({type(exc).__name__})",
                 wait,
                 extra=log_extra("run", execution_id),
             )
@@ -327,3 +319,8 @@ def _log_end(
             duration_ms=int(seconds * 1000),
         ),
     )
+
+
+def _doubling(failures: int, first: float, most: float) -> float:
+    """Seconds to wait after ``failures`` in a row: ``first``, doubling, at most ``most``."""
+    return float(min(first * 2 ** (failures - 1), most))
