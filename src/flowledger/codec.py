@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote, quote_plus
 
@@ -123,13 +123,36 @@ class Codec:
     def redact_bytes(self, data: bytes) -> bytes:
         """The same redaction on bytes (a saved response body). Spellings shorter than
         6 characters are left alone here: in binary data they match by chance."""
-        if not self._replacements:
-            return data
-        for secret, mark in self._replacements:
-            needle = secret.encode("utf-8", "surrogatepass")
-            if len(needle) >= _MIN_BASE64_CHARS and needle in data:
-                data = data.replace(needle, mark.encode("ascii"))
+        for needle, mark in self._byte_replacements():
+            if needle in data:
+                data = data.replace(needle, mark)
         return data
+
+    def _byte_replacements(self) -> list[tuple[bytes, bytes]]:
+        pairs = (
+            (s.encode("utf-8", "surrogatepass"), m.encode("ascii")) for s, m in self._replacements
+        )
+        return [(needle, mark) for needle, mark in pairs if len(needle) >= _MIN_BASE64_CHARS]
+
+    async def redact_chunks(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """:meth:`redact_bytes` over a stream (a download saved as it arrives). The last
+        bytes of each chunk, one fewer than the longest spelling, wait for the next one,
+        so a value split between two chunks is found whole."""
+        pairs = self._byte_replacements()
+        if not pairs:
+            async for chunk in chunks:
+                yield chunk
+            return
+        keep = max(len(needle) for needle, _ in pairs) - 1
+        tail = b""
+        async for chunk in chunks:
+            buffer = self.redact_bytes(tail + chunk)
+            cut = max(len(buffer) - keep, 0)  # a spelling starting before ``cut`` was whole
+            if cut:
+                yield buffer[:cut]
+            tail = buffer[cut:]
+        if tail:
+            yield tail
 
     def dumps(self, value: Any) -> str | None:
         if value is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +376,20 @@ def test_a_value_computed_from_a_secret_is_not_sent(
         engine.load_text(yaml(text))
     for kept in ("secrets.TOKEN | upper", "'Bearer ' ~ secrets.TOKEN", "secrets.TOKEN.lower()"):
         engine.load_text(yaml(text.replace(expression, kept)))
+
+
+async def test_a_stream_is_redacted_wherever_its_chunks_split_a_secret() -> None:
+    """A download saved as it arrives: a value cut between two chunks is found whole."""
+    codec = Codec({"K": SECRET})
+    data = b"head " + SECRET.encode() + b" middle " + SECRET.encode() + b" end"
+
+    async def chunks(cuts: list[int]) -> AsyncIterator[bytes]:
+        for start, stop in zip([0, *cuts], [*cuts, len(data)], strict=True):
+            yield data[start:stop]
+
+    expected = codec.redact_bytes(data)
+    assert SECRET.encode() not in expected
+    for cut in range(1, len(data)):
+        for size in (1, 3, len(SECRET)):  # one cut, then pieces of that size after it
+            cuts = [cut, *range(cut + size, len(data), size)]
+            assert b"".join([c async for c in codec.redact_chunks(chunks(cuts))]) == expected

@@ -15,6 +15,8 @@ Routes (all answer JSON unless noted):
 - ``GET /redirect-to?url=<url>`` -> 302 to that URL
 - ``GET /badjson`` -> ``application/json`` that does not parse
 - ``GET /problem`` -> ``application/problem+json``
+- ``GET /bytes?hex=<bytes>&type=<content type>`` -> those bytes with that type
+- ``GET /cookies`` -> two ``Set-Cookie`` headers whose dates hold commas
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         self.send_response(status)
         if status != 204:
-            self.send_header("Content-Type", content_type)
+            if content_type:  # none: the client must guess
+                self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
         for name, value in extra.items():
             self.send_header(name.replace("_", "-"), value)
@@ -108,6 +111,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, query["text"].encode(), "application/json")
         elif url.path == "/problem":
             self._json(200, {"title": "ok"}, "application/problem+json")
+        elif url.path == "/bytes":
+            self._send(200, bytes.fromhex(query["hex"]), query.get("type", ""))
+        elif url.path == "/cookies":
+            self.send_response(200)
+            self.send_header("Set-Cookie", "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT")
+            self.send_header("Set-Cookie", "b=2; Path=/")
+            self.send_header("Vary", "Accept")
+            self.send_header("Vary", "Cookie")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         else:
             self._json(404, {"error": "no such route"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
 import time
@@ -68,7 +69,7 @@ def test_declared_like_a_plugin() -> None:
     assert HTTP_REQUEST.output_model is HttpRequestOutput
     schema = HTTP_REQUEST.output_json_schema()
     assert schema is not None
-    assert set(schema["properties"]) == {"statusCode", "headers", "body"}
+    assert set(schema["properties"]) == {"statusCode", "headers", "body", "bodyEncoding"}
 
 
 async def test_get_json(base: str, client: httpx.AsyncClient) -> None:
@@ -301,3 +302,43 @@ def test_input_normalises_method_and_timeout() -> None:
         {"url": "https://x.example/a", "method": "patch", "timeout": "2m"}
     )
     assert (data.method, data.timeout) == ("PATCH", 120.0)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "payload", "body", "encoding"),
+    [
+        # Not text, not UTF-8: every byte kept, as base64.
+        ("application/octet-stream", bytes(range(256)), "AAECAwQF", "base64"),
+        ("image/png", b"\x89PNG\r\n\x1a\n", "iVBORw0KGgo=", "base64"),
+        ("", b"\xff\xfe", "//4=", "base64"),
+        # Not a text type, but UTF-8 all the same: text.
+        ("application/octet-stream", "grüße".encode(), "grüße", None),
+        # A text type keeps text, a stray invalid byte replaced.
+        ("text/html", b"caf\xe9", "caf\ufffd", None),
+        ("application/xml", b"<a/>", "<a/>", None),
+    ],
+)
+async def test_bytes_that_are_not_text_are_kept_whole_as_base64(
+    base: str,
+    client: httpx.AsyncClient,
+    content_type: str,
+    payload: bytes,
+    body: str,
+    encoding: str | None,
+) -> None:
+    url = f"{base}/bytes?hex={payload.hex()}&type={content_type}"
+    out = await call(client, url=url)
+    assert out.bodyEncoding == encoding
+    assert isinstance(out.body, str) and out.body.startswith(body)
+    if encoding == "base64":
+        assert base64.b64decode(out.body) == payload
+
+
+async def test_repeated_set_cookie_headers_stay_apart(base: str, client: httpx.AsyncClient) -> None:
+    out = await call(client, url=f"{base}/cookies")
+    # A cookie's date holds a comma: a comma join could not be split again.
+    assert out.headers["set-cookie"].split("\n") == [
+        "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+        "b=2; Path=/",
+    ]
+    assert out.headers["vary"] == "Accept, Cookie"  # other headers: RFC 9110's comma list

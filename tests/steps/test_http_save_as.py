@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import textwrap
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +108,51 @@ async def test_a_json_answer_is_saved_unparsed_under_the_name_given(
     [path] = await engine.artifacts.download(doc["id"], tmp_path / "out")
     assert path == tmp_path / "out" / "hello.json"
     assert path.read_text() == '{"hello": "world", "unicode": "gr\\u00fc\\u00dfe \\u2713"}'
+
+
+async def test_a_large_download_streams_to_disk_without_the_body_in_memory(
+    engine: Engine, base: str, artifacts_root: Path
+) -> None:
+    size = 24 * 1024 * 1024  # past the 10 MiB an output may hold: no max_response_bytes
+    tracemalloc.start()
+    try:
+        doc = await run(
+            engine,
+            """
+            name: large
+            steps:
+              - {id: dl, type: sys.http_request, input: {url: "{{ input.url }}", save_as: artifact}}
+            """,
+            url=f"{base}/big?n={size}&chunked=1",
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    saved = output(doc, "dl")["body"]
+    assert saved["size"] == size
+    assert saved["sha256"] == hashlib.sha256(b"x" * size).hexdigest()
+    assert peak < size / 4  # it held the body whole (twice, with the join) before
+
+
+async def test_a_download_past_its_limit_leaves_no_file_and_no_row(
+    engine: Engine, base: str, artifacts_root: Path
+) -> None:
+    doc = await run(
+        engine,
+        """
+        name: too-large
+        steps:
+          - id: dl
+            type: sys.http_request
+            input: {url: "{{ input.url }}", save_as: artifact, max_response_bytes: 200000}
+        """,
+        url=f"{base}/big?n=300000&chunked=1",
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    assert "more than 200,000 bytes; raise max_response_bytes" in doc["error"]["message"]
+    assert await engine.artifacts.for_execution(doc["id"]) == []
+    assert [p for p in artifacts_root.rglob("*") if p.is_file()] == []  # no temporary file
 
 
 async def test_an_error_answer_saves_nothing(engine: Engine, base: str) -> None:

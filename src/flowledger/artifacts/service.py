@@ -34,9 +34,9 @@ import re
 import secrets
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.engine import make_url
 
@@ -162,6 +162,32 @@ class ArtifactService:
         self.store.add_artifact(row)
         return artifact_document(row)
 
+    async def save_stream(
+        self,
+        execution_id: str,
+        step_execution_id: str | None,
+        step_id: str | None,
+        name: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str = "application/octet-stream",
+    ) -> dict[str, Any]:
+        """Store the bytes ``chunks`` yields as a file, never holding more than a chunk in
+        memory (a large download); an exception from ``chunks`` leaves no file and no row."""
+        row = self._row(execution_id, step_execution_id, step_id, name, content_type, SAVED)
+        writer = await asyncio.to_thread(self._open, row)
+        try:
+            async for chunk in chunks:
+                try:
+                    writer.write(chunk)  # to the page cache: fast; the flush waits for the end
+                except OSError as exc:  # a full disk
+                    raise self._cannot_write(row, exc) from exc
+            await asyncio.to_thread(self._finish, row, writer)
+        except BaseException:
+            writer.discard()
+            raise
+        self.store.add_artifact(row)
+        return artifact_document(row)
+
     def offload(
         self,
         execution_id: str,
@@ -229,16 +255,37 @@ class ArtifactService:
         }
 
     def _write(self, row: Row, data: bytes) -> None:
-        row["size"] = len(data)
-        row["sha256"] = hashlib.sha256(data).hexdigest()
-        path = self.path_of(row["execution_id"], row["id"])
+        writer = self._open(row)
         try:
-            _write_durably(path, data, self.root)
+            try:
+                writer.write(data)
+            except OSError as exc:
+                raise self._cannot_write(row, exc) from exc
+            self._finish(row, writer)
+        except BaseException:
+            writer.discard()
+            raise
+
+    def _open(self, row: Row) -> _DurableFile:
+        try:
+            return _DurableFile(self.path_of(row["execution_id"], row["id"]), self.root)
         except OSError as exc:
-            raise StorageError(
-                f"cannot write artifact {row['name']!r} of execution {row['execution_id']} "
-                f"under {self.root}: {exc.strerror or exc}"
-            ) from exc
+            raise self._cannot_write(row, exc) from exc
+
+    def _finish(self, row: Row, writer: _DurableFile) -> None:
+        """Flush and rename the file into place; its size and checksum go into ``row``."""
+        try:
+            writer.commit()
+        except OSError as exc:
+            raise self._cannot_write(row, exc) from exc
+        row["size"] = writer.size
+        row["sha256"] = writer.digest.hexdigest()
+
+    def _cannot_write(self, row: Row, exc: OSError) -> StorageError:
+        return StorageError(
+            f"cannot write artifact {row['name']!r} of execution {row['execution_id']} "
+            f"under {self.root}: {exc.strerror or exc}"
+        )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -388,6 +435,24 @@ class _StepArtifacts:
         except StorageError as exc:  # a full disk may clear up: let the step retry
             raise StepError(str(exc), retryable=True) from exc
 
+    async def save_stream(
+        self,
+        name: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str = "application/octet-stream",
+    ) -> dict[str, Any]:
+        try:
+            return await self._service.save_stream(
+                self._execution_id,
+                self._step_execution_id,
+                self._step_id,
+                name,
+                chunks,
+                content_type,
+            )
+        except StorageError as exc:  # a full disk may clear up: let the step retry
+            raise StepError(str(exc), retryable=True) from exc
+
 
 # -- lazy read-back ---------------------------------------------------------------------------
 
@@ -417,25 +482,38 @@ def _download_names(rows: list[Row], folder: Path) -> list[Path]:
     return targets
 
 
-def _write_durably(path: Path, data: bytes, root: Path) -> None:
-    """Temporary file, fsync, rename, fsync the folder: the file is whole or absent."""
-    folder = path.parent
-    created = not folder.is_dir()
-    if created:
-        folder.mkdir(parents=True, exist_ok=True)
-    temp = folder / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with temp.open("xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
-    if created:
-        _fsync_folder(root)
+class _DurableFile:
+    """A file written to a temporary name, then fsynced and renamed into place
+    (``commit``): it is whole or absent. Writes count and hash what they write."""
+
+    def __init__(self, path: Path, root: Path) -> None:
+        self.path = path
+        self.root = root
+        self.created = not path.parent.is_dir()
+        if self.created:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.file: BinaryIO = self.temp.open("xb")
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.size += len(data)
+        self.digest.update(data)
+
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.temp, self.path)
+        _fsync_folder(self.path.parent)
+        if self.created:
+            _fsync_folder(self.root)
+
+    def discard(self) -> None:
+        self.file.close()
+        self.temp.unlink(missing_ok=True)
 
 
 def _fsync_folder(folder: Path) -> None:

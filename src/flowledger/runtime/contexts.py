@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 from flowledger.codec import Codec
@@ -130,8 +130,21 @@ class RedactingArtifacts:
     async def save(
         self, name: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> dict[str, Any]:
-        if self._inner is None:
-            self._inner = self._bind(*self._step)
-        return await self._inner.save(
+        return await self._access().save(
             self._codec.redact(name), self._codec.redact_bytes(data), content_type
         )
+
+    async def save_stream(
+        self,
+        name: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str = "application/octet-stream",
+    ) -> dict[str, Any]:
+        return await self._access().save_stream(
+            self._codec.redact(name), self._codec.redact_chunks(chunks), content_type
+        )
+
+    def _access(self) -> ArtifactAccess:
+        if self._inner is None:
+            self._inner = self._bind(*self._step)
+        return self._inner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Any, Protocol
 
 
@@ -18,4 +19,14 @@ class ArtifactAccess(Protocol):
         createdAt}``. ``name`` is for people (downloads keep it); path separators and
         other unsafe characters are replaced, and it never names the file on disk.
         """
+        ...
+
+    async def save_stream(
+        self,
+        name: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str = "application/octet-stream",
+    ) -> dict[str, Any]:
+        """Store the bytes ``chunks`` yields, as :meth:`save` does, holding one chunk in
+        memory at a time (a large download). When ``chunks`` raises, nothing is kept."""
         ...

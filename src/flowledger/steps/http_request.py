@@ -10,9 +10,11 @@ artifact of the execution) and the output's ``body`` is that artifact's descript
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import re
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -29,6 +31,10 @@ if TYPE_CHECKING:  # httpx is imported where used: it costs a cold start ~100 ms
 __all__ = ["HTTP_REQUEST", "STEP_TYPES", "HttpRequestInput", "HttpRequestOutput"]
 
 MAX_REDIRECTS = 5
+#: ``max_response_bytes`` when not given: a body kept in the output is held in memory and
+#: stored in the database; one saved as an artifact streams to disk.
+OUTPUT_BODY_LIMIT = 10 * 1024 * 1024
+ARTIFACT_BODY_LIMIT = 1024 * 1024 * 1024
 DETAIL_BODY_CHARS = 2048
 #: Seconds the whole exchange may take when the step gives no ``timeout``: the client's
 #: own limits time each read, and a server trickling a byte at a time never trips them.
@@ -36,6 +42,11 @@ DEFAULT_EXCHANGE_TIMEOUT = 300.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _MAY_OVERFLOW = re.compile(r"[eE]\+?\d{3}|\d{309}")
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
+#: Media types read as text, a stray invalid byte replaced (an HTML page, a CSV).
+_TEXT_TYPE = re.compile(
+    r"^(?:text/.*|application/(?:[\w.+-]+\+)?(?:json|xml|yaml)"
+    r"|application/(?:javascript|ecmascript|x-www-form-urlencoded|x-yaml|x-ndjson|graphql))$"
+)
 _Scalar = str | int | float | bool
 
 
@@ -62,7 +73,9 @@ class HttpRequestInput(BaseModel):
     #: None: DEFAULT_EXCHANGE_TIMEOUT (5 minutes), each read also within 30 s.
     timeout: Annotated[float | None, BeforeValidator(_seconds), Field(gt=0)] = None
     ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
-    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    #: Bytes of (decompressed) body accepted; None: OUTPUT_BODY_LIMIT, or
+    #: ARTIFACT_BODY_LIMIT with ``save_as: artifact``.
+    max_response_bytes: int | None = Field(default=None, ge=0)
     follow_redirects: bool = True
     #: ``artifact``: keep the body as a file instead of in the output (large downloads).
     save_as: Literal["artifact"] | None = None
@@ -114,11 +127,14 @@ class HttpRequestInput(BaseModel):
 
 
 class HttpRequestOutput(BaseModel):
-    """What the step stores: ``body`` is parsed JSON for JSON answers, else text or None."""
+    """What the step stores: ``body`` is parsed JSON for JSON answers, else text or None.
+    Bytes of a type that is not text (an image, a PDF) and that are not UTF-8 are kept
+    whole as base64, and ``bodyEncoding`` says so: ``"base64"``, else null."""
 
     statusCode: int
     headers: dict[str, str]
     body: Any = None
+    bodyEncoding: Literal["base64"] | None = None
 
 
 async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequestOutput:
@@ -154,8 +170,20 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         async with asyncio.timeout(deadline):
             secret = _secret_headers(ctx.definition_input)
             secret_body = _secret_body(ctx.definition_input)
-            exchange = _exchange(ctx.http, request, data, where, secret, secret_body)
-            status, response_headers, raw, charset = await exchange
+            response = await _exchange(ctx.http, request, data, where, secret, secret_body)
+            try:
+                status = response.status_code
+                response_headers = _headers(response)
+                content_type = response_headers.get("content-type", "")
+                ok = 200 <= status < 300 or status in data.ok_status
+                if ok and data.save_as == "artifact":
+                    saved = await _save(ctx, data, response, where, content_type)
+                    return HttpRequestOutput(
+                        statusCode=status, headers=response_headers, body=saved
+                    )
+                raw = await _read(response, _limit(data, to_artifact=False), where)
+            finally:
+                await response.aclose()
     except (TimeoutError, httpx.TimeoutException):
         limit = f"{data.timeout:g}s" if data.timeout is not None else "default"
         message = f"{where} did not finish within the {limit} timeout"
@@ -172,14 +200,11 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     except httpx.HTTPError as exc:  # e.g. a body that does not decompress: trying again won't help
         raise StepError(f"{where} failed: {exc}", retryable=False) from None
     ctx.logger.debug("%s answered %s (%d bytes)", where, status, len(raw))
-    content_type = response_headers.get("content-type", "")
-    ok = 200 <= status < 300 or status in data.ok_status
-    if ok and data.save_as == "artifact":
-        saved = await _save(ctx, data, request.url, raw, content_type)
-        return HttpRequestOutput(statusCode=status, headers=response_headers, body=saved)
-    text, body = _body(raw, charset, content_type)
+    text, body, encoding = _body(raw, response.charset_encoding, content_type)
     if ok:
-        return HttpRequestOutput(statusCode=status, headers=response_headers, body=body)
+        return HttpRequestOutput(
+            statusCode=status, headers=response_headers, body=body, bodyEncoding=encoding
+        )
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
@@ -252,8 +277,8 @@ async def _exchange(
     where: str,
     secret: frozenset[str] = frozenset(),
     secret_body: bool = False,
-) -> tuple[int, dict[str, str], bytes, str | None]:
-    """Send, follow at most MAX_REDIRECTS redirects, and read a body of bounded size."""
+) -> httpx.Response:
+    """Send and follow at most MAX_REDIRECTS redirects: the last answer, its body unread."""
     origin = _origin(request.url)  # before the transport rewrites the host to an address
     for _ in range(MAX_REDIRECTS + 1):
         response = await client.send(request, stream=True, follow_redirects=False)
@@ -273,37 +298,62 @@ async def _exchange(
                     retryable=False,
                 )
     else:
-        raise StepError(f"{where} was redirected more than {MAX_REDIRECTS} times", retryable=False)
-    try:
-        limit = data.max_response_bytes
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():  # decompressed: a gzip bomb counts in full
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(where, limit)
-            chunks.append(chunk)
-    finally:
         await response.aclose()
-    return (
-        response.status_code,
-        dict(response.headers.items()),
-        b"".join(chunks),
-        response.charset_encoding,
-    )
+        raise StepError(f"{where} was redirected more than {MAX_REDIRECTS} times", retryable=False)
+    return response
+
+
+def _limit(data: HttpRequestInput, *, to_artifact: bool) -> int:
+    if data.max_response_bytes is not None:
+        return data.max_response_bytes
+    return ARTIFACT_BODY_LIMIT if to_artifact else OUTPUT_BODY_LIMIT
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    """The answer's headers, a repeated one comma-joined (RFC 9110 §5.3) except
+    ``Set-Cookie``, whose dates hold commas: its values are joined by a line break."""
+    headers: dict[str, str] = {}
+    for name, value in response.headers.multi_items():
+        if name in headers:
+            joiner = "\n" if name == "set-cookie" else ", "
+            headers[name] = f"{headers[name]}{joiner}{value}"
+        else:
+            headers[name] = value
+    return headers
+
+
+async def _bounded(response: httpx.Response, limit: int, where: str) -> AsyncIterator[bytes]:
+    """The body's chunks, decompressed (a gzip bomb counts in full); a StepError once
+    they pass ``limit`` bytes."""
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(where, limit)
+        yield chunk
+
+
+async def _read(response: httpx.Response, limit: int, where: str) -> bytes:
+    return b"".join([chunk async for chunk in _bounded(response, limit, where)])
 
 
 async def _save(
-    ctx: StepContext, data: HttpRequestInput, url: httpx.URL, raw: bytes, content_type: str
+    ctx: StepContext,
+    data: HttpRequestInput,
+    response: httpx.Response,
+    where: str,
+    content_type: str,
 ) -> dict[str, Any]:
-    """Keep the body as an artifact; its description becomes the output's body."""
+    """Stream the body into an artifact; its description becomes the output's body."""
     if ctx.artifacts is None:
         raise StepError(
             "save_as: artifact needs an engine with an artifacts folder; this one has none",
             retryable=False,
         )
-    name = data.artifact_name or url.path.rstrip("/").rsplit("/", 1)[-1] or f"{ctx.step_id}.body"
-    return await ctx.artifacts.save(name, raw, content_type or "application/octet-stream")
+    path = response.request.url.path
+    name = data.artifact_name or path.rstrip("/").rsplit("/", 1)[-1] or f"{ctx.step_id}.body"
+    chunks = _bounded(response, _limit(data, to_artifact=True), where)
+    return await ctx.artifacts.save_stream(name, chunks, content_type or "application/octet-stream")
 
 
 def _too_large(where: str, limit: int) -> StepError:
@@ -311,23 +361,33 @@ def _too_large(where: str, limit: int) -> StepError:
     return StepError(message, retryable=False)
 
 
-def _body(raw: bytes, charset: str | None, content_type: str) -> tuple[str | None, Any]:
-    """``(text, body)``: the decoded text and the parsed JSON, or the text when not JSON."""
+def _body(
+    raw: bytes, charset: str | None, content_type: str
+) -> tuple[str | None, Any, Literal["base64"] | None]:
+    """``(text, body, encoding)``: the decoded text and the parsed JSON, or the text when
+    not JSON; bytes of a type that is not text and do not decode: base64."""
     if not raw:
-        return None, None
+        return None, None, None
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if not _TEXT_TYPE.match(media_type):
+        try:  # an image, a PDF, octet-stream: text only when it is text
+            text = raw.decode(charset or "utf-8")
+        except (LookupError, UnicodeDecodeError):
+            return None, base64.b64encode(raw).decode("ascii"), "base64"
+        return text, text, None
     try:
         text = raw.decode(charset or "utf-8", errors="replace")
     except LookupError:  # an unknown charset name
         text = raw.decode("utf-8", errors="replace")
-    if not _JSON_TYPE.match(content_type.split(";", 1)[0].strip().lower()):
-        return text, text
+    if not _JSON_TYPE.match(media_type):
+        return text, text, None
     try:
         # A byte order mark may start JSON text (RFC 8259 §8.1): parsers may ignore it.
         parsed = json.loads(text.removeprefix("\ufeff"), parse_constant=_no_constant)
         # Only a long exponent or 309 digits can overflow: most bodies are not walked.
-        return text, _finite(parsed) if _MAY_OVERFLOW.search(text) else parsed
+        return text, _finite(parsed) if _MAY_OVERFLOW.search(text) else parsed, None
     except (ValueError, RecursionError):  # invalid or absurdly deep JSON: keep the text
-        return text, text
+        return text, text, None
 
 
 def _no_constant(name: str) -> Any:
