@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "lazy": 0,
     "lru": 0,
     "heap": 0,
+    "jsonvalues": 0,
     "templates": 1,
     "steps": 2,
     "definition": 3,
@@ -49,6 +50,7 @@ LAYERS: dict[str, int] = {
 LEAF_ORDER = [
     "types",
     "errors",
+    "jsonvalues",
     "schema_check",
     "durations",
     "timeutil",

@@ -3,7 +3,10 @@ clear error; it does not crash the run or the engine."""
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, date, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel
 
@@ -62,7 +65,7 @@ async def test_an_output_that_contains_itself_fails_its_step(db_url: str) -> Non
     assert doc["runtimeStatus"] == "Failed"
     (step,) = [s for s in doc["steps"].values() if s["stepId"] == "a"]
     assert step["status"] == "Failed"
-    assert "its output cannot be stored: it contains itself" in step["error"]["message"]
+    assert "its output cannot be stored: output contains itself" in step["error"]["message"]
     assert not any(s["stepId"] == "b" for s in doc["steps"].values())
 
 
@@ -207,3 +210,49 @@ async def test_a_failed_attempt_s_variable_changes_do_not_count(db_url: str) -> 
         # A rerun that reuses the step keeps what it changed (it came back as 0).
         again = await engine.settle(await engine.rerun(doc["id"], "b"))
     assert again["variables"] == {"n": 1} and again["output"] == 1
+
+
+@step_type("test.python_values")
+async def python_values(data: _Mode, ctx: StepContext) -> dict[str, Any]:
+    CALLS[data.mode] = CALLS.get(data.mode, 0) + 1
+    if data.mode == "convertible":
+        when = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+        return {"when": when, "tags": ("a", "b"), "day": date(2026, 12, 1), "id": UUID(int=1)}
+    if data.mode == "nan":
+        return {"scores": [1.5, math.nan]}
+    return {"handle": [1, object()]}
+
+
+async def test_a_dict_output_is_converted_as_a_model_would_be_or_refused(db_url: str) -> None:
+    """A dict holding a datetime was stored as its str() (no ISO ``T``), NaN as null
+    and an object as its repr, without a word."""
+    registry = StepRegistry.with_builtins()
+    registry.register(python_values)
+    CALLS.clear()
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(_one_step("convertible")))
+        assert doc["runtimeStatus"] == "Completed", doc["error"]
+        [step] = doc["steps"].values()
+        assert step["outputData"] == {
+            "when": "2026-12-01T09:30:00Z",
+            "tags": ["a", "b"],
+            "day": "2026-12-01",
+            "id": "00000000-0000-0000-0000-000000000001",
+        }
+        for mode, message in (
+            ("nan", "output.scores[1] is nan, which JSON cannot hold"),
+            ("object", "output.handle[1] holds a value of type object, which has no JSON form"),
+        ):
+            doc = await engine.run(engine.load_text(_one_step(mode)))
+            assert doc["runtimeStatus"] == "Failed", mode
+            [step] = doc["steps"].values()
+            assert step["error"]["message"] == f"its output cannot be stored: {message}"
+            assert CALLS[mode] == 1, mode  # not retried: the same output would come back
+
+
+def _one_step(mode: str) -> str:
+    return (
+        f"name: values-{mode}\nsteps:\n"
+        f"  - {{id: a, type: test.python_values, retry: {{max_attempts: 3}}, "
+        f"input: {{mode: '{mode}'}}}}\n"
+    )

@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flowledger.app.limits import check_json_depth, too_large
 from flowledger.config import Limits, current_limits
-from flowledger.errors import DefinitionError, InputError, InvalidInputError, format_path
-from flowledger.types import PathSegment
+from flowledger.errors import DefinitionError, InputError, InvalidInputError
+from flowledger.jsonvalues import MAX_INT_DIGITS, check_json_value
 
-#: Python refuses longer integer literals (``sys.get_int_max_str_digits``).
-MAX_INT_DIGITS = 4300
 #: Entity filters and offsets compare with 64-bit database integers.
 MAX_INT64 = 2**63 - 1
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Refused(ValueError):
@@ -205,39 +200,6 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(f"{what} must be a JSON object")
     return value
-
-
-def _walk(value: Any) -> Iterator[tuple[tuple[PathSegment, ...], Any]]:
-    """Every value and object key inside ``value`` with its path, iteratively."""
-    stack: list[tuple[tuple[PathSegment, ...], Any]] = [((), value)]
-    while stack:
-        path, item = stack.pop()
-        yield path, item
-        if isinstance(item, dict):
-            for key, child in item.items():
-                yield (*path, key), key
-                stack.append(((*path, key), child))
-        elif isinstance(item, list | tuple):
-            stack.extend(((*path, i), child) for i, child in enumerate(item))
-
-
-def check_json_value(value: Any, what: str, *, max_int: int | None = None) -> None:
-    """InputError when a parsed value cannot be stored and read back as the same JSON:
-    a lone surrogate, a non-finite float, an integer over ``max_int`` (or 4,300 digits)."""
-    for path, item in _walk(value):
-        where = f"{what}{'.' + format_path(path) if path else ''}"
-        if isinstance(item, str):
-            found = _SURROGATE.search(item)
-            if found:
-                code = f"\\u{ord(found.group()):04x}"
-                raise InputError(f"{where} holds a lone surrogate ({code}); send valid Unicode")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise InputError(f"{where} is {item}, which is not a JSON number")
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if max_int is not None and abs(item) > max_int:
-                raise InputError(f"{where} is too large: integers here are at most {max_int:,}")
-            if item.bit_length() > MAX_INT_DIGITS * 3.33:
-                raise InputError(f"{where} has more than {MAX_INT_DIGITS:,} digits")
 
 
 def check_json_size(value: Any, limit: int, field: str) -> None:

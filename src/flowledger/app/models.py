@@ -34,11 +34,12 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from flowledger.app.inputs import MAX_INT64, check_json_value
+from flowledger.app.inputs import MAX_INT64
 from flowledger.app.limits import check_fields_no_nul
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import parse_duration
 from flowledger.errors import InputError, InvalidInputError, Path, field_message, shown
+from flowledger.jsonvalues import check_json_value
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import PathSegment
 

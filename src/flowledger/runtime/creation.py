@@ -9,6 +9,8 @@ from typing import Any
 
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.errors import InputError
+from flowledger.jsonvalues import NotJSONError, check_json_value, to_plain
 from flowledger.runtime.ids import random_uuid
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.tracing import with_traceparent
@@ -111,6 +113,21 @@ def execution_rows(
         "detail": codec.dumps(detail),
     }
     return row, created
+
+
+def plain_input(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A start's input as JSON data (a datetime as ISO text, a set as a list), or
+    InputError naming what JSON cannot hold: a lone surrogate, NaN, an object."""
+    if given is None:
+        return {}
+    if type(given) is not dict:
+        given = dict(given)
+    try:
+        arguments: dict[str, Any] = to_plain(given, "input")
+    except NotJSONError as exc:
+        raise InputError(str(exc)) from None
+    check_json_value(arguments, "input")
+    return arguments
 
 
 def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> None:

@@ -33,7 +33,7 @@ from flowledger.errors import (
 from flowledger.logs import log_extra
 from flowledger.lru import LRU
 from flowledger.runtime import control
-from flowledger.runtime.creation import Lineage, execution_rows, validate_input
+from flowledger.runtime.creation import Lineage, execution_rows, plain_input, validate_input
 from flowledger.runtime.documents import event_document, execution_document, waits_on_children
 from flowledger.runtime.lazy_http import lazy_client
 from flowledger.runtime.leases import LeaseKeeper
@@ -412,7 +412,7 @@ class Engine:
         """``start``, also returning the row it wrote (its id differs from the returned
         one when the trigger key was taken: then that row was not written)."""
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
-        arguments = dict(input or {})
+        arguments = plain_input(input)
         validate_input(compiled, arguments)
         version = await self.register(compiled)
         row, created = execution_rows(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from flowledger.definition.compiled import CompiledStep
 from flowledger.errors import field_message, format_path
+from flowledger.jsonvalues import to_plain
 from flowledger.runtime.state import StepExecution
 from flowledger.steps.base import StepContext
 
@@ -64,15 +65,18 @@ def retry_delay(run: StepExecution, now: datetime) -> timedelta | None:
 
 
 def normalize_output(step: CompiledStep, result: Any) -> Any:
-    """Plain JSON data, checked against the step type's output model when it has one."""
+    """Plain JSON data, checked against the step type's output model when it has one;
+    NotJSONError for what JSON cannot hold (jsonvalues: NaN, an arbitrary object)."""
     model = step.step_type.output_model
     if model is None and type(result) is dict:
-        return result  # the common case, without BaseModel's abstract-class isinstance
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
-    if model is not None:
-        return model.model_validate(result).model_dump(mode="json")
-    return result
+        output = result  # the common case, without BaseModel's abstract-class isinstance
+    elif isinstance(result, BaseModel):
+        output = result.model_dump(mode="json")
+    elif model is not None:
+        output = model.model_validate(result).model_dump(mode="json")
+    else:
+        output = result
+    return to_plain(output, "output")
 
 
 def storable_text(value: Any) -> None:

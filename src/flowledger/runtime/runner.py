@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from flowledger.codec import Codec, UnstorableError, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import StepError, TemplateError
+from flowledger.jsonvalues import NotJSONError
 from flowledger.logs import log_extra
 from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.contexts import StepContexts
@@ -538,7 +539,8 @@ class ExecutionRunner:
                 retryable=False,
             )
             return
-        except UnstorableError as exc:  # the step fails; the execution goes on
+        except (UnstorableError, NotJSONError) as exc:  # the step fails; the execution goes on
+            run.output, run.output_json = None, None
             self.step_failed(run, f"its output cannot be stored: {exc}", retryable=False)
             return
         except (ValueError, TypeError) as exc:

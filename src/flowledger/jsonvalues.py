@@ -1,0 +1,118 @@
+"""Python values that must be stored as JSON: a workflow's input given to the Python
+API, a custom step's output.
+
+JSON as it is (dicts with text keys, lists, text, integers, finite floats, booleans,
+None) passes untouched: :func:`is_plain` answers that in one walk, the common case.
+Anything else is converted as pydantic converts a model's fields in JSON mode, so a
+step returning a dict reads the same as one returning a model: a datetime becomes ISO
+8601 text, a set or a tuple a list, a UUID or a Decimal text. What has no JSON form
+(an arbitrary object, NaN, an infinity) is refused in words, naming where it is:
+storing it as its ``repr`` or as null would change the value without a word.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from flowledger.errors import InputError, format_path
+from flowledger.types import PathSegment
+
+#: Python refuses longer integer literals (``sys.get_int_max_str_digits``).
+MAX_INT_DIGITS = 4300
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Values looked at to say where an unconvertible one is.
+_MAX_SEARCH = 100_000
+
+
+class NotJSONError(ValueError):
+    """A value with no JSON form; the message names where it is."""
+
+
+def is_plain(value: Any) -> bool:
+    """True when ``value`` is JSON as it is (and is stored as it is)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(type(key) is str and is_plain(item) for key, item in value.items())
+    if kind is list:
+        return all(is_plain(item) for item in value)
+    return False
+
+
+def to_plain(value: Any, what: str) -> Any:
+    """``value`` as JSON data (itself when :func:`is_plain`); NotJSONError naming the
+    place under ``what`` (``output.items[2]``) of what JSON cannot hold."""
+    try:
+        if is_plain(value):
+            return value
+    except RecursionError:  # a cycle, or absurdly deep: the converter below names it
+        pass
+    from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+    try:
+        converted = to_jsonable_python(value)
+    except PydanticSerializationError:
+        raise NotJSONError(_unknown(value, what)) from None
+    except (ValueError, RecursionError):
+        raise NotJSONError(f"{what} contains itself, or is nested too deeply for JSON") from None
+    for path, item in _walk(converted):
+        if isinstance(item, float) and not math.isfinite(item):
+            where = f"{what}.{format_path(path)}" if path else what
+            raise NotJSONError(f"{where} is {item}, which JSON cannot hold")
+    return converted
+
+
+def _unknown(value: Any, what: str) -> str:
+    """Where the first value the converter refused is (pydantic does not say)."""
+    from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+    for seen, (path, item) in enumerate(_walk(value)):
+        if seen > _MAX_SEARCH:  # a cycle through a container: give up looking
+            break
+        if isinstance(item, dict | list | tuple):
+            continue
+        try:
+            to_jsonable_python(item)
+        except PydanticSerializationError:
+            where = f"{what}.{format_path(path)}" if path else what
+            return f"{where} holds a value of type {type(item).__name__}, which has no JSON form"
+    return f"{what} has no JSON form"
+
+
+def _walk(value: Any) -> Iterator[tuple[tuple[PathSegment, ...], Any]]:
+    """Every value and object key inside ``value`` with its path, iteratively."""
+    stack: list[tuple[tuple[PathSegment, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        yield path, item
+        if isinstance(item, dict):
+            for key, child in item.items():
+                yield (*path, key), key
+                stack.append(((*path, key), child))
+        elif isinstance(item, list | tuple):
+            stack.extend(((*path, i), child) for i, child in enumerate(item))
+
+
+def check_json_value(value: Any, what: str, *, max_int: int | None = None) -> None:
+    """InputError when a parsed value cannot be stored and read back as the same JSON:
+    a lone surrogate, a non-finite float, an integer over ``max_int`` (or 4,300 digits)."""
+    for path, item in _walk(value):
+        where = f"{what}{'.' + format_path(path) if path else ''}"
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                code = f"\\u{ord(found.group()):04x}"
+                raise InputError(f"{where} holds a lone surrogate ({code}); send valid Unicode")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InputError(f"{where} is {item}, which is not a JSON number")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if max_int is not None and abs(item) > max_int:
+                raise InputError(f"{where} is too large: integers here are at most {max_int:,}")
+            if item.bit_length() > MAX_INT_DIGITS * 3.33:
+                raise InputError(f"{where} has more than {MAX_INT_DIGITS:,} digits")

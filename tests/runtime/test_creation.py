@@ -1,0 +1,56 @@
+"""A start's input given through the Python API is held to the JSON rules of every
+other face: converted as pydantic converts a model, or refused in words."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from flowledger import Engine
+from flowledger.errors import InputError
+from flowledger.storage import ExecutionQuery
+
+WORKFLOW = """
+name: echo
+steps:
+  - {id: a, type: sys.transform, input: {value: "{{ input.x }}"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ({1, 2}, [1, 2]),  # was stored as the text "{1, 2}"
+        (("a", "b"), ["a", "b"]),
+        (datetime(2026, 12, 1, 9, 30, tzinfo=UTC), "2026-12-01T09:30:00Z"),
+        ({"n": 2**70}, {"n": 2**70}),
+    ],
+)
+async def test_python_values_are_stored_as_json(db_url: str, given: Any, stored: Any) -> None:
+    async with Engine(db_url) as engine:
+        doc = await engine.run(engine.load_text(WORKFLOW), {"x": given})
+        assert doc["runtimeStatus"] == "Completed", doc["error"]
+        [step] = doc["steps"].values()
+        assert step["outputData"] == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (math.nan, "input.x is nan, which JSON cannot hold"),  # was stored as null
+        ({"deep": [math.inf]}, "input.x.deep[0] is inf, which JSON cannot hold"),
+        ("a\ud800", r"input.x holds a lone surrogate (\ud800); send valid Unicode"),
+        (object(), "input.x holds a value of type object, which has no JSON form"),
+    ],
+)
+async def test_what_json_cannot_hold_is_refused_before_anything_is_stored(
+    db_url: str, given: Any, message: str
+) -> None:
+    async with Engine(db_url) as engine:
+        with pytest.raises(InputError) as refused:
+            await engine.start(engine.load_text(WORKFLOW), {"x": given})
+        assert str(refused.value) == message
+        assert await engine.store.count_executions(ExecutionQuery()) == 0
