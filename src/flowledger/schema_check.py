@@ -9,6 +9,7 @@ in one line the CLI prints as it is.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator
 from functools import cache, lru_cache
@@ -54,6 +55,31 @@ def check_against_schema(
     if total > len(problems):
         lines.append(f"and {total - len(problems)} more")
     raise InvalidInputError(f"{what}: " + "; ".join(lines), problems=problems)
+
+
+def with_defaults(schema: Any, value: Any) -> Any:
+    """``value`` with the ``default`` of each property it lacks filled in, in objects
+    nested through ``properties`` too (a default object gets its own); a copy where
+    anything was added, never the caller's object. Composition keywords (``allOf``,
+    ``$ref``) are not followed: which branch applies is only known after validation."""
+    if not isinstance(schema, dict) or not isinstance(value, dict):
+        return value
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return value
+    filled = value
+    for name, sub in properties.items():
+        if not isinstance(sub, dict):
+            continue
+        if name in value:
+            inner = with_defaults(sub, value[name])
+            if inner is not value[name]:
+                filled = filled if filled is not value else dict(value)
+                filled[name] = inner
+        elif "default" in sub:
+            filled = filled if filled is not value else dict(value)
+            filled[name] = with_defaults(sub, copy.deepcopy(sub["default"]))
+    return filled
 
 
 def problem_lines(validator: Validator, value: Any, root: str) -> list[str]:

@@ -41,11 +41,15 @@ output: "{{ steps.echo.output }}"
 """
 TYPED = """\
 name: typed
-input_schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+input_schema:
+  type: object
+  properties: {n: {type: integer}, unit: {type: string, default: kg}}
+  required: [n]
 triggers:
   - {type: webhook, path: typed, auth: none}
 steps:
-  - {id: echo, type: sys.transform, input: {value: "{{ input.n }}"}}
+  - {id: echo, type: sys.transform, input: {value: "{{ input.n }} {{ input.unit }}"}}
+output: "{{ steps.echo.output }}"
 """
 
 
@@ -260,7 +264,8 @@ async def test_limits_and_bad_bodies(hooks_app: App) -> None:
     ok = await hooks_app.hooks.receive(
         ReceiveHook(path="typed", headers=json_type, body=b'{"n": 3}')
     )
-    assert (await hooks_app.engine.drive(ok["executionId"]))["runtimeStatus"] == "Completed"
+    done = await hooks_app.engine.drive(ok["executionId"])
+    assert (done["runtimeStatus"], done["output"]) == ("Completed", "3 kg")  # the default
     assert await count(hooks_app) == 1
 
 

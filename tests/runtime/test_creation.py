@@ -54,3 +54,44 @@ async def test_what_json_cannot_hold_is_refused_before_anything_is_stored(
             await engine.start(engine.load_text(WORKFLOW), {"x": given})
         assert str(refused.value) == message
         assert await engine.store.count_executions(ExecutionQuery()) == 0
+
+
+DEFAULTS = """
+name: defaults
+input_schema:
+  type: object
+  properties:
+    region: {type: string, default: EU}
+    limits:
+      type: object
+      properties: {max: {type: integer, default: 10}, min: {type: integer}}
+      default: {}
+    tags: {type: array, default: [a]}
+steps:
+  - id: a
+    type: sys.transform
+    input: {value: "{{ input.region }} {{ input.limits.max }} {{ input.tags | length }}"}
+"""
+
+
+async def test_input_schema_defaults_fill_what_the_input_lacks(db_url: str) -> None:
+    """A property's ``default`` was never applied: ``{{ input.region }}`` passed
+    validation, and the run failed on "input.region does not exist"."""
+    async with Engine(db_url) as engine:
+        workflow = engine.load_text(DEFAULTS)
+        doc = await engine.run(workflow, {})
+        assert doc["runtimeStatus"] == "Completed", doc["error"]
+        [step] = doc["steps"].values()
+        assert step["outputData"] == "EU 10 1"
+        given = {"region": "US", "limits": {"min": 1}}
+        doc = await engine.run(workflow, given)
+        [step] = doc["steps"].values()
+        assert step["outputData"] == "US 10 1"  # a nested object gets its defaults too
+        assert given == {"region": "US", "limits": {"min": 1}}  # the caller's dict as it was
+
+
+@pytest.mark.parametrize("given", [[1, 2], "ab"])
+async def test_an_input_that_is_not_a_mapping_is_refused_in_words(db_url: str, given: Any) -> None:
+    async with Engine(db_url) as engine:
+        with pytest.raises(InputError, match="the input must be a JSON object"):
+            await engine.start(engine.load_text(WORKFLOW), given)

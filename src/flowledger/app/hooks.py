@@ -140,7 +140,7 @@ class Hooks:
                     f"{workflow.name} has an input_schema, so the webhook body must be a "
                     "JSON object (Content-Type: application/json)"
                 )
-            validate_input(workflow, body)
+            trigger["body"] = body = validate_input(workflow, body)  # defaults filled in
         trigger_key = f"webhook:{workflow.name}:{request.path}:{key}" if key else None
         row, created = execution_rows(
             workflow,

@@ -156,7 +156,7 @@ class ChildWaits(TaskDriver):
                     retryable=False,
                 )
             try:
-                validate_input(workflow, child_input)
+                child_input = validate_input(workflow, child_input)
             except FlowledgerError as exc:
                 raise StepError(f"child {index}: {exc}", retryable=False) from None
             inputs.append(child_input)

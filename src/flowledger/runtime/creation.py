@@ -14,7 +14,7 @@ from flowledger.jsonvalues import NotJSONError, check_json_value, to_plain
 from flowledger.runtime.ids import random_uuid
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.tracing import with_traceparent
-from flowledger.schema_check import check_against_schema
+from flowledger.schema_check import check_against_schema, with_defaults
 from flowledger.storage import Row, WorkflowVersion
 
 EXECUTION_FORMAT_VERSION = 1
@@ -120,6 +120,9 @@ def plain_input(given: Mapping[str, Any] | None) -> dict[str, Any]:
     InputError naming what JSON cannot hold: a lone surrogate, NaN, an object."""
     if given is None:
         return {}
+    if not isinstance(given, Mapping):
+        kind = type(given).__name__
+        raise InputError(f"the input must be a JSON object (a dict), not a {kind}")
     if type(given) is not dict:
         given = dict(given)
     try:
@@ -130,13 +133,16 @@ def plain_input(given: Mapping[str, Any] | None) -> dict[str, Any]:
     return arguments
 
 
-def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> None:
+def validate_input(workflow: CompiledWorkflow, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The input as the execution keeps it: the ``default`` of each property of
+    ``input_schema`` it lacks filled in, then checked against the schema."""
+    schema = workflow.spec.input_schema
+    if schema is None:
+        return dict(arguments)
+    filled: dict[str, Any] = with_defaults(schema, dict(arguments))
     validator = workflow.input_validator
-    if validator is None:
-        return
+    assert validator is not None  # built from the schema
     check_against_schema(
-        validator,
-        dict(arguments),
-        "input",
-        f"the input does not match {workflow.name}'s input_schema",
+        validator, filled, "input", f"the input does not match {workflow.name}'s input_schema"
     )
+    return filled

@@ -412,8 +412,7 @@ class Engine:
         """``start``, also returning the row it wrote (its id differs from the returned
         one when the trigger key was taken: then that row was not written)."""
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
-        arguments = plain_input(input)
-        validate_input(compiled, arguments)
+        arguments = validate_input(compiled, plain_input(input))
         version = await self.register(compiled)
         row, created = execution_rows(
             compiled,
