@@ -186,6 +186,41 @@ def test_step_fields_are_checked() -> None:
     assert "max_attempts" in text
 
 
+def test_a_misspelt_nested_field_is_named_with_its_path_and_a_suggestion() -> None:
+    found = problems(
+        """
+        name: nested
+        steps:
+          - id: a
+            type: sys.no_action
+            retry: {max_attempt: 3}
+          - id: l
+            type: sys.loop
+            input: {items: [1]}
+            steps:
+              - {id: x, type: sys.no_action, retry: {backof: fixed}}
+        """
+    )
+    text = "\n".join(found)
+    # Nested fields were named without their parent, and without a suggestion.
+    assert "step 'a': retry: unknown field 'max_attempt'; did you mean 'max_attempts'?" in text
+    assert "step 'x': retry: unknown field 'backof'; did you mean 'backoff'?" in text
+    found = problems(
+        """
+        name: triggered
+        triggers:
+          - {type: schedule, cron: "0 * * * *", timezon: UTC}
+          - {type: schedule, cron: 5}
+        steps:
+          - {id: a, type: sys.no_action}
+        """
+    )
+    text = "\n".join(found)
+    # A trigger's field was left out: "schedule trigger: is not a known field".
+    assert "schedule trigger: unknown field 'timezon'; did you mean 'timezone'?" in text
+    assert "schedule trigger: cron: must be text, not 5" in text
+
+
 def test_bad_ids_are_refused() -> None:
     assert any(
         "id" in p

@@ -243,6 +243,17 @@ def test_lone_surrogate_in_a_python_string() -> None:
     assert (problem.line, problem.column) == (1, 5)
 
 
+@pytest.mark.parametrize("word", ["nan", "NaN", "inf", "-Infinity"])
+def test_a_bare_nan_or_inf_key_is_text(word: str) -> None:
+    """YAML reads a bare ``nan:`` key as text (only ``.nan`` is a number); it was refused
+    as "YAML reads nan as a number"."""
+    assert parse_document(f"{word}: 1\nx: {{{word}: 2}}\n", "d.yaml").data == {
+        word: 1,
+        "x": {word: 2},
+    }
+    assert "as a number" in only(".nan: 1\n").message
+
+
 def test_duplicate_keys_at_two_levels_are_all_reported() -> None:
     text = "name: a\nsteps:\n  - id: one\n    type: t\n    id: two\n    id: three\nname: b\n"
     problems = refusal(text)

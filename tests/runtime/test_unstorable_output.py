@@ -256,3 +256,28 @@ def _one_step(mode: str) -> str:
         f"  - {{id: a, type: test.python_values, retry: {{max_attempts: 3}}, "
         f"input: {{mode: '{mode}'}}}}\n"
     )
+
+
+class _Reply(BaseModel):
+    count: int
+
+
+@step_type("test.parses_a_reply")
+async def parses_a_reply(data: _Mode, ctx: StepContext) -> dict[str, Any]:
+    return _Reply.model_validate({"count": "many"}).model_dump()
+
+
+async def test_a_validation_error_inside_a_handler_is_told_in_one_line(db_url: str) -> None:
+    """It was stored as pydantic's several lines, with a link to errors.pydantic.dev."""
+    registry = StepRegistry.with_builtins()
+    registry.register(parses_a_reply)
+    text = (
+        "name: parses\nsteps:\n"
+        "  - {id: a, type: test.parses_a_reply, retry: {max_attempts: 1}, input: {mode: x}}\n"
+    )
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(text))
+    [step] = doc["steps"].values()
+    assert step["error"]["message"] == (
+        'ValidationError in _Reply: count: must be a whole number, not "many"'
+    )

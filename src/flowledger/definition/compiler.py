@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -488,7 +489,8 @@ def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> st
         if not loc:
             return "unknown field"
         hint = did_you_mean(str(loc[-1]), known or _fields_at(tuple(error.get("loc", ()))))
-        return f"unknown field '{loc[-1]}'{hint}"
+        parent = format_path(loc[:-1])  # retry: unknown field 'max_attempt'
+        return f"{parent + ': ' if parent else ''}unknown field '{loc[-1]}'{hint}"
     if kind == "missing":
         return f"'{loc[-1]}' is required" if loc else "a required field is missing"
     if loc and loc[-1] == "id" and kind == "string_pattern_mismatch":
@@ -505,11 +507,33 @@ def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> st
 
 
 def _fields_at(loc: Path) -> list[str]:
-    """The fields a misspelt key could have meant: a step's, or the workflow's."""
-    model = StepSpec if len(loc) >= 3 and loc[-3] == "steps" else WorkflowSpec
-    if len(loc) > 1 and model is WorkflowSpec:
+    """The fields a misspelt key could have meant: those of the model at ``loc[:-1]``
+    (a step's, its ``retry``'s, the workflow's)."""
+    model: Any = WorkflowSpec
+    for segment in loc[:-1]:
+        if isinstance(segment, int):
+            model = _item_model(model)
+        elif isinstance(model, type) and issubclass(model, BaseModel):
+            field = next(
+                (f for n, f in model.model_fields.items() if (f.alias or n) == segment), None
+            )
+            model = _item_model(field.annotation) if field is not None else None
+        else:
+            return []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
     return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _item_model(annotation: Any) -> Any:
+    """The model inside ``list[M]``, ``M | None`` or ``M`` (else the annotation)."""
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        inner = _item_model(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return annotation
 
 
 @functools.cache

@@ -462,7 +462,10 @@ class _Composer:
             return
         frame.key = text = event.value
         try:
-            key = _resolve(event)
+            # A key is text in JSON; a bare ``nan``/``inf`` is text to YAML too (only
+            # ``.nan`` and ``.inf`` are numbers), refused as values only for JSON's sake.
+            bare_word = text.lower() in _NON_FINITE and "." not in text
+            key = _checked_text(text) if bare_word else _resolve(event)
             kind = _KINDS.get(type(key), "text")
         except _Refused as refused:
             key, (kind, message) = None, refused.args

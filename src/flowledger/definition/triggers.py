@@ -11,7 +11,7 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -24,7 +24,7 @@ from pydantic import (
 
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.strictness import checking_new
-from flowledger.errors import Path, TemplateError, field_message
+from flowledger.errors import Path, TemplateError, did_you_mean, field_message, format_path
 from flowledger.templates import Template, TemplateEngine, contains_template
 
 EntityEvent = Literal["created", "updated", "deleted"]
@@ -157,6 +157,16 @@ class CompiledTrigger:
     when: Template | None = None
 
 
+def _message(model: type[BaseModel], error: Any) -> str:
+    """``cron: must be text, not 5``; ``unknown field 'timezon'; did you mean …``."""
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden" and loc:
+        fields = [field.alias or name for name, field in model.model_fields.items()]
+        return f"unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), fields)}"
+    where = format_path(loc)
+    return f"{where}: {field_message(error)}" if where else field_message(error)
+
+
 def compile_triggers(
     triggers: Sequence[TriggerSpec], templates: TemplateEngine, report: Report
 ) -> tuple[CompiledTrigger, ...]:
@@ -169,8 +179,7 @@ def compile_triggers(
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(error["loc"])
-                message = field_message(error)
-                report(f"{trigger.type} trigger: {message}", (*path, *loc))
+                report(f"{trigger.type} trigger: {_message(model, error)}", (*path, *loc))
             continue
         when = None
         if isinstance(spec, EntityTrigger) and spec.when is not None:

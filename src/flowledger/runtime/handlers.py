@@ -96,6 +96,8 @@ def validation_message(exc: ValidationError) -> str:
 
 
 def describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):  # one line, without pydantic's links
+        return f"ValidationError in {exc.title}: {validation_message(exc)}"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
