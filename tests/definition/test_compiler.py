@@ -276,7 +276,7 @@ def test_references_that_cannot_resolve_are_refused(body: str, expected: str) ->
         steps:
           - {{id: check, type: sys.condition, input: {{expression: true}}}}
           - {{id: p, type: acme.ping, input: {{target: x}}}}
-          - {{id: shaped, type: acme.ping, input: {{target: y}}, output_schema: {{type: object, properties: {{only: {{type: string}}}}}}}}
+          - {{id: shaped, type: acme.ping, input: {{target: y}}, output_schema: {{type: object, properties: {{pong: {{type: string}}}}}}}}
           - {{id: t, type: sys.transform, input: {{value: {{a: 1}}}}}}
           - id: each
             type: sys.loop
@@ -492,3 +492,25 @@ def test_a_zero_timeout_and_a_default_the_schema_refuses_are_refused() -> None:
     assert "step 'a': timeout: must be longer than 0" in text
     assert "step 'w': on_timeout.default does not match the schema" in text
     assert "default.ok: 'maybe' is not of type 'boolean'" in text
+
+
+def test_an_output_schema_may_narrow_a_typed_output_but_not_invent_fields() -> None:
+    """`{{ steps.r.output.stauts }}` passed validation through such a schema and failed
+    when the step ran."""
+    narrowed = """
+        name: narrowed
+        steps:
+          - id: r
+            type: sys.http_request
+            input: {url: "http://example.com"}
+            output_schema:
+              type: object
+              properties: {body: {type: object, properties: {id: {type: integer}}}%s}
+          - {id: t, type: sys.transform, input: {value: "{{ steps.r.output.body.id }}"}}
+        """
+    compile_yaml(narrowed % "")
+    found = problems(narrowed % ", stauts: {type: integer}")
+    assert found == [
+        "wf.yaml:9:85: step 'r': output_schema names 'stauts', which the output of "
+        "sys.http_request never has (its fields: statusCode, headers, body, bodyEncoding)"
+    ]

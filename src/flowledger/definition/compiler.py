@@ -370,9 +370,32 @@ class _Compiler:
                 where = (*path, "output_schema", *found[0])
                 self.report(f"output_schema is not a valid JSON Schema: {found[1]}", where, step.id)
         step_type = self.registry.get(step.type)
+        if step.output_schema is not None and step_type is not None and checking_new():
+            self._schema_within_model(step, step_type.output_model, path)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")
             self._one_expression(where, "expression", step.id)
+
+    def _schema_within_model(
+        self, step: StepSpec, model: type[BaseModel] | None, path: Path
+    ) -> None:
+        """An ``output_schema`` may narrow a typed output (an HTTP body's shape), not
+        name fields its model never has: references to them would pass validation and
+        fail when the step runs."""
+        properties = (step.output_schema or {}).get("properties")
+        if model is None or not isinstance(properties, dict):
+            return
+        if model.model_config.get("extra") == "allow":
+            return
+        fields = [field.alias or name for name, field in model.model_fields.items()]
+        for name in properties:
+            if name not in fields:
+                self.report(
+                    f"output_schema names '{name}', which the output of {step.type} never "
+                    f"has (its fields: {', '.join(fields)})",
+                    (*path, "output_schema", "properties", name),
+                    step.id,
+                )
 
     def _one_expression(self, where: Path, field: str, step_id: str) -> None:
         """A condition that is a template must be one ``{{ … }}``: with text around it, it
