@@ -264,6 +264,7 @@ def test_template_syntax_errors_are_located() -> None:
         ('"{{ variables.nope }}"', "variables.nope does not exist"),
         ('"{{ inptu.x }}"', "unknown name 'inptu'"),
         ('"{{ input.regon }}"', "did you mean 'region'"),
+        ('"{{ input.region.code }}"', "input.region is a string, so it has no field 'code'"),
         ('"{{ execution.bogus }}"', "execution.bogus does not exist"),
         ('"{{ steps.each.output.results[0].body.reason.x }}"', "has no field 'x'"),
     ],

@@ -17,6 +17,7 @@ from flowledger.definition.schemas import (
     schema_of_literal,
     walk,
 )
+from flowledger.definition.strictness import checking_new
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Reference, Template
@@ -110,7 +111,7 @@ class ReferenceChecker:
         if root == "execution":
             return self._name_problem("execution", path[0], set(EXECUTION_FIELDS), None)
         if root == "input":
-            return self._input_problem(path[0])
+            return self._input_problem(path)
         return None
 
     def _step_problem(
@@ -195,11 +196,17 @@ class ReferenceChecker:
         origin = f" (declare it under '{where}' or set it with sys.set_variable)" if where else ""
         return f"{root}.{name} does not exist{origin}; known: {declared}{hint}"
 
-    def _input_problem(self, name: str | int) -> str | None:
+    def _input_problem(self, path: tuple[str | int, ...]) -> str | None:
         schema = self._input_schema
         props = schema.get("properties") if schema else None
-        if not isinstance(props, Mapping) or name in props:
+        name = path[0]
+        if not isinstance(props, Mapping):
             return None
+        if name in props:
+            if len(path) == 1 or not checking_new():  # deeper: a rule added later
+                return None
+            result = walk(schema, path, "input")  # input.n.x where n is an integer
+            return None if result.ok else result.problem
         close = difflib.get_close_matches(str(name), list(props), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return (
