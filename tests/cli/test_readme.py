@@ -184,6 +184,20 @@ def test_the_docs_point_only_at_files_that_exist(document: str) -> None:
     assert not missing, f"{document} names files that are not in the repository: {missing}"
 
 
+@pytest.mark.parametrize("document", ["README.md", "docs/performance.md"])
+def test_table_rows_stand_on_lines_of_their_own(document: str) -> None:
+    """Four rows of a table had been pasted into the middle of a README sentence."""
+    stray = []
+    fenced = False
+    for number, line in enumerate((REPO / document).read_text().splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        outside_code = re.sub(r"`[^`]*`", "", line)
+        if not fenced and not line.startswith("|") and outside_code.count(" | ") >= 3:
+            stray.append(f"{document}:{number}: {line[:60]}")
+    assert not stray, stray
+
+
 def test_what_commands_leave_behind_is_ignored() -> None:
     for made in ("flowledger-artifacts/x.bin", "flowledger.db", "flowledger.db-wal"):
         ignored = subprocess.run(["git", "check-ignore", "-q", made], cwd=REPO, check=False)
