@@ -3,9 +3,13 @@ gauges and the HTTP middleware (route templates, never raw URLs)."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowledger.app import App
@@ -103,3 +107,47 @@ async def test_each_app_has_its_own_registry(tmp_path: object) -> None:
         assert one.metrics is one.metrics
         text = (await one.metrics.exposition()).decode()
         assert 'flowledger_queue_depth{state="ready"} 0.0' in text
+
+
+async def test_a_scrape_during_a_database_outage_still_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The whole scrape failed (a bare 500 and a traceback) while the database was
+    down, so this process's counters were lost exactly when they were wanted."""
+    path = tmp_path / "m.db"
+    async with App(f"sqlite:///{path}") as app:
+        engine, metrics = app.engine, app.metrics  # its observer is attached on first use
+        done = await engine.run(engine.load_text(HELLO.format(name="outage")), {"who": "x"})
+        assert done["runtimeStatus"] == "Completed"
+        text = (await metrics.exposition()).decode()
+        assert "flowledger_database_up 1.0" in text
+        # The database stops answering the gauges' read (a real error from SQLite).
+        with sqlite3.connect(path) as other:
+            other.execute("ALTER TABLE executions RENAME TO executions_away")
+        metrics._read_at = float("-inf")  # past the gauges' one-second cache
+        with caplog.at_level(logging.WARNING):
+            for _ in range(2):
+                text = (await metrics.exposition()).decode()
+                metrics._read_at = float("-inf")
+        assert "flowledger_database_up 0.0" in text
+        assert 'flowledger_executions_started_total{workflow="outage"} 1.0' in text
+        warned = [r for r in caplog.records if "queue gauges" in r.getMessage()]
+        assert len(warned) == 1  # once per outage
+        with sqlite3.connect(path) as other:
+            other.execute("ALTER TABLE executions_away RENAME TO executions")
+        text = (await metrics.exposition()).decode()
+        assert "flowledger_database_up 1.0" in text
+
+
+async def test_a_retry_counts_as_a_start(tmp_path: Path) -> None:
+    """Finished reached 2 after a retry while started stayed 1: in flight went negative."""
+    async with App(f"sqlite:///{tmp_path / 'r.db'}") as app:
+        engine, metrics = app.engine, app.metrics
+        workflow = engine.load_text(FAILING.format(name="again"))
+        failed = await engine.run(workflow)
+        assert failed["runtimeStatus"] == "Failed"
+        await engine.retry(failed["id"])
+        assert (await engine.drive(failed["id"]))["runtimeStatus"] == "Failed"
+        text = (await metrics.exposition()).decode()
+    assert 'flowledger_executions_started_total{workflow="again"} 2.0' in text
+    assert 'flowledger_executions_finished_total{status="Failed",workflow="again"} 2.0' in text

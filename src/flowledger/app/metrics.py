@@ -3,8 +3,9 @@ several apps in one process never share the global default registry).
 
 Where each comes from:
 
-- ``flowledger_executions_started_total{workflow}``: ``execution.started`` events this
-  process's engine committed (the observer seam, ``runtime.observer``);
+- ``flowledger_executions_started_total{workflow}``: ``execution.started`` and
+  ``execution.retried`` events this process's engine committed (the observer seam,
+  ``runtime.observer``), so started minus finished is what is in flight;
 - ``flowledger_executions_finished_total{workflow,status}``: ``execution_finished``;
 - ``flowledger_step_attempt_duration_seconds{step_type,status}``: finished attempts
   whose duration is known (``step_attempt_finished``);
@@ -13,6 +14,8 @@ Where each comes from:
 - ``flowledger_queue_depth{state}`` (ready, parked, awaiting_input) and
   ``flowledger_delivery_backlog`` (pending outbound deliveries): one cheap store read
   (``Store.work_gauges``) on scrape, reused for :data:`GAUGE_TTL` seconds;
+  ``flowledger_database_up`` is 0 while that read fails (the scrape still answers, the
+  gauges keep their last values);
 - ``flowledger_http_request_duration_seconds{method,route,status}``: the HTTP face's
   middleware (``api.metrics``) records it, by route template.
 
@@ -24,10 +27,12 @@ node: they are read from the database). The observer is attached on first use of
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.observer import (
     BaseObserver,
@@ -38,6 +43,11 @@ from flowledger.runtime.observer import (
     Takeover,
 )
 
+log = logging.getLogger(__name__)
+
+#: A first run and each retry in place (which ends again): started minus finished is
+#: what is in flight.
+_STARTS = frozenset({"execution.started", "execution.retried"})
 #: Seconds a scrape reuses the last queue reading.
 GAUGE_TTL = 1.0
 #: Step attempts run from milliseconds (transforms) to hours (waits for people).
@@ -82,6 +92,12 @@ class ServiceMetrics(BaseObserver):
         self.backlog = Gauge(
             "flowledger_delivery_backlog", "Outbound webhook deliveries pending", registry=r
         )
+        self.database_up = Gauge(
+            "flowledger_database_up",
+            "1 when the last read of the queue gauges reached the database, else 0",
+            registry=r,
+        )
+        self.database_up.set(1)
         self.http = Histogram(
             "flowledger_http_request_duration_seconds",
             "HTTP requests: time until the response starts, by route template",
@@ -90,12 +106,13 @@ class ServiceMetrics(BaseObserver):
             registry=r,
         )
         self._read_at = float("-inf")
+        self._reached = True
 
     # -- the observer ----------------------------------------------------------------
 
     def events_committed(self, batch: CommittedEvents) -> None:
         for event in batch.events:
-            if event["kind"] == "execution.started":
+            if event["kind"] in _STARTS:
                 self.started.labels(batch.info.workflow).inc()
 
     def step_attempt_finished(self, attempt: StepAttempt) -> None:
@@ -120,8 +137,25 @@ class ServiceMetrics(BaseObserver):
         now = time.monotonic()
         if now - self._read_at < GAUGE_TTL:
             return
-        gauges = await self._engine.store.work_gauges()
+        try:
+            gauges = await self._engine.store.work_gauges()
+        except Exception as exc:
+            # A scrape during an outage still answers: this process's counters are what
+            # an operator needs then, and database_up says the gauges are stale.
+            self._read_at = time.monotonic()
+            if self._reached:  # once per outage, not per scrape
+                log.warning(
+                    "metrics: cannot read the queue gauges from the database (%s); they "
+                    "keep their last values and flowledger_database_up is 0",
+                    _first_line(exc),
+                    extra=log_extra("metrics"),
+                )
+            self._reached = False
+            self.database_up.set(0)
+            return
         self._read_at = time.monotonic()
+        self._reached = True
+        self.database_up.set(1)
         for state in ("ready", "parked", "awaiting_input"):
             self.queue.labels(state).set(gauges[state])
         self.backlog.set(gauges["deliveries_pending"])
@@ -130,3 +164,8 @@ class ServiceMetrics(BaseObserver):
         """The Prometheus text of every metric (gauges refreshed when stale)."""
         await self.refresh()
         return generate_latest(self.registry)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledWorkflow
@@ -181,9 +181,17 @@ async def request_cancel(engine: Control, execution_id: str, by: str, reason: st
 # -- retry --------------------------------------------------------------------------------
 
 
-async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
+class Retried(NamedTuple):
+    """What a retry did: the steps that will run again, and the event it committed."""
+
+    steps: list[str]
+    event: Row
+    workflow: str
+
+
+async def retry(engine: Control, execution_id: str, by: str) -> Retried:
     """Re-open a failed execution: every failed or cancelled step gets attempt + 1 (queued),
-    completed outputs stay. Returns the ids of the steps that will run again."""
+    completed outputs stay."""
     row = await _execution(engine, execution_id)
     _check_retryable(execution_id, row)
     workflow = await engine.workflow_for_version(row["workflow_version_id"])
@@ -202,9 +210,8 @@ async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
         codec = Codec()
         now = engine.clock.now()
         detail = {"by": by, "steps": sorted({r["step_id"] for r in again})}
-        events: list[RowParams] = [
-            _event(execution_id, seq + 1, now, "execution.retried", None, codec.dumps(detail))
-        ]
+        retried = _event(execution_id, seq + 1, now, "execution.retried", None, codec.dumps(detail))
+        events: list[RowParams] = [retried]
         batch = Batch(
             execution_id,
             epoch,
@@ -223,7 +230,7 @@ async def retry(engine: Control, execution_id: str, by: str) -> list[str]:
     finally:
         await engine.store.release_lease(execution_id, epoch)
     await engine.store.notify_work()
-    return sorted({r["step_id"] for r in again})
+    return Retried(sorted({r["step_id"] for r in again}), retried, workflow.name)
 
 
 def _check_retryable(execution_id: str, row: Row) -> None:

@@ -670,8 +670,12 @@ class Engine:
         await control.request_cancel(self, execution_id, by, reason)
 
     async def retry(self, execution_id: str, *, by: str = "python") -> list[str]:
-        """Re-run the failed steps of a failed execution in place (attempt + 1)."""
-        return await control.retry(self, execution_id, by)
+        """Re-run the failed steps of a failed execution in place (attempt + 1); the ids
+        of the steps that will run again."""
+        retried = await control.retry(self, execution_id, by)
+        # Observers see the retry as a start (metrics: it ends again, as a first run does).
+        self._notify(execution_id, lambda: [retried.event], ExecutionInfo(retried.workflow))
+        return retried.steps
 
     async def rerun(
         self,
