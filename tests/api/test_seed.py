@@ -200,3 +200,40 @@ async def test_a_retry_is_a_new_pass(db_url: str) -> None:
     assert [s["stage"]["name"] for s in second] == ["boom"]
     assert second[0]["exception"] is True
     assert uuid.UUID(second[0]["id"]) != uuid.UUID(first[1]["id"])
+
+
+PLUGIN = '''
+from pydantic import BaseModel
+from flowledger import StepContext, step_type
+
+class Some(BaseModel):
+    n: int = 0
+
+@step_type("seedtest.double")
+async def double(data: Some, ctx: StepContext) -> dict:
+    return {"n": data.n * 2}
+'''
+WITH_CUSTOM = """\
+name: custom
+variables: {seen: 0}
+steps:
+  - {id: twice, type: seedtest.double, input: {n: 2}}
+  - {id: keep, type: sys.set_variable, after: [twice], input: {name: seen, value: 4}}
+"""
+
+
+async def test_states_need_no_plugin(tmp_path: Path) -> None:
+    """An API node without the workers' plugins answered 422 "unknown step type" for the
+    states of any execution that used a custom step; the document and events worked."""
+    (tmp_path / "seed_plugin.py").write_text(PLUGIN)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    async with App(url, plugins=[str(tmp_path / "seed_plugin.py")]) as worker:
+        workflow = worker.engine.load_text(WITH_CUSTOM, "custom.yaml")
+        done = await worker.engine.run(workflow)
+        assert done["runtimeStatus"] == "Completed", done["error"]
+        expected = await worker.seed.states(ListStates(id=done["id"]))
+    async with App(url) as api_node:
+        states = await api_node.seed.states(ListStates(id=done["id"]))
+    assert states == expected
+    assert [s["stage"]["name"] for s in states] == ["twice", "keep"]
+    assert states[-1]["stage"]["variables"] == {"seen": 4}

@@ -26,6 +26,7 @@ the pass failed. Ids are stable: uuid5 of (execution, pass) and (execution, pass
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,7 @@ from flowledger.app.models import (
     StartExecution,
 )
 from flowledger.app.results import Page, WorkflowInstanceState, WorkflowRunDocument
+from flowledger.definition.source import parse_document
 from flowledger.runtime.engine import Engine
 from flowledger.types import EventDocument, ExecutionDocument
 
@@ -119,14 +121,30 @@ class Seed:
     async def states(self, request: ListStates) -> list[WorkflowInstanceState]:
         doc = await self._executions.get(GetExecution(id=request.id))
         events = await self._executions.events(ListEvents(id=request.id))
-        workflow = await self._engine.workflow_for_version(doc["workflowTemplateVersionId"])
-        setters = {s.id for s in workflow.steps.values() if s.step_type.sets_variable}
+        # Read from the stored document, not compiled: a history needs no step handlers
+        # (an API node serves it without the workers' plugins).
+        version = await self._engine.workflow_version(doc["workflowTemplateVersionId"])
+        data = parse_document(version.document, f"{version.name}@v{version.version}").data
+        setters = set(self._setters(data.get("steps")))
         outputs = {
             step_execution_id: step["outputData"]
             for step_execution_id, step in (doc.get("steps") or {}).items()
             if step["stepId"] in setters and step["status"] == "Completed"
         }
-        return build_states(doc, events, dict(workflow.spec.variables), setters, outputs)
+        variables = data.get("variables")
+        return build_states(
+            doc, events, dict(variables) if isinstance(variables, dict) else {}, setters, outputs
+        )
+
+    def _setters(self, steps: Any) -> Iterator[str]:
+        """Ids of the steps, loop bodies included, whose type sets a variable."""
+        for step in steps if isinstance(steps, list) else ():
+            if not isinstance(step, dict):
+                continue
+            step_type = self._engine.registry.get(str(step.get("type")))
+            if step_type is not None and step_type.sets_variable:
+                yield str(step.get("id"))
+            yield from self._setters(step.get("steps"))
 
 
 @dataclass
