@@ -202,7 +202,7 @@ async def test_a_retry_is_a_new_pass(db_url: str) -> None:
     assert uuid.UUID(second[0]["id"]) != uuid.UUID(first[1]["id"])
 
 
-PLUGIN = '''
+PLUGIN = """
 from pydantic import BaseModel
 from flowledger import StepContext, step_type
 
@@ -212,7 +212,7 @@ class Some(BaseModel):
 @step_type("seedtest.double")
 async def double(data: Some, ctx: StepContext) -> dict:
     return {"n": data.n * 2}
-'''
+"""
 WITH_CUSTOM = """\
 name: custom
 variables: {seen: 0}
