@@ -373,3 +373,38 @@ async def test_a_parent_waiting_through_its_children_lists_what_they_wait_for(
     grandchild = await engine.get_execution(pending["executionId"])
     assert grandchild["rootWorkflowExecutionId"] == doc["id"]
     assert grandchild["pendingInputs"] == [pending]
+
+
+LOOP_OF_CHILDREN = """
+name: loop-of-children
+steps:
+  - id: each
+    type: sys.loop
+    input: {items: [5, 2, 5], concurrency: 3}
+    steps:
+      - {id: kid, type: sys.sub_workflow, input: {workflow: asks-when-five, input: {n: "{{ loop.each.item }}"}}}
+"""
+ASKS_WHEN_FIVE = """
+name: asks-when-five
+steps:
+  - {id: ask, type: sys.wait_for_input, when: "{{ input.n == 5 }}", input: {prompt: "ok?"}}
+"""
+
+
+async def test_a_loop_whose_childrens_other_iterations_wait_for_people_awaits_input(
+    db_url: str, registry: StepRegistry
+) -> None:
+    """One iteration's child completed in the refresh that saw the others' children
+    wait: the parent stayed InProgress for ever (``run`` never returned; under a worker
+    it showed no pendingInputs)."""
+    async with Engine(db_url, registry=registry) as engine:
+        await engine.push(engine.load_text(ASKS_WHEN_FIVE))
+        workflow = engine.load_text(LOOP_OF_CHILDREN)
+        for _ in range(3):  # it depended on when the children's signals arrived
+            doc = await asyncio.wait_for(engine.run(workflow), 20)
+            assert doc["runtimeStatus"] == "AwaitingUserInput"
+            assert len(doc["pendingInputs"]) == 2
+        parent_id = await engine.start(workflow)
+        async with running_worker(engine):
+            waiting = await wait_for_status(engine, parent_id, "AwaitingUserInput")
+        assert len(waiting["pendingInputs"]) == 2

@@ -207,6 +207,7 @@ class ChildWaits(TaskDriver):
             "reused": {str(index): result["id"] for index, result in spawn.reused.items()},
         }
         self.runs[run.id] = run
+        self.blocked_on_people = False  # new children run: nobody knows they will wait
         self.scheduler.journal.event(
             "step.children_planned",
             run,
@@ -270,9 +271,13 @@ class ChildWaits(TaskDriver):
 
     async def refresh(self) -> None:
         """Read the children's rows and move every waiting step on (after a child signal)."""
-        blocked = bool(self.runs)
+        blocked = True
         for run in list(self.runs.values()):
-            if not await self._refresh_one(run):
+            # A step that finished here no longer waits: only the steps still waiting say
+            # whether people block the execution. Counting a finished one as "not blocked"
+            # left a loop whose other iterations' children wait for people InProgress for
+            # ever, with no signal left to refresh it again.
+            if not await self._refresh_one(run) and run.id in self.runs:
                 blocked = False
         self.blocked_on_people = blocked and bool(self.runs)
 
