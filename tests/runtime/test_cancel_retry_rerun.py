@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -224,6 +225,45 @@ async def test_rerun_on_the_latest_version_checks_the_reused_steps(engine: Engin
     assert doc["runtimeStatus"] == "Completed"
     assert doc["workflowVersion"] == 3
     assert doc["output"] == "fetch/1/1"
+
+
+LOOPED = """
+name: looped
+variables: {total: 0}
+steps:
+  - id: each
+    type: sys.loop
+    input: {items: [1, 2, 3]}
+    steps:
+      - {id: add, type: sys.set_variable, input: {name: total, op: increment, value: 1}}
+      - {id: tag, type: sys.transform, input: {value: "{{ loop.each.item }}"}}
+  - {id: fin, type: sys.transform, after: [each], input: {value: "{{ variables.total }}"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (("type: sys.set_variable, input: {name: total, op: increment, value: 1}",
+          "type: sys.transform, input: {value: 1}"),
+         "'add' changed from sys.set_variable to sys.transform"),
+        (('      - {id: tag, type: sys.transform, input: {value: "{{ loop.each.item }}"}}\n', ""),
+         "'tag' no longer exists in version 2"),
+        (("  - {id: fin,", "      - {id: more, type: sys.no_action}\n  - {id: fin,"),
+         "loop 'each' has new steps in version 2: ['more']"),
+    ],
+)  # fmt: skip
+async def test_rerun_on_the_latest_version_checks_a_reused_loops_body(
+    engine: Engine, change: tuple[str, str], problem: str
+) -> None:
+    """Only top-level steps were compared: a body step removed or retyped was reused,
+    and the new execution's variables were rebuilt from steps version 2 lacks."""
+    first = await engine.run(engine.load_text(LOOPED))
+    assert first["output"] is None and first["runtimeStatus"] == "Completed"
+    await engine.push(engine.load_text(LOOPED))
+    await engine.push(engine.load_text(LOOPED.replace(*change)))
+    with pytest.raises(ConflictError, match=re.escape(problem)):
+        await engine.rerun(first["id"], "fin", version="latest")
 
 
 async def test_rerun_refusals_say_why(engine: Engine) -> None:

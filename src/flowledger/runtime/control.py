@@ -415,7 +415,15 @@ def _reusable(
     predecessors = {sid: list(s.predecessors) for sid, s in original.graph.steps.items()}
     reused = ancestors(from_step, predecessors)
     problems = []
-    for sid in sorted(reused):
+    # A reused loop's body is reused with it (its results, the variables it set).
+    inside = {sid for sid, s in original.steps.items() if reused.intersection(s.scope)}
+    for loop in sorted(sid for sid in reused if original.steps[sid].body is not None):
+        added = sorted(
+            sid for sid, s in target.steps.items() if loop in s.scope and sid not in inside
+        )
+        if added:
+            problems.append(f"loop '{loop}' has new steps in version {target_version}: {added}")
+    for sid in sorted(reused | inside):
         then, now = original.steps[sid], target.steps.get(sid)
         if now is None:
             problems.append(f"'{sid}' no longer exists in version {target_version}")
