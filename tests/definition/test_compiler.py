@@ -515,3 +515,29 @@ def test_an_output_schema_may_narrow_a_typed_output_but_not_invent_fields() -> N
         "wf.yaml:9:85: step 'r': output_schema names 'stauts', which the output of "
         "sys.http_request never has (its fields: statusCode, headers, body, bodyEncoding)"
     ]
+
+
+def test_fields_that_would_do_nothing_are_refused_where_they_are_written() -> None:
+    """A retry on a loop, children or a wait, and a timeout on sys.delay, were accepted
+    and never used."""
+    found = problems(
+        """
+        name: idle
+        steps:
+          - id: each
+            type: sys.loop
+            retry: {max_attempts: 3}
+            input: {items: [1]}
+            steps:
+              - {id: nap, type: sys.delay, timeout: 1s, input: {duration: 5s}}
+          - {id: ask, type: sys.wait_for_input, retry: {max_attempts: 2}, input: {prompt: "?"}}
+        """
+    )
+    assert found == [
+        "wf.yaml:6:12: step 'each': retry has no effect on a sys.loop step: it runs once "
+        "(retry the steps it runs, or the execution with 'executions retry')",
+        "wf.yaml:9:45: step 'nap': timeout has no effect on sys.delay: it waits its duration "
+        "(bound a step with 'due' instead)",
+        "wf.yaml:10:48: step 'ask': retry has no effect on a sys.wait_for_input step: it "
+        "runs once (retry the steps it runs, or the execution with 'executions retry')",
+    ]

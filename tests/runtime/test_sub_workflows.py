@@ -408,3 +408,41 @@ async def test_a_loop_whose_childrens_other_iterations_wait_for_people_awaits_in
         async with running_worker(engine):
             waiting = await wait_for_status(engine, parent_id, "AwaitingUserInput")
         assert len(waiting["pendingInputs"]) == 2
+
+
+SLOW_CHILD = """
+name: slow-child
+steps:
+  - {id: nap, type: sys.delay, input: {duration: 30s}}
+"""
+STRUCTURAL_TIMEOUTS = """
+name: structural-timeouts
+steps:
+  - id: each
+    type: sys.loop
+    timeout: 300ms
+    continue_on_error: true
+    input: {items: [1, 2]}
+    steps:
+      - {id: nap, type: sys.delay, input: {duration: 30s}}
+  - {id: kid, type: sys.sub_workflow, timeout: 300ms, continue_on_error: true, input: {workflow: slow-child}}
+  - id: ask
+    type: sys.wait_for_input
+    timeout: 300ms
+    input: {prompt: "ok?", on_timeout: {default: {ok: false}}}
+"""
+
+
+async def test_a_timeout_bounds_a_loop_its_children_and_a_wait(engine: Engine) -> None:
+    """They were accepted and ignored: each ran its 30 s (a wait for ever)."""
+    await engine.push(engine.load_text(SLOW_CHILD))
+    workflow = engine.load_text(STRUCTURAL_TIMEOUTS)
+    parent_id = await engine.start(workflow)
+    async with running_worker(engine):
+        doc = await wait_for_status(engine, parent_id, "Completed")
+    each, kid, ask = (latest(doc, s) for s in ("each", "kid", "ask"))
+    assert (each["status"], each["error"]["message"]) == ("Failed", "timed out after 0.3s")
+    assert (kid["status"], kid["error"]["message"]) == ("Failed", "timed out after 0.3s")
+    assert (ask["status"], ask["outputData"]) == ("Completed", {"ok": False})  # on_timeout
+    [child] = await engine.store.list_executions(ExecutionQuery(parent_id=parent_id))
+    assert child["runtime_status"] == "Cancelled"

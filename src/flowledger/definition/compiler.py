@@ -372,6 +372,8 @@ class _Compiler:
         step_type = self.registry.get(step.type)
         if step.output_schema is not None and step_type is not None and checking_new():
             self._schema_within_model(step, step_type.output_model, path)
+        if step_type is not None and checking_new():
+            self._no_idle_fields(step, step_type.kind, path)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")
             self._one_expression(where, "expression", step.id)
@@ -396,6 +398,23 @@ class _Compiler:
                     (*path, "output_schema", "properties", name),
                     step.id,
                 )
+
+    def _no_idle_fields(self, step: StepSpec, kind: StepKind, path: Path) -> None:
+        """Fields that would be accepted and do nothing: refused where they are written."""
+        if step.retry is not None and kind in _RUN_ONCE:
+            self.report(
+                f"retry has no effect on a {step.type} step: it runs once (retry the "
+                "steps it runs, or the execution with 'executions retry')",
+                (*path, "retry"),
+                step.id,
+            )
+        if step.timeout is not None and step.type == "sys.delay":
+            self.report(
+                "timeout has no effect on sys.delay: it waits its duration (bound a step "
+                "with 'due' instead)",
+                (*path, "timeout"),
+                step.id,
+            )
 
     def _one_expression(self, where: Path, field: str, step_id: str) -> None:
         """A condition that is a template must be one ``{{ … }}``: with text around it, it
@@ -497,6 +516,10 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_template(v) for v in value)
     return False
+
+
+#: Structural kinds whose step runs once: a retry policy on them is never used.
+_RUN_ONCE = frozenset({StepKind.LOOP, StepKind.SUB_WORKFLOW, StepKind.WAIT_FOR_INPUT})
 
 
 def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> str:

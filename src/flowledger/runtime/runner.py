@@ -19,7 +19,7 @@ import logging
 import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -436,8 +436,9 @@ class ExecutionRunner:
         run.status = StepStatus.IN_PROGRESS
         run.started_at = now
         run.wake_at = None
-        if step.spec.due is not None and run.due_at is None:
-            run.due_at = now + step.spec.due
+        limit = _deadline(step)
+        if limit is not None and run.due_at is None:
+            run.due_at = now + limit
             self.add_timer(run.due_at, "due", run)
         journal = self.journal
         journal.touch(run)
@@ -665,7 +666,7 @@ class ExecutionRunner:
                 self._cancel_task_of(run)
                 if self.drivers[run.step.step_type.kind].due(run):
                     continue
-                self.step_failed(run, "did not finish before it was due", retryable=False)
+                self.step_failed(run, _late_message(run.step), retryable=False)
 
     def add_timer(self, when: datetime, kind: TimerKind, run: StepExecution) -> None:
         heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))
@@ -734,3 +735,20 @@ class ExecutionRunner:
             if owner is run:
                 task.cancel()
                 del self.tasks[task]
+
+
+def _deadline(step: CompiledStep) -> timedelta | None:
+    """How long the step may take from its start: ``due``, and for a structural step
+    (a loop, children, a wait: one attempt, no handler whose run a timeout could bound)
+    its ``timeout`` too, persisted like ``due`` so a parked execution keeps it."""
+    due, timeout = step.spec.due, step.spec.timeout
+    if timeout is None or not step.step_type.kind.structural:
+        return due
+    return timeout if due is None else min(due, timeout)
+
+
+def _late_message(step: CompiledStep) -> str:
+    timeout, due = step.spec.timeout, step.spec.due
+    if timeout is not None and step.step_type.kind.structural and (due is None or timeout <= due):
+        return f"timed out after {timeout.total_seconds():g}s"
+    return "did not finish before it was due"
