@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ from flowledger.app import (
     WorkflowText,
 )
 from flowledger.worker.worker import Worker, WorkerOptions
+from tests.runtime.support import running_worker, wait_until
 
 
 async def start(app: App, workflow: str, n: int) -> list[str]:
@@ -212,3 +214,42 @@ steps:
     await app.executions.submit_input(SubmitInput(id=answered, step="ask", data=True, settle=True))
     again = json.loads(await app.executions.get_json(GetExecution(id=waiting["id"])))
     assert {p["executionId"] for p in again["pendingInputs"]} == children - {answered}
+
+
+FLAKY_PLUGIN = """
+from pydantic import BaseModel
+from flowledger import StepContext, StepError, step_type
+
+class Nothing(BaseModel):
+    pass
+
+@step_type("canceltest.flaky")
+async def flaky(data: Nothing, ctx: StepContext) -> dict:
+    raise StepError("not yet", retryable=True)
+"""
+PARKS_ON_A_RETRY = """
+name: parks-on-a-retry
+steps:
+  - id: call
+    type: canceltest.flaky
+    retry: {max_attempts: 5, backoff: fixed, initial_delay: 1h, jitter: false}
+    input: {}
+"""
+
+
+async def test_a_parked_execution_is_cancelled_without_its_plugins(tmp_path: Path) -> None:
+    """The cancel was recorded but not applied ("still InProgress", exit 1) by a process
+    without the custom step types, though cancelling runs no step."""
+    (tmp_path / "cancel_plugin.py").write_text(FLAKY_PLUGIN)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    async with App(url, plugins=[str(tmp_path / "cancel_plugin.py")]) as worker:
+        engine = worker.engine
+        execution_id = await engine.start(engine.load_text(PARKS_ON_A_RETRY))
+        async with running_worker(engine):  # parks it until the retry, an hour on
+            await wait_until(engine, execution_id, lambda d: len(d["steps"]) == 2)
+    async with App(url) as other:
+        request = CancelExecution(id=execution_id, by="ops", reason="not needed", settle=True)
+        doc = await other.executions.cancel(request)
+    assert doc["runtimeStatus"] == "Cancelled"
+    statuses = sorted(step["status"] for step in doc["steps"].values())
+    assert statuses == ["Cancelled", "Failed"]  # the first attempt, and the waiting retry

@@ -276,7 +276,10 @@ class Executions:
                     if child is None or ExecutionStatus(child["runtime_status"]).terminal:
                         continue
                     if abandoned(child, self._engine.clock.now()):
-                        await self._engine.settle(child_id)
+                        try:
+                            await self._engine.settle(child_id)
+                        except DefinitionError:  # its plugins are not loaded here
+                            await self._engine.apply_cancel(child_id)
                     queue.append(child_id)
 
     async def retry(self, request: RetryExecution) -> Retried:
@@ -305,8 +308,12 @@ class Executions:
             try:
                 return cast(ExecutionDocument, await self._engine.settle(execution_id))
             except DefinitionError as exc:
-                # Its workflow needs step types this process lacks (a plugin): what was
-                # sent is recorded all the same, and a process that has them applies it.
+                # Its workflow needs step types this process lacks (a plugin): a cancel
+                # needs no handler and is applied here; anything else sent is recorded
+                # all the same, and a process that has them applies it.
+                document = await self._engine.apply_cancel(execution_id)
+                if ExecutionStatus(document["runtimeStatus"]).terminal:
+                    return cast(ExecutionDocument, document)
                 log.info(
                     "execution %s cannot be run here (%s); recorded for a worker",
                     execution_id,

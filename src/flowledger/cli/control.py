@@ -146,8 +146,7 @@ def executions_cancel(
     if doc["runtimeStatus"] != ExecutionStatus.CANCELLED:
         fail(
             f"the cancel is recorded, but execution {doc['id']} is still "
-            f"{doc['runtimeStatus']}; the process that runs it next acts on it (a worker, "
-            "or this command given the --plugin its custom steps need)",
+            f"{doc['runtimeStatus']}; the process running it acts on it",
             1,
         )
     raise typer.Exit(EXIT_OK)

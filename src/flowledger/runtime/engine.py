@@ -435,7 +435,11 @@ class Engine:
         return await self._drive(execution_id, document)
 
     async def _drive(
-        self, execution_id: str, document: bool, held: Row | None = None
+        self,
+        execution_id: str,
+        document: bool,
+        held: Row | None = None,
+        workflow: CompiledWorkflow | None = None,
     ) -> dict[str, Any]:
         """``drive``; ``held``: the row ``_create`` just wrote, leased to this engine.
 
@@ -487,6 +491,7 @@ class Engine:
                     execution_id,
                     row=owned,
                     on_release=lambda: keeper.drop(execution_id, epoch),
+                    workflow=workflow,
                 )
                 # Ended: its last round released the lease (Journal.release_lease).
                 final_status, ended = str(status), status.terminal
@@ -556,6 +561,7 @@ class Engine:
         group_commits: bool = False,
         row: Row | None = None,
         on_release: Callable[[], None] | None = None,
+        workflow: CompiledWorkflow | None = None,
     ) -> tuple[ExecutionStatus, datetime | None]:
         """Run an execution whose lease this process holds (the epoch is on its row).
 
@@ -564,12 +570,14 @@ class Engine:
         ``row``: the execution's row as the lease left it, when the caller has it (saves
         reading it again). A terminal status means the lease is released already: the
         round that ended the execution cleared it, after calling ``on_release`` (the
-        caller stops renewing it there).
+        caller stops renewing it there). ``workflow``: the one to run it with, when not
+        its stored version compiled by this engine (``apply_cancel``).
         """
         if row is None:
             row = await self._row(execution_id)
         assert self._services is not None
-        workflow = await self.workflow_for_version(row["workflow_version_id"])
+        if workflow is None:
+            workflow = await self.workflow_for_version(row["workflow_version_id"])
         # The lease bumped the epoch; the row we read carries the new one. An execution
         # that ran before counts its events from them: its row's counter may lag.
         fresh = row["runtime_status"] == str(ExecutionStatus.NOT_STARTED)
@@ -706,6 +714,24 @@ class Engine:
             if not ExecutionStatus(parent["runtime_status"]).terminal:
                 await self.settle(parent_id, wait=wait)
         return doc
+
+    async def apply_cancel(self, execution_id: str) -> dict[str, Any]:
+        """Apply the cancel sent to an execution whose custom step types this process
+        has not loaded: its workflow is compiled with stand-ins (StepRegistry.standing_in),
+        which never run, since a cancel is taken before anything is launched. Without a
+        pending cancel nothing is done. Returns the execution document."""
+        pending = await self.store.pending_signals(execution_id)
+        if not any(signal["kind"] == "cancel" for signal in pending):
+            return await self.get_execution(execution_id)
+        row = await self._row(execution_id)
+        version = await self.workflow_version(row["workflow_version_id"])
+        source = parse_document(version.document, f"{version.name}@v{version.version}")
+        with stored_definitions():
+            workflow = compile_document(source, self.registry.standing_in(), self.templates)
+        try:
+            return await self._drive(execution_id, True, workflow=workflow)
+        except (HeldElsewhereError, LeaseLostError):  # its runner takes the cancel itself
+            return await self._watch(execution_id, 30.0)
 
     async def _watch(self, execution_id: str, wait: float) -> dict[str, Any]:
         """The execution once another process has it ended or waiting for people with

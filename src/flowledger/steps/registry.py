@@ -11,9 +11,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from flowledger.errors import PluginError
+from pydantic import BaseModel, ConfigDict
+
+from flowledger.errors import PluginError, StepError
 from flowledger.logs import log_extra
-from flowledger.steps.base import StepKind, StepType
+from flowledger.steps.base import StepContext, StepKind, StepType
 from flowledger.steps.builtins import BUILTIN_STEP_TYPES
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,12 @@ class StepRegistry:
     def names(self) -> list[str]:
         return sorted({*self._types, *self._lazy})
 
+    def standing_in(self) -> StepRegistry:
+        """This registry, with a stand-in for every custom type it lacks: enough to
+        compile a stored workflow whose plugins this process has not loaded, to apply a
+        cancel to it (nothing runs then). A stand-in's handler refuses to run."""
+        return _StandingIn(self)
+
     def load_module(self, module_path: str) -> list[str]:
         """Import a plugin module and register its step types; return their names.
 
@@ -168,3 +176,28 @@ def _import(target: str) -> ModuleType:
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # like `python -m`: modules next to the user are importable
     return importlib.import_module(target)
+
+
+class _AnyInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _StandingIn(StepRegistry):
+    def __init__(self, base: StepRegistry) -> None:
+        super().__init__()
+        self._base = base
+
+    def get(self, name: str) -> StepType | None:
+        found = self._base.get(name)
+        if found is None and not name.startswith(_RESERVED_NAMESPACE):
+            found = self._types.get(name)
+            if found is None:
+                found = self._types[name] = _stand_in(name)
+        return found
+
+
+def _stand_in(name: str) -> StepType:
+    async def refuse(data: _AnyInput, ctx: StepContext) -> None:
+        raise StepError(f"step type {name!r} is not loaded in this process", retryable=True)
+
+    return StepType(name, refuse, _AnyInput, description="a stand-in: its plugin is not loaded")
