@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -95,3 +96,19 @@ def test_a_token_revoked_elsewhere_is_refused_within_a_second(service: Service) 
         assert http.get("/api/v1/workflows").status_code == 401
     listed = service.cli("tokens", "list", "--json")
     assert "short-lived" in listed.stdout and token not in listed.stdout
+
+
+def test_json_logs_cover_uvicorn_s_own_lines(tmp_path: Path) -> None:
+    env = {"FLOWLEDGER_LOG_FORMAT": "json"}
+    db_url = f"sqlite:///{tmp_path / 'j.db'}"
+    # Without tokens: the hint about them is a line of the log too.
+    with launch(db_url, tmp_path, tokens=False, env=env) as running, running.client() as http:
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/no-such-page").status_code == 404
+    lines = [json.loads(line) for line in running.output().splitlines() if line.strip()]
+    loggers = {line["logger"] for line in lines}
+    assert {"flowledger.serve", "uvicorn.error", "uvicorn.access"} <= loggers, loggers
+    access = [line["message"] for line in lines if line["logger"] == "uvicorn.access"]
+    assert any('"GET /healthz HTTP/1.1" 200' in message for message in access), access
+    assert all(line["level"] == "INFO" for line in lines if line["logger"] == "uvicorn.access")
+    assert any("flowledger tokens create" in line["message"] for line in lines)

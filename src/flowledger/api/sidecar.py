@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
@@ -41,23 +41,10 @@ def create_metrics_api(app: App) -> FastAPI:
 async def metrics_server(app: App, host: str, port: int) -> AsyncIterator[None]:
     """Serve :func:`create_metrics_api` on ``host:port`` while the block runs;
     BindError when the port cannot be listened on."""
-    import uvicorn
+    from flowledger.api.hosting import server as make_server
 
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # the worker command handles SIGTERM/SIGINT itself
-
-    config = uvicorn.Config(
-        create_metrics_api(app),
-        host=host,
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        server_header=False,
-        access_log=False,
-    )
-    server = Server(config)
+    # No access lines: a scrape every few seconds would drown the worker's own lines.
+    server = make_server(create_metrics_api(app), host, port, level="warning", access_log=False)
 
     async def serve() -> None:
         # uvicorn exits when it cannot bind: that is not the worker's exit.

@@ -14,11 +14,9 @@ from the network must not be open to nobody-knows-who, nor closed to everybody.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import signal
-from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -31,7 +29,6 @@ from flowledger.cli.common import (
     PluginOption,
     app,
     call,
-    err,
     fail,
     lease_length,
     within,
@@ -73,9 +70,8 @@ def serve(
     """Serve the HTTP API and the web UI and, unless --no-workers, run the workers too."""
     within(port, 0, 65535, "--port")
     within(concurrency, 1, 1000, "--concurrency")
-    import uvicorn
-
     from flowledger.api import ApiSettings, create_api
+    from flowledger.api.hosting import server as make_server
     from flowledger.api.tracing import TracingUnavailable
     from flowledger.heap import freeze_heap
     from flowledger.web import mount_web
@@ -85,11 +81,6 @@ def serve(
     logging.getLogger().setLevel(level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     lease = lease_length(None)
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # this command handles SIGTERM/SIGINT itself (see go)
 
     async def go() -> None:
         application = App(
@@ -104,19 +95,16 @@ def serve(
             except TracingUnavailable as exc:
                 fail(str(exc), EXIT_INVALID)
             mount_web(api)  # the web UI at / (a peer of the API; this command composes them)
-            config = uvicorn.Config(
+            server = make_server(
                 api,
-                host=host,
-                port=port,
-                log_level=level.lower(),
+                host,
+                port,
+                level=level,  # access lines are INFO: shown at serve's default level
                 timeout_graceful_shutdown=GRACE,
-                lifespan="off",
-                server_header=False,
                 # The C parser (a declared dependency, so never h11 by accident): h11 was a
                 # quarter of a start's server time; 17-20% more starts/s (api_bench, wrk).
                 http="httptools",
             )
-            server = Server(config)
             worker = None
             if not no_workers:
                 worker = Worker(application.engine, WorkerOptions(concurrency, lease))
@@ -165,7 +153,9 @@ async def _check_tokens(application: App, host: str) -> None:
             f"refusing to serve on {host} without an API token: create one first ({hint})",
             EXIT_INVALID,
         )
-    err.print(
-        f"no API tokens yet: every /api/v1 route will answer 401; create one with `{hint}`",
-        markup=False,
+    # A log line, not a print: a server's stderr is its log (one JSON object per line).
+    log.warning(
+        "no API tokens yet: every /api/v1 route will answer 401; create one with `%s`",
+        hint,
+        extra=log_extra("check_tokens"),
     )
