@@ -20,9 +20,11 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   see ``flowledger.egress``).
 - ``FLOWLEDGER_OTEL``: ``1`` (or ``true``) sends OpenTelemetry traces: a span per
   execution and per step attempt, ``traceparent`` carried into ``sys.http_request``
-  calls and sub-workflows and accepted from API and hook requests. Needs the ``otel``
-  extra (``pip install 'flowledger[otel]'``); the OTLP exporter reads the standard
-  ``OTEL_EXPORTER_OTLP_*`` variables (default off).
+  calls and sub-workflows and accepted from API and hook requests; by every process
+  that runs executions (``serve``, ``worker``, and ``run``, ``jobs run``, ``executions
+  input|retry|rerun|cancel`` in the foreground). Needs the ``otel`` extra (``pip
+  install 'flowledger[otel]'``; without it those commands exit 2); the OTLP exporter
+  reads the standard ``OTEL_EXPORTER_OTLP_*`` variables (default off).
 - ``FLOWLEDGER_LOG_FORMAT``: ``text`` (default) or ``json`` (one object per line with
   ``ts, level, logger, message, execution_id, step_id, action``; see ``flowledger.logs``).
 - ``FLOWLEDGER_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (default:

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from tests import tls
 from tests.api.conftest import FLOWLEDGER, free_port, run_cli, service_env
 from tests.api.helpers import HELLO
 from tests.conftest import REPO
+from tests.inprocess import run_in_process
 from tests.pg import PASSWORD, PASSWORD_USER, TEMPLATE_DB, Cluster
 from tests.worker.receiver import receiver
 
@@ -101,15 +103,20 @@ def test_the_worker_serves_its_metrics(backend_db: str, tmp_path: Path) -> None:
     assert f"metrics on 127.0.0.1:{port}" in log.read_text()
 
 
+def _traced_env(folder: Path, collector: str) -> dict[str, str]:
+    """FLOWLEDGER_OTEL=1 with the spans sent to ``collector``, on a SQLite file."""
+    return service_env(
+        f"sqlite:///{folder / 'traced.db'}",
+        folder,
+        FLOWLEDGER_OTEL="1",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector,
+    )
+
+
 def test_the_worker_sends_its_spans_over_otlp(tmp_path: Path) -> None:
     pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
     with receiver() as collector:
-        env = service_env(
-            f"sqlite:///{tmp_path / 'w.db'}",
-            tmp_path,
-            FLOWLEDGER_OTEL="1",
-            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.url,
-        )
+        env = _traced_env(tmp_path, collector.url)
         _queue_one(env, tmp_path)
         port = free_port()
         log = tmp_path / "worker.log"
@@ -124,6 +131,35 @@ def test_the_worker_sends_its_spans_over_otlp(tmp_path: Path) -> None:
         sent = b"".join(r.body for r in collector.requests)
     assert b"execution hello-worker" in sent, log.read_text()
     assert b"flowledger.step_id" in sent  # the step attempt's span too
+
+
+def test_run_and_jobs_run_send_their_spans_like_the_worker(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    definition = tmp_path / "hello.yaml"
+    definition.write_text(textwrap.dedent(HELLO.format(name="hello-run")))
+    job = tmp_path / "job.yaml"
+    job.write_text("name: traced-job\nworkflows:\n  - {workflow: hello.yaml, input: {who: j}}\n")
+    for args in (("run", str(definition), "--input", '{"who": "r"}'), ("jobs", "run", str(job))):
+        with receiver() as collector:
+            done = run_cli(_traced_env(tmp_path, collector.url), *args)
+            assert done.returncode == 0, done.stderr
+            # ended: the batched spans were flushed on the way out
+            sent = b"".join(r.body for r in collector.requests)
+        assert b"execution hello-run" in sent, (args, done.stderr)
+        assert b"flowledger.step_id" in sent
+
+
+def test_run_without_the_tracing_packages_refuses_like_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    definition = tmp_path / "hello.yaml"
+    definition.write_text(textwrap.dedent(HELLO.format(name="hello-run")))
+    env = service_env(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, FLOWLEDGER_OTEL="1")
+    for args in (("run", str(definition), "--input", '{"who": "r"}'), ("worker",)):
+        done = run_in_process(args, env=env, cwd=REPO)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "pip install 'flowledger[otel]'" in done.stderr, done.stderr
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

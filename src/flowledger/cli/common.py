@@ -144,6 +144,20 @@ def make_app(db: str | None, plugins: list[str] | None = None, *, create: bool =
         fail(str(exc), EXIT_INVALID)
 
 
+def traced(application: App) -> Callable[[], None] | None:
+    """With FLOWLEDGER_OTEL=1, spans of what ``application`` runs in this process (as
+    ``serve`` writes them); returns what flushes those still batched, to call at the end.
+    Without the OpenTelemetry SDK: exit 2 saying what to install."""
+    if not application.engine.settings.otel:
+        return None
+    from flowledger.api.tracing import TracingUnavailable, trace_engine
+
+    try:
+        return trace_engine(application.engine).shutdown
+    except TracingUnavailable as exc:
+        fail(str(exc), EXIT_INVALID)
+
+
 def with_app(
     db: str | None,
     fn: Callable[[App], Awaitable[T]],
@@ -152,20 +166,28 @@ def with_app(
     create: bool = True,
     interrupted: Callable[[], str] | None = None,
     before_open: Callable[[App], None] | None = None,
+    runs: bool = False,
 ) -> T:
     """The one glue of a command: open the application, run ``fn`` on it, close it, and
     turn flowledger's errors into a message and an exit code (see :func:`call`).
     ``create=False``: a missing SQLite file exits 2 instead of being created.
     ``before_open`` runs before the database is opened (or created): a check of the
-    command's own files that fails leaves no database behind."""
+    command's own files that fails leaves no database behind.
+    ``runs``: the command carries executions on here, traced like a worker's
+    (:func:`traced`); the rest only read or record, and never need the tracing SDK."""
 
     async def go() -> T:
         application = make_app(db, plugins, create=create)
         if before_open is not None:
             before_open(application)
-        async with application:
-            end_start_up()  # opened: the command's own work runs with the collector on
-            return await fn(application)
+        flush = traced(application) if runs else None
+        try:
+            async with application:
+                end_start_up()  # opened: the command's own work runs with the collector on
+                return await fn(application)
+        finally:
+            if flush is not None:
+                flush()
 
     return call(go, interrupted)
 
@@ -176,9 +198,10 @@ def existing(
     plugins: list[str] | None = None,
     *,
     interrupted: Callable[[], str] | None = None,
+    runs: bool = False,
 ) -> T:
     """:func:`with_app` for commands that read or act on stored things: never creates."""
-    return with_app(db, fn, plugins, create=False, interrupted=interrupted)
+    return with_app(db, fn, plugins, create=False, interrupted=interrupted, runs=runs)
 
 
 def shown_url(url: str) -> str:

@@ -119,7 +119,7 @@ def executions_input(
         request = SubmitInput(id=full_id, step=step, data=value, by=_who(), settle=not detach)
         return dict(await application.executions.submit_input(request))
 
-    _finish(existing(db, go, plugin), as_json, db, plugin, detach)
+    _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)
 
 
 @executions_app.command("cancel")
@@ -138,7 +138,7 @@ def executions_cancel(
         request = CancelExecution(id=full_id, by=_who(), reason=why, settle=True)
         return dict(await application.executions.cancel(request))
 
-    doc = existing(db, go, plugin)
+    doc = existing(db, go, plugin, runs=True)  # it settles the cancel here
     if as_json:
         print_json(doc)
     else:
@@ -170,7 +170,7 @@ def executions_retry(
             out.print(f"retried {', '.join(retried.steps) or 'the execution'}")
         return dict(retried.execution)
 
-    _finish(existing(db, go, plugin), as_json, db, plugin, detach)
+    _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)
 
 
 @executions_app.command("rerun")
@@ -206,4 +206,4 @@ def executions_rerun(
             out.print(f"rerun of {full_id}: execution {doc['id']}")
         return dict(doc)
 
-    _finish(existing(db, go, plugin), as_json, db, plugin, detach)
+    _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)

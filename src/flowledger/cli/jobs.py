@@ -70,7 +70,7 @@ def jobs_run(
         request = DriveJobRun(id=created["id"])
         return dict(await jobs.drive(request, on_run=None if as_json else finished))
 
-    doc = with_app(db, go, plugin)
+    doc = with_app(db, go, plugin, runs=True)
     if as_json:
         print_json(doc)
     else:

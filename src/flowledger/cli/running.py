@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -40,6 +39,7 @@ from flowledger.cli.common import (
     make_app,
     out,
     shown_url,
+    traced,
     with_app,
     within,
 )
@@ -131,7 +131,7 @@ def run(
             f"`flowledger executions watch {started[0]}` follows it"
         )
 
-    doc = with_app(url, go, plugin, interrupted=interrupted, before_open=check)
+    doc = with_app(url, go, plugin, interrupted=interrupted, before_open=check, runs=True)
     from flowledger.cli.control import report_end  # keeps `executions list` first
 
     report_end(doc, as_json, url, plugin)
@@ -224,7 +224,9 @@ def worker(
         application = App(db or default_db_url(), plugins=plugin or (), lease=lease_span)
         async with application, AsyncExitStack() as serving:
             engine = application.engine
-            flush = _worker_observers(application, settings.otel, metrics_port is not None)
+            if metrics_port is not None:  # counted from the start, not from the first scrape
+                application.metrics  # noqa: B018 - the first use attaches the observer
+            flush = traced(application)
             if flush is not None:
                 serving.callback(flush)
             if metrics_port is not None:
@@ -258,22 +260,6 @@ def worker(
             )
 
     call(go)
-
-
-def _worker_observers(application: App, otel: bool, metrics: bool) -> Callable[[], None] | None:
-    """Attach what a worker reports through: its metrics' observer (counted from the
-    start, not from the first scrape) and, with ``otel``, the span writer; returns what
-    flushes the spans still batched, to call at the end."""
-    if metrics:
-        application.metrics  # noqa: B018 - the first use attaches the observer
-    if not otel:
-        return None
-    from flowledger.api.tracing import TracingUnavailable, trace_engine
-
-    try:
-        return trace_engine(application.engine).shutdown
-    except TracingUnavailable as exc:
-        fail(str(exc), EXIT_INVALID)
 
 
 @app.command()
