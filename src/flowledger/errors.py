@@ -124,7 +124,12 @@ class StorageError(FlowledgerError):
     """The database could not be opened or used."""
 
 
-class MissingDatabaseError(StorageError):
+class DatabaseUrlError(StorageError):
+    """The database URL names nothing this flowledger opens (an unknown scheme or
+    driver, an unparsable URL): refused input the user fixes, not a database fault."""
+
+
+class MissingDatabaseError(DatabaseUrlError):
     """A command that only reads was pointed at a SQLite file that does not exist (it is
     never created for a read: a typo in --db must not leave an empty database behind)."""
 

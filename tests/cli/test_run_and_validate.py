@@ -235,8 +235,11 @@ def test_invalid_input_exits_2(cli: Cli) -> None:
 def test_missing_file_and_bad_db_are_clear(cli: Cli) -> None:
     result = cli("run", "no/such/file.yaml")
     assert result.returncode == 2 and "no/such/file.yaml" in result.stderr
-    result = cli("run", "examples/hello.yaml", "--db", "mysql://x", "--input", '{"name": "a"}')
-    assert result.returncode == 1 and "unsupported database URL" in result.stderr
+    for url in ("mysql://x", "notaurl"):  # refused input: exit 2, as a bad flag
+        result = cli("run", "examples/hello.yaml", "--db", url, "--input", '{"name": "a"}')
+        assert result.returncode == 2 and "unsupported database URL" in result.stderr
+    result = cli("executions", "list", "--db", "postgresql+asyncpg://u@h/db")
+    assert result.returncode == 2 and "unsupported PostgreSQL driver" in result.stderr
 
 
 def test_executions_list_and_show(cli: Cli) -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from flowledger.errors import StorageError
+from flowledger.errors import DatabaseUrlError, StorageError
 from flowledger.storage import open_store
 from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.sql import SQLStore
@@ -44,7 +44,7 @@ def test_postgres_urls_select_psycopg_3(url: str) -> None:
     ],
 )
 def test_unusable_urls_are_refused_up_front(url: str, message: str) -> None:
-    with pytest.raises(StorageError, match=message):
+    with pytest.raises(DatabaseUrlError, match=message):  # refused input, as the faces say
         open_store(url)
 
 

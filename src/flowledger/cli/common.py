@@ -19,11 +19,11 @@ from flowledger import __version__
 from flowledger.cli.terminal import SafeConsole
 from flowledger.config import SQLITE_BUSY_TIMEOUT_MS, ConfigError, Settings, parse_lease
 from flowledger.errors import (
+    DatabaseUrlError,
     DefinitionError,
     FlowledgerError,
     InputError,
     InvalidInputError,
-    MissingDatabaseError,
     NotFoundError,
     PluginError,
     format_path,
@@ -282,7 +282,7 @@ def call(
         raise typer.Exit(EXIT_INVALID) from None
     except InputError as exc:
         fail(as_option(exc), EXIT_INVALID)
-    except MissingDatabaseError as exc:
+    except DatabaseUrlError as exc:  # a bad --db or a missing file: refused input
         fail(str(exc), EXIT_INVALID)
     except NotFoundError as exc:
         fail(str(exc), EXIT_FAILED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flowledger.config import Settings
-from flowledger.errors import StorageError
+from flowledger.errors import DatabaseUrlError
 from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
 
 __all__ = ["Batch", "ExecutionQuery", "Row", "Store", "WorkflowVersion", "open_store"]
@@ -30,7 +30,7 @@ def open_store(url: str, settings: Settings | None = None, *, create: bool = Tru
         from flowledger.storage.postgres import PostgresStore
 
         return PostgresStore(url)
-    raise StorageError(
+    raise DatabaseUrlError(
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db "
         "or postgresql://user:password@host:5432/database"
     )

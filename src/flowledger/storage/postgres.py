@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from flowledger.errors import StorageError
+from flowledger.errors import DatabaseUrlError, StorageError
 from flowledger.logs import log_extra
 from flowledger.storage.base import Row
 from flowledger.storage.coalesce import Coalescer
@@ -68,12 +68,12 @@ def psycopg_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
-        raise StorageError(
+        raise DatabaseUrlError(
             "cannot parse the PostgreSQL URL (expected "
             f"postgresql://user:password@host:port/database): {exc}"
         ) from exc
     if parsed.drivername not in ("postgres", "postgresql", "postgresql+psycopg"):
-        raise StorageError(
+        raise DatabaseUrlError(
             f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql://"
         )
     return parsed.set(drivername="postgresql+psycopg")
