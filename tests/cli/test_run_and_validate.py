@@ -56,6 +56,43 @@ def test_run_shows_plain_progress_lines_when_piped(cli: Cli) -> None:
     assert "Completed" in result.stdout and "output:" in result.stdout
 
 
+def test_a_reader_that_goes_away_neither_stops_nor_breaks_the_run(tmp_path: Path) -> None:
+    """``flowledger run … | head -1``: what nobody reads is dropped quietly; the execution
+    runs to its end and the exit code is its status's, as if all had been read."""
+    path = _write(
+        tmp_path,
+        "many.yaml",
+        "name: many\nsteps:\n  - id: each\n    type: sys.loop\n"
+        '    input: {items: "{{ input.items }}"}\n    steps:\n'
+        "      - {id: one, type: sys.transform, input: {value: 1}}\n",
+    )
+    # ~2 lines of ~55 bytes an item: far more than a pipe and stdout's buffer hold, so
+    # writes fail after the close however fast the reader closes.
+    items = _write(tmp_path, "items.json", json.dumps({"items": list(range(2000))}))
+    env = {**os.environ, "FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'p.db'}", "COLUMNS": "200"}
+    command = [FLOWLEDGER, "run", path, "--input-file", items]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline().decode()
+        process.stdout.close()  # the reader goes away, as `head -1` does
+        errors = process.stderr.read().decode()
+        code = process.wait(120)
+    assert first.startswith("execution "), first
+    assert code == 0, errors
+    assert "Traceback" not in errors and "Error" not in errors, errors
+    shown = subprocess.run(
+        [FLOWLEDGER, "executions", "show", first.split()[1], "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
+    assert json.loads(shown.stdout)["runtimeStatus"] == "Completed"
+
+
 def test_run_draws_a_live_table_on_a_terminal(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     env = {**os.environ, "FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'tty.db'}", "COLUMNS": "120"}

@@ -241,6 +241,9 @@ def executions_watch(
                 if item.event is None:
                     continue
                 progress.update(full_id, [dict(item.event)])
+                if isinstance(progress, PlainProgress) and progress.closed:
+                    stream.close()  # nobody reads on: stop watching (the execution goes on)
+                    break
                 if item.event["kind"] == "execution.awaiting_input" and await _waits(
                     application, full_id
                 ):

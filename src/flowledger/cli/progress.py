@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.console import Console
 from rich.text import Text
 
-from flowledger.cli.terminal import visible
+from flowledger.cli.terminal import discard_output, visible
 from flowledger.definition.compiled import CompiledGraph, CompiledWorkflow
 
 if TYPE_CHECKING:  # the live table's parts load only when the output is a terminal
@@ -80,11 +80,17 @@ def step_rows(workflow: CompiledWorkflow) -> list[StepRow]:
 
 
 class PlainProgress:
-    """One line per step event, for logs and pipes."""
+    """One line per step event, for logs and pipes.
+
+    When the reader goes away (``flowledger run … | head -3``) the rest of the output is
+    dropped quietly (:attr:`closed`): writing is never what stops or fails an execution
+    this process runs."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.execution_id: str | None = None
+        #: The reader of the output went away; what follows is discarded.
+        self.closed = False
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -94,7 +100,9 @@ class PlainProgress:
 
     def begin(self, execution_id: str) -> None:
         self.execution_id = execution_id
-        self.console.print(f"execution {execution_id}")
+        self._write(f"execution {execution_id}\n")
+        if not self.closed:  # the id at once, even while the first step runs long
+            self._flush()
 
     def update(self, execution_id: str, events: list[dict[str, Any]]) -> None:
         # Plain text, straight to the stream: Rich's print costs ~80 us a line, which a
@@ -105,7 +113,25 @@ class PlainProgress:
         # A descendant's lines name it: its execution.completed is not this one's.
         label = "" if execution_id == self.execution_id else f"child {execution_id[:8]} "
         lines = "".join(event_line(event, label) + "\n" for event in events)
-        self.console.file.write(visible(lines))
+        self._write(visible(lines))
+
+    def _write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.console.file.write(text)
+        except BrokenPipeError:
+            self._close()
+
+    def _flush(self) -> None:
+        try:
+            self.console.file.flush()
+        except BrokenPipeError:
+            self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        discard_output(self.console)
 
 
 def event_line(event: dict[str, Any], label: str = "") -> str:

@@ -13,6 +13,7 @@ already.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 
@@ -45,3 +46,14 @@ class SafeConsole(Console):
                 yield Segment(visible(segment.text), segment.style)
             else:
                 yield segment
+
+
+def discard_output(console: Console) -> None:
+    """The reader of ``console``'s stream went away (a closed pipe): send what is still
+    buffered and all that follows to the null device, and print nothing more."""
+    console.quiet = True
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, console.file.fileno())
+    finally:
+        os.close(null)
