@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from flowledger.durations import parse_duration
+from flowledger.durations import parse_duration, spoken
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,22 @@ def test_refuses_what_is_not_a_duration(bad: object) -> None:
 def test_refuses_absurdly_long_durations() -> None:
     with pytest.raises(ValueError, match="maximum"):
         parse_duration("100000d")
+
+
+@pytest.mark.parametrize(
+    ("duration", "expected"),
+    [
+        (timedelta(0), "0ms"),
+        (timedelta(milliseconds=800.4), "800ms"),
+        (timedelta(seconds=45.2), "45s"),
+        (timedelta(seconds=59.6), "1m"),
+        (timedelta(minutes=1, seconds=2.171384), "1m02s"),
+        (timedelta(minutes=30), "30m"),
+        (timedelta(hours=2, minutes=5, seconds=20), "2h05m"),
+        (timedelta(hours=23, minutes=59, seconds=50), "1d"),
+        (timedelta(days=3, hours=4, minutes=10), "3d4h"),
+        (timedelta(seconds=-1), "0ms"),
+    ],
+)
+def test_spoken_durations_are_rounded_to_two_units(duration: timedelta, expected: str) -> None:
+    assert spoken(duration) == expected

@@ -44,6 +44,28 @@ def parse_duration(value: str | int | float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def spoken(duration: timedelta) -> str:
+    """A duration as people read it, rounded to its two largest units: ``800ms``,
+    ``45s``, ``1m02s``, ``2h05m``, ``3d4h`` (never ``0:01:02.171384``)."""
+    millis = max(0, round(duration.total_seconds() * 1000))
+    if millis < 1000:
+        return f"{millis}ms"
+    seconds = round(millis / 1000)
+    if seconds < 3600:
+        minutes, seconds = divmod(seconds, 60)
+        return _two(minutes, "m", seconds, "s") if minutes else f"{seconds}s"
+    minutes = round(seconds / 60)
+    if minutes < 24 * 60:
+        hours, minutes = divmod(minutes, 60)
+        return _two(hours, "h", minutes, "m")
+    days, hours = divmod(round(minutes / 60), 24)
+    return f"{days}d{hours}h" if hours else f"{days}d"
+
+
+def _two(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    return f"{big}{big_unit}{small:02d}{small_unit}" if small else f"{big}{big_unit}"
+
+
 def _parse_text(text: str) -> float:
     short = _SHORT.match(text)
     if short:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 
@@ -295,6 +297,26 @@ async def test_a_delivery_failing_for_its_whole_window_is_given_up(
         assert delivery["lastStatusCode"] == 503 and delivery["attempts"] >= 2
         assert "503" in (delivery["lastError"] or "")
         assert delivery["nextAttemptAt"] is None
+
+
+async def test_the_log_says_when_the_next_attempt_is_in_words(
+    db_url: str, hook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow = dataclasses.replace(FAST, initial=timedelta(minutes=2), max=timedelta(minutes=5))
+    async with (
+        Engine(db_url, settings=settings(db_url, slow)) as engine,
+        App(engine=engine) as app,
+    ):
+        await app.subscriptions.create(
+            CreateSubscription(url=hook.url, events=["execution.completed"])
+        )
+        hook.down = True
+        await run(app, OK)
+        with caplog.at_level(logging.WARNING, logger="flowledger.worker.deliveries"):
+            await DeliveryDuty(engine).deliver_pending()
+    (line,) = [r.getMessage() for r in caplog.records if "next attempt in" in r.getMessage()]
+    # The first retry waits 1-2 minutes (half of `initial`, and up to as much again).
+    assert re.search(r"; next attempt in (1m\d\ds|1m|2m)$", line), line
 
 
 async def test_an_address_the_egress_policy_refuses_is_refused(app: App) -> None:

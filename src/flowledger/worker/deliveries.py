@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flowledger.config import DeliverySchedule
+from flowledger.durations import spoken
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.storage.webhooks import ClaimedDelivery
@@ -129,7 +130,7 @@ class DeliveryDuty:
                 delivery.url,
                 delivery.attempt,
                 error,
-                f"next attempt in {retry_in}" if retry_in is not None else "given up",
+                f"next attempt in {spoken(retry_in)}" if retry_in is not None else "given up",
                 extra=extra,
             )
 
