@@ -37,7 +37,7 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
   warning line says how many.
 - ``FLOWLEDGER_RETENTION``: when set (a duration like ``30d``), workers delete finished
   executions whose end is older than that, with everything they hold (see
-  ``flowledger executions prune``); default: keep everything.
+  ``flowledger executions prune``); at least ``1m``; default: keep everything.
 - ``FLOWLEDGER_HOOK_BODY_LIMIT``: the largest body ``POST /hooks/{path}`` accepts (a size
   like ``FLOWLEDGER_OUTPUT_BUDGET``; default ``1MiB``); larger ones are answered 413.
 - ``FLOWLEDGER_DELIVERY_RETRY_INITIAL``, ``FLOWLEDGER_DELIVERY_RETRY_MAX``,
@@ -79,7 +79,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flowledger.durations import parse_duration
+from flowledger.durations import parse_duration, spoken
 from flowledger.egress import ALLOW_ENV, EgressPolicy
 from flowledger.errors import FlowledgerError
 
@@ -122,6 +122,8 @@ SIZE_LIMITS = ("max_body", "max_definition", "max_input")
 DEFAULT_DB = "sqlite:///flowledger.db"
 DEFAULT_LEASE = timedelta(seconds=30)
 MIN_LEASE = timedelta(seconds=1)
+#: The shortest age a prune takes (FLOWLEDGER_RETENTION, --older-than, the API's olderThan).
+MIN_RETENTION = timedelta(minutes=1)
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 #: How long a SQLite statement waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -329,8 +331,8 @@ def parse_retention(text: str, source: str = "--older-than") -> timedelta:
         age = parse_duration(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    if age < timedelta(minutes=1):
-        raise ConfigError(f"{source} must be at least 1m, not {text!r}")
+    if age < MIN_RETENTION:
+        raise ConfigError(f"{source} must be at least {spoken(MIN_RETENTION)}, not {text!r}")
     return age
 
 

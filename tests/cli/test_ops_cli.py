@@ -183,6 +183,14 @@ def test_prune_and_db_info(cli: Cli, db_url: str, tmp_path: Path) -> None:
     assert cli("executions", "prune", "--older-than", "later").returncode == 2
 
 
+def test_prune_s_help_says_the_shortest_age_it_refuses_below(cli: Cli) -> None:
+    # Rich may wrap the help inside its box: read it as one line, the borders left out.
+    shown = " ".join(ok(cli("executions", "prune", "--help")).replace("│", " ").split())
+    assert "at least 1m" in shown, shown
+    short = cli("executions", "prune", "--older-than", "0")
+    assert short.returncode == 2 and "--older-than: must be at least 1m" in short.stderr
+
+
 @pytest.mark.slow
 def test_a_worker_logs_json_lines_and_another_process_follows_the_step_logs(
     cli: Cli, db_url: str, tmp_path: Path

@@ -36,8 +36,9 @@ from pydantic_core import CoreSchema, core_schema
 
 from flowledger.app.inputs import MAX_INT64
 from flowledger.app.limits import check_fields_no_nul
+from flowledger.config import MIN_RETENTION
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.durations import parse_duration
+from flowledger.durations import parse_duration, spoken
 from flowledger.errors import InputError, InvalidInputError, Path, field_message, shown
 from flowledger.jsonvalues import check_json_value
 from flowledger.runtime.status import ExecutionStatus
@@ -309,8 +310,8 @@ class PruneExecutions(Request):
                 value = parse_duration(value)
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
-        if isinstance(value, timedelta) and value < timedelta(minutes=1):
-            raise ValueError("must be at least 1m")
+        if isinstance(value, timedelta) and value < MIN_RETENTION:
+            raise ValueError(f"must be at least {spoken(MIN_RETENTION)}")
         return value
 
     @field_validator("statuses")

@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from flowledger.cli.common import DbOption, JsonOption, build, executions_app, existing, out, show
+from flowledger.config import MIN_RETENTION
+from flowledger.durations import spoken
 
 
 @executions_app.command("prune")
@@ -16,7 +18,8 @@ def executions_prune(
         typer.Option(
             "--older-than",
             metavar="AGE",
-            help="Delete executions that ended longer ago than this (30d, 12h).",
+            help="Delete executions that ended longer ago than this (30d, 12h; at least "
+            f"{spoken(MIN_RETENTION)}).",
         ),
     ],
     status: Annotated[
