@@ -36,7 +36,7 @@ from flowledger.errors import (
 )
 from flowledger.heap import collector_paused
 from flowledger.schema_check import schema_problem
-from flowledger.steps.base import StepKind
+from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
 from flowledger.templates.convert import text_boolean
@@ -373,7 +373,7 @@ class _Compiler:
         if step.output_schema is not None and step_type is not None and checking_new():
             self._schema_within_model(step, step_type.output_model, path)
         if step_type is not None and checking_new():
-            self._no_idle_fields(step, step_type.kind, path)
+            self._no_idle_fields(step, step_type, path)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")
             self._one_expression(where, "expression", step.id)
@@ -399,19 +399,19 @@ class _Compiler:
                     step.id,
                 )
 
-    def _no_idle_fields(self, step: StepSpec, kind: StepKind, path: Path) -> None:
+    def _no_idle_fields(self, step: StepSpec, step_type: StepType, path: Path) -> None:
         """Fields that would be accepted and do nothing: refused where they are written."""
-        if step.retry is not None and kind in _RUN_ONCE:
+        if step.retry is not None and step_type.kind in _RUN_ONCE:
             self.report(
                 f"retry has no effect on a {step.type} step: it runs once (retry the "
                 "steps it runs, or the execution with 'executions retry')",
                 (*path, "retry"),
                 step.id,
             )
-        if step.timeout is not None and step.type == "sys.delay":
+        if step.timeout is not None and step_type.timeout_has_no_effect:
             self.report(
-                "timeout has no effect on sys.delay: it waits its duration (bound a step "
-                "with 'due' instead)",
+                f"timeout has no effect on {step.type}: it waits its duration (bound a "
+                "step with 'due' instead)",
                 (*path, "timeout"),
                 step.id,
             )

@@ -162,6 +162,9 @@ class StepType:
     #: it somewhere, such as ``sys.http_request``'s ``headers``). Everywhere else the
     #: definition is refused; these fields are stored with the reference, not the value.
     secret_fields: frozenset[str] = frozenset()
+    #: Its handler returns at once and the step then waits (``sys.delay``): a ``timeout``,
+    #: which bounds a handler's run, would do nothing, so a definition giving one is refused.
+    timeout_has_no_effect: bool = False
 
     @cached_property
     def is_coroutine(self) -> bool:

@@ -206,6 +206,7 @@ DELAY = StepType(
     output_model=DelayOutput,
     resume=_delay_resume,
     description="Wait for a duration or until a time; durable across restarts.",
+    timeout_has_no_effect=True,
 )
 
 
