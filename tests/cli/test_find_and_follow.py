@@ -251,3 +251,20 @@ def test_user_text_is_never_read_as_markup(cli: Cli, tmp_path: Path) -> None:
     assert "[link=http://x]hi[/link] [bold]b" in shown.stdout
     listed = cli("executions", "list")
     assert "[red]x[/]" in listed.stdout
+
+
+def test_every_command_shows_a_step_at_the_same_local_time(cli: Cli) -> None:
+    """run, events and logs printed UTC without naming it, while show printed local
+    time: one step read 02:31:50 in one command and 21:31:50 in another."""
+    zone = {"TZ": "America/New_York"}
+    ran = cli(*[arg for arg in HELLO if arg != "--json"], **zone)
+    assert ran.returncode == 0, ran.stderr
+    doc = json.loads(cli("executions", "list", "--json", "--limit", "1").stdout)[0]
+    shown = cli("executions", "show", doc["id"], **zone).stdout
+    events = cli("executions", "events", doc["id"], **zone).stdout
+    [completed] = [e for e in events.splitlines() if "execution.completed" in e]
+    local = completed.split()[1]  # "   9 21:31:50.706 execution.completed"
+    utc = doc["completedAt"][11:23]
+    assert local != utc  # New York is never on UTC
+    assert local[:8] in shown  # show's own local times
+    assert local in ran.stdout + ran.stderr  # the live lines, piped

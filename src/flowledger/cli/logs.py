@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flowledger.cli.clock import stamp
 from flowledger.cli.common import DbOption, JsonOption, execution_id, executions_app, existing, out
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _print(line: Any, as_json: bool) -> None:
         sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
         sys.stdout.flush()
         return
-    at = line["at"].replace("T", " ")
+    at = stamp(line["at"])
     head = f"{at} {line['stepId']}#{line['attempt']} {line['level']:<7} "
     first, *rest = line["message"].splitlines() or [""]
     out.print(head + first, markup=False, highlight=False, soft_wrap=True)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.console import Console
 from rich.text import Text
 
+from flowledger.cli.clock import time_of_day
 from flowledger.cli.terminal import discard_output, visible
 from flowledger.definition.compiled import CompiledGraph, CompiledWorkflow
 
@@ -137,7 +138,7 @@ class PlainProgress:
 def event_line(event: dict[str, Any], label: str = "") -> str:
     """``10:02:03.120 step.failed  enrich (attempt 2): answered 503 120ms``, with
     ``label`` (a child's) after the time."""
-    line = f"{event['at'][11:23]} {label}{event['kind']:<22}"
+    line = f"{time_of_day(event['at'])} {label}{event['kind']:<22}"
     if event["stepId"]:
         line += f" {event['stepId']} (attempt {event['attempt']})"
     detail = event.get("detail") or {}

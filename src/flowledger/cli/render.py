@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from flowledger.cli import clock
 from flowledger.cli.progress import STATUS_STYLE, event_line
 
 if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints none)
@@ -36,15 +37,13 @@ def when(text: str | None) -> str:
     """An ISO time for people: this machine's time zone, which it names (``… UTC``)."""
     if not text:
         return ""
-    moment = _parse(text)
+    moment = clock.parse(text)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def clock_time(text: str | None) -> str:
     """Just the time of day (the date is in the header), to the millisecond."""
-    if not text:
-        return ""
-    return _parse(text).astimezone().strftime("%H:%M:%S.%f")[:-3]
+    return clock.time_of_day(text) if text else ""
 
 
 def _status(status: str) -> Text:
@@ -64,7 +63,7 @@ def _duration(doc: dict[str, Any]) -> str:
     start, end = doc.get("startedAt"), _ended(doc)
     if not start or not end:
         return ""
-    return _seconds((_parse(end) - _parse(start)).total_seconds())
+    return _seconds((clock.parse(end) - clock.parse(start)).total_seconds())
 
 
 def _seconds(seconds: float) -> str:
@@ -75,11 +74,6 @@ def _seconds(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _parse(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def error_text(error: dict[str, Any]) -> str:
@@ -214,7 +208,7 @@ def _compact_steps(console: Console, steps: Sequence[dict[str, Any]]) -> None:
         statuses = Counter(s["status"] for s in group)
         errors = [s["error"]["message"] for s in group if s.get("error")]
         took = sum(
-            (_parse(end) - _parse(s["startedAt"])).total_seconds()
+            (clock.parse(end) - clock.parse(s["startedAt"])).total_seconds()
             for s in group
             if s.get("startedAt") and (end := _ended(s))
         )
@@ -256,9 +250,9 @@ def failed_periods(events: list[dict[str, Any]]) -> list[tuple[datetime, datetim
     periods: list[tuple[datetime, datetime | None]] = []
     for event in events:
         if event["kind"] == "execution.failed":
-            periods.append((_parse(event["at"]), None))
+            periods.append((clock.parse(event["at"]), None))
         elif event["kind"] == "execution.retried" and periods and periods[-1][1] is None:
-            periods[-1] = (periods[-1][0], _parse(event["at"]))
+            periods[-1] = (periods[-1][0], clock.parse(event["at"]))
     return periods
 
 
@@ -281,10 +275,10 @@ def timeline(
     if not steps:
         console.print("no step has started")
         return
-    start = min(_parse(s["startedAt"]) for s in steps)
-    ends = [_parse(e) for s in steps if (e := _ended(s))]
+    start = min(clock.parse(s["startedAt"]) for s in steps)
+    ends = [clock.parse(e) for s in steps if (e := _ended(s))]
     finished = _ended(doc)
-    end = _parse(finished) if finished else max([datetime.now(UTC), *ends])
+    end = clock.parse(finished) if finished else max([datetime.now(UTC), *ends])
     span = max((end - start).total_seconds(), 0.001)
     per_row = show_all or len(steps) <= COMPACT_ABOVE
     rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -309,8 +303,8 @@ def timeline(
         attempts.sort(key=lambda s: s["startedAt"])
         previous_end: datetime | None = None
         for attempt in attempts:
-            began = _parse(attempt["startedAt"])
-            stopped = _parse(e) if (e := _ended(attempt)) else None
+            began = clock.parse(attempt["startedAt"])
+            stopped = clock.parse(e) if (e := _ended(attempt)) else None
             if previous_end is not None and attempt["attempt"] > 1 and began > previous_end:
                 # From the cell after the last attempt's own: an attempt shorter than a
                 # cell ends in the cell it began in, and its mark must stay.
