@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import func, select, update
 
 from flowledger import Engine
-from flowledger.app import App, PushWorkflows, WorkflowText
+from flowledger.app import App, CreateJobRun, DriveJobRun, GetJobRun, PushWorkflows, WorkflowText
 from flowledger.app.models import PruneExecutions
 from flowledger.config import Settings
-from flowledger.errors import InvalidInputError
+from flowledger.errors import InvalidInputError, NotFoundError
 from flowledger.storage.schema import events, executions, step_executions
 from flowledger.storage.schema_artifacts import artifacts
+from flowledger.storage.schema_jobs import job_runs
 from flowledger.storage.schema_ops import step_logs
 
 BIG = """\
@@ -170,3 +171,38 @@ steps:
     assert len(children) == 2
     for child in children:
         assert await store.get_execution(child) is not None
+
+
+JOB = """\
+name: two-steps
+workflows:
+  - {workflow: child}
+  - {workflow: child}
+"""
+
+
+async def test_a_job_run_goes_whole_with_its_executions(app: App) -> None:
+    """Pruning some of a job run's executions left it "Completed" while it reported its
+    workflows as never started (executionId null)."""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=CHILD, file="c.yaml")]))
+    job = await app.job_runs.create(CreateJobRun(text=JOB, hold=True))
+    done = await app.job_runs.drive(DriveJobRun(id=job["id"]))
+    assert done["status"] == "Completed"
+    first, second = (run["executionId"] for run in done["runs"])
+    later(app, 2)
+    # The second workflow ran long: it, and the job run, ended a moment ago.
+    store: Any = app.engine.store
+    now = app.engine.clock.now()
+    with store.conn.begin():
+        store.conn.execute(
+            update(executions).where(executions.c.id == second).values(last_activity_at=now)
+        )
+        store.conn.execute(
+            update(job_runs).where(job_runs.c.id == job["id"]).values(completed_at=now)
+        )
+    assert (await prune(app, older_than="1d"))["executions"] == 0  # not half of it
+    assert (await app.job_runs.get(GetJobRun(id=job["id"])))["runs"][0]["executionId"] == first
+    later(app, 2)
+    assert (await prune(app, older_than="1d"))["executions"] == 2
+    with pytest.raises(NotFoundError):
+        await app.job_runs.get(GetJobRun(id=job["id"]))

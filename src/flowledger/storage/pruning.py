@@ -69,14 +69,12 @@ class SQLPruneStore(SQLPart, PruneStore):
 
     def _idle_since(self, before: datetime | BindParameter[Any]) -> ColumnElement[bool]:
         t = executions
-        running_job = exists().where(
-            job_runs.c.id == t.c.job_run_id, job_runs.c.completed_at.is_(None)
-        )
-        return and_(
-            t.c.last_activity_at < before,
-            # An unfinished job run still reads its items' executions.
-            or_(t.c.job_run_id.is_(None), not_(running_job)),
-        )
+        # An unfinished job run still reads its items' executions, and a finished one goes
+        # whole, with the last of them (delete_executions): judged by its own end, which
+        # comes after theirs, its executions all go in the same prune. Pruned one by one,
+        # a job run said "Completed" about workflows it then reported as never started.
+        old_job = exists().where(job_runs.c.id == t.c.job_run_id, job_runs.c.completed_at < before)
+        return and_(t.c.last_activity_at < before, or_(t.c.job_run_id.is_(None), old_job))
 
     def _childless(self) -> ColumnElement[bool]:
         child = executions.alias("child")  # Core, not the ORM: importing that costs
@@ -225,5 +223,12 @@ class SQLPruneStore(SQLPart, PruneStore):
                     deliveries.c.execution_id.in_(gone), deliveries.c.status != "pending"
                 )
             )
+            runs = select(t.c.job_run_id).where(t.c.id.in_(gone), t.c.job_run_id.is_not(None))
+            job_run_ids = [r[0] for r in self.conn.execute(runs.distinct())]
             self.conn.execute(delete(t).where(t.c.id.in_(gone)))
+            if job_run_ids:  # a job run goes with the last of its executions
+                left = exists().where(executions.c.job_run_id == job_runs.c.id)
+                self.conn.execute(
+                    delete(job_runs).where(job_runs.c.id.in_(job_run_ids), not_(left))
+                )
         return gone
