@@ -9,7 +9,13 @@ from typing import Any
 
 from rich.console import Console
 
-from flowledger.cli.render import TIMELINE_WIDTH, failed_periods, pending_inputs, timeline
+from flowledger.cli.render import (
+    TIMELINE_WIDTH,
+    failed_periods,
+    pending_inputs,
+    timeline,
+    wait_periods,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -110,3 +116,27 @@ def test_the_time_an_execution_stood_failed_is_not_a_retry_s_wait() -> None:
     assert row.split("|")[1] == "x" * 6 + "-" * 39 + "█" * 5, row
     assert "- execution failed until retried" in captured.get()
     assert failed_periods(events[:2]) == [(T0 + timedelta(milliseconds=100), None)]
+
+
+def test_the_time_a_step_waited_for_a_person_is_drawn_as_a_wait() -> None:
+    """A step that waited 900 ms of its 1,000 for an answer was drawn running throughout;
+    the legend's ░ was never used."""
+    asked = {**_attempt(1, 0, 1000, "Completed"), "id": "se-1"}
+    doc = {
+        "id": "e4",
+        "runtimeStatus": "Completed",
+        "completedAt": _at(1000),
+        "steps": {"se-1": asked},
+    }
+    events = [
+        {"kind": "step.started", "at": _at(0), "stepExecutionId": "se-1"},
+        {"kind": "step.suspended", "at": _at(100), "stepExecutionId": "se-1"},
+        {"kind": "step.awaiting_input", "at": _at(100), "stepExecutionId": "se-1"},
+        {"kind": "step.input_received", "at": _at(950), "stepExecutionId": "se-1"},
+        {"kind": "step.completed", "at": _at(1000), "stepExecutionId": "se-1"},
+    ]
+    console = Console(width=200, record=True, color_system=None)
+    with console.capture() as captured:
+        timeline(console, doc, waits=wait_periods(events))
+    [row] = [line for line in captured.get().splitlines() if line.startswith("call")]
+    assert row.split("|")[1] == "█" * 6 + "░" * 42 + "█" * 2, row

@@ -256,18 +256,45 @@ def failed_periods(events: list[dict[str, Any]]) -> list[tuple[datetime, datetim
     return periods
 
 
+#: Events that start a step attempt's wait (a timer, a person, children) and end one.
+_WAIT_STARTS = frozenset({"step.suspended", "step.awaiting_input", "step.children_planned"})
+_WAIT_ENDS = frozenset(
+    {"step.resumed", "step.input_received", "step.input_timed_out", "step.completed",
+     "step.failed", "step.cancelled"}
+)  # fmt: skip
+
+
+def wait_periods(events: list[dict[str, Any]]) -> dict[str, list[tuple[datetime, datetime | None]]]:
+    """When each step attempt (by step execution id) waited, from its events: from a
+    suspension, a question or its children's start until it resumed or ended (None:
+    still waiting)."""
+    periods: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for event in events:
+        attempt = event.get("stepExecutionId")
+        if attempt is None:
+            continue
+        open_wait = periods[attempt] and periods[attempt][-1][1] is None
+        if event["kind"] in _WAIT_STARTS and not open_wait:
+            periods[attempt].append((clock.parse(event["at"]), None))
+        elif event["kind"] in _WAIT_ENDS and open_wait:
+            periods[attempt][-1] = (periods[attempt][-1][0], clock.parse(event["at"]))
+    return dict(periods)
+
+
 def timeline(
     console: Console,
     doc: dict[str, Any],
     *,
     show_all: bool = False,
     failed: list[tuple[datetime, datetime | None]] | None = None,
+    waits: dict[str, list[tuple[datetime, datetime | None]]] | None = None,
 ) -> None:
     """A text Gantt chart: one row per step (per loop iteration with --all, or when
     few), ``█`` an attempt running, ``x`` one that failed, ``·`` the wait before a
     retry, ``-`` the time the execution stood failed until someone retried it
-    (``failed``: :func:`failed_periods`), ``░`` a step waiting (for input, a timer,
-    children) that has not ended."""
+    (``failed``: :func:`failed_periods`), ``░`` the time an attempt waited for input, a
+    timer or children (``waits``: :func:`wait_periods`; without them, only a wait that
+    has not ended)."""
     steps = [s for s in (doc.get("steps") or {}).values() if s.get("startedAt")]
     console.print(
         Text.assemble(("execution ", "bold"), doc["id"], "  ", _status(doc["runtimeStatus"]))
@@ -317,6 +344,10 @@ def timeline(
                 mark, style = ("░", "cyan") if attempt["status"] != "InProgress" else ("█", style)
             for i in range(column(began), column(stopped or end) + 1):
                 cells[i], styles[i] = mark, style
+            for waited, resumed in waits.get(attempt["id"], ()) if waits else ():
+                # From the cell after the wait began, so a short run before it shows.
+                for i in range(column(waited) + 1, column(resumed or stopped or end) + 1):
+                    cells[i], styles[i] = "░", "cyan"
             previous_end = stopped or previous_end
         bar = Text()
         for cell, style in zip(cells, styles, strict=True):
