@@ -179,3 +179,20 @@ def test_a_worker_resumes_an_execution_once_input_arrives(cli: Cli, tmp_path: Pa
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
+
+
+def test_a_cancel_names_the_account_that_sent_it_without_a_user_variable(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Without USER (a service, a container) it was recorded as cli:unknown."""
+    import getpass
+
+    started = cli("start", "examples/approval.yaml", "--input", '{"leads": 1}')
+    assert started.returncode == 0, started.stderr
+    execution_id = started.stdout.strip()
+    cancelled = cli("executions", "cancel", execution_id, "--json", USER="", USERNAME="")
+    assert cancelled.returncode == 0, cancelled.stderr
+    listed = cli("executions", "events", execution_id, "--json").stdout
+    events = [json.loads(line) for line in listed.splitlines()]
+    [cancel] = [e for e in events if e["kind"] == "execution.cancelled"]
+    assert f"cli:{getpass.getuser()}" in json.dumps(cancel)

@@ -7,6 +7,7 @@ which case the worker goes on and this command reports what it sees.
 
 from __future__ import annotations
 
+import getpass
 import os
 from typing import Annotated, Any, NoReturn
 
@@ -47,7 +48,15 @@ DetachOption = Annotated[
 
 
 def _who() -> str:
-    return f"cli:{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}"
+    """``cli:<login name>``: from the environment, else the account this process runs
+    as (a service or a container often sets no USER)."""
+    name = os.environ.get("USER") or os.environ.get("USERNAME")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # a uid with no account
+            name = "unknown"
+    return f"cli:{name}"
 
 
 def _finish(
