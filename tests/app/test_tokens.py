@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flowledger.app import App, Authenticate, CreateToken, RevokeToken
+from flowledger.app import App, Authenticate, CreateToken, ListTokens, RevokeToken
 from flowledger.errors import AuthenticationError
 
 
@@ -62,3 +62,20 @@ async def test_a_revoke_is_not_undone_by_a_read_under_way(
         assert (await under_way)["name"] == "gone"  # it began before the revoke
         with pytest.raises(AuthenticationError):
             await app.tokens.authenticate(check)
+
+
+async def test_a_name_taken_again_keeps_the_revoked_token_in_the_list(db_url: str) -> None:
+    """Reusing a revoked token's name rewrote its row: the record that an operator
+    token of that name existed, and when it was revoked, disappeared."""
+    async with App(db_url) as app:
+        old = await app.tokens.create(CreateToken(name="tmp", role="operator"))
+        await app.tokens.revoke(RevokeToken(name="tmp"))
+        new = await app.tokens.create(CreateToken(name="tmp", role="viewer"))
+        listed = {doc["name"]: doc for doc in await app.tokens.list(ListTokens())}
+        with pytest.raises(AuthenticationError):
+            await app.tokens.authenticate(Authenticate(token=old["token"], needs="viewer"))
+        found = await app.tokens.authenticate(Authenticate(token=new["token"], needs="viewer"))
+    assert found["name"] == "tmp"
+    assert (listed["tmp"]["role"], listed["tmp"]["revokedAt"]) == ("viewer", None)
+    [kept] = [doc for name, doc in listed.items() if name.startswith("tmp~revoked~")]
+    assert kept["role"] == "operator" and kept["revokedAt"] is not None

@@ -12,7 +12,8 @@ The rule "this role may do that" lives here (:meth:`Tokens.authenticate` with
 ``needs``), so every face enforces it the same way.
 
 Decisions: a token's name is unique among tokens that are not revoked; creating a
-token with a revoked one's name replaces that row. ``last_used_at`` is written at most
+token with a revoked one's name keeps that row, renamed ``<name>~revoked~<id>`` (the
+audit trail stays in ``tokens list``). ``last_used_at`` is written at most
 once a minute per token (a write on every request would cost more than it tells): each
 process remembers when it last wrote it, so a request writes nothing in between.
 A process keeps what it read of a token for :data:`RECHECK` (one second): a request

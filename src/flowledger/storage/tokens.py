@@ -19,7 +19,7 @@ class TokenStore(ABC):
     @abstractmethod
     async def create_api_token(self, row: Row) -> bool:
         """Store a token; False when a token of that name exists and is not revoked (a
-        revoked one of that name is replaced)."""
+        revoked one of that name is kept, renamed ``<name>~revoked~<id>``)."""
 
     @abstractmethod
     async def list_api_tokens(self) -> list[Row]:
@@ -55,14 +55,18 @@ class SQLTokenStore(SQLPart, TokenStore):
             return True
         except IntegrityError:
             pass
-        values = {k: v for k, v in row.items() if k not in ("id", "name")}
-        replace = (
-            update(t)
-            .where(and_(t.c.name == row["name"], t.c.revoked_at.is_not(None)))
-            .values(**values, last_used_at=None, revoked_at=None)
-        )
         with self.conn.begin():
-            return self.conn.execute(replace).rowcount == 1
+            revoked = self.conn.execute(
+                select(t.c.id).where(and_(t.c.name == row["name"], t.c.revoked_at.is_not(None)))
+            ).first()
+            if revoked is None:
+                return False  # the name is in use
+            # The revoked token keeps its row, under a name no new token can take (names
+            # never hold "~"), so `tokens list` still shows it and when it was revoked.
+            kept = f"{row['name'][:100]}~revoked~{revoked[0][:8]}"
+            self.conn.execute(update(t).where(t.c.id == revoked[0]).values(name=kept))
+            self.conn.execute(insert(t), [row])
+            return True
 
     @reads
     def list_api_tokens(self) -> list[Row]:
