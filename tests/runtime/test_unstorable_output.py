@@ -3,14 +3,15 @@ clear error; it does not crash the run or the engine."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from flowledger import Engine, StepContext, StepRegistry, step_type
+from flowledger import Engine, StepContext, StepRegistry, Suspend, step_type
 
 
 class _Input(BaseModel):
@@ -281,3 +282,37 @@ async def test_a_validation_error_inside_a_handler_is_told_in_one_line(db_url: s
     assert step["error"]["message"] == (
         'ValidationError in _Reply: count: must be a whole number, not "many"'
     )
+
+
+@step_type("test.counts_around_a_park")
+async def counts_before_parking(data: _Mode, ctx: StepContext) -> Suspend:
+    assert ctx.variables is not None
+    ctx.variables.apply("n", "increment", 1)
+    return Suspend(until=datetime.now(UTC) + timedelta(milliseconds=20), state={"phase": 1})
+
+
+async def _counts_after_waking(data: Any, ctx: StepContext, state: Any) -> dict[str, Any]:
+    assert dict(state) == {"phase": 1}  # the engine's own key is not the handler's
+    assert ctx.variables is not None
+    ctx.variables.apply("n", "increment", 10)
+    return {"woke": True}
+
+
+COUNTS_AROUND_A_PARK = dataclasses.replace(counts_before_parking, resume=_counts_after_waking)
+
+
+async def test_a_rerun_replays_the_changes_a_step_made_before_it_suspended(db_url: str) -> None:
+    """Only the changes after the last wake were kept with the step: a rerun that
+    reused it lost the ones made before it suspended (n came back 10, not 11)."""
+    registry = StepRegistry.with_builtins()
+    registry.register(COUNTS_AROUND_A_PARK)
+    text = (
+        "name: parking\nvariables: {n: 0}\noutput: '{{ variables.n }}'\nsteps:\n"
+        "  - {id: a, type: test.counts_around_a_park, input: {mode: x}}\n"
+        "  - {id: b, type: sys.no_action, after: [a]}\n"
+    )
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(text))
+        assert doc["output"] == 11, doc["error"]
+        again = await engine.settle(await engine.rerun(doc["id"], "b"))
+    assert again["variables"] == {"n": 11} and again["output"] == 11

@@ -36,7 +36,9 @@ async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
 async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepContext) -> Any:
     step_type = run.step.step_type
     if run.suspended and step_type.resume is not None:
-        return await step_type.resume(data, ctx, run.state or {})
+        # The handler's own state: "variables" is the engine's (runner.step_succeeded).
+        state = {k: v for k, v in (run.state or {}).items() if k != "variables"}
+        return await step_type.resume(data, ctx, state)
     if step_type.is_coroutine:
         return await handler(data, ctx)
     # Plain functions may block (I/O, CPU): keep them off the event loop.

@@ -512,8 +512,14 @@ class ExecutionRunner:
 
     def step_succeeded(self, run: StepExecution, result: Any) -> None:
         if isinstance(result, Suspend):
-            self._take_variable_changes(run)
+            # Kept with the step across its parks (state key "variables" is the engine's):
+            # a rerun that reuses it replays what it changed before and after suspending.
+            earlier = _parked_changes(run)
+            made = self._take_variable_changes(run)
             self.suspend(run, result)
+            if earlier or made:
+                assert run.state is not None
+                run.state["variables"] = [*earlier, *made]
             return
         try:
             output = normalize_output(run.step, result)
@@ -551,7 +557,7 @@ class ExecutionRunner:
             message = f"its output cannot be stored as JSON: {describe(exc)}"
             self.step_failed(run, message, retryable=False)
             return
-        changed = self._take_variable_changes(run)
+        changed = [*_parked_changes(run), *self._take_variable_changes(run)]
         if changed:  # kept with the step: a rerun that reuses it replays them
             run.state = {**(run.state or {}), "variables": changed}
         now = self.clock.now()
@@ -752,3 +758,10 @@ def _late_message(step: CompiledStep) -> str:
     if timeout is not None and step.step_type.kind.structural and (due is None or timeout <= due):
         return f"timed out after {timeout.total_seconds():g}s"
     return "did not finish before it was due"
+
+
+def _parked_changes(run: StepExecution) -> list[list[Any]]:
+    """The ``ctx.variables`` changes the attempt made before it last suspended."""
+    if not run.suspended or not run.state:
+        return []
+    return list(run.state.get("variables") or ())

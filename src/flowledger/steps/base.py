@@ -34,7 +34,9 @@ class Suspend:
     """Returned by a handler to park the step durably until ``until`` (or external input).
 
     The step stays ``InProgress`` without a running handler; after a restart it is
-    not re-run, it keeps waiting. When it wakes, ``StepType.resume`` produces its output.
+    not re-run, it keeps waiting. When it wakes, ``StepType.resume`` produces its output,
+    given ``state`` (whose key ``variables`` is reserved: the engine keeps the attempt's
+    ``ctx.variables`` changes there).
     """
 
     until: datetime | None
