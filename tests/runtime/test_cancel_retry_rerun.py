@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from typing import Any
 
 import pytest
 
@@ -202,6 +204,13 @@ async def test_a_rerun_keeps_the_variables_a_reused_loop_set(engine: Engine) -> 
     again = await engine.settle(await engine.rerun(first["id"], "report", by="ops"))
     assert again["output"] == first["output"]
     assert again["variables"] == first["variables"]
+
+    def iterations(doc: dict[str, Any]) -> list[tuple[str, str]]:
+        body = [s for s in doc["steps"].values() if s["loop"]]
+        return sorted((s["stepId"], json.dumps(s["loop"], sort_keys=True)) for s in body)
+
+    # The reused loop's iterations come with it: only the loop's own row was copied.
+    assert iterations(again) == iterations(first) and len(iterations(first)) == 12
 
 
 async def test_rerun_on_the_latest_version_checks_the_reused_steps(engine: Engine) -> None:

@@ -341,6 +341,17 @@ async def rerun(
                 f"complete in execution {execution_id} ({state}); rerun from an earlier step"
             )
         copies.append(found)
+    # A reused loop's iterations come with it, so the rerun's own history shows them (the
+    # loop's output already holds their results).
+    loops = {sid for sid in reused if original.steps[sid].body is not None}
+    copies += sorted(
+        (
+            found
+            for (loop_key, path), found in latest.items()
+            if loop_key and path.split("/", 1)[0] in loops
+        ),
+        key=lambda r: (r["seq"], r["id"]),
+    )
     # Variables as the reused steps left them: every completed sys.set_variable among them
     # or inside their loop bodies, in the order they were applied (each output holds the
     # value after its operation, so the last one applied is the value).
