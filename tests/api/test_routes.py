@@ -52,6 +52,26 @@ def test_push_list_show_and_versions(service: Service) -> None:
         error(http.get("/api/v1/workflows/no-such-workflow"), 404)
 
 
+def test_likely_typos_are_taken_with_warnings(service: Service) -> None:
+    name, kind = unique("wf"), unique("Ghost").replace("-", "")
+    ghostly = f"name: {name}\ntriggers: [{{type: entity, entity_type: {kind}}}]\n" + (
+        "steps: [{id: a, type: sys.transform, input: {value: 1}}]\n"
+    )
+    with service.client("admin") as http:
+        pushed = http.post("/api/v1/workflows", content=ghostly)
+        assert pushed.status_code == 201, pushed.text
+        assert pushed.json()["warnings"] == [
+            f"triggers[0]: no entity type {kind!r} exists yet; the trigger fires once it is created"
+        ]
+        body = {"url": "https://example.com/in", "events": ["execution.failed"]}
+        typo = http.post("/api/v1/subscriptions", json={**body, "workflow": unique("nosuch")})
+        assert typo.status_code == 201, typo.text
+        (warning,) = typo.json()["warnings"]
+        assert warning.startswith("workflow: no workflow named 'nosuch-")
+        known = http.post("/api/v1/subscriptions", json={**body, "workflow": name})
+        assert known.status_code == 201 and known.json()["warnings"] == []
+
+
 def test_an_invalid_definition_is_422_with_its_problems(service: Service) -> None:
     text = "name: broken\nsteps:\n  - id: a\n    type: sys.nope\n"
     with service.client("admin") as http:

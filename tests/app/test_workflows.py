@@ -9,6 +9,7 @@ import pytest
 
 from flowledger.app import (
     App,
+    CreateEntityType,
     GetWorkflow,
     GetWorkflowVersion,
     ListWorkflows,
@@ -58,6 +59,27 @@ async def test_push_is_all_or_nothing(app: App, tmp_path: Path, hello_file: str)
     ]
     again = await app.workflows.push(PushWorkflows(files=[good]))
     assert again[0]["changed"] is False
+
+
+GHOSTLY = """\
+name: ghostly
+triggers:
+  - {type: schedule, cron: "0 9 * * *"}
+  - {type: entity, entity_type: Ghost, events: [created]}
+steps:
+  - {id: a, type: sys.transform, input: {value: 1}}
+"""
+
+
+async def test_an_entity_trigger_on_no_known_type_is_pushed_with_a_warning(app: App) -> None:
+    (pushed,) = await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=GHOSTLY)]))
+    assert pushed["changed"] and pushed["version"] == 1
+    assert pushed["warnings"] == [
+        "triggers[1]: no entity type 'Ghost' exists yet; the trigger fires once it is created"
+    ]
+    await app.entities.create_type(CreateEntityType(name="Ghost"))
+    (again,) = await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=GHOSTLY)]))
+    assert again["warnings"] == [] and not again["changed"]
 
 
 async def test_every_start_by_name_runs_the_pushed_version(app: App) -> None:

@@ -101,6 +101,25 @@ def test_an_invalid_file_stops_the_whole_push(cli: Cli, tmp_path: Path) -> None:
     assert listed.stdout.startswith("no workflows are pushed yet")  # not even hello
 
 
+def test_an_entity_trigger_on_no_known_type_is_pushed_with_a_warning(
+    cli: Cli, tmp_path: Path
+) -> None:
+    ghostly = "name: ghostly\ntriggers: [{type: entity, entity_type: Ghost}]\n" + (
+        "steps: [{id: a, type: sys.transform, input: {value: 1}}]\n"
+    )
+    file = write(tmp_path, "ghostly.yaml", ghostly)
+    pushed = cli("workflows", "push", file, "examples/hello.yaml")
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout.splitlines() == ["pushed ghostly version 1", "pushed hello version 1"]
+    assert pushed.stderr.splitlines() == [
+        "warning: ghostly: triggers[0]: no entity type 'Ghost' exists yet; "
+        "the trigger fires once it is created"
+    ]
+    assert cli("entities", "types", "create", "Ghost").returncode == 0
+    again = cli("workflows", "push", file)
+    assert again.returncode == 0 and "warning" not in again.stderr
+
+
 def test_two_files_with_one_name_and_a_missing_file_are_refused(cli: Cli, tmp_path: Path) -> None:
     copy = write(tmp_path, "copy.yaml", DEFINITION)
     twice = cli("workflows", "push", write(tmp_path, "m.yaml", DEFINITION), copy)

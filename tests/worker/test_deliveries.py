@@ -18,6 +18,7 @@ from flowledger.app import App
 from flowledger.app.subscriptions import (
     CreateSubscription,
     DeleteSubscription,
+    Event,
     GetSubscription,
     ListDeliveries,
 )
@@ -317,6 +318,26 @@ async def test_the_log_says_when_the_next_attempt_is_in_words(
     (line,) = [r.getMessage() for r in caplog.records if "next attempt in" in r.getMessage()]
     # The first retry waits 1-2 minutes (half of `initial`, and up to as much again).
     assert re.search(r"; next attempt in (1m\d\ds|1m|2m)$", line), line
+
+
+async def test_a_workflow_of_no_known_name_is_subscribed_with_a_warning(app: App) -> None:
+    events: list[Event] = ["execution.completed"]
+    typo = await app.subscriptions.create(
+        CreateSubscription(url="https://example.com/in", events=events, workflow="nosuch")
+    )
+    assert typo["warnings"] == [
+        "workflow: no workflow named 'nosuch' exists yet; the subscription reports its "
+        "executions once it is pushed"
+    ]
+    await run(app, OK)  # stored by running it, never pushed: known all the same
+    known = await app.subscriptions.create(
+        CreateSubscription(url="https://example.com/in", events=events, workflow="ok")
+    )
+    anything = await app.subscriptions.create(
+        CreateSubscription(url="https://example.com/in", events=events)
+    )
+    assert known["warnings"] == [] and anything["warnings"] == []
+    assert "warnings" not in await app.subscriptions.get(GetSubscription(id=typo["id"]))
 
 
 async def test_an_address_the_egress_policy_refuses_is_refused(app: App) -> None:

@@ -155,6 +155,9 @@ class PushedWorkflow(TypedDict):
     versionId: str
     changed: bool
     triggers: list[TriggerDocument]
+    #: What is valid but likely a mistake (an entity trigger on a type that does not
+    #: exist yet), one line each: pushed all the same.
+    warnings: list[str]
 
 
 class WorkflowVersionDocument(TypedDict):

@@ -103,6 +103,8 @@ class SubscriptionDocument(TypedDict):
 class CreatedSubscription(SubscriptionDocument):
     #: The signing secret: shown this once.
     secret: str
+    #: What is taken but likely a mistake (a workflow of no known name), one line each.
+    warnings: list[str]
 
 
 class DeliveryDocument(TypedDict):
@@ -142,7 +144,8 @@ class Subscriptions:
             "created_at": self._engine.clock.now(),
         }
         await self._engine.store.create_subscription(row)
-        return cast(CreatedSubscription, {**_subscription(row), "secret": row["secret"]})
+        created = {**_subscription(row), "secret": row["secret"]}
+        return cast(CreatedSubscription, {**created, "warnings": await self._warnings(request)})
 
     async def list(self) -> builtins.list[SubscriptionDocument]:
         """Every subscription, newest first."""
@@ -190,6 +193,17 @@ class Subscriptions:
             _position,
         )
         return Page[DeliveryDocument](items=[_delivery(r) for r in page], next_cursor=cursor)
+
+    async def _warnings(self, request: CreateSubscription) -> builtins.list[str]:
+        """A workflow name nothing has stored (pushed or run) is likely a typo, but not
+        refused: the workflow may be pushed after its subscription."""
+        name = request.workflow
+        if name is None or await self._engine.store.workflow_version_id(name) is not None:
+            return []
+        return [
+            f"workflow: no workflow named {name!r} exists yet; the subscription reports "
+            "its executions once it is pushed"
+        ]
 
     def _check_egress(self, url: str) -> None:
         host = urlsplit(url).hostname or ""

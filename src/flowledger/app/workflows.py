@@ -33,7 +33,7 @@ from flowledger.app.workflow_ops import WorkflowOperations, webhook_paths
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
-from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
+from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger, compile_triggers
 from flowledger.errors import DefinitionError, InputError, NotFoundError, Path, Problem
 from flowledger.runtime.creation import validate_input
 from flowledger.storage import WorkflowVersion
@@ -176,6 +176,7 @@ class Workflows(Listing, WorkflowOperations):
             seen[compiled.name] = file
         paths = {compiled.name: webhook_paths(compiled.document) for _, compiled in loaded}
         await self._check_webhook_paths(paths)
+        warnings = {compiled.name: await self._push_warnings(compiled) for _, compiled in loaded}
         now = engine.clock.now()
         pushed: builtins.list[PushedWorkflow] = []
         for _, compiled in loaded:
@@ -187,9 +188,26 @@ class Workflows(Listing, WorkflowOperations):
                     "versionId": version.id,
                     "changed": changed,
                     "triggers": self._triggers(compiled.document, now),
+                    "warnings": warnings[compiled.name],
                 }
             )
         return pushed
+
+    async def _push_warnings(self, workflow: CompiledWorkflow) -> builtins.list[str]:
+        """What a push takes but the user likely mistyped: an entity trigger on a type
+        that does not exist. Not refused, as the type may be created after the workflow
+        (its trigger fires from then on)."""
+        warnings: builtins.list[str] = []
+        for trigger in workflow.triggers:
+            spec = trigger.spec
+            if not isinstance(spec, EntityTrigger):
+                continue
+            if await self._engine.store.get_entity_type(spec.entity_type) is None:
+                warnings.append(
+                    f"triggers[{trigger.index}]: no entity type {spec.entity_type!r} exists "
+                    "yet; the trigger fires once it is created"
+                )
+        return warnings
 
     # -- reading ------------------------------------------------------------------------------
 

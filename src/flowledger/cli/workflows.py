@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from flowledger.app import App, ListWorkflows, PushWorkflows, TriggerDocument
+from flowledger.app import App, ListWorkflows, PushedWorkflow, PushWorkflows, TriggerDocument
 from flowledger.cli.common import (
     DbOption,
     JsonOption,
     PluginOption,
     build,
+    err,
     existing,
     out,
     show,
@@ -33,21 +34,21 @@ def push(
     """Store each definition (a new version only when it changed) and make its triggers live."""
     request = build(lambda: PushWorkflows(files=files))
 
-    async def go(application: App) -> list[str]:
-        lines = []
-        for pushed in await application.workflows.push(request):
-            name, number = pushed["name"], pushed["version"]
-            if pushed["changed"]:
-                lines.append(f"pushed {name} version {number}")
-            else:
-                lines.append(f"{name} is unchanged (version {number})")
-            for trigger in pushed["triggers"]:
-                if trigger["type"] == "schedule":
-                    lines.append(f"  schedule {_schedule(trigger)}: next {_next_text(trigger)}")
-        return lines
+    async def go(application: App) -> list[PushedWorkflow]:
+        return await application.workflows.push(request)
 
-    for line in with_app(db, go, plugin):
-        out.print(line, highlight=False, soft_wrap=True)
+    for pushed in with_app(db, go, plugin):
+        name, number = pushed["name"], pushed["version"]
+        if pushed["changed"]:
+            out.print(f"pushed {name} version {number}", highlight=False, soft_wrap=True)
+        else:
+            out.print(f"{name} is unchanged (version {number})", highlight=False, soft_wrap=True)
+        for trigger in pushed["triggers"]:
+            if trigger["type"] == "schedule":
+                line = f"  schedule {_schedule(trigger)}: next {_next_text(trigger)}"
+                out.print(line, highlight=False, soft_wrap=True)
+        for warning in pushed["warnings"]:
+            err.print(f"warning: {name}: {warning}", highlight=False, soft_wrap=True)
 
 
 @workflows_app.command("list")

@@ -43,6 +43,8 @@ class PushedRef(TypedDict):
     version: int
     id: str
     changed: bool
+    #: Likely mistakes the push took all the same (app.workflows), one line each.
+    warnings: list[str]
 
 
 @router.post(
@@ -64,6 +66,7 @@ async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Respons
         "version": first["version"],
         "id": first["versionId"],
         "changed": first["changed"],
+        "warnings": first["warnings"],
     }
     return render(ref, 201 if ref["changed"] else 200)
 
