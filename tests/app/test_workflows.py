@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flowledger.app import (
     App,
@@ -19,6 +20,7 @@ from flowledger.app import (
     WorkflowText,
 )
 from flowledger.errors import DefinitionError, InputError
+from tests.raw_sql import run_sql
 
 MORNING = """\
 name: morning
@@ -82,6 +84,19 @@ async def test_an_entity_trigger_on_no_known_type_is_pushed_with_a_warning(app: 
     assert again["warnings"] == [] and not again["changed"]
 
 
+async def test_a_version_stored_before_its_text_was_kept_shows_its_document(
+    db_url: str,
+) -> None:
+    async with App(db_url) as app:
+        await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=MORNING)]))
+    # As migration 0010 leaves the versions stored before it.
+    assert run_sql(db_url, "UPDATE workflow_versions SET source = NULL") == 1
+    async with App(db_url) as app:
+        shown = await app.workflows.get_version(GetWorkflowVersion(name="morning", version=1))
+    assert shown["source"].startswith("name: morning\n")
+    assert yaml.safe_load(shown["source"]) == shown["document"]
+
+
 async def test_every_start_by_name_runs_the_pushed_version(app: App) -> None:
     """Pushing an older definition again makes it live: a start by name (stored only, as
     the API's, or a name that is not a file, as the CLI's) runs it, not the newest."""
@@ -119,6 +134,10 @@ async def test_get_versions_and_start_by_name(app: App, tmp_path: Path) -> None:
     assert detail["live"] is not None and detail["live"]["version"] == 2
     first = await app.workflows.get_version(GetWorkflowVersion(name="morning", version=1))
     assert first["live"] is False and first["document"]["name"] == "morning"
+    # The text it was first pushed as: the comment-only push stored no new version.
+    assert first["source"] == MORNING
+    second = await app.workflows.get_version(GetWorkflowVersion(name="morning", version=2))
+    assert second["source"] == MORNING.replace("value: 1", "value: 2")
     doc = await app.executions.start(StartExecution(workflow="morning", version=1))
     assert doc["workflowVersion"] == 1
     with pytest.raises(NotFoundError):

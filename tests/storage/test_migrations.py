@@ -21,7 +21,7 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 10)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 11)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -374,5 +374,39 @@ async def test_revision_0009_adds_the_claims_indexes(empty_db: MakeDb) -> None:
             assert found[name]["column_names"] == columns and words in where.upper(), where
         claimed = await store.claim_executions("w", 10, timedelta(minutes=1))
         assert [execution_id for execution_id, _ in claimed] == [queued["id"]]
+    finally:
+        await store.close()
+
+
+async def test_revision_0010_keeps_the_source_text_of_new_versions(empty_db: MakeDb) -> None:
+    """A database of revision 0009 gets ``workflow_versions.source``: its versions have
+    none (their document is all there was), versions stored afterwards keep their text."""
+    store = sql_store(empty_db())
+    old = {
+        "id": "v-old",
+        "name": "nightly",
+        "version": 1,
+        "checksum": "c1",
+        "document": '{"name": "nightly"}',
+        "format_version": 1,
+        "created_at": T0,
+    }
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0009")
+            store.conn.execute(text(
+                "INSERT INTO workflow_versions (id, name, version, checksum, document, "
+                "format_version, created_at) VALUES (:id, :name, :version, :checksum, "
+                ":document, :format_version, :created_at)"
+            ), old)  # fmt: skip
+        assert await store.upgrade() == ALL_REVISIONS[9:]
+        stored = await store.get_workflow_version("v-old")
+        assert stored is not None and stored.source is None
+        written = "# nightly, as written\nname: nightly\n"
+        new = await store.save_workflow_version("nightly", "c2", '{"name": "nightly"}', 1, written)
+        again = await store.save_workflow_version("nightly", "c2", "{}", 1, "# other\n")
+        assert new.source == written and again.id == new.id and again.source == written
+        read = await store.get_workflow_version(new.id)
+        assert read is not None and read.source == written
     finally:
         await store.close()

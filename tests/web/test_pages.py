@@ -3,6 +3,7 @@ its headers. Quick, on SQLite and PostgreSQL; tests/web/test_ui.py drives a brow
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 
@@ -161,7 +162,8 @@ async def test_every_page_for_each_role(web: Web) -> None:
     ):
         answer = await http.get(path)
         assert answer.status_code == 200, (path, answer.text)
-    assert "+- id: more" in (await http.get("/workflows/boom?version=2&diff=1")).text
+    diff = (await http.get("/workflows/boom?version=2&diff=1")).text
+    assert "+# v2" in diff and "+  - {id: more, type: sys.no_action}" in diff  # as pushed
     await web.app.job_runs.drive(DriveJobRun(id=job["id"]))
     job_page = (await http.get(f"/job-runs/{job['id']}")).text
     assert "in step <code>fail</code>: &lt;b&gt;bad&lt;/b&gt;" in job_page  # why, escaped
@@ -177,6 +179,22 @@ async def test_every_page_for_each_role(web: Web) -> None:
     assert "example.com/hook" in subscriptions.text
     sub_id = re.search(r"/subscriptions\?id=([^\"]+)", subscriptions.text)
     assert sub_id and (await http.get(f"/subscriptions?id={sub_id.group(1)}")).status_code == 200
+
+
+async def test_a_workflow_page_shows_the_definition_as_pushed(web: Web) -> None:
+    text = (
+        "# Greets <b>whoever</b> asks: reviewed by ops\n"
+        "steps:   # kept before name, as written\n"
+        "  - {id: greet, type: sys.transform, input: {value: hi}}\n"
+        "name: commented\n"
+    )
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    http = await web.sign_in("viewer")
+    page = (await http.get("/workflows/commented")).text
+    shown = re.search(r'<pre class="source">(.*?)</pre>', page, re.S)
+    assert shown, page
+    assert shown.group(1) == html.escape(text, quote=False)
+    assert "<b>whoever</b>" not in page
 
 
 async def test_actions_need_the_role_and_the_csrf_token(web: Web) -> None:

@@ -325,6 +325,16 @@ def test_an_xss_payload_in_an_output_stays_text(pages: Pages, ui: Service) -> No
     # the ``pages`` fixture fails the test on any dialog (alert) or CSP violation
 
 
+def test_the_workflow_page_shows_the_definition_as_pushed(pages: Pages, ui: Service) -> None:
+    commented = f"# Ships the order; reviewed by ops {XSS}\n" + CHAIN.lstrip()
+    name = push(ui, commented)
+    page = pages("viewer")
+    page.goto(f"/workflows/{name}")
+    source = page.locator("pre.source")
+    expect(source).to_contain_text(f"# Ships the order; reviewed by ops {XSS}\nname: {name}")
+    assert page.locator("script:not([src])").count() == 0
+
+
 def test_a_post_without_the_csrf_token_is_refused(pages: Pages, ui: Service) -> None:
     execution_id = run(ui, FORM)
     page = pages("operator")

@@ -168,6 +168,10 @@ class WorkflowVersionDocument(TypedDict):
     createdAt: str
     live: bool
     document: NotRequired[Any]
+    #: The definition as people wrote it: the text the version was first pushed (or run)
+    #: from, comments and layout kept; for a version stored before that text was kept
+    #: (migration 0010), its document written out as YAML.
+    source: NotRequired[str]
 
 
 class WorkflowDetail(TypedDict):

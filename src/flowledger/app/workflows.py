@@ -251,12 +251,13 @@ class Workflows(Listing, WorkflowOperations):
         }
 
     async def get_version(self, request: GetWorkflowVersion) -> WorkflowVersionDocument:
-        """One stored version with its definition document."""
+        """One stored version with its definition document and the text it came from."""
         _, version = await self._engine.resolve_workflow(request.name, request.version)
         detail = await self.get(GetWorkflow(name=request.name))
         live = detail["live"] is not None and detail["live"]["versionId"] == version.id
         doc = _version(version, live)
         doc["document"] = json.loads(version.document)
+        doc["source"] = version.source or _as_yaml(doc["document"])
         return doc
 
     def _summary(self, pushed: Pushed, now: datetime) -> WorkflowSummary:
@@ -304,6 +305,12 @@ def _version(version: WorkflowVersion, live: bool) -> WorkflowVersionDocument:
         "createdAt": iso(version.created_at),
         "live": live,
     }
+
+
+def _as_yaml(document: Any) -> str:
+    import yaml  # only for versions stored before their text was kept
+
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def _camel(name: str) -> str:

@@ -88,6 +88,9 @@ class CompiledWorkflow:
     triggers: tuple[CompiledTrigger, ...] = ()
     #: The secrets the definition reads (``secrets.NAME``): what its executions redact.
     secret_names: frozenset[str] = frozenset()
+    #: The text it was compiled from, as written (None: built from data); stored with its
+    #: version for people to read, never part of its identity (``checksum``).
+    source: str | None = None
 
     @property
     def name(self) -> str:

@@ -178,6 +178,7 @@ class _Compiler:
             output=self.templates.compile_value(spec.output) if output is not None else None,
             triggers=triggers,
             secret_names=secret_names,
+            source=self.source.text,
         )
 
     def _secret_places(self) -> set[Path]:

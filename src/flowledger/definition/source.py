@@ -107,6 +107,8 @@ class SourceDocument:
     file: str
     positions: Mapping[Path, Position] = field(default_factory=dict)
     key_positions: Mapping[Path, Position] = field(default_factory=dict)
+    #: The text as written (comments, order), which stored versions keep to show.
+    text: str | None = None
 
     def position(self, path: Path, *, key: bool = False) -> Position | None:
         """1-based (line, column) of ``path`` or its nearest ancestor; ``key`` prefers the key."""
@@ -193,8 +195,10 @@ def _compose(raw: bytes, file: str, limits: SourceLimits, loader: Any) -> Source
         if "maximum nesting depth" in str(exc) and loader is not yaml.SafeLoader:
             return _compose(raw, file, limits, yaml.SafeLoader)
         raise DefinitionError([*composer.problems, _yaml_problem(exc, file, raw)]) from None
+    # The parser took it, so it is UTF-8 ("replace" only guards that belief).
+    text = raw.decode("utf-8-sig", errors="replace")
     return SourceDocument(
-        data, file, _PositionView(root, keys=False), _PositionView(root, keys=True)
+        data, file, _PositionView(root, keys=False), _PositionView(root, keys=True), text
     )
 
 

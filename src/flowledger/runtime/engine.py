@@ -236,7 +236,7 @@ class Engine:
             return known
         document = json.dumps(workflow.document, sort_keys=True, ensure_ascii=False)
         version = await self.store.save_workflow_version(
-            workflow.name, workflow.checksum, document, DEFINITION_FORMAT_VERSION
+            workflow.name, workflow.checksum, document, DEFINITION_FORMAT_VERSION, workflow.source
         )
         self._workflows.put(version.id, workflow)
         self._versions.put((workflow.name, workflow.checksum), version)

@@ -38,6 +38,8 @@ class WorkflowVersion:
     checksum: str
     document: str
     created_at: datetime
+    #: The text it was first stored from, as written; None when stored before 0010.
+    source: str | None = None
 
 
 def claimable_when_created(execution: Row) -> bool:
@@ -174,9 +176,15 @@ class Store(
 
     @abstractmethod
     async def save_workflow_version(
-        self, name: str, checksum: str, document: str, format_version: int
+        self,
+        name: str,
+        checksum: str,
+        document: str,
+        format_version: int,
+        source: str | None = None,
     ) -> WorkflowVersion:
-        """Store a definition; the same content under the same name gets the same version."""
+        """Store a definition; the same content under the same name gets the same version
+        (which keeps the ``source`` text it was first stored with)."""
 
     @abstractmethod
     async def get_workflow_version(self, version_id: str) -> WorkflowVersion | None: ...

@@ -108,6 +108,9 @@ workflow_versions = Table(
     Column("document", Text, nullable=False),
     Column("format_version", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    #: The text the version was first pushed or run from, comments and layout as written
+    #: (``document`` is the parsed form, re-serialised); NULL before migration 0010.
+    Column("source", Text),
     UniqueConstraint("name", "version", name="uq_workflow_versions_name_version"),
     UniqueConstraint("name", "checksum", name="uq_workflow_versions_name_checksum"),
 )

@@ -229,7 +229,12 @@ class SQLStore(
 
     @writes
     def save_workflow_version(
-        self, name: str, checksum: str, document: str, format_version: int
+        self,
+        name: str,
+        checksum: str,
+        document: str,
+        format_version: int,
+        source: str | None = None,
     ) -> WorkflowVersion:
         t = workflow_versions
         with self.conn.begin():
@@ -248,6 +253,7 @@ class SQLStore(
                     "document": document,
                     "format_version": format_version,
                     "created_at": utcnow(),
+                    "source": source,
                 }
                 self.conn.execute(insert(t).values(**values))
                 return _version(values)
@@ -861,6 +867,7 @@ def _version(row: Any) -> WorkflowVersion:
         checksum=row["checksum"],
         document=row["document"],
         created_at=row["created_at"],
+        source=row["source"],
     )
 
 

@@ -7,7 +7,6 @@ import difflib
 import json
 from typing import Any
 
-import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -40,10 +39,6 @@ async def workflows(request: Request) -> Response:
     return page(request, "workflows.html", session, title="Workflows", workflows=found)
 
 
-def _source(document: Any) -> str:
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-
-
 async def _workflow_page(request: Request, name: str, status: int = 200, **extra: Any) -> Response:
     session = await session_of(request)
     app = app_of(request)
@@ -52,14 +47,14 @@ async def _workflow_page(request: Request, name: str, status: int = 200, **extra
     live = detail["live"]["version"] if detail["live"] else newest
     shown = int(request.query_params.get("version") or live)
     version = await app.workflows.get_version(GetWorkflowVersion(name=name, version=shown))
-    source = _source(version.get("document"))
+    source = version.get("source", "")
     diff: list[str] = []
     against = request.query_params.get("diff")
     if against and against.isdigit():
         other = await app.workflows.get_version(GetWorkflowVersion(name=name, version=int(against)))
         diff = list(
             difflib.unified_diff(
-                _source(other.get("document")).splitlines(),
+                other.get("source", "").splitlines(),
                 source.splitlines(),
                 f"version {against}",
                 f"version {shown}",
