@@ -56,7 +56,6 @@ def show_workflow(
 
 
 def _render_workflow(detail: dict[str, Any]) -> None:
-    import yaml
 
     live, shown = detail["live"], detail["shown"]
     if live is None:
@@ -76,8 +75,8 @@ def _render_workflow(detail: dict[str, Any]) -> None:
             next_fire = f", next {when}" if when and live["enabled"] else ""
             out.print(f"trigger: {_summary(dict(trigger))}{next_fire}", markup=False)
     out.print(f"--- version {shown['version']} (created {shown['createdAt']})", markup=False)
-    text = yaml.safe_dump(shown["document"], sort_keys=False, allow_unicode=True)
-    out.print(text.rstrip(), markup=False, highlight=False, soft_wrap=True)
+    # As it was pushed, comments and layout kept (app.workflow_ops: `source`).
+    out.print(str(shown["source"]).rstrip(), markup=False, highlight=False, soft_wrap=True)
 
 
 @workflows_app.command("disable")
