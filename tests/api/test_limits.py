@@ -67,6 +67,24 @@ def test_webhook_bodies_have_their_own_limit_above_the_api_s(small: Service) -> 
         assert "FLOWLEDGER_HOOK_BODY_LIMIT" in found["message"]
 
 
+def test_headers_over_64_kib_are_413_and_a_hook_stores_nothing(small: Service) -> None:
+    """The server parsed headers without a bound, and an open hook stored them all:
+    6 MB of headers passed with a 7-byte body."""
+    hook = "name: {name}\ntriggers:\n  - {{type: webhook, path: {name}, auth: none}}\n" + (
+        "steps:\n  - {{id: a, type: sys.transform, input: {{value: 1}}}}\n"
+    )
+    with small.client("admin") as http:
+        name = push(http, hook, unique("header-hook"))
+        padding = {f"x-pad-{i}": "p" * 4000 for i in range(20)}  # 80 KB
+        found = error(http.post(f"/hooks/{name}", content=b"{}", headers=padding), 413)
+        assert "request headers are larger than the limit of 64 KiB" in found["message"]
+        assert error(http.get("/healthz", headers=padding), 413)["details"]["limit"] == 65536
+        listed = http.get("/api/v1/executions", params={"workflow": name}).json()
+        assert listed["items"] == []
+        fine = {f"x-pad-{i}": "p" * 4000 for i in range(10)}  # 40 KB: within
+        assert http.post(f"/hooks/{name}", content=b"{}", headers=fine).status_code == 202
+
+
 def test_json_nested_too_deep_is_422(small: Service) -> None:
     deep = "[" * 9 + "]" * 9
     with small.client("operator") as http:

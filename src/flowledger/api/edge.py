@@ -3,12 +3,12 @@ per-request objects beyond two closures):
 
 - **limits** on what comes in, before any route sees it: a URL holding a NUL character
   (``%00``) is refused (422: no name, id or filter holds one, and PostgreSQL text cannot
-  even be asked for one); the body's size (413 naming the limit, refused from
-  ``Content-Length`` before reading when it can be) and, for JSON, its nesting depth
-  (422). The body is read once, checked and replayed to the route; later ``receive``
-  calls (a client disconnecting from a stream) pass through. A request that declares no
-  body (neither ``Content-Length`` nor ``Transfer-Encoding``: HTTP/1.1 says it has none)
-  is handed on untouched;
+  even be asked for one); all the headers together (413 past :data:`MAX_HEADER_BYTES`);
+  the body's size (413 naming the limit, refused from ``Content-Length`` before reading
+  when it can be) and, for JSON, its nesting depth (422). The body is read once, checked
+  and replayed to the route; later ``receive`` calls (a client disconnecting from a
+  stream) pass through. A request that declares no body (neither ``Content-Length`` nor
+  ``Transfer-Encoding``: HTTP/1.1 says it has none) is handed on untouched;
 - **timing**: ``flowledger_http_request_duration_seconds`` by route template
   (``/api/v1/executions/{id}``, never the raw URL: one series per route, whatever ids
   are asked for), the time until the response starts (status and headers sent): for an
@@ -33,8 +33,11 @@ from flowledger.app.inputs import duplicate_key_error
 from flowledger.app.limits import check_json_depth, hook_body_too_large, too_large
 from flowledger.app.metrics import ServiceMetrics
 from flowledger.config import Limits
-from flowledger.errors import FlowledgerError, InputError
+from flowledger.errors import FlowledgerError, InputError, TooLargeError
 
+#: All of a request's header names and values together, in bytes (browsers send a few
+#: KiB; common servers refuse past 8-64 KiB).
+MAX_HEADER_BYTES = 64 * 1024
 #: Paths that get no page headers: the API's JSON, webhooks, metrics.
 NOT_PAGES = ("/api/", "/hooks/", "/metrics")
 
@@ -86,13 +89,25 @@ class Edge:
         declared = None
         chunked = False
         content_type = b""
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
             if name == b"content-length":
                 declared = value
             elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"content-type":
                 content_type = value
+        if header_bytes > MAX_HEADER_BYTES:
+            # The server parses headers unbounded, and a webhook stores them: 6 MB of them
+            # passed with a 7-byte body.
+            limit = f"{MAX_HEADER_BYTES // 1024} KiB"
+            over = TooLargeError(
+                f"the request headers are larger than the limit of {limit}", ("headers",),
+                limit=MAX_HEADER_BYTES,
+            )  # fmt: skip
+            await _refuse(scope, receive, sending, over)
+            return
         if declared is None and not chunked:  # no body (RFC 9112 §6.3)
             await self.app(scope, receive, sending)
             return
