@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote, quote_plus
@@ -44,6 +45,18 @@ _C_ENCODE = (
 )
 #: Values shorter than this are not searched inside base64 text (too many false hits).
 _MIN_BASE64_CHARS = 6
+
+
+#: Headers that carry credentials whatever their values say.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: Names (of headers, query parameters) that look like they carry one: X-Api-Key,
+#: X-Gitlab-Token, X-Hub-Signature-256, ?access_token=.
+CREDENTIAL_NAME = re.compile(r"api[-_]?key|token|secret|passw|auth|session|credential|signature")
+
+
+def looks_like_credential(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or bool(CREDENTIAL_NAME.search(lowered))
 
 
 def placeholder(name: str) -> str:

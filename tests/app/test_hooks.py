@@ -309,3 +309,26 @@ async def test_a_webhook_path_names_one_workflow(hooks_app: App) -> None:
     with pytest.raises(NotFoundError) as disabled:
         await hooks_app.hooks.receive(ReceiveHook(path="typed", headers={}, body=b"{}"))
     assert str(disabled.value) == "the webhook trigger on path 'typed' is disabled"
+
+
+async def test_credentials_in_a_hook_request_are_stored_hidden(hooks_app: App) -> None:
+    """Only Authorization, Cookie and Proxy-Authorization were left out: X-Gitlab-Token,
+    X-Api-Key and ?access_token= were stored in clear for every viewer to read."""
+    headers = {
+        "X-Gitlab-Token": "glpat-abc",
+        "X-Api-Key": "k-123",
+        "Authorization": "Bearer zzz",
+        "X-Gitlab-Event": "Push Hook",
+    }
+    query = {"access_token": "qqq", "ref": "main"}
+    got = await hooks_app.hooks.receive(
+        ReceiveHook(path="open", headers=headers, query=query, body=b"")
+    )
+    doc = await hooks_app.engine.get_execution(got["executionId"])
+    trigger = doc["trigger"]
+    assert trigger["headers"]["x-gitlab-token"] == "***"
+    assert trigger["headers"]["x-api-key"] == "***"
+    assert trigger["headers"]["authorization"] == "***"
+    assert trigger["headers"]["x-gitlab-event"] == "Push Hook"
+    assert trigger["queryParams"] == {"access_token": "***", "ref": "main"}
+    assert "glpat-abc" not in json.dumps(doc) and "qqq" not in json.dumps(doc)

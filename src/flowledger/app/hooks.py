@@ -50,6 +50,7 @@ from flowledger.app.inputs import parse_json_checked
 from flowledger.app.limits import check_no_nul, hook_body_too_large
 from flowledger.app.models import Request
 from flowledger.app.workflow_ops import webhook_paths
+from flowledger.codec import looks_like_credential
 from flowledger.config import webhook_secrets
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import WebhookTrigger
@@ -69,7 +70,9 @@ from flowledger.storage import WorkflowVersion
 log = logging.getLogger(__name__)
 
 #: Headers never stored in the trigger document.
-PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+#: What a stored trigger keeps of a header or query parameter that looks like a
+#: credential: that it was sent, never its value (every viewer reads triggers).
+HIDDEN = "***"
 MAX_KEY = 200
 
 
@@ -96,6 +99,12 @@ class _Route:
     workflow: CompiledWorkflow
     version: WorkflowVersion
     trigger: WebhookTrigger
+
+
+def _without_credentials(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Headers or query parameters as a trigger stores them: the value of each whose name
+    looks like a credential (Authorization, X-Gitlab-Token, ?access_token=) hidden."""
+    return {k: HIDDEN if looks_like_credential(k) else v for k, v in values.items()}
 
 
 class Hooks:
@@ -129,9 +138,9 @@ class Hooks:
         trigger = {
             "type": "webhook",
             "path": request.path,
-            "headers": {k: v for k, v in headers.items() if k not in PRIVATE_HEADERS},
+            "headers": _without_credentials(headers),
             "body": body,
-            "queryParams": request.query,
+            "queryParams": _without_credentials(request.query),
         }
         workflow = route.workflow
         if workflow.spec.input_schema is not None:

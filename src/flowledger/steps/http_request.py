@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from flowledger.codec import looks_like_credential
 from flowledger.durations import parse_duration
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, step_type
@@ -260,7 +261,7 @@ def _is_credential(name: str, secret: frozenset[str]) -> bool:
     lowered = name.lower()
     if secret is _ALL_HEADERS:
         return lowered not in _PLAIN_HEADERS
-    return lowered in secret or lowered in _CREDENTIAL_HEADERS or bool(_CREDENTIAL.search(lowered))
+    return lowered in secret or looks_like_credential(lowered)
 
 
 def _drop_credentials(request: httpx.Request, secret: frozenset[str]) -> None:
@@ -415,11 +416,6 @@ def _shown(url: httpx.URL) -> str:
     port = f":{url.port}" if url.port else ""
     return f"{url.scheme}://{host}{port}{url.path}"
 
-
-#: Headers that carry credentials whatever the workflow says.
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-#: Header names that look like they carry one (X-Api-Key, X-Auth-Token, X-Session-Secret).
-_CREDENTIAL = re.compile(r"api[-_]?key|token|secret|passw|auth|session|credential|signature")
 
 HTTP_REQUEST: StepType = step_type(
     "sys.http_request",
