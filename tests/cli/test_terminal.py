@@ -17,6 +17,10 @@ ATTACK = "bad \x1b[2J\x1b]0;title\x07 \x9b1m\x7f end"
 def test_control_characters_are_shown_as_pictures() -> None:
     assert visible(ATTACK) == "bad ␛[2J␛]0;title␇ \ufffd1m␡ end"
     assert visible("tab\tand\nlines") == "tab\tand\nlines"
+    # A right-to-left override makes "exe.txt" read as "txt.exe": shown, not obeyed.
+    assert visible("invoice\u202etxt.exe") == "invoice\ufffdtxt.exe"
+    assert visible("a\u2066b\u2069c\u200fd") == "a\ufffdb\ufffdc\ufffdd"
+    assert visible("grüße ✓ שלום") == "grüße ✓ שלום"  # text in any script stays
 
 
 def test_nothing_a_console_prints_carries_them_but_its_own_styles_do() -> None:

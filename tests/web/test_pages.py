@@ -108,6 +108,10 @@ async def test_sign_in_redirects_and_headers(web: Web) -> None:
     elsewhere = {"Origin": "https://evil.example"}
     forged = await http.post("/signin", data={"token": web.tokens["admin"]}, headers=elsewhere)
     assert forged.status_code == 403 and "set-cookie" not in forged.headers
+    # A sandboxed frame's opaque origin could sign a victim in as the attacker.
+    opaque = {"Origin": "null"}
+    framed = await http.post("/signin", data={"token": web.tokens["admin"]}, headers=opaque)
+    assert framed.status_code == 403 and "set-cookie" not in framed.headers
     refused = await http.post("/signin", data={"token": "flt_nope"})
     assert refused.status_code == 401 and "not valid" in refused.text
     answer = await http.post("/signin", data={"token": web.tokens["viewer"], "next": "/workflows"})

@@ -45,13 +45,17 @@ def first(form: Form, name: str, default: str = "") -> str:
     return values[0] if values else default
 
 
-def same_origin(request: Request) -> None:
+def same_origin(request: Request, *, opaque_ok: bool = True) -> None:
     """Refuse a POST that a browser says came from another site's page (``Origin``), also
-    for the sign-in form, which has no session to bind a CSRF token to yet."""
+    for the sign-in form, which has no session to bind a CSRF token to yet. An opaque
+    origin (``null``: a sandboxed frame, a cross-site redirect) passes only where a CSRF
+    token stands behind it: the sign-in passes ``opaque_ok=False``, or a hidden frame
+    could sign a victim in as the attacker (login CSRF)."""
     origin = request.headers.get("origin")
     here = f"{request.url.scheme}://{request.url.netloc}"
-    if origin is not None and origin != "null" and origin != here:
-        raise ForbiddenError(f"a form from {origin} may not post here")
+    if origin is None or origin == here or (origin == "null" and opaque_ok):
+        return
+    raise ForbiddenError(f"a form from {origin} may not post here")
 
 
 async def changing(request: Request, needs: Role) -> tuple[Session, Form]:

@@ -58,7 +58,7 @@ async def signin_form(request: Request) -> Response:
 @router.post("/signin")
 @guarded
 async def signin(request: Request) -> Response:
-    same_origin(request)
+    same_origin(request, opaque_ok=False)
     form = await form_of(request)
     target = _safe_next(first(form, "next"))
     try:
