@@ -430,3 +430,16 @@ async def test_an_error_page_keeps_who_is_signed_in(web: Web) -> None:
     missing = await http.get("/executions/no-such-execution")
     assert missing.status_code == 404
     assert "Sign out" in missing.text and 'name="csrf"' in missing.text
+
+
+async def test_a_number_that_is_not_one_is_told_in_words(web: Web) -> None:
+    """?version=abc, ?after=zz and a start form's version answered 500."""
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("operator")
+    for url in ("/workflows/ask?version=abc", f"/executions/{waiting}/live?after=zz"):
+        answer = await http.get(url)
+        assert answer.status_code == 422, (url, answer.status_code)
+        assert "is not a whole number" in answer.text
+    csrf = await web.csrf()
+    start = await http.post("/workflows/ask/start", data={"csrf": csrf, "version": "abc"})
+    assert start.status_code == 422 and "version" in start.text

@@ -25,7 +25,7 @@ from flowledger.app.statuses import http_status
 from flowledger.app.views import DefinitionGraph
 from flowledger.errors import FlowledgerError
 from flowledger.web.auth import app_of, changing, session_of
-from flowledger.web.forms import error_field, read_form
+from flowledger.web.forms import error_field, read_form, whole_number
 from flowledger.web.render import guarded, page, see_other
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +45,7 @@ async def _workflow_page(request: Request, name: str, status: int = 200, **extra
     detail = await app.workflows.get(GetWorkflow(name=name))
     newest = max(v["version"] for v in detail["versions"])
     live = detail["live"]["version"] if detail["live"] else newest
-    shown = int(request.query_params.get("version") or live)
+    shown = whole_number(request.query_params.get("version") or str(live), "version")
     version = await app.workflows.get_version(GetWorkflowVersion(name=name, version=shown))
     source = version.get("source", "")
     diff: list[str] = []
@@ -92,7 +92,9 @@ async def start(request: Request, name: str) -> Response:
     session, form = await changing(request, "operator")
     app = app_of(request)
     version = await app.workflows.get_version(
-        GetWorkflowVersion(name=name, version=int((form.get("version") or ["1"])[0] or 1))
+        GetWorkflowVersion(
+            name=name, version=whole_number((form.get("version") or ["1"])[0] or "1", "version")
+        )
     )
     schema = (version.get("document") or {}).get("input_schema")
     correlation = (form.get("correlation_id") or [""])[0] or None

@@ -24,7 +24,7 @@ from flowledger.app.views import GetExecutionView
 from flowledger.errors import FlowledgerError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of
-from flowledger.web.forms import error_field, read_form
+from flowledger.web.forms import error_field, read_form, whole_number
 from flowledger.web.live import change_stream
 from flowledger.web.render import guarded, is_fragment, page, see_other
 
@@ -81,7 +81,7 @@ async def execution_page(request: Request, execution_id: str) -> Response:
 async def execution_live(request: Request, execution_id: str) -> Response:
     session = await session_of(request)
     streams = app_of(request).streams
-    after = int(request.query_params.get("after", "0") or 0)
+    after = whole_number(request.query_params.get("after", "0") or "0", "after")
     follow = FollowEvents(
         id=execution_id,
         after_seq=after,

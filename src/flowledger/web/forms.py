@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowledger.app.inputs import parse_json
-from flowledger.errors import FlowledgerError, InputError, InvalidInputError
+from flowledger.errors import FlowledgerError, InputError, InvalidInputError, shown
 from flowledger.types import FieldPath
 
 #: The field holding a whole JSON document, for schemas that are not flat objects.
@@ -146,3 +146,11 @@ def _json(raw: str, what: str, field: tuple[str, ...]) -> Any:
         return parse_json(raw, what)
     except InputError as exc:
         raise InvalidInputError(str(exc), field) from None
+
+
+def whole_number(text: str, label: str) -> int:
+    """A query or form value that must be a whole number; InvalidInputError naming it
+    (a page answers 422 in words, not a 500)."""
+    if not text.strip().isdigit():
+        raise InvalidInputError(f"{label}: {shown(text)} is not a whole number")
+    return int(text)

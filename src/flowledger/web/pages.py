@@ -25,6 +25,7 @@ from flowledger.web.auth import (
     session_of,
     set_session,
 )
+from flowledger.web.forms import whole_number
 from flowledger.web.live import change_stream
 from flowledger.web.render import guarded, is_fragment, page, see_other
 
@@ -93,12 +94,6 @@ def _when(text: str, label: str) -> datetime | None:
     return value if value.tzinfo else value.astimezone()
 
 
-def _count(text: str, label: str) -> int:
-    if not text.strip().isdigit():
-        raise InvalidInputError(f"{label}: {shown(text)} is not a whole number")
-    return int(text)
-
-
 @router.get("/executions")
 @guarded
 async def executions(request: Request) -> Response:
@@ -109,7 +104,7 @@ async def executions(request: Request) -> Response:
     try:
         filters["created_after"] = _when(query.get("created_after", ""), "created after")
         filters["created_before"] = _when(query.get("created_before", ""), "created before")
-        limit = min(_count(query.get("limit") or str(PAGE_SIZE), "limit"), MAX_PAGE_SIZE)
+        limit = min(whole_number(query.get("limit") or str(PAGE_SIZE), "limit"), MAX_PAGE_SIZE)
         listing = await app.executions.list(
             ListExecutions(**filters, limit=limit, cursor=query.get("cursor") or None)
         )
