@@ -71,6 +71,10 @@ EXHAUSTION: list[tuple[str, type[TemplateError]]] = [
     # Steps taken item by item in Python are counted: a render holds the loop briefly.
     ("{{ (range(10000)|list * 10)" + "|map('abs')" * 11 + "|list }}", Lim),
     ("{{ " + " + ".join(["1"] * 20000) + " }}", Lim),
+    # title works word by word in Python: three of these held the loop for a second.
+    ("{{ [" + ", ".join(["('a ' * 500000)|title|length"] * 3) + "] }}", Lim),
+    # A complex number has no JSON form: its repr was stored as text.
+    ("{{ (-1) ** 0.5 }}", TemplateError),
 ]
 
 

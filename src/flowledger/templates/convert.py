@@ -128,6 +128,8 @@ def _native(value: Any, limits: TemplateLimits, walk: _Walk | None) -> Any:
     elif kind is not list and kind is not dict:
         if callable(value):
             raise _refuse_function()
+        if kind is complex:  # (-1) ** 0.5: its repr would be stored as text
+            raise TemplateError(f"the result {value!r} is a complex number, which JSON lacks")
         return value
     return _convert_container(value, limits, walk)
 

@@ -58,14 +58,21 @@ def _produce_text(ctx: RenderContext, length: int, what: str) -> None:
     ctx.meter.charge(length)
 
 
-def _text_filter(transform: Callable[[str], str], name: str) -> Callable[..., str]:
-    """A filter that maps the value's text to a string of about the same size."""
+def _text_filter(
+    transform: Callable[[str], str], name: str, *, per_word: bool = False
+) -> Callable[..., str]:
+    """A filter that maps the value's text to a string of about the same size;
+    ``per_word``: it works word by word in Python (``title``), so each possible word is
+    counted as a step (at most one per two characters), or a render of a few such calls
+    held the event loop for seconds within every other limit."""
 
     @pass_context
     def text_filter(context: Context, value: Any) -> str:
         ctx = render_context(context)
         text = to_text(value, ctx.limits, ctx.meter)
         _produce_text(ctx, len(text), f"the result of '{name}'")
+        if per_word:
+            ctx.meter.work(len(text) // 2 + 1)
         return transform(text)
 
     return text_filter
@@ -325,7 +332,7 @@ def build_filters() -> dict[str, Callable[..., Any]]:
         "sort": _sort,
         "string": _string,
         "sum": _sum,
-        "title": _text_filter(do_title, "title"),
+        "title": _text_filter(do_title, "title", per_word=True),
         "tojson": _tojson,
         "trim": _trim,
         "truncate": _truncate,
