@@ -7,6 +7,7 @@ import pytest
 
 from flowledger.errors import InputError, InvalidInputError
 from flowledger.schema_check import (
+    backtracking_pattern,
     check_against_schema,
     problem_lines,
     schema_problem,
@@ -86,8 +87,25 @@ def test_patterns_take_time_linear_in_the_text() -> None:
     assert "does not match '^([a-z0-9]+)+@x$'" in dict(problems)[("input", "email")]
 
 
-def test_a_pattern_re2_cannot_run_still_checks() -> None:
-    """Lookaround and backreferences are not linear by nature: Python's re checks them."""
+def test_a_new_schema_may_not_use_a_pattern_that_backtracks() -> None:
+    """Under Python's re one 27-character value held a server for seconds (and ``$``
+    took a trailing newline): a new schema is refused such a pattern, located."""
+    schema = {
+        "type": "object",
+        "properties": {"u": {"type": "string", "pattern": "^(?=[a-z])(a+)+$"}},
+        "patternProperties": {r"^(ab)\1$": {}},
+    }
+    found = backtracking_pattern(schema)
+    assert found is not None
+    assert found[0] in (("properties", "u", "pattern"), ("patternProperties", r"^(ab)\1$"))
+    assert "needs backtracking" in found[1]
+    plain = {"type": "object", "properties": {"pattern": {"type": "string", "pattern": "^a+$"}}}
+    assert backtracking_pattern(plain) is None  # a property named "pattern" is no pattern
+
+
+def test_a_stored_pattern_re2_cannot_run_still_checks() -> None:
+    """Lookaround and backreferences are not linear by nature: Python's re checks them
+    for a schema stored before such patterns were refused."""
     schema = {"type": "string", "pattern": "^(?=.*[A-Z]).{8,}$"}
     assert schema_problems(validator_for(schema), "Longenough", "v")[1] == 0
     assert schema_problems(validator_for(schema), "longenough", "v")[1] == 1

@@ -109,6 +109,45 @@ def schema_problem(schema: Any) -> tuple[FieldPath, str] | None:
     return None
 
 
+def backtracking_pattern(schema: Any) -> tuple[FieldPath, str] | None:
+    """A ``pattern`` (or ``patternProperties`` key) in ``schema`` that RE2 cannot run
+    (lookaround, a backreference), and where: checked by Python's ``re`` instead, one
+    27-character value held a server for seconds, and ``$`` and ``\\d`` mean more there
+    (a trailing newline, any script's digits). New schemas are refused such a pattern;
+    one stored before keeps the fallback (``_compiled``)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    for path, pattern in _patterns(schema, ()):
+        try:
+            re2.compile(pattern, options)
+        except re2.error:
+            return path, (
+                f"the pattern {shown(pattern)} needs backtracking (a lookahead, lookbehind "
+                "or backreference), which one value can make run for minutes; write it "
+                "without them, or check the value in a step"
+            )
+    return None
+
+
+def _patterns(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
+    stack: list[tuple[FieldPath, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if key == "pattern" and isinstance(child, str):
+                    yield (*where, key), child
+                elif key == "patternProperties" and isinstance(child, dict):
+                    yield from (((*where, key, name), name) for name in child)
+                    stack.extend(((*where, key, name), sub) for name, sub in child.items())
+                else:
+                    stack.append(((*where, key), child))
+        elif isinstance(item, list):
+            stack.extend(((*where, i), child) for i, child in enumerate(item))
+
+
 def _references(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
     stack: list[tuple[FieldPath, Any]] = [(path, value)]
     while stack:

@@ -541,3 +541,19 @@ def test_fields_that_would_do_nothing_are_refused_where_they_are_written() -> No
         "wf.yaml:10:48: step 'ask': retry has no effect on a sys.wait_for_input step: it "
         "runs once (retry the steps it runs, or the execution with 'executions retry')",
     ]
+
+
+def test_a_pattern_that_backtracks_is_refused_in_new_definitions_only() -> None:
+    text = """
+        name: rx
+        input_schema:
+          type: object
+          properties: {u: {type: string, pattern: "^(?=[a-z])(a+)+$"}}
+        steps:
+          - {id: a, type: sys.transform, input: {value: 1}}
+        """
+    [found] = problems(text)
+    assert "input_schema is not a valid JSON Schema: the pattern" in found
+    assert "needs backtracking" in found
+    with stored_definitions():  # a version pushed before the rule still compiles
+        assert compile_yaml(text).name == "rx"

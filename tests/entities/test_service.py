@@ -47,6 +47,9 @@ async def test_bad_types_are_refused_with_the_reason(engine: Engine) -> None:
         await engine.entities.create_type("two words")
     with pytest.raises(InputError, match=r"not a valid JSON Schema: schema\.type: 'objekt'"):
         await engine.entities.create_type("Lead", {"type": "objekt"})
+    backtracks = {"properties": {"Email": {"type": "string", "pattern": "^(?!x)(a+)+$"}}}
+    with pytest.raises(InputError, match=r"schema\.properties\.Email\.pattern: the pattern"):
+        await engine.entities.create_type("Lead", backtracks)
     assert await engine.entities.list_types() == []
 
 

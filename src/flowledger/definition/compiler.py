@@ -35,7 +35,7 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.heap import collector_paused
-from flowledger.schema_check import schema_problem
+from flowledger.schema_check import backtracking_pattern, schema_problem
 from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
@@ -332,6 +332,8 @@ class _Compiler:
         if spec.input_schema is None:
             return
         found = schema_problem(spec.input_schema)  # jsonschema: only definitions with one pay it
+        if found is None and checking_new():
+            found = backtracking_pattern(spec.input_schema)
         if found is not None:
             path, message = found
             self.report(
@@ -367,6 +369,8 @@ class _Compiler:
         self._compile_value(step.input, (*path, "input"), step.id, checker)
         if step.output_schema is not None:
             found = schema_problem(step.output_schema)
+            if found is None and checking_new():
+                found = backtracking_pattern(step.output_schema)
             if found is not None:
                 where = (*path, "output_schema", *found[0])
                 self.report(f"output_schema is not a valid JSON Schema: {found[1]}", where, step.id)

@@ -48,7 +48,12 @@ from flowledger.errors import (
     StorageError,
     format_path,
 )
-from flowledger.schema_check import check_against_schema, schema_problem, validator_for
+from flowledger.schema_check import (
+    backtracking_pattern,
+    check_against_schema,
+    schema_problem,
+    validator_for,
+)
 from flowledger.steps.entity_access import EntityAccess, EntityChange, EntityPage
 from flowledger.storage import Row, Store
 from flowledger.storage.entities import (
@@ -111,7 +116,7 @@ class EntityService:
         """
         check_type_name(name)
         schema = dict(schema) if schema is not None else {"type": "object"}
-        found = schema_problem(schema)  # jsonschema is imported when entities are used
+        found = schema_problem(schema) or backtracking_pattern(schema)  # imported when used
         if found is not None:
             where = format_path(("schema", *found[0]))
             raise InputError(
