@@ -3,6 +3,7 @@ types and entities, subscriptions and their deliveries."""
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 from typing import Any
@@ -52,14 +53,10 @@ async def _workflow_page(request: Request, name: str, status: int = 200, **extra
     against = request.query_params.get("diff")
     if against and against.isdigit():
         other = await app.workflows.get_version(GetWorkflowVersion(name=name, version=int(against)))
-        diff = list(
-            difflib.unified_diff(
-                other.get("source", "").splitlines(),
-                source.splitlines(),
-                f"version {against}",
-                f"version {shown}",
-                lineterm="",
-            )
+        # Off the event loop: two large versions took seconds, which every other
+        # request (and the in-process worker's lease renewals) waited behind.
+        diff = await asyncio.to_thread(
+            _unified_diff, other.get("source", ""), source, f"version {against}", f"version {shown}"
         )
     nodes, edges = await app.views.definition_graph(DefinitionGraph(name=name, version=shown))
     document = version.get("document") or {}
@@ -190,4 +187,12 @@ async def subscriptions(request: Request) -> Response:
         subscriptions=found,
         chosen=chosen,
         deliveries=deliveries,
+    )
+
+
+def _unified_diff(before: str, after: str, old_name: str, new_name: str) -> list[str]:
+    return list(
+        difflib.unified_diff(
+            before.splitlines(), after.splitlines(), old_name, new_name, lineterm=""
+        )
     )
