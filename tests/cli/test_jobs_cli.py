@@ -203,3 +203,24 @@ def test_jobs_cancel_ends_a_waiting_job_run(cli: Cli, tmp_path: Path) -> None:
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Cancelled", None]
     again = cli("jobs", "cancel", job_run_id)
     assert again.returncode == 1 and "already ended: Cancelled" in again.stderr
+
+
+def test_an_answer_given_from_the_command_line_moves_its_job_run_on(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The execution completed, but its job run did not start its next workflow until a
+    worker looked."""
+    job_file = tmp_path / "asks.yaml"
+    job_file.write_text(
+        "name: asks\nworkflows:\n"
+        "  - {workflow: " + str(REPO / "examples/approval.yaml") + ", input: {leads: 1}}\n"
+        "  - {workflow: " + str(REPO / "examples/hello.yaml") + ", input: {name: Ann}}\n"
+    )
+    waiting = cli("jobs", "run", str(job_file), "--json")
+    assert waiting.returncode == 3, waiting.stderr
+    shown = json.loads(waiting.stdout)
+    first = shown["runs"][0]["executionId"]
+    answered = cli("executions", "input", first, "approve", "--data", '{"approved": true}')
+    assert answered.returncode == 0, answered.stderr
+    after = json.loads(cli("jobs", "show", shown["id"], "--json").stdout)
+    assert [r["runtimeStatus"] for r in after["runs"]] == ["Completed", "NotStarted"]

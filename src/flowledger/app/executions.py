@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from pydantic_core import to_json
 
@@ -45,6 +45,7 @@ from flowledger.errors import DefinitionError, NotFoundError
 from flowledger.logs import log_extra
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.observer import EventCallback
 from flowledger.runtime.orphans import abandoned, adopt_abandoned
 from flowledger.runtime.status import ExecutionStatus
@@ -306,14 +307,14 @@ class Executions:
     async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
         if settle:
             try:
-                return cast(ExecutionDocument, await self._engine.settle(execution_id))
+                return await self._job_run_moves_on(await self._engine.settle(execution_id))
             except DefinitionError as exc:
                 # Its workflow needs step types this process lacks (a plugin): a cancel
                 # needs no handler and is applied here; anything else sent is recorded
                 # all the same, and a process that has them applies it.
                 document = await self._engine.apply_cancel(execution_id)
                 if ExecutionStatus(document["runtimeStatus"]).terminal:
-                    return cast(ExecutionDocument, document)
+                    return await self._job_run_moves_on(document)
                 log.info(
                     "execution %s cannot be run here (%s); recorded for a worker",
                     execution_id,
@@ -322,6 +323,14 @@ class Executions:
                 )
         await self._wake()  # workers here too, not only other processes
         return await self._document(execution_id)
+
+    async def _job_run_moves_on(self, document: dict[str, Any]) -> ExecutionDocument:
+        """An execution of a job run that ended here moves its job run on here (its
+        record, and its next workflow queued), not only when a worker next looks."""
+        job_run_id = document.get("jobRunId")
+        if job_run_id and ExecutionStatus(document["runtimeStatus"]).terminal:
+            await JobRuns(self._engine).advance(job_run_id)
+        return cast(ExecutionDocument, document)
 
     async def _document(self, execution_id: str) -> ExecutionDocument:
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
