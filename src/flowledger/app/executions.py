@@ -277,10 +277,7 @@ class Executions:
                     if child is None or ExecutionStatus(child["runtime_status"]).terminal:
                         continue
                     if abandoned(child, self._engine.clock.now()):
-                        try:
-                            await self._engine.settle(child_id)
-                        except DefinitionError:  # its plugins are not loaded here
-                            await self._engine.apply_cancel(child_id)
+                        await self._settle_here(child_id)
                     queue.append(child_id)
 
     async def retry(self, request: RetryExecution) -> Retried:
@@ -306,23 +303,30 @@ class Executions:
 
     async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
         if settle:
-            try:
-                return await self._job_run_moves_on(await self._engine.settle(execution_id))
-            except DefinitionError as exc:
-                # Its workflow needs step types this process lacks (a plugin): a cancel
-                # needs no handler and is applied here; anything else sent is recorded
-                # all the same, and a process that has them applies it.
-                document = await self._engine.apply_cancel(execution_id)
-                if ExecutionStatus(document["runtimeStatus"]).terminal:
-                    return await self._job_run_moves_on(document)
-                log.info(
-                    "execution %s cannot be run here (%s); recorded for a worker",
-                    execution_id,
-                    exc.problems[0].message if exc.problems else exc,
-                    extra=log_extra("settle", execution_id),
-                )
+            document = await self._settle_here(execution_id)
+            if document is not None:
+                return await self._job_run_moves_on(document)
         await self._wake()  # workers here too, not only other processes
         return await self._document(execution_id)
+
+    async def _settle_here(self, execution_id: str) -> dict[str, Any] | None:
+        """Carry the execution on in this process; None when it cannot be, its workflow
+        needing step types this process lacks (a plugin). A cancel needs no handler and
+        is applied all the same; anything else sent stays recorded for a process that
+        has them."""
+        try:
+            return await self._engine.settle(execution_id)
+        except DefinitionError as exc:
+            document = await self._engine.apply_cancel(execution_id)
+            if ExecutionStatus(document["runtimeStatus"]).terminal:
+                return document
+            log.info(
+                "execution %s cannot be run here (%s); recorded for a worker",
+                execution_id,
+                exc.problems[0].message if exc.problems else exc,
+                extra=log_extra("settle", execution_id),
+            )
+            return None
 
     async def _job_run_moves_on(self, document: dict[str, Any]) -> ExecutionDocument:
         """An execution of a job run that ended here moves its job run on here (its

@@ -69,7 +69,6 @@ from flowledger.storage import WorkflowVersion
 
 log = logging.getLogger(__name__)
 
-#: Headers never stored in the trigger document.
 #: What a stored trigger keeps of a header or query parameter that looks like a
 #: credential: that it was sent, never its value (every viewer reads triggers).
 HIDDEN = "***"

@@ -144,8 +144,9 @@ class Subscriptions:
             "created_at": self._engine.clock.now(),
         }
         await self._engine.store.create_subscription(row)
-        created = {**_subscription(row), "secret": row["secret"]}
-        return cast(CreatedSubscription, {**created, "warnings": await self._warnings(request)})
+        warnings = await self._warnings(request)
+        created = {**_subscription(row), "secret": row["secret"], "warnings": warnings}
+        return cast(CreatedSubscription, created)
 
     async def list(self) -> builtins.list[SubscriptionDocument]:
         """Every subscription, newest first."""

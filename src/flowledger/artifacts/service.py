@@ -26,6 +26,7 @@ value (``runtime.datastore`` loads it through :func:`read_reference` on first us
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ import re
 import secrets
 import shutil
 import uuid
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -177,10 +178,7 @@ class ArtifactService:
         writer = await asyncio.to_thread(self._open, row)
         try:
             async for chunk in chunks:
-                try:
-                    writer.write(chunk)  # to the page cache: fast; the flush waits for the end
-                except OSError as exc:  # a full disk
-                    raise self._cannot_write(row, exc) from exc
+                self._put(row, writer, chunk)  # to the page cache: the flush waits for the end
             await asyncio.to_thread(self._finish, row, writer)
         except BaseException:
             writer.discard()
@@ -257,14 +255,17 @@ class ArtifactService:
     def _write(self, row: Row, data: bytes) -> None:
         writer = self._open(row)
         try:
-            try:
-                writer.write(data)
-            except OSError as exc:
-                raise self._cannot_write(row, exc) from exc
+            self._put(row, writer, data)
             self._finish(row, writer)
         except BaseException:
             writer.discard()
             raise
+
+    def _put(self, row: Row, writer: _DurableFile, data: bytes) -> None:
+        try:
+            writer.write(data)
+        except OSError as exc:  # a full disk
+            raise self._cannot_write(row, exc) from exc
 
     def _open(self, row: Row) -> _DurableFile:
         try:
@@ -423,7 +424,7 @@ class _StepArtifacts:
     async def save(
         self, name: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> dict[str, Any]:
-        try:
+        with _retryable():
             return await self._service.save(
                 self._execution_id,
                 self._step_execution_id,
@@ -432,8 +433,6 @@ class _StepArtifacts:
                 data,
                 content_type,
             )
-        except StorageError as exc:  # a full disk may clear up: let the step retry
-            raise StepError(str(exc), retryable=True) from exc
 
     async def save_stream(
         self,
@@ -441,7 +440,7 @@ class _StepArtifacts:
         chunks: AsyncIterable[bytes],
         content_type: str = "application/octet-stream",
     ) -> dict[str, Any]:
-        try:
+        with _retryable():
             return await self._service.save_stream(
                 self._execution_id,
                 self._step_execution_id,
@@ -450,8 +449,16 @@ class _StepArtifacts:
                 chunks,
                 content_type,
             )
-        except StorageError as exc:  # a full disk may clear up: let the step retry
-            raise StepError(str(exc), retryable=True) from exc
+
+
+@contextlib.contextmanager
+def _retryable() -> Iterator[None]:
+    """A storage failure while a step saves (a full disk) fails the attempt, retryable:
+    it may clear up."""
+    try:
+        yield
+    except StorageError as exc:
+        raise StepError(str(exc), retryable=True) from exc
 
 
 # -- lazy read-back ---------------------------------------------------------------------------

@@ -743,20 +743,25 @@ class ExecutionRunner:
                 del self.tasks[task]
 
 
+def _timeout_is_deadline(step: CompiledStep) -> bool:
+    """A structural step (a loop, children, a wait: one attempt, no handler whose run a
+    timeout could bound) takes its ``timeout`` as its deadline, persisted like ``due``
+    so a parked execution keeps it, when it comes before ``due``."""
+    timeout, due = step.spec.timeout, step.spec.due
+    return (
+        timeout is not None and step.step_type.kind.structural and (due is None or timeout <= due)
+    )
+
+
 def _deadline(step: CompiledStep) -> timedelta | None:
-    """How long the step may take from its start: ``due``, and for a structural step
-    (a loop, children, a wait: one attempt, no handler whose run a timeout could bound)
-    its ``timeout`` too, persisted like ``due`` so a parked execution keeps it."""
-    due, timeout = step.spec.due, step.spec.timeout
-    if timeout is None or not step.step_type.kind.structural:
-        return due
-    return timeout if due is None else min(due, timeout)
+    """How long the step may take from its start (``due``, or a structural timeout)."""
+    return step.spec.timeout if _timeout_is_deadline(step) else step.spec.due
 
 
 def _late_message(step: CompiledStep) -> str:
-    timeout, due = step.spec.timeout, step.spec.due
-    if timeout is not None and step.step_type.kind.structural and (due is None or timeout <= due):
-        return f"timed out after {timeout.total_seconds():g}s"
+    if _timeout_is_deadline(step):
+        assert step.spec.timeout is not None
+        return f"timed out after {step.spec.timeout.total_seconds():g}s"
     return "did not finish before it was due"
 
 

@@ -187,6 +187,9 @@ class _StandingIn(StepRegistry):
         super().__init__()
         self._base = base
 
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
     def get(self, name: str) -> StepType | None:
         found = self._base.get(name)
         if found is None and not name.startswith(_RESERVED_NAMESPACE):

@@ -62,7 +62,7 @@ class SQLPushStore(SQLPart, PushStore):
     @reads
     def pushed_workflows(self, name: str | None = None) -> list[Pushed]:
         v, w = workflow_versions, workflows
-        query = select(*_listed(), w.c.pushed_at, w.c.disabled_at).join(w, w.c.version_id == v.c.id)
+        query = select(*_LISTED, w.c.pushed_at, w.c.disabled_at).join(w, w.c.version_id == v.c.id)
         if name is not None:
             query = query.where(w.c.name == name)
         with self.reading():
@@ -75,7 +75,7 @@ class SQLPushStore(SQLPart, PushStore):
     ) -> list[tuple[Pushed, datetime]]:
         v, w = workflow_versions, workflows
         query = (
-            select(*_listed(), w.c.pushed_at, w.c.disabled_at, w.c.first_pushed_at)
+            select(*_LISTED, w.c.pushed_at, w.c.disabled_at, w.c.first_pushed_at)
             .join(w, w.c.version_id == v.c.id)
             .order_by(w.c.first_pushed_at.desc(), w.c.name.desc())
             .limit(limit)
@@ -140,15 +140,14 @@ class SQLPushStore(SQLPart, PushStore):
             return int(self.conn.execute(query).scalar_one())
 
 
-def _listed() -> list[Any]:
-    """The version columns a listing reads: not ``source``, which no listing shows and
-    which doubles what a definition weighs."""
-    return [c for c in workflow_versions.c if c.name != "source"]
+#: The version columns a listing reads: not ``source``, which no listing shows and which
+#: doubles what a definition weighs.
+_LISTED = tuple(c for c in workflow_versions.c if c.name != "source")
 
 
 def _pushed(r: Any) -> Pushed:
     return Pushed(
-        {c.name: r._mapping[c.name] for c in _listed()},
+        {c.name: r._mapping[c.name] for c in _LISTED},
         r.pushed_at,
         r.disabled_at,
     )
