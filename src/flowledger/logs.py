@@ -103,3 +103,21 @@ def configure_logging(
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     return handler
+
+
+def writes_json() -> bool:
+    """Whether the process's logs go out as JSON lines (``configure_logging("json")``):
+    then a command's last words (an ``error:`` line) must be a JSON line too."""
+    return any(
+        h.get_name() == "flowledger" and isinstance(h.formatter, JsonFormatter)
+        for h in logging.getLogger().handlers
+    )
+
+
+def last_words(message: str) -> None:
+    """Tell stderr why the command stops: ``error: message`` for a person, or one JSON
+    log record when the logs are JSON lines, so a log pipeline reads every line."""
+    if writes_json():
+        logging.getLogger("flowledger.cli").error(message, extra=log_extra("exit"))
+    else:
+        sys.stderr.write(f"error: {message}\n")

@@ -39,7 +39,7 @@ def test_push_list_show_and_versions(service: Service) -> None:
         assert again.status_code == 201
         assert again.json()["version"] == 2 and again.json()["changed"] is True
         same = http.post("/api/v1/workflows", content=again.request.content, headers=JSON)
-        assert same.status_code == 200  # nothing created: the live version is that one
+        assert same.status_code == 201  # SPEC: 201; `changed` says nothing was stored
         assert same.json() == {**again.json(), "changed": False}
         listed = http.get("/api/v1/workflows").json()
         assert listed["items"][0]["name"] == name  # newest (first pushed) first

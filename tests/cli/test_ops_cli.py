@@ -229,6 +229,20 @@ def test_a_worker_logs_json_lines_and_another_process_follows_the_step_logs(
     assert end["duration_ms"] >= 0 and end["action"] == "run_execution"
 
 
+def test_a_worker_that_cannot_start_says_why_in_a_json_line(tmp_path: Path) -> None:
+    """With JSON logs every stderr line is one object, the last words included: a log
+    pipeline would drop or mangle a plain `error:` line."""
+    missing = f"sqlite:///{tmp_path}/no/such/folder/x.db"
+    done = subprocess.run(
+        [FLOWLEDGER, "worker", "--log-format", "json", "--db", missing],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and (lines[-1]["level"], lines[-1]["action"]) == ("ERROR", "exit")
+    assert "does not exist" in lines[-1]["message"]
+
+
 def _worker_lines(worker: subprocess.Popen[str], execution_id: str) -> list[dict[str, Any]]:
     """The worker's JSON log lines about the execution, read until its end line."""
     assert worker.stderr is not None

@@ -29,7 +29,7 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.heap import end_start_up
-from flowledger.logs import configure_logging
+from flowledger.logs import configure_logging, last_words, writes_json
 from flowledger.runtime.status import ExecutionStatus
 
 if TYPE_CHECKING:  # the application (and the engine under it) loads when a command opens it
@@ -265,7 +265,10 @@ def show(value: T, as_json: bool, render: Callable[[T], None]) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
+    if writes_json():  # serve/worker --log-format json: the last line is JSON too
+        last_words(message)
+    else:
+        err.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
-import sys
 from typing import Any
 
 import typer
 import typer.main
 
-from flowledger.logs import log_extra
+from flowledger.logs import last_words, log_extra
 
 #: The modules (under ``flowledger.cli``) that register each top-level command, in the
 #: order ``cli.app`` imports them (it is the order a group lists its commands in).
@@ -71,8 +70,8 @@ def launch(argv: list[str]) -> None:
         log = logging.getLogger("flowledger.cli")
         log.debug("internal error", exc_info=True, extra=log_extra("cli"))
         detail = str(exc).splitlines()[0] if str(exc) else ""
-        sys.stderr.write(
-            f"error: internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
-            "this is a flowledger bug: please report it with the command you ran\n"
+        last_words(
+            f"internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
+            "this is a flowledger bug: please report it with the command you ran"
         )
         raise SystemExit(1) from None

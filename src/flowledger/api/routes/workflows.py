@@ -52,9 +52,8 @@ class PushedRef(TypedDict):
     status_code=201,
     response_model=PushedRef,
     summary="Push a definition, YAML or JSON (admin)",
-    description="201 with the new version; 200 when the definition equals the live "
-    "version (nothing stored, `changed` false).",
-    responses={200: {"model": PushedRef, "description": "unchanged: the live version"}},
+    description="201 with the version the definition now is: a new one, or the live "
+    "version when the definition equals it (nothing stored, `changed` false).",
     openapi_extra=_DEFINITION_BODY,
 )
 async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Response:
@@ -68,7 +67,9 @@ async def push_workflow(request: Request, app: AppDep, caller: Admin) -> Respons
         "changed": first["changed"],
         "warnings": first["warnings"],
     }
-    return render(ref, 201 if ref["changed"] else 200)
+    # 201 either way, as SPEC section 6 fixes it: a push is idempotent, and a client
+    # that pushes on every deploy reads `changed`, not the status, to see what it did.
+    return render(ref, 201)
 
 
 @router.get(
