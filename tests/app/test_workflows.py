@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -61,6 +63,24 @@ async def test_push_is_all_or_nothing(app: App, tmp_path: Path, hello_file: str)
     ]
     again = await app.workflows.push(PushWorkflows(files=[good]))
     assert again[0]["changed"] is False
+
+
+async def test_a_push_checks_its_definition_off_the_event_loop(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large definition takes seconds to check; on the event loop it held every other
+    request of a server (and its worker's lease renewals) for that long."""
+    threads: list[threading.Thread] = []
+    load_text = app.engine.load_text
+
+    def recorded(text: str, file: str = "<string>") -> Any:
+        threads.append(threading.current_thread())
+        return load_text(text, file)
+
+    monkeypatch.setattr(app.engine, "load_text", recorded)
+    (pushed,) = await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=MORNING)]))
+    assert pushed["changed"]
+    assert threads and threading.main_thread() not in threads
 
 
 GHOSTLY = """\

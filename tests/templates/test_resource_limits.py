@@ -75,6 +75,15 @@ EXHAUSTION: list[tuple[str, type[TemplateError]]] = [
     ("{{ [" + ", ".join(["('a ' * 500000)|title|length"] * 3) + "] }}", Lim),
     # A complex number has no JSON form: its repr was stored as text.
     ("{{ (-1) ** 0.5 }}", TemplateError),
+    # A long integer counts its digits, not one item: this was 12 million characters.
+    ("{{ [2 ** 4000] * 10000 }}", Lim),
+    ("{{ {'a': [2 ** 4000] * 900} }}", Lim),
+    ("{{ [[2 ** 4000] * 900] }}", Lim),
+    ("{{ ([2 ** 4000] * 13000)|join(',') }}", Lim),
+    # Flat expressions have no depth but cost to parse and compile, token by token:
+    # 400 KB of comparisons took 11 s of a server's CPU to push.
+    ("{{ " + " < ".join(["1"] * 6000) + " }}", Lim),
+    ("{{ [" + ",".join(["1"] * 11000) + "] }}", Lim),
 ]
 
 
@@ -102,6 +111,7 @@ def test_values_up_to_the_limits_are_fine() -> None:
     assert len(ENGINE.compile("{{ 'a' * 1048576 }}").render(store)) == 1_048_576
     assert len(ENGINE.compile("{{ range(10000)|list }}").render(store)) == 10_000
     assert ENGINE.compile("{{ 2 ** 4095 }}").render(store) == 2**4095
+    assert ENGINE.compile("{{ [2 ** 4000] * 800 }}").render(store) == [2**4000] * 800
 
 
 def test_limits_are_configurable() -> None:

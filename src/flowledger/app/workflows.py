@@ -3,11 +3,13 @@ triggers and when each schedule fires next; read their versions."""
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
@@ -159,7 +161,11 @@ class Workflows(Listing, WorkflowOperations):
                     text, self._limits.max_definition, f"the definition {file}", "max_definition"
                 )
             try:
-                compiled = engine.load(file) if text is None else engine.load_text(text, file)
+                # Off the event loop: a large definition takes a second or more to check,
+                # and a server's other requests (and its worker's leases) must go on.
+                compiled = await asyncio.to_thread(
+                    engine.load if text is None else partial(engine.load_text, text), file
+                )
             except DefinitionError as exc:
                 problems.extend(exc.problems)
                 continue

@@ -27,11 +27,13 @@ from jinja2.runtime import Undefined
 
 from flowledger.errors import TemplateError
 from flowledger.templates.limits import (
+    SHORT_INT,
     Meter,
     TemplateLimits,
     check_collection,
     check_rendered,
     check_string,
+    int_size,
 )
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -143,16 +145,27 @@ def _convert_container(
     if isinstance(value, dict):
         out_map: dict[Any, Any] = {}
         for key, item in value.items():
-            new = item if type(item) in _NUMBERS else _native(item, limits, walk)
+            new = _item(item, limits, walk)
             changed = changed or new is not item
             out_map[key] = new
         return out_map if changed else value
     out_list: list[Any] = []
     for item in value:
-        new = item if type(item) in _NUMBERS else _native(item, limits, walk)
+        new = _item(item, limits, walk)
         changed = changed or new is not item
         out_list.append(new)
     return out_list if changed else value
+
+
+def _item(item: Any, limits: TemplateLimits, walk: _Walk | None) -> Any:
+    """One item of a container: a number is kept as it is, counted once by the container;
+    a long integer counts its digits beyond that, as JSON spells them out."""
+    kind = type(item)
+    if kind not in _NUMBERS:
+        return _native(item, limits, walk)
+    if kind is int and walk is not None and not -SHORT_INT < item < SHORT_INT:
+        walk.spend(int_size(item) - 1)
+    return item
 
 
 def finish_reference(value: Any, limits: TemplateLimits) -> Any:

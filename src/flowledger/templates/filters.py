@@ -107,10 +107,20 @@ def _join(context: Context, value: Any, d: Any = "", attribute: str | int | None
         value = map(make_attrgetter(context.environment, attribute), value)
     items = materialize(value, ctx.limits, "join's input")
     ctx.meter.work(len(items))
-    parts = [to_text(item, ctx.limits, ctx.meter) for item in items]
     separator = to_text(d, ctx.limits, ctx.meter)
-    total = sum(map(len, parts)) + len(separator) * max(len(parts) - 1, 0)
-    _produce_text(ctx, total, "the joined text")
+    total = len(separator) * max(len(items) - 1, 0)
+    check_string(ctx.limits, total, "the joined text")
+    parts: list[str] = []
+    limit = ctx.limits.max_string_length
+    for item in items:  # the length checked as it grows: a part can be long to spell
+        part = to_text(item, ctx.limits, ctx.meter)
+        total += len(part)
+        if total > limit:
+            raise TemplateLimitError(
+                f"the joined text would be longer than {limit:,} characters, the limit"
+            )
+        parts.append(part)
+    ctx.meter.charge(total)
     return separator.join(parts)
 
 

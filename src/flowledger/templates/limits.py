@@ -33,6 +33,9 @@ class TemplateLimits:
     #: Operations nested in one expression (filters chained, operators, brackets):
     #: compiling and evaluating recurse once per level.
     max_expression_depth: int = 100
+    #: Tokens of one template (names, operators, literals, the spaces between them):
+    #: parsing and compiling cost per token, and a flat ``1 < 1 < ...`` has no depth.
+    max_template_tokens: int = 20_000
     #: Steps one render may take item by item in Python (a filter applied to each item,
     #: comparisons of a sort): bounds the time a render holds the worker's event loop.
     max_operations: int = 1_000_000
@@ -95,7 +98,7 @@ class Meter:
         if kind is str:
             return len(value) or 1  # type: ignore[arg-type]
         if kind not in _CONTAINERS and not _is_container(value):
-            return 1
+            return 1 if kind is not int else int_size(value)  # type: ignore[arg-type]
         flat = _flat_size(value)
         if flat is not None:
             return flat
@@ -115,7 +118,7 @@ class Meter:
                 if kind is str:
                     total += len(child) or 1
                 elif kind in _SCALARS:
-                    total += 1
+                    total += 1 if kind is not int else int_size(child)
                 else:
                     size = sizes.get(id(child))
                     if size is None:
@@ -145,6 +148,19 @@ class Meter:
                 frames[-1][2] += total
                 if frames[-1][2] > limit:
                     raise _too_big(limit)
+
+
+#: Integers below this magnitude count as one item; longer ones count their digits, as
+#: JSON spells them (``max_integer_bits`` allows 1,233), or ``[2**4000] * 10000`` is
+#: "10,000 items" and 12 million characters stored.
+SHORT_INT = 10**18
+
+
+def int_size(value: int) -> int:
+    """An integer's size in the budgets: 1, or about its number of digits."""
+    if -SHORT_INT < value < SHORT_INT:
+        return 1
+    return int(value.bit_length() * 0.30103) + 1  # log10(2): digits, without str()
 
 
 def _too_big(limit: int) -> TemplateLimitError:

@@ -10,6 +10,7 @@ newline survive exactly (Jinja's lexer would normalise them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 import jinja2
 from jinja2 import nodes
@@ -61,10 +62,18 @@ class ParsedTemplate:
 
 
 def _lex(env: SandboxEnvironment, source: str, lexable: str) -> list[tuple[int, str, str]]:
+    most = env.limits.max_template_tokens
     try:
-        tokens = list(env.lex(lexable))
+        tokens = list(islice(env.lex(lexable), most + 1))
     except jinja2.TemplateSyntaxError as exc:
         raise syntax_error(source, exc.message or "invalid template") from None
+    if len(tokens) > most:
+        # Parsing and compiling cost ~15 us a token: 400 KB of `1 < 1 < ...` took 11 s.
+        raise TemplateLimitError(
+            f"the template {quote(source)} has more than {most:,} tokens (names, operators, "
+            "literals); compute large values in a step, not in one expression",
+            source=source,
+        )
     for _, kind, _ in tokens:
         if kind in _NOT_SUPPORTED:
             raise syntax_error(
