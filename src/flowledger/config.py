@@ -69,6 +69,9 @@ Limits on what comes in (see :class:`Limits`; sizes take units like ``1MiB``):
 - ``FLOWLEDGER_MAX_PAGE``: the largest ``limit`` of a listing (default 1000; 422 above).
 - ``FLOWLEDGER_MAX_STREAMS``, ``FLOWLEDGER_MAX_WAITS``: event streams and long-poll
   waits one token may hold open at once (defaults 10 and 50; 429 above).
+- ``FLOWLEDGER_MAX_DESCENDANTS``: sub-workflow executions one root execution may start,
+  children of children included (default 100000); a ``sys.sub_workflow`` step that would
+  go past it fails, not retried, saying so.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ LIMIT_ENVS = {
     "max_page": "FLOWLEDGER_MAX_PAGE",
     "max_streams": "FLOWLEDGER_MAX_STREAMS",
     "max_waits": "FLOWLEDGER_MAX_WAITS",
+    "max_descendants": "FLOWLEDGER_MAX_DESCENDANTS",
 }
 #: The limits that are byte sizes (the others are counts).
 SIZE_LIMITS = ("max_body", "max_definition", "max_input")
@@ -162,6 +166,9 @@ class Limits:
     max_page: int = 1000
     max_streams: int = 10
     max_waits: int = 50
+    #: Sub-workflow executions one root execution may start, at every level below it:
+    #: the depth cap alone let a workflow that starts three copies of itself make 88,573.
+    max_descendants: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Limits:

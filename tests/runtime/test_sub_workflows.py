@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from flowledger import Engine, StepRegistry
+from flowledger.config import Limits, Settings
 from flowledger.runtime.orphans import this_host
 from flowledger.storage import ExecutionQuery
 from tests.runtime.steps_for_tests import Recorder
@@ -173,6 +174,39 @@ async def test_recursion_stops_at_the_depth_limit(engine: Engine) -> None:
     # The deepest says why; each parent above it passes its child's error on.
     assert sum(m.startswith("sub-workflow depth limit reached") for m in messages) == 1
     assert all("sub-workflow depth limit reached" in m for m in messages)
+
+
+FAN_OUT = """
+name: fan
+steps:
+  - id: again
+    type: sys.sub_workflow
+    when: "{{ input.level < 4 }}"
+    input:
+      workflow: fan
+      items: "{{ [1, 2, 3] }}"
+      input: {level: "{{ input.level + 1 }}"}
+"""
+
+
+async def test_a_root_starts_at_most_its_budget_of_descendants(
+    db_url: str, registry: StepRegistry
+) -> None:
+    """Three children a level, four levels: 120 descendants. Under the depth cap alone
+    the tree is k**depth; the root's budget (here 30) stops it, whatever the shape."""
+    settings = Settings(db_url=db_url, limits=Limits(max_descendants=30))
+    async with Engine(db_url, registry=registry, settings=settings) as engine:
+        await engine.push(engine.load_text(FAN_OUT))
+        doc = await engine.run(engine.load_text(FAN_OUT), {"level": 0})
+        assert doc["runtimeStatus"] == "Failed"
+        assert "ended Failed" in doc["error"]["message"]
+        every = await engine.list_executions(ExecutionQuery(workflow="fan", limit=1000))
+        assert len(every) - 1 <= 30  # the root, and at most its budget below it
+        why = [(d["error"] or {}).get("message", "") for d in every]
+        assert any(m.startswith("starting 3 more sub-workflow executions would") for m in why)
+        # Another root has a budget of its own: two levels (12 descendants) fit in it.
+        other = await engine.run(engine.load_text(FAN_OUT), {"level": 2})
+        assert other["runtimeStatus"] == "Completed"
 
 
 async def test_an_unknown_child_workflow_fails_clearly(engine: Engine) -> None:

@@ -21,7 +21,7 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 11)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 12)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -30,6 +30,7 @@ LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "trigger_key",
     "signals_sent",
     "signals_taken",
+    "descendants",
 }
 
 
@@ -408,5 +409,25 @@ async def test_revision_0010_keeps_the_source_text_of_new_versions(empty_db: Mak
         assert new.source == written and again.id == new.id and again.source == written
         read = await store.get_workflow_version(new.id)
         assert read is not None and read.source == written
+    finally:
+        await store.close()
+
+
+async def test_revision_0011_counts_descendants_from_zero(empty_db: MakeDb) -> None:
+    """A database of revision 0010 gets ``executions.descendants``: its executions start
+    with none counted, and a root's reservations add up to its budget, not past it."""
+    store = sql_store(empty_db())
+    root = execution_row()
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0010")
+            store.conn.execute(insert(executions).values(
+                {k: v for k, v in root.items() if k in LEGACY_EXECUTION_COLUMNS | {"depth"}}
+            ))  # fmt: skip
+        assert await store.upgrade() == ["0011"]
+        assert await store.reserve_descendants(root["id"], 6, 10) == 6
+        assert await store.reserve_descendants(root["id"], 5, 10) is None  # 11: refused whole
+        assert await store.reserve_descendants(root["id"], 4, 10) == 10
+        assert await store.reserve_descendants("gone", 4, 10) == 4  # a pruned root: no count
     finally:
         await store.close()

@@ -161,7 +161,25 @@ class ChildWaits(TaskDriver):
                 raise StepError(f"child {index}: {exc}", retryable=False) from None
             inputs.append(child_input)
         reused = await self._completed_before(run, workflow, inputs) if run.attempt > 1 else {}
+        await self._reserve(len(inputs) - len(reused))
         return Spawn(workflow, stored, inputs, int(data.get("concurrency") or 10), reused)
+
+    async def _reserve(self, count: int) -> None:
+        """Count ``count`` new children against the root's budget of descendants, or
+        fail the step: the depth cap alone lets k children a level make k**10."""
+        runner = self.scheduler
+        if count <= 0:
+            return
+        root = runner.root_id or runner.id
+        most = runner.services.max_descendants
+        if await runner.services.store.reserve_descendants(root, count, most) is None:
+            raise StepError(
+                f"starting {count:,} more sub-workflow executions would take the executions "
+                f"below root execution {root} past {most:,}, the most one root may start at "
+                "every level below it (FLOWLEDGER_MAX_DESCENDANTS; a workflow that starts "
+                "copies of itself?)",
+                retryable=False,
+            )
 
     async def _completed_before(
         self, run: StepExecution, workflow: CompiledWorkflow, inputs: list[dict[str, Any]]

@@ -167,6 +167,7 @@ class Engine:
                 workflow_for_version=self.workflow_for_version,
                 step_log_level=logging.getLevelNamesMapping()[self.settings.step_log_level],
                 step_log_limit=self.settings.step_log_limit,
+                max_descendants=self.settings.limits.max_descendants,
             )
             self.clock.synchronize(await store.db_now())
         return self

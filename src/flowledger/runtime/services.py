@@ -52,3 +52,5 @@ class Services:
     #: Step logs (runtime.steplogs): the lowest level kept, and each attempt's byte budget.
     step_log_level: int = logging.INFO
     step_log_limit: int = DEFAULT_LIMIT
+    #: Sub-workflow executions one root may start, all levels (``Limits.max_descendants``).
+    max_descendants: int = 100_000

@@ -14,6 +14,7 @@ from typing import Any
 
 from flowledger.storage.artifacts import ArtifactStore
 from flowledger.storage.counts import CountStore
+from flowledger.storage.descendants import DescendantStore
 from flowledger.storage.entities import EntityStore
 from flowledger.storage.gauges import GaugeStore
 from flowledger.storage.jobs import JobStore
@@ -140,6 +141,7 @@ class SignalBlocked(Exception):
 
 
 class Store(
+    DescendantStore,
     TokenStore,
     EntityStore,
     ScheduleStore,

@@ -161,6 +161,9 @@ executions = Table(
     #: reads the signal table when the two differ (or while it runs, once a second).
     Column("signals_sent", Integer, nullable=False, server_default=text("0")),
     Column("signals_taken", Integer, nullable=False, server_default=text("0")),
+    #: On a root: the sub-workflow executions planned below it so far, at every level
+    #: (storage.descendants; migration 0011). Nothing else writes it.
+    Column("descendants", Integer, nullable=False, server_default=text("0")),
     # Lists by status, and what a claim (queued ones) or a prune's search walks: a status's
     # oldest first (storage.leasegroup, storage.pruning).
     Index("ix_executions_status", "runtime_status", "created_at", "id"),

@@ -43,6 +43,7 @@ from flowledger.storage.base import (
     claimable_when_created,
 )
 from flowledger.storage.counts import SQLCountStore
+from flowledger.storage.descendants import SQLDescendantStore
 from flowledger.storage.entities import SQLEntityStore
 from flowledger.storage.fastpath import (
     PreparedRead,
@@ -101,6 +102,7 @@ PUSHED_ELSE_NEWEST = (
 
 class SQLStore(
     SQLLeaseGroupStore,
+    SQLDescendantStore,
     SQLTokenStore,
     SQLEntityStore,
     SQLScheduleStore,
