@@ -30,14 +30,16 @@ def test_missing_top_level_field() -> None:
 
 
 def test_missing_step_in_text_template() -> None:
+    """The message names the whole path the template reads (SPEC 3), then where it
+    breaks off."""
     assert missing("n={{ steps.ghost.output }}!").message.startswith(
-        "steps.ghost does not exist (steps: fetch, query_leads)"
+        "steps.ghost.output does not exist: steps has no field 'ghost' (fields: fetch, query_leads)"
     )
 
 
 def test_index_out_of_range_says_how_many_items() -> None:
     assert missing("{{ steps.query_leads.output.entities[5].id }}").message == (
-        "steps.query_leads.output.entities[5] does not exist: "
+        "steps.query_leads.output.entities[5].id does not exist: "
         "steps.query_leads.output.entities has 3 items"
     )
 

@@ -95,6 +95,7 @@ def execution_rows(
         "trigger_key": lineage.trigger_key,
         "signals_sent": 0,
         "signals_taken": 0,
+        "descendants": 0,
     }
     detail: dict[str, Any] = {"workflow": workflow.name, "version": version.version}
     if lineage.parent_id:

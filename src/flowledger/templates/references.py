@@ -111,12 +111,13 @@ def _field_list(mapping: Mapping[Any, Any]) -> str:
     return shown
 
 
-def _missing_segment(walked: tuple[Segment, ...], segment: Segment, parent: Any) -> str:
-    full = format_path((*walked, segment))
+def _missing_segment(full: str, walked: tuple[Segment, ...], segment: Segment, parent: Any) -> str:
+    """Why ``full`` (the whole path the template reads) does not exist: ``segment`` of
+    ``walked`` is missing, ``parent`` being what ``walked`` holds."""
     where = format_path(walked)
     if isinstance(parent, Mapping):
         fields = _field_list(parent)
-        if len(walked) == 1:
+        if len(walked) == 1 and full == format_path((*walked, segment)):
             return f"{full} does not exist ({where}: {fields or 'empty'})"
         listed = f"fields: {fields}" if fields else f"{where} is empty"
         return f"{full} does not exist: {where} has no field {segment!r} ({listed})"
@@ -146,7 +147,8 @@ def explain_reference(
         except TemplateError:
             return None  # refused, not missing: the original error says so
         if isinstance(child, Undefined):
-            return _missing_segment(walked, segment, value)
+            full = format_path((reference.root, *reference.path))
+            return _missing_segment(full, walked, segment, value)
         value = child
         walked = (*walked, segment)
     return None
