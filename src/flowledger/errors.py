@@ -40,12 +40,54 @@ class Problem:
     path: Path = field(default=())
 
     def format(self) -> str:
-        """``FILE:LINE:COL: step 'id': message`` (parts that are unknown are left out)."""
+        """``FILE:LINE:COL: step 'id': field.path: message`` (parts that are unknown are
+        left out; the field path is the step's own, ``input.url``, ``retry.max_attempts``)."""
         where = self.file or "<definition>"
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}"
         step = f"step '{self.step_id}': " if self.step_id else ""
-        return f"{where}: {step}{self.message}"
+        return f"{where}: {step}{self.field_message()}"
+
+    def field_message(self) -> str:
+        """The message after the field path it is about, said once: a message that begins
+        with part of its path (``retry: …``, ``method: …``) has that part replaced."""
+        field = self.field()
+        if not field:
+            return self.message
+        message = self.message
+        parts = list(self.field_path())
+        said = [format_path(parts[:k]) for k in range(len(parts), 0, -1)]
+        said += [format_path(parts[k:]) for k in range(1, len(parts))]
+        stripped = False
+        for part in said:
+            if part and message.startswith(part + ": "):
+                message, stripped = message[len(part) + 2 :], True
+                break
+        first, last = str(parts[0]), str(parts[-1])
+        if not stripped and message.startswith((f"{first} ", f"{first}.", f"'{first}'")):
+            return message  # it names its place itself: "retry has no effect on …"
+        if len(parts) > 1 and message.startswith(f"{last} "):
+            return f"{field}{message[len(last) :]}"  # "input.expression must be …"
+        if len(parts) > 1 and message.startswith(f"'{last}' "):
+            return f"{field}{message[len(last) + 2 :]}"  # "input.value is required"
+        if f"'{last}'" in message:  # "unknown field 'aftr'; did you mean 'after'?"
+            parent = format_path(parts[:-1])
+            return f"{parent}: {message}" if parent else message
+        return f"{field}: {message}"
+
+    def field(self) -> str:
+        return format_path(self.field_path())
+
+    def field_path(self) -> Path:
+        """The path inside the step the problem is about (the whole path when it is not
+        in a step): what follows the last ``steps[i]``."""
+        path = tuple(self.path)
+        if self.step_id is None:
+            return path
+        for index in range(len(path) - 2, -1, -1):
+            if path[index] == "steps" and isinstance(path[index + 1], int):
+                return path[index + 2 :]
+        return path
 
 
 class FlowledgerError(Exception):

@@ -43,11 +43,16 @@ def test_validate_speaks_plainly_and_suggests(cli: Cli, tmp_path: Path) -> None:
     result = cli("validate", str(bad))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
-    assert f"{bad}:3:9: step 'bad id': a step id is lowercase letters, digits and '_', " in lines[0]
+    assert (
+        f"{bad}:3:9: step 'bad id': id: a step id is lowercase letters, digits and '_', "
+        in lines[0]
+    )
     assert f"{bad}:8:5: step 'a': unknown field 'aftr'; did you mean 'after'?" in lines
     assert f"{bad}:12:12: step 'b': after: must be a list, not \"a\"" in lines
-    assert any("step 'c': op must be one of set, increment, append, merge" in x for x in lines)
-    assert any("step 'd': unknown field 'valeu'; did you mean 'value'?" in x for x in lines)
+    assert any(
+        "step 'c': input.op must be one of set, increment, append, merge" in x for x in lines
+    )
+    assert any("step 'd': input: unknown field 'valeu'; did you mean 'value'?" in x for x in lines)
     for wording in LIBRARY_WORDING:
         assert wording not in result.stderr
 

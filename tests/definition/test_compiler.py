@@ -95,8 +95,8 @@ def test_every_problem_is_reported_at_once_with_file_line_and_step() -> None:
     )
     text = "\n".join(found)
     assert "wf.yaml:7:" in text and "duplicate step id 'a'" in text
-    assert "step 'b': unknown step type 'sys.nope'" in text
-    assert "step 'c': 'ghost' is not a step of this graph" in text
+    assert "step 'b': type: unknown step type 'sys.nope'" in text
+    assert "step 'c': after[0]: 'ghost' is not a step of this graph" in text
     assert len(found) == 3
 
 
@@ -441,7 +441,7 @@ def test_a_condition_with_text_around_its_template_is_refused() -> None:
         """
     )
     assert len(found) == 2, found
-    assert "step 'c': expression must be exactly one {{ … }}" in found[0]
+    assert "step 'c': input.expression must be exactly one {{ … }}" in found[0]
     assert "step 'a': when must be exactly one {{ … }}" in found[1]
     with stored_definitions():  # a version pushed before this rule still loads
         compile_yaml(
@@ -470,9 +470,9 @@ def test_templates_where_they_would_stay_as_written_are_refused() -> None:
     )
     text = "\n".join(found)
     assert len(found) == 3, found
-    assert "variables: its values are set before anything runs" in text
-    assert "context: its values are set before anything runs" in text
-    assert "step 'm': the key 'k{{ loop.each.index }}' holds a template" in text
+    assert "variables.x: its values are set before anything runs" in text
+    assert "context.c[0]: its values are set before anything runs" in text
+    assert "step 'm': input.value: the key 'k{{ loop.each.index }}' holds a template" in text
 
 
 def test_a_zero_timeout_and_a_default_the_schema_refuses_are_refused() -> None:
@@ -491,7 +491,7 @@ def test_a_zero_timeout_and_a_default_the_schema_refuses_are_refused() -> None:
     )
     text = "\n".join(found)
     assert "step 'a': timeout: must be longer than 0" in text
-    assert "step 'w': on_timeout.default does not match the schema" in text
+    assert "step 'w': input: on_timeout.default does not match the schema" in text
     assert "default.ok: 'maybe' is not of type 'boolean'" in text
 
 

@@ -284,7 +284,7 @@ def test_every_problem_is_reported_up_to_a_cap() -> None:
 
 
 def test_problem_format_is_file_line_column() -> None:
-    assert only("a: yes\n").format().startswith("wf.yaml:1:4: yes is a YAML 1.1 boolean")
+    assert only("a: yes\n").format().startswith("wf.yaml:1:4: a: yes is a YAML 1.1 boolean")
 
 
 # --- hostile documents are refused fast ------------------------------------------------------

@@ -233,7 +233,7 @@ async def test_a_bad_job_fails_before_anything_is_stored(engine: Engine, flows: 
         f"{job_file}:7:16: workflows[3].workflow: 'no-such-name' is neither a definition file "
         "nor a pushed workflow name"
     )
-    assert lines[4].startswith(f"{flows / 'broken.yaml'}:3:19: step 'a': unknown step type")
+    assert lines[4].startswith(f"{flows / 'broken.yaml'}:3:19: step 'a': type: unknown step type")
     assert lines[5].startswith(f"{job_file}:8:16: workflows[4].workflow: broken.yaml is not")
     # A file named twice has its own problems listed once.
     assert lines[6].startswith(f"{job_file}:10:16: workflows[6].workflow: broken.yaml is not")

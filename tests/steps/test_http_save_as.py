@@ -177,7 +177,7 @@ def test_save_as_accepts_only_artifact(registry: StepRegistry) -> None:
       - {id: dl, type: sys.http_request, input: {url: "http://x/", save_as: file}}
     """
     with pytest.raises(
-        DefinitionError, match=r'step .dl.: save_as: must be one of artifact, not "file"'
+        DefinitionError, match=r'step .dl.: input.save_as: must be one of artifact, not "file"'
     ):
         Engine("sqlite://", registry=registry).load_text(textwrap.dedent(text))
 
