@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import textwrap
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from flowledger import Engine, StepRegistry
+from flowledger.runtime import recovery
 from flowledger.runtime.recovery import CRASH_MESSAGE
 from tests.conftest import statuses
 from tests.runtime.steps_for_tests import Recorder
@@ -186,6 +190,41 @@ async def test_a_loop_interrupted_midway_finishes_every_item_once(
         assert 1 <= recorder.calls[f"w{i}"] <= len(rows)
     assert recorder.calls["w3"] == 2
     assert statuses(doc)["each"] == "Completed"
+
+
+async def test_a_step_cut_again_and_again_is_failed_after_waits_that_grow(
+    db_url: str, registry: StepRegistry, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that takes its process down each time (a segfault, an out-of-memory kill)
+    took down every worker that claimed its execution, for ever: now each re-run waits
+    longer, and the fifth cut fails the step."""
+    monkeypatch.setattr(
+        recovery, "CRASH_BACKOFF", tuple(timedelta(milliseconds=ms) for ms in (0, 10, 20, 40))
+    )
+    text = "name: poison\nsteps: [{id: p, type: test.slow, input: {name: p, seconds: 3600}}]\n"
+
+    def attempt_running(n: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda d: any(
+            s["attempt"] == n and s["status"] == "InProgress" for s in d["steps"].values()
+        )
+
+    execution_id = await _interrupt(db_url, registry, text, attempt_running(1))
+    for cut in range(1, recovery.MAX_CRASHES):
+        async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+            task = asyncio.create_task(engine.drive(execution_id))
+            await _until(engine, execution_id, attempt_running(cut + 1))
+            await _stop(task)
+    async with Engine(db_url, registry=registry, owner=OWNER) as engine:
+        doc = await engine.drive(execution_id)
+        events = await engine.events(execution_id)
+    assert doc["runtimeStatus"] == "Failed"
+    attempts = _step(doc, "p")
+    assert [(s["attempt"], s["status"]) for s in attempts] == [(n, "Failed") for n in range(1, 6)]
+    assert all(s["error"]["message"].startswith(CRASH_MESSAGE) for s in attempts)
+    assert "5 times: it is not run again" in doc["error"]["message"]
+    assert recorder.calls["p"] == 5
+    waits = [e["detail"]["delayMs"] for e in events if e["kind"] == "step.retry_scheduled"]
+    assert len(waits) == 3 and waits == sorted(waits)  # the first re-run went at once
 
 
 async def test_the_document_rebuilds_from_the_database_alone(

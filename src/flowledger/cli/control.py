@@ -155,7 +155,8 @@ def executions_cancel(
     if doc["runtimeStatus"] != ExecutionStatus.CANCELLED:
         fail(
             f"the cancel is recorded, but execution {doc['id']} is still "
-            f"{doc['runtimeStatus']}; the process running it acts on it",
+            f"{doc['runtimeStatus']}: the process that holds it acts on it, or, if that "
+            "process is gone, the worker that takes it over once its lease runs out",
             1,
         )
     raise typer.Exit(EXIT_OK)

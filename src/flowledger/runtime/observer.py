@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from flowledger.logs import log_extra
 from flowledger.runtime.documents import event_document
-from flowledger.runtime.recovery import CRASH_MESSAGE
+from flowledger.runtime.recovery import is_crash
 from flowledger.storage.base import Row
 
 log = logging.getLogger(__name__)
@@ -274,4 +274,4 @@ class Observers:
             info=info,
         )
         self._call("step_attempt_finished", attempt, execution_id)
-        return error == CRASH_MESSAGE
+        return is_crash(error)

@@ -11,7 +11,9 @@ a loop rebuilds its iterations, a waiting step waits again.
 from __future__ import annotations
 
 import itertools
+import random
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 from flowledger.codec import loads
@@ -21,10 +23,24 @@ from flowledger.runtime.state import Scope, StepExecution, child_key
 from flowledger.runtime.status import StepStatus
 from flowledger.steps.base import StepKind
 from flowledger.storage.base import Row
+from flowledger.timeutil import iso
 
-CRASH_MESSAGE = "the process running this step stopped before the step finished"
-#: A step that was running when its process died is re-run at most this often.
-MAX_CRASH_RERUNS = 20
+#: Said of an attempt whose end was never recorded: its process died (a kill, a crash, an
+#: out-of-memory kill), or lost its hold on the execution (a database unavailable for
+#: longer than its lease, a paused process) while the attempt ran.
+CRASH_MESSAGE = (
+    "the process running this step stopped, or lost its hold on the execution, before "
+    "the step's end was recorded"
+)
+#: Earlier spellings of CRASH_MESSAGE, still in stored histories.
+_EARLIER_CRASH_MESSAGES = ("the process running this step stopped before the step finished",)
+#: A step whose attempts are cut like that this many times is failed, not run again: a step
+#: that kills its own process (a segfault, memory) would otherwise take down every worker
+#: that claims its execution, and a server running workers in its own process with it.
+MAX_CRASHES = 5
+#: The wait before a re-run after the n-th cut (the first re-runs at once: a deployment's
+#: kill is the common case), so the executions sharing a dying worker get to finish.
+CRASH_BACKOFF = (timedelta(0), timedelta(seconds=1), timedelta(seconds=4), timedelta(seconds=16))
 
 
 def restore(runner: Recoverable, rows: list[Row]) -> None:
@@ -37,8 +53,9 @@ def restore(runner: Recoverable, rows: list[Row]) -> None:
     runner.step_seq = itertools.count(max((r["seq"] for r in rows), default=0) + 1)
     restorer = _Restorer(runner, latest)
     restorer.restore_scope(runner.root)
+    cuts = _cuts_so_far(rows) if restorer.crashed else {}
     for run in restorer.crashed:
-        _rerun(runner, run)
+        _rerun(runner, run, cuts.get((run.scope.key, run.step.path), 0) + 1)
     for driver in restorer.drivers:
         driver.restored()
     if runner.root.unfinished == 0 and not runner.root.closed:
@@ -90,21 +107,58 @@ class _Restorer:
         )
 
 
-def _rerun(runner: Recoverable, run: StepExecution) -> None:
+def is_crash(message: object) -> bool:
+    """Whether a step error says its attempt was cut (see CRASH_MESSAGE)."""
+    return isinstance(message, str) and message.startswith(
+        (CRASH_MESSAGE, *_EARLIER_CRASH_MESSAGES)
+    )
+
+
+def _cuts_so_far(rows: list[Row]) -> dict[tuple[str, str], int]:
+    """(loop key, step path) -> attempts of it already recorded as cut."""
+    cuts: dict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        failed = row["status"] == StepStatus.FAILED and row["error"]
+        if failed and is_crash((loads(row["error"]) or {}).get("message")):
+            cuts[(row["loop_key"], row["step_path"])] += 1
+    return cuts
+
+
+def _rerun(runner: Recoverable, run: StepExecution, cut: int) -> None:
+    """Record the attempt as cut (the ``cut``-th time for this step) and run the step
+    again, after a wait that grows with the cuts; at MAX_CRASHES, fail it instead."""
     now = runner.clock.now()
+    last = cut >= MAX_CRASHES
+    message = CRASH_MESSAGE
+    if last:
+        message += (
+            f", {cut} times: it is not run again (does the step end its own process, "
+            "or take more memory than the machine has?)"
+        )
     run.status = StepStatus.FAILED
     run.failed_at = now
-    run.error = {"message": CRASH_MESSAGE, "stepId": run.step.id, "attempt": run.attempt}
+    run.error = {"message": message, "stepId": run.step.id, "attempt": run.attempt}
     runner.journal.touch(run)
-    runner.journal.event("step.failed", run, {"error": CRASH_MESSAGE, "willRetry": True})
-    if run.attempt >= MAX_CRASH_RERUNS:
+    runner.journal.event("step.failed", run, {"error": message, "willRetry": not last})
+    if last:
         runner.fail_scope(run.scope, run)
         return
     nxt = runner.new_run(
         run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED, run.idempotency_key
     )
     nxt.due_at = run.due_at
-    runner.start_attempt(nxt)
+    delay = CRASH_BACKOFF[min(cut, len(CRASH_BACKOFF)) - 1]
+    if not delay:
+        runner.start_attempt(nxt)
+        return
+    nxt.wake_at = now + delay * random.uniform(0.75, 1.25)  # noqa: S311 - spreads re-runs
+    runner.journal.event(
+        "step.retry_scheduled",
+        nxt,
+        {"wakeAt": iso(nxt.wake_at), "delayMs": int((nxt.wake_at - now).total_seconds() * 1000)},
+        at=now,
+    )
+    runner.add_timer(nxt.wake_at, "retry", nxt)
 
 
 def _run_from_row(row: Row, step: CompiledStep, scope: Scope) -> StepExecution:
