@@ -100,6 +100,27 @@ def test_start_runs_on_the_workers_and_records_the_token(service: Service) -> No
     assert done["output"] == {"greeting": "Hello, Ada!"}
 
 
+def test_a_start_with_an_idempotency_key_starts_once(service: Service) -> None:
+    """A client that retries a start it never heard back from (a timeout) gets the
+    execution its first try started, not a second one."""
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, HELLO)
+        url = f"/api/v1/workflows/{name}/executions"
+        key = {"Idempotency-Key": unique("order")}
+        first = http.post(url, json={"input": {"who": "Ada"}}, headers=key)
+        again = http.post(url, json={"input": {"who": "Ada"}}, headers=key)
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.json()["id"] == first.json()["id"]
+        other = error(http.post(url, json={"input": {"who": "Bob"}}, headers=key), 409)
+        assert first.json()["id"] in other["message"]
+        fresh = http.post(url, json={"input": {"who": "Ada"}}, headers={"Idempotency-Key": "2"})
+        assert fresh.status_code == 201 and fresh.json()["id"] != first.json()["id"]
+        listed = http.get("/api/v1/executions", params={"workflow": name}).json()["items"]
+        assert len(listed) == 2
+        long_key = {"Idempotency-Key": "k" * 161}
+        error(http.post(url, json={"input": {"who": "Ada"}}, headers=long_key), 422)
+
+
 def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
     with service.client("admin") as admin, service.client("operator") as http:
         name = push(admin, HELLO)

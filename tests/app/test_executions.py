@@ -25,6 +25,7 @@ from flowledger.app import (
     SubmitInput,
     WorkflowText,
 )
+from flowledger.errors import DefinitionError
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.runtime.support import running_worker, wait_until
 
@@ -253,3 +254,20 @@ async def test_a_parked_execution_is_cancelled_without_its_plugins(tmp_path: Pat
     assert doc["runtimeStatus"] == "Cancelled"
     statuses = sorted(step["status"] for step in doc["steps"].values())
     assert statuses == ["Cancelled", "Failed"]  # the first attempt, and the waiting retry
+
+
+async def test_a_pushed_workflow_is_started_for_the_workers_without_their_plugins(
+    tmp_path: Path,
+) -> None:
+    """`flowledger start NAME`, an API node without the workers' plugins: the start only
+    enqueues, so it needs none of them (the push checked the types); running it here
+    still does."""
+    (tmp_path / "cancel_plugin.py").write_text(FLAKY_PLUGIN)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    async with App(url, plugins=[str(tmp_path / "cancel_plugin.py")]) as pusher:
+        await pusher.workflows.push(PushWorkflows(texts=[WorkflowText(text=PARKS_ON_A_RETRY)]))
+    async with App(url) as api_node:
+        queued = await api_node.executions.start(StartExecution(workflow="parks-on-a-retry"))
+        assert queued["runtimeStatus"] == "NotStarted"
+        with pytest.raises(DefinitionError, match=r"unknown step type 'canceltest\.flaky'"):
+            await api_node.executions.start(StartExecution(workflow="parks-on-a-retry", hold=True))

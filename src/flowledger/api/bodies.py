@@ -33,7 +33,9 @@ class StartBody(Body):
     correlation_id: str | None = None
     version: int | None = None
 
-    def request(self, workflow: str, created_by: str) -> StartExecution:
+    def request(
+        self, workflow: str, created_by: str, idempotency_key: str | None = None
+    ) -> StartExecution:
         """The start this body asks for, of the pushed workflow ``workflow``."""
         return StartExecution(
             workflow=workflow,
@@ -42,6 +44,7 @@ class StartBody(Body):
             correlation_id=self.correlation_id,
             created_by=created_by,
             stored_only=True,
+            idempotency_key=idempotency_key,
         )
 
 

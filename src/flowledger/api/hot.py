@@ -94,6 +94,8 @@ class HotPaths:
         token = _bearer(scope)
         if not name or "/" in name or token is None or not _json_or_none(scope):
             return receive
+        if _has_header(scope, b"idempotency-key"):
+            return receive  # the route reads it
         message = await receive()  # the edge has read the whole body: one message
         onward = _replaying(message, receive)
         if message["type"] != "http.request" or message.get("more_body", False):
@@ -123,6 +125,10 @@ def _json_or_none(scope: Scope) -> bool:
             kind: bytes = value.split(b";", 1)[0].strip().lower()
             return kind == _JSON
     return True
+
+
+def _has_header(scope: Scope, wanted: bytes) -> bool:
+    return any(name == wanted for name, _ in scope["headers"])
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:

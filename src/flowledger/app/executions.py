@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydantic_core import to_json
 
@@ -74,6 +74,18 @@ class Retried:
     execution: ExecutionDocument
 
 
+class FindWorkflow(Protocol):
+    """``Workflows.find``: what a start names, compiled."""
+
+    def __call__(
+        self,
+        workflow: str | CompiledWorkflow,
+        version: int | None = None,
+        stored_only: bool = False,
+        runs_here: bool = True,
+    ) -> Awaitable[CompiledWorkflow]: ...
+
+
 class Executions:
     """The execution operations of one application (see :class:`flowledger.app.App`)."""
 
@@ -82,7 +94,7 @@ class Executions:
         engine: Engine,
         codec: Callable[[], Awaitable[CursorCodec]],
         wake: Callable[[], Awaitable[None]],
-        find: Callable[[str | CompiledWorkflow, int | None, bool], Awaitable[CompiledWorkflow]],
+        find: FindWorkflow,
         limits: Limits | None = None,
         *,
         hub: ChangeHub | None = None,
@@ -103,14 +115,25 @@ class Executions:
         """Create the execution (``NotStarted``) and wake the workers to run it; with
         ``hold`` it is leased to this process instead, which must drive it."""
         check_json_size(request.input, self._limits.max_input, "input")
-        workflow = await self._find(request.workflow, request.version, request.stored_only)
-        document = await self._engine.start_document(
-            workflow,
-            request.input,
-            correlation_id=request.correlation_id,
-            created_by=request.created_by,
-            hold=request.hold,
+        workflow = await self._find(
+            request.workflow, request.version, request.stored_only, runs_here=request.hold
         )
+        if request.idempotency_key is not None and not request.hold:
+            document = await self._engine.start_once(
+                workflow,
+                request.input,
+                request.idempotency_key,
+                correlation_id=request.correlation_id,
+                created_by=request.created_by,
+            )
+        else:
+            document = await self._engine.start_document(
+                workflow,
+                request.input,
+                correlation_id=request.correlation_id,
+                created_by=request.created_by,
+                hold=request.hold,
+            )
         self._hub.touched(str(document["id"]), 1, 1)  # its execution.created event
         if not request.hold:
             await self._wake()

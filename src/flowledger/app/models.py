@@ -164,6 +164,9 @@ class StartExecution(Request):
     hold: bool = False
     #: Only a pushed workflow's name, never a file on this machine (the HTTP face).
     stored_only: bool = False
+    #: A client's key for this start (HTTP ``Idempotency-Key``, ``start --idempotency-key``):
+    #: the same key again answers the execution it started instead of starting another.
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=160)
 
     _check_input = field_validator("input", mode="before")(_json_object)
 

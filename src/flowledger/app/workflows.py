@@ -130,17 +130,22 @@ class Workflows(Listing, WorkflowOperations):
         workflow: str | CompiledWorkflow,
         version: int | None = None,
         stored_only: bool = False,
+        runs_here: bool = True,
     ) -> CompiledWorkflow:
         """What a start names: a compiled workflow as is, a file, or a stored name (that
         version number when given; with ``stored_only`` never a file). The file-or-name
         rule stays in ``Engine.find_workflow`` because job runs (runtime) resolve their
-        items with it."""
+        items with it. A stored workflow started for the workers (not ``runs_here``)
+        needs none of their plugins here: it was checked with them when it was pushed."""
         if isinstance(workflow, CompiledWorkflow):
             return workflow
+        stand_ins = not runs_here
         if version is not None or stored_only:
-            compiled, _ = await self._engine.resolve_workflow(workflow, version)
+            compiled, _ = await self._engine.resolve_workflow(
+                workflow, version, stand_ins=stand_ins
+            )
             return compiled
-        return await self._engine.find_workflow(workflow)
+        return await self._engine.find_workflow(workflow, stand_ins=stand_ins)
 
     # -- pushing ------------------------------------------------------------------------------
 

@@ -148,15 +148,31 @@ def start(
         str | None, typer.Option("--correlation-id", help="Groups related executions.")
     ] = None,
     plugin: PluginOption = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Start once per key: again with the same key prints the execution it "
+            "started (a retried deploy script starts nothing twice).",
+        ),
+    ] = None,
 ) -> None:
-    """Enqueue an execution for the workers and print its id."""
+    """Enqueue an execution for the workers and print its id.
+
+    A pushed workflow started by name needs none of the workers' plugins here."""
     arguments = (
         build(lambda: json_object(parse_json(input, "--input"), "the input"))
         if input is not None
         else {}
     )
-    request = StartExecution(
-        workflow=workflow, input=arguments, correlation_id=correlation_id, created_by="cli:start"
+    request = build(
+        lambda: StartExecution(
+            workflow=workflow,
+            input=arguments,
+            correlation_id=correlation_id,
+            created_by="cli:start",
+            idempotency_key=idempotency_key,
+        )
     )
     doc = with_app(db, lambda application: application.executions.start(request), plugin)
     out.print(doc["id"], highlight=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from flowledger.artifacts.service import ArtifactService, default_artifacts_root
+from flowledger.codec import loads
 from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
@@ -24,6 +25,8 @@ from flowledger.definition.source import parse_document
 from flowledger.definition.strictness import stored_definitions
 from flowledger.entities.service import EntityService
 from flowledger.errors import (
+    ConflictError,
+    DefinitionError,
     FlowledgerError,
     HeldElsewhereError,
     LeaseLostError,
@@ -122,6 +125,9 @@ class Engine:
         # Versions are immutable once stored, so these caches can never go stale; bounded,
         # so a long-lived server holds the versions it runs, not every one it ever ran.
         self._workflows: LRU[str, CompiledWorkflow] = LRU(CACHED_VERSIONS)
+        #: Versions compiled with stand-ins for types this process lacks: only ever started
+        #: here, never run (workflow_for_version), so never in _workflows.
+        self._standing_in: LRU[str, CompiledWorkflow] = LRU(CACHED_VERSIONS)
         self._versions: LRU[tuple[str, str], WorkflowVersion] = LRU(CACHED_VERSIONS)
         self._versions_by_id: LRU[str, WorkflowVersion] = LRU(CACHED_VERSIONS)
         #: The pushed versions as of the last live_workflows: the live set, never evicted.
@@ -239,7 +245,8 @@ class Engine:
         version = await self.store.save_workflow_version(
             workflow.name, workflow.checksum, document, DEFINITION_FORMAT_VERSION, workflow.source
         )
-        self._workflows.put(version.id, workflow)
+        if self._standing_in.get(version.id) is not workflow:  # stand-ins never run here
+            self._workflows.put(version.id, workflow)
         self._versions.put((workflow.name, workflow.checksum), version)
         self._versions_by_id.put(version.id, version)
         return version
@@ -251,7 +258,9 @@ class Engine:
         changed = await self.store.activate_workflow(workflow.name, version.id)
         return version, changed
 
-    async def find_workflow(self, file_or_name: str) -> CompiledWorkflow:
+    async def find_workflow(
+        self, file_or_name: str, *, stand_ins: bool = False
+    ) -> CompiledWorkflow:
         """A definition file, or else a stored workflow by that name: its pushed (live)
         version, else its newest, as :meth:`resolve_workflow` chooses for every start by
         name (before 2026-11-29 this took the newest stored version even when an older
@@ -259,7 +268,7 @@ class Engine:
         if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
             return self.load(file_or_name)
         try:
-            workflow, _ = await self.resolve_workflow(file_or_name)
+            workflow, _ = await self.resolve_workflow(file_or_name, stand_ins=stand_ins)
         except NotFoundError:
             raise NotFoundError(
                 f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
@@ -267,10 +276,10 @@ class Engine:
         return workflow
 
     async def resolve_workflow(
-        self, name: str, version: int | None = None
+        self, name: str, version: int | None = None, *, stand_ins: bool = False
     ) -> tuple[CompiledWorkflow, WorkflowVersion]:
         """A stored workflow by name: that version number, else the pushed (live) version,
-        else the newest stored one."""
+        else the newest stored one. ``stand_ins``: see :meth:`workflow_for_version`."""
         # No name holds a NUL (PostgreSQL text cannot even be asked for one): not found.
         named = "\x00" not in name
         chosen = await self.store.workflow_version_id(name, version) if named else None
@@ -284,19 +293,34 @@ class Engine:
                 )
             known = ", ".join(str(v.version) for v in versions)
             raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
-        return await self.workflow_for_version(chosen), await self.workflow_version(chosen)
+        workflow = await self.workflow_for_version(chosen, stand_ins=stand_ins)
+        return workflow, await self.workflow_version(chosen)
 
-    async def workflow_for_version(self, version_id: str) -> CompiledWorkflow:
+    async def workflow_for_version(
+        self, version_id: str, *, stand_ins: bool = False
+    ) -> CompiledWorkflow:
+        """A stored version compiled. With ``stand_ins``, for a start that only enqueues
+        (the workers run it, with their plugins): custom types this process has not
+        loaded get stand-ins that never run, kept apart from the workflows it runs."""
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
         live = self._live.get(version_id)
         if live is not None:  # a pushed version the bounded cache let go
             return live[1]
+        if stand_ins and (standing := self._standing_in.get(version_id)) is not None:
+            return standing
         version = await self.workflow_version(version_id)
         source = parse_document(version.document, f"{version.name}@v{version.version}")
-        with stored_definitions():  # rules newer than the push do not stop it
-            workflow = compile_document(source, self.registry, self.templates)
+        try:
+            with stored_definitions():  # rules newer than the push do not stop it
+                workflow = compile_document(source, self.registry, self.templates)
+        except DefinitionError:
+            if not stand_ins:
+                raise
+            with stored_definitions():
+                workflow = compile_document(source, self.registry.standing_in(), self.templates)
+            return self._standing_in.put(version_id, workflow)
         self._workflows.put(version_id, workflow)
         return workflow
 
@@ -398,6 +422,34 @@ class Engine:
             workflow, input, correlation_id=correlation_id, created_by=created_by, hold=hold
         )
         return execution_document(row, [])
+
+    async def start_once(
+        self,
+        workflow: CompiledWorkflow | str | os.PathLike[str],
+        input: Mapping[str, Any] | None,
+        key: str,
+        *,
+        correlation_id: str | None = None,
+        created_by: str = "python",
+    ) -> dict[str, Any]:
+        """:meth:`start_document` that starts ``workflow`` once per ``key`` (a client's
+        idempotency key): a start with a key used before creates nothing and answers the
+        execution that key started, as it is now; with another input it is refused
+        (ConflictError). A key is kept as long as its execution (a prune frees it)."""
+        compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
+        lineage = Lineage(trigger_key=f"start:{compiled.name}:{key}")
+        execution_id, row = await self._create(
+            compiled, input, correlation_id=correlation_id, created_by=created_by, lineage=lineage
+        )
+        if execution_id == row["id"]:
+            return execution_document(row, [])
+        earlier = await self.get_execution(execution_id)
+        if earlier["trigger"].get("arguments") != loads(row["trigger"]).get("arguments"):
+            raise ConflictError(
+                f"the idempotency key {key!r} started execution {execution_id} with another "
+                "input; use a new key for a new start"
+            )
+        return earlier
 
     async def _create(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.routing import APIRoute
 from typing_extensions import TypedDict
 
@@ -111,9 +111,16 @@ async def start_execution(
     app: AppDep,
     caller: Operator,
     body: Annotated[StartBody | None, Body()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Start once per key: a start with a key used before answers the "
+            "execution it started (201, as then), or 409 when its input differs.",
+        ),
+    ] = None,
 ) -> Response:
     # api.hot answers the plainest of these before routing, with the same two calls.
-    request = (body or StartBody()).request(name, caller.created_by)
+    request = (body or StartBody()).request(name, caller.created_by, idempotency_key)
     return render(await app.executions.start(request), 201)
 
 
