@@ -210,6 +210,11 @@ class CursorError(InvalidInputError):
     the request is malformed, not a value to correct)."""
 
 
+class MalformedBodyError(InvalidInputError):
+    """A request body that is not JSON at all, or JSON with a key twice in one object
+    (HTTP 400: the request is malformed; 422 is for JSON whose values are refused)."""
+
+
 class TooLargeError(InvalidInputError):
     """A body, definition or input over its configured size limit (HTTP 413); ``limit``
     is that limit in bytes, and the message names it."""

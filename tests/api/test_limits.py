@@ -103,15 +103,16 @@ def test_json_nested_too_deep_is_422(small: Service) -> None:
         assert answer.status_code == 404  # past the limit: no such entity type
 
 
-def test_a_json_body_with_a_key_twice_is_422_and_starts_nothing(small: Service) -> None:
+def test_a_json_body_with_a_key_twice_is_400_and_starts_nothing(small: Service) -> None:
     json_type = {"Content-Type": "application/json"}
     twice = '{"input": {"who": "Ann"}, "input": {"who": "Bo"}}'
     with small.client("admin") as http:
         name = push(http, HELLO)
         found = error(
             http.post(f"/api/v1/workflows/{name}/executions", content=twice, headers=json_type),
-            422,
+            400,
         )
+        assert found["code"] == "invalid_json"
         assert found["message"].endswith('the key "input" appears twice in one object')
         listed = http.get("/api/v1/executions", params={"workflow": name}).json()
         assert listed["items"] == []

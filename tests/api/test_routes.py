@@ -134,7 +134,8 @@ def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
         assert [(p["field"], p["message"]) for p in wrong] == [
             ("input.who", "5 is not of type 'string'")
         ]
-        cut = error(http.post(url, content=b'{"input": {', headers=JSON), 422)
+        cut = error(http.post(url, content=b'{"input": {', headers=JSON), 400)  # malformed
+        assert cut["code"] == "invalid_json"
         assert cut["message"].startswith("the body is not valid JSON at character 11: ")
         assert cut["details"]["field_path"] == []
         assert error(http.post(url, json={"input": 3}), 422)["details"]["field_path"] == ["input"]

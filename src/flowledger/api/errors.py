@@ -5,6 +5,8 @@
 error                      status  code                  details
 =========================  ======  ====================  ==================================
 CursorError                400     invalid_cursor        ``field_path``
+MalformedBodyError         400     invalid_json          ``field_path``, ``problems``
+body not JSON (FastAPI)    400     invalid_json          ``field_path``, ``problems``
 AuthenticationError        401     unauthenticated       null
 ForbiddenError             403     forbidden             null
 NotFoundError              404     not_found             null
@@ -140,12 +142,14 @@ async def _flowledger(request: Request, exc: Exception) -> JSONResponse:
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
+    malformed = False
     for item in exc.errors():
         loc = list(item.get("loc", ()))
         where = loc.pop(0) if loc and loc[0] in ("body", "query", "path", "header") else None
         if item.get("type") == "json_invalid":
             # Its loc is ("body", offset): a character position, not a field.
             problems.append({**_path(()), "in": where, "message": _json_invalid(item, loc)})
+            malformed = True
             continue
         if item.get("type") == "model_attributes_type" and where == "body" and not loc:
             # A body not sent as JSON reaches the model as bytes.
@@ -156,6 +160,8 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     first = problems[0] if problems else {"field": "", "message": "the request is invalid"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
     details = {**{k: first.get(k) for k in ("field_path", "field")}, "problems": problems}
+    if malformed:  # not JSON at all: a malformed request, as a forged cursor is
+        return error_response(400, "invalid_json", message, details)
     return error_response(422, "invalid_input", message, details)
 
 

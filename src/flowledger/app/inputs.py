@@ -22,7 +22,7 @@ from typing import Any
 
 from flowledger.app.limits import check_json_depth, too_large
 from flowledger.config import Limits, current_limits
-from flowledger.errors import DefinitionError, InputError, InvalidInputError
+from flowledger.errors import DefinitionError, InputError, MalformedBodyError
 from flowledger.jsonvalues import MAX_INT_DIGITS, check_json_value
 
 #: Entity filters and offsets compare with 64-bit database integers.
@@ -97,14 +97,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def duplicate_key_error(data: bytes) -> InvalidInputError | None:
+def duplicate_key_error(data: bytes) -> MalformedBodyError | None:
     """The refusal of JSON text with a key twice in one object, or None: also when the
     text is not JSON at all (its parser then says what is wrong). For bodies that a
     parser other than :func:`parse_json` reads (the HTTP face's models)."""
     try:
         json.loads(data, object_pairs_hook=_unique_keys)
     except _Duplicate as exc:
-        return InvalidInputError(f"the request body is not valid JSON: {exc}")
+        return MalformedBodyError(f"the request body is not valid JSON: {exc}")
     except ValueError:  # not JSON (JSONDecodeError), not UTF-8 (UnicodeDecodeError)
         return None
     return None

@@ -17,6 +17,7 @@ from flowledger.errors import (
     ForbiddenError,
     InputError,
     InvalidInputError,
+    MalformedBodyError,
     NotFoundError,
     StorageError,
     TooLargeError,
@@ -27,6 +28,7 @@ from flowledger.errors import (
 #: (type, status, code), most specific first: the first match decides.
 STATUSES: tuple[tuple[type[FlowledgerError], int, str], ...] = (
     (CursorError, 400, "invalid_cursor"),
+    (MalformedBodyError, 400, "invalid_json"),
     (TooLargeError, 413, "payload_too_large"),
     (AuthenticationError, 401, "unauthenticated"),
     (ForbiddenError, 403, "forbidden"),
