@@ -221,6 +221,23 @@ def test_a_misspelt_nested_field_is_named_with_its_path_and_a_suggestion() -> No
     assert "schedule trigger: cron: must be text, not 5" in text
 
 
+def test_an_unknown_overlap_policy_is_refused_with_a_suggestion() -> None:
+    [found] = problems(
+        """
+        name: overlapping
+        triggers:
+          - {type: schedule, cron: "0 * * * *", overlap: skipp}
+        steps:
+          - {id: a, type: sys.no_action}
+        """
+    )
+    assert "triggers[0].overlap" in found
+    assert (
+        'overlap: must be one of allow, skip, cancel_previous, not "skipp"; '
+        "did you mean 'skip'?" in found
+    )
+
+
 def test_bad_ids_are_refused() -> None:
     assert any(
         "id" in p

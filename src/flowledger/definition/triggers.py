@@ -29,6 +29,7 @@ from flowledger.templates import Template, TemplateEngine, contains_template
 
 EntityEvent = Literal["created", "updated", "deleted"]
 CatchUp = Literal["none", "all", "latest"]
+Overlap = Literal["allow", "skip", "cancel_previous"]
 Report = Callable[[str, Path], None]
 
 
@@ -46,6 +47,9 @@ class ScheduleTrigger(_Trigger):
     timezone: str = "UTC"
     #: Ticks missed while nothing ran: ``none`` skips them, ``all`` fires each, ``latest`` one.
     catch_up: CatchUp = "none"
+    #: A tick while an execution of this trigger is unfinished: ``allow`` starts it all the
+    #: same, ``skip`` starts nothing, ``cancel_previous`` cancels the unfinished ones first.
+    overlap: Overlap = "allow"
     #: Input (function arguments) given to every execution the schedule starts.
     input: dict[str, object] = Field(default_factory=dict)
 
@@ -164,7 +168,17 @@ def _message(model: type[BaseModel], error: Any) -> str:
         fields = [field.alias or name for name, field in model.model_fields.items()]
         return f"unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), fields)}"
     where = format_path(loc)
-    return f"{where}: {field_message(error)}" if where else field_message(error)
+    message = field_message(error) + _closest(error)
+    return f"{where}: {message}" if where else message
+
+
+def _closest(error: Any) -> str:
+    """``; did you mean 'skip'?`` after a misspelt choice (``overlap: skipp``)."""
+    given = error.get("input")
+    if error["type"] != "literal_error" or not isinstance(given, str):
+        return ""
+    expected = str(error.get("ctx", {}).get("expected", ""))
+    return did_you_mean(given, expected.replace("'", "").replace(" or ", ", ").split(", "))
 
 
 def compile_triggers(
