@@ -21,7 +21,7 @@ from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 12)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 13)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -424,10 +424,34 @@ async def test_revision_0011_counts_descendants_from_zero(empty_db: MakeDb) -> N
             store.conn.execute(insert(executions).values(
                 {k: v for k, v in root.items() if k in LEGACY_EXECUTION_COLUMNS | {"depth"}}
             ))  # fmt: skip
-        assert await store.upgrade() == ["0011"]
+        assert await store.upgrade() == ALL_REVISIONS[10:]
         assert await store.reserve_descendants(root["id"], 6, 10) == 6
         assert await store.reserve_descendants(root["id"], 5, 10) is None  # 11: refused whole
         assert await store.reserve_descendants(root["id"], 4, 10) == 10
         assert await store.reserve_descendants("gone", 4, 10) == 4  # a pruned root: no count
+    finally:
+        await store.close()
+
+
+async def test_revision_0012_indexes_the_unfinished_schedule_executions(
+    empty_db: MakeDb,
+) -> None:
+    """A database of revision 0011 gets the partial index a schedule's overlap check
+    reads, holding the unfinished executions its ticks started that were there before."""
+    store = sql_store(empty_db())
+    key = "schedule:wf:0:2026-01-01T00:00:00.000Z"
+    running = execution_row(trigger_key=key, runtime_status="InProgress")
+    ended = execution_row(trigger_key=key + "x", runtime_status="Completed")
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0011")
+            store.conn.execute(insert(executions), [running, ended])
+        assert await store.upgrade() == ["0012"]
+        found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
+        store.conn.rollback()
+        index = found["ix_executions_unfinished_schedule"]
+        where = str(index["dialect_options"][f"{store.conn.dialect.name}_where"])
+        assert index["column_names"] == ["workflow_name"] and "schedule:" in where, where
+        assert await store.unfinished_ticks("wf", "schedule:wf:0:") == [(running["id"], key)]
     finally:
         await store.close()

@@ -1,4 +1,5 @@
-"""Schedule progress: a compare-and-set that exactly one of many racing workers wins."""
+"""Schedule progress: a compare-and-set that exactly one of many racing workers wins; the
+unfinished executions of one trigger's ticks, which its overlap policy looks for."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import asyncio
 import threading
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, insert
 
 from flowledger.storage import open_store
 from flowledger.storage.schedules import ScheduleState
+from flowledger.storage.schema import executions
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import T0, join_all
+from tests.storage.conftest import T0, execution_row, join_all
 
 FIRST = ScheduleState("report", 1, "*/5 * * * *", "Europe/Berlin", T0)
 
@@ -75,3 +80,63 @@ async def test_of_many_racing_workers_exactly_one_moves_the_progress(
     assert sum(wins) == trials
     [stored] = await store.schedule_states()
     assert stored.last_tick == T0 + timedelta(minutes=trials)
+
+
+async def test_the_unfinished_ticks_of_one_trigger_are_found_by_exact_key_prefix(
+    store: SQLStore,
+) -> None:
+    """Only unfinished executions, of this workflow, whose key starts with the prefix
+    exactly: not another trigger's (1 against 10), nor one LIKE would match ('_', case)."""
+
+    def row(key: str, status: str = "InProgress", workflow: str = "my_wf") -> dict[str, object]:
+        return execution_row(workflow_name=workflow, trigger_key=key, runtime_status=status)
+
+    wanted = [
+        row("schedule:my_wf:1:2026-01-01T00:00:00.000Z", "NotStarted"),
+        row("schedule:my_wf:1:2026-01-01T01:00:00.000Z"),
+        row("schedule:my_wf:1:2026-01-01T02:00:00.000Z", "AwaitingUserInput"),
+    ]
+    others = [
+        row("schedule:my_wf:1:2025-12-31T23:00:00.000Z", "Completed"),
+        row("schedule:my_wf:1:2025-12-31T22:00:00.000Z", "Cancelled"),
+        row("schedule:my_wf:10:2026-01-01T00:00:00.000Z"),
+        row("schedule:myXwf:1:2026-01-01T00:00:00.000Z", workflow="myXwf"),
+        row("schedule:MY_WF:1:2026-01-01T00:00:00.000Z", workflow="MY_WF"),
+        row("schedule:my_wf:2:2026-01-01T00:00:00.000Z"),
+        row("entity:e1:my_wf"),
+        row("child:x:0", workflow="my_wf"),
+    ]
+    with store.conn.begin():
+        store.conn.execute(insert(executions), [*wanted, *others])
+    found = await store.unfinished_ticks("my_wf", "schedule:my_wf:1:")
+    assert sorted(found) == sorted((r["id"], r["trigger_key"]) for r in wanted)
+    assert await store.unfinished_ticks("nothing", "schedule:nothing:0:") == []
+
+
+async def test_the_unfinished_ticks_are_read_through_their_partial_index(
+    store: SQLStore,
+) -> None:
+    """The statement the store sends, explained: SQLite uses a partial index only when the
+    query repeats its condition, PostgreSQL when it can prove it."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(store._engine, "before_cursor_execute", record)
+    try:
+        await store.unfinished_ticks("my_wf", "schedule:my_wf:1:")
+    finally:
+        event.remove(store._engine, "before_cursor_execute", record)
+    *settings, (query, parameters) = sent
+    sqlite = store.conn.dialect.name == "sqlite"
+    with store.reading() as conn:
+        for statement, values in settings:
+            conn.exec_driver_sql(statement, values)
+        if not sqlite:  # an empty table: make PostgreSQL show whether it *can* use it
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        explain = "EXPLAIN QUERY PLAN" if sqlite else "EXPLAIN"
+        plan = " ".join(
+            str(line[-1]) for line in conn.exec_driver_sql(f"{explain} {query}", parameters)
+        )
+    assert "ix_executions_unfinished_schedule" in plan, plan

@@ -6,9 +6,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from flowledger.storage.schema import UNFINISHED_SCHEDULE_SQL, executions
 from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.sqlpart import SQLPart, reads, writes
 
@@ -39,6 +40,11 @@ class ScheduleStore(ABC):
     ) -> bool:
         """Compare-and-set: store ``state`` only if the stored one still equals ``expected``
         (None: there is none yet). False when another worker moved it first."""
+
+    @abstractmethod
+    async def unfinished_ticks(self, workflow_name: str, key_prefix: str) -> list[tuple[str, str]]:
+        """(execution id, trigger key) of the unfinished executions of ``workflow_name``
+        whose trigger key starts with ``key_prefix`` (one schedule trigger's ticks)."""
 
 
 class SQLScheduleStore(SQLPart, ScheduleStore):
@@ -85,3 +91,16 @@ class SQLScheduleStore(SQLPart, ScheduleStore):
         )
         with self.conn.begin():
             return self.conn.execute(update(t).where(where).values(**values)).rowcount == 1
+
+    @reads
+    def unfinished_ticks(self, workflow_name: str, key_prefix: str) -> list[tuple[str, str]]:
+        with self.reading():
+            t = executions
+            # The partial index's own condition, word for word (SQLite matches it as text),
+            # then the exact prefix: LIKE would read '_' as a wildcard (and ignore case).
+            query = select(t.c.id, t.c.trigger_key).where(
+                t.c.workflow_name == workflow_name,
+                text(UNFINISHED_SCHEDULE_SQL),
+                func.substr(t.c.trigger_key, 1, len(key_prefix)) == key_prefix,
+            )
+            return [(r.id, r.trigger_key) for r in self.conn.execute(query)]

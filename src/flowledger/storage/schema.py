@@ -90,6 +90,9 @@ def _statuses_sql(statuses: tuple[str, ...]) -> str:
 IN_PROGRESS_SQL = "runtime_status = 'InProgress' AND wake_at IS NULL"
 #: Waiting for a time (a timer, a due date, or a signal that set it to now).
 WAKING_SQL = _statuses_sql(UNFINISHED) + " AND wake_at IS NOT NULL"
+#: Unfinished executions started by a schedule tick (trigger key ``schedule:…``,
+#: definition.ticks): what a trigger's ``overlap`` policy looks for (migration 0012).
+UNFINISHED_SCHEDULE_SQL = _statuses_sql(UNFINISHED) + " AND substr(trigger_key, 1, 9) = 'schedule:'"
 
 meta = Table(
     "flowledger_meta",
@@ -205,6 +208,13 @@ executions = Table(
         "trigger_key",
         where="trigger_key IS NOT NULL",
         unique=True,
+    ),
+    # A schedule's overlap check (storage.schedules): by workflow, only the unfinished
+    # executions that ticks started, so it reads a handful of entries, never the history.
+    partial_index(
+        "ix_executions_unfinished_schedule",
+        "workflow_name",
+        where=UNFINISHED_SCHEDULE_SQL,
     ),
     Index("ix_executions_workflow", "workflow_name", "created_at", "id"),
     Index("ix_executions_created", "created_at"),
