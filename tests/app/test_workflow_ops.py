@@ -180,12 +180,19 @@ async def test_backfill_starts_each_tick_once_with_the_schedule_trigger_data(app
     assert len(await executions(app, "hourly")) == 5
 
 
-async def test_a_backfill_and_the_scheduler_never_start_the_same_tick_twice(app: App) -> None:
-    await push(app, HOURLY)
+async def one_tick_fired(app: App) -> tuple[datetime, dict[str, Any]]:
+    """The scheduler starts the next hourly tick; the clock then moves a minute past it.
+    That tick and its execution."""
     tick = at_minute(app.engine.clock.now()).replace(minute=0) + timedelta(hours=1)
     await Scheduler(app.engine).run_once(now=tick + timedelta(seconds=5))
     [fired] = await executions(app, "hourly")
     app.engine.clock.offset += tick + timedelta(minutes=1) - app.engine.clock.now()
+    return tick, fired
+
+
+async def test_a_backfill_and_the_scheduler_never_start_the_same_tick_twice(app: App) -> None:
+    await push(app, HOURLY)
+    tick, fired = await one_tick_fired(app)
     request = BackfillWorkflow(name="hourly", start=tick - timedelta(hours=1), end=tick)
     done = await app.workflows.backfill(request)
     assert [(t["duplicate"], t["executionId"] == fired["id"]) for t in done] == [
@@ -195,6 +202,20 @@ async def test_a_backfill_and_the_scheduler_never_start_the_same_tick_twice(app:
     # The scheduler, later, does not start the backfilled ones either.
     await Scheduler(app.engine).run_once(now=tick + timedelta(seconds=30))
     assert len(await executions(app, "hourly")) == 2
+
+
+async def test_backfill_is_not_subject_to_overlap_but_its_executions_count(app: App) -> None:
+    """A backfill is the operator's explicit request: each of its ticks starts although
+    the schedule's own tick has not finished (overlap: skip). Its executions are the
+    trigger's too, so the next scheduled tick is skipped while they run."""
+    await push(app, HOURLY.replace("input: {n: 7}", "input: {n: 7}, overlap: skip"))
+    tick, fired = await one_tick_fired(app)
+    request = BackfillWorkflow(name="hourly", start=tick - timedelta(hours=3), end=tick)
+    done = await app.workflows.backfill(request)
+    assert [t["duplicate"] for t in done] == [False, False, False, True]
+    await app.engine.drive(fired["id"])  # the scheduled one ends; the backfilled ones wait
+    await Scheduler(app.engine).run_once(now=tick + timedelta(hours=1, seconds=5))
+    assert len(await executions(app, "hourly")) == 4
 
 
 async def test_backfill_refuses_what_it_cannot_do(app: App) -> None:

@@ -254,18 +254,24 @@ class SchedulerThread(threading.Thread):
                 await scheduler.run_once(now)
 
 
+async def race_schedulers(url: str, nows: list[datetime], workers: int) -> None:
+    """``workers`` schedulers, each on its own connection, run a round at each of ``nows``
+    together."""
+    barrier = threading.Barrier(workers)
+    threads = [SchedulerThread(url, nows, barrier) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    await asyncio.to_thread(lambda: [t.join() for t in threads])
+    assert [t.error for t in threads] == [None] * workers
+
+
 async def test_many_workers_start_each_tick_exactly_once(engine: Engine) -> None:
     every = await push(engine, workflow_text("every", "*/5 * * * *", "all"))
     current = await push(engine, workflow_text("current", "*/5 * * * *", "none"))
     ticks = upcoming(every[0], current[1], 8)
     # Rounds that overlap: catch-ups of several ticks, repeats, and on-time ticks.
     nows = [ticks[0] + SECOND, ticks[3] + SECOND, ticks[3] + SECOND, ticks[7] + SECOND]
-    barrier = threading.Barrier(3)
-    threads = [SchedulerThread(engine.db_url, nows, barrier) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    await asyncio.to_thread(lambda: [t.join() for t in threads])
-    assert [t.error for t in threads] == [None, None, None]
+    await race_schedulers(engine.db_url, nows, 3)
     # (a tick between the two pushes is one more for "every" only)
     assert await fired(engine, "every") == iso_all(walk(every[0], every[1], ticks[7]))
     assert await fired(engine, "current") == iso_all([ticks[0], ticks[3], ticks[7]])
@@ -325,3 +331,134 @@ async def test_a_schedule_stored_before_a_newer_rule_still_runs(
     async with Engine(db_url, registry=registry) as fresh:
         live = await fresh.live_workflows("schedules")
         assert [workflow.name for _, _, workflow in live] == ["legacy"]
+
+
+# -- overlap: what a tick does while an earlier one's execution has not finished --------------
+
+
+def overlapping(name: str, overlap: str, catch_up: str = "none") -> str:
+    text = workflow_text(name, "*/5 * * * *", catch_up)
+    return text.replace(f"catch_up: {catch_up},", f"catch_up: {catch_up}, overlap: {overlap},")
+
+
+async def statuses(engine: Engine, name: str) -> dict[str, str]:
+    """scheduledAt -> runtimeStatus of every execution the schedule started."""
+    docs = await engine.list_executions(ExecutionQuery(workflow=name, limit=1000))
+    return {d["trigger"]["scheduledAt"]: d["runtimeStatus"] for d in docs}
+
+
+async def test_overlap_allow_is_the_default_and_starts_every_tick(engine: Engine) -> None:
+    spec, pushed_at = await push(engine, workflow_text("allowed", "*/5 * * * *", "none"))
+    assert spec.overlap == "allow"
+    scheduler = Scheduler(engine)
+    ticks = upcoming(spec, pushed_at, 3)
+    for tick in ticks:  # none of them runs: each is still queued when the next comes
+        await scheduler.run_once(tick + SECOND)
+    assert await statuses(engine, "allowed") == dict.fromkeys(iso_all(ticks), "NotStarted")
+
+
+async def test_overlap_skip_starts_nothing_while_the_previous_execution_is_unfinished(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec, pushed_at = await push(engine, overlapping("skipper", "skip"))
+    t1, t2, t3, t4 = upcoming(spec, pushed_at, 4)
+    scheduler = Scheduler(engine)
+    await scheduler.run_once(t1 + SECOND)
+    [first] = await engine.list_executions(ExecutionQuery(workflow="skipper"))
+    with caplog.at_level(logging.INFO, logger="flowledger.worker.schedules"):
+        await scheduler.run_once(t2 + SECOND)  # the first is still queued
+        await scheduler.run_once(t2 + 2 * SECOND)  # dealt with: not skipped (or said) again
+    assert await fired(engine, "skipper") == iso_all([t1])
+    [said] = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert said == (
+        f"schedule trigger 1 of skipper: tick {iso_all([t2])[0]} skipped: {first['id']} "
+        f"(tick {iso_all([t1])[0]}) not finished yet (overlap: skip)"
+    )
+    assert (await engine.drive(first["id"]))["runtimeStatus"] == "Completed"
+    await scheduler.run_once(t3 + SECOND)  # the first has ended: this one starts
+    assert await fired(engine, "skipper") == iso_all([t1, t3])
+    await scheduler.run_once(t4 + SECOND)
+    assert await fired(engine, "skipper") == iso_all([t1, t3])
+
+
+async def test_overlap_skip_counts_an_execution_waiting_for_a_person_as_unfinished(
+    engine: Engine,
+) -> None:
+    text = overlapping("asking", "skip").replace(
+        "sys.transform, input: {value: 1}", "sys.wait_for_input, input: {prompt: ok?}"
+    )
+    spec, pushed_at = await push(engine, text)
+    t1, t2 = upcoming(spec, pushed_at, 2)
+    scheduler = Scheduler(engine)
+    await scheduler.run_once(t1 + SECOND)
+    [first] = await engine.list_executions(ExecutionQuery(workflow="asking"))
+    assert (await engine.drive(first["id"]))["runtimeStatus"] == "AwaitingUserInput"
+    await scheduler.run_once(t2 + SECOND)
+    assert await fired(engine, "asking") == iso_all([t1])
+
+
+async def test_overlap_skip_applies_to_catch_up_ticks_too(engine: Engine) -> None:
+    """catch_up: all after a restart: the oldest missed tick starts, the others find it
+    unfinished and are skipped (as on time: one execution of the trigger at a time)."""
+    spec, pushed_at = await push(engine, overlapping("backlog", "skip", catch_up="all"))
+    ticks = upcoming(spec, pushed_at, 4)
+    scheduler = Scheduler(engine)
+    await scheduler.run_once(ticks[0] + SECOND)
+    [first] = await engine.list_executions(ExecutionQuery(workflow="backlog"))
+    await engine.drive(first["id"])
+    await scheduler.run_once(ticks[3] + GRACE + SECOND)  # ticks 1..3 missed meanwhile
+    assert await fired(engine, "backlog") == iso_all(ticks[:2])
+
+
+async def test_overlap_skip_looks_only_at_its_own_trigger(engine: Engine) -> None:
+    """Another trigger's, another workflow's unfinished executions do not make it skip,
+    nor do those of a workflow whose name it begins (the key prefix is exact)."""
+    text = overlapping("solo", "skip").replace(
+        "triggers:\n", 'triggers:\n  - {type: schedule, cron: "*/5 * * * *", input: {who: b}}\n'
+    )
+    await push(engine, overlapping("solo_x", "allow"))
+    workflow = engine.load_text(text, "solo.yaml")
+    await engine.push(workflow)
+    spec = workflow.triggers[2].spec
+    assert isinstance(spec, ScheduleTrigger) and spec.overlap == "skip"
+    live = dict(await engine.store.active_workflow_ids())
+    t1, t2 = upcoming(spec, max(live.values()), 2)
+    scheduler = Scheduler(engine)
+    await scheduler.run_once(t1 + SECOND)
+    docs = await engine.list_executions(ExecutionQuery(workflow="solo"))
+    for doc in docs:
+        if doc["trigger"]["arguments"] == {"who": "cron"}:  # the skip trigger's own: ended
+            await engine.drive(doc["id"])
+    await scheduler.run_once(t2 + SECOND)
+    assert await statuses(engine, "solo_x") == dict.fromkeys(iso_all([t1, t2]), "NotStarted")
+    docs = await engine.list_executions(ExecutionQuery(workflow="solo", limit=100))
+    assert sorted(d["trigger"]["scheduledAt"] for d in docs) == iso_all([t1, t1, t2, t2])
+
+
+async def test_overlap_cancel_previous_cancels_the_unfinished_then_starts(
+    engine: Engine,
+) -> None:
+    spec, pushed_at = await push(engine, overlapping("replacer", "cancel_previous"))
+    t1, t2 = upcoming(spec, pushed_at, 2)
+    scheduler = Scheduler(engine)
+    await scheduler.run_once(t1 + SECOND)
+    [first] = await engine.list_executions(ExecutionQuery(workflow="replacer"))
+    await scheduler.run_once(t2 + SECOND)
+    await scheduler.run_once(t2 + 2 * SECOND)  # the same tick again: no second cancel
+    assert await fired(engine, "replacer") == iso_all([t1, t2])
+    [signal] = await engine.store.pending_signals(first["id"])
+    assert signal["kind"] == "cancel"
+    assert "overlap: cancel_previous" in str(signal["payload"])
+    done = await engine.drive(first["id"])
+    assert done["runtimeStatus"] == "Cancelled"
+    assert (await statuses(engine, "replacer"))[iso_all([t2])[0]] == "NotStarted"
+
+
+async def test_many_workers_skip_overlapping_ticks_and_start_each_tick_once(
+    engine: Engine,
+) -> None:
+    spec, pushed_at = await push(engine, overlapping("crowd", "skip"))
+    ticks = upcoming(spec, pushed_at, 3)
+    nows = [tick + SECOND for tick in ticks]
+    await race_schedulers(engine.db_url, nows, 3)
+    assert await fired(engine, "crowd") == iso_all(ticks[:1])

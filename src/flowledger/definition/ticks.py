@@ -193,4 +193,9 @@ def next_fire_times(
 
 
 def trigger_key(workflow_name: str, index: int, tick: datetime) -> str:
-    return f"schedule:{workflow_name}:{index}:{iso(tick)}"
+    return f"{trigger_key_prefix(workflow_name, index)}{iso(tick)}"
+
+
+def trigger_key_prefix(workflow_name: str, index: int) -> str:
+    """What the trigger keys of one schedule trigger's ticks start with."""
+    return f"schedule:{workflow_name}:{index}:"

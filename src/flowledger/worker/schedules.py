@@ -7,6 +7,12 @@ recording its progress, never start a tick twice. Progress (the newest tick deal
 then recorded with a compare-and-set; counting starts when the workflow was pushed, so a
 fresh push never fires a backlog. Under ``catch_up: all`` a warning says how many older
 missed ticks were dropped.
+
+A trigger's ``overlap`` is applied where each tick starts, catch-up ticks included: under
+``skip`` and ``cancel_previous`` one indexed read finds the trigger's unfinished
+executions (any tick's, backfilled ones too). Workers that race on a tick may decide
+differently only when one of those ends meanwhile; the tick's key still lets at most
+one execution start.
 """
 
 from __future__ import annotations
@@ -24,9 +30,16 @@ from flowledger.definition.ticks import (
     next_tick,
     plan_ticks,
     trigger_key,
+    trigger_key_prefix,
 )
 from flowledger.definition.triggers import CompiledTrigger, ScheduleTrigger
-from flowledger.errors import FlowledgerError, InputError, StorageError
+from flowledger.errors import (
+    ConflictError,
+    FlowledgerError,
+    InputError,
+    NotFoundError,
+    StorageError,
+)
 from flowledger.logs import log_extra
 from flowledger.runtime.creation import Lineage
 from flowledger.runtime.engine import Engine
@@ -168,6 +181,8 @@ class Scheduler:
     async def _start(
         self, workflow: CompiledWorkflow, index: int, spec: ScheduleTrigger, tick: datetime
     ) -> None:
+        if spec.overlap != "allow" and not await self._make_room(workflow.name, index, spec, tick):
+            return
         document = tick_document(spec, tick)
         try:
             execution_id = await self.engine.start(
@@ -195,6 +210,37 @@ class Scheduler:
             execution_id,
             extra=log_extra("fire_schedule", execution_id),
         )
+
+    async def _make_room(
+        self, workflow_name: str, index: int, spec: ScheduleTrigger, tick: datetime
+    ) -> bool:
+        """Apply ``overlap`` before the tick starts; whether it may start."""
+        prefix = trigger_key_prefix(workflow_name, index)
+        unfinished = await self.engine.store.unfinished_ticks(workflow_name, prefix)
+        if not unfinished or prefix + iso(tick) in {key for _, key in unfinished}:
+            return True  # nothing runs, or this tick started already (decided back then)
+        where = f"schedule trigger {index} of {workflow_name}: tick {iso(tick)}"
+        earlier = ", ".join(f"{eid} (tick {key[len(prefix) :]})" for eid, key in unfinished)
+        if spec.overlap == "skip":
+            log.info(
+                "%s skipped: %s not finished yet (overlap: skip)",
+                where,
+                earlier,
+                extra=log_extra("fire_schedule"),
+            )
+            return False
+        log.info("%s cancels %s", where, earlier, extra=log_extra("fire_schedule"))
+        reason = f"{where} replaces it (overlap: cancel_previous)"
+        await self._cancel([eid for eid, _ in unfinished], reason)
+        return True
+
+    async def _cancel(self, execution_ids: list[str], reason: str) -> None:
+        """Send each a cancel (as ``executions cancel`` does), not waiting for it to end."""
+        for execution_id in execution_ids:
+            try:
+                await self.engine.cancel(execution_id, by="schedule", reason=reason)
+            except (ConflictError, NotFoundError):  # it ended meanwhile: nothing to cancel
+                continue
 
     def _report_dropped(
         self, workflow_name: str, index: int, spec: ScheduleTrigger, dropped: int
