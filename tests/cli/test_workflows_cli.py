@@ -36,6 +36,21 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
+def test_push_and_show_name_a_schedule_overlap_policy_other_than_allow(
+    cli: Cli, tmp_path: Path
+) -> None:
+    text = DEFINITION.replace("catch_up: latest", "overlap: skip")
+    pushed = cli("workflows", "push", write(tmp_path, "morning.yaml", text))
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout.splitlines()[1].startswith(
+        "  schedule '0 9 * * MON-FRI' (Europe/Berlin, overlap skip): next "
+    )
+    shown = cli("workflows", "show", "morning").stdout.splitlines()
+    assert shown[2].startswith("trigger: schedule 0 9 * * MON-FRI Europe/Berlin overlap skip, next")
+    listed = json.loads(cli("workflows", "list", "--json").stdout)
+    assert listed[0]["triggers"][0]["overlap"] == "skip"
+
+
 def test_push_registers_new_versions_only_when_the_document_changed(
     cli: Cli, tmp_path: Path
 ) -> None:

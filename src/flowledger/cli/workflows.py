@@ -77,7 +77,12 @@ def _table(described: list[Any]) -> None:
 def _schedule(trigger: TriggerDocument | dict[str, Any]) -> str:
     spec: dict[str, Any] = dict(trigger)
     catch_up = f", catch_up {spec['catchUp']}" if spec.get("catchUp", "none") != "none" else ""
-    return f"{spec['cron']!r} ({spec['timezone']}{catch_up})"
+    return f"{spec['cron']!r} ({spec['timezone']}{catch_up}{_overlap(spec)})"
+
+
+def _overlap(spec: dict[str, Any]) -> str:
+    """``, overlap skip`` when a schedule does not simply start every tick."""
+    return f", overlap {spec['overlap']}" if spec.get("overlap", "allow") != "allow" else ""
 
 
 def _when(when: datetime | None, timezone: str) -> str:
@@ -101,7 +106,8 @@ def _next_text(trigger: TriggerDocument | dict[str, Any]) -> str:
 def _summary(trigger: dict[str, Any]) -> str:
     kind = trigger["type"]
     if kind == "schedule":
-        return f"schedule {trigger['cron']} {trigger['timezone']}"
+        overlap = _overlap(trigger).replace(",", "")
+        return f"schedule {trigger['cron']} {trigger['timezone']}{overlap}"
     if kind == "webhook":
         return f"webhook /hooks/{trigger['path']}"
     if kind == "entity":
