@@ -8,8 +8,10 @@ echoing a token) or an error message quoting it. A :class:`Codec` is built from 
 secret *names* an execution's definition declares (:meth:`Codec.for_names`), so every
 process that writes for the execution redacts the same values, whatever it rendered.
 Each value is searched in the spellings it can take inside stored text: raw, JSON
-escaped (ASCII or not), URL-encoded (``quote`` and ``quote_plus``) and base64
-(standard and URL-safe, at each of the three byte alignments).
+escaped (ASCII or not), URL-encoded (``quote`` and ``quote_plus``), hex (either case)
+and base64 (standard and URL-safe, at each of the three byte alignments). Then what is
+left of one, raw or JSON-escaped: any run of 8 or more of its consecutive characters
+(flowledger.secretparts says how, and what that costs).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, cast
 from urllib.parse import quote, quote_plus
 
 from flowledger.config import read_secret
+from flowledger.secretparts import MIN_PART, SecretParts
 
 REDACTED = "***"
 #: One encoder for every column: ``json.dumps`` with these options builds a new one per call.
@@ -91,8 +94,18 @@ def spellings(value: str) -> set[str]:
         found.add(text)
         found.add(text.lower())  # %c3%a4 as well as %C3%A4
     raw = value.encode("utf-8", "surrogatepass")  # a lone surrogate is kept as it is
+    if len(value) >= _MIN_BASE64_CHARS:  # a short value's hex is a common hex run
+        found |= {raw.hex(), raw.hex().upper()}
     found |= _base64_cores(raw)
     return {text for text in found if text}
+
+
+def part_spellings(value: str) -> set[str]:
+    """The spellings whose runs of MIN_PART characters are redacted: raw, and as stored
+    JSON escapes it (only ``"``, ``\\`` and control characters: the ASCII escaping
+    would make ``\\u00f6rd`` of a secret's ``örd``, eight characters for three)."""
+    found = {value, json.dumps(value, ensure_ascii=False)[1:-1]}
+    return {text for text in found if len(text) > MIN_PART}
 
 
 class Codec:
@@ -101,6 +114,9 @@ class Codec:
     def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
         self._secrets: dict[str, str] = {}
         self._replacements: list[tuple[str, str]] = []
+        #: What is left of a value once its whole spellings are replaced (secretparts).
+        self._parts: list[tuple[SecretParts[str], str]] = []
+        self._byte_parts: list[tuple[SecretParts[bytes], bytes]] = []
         for name, value in (secrets or {}).items():
             self.add_secret(name, value)
 
@@ -114,31 +130,47 @@ class Codec:
         if not value or self._secrets.get(name) == value:
             return
         self._secrets[name] = value
-        mark = placeholder(name)
+        self._add(value, placeholder(name))
+
+    def _add(self, value: str, mark: str) -> None:
         self._replacements.extend((text, mark) for text in spellings(value))
         # Longest first, so a value containing another is replaced whole.
         self._replacements.sort(key=lambda pair: len(pair[0]), reverse=True)
+        for text in part_spellings(value):
+            data = text.encode("utf-8", "surrogatepass")
+            self._parts.append((SecretParts(text), mark))
+            self._byte_parts.append((SecretParts(data), mark.encode("ascii")))
 
     def add_secrets(self, values: Iterable[str]) -> None:
         """Values without a name (tests, ad-hoc callers): replaced by ``***``."""
         for value in values:
             if value and value not in self._secrets.values():
                 self._secrets[f"\0{len(self._secrets)}"] = value
-                self._replacements.extend((text, REDACTED) for text in spellings(value))
-                self._replacements.sort(key=lambda pair: len(pair[0]), reverse=True)
+                self._add(value, REDACTED)
 
     def redact(self, text: str) -> str:
         for secret, mark in self._replacements:
             if secret in text:
                 text = text.replace(secret, mark)
+        for parts, mark in self._parts:
+            text = parts.redact(text, mark)
         return text
 
     def redact_bytes(self, data: bytes) -> bytes:
         """The same redaction on bytes (a saved response body). Spellings shorter than
         6 characters are left alone here: in binary data they match by chance."""
+        return self._redact_bytes(data)
+
+    def _redact_bytes(self, data: bytes, keep: int | None = None) -> bytes:
+        """With ``keep`` (more of a stream follows), a run of a value's characters that
+        starts in the last ``keep`` bytes stays as it is: the next chunk may lengthen it,
+        or complete a whole spelling it is part of."""
         for needle, mark in self._byte_replacements():
             if needle in data:
                 data = data.replace(needle, mark)
+        for parts, byte_mark in self._byte_parts:
+            before = None if keep is None else len(data) - keep
+            data = parts.redact(data, byte_mark, before=before)
         return data
 
     def _byte_replacements(self) -> list[tuple[bytes, bytes]]:
@@ -150,7 +182,8 @@ class Codec:
     async def redact_chunks(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         """:meth:`redact_bytes` over a stream (a download saved as it arrives). The last
         bytes of each chunk, one fewer than the longest spelling, wait for the next one,
-        so a value split between two chunks is found whole."""
+        so a value split between two chunks is found whole, and a run of its characters
+        (which is no longer than a spelling) is found as long as it is."""
         pairs = self._byte_replacements()
         if not pairs:
             async for chunk in chunks:
@@ -159,13 +192,13 @@ class Codec:
         keep = max(len(needle) for needle, _ in pairs) - 1
         tail = b""
         async for chunk in chunks:
-            buffer = self.redact_bytes(tail + chunk)
+            buffer = self._redact_bytes(tail + chunk, keep)
             cut = max(len(buffer) - keep, 0)  # a spelling starting before ``cut`` was whole
             if cut:
                 yield buffer[:cut]
             tail = buffer[cut:]
         if tail:
-            yield tail
+            yield self._redact_bytes(tail)
 
     def dumps(self, value: Any) -> str | None:
         if value is None:

@@ -1,0 +1,131 @@
+"""Runs of consecutive characters of a secret, found inside longer text.
+
+The codec replaces every whole spelling of a secret; this finds what is left of one
+when only part of it was stored: a server echoing the first 20 characters of an
+``Authorization`` header, an error message quoting a token minus its last character.
+A run of at least :data:`MIN_PART` characters of the secret counts, wherever it starts
+in the secret; a secret of :data:`MIN_PART` characters or fewer is only found whole.
+
+The trade-off: eight characters of a random token (an API key, a password from a
+generator) occur by chance practically never, but eight of a secret made of words
+(``password123``) do: such a secret also redacts ``password`` wherever it is written.
+
+How it stays linear in the text's size (measured on a 9.5 MB JSON document and a 1 KB
+one, Python 3.11): every run of ``MIN_PART`` characters of the secret holds one of its
+*anchors*, the :data:`ANCHOR`-character slices at the secret's offsets ``0, 5, 10, …``;
+so the text is searched for the anchors, and each hit is extended both ways as far as
+text and secret agree. For a secret of up to ~240 characters (≤ 48 anchors) each anchor
+is found with ``str.find``, at C speed (24 characters: 42 ms on 9.5 MB, 9 µs on 1 KB;
+240: 0.4 s). A longer one (a private key: 400 anchors would take 2.7 s) instead looks
+up every fifth 4-character slice of the text in a table of the secret's 4-grams, a cost
+that does not grow with the secret (0.4-0.7 s on 9.5 MB). A regular expression
+alternating the secret's 8-grams, the obvious way, was slowest: ``re`` tries the
+alternatives one by one at each position (0.6 s for 64 characters, 84 s for 2000).
+A secret that repeats itself (``abababab…``) makes many hits; a generated one does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import AnyStr, Generic
+
+#: The shortest run of a secret's characters that is redacted where it appears alone.
+MIN_PART = 8
+#: Length of the slices searched for; every run of MIN_PART characters holds one that
+#: starts at a multiple of STRIDE in the secret (and, in the text, at one of STRIDE's).
+ANCHOR = 4
+STRIDE = MIN_PART - ANCHOR + 1
+#: Up to this many distinct anchors the text is searched once for each (C speed).
+FIND_ANCHORS_UP_TO = 48
+
+
+class SecretParts(Generic[AnyStr]):
+    """Finds, in a text (``str``) or data (``bytes``), every run of at least MIN_PART
+    consecutive characters of ``secret``."""
+
+    def __init__(self, secret: AnyStr) -> None:
+        self.secret: AnyStr = secret
+        self._anchors: dict[AnyStr, list[int]] = _slices(secret, STRIDE)
+        # Every 4-gram of the secret, for the sampling scan of a long secret.
+        self._grams: dict[AnyStr, list[int]] | None = None
+        if len(self._anchors) > FIND_ANCHORS_UP_TO:
+            self._grams = _slices(secret, 1)
+
+    def spans(self, text: AnyStr, *, before: int | None = None) -> list[tuple[int, int]]:
+        """``(start, end)`` of each run in ``text``, overlapping runs merged, in order;
+        only those starting ``before`` an offset when given (more text follows: a run
+        near the end may go on in it, or be part of a whole spelling that does)."""
+        # Text offset minus secret offset -> the last run found along that alignment.
+        seen: dict[int, tuple[int, int]] = {}
+        found = []
+        for at, offset in self._hits(text):
+            last = seen.get(at - offset)
+            if last is not None and last[0] <= at and at + ANCHOR <= last[1]:
+                continue  # inside a run already found: extending again finds the same
+            start, end = _extend(text, at, self.secret, offset)
+            seen[at - offset] = (start, end)
+            if end - start >= MIN_PART:
+                found.append((start, end))
+        spans = _merged(found)
+        return spans if before is None else [span for span in spans if span[0] < before]
+
+    def _hits(self, text: AnyStr) -> Iterator[tuple[int, int]]:
+        """``(text offset, secret offset)`` where text and secret share ANCHOR characters."""
+        if self._grams is None:
+            for anchor, offsets in self._anchors.items():
+                at = text.find(anchor)
+                while at != -1:
+                    for offset in offsets:
+                        yield at, offset
+                    at = text.find(anchor, at + 1)
+            return
+        grams = self._grams
+        for at in range(0, len(text) - ANCHOR + 1, STRIDE):
+            for offset in grams.get(text[at : at + ANCHOR], ()):
+                yield at, offset
+
+    def redact(self, text: AnyStr, mark: AnyStr, *, before: int | None = None) -> AnyStr:
+        """``text`` with every run (starting ``before`` that offset) replaced by ``mark``."""
+        spans = self.spans(text, before=before)
+        if not spans:
+            return text
+        pieces = []
+        done = 0
+        for start, end in spans:
+            pieces += [text[done:start], mark]
+            done = end
+        pieces.append(text[done:])
+        return text[:0].join(pieces)
+
+
+def _slices(secret: AnyStr, step: int) -> dict[AnyStr, list[int]]:
+    """The secret's ANCHOR-long slices at offsets ``0, step, 2*step, …``, each with
+    every one of those offsets it is found at."""
+    slices: dict[AnyStr, list[int]] = {}
+    for offset in range(0, len(secret) - ANCHOR + 1, step):
+        slices.setdefault(secret[offset : offset + ANCHOR], []).append(offset)
+    return slices
+
+
+def _extend(text: AnyStr, at: int, secret: AnyStr, offset: int) -> tuple[int, int]:
+    """The run around ``text[at:at+ANCHOR] == secret[offset:offset+ANCHOR]``: as far
+    both ways as text and secret agree."""
+    back = 0
+    while back < min(at, offset) and text[at - back - 1] == secret[offset - back - 1]:
+        back += 1
+    ahead = ANCHOR
+    limit = min(len(text) - at, len(secret) - offset)
+    while ahead < limit and text[at + ahead] == secret[offset + ahead]:
+        ahead += 1
+    return at - back, at + ahead
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, with overlapping or touching spans joined: one mark for one stretch."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
