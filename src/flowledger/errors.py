@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from flowledger.types import FieldPath, PathSegment
@@ -153,12 +154,25 @@ class InvalidInputError(InputError):
 
 
 class StepError(FlowledgerError):
-    """A step failed. ``retryable`` tells the runtime whether another attempt may help."""
+    """A step failed. ``retryable`` tells the runtime whether another attempt may help;
+    ``retry_after`` (a timedelta, or seconds), how long the other side asked to be left
+    alone (an HTTP ``Retry-After``): the next attempt then waits at least that long, as
+    far as the step's retry policy allows (flowledger.runtime.handlers.retry_delay)."""
 
-    def __init__(self, message: str, *, retryable: bool = True, details: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        details: object = None,
+        retry_after: timedelta | float | None = None,
+    ) -> None:
         self.message = message
         self.retryable = retryable
         self.details = details
+        if retry_after is not None and not isinstance(retry_after, timedelta):
+            retry_after = timedelta(seconds=retry_after)
+        self.retry_after = retry_after
         super().__init__(message)
 
 

@@ -25,6 +25,8 @@ class Recorder:
 class FlakyInput(BaseModel):
     fail_times: int = 0
     name: str = "flaky"
+    #: Seconds each failure asks to wait (StepError's retry_after).
+    retry_after: float | None = None
 
 
 class Echo(BaseModel):
@@ -48,7 +50,8 @@ def make_steps(rec: Recorder) -> list[StepType]:
         rec.calls[data.name] += 1
         rec.keys.setdefault(data.name, []).append(ctx.idempotency_key)
         if ctx.attempt <= data.fail_times:
-            raise StepError(f"attempt {ctx.attempt} failed on purpose")
+            message = f"attempt {ctx.attempt} failed on purpose"
+            raise StepError(message, retry_after=data.retry_after)
         return Echo(value=data.name, attempt=ctx.attempt)
 
     @step_type("test.slow")

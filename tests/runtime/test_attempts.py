@@ -31,6 +31,28 @@ async def test_retries_until_success_with_one_row_per_attempt(
     assert kinds.count("step.retry_scheduled") == 2
 
 
+async def test_a_failure_s_retry_after_is_waited_as_a_timer(
+    run_yaml: RunYaml, engine: Engine
+) -> None:
+    """A custom step's StepError(retry_after=...) lengthens the policy's 10 ms delay."""
+    doc = await run_yaml(
+        """
+        name: retry_after
+        steps:
+          - id: f
+            type: test.flaky
+            input: {fail_times: 1, retry_after: 0.4}
+            retry: {max_attempts: 2, backoff: fixed, initial_delay: 10ms, jitter: false}
+        """
+    )
+    assert doc["runtimeStatus"] == "Completed"
+    events = await engine.events(doc["id"])
+    scheduled = next(e for e in events if e["kind"] == "step.retry_scheduled")
+    assert scheduled["detail"]["delayMs"] == 400
+    second = next(s for s in doc["steps"].values() if s["attempt"] == 2)
+    assert second["startedAt"] >= scheduled["detail"]["wakeAt"]
+
+
 async def test_gives_up_after_max_attempts(run_yaml: RunYaml) -> None:
     doc = await run_yaml(
         """

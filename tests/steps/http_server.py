@@ -7,7 +7,8 @@ Routes (all answer JSON unless noted):
 - ``POST /encode`` -> the body back, spelled: ``raw``, ``base64``, ``urlsafe``, ``url``
 - ``GET /text`` -> ``text/plain`` ``hello, world``
 - ``GET /empty`` -> 204 without a body
-- ``GET /status/<code>`` -> that status with a small JSON body
+- ``GET /status/<code>?retry_after=<value>`` -> that status with a small JSON body (and
+  that ``Retry-After`` header when given)
 - ``GET /big?n=<bytes>`` -> ``text/plain`` of n bytes (no Content-Length when ``chunked=1``)
 - ``GET /slow?s=<seconds>`` -> waits, then answers
 - ``GET /trickle`` -> 100 bytes, one every 50 ms
@@ -83,7 +84,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/empty":
             self._send(204)
         elif parts[0] == "status":
-            self._json(int(parts[1]), {"error": f"status {parts[1]}", "pad": "x" * 4000})
+            body = json.dumps({"error": f"status {parts[1]}", "pad": "x" * 4000}).encode()
+            wait = {"Retry_After": query["retry_after"]} if "retry_after" in query else {}
+            self._send(int(parts[1]), body, **wait)
         elif url.path == "/big":
             self._big(int(query["n"]), chunked=query.get("chunked") == "1")
         elif url.path == "/slow":

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flowledger.definition.compiled import CompiledStep
+from flowledger.definition.models import RetryPolicy
 from flowledger.errors import field_message, format_path
 from flowledger.jsonvalues import to_plain
 from flowledger.runtime.state import StepExecution
@@ -48,22 +49,39 @@ async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepCont
     return result
 
 
-def retry_delay(run: StepExecution, now: datetime) -> timedelta | None:
-    """How long until the next attempt, or None when the step must not be tried again."""
+#: The longest a step waits for a ``retry_after`` when its ``retry`` names no max_delay.
+RETRY_AFTER_CAP = timedelta(hours=1)
+
+
+def retry_delay(
+    run: StepExecution, now: datetime, retry_after: timedelta | None = None
+) -> timedelta | None:
+    """How long until the next attempt, or None when the step must not be tried again.
+    A ``retry_after`` the failure asked for (StepError's) is waited if it is longer than
+    the policy's delay, up to the ``max_delay`` the step writes (else RETRY_AFTER_CAP):
+    a server asking for a day is not obeyed blindly; the step tries sooner instead."""
     policy = run.step.spec.retry
     if policy is None or run.attempt >= policy.max_attempts:
         return None
-    if policy.backoff == "fixed":
-        seconds = policy.initial_delay.total_seconds()
-    else:
-        seconds = policy.initial_delay.total_seconds() * policy.multiplier ** (run.attempt - 1)
-    seconds = min(seconds, policy.max_delay.total_seconds())
-    if policy.jitter:
-        seconds = random.uniform(seconds / 2, seconds)  # noqa: S311 - spreading, not security
-    delay = timedelta(seconds=seconds)
+    delay = _backoff(policy, run.attempt)
+    if retry_after is not None:
+        cap = policy.max_delay if "max_delay" in policy.model_fields_set else RETRY_AFTER_CAP
+        delay = max(delay, min(retry_after, cap))
     if run.due_at is not None and now + delay >= run.due_at:
         return None  # the next attempt could not finish before the step is due
     return delay
+
+
+def _backoff(policy: RetryPolicy, attempt: int) -> timedelta:
+    """The policy's own delay after ``attempt`` failed, jitter included."""
+    if policy.backoff == "fixed":
+        seconds = policy.initial_delay.total_seconds()
+    else:
+        seconds = policy.initial_delay.total_seconds() * policy.multiplier ** (attempt - 1)
+    seconds = min(seconds, policy.max_delay.total_seconds())
+    if policy.jitter:
+        seconds = random.uniform(seconds / 2, seconds)  # noqa: S311 - spreading, not security
+    return timedelta(seconds=seconds)
 
 
 def normalize_output(step: CompiledStep, result: Any) -> Any:

@@ -54,7 +54,13 @@ class Scheduler(Protocol):
     def step_succeeded(self, run: StepExecution, result: Any) -> None: ...
 
     def step_failed(
-        self, run: StepExecution, message: str, *, retryable: bool, details: Any = None
+        self,
+        run: StepExecution,
+        message: str,
+        *,
+        retryable: bool,
+        details: Any = None,
+        retry_after: timedelta | None = None,
     ) -> None: ...
 
     def cancel_run(self, run: StepExecution, reason: str) -> None: ...

@@ -480,7 +480,7 @@ class ExecutionRunner:
             assert handler is not None
             result = handler(data, self.contexts.step(run))
         except StepError as exc:
-            self.step_failed(run, exc.message, retryable=exc.retryable)
+            self.step_failed(run, exc.message, retryable=exc.retryable, retry_after=exc.retry_after)
             return
         except Exception as exc:
             self.step_failed(run, describe(exc), retryable=False)
@@ -497,7 +497,13 @@ class ExecutionRunner:
         if exc is None:
             self.drivers[run.step.step_type.kind].task_done(run, task.result())
         elif isinstance(exc, StepError):
-            self.step_failed(run, exc.message, retryable=exc.retryable, details=exc.details)
+            self.step_failed(
+                run,
+                exc.message,
+                retryable=exc.retryable,
+                details=exc.details,
+                retry_after=exc.retry_after,
+            )
         elif isinstance(exc, TimeoutError):
             timeout = run.step.spec.timeout
             seconds = timeout.total_seconds() if timeout else 0
@@ -595,7 +601,13 @@ class ExecutionRunner:
             self.add_timer(suspend.until, "wake", run)
 
     def step_failed(
-        self, run: StepExecution, message: str, *, retryable: bool, details: Any = None
+        self,
+        run: StepExecution,
+        message: str,
+        *,
+        retryable: bool,
+        details: Any = None,
+        retry_after: timedelta | None = None,
     ) -> None:
         now = self.clock.now()
         run.status = StepStatus.FAILED
@@ -606,7 +618,7 @@ class ExecutionRunner:
         if details is not None:
             run.error["details"] = details
         self.journal.touch(run)
-        delay = retry_delay(run, self.clock.now()) if retryable else None
+        delay = retry_delay(run, now, retry_after) if retryable else None
         self.journal.event(
             "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
         )
