@@ -214,7 +214,13 @@ async def test_only_opened_names_are_readable(
     )
     doc = await engine.run(engine.load_text(text))
     assert doc["runtimeStatus"] == "Failed"
-    assert "PLAIN_TOKEN" in json.dumps(doc["error"])
+    # It says how to open it, not only that it is missing (SPEC says "from the environment").
+    assert (
+        "secrets.PLAIN_TOKEN does not exist: PLAIN_TOKEN is set in the environment but not "
+        "opened as a secret; set FLOWLEDGER_SECRET_PLAIN_TOKEN, or list PLAIN_TOKEN in "
+        "FLOWLEDGER_SECRETS"
+    ) in doc["error"]["message"]
+    assert "plain-env-value" not in json.dumps(doc)
     monkeypatch.setenv("FLOWLEDGER_SECRETS", "OTHER, PLAIN_TOKEN")
     doc = await engine.run(engine.load_text(text))
     assert doc["runtimeStatus"] == "Completed"

@@ -8,12 +8,13 @@ is loaded only when a template reads it, also inside ``sys.loop`` results.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flowledger.artifacts.service import is_reference
 from flowledger.codec import Codec, placeholder
-from flowledger.config import read_secret
+from flowledger.config import SECRET_PREFIX, SECRETS_FILE_ENV, SECRETS_LIST_ENV, read_secret
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.errors import StorageError, TemplateError
 from flowledger.runtime.state import Scope
@@ -201,6 +202,16 @@ class SecretsView(Mapping[str, str]):
 
     def __len__(self) -> int:
         return 0
+
+    def why_missing(self, name: object) -> str:
+        """What a reference error says of a secret this process cannot read."""
+        opened = f"{SECRET_PREFIX}{name}"
+        if isinstance(name, str) and name in os.environ:
+            return (
+                f"{name} is set in the environment but not opened as a secret; set {opened}, "
+                f"or list {name} in {SECRETS_LIST_ENV}"
+            )
+        return f"no secret {name!r} is opened; set {opened} (or see {SECRETS_FILE_ENV})"
 
 
 class SecretPlaceholders(Mapping[str, str]):

@@ -115,6 +115,9 @@ def _missing_segment(full: str, walked: tuple[Segment, ...], segment: Segment, p
     """Why ``full`` (the whole path the template reads) does not exist: ``segment`` of
     ``walked`` is missing, ``parent`` being what ``walked`` holds."""
     where = format_path(walked)
+    why_missing = getattr(parent, "why_missing", None)
+    if callable(why_missing):  # a mapping that says why it lacks a key (secrets)
+        return f"{full} does not exist: {why_missing(segment)}"
     if isinstance(parent, Mapping):
         fields = _field_list(parent)
         if len(walked) == 1 and full == format_path((*walked, segment)):
