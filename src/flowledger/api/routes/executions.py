@@ -4,11 +4,10 @@ their artifacts. Control verbs never run the execution in the request: workers d
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.routing import APIRoute
-from typing_extensions import TypedDict
 
 from flowledger.api.bodies import CancelBody, InputBody
 from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
@@ -30,11 +29,11 @@ from flowledger.app import (
 router = APIRouter(prefix=API_PREFIX, tags=["executions"], responses=ERROR_RESPONSES)
 
 
-class RetriedDocument(TypedDict):
-    """What a retry did: the failed steps started again, and the execution after."""
+class RetriedDocument(ExecutionDocument):
+    """The execution after a retry, as a cancel or an input answers it, and the ids of
+    the failed steps the retry started again."""
 
-    steps: list[str]
-    execution: ExecutionDocument
+    retriedSteps: list[str]
 
 
 @router.get(
@@ -128,7 +127,7 @@ async def cancel_execution(
 )
 async def retry_execution(id: str, app: AppDep, caller: Operator) -> Response:
     retried = await app.executions.retry(RetryExecution(id=id, by=caller.created_by))
-    doc: RetriedDocument = {"steps": retried.steps, "execution": retried.execution}
+    doc = cast(RetriedDocument, {**retried.execution, "retriedSteps": retried.steps})
     return render(doc)
 
 
