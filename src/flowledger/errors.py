@@ -7,7 +7,7 @@ column, the step id and the field path, and a message that is a sentence.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -283,7 +283,10 @@ def field_message(error: Mapping[str, Any]) -> str:
         least = kind.endswith("short")
         count = ctx.get("min_length" if least else "max_length")
         unit = "characters" if kind.startswith("string") else "items"
-        return f"must have at {'least' if least else 'most'} {count} {unit}{got}"
+        if shows_input and isinstance(given, Sized):  # its size, not its first items
+            got = f", not {len(given):,}"
+        bound = f"{count:,}" if isinstance(count, int) else count
+        return f"must have at {'least' if least else 'most'} {bound} {unit}{got}"
     message = str(error.get("msg", "is invalid"))
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 

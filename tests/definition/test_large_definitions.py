@@ -32,7 +32,7 @@ def test_more_steps_than_the_cap_are_refused() -> None:
     )
     with pytest.raises(DefinitionError) as info:
         load(text)
-    assert f"at most {MAX_STEPS} items" in str(info.value)
+    assert f"at most {MAX_STEPS:,} items, not {MAX_STEPS + 1:,}" in str(info.value)
 
 
 def test_a_later_step_is_refused_in_a_long_chain() -> None:
