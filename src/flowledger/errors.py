@@ -285,7 +285,7 @@ def field_message(error: Mapping[str, Any]) -> str:
         unit = "characters" if kind.startswith("string") else "items"
         if shows_input and isinstance(given, Sized):  # its size, not its first items
             got = f", not {len(given):,}"
-        bound = f"{count:,}" if isinstance(count, int) else count
+        bound = f"{count:,}" if isinstance(count, int) else str(count)
         return f"must have at {'least' if least else 'most'} {bound} {unit}{got}"
     message = str(error.get("msg", "is invalid"))
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")

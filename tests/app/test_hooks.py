@@ -205,6 +205,9 @@ async def test_open_hooks_dedupe_on_the_idempotency_key(hooks_app: App) -> None:
     c = await hooks_app.hooks.receive(ReceiveHook(path="open", headers=keyed, body=b"hi"))
     d = await hooks_app.hooks.receive(ReceiveHook(path="open", headers=keyed, body=b"hi"))
     assert c["executionId"] == d["executionId"] and d["duplicate"] is True
+    # The key again with another body: a sender's bug or a replay, refused, not dropped.
+    with pytest.raises(ConflictError, match="with another body"):
+        await hooks_app.hooks.receive(ReceiveHook(path="open", headers=keyed, body=b"bye"))
     assert await count(hooks_app) == 3
     done = await hooks_app.engine.drive(c["executionId"])
     assert done["output"] == "hi"
