@@ -106,7 +106,6 @@ def test_subscriptions_crud_by_role(hooked: Service) -> None:
     spec = {"url": "http://127.0.0.1:9/x", "events": ["execution.failed"]}
     with hooked.client("operator") as operator:
         assert error(operator.post("/api/v1/subscriptions", json=spec), 403)["code"] == "forbidden"
-        error(operator.get("/api/v1/subscriptions"), 403)
     with hooked.client("admin") as admin:
         created = admin.post("/api/v1/subscriptions", json={**spec, "workflow": "w"})
         assert created.status_code == 201, created.text
@@ -118,6 +117,16 @@ def test_subscriptions_crud_by_role(hooked: Service) -> None:
         assert admin.get(f"/api/v1/subscriptions/{sub['id']}").json()["workflow"] == "w"
         deliveries = admin.get(f"/api/v1/subscriptions/{sub['id']}/deliveries").json()
         assert deliveries == {"items": [], "nextCursor": None}
+        assert admin.get(f"/api/v1/subscriptions/{sub['id']}").json()["url"] == spec["url"]
+        # Every token reads them (SPEC: viewer reads); a URL is often a credential
+        # itself, so below admin it shows only its origin.
+        with hooked.client("viewer") as viewer:
+            seen = viewer.get(f"/api/v1/subscriptions/{sub['id']}").json()
+            assert seen["url"] == "http://127.0.0.1:9/…" and seen["workflow"] == "w"
+            shown = {s["id"]: s["url"] for s in viewer.get("/api/v1/subscriptions").json()["items"]}
+            assert shown[sub["id"]] == "http://127.0.0.1:9/…"
+            assert viewer.get(f"/api/v1/subscriptions/{sub['id']}/deliveries").status_code == 200
+            error(viewer.delete(f"/api/v1/subscriptions/{sub['id']}"), 403)
         bad = admin.post("/api/v1/subscriptions", json={**spec, "events": ["execution.exploded"]})
         error(bad, 422)
         refused = admin.post(

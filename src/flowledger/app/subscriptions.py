@@ -67,8 +67,14 @@ class CreateSubscription(Request):
         return url
 
 
+#: Who reads a subscription: an admin sees its whole URL; anyone else sees only its origin,
+#: since a webhook URL is often a credential itself (a chat service's incoming hook).
+Reader = Literal["viewer", "operator", "admin"]
+
+
 class GetSubscription(Request):
     id: str = Field(min_length=1, max_length=40)
+    reader: Reader = "admin"
 
 
 class DeleteSubscription(Request):
@@ -80,6 +86,7 @@ class ListSubscriptions(Request):
 
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
     cursor: str | None = None
+    reader: Reader = "admin"
 
 
 class ListDeliveries(Request):
@@ -88,6 +95,7 @@ class ListDeliveries(Request):
     subscription_id: str = Field(min_length=1, max_length=40)
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
     cursor: str | None = None
+    reader: Reader = "admin"
 
 
 class SubscriptionDocument(TypedDict):
@@ -164,22 +172,26 @@ class Subscriptions:
             _position,
         )
         return Page[SubscriptionDocument](
-            items=[_subscription(r) for r in rows], next_cursor=cursor
+            items=[_subscription(r, request.reader) for r in rows], next_cursor=cursor
         )
 
     async def get(self, request: GetSubscription) -> SubscriptionDocument:
         row = await self._engine.store.get_subscription(request.id)
         if row is None:
             raise NotFoundError(f"subscription {request.id} does not exist")
-        return _subscription(row)
+        return _subscription(row, request.reader)
 
     async def delete(self, request: DeleteSubscription) -> None:
         if not await self._engine.store.delete_subscription(request.id):
             raise NotFoundError(f"subscription {request.id} does not exist")
 
     async def deliveries(self, request: ListDeliveries) -> Page[DeliveryDocument]:
-        await self.get(GetSubscription(id=request.subscription_id))
         subscription = request.subscription_id
+        row = await self._engine.store.get_subscription(subscription)
+        if row is None:
+            raise NotFoundError(f"subscription {subscription} does not exist")
+        url = str(row["url"])
+        hidden = None if request.reader == "admin" else (url, origin_only(url))
 
         def fetch(limit: int, before: Position | None) -> Awaitable[builtins.list[Row]]:
             return self._engine.store.list_deliveries(subscription, limit, before)
@@ -193,7 +205,8 @@ class Subscriptions:
             fetch,
             _position,
         )
-        return Page[DeliveryDocument](items=[_delivery(r) for r in page], next_cursor=cursor)
+        items = [_delivery(r, hidden) for r in page]
+        return Page[DeliveryDocument](items=items, next_cursor=cursor)
 
     async def _warnings(self, request: CreateSubscription) -> builtins.list[str]:
         """A workflow name nothing has stored (pushed or run) is likely a typo, but not
@@ -220,10 +233,10 @@ class Subscriptions:
             )
 
 
-def _subscription(row: Row) -> SubscriptionDocument:
+def _subscription(row: Row, reader: Reader = "admin") -> SubscriptionDocument:
     return {
         "id": row["id"],
-        "url": row["url"],
+        "url": row["url"] if reader == "admin" else origin_only(row["url"]),
         "events": json.loads(row["events"]),
         "workflow": row["workflow_name"],
         "description": row["description"],
@@ -232,7 +245,20 @@ def _subscription(row: Row) -> SubscriptionDocument:
     }
 
 
-def _delivery(row: Row) -> DeliveryDocument:
+def origin_only(url: str) -> str:
+    """``url`` with its path, query and user info cut: ``https://hooks.example.com/…``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
+def _delivery(row: Row, hidden: tuple[str, str] | None = None) -> DeliveryDocument:
+    """A delivery; ``hidden``: (the subscription's URL, as a non-admin sees it), the
+    second put in place of the first where an error quotes it."""
     pending = row["status"] == "pending"
 
     def when(value: datetime | None) -> str | None:
@@ -246,7 +272,7 @@ def _delivery(row: Row) -> DeliveryDocument:
         "status": row["status"],
         "attempts": int(row["attempts"]),
         "lastStatusCode": row["last_status_code"],
-        "lastError": row["last_error"],
+        "lastError": _hide_url(row["last_error"], hidden),
         "lastAttemptAt": when(row["last_attempt_at"]),
         "nextAttemptAt": when(row["next_attempt_at"]) if pending else None,
         "createdAt": iso(row["created_at"]),
@@ -256,3 +282,10 @@ def _delivery(row: Row) -> DeliveryDocument:
 
 def _position(row: Row) -> Position:
     return row["created_at"], str(row["id"])
+
+
+def _hide_url(error: str | None, hidden: tuple[str, str] | None) -> str | None:
+    if error is None or hidden is None:
+        return error
+    whole, shown = hidden
+    return str(error).replace(whole, shown)

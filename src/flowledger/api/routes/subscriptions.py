@@ -1,4 +1,5 @@
-"""Outbound webhooks (admin): subscriptions and their deliveries (SPEC §6).
+"""Outbound webhooks: subscriptions and their deliveries (SPEC §6). Admins manage them;
+every token reads them, a URL shown to a viewer or an operator only to its origin.
 
 ``POST /subscriptions`` answers 201 with the subscription and its signing secret (shown
 this once); ``GET`` lists them (no secrets); ``DELETE /subscriptions/{id}`` removes one
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from flowledger.api.bodies import Body
-from flowledger.api.deps import API_PREFIX, Admin, AppDep, Paging
+from flowledger.api.deps import API_PREFIX, Admin, AppDep, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -60,20 +61,21 @@ async def create_subscription(body: SubscriptionBody, app: AppDep, caller: Admin
 @router.get(
     "/subscriptions",
     response_model=Page[SubscriptionDocument],
-    summary="Subscriptions, newest first, without secrets (admin)",
+    summary="Subscriptions, newest first, without secrets; below admin, URLs show only "
+    "their origin (viewer)",
 )
-async def list_subscriptions(app: AppDep, caller: Admin, paging: Paging) -> Response:
-    found = await app.subscriptions.page(ListSubscriptions(**paging))
+async def list_subscriptions(app: AppDep, caller: Viewer, paging: Paging) -> Response:
+    found = await app.subscriptions.page(ListSubscriptions(**paging, reader=caller.role))
     return page(list(found.items), found.next_cursor)
 
 
 @router.get(
     "/subscriptions/{id}",
     response_model=SubscriptionDocument,
-    summary="One subscription, without its secret (admin)",
+    summary="One subscription, without its secret; below admin, its URL's origin (viewer)",
 )
-async def get_subscription(id: str, app: AppDep, caller: Admin) -> Response:
-    return render(await app.subscriptions.get(GetSubscription(id=id)))
+async def get_subscription(id: str, app: AppDep, caller: Viewer) -> Response:
+    return render(await app.subscriptions.get(GetSubscription(id=id, reader=caller.role)))
 
 
 @router.delete(
@@ -89,13 +91,14 @@ async def delete_subscription(id: str, app: AppDep, caller: Admin) -> Response:
 @router.get(
     "/subscriptions/{id}/deliveries",
     response_model=Page[DeliveryDocument],
-    summary="A subscription's deliveries, newest first (admin)",
+    summary="A subscription's deliveries, newest first (viewer)",
 )
 async def list_deliveries(
     id: str,
     app: AppDep,
-    caller: Admin,
+    caller: Viewer,
     paging: Paging,
 ) -> Response:
-    found = await app.subscriptions.deliveries(ListDeliveries(subscription_id=id, **paging))
+    request = ListDeliveries(subscription_id=id, **paging, reader=caller.role)
+    found = await app.subscriptions.deliveries(request)
     return page(list(found.items), found.next_cursor)
