@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from flowledger.logs import log_extra
+from flowledger.errors import StorageError
+from flowledger.logs import exception_line, log_extra
 from flowledger.storage.base import Store
 from flowledger.timeutil import Clock
 
@@ -71,8 +72,15 @@ class LeaseKeeper:
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
-            except Exception:  # a failed heartbeat must not kill the worker; the next one retries
-                log.exception("lease heartbeat failed", extra=log_extra("renew_lease"))
+            except Exception as exc:  # a failed heartbeat must not kill the worker
+                if database_trouble(exc):  # locked, restarting, unreachable: said in a line
+                    log.warning(
+                        "lease heartbeat failed (%s); the next one tries again",
+                        exception_line(exc),
+                        extra=log_extra("renew_lease"),
+                    )
+                else:
+                    log.exception("lease heartbeat failed", extra=log_extra("renew_lease"))
 
     def start(self) -> None:
         if self._task is None:
@@ -91,3 +99,11 @@ class LeaseKeeper:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise
+
+
+def database_trouble(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's (a lock held too long, a server restarting),
+    an operating condition to report in a line, not a bug to report with a traceback."""
+    if isinstance(exc, StorageError):
+        return True
+    return type(exc).__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg")
