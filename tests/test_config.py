@@ -69,3 +69,13 @@ def test_step_log_and_retention_settings() -> None:
 def test_bad_step_log_and_retention_values(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Settings.from_env(env)
+
+
+def test_the_loop_stall_threshold() -> None:
+    assert Settings.from_env({}).loop_stall == timedelta(seconds=10)
+    settings = Settings.from_env({"FLOWLEDGER_LOOP_STALL": "500ms"})
+    assert settings.loop_stall == timedelta(milliseconds=500)
+    with pytest.raises(ConfigError, match="FLOWLEDGER_LOOP_STALL must be longer than 0s"):
+        Settings.from_env({"FLOWLEDGER_LOOP_STALL": "0s"})
+    with pytest.raises(ConfigError, match="FLOWLEDGER_LOOP_STALL:"):
+        Settings.from_env({"FLOWLEDGER_LOOP_STALL": "soon"})

@@ -38,6 +38,11 @@ Each has a ``FLOWLEDGER_*`` variable; command-line flags override them.
 - ``FLOWLEDGER_RETENTION``: when set (a duration like ``30d``), workers delete finished
   executions whose end is older than that, with everything they hold (see
   ``flowledger executions prune``); at least ``1m``; default: keep everything.
+- ``FLOWLEDGER_LOOP_STALL``: how long the event loop of ``worker``, ``serve`` or ``run``
+  may go without running before the process logs a warning naming the code that blocks
+  it (an async step handler calling blocking code); a SIGTERM or SIGINT the blocked loop
+  has not acted on for as long again exits ``worker`` or ``serve`` with code 1 (a
+  duration; default ``10s``; see ``flowledger.worker.watchdog``).
 - ``FLOWLEDGER_HOOK_BODY_LIMIT``: the largest body ``POST /hooks/{path}`` accepts (a size
   like ``FLOWLEDGER_OUTPUT_BUDGET``; default ``1MiB``); larger ones are answered 413.
 - ``FLOWLEDGER_DELIVERY_RETRY_INITIAL``, ``FLOWLEDGER_DELIVERY_RETRY_MAX``,
@@ -103,6 +108,7 @@ OTEL_ENV = "FLOWLEDGER_OTEL"
 STEP_LOG_LEVEL_ENV = "FLOWLEDGER_STEP_LOG_LEVEL"
 STEP_LOG_LIMIT_ENV = "FLOWLEDGER_STEP_LOG_LIMIT"
 RETENTION_ENV = "FLOWLEDGER_RETENTION"
+LOOP_STALL_ENV = "FLOWLEDGER_LOOP_STALL"
 DEFAULT_STEP_LOG_LIMIT = 64 * 1024
 SECRET_PREFIX = "FLOWLEDGER_SECRET_"  # noqa: S105 - a variable name prefix
 SECRETS_FILE_ENV = "FLOWLEDGER_SECRETS_FILE"
@@ -132,6 +138,7 @@ SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 #: How long a SQLite statement waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DEFAULT_OUTPUT_BUDGET = 256 * 1024
+DEFAULT_LOOP_STALL = timedelta(seconds=10)
 MIN_OUTPUT_BUDGET = 1024
 DEFAULT_HOOK_BODY_LIMIT = 1024 * 1024
 
@@ -218,6 +225,8 @@ class Settings:
     #: Workers prune finished executions older than this (``FLOWLEDGER_RETENTION``);
     #: None keeps them.
     retention: timedelta | None = None
+    #: The event loop stalled this long is reported (``FLOWLEDGER_LOOP_STALL``).
+    loop_stall: timedelta = DEFAULT_LOOP_STALL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -253,6 +262,9 @@ class Settings:
             retention=parse_retention(env[RETENTION_ENV], RETENTION_ENV)
             if env.get(RETENTION_ENV)
             else None,
+            loop_stall=_positive(env[LOOP_STALL_ENV], LOOP_STALL_ENV)
+            if env.get(LOOP_STALL_ENV)
+            else DEFAULT_LOOP_STALL,
         )
 
 
@@ -302,15 +314,7 @@ def _schedule(env: Mapping[str, str]) -> DeliverySchedule:
 
     def duration(name: str, fallback: timedelta) -> timedelta:
         text = env.get(name)
-        if not text:
-            return fallback
-        try:
-            value = parse_duration(text)
-        except ValueError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-        if value <= timedelta(0):
-            raise ConfigError(f"{name} must be longer than 0s, not {text!r}")
-        return value
+        return _positive(text, name) if text else fallback
 
     return DeliverySchedule(
         initial=duration(RETRY_INITIAL_ENV, default.initial),
@@ -318,6 +322,17 @@ def _schedule(env: Mapping[str, str]) -> DeliverySchedule:
         retry_for=duration(RETRY_FOR_ENV, default.retry_for),
         timeout=duration(DELIVERY_TIMEOUT_ENV, default.timeout),
     )
+
+
+def _positive(text: str, name: str) -> timedelta:
+    """A duration longer than zero, read from the variable ``name``."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if value <= timedelta(0):
+        raise ConfigError(f"{name} must be longer than 0s, not {text!r}")
+    return value
 
 
 def parse_lease(text: str | None, source: str = "--lease") -> timedelta:
