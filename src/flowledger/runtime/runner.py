@@ -296,7 +296,9 @@ class ExecutionRunner:
             if run.status == StepStatus.IN_PROGRESS:
                 work = self.drivers[run.step.step_type.kind].invoke(run)
                 # The loop's own create_task (asyncio.create_task is a frame around it).
-                task = loop.create_task(self._tracked(work), name=f"step {run.step.path}")
+                # The name is what the loop watchdog reports (worker.watchdog.STEP_TASK).
+                name = f"step {run.step.path} of execution {self.id}"
+                task = loop.create_task(self._tracked(work), name=name)
                 self.tasks[task] = run
         self.to_launch = []
 
