@@ -174,7 +174,8 @@ def with_app(
     ``before_open`` runs before the database is opened (or created): a check of the
     command's own files that fails leaves no database behind.
     ``runs``: the command carries executions on here, traced like a worker's
-    (:func:`traced`); the rest only read or record, and never need the tracing SDK."""
+    (:func:`traced`) and with its loop watched (a blocked loop is reported); the rest
+    only read or record, and never need the tracing SDK."""
 
     async def go() -> T:
         application = make_app(db, plugins, create=create)
@@ -184,7 +185,12 @@ def with_app(
         try:
             async with application:
                 end_start_up()  # opened: the command's own work runs with the collector on
-                return await fn(application)
+                if not runs:
+                    return await fn(application)
+                from flowledger.worker.watchdog import watch_loop
+
+                with watch_loop(application.engine.settings.loop_stall.total_seconds()):
+                    return await fn(application)
         finally:
             if flush is not None:
                 flush()

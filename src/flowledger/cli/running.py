@@ -3,9 +3,7 @@ and ``db upgrade`` (SPEC §5)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from typing import Annotated, Any
 
 import typer
@@ -235,6 +233,7 @@ def worker(
         from sqlalchemy.engine import make_url
 
         from flowledger.heap import freeze_heap
+        from flowledger.worker.watchdog import watch_loop
         from flowledger.worker.worker import Worker, WorkerOptions
 
         application = App(db or default_db_url(), plugins=plugin or (), lease=lease_span)
@@ -256,9 +255,8 @@ def worker(
                     fail(str(exc), EXIT_FAILED)
             options = WorkerOptions(concurrency=concurrency, lease=lease_span)
             runner = Worker(engine, options)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, runner.stop)
+            watchdog = serving.enter_context(watch_loop(settings.loop_stall.total_seconds()))
+            watchdog.handle_stops(runner.stop)
             logging.getLogger("flowledger.worker").info(
                 "worker %s on %s, concurrency %d%s",
                 engine.owner,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import signal
 from typing import Annotated
 
 import typer
@@ -36,6 +35,7 @@ from flowledger.cli.common import (
 from flowledger.config import Settings
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import default_db_url
+from flowledger.worker.watchdog import watch_loop
 from flowledger.worker.worker import Worker, WorkerOptions
 
 #: Seconds that requests in flight (long polls, streams) get to finish after SIGTERM.
@@ -115,31 +115,30 @@ def serve(
                 if worker is not None:
                     worker.stop()
 
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop)
-            freeze_heap()  # full collections walked the whole start-up heap: 80-240 ms stalls
-            working = asyncio.create_task(worker.run()) if worker is not None else None
-            log.info(
-                "serving on http://%s:%d (%s)",
-                host,
-                port,
-                "API only" if worker is None else f"with a worker, concurrency {concurrency}",
-                extra=log_extra("serve"),
-            )
-            try:
-                await server.serve()
-            except SystemExit:  # uvicorn exits when it cannot bind
-                pass
-            finally:
-                stop()
-                if working is not None:
-                    await working
-                spans = getattr(api.state, "span_processor", None)
-                if spans is not None:
-                    spans.shutdown()  # flushes the spans still batched
-            if not server.started:
-                fail(f"could not listen on {host}:{port}", EXIT_FAILED)
+            with watch_loop(settings.loop_stall.total_seconds()) as watchdog:
+                watchdog.handle_stops(stop)
+                freeze_heap()  # full collections walked the whole start-up heap: 80-240 ms stalls
+                working = asyncio.create_task(worker.run()) if worker is not None else None
+                log.info(
+                    "serving on http://%s:%d (%s)",
+                    host,
+                    port,
+                    "API only" if worker is None else f"with a worker, concurrency {concurrency}",
+                    extra=log_extra("serve"),
+                )
+                try:
+                    await server.serve()
+                except SystemExit:  # uvicorn exits when it cannot bind
+                    pass
+                finally:
+                    stop()
+                    if working is not None:
+                        await working
+                    spans = getattr(api.state, "span_processor", None)
+                    if spans is not None:
+                        spans.shutdown()  # flushes the spans still batched
+                if not server.started:
+                    fail(f"could not listen on {host}:{port}", EXIT_FAILED)
 
     call(go)
 
