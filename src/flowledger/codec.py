@@ -10,8 +10,9 @@ process that writes for the execution redacts the same values, whatever it rende
 Each value is searched in the spellings it can take inside stored text: raw, JSON
 escaped (ASCII or not), URL-encoded (``quote`` and ``quote_plus``), hex (either case)
 and base64 (standard and URL-safe, at each of the three byte alignments). Then what is
-left of one, raw or JSON-escaped: any run of 8 or more of its consecutive characters
-(flowledger.secretparts says how, and what that costs).
+left of one, raw or JSON-escaped: any run of half of it or more (12 characters at least,
+not digits alone) of its consecutive characters (flowledger.secretparts says how, why
+half, and what that costs).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, cast
 from urllib.parse import quote, quote_plus
 
 from flowledger.config import read_secret
-from flowledger.secretparts import MIN_PART, SecretParts
+from flowledger.secretparts import MIN_RUN, SecretParts
 
 REDACTED = "***"
 #: One encoder for every column: ``json.dumps`` with these options builds a new one per call.
@@ -101,11 +102,11 @@ def spellings(value: str) -> set[str]:
 
 
 def part_spellings(value: str) -> set[str]:
-    """The spellings whose runs of MIN_PART characters are redacted: raw, and as stored
+    """The spellings whose long runs are redacted (secretparts): raw, and as stored
     JSON escapes it (only ``"``, ``\\`` and control characters: the ASCII escaping
     would make ``\\u00f6rd`` of a secret's ``örd``, eight characters for three)."""
     found = {value, json.dumps(value, ensure_ascii=False)[1:-1]}
-    return {text for text in found if len(text) > MIN_PART}
+    return {text for text in found if len(text) > MIN_RUN}
 
 
 class Codec:

@@ -3,12 +3,17 @@
 The codec replaces every whole spelling of a secret; this finds what is left of one
 when only part of it was stored: a server echoing the first 20 characters of an
 ``Authorization`` header, an error message quoting a token minus its last character.
-A run of at least :data:`MIN_PART` characters of the secret counts, wherever it starts
-in the secret; a secret of :data:`MIN_PART` characters or fewer is only found whole.
+A run counts when it holds at least half of the secret, and at least :data:`MIN_RUN`
+characters, wherever it starts in the secret; a run of digits alone never counts.
 
-The trade-off: eight characters of a random token (an API key, a password from a
-generator) occur by chance practically never, but eight of a secret made of words
-(``password123``) do: such a secret also redacts ``password`` wherever it is written.
+Why half, not a fixed eight (the first version): secrets have structure that ordinary
+text shares. A chat service's webhook URL begins ``https://hooks.example.com/services/``,
+a private key ``-----BEGIN PRIVATE KEY-----``, a numeric secret shares digits with every
+number: with eight characters, ``https://example.com/services/docs`` was stored as
+``***secrets.SLACK***example***…`` and the integer ``1234567890`` became a string, which
+a resumed execution's next step then read. Half a secret is still what a leak looks like
+(a server echoing the first 20 characters of an ``Authorization`` header, a message
+quoting a token minus its last character); a shorter piece is left, a known limit.
 
 How it stays linear in the text's size (measured on a 9.5 MB JSON document and a 1 KB
 one, Python 3.11): every run of ``MIN_PART`` characters of the secret holds one of its
@@ -29,8 +34,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import AnyStr, Generic
 
-#: The shortest run of a secret's characters that is redacted where it appears alone.
+#: The shortest run the search is built to find (its anchors' spacing depends on it).
 MIN_PART = 8
+#: The shortest run redacted, whatever the secret's length (see the module docstring).
+MIN_RUN = 12
 #: Length of the slices searched for; every run of MIN_PART characters holds one that
 #: starts at a multiple of STRIDE in the secret (and, in the text, at one of STRIDE's).
 ANCHOR = 4
@@ -40,11 +47,13 @@ FIND_ANCHORS_UP_TO = 48
 
 
 class SecretParts(Generic[AnyStr]):
-    """Finds, in a text (``str``) or data (``bytes``), every run of at least MIN_PART
-    consecutive characters of ``secret``."""
+    """Finds, in a text (``str``) or data (``bytes``), every run of at least ``least``
+    consecutive characters of ``secret`` (not digits alone)."""
 
     def __init__(self, secret: AnyStr) -> None:
         self.secret: AnyStr = secret
+        #: The shortest run of it that counts: half of it, at least MIN_RUN characters.
+        self.least = max(MIN_RUN, -(-len(secret) // 2))
         self._anchors: dict[AnyStr, list[int]] = _slices(secret, STRIDE)
         # Every 4-gram of the secret, for the sampling scan of a long secret.
         self._grams: dict[AnyStr, list[int]] | None = None
@@ -64,7 +73,7 @@ class SecretParts(Generic[AnyStr]):
                 continue  # inside a run already found: extending again finds the same
             start, end = _extend(text, at, self.secret, offset)
             seen[at - offset] = (start, end)
-            if end - start >= MIN_PART:
+            if end - start >= self.least and not text[start:end].isdigit():
                 found.append((start, end))
         spans = _merged(found)
         return spans if before is None else [span for span in spans if span[0] < before]

@@ -386,13 +386,13 @@ def test_a_value_computed_from_a_secret_is_not_sent(
 
 async def test_a_stream_is_redacted_wherever_its_chunks_split_a_secret() -> None:
     """A download saved as it arrives: a value cut between two chunks is found whole,
-    and so is a run of its characters (which must not be cut into a redacted run and
-    a tail of fewer than eight characters stored in clear)."""
+    and so is a long run of its characters (which must not be cut into a redacted run
+    and a tail stored in clear)."""
     codec = Codec({"K": SECRET, "T": TOKEN})
     data = (
         b"head " + SECRET.encode() + b" middle " + SECRET.encode() + b" hex "
         + TOKEN.encode().hex().encode() + b" part " + TOKEN[:13].encode() + b" "
-        + TOKEN[3:-2].encode() + TOKEN[1:9].encode() + b" end"
+        + TOKEN[3:-2].encode() + TOKEN[1:13].encode() + b" end"
     )  # fmt: skip
 
     async def chunks(cuts: list[int]) -> AsyncIterator[bytes]:
@@ -402,7 +402,7 @@ async def test_a_stream_is_redacted_wherever_its_chunks_split_a_secret() -> None
     expected = codec.redact_bytes(data)
     assert SECRET.encode() not in expected
     assert expected.count(placeholder("T").encode()) == 3
-    assert all(TOKEN[i : i + 8].encode() not in expected for i in range(len(TOKEN) - 7))
+    assert all(TOKEN[i : i + 12].encode() not in expected for i in range(len(TOKEN) - 11))
     for cut in range(1, len(data)):
         for size in (1, 3, 8, len(SECRET)):  # one cut, then pieces of that size after it
             cuts = [cut, *range(cut + size, len(data), size)]
@@ -417,33 +417,42 @@ TOKEN = "Kq8vZr2mXw9pLt4nBc7dYh3f"  # a generated API key's 24 characters
     [
         f"Authorization: Bearer {TOKEN}"[:35],  # a server echoing the first 20 characters
         f"bad token {TOKEN[:-1]}",  # an error message quoting all but one
-        f"suffix {TOKEN[-8:]}",
-        f"middle <{TOKEN[6:17]}>",
+        f"suffix {TOKEN[-12:]}",
+        f"middle <{TOKEN[6:19]}>",
         TOKEN.encode().hex(),
         TOKEN.encode().hex().upper(),
-        f"two {TOKEN[:9]}, {TOKEN[10:20]}.",
+        f"two {TOKEN[:12]}, {TOKEN[12:24]}.",
     ],
 )
 def test_a_part_of_a_secret_or_its_hex_is_redacted(stored: str) -> None:
     codec = Codec({"T": TOKEN})
     redacted = codec.redact(stored)
     assert placeholder("T") in redacted
-    assert not any(TOKEN[i : i + 8] in redacted for i in range(len(TOKEN) - 7)), redacted
+    assert not any(TOKEN[i : i + 12] in redacted for i in range(len(TOKEN) - 11)), redacted
     document = codec.dumps({"stored": stored})
     assert document is not None and placeholder("T") in json.loads(document)["stored"]
 
 
-def test_only_runs_of_eight_characters_count() -> None:
-    codec = Codec({"T": TOKEN, "PIN": "12345678"})
-    kept = f"{TOKEN[:7]} {TOKEN[7:14]} {TOKEN[14:21]} 1234567 id-123456789"
+def test_only_runs_of_half_a_secret_count_and_never_digits_alone() -> None:
+    """With eight characters, a webhook URL secret redacted other URLs of its host, and a
+    numeric secret turned numbers into text that a resumed execution then read."""
+    hook = "https://hooks.example.com/services/T04KQ2ZR1/B05HX7L2W/Qm9vZ2llV29vZ2llQm9vZ2ll"
+    number = "918273645546372819"
+    codec = Codec({"T": TOKEN, "PIN": "12345678", "HOOK": hook, "N": number})
+    kept = (
+        f"{TOKEN[:11]} {TOKEN[11:22]} 1234567 id-123456789 "
+        f"https://hooks.example.com/services/docs 9182736455463 {number[4:]}"
+    )
     assert codec.redact(kept) == kept.replace("12345678", placeholder("PIN"))
+    assert codec.dumps({"n": int(number[:15])}) == f'{{"n":{number[:15]}}}'
     # Each stretch is replaced as long as it is, whatever part of the secret it starts at.
-    assert codec.redact(f"a{TOKEN[2:12]}{TOKEN[0:8]}b") == f"a{placeholder('T')}b"
+    assert codec.redact(f"a{TOKEN[2:16]}{TOKEN[0:12]}b") == f"a{placeholder('T')}b"
+    assert codec.redact(f"see {hook[:-3]}") == f"see {placeholder('HOOK')}"
 
 
 def test_a_long_secret_s_parts_are_found_too() -> None:
     key = "".join(f"{n:04x}" for n in range(0, 6000, 7))[:3000]  # a PEM key's length
     codec = Codec({"KEY": key})
-    text = f"x{key[100:140]}y{key[2990:]}z{key[:7]}"
-    assert codec.redact(text) == f"x{placeholder('KEY')}y{placeholder('KEY')}z{key[:7]}"
+    text = f"x{key[100:1700]}y{key[1400:]}z{key[:1400]}"
+    assert codec.redact(text) == f"x{placeholder('KEY')}y{placeholder('KEY')}z{key[:1400]}"
     assert codec.redact_bytes(text.encode()) == codec.redact(text).encode()
