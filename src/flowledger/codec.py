@@ -278,3 +278,9 @@ def loads(text: str | None) -> Any:
 
 #: The C scanner behind ``json.loads`` (JSONDecoder's defaults): see ``loads``.
 _scan = cast("Callable[[str, int], tuple[Any, int]]", json.JSONDecoder().scan_once)  # type: ignore[attr-defined]
+
+
+def same_json(one: Any, other: Any) -> bool:
+    """Whether two JSON values are the same as JSON: ``true``, ``1`` and ``1.0`` differ,
+    though Python finds ``True == 1 == 1.0``; key order does not count."""
+    return json.dumps(one, sort_keys=True) == json.dumps(other, sort_keys=True)

@@ -126,6 +126,8 @@ LIMIT_ENVS = {
     "max_waits": "FLOWLEDGER_MAX_WAITS",
     "max_descendants": "FLOWLEDGER_MAX_DESCENDANTS",
 }
+#: The largest count limit: the database's integer columns hold less than 2**31.
+MAX_COUNT_LIMIT = 1_000_000_000
 #: The limits that are byte sizes (the others are counts).
 SIZE_LIMITS = ("max_body", "max_definition", "max_input")
 
@@ -186,10 +188,12 @@ class Limits:
                 continue
             if name in SIZE_LIMITS:
                 values[name] = parse_size(text, var, minimum=1024)
-            elif text.strip().isdigit() and int(text) >= 1:
+            elif text.strip().isdigit() and 1 <= int(text) <= MAX_COUNT_LIMIT:
                 values[name] = int(text)
             else:
-                raise ConfigError(f"{var} must be a whole number of at least 1, not {text!r}")
+                raise ConfigError(
+                    f"{var} must be a whole number from 1 to {MAX_COUNT_LIMIT:,}, not {text!r}"
+                )
         return cls(**values)
 
 

@@ -153,6 +153,23 @@ class InvalidInputError(InputError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+def _least_wait(value: object) -> timedelta | None:
+    """A StepError's ``retry_after`` as a wait, or None when it is no usable one (NaN,
+    an infinity, a negative, a string, more than a day's worth of days): a bad hint must
+    not hide the step's own message behind a ValueError."""
+    if isinstance(value, timedelta):
+        return value if value >= timedelta(0) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value <= _MAX_WAIT_SECONDS:  # False for NaN too
+        return None
+    return timedelta(seconds=value)
+
+
+#: Longer hints are no hints (a timedelta holds at most 999,999,999 days).
+_MAX_WAIT_SECONDS = 365 * 24 * 3600
+
+
 class StepError(FlowledgerError):
     """A step failed. ``retryable`` tells the runtime whether another attempt may help;
     ``retry_after`` (a timedelta, or seconds), how long the other side asked to be left
@@ -170,9 +187,7 @@ class StepError(FlowledgerError):
         self.message = message
         self.retryable = retryable
         self.details = details
-        if retry_after is not None and not isinstance(retry_after, timedelta):
-            retry_after = timedelta(seconds=retry_after)
-        self.retry_after = retry_after
+        self.retry_after = _least_wait(retry_after)
         super().__init__(message)
 
 
@@ -283,6 +298,8 @@ def field_message(error: Mapping[str, Any]) -> str:
         least = kind.endswith("short")
         count = ctx.get("min_length" if least else "max_length")
         unit = "characters" if kind.startswith("string") else "items"
+        if count == 1:
+            unit = unit[:-1]  # "at least 1 character"
         if shows_input and isinstance(given, Sized):  # its size, not its first items
             got = f", not {len(given):,}"
         bound = f"{count:,}" if isinstance(count, int) else str(count)

@@ -271,3 +271,17 @@ async def test_a_pushed_workflow_is_started_for_the_workers_without_their_plugin
         assert queued["runtimeStatus"] == "NotStarted"
         with pytest.raises(DefinitionError, match=r"unknown step type 'canceltest\.flaky'"):
             await api_node.executions.start(StartExecution(workflow="parks-on-a-retry", hold=True))
+
+
+async def test_an_idempotency_key_tells_true_from_one(app: App, hello_file: str) -> None:
+    """Python finds True == 1 == 1.0; a start's input is JSON, where they differ."""
+    first = StartExecution(workflow=hello_file, input={"name": "x", "n": True}, idempotency_key="k")
+    started = await app.executions.start(first)
+    again = await app.executions.start(first)
+    assert again["id"] == started["id"]
+    for other in (1, 1.0):
+        changed = first.model_copy(update={"input": {"name": "x", "n": other}})
+        with pytest.raises(ConflictError, match="with another input"):
+            await app.executions.start(changed)
+    with pytest.raises(InvalidInputError, match="idempotencyKey"):
+        StartExecution(workflow=hello_file, idempotency_key="clé")

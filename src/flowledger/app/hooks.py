@@ -50,7 +50,7 @@ from flowledger.app.inputs import parse_json_checked
 from flowledger.app.limits import check_no_nul, hook_body_too_large
 from flowledger.app.models import Request
 from flowledger.app.workflow_ops import webhook_paths
-from flowledger.codec import loads, looks_like_credential
+from flowledger.codec import loads, looks_like_credential, same_json
 from flowledger.config import webhook_secrets
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import WebhookTrigger
@@ -171,7 +171,9 @@ class Hooks:
         sent again with another body is a sender's bug or a replay, never a retry, and
         its payload would be dropped without a word."""
         earlier = await self._engine.store.get_execution(execution_id)
-        if earlier is not None and (loads(earlier["trigger"]) or {}).get("body") != body:
+        if earlier is not None and not same_json(
+            (loads(earlier["trigger"]) or {}).get("body"), body
+        ):
             raise ConflictError(
                 f"the webhook-id or Idempotency-Key {key!r} started execution {execution_id} "
                 "with another body; a new delivery needs a new key"

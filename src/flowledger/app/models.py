@@ -166,7 +166,11 @@ class StartExecution(Request):
     stored_only: bool = False
     #: A client's key for this start (HTTP ``Idempotency-Key``, ``start --idempotency-key``):
     #: the same key again answers the execution it started instead of starting another.
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=160)
+    #: Printable ASCII: an HTTP header reads other bytes as Latin-1, so a key with an ``é``
+    #: sent by the API and by the CLI would be two keys.
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=160, pattern=r"^[\x20-\x7e]+$"
+    )
 
     _check_input = field_validator("input", mode="before")(_json_object)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from flowledger.artifacts.service import ArtifactService, default_artifacts_root
-from flowledger.codec import loads
+from flowledger.codec import loads, same_json
 from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
@@ -444,7 +444,9 @@ class Engine:
         if execution_id == row["id"]:
             return execution_document(row, [])
         earlier = await self.get_execution(execution_id)
-        if earlier["trigger"].get("arguments") != loads(row["trigger"]).get("arguments"):
+        if not same_json(
+            earlier["trigger"].get("arguments"), loads(row["trigger"]).get("arguments")
+        ):
             raise ConflictError(
                 f"the idempotency key {key!r} started execution {execution_id} with another "
                 "input; use a new key for a new start"

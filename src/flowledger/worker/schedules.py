@@ -66,6 +66,11 @@ def tick_document(spec: ScheduleTrigger, tick: datetime) -> dict[str, Any]:
     }
 
 
+#: The unfinished executions a skip or a cancel names in its log line (a backfill can
+#: leave a thousand: the line says how many more).
+_NAMED = 3
+
+
 class Scheduler:
     """Fires the schedule triggers of every pushed workflow; safe on any number of workers."""
 
@@ -220,7 +225,9 @@ class Scheduler:
         if not unfinished or prefix + iso(tick) in {key for _, key in unfinished}:
             return True  # nothing runs, or this tick started already (decided back then)
         where = f"schedule trigger {index} of {workflow_name}: tick {iso(tick)}"
-        earlier = ", ".join(f"{eid} (tick {key[len(prefix) :]})" for eid, key in unfinished)
+        named = [f"{eid} (tick {key[len(prefix) :]})" for eid, key in unfinished[:_NAMED]]
+        more = len(unfinished) - len(named)
+        earlier = ", ".join(named) + (f" and {more:,} more" if more else "")
         if spec.overlap == "skip":
             log.info(
                 "%s skipped: %s not finished yet (overlap: skip)",
