@@ -25,6 +25,9 @@ from flowledger.app import (
     SubmitInput,
     WorkflowText,
 )
+from flowledger.app.hooks import ReceiveHook
+from flowledger.app.models import GetWorkflowVersion, TriggerWorkflow
+from flowledger.app.views import DefinitionGraph
 from flowledger.errors import DefinitionError
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.runtime.support import running_worker, wait_until
@@ -285,3 +288,38 @@ async def test_an_idempotency_key_tells_true_from_one(app: App, hello_file: str)
             await app.executions.start(changed)
     with pytest.raises(InvalidInputError, match="idempotencyKey"):
         StartExecution(workflow=hello_file, idempotency_key="clé")
+
+
+HOOKED_CUSTOM = """
+name: hooked-custom
+triggers:
+  - {type: webhook, path: custom-hook, auth: none}
+steps:
+  - id: call
+    type: canceltest.flaky
+    input: {}
+"""
+
+
+async def test_triggers_views_and_hooks_need_none_of_the_workers_plugins(
+    tmp_path: Path,
+) -> None:
+    """An API node without the plugins answered a hook for such a workflow 404 (and
+    logged an error for it on every hook request); `workflows show` and `trigger` refused
+    it. They only start, show or draw it; the process still never runs a stand-in."""
+    (tmp_path / "cancel_plugin.py").write_text(FLAKY_PLUGIN)
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    async with App(url, plugins=[str(tmp_path / "cancel_plugin.py")]) as pusher:
+        await pusher.workflows.push(PushWorkflows(texts=[WorkflowText(text=HOOKED_CUSTOM)]))
+    async with App(url) as api_node:
+        hook = ReceiveHook(path="custom-hook", headers={}, body=b"{}")
+        receipt = await api_node.hooks.receive(hook)
+        assert receipt["workflow"] == "hooked-custom" and not receipt["duplicate"]
+        manual = await api_node.workflows.trigger(TriggerWorkflow(name="hooked-custom"))
+        shown = await api_node.workflows.get_version(
+            GetWorkflowVersion(name="hooked-custom", version=1)
+        )
+        graph = await api_node.views.definition_graph(DefinitionGraph(name="hooked-custom"))
+        assert manual["runtimeStatus"] == "NotStarted" and shown["version"] == 1 and graph[0]
+        with pytest.raises(DefinitionError, match="unknown step type"):
+            await api_node.engine.workflow_for_version(manual["workflowTemplateVersionId"])

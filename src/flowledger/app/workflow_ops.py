@@ -98,7 +98,11 @@ class WorkflowOperations:
         """Start the workflow (its live version, or ``version``) for the workers, with
         ``trigger`` ``{type: manual, arguments}``; disabled ones too."""
         check_json_size(request.input, self._limits.max_input, "input")
-        workflow, _ = await self._engine.resolve_workflow(request.name, request.version)
+        workflow, _ = await self._engine.resolve_workflow(
+            request.name,
+            request.version,
+            stand_ins=True,  # the workers run it
+        )
         execution_id = await self._engine.start(
             workflow,
             request.input,
@@ -130,7 +134,7 @@ class WorkflowOperations:
                     ("from",),
                 )
         planned.sort(key=lambda item: (item[2], item[0]))
-        workflow = await self._engine.workflow_for_version(pushed.version["id"])
+        workflow = await self._engine.workflow_for_version(pushed.version["id"], stand_ins=True)
         store = self._engine.store
         done: builtins.list[BackfilledTick] = []
         for index, spec, tick in planned:

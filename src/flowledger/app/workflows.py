@@ -263,7 +263,11 @@ class Workflows(Listing, WorkflowOperations):
 
     async def get_version(self, request: GetWorkflowVersion) -> WorkflowVersionDocument:
         """One stored version with its definition document and the text it came from."""
-        _, version = await self._engine.resolve_workflow(request.name, request.version)
+        _, version = await self._engine.resolve_workflow(
+            request.name,
+            request.version,
+            stand_ins=True,  # shown, never run
+        )
         detail = await self.get(GetWorkflow(name=request.name))
         live = detail["live"] is not None and detail["live"]["versionId"] == version.id
         doc = _version(version, live)

@@ -131,7 +131,8 @@ class Engine:
         self._versions: LRU[tuple[str, str], WorkflowVersion] = LRU(CACHED_VERSIONS)
         self._versions_by_id: LRU[str, WorkflowVersion] = LRU(CACHED_VERSIONS)
         #: The pushed versions as of the last live_workflows: the live set, never evicted.
-        self._live: dict[str, tuple[WorkflowVersion, CompiledWorkflow]] = {}
+        #: (version, compiled, whether it can run here: False for a stand-in compile).
+        self._live: dict[str, tuple[WorkflowVersion, CompiledWorkflow, bool]] = {}
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
         #: their rounds share transactions (group commit), as a worker's do.
         self._driving = 0
@@ -306,7 +307,7 @@ class Engine:
         if cached is not None:
             return cached
         live = self._live.get(version_id)
-        if live is not None:  # a pushed version the bounded cache let go
+        if live is not None and (live[2] or stand_ins):  # one the bounded cache let go
             return live[1]
         if stand_ins and (standing := self._standing_in.get(version_id)) is not None:
             return standing
@@ -337,11 +338,12 @@ class Engine:
     async def live_workflows(
         self, triggers: str
     ) -> list[tuple[WorkflowVersion, datetime, CompiledWorkflow]]:
-        """Every pushed, enabled workflow compiled, with when it was pushed. One that cannot
-        be compiled in this process (a missing plugin, say) is logged and left out, so
-        its ``triggers`` (named in the log) are skipped while the others still fire.
-        Only the versions this engine has not seen yet are read (webhook routing asks
-        this on every request)."""
+        """Every pushed, enabled workflow compiled, with when it was pushed, for its
+        triggers, which only start executions: a workflow whose plugins this process
+        lacks is compiled with stand-ins (the workers that have them run it). One that
+        cannot be compiled even so is logged and left out, so its ``triggers`` (named in
+        the log) are skipped while the others still fire. Only the versions this engine
+        has not seen yet are read (webhook routing asks this on every request)."""
         # The live set is held apart from the bounded caches, replaced by each call: more
         # live workflows than those hold would otherwise evict each before its next use
         # and be compiled again on every request.
@@ -358,7 +360,7 @@ class Engine:
             except NotFoundError:
                 continue  # workflows.version_id names a stored version; gone, nothing to route
             try:
-                workflow = await self.workflow_for_version(version_id)
+                workflow = await self.workflow_for_version(version_id, stand_ins=True)
             except FlowledgerError as exc:
                 log.error(
                     "workflow %s v%d cannot be compiled here, its %s are skipped: %s",
@@ -369,7 +371,8 @@ class Engine:
                     extra=log_extra("live_workflows"),
                 )
                 continue
-            live[version_id] = (version, workflow)
+            runnable = self._standing_in.get(version_id) is not workflow
+            live[version_id] = (version, workflow, runnable)
             found.append((version, pushed_at, workflow))
         self._live = live
         return found
