@@ -65,6 +65,11 @@ class Problem:
                 message, stripped = message[len(part) + 2 :], True
                 break
         first, last = str(parts[0]), str(parts[-1])
+        if not stripped and len(parts) > 1 and field in message:
+            return message  # it names its place itself: "… cannot be used in input.value"
+        inner = message.find(f": {last}: ")
+        if not stripped and inner != -1:  # "schedule trigger: overlap: must be …"
+            return f"{field}: {message[inner + len(last) + 4 :]}"
         if not stripped and message.startswith((f"{first} ", f"{first}.", f"'{first}'")):
             return message  # it names its place itself: "retry has no effect on …"
         if len(parts) > 1 and message.startswith(f"{last} "):

@@ -218,7 +218,7 @@ def test_a_misspelt_nested_field_is_named_with_its_path_and_a_suggestion() -> No
     text = "\n".join(found)
     # A trigger's field was left out: "schedule trigger: is not a known field".
     assert "schedule trigger: unknown field 'timezon'; did you mean 'timezone'?" in text
-    assert "schedule trigger: cron: must be text, not 5" in text
+    assert "triggers[1].cron: must be text, not 5" in text
 
 
 def test_an_unknown_overlap_policy_is_refused_with_a_suggestion() -> None:

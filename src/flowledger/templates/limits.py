@@ -33,7 +33,7 @@ class TemplateLimits:
     #: Operations nested in one expression (filters chained, operators, brackets):
     #: compiling and evaluating recurse once per level.
     max_expression_depth: int = 100
-    #: Tokens of one template (names, operators, literals, the spaces between them):
+    #: Tokens of one template (names, operators, literals; not the spaces between them):
     #: parsing and compiling cost per token, and a flat ``1 < 1 < ...`` has no depth.
     max_template_tokens: int = 20_000
     #: Steps one render may take item by item in Python (a filter applied to each item,
