@@ -29,6 +29,11 @@ def format_path(path: Sequence[PathSegment]) -> str:
     return out
 
 
+#: The longest label a message may begin with (``schedule trigger: overlap: …``) that a
+#: field path replaces; longer openings are sentences of their own, kept.
+_LABEL = 24
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a definition, located precisely."""
@@ -68,7 +73,7 @@ class Problem:
         if not stripped and len(parts) > 1 and field in message:
             return message  # it names its place itself: "… cannot be used in input.value"
         inner = message.find(f": {last}: ")
-        if not stripped and inner != -1:  # "schedule trigger: overlap: must be …"
+        if not stripped and 0 < inner <= _LABEL:  # "schedule trigger: overlap: must be …"
             return f"{field}: {message[inner + len(last) + 4 :]}"
         if not stripped and message.startswith((f"{first} ", f"{first}.", f"'{first}'")):
             return message  # it names its place itself: "retry has no effect on …"
