@@ -281,9 +281,10 @@ async def test_a_no_action_before_a_restart_still_ends_the_execution_without_act
         name: idle_then_nap
         steps:
           - {id: idle, type: sys.no_action, input: {reason: nothing new}}
-          - {id: nap, type: sys.delay, input: {duration: 300ms}}
+          - {id: nap, type: sys.delay, input: {duration: 2s}}
         """
     )
+    # 2 s, not 300 ms: on a loaded machine the delay ended before the poll saw it waiting.
     execution_id = await _interrupt(
         db_url,
         registry,
