@@ -323,3 +323,9 @@ async def test_triggers_views_and_hooks_need_none_of_the_workers_plugins(
         assert manual["runtimeStatus"] == "NotStarted" and shown["version"] == 1 and graph[0]
         with pytest.raises(DefinitionError, match="unknown step type"):
             await api_node.engine.workflow_for_version(manual["workflowTemplateVersionId"])
+
+
+def test_a_held_start_takes_no_idempotency_key(hello_file: str) -> None:
+    """It was ignored without a word: a held start is driven by its caller."""
+    with pytest.raises(InvalidInputError, match="idempotency key is for a start the workers"):
+        StartExecution(workflow=hello_file, hold=True, idempotency_key="k")

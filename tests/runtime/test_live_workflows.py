@@ -83,7 +83,7 @@ async def test_more_pushed_workflows_than_the_bound_are_not_compiled_on_every_ca
             assert len(await live(engine)) == 4
         assert len(compiled) == 4
         # Running one of them finds it compiled too, though the bounded cache let it go.
-        [first] = [i for i, (v, *_) in engine._live.items() if v.name == "a"]
+        [first] = [i for i, (v, _) in engine._live.items() if v.name == "a"]
         assert first not in engine._workflows
         done = await engine.run(await engine.workflow_for_version(first))
         assert done["runtimeStatus"] == "Completed" and len(compiled) == 4

@@ -118,7 +118,7 @@ class Executions:
         workflow = await self._find(
             request.workflow, request.version, request.stored_only, runs_here=request.hold
         )
-        if request.idempotency_key is not None and not request.hold:
+        if request.idempotency_key is not None:  # never with hold (StartExecution)
             document = await self._engine.start_once(
                 workflow,
                 request.input,

@@ -29,6 +29,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
@@ -180,6 +181,15 @@ class StartExecution(Request):
         if isinstance(value, str) and not value.strip():
             raise ValueError("name a workflow: a definition file or a pushed workflow's name")
         return value
+
+    @model_validator(mode="after")
+    def _key_for_the_workers(self) -> StartExecution:
+        if self.hold and self.idempotency_key is not None:
+            raise ValueError(
+                "an idempotency key is for a start the workers run; a held start is "
+                "driven by its caller, who has its id already"
+            )
+        return self
 
 
 class RunExecution(Request):

@@ -97,6 +97,12 @@ class CompiledWorkflow:
         return self.spec.name
 
     @functools.cached_property
+    def runnable(self) -> bool:
+        """False when a step's type is a stand-in: it can be started, shown or drawn in
+        this process, never run here."""
+        return not any(step.step_type.stands_in for step in self.steps.values())
+
+    @functools.cached_property
     def input_validator(self) -> Validator | None:
         """The validator of ``input_schema`` (None without one), built on the first start:
         building it on each was a sixth of an in-process start's time (cProfile)."""

@@ -131,8 +131,7 @@ class Engine:
         self._versions: LRU[tuple[str, str], WorkflowVersion] = LRU(CACHED_VERSIONS)
         self._versions_by_id: LRU[str, WorkflowVersion] = LRU(CACHED_VERSIONS)
         #: The pushed versions as of the last live_workflows: the live set, never evicted.
-        #: (version, compiled, whether it can run here: False for a stand-in compile).
-        self._live: dict[str, tuple[WorkflowVersion, CompiledWorkflow, bool]] = {}
+        self._live: dict[str, tuple[WorkflowVersion, CompiledWorkflow]] = {}
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
         #: their rounds share transactions (group commit), as a worker's do.
         self._driving = 0
@@ -246,7 +245,7 @@ class Engine:
         version = await self.store.save_workflow_version(
             workflow.name, workflow.checksum, document, DEFINITION_FORMAT_VERSION, workflow.source
         )
-        if self._standing_in.get(version.id) is not workflow:  # stand-ins never run here
+        if workflow.runnable:  # a stand-in compile is never what this process runs
             self._workflows.put(version.id, workflow)
         self._versions.put((workflow.name, workflow.checksum), version)
         self._versions_by_id.put(version.id, version)
@@ -307,7 +306,7 @@ class Engine:
         if cached is not None:
             return cached
         live = self._live.get(version_id)
-        if live is not None and (live[2] or stand_ins):  # one the bounded cache let go
+        if live is not None and (live[1].runnable or stand_ins):  # one the cache let go
             return live[1]
         if stand_ins and (standing := self._standing_in.get(version_id)) is not None:
             return standing
@@ -371,8 +370,7 @@ class Engine:
                     extra=log_extra("live_workflows"),
                 )
                 continue
-            runnable = self._standing_in.get(version_id) is not workflow
-            live[version_id] = (version, workflow, runnable)
+            live[version_id] = (version, workflow)
             found.append((version, pushed_at, workflow))
         self._live = live
         return found

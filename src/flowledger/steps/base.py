@@ -167,6 +167,9 @@ class StepType:
     #: Its handler returns at once and the step then waits (``sys.delay``): a ``timeout``,
     #: which bounds a handler's run, would do nothing, so a definition giving one is refused.
     timeout_has_no_effect: bool = False
+    #: A stand-in for a type whose plugin this process lacks (StepRegistry.standing_in):
+    #: enough to start, show or draw a workflow, never to run it.
+    stands_in: bool = False
 
     @cached_property
     def is_coroutine(self) -> bool:

@@ -203,4 +203,6 @@ def _stand_in(name: str) -> StepType:
     async def refuse(data: _AnyInput, ctx: StepContext) -> None:
         raise StepError(f"step type {name!r} is not loaded in this process", retryable=True)
 
-    return StepType(name, refuse, _AnyInput, description="a stand-in: its plugin is not loaded")
+    return StepType(
+        name, refuse, _AnyInput, description="a stand-in: its plugin is not loaded", stands_in=True
+    )
