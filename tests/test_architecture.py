@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "flowledger"
 #: and its own package. The public API (``flowledger/__init__.py``) re-exports from all.
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "unions": 0,
     "schema_check": 0,
     "types": 0,
     "durations": 0,
@@ -51,6 +52,7 @@ LAYERS: dict[str, int] = {
 LEAF_ORDER = [
     "types",
     "errors",
+    "unions",
     "jsonvalues",
     "schema_check",
     "durations",

@@ -300,6 +300,8 @@ def field_message(error: Mapping[str, Any]) -> str:
         return f"must be one of {expected}{got}"
     if kind == "string_pattern_mismatch":
         return f"{shown(given)} does not match the pattern {ctx.get('pattern')}"
+    if kind == "is_instance_of":  # a Python object a face may pass (a CompiledWorkflow)
+        return f"must be a {ctx.get('class', 'value of another type')}{got}"
     for bound, words in _BOUNDS.items():
         if kind == bound:
             key, text = words

@@ -90,23 +90,43 @@ def problem_lines(validator: Validator, value: Any, root: str) -> list[str]:
 
 def schema_problem(schema: Any) -> tuple[FieldPath, str] | None:
     """What makes ``schema`` unusable, and where (None: it is a valid Draft 2020-12
-    schema). A reference out of the schema (``$ref: https://…``, ``file:…``, another
-    document) is one: following it would have the engine fetch a URL or read a file
-    for whoever wrote the schema, past the egress guard."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
+    schema); the first of :func:`schema_problems_of`."""
+    found = schema_problems_of(schema, limit=1)
+    return found[0] if found else None
 
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return tuple(exc.absolute_path), exc.message
+
+def schema_problems_of(schema: Any, limit: int = MAX_PROBLEMS) -> list[tuple[FieldPath, str]]:
+    """Each thing that makes ``schema`` unusable, and where, in document order, at most
+    ``limit`` (empty: it is a valid Draft 2020-12 schema). A reference out of the schema
+    (``$ref: https://…``, ``file:…``, another document) is one: following it would have
+    the engine fetch a URL or read a file for whoever wrote the schema, past the egress
+    guard."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    meta = Draft202012Validator(
+        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    found: list[tuple[FieldPath, str]] = []
+    for error in sorted(meta.iter_errors(schema), key=lambda e: [str(p) for p in e.path]):
+        # "not valid under any of the given schemas" names no reason: its likeliest
+        # branch does ("'strin' is not one of ['array', 'boolean', …]")
+        said = best_match(error.context) if error.context else error
+        found.append((tuple(error.absolute_path), said.message))
+        if len(found) >= limit:
+            return found
     for path, reference in _references(schema, ()):
         if not reference.startswith("#"):
-            return path, (
-                f"{shown(reference)} refers out of the schema; only references within it "
-                "(#/$defs/…) are followed: fetching URLs or files is not allowed"
+            found.append(
+                (
+                    path,
+                    f"{shown(reference)} refers out of the schema; only references within it "
+                    "(#/$defs/…) are followed: fetching URLs or files is not allowed",
+                )
             )
-    return None
+            if len(found) >= limit:
+                break
+    return found
 
 
 def backtracking_pattern(schema: Any) -> tuple[FieldPath, str] | None:

@@ -97,4 +97,5 @@ def test_a_compiled_workflow_is_taken_as_it_is() -> None:
         assert "dataclass" not in repr(type(request).__pydantic_core_schema__)
     with pytest.raises(InvalidInputError) as refused:
         RunExecution(workflow=3)
-    assert refused.value.field_path == ("workflow", "str")
+    assert refused.value.field_path == ("workflow",)
+    assert str(refused.value) == "workflow: must be text or a CompiledWorkflow, not 3"

@@ -345,7 +345,7 @@ def test_loop_needs_a_body_and_only_loops_have_one() -> None:
 
 def test_invalid_input_schema_is_refused() -> None:
     assert any(
-        "input_schema is not a valid JSON Schema" in p
+        "input_schema.type: not a valid JSON Schema: 'nonsense' is not one of ['array'" in p
         for p in problems(
             """
         name: schema
@@ -354,6 +354,74 @@ def test_invalid_input_schema_is_refused() -> None:
         """
         )
     )
+
+
+def test_every_problem_of_an_output_schema_is_named_at_its_place() -> None:
+    found = problems(
+        """
+        name: schema
+        steps:
+          - id: a
+            type: sys.transform
+            input: {value: 1}
+            output_schema: {type: object, properties: {x: {type: strin}, y: {minimum: z}}}
+        """
+    )
+    assert found == [
+        "wf.yaml:7:58: step 'a': output_schema.properties.x.type: not a valid JSON Schema: "
+        "'strin' is not one of ['array', 'boolean', 'integer', 'null', 'number', 'object', "
+        "'string']",
+        "wf.yaml:7:79: step 'a': output_schema.properties.y.minimum: not a valid JSON Schema: "
+        "'z' is not of type 'number'",
+    ]
+
+
+def test_a_union_field_is_said_once_in_the_users_words() -> None:
+    [wrong_type] = problems(
+        """
+        name: u
+        steps: [{id: q, type: sys.query_entity, input: {entity_type: lead, order_by: 5}}]
+        """
+    )
+    assert wrong_type.endswith("step 'q': input.order_by: must be text or a list, not 5")
+    [wrong_item] = problems(
+        """
+        name: u
+        steps: [{id: q, type: sys.query_entity, input: {entity_type: lead, order_by: [a, 5]}}]
+        """
+    )
+    assert wrong_item.endswith("step 'q': input.order_by[1]: must be text, not 5")
+
+
+def test_a_broken_retry_or_timeout_does_not_hide_the_steps_other_problems() -> None:
+    found = "\n".join(
+        problems(
+            """
+        name: many
+        steps:
+          - id: l
+            type: sys.loop
+            timeout: zz
+            input: {items: [1, 2]}
+            steps:
+              - id: b
+                type: sys.transform
+                retry: {max_attempts: x}
+                input: {value: "{{ steps.nope.output }}"}
+          - id: h
+            type: sys.http_request
+            after: [l]
+            retry: {initial_delay: banana}
+            input: {url: "http://x", method: FLY}
+        """
+        )
+    )
+    assert "step 'l': timeout:" in found
+    assert "step 'b': retry.max_attempts: must be a whole number" in found
+    assert "step 'b': input.value: steps.nope names no step of this workflow" in found
+    assert "step 'h': retry.initial_delay:" in found
+    assert "step 'h': input.method: must be one of GET" in found
+    assert "needs a body" not in found
 
 
 def test_same_document_same_checksum() -> None:
@@ -570,7 +638,7 @@ def test_a_pattern_that_backtracks_is_refused_in_new_definitions_only() -> None:
           - {id: a, type: sys.transform, input: {value: 1}}
         """
     [found] = problems(text)
-    assert "input_schema is not a valid JSON Schema: the pattern" in found
+    assert "input_schema.properties.u.pattern: not a valid JSON Schema: the pattern" in found
     assert "needs backtracking" in found
     with stored_definitions():  # a version pushed before the rule still compiles
         assert compile_yaml(text).name == "rx"

@@ -44,6 +44,7 @@ from flowledger.errors import InputError, InvalidInputError, Path, field_message
 from flowledger.jsonvalues import check_json_value
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import PathSegment
+from flowledger.unions import plain_errors
 
 T = TypeVar("T")
 _DEPTH: ContextVar[int] = ContextVar("request_depth", default=0)
@@ -56,7 +57,7 @@ def invalid(exc: ValidationError, model: type[BaseModel] | None = None) -> Inval
     Given the ``model``, its fields are named as JSON names them (``correlationId``,
     ``from``), whatever name the face filled them by."""
     problems: list[tuple[Path, str]] = []
-    for item in exc.errors():
+    for item in plain_errors(exc.errors()):
         loc = tuple(item["loc"])
         problems.append((_json_names(model, loc) if model else loc, field_message(item)))
     path, message = problems[0] if problems else ((), "the request is invalid")

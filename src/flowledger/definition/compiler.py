@@ -35,13 +35,16 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.heap import collector_paused
-from flowledger.schema_check import backtracking_pattern, schema_problem
+from flowledger.schema_check import backtracking_pattern, schema_problems_of
 from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
 from flowledger.templates.convert import text_boolean
+from flowledger.unions import plain_errors
 
 MAX_LOOP_DEPTH = 8
+#: The problems of one schema a definition's check names at most.
+_SCHEMA_PROBLEMS = 5
 
 
 # Each entry point loads with the cyclic collector paused (flowledger.heap): it allocates
@@ -196,7 +199,7 @@ class _Compiler:
             return WorkflowSpec.model_validate(self.source.data)
         except ValidationError as exc:
             locations = []
-            for error in exc.errors():
+            for error in plain_errors(exc.errors()):
                 path = tuple(error["loc"])
                 locations.append(path)
                 self.report(_pydantic_message(error), path, key=error["type"] == "extra_forbidden")
@@ -275,7 +278,7 @@ class _Compiler:
                 model.model_validate(raw)
             except ValidationError as exc:
                 names = [f.alias or n for n, f in model.model_fields.items()]
-                for error in exc.errors():
+                for error in plain_errors(exc.errors()):
                     self.report(
                         _pydantic_message(error, names),
                         (*input_path, *error["loc"]),
@@ -309,7 +312,7 @@ class _Compiler:
             try:
                 _field_adapter(model, name).validate_python(value)
             except ValidationError as exc:
-                for error in exc.errors():
+                for error in plain_errors(exc.errors()):
                     self.report(
                         _pydantic_message(error), (*input_path, name, *error["loc"]), step.id
                     )
@@ -331,14 +334,18 @@ class _Compiler:
     def _check_input_schema(self, spec: WorkflowSpec) -> None:
         if spec.input_schema is None:
             return
-        found = schema_problem(spec.input_schema)  # jsonschema: only definitions with one pay it
-        if found is None and checking_new():
-            found = backtracking_pattern(spec.input_schema)
-        if found is not None:
-            path, message = found
-            self.report(
-                f"input_schema is not a valid JSON Schema: {message}", ("input_schema", *path)
-            )
+        self._check_schema(spec.input_schema, ("input_schema",), None)
+
+    def _check_schema(self, schema: Any, path: Path, step_id: str | None) -> None:
+        """Every problem of a JSON Schema in the definition, each at its own place
+        (``output_schema.properties.a.type: 'strin' is not one of …``); jsonschema is
+        imported only for definitions that hold one."""
+        found = schema_problems_of(schema, limit=_SCHEMA_PROBLEMS)
+        if not found and checking_new():
+            pattern = backtracking_pattern(schema)
+            found = [pattern] if pattern is not None else []
+        for where, message in found:
+            self.report(f"not a valid JSON Schema: {message}", (*path, *where), step_id)
 
     def _variable_names(self, spec: WorkflowSpec) -> set[str]:
         names = set(spec.variables)
@@ -368,12 +375,7 @@ class _Compiler:
             self._one_expression((*path, "when"), "when", step.id)
         self._compile_value(step.input, (*path, "input"), step.id, checker)
         if step.output_schema is not None:
-            found = schema_problem(step.output_schema)
-            if found is None and checking_new():
-                found = backtracking_pattern(step.output_schema)
-            if found is not None:
-                where = (*path, "output_schema", *found[0])
-                self.report(f"output_schema is not a valid JSON Schema: {found[1]}", where, step.id)
+            self._check_schema(step.output_schema, (*path, "output_schema"), step.id)
         step_type = self.registry.get(step.type)
         if step.output_schema is not None and step_type is not None and checking_new():
             self._schema_within_model(step, step_type.output_model, path)

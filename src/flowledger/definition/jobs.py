@@ -25,6 +25,7 @@ from flowledger.errors import (
     field_message,
     format_path,
 )
+from flowledger.unions import plain_errors
 
 #: More than this many workflows in one job run is a mistake, not a job.
 MAX_JOB_WORKFLOWS = 1000
@@ -87,7 +88,7 @@ def _check(source: SourceDocument, folder: FilePath | None) -> JobFile:
     try:
         spec = JobSpec.model_validate(source.data)
     except ValidationError as exc:
-        problems = [_problem(source, error) for error in exc.errors()]
+        problems = [_problem(source, error) for error in plain_errors(exc.errors())]
         raise DefinitionError(
             sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
         ) from None

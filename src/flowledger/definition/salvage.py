@@ -1,9 +1,12 @@
 """Keep checking a definition that failed its field checks, so every problem shows at once.
 
 When pydantic refuses part of a document, the parts that did parse still deserve
-graph, type and reference checks. A step whose own fields are broken is kept as
-a stand-in with its id and edges (so steps that name it do not get spurious
-"unknown step" errors); its input, templates and output type are not checked.
+graph, type and reference checks. A step whose broken fields are ones nothing else
+rests on (``retry``, ``timeout``, ``output_schema``, a body step) is kept without them,
+and its input and templates are still checked: a bad ``retry.initial_delay`` does not
+hide a bad ``input.method``. A step whose id, type or input is broken is kept as a
+stand-in with its id and edges (so steps that name it do not get spurious "unknown
+step" errors); its input, templates and output type are not checked.
 """
 
 from __future__ import annotations
@@ -55,8 +58,12 @@ def _steps(raw: Any, stand_ins: set[str], has_body: Callable[[str], bool]) -> li
         try:
             out.append(StepSpec.model_validate(item))
             continue
-        except ValidationError:
-            pass
+        except ValidationError as exc:
+            broken = {error["loc"][0] for error in exc.errors() if error["loc"]}
+        kept = _without(item, broken, stand_ins, has_body)
+        if kept is not None:
+            out.append(kept)
+            continue
         step_id = item.get("id")
         if not isinstance(step_id, str) or not _ID.match(step_id):
             continue  # without a usable id nothing can refer to it
@@ -75,3 +82,28 @@ def _steps(raw: Any, stand_ins: set[str], has_body: Callable[[str], bool]) -> li
         out.append(StepSpec.model_construct(**fields))
         stand_ins.add(step_id)
     return out
+
+
+#: Fields whose problem leaves nothing to check of the step: the step becomes a stand-in.
+_ESSENTIAL = frozenset({"id", "type", "input", "then", "else"})
+
+
+def _without(
+    item: Mapping[str, Any],
+    broken: set[Any],
+    stand_ins: set[str],
+    has_body: Callable[[str], bool],
+) -> StepSpec | None:
+    """The step ``item`` without its ``broken`` fields, when it is still a step that can
+    be checked (None: its id, type or input is among them, or it still does not parse)."""
+    if broken & _ESSENTIAL:
+        return None
+    rest = {name: value for name, value in item.items() if name not in broken}
+    try:
+        spec = StepSpec.model_validate(rest)
+    except ValidationError:
+        return None
+    if "steps" in broken and has_body(spec.type):  # its body's good steps are still checked
+        steps = _steps(item.get("steps"), stand_ins, has_body)
+        spec = spec.model_copy(update={"steps": steps})
+    return spec

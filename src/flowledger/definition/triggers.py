@@ -26,6 +26,7 @@ from flowledger.definition.models import TriggerSpec
 from flowledger.definition.strictness import checking_new
 from flowledger.errors import Path, TemplateError, did_you_mean, field_message, format_path
 from flowledger.templates import Template, TemplateEngine, contains_template
+from flowledger.unions import plain_errors
 
 EntityEvent = Literal["created", "updated", "deleted"]
 CatchUp = Literal["none", "all", "latest"]
@@ -191,7 +192,7 @@ def compile_triggers(
         try:
             spec = cast(AnyTrigger, model.model_validate(trigger.model_dump()))
         except ValidationError as exc:
-            for error in exc.errors():
+            for error in plain_errors(exc.errors()):
                 loc = tuple(error["loc"])
                 report(f"{trigger.type} trigger: {_message(model, error)}", (*path, *loc))
             continue

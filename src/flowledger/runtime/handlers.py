@@ -16,6 +16,7 @@ from flowledger.errors import field_message, format_path
 from flowledger.jsonvalues import to_plain
 from flowledger.runtime.state import StepExecution
 from flowledger.steps.base import StepContext
+from flowledger.unions import plain_errors
 
 
 async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
@@ -108,7 +109,7 @@ def storable_text(value: Any) -> None:
 
 def validation_message(exc: ValidationError) -> str:
     parts = []
-    for error in exc.errors():
+    for error in plain_errors(exc.errors()):
         where = format_path(tuple(error["loc"]))
         msg = field_message(error)
         parts.append(f"{where}: {msg}" if where else msg)

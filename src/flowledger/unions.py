@@ -1,0 +1,121 @@
+"""Pydantic's errors with each union said once, in the user's words.
+
+A field typed ``str | list[str]`` that is given ``5`` fails every branch, and pydantic
+reports one error per branch with the branch's name in its path
+(``input.order_by.str: must be text``, ``input.order_by.list[str]: must be a list``).
+A user wrote neither name: they get ``input.order_by: must be text or a list, not 5``.
+When the value has the shape of one branch (a list whose second item is wrong), only
+that branch's errors are kept, with its name taken out of their path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flowledger.errors import field_message, shown
+
+#: How pydantic names a union's branches in an error's ``loc``: a type (``str``,
+#: ``list[str]``, ``dict[str,int]``), a model class (``RetrySpec``), a constrained or
+#: wrapped type (``constrained-int``, ``function-after[…]``, ``literal['auto']``).
+#: Document field names are lower case and never one of these.
+_BRANCH = re.compile(
+    r"^(?:[A-Z]\w*|str|int|float|bool|bytes|decimal|date|datetime|time|timedelta|url|uuid"
+    r"|none|any|[a-z-]+\[.*\]|(?:constrained|function|lax|json|nullable)-[\w-]+(?:\[.*\])?)$"
+)
+
+#: Errors that say only that the value is not of the branch's type: a branch whose
+#: errors are all of these is one the value never had the shape of.
+_WRONG_SHAPE = frozenset(
+    {
+        "string_type",
+        "list_type",
+        "dict_type",
+        "model_type",
+        "model_attributes_type",
+        "int_type",
+        "int_parsing",
+        "float_type",
+        "float_parsing",
+        "bool_type",
+        "bool_parsing",
+        "datetime_type",
+        "datetime_parsing",
+        "url_type",
+        "url_parsing",
+        "literal_error",
+        "enum",
+        "none_required",
+        "is_instance_of",
+        "tuple_type",
+        "set_type",
+        "bytes_type",
+    }
+)
+
+Error = Mapping[str, Any]
+
+
+def plain_errors(errors: Iterable[Error]) -> list[dict[str, Any]]:
+    """``ValidationError.errors()`` with every failed union said once (see the module)."""
+    return _collapse([dict(error) for error in errors])
+
+
+def _collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    groups: dict[tuple[Any, ...], dict[str, list[dict[str, Any]]]] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        at = next((i for i, part in enumerate(loc) if _is_branch(part)), None)
+        if at is None:
+            out.append(error)
+            continue
+        prefix = loc[:at]
+        if prefix not in groups:
+            groups[prefix] = {}
+            out.append({"_union": prefix})  # keeps the union's place among the errors
+        groups[prefix].setdefault(str(loc[at]), []).append(
+            {**error, "loc": (*prefix, *loc[at + 1 :])}
+        )
+    result: list[dict[str, Any]] = []
+    for error in out:
+        union: tuple[Any, ...] | None = error.get("_union")
+        if union is None:
+            result.append(error)
+            continue
+        prefix = union
+        branches = groups[prefix]
+        if len(branches) == 1:  # a lone name is no union's: give the errors back as they were
+            ((name, errs),) = branches.items()
+            at = len(prefix)
+            result.extend({**e, "loc": (*prefix, name, *e["loc"][at:])} for e in errs)
+            continue
+        result.extend(_union(prefix, branches))
+    return result
+
+
+def _is_branch(part: Any) -> bool:
+    return isinstance(part, str) and _BRANCH.match(part) is not None
+
+
+def _union(prefix: tuple[Any, ...], branches: Mapping[str, list[dict[str, Any]]]) -> list[Any]:
+    fitting = [errs for errs in branches.values() if not all(_wrong_shape(e, prefix) for e in errs)]
+    if fitting:  # the value has the shape of these branches: their errors are the ones
+        return _collapse([error for errs in fitting for error in errs])
+    first = next(iter(branches.values()))[0]
+    wants: list[str] = []
+    for errs in branches.values():
+        want = field_message({k: v for k, v in errs[0].items() if k != "input"})
+        if want not in wants:
+            wants.append(want)
+    said = wants[0]
+    for want in wants[1:]:
+        said += " or " + (want.removeprefix("must be ") if said.startswith("must be") else want)
+    if "input" in first:
+        said += f", not {shown(first['input'])}"
+    return [{"type": "union_mismatch", "loc": prefix, "msg": said, "input": first.get("input")}]
+
+
+def _wrong_shape(error: Mapping[str, Any], prefix: tuple[Any, ...]) -> bool:
+    return error.get("type") in _WRONG_SHAPE and len(error.get("loc", ())) == len(prefix)

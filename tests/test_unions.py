@@ -1,0 +1,56 @@
+"""A failed union is said once, in the user's words, or as the branch the value fits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pytest
+from pydantic import BaseModel, Field, ValidationError
+
+from flowledger.errors import field_message, format_path
+from flowledger.unions import plain_errors
+
+
+class Retry(BaseModel):
+    attempts: int
+
+
+class Shapes(BaseModel):
+    first: int = 0
+    names: str | list[str] | None = None
+    retry: Retry | list[Retry] | None = None
+    size: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    headers: dict[str, int] | str = ""
+    second: int = 0
+
+
+def said(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        Shapes.model_validate(data)
+    return [
+        f"{format_path(tuple(e['loc']))}: {field_message(e)}"
+        for e in plain_errors(info.value.errors())
+    ]
+
+
+def test_a_value_of_no_branchs_shape_names_them_all() -> None:
+    assert said({"names": 5}) == ["names: must be text or a list, not 5"]
+    assert said({"size": "big"}) == ['size: must be a whole number or one of auto, not "big"']
+
+
+def test_a_value_of_one_branchs_shape_gets_that_branchs_errors() -> None:
+    assert said({"names": ["a", 5]}) == ["names[1]: must be text, not 5"]
+    assert said({"retry": [{"attempts": "x"}]}) == [
+        'retry[0].attempts: must be a whole number, not "x"'
+    ]
+    assert said({"retry": {}}) == ["retry.attempts: is required"]
+    assert said({"headers": {"a": "b"}}) == ['headers.a: must be a whole number, not "b"']
+    assert said({"size": 0}) == ["size: must be at least 1, not 0"]
+
+
+def test_errors_of_plain_fields_keep_their_order_around_a_union() -> None:
+    assert said({"first": "a", "names": 5, "second": "b"}) == [
+        'first: must be a whole number, not "a"',
+        "names: must be text or a list, not 5",
+        'second: must be a whole number, not "b"',
+    ]
