@@ -102,10 +102,16 @@ def spellings(value: str) -> set[str]:
 
 
 def part_spellings(value: str) -> set[str]:
-    """The spellings whose long runs are redacted (secretparts): raw, and as stored
-    JSON escapes it (only ``"``, ``\\`` and control characters: the ASCII escaping
-    would make ``\\u00f6rd`` of a secret's ``örd``, eight characters for three)."""
+    """The spellings whose long runs are redacted (secretparts): raw; as stored JSON
+    escapes it (only ``"``, ``\\`` and control characters: the ASCII escaping would make
+    ``\\u00f6rd`` of a secret's ``örd``, eight characters for three); its hex in either
+    case, and its base64 at each byte alignment, standard and URL-safe (a server echoing
+    the first half of an encoded ``Authorization: Basic …`` header)."""
     found = {value, json.dumps(value, ensure_ascii=False)[1:-1]}
+    raw = value.encode("utf-8", "surrogatepass")
+    if len(value) >= _MIN_BASE64_CHARS:
+        found |= {raw.hex(), raw.hex().upper()}
+    found |= _base64_cores(raw)
     return {text for text in found if len(text) > MIN_RUN}
 
 

@@ -15,18 +15,19 @@ a resumed execution's next step then read. Half a secret is still what a leak lo
 (a server echoing the first 20 characters of an ``Authorization`` header, a message
 quoting a token minus its last character); a shorter piece is left, a known limit.
 
-How it stays linear in the text's size (measured on a 9.5 MB JSON document and a 1 KB
-one, Python 3.11): every run of ``MIN_PART`` characters of the secret holds one of its
-*anchors*, the :data:`ANCHOR`-character slices at the secret's offsets ``0, 5, 10, …``;
-so the text is searched for the anchors, and each hit is extended both ways as far as
-text and secret agree. For a secret of up to ~240 characters (≤ 48 anchors) each anchor
-is found with ``str.find``, at C speed (24 characters: 42 ms on 9.5 MB, 9 µs on 1 KB;
-240: 0.4 s). A longer one (a private key: 400 anchors would take 2.7 s) instead looks
-up every fifth 4-character slice of the text in a table of the secret's 4-grams, a cost
-that does not grow with the secret (0.4-0.7 s on 9.5 MB). A regular expression
-alternating the secret's 8-grams, the obvious way, was slowest: ``re`` tries the
-alternatives one by one at each position (0.6 s for 64 characters, 84 s for 2000).
-A secret that repeats itself (``abababab…``) makes many hits; a generated one does not.
+How it stays linear in the text's size: a run counts only when it is at least
+``least`` characters long, so it holds one of the secret's *anchors*, its
+:data:`ANCHOR`-character slices at offsets ``0, s, 2s, …`` with ``s = least - ANCHOR +
+1``: about three anchors whatever the secret's length (half of it is the shortest run).
+The text is searched for each anchor with ``str.find``, at C speed, and each hit is
+extended both ways as far as text and secret agree. A secret's encoded spellings (hex,
+base64) are searched the same way: a 1 KB text costs ~2 us a spelling. (The first
+version found runs of eight characters with anchors every five: up to ~48 anchors were
+searched one by one, a longer secret sampled every fifth 4-gram of the text in Python,
+and a secret's eight encoded spellings cost a 1 KB text 65 us instead of 8.) A regular
+expression alternating the secret's slices, the obvious way, was slowest: ``re`` tries
+the alternatives one by one at each position. A secret that repeats itself
+(``abababab…``) makes many hits; a generated one does not.
 """
 
 from __future__ import annotations
@@ -34,16 +35,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import AnyStr, Generic
 
-#: The shortest run the search is built to find (its anchors' spacing depends on it).
-MIN_PART = 8
 #: The shortest run redacted, whatever the secret's length (see the module docstring).
 MIN_RUN = 12
-#: Length of the slices searched for; every run of MIN_PART characters holds one that
-#: starts at a multiple of STRIDE in the secret (and, in the text, at one of STRIDE's).
-ANCHOR = 4
-STRIDE = MIN_PART - ANCHOR + 1
-#: Up to this many distinct anchors the text is searched once for each (C speed).
-FIND_ANCHORS_UP_TO = 48
+#: Length of the slices searched for (see the module docstring).
+ANCHOR = 6
 
 
 class SecretParts(Generic[AnyStr]):
@@ -54,11 +49,8 @@ class SecretParts(Generic[AnyStr]):
         self.secret: AnyStr = secret
         #: The shortest run of it that counts: half of it, at least MIN_RUN characters.
         self.least = max(MIN_RUN, -(-len(secret) // 2))
-        self._anchors: dict[AnyStr, list[int]] = _slices(secret, STRIDE)
-        # Every 4-gram of the secret, for the sampling scan of a long secret.
-        self._grams: dict[AnyStr, list[int]] | None = None
-        if len(self._anchors) > FIND_ANCHORS_UP_TO:
-            self._grams = _slices(secret, 1)
+        # Every run of ``least`` characters holds the slice at one of these offsets.
+        self._anchors: dict[AnyStr, list[int]] = _slices(secret, self.least - ANCHOR + 1)
 
     def spans(self, text: AnyStr, *, before: int | None = None) -> list[tuple[int, int]]:
         """``(start, end)`` of each run in ``text``, overlapping runs merged, in order;
@@ -80,18 +72,12 @@ class SecretParts(Generic[AnyStr]):
 
     def _hits(self, text: AnyStr) -> Iterator[tuple[int, int]]:
         """``(text offset, secret offset)`` where text and secret share ANCHOR characters."""
-        if self._grams is None:
-            for anchor, offsets in self._anchors.items():
-                at = text.find(anchor)
-                while at != -1:
-                    for offset in offsets:
-                        yield at, offset
-                    at = text.find(anchor, at + 1)
-            return
-        grams = self._grams
-        for at in range(0, len(text) - ANCHOR + 1, STRIDE):
-            for offset in grams.get(text[at : at + ANCHOR], ()):
-                yield at, offset
+        for anchor, offsets in self._anchors.items():
+            at = text.find(anchor)
+            while at != -1:
+                for offset in offsets:
+                    yield at, offset
+                at = text.find(anchor, at + 1)
 
     def redact(self, text: AnyStr, mark: AnyStr, *, before: int | None = None) -> AnyStr:
         """``text`` with every run (starting ``before`` that offset) replaced by ``mark``."""

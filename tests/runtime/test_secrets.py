@@ -11,6 +11,7 @@ database's folder (SQLite file, WAL, artifacts).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -421,6 +422,10 @@ TOKEN = "Kq8vZr2mXw9pLt4nBc7dYh3f"  # a generated API key's 24 characters
         f"middle <{TOKEN[6:19]}>",
         TOKEN.encode().hex(),
         TOKEN.encode().hex().upper(),
+        f"echo {TOKEN.encode().hex()[:30]}",  # half of its hex, either case
+        f"echo {TOKEN.encode().hex().upper()[6:40]}",
+        f"Basic {base64.b64encode(b'user:' + TOKEN.encode()).decode()[:26]}",  # half base64
+        f"id={base64.urlsafe_b64encode(TOKEN.encode()).decode()[8:]}",
         f"two {TOKEN[:12]}, {TOKEN[12:24]}.",
     ],
 )
@@ -429,6 +434,8 @@ def test_a_part_of_a_secret_or_its_hex_is_redacted(stored: str) -> None:
     redacted = codec.redact(stored)
     assert placeholder("T") in redacted
     assert not any(TOKEN[i : i + 12] in redacted for i in range(len(TOKEN) - 11)), redacted
+    for spelled in (TOKEN.encode().hex(), base64.b64encode(TOKEN.encode()).decode()):
+        assert not any(spelled[i : i + 20] in redacted for i in range(len(spelled) - 19))
     document = codec.dumps({"stored": stored})
     assert document is not None and placeholder("T") in json.loads(document)["stored"]
 
