@@ -87,6 +87,40 @@ def test_patterns_take_time_linear_in_the_text() -> None:
     assert "does not match '^([a-z0-9]+)+@x$'" in dict(problems)[("input", "email")]
 
 
+def test_unevaluated_properties_find_pattern_keys_in_time_linear_in_the_key() -> None:
+    """jsonschema's own unevaluatedProperties matched patternProperties with Python's re:
+    a 40-character key against ``^(a+)+$`` took about 2**40 steps. As above, no clock
+    is read: a regression hangs until the test's timeout."""
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "patternProperties": {"^(a+)+$": {"type": "integer"}, "^n\\d+$": {}},
+        "allOf": [{"properties": {"kept": {}}}],
+        "unevaluatedProperties": False,
+    }
+    key = "a" * 40 + "!"
+    value = {"name": "x", "a" * 40: 1, "kept": 1, "n12": 1, key: 1, "n\u0663": 1}
+    problems, total = schema_problems(validator_for(schema), value, "input")
+    assert total == 1
+    # RE2's \d is ASCII's, as patternProperties itself reads it: n + Arabic-Indic 3 is
+    # not one of its keys (Python's re said it was)
+    assert problems == [
+        (
+            ("input",),
+            f"Unevaluated properties are not allowed ('{key}', 'n\u0663' were unexpected)",
+        )
+    ]
+    typed = {**schema, "unevaluatedProperties": {"type": "string"}}
+    problems, _ = schema_problems(validator_for(typed), {"other": 5, "fine": "y"}, "input")
+    assert problems == [
+        (
+            ("input",),
+            "Unevaluated properties are not valid under the given schema ('other' was "
+            "unevaluated and invalid)",
+        )
+    ]
+
+
 def test_a_new_schema_may_not_use_a_pattern_that_backtracks() -> None:
     """Under Python's re one 27-character value held a server for seconds (and ``$``
     took a trailing newline): a new schema is refused such a pattern, located."""

@@ -642,3 +642,21 @@ def test_a_pattern_that_backtracks_is_refused_in_new_definitions_only() -> None:
     assert "needs backtracking" in found
     with stored_definitions():  # a version pushed before the rule still compiles
         assert compile_yaml(text).name == "rx"
+
+
+def test_a_waiting_steps_schema_is_held_to_the_same_patterns() -> None:
+    """Whoever answers the step sends the value the pattern runs on."""
+    text = """
+        name: ask
+        steps:
+          - id: ask
+            type: sys.wait_for_input
+            input:
+              prompt: ok?
+              schema: {type: object, properties: {x: {type: string, pattern: "^(?=a)a+$"}}}
+        """
+    [found] = problems(text)
+    assert "step 'ask': input.schema.properties.x.pattern: not a valid JSON Schema" in found
+    assert "needs backtracking" in found
+    with stored_definitions():
+        assert compile_yaml(text).name == "ask"

@@ -381,9 +381,26 @@ class _Compiler:
             self._schema_within_model(step, step_type.output_model, path)
         if step_type is not None and checking_new():
             self._no_idle_fields(step, step_type, path)
+            self._input_schema_patterns(step, step_type, path)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")
             self._one_expression(where, "expression", step.id)
+
+    def _input_schema_patterns(self, step: StepSpec, step_type: StepType, path: Path) -> None:
+        """A schema written in a step's input (``sys.wait_for_input``'s ``schema``) is held
+        to RE2's patterns as the definition's own schemas are: whoever answers the step
+        sends the value it is matched against. (Its other problems are the input model's.)"""
+        field = step_type.output_schema_in_input
+        if field is None or not isinstance(step.input, Mapping):
+            return
+        schema = step.input.get(field)
+        if isinstance(schema, dict) and not _has_template(schema):
+            found = backtracking_pattern(schema)
+            if found is not None:
+                where, message = found
+                self.report(
+                    f"not a valid JSON Schema: {message}", (*path, "input", field, *where), step.id
+                )
 
     def _schema_within_model(
         self, step: StepSpec, model: type[BaseModel] | None, path: Path

@@ -552,7 +552,12 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 def _check_writable(url: str, file: Path) -> None:
     """StorageError when SQLite could not write: the file, or its folder (where WAL mode
     keeps the file's -wal and -shm companions and new databases are made), is
-    read-only. Even commands that only read need them."""
+    read-only. Even commands that only read need them.
+
+    Decision: no read-only mode (``mode=ro&immutable=1``). A database on read-only media
+    (a backup) is read by copying it somewhere writable, as the message says: a store
+    that opens without its migrations, WAL and leases would be a second storage layer
+    to keep right for that one case."""
     folder = file.parent
     if file.exists() and not os.access(file, os.W_OK):
         where = f"the file {file} is read-only"
@@ -562,5 +567,6 @@ def _check_writable(url: str, file: Path) -> None:
         return
     raise StorageError(
         f"cannot open {url}: {where}; SQLite writes the database and, in WAL mode, its "
-        f"-wal and -shm files beside it (give a writable place with --db or FLOWLEDGER_DB)"
+        f"-wal and -shm files beside it (to read a copy on read-only media, copy the file "
+        f"to a writable folder first; or give a writable place with --db or FLOWLEDGER_DB)"
     )
