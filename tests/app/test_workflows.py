@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from flowledger.app import (
     WorkflowText,
 )
 from flowledger.errors import DefinitionError, InputError
+from flowledger.storage.schedules import ScheduleState
 from tests.raw_sql import run_sql
 
 MORNING = """\
@@ -141,6 +142,23 @@ async def test_list_gives_triggers_and_next_fire_times(app: App, tmp_path: Path)
     assert when == local and (local.hour, local.minute) == (9, 0) and local.weekday() < 5
     assert when > app.engine.clock.now()
     assert webhook["nextFireAt"] is None
+    assert (schedule["skippedTicks"], schedule["lastSkippedTickAt"]) == (0, None)
+    assert "skippedTicks" not in webhook
+
+
+async def test_a_schedule_says_how_many_ticks_overlap_skip_left(app: App, tmp_path: Path) -> None:
+    await app.workflows.push(PushWorkflows(files=[write(tmp_path, "m.yaml", MORNING)]))
+    tick = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    state = ScheduleState("morning", 0, "0 9 * * 1-5", "Europe/Berlin", tick, 3, tick)
+    [before] = await app.engine.store.schedule_states() or [None]
+    assert await app.engine.store.save_schedule_state(state, before)
+    detail = await app.workflows.get(GetWorkflow(name="morning"))
+    assert detail["live"] is not None
+    schedule = detail["live"]["triggers"][0]
+    assert (schedule["skippedTicks"], schedule["lastSkippedTickAt"]) == (
+        3,
+        "2026-11-30T09:00:00.000Z",
+    )
 
 
 async def test_get_versions_and_start_by_name(app: App, tmp_path: Path) -> None:

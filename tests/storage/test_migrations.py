@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ from sqlalchemy import Connection, insert, inspect, text, update
 from flowledger.errors import StorageError
 from flowledger.storage import migrations, open_store
 from flowledger.storage.schema import SCHEMA_VERSION, executions, meta, metadata
+from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 13)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 14)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -446,12 +447,36 @@ async def test_revision_0012_indexes_the_unfinished_schedule_executions(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0011")
             store.conn.execute(insert(executions), [running, ended])
-        assert await store.upgrade() == ["0012"]
+        assert await store.upgrade() == ["0012", "0013"]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
         store.conn.rollback()
         index = found["ix_executions_unfinished_schedule"]
         where = str(index["dialect_options"][f"{store.conn.dialect.name}_where"])
         assert index["column_names"] == ["workflow_name"] and "schedule:" in where, where
         assert await store.unfinished_ticks("wf", "schedule:wf:0:") == [(running["id"], key)]
+    finally:
+        await store.close()
+
+
+async def test_revision_0013_counts_skipped_ticks_from_zero(empty_db: MakeDb) -> None:
+    """A schedule's progress recorded at revision 0012 is kept, with no tick skipped yet."""
+    store = sql_store(empty_db())
+    when = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0012")
+            store.conn.execute(
+                insert(schedule_states).values(
+                    workflow_name="wf",
+                    trigger_index=0,
+                    cron="* * * * *",
+                    timezone="UTC",
+                    last_tick=when,
+                    updated_at=when,
+                )
+            )
+        assert await store.upgrade() == ["0013"]
+        [state] = await store.schedule_states()
+        assert (state.last_tick, state.skipped_ticks, state.last_skipped_tick) == (when, 0, None)
     finally:
         await store.close()

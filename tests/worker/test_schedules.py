@@ -379,6 +379,8 @@ async def test_overlap_skip_starts_nothing_while_the_previous_execution_is_unfin
     assert await fired(engine, "skipper") == iso_all([t1, t3])
     await scheduler.run_once(t4 + SECOND)
     assert await fired(engine, "skipper") == iso_all([t1, t3])
+    [state] = await engine.store.schedule_states()  # what workflows show says of it
+    assert (state.skipped_ticks, state.last_skipped_tick) == (2, t4)
 
 
 async def test_overlap_skip_counts_an_execution_waiting_for_a_person_as_unfinished(
@@ -408,6 +410,8 @@ async def test_overlap_skip_applies_to_catch_up_ticks_too(engine: Engine) -> Non
     await engine.drive(first["id"])
     await scheduler.run_once(ticks[3] + GRACE + SECOND)  # ticks 1..3 missed meanwhile
     assert await fired(engine, "backlog") == iso_all(ticks[:2])
+    [state] = await engine.store.schedule_states()
+    assert (state.skipped_ticks, state.last_skipped_tick) == (2, ticks[3])
 
 
 async def test_overlap_skip_looks_only_at_its_own_trigger(engine: Engine) -> None:

@@ -68,6 +68,10 @@ class TriggerDocument(TypedDict, total=False):
     type: str
     nextFireAt: str | None
     nextFireAtLocal: str
+    #: A schedule's ticks that ``overlap: skip`` left unstarted since it (re)started, and
+    #: the newest of them.
+    skippedTicks: int
+    lastSkippedTickAt: str | None
 
 
 class WorkflowSummary(TypedDict):

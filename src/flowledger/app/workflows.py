@@ -40,6 +40,7 @@ from flowledger.errors import DefinitionError, InputError, NotFoundError, Path, 
 from flowledger.runtime.creation import validate_input
 from flowledger.storage import WorkflowVersion
 from flowledger.storage.pushes import Pushed
+from flowledger.storage.schedules import ScheduleState
 from flowledger.templates import contains_template
 from flowledger.timeutil import iso
 
@@ -226,7 +227,9 @@ class Workflows(Listing, WorkflowOperations):
         """The pushed workflows by name (disabled ones too), each with its triggers and
         next fire times."""
         now = self._engine.clock.now()
-        return [self._summary(p, now) for p in await self._engine.store.pushed_workflows()]
+        states = await self._schedule_states()
+        pushed = await self._engine.store.pushed_workflows()
+        return [self._summary(p, now, states) for p in pushed]
 
     async def page(self, request: ListWorkflows) -> Page[WorkflowSummary]:
         """One page of the pushed workflows, newest (first pushed) first: a workflow
@@ -242,7 +245,8 @@ class Workflows(Listing, WorkflowOperations):
             lambda row: (row[1], str(row[0].version["name"])),
         )
         now = self._engine.clock.now()
-        items = [self._summary(pushed, now) for pushed, _ in rows]
+        states = await self._schedule_states()
+        items = [self._summary(pushed, now, states) for pushed, _ in rows]
         return Page[WorkflowSummary](items=items, next_cursor=cursor)
 
     async def get(self, request: GetWorkflow) -> WorkflowDetail:
@@ -255,9 +259,10 @@ class Workflows(Listing, WorkflowOperations):
         live = pushed[0] if pushed else None
         live_id = live.version["id"] if live is not None else None
         now = self._engine.clock.now()
+        states = await self._schedule_states() if live is not None else {}
         return {
             "name": request.name,
-            "live": self._summary(live, now) if live is not None else None,
+            "live": self._summary(live, now, states) if live is not None else None,
             "versions": [_version(v, v.id == live_id) for v in versions],
         }
 
@@ -275,7 +280,14 @@ class Workflows(Listing, WorkflowOperations):
         doc["source"] = version.source or _as_yaml(doc["document"])
         return doc
 
-    def _summary(self, pushed: Pushed, now: datetime) -> WorkflowSummary:
+    async def _schedule_states(self) -> dict[tuple[str, int], ScheduleState]:
+        """Each schedule trigger's progress, by (workflow, trigger index)."""
+        states = await self._engine.store.schedule_states()
+        return {(s.workflow_name, s.trigger_index): s for s in states}
+
+    def _summary(
+        self, pushed: Pushed, now: datetime, states: Mapping[tuple[str, int], ScheduleState]
+    ) -> WorkflowSummary:
         version = pushed.version
         enabled = pushed.disabled_at is None
         return {
@@ -284,16 +296,24 @@ class Workflows(Listing, WorkflowOperations):
             "versionId": version["id"],
             "pushedAt": iso(pushed.pushed_at),
             # A disabled workflow's schedules fire never (until enabled again).
-            "triggers": self._triggers(json.loads(version["document"]), now, enabled),
+            "triggers": self._triggers(
+                json.loads(version["document"]), now, enabled, states, version["name"]
+            ),
             "enabled": enabled,
             "disabledAt": iso(pushed.disabled_at) if pushed.disabled_at else None,
         }
 
     def _triggers(
-        self, document: Mapping[str, Any], now: datetime, enabled: bool = True
+        self,
+        document: Mapping[str, Any],
+        now: datetime,
+        enabled: bool = True,
+        states: Mapping[tuple[str, int], ScheduleState] | None = None,
+        name: str = "",
     ) -> builtins.list[TriggerDocument]:
         """Triggers read from the stored document alone, so listing needs none of the
-        plugins the workflow's steps use."""
+        plugins the workflow's steps use; a schedule's with its skipped ticks (``states``:
+        its progress, by workflow ``name`` and trigger index)."""
         specs = [TriggerSpec.model_validate(t) for t in document.get("triggers") or []]
         found: builtins.list[TriggerDocument] = []
         ignore = lambda message, path: None  # noqa: E731 - stored definitions compiled before
@@ -301,6 +321,11 @@ class Workflows(Listing, WorkflowOperations):
             spec = compiled.spec
             described: dict[str, Any] = {_camel(k): v for k, v in spec.model_dump().items()}
             described["nextFireAt"] = None
+            if isinstance(spec, ScheduleTrigger):
+                state = (states or {}).get((name, compiled.index))
+                described["skippedTicks"] = state.skipped_ticks if state else 0
+                last = state.last_skipped_tick if state else None
+                described["lastSkippedTickAt"] = iso(last) if last else None
             if isinstance(spec, ScheduleTrigger) and enabled:
                 when = next_tick(spec, now)
                 if when is not None:

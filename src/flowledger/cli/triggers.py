@@ -20,7 +20,7 @@ from flowledger.cli.common import (
     show,
     workflows_app,
 )
-from flowledger.cli.workflows import _next_text, _summary
+from flowledger.cli.workflows import _next_text, _skipped_text, _summary
 
 if TYPE_CHECKING:
     from flowledger.app import App
@@ -73,7 +73,8 @@ def _render_workflow(detail: dict[str, Any]) -> None:
         for trigger in live["triggers"]:
             when = _next_text(trigger)
             next_fire = f", next {when}" if when and live["enabled"] else ""
-            out.print(f"trigger: {_summary(dict(trigger))}{next_fire}", markup=False)
+            skipped = _skipped_text(trigger)
+            out.print(f"trigger: {_summary(dict(trigger))}{next_fire}{skipped}", markup=False)
     out.print(f"--- version {shown['version']} (created {shown['createdAt']})", markup=False)
     # As it was pushed, comments and layout kept (app.workflow_ops: `source`).
     out.print(str(shown["source"]).rstrip(), markup=False, highlight=False, soft_wrap=True)

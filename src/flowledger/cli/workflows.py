@@ -103,6 +103,17 @@ def _next_text(trigger: TriggerDocument | dict[str, Any]) -> str:
     return _when(datetime.fromisoformat(when) if when else None, spec["timezone"])
 
 
+def _skipped_text(trigger: TriggerDocument | dict[str, Any]) -> str:
+    """``; 3 ticks skipped while an earlier one ran, the last 2026-12-01T10:00:00.000Z``
+    (overlap: skip), or ''."""
+    count = trigger.get("skippedTicks") or 0
+    if not count:
+        return ""
+    noun = "tick" if count == 1 else "ticks"
+    last = trigger["lastSkippedTickAt"]
+    return f"; {count:,} {noun} skipped while an earlier one ran, the last {last}"
+
+
 def _summary(trigger: dict[str, Any]) -> str:
     kind = trigger["type"]
     if kind == "schedule":

@@ -25,6 +25,9 @@ class ScheduleState:
     timezone: str
     #: The newest tick dealt with: started, or skipped by the catch-up policy (aware UTC).
     last_tick: datetime
+    #: Ticks ``overlap: skip`` left unstarted, and the newest of them.
+    skipped_ticks: int = 0
+    last_skipped_tick: datetime | None = None
 
 
 class ScheduleStore(ABC):
@@ -53,12 +56,17 @@ class SQLScheduleStore(SQLPart, ScheduleStore):
     @reads
     def schedule_states(self) -> list[ScheduleState]:
         t = schedule_states
-        query = select(t.c.workflow_name, t.c.trigger_index, t.c.cron, t.c.timezone, t.c.last_tick)
+        query = select(
+            t.c.workflow_name,
+            t.c.trigger_index,
+            t.c.cron,
+            t.c.timezone,
+            t.c.last_tick,
+            t.c.skipped_ticks,
+            t.c.last_skipped_tick,
+        )
         with self.reading():
-            return [
-                ScheduleState(r.workflow_name, r.trigger_index, r.cron, r.timezone, r.last_tick)
-                for r in self.conn.execute(query)
-            ]
+            return [ScheduleState(*row) for row in self.conn.execute(query)]
 
     @writes
     def save_schedule_state(self, state: ScheduleState, expected: ScheduleState | None) -> bool:
@@ -68,6 +76,8 @@ class SQLScheduleStore(SQLPart, ScheduleStore):
             "timezone": state.timezone,
             "last_tick": state.last_tick,
             "updated_at": self._sql_now(),
+            "skipped_ticks": state.skipped_ticks,
+            "last_skipped_tick": state.last_skipped_tick,
         }
         if expected is None:
             try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, String, Table
+from sqlalchemy import Column, Integer, String, Table, text
 
 from flowledger.storage.schema import UTCDateTime, metadata
 
@@ -19,4 +19,8 @@ schedule_states = Table(
     #: The newest tick dealt with (fired, or skipped by the catch-up policy).
     Column("last_tick", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    #: Ticks ``overlap: skip`` left unstarted (an earlier tick's execution still ran), and
+    #: the newest of them: what ``workflows show`` says of a schedule that is skipping.
+    Column("skipped_ticks", Integer, nullable=False, server_default=text("0")),
+    Column("last_skipped_tick", UTCDateTime),
 )

@@ -168,11 +168,16 @@ class Scheduler:
         )
         if plan.dropped:
             self._report_dropped(workflow.name, trigger.index, spec, plan.dropped)
-        for tick in plan.fire:
-            await self._start(workflow, trigger.index, spec, tick)
+        skipped = [tick for tick in plan.fire if not await self._start(workflow, trigger, tick)]
         if plan.last_tick is not None:
             progress = ScheduleState(
-                workflow.name, trigger.index, spec.cron, spec.timezone, plan.last_tick
+                workflow.name,
+                trigger.index,
+                spec.cron,
+                spec.timezone,
+                plan.last_tick,
+                (state.skipped_ticks if state else 0) + len(skipped),
+                skipped[-1] if skipped else state.last_skipped_tick if state else None,
             )
             if not await self.engine.store.save_schedule_state(progress, state):
                 log.debug(
@@ -184,10 +189,14 @@ class Scheduler:
         return plan.more
 
     async def _start(
-        self, workflow: CompiledWorkflow, index: int, spec: ScheduleTrigger, tick: datetime
-    ) -> None:
+        self, workflow: CompiledWorkflow, trigger: CompiledTrigger, tick: datetime
+    ) -> bool:
+        """Start the tick's execution; False when ``overlap: skip`` skipped it (a tick
+        whose input does not fit is not started either, and said in the log)."""
+        index, spec = trigger.index, trigger.spec
+        assert isinstance(spec, ScheduleTrigger)
         if spec.overlap != "allow" and not await self._make_room(workflow.name, index, spec, tick):
-            return
+            return False
         document = tick_document(spec, tick)
         try:
             execution_id = await self.engine.start(
@@ -206,7 +215,7 @@ class Scheduler:
                 exc,
                 extra=log_extra("fire_schedule"),
             )
-            return
+            return True
         log.info(
             "schedule trigger %d of %s: tick %s is execution %s",
             index,
@@ -215,6 +224,7 @@ class Scheduler:
             execution_id,
             extra=log_extra("fire_schedule", execution_id),
         )
+        return True
 
     async def _make_room(
         self, workflow_name: str, index: int, spec: ScheduleTrigger, tick: datetime
