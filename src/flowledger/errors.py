@@ -113,6 +113,17 @@ class DefinitionError(FlowledgerError):
         super().__init__("\n".join(p.format() for p in self.problems))
 
 
+class MissingStepTypesError(DefinitionError):
+    """A stored workflow names custom step types this process has not loaded (its
+    plugins are elsewhere): it compiles here only with stand-ins, which never run.
+    ``missing``: those types' names; ``workflow``: ``name vN``, the version's label."""
+
+    def __init__(self, problems: Iterable[Problem], missing: Iterable[str], workflow: str) -> None:
+        self.missing: tuple[str, ...] = tuple(missing)
+        self.workflow = workflow
+        super().__init__(problems)
+
+
 class TemplateError(FlowledgerError):
     """A template could not be compiled or evaluated."""
 

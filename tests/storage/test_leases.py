@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, timedelta, timezone
 
 import pytest
@@ -10,7 +11,9 @@ from sqlalchemy import insert
 
 from flowledger.errors import LeaseLostError
 from flowledger.storage import Batch
-from flowledger.storage.pgleases import CLAIM
+from flowledger.storage.base import MOST_SKIPPED
+from flowledger.storage.leasegroup import skip_params, skip_slots
+from flowledger.storage.pgleases import claim_sql
 from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.schema import executions
 from flowledger.storage.sql import SQLStore
@@ -99,16 +102,20 @@ async def test_claim_respects_the_limit_oldest_first(store: SQLStore) -> None:
     assert [i for i, _ in await store.claim_executions("w", 2, LEASE)] == ids[2:]
 
 
-def claim_plan(store: SQLStore) -> str:
-    """How the database would run a claim of 50 now: the claim's own SQL, explained (on
-    PostgreSQL on the connection claims go through, with its session settings)."""
+def claim_plan(store: SQLStore, skip: Sequence[str] = ()) -> str:
+    """How the database would run a claim of 50 now, leaving out the versions in ``skip``:
+    the claim's own SQL, explained (on PostgreSQL on the connection claims go through,
+    with its session settings)."""
+    slots = skip_slots(len(skip))
     if isinstance(store, PostgresStore):
         leases = store._lease_conn._connection()
-        params = {"owner": "w", "lease": LEASE, "limit": 50}
-        return " / ".join(str(line[0]) for line in leases.execute(f"EXPLAIN {CLAIM}", params))
-    claim = store._lease_statements(store._reads()[0])[2]
+        params = {"owner": "w", "lease": LEASE, "limit": 50, **skip_params(skip)}
+        plan = leases.execute(f"EXPLAIN {claim_sql(slots)}", params)
+        return " / ".join(str(line[0]) for line in plan)
+    read = store._reads()[0]
+    claim = store._skipping_claim(read, slots) if skip else store._lease_statements(read)[2]
     at = (T0 + timedelta(days=1)).replace(tzinfo=None).isoformat(" ")
-    params = {"owner": "w", "expires": at, "now": at, "limit": 50}
+    params = {"owner": "w", "expires": at, "now": at, "limit": 50, **skip_params(skip)}
     with store.conn.begin():
         plan = store.conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {claim}", params)
         return " / ".join(str(line[-1]) for line in plan)
@@ -155,8 +162,52 @@ async def test_a_claim_walks_past_nothing_but_what_runs(store: SQLStore) -> None
         store.conn.exec_driver_sql("ANALYZE executions")
     plan = claim_plan(store)
     assert walks_in_order(plan, *claims) and any(b in plan for b in bounded), plan
+    # Leaving out the versions a worker cannot run changes the condition, not the walk.
+    for skip in (["elsewhere"], [f"elsewhere-{i}" for i in range(MOST_SKIPPED)]):
+        plan = claim_plan(store, skip)
+        assert walks_in_order(plan, *claims) and any(b in plan for b in bounded), plan
     claimed = [i for i, _ in await store.claim_executions("w", 50, LEASE)]
     assert claimed == [due[0]["id"]] + [row["id"] for row in queued[:49]]
+
+
+async def test_a_claim_leaves_out_the_workflow_versions_it_is_told_to(store: SQLStore) -> None:
+    """A worker that lacks a workflow's plugins claimed its executions all the same, and
+    held them back from the workers that have them. Told which versions to leave out, a
+    claim takes the others, oldest first, up to its limit."""
+    elsewhere = [
+        await new_execution(store, workflow_version_id=f"v{i % 3}", created_at=T0) for i in range(6)
+    ]  # the oldest: a claim that took them would leave the rest
+    due = T0 + timedelta(seconds=1)
+    mine = [await new_execution(store, workflow_version_id="mine", created_at=due)]
+    for status in ("InProgress", "AwaitingUserInput"):  # freed, and with input arrived
+        for version in ("v1", "mine"):
+            execution_id = await new_execution(store, runtime_status=status, created_at=due)
+            epoch = await store.acquire_lease(execution_id, "other", LEASE)
+            assert epoch is not None
+            with store.conn.begin():  # its version, and its time come (a signal's wake)
+                store.conn.execute(
+                    executions.update()
+                    .where(executions.c.id == execution_id)
+                    .values(workflow_version_id=version, lease_owner=None, wake_at=T0)
+                )
+            (mine if version == "mine" else elsewhere).append(execution_id)
+    skip = ["v0", "v1", "v2"]  # three: padded to four placeholders
+    claimed = [i for i, _ in await store.claim_executions("w", 2, LEASE, skip=skip)]
+    assert set(claimed) <= set(mine) and len(claimed) == 2
+    claimed += [i for i, _ in await store.claim_executions("w", 10, LEASE, skip=skip)]
+    assert sorted(claimed) == sorted(mine)
+    assert await store.claim_executions("w", 10, LEASE, skip=skip) == []
+    assert await claimed_ids(store) == set(elsewhere)  # nothing left out: everything
+    with pytest.raises(ValueError, match="at most"):
+        await store.claim_executions("w", 1, LEASE, skip=["v"] * (MOST_SKIPPED + 1))
+
+
+def test_the_versions_left_out_take_a_few_sizes_of_sql() -> None:
+    assert [skip_slots(n) for n in (0, 1, 2, 3, 4, 5, 33, MOST_SKIPPED)] == [
+        0, 1, 2, 4, 4, 8, 64, MOST_SKIPPED
+    ]  # fmt: skip
+    assert skip_params(["a", "b", "c"]) == {"skip0": "a", "skip1": "b", "skip2": "c", "skip3": "c"}
+    assert skip_params([]) == {}
 
 
 async def test_renew_keeps_only_the_leases_still_held(store: SQLStore) -> None:

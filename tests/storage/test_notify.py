@@ -110,6 +110,26 @@ async def test_a_start_in_another_process_ends_a_sqlite_wait(tmp_path: Path) -> 
         assert len(claimed) == 1
 
 
+async def test_work_of_the_versions_it_skips_is_no_news_to_a_sqlite_wait(tmp_path: Path) -> None:
+    """A worker that lacks a workflow's plugins leaves it out of its claims; while such an
+    execution stayed queued, every commit of another process woke it to claim (a write)
+    and find nothing, up to twenty times a second."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with Engine(url) as worker_side, Engine(url) as starter:
+        workflow = starter.load_text("name: w\nsteps: [{id: a, type: sys.no_action}]\n")
+        skip = [(await starter.register(workflow)).id]
+        await starter.start(workflow)  # queued, of a version the worker side cannot run
+        await worker_side.store.wait_for_work(0.1, skip=skip)  # an idle look: the first
+        waiting = asyncio.ensure_future(worker_side.store.wait_for_work(600, skip=skip))
+        await starter.start(workflow)
+        await asyncio.wait({waiting}, timeout=0.5)
+        assert not waiting.done(), "work it leaves to others ended the wait"
+        other = starter.load_text("name: other\nsteps: [{id: a, type: sys.no_action}]\n")
+        await starter.start(other)
+        await asyncio.wait({waiting}, timeout=PATIENCE)
+        assert waiting.done(), "work it can run did not end the wait"
+
+
 @pytest.fixture
 async def pair(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
     waiter, notifier = open_store(pg_url), open_store(pg_url)

@@ -145,9 +145,10 @@ async def test_a_dead_holder_s_executions_are_freed_at_once_on_its_host(db_url: 
 async def test_an_execution_a_worker_cannot_run_waits_before_it_is_tried_again(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A run that failed unexpectedly (here: a step type this worker lacks) was handed
-    back at once, and workers took it again and failed in a tight loop (thousands of
-    log lines a second)."""
+    """A run that failed unexpectedly was handed back at once, and workers took it again
+    and failed in a tight loop (thousands of log lines a second). Here the worker's plugin
+    no longer takes the input the workflow was pushed with (its model changed since): a
+    failure of its own, not a plugin it lacks (tests/worker/test_missing_plugins.py)."""
     from pydantic import BaseModel
 
     from flowledger import StepContext, StepRegistry, step_type
@@ -155,17 +156,26 @@ async def test_an_execution_a_worker_cannot_run_waits_before_it_is_tried_again(
     class In(BaseModel):
         n: int = 0
 
+    class Changed(BaseModel):
+        count: int
+
     @step_type("acme.elsewhere")
     async def elsewhere(data: In, ctx: StepContext) -> dict[str, int]:
         return {"n": data.n}
+
+    @step_type("acme.elsewhere")
+    async def changed(data: Changed, ctx: StepContext) -> dict[str, int]:
+        return {"n": data.count}
 
     caplog.set_level(logging.ERROR, logger="flowledger.worker.worker")
     text = "name: plug-only\nsteps:\n  - {id: a, type: acme.elsewhere, input: {n: 1}}\n"
     registry = StepRegistry.with_builtins()
     registry.register(elsewhere)
+    newer = StepRegistry.with_builtins()
+    newer.register(changed)
     async with Engine(db_url, registry=registry) as with_plugin:
         execution_id = await with_plugin.start(with_plugin.load_text(text))
-    async with Engine(db_url) as engine:  # a worker without the plugin
+    async with Engine(db_url, registry=newer) as engine:  # a worker with its newer model
         worker = Worker(engine, FAST)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(2.5)

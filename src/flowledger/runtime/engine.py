@@ -21,7 +21,7 @@ from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
-from flowledger.definition.source import parse_document
+from flowledger.definition.source import SourceDocument, parse_document
 from flowledger.definition.strictness import stored_definitions
 from flowledger.entities.service import EntityService
 from flowledger.errors import (
@@ -30,6 +30,7 @@ from flowledger.errors import (
     FlowledgerError,
     HeldElsewhereError,
     LeaseLostError,
+    MissingStepTypesError,
     NotFoundError,
     StorageError,
 )
@@ -55,6 +56,7 @@ from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.tracing import execution_info
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open_store
+from flowledger.storage.base import MOST_SKIPPED
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
 from flowledger.traceparent import TRACEPARENT, own_traceparent
@@ -130,6 +132,16 @@ class Engine:
         self._standing_in: LRU[str, CompiledWorkflow] = LRU(CACHED_VERSIONS)
         self._versions: LRU[tuple[str, str], WorkflowVersion] = LRU(CACHED_VERSIONS)
         self._versions_by_id: LRU[str, WorkflowVersion] = LRU(CACHED_VERSIONS)
+        #: Stored versions that cannot run here for want of custom step types (by version
+        #: id, the error that says which), found by the runs that tried them: a worker's
+        #: claims leave their executions to the workers that have the plugins
+        #: (``unrunnable_ids``, Store.claim_execution_rows' ``skip``). Kept for the
+        #: engine's life, since versions never change and neither do the plugins a process
+        #: loaded (a type registered on ``registry`` later is not looked for again); at most
+        #: MOST_SKIPPED, the longest list a claim leaves out: past that, a worker parks
+        #: them as it parks any run that fails (worker.worker).
+        self.unrunnable: dict[str, MissingStepTypesError] = {}
+        self.unrunnable_ids: tuple[str, ...] = ()
         #: The pushed versions as of the last live_workflows: the live set, never evicted.
         self._live: dict[str, tuple[WorkflowVersion, CompiledWorkflow]] = {}
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
@@ -305,6 +317,8 @@ class Engine:
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
+        if not stand_ins and (known := self.unrunnable.get(version_id)) is not None:
+            raise MissingStepTypesError(known.problems, known.missing, known.workflow)
         live = self._live.get(version_id)
         if live is not None and (live[1].runnable or stand_ins):  # one the cache let go
             return live[1]
@@ -315,14 +329,36 @@ class Engine:
         try:
             with stored_definitions():  # rules newer than the push do not stop it
                 workflow = compile_document(source, self.registry, self.templates)
-        except DefinitionError:
+        except DefinitionError as exc:
             if not stand_ins:
-                raise
+                raise self._why_not_here(version, source, exc) from None
             with stored_definitions():
                 workflow = compile_document(source, self.registry.standing_in(), self.templates)
             return self._standing_in.put(version_id, workflow)
         self._workflows.put(version_id, workflow)
         return workflow
+
+    def _why_not_here(
+        self, version: WorkflowVersion, source: SourceDocument, exc: DefinitionError
+    ) -> DefinitionError:
+        """The error of a stored version that does not compile here: MissingStepTypesError
+        when stand-ins for the custom types this process lacks are all it needs (it is
+        then recorded in ``unrunnable``), else ``exc`` itself (a plugin that changed its
+        input model since the push, say)."""
+        try:
+            with stored_definitions():
+                standing = compile_document(source, self.registry.standing_in(), self.templates)
+        except DefinitionError:
+            return exc
+        self._standing_in.put(version.id, standing)
+        missing = sorted(
+            {s.step_type.name for s in standing.steps.values() if s.step_type.stands_in}
+        )
+        error = MissingStepTypesError(exc.problems, missing, f"{version.name} v{version.version}")
+        if len(self.unrunnable) < MOST_SKIPPED:
+            self.unrunnable[version.id] = error
+            self.unrunnable_ids = tuple(self.unrunnable)
+        return error
 
     async def workflow_version(self, version_id: str) -> WorkflowVersion:
         """A stored version, read once per engine (versions never change)."""

@@ -29,6 +29,9 @@ from flowledger.types import Row as Row  # re-exported: the store speaks in rows
 
 #: ``wake_at`` of an execution parked with no timer at all (it waits for a signal).
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+#: The most workflow versions a claim leaves out (``claim_executions``' ``skip``): each is
+#: a bound parameter of the claim's SQL.
+MOST_SKIPPED = 64
 
 
 @dataclass(frozen=True)
@@ -314,22 +317,25 @@ class Store(
 
     @abstractmethod
     async def claim_executions(
-        self, owner: str, limit: int, lease: timedelta
+        self, owner: str, limit: int, lease: timedelta, *, skip: Sequence[str] = ()
     ) -> list[tuple[str, int]]:
         """Lease up to ``limit`` runnable executions: ``(id, epoch)`` for each one won.
 
         Runnable: NotStarted, or InProgress whose lease is free or expired and whose
         ``wake_at`` (its next timer, when parked) has come, or AwaitingUserInput whose
         ``wake_at`` (input arrived, or its due time) has come. Two claimers never win the
-        same one.
+        same one. ``skip``: workflow version ids (at most MOST_SKIPPED) whose executions
+        the claimer cannot run, left for others (they do not count against ``limit``).
         """
 
-    async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
+    async def claim_execution_rows(
+        self, owner: str, limit: int, lease: timedelta, *, skip: Sequence[str] = ()
+    ) -> list[Row]:
         """``claim_executions`` answering with each won execution's row as the claim left it
         (its ``lease_epoch`` is the new epoch), so the caller need not read it again.
         PostgreSQL answers in one statement; this default reads each row after the claim."""
         rows: list[Row] = []
-        for execution_id, epoch in await self.claim_executions(owner, limit, lease):
+        for execution_id, epoch in await self.claim_executions(owner, limit, lease, skip=skip):
             row = await self.get_execution(execution_id)
             if row is None:  # deleted meanwhile: give the lease back, nothing to run
                 await self.release_lease(execution_id, epoch)
@@ -362,8 +368,9 @@ class Store(
         return await self.get_execution(execution_id)
 
     @abstractmethod
-    async def wait_for_work(self, timeout: float) -> None:
-        """Return when new work may be claimable, or after ``timeout`` seconds."""
+    async def wait_for_work(self, timeout: float, *, skip: Sequence[str] = ()) -> None:
+        """Return when new work may be claimable, or after ``timeout`` seconds. ``skip``:
+        as the claim's, where the store looks for claimable work itself (SQLite)."""
 
     @abstractmethod
     async def meta_secret(self, key: str) -> str:

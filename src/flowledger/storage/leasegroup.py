@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flowledger.errors import StorageError
-from flowledger.storage.base import Row
+from flowledger.storage.base import MOST_SKIPPED, Row
 from flowledger.storage.schema import IN_PROGRESS_SQL, WAKING_SQL
 
 #: When an execution may be claimed (Store.claim_executions), as SQL for both databases'
@@ -48,7 +48,25 @@ RUNNABLE_SQL = (
 )
 
 
-def oldest_runnable_sql(now: str, limit: str, lock: str = "", hint: bool = False) -> list[str]:
+def skip_slots(count: int) -> int:
+    """The placeholders of a claim that leaves out ``count`` workflow versions (``skip``):
+    the next power of two, the list padded with its last id (``skip_params``), so a few
+    SQL texts serve every count, each prepared once by the driver. 0 for none: the claim
+    without the condition, the one every claim used before (the hot path, unchanged)."""
+    if count > MOST_SKIPPED:
+        raise ValueError(f"a claim leaves out at most {MOST_SKIPPED} workflow versions")
+    return 0 if count == 0 else 1 << (count - 1).bit_length()
+
+
+def skip_params(skip: Sequence[str]) -> dict[str, str]:
+    """``skip`` as the named parameters ``skip0``… of ``skip_slots(len(skip))`` slots."""
+    last = len(skip) - 1
+    return {f"skip{i}": skip[min(i, last)] for i in range(skip_slots(len(skip)))}
+
+
+def oldest_runnable_sql(
+    now: str, limit: str, lock: str = "", hint: bool = False, skip: Sequence[str] = ()
+) -> list[str]:
     """The runnable executions a claim takes from, as three ``SELECT id, created_at`` of up
     to ``limit`` each: the queued ones and the running ones with no timer (free: left by a
     process that stopped), the oldest first, and those whose time has come, the soonest
@@ -58,8 +76,14 @@ def oldest_runnable_sql(now: str, limit: str, lock: str = "", hint: bool = False
     stepping over only the executions running right now: what it costs does not grow with
     the history, the backlog, the executions parked or waiting for a person, or the
     statistics (bench/history_bench.py). ``hint``: name the partial indexes (SQLite, whose
-    planner, with no statistics, would rather sort)."""
+    planner, with no statistics, would rather sort). ``skip``: placeholders of workflow
+    version ids whose executions are left out (``LeaseWork.skip``): a condition on the row
+    each list already reads for its lease, in each list, so the ``limit`` counts only
+    what is taken and the index walked stays the same; what it costs is a step over each
+    execution left out that is older than those taken (a backlog nobody here can run)."""
     free = FREE_SQL.format(t="", now=now)
+    if skip:
+        free += f" AND workflow_version_id NOT IN ({', '.join(skip)})"
     running = " INDEXED BY ix_executions_in_progress" if hint else ""
     waking = " INDEXED BY ix_executions_waking" if hint else ""
     return [
@@ -87,6 +111,8 @@ class LeaseWork:
     releases: Sequence[tuple[str, int]] = ()
     take: str | None = None
     claim: int = 0
+    #: Workflow version ids the claim leaves out (Store.claim_executions' ``skip``).
+    skip: Sequence[str] = ()
     #: A new execution's row and its first events (``start``; created leased by ``run``).
     create: tuple[Row, Sequence[Row]] | None = None
 

@@ -20,7 +20,13 @@ from sqlalchemy import Engine, Table
 from flowledger.storage.base import Row, claimable_when_created
 from flowledger.storage.fastpath import PreparedRead, PreparedWrite, placeholder
 from flowledger.storage.lanes import NOT_HERE
-from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork, oldest_runnable_sql
+from flowledger.storage.leasegroup import (
+    LeaseAnswer,
+    LeaseWork,
+    oldest_runnable_sql,
+    skip_params,
+    skip_slots,
+)
 from flowledger.storage.schema import events, executions
 from flowledger.storage.sqlpart import DriverErrors, SQLPart
 from flowledger.timeutil import utcnow
@@ -31,6 +37,9 @@ class SQLLeaseGroupStore(SQLPart):
     _driver_error: type[Exception]
     #: The release's and the take's SQL, built on first use.
     _lease_sql: tuple[str, str, str] | None = None
+    #: Claims that leave workflow versions out, by their number of placeholders
+    #: (leasegroup.skip_slots: a power of two, so a handful), built on first use.
+    _skipping_claims: dict[int, str] | None = None
 
     @abstractmethod
     def _reads(self) -> tuple[PreparedRead, PreparedRead]:
@@ -124,11 +133,14 @@ class SQLLeaseGroupStore(SQLPart):
                         answer.taken = read.row(found) if found is not None else None
                     if work.claim > 0:
                         at, expires = stamp(now), stamp(now + work.lease)
-                        cursor.execute(
-                            claim_sql,
-                            {"owner": work.owner, "expires": expires, "now": at,
-                             "limit": work.claim},
-                        )  # fmt: skip
+                        params = {"owner": work.owner, "expires": expires, "now": at,
+                                  "limit": work.claim}  # fmt: skip
+                        if work.skip:  # rare: the versions this process cannot run
+                            params.update(skip_params(work.skip))
+                            claim = self._skipping_claim(read, skip_slots(len(work.skip)))
+                            cursor.execute(claim, params)
+                        else:
+                            cursor.execute(claim_sql, params)
                         rows = [read.row(found) for found in cursor.fetchall()]
                         answer.claimed = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
                     answers.append(answer)
@@ -152,17 +164,33 @@ class SQLLeaseGroupStore(SQLPart):
                 f"(lease_owner IS NULL OR lease_expires_at < {mark} OR lease_owner = {mark}) "
                 f"RETURNING {returning}"
             )
-            # SQLite only (PostgreSQL claims through storage.pgleases), on this process's
-            # clock (SQLite has no other). One statement under the write lock: the rows
-            # cannot change between its read and its update, so they are updated by id.
-            branches = " UNION ALL ".join(
-                f"SELECT * FROM ({branch})"  # noqa: S608 - fixed text
-                for branch in oldest_runnable_sql(":now", ":limit", hint=True)
-            )
-            claim = (
-                "UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = :owner, "  # noqa: S608 - fixed text, values bound
-                f"lease_expires_at = :expires, wake_at = NULL WHERE id IN (SELECT id FROM "
-                f"({branches}) ORDER BY created_at, id LIMIT :limit) RETURNING {returning}"
-            )
-            self._lease_sql = (release, take, claim)
+            self._lease_sql = (release, take, _claim_sql(returning, 0))
         return self._lease_sql
+
+    def _skipping_claim(self, read: PreparedRead, slots: int) -> str:
+        """The claim of ``_lease_statements`` that leaves out ``slots`` workflow versions."""
+        if self._skipping_claims is None:
+            self._skipping_claims = {}
+        claim = self._skipping_claims.get(slots)
+        if claim is None:
+            quote = self._engine.dialect.identifier_preparer.quote
+            returning = ", ".join(quote(c) for c in read.columns)
+            claim = self._skipping_claims[slots] = _claim_sql(returning, slots)
+        return claim
+
+
+def _claim_sql(returning: str, slots: int) -> str:
+    """SQLite's claim (PostgreSQL claims through storage.pgleases), on this process's clock
+    (SQLite has no other), leaving out the workflow versions of ``slots`` placeholders
+    (``:skip0``…; none: the claim of every turn). One statement under the write lock: the
+    rows cannot change between its read and its update, so they are updated by id."""
+    skip = [f":skip{i}" for i in range(slots)]
+    branches = " UNION ALL ".join(
+        f"SELECT * FROM ({branch})"  # noqa: S608 - fixed text
+        for branch in oldest_runnable_sql(":now", ":limit", hint=True, skip=skip)
+    )
+    return (
+        "UPDATE executions SET lease_epoch = lease_epoch + 1, lease_owner = :owner, "  # noqa: S608 - fixed text, values bound
+        f"lease_expires_at = :expires, wake_at = NULL WHERE id IN (SELECT id FROM "
+        f"({branches}) ORDER BY created_at, id LIMIT :limit) RETURNING {returning}"
+    )

@@ -18,6 +18,7 @@ Only the leases lane's thread uses this connection (storage.lanes).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -27,7 +28,14 @@ import psycopg
 from sqlalchemy import Dialect
 
 from flowledger.storage.base import Row
-from flowledger.storage.leasegroup import RUNNABLE_SQL, LeaseAnswer, LeaseWork, oldest_runnable_sql
+from flowledger.storage.leasegroup import (
+    RUNNABLE_SQL,
+    LeaseAnswer,
+    LeaseWork,
+    oldest_runnable_sql,
+    skip_params,
+    skip_slots,
+)
 from flowledger.storage.schema import executions
 
 #: Planner settings, off, that keep a search for the oldest rows of an index in that
@@ -49,19 +57,33 @@ INDEX_ORDER_OFF = ("enable_sort", "enable_incremental_sort", "enable_bitmapscan"
 # is checked again on the locked row version by the UPDATE. The candidates' clock is the
 # statement's start: a volatile clock_timestamp() could not bound an index scan (the
 # due-time range was read as a filter over every parked execution).
-_CANDIDATES = oldest_runnable_sql("statement_timestamp()", "%(limit)s", " FOR UPDATE SKIP LOCKED")
-CLAIM = (
-    "WITH "  # noqa: S608 - fixed text, values bound
-    + ", ".join(f"c{i} AS ({branch})" for i, branch in enumerate(_CANDIDATES))
-    + ", won AS (SELECT id FROM ("
-    + " UNION ALL ".join(f"SELECT * FROM c{i}" for i in range(len(_CANDIDATES)))  # noqa: S608
-    + ") AS c ORDER BY created_at, id LIMIT %(limit)s) "
-    "UPDATE executions AS e SET lease_epoch = e.lease_epoch + 1, lease_owner = %(owner)s, "
-    "lease_expires_at = clock_timestamp() + %(lease)s, wake_at = NULL "
-    "FROM won WHERE e.id = won.id AND "
-    + RUNNABLE_SQL.format(t="e.", now="clock_timestamp()")
-    + " RETURNING e.*"
-)
+# A claim that leaves workflow versions out (LeaseWork.skip) names them in each list, and
+# only there: the UPDATE takes what the lists chose.
+
+
+@functools.cache
+def claim_sql(slots: int = 0) -> str:
+    """The claim, leaving out the workflow versions of ``slots`` placeholders
+    (``%(skip0)s``…, leasegroup.skip_slots; none: the claim of every turn)."""
+    skip = [f"%(skip{i})s" for i in range(slots)]
+    candidates = oldest_runnable_sql(
+        "statement_timestamp()", "%(limit)s", " FOR UPDATE SKIP LOCKED", skip=skip
+    )
+    return (
+        "WITH "  # noqa: S608 - fixed text, values bound
+        + ", ".join(f"c{i} AS ({branch})" for i, branch in enumerate(candidates))
+        + ", won AS (SELECT id FROM ("
+        + " UNION ALL ".join(f"SELECT * FROM c{i}" for i in range(len(candidates)))  # noqa: S608
+        + ") AS c ORDER BY created_at, id LIMIT %(limit)s) "
+        "UPDATE executions AS e SET lease_epoch = e.lease_epoch + 1, lease_owner = %(owner)s, "
+        "lease_expires_at = clock_timestamp() + %(lease)s, wake_at = NULL "
+        "FROM won WHERE e.id = won.id AND "
+        + RUNNABLE_SQL.format(t="e.", now="clock_timestamp()")
+        + " RETURNING e.*"
+    )
+
+
+CLAIM = claim_sql()
 
 RELEASE = (
     "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL "
@@ -130,12 +152,7 @@ class LeaseConnection:
                 conn.execute(TAKE_MANY, {"ids": sorted(ids), "owner": owner, "lease": lease})
                 for (owner, lease), ids in takes.items()
             ]
-            claims = [
-                conn.execute(CLAIM, {"owner": w.owner, "lease": w.lease, "limit": w.claim})
-                if w.claim > 0
-                else None
-                for w in works
-            ]
+            claims = [self._claim(conn, w) if w.claim > 0 else None for w in works]
             # Fetching ends the pipeline's batch: every answer is in.
             released_rows = self._rows(released) if released is not None else []
             taken_rows = [row for cursor in taken for row in self._rows(cursor)]
@@ -153,6 +170,14 @@ class LeaseConnection:
                 )
             )
         return answers
+
+    @staticmethod
+    def _claim(conn: psycopg.Connection[Any], work: LeaseWork) -> psycopg.Cursor[Any]:
+        params: dict[str, Any] = {"owner": work.owner, "lease": work.lease, "limit": work.claim}
+        if not work.skip:
+            return conn.execute(CLAIM, params)
+        params.update(skip_params(work.skip))
+        return conn.execute(claim_sql(skip_slots(len(work.skip))), params)
 
     def _rows(self, cursor: psycopg.Cursor[Any]) -> list[Row]:
         found = cursor.fetchall()

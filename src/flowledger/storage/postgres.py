@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -317,9 +317,10 @@ class PostgresStore(SQLStore):
         with self.conn.begin():
             self._wake_with_this_commit()
 
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float, *, skip: Sequence[str] = ()) -> None:
         # The listener stays open between calls, so a NOTIFY sent while the caller was
-        # busy is kept in its backlog and ends the next wait at once.
+        # busy is kept in its backlog and ends the next wait at once. ``skip`` is not
+        # looked at: a NOTIFY comes with work made, not with every commit (SQLite's look).
         try:
             listener = await self._listen()
             async for _ in listener.notifies(timeout=timeout, stop_after=1):

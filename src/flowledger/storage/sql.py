@@ -58,7 +58,7 @@ from flowledger.storage.gauges import SQLGaugeStore
 from flowledger.storage.groupcommit import GroupCommitter, Inline
 from flowledger.storage.jobs import SQLJobStore
 from flowledger.storage.lanes import Lane
-from flowledger.storage.leasegroup import LeaseGroup, LeaseWork
+from flowledger.storage.leasegroup import LeaseGroup, LeaseWork, skip_slots
 from flowledger.storage.leasesql import SQLLeaseGroupStore
 from flowledger.storage.pruning import SQLPruneStore
 from flowledger.storage.pushes import SQLPushStore
@@ -680,18 +680,22 @@ class SQLStore(
             return self.conn.execute(stmt).first()
 
     async def claim_executions(
-        self, owner: str, limit: int, lease: timedelta
+        self, owner: str, limit: int, lease: timedelta, *, skip: Sequence[str] = ()
     ) -> list[tuple[str, int]]:
-        rows = await self.claim_execution_rows(owner, limit, lease)
+        rows = await self.claim_execution_rows(owner, limit, lease, skip=skip)
         return [(row["id"], int(row["lease_epoch"])) for row in rows]
 
-    async def claim_execution_rows(self, owner: str, limit: int, lease: timedelta) -> list[Row]:
+    async def claim_execution_rows(
+        self, owner: str, limit: int, lease: timedelta, *, skip: Sequence[str] = ()
+    ) -> list[Row]:
         # A worker's turn goes through the lease group like the engine's takes and
         # releases: whatever of theirs arrives meanwhile shares its transaction (SQLite:
         # storage.leasesql, fixed SQL on the driver; PostgreSQL: storage.pgleases).
         if limit <= 0:
             return []
-        return (await self._lease_group.ask(LeaseWork(owner, lease, claim=limit))).claimed
+        skip_slots(len(skip))  # too many: refused here, not in the group's transaction
+        work = LeaseWork(owner, lease, claim=limit, skip=skip)
+        return (await self._lease_group.ask(work)).claimed
 
     @writes
     def renew_leases(self, owner: str, leases: Mapping[str, int], lease: timedelta) -> set[str]:

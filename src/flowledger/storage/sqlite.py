@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import threading
@@ -24,7 +25,7 @@ from flowledger.storage.base import Batch, Row
 from flowledger.storage.coalesce import Coalescer
 from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
-from flowledger.storage.leasegroup import oldest_runnable_sql
+from flowledger.storage.leasegroup import oldest_runnable_sql, skip_params, skip_slots
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import READ_ONLY, DriverErrors, point_read
 from flowledger.timeutil import utcnow
@@ -39,9 +40,6 @@ from flowledger.timeutil import utcnow
 #: CPU (docs/performance.md).
 CHANGE_POLL = 0.05
 CHANGE_POLL_MAX = 0.1
-#: Whether any execution is claimable now (the claim's own candidates, storage.leasesql).
-_BRANCHES = [f"SELECT * FROM ({b})" for b in oldest_runnable_sql(":now", "1", hint=True)]  # noqa: S608 - fixed text
-_ANY_RUNNABLE = f"SELECT 1 FROM ({' UNION ALL '.join(_BRANCHES)}) LIMIT 1"  # noqa: S608 - fixed text
 
 #: Reader threads (each with its own connection) beside the one writer. WAL readers never
 #: wait for the writer; three let a slow read (a dashboard's query) leave room for others.
@@ -357,13 +355,15 @@ class SQLiteStore(SQLStore):
         if self._work_waiter is not None:
             _wake(self._work_waiter)
 
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float, *, skip: Sequence[str] = ()) -> None:
         """Until work is made in this process (``notify_work``), another process commits
         something claimable (a ``flowledger start`` beside a ``flowledger worker``: looked
         at every CHANGE_POLL to CHANGE_POLL_MAX seconds, a read of SQLite's shared memory,
         and a query only when that changed), or ``timeout``: timers come due with no
         commit, so the caller still looks for work at least that often. Work made while
-        nobody waited ends the next wait, like PostgreSQL's NOTIFY backlog."""
+        nobody waited ends the next wait, like PostgreSQL's NOTIFY backlog. What
+        another process commits of the workflow versions in ``skip`` is not work here:
+        a backlog this process cannot run would have it claim (a write) at every look."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         # One future and one timer a look, not asyncio.wait_for's task: an idle worker
@@ -381,13 +381,13 @@ class SQLiteStore(SQLStore):
                 self._work_waiter = None
             if self._work_made:
                 break
-            if self._committed_elsewhere():
+            if self._committed_elsewhere(skip):
                 self._look_every = CHANGE_POLL
                 break
             self._look_every = min(self._look_every * 2, CHANGE_POLL_MAX)
         self._work_made = False
 
-    def _committed_elsewhere(self) -> bool:
+    def _committed_elsewhere(self, skip: Sequence[str] = ()) -> bool:
         """Whether another connection committed since the last look (the first look only
         takes note). On the loop, on the writer's connection when it is idle: a busy writer
         means this process is writing, and its own work wakes its workers."""
@@ -402,8 +402,10 @@ class SQLiteStore(SQLStore):
                 return False
             # Only claimable work is news: a worker busy in another process commits all
             # the time, and a claim is a write that would queue behind its rounds.
-            now = self.timestamp_param(utcnow())
-            with closing(driver.execute(_ANY_RUNNABLE, {"now": now})) as cursor:
+            params = {"now": self.timestamp_param(utcnow())}
+            if skip:
+                params.update(skip_params(skip))
+            with closing(driver.execute(_any_runnable(skip_slots(len(skip))), params)) as cursor:
                 return bool(cursor.fetchall())
         except sqlite3.Error:  # a lock at the wrong moment: look for work, to be safe
             return True
@@ -542,6 +544,18 @@ def _would_wait(exc: DBAPIError) -> bool:
         and code is not None
         and (code & 0xFF) in _WAIT_CODES
     )
+
+
+@functools.cache
+def _any_runnable(slots: int = 0) -> str:
+    """Whether any execution is claimable now (the claim's own candidates, storage.leasesql),
+    leaving out the workflow versions of ``slots`` placeholders (leasegroup.skip_slots)."""
+    skip = [f":skip{i}" for i in range(slots)]
+    branches = [
+        f"SELECT * FROM ({b})"  # noqa: S608 - fixed text
+        for b in oldest_runnable_sql(":now", "1", hint=True, skip=skip)
+    ]
+    return f"SELECT 1 FROM ({' UNION ALL '.join(branches)}) LIMIT 1"  # noqa: S608 - fixed text
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

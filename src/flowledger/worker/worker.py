@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flowledger.errors import FlowledgerError
+from flowledger.errors import FlowledgerError, MissingStepTypesError
 from flowledger.logs import exception_line, log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
@@ -64,6 +64,8 @@ class Worker:
         self.completed = 0
         #: Execution id → its runs that failed here in a row (their back-off).
         self._run_failures: dict[str, int] = {}
+        #: The workflow versions whose missing step types were said in the log (_leave).
+        self._told: set[str] = set()
         self.keeper = LeaseKeeper(
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
@@ -127,7 +129,10 @@ class Worker:
                     # Nothing to release here: an execution's last round released its lease.
                     try:
                         claimed = await store.claim_execution_rows(
-                            self.engine.owner, free, self.options.lease
+                            self.engine.owner,
+                            free,
+                            self.options.lease,
+                            skip=self.engine.unrunnable_ids,
                         )
                     except Exception as exc:  # database down or locked: back off, keep going
                         log.error(
@@ -213,7 +218,8 @@ class Worker:
         since the last claim ends it at once)."""
         waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._changed.wait())]
         if timeout is not None:
-            waiters.append(asyncio.create_task(self.engine.store.wait_for_work(timeout)))
+            waiting = self.engine.store.wait_for_work(timeout, skip=self.engine.unrunnable_ids)
+            waiters.append(asyncio.create_task(waiting))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -227,6 +233,7 @@ class Worker:
         parked_until = None
         terminal = False
         try:
+            workflow = await self.engine.workflow_for_version(row["workflow_version_id"])
             _log_start(row)
             began = self.engine.clock.now()
             status, parked_until = await self.engine.run_owned(
@@ -236,6 +243,7 @@ class Worker:
                 group_commits=self.options.concurrency > 1,
                 row=row,
                 on_release=lambda: self.keeper.drop(execution_id, epoch),
+                workflow=workflow,
             )
             terminal = status.terminal
             self._run_failures.pop(execution_id, None)
@@ -249,28 +257,63 @@ class Worker:
             log.warning(
                 "stopped running execution %s", execution_id, extra=log_extra("stop", execution_id)
             )
+        except MissingStepTypesError as exc:
+            if row["workflow_version_id"] in self.engine.unrunnable:  # claims skip it now
+                parked_until = self._leave(row, exc)
+            else:  # more such versions than a claim leaves out (MOST_SKIPPED): as below
+                parked_until = self._park_failed(execution_id, exc)
         except Exception as exc:
-            # Parked a while, not handed back at once: every worker would take it again
-            # and fail the same way in a tight loop (a missing artifact file, say).
-            wait = self._run_failed(execution_id)
-            parked_until = self.engine.clock.now() + timedelta(seconds=wait)
-            known = isinstance(exc, FlowledgerError)  # said in words; else a traceback
-            (log.error if known else log.exception)(
-                "execution %s: %s; it is tried again in %gs",
-                execution_id,
-                exc if known else f"crashed the runner ({type(exc).__name__})",
-                wait,
-                extra=log_extra("run", execution_id),
-            )
+            parked_until = self._park_failed(execution_id, exc)
         finally:
             self.keeper.drop(execution_id, epoch)
             self.active.pop(execution_id, None)
             if not terminal:  # a terminal one's last round released its lease
                 with contextlib.suppress(Exception):
                     await self.engine.store.release_lease(execution_id, epoch, parked_until)
-                    if parked_until is None and not terminal:
+                    if parked_until is None or parked_until <= self.engine.clock.now():
                         await self.engine.store.notify_work()  # drained: let others take it
             self._changed.set()
+
+    def _park_failed(self, execution_id: str, exc: Exception) -> datetime:
+        """When an execution whose run failed here is tried again, said in the log.
+
+        Parked a while, not handed back at once: every worker would take it again and
+        fail the same way in a tight loop (a missing artifact file, a plugin whose input
+        model changed since the push)."""
+        wait = self._run_failed(execution_id)
+        known = isinstance(exc, FlowledgerError)  # said in words; else a traceback
+        (log.error if known else log.exception)(
+            "execution %s: %s; it is tried again in %gs",
+            execution_id,
+            exc if known else f"crashed the runner ({type(exc).__name__})",
+            wait,
+            extra=log_extra("run", execution_id),
+        )
+        return self.engine.clock.now() + timedelta(seconds=wait)
+
+    def _leave(self, row: Row, exc: MissingStepTypesError) -> datetime | None:
+        """Hand back an execution whose workflow this process lacks the step types of,
+        untouched and unparked: its claims skip that version from now on, so a worker
+        that has the plugins takes it at once (before, it was parked here for up to a
+        minute at a time, and the worker that could run it waited). Said once per version
+        in a warning, since nobody may have them: then it stays queued.
+
+        Returns the ``wake_at`` to release it with: none (claimable at once), except for
+        an execution waiting for a person whose time had come (input arrived, or its due
+        time), which is claimable only with a ``wake_at`` that has come: now."""
+        version_id = row["workflow_version_id"]
+        if version_id not in self._told:
+            self._told.add(version_id)
+            log.warning(
+                "workflow %s needs step types this process has not loaded (%s): its "
+                "executions are left to a worker that has them (started with --plugin "
+                "MODULE); without one they stay queued",
+                exc.workflow,
+                ", ".join(exc.missing),
+                extra=log_extra("leave_execution", row["id"], workflow=row["workflow_name"]),
+            )
+        waits = row["runtime_status"] == ExecutionStatus.AWAITING_USER_INPUT
+        return self.engine.clock.now() if waits else None
 
     async def _drain_all(self) -> None:
         if not self.active:
