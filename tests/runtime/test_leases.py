@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from flowledger import Engine
 from flowledger.errors import StorageError
 from flowledger.runtime.leases import LeaseKeeper, database_trouble
 from flowledger.timeutil import Clock
+
+LEASE = timedelta(minutes=5)
 
 
 async def test_stop_ends_the_heartbeat_and_lets_a_cancel_of_its_caller_through(
@@ -42,20 +46,45 @@ async def test_stop_ends_the_heartbeat_and_lets_a_cancel_of_its_caller_through(
     assert keeper._task is None
 
 
-def test_a_locked_database_is_trouble_to_tell_in_a_line_not_a_bug(tmp_path: Path) -> None:
+async def test_a_locked_database_is_trouble_to_tell_in_a_line_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A heartbeat that met a lock held past the busy timeout logged two tracebacks; the
-    database's conditions are said in a line, anything else keeps its traceback."""
+    database's conditions are said in a line, anything else keeps its traceback. The store
+    raises them as StorageError where they arise (the runtime looked for the drivers'
+    module names): the heartbeat's renewal, and a claim."""
+    monkeypatch.setattr("flowledger.storage.sqlite.BUSY_TIMEOUT_MS", 50)
+    caplog.set_level(logging.WARNING, logger="flowledger.runtime.leases")
     path = tmp_path / "locked.db"
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("CREATE TABLE t (x)")
-    holder.execute("BEGIN EXCLUSIVE")
-    waiter = sqlite3.connect(path, timeout=0)
-    try:
-        with pytest.raises(sqlite3.OperationalError) as caught:
-            waiter.execute("INSERT INTO t VALUES (1)")
-    finally:
-        waiter.close()
-        holder.close()
-    assert database_trouble(caught.value)
-    assert database_trouble(StorageError("the database is unreachable"))
+    async with Engine(f"sqlite:///{path}") as engine:
+        await engine.start(engine.load_text("name: w\nsteps: [{id: a, type: sys.no_action}]\n"))
+        [(held, epoch)] = await engine.store.claim_executions(engine.owner, 1, LEASE)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StorageError) as renewing:
+                await engine.store.renew_leases(engine.owner, {held: epoch}, LEASE)
+            with pytest.raises(StorageError) as claiming:
+                await engine.store.claim_executions("other", 1, LEASE)
+            beats = timedelta(seconds=0.15)  # one every 50 ms
+            keeper = LeaseKeeper(engine.store, engine.owner, beats, Clock(), lambda _: None)
+            keeper.hold(held, epoch)
+            keeper.start()
+            async with asyncio.timeout(10):
+                while not caplog.records:
+                    await asyncio.sleep(0.01)
+            await keeper.stop()
+        finally:
+            holder.close()
+        assert await engine.store.renew_leases(engine.owner, {held: epoch}, LEASE) == {held}
+    assert str(renewing.value) == "the database could not renew the leases: database is locked"
+    assert isinstance(renewing.value.__cause__, OperationalError)  # the driver's, kept
+    assert "database is locked" in str(claiming.value)
+    assert database_trouble(renewing.value) and database_trouble(claiming.value)
     assert not database_trouble(ValueError("a bug"))
+    said = caplog.records[0]
+    assert said.levelno == logging.WARNING and said.exc_info is None
+    assert said.getMessage() == (
+        "lease heartbeat failed (StorageError: the database could not renew the leases: "
+        "database is locked); the next one tries again"
+    )

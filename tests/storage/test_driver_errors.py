@@ -1,14 +1,20 @@
 """storage.sqlpart.DriverErrors: a statement sent to the driver directly fails as one sent
-through SQLAlchemy does (callers catch DBAPIError), and nothing else is touched."""
+through SQLAlchemy does (callers catch DBAPIError), and nothing else is touched; and
+DatabaseTrouble: the database's condition comes out of the store as StorageError."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from flowledger.storage.sqlpart import DriverErrors
+from flowledger.errors import StorageError
+from flowledger.storage import open_store
+from flowledger.storage.sql import SQLStore
+from flowledger.storage.sqlpart import DatabaseTrouble, DriverErrors
 
 
 def test_a_driver_error_comes_out_as_sqlalchemys() -> None:
@@ -26,3 +32,41 @@ def test_other_errors_and_success_pass_through() -> None:
     with DriverErrors(sqlite3.Error):
         found = sqlite3.connect(":memory:").execute("SELECT 1").fetchone()
     assert found == (1,)
+
+
+async def test_only_the_database_s_condition_comes_out_as_a_storage_error(tmp_path: Path) -> None:
+    """storage.sqlpart.DatabaseTrouble: a lock held past the busy timeout is the database's
+    condition, a StorageError in words with the driver's error as its cause, whether the
+    driver raised it or SQLAlchemy wrapped it; sqlite3 says OperationalError of a mistake
+    in SQL too, and that goes on as raised (its result code tells them apart)."""
+    path = tmp_path / "locked.db"
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, SQLStore)
+    await store.initialize()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    waiter = sqlite3.connect(path, timeout=0)
+    try:
+        for wrapped in (False, True):
+            with (
+                pytest.raises(StorageError) as raised,
+                DatabaseTrouble("write", store._trouble),
+                DriverErrors(sqlite3.Error) if wrapped else contextlib.nullcontext(),
+            ):
+                waiter.execute("INSERT INTO executions (id) VALUES ('x')")
+            assert str(raised.value) == "the database could not write: database is locked"
+            assert isinstance(raised.value.__cause__, DBAPIError if wrapped else sqlite3.Error)
+        mistake = sqlite3.connect(":memory:")
+        with (
+            pytest.raises(DBAPIError),
+            DatabaseTrouble("read", store._trouble),
+            DriverErrors(sqlite3.Error),
+        ):
+            mistake.execute("SELECT * FROM nowhere")
+        mistake.close()
+        with pytest.raises(KeyError), DatabaseTrouble("read", store._trouble):
+            raise KeyError("not the database's")
+    finally:
+        waiter.close()
+        holder.close()
+        await store.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import threading
 from datetime import timedelta
 
 import psycopg
 import pytest
+import sqlalchemy.exc
 
 from flowledger.errors import DatabaseUrlError, StorageError
 from flowledger.storage import open_store
@@ -140,6 +142,33 @@ async def test_claims_and_releases_do_not_queue_behind_the_writer(pg_url: str) -
         row = await store.get_execution(execution_id)
         assert row is not None
         assert (row["lease_owner"], row["lease_epoch"]) == (None, epoch)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgresql
+async def test_the_heartbeat_meets_a_cut_connection_as_a_storage_error(pg_url: str) -> None:
+    """A heartbeat whose connection the server cut (a restart, a failover) failed with the
+    driver's own error, which the runtime told from a bug by its module's name: it is a
+    StorageError naming the cause now, and the next beat connects again."""
+    store = open_store(pg_url)
+    try:
+        await store.initialize()
+        execution_id = await new_execution(store)
+        epoch = await store.acquire_lease(execution_id, "me", LEASE)
+        assert epoch is not None
+        renew = functools.partial(store.renew_leases, "me", {execution_id: epoch}, LEASE)
+        for call, doing in ((renew, "renew the leases"), (store.db_now, "read its clock")):
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(  # every connection of the store; waits until they have gone
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            with pytest.raises(StorageError, match=f"^the database could not {doing}: ") as cut:
+                await call()
+            assert isinstance(cut.value.__cause__, sqlalchemy.exc.OperationalError)
+            await call()  # connected again
+        assert await store.renew_leases("me", {execution_id: epoch}, LEASE) == {execution_id}
     finally:
         await store.close()
 

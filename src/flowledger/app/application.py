@@ -226,8 +226,10 @@ class App:
         """Readiness: the database answers a query (StorageError when it does not)."""
         try:
             await self.engine.store.db_now()
-        except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        except (StorageError, SQLAlchemyError) as exc:
+            # The store's own words for the database's condition carry the driver's error.
+            cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc
+            detail = str(getattr(cause, "orig", None) or cause).splitlines()[0]
             raise StorageError(f"the database does not answer: {detail}") from None
 
     def on_work(self, callback: Callable[[], None]) -> None:

@@ -103,7 +103,9 @@ class LeaseKeeper:
 
 def database_trouble(exc: BaseException) -> bool:
     """Whether ``exc`` is the database's (a lock held too long, a server restarting),
-    an operating condition to report in a line, not a bug to report with a traceback."""
-    if isinstance(exc, StorageError):
-        return True
-    return type(exc).__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg")
+    an operating condition to report in a line, not a bug to report with a traceback.
+    The store raises those as StorageError where they arise (storage.sqlpart's
+    DatabaseTrouble around the heartbeat's calls; its lease group's claims, takes and
+    releases and its group commit's rounds answer every failure so), so the driver's
+    own types are no business of the runtime's."""
+    return isinstance(exc, StorageError)

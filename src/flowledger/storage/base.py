@@ -294,7 +294,8 @@ class Store(
 
     @abstractmethod
     async def db_now(self) -> datetime:
-        """The database's clock: leases and due timers are judged by it, never by a worker's."""
+        """The database's clock: leases and due timers are judged by it, never by a worker's.
+        Raises StorageError when the database cannot answer (unreachable, restarting)."""
 
     @abstractmethod
     async def acquire_lease(
@@ -347,7 +348,9 @@ class Store(
     async def renew_leases(
         self, owner: str, leases: Mapping[str, int], lease: timedelta
     ) -> set[str]:
-        """Extend the leases we still hold (id → epoch); return the ids that are still ours."""
+        """Extend the leases we still hold (id → epoch); return the ids that are still ours.
+        Raises StorageError when the database's condition refuses it (locked past the busy
+        timeout, unreachable, restarting): the heartbeat says so in a line and beats again."""
 
     @abstractmethod
     async def release_lease(

@@ -75,6 +75,7 @@ from flowledger.storage.schema import (
 )
 from flowledger.storage.sizes import SQLSizeStore
 from flowledger.storage.sqlpart import (
+    DatabaseTrouble,
     DriverErrors,
     lease_write,
     point_read,
@@ -147,8 +148,10 @@ class SQLStore(
         #: Reads through the driver, built on first use (the dialect is set up by then).
         self._prepared_reads: tuple[PreparedRead, PreparedRead] | None = None
         self._prepared_many: tuple[PreparedRead, PreparedRead] | None = None
+        dbapi = engine.dialect.loaded_dbapi
         #: The driver's base error, for the statements that go to the driver directly.
-        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._driver_error: type[Exception] = dbapi.Error
+        self._driver_trouble = (dbapi.OperationalError, dbapi.InterfaceError)  # SQLPart's
         #: Keyword arguments of the driver's ``execute`` for ``_driver_reads``.
         self._read_options: dict[str, Any] = {}
         #: New executions' (and their first events') inserts, by the columns a row has.
@@ -624,7 +627,7 @@ class SQLStore(
         return value + timedelta(seconds=time.monotonic() - read_at)
 
     def _read_db_now(self) -> tuple[datetime, float]:
-        with self.conn.begin():
+        with DatabaseTrouble("read its clock", self._trouble), self.conn.begin():
             value = self.conn.execute(select(self._sql_now())).scalar_one()
             # Before the COMMIT's round trip. (Not the middle of the query's: psycopg sends
             # its BEGIN first, which would put the clock ahead of the server's.)
@@ -703,7 +706,9 @@ class SQLStore(
             return set()
         t = executions
         held: set[str] = set()
-        with self.conn.begin():
+        # The heartbeat's: a database locked or gone comes out as StorageError, said in a
+        # line and tried again at the next beat (runtime.leases).
+        with DatabaseTrouble("renew the leases", self._trouble), self.conn.begin():
             # In id order, as rounds lock their executions (storage.pgwrites' fence): on
             # PostgreSQL they commit on another connection (storage.pgrounds), and two
             # transactions that lock overlapping rows in one order never deadlock.

@@ -298,6 +298,11 @@ class SQLiteStore(SQLStore):
             row = driver.execute(*statement).fetchone()
         return None if row is None else str(row[0])
 
+    def _trouble(self, exc: BaseException) -> bool:
+        # sqlite3 raises OperationalError for mistakes in SQL too (no such table, a syntax
+        # error): its result code tells the file's and the machine's conditions apart.
+        return super()._trouble(exc) and _sqlite_code(exc) in _TROUBLE_CODES
+
     def _inline_read(self, job: Callable[[], object]) -> object:
         """A ``@point_read`` (one row by primary key) right here on the loop, when it
         cannot wait; NOT_HERE sends it to a reader thread. The rule and why it holds are
@@ -533,17 +538,30 @@ class SQLiteStore(SQLStore):
 
 #: SQLite's answers for a lock it would have waited for (extended codes share these low bits).
 _WAIT_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+#: Its answers about the file and the machine, not the statement (SQLiteStore._trouble).
+_TROUBLE_CODES = (
+    *_WAIT_CODES,
+    sqlite3.SQLITE_NOMEM,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_CORRUPT,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PROTOCOL,
+    sqlite3.SQLITE_NOTADB,
+)
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    """The primary result code of a driver error, as raised or wrapped by SQLAlchemy."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def _would_wait(exc: DBAPIError) -> bool:
     """The statement was refused because it would have waited (busy timeout 0)."""
-    orig = exc.orig
-    code = getattr(orig, "sqlite_errorcode", None)
-    return (
-        isinstance(orig, sqlite3.OperationalError)
-        and code is not None
-        and (code & 0xFF) in _WAIT_CODES
-    )
+    return isinstance(exc.orig, sqlite3.OperationalError) and _sqlite_code(exc) in _WAIT_CODES
 
 
 @functools.cache

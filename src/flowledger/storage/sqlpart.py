@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from flowledger.errors import StorageError
 from flowledger.storage.lanes import NOT_HERE, Lane
 
 #: Set on a connection's ``info`` for the next BEGIN: a read needs no write lock.
@@ -43,6 +44,31 @@ class DriverErrors:
     def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
         if isinstance(exc, self._base):
             raise DBAPIError.instance(self._sql, None, exc, self._base) from exc
+
+
+class DatabaseTrouble:
+    """``with DatabaseTrouble(doing, trouble):`` around a store call's body: what the
+    database's condition makes fail (``trouble(exc)`` says which: a lock held past the busy
+    timeout, a server refusing or dropping connections or restarting) comes out as
+    StorageError, "the database could not {doing}: …", the driver's error its cause. The
+    runtime tells a condition to report in a line from a bug by that type alone
+    (runtime.leases); anything else (a constraint, a mistake in SQL) goes on as raised.
+    A class with slots, like DriverErrors: free unless something is raised."""
+
+    __slots__ = ("_doing", "_trouble")
+
+    def __init__(self, doing: str, trouble: Callable[[BaseException], bool]) -> None:
+        self._doing = doing
+        self._trouble = trouble
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        if exc is not None and not isinstance(exc, StorageError) and self._trouble(exc):
+            driver = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            detail = (str(driver).strip().splitlines() or [type(driver).__name__])[0]
+            raise StorageError(f"the database could not {self._doing}: {detail}") from exc
 
 
 def reads(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
@@ -123,6 +149,17 @@ class SQLPart(ABC):
     _leases: Lane
     #: A timestamp as the driver takes it in fixed SQL text (its stored form).
     timestamp_param: Callable[[datetime], Any]
+
+    #: The driver's errors of the database's condition, for statements sent to it directly
+    #: (PEP 249's OperationalError and InterfaceError of ``Engine.dialect.loaded_dbapi``).
+    _driver_trouble: tuple[type[Exception], ...] = ()
+
+    def _trouble(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the database's condition, not a mistake (DatabaseTrouble):
+        SQLAlchemy's OperationalError and InterfaceError, or the driver's own. PostgreSQL
+        raises those for its conditions only (connections, resources, a shutdown); a
+        dialect whose driver says more with them narrows this (SQLiteStore)."""
+        return isinstance(exc, (OperationalError, InterfaceError, *self._driver_trouble))
 
     def _inline_read(self, job: Callable[[], object]) -> object:
         """Run a ``@point_read`` body on the calling thread, or return NOT_HERE (the
