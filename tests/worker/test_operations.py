@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from flowledger import Engine
+from flowledger import Engine, StepRegistry
 from flowledger.config import Settings
 from flowledger.worker.duties import EVERY, RetentionDuty
 from flowledger.worker.worker import Worker, WorkerOptions
@@ -149,30 +149,9 @@ async def test_an_execution_a_worker_cannot_run_waits_before_it_is_tried_again(
     and failed in a tight loop (thousands of log lines a second). Here the worker's plugin
     no longer takes the input the workflow was pushed with (its model changed since): a
     failure of its own, not a plugin it lacks (tests/worker/test_missing_plugins.py)."""
-    from pydantic import BaseModel
-
-    from flowledger import StepContext, StepRegistry, step_type
-
-    class In(BaseModel):
-        n: int = 0
-
-    class Changed(BaseModel):
-        count: int
-
-    @step_type("acme.elsewhere")
-    async def elsewhere(data: In, ctx: StepContext) -> dict[str, int]:
-        return {"n": data.n}
-
-    @step_type("acme.elsewhere")
-    async def changed(data: Changed, ctx: StepContext) -> dict[str, int]:
-        return {"n": data.count}
-
     caplog.set_level(logging.ERROR, logger="flowledger.worker.worker")
     text = "name: plug-only\nsteps:\n  - {id: a, type: acme.elsewhere, input: {n: 1}}\n"
-    registry = StepRegistry.with_builtins()
-    registry.register(elsewhere)
-    newer = StepRegistry.with_builtins()
-    newer.register(changed)
+    registry, newer = _a_plugin_whose_model_changed("acme.elsewhere")
     async with Engine(db_url, registry=registry) as with_plugin:
         execution_id = await with_plugin.start(with_plugin.load_text(text))
     async with Engine(db_url, registry=newer) as engine:  # a worker with its newer model
@@ -188,3 +167,59 @@ async def test_an_execution_a_worker_cannot_run_waits_before_it_is_tried_again(
     assert 1 <= len(tries) <= 2, tries
     for said, wait in zip(tries, ("1s", "2s"), strict=False):
         assert f"it is tried again in {wait}" in said, tries
+
+
+async def test_an_answered_execution_a_worker_cannot_run_waits_too(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same, for an execution that waited for a person and was answered: the input's
+    unconsumed signal made the park release it at once, every time (hundreds of claims
+    and errors in half a second)."""
+    caplog.set_level(logging.ERROR, logger="flowledger.worker.worker")
+    text = (
+        "name: answered\nsteps:\n"
+        "  - {id: ask, type: sys.wait_for_input, input: {prompt: ok?}}\n"
+        "  - {id: a, type: acme.after, input: {n: 1}}\n"
+    )
+    registry, newer = _a_plugin_whose_model_changed("acme.after")
+    async with Engine(db_url, registry=registry) as with_plugin:
+        execution_id = await with_plugin.start(with_plugin.load_text(text))
+        doc = await with_plugin.drive(execution_id)
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+        await with_plugin.submit_input(execution_id, "ask", {"ok": True})
+    async with Engine(db_url, registry=newer) as engine:
+        worker = Worker(engine, FAST)
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(2.5)
+        worker.stop()
+        await task
+    tries = [r.getMessage() for r in caplog.records if execution_id in r.getMessage()]
+    assert 1 <= len(tries) <= 2, tries
+
+
+def _a_plugin_whose_model_changed(name: str) -> tuple[StepRegistry, StepRegistry]:
+    """Registries with the step type ``name`` as pushed (input ``{n}``) and as a newer
+    plugin has it (``{count}``, required): a workflow pushed with the first does not
+    compile with the second."""
+    from pydantic import BaseModel
+
+    from flowledger import StepContext, step_type
+
+    class In(BaseModel):
+        n: int = 0
+
+    class Changed(BaseModel):
+        count: int
+
+    @step_type(name)
+    async def as_pushed(data: In, ctx: StepContext) -> dict[str, int]:
+        return {"n": data.n}
+
+    @step_type(name)
+    async def changed(data: Changed, ctx: StepContext) -> dict[str, int]:
+        return {"n": data.count}
+
+    registry, newer = StepRegistry.with_builtins(), StepRegistry.with_builtins()
+    registry.register(as_pushed)
+    newer.register(changed)
+    return registry, newer

@@ -354,12 +354,20 @@ class Store(
 
     @abstractmethod
     async def release_lease(
-        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+        self,
+        execution_id: str,
+        epoch: int,
+        wake_at: datetime | None = None,
+        *,
+        failed: bool = False,
     ) -> None:
         """Give the execution up; ``wake_at`` parks it until its next timer is due.
 
         A signal that arrived and was not consumed makes it claimable again at once,
-        whatever ``wake_at`` says: a wake-up is never lost to a race with parking.
+        whatever ``wake_at`` says: a wake-up is never lost to a race with parking. Not
+        when the run ``failed`` here: ``wake_at`` is then when to try again, and a signal
+        waiting since before the failure (the input that woke it) would have every
+        worker claim and fail it in a tight loop; a signal sent afterwards still wakes it.
         """
 
     async def release_lease_row(

@@ -266,10 +266,15 @@ class PostgresStore(SQLStore):
         return answers
 
     async def release_lease(
-        self, execution_id: str, epoch: int, wake_at: datetime | None = None
+        self,
+        execution_id: str,
+        epoch: int,
+        wake_at: datetime | None = None,
+        *,
+        failed: bool = False,
     ) -> None:
         if wake_at is not None:  # parking looks for signals under a row lock: the full path
-            await super().release_lease(execution_id, epoch, wake_at)
+            await super().release_lease(execution_id, epoch, wake_at, failed=failed)
             return
         await self._leases.run(lambda: self._lease_conn.release(execution_id, epoch))
 

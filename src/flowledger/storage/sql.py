@@ -729,8 +729,15 @@ class SQLStore(
         return held
 
     @lease_write
-    def release_lease(self, execution_id: str, epoch: int, wake_at: datetime | None = None) -> None:
-        self._release(execution_id, epoch, wake_at, returning=False)
+    def release_lease(
+        self,
+        execution_id: str,
+        epoch: int,
+        wake_at: datetime | None = None,
+        *,
+        failed: bool = False,
+    ) -> None:
+        self._release(execution_id, epoch, wake_at, returning=False, failed=failed)
 
     async def release_lease_row(
         self, execution_id: str, epoch: int, wake_at: datetime | None = None
@@ -747,7 +754,13 @@ class SQLStore(
         return self._release(execution_id, epoch, wake_at, returning=True)
 
     def _release(
-        self, execution_id: str, epoch: int, wake_at: datetime | None, *, returning: bool
+        self,
+        execution_id: str,
+        epoch: int,
+        wake_at: datetime | None,
+        *,
+        returning: bool,
+        failed: bool = False,
     ) -> Row | None:
         t = executions
         if wake_at is None and not returning:
@@ -756,7 +769,7 @@ class SQLStore(
         wake: datetime | ColumnElement[datetime] | None = wake_at
         with self.conn.begin():
             self._lease_only_commit()
-            if wake_at is not None:
+            if wake_at is not None and not failed:
                 # Lock the row, then look for signals: one sent meanwhile wakes it at once.
                 self.conn.execute(select(t.c.id).where(t.c.id == execution_id).with_for_update())
                 waiting = self.conn.execute(

@@ -231,7 +231,7 @@ class Worker:
         """Run a claimed execution; ``row`` is as the claim left it (no read needed)."""
         execution_id = row["id"]
         parked_until = None
-        terminal = False
+        terminal = failed = False
         try:
             workflow = await self.engine.workflow_for_version(row["workflow_version_id"])
             _log_start(row)
@@ -261,15 +261,17 @@ class Worker:
             if row["workflow_version_id"] in self.engine.unrunnable:  # claims skip it now
                 parked_until = self._leave(row, exc)
             else:  # more such versions than a claim leaves out (MOST_SKIPPED): as below
-                parked_until = self._park_failed(execution_id, exc)
+                parked_until, failed = self._park_failed(execution_id, exc), True
         except Exception as exc:
-            parked_until = self._park_failed(execution_id, exc)
+            parked_until, failed = self._park_failed(execution_id, exc), True
         finally:
             self.keeper.drop(execution_id, epoch)
             self.active.pop(execution_id, None)
             if not terminal:  # a terminal one's last round released its lease
                 with contextlib.suppress(Exception):
-                    await self.engine.store.release_lease(execution_id, epoch, parked_until)
+                    await self.engine.store.release_lease(
+                        execution_id, epoch, parked_until, failed=failed
+                    )
                     if parked_until is None or parked_until <= self.engine.clock.now():
                         await self.engine.store.notify_work()  # drained: let others take it
             self._changed.set()
