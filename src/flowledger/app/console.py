@@ -54,10 +54,7 @@ class Console:
         doc = cast(ExecutionDocument, await self._engine.get_execution(request.id))
         store = data_store(doc, request.iterations)
         # Outputs kept as artifacts (over the output budget) load when read, as in a run.
-        workflow = await self._engine.workflow_for_version(
-            doc["workflowTemplateVersionId"],
-            stand_ins=True,  # read, never run
-        )
+        workflow = await self._engine.workflow_to_read(doc["workflowTemplateVersionId"])
         read = self._engine.artifacts.read_output
         for step_id, envelope in list(store["steps"].items()):
             step = workflow.steps.get(step_id)

@@ -160,20 +160,14 @@ class Views:
         self, request: DefinitionGraph
     ) -> tuple[builtins.list[GraphNode], builtins.list[GraphEdge]]:
         """Nodes and edges of a workflow version (its live one, else its newest)."""
-        workflow, _ = await self._engine.resolve_workflow(
-            request.name,
-            request.version,
-            stand_ins=True,  # drawn, never run
-        )
+        chosen = await self._engine.resolve_version(request.name, request.version)
+        workflow = await self._engine.workflow_to_read(chosen.id)  # drawn, never run
         return _graph(workflow, [], {}, {})
 
     async def execution(self, request: GetExecutionView) -> ExecutionView:
         engine = self._engine
         doc = cast(ExecutionDocument, await engine.get_execution(request.id))
-        workflow = await engine.workflow_for_version(
-            doc["workflowTemplateVersionId"],
-            stand_ins=True,  # drawn, never run
-        )
+        workflow = await engine.workflow_to_read(doc["workflowTemplateVersionId"])
         keys = {
             str(row["id"]): str(row["idempotency_key"])
             for row in await engine.store.get_step_executions(request.id)

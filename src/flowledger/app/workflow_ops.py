@@ -98,11 +98,8 @@ class WorkflowOperations:
         """Start the workflow (its live version, or ``version``) for the workers, with
         ``trigger`` ``{type: manual, arguments}``; disabled ones too."""
         check_json_size(request.input, self._limits.max_input, "input")
-        workflow, _ = await self._engine.resolve_workflow(
-            request.name,
-            request.version,
-            stand_ins=True,  # the workers run it
-        )
+        chosen = await self._engine.resolve_version(request.name, request.version)
+        workflow = await self._engine.workflow_to_read(chosen.id)  # the workers run it
         execution_id = await self._engine.start(
             workflow,
             request.input,
@@ -134,7 +131,7 @@ class WorkflowOperations:
                     ("from",),
                 )
         planned.sort(key=lambda item: (item[2], item[0]))
-        workflow = await self._engine.workflow_for_version(pushed.version["id"], stand_ins=True)
+        workflow = await self._engine.workflow_to_read(pushed.version["id"])
         store = self._engine.store
         done: builtins.list[BackfilledTick] = []
         for index, spec, tick in planned:

@@ -140,13 +140,18 @@ class Workflows(Listing, WorkflowOperations):
         needs none of their plugins here: it was checked with them when it was pushed."""
         if isinstance(workflow, CompiledWorkflow):
             return workflow
-        stand_ins = not runs_here
+        engine = self._engine
         if version is not None or stored_only:
-            compiled, _ = await self._engine.resolve_workflow(
-                workflow, version, stand_ins=stand_ins
+            found: CompiledWorkflow | WorkflowVersion = await engine.resolve_version(
+                workflow, version
             )
-            return compiled
-        return await self._engine.find_workflow(workflow, stand_ins=stand_ins)
+        else:
+            found = await engine.locate(workflow)
+        if isinstance(found, CompiledWorkflow):
+            return found
+        if runs_here:
+            return await engine.workflow_for_version(found.id)
+        return await engine.workflow_to_read(found.id)
 
     # -- pushing ------------------------------------------------------------------------------
 
@@ -268,11 +273,7 @@ class Workflows(Listing, WorkflowOperations):
 
     async def get_version(self, request: GetWorkflowVersion) -> WorkflowVersionDocument:
         """One stored version with its definition document and the text it came from."""
-        _, version = await self._engine.resolve_workflow(
-            request.name,
-            request.version,
-            stand_ins=True,  # shown, never run
-        )
+        version = await self._engine.resolve_version(request.name, request.version)
         detail = await self.get(GetWorkflow(name=request.name))
         live = detail["live"] is not None and detail["live"]["versionId"] == version.id
         doc = _version(version, live)

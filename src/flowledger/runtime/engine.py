@@ -270,28 +270,38 @@ class Engine:
         changed = await self.store.activate_workflow(workflow.name, version.id)
         return version, changed
 
-    async def find_workflow(
-        self, file_or_name: str, *, stand_ins: bool = False
-    ) -> CompiledWorkflow:
-        """A definition file, or else a stored workflow by that name: its pushed (live)
-        version, else its newest, as :meth:`resolve_workflow` chooses for every start by
-        name (before 2026-11-29 this took the newest stored version even when an older
+    async def find_workflow(self, file_or_name: str) -> CompiledWorkflow:
+        """What :meth:`locate` finds, compiled to run here (:meth:`workflow_for_version`)."""
+        found = await self.locate(file_or_name)
+        if isinstance(found, CompiledWorkflow):
+            return found
+        return await self.workflow_for_version(found.id)
+
+    async def locate(self, file_or_name: str) -> CompiledWorkflow | WorkflowVersion:
+        """A definition file, loaded, or else a stored workflow by that name: its pushed
+        (live) version, else its newest, as :meth:`resolve_version` chooses for every start
+        by name (before 2026-11-29 this took the newest stored version even when an older
         one was pushed again, so the CLI and the API could start different versions)."""
         if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
             return self.load(file_or_name)
         try:
-            workflow, _ = await self.resolve_workflow(file_or_name, stand_ins=stand_ins)
+            return await self.resolve_version(file_or_name)
         except NotFoundError:
             raise NotFoundError(
                 f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
             ) from None
-        return workflow
 
     async def resolve_workflow(
-        self, name: str, version: int | None = None, *, stand_ins: bool = False
+        self, name: str, version: int | None = None
     ) -> tuple[CompiledWorkflow, WorkflowVersion]:
+        """The version :meth:`resolve_version` chooses, compiled to run here."""
+        chosen = await self.resolve_version(name, version)
+        return await self.workflow_for_version(chosen.id), chosen
+
+    async def resolve_version(self, name: str, version: int | None = None) -> WorkflowVersion:
         """A stored workflow by name: that version number, else the pushed (live) version,
-        else the newest stored one. ``stand_ins``: see :meth:`workflow_for_version`."""
+        else the newest stored one. Compile it with :meth:`workflow_for_version` to run it
+        here, with :meth:`workflow_to_read` to start it for the workers, show or draw it."""
         # No name holds a NUL (PostgreSQL text cannot even be asked for one): not found.
         named = "\x00" not in name
         chosen = await self.store.workflow_version_id(name, version) if named else None
@@ -305,38 +315,52 @@ class Engine:
                 )
             known = ", ".join(str(v.version) for v in versions)
             raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
-        workflow = await self.workflow_for_version(chosen, stand_ins=stand_ins)
-        return workflow, await self.workflow_version(chosen)
+        return await self.workflow_version(chosen)
 
-    async def workflow_for_version(
-        self, version_id: str, *, stand_ins: bool = False
-    ) -> CompiledWorkflow:
-        """A stored version compiled. With ``stand_ins``, for a start that only enqueues
-        (the workers run it, with their plugins): custom types this process has not
-        loaded get stand-ins that never run, kept apart from the workflows it runs."""
+    async def workflow_for_version(self, version_id: str) -> CompiledWorkflow:
+        """A stored version compiled to run here: MissingStepTypesError when this process
+        lacks the custom step types it uses (recorded, so claims skip it), another
+        DefinitionError when it no longer compiles with them."""
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
-        if not stand_ins and (known := self.unrunnable.get(version_id)) is not None:
+        if (known := self.unrunnable.get(version_id)) is not None:
             raise MissingStepTypesError(known.problems, known.missing, known.workflow)
         live = self._live.get(version_id)
-        if live is not None and (live[1].runnable or stand_ins):  # one the cache let go
+        if live is not None and live[1].runnable:  # one the cache let go
             return live[1]
-        if stand_ins and (standing := self._standing_in.get(version_id)) is not None:
-            return standing
         version = await self.workflow_version(version_id)
         source = parse_document(version.document, f"{version.name}@v{version.version}")
         try:
             with stored_definitions():  # rules newer than the push do not stop it
                 workflow = compile_document(source, self.registry, self.templates)
         except DefinitionError as exc:
-            if not stand_ins:
-                raise self._why_not_here(version, source, exc) from None
-            with stored_definitions():
-                workflow = compile_document(source, self.registry.standing_in(), self.templates)
-            return self._standing_in.put(version_id, workflow)
+            raise self._why_not_here(version, source, exc) from None
         self._workflows.put(version_id, workflow)
         return workflow
+
+    async def workflow_to_read(self, version_id: str) -> CompiledWorkflow:
+        """A stored version compiled for what only starts, shows or draws it (the workers
+        run it, with their plugins): custom types this process has not loaded get
+        stand-ins that never run (``CompiledWorkflow.runnable`` is False), kept apart
+        from the workflows it runs. Where every type is here, it is the compile that runs."""
+        cached = self._workflows.get(version_id)
+        if cached is not None:
+            return cached
+        live = self._live.get(version_id)
+        if live is not None:
+            return live[1]
+        try:
+            return await self.workflow_for_version(version_id)
+        except MissingStepTypesError:  # its stand-in compile was made to tell (_why_not_here)
+            standing = self._standing_in.get(version_id)
+            if standing is not None:
+                return standing
+        version = await self.workflow_version(version_id)  # the bounded cache let it go
+        source = parse_document(version.document, f"{version.name}@v{version.version}")
+        with stored_definitions():
+            workflow = compile_document(source, self.registry.standing_in(), self.templates)
+        return self._standing_in.put(version_id, workflow)
 
     def _why_not_here(
         self, version: WorkflowVersion, source: SourceDocument, exc: DefinitionError
@@ -395,7 +419,7 @@ class Engine:
             except NotFoundError:
                 continue  # workflows.version_id names a stored version; gone, nothing to route
             try:
-                workflow = await self.workflow_for_version(version_id, stand_ins=True)
+                workflow = await self.workflow_to_read(version_id)
             except FlowledgerError as exc:
                 log.error(
                     "workflow %s v%d cannot be compiled here, its %s are skipped: %s",
