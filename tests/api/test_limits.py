@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.api.conftest import Service, fresh_database, launch
-from tests.api.helpers import HELLO, error, push, unique
+from tests.api.helpers import HELLO, error, push, settled, start, unique
 from tests.api.test_metrics import timed
 from tests.pg import BACKENDS
 
@@ -158,6 +158,52 @@ def test_page_size_over_the_configured_limit_is_422(small: Service) -> None:
         found = error(http.get("/api/v1/executions", params={"limit": 6}), 422)
         assert "FLOWLEDGER_MAX_PAGE" in found["message"]
         assert http.get("/api/v1/executions", params={"limit": 5}).status_code == 200
+        # Every list: subscriptions and step logs too (they allowed up to 1000).
+        for path in ("/api/v1/subscriptions", "/api/v1/executions/any/logs"):
+            found = error(http.get(path, params={"limit": 6}), 422)
+            assert "FLOWLEDGER_MAX_PAGE" in found["message"]
+
+
+LOOP = """
+name: {name}
+steps:
+  - id: each
+    type: sys.loop
+    input: {{items: [1, 2, 3]}}
+    steps:
+      - id: double
+        type: sys.transform
+        input: {{value: "{{{{ loop.each.item * 2 }}}}"}}
+"""
+
+
+def test_an_event_history_comes_a_page_at_a_time_and_the_cli_reads_every_page(
+    small: Service,
+) -> None:
+    """No default page once let a loop of 10,000 iterations answer its 40,005 events in
+    one 7.7 MB list: a default page (the configured maximum here, 5) with a Link to the
+    next one, and the readers of a whole history walk through every page."""
+    with small.client("admin") as http:
+        name = push(http, LOOP)
+        execution_id = str(start(http, name)["id"])
+        assert settled(http, execution_id)["runtimeStatus"] == "Completed"
+        url: str | None = f"/api/v1/executions/{execution_id}/events"
+        pages: list[list[dict[str, object]]] = []
+        while url is not None:
+            answer = http.get(url)
+            assert answer.status_code == 200, answer.text
+            pages.append(answer.json())
+            url = answer.links.get("next", {}).get("url")
+        seqs = [event["seq"] for page in pages for event in page]
+        assert len(seqs) > 10 and seqs == list(range(1, len(seqs) + 1))
+        assert all(len(page) == 5 for page in pages[:-1]) and 0 < len(pages[-1]) <= 5
+        found = error(http.get(f"/api/v1/executions/{execution_id}/events?limit=6"), 422)
+        assert "FLOWLEDGER_MAX_PAGE" in found["message"]
+        # The command line and the seed's states read the whole history, page by page.
+        lines = small.cli("executions", "events", execution_id, "--json").stdout.splitlines()
+        assert [json.loads(line)["seq"] for line in lines] == seqs
+        states = http.get(f"/api/v1/executions/{execution_id}/states").json()
+        assert [len(s["stage"]["tasks"]) for s in states] == [1, 3]
 
 
 def test_entity_payload_over_the_limit_is_413(small: Service) -> None:

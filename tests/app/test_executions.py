@@ -164,8 +164,13 @@ async def test_cancelling_a_finished_execution_is_a_conflict(app: App, hello_fil
     assert doc["runtimeStatus"] == "Completed"
     with pytest.raises(ConflictError, match="already ended"):
         await app.executions.cancel(CancelExecution(id=doc["id"]))
-    events = await app.executions.events(ListEvents(id=doc["id"]))
+    page = await app.executions.events(ListEvents(id=doc["id"]))
+    events = page["items"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert page["nextCursor"] is None  # one page holds it all
+    # Two at a time, every page walked: the same history.
+    pages = [p async for p in app.executions.history(ListEvents(id=doc["id"], limit=2))]
+    assert [e for p in pages for e in p] == events and len(pages) > 1
     waited = await app.executions.get(GetExecution(id=doc["id"], wait=5))
     assert waited["runtimeStatus"] == "Completed"
 

@@ -115,7 +115,7 @@ class App:
         """Step logs (``executions logs``)."""
         from flowledger.app.steplogs import StepLogs
 
-        return StepLogs(self.engine, self.changes)
+        return StepLogs(self.engine, self.changes, self.limits)
 
     @cached_property
     def retention(self) -> Retention:
@@ -166,7 +166,7 @@ class App:
     def subscriptions(self) -> Subscriptions:
         from flowledger.app.subscriptions import Subscriptions
 
-        return Subscriptions(self.engine, self._cursors)
+        return Subscriptions(self.engine, self._cursors, self.limits)
 
     @cached_property
     def tokens(self) -> Tokens:

@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -36,7 +36,7 @@ from flowledger.app.models import (
     SubmitInput,
 )
 from flowledger.app.paging import Position, keyset_page
-from flowledger.app.results import Page
+from flowledger.app.results import EventPage, Page
 from flowledger.app.slots import Slots
 from flowledger.codec import loads
 from flowledger.config import Limits
@@ -266,10 +266,27 @@ class Executions:
             raise NotFoundError(f"execution {execution_id} does not exist")
         return row
 
-    async def events(self, request: ListEvents) -> builtins.list[EventDocument]:
-        """The event history after ``after_seq``, oldest first."""
-        found = await self._engine.events(request.id, request.after_seq, request.limit)
-        return cast(builtins.list[EventDocument], found)
+    async def events(self, request: ListEvents) -> EventPage:
+        """One page of the event history after ``after_seq``, oldest first (a default
+        page when no ``limit`` is given: a loop of many iterations has tens of thousands
+        of events)."""
+        limit = page_size(request, self._limits.max_page)
+        found = await self._engine.events(request.id, request.after_seq, limit + 1)
+        items = cast(builtins.list[EventDocument], found[:limit])
+        more = len(found) > limit and items
+        return {"items": items, "nextCursor": str(items[-1]["seq"]) if more else None}
+
+    async def history(self, request: ListEvents) -> AsyncIterator[builtins.list[EventDocument]]:
+        """Every event after ``after_seq``, oldest first, a page at a time: what a reader
+        of the whole history (``executions events``, a timeline, the seed's states)
+        walks through, never a first page taken for all."""
+        while True:
+            page = await self.events(request)
+            if page["items"]:
+                yield page["items"]
+            if page["nextCursor"] is None:
+                return
+            request = request.model_copy(update={"after_seq": int(page["nextCursor"])})
 
     async def pending_inputs(self, request: PendingInputs) -> builtins.list[PendingInput]:
         """Steps waiting for a person, in this execution and its children."""

@@ -264,12 +264,13 @@ class GetExecution(Request):
 
 
 class ListEvents(Request):
-    """The history after ``after_seq``; at most ``limit`` events (None: all of them;
-    page on with the last one's ``seq`` as ``after_seq``)."""
+    """One page of the history after ``after_seq``, oldest first: at most ``limit``
+    events (``FLOWLEDGER_MAX_PAGE`` at most); page on with the page's ``nextCursor`` (the
+    last one's ``seq``) as ``after_seq``. ``Executions.history`` reads every page."""
 
     id: str = Id
     after_seq: int = Field(default=0, ge=0)
-    limit: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
 
 
 class FollowEvents(Request):

@@ -10,6 +10,7 @@ from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict
 
 from flowledger.app.models import SeedStatus
+from flowledger.types import EventDocument
 
 T = TypeVar("T")
 
@@ -122,6 +123,15 @@ class StepLogLine(TypedDict):
 class StepLogPage(TypedDict):
     items: list[StepLogLine]
     #: The ``cursor`` of the next page; None when there is none for now.
+    nextCursor: str | None
+
+
+class EventPage(TypedDict):
+    """One page of an execution's event history, oldest first."""
+
+    items: list[EventDocument]
+    #: The last event's ``seq`` as text, to page on after it; None when no event is left
+    #: for now.
     nextCursor: str | None
 
 

@@ -120,7 +120,9 @@ class Seed:
 
     async def states(self, request: ListStates) -> list[WorkflowInstanceState]:
         doc = await self._executions.get(GetExecution(id=request.id))
-        events = await self._executions.events(ListEvents(id=request.id))
+        events = [
+            e async for page in self._executions.history(ListEvents(id=request.id)) for e in page
+        ]
         # Read from the stored document, not compiled: a history needs no step handlers
         # (an API node serves it without the workers' plugins).
         version = await self._engine.workflow_version(doc["workflowTemplateVersionId"])

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from flowledger.app.changes import RECHECK, ChangeHub
+from flowledger.app.limits import page_size
 from flowledger.app.models import FollowStepLogs, ListStepLogs
 from flowledger.app.results import StepLogLine, StepLogPage
 from flowledger.codec import loads
+from flowledger.config import Limits
 from flowledger.errors import CursorError, NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
@@ -20,9 +22,10 @@ from flowledger.timeutil import iso
 class StepLogs:
     """The step-log operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine, hub: ChangeHub) -> None:
+    def __init__(self, engine: Engine, hub: ChangeHub, limits: Limits | None = None) -> None:
         self._engine = engine
         self._hub = hub
+        self._limits = limits or Limits()
 
     async def list(self, request: ListStepLogs) -> StepLogPage:
         """One page of the execution's lines after ``after`` (a line ``id``) or after the
@@ -34,12 +37,13 @@ class StepLogs:
             if not request.cursor.isdigit():
                 raise CursorError("cursor is not a nextCursor of this listing", ("cursor",))
             after = int(request.cursor)
+        limit = page_size(request, self._limits.max_page)
         await self._row(request.id)
         rows = await self._engine.store.get_step_logs(
-            request.id, after_id=after, step_ids=request.steps, limit=request.limit + 1
+            request.id, after_id=after, step_ids=request.steps, limit=limit + 1
         )
-        more = len(rows) > request.limit
-        lines = [_line(row) for row in rows[: request.limit]]
+        more = len(rows) > limit
+        lines = [_line(row) for row in rows[:limit]]
         return {"items": lines, "nextCursor": str(lines[-1]["id"]) if more and lines else None}
 
     async def counts(self, execution_id: str) -> dict[str, int]:

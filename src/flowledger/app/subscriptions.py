@@ -33,9 +33,11 @@ from pydantic import Field, field_validator
 from typing_extensions import TypedDict
 
 from flowledger.app.cursors import CursorCodec
+from flowledger.app.limits import page_size
 from flowledger.app.models import MAX_PAGE, Request
 from flowledger.app.paging import Position, keyset_page
 from flowledger.app.results import Page
+from flowledger.config import Limits
 from flowledger.errors import InvalidInputError, NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.timeutil import iso
@@ -135,9 +137,15 @@ class DeliveryDocument(TypedDict):
 class Subscriptions:
     """The subscription operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine, codec: Callable[[], Awaitable[CursorCodec]]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        codec: Callable[[], Awaitable[CursorCodec]],
+        limits: Limits | None = None,
+    ) -> None:
         self._engine = engine
         self._codec = codec
+        self._limits = limits or Limits()
 
     async def create(self, request: CreateSubscription) -> CreatedSubscription:
         self._check_egress(request.url)
@@ -167,7 +175,7 @@ class Subscriptions:
             "subscriptions",
             {},
             request.cursor,
-            request.limit,
+            page_size(request, self._limits.max_page),
             self._engine.store.list_subscriptions,
             _position,
         )
@@ -201,7 +209,7 @@ class Subscriptions:
             "deliveries",
             {"subscription": subscription},
             request.cursor,
-            request.limit,
+            page_size(request, self._limits.max_page),
             fetch,
             _position,
         )

@@ -143,8 +143,11 @@ def executions_show(
         full_id = await execution_id(application, execution)
         doc = dict(await application.executions.get(GetExecution(id=full_id)))
         # The timeline tells a retry's back-off from time the execution stood failed.
-        events = await application.executions.events(ListEvents(id=full_id)) if timeline else []
-        return doc, await application.step_logs.counts(full_id), list(events)
+        events: list[Any] = []
+        if timeline:
+            async for page in application.executions.history(ListEvents(id=full_id)):
+                events.extend(page)
+        return doc, await application.step_logs.counts(full_id), events
 
     doc, log_counts, events = existing(db, go)
     if as_json:
@@ -190,10 +193,11 @@ def executions_events(
     async def go(application: App) -> None:
         full_id = await execution_id(application, execution)
         if not follow:
-            for event in await application.executions.events(
+            async for page in application.executions.history(
                 ListEvents(id=full_id, after_seq=after)
             ):
-                emit(dict(event))
+                for event in page:
+                    emit(dict(event))
             return
         stream = await application.streams.follow(FollowEvents(id=full_id, after_seq=after))
         async for item in stream:

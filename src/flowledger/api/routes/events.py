@@ -1,13 +1,16 @@
 """Event histories, as a JSON list or live as Server-Sent Events (SPEC §6; viewer).
 
-``GET /executions/{id}/events``: the history after ``?after=seq`` as a JSON list (at most
-``?limit=`` events: page on with the last one's ``seq`` as ``after``); with
-``Accept: text/event-stream`` the same, then live: ``id:`` is the ``seq``, ``event:``
-the kind, ``data:`` the event document. Reconnecting with ``Last-Event-ID`` (it wins
-over ``after``) resumes exactly after that event; the stream ends when the execution
-is terminal and all its events were sent. A stream asked of an execution that already
-ended and has nothing after ``Last-Event-ID`` is answered 204, which tells an
-EventSource to stop reconnecting.
+``GET /executions/{id}/events``: the history after ``?after=seq`` as a JSON list, one page
+of at most ``?limit=`` events (1000 unless given; FLOWLEDGER_MAX_PAGE caps it); when more
+follow, the ``Link`` header's ``rel="next"`` is the next page (``after`` = the last one's
+``seq``). Decision: the body stays the plain list of SPEC §4's event documents, not
+``{items, nextCursor}``, so a client reading a short history reads it as before.
+With ``Accept: text/event-stream`` the same history, unpaged, then live: ``id:`` is the
+``seq``, ``event:`` the kind, ``data:`` the event document. Reconnecting with
+``Last-Event-ID`` (it wins over ``after``) resumes exactly after that event; the stream
+ends when the execution is terminal and all its events were sent. A stream asked of an
+execution that already ended and has nothing after ``Last-Event-ID`` is answered 204,
+which tells an EventSource to stop reconnecting.
 
 ``GET /events?workflow=NAME``: a live tail of every execution's events (or one
 workflow's), each document with its ``executionId``; ``id:`` is ``<executionId>/<seq>``.
@@ -22,11 +25,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from flowledger.api.deps import API_PREFIX, AppDep, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
-from flowledger.api.render import render
+from flowledger.api.render import given, render
 from flowledger.api.sse import many_executions, one_execution, sse_response, wants_stream
 from flowledger.app import EventDocument, FollowAllEvents, FollowEvents, ListEvents
 from flowledger.app.sse import MEDIA_TYPE
@@ -49,16 +52,26 @@ async def execution_events(
     id: str,
     app: AppDep,
     caller: Viewer,
+    http: Request,
     after: Annotated[int, Query(ge=0, description="only events with a greater seq")] = 0,
     limit: Annotated[
-        int | None, Query(ge=1, description="at most this many (the JSON list; page on with after)")
+        int | None,
+        Query(
+            description="events per page of the JSON list: 1 to 1000 (FLOWLEDGER_MAX_PAGE); "
+            "1000 otherwise. The Link header's rel=next is the next page."
+        ),
     ] = None,
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     if not wants_stream(accept):
-        listing = ListEvents(id=id, after_seq=after, limit=limit)
-        return render(await app.executions.events(listing))
+        listing = ListEvents(id=id, after_seq=after, **given(limit=limit))
+        found = await app.executions.events(listing)
+        answer = render(found["items"])
+        if found["nextCursor"] is not None:
+            more = http.url.include_query_params(after=found["nextCursor"])
+            answer.headers["Link"] = f'<{more.path}?{more.query}>; rel="next"'
+        return answer
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
             raise InvalidInputError(

@@ -20,7 +20,7 @@ from pydantic import Field
 from flowledger.api.bodies import Body
 from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
-from flowledger.api.render import render
+from flowledger.api.render import given, render
 from flowledger.app.models import (
     BackfillWorkflow,
     DeleteWorkflow,
@@ -48,10 +48,15 @@ async def execution_logs(
     caller: Viewer,
     after: Annotated[int, Query(ge=0, description="only lines with a greater id")] = 0,
     step: Annotated[list[str] | None, Query(description="only these steps' lines")] = None,
-    limit: Annotated[int, Query(ge=1, description="lines per page")] = 1000,
+    limit: Annotated[
+        int | None,
+        Query(description="lines per page: 1 to 1000 (FLOWLEDGER_MAX_PAGE); 1000 otherwise"),
+    ] = None,
     cursor: Annotated[str | None, Query(description="a page's nextCursor")] = None,
 ) -> Response:
-    request = ListStepLogs(id=id, after=after, steps=step or [], limit=limit, cursor=cursor)
+    request = ListStepLogs(
+        id=id, after=after, steps=step or [], cursor=cursor, **given(limit=limit)
+    )
     return render(await app.step_logs.list(request))
 
 
