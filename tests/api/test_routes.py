@@ -6,6 +6,7 @@ import hashlib
 import json
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.api.conftest import Service
 from tests.api.helpers import (
@@ -209,6 +210,43 @@ def test_retry_a_failed_execution(service: Service) -> None:
         assert answer.json()["id"] == doc["id"]
         assert answer.json()["runtimeStatus"] in ("InProgress", "Failed")
         assert settled(http, doc["id"])["runtimeStatus"] == "Failed"
+
+
+def _at_once(service: Service, requests: list[tuple[str, dict[str, object]]]) -> list[int]:
+    """POST each ``(url, json)`` together, each on a connection of its own; the statuses."""
+
+    def post(request: tuple[str, dict[str, object]]) -> int:
+        with service.client("operator") as http:
+            answer = http.post(request[0], json=request[1])
+            assert answer.status_code < 500, answer.text
+            return answer.status_code
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(post, requests))
+
+
+def test_parallel_retries_one_wins_the_others_are_409(service: Service) -> None:
+    """Retries took the lease as this process, so a second one took it from under the
+    first, whose write failed as storage_unavailable (503): now the one holding it wins, the
+    others are 409. Cancels and inputs at once were already 200 or 409."""
+    with service.client("admin") as admin, service.client("operator") as http:
+        failing, waiting = push(admin, FAILING), push(admin, APPROVAL)
+        for _ in range(4):
+            execution_id = settled(http, start(http, failing)["id"])["id"]
+            url = f"/api/v1/executions/{execution_id}/retry"
+            statuses = _at_once(service, [(url, {})] * 4)
+            assert set(statuses) <= {200, 409} and 200 in statuses
+            assert settled(http, execution_id)["runtimeStatus"] == "Failed"
+            # Each 200 re-opened it once (one that came after another had failed it again
+            # may win too, on a slow machine).
+            events = http.get(f"/api/v1/executions/{execution_id}/events").json()
+            assert [e["kind"] for e in events].count("execution.retried") == statuses.count(200)
+        for _ in range(2):
+            execution_id = settled(http, start(http, waiting)["id"])["id"]
+            cancel = (f"/api/v1/executions/{execution_id}/cancel", {})
+            give = (f"/api/v1/executions/{execution_id}/steps/approve/input", {"data": {"approved": True}})  # fmt: skip
+            assert set(_at_once(service, [cancel, give] * 2)) <= {200, 409}
+            assert terminal(http, execution_id)["runtimeStatus"] in ("Cancelled", "Completed")
 
 
 def test_artifacts_list_and_download(service: Service) -> None:

@@ -20,6 +20,7 @@ from flowledger.definition.graph import ancestors
 from flowledger.errors import (
     ConflictError,
     InputError,
+    LeaseLostError,
     NotFoundError,
     did_you_mean,
 )
@@ -27,6 +28,7 @@ from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
 from flowledger.runtime.drivers import RESUMED_ON_RETRY
+from flowledger.runtime.orphans import process_owner
 from flowledger.runtime.ports import Control
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.schema_check import check_against_schema, validator_for
@@ -195,12 +197,13 @@ async def retry(engine: Control, execution_id: str, by: str) -> Retried:
     row = await _execution(engine, execution_id)
     _check_retryable(execution_id, row)
     workflow = await engine.workflow_for_version(row["workflow_version_id"])
-    epoch = await engine.store.acquire_lease(execution_id, engine.owner, engine.lease)
+    # The retry takes the lease as an owner of its own, not as this process: a take by
+    # the same owner always succeeds, so a second retry here (two requests at once) took
+    # it from under the first, whose write then failed as a lost lease (503) where the
+    # other retry had simply won.
+    epoch = await engine.store.acquire_lease(execution_id, process_owner(), engine.lease)
     if epoch is None:  # another retry, or a runner, has it right now
-        raise ConflictError(
-            f"execution {execution_id} is being changed by another process right now "
-            "(retried or run); look at it again"
-        )
+        raise _being_changed(execution_id)
     try:
         # Read again under the lease: a retry that won the race has re-opened it.
         _check_retryable(execution_id, await _execution(engine, execution_id))
@@ -226,11 +229,21 @@ async def retry(engine: Control, execution_id: str, by: str) -> Retried:
             insert_steps=[*again],
             events=events,
         )
-        await engine.store.commit(batch)
+        try:
+            await engine.store.commit(batch)
+        except LeaseLostError:  # taken meanwhile (the lease lapsed): nothing was written
+            raise _being_changed(execution_id) from None
     finally:
         await engine.store.release_lease(execution_id, epoch)
     await engine.store.notify_work()
     return Retried(sorted({r["step_id"] for r in again}), retried, workflow.name)
+
+
+def _being_changed(execution_id: str) -> ConflictError:
+    return ConflictError(
+        f"execution {execution_id} is being retried or run by someone else right now; "
+        "look at it again"
+    )
 
 
 def _check_retryable(execution_id: str, row: Row) -> None:
