@@ -265,6 +265,11 @@ class MalformedBodyError(InvalidInputError):
     (HTTP 400: the request is malformed; 422 is for JSON whose values are refused)."""
 
 
+class RepeatedHeaderError(InvalidInputError):
+    """A request header that counts once (``Idempotency-Key``, ``webhook-id``) sent more
+    than once (HTTP 400: which one counts is left open, so neither is taken)."""
+
+
 class TooLargeError(InvalidInputError):
     """A body, definition or input over its configured size limit (HTTP 413); ``limit``
     is that limit in bytes, and the message names it."""

@@ -94,6 +94,10 @@ def test_hook_errors_start_nothing(hooked: Service) -> None:
         found = error(http.post(f"/hooks/{name}/in", content=body, headers=stale), 401)
         assert "5 minutes" in found["message"]
         error(http.post(f"/hooks/{name}/in", content=body), 401)  # not signed at all
+        # A webhook-id twice (the signed one and another): refused, not one of them taken.
+        twice = [*sign(body, "msg_one").items(), ("webhook-id", "msg_two")]
+        found = error(http.post(f"/hooks/{name}/in", content=body, headers=twice), 400)
+        assert found["message"] == "headers.webhook-id: sent 2 times; send the header once"
         error(http.post("/hooks/no/such/path", content=body), 404)
         big = b'{"who": "' + b"x" * 5000 + b'"}'
         found = error(http.post(f"/hooks/{name}/in", content=big, headers=sign(big, "m")), 413)

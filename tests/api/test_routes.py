@@ -120,6 +120,14 @@ def test_a_start_with_an_idempotency_key_starts_once(service: Service) -> None:
         assert len(listed) == 2
         long_key = {"Idempotency-Key": "k" * 161}
         error(http.post(url, json={"input": {"who": "Ada"}}, headers=long_key), 422)
+        # Two keys: the first was taken silently; now neither, and nothing starts.
+        two = [("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")]
+        found = error(http.post(url, json={"input": {"who": "Ada"}}, headers=two), 400)
+        assert found["code"] == "repeated_header"
+        assert found["message"] == "headers.Idempotency-Key: sent 2 times; send the header once"
+        assert found["details"]["field_path"] == ["headers", "Idempotency-Key"]
+        listed = http.get("/api/v1/executions", params={"workflow": name}).json()["items"]
+        assert len(listed) == 2
 
 
 def test_start_refuses_bad_input_names_and_files(service: Service) -> None:

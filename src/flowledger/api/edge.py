@@ -4,6 +4,8 @@ per-request objects beyond two closures):
 - **limits** on what comes in, before any route sees it: a URL holding a NUL character
   (``%00``) is refused (422: no name, id or filter holds one, and PostgreSQL text cannot
   even be asked for one); all the headers together (413 past :data:`MAX_HEADER_BYTES`);
+  a header that counts once sent twice (400: ``Idempotency-Key``, ``webhook-id``,
+  app.limits.SINGLE_HEADERS);
   the body's size (413 naming the limit, refused from ``Content-Length`` before reading
   when it can be) and, for JSON, its nesting depth (422). The body is read once, checked
   and replayed to the route; later ``receive`` calls (a client disconnecting from a
@@ -30,7 +32,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowledger.api.errors import classify, error_response
 from flowledger.app.inputs import duplicate_key_error
-from flowledger.app.limits import check_json_depth, hook_body_too_large, too_large
+from flowledger.app.limits import (
+    SINGLE_HEADERS,
+    check_json_depth,
+    hook_body_too_large,
+    repeated_header_error,
+    too_large,
+)
 from flowledger.app.metrics import ServiceMetrics
 from flowledger.config import Limits
 from flowledger.errors import FlowledgerError, InputError, TooLargeError
@@ -90,6 +98,7 @@ class Edge:
         chunked = False
         content_type = b""
         header_bytes = 0
+        single: list[bytes] = []
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value)
             if name == b"content-length":
@@ -98,6 +107,8 @@ class Edge:
                 chunked = True
             elif name == b"content-type":
                 content_type = value
+            elif name in SINGLE_HEADERS:
+                single.append(name)
         if header_bytes > MAX_HEADER_BYTES:
             # The server parses headers unbounded, and a webhook stores them: 6 MB of them
             # passed with a 7-byte body.
@@ -107,6 +118,10 @@ class Edge:
                 limit=MAX_HEADER_BYTES,
             )  # fmt: skip
             await _refuse(scope, receive, sending, over)
+            return
+        repeated = repeated_header_error(single) if len(single) > 1 else None
+        if repeated is not None:
+            await _refuse(scope, receive, sending, repeated)
             return
         if declared is None and not chunked:  # no body (RFC 9112 §6.3)
             await self.app(scope, receive, sending)

@@ -6,6 +6,7 @@ error                      status  code                  details
 =========================  ======  ====================  ==================================
 CursorError                400     invalid_cursor        ``field_path``
 MalformedBodyError         400     invalid_json          ``field_path``, ``problems``
+RepeatedHeaderError        400     repeated_header       ``field_path``, ``problems``
 body not JSON (FastAPI)    400     invalid_json          ``field_path``, ``problems``
 AuthenticationError        401     unauthenticated       null
 ForbiddenError             403     forbidden             null

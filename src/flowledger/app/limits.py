@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from flowledger.config import LIMIT_ENVS
-from flowledger.errors import InvalidInputError, TooLargeError
+from flowledger.errors import InvalidInputError, RepeatedHeaderError, TooLargeError
 from flowledger.types import PathSegment
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
@@ -66,6 +66,31 @@ def check_json_depth(body: bytes, limit: int) -> None:
             f"the JSON nests deeper than the limit of {limit} levels "
             f"({LIMIT_ENVS['max_json_depth']})"
         )
+
+
+#: Request headers that decide what a request does, each to be sent once: with two, one
+#: reader takes the first and another the last (a start keyed by one, a replay check by
+#: the other), so the request is refused instead. Lower-case names, as HTTP servers give
+#: them, to how people write them.
+SINGLE_HEADERS = {
+    b"idempotency-key": "Idempotency-Key",
+    b"webhook-id": "webhook-id",
+    b"webhook-timestamp": "webhook-timestamp",
+}
+
+
+def repeated_header_error(names: list[bytes]) -> RepeatedHeaderError | None:
+    """The refusal of a request that sent one of :data:`SINGLE_HEADERS` more than once
+    (``names``: those of its header names that are in it), or None."""
+    for name in names:
+        count = names.count(name)
+        if count > 1:
+            header = SINGLE_HEADERS[name]
+            # Said after its path: "headers.Idempotency-Key: sent 2 times; …".
+            return RepeatedHeaderError(
+                f"sent {count} times; send the header once", ("headers", header)
+            )
+    return None
 
 
 def check_text_size(text: str, limit: int, what: str, setting: str) -> None:

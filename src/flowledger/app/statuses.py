@@ -19,6 +19,7 @@ from flowledger.errors import (
     InvalidInputError,
     MalformedBodyError,
     NotFoundError,
+    RepeatedHeaderError,
     StorageError,
     TooLargeError,
     TooManyError,
@@ -29,6 +30,7 @@ from flowledger.errors import (
 STATUSES: tuple[tuple[type[FlowledgerError], int, str], ...] = (
     (CursorError, 400, "invalid_cursor"),
     (MalformedBodyError, 400, "invalid_json"),
+    (RepeatedHeaderError, 400, "repeated_header"),
     (TooLargeError, 413, "payload_too_large"),
     (AuthenticationError, 401, "unauthenticated"),
     (ForbiddenError, 403, "forbidden"),
