@@ -147,11 +147,35 @@ def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
         assert cut["code"] == "invalid_json"
         assert cut["message"].startswith("the body is not valid JSON at character 11: ")
         assert cut["details"]["field_path"] == []
+        # NaN and Infinity are no JSON: malformed too, where they were a 422 naming no field.
+        for constant in ("NaN", "Infinity", "-Infinity"):
+            text = b'{"input": {"who": %s}}' % constant.encode()
+            found = error(http.post(url, content=text, headers=JSON), 400)
+            assert (found["code"], found["message"]) == (
+                "invalid_json",
+                f"the request body is not valid JSON: {constant} is not a JSON number",
+            )
         assert error(http.post(url, json={"input": 3}), 422)["details"]["field_path"] == ["input"]
         error(http.post(url, json={"input": {"who": "x"}, "version": 7}), 404)
         error(http.post(url, json={"bogus": 1}), 422)
         error(http.post("/api/v1/workflows/examples%2Fhello.yaml/executions", json={}), 404)
         error(http.post("/api/v1/workflows/hello.yaml/executions", json={}), 404)
+
+
+def test_a_null_body_starts_nothing_and_no_body_starts_without_input(service: Service) -> None:
+    """A JSON null as the body started an execution with no input, as if none was sent."""
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, FAILING)  # no input_schema: any input, or none, starts it
+        url = f"/api/v1/workflows/{name}/executions"
+        found = error(http.post(url, content=b"null", headers=JSON), 422)
+        assert (found["code"], found["message"]) == (
+            "invalid_input",
+            "the body must be a JSON object, not null",
+        )
+        assert http.get("/api/v1/executions", params={"workflow": name}).json()["items"] == []
+        started = http.post(url)
+        assert started.status_code == 201, started.text
+        assert started.json()["trigger"]["arguments"] == {}
 
 
 def test_list_filters_and_get(service: Service) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from flowledger.app.inputs import (
     check_json_value,
-    duplicate_key_error,
+    malformed_json_error,
     parse_json,
     read_json_file,
     read_schema_file,
@@ -53,15 +53,21 @@ def test_bad_json_is_one_line_naming_what(text: str, words: str) -> None:
 
 
 def test_a_body_with_a_key_twice_is_refused_and_other_text_left_to_its_parser() -> None:
-    refused = duplicate_key_error(b'{"input": {"n": 1}, "input": {"n": 2}}')
+    refused = malformed_json_error(b'{"input": {"n": 1}, "input": {"n": 2}}')
     assert refused is not None
     assert (
         str(refused)
         == 'the request body is not valid JSON: the key "input" appears twice in one object'
     )
-    assert duplicate_key_error(b'{"a": {"x": 1}, "b": {"x": 1}}') is None  # other objects
-    assert duplicate_key_error(b'{"a": 1,') is None  # not JSON: the route says why
-    assert duplicate_key_error(b'\xff{"a": 1}') is None
+    assert malformed_json_error(b'{"a": {"x": 1}, "b": {"x": 1}}') is None  # other objects
+    assert malformed_json_error(b'{"a": 1,') is None  # not JSON: the route says why
+    assert malformed_json_error(b'\xff{"a": 1}') is None
+    # Python's parser takes these as numbers; JSON has none of them.
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        refused = malformed_json_error(b'{"input": {"a": [1, %s]}}' % constant.encode())
+        assert str(refused) == (
+            f"the request body is not valid JSON: {constant} is not a JSON number"
+        )
 
 
 def test_a_large_input_is_refused_before_it_is_parsed(tmp_path: Path) -> None:

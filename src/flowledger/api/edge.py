@@ -31,7 +31,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowledger.api.errors import classify, error_response
-from flowledger.app.inputs import duplicate_key_error
+from flowledger.app.inputs import malformed_json_error
 from flowledger.app.limits import (
     SINGLE_HEADERS,
     check_json_depth,
@@ -167,9 +167,9 @@ class Edge:
                 await _refuse(scope, receive, send, exc)
                 return None
             # Declared JSON only: a YAML definition's body may start with "{" too.
-            duplicate = duplicate_key_error(data) if b"json" in kind.lower() else None
-            if duplicate is not None:
-                await _refuse(scope, receive, send, duplicate)
+            malformed = malformed_json_error(data) if b"json" in kind.lower() else None
+            if malformed is not None:
+                await _refuse(scope, receive, send, malformed)
                 return None
         replayed = False
 

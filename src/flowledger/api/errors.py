@@ -153,8 +153,12 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
             malformed = True
             continue
         if item.get("type") == "model_attributes_type" and where == "body" and not loc:
-            # A body not sent as JSON reaches the model as bytes.
-            message = "the body must be a JSON object, sent with Content-Type: application/json"
+            # A body not sent as JSON reaches the model as bytes; JSON null as None.
+            message = (
+                "the body must be a JSON object, not null"
+                if item.get("input") is None
+                else "the body must be a JSON object, sent with Content-Type: application/json"
+            )
             problems.append({**_path(()), "in": where, "message": message})
             continue
         problems.append({**_path(loc), "in": where, "message": str(item.get("msg", ""))})

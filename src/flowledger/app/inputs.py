@@ -97,13 +97,15 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def duplicate_key_error(data: bytes) -> MalformedBodyError | None:
-    """The refusal of JSON text with a key twice in one object, or None: also when the
-    text is not JSON at all (its parser then says what is wrong). For bodies that a
-    parser other than :func:`parse_json` reads (the HTTP face's models)."""
+def malformed_json_error(data: bytes) -> MalformedBodyError | None:
+    """The refusal of JSON text that Python's parser takes but JSON is not: a key twice
+    in one object, ``NaN``, ``Infinity`` or ``-Infinity``; or None, also when the text is
+    not JSON at all (its parser then says what is wrong). For bodies that a parser other
+    than :func:`parse_json` reads (the HTTP face's models, which took a NaN as a number
+    and then refused it as a value with no field named)."""
     try:
-        json.loads(data, object_pairs_hook=_unique_keys)
-    except _Duplicate as exc:
+        json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_constant)
+    except _Refused as exc:
         return MalformedBodyError(f"the request body is not valid JSON: {exc}")
     except ValueError:  # not JSON (JSONDecodeError), not UTF-8 (UnicodeDecodeError)
         return None

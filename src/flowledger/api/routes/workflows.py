@@ -110,7 +110,8 @@ async def start_execution(
     name: str,
     app: AppDep,
     caller: Operator,
-    body: Annotated[StartBody | None, Body()] = None,
+    # No body starts without input; a JSON null is refused (422) as any non-object is.
+    body: Annotated[StartBody, Body(default_factory=StartBody)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -120,7 +121,7 @@ async def start_execution(
     ] = None,
 ) -> Response:
     # api.hot answers the plainest of these before routing, with the same two calls.
-    request = (body or StartBody()).request(name, caller.created_by, idempotency_key)
+    request = body.request(name, caller.created_by, idempotency_key)
     return render(await app.executions.start(request), 201)
 
 
