@@ -371,6 +371,15 @@ def _flag(text: str | None, source: str) -> bool:
     raise ConfigError(f"{source} must be 1 or 0, not {text!r}")
 
 
+def lone_log_format(env: Mapping[str, str]) -> str:
+    """``FLOWLEDGER_LOG_FORMAT`` read on its own (``text`` unless it names a format): the
+    format to report a bad setting in, when that setting kept the others from being read."""
+    try:
+        return _choice(env.get(LOG_FORMAT_ENV) or "text", LOG_FORMATS, LOG_FORMAT_ENV)
+    except ConfigError:
+        return "text"
+
+
 def _choice(value: str, choices: tuple[str, ...], source: str) -> str:
     for choice in choices:
         if value.strip().lower() == choice.lower():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -112,3 +113,36 @@ def test_json_logs_cover_uvicorn_s_own_lines(tmp_path: Path) -> None:
     assert any('"GET /healthz HTTP/1.1" 200' in message for message in access), access
     assert all(line["level"] == "INFO" for line in lines if line["logger"] == "uvicorn.access")
     assert any("flowledger tokens create" in line["message"] for line in lines)
+
+
+def test_log_format_json_on_the_command_line_and_serving_only_once_listening(
+    tmp_path: Path,
+) -> None:
+    """serve had no --log-format (worker had), and it logged "serving on …" before a
+    port in use failed it: now the line comes once the socket is bound, with the port
+    it is bound to, and a busy port is said in JSON lines, exit 1, no traceback."""
+    db_url = f"sqlite:///{tmp_path / 'j.db'}"
+    with launch(db_url, tmp_path, "--log-format", "json", "--no-workers") as running:
+        pass
+    lines = [json.loads(line) for line in running.output().splitlines() if line.strip()]
+    port = running.base_url.rsplit(":", 1)[1]
+    serving = [line["message"] for line in lines if line["message"].startswith("serving on")]
+    assert serving == [f"serving on http://127.0.0.1:{port} (API only)"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        done = subprocess.run(
+            [FLOWLEDGER, "serve", "--port", str(busy), "--log-format", "json"],
+            capture_output=True, text=True, cwd=REPO, env=service_env(db_url, tmp_path),
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line JSON
+    assert not any(line["message"].startswith("serving on") for line in lines), lines
+    assert "address already in use" in " ".join(line["message"] for line in lines)
+    assert (lines[-1]["action"], lines[-1]["message"]) == (
+        "exit",
+        f"could not listen on 127.0.0.1:{busy}",
+    )
+    assert "Traceback" not in done.stderr

@@ -243,6 +243,28 @@ def test_a_worker_that_cannot_start_says_why_in_a_json_line(tmp_path: Path) -> N
     assert "does not exist" in lines[-1]["message"]
 
 
+def test_what_a_command_refuses_first_is_a_json_line_when_json_is_asked(cli: Cli) -> None:
+    """A bad option value or a bad FLOWLEDGER_* value was refused before JSON logging
+    started: a plain `error:` line, however JSON was asked (--log-format, or the
+    environment)."""
+    cases = [
+        (("worker", "--concurrency", "0", "--log-format", "json"), {}, "--concurrency must"),
+        (("serve", "--port", "70000", "--log-format=json"), {}, "--port must"),
+        (("worker",), {"FLOWLEDGER_LOG_FORMAT": "json", "FLOWLEDGER_LEASE": "x"}, "FLOWLEDGER_LEASE"),
+        (("worker", "--log-format", "json"), {"FLOWLEDGER_MAX_PAGE": "lots"}, "FLOWLEDGER_MAX_PAGE"),
+        (("executions", "list"), {"FLOWLEDGER_LOG_FORMAT": "json", "FLOWLEDGER_MAX_PAGE": "0"}, "FLOWLEDGER_MAX_PAGE"),
+    ]  # fmt: skip
+    for args, env, words in cases:
+        done = cli(*args, **env)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line JSON
+        assert (lines[-1]["level"], lines[-1]["action"]) == ("ERROR", "exit"), args
+        assert lines[-1]["message"].startswith(words), lines
+    # Text stays text, and --log-format text wins over the environment's json.
+    done = cli("worker", "--concurrency", "0", "--log-format", "text", FLOWLEDGER_LOG_FORMAT="json")
+    assert done.stderr.startswith("error: --concurrency must be between 1 and 1000")
+
+
 def _worker_lines(worker: subprocess.Popen[str], execution_id: str) -> list[dict[str, Any]]:
     """The worker's JSON log lines about the execution, read until its end line."""
     assert worker.stderr is not None

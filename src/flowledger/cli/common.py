@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.text import Text
@@ -17,7 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger import __version__
 from flowledger.cli.terminal import SafeConsole
-from flowledger.config import SQLITE_BUSY_TIMEOUT_MS, ConfigError, Settings, parse_lease
+from flowledger.config import (
+    LOG_FORMATS,
+    SQLITE_BUSY_TIMEOUT_MS,
+    ConfigError,
+    Settings,
+    lone_log_format,
+    parse_lease,
+)
 from flowledger.errors import (
     DatabaseUrlError,
     DefinitionError,
@@ -83,16 +92,56 @@ def main_options(
     if version:
         out.print(f"flowledger {__version__}")
         raise typer.Exit(EXIT_OK)
+    # Logs go to stderr; stdout stays the command's output (--json stays parseable). Set
+    # up before anything can fail, so even a bad setting is told in the format asked.
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
+        configure_logging(_asked_log_format(lone_log_format(os.environ)), logging.WARNING)
         fail(str(exc), EXIT_INVALID)
-    # Logs go to stderr; stdout stays the command's output (--json stays parseable).
-    configure_logging("json" if settings.log_format == "json" else "text", log_level(settings))
+    configure_logging(_asked_log_format(settings.log_format), log_level(settings))
+
+
+def _asked_log_format(from_env: str) -> Literal["text", "json"]:
+    """``--log-format`` of the command line (serve, worker) when it names a format, else
+    the environment's: read here, before the command parses its options, so that what
+    it refuses first (``--concurrency 0``) is told in the format asked too."""
+    args = sys.argv[1:]
+    asked = from_env
+    for index, arg in enumerate(args):
+        if arg == "--log-format" and index + 1 < len(args):
+            asked = args[index + 1]
+        elif arg.startswith("--log-format="):
+            asked = arg.partition("=")[2]
+    return (
+        "json" if asked == "json" or (asked not in LOG_FORMATS and from_env == "json") else "text"
+    )
 
 
 def log_level(settings: Settings, default: str = "WARNING") -> str:
     return settings.log_level or default
+
+
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        metavar="text|json",
+        help="text or json: one JSON object per log line (default $FLOWLEDGER_LOG_FORMAT or text).",
+    ),
+]
+
+
+def service_logging(log_format: str | None, settings: Settings) -> str:
+    """The logs of a long-running command (serve, worker): ``--log-format`` checked (the
+    main callback already follows one it knows), INFO unless ``$FLOWLEDGER_LOG_LEVEL``
+    says otherwise, without alembic's line per migration. Returns the level."""
+    if log_format is not None and log_format not in LOG_FORMATS:
+        fail(f"--log-format must be text or json, not {log_format!r}", EXIT_INVALID)
+    level = log_level(settings, "INFO")
+    logging.getLogger().setLevel(level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return level
 
 
 DbOption = Annotated[

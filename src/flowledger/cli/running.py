@@ -24,6 +24,7 @@ from flowledger.cli.common import (
     EXIT_INVALID,
     DbOption,
     JsonOption,
+    LogFormatOption,
     PluginOption,
     app,
     build,
@@ -33,9 +34,9 @@ from flowledger.cli.common import (
     existing,
     fail,
     lease_length,
-    log_level,
     make_app,
     out,
+    service_logging,
     shown_url,
     traced,
     with_app,
@@ -44,7 +45,7 @@ from flowledger.cli.common import (
 from flowledger.cli.progress import LiveProgress, PlainProgress, step_rows
 from flowledger.config import Settings
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.logs import configure_logging, log_extra
+from flowledger.logs import log_extra
 from flowledger.runtime.engine import default_db_url
 
 #: createdBy of executions that `flowledger run` starts (and finishes again after a crash).
@@ -203,29 +204,16 @@ def worker(
         str, typer.Option("--metrics-host", help="Address the metrics port listens on.")
     ] = "127.0.0.1",
     plugin: PluginOption = None,
-    log_format: Annotated[
-        str | None,
-        typer.Option(
-            "--log-format",
-            metavar="text|json",
-            help="text or json: one JSON object per log line (default $FLOWLEDGER_LOG_FORMAT "
-            "or text).",
-        ),
-    ] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run queued, due and orphaned executions until stopped (SIGTERM drains).
 
     Logs one line per execution it runs and lets go (id, workflow, status, duration).
     FLOWLEDGER_OTEL=1 writes OpenTelemetry spans of what it runs, as serve does."""
+    settings = Settings.from_env()
+    service_logging(log_format, settings)
     lease_span = lease_length(lease)
     within(concurrency, 1, 1000, "--concurrency")
-    settings = Settings.from_env()
-    if log_format is not None:
-        if log_format not in ("text", "json"):
-            fail(f"--log-format must be text or json, not {log_format!r}", EXIT_INVALID)
-        configure_logging("json" if log_format == "json" else "text", log_level(settings, "INFO"))
-    logging.getLogger().setLevel(log_level(settings, "INFO"))
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration INFO is noise here
 
     async def go() -> None:
         from contextlib import AsyncExitStack

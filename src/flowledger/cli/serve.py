@@ -25,11 +25,13 @@ from flowledger.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
     DbOption,
+    LogFormatOption,
     PluginOption,
     app,
     call,
     fail,
     lease_length,
+    service_logging,
     within,
 )
 from flowledger.config import Settings
@@ -66,8 +68,11 @@ def serve(
         int, typer.Option("--concurrency", help="Executions run at once (1 to 1000).")
     ] = 8,
     plugin: PluginOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the HTTP API and the web UI and, unless --no-workers, run the workers too."""
+    settings = Settings.from_env()
+    level = service_logging(log_format, settings)
     within(port, 0, 65535, "--port")
     within(concurrency, 1, 1000, "--concurrency")
     from flowledger.api import ApiSettings, create_api
@@ -76,10 +81,6 @@ def serve(
     from flowledger.heap import freeze_heap
     from flowledger.web import mount_web
 
-    settings = Settings.from_env()
-    level = settings.log_level or "INFO"
-    logging.getLogger().setLevel(level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     lease = lease_length(None)
 
     async def go() -> None:
@@ -95,20 +96,31 @@ def serve(
             except TracingUnavailable as exc:
                 fail(str(exc), EXIT_INVALID)
             mount_web(api)  # the web UI at / (a peer of the API; this command composes them)
+            worker = None
+            if not no_workers:
+                worker = Worker(application.engine, WorkerOptions(concurrency, lease))
+                application.on_work(worker.wake)
+
+            def listening(bound: int) -> None:
+                log.info(
+                    "serving on http://%s:%d (%s)",
+                    host,
+                    bound,
+                    "API only" if worker is None else f"with a worker, concurrency {concurrency}",
+                    extra=log_extra("serve"),
+                )
+
             server = make_server(
                 api,
                 host,
                 port,
                 level=level,  # access lines are INFO: shown at serve's default level
+                on_listening=listening,
                 timeout_graceful_shutdown=GRACE,
                 # The C parser (a declared dependency, so never h11 by accident): h11 was a
                 # quarter of a start's server time; 17-20% more starts/s (api_bench, wrk).
                 http="httptools",
             )
-            worker = None
-            if not no_workers:
-                worker = Worker(application.engine, WorkerOptions(concurrency, lease))
-                application.on_work(worker.wake)
 
             def stop() -> None:
                 server.should_exit = True
@@ -119,13 +131,6 @@ def serve(
                 watchdog.handle_stops(stop)
                 freeze_heap()  # full collections walked the whole start-up heap: 80-240 ms stalls
                 working = asyncio.create_task(worker.run()) if worker is not None else None
-                log.info(
-                    "serving on http://%s:%d (%s)",
-                    host,
-                    port,
-                    "API only" if worker is None else f"with a worker, concurrency {concurrency}",
-                    extra=log_extra("serve"),
-                )
                 try:
                     await server.serve()
                 except SystemExit:  # uvicorn exits when it cannot bind
