@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+#: Delta-seconds; more than nine digits is read as the longest wait (callers cap it).
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+_LONGEST_RETRY_AFTER = 10**9 - 1
 
 
 def utcnow() -> datetime:
@@ -36,3 +43,29 @@ class Clock:
 
     def synchronize(self, database_now: datetime) -> None:
         self.offset = database_now - datetime.now(UTC)
+
+
+def retry_after(headers: Mapping[str, str]) -> timedelta | None:
+    """The wait an HTTP answer's ``Retry-After`` header asks for (RFC 9110 §10.2.3):
+    delta-seconds, or an HTTP-date, read against the answer's own ``Date`` when it has
+    one (so a server whose clock is off still means the wait it says); None when absent
+    or unreadable. ``headers`` with lower-case names, or httpx's (any case). What a
+    caller waits is capped by the caller (``sys.http_request``'s retry policy, the
+    webhook deliveries' schedule)."""
+    value = headers.get("retry-after", "").strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = int(value) if len(value) <= 9 else _LONGEST_RETRY_AFTER
+        return timedelta(seconds=seconds)
+    when = _http_date(value)
+    if when is None:
+        return None
+    now = _http_date(headers.get("date", "")) or datetime.now(UTC)
+    return max(when - now, timedelta(0))
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # "-0000": UTC

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from flowledger import Engine
-from flowledger.steps.http_request import retry_after
+from flowledger.timeutil import retry_after
 from tests.runtime.support import latest, wait_until, yaml
 from tests.steps.http_server import serve
 

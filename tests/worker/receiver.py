@@ -1,7 +1,8 @@
 """A real webhook receiver for tests: a threaded ``http.server`` on 127.0.0.1.
 
-It records every request (headers and body) and answers 503 while ``down`` is set,
-200 otherwise; while ``answering`` is clear it holds each answer until it is set (a
+It records every request (headers and body) and answers ``down_status`` (503) while
+``down`` is set, with a ``Retry-After: retry_after`` header when that is set, and 200
+otherwise; while ``answering`` is clear it holds each answer until it is set (a
 receiver that takes its time); ``accepted`` maps each ``webhook-id`` it answered 200 to how many
 times it did (a receiver that dedupes by ``webhook-id`` sees each once).
 """
@@ -27,6 +28,8 @@ class Received:
 class Receiver:
     url: str = ""
     down: bool = False
+    down_status: int = 503
+    retry_after: str | None = None
     #: Set: answer at once. Clear: hold each answer until it is set again (at most 10 s).
     answering: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
@@ -59,12 +62,14 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            status = 503 if state.down else 200
+            status = state.down_status if state.down else 200
             with state.lock:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 state.requests.append(Received(headers, body, status))
             state.answering.wait(10)
             self.send_response(status)
+            if status != 200 and state.retry_after is not None:
+                self.send_header("retry-after", state.retry_after)
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -8,7 +8,8 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import timedelta
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 
 import pytest
 from standardwebhooks import Webhook
@@ -80,6 +81,24 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> 
 async def run(app: App, text: str) -> str:
     doc = await app.engine.run(app.engine.load_text(text, "wf.yaml"), {})
     return str(doc["id"])
+
+
+@asynccontextmanager
+async def refused_once(
+    db_url: str, hook: Receiver, schedule: DeliverySchedule
+) -> AsyncIterator[tuple[App, str]]:
+    """An application on ``schedule`` whose one subscription (to ``hook``, now down) has
+    a delivery to make: the application and the subscription's id."""
+    async with (
+        Engine(db_url, settings=settings(db_url, schedule)) as engine,
+        App(engine=engine) as app,
+    ):
+        sub = await app.subscriptions.create(
+            CreateSubscription(url=hook.url, events=["execution.completed"])
+        )
+        hook.down = True
+        await run(app, OK)
+        yield app, sub["id"]
 
 
 async def test_a_receiver_down_for_a_while_gets_every_event_once(
@@ -275,25 +294,17 @@ async def test_a_delivery_failing_for_its_whole_window_is_given_up(
     # The window holds several 20-100 ms retries even when the machine is slow to make the
     # first attempt (at a load of 20 on 2 cores, 300 ms held only the first one).
     short = dataclasses.replace(FAST, retry_for=timedelta(seconds=2))
-    async with (
-        Engine(db_url, settings=settings(db_url, short)) as engine,
-        App(engine=engine) as app,
-    ):
-        sub = await app.subscriptions.create(
-            CreateSubscription(url=hook.url, events=["execution.completed"])
-        )
-        hook.down = True
-        await run(app, OK)
-        duty = DeliveryDuty(engine)
+    async with refused_once(db_url, hook, short) as (app, subscription):
+        duty = DeliveryDuty(app.engine)
 
         async def given_up() -> bool:
             await duty.deliver_pending()
-            page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+            page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=subscription))
             return page.items[0]["status"] == "failed"
 
         await until(given_up)
         (delivery,) = (
-            await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+            await app.subscriptions.deliveries(ListDeliveries(subscription_id=subscription))
         ).items
         assert delivery["lastStatusCode"] == 503 and delivery["attempts"] >= 2
         assert "503" in (delivery["lastError"] or "")
@@ -304,20 +315,40 @@ async def test_the_log_says_when_the_next_attempt_is_in_words(
     db_url: str, hook: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     slow = dataclasses.replace(FAST, initial=timedelta(minutes=2), max=timedelta(minutes=5))
-    async with (
-        Engine(db_url, settings=settings(db_url, slow)) as engine,
-        App(engine=engine) as app,
-    ):
-        await app.subscriptions.create(
-            CreateSubscription(url=hook.url, events=["execution.completed"])
-        )
-        hook.down = True
-        await run(app, OK)
+    async with refused_once(db_url, hook, slow) as (app, _):
         with caplog.at_level(logging.WARNING, logger="flowledger.worker.deliveries"):
-            await DeliveryDuty(engine).deliver_pending()
+            await DeliveryDuty(app.engine).deliver_pending()
     (line,) = [r.getMessage() for r in caplog.records if "next attempt in" in r.getMessage()]
     # The first retry waits 1-2 minutes (half of `initial`, and up to as much again).
     assert re.search(r"; next attempt in (1m\d\ds|1m|2m)$", line), line
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "least"),
+    [
+        (503, "4", 4.0),
+        (429, "Wed, 21 Oct 2099 07:28:00 GMT", 10.0),  # capped at the schedule's max
+        (503, None, 1.0),  # no header: the schedule's own wait, 1-2 s
+    ],
+)
+async def test_a_receiver_s_retry_after_is_waited_up_to_the_schedule_s_max(
+    db_url: str, hook: Receiver, status: int, header: str | None, least: float
+) -> None:
+    """Deliveries were retried on their own schedule (1-2 s here) whatever the receiver
+    asked for in its Retry-After."""
+    schedule = dataclasses.replace(FAST, initial=timedelta(seconds=2), max=timedelta(seconds=10))
+    hook.down_status, hook.retry_after = status, header
+    async with refused_once(db_url, hook, schedule) as (app, subscription):
+        assert await DeliveryDuty(app.engine).deliver_pending() == 1
+        page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=subscription))
+    (delivery,) = page.items
+    assert (delivery["status"], delivery["lastStatusCode"]) == ("pending", status)
+    assert delivery["nextAttemptAt"] is not None and delivery["lastAttemptAt"] is not None
+    due = datetime.fromisoformat(delivery["nextAttemptAt"])
+    waited = (due - datetime.fromisoformat(delivery["lastAttemptAt"])).total_seconds()
+    assert least - 0.1 <= waited <= max(least, 2.0) + 3.0  # an attempt of a loaded machine
+    if header is not None:
+        assert f"answered {status} asking to retry after" in str(delivery["lastError"])
 
 
 async def test_a_workflow_of_no_known_name_is_subscribed_with_a_warning(app: App) -> None:
@@ -347,6 +378,16 @@ async def test_an_address_the_egress_policy_refuses_is_refused(app: App) -> None
                 CreateSubscription(url=url, events=["execution.completed"])
             )
         assert caught.value.field_path == ("url",)
+
+
+def test_a_retry_after_is_waited_when_longer_and_never_past_the_max() -> None:
+    schedule = DeliverySchedule(initial=timedelta(seconds=5), max=timedelta(minutes=30))
+    ask = timedelta(minutes=2)
+    assert retry_delay(1, schedule, rand=lambda: 1.0, asked=ask) == ask
+    assert retry_delay(1, schedule, rand=lambda: 1.0, asked=timedelta(0)) == timedelta(seconds=5)
+    assert retry_delay(1, schedule, rand=lambda: 0.0, asked=timedelta(days=1)) == schedule.max
+    # A wait of its own longer than the one asked stays.
+    assert retry_delay(20, schedule, rand=lambda: 1.0, asked=ask) == schedule.max
 
 
 def test_the_retry_schedule_doubles_up_to_its_cap_with_jitter() -> None:

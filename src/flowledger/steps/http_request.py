@@ -15,8 +15,6 @@ import json
 import math
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -26,6 +24,7 @@ from flowledger.codec import looks_like_credential
 from flowledger.durations import parse_duration
 from flowledger.errors import StepError
 from flowledger.steps.base import StepContext, StepType, step_type
+from flowledger.timeutil import retry_after
 from flowledger.traceparent import step_traceparent
 
 if TYPE_CHECKING:  # httpx is imported where used: it costs a cold start ~100 ms
@@ -43,9 +42,6 @@ DETAIL_BODY_CHARS = 2048
 #: own limits time each read, and a server trickling a byte at a time never trips them.
 DEFAULT_EXCHANGE_TIMEOUT = 300.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
-#: Delta-seconds; more than nine digits is read as the longest wait (the runtime caps it).
-_DELTA_SECONDS = re.compile(r"[0-9]+")
-_LONGEST_RETRY_AFTER = 10**9 - 1
 _MAY_OVERFLOW = re.compile(r"[eE]\+?\d{3}|\d{309}")
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 #: Media types read as text, a stray invalid byte replaced (an HTML page, a CSV).
@@ -224,29 +220,6 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         details={"statusCode": status, "headers": response_headers, "body": body},
         retry_after=retry_after(response_headers) if retryable else None,
     )
-
-
-def retry_after(headers: dict[str, str]) -> timedelta | None:
-    """The wait a ``Retry-After`` header asks for (RFC 9110 §10.2.3): delta-seconds, or
-    an HTTP-date, read against the answer's own ``Date`` when it has one (so a server
-    whose clock is off still means the wait it says); None when absent or unreadable."""
-    value = headers.get("retry-after", "").strip()
-    if _DELTA_SECONDS.fullmatch(value):
-        seconds = int(value) if len(value) <= 9 else _LONGEST_RETRY_AFTER
-        return timedelta(seconds=seconds)
-    when = _http_date(value)
-    if when is None:
-        return None
-    now = _http_date(headers.get("date", "")) or datetime.now(UTC)
-    return max(when - now, timedelta(0))
-
-
-def _http_date(value: str) -> datetime | None:
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # "-0000": UTC
 
 
 #: Headers a hop to another origin keeps even when the definition builds every header

@@ -14,7 +14,9 @@ connection) schedules the next attempt: the n-th retry waits ``initial · 2^(n-1
 capped at ``max``, of which a random half is jitter (so receivers that come back are not
 hit by every sender at once), the last one at ``retry_for`` after the event (24 h by
 default); a delivery failing then is ``failed``. The schedule is ``Settings.deliveries``
-(``FLOWLEDGER_DELIVERY_*``).
+(``FLOWLEDGER_DELIVERY_*``). A refusal with a ``Retry-After`` (a 429 or a 503, say:
+seconds or an HTTP-date, read as ``sys.http_request`` reads it) is waited when it asks
+for longer, up to ``max`` (a receiver asking for a day is not obeyed blindly).
 
 At least once: a worker that stops mid-attempt hands the delivery back, due at once; one
 that dies leaves it claimed until its lease (the attempt timeout plus a margin) lapses;
@@ -35,6 +37,7 @@ from flowledger.durations import spoken
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.storage.webhooks import ClaimedDelivery
+from flowledger.timeutil import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +48,17 @@ USER_AGENT = "flowledger-webhooks/1"
 
 
 def retry_delay(
-    attempt: int, schedule: DeliverySchedule, rand: Callable[[], float] = random.random
+    attempt: int,
+    schedule: DeliverySchedule,
+    rand: Callable[[], float] = random.random,
+    asked: timedelta | None = None,
 ) -> timedelta:
     """How long to wait after failed attempt number ``attempt`` (1 for the first):
-    ``initial · 2^(attempt-1)`` capped at ``max``; the upper half of it is random."""
+    ``initial · 2^(attempt-1)`` capped at ``max``; the upper half of it is random. The
+    wait the receiver ``asked`` for (its ``Retry-After``) when longer, up to ``max``."""
     full: timedelta = min(schedule.initial * (2 ** min(attempt - 1, 40)), schedule.max)
-    return full / 2 + (full / 2) * rand()
+    wait = full / 2 + (full / 2) * rand()
+    return wait if asked is None else max(wait, min(asked, schedule.max))
 
 
 class DeliveryDuty:
@@ -84,6 +92,7 @@ class DeliveryDuty:
 
         status_code: int | None = None
         error: str | None = None
+        asked: timedelta | None = None
         try:
             response = await self.engine.http.post(
                 delivery.url,
@@ -93,7 +102,10 @@ class DeliveryDuty:
             )
             status_code = response.status_code
             if not 200 <= status_code < 300:
-                error = f"the receiver answered {status_code}"
+                asked = retry_after(response.headers)
+                error = f"the receiver answered {status_code}" + (
+                    f" asking to retry after {spoken(asked)}" if asked is not None else ""
+                )
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except asyncio.CancelledError:
@@ -110,7 +122,7 @@ class DeliveryDuty:
             await asyncio.shield(handed_back)
             raise
         delivered = error is None
-        retry_in = None if delivered else self._retry_in(delivery)
+        retry_in = None if delivered else self._retry_in(delivery, asked)
         kept = await self.engine.store.finish_delivery(
             delivery,
             self.engine.owner,
@@ -147,10 +159,10 @@ class DeliveryDuty:
             "webhook-signature": signature,
         }
 
-    def _retry_in(self, delivery: ClaimedDelivery) -> timedelta | None:
+    def _retry_in(self, delivery: ClaimedDelivery, asked: timedelta | None) -> timedelta | None:
         """The wait before the next attempt; None once ``retry_for`` has passed."""
         now: datetime = self.engine.clock.now()
         remaining = delivery.created_at + self.schedule.retry_for - now
         if remaining <= timedelta(0):
             return None
-        return min(retry_delay(delivery.attempt, self.schedule), remaining)
+        return min(retry_delay(delivery.attempt, self.schedule, asked=asked), remaining)
