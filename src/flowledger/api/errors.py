@@ -49,6 +49,7 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.types import PathSegment
+from flowledger.unions import plain_errors
 
 
 class ErrorBody(BaseModel):
@@ -144,7 +145,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     malformed = False
-    for item in exc.errors():
+    for item in plain_errors(exc.errors()):
         loc = list(item.get("loc", ()))
         where = loc.pop(0) if loc and loc[0] in ("body", "query", "path", "header") else None
         if item.get("type") == "json_invalid":
