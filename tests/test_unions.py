@@ -21,6 +21,7 @@ class Shapes(BaseModel):
     retry: Retry | list[Retry] | None = None
     size: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     headers: dict[str, int] | str = ""
+    scalar: str | int | bool | dict[str, Any] = ""
     second: int = 0
 
 
@@ -35,6 +36,9 @@ def said(data: dict[str, Any]) -> list[str]:
 
 def test_a_value_of_no_branchs_shape_names_them_all() -> None:
     assert said({"names": 5}) == ["names: must be text or a list, not 5"]
+    assert said({"scalar": [1]}) == [
+        "scalar: must be text, a whole number, true or false, or a mapping, not [1]"
+    ]
     assert said({"size": "big"}) == ['size: must be a whole number or one of auto, not "big"']
 
 

@@ -112,7 +112,9 @@ def schema_problems_of(schema: Any, limit: int = MAX_PROBLEMS) -> list[tuple[Fie
         # "not valid under any of the given schemas" names no reason: its likeliest
         # branch does ("'strin' is not one of ['array', 'boolean', …]")
         said = best_match(error.context) if error.context else error
-        found.append((tuple(error.absolute_path), said.message))
+        problem = (tuple(error.absolute_path), said.message)
+        if problem not in found:  # the meta-schema reaches a keyword by several ways
+            found.append(problem)
         if len(found) >= limit:
             return found
     for path, reference in _references(schema, ()):
@@ -129,26 +131,89 @@ def schema_problems_of(schema: Any, limit: int = MAX_PROBLEMS) -> list[tuple[Fie
     return found
 
 
+def dangling_references(schema: Any) -> list[tuple[FieldPath, str]]:
+    """Each reference within ``schema`` that names no part of it (``#/$defs/nope``), and
+    where: a value reaching it fails every start or answer with a message about
+    references. Refused in new schemas (the caller's rule); one stored before keeps it."""
+    return [
+        (path, f"{shown(reference)} refers to nothing in the schema")
+        for path, reference in sorted(_references(schema, ()), key=lambda r: [str(p) for p in r[0]])
+        if reference.startswith("#") and not _resolves(schema, reference)
+    ]
+
+
+def _resolves(schema: Any, reference: str) -> bool:
+    """Whether a reference within ``schema`` (``#``, ``#/$defs/name``) names a part of
+    it. Only JSON pointers are followed, and only in a schema with no ``$id`` below its
+    root (where ``#`` would mean that part instead); an anchor (``#name``) is taken."""
+    from urllib.parse import unquote
+
+    fragment = reference[1:]
+    if fragment and not fragment.startswith("/"):
+        return True
+    if any(path != () for path, _ in _ids(schema)):
+        return True
+    node = schema
+    for token in fragment.split("/")[1:]:
+        key = unquote(token).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False
+    return True
+
+
+def _ids(value: Any) -> Iterator[tuple[FieldPath, Any]]:
+    stack: list[tuple[FieldPath, Any]] = [((), value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if key == "$id":
+                    yield where, child
+                else:
+                    stack.append(((*where, key), child))
+        elif isinstance(item, list):
+            stack.extend(((*where, i), child) for i, child in enumerate(item))
+
+
 def backtracking_pattern(schema: Any) -> tuple[FieldPath, str] | None:
-    """A ``pattern`` (or ``patternProperties`` key) in ``schema`` that RE2 cannot run
+    """The first of :func:`backtracking_patterns` (None: there is none)."""
+    found = backtracking_patterns(schema)
+    return found[0] if found else None
+
+
+def backtracking_patterns(schema: Any) -> list[tuple[FieldPath, str]]:
+    """Each ``pattern`` (or ``patternProperties`` key) in ``schema`` that RE2 cannot run
     (lookaround, a backreference), and where: checked by Python's ``re`` instead, one
     27-character value held a server for seconds, and ``$`` and ``\\d`` mean more there
     (a trailing newline, any script's digits). New schemas are refused such a pattern;
-    one stored before keeps the fallback (``_compiled``)."""
+    one stored before keeps the fallback (``_compiled``). A pattern neither can compile
+    is not one of them: the meta-schema's ``format: regex`` says it is no pattern."""
     import re2
 
     options = re2.Options()
     options.log_errors = False
-    for path, pattern in _patterns(schema, ()):
+    found: list[tuple[FieldPath, str]] = []
+    for path, pattern in sorted(_patterns(schema, ()), key=lambda item: [str(p) for p in item[0]]):
         try:
             re2.compile(pattern, options)
         except re2.error:
-            return path, (
-                f"the pattern {shown(pattern)} needs backtracking (a lookahead, lookbehind "
-                "or backreference), which one value can make run for minutes; write it "
-                "without them, or check the value in a step"
+            try:
+                re.compile(pattern)
+            except re.error:
+                continue
+            found.append(
+                (
+                    path,
+                    f"the pattern {shown(pattern)} needs backtracking (a lookahead, lookbehind "
+                    "or backreference), which one value can make run for minutes; write it "
+                    "without them, or check the value in a step",
+                )
             )
-    return None
+    return found
 
 
 def _patterns(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:

@@ -109,9 +109,7 @@ def _union(prefix: tuple[Any, ...], branches: Mapping[str, list[dict[str, Any]]]
         want = field_message({k: v for k, v in errs[0].items() if k != "input"})
         if want not in wants:
             wants.append(want)
-    said = wants[0]
-    for want in wants[1:]:
-        said += " or " + (want.removeprefix("must be ") if said.startswith("must be") else want)
+    said = _either(wants)
     if "input" in first:
         said += f", not {shown(first['input'])}"
     return [{"type": "union_mismatch", "loc": prefix, "msg": said, "input": first.get("input")}]
@@ -119,3 +117,14 @@ def _union(prefix: tuple[Any, ...], branches: Mapping[str, list[dict[str, Any]]]
 
 def _wrong_shape(error: Mapping[str, Any], prefix: tuple[Any, ...]) -> bool:
     return error.get("type") in _WRONG_SHAPE and len(error.get("loc", ())) == len(prefix)
+
+
+def _either(wants: list[str]) -> str:
+    """``must be text or a list``; of three or more, ``must be text, a whole number, true
+    or false, or a list``."""
+    if not all(want.startswith("must be ") for want in wants):
+        return " or ".join(wants)
+    kinds = [want.removeprefix("must be ") for want in wants]
+    if len(kinds) <= 2:
+        return "must be " + " or ".join(kinds)
+    return "must be " + ", ".join(kinds[:-1]) + ", or " + kinds[-1]

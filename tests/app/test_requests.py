@@ -6,7 +6,9 @@ import pytest
 
 from flowledger.app import (
     CancelExecution,
+    FollowEvents,
     InvalidInputError,
+    ListEvents,
     ListExecutions,
     PushWorkflows,
     RerunExecution,
@@ -99,3 +101,14 @@ def test_a_compiled_workflow_is_taken_as_it_is() -> None:
         RunExecution(workflow=3)
     assert refused.value.field_path == ("workflow",)
     assert str(refused.value) == "workflow: must be text or a CompiledWorkflow, not 3"
+
+
+def test_sequence_numbers_past_a_64_bit_integer_are_refused_in_words() -> None:
+    """``after=9223372036854775808`` reached SQLite and failed there (500, internal error)."""
+    for request in (ListEvents, FollowEvents):
+        with pytest.raises(InvalidInputError) as refused:
+            request(id="x", after_seq=2**63)
+        assert str(refused.value) == (
+            "after: must be at most 9223372036854775807, not 9223372036854775808"
+        )
+    assert ListEvents(id="x", after_seq=2**63 - 1).after_seq == 2**63 - 1

@@ -376,6 +376,44 @@ def test_every_problem_of_an_output_schema_is_named_at_its_place() -> None:
     ]
 
 
+def test_a_schemas_problems_are_each_said_once_with_its_patterns_and_references() -> None:
+    """The meta-schema reaches some keywords by several ways: one bad value was said five
+    times and pushed the others out; one backtracking pattern was said of several, none
+    beside another problem; a reference to nothing passed."""
+    text = """
+        name: schema
+        input_schema:
+          type: object
+          properties:
+            a: {type: strin}
+            p1: {type: string, pattern: "(a)\\\\1"}
+            p2: {type: string, pattern: "^(?=a)"}
+            p3: {type: string, pattern: "("}
+            r: {$ref: "#/$defs/nope"}
+          additionalProperties: 7
+        steps: [{id: a, type: sys.no_action}]
+        """
+    found = [p.split(": ", 1)[1] for p in problems(text)]
+    assert found == [
+        "input_schema.properties.a.type: not a valid JSON Schema: 'strin' is not one of "
+        "['array', 'boolean', 'integer', 'null', 'number', 'object', 'string']",
+        'input_schema.properties.p1.pattern: not a valid JSON Schema: the pattern "(a)\\\\1" '
+        "needs backtracking (a lookahead, lookbehind or backreference), which one value can "
+        "make run for minutes; write it without them, or check the value in a step",
+        'input_schema.properties.p2.pattern: not a valid JSON Schema: the pattern "^(?=a)" '
+        "needs backtracking (a lookahead, lookbehind or backreference), which one value can "
+        "make run for minutes; write it without them, or check the value in a step",
+        "input_schema.properties.p3.pattern: not a valid JSON Schema: '(' is not a 'regex'",
+        'input_schema.properties.r.$ref: not a valid JSON Schema: "#/$defs/nope" refers to '
+        "nothing in the schema",
+        "input_schema.additionalProperties: not a valid JSON Schema: 7 is not of type "
+        "'object', 'boolean'",
+    ]
+    fixed = text.replace("{type: strin}", "{type: string}").replace("additionalProperties: 7", "")
+    with stored_definitions():  # a version pushed before these rules still compiles
+        assert compile_yaml(fixed.replace('pattern: "("', "minLength: 1")).name == "schema"
+
+
 def test_a_union_field_is_said_once_in_the_users_words() -> None:
     [wrong_type] = problems(
         """

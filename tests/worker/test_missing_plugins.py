@@ -94,6 +94,25 @@ async def test_a_worker_without_the_plugins_leaves_their_executions_to_one_with_
     assert "--plugin" in message and "stay queued" in message, message
 
 
+async def test_a_worker_warns_of_a_workflow_its_process_found_unrunnable_first(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A serve node compiles what it starts by name before its worker claims anything: the
+    worker's claims then skipped the executions and nothing said why they stayed queued."""
+    caplog.set_level(logging.INFO, logger="flowledger.worker.worker")
+    async with Engine(db_url, registry=with_plugin()) as able, Engine(db_url) as lacking:
+        version = await able.register(able.load_text(PLUG_ONLY))
+        workflow = await lacking.workflow_to_read(version.id)  # as a start by name does
+        assert not workflow.runnable and version.id in lacking.unrunnable
+        execution_id = await lacking.start(workflow)
+        async with running_worker(lacking, FAST):
+            await asyncio.sleep(0.3)
+        row = await row_when(lacking, execution_id, lambda _: True)
+        assert (row["lease_epoch"], row["runtime_status"]) == (0, "NotStarted")  # never taken
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1 and "plug-only v1" in said[0] and "stay queued" in said[0], said
+
+
 async def test_input_that_arrived_stays_due_for_the_worker_with_the_plugins(db_url: str) -> None:
     """An execution waiting for a person is claimable once its input arrives (its wake-up
     time has come): handed back with no wake-up time, it would have waited for a signal

@@ -160,7 +160,7 @@ class StartExecution(Request):
 
     workflow: WorkflowArg
     input: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_INT64)
     correlation_id: str | None = Field(default=None, max_length=200)
     created_by: str = "python"
     hold: bool = False
@@ -269,7 +269,8 @@ class ListEvents(Request):
     last one's ``seq``) as ``after_seq``. ``Executions.history`` reads every page."""
 
     id: str = Id
-    after_seq: int = Field(default=0, ge=0)
+    #: Said ``after`` in errors, as the API's query and the CLI's option name it.
+    after_seq: int = Field(default=0, ge=0, le=MAX_INT64, alias="after")
     limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
 
 
@@ -277,7 +278,7 @@ class FollowEvents(Request):
     """A live stream of one execution's events after ``after_seq`` (app.streams)."""
 
     id: str = Id
-    after_seq: int = Field(default=0, ge=0)
+    after_seq: int = Field(default=0, ge=0, le=MAX_INT64, alias="after")
     #: Who listens (an API token's name): counts against its limit of open streams.
     caller: str | None = None
     #: The hash of the listener's token (tokens.token_hash): the stream ends once it no
@@ -298,7 +299,7 @@ class ListStepLogs(Request):
     the steps ``steps`` when given."""
 
     id: str = Id
-    after: int = Field(default=0, ge=0)
+    after: int = Field(default=0, ge=0, le=MAX_INT64)
     steps: list[str] = Field(default_factory=list)
     limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
     #: A page's ``nextCursor``: the page after it (wins over ``after``).
@@ -307,7 +308,7 @@ class ListStepLogs(Request):
 
 class FollowStepLogs(Request):
     id: str = Id
-    after: int = Field(default=0, ge=0)
+    after: int = Field(default=0, ge=0, le=MAX_INT64)
     steps: list[str] = Field(default_factory=list)
 
 
@@ -466,7 +467,7 @@ class GetWorkflow(Request):
 
 class GetWorkflowVersion(Request):
     name: str = Field(min_length=1, max_length=128)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT64)
 
 
 class LoadWorkflow(Request):
@@ -503,7 +504,7 @@ class TriggerWorkflow(Request):
 
     name: str = Field(min_length=1, max_length=128)
     input: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_INT64)
     created_by: str = "python"
 
     _check_input = field_validator("input", mode="before")(_json_object)

@@ -35,7 +35,11 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.heap import collector_paused
-from flowledger.schema_check import backtracking_pattern, schema_problems_of
+from flowledger.schema_check import (
+    backtracking_patterns,
+    dangling_references,
+    schema_problems_of,
+)
 from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
@@ -44,7 +48,7 @@ from flowledger.unions import plain_errors
 
 MAX_LOOP_DEPTH = 8
 #: The problems of one schema a definition's check names at most.
-_SCHEMA_PROBLEMS = 5
+_SCHEMA_PROBLEMS = 10
 
 
 # Each entry point loads with the cyclic collector paused (flowledger.heap): it allocates
@@ -341,10 +345,9 @@ class _Compiler:
         (``output_schema.properties.a.type: 'strin' is not one of …``); jsonschema is
         imported only for definitions that hold one."""
         found = schema_problems_of(schema, limit=_SCHEMA_PROBLEMS)
-        if not found and checking_new():
-            pattern = backtracking_pattern(schema)
-            found = [pattern] if pattern is not None else []
-        for where, message in found:
+        if checking_new():
+            found += backtracking_patterns(schema) + dangling_references(schema)
+        for where, message in found[:_SCHEMA_PROBLEMS]:
             self.report(f"not a valid JSON Schema: {message}", (*path, *where), step_id)
 
     def _variable_names(self, spec: WorkflowSpec) -> set[str]:
@@ -381,23 +384,23 @@ class _Compiler:
             self._schema_within_model(step, step_type.output_model, path)
         if step_type is not None and checking_new():
             self._no_idle_fields(step, step_type, path)
-            self._input_schema_patterns(step, step_type, path)
+            self._input_schema_rules(step, step_type, path)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")
             self._one_expression(where, "expression", step.id)
 
-    def _input_schema_patterns(self, step: StepSpec, step_type: StepType, path: Path) -> None:
+    def _input_schema_rules(self, step: StepSpec, step_type: StepType, path: Path) -> None:
         """A schema written in a step's input (``sys.wait_for_input``'s ``schema``) is held
-        to RE2's patterns as the definition's own schemas are: whoever answers the step
-        sends the value it is matched against. (Its other problems are the input model's.)"""
+        to the rules of new schemas (RE2's patterns, references that resolve) as the
+        definition's own are: whoever answers the step sends the value it is matched
+        against. (Its other problems are the input model's.)"""
         field = step_type.output_schema_in_input
         if field is None or not isinstance(step.input, Mapping):
             return
         schema = step.input.get(field)
         if isinstance(schema, dict) and not _has_template(schema):
-            found = backtracking_pattern(schema)
-            if found is not None:
-                where, message = found
+            found = backtracking_patterns(schema) + dangling_references(schema)
+            for where, message in found[:_SCHEMA_PROBLEMS]:
                 self.report(
                     f"not a valid JSON Schema: {message}", (*path, "input", field, *where), step.id
                 )

@@ -51,6 +51,7 @@ from flowledger.errors import (
 from flowledger.schema_check import (
     backtracking_pattern,
     check_against_schema,
+    dangling_references,
     schema_problem,
     validator_for,
 )
@@ -117,6 +118,7 @@ class EntityService:
         check_type_name(name)
         schema = dict(schema) if schema is not None else {"type": "object"}
         found = schema_problem(schema) or backtracking_pattern(schema)  # imported when used
+        found = found or next(iter(dangling_references(schema)), None)
         if found is not None:
             where = format_path(("schema", *found[0]))
             raise InputError(

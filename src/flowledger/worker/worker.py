@@ -125,6 +125,8 @@ class Worker:
                 # Cleared before the claim, not after it: a wake while the claim runs
                 # (work committed just after the claim's query) must not be lost.
                 self._changed.clear()
+                if len(self._told) < len(self.engine.unrunnable):
+                    self._tell_unrunnable()  # found by a start or a show in this process
                 if free > 0:
                     # Nothing to release here: an execution's last round released its lease.
                     try:
@@ -303,19 +305,30 @@ class Worker:
         Returns the ``wake_at`` to release it with: none (claimable at once), except for
         an execution waiting for a person whose time had come (input arrived, or its due
         time), which is claimable only with a ``wake_at`` that has come: now."""
-        version_id = row["workflow_version_id"]
-        if version_id not in self._told:
-            self._told.add(version_id)
-            log.warning(
-                "workflow %s needs step types this process has not loaded (%s): its "
-                "executions are left to a worker that has them (started with --plugin "
-                "MODULE); without one they stay queued",
-                exc.workflow,
-                ", ".join(exc.missing),
-                extra=log_extra("leave_execution", row["id"], workflow=row["workflow_name"]),
-            )
+        if row["workflow_version_id"] not in self._told:
+            self._tell(row["workflow_version_id"], exc, row["id"])
         waits = row["runtime_status"] == ExecutionStatus.AWAITING_USER_INPUT
         return self.engine.clock.now() if waits else None
+
+    def _tell_unrunnable(self) -> None:
+        """Say each version this process found it cannot run before any of its executions
+        was claimed here (a ``serve`` node compiles a workflow it starts or shows first,
+        and its claims then skip the executions without a word)."""
+        for version_id, exc in list(self.engine.unrunnable.items()):
+            if version_id not in self._told:
+                self._tell(version_id, exc, None)
+
+    def _tell(self, version_id: str, exc: MissingStepTypesError, execution_id: str | None) -> None:
+        """Once per version: its executions are left to workers with its plugins."""
+        self._told.add(version_id)
+        log.warning(
+            "workflow %s needs step types this process has not loaded (%s): its "
+            "executions are left to a worker that has them (started with --plugin "
+            "MODULE); without one they stay queued",
+            exc.workflow,
+            ", ".join(exc.missing),
+            extra=log_extra("leave_execution", execution_id, workflow=exc.workflow),
+        )
 
     async def _drain_all(self) -> None:
         if not self.active:
