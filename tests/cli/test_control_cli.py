@@ -196,3 +196,34 @@ def test_a_cancel_names_the_account_that_sent_it_without_a_user_variable(
     events = [json.loads(line) for line in listed.splitlines()]
     [cancel] = [e for e in events if e["kind"] == "execution.cancelled"]
     assert f"cli:{getpass.getuser()}" in json.dumps(cancel)
+
+
+def test_an_answer_given_where_the_plugins_are_not_is_recorded_for_a_worker(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The answer was recorded, but the command exited 3 and asked for it again (submit:
+    flowledger executions input …); doing so was refused as answered already."""
+    plugin = tmp_path / "gate_steps.py"
+    plugin.write_text(FLAKY_PLUGIN)
+    (tmp_path / "open").write_text("")
+    definition = tmp_path / "ask_then_gate.yaml"
+    definition.write_text(
+        textwrap.dedent(
+            f"""
+            name: ask-then-gate
+            steps:
+              - {{id: ask, type: sys.wait_for_input, input: {{prompt: go?}}}}
+              - {{id: gate, type: acme.gate, input: {{path: "{tmp_path / "open"}"}}}}
+            """
+        )
+    )
+    waiting = cli("run", str(definition), "--plugin", str(plugin), "--json")
+    assert waiting.returncode == 3, waiting.stderr
+    execution_id = json.loads(waiting.stdout)["id"]
+    answered = cli("executions", "input", execution_id, "ask", "--data", '{"go": true}')
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    assert "every answer is recorded" in answered.stdout, answered.stdout
+    assert "submit:" not in answered.stdout
+    assert _show(cli, execution_id)["pendingInputs"] == []
+    again = cli("executions", "input", execution_id, "ask", "--data", '{"go": false}')
+    assert again.returncode != 0 and "answered already" in again.stderr, again.stderr

@@ -87,20 +87,32 @@ def report_end(
         print_json(doc)
     else:
         render.summary(out, doc)
-        report_waiting(doc, db, plugins)
+        if not report_waiting(doc, db, plugins):
+            # Answered, not carried on here (its plugins are elsewhere): nothing to ask.
+            out.print(
+                f"every answer is recorded; execution {doc['id']} goes on in a worker "
+                "that has its plugins",
+                markup=False,
+            )
+            raise typer.Exit(EXIT_OK)
     raise typer.Exit(exit_code(doc["runtimeStatus"]))
 
 
-def report_waiting(doc: dict[str, Any], db: str | None, plugins: list[str] | None) -> None:
-    """After a run that stopped for people: who must answer what, and how."""
+def report_waiting(doc: dict[str, Any], db: str | None, plugins: list[str] | None) -> bool:
+    """After a run that stopped for people: who must answer what, and how. False when it
+    waits but no step is left to answer."""
     if doc["runtimeStatus"] != ExecutionStatus.AWAITING_USER_INPUT:
-        return
+        return True
 
     async def go(application: App) -> list[dict[str, Any]]:
         found = await application.executions.pending_inputs(PendingInputs(id=doc["id"]))
         return [dict(item) for item in found]
 
-    render.pending_inputs(out, existing(db, go, plugins))
+    pending = existing(db, go, plugins)
+    if not pending:
+        return False
+    render.pending_inputs(out, pending)
+    return True
 
 
 @executions_app.command("input")

@@ -155,17 +155,31 @@ def _signal(
 
 
 async def pending_inputs(engine: Control, execution_id: str) -> list[dict[str, Any]]:
-    """Every step waiting for input in this execution and its children, deepest last."""
+    """Every step waiting for input in this execution and its children, deepest last. A
+    step answered already waits for a runner to apply the answer, not for a person: not
+    listed (asked again, the command would only say it has been answered)."""
     found: list[dict[str, Any]] = []
     queue = [execution_id]
     while queue:
         current = queue.pop(0)
         rows = list(_latest(await engine.store.get_step_executions(current)).values())
-        found.extend(waiting_for_input(rows, current))
+        found.extend(await unanswered(engine, current, waiting_for_input(rows, current)))
         for row in rows:
             if row["status"] == StepStatus.IN_PROGRESS:
                 queue.extend(loads(row["children"]) or [])
     return found
+
+
+async def unanswered(
+    engine: Control, execution_id: str, waiting: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Of the execution's steps ``waiting`` for input, those nobody has answered yet (an
+    answer waits for the execution's runner as an unconsumed signal)."""
+    if not waiting:
+        return waiting
+    signals = await engine.store.pending_signals(execution_id)
+    answered = {s["id"] for s in signals if s["kind"] == "input"}
+    return [w for w in waiting if w["stepExecutionId"] not in answered]
 
 
 # -- cancel -------------------------------------------------------------------------------

@@ -906,6 +906,8 @@ class Engine:
         doc = execution_document(row, steps)
         if waits_on_children(row, steps):
             doc["pendingInputs"] = await control.pending_inputs(self, row["id"])
+        elif doc.get("pendingInputs"):  # answered, not yet applied: nobody to ask
+            doc["pendingInputs"] = await control.unanswered(self, row["id"], doc["pendingInputs"])
         return doc
 
     async def list_executions(self, query: ExecutionQuery | None = None) -> list[dict[str, Any]]:
