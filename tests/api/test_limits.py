@@ -199,6 +199,14 @@ def test_an_event_history_comes_a_page_at_a_time_and_the_cli_reads_every_page(
         assert all(len(page) == 5 for page in pages[:-1]) and 0 < len(pages[-1]) <= 5
         found = error(http.get(f"/api/v1/executions/{execution_id}/events?limit=6"), 422)
         assert "FLOWLEDGER_MAX_PAGE" in found["message"]
+        # In the house's words, as every other refusal: not pydantic's, nor SQLite's 500.
+        for query, said in (
+            ("limit=abc", 'limit: must be a whole number, not "abc"'),
+            ("after=-5", 'after: must be at least 0, not "-5"'),
+            ("after=9223372036854775808", "after: must be at most 9223372036854775807"),
+        ):
+            found = error(http.get(f"/api/v1/executions/{execution_id}/events?{query}"), 422)
+            assert found["message"].startswith(said), found["message"]
         # The command line and the seed's states read the whole history, page by page.
         lines = small.cli("executions", "events", execution_id, "--json").stdout.splitlines()
         assert [json.loads(line)["seq"] for line in lines] == seqs

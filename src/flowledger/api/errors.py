@@ -46,6 +46,7 @@ from flowledger.errors import (
     InvalidInputError,
     TooLargeError,
     TooManyError,
+    field_message,
     format_path,
 )
 from flowledger.types import PathSegment
@@ -162,7 +163,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
             )
             problems.append({**_path(()), "in": where, "message": message})
             continue
-        problems.append({**_path(loc), "in": where, "message": str(item.get("msg", ""))})
+        problems.append({**_path(loc), "in": where, "message": field_message(item)})
     first = problems[0] if problems else {"field": "", "message": "the request is invalid"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
     details = {**{k: first.get(k) for k in ("field_path", "field")}, "problems": problems}
