@@ -194,3 +194,12 @@ def test_a_stored_schema_with_such_a_reference_fetches_nothing() -> None:
         server.shutdown()
         server.server_close()
     assert asked == []
+
+
+def test_a_long_key_is_quoted_cut_in_the_message() -> None:
+    """A 30,000-character field name came back whole in the error."""
+    key = "x" * 30_000
+    for keyword in ("additionalProperties", "unevaluatedProperties"):
+        schema = {"type": "object", "properties": {"a": {}}, keyword: False}
+        [(_, message)], _ = schema_problems(validator_for(schema), {key: 1}, "payload")
+        assert len(message) < 140 and f"'{'x' * 55}...'" in message, message

@@ -345,7 +345,7 @@ def _additional_properties(
         for extra in extras:
             yield from validator.descend(instance[extra], allowed, path=extra)
     elif not allowed and extras:
-        shown = ", ".join(repr(each) for each in sorted(extras))
+        shown = ", ".join(_key(each) for each in sorted(extras))
         if patterns:
             verb = "does" if len(extras) == 1 else "do"
             regexes = ", ".join(repr(each) for each in sorted(patterns))
@@ -378,7 +378,7 @@ def _unevaluated_properties(
     ]
     if not refused:
         return
-    names = ", ".join(repr(key) for key in sorted(refused, key=str))
+    names = ", ".join(_key(key) for key in sorted(refused, key=str))
     verb = "was" if len(refused) == 1 else "were"
     if unevaluated is False:
         yield ValidationError(f"Unevaluated properties are not allowed ({names} {verb} unexpected)")
@@ -429,3 +429,10 @@ def _evaluated_keys(validator: Any, instance: dict[str, Any], schema: Any) -> se
 
 def _holds(errors: Iterator[Any]) -> bool:
     return next(errors, None) is None
+
+
+def _key(key: str) -> str:
+    """A key of the value as a message quotes it, cut to 60 characters: a 30,000-character
+    key sent as a field name came back whole in the error."""
+    text = repr(key)
+    return text if len(text) <= 60 else text[:56] + "...'"

@@ -108,3 +108,19 @@ def test_every_route_is_in_the_table(service: Service) -> None:
         if path.startswith("/api/v1/") and method in ("get", "post", "put", "patch", "delete")
     }
     assert served - tabled == set(), "add these routes to AUTH_TABLE"
+
+
+def test_two_credentials_in_one_request_are_refused(service: Service) -> None:
+    """The first of two Authorization headers was taken: the same two tokens acted as
+    the viewer or as the admin depending on their order."""
+    with service.client() as http:
+        for first, second in (("viewer", "admin"), ("admin", "viewer")):
+            headers = [
+                ("Authorization", f"Bearer {service.tokens[first]}"),
+                ("Authorization", f"Bearer {service.tokens[second]}"),
+            ]
+            answer = http.get("/api/v1/executions", headers=headers)
+            assert answer.status_code == 400, answer.text
+            found = answer.json()["error"]
+            assert found["code"] == "repeated_header"
+            assert found["message"] == "headers.Authorization: sent 2 times; send the header once"

@@ -179,3 +179,19 @@ async def _completed(db: str) -> int:
     async with Engine(db) as engine:
         docs = await engine.list_executions(ExecutionQuery(status="Completed"))
         return len(docs)
+
+
+def test_skipped_ticks_read_as_the_next_fire_time_does() -> None:
+    from flowledger.cli.workflows import _skipped_text
+
+    trigger = {
+        "type": "schedule",
+        "timezone": "Europe/Berlin",
+        "skippedTicks": 3,
+        "lastSkippedTickAt": "2026-12-01T10:00:00.000Z",
+    }
+    assert _skipped_text(trigger) == (
+        "; 3 ticks skipped while an earlier one ran, the last 2026-12-01 11:00:00 CET "
+        "(2026-12-01 10:00:00 UTC)"
+    )
+    assert _skipped_text({**trigger, "skippedTicks": 0}) == ""

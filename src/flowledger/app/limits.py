@@ -73,6 +73,9 @@ def check_json_depth(body: bytes, limit: int) -> None:
 #: the other), so the request is refused instead. Lower-case names, as HTTP servers give
 #: them, to how people write them.
 SINGLE_HEADERS = {
+    # Two credentials: the first was taken (a viewer's then an admin's token acted as the
+    # viewer, the other way round as the admin), so which one a proxy added decided.
+    b"authorization": "Authorization",
     b"idempotency-key": "Idempotency-Key",
     b"webhook-id": "webhook-id",
     b"webhook-timestamp": "webhook-timestamp",

@@ -104,14 +104,16 @@ def _next_text(trigger: TriggerDocument | dict[str, Any]) -> str:
 
 
 def _skipped_text(trigger: TriggerDocument | dict[str, Any]) -> str:
-    """``; 3 ticks skipped while an earlier one ran, the last 2026-12-01T10:00:00.000Z``
+    """``; 3 ticks skipped while an earlier one ran, the last 2026-12-01 10:00:00 UTC``
     (overlap: skip), or ''."""
     count = trigger.get("skippedTicks") or 0
     if not count:
         return ""
     noun = "tick" if count == 1 else "ticks"
-    last = trigger["lastSkippedTickAt"]
-    return f"; {count:,} {noun} skipped while an earlier one ran, the last {last}"
+    spec: dict[str, Any] = dict(trigger)
+    last = spec.get("lastSkippedTickAt")
+    when = _when(datetime.fromisoformat(last), spec["timezone"]) if last else "unknown"
+    return f"; {count:,} {noun} skipped while an earlier one ran, the last {when}"
 
 
 def _summary(trigger: dict[str, Any]) -> str:
