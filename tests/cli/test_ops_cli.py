@@ -253,6 +253,10 @@ def test_what_a_command_refuses_first_is_a_json_line_when_json_is_asked(cli: Cli
         (("worker",), {"FLOWLEDGER_LOG_FORMAT": "json", "FLOWLEDGER_LEASE": "x"}, "FLOWLEDGER_LEASE"),
         (("worker", "--log-format", "json"), {"FLOWLEDGER_MAX_PAGE": "lots"}, "FLOWLEDGER_MAX_PAGE"),
         (("executions", "list"), {"FLOWLEDGER_LOG_FORMAT": "json", "FLOWLEDGER_MAX_PAGE": "0"}, "FLOWLEDGER_MAX_PAGE"),
+        # What typer refuses itself (an unknown option, a value of the wrong type) was its
+        # box of text whatever was asked.
+        (("worker", "--bogus", "--log-format", "json"), {}, "flowledger worker: No such option"),
+        (("worker", "--concurrency", "abc"), {"FLOWLEDGER_LOG_FORMAT": "json"}, "flowledger worker: Invalid value"),
     ]  # fmt: skip
     for args, env, words in cases:
         done = cli(*args, **env)
@@ -263,6 +267,8 @@ def test_what_a_command_refuses_first_is_a_json_line_when_json_is_asked(cli: Cli
     # Text stays text, and --log-format text wins over the environment's json.
     done = cli("worker", "--concurrency", "0", "--log-format", "text", FLOWLEDGER_LOG_FORMAT="json")
     assert done.stderr.startswith("error: --concurrency must be between 1 and 1000")
+    boxed = cli("worker", "--bogus")
+    assert boxed.returncode == 2 and "No such option: --bogus" in boxed.stderr
 
 
 def _worker_lines(worker: subprocess.Popen[str], execution_id: str) -> list[dict[str, Any]]:

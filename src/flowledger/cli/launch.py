@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 import typer.main
 
-from flowledger.logs import last_words, log_extra
+from flowledger.logs import last_words, log_extra, writes_json
 
 #: The modules (under ``flowledger.cli``) that register each top-level command, in the
 #: order ``cli.app`` imports them (it is the order a group lists its commands in).
@@ -58,6 +58,7 @@ def command_name(command: Any) -> str:
 
 def launch(argv: list[str]) -> None:
     """Run the command line ``argv`` (without the program name)."""
+    command: Any = None
     try:
         if argv and argv[0] in COMMANDS:
             root = only(argv[0])
@@ -65,13 +66,49 @@ def launch(argv: list[str]) -> None:
             from flowledger.cli.app import app as root
         from flowledger.cli.common import plain_help
 
-        plain_help(typer.main.get_command(root))(args=argv, prog_name="flowledger")
-    except Exception as exc:  # a bug, never bad input: still one line, not a traceback
-        log = logging.getLogger("flowledger.cli")
-        log.debug("internal error", exc_info=True, extra=log_extra("cli"))
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        last_words(
-            f"internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
-            "this is a flowledger bug: please report it with the command you ran"
-        )
-        raise SystemExit(1) from None
+        command = plain_help(typer.main.get_command(root))
+        # Not standalone: a refused option comes back here, to be told as the logs are
+        # (JSON when asked: the main callback set logging up before the subcommand's
+        # options were parsed), where typer printed its box whatever was asked.
+        code = command(args=argv, prog_name="flowledger", standalone_mode=False)
+    except Exception as exc:
+        if _refused_usage(exc):
+            _tell_usage(exc, command)
+        _internal_error(exc)
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _refused_usage(exc: Exception) -> bool:
+    """A refusal of the command line by click (an unknown option, a value of the wrong
+    type), or an abort: duck-typed, as typer vendors its own click."""
+    if type(exc).__name__ == "Abort":
+        return True
+    return hasattr(exc, "exit_code") and hasattr(exc, "format_message") and hasattr(exc, "show")
+
+
+def _tell_usage(exc: Any, command: Any) -> NoReturn:
+    if type(exc).__name__ == "Abort":
+        last_words("aborted")
+        raise SystemExit(1)
+    if writes_json():
+        where = getattr(getattr(exc, "ctx", None), "command_path", "flowledger")
+        last_words(f"{where}: {exc.format_message()}")
+    elif getattr(command, "rich_markup_mode", None) is not None:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    else:
+        exc.show()
+    raise SystemExit(exc.exit_code)
+
+
+def _internal_error(exc: Exception) -> NoReturn:
+    """A bug, never bad input: still one line, not a traceback."""
+    log = logging.getLogger("flowledger.cli")
+    log.debug("internal error", exc_info=exc, extra=log_extra("cli"))
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    last_words(
+        f"internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
+        "this is a flowledger bug: please report it with the command you ran"
+    )
+    raise SystemExit(1) from None
