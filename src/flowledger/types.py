@@ -108,4 +108,6 @@ class EventDocument(TypedDict):
     stepId: str | None
     attempt: int | None
     status: str | None
+    #: A loop body's step event has its iterations here as ``loop`` (``{"each": 3}``, as
+    #: its step document's ``loop``): the same step id repeats once per iteration.
     detail: Any

@@ -26,3 +26,10 @@ def test_an_execution_event_gives_its_error_in_the_step_column() -> None:
     line = event_line(_event("execution.failed", None, {"error": "input.x does not exist"}))
     assert line == "10:02:03.120 execution.failed       input.x does not exist"
     assert event_line(_event("execution.completed", None, {})).rstrip().endswith("completed")
+
+
+def test_a_loop_body_s_step_says_its_iteration() -> None:
+    line = event_line(
+        _event("step.completed", "cell", {"durationMs": 3, "loop": {"rows": 1, "cells": 2}})
+    )
+    assert line.endswith("step.completed         cell[rows 1][cells 2] (attempt 2) 3ms"), line

@@ -212,3 +212,40 @@ async def test_a_worker_reports_claims_and_takeovers(
         (2, "Completed", False),
     ]
     assert crashed[0].duration is None  # its start was seen by the process that died
+
+
+NESTED = """
+name: nested
+steps:
+  - id: rows
+    type: sys.loop
+    input: {items: [1, 2]}
+    steps:
+      - id: cells
+        type: sys.loop
+        input: {items: [1, 2, 3]}
+        steps:
+          - {id: cell, type: sys.transform, input: {value: "{{ loop.cells.item }}"}}
+"""
+
+
+async def test_a_loop_body_s_events_say_their_iteration(engine: Engine) -> None:
+    """The same step id repeats once per iteration: its events could not be told apart
+    but by their step execution ids."""
+    recording = Recording()
+    engine.add_observer(recording)
+    doc = await engine.run(engine.load_text(NESTED))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    stored = await engine.events(doc["id"])
+    seen = [e for b in recording.of("events") for e in b.events]
+    assert seen == [e for e in stored if e["kind"] != "execution.created"]  # live as stored
+    started = [e for e in stored if e["kind"] == "step.started"]
+    cells = [e["detail"]["loop"] for e in started if e["stepId"] == "cell"]
+    assert sorted(c["rows"] * 3 + c["cells"] for c in cells) == list(range(6))
+    assert all(set(c) == {"rows", "cells"} for c in cells)
+    [outer] = [e for e in started if e["stepId"] == "rows"]
+    assert outer["detail"] is None  # at the top level: nothing added
+    inner = {e["detail"]["loop"]["rows"] for e in started if e["stepId"] == "cells"}
+    assert inner == {0, 1}
+    done = [e for e in stored if e["kind"] == "step.completed" and e["stepId"] == "cell"]
+    assert all(set(e["detail"]) == {"durationMs", "loop"} for e in done)

@@ -86,7 +86,7 @@ async def test_tuples_and_dicts_store_the_same_rows(store: SQLStore) -> None:
 def test_event_rows_carry_the_instant_not_its_stored_text() -> None:
     text = "2026-11-22 10:00:01.000250"
     params = [("e", 1, text, "step.started", "s", "a", 1, "InProgress", None)]
-    [row] = event_rows(params, [LATER])
+    [row] = event_rows(params, [LATER], ["each:2"])
     assert row == {
         "execution_id": "e",
         "seq": 1,
@@ -97,4 +97,5 @@ def test_event_rows_carry_the_instant_not_its_stored_text() -> None:
         "attempt": 1,
         "status": "InProgress",
         "detail": None,
+        "loop_key": "each:2",
     }

@@ -137,10 +137,14 @@ class PlainProgress:
 
 def event_line(event: dict[str, Any], label: str = "") -> str:
     """``10:02:03.120 step.failed  enrich (attempt 2): answered 503 120ms``, with
-    ``label`` (a child's) after the time."""
+    ``label`` (a child's) after the time; a loop body's step says its iteration
+    (``send[each 3] (attempt 1)``)."""
     line = f"{time_of_day(event['at'])} {label}{event['kind']:<22}"
     if event["stepId"]:
-        line += f" {event['stepId']} (attempt {event['attempt']})"
+        found = event.get("detail")  # which iteration: ``b[each 3]``
+        loops = (found.get("loop") if isinstance(found, dict) else None) or {}
+        where = "".join(f"[{name} {index}]" for name, index in loops.items())
+        line += f" {event['stepId']}{where} (attempt {event['attempt']})"
     detail = event.get("detail") or {}
     if not isinstance(detail, dict):
         return line

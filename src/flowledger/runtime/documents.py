@@ -135,6 +135,11 @@ EXECUTION_EVENT_STATUS = {
 
 def event_document(row: Mapping[str, Any]) -> dict[str, Any]:
     detail = loads(row["detail"])
+    loop_key = row.get("loop_key")
+    if loop_key and (detail is None or isinstance(detail, dict)):
+        # Which iteration a loop body's step event is of (the same step id repeats), in
+        # ``detail``: SPEC §4 fixes the event's own fields.
+        detail = {**(detail or {}), "loop": loop_indexes(loop_key)}
     status = row["status"]
     if status is None and row["step_execution_id"] is None:
         status = EXECUTION_EVENT_STATUS.get(row["kind"])

@@ -62,6 +62,8 @@ class Journal:
         #: The round's events (storage.rowparams.EVENT), and the instant of each.
         self._events: list[RowParams] = []
         self._instants: list[datetime] = []
+        #: The loop iterations of each step event (its scope's key), for observers.
+        self._loops: list[str | None] = []
         #: How the store writes a timestamp (its driver parameter).
         self.timestamp_param = store.timestamp_param
         #: The instant of the round's last event: the execution's last activity.
@@ -91,6 +93,7 @@ class Journal:
         self.seq += 1
         at = self._latest = at or self.clock.now()
         self._instants.append(at)
+        self._loops.append(None if run is None else run.scope.key)
         text = self.codec.dumps(detail) if detail else None
         # storage.rowparams.EVENT's order, the driver's parameters as they are written.
         execution_id, seq, stored_at = self.execution_id, self.seq, self.timestamp_param(at)
@@ -213,15 +216,16 @@ class Journal:
         for run in self._dirty.values():
             run.persisted = True
             run.input_stored = True
-        events, instants = self._events, self._instants
+        events, instants, loops = self._events, self._instants, self._loops
         self._dirty = {}
         self._events = []
         self._instants = []
+        self._loops = []
         self._execution = {}
         self._latest = None
         self._links = Batch(self.execution_id, self.epoch)
         for sink in self.sinks:
-            sink(lambda: event_rows(events, instants))
+            sink(lambda: event_rows(events, instants, loops))
 
     async def settle(self) -> None:
         """Write the progress the execution's row still lacks (before the lease goes)."""

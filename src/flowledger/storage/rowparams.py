@@ -64,12 +64,15 @@ EVENT = (
 )
 
 
-def event_rows(params: Sequence[RowParams], instants: Sequence[datetime]) -> list[Row]:
-    """Events as rows (dicts), ``at`` the instant itself rather than its stored form:
-    what observers read."""
+def event_rows(
+    params: Sequence[RowParams], instants: Sequence[datetime], loops: Sequence[str | None]
+) -> list[Row]:
+    """Events as rows (dicts), ``at`` the instant itself rather than its stored form, with
+    each step event's ``loop_key`` as a read of the history joins it: what observers read."""
     rows = []
-    for values, at in zip(params, instants, strict=True):
+    for values, at, loop_key in zip(params, instants, loops, strict=True):
         row = dict(zip(EVENT, values, strict=True)) if isinstance(values, tuple) else {**values}
         row["at"] = at
+        row["loop_key"] = loop_key
         rows.append(row)
     return rows

@@ -588,8 +588,14 @@ class SQLStore(
     def get_events(
         self, execution_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[Row]:
+        # With the loop iterations of each step event (its step row's, by primary key).
         stmt = (
-            select(events)
+            select(events, step_executions.c.loop_key)
+            .select_from(
+                events.outerjoin(
+                    step_executions, step_executions.c.id == events.c.step_execution_id
+                )
+            )
             .where(and_(events.c.execution_id == execution_id, events.c.seq > after_seq))
             .order_by(events.c.seq)
         )
