@@ -7,7 +7,7 @@ import pytest
 
 from flowledger.errors import InputError, InvalidInputError
 from flowledger.schema_check import (
-    backtracking_pattern,
+    backtracking_patterns,
     check_against_schema,
     problem_lines,
     schema_problem,
@@ -129,12 +129,15 @@ def test_a_new_schema_may_not_use_a_pattern_that_backtracks() -> None:
         "properties": {"u": {"type": "string", "pattern": "^(?=[a-z])(a+)+$"}},
         "patternProperties": {r"^(ab)\1$": {}},
     }
-    found = backtracking_pattern(schema)
-    assert found is not None
-    assert found[0] in (("properties", "u", "pattern"), ("patternProperties", r"^(ab)\1$"))
-    assert "needs backtracking" in found[1]
+    found = backtracking_patterns(schema)
+    assert [where for where, _ in found] == [
+        ("patternProperties", r"^(ab)\1$"),
+        ("properties", "u", "pattern"),
+    ]  # every one, in document order
+    assert all("needs backtracking" in said for _, said in found)
     plain = {"type": "object", "properties": {"pattern": {"type": "string", "pattern": "^a+$"}}}
-    assert backtracking_pattern(plain) is None  # a property named "pattern" is no pattern
+    assert backtracking_patterns(plain) == []  # a property named "pattern" is no pattern
+    assert backtracking_patterns({"type": "string", "pattern": "("}) == []  # no regex at all
 
 
 def test_a_stored_pattern_re2_cannot_run_still_checks() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -108,7 +108,7 @@ def schema_problems_of(schema: Any, limit: int = MAX_PROBLEMS) -> list[tuple[Fie
         Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
     found: list[tuple[FieldPath, str]] = []
-    for error in sorted(meta.iter_errors(schema), key=lambda e: [str(p) for p in e.path]):
+    for error in sorted(meta.iter_errors(schema), key=lambda e: _document_order(e.path)):
         # "not valid under any of the given schemas" names no reason: its likeliest
         # branch does ("'strin' is not one of ['array', 'boolean', …]")
         said = best_match(error.context) if error.context else error
@@ -117,7 +117,7 @@ def schema_problems_of(schema: Any, limit: int = MAX_PROBLEMS) -> list[tuple[Fie
             found.append(problem)
         if len(found) >= limit:
             return found
-    for path, reference in _references(schema, ()):
+    for path, reference in _references(schema):
         if not reference.startswith("#"):
             found.append(
                 (
@@ -131,30 +131,36 @@ def schema_problems_of(schema: Any, limit: int = MAX_PROBLEMS) -> list[tuple[Fie
     return found
 
 
+def new_schema_problems(schema: Any) -> list[tuple[FieldPath, str]]:
+    """What a schema written from now on may not hold, though one stored before keeps it:
+    :func:`backtracking_patterns`, then :func:`dangling_references`."""
+    return backtracking_patterns(schema) + dangling_references(schema)
+
+
 def dangling_references(schema: Any) -> list[tuple[FieldPath, str]]:
     """Each reference within ``schema`` that names no part of it (``#/$defs/nope``), and
     where: a value reaching it fails every start or answer with a message about
-    references. Refused in new schemas (the caller's rule); one stored before keeps it."""
+    references. Only JSON pointers are followed, and only in a schema with no ``$id``
+    below its root (where ``#`` would mean that part instead); an anchor (``#name``) is
+    taken as it is."""
+    if any(len(path) > 1 for path, _ in _keyword_values(schema, ("$id",))):
+        return []  # a $id below the root: "#" there means that part
     return [
         (path, f"{shown(reference)} refers to nothing in the schema")
-        for path, reference in sorted(_references(schema, ()), key=lambda r: [str(p) for p in r[0]])
-        if reference.startswith("#") and not _resolves(schema, reference)
+        for path, reference in sorted(_references(schema), key=lambda r: _document_order(r[0]))
+        if reference.startswith("#") and not _points_in(schema, reference[1:])
     ]
 
 
-def _resolves(schema: Any, reference: str) -> bool:
-    """Whether a reference within ``schema`` (``#``, ``#/$defs/name``) names a part of
-    it. Only JSON pointers are followed, and only in a schema with no ``$id`` below its
-    root (where ``#`` would mean that part instead); an anchor (``#name``) is taken."""
+def _points_in(schema: Any, pointer: str) -> bool:
+    """Whether the JSON pointer ``pointer`` (a reference's fragment) names a part of
+    ``schema``; a fragment that is no pointer (an anchor) is taken."""
     from urllib.parse import unquote
 
-    fragment = reference[1:]
-    if fragment and not fragment.startswith("/"):
-        return True
-    if any(path != () for path, _ in _ids(schema)):
+    if pointer and not pointer.startswith("/"):
         return True
     node = schema
-    for token in fragment.split("/")[1:]:
+    for token in pointer.split("/")[1:]:
         key = unquote(token).replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and key in node:
             node = node[key]
@@ -163,26 +169,6 @@ def _resolves(schema: Any, reference: str) -> bool:
         else:
             return False
     return True
-
-
-def _ids(value: Any) -> Iterator[tuple[FieldPath, Any]]:
-    stack: list[tuple[FieldPath, Any]] = [((), value)]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if key == "$id":
-                    yield where, child
-                else:
-                    stack.append(((*where, key), child))
-        elif isinstance(item, list):
-            stack.extend(((*where, i), child) for i, child in enumerate(item))
-
-
-def backtracking_pattern(schema: Any) -> tuple[FieldPath, str] | None:
-    """The first of :func:`backtracking_patterns` (None: there is none)."""
-    found = backtracking_patterns(schema)
-    return found[0] if found else None
 
 
 def backtracking_patterns(schema: Any) -> list[tuple[FieldPath, str]]:
@@ -197,7 +183,7 @@ def backtracking_patterns(schema: Any) -> list[tuple[FieldPath, str]]:
     options = re2.Options()
     options.log_errors = False
     found: list[tuple[FieldPath, str]] = []
-    for path, pattern in sorted(_patterns(schema, ()), key=lambda item: [str(p) for p in item[0]]):
+    for path, pattern in sorted(_patterns(schema, ()), key=lambda item: _document_order(item[0])):
         try:
             re2.compile(pattern, options)
         except re2.error:
@@ -233,18 +219,31 @@ def _patterns(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
             stack.extend(((*where, i), child) for i, child in enumerate(item))
 
 
-def _references(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
-    stack: list[tuple[FieldPath, Any]] = [(path, value)]
+def _references(schema: Any) -> Iterator[tuple[FieldPath, str]]:
+    """Each ``$ref`` and ``$dynamicRef`` of ``schema`` that is text, and where."""
+    for path, value in _keyword_values(schema, ("$ref", "$dynamicRef")):
+        if isinstance(value, str):
+            yield path, value
+
+
+def _keyword_values(value: Any, keywords: tuple[str, ...]) -> Iterator[tuple[FieldPath, Any]]:
+    """``(path of the keyword, its value)`` of each of ``keywords`` anywhere in ``value``."""
+    stack: list[tuple[FieldPath, Any]] = [((), value)]
     while stack:
         where, item = stack.pop()
         if isinstance(item, dict):
             for key, child in item.items():
-                if key in ("$ref", "$dynamicRef") and isinstance(child, str):
+                if key in keywords:
                     yield (*where, key), child
                 else:
                     stack.append(((*where, key), child))
         elif isinstance(item, list):
             stack.extend(((*where, i), child) for i, child in enumerate(item))
+
+
+def _document_order(path: Iterable[Any]) -> list[str]:
+    """A sort key that lists problems by where they are (not by how they were found)."""
+    return [str(part) for part in path]
 
 
 def validator_for(schema: Any, *, formats: bool = False) -> Validator:

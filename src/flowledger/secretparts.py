@@ -21,7 +21,7 @@ How it stays linear in the text's size: a run counts only when it is at least
 1``: about three anchors whatever the secret's length (half of it is the shortest run).
 The text is searched for each anchor with ``str.find``, at C speed, and each hit is
 extended both ways as far as text and secret agree. A secret's encoded spellings (hex,
-base64) are searched the same way: a 1 KB text costs ~2 us a spelling. (The first
+base64) are searched the same way: a 1 KB text costs ~3 us a spelling. (The first
 version found runs of eight characters with anchors every five: up to ~48 anchors were
 searched one by one, a longer secret sampled every fifth 4-gram of the text in Python,
 and a secret's eight encoded spellings cost a 1 KB text 65 us instead of 8.) A regular

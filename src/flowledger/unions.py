@@ -63,35 +63,35 @@ def plain_errors(errors: Iterable[Error]) -> list[dict[str, Any]]:
 
 
 def _collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    groups: dict[tuple[Any, ...], dict[str, list[dict[str, Any]]]] = {}
+    # In order: an error as it is, or the path of a union (at its first error's place)
+    # whose branches' errors are gathered in ``unions``.
+    order: list[dict[str, Any] | tuple[Any, ...]] = []
+    unions: dict[tuple[Any, ...], dict[str, list[dict[str, Any]]]] = {}
     for error in errors:
         loc = tuple(error.get("loc", ()))
         at = next((i for i, part in enumerate(loc) if _is_branch(part)), None)
         if at is None:
-            out.append(error)
+            order.append(error)
             continue
         prefix = loc[:at]
-        if prefix not in groups:
-            groups[prefix] = {}
-            out.append({"_union": prefix})  # keeps the union's place among the errors
-        groups[prefix].setdefault(str(loc[at]), []).append(
+        if prefix not in unions:
+            unions[prefix] = {}
+            order.append(prefix)
+        unions[prefix].setdefault(str(loc[at]), []).append(
             {**error, "loc": (*prefix, *loc[at + 1 :])}
         )
     result: list[dict[str, Any]] = []
-    for error in out:
-        union: tuple[Any, ...] | None = error.get("_union")
-        if union is None:
-            result.append(error)
+    for entry in order:
+        if isinstance(entry, dict):
+            result.append(entry)
             continue
-        prefix = union
-        branches = groups[prefix]
+        branches = unions[entry]
         if len(branches) == 1:  # a lone name is no union's: give the errors back as they were
             ((name, errs),) = branches.items()
-            at = len(prefix)
-            result.extend({**e, "loc": (*prefix, name, *e["loc"][at:])} for e in errs)
-            continue
-        result.extend(_union(prefix, branches))
+            at = len(entry)
+            result.extend({**e, "loc": (*entry, name, *e["loc"][at:])} for e in errs)
+        else:
+            result.extend(_union(entry, branches))
     return result
 
 

@@ -22,10 +22,10 @@ from flowledger.timeutil import iso
 class StepLogs:
     """The step-log operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine, hub: ChangeHub, limits: Limits | None = None) -> None:
+    def __init__(self, engine: Engine, hub: ChangeHub, limits: Limits) -> None:
         self._engine = engine
         self._hub = hub
-        self._limits = limits or Limits()
+        self._limits = limits
 
     async def list(self, request: ListStepLogs) -> StepLogPage:
         """One page of the execution's lines after ``after`` (a line ``id``) or after the

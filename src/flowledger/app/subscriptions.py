@@ -141,11 +141,11 @@ class Subscriptions:
         self,
         engine: Engine,
         codec: Callable[[], Awaitable[CursorCodec]],
-        limits: Limits | None = None,
+        limits: Limits,
     ) -> None:
         self._engine = engine
         self._codec = codec
-        self._limits = limits or Limits()
+        self._limits = limits
 
     async def create(self, request: CreateSubscription) -> CreatedSubscription:
         self._check_egress(request.url)

@@ -195,6 +195,7 @@ class Workflows(Listing, WorkflowOperations):
         await self._check_webhook_paths(paths)
         warnings = {compiled.name: await self._push_warnings(compiled) for _, compiled in loaded}
         now = engine.clock.now()
+        states = await self._schedule_states()  # a push again keeps its skipped ticks
         pushed: builtins.list[PushedWorkflow] = []
         for _, compiled in loaded:
             version, changed = await engine.push(compiled)
@@ -204,7 +205,7 @@ class Workflows(Listing, WorkflowOperations):
                     "version": version.version,
                     "versionId": version.id,
                     "changed": changed,
-                    "triggers": self._triggers(compiled.document, now),
+                    "triggers": self._triggers(compiled.document, now, states, compiled.name),
                     "warnings": warnings[compiled.name],
                 }
             )
@@ -298,7 +299,7 @@ class Workflows(Listing, WorkflowOperations):
             "pushedAt": iso(pushed.pushed_at),
             # A disabled workflow's schedules fire never (until enabled again).
             "triggers": self._triggers(
-                json.loads(version["document"]), now, enabled, states, version["name"]
+                json.loads(version["document"]), now, states, version["name"], enabled
             ),
             "enabled": enabled,
             "disabledAt": iso(pushed.disabled_at) if pushed.disabled_at else None,
@@ -308,9 +309,9 @@ class Workflows(Listing, WorkflowOperations):
         self,
         document: Mapping[str, Any],
         now: datetime,
+        states: Mapping[tuple[str, int], ScheduleState],
+        name: str,
         enabled: bool = True,
-        states: Mapping[tuple[str, int], ScheduleState] | None = None,
-        name: str = "",
     ) -> builtins.list[TriggerDocument]:
         """Triggers read from the stored document alone, so listing needs none of the
         plugins the workflow's steps use; a schedule's with its skipped ticks (``states``:
@@ -323,7 +324,7 @@ class Workflows(Listing, WorkflowOperations):
             described: dict[str, Any] = {_camel(k): v for k, v in spec.model_dump().items()}
             described["nextFireAt"] = None
             if isinstance(spec, ScheduleTrigger):
-                state = (states or {}).get((name, compiled.index))
+                state = states.get((name, compiled.index))
                 described["skippedTicks"] = state.skipped_ticks if state else 0
                 last = state.last_skipped_tick if state else None
                 described["lastSkippedTickAt"] = iso(last) if last else None

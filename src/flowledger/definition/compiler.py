@@ -35,11 +35,7 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.heap import collector_paused
-from flowledger.schema_check import (
-    backtracking_patterns,
-    dangling_references,
-    schema_problems_of,
-)
+from flowledger.schema_check import new_schema_problems, schema_problems_of
 from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
@@ -340,13 +336,16 @@ class _Compiler:
             return
         self._check_schema(spec.input_schema, ("input_schema",), None)
 
-    def _check_schema(self, schema: Any, path: Path, step_id: str | None) -> None:
+    def _check_schema(
+        self, schema: Any, path: Path, step_id: str | None, *, checked: bool = False
+    ) -> None:
         """Every problem of a JSON Schema in the definition, each at its own place
-        (``output_schema.properties.a.type: 'strin' is not one of …``); jsonschema is
-        imported only for definitions that hold one."""
-        found = schema_problems_of(schema, limit=_SCHEMA_PROBLEMS)
+        (``output_schema.properties.a.type: 'strin' is not one of …``), and in a new one
+        the rules of new schemas; ``checked``: already held to the meta-schema (by a step
+        input's model). jsonschema is imported only for definitions that hold one."""
+        found = [] if checked else schema_problems_of(schema, limit=_SCHEMA_PROBLEMS)
         if checking_new():
-            found += backtracking_patterns(schema) + dangling_references(schema)
+            found += new_schema_problems(schema)
         for where, message in found[:_SCHEMA_PROBLEMS]:
             self.report(f"not a valid JSON Schema: {message}", (*path, *where), step_id)
 
@@ -399,11 +398,7 @@ class _Compiler:
             return
         schema = step.input.get(field)
         if isinstance(schema, dict) and not _has_template(schema):
-            found = backtracking_patterns(schema) + dangling_references(schema)
-            for where, message in found[:_SCHEMA_PROBLEMS]:
-                self.report(
-                    f"not a valid JSON Schema: {message}", (*path, "input", field, *where), step.id
-                )
+            self._check_schema(schema, (*path, "input", field), step.id, checked=True)
 
     def _schema_within_model(
         self, step: StepSpec, model: type[BaseModel] | None, path: Path

@@ -4,7 +4,7 @@ When pydantic refuses part of a document, the parts that did parse still deserve
 graph, type and reference checks. A step whose broken fields are ones nothing else
 rests on (``retry``, ``timeout``, ``output_schema``, a body step) is kept without them,
 and its input and templates are still checked: a bad ``retry.initial_delay`` does not
-hide a bad ``input.method``. A step whose id, type or input is broken is kept as a
+hide a bad ``input.method``. A step whose id, type, input or branches are broken is kept as a
 stand-in with its id and edges (so steps that name it do not get spurious "unknown
 step" errors); its input, templates and output type are not checked.
 """
@@ -95,7 +95,7 @@ def _without(
     has_body: Callable[[str], bool],
 ) -> StepSpec | None:
     """The step ``item`` without its ``broken`` fields, when it is still a step that can
-    be checked (None: its id, type or input is among them, or it still does not parse)."""
+    be checked (None: one of ``_ESSENTIAL`` is among them, or it still does not parse)."""
     if broken & _ESSENTIAL:
         return None
     rest = {name: value for name, value in item.items() if name not in broken}

@@ -49,9 +49,8 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.schema_check import (
-    backtracking_pattern,
     check_against_schema,
-    dangling_references,
+    new_schema_problems,
     schema_problem,
     validator_for,
 )
@@ -117,8 +116,8 @@ class EntityService:
         """
         check_type_name(name)
         schema = dict(schema) if schema is not None else {"type": "object"}
-        found = schema_problem(schema) or backtracking_pattern(schema)  # imported when used
-        found = found or next(iter(dangling_references(schema)), None)
+        # jsonschema and RE2 are imported when used
+        found = schema_problem(schema) or next(iter(new_schema_problems(schema)), None)
         if found is not None:
             where = format_path(("schema", *found[0]))
             raise InputError(

@@ -135,13 +135,12 @@ class Engine:
         #: Stored versions that cannot run here for want of custom step types (by version
         #: id, the error that says which), found by the runs that tried them: a worker's
         #: claims leave their executions to the workers that have the plugins
-        #: (``unrunnable_ids``, Store.claim_execution_rows' ``skip``). Kept for the
+        #: (Store.claim_execution_rows' ``skip``). Kept for the
         #: engine's life, since versions never change and neither do the plugins a process
         #: loaded (a type registered on ``registry`` later is not looked for again); at most
         #: MOST_SKIPPED, the longest list a claim leaves out: past that, a worker parks
         #: them as it parks any run that fails (worker.worker).
         self.unrunnable: dict[str, MissingStepTypesError] = {}
-        self.unrunnable_ids: tuple[str, ...] = ()
         #: The pushed versions as of the last live_workflows: the live set, never evicted.
         self._live: dict[str, tuple[WorkflowVersion, CompiledWorkflow]] = {}
         #: Executions this engine drives right now (``drive``/``run``): with more than one,
@@ -381,7 +380,6 @@ class Engine:
         error = MissingStepTypesError(exc.problems, missing, f"{version.name} v{version.version}")
         if len(self.unrunnable) < MOST_SKIPPED:
             self.unrunnable[version.id] = error
-            self.unrunnable_ids = tuple(self.unrunnable)
         return error
 
     async def workflow_version(self, version_id: str) -> WorkflowVersion:

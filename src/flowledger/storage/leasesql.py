@@ -10,6 +10,7 @@ build per request. PostgresStore sends the leases through its own connection
 from __future__ import annotations
 
 import asyncio
+import functools
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -37,9 +38,6 @@ class SQLLeaseGroupStore(SQLPart):
     _driver_error: type[Exception]
     #: The release's and the take's SQL, built on first use.
     _lease_sql: tuple[str, str, str] | None = None
-    #: Claims that leave workflow versions out, by their number of placeholders
-    #: (leasegroup.skip_slots: a power of two, so a handful), built on first use.
-    _skipping_claims: dict[int, str] | None = None
 
     @abstractmethod
     def _reads(self) -> tuple[PreparedRead, PreparedRead]:
@@ -168,17 +166,13 @@ class SQLLeaseGroupStore(SQLPart):
         return self._lease_sql
 
     def _skipping_claim(self, read: PreparedRead, slots: int) -> str:
-        """The claim of ``_lease_statements`` that leaves out ``slots`` workflow versions."""
-        if self._skipping_claims is None:
-            self._skipping_claims = {}
-        claim = self._skipping_claims.get(slots)
-        if claim is None:
-            quote = self._engine.dialect.identifier_preparer.quote
-            returning = ", ".join(quote(c) for c in read.columns)
-            claim = self._skipping_claims[slots] = _claim_sql(returning, slots)
-        return claim
+        """The claim of ``_lease_statements`` that leaves out ``slots`` workflow versions
+        (built once per count: leasegroup.skip_slots makes them a handful)."""
+        quote = self._engine.dialect.identifier_preparer.quote
+        return _claim_sql(", ".join(quote(c) for c in read.columns), slots)
 
 
+@functools.cache
 def _claim_sql(returning: str, slots: int) -> str:
     """SQLite's claim (PostgreSQL claims through storage.pgleases), on this process's clock
     (SQLite has no other), leaving out the workflow versions of ``slots`` placeholders

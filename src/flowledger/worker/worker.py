@@ -134,7 +134,7 @@ class Worker:
                             self.engine.owner,
                             free,
                             self.options.lease,
-                            skip=self.engine.unrunnable_ids,
+                            skip=tuple(self.engine.unrunnable),
                         )
                     except Exception as exc:  # database down or locked: back off, keep going
                         log.error(
@@ -220,7 +220,7 @@ class Worker:
         since the last claim ends it at once)."""
         waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._changed.wait())]
         if timeout is not None:
-            waiting = self.engine.store.wait_for_work(timeout, skip=self.engine.unrunnable_ids)
+            waiting = self.engine.store.wait_for_work(timeout, skip=tuple(self.engine.unrunnable))
             waiters.append(asyncio.create_task(waiting))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
