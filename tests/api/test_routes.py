@@ -145,7 +145,7 @@ def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
         ]
         cut = error(http.post(url, content=b'{"input": {', headers=JSON), 400)  # malformed
         assert cut["code"] == "invalid_json"
-        assert cut["message"].startswith("the body is not valid JSON at character 11: ")
+        assert cut["message"].startswith("the request body is not valid JSON at character 11: ")
         assert cut["details"]["field_path"] == []
         # NaN and Infinity are no JSON: malformed too, where they were a 422 naming no field.
         for constant in ("NaN", "Infinity", "-Infinity"):
@@ -155,6 +155,12 @@ def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
                 "invalid_json",
                 f"the request body is not valid JSON: {constant} is not a JSON number",
             )
+        # A number too large for a float was read as infinity: a 422 naming no field.
+        huge = error(http.post(url, content=b'{"input": {"who": 1e999}}', headers=JSON), 400)
+        assert (huge["code"], huge["message"]) == (
+            "invalid_json",
+            "the request body is not valid JSON: the number 1e999 is too large",
+        )
         assert error(http.post(url, json={"input": 3}), 422)["details"]["field_path"] == ["input"]
         error(http.post(url, json={"input": {"who": "x"}, "version": 7}), 404)
         error(http.post(url, json={"bogus": 1}), 422)

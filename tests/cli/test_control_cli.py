@@ -198,11 +198,13 @@ def test_a_cancel_names_the_account_that_sent_it_without_a_user_variable(
     assert f"cli:{getpass.getuser()}" in json.dumps(cancel)
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_an_answer_given_where_the_plugins_are_not_is_recorded_for_a_worker(
-    cli: Cli, tmp_path: Path
+    cli: Cli, tmp_path: Path, as_json: bool
 ) -> None:
     """The answer was recorded, but the command exited 3 and asked for it again (submit:
-    flowledger executions input …); doing so was refused as answered already."""
+    flowledger executions input …); doing so was refused as answered already. With
+    --json it still exited 3 after the text form was fixed."""
     plugin = tmp_path / "gate_steps.py"
     plugin.write_text(FLAKY_PLUGIN)
     (tmp_path / "open").write_text("")
@@ -220,10 +222,15 @@ def test_an_answer_given_where_the_plugins_are_not_is_recorded_for_a_worker(
     waiting = cli("run", str(definition), "--plugin", str(plugin), "--json")
     assert waiting.returncode == 3, waiting.stderr
     execution_id = json.loads(waiting.stdout)["id"]
-    answered = cli("executions", "input", execution_id, "ask", "--data", '{"go": true}')
+    json_flag = ["--json"] if as_json else []
+    answered = cli("executions", "input", execution_id, "ask", "--data", '{"go": true}', *json_flag)
     assert answered.returncode == 0, answered.stdout + answered.stderr
-    assert "every answer is recorded" in answered.stdout, answered.stdout
-    assert "submit:" not in answered.stdout
+    if as_json:
+        answer = json.loads(answered.stdout)
+        assert answer["runtimeStatus"] == "AwaitingUserInput" and answer["pendingInputs"] == []
+    else:
+        assert "every answer is recorded" in answered.stdout, answered.stdout
+        assert "submit:" not in answered.stdout
     assert _show(cli, execution_id)["pendingInputs"] == []
     again = cli("executions", "input", execution_id, "ask", "--data", '{"go": false}')
     assert again.returncode != 0 and "answered already" in again.stderr, again.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from flowledger import Engine, InputError, NotFoundError
 from flowledger.entities.service import Origin
-from flowledger.errors import ConflictError
+from flowledger.errors import ConflictError, InvalidInputError, format_path
 
 LEAD_SCHEMA = {
     "type": "object",
@@ -50,6 +50,30 @@ async def test_bad_types_are_refused_with_the_reason(engine: Engine) -> None:
     backtracks = {"properties": {"Email": {"type": "string", "pattern": "^(?!x)(a+)+$"}}}
     with pytest.raises(InputError, match=r"schema\.properties\.Email\.pattern: the pattern"):
         await engine.entities.create_type("Lead", backtracks)
+    assert await engine.entities.list_types() == []
+
+
+async def test_every_problem_of_a_type_schema_is_named_at_its_place(engine: Engine) -> None:
+    """Only the first was named: a user fixed one and was told of the next, one push at
+    a time."""
+    broken = {
+        "type": "objekt",
+        "properties": {
+            "Email": {"type": "string", "pattern": "^(?!x)(a+)+$"},
+            "Owner": {"$ref": "#/$defs/nobody"},
+        },
+    }
+    with pytest.raises(InvalidInputError) as caught:
+        await engine.entities.create_type("Lead", broken)
+    fields = [format_path(path) for path, _ in caught.value.problems]
+    assert fields == [
+        "schema.type",
+        "schema.properties.Email.pattern",
+        "schema.properties.Owner.$ref",
+    ]
+    assert str(caught.value).startswith(
+        "the schema of entity type 'Lead' is not a valid JSON Schema: schema.type: 'objekt'"
+    )
     assert await engine.entities.list_types() == []
 
 

@@ -175,7 +175,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 def _json_invalid(item: Any, loc: list[Any]) -> str:
     reason = (item.get("ctx") or {}).get("error")
     at = f" at character {loc[0]}" if loc and isinstance(loc[0], int) else ""
-    return f"the body is not valid JSON{at}" + (f": {reason}" if reason else "")
+    return f"the request body is not valid JSON{at}" + (f": {reason}" if reason else "")
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from flowledger import __version__
 from flowledger.api import errors, metrics, tracing
 from flowledger.api.deps import API_PREFIX
 from flowledger.api.edge import Edge
 from flowledger.api.hot import HotPaths
+from flowledger.api.parameters import known_parameters
 from flowledger.api.routes import ROUTERS, executions, workflows
 from flowledger.app import App
 from flowledger.config import Limits
@@ -50,8 +51,12 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
     app.slots.limits = settings.limits  # streams and waits per token (app.slots)
     api.state.settings = settings
     errors.install(api)
+    refuse_unknown = [Depends(known_parameters)]
     for router in ROUTERS:
-        api.include_router(router)
+        # /api/v1 only: /hooks takes any query as trigger data (api.parameters)
+        api.include_router(
+            router, dependencies=refuse_unknown if router.prefix == API_PREFIX else None
+        )
     api.include_router(metrics.router)
     api.add_middleware(
         HotPaths,

@@ -69,7 +69,7 @@ def parse_json(text: str, what: str, limits: Limits | None = None) -> Any:
     return value
 
 
-def _loads(text: str) -> Any:
+def _loads(text: str | bytes) -> Any:
     return json.loads(
         text,
         parse_constant=_constant,
@@ -99,12 +99,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def malformed_json_error(data: bytes) -> MalformedBodyError | None:
     """The refusal of JSON text that Python's parser takes but JSON is not: a key twice
-    in one object, ``NaN``, ``Infinity`` or ``-Infinity``; or None, also when the text is
+    in one object, ``NaN``, ``Infinity`` or ``-Infinity``, ``1e999``; or None, also when the text is
     not JSON at all (its parser then says what is wrong). For bodies that a parser other
     than :func:`parse_json` reads (the HTTP face's models, which took a NaN as a number
-    and then refused it as a value with no field named)."""
+    and then refused it as a value with no field named, and ``1e999`` too, as infinity).
+    The same rules as :func:`parse_json`: numbers too large for a float, integers of more
+    than 4,300 digits."""
     try:
-        json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_constant)
+        _loads(data)
     except _Refused as exc:
         return MalformedBodyError(f"the request body is not valid JSON: {exc}")
     except ValueError:  # not JSON (JSONDecodeError), not UTF-8 (UnicodeDecodeError)

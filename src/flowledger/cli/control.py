@@ -83,36 +83,38 @@ def report_end(
     doc: dict[str, Any], as_json: bool, db: str | None, plugins: list[str] | None
 ) -> NoReturn:
     """An execution's end as `run` and the control verbs print it, with its exit code."""
+    pending = waiting_for(doc, db, plugins)
     if as_json:
         print_json(doc)
     else:
         render.summary(out, doc)
-        if not report_waiting(doc, db, plugins):
-            # Answered, not carried on here (its plugins are elsewhere): nothing to ask.
+        if pending:
+            render.pending_inputs(out, pending)
+    if pending == []:
+        # Answered, not carried on here (its plugins are elsewhere): nothing to ask.
+        if not as_json:
             out.print(
                 f"every answer is recorded; execution {doc['id']} goes on in a worker "
                 "that has its plugins",
                 markup=False,
             )
-            raise typer.Exit(EXIT_OK)
+        raise typer.Exit(EXIT_OK)
     raise typer.Exit(exit_code(doc["runtimeStatus"]))
 
 
-def report_waiting(doc: dict[str, Any], db: str | None, plugins: list[str] | None) -> bool:
-    """After a run that stopped for people: who must answer what, and how. False when it
-    waits but no step is left to answer."""
+def waiting_for(
+    doc: dict[str, Any], db: str | None, plugins: list[str] | None
+) -> list[dict[str, Any]] | None:
+    """Who must answer what, when the execution stopped for people (None when it did
+    not); an empty list when it waits but every answer is already recorded."""
     if doc["runtimeStatus"] != ExecutionStatus.AWAITING_USER_INPUT:
-        return True
+        return None
 
     async def go(application: App) -> list[dict[str, Any]]:
         found = await application.executions.pending_inputs(PendingInputs(id=doc["id"]))
         return [dict(item) for item in found]
 
-    pending = existing(db, go, plugins)
-    if not pending:
-        return False
-    render.pending_inputs(out, pending)
-    return True
+    return existing(db, go, plugins)
 
 
 @executions_app.command("input")

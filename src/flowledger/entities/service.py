@@ -44,14 +44,16 @@ from typing import TYPE_CHECKING, Any
 from flowledger.errors import (
     ConflictError,
     InputError,
+    InvalidInputError,
     NotFoundError,
     StorageError,
     format_path,
 )
 from flowledger.schema_check import (
+    MAX_PROBLEMS,
     check_against_schema,
     new_schema_problems,
-    schema_problem,
+    schema_problems_of,
     validator_for,
 )
 from flowledger.steps.entity_access import EntityAccess, EntityChange, EntityPage
@@ -117,12 +119,15 @@ class EntityService:
         check_type_name(name)
         schema = dict(schema) if schema is not None else {"type": "object"}
         # jsonschema and RE2 are imported when used
-        found = schema_problem(schema) or next(iter(new_schema_problems(schema)), None)
-        if found is not None:
-            where = format_path(("schema", *found[0]))
-            raise InputError(
-                f"the schema of entity type {name!r} is not a valid JSON Schema: "
-                f"{where}: {found[1]}"
+        found = [
+            (("schema", *path), message)
+            for path, message in [*schema_problems_of(schema), *new_schema_problems(schema)]
+        ][:MAX_PROBLEMS]
+        if found:
+            lines = "; ".join(f"{format_path(path)}: {message}" for path, message in found)
+            raise InvalidInputError(
+                f"the schema of entity type {name!r} is not a valid JSON Schema: {lines}",
+                problems=found,
             )
         text = _dumps(schema, "schema")
         now = self.clock.now()

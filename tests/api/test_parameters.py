@@ -1,0 +1,53 @@
+"""Query parameters a route does not take, or takes once but got twice, are refused
+(api.parameters): ``?stauts=Failed`` listed every execution."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Service
+from tests.api.helpers import HELLO, error, push, start
+
+
+def test_an_unknown_query_parameter_is_refused_by_name(service: Service) -> None:
+    with service.client("admin") as http:
+        name = push(http, HELLO)
+        start(http, name, {"who": "ada"})
+        typo = error(http.get("/api/v1/executions", params={"stauts": "Failed"}), 422)
+        assert typo["code"] == "invalid_input"
+        assert typo["details"]["field_path"] == ["stauts"]
+        assert typo["message"] == (
+            "stauts: not a parameter of this route (its query parameters: correlationId, "
+            "createdAfter, createdBefore, createdBy, cursor, jobRunId, limit, parentId, "
+            "status, workflow)"
+        )
+        # A route without query parameters says so; a start is refused before it starts.
+        url = f"/api/v1/workflows/{name}/executions"
+        none = error(http.post(f"{url}?dryRun=1", json={"input": {"who": "x"}}), 422)
+        assert (
+            none["message"] == "dryRun: not a parameter of this route (its query parameters: none)"
+        )
+        assert len(http.get("/api/v1/executions", params={"workflow": name}).json()["items"]) == 1
+        # What the route takes still works, and so does a query that names nothing.
+        assert http.get("/api/v1/executions", params={"status": "Failed"}).status_code == 200
+        assert http.get("/api/v1/executions?&").status_code == 200
+
+
+def test_a_parameter_sent_twice_is_refused_unless_it_is_a_list(service: Service) -> None:
+    with service.client("admin") as http:
+        name = push(http, HELLO)
+        made = start(http, name, {"who": "ada"})["id"]
+        twice = error(http.get("/api/v1/executions?limit=5&limit=500"), 422)
+        assert (twice["message"], twice["details"]["field_path"]) == (
+            "limit: sent 2 times; send the parameter once",
+            ["limit"],
+        )
+        logs = http.get(f"/api/v1/executions/{made}/logs?step=a&step=b")  # a list: repeats
+        assert logs.status_code == 200, logs.text
+
+
+def test_hooks_keep_any_query_as_trigger_data(service: Service) -> None:
+    """``/hooks`` is not under /api/v1: its query is the trigger's data, whatever it is."""
+    with service.client("admin") as http:
+        hook = "name: {name}\ntriggers:\n  - {{type: webhook, path: '{name}/in', auth: none}}\nsteps:\n"
+        name = push(http, hook + "  - {{id: a, type: sys.transform, input: {{value: 1}}}}\n")
+        answer = http.post(f"/hooks/{name}/in?anything=1&anything=2", json={})
+        assert answer.status_code in (200, 201, 202), answer.text
