@@ -54,6 +54,8 @@ def test_run_stops_for_input_and_input_finishes_it(cli: Cli) -> None:
 
     good = cli("executions", "input", execution_id[:8], "approve", "--data", '{"approved": true}')
     assert good.returncode == 0, good.stderr
+    # What ran here is shown as it ran, as `run` shows it (only the summary was).
+    assert re.search(r"step\.completed\s+send \(attempt 1\)", good.stdout), good.stdout
     doc = _show(cli, execution_id)
     assert doc["runtimeStatus"] == "Completed"
     sent = [s for s in doc["steps"].values() if s["stepId"] == "send"]
@@ -113,6 +115,13 @@ def test_retry_and_rerun_from_the_command_line(cli: Cli, tmp_path: Path) -> None
     assert rerun.returncode == 0, rerun.stderr
     second = json.loads(rerun.stdout)
     assert second["rerunOf"] == execution_id and second["output"] == "prepared after 1"
+
+    # Without --json, the steps that run here are shown as they run, a line an event.
+    shown = cli("executions", "rerun", execution_id, "--from", "gate", "--plugin", str(plugin))
+    assert shown.returncode == 0, shown.stderr
+    lines = [line.split()[1:3] for line in shown.stdout.splitlines() if "step." in line]
+    assert lines[-2:] == [["step.started", "finish"], ["step.completed", "finish"]], shown.stdout
+    assert ["step.completed", "gate"] in lines and ["step.started", "prepare"] not in lines
 
     refused = cli("executions", "rerun", execution_id, "--from", "nope", "--plugin", str(plugin))
     assert refused.returncode == 1 and "has no step 'nope'" in refused.stderr

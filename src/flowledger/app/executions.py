@@ -320,29 +320,41 @@ class Executions:
                         await self._settle_here(child_id)
                     queue.append(child_id)
 
-    async def retry(self, request: RetryExecution) -> Retried:
-        """Re-run the failed steps of a failed execution in place (attempt + 1)."""
+    async def retry(
+        self, request: RetryExecution, *, on_events: EventCallback | None = None
+    ) -> Retried:
+        """Re-run the failed steps of a failed execution in place (attempt + 1).
+        ``on_events``: as :meth:`run`'s, for what runs here when it ``settle``s."""
         steps = await self._engine.retry(request.id, by=request.by)
-        return Retried(steps, await self._carry_on(request.id, request.settle))
+        return Retried(steps, await self._carry_on(request.id, request.settle, on_events))
 
-    async def rerun(self, request: RerunExecution) -> ExecutionDocument:
+    async def rerun(
+        self, request: RerunExecution, *, on_events: EventCallback | None = None
+    ) -> ExecutionDocument:
         """A new execution reusing the outputs of the steps before ``from_step``; returns
-        the new execution (its ``rerunOf`` is the original)."""
+        the new execution (its ``rerunOf`` is the original). ``on_events``: as retry's."""
         new_id = await self._engine.rerun(
             request.id, request.from_step, version=request.version, by=request.by
         )
-        return await self._carry_on(new_id, request.settle)
+        return await self._carry_on(new_id, request.settle, on_events)
 
-    async def submit_input(self, request: SubmitInput) -> ExecutionDocument:
-        """Hand a waiting step its data (InputError when its schema refuses it)."""
+    async def submit_input(
+        self, request: SubmitInput, *, on_events: EventCallback | None = None
+    ) -> ExecutionDocument:
+        """Hand a waiting step its data (InputError when its schema refuses it).
+        ``on_events``: as retry's."""
         check_json_size(request.data, self._limits.max_input, "data")
         await self._engine.submit_input(
             request.id, request.step, request.data, submitted_by=request.by
         )
-        return await self._carry_on(request.id, request.settle)
+        return await self._carry_on(request.id, request.settle, on_events)
 
-    async def _carry_on(self, execution_id: str, settle: bool) -> ExecutionDocument:
+    async def _carry_on(
+        self, execution_id: str, settle: bool, on_events: EventCallback | None = None
+    ) -> ExecutionDocument:
         if settle:
+            if on_events is not None:
+                self._engine.on_events(on_events)
             document = await self._settle_here(execution_id)
             if document is not None:
                 return await self._job_run_moves_on(document)

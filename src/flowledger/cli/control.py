@@ -7,9 +7,11 @@ which case the worker goes on and this command reports what it sees.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
-from typing import Annotated, Any, NoReturn
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -41,6 +43,9 @@ from flowledger.cli.common import (
 )
 from flowledger.runtime.status import ExecutionStatus
 
+if TYPE_CHECKING:
+    from flowledger.runtime.observer import EventCallback
+
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Execution id (or a prefix).")]
 DetachOption = Annotated[
     bool, typer.Option("--detach", help="Only record it; leave the running to workers.")
@@ -57,6 +62,21 @@ def _who() -> str:
         except (KeyError, OSError):  # a uid with no account
             name = "unknown"
     return f"cli:{name}"
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[EventCallback | None]:
+    """What the control verbs that carry an execution on here show as it runs: its step
+    events, a line each (PlainProgress, on a terminal too: the live table of ``run`` is
+    drawn from the workflow's start, and these take it up midway); nothing when ``quiet``
+    (``--json``, ``--detach``)."""
+    if quiet:
+        yield None
+        return
+    from flowledger.cli.progress import PlainProgress  # only for a verb that runs here
+
+    with PlainProgress(out) as progress:
+        yield progress.update
 
 
 def _finish(
@@ -140,7 +160,8 @@ def executions_input(
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
         request = SubmitInput(id=full_id, step=step, data=value, by=_who(), settle=not detach)
-        return dict(await application.executions.submit_input(request))
+        with _progress(as_json or detach) as progress:
+            return dict(await application.executions.submit_input(request, on_events=progress))
 
     _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)
 
@@ -189,7 +210,8 @@ def executions_retry(
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
         request = RetryExecution(id=full_id, by=_who(), settle=not detach)
-        retried = await application.executions.retry(request)
+        with _progress(as_json or detach) as progress:
+            retried = await application.executions.retry(request, on_events=progress)
         if not as_json:
             out.print(f"retried {', '.join(retried.steps) or 'the execution'}")
         return dict(retried.execution)
@@ -225,7 +247,8 @@ def executions_rerun(
         request = RerunExecution(
             id=full_id, from_step=from_step, version=version, by=_who(), settle=not detach
         )
-        doc = await application.executions.rerun(request)
+        with _progress(as_json or detach) as progress:
+            doc = await application.executions.rerun(request, on_events=progress)
         if not as_json:
             out.print(f"rerun of {full_id}: execution {doc['id']}")
         return dict(doc)
