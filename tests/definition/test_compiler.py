@@ -501,6 +501,28 @@ def test_field_errors_do_not_hide_graph_and_reference_errors() -> None:
     assert len(found) == 4
 
 
+def test_a_step_without_a_usable_id_keeps_the_later_steps_problems_on_their_lines() -> None:
+    """Such a step was dropped, and every later step's problems were named at the line
+    of the step before it (step 'c''s edge on line 3, the bad step's)."""
+    bad_id = problems(
+        """
+        name: shifted
+        steps:
+          - {id: A-b, type: sys.transform, after: [zz], input: {value: 1}}
+          - {id: c, type: sys.transform, after: [ab], input: {value: 1}}
+          - 5
+          - {id: d, type: sys.transform, input: {value: "{{ steps.zz.output }}"}}
+        """
+    )
+    assert [p.split(": ", 1)[0] for p in bad_id] == [
+        "wf.yaml:4:10",  # the id itself
+        "wf.yaml:5:42",  # c's after[0], on c's line (it was 4:...)
+        "wf.yaml:6:5",  # the item that is no mapping
+        "wf.yaml:7:49",  # d's reference, on d's line (it was 5:...)
+    ], bad_id
+    assert not any("#" in p for p in bad_id)  # the stand-ins' ids are named nowhere
+
+
 def test_a_templated_sibling_does_not_change_how_a_literal_field_is_checked() -> None:
     text = """
         name: sibling

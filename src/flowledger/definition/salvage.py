@@ -4,15 +4,18 @@ When pydantic refuses part of a document, the parts that did parse still deserve
 graph, type and reference checks. A step whose broken fields are ones nothing else
 rests on (``retry``, ``timeout``, ``output_schema``, a body step) is kept without them,
 and its input and templates are still checked: a bad ``retry.initial_delay`` does not
-hide a bad ``input.method``. A step whose id, type, input or branches are broken is kept as a
+hide a bad ``input.method``. A step whose type, input or branches are broken is kept as a
 stand-in with its id and edges (so steps that name it do not get spurious "unknown
-step" errors); its input, templates and output type are not checked.
+step" errors); its input, templates and output type are not checked. An item with no
+usable id, or no mapping at all, is a stand-in with neither: every step keeps its place
+in the list, from which its problems are located.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,7 +34,7 @@ def salvage(
     """
     broken_top = {loc[0] for loc in errors if loc and loc[0] != "steps"}
     stand_ins: set[str] = set()
-    steps = _steps(data.get("steps"), stand_ins, has_body)
+    steps = _steps(data.get("steps"), stand_ins, has_body, itertools.count(1))
     fields: dict[str, Any] = {
         name: data[name]
         for name in WorkflowSpec.model_fields
@@ -48,40 +51,70 @@ def salvage(
     return WorkflowSpec.model_construct(**fields, steps=steps), stand_ins
 
 
-def _steps(raw: Any, stand_ins: set[str], has_body: Callable[[str], bool]) -> list[StepSpec]:
+def _steps(
+    raw: Any,
+    stand_ins: set[str],
+    has_body: Callable[[str], bool],
+    holes: Iterator[int],
+) -> list[StepSpec]:
+    """The steps that parse, and a stand-in in the place of each that does not: every
+    step keeps its position, from which the checks name its line (a step dropped here
+    moved every later step's problems onto the line of the one before it)."""
     if not isinstance(raw, list):
         return []
     out: list[StepSpec] = []
     for item in raw:
         if not isinstance(item, Mapping):
+            out.append(_stand_in({}, _hole(holes), stand_ins, has_body, holes))
             continue
         try:
             out.append(StepSpec.model_validate(item))
             continue
         except ValidationError as exc:
             broken = {error["loc"][0] for error in exc.errors() if error["loc"]}
-        kept = _without(item, broken, stand_ins, has_body)
+        kept = _without(item, broken, stand_ins, has_body, holes)
         if kept is not None:
             out.append(kept)
             continue
         step_id = item.get("id")
         if not isinstance(step_id, str) or not _ID.match(step_id):
-            continue  # without a usable id nothing can refer to it
-        step_type = item.get("type")
-        fields: dict[str, Any] = {
-            "id": step_id,
-            "type": step_type if isinstance(step_type, str) else "sys.no_action",
-            "input": {},
-        }
-        for name, attr in (("after", "after"), ("then", "then"), ("else", "else_")):
-            value = item.get(name)
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                fields[attr] = value
-        if isinstance(step_type, str) and has_body(step_type):
-            fields["steps"] = _steps(item.get("steps"), stand_ins, has_body)
-        out.append(StepSpec.model_construct(**fields))
-        stand_ins.add(step_id)
+            # Without a usable id nothing can refer to it, and its edges are not checked
+            # (each problem would name a step by an id that is not in the file).
+            shape = {name: item[name] for name in ("type", "steps") if name in item}
+            out.append(_stand_in(shape, _hole(holes), stand_ins, has_body, holes))
+            continue
+        out.append(_stand_in(item, step_id, stand_ins, has_body, holes))
     return out
+
+
+def _hole(holes: Iterator[int]) -> str:
+    """An id for a step whose own is unusable: no step id can be it, and each is unique
+    in the workflow."""
+    return f"#{next(holes)}"
+
+
+def _stand_in(
+    item: Mapping[str, Any],
+    step_id: str,
+    stand_ins: set[str],
+    has_body: Callable[[str], bool],
+    holes: Iterator[int],
+) -> StepSpec:
+    """A step that is not checked, only placed: its id and edges."""
+    step_type = item.get("type")
+    fields: dict[str, Any] = {
+        "id": step_id,
+        "type": step_type if isinstance(step_type, str) else "sys.no_action",
+        "input": {},
+    }
+    for name, attr in (("after", "after"), ("then", "then"), ("else", "else_")):
+        value = item.get(name)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            fields[attr] = value
+    if isinstance(step_type, str) and has_body(step_type):
+        fields["steps"] = _steps(item.get("steps"), stand_ins, has_body, holes)
+    stand_ins.add(step_id)
+    return StepSpec.model_construct(**fields)
 
 
 #: Fields whose problem leaves nothing to check of the step: the step becomes a stand-in.
@@ -93,6 +126,7 @@ def _without(
     broken: set[Any],
     stand_ins: set[str],
     has_body: Callable[[str], bool],
+    holes: Iterator[int],
 ) -> StepSpec | None:
     """The step ``item`` without its ``broken`` fields, when it is still a step that can
     be checked (None: one of ``_ESSENTIAL`` is among them, or it still does not parse)."""
@@ -104,6 +138,6 @@ def _without(
     except ValidationError:
         return None
     if "steps" in broken and has_body(spec.type):  # its body's good steps are still checked
-        steps = _steps(item.get("steps"), stand_ins, has_body)
+        steps = _steps(item.get("steps"), stand_ins, has_body, holes)
         spec = spec.model_copy(update={"steps": steps})
     return spec
