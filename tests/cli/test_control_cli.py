@@ -70,6 +70,8 @@ def test_cancel_a_queued_execution(cli: Cli, tmp_path: Path) -> None:
     execution_id = started.stdout.strip()
     result = cli("executions", "cancel", execution_id, "--reason", "not needed")
     assert result.returncode == 0, result.stderr
+    # The reason, not an "error:" line for a cancel that did what was asked.
+    assert "cancelled: not needed" in result.stdout and "error:" not in result.stdout
     doc = _show(cli, execution_id)
     assert doc["runtimeStatus"] == "Cancelled"
     assert doc["error"]["message"] == "cancelled: not needed"

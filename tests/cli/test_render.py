@@ -73,6 +73,25 @@ def test_a_retry_that_succeeded_after_a_long_failure() -> None:
     assert bar == "x" * 16 + "·" * 9 + "█" * 25, bar
 
 
+def test_the_header_s_bar_lines_up_with_the_rows_and_the_legend_names_what_is_drawn() -> None:
+    """The header's | stood one column right of the rows'; the legend named "-" (the
+    execution stood failed until retried) for an execution that failed and stays so."""
+    doc = {
+        "id": "e5",
+        "runtimeStatus": "Failed",
+        "failedAt": _at(300),
+        "steps": {"0": _attempt(1, 0, 300, "Failed")},
+    }
+    console = Console(width=200, record=True, color_system=None)
+    with console.capture() as captured:
+        failed = failed_periods([{"kind": "execution.failed", "at": _at(300)}])
+        timeline(console, doc, failed=failed)
+    lines = captured.get().splitlines()
+    header, row = lines[1], next(line for line in lines if line.startswith("call"))
+    assert header.index("|") == row.index("|"), (header, row)
+    assert "-" not in row.split("|")[1] and "until retried" not in lines[-1], lines
+
+
 def test_the_submit_command_names_the_iteration_when_a_step_waits_in_several() -> None:
     item = {"executionId": "e1", "stepId": "ask", "prompt": "ok?", "schema": None}
     waiting = [

@@ -126,7 +126,9 @@ async def test_invalid_json_keeps_the_text(base: str, client: httpx.AsyncClient)
 
 async def test_404_fails_and_is_not_retryable(base: str, client: httpx.AsyncClient) -> None:
     error = await fails(client, url=f"{base}/status/404?token=s3cret")
-    assert error.message == f"GET {base}/status/404 answered 404 Not Found"
+    assert error.message == (
+        f"GET {base}/status/404 answered 404 Not Found (not retried: a 4xx other than 408, 425, 429)"
+    )
     assert error.retryable is False
     details: Any = error.details
     assert details["statusCode"] == 404

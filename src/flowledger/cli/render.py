@@ -98,7 +98,11 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
         f"{len(steps)} step executions  id {doc['id']}",
     )
     console.print(line, soft_wrap=True)
-    if doc.get("error"):
+    if doc.get("error") and doc["runtimeStatus"] == "Cancelled":
+        # What a cancel records is its reason ("cancelled: not needed"), not a failure.
+        style = STATUS_STYLE.get("Cancelled", "")
+        console.print(Text(error_text(doc["error"]), style=style), soft_wrap=True)
+    elif doc.get("error"):
         console.print(Text(f"error: {error_text(doc['error'])}", style="red"), soft_wrap=True)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
@@ -322,8 +326,9 @@ def timeline(
         return any(began <= middle < (ended or end) for began, ended in failed or ())
 
     console.print(
-        f"{'':<{label_width}} |{when(start.isoformat())}{'':>10}+{_seconds(span)}", soft_wrap=True
+        f"{'':<{label_width}}|{when(start.isoformat())}{'':>10}+{_seconds(span)}", soft_wrap=True
     )
+    drew_failed = False  # the legend names only the marks drawn
     for (step_id, loop), attempts in rows.items():
         cells = [" "] * TIMELINE_WIDTH
         styles = [""] * TIMELINE_WIDTH
@@ -337,6 +342,7 @@ def timeline(
                 # cell ends in the cell it began in, and its mark must stay.
                 for i in range(column(previous_end) + 1, column(began)):
                     cells[i], styles[i] = ("-", "red dim") if stood_failed(i) else ("·", "dim")
+                    drew_failed = drew_failed or cells[i] == "-"
             mark, style = "█", STATUS_STYLE.get(attempt["status"], "")
             if attempt["status"] == "Failed":
                 mark = "x"
@@ -359,7 +365,7 @@ def timeline(
         console.print(Text.assemble(f"{label:<{label_width}}|", bar, f"|{tail}"))
     console.print(
         "█ running  x failed  · waiting to retry  ░ waiting (input, timer, children)"
-        + ("  - execution failed until retried" if failed else "")
+        + ("  - execution failed until retried" if drew_failed else "")
         + ("" if per_row else "  (loop iterations drawn together; --all: one row each)")
     )
 

@@ -214,8 +214,11 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     if text is not None and len(text) > DETAIL_BODY_CHARS:
         body = text[:DETAIL_BODY_CHARS] + "…"
     retryable = status in _RETRYABLE_STATUS or status >= 500
+    # Said, since a step's retry policy seems to be ignored otherwise: the same request
+    # would be refused the same way.
+    final = "" if retryable or status < 400 else " (not retried: a 4xx other than 408, 425, 429)"
     raise StepError(
-        f"{where} answered {status} {reason}".rstrip(),
+        f"{where} answered {status} {reason}".rstrip() + final,
         retryable=retryable,
         details={"statusCode": status, "headers": response_headers, "body": body},
         retry_after=retry_after(response_headers) if retryable else None,
