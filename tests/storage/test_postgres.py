@@ -193,3 +193,47 @@ async def test_the_lease_connection_reconnects_after_it_was_cut(pg_url: str) -> 
         assert claimed == execution_id and epoch == 1
     finally:
         await store.close()
+
+
+def _cut_every_connection(pg_url: str, *, and_refuse: bool = False) -> None:
+    """What a restart does to the store's connections (and, ``and_refuse``, a database
+    that does not take new ones: down)."""
+    server, name = pg_url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        if and_refuse:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(  # waits (up to 10 s) until they have gone
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        )
+
+
+@pytest.mark.postgresql
+async def test_reads_outlive_a_restart_and_a_database_down_is_a_storage_error(pg_url: str) -> None:
+    """After a restart, each reader thread's connection failed the next read given to it
+    (a plain-text 500 in the API, minutes later for a reader seldom used); with the
+    database down, the driver's error came out raw (a 500, not storage_unavailable)."""
+    store = open_store(pg_url)
+    try:
+        await store.initialize()
+        execution_id = await new_execution(store)
+        _cut_every_connection(pg_url)
+        for _ in range(12):  # more reads than reader threads: each meets its dead connection
+            found = await asyncio.gather(
+                store.get_execution(execution_id), store.find_api_token("nobody's")
+            )
+            assert found[0] is not None and found[0]["id"] == execution_id and found[1] is None
+        _cut_every_connection(pg_url, and_refuse=True)
+        try:
+            for read in (store.get_execution(execution_id), store.find_api_token("x")):
+                with pytest.raises(StorageError, match="^the database does not answer: "):
+                    await read
+            with pytest.raises(StorageError, match="^the database does not answer: "):
+                await store.acquire_lease(execution_id, "me", LEASE)
+        finally:
+            with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as su:
+                name = pg_url.rsplit("/", 1)[1]
+                su.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert (await store.get_execution(execution_id) or {}).get("id") == execution_id
+    finally:
+        await store.close()

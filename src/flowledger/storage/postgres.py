@@ -7,12 +7,13 @@ that skip rows another worker holds, and LISTEN/NOTIFY instead of polling.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import (
@@ -41,7 +42,10 @@ from flowledger.storage.pgstarts import StartWriter
 from flowledger.storage.pgwrites import PostgresBatchWriter
 from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
-from flowledger.storage.sqlpart import writes
+from flowledger.storage.sqlpart import guarded_read, writes
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +151,24 @@ class PostgresStore(SQLStore):
         # work per statement, not ours, bounded that GET under load.
         width = max(readers, 1)  # reads at once: one per reader thread
         self._documents: Coalescer[str, tuple[Row, list[Row]]] = Coalescer(
-            self._readers, self._read_executions, width
+            self._readers, self._guarded(self._read_executions), width
         )
         # The same for execution rows (``get_execution``): a drive reads its row first, and
         # executions driven together (``gather`` of start + drive) then take their leases,
         # and write their rounds, together.
-        self._rows: Coalescer[str, Row] = Coalescer(self._readers, self._read_rows, width)
+        self._rows: Coalescer[str, Row] = Coalescer(
+            self._readers, self._guarded(self._read_rows), width
+        )
         # And for the version a start by name runs: many clients starting one workflow
         # at once (``POST /workflows/{name}/executions``) share one read of it.
         self._version_ids: Coalescer[VersionKey, str] = Coalescer(
-            self._readers, self._read_version_ids, width
+            self._readers, self._guarded(self._read_version_ids), width
         )
+
+    def _guarded(self, read_many: Callable[[Collection[K]], V]) -> Callable[[Collection[K]], V]:
+        """A coalesced read as every ``@reads`` runs (storage.sqlpart.guarded_read): once
+        more on a connection that died, the database's condition as StorageError."""
+        return lambda keys: guarded_read(self, functools.partial(read_many, keys))
 
     async def read_execution(self, execution_id: str) -> tuple[Row, list[Row]] | None:
         return await self._documents.get(execution_id)

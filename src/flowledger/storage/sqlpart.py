@@ -79,9 +79,42 @@ def reads(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
 
     @functools.wraps(body)
     async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._readers.run(functools.partial(body, self, *args, **kwargs))
+        return await self._readers.run(
+            functools.partial(guarded_read, self, functools.partial(body, self, *args, **kwargs))
+        )
 
     return call
+
+
+def guarded_read(store: SQLPart, job: Callable[[], R]) -> R:
+    """``job`` (a read) on the calling lane thread, once more when its connection had died
+    (the database restarted since this thread last used it: SQLAlchemy has dropped that
+    connection, and the next use opens a new one); what still fails for the database's
+    condition comes out as StorageError (storage_unavailable, not an internal error).
+    Reads change nothing, so a second try is always safe."""
+    try:
+        return job()
+    except DBAPIError as exc:
+        failed = exc
+        if exc.connection_invalidated:
+            try:
+                return job()
+            except DBAPIError as again:
+                failed = again
+        trouble = trouble_error(store, failed)
+        if trouble is None:
+            raise failed from failed.__cause__  # as it was raised
+        raise trouble from failed
+
+
+def trouble_error(store: SQLPart, exc: DBAPIError) -> StorageError | None:
+    """``exc`` as StorageError when it is the database's condition (DatabaseTrouble's
+    rule); None when it is not (a constraint, a mistake in SQL: raised as it is)."""
+    if not store._trouble(exc):
+        return None
+    driver = exc.orig if exc.orig is not None else exc
+    detail = (str(driver).strip().splitlines() or [type(driver).__name__])[0]
+    return StorageError(f"the database does not answer: {detail}")
 
 
 def writes(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
@@ -92,7 +125,13 @@ def writes(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
 
     @functools.wraps(body)
     async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._writer.run(functools.partial(body, self, *args, **kwargs))
+        try:
+            return await self._writer.run(functools.partial(body, self, *args, **kwargs))
+        except DBAPIError as exc:  # not tried again: a lost commit may have been made
+            trouble = trouble_error(self, exc)
+            if trouble is None:
+                raise
+            raise trouble from exc
 
     return call
 
@@ -105,10 +144,16 @@ def point_read(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
     @functools.wraps(body)
     async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         job = functools.partial(body, self, *args, **kwargs)
-        done = self._inline_read(job)
+        try:
+            done = self._inline_read(job)
+        except DBAPIError as exc:  # SQLite's own file, on the loop: nothing to reconnect
+            trouble = trouble_error(self, exc)
+            if trouble is None:
+                raise
+            raise trouble from exc
         if done is not NOT_HERE:
             return cast(R, done)
-        return await self._readers.run(job)
+        return await self._readers.run(functools.partial(guarded_read, self, job))
 
     return call
 
@@ -133,10 +178,16 @@ def _inline_write_or(
     @functools.wraps(body)
     async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         job = functools.partial(body, self, *args, **kwargs)
-        done = self._inline_write(job)
-        if done is not NOT_HERE:
-            return cast(R, done)
-        return await lane(self).run(job)
+        try:
+            done = self._inline_write(job)
+            if done is not NOT_HERE:
+                return cast(R, done)
+            return await lane(self).run(job)
+        except DBAPIError as exc:  # as @writes: said, not tried again
+            trouble = trouble_error(self, exc)
+            if trouble is None:
+                raise
+            raise trouble from exc
 
     return call
 
