@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "flowledger"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "unions": 0,
+    "controls": 0,
     "schema_check": 0,
     "types": 0,
     "durations": 0,
@@ -51,6 +52,7 @@ LAYERS: dict[str, int] = {
 #: Leaves are one layer but must not form a cycle: this is their order.
 LEAF_ORDER = [
     "types",
+    "controls",
     "errors",
     "unions",
     "jsonvalues",

@@ -6,8 +6,9 @@ id) may hold escape sequences that would clear an operator's screen, recolour it
 retitle the window if printed as they are. Every text segment a console renders passes
 through :class:`SafeConsole.render`, so no print site can forget it: a C0 control
 character becomes its Unicode control picture (ESC shows as ␛), DEL ␡ and a C1 one
-U+FFFD. Tabs and line breaks stay. Rich's own codes (styles, cursor moves of the live
-view) are not in the text and are untouched. JSON output (``--json``) escapes them
+U+FFFD. Tabs and line breaks stay. Which characters: :mod:`flowledger.controls`, the
+rule the web follows too. Rich's own codes (styles, cursor moves of the live view) are
+not in the text and are untouched. JSON output (``--json``) escapes them
 already.
 """
 
@@ -20,10 +21,7 @@ from collections.abc import Iterable
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 
-#: C0 and C1 controls but tab and line feed, and the bidirectional controls (U+202E
-#: "right-to-left override" reorders what an operator reads: a name could spell
-#: another).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+from flowledger.controls import CONTROL
 
 
 def _picture(match: re.Match[str]) -> str:
@@ -35,7 +33,7 @@ def _picture(match: re.Match[str]) -> str:
 
 def visible(text: str) -> str:
     """``text`` with its control characters (but tabs and line breaks) shown, not sent."""
-    return _CONTROL.sub(_picture, text)
+    return CONTROL.sub(_picture, text)
 
 
 class SafeConsole(Console):
@@ -45,7 +43,7 @@ class SafeConsole(Console):
         self, renderable: RenderableType, options: ConsoleOptions | None = None
     ) -> Iterable[Segment]:
         for segment in super().render(renderable, options):
-            if segment.control is None and _CONTROL.search(segment.text):
+            if segment.control is None and CONTROL.search(segment.text):
                 yield Segment(visible(segment.text), segment.style)
             else:
                 yield segment
