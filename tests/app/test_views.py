@@ -3,6 +3,7 @@ store, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,48 @@ async def test_the_timeline_shows_waits_and_retry_back_off(app: App, tmp_path: P
     assert back_off["kind"] == "backoff" and back_off["x"] < bars[("boom", 2)]["x"] + 1
     assert bars[("boom", 1)]["waits"] == []
     assert [e["seq"] for e in view["events"]] == list(range(1, len(view["events"]) + 1))
+
+
+ASKS = """\
+name: asks
+steps:
+  - id: ask
+    type: sys.wait_for_input
+    input: {prompt: "ok?", schema: {type: object, properties: {ok: {type: boolean}}}}
+"""
+PARENT = """\
+name: parent
+steps:
+  - {id: kids, type: sys.sub_workflow, input: {workflow: asks}}
+"""
+
+
+async def test_a_timeline_not_over_runs_to_now(app: App) -> None:
+    """A step waiting for a person five minutes: the timeline ran to the last event
+    (``Timeline 55 ms``, ``wait: 0 ms``, a running bar with no duration); a step waiting
+    for its children drew no wait at all. Drawn to the application's clock now."""
+    await app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=ASKS), WorkflowText(text=PARENT)])
+    )
+    doc = await app.executions.run(RunExecution(workflow="parent"))
+    assert doc["runtimeStatus"] == "AwaitingUserInput"
+    [child] = [c["id"] for s in doc["steps"].values() for c in s["childWorkflowExecutions"]]
+    app.engine.clock.offset = timedelta(minutes=5)
+    for shown in (child, doc["id"]):
+        view = await app.views.execution(GetExecutionView(id=shown))
+        assert view["timelineMs"] >= 300_000
+        [bar] = view["timeline"]
+        assert not bar["ended"] and bar["durationMs"] >= 300_000, bar
+        [wait] = bar["waits"]
+        assert wait["kind"] == "wait" and wait["open"] and wait["durationMs"] >= 299_000, wait
+        assert wait["x"] + wait["width"] >= 999  # up to the end of the drawing
+
+
+async def test_a_finished_timeline_ends_where_the_execution_did(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "waits.yaml"
+    path.write_text(WAITS)
+    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    app.engine.clock.offset = timedelta(hours=1)
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    assert view["timelineMs"] < 60_000
+    assert all(bar["ended"] for bar in view["timeline"])

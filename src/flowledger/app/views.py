@@ -21,7 +21,9 @@ from typing import Any, cast
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from flowledger.app import timeline
 from flowledger.app.models import Id, Request
+from flowledger.app.timeline import TimelineBar
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import ancestors
 from flowledger.runtime.engine import Engine
@@ -31,8 +33,6 @@ from flowledger.types import EventDocument, ExecutionDocument, StepDocument
 #: When steps of one id ran several times (loop iterations), the status the graph shows
 #: is the first of these that any of them has: trouble first, then work in flight.
 STATUS_PRIORITY = ("Failed", "InProgress", "Cancelled", "Completed", "NotStarted", "Disabled")
-#: Width of the timeline drawing, in SVG user units.
-TIMELINE_WIDTH = 1000
 TERMINAL_STEP = frozenset({"Completed", "Failed", "Disabled", "Cancelled"})
 #: Iterations of a loop whose body attempts are listed when none is chosen; attempts that
 #: did not complete (failed, running, cancelled) are listed whatever their iteration.
@@ -78,27 +78,6 @@ class GraphEdge(TypedDict):
     label: str | None
     #: ``taken``, ``skipped`` (the target was disabled) or ``pending``.
     state: str
-
-
-class TimelineWait(TypedDict):
-    #: ``wait`` (a delay, a person, a child: suspended until resumed) or ``backoff``
-    #: (a retry's delay before this attempt started).
-    kind: str
-    x: float
-    width: float
-    durationMs: int
-
-
-class TimelineBar(TypedDict):
-    stepExecutionId: str
-    label: str
-    status: str
-    attempt: int
-    startedAt: str
-    durationMs: int | None
-    x: float
-    width: float
-    waits: list[TimelineWait]
 
 
 class TemplateValue(TypedDict):
@@ -182,7 +161,8 @@ class Views:
         nodes, edges = _graph(workflow, runs, totals, chosen)
         shown = [run for run in runs if _listed(run, chosen)]
         events = cast(builtins.list[EventDocument], await engine.events(request.id))
-        bars, span = _timeline(shown, _waits(events))
+        now = engine.clock.now()  # an execution not over is drawn up to now
+        bars, span = timeline.bars(doc, shown, timeline.waits(events), now)
         return {
             "execution": doc,
             "nodes": nodes,
@@ -418,91 +398,6 @@ def _iterations_done(
     return sum(state.values())
 
 
-Span = tuple[str, str, str | None]  # kind, from, until (None: still waiting)
-WAIT_ENDS = frozenset(
-    {"step.resumed", "step.started", "step.completed", "step.failed", "step.cancelled"}
-)
-
-
-def _waits(events: builtins.list[EventDocument]) -> dict[str, builtins.list[Span]]:
-    """Step execution id → its waits: suspended → resumed, and a retry's back-off
-    (retry_scheduled → the new attempt's start)."""
-    found: dict[str, builtins.list[Span]] = {}
-    open_: dict[str, tuple[str, str]] = {}
-    for event in events:
-        run_id, kind, at = event["stepExecutionId"], event["kind"], event["at"]
-        if run_id is None:
-            continue
-        if kind == "step.suspended":
-            open_[run_id] = ("wait", at)
-        elif kind == "step.retry_scheduled":
-            open_[run_id] = ("backoff", at)
-        elif run_id in open_ and kind in WAIT_ENDS:
-            what, since = open_.pop(run_id)
-            found.setdefault(run_id, []).append((what, since, at))
-    for run_id, (what, since) in open_.items():
-        found.setdefault(run_id, []).append((what, since, None))
-    return found
-
-
-def _timeline(
-    runs: builtins.list[StepDocument], waits: dict[str, builtins.list[Span]]
-) -> tuple[builtins.list[TimelineBar], int]:
-    started = [run for run in runs if run["startedAt"]]
-    if not started:
-        return [], 0
-    stamps = [_parse(r["startedAt"] or "") for r in started]
-    stamps += [_parse(since) for r in started for _, since, _ in waits.get(r["id"], [])]
-    origin = min(stamps)
-    now = max([*stamps, *(_parse(_end(r) or r["startedAt"] or "") for r in started)])
-    span = max(_ms(origin, now), 1)
-
-    def scale(ms: int) -> float:
-        return round(ms * TIMELINE_WIDTH / span, 2)
-
-    bars: builtins.list[TimelineBar] = []
-    for run in started:
-        begin = _ms(origin, _parse(run["startedAt"] or ""))
-        duration = _duration(run["startedAt"], _end(run))
-        length = duration if duration is not None else span - begin
-        spans: builtins.list[TimelineWait] = []
-        for kind, since, until in waits.get(run["id"], []):
-            start = _ms(origin, _parse(since))
-            stop = _ms(origin, _parse(until)) if until else span
-            spans.append(
-                {
-                    "kind": kind,
-                    "x": scale(start),
-                    "width": max(scale(stop - start), 1.0),
-                    "durationMs": stop - start,
-                }
-            )
-        bars.append(
-            {
-                "stepExecutionId": run["id"],
-                "label": _label(run),
-                "status": run["status"],
-                "attempt": run["attempt"],
-                "startedAt": run["startedAt"] or "",
-                "durationMs": duration,
-                "x": scale(begin),
-                "width": max(scale(length), 2.0),
-                "waits": spans,
-            }
-        )
-    return bars, span
-
-
-def _ms(since: datetime, until: datetime) -> int:
-    return int((until - since).total_seconds() * 1000)
-
-
-def _label(run: StepDocument) -> str:
-    loop = run.get("loop") or {}
-    where = "".join(f"[{k}#{i}]" for k, i in loop.items())
-    return f"{run['stepId']}{where}"
-
-
 def _attempt(workflow: CompiledWorkflow, run: StepDocument, key: str | None) -> AttemptView:
     step = workflow.steps.get(run["stepId"])
     templates = list(_templates(step.spec.input, run.get("inputData"), "input")) if step else []
@@ -510,7 +405,7 @@ def _attempt(workflow: CompiledWorkflow, run: StepDocument, key: str | None) -> 
         "stepExecutionId": run["id"],
         "stepId": run["stepId"],
         "type": run["type"],
-        "label": _label(run),
+        "label": timeline.label(run),
         "status": run["status"],
         "attempt": run["attempt"],
         "startedAt": run["startedAt"],

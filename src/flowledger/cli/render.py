@@ -260,29 +260,17 @@ def failed_periods(events: list[dict[str, Any]]) -> list[tuple[datetime, datetim
     return periods
 
 
-#: Events that start a step attempt's wait (a timer, a person, children) and end one.
-_WAIT_STARTS = frozenset({"step.suspended", "step.awaiting_input", "step.children_planned"})
-_WAIT_ENDS = frozenset(
-    {"step.resumed", "step.input_received", "step.input_timed_out", "step.completed",
-     "step.failed", "step.cancelled"}
-)  # fmt: skip
-
-
 def wait_periods(events: list[dict[str, Any]]) -> dict[str, list[tuple[datetime, datetime | None]]]:
     """When each step attempt (by step execution id) waited, from its events: from a
     suspension, a question or its children's start until it resumed or ended (None:
-    still waiting)."""
-    periods: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
-    for event in events:
-        attempt = event.get("stepExecutionId")
-        if attempt is None:
-            continue
-        open_wait = periods[attempt] and periods[attempt][-1][1] is None
-        if event["kind"] in _WAIT_STARTS and not open_wait:
-            periods[attempt].append((clock.parse(event["at"]), None))
-        elif event["kind"] in _WAIT_ENDS and open_wait:
-            periods[attempt][-1] = (periods[attempt][-1][0], clock.parse(event["at"]))
-    return dict(periods)
+    still waiting). The web's rule (app.timeline.waits); a retry's back-off is left out,
+    the chart draws it between the attempts."""
+    from flowledger.app.timeline import waits  # not loaded by commands that draw none
+
+    return {
+        attempt: [(w.since, w.until) for w in found if w.kind == "wait"]
+        for attempt, found in waits(events).items()
+    }
 
 
 def timeline(
@@ -308,8 +296,10 @@ def timeline(
         return
     start = min(clock.parse(s["startedAt"]) for s in steps)
     ends = [clock.parse(e) for s in steps if (e := _ended(s))]
-    finished = _ended(doc)
-    end = clock.parse(finished) if finished else max([datetime.now(UTC), *ends])
+    # Not over: drawn up to now, as the web draws it (app.timeline.drawn_until).
+    from flowledger.app.timeline import drawn_until
+
+    end = drawn_until(doc, ends, datetime.now(UTC))
     span = max((end - start).total_seconds(), 0.001)
     per_row = show_all or len(steps) <= COMPACT_ABOVE
     rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
