@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -443,3 +444,124 @@ async def test_a_number_that_is_not_one_is_told_in_words(web: Web) -> None:
     csrf = await web.csrf()
     start = await http.post("/workflows/ask/start", data={"csrf": csrf, "version": "abc"})
     assert start.status_code == 422 and "version" in start.text
+
+
+SPOOF = """\
+name: spoof
+description: "Fails on purpose, \u202ewith a spoof"
+steps:
+  - id: ask
+    type: sys.wait_for_input
+    input:
+      prompt: "Approve {{ input.m }}?"
+      schema: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
+  - {id: boom, type: sys.fail, input: {message: "bad {{ input.m }}"}}
+"""
+
+
+async def test_bidi_controls_in_data_are_shown_escaped_and_stored_as_they_are(web: Web) -> None:
+    """A right-to-left override in an input reversed the rest of its line on the page,
+    the JSON around it included (Trojan Source); the command line already showed it."""
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=SPOOF)]))
+    attack = "RED \u202eevil \x9b1m"
+    waiting = await web.start("spoof", {"m": attack, "k\u202eey": 1})
+    http = await web.sign_in("operator")
+    csrf = await web.csrf()
+    url = f"/executions/{waiting}/steps/ask/input"
+    assert (await http.post(url, data={"csrf": csrf, "ok": "true"})).status_code == 303
+    failed = await web.app.engine.drive(waiting)
+    assert failed["runtimeStatus"] == "Failed"
+    assert failed["error"] and failed["error"]["message"] == f"bad {attack}"  # stored as it came
+    for path in (f"/executions/{waiting}", "/workflows/spoof", "/executions"):
+        page = (await http.get(path)).text
+        assert "\u202e" not in page and "\x9b" not in page, path
+    page = (await http.get(f"/executions/{waiting}")).text
+    assert "RED \\u202eevil \\u009b1m" in page  # the error, the events, the data store
+    assert '<span class="key">k\\u202eey</span>' in page  # a key as much as a value
+    answered = await web.start("spoof", {"m": attack})
+    form = (await http.get(f"/executions/{answered}")).text
+    assert '<p class="prompt">Approve RED \\u202eevil \\u009b1m?</p>' in form
+
+
+async def test_times_in_lists_read_as_utc_with_the_exact_time_kept(web: Web) -> None:
+    await web.start("boom")
+    http = await web.sign_in("viewer")
+    for path in ("/executions", "/workflows"):
+        page = (await http.get(path)).text
+        found = re.findall(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', page)
+        assert found, path
+        for stamp, title, shown in found:
+            assert stamp == title and stamp.endswith("Z")
+            assert shown == f"{stamp[:10]} {stamp[11:19]} UTC", shown  # no T, no millis
+
+
+CHILD_ASKS = """\
+name: child-asks
+steps:
+  - id: ask
+    type: sys.wait_for_input
+    input: {prompt: "ok?", schema: {type: object, properties: {ok: {type: boolean}}}}
+"""
+PARENT_OF_ASKS = """\
+name: parent-of-asks
+steps:
+  - {id: kids, type: sys.sub_workflow, input: {workflow: child-asks}}
+"""
+
+
+async def test_a_parent_s_page_says_which_child_a_form_answers(web: Web) -> None:
+    await web.app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=CHILD_ASKS), WorkflowText(text=PARENT_OF_ASKS)])
+    )
+    parent = await web.start("parent-of-asks")
+    doc = await web.app.executions.get(GetExecution(id=parent))
+    [child] = [c["id"] for s in doc["steps"].values() for c in s["childWorkflowExecutions"]]
+    await web.app.engine.drive(child)
+    http = await web.sign_in("operator")
+    page = (await http.get(f"/executions/{parent}")).text
+    assert f'action="/executions/{child}/steps/ask/input"' in page
+    said = f'This answers child execution <a href="/executions/{child}">{child[:8]}</a>.'
+    assert said in page
+    assert "This answers child" not in (await http.get(f"/executions/{child}")).text
+
+
+async def test_a_refused_answer_keeps_what_was_typed(web: Web) -> None:
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("operator")
+    csrf = await web.csrf()
+    url = f"/executions/{waiting}/steps/approve/input"
+    typed = {"csrf": csrf, "ok": "false", "count": "many", "tags": '["x"]'}
+    refused = await http.post(url, data=typed)
+    assert refused.status_code == 422
+    assert '<option value="false" selected>false</option>' in refused.text
+    assert 'name="count" type="text" inputmode="decimal" value="many"' in refused.text
+    assert "&#34;x&#34;]</textarea>" in refused.text
+    # The page puts its own address back (app.js): a reload does not post again.
+    assert f'data-here="/executions/{waiting}"' in refused.text
+    started = await http.post("/workflows/ask/start", data={"csrf": csrf, "n": "x", "mode": "b"})
+    assert started.status_code == 422
+    assert 'value="x"' in started.text and '<option value="b" selected>b</option>' in started.text
+
+
+async def test_sign_in_title_and_a_workflow_s_description(web: Web) -> None:
+    page = (await web.http.get("/signin")).text
+    assert "<title>Sign in · flowledger</title>" in page
+    described = "name: described\ndescription: Greets <b>whoever</b> asks.\n" + (
+        "steps:\n  - {id: greet, type: sys.transform, input: {value: hi}}\n"
+    )
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=described)]))
+    http = await web.sign_in("viewer")
+    page = (await http.get("/workflows/described")).text
+    assert '<p class="description">Greets &lt;b&gt;whoever&lt;/b&gt; asks.</p>' in page
+
+
+async def test_a_waiting_execution_s_timeline_runs_to_now(web: Web) -> None:
+    waiting = await web.start("ask", {"n": 1})
+    web.app.engine.clock.offset = timedelta(minutes=5)
+    http = await web.sign_in("viewer")
+    page = (await http.get(f"/executions/{waiting}")).text
+    heading = re.search(r'<h2 id="timeline-h">Timeline <span class="meta">([^<]+)</span>', page)
+    assert heading and re.fullmatch(r"5m(0\ds)? so far", heading.group(1)), heading
+    assert re.search(r"<title>waiting: 5m(0\ds)? so far</title>", page)
+    assert re.search(r"<title>approve: InProgress, 5m(0\ds)? so far</title>", page)
+    assert "hatched" not in page  # the waits are a translucent fill, and the legend says so

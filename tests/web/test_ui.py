@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests import tls
 from tests.api.conftest import Service
+from tests.api.helpers import push as push_from
 from tests.api.helpers import settled, start, terminal, unique
 
 # What a page waits for is a worker on a machine that CI shares (other tests, a browser,
@@ -229,7 +230,11 @@ def test_human_input_form_refuses_invalid_data_then_accepts_valid(
     form.locator("input[name=amount]").fill("0")
     form.locator("button").click()
     expect(page.locator("#input-error")).to_contain_text("minimum")
+    # What was typed is still there, at the page's own address (a reload posts nothing).
+    expect(page).to_have_url(re.compile(f"/executions/{execution_id}$"))
     form = page.locator("#input-approve")
+    expect(form.locator("input[name=amount]")).to_have_value("0")
+    expect(form.locator("select[name=approved]")).to_have_value("true")
     form.locator("select[name=approved]").select_option("true")
     form.locator("input[name=amount]").fill("7")
     form.locator("button").click()
@@ -465,3 +470,39 @@ def test_a_hidden_tab_lets_its_stream_go_and_catches_up_when_shown(
     expect(page.locator("#status")).to_contain_text("AwaitingUserInput")
     page.evaluate(SHOW, "visible")
     expect(page.locator("#status")).to_contain_text("Cancelled", timeout=10_000)
+
+
+def test_a_graph_too_large_to_draw_says_so(pages: Pages, ui: Service) -> None:
+    """A chain of 2,500 steps overflowed dagre's stack: a blank panel and a script error
+    (which ``pages`` fails on), nothing said."""
+    chain = "".join(
+        f"  - {{{{id: s{i}, type: sys.transform, input: {{{{value: {i}}}}}}}}}\n"
+        for i in range(2500)
+    )
+    name = push(ui, "name: {name}\nsteps:\n" + chain)
+    page = pages("viewer")
+    page.goto(f"/workflows/{name}")
+    note = page.locator("#main .graph .graph-note")
+    expect(note).to_contain_text("This graph has 2500 steps, too many to draw here.")
+    expect(note).to_contain_text("in the definition below")
+    assert page.locator(".graph-svg").count() == 0
+
+
+def test_long_names_do_not_widen_the_pages(pages: Pages, ui: Service) -> None:
+    """A 128-character name (allowed) made /executions 1,702 px wide in 1,400."""
+    name = "n" * 117 + unique("ui")
+    assert len(name) == 128
+    with ui.client("admin") as http:
+        push_from(http, FAILING, name)
+        execution_id = start(http, name)["id"]
+        settled(http, execution_id)
+    page = pages("viewer")
+    page.set_viewport_size({"width": 1200, "height": 800})
+    wide = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    for path in ("/executions", "/workflows", f"/executions/{execution_id}"):
+        page.goto(path)
+        expect(page.locator("#main")).to_be_visible()
+        assert page.evaluate(wide) is False, path
+    page.goto("/executions")
+    row = page.locator(f'tr[data-execution="{execution_id}"] a.name')
+    assert row.get_attribute("title") == name and row.inner_text() == name

@@ -7,6 +7,7 @@ import asyncio
 import difflib
 import json
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -73,6 +74,8 @@ async def _workflow_page(request: Request, name: str, status: int = 200, **extra
         against=against,
         graph={"nodes": nodes, "edges": edges},
         input_schema=document.get("input_schema"),
+        description=document.get("description"),
+        here=f"/workflows/{quote(name)}",
         **extra,
     )
 
@@ -110,7 +113,12 @@ async def start(request: Request, name: str) -> Response:
     except FlowledgerError as exc:
         field = error_field(exc, "input")
         return await _workflow_page(
-            request, name, http_status(exc)[0], start_error=str(exc), start_field=field
+            request,
+            name,
+            http_status(exc)[0],
+            start_error=str(exc),
+            start_field=field,
+            start_values=form,  # what was typed, not lost to a refusal
         )
     return see_other(f"/executions/{doc['id']}")
 

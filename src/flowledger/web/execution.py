@@ -66,6 +66,7 @@ async def _render(request: Request, execution_id: str, status: int = 200, **extr
         last_seq=events[-1]["seq"] if events else 0,
         max_events=MAX_EVENTS,
         iteration_query="&".join(f"iteration={k}:{v}" for k, v in view["iterations"].items()),
+        here=f"/executions/{execution_id}",
         **extra,
     )
 
@@ -163,6 +164,7 @@ async def submit_input(request: Request, execution_id: str, step_id: str) -> Res
             input_error=str(exc),
             input_step=step_id,
             input_field=field,
+            input_values=form,  # what was typed, not lost to a refusal
         )
     return see_other(f"/executions/{execution_id}")
 

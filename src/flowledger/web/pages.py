@@ -53,7 +53,8 @@ def _safe_next(target: str) -> str:
 
 @router.get("/signin")
 async def signin_form(request: Request) -> Response:
-    return page(request, "signin.html", None, next=_safe_next(request.query_params.get("next", "")))
+    target = _safe_next(request.query_params.get("next", ""))
+    return page(request, "signin.html", None, title="Sign in", next=target)
 
 
 @router.post("/signin")
@@ -65,7 +66,7 @@ async def signin(request: Request) -> Response:
     try:
         session = await app_of(request).sessions.sign_in(SignIn(token=first(form, "token")))
     except (AuthenticationError, FlowledgerError) as exc:
-        return page(request, "signin.html", None, 401, next=target, error=str(exc))
+        return page(request, "signin.html", None, 401, title="Sign in", next=target, error=str(exc))
     response = see_other(target)
     set_session(response, request, session)
     return response

@@ -4,7 +4,8 @@ mapping of the application's errors to pages (sign-in, 403, 404, the form again)
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec
 from urllib.parse import quote, urlsplit
@@ -12,23 +13,62 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from flowledger import __version__
 from flowledger.app.sessions import Session
 from flowledger.app.statuses import http_status
 from flowledger.app.tokens import allows
 from flowledger.artifacts.service import REFERENCE_KEY, is_reference
+from flowledger.controls import escaped
+from flowledger.durations import spoken
 from flowledger.errors import AuthenticationError, FlowledgerError, ForbiddenError, NotFoundError
 from flowledger.web.forms import fields_of
 
 P = ParamSpec("P")
+
+
+def _shown(value: Any) -> Any:
+    """Every value a template prints, with its control characters escaped (``\\u202e``,
+    flowledger.controls): a right-to-left override in an input would otherwise reverse
+    the page around it. Here, so no template can forget it; a macro's or a filter's
+    Markup was made of values that passed here already."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return escaped(value)
+    return value
+
+
+def _visible(value: Any) -> Any:
+    """A value for ``tojson`` (data a script puts on the page): its strings escaped as
+    :func:`_shown` escapes printed text, which JSON's own escaping would undo."""
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, Mapping):
+        return {_visible(k): _visible(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_visible(v) for v in value]
+    return value
+
+
+def readable(stamp: str) -> str:
+    """A stored time (ISO-8601 UTC) as people read it, to the second, its zone named:
+    ``2026-12-01 12:57:24 UTC`` (the exact value goes in the ``<time>``'s attributes)."""
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
 
 env = Environment(
     loader=PackageLoader("flowledger.web", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=_shown,
 )
+env.policies["json.dumps_function"] = lambda value, **kwargs: json.dumps(_visible(value), **kwargs)
 env.globals["flowledger_version"] = __version__
 env.globals["fields_of"] = fields_of
 env.globals["REFERENCE_KEY"] = REFERENCE_KEY
@@ -36,6 +76,8 @@ env.globals["REFERENCE_KEY"] = REFERENCE_KEY
 env.tests["artifact_reference"] = is_reference
 env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
 env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
+env.filters["spoken"] = lambda ms: spoken(timedelta(milliseconds=ms))
+env.filters["readable"] = readable
 
 
 def is_fragment(request: Request) -> bool:

@@ -70,10 +70,27 @@
     return { width: Math.max(110, text * 7.5 + 28), height: n.isLoop ? 54 : 46 };
   }
 
+  /* dagre lays a graph out by recursion, one level per rank: a chain of 2,500 steps ran
+     out of Chromium's stack ("Maximum call stack size exceeded") while 2,000 drew, in
+     about a second. Past MAX_DRAWN it is not tried; a failure below it is told too. */
+  var MAX_DRAWN = 2000;
+
+  function undrawable(box, data, why) {
+    var note = document.createElement("p");
+    note.className = "graph-note";
+    note.setAttribute("role", "note");
+    note.textContent = "This graph has " + data.nodes.length + " steps, " + why + ". " +
+      (data.execution
+        ? "Its steps are listed under Step attempts below, and by `flowledger executions show " + data.execution + " --all`."
+        : "Its steps are in the definition below.");
+    box.appendChild(note);
+  }
+
   function drawGraph(box) {
     var data = JSON.parse(box.getAttribute("data-graph"));
     box.textContent = "";
     if (!window.dagre || !data.nodes.length) return;
+    if (data.nodes.length > MAX_DRAWN) { undrawable(box, data, "too many to draw here"); return; }
     var g = new window.dagre.graphlib.Graph({ compound: true, multigraph: false });
     g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 36, marginx: 12, marginy: 12 });
     g.setDefaultEdgeLabel(function () { return {}; });
@@ -89,7 +106,12 @@
       }
     });
     data.edges.forEach(function (e) { g.setEdge(e.source, e.target, { data: e, width: e.label ? 30 : 0, height: e.label ? 14 : 0 }); });
-    window.dagre.layout(g);
+    try {
+      window.dagre.layout(g);
+    } catch (problem) {
+      undrawable(box, data, "too many to draw here (" + problem.message + ")");
+      return;
+    }
     var size = g.graph();
     var svg = el("svg", { viewBox: "0 0 " + (size.width + 4) + " " + (size.height + 4), "class": "graph-svg",
       width: size.width + 4, height: size.height + 4, role: "img", "aria-label": "Graph of " + data.nodes.length + " steps" });
@@ -166,7 +188,16 @@
     out.textContent = reused.length ? "Reuses the outputs of: " + reused.join(", ") : "Reuses no outputs: everything runs again.";
   }
 
+  /* A refused form is shown again at the URL it posted to: put the page's own address
+     back, so a reload shows the page instead of sending the form again. */
+  function settleAddress() {
+    var main = document.getElementById("main");
+    var here = main && main.getAttribute("data-here");
+    if (here && window.location.pathname !== here) window.history.replaceState(null, "", here);
+  }
+
   function init() {
+    settleAddress();
     drawGraphs();
     if (document.visibilityState !== "hidden") startLive(); /* a tab opened behind */
     showReuse();
