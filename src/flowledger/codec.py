@@ -51,6 +51,9 @@ _C_ENCODE = (
 _MIN_BASE64_CHARS = 6
 
 
+#: What a stored trigger or a log line keeps of a header or query parameter that looks
+#: like a credential: that it was sent, never its value (every viewer reads triggers).
+HIDDEN = "***"
 #: Headers that carry credentials whatever their values say.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 #: Names (of headers, query parameters) that look like they carry one: X-Api-Key,

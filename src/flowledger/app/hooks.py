@@ -50,7 +50,7 @@ from flowledger.app.inputs import parse_json_checked
 from flowledger.app.limits import check_no_nul, hook_body_too_large
 from flowledger.app.models import Request
 from flowledger.app.workflow_ops import webhook_paths
-from flowledger.codec import loads, looks_like_credential, same_json
+from flowledger.codec import HIDDEN, loads, looks_like_credential, same_json
 from flowledger.config import webhook_secrets
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import WebhookTrigger
@@ -69,9 +69,6 @@ from flowledger.storage import WorkflowVersion
 
 log = logging.getLogger(__name__)
 
-#: What a stored trigger keeps of a header or query parameter that looks like a
-#: credential: that it was sent, never its value (every viewer reads triggers).
-HIDDEN = "***"
 MAX_KEY = 200
 
 
