@@ -13,9 +13,11 @@ from flowledger.cli.render import (
     TIMELINE_WIDTH,
     failed_periods,
     pending_inputs,
+    summary,
     timeline,
     wait_periods,
 )
+from flowledger.cli.terminal import SafeConsole
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -159,3 +161,21 @@ def test_the_time_a_step_waited_for_a_person_is_drawn_as_a_wait() -> None:
         timeline(console, doc, waits=wait_periods(events))
     [row] = [line for line in captured.get().splitlines() if line.startswith("call")]
     assert row.split("|")[1] == "█" * 6 + "░" * 42 + "█" * 2, row
+
+
+def test_a_summary_shows_the_control_characters_of_an_error_as_the_event_lines_do() -> None:
+    """Rich's Text dropped a BEL (and CR, BS) from the error line that the event lines of
+    the same run showed as ␇."""
+    doc = {
+        "id": "e6",
+        "workflowName": "w",
+        "workflowVersion": 1,
+        "runtimeStatus": "Failed",
+        "startedAt": _at(0),
+        "failedAt": _at(10),
+        "error": {"message": "bad\x07bell\rand \u202eevil", "stepId": "boom", "attempt": 1},
+    }
+    console = SafeConsole(width=200, record=True, color_system=None)
+    with console.capture() as captured:
+        summary(console, doc)
+    assert "error: step 'boom' (attempt 1): bad␇bell␍and \\u202eevil" in captured.get()

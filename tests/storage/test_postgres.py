@@ -226,9 +226,9 @@ async def test_reads_outlive_a_restart_and_a_database_down_is_a_storage_error(pg
         _cut_every_connection(pg_url, and_refuse=True)
         try:
             for read in (store.get_execution(execution_id), store.find_api_token("x")):
-                with pytest.raises(StorageError, match="^the database does not answer: "):
+                with pytest.raises(StorageError, match=r"^the database does not answer: "):
                     await read
-            with pytest.raises(StorageError, match="^the database does not answer: "):
+            with pytest.raises(StorageError, match=r"^the database does not answer: "):
                 await store.acquire_lease(execution_id, "me", LEASE)
         finally:
             with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as su:

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from flowledger.cli import clock
 from flowledger.cli.progress import STATUS_STYLE, event_line
+from flowledger.cli.terminal import visible
 
 if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints none)
     from rich.table import Table
@@ -77,8 +78,9 @@ def _seconds(seconds: float) -> str:
 
 
 def error_text(error: dict[str, Any]) -> str:
-    """``step 'enrich' (attempt 3): POST https://… answered 503`` — where, then what."""
-    message = str(error.get("message"))
+    """``step 'enrich' (attempt 3): POST https://… answered 503`` — where, then what; its
+    control characters shown (cli.terminal) before Rich's Text drops some (BEL, CR)."""
+    message = visible(str(error.get("message")))
     if error.get("stepId"):
         return f"step '{error['stepId']}' (attempt {error.get('attempt', 1)}): {message}"
     return message

@@ -5,11 +5,11 @@ An execution's data (a webhook body, an input, an error message, a prompt, a cor
 id) may hold escape sequences that would clear an operator's screen, recolour it or
 retitle the window if printed as they are. Every text segment a console renders passes
 through :class:`SafeConsole.render`, so no print site can forget it: a C0 control
-character becomes its Unicode control picture (ESC shows as ␛), DEL ␡ and a C1 one
-U+FFFD. Tabs and line breaks stay. Which characters: :mod:`flowledger.controls`, the
-rule the web follows too. Rich's own codes (styles, cursor moves of the live view) are
-not in the text and are untouched. JSON output (``--json``) escapes them
-already.
+character becomes its Unicode control picture (ESC shows as ␛), DEL ␡, and a C1 or
+bidirectional one its escape (``\\u202e``), as the web shows it. Tabs and line breaks
+stay. Which characters: :mod:`flowledger.controls`, the rule the web follows too. Rich's
+own codes (styles, cursor moves of the live view) are not in the text and are untouched.
+JSON output (``--json``) escapes them already.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def _picture(match: re.Match[str]) -> str:
     code = ord(match[0])
     if code < 0x20:
         return chr(0x2400 + code)
-    return "\u2421" if code == 0x7F else "\ufffd"
+    # C1 and the bidirectional controls have no pictures: their escape names which it was.
+    return "\u2421" if code == 0x7F else f"\\u{code:04x}"
 
 
 def visible(text: str) -> str:
