@@ -565,3 +565,26 @@ async def test_a_waiting_execution_s_timeline_runs_to_now(web: Web) -> None:
     assert re.search(r"<title>waiting: 5m(0\ds)? so far</title>", page)
     assert re.search(r"<title>approve: InProgress, 5m(0\ds)? so far</title>", page)
     assert "hatched" not in page  # the waits are a translucent fill, and the legend says so
+
+
+async def test_the_rerun_hint_is_asked_for_the_step_picked(web: Web) -> None:
+    """Every step's reused steps were written into the page (n²/2 ids for a chain of n:
+    12 MB for 2,000 steps), in name order (s0, s1, s10, s100, …)."""
+    steps = "".join(
+        f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(60)
+    )
+    await web.app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=f"name: chain60\nsteps:\n{steps}")])
+    )
+    execution_id = await web.start("chain60")
+    http = await web.sign_in("operator")
+    shown = (await http.get(f"/executions/{execution_id}")).text
+    named = ", ".join(f"s{i}" for i in range(20))
+    assert f"Reuses the outputs of: {named} and 39 more</p>" in shown
+    assert "data-rerun" not in shown
+    picked = await http.get(f"/executions/{execution_id}/rerun-reuse", params={"from_step": "s3"})
+    assert picked.status_code == 200 and "Reuses the outputs of: s0, s1, s2</p>" in picked.text
+    first = await http.get(f"/executions/{execution_id}/rerun-reuse", params={"from_step": "s0"})
+    assert "Reuses no outputs: everything runs again." in first.text
+    unknown = await http.get(f"/executions/{execution_id}/rerun-reuse", params={"from_step": "x"})
+    assert unknown.status_code == 404

@@ -26,6 +26,7 @@ from flowledger.app.models import Id, Request
 from flowledger.app.timeline import TimelineBar
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import ancestors
+from flowledger.errors import NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import EventDocument, ExecutionDocument, StepDocument
@@ -48,6 +49,13 @@ class GetExecutionView(Request):
     id: str = Id
     #: The loop iteration to show per loop id (body steps of other iterations hidden).
     iterations: dict[str, int] = Field(default_factory=dict)
+
+
+class RerunReuse(Request):
+    """What a rerun of the execution from ``from_step`` would reuse."""
+
+    id: str = Id
+    from_step: str = Field(min_length=1, max_length=128)
 
 
 class DefinitionGraph(Request):
@@ -105,6 +113,19 @@ class AttemptView(TypedDict):
     loop: dict[str, int]
 
 
+class ReuseView(TypedDict):
+    """The steps whose outputs a rerun from ``fromStep`` reuses: the first
+    ``MOST_NAMED_REUSED`` in the graph's order, and how many in all."""
+
+    fromStep: str
+    reused: list[str]
+    count: int
+
+
+#: A rerun's reused steps named in its hint; the others are counted.
+MOST_NAMED_REUSED = 20
+
+
 class ExecutionView(TypedDict):
     execution: ExecutionDocument
     nodes: list[GraphNode]
@@ -119,8 +140,11 @@ class ExecutionView(TypedDict):
     iterations: dict[str, int]
     #: Body attempts left out of ``timeline`` and ``attempts`` (see SHOWN_ITERATIONS).
     hiddenAttempts: int
-    #: Step id → the steps whose outputs a rerun from it reuses (top-graph steps only).
-    rerun: dict[str, list[str]]
+    #: The steps a rerun may start from (top-graph steps only), in the graph's order.
+    rerun: list[str]
+    #: What a rerun from the step the form offers first reuses (others: rerun_reuse). Not
+    #: every step's: a chain of n steps made that n²/2 ids on the page.
+    rerunReuse: ReuseView | None
     dataStore: dict[str, Any]
 
 
@@ -142,6 +166,16 @@ class Views:
         chosen = await self._engine.resolve_version(request.name, request.version)
         workflow = await self._engine.workflow_to_read(chosen.id)  # drawn, never run
         return _graph(workflow, [], {}, {})
+
+    async def rerun_reuse(self, request: RerunReuse) -> ReuseView:
+        """What a rerun from ``from_step`` reuses (NotFoundError: no such top-graph step)."""
+        doc = cast(ExecutionDocument, await self._engine.get_execution(request.id))
+        workflow = await self._engine.workflow_to_read(doc["workflowTemplateVersionId"])
+        if request.from_step not in workflow.graph.steps:
+            raise NotFoundError(
+                f"execution {request.id} has no step {request.from_step!r} to rerun from"
+            )
+        return _reuse(workflow, request.from_step)
 
     async def execution(self, request: GetExecutionView) -> ExecutionView:
         engine = self._engine
@@ -174,12 +208,26 @@ class Views:
             "hiddenAttempts": len(runs) - len(shown),
             "loops": loops,
             "iterations": chosen,
-            "rerun": {
-                sid: sorted(ancestors(sid, _predecessors(workflow.graph)))
-                for sid in workflow.graph.steps
-            },
+            "rerun": list(workflow.graph.steps),
+            "rerunReuse": _reuse(workflow, first)
+            if (first := rerun_first(workflow, doc))
+            else None,
             "dataStore": data_store(doc, chosen),
         }
+
+
+def rerun_first(workflow: CompiledWorkflow, doc: ExecutionDocument) -> str | None:
+    """The step a rerun form offers first: where the execution stopped, else its first."""
+    current = doc["currentStateName"]
+    if current in workflow.graph.steps:
+        return current
+    return next(iter(workflow.graph.steps), None)
+
+
+def _reuse(workflow: CompiledWorkflow, from_step: str) -> ReuseView:
+    found = ancestors(from_step, _predecessors(workflow.graph))
+    ordered = [sid for sid in workflow.graph.steps if sid in found]
+    return {"fromStep": from_step, "reused": ordered[:MOST_NAMED_REUSED], "count": len(ordered)}
 
 
 def data_store(doc: ExecutionDocument, iterations: Mapping[str, int]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from flowledger.app import (
 )
 from flowledger.app.console import EvaluateExpression
 from flowledger.app.statuses import http_status
-from flowledger.app.views import GetExecutionView
+from flowledger.app.views import GetExecutionView, RerunReuse
 from flowledger.errors import FlowledgerError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of
@@ -138,6 +138,17 @@ async def rerun(request: Request, execution_id: str) -> Response:
     except FlowledgerError as exc:
         return await _render(request, execution_id, http_status(exc)[0], action_error=str(exc))
     return see_other(f"/executions/{new['id']}")
+
+
+@router.get("/executions/{execution_id}/rerun-reuse")
+@guarded
+async def rerun_reuse(request: Request, execution_id: str) -> Response:
+    """The rerun form's hint for the step picked: asked per step, since every step's
+    would be n²/2 ids on the page of a chain of n."""
+    session = await session_of(request)
+    step = request.query_params.get("from_step", "")
+    found = await app_of(request).views.rerun_reuse(RerunReuse(id=execution_id, from_step=step))
+    return page(request, "rerun_reuse.html", session, reuse=found)
 
 
 @router.post("/executions/{execution_id}/steps/{step_id}/input")

@@ -169,7 +169,8 @@
     var select = document.getElementById("from_step");
     if (select) {
       var has = Array.prototype.some.call(select.options, function (o) { return o.value === stepId; });
-      if (has) { select.value = stepId; showReuse(); }
+      /* the hint of what it reuses comes from the server (the select's hx-get) */
+      if (has) { select.value = stepId; if (window.htmx) window.htmx.trigger(select, "change"); }
     }
     var attempts = document.querySelectorAll('details.attempt[data-step="' + CSS.escape(stepId) + '"]');
     if (attempts.length) {
@@ -177,15 +178,6 @@
       last.open = true;
       last.scrollIntoView({ block: "nearest" });
     }
-  }
-
-  function showReuse() {
-    var select = document.getElementById("from_step");
-    var form = document.getElementById("rerun-form");
-    var out = document.getElementById("rerun-reuse");
-    if (!select || !form || !out) return;
-    var reused = JSON.parse(form.getAttribute("data-rerun"))[select.value] || [];
-    out.textContent = reused.length ? "Reuses the outputs of: " + reused.join(", ") : "Reuses no outputs: everything runs again.";
   }
 
   /* A refused form is shown again at the URL it posted to: put the page's own address
@@ -200,9 +192,6 @@
     settleAddress();
     drawGraphs();
     if (document.visibilityState !== "hidden") startLive(); /* a tab opened behind */
-    showReuse();
-    var select = document.getElementById("from_step");
-    if (select) select.addEventListener("change", showReuse);
   }
 
   document.addEventListener("DOMContentLoaded", init);
