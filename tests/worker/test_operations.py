@@ -12,6 +12,7 @@ import pytest
 
 from flowledger import Engine, StepRegistry
 from flowledger.config import Settings
+from flowledger.errors import StorageError
 from flowledger.worker.duties import EVERY, RetentionDuty
 from flowledger.worker.worker import Worker, WorkerOptions
 
@@ -109,6 +110,36 @@ async def test_a_failing_duty_backs_off_and_logs_its_traceback_once(
     assert [r.exc_info is not None for r in said] == [True, False, False, False]
     assert "failed again (2 in a row: ConnectionError: connection refused)" in said[1].getMessage()
     assert "works again after 3 failures" in said[3].getMessage()
+
+
+class _DatabaseDown(_Flaky):
+    async def run_once(self) -> float:
+        self.calls.append(asyncio.get_running_loop().time())
+        if len(self.calls) <= self.failing:
+            raise StorageError("the database does not answer: connection refused")
+        return 3600.0
+
+
+async def test_a_duty_that_meets_a_database_down_says_so_in_a_line(
+    db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL restart wrote a traceback for each of the six duties of every worker;
+    the database's condition is said in words, as a runner's is."""
+    monkeypatch.setattr("flowledger.worker.worker.DUTY_RETRY_FIRST", 0.05)
+    caplog.set_level(logging.INFO, logger="flowledger.worker.worker")
+    async with Engine(db_url) as engine:
+        worker = Worker(engine, dataclasses.replace(FAST, max_duty_wait=0.05))
+        down = _DatabaseDown(failing=2)
+        worker.duties = [down]
+        duties = asyncio.create_task(worker._run_duties())
+        async with asyncio.timeout(20):
+            while len(down.calls) < 3:
+                await asyncio.sleep(0.01)
+        duties.cancel()
+        await asyncio.gather(duties, return_exceptions=True)
+    said = [r for r in caplog.records if "duty flaky" in r.getMessage()]
+    assert [r.exc_info is not None for r in said] == [False, False, False]
+    assert "duty flaky failed (StorageError: the database does not answer" in said[0].getMessage()
 
 
 async def test_a_dead_holder_s_executions_are_freed_at_once_on_its_host(db_url: str) -> None:

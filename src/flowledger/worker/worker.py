@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flowledger.errors import FlowledgerError, MissingStepTypesError
+from flowledger.errors import FlowledgerError, MissingStepTypesError, StorageError
 from flowledger.logs import exception_line, log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
@@ -184,17 +184,23 @@ class Worker:
                     delay = await duty.run_once()
                 except Exception as exc:  # a duty's failure must not stop the worker or the others
                     # Back off 5 s, doubling to a minute (a database down fails every duty
-                    # at once); the traceback once per streak, then one line each time.
+                    # at once); the traceback once per streak, then one line each time; a
+                    # database that does not answer (StorageError) in a line from the first.
                     failures[index] += 1
                     delay = _doubling(failures[index], DUTY_RETRY_FIRST, DUTY_RETRY_MAX)
                     extra = log_extra("run_duty", duty=duty.name, failures=failures[index])
-                    if failures[index] == 1:
+                    if failures[index] == 1 and not isinstance(exc, StorageError):
                         log.exception(
                             "worker duty %s failed; trying again in %gs",
                             duty.name,
                             delay,
                             extra=extra,
                         )
+                    elif failures[index] == 1:
+                        log.error(
+                            "worker duty %s failed (%s); trying again in %gs",
+                            duty.name, exception_line(exc), delay, extra=extra,
+                        )  # fmt: skip
                     else:
                         log.error(
                             "worker duty %s failed again (%d in a row: %s); trying again in %gs",
