@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 from datetime import timedelta
 
@@ -71,20 +72,35 @@ async def test_without_the_setting_no_worker_prunes(db_url: str) -> None:
 
 
 class _Flaky:
-    """A duty (the worker's Protocol) that fails its first ``failing`` rounds, as every
-    duty does while the database is down."""
+    """A duty (the worker's Protocol) that fails its first ``failing`` rounds with
+    ``error``, as every duty does while the database is down."""
 
     name = "flaky"
 
-    def __init__(self, failing: int) -> None:
+    def __init__(self, failing: int, error: Exception | None = None) -> None:
         self.failing = failing
+        self.error = error or ConnectionError("connection refused\nthe server is down")
         self.calls: list[float] = []
 
     async def run_once(self) -> float:
         self.calls.append(asyncio.get_running_loop().time())
         if len(self.calls) <= self.failing:
-            raise ConnectionError("connection refused\nthe server is down")
+            raise self.error
         return 3600.0
+
+
+async def _run_duty(db_url: str, duty: _Flaky) -> list[float]:
+    """The worker's duty loop with ``duty`` alone, until it has worked once again."""
+    async with Engine(db_url) as engine:
+        worker = Worker(engine, dataclasses.replace(FAST, max_duty_wait=0.05))
+        worker.duties = [duty]
+        duties = asyncio.create_task(worker._run_duties())
+        async with asyncio.timeout(20):
+            while len(duty.calls) <= duty.failing:
+                await asyncio.sleep(0.01)
+        duties.cancel()
+        await asyncio.gather(duties, return_exceptions=True)
+    return duty.calls
 
 
 async def test_a_failing_duty_backs_off_and_logs_its_traceback_once(
@@ -94,30 +110,13 @@ async def test_a_failing_duty_backs_off_and_logs_its_traceback_once(
     delay), each time with a whole traceback."""
     monkeypatch.setattr("flowledger.worker.worker.DUTY_RETRY_FIRST", 0.1)
     caplog.set_level(logging.INFO, logger="flowledger.worker.worker")
-    async with Engine(db_url) as engine:
-        worker = Worker(engine, dataclasses.replace(FAST, max_duty_wait=0.05))
-        flaky = _Flaky(failing=3)
-        worker.duties = [flaky]
-        duties = asyncio.create_task(worker._run_duties())
-        async with asyncio.timeout(20):
-            while len(flaky.calls) < 4:
-                await asyncio.sleep(0.01)
-        duties.cancel()
-        await asyncio.gather(duties, return_exceptions=True)
-    gaps = [b - a for a, b in zip(flaky.calls, flaky.calls[1:], strict=False)]
+    calls = await _run_duty(db_url, _Flaky(failing=3))
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4, gaps  # doubling
     said = [r for r in caplog.records if "duty flaky" in r.getMessage()]
     assert [r.exc_info is not None for r in said] == [True, False, False, False]
     assert "failed again (2 in a row: ConnectionError: connection refused)" in said[1].getMessage()
     assert "works again after 3 failures" in said[3].getMessage()
-
-
-class _DatabaseDown(_Flaky):
-    async def run_once(self) -> float:
-        self.calls.append(asyncio.get_running_loop().time())
-        if len(self.calls) <= self.failing:
-            raise StorageError("the database does not answer: connection refused")
-        return 3600.0
 
 
 async def test_a_duty_that_meets_a_database_down_says_so_in_a_line(
@@ -127,16 +126,8 @@ async def test_a_duty_that_meets_a_database_down_says_so_in_a_line(
     the database's condition is said in words, as a runner's is."""
     monkeypatch.setattr("flowledger.worker.worker.DUTY_RETRY_FIRST", 0.05)
     caplog.set_level(logging.INFO, logger="flowledger.worker.worker")
-    async with Engine(db_url) as engine:
-        worker = Worker(engine, dataclasses.replace(FAST, max_duty_wait=0.05))
-        down = _DatabaseDown(failing=2)
-        worker.duties = [down]
-        duties = asyncio.create_task(worker._run_duties())
-        async with asyncio.timeout(20):
-            while len(down.calls) < 3:
-                await asyncio.sleep(0.01)
-        duties.cancel()
-        await asyncio.gather(duties, return_exceptions=True)
+    down = StorageError("the database does not answer: connection refused")
+    await _run_duty(db_url, _Flaky(failing=2, error=down))
     said = [r for r in caplog.records if "duty flaky" in r.getMessage()]
     assert [r.exc_info is not None for r in said] == [False, False, False]
     assert "duty flaky failed (StorageError: the database does not answer" in said[0].getMessage()
