@@ -20,6 +20,7 @@ from tests.api.helpers import (
     terminal,
     unique,
 )
+from tests.raw_sql import run_sql
 
 JSON = {"Content-Type": "application/json"}
 
@@ -313,6 +314,51 @@ def test_artifacts_list_and_download(service: Service) -> None:
         error(http.get("/api/v1/artifacts/no-such-artifact"), 404)
         error(http.get("/api/v1/executions/no-such-id/artifacts"), 404)
         error(http.get("/api/v1/artifacts"), 422)
+
+
+def test_artifact_names_beyond_latin_1_download(service: Service) -> None:
+    """A name the header cannot carry as it is (not Latin-1; or, stored by an older
+    version, a quote, ``;``, CR/LF) downloads under RFC 6266: the exact name in
+    ``filename*``, a harmless ASCII one in ``filename`` (it was a text/plain 500)."""
+    names = ["文件.txt", "étrange.html", "ok (1)+x=y@z.json"]
+    steps = "".join(
+        f"""
+      - id: s{i}
+        type: sys.http_request
+        input: {{{{url: "{service.base_url}/healthz", save_as: artifact, artifact_name: "{n}"}}}}"""
+        for i, n in enumerate(names)
+    )
+    with service.client("admin") as admin, service.client("viewer") as http:
+        name = push(admin, "name: {name}\nsteps:" + steps + "\n")
+        doc = settled(admin, start(admin, name)["id"])
+        assert doc["runtimeStatus"] == "Completed", doc
+        listed = http.get(f"/api/v1/executions/{doc['id']}/artifacts").json()["items"]
+        by_name = {a["name"]: a["id"] for a in listed}
+        assert sorted(by_name) == sorted(names)
+        forged = 'say "hi";\r\nX-Evil: 1\\.txt'
+        run_sql(
+            service.db_url,
+            "UPDATE artifacts SET name = :name WHERE id = :id",
+            name=forged,
+            id=by_name.pop("ok (1)+x=y@z.json"),
+        )
+        by_name = {
+            a["name"]: a["id"]
+            for a in http.get(f"/api/v1/executions/{doc['id']}/artifacts").json()["items"]
+        }
+        expected = {
+            "文件.txt": ("__.txt", "%E6%96%87%E4%BB%B6.txt"),
+            "étrange.html": ("_trange.html", "%C3%A9trange.html"),
+            forged: ("say _hi____X-Evil: 1_.txt", "say%20%22hi%22%3B%0D%0AX-Evil%3A%201%5C.txt"),
+        }
+        for stored, (fallback, encoded) in expected.items():
+            answer = http.get(f"/api/v1/artifacts/{by_name[stored]}")
+            assert answer.status_code == 200, answer.text
+            assert json.loads(answer.content) == {"status": "ok"}
+            assert answer.headers["content-disposition"] == (
+                f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+            )
+            assert "x-evil" not in answer.headers
 
 
 def test_job_runs(service: Service) -> None:

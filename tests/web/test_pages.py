@@ -27,6 +27,7 @@ from flowledger.app import (
 )
 from flowledger.app.subscriptions import CreateSubscription
 from flowledger.web import mount_web
+from tests.raw_sql import run_sql
 
 ASK = """\
 name: ask
@@ -588,3 +589,32 @@ async def test_the_rerun_hint_is_asked_for_the_step_picked(web: Web) -> None:
     assert "Reuses no outputs: everything runs again." in first.text
     unknown = await http.get(f"/executions/{execution_id}/rerun-reuse", params={"from_step": "x"})
     assert unknown.status_code == 404
+
+
+async def test_an_artifact_of_any_name_downloads_from_the_page_and_the_api(
+    web: Web, db_url: str
+) -> None:
+    """A name that is not Latin-1 (or, stored by an older version, with a quote, ``;`` or
+    CR/LF) was a 500: both faces send the one RFC 6266 header of app.downloads."""
+    execution = await web.start("boom")
+    forged = 'a "b";\r\nX-Evil: 1.txt'
+    saved = [
+        await web.app.engine.artifacts.save(execution, None, None, name, b"data")
+        for name in ("文件.txt", "étrange.html", "plain.txt")
+    ]
+    run_sql(db_url, "UPDATE artifacts SET name = :n WHERE id = :id", n=forged, id=saved[2]["id"])
+    expected = {
+        saved[0]["id"]: "attachment; filename=\"__.txt\"; filename*=UTF-8''%E6%96%87%E4%BB%B6.txt",
+        saved[1]["id"]: "attachment; filename=\"_trange.html\"; filename*=UTF-8''%C3%A9trange.html",
+        saved[2]["id"]: 'attachment; filename="a _b____X-Evil: 1.txt"; '
+        "filename*=UTF-8''a%20%22b%22%3B%0D%0AX-Evil%3A%201.txt",
+    }
+    http = await web.sign_in("viewer")
+    bearer = {"Authorization": f"Bearer {web.tokens['viewer']}"}
+    for artifact_id, header in expected.items():
+        for url, headers in ((f"/ui/artifacts/{artifact_id}", {}), (f"/api/v1/artifacts/{artifact_id}", bearer)):  # fmt: skip
+            answer = await http.get(url, headers=headers)
+            assert answer.status_code == 200, (url, answer.text)
+            assert answer.content == b"data"
+            assert answer.headers["content-disposition"] == header
+            assert "x-evil" not in answer.headers

@@ -19,6 +19,7 @@ from flowledger.app import (
     SubmitInput,
 )
 from flowledger.app.console import EvaluateExpression
+from flowledger.app.downloads import content_disposition
 from flowledger.app.statuses import http_status
 from flowledger.app.views import GetExecutionView, RerunReuse
 from flowledger.errors import FlowledgerError
@@ -199,9 +200,8 @@ async def console(request: Request, execution_id: str) -> Response:
 async def artifact(request: Request, artifact_id: str) -> Response:
     await session_of(request)
     doc, body = await app_of(request).artifacts.read(GetArtifact(id=artifact_id))
-    name = doc["name"].replace('"', "")
     return Response(
         body,
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": content_disposition(doc["name"])},
     )

@@ -10,6 +10,7 @@ from flowledger.api.deps import API_PREFIX, AppDep, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page
 from flowledger.app import ArtifactDocument, GetArtifact, ListArtifacts, Page
+from flowledger.app.downloads import content_disposition
 
 router = APIRouter(prefix=API_PREFIX, tags=["artifacts"], responses=ERROR_RESPONSES)
 
@@ -37,12 +38,11 @@ async def list_artifacts(
 )
 async def download_artifact(id: str, app: AppDep, caller: Viewer) -> Response:
     doc, data = await app.artifacts.read(GetArtifact(id=id))
-    name = doc["name"].replace('"', "")
     return Response(
         data,
         media_type=doc["contentType"] or "application/octet-stream",
         headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Disposition": content_disposition(doc["name"]),
             "ETag": f'"{doc["sha256"]}"',
             "X-Content-Type-Options": "nosniff",
         },
