@@ -361,6 +361,26 @@ def test_artifact_names_beyond_latin_1_download(service: Service) -> None:
             assert "x-evil" not in answer.headers
 
 
+def test_events_after_a_position_past_32_bits_are_none(service: Service) -> None:
+    """``events.seq`` is a 32-bit integer on PostgreSQL: ``?after=2147483648`` was a 500
+    there (SQLite answered []), and ``executions events --after`` said to upgrade the
+    database. A position past every event has nothing after it, on both."""
+    with service.client("admin") as http:
+        execution_id = settled(http, start(http, push(http, HELLO), {"who": "A"})["id"])["id"]
+        url = f"/api/v1/executions/{execution_id}/events"
+        for after in (2**31, 2**63 - 1):
+            answer = http.get(url, params={"after": after})
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == []
+            streamed = http.get(
+                url, params={"after": after}, headers={"Accept": "text/event-stream"}
+            )
+            assert streamed.status_code == 204, streamed.text  # ended: nothing to stream
+        assert error(http.get(url, params={"after": 2**63}), 422)["details"]["field"] == "after"
+    listed = service.cli("executions", "events", execution_id, "--after", str(2**31), "--json")
+    assert listed.returncode == 0 and listed.stdout == "", listed.stderr
+
+
 def test_job_runs(service: Service) -> None:
     with service.client("admin") as admin, service.client("operator") as http:
         name = push(admin, HELLO)

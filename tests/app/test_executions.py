@@ -13,6 +13,7 @@ from flowledger.app import (
     App,
     CancelExecution,
     ConflictError,
+    FollowEvents,
     GetExecution,
     InvalidInputError,
     ListEvents,
@@ -146,6 +147,22 @@ async def test_paging_while_others_insert_skips_and_repeats_nothing(
     assert len(seen) == len(set(seen))  # nothing twice
     assert before <= set(seen)  # nothing that existed when paging began is skipped
     assert set(seen) <= before | set(inserted)
+
+
+async def test_events_after_any_64_bit_position_are_none(app: App, hello_file: str) -> None:
+    """``events.seq`` is 32 bits on PostgreSQL: ``after=2147483648`` was a 500 there (and
+    the CLI's error sent people to ``db upgrade``); SQLite answered []. Both answer []."""
+    doc = await app.executions.run(RunExecution(workflow=hello_file, input={"name": "Ada"}))
+    history = await app.executions.events(ListEvents(id=doc["id"]))
+    assert history["items"]
+    for after in (2**31 - 1, 2**31, 2**63 - 1):
+        page = await app.executions.events(ListEvents(id=doc["id"], after_seq=after))
+        assert page["items"] == [] and page["nextCursor"] is None
+        follow = FollowEvents(id=doc["id"], after_seq=after)
+        assert await app.streams.ended(follow)
+        stream = await app.streams.follow(follow)
+        async with asyncio.timeout(10):
+            assert [item async for item in stream] == []
 
 
 async def test_unknown_ids_are_not_found(app: App) -> None:

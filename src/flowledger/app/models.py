@@ -263,19 +263,39 @@ class GetExecution(Request):
     caller: str | None = None
 
 
+#: The largest ``seq`` an event can have: ``events.seq`` is a 32-bit integer on PostgreSQL,
+#: which refuses to compare it with a larger number (a 500).
+MAX_SEQ = 2**31 - 1
+
+
+def _past_the_last_seq(value: int) -> int:
+    """A position past :data:`MAX_SEQ` as :data:`MAX_SEQ`: nothing comes after either.
+
+    Decision: clamp rather than refuse. ``after`` is a position, not an event's id: a
+    position after every possible event means "nothing after it", answered ``[]`` (as
+    SQLite, whose integers are 64-bit, always answered); the API keeps accepting the
+    64-bit range it documented, and every database answers the same."""
+    return min(value, MAX_SEQ)
+
+
 class ListEvents(Request):
     """One page of the history after ``after_seq``, oldest first: at most ``limit``
     events (``FLOWLEDGER_MAX_PAGE`` at most); page on with the page's ``nextCursor`` (the
-    last one's ``seq``) as ``after_seq``. ``Executions.history`` reads every page."""
+    last one's ``seq``) as ``after_seq``. ``Executions.history`` reads every page. An
+    ``after_seq`` past the largest seq stored anywhere is taken as that (no events)."""
 
     id: str = Id
     #: Said ``after`` in errors, as the API's query and the CLI's option name it.
     after_seq: int = Field(default=0, ge=0, le=MAX_INT64, alias="after")
     limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
 
+    _after = field_validator("after_seq")(_past_the_last_seq)
+
 
 class FollowEvents(Request):
-    """A live stream of one execution's events after ``after_seq`` (app.streams)."""
+    """A live stream of one execution's events after ``after_seq`` (app.streams); an
+    ``after_seq`` past the largest seq stored anywhere is taken as that, as in
+    :class:`ListEvents`."""
 
     id: str = Id
     after_seq: int = Field(default=0, ge=0, le=MAX_INT64, alias="after")
@@ -284,6 +304,8 @@ class FollowEvents(Request):
     #: The hash of the listener's token (tokens.token_hash): the stream ends once it no
     #: longer authenticates (revoked), as the listener's next request would be refused.
     credential: str | None = Field(default=None, max_length=128)
+
+    _after = field_validator("after_seq")(_past_the_last_seq)
 
 
 class FollowAllEvents(Request):
