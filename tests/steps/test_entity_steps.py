@@ -10,7 +10,19 @@ from typing import Any
 import pytest
 
 from flowledger import DefinitionError, Engine, StepContext, StepRegistry, step_type
-from flowledger.steps.entities import CreateEntityInput, CreateEntityOutput, create_entity
+from flowledger.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StepError,
+    StorageError,
+)
+from flowledger.steps.entities import (
+    CreateEntityInput,
+    CreateEntityOutput,
+    _call,
+    create_entity,
+)
 from tests.conftest import RunYaml
 
 SCHEMA = {
@@ -194,3 +206,26 @@ async def test_a_write_re_run_after_a_crash_is_not_repeated(db_url: str) -> None
     assert len(events) == 1
     [done] = [s for s in doc["steps"].values() if s["status"] == "Completed"]
     assert done["outputData"]["entityId"] == page.entities[0]["id"]
+
+
+@pytest.mark.parametrize(
+    ("raised", "retryable"),
+    [
+        (ConflictError("entity e kept changing while this write read it"), True),
+        (StorageError("the database does not answer"), True),
+        (NotFoundError("entity e does not exist"), False),
+        (InputError("payload.Email: 3 is not of type 'string'"), False),
+    ],
+)
+async def test_a_write_that_lost_its_race_is_worth_another_attempt(
+    raised: Exception, retryable: bool
+) -> None:
+    """An update other writers kept beating is a ConflictError now (it was a
+    StorageError): a step still tries it again, as it did."""
+
+    async def write() -> None:
+        raise raised
+
+    with pytest.raises(StepError) as failed:
+        await _call(write)
+    assert failed.value.retryable is retryable and str(failed.value) == str(raised)

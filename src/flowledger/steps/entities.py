@@ -3,7 +3,8 @@
 Outputs follow SPEC §2; ``entityTypeId`` is the type's name. Writes pass the step's
 idempotency key, so a step re-run after a crash returns the recorded write instead of
 writing (and firing triggers) again. Bad input, a schema violation or an unknown
-entity fail the step at once; a database error is worth another attempt.
+entity fail the step at once; a database error, or an entity that kept changing under
+the write for seconds, is worth another attempt.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowledger.errors import InputError, NotFoundError, StepError, StorageError
+from flowledger.errors import ConflictError, InputError, NotFoundError, StepError, StorageError
 from flowledger.steps.base import StepContext, StepType, step_type
 from flowledger.steps.entity_access import EntityAccess, EntityChange
 
@@ -47,7 +48,7 @@ async def _call(action: Callable[[], Awaitable[T]]) -> T:
         return await action()
     except (InputError, NotFoundError) as exc:
         raise StepError(str(exc), retryable=False) from None
-    except StorageError as exc:
+    except (StorageError, ConflictError) as exc:  # a database error, or a write raced
         raise StepError(str(exc), retryable=True) from None
 
 

@@ -6,7 +6,8 @@ updatedAt}`` with ISO-8601 UTC millisecond timestamps.
 Errors: a payload that breaks its type's schema, a bad filter or an unknown type name
 raise :class:`flowledger.errors.InputError`; an unknown entity id raises
 :class:`flowledger.errors.NotFoundError`; a database failure raises
-:class:`flowledger.errors.StorageError` (worth another attempt).
+:class:`flowledger.errors.StorageError`, and an update or delete that other writers kept
+beating for seconds :class:`flowledger.errors.ConflictError` (both worth another attempt).
 """
 
 from __future__ import annotations
