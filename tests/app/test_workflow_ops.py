@@ -3,6 +3,7 @@ delete, trigger now, backfill schedule ticks exactly once (app.workflow_ops)."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from datetime import datetime, timedelta
 from typing import Any
@@ -178,6 +179,23 @@ async def test_backfill_starts_each_tick_once_with_the_schedule_trigger_data(app
     assert [t["duplicate"] for t in second] == [True, True, False]
     assert second[0]["executionId"] == first[2]["executionId"]
     assert len(await executions(app, "hourly")) == 5
+
+
+async def test_concurrent_backfills_say_which_ticks_each_started(app: App) -> None:
+    """Four backfills of one range at once: each tick is started once, and only the
+    backfill that started it says ``duplicate: false`` (all four said so: the flag came
+    from a look before the start, which the other backfills raced)."""
+    await push(app, HOURLY)
+    day = at_minute(app.engine.clock.now()).replace(minute=0) - timedelta(days=1)
+    request = BackfillWorkflow(name="hourly", start=day, end=day + timedelta(hours=10))
+    answers = await asyncio.gather(*(app.workflows.backfill(request) for _ in range(4)))
+    started = await executions(app, "hourly")
+    assert len(started) == 11
+    for tick in range(11):
+        ids = {answer[tick]["executionId"] for answer in answers}
+        assert len(ids) == 1
+        assert [answer[tick]["duplicate"] for answer in answers].count(False) == 1
+    assert sum(not t["duplicate"] for answer in answers for t in answer) == len(started)
 
 
 async def one_tick_fired(app: App) -> tuple[datetime, dict[str, Any]]:

@@ -132,24 +132,23 @@ class WorkflowOperations:
                 )
         planned.sort(key=lambda item: (item[2], item[0]))
         workflow = await self._engine.workflow_to_read(pushed.version["id"])
-        store = self._engine.store
         done: builtins.list[BackfilledTick] = []
         for index, spec, tick in planned:
-            key = trigger_key(request.name, index, tick)
-            earlier = await store.find_by_trigger_key(key)
-            execution_id = earlier or await self._engine.start(
+            # A duplicate is what this start did not create (the tick's key was taken),
+            # as the insert says: a look beforehand missed the backfills racing this one.
+            execution_id, created = await self._engine.start_keyed(
                 workflow,
                 spec.input,
+                Lineage(trigger_key=trigger_key(request.name, index, tick)),
                 trigger=tick_document(spec, tick),
                 created_by=request.created_by,
-                lineage=Lineage(trigger_key=key),
             )
             done.append(
                 {
                     "triggerIndex": index,
                     "scheduledAt": iso(tick),
                     "executionId": execution_id,
-                    "duplicate": earlier is not None,
+                    "duplicate": not created,
                 }
             )
         if self.wake is not None and any(not d["duplicate"] for d in done):

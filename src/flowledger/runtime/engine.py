@@ -464,6 +464,25 @@ class Engine:
         )
         return execution_id
 
+    async def start_keyed(
+        self,
+        workflow: CompiledWorkflow | str | os.PathLike[str],
+        input: Mapping[str, Any] | None,
+        lineage: Lineage,
+        *,
+        created_by: str = "python",
+        trigger: Mapping[str, Any] | None = None,
+    ) -> tuple[str, bool]:
+        """:meth:`start` under ``lineage.trigger_key``, also saying whether this call
+        created the execution: False when the key was taken, by an earlier start or by
+        one racing this one (the id is then that start's). Only the insert knows: a look
+        for the key first cannot tell two concurrent starts of one key apart."""
+        execution_id, row = await self._create(
+            workflow, input, correlation_id=None, created_by=created_by, trigger=trigger,
+            lineage=lineage,
+        )  # fmt: skip
+        return execution_id, execution_id == row["id"]
+
     async def start_document(
         self,
         workflow: CompiledWorkflow | str | os.PathLike[str],
