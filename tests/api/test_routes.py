@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import textwrap
@@ -167,6 +168,39 @@ def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
         error(http.post(url, json={"bogus": 1}), 422)
         error(http.post("/api/v1/workflows/examples%2Fhello.yaml/executions", json={}), 404)
         error(http.post("/api/v1/workflows/hello.yaml/executions", json={}), 404)
+
+
+def test_a_json_body_that_is_not_utf8_is_invalid_json_in_words(service: Service) -> None:
+    """Bytes that are not UTF-8 sent as JSON were ``http_400 "There was an error parsing
+    the body"`` with no details; every other malformed body is ``invalid_json`` naming
+    what is wrong. Whatever the route, the charset claimed or a compressed body."""
+    latin = '{"input": {"who": "\xe9"}}'.encode("latin-1")
+    with service.client("admin") as http:
+        name = push(http, APPROVAL)
+        waiting = settled(http, start(http, name)["id"])["id"]
+        cases = [
+            (f"/api/v1/workflows/{name}/executions", latin, {}),
+            (f"/api/v1/workflows/{name}/executions", latin, {"Content-Type": "application/json; charset=iso-8859-1"}),
+            (f"/api/v1/workflows/{name}/executions", gzip.compress(b'{"input": {}}'), {"Content-Encoding": "gzip"}),
+            ("/api/v1/entities/Lead", b'{"Name": "\xe9"}', {}),
+            ("/api/v1/entity-types", b'{"name": "L\xe9ad"}', {}),
+            ("/api/v1/subscriptions", b'{"url": "https://example.com/\xe9"}', {}),
+            (f"/api/v1/executions/{waiting}/cancel", b'{"reason": "\xe9"}', {}),
+        ]  # fmt: skip
+        for url, body, headers in cases:
+            answer = http.post(url, content=body, headers={**JSON, **headers})
+            found = error(answer, 400)
+            byte = next(b for b in body if b >= 0x80)
+            at = body.index(byte)
+            assert (found["code"], found["message"]) == (
+                "invalid_json",
+                f"the request body is not valid JSON: it is not UTF-8 text (byte 0x{byte:02x} "
+                f"at position {at}); send JSON as UTF-8",
+            ), url
+            assert found["details"]["field_path"] == [] and found["details"]["problems"]
+        assert settled(http, waiting)["runtimeStatus"] == "AwaitingUserInput"  # not cancelled
+        listed = http.get("/api/v1/executions", params={"workflow": name}).json()
+        assert [e["id"] for e in listed["items"]] == [waiting]
 
 
 def test_a_null_body_starts_nothing_and_no_body_starts_without_input(service: Service) -> None:

@@ -52,7 +52,7 @@ def test_bad_json_is_one_line_naming_what(text: str, words: str) -> None:
     assert "\n" not in str(caught.value)
 
 
-def test_a_body_with_a_key_twice_is_refused_and_other_text_left_to_its_parser() -> None:
+def test_a_body_with_a_key_twice_or_not_utf8_is_refused_and_other_text_left_to_its_parser() -> None:
     refused = malformed_json_error(b'{"input": {"n": 1}, "input": {"n": 2}}')
     assert refused is not None
     assert (
@@ -61,7 +61,11 @@ def test_a_body_with_a_key_twice_is_refused_and_other_text_left_to_its_parser() 
     )
     assert malformed_json_error(b'{"a": {"x": 1}, "b": {"x": 1}}') is None  # other objects
     assert malformed_json_error(b'{"a": 1,') is None  # not JSON: the route says why
-    assert malformed_json_error(b'\xff{"a": 1}') is None
+    # Not UTF-8: the HTTP face's parser said only "There was an error parsing the body".
+    for data, at in ((b'\xff{"a": 1}', "byte 0xff at position 0"), (b'{"n":"\xe9"}', "byte 0xe9 at position 6")):  # fmt: skip
+        assert str(malformed_json_error(data)) == (
+            f"the request body is not valid JSON: it is not UTF-8 text ({at}); send JSON as UTF-8"
+        )
     # Python's parser takes these as numbers; JSON has none of them.
     for constant in ("NaN", "Infinity", "-Infinity"):
         refused = malformed_json_error(b'{"input": {"a": [1, %s]}}' % constant.encode())

@@ -99,17 +99,24 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def malformed_json_error(data: bytes) -> MalformedBodyError | None:
     """The refusal of JSON text that Python's parser takes but JSON is not: a key twice
-    in one object, ``NaN``, ``Infinity`` or ``-Infinity``, ``1e999``; or None, also when the text is
-    not JSON at all (its parser then says what is wrong). For bodies that a parser other
-    than :func:`parse_json` reads (the HTTP face's models, which took a NaN as a number
-    and then refused it as a value with no field named, and ``1e999`` too, as infinity).
+    in one object, ``NaN``, ``Infinity`` or ``-Infinity``, ``1e999``; of bytes that are
+    not UTF-8 text (the HTTP face's parser answered those with a bare "There was an error
+    parsing the body", naming nothing); or None, also when the text is not JSON at all
+    (its parser then says what is wrong). For bodies that a parser other than
+    :func:`parse_json` reads (the HTTP face's models, which took a NaN as a number and
+    then refused it as a value with no field named, and ``1e999`` too, as infinity).
     The same rules as :func:`parse_json`: numbers too large for a float, integers of more
     than 4,300 digits."""
     try:
         _loads(data)
     except _Refused as exc:
         return MalformedBodyError(f"the request body is not valid JSON: {exc}")
-    except ValueError:  # not JSON (JSONDecodeError), not UTF-8 (UnicodeDecodeError)
+    except UnicodeDecodeError as exc:
+        return MalformedBodyError(
+            "the request body is not valid JSON: it is not UTF-8 text (byte "
+            f"0x{data[exc.start]:02x} at position {exc.start}); send JSON as UTF-8"
+        )
+    except ValueError:  # not JSON (JSONDecodeError): the route's parser says where
         return None
     return None
 
