@@ -234,6 +234,11 @@ class NotFoundError(FlowledgerError):
     """An execution, workflow or other record does not exist."""
 
 
+class NotPushedError(NotFoundError):
+    """A start by name of a workflow that is not pushed (deleted): its stored versions
+    are history, named by number only."""
+
+
 class PluginError(FlowledgerError):
     """A step-type plugin could not be loaded or registered."""
 

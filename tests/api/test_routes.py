@@ -55,6 +55,21 @@ def test_push_list_show_and_versions(service: Service) -> None:
         error(http.get("/api/v1/workflows/no-such-workflow"), 404)
 
 
+def test_a_deleted_workflow_does_not_start_by_name(service: Service) -> None:
+    """``DELETE ?force=true`` left ``live: null`` and the workflow out of lists, yet a
+    start by name ran its newest stored version (201)."""
+    with service.client("admin") as http:
+        name = push(http, HELLO)
+        assert http.delete(f"/api/v1/workflows/{name}", params={"force": "true"}).status_code == 200
+        url = f"/api/v1/workflows/{name}/executions"
+        refused = error(http.post(url, json={"input": {"who": "A"}}), 404)
+        assert refused["code"] == "not_found"
+        assert refused["message"].startswith(f"workflow {name!r} is not pushed: it was deleted")
+        assert http.get("/api/v1/executions", params={"workflow": name}).json()["items"] == []
+        pinned = http.post(url, json={"input": {"who": "A"}, "version": 1})
+        assert pinned.status_code == 201, pinned.text  # a stored version, named by number
+
+
 def test_likely_typos_are_taken_with_warnings(service: Service) -> None:
     name, kind = unique("wf"), unique("Ghost").replace("-", "")
     ghostly = f"name: {name}\ntriggers: [{{type: entity, entity_type: {kind}}}]\n" + (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flowledger.app import App, ListWorkflows, PushWorkflows, WorkflowText
+from flowledger.app import App, ListWorkflows, PushWorkflows, StartExecution, WorkflowText
 from flowledger.app.hooks import ReceiveHook
 from flowledger.app.models import (
     BackfillWorkflow,
@@ -150,6 +150,38 @@ async def test_delete_is_refused_while_executions_run_unless_forced(app: App) ->
     assert len(await executions(app, "minutely")) == 1
     with pytest.raises(NotFoundError, match="not pushed"):
         await app.workflows.delete(DeleteWorkflow(name="minutely"))
+
+
+async def test_a_deleted_workflow_starts_only_by_version_number(app: App) -> None:
+    """After ``delete`` (live: null, gone from lists) a start by name still ran the newest
+    stored version, over the API and ``flowledger start NAME``; now it is a 404 saying
+    the workflow was deleted. Its versions stay history: named by number, they start."""
+    await push(app, HOURLY)
+    await app.workflows.delete(DeleteWorkflow(name="hourly"))
+    by_name = (
+        lambda: app.executions.start(StartExecution(workflow="hourly", stored_only=True)),
+        lambda: app.executions.start(StartExecution(workflow="hourly")),  # the CLI's start
+        lambda: app.workflows.trigger(TriggerWorkflow(name="hourly")),
+    )
+    for start in by_name:
+        with pytest.raises(NotFoundError) as refused:
+            await start()
+        assert str(refused.value) == (
+            "workflow 'hourly' is not pushed: it was deleted (or only ever run from a file), "
+            "so it does not start by name; push it again, or start one of its stored "
+            "versions by number (1)"
+        )
+    assert await executions(app, "hourly") == []
+    pinned = await app.executions.start(
+        StartExecution(workflow="hourly", version=1, stored_only=True)
+    )
+    triggered = await app.workflows.trigger(TriggerWorkflow(name="hourly", version=1))
+    assert pinned["workflowVersion"] == triggered["workflowVersion"] == 1
+    with pytest.raises(NotFoundError, match="there is no workflow named 'nope'"):
+        await app.executions.start(StartExecution(workflow="nope", stored_only=True))
+    await push(app, HOURLY)  # pushed again: it starts by name again
+    again = await app.executions.start(StartExecution(workflow="hourly", stored_only=True))
+    assert again["workflowVersion"] == 1
 
 
 async def test_backfill_starts_each_tick_once_with_the_schedule_trigger_data(app: App) -> None:

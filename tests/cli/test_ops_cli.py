@@ -151,6 +151,8 @@ def test_operate_a_pushed_workflow(cli: Cli, tmp_path: Path) -> None:
     deleted = ok(cli("workflows", "delete", "hourly", "--force"))
     assert "its 1 stored versions and its executions are kept" in deleted
     assert ok(cli("workflows", "list", "--json")) == "[]\n"
+    gone = cli("start", "hourly")  # it still started its newest stored version
+    assert gone.returncode == 1 and "'hourly' is not pushed: it was deleted" in gone.stderr
     unknown = cli("workflows", "disable", "hourly")
     assert unknown.returncode == 1 and "not pushed" in unknown.stderr
 

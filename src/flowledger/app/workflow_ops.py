@@ -96,9 +96,12 @@ class WorkflowOperations:
 
     async def trigger(self, request: TriggerWorkflow) -> ExecutionDocument:
         """Start the workflow (its live version, or ``version``) for the workers, with
-        ``trigger`` ``{type: manual, arguments}``; disabled ones too."""
+        ``trigger`` ``{type: manual, arguments}``; disabled ones too, deleted ones only
+        by ``version`` (as every start by name)."""
         check_json_size(request.input, self._limits.max_input, "input")
-        chosen = await self._engine.resolve_version(request.name, request.version)
+        chosen = await self._engine.resolve_version(
+            request.name, request.version, pushed_only=request.version is None
+        )
         workflow = await self._engine.workflow_to_read(chosen.id)  # the workers run it
         execution_id = await self._engine.start(
             workflow,

@@ -133,8 +133,9 @@ class Workflows(Listing, WorkflowOperations):
         stored_only: bool = False,
         runs_here: bool = True,
     ) -> CompiledWorkflow:
-        """What a start names: a compiled workflow as is, a file, or a stored name (that
-        version number when given; with ``stored_only`` never a file). The file-or-name
+        """What a start names: a compiled workflow as is, a file, or a pushed name (its
+        pushed version, or that stored version number when given, also of a deleted
+        workflow; with ``stored_only`` never a file). The file-or-name
         rule stays in ``Engine.find_workflow`` because job runs (runtime) resolve their
         items with it. A stored workflow started for the workers (not ``runs_here``)
         needs none of their plugins here: it was checked with them when it was pushed."""
@@ -143,7 +144,7 @@ class Workflows(Listing, WorkflowOperations):
         engine = self._engine
         if version is not None or stored_only:
             found: CompiledWorkflow | WorkflowVersion = await engine.resolve_version(
-                workflow, version
+                workflow, version, pushed_only=version is None
             )
         else:
             found = await engine.locate(workflow)

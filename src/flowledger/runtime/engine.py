@@ -32,6 +32,7 @@ from flowledger.errors import (
     LeaseLostError,
     MissingStepTypesError,
     NotFoundError,
+    NotPushedError,
     StorageError,
 )
 from flowledger.logs import log_extra
@@ -277,14 +278,17 @@ class Engine:
         return await self.workflow_for_version(found.id)
 
     async def locate(self, file_or_name: str) -> CompiledWorkflow | WorkflowVersion:
-        """A definition file, loaded, or else a stored workflow by that name: its pushed
-        (live) version, else its newest, as :meth:`resolve_version` chooses for every start
-        by name (before 2026-11-29 this took the newest stored version even when an older
-        one was pushed again, so the CLI and the API could start different versions)."""
+        """A definition file, loaded, or else a pushed workflow by that name: its pushed
+        (live) version, as :meth:`resolve_version` chooses for every start by name (before
+        2026-11-29 this took the newest stored version even when an older one was pushed
+        again, so the CLI and the API could start different versions; until 2026-12 a
+        deleted workflow's newest version, so it still started by name)."""
         if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
             return self.load(file_or_name)
         try:
-            return await self.resolve_version(file_or_name)
+            return await self.resolve_version(file_or_name, pushed_only=True)
+        except NotPushedError:
+            raise
         except NotFoundError:
             raise NotFoundError(
                 f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
@@ -297,13 +301,26 @@ class Engine:
         chosen = await self.resolve_version(name, version)
         return await self.workflow_for_version(chosen.id), chosen
 
-    async def resolve_version(self, name: str, version: int | None = None) -> WorkflowVersion:
+    async def resolve_version(
+        self, name: str, version: int | None = None, *, pushed_only: bool = False
+    ) -> WorkflowVersion:
         """A stored workflow by name: that version number, else the pushed (live) version,
-        else the newest stored one. Compile it with :meth:`workflow_for_version` to run it
-        here, with :meth:`workflow_to_read` to start it for the workers, show or draw it."""
+        else the newest stored one. With ``pushed_only`` (a start by name, without a
+        version) not the newest: a workflow that is not pushed (deleted) is an
+        :class:`UnpushedError`. Compile it with :meth:`workflow_for_version` to run it
+        here, with :meth:`workflow_to_read` to start it for the workers, show or draw it.
+
+        Decision: a deleted workflow's stored versions still start when named by number
+        (they are kept as history, and a rerun may pin one), and a sub-workflow step
+        still finds the newest when none is pushed (README, Sub-workflows): only the
+        plain start by name means "the workflow as pushed now"."""
         # No name holds a NUL (PostgreSQL text cannot even be asked for one): not found.
         named = "\x00" not in name
-        chosen = await self.store.workflow_version_id(name, version) if named else None
+        chosen = (
+            await self.store.workflow_version_id(name, version, pushed_only=pushed_only)
+            if named
+            else None
+        )
         if chosen is None:
             # Only to say what is missing: every version of the name.
             versions = await self.store.list_workflow_versions(name) if named else []
@@ -313,6 +330,12 @@ class Engine:
                     f"(flowledger workflows push FILE)"
                 )
             known = ", ".join(str(v.version) for v in versions)
+            if version is None:  # so only pushed_only finds none
+                raise NotPushedError(
+                    f"workflow {name!r} is not pushed: it was deleted (or only ever run from "
+                    f"a file), so it does not start by name; push it again, or start one of "
+                    f"its stored versions by number ({known})"
+                )
             raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
         return await self.workflow_version(chosen)
 

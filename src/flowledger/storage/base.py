@@ -198,10 +198,13 @@ class Store(
     async def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]: ...
 
     @abstractmethod
-    async def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
+    async def workflow_version_id(
+        self, name: str, version: int | None = None, *, pushed_only: bool = False
+    ) -> str | None:
         """The id of a stored version of ``name``: that version number when given, else
-        the pushed (live) one, else the newest; None when there is none such. One small
-        read: a start by name pays it, not a read of every version's document."""
+        the pushed (live) one, else (unless ``pushed_only``) the newest; None when there
+        is none such. One small read: a start by name pays it, not a read of every
+        version's document."""
 
     @abstractmethod
     async def activate_workflow(self, name: str, version_id: str) -> bool:

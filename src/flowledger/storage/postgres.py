@@ -83,8 +83,9 @@ def psycopg_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-#: A start by name: the workflow's name and the version number asked for, if any.
-VersionKey = tuple[str, int | None]
+#: A start by name: the workflow's name, the version number asked for, if any, and
+#: whether only its pushed version will do (``workflow_version_id``'s arguments).
+VersionKey = tuple[str, int | None, bool]
 #: Reader threads (each with its own connection) beside the one writer.
 READERS = 3
 
@@ -176,8 +177,10 @@ class PostgresStore(SQLStore):
     async def get_execution(self, execution_id: str) -> Row | None:
         return await self._rows.get(execution_id)
 
-    async def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
-        return await self._version_ids.get((name, version))
+    async def workflow_version_id(
+        self, name: str, version: int | None = None, *, pushed_only: bool = False
+    ) -> str | None:
+        return await self._version_ids.get((name, version, pushed_only))
 
     def _read_version_ids(self, keys: Collection[VersionKey]) -> dict[VersionKey, str]:
         """The version each ``(name, version)`` names, in one read transaction."""

@@ -93,6 +93,8 @@ from flowledger.timeutil import utcnow
 VERSION_BY_NUMBER = (
     "SELECT id FROM workflow_versions WHERE name = {mark} AND version = {mark} LIMIT 1"
 )
+#: Its pushed (live) version only.
+PUSHED = "SELECT version_id FROM workflows WHERE name = {mark}"
 #: Else its pushed (live) version, else its newest.
 PUSHED_ELSE_NEWEST = (
     "SELECT v.id FROM workflow_versions AS v WHERE v.name = {mark} ORDER BY "
@@ -273,7 +275,7 @@ class SQLStore(
         return _version(row._mapping) if row else None
 
     def _version_statement(
-        self, name: str, version: int | None
+        self, name: str, version: int | None, pushed_only: bool = False
     ) -> tuple[str, tuple[str | int, ...]] | None:
         """The one statement that reads the version ``(name, version)`` names, and its
         parameters; None when no stored version can have that number (the column is a
@@ -283,6 +285,8 @@ class SQLStore(
         if version is not None and not -(2**31) <= version < 2**31:
             return None
         mark = placeholder(self._engine.dialect)
+        if version is None and pushed_only:
+            return PUSHED.format(mark=mark), (name,)
         if version is None:
             return PUSHED_ELSE_NEWEST.format(mark=mark), (name, name)
         return VERSION_BY_NUMBER.format(mark=mark), (name, version)

@@ -284,12 +284,14 @@ class SQLiteStore(SQLStore):
                 local.conn = before
 
     @point_read
-    def workflow_version_id(self, name: str, version: int | None = None) -> str | None:
+    def workflow_version_id(
+        self, name: str, version: int | None = None, *, pushed_only: bool = False
+    ) -> str | None:
         """One statement is its own snapshot: sent bare on the driver, which is in
         autocommit (``_on_connect``), with no BEGIN and COMMIT around it. Every start by
         name pays this lookup; SQLAlchemy's transaction and result around it were two
         thirds of it, and a sixth of an HTTP start (py-spy under bench/api_bench.py)."""
-        statement = self._version_statement(name, version)
+        statement = self._version_statement(name, version, pushed_only)
         if statement is None:
             return None
         driver = self.conn.connection.dbapi_connection
