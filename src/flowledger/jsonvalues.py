@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
-from flowledger.errors import InputError, format_path
+from flowledger.errors import InvalidInputError, format_path
 from flowledger.types import PathSegment
 
 #: Python refuses longer integer literals (``sys.get_int_max_str_digits``).
@@ -100,19 +100,24 @@ def _walk(value: Any) -> Iterator[tuple[tuple[PathSegment, ...], Any]]:
 
 
 def check_json_value(value: Any, what: str, *, max_int: int | None = None) -> None:
-    """InputError when a parsed value cannot be stored and read back as the same JSON:
-    a lone surrogate, a non-finite float, an integer over ``max_int`` (or 4,300 digits)."""
+    """InvalidInputError when a parsed value cannot be stored and read back as the same
+    JSON: a lone surrogate, a non-finite float, an integer over ``max_int`` (or 4,300
+    digits). Its field path is ``what`` (the field's name) and the place inside the
+    value (``input.name``), so an HTTP answer's ``details.field_path`` names it."""
     for path, item in _walk(value):
-        where = f"{what}{'.' + format_path(path) if path else ''}"
         if isinstance(item, str):
             found = _SURROGATE.search(item)
             if found:
                 code = f"\\u{ord(found.group()):04x}"
-                raise InputError(f"{where} holds a lone surrogate ({code}); send valid Unicode")
+                _refuse(what, path, f"holds a lone surrogate ({code}); send valid Unicode")
         elif isinstance(item, float) and not math.isfinite(item):
-            raise InputError(f"{where} is {item}, which is not a JSON number")
+            _refuse(what, path, f"{item} is not a JSON number")
         elif isinstance(item, int) and not isinstance(item, bool):
             if max_int is not None and abs(item) > max_int:
-                raise InputError(f"{where} is too large: integers here are at most {max_int:,}")
+                _refuse(what, path, f"too large: integers here are at most {max_int:,}")
             if item.bit_length() > MAX_INT_DIGITS * 3.33:
-                raise InputError(f"{where} has more than {MAX_INT_DIGITS:,} digits")
+                _refuse(what, path, f"an integer of more than {MAX_INT_DIGITS:,} digits")
+
+
+def _refuse(what: str, path: tuple[PathSegment, ...], message: str) -> NoReturn:
+    raise InvalidInputError(message, (what, *path))

@@ -503,3 +503,45 @@ def test_concurrent_patches_of_one_entity_all_apply(service: Service) -> None:
         final = http.get(url).json()
     assert final["version"] == 41
     assert final["payload"] == {f"f{i}": i for i in range(40)}
+
+
+def test_refusals_name_their_field_in_the_details(service: Service) -> None:
+    """A lone surrogate in the input, a bad entity type name and bad entity filters were
+    422s naming the field only in the message, ``details.field_path`` empty."""
+    kind = unique("Named").replace("-", "")
+    with service.client("admin") as http:
+        name = push(http, HELLO)
+        assert http.post("/api/v1/entity-types", json={"name": kind}).status_code == 201
+        cases = [
+            (
+                http.post(f"/api/v1/workflows/{name}/executions", content=b'{"input": {"who": "\\ud800"}}', headers=JSON),
+                ["input", "who"],
+                "input.who: holds a lone surrogate (\\ud800); send valid Unicode",
+            ),
+            (
+                http.post("/api/v1/entity-types", json={"name": "bad name!"}),
+                ["name"],
+                "name: entity type name 'bad name!' is not valid: use up to 128 letters",
+            ),
+            (
+                http.get(f"/api/v1/entities/{kind}", params={"filter": '{"Score": {"regex": "x"}}'}),
+                ["filter", "Score"],
+                "filter.Score: unknown operator 'regex'; use one of eq, ne",
+            ),
+            (
+                http.get(f"/api/v1/entities/{kind}", params={"filter": '{"Score": {"gt": true}}'}),
+                ["filter", "Score", "gt"],
+                "filter.Score.gt: 'gt' compares numbers or strings, not a bool",
+            ),
+            (
+                http.get(f"/api/v1/entities/{kind}", params={"filter": "{nope"}),
+                ["filter"],
+                "filter: the text is not valid JSON (column 2): Expecting property name",
+            ),
+        ]  # fmt: skip
+        for answer, path, message in cases:
+            found = error(answer, 422)
+            assert found["code"] == "invalid_input"
+            assert found["message"].startswith(message), found
+            assert found["details"]["field_path"] == path, found
+            assert [p["field_path"] for p in found["details"]["problems"]] == [path]

@@ -24,7 +24,7 @@ from flowledger.app.inputs import (
 )
 from flowledger.app.models import ListEntities
 from flowledger.config import Limits
-from flowledger.errors import InputError, TooLargeError
+from flowledger.errors import InputError, InvalidInputError, TooLargeError
 
 SMALL = Limits(max_input=8192, max_json_depth=8)
 
@@ -36,7 +36,7 @@ SMALL = Limits(max_input=8192, max_json_depth=8)
         ('{"a": -Infinity}', "-Infinity is not a JSON number"),
         ('{"a": 1e999}', "the number 1e999 is too large"),
         ('{"a": ' + "9" * 5000 + "}", "an integer has 5,000 digits"),
-        ('{"a": "\\ud800"}', "--input.a holds a lone surrogate (\\ud800)"),
+        ('{"a": "\\ud800"}', "--input.a: holds a lone surrogate (\\ud800)"),
         ('{"\\udfff": 1}', "holds a lone surrogate (\\udfff)"),
         ("[" * 20 + "]" * 20, "nests deeper than the limit of 8 levels"),
         ('{"a": 1', "is not valid JSON (column 8)"),
@@ -110,17 +110,26 @@ def test_schema_files_go_through_the_safe_loader(tmp_path: Path) -> None:
 
 
 def test_entity_filters_and_offsets_stay_within_64_bits() -> None:
-    with pytest.raises(InputError, match=r"filter: n is too large: .* at most 9,223,372,036,"):
+    with pytest.raises(InvalidInputError, match=r"filter.n: too large: .* at most 9,223,372,036,") as refused:  # fmt: skip
         ListEntities(entity_type="t", filter={"n": 2**63})
+    assert refused.value.field_path == ("filter", "n")
     with pytest.raises(InputError, match="must be at most 9223372036854775807"):
         ListEntities(entity_type="t", offset=2**63)
     assert ListEntities(entity_type="t", filter={"n": 2**63 - 1}, offset=2**63 - 1)
 
 
 def test_values_that_arrive_parsed_follow_the_same_rules() -> None:
-    for value in ({"a": float("nan")}, {"a": [1, float("inf")]}, {"a": "\ud800"}):
-        with pytest.raises(InputError):
+    """Each refusal names its field (the API's ``details.field_path``): a lone surrogate
+    was ``input.name holds a lone surrogate`` with an empty path."""
+    for value, path, message in (
+        ({"a": float("nan")}, ("input", "a"), "input.a: nan is not a JSON number"),
+        ({"a": [1, float("inf")]}, ("input", "a", 1), "input.a[1]: inf is not a JSON number"),
+        ({"a": "\ud800"}, ("input", "a"), "input.a: holds a lone surrogate (\\ud800); send valid Unicode"),
+        ({"\udfff": 1}, ("input", "\udfff"), "input.\udfff: holds a lone surrogate (\\udfff); send valid Unicode"),
+    ):  # fmt: skip
+        with pytest.raises(InvalidInputError) as refused:
             check_json_value(value, "input")
+        assert (refused.value.field_path, str(refused.value)) == (path, message)
     check_json_value({"a": [1, 2.5, "ünïcödé ✓", None, True, {"b": "[/]"}]}, "input")
 
 

@@ -43,8 +43,9 @@ async def test_types_are_created_once_and_listed(engine: Engine) -> None:
 
 
 async def test_bad_types_are_refused_with_the_reason(engine: Engine) -> None:
-    with pytest.raises(InputError, match="entity type name 'two words' is not valid"):
+    with pytest.raises(InvalidInputError, match="entity type name 'two words' is not valid") as bad:
         await engine.entities.create_type("two words")
+    assert bad.value.field_path == ("name",)
     with pytest.raises(InputError, match=r"not a valid JSON Schema: schema\.type: 'objekt'"):
         await engine.entities.create_type("Lead", {"type": "objekt"})
     backtracks = {"properties": {"Email": {"type": "string", "pattern": "^(?!x)(a+)+$"}}}
@@ -184,12 +185,16 @@ async def test_queries_filter_sort_and_page(leads: Engine) -> None:
         ({"Score": [1, 2]}, "filter.Score: 'eq' needs a string, number, boolean or null, not a"),
         ({"Score": {"in": 3}}, "filter.Score.in: 'in' needs a list"),
         ({"Score": {"in": [{"a": 1}]}}, "filter.Score.in: 'in' needs a string, number"),
+        ({"Score": 2**63}, "filter.Score: integers here are at most 9,223,372,036,854,775,807"),
     ],
 )
 async def test_bad_filters_are_refused_clearly(leads: Engine, filter: dict, message: str) -> None:  # type: ignore[type-arg]
-    with pytest.raises(InputError) as caught:
+    """Each refusal names its field in its path too (``details.field_path`` over HTTP):
+    it was only in the message, the path empty."""
+    with pytest.raises(InvalidInputError) as caught:
         await leads.entities.list("Lead", filter)
     assert message in str(caught.value)
+    assert format_path(caught.value.field_path) == message.split(":")[0]
 
 
 async def test_bad_paging_and_sorting_are_refused(leads: Engine) -> None:
@@ -197,8 +202,9 @@ async def test_bad_paging_and_sorting_are_refused(leads: Engine) -> None:
         await leads.entities.list("Lead", limit=1001)
     with pytest.raises(InputError, match="offset must be a whole number of at least 0"):
         await leads.entities.list("Lead", offset=-1)
-    with pytest.raises(InputError, match="order_by: 'Sc;ore' is not a payload field name"):
+    with pytest.raises(InvalidInputError, match="order_by: 'Sc;ore' is not a payload field") as bad:
         await leads.entities.list("Lead", order_by="-Sc;ore")
+    assert bad.value.field_path == ("order_by",)
 
 
 async def test_a_write_with_a_used_idempotency_key_returns_the_recorded_change(

@@ -42,7 +42,7 @@ async def test_python_values_are_stored_as_json(db_url: str, given: Any, stored:
     [
         (math.nan, "input.x is nan, which JSON cannot hold"),  # was stored as null
         ({"deep": [math.inf]}, "input.x.deep[0] is inf, which JSON cannot hold"),
-        ("a\ud800", r"input.x holds a lone surrogate (\ud800); send valid Unicode"),
+        ("a\ud800", r"input.x: holds a lone surrogate (\ud800); send valid Unicode"),
         (object(), "input.x holds a value of type object, which has no JSON form"),
     ],
 )

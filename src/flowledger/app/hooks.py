@@ -264,6 +264,8 @@ def _body(headers: Mapping[str, str], body: bytes) -> Any:
             raise InvalidInputError("the JSON body is not UTF-8 text", ("body",)) from None
         try:  # the rules every JSON input follows (strict numbers, no lone surrogates)
             return parse_json_checked(text, "the body")
+        except InvalidInputError as exc:  # a value JSON cannot hold, at its place in it
+            raise InvalidInputError(exc.message, ("body", *exc.field_path[1:])) from None
         except InputError as exc:
             raise InvalidInputError(str(exc), ("body",)) from None
     try:

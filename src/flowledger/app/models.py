@@ -35,7 +35,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from flowledger.app.inputs import MAX_INT64
+from flowledger.app.inputs import MAX_INT64, parse_json
 from flowledger.app.limits import check_fields_no_nul
 from flowledger.config import MIN_RETENTION
 from flowledger.definition.compiled import CompiledWorkflow
@@ -649,14 +649,23 @@ class ListEntities(Request):
     @field_validator("filter", mode="before")
     @classmethod
     def _filter(cls, value: Any) -> Any:
-        if value is None:
+        """The filter, or its JSON text (the API's ``?filter=``). An InvalidInputError
+        raised here is no ValueError, so it leaves pydantic as it is: its field path names
+        the filter's own field (``filter.Score``), not only ``filter``."""
+        if isinstance(value, str) and value:
+            try:
+                value = parse_json(value, "filter")
+            except InvalidInputError:
+                raise  # a value JSON cannot hold, at its place (filter.Score)
+            except InputError as exc:  # not JSON, or too large or deep: the text as a whole
+                raise InvalidInputError(
+                    "the text " + str(exc).removeprefix("filter "), ("filter",)
+                ) from None
+        if value is None or value == "":
             return {}
         if not isinstance(value, dict):
             raise ValueError("the filter must be a JSON object of field names and values")
-        try:  # the database compares with 64-bit integers
-            check_json_value(value, "filter", max_int=MAX_INT64)
-        except InputError as exc:
-            raise ValueError(str(exc).removeprefix("filter.")) from None
+        check_json_value(value, "filter", max_int=MAX_INT64)  # the database's 64-bit integers
         return value
 
 

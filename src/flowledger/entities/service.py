@@ -476,31 +476,36 @@ def change_of(event: Row) -> EntityChange:
 
 def check_type_name(name: str) -> None:
     if not _TYPE_NAME.match(name):
-        raise InputError(
+        raise InvalidInputError(
             f"entity type name {name!r} is not valid: use up to 128 letters, digits, '_', "
-            "'-' or '.', starting with a letter"
+            "'-' or '.', starting with a letter",
+            ("name",),
         )
+
+
+# Refusals below are InvalidInputErrors whose field path names the filter's (or the
+# order's) own field, ``filter.Score.gt``: the API's ``details.field_path`` says it.
 
 
 def parse_filter(filter: Mapping[str, Any]) -> tuple[FieldCondition, ...]:
     """``{Status: New, Score: {gte: 10}}`` → conditions that must all hold."""
     if not isinstance(filter, Mapping):
-        raise InputError("filter must be an object of field names and values")
+        raise InvalidInputError("must be an object of field names and values", ("filter",))
     conditions: list[FieldCondition] = []
     for name, spec in filter.items():
         path = _field_path(name, "filter")
-        where = f"filter.{name}"
+        where: tuple[str, ...] = ("filter", name)
         if not isinstance(spec, Mapping):
             conditions.append(FieldCondition(path, "eq", _scalar(spec, where, "eq")))
             continue
         if not spec:
-            raise InputError(f"{where}: give a value, or operators like {{gte: 10}}")
+            raise InvalidInputError("give a value, or operators like {gte: 10}", where)
         for op, value in spec.items():
             if op not in OPERATORS:
-                raise InputError(
-                    f"{where}: unknown operator {op!r}; use one of {', '.join(OPERATORS)}"
+                raise InvalidInputError(
+                    f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}", where
                 )
-            conditions.append(FieldCondition(path, op, _operand(op, value, f"{where}.{op}")))
+            conditions.append(FieldCondition(path, op, _operand(op, value, (*where, op))))
     return tuple(conditions)
 
 
@@ -511,7 +516,7 @@ def parse_order(order_by: str | Sequence[str] | None) -> tuple[SortKey, ...]:
     keys = []
     for name in names:
         if not isinstance(name, str):
-            raise InputError(f"order_by: {name!r} is not a field name")
+            raise InvalidInputError(f"{name!r} is not a field name", ("order_by",))
         descending = name.startswith("-")
         field = name[1:] if descending else name
         if field in SORT_COLUMNS:
@@ -524,21 +529,22 @@ def parse_order(order_by: str | Sequence[str] | None) -> tuple[SortKey, ...]:
 def _field_path(name: object, where: str) -> tuple[str, ...]:
     segments = name.split(".") if isinstance(name, str) else []
     if not segments or len(segments) > _MAX_SEGMENTS or not all(map(_SEGMENT.match, segments)):
-        raise InputError(
-            f"{where}: {name!r} is not a payload field name (letters, digits, '_' and '-', "
-            "with '.' between nested names)"
+        raise InvalidInputError(
+            f"{name!r} is not a payload field name (letters, digits, '_' and '-', "
+            "with '.' between nested names)",
+            (where,),
         )
     return tuple(segments)
 
 
-def _operand(op: str, value: Any, where: str) -> Scalar | tuple[Scalar, ...]:
+def _operand(op: str, value: Any, where: tuple[str, ...]) -> Scalar | tuple[Scalar, ...]:
     if op == "in":
         if not isinstance(value, list | tuple) or len(value) > MAX_IN_VALUES:
-            raise InputError(f"{where}: 'in' needs a list of up to {MAX_IN_VALUES} values")
+            raise InvalidInputError(f"'in' needs a list of up to {MAX_IN_VALUES} values", where)
         return tuple(_scalar(v, where, op) for v in value)
     scalar = _scalar(value, where, op)
     if op in ("gt", "gte", "lt", "lte") and (scalar is None or isinstance(scalar, bool)):
-        raise InputError(f"{where}: {op!r} compares numbers or strings, not {_kind(scalar)}")
+        raise InvalidInputError(f"{op!r} compares numbers or strings, not {_kind(scalar)}", where)
     return scalar
 
 
@@ -546,12 +552,14 @@ def _operand(op: str, value: Any, where: str) -> Scalar | tuple[Scalar, ...]:
 MAX_INTEGER = 2**63 - 1
 
 
-def _scalar(value: Any, where: str, op: str) -> Scalar:
+def _scalar(value: Any, where: tuple[str, ...], op: str) -> Scalar:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
-        raise InputError(f"{where}: integers here are at most {MAX_INTEGER:,} (64 bits)")
+        raise InvalidInputError(f"integers here are at most {MAX_INTEGER:,} (64 bits)", where)
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    raise InputError(f"{where}: {op!r} needs a string, number, boolean or null, not {_kind(value)}")
+    raise InvalidInputError(
+        f"{op!r} needs a string, number, boolean or null, not {_kind(value)}", where
+    )
 
 
 def _kind(value: Any) -> str:

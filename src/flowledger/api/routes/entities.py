@@ -23,7 +23,6 @@ from flowledger.app import (
     ListEntityTypes,
     Page,
     UpdateEntity,
-    parse_json,
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["entities"], responses=ERROR_RESPONSES)
@@ -72,7 +71,7 @@ async def list_entities(
 ) -> Response:
     request = ListEntities(
         entity_type=type,
-        filter=parse_json(filter, "filter") if filter else {},
+        filter=filter,  # JSON text: the request parses it, naming the field
         order_by=[f for f in (order_by or "").split(",") if f],
         newest_first=True,
         **paging,
