@@ -258,7 +258,7 @@ def test_what_a_command_refuses_first_is_a_json_line_when_json_is_asked(cli: Cli
         # What typer refuses itself (an unknown option, a value of the wrong type) was its
         # box of text whatever was asked.
         (("worker", "--bogus", "--log-format", "json"), {}, "flowledger worker: No such option"),
-        (("worker", "--concurrency", "abc"), {"FLOWLEDGER_LOG_FORMAT": "json"}, "flowledger worker: Invalid value"),
+        (("worker", "--concurrency", "abc"), {"FLOWLEDGER_LOG_FORMAT": "json"}, "flowledger worker: Invalid value for '--concurrency': must be a whole number, not \"abc\""),
     ]  # fmt: skip
     for args, env, words in cases:
         done = cli(*args, **env)
@@ -271,6 +271,10 @@ def test_what_a_command_refuses_first_is_a_json_line_when_json_is_asked(cli: Cli
     assert done.stderr.startswith("error: --concurrency must be between 1 and 1000")
     boxed = cli("worker", "--bogus")
     assert boxed.returncode == 2 and "No such option: --bogus" in boxed.stderr
+    # A value of the wrong type in the house's words, not pydantic's ("Input should be a
+    # valid integer, unable to parse string as an integer").
+    typed = cli("executions", "list", "--limit", "5x")
+    assert typed.returncode == 2 and 'must be a whole number, not "5x"' in typed.stderr
 
 
 def _worker_lines(worker: subprocess.Popen[str], execution_id: str) -> list[dict[str, Any]]:

@@ -90,6 +90,7 @@ def _tell_usage(exc: Any, command: Any) -> NoReturn:
     if type(exc).__name__ == "Abort":
         last_words("aborted")
         raise SystemExit(1)
+    _in_our_words(exc)
     if writes_json():
         where = getattr(getattr(exc, "ctx", None), "command_path", "flowledger")
         last_words(f"{where}: {exc.format_message()}")
@@ -100,6 +101,19 @@ def _tell_usage(exc: Any, command: Any) -> NoReturn:
     else:
         exc.show()
     raise SystemExit(exc.exit_code)
+
+
+def _in_our_words(exc: Any) -> None:
+    """A value typer refused through pydantic ("Input should be a valid integer, unable
+    to parse string as an integer") said as every other refusal is (``must be a whole
+    number, not "abc"``: errors.field_message)."""
+    from pydantic import ValidationError
+
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError) and cause.errors() and hasattr(exc, "message"):
+        from flowledger.errors import field_message
+
+        exc.message = field_message(cause.errors()[0])
 
 
 def _internal_error(exc: Exception) -> NoReturn:
