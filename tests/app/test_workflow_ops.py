@@ -169,7 +169,8 @@ async def test_a_deleted_workflow_starts_only_by_version_number(app: App) -> Non
         assert str(refused.value) == (
             "workflow 'hourly' is not pushed: it was deleted (or only ever run from a file), "
             "so it does not start by name; push it again, or start one of its stored "
-            "versions by number (1)"
+            "versions by number (1): `flowledger workflows trigger hourly --version N`, or "
+            '"version": N in the API\'s start'
         )
     assert await executions(app, "hourly") == []
     pinned = await app.executions.start(

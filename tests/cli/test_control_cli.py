@@ -71,7 +71,9 @@ def test_cancel_a_queued_execution(cli: Cli, tmp_path: Path) -> None:
     result = cli("executions", "cancel", execution_id, "--reason", "not needed")
     assert result.returncode == 0, result.stderr
     # The reason, not an "error:" line for a cancel that did what was asked.
-    assert "cancelled: not needed" in result.stdout and "error:" not in result.stdout
+    assert "reason: cancelled: not needed" in result.stdout and "error:" not in result.stdout
+    shown = cli("executions", "show", execution_id)
+    assert "reason:   cancelled: not needed" in shown.stdout and "error:" not in shown.stdout
     doc = _show(cli, execution_id)
     assert doc["runtimeStatus"] == "Cancelled"
     assert doc["error"]["message"] == "cancelled: not needed"

@@ -53,3 +53,17 @@ def test_the_real_command_shows_them(cli_process: Cli, tmp_path: Path) -> None:
     shown = ran.stdout + ran.stderr + listed.stdout
     assert "\x1b" not in shown
     assert shown.count("x ␛[2J y") >= 2  # the failed events, and the error line
+
+
+def test_a_table_sizes_its_cells_for_what_it_shows_and_keeps_every_character() -> None:
+    """Shown after the table measured its cells: the text after a U+202E was cut (the
+    escape is wider than the character), and BEL, CR and BS vanished from cells."""
+    buffer = io.StringIO()
+    console = SafeConsole(file=buffer, width=80, color_system=None)
+    table = Table("id", "note")
+    table.add_row("a", '{"v": "abc\u202edef ghi jkl"}')
+    table.add_row("b", "one\x07two\rthree\bfour")
+    console.print(table)
+    shown = buffer.getvalue()
+    assert '{"v": "abc\\u202edef ghi jkl"}' in shown, shown
+    assert "one␇two␍three␈four" in shown, shown

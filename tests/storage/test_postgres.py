@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy.exc
 
 from flowledger.errors import DatabaseUrlError, StorageError
-from flowledger.storage import open_store
+from flowledger.storage import Batch, open_store
 from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.sql import SQLStore
 from tests.pg import PASSWORD, PASSWORD_USER, Cluster
-from tests.storage.conftest import new_execution
+from tests.storage.conftest import event_row, new_execution, step_row
 
 LEASE = timedelta(minutes=5)
 
@@ -235,5 +235,38 @@ async def test_reads_outlive_a_restart_and_a_database_down_is_a_storage_error(pg
                 name = pg_url.rsplit("/", 1)[1]
                 su.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         assert (await store.get_execution(execution_id) or {}).get("id") == execution_id
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgresql
+async def test_a_round_meets_a_database_down_as_a_storage_error(pg_url: str) -> None:
+    """The writer's connection reconnected outside the group's guard: with the database
+    refusing connections, every round's runner "crashed (OperationalError)" with a
+    traceback, where a database down is said in a line (StorageError)."""
+    store = open_store(pg_url)
+    try:
+        await store.initialize()
+        execution_id = await new_execution(store)
+        epoch = await store.acquire_lease(execution_id, "w", LEASE)
+        assert epoch is not None
+        batch = Batch(
+            execution_id,
+            epoch,
+            execution={"runtime_status": "InProgress", "event_seq": 1},
+            insert_steps=[step_row(execution_id)],
+            events=[event_row(execution_id, 1)],
+        )
+        _cut_every_connection(pg_url, and_refuse=True)
+        try:
+            for _ in range(2):  # the second reconnects the connection the first dropped
+                with pytest.raises(StorageError):
+                    await store.commit(batch, group=True)
+        finally:
+            server, name = pg_url.rsplit("/", 1)
+            with psycopg.connect(f"{server}/postgres", autocommit=True) as su:
+                su.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await store.commit(batch, group=True)  # connected again: written
+        assert len(await store.get_events(execution_id)) == 1
     finally:
         await store.close()

@@ -223,9 +223,15 @@ class App:
         await self.close()
 
     async def ping(self) -> None:
-        """Readiness: the database answers a query (StorageError when it does not)."""
+        """Readiness: the database answers a query (StorageError when it does not). Asked
+        twice before saying no: the first may meet a connection the database dropped (a
+        restart), which the store replaces at its next use; one such answer took a node
+        out of its load balancer while the database was fine."""
         try:
-            await self.engine.store.db_now()
+            try:
+                await self.engine.store.db_now()
+            except (StorageError, SQLAlchemyError):
+                await self.engine.store.db_now()
         except (StorageError, SQLAlchemyError) as exc:
             # The store's own words for the database's condition carry the driver's error.
             cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc

@@ -91,6 +91,14 @@ def _short_json(value: Any, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _error_label(doc: dict[str, Any]) -> tuple[str, str]:
+    """How an execution's ``error`` is headed, and its style: what a cancel records is
+    its reason ("cancelled: not needed"), not a failure."""
+    if doc["runtimeStatus"] == "Cancelled":
+        return "reason:", STATUS_STYLE.get("Cancelled", "")
+    return "error:", "red"
+
+
 def summary(console: Console, doc: dict[str, Any]) -> None:
     """The closing lines of ``flowledger run``."""
     steps = doc.get("steps") or {}
@@ -100,12 +108,9 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
         f"{len(steps)} step executions  id {doc['id']}",
     )
     console.print(line, soft_wrap=True)
-    if doc.get("error") and doc["runtimeStatus"] == "Cancelled":
-        # What a cancel records is its reason ("cancelled: not needed"), not a failure.
-        style = STATUS_STYLE.get("Cancelled", "")
-        console.print(Text(error_text(doc["error"]), style=style), soft_wrap=True)
-    elif doc.get("error"):
-        console.print(Text(f"error: {error_text(doc['error'])}", style="red"), soft_wrap=True)
+    if doc.get("error"):
+        label, style = _error_label(doc)
+        console.print(Text(f"{label} {error_text(doc['error'])}", style=style), soft_wrap=True)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
     if doc.get("rerunOf"):
@@ -159,7 +164,8 @@ def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = 
         if doc.get(key):
             console.print(f"{label}{doc[key]}")
     if doc.get("error"):
-        console.print(Text(f"error:    {error_text(doc['error'])}", style="red"), soft_wrap=True)
+        label, style = _error_label(doc)
+        console.print(Text(f"{label:<10}{error_text(doc['error'])}", style=style), soft_wrap=True)
     steps = list((doc.get("steps") or {}).values())
     if show_all or len(steps) <= COMPACT_ABOVE:
         _step_table(console, steps)

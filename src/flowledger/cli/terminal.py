@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
+from rich.text import Text
 
 from flowledger.controls import CONTROL
 
@@ -39,6 +41,12 @@ def visible(text: str) -> str:
 
 class SafeConsole(Console):
     """A Rich console whose rendered text never carries control characters."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        """Text made from a string (a printed one, a table cell): its control characters
+        shown before Rich measures it and drops some (BEL, CR, BS), so a table sizes its
+        columns for what it will show and cuts nothing after a ``\\u202e``."""
+        return super().render_str(visible(text) if CONTROL.search(text) else text, **options)
 
     def render(
         self, renderable: RenderableType, options: ConsoleOptions | None = None

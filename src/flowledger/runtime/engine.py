@@ -334,7 +334,8 @@ class Engine:
                 raise NotPushedError(
                     f"workflow {name!r} is not pushed: it was deleted (or only ever run from "
                     f"a file), so it does not start by name; push it again, or start one of "
-                    f"its stored versions by number ({known})"
+                    f"its stored versions by number ({known}): `flowledger workflows trigger "
+                    f'{name} --version N`, or "version": N in the API\'s start'
                 )
             raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
         return await self.workflow_version(chosen)

@@ -183,7 +183,10 @@ class GroupCommitter:
             self._busy = False
 
     def _transaction(self, batches: list[Batch]) -> list[BaseException | None]:
-        conn = self._connection()
+        try:
+            conn = self._connection()
+        except Exception as exc:  # no connection (the database is down): nothing written
+            return [_failure(batch, exc) for batch in batches]
         if (
             self._driver_begin is not None
             and (len(batches) == 1 or self._driver_groups)
@@ -205,8 +208,13 @@ class GroupCommitter:
         alone), in a transaction of the driver's own. SQLAlchemy's Transaction costs
         ~4 us here, and ~25 us is what the hop to the writer thread adds per round
         (storage.lanes): the round's writes already go through the driver's cursor."""
-        driver = conn.connection.dbapi_connection
-        assert driver is not None
+        try:
+            # Reconnects here when the last group's connection died (a restart): that
+            # may fail too, and is the group's failure like any other.
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+        except Exception as exc:
+            return [_failure(batch, exc) for batch in batches]
         try:
             begin(driver)
             outcomes = self._apply(conn, batches)
