@@ -720,3 +720,28 @@ def test_a_waiting_steps_schema_is_held_to_the_same_patterns() -> None:
     assert "needs backtracking" in found
     with stored_definitions():
         assert compile_yaml(text).name == "ask"
+
+
+def test_a_step_in_nested_loops_is_read_through_each_loop() -> None:
+    """The advice named the outermost loop only (results[i].ok_inner), which then failed:
+    each iteration's result holds the inner loop's output, not the step's."""
+    text = """
+        name: nested
+        steps:
+          - id: outer
+            type: sys.loop
+            input: {items: [1]}
+            steps:
+              - id: inner_loop
+                type: sys.loop
+                input: {items: [1]}
+                steps:
+                  - {id: ok_inner, type: sys.transform, input: {value: 1}}
+          - {id: tail, type: sys.transform, input: {value: "{{ steps.ok_inner.output }}"}}
+        """
+    [problem] = problems(text)
+    advised = "steps.outer.output.results[i].inner_loop.results[j].ok_inner"
+    assert problem.endswith(f"from outside the loop read {advised}"), problem
+    compile_yaml(
+        text.replace("steps.ok_inner.output", advised.replace("[i]", "[0]").replace("[j]", "[0]"))
+    )

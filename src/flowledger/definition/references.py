@@ -152,9 +152,14 @@ class ReferenceChecker:
             )
         outside = [loop for loop in place.scope if loop not in ref_scope]
         if outside:
+            # Through every loop between, outermost first: each iteration's result holds
+            # the inner loop's output (results[i].inner.results[j].step).
+            path = f"steps.{outside[0]}.output"
+            for index, inner in zip("ijklmn", [*outside[1:], target], strict=False):
+                path += f".results[{index}].{inner}"
             return (
                 f"'{target}' runs inside loop '{outside[0]}', so it has an output per iteration; "
-                f"from outside the loop read steps.{outside[0]}.output.results[i].{target}"
+                f"from outside the loop read {path}"
             )
         if referrer is None:
             return None
