@@ -618,3 +618,11 @@ async def test_an_artifact_of_any_name_downloads_from_the_page_and_the_api(
             assert answer.content == b"data"
             assert answer.headers["content-disposition"] == header
             assert "x-evil" not in answer.headers
+
+
+async def test_sign_in_while_the_database_does_not_answer_is_a_503(web: Web) -> None:
+    """It was a 401, as if the token were wrong, while the API said 503."""
+    await web.app.engine.store.close()  # what a database that does not answer looks like
+    answer = await web.http.post("/signin", data={"token": web.tokens["viewer"]})
+    assert answer.status_code == 503, answer.text
+    assert "set-cookie" not in answer.headers

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from flowledger.app import FollowAllEvents, ListExecutions
 from flowledger.app.sessions import SignIn
+from flowledger.app.statuses import http_status
 from flowledger.app.views import CountByStatus
 from flowledger.errors import AuthenticationError, FlowledgerError, InvalidInputError, shown
 from flowledger.runtime.status import ExecutionStatus
@@ -66,7 +67,11 @@ async def signin(request: Request) -> Response:
     try:
         session = await app_of(request).sessions.sign_in(SignIn(token=first(form, "token")))
     except (AuthenticationError, FlowledgerError) as exc:
-        return page(request, "signin.html", None, 401, title="Sign in", next=target, error=str(exc))
+        # Its own status: a database that does not answer is a 503, not a bad token's 401.
+        status = http_status(exc)[0]
+        return page(
+            request, "signin.html", None, status, title="Sign in", next=target, error=str(exc)
+        )
     response = see_other(target)
     set_session(response, request, session)
     return response
