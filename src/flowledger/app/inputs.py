@@ -108,7 +108,9 @@ def malformed_json_error(data: bytes) -> MalformedBodyError | None:
     The same rules as :func:`parse_json`: numbers too large for a float, integers of more
     than 4,300 digits."""
     try:
-        _loads(data)
+        # Decoded as UTF-8 here: given bytes, json.loads guesses UTF-16 and UTF-32 too,
+        # and a body in either was taken (RFC 8259: JSON exchanged is UTF-8).
+        _loads(data.decode("utf-8"))
     except _Refused as exc:
         return MalformedBodyError(f"the request body is not valid JSON: {exc}")
     except UnicodeDecodeError as exc:
