@@ -126,6 +126,7 @@ def test_retry_and_rerun_from_the_command_line(cli: Cli, tmp_path: Path) -> None
     lines = [line.split()[1:3] for line in shown.stdout.splitlines() if "step." in line]
     assert lines[-2:] == [["step.started", "finish"], ["step.completed", "finish"]], shown.stdout
     assert ["step.completed", "gate"] in lines and ["step.started", "prepare"] not in lines
+    assert shown.stdout.count("rerun of") == 1, shown.stdout  # the summary's, not twice
 
     refused = cli("executions", "rerun", execution_id, "--from", "nope", "--plugin", str(plugin))
     assert refused.returncode == 1 and "has no step 'nope'" in refused.stderr

@@ -249,8 +249,6 @@ def executions_rerun(
         )
         with _progress(as_json or detach) as progress:
             doc = await application.executions.rerun(request, on_events=progress)
-        if not as_json:
-            out.print(f"rerun of {full_id}: execution {doc['id']}")
-        return dict(doc)
+        return dict(doc)  # its summary names both: "id NEW" and "rerun of: OLD"
 
     _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)
