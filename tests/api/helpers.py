@@ -9,6 +9,15 @@ from typing import Any
 
 import httpx
 
+#: A workflow started by an unsigned webhook at /hooks/{name}/in.
+HOOK = """
+name: {name}
+triggers:
+  - {{type: webhook, path: "{name}/in", auth: none}}
+steps:
+  - {{id: a, type: sys.transform, input: {{value: 1}}}}
+"""
+
 HELLO = """
 name: {name}
 input_schema:

@@ -6,15 +6,7 @@ from __future__ import annotations
 import time
 
 from tests.api.conftest import Service
-from tests.api.helpers import push
-
-HOOK = """
-name: {name}
-triggers:
-  - {{type: webhook, path: "{name}/in", auth: none}}
-steps:
-  - {{id: a, type: sys.transform, input: {{value: 1}}}}
-"""
+from tests.api.helpers import HOOK, push
 
 
 def test_an_access_line_hides_a_credential_in_the_query(service: Service) -> None:

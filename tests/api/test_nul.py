@@ -13,16 +13,9 @@ import pytest
 
 from tests import tls
 from tests.api.conftest import Service
-from tests.api.helpers import APPROVAL, HELLO, error, push, settled, start, unique
+from tests.api.helpers import APPROVAL, HELLO, HOOK, error, push, settled, start, unique
 
 NUL = "\u0000"
-HOOK = """
-name: {name}
-triggers:
-  - {{type: webhook, path: "{name}/in", auth: none}}
-steps:
-  - {{id: a, type: sys.transform, input: {{value: 1}}}}
-"""
 
 
 @dataclass(frozen=True)

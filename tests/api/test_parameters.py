@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from tests.api.conftest import Service
-from tests.api.helpers import HELLO, error, push, start
+from tests.api.helpers import HELLO, HOOK, error, push, start
 
 
 def test_an_unknown_query_parameter_is_refused_by_name(service: Service) -> None:
@@ -47,7 +47,6 @@ def test_a_parameter_sent_twice_is_refused_unless_it_is_a_list(service: Service)
 def test_hooks_keep_any_query_as_trigger_data(service: Service) -> None:
     """``/hooks`` is not under /api/v1: its query is the trigger's data, whatever it is."""
     with service.client("admin") as http:
-        hook = "name: {name}\ntriggers:\n  - {{type: webhook, path: '{name}/in', auth: none}}\nsteps:\n"
-        name = push(http, hook + "  - {{id: a, type: sys.transform, input: {{value: 1}}}}\n")
+        name = push(http, HOOK)
         answer = http.post(f"/hooks/{name}/in?anything=1&anything=2", json={})
         assert answer.status_code in (200, 201, 202), answer.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -229,6 +230,31 @@ async def test_a_write_with_a_used_idempotency_key_returns_the_recorded_change(
     ]
 
 
+def _engines_in_threads(
+    db_url: str, writer: Callable[[Engine, str], Awaitable[None]], names: str
+) -> list[BaseException]:
+    """``writer(engine, name)`` for each name at once, each in a thread with an engine of
+    its own (its own connections, as separate servers would have); what they raised."""
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        async def go() -> None:
+            async with Engine(db_url) as engine:
+                await writer(engine, name)
+
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def test_concurrent_updates_never_lose_one(db_url: str) -> None:
     """Two engines (two threads, two connections) update one entity at once."""
 
@@ -239,27 +265,12 @@ def test_concurrent_updates_never_lose_one(db_url: str) -> None:
 
     entity_id = asyncio.run(setup())
     rounds = 15
-    errors: list[BaseException] = []
 
-    def writer(name: str) -> None:
-        async def go() -> None:
-            async with Engine(db_url) as engine:
-                for i in range(rounds):
-                    await engine.entities.update_entity(
-                        entity_id, {name: i}, origin=Origin(None, 0)
-                    )
+    async def writer(engine: Engine, name: str) -> None:
+        for i in range(rounds):
+            await engine.entities.update_entity(entity_id, {name: i}, origin=Origin(None, 0))
 
-        try:
-            asyncio.run(go())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert _engines_in_threads(db_url, writer, "ab") == []
 
     async def check() -> None:
         async with Engine(db_url) as engine:
@@ -300,29 +311,13 @@ def test_merges_from_many_processes_all_apply(db_url: str) -> None:
             return str((await engine.entities.create("Counter", {}))["id"])
 
     entity_id = asyncio.run(setup())
-    errors: list[BaseException] = []
 
-    def writer(name: str) -> None:
-        async def go() -> None:
-            async with Engine(db_url) as engine:
-                await asyncio.gather(
-                    *(
-                        engine.entities.update_entity(entity_id, {f"{name}{i}": i})
-                        for i in range(10)
-                    )
-                )
+    async def writer(engine: Engine, name: str) -> None:
+        await asyncio.gather(
+            *(engine.entities.update_entity(entity_id, {f"{name}{i}": i}) for i in range(10))
+        )
 
-        try:
-            asyncio.run(go())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in "abcd"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert _engines_in_threads(db_url, writer, "abcd") == []
 
     async def check() -> None:
         async with Engine(db_url) as engine:

@@ -158,16 +158,15 @@ async def test_the_heartbeat_meets_a_cut_connection_as_a_storage_error(pg_url: s
         epoch = await store.acquire_lease(execution_id, "me", LEASE)
         assert epoch is not None
         renew = functools.partial(store.renew_leases, "me", {execution_id: epoch}, LEASE)
-        for call, doing in ((renew, "renew the leases"), (store.db_now, "read its clock")):
-            with psycopg.connect(pg_url, autocommit=True) as admin:
-                admin.execute(  # every connection of the store; waits until they have gone
-                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            with pytest.raises(StorageError, match=f"^the database could not {doing}: ") as cut:
-                await call()
-            assert isinstance(cut.value.__cause__, sqlalchemy.exc.OperationalError)
-            await call()  # connected again
+        _cut_every_connection(pg_url)
+        with pytest.raises(
+            StorageError, match=r"^the database could not renew the leases: "
+        ) as cut:
+            await renew()
+        assert isinstance(cut.value.__cause__, sqlalchemy.exc.OperationalError)
+        await renew()  # connected again
+        _cut_every_connection(pg_url)
+        await store.db_now()  # a read of the clock: tried once more on a new connection
         assert await store.renew_leases("me", {execution_id: epoch}, LEASE) == {execution_id}
     finally:
         await store.close()

@@ -23,7 +23,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from flowledger.app.changes import ChangeHub
 from flowledger.app.cursors import META_KEY, CursorCodec
@@ -223,19 +223,11 @@ class App:
         await self.close()
 
     async def ping(self) -> None:
-        """Readiness: the database answers a query (StorageError when it does not). Asked
-        again when the first met a connection the database had dropped (a restart), which
-        the store replaces at its next use: one such answer took a node out of its load
-        balancer while the database was fine. Not when connecting failed: that would
-        double the wait for a database that is gone."""
+        """Readiness: the database answers a query (StorageError when it does not). The
+        store reads its clock once more on a connection the database dropped (a
+        restart): one such answer took a node out of its load balancer for nothing."""
         try:
-            try:
-                await self.engine.store.db_now()
-            except (StorageError, SQLAlchemyError) as exc:
-                cause = exc.__cause__ if isinstance(exc, StorageError) else exc
-                if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
-                    raise
-                await self.engine.store.db_now()
+            await self.engine.store.db_now()
         except (StorageError, SQLAlchemyError) as exc:
             # The store's own words for the database's condition carry the driver's error.
             cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc

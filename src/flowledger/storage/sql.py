@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import threading
 import time
@@ -77,6 +78,7 @@ from flowledger.storage.sizes import SQLSizeStore
 from flowledger.storage.sqlpart import (
     DatabaseTrouble,
     DriverErrors,
+    guarded_read,
     lease_write,
     point_read,
     reads,
@@ -629,7 +631,11 @@ class SQLStore(
         visible at once all the same; see PostgresStore for why a crash loses nothing."""
 
     async def db_now(self) -> datetime:
-        value, read_at = await self._writer.run(self._read_db_now)
+        # A read: once more on a connection the database dropped (guarded_read), so a
+        # restart does not fail /readyz or a clock sync while the database answers.
+        value, read_at = await self._writer.run(
+            functools.partial(guarded_read, self, self._read_db_now)
+        )
         # The caller takes this as "now" (Clock.synchronize): add the time since the server
         # read its clock (the COMMIT round trip, the hop back from the writer thread).
         # Without it the measured clock lags the server's by those: ~0.5 ms measured, enough
@@ -637,7 +643,7 @@ class SQLStore(
         return value + timedelta(seconds=time.monotonic() - read_at)
 
     def _read_db_now(self) -> tuple[datetime, float]:
-        with DatabaseTrouble("read its clock", self._trouble), self.conn.begin():
+        with self.conn.begin():
             value = self.conn.execute(select(self._sql_now())).scalar_one()
             # Before the COMMIT's round trip. (Not the middle of the query's: psycopg sends
             # its BEGIN first, which would put the clock ahead of the server's.)
