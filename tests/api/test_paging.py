@@ -166,6 +166,8 @@ def test_entities_ordered_by_fields_page_to_the_end(service: Service) -> None:
         assert first["totalCount"] == 5 and first["hasMore"] is True
         moved = http.get(path, params={"orderBy": "Score", "cursor": first["nextCursor"]})
         assert error(moved, 400)["code"] == "invalid_cursor"
+        bad = http.get(path, params={"orderBy": "Score,Sc;ore"})
+        assert error(bad, 422)["details"]["field_path"] == ["orderBy", 1]
 
 
 def test_artifacts_page_newest_first(service: Service) -> None:

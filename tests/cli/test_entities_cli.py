@@ -124,7 +124,10 @@ def test_bad_input_exits_2_with_the_reason(cli: Cli) -> None:
     assert operator.returncode == 2 and "unknown operator 'near'" in operator.stderr
     unknown = cli("entities", "list", "Leed")
     assert unknown.returncode == 1 and "entity type 'Leed' does not exist" in unknown.stderr
-    for result in (violation, required, not_json, not_object, operator, unknown):
+    order = cli("entities", "list", "Lead", "--order-by", "Email", "--order-by", "Sc;ore")
+    assert order.returncode == 2
+    assert "error: --order-by: 'Sc;ore' is not a payload field name" in order.stderr
+    for result in (violation, required, not_json, not_object, operator, unknown, order):
         assert "Traceback" not in result.stderr
 
 

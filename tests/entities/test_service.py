@@ -199,9 +199,10 @@ async def test_bad_filters_are_refused_clearly(leads: Engine, filter: dict, mess
 
 
 async def test_bad_paging_and_sorting_are_refused(leads: Engine) -> None:
-    with pytest.raises(InputError, match="limit must be at most 1000, not 1001"):
+    with pytest.raises(InvalidInputError, match="limit: must be at most 1000, not 1001") as big:
         await leads.entities.list("Lead", limit=1001)
-    with pytest.raises(InputError, match="offset must be a whole number of at least 0"):
+    assert big.value.field_path == ("limit",)
+    with pytest.raises(InvalidInputError, match="offset: must be a whole number of at least 0"):
         await leads.entities.list("Lead", offset=-1)
     with pytest.raises(InvalidInputError, match="order_by: 'Sc;ore' is not a payload field") as bad:
         await leads.entities.list("Lead", order_by="-Sc;ore")

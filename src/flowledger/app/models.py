@@ -646,6 +646,20 @@ class ListEntities(Request):
     newest_first: bool = False
     cursor: str | None = None
 
+    @field_validator("order_by")
+    @classmethod
+    def _order_by(cls, value: list[str]) -> list[str]:
+        """Each name checked here, so a bad one is named as the request names it
+        (``orderBy``), not as the entity store's Python API does (``order_by``)."""
+        from flowledger.entities.service import parse_order
+
+        for index, name in enumerate(value):
+            try:
+                parse_order(name)
+            except InvalidInputError as exc:  # no ValueError: it keeps its own path
+                raise InvalidInputError(exc.problems[0][1], ("orderBy", index)) from None
+        return value
+
     @field_validator("filter", mode="before")
     @classmethod
     def _filter(cls, value: Any) -> Any:

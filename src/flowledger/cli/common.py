@@ -293,7 +293,9 @@ def as_option(exc: InputError) -> str:
     flag = "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", field).lower().replace("_", "-")
     if not any(arg == flag or arg.startswith(flag + "=") for arg in sys.argv[1:]):
         return str(exc)
-    rest = format_path(exc.field_path[1:])
+    after = exc.field_path[1:]
+    # The nth value of a repeated option: the message quotes the value, [n] adds nothing.
+    rest = "" if len(after) == 1 and isinstance(after[0], int) else format_path(after)
     return f"{flag}{f' {rest}' if rest else ''}: {exc.message}"
 
 

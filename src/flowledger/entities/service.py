@@ -576,9 +576,9 @@ def _kind(value: Any) -> str:
 
 def _bounded(name: str, value: Any, low: int, high: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputError(f"{name} must be a whole number of at least {low}, not {value!r}")
+        raise InvalidInputError(f"must be a whole number of at least {low}, not {value!r}", (name,))
     if high is not None and value > high:
-        raise InputError(f"{name} must be at most {high}, not {value}")
+        raise InvalidInputError(f"must be at most {high}, not {value}", (name,))
     return value
 
 
