@@ -516,11 +516,27 @@ def test_a_step_without_a_usable_id_keeps_the_later_steps_problems_on_their_line
     )
     assert [p.split(": ", 1)[0] for p in bad_id] == [
         "wf.yaml:4:10",  # the id itself
+        "wf.yaml:4:44",  # its own after[0]: an id that breaks the rules is still a step
         "wf.yaml:5:42",  # c's after[0], on c's line (it was 4:...)
         "wf.yaml:6:5",  # the item that is no mapping
         "wf.yaml:7:49",  # d's reference, on d's line (it was 5:...)
     ], bad_id
     assert not any("#" in p for p in bad_id)  # the stand-ins' ids are named nowhere
+
+
+def test_a_step_that_names_a_step_with_a_bad_id_gets_no_second_error() -> None:
+    """The bad id is one problem, reported once; steps naming it (their ``after``, their
+    templates) are not told it names no step, which would send the reader looking for a
+    missing step."""
+    found = problems(
+        """
+        name: named
+        steps:
+          - {id: Fetch-1, type: sys.transform, input: {value: 1}}
+          - {id: b, type: sys.transform, after: [Fetch-1], input: {value: "{{ steps['Fetch-1'].output }}"}}
+        """
+    )
+    assert len(found) == 1 and "step 'Fetch-1': id: a step id is" in found[0], found
 
 
 def test_a_templated_sibling_does_not_change_how_a_literal_field_is_checked() -> None:

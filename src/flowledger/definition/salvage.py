@@ -7,22 +7,19 @@ and its input and templates are still checked: a bad ``retry.initial_delay`` doe
 hide a bad ``input.method``. A step whose type, input or branches are broken is kept as a
 stand-in with its id and edges (so steps that name it do not get spurious "unknown
 step" errors); its input, templates and output type are not checked. An item with no
-usable id, or no mapping at all, is a stand-in with neither: every step keeps its place
+id, or no mapping at all, is a stand-in with neither: every step keeps its place
 in the list, from which its problems are located.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from flowledger.definition.models import STEP_ID_PATTERN, StepSpec, WorkflowSpec
-
-_ID = re.compile(STEP_ID_PATTERN)
+from flowledger.definition.models import StepSpec, WorkflowSpec
 
 
 def salvage(
@@ -77,9 +74,10 @@ def _steps(
             out.append(kept)
             continue
         step_id = item.get("id")
-        if not isinstance(step_id, str) or not _ID.match(step_id):
-            # Without a usable id nothing can refer to it, and its edges are not checked
-            # (each problem would name a step by an id that is not in the file).
+        if not isinstance(step_id, str) or not step_id:
+            # Without an id nothing can refer to it, and its edges are not checked
+            # (each problem would name a step by an id that is not in the file). An id
+            # that breaks the rules is kept: the file's references to it are not unknown.
             shape = {name: item[name] for name in ("type", "steps") if name in item}
             out.append(_stand_in(shape, _hole(holes), stand_ins, has_body, holes))
             continue
