@@ -129,6 +129,14 @@ def test_a_json_body_with_a_key_twice_is_400_and_starts_nothing(small: Service) 
         assert error(plain, 422)["message"] == (
             "the body must be a JSON object, sent with Content-Type: application/json"
         )
+        # An entity's payload too, which said "must be a mapping, not b'{...}'".
+        http.post("/api/v1/entity-types", json={"name": "Plain"}).raise_for_status()
+        for content_type in ("text/plain", None):
+            headers = {"Content-Type": content_type} if content_type else {}
+            payload = http.post("/api/v1/entities/Plain", content='{"a": 1}', headers=headers)
+            assert error(payload, 422)["message"] == (
+                "the body must be a JSON object, sent with Content-Type: application/json"
+            )
 
 
 def test_input_over_the_limit_is_413_and_starts_nothing(small: Service) -> None:

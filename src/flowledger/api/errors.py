@@ -142,6 +142,11 @@ async def _flowledger(request: Request, exc: Exception) -> JSONResponse:
     return flowledger_response(exc)
 
 
+#: What a body that is not a JSON object fails as: a model's, or a bare object's (an
+#: entity's payload, which said "must be a mapping, not b'{...}'" of bytes not sent as JSON).
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type"})
+
+
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
@@ -154,7 +159,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
             problems.append({**_path(()), "in": where, "message": _json_invalid(item, loc)})
             malformed = True
             continue
-        if item.get("type") == "model_attributes_type" and where == "body" and not loc:
+        if where == "body" and not loc and item.get("type") in _NOT_AN_OBJECT:
             # A body not sent as JSON reaches the model as bytes; JSON null as None.
             message = (
                 "the body must be a JSON object, not null"
