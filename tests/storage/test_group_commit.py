@@ -88,3 +88,21 @@ async def test_a_cancelled_waiter_does_not_break_the_group(store: SQLStore, size
     # Cancelling the wait does not unwrite the round: it was committed with the group.
     for execution_id, _ in owned[1:]:
         assert len(await store.get_step_executions(execution_id)) == 1
+
+
+@pytest.mark.parametrize("size", [1, 3])
+async def test_a_round_the_driver_cannot_take_fails_as_raised(store: SQLStore, size: int) -> None:
+    """A value no column takes is a bug upstream, to be seen with its traceback: the group
+    said it as StorageError ("could not commit"), which the runtime reports in a line as
+    the database's condition (runtime.leases.database_trouble)."""
+    owned = [await _owned(store) for _ in range(size)]
+    results = await asyncio.gather(
+        *(store.commit(group=True, batch=_round(i, e, status=object())) for i, e in owned),
+        return_exceptions=True,
+    )
+    for outcome in results:
+        assert isinstance(outcome, Exception) and not isinstance(outcome, StorageError), outcome
+    execution_id, epoch = owned[0]
+    assert await store.get_step_executions(execution_id) == []  # nothing of it written
+    await store.commit(group=True, batch=_round(execution_id, epoch))  # the store goes on
+    assert len(await store.get_step_executions(execution_id)) == 1

@@ -228,11 +228,12 @@ class App:
         restart): one such answer took a node out of its load balancer for nothing."""
         try:
             await self.engine.store.db_now()
-        except (StorageError, SQLAlchemyError) as exc:
-            # The store's own words for the database's condition carry the driver's error.
-            cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc
-            detail = str(getattr(cause, "orig", None) or cause).splitlines()[0]
-            raise StorageError(f"the database does not answer: {detail}") from None
+        except StorageError:  # the database's condition, in the store's words
+            raise
+        except SQLAlchemyError as exc:  # any other failure of the query: not ready either
+            from flowledger.storage.sqlpart import driver_message
+
+            raise StorageError(f"the database does not answer: {driver_message(exc)}") from None
 
     def on_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever this application makes work claimable."""

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from flowledger.errors import StorageError
 from flowledger.storage.base import Batch
 from flowledger.storage.lanes import NOT_HERE, Lane
+from flowledger.storage.sqlpart import driver_message
 
 ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
 #: Commits rounds at once where it is called (one outcome each), or returns NOT_HERE.
@@ -43,6 +44,7 @@ class GroupCommitter:
         connection: Callable[[], Connection],
         apply: ApplyMany,
         driver_integrity_error: type[Exception],
+        trouble: Callable[[BaseException], bool],
         driver_begin: Callable[[Any], None] | None = None,
         inline: Inline | None = None,
         *,
@@ -67,6 +69,8 @@ class GroupCommitter:
         self._apply = apply
         # Writes go through the driver's cursor, so its own (PEP 249) error class shows up too.
         self._integrity_errors = (IntegrityError, driver_integrity_error)
+        #: Whether a failure is the database's condition (the store's rule, DatabaseTrouble).
+        self._trouble = trouble
         self._queue: _Work = []
         #: A flush is scheduled for this tick, or one is being written right now.
         self._busy = False
@@ -186,7 +190,7 @@ class GroupCommitter:
         try:
             conn = self._connection()
         except Exception as exc:  # no connection (the database is down): nothing written
-            return [_failure(batch, exc) for batch in batches]
+            return [self._failure(batch, exc) for batch in batches]
         if (
             self._driver_begin is not None
             and (len(batches) == 1 or self._driver_groups)
@@ -199,7 +203,7 @@ class GroupCommitter:
         except self._integrity_errors as exc:
             return [_Constraint(batches, exc) for _ in batches]
         except Exception as exc:  # the transaction failed: nobody's round was written
-            return [_failure(batch, exc) for batch in batches]
+            return [self._failure(batch, exc) for batch in batches]
 
     def _driver_batches(
         self, conn: Connection, batches: list[Batch], begin: Callable[[Any], None]
@@ -214,7 +218,7 @@ class GroupCommitter:
             driver = conn.connection.dbapi_connection
             assert driver is not None
         except Exception as exc:
-            return [_failure(batch, exc) for batch in batches]
+            return [self._failure(batch, exc) for batch in batches]
         try:
             begin(driver)
             outcomes = self._apply(conn, batches)
@@ -226,8 +230,20 @@ class GroupCommitter:
                 conn.invalidate()
             if isinstance(exc, self._integrity_errors):
                 return [_Constraint(batches, exc) for _ in batches]
-            return [_failure(batch, exc) for batch in batches]
+            return [self._failure(batch, exc) for batch in batches]
         return outcomes
+
+    def _failure(self, batch: Batch, exc: Exception) -> BaseException:
+        """What the round's waiter is told: the database's condition as StorageError,
+        said in a line where it is reported (runtime.leases); anything else (a value
+        the driver cannot take, a mistake in the code) as raised, a bug to be seen with
+        its traceback, not passed off as the database's."""
+        if isinstance(exc, StorageError) or not self._trouble(exc):
+            return exc
+        detail = driver_message(exc)
+        error = StorageError(f"could not commit execution {batch.execution_id}: {detail}")
+        error.__cause__ = exc
+        return error
 
 
 def _commit(driver: Any) -> None:
@@ -248,11 +264,3 @@ class _Constraint(StorageError):
         who = batches[0].execution_id if len(batches) == 1 else f"{len(batches)} executions"
         cause = exc.orig if isinstance(exc, IntegrityError) else exc
         super().__init__(f"refused a write that would record a step twice in {who}: {cause}")
-
-
-def _failure(batch: Batch, exc: Exception) -> BaseException:
-    if isinstance(exc, StorageError):
-        return exc
-    error = StorageError(f"could not commit execution {batch.execution_id}: {exc}")
-    error.__cause__ = exc
-    return error

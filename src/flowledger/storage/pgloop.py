@@ -51,8 +51,20 @@ class LoopConnection:
                         await cursor.executemany(sql, rows)
                 await cursor.execute("COMMIT")
         except psycopg.Error:
-            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            status = conn.info.transaction_status
+            if status == psycopg.pq.TransactionStatus.INERROR:
                 await conn.execute("ROLLBACK")  # a refused statement: the connection lives
+            elif status != psycopg.pq.TransactionStatus.IDLE:
+                # Refused here, not by the server (a value psycopg cannot send): BEGIN and
+                # the fence ran, and the transaction held the rounds' rows FOR UPDATE
+                # until this connection's next use, while the writer lane, told to write
+                # the group instead, waited for those rows: forever. Closing the
+                # connection ends the transaction at once.
+                self.discard()
+            raise
+        except BaseException:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.discard()  # cancelled, say: no transaction left open behind it
             raise
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:

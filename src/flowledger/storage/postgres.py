@@ -129,6 +129,7 @@ class PostgresStore(SQLStore):
             lambda: self.conn,
             batch_writer.apply,
             psycopg.IntegrityError,
+            self._trouble,
             _implicit_begin,
             driver_groups=True,
             on_loop=self._rounds.write,

@@ -168,6 +168,7 @@ class SQLStore(
             lambda: self.conn,
             self._batch_writer.apply,
             engine.dialect.loaded_dbapi.IntegrityError,
+            self._trouble,
             driver_begin,
             inline,
             driver_commit=driver_commit,

@@ -66,8 +66,7 @@ class DatabaseTrouble:
 
     def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
         if exc is not None and not isinstance(exc, StorageError) and self._trouble(exc):
-            driver = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-            detail = (str(driver).strip().splitlines() or [type(driver).__name__])[0]
+            detail = driver_message(exc)
             raise StorageError(f"the database could not {self._doing}: {detail}") from exc
 
 
@@ -112,9 +111,14 @@ def trouble_error(store: SQLPart, exc: DBAPIError) -> StorageError | None:
     rule); None when it is not (a constraint, a mistake in SQL: raised as it is)."""
     if not store._trouble(exc):
         return None
-    driver = exc.orig if exc.orig is not None else exc
-    detail = (str(driver).strip().splitlines() or [type(driver).__name__])[0]
-    return StorageError(f"the database does not answer: {detail}")
+    return StorageError(f"the database does not answer: {driver_message(exc)}")
+
+
+def driver_message(exc: BaseException) -> str:
+    """The first line of what the driver said (SQLAlchemy wraps it in a DBAPIError whose
+    own text adds the SQL and a link), or the error's type when it said nothing."""
+    driver = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return (str(driver).strip().splitlines() or [type(driver).__name__])[0]
 
 
 def writes(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
