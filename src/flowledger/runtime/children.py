@@ -310,6 +310,11 @@ class ChildWaits(TaskDriver):
                 continue
             row = await store.get_execution(child_id)
             if row is None:
+                # Created in a round not committed yet (a signal refreshed the steps while
+                # another iteration's step spawned it): it has not run, so nobody knows
+                # it will wait for a person. Counted as blocked, it parked `run` as
+                # AwaitingUserInput with every child running or done.
+                blocked = False
                 continue
             status = ExecutionStatus(row["runtime_status"])
             if not status.terminal:
