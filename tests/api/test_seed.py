@@ -174,10 +174,11 @@ def test_states_are_the_seeds_instance_states(server: Server) -> None:
 
 FAILING = """\
 name: flaky
-variables: {tries: 0}
+variables: {tries: 0, notes: [a]}
 steps:
   - {id: count, type: sys.set_variable, input: {name: tries, op: increment, value: 1}}
-  - {id: boom, type: sys.fail, after: [count], input: {message: "no"}}
+  - {id: note, type: sys.set_variable, after: [count], input: {name: notes, op: append, value: b}}
+  - {id: boom, type: sys.fail, after: [note], input: {message: "no"}}
 """
 
 
@@ -193,13 +194,15 @@ async def test_a_retry_is_a_new_pass(db_url: str) -> None:
     passes = list(dict.fromkeys(s["workflowInstanceExecutionId"] for s in states))
     assert len(passes) == 2
     first = [s for s in states if s["workflowInstanceExecutionId"] == passes[0]]
-    assert [s["stage"]["name"] for s in first] == ["count", "boom"]
-    assert [s["exception"] for s in first] == [False, True]
-    assert first[0]["stage"]["variables"] == {"tries": 1}
+    assert [s["stage"]["name"] for s in first] == ["count", "note", "boom"]
+    assert [s["exception"] for s in first] == [False, False, True]
+    assert first[0]["stage"]["variables"] == {"tries": 1, "notes": ["a"]}
+    # An append's output holds what it added; the stage shows the whole list after it.
+    assert first[1]["stage"]["variables"] == {"tries": 1, "notes": ["a", "b"]}
     second = [s for s in states if s["workflowInstanceExecutionId"] == passes[1]]
     assert [s["stage"]["name"] for s in second] == ["boom"]
     assert second[0]["exception"] is True
-    assert uuid.UUID(second[0]["id"]) != uuid.UUID(first[1]["id"])
+    assert uuid.UUID(second[0]["id"]) != uuid.UUID(first[2]["id"])
 
 
 PLUGIN = """

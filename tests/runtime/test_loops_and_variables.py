@@ -108,6 +108,14 @@ async def test_variable_ops_are_atomic_under_concurrency(run_yaml: RunYaml) -> N
     assert sorted(v["seen"]) == items
     assert len(v["by_key"]) == 200
     assert v["label"] == "done"
+    # Each append's output holds the item it added, not the whole list: a loop collecting
+    # n items stored 1+2+…+n of them (quadratic in memory and on disk).
+    outputs = [s["outputData"] for s in doc["steps"].values() if s["stepId"] in ("add", "put")]
+    assert sorted(o["value"] for o in outputs if o["op"] == "append") == items
+    merged = [o["value"] for o in outputs if o["op"] == "merge"]
+    assert len(merged) == 200 and {"k0": 1} in merged
+    incs = [s["outputData"] for s in doc["steps"].values() if s["stepId"] == "inc"]
+    assert max(o["value"] for o in incs) == 400  # increment: the new value, as before
 
 
 async def test_increment_of_a_non_number_fails_clearly(run_yaml: RunYaml) -> None:

@@ -134,7 +134,7 @@ async def test_a_schema_violation_fails_the_step_at_once_naming_the_field(
         ),
         (
             "{type: sys.query_entity, input: {entity_type: Lead, offset: 9223372036854775808}}",
-            "offset must be at most 9223372036854775807",
+            "offset: must be at most 9223372036854775807",
         ),
     ],
 )

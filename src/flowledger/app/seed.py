@@ -46,6 +46,7 @@ from flowledger.app.models import (
 from flowledger.app.results import Page, WorkflowInstanceState, WorkflowRunDocument
 from flowledger.definition.source import parse_document
 from flowledger.runtime.engine import Engine
+from flowledger.steps.builtins import variable_after
 from flowledger.types import EventDocument, ExecutionDocument
 
 #: Our execution status → the seed's run status.
@@ -192,7 +193,8 @@ def build_states(
             if event["kind"] == "step.completed" and step_id in setters:
                 out = outputs.get(run_id)
                 if isinstance(out, dict) and "name" in out:
-                    variables = {**variables, out["name"]: out.get("value")}
+                    name = out["name"]
+                    variables = {**variables, name: variable_after(variables.get(name), out)}
         stage.variables = variables
     return [_record(execution_id, doc["workflowTemplateVersionId"], s) for s in stages.values()]
 

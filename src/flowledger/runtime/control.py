@@ -32,7 +32,7 @@ from flowledger.runtime.orphans import process_owner
 from flowledger.runtime.ports import Control
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.schema_check import check_against_schema, validator_for
-from flowledger.steps.builtins import apply_variable_op
+from flowledger.steps.builtins import apply_variable_op, variable_after
 from flowledger.storage import Batch, Row
 from flowledger.storage.base import RowParams, SignalBlocked
 from flowledger.timeutil import iso
@@ -381,7 +381,7 @@ async def rerun(
     )
     # Variables as the reused steps left them: every completed sys.set_variable among them
     # or inside their loop bodies, in the order they were applied (each output holds the
-    # value after its operation, so the last one applied is the value).
+    # value after its operation, or what an append or merge added: steps.variable_after).
     # A custom step's ctx.variables changes are kept with it (``state.variables``).
     variables = dict(target.spec.variables)
     changers = [
@@ -392,7 +392,7 @@ async def rerun(
     for found in sorted(changers, key=lambda r: (r["completed_at"], r["seq"])):
         if original.steps[found["step_id"]].step_type.sets_variable:
             out = loads(found["output"]) or {}
-            variables[out["name"]] = out["value"]
+            variables[out["name"]] = variable_after(variables.get(out["name"]), out)
             continue
         state = loads(found["state"]) if found["state"] else None
         for name, op, value in (state or {}).get("variables") or ():

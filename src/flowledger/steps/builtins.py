@@ -77,8 +77,14 @@ class SetVariableInput(_Input):
 
 
 class SetVariableOutput(BaseModel):
+    """``value`` is the variable's new value after ``set`` and ``increment``, and what was
+    added to it after ``append`` and ``merge``: the whole new list in every step's output
+    made a loop that collects n items store 1+2+…+n of them (8,000 small items: 150 MB
+    of outputs, 1.4 GB of memory). The variable itself is ``variables.<name>``."""
+
     name: str
     value: Any
+    op: str = "set"
 
 
 VARIABLE_OPS = ("set", "increment", "append", "merge")
@@ -125,7 +131,22 @@ def set_variable(data: SetVariableInput, ctx: StepContext) -> SetVariableOutput:
     if ctx.variables is None:  # pragma: no cover - the runtime always provides it
         raise StepError("variables are not available here", retryable=False)
     new = ctx.variables.apply(data.name, data.op, data.value)
-    return SetVariableOutput(name=data.name, value=new)
+    added = data.op in _ADDING_OPS
+    return SetVariableOutput(name=data.name, value=data.value if added else new, op=data.op)
+
+
+#: Ops whose output holds what was added, not the new value (SetVariableOutput).
+_ADDING_OPS = ("append", "merge")
+
+
+def variable_after(current: Any, output: Mapping[str, Any]) -> Any:
+    """The value of the variable a ``sys.set_variable`` step changed, after it: ``current``
+    is its value before (rerun and the stage records rebuild variables from outputs).
+    An output stored before ``op`` was recorded holds the new value."""
+    op = output.get("op")
+    if op in _ADDING_OPS:
+        return apply_variable_op(current, str(op), output.get("value"), str(output["name"]))
+    return output.get("value")
 
 
 # --- sys.no_action / sys.fail --------------------------------------------------------------
