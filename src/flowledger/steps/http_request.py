@@ -155,10 +155,14 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         content = "null"
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
+    url = httpx.URL(data.url)
+    if data.query:
+        # Added to the URL's own query, a key in both taking ``query``'s values: httpx's
+        # ``params=`` replaces the URL's query, and dropped ``?api-version=…`` unsaid.
+        url = url.copy_merge_params(data.query)
     request = ctx.http.build_request(
         data.method,
-        data.url,
-        params=data.query or None,
+        url,
         headers=headers,
         json=data.json_ if "json_" in data.model_fields_set else None,
         content=content,
