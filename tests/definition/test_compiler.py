@@ -761,3 +761,27 @@ def test_a_step_in_nested_loops_is_read_through_each_loop() -> None:
     compile_yaml(
         text.replace("steps.ok_inner.output", advised.replace("[i]", "[0]").replace("[j]", "[0]"))
     )
+
+
+def test_a_custom_steps_unknown_input_field_is_refused_as_a_built_ins_is() -> None:
+    """A plugin's input model that says nothing of extra fields (pydantic ignores them,
+    as the README's example writes one) took ``tagret`` for ``target`` as unwritten."""
+    for value in ("x", "'{{ input.t }}'"):
+        found = problems(
+            f"""
+            name: typo
+            steps:
+              - {{id: p, type: acme.ping, input: {{target: x, tagret: {value}}}}}
+            """
+        )
+        assert len(found) == 1, found
+        assert "unknown input field 'tagret' for acme.ping; did you mean 'target'?" in found[0]
+    # A stored version with such a field was accepted before this rule: it still compiles.
+    with stored_definitions():
+        compile_yaml(
+            """
+            name: typo
+            steps:
+              - {id: p, type: acme.ping, input: {target: x, tagret: x}}
+            """
+        )

@@ -273,32 +273,32 @@ class _Compiler:
         if not isinstance(raw, Mapping):
             self.report("input must be a mapping of field names to values", input_path, step.id)
             return
+        # Documents use a field's alias when it has one (``json`` for ``json_``).
+        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+        # A model that says nothing of extra fields (pydantic ignores them; a plugin's
+        # input model, as the README writes one) is held to its fields as the built-ins
+        # are: ``fial: true`` for ``fail`` validated and ran as if unwritten. A model that
+        # wants other fields says ``extra="allow"`` (or "ignore").
+        # A rule for new definitions only (definition.strictness): a stored version with
+        # such a field was accepted, and must still compile to run.
+        extra = model.model_config.get("extra")
+        held = "ignore" if extra is None and not checking_new() else extra
         if not _has_template(raw):
             try:
                 model.model_validate(raw)
             except ValidationError as exc:
-                names = [f.alias or n for n, f in model.model_fields.items()]
                 for error in plain_errors(exc.errors()):
                     self.report(
-                        _pydantic_message(error, names),
+                        _pydantic_message(error, list(fields)),
                         (*input_path, *error["loc"]),
                         step.id,
                         key=error["type"] == "extra_forbidden",
                     )
+            if held is None:  # "forbid" was pydantic's to report
+                self._report_unknown_fields(step, raw, fields, input_path)
             return
-        # Documents use a field's alias when it has one (``json`` for ``json_``).
-        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
-        forbid = model.model_config.get("extra") == "forbid"
-        for name in raw:
-            if forbid and name not in fields:
-                known = ", ".join(fields) or "none"
-                self.report(
-                    f"unknown input field '{name}' for {step.type}"
-                    f"{did_you_mean(str(name), fields)} (its fields: {known})",
-                    (*input_path, name),
-                    step.id,
-                    key=True,
-                )
+        if held in (None, "forbid"):
+            self._report_unknown_fields(step, raw, fields, input_path)
         for name, field in fields.items():
             if name not in raw:
                 if field.is_required():
@@ -316,6 +316,20 @@ class _Compiler:
                     self.report(
                         _pydantic_message(error), (*input_path, name, *error["loc"]), step.id
                     )
+
+    def _report_unknown_fields(
+        self, step: StepSpec, raw: Mapping[str, Any], fields: Mapping[str, Any], where: Path
+    ) -> None:
+        for name in raw:
+            if name not in fields:
+                known = ", ".join(fields) or "none"
+                self.report(
+                    f"unknown input field '{name}' for {step.type}"
+                    f"{did_you_mean(str(name), fields)} (its fields: {known})",
+                    (*where, name),
+                    step.id,
+                    key=True,
+                )
 
     def _check_initial_values(self, spec: WorkflowSpec) -> None:
         """``variables`` and ``context`` are values, set before anything runs: a template
