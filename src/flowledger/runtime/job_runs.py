@@ -183,16 +183,30 @@ class JobRuns:
         keys keep an item from starting twice even when a lease lapsed meanwhile.
         """
         store, owner = self.engine.store, self.engine.owner
-        row = await self._row(job_run_id)
-        dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
-        if not await store.acquire_job_run(job_run_id, owner, self.engine.lease, steal_from=dead):
-            return False
-        try:
-            state = await self._step(job_run_id, hold=False)
-        finally:
-            await store.release_job_run(job_run_id, owner)
-        # A started item woke the workers as it was created (Store.create_execution).
-        return state.waiting_on is not None and state.next_index is not None
+        started = False
+        while True:
+            row = await self._row(job_run_id)
+            dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
+            if not await store.acquire_job_run(
+                job_run_id, owner, self.engine.lease, steal_from=dead
+            ):
+                return started
+            try:
+                state = await self._step(job_run_id, hold=False)
+            finally:
+                await store.release_job_run(job_run_id, owner)
+            # A started item woke the workers as it was created (Store.create_execution).
+            started = started or (state.waiting_on is not None and state.next_index is not None)
+            # The item may have ended while this held the lease: the worker that ended it
+            # found the job run taken and left it, and nobody else would look before the
+            # advancer's next round (under load, a started item ran to its end before
+            # the start let go of the job run).
+            if state.waiting_on is None or not await self._ended(state.waiting_on):
+                return started
+
+    async def _ended(self, execution_id: str) -> bool:
+        row = await self.engine.store.get_execution(execution_id)
+        return row is not None and ExecutionStatus(row["runtime_status"]).terminal
 
     async def _step(self, job_run_id: str, *, hold: bool) -> Progress:
         """Record where the run stands and start its next item (this process holds the lease).
