@@ -785,3 +785,24 @@ def test_a_custom_steps_unknown_input_field_is_refused_as_a_built_ins_is() -> No
               - {id: p, type: acme.ping, input: {target: x, tagret: x}}
             """
         )
+
+
+def test_a_boolean_where_a_number_goes_is_refused() -> None:
+    """pydantic read ``true`` as 1: ``concurrency: true`` ran a loop one at a time."""
+    text = """
+        name: booly
+        steps:
+          - id: each
+            type: sys.loop
+            input: {items: "{{ [1, 2] }}", concurrency: true}
+            steps:
+              - {id: x, type: sys.no_action}
+          - {id: kid, type: sys.sub_workflow, input: {workflow: other, version: false}}
+        """
+    found = problems(text)
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "step 'each': input.concurrency: must be a number, not true",
+        "step 'kid': input.version: must be a number, not false",
+    ], found
+    with stored_definitions():  # a version pushed before this rule still compiles
+        compile_yaml(text)

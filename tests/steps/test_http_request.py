@@ -96,9 +96,7 @@ async def test_post_json_is_sent_and_echoed(base: str, client: httpx.AsyncClient
 
 async def test_query_adds_to_the_urls_own_query(base: str, client: httpx.AsyncClient) -> None:
     """httpx's ``params=`` replaced the URL's query: ``?api-version=2`` was dropped unsaid."""
-    out = await call(
-        client, url=f"{base}/echo?api-version=2&page=1", query={"page": 3, "q": "a b"}
-    )
+    out = await call(client, url=f"{base}/echo?api-version=2&page=1", query={"page": 3, "q": "a b"})
     assert out.body["query"] == {"api-version": "2", "page": "3", "q": "a b"}
 
 

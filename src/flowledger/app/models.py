@@ -42,6 +42,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import parse_duration, spoken
 from flowledger.errors import InputError, InvalidInputError, Path, field_message, shown
 from flowledger.jsonvalues import check_json_value
+from flowledger.numbers import NumbersNotBooleans
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import PathSegment
 from flowledger.unions import plain_errors
@@ -99,7 +100,7 @@ class _AsItIs:
 WorkflowArg = str | Annotated[CompiledWorkflow, _AsItIs]
 
 
-class Request(BaseModel):
+class Request(NumbersNotBooleans):
     """Base of every request: frozen, no unknown fields, errors as InvalidInputError."""
 
     model_config = ConfigDict(

@@ -35,6 +35,7 @@ from flowledger.errors import (
     format_path,
 )
 from flowledger.heap import collector_paused
+from flowledger.numbers import LENIENT, boolean_refusal
 from flowledger.schema_check import new_schema_problems, schema_problems_of
 from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import StepRegistry
@@ -283,9 +284,10 @@ class _Compiler:
         # such a field was accepted, and must still compile to run.
         extra = model.model_config.get("extra")
         held = "ignore" if extra is None and not checking_new() else extra
+        lenience = None if checking_new() else LENIENT  # booleans as numbers (numbers.py)
         if not _has_template(raw):
             try:
-                model.model_validate(raw)
+                model.model_validate(raw, context=lenience)
             except ValidationError as exc:
                 for error in plain_errors(exc.errors()):
                     self.report(
@@ -308,6 +310,12 @@ class _Compiler:
                 continue
             value = raw[name]
             if _has_template(value):
+                continue
+            # The field alone: the model's own validator (a boolean for a number) does
+            # not run here, so its rule is asked apart.
+            refused = boolean_refusal(model, name, value) if lenience is None else None
+            if refused is not None:
+                self.report(refused, (*input_path, name), step.id)
                 continue
             try:
                 _field_adapter(model, name).validate_python(value)

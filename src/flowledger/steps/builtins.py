@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flowledger.durations import Duration
 from flowledger.errors import StepError
+from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, step_type
 from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
@@ -17,7 +18,7 @@ from flowledger.templates.convert import truth
 from flowledger.timeutil import iso, utcnow
 
 
-class _Input(BaseModel):
+class _Input(NumbersNotBooleans):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowledger.errors import ConflictError, InputError, NotFoundError, StepError, StorageError
+from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepContext, StepType, step_type
 from flowledger.steps.entity_access import EntityAccess, EntityChange
 
 T = TypeVar("T")
 
 
-class _Input(BaseModel):
+class _Input(NumbersNotBooleans):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from flowledger.codec import looks_like_credential
 from flowledger.durations import parse_duration
 from flowledger.errors import StepError
+from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepContext, StepType, step_type
 from flowledger.timeutil import retry_after
 from flowledger.traceparent import step_traceparent
@@ -59,7 +60,7 @@ def _seconds(value: Any) -> Any:
     return parse_duration(value).total_seconds()
 
 
-class HttpRequestInput(BaseModel):
+class HttpRequestInput(NumbersNotBooleans):
     """Input of ``sys.http_request``; ``json`` and ``body`` are mutually exclusive."""
 
     # Headers and URLs may hold rendered secrets: keep input values out of error text.

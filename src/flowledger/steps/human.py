@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flowledger.durations import Duration
 from flowledger.errors import format_path
+from flowledger.numbers import NumbersNotBooleans
 from flowledger.schema_check import problem_lines, schema_problem, validator_for
 from flowledger.steps.base import StepKind, StepType
 
@@ -26,7 +27,7 @@ class OnTimeout(BaseModel):
     default: Any = None
 
 
-class WaitForInputInput(BaseModel):
+class WaitForInputInput(NumbersNotBooleans):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     prompt: str = Field(min_length=1, max_length=10_000)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepKind, StepType
 
 #: Children one step starts: each is a whole execution (split bigger batches in a loop).
@@ -19,7 +20,7 @@ MAX_CHILDREN = 10_000
 CHILDREN_WAIT = "children"
 
 
-class SubWorkflowInput(BaseModel):
+class SubWorkflowInput(NumbersNotBooleans):
     model_config = ConfigDict(extra="forbid")
 
     workflow: str = Field(min_length=1, max_length=128)
