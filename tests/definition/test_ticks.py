@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowledger import Engine, StepRegistry
 from flowledger.definition.strictness import stored_definitions
@@ -71,6 +73,112 @@ def test_an_every_hour_schedule_keeps_real_time_pace_through_dst(start: str, end
     assert {b - a for a, b in itertools.pairwise(ticks)} == {timedelta(minutes=30)}
     assert len(ticks) == 8
     assert due_ticks(spec, utc(start), utc(end), 100) == list(reversed(ticks))
+
+
+def polled(
+    spec: ScheduleTrigger, start: datetime, end: datetime, step: timedelta
+) -> list[datetime]:
+    """The ticks a worker looking every ``step`` from ``start`` to ``end`` sees, oldest
+    first: each look asks for the ticks since the one before, as the scheduler does."""
+    found: list[datetime] = []
+    since = start
+    while since < end:
+        now = min(since + step, end)
+        found.extend(reversed(due_ticks(spec, since, now, 100)))
+        since = now
+    return found
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone", "start", "end", "count"),
+    [
+        # Fall back, 4 April 2027 at 16:00 UTC: 02:00-03:00 happens twice.
+        ("0 * * * *", "Australia/Sydney", "2027-04-03T14:30", "2027-04-03T17:30", 3),
+        ("*/15 * * * *", "Europe/Berlin", "2027-10-30T23:30", "2027-10-31T02:30", 12),
+        ("*/15 * * * *", "America/New_York", "2027-11-07T04:30", "2027-11-07T07:30", 12),
+        # Spring forward: the hour that is skipped on the clock still passes in real time.
+        ("*/15 * * * *", "Europe/Berlin", "2027-03-27T23:30", "2027-03-28T02:30", 12),
+        ("0 * * * *", "America/New_York", "2027-03-14T05:30", "2027-03-14T08:30", 3),
+        # Lord Howe Island moves its clocks by half an hour.
+        ("*/30 * * * *", "Australia/Lord_Howe", "2027-04-03T13:50", "2027-04-03T16:10", 5),
+    ],
+)
+def test_an_every_hour_schedule_polled_every_ten_seconds_fires_each_tick_through_dst(
+    cron: str, timezone: str, start: str, end: str, count: int
+) -> None:
+    spec = schedule(cron, timezone)
+    ticks = polled(spec, utc(start), utc(end), 10 * SECOND)
+    assert len(ticks) == count
+    assert len({b - a for a, b in itertools.pairwise(ticks)}) == 1  # one pace, no gap
+    assert ticks == walk(spec, utc(start), utc(end))
+
+
+def test_the_second_pass_of_a_repeated_hour_is_due_on_its_own() -> None:
+    spec = schedule("0 * * * *", "Australia/Sydney")
+    [first, second, third] = polled(
+        spec, utc("2027-04-03T14:30"), utc("2027-04-03T17:30"), 10 * SECOND
+    )
+    assert (first, second, third) == (
+        utc("2027-04-03T15:00"),  # 02:00 AEDT
+        utc("2027-04-03T16:00"),  # 02:00 AEST, the second pass
+        utc("2027-04-03T17:00"),
+    )
+    inside = utc("2027-04-03T16:00:01")
+    assert due_ticks(spec, inside - 2 * SECOND, inside, 2) == [second]
+    assert next_tick(spec, utc("2027-04-03T15:30")) == second
+
+
+@pytest.mark.parametrize(
+    ("cron", "start", "end", "expected"),
+    [
+        ("30 2 * * *", "2026-10-24T23:00", "2026-10-25T03:00", ["10-25 00:30"]),
+        ("0,30 2 * * *", "2026-10-24T23:00", "2026-10-25T03:00", ["10-25 00:00", "10-25 00:30"]),
+        ("30 2 * * *", "2026-03-28T23:00", "2026-03-29T03:00", ["03-29 01:00"]),
+        ("0,30 2 * * *", "2026-03-28T23:00", "2026-03-29T03:00", ["03-29 01:00"]),
+    ],
+)
+def test_fixed_hours_polled_through_dst_fire_once(
+    cron: str, start: str, end: str, expected: list[str]
+) -> None:
+    spec = schedule(cron, "Europe/Berlin")
+    assert hhmm(polled(spec, utc(start), utc(end), 10 * SECOND)) == expected
+    assert hhmm(walk(spec, utc(start), utc(end))) == expected
+
+
+#: DST changes around which the property below looks (UTC), in the zone of each.
+CHANGES = [
+    ("Europe/Berlin", "2027-10-31T01:00"),
+    ("Europe/Berlin", "2027-03-28T01:00"),
+    ("Australia/Sydney", "2027-04-03T16:00"),
+    ("America/New_York", "2027-11-07T06:00"),
+    ("Australia/Lord_Howe", "2027-04-03T15:00"),
+    ("Asia/Kolkata", "2027-04-03T15:00"),  # no DST
+]
+CRONS = ["0 * * * *", "*/15 * * * *", "45 * * * *", "@hourly", "30 2 * * *", "0,30 1-3 * * *"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    change=st.sampled_from(CHANGES),
+    cron=st.sampled_from(CRONS),
+    start=st.integers(-4 * 3600, 3600),
+    cuts=st.lists(st.integers(1, 5 * 3600), max_size=12),
+)
+def test_ticks_of_consecutive_windows_are_the_ticks_of_the_whole_window(
+    change: tuple[str, str], cron: str, start: int, cuts: list[int]
+) -> None:
+    zone, at = change
+    spec = schedule(cron, zone)
+    since = utc(at) + start * SECOND
+    moments = [since, *sorted({since + cut * SECOND for cut in cuts})]
+    whole = due_ticks(spec, moments[0], moments[-1], 1000)
+    assert whole == sorted(set(whole), reverse=True)
+    pieces = [due_ticks(spec, a, b, 1000) for a, b in itertools.pairwise(moments)]
+    assert [tick for piece in reversed(pieces) for tick in piece] == whole
+    for moment in moments[:-1]:  # the next fire time is the next tick due
+        later = [tick for tick in whole if tick > moment]
+        if later:
+            assert next_tick(spec, moment) == later[-1]
 
 
 def test_fixed_hours_in_a_repeated_hour_fire_at_the_first_pass() -> None:

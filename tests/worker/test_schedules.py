@@ -318,6 +318,25 @@ async def test_the_scheduled_report_example(engine: Engine) -> None:
     assert done["output"] == {"summary": f"Good morning, sales: report for {iso_all([tick])[0]}"}
 
 
+async def test_an_hourly_schedule_fires_both_passes_of_a_repeated_hour(engine: Engine) -> None:
+    """Sydney's clocks go back at 16:00 UTC on 4 April 2027: 02:00 comes twice, and a
+    worker looking every minute starts both (the second pass was once lost)."""
+    text = workflow_text("syd", "0 * * * *", "none").replace(
+        '"0 * * * *"', '"0 * * * *", timezone: Australia/Sydney'
+    )
+    await push(engine, text)
+    scheduler = Scheduler(engine)
+    now = datetime.fromisoformat("2027-04-03T14:30Z")
+    while now <= datetime.fromisoformat("2027-04-03T17:30Z"):
+        await scheduler.run_once(now)
+        now += timedelta(minutes=1)
+    assert await fired(engine, "syd") == [
+        "2027-04-03T15:00:00.000Z",
+        "2027-04-03T16:00:00.000Z",
+        "2027-04-03T17:00:00.000Z",
+    ]
+
+
 async def test_a_schedule_stored_before_a_newer_rule_still_runs(
     db_url: str, registry: StepRegistry
 ) -> None:

@@ -40,23 +40,48 @@ _MAX_STEPS = 100_000
 _USEC = timedelta(microseconds=1)
 
 
+#: How far apart offsets are looked up when checking that a stretch of time has one UTC
+#: offset: since 1970 no zone in tzdata kept an offset for less than six days.
+_PROBE = timedelta(days=1)
+
+
+def _offset(zone: ZoneInfo, moment: datetime) -> timedelta:
+    offset = moment.astimezone(zone).utcoffset()
+    assert offset is not None  # a ZoneInfo always has one
+    return offset
+
+
+def _offset_change(zone: ZoneInfo, start: datetime, stop: datetime) -> datetime | None:
+    """The first instant from ``start`` towards ``stop`` (either way, ``stop`` included)
+    whose UTC offset is not ``start``'s, to the microsecond; None if there is none."""
+    offset = _offset(zone, start)
+    later = stop >= start
+    near = start
+    while near != stop:
+        far = min(near + _PROBE, stop) if later else max(near - _PROBE, stop)
+        if _offset(zone, far) != offset:
+            while abs(far - near) > _USEC:
+                middle = near + (far - near) / 2
+                if _offset(zone, middle) == offset:
+                    near = middle
+                else:
+                    far = middle
+            return far
+        near = far
+    return None
+
+
 def _moment(wall: datetime, zone: ZoneInfo) -> datetime:
     """When the naive wall-clock time ``wall`` happens in ``zone`` (aware UTC): the first
     occurrence of a repeated time; the end of the jump for a skipped one."""
     first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
     if first.astimezone(zone).replace(tzinfo=None) == wall:
         return first
-    # Skipped: fold=1 lands before the jump, fold=0 after it; find the jump to the second.
-    before = int(wall.replace(tzinfo=zone, fold=1).timestamp())
-    after = int(first.timestamp())
-    offset_after = first.astimezone(zone).utcoffset()
-    while after - before > 1:
-        middle = (before + after) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_after:
-            after = middle
-        else:
-            before = middle
-    return datetime.fromtimestamp(after, UTC)
+    # Skipped: fold=1 lands before the jump, fold=0 after it.
+    before = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    jump = _offset_change(zone, before, first)
+    assert jump is not None  # the two sides of a jump have different offsets
+    return jump
 
 
 def _wall(moment: datetime, zone: ZoneInfo) -> tuple[datetime, timedelta]:
@@ -79,15 +104,73 @@ def _every_hour(cron: str) -> bool:
     return fields[1] == "*"
 
 
-def _backward(spec: ScheduleTrigger, now: datetime) -> Iterator[datetime]:
-    """Ticks at or before ``now``, newest first (equal ones repeat; some may be after it)."""
+def _local(moment: datetime, offset: timedelta) -> datetime:
+    """The naive wall-clock time of ``moment`` (aware UTC) at a UTC ``offset``."""
+    return (moment + offset).replace(tzinfo=None)
+
+
+def _instant(wall: datetime, offset: timedelta) -> datetime:
+    return wall.replace(tzinfo=UTC) - offset
+
+
+# An every-hour schedule fires at each instant whose wall-clock time matches the cron, in
+# either pass of a repeated hour. Time is cut where the zone's UTC offset changes: within
+# one offset, wall-clock time is UTC shifted, so cron's steps map straight to instants.
+# (Stepping croniter through aware times instead lost the second pass: from it, get_prev
+# lands on the first pass, older than the newest tick.)
+
+
+def _real_time_backward(
+    cron: str, zone: ZoneInfo, now: datetime, floor: datetime
+) -> Iterator[datetime]:
+    """The ticks in (``floor``, ``now``] of an every-hour schedule, newest first."""
+    from croniter import croniter
+
+    top = now  # the newest instant left to look at, included
+    while top > floor:
+        offset = _offset(zone, top)
+        steps = croniter(cron, _local(top, offset) + _USEC)
+        checked = top  # the offset holds from here to top
+        while True:
+            tick = _instant(steps.get_prev(datetime), offset)
+            change = _offset_change(zone, checked, max(tick, floor))
+            if change is not None:  # the tick is not at that offset: go on at the next one
+                top = change
+                break
+            if tick <= floor:
+                return
+            checked = tick
+            yield tick
+
+
+def _real_time_forward(cron: str, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """The ticks after ``after`` of an every-hour schedule, oldest first."""
+    from croniter import croniter
+
+    bottom = after + _USEC  # the oldest instant left to look at, included
+    while True:
+        offset = _offset(zone, bottom)
+        steps = croniter(cron, _local(bottom, offset) - _USEC)
+        checked = bottom
+        while True:
+            tick = _instant(steps.get_next(datetime), offset)
+            change = _offset_change(zone, checked, tick)
+            if change is not None:
+                bottom = change
+                break
+            checked = tick
+            yield tick
+
+
+def _backward(spec: ScheduleTrigger, now: datetime, floor: datetime) -> Iterator[datetime]:
+    """Ticks at or before ``now``, newest first (a fixed-hour schedule's may repeat, come
+    after ``now`` or reach ``floor``)."""
     from croniter import croniter  # imported when a schedule is first evaluated
 
     zone = ZoneInfo(spec.timezone)
     if _every_hour(spec.cron):
-        steps = croniter(spec.cron, now.astimezone(zone) + _USEC)
-        while True:
-            yield steps.get_prev(datetime).astimezone(UTC)
+        yield from _real_time_backward(spec.cron, zone, now, floor)
+        return
     wall, ahead = _wall(now, zone)
     steps = croniter(spec.cron, wall + ahead + _USEC)
     while True:
@@ -95,14 +178,14 @@ def _backward(spec: ScheduleTrigger, now: datetime) -> Iterator[datetime]:
 
 
 def _forward(spec: ScheduleTrigger, after: datetime) -> Iterator[datetime]:
-    """Ticks after ``after``, oldest first (the first ones may be at or before it)."""
+    """Ticks after ``after``, oldest first (a fixed-hour schedule's first ones may be at or
+    before it)."""
     from croniter import croniter
 
     zone = ZoneInfo(spec.timezone)
     if _every_hour(spec.cron):
-        steps = croniter(spec.cron, after.astimezone(zone))
-        while True:
-            yield steps.get_next(datetime).astimezone(UTC)
+        yield from _real_time_forward(spec.cron, zone, after)
+        return
     steps = croniter(spec.cron, _wall(after, zone)[0])
     while True:
         yield _moment(steps.get_next(datetime), zone)
@@ -114,7 +197,7 @@ def due_ticks(spec: ScheduleTrigger, since: datetime, now: datetime, limit: int)
 
     found: list[datetime] = []
     try:
-        for _, tick in zip(range(_MAX_STEPS), _backward(spec, now), strict=False):
+        for _, tick in zip(range(_MAX_STEPS), _backward(spec, now, since), strict=False):
             if len(found) >= limit or tick <= since:
                 break
             if tick <= now and (not found or tick < found[-1]):
