@@ -139,11 +139,13 @@ APP = sorted(
         "WorkflowText",
         "WorkflowVersionDocument",
         "Workflows",
+        "driver_message",
         "json_object",
         "parse_json",
         "parse_json_object",
         "read_json_file",
         "read_schema_file",
+        "schema_mismatch",
         "upgrade_database",
     ]
 )

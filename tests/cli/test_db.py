@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Cli
+from tests.full_disk import fill, full
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +48,7 @@ def test_a_database_error_is_a_message_not_a_traceback(cli: Cli, tmp_path: Path)
     result = cli("executions", "list", "--db", f"sqlite:///{path}")
     assert result.returncode == 1
     assert "the database refused a query (no such column" in result.stderr
+    assert "flowledger db upgrade" in result.stderr  # a schema another version may have made
     assert "Traceback" not in result.stderr
 
 
@@ -79,6 +82,37 @@ def test_a_database_locked_by_another_process_is_named_as_such(
     assert ended.value.exit_code == 1
     said = capsys.readouterr().err
     assert "stayed locked by another process" in said and "db upgrade" not in said
+
+
+def test_a_full_disk_is_not_told_to_upgrade_the_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A write the database refuses for want of room (SQLite's SQLITE_FULL) is no schema
+    of another version: no advice to run ``db upgrade``."""
+    import sqlalchemy
+    import typer
+
+    from flowledger.cli.common import call
+
+    path = tmp_path / "full.db"
+    with sqlite3.connect(path) as made:
+        made.execute("CREATE TABLE flowledger_meta (key TEXT PRIMARY KEY, value TEXT)")
+    made.close()
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+
+    async def write() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                sqlalchemy.text("INSERT INTO flowledger_meta VALUES ('k', :v)"), {"v": "x" * 9000}
+            )
+
+    with full(fill(path)), pytest.raises(typer.Exit) as ended:
+        call(write)
+    engine.dispose()
+    assert ended.value.exit_code == 1
+    said = capsys.readouterr().err
+    assert "the database refused a query (database or disk is full)" in said
+    assert "db upgrade" not in said
 
 
 @contextlib.contextmanager

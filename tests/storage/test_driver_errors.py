@@ -4,17 +4,19 @@ DatabaseTrouble: the database's condition comes out of the store as StorageError
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from flowledger.errors import StorageError
 from flowledger.storage import open_store
 from flowledger.storage.sql import SQLStore
-from flowledger.storage.sqlpart import DatabaseTrouble, DriverErrors
+from flowledger.storage.sqlpart import DatabaseTrouble, DriverErrors, schema_mismatch
 
 
 def test_a_driver_error_comes_out_as_sqlalchemys() -> None:
@@ -69,4 +71,33 @@ async def test_only_the_database_s_condition_comes_out_as_a_storage_error(tmp_pa
     finally:
         waiter.close()
         holder.close()
+        await store.close()
+
+
+async def test_a_missing_table_or_column_is_a_schema_mismatch_and_nothing_else_is(
+    db_url: str,
+) -> None:
+    """storage.sqlpart.schema_mismatch, on both databases' own errors: what `flowledger db
+    upgrade` may mend (the CLI advises it for those only)."""
+    store = open_store(db_url)
+    assert isinstance(store, SQLStore)
+    await store.initialize()
+
+    def error_of(sql: str) -> DBAPIError:
+        with pytest.raises(DBAPIError) as raised, store.conn.begin():
+            store.conn.execute(text(sql))
+        return raised.value
+
+    try:
+        missing = [
+            "SELECT * FROM no_such_table",
+            "SELECT no_such_column FROM executions",
+            "INSERT INTO flowledger_meta (key, value, no_such_column) VALUES ('k', 'v', 1)",
+        ]
+        others = ["SELECT 1 FROM", "INSERT INTO flowledger_meta (key) VALUES (NULL)"]
+        for sql in missing:
+            assert schema_mismatch(await asyncio.to_thread(error_of, sql)), sql
+        for sql in others:
+            assert not schema_mismatch(await asyncio.to_thread(error_of, sql)), sql
+    finally:
         await store.close()

@@ -123,6 +123,7 @@ if TYPE_CHECKING:
         InvalidInputError,
         NotFoundError,
     )
+    from flowledger.storage.sqlpart import driver_message, schema_mismatch
     from flowledger.types import EventDocument, ExecutionDocument, PendingInput, StepDocument
 
 #: Where each export lives, imported on first use: a face that needs one resource (the
@@ -150,6 +151,8 @@ _EXPORTS = {
         "flowledger.app.inputs",
     ),
     "JobRunsApp": "flowledger.app.job_runs",
+    # The store's rules, for the CLI's message on a query the database refused.
+    **dict.fromkeys(["driver_message", "schema_mismatch"], "flowledger.storage.sqlpart"),
     **dict.fromkeys(
         [
             "CancelExecution",
@@ -374,10 +377,12 @@ __all__ = [
     "WorkflowText",
     "WorkflowVersionDocument",
     "Workflows",
+    "driver_message",
     "json_object",
     "parse_json",
     "parse_json_object",
     "read_json_file",
     "read_schema_file",
+    "schema_mismatch",
     "upgrade_database",
 ]

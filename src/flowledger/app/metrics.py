@@ -42,6 +42,7 @@ from flowledger.runtime.observer import (
     StepAttempt,
     Takeover,
 )
+from flowledger.storage.sqlpart import driver_message
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class ServiceMetrics(BaseObserver):
                 log.warning(
                     "metrics: cannot read the queue gauges from the database (%s); they "
                     "keep their last values and flowledger_database_up is 0",
-                    _first_line(exc),
+                    driver_message(exc),
                     extra=log_extra("metrics"),
                 )
             self._reached = False
@@ -164,8 +165,3 @@ class ServiceMetrics(BaseObserver):
         """The Prometheus text of every metric (gauges refreshed when stale)."""
         await self.refresh()
         return generate_latest(self.registry)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

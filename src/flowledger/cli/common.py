@@ -349,7 +349,9 @@ def call(
     except FlowledgerError as exc:
         fail(str(exc), EXIT_FAILED)
     except SQLAlchemyError as exc:  # a database this flowledger cannot use as it is
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        from flowledger.app import driver_message, schema_mismatch
+
+        detail = driver_message(exc)
         if detail in ("database is locked", "database is busy"):
             fail(
                 "the SQLite database stayed locked by another process for "
@@ -358,11 +360,13 @@ def call(
                 "end it and try again",
                 EXIT_FAILED,
             )
-        fail(
-            f"the database refused a query ({detail}); if another flowledger version "
-            "created it, run `flowledger db upgrade` with the newest one",
-            EXIT_FAILED,
-        )
+        if schema_mismatch(exc):
+            fail(
+                f"the database refused a query ({detail}); if another flowledger version "
+                "created it, run `flowledger db upgrade` with the newest one",
+                EXIT_FAILED,
+            )
+        fail(f"the database refused a query ({detail})", EXIT_FAILED)
     except KeyboardInterrupt:
         err.print(
             interrupted()

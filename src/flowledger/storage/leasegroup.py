@@ -33,6 +33,7 @@ from datetime import timedelta
 from flowledger.errors import StorageError
 from flowledger.storage.base import MOST_SKIPPED, Row
 from flowledger.storage.schema import IN_PROGRESS_SQL, WAKING_SQL
+from flowledger.storage.sqlpart import driver_message
 
 #: When an execution may be claimed (Store.claim_executions), as SQL for both databases'
 #: fixed claims (storage.leasesql, storage.pgleases): ``{t}`` the table's alias and a dot
@@ -215,6 +216,7 @@ def _answer(future: asyncio.Future[LeaseAnswer], outcome: LeaseAnswer | BaseExce
     elif isinstance(outcome, StorageError) or not isinstance(outcome, Exception):
         future.set_exception(outcome)
     else:
-        error = StorageError(f"the database refused a start or a lease change: {outcome}")
+        detail = driver_message(outcome)  # not SQLAlchemy's text: the SQL, a link
+        error = StorageError(f"the database refused a start or a lease change: {detail}")
         error.__cause__ = outcome
         future.set_exception(error)

@@ -836,11 +836,14 @@ class SQLStore(
             driver.cursor().execute(prepared.sql, prepared.params(row))
 
     async def meta_secret(self, key: str) -> str:
+        found = await self.meta_value(key)
+        return found if found is not None else await self._create_meta_secret(key)
+
+    @writes
+    def _create_meta_secret(self, key: str) -> str:
+        """On the writer and guarded like every write: the first listing on a database that
+        cannot take writes (a full disk) is refused as StorageError, not a raw driver error."""
         read = select(meta.c.value).where(meta.c.key == key)
-        with self.reading():
-            found = self.conn.execute(read).scalar()
-        if found is not None:
-            return str(found)
         try:
             with self.conn.begin():
                 self.conn.execute(insert(meta).values(key=key, value=secrets.token_hex(32)))
@@ -865,12 +868,14 @@ class SQLStore(
         with self.reading():
             return [(r[0], r[1]) for r in self.conn.execute(stmt)]
 
-    async def meta_value(self, key: str) -> str | None:
+    @reads
+    def meta_value(self, key: str) -> str | None:
         with self.reading():
             found = self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
         return None if found is None else str(found)
 
-    async def put_meta_value(self, key: str, value: str) -> None:
+    @writes
+    def put_meta_value(self, key: str, value: str) -> None:
         for _ in range(3):  # an insert racing ours: update the row it made
             try:
                 with self.conn.begin():

@@ -27,7 +27,7 @@ from flowledger.storage.groupcommit import lone_round_rows
 from flowledger.storage.lanes import NOT_HERE, Lane
 from flowledger.storage.leasegroup import oldest_runnable_sql, skip_params, skip_slots
 from flowledger.storage.sql import SQLStore
-from flowledger.storage.sqlpart import READ_ONLY, DriverErrors, point_read
+from flowledger.storage.sqlpart import READ_ONLY, DriverErrors, driver_message, point_read
 from flowledger.timeutil import utcnow
 
 # NORMAL in WAL mode survives any process crash (kill -9); FULL also survives power loss
@@ -248,7 +248,7 @@ class SQLiteStore(SQLStore):
         try:
             conn = self._engine.connect()
         except Exception as exc:
-            raise StorageError(f"cannot open database {self.url}: {exc}") from exc
+            raise StorageError(f"cannot open database {self.url}: {driver_message(exc)}") from exc
         with self._opened_lock:
             self._opened.append(conn)
         driver = conn.connection.dbapi_connection

@@ -121,6 +121,23 @@ def driver_message(exc: BaseException) -> str:
     return (str(driver).strip().splitlines() or [type(driver).__name__])[0]
 
 
+#: PostgreSQL's SQLSTATEs for a table and a column that do not exist.
+_MISSING_SQLSTATES = ("42P01", "42703")
+#: SQLite's words for the same.
+_MISSING_WORDS = ("no such table", "no such column", "has no column named")
+
+
+def schema_mismatch(exc: BaseException) -> bool:
+    """Whether ``exc`` says a table or column this flowledger uses is not in the database:
+    a schema another flowledger version made, which ``flowledger db upgrade`` may mend;
+    not the database's condition (a full disk, a lock), which it would not."""
+    driver = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if getattr(driver, "sqlstate", None) in _MISSING_SQLSTATES:
+        return True
+    message = driver_message(exc)
+    return any(words in message for words in _MISSING_WORDS)
+
+
 def writes(body: Callable[Concatenate[S, P], R]) -> Async[S, P, R]:
     """The method runs ``body`` on the writer thread, after the writes asked for before it.
 
