@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, step_type
 from flowledger.codec import Codec, placeholder, spellings
+from flowledger.config import ConfigError
 from flowledger.definition.strictness import stored_definitions
 from flowledger.errors import DefinitionError
 from tests.runtime.support import yaml
@@ -232,6 +233,29 @@ async def test_only_opened_names_are_readable(
     doc = await engine.run(engine.load_text(text))
     assert doc["runtimeStatus"] == "Completed"
     assert "from-the-file-123" not in json.dumps(doc)
+
+
+async def test_a_run_that_cannot_read_the_secrets_file_stores_nothing(
+    engine: Engine, base_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``run`` refuses before starting: the execution it left queued was once run by
+    another worker, whose own failure ("no secret 'TOKEN' is opened") was stored instead
+    of the real cause. A plain start still queues it, for a worker that can read it."""
+    monkeypatch.delenv("FLOWLEDGER_SECRET_TOKEN")
+    monkeypatch.setenv("FLOWLEDGER_SECRETS_FILE", str(tmp_path / "missing.env"))
+    text = yaml(
+        f"""
+        name: unreadable
+        steps:
+          - {{id: a, type: sys.http_request, input: {{url: "{base_url}/echo?t={{{{ secrets.TOKEN }}}}"}}}}
+        """
+    )
+    workflow = engine.load_text(text)
+    with pytest.raises(ConfigError, match=r"FLOWLEDGER_SECRETS_FILE: cannot read .*missing\.env"):
+        await engine.run(workflow)
+    assert await engine.list_executions() == []
+    queued = await engine.start(workflow)
+    assert [doc["id"] for doc in await engine.list_executions()] == [queued]
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from flowledger.artifacts.service import ArtifactService, default_artifacts_root
-from flowledger.codec import loads, same_json
+from flowledger.codec import Codec, loads, same_json
 from flowledger.config import DEFAULT_LEASE, Settings
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.compiler import compile_document, load_workflow, load_workflow_text
@@ -570,6 +570,12 @@ class Engine:
         one when the trigger key was taken: then that row was not written)."""
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
         arguments = validate_input(compiled, plain_input(input))
+        if hold:
+            # This process runs it: when it cannot read the secrets the workflow names (an
+            # unreadable FLOWLEDGER_SECRETS_FILE: ConfigError), refuse before storing
+            # anything, rather than release a queued execution that some worker then runs
+            # with its own secrets and fails with another reason.
+            Codec.for_names(compiled.secret_names)
         version = await self.register(compiled)
         row, created = execution_rows(
             compiled,
