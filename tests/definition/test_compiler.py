@@ -806,3 +806,21 @@ def test_a_boolean_where_a_number_goes_is_refused() -> None:
     ], found
     with stored_definitions():  # a version pushed before this rule still compiles
         compile_yaml(text)
+
+
+def test_a_condition_that_names_itself_as_a_branch_is_told_so_at_the_entry() -> None:
+    """It was "after: a step cannot run after itself", on the id line of a step that
+    wrote no after."""
+    found = problems(
+        """
+        name: selfy
+        steps:
+          - id: c2
+            type: sys.condition
+            input: {expression: "{{ true }}"}
+            else: [c2]
+        """
+    )
+    assert found == [
+        "wf.yaml:7:12: step 'c2': else[0]: a condition cannot be its own 'else' branch"
+    ]

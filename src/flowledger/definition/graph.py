@@ -92,7 +92,17 @@ def _apply_branches(
                     step.id,
                 )
                 continue
-            for target in _known(targets, index, step, (*base, i, field_name), report):
+            where = (*base, i, field_name)
+            for target in _known(targets, index, step, where, report):
+                if target == step.id:
+                    # Said here, at the entry: as an edge it came out as an `after`
+                    # problem, on the step's id line, of a step that wrote no `after`.
+                    report(
+                        f"a condition cannot be its own '{field_name}' branch",
+                        (*where, list(targets).index(target)),
+                        step.id,
+                    )
+                    continue
                 if target in owners:
                     report(
                         f"'{target}' is already a then/else target of '{owners[target]}'; "
