@@ -217,6 +217,37 @@ steps:
     assert [c["runtimeStatus"] for c in children.items] == ["Cancelled", "Cancelled"]
 
 
+async def test_an_answer_that_fails_the_parent_cancels_the_siblings_nobody_runs(
+    app: App,
+) -> None:
+    """The parent failed with its child, and told the other child to cancel; nobody ran
+    that one, so it stayed listed AwaitingUserInput (its cancel pending) until a worker
+    came by, where ``cancel`` of the parent cancels it in the command."""
+    child = """
+name: ask_or_fail
+steps:
+  - {id: ask, type: sys.wait_for_input, input: {prompt: "ok {{ input.n }}?"}}
+  - {id: bad, type: sys.fail, when: "{{ steps.ask.output == 0 }}", input: {message: zero}}
+"""
+    parent = """
+name: ask_both
+steps:
+  - id: kids
+    type: sys.sub_workflow
+    input: {workflow: ask_or_fail, items: [1, 2], input: {n: "{{ loop.kids.item }}"}}
+"""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=child)]))
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=parent)]))
+    waiting = await app.executions.run(RunExecution(workflow="ask_both"))
+    first, second = (await app.executions.list(ListExecutions(parent_id=waiting["id"]))).items
+    answer = SubmitInput(id=first["id"], step="ask", data=0, settle=True)
+    assert (await app.executions.submit_input(answer))["runtimeStatus"] == "Failed"
+    parent_doc = await app.executions.get(GetExecution(id=waiting["id"]))
+    assert parent_doc["runtimeStatus"] == "Failed"
+    sibling = await app.executions.get(GetExecution(id=second["id"]))
+    assert sibling["runtimeStatus"] == "Cancelled"
+
+
 async def test_the_sent_document_lists_what_the_children_wait_for(app: App) -> None:
     """The JSON the HTTP face sends (kept per rows) also lists the children's waits,
     and shows an answered child's wait gone at the next read."""

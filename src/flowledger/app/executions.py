@@ -320,6 +320,20 @@ class Executions:
                         await self._settle_here(child_id)
                     queue.append(child_id)
 
+    async def _settle_cancelled_tree(self, document: dict[str, Any]) -> None:
+        """What ran here ended its tree (a child's answer failed it, which failed its
+        parent): the siblings that parent told to cancel and nobody runs (parked, waiting
+        for input) are cancelled here too, as ``cancel`` does, not left listed as
+        AwaitingUserInput until a worker runs."""
+        root_id = document.get("rootWorkflowExecutionId") or document["id"]
+        if root_id == document["id"]:
+            root = document
+        else:
+            root = await self._engine.store.get_execution(root_id) or {}
+        status = root.get("runtimeStatus") or root.get("runtime_status")
+        if status is not None and ExecutionStatus(status).terminal:
+            await self._settle_children(root_id)
+
     async def retry(
         self, request: RetryExecution, *, on_events: EventCallback | None = None
     ) -> Retried:
@@ -357,6 +371,7 @@ class Executions:
                 self._engine.on_events(on_events)
             document = await self._settle_here(execution_id)
             if document is not None:
+                await self._settle_cancelled_tree(document)
                 return await self._job_run_moves_on(document)
         await self._wake()  # workers here too, not only other processes
         return await self._document(execution_id)
