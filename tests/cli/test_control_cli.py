@@ -248,3 +248,26 @@ def test_an_answer_given_where_the_plugins_are_not_is_recorded_for_a_worker(
     assert _show(cli, execution_id)["pendingInputs"] == []
     again = cli("executions", "input", execution_id, "ask", "--data", '{"go": false}')
     assert again.returncode != 0 and "answered already" in again.stderr, again.stderr
+
+
+def test_an_answer_to_a_child_names_the_parent_it_carries_on(cli: Cli, tmp_path: Path) -> None:
+    """The child's lines came first, so they were taken for the command's own, and the
+    parent's were labelled "child <parent id>"."""
+    kid = tmp_path / "kid.yaml"
+    kid.write_text(
+        "name: kid\nsteps:\n  - {id: ask, type: sys.wait_for_input, input: {prompt: ok?}}\n"
+    )
+    assert cli("workflows", "push", str(kid)).returncode == 0
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(
+        "name: parent\nsteps:\n  - {id: kids, type: sys.sub_workflow, input: {workflow: kid}}\n"
+    )
+    waiting = cli("run", str(parent), "--json")
+    assert waiting.returncode == 3, waiting.stderr
+    parent_doc = json.loads(waiting.stdout)
+    child_id = parent_doc["pendingInputs"][0]["executionId"]
+    answered = cli("executions", "input", child_id, "ask", "--data", "true")
+    assert answered.returncode == 0, answered.stderr
+    lines = answered.stdout.splitlines()
+    assert any(f"execution {parent_doc['id'][:8]} step.completed" in line for line in lines), lines
+    assert not any("child " in line for line in lines), lines

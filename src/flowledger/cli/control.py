@@ -65,17 +65,18 @@ def _who() -> str:
 
 
 @contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[EventCallback | None]:
+def _progress(quiet: bool, execution_id: str | None) -> Iterator[EventCallback | None]:
     """What the control verbs that carry an execution on here show as it runs: its step
     events, a line each (PlainProgress, on a terminal too: the live table of ``run`` is
     drawn from the workflow's start, and these take it up midway); nothing when ``quiet``
-    (``--json``, ``--detach``)."""
+    (``--json``, ``--detach``). Lines of another execution (the parent an answered child
+    carries on, a child) name it: the first to run was taken for the command's own."""
     if quiet:
         yield None
         return
     from flowledger.cli.progress import PlainProgress  # only for a verb that runs here
 
-    with PlainProgress(out) as progress:
+    with PlainProgress(out, execution_id, others="execution") as progress:
         yield progress.update
 
 
@@ -160,7 +161,7 @@ def executions_input(
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
         request = SubmitInput(id=full_id, step=step, data=value, by=_who(), settle=not detach)
-        with _progress(as_json or detach) as progress:
+        with _progress(as_json or detach, full_id) as progress:
             return dict(await application.executions.submit_input(request, on_events=progress))
 
     _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)
@@ -210,7 +211,7 @@ def executions_retry(
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
         request = RetryExecution(id=full_id, by=_who(), settle=not detach)
-        with _progress(as_json or detach) as progress:
+        with _progress(as_json or detach, full_id) as progress:
             retried = await application.executions.retry(request, on_events=progress)
         if not as_json:
             out.print(f"retried {', '.join(retried.steps) or 'the execution'}")
@@ -247,7 +248,7 @@ def executions_rerun(
         request = RerunExecution(
             id=full_id, from_step=from_step, version=version, by=_who(), settle=not detach
         )
-        with _progress(as_json or detach) as progress:
+        with _progress(as_json or detach, None) as progress:
             doc = await application.executions.rerun(request, on_events=progress)
         return dict(doc)  # its summary names both: "id NEW" and "rerun of: OLD"
 

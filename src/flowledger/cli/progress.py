@@ -87,9 +87,14 @@ class PlainProgress:
     dropped quietly (:attr:`closed`): writing is never what stops or fails an execution
     this process runs."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(
+        self, console: Console, execution_id: str | None = None, others: str = "child"
+    ) -> None:
         self.console = console
-        self.execution_id: str | None = None
+        self.execution_id: str | None = execution_id
+        #: What another execution's lines are called: ``run``'s others are its children;
+        #: an answer to a child carries its parent on too (``execution``).
+        self.others = others
         #: The reader of the output went away; what follows is discarded.
         self.closed = False
 
@@ -112,7 +117,7 @@ class PlainProgress:
         if self.execution_id is None:
             self.execution_id = execution_id
         # A descendant's lines name it: its execution.completed is not this one's.
-        label = "" if execution_id == self.execution_id else f"child {execution_id[:8]} "
+        label = "" if execution_id == self.execution_id else f"{self.others} {execution_id[:8]} "
         lines = "".join(event_line(event, label) + "\n" for event in events)
         self._write(visible(lines))
 
