@@ -187,6 +187,10 @@ async def test_queries_filter_sort_and_page(leads: Engine) -> None:
         ({"Score": {"in": 3}}, "filter.Score.in: 'in' needs a list"),
         ({"Score": {"in": [{"a": 1}]}}, "filter.Score.in: 'in' needs a string, number"),
         ({"Score": 2**63}, "filter.Score: integers here are at most 9,223,372,036,854,775,807"),
+        # Stored payloads follow the schema: such a filter matched nothing, without a word.
+        ({"Score": "4"}, "filter.Score: Lead's schema makes Score a number: compare it with"),
+        ({"Score": {"in": [1, "2"]}}, "filter.Score: Lead's schema makes Score a number"),
+        ({"Address.City": 5}, "filter.Address.City: Lead's schema makes Address.City text"),
     ],
 )
 async def test_bad_filters_are_refused_clearly(leads: Engine, filter: dict, message: str) -> None:  # type: ignore[type-arg]
@@ -196,6 +200,12 @@ async def test_bad_filters_are_refused_clearly(leads: Engine, filter: dict, mess
         await leads.entities.list("Lead", filter)
     assert message in str(caught.value)
     assert format_path(caught.value.field_path) == message.split(":")[0]
+
+
+async def test_a_filter_the_schema_says_nothing_certain_of_is_taken(leads: Engine) -> None:
+    await leads.entities.create("Lead", {"Email": "a@b", "Status": "New", "Score": 4})
+    for filter in ({"Status": "New"}, {"Status": 5}, {"Unknown": "x"}, {"Score": 4}):
+        await leads.entities.list("Lead", filter)  # an enum, no property: no refusal
 
 
 async def test_bad_paging_and_sorting_are_refused(leads: Engine) -> None:

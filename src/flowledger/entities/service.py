@@ -190,7 +190,8 @@ class EntityService:
             newest_first=newest_first,
             before=before,
         )
-        await self._type_row(entity_type)
+        type_row = await self._type_row(entity_type)
+        _check_kinds(entity_type, query.conditions, json.loads(type_row["json_schema"]))
         rows, total = await self.store.query_entities(query)
         more = query.offset + len(rows) < total
         if newest_first:
@@ -507,6 +508,52 @@ def parse_filter(filter: Mapping[str, Any]) -> tuple[FieldCondition, ...]:
                 )
             conditions.append(FieldCondition(path, op, _operand(op, value, (*where, op))))
     return tuple(conditions)
+
+
+def _check_kinds(
+    entity_type: str, conditions: Sequence[FieldCondition], schema: Mapping[str, Any]
+) -> None:
+    """Refuse a condition whose value is text where the type's schema makes the field a
+    number, or a number where it makes it text: stored payloads all follow the schema, so
+    such a filter matches nothing, and ``{"Score": "4"}`` (a number come through a form as
+    text) found no entity without a word."""
+    for condition in conditions:
+        kinds = _schema_kinds(schema, condition.path)
+        wanted = None
+        if kinds and kinds <= {"number", "integer"}:
+            wanted = "a number"
+        elif kinds == {"string"}:
+            wanted = "text"
+        values = condition.value if isinstance(condition.value, tuple) else (condition.value,)
+        for value in values if wanted is not None else ():
+            given = "text" if isinstance(value, str) else None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                given = "a number"
+            if given is None or given == wanted:
+                continue
+            field = ".".join(condition.path)
+            raise InvalidInputError(
+                f"{entity_type}'s schema makes {field} {wanted}: compare it with {wanted}, "
+                f"not {value!r}",
+                ("filter", *condition.path),
+            )
+
+
+def _schema_kinds(schema: Mapping[str, Any], path: Sequence[str]) -> set[str]:
+    """The JSON types the schema gives the payload field at ``path`` (plain ``properties``
+    and ``type`` only; empty when it says nothing certain, as with ``anyOf`` or ``$ref``)."""
+    node: Any = schema
+    for name in path:
+        properties = node.get("properties") if isinstance(node, Mapping) else None
+        if not isinstance(properties, Mapping) or not isinstance(properties.get(name), Mapping):
+            return set()
+        node = properties[name]
+    kind = node.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list) and all(isinstance(k, str) for k in kind):
+        return set(kind) - {"null"} if "null" in kind else set(kind)
+    return set()
 
 
 def parse_order(order_by: str | Sequence[str] | None) -> tuple[SortKey, ...]:
