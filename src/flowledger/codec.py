@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, cast
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 from flowledger.config import read_secret
 from flowledger.secretparts import MIN_RUN, SecretParts
@@ -64,6 +64,24 @@ CREDENTIAL_NAME = re.compile(r"api[-_]?key|token|secret|passw|auth|session|crede
 def looks_like_credential(name: str) -> bool:
     lowered = name.lower()
     return lowered in CREDENTIAL_HEADERS or bool(CREDENTIAL_NAME.search(lowered))
+
+
+def origin_only(url: str) -> str:
+    """``url`` with its path, query and user info cut: ``https://hooks.example.com/…``.
+    How a webhook URL is shown below admin and in logs: it is often a credential itself
+    (a chat service's incoming hook)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
+def url_hidden(text: str, url: str) -> str:
+    """``text`` (an error message) with each copy of ``url`` as :func:`origin_only` shows it."""
+    return text.replace(url, origin_only(url))
 
 
 def placeholder(name: str) -> str:

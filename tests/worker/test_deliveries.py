@@ -398,3 +398,29 @@ def test_the_retry_schedule_doubles_up_to_its_cap_with_jitter() -> None:
                     timedelta(minutes=15)]  # fmt: skip
     assert highs == [timedelta(seconds=5), timedelta(seconds=10), timedelta(seconds=20),
                      timedelta(minutes=30)]  # fmt: skip
+
+
+async def test_the_log_names_a_subscription_by_id_and_origin_never_its_whole_url(
+    db_url: str, hook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed attempt's warning held the whole URL: user info, path token, query secret."""
+    origin = hook.url.removesuffix("/hook")
+    host = origin.removeprefix("http://")
+    url = f"http://alice:pa55word@{host}/services/T0/XyZsecretToken123?sig=QUERYSECRET999"
+    async with (
+        Engine(db_url, settings=settings(db_url)) as engine,
+        App(engine=engine) as app,
+    ):
+        sub = await app.subscriptions.create(
+            CreateSubscription(url=url, events=["execution.completed"])
+        )
+        hook.down = True
+        await run(app, OK)
+        with caplog.at_level(logging.DEBUG, logger="flowledger"):
+            await DeliveryDuty(app.engine).deliver_pending()
+    assert len(hook.requests) == 1
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in ("pa55word", "alice", "XyZsecretToken123", "QUERYSECRET999", "services"):
+        assert secret not in text
+    (line,) = [r.getMessage() for r in caplog.records if "attempt 1" in r.getMessage()]
+    assert f"(subscription {sub['id']}) to {origin}/…, attempt 1: the receiver answered 503" in line

@@ -37,6 +37,7 @@ from flowledger.app.limits import page_size
 from flowledger.app.models import MAX_PAGE, Request
 from flowledger.app.paging import Position, keyset_page
 from flowledger.app.results import Page
+from flowledger.codec import origin_only, url_hidden
 from flowledger.config import Limits
 from flowledger.errors import InvalidInputError, NotFoundError
 from flowledger.runtime.engine import Engine
@@ -199,7 +200,7 @@ class Subscriptions:
         if row is None:
             raise NotFoundError(f"subscription {subscription} does not exist")
         url = str(row["url"])
-        hidden = None if request.reader == "admin" else (url, origin_only(url))
+        hidden = None if request.reader == "admin" else url
 
         def fetch(limit: int, before: Position | None) -> Awaitable[builtins.list[Row]]:
             return self._engine.store.list_deliveries(subscription, limit, before)
@@ -253,20 +254,9 @@ def _subscription(row: Row, reader: Reader = "admin") -> SubscriptionDocument:
     }
 
 
-def origin_only(url: str) -> str:
-    """``url`` with its path, query and user info cut: ``https://hooks.example.com/…``."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    rest = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
-    return f"{parts.scheme}://{host}{port}{rest}"
-
-
-def _delivery(row: Row, hidden: tuple[str, str] | None = None) -> DeliveryDocument:
-    """A delivery; ``hidden``: (the subscription's URL, as a non-admin sees it), the
-    second put in place of the first where an error quotes it."""
+def _delivery(row: Row, hidden: str | None = None) -> DeliveryDocument:
+    """A delivery; ``hidden``: the subscription's URL when the reader sees only its origin
+    (codec.origin_only), which then replaces it where an error quotes it."""
     pending = row["status"] == "pending"
 
     def when(value: datetime | None) -> str | None:
@@ -280,7 +270,7 @@ def _delivery(row: Row, hidden: tuple[str, str] | None = None) -> DeliveryDocume
         "status": row["status"],
         "attempts": int(row["attempts"]),
         "lastStatusCode": row["last_status_code"],
-        "lastError": _hide_url(row["last_error"], hidden),
+        "lastError": _last_error(row["last_error"], hidden),
         "lastAttemptAt": when(row["last_attempt_at"]),
         "nextAttemptAt": when(row["next_attempt_at"]) if pending else None,
         "createdAt": iso(row["created_at"]),
@@ -292,8 +282,5 @@ def _position(row: Row) -> Position:
     return row["created_at"], str(row["id"])
 
 
-def _hide_url(error: str | None, hidden: tuple[str, str] | None) -> str | None:
-    if error is None or hidden is None:
-        return error
-    whole, shown = hidden
-    return str(error).replace(whole, shown)
+def _last_error(error: str | None, hidden: str | None) -> str | None:
+    return error if error is None or hidden is None else url_hidden(str(error), hidden)

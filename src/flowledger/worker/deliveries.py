@@ -18,6 +18,9 @@ default); a delivery failing then is ``failed``. The schedule is ``Settings.deli
 seconds or an HTTP-date, read as ``sys.http_request`` reads it) is waited when it asks
 for longer, up to ``max`` (a receiver asking for a day is not obeyed blindly).
 
+Logs name a subscription by its id and its URL's origin (codec.origin_only), as a
+viewer sees it: a webhook URL is often a credential itself.
+
 At least once: a worker that stops mid-attempt hands the delivery back, due at once; one
 that dies leaves it claimed until its lease (the attempt timeout plus a margin) lapses;
 another worker then sends it again with the same ``webhook-id``. Nothing is lost: the
@@ -32,6 +35,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from flowledger.codec import origin_only, url_hidden
 from flowledger.config import DeliverySchedule
 from flowledger.durations import spoken
 from flowledger.logs import log_extra
@@ -131,17 +135,20 @@ class DeliveryDuty:
             error=error,
             retry_in=retry_in,
         )
-        extra = log_extra("deliver_webhook", delivery=delivery.id)
+        extra = log_extra(
+            "deliver_webhook", delivery=delivery.id, subscription=delivery.subscription_id
+        )
         if not kept:
             log.warning("delivery %s: the claim lapsed; another worker has it", delivery.id,
                         extra=extra)  # fmt: skip
-        elif not delivered:
+        elif error is not None:
             log.warning(
-                "delivery %s to %s, attempt %d: %s; %s",
+                "delivery %s (subscription %s) to %s, attempt %d: %s; %s",
                 delivery.id,
-                delivery.url,
+                delivery.subscription_id,
+                origin_only(delivery.url),
                 delivery.attempt,
-                error,
+                url_hidden(error, delivery.url),
                 f"next attempt in {spoken(retry_in)}" if retry_in is not None else "given up",
                 extra=extra,
             )
