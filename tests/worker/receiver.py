@@ -2,19 +2,25 @@
 
 It records every request (headers and body) and answers ``down_status`` (503) while
 ``down`` is set, with a ``Retry-After: retry_after`` header when that is set, and 200
-otherwise; while ``answering`` is clear it holds each answer until it is set (a
-receiver that takes its time); ``accepted`` maps each ``webhook-id`` it answered 200 to how many
+otherwise; while ``answering`` is clear it holds each answer until it is set, for
+``hold`` seconds at most (a receiver that takes its time); with ``trickle`` set it
+answers 200 at once and then sends its declared body a byte every ``trickle`` seconds
+(a receiver that holds the sender however short each read's timeout); ``accepted`` maps each ``webhook-id`` it answered 200 to how many
 times it did (a receiver that dedupes by ``webhook-id`` sees each once).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+#: Bytes of a trickled body.
+TRICKLED = 100
 
 
 @dataclass
@@ -30,8 +36,13 @@ class Receiver:
     down: bool = False
     down_status: int = 503
     retry_after: str | None = None
-    #: Set: answer at once. Clear: hold each answer until it is set again (at most 10 s).
+    #: Set: answer at once. Clear: hold each answer until it is set again (``hold`` s at most).
     answering: threading.Event = field(default_factory=threading.Event)
+    hold: float = 10.0
+    #: Seconds between two bytes of a trickled body (None: the body is empty).
+    trickle: float | None = None
+    #: The answers sent (their status lines).
+    answered: int = 0
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -66,12 +77,24 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 state.requests.append(Received(headers, body, status))
-            state.answering.wait(10)
+            state.answering.wait(state.hold)
             self.send_response(status)
             if status != 200 and state.retry_after is not None:
                 self.send_header("retry-after", state.retry_after)
-            self.send_header("content-length", "0")
+            trickle = state.trickle
+            self.send_header("content-length", "0" if trickle is None else str(TRICKLED))
             self.end_headers()
+            with state.lock:
+                state.answered += 1
+            if trickle is not None:
+                self.wfile.flush()
+                try:
+                    for _ in range(TRICKLED):
+                        time.sleep(trickle)
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the sender gave up: what a trickle is for
 
         def log_message(self, format: str, *args: object) -> None:
             pass

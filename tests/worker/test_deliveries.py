@@ -400,6 +400,75 @@ def test_the_retry_schedule_doubles_up_to_its_cap_with_jitter() -> None:
                      timedelta(minutes=30)]  # fmt: skip
 
 
+async def test_an_attempt_ends_at_its_timeout_however_slowly_the_receiver_answers(
+    db_url: str, hook: Receiver
+) -> None:
+    """A receiver answering 200 and then trickling its body, each byte well within a
+    read's timeout, held the attempt for as long as it liked: past its claim's lease,
+    when another worker sent the delivery again and this answer was thrown away."""
+    hook.trickle = 0.1  # 100 bytes: 10 s, each read well within the 1 s timeout
+    schedule = dataclasses.replace(FAST, timeout=timedelta(seconds=1), initial=timedelta(minutes=1))
+    async with refused_once(db_url, hook, schedule) as (app, subscription):
+        hook.down = False
+        assert await DeliveryDuty(app.engine).deliver_pending() == 1
+        page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=subscription))
+    (delivery,) = page.items
+    assert (delivery["status"], delivery["attempts"]) == ("pending", 1)
+    assert delivery["lastStatusCode"] is None
+    assert delivery["lastError"] == "TimeoutException: the exchange did not finish within 1s"
+    assert len(hook.requests) == 1
+
+
+async def test_a_slow_receiver_holds_back_no_other_subscription_s_delivery(db_url: str) -> None:
+    """The duty awaited its whole batch: one receiver taking its time held every later
+    delivery (and the worker's other duties) until its attempt ended."""
+    patient = dataclasses.replace(FAST, timeout=timedelta(minutes=1))
+    with receiver() as slow, receiver() as fast:
+        slow.answering.clear()
+        slow.hold = 60.0
+        async with (
+            Engine(db_url, settings=settings(db_url, patient)) as engine,
+            App(engine=engine) as app,
+        ):
+            held = await app.subscriptions.create(
+                CreateSubscription(url=slow.url, events=["execution.completed"])
+            )
+            other = await app.subscriptions.create(
+                CreateSubscription(url=fast.url, events=["execution.failed"])
+            )
+            worker = Worker(engine, WorkerOptions(max_duty_wait=0.05))
+            task = asyncio.create_task(worker.run())
+            try:
+                await run(app, OK)
+
+                async def in_flight() -> bool:
+                    return len(slow.requests) == 1
+
+                await until(in_flight)
+                await run(app, BAD)  # its delivery is claimed after the slow one's
+
+                async def delivered() -> bool:
+                    page = await app.subscriptions.deliveries(
+                        ListDeliveries(subscription_id=other["id"])
+                    )
+                    return [d["status"] for d in page.items] == ["delivered"]
+
+                await until(delivered)
+                # The slow attempt is still in flight: not recorded, not answered.
+                page = await app.subscriptions.deliveries(
+                    ListDeliveries(subscription_id=held["id"])
+                )
+                assert [(d["status"], d["lastError"]) for d in page.items] == [("pending", None)]
+                assert slow.answered == 0
+            finally:
+                worker.stop()
+                await task
+                slow.answering.set()
+            # Stopped, the worker handed the held delivery back.
+            page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=held["id"]))
+            assert page.items[0]["lastError"] == "the worker stopped during the attempt"
+
+
 async def test_the_log_names_a_subscription_by_id_and_origin_never_its_whole_url(
     db_url: str, hook: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:

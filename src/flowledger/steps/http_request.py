@@ -9,7 +9,6 @@ artifact of the execution) and the output's ``body`` is that artifact's descript
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
@@ -25,6 +24,7 @@ from flowledger.durations import parse_duration
 from flowledger.errors import StepError
 from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepContext, StepType, step_type
+from flowledger.steps.exchange import whole_exchange
 from flowledger.timeutil import retry_after
 from flowledger.traceparent import step_traceparent
 
@@ -171,10 +171,8 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
     )
     where = f"{data.method} {_shown(request.url)}"
     try:
-        # httpx times each read separately; the deadline also stops a server
-        # that trickles one byte at a time.
         deadline = data.timeout if data.timeout is not None else DEFAULT_EXCHANGE_TIMEOUT
-        async with asyncio.timeout(deadline):
+        async with whole_exchange(deadline):
             secret = _secret_headers(ctx.definition_input)
             secret_body = _secret_body(ctx.definition_input)
             response = await _exchange(ctx.http, request, data, where, secret, secret_body)
@@ -191,7 +189,7 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
                 raw = await _read(response, _limit(data, to_artifact=False), where)
             finally:
                 await response.aclose()
-    except (TimeoutError, httpx.TimeoutException):
+    except httpx.TimeoutException:  # whole_exchange's deadline, or one of httpx's own
         limit = f"{data.timeout:g}s" if data.timeout is not None else "default"
         message = f"{where} did not finish within the {limit} timeout"
         if data.timeout is None:

@@ -1,30 +1,39 @@
 """Worker duty: send the outbox's deliveries as signed Standard Webhooks, and retry them.
 
-Each look claims up to ``BATCH`` due deliveries (storage.webhooks: a lease per attempt,
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never send one delivery at
-once) and POSTs them concurrently through the engine's HTTP client, the one
-``sys.http_request`` uses: subscriber URLs pass the same egress guard, redirects are
-not followed, proxies from the environment are ignored.
+Each look claims the due deliveries it has room for (storage.webhooks: a lease per
+attempt, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never send one
+delivery at once), up to ``BATCH`` in flight, and POSTs each in a task of its own
+through the engine's HTTP client, the one ``sys.http_request`` uses: subscriber URLs
+pass the same egress guard, redirects are not followed, proxies from the environment
+are ignored. A slow receiver holds only its own attempts: the next look sends the
+others, and the worker's other duties are not held either.
+
+An attempt, connection and the answer's whole body included, ends at
+``FLOWLEDGER_DELIVERY_TIMEOUT`` (steps.exchange.whole_exchange): a receiver trickling
+its answer a byte at a time cannot keep it past its claim's lease (the timeout plus
+``LEASE_MARGIN``), when another worker would send it again and this one's answer be
+thrown away.
 
 Every attempt carries the delivery's id as ``webhook-id`` (the same on every retry, so
 receivers dedupe on it), a fresh ``webhook-timestamp`` and ``webhook-signature`` (v1,
 HMAC-SHA256 with the subscription's secret, by the ``standardwebhooks`` package).
-A 2xx answer delivers it. Anything else (another status, a timeout, a refused or failed
-connection) schedules the next attempt: the n-th retry waits ``initial · 2^(n-1)``
-capped at ``max``, of which a random half is jitter (so receivers that come back are not
-hit by every sender at once), the last one at ``retry_for`` after the event (24 h by
-default); a delivery failing then is ``failed``. The schedule is ``Settings.deliveries``
-(``FLOWLEDGER_DELIVERY_*``). A refusal with a ``Retry-After`` (a 429 or a 503, say:
-seconds or an HTTP-date, read as ``sys.http_request`` reads it) is waited when it asks
-for longer, up to ``max`` (a receiver asking for a day is not obeyed blindly).
+A 2xx answer delivers it. Anything else (another status, a timeout, a
+refused or failed connection) schedules the next attempt: the n-th retry waits
+``initial · 2^(n-1)`` capped at ``max``, of which a random half is jitter (so receivers
+that come back are not hit by every sender at once), the last one at ``retry_for``
+after the event (24 h by default); a delivery failing then is ``failed``. The schedule
+is ``Settings.deliveries`` (``FLOWLEDGER_DELIVERY_*``). A refusal with a
+``Retry-After`` (a 429 or a 503, say: seconds or an HTTP-date, read as
+``sys.http_request`` reads it) is waited when it asks for longer, up to ``max`` (a
+receiver asking for a day is not obeyed blindly).
 
 Logs name a subscription by its id and its URL's origin (codec.origin_only), as a
 viewer sees it: a webhook URL is often a credential itself.
 
 At least once: a worker that stops mid-attempt hands the delivery back, due at once; one
-that dies leaves it claimed until its lease (the attempt timeout plus a margin) lapses;
-another worker then sends it again with the same ``webhook-id``. Nothing is lost: the
-delivery row was committed with the status change it reports.
+that dies leaves it claimed until its lease lapses; another worker then sends it again
+with the same ``webhook-id``. Nothing is lost: the delivery row was committed with the
+status change it reports.
 """
 
 from __future__ import annotations
@@ -38,13 +47,15 @@ from datetime import datetime, timedelta
 from flowledger.codec import origin_only, url_hidden
 from flowledger.config import DeliverySchedule
 from flowledger.durations import spoken
-from flowledger.logs import log_extra
+from flowledger.logs import exception_line, log_extra
 from flowledger.runtime.engine import Engine
+from flowledger.steps.exchange import whole_exchange
 from flowledger.storage.webhooks import ClaimedDelivery
 from flowledger.timeutil import retry_after
 
 log = logging.getLogger(__name__)
 
+#: Deliveries a worker claims at once, and has in flight at most.
 BATCH = 50
 #: Added to the attempt timeout to make the claim's lease.
 LEASE_MARGIN = timedelta(seconds=30)
@@ -72,13 +83,42 @@ class DeliveryDuty:
         self.engine = engine
         self.schedule = schedule or engine.settings.deliveries
         self.lease = self.schedule.timeout + LEASE_MARGIN
+        #: Attempts in flight, a task each (run_once does not wait for them).
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def run_once(self) -> float:
-        claimed = await self.engine.store.claim_deliveries(self.engine.owner, BATCH, self.lease)
+        room = BATCH - len(self._sending)
+        if room <= 0:
+            return 0.1  # full: look again once some attempts ended
+        claimed = await self.engine.store.claim_deliveries(self.engine.owner, room, self.lease)
+        for delivery in claimed:
+            task = asyncio.create_task(self._attempt(delivery), name=f"delivery {delivery.id}")
+            self._sending.add(task)
+            task.add_done_callback(self._ended)
         if not claimed:
             return 1.0
-        await asyncio.gather(*(self._attempt(delivery) for delivery in claimed))
-        return 0.0 if len(claimed) == BATCH else 0.1
+        return 0.0 if len(claimed) == room else 0.1
+
+    async def stop(self) -> None:
+        """Cancel the attempts in flight: each hands its delivery back, due at once."""
+        sending = list(self._sending)
+        for task in sending:
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        # Recording the attempt failed (the database, say): the claim's lease lapses and
+        # the delivery is tried again; said here, as nobody awaits the task.
+        log.error(
+            "%s: the attempt could not be recorded (%s); it is tried again once its claim lapses",
+            task.get_name(),
+            exception_line(exc),
+            extra=log_extra("deliver_webhook"),
+        )
 
     async def deliver_pending(self) -> int:
         """Attempt every delivery due now; how many were attempted (for programs and tests
@@ -97,13 +137,20 @@ class DeliveryDuty:
         status_code: int | None = None
         error: str | None = None
         asked: timedelta | None = None
+        timeout = self.schedule.timeout.total_seconds()
         try:
-            response = await self.engine.http.post(
-                delivery.url,
-                content=delivery.payload.encode(),
-                headers=self._headers(delivery),
-                timeout=self.schedule.timeout.total_seconds(),
-            )
+            async with (
+                whole_exchange(timeout),
+                self.engine.http.stream(
+                    "POST",
+                    delivery.url,
+                    content=delivery.payload.encode(),
+                    headers=self._headers(delivery),
+                    timeout=timeout,
+                ) as response,
+            ):
+                async for _ in response.aiter_raw():
+                    pass  # read to its end (the connection is reused), not kept
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 asked = retry_after(response.headers)

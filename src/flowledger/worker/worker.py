@@ -70,11 +70,12 @@ class Worker:
             engine.store, engine.owner, self.options.lease, engine.clock, self._lost
         )
         self.job_advancer = JobAdvancer(engine)
+        self.deliveries = DeliveryDuty(engine)
         self.duties: list[Duty] = [
             Scheduler(engine),
             EntityDispatcher(engine),
             self.job_advancer,
-            DeliveryDuty(engine),
+            self.deliveries,
             DeadHoldersDuty(engine, self.wake),
         ]
         #: Duties to run before their time (a job run whose workflow ended here), and
@@ -165,6 +166,7 @@ class Worker:
         finally:
             duties.cancel()
             await asyncio.gather(duties, return_exceptions=True)
+            await self.deliveries.stop()  # its attempts run on their own: hand them back
             await self.keeper.stop()
 
     async def _run_duties(self) -> None:
