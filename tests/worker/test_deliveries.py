@@ -469,6 +469,25 @@ async def test_a_slow_receiver_holds_back_no_other_subscription_s_delivery(db_ur
             assert page.items[0]["lastError"] == "the worker stopped during the attempt"
 
 
+async def test_a_receiver_that_is_gone_fails_the_delivery_at_once(
+    db_url: str, hook: Receiver
+) -> None:
+    """A 410 was retried for a day like a 500."""
+    hook.down_status = 410
+    async with refused_once(db_url, hook, FAST) as (app, subscription):
+        assert await DeliveryDuty(app.engine).deliver_pending() == 1
+        page = await app.subscriptions.deliveries(ListDeliveries(subscription_id=subscription))
+        (delivery,) = page.items
+        assert (delivery["status"], delivery["attempts"]) == ("failed", 1)
+        assert delivery["lastStatusCode"] == 410 and delivery["nextAttemptAt"] is None
+        assert delivery["lastError"] == (
+            "the receiver answered 410 Gone: the endpoint is no more; not retried"
+        )
+        assert await DeliveryDuty(app.engine).deliver_pending() == 0
+        # The subscription stays: removing it is an admin's decision.
+        assert (await app.subscriptions.get(GetSubscription(id=subscription)))["id"]
+
+
 async def test_the_log_names_a_subscription_by_id_and_origin_never_its_whole_url(
     db_url: str, hook: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -17,7 +17,9 @@ thrown away.
 Every attempt carries the delivery's id as ``webhook-id`` (the same on every retry, so
 receivers dedupe on it), a fresh ``webhook-timestamp`` and ``webhook-signature`` (v1,
 HMAC-SHA256 with the subscription's secret, by the ``standardwebhooks`` package).
-A 2xx answer delivers it. Anything else (another status, a timeout, a
+A 2xx answer delivers it. A ``410 Gone`` fails it at once: the receiver says the
+endpoint is no more, and a day of retries would not change that (the subscription
+stays: removing it is an admin's call). Anything else (another status, a timeout, a
 refused or failed connection) schedules the next attempt: the n-th retry waits
 ``initial · 2^(n-1)`` capped at ``max``, of which a random half is jitter (so receivers
 that come back are not hit by every sender at once), the last one at ``retry_for``
@@ -60,6 +62,8 @@ BATCH = 50
 #: Added to the attempt timeout to make the claim's lease.
 LEASE_MARGIN = timedelta(seconds=30)
 USER_AGENT = "flowledger-webhooks/1"
+#: What a receiver answers when the endpoint is no more: the delivery fails, not retried.
+GONE = 410
 
 
 def retry_delay(
@@ -152,7 +156,9 @@ class DeliveryDuty:
                 async for _ in response.aiter_raw():
                     pass  # read to its end (the connection is reused), not kept
             status_code = response.status_code
-            if not 200 <= status_code < 300:
+            if status_code == GONE:
+                error = f"the receiver answered {GONE} Gone: the endpoint is no more; not retried"
+            elif not 200 <= status_code < 300:
                 asked = retry_after(response.headers)
                 error = f"the receiver answered {status_code}" + (
                     f" asking to retry after {spoken(asked)}" if asked is not None else ""
@@ -173,7 +179,9 @@ class DeliveryDuty:
             await asyncio.shield(handed_back)
             raise
         delivered = error is None
-        retry_in = None if delivered else self._retry_in(delivery, asked)
+        retry_in = None
+        if not delivered and status_code != GONE:
+            retry_in = self._retry_in(delivery, asked)
         kept = await self.engine.store.finish_delivery(
             delivery,
             self.engine.owner,
