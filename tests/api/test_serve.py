@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.api.conftest import FLOWLEDGER, REPO, Service, free_port, launch, service_env
+from tests.api.helpers import APPROVAL, push, settled, start
 
 
 def test_health_and_readiness_need_no_token(service: Service) -> None:
@@ -50,6 +51,36 @@ def test_sigterm_exits_0_after_requests_in_flight(backend_db: str, tmp_path: Pat
             assert http.get("/api/v1/workflows").status_code == 200
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(30) == 0
+
+
+def test_sigterm_ends_open_event_streams_at_once(backend_db: str, tmp_path: Path) -> None:
+    """An open event stream (a web page's, an API follower's) never finishes by itself:
+    serve waited its whole 30 s grace for it, then cancelled it with ERROR tracebacks."""
+    with (
+        launch(backend_db, tmp_path) as running,
+        running.client("admin") as api,
+        running.client() as browser,
+    ):
+        waiting = start(api, push(api, APPROVAL))["id"]
+        assert settled(api, waiting)["runtimeStatus"] == "AwaitingUserInput"
+        signed_in = browser.post("/signin", data={"token": running.tokens["viewer"]})
+        assert signed_in.status_code == 303, signed_in.text
+        sse = {"Accept": "text/event-stream"}
+        with (
+            api.stream("GET", f"/api/v1/executions/{waiting}/events", headers=sse) as events,
+            browser.stream("GET", "/ui/live", headers=sse) as live,
+        ):
+            opened = [events.iter_bytes(), live.iter_bytes()]
+            assert all(next(chunks).startswith(b"retry: ") for chunks in opened)
+            running.process.send_signal(signal.SIGTERM)
+            for chunks in opened:
+                for _ in chunks:  # to its end: the server ends it
+                    pass
+        # A bound against hanging well under the grace, not a speed claim.
+        assert running.process.wait(20) == 0
+    log = running.output()
+    assert "graceful shutdown exceeded" not in log and "Traceback" not in log, log
+    assert " ERROR " not in log, log
 
 
 def test_no_workers_serves_the_api_only(backend_db: str, tmp_path: Path) -> None:

@@ -20,6 +20,11 @@ Either stream yields a keep-alive item (``event`` None) after ``keepalive`` quie
 seconds, so a face can write a comment and notice a client that went away. A stream
 opened with a ``credential`` checks it again before it sends anything (the token rows
 are cached for a second, app.tokens): once the token is revoked, the stream ends.
+
+:meth:`EventStreams.end` ends every stream, open or opened later, even in the middle of
+a wait: a server stopping (``flowledger serve`` on SIGTERM) would otherwise wait for
+streams that never finish by themselves for its whole grace period, then cancel them
+with an error. Clients reconnect (SSE's ``retry:``), to another node or once it is back.
 """
 
 from __future__ import annotations
@@ -55,21 +60,42 @@ class StreamItem:
 
 
 class EventStream:
-    """An open stream: iterate it once; closing it (or the end) frees its slot."""
+    """An open stream: iterate it once; closing it (or the end) frees its slot. It ends
+    when ``ending`` is set (EventStreams.end)."""
 
-    def __init__(self, items: AsyncIterator[StreamItem], stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self, items: AsyncIterator[StreamItem], stack: contextlib.ExitStack, ending: asyncio.Event
+    ) -> None:
         self._items = items
         self._stack = stack
+        self._ending = ending
 
     def __aiter__(self) -> AsyncIterator[StreamItem]:
         return self._run()
 
     async def _run(self) -> AsyncIterator[StreamItem]:
+        ended = asyncio.ensure_future(self._ending.wait())
+        step: asyncio.Future[StreamItem] | None = None
         try:
-            async for item in self._items:
+            while not self._ending.is_set():
+                # The next item races the end: a stream spends its life waiting for one.
+                step = asyncio.ensure_future(anext(self._items))
+                await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    return
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                step = None
                 yield item
         finally:
-            self._stack.close()
+            ended.cancel()
+            self._stack.close()  # first: a client that went away gets its slot back at once
+            if step is not None and not step.done():  # ended, or the client went away
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
 
     def close(self) -> None:
         self._stack.close()
@@ -84,6 +110,11 @@ class EventStreams:
         self._slots = slots
         self._tokens = tokens
         self.keepalive = KEEPALIVE
+        self._ending = asyncio.Event()
+
+    def end(self) -> None:
+        """End every stream, those open and those opened from now on (see the module doc)."""
+        self._ending.set()
 
     async def ended(self, request: FollowEvents) -> bool:
         """The execution is terminal and has no event after ``after_seq``: a stream would
@@ -101,7 +132,7 @@ class EventStreams:
             sub = opening.enter_context(self._hub.subscribe(request.id))
             stack.push(opening.pop_all())
         items = self._one(request.id, request.after_seq, sub)
-        return EventStream(self._while_allowed(items, request.credential), stack)
+        return EventStream(self._while_allowed(items, request.credential), stack, self._ending)
 
     async def follow_all(self, request: FollowAllEvents) -> EventStream:
         """Open a live tail of every execution's events (or one workflow's)."""
@@ -111,7 +142,7 @@ class EventStreams:
             sub = opening.enter_context(self._hub.subscribe(None))
             stack.push(opening.pop_all())
         items = self._all(request.workflow, sub)
-        return EventStream(self._while_allowed(items, request.credential), stack)
+        return EventStream(self._while_allowed(items, request.credential), stack, self._ending)
 
     async def _while_allowed(
         self, items: AsyncIterator[StreamItem], credential: str | None

@@ -2,9 +2,10 @@
 process unless ``--no-workers``.
 
 FastAPI and uvicorn are imported inside the command: every other command starts
-without them. SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight
-finish (up to :data:`GRACE` seconds), drains the worker (running steps finish or are
-handed back, as ``flowledger worker`` does) and exits 0.
+without them. SIGTERM (or Ctrl-C) stops accepting connections, ends the event streams
+(clients reconnect), lets requests in flight finish (up to :data:`GRACE` seconds),
+drains the worker (running steps finish or are handed back, as ``flowledger worker``
+does) and exits 0.
 
 Tokens: on a loopback host a database without tokens gets a hint how to create one;
 on any other host ``serve`` refuses to start without one (exit 2): an API reachable
@@ -40,7 +41,8 @@ from flowledger.runtime.engine import default_db_url
 from flowledger.worker.watchdog import watch_loop
 from flowledger.worker.worker import Worker, WorkerOptions
 
-#: Seconds that requests in flight (long polls, streams) get to finish after SIGTERM.
+#: Seconds that requests in flight (long polls) get to finish after SIGTERM; event streams
+#: end at once.
 GRACE = 30
 log = logging.getLogger("flowledger.serve")
 
@@ -124,6 +126,7 @@ def serve(
 
             def stop() -> None:
                 server.should_exit = True
+                application.streams.end()  # they never finish by themselves
                 if worker is not None:
                     worker.stop()
 
