@@ -798,9 +798,11 @@ def test_a_boolean_where_a_number_goes_is_refused() -> None:
             steps:
               - {id: x, type: sys.no_action}
           - {id: kid, type: sys.sub_workflow, input: {workflow: other, version: false}}
+          - {id: again, type: sys.no_action, retry: {max_attempts: true}}
         """
     found = problems(text)
-    assert [p.split(": ", 1)[1] for p in found] == [
+    assert sorted(p.split(": ", 1)[1] for p in found) == [
+        "step 'again': retry.max_attempts: must be a number, not true",
         "step 'each': input.concurrency: must be a number, not true",
         "step 'kid': input.version: must be a number, not false",
     ], found

@@ -197,7 +197,9 @@ class _Compiler:
 
     def _parse_spec(self) -> WorkflowSpec:
         try:
-            return WorkflowSpec.model_validate(self.source.data)
+            # A stored version is read as it was accepted (numbers.LENIENT).
+            lenience = None if checking_new() else LENIENT
+            return WorkflowSpec.model_validate(self.source.data, context=lenience)
         except ValidationError as exc:
             locations = []
             for error in plain_errors(exc.errors()):

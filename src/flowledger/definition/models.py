@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowledger.definition.strictness import checking_new
 from flowledger.durations import Duration
+from flowledger.numbers import NumbersNotBooleans
 
 STEP_ID_PATTERN = r"^[a-z_][a-z0-9_]*$"
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -22,7 +23,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class RetryPolicy(_Frozen):
+class RetryPolicy(_Frozen, NumbersNotBooleans):
     """How a failing step is attempted again; delays grow from initial_delay to max_delay."""
 
     max_attempts: int = Field(3, ge=1, le=1000)
