@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from flowledger import DefinitionError, StepContext, StepRegistry, step_type
 from flowledger.definition.compiler import load_workflow_text
@@ -27,9 +27,20 @@ async def ping(data: PingInput, ctx: StepContext) -> PingOutput:
     return PingOutput(pong=data.target, count=1)
 
 
+class AliasedInput(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    body_text: str = Field(alias="bodyText")
+
+
+@step_type("acme.aliased")
+async def aliased(data: AliasedInput, ctx: StepContext) -> PingOutput:
+    return PingOutput(pong=data.body_text, count=1)
+
+
 def _registry() -> StepRegistry:
     registry = StepRegistry.with_builtins()
     registry.register(ping)
+    registry.register(aliased)
     return registry
 
 
@@ -826,3 +837,24 @@ def test_a_condition_that_names_itself_as_a_branch_is_told_so_at_the_entry() -> 
     assert found == [
         "wf.yaml:7:12: step 'c2': else[0]: a condition cannot be its own 'else' branch"
     ]
+
+
+def test_a_model_that_takes_fields_by_name_too_has_them_known_by_name() -> None:
+    """Known only by their aliases, ``body_text`` was refused ("did you mean 'bodyText'")
+    for a model with populate_by_name, which pydantic takes."""
+    for name in ("body_text", "bodyText"):
+        compile_yaml(
+            f"""
+            name: by-name
+            steps:
+              - {{id: a, type: acme.aliased, input: {{{name}: hi}}}}
+            """
+        )
+    found = problems(
+        """
+        name: by-name
+        steps:
+          - {id: a, type: acme.aliased, input: {body_text: hi, bdy_text: x}}
+        """
+    )
+    assert len(found) == 1 and "unknown input field 'bdy_text'" in found[0], found

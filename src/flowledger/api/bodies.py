@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
 
 from flowledger.app import StartExecution
 from flowledger.errors import InvalidInputError
+from flowledger.numbers import NumbersNotBooleans
 
 
 async def text_body(request: Request, what: str) -> str:
@@ -22,7 +23,9 @@ async def text_body(request: Request, what: str) -> str:
         raise InvalidInputError(f"{what} must be UTF-8 text") from None
 
 
-class Body(BaseModel):
+class Body(NumbersNotBooleans):
+    # NumbersNotBooleans: this face parses a body before the request does, and lax
+    # pydantic made "version": true a 1 here, out of the request's sight.
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 

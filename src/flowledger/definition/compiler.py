@@ -299,10 +299,10 @@ class _Compiler:
                         key=error["type"] == "extra_forbidden",
                     )
             if held is None:  # "forbid" was pydantic's to report
-                self._report_unknown_fields(step, raw, fields, input_path)
+                self._report_unknown_fields(step, model, raw, fields, input_path)
             return
         if held in (None, "forbid"):
-            self._report_unknown_fields(step, raw, fields, input_path)
+            self._report_unknown_fields(step, model, raw, fields, input_path)
         for name, field in fields.items():
             if name not in raw:
                 if field.is_required():
@@ -328,10 +328,20 @@ class _Compiler:
                     )
 
     def _report_unknown_fields(
-        self, step: StepSpec, raw: Mapping[str, Any], fields: Mapping[str, Any], where: Path
+        self,
+        step: StepSpec,
+        model: type[BaseModel],
+        raw: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        where: Path,
     ) -> None:
+        # A model that takes its fields by name too (populate_by_name, validate_by_name)
+        # takes ``body_text`` for a field whose alias is ``bodyText``.
+        config = model.model_config
+        by_name = config.get("populate_by_name") or config.get("validate_by_name")
+        names = set(model.model_fields) if by_name else set()
         for name in raw:
-            if name not in fields:
+            if name not in fields and name not in names:
                 known = ", ".join(fields) or "none"
                 self.report(
                     f"unknown input field '{name}' for {step.type}"
