@@ -73,6 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             headers = {k.lower(): v for k, v in self.headers.items()}
             echo = {"method": self.command, "path": url.path, "query": query}
+            echo["rawQuery"] = url.query  # as sent, not decoded
             self._json(200, {**echo, "headers": headers, "body": body})
         elif url.path == "/encode":
             text = raw.decode()

@@ -13,7 +13,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -140,6 +140,26 @@ class HttpRequestOutput(BaseModel):
     bodyEncoding: Literal["base64"] | None = None
 
 
+def _with_query(url: httpx.URL, query: Mapping[str, Any]) -> httpx.URL:
+    """``url`` with ``query`` added after its own query string, which is kept byte for
+    byte (a pre-signed URL's signature covers it: re-encoding ``%20`` as ``+`` broke it).
+    httpx's ``params=`` replaced the URL's query, and dropped ``?api-version=…`` unsaid.
+    A name in both is refused: which one the receiver reads is its own choice."""
+    import httpx
+
+    if not query:
+        return url
+    both = sorted(set(url.params.keys()) & set(query))
+    if both:
+        raise StepError(
+            f"query names {', '.join(map(repr, both))}, which the url's own query string "
+            "has too; give each parameter in one place",
+            retryable=False,
+        )
+    added = str(httpx.QueryParams(query)).encode("ascii")
+    return url.copy_with(query=url.query + b"&" + added if url.query else added)
+
+
 async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequestOutput:
     """Send one HTTP request; succeed on 2xx or a status listed in ``ok_status``."""
     import httpx
@@ -156,11 +176,7 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         content = "null"
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
-    url = httpx.URL(data.url)
-    if data.query:
-        # Added to the URL's own query, a key in both taking ``query``'s values: httpx's
-        # ``params=`` replaces the URL's query, and dropped ``?api-version=…`` unsaid.
-        url = url.copy_merge_params(data.query)
+    url = _with_query(httpx.URL(data.url), data.query)
     request = ctx.http.build_request(
         data.method,
         url,
