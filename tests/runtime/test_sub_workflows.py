@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from flowledger import Engine, StepRegistry
 from flowledger.config import Limits, Settings
@@ -472,6 +475,28 @@ async def test_a_child_not_yet_written_does_not_count_as_waiting_for_a_person(
     for _ in range(6):  # it depended on when the children's signals arrived
         doc = await asyncio.wait_for(engine.run(workflow), 20)
         assert (doc["runtimeStatus"], doc["pendingInputs"]) == ("Completed", [])
+
+
+NEEDS_A_SECRET = """
+name: needs-a-secret
+steps:
+  - id: call
+    type: sys.http_request
+    input: {url: "http://127.0.0.1:9/x", headers: {X-Key: "{{ secrets.API_KEY }}"}}
+"""
+
+
+async def test_a_child_that_cannot_run_here_does_not_hold_run_for_ever(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's secrets file could not be read: the child stopped with the error, and
+    the parent waited for it for ever (``flowledger run`` hung). It returns, unfinished,
+    for a worker that can run the child."""
+    await engine.push(engine.load_text(NEEDS_A_SECRET))
+    monkeypatch.setenv("FLOWLEDGER_SECRETS_FILE", str(tmp_path / "missing.env"))
+    parent = "name: calls-it\nsteps:\n  - {id: kid, type: sys.sub_workflow, input: {workflow: needs-a-secret}}\n"
+    doc = await asyncio.wait_for(engine.run(engine.load_text(parent)), 20)
+    assert doc["runtimeStatus"] == "InProgress"
 
 
 SLOW_CHILD = """

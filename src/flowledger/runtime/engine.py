@@ -821,6 +821,9 @@ class Engine:
                 child_id,
                 extra=log_extra("run_child", child_id),
             )
+            # Nothing here runs that child now, so the parent would wait for it for ever
+            # (`run` hung): it finishes what is running and returns, left for a worker.
+            parent.drain()
         finally:
             parent.poke()
 
