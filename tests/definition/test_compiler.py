@@ -27,9 +27,15 @@ async def ping(data: PingInput, ctx: StepContext) -> PingOutput:
     return PingOutput(pong=data.target, count=1)
 
 
+class Address(BaseModel):
+    street: str = ""
+    city: str = ""
+
+
 class AliasedInput(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     body_text: str = Field(alias="bodyText")
+    address: Address | None = None
 
 
 @step_type("acme.aliased")
@@ -858,3 +864,20 @@ def test_a_model_that_takes_fields_by_name_too_has_them_known_by_name() -> None:
         """
     )
     assert len(found) == 1 and "unknown input field 'bdy_text'" in found[0], found
+
+
+def test_a_nested_models_unknown_field_is_refused_too() -> None:
+    """A typo'd ``cty`` in a plugin input's nested model left ``city`` empty, unsaid."""
+    for value in ("x", "'{{ input.c }}'"):
+        found = problems(
+            f"""
+            name: nested
+            steps:
+              - {{id: a, type: acme.aliased, input: {{body_text: hi, address: {{cty: {value}}}}}}}
+            """
+        )
+        assert len(found) == 1, found
+        assert (
+            "input.address: unknown field 'cty' for acme.aliased; did you mean 'city'?"
+            in (found[0])
+        )

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
@@ -303,7 +304,12 @@ class _Compiler:
             return
         if held in (None, "forbid"):
             self._report_unknown_fields(step, model, raw, fields, input_path)
-        for name, field in fields.items():
+        config = model.model_config
+        by_name = config.get("populate_by_name") or config.get("validate_by_name")
+        for attribute, field in model.model_fields.items():
+            name = field.alias or attribute
+            if name not in raw and by_name and attribute in raw:
+                name = attribute  # given by its name, which the model takes too
             if name not in raw:
                 if field.is_required():
                     self.report(
@@ -315,12 +321,12 @@ class _Compiler:
                 continue
             # The field alone: the model's own validator (a boolean for a number) does
             # not run here, so its rule is asked apart.
-            refused = boolean_refusal(model, name, value) if lenience is None else None
+            refused = boolean_refusal(model, attribute, value) if lenience is None else None
             if refused is not None:
                 self.report(refused, (*input_path, name), step.id)
                 continue
             try:
-                _field_adapter(model, name).validate_python(value)
+                _field_adapter(model, field.alias or attribute).validate_python(value)
             except ValidationError as exc:
                 for error in plain_errors(exc.errors()):
                     self.report(
@@ -334,21 +340,37 @@ class _Compiler:
         raw: Mapping[str, Any],
         fields: Mapping[str, Any],
         where: Path,
+        nested: bool = False,
     ) -> None:
         # A model that takes its fields by name too (populate_by_name, validate_by_name)
         # takes ``body_text`` for a field whose alias is ``bodyText``.
         config = model.model_config
         by_name = config.get("populate_by_name") or config.get("validate_by_name")
-        names = set(model.model_fields) if by_name else set()
-        for name in raw:
-            if name not in fields and name not in names:
+        by_attribute = model.model_fields if by_name else {}
+        for name, value in raw.items():
+            field = fields.get(name) or by_attribute.get(name)
+            if field is None:
                 known = ", ".join(fields) or "none"
+                what = "field" if nested else "input field"
                 self.report(
-                    f"unknown input field '{name}' for {step.type}"
+                    f"unknown {what} '{name}' for {step.type}"
                     f"{did_you_mean(str(name), fields)} (its fields: {known})",
                     (*where, name),
                     step.id,
                     key=True,
+                )
+                continue
+            # A nested model of a plugin's input is held to its fields the same way (a
+            # typo'd ``cty`` left ``city`` empty); one that allows extras says so.
+            inner = _model_of(field.annotation)
+            if (
+                inner is not None
+                and isinstance(value, Mapping)
+                and inner.model_config.get("extra") is None
+            ):
+                inner_fields = {(f.alias or n): f for n, f in inner.model_fields.items()}
+                self._report_unknown_fields(
+                    step, inner, value, inner_fields, (*where, name), nested=True
                 )
 
     def _check_initial_values(self, spec: WorkflowSpec) -> None:
@@ -636,6 +658,16 @@ def _item_model(annotation: Any) -> Any:
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             return inner
     return annotation
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (``Address``, ``Address | None``), if it is one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    branches = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(branches) == 1 and typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return _model_of(branches[0])
+    return None
 
 
 @functools.cache
