@@ -30,6 +30,7 @@ from flowledger.app.hooks import ReceiveHook
 from flowledger.app.models import GetWorkflowVersion, TriggerWorkflow
 from flowledger.app.views import DefinitionGraph
 from flowledger.errors import DefinitionError
+from flowledger.types import ExecutionDocument
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.runtime.support import running_worker, wait_until
 
@@ -192,25 +193,34 @@ async def test_cancelling_a_finished_execution_is_a_conflict(app: App, hello_fil
     assert waited["runtimeStatus"] == "Completed"
 
 
-async def test_a_settled_cancel_also_cancels_the_children_nobody_runs(app: App) -> None:
-    """Children parked waiting for a person are cancelled by the command, like their
-    parent, not left AwaitingUserInput until a worker comes by."""
-    child = """
-name: ask_each
+ASK_OR_FAIL = """
+name: ask_or_fail
 steps:
   - {id: ask, type: sys.wait_for_input, input: {prompt: "ok {{ input.n }}?"}}
+  - {id: bad, type: sys.fail, when: "{{ steps.ask.output == 0 }}", input: {message: zero}}
 """
-    parent = """
-name: ask_all
+ASK_BOTH = """
+name: ask_both
 steps:
   - id: kids
     type: sys.sub_workflow
-    input: {workflow: ask_each, items: [1, 2], input: {n: "{{ loop.kids.item }}"}}
+    input: {workflow: ask_or_fail, items: [1, 2], input: {n: "{{ loop.kids.item }}"}}
 """
-    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=child)]))
-    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=parent)]))
-    waiting = await app.executions.run(RunExecution(workflow="ask_all"))
+
+
+async def _two_children_waiting(app: App) -> ExecutionDocument:
+    """A parent run here until its two children wait for a person."""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASK_OR_FAIL)]))
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASK_BOTH)]))
+    waiting = await app.executions.run(RunExecution(workflow="ask_both"))
     assert waiting["runtimeStatus"] == "AwaitingUserInput"
+    return waiting
+
+
+async def test_a_settled_cancel_also_cancels_the_children_nobody_runs(app: App) -> None:
+    """Children parked waiting for a person are cancelled by the command, like their
+    parent, not left AwaitingUserInput until a worker comes by."""
+    waiting = await _two_children_waiting(app)
     cancelled = await app.executions.cancel(CancelExecution(id=waiting["id"], settle=True))
     assert cancelled["runtimeStatus"] == "Cancelled"
     children = await app.executions.list(ListExecutions(parent_id=waiting["id"]))
@@ -223,22 +233,7 @@ async def test_an_answer_that_fails_the_parent_cancels_the_siblings_nobody_runs(
     """The parent failed with its child, and told the other child to cancel; nobody ran
     that one, so it stayed listed AwaitingUserInput (its cancel pending) until a worker
     came by, where ``cancel`` of the parent cancels it in the command."""
-    child = """
-name: ask_or_fail
-steps:
-  - {id: ask, type: sys.wait_for_input, input: {prompt: "ok {{ input.n }}?"}}
-  - {id: bad, type: sys.fail, when: "{{ steps.ask.output == 0 }}", input: {message: zero}}
-"""
-    parent = """
-name: ask_both
-steps:
-  - id: kids
-    type: sys.sub_workflow
-    input: {workflow: ask_or_fail, items: [1, 2], input: {n: "{{ loop.kids.item }}"}}
-"""
-    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=child)]))
-    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=parent)]))
-    waiting = await app.executions.run(RunExecution(workflow="ask_both"))
+    waiting = await _two_children_waiting(app)
     first, second = (await app.executions.list(ListExecutions(parent_id=waiting["id"]))).items
     answer = SubmitInput(id=first["id"], step="ask", data=0, settle=True)
     assert (await app.executions.submit_input(answer))["runtimeStatus"] == "Failed"

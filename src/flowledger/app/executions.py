@@ -326,11 +326,10 @@ class Executions:
         for input) are cancelled here too, as ``cancel`` does, not left listed as
         AwaitingUserInput until a worker runs."""
         root_id = document.get("rootWorkflowExecutionId") or document["id"]
-        if root_id == document["id"]:
-            root = document
-        else:
-            root = await self._engine.store.get_execution(root_id) or {}
-        status = root.get("runtimeStatus") or root.get("runtime_status")
+        status = document["runtimeStatus"]
+        if root_id != document["id"]:
+            root = await self._engine.store.get_execution(root_id)
+            status = root["runtime_status"] if root is not None else None
         if status is not None and ExecutionStatus(status).terminal:
             await self._settle_children(root_id)
 

@@ -277,8 +277,7 @@ class _Compiler:
         if not isinstance(raw, Mapping):
             self.report("input must be a mapping of field names to values", input_path, step.id)
             return
-        # Documents use a field's alias when it has one (``json`` for ``json_``).
-        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+        fields = _document_fields(model)
         # A model that says nothing of extra fields (pydantic ignores them; a plugin's
         # input model, as the README writes one) is held to its fields as the built-ins
         # are: ``fial: true`` for ``fail`` validated and ran as if unwritten. A model that
@@ -286,7 +285,7 @@ class _Compiler:
         # A rule for new definitions only (definition.strictness): a stored version with
         # such a field was accepted, and must still compile to run.
         extra = model.model_config.get("extra")
-        held = "ignore" if extra is None and not checking_new() else extra
+        extra_rule = "ignore" if extra is None and not checking_new() else extra
         lenience = None if checking_new() else LENIENT  # booleans as numbers (numbers.py)
         if not _has_template(raw):
             try:
@@ -299,13 +298,12 @@ class _Compiler:
                         step.id,
                         key=error["type"] == "extra_forbidden",
                     )
-            if held is None:  # "forbid" was pydantic's to report
-                self._report_unknown_fields(step, model, raw, fields, input_path)
+            if extra_rule is None:  # "forbid" was pydantic's to report
+                self._report_unknown_fields(step, model, raw, input_path)
             return
-        if held in (None, "forbid"):
-            self._report_unknown_fields(step, model, raw, fields, input_path)
-        config = model.model_config
-        by_name = config.get("populate_by_name") or config.get("validate_by_name")
+        if extra_rule in (None, "forbid"):
+            self._report_unknown_fields(step, model, raw, input_path)
+        by_name = _takes_names(model)
         for attribute, field in model.model_fields.items():
             name = field.alias or attribute
             if name not in raw and by_name and attribute in raw:
@@ -338,15 +336,11 @@ class _Compiler:
         step: StepSpec,
         model: type[BaseModel],
         raw: Mapping[str, Any],
-        fields: Mapping[str, Any],
         where: Path,
         nested: bool = False,
     ) -> None:
-        # A model that takes its fields by name too (populate_by_name, validate_by_name)
-        # takes ``body_text`` for a field whose alias is ``bodyText``.
-        config = model.model_config
-        by_name = config.get("populate_by_name") or config.get("validate_by_name")
-        by_attribute = model.model_fields if by_name else {}
+        fields = _document_fields(model)
+        by_attribute = model.model_fields if _takes_names(model) else {}
         for name, value in raw.items():
             field = fields.get(name) or by_attribute.get(name)
             if field is None:
@@ -368,10 +362,7 @@ class _Compiler:
                 and isinstance(value, Mapping)
                 and inner.model_config.get("extra") is None
             ):
-                inner_fields = {(f.alias or n): f for n, f in inner.model_fields.items()}
-                self._report_unknown_fields(
-                    step, inner, value, inner_fields, (*where, name), nested=True
-                )
+                self._report_unknown_fields(step, inner, value, (*where, name), nested=True)
 
     def _check_initial_values(self, spec: WorkflowSpec) -> None:
         """``variables`` and ``context`` are values, set before anything runs: a template
@@ -658,6 +649,18 @@ def _item_model(annotation: Any) -> Any:
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             return inner
     return annotation
+
+
+def _document_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the names documents use: a field's alias when it has one
+    (``json`` for ``json_``)."""
+    return {(f.alias or name): f for name, f in model.model_fields.items()}
+
+
+def _takes_names(model: type[BaseModel]) -> bool:
+    """The model takes its fields by name too (``body_text`` for alias ``bodyText``)."""
+    config = model.model_config
+    return bool(config.get("populate_by_name") or config.get("validate_by_name"))
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

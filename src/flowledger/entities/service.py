@@ -191,7 +191,7 @@ class EntityService:
             before=before,
         )
         type_row = await self._type_row(entity_type)
-        _check_kinds(entity_type, query.conditions, json.loads(type_row["json_schema"]))
+        _check_filter_kinds(entity_type, query.conditions, json.loads(type_row["json_schema"]))
         rows, total = await self.store.query_entities(query)
         more = query.offset + len(rows) < total
         if newest_first:
@@ -510,7 +510,7 @@ def parse_filter(filter: Mapping[str, Any]) -> tuple[FieldCondition, ...]:
     return tuple(conditions)
 
 
-def _check_kinds(
+def _check_filter_kinds(
     entity_type: str, conditions: Sequence[FieldCondition], schema: Mapping[str, Any]
 ) -> None:
     """Refuse a condition whose value is text where the type's schema makes the field a
@@ -519,13 +519,14 @@ def _check_kinds(
     text) found no entity without a word."""
     for condition in conditions:
         kinds = _schema_kinds(schema, condition.path)
-        wanted = None
         if kinds and kinds <= {"number", "integer"}:
             wanted = "a number"
         elif kinds == {"string"}:
             wanted = "text"
+        else:
+            continue  # the schema says nothing certain: any value may match
         values = condition.value if isinstance(condition.value, tuple) else (condition.value,)
-        for value in values if wanted is not None else ():
+        for value in values:
             given = "text" if isinstance(value, str) else None
             if isinstance(value, int | float) and not isinstance(value, bool):
                 given = "a number"
