@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,16 @@ async def new_execution(store: Store, **overrides: Any) -> str:
     row = execution_row(**overrides)
     await store.create_execution(row, [])
     return str(row["id"])
+
+
+async def leased_execution(
+    store: Store, owner: str = "w", lease: timedelta = timedelta(minutes=5)
+) -> tuple[str, int]:
+    """A new execution leased to ``owner``: its id and lease epoch."""
+    execution_id = await new_execution(store)
+    epoch = await store.acquire_lease(execution_id, owner, lease)
+    assert epoch is not None
+    return execution_id, epoch
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,17 +10,14 @@ import pytest
 from flowledger.errors import LeaseLostError, StorageError
 from flowledger.storage import Batch
 from flowledger.storage.sql import SQLStore
-from tests.storage.conftest import event_row, new_execution, step_row
+from tests.storage.conftest import event_row, leased_execution, new_execution, step_row
 
 LEASE = timedelta(minutes=5)
 GONE = timedelta(seconds=-1)
 
 
 async def _owned(store: SQLStore) -> tuple[str, int]:
-    execution_id = await new_execution(store)
-    epoch = await store.acquire_lease(execution_id, "w", LEASE)
-    assert epoch is not None
-    return execution_id, epoch
+    return await leased_execution(store, "w", LEASE)
 
 
 def _round(execution_id: str, epoch: int, **steps: object) -> Batch:

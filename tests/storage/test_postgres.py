@@ -17,7 +17,7 @@ from flowledger.storage import Batch, open_store
 from flowledger.storage.postgres import PostgresStore
 from flowledger.storage.sql import SQLStore
 from tests.pg import PASSWORD, PASSWORD_USER, Cluster
-from tests.storage.conftest import event_row, new_execution, step_row
+from tests.storage.conftest import event_row, leased_execution, new_execution, step_row
 
 LEASE = timedelta(minutes=5)
 
@@ -154,9 +154,7 @@ async def test_the_heartbeat_meets_a_cut_connection_as_a_storage_error(pg_url: s
     store = open_store(pg_url)
     try:
         await store.initialize()
-        execution_id = await new_execution(store)
-        epoch = await store.acquire_lease(execution_id, "me", LEASE)
-        assert epoch is not None
+        execution_id, epoch = await leased_execution(store, "me", LEASE)
         renew = functools.partial(store.renew_leases, "me", {execution_id: epoch}, LEASE)
         _cut_every_connection(pg_url)
         with pytest.raises(
@@ -246,9 +244,7 @@ async def test_a_round_meets_a_database_down_as_a_storage_error(pg_url: str) -> 
     store = open_store(pg_url)
     try:
         await store.initialize()
-        execution_id = await new_execution(store)
-        epoch = await store.acquire_lease(execution_id, "w", LEASE)
-        assert epoch is not None
+        execution_id, epoch = await leased_execution(store, "w", LEASE)
         batch = Batch(
             execution_id,
             epoch,
