@@ -512,3 +512,25 @@ async def test_the_log_names_a_subscription_by_id_and_origin_never_its_whole_url
         assert secret not in text
     (line,) = [r.getMessage() for r in caplog.records if "attempt 1" in r.getMessage()]
     assert f"(subscription {sub['id']}) to {origin}/…, attempt 1: the receiver answered 503" in line
+
+
+async def test_a_stop_hands_back_an_attempt_that_never_started(app: App, hook: Receiver) -> None:
+    """An attempt's task cancelled before it first ran never ran its body, which is where
+    a stop handed the delivery back: it stayed claimed until its lease lapsed (40 s), and
+    another worker found nothing to send meanwhile."""
+    sub = await app.subscriptions.create(
+        CreateSubscription(url=hook.url, events=["execution.completed"])
+    )
+    await run(app, OK)
+    duty = DeliveryDuty(app.engine)
+    await duty.run_once()  # claims it and makes its attempt's task, not yet run
+    await duty.stop()
+    [delivery] = (
+        await app.subscriptions.deliveries(ListDeliveries(subscription_id=sub["id"]))
+    ).items
+    assert (delivery["status"], delivery["lastError"]) == (
+        "pending",
+        "the worker stopped during the attempt",
+    )
+    assert await DeliveryDuty(app.engine).deliver_pending() == 1  # due at once, claimable
+    assert sorted(hook.accepted.values()) == [1]

@@ -87,8 +87,9 @@ class DeliveryDuty:
         self.engine = engine
         self.schedule = schedule or engine.settings.deliveries
         self.lease = self.schedule.timeout + LEASE_MARGIN
-        #: Attempts in flight, a task each (run_once does not wait for them).
-        self._sending: set[asyncio.Task[None]] = set()
+        #: Attempts in flight, a task each, and the delivery each sends (run_once does
+        #: not wait for them).
+        self._sending: dict[asyncio.Task[None], ClaimedDelivery] = {}
 
     async def run_once(self) -> float:
         room = BATCH - len(self._sending)
@@ -97,21 +98,36 @@ class DeliveryDuty:
         claimed = await self.engine.store.claim_deliveries(self.engine.owner, room, self.lease)
         for delivery in claimed:
             task = asyncio.create_task(self._attempt(delivery), name=f"delivery {delivery.id}")
-            self._sending.add(task)
+            self._sending[task] = delivery
             task.add_done_callback(self._ended)
         if not claimed:
             return 1.0
         return 0.0 if len(claimed) == room else 0.1
 
     async def stop(self) -> None:
-        """Cancel the attempts in flight: each hands its delivery back, due at once."""
-        sending = list(self._sending)
+        """Cancel the attempts in flight and hand their deliveries back, due at once.
+        Here, not only in the attempt: a task cancelled before it first ran never runs
+        its body, and its delivery stayed claimed until the lease lapsed (40 s)."""
+        sending = dict(self._sending)
         for task in sending:
             task.cancel()
         await asyncio.gather(*sending, return_exceptions=True)
+        for task, delivery in sending.items():
+            if task.cancelled():  # one handed back already is no longer ours: a no-op
+                await self._hand_back(delivery)
+
+    async def _hand_back(self, delivery: ClaimedDelivery) -> None:
+        await self.engine.store.finish_delivery(
+            delivery,
+            self.engine.owner,
+            delivered=False,
+            status_code=None,
+            error="the worker stopped during the attempt",
+            retry_in=timedelta(0),
+        )
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
+        self._sending.pop(task, None)
         exc = None if task.cancelled() else task.exception()
         if exc is None:
             return
@@ -168,15 +184,7 @@ class DeliveryDuty:
         except asyncio.CancelledError:
             # The worker stops: hand the delivery back now (due at once), not when the
             # claim's lease lapses. The receiver may have it already: at least once.
-            handed_back = self.engine.store.finish_delivery(
-                delivery,
-                self.engine.owner,
-                delivered=False,
-                status_code=None,
-                error="the worker stopped during the attempt",
-                retry_in=timedelta(0),
-            )
-            await asyncio.shield(handed_back)
+            await asyncio.shield(self._hand_back(delivery))
             raise
         delivered = error is None
         retry_in = None
