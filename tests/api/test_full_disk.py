@@ -48,3 +48,7 @@ async def test_a_new_database_on_a_full_disk_answers_storage_unavailable(tmp_pat
                 said = started.json()["error"]["message"]
                 assert said.endswith("database or disk is full"), said  # not SQLAlchemy's text
                 assert (await http.get("/api/v1/workflows/hello")).status_code == 200
+                # Reads answer, but a node whose writes fail is not ready (it said "ready").
+                ready = await http.get("/readyz")
+                assert ready.status_code == 503, ready.text
+                assert "cannot take writes" in ready.json()["error"]["message"]

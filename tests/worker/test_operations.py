@@ -14,8 +14,10 @@ import pytest
 from flowledger import Engine, StepRegistry
 from flowledger.config import Settings
 from flowledger.errors import StorageError
+from flowledger.storage import migrations
 from flowledger.worker.duties import EVERY, RetentionDuty
 from flowledger.worker.worker import Worker, WorkerOptions
+from tests.revisions import set_revision
 
 FAST = WorkerOptions(concurrency=2, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05)
 QUICK = "name: quick\nsteps: [{id: a, type: sys.transform, input: {value: 1}}]\n"
@@ -76,6 +78,7 @@ class _Flaky:
     ``error``, as every duty does while the database is down."""
 
     name = "flaky"
+    paced = False
 
     def __init__(self, failing: int, error: Exception | None = None) -> None:
         self.failing = failing
@@ -245,3 +248,41 @@ def _a_plugin_whose_model_changed(name: str) -> tuple[StepRegistry, StepRegistry
     registry.register(as_pushed)
     newer.register(changed)
     return registry, newer
+
+
+async def test_a_worker_stops_when_a_newer_build_migrates_its_database(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker left on the old build by a rolling upgrade went on claiming and writing
+    rows of the old shape into the new schema, saying nothing. It now stops, and says why
+    (the command exits non-zero with it)."""
+    caplog.set_level(logging.ERROR, logger="flowledger.worker.worker")
+    async with Engine(db_url) as engine:
+        waiting = await engine.start(engine.load_text(QUICK))
+        set_revision(db_url, "9999")
+        worker = Worker(engine, FAST)
+        async with asyncio.timeout(20):
+            await worker.run()  # returns by itself
+        assert worker.stopped_because is not None
+        assert "revision 9999" in worker.stopped_because
+        assert any("stopping: " in r.getMessage() for r in caplog.records)
+        set_revision(db_url, migrations.HEAD)
+        assert (await engine.store.get_execution(waiting)) is not None
+
+
+async def test_paced_duties_keep_their_own_pace(db_url: str) -> None:
+    """The duty loop capped every delay at ``max_duty_wait`` (1 s): the retention duty,
+    which asks for five minutes, ran every second."""
+    async with Engine(db_url) as engine:
+        worker = Worker(engine, dataclasses.replace(FAST, max_duty_wait=0.05))
+        paced = _Flaky(failing=0)
+        paced.paced = True
+        unpaced = _Flaky(failing=0)
+        worker.duties = [paced, unpaced]
+        duties = asyncio.create_task(worker._run_duties())
+        async with asyncio.timeout(20):
+            while len(unpaced.calls) < 4:
+                await asyncio.sleep(0.01)
+        duties.cancel()
+        await asyncio.gather(duties, return_exceptions=True)
+    assert len(paced.calls) == 1

@@ -223,11 +223,12 @@ class App:
         await self.close()
 
     async def ping(self) -> None:
-        """Readiness: the database answers a query (StorageError when it does not). The
-        store reads its clock once more on a connection the database dropped (a
-        restart): one such answer took a node out of its load balancer for nothing."""
+        """Readiness: StorageError, saying why, unless the database answers, has the schema
+        this build uses, and takes writes (probed when one failed lately: see
+        storage.readiness). A connection the database dropped (a restart) is read on once
+        more first: one such answer took a node out of its load balancer for nothing."""
         try:
-            await self.engine.store.db_now()
+            await self.engine.store.check_ready()
         except StorageError:  # the database's condition, in the store's words
             raise
         except SQLAlchemyError as exc:  # any other failure of the query: not ready either

@@ -255,6 +255,8 @@ def worker(
             )
             freeze_heap()  # else each full collection walks the start-up heap: 30-50 ms stalls
             await runner.run()
+            if runner.stopped_because is not None:  # said in the log as it stopped
+                fail(f"worker stopped: {runner.stopped_because}", EXIT_FAILED)
             logging.getLogger("flowledger.worker").info(
                 "worker stopped; %d executions ended in it (the unfinished were handed back)",
                 runner.completed,

@@ -134,6 +134,8 @@ def serve(
                 watchdog.handle_stops(stop)
                 freeze_heap()  # full collections walked the whole start-up heap: 80-240 ms stalls
                 working = asyncio.create_task(worker.run()) if worker is not None else None
+                if working is not None:  # a worker that stops by itself ends the server too
+                    working.add_done_callback(lambda _: stop())
                 try:
                     await server.serve()
                 except SystemExit:  # uvicorn exits when it cannot bind
@@ -147,6 +149,8 @@ def serve(
                         spans.shutdown()  # flushes the spans still batched
                 if not server.started:
                     fail(f"could not listen on {host}:{port}", EXIT_FAILED)
+                if worker is not None and worker.stopped_because is not None:
+                    fail(f"stopped: {worker.stopped_because}", EXIT_FAILED)
 
     call(go)
 

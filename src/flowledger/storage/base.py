@@ -20,6 +20,7 @@ from flowledger.storage.gauges import GaugeStore
 from flowledger.storage.jobs import JobStore
 from flowledger.storage.pruning import PruneStore
 from flowledger.storage.pushes import PushStore
+from flowledger.storage.readiness import ReadinessStore
 from flowledger.storage.schedules import ScheduleStore
 from flowledger.storage.sizes import SizeStore
 from flowledger.storage.steplogs import StepLogStore
@@ -157,6 +158,7 @@ class Store(
     PushStore,
     PruneStore,
     SizeStore,
+    ReadinessStore,
     ABC,
 ):
     """What the runtime and the faces need from a database."""

@@ -63,6 +63,7 @@ from flowledger.storage.leasegroup import LeaseGroup, LeaseWork, skip_slots
 from flowledger.storage.leasesql import SQLLeaseGroupStore
 from flowledger.storage.pruning import SQLPruneStore
 from flowledger.storage.pushes import SQLPushStore
+from flowledger.storage.readiness import SQLReadinessStore
 from flowledger.storage.schedules import SQLScheduleStore
 from flowledger.storage.schema import (
     UTCDateTime,
@@ -120,6 +121,7 @@ class SQLStore(
     SQLPushStore,
     SQLPruneStore,
     SQLSizeStore,
+    SQLReadinessStore,
     Store,
 ):
     """A store on one SQLAlchemy engine. Method bodies run off the event loop (storage.lanes):

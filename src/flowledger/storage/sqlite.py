@@ -300,10 +300,10 @@ class SQLiteStore(SQLStore):
             row = driver.execute(*statement).fetchone()
         return None if row is None else str(row[0])
 
-    def _trouble(self, exc: BaseException) -> bool:
+    def _is_trouble(self, exc: BaseException) -> bool:
         # sqlite3 raises OperationalError for mistakes in SQL too (no such table, a syntax
         # error): its result code tells the file's and the machine's conditions apart.
-        return super()._trouble(exc) and _sqlite_code(exc) in _TROUBLE_CODES
+        return super()._is_trouble(exc) and _sqlite_code(exc) in _TROUBLE_CODES
 
     def _inline_read(self, job: Callable[[], object]) -> object:
         """A ``@point_read`` (one row by primary key) right here on the loop, when it
@@ -540,7 +540,7 @@ class SQLiteStore(SQLStore):
 
 #: SQLite's answers for a lock it would have waited for (extended codes share these low bits).
 _WAIT_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-#: Its answers about the file and the machine, not the statement (SQLiteStore._trouble).
+#: Its answers about the file and the machine, not the statement (SQLiteStore._is_trouble).
 _TROUBLE_CODES = (
     *_WAIT_CODES,
     sqlite3.SQLITE_NOMEM,

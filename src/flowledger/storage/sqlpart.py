@@ -4,6 +4,7 @@ and the two decorators that run a method's body off the event loop (see storage.
 from __future__ import annotations
 
 import functools
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -226,11 +227,24 @@ class SQLPart(ABC):
     #: (PEP 249's OperationalError and InterfaceError of ``Engine.dialect.loaded_dbapi``).
     _driver_trouble: tuple[type[Exception], ...] = ()
 
+    #: When a call last failed for the database's condition (``time.monotonic()``), and
+    #: what the driver said: readiness probes with a write while it is recent
+    #: (storage.readiness).
+    _last_trouble: tuple[float, str] | None = None
+
     def _trouble(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is the database's condition, not a mistake (DatabaseTrouble):
-        SQLAlchemy's OperationalError and InterfaceError, or the driver's own. PostgreSQL
-        raises those for its conditions only (connections, resources, a shutdown); a
-        dialect whose driver says more with them narrows this (SQLiteStore)."""
+        """Whether ``exc``, a call's failure, is the database's condition, not a mistake
+        (DatabaseTrouble); noted for readiness when it is."""
+        if not self._is_trouble(exc):
+            return False
+        self._last_trouble = (time.monotonic(), driver_message(exc))
+        return True
+
+    def _is_trouble(self, exc: BaseException) -> bool:
+        """``_trouble``'s rule: SQLAlchemy's OperationalError and InterfaceError, or the
+        driver's own. PostgreSQL raises those for its conditions only (connections,
+        resources, a shutdown); a dialect whose driver says more with them narrows this
+        (SQLiteStore)."""
         return isinstance(exc, (OperationalError, InterfaceError, *self._driver_trouble))
 
     def _inline_read(self, job: Callable[[], object]) -> object:

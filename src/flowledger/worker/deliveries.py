@@ -82,6 +82,7 @@ def retry_delay(
 
 class DeliveryDuty:
     name = "deliveries"
+    paced = False
 
     def __init__(self, engine: Engine, schedule: DeliverySchedule | None = None) -> None:
         self.engine = engine

@@ -23,6 +23,10 @@ ROUND_BATCHES = 10
 
 class Duty(Protocol):
     name: str
+    #: Whether the delay ``run_once`` returns is the duty's own pace, kept as it is. Else
+    #: the worker looks again within ``max_duty_wait`` whatever it said (a schedule or a
+    #: subscription added by another process is seen within that).
+    paced: bool
 
     async def run_once(self) -> float:
         """Do what is due now; return how many seconds until it wants to run again."""
@@ -35,6 +39,7 @@ class RetentionDuty:
     batches per round, so a large backlog never holds the worker's duties up for long."""
 
     name = "retention"
+    paced = True
 
     def __init__(self, engine: Engine, retention: timedelta, *, every: float = EVERY) -> None:
         self.engine = engine
@@ -59,6 +64,7 @@ class DeadHoldersDuty:
     only this host can see its processes."""
 
     name = "dead-holders"
+    paced = True
 
     def __init__(
         self, engine: Engine, on_freed: Callable[[], None], *, every: float = DEAD_HOLDERS_EVERY
@@ -87,4 +93,36 @@ class DeadHoldersDuty:
                 extra=log_extra("free_dead_holders", count=freed),
             )
             self.on_freed()
+        return self.every
+
+
+#: Seconds between two looks at the database's schema revision.
+SCHEMA_WATCH_EVERY = 30.0
+
+
+class SchemaWatchDuty:
+    """Stops a worker whose build no longer matches the database's schema: a newer
+    flowledger migrated it while this one ran (a rolling upgrade that missed a process).
+    This build's SQL would write rows of the old shape, so ``on_changed`` (the worker's
+    stop, with the reason) ends its claims; a restart on the new build carries on.
+    One short read every ``every`` seconds."""
+
+    name = "schema-watch"
+    paced = True
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_changed: Callable[[str], None],
+        *,
+        every: float = SCHEMA_WATCH_EVERY,
+    ) -> None:
+        self.engine = engine
+        self.on_changed = on_changed
+        self.every = every
+
+    async def run_once(self) -> float:
+        problem = await self.engine.store.schema_problem()
+        if problem is not None:
+            self.on_changed(problem)
         return self.every

@@ -63,6 +63,7 @@ class _Subscriber:
 
 class EntityDispatcher:
     name = "entity_dispatch"
+    paced = False
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

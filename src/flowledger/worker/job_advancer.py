@@ -25,6 +25,7 @@ BUSY, IDLE = 0.1, 1.0
 
 class JobAdvancer:
     name = "jobs"
+    paced = False
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

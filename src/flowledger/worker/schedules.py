@@ -75,6 +75,7 @@ class Scheduler:
     """Fires the schedule triggers of every pushed workflow; safe on any number of workers."""
 
     name = "schedules"
+    paced = False
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
 from flowledger.worker.deliveries import DeliveryDuty
-from flowledger.worker.duties import DeadHoldersDuty, Duty, RetentionDuty
+from flowledger.worker.duties import DeadHoldersDuty, Duty, RetentionDuty, SchemaWatchDuty
 from flowledger.worker.entity_dispatch import EntityDispatcher
 from flowledger.worker.job_advancer import JobAdvancer
 from flowledger.worker.schedules import Scheduler
@@ -77,7 +77,11 @@ class Worker:
             self.job_advancer,
             self.deliveries,
             DeadHoldersDuty(engine, self.wake),
+            SchemaWatchDuty(engine, self._schema_changed),
         ]
+        #: Why the worker stopped by itself (its build no longer fits the database), for
+        #: the command to exit non-zero with; None when it was asked to stop.
+        self.stopped_because: str | None = None
         #: Duties to run before their time (a job run whose workflow ended here), and
         #: the event that tells the duty loop so.
         self._duties_due: set[Duty] = set()
@@ -107,6 +111,12 @@ class Worker:
         """Run ``duty`` at once rather than at the time it asked for."""
         self._duties_due.add(duty)
         self._duty_wake.set()
+
+    def _schema_changed(self, problem: str) -> None:
+        if self.stopped_because is None:
+            log.error("stopping: %s", problem, extra=log_extra("schema_changed", problem=problem))
+            self.stopped_because = problem
+        self.stop()
 
     def _lost(self, execution_id: str) -> None:
         task = self.active.get(execution_id)
@@ -218,7 +228,9 @@ class Worker:
                         extra=log_extra("run_duty", duty=duty.name),
                     )
                     failures[index] = 0
-                next_run[index] = loop.time() + max(0.05, min(delay, self.options.max_duty_wait))
+                if not duty.paced:
+                    delay = min(delay, self.options.max_duty_wait)
+                next_run[index] = loop.time() + max(0.05, delay)
             pause = max(0.0, min(next_run.values()) - loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._duty_wake.wait(), pause)

@@ -28,7 +28,8 @@ async def healthz() -> Health:
 @router.api_route(
     "/readyz",
     methods=["GET", "HEAD"],
-    summary="Readiness: the database answers (no token); 503 when it does not",
+    summary="Readiness: the database answers, with this build's schema, and takes writes "
+    "(no token); 503 when not",
     responses={503: ERROR_RESPONSES[503]},
 )
 async def readyz(app: AppDep) -> Health:

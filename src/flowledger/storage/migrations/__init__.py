@@ -70,6 +70,27 @@ def current_revision(conn: Connection) -> str | None:
     return str(found) if found is not None else None
 
 
+def revision_problem(found: str | None) -> str | None:
+    """Why a process of this build must not use a database at revision ``found``, in a
+    sentence; None when ``found`` is this build's ``HEAD``."""
+    if found == HEAD:
+        return None
+    if found is None:
+        return (
+            "the database has no flowledger schema revision any more "
+            "(emptied or replaced since this process opened it)"
+        )
+    if found in revisions():
+        return (
+            f"the database's schema is at revision {found}, older than this flowledger's "
+            f"{HEAD}: upgrade the database (flowledger db upgrade)"
+        )
+    return (
+        f"the database's schema is at revision {found}, which this flowledger (at {HEAD}) "
+        "does not know: a newer flowledger migrated it; upgrade flowledger"
+    )
+
+
 def revisions() -> list[str]:
     """Every revision id, oldest first, read from the scripts' names (``vNNNN_what.py``)."""
     scripts = (Path(__file__).parent / "versions").glob("v[0-9][0-9][0-9][0-9]_*.py")
@@ -108,10 +129,7 @@ def upgrade(conn: Connection, target: str = "head", *, replay: bool = False) -> 
         try:
             ScriptDirectory.from_config(config).get_revision(current)
         except CommandError as exc:
-            raise StorageError(
-                f"the database has schema revision {current!r}, which this version of "
-                "flowledger does not know (a newer flowledger created it); upgrade flowledger"
-            ) from exc
+            raise StorageError(str(revision_problem(current))) from exc
     command.upgrade(config, target)
     return applied
 
