@@ -145,6 +145,9 @@ class Codec:
         #: What is left of a value once its whole spellings are replaced (secretparts).
         self._parts: list[tuple[SecretParts[str], str]] = []
         self._byte_parts: list[tuple[SecretParts[bytes], bytes]] = []
+        #: Counts the secret values added: text dumped under an older count may hold one
+        #: unredacted (runtime.variables keeps texts and dumps them again when it moved).
+        self.secrets_added = 0
         for name, value in (secrets or {}).items():
             self.add_secret(name, value)
 
@@ -161,6 +164,7 @@ class Codec:
         self._add(value, placeholder(name))
 
     def _add(self, value: str, mark: str) -> None:
+        self.secrets_added += 1
         self._replacements.extend((text, mark) for text in spellings(value))
         # Longest first, so a value containing another is replaced whole.
         self._replacements.sort(key=lambda pair: len(pair[0]), reverse=True)

@@ -69,6 +69,8 @@ class Journal:
         #: The instant of the round's last event: the execution's last activity.
         self._latest: datetime | None = None
         self._execution: dict[str, Any] = {}
+        #: Columns of the execution's row computed when the round commits.
+        self._at_commit: dict[str, Callable[[], Any]] = {}
         #: The step that started last (the execution's ``current_state_name``).
         self.state_name: str | None = None
         #: Progress recorded but not yet on the execution's row, and when it is due there.
@@ -112,6 +114,12 @@ class Journal:
 
     def set_execution(self, **columns: Any) -> None:
         self._execution.update(columns)
+
+    def set_execution_at_commit(self, column: str, value: Callable[[], Any]) -> None:
+        """``column`` of the execution's row takes ``value()``, called when this round
+        commits: what changes many times in a round (the variables, by the steps of a
+        concurrent loop) is serialized once."""
+        self._at_commit[column] = value
 
     def release_lease(self) -> None:
         """The execution ends in this round, and its lease with it: the round's fenced
@@ -168,6 +176,7 @@ class Journal:
             self._dirty
             or self._events
             or self._execution
+            or self._at_commit
             or links.create_executions
             or links.signals
             or links.consumed_signals
@@ -193,6 +202,10 @@ class Journal:
         # The round's last event is its last activity (one clock read and one instant
         # to convert fewer); a round without events reads the clock.
         execution = batch.execution = self._execution  # a new dict after each commit
+        if self._at_commit:
+            for column, value in self._at_commit.items():
+                execution[column] = value()
+            self._at_commit = {}
         latest = self._latest or self.clock.now()
         if execution or self._progress_is_due(latest):
             execution["event_seq"] = self.seq
