@@ -173,6 +173,16 @@ class InvalidInputError(InputError):
         where = format_path(self.field_path)
         super().__init__(f"{where}: {message}" if where else message)
 
+    def renamed(self, field: str, name: str) -> InvalidInputError:
+        """This error with the request's field ``field`` called ``name``: what a face
+        calls it where it took the value from (an HTTP header, ``Idempotency-Key``)."""
+
+        def called(path: Path) -> Path:
+            return (name, *path[1:]) if path[:1] == (field,) else path
+
+        problems = [(called(path), message) for path, message in self.problems]
+        return InvalidInputError(self.message, called(self.field_path), problems=problems)
+
 
 def _least_wait(value: object) -> timedelta | None:
     """A StepError's ``retry_after`` as a wait, or None when it is no usable one (NaN,
@@ -314,6 +324,9 @@ def field_message(error: Mapping[str, Any]) -> str:
     given = error.get("input")
     shows_input = "input" in error and kind not in ("missing", "extra_forbidden")
     got = f", not {shown(given)}" if shows_input else ""
+    if kind in _TIMES:  # pydantic's reason is worth keeping: "month ... outside 1-12"
+        reason = ctx.get("error")
+        return "must be a time (2026-11-29T10:00:00Z)" + got + (f": {reason}" if reason else "")
     if kind in _KINDS:
         return _KINDS[kind] + got
     if kind in ("literal_error", "enum"):
@@ -366,10 +379,9 @@ _KINDS = {
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
-    "datetime_type": "must be a time (2026-11-29T10:00:00Z)",
-    "datetime_parsing": "must be a time (2026-11-29T10:00:00Z)",
     "url_parsing": "must be a URL",
 }
+_TIMES = frozenset({"datetime_type", "datetime_parsing", "datetime_from_date_parsing"})
 _BOUNDS = {
     "greater_than_equal": ("ge", "must be at least"),
     "greater_than": ("gt", "must be more than"),

@@ -92,6 +92,10 @@ def test_a_stream_follows_an_execution_live_and_resumes_exactly(server: Server) 
         assert ended.status_code == 204
         bad = client.get(url, headers={**SSE, "Last-Event-ID": "x"})
         assert bad.status_code == 422
+        said = bad.json()["error"]["message"]
+        assert said == "Last-Event-ID: must be the seq of an event of this execution", said
+        huge = client.get(url, headers={**SSE, "Last-Event-ID": "9" * 23})  # it said "after"
+        assert huge.json()["error"]["message"].startswith("Last-Event-ID: must be at most")
         assert client.get("/api/v1/executions/nope/events", headers=SSE).status_code == 404
 
 

@@ -136,7 +136,10 @@ def test_a_start_with_an_idempotency_key_starts_once(service: Service) -> None:
         listed = http.get("/api/v1/executions", params={"workflow": name}).json()["items"]
         assert len(listed) == 2
         long_key = {"Idempotency-Key": "k" * 161}
-        error(http.post(url, json={"input": {"who": "Ada"}}, headers=long_key), 422)
+        too_long = error(http.post(url, json={"input": {"who": "Ada"}}, headers=long_key), 422)
+        # Named as the client sent it, a header (it said "idempotencyKey", a body field).
+        assert too_long["message"] == "Idempotency-Key: must have at most 160 characters, not 161"
+        assert too_long["details"]["field_path"] == ["Idempotency-Key"]
         # Two keys: the first was taken silently; now neither, and nothing starts.
         two = [("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")]
         found = error(http.post(url, json={"input": {"who": "Ada"}}, headers=two), 400)
@@ -262,7 +265,8 @@ def test_list_filters_and_get(service: Service) -> None:
         )
         assert after.json()["items"] == []
         assert error(http.get("/api/v1/executions", params={"status": "Bogus"}), 422)
-        assert error(http.get("/api/v1/executions", params={"createdAfter": "yesterday"}), 422)
+        said = error(http.get("/api/v1/executions", params={"createdAfter": "yesterday"}), 422)
+        assert said["message"].startswith("createdAfter: must be a time (2026-11-29T10:00:00Z)")
         error(http.get("/api/v1/executions/no-such-id"), 404)
         error(http.get(f"/api/v1/executions/{doc['id']}", params={"wait": 61}), 422)
 

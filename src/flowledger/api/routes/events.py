@@ -75,11 +75,15 @@ async def execution_events(
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
             raise InvalidInputError(
-                "Last-Event-ID must be the seq of an event of this execution",
-                ("Last-Event-ID",),
+                "must be the seq of an event of this execution", ("Last-Event-ID",)
             )
         after = int(last_event_id)
-    request = FollowEvents(id=id, after_seq=after, caller=caller.name, credential=caller.credential)
+    try:
+        request = FollowEvents(
+            id=id, after_seq=after, caller=caller.name, credential=caller.credential
+        )
+    except InvalidInputError as exc:  # the seq came in the header, if there was one
+        raise exc if last_event_id is None else exc.renamed("after", "Last-Event-ID") from None
     if await app.streams.ended(request):
         return Response(status_code=204)
     stream = await app.streams.follow(request)

@@ -16,6 +16,7 @@ from flowledger.app import (
     ExecutionDocument,
     GetWorkflow,
     GetWorkflowVersion,
+    InvalidInputError,
     ListWorkflows,
     Page,
     PushWorkflows,
@@ -121,7 +122,10 @@ async def start_execution(
     ] = None,
 ) -> Response:
     # api.hot answers the plainest of these before routing, with the same two calls.
-    request = body.request(name, caller.created_by, idempotency_key)
+    try:
+        request = body.request(name, caller.created_by, idempotency_key)
+    except InvalidInputError as exc:  # the key is a header: say so by its name
+        raise exc.renamed("idempotencyKey", "Idempotency-Key") from None
     return render(await app.executions.start(request), 201)
 
 
