@@ -83,6 +83,21 @@ async def test_a_wait_that_times_out_returns_the_current_document(
     assert waited["id"] == doc["id"]
 
 
+async def test_a_stopping_server_answers_its_long_polls_at_once(app: App, hello_file: str) -> None:
+    """SIGTERM ended the event streams, but a long poll (``?wait=`` up to 60 s) held the
+    server's shutdown until its wait was over. Ending the waits answers it as things are;
+    a wait asked for after that does not wait."""
+    doc = await app.executions.start(StartExecution(workflow=hello_file))
+    waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30)))
+    await _waiting(app)
+    app.end_waits()
+    async with asyncio.timeout(10):  # a bound against hanging (RECHECK is 120 s here)
+        assert (await waiter)["runtimeStatus"] == "NotStarted"
+        later = await app.executions.get(GetExecution(id=doc["id"], wait=30))
+    assert later["runtimeStatus"] == "NotStarted"
+    assert app.changes.watching == 0
+
+
 async def test_waits_per_caller_are_limited(app: App, hello_file: str) -> None:
     app.slots.limits = Limits(max_waits=1)
     doc = await app.executions.start(StartExecution(workflow=hello_file, input={"name": "C"}))

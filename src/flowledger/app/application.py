@@ -236,6 +236,12 @@ class App:
 
             raise StorageError(f"the database does not answer: {driver_message(exc)}") from None
 
+    def end_waits(self) -> None:
+        """The server stops: end every event stream and answer every long poll now, as
+        things are (clients reconnect, to another node or to this one once it is back)."""
+        self.changes.end_waits()
+        self.streams.end()
+
     def on_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever this application makes work claimable."""
         self._wakers.append(callback)

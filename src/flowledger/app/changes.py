@@ -76,6 +76,8 @@ class ChangeHub(BaseObserver):
         self._pump: asyncio.Task[None] | None = None
         self._outbox: dict[str, Change] = {}
         self._flush: asyncio.Task[None] | None = None
+        #: The server stops: every wait answers now, as things are (``end_waits``).
+        self.ending = False
 
     @property
     def feed(self) -> ChangeFeed:
@@ -97,6 +99,15 @@ class ChangeHub(BaseObserver):
         self._pump = self._flush = None
         if self._feed is not None:
             await self._feed.close()
+
+    def end_waits(self) -> None:
+        """Wake every waiter for good: the server is stopping, and a long poll must not
+        hold its shutdown for the rest of its wait (up to a minute). Waits that begin
+        after this do not wait."""
+        self.ending = True
+        for subs in (self._all, *self._by_id.values()):
+            for sub in subs:
+                sub._event.set()
 
     def _observe(self) -> None:
         if not self._observing:

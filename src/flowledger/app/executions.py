@@ -245,7 +245,7 @@ class Executions:
         deadline = loop.time() + request.wait
         with self._slots.take("wait", request.caller), self._hub.subscribe(request.id) as sub:
             row = await self._row(request.id)  # anything since the first read
-            while not _settled(row):
+            while not _settled(row) and not self._hub.ending:
                 left = deadline - loop.time()
                 if left <= 0:
                     break

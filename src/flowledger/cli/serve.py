@@ -126,7 +126,7 @@ def serve(
 
             def stop() -> None:
                 server.should_exit = True
-                application.streams.end()  # they never finish by themselves
+                application.end_waits()  # streams never finish by themselves; polls wait
                 if worker is not None:
                     worker.stop()
 
