@@ -106,3 +106,30 @@ def test_without_the_packages_serve_says_how_to_install_them(
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with pytest.raises(TracingUnavailable, match=r"pip install 'flowledger\[otel\]'"):
         otlp_processor()
+
+
+def test_a_stopping_process_gives_a_collector_that_does_not_answer_a_bounded_flush(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no collector, the exporter retried the spans still batched for its whole
+    timeout (10 s) after a `flowledger run` had finished: stop_spans cuts it short."""
+    import socket
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from flowledger.api.tracing import stop_spans
+
+    with socket.socket() as taken:  # a port nothing listens on: connections are refused
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{port}/v1/traces")
+    processor = otlp_processor()
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with provider.get_tracer("test").start_as_current_span("one"):
+        pass
+    stop_spans(processor, within=0.2)  # well before the exporter's first retry ends
+    said = " ".join(r.getMessage() for r in caplog.records)
+    # The exporter's own words for a retry (or a batch) cut short by the shutdown; without
+    # the bound it retried until "Failed to export ... due to timeout".
+    assert "aborting retry" in said or "already shutdown, ignoring batch" in said, said

@@ -18,6 +18,8 @@ caller gives one (tests: a ``SimpleSpanProcessor`` over an ``InMemorySpanExporte
 
 from __future__ import annotations
 
+import threading
+import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,12 @@ if TYPE_CHECKING:
 INSTALL = "pip install 'flowledger[otel]'"
 #: Executions whose start this process saw, remembered until their end (bounded).
 MAX_OPEN = 10_000
+#: Seconds a stopping process gives the spans still batched to reach the collector. The
+#: exporter retries a collector that does not answer for up to its timeout (10 s): a
+#: `flowledger run` with no collector took 12 s to exit.
+EXIT_FLUSH = 3.0
+#: The exporter behind each processor ``otlp_processor`` made (to cut its retries short).
+_EXPORTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class TracingUnavailable(RuntimeError):
@@ -55,7 +63,37 @@ def otlp_processor() -> SpanProcessor:
             f"FLOWLEDGER_OTEL=1 needs the OpenTelemetry SDK and OTLP exporter ({exc.name} is "
             f"missing): {INSTALL}"
         ) from None
-    return BatchSpanProcessor(OTLPSpanExporter())
+
+    class Exporter(OTLPSpanExporter):
+        """Shut down once, quietly: ``stop_spans`` may have done it before the processor."""
+
+        _stopped = False
+
+        def shutdown(self) -> None:
+            if not self._stopped:
+                self._stopped = True
+                super().shutdown()  # type: ignore[no-untyped-call]
+
+    exporter = Exporter()
+    processor = BatchSpanProcessor(exporter)
+    _EXPORTERS[processor] = exporter
+    return processor
+
+
+def stop_spans(processor: SpanProcessor, within: float = EXIT_FLUSH) -> None:
+    """Flush the spans still batched and shut ``processor`` down, giving a collector that
+    does not answer ``within`` seconds: then the exporter stops retrying (those spans are
+    lost, as the exporter's own log says) and the process exits."""
+    exporter = _EXPORTERS.get(processor)
+    timer = None if exporter is None else threading.Timer(within, exporter.shutdown)
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        processor.shutdown()
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def trace_engine(engine: Engine, processor: SpanProcessor | None = None) -> SpanProcessor:

@@ -199,10 +199,11 @@ def traced(application: App) -> Callable[[], None] | None:
     Without the OpenTelemetry SDK: exit 2 saying what to install."""
     if not application.engine.settings.otel:
         return None
-    from flowledger.api.tracing import TracingUnavailable, trace_engine
+    from flowledger.api.tracing import TracingUnavailable, stop_spans, trace_engine
 
     try:
-        return trace_engine(application.engine).shutdown
+        processor = trace_engine(application.engine)
+        return lambda: stop_spans(processor)
     except TracingUnavailable as exc:
         fail(str(exc), EXIT_INVALID)
 

@@ -146,7 +146,9 @@ def serve(
                         await working
                     spans = getattr(api.state, "span_processor", None)
                     if spans is not None:
-                        spans.shutdown()  # flushes the spans still batched
+                        from flowledger.api.tracing import stop_spans
+
+                        stop_spans(spans)  # flushes the spans still batched (bounded)
                 if not server.started:
                     fail(f"could not listen on {host}:{port}", EXIT_FAILED)
                 if worker is not None and worker.stopped_because is not None:
