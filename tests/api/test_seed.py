@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from flowledger.app import App, ListStates, RetryExecution, SubmitInput
+from flowledger.app import App, ListStates, RerunExecution, RetryExecution, SubmitInput
 from tests.api.serve import Server, served
 
 ID = {"type": "string", "minLength": 1}
@@ -203,6 +203,26 @@ async def test_a_retry_is_a_new_pass(db_url: str) -> None:
     assert [s["stage"]["name"] for s in second] == ["boom"]
     assert second[0]["exception"] is True
     assert uuid.UUID(second[0]["id"]) != uuid.UUID(first[2]["id"])
+
+
+async def test_a_rerun_s_states_start_from_its_reused_steps(db_url: str) -> None:
+    """A rerun's stages started from the definition's initial variables, as if its reused
+    steps had set nothing, and each reused step was a stage that never ended."""
+    async with App(db_url) as app:
+        workflow = app.engine.load_text(FAILING, "flaky.yaml")
+        execution_id = await app.engine.start(workflow, {}, hold=True)
+        await app.engine.drive(execution_id)
+        again = await app.executions.rerun(
+            RerunExecution(id=execution_id, from_step="boom", settle=True)
+        )
+        states = await app.seed.states(ListStates(id=again["id"]))
+    for state in states:
+        check(STATE_SCHEMA, state)
+    assert [s["stage"]["name"] for s in states] == ["count", "note", "boom"]
+    assert all(s["stage"]["endedAt"] is not None for s in states)
+    assert [s["exception"] for s in states] == [False, False, True]
+    assert states[0]["stage"]["variables"] == {"tries": 1, "notes": ["a"]}
+    assert states[2]["stage"]["variables"] == {"tries": 1, "notes": ["a", "b"]}
 
 
 PLUGIN = """

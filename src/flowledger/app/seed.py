@@ -19,7 +19,8 @@ the workflow in that pass: ``tasks`` are its step execution ids (several for a s
 loop or retried within the pass), ``startedAt``/``endedAt`` the first start and the last
 end in epoch milliseconds (``endedAt`` null while it runs), ``variables`` the user
 variables as of the stage's end (the workflow's initial variables, then each completed
-variable-setting step's value in commit order), ``exception`` whether its last attempt in
+variable-setting step's value in commit order; a rerun's reused steps, which its
+``step.reused`` events record at its start, count as completed then), ``exception`` whether its last attempt in
 the pass failed. Ids are stable: uuid5 of (execution, pass) and (execution, pass, step).
 """
 
@@ -64,7 +65,9 @@ OUR_STATUS: dict[str, str] = {seed: ours for ours, seed in SEED_STATUS.items()}
 #: The namespace of the instance-state ids (uuid5).
 STATE_NAMESPACE = uuid.UUID("6f1c1f0e-6b1e-5c8e-9d53-1f0c6c1e7a11")
 
-_ENDS = {"step.completed", "step.failed", "step.cancelled", "step.disabled"}
+_ENDS = {"step.completed", "step.failed", "step.cancelled", "step.disabled", "step.reused"}
+#: A step that ended with its output: a rerun's reused step is one, copied at its start.
+_DONE = {"step.completed", "step.reused"}
 
 
 def run_document(doc: ExecutionDocument) -> WorkflowRunDocument:
@@ -184,13 +187,13 @@ def build_states(
         stage = stages.setdefault((pass_no, step_id), _Stage(pass_no, step_id))
         if run_id not in stage.tasks:
             stage.tasks.append(run_id)
-        if event["kind"] == "step.started" and stage.started is None:
+        if event["kind"] in ("step.started", "step.reused") and stage.started is None:
             stage.started = at
         stage.last = at
         if event["kind"] in _ENDS:
             stage.ended = at
             stage.failed = event["kind"] == "step.failed"
-            if event["kind"] == "step.completed" and step_id in setters:
+            if event["kind"] in _DONE and step_id in setters:
                 out = outputs.get(run_id)
                 if isinstance(out, dict) and "name" in out:
                     name = out["name"]
