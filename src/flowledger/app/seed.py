@@ -20,8 +20,9 @@ loop or retried within the pass), ``startedAt``/``endedAt`` the first start and 
 end in epoch milliseconds (``endedAt`` null while it runs), ``variables`` the user
 variables as of the stage's end (the workflow's initial variables, then each completed
 variable-setting step's value in commit order; a rerun's reused steps, which its
-``step.reused`` events record at its start, count as completed then), ``exception`` whether its last attempt in
-the pass failed. Ids are stable: uuid5 of (execution, pass) and (execution, pass, step).
+``step.reused`` events record at its start, count as completed then), ``exception``
+whether its last attempt in the pass failed. Ids are stable: uuid5 of (execution, pass)
+and (execution, pass, step).
 """
 
 from __future__ import annotations
