@@ -3,6 +3,7 @@ updates, the actions by role, the console, escaping, CSRF and CSP."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import textwrap
 from collections.abc import Callable, Iterator
@@ -506,3 +507,98 @@ def test_long_names_do_not_widen_the_pages(pages: Pages, ui: Service) -> None:
     page.goto("/executions")
     row = page.locator(f'tr[data-execution="{execution_id}"] a.name')
     assert row.get_attribute("title") == name and row.inner_text() == name
+
+
+TYPING = """
+name: {name}
+steps:
+  - id: ask
+    type: sys.wait_for_input
+    after: []
+    input:
+      prompt: "A note, while the ticker runs"
+      schema:
+        type: object
+        properties: {{note: {{type: string}}, count: {{type: integer}}}}
+        required: [note]
+  - id: ticker
+    type: sys.loop
+    after: []
+    input: {{items: "{{{{ range(40) | list }}}}", concurrency: 1}}
+    steps:
+      - {{id: tick, type: sys.delay, input: {{duration: 200ms}}}}
+"""
+SWAPS = """() => {
+  window.swaps = 0;
+  document.addEventListener("htmx:afterSwap", () => window.swaps++);
+}"""
+
+
+def test_what_a_person_types_survives_live_refreshes(pages: Pages, ui: Service) -> None:
+    """While another branch ran, each live refresh (about 3 a second) replaced the waiting
+    step's form with an empty one: what a person typed was lost as they typed it."""
+    name = push(ui, TYPING)
+    with ui.client("operator") as http:
+        execution_id = start(http, name)["id"]
+    page = pages("operator")
+    page.goto(f"/executions/{execution_id}")
+    form = page.locator("#input-ask")
+    expect(form).to_be_visible()
+    page.evaluate(SWAPS)
+    form.locator("input[name=count]").fill("7")
+    note = form.locator("input[name=note]")
+    note.click()
+    text = "typed at a person's pace"
+    page.keyboard.type(text, delay=120)  # about 3 s: several refreshes meanwhile
+    assert page.evaluate("window.swaps") >= 2
+    expect(note).to_have_value(text)
+    expect(note).to_be_focused()
+    page.keyboard.press("Home")  # the caret stays where it is across refreshes
+    page.keyboard.type(">> ", delay=300)
+    expect(note).to_have_value(">> " + text)
+    expect(form.locator("input[name=count]")).to_have_value("7")
+    form.locator("button").click()
+    with ui.client("viewer") as http:
+        doc = terminal(http, execution_id)
+    outputs = {s["stepId"]: s["outputData"] for s in doc["steps"].values()}
+    assert outputs["ask"] == {"note": ">> " + text, "count": 7}
+
+
+RECORD = """() => {
+  window.refreshes = [];
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    if (e.detail.target && e.detail.target.id === "live-region")
+      window.refreshes.push({start: performance.now(), end: null});
+  });
+  document.addEventListener("htmx:afterSwap", () => {
+    const last = window.refreshes[window.refreshes.length - 1];
+    if (last && last.end === null) last.end = performance.now();
+  });
+}"""
+
+
+def test_live_refreshes_take_turns_and_slow_down_for_a_heavy_page(
+    pages: Pages, ui: Service
+) -> None:
+    """A running 1,500-step chain's page was fetched again at each change, each refresh
+    right behind the last however long it took: 16 of 4.5 MB in 20 s, the tab frozen
+    for seconds at a time. Now one at a time, after a pause of twice the last one's."""
+    chain = "".join(
+        f"  - {{{{id: s{i}, type: sys.delay, input: {{{{duration: 20ms}}}}}}}}\n"
+        for i in range(1000)
+    )
+    name = push(ui, "name: {name}\nsteps:\n" + chain)
+    with ui.client("operator") as http:
+        execution_id = start(http, name)["id"]
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    page.evaluate(RECORD)
+    page.wait_for_timeout(8000)
+    with ui.client("operator") as http:
+        assert http.post(f"/api/v1/executions/{execution_id}/cancel").status_code == 200
+    runs = page.evaluate("window.refreshes")
+    assert len(runs) >= 3, runs
+    for before, after in itertools.pairwise(runs):
+        took = before["end"] - before["start"]
+        assert after["start"] >= before["end"], runs  # never two at once
+        assert after["start"] - before["end"] >= max(250, 1.5 * took), runs

@@ -4,9 +4,17 @@
 (function () {
   var SVG = "http://www.w3.org/2000/svg";
   var source = null;
-  var timer = null;
+  var timer = null; /* a refresh waiting for its turn */
   var poller = null; /* set when the server refused the stream: refresh on a timer instead */
   var opened = null; /* data-key → open, of the details in the region being replaced */
+  var typed = null; /* what the reader typed in the region being replaced (see keepTyped) */
+  var inFlight = false; /* a refresh is under way: the next waits for it (never two at once) */
+  var again = false; /* a change came while one was under way: refresh once more after it */
+  /* The pause before a refresh: at least 300 ms (~3 a second), else twice what the last
+     one took (request, swap, graph drawn) up to 10 s, so a heavy page leaves the tab
+     responsive between refreshes, and one refresh stands for every change in the pause. */
+  var MIN_PAUSE = 300, MAX_PAUSE = 10000;
+  var pause = MIN_PAUSE;
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(SVG, name);
@@ -29,15 +37,13 @@
     if (source) source.close();
     var opening = new EventSource(url);
     source = opening;
-    opening.addEventListener("change", function () {
-      if (timer === null) timer = setTimeout(refresh, 300); /* at most ~3 refreshes a second */
-    });
+    opening.addEventListener("change", later);
     /* A refused stream (429: this token's streams are all in use, e.g. many open tabs)
        closes for good: the page still follows the execution, by refreshing every 2 s. */
     opening.addEventListener("error", function () {
       if (opening.readyState !== EventSource.CLOSED) return; /* a drop: the browser retries */
       if (source === opening) source = null;
-      if (poller === null) poller = setInterval(refresh, 2000);
+      if (poller === null) poller = setInterval(later, 2000);
     });
   }
 
@@ -52,16 +58,93 @@
 
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "hidden") { stopLive(); return; }
-    refresh();
+    refresh(); /* at once, unless one is under way (then once more after it) */
     startLive();
   });
 
+  /* Something changed: refresh after the pause; changes meanwhile share that refresh. */
+  function later() {
+    if (inFlight) { again = true; return; }
+    if (timer === null) timer = setTimeout(refresh, pause);
+  }
+
   function refresh() {
-    timer = null;
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    if (inFlight) { again = true; return; }
     var region = document.getElementById("live-region");
     if (!region || !window.htmx) return;
     var url = region.getAttribute("data-refresh");
-    if (url) window.htmx.ajax("GET", url, { target: "#live-region", swap: "outerHTML" });
+    if (!url) return;
+    inFlight = true;
+    again = false;
+    var began = Date.now();
+    var done = function () {
+      inFlight = false;
+      pause = Math.min(MAX_PAUSE, Math.max(MIN_PAUSE, 2 * (Date.now() - began)));
+      if (again) { again = false; later(); }
+    };
+    /* htmx's promise settles once the answer is swapped in (and afterSwap has run) */
+    window.htmx.ajax("GET", url, { target: "#live-region", swap: "outerHTML" }).then(done, done);
+  }
+
+  /* -- what the reader typed survives refreshes --
+     A refresh replaces the whole region, forms included (a waiting step's form, the
+     iteration picker). Each such form carries a stable data-key (a waiting form: its
+     step execution's id), as details[data-key] do: before a swap, the fields the reader
+     changed (value unlike the one the server rendered) are read by form key and field
+     name; after it they are written into the new form of the same key, and the field
+     that had focus gets its caret back. A form whose key is gone (the input was given
+     elsewhere) drops what was typed in it. Refreshes are not held back while someone
+     types: the status, graph and events keep following the execution. */
+  function edited(field) {
+    if (field.type === "checkbox" || field.type === "radio") return field.checked !== field.defaultChecked;
+    if (field.tagName === "SELECT") {
+      return Array.prototype.some.call(field.options, function (o) { return o.selected !== o.defaultSelected; });
+    }
+    return field.value !== field.defaultValue;
+  }
+
+  function readTyped(region) {
+    var found = { forms: {}, focus: null };
+    region.querySelectorAll("form[data-key]").forEach(function (form) {
+      var fields = {};
+      Array.prototype.forEach.call(form.elements, function (f) {
+        if (!f.name || f.type === "hidden" || f.type === "submit" || !edited(f)) return;
+        fields[f.name] = (f.type === "checkbox" || f.type === "radio") ? f.checked : f.value;
+      });
+      found.forms[form.getAttribute("data-key")] = fields;
+    });
+    var active = document.activeElement;
+    var owner = active && active.form;
+    if (owner && region.contains(owner) && owner.hasAttribute("data-key") && active.name) {
+      var caret = null;
+      try { caret = [active.selectionStart, active.selectionEnd, active.selectionDirection]; } catch (e) { caret = null; }
+      found.focus = { form: owner.getAttribute("data-key"), name: active.name, caret: caret };
+    }
+    return found;
+  }
+
+  function keepTyped(found) {
+    document.querySelectorAll("#live-region form[data-key]").forEach(function (form) {
+      var key = form.getAttribute("data-key");
+      var fields = found.forms[key];
+      if (!fields) return;
+      Object.keys(fields).forEach(function (name) {
+        var f = form.elements.namedItem(name);
+        if (!f || f.length !== undefined && f.tagName !== "SELECT") return; /* several of one name: not ours */
+        if (f.type === "checkbox" || f.type === "radio") f.checked = fields[name]; else f.value = fields[name];
+      });
+      var focus = found.focus;
+      if (focus && focus.form === key) {
+        var field = form.elements.namedItem(focus.name);
+        if (field && field.focus) {
+          if (document.activeElement !== field) field.focus({ preventScroll: true });
+          if (focus.caret && focus.caret[0] !== null) {
+            try { field.setSelectionRange(focus.caret[0], focus.caret[1], focus.caret[2] || "none"); } catch (e) { /* not a text field */ }
+          }
+        }
+      }
+    });
   }
 
   /* -- the graph -- */
@@ -214,3 +297,5 @@
     init();
   });
 })();
+    typed = readTyped(target);
+    if (typed) { keepTyped(typed); typed = null; }
