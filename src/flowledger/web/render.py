@@ -61,6 +61,27 @@ def readable(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+#: Graphs of more steps are not drawn in the browser (dagre lays a graph out by recursion,
+#: one level per rank: a chain of 2,500 steps ran out of Chromium's stack, while 2,000
+#: drew in about a second); the page says so instead and sends no graph to draw.
+MAX_DRAWN = 2000
+#: What the page's script reads of a graph node (views.GraphNode has more).
+_DRAWN_NODE = ("id", "label", "type", "status", "parent", "isLoop", "done", "total")
+
+
+def drawable(graph: Mapping[str, Any]) -> dict[str, Any]:
+    """A graph as the page's script draws it, with nothing it does not read: a 1,500-step
+    graph is sent again on each live refresh."""
+    nodes = []
+    for node in graph["nodes"]:
+        slim = {key: node[key] for key in _DRAWN_NODE}
+        if node["children"]:
+            slim["children"] = node["children"]
+        nodes.append(slim)
+    edges = [{k: v for k, v in edge.items() if v is not None} for edge in graph["edges"]]
+    return {**graph, "nodes": nodes, "edges": edges}
+
+
 env = Environment(
     loader=PackageLoader("flowledger.web", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -72,6 +93,8 @@ env.policies["json.dumps_function"] = lambda value, **kwargs: json.dumps(_visibl
 env.globals["flowledger_version"] = __version__
 env.globals["fields_of"] = fields_of
 env.globals["REFERENCE_KEY"] = REFERENCE_KEY
+env.globals["MAX_DRAWN"] = MAX_DRAWN
+env.filters["drawable"] = drawable
 #: An output offloaded to an artifact (too large for the data store): shown as a link.
 env.tests["artifact_reference"] = is_reference
 env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)

@@ -148,49 +148,99 @@
   }
 
   /* -- the graph -- */
-  function nodeSize(n) {
-    var text = Math.max(n.label.length, n.type.length, n.isLoop ? 12 : 0);
-    return { width: Math.max(110, text * 7.5 + 28), height: n.isLoop ? 54 : 46 };
+  /* A step's box fits its texts as drawn: their widths are measured in the page's own
+     fonts (a canvas, no layout), not guessed from their lengths ("sys.loop  1200/1200"
+     ran past its box). A loop's counter is sized for done = total, so the box, and the
+     layout, stay the same while it counts. Names past MAX_LABEL characters are cut
+     (the whole name is the box's tooltip and accessible name). */
+  var MAX_LABEL = 40;
+  var fonts = null;
+
+  function shortened(text) {
+    return text.length > MAX_LABEL ? text.slice(0, MAX_LABEL - 1) + "…" : text;
   }
 
-  /* dagre lays a graph out by recursion, one level per rank: a chain of 2,500 steps ran
-     out of Chromium's stack ("Maximum call stack size exceeded") while 2,000 drew, in
-     about a second. Past MAX_DRAWN it is not tried; a failure below it is told too. */
-  var MAX_DRAWN = 2000;
+  function subtitle(n, done) {
+    return n.type + (n.isLoop && n.total !== null ? "  " + done + "/" + n.total : "");
+  }
 
+  function measurer() {
+    if (fonts) return fonts;
+    var probe = el("svg", { "class": "graph-svg", width: 0, height: 0, "aria-hidden": "true" }, document.body);
+    probe.style.position = "absolute";
+    var g = el("g", { "class": "node" }, probe);
+    var font = function (node) {
+      var st = window.getComputedStyle(node);
+      return [st.fontStyle, st.fontWeight, st.fontSize, st.fontFamily].join(" ");
+    };
+    var label = font(el("text", { "class": "node-label" }, g));
+    var type = font(el("text", { "class": "node-type" }, g));
+    probe.remove();
+    var ctx = document.createElement("canvas").getContext("2d");
+    fonts = function (text, which) {
+      ctx.font = which === "label" ? label : type;
+      return ctx.measureText(text).width;
+    };
+    return fonts;
+  }
+
+  function nodeSize(n) {
+    var width = measurer();
+    var label = width(shortened(n.label), "label") + (n.children && n.children.length ? 60 : 0);
+    var sub = width(subtitle(n, n.total), "type");
+    return { width: Math.ceil(Math.max(110, label, sub) + 22), height: n.isLoop ? 54 : 46 };
+  }
+
+  /* A graph too large to lay out (more than render.MAX_DRAWN steps) comes without its
+     data, and the server says so; should dagre still fail on one, that is told too. */
   function undrawable(box, data, why) {
     var note = document.createElement("p");
     note.className = "graph-note";
     note.setAttribute("role", "note");
     note.textContent = "This graph has " + data.nodes.length + " steps, " + why + ". " +
       (data.execution
-        ? "Its steps are listed under Step attempts below, and by `flowledger executions show " + data.execution + " --all`."
+        ? "Its latest attempts are listed under Step attempts below, and all of them by `flowledger executions show " + data.execution + " --all`."
         : "Its steps are in the definition below.");
     box.appendChild(note);
   }
 
-  function drawGraph(box) {
-    var data = JSON.parse(box.getAttribute("data-graph"));
-    box.textContent = "";
-    if (!window.dagre || !data.nodes.length) return;
-    if (data.nodes.length > MAX_DRAWN) { undrawable(box, data, "too many to draw here"); return; }
+  /* The last layout, by the graph's shape: a live refresh brings the same graph with other
+     statuses, and laying out 1,500 steps again took the tab's main thread for a second
+     at each refresh; only the colours are drawn anew. */
+  var layout = { shape: null, graph: null };
+
+  function laidOut(data) {
+    var sizes = data.nodes.map(nodeSize);
+    var shape = JSON.stringify([data.nodes.map(function (n, i) {
+      return [n.id, n.parent, n.isLoop, sizes[i].width, sizes[i].height];
+    }), data.edges.map(function (e) { return [e.source, e.target, e.label]; })]);
+    if (layout.shape === shape) return layout.graph;
     var g = new window.dagre.graphlib.Graph({ compound: true, multigraph: false });
     g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 36, marginx: 12, marginy: 12 });
     g.setDefaultEdgeLabel(function () { return {}; });
     data.nodes.forEach(function (n) {
       if (n.isLoop) g.setNode("group:" + n.id, { label: n.id, clusterLabelPos: "top", paddingTop: 18 });
     });
-    data.nodes.forEach(function (n) {
-      var size = nodeSize(n);
-      g.setNode(n.id, { width: size.width, height: size.height, data: n });
+    data.nodes.forEach(function (n, i) {
+      g.setNode(n.id, { width: sizes[i].width, height: sizes[i].height });
       if (n.isLoop) g.setParent(n.id, "group:" + n.id);
       if (n.parent) {
         g.setParent(n.isLoop ? "group:" + n.id : n.id, "group:" + n.parent);
       }
     });
-    data.edges.forEach(function (e) { g.setEdge(e.source, e.target, { data: e, width: e.label ? 30 : 0, height: e.label ? 14 : 0 }); });
+    data.edges.forEach(function (e) { g.setEdge(e.source, e.target, { width: e.label ? 30 : 0, height: e.label ? 14 : 0 }); });
+    window.dagre.layout(g);
+    layout = { shape: shape, graph: g };
+    return g;
+  }
+
+  function drawGraph(box) {
+    var data = JSON.parse(box.getAttribute("data-graph"));
+    box.textContent = "";
+    if (!window.dagre || !data.nodes.length) return;
+    var g;
     try {
-      window.dagre.layout(g);
+      g = laidOut(data);
     } catch (problem) {
       undrawable(box, data, "too many to draw here (" + problem.message + ")");
       return;
@@ -208,13 +258,13 @@
       var label = el("text", { x: c.x - c.width / 2 + 8, y: c.y - c.height / 2 + 13, "class": "group-label" }, svg);
       label.textContent = "loop " + id.slice(6);
     });
-    g.edges().forEach(function (ref) {
-      var e = g.edge(ref);
+    data.edges.forEach(function (edge) {
+      var e = g.edge(edge.source, edge.target);
       var d = e.points.map(function (p, i) { return (i ? "L" : "M") + p.x + "," + p.y; }).join(" ");
-      el("path", { d: d, "class": "edge " + e.data.state, "marker-end": "url(#arrow)" }, svg);
-      if (e.data.label && e.data.label !== "body") {
-        var t = el("text", { x: e.x, y: e.y + 4, "class": "edge-label " + e.data.state }, svg);
-        t.textContent = e.data.label;
+      el("path", { d: d, "class": "edge " + edge.state, "marker-end": "url(#arrow)" }, svg);
+      if (edge.label && edge.label !== "body") {
+        var t = el("text", { x: e.x, y: e.y + 4, "class": "edge-label " + edge.state }, svg);
+        t.textContent = edge.label;
       }
     });
     data.nodes.forEach(function (n) {
@@ -224,10 +274,11 @@
       var group = el("g", { "class": "node s-" + n.status, tabindex: "0", role: "button", "data-step": n.id,
         "aria-label": "step " + n.label + " (" + n.type + "): " + status }, svg);
       el("rect", { x: x, y: y, width: p.width, height: p.height, rx: 6 }, group);
+      if (n.label.length > MAX_LABEL) el("title", {}, group).textContent = n.label;
       var title = el("text", { x: x + 10, y: y + 18, "class": "node-label" }, group);
-      title.textContent = n.label;
+      title.textContent = shortened(n.label);
       var sub = el("text", { x: x + 10, y: y + 34, "class": "node-type" }, group);
-      sub.textContent = n.type + (n.isLoop && n.total !== null ? "  " + n.done + "/" + n.total : "");
+      sub.textContent = subtitle(n, n.done);
       if (n.children && n.children.length) {
         var link = el("a", { href: "/executions/" + n.children[0], "class": "child-link" }, group);
         var lt = el("text", { x: x + p.width - 10, y: y + 18, "text-anchor": "end" }, link);
@@ -284,6 +335,7 @@
     if (!target || target.id !== "live-region") return;
     opened = {};
     target.querySelectorAll("details[data-key]").forEach(function (d) { opened[d.getAttribute("data-key")] = d.open; });
+    typed = readTyped(target);
   });
   document.addEventListener("htmx:afterSwap", function (ev) {
     if (ev.detail && ev.detail.target && ev.detail.target.id === "console-result") return;
@@ -294,8 +346,7 @@
       });
       opened = null;
     }
+    if (typed) { keepTyped(typed); typed = null; }
     init();
   });
 })();
-    typed = readTyped(target);
-    if (typed) { keepTyped(typed); typed = null; }
