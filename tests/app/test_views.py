@@ -84,6 +84,35 @@ async def test_a_rerun_hint_is_asked_for_per_step_not_drawn_for_every_step(
         await app.views.rerun_reuse(RerunReuse(id=doc["id"], from_step="nope"))
 
 
+async def test_a_long_graph_lists_its_latest_attempts_and_a_step_s_on_request(
+    app: App, tmp_path: Path
+) -> None:
+    """Loops were capped, long graphs were not: a 3,000-step chain's page listed every
+    attempt and every step's data store entry (7 MB, 2 s to render, on each refresh)."""
+    chain = tmp_path / "long.yaml"
+    steps = "".join(
+        f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(250)
+    )
+    failing = "  - {id: s5, type: sys.fail, input: {message: stop}, continue_on_error: true}\n"
+    chain.write_text(f"name: long\nsteps:\n{steps.replace(steps.splitlines(True)[5], failing)}")
+    doc = await app.executions.run(RunExecution(workflow=str(chain)))
+    assert doc["runtimeStatus"] == "Completed"
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    latest = [f"s{i}" for i in range(150, 250)]
+    assert [a["stepId"] for a in view["attempts"]] == ["s5", *latest]  # a failure stays
+    assert (view["olderAttempts"], view["hiddenAttempts"], view["step"]) == (149, 0, None)
+    assert [b["label"] for b in view["timeline"]] == ["s5", *latest]
+    assert sorted(view["dataStore"]["steps"]) == sorted(["s5", *latest])
+    assert view["hiddenStoreSteps"] == 149
+    assert len(view["nodes"]) == 250  # the graph is whole
+    one = await app.views.execution(GetExecutionView(id=doc["id"], step="s3"))
+    assert [a["stepId"] for a in one["attempts"]] == ["s3"]
+    assert (one["olderAttempts"], one["step"]) == (0, "s3")
+    assert list(one["dataStore"]["steps"]) == ["s3"]
+    unknown = await app.views.execution(GetExecutionView(id=doc["id"], step="nope"))
+    assert unknown["step"] is None and len(unknown["attempts"]) == 101
+
+
 async def test_an_iteration_is_chosen_per_loop(app: App, branchy: str) -> None:
     doc = await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
     view = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"lp": 1}))

@@ -568,6 +568,34 @@ async def test_a_waiting_execution_s_timeline_runs_to_now(web: Web) -> None:
     assert "hatched" not in page  # the waits are a translucent fill, and the legend says so
 
 
+async def test_a_long_graph_s_page_says_what_it_leaves_out_and_shows_a_step_asked_for(
+    web: Web,
+) -> None:
+    """A 3,000-step chain's page listed every attempt and data store entry: 7 MB."""
+    steps = "".join(
+        f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(130)
+    )
+    await web.app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=f"name: long\nsteps:\n{steps}")])
+    )
+    done = await web.start("long")
+    http = await web.sign_in("viewer")
+    page = html.unescape((await http.get(f"/executions/{done}")).text)
+    assert page.count('<details class="attempt"') == 100
+    assert (
+        "30 earlier completed attempts are not listed (nor in the timeline), only the latest 100"
+        in page
+    )
+    assert "The entries of 30 steps are left out here" in page
+    assert 'name="step" value=""' in page
+    one = html.unescape((await http.get(f"/executions/{done}?step=s7")).text)
+    assert one.count('<details class="attempt"') == 1 and 'data-step="s7"' in one
+    assert "Step attempts of s7" in one and 'name="step" value="s7"' in one
+    none = html.unescape((await http.get(f"/executions/{done}?step=nope")).text)
+    assert "This workflow has no step named nope: every step's attempts are listed." in none
+    assert none.count('<details class="attempt"') == 100
+
+
 async def test_the_rerun_hint_is_asked_for_the_step_picked(web: Web) -> None:
     """Every step's reused steps were written into the page (n²/2 ids for a chain of n:
     12 MB for 2,000 steps), in name order (s0, s1, s10, s100, …)."""

@@ -436,9 +436,9 @@ def test_loop_iterations_and_sub_workflow_links(pages: Pages, ui: Service) -> No
     page = pages("viewer")
     page.goto(f"/executions/{execution_id}")
     expect(page.locator('.graph-svg .node[data-step="each"]')).to_contain_text("3/3")
-    page.locator("form.iterations select").select_option("each:1")
+    page.locator("form.iterations input[name='iteration.each']").fill("1")
     page.locator("form.iterations button").click()
-    expect(page).to_have_url(re.compile(r"iteration=each%3A1"))
+    expect(page).to_have_url(re.compile(r"iteration\.each=1"))
     expect(page.locator("details.tree").first).to_contain_text('"item b"')
     page.fill("#expression", "{{ loop.each.item }}")
     page.click("#console button")
@@ -602,3 +602,50 @@ def test_live_refreshes_take_turns_and_slow_down_for_a_heavy_page(
         took = before["end"] - before["start"]
         assert after["start"] >= before["end"], runs  # never two at once
         assert after["start"] - before["end"] >= max(250, 1.5 * took), runs
+
+
+LOOPED = """
+name: {name}
+steps:
+  - id: lp
+    type: sys.loop
+    input: {{items: "{{{{ range(1200) | list }}}}", concurrency: 50}}
+    steps:
+      - {{id: body, type: sys.transform, input: {{value: "{{{{ loop.lp.item }}}}"}}}}
+  - {{id: {long}, type: sys.transform, input: {{value: 1}}}}
+"""
+OVERFLOWING = """() => [...document.querySelectorAll(".graph-svg .node")].filter((node) => {
+  const box = node.querySelector("rect").getBBox();
+  return [...node.querySelectorAll("text")].some((text) => {
+    const drawn = text.getBBox();
+    return drawn.x + drawn.width > box.x + box.width - 4;
+  });
+}).map((node) => node.dataset.step)"""
+
+
+def test_every_iteration_can_be_chosen_and_texts_fit_their_boxes(pages: Pages, ui: Service) -> None:
+    """The picker listed iterations 0-999 of a 1,200-item loop (a hand-typed 1100 showed
+    "all"), and the loop's "sys.loop  1200/1200" ran past its box on the graph."""
+    long = "a_step_named_at_length_" + "x" * 100
+    execution_id = run(ui, LOOPED.replace("{long}", long))
+    page = pages("viewer")
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(f"/executions/{execution_id}")
+    expect(page.locator('.graph-svg .node[data-step="lp"]')).to_contain_text("1200/1200")
+    assert page.evaluate(OVERFLOWING) == []
+    cut = page.locator(f'.graph-svg .node[data-step="{long}"]')
+    expect(cut.locator("text.node-label")).to_have_text(re.compile(r"^a_step_named_at_length_x+…$"))
+    expect(cut.locator("title")).to_have_text(long)
+    wide = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    assert page.evaluate(wide) is False  # nor does the long id widen the tables
+    picker = page.locator("form.iterations input[name='iteration.lp']")
+    expect(picker).to_have_attribute("max", "1199")
+    picker.fill("1100")
+    page.locator("form.iterations button").click()
+    expect(page.locator('details.attempt[data-step="body"] summary')).to_contain_text(
+        "body[lp#1100]"
+    )
+    expect(page.locator("form.iterations input[name='iteration.lp']")).to_have_value("1100")
+    page.goto(f"/executions/{execution_id}?iteration=lp:1150")  # a link's form
+    expect(page.locator("form.iterations input[name='iteration.lp']")).to_have_value("1150")
+    expect(page.locator("svg.timeline")).to_contain_text("body[lp#1150]")

@@ -39,6 +39,10 @@ TERMINAL_STEP = frozenset({"Completed", "Failed", "Disabled", "Cancelled"})
 #: did not complete (failed, running, cancelled) are listed whatever their iteration.
 #: Keeps a 1,000-item loop's page small: pick an iteration to see any other.
 SHOWN_ITERATIONS = 20
+#: Ended attempts listed (with their timeline bars and data store entries) after that:
+#: the latest. Keeps the page of a long graph small too (a 3,000-step chain's was 7 MB,
+#: 2 s to render, re-sent on each live change): name a step to see its attempts.
+SHOWN_ATTEMPTS = 100
 
 
 class CountByStatus(Request):
@@ -49,6 +53,8 @@ class GetExecutionView(Request):
     id: str = Id
     #: The loop iteration to show per loop id (body steps of other iterations hidden).
     iterations: dict[str, int] = Field(default_factory=dict)
+    #: List only this step's attempts (None: every step's, the latest SHOWN_ATTEMPTS).
+    step: str | None = Field(default=None, max_length=128)
 
 
 class RerunReuse(Request):
@@ -140,6 +146,13 @@ class ExecutionView(TypedDict):
     iterations: dict[str, int]
     #: Body attempts left out of ``timeline`` and ``attempts`` (see SHOWN_ITERATIONS).
     hiddenAttempts: int
+    #: Earlier ended attempts left out of them too (see SHOWN_ATTEMPTS).
+    olderAttempts: int
+    #: The step whose attempts alone are listed (None: every step's).
+    step: str | None
+    #: Steps whose entries are left out of ``dataStore["steps"]`` (those of attempts not
+    #: listed, when there are more than SHOWN_ATTEMPTS); the console reads them all.
+    hiddenStoreSteps: int
     #: The steps a rerun may start from (top-graph steps only), in the graph's order.
     rerun: list[str]
     #: What a rerun from the step the form offers first reuses (others: rerun_reuse). Not
@@ -193,7 +206,15 @@ class Views:
         }
         totals, loops = _loop_totals(workflow, runs, chosen)
         nodes, edges = _graph(workflow, runs, totals, chosen)
-        shown = [run for run in runs if _listed(run, chosen)]
+        step = request.step if request.step in workflow.steps else None
+        listed = [
+            run
+            for run in runs
+            if _listed(run, chosen) and (step is None or run["stepId"] == step)
+        ]
+        shown = _latest(listed)
+        store = data_store(doc, chosen)
+        hidden_store = _trim_store(store, shown)
         events = cast(builtins.list[EventDocument], await engine.events(request.id))
         now = engine.clock.now()  # an execution not over is drawn up to now
         bars, span = timeline.bars(doc, shown, timeline.waits(events), now)
@@ -205,14 +226,17 @@ class Views:
             "events": events,
             "timelineMs": span,
             "attempts": [_attempt(workflow, run, keys.get(run["id"])) for run in shown],
-            "hiddenAttempts": len(runs) - len(shown),
+            "hiddenAttempts": len(runs) - len(listed) if step is None else 0,
+            "olderAttempts": len(listed) - len(shown),
+            "step": step,
+            "hiddenStoreSteps": hidden_store,
             "loops": loops,
             "iterations": chosen,
             "rerun": list(workflow.graph.steps),
             "rerunReuse": _reuse(workflow, first)
             if (first := rerun_first(workflow, doc))
             else None,
-            "dataStore": data_store(doc, chosen),
+            "dataStore": store,
         }
 
 
@@ -285,6 +309,27 @@ def _listed(run: StepDocument, chosen: Mapping[str, int]) -> bool:
     if not loop or run["status"] not in ("Completed", "Disabled"):
         return True
     return all(chosen[k] == i if k in chosen else i < SHOWN_ITERATIONS for k, i in loop.items())
+
+
+def _latest(runs: builtins.list[StepDocument]) -> builtins.list[StepDocument]:
+    """``runs`` (in run order) less all but the latest SHOWN_ATTEMPTS completed (or
+    disabled) ones: those running, waiting, failed or cancelled stay, however many."""
+    ended = [i for i, run in enumerate(runs) if run["status"] in ("Completed", "Disabled")]
+    if len(ended) <= SHOWN_ATTEMPTS:
+        return runs
+    dropped = set(ended[: len(ended) - SHOWN_ATTEMPTS])
+    return [run for i, run in enumerate(runs) if i not in dropped]
+
+
+def _trim_store(store: dict[str, Any], shown: builtins.list[StepDocument]) -> int:
+    """Past SHOWN_ATTEMPTS step entries, keep in ``store["steps"]`` those of the attempts
+    ``shown``; how many were left out."""
+    steps: dict[str, Any] = store["steps"]
+    if len(steps) <= SHOWN_ATTEMPTS:
+        return 0
+    keep = {run["stepId"] for run in shown}
+    store["steps"] = {sid: entry for sid, entry in steps.items() if sid in keep}
+    return len(steps) - len(store["steps"])
 
 
 def _loop_items(doc: ExecutionDocument, loop_id: str) -> list[Any] | None:

@@ -3,6 +3,7 @@ and the actions a role allows (cancel, retry, rerun from a step, a waiting step'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,11 +35,13 @@ router = APIRouter(include_in_schema=False)
 MAX_EVENTS = 500
 
 
-def _iterations(values: list[str]) -> dict[str, int]:
-    """``?iteration=loop:3`` (repeatable) → {loop: 3}; anything else is ignored."""
+def _iterations(values: list[str], fields: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
+    """``?iteration=loop:3`` (repeatable; the page's links) and ``?iteration.loop=3`` (the
+    picker's number fields, empty: all) → {loop: 3}; anything else is ignored."""
     chosen: dict[str, int] = {}
-    for value in values:
-        loop, _, index = value.partition(":")
+    pairs = [value.partition(":")[::2] for value in values]
+    pairs += [(name.removeprefix("iteration."), index) for name, index in fields if name.startswith("iteration.")]
+    for loop, index in pairs:
         if loop and index.isdigit():
             chosen[loop] = int(index)
     return chosen
@@ -47,11 +50,17 @@ def _iterations(values: list[str]) -> dict[str, int]:
 async def _render(request: Request, execution_id: str, status: int = 200, **extra: Any) -> Response:
     session = await session_of(request)
     app = app_of(request)
-    iterations = _iterations(request.query_params.getlist("iteration"))
-    view = await app.views.execution(GetExecutionView(id=execution_id, iterations=iterations))
+    query = request.query_params
+    iterations = _iterations(query.getlist("iteration"), query.multi_items())
+    asked = (query.get("step") or "").strip()
+    view = await app.views.execution(
+        GetExecutionView(id=execution_id, iterations=iterations, step=asked[:128] or None)
+    )
     events = view["events"]
     artifacts = await app.artifacts.list(ListArtifacts(execution_id=execution_id))
     status_now = ExecutionStatus(view["execution"]["runtimeStatus"])
+    iteration_query = "&".join(f"iteration={k}:{v}" for k, v in view["iterations"].items())
+    step_query = f"step={view['step']}" if view["step"] else ""  # a step id: [a-z0-9_]
     template = "execution_part.html" if is_fragment(request) else "execution.html"
     return page(
         request,
@@ -66,7 +75,9 @@ async def _render(request: Request, execution_id: str, status: int = 200, **extr
         terminal=status_now.terminal,
         last_seq=events[-1]["seq"] if events else 0,
         max_events=MAX_EVENTS,
-        iteration_query="&".join(f"iteration={k}:{v}" for k, v in view["iterations"].items()),
+        iteration_query=iteration_query,
+        view_query="&".join(q for q in (iteration_query, step_query) if q),
+        asked_step=asked,
         here=f"/executions/{execution_id}",
         **extra,
     )

@@ -311,6 +311,10 @@
       var last = attempts[attempts.length - 1];
       last.open = true;
       last.scrollIntoView({ block: "nearest" });
+    } else {
+      /* its attempts are not among those listed: offer to show them */
+      var named = document.getElementById("attempts-step");
+      if (named) { named.value = stepId; named.scrollIntoView({ block: "nearest" }); }
     }
   }
 
