@@ -1,6 +1,7 @@
 """The web UI's server time (issue 12 point 6), in-process over ASGI (no network, no
 browser): the executions list with many executions in the database, and the execution
-page of a 1,000-item loop and of a 300-step workflow.
+page of a 1,000-item loop, of a 300-step workflow and of chains of 1,500 and 3,000
+steps (no loop), with each page's size.
 
     .venv/bin/python bench/web_bench.py                       # 100,000 executions, SQLite
     .venv/bin/python bench/web_bench.py --executions 20000
@@ -45,6 +46,14 @@ steps:
 WIDE = "name: wide\nsteps:\n" + "".join(
     f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(300)
 )
+
+
+def chain(name: str, steps: int) -> str:
+    return f"name: {name}\nsteps:\n" + "".join(
+        f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(steps)
+    )
+
+
 ROUNDS = 15
 
 
@@ -62,13 +71,15 @@ async def seed(app: App, count: int) -> None:
 
 async def timed(http: httpx.AsyncClient, path: str) -> str:
     times = []
+    size = 0
     for _ in range(ROUNDS):
         began = time.perf_counter()
         answer = await http.get(path)
         times.append((time.perf_counter() - began) * 1000)
         assert answer.status_code == 200, (path, answer.status_code)
+        size = len(answer.content)
     p95 = sorted(times)[int(len(times) * 0.95) - 1]
-    return f"median {statistics.median(times):.0f} ms, p95 {p95:.0f} ms"
+    return f"median {statistics.median(times):.0f} ms, p95 {p95:.0f} ms, {size / 1000:,.0f} kB"
 
 
 async def main() -> None:
@@ -77,11 +88,14 @@ async def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         async with App(f"sqlite:///{Path(folder) / 'web.db'}") as app:
-            texts = [WorkflowText(text=t) for t in (HELLO, LOOP, WIDE)]
+            chains = (chain("chain1500", 1500), chain("chain3000", 3000))
+            texts = [WorkflowText(text=t) for t in (HELLO, LOOP, WIDE, *chains)]
             await app.workflows.push(PushWorkflows(texts=texts))
             token = (await app.tokens.create(CreateToken(name="b", role="viewer")))["token"]
             loop = await app.executions.run(RunExecution(workflow="big-loop"))
             wide = await app.executions.run(RunExecution(workflow="wide"))
+            c1500 = await app.executions.run(RunExecution(workflow="chain1500"))
+            c3000 = await app.executions.run(RunExecution(workflow="chain3000"))
             await seed(app, options.executions)
             api = create_api(app, ApiSettings())
             mount_web(api)
@@ -94,6 +108,8 @@ async def main() -> None:
                     ("list, one status", "/executions?status=Completed"),
                     ("execution, 1,000-item loop", f"/executions/{loop['id']}"),
                     ("execution, 300 steps", f"/executions/{wide['id']}"),
+                    ("execution, 1,500-step chain", f"/executions/{c1500['id']}"),
+                    ("execution, 3,000-step chain", f"/executions/{c3000['id']}"),
                 ]
                 for label, path in rows:
                     print(f"{label:32} {await timed(http, path)}")
