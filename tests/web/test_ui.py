@@ -557,6 +557,18 @@ def test_what_a_person_types_survives_live_refreshes(pages: Pages, ui: Service) 
     page.keyboard.type(">> ", delay=300)
     expect(note).to_have_value(">> " + text)
     expect(form.locator("input[name=count]")).to_have_value("7")
+    form.locator("input[name=count]").fill("seven")
+    form.locator("button").click()  # refused: what was typed is shown, and kept by refreshes
+    expect(page.locator("#input-error")).to_be_visible()
+    page.evaluate(SWAPS)
+    for _ in range(100):  # (wait_for_function would eval a string: the CSP refuses it)
+        if page.evaluate("window.swaps") >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("window.swaps") >= 2
+    expect(form.locator("input[name=note]")).to_have_value(">> " + text)
+    expect(form.locator("input[name=count]")).to_have_value("seven")
+    form.locator("input[name=count]").fill("7")
     form.locator("button").click()
     with ui.client("viewer") as http:
         doc = terminal(http, execution_id)

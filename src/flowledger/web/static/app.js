@@ -90,26 +90,19 @@
   /* -- what the reader typed survives refreshes --
      A refresh replaces the whole region, forms included (a waiting step's form, the
      iteration picker). Each such form carries a stable data-key (a waiting form: its
-     step execution's id), as details[data-key] do: before a swap, the fields the reader
-     changed (value unlike the one the server rendered) are read by form key and field
-     name; after it they are written into the new form of the same key, and the field
-     that had focus gets its caret back. A form whose key is gone (the input was given
+     step execution's id), as details[data-key] do: before a swap, its fields' values are
+     read by form key and field name; after it they are written into the new form of the
+     same key (whose defaults are the same: one wait's schema), and the field that had
+     focus gets its caret back. All values, not only those edited since the page loaded:
+     a refused answer's page shows what was typed as the fields' defaults. A form whose key is gone (the input was given
      elsewhere) drops what was typed in it. Refreshes are not held back while someone
      types: the status, graph and events keep following the execution. */
-  function edited(field) {
-    if (field.type === "checkbox" || field.type === "radio") return field.checked !== field.defaultChecked;
-    if (field.tagName === "SELECT") {
-      return Array.prototype.some.call(field.options, function (o) { return o.selected !== o.defaultSelected; });
-    }
-    return field.value !== field.defaultValue;
-  }
-
   function readTyped(region) {
     var found = { forms: {}, focus: null };
     region.querySelectorAll("form[data-key]").forEach(function (form) {
       var fields = {};
       Array.prototype.forEach.call(form.elements, function (f) {
-        if (!f.name || f.type === "hidden" || f.type === "submit" || !edited(f)) return;
+        if (!f.name || f.type === "hidden" || f.type === "submit") return;
         fields[f.name] = (f.type === "checkbox" || f.type === "radio") ? f.checked : f.value;
       });
       found.forms[form.getAttribute("data-key")] = fields;
