@@ -208,9 +208,7 @@ class Views:
         nodes, edges = _graph(workflow, runs, totals, chosen)
         step = request.step if request.step in workflow.steps else None
         listed = [
-            run
-            for run in runs
-            if _listed(run, chosen) and (step is None or run["stepId"] == step)
+            run for run in runs if _listed(run, chosen) and (step is None or run["stepId"] == step)
         ]
         shown = _latest(listed)
         store = data_store(doc, chosen)

@@ -40,7 +40,11 @@ def _iterations(values: list[str], fields: Sequence[tuple[str, str]] = ()) -> di
     picker's number fields, empty: all) → {loop: 3}; anything else is ignored."""
     chosen: dict[str, int] = {}
     pairs = [value.partition(":")[::2] for value in values]
-    pairs += [(name.removeprefix("iteration."), index) for name, index in fields if name.startswith("iteration.")]
+    pairs += [
+        (name.removeprefix("iteration."), index)
+        for name, index in fields
+        if name.startswith("iteration.")
+    ]
     for loop, index in pairs:
         if loop and index.isdigit():
             chosen[loop] = int(index)
