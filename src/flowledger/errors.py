@@ -236,6 +236,12 @@ class MissingDatabaseError(DatabaseUrlError):
     never created for a read: a typo in --db must not leave an empty database behind)."""
 
 
+class DatabaseUnreachableError(StorageError):
+    """The database server could not be reached, or would not take connections yet (not
+    running, starting up, shutting down): a condition that passes, unlike a refused
+    password or a missing database. A worker starting before its database waits for it."""
+
+
 class LeaseLostError(StorageError):
     """This process no longer owns the execution it tried to write (fencing)."""
 

@@ -18,6 +18,13 @@ from flowledger.timeutil import Clock
 
 LEASE = timedelta(minutes=5)
 
+#: What a SQLite file locked past the busy timeout is said to be (storage.sqlpart).
+LOCKED = (
+    "the SQLite database stayed locked by another process for 30 s (database is locked): "
+    "something holds its write lock (an open transaction in a sqlite3 shell, a backup, "
+    "a stuck process)"
+)
+
 
 async def test_stop_ends_the_heartbeat_and_lets_a_cancel_of_its_caller_through(
     engine: Engine,
@@ -77,7 +84,7 @@ async def test_a_locked_database_is_trouble_to_tell_in_a_line_not_a_bug(
         finally:
             holder.close()
         assert await engine.store.renew_leases(engine.owner, {held: epoch}, LEASE) == {held}
-    assert str(renewing.value) == "the database could not renew the leases: database is locked"
+    assert str(renewing.value) == f"the database could not renew the leases: {LOCKED}"
     assert isinstance(renewing.value.__cause__, OperationalError)  # the driver's, kept
     assert "database is locked" in str(claiming.value)
     assert database_trouble(renewing.value) and database_trouble(claiming.value)
@@ -86,5 +93,5 @@ async def test_a_locked_database_is_trouble_to_tell_in_a_line_not_a_bug(
     assert said.levelno == logging.WARNING and said.exc_info is None
     assert said.getMessage() == (
         "lease heartbeat failed (StorageError: the database could not renew the leases: "
-        "database is locked); the next one tries again"
+        f"{LOCKED}); the next one tries again"
     )

@@ -18,6 +18,13 @@ from flowledger.storage import open_store
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import DatabaseTrouble, DriverErrors, schema_mismatch
 
+#: What a SQLite file locked past the busy timeout is said to be (storage.sqlpart).
+LOCKED = (
+    "the SQLite database stayed locked by another process for 30 s (database is locked): "
+    "something holds its write lock (an open transaction in a sqlite3 shell, a backup, "
+    "a stuck process)"
+)
+
 
 def test_a_driver_error_comes_out_as_sqlalchemys() -> None:
     conn = sqlite3.connect(":memory:")
@@ -56,7 +63,7 @@ async def test_only_the_database_s_condition_comes_out_as_a_storage_error(tmp_pa
                 DriverErrors(sqlite3.Error) if wrapped else contextlib.nullcontext(),
             ):
                 waiter.execute("INSERT INTO executions (id) VALUES ('x')")
-            assert str(raised.value) == "the database could not write: database is locked"
+            assert str(raised.value) == f"the database could not write: {LOCKED}"
             assert isinstance(raised.value.__cause__, DBAPIError if wrapped else sqlite3.Error)
         mistake = sqlite3.connect(":memory:")
         with (

@@ -123,7 +123,7 @@ if TYPE_CHECKING:
         InvalidInputError,
         NotFoundError,
     )
-    from flowledger.storage.sqlpart import driver_message, schema_mismatch
+    from flowledger.storage.sqlpart import driver_message, schema_mismatch, trouble_detail
     from flowledger.types import EventDocument, ExecutionDocument, PendingInput, StepDocument
 
 #: Where each export lives, imported on first use: a face that needs one resource (the
@@ -152,7 +152,9 @@ _EXPORTS = {
     ),
     "JobRunsApp": "flowledger.app.job_runs",
     # The store's rules, for the CLI's message on a query the database refused.
-    **dict.fromkeys(["driver_message", "schema_mismatch"], "flowledger.storage.sqlpart"),
+    **dict.fromkeys(
+        ["driver_message", "schema_mismatch", "trouble_detail"], "flowledger.storage.sqlpart"
+    ),
     **dict.fromkeys(
         [
             "CancelExecution",
@@ -384,5 +386,6 @@ __all__ = [
     "read_json_file",
     "read_schema_file",
     "schema_mismatch",
+    "trouble_detail",
     "upgrade_database",
 ]

@@ -31,7 +31,7 @@ from flowledger.app.executions import Executions
 from flowledger.app.slots import Slots
 from flowledger.app.workflows import Workflows
 from flowledger.config import Limits, Settings
-from flowledger.errors import StorageError
+from flowledger.errors import DatabaseUnreachableError, StorageError
 from flowledger.runtime.engine import Engine
 from flowledger.storage import open_store
 
@@ -51,6 +51,10 @@ if TYPE_CHECKING:  # prometheus_client is imported on the first use of the metri
     from flowledger.app.subscriptions import Subscriptions
     from flowledger.app.tokens import Tokens
     from flowledger.app.views import Views
+
+
+#: Longest pause between two tries of ``App.open_waiting``.
+OPEN_WAIT_MAX = 30.0
 
 
 class App:
@@ -210,6 +214,21 @@ class App:
         await self.engine.open()
         await self.changes.open()
         return self
+
+    async def open_waiting(self, on_wait: Callable[[DatabaseUnreachableError, float], None]) -> App:
+        """``open``, waiting for a database server that cannot be reached yet (not running,
+        starting up, shutting down: a worker started with its database at boot, or during
+        a failover), as a running worker waits out one that went away: ``on_wait(error,
+        seconds)`` before each pause, 1 s doubling to 30 s. Any other failure (a refused
+        password, a missing database) is raised at once: waiting does not mend it."""
+        pause = 1.0
+        while True:
+            try:
+                return await self.open()
+            except DatabaseUnreachableError as exc:
+                on_wait(exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, OPEN_WAIT_MAX)
 
     async def close(self) -> None:
         await self.changes.close()

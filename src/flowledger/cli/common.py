@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
@@ -21,7 +22,6 @@ from flowledger import __version__
 from flowledger.cli.terminal import SafeConsole
 from flowledger.config import (
     LOG_FORMATS,
-    SQLITE_BUSY_TIMEOUT_MS,
     ConfigError,
     Settings,
     lone_log_format,
@@ -35,10 +35,11 @@ from flowledger.errors import (
     InvalidInputError,
     NotFoundError,
     PluginError,
+    StorageError,
     format_path,
 )
 from flowledger.heap import end_start_up
-from flowledger.logs import configure_logging, last_words, writes_json
+from flowledger.logs import configure_logging, last_words, log_extra, writes_json
 from flowledger.runtime.status import ExecutionStatus
 
 if TYPE_CHECKING:  # the application (and the engine under it) loads when a command opens it
@@ -208,6 +209,27 @@ def traced(application: App) -> Callable[[], None] | None:
         fail(str(exc), EXIT_INVALID)
 
 
+@contextlib.asynccontextmanager
+async def opened_waiting(application: App) -> AsyncIterator[App]:
+    """``async with application`` for the commands that serve until stopped (worker,
+    serve): a database server not reachable yet is waited for, each try said in the log
+    (a worker started with its database, at boot or in a failover, exited at once)."""
+
+    def waiting(exc: StorageError, pause: float) -> None:
+        logging.getLogger("flowledger.cli").error(
+            "cannot reach the database yet (%s); trying again in %.0fs",
+            exc,
+            pause,
+            extra=log_extra("open_database"),
+        )
+
+    await application.open_waiting(waiting)
+    try:
+        yield application
+    finally:
+        await application.close()
+
+
 def with_app(
     db: str | None,
     fn: Callable[[App], Awaitable[T]],
@@ -350,17 +372,11 @@ def call(
     except FlowledgerError as exc:
         fail(str(exc), EXIT_FAILED)
     except SQLAlchemyError as exc:  # a database this flowledger cannot use as it is
-        from flowledger.app import driver_message, schema_mismatch
+        from flowledger.app import driver_message, schema_mismatch, trouble_detail
 
         detail = driver_message(exc)
-        if detail in ("database is locked", "database is busy"):
-            fail(
-                "the SQLite database stayed locked by another process for "
-                f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s ({detail}): something holds its write "
-                "lock (an open transaction in a sqlite3 shell, a backup, a stuck process); "
-                "end it and try again",
-                EXIT_FAILED,
-            )
+        if trouble_detail(exc) != detail:  # a file locked past the busy timeout
+            fail(f"{trouble_detail(exc)}; end it and try again", EXIT_FAILED)
         if schema_mismatch(exc):
             fail(
                 f"the database refused a query ({detail}); if another flowledger version "

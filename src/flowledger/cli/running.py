@@ -35,6 +35,7 @@ from flowledger.cli.common import (
     fail,
     lease_length,
     make_app,
+    opened_waiting,
     out,
     service_logging,
     shown_url,
@@ -225,7 +226,7 @@ def worker(
         from flowledger.worker.worker import Worker, WorkerOptions
 
         application = App(db or default_db_url(), plugins=plugin or (), lease=lease_span)
-        async with application, AsyncExitStack() as serving:
+        async with opened_waiting(application), AsyncExitStack() as serving:
             engine = application.engine
             if metrics_port is not None:  # counted from the start, not from the first scrape
                 application.metrics  # noqa: B018 - the first use attaches the observer

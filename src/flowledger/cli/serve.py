@@ -32,6 +32,7 @@ from flowledger.cli.common import (
     call,
     fail,
     lease_length,
+    opened_waiting,
     service_logging,
     within,
 )
@@ -89,7 +90,7 @@ def serve(
         application = App(
             db or default_db_url(), plugins=plugin or (), lease=lease, limits=settings.limits
         )
-        async with application:
+        async with opened_waiting(application):
             await _check_tokens(application, host)
             try:
                 api = create_api(

@@ -159,7 +159,11 @@ class Engine:
     async def open(self) -> Engine:
         if self._store is None:
             store = open_store(self.db_url, self.settings, create=self.create)
-            await store.initialize()
+            try:
+                await store.initialize()
+            except BaseException:  # its lane threads and connections go with it
+                await store.close()
+                raise
             self._store = store
             # The engine's own client connects only where the egress policy allows (SSRF);
             # it ignores proxy variables, which would connect on its behalf unchecked.

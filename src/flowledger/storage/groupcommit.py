@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from flowledger.errors import StorageError
 from flowledger.storage.base import Batch
 from flowledger.storage.lanes import NOT_HERE, Lane
-from flowledger.storage.sqlpart import driver_message
+from flowledger.storage.sqlpart import trouble_detail
 
 ApplyMany = Callable[[Connection, Sequence[Batch]], list[BaseException | None]]
 #: Commits rounds at once where it is called (one outcome each), or returns NOT_HERE.
@@ -240,7 +240,7 @@ class GroupCommitter:
         its traceback, not passed off as the database's."""
         if isinstance(exc, StorageError) or not self._trouble(exc):
             return exc
-        detail = driver_message(exc)
+        detail = trouble_detail(exc)
         error = StorageError(f"could not commit execution {batch.execution_id}: {detail}")
         error.__cause__ = exc
         return error

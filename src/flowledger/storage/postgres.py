@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from flowledger.errors import DatabaseUrlError, StorageError
+from flowledger.errors import DatabaseUnreachableError, DatabaseUrlError, StorageError
 from flowledger.logs import log_extra
 from flowledger.storage.base import Row
 from flowledger.storage.coalesce import Coalescer
@@ -65,6 +65,31 @@ _HINTS = (
     ("could not translate host name", "check the host name in the URL"),
     ("timeout expired", "check the host, port and firewall"),
 )
+
+
+#: libpq's words for a server that is not there yet, or not taking connections now.
+_PASSING = (
+    "Connection refused",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "timeout expired",
+    "server closed the connection unexpectedly",
+    "Network is unreachable",
+    "No such file or directory",  # its Unix socket, before it has started
+)
+
+
+def _passes(exc: BaseException) -> bool:
+    """Whether a failed connection says the server is not there yet, or not taking
+    connections now (SQLSTATE class 57P, or libpq's words for it when a connection
+    failed before any SQLSTATE), rather than refusing this client (a password, a role,
+    a database, a host name that does not resolve), which waiting does not mend."""
+    state = getattr(exc, "sqlstate", None)
+    if state is not None:
+        return str(state).startswith(("57P", "08"))
+    return any(words in str(exc) for words in _PASSING)
 
 
 def psycopg_url(url: str) -> URL:
@@ -303,7 +328,8 @@ class PostgresStore(SQLStore):
         detail = detail.removeprefix("connection failed: ")
         hint = next((h for needle, h in _HINTS if needle in detail), None)
         message = f"cannot connect to PostgreSQL at {self._display_url}: {detail}"
-        return StorageError(f"{message} ({hint})" if hint else message)
+        message = f"{message} ({hint})" if hint else message
+        return (DatabaseUnreachableError if _passes(exc) else StorageError)(message)
 
     def _lock_schema(self) -> None:
         # Held until the upgrade transaction ends: a second process waits, then finds head.

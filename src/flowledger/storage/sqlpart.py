@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from flowledger.config import SQLITE_BUSY_TIMEOUT_MS
 from flowledger.errors import StorageError
 from flowledger.storage.lanes import NOT_HERE, Lane
 
@@ -67,7 +68,7 @@ class DatabaseTrouble:
 
     def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
         if exc is not None and not isinstance(exc, StorageError) and self._trouble(exc):
-            detail = driver_message(exc)
+            detail = trouble_detail(exc)
             raise StorageError(f"the database could not {self._doing}: {detail}") from exc
 
 
@@ -112,7 +113,28 @@ def trouble_error(store: SQLPart, exc: DBAPIError) -> StorageError | None:
     rule); None when it is not (a constraint, a mistake in SQL: raised as it is)."""
     if not store._trouble(exc):
         return None
-    return StorageError(f"the database does not answer: {driver_message(exc)}")
+    detail = driver_message(exc)
+    if detail in _LOCKED:  # it answered: its file is locked
+        return StorageError(trouble_detail(exc))
+    return StorageError(f"the database does not answer: {detail}")
+
+
+#: What SQLite says of a write lock held by another connection past the busy timeout.
+_LOCKED = ("database is locked", "database is busy")
+
+
+def trouble_detail(exc: BaseException) -> str:
+    """What the database's condition ``exc`` is, said for a person: the driver's first
+    line, or for a SQLite file locked past the busy timeout, who may hold it (that
+    "database is locked" read as "the database does not answer")."""
+    detail = driver_message(exc)
+    if detail not in _LOCKED:
+        return detail
+    return (
+        f"the SQLite database stayed locked by another process for "
+        f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s ({detail}): something holds its write lock "
+        "(an open transaction in a sqlite3 shell, a backup, a stuck process)"
+    )
 
 
 def driver_message(exc: BaseException) -> str:
