@@ -126,6 +126,7 @@ LIMIT_ENVS = {
     "max_waits": "FLOWLEDGER_MAX_WAITS",
     "max_descendants": "FLOWLEDGER_MAX_DESCENDANTS",
 }
+MAX_STEP_CUTS_ENV = "FLOWLEDGER_MAX_STEP_CUTS"
 #: The largest count limit: the database's integer columns hold less than 2**31.
 MAX_COUNT_LIMIT = 1_000_000_000
 #: The limits that are byte sizes (the others are counts).
@@ -231,6 +232,9 @@ class Settings:
     retention: timedelta | None = None
     #: The event loop stalled this long is reported (``FLOWLEDGER_LOOP_STALL``).
     loop_stall: timedelta = DEFAULT_LOOP_STALL
+    #: A step cut this many times by its process's death is failed; 0: never
+    #: (``FLOWLEDGER_MAX_STEP_CUTS``, runtime.recovery).
+    max_step_cuts: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -269,7 +273,17 @@ class Settings:
             loop_stall=_positive(env[LOOP_STALL_ENV], LOOP_STALL_ENV)
             if env.get(LOOP_STALL_ENV)
             else DEFAULT_LOOP_STALL,
+            max_step_cuts=_count(env[MAX_STEP_CUTS_ENV], MAX_STEP_CUTS_ENV)
+            if env.get(MAX_STEP_CUTS_ENV)
+            else 5,
         )
+
+
+def _count(text: str, var: str) -> int:
+    """A whole number from 0 (the settings where 0 means "never")."""
+    if text.strip().isdigit() and int(text) <= MAX_COUNT_LIMIT:
+        return int(text)
+    raise ConfigError(f"{var} must be a whole number from 0 to {MAX_COUNT_LIMIT:,}, not {text!r}")
 
 
 def webhook_secrets(name: str, environ: Mapping[str, str] | None = None) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import textwrap
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from flowledger import Engine, StepRegistry
+from flowledger.config import ConfigError, Settings
 from flowledger.runtime import recovery
 from flowledger.runtime.recovery import CRASH_MESSAGE
 from tests.conftest import statuses
@@ -228,6 +230,38 @@ async def test_a_step_cut_again_and_again_is_failed_after_waits_that_grow(
     assert recorder.calls["p"] == 5
     waits = [e["detail"]["delayMs"] for e in events if e["kind"] == "step.retry_scheduled"]
     assert len(waits) == 3 and waits == sorted(waits)  # the first re-run went at once
+
+
+async def test_how_many_cuts_fail_a_step_is_a_setting_and_the_error_says_how_to_go_on(
+    db_url: str, registry: StepRegistry, recorder: Recorder
+) -> None:
+    """A well-behaved step whose processes were killed from outside (a crash loop of
+    something else, deploys) was failed after five cuts, the error blaming the step.
+    FLOWLEDGER_MAX_STEP_CUTS sets the budget, and the error says both causes and that
+    ``executions retry`` runs it again."""
+    text = "name: cut\nsteps: [{id: p, type: test.slow, input: {name: p, seconds: 3600}}]\n"
+    settings = dataclasses.replace(Settings.from_env({}), max_step_cuts=2)
+
+    def attempt_running(n: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda d: (
+            recorder.calls["p"] >= n
+            and any(s["attempt"] == n and s["status"] == "InProgress" for s in d["steps"].values())
+        )
+
+    execution_id = await _interrupt(db_url, registry, text, attempt_running(1))
+    async with Engine(db_url, registry=registry, owner=OWNER, settings=settings) as engine:
+        task = asyncio.create_task(engine.drive(execution_id))
+        await _until(engine, execution_id, attempt_running(2))  # the first cut: again
+        await _stop(task)
+    async with Engine(db_url, registry=registry, owner=OWNER, settings=settings) as engine:
+        doc = await engine.drive(execution_id)
+    assert doc["runtimeStatus"] == "Failed"
+    said = doc["error"]["message"]
+    assert "2 times: it is not run again" in said
+    assert "stopped from outside" in said and "flowledger executions retry" in said
+    assert Settings.from_env({"FLOWLEDGER_MAX_STEP_CUTS": "0"}).max_step_cuts == 0
+    with pytest.raises(ConfigError, match="FLOWLEDGER_MAX_STEP_CUTS must be a whole number"):
+        Settings.from_env({"FLOWLEDGER_MAX_STEP_CUTS": "-1"})
 
 
 async def test_the_document_rebuilds_from_the_database_alone(

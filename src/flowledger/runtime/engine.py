@@ -190,6 +190,7 @@ class Engine:
                 step_log_level=logging.getLevelNamesMapping()[self.settings.step_log_level],
                 step_log_limit=self.settings.step_log_limit,
                 max_descendants=self.settings.limits.max_descendants,
+                max_step_cuts=self.settings.max_step_cuts,
             )
             self.clock.synchronize(await store.db_now())
         return self

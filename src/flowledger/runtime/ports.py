@@ -141,6 +141,7 @@ class Recoverable(Protocol):
     step_seq: Any
     clock: Clock
     journal: Journal
+    services: Services
 
     def driver(self, kind: StepKind) -> Driver: ...
 

@@ -34,9 +34,12 @@ CRASH_MESSAGE = (
 )
 #: Earlier spellings of CRASH_MESSAGE, still in stored histories.
 _EARLIER_CRASH_MESSAGES = ("the process running this step stopped before the step finished",)
-#: A step whose attempts are cut like that this many times is failed, not run again: a step
-#: that kills its own process (a segfault, memory) would otherwise take down every worker
-#: that claims its execution, and a server running workers in its own process with it.
+#: A step whose attempts are cut like that this many times (``Services.max_step_cuts``,
+#: ``FLOWLEDGER_MAX_STEP_CUTS``; 0: never) is failed, not run again: a step that kills its
+#: own process (a segfault, memory) would otherwise take down every worker that claims its
+#: execution, and a server running workers in its own process with it. Nothing tells such
+#: a step from a well-behaved one whose processes were killed from outside (a crash loop
+#: of something else, deploys): the message says both, and how to go on.
 MAX_CRASHES = 5
 #: The wait before a re-run after the n-th cut (the first re-runs at once: a deployment's
 #: kill is the common case), so the executions sharing a dying worker get to finish.
@@ -126,14 +129,17 @@ def _cuts_so_far(rows: list[Row]) -> dict[tuple[str, str], int]:
 
 def _rerun(runner: Recoverable, run: StepExecution, cut: int) -> None:
     """Record the attempt as cut (the ``cut``-th time for this step) and run the step
-    again, after a wait that grows with the cuts; at MAX_CRASHES, fail it instead."""
+    again, after a wait that grows with the cuts; at the budget, fail it instead."""
     now = runner.clock.now()
-    last = cut >= MAX_CRASHES
+    budget = runner.services.max_step_cuts
+    last = 0 < budget <= cut
     message = CRASH_MESSAGE
     if last:
         message += (
-            f", {cut} times: it is not run again (does the step end its own process, "
-            "or take more memory than the machine has?)"
+            f", {cut} times: it is not run again. If the step ends its own process (a "
+            "crash, more memory than the machine has), fix it first; if its processes "
+            "were stopped from outside (restarts, deploys, kills), `flowledger executions "
+            "retry` runs it again (FLOWLEDGER_MAX_STEP_CUTS sets how many cuts fail a step)"
         )
     run.status = StepStatus.FAILED
     run.failed_at = now

@@ -54,3 +54,6 @@ class Services:
     step_log_limit: int = DEFAULT_LIMIT
     #: Sub-workflow executions one root may start, all levels (``Limits.max_descendants``).
     max_descendants: int = 100_000
+    #: A step's attempts cut by its process's death this many times fail it; 0 never
+    #: (``FLOWLEDGER_MAX_STEP_CUTS``, runtime.recovery).
+    max_step_cuts: int = 5
