@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from flowledger import Engine
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from flowledger import Engine, StepContext, step_type
 from tests.conftest import RunYaml
 from tests.runtime.steps_for_tests import Recorder
 
@@ -175,3 +180,41 @@ async def test_every_step_execution_has_its_own_idempotency_key(
         keys += [r["idempotency_key"] for r in steps if r["step_id"] != "f"] + [*flaky]
     assert len(keys) == len(set(keys)) == 2 * (1 + 1 + 3 + 1)
     assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
+
+
+class Upstream(BaseModel):
+    missing: bool = False
+
+
+async def test_a_step_s_own_exception_keeps_its_message_and_its_traceback(
+    engine: Engine,
+) -> None:
+    """A TimeoutError the step's code raised (an inner wait_for) was reported as the
+    step's own timeout, "timed out after 0s", its message lost; and the traceback of an
+    unexpected exception was kept nowhere. Now the message stays, and the traceback is in
+    the attempt's step logs (redacted, as every step log line is)."""
+
+    @step_type("test.upstream")
+    async def upstream(data: Upstream, ctx: StepContext) -> dict[str, Any]:
+        if data.missing:
+            return {"x": {}["missing_key"]}
+        raise TimeoutError("upstream payments API did not answer in 2s")
+
+    engine.registry.register(upstream)
+    for timeout in ("", "timeout: 30s"):
+        doc = await engine.run(
+            engine.load_text(
+                f"name: up\nsteps:\n  - id: s\n    type: test.upstream\n    {timeout}\n"
+            )
+        )
+        assert doc["runtimeStatus"] == "Failed"
+        said = doc["error"]["message"]
+        assert "TimeoutError: upstream payments API did not answer in 2s" in said, said
+    doc = await engine.run(
+        engine.load_text("name: key\nsteps: [{id: k, type: test.upstream, input: {missing: 1}}]\n")
+    )
+    assert doc["error"]["message"].endswith("KeyError: 'missing_key'")
+    lines = await engine.store.get_step_logs(doc["id"])
+    [line] = [json.loads(row["message"]) for row in lines]
+    assert line.startswith("step k raised KeyError('missing_key')\nTraceback (most rec"), line
+    assert 'return {"x": {}["missing_key"]}' in line and line.endswith("KeyError: 'missing_key'")

@@ -82,6 +82,11 @@ class StepContexts:
             artifacts=self._artifacts(execution_id, run),
         )
 
+    def logger(self, run: StepExecution) -> StepLogger:
+        """The attempt's ``ctx.logger``: what it logs is kept with the attempt (its step
+        logs) and goes to the process's log, both redacted."""
+        return self._logger(str(self.info["id"]), run)
+
     def _logger(self, execution_id: str, run: StepExecution) -> StepLogger:
         extra = log_extra("run_step", execution_id, run.step.id, attempt=run.attempt)
         clock = self.services.clock

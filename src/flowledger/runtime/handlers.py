@@ -31,8 +31,22 @@ async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
         if step_type.is_coroutine and not run.suspended:  # the common case: no frame between
             return await handler(data, ctx)
         return await _call(run, handler, data, ctx)
-    async with asyncio.timeout(run.step.spec.timeout.total_seconds()):
-        return await _call(run, handler, data, ctx)
+    seconds = run.step.spec.timeout.total_seconds()
+    try:
+        async with asyncio.timeout(seconds) as deadline:
+            return await _call(run, handler, data, ctx)
+    except TimeoutError:
+        if deadline.expired():
+            raise StepTimedOut(seconds) from None
+        raise  # the handler's own (an inner wait_for, a socket): its message is kept
+
+
+class StepTimedOut(Exception):
+    """The step's own ``timeout`` ended the attempt (not a TimeoutError its code raised)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:g}s")
+        self.seconds = seconds
 
 
 async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepContext) -> Any:

@@ -34,6 +34,7 @@ from flowledger.runtime.contexts import StepContexts
 from flowledger.runtime.datastore import stored_input
 from flowledger.runtime.drivers import build_drivers, driver_of
 from flowledger.runtime.handlers import (
+    StepTimedOut,
     describe,
     duration_detail,
     normalize_output,
@@ -506,14 +507,14 @@ class ExecutionRunner:
                 details=exc.details,
                 retry_after=exc.retry_after,
             )
-        elif isinstance(exc, TimeoutError):
-            timeout = run.step.spec.timeout
-            seconds = timeout.total_seconds() if timeout else 0
-            self.step_failed(run, f"timed out after {seconds:g}s", retryable=True)
+        elif isinstance(exc, StepTimedOut):
+            self.step_failed(run, f"timed out after {exc.seconds:g}s", retryable=True)
         else:
-            # The exception may quote what the step held (a header made from a secret).
-            shown = self.codec.redact(repr(exc))
-            self.logger.warning("step %s raised %s", run.step.path, shown)
+            # Its traceback, for the step's developer: kept with the attempt (its step logs,
+            # `executions logs`) and in the process's log, redacted (it may quote what the
+            # step held: a header made from a secret). The document keeps one line.
+            said = self.contexts.logger(run)
+            said.warning("step %s raised %r", run.step.path, exc, exc_info=exc)
             self.step_failed(run, self.codec.redact(describe(exc)), retryable=True)
 
     # -- outcomes -----------------------------------------------------------------------------
