@@ -82,3 +82,35 @@ async def test_an_output_kept_as_an_artifact_is_read_as_a_run_reads_it(
 
         assert await value("{{ steps.blob.output.text | length }}") == 5000
         assert await value("{{ steps.each.output.results[1].inner | length }}") == 3000
+
+
+async def test_whole_steps_is_the_plain_json_a_step_reads(app: App, tmp_path: Path) -> None:
+    """``{{ steps }}`` (the console's own example) gave each step as the Python repr of
+    an internal view (``<..._Envelope object at 0x...>``); it is the JSON that the same
+    template gives inside a sys.transform step, artifacts and loop outputs included."""
+    path = tmp_path / "dump.yaml"
+    path.write_text(
+        "name: dump\nsteps:\n"
+        "  - {id: a, type: sys.transform, input: {value: {n: 1}}}\n"
+        "  - id: lp\n    type: sys.loop\n    input: {items: [1, 2]}\n    steps:\n"
+        "      - {id: body, type: sys.transform, input: {value: '{{ loop.lp.item }}'}}\n"
+        "  - {id: dump, type: sys.transform, input: {value: '{{ steps }}'}}\n"
+        "  - {id: later, type: sys.no_action, when: '{{ false }}'}\n"
+    )
+    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    found = await app.console.evaluate(EvaluateExpression(id=doc["id"], expression="{{ steps }}"))
+    assert found["ok"], found
+    value = found["value"]
+    assert "object at 0x" not in json.dumps(value)
+    assert json.loads(json.dumps(value)) == value  # plain JSON
+    dumped = next(s for s in doc["steps"].values() if s["stepId"] == "dump")["outputData"]
+    assert list(value) == list(dumped) == ["body", "a", "lp", "dump", "later"]
+    for step_id in ("a", "lp"):  # finished before `dump` ran: the same in both
+        # ...but durationMs, which the console reads from the document's millisecond
+        # timestamps, and a run from its own clock's (PostgreSQL keeps microseconds).
+        mine, run = dict(value[step_id]), dict(dumped[step_id])
+        assert abs(mine.pop("durationMs") - run.pop("durationMs")) <= 1
+        assert mine == run
+    assert value["lp"]["output"]["results"] == [{"body": 1}, {"body": 2}]
+    assert value["dump"]["output"] == dumped
+    assert value["later"]["nodeName"] == "later" and value["later"]["status"] == "Disabled"

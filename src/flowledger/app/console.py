@@ -17,7 +17,7 @@ from typing_extensions import TypedDict
 from flowledger.app.models import Id, Request
 from flowledger.app.views import data_store
 from flowledger.errors import TemplateError
-from flowledger.runtime.datastore import envelope_view
+from flowledger.runtime.datastore import StoredStepsView
 from flowledger.runtime.engine import Engine
 from flowledger.templates import TemplateEngine
 from flowledger.types import ExecutionDocument
@@ -55,12 +55,13 @@ class Console:
         store = data_store(doc, request.iterations)
         # Outputs kept as artifacts (over the output budget) load when read, as in a run.
         workflow = await self._engine.workflow_to_read(doc["workflowTemplateVersionId"])
-        read = self._engine.artifacts.read_output
-        for step_id, envelope in list(store["steps"].items()):
-            step = workflow.steps.get(step_id)
-            if step is not None:
-                store["steps"][step_id] = envelope_view(envelope, step, read)
-        store["__steps__"] = store["steps"]
+        # ``steps`` as a run reads it (runtime.datastore): every step of the workflow, an
+        # output kept as an artifact loaded when read, and a whole-``steps`` value turned
+        # into the plain JSON a sys.transform step would give (a dict of the stored
+        # envelopes' views showed their Python reprs).
+        steps = StoredStepsView(store["steps"], workflow, self._engine.artifacts.read_output)
+        store["steps"] = steps
+        store["__steps__"] = steps
         store["__context__"] = store["context"]
         store["secrets"] = {}
         engine = TemplateEngine(self._engine.templates.limits)

@@ -47,21 +47,7 @@ class StepsView(Mapping[str, Any]):
             if run.step.body is not None or is_reference(run.output):
                 return _Envelope(run.envelope(), run.step, self._read)
             return run.envelope()
-        step = self._workflow.steps.get(step_id)
-        if step is None:
-            raise KeyError(step_id)
-        # A step of the workflow that has not run (yet, or on this path).
-        return {
-            "nodeId": step.id,
-            "nodeName": step.name,
-            "status": "NotStarted",
-            "output": None,
-            "outputData": None,
-            "executedAt": None,
-            "durationMs": None,
-            "error": None,
-            "attempt": 0,
-        }
+        return _not_run(self._workflow, step_id)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._workflow.steps)
@@ -70,10 +56,57 @@ class StepsView(Mapping[str, Any]):
         return len(self._workflow.steps)
 
 
-def envelope_view(env: dict[str, Any], step: CompiledStep, read: ReadArtifact) -> Mapping[str, Any]:
-    """A step's stored envelope (``{output, outputData, ...}``) as templates read it:
-    an output kept as an artifact loads when it is read (the expression console)."""
-    return _Envelope(env, step, read)
+def _not_run(workflow: CompiledWorkflow, step_id: str) -> dict[str, Any]:
+    """``steps.<id>`` of a step of the workflow that has not run (yet, or on this path)."""
+    step = workflow.steps.get(step_id)
+    if step is None:
+        raise KeyError(step_id)
+    return {
+        "nodeId": step.id,
+        "nodeName": step.name,
+        "status": "NotStarted",
+        "output": None,
+        "outputData": None,
+        "executedAt": None,
+        "durationMs": None,
+        "error": None,
+        "attempt": 0,
+    }
+
+
+class StoredStepsView(Mapping[str, Any]):
+    """``steps`` of an execution read back from the database (the expression console):
+    the envelopes stored (``{nodeId, status, output, ...}``, by step id) read as
+    :class:`StepsView` reads runs. Same keys (every step of the workflow, in its order),
+    same values (an output kept as an artifact loads when read, loop results lazily), and
+    a Mapping, not a dict, so a template returning it whole (``{{ steps }}``) is converted
+    to plain JSON as the engine converts its own (templates.convert.to_native)."""
+
+    __slots__ = ("_envelopes", "_read", "_workflow")
+
+    def __init__(
+        self, envelopes: Mapping[str, dict[str, Any]], workflow: CompiledWorkflow,
+        read: ReadArtifact,
+    ) -> None:  # fmt: skip
+        self._envelopes = envelopes
+        self._workflow = workflow
+        self._read = read
+
+    def __getitem__(self, step_id: str) -> Any:
+        env = self._envelopes.get(step_id)
+        if env is None:
+            return _not_run(self._workflow, step_id)
+        step = self._workflow.steps.get(step_id)
+        if step is None:  # not of this version (cannot be: the console reads its own)
+            return env
+        env = {"nodeId": env.get("nodeId"), "nodeName": step.name, **env}
+        return _Envelope(env, step, self._read)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._workflow.steps)
+
+    def __len__(self) -> int:
+        return len(self._workflow.steps)
 
 
 def output_view(value: Any, step: CompiledStep, read: ReadArtifact) -> Any:
