@@ -84,6 +84,44 @@ async def test_rounds_that_only_move_steps_leave_the_execution_row_alone(
     assert row["last_activity_at"] == events[-1]["at"]
 
 
+@pytest.mark.parametrize(
+    ("source", "status", "name"),
+    [
+        # A loop last: its body step started last, the loop itself ended the execution.
+        (
+            "name: l\nsteps:\n  - {id: a, type: test.echo, input: {value: 1}}\n"
+            "  - id: lp\n    type: sys.loop\n    input: {items: [1, 2, 3], concurrency: 2}\n"
+            "    steps:\n      - {id: body, type: test.echo, input: {value: 2}}\n",
+            "Completed",
+            "lp",
+        ),
+        # Two branches: the long one started first and ends last.
+        (
+            "name: b\nsteps:\n  - {id: slow, type: sys.delay, after: [], input: {duration: 200ms}}\n"
+            "  - {id: quick, type: test.echo, after: [], input: {value: 1}}\n",
+            "Completed",
+            "slow",
+        ),
+        # A failure while a step started later runs: the step that failed the execution.
+        (
+            "name: f\nsteps:\n  - {id: boom, type: test.crash, after: [], retry: {max_attempts: 1}}\n"
+            "  - {id: other, type: test.slow, after: [], input: {name: o, seconds: 5}}\n",
+            "Failed",
+            "boom",
+        ),
+    ],
+)
+async def test_a_finished_execution_names_the_step_that_ended_it(
+    engine: Engine, source: str, status: str, name: str
+) -> None:
+    """currentStateName of a finished 1,200-item loop was its body step (the step started
+    last), though the loop was the step that finished last."""
+    doc = await engine.run(engine.load_text(source))
+    assert (doc["runtimeStatus"], doc["currentStateName"]) == (status, name)
+    row = await engine.store.get_execution(doc["id"])
+    assert row is not None and row["current_state_name"] == name
+
+
 async def test_a_running_execution_shows_its_progress_within_about_a_second(
     engine: Engine,
 ) -> None:

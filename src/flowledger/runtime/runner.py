@@ -653,17 +653,19 @@ class ExecutionRunner:
             if scope.pending[nxt] == 0:
                 self.ready.append((scope, scope.graph.steps[nxt]))
         if scope.unfinished == 0:
-            self.scope_done(scope)
+            self.scope_done(scope, run)
 
-    def scope_done(self, scope: Scope) -> None:
+    def scope_done(self, scope: Scope, last: StepExecution | None = None) -> None:
+        """Every step of ``scope`` is final; ``last``: the one whose end made it so."""
         scope.closed = True
         if scope.owner is None:
-            self._complete_execution()
+            self._complete_execution(last)
             return
         self.loops.iteration_done(scope)
 
     def fail_scope(self, scope: Scope, run: StepExecution) -> None:
         if scope.owner is None:
+            self.journal.state_name = run.step.id  # the step that failed the execution
             self._fail_execution(run.error or {"message": "a step failed"})
             return
         self.loops.iteration_failed(scope, run)
@@ -698,8 +700,13 @@ class ExecutionRunner:
         """Back to InProgress when something happens while the execution awaited input."""
         self.lifecycle.resume()
 
-    def _complete_execution(self) -> None:
+    def _complete_execution(self, last: StepExecution | None = None) -> None:
         self.lifecycle.resume()  # whatever ended the last wait, completing is from InProgress
+        # currentStateName of a finished execution: the top-level step whose end ended it
+        # (a loop, not the body step that started last: the journal's state_name is the
+        # step started last, set per step at no more cost than a store; this is once).
+        if last is not None and last.status == StepStatus.COMPLETED:
+            self.journal.state_name = last.step.id
         output = None
         if self.workflow.output is not None:
             try:
