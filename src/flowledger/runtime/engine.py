@@ -664,12 +664,18 @@ class Engine:
                 # Ended: its last round released the lease (Journal.release_lease).
                 final_status, ended = str(status), status.terminal
             except asyncio.CancelledError:
+                # Stopped midway (Ctrl-C): claimable at once, an AwaitingUserInput row too
+                # (claimed only once its wake_at has come: see ExecutionRunner._take_up_waiting).
+                parked_until = self.clock.now()
                 if not lost_lease:
                     raise
                 raise LeaseLostError(
                     f"execution {execution_id} was taken over by another process after this "
                     "one failed to renew its lease in time; it goes on there"
                 ) from None
+            except Exception:
+                parked_until = self.clock.now()  # as above
+                raise
             finally:
                 self._driving -= 1
                 await self._let_go(keeper, execution_id, epoch, lost)

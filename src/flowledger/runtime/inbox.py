@@ -91,5 +91,7 @@ class Inbox:
             elif kind in ("child_done", "child_waiting"):
                 children_moved = True
         if children_moved and not runner.status.terminal:
-            runner.resume_status()
+            # Read the children first: the execution resumes only if no person is waited
+            # for any more (a child that ended while others wait changes nothing).
             await self.children.refresh()
+            runner.resume_status()

@@ -57,6 +57,10 @@ class ExecutionLifecycle:
         self.journal.set_execution(runtime_status=str(status), **columns)
         if status.terminal:
             self.journal.release_lease()
+        self._report(status)
+
+    def _report(self, status: ExecutionStatus) -> None:
+        """One delivery per matching subscription, in this round's commit."""
         event = REPORTED.get(status)
         if event is not None:
             info = self.info
@@ -76,14 +80,34 @@ class ExecutionLifecycle:
         self.set_status(ExecutionStatus.IN_PROGRESS, started_at=now)
         self.journal.event("execution.started", at=now)
 
+    # Decision (the tour's 40 deliveries for one question): ``AwaitingUserInput`` means
+    # "a person must act for this execution to go on", and one wait is announced once.
+    # The execution moves there when nothing is left to run but people (and timers), and
+    # back to InProgress only when no person is waited for any more (the runner's
+    # ``resume_status``): a timer of another branch (a ``sys.delay``, a retry's back-off)
+    # runs that branch on under AwaitingUserInput, and re-parking changes nothing. Before,
+    # every such wake-up moved it to InProgress and back, each time with
+    # ``execution.resumed`` and ``execution.awaiting_input`` events and a delivery.
+
     def await_people(self) -> None:
+        """Nothing runs but waits for people: AwaitingUserInput, announced (no-op when
+        it is already: the same waits are not announced again)."""
         if self.status == ExecutionStatus.IN_PROGRESS:
             self.set_status(ExecutionStatus.AWAITING_USER_INPUT)
             self.journal.event("execution.awaiting_input")
             self._tell_parent("child_waiting")
 
+    def another_wait(self) -> None:
+        """A step began waiting for a person while the execution already awaits input (a
+        branch that timers moved on asked a new question): announced as the first wait
+        was (the event, one delivery per subscription), though the status stays."""
+        if self.status == ExecutionStatus.AWAITING_USER_INPUT:
+            self.journal.event("execution.awaiting_input")
+            self._report(self.status)
+
     def resume(self) -> None:
-        """Back to InProgress when something happens while the execution awaited input."""
+        """Back to InProgress (the runner calls it when no person is waited for any more,
+        and before completing)."""
         if self.status == ExecutionStatus.AWAITING_USER_INPUT:
             self.set_status(ExecutionStatus.IN_PROGRESS)
             self.journal.event("execution.resumed")

@@ -204,6 +204,8 @@ class ExecutionRunner:
                 self.inbox.checked()
             if self.status == ExecutionStatus.NOT_STARTED:
                 self._begin()
+            elif self.status == ExecutionStatus.AWAITING_USER_INPUT:
+                await self._take_up_waiting()
             while True:
                 if self.inbox.due() and not self.status.terminal:
                     await self.inbox.take()
@@ -218,6 +220,8 @@ class ExecutionRunner:
                     continue
                 self._launch()  # what was recorded as started must run, drain or not
                 if self.draining and not self.tasks:
+                    if self.status == ExecutionStatus.AWAITING_USER_INPUT:
+                        self.parked_until = self.clock.now()  # see _take_up_waiting
                     return self.status
                 if self._only_outside_waits():
                     if self.inputs.waiting or self.children.blocked_on_people:
@@ -240,6 +244,18 @@ class ExecutionRunner:
                 task.cancel()
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _take_up_waiting(self) -> None:
+        """An execution awaiting input is run here (a timer of another branch came, or a
+        signal): it stays AwaitingUserInput while its branches move on (lifecycle), so
+        its row must stay claimable should this process stop. A claim clears ``wake_at``,
+        and an AwaitingUserInput row is claimed only once ``wake_at`` has come: put back
+        one that has, with the first round (a drained run parks it at now likewise). And
+        whether children block it on people is known from their rows, not from the status
+        it was left in: read them, as a child's signal makes it do."""
+        self.journal.set_execution(wake_at=self.clock.now())
+        if self.children.waiting:
+            await self.children.refresh()
 
     def _only_outside_waits(self) -> bool:
         """Nothing runs here: every unfinished step waits for a person or for children."""
@@ -447,7 +463,8 @@ class ExecutionRunner:
         journal.touch(run)
         journal.state_name = step.id
         journal.event("step.started", run, at=now)
-        self.lifecycle.resume()
+        if self.lifecycle.status is ExecutionStatus.AWAITING_USER_INPUT:
+            self.resume_status()  # not when a person is still waited for (lifecycle)
         driver = self.drivers[step.step_type.kind]
         try:
             run.input_stored = False
@@ -697,8 +714,19 @@ class ExecutionRunner:
     # -- the execution as a whole -------------------------------------------------------------
 
     def resume_status(self) -> None:
-        """Back to InProgress when something happens while the execution awaited input."""
-        self.lifecycle.resume()
+        """Back to InProgress once no person is waited for: an input taken or timed out,
+        children moved on. Not while one still is (ExecutionLifecycle.await_people)."""
+        if not self._awaits_people():
+            self.lifecycle.resume()
+
+    def _awaits_people(self) -> bool:
+        children = self.children
+        return self.inputs.waiting or (children.blocked_on_people and children.waiting)
+
+    def another_wait(self) -> None:
+        """A step began waiting for a person (announced now if the execution already
+        awaits input; else when it parks)."""
+        self.lifecycle.another_wait()
 
     def _complete_execution(self, last: StepExecution | None = None) -> None:
         self.lifecycle.resume()  # whatever ended the last wait, completing is from InProgress

@@ -66,6 +66,7 @@ class InputWaits(TaskDriver):
                 "dueAt": iso(run.due_at) if run.due_at else None,
             },
         )
+        self.scheduler.another_wait()
 
     @property
     def waiting(self) -> bool:

@@ -276,6 +276,10 @@ class Worker:
                 self.run_duty_now(self.job_advancer)  # its job run's next workflow, or status
             _log_end(row, str(status), began, self.engine.clock.now(), parked_until)
         except asyncio.CancelledError:
+            # Stopped midway: claimable at once, whatever its status. An AwaitingUserInput
+            # one (a branch moving on while a person is waited for) is claimed only once its
+            # wake_at has come: released with none, nobody would take it up again.
+            parked_until = self.engine.clock.now()
             log.warning(
                 "stopped running execution %s", execution_id, extra=log_extra("stop", execution_id)
             )
