@@ -96,6 +96,9 @@ class ExecutionDocument(TypedDict):
     jobRunId: str | None
     steps: NotRequired[dict[str, StepDocument]]
     pendingInputs: NotRequired[list[PendingInput]]
+    #: Only in a control verb's answer (cancel, input, retry), when the execution has not
+    #: yet acted on that many signals sent to it (a cancel, an input): accepted, pending.
+    pendingSignals: NotRequired[int]
 
 
 class EventDocument(TypedDict):

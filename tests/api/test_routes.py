@@ -282,13 +282,17 @@ def test_input_cancel_and_conflicts(service: Service) -> None:
         assert "(it keeps waiting): data.approved: 'yes' is not of type" in refused["message"]
         error(http.post(f"/api/v1/executions/{doc['id']}/steps/nope/input", json={}), 404)
         answer = http.post(url, json={"data": {"approved": True}})
+        # The state after the change (its worker acted at once), not the one before it.
         assert answer.status_code == 200, answer.text
+        assert answer.json()["runtimeStatus"] == "Completed", answer.json()
+        assert "pendingSignals" not in answer.json()
         assert terminal(http, doc["id"])["runtimeStatus"] == "Completed"
         assert error(http.post(f"/api/v1/executions/{doc['id']}/cancel"), 409)["code"] == "conflict"
         error(http.post(f"/api/v1/executions/{doc['id']}/retry"), 409)
         waiting = settled(http, start(http, name)["id"])
         cancelled = http.post(f"/api/v1/executions/{waiting['id']}/cancel", json={"reason": "no"})
         assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["runtimeStatus"] == "Cancelled", cancelled.json()
         assert terminal(http, waiting["id"])["runtimeStatus"] == "Cancelled"
         error(http.post("/api/v1/executions/no-such-id/cancel"), 404)
 

@@ -9,8 +9,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.api.conftest import FLOWLEDGER, REPO, Service, free_port, launch, service_env
-from tests.api.helpers import APPROVAL, push, settled, start
+from flowledger.api.routes.executions import CONTROL_WAIT
+from tests.api.conftest import (
+    FLOWLEDGER,
+    REPO,
+    STOP_TIMEOUT,
+    Service,
+    free_port,
+    launch,
+    service_env,
+)
+from tests.api.helpers import APPROVAL, push, settled, start, terminal
 
 
 def test_health_and_readiness_need_no_token(service: Service) -> None:
@@ -86,6 +95,32 @@ def test_sigterm_ends_open_event_streams_at_once(backend_db: str, tmp_path: Path
 def test_no_workers_serves_the_api_only(backend_db: str, tmp_path: Path) -> None:
     with launch(backend_db, tmp_path, "--no-workers") as running, running.client("viewer") as http:
         assert http.get("/api/v1/workflows").status_code == 200
+
+
+def test_a_cancel_nobody_acts_on_is_answered_as_accepted_and_pending(
+    backend_db: str, tmp_path: Path
+) -> None:
+    """With no worker anywhere, a cancel of a waiting execution answered 200 with the
+    document as it was (``AwaitingUserInput``), as if that were the cancel's outcome: it
+    is 202 with ``pendingSignals`` after the API's wait; a worker then acts on it."""
+    with launch(backend_db, tmp_path, "--no-workers") as running, running.client("admin") as http:
+        name = push(http, APPROVAL)
+        doc = start(http, name)
+        begun = time.monotonic()
+        answer = http.post(f"/api/v1/executions/{doc['id']}/cancel", json={"reason": "no"})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["pendingSignals"] == 1
+        assert answer.json()["runtimeStatus"] == "NotStarted"  # true: nobody took it yet
+        assert time.monotonic() - begun >= CONTROL_WAIT - 0.5
+        worker = subprocess.Popen(
+            [FLOWLEDGER, "worker", "--db", backend_db], env=running.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert terminal(http, doc["id"])["runtimeStatus"] == "Cancelled"
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(STOP_TIMEOUT) == 0
 
 
 def test_loopback_without_tokens_says_how_to_create_one(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flowledger.app import App, GetExecution, StartExecution, SubmitInput
+from flowledger.app import App, CancelExecution, GetExecution, StartExecution, SubmitInput
 from flowledger.app import executions as executions_module
 from flowledger.config import Limits
 from flowledger.errors import TooManyError
@@ -165,3 +165,22 @@ async def test_a_wait_after_input_was_sent_waits_for_the_result(app: App, ask_fi
     await _waiting(app)  # the input is not acted on yet: not "waiting for people"
     await app.engine.drive(doc["id"])
     assert (await waiter)["runtimeStatus"] == "Completed"
+
+
+async def test_a_control_verb_answers_the_state_after_it_or_says_it_is_pending(
+    app: App, ask_file: str
+) -> None:
+    """A cancel (or an input) not settled here answered the document as it was before it
+    (AwaitingUserInput after a cancel that worked): it waits up to ``wait`` for the
+    execution to act on it, and says ``pendingSignals`` when nobody has yet."""
+    doc = await app.executions.start(StartExecution(workflow=ask_file))
+    await app.engine.drive(doc["id"])  # now AwaitingUserInput, and nobody runs it
+    given = SubmitInput(id=doc["id"], step="approve", data={}, wait=0.2)
+    pending = await app.executions.submit_input(given)
+    assert pending["runtimeStatus"] == "AwaitingUserInput" and pending["pendingSignals"] == 1
+    # Acted on while the verb waits (a worker here or elsewhere): the state after it.
+    waiter = asyncio.create_task(app.executions.cancel(CancelExecution(id=doc["id"], wait=30)))
+    await _waiting(app)
+    await app.engine.drive(doc["id"])  # takes both signals at once: the cancel wins
+    answer = await waiter
+    assert answer["runtimeStatus"] == "Cancelled" and "pendingSignals" not in answer

@@ -300,7 +300,7 @@ class Executions:
         ``settle``, the children it cancelled that nobody runs (parked, waiting for input)
         are cancelled here too, as the execution itself is, rather than by the next worker."""
         await self._engine.cancel(request.id, by=request.by, reason=request.reason)
-        document = await self._carry_on(request.id, request.settle)
+        document = await self._carry_on(request.id, request.settle, wait=request.wait)
         if request.settle:
             await self._settle_children(request.id)
         return document
@@ -339,7 +339,8 @@ class Executions:
         """Re-run the failed steps of a failed execution in place (attempt + 1).
         ``on_events``: as :meth:`run`'s, for what runs here when it ``settle``s."""
         steps = await self._engine.retry(request.id, by=request.by)
-        return Retried(steps, await self._carry_on(request.id, request.settle, on_events))
+        document = await self._carry_on(request.id, request.settle, on_events, request.wait)
+        return Retried(steps, document)
 
     async def rerun(
         self, request: RerunExecution, *, on_events: EventCallback | None = None
@@ -360,10 +361,14 @@ class Executions:
         await self._engine.submit_input(
             request.id, request.step, request.data, submitted_by=request.by
         )
-        return await self._carry_on(request.id, request.settle, on_events)
+        return await self._carry_on(request.id, request.settle, on_events, request.wait)
 
     async def _carry_on(
-        self, execution_id: str, settle: bool, on_events: EventCallback | None = None
+        self,
+        execution_id: str,
+        settle: bool,
+        on_events: EventCallback | None = None,
+        wait: float = 0.0,
     ) -> ExecutionDocument:
         if settle:
             if on_events is not None:
@@ -373,7 +378,33 @@ class Executions:
                 await self._settle_cancelled_tree(document)
                 return await self._job_run_moves_on(document)
         await self._wake()  # workers here too, not only other processes
-        return await self._document(execution_id)
+        return await self._acted_on(execution_id, wait)
+
+    async def _acted_on(self, execution_id: str, wait: float) -> ExecutionDocument:
+        """The execution once it has acted on every signal sent to it so far (a cancel,
+        an input: its runner takes them all at once), or ended; after ``wait`` seconds,
+        as it is then, with ``pendingSignals``. Decision (the tour's cancel answered with
+        ``AwaitingUserInput``): a control verb answers the state after the change, or says
+        that the change is accepted and pending, never a stale state as if it were the
+        answer. Waiting is not running: the workers act (the ones here are woken)."""
+        with self._hub.subscribe(execution_id) as sub:
+            row = await self._row(execution_id)
+            sent = int(row.get("signals_sent") or 0)
+            if wait > 0 and _unacted(row, sent):
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + wait
+                while _unacted(row, sent):
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    await sub.wait(min(left, RECHECK))
+                    row = await self._row(execution_id)
+        document = await self._document(execution_id)
+        if _unacted(row, sent):
+            row = await self._row(execution_id)  # read after the document: not later news
+            if _unacted(row, sent):
+                document["pendingSignals"] = sent - int(row.get("signals_taken") or 0)
+        return document
 
     async def _settle_here(self, execution_id: str) -> dict[str, Any] | None:
         """Carry the execution on in this process; None when it cannot be, its workflow
@@ -431,6 +462,13 @@ def _settled(row: Row) -> bool:
         return True
     pending = int(row.get("signals_sent") or 0) > int(row.get("signals_taken") or 0)
     return status == ExecutionStatus.AWAITING_USER_INPUT and not pending
+
+
+def _unacted(row: Row, sent: int) -> bool:
+    """Signals up to the ``sent``-th are not all taken yet, and the execution goes on."""
+    if ExecutionStatus(row["runtime_status"]).terminal:
+        return False
+    return int(row.get("signals_taken") or 0) < sent
 
 
 def _position(row: Row) -> Position:

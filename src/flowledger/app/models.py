@@ -383,8 +383,12 @@ class _Control(Request):
     id: str = Id
     by: str = "python"
     #: Carry the execution on in this process until it ends or waits for people (what
-    #: the CLI does); false leaves it to the workers and returns its state at once.
+    #: the CLI does); false leaves it to the workers (woken at once).
     settle: bool = False
+    #: Without ``settle``: seconds to wait for the execution to act on what was sent
+    #: (the HTTP API's answer is the state after the change); the answer then says
+    #: ``pendingSignals`` when it has not yet.
+    wait: float = Field(default=0.0, ge=0, le=60)
 
 
 class CancelExecution(_Control):

@@ -1,10 +1,12 @@
 """Executions: list, read (with a long-poll ``wait``), cancel, retry, submit input, and
 their artifacts. Control verbs never run the execution in the request: workers do
-(``settle=False``), woken at once."""
+(``settle=False``), woken at once. Cancel and input answer the execution once it has
+acted on what was sent (200), or, after ``CONTROL_WAIT`` seconds, as it is then with
+``pendingSignals`` (202: accepted, pending); the application layer decides which."""
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -27,6 +29,21 @@ from flowledger.app import (
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["executions"], responses=ERROR_RESPONSES)
+
+#: How long a cancel or an input waits for the execution to act on it (a worker here or
+#: elsewhere, woken at once, takes a parked one within milliseconds).
+CONTROL_WAIT = 5.0
+_PENDING: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted, not acted on yet (no worker took it within "
+        f"{CONTROL_WAIT:g} s): the execution as it is, with pendingSignals",
+        "model": ExecutionDocument,
+    }
+}
+
+
+def _control_answer(document: ExecutionDocument) -> Response:
+    return render(document, 202 if document.get("pendingSignals") else 200)
 
 
 class RetriedDocument(ExecutionDocument):
@@ -108,6 +125,7 @@ def get_execution_route() -> APIRoute:
     "/executions/{id}/cancel",
     response_model=ExecutionDocument,
     summary="Cancel an execution and its children; 409 when it has ended (operator)",
+    responses=_PENDING,
 )
 async def cancel_execution(
     id: str,
@@ -116,8 +134,10 @@ async def cancel_execution(
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> Response:
     reason = body.reason if body is not None and body.reason else None
-    request = CancelExecution(id=id, by=caller.created_by, settle=False, **given(reason=reason))
-    return render(await app.executions.cancel(request))
+    request = CancelExecution(
+        id=id, by=caller.created_by, wait=CONTROL_WAIT, **given(reason=reason)
+    )
+    return _control_answer(await app.executions.cancel(request))
 
 
 @router.post(
@@ -135,12 +155,15 @@ async def retry_execution(id: str, app: AppDep, caller: Operator) -> Response:
     "/executions/{id}/steps/{step_id}/input",
     response_model=ExecutionDocument,
     summary="Submit a waiting step's input; 422 when its schema refuses it (operator)",
+    responses=_PENDING,
 )
 async def submit_input(
     id: str, step_id: str, body: InputBody, app: AppDep, caller: Operator
 ) -> Response:
-    request = SubmitInput(id=id, step=step_id, data=body.data, by=caller.created_by)
-    return render(await app.executions.submit_input(request))
+    request = SubmitInput(
+        id=id, step=step_id, data=body.data, by=caller.created_by, wait=CONTROL_WAIT
+    )
+    return _control_answer(await app.executions.submit_input(request))
 
 
 @router.get(
