@@ -393,7 +393,7 @@ class Executions:
             if wait > 0 and _unacted(row, sent):
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + wait
-                while _unacted(row, sent):
+                while _unacted(row, sent) and not self._hub.ending:  # a stopping server
                     left = deadline - loop.time()
                     if left <= 0:
                         break
