@@ -514,6 +514,7 @@ def test_field_errors_do_not_hide_graph_and_reference_errors() -> None:
     assert "'ghost' is not a step of this graph" in text  # b's edge still checked
     assert "steps.nope names no step" in text  # c's references still checked
     assert "unknown step type 'sys.transfrom'" in text
+    assert "did you mean 'sys.transform'? (load custom step types with --plugin" in text
     assert "steps.a" not in text  # a is a stand-in: reading it is not an error
     assert len(found) == 4
 
@@ -881,3 +882,12 @@ def test_a_nested_models_unknown_field_is_refused_too() -> None:
             "input.address: unknown field 'cty' for acme.aliased; did you mean 'city'?"
             in (found[0])
         )
+
+
+def test_a_registry_without_the_built_ins_says_so() -> None:
+    """It said "register custom types with --plugin" (a CLI flag, in a library) to a
+    caller whose StepRegistry() had no built-in types at all."""
+    text = "name: w\nsteps: [{id: a, type: sys.transform}]\n"
+    with pytest.raises(DefinitionError) as raised:
+        load_workflow_text(text, StepRegistry(), TemplateEngine())
+    assert "StepRegistry.with_builtins()" in str(raised.value)

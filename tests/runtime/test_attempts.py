@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -218,3 +219,31 @@ async def test_a_step_s_own_exception_keeps_its_message_and_its_traceback(
     [line] = [json.loads(row["message"]) for row in lines]
     assert line.startswith("step k raised KeyError('missing_key')\nTraceback (most rec"), line
     assert 'return {"x": {}["missing_key"]}' in line and line.endswith("KeyError: 'missing_key'")
+
+
+async def test_a_cancelled_error_out_of_the_step_s_own_code_fails_the_attempt(
+    engine: Engine,
+) -> None:
+    """A CancelledError that escaped a handler (an inner task a library cancelled) left
+    the step InProgress, unretried, and the execution failed as "nothing left to run"."""
+    calls: list[int] = []
+
+    @step_type("test.inner_cancel")
+    async def inner_cancel(data: Upstream, ctx: StepContext) -> dict[str, Any]:
+        calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            inner = asyncio.get_running_loop().create_future()
+            inner.cancel()
+            await inner  # raises CancelledError into the handler, which lets it out
+        return {"attempt": ctx.attempt}
+
+    engine.registry.register(inner_cancel)
+    text = (
+        "name: ic\nsteps:\n  - id: s\n    type: test.inner_cancel\n"
+        "    retry: {max_attempts: 2, initial_delay: 5ms}\n"
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    assert calls == [1, 2]
+    first = next(s for s in doc["steps"].values() if s["attempt"] == 1)
+    assert "raised CancelledError" in first["error"]["message"]

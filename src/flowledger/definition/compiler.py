@@ -245,11 +245,12 @@ class _Compiler:
 
             close = difflib.get_close_matches(step.type, self.registry.names(), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            self.report(
-                f"unknown step type '{step.type}'{hint} (register custom types with --plugin)",
-                (*path, "type"),
-                step.id,
-            )
+            if step.type.startswith("sys.") and "sys.transform" not in self.registry.names():
+                how = "this step registry has no built-in types: make it with "
+                how += "StepRegistry.with_builtins()"
+            else:  # the CLI's flag and the library's way, whichever the reader uses
+                how = "load custom step types with --plugin, or Engine(plugins=[...])"
+            self.report(f"unknown step type '{step.type}'{hint} ({how})", (*path, "type"), step.id)
             return
         if step_type.kind.has_body:
             if not step.steps:

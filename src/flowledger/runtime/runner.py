@@ -511,7 +511,16 @@ class ExecutionRunner:
         return self.contexts.step(run)
 
     def _collect(self, task: asyncio.Future[Any], run: StepExecution) -> None:
-        if run.status != StepStatus.IN_PROGRESS or task.cancelled():
+        if run.status != StepStatus.IN_PROGRESS:
+            return
+        if task.cancelled():
+            if getattr(task, "cancelling", lambda: 1)():  # this runner cancelled it
+                return
+            # Nobody cancelled the step: its own code let a CancelledError out (an inner
+            # task a library cancelled). It was left InProgress with nothing to end it, and
+            # the execution failed as "nothing left to run"; it is a failure of the attempt.
+            message = "the step's code raised CancelledError (a task it awaited was cancelled)"
+            self.step_failed(run, message, retryable=True)
             return
         exc = task.exception()
         if exc is None:
