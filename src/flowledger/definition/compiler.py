@@ -428,7 +428,7 @@ class _Compiler:
             self._check_schema(step.output_schema, (*path, "output_schema"), step.id)
         step_type = self.registry.get(step.type)
         if step.output_schema is not None and step_type is not None and checking_new():
-            self._schema_within_model(step, step_type.output_model, path)
+            self._schema_within_model(step, step_type, path)
         if step_type is not None and checking_new():
             self._no_idle_fields(step, step_type, path)
             self._input_schema_rules(step, step_type, path)
@@ -448,18 +448,18 @@ class _Compiler:
         if isinstance(schema, dict) and not _has_template(schema):
             self._check_schema(schema, (*path, "input", field), step.id, checked=True)
 
-    def _schema_within_model(
-        self, step: StepSpec, model: type[BaseModel] | None, path: Path
-    ) -> None:
+    def _schema_within_model(self, step: StepSpec, step_type: StepType, path: Path) -> None:
         """An ``output_schema`` may narrow a typed output (an HTTP body's shape), not
         name fields its model never has: references to them would pass validation and
-        fail when the step runs."""
+        fail when the step runs. The fields are named as the output is stored (by alias)."""
         properties = (step.output_schema or {}).get("properties")
+        model = step_type.output_model
         if model is None or not isinstance(properties, dict):
             return
         if model.model_config.get("extra") == "allow":
             return
-        fields = [field.alias or name for name, field in model.model_fields.items()]
+        stored = (step_type.output_json_schema() or {}).get("properties")
+        fields = list(stored) if isinstance(stored, dict) else []
         for name in properties:
             if name not in fields:
                 self.report(

@@ -262,7 +262,16 @@ class ReferenceChecker:
                 return _inline_refs(given)
             return None
         schema = step_type.output_json_schema()
-        return _inline_refs(schema) if schema is not None else None
+        if schema is None:
+            return None
+        stored = _inline_refs(schema)
+        if not checking_new() and step_type.output_model is not None:
+            # Before outputs were stored by alias, references were checked against the
+            # validation-mode schema: a stored version that passed then still compiles.
+            earlier = _inline_refs(step_type.output_model.model_json_schema())
+            if earlier != stored:
+                return {"anyOf": [stored, earlier]}
+        return stored
 
     def _item_schema(self, loop_id: str) -> Schema | None:
         spec = self._places[loop_id].spec

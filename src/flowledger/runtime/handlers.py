@@ -102,15 +102,11 @@ def _backoff(policy: RetryPolicy, attempt: int) -> timedelta:
 def normalize_output(step: CompiledStep, result: Any) -> Any:
     """Plain JSON data, checked against the step type's output model when it has one;
     NotJSONError for what JSON cannot hold (jsonvalues: NaN, an arbitrary object)."""
-    model = step.step_type.output_model
-    if model is None and type(result) is dict:
+    step_type = step.step_type
+    if step_type.output_model is None and type(result) is dict:
         output = result  # the common case, without BaseModel's abstract-class isinstance
-    elif isinstance(result, BaseModel):
-        output = result.model_dump(mode="json")
-    elif model is not None:
-        output = model.model_validate(result).model_dump(mode="json")
     else:
-        output = result
+        output = step_type.dump_output(result)
     return to_plain(output, "output")
 
 

@@ -177,10 +177,23 @@ class StepType:
         return inspect.iscoroutinefunction(self.handler)
 
     def output_json_schema(self) -> dict[str, Any] | None:
-        """JSON Schema of the output, used to check template references before a run."""
+        """JSON Schema of the output as stored (``dump_output``), which template references
+        are checked against before a run: field names by alias, computed fields included."""
         if self.output_model is None:
             return None
-        return self.output_model.model_json_schema()
+        return self.output_model.model_json_schema(by_alias=True, mode="serialization")
+
+    def dump_output(self, result: Any) -> Any:
+        """What a handler returned, as the JSON data stored for the step: a model by
+        alias, the way it reads from outside (``model_dump(mode="json", by_alias=True)``).
+        With an output model, a result that is not a model is validated against it."""
+        model = self.output_model
+        if isinstance(result, BaseModel):
+            return result.model_dump(mode="json", by_alias=True)
+        if model is None:
+            return result
+        checked = model.model_validate(result)
+        return checked.model_dump(mode="json", by_alias=True)
 
 
 _NAMESPACED = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"

@@ -1,0 +1,214 @@
+"""A custom step's output model: what the reference checker reads is what is stored.
+
+Outputs are stored by alias (``model_dump(mode="json", by_alias=True)``) and references
+are checked against the serialization-mode schema, so a name the checker accepts is
+the name the data has when the step runs.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic.alias_generators import to_camel
+
+from flowledger import DefinitionError, Engine, StepContext, StepRegistry, step_type
+from flowledger.definition.compiler import load_workflow_text
+from flowledger.templates import TemplateEngine
+
+
+class Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Address(Camel):
+    zip_code: str
+
+
+class Customer(BaseModel):
+    customer_id: str = Field(alias="customerId")
+    address: Address
+    billing: Address | None = None
+    previous: list[Address] = []
+    by_kind: dict[str, Address] = {}
+
+
+class Line(BaseModel):
+    sku: str
+    price: Decimal
+    discount: Decimal | None = None
+
+
+class Card(BaseModel):
+    last4: str
+
+
+class Bank(BaseModel):
+    iban: str
+
+
+class LookupOutput(BaseModel):
+    customer: Customer
+    lines: list[Line]
+    pay: Card | Bank
+    note: str | None = None
+
+    @computed_field(alias="lineCount")  # type: ignore[prop-decorator]
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
+
+
+class LookupInput(BaseModel):
+    mode: str = "ok"
+
+
+def _customer() -> Customer:
+    home = Address(zip_code="N1")
+    return Customer(
+        customerId="c-9", address=home, billing=home, previous=[home], by_kind={"home": home}
+    )
+
+
+class Other(BaseModel):
+    something: str
+
+
+class Extended(LookupOutput):
+    internal: str = "not for the outside"
+
+
+@step_type("test.lookup")
+async def lookup(data: LookupInput, ctx: StepContext) -> LookupOutput:
+    lines = [Line(sku="A", price=Decimal("9.99"))]
+    if data.mode == "construct_missing":
+        return LookupOutput.model_construct(customer=_customer(), pay=Card(last4="4242"))
+    if data.mode == "construct_wrong":
+        return LookupOutput.model_construct(customer=_customer(), lines=lines, pay=7)
+    if data.mode == "other_class":
+        return Other(something="x")  # type: ignore[return-value]
+    if data.mode == "changed":
+        out = LookupOutput(customer=_customer(), lines=lines, pay=Card(last4="4242"))
+        out.lines = "none"  # type: ignore[assignment]
+        return out
+    if data.mode == "subclass":
+        return Extended(customer=_customer(), lines=lines, pay=Card(last4="4242"))
+    return LookupOutput(customer=_customer(), lines=lines, pay=Card(last4="4242"))
+
+
+@step_type("test.free_model")
+async def free_model(data: LookupInput, ctx: StepContext) -> dict[str, Any]:
+    return _customer()  # type: ignore[return-value]
+
+
+def _registry() -> StepRegistry:
+    registry = StepRegistry.with_builtins()
+    registry.register(lookup)
+    registry.register(free_model)
+    return registry
+
+
+def _workflow(value: str, mode: str = "ok") -> str:
+    return textwrap.dedent(
+        f"""
+        name: out
+        steps:
+          - {{id: lookup, type: test.lookup, input: {{mode: {mode}}}}}
+          - {{id: use, type: sys.transform, input: {{value: {value}}}}}
+        """
+    )
+
+
+def _problems(value: str) -> list[str]:
+    with pytest.raises(DefinitionError) as info:
+        load_workflow_text(_workflow(value), _registry(), TemplateEngine(), "wf.yaml")
+    return [p.format() for p in info.value.problems]
+
+
+def _compiles(value: str) -> None:
+    load_workflow_text(_workflow(value), _registry(), TemplateEngine(), "wf.yaml")
+
+
+async def _run(text: str) -> dict[str, Any]:
+    async with Engine("sqlite://", registry=_registry()) as engine:
+        doc = await engine.run(engine.load_text(text))
+    return {"doc": doc, **{s["stepId"]: s for s in doc["steps"].values()}}
+
+
+# -- #1: aliases ------------------------------------------------------------------------
+
+
+ALIASED_READS = {
+    "id": "{{ steps.lookup.output.customer.customerId }}",
+    "zip": "{{ steps.lookup.output.customer.address.zipCode }}",
+    "billing": "{{ steps.lookup.output.customer.billing.zipCode }}",
+    "previous": "{{ steps.lookup.output.customer.previous[0].zipCode }}",
+    "kind": "{{ steps.lookup.output.customer.by_kind.home.zipCode }}",
+    "card": "{{ steps.lookup.output.pay.last4 }}",
+}
+
+
+async def test_the_name_the_checker_accepts_is_the_name_the_stored_output_has() -> None:
+    """The checker read alias names (validation-mode schema) while the output was stored
+    by field name: every accepted reference to an aliased field failed at run time."""
+    value = "{" + ", ".join(f'{k}: "{v}"' for k, v in ALIASED_READS.items()) + "}"
+    ran = await _run(_workflow(value))
+    assert ran["doc"]["runtimeStatus"] == "Completed", ran["doc"]["error"]
+    assert ran["use"]["outputData"] == dict.fromkeys(ALIASED_READS, "c-9") | {
+        "zip": "N1",
+        "billing": "N1",
+        "previous": "N1",
+        "kind": "N1",
+        "card": "4242",
+    }
+    customer = ran["lookup"]["outputData"]["customer"]
+    assert customer["customerId"] == "c-9" and "customer_id" not in customer
+    assert customer["billing"] == {"zipCode": "N1"}
+    assert customer["by_kind"] == {"home": {"zipCode": "N1"}}
+
+
+def test_a_field_name_under_an_alias_is_refused_with_the_alias_suggested() -> None:
+    for read in (
+        "customer.customer_id",
+        "customer.address.zip_code",
+        "customer.previous[0].zip_code",
+        "customer.by_kind.home.zip_code",
+    ):
+        (problem,) = _problems(f'"{{{{ steps.lookup.output.{read} }}}}"')
+        field = read.rsplit(".", 1)[1]
+        assert f"has no field '{field}' (its fields: " in problem, problem
+        assert "did you mean 'customerId'?" in problem or "did you mean 'zipCode'?" in problem
+
+
+async def test_a_free_form_step_returning_a_model_stores_it_by_alias_too() -> None:
+    text = textwrap.dedent(
+        """
+        name: free
+        steps:
+          - {id: lookup, type: test.free_model}
+          - {id: use, type: sys.transform, input: {value: "{{ steps.lookup.output.customerId }}"}}
+        """
+    )
+    ran = await _run(text)
+    assert ran["use"]["outputData"] == "c-9"
+
+
+async def test_a_computed_field_is_stored_and_may_be_referenced_and_narrowed() -> None:
+    """model_dump includes computed fields, but the validation-mode schema lacks them:
+    the checker refused a reference to what the stored output has."""
+    text = textwrap.dedent(
+        """
+        name: computed
+        steps:
+          - id: lookup
+            type: test.lookup
+            output_schema: {type: object, properties: {lineCount: {type: integer}}}
+          - {id: use, type: sys.transform, input: {value: "{{ steps.lookup.output.lineCount }}"}}
+        """
+    )
+    ran = await _run(text)
+    assert ran["doc"]["runtimeStatus"] == "Completed", ran["doc"]["error"]
+    assert ran["use"]["outputData"] == 1
