@@ -212,3 +212,32 @@ async def test_a_computed_field_is_stored_and_may_be_referenced_and_narrowed() -
     ran = await _run(text)
     assert ran["doc"]["runtimeStatus"] == "Completed", ran["doc"]["error"]
     assert ran["use"]["outputData"] == 1
+
+
+# -- #12: what a handler returns is validated, whatever it is ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("construct_missing", "lines: is required"),
+        ("construct_wrong", "pay"),
+        ("other_class", "customer: is required; lines: is required; pay: is required"),
+        ("changed", "lines:"),
+    ],
+)
+async def test_an_instance_that_skipped_validation_fails_its_step(mode: str, expected: str) -> None:
+    """Instances were dumped as they were: the step completed without the declared
+    fields, and the failure surfaced in a later step that read them."""
+    ran = await _run(_workflow('"{{ steps.lookup.output.lines }}"', mode))
+    assert ran["doc"]["runtimeStatus"] == "Failed"
+    message = ran["lookup"]["error"]["message"]
+    assert message.startswith("output does not match the step's output model: "), message
+    assert expected in message
+    assert "use" not in ran
+
+
+async def test_a_subclass_instance_is_stored_as_the_declared_model() -> None:
+    ran = await _run(_workflow('"{{ steps.lookup.output.customer.customerId }}"', "subclass"))
+    assert ran["doc"]["runtimeStatus"] == "Completed", ran["doc"]["error"]
+    assert set(ran["lookup"]["outputData"]) == {"customer", "lines", "pay", "note", "lineCount"}

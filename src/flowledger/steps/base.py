@@ -186,13 +186,28 @@ class StepType:
     def dump_output(self, result: Any) -> Any:
         """What a handler returned, as the JSON data stored for the step: a model by
         alias, the way it reads from outside (``model_dump(mode="json", by_alias=True)``).
-        With an output model, a result that is not a model is validated against it."""
+        With an output model, the result is validated against it first, whatever it is: a
+        dict, another model class, or an instance that skipped validation
+        (``model_construct()``) or was changed after it. An instance is validated from
+        its fields, so the model's serializers never have to read back what they wrote."""
         model = self.output_model
-        if isinstance(result, BaseModel):
-            return result.model_dump(mode="json", by_alias=True)
         if model is None:
+            if isinstance(result, BaseModel):
+                return result.model_dump(mode="json", by_alias=True)
             return result
-        checked = model.model_validate(result)
+        if not isinstance(result, BaseModel):
+            checked = model.model_validate(result)
+        elif model.__pydantic_root_model__:
+            checked = model.model_validate(getattr(result, "root", result))
+        else:
+            fields: dict[str, Any] = result.__dict__
+            extra = result.__pydantic_extra__
+            if extra:
+                fields = {**fields, **extra}
+            if type(result) is not model and isinstance(result, model):
+                # A subclass's instance is one of the model's: it is stored as the model.
+                fields = {k: v for k, v in fields.items() if k in model.__pydantic_fields__}
+            checked = model.model_validate(fields, by_alias=False, by_name=True)
         return checked.model_dump(mode="json", by_alias=True)
 
 
