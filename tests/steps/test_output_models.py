@@ -174,6 +174,7 @@ def test_a_field_name_under_an_alias_is_refused_with_the_alias_suggested() -> No
     for read in (
         "customer.customer_id",
         "customer.address.zip_code",
+        "customer.billing.zip_code",
         "customer.previous[0].zip_code",
         "customer.by_kind.home.zip_code",
     ):
@@ -241,3 +242,29 @@ async def test_a_subclass_instance_is_stored_as_the_declared_model() -> None:
     ran = await _run(_workflow('"{{ steps.lookup.output.customer.customerId }}"', "subclass"))
     assert ran["doc"]["runtimeStatus"] == "Completed", ran["doc"]["error"]
     assert set(ran["lookup"]["outputData"]) == {"customer", "lines", "pay", "note", "lineCount"}
+
+
+# -- #16: Optional and Union ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("read", "expected"),
+    [
+        (
+            "customer.billing.zipCod",
+            "customer.billing has no field 'zipCod' (its fields: zipCode); did you mean 'zipCode'?",
+        ),
+        (
+            "pay.lastt4",
+            "steps.lookup.output.pay has no field 'lastt4' (its fields: iban, last4); "
+            "did you mean 'last4'?",
+        ),
+        ("note.text", "steps.lookup.output.note is a string or null, so it has no field 'text'"),
+        ("pay[0]", "steps.lookup.output.pay is an object, not a list, so it has no item [0]"),
+    ],
+)
+def test_a_typo_under_an_optional_or_a_union_is_named_like_any_other(
+    read: str, expected: str
+) -> None:
+    (problem,) = _problems(f'"{{{{ steps.lookup.output.{read} }}}}"')
+    assert expected in problem

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flowledger.definition.strictness import checking_new
 from flowledger.templates import contains_template
 
 Schema = Mapping[str, Any]
@@ -73,7 +74,7 @@ def walk(root: Schema | None, segments: tuple[str | int, ...], prefix: str) -> W
         schema = _deref(schema, root)
         step = _child(schema, segment, root)
         if step is _MISSING:
-            return Walk(False, None, _missing_message(where, schema, segment))
+            return Walk(False, None, _missing_message(where, schema, segment, root))
         if not isinstance(step, Mapping):  # _UNKNOWN: anything goes from here on
             return Walk(True, None)
         schema = step
@@ -96,14 +97,28 @@ def _deref(schema: Schema, root: Schema | None) -> Schema:
     return schema
 
 
-def _child(schema: Schema, segment: str | int, root: Schema | None) -> object:
+def _options(schema: Schema, root: Schema | None) -> list[Schema] | None:
+    """The alternatives of an ``anyOf``/``oneOf`` (a Union, an Optional), else None."""
     options = schema.get("anyOf") or schema.get("oneOf")
-    if isinstance(options, list):
-        found = [_child(_deref(o, root), segment, root) for o in options if isinstance(o, Mapping)]
+    if not isinstance(options, list):
+        return None
+    return [_deref(o, root) for o in options if isinstance(o, Mapping)]
+
+
+def _child(schema: Schema, segment: str | int, root: Schema | None) -> object:
+    options = _options(schema, root)
+    if options is not None:
+        found = [_child(o, segment, root) for o in options]
         usable = [f for f in found if f is not _MISSING]
         if not usable:
             return _MISSING
-        return usable[0] if len(usable) == 1 else _UNKNOWN
+        if len(usable) == 1:
+            return usable[0]
+        if not checking_new() or not all(isinstance(f, Mapping) for f in usable):
+            return _UNKNOWN  # a stored definition: what it was checked with when pushed
+        # Several alternatives have it (Union[Card, Bank] both with 'last4'): the
+        # path goes on in any of them.
+        return {"anyOf": usable}
     kind = schema.get("type")
     props = schema.get("properties")
     if isinstance(segment, int):
@@ -127,19 +142,42 @@ def _child(schema: Schema, segment: str | int, root: Schema | None) -> object:
     return _UNKNOWN
 
 
-def _missing_message(where: str, schema: Schema, segment: str | int) -> str:
-    kind = schema.get("type")
+def _missing_message(where: str, schema: Schema, segment: str | int, root: Schema | None) -> str:
     if isinstance(segment, int):
-        return f"{where} is {_a(kind)}, not a list, so it has no item [{segment}]"
-    props = schema.get("properties")
-    if isinstance(props, Mapping):
+        return f"{where} is {_describe(schema, root)}, not a list, so it has no item [{segment}]"
+    fields = _fields(schema, root)
+    if fields is not None:
         import difflib
 
-        close = difflib.get_close_matches(segment, list(props), n=1)
+        close = difflib.get_close_matches(segment, sorted(fields), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        fields = ", ".join(sorted(props)) or "none"
-        return f"{where} has no field '{segment}' (its fields: {fields}){hint}"
-    return f"{where} is {_a(kind)}, so it has no field '{segment}'"
+        listed = ", ".join(sorted(fields)) or "none"
+        return f"{where} has no field '{segment}' (its fields: {listed}){hint}"
+    return f"{where} is {_describe(schema, root)}, so it has no field '{segment}'"
+
+
+def _fields(schema: Schema, root: Schema | None) -> set[str] | None:
+    """The field names an object schema lists; through a Union or an Optional, those of
+    every alternative that lists some. None when no alternative is such an object."""
+    options = _options(schema, root)
+    if options is None:
+        props = schema.get("properties")
+        return set(props) if isinstance(props, Mapping) else None
+    found = [f for f in (_fields(o, root) for o in options) if f is not None]
+    return set().union(*found) if found else None
+
+
+def _describe(schema: Schema, root: Schema | None) -> str:
+    """What a value of ``schema`` is, in words: "a string", "a string or null"."""
+    options = _options(schema, root)
+    if options is None:
+        return _a(schema.get("type"))
+    names: list[str] = []
+    for option in options:
+        name = "null" if option.get("type") == "null" else _describe(option, root)
+        if name not in names:
+            names.append(name)
+    return " or ".join(names)
 
 
 def _a(kind: object) -> str:
