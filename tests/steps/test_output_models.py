@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from flowledger import DefinitionError, Engine, StepContext, StepRegistry, step_type
 from flowledger.definition.compiler import load_workflow_text
+from flowledger.definition.strictness import stored_definitions
 from flowledger.templates import TemplateEngine
 
 
@@ -213,6 +214,39 @@ async def test_a_computed_field_is_stored_and_may_be_referenced_and_narrowed() -
     ran = await _run(text)
     assert ran["doc"]["runtimeStatus"] == "Completed", ran["doc"]["error"]
     assert ran["use"]["outputData"] == 1
+
+
+# -- #7: Decimal ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "steps.lookup.output.lines[0].price * 2",
+        "steps.lookup.output.lines[0].price + steps.lookup.output.lines[0].price",
+        "-steps.lookup.output.lines[0].discount",
+        "steps.lookup.output.lines[0].price > 5",
+        "1 < steps.lookup.output.lines[0].discount",
+    ],
+)
+def test_arithmetic_on_a_decimal_stored_as_text_is_refused(expression: str) -> None:
+    """'9.99' * 2 passed validation and gave '9.999.99' when the step ran."""
+    (problem,) = _problems(f'"{{{{ {expression} }}}}"')
+    assert "is a Decimal, which is stored as text to keep its digits" in problem
+    assert "convert it first, as (steps.lookup.output.lines[0]." in problem
+    assert "| float)" in problem
+    with stored_definitions():  # a stored version that passed before still compiles
+        _compiles(f'"{{{{ {expression} }}}}"')
+
+
+async def test_a_decimal_is_stored_as_text_and_read_as_a_number_after_float() -> None:
+    value = '{doubled: "{{ (steps.lookup.output.lines[0].price | float) * 2 }}", text: "{{ steps.lookup.output.lines[0].price }}"}'
+    ran = await _run(_workflow(value))
+    assert ran["doc"]["runtimeStatus"] == "Completed", ran["doc"]["error"]
+    assert ran["lookup"]["outputData"]["lines"][0]["price"] == "9.99"
+    assert ran["use"]["outputData"] == {"doubled": 19.98, "text": "9.99"}
+    (problem,) = _problems('"{{ steps.lookup.output.lines[0].price.digits }}"')
+    assert "lines[0].price is a string, so it has no field 'digits'" in problem
 
 
 # -- #12: what a handler returns is validated, whatever it is ------------------------------

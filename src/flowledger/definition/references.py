@@ -14,10 +14,12 @@ from flowledger.definition.schemas import (
     LOOP_FIELDS,
     STEP_ENVELOPE_FIELDS,
     Schema,
+    is_decimal_text,
     schema_of_literal,
     walk,
 )
 from flowledger.definition.strictness import checking_new
+from flowledger.errors import format_path
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Reference, Template
@@ -93,6 +95,32 @@ class ReferenceChecker:
             message = self._problem(ref, referrer)
             if message:
                 report(message)
+        if checking_new():
+            for ref in template.operands:
+                message = self._operand_problem(ref, referrer)
+                if message:
+                    report(message)
+
+    def _operand_problem(self, ref: Reference, referrer: str | None) -> str | None:
+        """A Decimal output is stored as text (to keep its digits): ``price * 2`` would
+        repeat the text ("9.999.99"), ``a + b`` join it, ``a > b`` compare it as text."""
+        path = ref.path
+        if ref.root not in ("steps", "__steps__") or len(path) < 3:
+            return None
+        target, field = path[0], path[1]
+        if not isinstance(target, str) or target not in self._places:
+            return None
+        if field not in ("output", "outputData") or self._order_problem(target, referrer):
+            return None
+        result = walk(self.output_schema(target), path[2:], "")
+        if not (result.ok and result.schema is not None and is_decimal_text(result.schema)):
+            return None
+        shown = format_path((ref.root, *path))
+        return (
+            f"{shown} is a Decimal, which is stored as text to keep its digits, so "
+            "arithmetic or a comparison would work on the text ('9.99' * 2 is "
+            f"'9.999.99'); convert it first, as ({shown} | float)"
+        )
 
     def _problem(self, ref: Reference, referrer: str | None) -> str | None:
         root, path = ref.root, ref.path

@@ -97,6 +97,17 @@ def _deref(schema: Schema, root: Schema | None) -> Schema:
     return schema
 
 
+def is_decimal_text(schema: Schema) -> bool:
+    """A Decimal stored as text (an output model's ``format: decimal``), or one that may
+    be null (``Optional[Decimal]``)."""
+    if schema.get("type") == "string" and schema.get("format") == "decimal":
+        return True
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list):
+        return any(isinstance(o, Mapping) and is_decimal_text(o) for o in options)
+    return False
+
+
 def _options(schema: Schema, root: Schema | None) -> list[Schema] | None:
     """The alternatives of an ``anyOf``/``oneOf`` (a Union, an Optional), else None."""
     options = schema.get("anyOf") or schema.get("oneOf")

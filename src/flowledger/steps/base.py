@@ -18,6 +18,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from flowledger.errors import PluginError, StepError
 from flowledger.steps.artifact_access import ArtifactAccess
@@ -178,10 +180,13 @@ class StepType:
 
     def output_json_schema(self) -> dict[str, Any] | None:
         """JSON Schema of the output as stored (``dump_output``), which template references
-        are checked against before a run: field names by alias, computed fields included."""
+        are checked against before a run: field names by alias, a Decimal as text (marked
+        ``format: decimal``), computed fields included."""
         if self.output_model is None:
             return None
-        return self.output_model.model_json_schema(by_alias=True, mode="serialization")
+        return self.output_model.model_json_schema(
+            by_alias=True, mode="serialization", schema_generator=_StoredOutputSchema
+        )
 
     def dump_output(self, result: Any) -> Any:
         """What a handler returned, as the JSON data stored for the step: a model by
@@ -209,6 +214,17 @@ class StepType:
                 fields = {k: v for k, v in fields.items() if k in model.__pydantic_fields__}
             checked = model.model_validate(fields, by_alias=False, by_name=True)
         return checked.model_dump(mode="json", by_alias=True)
+
+
+class _StoredOutputSchema(GenerateJsonSchema):
+    """Pydantic's serialization-mode schema, with a Decimal (stored as text, to keep its
+    digits) marked as one: the reference checker refuses arithmetic on it."""
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        json_schema = super().decimal_schema(schema)
+        if self.mode == "serialization" and json_schema.get("type") == "string":
+            json_schema = {**json_schema, "format": "decimal"}
+        return json_schema
 
 
 _NAMESPACED = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"

@@ -37,6 +37,7 @@ from flowledger.templates.parsing import locate, parse_template, quote
 from flowledger.templates.references import (
     Reference,
     chain_reference,
+    collect_operands,
     collect_references,
     explain_missing,
 )
@@ -63,6 +64,9 @@ class Template:
     _sources: tuple[str, ...] = field(repr=False)
     _globals: Mapping[str, Any] = field(repr=False)
     _plain_read: bool = field(repr=False)
+    #: References that are operands of arithmetic or an ordering comparison (checked
+    #: against their type before a run: a Decimal stored as text is refused there).
+    operands: tuple[Reference, ...] = field(default=(), repr=False)
 
     def render(self, context: Mapping[str, Any], meter: Meter | None = None) -> Any:
         """Evaluate against ``context``: the native value, or text (see ``convert``).
@@ -174,6 +178,7 @@ def _compile(env: SandboxEnvironment, source: str) -> Template:
         _sources=parsed.sources,
         _globals=used_globals,
         _plain_read=native and chain_reference(exprs[0]),
+        operands=collect_operands(exprs),
     )
 
 
