@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "templates": 1,
     "steps": 2,
     "definition": 3,
+    "testing": 3,  # a StepContext for tests of step types
     "storage": 4,
     "entities": 5,
     "artifacts": 5,

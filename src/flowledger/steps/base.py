@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    get_type_hints,
+)
 
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
@@ -29,6 +38,8 @@ if TYPE_CHECKING:  # the engine's client is made on first use (see runtime.lazy_
     import httpx
 
 Handler = Callable[[Any, "StepContext"], Awaitable[Any] | Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,17 @@ class StepType:
         return checked.model_dump(mode="json", by_alias=True)
 
 
+@dataclass(frozen=True)
+class StepFunction(StepType, Generic[P, R]):
+    """A step type :func:`step_type` made from a function, and still that function: a
+    unit test calls ``await send_email(SendEmailInput(...), ctx)`` with its own types
+    (``flowledger.testing.step_context`` makes a ``ctx``) and gets what it returns."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        handler: Callable[P, R] = self.handler  # type: ignore[assignment]
+        return handler(*args, **kwargs)
+
+
 class _StoredOutputSchema(GenerateJsonSchema):
     """Pydantic's serialization-mode schema, with a Decimal (stored as text, to keep its
     digits) marked as one: the reference checker refuses arithmetic on it."""
@@ -240,8 +262,9 @@ def step_type(
     output_schema_in_input: str | None = None,
     sets_variable: bool = False,
     secret_fields: Iterable[str] = (),
-) -> Callable[[Handler], StepType]:
-    """Declare a custom step type from a function.
+) -> Callable[[Callable[P, R]], StepFunction[P, R]]:
+    """Declare a custom step type from a function; the step type it makes can still be
+    called as the function (:class:`StepFunction`).
 
     The function's first parameter is annotated with a pydantic input model, its
     return annotation is the output model (or ``dict``/``Any`` for free-form output)::
@@ -258,7 +281,7 @@ def step_type(
             "(lowercase words joined by dots)"
         )
 
-    def wrap(handler: Handler) -> StepType:
+    def wrap(handler: Callable[P, R]) -> StepFunction[P, R]:
         # Annotations may name classes local to the defining function (a test, a factory):
         # resolve them in the namespace of the code that applied the decorator.
         caller_locals = sys._getframe(1).f_locals
@@ -268,10 +291,11 @@ def step_type(
                 f"step type {name!r} is pure, so its handler must be a plain function "
                 "(def), not async def: it runs inside the commit that records it"
             )
-        input_model, output_model = _models_of(name, handler, caller_locals)
-        return StepType(
+        plain = cast(Handler, handler)  # (input, ctx): _models_of checks what mypy may not
+        input_model, output_model = _models_of(name, plain, caller_locals)
+        return StepFunction(
             name=name,
-            handler=handler,
+            handler=plain,
             input_model=input_model,
             output_model=output_model,
             pure=pure,

@@ -1,0 +1,52 @@
+"""flowledger.testing, and step types that stay callable as the functions they were
+made from: a unit test of a handler with its own types (it had to dig out
+``step.handler``, typed ``Handler | None``, and build a StepContext of nine fields)."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel
+
+from flowledger import StepContext, StepRegistry, step_type
+from flowledger.testing import step_context
+
+
+class Order(BaseModel):
+    sku: str
+    quantity: int = 1
+
+
+class Quote(BaseModel):
+    sku: str
+    total: int
+    key: str
+    status: int
+
+
+@step_type("shop.quote")
+async def quote(data: Order, ctx: StepContext) -> Quote:
+    answer = await ctx.http.get("https://prices.example/" + data.sku)
+    total = answer.json()["price"] * data.quantity
+    return Quote(sku=data.sku, total=total, key=ctx.idempotency_key, status=answer.status_code)
+
+
+@step_type("shop.double")
+def double(data: Order, ctx: StepContext) -> Quote:
+    return Quote(sku=data.sku, total=2 * data.quantity, key=ctx.idempotency_key, status=0)
+
+
+async def test_a_step_type_is_called_as_its_function_with_a_test_context() -> None:
+    prices = httpx.MockTransport(lambda request: httpx.Response(200, json={"price": 7}))
+    async with (
+        httpx.AsyncClient(transport=prices) as http,
+        step_context(http=http, attempt=2, idempotency_key="k-1") as ctx,
+    ):
+        got = await quote(Order(sku="tea", quantity=3), ctx)
+        assert got == Quote(sku="tea", total=21, key="k-1", status=200)
+        assert ctx.attempt == 2
+    async with step_context() as ctx:
+        plain = double(Order(sku="tea", quantity=4), ctx)
+        assert plain.total == 8 and plain.key  # a fresh idempotency key
+    registry = StepRegistry.with_builtins()
+    registry.register(quote)  # still the step type the registry takes
+    assert registry.get("shop.quote") is quote
