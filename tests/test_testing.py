@@ -4,6 +4,9 @@ made from: a unit test of a handler with its own types (it had to dig out
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import httpx
 from pydantic import BaseModel
 
@@ -50,3 +53,29 @@ async def test_a_step_type_is_called_as_its_function_with_a_test_context() -> No
     registry = StepRegistry.with_builtins()
     registry.register(quote)  # still the step type the registry takes
     assert registry.get("shop.quote") is quote
+
+
+async def test_a_plugin_step_suspends_and_is_resumed_with_its_state() -> None:
+    """``Suspend`` is public, but ``step_type`` had no ``resume=``: a plugin's handler was
+    called again on waking with nothing to tell it so, and suspending again parked it
+    for ever."""
+    from datetime import timedelta
+
+    from flowledger import Engine, Suspend
+    from flowledger.timeutil import utcnow
+
+    async def finish(data: Order, ctx: StepContext, state: Mapping[str, Any]) -> Quote:
+        return Quote(sku=data.sku, total=state["asked"], key=ctx.idempotency_key, status=1)
+
+    @step_type("shop.later", resume=finish)
+    async def later(data: Order, ctx: StepContext) -> Suspend:
+        return Suspend(until=utcnow() + timedelta(milliseconds=50), state={"asked": 5})
+
+    registry = StepRegistry.with_builtins()
+    registry.register(later)
+    async with Engine("sqlite://", registry=registry) as engine:
+        text = "name: w\nsteps: [{id: l, type: shop.later, input: {sku: tea}}]\n"
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    [step] = doc["steps"].values()
+    assert step["outputData"]["total"] == 5

@@ -262,6 +262,7 @@ def step_type(
     output_schema_in_input: str | None = None,
     sets_variable: bool = False,
     secret_fields: Iterable[str] = (),
+    resume: Callable[[Any, StepContext, Mapping[str, Any]], Awaitable[Any]] | None = None,
 ) -> Callable[[Callable[P, R]], StepFunction[P, R]]:
     """Declare a custom step type from a function; the step type it makes can still be
     called as the function (:class:`StepFunction`).
@@ -272,6 +273,11 @@ def step_type(
         @step_type("acme.send_email")
         async def send_email(data: SendEmailInput, ctx: StepContext) -> SendEmailOutput:
             ...
+
+    A handler that returns :class:`Suspend` parks its step durably (until a time, across
+    restarts); ``resume(input, ctx, state)`` is called when it wakes, with the
+    ``Suspend``'s ``state``, and returns the output (or suspends again). Without
+    ``resume`` the handler itself is called again.
     """
     import re
 
@@ -305,6 +311,7 @@ def step_type(
             output_schema_in_input=output_schema_in_input,
             sets_variable=sets_variable,
             secret_fields=frozenset(secret_fields),
+            resume=resume,
         )
 
     return wrap
