@@ -97,6 +97,7 @@ APP = sorted(
         "ListExecutions",
         "ListJobRuns",
         "ListStates",
+        "ListStepLogs",
         "ListSubscriptions",
         "ListTokens",
         "ListWorkflowRuns",
@@ -146,6 +147,7 @@ APP = sorted(
         "read_json_file",
         "read_schema_file",
         "schema_mismatch",
+        "trouble_detail",
         "upgrade_database",
     ]
 )

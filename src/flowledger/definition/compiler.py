@@ -245,7 +245,7 @@ class _Compiler:
 
             close = difflib.get_close_matches(step.type, self.registry.names(), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            if step.type.startswith("sys.") and "sys.transform" not in self.registry.names():
+            if self.registry.missing_builtin(step.type):
                 how = "this step registry has no built-in types: make it with "
                 how += "StepRegistry.with_builtins()"
             else:  # the CLI's flag and the library's way, whichever the reader uses

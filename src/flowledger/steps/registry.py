@@ -100,6 +100,12 @@ class StepRegistry:
     def names(self) -> list[str]:
         return sorted({*self._types, *self._lazy})
 
+    def missing_builtin(self, name: str) -> bool:
+        """``name`` is a built-in's (``sys.*``) and this registry has none at all: made
+        as ``StepRegistry()``, not ``StepRegistry.with_builtins()``."""
+        has_builtins = any(n.startswith(_RESERVED_NAMESPACE) for n in self.names())
+        return name.startswith(_RESERVED_NAMESPACE) and not has_builtins
+
     def standing_in(self) -> StepRegistry:
         """This registry, with a stand-in for every custom type it lacks: enough to
         compile a stored workflow whose plugins this process has not loaded, to apply a
