@@ -246,6 +246,17 @@ class LeaseLostError(StorageError):
     """This process no longer owns the execution it tried to write (fencing)."""
 
 
+class EngineClosedError(StorageError):
+    """The Engine was closed (or was not open) while this call needed it. An execution it
+    was driving is given back on close (its lease released, what ran recorded), so any
+    process carries it on at once."""
+
+
+class EngineLoopError(FlowledgerError, RuntimeError):
+    """An Engine was used from an event loop other than the one that opened it: an Engine
+    belongs to that loop (its connections, lease heartbeat and HTTP client live there)."""
+
+
 class NotFoundError(FlowledgerError):
     """An execution, workflow or other record does not exist."""
 

@@ -27,6 +27,8 @@ from flowledger.entities.service import EntityService
 from flowledger.errors import (
     ConflictError,
     DefinitionError,
+    EngineClosedError,
+    EngineLoopError,
     FlowledgerError,
     HeldElsewhereError,
     LeaseLostError,
@@ -49,7 +51,7 @@ from flowledger.runtime.observer import (
     Observer,
     Observers,
 )
-from flowledger.runtime.orphans import owner_is_dead, process_owner
+from flowledger.runtime.orphans import abandoned, holder_words, owner_is_dead, process_owner
 from flowledger.runtime.recovery import restore
 from flowledger.runtime.runner import ExecutionRunner
 from flowledger.runtime.services import Services
@@ -72,7 +74,31 @@ LEASE = DEFAULT_LEASE
 CHILD_GRACE = 10.0
 #: Workflow versions an engine keeps compiled (and stored versions it keeps read).
 CACHED_VERSIONS = 500
+#: How long ``close`` lets the steps an engine runs finish (and be recorded) before it
+#: cancels them; either way it releases their executions.
+CLOSE_GRACE = 10.0
+#: How long ``close`` then waits for cancelled runs to give their executions back.
+CLOSE_CANCEL_WAIT = 10.0
 log = logging.getLogger(__name__)
+
+
+class _Running:
+    """An execution this engine runs right now: the task running it (``drive``, or a
+    worker's ``run_owned``), its runner once made, and an event set when it stops."""
+
+    __slots__ = ("closed", "done", "runner", "task")
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+        self.done = asyncio.Event()
+        self.runner: ExecutionRunner | None = None
+        #: ``close`` cancelled it: its drive says so (EngineClosedError), not CancelledError.
+        self.closed = False
+
+
+def _unacted(row: Row) -> bool:
+    """Signals (input, a cancel) were sent to the execution that it has not taken yet."""
+    return int(row.get("signals_sent") or 0) > int(row.get("signals_taken") or 0)
 
 
 def default_db_url() -> str:
@@ -153,10 +179,19 @@ class Engine:
         self._losers: dict[str, Callable[[], None]] = {}
         #: Told what this engine commits and claims (runtime.observer: cheap, never blocking).
         self.observers = Observers(self.owner, observers)
+        #: Executions this engine runs right now, by id (``drive``, ``run``, ``settle`` and
+        #: a worker's ``run_owned``): a second drive of one joins the first instead of
+        #: taking the lease from it (the same owner may always take its own lease), and
+        #: ``close`` gives them back.
+        self._running: dict[str, _Running] = {}
+        self._closing = False
+        #: The event loop that opened the engine: the only one it may be used from.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> Engine:
+        self._check_loop()
         if self._store is None:
             store = open_store(self.db_url, self.settings, create=self.create)
             try:
@@ -193,7 +228,25 @@ class Engine:
                 max_step_cuts=self.settings.max_step_cuts,
             )
             self.clock.synchronize(await store.db_now())
+            self._loop = asyncio.get_running_loop()
         return self
+
+    def _check_loop(self) -> None:
+        """Refuse, at once, use from an event loop other than the one that opened the
+        engine (used from two loops at once, its runs hung: their connections, lease
+        heartbeat and group commits wait on futures of the loop that opened it)."""
+        loop = self._loop
+        if loop is None:
+            return
+        running = asyncio._get_running_loop()
+        if running is not None and running is not loop:
+            raise EngineLoopError(
+                "this Engine was opened on another event loop: an Engine belongs to the "
+                "loop that opened it (its database connections, lease heartbeat and HTTP "
+                "client live there); open an Engine in each loop (each thread that runs "
+                "asyncio.run), or hand the work to the engine's loop "
+                "(asyncio.run_coroutine_threadsafe)"
+            )
 
     def _new_http_client(self) -> httpx.AsyncClient:
         import httpx
@@ -207,7 +260,20 @@ class Engine:
             trust_env=False,
         )
 
-    async def close(self) -> None:
+    async def close(self, *, grace: float = CLOSE_GRACE) -> None:
+        """Close the engine's database and HTTP client. Executions it runs right now
+        (``drive``, ``run``, ``settle``, a worker's) are given back first, as a worker's
+        drain does: each finishes and records the steps running now (for up to ``grace``
+        seconds; those still running then are cancelled, and run again wherever the
+        execution goes on), starts nothing new, and releases its lease, so any process
+        carries it on at once. Their ``drive`` calls raise EngineClosedError."""
+        if self._store is not None and self._running:
+            self._check_loop()
+            self._closing = True
+            try:
+                await self._give_back(grace)
+            finally:
+                self._closing = False
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -215,6 +281,29 @@ class Engine:
             await self._http.aclose()
             self._http = None
         self._services = None
+        self._loop = None
+
+    async def _give_back(self, grace: float) -> None:
+        """Drain what this engine runs (see ``close``), then cancel what is left."""
+        me = asyncio.current_task()
+        running = [e for e in self._running.values() if e.task is not me]
+        for entry in running:
+            if entry.runner is not None:
+                entry.runner.drain()  # one still taking its lease drains once it runs
+        ends = [asyncio.ensure_future(entry.done.wait()) for entry in running]
+        if not ends:
+            return
+        try:
+            _, late = await asyncio.wait(ends, timeout=grace)
+            if late:
+                for entry in running:
+                    if not entry.done.is_set() and entry.task is not None:
+                        entry.closed = True
+                        entry.task.cancel()
+                await asyncio.wait(late, timeout=CLOSE_CANCEL_WAIT)
+        finally:
+            for end in ends:
+                end.cancel()
 
     async def __aenter__(self) -> Engine:
         return await self.open()
@@ -224,9 +313,12 @@ class Engine:
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            raise StorageError("the engine is not open; use 'async with Engine(...)'")
-        return self._store
+        store = self._store
+        if store is None:
+            raise EngineClosedError("the engine is not open; use 'async with Engine(...)'")
+        if self._loop is not None and asyncio._get_running_loop() not in (self._loop, None):
+            self._check_loop()
+        return store
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -608,8 +700,60 @@ class Engine:
         document: bool,
         held: Row | None = None,
         workflow: CompiledWorkflow | None = None,
+        steal_from: str | None = None,
     ) -> dict[str, Any]:
-        """``drive``; ``held``: the row ``_create`` just wrote, leased to this engine.
+        """``drive``; ``held``: the row ``_create`` just wrote, leased to this engine;
+        ``steal_from``: a holder known to be dead, whose lease is taken at once.
+
+        A drive of an execution this engine runs already (another ``drive``, ``settle``
+        or ``run``, a worker's run on this engine) joins it: it waits for that run to
+        stop, then answers the execution as it left it, or carries it on from there when
+        that run stopped short of an end or a wait for people (cancelled, closed, parked
+        on a timer by a worker). Before 2026-12 it took the lease from the first (the
+        same owner may always take its own): the step running was run twice and its
+        first attempt recorded as cut by a process that stopped, which was untrue.
+        """
+        self._check_loop()
+        joined = False
+        while (ahead := self._running.get(execution_id)) is not None:
+            await ahead.done.wait()
+            joined = True
+        if self._closing:
+            raise self._closed_error(execution_id)
+        entry = _Running(asyncio.current_task())
+        self._running[execution_id] = entry
+        try:
+            return await self._drive_here(
+                execution_id, document, held, workflow, steal_from, entry, joined
+            )
+        finally:
+            if self._running.get(execution_id) is entry:
+                del self._running[execution_id]
+            entry.done.set()
+
+    def _closed_error(self, execution_id: str) -> EngineClosedError:
+        return EngineClosedError(
+            f"the engine was closed while it ran execution {execution_id}: the steps that "
+            "ran are recorded and its lease is released, so the next process that runs it "
+            "(a worker, a settle) carries it on"
+        )
+
+    async def _holder(self, execution_id: str) -> str:
+        """Who holds the execution now, in words (for an error message)."""
+        row = await self.store.get_execution(execution_id)
+        return holder_words(row["lease_owner"] if row else None, self.owner)
+
+    async def _drive_here(
+        self,
+        execution_id: str,
+        document: bool,
+        held: Row | None,
+        workflow: CompiledWorkflow | None,
+        steal_from: str | None,
+        entry: _Running,
+        joined: bool,
+    ) -> dict[str, Any]:
+        """``_drive`` once nothing else here runs the execution.
 
         Store round trips per run (each a thread hop, see storage.lanes): the lease is
         taken and the row read back in one write (``acquire_lease_row``), or not at all
@@ -623,13 +767,17 @@ class Engine:
         """
         row = held if held is not None else await self._row(execution_id)
         final_status = str(row["runtime_status"])
-        if not ExecutionStatus(final_status).terminal:
+        waits = final_status == ExecutionStatus.AWAITING_USER_INPUT and not _unacted(row)
+        if not ExecutionStatus(final_status).terminal and not (joined and waits):
             owned = held
             if owned is None:
-                owned = await self.store.acquire_lease_row(execution_id, self.owner, self.lease)
+                owned = await self.store.acquire_lease_row(
+                    execution_id, self.owner, self.lease, steal_from=steal_from
+                )
             if owned is None:
+                holder = holder_words(row["lease_owner"], self.owner)
                 raise HeldElsewhereError(
-                    f"execution {execution_id} is being run by another process right now"
+                    f"execution {execution_id} is being run by {holder} right now"
                 )
             if ExecutionStatus(owned["runtime_status"]).terminal:
                 # Another process ended it between our read and our take: nothing to run.
@@ -667,11 +815,23 @@ class Engine:
                 # Stopped midway (Ctrl-C): claimable at once, an AwaitingUserInput row too
                 # (claimed only once its wake_at has come: see ExecutionRunner._take_up_waiting).
                 parked_until = self.clock.now()
+                if entry.closed and current is not None:  # close() stopped it, not our caller
+                    current.uncancel()
+                    raise self._closed_error(execution_id) from None
                 if not lost_lease:
                     raise
                 raise LeaseLostError(
-                    f"execution {execution_id} was taken over by another process after this "
-                    "one failed to renew its lease in time; it goes on there"
+                    f"execution {execution_id} was taken over by "
+                    f"{await self._holder(execution_id)} after this Engine failed to renew "
+                    "its lease in time; it goes on there"
+                ) from None
+            except LeaseLostError:
+                parked_until = self.clock.now()  # as below (the release is refused anyway)
+                raise LeaseLostError(
+                    f"execution {execution_id} was taken over by "
+                    f"{await self._holder(execution_id)} while this Engine ran it (its lease "
+                    "lapsed); this Engine's last changes were not written, and it goes on "
+                    "there"
                 ) from None
             except Exception:
                 parked_until = self.clock.now()  # as above
@@ -682,6 +842,8 @@ class Engine:
                 if not ended:
                     # Waiting for people: claimable when a timer is due or input arrives.
                     released = await self.store.release_lease_row(execution_id, epoch, parked_until)
+            if not ended and self._closing:  # drained by close(): given back, not done
+                raise self._closed_error(execution_id)
             if not ended:  # the row as the release left it (input may have come meanwhile)
                 final = released if released is not None else await self._row(execution_id)
                 final_status = str(final["runtime_status"])
@@ -747,6 +909,33 @@ class Engine:
         caller stops renewing it there). ``workflow``: the one to run it with, when not
         its stored version compiled by this engine (``apply_cancel``).
         """
+        # A worker's run (a drive registered itself already): a drive of it here joins.
+        entry = self._running.get(execution_id)
+        mine = None
+        if entry is None:
+            mine = entry = _Running(asyncio.current_task())
+            self._running[execution_id] = entry
+        try:
+            return await self._run_owned(
+                execution_id, entry, park_after, drain, group_commits, row, on_release, workflow
+            )
+        finally:
+            if mine is not None:
+                if self._running.get(execution_id) is mine:
+                    del self._running[execution_id]
+                mine.done.set()
+
+    async def _run_owned(
+        self,
+        execution_id: str,
+        entry: _Running,
+        park_after: float | None,
+        drain: asyncio.Event | None,
+        group_commits: bool,
+        row: Row | None,
+        on_release: Callable[[], None] | None,
+        workflow: CompiledWorkflow | None,
+    ) -> tuple[ExecutionStatus, datetime | None]:
         if row is None:
             row = await self._row(execution_id)
         assert self._services is not None
@@ -766,6 +955,9 @@ class Engine:
         runner.journal.group_commits = group_commits
         runner.journal.on_release = on_release
         runner.journal.crowded = self._crowded
+        entry.runner = runner  # close() drains it
+        if self._closing:
+            runner.drain()
         inline: set[asyncio.Task[None]] = set()
         if park_after is None:  # run children here too, as `flowledger run` users expect
             runner.on_children = lambda ids: self._run_children(ids, runner, inline)
@@ -795,6 +987,7 @@ class Engine:
                 for task in late:  # still waiting on another process: workers finish those
                     task.cancel()
             runner.on_children = None  # it holds the runner: a cycle (see ExecutionRunner)
+            entry.runner = None
         return status, runner.parked_until
 
     def _run_children(
@@ -810,6 +1003,8 @@ class Engine:
             while not parent.status.terminal:
                 try:
                     await self.drive(child_id, document=False)
+                    return
+                except EngineClosedError:  # given back with its parent: nothing to wait for
                     return
                 except (StorageError, LeaseLostError):
                     # Another process holds it: its end reaches the parent as a signal. If
@@ -878,13 +1073,13 @@ class Engine:
         return await control.pending_inputs(self, execution_id)
 
     async def settle(self, execution_id: str, *, wait: float = 30.0) -> dict[str, Any]:
-        """Run the execution here until it ends or waits for people; when another process
-        holds it, watch it for up to ``wait`` seconds instead. Parents it wakes on its way
+        """Run the execution here until it ends or waits for people. When another process
+        holds it, take it over as soon as that holder is known to be gone (its pid has
+        ended on this host, or its lease lapsed), as ``flowledger run`` and the workers
+        do; while the holder lives, watch it for up to ``wait`` seconds (it acts on what
+        was sent itself), then answer the execution as it is. Parents it wakes on its way
         (a child that ended) are settled too. Returns the execution document."""
-        try:
-            doc = await self.drive(execution_id)
-        except (HeldElsewhereError, LeaseLostError):  # another process runs it: watch
-            doc = await self._watch(execution_id, wait)
+        doc = await self._carry_on_here(execution_id, wait)
         parent_id = doc.get("parentWorkflowExecutionId")
         if parent_id and ExecutionStatus(doc["runtimeStatus"]).terminal:
             parent = await self._row(parent_id)
@@ -892,11 +1087,12 @@ class Engine:
                 await self.settle(parent_id, wait=wait)
         return doc
 
-    async def apply_cancel(self, execution_id: str) -> dict[str, Any]:
+    async def apply_cancel(self, execution_id: str, *, wait: float = 30.0) -> dict[str, Any]:
         """Apply the cancel sent to an execution whose custom step types this process
         has not loaded: its workflow is compiled with stand-ins (StepRegistry.standing_in),
         which never run, since a cancel is taken before anything is launched. Without a
-        pending cancel nothing is done. Returns the execution document."""
+        pending cancel nothing is done. A holder elsewhere is taken over or watched as
+        :meth:`settle` does. Returns the execution document."""
         pending = await self.store.pending_signals(execution_id)
         if not any(signal["kind"] == "cancel" for signal in pending):
             return await self.get_execution(execution_id)
@@ -905,27 +1101,48 @@ class Engine:
         source = parse_document(version.document, f"{version.name}@v{version.version}")
         with stored_definitions():
             workflow = compile_document(source, self.registry.standing_in(), self.templates)
-        try:
-            return await self._drive(execution_id, True, workflow=workflow)
-        except (HeldElsewhereError, LeaseLostError):  # its runner takes the cancel itself
-            return await self._watch(execution_id, 30.0)
+        return await self._carry_on_here(execution_id, wait, workflow)
 
-    async def _watch(self, execution_id: str, wait: float) -> dict[str, Any]:
-        """The execution once another process has it ended or waiting for people with
-        nothing left to act on (an input or a cancel just sent is not yet taken while it
-        still shows AwaitingUserInput), or after ``wait`` seconds."""
+    async def _carry_on_here(
+        self, execution_id: str, wait: float, workflow: CompiledWorkflow | None = None
+    ) -> dict[str, Any]:
+        """Drive the execution; while another process holds it, watch it: until it has
+        ended or waits for people with nothing left to act on (an input or a cancel just
+        sent is not yet taken while it still shows AwaitingUserInput), or ``wait``
+        seconds have passed; or, once its holder is gone (a dead pid on this host, a
+        lapsed or released lease), take it over and drive it here. Before 2026-12 a dead
+        holder was watched for the whole wait: a cancel from the command line waited 30 s,
+        then failed, the execution left InProgress until a worker came."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        steal_from = None
+        took_over = False
         while True:
-            row = await self._row(execution_id)
-            status = ExecutionStatus(row["runtime_status"])
-            settled = status.terminal or (
-                status == ExecutionStatus.AWAITING_USER_INPUT
-                and not await self.store.pending_signals(execution_id)
-            )
-            if settled or loop.time() >= deadline:
-                return await self.get_execution(execution_id)
-            await asyncio.sleep(0.1)
+            try:
+                return await self._drive(
+                    execution_id, True, workflow=workflow, steal_from=steal_from
+                )
+            except (HeldElsewhereError, LeaseLostError):  # another process runs it: watch
+                pass
+            if took_over:  # another process was quicker (a worker): not in a tight loop
+                await asyncio.sleep(0.1)
+            while True:
+                row = await self._row(execution_id)
+                status = ExecutionStatus(row["runtime_status"])
+                if status.terminal or (
+                    status == ExecutionStatus.AWAITING_USER_INPUT and not _unacted(row)
+                ):
+                    return await self.get_execution(execution_id)
+                late = loop.time() >= deadline
+                # Nobody runs it: take it over (once more after the time is up, at most).
+                if abandoned(row, self.clock.now()) and not (late and took_over):
+                    holder = row["lease_owner"]
+                    steal_from = holder if owner_is_dead(holder) else None
+                    took_over = True
+                    break
+                if late:
+                    return await self.get_execution(execution_id)
+                await asyncio.sleep(0.1)
 
     def _notify(
         self, execution_id: str, rows: Callable[[], list[Row]], info: ExecutionInfo

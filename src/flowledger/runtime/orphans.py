@@ -68,6 +68,24 @@ def owner_is_dead(owner: str | None) -> bool:
     return False
 
 
+def holder_words(holder: str | None, me: str) -> str:
+    """Who ``holder`` (a lease owner) is, as seen by the owner ``me``, for a message: this
+    same Engine, another Engine in this process, a process on this host that has ended,
+    or another process."""
+    if not holder:
+        return "nobody"
+    if holder == me:
+        return "this Engine"
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host == this_host() and pid == str(os.getpid()):
+        return "another Engine in this process"
+    if owner_is_dead(holder):
+        return f"a process on this host that has ended (pid {pid})"
+    where = "this host" if host == this_host() else f"host {host.partition('~')[0]}"
+    return f"another process (pid {pid} on {where})" if pid.isdigit() else "another process"
+
+
 def abandoned(row: Mapping[str, Any], now: datetime) -> bool:
     """Nobody is running this execution: lease released, lapsed, or its holder is dead."""
     owner = row["lease_owner"]
