@@ -1000,9 +1000,13 @@ class Engine:
 
     async def _run_child(self, child_id: str, parent: ExecutionRunner) -> None:
         try:
-            while not parent.status.terminal:
+            steal_from = None
+            # A child taken from a dead holder is driven even once its parent ended (the
+            # parent's cancel reached it): before 2026-12 the take came first and the loop
+            # then stopped, leaving the child leased to this engine and run by nobody.
+            while steal_from is not None or not parent.status.terminal:
                 try:
-                    await self.drive(child_id, document=False)
+                    await self._drive(child_id, False, steal_from=steal_from)
                     return
                 except EngineClosedError:  # given back with its parent: nothing to wait for
                     return
@@ -1014,12 +1018,10 @@ class Engine:
                     if row is None or ExecutionStatus(row["runtime_status"]).terminal:
                         return
                     holder = row["lease_owner"]
-                    if owner_is_dead(holder):
-                        taken = await self.store.acquire_lease(
-                            child_id, self.owner, self.lease, steal_from=holder
-                        )
-                        if taken is not None:
-                            continue
+                    if holder != steal_from and owner_is_dead(holder):
+                        steal_from = holder
+                        continue
+                    steal_from = None
                     await asyncio.sleep(self.lease.total_seconds() / 2)
         except Exception:
             log.exception(
