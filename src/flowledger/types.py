@@ -99,6 +99,9 @@ class ExecutionDocument(TypedDict):
     #: Only in a control verb's answer (cancel, input, retry), when the execution has not
     #: yet acted on that many signals sent to it (a cancel, an input): accepted, pending.
     pendingSignals: NotRequired[int]
+    #: Only in a cancel's answer (carried on here): the ids of descendants still running in
+    #: other processes, whose holders act on the cancel that reached them.
+    pendingChildren: NotRequired[list[str]]
 
 
 class EventDocument(TypedDict):

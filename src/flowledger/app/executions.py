@@ -55,6 +55,12 @@ from flowledger.types import EventDocument, ExecutionDocument, PendingInput
 
 log = logging.getLogger(__name__)
 
+#: How long a control verb carried on here (``settle``) watches an execution that a live
+#: process elsewhere holds, for that process to act on what was sent (the HTTP API's
+#: answer waits as long). A holder known to be gone (its pid ended on this host, its lease
+#: lapsed) is not waited for: the execution is taken over and carried on here at once.
+HELD_ELSEWHERE_WAIT = 5.0
+
 
 @dataclass(frozen=True)
 class Adopted:
@@ -297,19 +303,30 @@ class Executions:
 
     async def cancel(self, request: CancelExecution) -> ExecutionDocument:
         """Record a cancel (children too); ConflictError when it already ended. With
-        ``settle``, the children it cancelled that nobody runs (parked, waiting for input)
-        are cancelled here too, as the execution itself is, rather than by the next worker."""
+        ``settle``, it is carried on here: taken over when its holder is gone, watched
+        for a moment while a live process elsewhere holds it (``pendingSignals`` when that
+        process has not acted on it yet); and the descendants it cancelled that nobody runs
+        (parked, waiting for input, held by a process that died) are cancelled here too,
+        rather than by the next worker. Those still running elsewhere after that moment are
+        listed as ``pendingChildren`` (their holders cancel them)."""
         await self._engine.cancel(request.id, by=request.by, reason=request.reason)
         document = await self._carry_on(request.id, request.settle, wait=request.wait)
         if request.settle:
-            await self._settle_children(request.id)
+            pending = await self._settle_children(request.id)
+            if pending:
+                pending = await self._still_running(pending, HELD_ELSEWHERE_WAIT)
+            if pending:
+                document = await self._document(request.id)
+                document["pendingChildren"] = pending
         return document
 
-    async def _settle_children(self, execution_id: str) -> None:
-        """Carry on every unfinished descendant that nobody runs (its signal reaches the
-        others' runners, which cancel them themselves)."""
+    async def _settle_children(self, execution_id: str) -> builtins.list[str]:
+        """Carry on every unfinished descendant that nobody runs (its holder gone: taken
+        over); the others' runners take the signal and cancel them themselves. Returns the
+        descendants still unfinished after."""
         store = self._engine.store
         queue = [execution_id]
+        unfinished = []
         while queue:
             for step in await store.get_step_executions(queue.pop(0)):
                 for child_id in loads(step["children"]) or []:
@@ -317,8 +334,33 @@ class Executions:
                     if child is None or ExecutionStatus(child["runtime_status"]).terminal:
                         continue
                     if abandoned(child, self._engine.clock.now()):
-                        await self._settle_here(child_id)
+                        settled = await self._settle_here(child_id)
+                        if (
+                            settled is not None
+                            and ExecutionStatus(settled["runtimeStatus"]).terminal
+                        ):
+                            continue  # so were its own children (the cancel reached them)
+                    unfinished.append(child_id)
                     queue.append(child_id)
+        return unfinished
+
+    async def _still_running(
+        self, execution_ids: builtins.list[str], wait: float
+    ) -> builtins.list[str]:
+        """Of ``execution_ids``, those not ended after up to ``wait`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        left = execution_ids
+        while True:
+            rows = [await self._engine.store.get_execution(i) for i in left]
+            left = [
+                i
+                for i, row in zip(left, rows, strict=True)
+                if row is not None and not ExecutionStatus(row["runtime_status"]).terminal
+            ]
+            if not left or loop.time() >= deadline:
+                return left
+            await asyncio.sleep(0.1)
 
     async def _settle_cancelled_tree(self, document: dict[str, Any]) -> None:
         """What ran here ended its tree (a child's answer failed it, which failed its
@@ -373,10 +415,17 @@ class Executions:
         if settle:
             if on_events is not None:
                 self._engine.on_events(on_events)
-            document = await self._settle_here(execution_id)
-            if document is not None:
-                await self._settle_cancelled_tree(document)
-                return await self._job_run_moves_on(document)
+            settled = await self._settle_here(execution_id)
+            if settled is not None:
+                await self._settle_cancelled_tree(settled)
+                document = await self._job_run_moves_on(settled)
+                if not ExecutionStatus(document["runtimeStatus"]).terminal:
+                    # Held by a live process elsewhere, which has not acted on it all yet.
+                    row = await self._row(execution_id)
+                    sent = int(row.get("signals_sent") or 0)
+                    if _unacted(row, sent):
+                        document["pendingSignals"] = sent - int(row.get("signals_taken") or 0)
+                return document
         await self._wake()  # workers here too, not only other processes
         return await self._acted_on(execution_id, wait)
 
@@ -412,9 +461,9 @@ class Executions:
         is applied all the same; anything else sent stays recorded for a process that
         has them."""
         try:
-            return await self._engine.settle(execution_id)
+            return await self._engine.settle(execution_id, wait=HELD_ELSEWHERE_WAIT)
         except DefinitionError as exc:
-            document = await self._engine.apply_cancel(execution_id)
+            document = await self._engine.apply_cancel(execution_id, wait=HELD_ELSEWHERE_WAIT)
             if ExecutionStatus(document["runtimeStatus"]).terminal:
                 return document
             log.info(

@@ -49,6 +49,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_AWAITING = 0, 1, 2, 3
+#: A control verb's request is recorded, and a live process elsewhere that holds the
+#: execution (or a child of it) acts on it: not a failure, and not done yet.
+EXIT_PENDING = 4
 
 app = typer.Typer(
     name="flowledger",

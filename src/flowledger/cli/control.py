@@ -28,6 +28,7 @@ from flowledger.cli import render
 from flowledger.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    EXIT_PENDING,
     DbOption,
     JsonOption,
     PluginOption,
@@ -97,7 +98,25 @@ def _finish(
                 markup=False,
             )
         raise typer.Exit(EXIT_OK)
+    status = ExecutionStatus(doc["runtimeStatus"])
+    if not status.terminal and status != ExecutionStatus.AWAITING_USER_INPUT:
+        # A live process elsewhere holds it (one that is gone was taken over): it goes on.
+        if as_json:
+            print_json(doc)
+        else:
+            render.summary(out, doc)
+            out.print(_held_elsewhere(doc, "it carries it on"), markup=False)
+        raise typer.Exit(EXIT_PENDING)
     report_end(doc, as_json, db, plugins)
+
+
+def _held_elsewhere(doc: dict[str, Any], what: str) -> str:
+    return (
+        f"recorded; execution {doc['id']} is {doc['runtimeStatus']} in another process that "
+        f"holds it, and {what} (`flowledger executions watch {doc['id']}` follows it; if "
+        "that process has died on another machine, whoever takes it over once its lease "
+        "lapses does)"
+    )
 
 
 def report_end(
@@ -189,12 +208,19 @@ def executions_cancel(
     else:
         render.summary(out, doc)
     if doc["runtimeStatus"] != ExecutionStatus.CANCELLED:
-        fail(
-            f"the cancel is recorded, but execution {doc['id']} is still "
-            f"{doc['runtimeStatus']}: the process that holds it acts on it, or, if that "
-            "process is gone, the worker that takes it over once its lease runs out",
-            1,
-        )
+        # Its holder is alive elsewhere (a gone one was taken over): it cancels it.
+        if not as_json:
+            out.print(_held_elsewhere(doc, "that process cancels it"), markup=False)
+        raise typer.Exit(EXIT_PENDING)
+    children = doc.get("pendingChildren") or []
+    if children:
+        if not as_json:
+            out.print(
+                f"{len(children)} of its child executions still run in other processes, which "
+                f"cancel them: {', '.join(children)}",
+                markup=False,
+            )
+        raise typer.Exit(EXIT_PENDING)
     raise typer.Exit(EXIT_OK)
 
 

@@ -1,0 +1,181 @@
+"""`executions cancel` of executions whose worker died, or froze (tour 18A, F2 and F3):
+a real worker process holds them, and is killed or stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+NAP_PLUGIN = """
+import asyncio
+from pathlib import Path
+from pydantic import BaseModel
+from flowledger import StepContext, step_type
+
+
+class Nap(BaseModel):
+    seconds: float
+    started: str
+
+
+@step_type("t.nap")
+async def nap(data: Nap, ctx: StepContext) -> dict:
+    Path(data.started).mkdir(exist_ok=True)
+    (Path(data.started) / ctx.execution_id).touch()
+    await asyncio.sleep(data.seconds)
+    return {"slept": data.seconds}
+"""
+
+NAP = """
+name: {name}
+steps:
+  - {{id: nap, type: t.nap, input: {{seconds: 120, started: "{started}"}}}}
+  - {{id: after, type: sys.no_action}}
+"""
+
+PARENT = """
+name: parent
+steps:
+  - id: kids
+    type: sys.sub_workflow
+    input: {workflow: kid, items: [1, 2], concurrency: 2}
+"""
+
+
+@pytest.fixture
+def setup(cli: Cli, tmp_path: Path) -> tuple[Path, Path]:
+    plugin = tmp_path / "nap_steps.py"
+    plugin.write_text(NAP_PLUGIN)
+    return plugin, tmp_path / "started"
+
+
+@pytest.fixture
+def worker(db_url: str, tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(plugin: Path) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "FLOWLEDGER_DB": db_url}
+        with (tmp_path / "worker.log").open("ab") as log:
+            process = subprocess.Popen(
+                [FLOWLEDGER, "worker", "--plugin", str(plugin)],
+                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _until(what: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _doc(cli: Cli, execution_id: str) -> dict:  # type: ignore[type-arg]
+    shown = cli("executions", "show", execution_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)  # type: ignore[no-any-return]
+
+
+def _start_napping(cli: Cli, setup: tuple[Path, Path], tmp_path: Path) -> str:
+    plugin, started = setup
+    flow = tmp_path / "nap.yaml"
+    flow.write_text(NAP.format(name="nap", started=started))
+    result = cli("start", str(flow), "--plugin", str(plugin))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_cancel_takes_over_an_execution_whose_worker_was_killed(
+    cli: Cli,
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    worker: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    """Before: it watched the dead worker's execution for ~31 s, then exited 1 with it
+    still InProgress, and with no worker coming the cancel never took effect."""
+    plugin, started = setup
+    execution_id = _start_napping(cli, setup, tmp_path)
+    holder = worker(plugin)
+    _until(lambda: (started / execution_id).exists())
+    holder.kill()
+    holder.wait(timeout=30)
+    result = cli("executions", "cancel", execution_id, "--plugin", str(plugin), "--reason", "x")
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = _doc(cli, execution_id)
+    assert doc["runtimeStatus"] == "Cancelled"
+    assert doc["error"]["message"] == "cancelled: x"
+
+
+def test_cancel_of_an_execution_a_live_process_holds_is_recorded_and_left_to_it(
+    cli: Cli,
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    worker: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    """A frozen (SIGSTOP) worker is alive and holds its lease: the command does not take
+    the execution from it; it says the cancel is recorded, exit 4, and the worker, once it
+    runs again, cancels it. Before: a 30 s wait, then exit 1 as if it had failed."""
+    plugin, started = setup
+    execution_id = _start_napping(cli, setup, tmp_path)
+    holder = worker(plugin)
+    _until(lambda: (started / execution_id).exists())
+    holder.send_signal(signal.SIGSTOP)
+    try:
+        result = cli("executions", "cancel", execution_id, "--plugin", str(plugin))
+    finally:
+        holder.send_signal(signal.SIGCONT)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "in another process that holds it, and that process cancels it" in result.stdout
+    _until(lambda: _doc(cli, execution_id)["runtimeStatus"] == "Cancelled")
+
+
+def test_cancelling_a_parent_takes_over_its_children_held_by_a_killed_worker(
+    cli: Cli,
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    worker: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    """Before: `Cancelled`, exit 0, while its children stayed InProgress in the dead worker
+    until another worker came."""
+    plugin, started = setup
+    kid = tmp_path / "kid.yaml"
+    kid.write_text(NAP.format(name="kid", started=started))
+    pushed = cli("workflows", "push", str(kid), "--plugin", str(plugin))
+    assert pushed.returncode == 0, pushed.stderr
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(PARENT)
+    result = cli("start", str(parent), "--plugin", str(plugin))
+    assert result.returncode == 0, result.stderr
+    parent_id = result.stdout.strip()
+    holder = worker(plugin)
+    _until(lambda: started.exists() and len(list(started.iterdir())) == 2)
+    holder.kill()
+    holder.wait(timeout=30)
+    result = cli("executions", "cancel", parent_id, "--plugin", str(plugin))
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = cli("executions", "list", "--parent", parent_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    children = json.loads(listed.stdout)
+    items = children["items"] if isinstance(children, dict) else children
+    assert [c["runtimeStatus"] for c in items] == ["Cancelled", "Cancelled"]
+    assert _doc(cli, parent_id)["runtimeStatus"] == "Cancelled"
