@@ -182,14 +182,19 @@ async def test_settle_takes_over_an_execution_whose_holder_died(
     assert doc["runtimeStatus"] == "Cancelled"
 
 
+async def _held_elsewhere(engine: Engine, lease: timedelta) -> str:
+    """A new execution leased for ``lease`` to a process on another machine."""
+    execution_id = await engine.start(engine.load_text(SLOW_THEN_ONE))
+    elsewhere = "another-machine~0000:4242:x"
+    assert await engine.store.acquire_lease(execution_id, elsewhere, lease) is not None
+    return execution_id
+
+
 async def test_settle_takes_over_once_the_holders_lease_lapses(
     engine: Engine, recorder: Recorder
 ) -> None:
     """A holder on another machine cannot be seen: its lease lapsing is the proof."""
-    execution_id = await engine.start(engine.load_text(SLOW_THEN_ONE))
-    elsewhere = "another-machine~0000:4242:x"
-    held = await engine.store.acquire_lease(execution_id, elsewhere, timedelta(seconds=1))
-    assert held is not None
+    execution_id = await _held_elsewhere(engine, timedelta(seconds=1))
     async with asyncio.timeout(60):
         doc = await engine.settle(execution_id, wait=20)
     assert doc["runtimeStatus"] == "Completed"
@@ -199,10 +204,7 @@ async def test_settle_takes_over_once_the_holders_lease_lapses(
 async def test_settle_leaves_a_live_holder_its_execution(
     engine: Engine, recorder: Recorder
 ) -> None:
-    execution_id = await engine.start(engine.load_text(SLOW_THEN_ONE))
-    elsewhere = "another-machine~0000:4242:x"
-    held = await engine.store.acquire_lease(execution_id, elsewhere, timedelta(minutes=5))
-    assert held is not None
+    execution_id = await _held_elsewhere(engine, timedelta(minutes=5))
     await engine.cancel(execution_id, reason="stop")
     doc = await engine.settle(execution_id, wait=0.3)
     assert doc["runtimeStatus"] == "NotStarted" and not recorder.calls

@@ -568,17 +568,21 @@ async def test_a_waiting_execution_s_timeline_runs_to_now(web: Web) -> None:
     assert "hatched" not in page  # the waits are a translucent fill, and the legend says so
 
 
+async def _push_chain(web: Web, name: str, length: int) -> str:
+    """Push a chain of ``length`` sys.transform steps (s0, s1, …) named ``name``."""
+    steps = "".join(
+        f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(length)
+    )
+    text = f"name: {name}\nsteps:\n{steps}"
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    return name
+
+
 async def test_a_long_graph_s_page_says_what_it_leaves_out_and_shows_a_step_asked_for(
     web: Web,
 ) -> None:
     """A 3,000-step chain's page listed every attempt and data store entry: 7 MB."""
-    steps = "".join(
-        f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(130)
-    )
-    await web.app.workflows.push(
-        PushWorkflows(texts=[WorkflowText(text=f"name: long\nsteps:\n{steps}")])
-    )
-    done = await web.start("long")
+    done = await web.start(await _push_chain(web, "long", 130))
     http = await web.sign_in("viewer")
     page = html.unescape((await http.get(f"/executions/{done}")).text)
     assert page.count('<details class="attempt"') == 100
@@ -599,13 +603,7 @@ async def test_a_long_graph_s_page_says_what_it_leaves_out_and_shows_a_step_aske
 async def test_the_rerun_hint_is_asked_for_the_step_picked(web: Web) -> None:
     """Every step's reused steps were written into the page (n²/2 ids for a chain of n:
     12 MB for 2,000 steps), in name order (s0, s1, s10, s100, …)."""
-    steps = "".join(
-        f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(60)
-    )
-    await web.app.workflows.push(
-        PushWorkflows(texts=[WorkflowText(text=f"name: chain60\nsteps:\n{steps}")])
-    )
-    execution_id = await web.start("chain60")
+    execution_id = await web.start(await _push_chain(web, "chain60", 60))
     http = await web.sign_in("operator")
     shown = (await http.get(f"/executions/{execution_id}")).text
     named = ", ".join(f"s{i}" for i in range(20))
