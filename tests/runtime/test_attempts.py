@@ -247,3 +247,21 @@ async def test_a_cancelled_error_out_of_the_step_s_own_code_fails_the_attempt(
     assert calls == [1, 2]
     first = next(s for s in doc["steps"].values() if s["attempt"] == 1)
     assert "raised CancelledError" in first["error"]["message"]
+
+
+async def test_a_huge_exception_message_leaves_the_traceback_in_the_logs(engine: Engine) -> None:
+    """An exception quoting a whole body (an HTTP client's) filled the step log's line
+    with its repr, so its frames were cut; and the document held all 200 KB of it."""
+
+    @step_type("test.huge_error")
+    async def huge_error(data: Upstream, ctx: StepContext) -> dict[str, Any]:
+        raise ValueError("line one\nline two " + "x" * 200_000)
+
+    engine.registry.register(huge_error)
+    doc = await engine.run(engine.load_text("name: h\nsteps: [{id: h, type: test.huge_error}]\n"))
+    said = doc["error"]["message"]
+    assert said.startswith("ValueError: line one") and "more characters cut)" in said
+    assert len(said) < 2_100
+    [row] = await engine.store.get_step_logs(doc["id"])
+    line = json.loads(row["message"])
+    assert 'raise ValueError("line one' in line  # the frame that raised it is kept

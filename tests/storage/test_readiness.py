@@ -65,3 +65,24 @@ async def test_a_store_whose_writes_fail_is_unready_until_a_write_works(tmp_path
             assert await store.meta_value("readiness_probe") is None  # nothing left behind
         finally:
             await store.close()
+
+
+async def test_a_start_the_full_disk_refuses_makes_the_store_unready(tmp_path: Path) -> None:
+    """Starts go through the lease group, which wrapped their failure without noting it:
+    a full disk refused every start while /readyz said ready."""
+    from flowledger.app import App, StartExecution
+
+    path = tmp_path / "full.db"
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("name: w\nsteps: [{id: a, type: sys.no_action}]\n")
+    async with App(f"sqlite:///{path}") as app:
+        await app.executions.start(StartExecution(workflow=str(workflow)))  # warm, migrated
+    pages = fill(path)
+    with full(pages):
+        async with App(f"sqlite:///{path}") as app:
+            await app.ping()
+            big = {"text": "x" * 50_000}  # a row that needs new pages
+            with pytest.raises(StorageError, match="full"):
+                await app.executions.start(StartExecution(workflow=str(workflow), input=big))
+            with pytest.raises(StorageError, match="cannot take writes"):
+                await app.ping()

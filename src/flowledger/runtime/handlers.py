@@ -126,11 +126,24 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+#: Characters of an exception's text kept in the step's error (the document) and at the
+#: head of its logged traceback: an HTTP client's error quoting a whole response body
+#: made a 400 KB document, and pushed the traceback's frames out of the step log's line.
+SHOWN_EXCEPTION = 2_000
+
+
 def describe(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):  # one line, without pydantic's links
         return f"ValidationError in {exc.title}: {validation_message(exc)}"
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return shortened(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def shortened(text: str, most: int = SHOWN_EXCEPTION) -> str:
+    """``text``, or its first ``most`` characters and how many more were cut."""
+    if len(text) <= most:
+        return text
+    return f"{text[:most]}… ({len(text) - most} more characters cut)"
 
 
 def duration_detail(run: StepExecution) -> dict[str, Any] | None:

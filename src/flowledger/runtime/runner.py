@@ -39,6 +39,7 @@ from flowledger.runtime.handlers import (
     duration_detail,
     normalize_output,
     retry_delay,
+    shortened,
     storable_text,
     validation_message,
 )
@@ -539,8 +540,11 @@ class ExecutionRunner:
             # Its traceback, for the step's developer: kept with the attempt (its step logs,
             # `executions logs`) and in the process's log, redacted (it may quote what the
             # step held: a header made from a secret). The document keeps one line.
+            # The header short (its repr may quote a whole body): the line limit of a step
+            # log (steplogs.MAX_LINE) keeps the frames that follow it.
             said = self.contexts.logger(run)
-            said.warning("step %s raised %r", run.step.path, exc, exc_info=exc)
+            header = shortened(repr(exc), 300)
+            said.warning("step %s raised %s", run.step.path, header, exc_info=exc)
             self.step_failed(run, self.codec.redact(describe(exc)), retryable=True)
 
     # -- outcomes -----------------------------------------------------------------------------

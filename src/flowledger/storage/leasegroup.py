@@ -138,9 +138,17 @@ _Work = list[tuple[LeaseWork, "asyncio.Future[LeaseAnswer]"]]
 
 
 class LeaseGroup:
-    def __init__(self, apply: ApplyLeases, submit: Submit) -> None:
+    def __init__(
+        self,
+        apply: ApplyLeases,
+        submit: Submit,
+        noted: Callable[[BaseException], object] = lambda exc: None,
+    ) -> None:
         self._apply = apply
         self._submit = submit
+        #: The store's rule for the database's condition, which also notes it for
+        #: readiness (SQLPart._trouble): a full disk first refuses starts, made here.
+        self._noted = noted
         self._queue: _Work = []
         #: A flush is scheduled for this tick, or a group is being written right now.
         self._busy = False
@@ -191,6 +199,8 @@ class LeaseGroup:
             outcomes: Sequence[LeaseAnswer | BaseException] = (
                 done.result() if exc is None else [exc]
             )
+            if exc is not None:
+                self._noted(exc)
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 _answer(future, outcome)
         if self._queue:  # requests that arrived while this group was written
@@ -203,6 +213,8 @@ class LeaseGroup:
 
         def settle(done: asyncio.Future[list[LeaseAnswer]]) -> None:
             exc = done.exception()
+            if exc is not None:
+                self._noted(exc)
             _answer(future, done.result()[0] if exc is None else exc)
 
         written.add_done_callback(settle)

@@ -177,7 +177,7 @@ class SQLStore(
         )
         #: Starts, takes, releases and claims made together share one call (storage.leasegroup,
         #: its SQL in storage.leasesql).
-        self._lease_group = LeaseGroup(self._apply_leases, self._submit_leases)
+        self._lease_group = LeaseGroup(self._apply_leases, self._submit_leases, self._trouble)
 
     @property
     def conn(self) -> Connection:

@@ -116,7 +116,19 @@ def trouble_error(store: SQLPart, exc: DBAPIError) -> StorageError | None:
     detail = driver_message(exc)
     if detail in _LOCKED:  # it answered: its file is locked
         return StorageError(trouble_detail(exc))
+    if any(words in detail for words in _NO_WRITES):  # it answered: no room, or read-only
+        return StorageError(f"the database answers but cannot take writes: {detail}")
     return StorageError(f"the database does not answer: {detail}")
+
+
+#: What SQLite and PostgreSQL say of a write refused for want of room or permission
+#: (reads still work: "does not answer" sent people looking for a dead server).
+_NO_WRITES = (
+    "database or disk is full",
+    "No space left on device",
+    "readonly database",
+    "read-only transaction",
+)
 
 
 #: What SQLite says of a write lock held by another connection past the busy timeout.
