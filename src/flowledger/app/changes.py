@@ -49,6 +49,10 @@ class Subscription:
         self._changes: list[Change] = []
         self._event = asyncio.Event()
 
+    def end(self) -> None:
+        """Wake its waiter now (the server stops: ChangeHub.end_waits)."""
+        self._event.set()
+
     def _hear(self, change: Change) -> None:
         self._changes.append(change)
         self._event.set()
@@ -107,7 +111,7 @@ class ChangeHub(BaseObserver):
         self.ending = True
         for subs in (self._all, *self._by_id.values()):
             for sub in subs:
-                sub._event.set()
+                sub.end()
 
     def _observe(self) -> None:
         if not self._observing:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast
 
 from pydantic_core import to_json
 
-from flowledger.app.changes import RECHECK, ChangeHub
+from flowledger.app.changes import RECHECK, ChangeHub, Subscription
 from flowledger.app.cursors import CursorCodec
 from flowledger.app.encoded import EncodedDocuments
 from flowledger.app.inputs import check_json_size
@@ -247,17 +247,26 @@ class Executions:
             return await self._document(request.id)
         if _settled(await self._row(request.id)):
             return await self._document(request.id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + request.wait
         with self._slots.take("wait", request.caller), self._hub.subscribe(request.id) as sub:
             row = await self._row(request.id)  # anything since the first read
-            while not _settled(row) and not self._hub.ending:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                await sub.wait(min(left, RECHECK))
-                row = await self._row(request.id)
+            await self._wait_for(sub, row, _settled, request.wait)
         return await self._document(request.id)
+
+    async def _wait_for(
+        self, sub: Subscription, row: Row, done: Callable[[Row], bool], wait: float
+    ) -> Row:
+        """The execution's ``row``, read again at each change ``sub`` hears (and every
+        RECHECK seconds), until ``done(row)``, ``wait`` seconds have passed, or the server
+        stops (its long polls answer at once: ChangeHub.end_waits)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not done(row) and not self._hub.ending:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await sub.wait(min(left, RECHECK))
+            row = await self._row(str(row["id"]))
+        return row
 
     async def get_json(self, request: GetExecution) -> bytes:
         """:meth:`get` as JSON bytes, what the HTTP face sends: without a wait, from the
@@ -439,15 +448,8 @@ class Executions:
         with self._hub.subscribe(execution_id) as sub:
             row = await self._row(execution_id)
             sent = int(row.get("signals_sent") or 0)
-            if wait > 0 and _unacted(row, sent):
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + wait
-                while _unacted(row, sent) and not self._hub.ending:  # a stopping server
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        break
-                    await sub.wait(min(left, RECHECK))
-                    row = await self._row(execution_id)
+            if wait > 0:
+                row = await self._wait_for(sub, row, lambda now: not _unacted(now, sent), wait)
         document = await self._document(execution_id)
         if _unacted(row, sent):
             row = await self._row(execution_id)  # read after the document: not later news
