@@ -144,6 +144,7 @@ APP = sorted(
         "WorkflowText",
         "WorkflowVersionDocument",
         "Workflows",
+        "database_locked",
         "driver_message",
         "json_object",
         "parse_json",

@@ -124,7 +124,12 @@ if TYPE_CHECKING:
         InvalidInputError,
         NotFoundError,
     )
-    from flowledger.storage.sqlpart import driver_message, schema_mismatch, trouble_detail
+    from flowledger.storage.sqlpart import (
+        database_locked,
+        driver_message,
+        schema_mismatch,
+        trouble_detail,
+    )
     from flowledger.types import EventDocument, ExecutionDocument, PendingInput, StepDocument
 
 #: Where each export lives, imported on first use: a face that needs one resource (the
@@ -154,7 +159,8 @@ _EXPORTS = {
     "JobRunsApp": "flowledger.app.job_runs",
     # The store's rules, for the CLI's message on a query the database refused.
     **dict.fromkeys(
-        ["driver_message", "schema_mismatch", "trouble_detail"], "flowledger.storage.sqlpart"
+        ["database_locked", "driver_message", "schema_mismatch", "trouble_detail"],
+        "flowledger.storage.sqlpart",
     ),
     **dict.fromkeys(
         [
@@ -382,6 +388,7 @@ __all__ = [
     "WorkflowText",
     "WorkflowVersionDocument",
     "Workflows",
+    "database_locked",
     "driver_message",
     "json_object",
     "parse_json",

@@ -375,10 +375,10 @@ def call(
     except FlowledgerError as exc:
         fail(str(exc), EXIT_FAILED)
     except SQLAlchemyError as exc:  # a database this flowledger cannot use as it is
-        from flowledger.app import driver_message, schema_mismatch, trouble_detail
+        from flowledger.app import database_locked, driver_message, schema_mismatch, trouble_detail
 
         detail = driver_message(exc)
-        if trouble_detail(exc) != detail:  # a file locked past the busy timeout
+        if database_locked(exc):
             fail(f"{trouble_detail(exc)}; end it and try again", EXIT_FAILED)
         if schema_mismatch(exc):
             fail(

@@ -114,7 +114,7 @@ def trouble_error(store: SQLPart, exc: DBAPIError) -> StorageError | None:
     if not store._trouble(exc):
         return None
     detail = driver_message(exc)
-    if detail in _LOCKED:  # it answered: its file is locked
+    if database_locked(exc):  # it answered: its file is locked
         return StorageError(trouble_detail(exc))
     if any(words in detail for words in _NO_WRITES):  # it answered: no room, or read-only
         return StorageError(f"the database answers but cannot take writes: {detail}")
@@ -135,12 +135,18 @@ _NO_WRITES = (
 _LOCKED = ("database is locked", "database is busy")
 
 
+def database_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's write lock held by another connection past the busy
+    timeout."""
+    return driver_message(exc) in _LOCKED
+
+
 def trouble_detail(exc: BaseException) -> str:
     """What the database's condition ``exc`` is, said for a person: the driver's first
     line, or for a SQLite file locked past the busy timeout, who may hold it (that
     "database is locked" read as "the database does not answer")."""
     detail = driver_message(exc)
-    if detail not in _LOCKED:
+    if not database_locked(exc):
         return detail
     return (
         f"the SQLite database stayed locked by another process for "
