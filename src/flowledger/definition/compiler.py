@@ -12,7 +12,8 @@ import json
 import os
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -356,14 +357,11 @@ class _Compiler:
                 )
                 continue
             # A nested model of a plugin's input is held to its fields the same way (a
-            # typo'd ``cty`` left ``city`` empty); one that allows extras says so.
-            inner = _model_of(field.annotation)
-            if (
-                inner is not None
-                and isinstance(value, Mapping)
-                and inner.model_config.get("extra") is None
-            ):
-                self._report_unknown_fields(step, inner, value, (*where, name), nested=True)
+            # typo'd ``cty`` left ``city`` empty), in a list or a mapping of them too;
+            # one that allows extras says so.
+            for inner, item, at in _nested_models(field.annotation, value, (*where, name)):
+                if inner.model_config.get("extra") is None:
+                    self._report_unknown_fields(step, inner, item, at, nested=True)
 
     def _check_initial_values(self, spec: WorkflowSpec) -> None:
         """``variables`` and ``context`` are values, set before anything runs: a template
@@ -672,6 +670,32 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     if len(branches) == 1 and typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return _model_of(branches[0])
     return None
+
+
+def _nested_models(
+    annotation: Any, value: Any, where: Path
+) -> Iterator[tuple[type[BaseModel], Mapping[str, Any], Path]]:
+    """The literal mappings of ``value`` that a field of type ``annotation`` validates as
+    pydantic models, with their paths: the value itself (``Address``, ``Address | None``),
+    the items of a list of them (``list[Address]``) or the values of a mapping of them
+    (``dict[str, Address]``). A template anywhere is not known yet and is left alone."""
+    model = _model_of(annotation)
+    if model is not None:
+        if isinstance(value, Mapping):
+            yield model, value, where
+        return
+    origin = typing.get_origin(annotation)
+    arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType) and len(arguments) == 1:
+        yield from _nested_models(arguments[0], value, where)
+    elif origin in (list, tuple, set, frozenset, Sequence, AbstractSet) and arguments:
+        if isinstance(value, list):
+            item_type = arguments[0]  # tuple[X, ...]: the same type for every item
+            for index, item in enumerate(value):
+                yield from _nested_models(item_type, item, (*where, index))
+    elif origin in (dict, Mapping) and len(arguments) == 2 and isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _nested_models(arguments[1], item, (*where, key))
 
 
 @functools.cache
