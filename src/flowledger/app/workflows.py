@@ -38,7 +38,7 @@ from flowledger.definition.ticks import next_tick
 from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger, compile_triggers
 from flowledger.errors import DefinitionError, InputError, NotFoundError, Path, Problem
 from flowledger.runtime.creation import validate_input
-from flowledger.storage import WorkflowVersion
+from flowledger.storage import VersionSummary, WorkflowVersion
 from flowledger.storage.pushes import Pushed
 from flowledger.storage.schedules import ScheduleState
 from flowledger.templates import contains_template
@@ -276,8 +276,8 @@ class Workflows(Listing, WorkflowOperations):
     async def get_version(self, request: GetWorkflowVersion) -> WorkflowVersionDocument:
         """One stored version with its definition document and the text it came from."""
         version = await self._engine.resolve_version(request.name, request.version)
-        detail = await self.get(GetWorkflow(name=request.name))
-        live = detail["live"] is not None and detail["live"]["versionId"] == version.id
+        pushed = await self._engine.store.pushed_workflows(request.name)
+        live = bool(pushed) and pushed[0].version["id"] == version.id
         doc = _version(version, live)
         doc["document"] = json.loads(version.document)
         doc["source"] = version.source or _as_yaml(doc["document"])
@@ -339,7 +339,7 @@ class Workflows(Listing, WorkflowOperations):
         return found
 
 
-def _version(version: WorkflowVersion, live: bool) -> WorkflowVersionDocument:
+def _version(version: WorkflowVersion | VersionSummary, live: bool) -> WorkflowVersionDocument:
     return {
         "id": version.id,
         "name": version.name,

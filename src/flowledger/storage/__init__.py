@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from flowledger.config import Settings
 from flowledger.errors import DatabaseUrlError
-from flowledger.storage.base import Batch, ExecutionQuery, Row, Store, WorkflowVersion
+from flowledger.storage.base import (
+    Batch,
+    ExecutionQuery,
+    Row,
+    Store,
+    VersionSummary,
+    WorkflowVersion,
+)
 
-__all__ = ["Batch", "ExecutionQuery", "Row", "Store", "WorkflowVersion", "open_store"]
+__all__ = [
+    "Batch",
+    "ExecutionQuery",
+    "Row",
+    "Store",
+    "VersionSummary",
+    "WorkflowVersion",
+    "open_store",
+]
 
 POSTGRES_SCHEMES = ("postgresql:", "postgres:", "postgresql+", "postgres+")
 

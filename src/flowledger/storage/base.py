@@ -47,6 +47,20 @@ class WorkflowVersion:
     source: str | None = None
 
 
+@dataclass(frozen=True)
+class VersionSummary:
+    """A stored version without its document and text: what a list of versions shows.
+    Decision: listing reads these, since a workflow pushed on every deploy has thousands
+    of versions and each document may be up to 1 MiB (300 versions of a 100 KB one: a
+    GET of the workflow read 65 MB)."""
+
+    id: str
+    name: str
+    version: int
+    checksum: str
+    created_at: datetime
+
+
 def claimable_when_created(execution: Row) -> bool:
     """A new execution nobody holds: the workers' to claim (a held one, ``Engine.start``
     with ``hold``, is driven by its creator). Its creation wakes the idle workers."""
@@ -197,7 +211,8 @@ class Store(
     async def get_workflow_version(self, version_id: str) -> WorkflowVersion | None: ...
 
     @abstractmethod
-    async def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]: ...
+    async def list_workflow_versions(self, name: str | None = None) -> list[VersionSummary]:
+        """Every stored version (of ``name``), oldest first, without its document."""
 
     @abstractmethod
     async def workflow_version_id(

@@ -40,6 +40,7 @@ from flowledger.storage.base import (
     Row,
     SignalBlocked,
     Store,
+    VersionSummary,
     WorkflowVersion,
     claimable_when_created,
 )
@@ -297,13 +298,14 @@ class SQLStore(
         return VERSION_BY_NUMBER.format(mark=mark), (name, version)
 
     @reads
-    def list_workflow_versions(self, name: str | None = None) -> list[WorkflowVersion]:
+    def list_workflow_versions(self, name: str | None = None) -> list[VersionSummary]:
         t = workflow_versions
-        query = select(t).order_by(t.c.name, t.c.version)
+        query = select(t.c.id, t.c.name, t.c.version, t.c.checksum, t.c.created_at)
+        query = query.order_by(t.c.name, t.c.version)
         if name is not None:
             query = query.where(t.c.name == name)
         with self.reading():
-            return [_version(r._mapping) for r in self.conn.execute(query)]
+            return [VersionSummary(*row) for row in self.conn.execute(query)]
 
     @writes
     def activate_workflow(self, name: str, version_id: str) -> bool:
