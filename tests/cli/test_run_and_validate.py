@@ -153,6 +153,23 @@ def test_invalid_definition_exits_2_with_located_errors(cli: Cli, tmp_path: Path
         assert any(f"{path}:6:" in line and "duplicate step id" in line for line in lines)
 
 
+def test_an_error_on_line_100_and_a_colon_word_print_as_written(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Rich read ``:100:`` as an emoji code: ``wf.yaml:100:3`` printed ``wf.yaml💯3``,
+    and a value ``ten:fire:seconds`` came out ``ten🔥seconds``."""
+    padding = "".join(f"# line {n}\n" for n in range(3, 100))
+    text = (
+        "name: hundred\nsteps:\n" + padding + "  - {id: a, type: sys.delay, "
+        "input: {duration: 'ten:fire:seconds'}}\n"
+    )
+    path = _write(tmp_path, "hundred.yaml", text)
+    result = cli("validate", path)
+    assert result.returncode == 2
+    assert f"{path}:100:" in result.stderr, result.stderr
+    assert "ten:fire:seconds" in result.stderr, result.stderr
+
+
 def test_validate_reports_every_file(cli: Cli, tmp_path: Path) -> None:
     bad = _write(tmp_path, "bad.yaml", "name: x\nsteps: []\n")
     result = cli("validate", "examples/hello.yaml", "examples/order_pipeline.yaml", bad)

@@ -78,11 +78,18 @@ app.add_typer(jobs_app, name="jobs")
 
 # Piped output is read by tools and people with wide screens: do not squeeze it into 80 columns.
 # markup=False: user text (ids, step ids, messages, `[link=…]`) is never read as Rich markup;
-# styles are given as Text objects only. This is the one place that escapes everything
+# emoji=False: nor as emoji codes (`wf.yaml:100:3` printed as `wf.yaml💯3`, `ten:fire:s` as
+# `ten🔥s`); styles are given as Text objects only. This is the one place that escapes everything
 # (and SafeConsole shows the control characters in data instead of sending them).
-out = SafeConsole(markup=False, highlight=False, width=None if sys.stdout.isatty() else 200)
+out = SafeConsole(
+    markup=False, emoji=False, highlight=False, width=None if sys.stdout.isatty() else 200
+)
 err = SafeConsole(
-    stderr=True, markup=False, highlight=False, width=None if sys.stderr.isatty() else 200
+    stderr=True,
+    markup=False,
+    emoji=False,
+    highlight=False,
+    width=None if sys.stderr.isatty() else 200,
 )
 
 

@@ -135,7 +135,8 @@ def report_end(
         if not as_json:
             out.print(
                 f"every answer is recorded; execution {doc['id']} goes on in a worker "
-                "that has its plugins",
+                "that has its plugins (flowledger worker --plugin FILE), or here with this "
+                "command's --plugin FILE",
                 markup=False,
             )
         raise typer.Exit(EXIT_OK)

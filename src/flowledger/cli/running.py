@@ -300,10 +300,12 @@ def validate(
                 raise
             bad += 1
             continue
+        count = checked.count
         if checked.kind == "job":
-            out.print(f"{file}: ok (job {checked.name}, {checked.count} workflow files checked)")
+            noun = "workflow" if count == 1 else "workflows"
+            out.print(f"{file}: ok (job {checked.name}, {count} {noun} checked)")
         else:
-            out.print(f"{file}: ok ({checked.name}, {checked.count} steps)")
+            out.print(f"{file}: ok ({checked.name}, {count} step{'' if count == 1 else 's'})")
     if bad:
         raise typer.Exit(EXIT_INVALID)
 
