@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 from flowledger import DefinitionError, Engine, StepContext, StepRegistry, step_type
 from flowledger.definition.compiler import load_workflow_text
 from flowledger.definition.strictness import stored_definitions
+from flowledger.steps.base import stored_loc
 from flowledger.templates import TemplateEngine
 
 
@@ -89,6 +90,14 @@ async def lookup(data: LookupInput, ctx: StepContext) -> LookupOutput:
         return LookupOutput.model_construct(customer=_customer(), pay=Card(last4="4242"))
     if data.mode == "construct_wrong":
         return LookupOutput.model_construct(customer=_customer(), lines=lines, pay=7)
+    if data.mode == "construct_by_name":  # nested data under the Python names
+        customer = {
+            "customer_id": 5,
+            "address": {"zip_code": 1},
+            "previous": [{}],
+            "by_kind": {"home": {"zip_code": None}},
+        }
+        return LookupOutput.model_construct(customer=customer, lines=lines, pay=Card(last4="1"))
     if data.mode == "other_class":
         return Other(something="x")  # type: ignore[return-value]
     if data.mode == "changed":
@@ -270,6 +279,55 @@ async def test_an_instance_that_skipped_validation_fails_its_step(mode: str, exp
     assert message.startswith("output does not match the step's output model: "), message
     assert expected in message
     assert "use" not in ran
+
+
+async def test_a_mismatch_names_each_field_as_the_stored_output_does() -> None:
+    """The error named the Python fields (customer.customer_id), which neither the stored
+    output, nor a reference, nor validate's hints ('did you mean customerId') use."""
+    ran = await _run(_workflow('"{{ steps.lookup.output.lines }}"', "construct_by_name"))
+    message = ran["lookup"]["error"]["message"]
+    assert message == (
+        "output does not match the step's output model: "
+        "customer.customerId: must be text, not 5; customer.address.zipCode: must be text, "
+        "not 1; customer.previous[0].zipCode: is required; "
+        "customer.by_kind.home.zipCode: must be text, not null"
+    )
+
+
+class Tagged(BaseModel):
+    kind: Literal["t"] = "t"
+    zip_code: str = Field(alias="zipCode")
+
+
+class Marked(BaseModel):
+    kind: Literal["m"] = "m"
+    zip_code: str
+
+
+class Spelled(BaseModel):
+    written: int = Field(0, serialization_alias="writtenAs")
+    read: int = Field(0, validation_alias="readAs")
+    pair: tuple[int, Address] = (0, Address(zip_code="x"))
+    either: Tagged | Card | None = None
+    one_of: Annotated[Tagged | Marked, Field(discriminator="kind")] | None = None
+
+
+@pytest.mark.parametrize(
+    ("loc", "stored"),
+    [
+        (("written",), ("writtenAs",)),
+        (("readAs",), ("read",)),  # stored under its Python name: no serialization alias
+        (("pair", 1, "zip_code"), ("pair", 1, "zipCode")),
+        (("either", "Tagged", "zip_code"), ("either", "Tagged", "zipCode")),
+        (("one_of", "t", "zip_code"), ("one_of", "t", "zipCode")),
+        (("one_of", "m", "zip_code"), ("one_of", "m", "zip_code")),
+        (("pair", 1, "unknown", 3), ("pair", 1, "unknown", 3)),
+    ],
+)
+def test_an_error_path_is_renamed_to_the_stored_names(
+    loc: tuple[str | int, ...], stored: tuple[str | int, ...]
+) -> None:
+    assert stored_loc(Spelled, loc) == stored
 
 
 async def test_a_subclass_instance_is_stored_as_the_declared_model() -> None:

@@ -15,7 +15,7 @@ from flowledger.definition.models import RetryPolicy
 from flowledger.errors import field_message, format_path
 from flowledger.jsonvalues import to_plain
 from flowledger.runtime.state import StepExecution
-from flowledger.steps.base import StepContext
+from flowledger.steps.base import StepContext, stored_loc
 from flowledger.unions import plain_errors
 
 
@@ -117,9 +117,14 @@ def storable_text(value: Any) -> None:
         value.encode("utf-8")
 
 
-def validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError, stored_as: type[BaseModel] | None = None) -> str:
+    """The errors on one line; with ``stored_as`` (an output model), each field named as
+    the stored output names it (by alias), not by its Python name."""
+    errors = exc.errors()
+    if stored_as is not None:
+        errors = [{**error, "loc": stored_loc(stored_as, error["loc"])} for error in errors]
     parts = []
-    for error in plain_errors(exc.errors()):
+    for error in plain_errors(errors):
         where = format_path(tuple(error["loc"]))
         msg = field_message(error)
         parts.append(f"{where}: {msg}" if where else msg)

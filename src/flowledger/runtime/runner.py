@@ -581,7 +581,8 @@ class ExecutionRunner:
         except ValidationError as exc:
             self.step_failed(
                 run,
-                "output does not match the step's output model: " + validation_message(exc),
+                "output does not match the step's output model: "
+                + validation_message(exc, run.step.step_type.output_model),
                 retryable=False,
             )
             return

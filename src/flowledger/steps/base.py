@@ -7,26 +7,34 @@ transitions; a handler only turns validated input into output, or raises.
 
 from __future__ import annotations
 
+import collections
+import collections.abc
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import types
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import (
     TYPE_CHECKING,
+    Annotated,
     Any,
     Generic,
+    Literal,
     ParamSpec,
     Protocol,
     TypeVar,
+    Union,
     cast,
+    get_args,
+    get_origin,
     get_type_hints,
 )
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -225,6 +233,91 @@ class StepType:
                 fields = {k: v for k, v in fields.items() if k in model.__pydantic_fields__}
             checked = model.model_validate(fields, by_alias=False, by_name=True)
         return checked.model_dump(mode="json", by_alias=True)
+
+
+def stored_loc(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """A validation error's path with each field named as ``dump_output`` stores it (by
+    its serialization alias, at every depth), not by the Python name or the key the
+    value was found under. A union's branch names are kept (``unions`` reads them)."""
+    return _stored_loc(model, tuple(loc))[0]
+
+
+#: Containers whose items an error's path indexes by position, and those it indexes by key.
+_SEQUENCES = {list, tuple, set, frozenset, collections.deque, collections.abc.Sequence}
+_SEQUENCES |= {collections.abc.MutableSequence, collections.abc.Set, collections.abc.MutableSet}
+_MAPPINGS = {dict, collections.OrderedDict, collections.defaultdict, collections.abc.Mapping}
+_MAPPINGS |= {collections.abc.MutableMapping}
+
+
+def _stored_loc(tp: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """``loc`` renamed along ``tp``, and whether every segment was understood (the rest
+    is kept as it was from the first one that was not)."""
+    if not loc:
+        return (), True
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _stored_loc(get_args(tp)[0], loc)
+    fields = getattr(tp, "__pydantic_fields__", None) if isinstance(tp, type) else None
+    if fields is not None:  # a model or a pydantic dataclass
+        if getattr(tp, "__pydantic_root_model__", False):  # its path has no "root"
+            return _stored_loc(fields["root"].annotation, loc)
+        name = _field_named(fields, loc[0])
+        if name is None:
+            return loc, False
+        info = fields[name]
+        rest, understood = _stored_loc(info.annotation, loc[1:])
+        return (info.serialization_alias or info.alias or name, *rest), understood
+    if origin is Union or origin is types.UnionType:
+        members = [m for m in get_args(tp) if m is not type(None)]
+        if len(members) == 1:  # Optional: no branch in the path
+            return _stored_loc(members[0], loc)
+        # The branch is named in the path: by its class, by its discriminator's value,
+        # else by a type's text; then the branch whose fields the rest names is the one.
+        head, rest = loc[0], loc[1:]
+        named = [m for m in members if getattr(m, "__name__", None) == head or _tagged(m, head)]
+        for member in named or members:
+            path, understood = _stored_loc(member, rest)
+            if understood:
+                return (head, *path), True
+        return loc, False
+    if origin in _SEQUENCES and isinstance(loc[0], int):
+        args = get_args(tp)
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            item = args[loc[0]] if loc[0] < len(args) else Any
+        else:
+            item = args[0] if args else Any
+        rest, understood = _stored_loc(item, loc[1:])
+        return (loc[0], *rest), understood
+    if origin in _MAPPINGS:
+        args = get_args(tp)
+        rest, understood = _stored_loc(args[1] if len(args) == 2 else Any, loc[1:])
+        return (loc[0], *rest), understood
+    return loc, False
+
+
+def _tagged(member: Any, tag: Any) -> bool:
+    """``member`` is a model one of whose fields is a Literal of ``tag`` (a discriminated
+    union names its branch by that value)."""
+    fields = getattr(member, "__pydantic_fields__", None) if isinstance(member, type) else None
+    return fields is not None and any(
+        get_origin(info.annotation) is Literal and tag in get_args(info.annotation)
+        for info in fields.values()
+    )
+
+
+def _field_named(fields: Mapping[str, Any], key: Any) -> str | None:
+    """The field an error's path names by its Python name or any alias it validates by."""
+    if key in fields:
+        return str(key)
+    for name, info in fields.items():
+        aliases: list[Any] = [info.alias, info.serialization_alias]
+        if isinstance(info.validation_alias, AliasChoices):
+            aliases.extend(info.validation_alias.choices)
+        else:
+            aliases.append(info.validation_alias)
+        if key in aliases:
+            return str(name)
+    return None
 
 
 @dataclass(frozen=True)
