@@ -279,6 +279,7 @@ class ChildWaits(TaskDriver):
                     depth=runner.depth + 1,
                     trigger_key=f"child:{run.id}:{index}",
                 ),
+                codec=runner.journal.codec,  # the parent writes it: redacted as the parent
             )
             runner.journal.create_execution(row, created)
             children.append(row["id"])

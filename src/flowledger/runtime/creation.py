@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flowledger.codec import Codec
+from flowledger.config import ConfigError
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import InputError
 from flowledger.jsonvalues import NotJSONError, check_json_value, to_plain
@@ -47,11 +48,20 @@ def execution_rows(
     holder: tuple[str, timedelta] | None = None,
     variables: Mapping[str, Any] | None = None,
     execution_id: str | None = None,
+    codec: Codec | None = None,
 ) -> tuple[Row, Row]:
     """The ``NotStarted`` row and its ``execution.created`` event.
 
     ``holder`` (owner, lease) creates it already leased, so no worker can claim it
     between its creation and the creator driving it.
+
+    The trigger is stored redacted (a caller's input may hold a secret's value) by
+    ``codec``, the writer's (a parent's, for its child), else by the secrets the
+    workflow declares as this process reads them; a runner that reads the row reads
+    the placeholders, as it reads variables. A held start is stored as it was sent:
+    its creator runs it at once with the input as sent, and the first round stores
+    the trigger redacted (ExecutionRunner), as it does when this process could not
+    read the secrets.
     """
     # Random (version 4), not time-ordered like step ids: people tell executions apart by
     # the first characters of their ids (the web UI shows eight, the CLI takes prefixes),
@@ -59,7 +69,8 @@ def execution_rows(
     # start's index writes at the right edge (its bare SQL 118 -> 74 us on SQLite with
     # 5,000 executions; W3 15% faster); that is the price of readable ids.
     execution_id = execution_id or random_uuid()
-    codec = Codec()
+    if codec is None:
+        codec = Codec() if holder else _redacting(workflow)
     row: Row = {
         "id": execution_id,
         "correlation_id": correlation_id or execution_id,
@@ -114,6 +125,17 @@ def execution_rows(
         "detail": codec.dumps(detail),
     }
     return row, created
+
+
+def _redacting(workflow: CompiledWorkflow) -> Codec:
+    """A codec of the secrets ``workflow`` declares, or none when this process cannot
+    read them (a start still queues it, for a worker that can: see Engine._create)."""
+    if not workflow.secret_names:
+        return Codec()
+    try:
+        return Codec.for_names(workflow.secret_names)
+    except ConfigError:
+        return Codec()
 
 
 def plain_input(given: Mapping[str, Any] | None) -> dict[str, Any]:

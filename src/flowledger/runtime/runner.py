@@ -111,6 +111,11 @@ class ExecutionRunner:
             self.info,
         )
         self.variables = Variables(loads(execution["variables"]) or {}, self.journal)
+        #: The trigger as this runner reads it, its stored text, and the codec's count of
+        #: secrets that text is redacted by (see ``_redact_trigger``).
+        self.trigger: dict[str, Any] = loads(execution["trigger"]) or {}
+        self._trigger_text: str | None = execution["trigger"]
+        self._trigger_redacted = 0
         self.started_at: datetime | None = execution["started_at"]
         self.depth: int = int(execution.get("depth") or 0)
         self.root_id: str | None = execution.get("root_id")
@@ -118,7 +123,7 @@ class ExecutionRunner:
             services,
             workflow,
             self.codec,
-            trigger=loads(execution["trigger"]) or {},
+            trigger=self.trigger,
             context=loads(execution["context"]) or {},
             info=self.info,
             variables=self.variables,
@@ -196,6 +201,17 @@ class ExecutionRunner:
         await self.journal.settle()
         return status
 
+    def _redact_trigger(self) -> None:
+        """Store the trigger redacted by every secret the codec knows, in this round: a
+        held start (execution_rows) or a start whose process could not read the secrets
+        stored it as sent, and a secret may change value meanwhile. Once per growth of
+        the codec's secrets, as for the variables; the steps here read it as sent."""
+        self._trigger_redacted = self.codec.secrets_added
+        text = self.codec.dumps(self.trigger)
+        if text != self._trigger_text:
+            self._trigger_text = text
+            self.journal.set_execution(trigger=text)
+
     async def _run(self, park_after: float | None) -> ExecutionStatus:
         self.inline_children = park_after is None
         try:
@@ -212,6 +228,8 @@ class ExecutionRunner:
                     await self.inbox.take()
                 if not self.draining:
                     self._advance()
+                if self.codec.secrets_added != self._trigger_redacted:
+                    self._redact_trigger()
                 await self.journal.commit()
                 if self.children.started:  # no coroutine made for the common nothing
                     await self._report_children()
