@@ -14,7 +14,9 @@ from flowledger.definition.schemas import (
     LOOP_FIELDS,
     STEP_ENVELOPE_FIELDS,
     Schema,
+    holds_decimal,
     is_decimal_text,
+    is_number,
     schema_of_literal,
     walk,
 )
@@ -23,6 +25,7 @@ from flowledger.errors import format_path
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Reference, Template
+from flowledger.templates.numeric_uses import MATCHING, NUMBER_TESTS, NumericUse, Read
 
 TEMPLATE_NAMES = (
     "trigger",
@@ -65,6 +68,9 @@ class ReferenceChecker:
         #: One reachability index per graph, keyed by its (shared) predecessor map.
         self._reach: dict[int, Reachability] = {}
         self._schemas: dict[str, Schema | None] = {}
+        #: Per step output and loop item, whether a Decimal is anywhere in it.
+        self._decimals: dict[tuple[str, str], bool] = {}
+        self._item_schemas: dict[tuple[str, str], Schema | None] = {}
 
     # -- visibility ---------------------------------------------------------------------------
 
@@ -96,31 +102,60 @@ class ReferenceChecker:
             if message:
                 report(message)
         if checking_new():
-            for ref in template.operands:
-                message = self._operand_problem(ref, referrer)
+            for use in template.numeric_uses:
+                message = self._numeric_problem(use, referrer)
                 if message:
                     report(message)
 
-    def _operand_problem(self, ref: Reference, referrer: str | None) -> str | None:
-        """A Decimal output is stored as text (to keep its digits): ``price * 2`` would
-        repeat the text ("9.999.99"), ``a + b`` join it, ``a > b`` compare it as text."""
-        path = ref.path
-        if ref.root not in ("steps", "__steps__") or len(path) < 3:
+    def _numeric_problem(self, use: NumericUse, referrer: str | None) -> str | None:
+        """A Decimal output is stored as text (to keep its digits): used as a number it
+        goes wrong. ``price * 2`` repeats the text ("9.999.99"), ``a > b`` compares it as
+        text, ``price == 9.99`` and ``price in [9.99]`` are false, ``[price, '10.5'] |
+        max`` orders text, ``price | round`` fails at run time. A read of unknown type
+        passes."""
+        schema = self._read_schema(use.read, referrer, only_decimal=True)
+        if schema is None or not is_decimal_text(schema):
             return None
-        target, field = path[0], path[1]
-        if not isinstance(target, str) or target not in self._places:
+        if use.other is None:
+            return _decimal_use_message(use, None)
+        other = self._read_schema(use.other, referrer, only_decimal=False)
+        if other is None or not is_number(other):
+            return None  # Decimal with Decimal, or with text: both are text
+        return _decimal_use_message(use, _shown(use.other))
+
+    def _read_schema(self, read: Read, referrer: str | None, only_decimal: bool) -> Schema | None:
+        """The type of what ``read`` reads (None: unknown, or refused elsewhere). With
+        ``only_decimal``, None too unless the output it reads holds a Decimal, so a
+        definition without one pays a dictionary look-up per use."""
+        ref, path = read.reference, read.segments
+        if len(path) < 3:
             return None
-        if field not in ("output", "outputData") or self._order_problem(target, referrer):
+        if ref.root in ("steps", "__steps__"):
+            target = path[0]
+            if not isinstance(target, str) or target not in self._places:
+                return None
+            key, root = ("steps", target), self.output_schema(target)
+        elif ref.root == "loop" and path[1] == "item":
+            if self._loop_problem(path[:2], referrer):
+                return None
+            key = ("loop", str(path[0]))
+            if key not in self._item_schemas:
+                self._item_schemas[key] = self._item_schema(key[1])
+            root = self._item_schemas[key]
+        else:
             return None
-        result = walk(self.output_schema(target), path[2:], "")
-        if not (result.ok and result.schema is not None and is_decimal_text(result.schema)):
-            return None
-        shown = format_path((ref.root, *path))
-        return (
-            f"{shown} is a Decimal, which is stored as text to keep its digits, so "
-            "arithmetic or a comparison would work on the text ('9.99' * 2 is "
-            f"'9.999.99'); convert it first, as ({shown} | float)"
-        )
+        if only_decimal:
+            holds = self._decimals.get(key)
+            if holds is None:
+                holds = self._decimals[key] = holds_decimal(root)
+            if not holds:
+                return None
+        if ref.root != "loop":  # reported elsewhere unless the output is readable here
+            fields = ("output", "outputData") if ref.root == "__steps__" else ("output",)
+            if path[1] not in fields or self._order_problem(key[1], referrer):
+                return None
+        result = walk(root, path[2:], "")
+        return result.schema if result.ok else None
 
     def _problem(self, ref: Reference, referrer: str | None) -> str | None:
         root, path = ref.root, ref.path
@@ -356,3 +391,42 @@ def _inline_refs(
 
     resolved = resolve(schema)
     return resolved if isinstance(resolved, Mapping) else {}
+
+
+def _shown(read: Read) -> str:
+    shown = format_path((read.reference.root, *read.reference.path))
+    if read.item is None:
+        return shown
+    if not read.item:
+        return f"each item of {shown}"
+    return f"the {'.'.join(map(str, read.item))} of each item of {shown}"
+
+
+def _decimal_use_message(use: NumericUse, other: str | None) -> str:
+    """What goes wrong where a Decimal (stored as text) is used as a number, and the fix."""
+    read = use.read
+    shown = format_path((read.reference.root, *read.reference.path))
+    what = use.use
+    if what in ("arithmetic", "comparison"):
+        wrong = "arithmetic or a comparison would work on the text ('9.99' * 2 is '9.999.99')"
+    elif what in MATCHING.values():
+        against = f"with {other}, a number" if other else "with a number"
+        wrong = (
+            f"'{what}' compares text {against}, and text never equals a number "
+            "('9.99' == 9.99 is false)"
+        )
+    elif what in ("max", "min", "sort"):
+        wrong = f"'| {what}' would order it as text ('10.5' before '9.99')"
+    elif what in NUMBER_TESTS:
+        wrong = f"'is {what}' would fail on the text"
+    else:  # abs, round, sum
+        wrong = f"'| {what}' would fail on the text"
+    if read.item is None:
+        fix = f"convert it first, as ({shown} | float)"
+    else:
+        mapped = f" | map(attribute='{'.'.join(map(str, read.item))}')" if read.item else ""
+        fix = f"convert them first, as ({shown}{mapped} | map('float') | list)"
+    if what in MATCHING.values() and other is None:
+        fix += ", or compare it with text ('9.99')"
+    stored = "is a Decimal, which is stored as text to keep its digits"
+    return f"{_shown(read)} {stored}, so {wrong}; {fix}"

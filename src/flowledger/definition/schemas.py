@@ -108,6 +108,35 @@ def is_decimal_text(schema: Schema) -> bool:
     return False
 
 
+def holds_decimal(schema: Schema | None) -> bool:
+    """Whether a Decimal stored as text is anywhere in ``schema`` (one pass over it)."""
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            if node.get("format") == "decimal":
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def is_number(schema: Schema) -> bool:
+    """A number (an integer too), or one that may be null."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        return bool(kinds) and all(k in ("integer", "number") for k in kinds)
+    if kind in ("integer", "number"):
+        return True
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if not isinstance(options, list):
+        return False
+    present = [o for o in options if isinstance(o, Mapping) and o.get("type") != "null"]
+    return bool(present) and all(is_number(o) for o in present)
+
+
 def _options(schema: Schema, root: Schema | None) -> list[Schema] | None:
     """The alternatives of an ``anyOf``/``oneOf`` (a Union, an Optional), else None."""
     options = schema.get("anyOf") or schema.get("oneOf")

@@ -33,11 +33,11 @@ from flowledger.templates import bare
 from flowledger.templates.context import RenderContext
 from flowledger.templates.convert import finish_reference, to_native, to_text
 from flowledger.templates.limits import Meter, TemplateLimits, check_string
+from flowledger.templates.numeric_uses import NumericUse, collect_numeric_uses
 from flowledger.templates.parsing import locate, parse_template, quote
 from flowledger.templates.references import (
     Reference,
     chain_reference,
-    collect_operands,
     collect_references,
     explain_missing,
 )
@@ -64,9 +64,9 @@ class Template:
     _sources: tuple[str, ...] = field(repr=False)
     _globals: Mapping[str, Any] = field(repr=False)
     _plain_read: bool = field(repr=False)
-    #: References that are operands of arithmetic or an ordering comparison (checked
-    #: against their type before a run: a Decimal stored as text is refused there).
-    operands: tuple[Reference, ...] = field(default=(), repr=False)
+    #: Where a read is used as a number (``a * 2``, ``a == 9.99``, ``[a, 1] | sum``):
+    #: checked against its type before a run, where a Decimal stored as text is refused.
+    numeric_uses: tuple[NumericUse, ...] = field(default=(), repr=False)
 
     def render(self, context: Mapping[str, Any], meter: Meter | None = None) -> Any:
         """Evaluate against ``context``: the native value, or text (see ``convert``).
@@ -178,7 +178,7 @@ def _compile(env: SandboxEnvironment, source: str) -> Template:
         _sources=parsed.sources,
         _globals=used_globals,
         _plain_read=native and chain_reference(exprs[0]),
-        operands=collect_operands(exprs),
+        numeric_uses=collect_numeric_uses(exprs),
     )
 
 

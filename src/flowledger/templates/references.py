@@ -97,36 +97,16 @@ def collect_references(
     return tuple(found)
 
 
-_ARITHMETIC = frozenset(("+", "-", "*", "/", "//", "%", "**"))
-_ORDERING = frozenset(("lt", "lteq", "gt", "gteq"))
-
-
-def collect_operands(expressions: Iterable[nodes.Expr]) -> tuple[Reference, ...]:
-    """The static reads that are themselves an operand of arithmetic (``a * 2``, ``-a``)
-    or of an ordering comparison (``a > b``): the checker refuses a number kept as text
-    there (a Decimal), where Python would repeat, join or compare the text."""
-    found: dict[Reference, None] = {}
-    for expr in expressions:
-        kinds = (nodes.BinExpr, nodes.UnaryExpr, nodes.Compare)
-        for node in (expr, *expr.find_all(kinds)):  # find_all skips expr itself
-            operands: list[nodes.Node] = []
-            if isinstance(node, nodes.BinExpr) and node.operator in _ARITHMETIC:
-                operands = [node.left, node.right]
-            elif isinstance(node, nodes.UnaryExpr) and node.operator in _ARITHMETIC:
-                operands = [node.node]
-            elif isinstance(node, nodes.Compare) and any(o.op in _ORDERING for o in node.ops):
-                operands = [node.expr, *(o.expr for o in node.ops)]
-            for operand in operands:
-                reference, pending = _follow_chain(operand)
-                if reference is not None and reference.complete and not pending:
-                    found[reference] = None
-    return tuple(found)
+def plain_read(expr: nodes.Node) -> Reference | None:
+    """The reference ``expr`` is, when it is nothing but a constant read such as
+    ``steps.a.output``; else None."""
+    reference, pending = _follow_chain(expr)
+    return reference if reference is not None and reference.complete and not pending else None
 
 
 def chain_reference(expr: nodes.Expr) -> bool:
     """True when ``expr`` is nothing but a constant read such as ``steps.a.output``."""
-    reference, pending = _follow_chain(expr)
-    return reference is not None and reference.complete and not pending
+    return plain_read(expr) is not None
 
 
 def _field_list(mapping: Mapping[Any, Any]) -> str:

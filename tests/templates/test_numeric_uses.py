@@ -1,0 +1,79 @@
+"""Where an expression uses a read as a number, found from the text alone (the
+definition checker refuses those whose read is a Decimal kept as text)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowledger.templates import Reference
+from flowledger.templates.numeric_uses import NumericUse, Read
+from tests.templates.support import ENGINE
+
+A = Read(Reference("a", (), True))
+B = Read(Reference("b", (), True))
+XS_ITEM = Read(Reference("xs", (), True), ())
+
+
+def uses(source: str) -> tuple[NumericUse, ...]:
+    return ENGINE.compile(source).numeric_uses
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ a * 2 }}", [NumericUse(A, "arithmetic")]),
+        ("{{ -a }}", [NumericUse(A, "arithmetic")]),
+        ("{{ a >= 1 }}", [NumericUse(A, "comparison")]),
+        ("{{ a is gt 1 }}", [NumericUse(A, "comparison")]),
+        ("{{ a == 9.99 }}", [NumericUse(A, "==")]),
+        ("{{ -1 != a }}", [NumericUse(A, "!=")]),
+        ("{{ a is equalto 1 }}", [NumericUse(A, "==")]),
+        ("{{ a == b }}", [NumericUse(A, "==", B), NumericUse(B, "==", A)]),
+        ("{{ a in [1, 'x'] }}", [NumericUse(A, "in")]),
+        ("{{ a not in [b] }}", [NumericUse(A, "not in", B), NumericUse(B, "not in", A)]),
+        ("{{ 1 in xs }}", [NumericUse(XS_ITEM, "in")]),
+        ("{{ a | round(1) }}", [NumericUse(A, "round")]),
+        ("{{ a | d(0) | abs }}", [NumericUse(A, "abs")]),
+        ("{{ (a if c else 1) | abs }}", [NumericUse(A, "abs")]),
+        ("{{ [a, '10.5'] | max }}", [NumericUse(A, "max")]),
+        ("{{ [a, 1] | sum }}", [NumericUse(A, "sum")]),
+        (
+            "{{ xs | sort }}",
+            [NumericUse(Read(Reference("xs", (), True)), "sort"), NumericUse(XS_ITEM, "sort")],
+        ),
+        (
+            "{{ xs | map(attribute='p.0') | list | sum }}",
+            [NumericUse(Read(Reference("xs", (), True), ("p", 0)), "sum")],
+        ),
+        (
+            "{{ [a] | sum(attribute='p') }}",
+            [NumericUse(Read(Reference("a", ("p",), True)), "sum")],
+        ),
+        ("{{ (xs | first) * 2 }}", [NumericUse(XS_ITEM, "arithmetic")]),
+        ("{{ [a] | map('abs') | list }}", [NumericUse(A, "abs")]),
+        ("{{ [a] | select('odd') | list }}", [NumericUse(A, "odd")]),
+    ],
+)
+def test_a_read_used_as_a_number_is_found(source: str, expected: list[NumericUse]) -> None:
+    assert list(uses(source)) == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ a == '9.99' }}",
+        "{{ a in ['9.99'] }}",
+        "{{ a | float == 9.99 }}",
+        "{{ (a | int) in [1] }}",
+        "{{ a | float | round }}",
+        "{{ [a | float, 1] | sum }}",
+        "{{ a | string }}",
+        "{{ a | length > 1 }}",
+        "{{ a ~ 'x' }}",
+        "{{ [a] + [1] }}",
+        "{{ a[k] * 2 }}",
+        "{{ 'x' in a }}",
+    ],
+)
+def test_a_read_used_as_text_or_converted_is_not(source: str) -> None:
+    assert uses(source) == ()
