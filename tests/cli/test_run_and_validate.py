@@ -153,9 +153,7 @@ def test_invalid_definition_exits_2_with_located_errors(cli: Cli, tmp_path: Path
         assert any(f"{path}:6:" in line and "duplicate step id" in line for line in lines)
 
 
-def test_an_error_on_line_100_and_a_colon_word_print_as_written(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_an_error_on_line_100_and_a_colon_word_print_as_written(cli: Cli, tmp_path: Path) -> None:
     """Rich read ``:100:`` as an emoji code: ``wf.yaml:100:3`` printed ``wf.yaml💯3``,
     and a value ``ten:fire:seconds`` came out ``ten🔥seconds``."""
     padding = "".join(f"# line {n}\n" for n in range(3, 100))
