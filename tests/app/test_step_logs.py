@@ -228,3 +228,34 @@ async def _until(check: Callable[[], Any], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.01)
+
+
+async def test_a_loop_bodys_lines_say_their_iteration(db_url: str) -> None:
+    """A loop body's lines read ``talk#1`` for every iteration alike (tour 20B): they now
+    carry the iterations, as the body's step events do in ``detail.loop``."""
+    text = textwrap.dedent(
+        """\
+        name: looped
+        steps:
+          - id: before
+            type: test.talk
+            input: {lines: 1}
+          - id: each
+            type: sys.loop
+            input: {items: [10, 20], concurrency: 1}
+            steps:
+              - {id: talk, type: test.talk, input: {lines: 1}}
+        """
+    )
+    async with opened(db_url, talking_registry()) as application:
+        doc = await application.engine.run(application.engine.load_text(text, "l.yaml"), {})
+        lines = await logs(application, doc["id"], steps=["talk", "before"])
+    found = sorted((line["stepId"], tuple(line["loop"].items())) for line in lines)
+    assert found == [
+        ("before", ()),
+        ("before", ()),
+        ("talk", (("each", 0),)),
+        ("talk", (("each", 0),)),
+        ("talk", (("each", 1),)),
+        ("talk", (("each", 1),)),
+    ], found

@@ -116,6 +116,9 @@ class StepLogLine(TypedDict):
     stepExecutionId: str
     stepId: str
     attempt: int
+    #: A loop body's line: the iteration of each loop around it (``{"each": 3}``), as
+    #: its step events' ``detail.loop``; empty outside loops.
+    loop: dict[str, int]
     level: str
     message: str
 

@@ -13,6 +13,7 @@ from flowledger.app.results import StepLogLine, StepLogPage
 from flowledger.codec import loads
 from flowledger.config import Limits
 from flowledger.errors import CursorError, NotFoundError
+from flowledger.runtime.documents import loop_indexes
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
@@ -85,6 +86,7 @@ def _line(row: Row) -> StepLogLine:
         "stepExecutionId": row["step_execution_id"],
         "stepId": row["step_id"],
         "attempt": int(row["attempt"]),
+        "loop": loop_indexes(row.get("loop_key") or ""),
         "level": row["level"],
         "message": str(loads(row["message"])),
     }

@@ -73,7 +73,9 @@ def _print(line: Any, as_json: bool) -> None:
         sys.stdout.flush()
         return
     at = stamp(line["at"])
-    head = f"{at} {line['stepId']}#{line['attempt']} {line['level']:<7} "
+    # A loop body's line says its iteration, as the events do (``send[each 3]#1``).
+    where = "".join(f"[{name} {index}]" for name, index in (line.get("loop") or {}).items())
+    head = f"{at} {line['stepId']}{where}#{line['attempt']} {line['level']:<7} "
     first, *rest = line["message"].splitlines() or [""]
     out.print(head + first, markup=False, highlight=False, soft_wrap=True)
     for more in rest:  # a traceback: indented under its line

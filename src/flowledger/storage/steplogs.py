@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, select
 
+from flowledger.storage.schema import step_executions
 from flowledger.storage.schema_ops import step_logs
 from flowledger.storage.sqlpart import SQLPart, reads
 from flowledger.types import Row
@@ -40,8 +41,14 @@ class SQLStepLogStore(SQLPart, StepLogStore):
         step_ids: Sequence[str] = (),
         limit: int = 1000,
     ) -> list[Row]:
-        t = step_logs
-        query = select(t).where(t.c.execution_id == execution_id, t.c.id > after_id)
+        t, runs = step_logs, step_executions
+        # With the loop iterations of each line's attempt (its step row's, by primary key),
+        # as the event history has them.
+        query = (
+            select(t, runs.c.loop_key)
+            .select_from(t.outerjoin(runs, runs.c.id == t.c.step_execution_id))
+            .where(t.c.execution_id == execution_id, t.c.id > after_id)
+        )
         if step_ids:
             query = query.where(t.c.step_id.in_(list(step_ids)))
         query = query.order_by(t.c.id).limit(limit)
