@@ -40,6 +40,13 @@ def test_list_filters_counts_and_pages(cli: Cli) -> None:
     assert " UTC " in first.stdout  # times name their zone
     rest = cli("executions", "list", "--limit", "3", "--cursor", more.group(1))
     assert "the last 1 of 4" in rest.stdout, rest.stdout
+    # --json: stdout the array, the footer with the cursor on stderr (a script pages).
+    page = cli("executions", "list", "--limit", "3", "--json")
+    assert len(json.loads(page.stdout)) == 3
+    cursor = re.search(r"^3 of 4; --cursor (\S+) for more$", page.stderr, re.M)
+    assert cursor, page.stderr
+    last = cli("executions", "list", "--limit", "3", "--json", "--cursor", cursor.group(1))
+    assert len(json.loads(last.stdout)) == 1 and last.stderr == "", last.stderr
 
     def ids(*filters: str) -> list[str]:
         found = cli("executions", "list", "--json", *filters)

@@ -20,6 +20,7 @@ from flowledger.cli.common import (
     JsonOption,
     PluginOption,
     build,
+    err,
     execution_id,
     executions_app,
     existing,
@@ -117,7 +118,11 @@ def executions_list(
 
     docs, next_cursor, total = existing(db, go)
     if as_json:
+        # Decision: stdout stays the documents' array (scripts index it), and a script
+        # that pages reads the footer (the cursor, the total) on stderr.
         print_json(docs)
+        if next_cursor is not None:
+            render.page_footer(err, len(docs), total, next_cursor, "execution")
         return
     render.execution_table(out, docs)
     render.page_footer(out, len(docs), total, next_cursor, "execution")
