@@ -180,6 +180,8 @@ async def test_a_deleted_workflow_starts_only_by_version_number(app: App) -> Non
     assert pinned["workflowVersion"] == triggered["workflowVersion"] == 1
     with pytest.raises(NotFoundError, match="there is no workflow named 'nope'"):
         await app.executions.start(StartExecution(workflow="nope", stored_only=True))
+    with pytest.raises(NotFoundError, match="named 'hourl'; did you mean 'hourly'"):
+        await app.executions.start(StartExecution(workflow="hourl", stored_only=True))
     await push(app, HOURLY)  # pushed again: it starts by name again
     again = await app.executions.start(StartExecution(workflow="hourly", stored_only=True))
     assert again["workflowVersion"] == 1

@@ -36,6 +36,7 @@ from flowledger.errors import (
     NotFoundError,
     NotPushedError,
     StorageError,
+    did_you_mean,
 )
 from flowledger.logs import log_extra
 from flowledger.lru import LRU
@@ -422,9 +423,10 @@ class Engine:
             # Only to say what is missing: every version of the name.
             versions = await self.store.list_workflow_versions(name) if named else []
             if not versions:
+                stored = {v.name for v in await self.store.list_workflow_versions()}
                 raise NotFoundError(
-                    f"there is no workflow named {name!r}; push it first "
-                    f"(flowledger workflows push FILE)"
+                    f"there is no workflow named {name!r}{did_you_mean(name, stored)}; "
+                    "push it first (flowledger workflows push FILE)"
                 )
             known = ", ".join(str(v.version) for v in versions)
             if version is None:  # so only pushed_only finds none
