@@ -62,7 +62,7 @@ class Artifacts(Listing):
         """An artifact's document and its bytes, checksum verified (NotFoundError when
         its file is not under this process's artifacts folder)."""
         doc = await self.get(request)
-        data = self._engine.artifacts.read_file(doc)
+        data = await self._engine.artifacts.read(doc)  # on a thread: it may be large
         if data is None:
             raise NotFoundError(
                 f"the file of artifact {request.id} is not in this server's artifacts folder"

@@ -20,7 +20,19 @@ in its place::
     {"$artifact": {"id", "executionId", "name", "contentType", "size", "sha256"}}
 
 Documents and the event history show that reference; templates read the real
-value (``runtime.datastore`` loads it through :func:`read_reference` on first use).
+value (``runtime.datastore`` loads it through :meth:`ArtifactService.read_output` on
+first use).
+
+Reading is checked, since a step's output may have a reference's shape whoever made it
+(:meth:`ArtifactService.read_file`): the reference's ids must have the
+engine's format (UUIDs, so no separators, ``..`` or absolute parts), the file must be a
+regular file whose real path is ``<root>/<execution id>/<artifact id>`` (no symlink
+anywhere on the way out), of exactly the recorded size, which bounds the read; and its
+sha256 must match. Nothing outside the root is ever opened, so no message can tell
+whether a path outside it exists. A template reads synchronously (its render is one
+synchronous call inside the round, as :meth:`ArtifactService.offload` writes), so that
+read is bounded by the size the engine itself wrote; reads for the API
+(:meth:`ArtifactService.read`) and downloads run on a thread.
 """
 
 from __future__ import annotations
@@ -34,10 +46,11 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import uuid
 from collections.abc import AsyncIterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from sqlalchemy.engine import make_url
 
@@ -62,6 +75,19 @@ LOADED_CACHE_BYTES = 32 * 1024 * 1024
 _ABSENT = object()
 _CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^\w.\- ()+,=@]")
+#: Execution and artifact ids as the engine makes them (runtime.ids, uuid.uuid4): the
+#: only path parts a reference may name.
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Opening never follows a final symlink, nor waits for a FIFO's writer (flags that
+#: Windows lacks are 0 there).
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 
 def default_artifacts_root(db_url: str, settings: Settings | None = None) -> Path:
@@ -352,62 +378,181 @@ class ArtifactService:
 
     def _copy_verified(self, row: Row, part: Path, target: Path) -> None:
         source = self.path_of(row["execution_id"], row["id"])
+        recorded = int(row["size"])
+        ref = _parse(
+            {
+                "executionId": row["execution_id"],
+                "id": row["id"],
+                "size": recorded,
+                "sha256": row["sha256"],
+            }
+        )
+        if ref is None:  # a row the engine did not write
+            raise StorageError(
+                f"artifact {row['name']!r} ({row['id']}) is not described in the engine's "
+                "format; nothing was downloaded"
+            )
         digest = hashlib.sha256()
         size = 0
         try:
-            with source.open("rb") as src, part.open("xb") as dst:
-                while chunk := src.read(_CHUNK):
+            opened = self._open_for_reading(ref)
+            if opened is None:
+                raise StorageError(
+                    f"the file of artifact {row['name']!r} ({row['id']}) is missing: "
+                    f"{source} does not exist"
+                )
+            src = opened[0]
+            with src, part.open("xb") as dst:
+                # One byte past the recorded size is enough to know it is not that file.
+                while size <= recorded and (chunk := src.read(min(_CHUNK, recorded + 1 - size))):
                     digest.update(chunk)
                     size += len(chunk)
                     dst.write(chunk)
         except FileNotFoundError as exc:
-            if exc.filename == str(source):
-                raise StorageError(
-                    f"the file of artifact {row['name']!r} ({row['id']}) is missing: "
-                    f"{source} does not exist"
-                ) from exc
             raise StorageError(f"cannot write {target}: {exc.strerror}") from exc
         except OSError as exc:
             raise StorageError(f"cannot copy {source} to {target}: {exc.strerror or exc}") from exc
-        if digest.hexdigest() != row["sha256"] or size != row["size"]:
+        if digest.hexdigest() != row["sha256"] or size != recorded:
+            has = f"more than {recorded}" if size > recorded else str(size)
             raise StorageError(
                 f"artifact {row['name']!r} ({row['id']}) is corrupt: {source} has sha256 "
-                f"{digest.hexdigest()} and {size} bytes, the database recorded "
-                f"{row['sha256']} and {row['size']} bytes; nothing was kept at {target}"
+                f"{digest.hexdigest()} and {has} bytes, the database recorded "
+                f"{row['sha256']} and {recorded} bytes; nothing was kept at {target}"
             )
 
     def read_output(self, reference: Mapping[str, Any], step_id: str) -> Any:
-        """The output an offloaded reference stands for (cached, verified against its sha256)."""
-        info = reference[REFERENCE_KEY]
-        value = self.loaded.get(str(info["id"]), _ABSENT)
+        """The output an offloaded reference stands for (cached, verified against its sha256).
+
+        Synchronous (a template's render): the read is bounded by the recorded size."""
+        ref = _parse(reference[REFERENCE_KEY])
+        if ref is None:
+            raise StorageError(
+                f"the output of step '{step_id}' holds an artifact reference flowledger did not "
+                "make (its id, executionId, size or sha256 is not in the engine's format); "
+                "no file was read"
+            )
+        key = f"{ref.execution_id}/{ref.artifact_id}"
+        value = self.loaded.get(key, _ABSENT)
         if value is not _ABSENT:  # an output may be null: absence is its own marker
             return value
-        data = self.read_file(info)
+        data = self._read(ref)
         if data is None:
             raise StorageError(
-                f"the output of step '{step_id}' was stored as artifact {info['id']} "
-                f"({info.get('name')}), but its file is not in {self.root}; was the artifacts "
-                "folder moved, or is it not shared with this worker (FLOWLEDGER_ARTIFACTS)?"
+                f"the output of step '{step_id}' was stored as artifact {ref.artifact_id} "
+                f"({reference[REFERENCE_KEY].get('name')}), but its file is not in "
+                f"{self.root}; was the artifacts folder moved, or is it not shared with this "
+                "worker (FLOWLEDGER_ARTIFACTS)?"
             )
         value = json.loads(data)
-        self.loaded.put(str(info["id"]), value, len(data))
+        self.loaded.put(key, value, len(data))
         return value
 
+    async def read(self, info: Mapping[str, Any]) -> bytes | None:
+        """:meth:`read_file` on a thread: an artifact may be large."""
+        return await asyncio.to_thread(self.read_file, info)
+
     def read_file(self, info: Mapping[str, Any]) -> bytes | None:
-        """The verified bytes of a referenced artifact, or None when it is not under this root."""
-        path = self.path_of(str(info["executionId"]), str(info["id"]))
+        """The verified bytes of an artifact (``{id, executionId, size, sha256}``, a
+        reference's or a document's), or None when its file is not under this root."""
+        ref = _parse(info)
+        if ref is None:
+            raise StorageError(
+                f"artifact {str(info.get('id'))[:100]!r} is not described in the engine's "
+                "format (id, executionId, size, sha256); no file was read"
+            )
+        return self._read(ref)
+
+    def _read(self, ref: _Ref) -> bytes | None:
+        """Read at most the recorded size, and verify the sha256."""
+        opened = self._open_for_reading(ref)
+        if opened is None:
+            return None
+        file, size = opened
+        with file:
+            if size != ref.size:  # before reading: the recorded size bounds the read
+                raise self._damaged(ref)
+            data = file.read(ref.size)
+        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise self._damaged(ref)
+        return data
+
+    def _open_for_reading(self, ref: _Ref) -> tuple[BinaryIO, int] | None:
+        """The artifact's file, opened, and its size, when it is a regular file at
+        ``<root>/<execution id>/<artifact id>`` itself (no symlink on the way); None when
+        there is no file there. ``ref``'s ids are the engine's (``_parse``): the path has
+        no separator, ``..`` or absolute part of theirs. Never opens a FIFO or a device."""
+        path = self.path_of(ref.execution_id, ref.artifact_id)
+        not_ours = StorageError(
+            f"artifact file {path} is not a regular file inside the artifacts folder "
+            f"{self.root} (a symlink, a folder or a device); flowledger did not write it"
+        )
+        # Resolved before anything is looked at: nothing outside the root is even stat'ed.
+        real = os.path.join(os.path.realpath(self.root), ref.execution_id, ref.artifact_id)
+        if os.path.realpath(path) != real:
+            raise not_ours
         try:
-            data = path.read_bytes()
+            before = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise StorageError(f"cannot read artifact file {path}: {exc.strerror or exc}") from exc
-        if hashlib.sha256(data).hexdigest() != info["sha256"]:
-            raise StorageError(
-                f"artifact file {path} does not match its recorded sha256 {info['sha256']}; "
-                "it was changed or damaged after it was written"
-            )
-        return data
+            raise self._unreadable(ref, exc) from exc
+        if not stat.S_ISREG(before.st_mode):
+            raise not_ours
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._unreadable(ref, exc) from exc
+        file = os.fdopen(fd, "rb")
+        try:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino):
+                raise StorageError(f"artifact file {path} was replaced while it was opened")
+        except BaseException:
+            file.close()
+            raise
+        return file, opened.st_size
+
+    def _damaged(self, ref: _Ref) -> StorageError:
+        path = self.path_of(ref.execution_id, ref.artifact_id)
+        return StorageError(
+            f"artifact file {path} does not match its recorded sha256 {ref.sha256} and size "
+            f"({ref.size} bytes); it was changed or damaged after it was written"
+        )
+
+    def _unreadable(self, ref: _Ref, exc: OSError) -> StorageError:
+        path = self.path_of(ref.execution_id, ref.artifact_id)
+        return StorageError(f"cannot read artifact file {path}: {exc.strerror or exc}")
+
+
+class _Ref(NamedTuple):
+    """An artifact's reference whose fields have the engine's formats (:func:`_parse`)."""
+
+    execution_id: str
+    artifact_id: str
+    size: int
+    sha256: str
+
+
+def _parse(info: Any) -> _Ref | None:
+    """The reference, or None when a field is not as the engine writes it."""
+    if not isinstance(info, Mapping):
+        return None
+    execution_id, artifact_id = info.get("executionId"), info.get("id")
+    size, sha256 = info.get("size"), info.get("sha256")
+    if (
+        type(execution_id) is str
+        and _ID.fullmatch(execution_id)
+        and type(artifact_id) is str
+        and _ID.fullmatch(artifact_id)
+        and type(size) is int
+        and size >= 0
+        and type(sha256) is str
+        and _SHA256.fullmatch(sha256)
+    ):
+        return _Ref(execution_id, artifact_id, size, sha256)
+    return None
 
 
 class _StepArtifacts:
