@@ -23,8 +23,25 @@ Documents and the event history show that reference; templates read the real
 value (``runtime.datastore`` loads it through :meth:`ArtifactService.read_output` on
 first use).
 
-Reading is checked, since a step's output may have a reference's shape whoever made it
-(:meth:`ArtifactService.read_file`): the reference's ids must have the
+Only references the engine made are honoured. A reference is recognised by its shape
+(:func:`is_reference`), and data of that shape can come from anyone: an input passed
+through whole, an answer to ``sys.wait_for_input``, a webhook body. So the engine makes
+itself the only writer of that shape: :meth:`ArtifactService.offload`, which every step
+output passes through (``runner.step_succeeded``; only ``sys.condition``'s is kept inline,
+and it is always ``{result, evaluatedExpression}``), stores an output shaped like a
+reference as an artifact too, whatever its size. What the data store keeps in that shape
+is then always the engine's reference, and a template reading it gets the sender's dict
+back from the file, never a file the dict names. This costs a plain output below the
+budget a type check and, for a dict, one key lookup, and needs no change to the stored
+rows or to the reference's fields. Not chosen: a flag in the step row (a
+loop's output holds its body steps' outputs inside one row, so a flag per row cannot say
+which of them are references; and a schema change), a MAC with a per-database key (a new
+secret to keep; every stored reference, made before it, becomes unreadable; and a copy of
+a genuine reference from a document still verifies), escaping user data (every reader
+of stored outputs would have to unescape).
+
+Reading is checked as well, for rows stored before this rule and for whatever else could
+end up there (:meth:`ArtifactService.read_file`): the reference's ids must have the
 engine's format (UUIDs, so no separators, ``..`` or absolute parts), the file must be a
 regular file whose real path is ``<root>/<execution id>/<artifact id>`` (no symlink
 anywhere on the way out), of exactly the recorded size, which bounds the read; and its
@@ -54,7 +71,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from sqlalchemy.engine import make_url
 
-from flowledger.codec import Codec
+from flowledger.codec import Codec, UnstorableError
 from flowledger.config import Settings
 from flowledger.errors import StepError, StorageError
 from flowledger.logs import log_extra
@@ -226,16 +243,24 @@ class ArtifactService:
 
         Synchronous: the runner calls it while it records a completion. ``codec`` is the
         execution's, so secrets the execution read are redacted in the file as well.
+
+        An output shaped like a reference is stored as an artifact whatever its size:
+        the engine is then the only writer of that shape (see the module's docstring).
         """
         if output is None or isinstance(output, bool | int | float):
             return output, None
         if isinstance(output, str) and 4 * len(output) + 2 <= self.budget:
             return output, None  # at most 4 bytes per character: surely under the budget
         text = (codec or self._codec).dumps(output) or "null"
-        if 4 * len(text) <= self.budget:  # at most 4 bytes per character: no need to encode
+        # At most 4 bytes per character: no need to encode. A dict pays one key lookup
+        # for the reference check (``is_reference`` only when it has the key).
+        if 4 * len(text) <= self.budget and (
+            type(output) is not dict or REFERENCE_KEY not in output
+        ):
             return output, text
         data = text.encode("utf-8")
-        if len(data) <= self.budget:
+        lookalike = is_reference(output)
+        if len(data) <= self.budget and not lookalike:
             return output, text
         name = f"{step_id}.output.json"
         row = self._row(execution_id, step_execution_id, step_id, name, "application/json", OUTPUT)
@@ -243,6 +268,12 @@ class ArtifactService:
             self._write(row, data)
             self.store.add_artifact(row)
         except Exception as exc:
+            if lookalike:  # kept inline, it would be taken for a reference: fail the step
+                raise UnstorableError(
+                    f'it has the shape of an artifact reference ({{"{REFERENCE_KEY}": ...}}), '
+                    f"which is kept only as an artifact, and the artifact could not be "
+                    f"written: {exc}"
+                ) from exc
             # Losing the output would be worse than a big row: keep it in the data store.
             log.warning(
                 "could not store the %d-byte output of step %s as an artifact (%s); "
