@@ -932,3 +932,29 @@ def test_models_in_a_list_or_a_mapping_are_held_to_their_fields() -> None:
         "input.tags[1]: unknown field 'cty' for acme.tagged; did you mean 'city'?" in (found[0])
     ), found
     assert "input.by_name.home: unknown field 'stret' for acme.tagged" in found[1], found
+
+
+def test_a_template_in_a_steps_due_or_timeout_says_where_a_computed_deadline_goes() -> None:
+    """``due: "{{ input.approve_within }}"`` said only '"{{ ... }}" is not a duration'
+    (tour 20B), though sys.wait_for_input's input.due takes one."""
+    for field in ("due", "timeout"):
+        found = problems(
+            f"""
+            name: deadline
+            steps:
+              - id: confirm
+                type: sys.wait_for_input
+                {field}: "{{{{ input.within }}}}"
+                input: {{prompt: ok?}}
+            """
+        )
+        assert len(found) == 1, found
+        assert f"step 'confirm': {field}: is read before the run" in found[0], found
+        assert "input.due" in found[0], found
+    compile_yaml(
+        """
+        name: deadline
+        steps:
+          - {id: confirm, type: sys.wait_for_input, input: {prompt: ok?, due: "{{ input.w }}"}}
+        """
+    )

@@ -52,6 +52,18 @@ class StepSpec(_Frozen):
     output_schema: dict[str, Any] | None = None
     steps: list[StepSpec] | None = None
 
+    @field_validator("timeout", "due", mode="before")
+    @classmethod
+    def _fixed_time(cls, value: Any) -> Any:
+        # These are read when the definition is, before anything runs: a template would
+        # only fail as "not a duration". sys.wait_for_input's input.due is rendered.
+        if isinstance(value, str) and "{{" in value:
+            raise ValueError(
+                "is read before the run and takes a fixed duration, not a template; a "
+                "sys.wait_for_input computes its deadline in input.due instead"
+            )
+        return value
+
     @field_validator("timeout")
     @classmethod
     def _some_time(cls, value: timedelta | None) -> timedelta | None:
