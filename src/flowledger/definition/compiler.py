@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
-from flowledger.definition.graph import GraphShape, resolve_graph
+from flowledger.definition.graph import GraphShape, report_dead_steps, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
@@ -137,6 +137,10 @@ class _Compiler:
         kind = self._kind(type_name)
         return kind is not None and kind.has_body
 
+    def _never_completes(self, step: StepSpec) -> bool:
+        step_type = self.registry.get(step.type)
+        return step_type is not None and step_type.never_completes and not step.continue_on_error
+
     def _branches(self, type_name: str) -> bool:
         kind = self._kind(type_name)
         return kind is not None and kind.branches
@@ -221,6 +225,8 @@ class _Compiler:
 
         shape = resolve_graph(steps, base, report, self._branches)
         self.shapes[loop_id] = shape
+        if checking_new():  # a new rule: a stored version with a dead step still runs
+            report_dead_steps(steps, base, shape, self._never_completes, report)
         for i, step in enumerate(steps):
             path = (*base, i)
             if step.id in self.places:

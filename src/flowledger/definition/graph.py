@@ -215,3 +215,112 @@ class Reachability:
         if bits is None or position is None:
             return target in ancestors(step_id, self._predecessors)
         return bits >> position & 1 == 1
+
+
+def report_dead_steps(
+    steps: Sequence[StepSpec],
+    base: Path,
+    shape: GraphShape,
+    blocks: Callable[[StepSpec], bool],
+    report: Report,
+) -> None:
+    """Refuse steps that can never run because every path to them passes a step that never
+    completes (``blocks``: a sys.fail without ``continue_on_error``).
+
+    By the graph rules a step runs only if a predecessor completed. Such a step either
+    fails the execution or, its ``when`` false, is Disabled, and so is every step whose
+    predecessors all are: the execution then ends Completed having skipped them.
+    Each step where it starts is reported once, naming the steps after it that go with it.
+    ``continue_on_error`` on the failing step lets its successors run (it then counts as
+    done), so such a step blocks nothing.
+    """
+    position: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        position.setdefault(step.id, i)  # duplicates are reported by the compiler
+    specs = {sid: steps[i] for sid, i in position.items()}
+    dead: set[str] = set()
+    for sid in _topological(shape):
+        preds = shape.predecessors[sid]
+        if preds and all(p in dead or blocks(specs[p]) for p in preds):
+            dead.add(sid)
+    for sid in sorted(dead, key=position.__getitem__):
+        blockers = [p for p in shape.predecessors[sid] if p not in dead]
+        if not blockers:
+            continue  # named in the message of the step where it starts
+        step = specs[sid]
+        at: Path = (*base, position[sid])
+        where = (*at, "after") if step.after is not None else at
+        report(_dead_message(step, blockers, shape, dead, specs), where, sid)
+
+
+def _dead_message(
+    step: StepSpec,
+    blockers: list[str],
+    shape: GraphShape,
+    dead: set[str],
+    specs: Mapping[str, StepSpec],
+) -> str:
+    sid = step.id
+    listed = step.after is None and sid not in shape.branches
+    names = _names(blockers)
+    how = f"it comes after {names} in the list" if listed else f"it runs after {names}"
+    types = " / ".join(sorted({specs[b].type for b in blockers}))
+    if len(blockers) == 1:
+        what = f"a {types} step, which never completes"
+    else:
+        what = f"{types} steps, which never complete"
+    message = (
+        f"can never run: {how}, {what} (when it runs it fails the execution; "
+        "when its when is false it is Disabled, and a step runs only after a predecessor "
+        "completed)"
+    )
+    also_dead = [p for p in shape.predecessors[sid] if p in dead]
+    if also_dead:
+        message += f", and after {_names(also_dead)}, which never run either"
+    after = _downstream(sid, shape, dead)
+    if after:
+        message += f"; nor can {_names(after)}, which run only after it"
+    if len(blockers) > 1:
+        return (
+            f"{message}. Make '{sid}' run after steps that complete, or make each check a "
+            "sys.condition whose else is the failing step"
+        )
+    guard = blockers[0]
+    return (
+        f"{message}. Give '{sid}' after: [{', '.join(shape.predecessors[guard])}] (what "
+        f"'{guard}' runs after) so it does not wait for '{guard}', or make the check a "
+        f"sys.condition with then: [{sid}] and else: [{guard}]"
+    )
+
+
+def _names(ids: Sequence[str]) -> str:
+    quoted = [f"'{sid}'" for sid in ids]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _downstream(start: str, shape: GraphShape, dead: set[str]) -> list[str]:
+    """The dead steps that run only after ``start``, in list order."""
+    found: set[str] = set()
+    stack = [s for s in shape.successors[start] if s in dead]
+    while stack:
+        sid = stack.pop()
+        if sid not in found:
+            found.add(sid)
+            stack.extend(s for s in shape.successors[sid] if s in dead)
+    return [sid for sid in shape.order if sid in found]
+
+
+def _topological(shape: GraphShape) -> list[str]:
+    """The steps in an order where each comes after its predecessors (a cycle's are left
+    out: cycles are reported of their own)."""
+    indegree = {sid: len(p) for sid, p in shape.predecessors.items()}
+    ready = [sid for sid in shape.order if indegree[sid] == 0]
+    ordered: list[str] = []
+    while ready:
+        sid = ready.pop()
+        ordered.append(sid)
+        for nxt in shape.successors[sid]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+    return ordered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -178,9 +179,12 @@ class NoOutput(BaseModel):
 
 
 @step_type("sys.fail", pure=True)
-def fail(data: FailInput, ctx: StepContext) -> NoOutput:
+def _fail(data: FailInput, ctx: StepContext) -> NoOutput:
     """Fail the step and the execution with ``message``."""
     raise StepError(data.message, retryable=False)
+
+
+fail = dataclasses.replace(_fail, never_completes=True)  # a trait of built-ins only
 
 
 # --- sys.delay -----------------------------------------------------------------------------
