@@ -192,20 +192,35 @@ async def test_an_edited_schedule_counts_from_its_push_and_an_unchanged_one_cont
     assert await fired(engine, "same") == iso_all(walk(spec2, hour_ago, u1))
 
 
-async def test_input_that_does_not_fit_is_reported_and_the_tick_skipped(
+async def test_a_tick_whose_input_does_not_fit_is_a_failed_execution_that_says_why(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A version stored before such input was refused at validation: each tick is kept as
+    a Failed execution (listed, not only logged), once however often the tick is seen."""
     text = workflow_text("misfit", "*/5 * * * *", "none").replace("who: cron", "whom: cron")
-    spec, pushed_at = await push(engine, text)
-    [t1] = upcoming(spec, pushed_at, 1)
+    with pytest.raises(DefinitionError, match="'who' is a required property"):
+        engine.load_text(text)  # refused where it is written now
+    with stored_definitions():
+        spec, pushed_at = await push(engine, text)
+    t1, t2 = upcoming(spec, pushed_at, 2)
     scheduler = Scheduler(engine)
     with caplog.at_level(logging.ERROR, logger="flowledger.worker.schedules"):
         await scheduler.run_once(t1 + SECOND)
         await scheduler.run_once(t1 + 2 * SECOND)
-    assert await fired(engine, "misfit") == []
-    [record] = caplog.records  # once: the skipped tick is recorded as dealt with
+    [record] = caplog.records  # once: the tick is recorded as dealt with
     assert "schedule trigger 1 of misfit" in record.getMessage()
-    assert "'who' is a required property" in record.getMessage()
+    [doc] = await engine.list_executions(ExecutionQuery(workflow="misfit"))
+    assert (doc["runtimeStatus"], doc["createdBy"]) == ("Failed", "schedule")
+    assert doc["trigger"]["scheduledAt"] == iso_all([t1])[0]
+    assert doc["trigger"]["arguments"] == {"whom": "cron"}
+    message = doc["error"]["message"]
+    assert message.startswith(f"schedule trigger 1 of misfit: tick {iso_all([t1])[0]}: ")
+    assert "input_schema" in message and "'who' is a required property" in message
+    assert doc["id"] in record.getMessage()
+    kinds = [e["kind"] for e in await engine.events(doc["id"])]
+    assert kinds == ["execution.created", "execution.started", "execution.failed"]
+    await scheduler.run_once(t2 + SECOND)  # the schedule goes on: each tick says so
+    assert await fired(engine, "misfit") == iso_all([t1, t2])
 
 
 async def test_a_workflow_this_worker_cannot_load_does_not_stop_the_others(

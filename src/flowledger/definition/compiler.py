@@ -170,7 +170,10 @@ class _Compiler:
         if spec.output is not None:
             output = self._compile_value(spec.output, ("output",), None, checker)
         triggers = compile_triggers(
-            spec.triggers, self.templates, lambda message, path: self.report(message, path)
+            spec.triggers,
+            self.templates,
+            lambda message, path: self.report(message, path),
+            spec.input_schema,
         )
         secret_names = check_secrets(
             self.source.data, self._secret_places(), self.templates.compile, self.report

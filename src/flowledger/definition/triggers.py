@@ -8,7 +8,7 @@ is refused at validation time with the file, line and field, like a step is.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -24,7 +24,14 @@ from pydantic import (
 
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.strictness import checking_new
-from flowledger.errors import Path, TemplateError, did_you_mean, field_message, format_path
+from flowledger.errors import (
+    InputError,
+    Path,
+    TemplateError,
+    did_you_mean,
+    field_message,
+    format_path,
+)
 from flowledger.templates import Template, TemplateEngine, contains_template
 from flowledger.unions import plain_errors
 
@@ -32,6 +39,8 @@ EntityEvent = Literal["created", "updated", "deleted"]
 CatchUp = Literal["none", "all", "latest"]
 Overlap = Literal["allow", "skip", "cancel_previous"]
 Report = Callable[[str, Path], None]
+#: The problems of a schedule's input a definition's check names at most.
+_INPUT_PROBLEMS = 10
 
 
 class _Trigger(BaseModel):
@@ -183,8 +192,13 @@ def _closest(error: Any) -> str:
 
 
 def compile_triggers(
-    triggers: Sequence[TriggerSpec], templates: TemplateEngine, report: Report
+    triggers: Sequence[TriggerSpec],
+    templates: TemplateEngine,
+    report: Report,
+    input_schema: Mapping[str, Any] | None = None,
 ) -> tuple[CompiledTrigger, ...]:
+    """Each trigger checked and compiled; ``input_schema``: the workflow's, which a
+    schedule's literal ``input`` is held to (in a new definition)."""
     compiled: list[CompiledTrigger] = []
     for index, trigger in enumerate(triggers):
         path: Path = ("triggers", index)
@@ -199,8 +213,41 @@ def compile_triggers(
         when = None
         if isinstance(spec, EntityTrigger) and spec.when is not None:
             when = _compile_when(spec.when, templates, (*path, "when"), report)
+        if isinstance(spec, ScheduleTrigger) and input_schema is not None and checking_new():
+            # A new rule: a stored schedule whose input does not fit starts Failed ticks.
+            _check_schedule_input(spec, input_schema, (*path, "input"), report)
         compiled.append(CompiledTrigger(index, spec, when))
     return tuple(compiled)
+
+
+def _check_schedule_input(
+    spec: ScheduleTrigger, schema: Mapping[str, Any], path: Path, report: Report
+) -> None:
+    """A schedule's ``input`` is written once and given to every tick: one that breaks
+    ``input_schema`` would start no tick, so it is refused where it is written (as
+    ``start`` would refuse it), with the schema's defaults filled in first."""
+    from flowledger.schema_check import (
+        schema_problem,
+        schema_problems,
+        validator_for,
+        with_defaults,
+    )
+
+    if schema_problem(schema) is not None:
+        return  # the schema itself is refused, at its own place
+    try:
+        value = with_defaults(schema, dict(spec.input))
+        found, total = schema_problems(validator_for(schema), value, "input", _INPUT_PROBLEMS)
+    except InputError:  # a reference the schema cannot follow: refused at the schema
+        return
+    for where, message in found:
+        report(
+            f"{message}; every tick starts the workflow with this input, so it must "
+            "match input_schema",
+            (*path, *where[1:]),
+        )
+    if total > len(found):
+        report(f"and {total - len(found)} more problems of the schedule's input", path)
 
 
 def _compile_when(

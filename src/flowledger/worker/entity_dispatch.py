@@ -35,15 +35,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.triggers import CompiledTrigger, EntityTrigger
 from flowledger.errors import TemplateError
 from flowledger.logs import log_extra
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows
 from flowledger.runtime.engine import Engine
-from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row, WorkflowVersion
+from flowledger.worker.refusals import refused
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ class EntityDispatcher:
                 "a workflow whose steps write the entity type that triggers it must stop "
                 "itself (a when on the trigger or the steps)"
             )
-            rows += _refused(row, message)
+            rows += refused(row, message)
             log.error(
                 "%s (execution %s)",
                 message,
@@ -173,30 +172,3 @@ def trigger_document(event: Row) -> dict[str, Any]:
         "entity": json.loads(event["entity"]),
         "previousEntity": json.loads(previous) if previous is not None else None,
     }
-
-
-def _refused(row: Row, message: str) -> list[Row]:
-    """Make ``row`` a Failed execution (started and failed at once); its two extra events."""
-    now = row["created_at"]
-    row.update(
-        runtime_status=str(ExecutionStatus.FAILED),
-        started_at=now,
-        failed_at=now,
-        error=Codec().dumps({"message": message}),
-        event_seq=3,
-    )
-
-    def event(seq: int, kind: str, detail: Mapping[str, Any] | None) -> Row:
-        return {
-            "execution_id": row["id"],
-            "seq": seq,
-            "at": now,
-            "kind": kind,
-            "step_execution_id": None,
-            "step_id": None,
-            "attempt": None,
-            "status": None,
-            "detail": Codec().dumps(detail),
-        }
-
-    return [event(2, "execution.started", None), event(3, "execution.failed", {"error": message})]

@@ -13,6 +13,10 @@ A trigger's ``overlap`` is applied where each tick starts, catch-up ticks includ
 executions (any tick's, backfilled ones too). Workers that race on a tick may decide
 differently only when one of those ends meanwhile; the tick's key still lets at most
 one execution start.
+
+A tick whose input breaks ``input_schema`` (a version stored before such input was
+refused at validation) is kept as a ``Failed`` execution that says why (worker.refusals),
+under the tick's key: listed with the workflow's executions, not only in a log.
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ from flowledger.errors import (
     StorageError,
 )
 from flowledger.logs import log_extra
-from flowledger.runtime.creation import Lineage
+from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.engine import Engine
 from flowledger.storage import WorkflowVersion
 from flowledger.storage.schedules import ScheduleState
 from flowledger.timeutil import iso
+from flowledger.worker.refusals import refused
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +114,15 @@ class Scheduler:
         states = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
         wait = IDLE
         for version_id, pushed_at in active:
-            workflow = await self._compile(await self.engine.workflow_version(version_id))
+            version = await self.engine.workflow_version(version_id)
+            workflow = await self._compile(version)
             if workflow is None:
                 continue
             for trigger in workflow.triggers:
                 if not isinstance(trigger.spec, ScheduleTrigger):
                     continue
                 state = states.get((workflow.name, trigger.index))
-                more = await self._fire(workflow, trigger, state, pushed_at, now)
+                more = await self._fire(workflow, version, trigger, state, pushed_at, now)
                 upcoming = next_tick(trigger.spec, now)
                 if more:
                     wait = 0.0
@@ -151,6 +157,7 @@ class Scheduler:
     async def _fire(
         self,
         workflow: CompiledWorkflow,
+        version: WorkflowVersion,
         trigger: CompiledTrigger,
         state: ScheduleState | None,
         pushed_at: datetime,
@@ -169,7 +176,9 @@ class Scheduler:
         )
         if plan.dropped:
             self._report_dropped(workflow.name, trigger.index, spec, plan.dropped)
-        skipped = [tick for tick in plan.fire if not await self._start(workflow, trigger, tick)]
+        skipped = [
+            tick for tick in plan.fire if not await self._start(workflow, version, trigger, tick)
+        ]
         if plan.last_tick is not None:
             progress = ScheduleState(
                 workflow.name,
@@ -190,31 +199,41 @@ class Scheduler:
         return plan.more
 
     async def _start(
-        self, workflow: CompiledWorkflow, trigger: CompiledTrigger, tick: datetime
+        self,
+        workflow: CompiledWorkflow,
+        version: WorkflowVersion,
+        trigger: CompiledTrigger,
+        tick: datetime,
     ) -> bool:
         """Start the tick's execution; False when ``overlap: skip`` skipped it (a tick
-        whose input does not fit is not started either, and said in the log)."""
+        whose input does not fit starts a Failed execution that says so)."""
         index, spec = trigger.index, trigger.spec
         assert isinstance(spec, ScheduleTrigger)
         if spec.overlap != "allow" and not await self._make_room(workflow.name, index, spec, tick):
             return False
         document = tick_document(spec, tick)
+        lineage = Lineage(trigger_key=trigger_key(workflow.name, index, tick))
         try:
             execution_id = await self.engine.start(
-                workflow,
-                spec.input,
-                trigger=document,
-                created_by="schedule",
-                lineage=Lineage(trigger_key=trigger_key(workflow.name, index, tick)),
+                workflow, spec.input, trigger=document, created_by="schedule", lineage=lineage
             )
-        except InputError as exc:  # the tick is skipped: retrying cannot make the input fit
+        except InputError as exc:  # retrying cannot make the input fit: the tick fails
+            message = f"schedule trigger {index} of {workflow.name}: tick {iso(tick)}: {exc}"
+            row, created = execution_rows(
+                workflow,
+                version,
+                trigger=document,
+                now=self.engine.clock.now(),
+                created_by="schedule",
+                lineage=lineage,
+            )
+            rows = [created, *refused(row, message)]
+            execution_id = await self.engine.store.create_execution(row, rows)
             log.error(
-                "schedule trigger %d of %s did not start its %s tick: %s",
-                index,
-                workflow.name,
-                iso(tick),
-                exc,
-                extra=log_extra("fire_schedule"),
+                "%s (execution %s, Failed)",
+                message,
+                execution_id,
+                extra=log_extra("fire_schedule", execution_id),
             )
             return True
         log.info(
