@@ -1,12 +1,12 @@
 """Triggers checked against the rest of the definition: a schedule's literal input against
-``input_schema``."""
+``input_schema``, an entity trigger's ``when`` against the events it sees."""
 
 from __future__ import annotations
 
 import pytest
 
 from flowledger.definition.strictness import stored_definitions
-from flowledger.definition.triggers import ScheduleTrigger
+from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger
 from tests.definition.test_compiler import compile_yaml, problems
 
 SCHEMA = """\
@@ -85,3 +85,99 @@ def test_an_invalid_input_schema_is_reported_once_at_the_schema() -> None:
     )
     [problem] = problems(text)
     assert "input_schema.type" in problem and "triggers" not in problem
+
+
+# -- an entity trigger's when and previousEntity -------------------------------------------
+
+ENTITY = """\
+name: status_change
+triggers:
+  - type: entity
+    entity_type: Order
+    events: EVENTS
+    when: "WHEN"
+steps:
+  - {id: a, type: sys.no_action}
+"""
+
+
+def entity(when: str, events: str = "[created, updated]") -> str:
+    return ENTITY.replace("EVENTS", events).replace("WHEN", when)
+
+
+def test_an_unguarded_read_of_previous_entity_on_created_events_is_refused() -> None:
+    when = "{{ trigger.previousEntity.payload.Status != trigger.entity.payload.Status }}"
+    [problem] = problems(entity(when))
+    assert problem.startswith(
+        "wf.yaml:6:11: triggers[0].when: reads trigger.previousEntity.payload.Status, which "
+        "fails on created events: previousEntity is null on them (it is the entity before an "
+        "update), so the when fails and the workflow does not run; guard the read, as in "
+        "{{ trigger.eventType == 'updated' and … }} or {{ trigger.previousEntity and … }}, "
+        "give it a default (trigger.previousEntity.payload.Status | default(none)), or leave "
+        "created out of events"
+    )
+    with stored_definitions():  # a new rule: a stored trigger's created events fail
+        compile_yaml(entity(when))  # (tests/worker/test_entity_triggers.py)
+
+
+@pytest.mark.parametrize(
+    ("events", "named"),
+    [
+        ("[deleted, updated]", "fails on deleted events"),
+        ("[created, updated, deleted]", "fails on created and deleted events"),
+        # No events: all three.
+        ("[created, deleted, updated]", "fails on created and deleted events"),
+    ],
+)
+def test_deleted_events_have_no_previous_entity_either(events: str, named: str) -> None:
+    [problem] = problems(entity("{{ trigger.previousEntity.payload.Status == 'New' }}", events))
+    assert named in problem
+
+
+def test_an_entity_trigger_without_events_sees_created_ones() -> None:
+    text = entity("{{ trigger.previousEntity.payload.Status == 'New' }}")
+    [problem] = problems(text.replace("    events: [created, updated]\n", ""))
+    assert "fails on created and deleted events" in problem
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "{{ trigger.previousEntity and trigger.previousEntity.payload.Status != 'New' }}",
+        "{{ trigger.eventType == 'updated' and trigger.previousEntity.payload.Status != 'N' }}",
+        "{{ 'updated' == trigger.eventType and trigger.previousEntity.payload.Status != 'N' }}",
+        "{{ trigger.eventType in ['updated'] and trigger.previousEntity.payload.Status }}",
+        "{{ trigger.eventType != 'created' and trigger.previousEntity.payload.Status }}",
+        "{{ trigger.eventType == 'created' or trigger.previousEntity.payload.Status != 'N' }}",
+        "{{ not trigger.previousEntity or trigger.previousEntity.payload.Status != 'N' }}",
+        "{{ trigger.previousEntity is not none and trigger.previousEntity.payload.Status }}",
+        "{{ trigger.previousEntity != none and trigger.previousEntity.payload.Status }}",
+        "{{ trigger.previousEntity.payload.Status | default(none) != 'New' }}",
+        "{{ trigger.previousEntity.payload.Status is defined }}",
+        "{{ trigger.previousEntity.payload.Status if trigger.previousEntity else true }}",
+        "{{ trigger.previousEntity is none or trigger['previousEntity']['payload'].Status }}",
+        "{{ trigger.previousEntity == none }}",  # previousEntity itself is null, not missing
+    ],
+)
+def test_a_guarded_read_compiles(when: str) -> None:
+    workflow = compile_yaml(entity(when))
+    assert isinstance(workflow.triggers[0].spec, EntityTrigger)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "{{ true if trigger.previousEntity else trigger.previousEntity.payload.Status }}",
+        "{{ trigger.eventType == 'deleted' or trigger.previousEntity.payload.Status }}",
+        "{{ trigger.entity.payload.Status == 'N' and trigger.previousEntity.payload.Status }}",
+        "{{ (trigger.previousEntity.payload.Status ~ '') | default('') == '' }}",
+        "{{ trigger.previousEntity.get('payload') }}",
+    ],
+)
+def test_a_guard_that_does_not_hold_on_created_events_is_refused(when: str) -> None:
+    [problem] = problems(entity(when))
+    assert "previousEntity is null on them" in problem
+
+
+def test_only_updates_read_previous_entity_freely() -> None:
+    compile_yaml(entity("{{ trigger.previousEntity.payload.Status == 'New' }}", "[updated]"))

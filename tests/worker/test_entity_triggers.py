@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from flowledger import Engine, StepRegistry
+from flowledger import DefinitionError, Engine, StepRegistry
+from flowledger.definition.strictness import stored_definitions
 from flowledger.runtime.creation import MAX_DEPTH
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.schema_entities import entity_events
@@ -122,9 +123,10 @@ async def test_events_types_and_when_choose_what_starts(engine: Engine) -> None:
     assert await engine.store.pending_entity_events(10) == []
 
 
-async def test_a_when_that_cannot_be_evaluated_counts_as_false(
+async def test_a_when_that_cannot_be_evaluated_is_a_failed_execution_that_says_why(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The event is not dropped with only a log line: it is listed, once."""
     await engine.entities.create_type("Lead")
     await _push(
         engine,
@@ -135,13 +137,72 @@ async def test_a_when_that_cannot_be_evaluated_counts_as_false(
         steps: [{id: x, type: sys.no_action}]
         """,
     )
-    await engine.entities.create("Lead", {"Email": "no status"})
+    await _push(  # another trigger that matches starts it as usual
+        engine,
+        """
+        name: either
+        triggers:
+          - {type: entity, entity_type: Lead, when: "{{ trigger.entity.payload.Status == 'New' }}"}
+          - {type: entity, entity_type: Lead, when: "{{ trigger.entity.payload.Email != '' }}"}
+        steps: [{id: x, type: sys.no_action}]
+        """,
+    )
+    lead = await engine.entities.create("Lead", {"Email": "no status"})
     await engine.entities.create("Lead", {"Status": "New"})
+    dispatcher = EntityDispatcher(engine)
     with caplog.at_level(logging.WARNING, logger="flowledger.worker.entity_dispatch"):
-        started = await EntityDispatcher(engine).dispatch_pending()
-    assert len(started) == 1
-    assert "workflow picky, triggers[0].when" in caplog.text
-    assert "Status" in caplog.text
+        await dispatcher.dispatch_pending()
+    [refused] = [d["id"] for d in await _executions(engine, "picky") if d["error"]]
+    [started] = [d["id"] for d in await _executions(engine, "picky") if not d["error"]]
+    either = [d["runtimeStatus"] for d in await _executions(engine, "either")]
+    assert either == ["NotStarted", "NotStarted"]  # a when failed, but the other held
+    assert await dispatcher.dispatch_pending() == []
+    doc = await engine.get_execution(refused)
+    assert (doc["runtimeStatus"], doc["createdBy"]) == ("Failed", "entity-trigger")
+    assert doc["trigger"]["entity"] == lead
+    message = doc["error"]["message"]
+    assert message.startswith(
+        f"triggers[0].when of workflow 'picky' could not be evaluated for the created event "
+        f"of Lead entity {lead['id']}, so the workflow did not run: "
+    )
+    assert "trigger.entity.payload has no field 'Status'" in message
+    kinds = [e["kind"] for e in await engine.events(refused)]
+    assert kinds == ["execution.created", "execution.started", "execution.failed"]
+    assert refused in caplog.text and "workflow 'picky'" in caplog.text
+    assert (await engine.get_execution(started))["runtimeStatus"] == "NotStarted"
+
+
+STATUS_CHANGE = """
+name: status_change
+triggers:
+  - type: entity
+    entity_type: Order
+    events: [created, updated]
+    when: "{{ trigger.previousEntity.payload.Status != trigger.entity.payload.Status }}"
+steps: [{id: x, type: sys.no_action}]
+"""
+
+
+async def test_a_stored_when_that_reads_a_null_previous_entity_fails_its_created_events(
+    engine: Engine,
+) -> None:
+    """Refused in a new definition (tests/definition/test_triggers.py); a version stored
+    before still runs, and its created events say why they started nothing."""
+    with pytest.raises(DefinitionError, match="previousEntity is null"):
+        engine.load_text(textwrap.dedent(STATUS_CHANGE))
+    await engine.entities.create_type("Order")
+    with stored_definitions():
+        await _push(engine, STATUS_CHANGE)
+    order = await engine.entities.create("Order", {"Status": "New"})
+    await engine.entities.update(order["id"], {"Status": "Paid"})
+    refused, started = await EntityDispatcher(engine).dispatch_pending()
+    doc = await engine.get_execution(refused)
+    assert doc["runtimeStatus"] == "Failed"
+    assert "for the created event of Order entity" in doc["error"]["message"]
+    assert "trigger.previousEntity is null" in doc["error"]["message"]
+    updated = await engine.get_execution(started)
+    assert updated["trigger"]["eventType"] == "updated"
+    assert updated["runtimeStatus"] == "NotStarted"
 
 
 async def test_dispatching_an_event_again_never_starts_a_second_execution(

@@ -23,6 +23,8 @@ from pydantic import (
 )
 
 from flowledger.definition.models import TriggerSpec
+from flowledger.definition.previous_entity import message as null_read_message
+from flowledger.definition.previous_entity import unguarded_reads
 from flowledger.definition.strictness import checking_new
 from flowledger.errors import (
     InputError,
@@ -213,6 +215,9 @@ def compile_triggers(
         when = None
         if isinstance(spec, EntityTrigger) and spec.when is not None:
             when = _compile_when(spec.when, templates, (*path, "when"), report)
+            if when is not None and checking_new():  # a new rule: stored triggers keep theirs
+                for read in unguarded_reads(when.source, spec.events):
+                    report(null_read_message(read), (*path, "when"))
         if isinstance(spec, ScheduleTrigger) and input_schema is not None and checking_new():
             # A new rule: a stored schedule whose input does not fit starts Failed ticks.
             _check_schedule_input(spec, input_schema, (*path, "input"), report)

@@ -18,8 +18,10 @@ Past MAX_DEPTH the workflow does not run: its execution is created ``Failed`` wi
 error that says why, so the stop shows in ``flowledger executions list``.
 
 A ``when`` that cannot be evaluated for an event (e.g. it reads a field the entity
-lacks) counts as false and is logged. A pushed workflow that cannot be compiled here
-(a plugin step type this worker lacks) is logged and skipped.
+lacks) does not run the workflow: unless another of its triggers matches, the execution
+is created ``Failed`` with the template's error (worker.refusals), so a dropped event is
+listed, not only logged. A pushed workflow that cannot be compiled here (a plugin step
+type this worker lacks) is logged and skipped.
 
 An event triggers the workflows pushed (for the first time) before it was written, in the
 version that is live when the event is dispatched; writes made before a workflow existed
@@ -91,9 +93,9 @@ class EntityDispatcher:
         for event in events:
             trigger = trigger_document(event)
             for sub in subscribers:
-                matched = self._first_match(sub, event, trigger)
+                matched, failure = self._first_match(sub, event, trigger)
                 if matched is not None:
-                    started.append(await self._start(sub, matched, event, trigger))
+                    started.append(await self._start(sub, matched, event, trigger, failure))
             await self.engine.store.mark_entity_event_dispatched(event["id"])
         return started  # each start woke the workers as it was created
 
@@ -109,7 +111,10 @@ class EntityDispatcher:
 
     def _first_match(
         self, sub: _Subscriber, event: Row, trigger: Mapping[str, Any]
-    ) -> CompiledTrigger | None:
+    ) -> tuple[CompiledTrigger | None, str | None]:
+        """The first trigger of ``sub`` that matches the event; else the first whose
+        ``when`` could not be evaluated, with why (the event is refused, not dropped)."""
+        failed: tuple[CompiledTrigger, str] | None = None
         for compiled in sub.triggers:
             spec = compiled.spec
             assert isinstance(spec, EntityTrigger)
@@ -118,24 +123,33 @@ class EntityDispatcher:
             if event["created_at"] < sub.since:
                 continue  # written before the workflow was pushed: not its business
             if compiled.when is None:
-                return compiled
+                return compiled, None
             try:
                 if compiled.when.render({"trigger": trigger, "context": sub.workflow.spec.context}):
-                    return compiled
+                    return compiled, None
             except TemplateError as exc:
-                log.warning(
-                    "workflow %s, triggers[%d].when, entity event %s: %s; not started",
-                    sub.workflow.name,
-                    compiled.index,
-                    event["id"],
-                    exc.message,
-                    extra=log_extra("dispatch_entity_event"),
-                )
-        return None
+                if failed is None:
+                    failed = (
+                        compiled,
+                        (
+                            f"triggers[{compiled.index}].when of workflow {sub.workflow.name!r} "
+                            f"could not be evaluated for the {event['event_type']} event of "
+                            f"{event['entity_type']} entity {event['entity_id']}, so the workflow "
+                            f"did not run: {exc.message}"
+                        ),
+                    )
+        return failed if failed is not None else (None, None)
 
     async def _start(
-        self, sub: _Subscriber, compiled: CompiledTrigger, event: Row, trigger: Mapping[str, Any]
+        self,
+        sub: _Subscriber,
+        compiled: CompiledTrigger,
+        event: Row,
+        trigger: Mapping[str, Any],
+        failure: str | None = None,
     ) -> str:
+        """Start the execution; ``failure``: why the trigger could not decide (created
+        Failed with it)."""
         depth = int(event["depth"]) + 1
         row, created = execution_rows(
             sub.workflow,
@@ -158,6 +172,14 @@ class EntityDispatcher:
             log.error(
                 "%s (execution %s)",
                 message,
+                row["id"],
+                extra=log_extra("dispatch_entity_event", row["id"]),
+            )
+        elif failure is not None:
+            rows += refused(row, failure)
+            log.warning(
+                "%s (execution %s, Failed)",
+                failure,
                 row["id"],
                 extra=log_extra("dispatch_entity_event", row["id"]),
             )
