@@ -663,6 +663,10 @@ class ListEntities(Request):
                 parse_order(name)
             except InvalidInputError as exc:  # no ValueError: it keeps its own path
                 raise InvalidInputError(exc.problems[0][1], ("orderBy", index)) from None
+        try:
+            parse_order(value)  # how many there are: each name passed above
+        except InvalidInputError as exc:
+            raise InvalidInputError(exc.problems[0][1], ("orderBy",)) from None
         return value
 
     @field_validator("filter", mode="before")

@@ -1,0 +1,40 @@
+"""Entities over HTTP: filters as large as documented."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.api.conftest import Service
+from tests.api.helpers import error, unique
+
+
+def _entity_type(service: Service) -> str:
+    kind = unique("Order").replace("-", "")
+    with service.client("admin") as admin:
+        assert admin.post("/api/v1/entity-types", json={"name": kind}).status_code == 201
+    return kind
+
+
+def test_an_in_filter_takes_the_documented_thousand_values(service: Service) -> None:
+    """A thousand values answered 500 (SQLite: "Expression tree is too large"), 900 took
+    4.4 s on four entities."""
+    with service.client("viewer") as viewer, service.client("operator") as http:
+        kind = _entity_type(service)
+        for score in (3, 998, 1500):
+            assert http.post(f"/api/v1/entities/{kind}", json={"Score": score}).status_code == 201
+        path = f"/api/v1/entities/{kind}"
+
+        def found(filter: object) -> httpx.Response:
+            return viewer.get(path, params={"filter": json.dumps(filter)})
+
+        answer = found({"Score": {"in": list(range(1000))}})
+        assert answer.status_code == 200, answer.text
+        assert [doc["payload"]["Score"] for doc in answer.json()["items"]] == [998, 3]
+        over = error(found({"Score": {"in": list(range(1001))}}), 422)
+        assert "'in' needs a list of up to 1000 values" in over["message"]
+        many = error(found({f"F{i}": i for i in range(101)}), 422)
+        assert "a filter holds up to 100 conditions" in many["message"]
+        order = error(viewer.get(path, params={"orderBy": ",".join(["Score"] * 33)}), 422)
+        assert order["details"]["field_path"] == ["orderBy"]
