@@ -1,4 +1,5 @@
-"""Entities over HTTP: filters as large as documented."""
+"""Entities over HTTP, beside the CLI on the server's database: one order for both
+faces, and filters as large as documented."""
 
 from __future__ import annotations
 
@@ -15,6 +16,24 @@ def _entity_type(service: Service) -> str:
     with service.client("admin") as admin:
         assert admin.post("/api/v1/entity-types", json={"name": kind}).status_code == 201
     return kind
+
+
+def test_the_cli_lists_entities_newest_first_as_the_api_does(service: Service) -> None:
+    """``flowledger entities list`` printed the oldest first, the API the newest."""
+    with service.client("operator") as http:
+        kind = _entity_type(service)
+        made = [http.post(f"/api/v1/entities/{kind}", json={"n": i}) for i in range(3)]
+        newest = [answer.json()["id"] for answer in reversed(made)]
+        api = http.get(f"/api/v1/entities/{kind}").json()["items"]
+        page = http.get(f"/api/v1/entities/{kind}", params={"limit": 2}).json()["items"]
+    assert [doc["id"] for doc in api] == newest
+    listed = service.cli("entities", "list", kind, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == api
+    short = service.cli("entities", "list", kind, "--limit", "2", "--json")
+    assert json.loads(short.stdout) == page
+    table = service.cli("entities", "list", kind).stdout
+    assert sorted(newest, key=table.index) == newest
 
 
 def test_an_in_filter_takes_the_documented_thousand_values(service: Service) -> None:

@@ -109,6 +109,25 @@ def test_create_show_update_list_delete(cli: Cli) -> None:
 
 
 @pytest.mark.usefixtures("lead_type")
+def test_list_is_newest_first_on_every_page(cli: Cli) -> None:
+    """The command listed the oldest first, while the API (and the README) say newest."""
+    newest = [_create(cli, {"Email": f"p{i}@x", "Score": 1}) for i in range(3)][::-1]
+    listed = cli("entities", "list", "Lead", "--json")
+    assert [doc["id"] for doc in json.loads(listed.stdout)] == newest
+    table = cli("entities", "list", "Lead").stdout
+    assert sorted(newest, key=table.index) == newest
+    rest = cli("entities", "list", "Lead", "--limit", "2", "--offset", "2", "--json")
+    assert [doc["id"] for doc in json.loads(rest.stdout)] == newest[2:]
+    tied = cli("entities", "list", "Lead", "--order-by", "Score", "--json")
+    assert [doc["id"] for doc in json.loads(tied.stdout)] == newest
+    first = cli("entities", "list", "Lead", "--limit", "2").stdout
+    assert "1-2 of 3 (use --offset for more)" in first
+    # A page of none printed "no Lead entities match" with three there.
+    none = cli("entities", "list", "Lead", "--limit", "0")
+    assert none.returncode == 2 and "error: --limit: must be at least 1, not 0" in none.stderr
+
+
+@pytest.mark.usefixtures("lead_type")
 def test_bad_input_exits_2_with_the_reason(cli: Cli) -> None:
     violation = cli("entities", "create", "Lead", "--data", '{"Email": "a@b", "Score": "high"}')
     assert violation.returncode == 2

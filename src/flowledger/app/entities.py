@@ -80,28 +80,16 @@ class Entities(Listing):
         return cast(EntityDocument, await self._engine.entities.delete(request.id))
 
     async def list(self, request: ListEntities) -> EntityPageResult:
-        """One page of matching entities: by ``offset`` (as ``sys.query_entity`` pages),
-        or with ``newest_first`` by cursor (see :meth:`_cursor_page`)."""
-        limit = page_size(request, self._limits.max_page)
-        if request.newest_first:
-            return await self._cursor_page(request, limit)
-        page = await self._engine.entities.list(
-            request.entity_type, request.filter, request.order_by or None, limit, request.offset
-        )
-        return {
-            "items": cast(builtins.list[EntityDocument], page.entities),
-            "totalCount": page.total_count,
-            "hasMore": page.has_more,
-            "nextCursor": None,
-        }
+        """One page of matching entities, newest first (with ``order_by``: in that order,
+        newest first among equals). The order is decided here, not by a face, so the
+        CLI, the HTTP API and the web pages list alike. A page starts at ``cursor`` (a
+        page's ``nextCursor``) or after ``offset`` matches.
 
-    async def _cursor_page(self, request: ListEntities, limit: int) -> EntityPageResult:
-        """Newest first by keyset (stable while others insert); ordered by payload fields
-        (``order_by``, newest first among equals) the cursor holds a signed count instead,
-        so there an entity inserted meanwhile before the cursor shifts the rest by one.
-        Decision: keyset over arbitrary JSON fields of mixed types is not worth its SQL."""
-        if limit < 1:
-            raise InvalidInputError("limit must be at least 1", ("limit",))
+        Without ``order_by`` a cursor is a keyset position (stable while others insert);
+        with it, a signed count, so there an entity inserted meanwhile before the cursor
+        shifts the rest by one. Decision: keyset over arbitrary JSON fields of mixed
+        types is not worth its SQL."""
+        limit = page_size(request, self._limits.max_page)
         codec = await self._codec()
         filters: dict[str, Any] = {
             "type": request.entity_type,
@@ -109,8 +97,10 @@ class Entities(Listing):
             "orderBy": request.order_by,
         }
         kind = "entities-ordered" if request.order_by else "entities"
-        offset, before = 0, None
+        offset, before = request.offset, None
         if request.cursor is not None:
+            if request.offset:
+                raise InvalidInputError("give a cursor or an offset, not both", ("offset",))
             if request.order_by:
                 offset = codec.decode_offset(kind, filters, request.cursor)
             else:

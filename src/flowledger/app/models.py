@@ -644,11 +644,9 @@ class ListEntities(Request):
     entity_type: str = Field(min_length=1)
     filter: dict[str, Any] = Field(default_factory=dict)
     order_by: list[str] = Field(default_factory=list)
-    limit: int = Field(default=100, ge=0, le=MAX_PAGE)
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
     offset: int = Field(default=0, ge=0, le=MAX_INT64)
-    #: Cursor pages (the HTTP face): newest first unless ordered by ``order_by``; a
-    #: page's ``nextCursor`` fetches the next, ``offset`` is not used.
-    newest_first: bool = False
+    #: A page's ``nextCursor``: the next page (give no ``offset`` with it).
     cursor: str | None = None
 
     @field_validator("order_by")

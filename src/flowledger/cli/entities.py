@@ -138,7 +138,7 @@ def entities_list(
         typer.Option("--order-by", help="Sort by a field, -FIELD descending (repeatable)."),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", help=f"Entities per page (0 to {MAX_PAGE}).")
+        int, typer.Option("--limit", help=f"Entities per page (1 to {MAX_PAGE}).")
     ] = DEFAULT_LIMIT,
     offset: Annotated[
         int, typer.Option("--offset", help="Skip this many matching entities first.")

@@ -73,7 +73,6 @@ async def list_entities(
         entity_type=type,
         filter=filter,  # JSON text: the request parses it, naming the field
         order_by=[f for f in (order_by or "").split(",") if f],
-        newest_first=True,
         **paging,
     )
     return render(await app.entities.list(request))
