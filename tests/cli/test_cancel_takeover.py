@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,14 +150,8 @@ def test_cancel_of_an_execution_a_live_process_holds_is_recorded_and_left_to_it(
     _until(lambda: _doc(cli, execution_id)["runtimeStatus"] == "Cancelled")
 
 
-def test_cancelling_a_parent_takes_over_its_children_held_by_a_killed_worker(
-    cli: Cli,
-    setup: tuple[Path, Path],
-    tmp_path: Path,
-    worker: Callable[..., subprocess.Popen[bytes]],
-) -> None:
-    """Before: `Cancelled`, exit 0, while its children stayed InProgress in the dead worker
-    until another worker came."""
+def _start_parent(cli: Cli, setup: tuple[Path, Path], tmp_path: Path) -> str:
+    """A parent of two napping children (``kid``), started for a worker; its id."""
     plugin, started = setup
     kid = tmp_path / "kid.yaml"
     kid.write_text(NAP.format(name="kid", started=started))
@@ -166,16 +161,135 @@ def test_cancelling_a_parent_takes_over_its_children_held_by_a_killed_worker(
     parent.write_text(PARENT)
     result = cli("start", str(parent), "--plugin", str(plugin))
     assert result.returncode == 0, result.stderr
-    parent_id = result.stdout.strip()
+    return result.stdout.strip()
+
+
+def _children(cli: Cli, parent_id: str) -> list[str]:
+    listed = cli("executions", "list", "--parent", parent_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    children = json.loads(listed.stdout)
+    items = children["items"] if isinstance(children, dict) else children
+    return [c["runtimeStatus"] for c in items]
+
+
+def test_cancelling_a_parent_takes_over_its_children_held_by_a_killed_worker(
+    cli: Cli,
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    worker: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    """Before: `Cancelled`, exit 0, while its children stayed InProgress in the dead worker
+    until another worker came."""
+    plugin, started = setup
+    parent_id = _start_parent(cli, setup, tmp_path)
     holder = worker(plugin)
     _until(lambda: started.exists() and len(list(started.iterdir())) == 2)
     holder.kill()
     holder.wait(timeout=30)
     result = cli("executions", "cancel", parent_id, "--plugin", str(plugin))
     assert result.returncode == 0, result.stdout + result.stderr
-    listed = cli("executions", "list", "--parent", parent_id, "--json")
-    assert listed.returncode == 0, listed.stderr
-    children = json.loads(listed.stdout)
-    items = children["items"] if isinstance(children, dict) else children
-    assert [c["runtimeStatus"] for c in items] == ["Cancelled", "Cancelled"]
+    assert _children(cli, parent_id) == ["Cancelled", "Cancelled"]
     assert _doc(cli, parent_id)["runtimeStatus"] == "Cancelled"
+
+
+def test_cancelling_a_parent_without_its_children_s_plugin_says_so_in_a_line(
+    cli: Cli,
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    worker: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    """The children need a plugin the command was not given: their cancel is applied
+    all the same (stand-ins), and the parent's run here, which could not drive them, says
+    so in one line each. Before: a traceback of MissingStepTypesError per child."""
+    plugin, started = setup
+    parent_id = _start_parent(cli, setup, tmp_path)
+    holder = worker(plugin)
+    _until(lambda: started.exists() and len(list(started.iterdir())) == 2)
+    holder.kill()
+    holder.wait(timeout=30)
+    result = cli("executions", "cancel", parent_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert _children(cli, parent_id) == ["Cancelled", "Cancelled"]
+
+
+#: Waits made long in the tests below: a command that waited for one of them would take
+#: a minute, one that waits for none of them takes seconds.
+LONG_WAIT = 60.0
+#: The cancel's own lease (FLOWLEDGER_LEASE), so that a parent's run here rechecks a child
+#: another process holds after LONG_WAIT (half its lease), not before.
+LONG_LEASE = "120s"
+
+
+@pytest.fixture
+def long_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control verbs' watch of a live holder, and a parent's grace for the children
+    its run here drives, both LONG_WAIT (the command runs in this process: tests/cli)."""
+    monkeypatch.setattr("flowledger.app.executions.HELD_ELSEWHERE_WAIT", LONG_WAIT)
+    monkeypatch.setattr("flowledger.runtime.engine.CHILD_GRACE", LONG_WAIT)
+
+
+def test_cancelling_a_parent_takes_over_children_of_a_killed_worker_not_yet_reaped(
+    cli: Cli,
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    worker: Callable[..., subprocess.Popen[bytes]],
+    long_waits: None,
+) -> None:
+    """Tour 19, F7: the killed worker's pid lingered a moment as a zombie (an orphan's
+    reaper comes by late), so the parent's run here found the children's holder alive,
+    then waited for those children for its grace (10 s) before the command took them over
+    (~11 s, where a lone execution took 1.5 s). Now the parent's end does not wait on
+    children another process holds, and the command takes each one over as soon as its
+    holder is known gone, well within the watch."""
+    plugin, started = setup
+    parent_id = _start_parent(cli, setup, tmp_path)
+    holder = worker(plugin)
+    _until(lambda: started.exists() and len(list(started.iterdir())) == 2)
+    holder.kill()  # not reaped yet: its pid still answers, as a zombie's does
+    reaper = threading.Timer(1.0, holder.wait)
+    reaper.start()
+    begun = time.monotonic()
+    try:
+        result = cli(
+            "executions", "cancel", parent_id, "--plugin", str(plugin), FLOWLEDGER_LEASE=LONG_LEASE
+        )
+    finally:
+        reaper.join()
+    took = time.monotonic() - begun
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _children(cli, parent_id) == ["Cancelled", "Cancelled"]
+    assert took < LONG_WAIT / 2, f"the cancel waited {took:.1f} s"
+
+
+def test_cancelling_a_parent_whose_children_a_live_worker_holds_watches_once(
+    cli: Cli,
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    worker: Callable[..., subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tour 19, F7: with the children's worker frozen (SIGSTOP), the command exited 4 after
+    15.9 s: its parent's run waited 10 s for them, then the command watched them 5 s more.
+    Now the whole tree is watched once, for the documented watch (2 s here), and the
+    parent's end waits for none of the children another process holds (its grace for
+    them LONG_WAIT here)."""
+    monkeypatch.setattr("flowledger.app.executions.HELD_ELSEWHERE_WAIT", 2.0)
+    monkeypatch.setattr("flowledger.runtime.engine.CHILD_GRACE", LONG_WAIT)
+    plugin, started = setup
+    parent_id = _start_parent(cli, setup, tmp_path)
+    holder = worker(plugin)
+    _until(lambda: started.exists() and len(list(started.iterdir())) == 2)
+    holder.send_signal(signal.SIGSTOP)
+    begun = time.monotonic()
+    try:
+        result = cli(
+            "executions", "cancel", parent_id, "--plugin", str(plugin), FLOWLEDGER_LEASE=LONG_LEASE
+        )
+    finally:
+        holder.send_signal(signal.SIGCONT)
+    took = time.monotonic() - begun
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "2 of its child executions still run in other processes" in result.stdout
+    assert took < LONG_WAIT / 2, f"the cancel waited {took:.1f} s"
+    _until(lambda: _children(cli, parent_id) == ["Cancelled", "Cancelled"])

@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 #: answer waits as long). A holder known to be gone (its pid ended on this host, its lease
 #: lapsed) is not waited for: the execution is taken over and carried on here at once.
 HELD_ELSEWHERE_WAIT = 5.0
+#: How often that watch looks again (a holder found gone is taken over then).
+WATCH_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -317,61 +319,74 @@ class Executions:
         process has not acted on it yet); and the descendants it cancelled that nobody runs
         (parked, waiting for input, held by a process that died) are cancelled here too,
         rather than by the next worker. Those still running elsewhere after that moment are
-        listed as ``pendingChildren`` (their holders cancel them)."""
+        listed as ``pendingChildren`` (their holders cancel them).
+
+        The moment (HELD_ELSEWHERE_WAIT) is one for the whole tree, the execution and then
+        its descendants: before, the parent's run here waited 10 s for children another
+        process held, then the descendants were watched 5 s more (tour 19: 11 s for a
+        parent whose children a killed worker held, 16 s with a frozen one)."""
         await self._engine.cancel(request.id, by=request.by, reason=request.reason)
-        document = await self._carry_on(request.id, request.settle, wait=request.wait)
-        if request.settle:
-            pending = await self._settle_children(request.id)
-            if pending:
-                pending = await self._still_running(pending, HELD_ELSEWHERE_WAIT)
+        if not request.settle:
+            return await self._carry_on(request.id, False, wait=request.wait)
+        until = _deadline(HELD_ELSEWHERE_WAIT)
+        document = await self._carry_on(request.id, True, until=until)
+        if ExecutionStatus(document["runtimeStatus"]).terminal:
+            pending = await self._settle_descendants(request.id, until, watch=True)
             if pending:
                 document = await self._document(request.id)
                 document["pendingChildren"] = pending
+        # Not ended: a live holder has not taken the cancel yet, nor told its children.
         return document
 
-    async def _settle_children(self, execution_id: str) -> builtins.list[str]:
-        """Carry on every unfinished descendant that nobody runs (its holder gone: taken
-        over); the others' runners take the signal and cancel them themselves. Returns the
-        descendants still unfinished after."""
-        store = self._engine.store
-        queue = [execution_id]
-        unfinished = []
-        while queue:
-            for step in await store.get_step_executions(queue.pop(0)):
-                for child_id in loads(step["children"]) or []:
-                    child = await store.get_execution(child_id)
-                    if child is None or ExecutionStatus(child["runtime_status"]).terminal:
-                        continue
-                    if abandoned(child, self._engine.clock.now()):
-                        settled = await self._settle_here(child_id)
-                        if (
-                            settled is not None
-                            and ExecutionStatus(settled["runtimeStatus"]).terminal
-                        ):
-                            continue  # so were its own children (the cancel reached them)
-                    unfinished.append(child_id)
-                    queue.append(child_id)
-        return unfinished
-
-    async def _still_running(
-        self, execution_ids: builtins.list[str], wait: float
+    async def _settle_descendants(
+        self, execution_id: str, until: float, *, watch: bool
     ) -> builtins.list[str]:
-        """Of ``execution_ids``, those not ended after up to ``wait`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        left = execution_ids
-        while True:
-            rows = [await self._engine.store.get_execution(i) for i in left]
-            left = [
-                i
-                for i, row in zip(left, rows, strict=True)
-                if row is not None and not ExecutionStatus(row["runtime_status"]).terminal
-            ]
-            if not left or loop.time() >= deadline:
-                return left
-            await asyncio.sleep(0.1)
+        """Carry on here the unfinished descendants of the ended ``execution_id`` that
+        nobody runs (parked, waiting for input, their holder gone: taken over), which
+        its end told to cancel; with ``watch``, watch the others until ``until`` (the
+        loop's time), taking over any whose holder is found gone meanwhile (a killed
+        worker's pid lingers until it is reaped; a lease lapses). Returns those still
+        unfinished after: live holders elsewhere cancel them.
 
-    async def _settle_cancelled_tree(self, document: dict[str, Any]) -> None:
+        One that ends is looked into (its end told its own children to cancel); one still
+        running elsewhere is not: its children are told when its holder takes the cancel,
+        and one taken over here before that would be run, not cancelled."""
+        loop = asyncio.get_running_loop()
+        watched = await self._unfinished_children(execution_id)
+        while True:
+            left: builtins.list[str] = []
+            while watched:
+                child_id = watched.pop(0)
+                row = await self._engine.store.get_execution(child_id)
+                if row is None:
+                    continue
+                status = str(row["runtime_status"])
+                if not ExecutionStatus(status).terminal and abandoned(
+                    row, self._engine.clock.now()
+                ):
+                    settled = await self._settle_here(child_id, max(0.0, until - loop.time()))
+                    if settled is not None:
+                        status = settled["runtimeStatus"]
+                if ExecutionStatus(status).terminal:
+                    watched += await self._unfinished_children(child_id)
+                else:
+                    left.append(child_id)
+            if not left or not watch or loop.time() >= until:
+                return left
+            await asyncio.sleep(WATCH_INTERVAL)
+            watched = left
+
+    async def _unfinished_children(self, execution_id: str) -> builtins.list[str]:
+        store = self._engine.store
+        found = []
+        for step in await store.get_step_executions(execution_id):
+            for child_id in loads(step["children"]) or []:
+                child = await store.get_execution(child_id)
+                if child is not None and not ExecutionStatus(child["runtime_status"]).terminal:
+                    found.append(child_id)
+        return found
+
+    async def _settle_cancelled_tree(self, document: dict[str, Any], until: float) -> None:
         """What ran here ended its tree (a child's answer failed it, which failed its
         parent): the siblings that parent told to cancel and nobody runs (parked, waiting
         for input) are cancelled here too, as ``cancel`` does, not left listed as
@@ -382,7 +397,7 @@ class Executions:
             root = await self._engine.store.get_execution(root_id)
             status = root["runtime_status"] if root is not None else None
         if status is not None and ExecutionStatus(status).terminal:
-            await self._settle_children(root_id)
+            await self._settle_descendants(root_id, until, watch=False)
 
     async def retry(
         self, request: RetryExecution, *, on_events: EventCallback | None = None
@@ -420,13 +435,20 @@ class Executions:
         settle: bool,
         on_events: EventCallback | None = None,
         wait: float = 0.0,
+        until: float | None = None,
     ) -> ExecutionDocument:
+        """With ``settle``, carry the execution on here, a live holder elsewhere watched
+        until ``until`` (the loop's time; HELD_ELSEWHERE_WAIT from now when not given);
+        without, wake the workers and answer once it acted, or after ``wait`` seconds."""
         if settle:
             if on_events is not None:
                 self._engine.on_events(on_events)
-            settled = await self._settle_here(execution_id)
+            if until is None:
+                until = _deadline(HELD_ELSEWHERE_WAIT)
+            loop = asyncio.get_running_loop()
+            settled = await self._settle_here(execution_id, max(0.0, until - loop.time()))
             if settled is not None:
-                await self._settle_cancelled_tree(settled)
+                await self._settle_cancelled_tree(settled, until)
                 document = await self._job_run_moves_on(settled)
                 if not ExecutionStatus(document["runtimeStatus"]).terminal:
                     # Held by a live process elsewhere, which has not acted on it all yet.
@@ -457,15 +479,15 @@ class Executions:
                 document["pendingSignals"] = sent - int(row.get("signals_taken") or 0)
         return document
 
-    async def _settle_here(self, execution_id: str) -> dict[str, Any] | None:
-        """Carry the execution on in this process; None when it cannot be, its workflow
-        needing step types this process lacks (a plugin). A cancel needs no handler and
-        is applied all the same; anything else sent stays recorded for a process that
-        has them."""
+    async def _settle_here(self, execution_id: str, wait: float) -> dict[str, Any] | None:
+        """Carry the execution on in this process (a live holder elsewhere watched for up
+        to ``wait`` seconds); None when it cannot be, its workflow needing step types this
+        process lacks (a plugin). A cancel needs no handler and is applied all the same;
+        anything else sent stays recorded for a process that has them."""
         try:
-            return await self._engine.settle(execution_id, wait=HELD_ELSEWHERE_WAIT)
+            return await self._engine.settle(execution_id, wait=wait)
         except DefinitionError as exc:
-            document = await self._engine.apply_cancel(execution_id, wait=HELD_ELSEWHERE_WAIT)
+            document = await self._engine.apply_cancel(execution_id, wait=wait)
             if ExecutionStatus(document["runtimeStatus"]).terminal:
                 return document
             log.info(
@@ -486,6 +508,11 @@ class Executions:
 
     async def _document(self, execution_id: str) -> ExecutionDocument:
         return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
+
+
+def _deadline(seconds: float) -> float:
+    """The running loop's time ``seconds`` from now."""
+    return asyncio.get_running_loop().time() + seconds
 
 
 def _statuses(

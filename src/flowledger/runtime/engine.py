@@ -7,6 +7,7 @@ HTTP client, one template engine and one step registry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -961,8 +962,9 @@ class Engine:
         if self._closing:
             runner.drain()
         inline: set[asyncio.Task[None]] = set()
+        over = asyncio.Event()  # this run of it ended: its children's watches end too
         if park_after is None:  # run children here too, as `flowledger run` users expect
-            runner.on_children = lambda ids: self._run_children(ids, runner, inline)
+            runner.on_children = lambda ids: self._run_children(ids, runner, inline, over)
             waiting = [c for run in runner.children.runs.values() for c in run.children or []]
             if waiting:
                 runner.on_children(waiting)
@@ -984,6 +986,7 @@ class Engine:
                 TRACEPARENT.reset(token)
             if watcher is not None:
                 watcher.cancel()
+            over.set()  # what watches a child held elsewhere stops now, not after the grace
             if inline:  # children told to cancel end within a poll; others already ended
                 _, late = await asyncio.wait(inline, timeout=CHILD_GRACE)
                 for task in late:  # still waiting on another process: workers finish those
@@ -993,20 +996,27 @@ class Engine:
         return status, runner.parked_until
 
     def _run_children(
-        self, ids: list[str], parent: ExecutionRunner, tasks: set[asyncio.Task[None]]
+        self,
+        ids: list[str],
+        parent: ExecutionRunner,
+        tasks: set[asyncio.Task[None]],
+        over: asyncio.Event,
     ) -> None:
         for child_id in ids:
-            task = asyncio.create_task(self._run_child(child_id, parent))
+            task = asyncio.create_task(self._run_child(child_id, parent, over))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def _run_child(self, child_id: str, parent: ExecutionRunner) -> None:
+    async def _run_child(self, child_id: str, parent: ExecutionRunner, over: asyncio.Event) -> None:
+        """Drive a child of ``parent`` here, or, while another process holds it, watch it
+        until that holder is gone (then take it over) or ``over``: the parent's run here
+        ended, and nothing here waits for the child any more."""
         try:
             steal_from = None
             # A child taken from a dead holder is driven even once its parent ended (the
             # parent's cancel reached it): before 2026-12 the take came first and the loop
             # then stopped, leaving the child leased to this engine and run by nobody.
-            while steal_from is not None or not parent.status.terminal:
+            while steal_from is not None or not (parent.status.terminal or over.is_set()):
                 try:
                     await self._drive(child_id, False, steal_from=steal_from)
                     return
@@ -1024,7 +1034,23 @@ class Engine:
                         steal_from = holder
                         continue
                     steal_from = None
-                    await asyncio.sleep(self.lease.total_seconds() / 2)
+                    # Its holder lives (or seems to: a killed pid not yet reaped): look
+                    # again later, or stop once the parent's run ends. Before, that end
+                    # waited CHILD_GRACE (10 s) for this sleep: a cancel of the parent from
+                    # the command line took 11 s, its children taken over only after.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(over.wait(), self.lease.total_seconds() / 2)
+        except MissingStepTypesError as exc:
+            # Its plugin is not loaded here (a cancel from the command line without it):
+            # no traceback, which said nothing more; a cancel it was sent is applied by
+            # the command's pass over the descendants (app.executions), else a worker runs it.
+            log.warning(
+                "child execution %s is left for a process that has its step types: %s",
+                child_id,
+                exc.problems[0].message if exc.problems else exc,
+                extra=log_extra("run_child", child_id),
+            )
+            parent.drain()
         except Exception:
             log.exception(
                 "child execution %s stopped with an error",
