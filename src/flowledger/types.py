@@ -96,8 +96,8 @@ class ExecutionDocument(TypedDict):
     jobRunId: str | None
     steps: NotRequired[dict[str, StepDocument]]
     pendingInputs: NotRequired[list[PendingInput]]
-    #: Only in a control verb's answer (cancel, input, retry), when the execution has not
-    #: yet acted on that many signals sent to it (a cancel, an input): accepted, pending.
+    #: While the execution, not ended, has not yet taken that many cancels and inputs sent
+    #: to it (a control verb's answer, and every read of one execution): accepted, pending.
     pendingSignals: NotRequired[int]
     #: Only in a cancel's answer (carried on here): the ids of descendants still running in
     #: other processes, whose holders act on the cancel that reached them.

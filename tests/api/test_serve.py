@@ -112,12 +112,16 @@ def test_a_cancel_nobody_acts_on_is_answered_as_accepted_and_pending(
         assert answer.json()["pendingSignals"] == 1
         assert answer.json()["runtimeStatus"] == "NotStarted"  # true: nobody took it yet
         assert time.monotonic() - begun >= CONTROL_WAIT - 0.5
+        # The execution read says so too, not only that answer (tour 19, F10).
+        read = http.get(f"/api/v1/executions/{doc['id']}")
+        assert read.json()["pendingSignals"] == 1, read.text
         worker = subprocess.Popen(
             [FLOWLEDGER, "worker", "--db", backend_db], env=running.env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            assert terminal(http, doc["id"])["runtimeStatus"] == "Cancelled"
+            ended = terminal(http, doc["id"])
+            assert ended["runtimeStatus"] == "Cancelled" and "pendingSignals" not in ended
         finally:
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(STOP_TIMEOUT) == 0

@@ -268,6 +268,42 @@ steps:
     assert {p["executionId"] for p in again["pendingInputs"]} == children - {answered}
 
 
+async def test_every_read_of_an_execution_says_what_it_was_sent_and_not_taken(
+    app: App, hello_file: str
+) -> None:
+    """Tour 19, F10: with no worker, two cancels recorded, and the execution read as if
+    nothing had happened: only the control verb's answer said ``pendingSignals``. Every
+    read of it says so now (the document and the JSON the API sends), until a runner has
+    taken them; and nothing when there is nothing pending, or only what a child told."""
+    execution_id = (
+        await app.executions.start(StartExecution(workflow=hello_file, input={"name": "a"}))
+    )["id"]
+    read = GetExecution(id=execution_id)
+    assert "pendingSignals" not in await app.executions.get(read)
+    assert "pendingSignals" not in json.loads(await app.executions.get_json(read))
+    for _ in range(2):
+        answer = await app.executions.cancel(CancelExecution(id=execution_id))
+        assert answer["runtimeStatus"] == "NotStarted"
+    assert answer["pendingSignals"] == 2
+    doc = await app.executions.get(read)
+    assert doc["runtimeStatus"] == "NotStarted" and doc["pendingSignals"] == 2
+    assert json.loads(await app.executions.get_json(read))["pendingSignals"] == 2
+    await app.engine.drive(execution_id)  # a worker takes them
+    doc = await app.executions.get(read)
+    assert doc["runtimeStatus"] == "Cancelled" and "pendingSignals" not in doc
+    assert "pendingSignals" not in json.loads(await app.executions.get_json(read))
+
+    # A child that ended tells its parent with a signal of its own: nothing a person sent
+    # and waits on, so not counted.
+    waiting = await _two_children_waiting(app)
+    first = (await app.executions.list(ListExecutions(parent_id=waiting["id"]))).items[0]
+    await app.executions.submit_input(SubmitInput(id=first["id"], step="ask", data=1))
+    assert (await app.engine.drive(first["id"]))["runtimeStatus"] == "Completed"
+    parent = await app.engine.store.get_execution(waiting["id"])
+    assert parent is not None and parent["signals_sent"] > parent["signals_taken"]
+    assert "pendingSignals" not in await app.executions.get(GetExecution(id=waiting["id"]))
+
+
 FLAKY_PLUGIN = """
 from pydantic import BaseModel
 from flowledger import StepContext, StepError, step_type

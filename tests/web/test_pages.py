@@ -652,3 +652,33 @@ async def test_sign_in_while_the_database_does_not_answer_is_a_503(web: Web) -> 
     answer = await web.http.post("/signin", data={"token": web.tokens["viewer"]})
     assert answer.status_code == 503, answer.text
     assert "set-cookie" not in answer.headers
+
+
+async def test_a_cancel_or_an_answer_no_worker_took_yet_is_shown_on_the_page(web: Web) -> None:
+    """Tour 19, F10: with no worker, a cancel from the page left it as it was (its status,
+    the same Cancel button, taken again at a second click): nothing told "recorded,
+    waiting for a worker" from "nothing happened". The page says so now, to every role,
+    and offers no second cancel; once a worker acted, the mark is gone."""
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("operator")
+    csrf = await web.csrf()
+    page = f"/executions/{waiting}"
+    answered = await http.post(
+        f"{page}/steps/approve/input", data={"csrf": csrf, "ok": "true", "count": "2"}
+    )
+    assert answered.status_code == 303
+    shown = (await http.get(page)).text
+    assert 'id="pending-input-approve"' in shown
+    assert "Input for step approve recorded</strong> — waiting for a worker" in shown
+    assert 'id="pending-cancel"' not in shown and 'id="cancel"' in shown
+
+    assert (await http.post(f"{page}/cancel", data={"csrf": csrf})).status_code == 303
+    shown = (await http.get(page)).text
+    assert "<strong>Cancel requested</strong> — waiting for a worker to act on it" in shown
+    assert 'id="cancel"' not in shown  # recorded once is enough
+    viewer = await web.sign_in("viewer")
+    assert 'id="pending-cancel"' in (await viewer.get(page)).text
+
+    await web.app.engine.drive(waiting)  # a worker: the answer first, then the cancel
+    shown = (await viewer.get(page)).text
+    assert 'id="pending-cancel"' not in shown and 'id="pending-input-approve"' not in shown

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pydantic_core import to_json
 
+from flowledger.app.pending import document_of, signals_waiting
 from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document, waits_on_children
 from flowledger.runtime.engine import Engine
@@ -32,8 +33,9 @@ class EncodedDocuments:
         if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
         row, steps = found
-        if waits_on_children(row, steps):  # its document reads its descendants' rows too
-            return to_json(await self._engine.document(row, steps))
+        # Its document reads more: its descendants' rows, what it was sent and not taken.
+        if waits_on_children(row, steps) or signals_waiting(row):
+            return to_json((await document_of(self._engine, row, steps))[0])
         kept = self._kept.get(execution_id)
         if kept is not None and kept[0] == row and kept[1] == steps:
             return kept[2]

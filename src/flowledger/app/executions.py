@@ -36,6 +36,7 @@ from flowledger.app.models import (
     SubmitInput,
 )
 from flowledger.app.paging import Position, keyset_page
+from flowledger.app.pending import document_of
 from flowledger.app.results import EventPage, Page
 from flowledger.app.slots import Slots
 from flowledger.codec import loads
@@ -451,11 +452,9 @@ class Executions:
                 await self._settle_cancelled_tree(settled, until)
                 document = await self._job_run_moves_on(settled)
                 if not ExecutionStatus(document["runtimeStatus"]).terminal:
-                    # Held by a live process elsewhere, which has not acted on it all yet.
-                    row = await self._row(execution_id)
-                    sent = int(row.get("signals_sent") or 0)
-                    if _unacted(row, sent):
-                        document["pendingSignals"] = sent - int(row.get("signals_taken") or 0)
+                    # Held by a live process elsewhere: read again, with what it has not
+                    # acted on yet (pendingSignals).
+                    document = await self._document(execution_id)
                 return document
         await self._wake()  # workers here too, not only other processes
         return await self._acted_on(execution_id, wait)
@@ -463,21 +462,17 @@ class Executions:
     async def _acted_on(self, execution_id: str, wait: float) -> ExecutionDocument:
         """The execution once it has acted on every signal sent to it so far (a cancel,
         an input: its runner takes them all at once), or ended; after ``wait`` seconds,
-        as it is then, with ``pendingSignals``. Decision (the tour's cancel answered with
-        ``AwaitingUserInput``): a control verb answers the state after the change, or says
-        that the change is accepted and pending, never a stale state as if it were the
-        answer. Waiting is not running: the workers act (the ones here are woken)."""
+        as it is then, with ``pendingSignals`` (as every read of it has). Decision (the
+        tour's cancel answered with ``AwaitingUserInput``): a control verb answers the
+        state after the change, or says that the change is accepted and pending, never a
+        stale state as if it were the answer. Waiting is not running: the workers act
+        (the ones here are woken)."""
         with self._hub.subscribe(execution_id) as sub:
             row = await self._row(execution_id)
             sent = int(row.get("signals_sent") or 0)
             if wait > 0:
-                row = await self._wait_for(sub, row, lambda now: not _unacted(now, sent), wait)
-        document = await self._document(execution_id)
-        if _unacted(row, sent):
-            row = await self._row(execution_id)  # read after the document: not later news
-            if _unacted(row, sent):
-                document["pendingSignals"] = sent - int(row.get("signals_taken") or 0)
-        return document
+                await self._wait_for(sub, row, lambda now: not _unacted(now, sent), wait)
+        return await self._document(execution_id)
 
     async def _settle_here(self, execution_id: str, wait: float) -> dict[str, Any] | None:
         """Carry the execution on in this process (a live holder elsewhere watched for up
@@ -507,7 +502,12 @@ class Executions:
         return cast(ExecutionDocument, document)
 
     async def _document(self, execution_id: str) -> ExecutionDocument:
-        return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
+        """The execution's document as every read of it gives it (app.pending)."""
+        found = await self._engine.store.read_execution(execution_id)
+        if found is None:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        document, _ = await document_of(self._engine, *found)
+        return cast(ExecutionDocument, document)
 
 
 def _deadline(seconds: float) -> float:

@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 
 from flowledger.app import timeline
 from flowledger.app.models import Id, Request
+from flowledger.app.pending import PendingSignal, document_of
 from flowledger.app.timeline import TimelineBar
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import ancestors
@@ -159,6 +160,8 @@ class ExecutionView(TypedDict):
     #: every step's: a chain of n steps made that n²/2 ids on the page.
     rerunReuse: ReuseView | None
     dataStore: dict[str, Any]
+    #: The cancels and inputs it was sent and has not taken yet (waiting for a worker).
+    signals: list[PendingSignal]
 
 
 class Views:
@@ -192,7 +195,11 @@ class Views:
 
     async def execution(self, request: GetExecutionView) -> ExecutionView:
         engine = self._engine
-        doc = cast(ExecutionDocument, await engine.get_execution(request.id))
+        found = await engine.store.read_execution(request.id)
+        if found is None:
+            raise NotFoundError(f"execution {request.id} does not exist")
+        document, signals = await document_of(engine, *found)  # as the API reads it
+        doc = cast(ExecutionDocument, document)
         workflow = await engine.workflow_to_read(doc["workflowTemplateVersionId"])
         keys = {
             str(row["id"]): str(row["idempotency_key"])
@@ -235,6 +242,7 @@ class Views:
             if (first := rerun_first(workflow, doc))
             else None,
             "dataStore": store,
+            "signals": signals,
         }
 
 
