@@ -239,9 +239,10 @@ def test_cancelling_a_parent_takes_over_children_of_a_killed_worker_not_yet_reap
     """Tour 19, F7: the killed worker's pid lingered a moment as a zombie (an orphan's
     reaper comes by late), so the parent's run here found the children's holder alive,
     then waited for those children for its grace (10 s) before the command took them over
-    (~11 s, where a lone execution took 1.5 s). Now the parent's end does not wait on
-    children another process holds, and the command takes each one over as soon as its
-    holder is known gone, well within the watch."""
+    (~11 s, where a lone execution took 1.5 s). Now a holder that has ended is known gone
+    though not reaped yet (runtime.orphans), the parent's end does not wait on children
+    another process holds, and the command takes each one over as soon as its holder is
+    known gone, well within the watch."""
     plugin, started = setup
     parent_id = _start_parent(cli, setup, tmp_path)
     holder = worker(plugin)

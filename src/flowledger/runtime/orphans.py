@@ -65,7 +65,19 @@ def owner_is_dead(owner: str | None) -> bool:
         return True
     except PermissionError:
         return False  # it exists, as another user's process
-    return False
+    return _ended_not_reaped(pid)
+
+
+def _ended_not_reaped(pid: int) -> bool:
+    """The process has ended and waits for its parent to reap it (a zombie: Linux's state
+    ``Z``), which answers a signal as if alive. A killed worker whose parent had gone was
+    reaped by this machine's init only a second or two later: a cancel meanwhile waited
+    on its children as on a live holder's (tour 19, F7)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # not Linux, or it has just been reaped (then the next look says so)
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]  # after "pid (name)": the state
 
 
 def holder_words(holder: str | None, me: str) -> str:
