@@ -378,6 +378,7 @@ class Executions:
             watched = left
 
     async def _unfinished_children(self, execution_id: str) -> builtins.list[str]:
+        """The child executions of ``execution_id``'s steps that have not ended."""
         store = self._engine.store
         found = []
         for step in await store.get_step_executions(execution_id):
@@ -452,8 +453,8 @@ class Executions:
                 await self._settle_cancelled_tree(settled, until)
                 document = await self._job_run_moves_on(settled)
                 if not ExecutionStatus(document["runtimeStatus"]).terminal:
-                    # Held by a live process elsewhere: read again, with what it has not
-                    # acted on yet (pendingSignals).
+                    # Waiting for people, or held by a live process elsewhere: read again,
+                    # with what it has not acted on yet (pendingSignals).
                     document = await self._document(execution_id)
                 return document
         await self._wake()  # workers here too, not only other processes
