@@ -28,6 +28,7 @@ from flowledger.storage import ExecutionQuery
 from flowledger.storage.schedules import ScheduleState
 from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.sql import SQLStore
+from flowledger.timeutil import iso
 from flowledger.worker.schedules import Scheduler
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.conftest import REPO
@@ -133,7 +134,11 @@ async def test_a_fresh_push_fires_no_backlog(engine: Engine) -> None:
     [("none", []), ("latest", [3]), ("all", [1, 2, 3])],
 )
 async def test_a_sleeping_schedule_catches_up_once_after_a_restart(
-    db_url: str, registry: StepRegistry, catch_up: str, after_restart: list[int]
+    db_url: str,
+    registry: StepRegistry,
+    catch_up: str,
+    after_restart: list[int],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with Engine(db_url, registry=registry) as first:
         spec, pushed_at = await push(first, workflow_text("nap", "*/5 * * * *", catch_up))
@@ -146,8 +151,17 @@ async def test_a_sleeping_schedule_catches_up_once_after_a_restart(
         scheduler = Scheduler(second)
         expected = iso_all([ticks[0], *(ticks[i] for i in after_restart)])
         for _ in range(2):
-            await scheduler.run_once(woken)
+            with caplog.at_level(logging.INFO, logger="flowledger.worker.schedules"):
+                await scheduler.run_once(woken)
             assert await fired(second, "nap") == expected
+        # The log said the same for none and latest, and neither since when nor what starts.
+        said = [r.getMessage() for r in caplog.records if "missed" in r.getMessage()]
+        assert len(said) == (catch_up != "all"), said  # all: each fires, nothing is missed
+        if catch_up == "none":
+            assert f"after {iso(ticks[0])}" in said[0], said
+            assert "catch_up: none starts none of them" in said[0], said
+        elif catch_up == "latest":
+            assert f"catch_up: latest starts only the newest, {iso(ticks[3])}" in said[0], said
         await Scheduler(second).run_once(ticks[4] + SECOND)  # a fresh worker, on time again
         assert await fired(second, "nap") == sorted([*expected, *iso_all(ticks[4:])])
 

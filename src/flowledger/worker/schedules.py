@@ -175,7 +175,7 @@ class Scheduler:
             spec, since, now, grace=self.grace, cap=self.max_catch_up, batch=self.batch
         )
         if plan.dropped:
-            self._report_dropped(workflow.name, trigger.index, spec, plan.dropped)
+            self._report_dropped(workflow.name, trigger.index, spec, since, plan.fire)
         skipped = [
             tick for tick in plan.fire if not await self._start(workflow, version, trigger, tick)
         ]
@@ -280,7 +280,12 @@ class Scheduler:
                 continue
 
     def _report_dropped(
-        self, workflow_name: str, index: int, spec: ScheduleTrigger, dropped: int
+        self,
+        workflow_name: str,
+        index: int,
+        spec: ScheduleTrigger,
+        since: datetime,
+        fired: tuple[datetime, ...],
     ) -> None:
         if spec.catch_up == "all":
             log.warning(
@@ -293,11 +298,20 @@ class Scheduler:
                 extra=log_extra("fire_schedule"),
             )
         else:
+            # Under none and latest the missed ticks are not counted (plan_ticks): say
+            # since when, and which one starts, if any.
+            starts = (
+                f"starts only the newest, {iso(fired[-1])}"
+                if fired
+                else "starts none of them (the next starts at its time)"
+            )
             log.info(
-                "schedule trigger %d of %s missed ticks while no worker ran; catch_up: %s "
-                "skips them",
+                "schedule trigger %d of %s missed ticks after %s while no worker ran; "
+                "catch_up: %s %s",
                 index,
                 workflow_name,
+                iso(since),
                 spec.catch_up,
+                starts,
                 extra=log_extra("fire_schedule"),
             )
