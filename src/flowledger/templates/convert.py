@@ -27,6 +27,7 @@ from jinja2.runtime import Undefined
 
 from flowledger.errors import TemplateError
 from flowledger.templates.limits import (
+    CONTAINER_STEPS,
     SHORT_INT,
     Meter,
     TemplateLimits,
@@ -76,13 +77,15 @@ def materialize(value: Iterable[Any], limits: TemplateLimits, what: str) -> list
 class _Walk:
     """What one conversion has visited: characters of strings plus one per other value,
     a value met again through a shared reference counted again. It stops the walk at
-    ``max_rendered_size``, so ``[x] * n`` of a large ``x`` cannot make it spin."""
+    ``max_rendered_size``, so ``[x] * n`` of a large ``x`` cannot make it spin.
+    ``items``: the steps it took (its containers and their items, in Python)."""
 
-    __slots__ = ("left", "limits")
+    __slots__ = ("items", "left", "limits")
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.limits = limits
         self.left = limits.max_rendered_size
+        self.items = 0
 
     def spend(self, size: int) -> None:
         self.left -= size
@@ -108,6 +111,7 @@ def to_native(value: Any, limits: TemplateLimits, meter: Meter | None = None) ->
     walk = _Walk(limits)
     result = _native(value, limits, walk)
     meter.charge(walk.used)
+    meter.work(walk.items)
     return result
 
 
@@ -142,6 +146,7 @@ def _convert_container(
     changed = False
     if walk is not None:
         walk.spend(1 + len(value))  # the container, and one per item or key
+        walk.items += CONTAINER_STEPS + 2 * len(value)  # a Python call per item
     if isinstance(value, dict):
         out_map: dict[Any, Any] = {}
         for key, item in value.items():

@@ -11,7 +11,7 @@ Everything else from Jinja (``format``, ``attr``, ``center``, ``indent``,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import pass_context
@@ -46,7 +46,14 @@ from jinja2.runtime import Context
 from flowledger.errors import TemplateError, TemplateLimitError
 from flowledger.templates.context import RenderContext, render_context
 from flowledger.templates.convert import dump_json, kind_of, materialize, to_text, truth
-from flowledger.templates.limits import check_bits, check_collection, check_string
+from flowledger.templates.limits import (
+    ATTRIBUTE_STEPS,
+    KEY_STEPS,
+    Meter,
+    check_bits,
+    check_collection,
+    check_string,
+)
 
 _UNSET: Any = object()
 _MAX_ROUND_PRECISION = 100
@@ -62,9 +69,9 @@ def _text_filter(
     transform: Callable[[str], str], name: str, *, per_word: bool = False
 ) -> Callable[..., str]:
     """A filter that maps the value's text to a string of about the same size;
-    ``per_word``: it works word by word in Python (``title``), so each possible word is
-    counted as a step (at most one per two characters), or a render of a few such calls
-    held the event loop for seconds within every other limit."""
+    ``per_word``: it works word by word in Python (``title``), so each possible word (at
+    most one per two characters) is counted as the two steps it costs, or a render of a
+    few such calls held the event loop for seconds within every other limit."""
 
     @pass_context
     def text_filter(context: Context, value: Any) -> str:
@@ -72,7 +79,7 @@ def _text_filter(
         text = to_text(value, ctx.limits, ctx.meter)
         _produce_text(ctx, len(text), f"the result of '{name}'")
         if per_word:
-            ctx.meter.work(len(text) // 2 + 1)
+            ctx.meter.work(len(text) + 1)
         return transform(text)
 
     return text_filter
@@ -148,6 +155,10 @@ def _truncate(context: Context, value: Any, *args: Any, **kwargs: Any) -> str:
 def _urlencode(context: Context, value: Any) -> str:
     ctx = render_context(context)
     ctx.meter.charge(ctx.meter.measure(value))  # str() of nested values inside
+    if isinstance(value, str):  # quoted character by character in Python
+        ctx.meter.work(len(value) // 4)
+    elif isinstance(value, Mapping | list | tuple):
+        ctx.meter.work(len(value) * KEY_STEPS)  # two quotings per pair
     result = do_urlencode(value)
     _produce_text(ctx, len(result), "the URL-encoded text")
     return result
@@ -165,28 +176,50 @@ def _list(context: Context, value: Any) -> list[Any]:
 def _sort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
     ctx = render_context(context)
     items = materialize(value, ctx.limits, "the list")
-    _charge_comparisons(ctx, items)
+    _charge_comparisons(ctx, items, _by_attribute(args, kwargs, 2))
     return do_sort(context.environment, items, *args, **kwargs)
 
 
-def _charge_comparisons(ctx: RenderContext, items: list[Any]) -> None:
+def _by_attribute(args: tuple[Any, ...], kwargs: dict[str, Any], position: int) -> bool:
+    """Whether a filter's ``attribute`` argument (keyword, or positional at ``position``)
+    is given."""
+    return kwargs.get("attribute") is not None or (
+        len(args) > position and args[position] is not None
+    )
+
+
+def _charge_comparisons(ctx: RenderContext, items: list[Any], by_attribute: bool) -> None:
     """Sorting compares about n·log n times, each walking nested items: charged as such,
-    so a chain of sorts cannot cost more than the render's budget in time either."""
+    so a chain of sorts cannot cost more than the render's budget in time either. The
+    comparisons run in C; the key of each item is computed in Python."""
     rounds = max(1, len(items).bit_length())
-    ctx.meter.work(len(items))  # the comparisons themselves run in C
+    ctx.meter.work(len(items) * (KEY_STEPS + (ATTRIBUTE_STEPS if by_attribute else 0)))
     ctx.meter.charge(ctx.meter.measure(items) * rounds)
 
 
-def _per_item(each: Callable[..., Any]) -> Callable[..., Any]:
-    """``map``, ``select`` and the like call back into Python for every item: each one
-    is a step of the render's operation budget."""
+def _counting(value: Iterable[Any], meter: Meter, steps: int) -> Iterator[Any]:
+    """``value``'s items, ``steps`` counted for each one taken."""
+    for item in value:
+        meter.work(steps)
+        yield item
+
+
+def _per_item(each: Callable[..., Any], *, by_attribute: bool = False) -> Callable[..., Any]:
+    """``map``, ``select`` and the like call back into Python for every item of their
+    input: each item taken is a step (three with an attribute looked up on it), whether
+    it is kept or not (``select`` counted only what it kept, so a test that refuses every
+    item ran for free), and a filter or test called on it by name counts its own cost
+    (SandboxEnvironment.call_filter)."""
 
     @pass_context
     def counted(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if not value:  # Jinja's own answer for a falsy input (nothing, or an error)
+            return each(context, value, *args, **kwargs)
+        steps = 1
+        if by_attribute or (not args and "attribute" in kwargs):
+            steps += ATTRIBUTE_STEPS
         meter = render_context(context).meter
-        for item in each(context, value, *args, **kwargs):
-            meter.work(1)
-            yield item
+        return each(context, _counting(value, meter, steps), *args, **kwargs)
 
     return counted
 
@@ -199,7 +232,7 @@ def _comparing(compare: Callable[..., Any], name: str) -> Callable[..., Any]:
     def comparing(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         ctx = render_context(context)
         items = materialize(value, ctx.limits, f"the input of '{name}'")
-        _charge_comparisons(ctx, items)
+        _charge_comparisons(ctx, items, _by_attribute(args, kwargs, 1))
         if compare is sync_do_unique:
             return list(compare(context.environment, items, *args, **kwargs))
         return compare(context.environment, items, *args, **kwargs)
@@ -208,10 +241,17 @@ def _comparing(compare: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 
 @pass_context
+def _items(context: Context, value: Any) -> Any:
+    """A mapping's pairs, handed on one by one by a Python generator: a step each."""
+    return _counting(do_items(value), render_context(context).meter, 1)
+
+
+@pass_context
 def _dictsort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
     ctx = render_context(context)
     check_collection(ctx.limits, len(value), "the sorted list")
     ctx.meter.charge(ctx.meter.measure(value))
+    ctx.meter.work(len(value) * KEY_STEPS)  # its sort key is a Python function
     return do_dictsort(value, *args, **kwargs)
 
 
@@ -235,13 +275,15 @@ def _check_chunk_count(context: Context, count: Any, name: str, fill_with: Any) 
 @pass_context
 def _batch(context: Context, value: Any, linecount: Any, fill_with: Any = None) -> Any:
     _check_chunk_count(context, linecount, "batch", fill_with)
-    return do_batch(value, linecount, fill_with)
+    return do_batch(_counting(value, render_context(context).meter, 2), linecount, fill_with)
 
 
 @pass_context
 def _slice(context: Context, value: Any, slices: Any, fill_with: Any = None) -> Any:
     _check_chunk_count(context, slices, "slice", fill_with)
-    items = materialize(value, render_context(context).limits, "the list to slice")
+    ctx = render_context(context)
+    items = materialize(value, ctx.limits, "the list to slice")
+    ctx.meter.work(len(items))  # copied item by item in Python
     return sync_do_slice(items, slices, fill_with)
 
 
@@ -259,6 +301,11 @@ def _round(context: Context, value: Any, precision: Any = 0, method: str = "comm
 def _sum(context: Context, value: Any, attribute: Any = None, start: Any = 0) -> Any:
     if isinstance(start, bool) or not isinstance(start, int | float):
         raise TemplateError("sum() start must be a number")  # lists would add up quadratically
+    meter = render_context(context).meter
+    if attribute is not None:  # looked up item by item in Python
+        value = _counting(value, meter, ATTRIBUTE_STEPS)
+    else:
+        meter.walk(value)  # added up in C (a generator's items were counted where made)
     return _checked_number(context, sync_do_sum(context.environment, value, attribute, start))
 
 
@@ -322,7 +369,7 @@ def build_filters() -> dict[str, Callable[..., Any]]:
         "first": sync_do_first,
         "float": _float,
         "int": _int,
-        "items": do_items,
+        "items": _items,
         "join": _join,
         "last": do_last,
         "length": len,
@@ -332,12 +379,12 @@ def build_filters() -> dict[str, Callable[..., Any]]:
         "max": _comparing(do_max, "max"),
         "min": _comparing(do_min, "min"),
         "reject": _per_item(sync_do_reject),
-        "rejectattr": _per_item(sync_do_rejectattr),
+        "rejectattr": _per_item(sync_do_rejectattr, by_attribute=True),
         "replace": _replace,
         "reverse": _reverse,
         "round": _round,
         "select": _per_item(sync_do_select),
-        "selectattr": _per_item(sync_do_selectattr),
+        "selectattr": _per_item(sync_do_selectattr, by_attribute=True),
         "slice": _slice,
         "sort": _sort,
         "string": _string,
@@ -353,3 +400,28 @@ def build_filters() -> dict[str, Callable[..., Any]]:
 
 
 ALLOWED_FILTERS: frozenset[str] = frozenset(build_filters())
+
+
+def _walking_test(test: Callable[..., Any]) -> Callable[..., Any]:
+    @pass_context
+    def walking(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        render_context(context).meter.walk(value, *args)
+        return test(value, *args, **kwargs)
+
+    return walking
+
+
+#: Jinja's tests that walk their operands (in C): containment, comparisons of lists or
+#: text, the case of text.
+WALKING_TESTS = frozenset(
+    {
+        "in", "==", "eq", "equalto", "!=", "ne", "<", "lt", "lessthan", "<=", "le",
+        ">", "gt", "greaterthan", ">=", "ge", "lower", "upper",
+    }
+)  # fmt: skip
+
+
+def walking_tests(tests: Mapping[str, Any]) -> dict[str, Any]:
+    """Those of ``tests`` that walk their operands, each counting its pass:
+    ``select('in', big)`` walked ``big`` once per item, uncounted."""
+    return {name: _walking_test(tests[name]) for name in WALKING_TESTS if name in tests}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
+
+from jinja2.runtime import Undefined
 
 from flowledger.errors import TemplateLimitError
 
@@ -36,8 +38,9 @@ class TemplateLimits:
     #: Tokens of one template (names, operators, literals; not the spaces between them):
     #: parsing and compiling cost per token, and a flat ``1 < 1 < ...`` has no depth.
     max_template_tokens: int = 20_000
-    #: Steps one render may take item by item in Python (a filter applied to each item,
-    #: comparisons of a sort): bounds the time a render holds the worker's event loop.
+    #: Steps one render may take, a step being one item handled by Python code (work
+    #: that costs more or less is counted at its cost: see CALL_STEPS and below): bounds
+    #: the time a render holds the worker's event loop to a fraction of a second.
     max_operations: int = 1_000_000
     #: The value one template builds (characters and items, repetitions counted); a
     #: template that only reads stored data (``{{ steps.a.output }}``) passes it as is.
@@ -45,6 +48,41 @@ class TemplateLimits:
     #: Sum of the sizes (characters or items) of everything one render produces; one
     #: budget for all the templates of a step's input.
     max_total_size: int = 16 * 1_048_576
+
+
+#: A filter or test called by name on each item (``map('string')``, ``select('odd')``)
+#: goes through Jinja's look-up and call: about ten steps' time. Counted as one step, a
+#: chain of ``map`` filters within the cap held the event loop for seconds.
+CALL_STEPS = 10
+#: An attribute looked up on each item (``map(attribute='a')``, ``selectattr('a')``).
+ATTRIBUTE_STEPS = 2
+#: A key computed in Python for each item to sort or compare by (``sort``, ``max``).
+KEY_STEPS = 4
+#: A container sized for the budgets (Meter.measure: its items' types checked, its JSON
+#: text spelled in C) or converted to JSON's shapes (convert.to_native): about ten
+#: steps' time. A sort's input of 100,000 small objects took over a second to size.
+CONTAINER_STEPS = 10
+#: Items a pass in C walks in the time of one step: ``in``, ``==``, ``sum``, a slice.
+#: Cheap each, but one template may repeat them by the thousand over a 100,000-item
+#: list it reads.
+C_ITEMS_PER_STEP = 16
+#: Characters a pass in C over text walks in the time of one step: ``in``, ``count()``.
+C_CHARS_PER_STEP = 128
+
+
+def walk_steps(value: object) -> int:
+    """The steps of a pass in C over ``value``: 0 for a scalar, and for a generator (its
+    items are counted where they are made)."""
+    kind = type(value)
+    if kind is str:
+        return len(value) // C_CHARS_PER_STEP  # type: ignore[arg-type]
+    if kind is list or kind is dict or kind is tuple:
+        return len(value) // C_ITEMS_PER_STEP  # type: ignore[arg-type]
+    if isinstance(value, str):
+        return len(value) // C_CHARS_PER_STEP
+    if isinstance(value, Sized) and not isinstance(value, Undefined):
+        return len(value) // C_ITEMS_PER_STEP  # a mapping's values(), a range (summed in C)
+    return 0
 
 
 class Meter:
@@ -86,13 +124,22 @@ class Meter:
                 "(filters applied to each item, sorting); it is too expensive to evaluate"
             )
 
+    def walk(self, *values: object) -> None:
+        """Count a pass in C over ``values`` (a container or text each; scalars are free)."""
+        for value in values:
+            steps = walk_steps(value)
+            if steps:
+                self.work(steps)
+
     def measure(self, value: object) -> int:
         """The size of ``value`` as JSON would spell it out: characters of strings, one per
         other scalar and per container, shared references counted each time they occur.
 
         Work is bounded: each container is walked once per render (sizes are remembered
-        by identity, the objects kept alive so identities stay unique), and the walk
-        stops as soon as the size passes the render's limit.
+        by identity, the objects kept alive so identities stay unique), the walk stops as
+        soon as the size passes the render's limit, and it counts as steps: each container
+        sized costs CONTAINER_STEPS, and its items a pass in C, or a step per four items
+        walked in Python.
         """
         kind = type(value)
         if kind is str:
@@ -101,6 +148,7 @@ class Meter:
             return 1 if kind is not int else int_size(value)  # type: ignore[arg-type]
         flat = _flat_size(value)
         if flat is not None:
+            self.work(CONTAINER_STEPS + len(value) // C_ITEMS_PER_STEP)  # type: ignore[arg-type]
             return flat
         sizes = self._sizes
         if sizes is None:
@@ -127,6 +175,7 @@ class Meter:
                             continue
                         size = _flat_size(child)
                         if size is not None:
+                            self.work(CONTAINER_STEPS + len(child) // C_ITEMS_PER_STEP)
                             sizes[id(child)] = size
                             self._keep.append(child)
                             total += size
@@ -141,6 +190,7 @@ class Meter:
                     raise _too_big(limit)
             else:
                 frames.pop()
+                self.work(CONTAINER_STEPS + len(frame[0]) // 4)
                 sizes[id(frame[0])] = total
                 self._keep.append(frame[0])
                 if not frames:
@@ -193,7 +243,22 @@ def _flat_size(value: Any) -> int | None:
             return None
     else:
         return None
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    if _C_ENCODE is None:  # pragma: no cover - CPython has the C encoder
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    return sum(map(len, _C_ENCODE(value, 0)))
+
+
+# The C encoder ``json.dumps`` builds on every call (about 85% of its time for a small
+# object: a sort's input of 100,000 of them took seconds to size), built once; it keeps
+# no state between calls (no circular-reference memo: a flat value cannot hold itself).
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Any = (
+    None
+    if _C_MAKE_ENCODER is None
+    else _C_MAKE_ENCODER(
+        None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+)
 
 
 def _children(value: Any) -> Iterator[Any]:

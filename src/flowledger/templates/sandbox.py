@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from jinja2 import StrictUndefined, nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, operators
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import (
     ImmutableSandboxedEnvironment,
@@ -34,8 +35,8 @@ from flowledger.errors import TemplateLimitError, TemplateSecurityError
 from flowledger.templates.arithmetic import OPERATORS, apply_binop
 from flowledger.templates.context import render_context
 from flowledger.templates.convert import to_text
-from flowledger.templates.filters import build_filters
-from flowledger.templates.limits import TemplateLimits, check_collection, check_string
+from flowledger.templates.filters import build_filters, walking_tests
+from flowledger.templates.limits import CALL_STEPS, TemplateLimits, check_collection, check_string
 
 SAFE_STR_METHODS = frozenset(
     {
@@ -79,6 +80,30 @@ class ValueCodeGenerator(CodeGenerator):
         self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo
     ) -> None:
         pass
+
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        """``a in b``, ``a == b``: each operand passes through the environment, which
+        counts the walk over a list or a text (Python compares them in C, uncounted)."""
+        self.write("(")
+        self._walked(node.expr, frame)
+        for op in node.ops:
+            self.write(f" {operators[op.op]} ")
+            self._walked(op.expr, frame)
+        self.write(")")
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        """``a[1:]`` (Jinja slices directly, not through ``getitem``): the copy counted."""
+        if isinstance(node.arg, nodes.Slice):
+            self.write("environment.walked(context, ")
+            super().visit_Getitem(node, frame)
+            self.write(")")
+        else:
+            super().visit_Getitem(node, frame)
+
+    def _walked(self, node: nodes.Expr, frame: Frame) -> None:
+        self.write("environment.walked(context, ")
+        self.visit(node, frame)
+        self.write(")")
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.concat_values(context, (")
@@ -133,6 +158,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         self._callable_globals = tuple(self.globals.values())
         self.filters.clear()
         self.filters.update(build_filters())
+        self.tests.update(walking_tests(self.tests))
 
     # -- attribute and item access ------------------------------------------
 
@@ -189,6 +215,8 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(obj, Undefined):
             return obj()  # raises: the caller explains which name is missing
         if self._is_safe_method(obj):
+            if isinstance(obj.__self__, str):  # count(), find(), split() walk the text
+                render_context(context).meter.walk(obj.__self__, *args)
             result = obj(*args, **kwargs)
             if isinstance(result, list):  # split() of a long string
                 check_collection(self.limits, len(result), f"the result of {obj.__name__}()")
@@ -209,6 +237,40 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(owner, str):
             return obj.__name__ in SAFE_STR_METHODS
         return isinstance(owner, Mapping) and obj.__name__ in MAPPING_METHODS
+
+    def call_filter(
+        self,
+        name: str,
+        value: Any,
+        args: Any = None,
+        kwargs: Any = None,
+        context: Context | None = None,
+        eval_ctx: EvalContext | None = None,
+    ) -> Any:
+        """A filter called by name, as ``map('string')`` does for every item."""
+        if context is not None:
+            render_context(context).meter.work(CALL_STEPS)
+        return super().call_filter(name, value, args, kwargs, context, eval_ctx)
+
+    def call_test(
+        self,
+        name: str,
+        value: Any,
+        args: Any = None,
+        kwargs: Any = None,
+        context: Context | None = None,
+        eval_ctx: EvalContext | None = None,
+    ) -> Any:
+        """A test called by name, as ``select('odd')`` does for every item."""
+        if context is not None:
+            render_context(context).meter.work(CALL_STEPS)
+        return super().call_test(name, value, args, kwargs, context, eval_ctx)
+
+    def walked(self, context: Context, value: Any) -> Any:
+        """An operand of a comparison or a slice made, its walk in C counted (see
+        ValueCodeGenerator)."""
+        render_context(context).meter.walk(value)
+        return value
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         return apply_binop(self.limits, render_context(context).meter, operator, left, right)
