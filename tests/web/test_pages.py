@@ -3,6 +3,7 @@ its headers. Quick, on SQLite and PostgreSQL; tests/web/test_ui.py drives a brow
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from flowledger.app import (
     StartExecution,
     WorkflowText,
 )
+from flowledger.app import console as console_module
 from flowledger.app.subscriptions import CreateSubscription
 from flowledger.web import mount_web
 from tests.raw_sql import run_sql
@@ -282,6 +284,31 @@ async def test_input_retry_rerun_start_and_console(web: Web) -> None:
     assert (await http.post(console, data={"expression": "{{ 1 }}"})).status_code == 403
     live = await http.get(f"/executions/{waiting}/live?after=1000")
     assert live.status_code == 204  # ended: EventSource stops reconnecting
+
+
+async def test_console_busy_answers_429_in_its_place(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console evaluates one expression at a time (tour 20 F4); one typed meanwhile
+    is refused with 429 and Retry-After, as a result the page shows where the value
+    would be (app.js swaps it in)."""
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("viewer")
+    csrf = await web.csrf()
+    monkeypatch.setattr(console_module, "WAIT", 0.02, raising=False)
+    url = f"/executions/{waiting}/console"
+    costly = "{{ ((range(10000)|list)*10)" + "|map('string')" * 60 + "|list|length }}"
+    first = asyncio.create_task(http.post(url, data={"csrf": csrf, "expression": costly}))
+    turn = getattr(web.app.console, "_turn", None)
+    for _ in range(1000):  # until the costly one has the console's turn
+        if (turn is not None and turn.locked()) or first.done():
+            break
+        await asyncio.sleep(0.005)
+    busy = await http.post(url, data={"csrf": csrf, "expression": "{{ input.n }}"})
+    assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
+    assert 'class="console-result failed"' in busy.text and "still evaluating" in busy.text
+    done = await first
+    assert done.status_code == 200 and "TemplateLimitError" in done.text
 
 
 NULLABLE = """\

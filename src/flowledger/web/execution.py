@@ -23,7 +23,7 @@ from flowledger.app.console import EvaluateExpression
 from flowledger.app.downloads import content_disposition
 from flowledger.app.statuses import http_status
 from flowledger.app.views import GetExecutionView, RerunReuse
-from flowledger.errors import FlowledgerError
+from flowledger.errors import FlowledgerError, TooManyError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of
 from flowledger.web.forms import error_field, read_form, whole_number
@@ -200,13 +200,26 @@ async def submit_input(request: Request, execution_id: str, step_id: str) -> Res
 @guarded
 async def console(request: Request, execution_id: str) -> Response:
     session, form = await changing(request, "viewer")
-    result = await app_of(request).console.evaluate(
-        EvaluateExpression(
-            id=execution_id,
-            expression=first(form, "expression") or " ",
-            iterations=_iterations(form.get("iteration", [])),
+    expression = first(form, "expression") or " "
+    try:
+        result = await app_of(request).console.evaluate(
+            EvaluateExpression(
+                id=execution_id,
+                expression=expression,
+                iterations=_iterations(form.get("iteration", [])),
+            )
         )
-    )
+    except TooManyError as exc:  # shown where the value would be (app.js swaps it in)
+        busy = {
+            "expression": expression,
+            "ok": False,
+            "value": None,
+            "errorKind": "Busy",
+            "error": str(exc),
+        }
+        response = page(request, "console_result.html", session, 429, result=busy)
+        response.headers["Retry-After"] = "1"
+        return response
     return page(request, "console_result.html", session, result=result)
 
 

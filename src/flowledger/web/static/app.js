@@ -329,6 +329,11 @@
   /* a refresh keeps what the reader opened or closed */
   document.addEventListener("htmx:beforeSwap", function (ev) {
     var target = ev.detail && ev.detail.target;
+    /* the console refused for now (429: it evaluates one expression at a time) says so */
+    if (target && target.id === "console-result" && ev.detail.xhr.status === 429) {
+      ev.detail.shouldSwap = true;
+      ev.detail.isError = false;
+    }
     if (!target || target.id !== "live-region") return;
     opened = {};
     target.querySelectorAll("details[data-key]").forEach(function (d) { opened[d.getAttribute("data-key")] = d.open; });
