@@ -57,13 +57,31 @@ HIDDEN = "***"
 #: Headers that carry credentials whatever their values say.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 #: Names (of headers, query parameters) that look like they carry one: X-Api-Key,
-#: X-Gitlab-Token, X-Hub-Signature-256, ?access_token=.
-CREDENTIAL_NAME = re.compile(r"api[-_]?key|token|secret|passw|auth|session|credential|signature")
+#: X-Gitlab-Token, X-Hub-Signature-256, X-Shopify-Hmac-Sha256, ?access_token=, ?jwt=.
+CREDENTIAL_NAME = re.compile(
+    r"api[-_]?key|token|secret|passw|auth|session|credential|signature|hmac|jwt|cookie"
+)
+#: Words too common inside other names to look for anywhere, credentials as a word of
+#: the name: ?key= (a Google API key), X-Functions-Key, ?sig= (an Azure SAS signature),
+#: ?user_pwd=; and as the whole name only: ?code= (an Azure Functions key, an OAuth
+#: code; ?country_code= is none), ?pass=.
+CREDENTIAL_WORDS = frozenset({"key", "sig", "pwd"})
+CREDENTIAL_WHOLE_NAMES = frozenset({"code", "pass"})
+#: Named like one, but none: the key that makes a webhook delivery happen once.
+NOT_CREDENTIALS = frozenset({"idempotency-key", "x-idempotency-key"})
+#: A name's words: split at what is not a letter or digit, and before a capital (apiKey).
+_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 def looks_like_credential(name: str) -> bool:
     lowered = name.lower()
-    return lowered in CREDENTIAL_HEADERS or bool(CREDENTIAL_NAME.search(lowered))
+    if lowered in NOT_CREDENTIALS:
+        return False
+    if lowered in CREDENTIAL_HEADERS or lowered in CREDENTIAL_WHOLE_NAMES:
+        return True
+    if CREDENTIAL_NAME.search(lowered):
+        return True
+    return any(word.lower() in CREDENTIAL_WORDS for word in _WORDS.findall(name))
 
 
 def origin_only(url: str) -> str:

@@ -26,11 +26,16 @@ What a request goes through, in this order (nothing is written before the last s
    another (an unsigned request pre-empting a signed one). Keys are at most 200
    characters.
 5. The trigger document ``{type: webhook, path, headers, body, queryParams}``: header
-   names lower-cased, without ``authorization``, ``cookie`` and ``proxy-authorization``
-   (the document is stored and shown); the body parsed as JSON when the content type
-   says JSON (invalid JSON is refused), else kept as text (it must be UTF-8). ``input``
-   in templates is the body; a workflow with an ``input_schema`` refuses a body that
-   does not match it.
+   names lower-cased; the value of each header and query parameter named like a
+   credential (``codec.looks_like_credential``: Authorization, Cookie,
+   X-Shopify-Hmac-Sha256, ?code=, ?sig=, ?key=) is ``***``. Decision: hidden here, in
+   the one document every face shows and the workflow reads, not where it is shown (the
+   API, the pages, the console, a step's output and a child's input would each have to
+   hide it, and any one that forgot would show it); a workflow needs no sender's
+   credential, the signature being checked above. The body parsed as JSON when the
+   content type says JSON (invalid JSON is refused), else kept as text (it must be
+   UTF-8). ``input`` in templates is the body; a workflow with an ``input_schema``
+   refuses a body that does not match it.
 6. The execution is created ``NotStarted`` (``createdBy: webhook:<path>``) and the
    workers are woken; the caller gets its id before any of it runs.
 """
