@@ -50,8 +50,11 @@ async def test_a_costly_expression_leaves_the_event_loop_free(app: App, tmp_path
         running = False
         await ticker
     assert found["errorKind"] == "TemplateLimitError" and "steps" in str(found["error"])
-    # Generous: a tick waits for the thread's turn of the GIL (5 ms), not the evaluation.
-    assert max(gaps) < 0.25, max(gaps)
+    # On the loop, the evaluation let the ticker run only at the store reads before it (a
+    # few ticks); off it, the ticker runs all along (one tick per GIL turn at worst, and
+    # the evaluation takes hundreds of them). A count, not a time: a loaded machine
+    # slows both alike.
+    assert len(gaps) >= 20, gaps
 
 
 async def test_one_expression_at_a_time_then_a_clear_refusal(
