@@ -129,9 +129,14 @@ def service_env(db_url: str, folder: Path, **extra: str) -> dict[str, str]:
 
 
 def start(
-    db_url: str, folder: Path, *args: str, tokens: bool = True, env: dict[str, str] | None = None
+    db_url: str,
+    folder: Path,
+    *args: str,
+    tokens: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
 ) -> Service:
-    """Start ``flowledger serve`` (waits until /readyz answers 200)."""
+    """Start ``flowledger serve`` in ``cwd`` (waits until /readyz answers 200)."""
     environment = service_env(db_url, folder, **(env or {}))
     made = create_tokens(db_url) if tokens else {}
     port = free_port()
@@ -141,7 +146,7 @@ def start(
             [FLOWLEDGER, "serve", "--port", str(port), *args],
             stdout=sink,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=cwd,
             env=environment,
         )
     service = Service(f"http://127.0.0.1:{port}", db_url, environment, process, log, made)
@@ -165,10 +170,15 @@ def start(
 
 @contextmanager
 def launch(
-    db_url: str, folder: Path, *args: str, tokens: bool = True, env: dict[str, str] | None = None
+    db_url: str,
+    folder: Path,
+    *args: str,
+    tokens: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
 ) -> Iterator[Service]:
     """A server of one's own; it must exit 0 on SIGTERM afterwards."""
-    service = start(db_url, folder, *args, tokens=tokens, env=env)
+    service = start(db_url, folder, *args, tokens=tokens, env=env, cwd=cwd)
     try:
         yield service
     finally:

@@ -62,7 +62,7 @@ def flows(tmp_path: Path) -> Path:
 
 
 def job(flows: Path, text: str) -> JobFile:
-    return parse_job_text(textwrap.dedent(text), str(flows / "job.yaml"), flows)
+    return parse_job_text(textwrap.dedent(text), str(flows / "job.yaml"), flows, files=True)
 
 
 async def wait_for(job_runs: JobRuns, job_run_id: str, *statuses: str) -> dict[str, Any]:

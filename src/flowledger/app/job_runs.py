@@ -20,7 +20,6 @@ from flowledger.app.paging import keyset_page
 from flowledger.app.results import JobRunDocument, JobRunItem, Page
 from flowledger.config import Limits
 from flowledger.definition.jobs import JobFile, load_job_file, parse_job_text
-from flowledger.errors import DefinitionError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns as JobRunner
 from flowledger.runtime.job_state import job_run_document
@@ -57,22 +56,14 @@ class JobRunsApp:
         return await self.get(GetJobRun(id=job_run_id))
 
     def _load(self, request: CreateJobRun) -> JobFile:
-        if request.file is not None:
+        if request.file is not None:  # read_files: the model refuses a file without it
             return load_job_file(request.file)
         text = request.text or ""
         check_text_size(text, self._limits.max_definition, "the job-run document", "max_definition")
-        job = parse_job_text(text, "<request>")
+        # Whether its workflows may be files is the caller's standing, never the names'
+        # look: the runtime then resolves each as a pushed name only.
+        job = parse_job_text(text, "<request>", files=request.read_files)
         check_no_nul(job.spec, ())  # a JSON text may spell one as \u0000
-        files = [
-            job.problem(
-                "name a pushed workflow; a job run given as text cannot read files",
-                ("workflows", index, "workflow"),
-            )
-            for index, item in enumerate(job.spec.workflows)
-            if item.workflow.endswith((".yaml", ".yml", ".json")) or "/" in item.workflow
-        ]
-        if files:
-            raise DefinitionError(files)
         return job
 
     async def drive(

@@ -566,18 +566,27 @@ class BackfillWorkflow(Request):
 
 
 class CreateJobRun(Request):
-    """Store a job run from a job-run file, or from its ``text`` (YAML or JSON; then its
-    workflows must be pushed ones, named, never files); ``hold`` leases it to this
-    process."""
+    """Store a job run from a job-run file, or from its ``text`` (YAML or JSON); ``hold``
+    leases it to this process."""
 
     file: str | None = Field(default=None, min_length=1)
     text: str | None = None
     created_by: str = "python"
     hold: bool = False
+    #: The caller is a local user, who may name files on this machine (the CLI): the job
+    #: file, and definition files as its workflows. Without it (a service face: the HTTP
+    #: API) every workflow is a pushed workflow's name and no file is ever read.
+    read_files: bool = False
 
     def model_post_init(self, context: Any) -> None:
         if (self.file is None) == (self.text is None):
             raise InvalidInputError("give a job-run file or its text, one of them", ("file",))
+        if self.file is not None and not self.read_files:
+            raise InvalidInputError(
+                "a job-run file is read only for a local caller (read_files); "
+                "send the document as text, naming pushed workflows",
+                ("file",),
+            )
 
 
 class DriveJobRun(Request):

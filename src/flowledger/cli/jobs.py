@@ -52,7 +52,9 @@ def jobs_run(
 
     async def go(application: App) -> dict[str, Any]:
         jobs = application.job_runs
-        created = await jobs.create(CreateJobRun(file=file, created_by=JOBS_CREATOR, hold=True))
+        created = await jobs.create(
+            CreateJobRun(file=file, created_by=JOBS_CREATOR, hold=True, read_files=True)
+        )
         total = len(created["runs"])
         if not as_json:
             out.print(f"job run {created['id']} ({created['name']}, {total} workflows)")

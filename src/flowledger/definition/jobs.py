@@ -36,8 +36,8 @@ class _Frozen(BaseModel):
 
 
 class JobItemSpec(_Frozen):
-    #: A definition file (relative to the job file's folder, then the current folder)
-    #: or the name of a pushed workflow.
+    #: The name of a pushed workflow, or (in a job file a local user runs) a definition
+    #: file, relative to the job file's folder, then the current folder.
     workflow: str = Field(min_length=1, max_length=1000)
     input: dict[str, Any] = Field(default_factory=dict)
 
@@ -57,6 +57,10 @@ class JobFile:
     source: SourceDocument
     #: Where relative workflow paths are looked for first (None: the current folder only).
     folder: FilePath | None
+    #: Whether its workflows may name definition files on this machine. Only a local
+    #: user's job file may: a document a service received names pushed workflows only
+    #: (else a caller could run, and read through the errors, any file the server sees).
+    files: bool = False
 
     def problem(self, message: str, path: Path) -> Problem:
         """A problem located at ``path`` of this file, its message prefixed with the path."""
@@ -66,18 +70,24 @@ class JobFile:
 
 
 def load_job_file(path: str | os.PathLike[str]) -> JobFile:
-    """Read and check a job-run file (raises DefinitionError with file:line:col)."""
-    return _check(read_document(path), FilePath(path).parent)
+    """Read and check a job-run file (raises DefinitionError with file:line:col); its
+    workflows may name definition files, as a local user's job file may."""
+    return _check(read_document(path), FilePath(path).parent, files=True)
 
 
 def parse_job_text(
-    text: str | bytes, file: str = "<string>", folder: FilePath | None = None
+    text: str | bytes,
+    file: str = "<string>",
+    folder: FilePath | None = None,
+    *,
+    files: bool = False,
 ) -> JobFile:
-    """Check a job-run document given as text (an API body, a test)."""
-    return _check(parse_document(text, file), folder)
+    """Check a job-run document given as text (an API body, a test); its workflows are
+    pushed workflows' names unless ``files`` (a local caller's document)."""
+    return _check(parse_document(text, file), folder, files=files)
 
 
-def _check(source: SourceDocument, folder: FilePath | None) -> JobFile:
+def _check(source: SourceDocument, folder: FilePath | None, *, files: bool) -> JobFile:
     if not isinstance(source.data, Mapping):
         problem = Problem(
             "a job-run file must be a mapping with a name and a list of workflows",
@@ -92,7 +102,7 @@ def _check(source: SourceDocument, folder: FilePath | None) -> JobFile:
         raise DefinitionError(
             sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
         ) from None
-    return JobFile(spec, source, folder)
+    return JobFile(spec, source, folder, files)
 
 
 def _problem(source: SourceDocument, error: Mapping[str, Any]) -> Problem:

@@ -29,6 +29,7 @@ from flowledger.errors import (
     InputError,
     LeaseLostError,
     NotFoundError,
+    NotPushedError,
     Problem,
     StorageError,
 )
@@ -159,10 +160,14 @@ class JobRuns:
 
     @staticmethod
     def _is_file(job: JobFile, reference: str) -> bool:
-        return reference.endswith(_FILE_SUFFIXES) or Path(reference).is_file()
+        return job.files and (reference.endswith(_FILE_SUFFIXES) or Path(reference).is_file())
 
     async def _find(self, job: JobFile, reference: str) -> CompiledWorkflow:
-        """A file next to the job file, else in the current folder, else a pushed name."""
+        """A file next to the job file, else in the current folder, else a pushed name;
+        only a pushed name when the job may not name files (nothing on disk is looked at,
+        so neither a file's content nor its existence shows)."""
+        if not job.files:
+            return await self._pushed(reference)
         if job.folder is not None and (job.folder / reference).is_file():
             return self.engine.load(job.folder / reference)
         if Path(reference).is_file():
@@ -173,6 +178,19 @@ class JobRuns:
                 places = f"{job.folder} (the job file's folder) or in {places}"
             raise NotFoundError(f"there is no definition file {reference} in {places}")
         return await self.engine.find_workflow(reference)
+
+    async def _pushed(self, name: str) -> CompiledWorkflow:
+        try:
+            version = await self.engine.resolve_version(name, pushed_only=True)
+        except NotPushedError:
+            raise
+        except NotFoundError as exc:
+            if name.endswith(_FILE_SUFFIXES) or "/" in name:  # meant as a file: say why not
+                raise NotFoundError(
+                    f"{exc}; a job run sent as text names pushed workflows, never files"
+                ) from None
+            raise
+        return await self.engine.workflow_for_version(version.id)
 
     # -- advancing ----------------------------------------------------------------------------
 

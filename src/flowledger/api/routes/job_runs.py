@@ -1,4 +1,6 @@
-"""Job runs: create one from a job-run document, list them, read one with its runs."""
+"""Job runs: create one from a job-run document, list them, read one with its runs. A
+document sent here names pushed workflows only (the application reads no file for it:
+CreateJobRun's read_files stays off)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,94 @@
+"""`/job-runs` through the real server: a job run sent over HTTP names pushed workflows
+only, never the server's files."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import launch
+from tests.api.helpers import error, push
+
+pytestmark = pytest.mark.e2e
+
+#: A definition left in the server's working folder, never pushed.
+LOCAL_DEFINITION = """
+name: never-pushed
+steps:
+  - {id: a, type: sys.transform, input: {value: from the file}}
+"""
+#: A file with secrets in the server's working folder, shaped to fail as a definition.
+CREDENTIALS = 'DB_PASSWORD: hunter2\nname: "postgres://u:P4ssw0rd@db/x"\nsteps: sk_live_abc\n'
+PUSHED = """
+name: {name}
+output: {{said: "{{{{ steps.a.output }}}}"}}
+steps:
+  - {{id: a, type: sys.transform, input: {{value: pushed}}}}
+"""
+
+
+def _job(*workflows: str) -> str:
+    return json.dumps({"name": "j", "workflows": [{"workflow": w} for w in workflows]})
+
+
+def test_a_job_run_sent_over_http_never_reads_the_servers_files(tmp_path: Path) -> None:
+    """The server's folder held an extensionless definition, which such a job run
+    registered and ran (no admin pushed it), and a credentials file, whose existence and
+    content its parse errors showed."""
+    here = tmp_path / "cwd"
+    here.mkdir()
+    (here / "localdef").write_text(LOCAL_DEFINITION)
+    (here / "creds").write_text(CREDENTIALS)
+    db_url = f"sqlite:///{tmp_path / 'serve.db'}"
+    with launch(db_url, tmp_path, cwd=here) as service:
+        with service.client("operator") as http:
+            answers = {
+                name: error(http.post("/api/v1/job-runs", content=_job(name)), 422)
+                for name in ("localdef", "creds", "nosuchfile")
+            }
+            for name, found in answers.items():
+                assert found["code"] == "invalid_definition"
+                assert found["message"] == (
+                    f"<request>:1:42: workflows[0].workflow: there is no workflow named "
+                    f"{name!r}; push it first (flowledger workflows push FILE)"
+                )
+            # An existing file answers as a missing one does: nothing of it shows.
+            said = json.dumps(answers)
+            for secret in ("hunter2", "P4ssw0rd", "sk_live", "DB_PASSWORD", "never-pushed"):
+                assert secret not in said
+            assert http.get("/api/v1/workflows").json()["items"] == []
+            assert http.get("/api/v1/job-runs").json()["items"] == []
+            # A name that looks like a file says why it is not read.
+            found = error(http.post("/api/v1/job-runs", content=_job("creds.yaml")), 422)
+            assert found["message"].endswith(
+                "; a job run sent as text names pushed workflows, never files"
+            )
+
+            # A pushed workflow named like the file is the one that runs.
+            with service.client("admin") as admin:
+                push(admin, PUSHED, "localdef")
+            answer = http.post("/api/v1/job-runs", content=_job("localdef"))
+            assert answer.status_code == 201, answer.text
+            doc = _until(http, answer.json()["id"], "Completed")
+            [run] = doc["runs"]
+            assert (run["workflowName"], run["workflowVersion"]) == ("localdef", 1)
+            execution = http.get(f"/api/v1/executions/{run['executionId']}").json()
+            assert execution["output"] == {"said": "pushed"}
+            names = [w["name"] for w in http.get("/api/v1/workflows").json()["items"]]
+            assert names == ["localdef"]
+        assert "Traceback" not in service.output()
+
+
+def _until(http: httpx.Client, job_run_id: str, *statuses: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        doc: dict[str, Any] = http.get(f"/api/v1/job-runs/{job_run_id}").json()
+        if doc["status"] in statuses or time.monotonic() > deadline:
+            assert doc["status"] in statuses, doc
+            return doc
+        time.sleep(0.05)
