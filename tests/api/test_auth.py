@@ -32,6 +32,7 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("POST", "/api/v1/job-runs", "operator", {"content": "name: ["}),
     ("GET", "/api/v1/job-runs", "viewer", {}),
     ("GET", "/api/v1/job-runs/{id}", "viewer", {}),
+    ("POST", "/api/v1/job-runs/{id}/retry", "operator", {}),
     ("GET", "/api/v1/entity-types", "viewer", {}),
     ("POST", "/api/v1/entity-types", "admin", {"json": {"name": "MatrixType"}}),
     ("GET", "/api/v1/entities/{type}", "viewer", {}),

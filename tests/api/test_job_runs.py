@@ -1,5 +1,5 @@
 """`/job-runs` through the real server: a job run sent over HTTP names pushed workflows
-only, never the server's files."""
+only, never the server's files; a failed job run is resumed by retrying it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import launch
-from tests.api.helpers import error, push
+from tests.api.conftest import Service, launch
+from tests.api.helpers import HELLO, error, push, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +82,43 @@ def test_a_job_run_sent_over_http_never_reads_the_servers_files(tmp_path: Path) 
             names = [w["name"] for w in http.get("/api/v1/workflows").json()["items"]]
             assert names == ["localdef"]
         assert "Traceback" not in service.output()
+
+
+#: Fails until its entity type exists: the fix a retry runs after.
+NEEDS = """
+name: {name}
+steps:
+  - {{id: put, type: sys.create_entity, input: {{entity_type: {name}_T, payload: {{}}}}}}
+"""
+
+
+def test_retrying_a_failed_job_run_resumes_it_from_its_failed_workflow(
+    service: Service,
+) -> None:
+    with service.client("admin") as admin, service.client("operator") as http:
+        needs, hello = push(admin, NEEDS, unique("needs")), push(admin, HELLO)
+        job = {
+            "name": "nightly",
+            "workflows": [{"workflow": needs}, {"workflow": hello, "input": {"who": "Ann"}}],
+        }
+        created = http.post("/api/v1/job-runs", content=json.dumps(job)).json()
+        failed = _until(http, created["id"], "Failed")
+        assert [r["runtimeStatus"] for r in failed["runs"]] == ["Failed", None]
+        answer = admin.post("/api/v1/entity-types", json={"name": f"{needs}_T"})
+        assert answer.status_code == 201, answer.text
+
+        answer = http.post(f"/api/v1/job-runs/{created['id']}/retry")
+        assert answer.status_code == 200, answer.text
+        # Open again (the workers may have finished it already).
+        assert answer.json()["status"] in ("InProgress", "Completed"), answer.text
+        done = _until(http, created["id"], "Completed", "Failed")
+        assert done["status"] == "Completed"
+        assert [r["runtimeStatus"] for r in done["runs"]] == ["Completed", "Completed"]
+        assert done["runs"][0]["executionId"] == failed["runs"][0]["executionId"]
+
+        again = error(http.post(f"/api/v1/job-runs/{created['id']}/retry"), 409)
+        assert again["message"].endswith("is Completed: only a Failed job run is retried")
+        error(http.post("/api/v1/job-runs/no-such-job/retry"), 404)
 
 
 def _until(http: httpx.Client, job_run_id: str, *statuses: str) -> dict[str, Any]:

@@ -120,6 +120,7 @@ APP = sorted(
         "ResolveId",
         "Retried",
         "RetryExecution",
+        "RetryJobRun",
         "RevokeToken",
         "Role",
         "RunExecution",

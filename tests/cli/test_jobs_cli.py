@@ -29,9 +29,16 @@ steps:
   - {id: say, type: sys.transform, input: {value: "hi {{ input.who }}"}}
 """
 
+#: Fails until its entity type exists: the fix a retry runs after (no plugin needed).
+NEEDS = """
+name: needs
+steps:
+  - {id: put, type: sys.create_entity, input: {entity_type: Parcel, payload: {n: 1}}}
+"""
+
 
 def write_flows(folder: Path) -> None:
-    for name, text in {"nap": NAP, "boom": BOOM, "greet": GREET}.items():
+    for name, text in {"nap": NAP, "boom": BOOM, "greet": GREET, "needs": NEEDS}.items():
         (folder / f"{name}.yaml").write_text(text)
 
 
@@ -224,3 +231,75 @@ def test_an_answer_given_from_the_command_line_moves_its_job_run_on(
     assert answered.returncode == 0, answered.stderr
     after = json.loads(cli("jobs", "show", shown["id"], "--json").stdout)
     assert [r["runtimeStatus"] for r in after["runs"]] == ["Completed", "NotStarted"]
+
+
+def _failed_job(cli: Cli, tmp_path: Path) -> dict[str, Any]:
+    """A job run that failed at its first workflow, whose fix is then made."""
+    write_flows(tmp_path)
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: nightly\nworkflows:\n"
+        "  - {workflow: needs.yaml}\n"
+        "  - {workflow: greet.yaml, input: {who: Kim}}\n"
+    )
+    failed = cli("jobs", "run", str(job), "--json")
+    assert failed.returncode == 1, failed.stderr
+    doc: dict[str, Any] = json.loads(failed.stdout)
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Failed", None]
+    assert cli("entities", "types", "create", "Parcel").returncode == 0
+    return doc
+
+
+def test_jobs_retry_resumes_a_failed_job_run_from_its_failed_workflow(
+    cli: Cli, db_url: str, tmp_path: Path
+) -> None:
+    """A job run stayed Failed with no way on but a new run, which repeated what had
+    completed (tour 20b F4)."""
+    doc = _failed_job(cli, tmp_path)
+    first = doc["runs"][0]["executionId"]
+    retried = cli("jobs", "retry", doc["id"][:8])
+    assert retried.returncode == 0, retried.stderr
+    lines = retried.stdout.splitlines()
+    assert lines[0] == f"job run {doc['id']} (nightly): retrying #1 needs"
+    assert lines[1] == f"[1/2] needs v1  Completed  execution {first}"
+    assert lines[2].startswith("[2/2] greet v1  Completed  execution ")
+    assert lines[3] == f"Completed  job nightly  2/2 workflows ended  id {doc['id']}"
+
+    shown = json.loads(cli("jobs", "show", doc["id"], "--json").stdout)
+    assert shown["status"] == "Completed" and shown["completedAt"] is not None
+    assert shown["runs"][0]["executionId"] == first  # in place: not run anew
+    assert asyncio.run(_execution_count(db_url, doc["id"])) == 2
+
+    again = cli("jobs", "retry", doc["id"])
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        f"error: job run {doc['id']} is Completed: only a Failed job run is retried"
+    )
+
+
+@pytest.mark.slow
+def test_executions_retry_of_the_failed_workflow_lets_a_worker_carry_the_job_run_on(
+    cli: Cli, db_url: str, tmp_path: Path
+) -> None:
+    """The tour's path: the execution retried to Completed left its job run Failed, and
+    the next workflow never started."""
+    doc = _failed_job(cli, tmp_path)
+    first = doc["runs"][0]["executionId"]
+    retried = cli("executions", "retry", first)
+    assert retried.returncode == 0, retried.stderr
+    shown = json.loads(cli("jobs", "show", doc["id"], "--json").stdout)
+    assert shown["status"] == "InProgress"  # open again, its next workflow queued
+    assert [r["runtimeStatus"] for r in shown["runs"]] == ["Completed", "NotStarted"]
+
+    log = (tmp_path / "worker.log").open("ab")
+    worker = subprocess.Popen(
+        [FLOWLEDGER, "worker", "--db", db_url], cwd=REPO, stdout=log, stderr=log
+    )
+    try:
+        [done] = _poll(db_url, lambda d: d["status"] in ("Completed", "Failed"))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        log.close()
+    assert done["status"] == "Completed", (tmp_path / "worker.log").read_text()[-3000:]
+    assert [r["runtimeStatus"] for r in done["runs"]] == ["Completed", "Completed"]

@@ -15,7 +15,8 @@ import pytest
 
 from flowledger import Engine, StepRegistry
 from flowledger.definition.jobs import JobFile, parse_job_text
-from flowledger.errors import DefinitionError
+from flowledger.errors import ConflictError, DefinitionError
+from flowledger.runtime import control
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.job_state import progress
 from flowledger.runtime.orphans import this_host
@@ -45,6 +46,13 @@ name: nap
 steps:
   - {id: nap, type: sys.delay, input: {duration: 300ms}}
 """
+#: Fails until its entity type exists (no step type needs a plugin): the fix a retry
+#: runs after, as a warehouse coming back up was in the tour.
+NEEDS = """
+name: needs
+steps:
+  - {id: put, type: sys.create_entity, input: {entity_type: Parcel, payload: {n: 1}}}
+"""
 ASK = """
 name: ask
 steps:
@@ -56,7 +64,13 @@ steps:
 
 @pytest.fixture
 def flows(tmp_path: Path) -> Path:
-    for name, text in {"greet": GREET, "boom": BOOM, "nap": NAP, "ask": ASK}.items():
+    for name, text in {
+        "greet": GREET,
+        "boom": BOOM,
+        "nap": NAP,
+        "ask": ASK,
+        "needs": NEEDS,
+    }.items():
         (tmp_path / f"{name}.yaml").write_text(text)
     return tmp_path
 
@@ -457,3 +471,163 @@ async def test_cancelling_a_job_run_cancels_the_workflow_it_is_on(
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Cancelled", None]
     with pytest.raises(ConflictError, match="already ended: Cancelled"):
         await job_runs.cancel(job_run_id)
+
+
+# -- resuming a failed job run by retrying its failed workflow --------------------------------
+
+
+async def test_retrying_the_failed_workflow_resumes_its_job_run_in_the_workers(
+    engine: Engine, flows: Path, worker: Worker
+) -> None:
+    """The tour: the execution was retried to Completed, but its job run stayed Failed
+    and its next workflows never ran."""
+    job_runs = JobRuns(engine)
+    text = """
+        name: resumes
+        workflows:
+          - {workflow: greet.yaml, input: {who: Al}}
+          - {workflow: needs.yaml}
+          - {workflow: greet.yaml, input: {who: Bo}}
+    """
+    job_run_id = await job_runs.create(job(flows, text))  # the workers run it
+    doc = await wait_for(job_runs, job_run_id, "Completed", "Failed")
+    assert doc["status"] == "Failed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Failed", None]
+    failed = doc["runs"][1]["executionId"]
+
+    # A retry refused (another live process holds the execution) leaves it Failed.
+    epoch = await engine.store.acquire_lease(failed, "elsewhere:1:x", timedelta(hours=1))
+    assert epoch is not None
+    with pytest.raises(ConflictError, match="being retried or run by someone else"):
+        await engine.retry(failed)
+    row = await engine.store.get_job_run(job_run_id)
+    assert row is not None and (row["status"], row["lease_owner"]) == ("Failed", None)
+    assert row["completed_at"] is not None
+    await engine.store.release_lease(failed, epoch)
+
+    await engine.entities.create_type("Parcel")  # the fix
+    await engine.retry(failed)  # as `executions retry` and the API's retry do
+    reopened = await job_runs.get(job_run_id)  # open again (or finished by the worker)
+    assert reopened["status"] in ("InProgress", "Completed"), reopened
+
+    doc = await wait_for(job_runs, job_run_id, "Completed", "Failed")
+    assert doc["status"] == "Completed"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed"] * 3
+    assert doc["runs"][1]["executionId"] == failed  # retried in place, not started anew
+    assert doc["runs"][1]["error"] is None
+    assert doc["completedAt"] is not None
+    assert len(await engine.store.job_run_executions(job_run_id)) == 3
+
+
+async def test_jobs_retry_retries_the_failed_workflow_and_drives_the_rest_here(
+    engine: Engine, flows: Path
+) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: redrive
+        workflows: [{workflow: needs.yaml}, {workflow: greet.yaml, input: {who: Cy}}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Failed", None]
+    await engine.entities.create_type("Parcel")
+
+    assert await job_runs.retry(job_run_id, by="ops") == [doc["runs"][0]["executionId"]]
+    seen: list[int] = []
+    doc = await job_runs.drive(job_run_id, on_run=lambda run: seen.append(run["index"]))
+    assert doc["status"] == "Completed"
+    assert seen == [0, 1]
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Completed"]
+    events = await engine.events(doc["runs"][0]["executionId"])
+    [retried] = [e for e in events if e["kind"] == "execution.retried"]
+    assert retried["detail"]["by"] == "ops"
+
+    with pytest.raises(ConflictError, match="is Completed: only a Failed job run is retried"):
+        await job_runs.retry(job_run_id)
+
+
+async def test_a_retry_with_continue_on_failure_runs_only_the_failed_workflows_again(
+    engine: Engine, flows: Path
+) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: all-of-them
+        continue_on_failure: true
+        workflows: [{workflow: needs.yaml}, {workflow: greet.yaml, input: {who: Di}}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Failed", "Completed"]
+    await engine.entities.create_type("Parcel")
+    await job_runs.retry(job_run_id)
+    doc = await job_runs.drive(job_run_id)
+    assert doc["status"] == "Completed"
+    assert len(await engine.store.job_run_executions(job_run_id)) == 2
+
+
+async def test_a_cancelled_job_run_stays_cancelled_when_a_failed_workflow_is_retried(
+    engine: Engine, flows: Path, worker: Worker
+) -> None:
+    job_runs = JobRuns(engine)
+    text = """
+        name: stopped
+        continue_on_failure: true
+        workflows: [{workflow: boom.yaml}, {workflow: ask.yaml}, {workflow: nap.yaml}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    await engine.cancel(doc["runs"][1]["executionId"], reason="not needed")
+    doc = await wait_for(job_runs, job_run_id, "Cancelled")
+    with pytest.raises(ConflictError, match="is Cancelled: a cancelled job run stays stopped"):
+        await job_runs.retry(job_run_id)
+    await engine.retry(doc["runs"][0]["executionId"])  # the execution alone: allowed
+    row = await engine.store.get_job_run(job_run_id)
+    assert row is not None and row["status"] == "Cancelled"
+
+
+async def test_an_end_recorded_while_the_retry_commits_does_not_stop_the_job_run(
+    engine: Engine, flows: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen through the API: the advancer read the failed execution, the retry committed,
+    then the advancer recorded the job run Failed, and it never went on."""
+    job_runs = JobRuns(engine)
+    text = "name: racy\nworkflows: [{workflow: needs.yaml}, {workflow: nap.yaml}]\n"
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    doc = await job_runs.drive(job_run_id)
+    failed = doc["runs"][0]["executionId"]
+    await engine.entities.create_type("Parcel")
+    # As it is between the execution's end and its advancer's record of it.
+    not_yet = "UPDATE job_runs SET status = 'InProgress', completed_at = NULL WHERE id = :id"
+    assert await asyncio.to_thread(run_sql, engine.db_url, not_yet, id=job_run_id) == 1
+    retry = control.retry
+
+    async with Engine(engine.db_url, registry=engine.registry) as other:  # a worker's
+
+        async def advancer_first(*args: Any) -> Any:  # its record lands before the commit
+            assert await JobRuns(other).advance(job_run_id) is False
+            assert (await job_runs.get(job_run_id))["status"] == "Failed"
+            return await retry(*args)
+
+        monkeypatch.setattr(control, "retry", advancer_first)
+        await engine.retry(failed)
+        monkeypatch.setattr(control, "retry", retry)
+        assert (await job_runs.get(job_run_id))["status"] == "InProgress"
+        assert (await job_runs.drive(job_run_id))["status"] == "Completed"
+
+        # An advancer that read the failure before the commit and writes after it: while
+        # the retried execution runs, and after it completed.
+        (flows / "crate.yaml").write_text(NEEDS.replace("Parcel", "Crate"))
+        job_run_id = await job_runs.create(job(flows, text.replace("needs", "crate")), hold=True)
+        doc = await job_runs.drive(job_run_id)
+        failed = doc["runs"][0]["executionId"]
+        assert await asyncio.to_thread(run_sql, engine.db_url, not_yet, id=job_run_id) == 1
+        await engine.entities.create_type("Crate")
+        await engine.retry(failed)
+        store = other.store
+        assert await store.acquire_job_run(job_run_id, other.owner, timedelta(minutes=1))
+        stale = {"started": False, "completed": True, "failed": [failed]}
+        assert not await store.record_job_run_status(job_run_id, other.owner, "Failed", **stale)
+        assert (await engine.settle(failed))["runtimeStatus"] == "Completed"
+        assert not await store.record_job_run_status(job_run_id, other.owner, "Failed", **stale)
+        await store.release_job_run(job_run_id, other.owner)
+        assert (await job_runs.drive(job_run_id))["status"] == "Completed"

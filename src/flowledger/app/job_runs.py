@@ -15,6 +15,7 @@ from flowledger.app.models import (
     GetJobRun,
     ListJobRuns,
     ResolveId,
+    RetryJobRun,
 )
 from flowledger.app.paging import keyset_page
 from flowledger.app.results import JobRunDocument, JobRunItem, Page
@@ -102,6 +103,16 @@ class JobRunsApp:
             for row in rows
         ]
         return Page[JobRunDocument](items=items, next_cursor=cursor)
+
+    async def retry(self, request: RetryJobRun) -> JobRunDocument:
+        """Resume a Failed job run (ConflictError for any other): each failed workflow's
+        execution is retried in place, as ``executions retry`` does, which opens the job
+        run again; once they complete it goes on to its next workflow. The workers run
+        them (woken here); :meth:`drive` carries it on in this process instead. Returns
+        the job run after the retry (``InProgress``)."""
+        await self._runner.retry(request.id, by=request.by)
+        await self._wake()
+        return await self.get(GetJobRun(id=request.id))
 
     async def cancel(self, request: CancelJobRun) -> JobRunDocument:
         """Cancel the workflow the job run is on and record the job run's end: the

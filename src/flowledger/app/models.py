@@ -610,6 +610,14 @@ class CancelJobRun(Request):
     reason: str = "job run cancelled on request"
 
 
+class RetryJobRun(Request):
+    """Resume a Failed job run: its failed workflows' executions are retried in place,
+    and it goes on from there once they complete."""
+
+    id: str = Id
+    by: str = "python"
+
+
 # -- entities -----------------------------------------------------------------------------
 
 

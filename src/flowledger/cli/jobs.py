@@ -15,8 +15,10 @@ from flowledger.app import (
     CreateJobRun,
     DriveJobRun,
     GetJobRun,
+    JobRunDocument,
     JobRunItem,
     ListJobRuns,
+    RetryJobRun,
 )
 from flowledger.cli.common import (
     DbOption,
@@ -55,24 +57,69 @@ def jobs_run(
         created = await jobs.create(
             CreateJobRun(file=file, created_by=JOBS_CREATOR, hold=True, read_files=True)
         )
-        total = len(created["runs"])
         if not as_json:
-            out.print(f"job run {created['id']} ({created['name']}, {total} workflows)")
-
-        def finished(run: JobRunItem) -> None:
-            line = Text.assemble(
-                f"[{run['index'] + 1}/{total}] {run['workflowName']} v{run['workflowVersion']}  ",
-                _status(run["runtimeStatus"]),
-                f"  execution {run['executionId']}",
+            out.print(
+                f"job run {created['id']} ({created['name']}, {len(created['runs'])} workflows)"
             )
-            out.print(line, soft_wrap=True)
-            if run["error"]:
-                out.print(Text(f"  error: {error_text(run['error'])}", style="red"), soft_wrap=True)
+        return await _drive(application, created, as_json)
 
-        request = DriveJobRun(id=created["id"])
-        return dict(await jobs.drive(request, on_run=None if as_json else finished))
+    _ended(with_app(db, go, plugin, runs=True), as_json)
 
-    doc = with_app(db, go, plugin, runs=True)
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_run: Annotated[str, typer.Argument(metavar="ID", help="Job-run id (or a prefix).")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    plugin: PluginOption = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Only retry; leave the running to workers.")
+    ] = False,
+) -> None:
+    """Resume a failed job run: retry its failed workflows in place, then run the rest."""
+
+    async def go(application: App) -> dict[str, Any]:
+        full_id = await job_run_id(application, job_run)
+        retried = await application.job_runs.retry(RetryJobRun(id=full_id, by="cli"))
+        if detach:
+            return dict(retried)
+        if not as_json:
+            again = [  # the retried ones run again; the ones never started have no execution
+                f"#{r['index'] + 1} {r['workflowName']}"
+                for r in retried["runs"]
+                if r["executionId"] and r["runtimeStatus"] not in _ENDED
+            ]
+            out.print(f"job run {full_id} ({retried['name']}): retrying {', '.join(again)}")
+        return await _drive(application, retried, as_json)
+
+    doc = existing(db, go, plugin, runs=not detach)
+    if detach:
+        show(doc, as_json, lambda d: _summary(out, d))
+        return
+    _ended(doc, as_json)
+
+
+async def _drive(application: App, doc: JobRunDocument, as_json: bool) -> dict[str, Any]:
+    """Carry the job run on here to its end, or until it waits for a person, printing a
+    line as each workflow ends (nothing but the JSON at the end with ``as_json``)."""
+    total = len(doc["runs"])
+
+    def finished(run: JobRunItem) -> None:
+        line = Text.assemble(
+            f"[{run['index'] + 1}/{total}] {run['workflowName']} v{run['workflowVersion']}  ",
+            _status(run["runtimeStatus"]),
+            f"  execution {run['executionId']}",
+        )
+        out.print(line, soft_wrap=True)
+        if run["error"]:
+            out.print(Text(f"  error: {error_text(run['error'])}", style="red"), soft_wrap=True)
+
+    request = DriveJobRun(id=doc["id"])
+    return dict(await application.job_runs.drive(request, on_run=None if as_json else finished))
+
+
+def _ended(doc: dict[str, Any], as_json: bool) -> None:
+    """How `jobs run` and `jobs retry` end: the job run, and its exit code."""
     if as_json:
         print_json(doc)
     else:

@@ -7,7 +7,9 @@ with the trigger key ``job:<id>:<index>`` (a second start of the same item finds
 the first execution). A foreground :meth:`JobRuns.drive` runs each execution in
 its own process; a worker's JobAdvancer takes over job runs nobody drives (their
 creator was killed, or created them for the workers), and workers run the
-executions. See job_state.py for what each status means.
+executions. A failed job run is resumed by retrying its failed execution, which opens
+it again (:meth:`JobRuns.reopened_for_retry`, around every retry); the advancers then
+carry it on as before. See job_state.py for what each status means.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -234,15 +236,27 @@ class JobRuns:
         """
         engine = self.engine
         row = await self._row(job_run_id)
-        state = current(row, await engine.store.job_run_executions(job_run_id))
+        executions = await engine.store.job_run_executions(job_run_id)
+        state = current(row, executions)
         index = state.next_index
+        ends = state.status.terminal
         recorded = await engine.store.record_job_run_status(
             job_run_id,
             engine.owner,
             str(ExecutionStatus.IN_PROGRESS if index is not None else state.status),
             started=index is not None,
-            completed=state.status.terminal,
+            completed=ends,
+            failed=[e["id"] for e in executions if e["runtime_status"] == ExecutionStatus.FAILED]
+            if ends
+            else (),
         )
+        if ends and not recorded and not ExecutionStatus(row["status"]).terminal:
+            # Refused as untrue by now: its failed workflow was retried since it was read.
+            fresh = current(
+                await self._row(job_run_id), await engine.store.job_run_executions(job_run_id)
+            )
+            if not fresh.status.terminal:
+                return Progress(fresh.status, waiting_on=fresh.waiting_on)
         if not recorded or index is None:
             if state.status.terminal and recorded:
                 log.info(
@@ -386,6 +400,113 @@ class JobRuns:
             f"job run {job_run_id} ended, or started no workflow to cancel, while it was "
             "being cancelled; see flowledger jobs show"
         )
+
+    # -- retrying -----------------------------------------------------------------------------
+
+    async def retry(self, job_run_id: str, *, by: str = "python") -> list[str]:
+        """Resume a ``Failed`` job run: retry each of its failed workflows' executions in
+        place (:meth:`Engine.retry`, which opens the job run again), so it carries on from
+        there once they complete, as a retry from ``executions retry`` does. Returns the
+        retried executions' ids, in item order. ConflictError when it did not fail."""
+        store = self.engine.store
+        row = await self._row(job_run_id)
+        executions = await store.job_run_executions(job_run_id)
+        status = current(row, executions).status
+        if status != ExecutionStatus.FAILED:
+            why = (
+                "a cancelled job run stays stopped; run the job file again"
+                if status == ExecutionStatus.CANCELLED
+                else "only a Failed job run is retried"
+            )
+            raise ConflictError(f"job run {job_run_id} is {status}: {why}")
+        failed = [
+            run["id"]
+            for _, run in sorted(runs_by_index(job_run_id, executions).items())
+            if run["runtime_status"] == ExecutionStatus.FAILED
+        ]
+        for execution_id in failed:
+            await self.engine.retry(execution_id, by=by)
+        log.info(
+            "job run %s retried by %s: %d failed workflows run again",
+            job_run_id,
+            by,
+            len(failed),
+            extra=log_extra("retry_job_run", job_run_id=job_run_id),
+        )
+        return failed
+
+    @contextlib.asynccontextmanager
+    async def reopened_for_retry(self, execution_id: str) -> AsyncIterator[None]:
+        """Around the retry of an execution (every retry: :meth:`Engine.retry`): when it
+        is a job run's failed workflow, that job run is open (``InProgress``) once the
+        retry committed, so the advancer that sees the execution complete starts the next
+        workflow.
+
+        A job run recorded ``Failed`` is opened before the retry commits, not after: a
+        crash in between would leave the retried execution under a job run that never
+        goes on (the tour's bug); it stays leased here meanwhile, so no advancer records
+        it ``Failed`` again from the old execution. One not recorded yet (its advancer is
+        at it right now) is looked at again after the commit: an end recorded from what
+        was read before it is opened again (ends recorded after it are refused, the store
+        checks them against the executions). A refused retry gives the job run back to
+        :meth:`advance`, which records where it really stands."""
+        engine, store = self.engine, self.engine.store
+        row = await store.get_execution(execution_id)
+        job_run_id = row.get("job_run_id") if row is not None else None
+        if not job_run_id or row is None or row["runtime_status"] != ExecutionStatus.FAILED:
+            yield
+            return
+        job_run = await self._row(job_run_id)
+        status = ExecutionStatus(job_run["status"])
+        if status.terminal and status != ExecutionStatus.FAILED:  # cancelled: it stays so
+            yield
+            return
+        held = False
+        if status == ExecutionStatus.FAILED:
+            dead = job_run["lease_owner"] if owner_is_dead(job_run["lease_owner"]) else None
+            held = await store.reopen_job_run(
+                job_run_id, engine.owner, engine.lease, steal_from=dead
+            )
+            if not held and (await self._row(job_run_id))["status"] == ExecutionStatus.FAILED:
+                raise ConflictError(
+                    f"job run {job_run_id} of execution {execution_id} is being changed "
+                    "by another process right now; retry again"
+                )
+            if held:
+                self._log_reopened(job_run_id, execution_id)
+        retried = False
+        try:
+            yield
+            retried = True
+        finally:
+            if held:
+                with contextlib.suppress(StorageError):  # a lease lapses by itself
+                    await store.release_job_run(job_run_id, engine.owner)
+            if not retried:
+                if held:
+                    await self._advance_quietly(job_run_id)
+            elif not held and await store.reopen_job_run(job_run_id):
+                # Its advancer recorded the old failure while the retry committed.
+                self._log_reopened(job_run_id, execution_id)
+                await self._advance_quietly(job_run_id)  # the execution may have ended
+
+    def _log_reopened(self, job_run_id: str, execution_id: str) -> None:
+        log.info(
+            "job run %s is open again: its failed execution %s is retried",
+            job_run_id,
+            execution_id,
+            extra=log_extra("retry_job_run", execution_id, job_run_id=job_run_id),
+        )
+
+    async def _advance_quietly(self, job_run_id: str) -> None:
+        try:
+            await self.advance(job_run_id)
+        except Exception:  # the workers' advancer records it on its next look
+            log.exception(
+                "job run %s: cannot record where it stands after a retry",
+                job_run_id,
+                extra=log_extra("advance_job_run", job_run_id=job_run_id),
+            )
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ The status of a job run reuses the execution statuses:
 - ``Cancelled``: a workflow's execution was cancelled. A cancel is a person's decision
   to stop, so the run stops there even with ``continue_on_failure``.
 
-Once recorded as ended, a job run's status is final (retrying one of its executions
-later does not resume it: run the job file again).
+Once recorded as ended, a job run's status is final, but for one way back: retrying
+the failed execution of a ``Failed`` job run (``executions retry``, ``jobs retry``)
+records it ``InProgress`` again, and it goes on from that workflow once the execution
+completes (job_runs.JobRuns.reopened_for_retry). A cancelled one stays stopped.
 """
 
 from __future__ import annotations

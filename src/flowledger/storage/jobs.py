@@ -9,10 +9,11 @@ is guaranteed by the executions' trigger keys, whoever holds the lease.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, update
 
 from flowledger.storage.schema import UNFINISHED, executions
 from flowledger.storage.schema_jobs import job_runs
@@ -72,11 +73,35 @@ class JobStore(ABC):
     async def release_job_run(self, job_run_id: str, owner: str) -> None: ...
 
     @abstractmethod
+    async def reopen_job_run(
+        self,
+        job_run_id: str,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+        *,
+        steal_from: str | None = None,
+    ) -> bool:
+        """Open a job run recorded ``Failed`` again (``InProgress``, not completed); with
+        ``owner`` and ``lease`` also leased to ``owner`` as :meth:`acquire_job_run` takes a
+        lease. False when it is not ``Failed``, or (with ``owner``) another process holds
+        it."""
+
+    @abstractmethod
     async def record_job_run_status(
-        self, job_run_id: str, owner: str, status: str, *, started: bool, completed: bool
+        self,
+        job_run_id: str,
+        owner: str,
+        status: str,
+        *,
+        started: bool,
+        completed: bool,
+        failed: Collection[str] = (),
     ) -> bool:
         """Set the status of an unfinished job run whose lease ``owner`` holds; ``started``
-        stamps started_at once, ``completed`` stamps completed_at. False when not held."""
+        stamps started_at once, ``completed`` stamps completed_at. An end (``completed``)
+        is recorded only while it still holds: none of the job run's executions is
+        unfinished, and the ones the caller saw fail (``failed``) are still ``Failed``,
+        for a retry may have opened one since it looked. False when not recorded."""
 
     @abstractmethod
     async def job_runs_to_advance(self, limit: int) -> list[str]:
@@ -159,20 +184,50 @@ class SQLJobStore(SQLPart, JobStore):
             self.conn.execute(stmt)
 
     @writes
-    def record_job_run_status(
-        self, job_run_id: str, owner: str, status: str, *, started: bool, completed: bool
+    def reopen_job_run(
+        self,
+        job_run_id: str,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+        *,
+        steal_from: str | None = None,
     ) -> bool:
         t = job_runs
+        where = and_(t.c.id == job_run_id, t.c.status == "Failed")
+        values: dict[str, Any] = {"status": "InProgress", "completed_at": None}
+        if owner is not None and lease is not None:
+            where = and_(where, self._takeable(t, owner, steal_from))
+            values.update(lease_owner=owner, lease_expires_at=self._sql_now(lease))
+        with self.conn.begin():
+            return self.conn.execute(update(t).where(where).values(**values)).rowcount == 1
+
+    @writes
+    def record_job_run_status(
+        self,
+        job_run_id: str,
+        owner: str,
+        status: str,
+        *,
+        started: bool,
+        completed: bool,
+        failed: Collection[str] = (),
+    ) -> bool:
+        t, e = job_runs, executions
         values: dict[str, Any] = {"status": status}
+        where = and_(t.c.id == job_run_id, t.c.lease_owner == owner, t.c.status.in_(UNFINISHED))
         if started:
             values["started_at"] = func.coalesce(t.c.started_at, self._sql_now())
         if completed:
             values["completed_at"] = self._sql_now()
-        stmt = (
-            update(t)
-            .where(and_(t.c.id == job_run_id, t.c.lease_owner == owner, t.c.status.in_(UNFINISHED)))
-            .values(**values)
-        )
+            # In the same statement as the write: a retry that committed after the caller
+            # read its executions makes this end untrue, and it is not recorded.
+            changed: ColumnElement[bool] = e.c.runtime_status.in_(UNFINISHED)
+            if failed:
+                changed = or_(
+                    changed, and_(e.c.id.in_(list(failed)), e.c.runtime_status != "Failed")
+                )
+            where = and_(where, ~exists().where(and_(e.c.job_run_id == t.c.id, changed)))
+        stmt = update(t).where(where).values(**values)
         with self.conn.begin():
             return self.conn.execute(stmt).rowcount == 1
 

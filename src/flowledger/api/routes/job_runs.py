@@ -1,6 +1,6 @@
-"""Job runs: create one from a job-run document, list them, read one with its runs. A
-document sent here names pushed workflows only (the application reads no file for it:
-CreateJobRun's read_files stays off)."""
+"""Job runs: create one from a job-run document, list them, read one with its runs, and
+resume a failed one. A document sent here names pushed workflows only (the application
+reads no file for it: CreateJobRun's read_files stays off)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from flowledger.api.bodies import text_body
 from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
-from flowledger.app import CreateJobRun, GetJobRun, JobRunDocument, ListJobRuns, Page
+from flowledger.app import (
+    CreateJobRun,
+    GetJobRun,
+    JobRunDocument,
+    ListJobRuns,
+    Page,
+    RetryJobRun,
+)
 
 router = APIRouter(prefix=API_PREFIX, tags=["job-runs"], responses=ERROR_RESPONSES)
 
@@ -55,3 +62,13 @@ async def list_job_runs(app: AppDep, caller: Viewer, paging: Paging) -> Response
 )
 async def get_job_run(id: str, app: AppDep, caller: Viewer) -> Response:
     return render(await app.job_runs.get(GetJobRun(id=id)))
+
+
+@router.post(
+    "/job-runs/{id}/retry",
+    response_model=JobRunDocument,
+    summary="Resume a Failed job run: retry its failed workflows in place; 409 unless "
+    "failed (operator)",
+)
+async def retry_job_run(id: str, app: AppDep, caller: Operator) -> Response:
+    return render(await app.job_runs.retry(RetryJobRun(id=id, by=caller.created_by)))
