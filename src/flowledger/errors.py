@@ -322,7 +322,12 @@ class TooManyError(FlowledgerError):
 
 class UnavailableError(FlowledgerError):
     """The server cannot serve this request as configured (HTTP 503): e.g. a webhook
-    trigger's secret variable is not set. The operator, not the caller, must act."""
+    trigger's secret variable is not set, or its workflow is disabled. The operator, not
+    the caller, must act; ``retry_after`` (seconds) is when a caller may try again."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

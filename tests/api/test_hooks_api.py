@@ -106,6 +106,23 @@ def test_hook_errors_start_nothing(hooked: Service) -> None:
         assert listed["items"] == []
 
 
+def test_a_disabled_workflows_hook_asks_for_the_delivery_again(hooked: Service) -> None:
+    """It answered 404, which senders take as gone for good: deliveries made while the
+    workflow was disabled were lost. Now 503 with Retry-After; once enabled, it starts."""
+    with hooked.client("admin") as http:
+        name = push(http, SIGNED, unique("paused"))
+        assert http.post(f"/api/v1/workflows/{name}/disable").status_code == 200
+        body = b'{"who": "Later"}'
+        answer = http.post(f"/hooks/{name}/in", content=body, headers=sign(body, "msg_p"))
+        assert error(answer, 503)["code"] == "unavailable"
+        assert answer.headers["Retry-After"] == "60"
+        assert http.post(f"/api/v1/workflows/{name}/enable").status_code == 200
+        again = http.post(f"/hooks/{name}/in", params={"via": "retry"}, content=body,
+                          headers=sign(body, "msg_p"))  # fmt: skip
+        assert again.status_code == 202, again.text
+        assert settled(http, again.json()["executionId"])["runtimeStatus"] == "Completed"
+
+
 def test_subscriptions_crud_by_role(hooked: Service) -> None:
     spec = {"url": "http://127.0.0.1:9/x", "events": ["execution.failed"]}
     with hooked.client("operator") as operator:

@@ -309,9 +309,13 @@ async def test_a_webhook_path_names_one_workflow(hooks_app: App) -> None:
         await hooks_app.workflows.switch(SwitchWorkflow(name="open", enabled=True))
     await hooks_app.workflows.switch(SwitchWorkflow(name="typed", enabled=False))
     # Told to anyone who calls: that it is off, not whose it is nor how to enable it.
-    with pytest.raises(NotFoundError) as disabled:
+    # A 503 that asks for the delivery again (a 404 made senders give up on it for good).
+    with pytest.raises(UnavailableError) as disabled:
         await hooks_app.hooks.receive(ReceiveHook(path="typed", headers={}, body=b"{}"))
-    assert str(disabled.value) == "the webhook trigger on path 'typed' is disabled"
+    assert str(disabled.value) == (
+        "the webhook trigger on path 'typed' is disabled for now; deliver again later"
+    )
+    assert disabled.value.retry_after == 60
 
 
 async def test_credentials_in_a_hook_request_are_stored_hidden(hooks_app: App) -> None:

@@ -46,6 +46,7 @@ from flowledger.errors import (
     InvalidInputError,
     TooLargeError,
     TooManyError,
+    UnavailableError,
     field_message,
     format_path,
 )
@@ -134,7 +135,10 @@ _STATUS_HEADERS = {
 def flowledger_response(exc: FlowledgerError) -> JSONResponse:
     """The answer to an error of the application (routes raise it; api.hot calls this)."""
     status, code, details = classify(exc)
-    return error_response(status, code, _message(exc), details, _STATUS_HEADERS.get(status))
+    headers = _STATUS_HEADERS.get(status)
+    if isinstance(exc, UnavailableError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(status, code, _message(exc), details, headers)
 
 
 async def _flowledger(request: Request, exc: Exception) -> JSONResponse:

@@ -75,6 +75,8 @@ from flowledger.storage import WorkflowVersion
 log = logging.getLogger(__name__)
 
 MAX_KEY = 200
+#: Seconds a sender of a delivery to a disabled workflow's hook is asked to wait.
+DISABLED_RETRY_AFTER = 60
 
 
 class ReceiveHook(Request):
@@ -195,7 +197,14 @@ class Hooks:
                 if pushed.disabled_at is not None and path in webhook_paths(document):
                     # Said to anyone who calls (no token, no signature checked yet): that
                     # it is off, not which workflow it starts nor how to turn it on.
-                    raise NotFoundError(f"the webhook trigger on path {path!r} is disabled")
+                    # Decision: 503, not 404 (tour 20B): senders take a 404 as "gone" and
+                    # stop; a 503 with Retry-After makes them deliver again, so a pause
+                    # (disable, then enable) loses no delivery within their retry window.
+                    raise UnavailableError(
+                        f"the webhook trigger on path {path!r} is disabled for now; "
+                        "deliver again later",
+                        retry_after=DISABLED_RETRY_AFTER,
+                    )
             raise NotFoundError(f"no pushed workflow has a webhook trigger on path {path!r}")
         if len(found) > 1:
             names = ", ".join(sorted(r.workflow.name for r in found))
