@@ -499,14 +499,16 @@ async def test_retrying_the_failed_workflow_resumes_its_job_run_in_the_workers(
     epoch = await engine.store.acquire_lease(failed, "elsewhere:1:x", timedelta(hours=1))
     assert epoch is not None
     with pytest.raises(ConflictError, match="being retried or run by someone else"):
-        await engine.retry(failed)
+        await JobRuns(engine).retry_execution(failed, by="python")
     row = await engine.store.get_job_run(job_run_id)
     assert row is not None and (row["status"], row["lease_owner"]) == ("Failed", None)
     assert row["completed_at"] is not None
     await engine.store.release_lease(failed, epoch)
 
     await engine.entities.create_type("Parcel")  # the fix
-    await engine.retry(failed)  # as `executions retry` and the API's retry do
+    await JobRuns(engine).retry_execution(
+        failed, by="python"
+    )  # as `executions retry` and the API's retry do
     reopened = await job_runs.get(job_run_id)  # open again (or finished by the worker)
     assert reopened["status"] in ("InProgress", "Completed"), reopened
 
@@ -580,7 +582,9 @@ async def test_a_cancelled_job_run_stays_cancelled_when_a_failed_workflow_is_ret
     doc = await wait_for(job_runs, job_run_id, "Cancelled")
     with pytest.raises(ConflictError, match="is Cancelled: a cancelled job run stays stopped"):
         await job_runs.retry(job_run_id)
-    await engine.retry(doc["runs"][0]["executionId"])  # the execution alone: allowed
+    await JobRuns(engine).retry_execution(
+        doc["runs"][0]["executionId"], by="python"
+    )  # the execution alone: allowed
     row = await engine.store.get_job_run(job_run_id)
     assert row is not None and row["status"] == "Cancelled"
 
@@ -609,7 +613,7 @@ async def test_an_end_recorded_while_the_retry_commits_does_not_stop_the_job_run
             return await retry(*args)
 
         monkeypatch.setattr(control, "retry", advancer_first)
-        await engine.retry(failed)
+        await JobRuns(engine).retry_execution(failed, by="python")
         monkeypatch.setattr(control, "retry", retry)
         assert (await job_runs.get(job_run_id))["status"] == "InProgress"
         assert (await job_runs.drive(job_run_id))["status"] == "Completed"
@@ -622,7 +626,7 @@ async def test_an_end_recorded_while_the_retry_commits_does_not_stop_the_job_run
         failed = doc["runs"][0]["executionId"]
         assert await asyncio.to_thread(run_sql, engine.db_url, not_yet, id=job_run_id) == 1
         await engine.entities.create_type("Crate")
-        await engine.retry(failed)
+        await JobRuns(engine).retry_execution(failed, by="python")
         store = other.store
         assert await store.acquire_job_run(job_run_id, other.owner, timedelta(minutes=1))
         stale = {"started": False, "completed": True, "failed": [failed]}

@@ -406,7 +406,7 @@ class Executions:
     ) -> Retried:
         """Re-run the failed steps of a failed execution in place (attempt + 1).
         ``on_events``: as :meth:`run`'s, for what runs here when it ``settle``s."""
-        steps = await self._engine.retry(request.id, by=request.by)
+        steps = await JobRuns(self._engine).retry_execution(request.id, by=request.by)
         document = await self._carry_on(request.id, request.settle, on_events, request.wait)
         return Retried(steps, document)
 

@@ -1081,12 +1081,10 @@ class Engine:
 
     async def retry(self, execution_id: str, *, by: str = "python") -> list[str]:
         """Re-run the failed steps of a failed execution in place (attempt + 1); the ids
-        of the steps that will run again. A job run that this execution's failure ended
-        is open again, and goes on to its next workflow once it completes."""
-        from flowledger.runtime.job_runs import JobRuns  # job runs are built on the engine
-
-        async with JobRuns(self).reopened_for_retry(execution_id):
-            retried = await control.retry(self, execution_id, by)
+        of the steps that will run again. A job run's execution: retry it with
+        :meth:`JobRuns.retry_execution` (as the application layer does), which opens the
+        job run again so it goes on once the execution completes."""
+        retried = await control.retry(self, execution_id, by)
         # Observers see the retry as a start (metrics: it ends again, as a first run does).
         self._notify(execution_id, lambda: [retried.event], ExecutionInfo(retried.workflow))
         return retried.steps

@@ -425,7 +425,7 @@ class JobRuns:
             if run["runtime_status"] == ExecutionStatus.FAILED
         ]
         for execution_id in failed:
-            await self.engine.retry(execution_id, by=by)
+            await self.retry_execution(execution_id, by=by)
         log.info(
             "job run %s retried by %s: %d failed workflows run again",
             job_run_id,
@@ -435,9 +435,17 @@ class JobRuns:
         )
         return failed
 
+    async def retry_execution(self, execution_id: str, *, by: str) -> list[str]:
+        """:meth:`Engine.retry`, and the execution's job run, if it ended Failed with it,
+        open again (every retry of an execution goes through here: the application
+        layer's, and :meth:`retry_failed`'s). Decision: here, not in the engine, which job
+        runs are built on (runtime helpers never import their owner)."""
+        async with self.reopened_for_retry(execution_id):
+            return await self.engine.retry(execution_id, by=by)
+
     @contextlib.asynccontextmanager
     async def reopened_for_retry(self, execution_id: str) -> AsyncIterator[None]:
-        """Around the retry of an execution (every retry: :meth:`Engine.retry`): when it
+        """Around the retry of an execution (:meth:`retry_execution`): when it
         is a job run's failed workflow, that job run is open (``InProgress``) once the
         retry committed, so the advancer that sees the execution complete starts the next
         workflow.
