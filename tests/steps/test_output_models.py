@@ -98,6 +98,14 @@ async def lookup(data: LookupInput, ctx: StepContext) -> LookupOutput:
             "by_kind": {"home": {"zip_code": None}},
         }
         return LookupOutput.model_construct(customer=customer, lines=lines, pay=Card(last4="1"))
+    if data.mode == "construct_nested":  # nested instances that skipped validation
+        customer = Customer.model_construct(
+            customer_id=5, address=Address.model_construct(zip_code=1)
+        )
+        bad = [Line.model_construct(sku="B", price="not a number")]
+        return LookupOutput(customer=_customer(), lines=lines, pay=Card(last4="1")).model_copy(
+            update={"customer": customer, "lines": bad}
+        )
     if data.mode == "other_class":
         return Other(something="x")  # type: ignore[return-value]
     if data.mode == "changed":
@@ -268,6 +276,11 @@ async def test_a_decimal_is_stored_as_text_and_read_as_a_number_after_float() ->
         ("construct_wrong", "pay"),
         ("other_class", "customer: is required; lines: is required; pay: is required"),
         ("changed", "lines:"),
+        (
+            "construct_nested",
+            "customer.customerId: must be text, not 5; customer.address.zipCode: must be "
+            "text, not 1; lines[0].price:",
+        ),
     ],
 )
 async def test_an_instance_that_skipped_validation_fails_its_step(mode: str, expected: str) -> None:

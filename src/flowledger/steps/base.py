@@ -227,15 +227,40 @@ class StepType:
         elif model.__pydantic_root_model__:
             checked = model.model_validate(getattr(result, "root", result))
         else:
-            fields: dict[str, Any] = result.__dict__
-            extra = result.__pydantic_extra__
-            if extra:
-                fields = {**fields, **extra}
+            fields = _fields_of(result)
             if type(result) is not model and isinstance(result, model):
                 # A subclass's instance is one of the model's: it is stored as the model.
                 fields = {k: v for k, v in fields.items() if k in model.__pydantic_fields__}
             checked = model.model_validate(fields, by_alias=False, by_name=True)
         return checked.model_dump(mode="json", by_alias=True)
+
+
+def _fields_of(instance: BaseModel) -> dict[str, Any]:
+    """An instance's fields by Python name, each nested model instance in them (in lists,
+    tuples and dicts too) as its own fields: pydantic takes a nested instance as valid
+    without looking (``revalidate_instances="never"``), so one made by
+    ``model_construct()``, or changed after it was made, was stored unchecked."""
+    fields: dict[str, Any] = dict(instance.__dict__)
+    extra = instance.__pydantic_extra__
+    if extra:
+        fields.update(extra)
+    for name, value in fields.items():
+        if isinstance(value, BaseModel | list | tuple | dict):
+            fields[name] = _unchecked(value)
+    return fields
+
+
+def _unchecked(value: Any) -> Any:
+    """``value`` with every model instance in it as its fields (see ``_fields_of``)."""
+    if isinstance(value, BaseModel):
+        if type(value).__pydantic_root_model__:
+            return _unchecked(getattr(value, "root", value))
+        return _fields_of(value)
+    if isinstance(value, list | tuple):
+        return [_unchecked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _unchecked(item) for key, item in value.items()}
+    return value
 
 
 def stored_loc(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[str | int, ...]:
