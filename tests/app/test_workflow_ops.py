@@ -19,7 +19,13 @@ from flowledger.app.models import (
     SwitchWorkflow,
     TriggerWorkflow,
 )
-from flowledger.errors import ConflictError, InputError, InvalidInputError, NotFoundError
+from flowledger.errors import (
+    ConflictError,
+    InputError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+)
 from flowledger.storage import ExecutionQuery
 from flowledger.worker.entity_dispatch import EntityDispatcher
 from flowledger.worker.schedules import Scheduler
@@ -107,7 +113,7 @@ async def test_a_disabled_workflow_ignores_webhooks_and_entity_writes(app: App) 
     await app.engine.entities.create_type("Lead")
     await push(app, HOOKED)
     await app.workflows.switch(SwitchWorkflow(name="hooked", enabled=False))
-    with pytest.raises(NotFoundError, match="ops-test"):
+    with pytest.raises(UnavailableError, match="ops-test.*is disabled"):
         await app.hooks.receive(ReceiveHook(path="ops-test", body=b"{}"))
     await app.engine.entities.create("Lead", {"Email": "a@example.com"})
     dispatcher = EntityDispatcher(app.engine)
@@ -182,6 +188,8 @@ async def test_a_deleted_workflow_starts_only_by_version_number(app: App) -> Non
         await app.executions.start(StartExecution(workflow="nope", stored_only=True))
     with pytest.raises(NotFoundError, match="named 'hourl'; did you mean 'hourly'"):
         await app.executions.start(StartExecution(workflow="hourl", stored_only=True))
+    with pytest.raises(NotFoundError, match="workflow name; did you mean 'hourly'"):
+        await app.executions.start(StartExecution(workflow="hourl"))  # a file or a name
     await push(app, HOURLY)  # pushed again: it starts by name again
     again = await app.executions.start(StartExecution(workflow="hourly", stored_only=True))
     assert again["workflowVersion"] == 1

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from flowledger.cli.render import (
     TIMELINE_WIDTH,
+    execution_detail,
     failed_periods,
     pending_inputs,
     summary,
@@ -179,3 +180,20 @@ def test_a_summary_shows_the_control_characters_of_an_error_as_the_event_lines_d
     with console.capture() as captured:
         summary(console, doc)
     assert "error: step 'boom' (attempt 1): bad␇bell␍and \\u202eevil" in captured.get()
+
+
+def test_show_says_a_cancel_no_worker_acted_on_yet() -> None:
+    """The document carried pendingSignals, but ``executions show`` printed nothing of a
+    recorded cancel (tour 21)."""
+    doc: dict[str, Any] = {
+        "id": "e1",
+        "runtimeStatus": "NotStarted",
+        "workflowName": "w",
+        "workflowVersion": 1,
+        "steps": {},
+    }
+    for pending, said in ((1, "pending:  1 cancel or input recorded"), (0, None)):
+        console = Console(width=200, record=True, color_system=None)
+        execution_detail(console, {**doc, "pendingSignals": pending} if pending else doc)
+        text = console.export_text()
+        assert (said in text) if said else ("pending:" not in text), text

@@ -151,6 +151,10 @@ def page_footer(
 def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = False) -> None:
     console.print(Text.assemble(("execution ", "bold"), doc["id"]))
     console.print(Text.assemble("status:   ", _status(doc["runtimeStatus"])))
+    if doc.get("pendingSignals"):  # recorded, not acted on yet (no worker took it)
+        count = doc["pendingSignals"]
+        noun = "cancel or input" if count == 1 else "cancels or inputs"
+        console.print(f"pending:  {count} {noun} recorded, waiting for a worker to act on")
     console.print(f"workflow: {doc['workflowName']} v{doc['workflowVersion']}")
     console.print(
         f"started:  {when(doc.get('startedAt')) or '-'}   ended: {when(_ended(doc)) or '-'}"

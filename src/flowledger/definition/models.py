@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from flowledger.definition.strictness import checking_new
 from flowledger.durations import Duration
@@ -54,13 +54,17 @@ class StepSpec(_Frozen):
 
     @field_validator("timeout", "due", mode="before")
     @classmethod
-    def _fixed_time(cls, value: Any) -> Any:
+    def _fixed_time(cls, value: Any, info: ValidationInfo) -> Any:
         # These are read when the definition is, before anything runs: a template would
         # only fail as "not a duration". sys.wait_for_input's input.due is rendered.
         if isinstance(value, str) and "{{" in value:
+            instead = (
+                "; a sys.wait_for_input computes its deadline in input.due instead"
+                if info.field_name == "due"
+                else ""
+            )
             raise ValueError(
-                "is read before the run and takes a fixed duration, not a template; a "
-                "sys.wait_for_input computes its deadline in input.due instead"
+                f"is read before the run and takes a fixed duration, not a template{instead}"
             )
         return value
 

@@ -389,8 +389,10 @@ class Engine:
         except NotPushedError:
             raise
         except NotFoundError:
+            stored = {v.name for v in await self.store.list_workflow_versions()}
             raise NotFoundError(
-                f"{file_or_name!r} is neither a definition file nor a pushed workflow name"
+                f"{file_or_name!r} is neither a definition file nor a pushed workflow "
+                f"name{did_you_mean(file_or_name, stored)}"
             ) from None
 
     async def resolve_workflow(
@@ -1044,8 +1046,11 @@ class Engine:
             # Its plugin is not loaded here (a cancel from the command line without it):
             # no traceback, which said nothing more; a cancel it was sent is applied by
             # the command's pass over the descendants (app.executions), else a worker runs it.
-            log.warning(
-                "child execution %s is left for a process that has its step types: %s",
+            # INFO: a cancel's command line printed it as a warning that the child was
+            # left, over the children it then cancelled (tour 21).
+            log.info(
+                "child execution %s is not run here, its step types not loaded (%s): a "
+                "cancel sent to it still applies; the rest waits for a process that has them",
                 child_id,
                 exc.problems[0].message if exc.problems else exc,
                 extra=log_extra("run_child", child_id),
