@@ -113,7 +113,7 @@ async def test_a_disabled_workflow_ignores_webhooks_and_entity_writes(app: App) 
     await app.engine.entities.create_type("Lead")
     await push(app, HOOKED)
     await app.workflows.switch(SwitchWorkflow(name="hooked", enabled=False))
-    with pytest.raises(UnavailableError, match="ops-test.*is disabled"):
+    with pytest.raises(UnavailableError, match=r"ops-test.*is disabled"):
         await app.hooks.receive(ReceiveHook(path="ops-test", body=b"{}"))
     await app.engine.entities.create("Lead", {"Email": "a@example.com"})
     dispatcher = EntityDispatcher(app.engine)
