@@ -145,7 +145,11 @@ async def test_every_page_for_each_role(web: Web) -> None:
     )
     await web.app.workflows.push(
         PushWorkflows(
-            texts=[WorkflowText(text=BOOM + "# v2\n  - {id: more, type: sys.no_action}\n")]
+            texts=[
+                WorkflowText(
+                    text=BOOM + "# v2\n  - {id: more, type: sys.no_action, after: [first]}\n"
+                )
+            ]
         )
     )
     http = await web.sign_in("viewer")
@@ -171,7 +175,9 @@ async def test_every_page_for_each_role(web: Web) -> None:
         answer = await http.get(path)
         assert answer.status_code == 200, (path, answer.text)
     diff = (await http.get("/workflows/boom?version=2&diff=1")).text
-    assert "+# v2" in diff and "+  - {id: more, type: sys.no_action}" in diff  # as pushed
+    assert (
+        "+# v2" in diff and "+  - {id: more, type: sys.no_action, after: [first]}" in diff
+    )  # as pushed
     await web.app.job_runs.drive(DriveJobRun(id=job["id"]))
     job_page = (await http.get(f"/job-runs/{job['id']}")).text
     assert "in step <code>fail</code>: &lt;b&gt;bad&lt;/b&gt;" in job_page  # why, escaped
