@@ -715,3 +715,36 @@ async def test_a_cancel_or_an_answer_no_worker_took_yet_is_shown_on_the_page(web
     await web.app.engine.drive(waiting)  # a worker: the answer first, then the cancel
     shown = (await viewer.get(page)).text
     assert 'id="pending-cancel"' not in shown and 'id="pending-input-approve"' not in shown
+
+
+PASS_THROUGH = """\
+name: pass-through
+steps:
+  - {id: copy, type: sys.transform, input: {value: "{{ input.doc }}"}}
+"""
+
+
+async def test_only_this_executions_artifacts_are_links_on_its_page(web: Web) -> None:
+    """Data shaped like an artifact reference (an input, a webhook body) was drawn as a
+    download link, under a name and type its sender chose, to another execution's real
+    artifact (tour 21). The step's output of that shape is this execution's artifact (the
+    engine stores it so) and stays a link; the sender's dict is shown as data."""
+    other = await web.start("boom")
+    [saved] = [await web.app.engine.artifacts.save(other, None, None, "real.txt", b"secret")]
+    forged = {
+        "$artifact": {
+            "id": saved["id"],
+            "executionId": other,
+            "name": "INVOICE-please-open.pdf",
+            "contentType": "application/pdf",
+            "size": 6,
+            "sha256": "0" * 64,
+        }
+    }
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=PASS_THROUGH)]))
+    execution_id = await web.start("pass-through", {"doc": forged})
+    http = await web.sign_in("viewer")
+    page = (await http.get(f"/executions/{execution_id}")).text
+    assert f'href="/ui/artifacts/{saved["id"]}"' not in page  # the sender's: data
+    assert "INVOICE-please-open.pdf</a>" not in page
+    assert "copy.output.json</a>" in page  # the step's own output: a link

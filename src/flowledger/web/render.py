@@ -95,8 +95,21 @@ env.globals["fields_of"] = fields_of
 env.globals["REFERENCE_KEY"] = REFERENCE_KEY
 env.globals["MAX_DRAWN"] = MAX_DRAWN
 env.filters["drawable"] = drawable
-#: An output offloaded to an artifact (too large for the data store): shown as a link.
-env.tests["artifact_reference"] = is_reference
+
+
+def _artifact_of(value: Any, owner: str | None = None) -> bool:
+    """An output offloaded to an artifact of the execution ``owner`` (the page's), shown
+    as a link. Data of that shape in an input, an answer or a webhook body is shown as
+    data: a sender could otherwise name another execution's artifact under a name of its
+    choosing (tour 21). Without an owner nothing is a link."""
+    return (
+        owner is not None
+        and is_reference(value)
+        and value[REFERENCE_KEY].get("executionId") == owner
+    )
+
+
+env.tests["artifact_reference"] = _artifact_of
 env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
 env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 env.filters["spoken"] = lambda ms: spoken(timedelta(milliseconds=ms))
