@@ -235,31 +235,37 @@ class StepType:
         return checked.model_dump(mode="json", by_alias=True)
 
 
-def _fields_of(instance: BaseModel) -> dict[str, Any]:
+def _fields_of(instance: BaseModel, path: frozenset[int] = frozenset()) -> dict[str, Any]:
     """An instance's fields by Python name, each nested model instance in them (in lists,
     tuples and dicts too) as its own fields: pydantic takes a nested instance as valid
     without looking (``revalidate_instances="never"``), so one made by
-    ``model_construct()``, or changed after it was made, was stored unchecked."""
+    ``model_construct()``, or changed after it was made, was stored unchecked. ``path``:
+    the containers above, so a cycle is left as it is, for validation to refuse."""
+    path = path | {id(instance)}
     fields: dict[str, Any] = dict(instance.__dict__)
     extra = instance.__pydantic_extra__
     if extra:
         fields.update(extra)
     for name, value in fields.items():
         if isinstance(value, BaseModel | list | tuple | dict):
-            fields[name] = _unchecked(value)
+            fields[name] = _unchecked(value, path)
     return fields
 
 
-def _unchecked(value: Any) -> Any:
+def _unchecked(value: Any, path: frozenset[int]) -> Any:
     """``value`` with every model instance in it as its fields (see ``_fields_of``)."""
+    if id(value) in path:  # a cycle: as it is (validation says where)
+        return value
     if isinstance(value, BaseModel):
         if type(value).__pydantic_root_model__:
-            return _unchecked(getattr(value, "root", value))
-        return _fields_of(value)
+            return _unchecked(getattr(value, "root", value), path | {id(value)})
+        return _fields_of(value, path)
     if isinstance(value, list | tuple):
-        return [_unchecked(item) for item in value]
+        inner = path | {id(value)}
+        return [_unchecked(item, inner) for item in value]
     if isinstance(value, dict):
-        return {key: _unchecked(item) for key, item in value.items()}
+        inner = path | {id(value)}
+        return {key: _unchecked(item, inner) for key, item in value.items()}
     return value
 
 
