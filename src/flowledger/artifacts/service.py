@@ -6,7 +6,9 @@ file is written completely (temporary file, fsync, rename) before its row is
 inserted, so a row never names a missing file (a crash in between leaves an
 unlisted file, never the reverse; a step re-run after a crash saves anew). File
 names on disk never come from user input; ``name`` is what people see and
-downloads keep.
+downloads keep. Files are never changed once written: a rerun's copies of the artifacts
+its reused steps hold are hard links to the same files (:meth:`ArtifactService.copy_file`,
+``runtime.rerun_artifacts``), so pruning either execution leaves the other's whole.
 
 The root defaults to ``<db file stem>-artifacts`` next to a SQLite file and to
 ``./flowledger-artifacts`` for PostgreSQL; ``FLOWLEDGER_ARTIFACTS`` overrides it.
@@ -149,6 +151,17 @@ def artifact_document(row: Row) -> dict[str, Any]:
     }
 
 
+def reference_to(row: Row) -> dict[str, Any]:
+    """The reference that stands for an output kept as the artifact ``row``."""
+    return {REFERENCE_KEY: _reference(row)}
+
+
+def well_formed(info: Any) -> bool:
+    """Whether a reference's fields (``value[REFERENCE_KEY]``) have the engine's formats:
+    only such a reference names a file anyone reads (see the module's docstring)."""
+    return _parse(info) is not None
+
+
 def is_reference(value: Any) -> bool:
     """True for the reference object an offloaded output left in the data store."""
     if type(value) is not dict or len(value) != 1:
@@ -284,7 +297,7 @@ class ArtifactService:
                 extra=log_extra("offload_output", execution_id, step_id),
             )
             return output, text
-        return {REFERENCE_KEY: _reference(row)}, None
+        return reference_to(row), None
 
     def _row(
         self,
@@ -344,6 +357,87 @@ class ArtifactService:
             f"cannot write artifact {row['name']!r} of execution {row['execution_id']} "
             f"under {self.root}: {exc.strerror or exc}"
         )
+
+    # -- a rerun's copies ---------------------------------------------------------------------
+
+    def copy_file(self, info: Mapping[str, Any], row: Row) -> bool:
+        """Give the file of the artifact ``info`` describes (``{id, executionId, size,
+        sha256}``: a reference's or a row's fields) a second name: the path of ``row``, a
+        new artifact of another execution (a rerun's copy, ``runtime.rerun_artifacts``).
+        False, and nothing written, when there is no file there.
+
+        A hard link: no byte is read or written, however large the file, and no space is
+        taken; the file lives while either name does (pruning one execution removes its
+        names only). Artifact files are never changed once written, so sharing one is
+        safe. Where linking fails (another filesystem, one without hard links), a copy
+        read in chunks and verified against the recorded sha256.
+
+        The source is checked as a read checks it (a regular file at its own path under
+        the root, no symlink on the way, of the recorded size), and the link must be that
+        very file (one swapped in between is refused). Its sha256 is not read for a link:
+        every read of the rerun's copy verifies it.
+        """
+        ref = _parse(info)
+        if ref is None:
+            raise StorageError(
+                f"artifact {str(info.get('id'))[:100]!r} is not described in the engine's "
+                "format (id, executionId, size, sha256); its file was not copied"
+            )
+        opened = self._open_for_reading(ref)
+        if opened is None:
+            return False
+        source, size = opened
+        with source:
+            if size != ref.size:
+                raise self._damaged(ref)
+            target = self.path_of(row["execution_id"], row["id"])
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._cannot_write(row, exc) from exc
+            try:
+                # Not following a symlink swapped in since the check: the inode check sees it.
+                source_path = self.path_of(ref.execution_id, ref.artifact_id)
+                os.link(source_path, target, follow_symlinks=False)
+            except (OSError, NotImplementedError):
+                self._copy_verified_from(source, ref, row)
+                return True
+            if not os.path.samestat(os.lstat(target), os.fstat(source.fileno())):
+                target.unlink(missing_ok=True)
+                raise StorageError(
+                    f"artifact file {self.path_of(ref.execution_id, ref.artifact_id)} was "
+                    "replaced while it was being linked; nothing was linked"
+                )
+        return True
+
+    def _copy_verified_from(self, source: BinaryIO, ref: _Ref, row: Row) -> None:
+        writer = self._open(row)
+        try:
+            size = 0
+            # One byte past the recorded size is enough to know it is not that file.
+            while size <= ref.size and (chunk := source.read(min(_CHUNK, ref.size + 1 - size))):
+                self._put(row, writer, chunk)
+                size += len(chunk)
+            if size != ref.size or writer.digest.hexdigest() != ref.sha256:
+                raise self._damaged(ref)
+            self._finish(row, writer)
+        except BaseException:
+            writer.discard()
+            raise
+
+    def write_copy(self, row: Row, data: bytes) -> None:
+        """Write ``data`` as the new artifact ``row``'s file (durably, as every artifact
+        is); its size and sha256 go into ``row``. For a rerun's copy whose content changes
+        (a loop output kept as a file holds its body's references)."""
+        self._write(row, data)
+
+    def sync_folder(self, execution_id: str) -> None:
+        """Make the links :meth:`copy_file` made into the execution's folder durable
+        (written files are synced as they are written): once, after the last one."""
+        folder = self.root / execution_id
+        if folder.is_dir():
+            _fsync_folder(folder)
+            _fsync_folder(self.root)
 
     # -- reading ------------------------------------------------------------------------------
 

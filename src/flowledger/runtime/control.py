@@ -28,8 +28,10 @@ from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
 from flowledger.runtime.drivers import RESUMED_ON_RETRY
+from flowledger.runtime.ids import random_uuid
 from flowledger.runtime.orphans import process_owner
 from flowledger.runtime.ports import Control
+from flowledger.runtime.rerun_artifacts import copy_artifacts, forget_copies
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.schema_check import check_against_schema, validator_for
 from flowledger.steps.builtins import apply_variable_op, variable_after
@@ -379,11 +381,65 @@ async def rerun(
         ),
         key=lambda r: (r["seq"], r["id"]),
     )
-    # Variables as the reused steps left them: every completed sys.set_variable among them
-    # or inside their loop bodies, in the order they were applied (each output holds the
-    # value after its operation, or what an append or merge added: steps.variable_after).
-    # A custom step's ctx.variables changes are kept with it (``state.variables``).
+    now = engine.clock.now()
+    new_id = random_uuid()
+    step_rows = [
+        {**found, "id": str(uuid.uuid4()), "execution_id": new_id, "seq": seq}
+        for seq, found in enumerate(copies, start=1)
+    ]
+    pairs = list(zip(copies, step_rows, strict=True))
+    # The rerun's own copies of the reused steps' files (outputs kept as artifacts, saved
+    # files), the copied outputs rewritten to them: pruning the original (it ended first)
+    # must take nothing the rerun reads or lists (runtime.rerun_artifacts).
+    files = await copy_artifacts(engine.artifacts, original, execution_id, from_step, pairs, now)
+    try:
+        variables = await _variables_after(engine, original, target, reused, latest, pairs)
+        exec_row, created = execution_rows(
+            target,
+            stored,
+            trigger=loads(row["trigger"]) or {},
+            now=now,
+            created_by=by,
+            correlation_id=row["correlation_id"],
+            lineage=Lineage(rerun_of=execution_id, depth=int(row["depth"] or 0)),
+            variables=variables,
+            execution_id=new_id,
+        )
+        codec = Codec()
+        origin = {"rerunOf": execution_id, "from": from_step}
+        detail = {"workflow": target.name, "version": stored.version, **origin}
+        created["detail"] = codec.dumps(detail)
+        events = [created, _event(new_id, 2, now, "execution.started", None, None)]
+        for found, copy in pairs:
+            reuse = codec.dumps({"from": found["id"], "execution": execution_id})
+            events.append(_event(new_id, len(events) + 1, now, "step.reused", copy, reuse))
+        exec_row.update(
+            runtime_status=str(ExecutionStatus.IN_PROGRESS),
+            started_at=now,
+            event_seq=len(events),
+        )
+        await engine.store.create_execution(exec_row, events, step_rows, files)  # wakes workers
+    except Exception:
+        if files:
+            await forget_copies(engine.artifacts, engine.store, new_id)
+        raise
+    return new_id
+
+
+async def _variables_after(
+    engine: Control,
+    original: CompiledWorkflow,
+    target: CompiledWorkflow,
+    reused: set[str],
+    latest: dict[tuple[str, str], Row],
+    pairs: list[tuple[Row, Row]],
+) -> dict[str, Any]:
+    """Variables as the reused steps left them: every completed sys.set_variable among them
+    or inside their loop bodies, in the order they were applied (each output holds the
+    value after its operation, or what an append or merge added: steps.variable_after).
+    A custom step's ctx.variables changes are kept with it (``state.variables``)."""
     variables = dict(target.spec.variables)
+    copied = {found["id"]: copy for found, copy in pairs}
     changers = [
         found
         for (_, path), found in latest.items()
@@ -391,41 +447,13 @@ async def rerun(
     ]
     for found in sorted(changers, key=lambda r: (r["completed_at"], r["seq"])):
         if original.steps[found["step_id"]].step_type.sets_variable:
-            out = loads(found["output"]) or {}
+            out = loads(copied.get(found["id"], found)["output"]) or {}
             variables[out["name"]] = variable_after(variables.get(out["name"]), out)
             continue
         state = loads(found["state"]) if found["state"] else None
         for name, op, value in (state or {}).get("variables") or ():
             variables[name] = apply_variable_op(variables.get(name), op, value, name)
-    now = engine.clock.now()
-    exec_row, created = execution_rows(
-        target,
-        stored,
-        trigger=loads(row["trigger"]) or {},
-        now=now,
-        created_by=by,
-        correlation_id=row["correlation_id"],
-        lineage=Lineage(rerun_of=execution_id, depth=int(row["depth"] or 0)),
-        variables=variables,
-    )
-    new_id = exec_row["id"]
-    codec = Codec()
-    origin = {"rerunOf": execution_id, "from": from_step}
-    created["detail"] = codec.dumps({"workflow": target.name, "version": stored.version, **origin})
-    events = [created, _event(new_id, 2, now, "execution.started", None, None)]
-    step_rows = []
-    for seq, found in enumerate(copies, start=1):
-        copy = {**found, "id": str(uuid.uuid4()), "execution_id": new_id, "seq": seq}
-        step_rows.append(copy)
-        reuse = codec.dumps({"from": found["id"], "execution": execution_id})
-        events.append(_event(new_id, len(events) + 1, now, "step.reused", copy, reuse))
-    exec_row.update(
-        runtime_status=str(ExecutionStatus.IN_PROGRESS),
-        started_at=now,
-        event_seq=len(events),
-    )
-    await engine.store.create_execution(exec_row, events, step_rows)  # wakes the workers
-    return str(new_id)
+    return variables
 
 
 def _reusable(

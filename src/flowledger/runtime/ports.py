@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel
 
+from flowledger.artifacts.service import ArtifactService
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.services import Services
@@ -178,6 +179,10 @@ class Control(Protocol):
 
     @property
     def store(self) -> Store: ...
+
+    #: A rerun copies the artifacts of the steps it reuses.
+    @property
+    def artifacts(self) -> ArtifactService: ...
 
     async def workflow_for_version(self, version_id: str) -> CompiledWorkflow: ...
 

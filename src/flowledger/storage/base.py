@@ -242,9 +242,14 @@ class Store(
 
     @abstractmethod
     async def create_execution(
-        self, execution: Row, events: list[Row], steps: Sequence[Row] = ()
+        self,
+        execution: Row,
+        events: list[Row],
+        steps: Sequence[Row] = (),
+        artifacts: Sequence[Row] = (),
     ) -> str:
-        """Insert a new execution (with step rows it starts from, for a rerun); return its id.
+        """Insert a new execution (with step rows it starts from, for a rerun, and the
+        artifact rows of their files, already in place); return its id. One transaction.
 
         When its ``trigger_key`` is already taken (the schedule tick, entity event, job item
         or step child was started before), nothing is written and the existing id returns.

@@ -76,6 +76,7 @@ from flowledger.storage.schema import (
     workflow_versions,
     workflows,
 )
+from flowledger.storage.schema_artifacts import artifacts as artifacts_table
 from flowledger.storage.sizes import SQLSizeStore
 from flowledger.storage.sqlpart import (
     DatabaseTrouble,
@@ -343,12 +344,16 @@ class SQLStore(
     # -- executions ---------------------------------------------------------------------------
 
     async def create_execution(
-        self, execution: Row, events_: list[Row], steps: Sequence[Row] = ()
+        self,
+        execution: Row,
+        events_: list[Row],
+        steps: Sequence[Row] = (),
+        artifacts: Sequence[Row] = (),
     ) -> str:
         # A plain new execution is two rows (may commit inline, see SQLPart._inline_write);
         # a rerun's copied steps can be thousands: those always go to the writer thread.
-        if steps:
-            created = await self._create_execution(execution, events_, steps)
+        if steps or artifacts:
+            created = await self._create_execution(execution, events_, steps, artifacts)
         else:
             created = await self._create_small_execution(execution, events_)
         if claimable_when_created(execution):
@@ -368,10 +373,18 @@ class SQLStore(
         return created
 
     @writes
-    def _create_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
-        return self._insert_execution(execution, events_, steps)
+    def _create_execution(
+        self, execution: Row, events_: list[Row], steps: Sequence[Row], files: Sequence[Row]
+    ) -> str:
+        return self._insert_execution(execution, events_, steps, files)
 
-    def _insert_execution(self, execution: Row, events_: list[Row], steps: Sequence[Row]) -> str:
+    def _insert_execution(
+        self,
+        execution: Row,
+        events_: list[Row],
+        steps: Sequence[Row],
+        files: Sequence[Row] = (),
+    ) -> str:
         try:
             with self.conn.begin():
                 # The two small inserts on the driver's cursor (storage.fastpath): building
@@ -379,6 +392,8 @@ class SQLStore(
                 self._insert_rows(executions, [execution])
                 if steps:
                     self.conn.execute(insert(step_executions), list(steps))
+                if files:  # a rerun's copies of its reused steps' files (already on disk)
+                    self.conn.execute(insert(artifacts_table), list(files))
                 if events_:
                     self._insert_rows(events, events_)
                 if claimable_when_created(execution):
