@@ -251,3 +251,26 @@ async def test_where_files_cannot_be_linked_they_are_copied_and_verified(
         await engine.rerun(first["id"], "use")
     assert await engine.store.count_executions(ExecutionQuery()) == count
     assert sorted(p.name for p in root.iterdir()) == sorted([first["id"], again["id"]])
+
+
+async def test_a_variable_set_to_a_value_over_the_budget_is_carried_into_the_rerun(
+    app: App,
+) -> None:
+    """The reused sys.set_variable's output is a reference: the value is read from it."""
+    text = """
+    name: long
+    variables: {long: ""}
+    steps:
+      - {id: keep, type: sys.set_variable, input: {name: long, value: "{{ 'v' * 3000 }}"}}
+      - {id: use, type: sys.transform, after: [keep], input: {value: "{{ variables.long | length }}"}}
+    """
+    engine = app.engine
+    first = await engine.run(engine.load_text(textwrap.dedent(text), "long.yaml"), {})
+    assert REFERENCE_KEY in step(first, "keep")["outputData"]
+    engine.clock.offset += timedelta(minutes=10)
+    again = await rerun(app, first["id"])
+    assert step(again, "use")["outputData"] == 3000
+    assert again["variables"]["long"] == "v" * 3000
+    await app.retention.prune(PruneExecutions(older_than="5m"))
+    third = await rerun(app, again["id"])  # read from the rerun's own copy
+    assert third["variables"]["long"] == "v" * 3000

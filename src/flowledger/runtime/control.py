@@ -9,11 +9,13 @@ finished steps.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from datetime import UTC
 from typing import Any, Literal, NamedTuple
 
+from flowledger.artifacts.service import is_reference
 from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.graph import ancestors
@@ -448,6 +450,8 @@ async def _variables_after(
     for found in sorted(changers, key=lambda r: (r["completed_at"], r["seq"])):
         if original.steps[found["step_id"]].step_type.sets_variable:
             out = loads(copied.get(found["id"], found)["output"]) or {}
+            if is_reference(out):  # a value over the output budget: the rerun's own copy
+                out = await asyncio.to_thread(engine.artifacts.read_output, out, found["step_id"])
             variables[out["name"]] = variable_after(variables.get(out["name"]), out)
             continue
         state = loads(found["state"]) if found["state"] else None
