@@ -12,6 +12,8 @@ from tests.templates.support import ENGINE
 A = Read(Reference("a", (), True))
 B = Read(Reference("b", (), True))
 XS_ITEM = Read(Reference("xs", (), True), ())
+#: ``a`` reached through a conditional or ``default``: maybe not the value used.
+MAYBE_A = Read(Reference("a", (), True), sure=False)
 
 
 def uses(source: str) -> tuple[NumericUse, ...]:
@@ -21,10 +23,10 @@ def uses(source: str) -> tuple[NumericUse, ...]:
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("{{ a * 2 }}", [NumericUse(A, "arithmetic")]),
-        ("{{ -a }}", [NumericUse(A, "arithmetic")]),
-        ("{{ a >= 1 }}", [NumericUse(A, "comparison")]),
-        ("{{ a is gt 1 }}", [NumericUse(A, "comparison")]),
+        ("{{ a * 2 }}", [NumericUse(A, "arithmetic", operator="*", number=True)]),
+        ("{{ -a }}", [NumericUse(A, "arithmetic", operator="unary -")]),
+        ("{{ a >= 1 }}", [NumericUse(A, "comparison", number=True)]),
+        ("{{ a is gt 1 }}", [NumericUse(A, "comparison", number=True)]),
         ("{{ a == 9.99 }}", [NumericUse(A, "==")]),
         ("{{ -1 != a }}", [NumericUse(A, "!=")]),
         ("{{ a is equalto 1 }}", [NumericUse(A, "==")]),
@@ -33,8 +35,8 @@ def uses(source: str) -> tuple[NumericUse, ...]:
         ("{{ a not in [b] }}", [NumericUse(A, "not in", B), NumericUse(B, "not in", A)]),
         ("{{ 1 in xs }}", [NumericUse(XS_ITEM, "in")]),
         ("{{ a | round(1) }}", [NumericUse(A, "round")]),
-        ("{{ a | d(0) | abs }}", [NumericUse(A, "abs")]),
-        ("{{ (a if c else 1) | abs }}", [NumericUse(A, "abs")]),
+        ("{{ a | d(0) | abs }}", [NumericUse(MAYBE_A, "abs")]),
+        ("{{ (a if c else 1) | abs }}", [NumericUse(MAYBE_A, "abs")]),
         ("{{ [a, '10.5'] | max }}", [NumericUse(A, "max")]),
         ("{{ [a, 1] | sum }}", [NumericUse(A, "sum")]),
         (
@@ -49,7 +51,7 @@ def uses(source: str) -> tuple[NumericUse, ...]:
             "{{ [a] | sum(attribute='p') }}",
             [NumericUse(Read(Reference("a", ("p",), True)), "sum")],
         ),
-        ("{{ (xs | first) * 2 }}", [NumericUse(XS_ITEM, "arithmetic")]),
+        ("{{ (xs | first) * 2 }}", [NumericUse(XS_ITEM, "arithmetic", operator="*", number=True)]),
         ("{{ [a] | map('abs') | list }}", [NumericUse(A, "abs")]),
         ("{{ [a] | select('odd') | list }}", [NumericUse(A, "odd")]),
     ],
@@ -77,3 +79,35 @@ def test_a_read_used_as_a_number_is_found(source: str, expected: list[NumericUse
 )
 def test_a_read_used_as_text_or_converted_is_not(source: str) -> None:
     assert uses(source) == ()
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ 1 - a }}", [NumericUse(A, "arithmetic", None, "-", True)]),
+        ("{{ -a }}", [NumericUse(A, "arithmetic", None, "unary -", False)]),
+        (
+            "{{ a + b }}",
+            [NumericUse(A, "arithmetic", B, "+"), NumericUse(B, "arithmetic", A, "+")],
+        ),
+        ("{{ a < (b | int) }}", [NumericUse(A, "comparison", number=True)]),
+        ("{{ 5 is gt a }}", [NumericUse(A, "comparison", number=True)]),
+        ("{{ [a] | select('>', 5) | list }}", [NumericUse(A, "comparison", number=True)]),
+        # Not surely a number: the conditional may give the text.
+        ("{{ a + (1 if c else 'x') }}", [NumericUse(A, "arithmetic", operator="+")]),
+        (
+            "{{ a * b.c[0] }}",
+            [
+                NumericUse(A, "arithmetic", Read(Reference("b", ("c", 0), True)), "*"),
+                NumericUse(Read(Reference("b", ("c", 0), True)), "arithmetic", A, "*"),
+            ],
+        ),
+        # The read may not be the value used.
+        ("{{ (a if c else 0) - 1 }}", [NumericUse(MAYBE_A, "arithmetic", None, "-", True)]),
+        ("{{ (a | default(0)) < 1 }}", [NumericUse(MAYBE_A, "comparison", number=True)]),
+    ],
+)
+def test_what_stands_on_the_other_side_is_recorded_when_it_is_certain(
+    source: str, expected: list[NumericUse]
+) -> None:
+    assert list(uses(source)) == expected

@@ -14,9 +14,11 @@ from flowledger.definition.schemas import (
     LOOP_FIELDS,
     STEP_ENVELOPE_FIELDS,
     Schema,
+    describe,
     holds_decimal,
     is_decimal_text,
     is_number,
+    json_kinds,
     schema_of_literal,
     walk,
 )
@@ -39,6 +41,9 @@ TEMPLATE_NAMES = (
     "__context__",
     "__steps__",
 )
+_MATCHING_USES = frozenset(MATCHING.values())
+#: The uses that fail (or go wrong) on text, a list or an object.
+_TYPE_USES = frozenset(("arithmetic", "comparison", "round", "abs", "sum", *NUMBER_TESTS))
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,12 @@ class ReferenceChecker:
             message = self._problem(ref, referrer)
             if message:
                 report(message)
-        if checking_new():
+        if checking_new() and template.numeric_uses:
+            said: set[str] = set()  # a read used alike twice (a * 2 + a * 3) is said once
             for use in template.numeric_uses:
-                message = self._numeric_problem(use, referrer)
-                if message:
+                message = self._numeric_problem(use, referrer) or self._type_problem(use, referrer)
+                if message and message not in said:
+                    said.add(message)
                     report(message)
 
     def _numeric_problem(self, use: NumericUse, referrer: str | None) -> str | None:
@@ -116,19 +123,81 @@ class ReferenceChecker:
         schema = self._read_schema(use.read, referrer, only_decimal=True)
         if schema is None or not is_decimal_text(schema):
             return None
-        if use.other is None:
+        if use.other is None or use.use not in _MATCHING_USES:
             return _decimal_use_message(use, None)
         other = self._read_schema(use.other, referrer, only_decimal=False)
         if other is None or not is_number(other):
             return None  # Decimal with Decimal, or with text: both are text
         return _decimal_use_message(use, _shown(use.other))
 
+    def _type_problem(self, use: NumericUse, referrer: str | None) -> str | None:
+        """A read whose type is surely text, a list or an object, used where that fails
+        or goes wrong at run time: ``name - 1`` fails, ``name * 2`` repeats the text,
+        ``name < 5`` and ``items | round`` fail. Text with text (``a + b``, ``a < b``)
+        passes, and so does a read of unknown type, a union that allows a number, or
+        one that may not be the value used (``(a if c else 0) - 1``)."""
+        if use.use not in _TYPE_USES or not use.read.sure:
+            return None
+        schema = self._read_schema(use.read, referrer, only_decimal=False)
+        if schema is None or is_decimal_text(schema):  # a Decimal: the rule above
+            return None
+        kinds = json_kinds(schema)
+        present = (kinds or frozenset()) - {"null"}
+        if len(present) != 1:
+            return None
+        kind = next(iter(present))
+        if kind not in ("string", "array", "object"):
+            return None  # a number, or a boolean (True - 1 is 0)
+        wrong = self._what_goes_wrong(use, kind, referrer)
+        if wrong is None:
+            return None
+        return _type_use_message(use.read, describe(schema), kind, wrong)
+
+    def _what_goes_wrong(self, use: NumericUse, kind: str, referrer: str | None) -> str | None:
+        """What ``use`` does to a value of ``kind`` (text, a list, an object), or None
+        when it may be fine."""
+        if use.use == "arithmetic":
+            op = use.operator
+            shown = f"'{op[-1]}' before it" if op.startswith("unary") else f"'{op}'"
+            if kind == "object" or op not in ("+", "*"):
+                return f"{shown} would fail on it at run time"
+            if not self._surely_number(use, referrer):
+                return None  # 'a' + 'b' joins text, [1] + xs lists, [0] * 3 repeats
+            if op == "+":
+                example = "'a' + 1" if kind == "string" else "[1] + 1"
+                return f"'+' with a number would fail at run time ({example} is an error)"
+            if kind == "string":
+                return "'*' with a number would repeat the text ('ab' * 2 is 'abab')"
+            return None
+        if use.use == "comparison":
+            if not self._surely_number(use, referrer):
+                return None  # text with text orders fine
+            return "ordering it against a number ('<', '>=') would fail at run time"
+        if use.use == "sum" and kind == "array" and use.read.item is None:
+            return None  # the list summed, or one in a list: not known which
+        if use.use in NUMBER_TESTS:
+            return f"'is {use.use}' would fail on it at run time"
+        return f"'| {use.use}' would fail on it at run time"
+
+    def _surely_number(self, use: NumericUse, referrer: str | None) -> bool:
+        """Whether the other side of ``use`` is surely a number."""
+        if use.number:
+            return True
+        if use.other is None:
+            return False
+        other = self._read_schema(use.other, referrer, only_decimal=False)
+        return other is not None and is_number(other)
+
     def _read_schema(self, read: Read, referrer: str | None, only_decimal: bool) -> Schema | None:
         """The type of what ``read`` reads (None: unknown, or refused elsewhere). With
         ``only_decimal``, None too unless the output it reads holds a Decimal, so a
         definition without one pays a dictionary look-up per use."""
         ref, path = read.reference, read.segments
-        if len(path) < 3:
+        if ref.root == "input" and path and not only_decimal:
+            # input_schema, which the input was checked against when the execution started
+            found = walk(self._input_schema, path, "") if self._input_schema else None
+            return found.schema if found is not None and found.ok else None
+        if len(path) < 2:
             return None
         if ref.root in ("steps", "__steps__"):
             target = path[0]
@@ -430,3 +499,18 @@ def _decimal_use_message(use: NumericUse, other: str | None) -> str:
         fix += ", or compare it with text ('9.99')"
     stored = "is a Decimal, which is stored as text to keep its digits"
     return f"{_shown(read)} {stored}, so {wrong}; {fix}"
+
+
+def _type_use_message(read: Read, described: str, kind: str, wrong: str) -> str:
+    """A read of text, a list or an object used as a number: what goes wrong, and the fix."""
+    shown = format_path((read.reference.root, *read.reference.path))
+    if kind == "string" and read.item is None:
+        fix = f"convert it first, as ({shown} | int) or ({shown} | float)"
+    elif kind == "string":
+        mapped = f" | map(attribute='{'.'.join(map(str, read.item))}')" if read.item else ""
+        fix = f"convert them first, as ({shown}{mapped} | map('float') | list)"
+    elif kind == "array":
+        fix = "use a number from it: its count (| length), its total (| sum), or an item"
+    else:
+        fix = "use a number inside it: one of its fields"
+    return f"{_shown(read)} is {described}, so {wrong}; {fix}"

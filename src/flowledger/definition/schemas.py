@@ -137,6 +137,64 @@ def is_number(schema: Schema) -> bool:
     return bool(present) and all(is_number(o) for o in present)
 
 
+#: JSON Schema's types as kinds of values (an integer is a number).
+_KINDS = {
+    "string": "string",
+    "integer": "number",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+    "null": "null",
+}
+
+
+def json_kinds(schema: Schema | None) -> frozenset[str] | None:
+    """The kinds of value (``string``, ``number``, ``boolean``, ``array``, ``object``,
+    ``null``) ``schema`` allows, or None when it does not say (then anything may come)."""
+    if schema is None:
+        return None
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return frozenset((_KINDS[kind],)) if kind in _KINDS else None
+    if isinstance(kind, list):
+        kinds = [_KINDS.get(k) for k in kind if isinstance(k, str)]
+        if not kinds or len(kinds) != len(kind) or None in kinds:
+            return None
+        return frozenset(k for k in kinds if k is not None)
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list) and options:
+        found: set[str] = set()
+        for option in options:
+            some = json_kinds(option) if isinstance(option, Mapping) else None
+            if some is None:
+                return None
+            found |= some
+        return frozenset(found)
+    values = [schema["const"]] if "const" in schema else schema.get("enum")
+    if isinstance(values, list) and values:
+        return frozenset(kind_of_value(v) for v in values)
+    return None
+
+
+def kind_of_value(value: Any) -> str:
+    """The kind of a JSON value, as :func:`json_kinds` names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def describe(schema: Schema) -> str:
+    """What a value of ``schema`` is, in words: "a string", "a string or null"."""
+    return _describe(schema, None)
+
+
 def _options(schema: Schema, root: Schema | None) -> list[Schema] | None:
     """The alternatives of an ``anyOf``/``oneOf`` (a Union, an Optional), else None."""
     options = schema.get("anyOf") or schema.get("oneOf")
@@ -210,8 +268,11 @@ def _fields(schema: Schema, root: Schema | None) -> set[str] | None:
 def _describe(schema: Schema, root: Schema | None) -> str:
     """What a value of ``schema`` is, in words: "a string", "a string or null"."""
     options = _options(schema, root)
+    kind = schema.get("type")
+    if options is None and isinstance(kind, list):  # type: [string, "null"]
+        return " or ".join("null" if k == "null" else _a(k) for k in kind)
     if options is None:
-        return _a(schema.get("type"))
+        return _a(kind)
     names: list[str] = []
     for option in options:
         name = "null" if option.get("type") == "null" else _describe(option, root)

@@ -10,13 +10,18 @@ types, so a use is recorded wherever one may be, and a read of unknown type pass
 
 A read may reach a use through a few steps of the expression: a conditional
 (``a if c else b``), ``default``, a list literal (``[a, 1] | sum``), the item of a
-list (``xs | first``, ``xs | map(attribute='price') | sum``).
+list (``xs | first``, ``xs | map(attribute='price') | sum``). Through a conditional
+or ``default`` it may not be the value used at all: such a read is not ``sure``.
+
+An arithmetic operator or an ordering also records what stands on its other side when
+that is certain (a number, or a plain read), so that text used with a number
+(``name + 1``, ``name * 2``, ``name < 5``) can be told from text used with text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jinja2 import nodes
 
@@ -30,6 +35,9 @@ class Read:
 
     reference: Reference
     item: tuple[Segment, ...] | None = None
+    #: False when reached through a conditional or ``default``: the expression may use
+    #: another value instead (``(a if c else 0) - 1``).
+    sure: bool = True
 
     @property
     def segments(self) -> tuple[Segment, ...]:
@@ -44,11 +52,17 @@ class NumericUse:
     """``read`` used as a number by ``use``: ``"arithmetic"``, ``"comparison"`` (an
     ordering), one of :data:`MATCHING` (``==``, ``!=``, ``in``, ``not in``: with a
     number, or with ``other`` when that read is one), or the filter or test it goes
-    through (``"round"``, ``"even"``)."""
+    through (``"round"``, ``"even"``).
+
+    For ``"arithmetic"`` and ``"comparison"``, ``other`` is the plain read on the other
+    side and ``number`` whether that side is surely a number (neither: not known);
+    ``operator`` is the arithmetic operator (``"-"``, or ``"unary -"`` for ``-a``)."""
 
     read: Read
     use: str
     other: Read | None = None
+    operator: str = ""
+    number: bool = False
 
 
 class _Number:
@@ -96,34 +110,53 @@ _USING = (nodes.BinExpr, nodes.UnaryExpr, nodes.Compare, nodes.Test, nodes.Filte
 
 def _uses(node: nodes.Node) -> Iterator[NumericUse]:
     if isinstance(node, nodes.BinExpr) and node.operator in _ARITHMETIC:
-        yield from _as_number([*_values(node.left), *_values(node.right)], "arithmetic")
+        yield from _paired(node.left, node.right, "arithmetic", node.operator)
     elif isinstance(node, nodes.UnaryExpr) and node.operator in _ARITHMETIC:
-        yield from _as_number(_values(node.node), "arithmetic")
+        yield from _with(_values(node.node), "arithmetic", None, f"unary {node.operator}")
     elif isinstance(node, nodes.Compare):
         left = node.expr
         for operand in node.ops:  # a < b < c is a < b and b < c
             yield from _compared(left, operand.op, operand.expr)
             left = operand.expr
     elif isinstance(node, nodes.Test):
-        yield from _tested(node.name, _values(node.node), node.args)
+        yield from _tested(node.name, _values(node.node), node.args, node.node)
     elif isinstance(node, nodes.Filter) and node.node is not None:
         yield from _filtered(node)
 
 
 def _compared(left: nodes.Expr, op: str, right: nodes.Expr) -> Iterator[NumericUse]:
     if op in _ORDERING:
-        yield from _as_number([*_values(left), *_values(right)], "comparison")
+        yield from _paired(left, right, "comparison", "")
     elif op in ("eq", "ne"):
         yield from _equal(_values(left), _values(right), MATCHING[op])
     elif op in ("in", "notin"):
         yield from _member(_values(left), _items(right), MATCHING[op])
 
 
-def _tested(name: str, subjects: list[_Value], args: list[nodes.Expr]) -> Iterator[NumericUse]:
-    """``x is gt 5``, or each item of ``xs | select('gt', 5)``."""
+def _paired(left: nodes.Expr, right: nodes.Expr, use: str, op: str) -> Iterator[NumericUse]:
+    """The reads of either side of ``left op right``, each with what the other side surely is."""
+    yield from _with(_values(left), use, right, op)
+    yield from _with(_values(right), use, left, op)
+
+
+def _with(
+    values: list[_Value], use: str, other_side: nodes.Node | None, op: str
+) -> Iterator[NumericUse]:
+    other = _sure(other_side)
+    read = other if isinstance(other, Read) else None
+    for value in values:
+        if isinstance(value, Read):
+            yield NumericUse(value, use, read, op, other is _NUMBER)
+
+
+def _tested(
+    name: str, subjects: list[_Value], args: list[nodes.Expr], subject: nodes.Node | None = None
+) -> Iterator[NumericUse]:
+    """``x is gt 5`` (``subject``: ``x``), or each item of ``xs | select('gt', 5)``."""
     other = _values(args[0]) if args else []
     if name in _ORDERING_TESTS:
-        yield from _as_number([*subjects, *other], "comparison")
+        yield from _with(subjects, "comparison", args[0] if args else None, "")
+        yield from _with(other, "comparison", subject, "")
     elif name in _EQUALITY_TESTS:
         yield from _equal(subjects, other, _EQUALITY_TESTS[name])
     elif name == "in" and args:
@@ -181,6 +214,18 @@ def _member(elements: list[_Value], items: list[_Value], op: str) -> Iterator[Nu
                     yield NumericUse(one, op, other if isinstance(other, Read) else None)
 
 
+def _sure(node: nodes.Node | None) -> _Value | None:
+    """What ``node`` surely is: a number, a plain read, or None (not known)."""
+    if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Name):
+        reference = plain_read(node)
+        return Read(reference) if reference is not None else None
+    if isinstance(node, nodes.Const | nodes.Neg | nodes.Pos):
+        return _NUMBER if _values(node) == [_NUMBER] else None
+    if isinstance(node, nodes.Filter) and node.name in _NUMBER_RESULTS:
+        return _NUMBER
+    return None
+
+
 def _values(node: nodes.Node | None) -> list[_Value]:
     """What ``node`` may evaluate to, as far as it is a read or surely a number."""
     if node is None:
@@ -194,15 +239,20 @@ def _values(node: nodes.Node | None) -> list[_Value]:
     if isinstance(node, nodes.Neg | nodes.Pos):
         return [_NUMBER] if _values(node.node) == [_NUMBER] else []
     if isinstance(node, nodes.CondExpr):
-        return [*_values(node.expr1), *_values(node.expr2)]
+        return _maybe([*_values(node.expr1), *_values(node.expr2)])
     if isinstance(node, nodes.Filter):
         if node.name in _NUMBER_RESULTS:
             return [_NUMBER]
         if node.name in ("default", "d"):
-            return [*_values(node.node), *_values(node.args[0] if node.args else None)]
+            return _maybe([*_values(node.node), *_values(node.args[0] if node.args else None)])
         if node.name in _AN_ITEM and not node.args and not node.kwargs:
             return _items(node.node)
     return []
+
+
+def _maybe(values: list[_Value]) -> list[_Value]:
+    """``values`` of which the expression uses one or another (a conditional, ``default``)."""
+    return [replace(v, sure=False) if isinstance(v, Read) else v for v in values]
 
 
 def _items(node: nodes.Node | None) -> list[_Value]:
@@ -214,12 +264,12 @@ def _items(node: nodes.Node | None) -> list[_Value]:
     if isinstance(node, nodes.BinExpr) and node.operator == "+":  # xs + [1]
         return [*_items(node.left), *_items(node.right)]
     if isinstance(node, nodes.CondExpr):
-        return [*_items(node.expr1), *_items(node.expr2)]
+        return _maybe([*_items(node.expr1), *_items(node.expr2)])
     if isinstance(node, nodes.Filter):
         if node.name in _SAME_ITEMS:
             return _items(node.node)
         if node.name in ("default", "d"):
-            return [*_items(node.node), *_items(node.args[0] if node.args else None)]
+            return _maybe([*_items(node.node), *_items(node.args[0] if node.args else None)])
         if node.name == "map":
             attribute = _attribute(node, None)
             if attribute:
@@ -228,7 +278,11 @@ def _items(node: nodes.Node | None) -> list[_Value]:
             return [_NUMBER] if mapped in _NUMBER_RESULTS else []
         return []
     # A plain read is a list of unknown items, each at index 0 of it.
-    return [Read(v.reference, ()) for v in _values(node) if isinstance(v, Read) and v.item is None]
+    return [
+        Read(v.reference, (), v.sure)
+        for v in _values(node)
+        if isinstance(v, Read) and v.item is None
+    ]
 
 
 def _at(values: list[_Value], attribute: tuple[Segment, ...]) -> list[_Value]:
@@ -241,9 +295,9 @@ def _at(values: list[_Value], attribute: tuple[Segment, ...]) -> list[_Value]:
             continue  # a number has no fields
         if value.item is None:
             path = (*value.reference.path, *attribute)
-            found.append(Read(Reference(value.reference.root, path, True)))
+            found.append(Read(Reference(value.reference.root, path, True), None, value.sure))
         else:
-            found.append(Read(value.reference, (*value.item, *attribute)))
+            found.append(Read(value.reference, (*value.item, *attribute), value.sure))
     return found
 
 

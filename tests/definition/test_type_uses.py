@@ -1,0 +1,291 @@
+"""A read whose type the checker knows (from ``input_schema``, an output model, a loop's
+items) is refused before the run where that type surely fails or goes wrong: text, a
+list or an object used as a number (``input.name - 1``, ``input.name * 2``). Each
+refused form is shown to fail (or go wrong) at run time with a value of its type; next
+to it, the same value used as its type allows, converted, or of a type not known, stays
+allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from flowledger import DefinitionError, StepContext, StepRegistry, step_type
+from flowledger.definition.compiler import load_workflow_text
+from flowledger.definition.strictness import stored_definitions
+from flowledger.errors import TemplateError
+from flowledger.templates import TemplateEngine
+
+
+class WordsInput(BaseModel):
+    n: int = 1
+
+
+class WordsOutput(BaseModel):
+    words: list[str]
+    prices: list[Decimal]
+    label: str
+
+
+@step_type("test.words")
+async def words_step(data: WordsInput, ctx: StepContext) -> WordsOutput:
+    return WordsOutput(words=["a", "b"], prices=[Decimal("9.99")], label="x")
+
+
+def _registry() -> StepRegistry:
+    registry = StepRegistry.with_builtins()
+    registry.register(words_step)
+    return registry
+
+
+#: The input the workflows below declare, and a value of each type for the run.
+INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "s": {"type": "string"},
+        "n": {"type": "integer"},
+        "flag": {"type": "boolean"},
+        "o": {"type": "object"},
+        "xs": {"type": "array", "items": {"type": "string"}},
+        "nums": {"type": "array", "items": {"type": "integer"}},
+        "ms": {"type": ["string", "null"]},
+        "sn": {"anyOf": [{"type": "string"}, {"type": "number"}]},
+        "u": {},
+    },
+}
+SAMPLE = {
+    "s": "ab",
+    "n": 3,
+    "flag": True,
+    "o": {"a": 1},
+    "xs": ["a", "b"],
+    "nums": [1, 2],
+    "ms": "ab",
+    "sn": 2,
+    "u": 1,
+}
+
+
+def _workflow(expression: str) -> str:
+    """Step ``t`` evaluates ``expression``; ``c``'s output is typed (``evaluatedExpression``
+    is text), ``u``'s is only known at run time."""
+    value = json.dumps("{{ " + expression + " }}")
+    return textwrap.dedent(
+        f"""
+        name: types
+        input_schema: {json.dumps(INPUT_SCHEMA)}
+        steps:
+          - {{id: c, type: sys.condition, input: {{expression: "{{{{ input.n > 1 }}}}"}}}}
+          - {{id: u, type: sys.transform, input: {{value: "{{{{ input.u }}}}"}}}}
+          - id: t
+            type: sys.transform
+            after: [c, u]
+            input: {{value: {value}}}
+        """
+    )
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(DefinitionError) as info:
+        load_workflow_text(text, _registry(), TemplateEngine(), "wf.yaml")
+    return [p.format() for p in info.value.problems]
+
+
+def _loads(text: str) -> None:
+    load_workflow_text(text, _registry(), TemplateEngine(), "wf.yaml")
+
+
+def _evaluated(expression: str) -> Any:
+    """``expression`` evaluated with :data:`SAMPLE` as the input."""
+    context = {"input": SAMPLE, "steps": {"c": {"output": {"evaluatedExpression": "x"}}}}
+    return TemplateEngine().compile("{{ " + expression + " }}").render(context)
+
+
+FAILS = "would fail on it at run time"
+REFUSED = [
+    # text used as a number: fails at run time
+    ("input.s - 1", "input.s is a string", f"'-' {FAILS}"),
+    ("1 - input.s", "input.s is a string", f"'-' {FAILS}"),
+    ("input.s / 2", "input.s is a string", f"'/' {FAILS}"),
+    ("input.s // 2", "input.s is a string", f"'//' {FAILS}"),
+    ("input.s % 2", "input.s is a string", f"'%' {FAILS}"),
+    ("input.s ** 2", "input.s is a string", f"'**' {FAILS}"),
+    ("-input.s", "input.s is a string", f"'-' before it {FAILS}"),
+    ("input.s + 1", "input.s is a string", "'+' with a number would fail"),
+    ("1.5 + input.s", "input.s is a string", "'+' with a number would fail"),
+    ("input.s + input.n", "input.s is a string", "'+' with a number would fail"),
+    ("input.s + (input.n | int)", "input.s is a string", "'+' with a number would fail"),
+    ("input.s < 5", "input.s is a string", "ordering it against a number"),
+    ("5 >= input.s", "input.s is a string", "ordering it against a number"),
+    ("input.s > input.n", "input.s is a string", "ordering it against a number"),
+    ("input.s is gt 5", "input.s is a string", "ordering it against a number"),
+    ("[input.s] | select('>', 5) | list", "input.s is a string", "ordering it against"),
+    ("input.s | round", "input.s is a string", f"'| round' {FAILS}"),
+    ("input.s | abs", "input.s is a string", f"'| abs' {FAILS}"),
+    ("input.s | sum", "input.s is a string", f"'| sum' {FAILS}"),
+    ("[input.s, 1] | sum", "input.s is a string", f"'| sum' {FAILS}"),
+    ("input.s is even", "input.s is a string", f"'is even' {FAILS}"),
+    ("input.ms - 1", "input.ms is a string or null", f"'-' {FAILS}"),
+    ("input.xs | sum", "each item of input.xs is a string", f"'| sum' {FAILS}"),
+    ("(input.xs | first) - 1", "each item of input.xs is a string", f"'-' {FAILS}"),
+    (
+        "steps.c.output.evaluatedExpression - 1",
+        "steps.c.output.evaluatedExpression is a string",
+        f"'-' {FAILS}",
+    ),
+    # text times a number: repeats the text
+    ("input.s * 2", "input.s is a string", "'*' with a number would repeat the text"),
+    ("2 * input.s", "input.s is a string", "'*' with a number would repeat the text"),
+    # a list or an object used as a number
+    ("input.nums - 1", "input.nums is a list", f"'-' {FAILS}"),
+    ("input.nums + 1", "input.nums is a list", "'+' with a number would fail"),
+    ("input.nums < 3", "input.nums is a list", "ordering it against a number"),
+    ("input.nums | round", "input.nums is a list", f"'| round' {FAILS}"),
+    ("input.o - 1", "input.o is an object", f"'-' {FAILS}"),
+    ("input.o + input.o", "input.o is an object", f"'+' {FAILS}"),
+    ("input.o * 2", "input.o is an object", f"'*' {FAILS}"),
+    ("input.o | abs", "input.o is an object", f"'| abs' {FAILS}"),
+]
+
+
+@pytest.mark.parametrize(("expression", "subject", "expected"), REFUSED)
+def test_text_a_list_or_an_object_used_as_a_number_is_refused_before_the_run(
+    expression: str, subject: str, expected: str
+) -> None:
+    (problem,) = _problems(_workflow(expression))
+    assert "step 't': " in problem and "wf.yaml:" in problem, problem
+    assert f"{subject}, so {expected}" in problem, problem
+    if "is a string" in subject:
+        assert "| int)" in problem or "| map('float') | list)" in problem, problem
+    else:
+        assert "use a number" in problem, problem
+    # The refusal is right: with a value of its type, the expression fails at run time
+    # (or, for text times a number, repeats the text).
+    if "repeat" in expected:
+        assert _evaluated(expression) == "abab"
+    else:
+        with pytest.raises(TemplateError):
+            _evaluated(expression)
+    with stored_definitions():  # a stored version that passed before still compiles
+        _loads(_workflow(expression))
+
+
+def test_the_message_names_the_read_what_fails_and_the_fix() -> None:
+    (problem,) = _problems(_workflow("input.s * 2"))
+    assert problem.endswith(
+        "input.s is a string, so '*' with a number would repeat the text ('ab' * 2 is "
+        "'abab'); convert it first, as (input.s | int) or (input.s | float)"
+    ), problem
+    (problem,) = _problems(_workflow("steps.c.output.evaluatedExpression - 1"))
+    assert problem.endswith(
+        "step 't': input.value: steps.c.output.evaluatedExpression is a string, so '-' "
+        "would fail on it at run time; convert it first, as "
+        "(steps.c.output.evaluatedExpression | int) or "
+        "(steps.c.output.evaluatedExpression | float)"
+    ), problem
+
+
+#: Next to each refused use, the same value used as text, converted, or of unknown type.
+ALLOWED = {
+    "input.s + 1": [
+        "input.s + 'x'",
+        "input.s + input.s",
+        "input.s ~ 1",
+        "(input.s | int) + 1",
+        "(input.s | length) + 1",
+        "input.s + steps.u.output",  # of unknown type
+        "input.u + 1",
+        "input.sn + 1",  # a union that allows a number
+        "input.flag + 1",  # a boolean is a number in Python
+    ],
+    "input.s * 2": ["(input.s | float) * 2", "input.nums * 2", "input.s * steps.u.output"],
+    "input.s - 1": [
+        "(input.s | int) - 1",
+        "input.n - 1",
+        "input.flag - 1",
+        "(input.s if input.flag else 0) - 1",  # the text may not be the value used
+        "(input.s | default(0)) - 1",
+        "steps.u.output - 1",
+    ],
+    "input.s < 5": [
+        "input.s < 'm'",
+        "input.s < input.s",
+        "(input.s | float) < 5",
+        "input.s | length < 5",
+        "input.s < steps.u.output",
+    ],
+    "input.s | round": ["input.s | float | round", "input.s | max", "input.s | length"],
+    "input.xs | sum": ["input.xs | map('int') | sum", "input.nums | sum", "input.xs | max"],
+    "input.nums + 1": ["input.nums + [1]", "input.nums + input.nums", "input.nums | sum + 1"],
+    "input.o - 1": ["input.o.a - 1", "(input.o | length) - 1"],
+}
+
+
+@pytest.mark.parametrize(("refused", "allowed"), ALLOWED.items())
+def test_the_same_value_used_as_its_type_or_converted_is_allowed(
+    refused: str, allowed: list[str]
+) -> None:
+    assert len(_problems(_workflow(refused))) == 1
+    for expression in allowed:
+        _loads(_workflow(expression))
+
+
+def test_a_use_said_twice_is_reported_once() -> None:
+    (problem,) = _problems(_workflow("(input.s - 1) + (input.s - input.n)"))
+    assert "input.s is a string, so '-' would fail" in problem, problem
+
+
+def _loop_workflow(expression: str) -> str:
+    value = json.dumps("{{ " + expression + " }}")
+    return textwrap.dedent(
+        f"""
+        name: items
+        steps:
+          - {{id: w, type: test.words}}
+          - id: each
+            type: sys.loop
+            after: [w]
+            input: {{items: "{{{{ steps.w.output.words }}}}"}}
+            steps:
+              - {{id: b, type: sys.transform, input: {{value: {value}}}}}
+          - id: each_price
+            type: sys.loop
+            after: [w]
+            input: {{items: "{{{{ steps.w.output.prices }}}}"}}
+            steps:
+              - {{id: p, type: sys.transform, input: {{value: "{{{{ loop.each_price.item }}}}"}}}}
+        """
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("loop.each.item - 1", "loop.each.item is a string, so '-' would fail"),
+        ("loop.each.item * 3", "loop.each.item is a string, so '*' with a number"),
+        ("steps.w.output.label < 1", "steps.w.output.label is a string, so ordering it"),
+    ],
+)
+def test_a_loop_item_or_an_output_of_text_used_as_a_number_is_refused(
+    expression: str, expected: str
+) -> None:
+    (problem,) = _problems(_loop_workflow(expression))
+    assert "step 'b': input.value: " + expected in problem, problem
+    for allowed in ("loop.each.item ~ 1", "(loop.each.item | int) - 1", "loop.each.index - 1"):
+        _loads(_loop_workflow(allowed))
+
+
+def test_a_loop_item_that_is_a_decimal_used_as_a_number_is_refused() -> None:
+    """``loop.<id>.item`` itself (not a field of it) was never checked as a Decimal."""
+    text = _loop_workflow("loop.each.item").replace(
+        '"{{ loop.each_price.item }}"', '"{{ loop.each_price.item * 2 }}"'
+    )
+    (problem,) = _problems(text)
+    assert "step 'p': input.value: loop.each_price.item is a Decimal" in problem, problem
+    _loads(text.replace("loop.each_price.item * 2", "(loop.each_price.item | float) * 2"))
