@@ -1,9 +1,10 @@
 """A read whose type the checker knows (from ``input_schema``, an output model, a loop's
 items) is refused before the run where that type surely fails or goes wrong: text, a
-list or an object used as a number (``input.name - 1``, ``input.name * 2``). Each
-refused form is shown to fail (or go wrong) at run time with a value of its type; next
-to it, the same value used as its type allows, converted, or of a type not known, stays
-allowed.
+list or an object used as a number (``input.name - 1``, ``input.name * 2``), and a
+field given one bare read of a type it never takes (``items: "{{ input.n }}"`` with an
+integer). Each refused form is shown to fail (or go wrong) at run time with a value of
+its type; next to it, the same value used as its type allows, converted, or of a type
+not known, stays allowed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from flowledger import DefinitionError, StepContext, StepRegistry, step_type
 from flowledger.definition.compiler import load_workflow_text
@@ -289,3 +290,170 @@ def test_a_loop_item_that_is_a_decimal_used_as_a_number_is_refused() -> None:
     (problem,) = _problems(text)
     assert "step 'p': input.value: loop.each_price.item is a Decimal" in problem, problem
     _loads(text.replace("loop.each_price.item * 2", "(loop.each_price.item | float) * 2"))
+
+
+# -- a field given one bare read of a type it never takes --------------------------------
+
+
+def _step_workflow(step: str) -> str:
+    return textwrap.dedent(
+        f"""
+        name: fields
+        input_schema: {json.dumps(INPUT_SCHEMA)}
+        steps:
+          - {{id: c, type: sys.condition, input: {{expression: "{{{{ input.n > 1 }}}}"}}}}
+          - {step}
+        """
+    )
+
+
+#: A step type, its input with one bare read in ``field``, the read's words, what the
+#: field takes, the fix, and the input the step would get at run time (with a value of
+#: the read's type), which its input model refuses.
+FIELD_REFUSED = [
+    (
+        "sys.loop",
+        '{items: "{{ input.n }}"}',
+        "items",
+        "{{ input.n }} is an integer",
+        "a list",
+        "for a count, write {{ range(input.n) | list }}",
+        {"items": 3},
+    ),
+    (
+        "sys.loop",
+        '{items: "{{ input.s }}"}',
+        "items",
+        "{{ input.s }} is a string",
+        "a list",
+        "{{ [input.s] }}",
+        {"items": "ab"},
+    ),
+    (
+        "sys.loop",
+        '{items: [1], concurrency: "{{ input.flag }}"}',
+        "concurrency",
+        "{{ input.flag }} is a boolean",
+        "a number",
+        "{{ input.flag | int }}",
+        {"items": [1], "concurrency": True},
+    ),
+    (
+        "sys.sub_workflow",
+        '{workflow: child, items: "{{ input.o }}"}',
+        "items",
+        "{{ input.o }} is an object",
+        "a list",
+        "{{ [input.o] }}",
+        {"workflow": "child", "items": {"a": 1}},
+    ),
+    (
+        "sys.delay",
+        '{duration: "{{ steps.c.output.result }}"}',
+        "duration",
+        "{{ steps.c.output.result }} is a boolean",
+        "a duration ('30s', or a number of seconds)",
+        "read a duration",
+        {"duration": True},
+    ),
+    (
+        "sys.fail",
+        '{message: "{{ input.n }}"}',
+        "message",
+        "{{ input.n }} is an integer",
+        "text",
+        '{{ input.n | string }}, or put it in text ("n={{ input.n }}")',
+        {"message": 3},
+    ),
+    (
+        "sys.create_entity",
+        '{entity_type: T, payload: "{{ input.xs }}"}',
+        "payload",
+        "{{ input.xs }} is a list",
+        "an object",
+        "read an object here",
+        {"entity_type": "T", "payload": ["a"]},
+    ),
+    (
+        "sys.http_request",
+        '{url: "http://h", follow_redirects: "{{ input.nums }}"}',
+        "follow_redirects",
+        "{{ input.nums }} is a list",
+        "true or false",
+        "read true or false here",
+        {"url": "http://h", "follow_redirects": [1]},
+    ),
+]
+
+
+def _step(type_name: str, given: str) -> str:
+    body = ", steps: [{id: b, type: sys.no_action}]" if type_name == "sys.loop" else ""
+    return f"{{id: x, type: {type_name}, after: [c], input: {given}{body}}}"
+
+
+@pytest.mark.parametrize(
+    ("type_name", "given", "field", "read", "takes", "fix", "at_run_time"), FIELD_REFUSED
+)
+def test_a_field_given_a_read_of_a_type_it_never_takes_is_refused(
+    type_name: str,
+    given: str,
+    field: str,
+    read: str,
+    takes: str,
+    fix: str,
+    at_run_time: dict[str, Any],
+) -> None:
+    text = _step_workflow(_step(type_name, given))
+    (problem,) = _problems(text)
+    assert f"step 'x': input.{field}: {read}, but {field} takes {takes}, so the step" in problem
+    assert fix in problem, problem
+    # The refusal is right: the step's input model refuses what the read would give it.
+    step = _registry().get(type_name)
+    assert step is not None
+    with pytest.raises(ValidationError):
+        step.input_model.model_validate(at_run_time)
+    with stored_definitions():
+        _loads(text)
+
+
+#: Next to a refused field, reads it may take (text may hold a number or a duration),
+#: conversions, and reads of unknown type.
+FIELD_ALLOWED = {
+    ("sys.loop", '{items: "{{ input.n }}"}'): [
+        '{items: "{{ range(input.n) | list }}"}',
+        '{items: "{{ input.nums }}"}',
+        '{items: "{{ input.u }}"}',
+        '{items: "{{ input.o.rows }}"}',  # a field of an object of unknown shape
+        '{items: [1], concurrency: "{{ input.s }}"}',  # text may hold a number ("5")
+        '{items: [1], concurrency: "{{ input.n }}"}',
+    ],
+    ("sys.delay", '{duration: "{{ steps.c.output.result }}"}'): [
+        '{duration: "{{ input.s }}"}',  # '30s'
+        '{duration: "{{ input.n }}"}',  # seconds
+        '{duration: "{{ input.sn }}"}',
+    ],
+    ("sys.fail", '{message: "{{ input.n }}"}'): [
+        '{message: "n={{ input.n }}"}',
+        '{message: "{{ input.n | string }}"}',
+        '{message: "{{ input.ms }}"}',
+    ],
+    ("sys.create_entity", '{entity_type: T, payload: "{{ input.xs }}"}'): [
+        '{entity_type: T, payload: "{{ input.o }}"}',
+        '{entity_type: T, payload: "{{ steps.c.output }}"}',
+    ],
+    ("sys.http_request", '{url: "http://h", follow_redirects: "{{ input.nums }}"}'): [
+        '{url: "http://h", follow_redirects: "{{ input.s }}"}',  # "true"
+        '{url: "http://h", follow_redirects: "{{ input.n }}"}',  # 1
+        '{url: "http://h", json: "{{ input.nums }}"}',
+    ],
+}
+
+
+@pytest.mark.parametrize(("refused", "allowed"), FIELD_ALLOWED.items())
+def test_a_field_given_a_read_it_may_take_is_allowed(
+    refused: tuple[str, str], allowed: list[str]
+) -> None:
+    type_name, given = refused
+    assert len(_problems(_step_workflow(_step(type_name, given)))) == 1
+    for other in allowed:
+        _loads(_step_workflow(_step(type_name, other)))

@@ -23,6 +23,7 @@ from flowledger.definition.graph import GraphShape, report_dead_steps, resolve_g
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.references import ReferenceChecker, StepPlace
 from flowledger.definition.salvage import salvage
+from flowledger.definition.schemas import fields_taking
 from flowledger.definition.secrets import check_secrets, template_strings
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.strictness import checking_new
@@ -42,6 +43,7 @@ from flowledger.schema_check import new_schema_problems, schema_problems_of
 from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
+from flowledger.templates.compiler import BareTemplate
 from flowledger.templates.convert import text_boolean
 from flowledger.unions import plain_errors
 
@@ -439,9 +441,31 @@ class _Compiler:
         if step_type is not None and checking_new():
             self._no_idle_fields(step, step_type, path)
             self._input_schema_rules(step, step_type, path)
+            self._whole_reads(step, step_type, path, checker)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")
             self._one_expression(where, "expression", step.id)
+
+    def _whole_reads(
+        self, step: StepSpec, step_type: StepType, path: Path, checker: ReferenceChecker
+    ) -> None:
+        """An input field given one bare read (``items: "{{ input.n }}"``) gets the value
+        read: where the read's type is surely one the field refuses (an integer for a
+        list), the step would fail at run time, so it is refused here. (A template with
+        more in it may convert: only the bare read is known.)"""
+        takes = fields_taking(step_type.input_model)
+        if not takes or not isinstance(step.input, Mapping):
+            return
+        for name, value in step.input.items():
+            field = takes.get(name)
+            if field is None or not isinstance(value, str):
+                continue
+            where = (*path, "input", name)
+            template = self.compiled_templates.get(where)
+            if isinstance(template, BareTemplate):
+                message = checker.whole_read_problem(template.references[0], name, field, step.id)
+                if message:
+                    self.report(message, where, step.id)
 
     def _input_schema_rules(self, step: StepSpec, step_type: StepType, path: Path) -> None:
         """A schema written in a step's input (``sys.wait_for_input``'s ``schema``) is held

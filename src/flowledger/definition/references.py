@@ -14,6 +14,7 @@ from flowledger.definition.schemas import (
     LOOP_FIELDS,
     STEP_ENVELOPE_FIELDS,
     Schema,
+    Takes,
     describe,
     holds_decimal,
     is_decimal_text,
@@ -187,6 +188,24 @@ class ReferenceChecker:
             return False
         other = self._read_schema(use.other, referrer, only_decimal=False)
         return other is not None and is_number(other)
+
+    def whole_read_problem(
+        self, ref: Reference, field: str, takes: Takes, referrer: str | None
+    ) -> str | None:
+        """A field given one bare read (``items: "{{ input.n }}"``) gets the read's value
+        as it is: refused when the read's type is surely one the field's validator
+        refuses (an integer for a list), which would fail the step at run time."""
+        schema = self._read_schema(Read(ref), referrer, only_decimal=False)
+        kinds = json_kinds(schema)
+        if schema is None or kinds is None or not kinds.isdisjoint(takes.kinds):
+            return None
+        shown = format_path((ref.root, *ref.path))
+        read = "{{ " + shown + " }}"
+        fix = _field_fix(shown, kinds - {"null"}, takes)
+        return (
+            f"{read} is {describe(schema)}, but {field} takes {takes.words}, so the step "
+            f"would fail at run time; {fix}"
+        )
 
     def _read_schema(self, read: Read, referrer: str | None, only_decimal: bool) -> Schema | None:
         """The type of what ``read`` reads (None: unknown, or refused elsewhere). With
@@ -514,3 +533,22 @@ def _type_use_message(read: Read, described: str, kind: str, wrong: str) -> str:
     else:
         fix = "use a number inside it: one of its fields"
     return f"{_shown(read)} is {described}, so {wrong}; {fix}"
+
+
+def _field_fix(shown: str, kinds: frozenset[str], takes: Takes) -> str:
+    """How to give a field what it takes from a read of ``kinds`` (null left out)."""
+    read = "{{ " + shown + " }}"
+    if "array" in takes.kinds:
+        if kinds == {"number"}:
+            return f"for a count, write {{{{ range({shown}) | list }}}}"
+        return f"for a list of this one value, write {{{{ [{shown}] }}}}"
+    if takes.words == "a number" and kinds <= {"array", "object"}:
+        return f"for its count, write {{{{ {shown} | length }}}}, or read a number inside it"
+    if takes.words == "a number" and kinds == {"boolean"}:
+        return f"for 1 or 0, write {{{{ {shown} | int }}}}"
+    if takes.kinds == {"string"} or takes.kinds == {"string", "null"}:
+        to_text = "string" if kinds == {"number"} else "tojson"  # "3"; "true", '{"a": 1}'
+        return f'for its text, write {{{{ {shown} | {to_text} }}}}, or put it in text ("n={read}")'
+    if "object" in takes.kinds:
+        return "read an object here (a mapping of fields)"
+    return f"read {takes.words} here"

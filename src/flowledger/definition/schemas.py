@@ -7,11 +7,19 @@ to a field they lack is a typo worth reporting before the run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, PlainValidator, WrapValidator
 
 from flowledger.definition.strictness import checking_new
+from flowledger.durations import Duration
+from flowledger.numbers import NumbersNotBooleans, boolean_refusal
 from flowledger.templates import contains_template
 
 Schema = Mapping[str, Any]
@@ -292,3 +300,116 @@ def _a(kind: object) -> str:
         "object": "an object",
     }
     return names.get(str(kind), "not an object")
+
+
+# -- what an input field takes --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Takes:
+    """The kinds of value (as :func:`json_kinds` names them) an input field's validator
+    may accept, and what it takes in words ("a list")."""
+
+    kinds: frozenset[str]
+    words: str
+
+
+@functools.cache
+def fields_taking(model: type[BaseModel]) -> Mapping[str, Takes]:
+    """The fields of an input model (by the names documents use, and by attribute when
+    the model takes those too) whose validator surely refuses some kinds of value: a
+    list refuses a number, a number a list (text may hold one: it is accepted). A field
+    whose type or validators say less than that (``Any``, a validator that runs before
+    the type's, a type not listed here) is left out: anything may pass it. Cached per
+    model: most have no such field, and a definition asks once per step."""
+    if _parses(model):
+        return {}
+    decorators = model.__pydantic_decorators__
+    parsed: set[str] = set()  # fields a validator of the model sees before their type
+    for decorator in decorators.field_validators.values():
+        # NumbersNotBooleans' own refuses booleans for numbers only: see below.
+        if decorator.info.mode != "after" and _function(decorator.func) is not _NO_BOOLEANS:
+            parsed.update(decorator.info.fields)
+    if "*" in parsed:
+        return {}
+    by_name = bool(model.model_config.get("populate_by_name"))
+    by_name = by_name or bool(model.model_config.get("validate_by_name"))
+    found: dict[str, Takes] = {}
+    for attribute, field in model.model_fields.items():
+        if attribute in parsed:
+            continue
+        annotation: Any = field.annotation
+        if field.metadata:
+            annotation = Annotated[annotation, *field.metadata]
+        takes = _takes(annotation, bool(model.model_config.get("coerce_numbers_to_str")))
+        if takes is None:
+            continue
+        kinds, words = takes
+        if "boolean" in kinds and boolean_refusal(model, attribute, True) is not None:
+            kinds = kinds - {"boolean"}  # NumbersNotBooleans: ``true`` is not a number
+        found[field.alias or attribute] = Takes(kinds, " or ".join(words) or "null")
+        if by_name:
+            found[attribute] = found[field.alias or attribute]
+    return found
+
+
+def _function(method: Any) -> Any:
+    return getattr(method, "__func__", method)
+
+
+_NO_BOOLEANS = _function(
+    NumbersNotBooleans.__pydantic_decorators__.field_validators["_no_booleans_for_numbers"].func
+)
+_SEQUENCES = (list, tuple, set, frozenset, Sequence, AbstractSet)
+_VALIDATORS = (BeforeValidator, PlainValidator, WrapValidator)
+_Takes = tuple[frozenset[str], tuple[str, ...]]
+
+
+def _takes(annotation: Any, numbers_as_text: bool) -> _Takes | None:
+    """The kinds ``annotation`` accepts in pydantic's lax mode, and in words; None when
+    it is not known (then anything may pass)."""
+    if annotation is None or annotation is type(None):
+        return frozenset(("null",)), ()
+    if annotation == Duration:  # parsed from text ('30s') or a number of seconds
+        return frozenset(("string", "number")), ("a duration ('30s', or a number of seconds)",)
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is Annotated:
+        if any(isinstance(m, _VALIDATORS) for m in annotation.__metadata__):
+            return None
+        return _takes(arguments[0], numbers_as_text)
+    if origin in (typing.Union, types.UnionType):
+        kinds: set[str] = set()
+        words: list[str] = []
+        for argument in arguments:
+            part = _takes(argument, numbers_as_text)
+            if part is None:
+                return None
+            kinds |= part[0]
+            words += [w for w in part[1] if w not in words]
+        return frozenset(kinds), tuple(words)
+    if annotation in _SEQUENCES or origin in _SEQUENCES:
+        return frozenset(("array",)), ("a list",)
+    if annotation is dict or origin in (dict, Mapping) or annotation is Mapping:
+        return frozenset(("object",)), ("an object",)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        # A RootModel takes what its root does (pydantic.root_model is not imported for
+        # this: it costs 27M instructions at start).
+        if getattr(annotation, "__pydantic_root_model__", False) or _parses(annotation):
+            return None
+        return frozenset(("object",)), ("an object",)
+    if annotation is bool:  # also 0 and 1, "true", "yes"
+        return frozenset(("boolean", "number", "string")), ("true or false",)
+    if annotation is int or annotation is float:  # also numbers as text ("5")
+        return frozenset(("number", "string", "boolean")), ("a number",)
+    if annotation is str:
+        kinds_of_text = ("string", "number") if numbers_as_text else ("string",)
+        return frozenset(kinds_of_text), ("text",)
+    return None
+
+
+def _parses(model: type[BaseModel]) -> bool:
+    """Whether a model runs a validator of its own before its fields' types (it may then
+    take text, or a list)."""
+    decorators = model.__pydantic_decorators__
+    return any(d.info.mode in ("before", "wrap") for d in decorators.model_validators.values())
