@@ -50,11 +50,10 @@ async def test_a_costly_expression_leaves_the_event_loop_free(app: App, tmp_path
         running = False
         await ticker
     assert found["errorKind"] == "TemplateLimitError" and "steps" in str(found["error"])
-    # On the loop, the evaluation let the ticker run only at the store reads before it (a
-    # few ticks); off it, the ticker runs all along (one tick per GIL turn at worst, and
-    # the evaluation takes hundreds of them). A count, not a time: a loaded machine
-    # slows both alike.
-    assert len(gaps) >= 20, gaps
+    # On the loop, the evaluation let the ticker run only at the store reads before it
+    # (1-2 ticks seen); off it, the ticker runs all along (hundreds of ticks when idle; 5
+    # leaves room for a machine whose cores are starved). A count, not a time.
+    assert len(gaps) >= 5, gaps
 
 
 async def test_one_expression_at_a_time_then_a_clear_refusal(
