@@ -265,3 +265,26 @@ async def test_a_round_meets_a_database_down_as_a_storage_error(pg_url: str) -> 
         assert len(await store.get_events(execution_id)) == 1
     finally:
         await store.close()
+
+
+@pytest.mark.postgresql
+def test_a_transaction_a_frozen_process_left_open_is_ended_by_the_server(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stopped (SIGSTOP, a paused VM) inside a transaction kept its row locks for
+    as long as it stayed stopped: a cancel of its executions waited on them with no end
+    (a CI run hung so). Our sessions now ask the server to end such a transaction."""
+    monkeypatch.setattr("flowledger.storage.postgres.IDLE_IN_TRANSACTION", 1, raising=False)
+    store = open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    frozen = store._engine.connect()  # as a stopped process's: a lock taken, then nothing
+    frozen.begin()
+    frozen.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(20261202)"))
+    try:
+        url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute("SET statement_timeout = '30s'")  # old code: this, then an error
+            other.execute("SELECT pg_advisory_lock(20261202)")  # the lock is free again
+    finally:
+        frozen.invalidate()
+        store._engine.dispose()

@@ -55,6 +55,12 @@ _NOTIFY_WORK = f"NOTIFY {WORK_CHANNEL}"
 #: Any fixed number: the advisory lock that serializes schema upgrades across processes.
 MIGRATION_LOCK = 0x666C6F77  # "flow"
 CONNECT_TIMEOUT = 10
+#: Seconds PostgreSQL lets a session of ours sit in an open transaction waiting for its
+#: next statement before it ends the session. No transaction of ours waits on anything
+#: but this process's own CPU, so only a frozen or paused process (SIGSTOP, a suspended
+#: VM) leaves one open, and its row locks then held every other process's write to those
+#: rows for as long as it stayed frozen: a cancel of its executions hung (a CI run).
+IDLE_IN_TRANSACTION = 10
 
 _HINTS = (
     ("password authentication failed", "check the user name and password in the URL"),
@@ -121,6 +127,11 @@ class PostgresStore(SQLStore):
         connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
         if "application_name" not in parsed.query:
             connect_args["application_name"] = "flowledger"
+        given = parsed.query.get("options")  # kept beside ours (connect_args replace it)
+        session = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION}s"
+        connect_args["options"] = " ".join(
+            p for p in ((given if isinstance(given, str) else " ".join(given or ())), session) if p
+        )
         engine = create_engine(
             parsed,
             # Each lane thread holds one connection for the store's life (storage.lanes): one
