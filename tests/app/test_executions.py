@@ -30,6 +30,8 @@ from flowledger.app.hooks import ReceiveHook
 from flowledger.app.models import GetWorkflowVersion, TriggerWorkflow
 from flowledger.app.views import DefinitionGraph
 from flowledger.errors import DefinitionError
+from flowledger.runtime import inbox
+from flowledger.runtime.engine import Engine
 from flowledger.types import ExecutionDocument
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.runtime.support import running_worker, wait_until
@@ -413,3 +415,53 @@ def test_a_held_start_takes_no_idempotency_key(hello_file: str) -> None:
     """It was ignored without a word: a held start is driven by its caller."""
     with pytest.raises(InvalidInputError, match="idempotency key is for a start the workers"):
         StartExecution(workflow=hello_file, hold=True, idempotency_key="k")
+
+
+NAP = """
+name: nap
+steps:
+  - {id: nap, type: sys.delay, input: {duration: "{{ input.for }}"}}
+  - {id: after, type: sys.transform, input: {value: done}}
+"""
+
+
+def _napping(doc: dict[str, object]) -> bool:
+    steps = doc.get("steps") or {}
+    assert isinstance(steps, dict)
+    return any(s["stepId"] == "nap" and s["status"] == "InProgress" for s in steps.values())
+
+
+async def test_a_cancel_reaches_a_run_of_this_process_without_waiting_for_its_poll(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tour 22C, F1: the run only looked for signals at its poll (every second), so a
+    cancel of a run in this very process (``serve``'s worker) waited for it, and one sent
+    in the run's last second was not seen before it completed. The engine that runs it
+    is told now. With no poll during the test, only that can make it take the cancel."""
+    monkeypatch.setattr(inbox, "POLL_INTERVAL", 3600.0)
+    workflow = app.engine.load_text(NAP)
+    execution_id = await app.engine.start(workflow, {"for": "60s"})
+    drive = asyncio.create_task(app.engine.drive(execution_id))
+    await wait_until(app.engine, execution_id, _napping)
+    answer = await app.executions.cancel(CancelExecution(id=execution_id, wait=10))
+    assert answer["runtimeStatus"] == "Cancelled" and "pendingSignals" not in answer
+    assert (await drive)["runtimeStatus"] == "Cancelled"
+
+
+async def test_a_cancel_the_run_ended_without_taking_is_a_conflict(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tour 22C, F1: a cancel recorded while another process ran the execution, which
+    completed before it looked for signals, was answered 200 with ``Completed``, as if
+    the cancel had done its work: it changed nothing, the conflict an ended execution's
+    cancel is. (The other engine here stands for another process; no poll during the
+    test, so it never looks.)"""
+    monkeypatch.setattr(inbox, "POLL_INTERVAL", 3600.0)
+    async with Engine(app.engine.db_url) as elsewhere:
+        workflow = elsewhere.load_text(NAP)
+        execution_id = await elsewhere.start(workflow, {"for": "3s"})
+        drive = asyncio.create_task(elsewhere.drive(execution_id))
+        await wait_until(elsewhere, execution_id, _napping)
+        with pytest.raises(ConflictError, match="ended Completed before it took the cancel"):
+            await app.executions.cancel(CancelExecution(id=execution_id, wait=30))
+        assert (await drive)["runtimeStatus"] == "Completed"

@@ -1076,13 +1076,25 @@ class Engine:
         """Hand a waiting ``sys.wait_for_input`` step its data (checked against its schema;
         InputError when refused, and the step keeps waiting). ``step`` is a step id, or a
         step execution id when the step waits in several loop iterations."""
-        return await control.submit_input(self, execution_id, step, data, submitted_by)
+        step_execution_id = await control.submit_input(self, execution_id, step, data, submitted_by)
+        self._poke_here(execution_id)
+        return step_execution_id
 
     async def cancel(
         self, execution_id: str, *, by: str = "python", reason: str = "cancelled on request"
     ) -> None:
         """Ask the execution to cancel: its running steps are cancelled, children too."""
         await control.request_cancel(self, execution_id, by, reason)
+        self._poke_here(execution_id)
+
+    def _poke_here(self, execution_id: str) -> None:
+        """A signal was just sent to ``execution_id``: if this engine runs it (``serve``'s
+        worker, a ``drive``), it looks now rather than at its next poll (up to
+        runtime.inbox.POLL_INTERVAL later). Tour 22C: a cancel sent in a run's last second
+        was often not seen before the run completed. Other processes look at their poll."""
+        entry = self._running.get(execution_id)
+        if entry is not None and entry.runner is not None:
+            entry.runner.poke()
 
     async def retry(self, execution_id: str, *, by: str = "python") -> list[str]:
         """Re-run the failed steps of a failed execution in place (attempt + 1); the ids
