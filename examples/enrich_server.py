@@ -1,11 +1,15 @@
-"""A tiny stand-in lead-enrichment service for examples/lead_followup.yaml.
+"""A tiny stand-in lead-enrichment service for examples/lead_followup.yaml (and a paged
+contact list for examples/cursor_paging.yaml).
 
     python3 examples/enrich_server.py [--port 8765] &
 
 ``POST /lookup`` with ``{"email": "ada@example.com"}`` answers ``{"company": "Ada Ltd"}``,
 but the first request for each email gets a 503, as a busy service would: the
 workflow's retry policy carries it through (each retry sends the same
-``Idempotency-Key``). Standard library only; stops on Ctrl-C or SIGTERM.
+``Idempotency-Key``). ``GET /contacts?cursor=<email>&limit=<n>`` answers
+``{"contacts": [...], "next_cursor": ...}``: the next n contacts (by email) after the
+cursor, and the cursor of the page after (null on the last page). Standard library
+only; stops on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,8 +21,14 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_PORT = 8765
+#: What ``GET /contacts`` pages through, in email order.
+CONTACTS = [
+    {"email": f"{name}@example.com", "name": name.title()}
+    for name in ("ada", "alan", "barbara", "grace", "linus")
+]
 
 
 class EnrichServer(ThreadingHTTPServer):
@@ -37,6 +47,26 @@ class _EnrichHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path != "/contacts":
+            self._answer(404, {"error": "no such route"})
+            return
+        query = parse_qs(url.query)
+        cursor = query.get("cursor", [""])[0]
+        limit = int(query.get("limit", ["2"])[0])
+        page = [c for c in CONTACTS if c["email"] > cursor][:limit]
+        more = bool(page) and page[-1]["email"] < CONTACTS[-1]["email"]
+        self._answer(200, {"contacts": page, "next_cursor": page[-1]["email"] if more else None})
+
+    def _answer(self, status: int, answer: Any) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         email = str(body["email"])
@@ -49,12 +79,7 @@ class _EnrichHandler(BaseHTTPRequestHandler):
             if first
             else (200, {"company": email.split("@")[0].title() + " Ltd"})
         )
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._answer(status, answer)
 
 
 def main() -> None:

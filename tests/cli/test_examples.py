@@ -75,6 +75,31 @@ def test_lead_followup(cli: Cli, enrich_server: EnrichServer) -> None:
     assert {s["outputData"]["to"] for s in email} == set(doc["output"]["emailed"])
 
 
+def test_cursor_paging_collects_every_page_once(cli: Cli, enrich_server: EnrichServer) -> None:
+    url = f"http://127.0.0.1:{enrich_server.server_address[1]}/contacts"
+    result = cli(
+        "run", "examples/cursor_paging.yaml", "--input", json.dumps({"url": url}), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["output"]["pages"] == 3
+    pages = [[c["email"].split("@")[0] for c in page] for page in doc["output"]["contacts"]]
+    assert pages == [["ada", "alan"], ["barbara", "grace"], ["linus"]]
+    fetches = sorted(
+        (s for s in doc["steps"].values() if s["stepId"] == "fetch"),
+        key=lambda s: s["loop"]["pages"],
+    )
+    assert [s["inputData"]["query"]["cursor"] for s in fetches] == [
+        "",
+        "alan@example.com",
+        "grace@example.com",
+    ]
+    shown = cli("executions", "show", doc["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "pages[2]" in shown.stdout  # each iteration of the body, by index
+    assert cli("executions", "logs", doc["id"]).returncode == 0
+
+
 def test_lead_followup_with_no_leads_takes_no_action(cli: Cli) -> None:
     result = cli(
         "run",
@@ -150,6 +175,7 @@ def test_every_example_validates(cli: Cli) -> None:
         "examples/order_pipeline.yaml",
         "examples/nightly_report.yaml",
         "examples/lead_followup.yaml",
+        "examples/cursor_paging.yaml",
         "--plugin",
         "examples/plugins/crm.py",
     )

@@ -158,13 +158,14 @@ def test_the_lead_followup_header_command_runs(tmp_path: Path) -> None:
     assert "Completed" in result.stdout
 
 
-def test_the_hello_snippet_is_the_shipped_file() -> None:
+@pytest.mark.parametrize("example", ["hello.yaml", "cursor_paging.yaml"])
+def test_a_snippet_said_to_be_shipped_is_the_shipped_file(example: str) -> None:
     text = README.read_text()
     found = re.search(
-        r"This is `examples/hello.yaml`, as shipped:\n\n```yaml\n(.*?)```", text, re.S
+        rf"This is `examples/{re.escape(example)}`, as shipped:\n\n```yaml\n(.*?)```", text, re.S
     )
-    assert found, "the README shows examples/hello.yaml"
-    assert found.group(1) == (REPO / "examples/hello.yaml").read_text()
+    assert found, f"the README shows examples/{example}"
+    assert found.group(1) == (REPO / "examples" / example).read_text()
 
 
 @pytest.mark.parametrize("document", ["README.md", "docs/performance.md"])

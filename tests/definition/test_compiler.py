@@ -958,3 +958,92 @@ def test_a_template_in_a_steps_due_or_timeout_says_where_a_computed_deadline_goe
           - {id: confirm, type: sys.wait_for_input, input: {prompt: ok?, due: "{{ input.w }}"}}
         """
     )
+
+
+@pytest.mark.parametrize(
+    ("loop_input", "where", "expected"),
+    [
+        # items and until together, or neither: with templates the model cannot run yet
+        (
+            '{items: "{{ [1] }}", until: "{{ true }}", max_iterations: 2}',
+            "input",
+            "exactly one of 'items'",
+        ),
+        ("{concurrency: 1}", "input", "exactly one of 'items'"),
+        ('{concurrency: "{{ 2 }}"}', "input", "exactly one of 'items'"),
+        ('{until: "{{ steps.b.output }}"}', "input", "needs max_iterations"),
+        (
+            '{until: "{{ steps.b.output }}", max_iterations: 3, concurrency: 4}',
+            "input.concurrency",
+            "concurrency must be 1, not 4",
+        ),
+        (
+            '{until: "{{ steps.b.output }}", max_iterations: 0}',
+            "input.max_iterations",
+            "must be at least 1, not 0",
+        ),
+        (
+            '{until: "{{ steps.b.output }}", max_iterations: 10001}',
+            "input.max_iterations",
+            "must be at most 10000, not 10001",
+        ),
+        (
+            '{items: "{{ [1] }}", max_iterations: 3}',
+            "input.max_iterations",
+            "bounds a loop with 'until'",
+        ),
+        ("{items: [1], max_iterations: 3}", "input", "bounds a loop with 'until'"),
+        (
+            "{until: true, max_iterations: 3}",
+            "input.until",
+            "until must be a template of a condition",
+        ),
+        (
+            '{until: "done", max_iterations: 3}',
+            "input.until",
+            "until must be a template of a condition",
+        ),
+        (
+            '{until: "done: {{ steps.b.output }}", max_iterations: 3}',
+            "input.until",
+            "exactly one {{ … }}",
+        ),
+    ],
+)
+def test_a_loop_takes_items_or_until_and_until_is_bounded_and_sequential(
+    loop_input: str, where: str, expected: str
+) -> None:
+    found = problems(
+        f"""
+        name: until_rules
+        steps:
+          - id: poll
+            type: sys.loop
+            input: {loop_input}
+            steps:
+              - {{id: b, type: sys.transform, input: {{value: true}}}}
+        """
+    )
+    assert len(found) == 1, found
+    assert found[0].startswith("wf.yaml:6:") and "step 'poll'" in found[0], found
+    assert f"{where}: " in found[0] or f"{where} " in found[0], found
+    assert expected in found[0], found
+
+
+def test_until_is_left_out_of_the_input_and_compiled_for_the_end_of_an_iteration() -> None:
+    wf = compile_yaml(
+        """
+        name: until_compiled
+        steps:
+          - id: poll
+            type: sys.loop
+            input: {until: "{{ steps.b.output }}", max_iterations: 3}
+            steps:
+              - {id: b, type: sys.transform, input: {value: true}}
+        """
+    )
+    poll = wf.steps["poll"]
+    assert poll.input.render({}) == {"max_iterations": 3}  # rendered at the start: no until
+    assert poll.iteration_end is not None
+    assert poll.iteration_end.source == "{{ steps.b.output }}"
+    assert wf.steps["b"].iteration_end is None

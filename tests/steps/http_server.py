@@ -18,6 +18,11 @@ Routes (all answer JSON unless noted):
 - ``GET /problem`` -> ``application/problem+json``
 - ``GET /bytes?hex=<bytes>&type=<content type>`` -> those bytes with that type
 - ``GET /cookies`` -> two ``Set-Cookie`` headers whose dates hold commas
+- ``GET /poll/<key>?ready_after=<n>`` -> ``{state: running, calls}`` until the n-th call for
+  that key, then ``{state: done, calls, result: 42}`` (a job polled until it is done)
+- ``GET /pages/<key>?after=<id>&limit=<n>`` -> ``{rows, nextCursor}``: rows 10, 20 .. 70 of
+  that key with an id above ``after`` (a cursor); once the first page is served, row 5 is
+  added in front, as data changing mid-run (an offset would then repeat a row)
 """
 
 from __future__ import annotations
@@ -117,6 +122,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"title": "ok"}, "application/problem+json")
         elif url.path == "/bytes":
             self._send(200, bytes.fromhex(query["hex"]), query.get("type", ""))
+        elif parts[0] == "poll":
+            with self.server.lock:
+                calls = self.server.calls[url.path] = self.server.calls.get(url.path, 0) + 1
+            done = calls >= int(query.get("ready_after", 1))
+            answer = {"state": "done", "result": 42} if done else {"state": "running"}
+            self._json(200, {**answer, "calls": calls})
+        elif parts[0] == "pages":
+            with self.server.lock:
+                rows = self.server.rows.setdefault(parts[1], list(range(10, 80, 10)))
+                after, limit = int(query.get("after", -1)), int(query.get("limit", 3))
+                page = [{"id": n} for n in rows if n > after][:limit]
+                if after < 0:
+                    rows.insert(0, 5)
+            more = bool(page) and page[-1]["id"] < max(rows)
+            self._json(200, {"rows": page, "nextCursor": page[-1]["id"] if more else None})
         elif url.path == "/cookies":
             self.send_response(200)
             self.send_header("Set-Cookie", "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT")
@@ -155,6 +175,9 @@ class _Server(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.calls: dict[str, int] = {}  # /poll: calls per path
+        self.rows: dict[str, list[int]] = {}  # /pages: row ids per key
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is fine

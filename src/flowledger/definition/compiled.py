@@ -40,6 +40,9 @@ class CompiledStep:
     branch: Branch | None
     input: TemplatedValue
     body: CompiledGraph | None
+    #: The step type's ``iteration_end_field`` (``sys.loop``'s ``until``), left out of
+    #: ``input``: its driver renders it at the end of each iteration, not at the start.
+    iteration_end: Template | None = None
     #: Where the step sits: ``process_items/enrich`` for a loop body step. Set when built
     #: (read for every run of the step: ids, rows, task names; a cached_property's first
     #: read takes a lock, and a chain's steps are each read once per run).

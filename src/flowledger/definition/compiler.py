@@ -280,6 +280,17 @@ class _Compiler:
             )
         if step.id not in self.stand_ins:
             self._check_static_input(step, step_type.input_model, path)
+            self._check_input_rules(step, step_type, path)
+
+    def _check_input_rules(self, step: StepSpec, step_type: StepType, path: Path) -> None:
+        """The rules between input fields (StepType.input_rules) of an input with
+        templates: without them the model ran whole (``_check_static_input``)."""
+        rules = step_type.input_rules
+        if rules is None or not isinstance(step.input, Mapping) or not _has_template(step.input):
+            return
+        for field, message in rules(step.input):
+            where = (*path, "input") if field is None else (*path, "input", field)
+            self.report(message, where, step.id)
 
     def _check_static_input(self, step: StepSpec, model: type[BaseModel], path: Path) -> None:
         """Check the input as far as it is known before run time (templates are not)."""
@@ -432,10 +443,22 @@ class _Compiler:
                 )
             self._compile_value(step.when, (*path, "when"), step.id, checker)
             self._one_expression((*path, "when"), "when", step.id)
-        self._compile_value(step.input, (*path, "input"), step.id, checker)
+        step_type = self.registry.get(step.type)
+        late = _iteration_end(step_type, step.input)
+        if late is None:
+            self._compile_value(step.input, (*path, "input"), step.id, checker)
+        else:
+            assert isinstance(step.input, Mapping)
+            rest = {k: v for k, v in step.input.items() if k != late}
+            self._compile_value(rest, (*path, "input"), step.id, checker)
+            # Read as the end of an iteration: the body's steps have run (see
+            # ReferenceChecker.iteration_end).
+            where = (*path, "input", late)
+            referrer = checker.iteration_end(step.id)
+            self._compile_value(step.input[late], where, step.id, checker, referrer=referrer)
+            self._one_expression(where, late, step.id)
         if step.output_schema is not None:
             self._check_schema(step.output_schema, (*path, "output_schema"), step.id)
-        step_type = self.registry.get(step.type)
         if step.output_schema is not None and step_type is not None and checking_new():
             self._schema_within_model(step, step_type, path)
         if step_type is not None and checking_new():
@@ -531,9 +554,17 @@ class _Compiler:
             )
 
     def _compile_value(
-        self, value: Any, path: Path, step_id: str | None, checker: ReferenceChecker
+        self,
+        value: Any,
+        path: Path,
+        step_id: str | None,
+        checker: ReferenceChecker,
+        *,
+        referrer: str | None = None,
     ) -> bool:
-        """Compile every template inside ``value``; report syntax and reference problems."""
+        """Compile every template inside ``value``; report syntax and reference problems
+        (the references as read by ``referrer``, by default the step ``step_id``)."""
+        referrer = step_id if referrer is None else referrer
         ok = True
         if isinstance(value, str):
             if not contains_template(value):
@@ -552,7 +583,7 @@ class _Compiler:
                 self.report(exc.message, path, step_id)
                 return False
             self.compiled_templates[path] = template
-            checker.check(template, step_id, lambda msg: self.report(msg, path, step_id))
+            checker.check(template, referrer, lambda msg: self.report(msg, path, step_id))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 if isinstance(key, str) and contains_template(key) and checking_new():
@@ -565,10 +596,16 @@ class _Compiler:
                         step_id,
                     )
                     ok = False
-                ok = self._compile_value(item, (*path, key), step_id, checker) and ok
+                ok = (
+                    self._compile_value(item, (*path, key), step_id, checker, referrer=referrer)
+                    and ok
+                )
         elif isinstance(value, list):
             for i, item in enumerate(value):
-                ok = self._compile_value(item, (*path, i), step_id, checker) and ok
+                ok = (
+                    self._compile_value(item, (*path, i), step_id, checker, referrer=referrer)
+                    and ok
+                )
         return ok
 
     # -- building -----------------------------------------------------------------------------
@@ -592,6 +629,12 @@ class _Compiler:
                     when = self.templates.compile("{{ false }}")
             step_type = self.registry.get(step.type)
             assert step_type is not None  # unknown types were reported before building
+            raw_input = {} if step.input is None else step.input
+            late = _iteration_end(step_type, raw_input)
+            iteration_end = None
+            if late is not None:  # rendered by the driver, not with the input
+                raw_input = {k: v for k, v in raw_input.items() if k != late}
+                iteration_end = self.templates.compile(step.input[late])
             built[step.id] = CompiledStep(
                 id=step.id,
                 spec=step,
@@ -602,8 +645,9 @@ class _Compiler:
                 successors=tuple(shape.successors[step.id]),
                 when=when,
                 branch=shape.branches.get(step.id),
-                input=self.templates.compile_value({} if step.input is None else step.input),
+                input=self.templates.compile_value(raw_input),
                 body=body,
+                iteration_end=iteration_end,
             )
         everything.update(built)
         return CompiledGraph(loop_id=loop_id, steps=built), everything
@@ -617,6 +661,15 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_template(v) for v in value)
     return False
+
+
+def _iteration_end(step_type: StepType | None, raw: Any) -> str | None:
+    """The step's input field rendered at the end of each iteration, when it gives one
+    (StepType.iteration_end_field: ``sys.loop``'s ``until``)."""
+    field = step_type.iteration_end_field if step_type is not None else None
+    if field is None or not isinstance(raw, Mapping) or not isinstance(raw.get(field), str):
+        return None  # not a template: the input model refuses it
+    return field
 
 
 #: Structural kinds whose step runs once: a retry policy on them is never used.

@@ -11,6 +11,7 @@ from flowledger.definition.graph import Reachability
 from flowledger.definition.models import StepSpec
 from flowledger.definition.schemas import (
     EXECUTION_FIELDS,
+    FRAME_FIELDS,
     LOOP_FIELDS,
     STEP_ENVELOPE_FIELDS,
     Schema,
@@ -24,7 +25,7 @@ from flowledger.definition.schemas import (
     walk,
 )
 from flowledger.definition.strictness import checking_new
-from flowledger.errors import format_path
+from flowledger.errors import did_you_mean, format_path
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Reference, Template
@@ -77,6 +78,26 @@ class ReferenceChecker:
         #: Per step output and loop item, whether a Decimal is anywhere in it.
         self._decimals: dict[tuple[str, str], bool] = {}
         self._item_schemas: dict[tuple[str, str], Schema | None] = {}
+        #: Referrers that stand for the end of an iteration of a loop: referrer → loop id.
+        self._ends: dict[str, str] = {}
+
+    def iteration_end(self, loop_id: str) -> str:
+        """The referrer of what a loop's driver renders when an iteration of it ends
+        (``until``): every step of the body has ended then, so each is visible (this
+        iteration's output), as is all the loop step sees, and ``loop.<loop id>``.
+        Not a step id (ids have no '/'), so it never names a step."""
+        referrer = f"{loop_id}/until"
+        self._ends[referrer] = loop_id
+        return referrer
+
+    def _scope_of(self, referrer: str | None) -> tuple[str, ...]:
+        """The loops whose frames ``referrer`` sees, outermost first."""
+        if referrer is None:
+            return ()
+        loop = self._ends.get(referrer)
+        if loop is not None:
+            return (*self._places[loop].scope, loop)
+        return self._places[referrer].scope
 
     # -- visibility ---------------------------------------------------------------------------
 
@@ -84,6 +105,10 @@ class ReferenceChecker:
         """Whether ``target``'s output is recorded before ``referrer`` runs (None: the output)."""
         if referrer is None:
             return not self._places[target].scope
+        loop = self._ends.get(referrer)
+        if loop is not None:  # the end of an iteration: the body has run, and before it
+            body = self._scope_of(referrer)
+            return self._places[target].scope == body or self.is_visible(target, loop)
         place = self._places[referrer]
         if self._precedes(target, referrer, place):
             return True
@@ -230,6 +255,13 @@ class ReferenceChecker:
             if key not in self._item_schemas:
                 self._item_schemas[key] = self._item_schema(key[1])
             root = self._item_schemas[key]
+        elif ref.root == "loop" and path[1] == "previous" and len(path) > 2:
+            if self._loop_problem(path[:3], referrer):
+                return None
+            # loop.<id>.previous.<body step>.<field>: read as steps.<body step>.output
+            key = ("steps", str(path[2]))
+            root = self.output_schema(key[1])
+            path = (path[2], "output", *path[3:])
         else:
             return None
         if only_decimal:
@@ -295,7 +327,13 @@ class ReferenceChecker:
         if self.is_visible(target, referrer):
             return None
         place = self._places[target]
-        ref_scope = self._places[referrer].scope if referrer else ()
+        ref_scope = self._scope_of(referrer)
+        if referrer is not None and self._ends.get(referrer) == target:
+            return (
+                f"'{target}' is the loop this is evaluated in; it has no output until it "
+                f"ends (read its body's steps, this iteration's outputs, or "
+                f"loop.{target}.index and loop.{target}.previous)"
+            )
         if target in ref_scope:
             return (
                 f"'{target}' is a loop this step runs inside; it has no output until every "
@@ -320,7 +358,7 @@ class ReferenceChecker:
         )
 
     def _loop_problem(self, path: tuple[str | int, ...], referrer: str | None) -> str | None:
-        scope = self._places[referrer].scope if referrer else ()
+        scope = self._scope_of(referrer)
         name = path[0]
         # A sys.sub_workflow with items renders its child input once per item, as a loop.
         own_frame = (
@@ -334,12 +372,63 @@ class ReferenceChecker:
             )
         if len(path) < 2:
             return None
-        if path[1] not in LOOP_FIELDS:
-            return f"loop.{name} has no field '{path[1]}' (its fields: {', '.join(LOOP_FIELDS)})"
+        loop_id = str(name)
+        body = self._kind(loop_id).has_body  # a sys.loop's frame, not a child input's
+        fields = LOOP_FIELDS if body else FRAME_FIELDS
+        if path[1] not in fields:
+            return f"loop.{name} has no field '{path[1]}' (its fields: {', '.join(fields)})"
+        if body and checking_new():
+            problem = self._frame_problem(loop_id, str(path[1]))
+            if problem:
+                return problem
         if path[1] == "item" and len(path) > 2:
-            result = walk(self._item_schema(str(name)), path[2:], f"loop.{name}.item")
+            result = walk(self._item_schema(loop_id), path[2:], f"loop.{name}.item")
             return None if result.ok else result.problem
+        if path[1] == "previous" and len(path) > 2:
+            return self._previous_problem(loop_id, path[2:])
         return None
+
+    def _frame_problem(self, loop_id: str, field: str) -> str | None:
+        """A field of a sys.loop's frame that is always null there: ``item`` and
+        ``items`` of a loop with ``until`` (it has no items), ``previous`` of a loop
+        whose iterations run side by side (none of them comes before another)."""
+        given = self._places[loop_id].spec.input
+        given = given if isinstance(given, Mapping) else {}
+        if field in ("item", "items") and given.get(self._iteration_end_field(loop_id)):
+            return (
+                f"loop.{loop_id}.{field} is always null: '{loop_id}' runs until a "
+                f"condition holds, over no items; read loop.{loop_id}.index, or "
+                f"loop.{loop_id}.previous for the iteration before's outputs"
+            )
+        concurrency = given.get("concurrency", 1)
+        number = isinstance(concurrency, int) and not isinstance(concurrency, bool)
+        if field == "previous" and number and concurrency > 1:
+            return (
+                f"loop.{loop_id}.previous is always null: '{loop_id}' runs {concurrency} "
+                "iterations at a time, so none comes before another; with concurrency 1 "
+                "it holds the iteration before's outputs"
+            )
+        return None
+
+    def _previous_problem(self, loop_id: str, rest: tuple[str | int, ...]) -> str | None:
+        """``loop.<id>.previous.<body step>...``: a step of the loop's own body, and a
+        field its output has (``previous`` maps each body step id to its output, as an
+        item of the loop's ``results`` does)."""
+        target = rest[0]
+        body = [s.id for s in self._places[loop_id].spec.steps or ()]
+        if target not in body:
+            hint = did_you_mean(str(target), body)
+            return (
+                f"loop.{loop_id}.previous.{target}: '{target}' is not a step of the body of "
+                f"loop '{loop_id}' (its steps: {', '.join(body) or 'none'}){hint}"
+            )
+        where = f"loop.{loop_id}.previous.{target}"
+        result = walk(self.output_schema(str(target)), rest[1:], where)
+        return None if result.ok else result.problem
+
+    def _iteration_end_field(self, step_id: str) -> str | None:
+        step_type = self._registry.get(self._places[step_id].spec.type)
+        return step_type.iteration_end_field if step_type is not None else None
 
     def _name_problem(
         self, root: str, name: str | int, known: set[str], where: str | None

@@ -35,7 +35,10 @@ STEP_ENVELOPE_FIELDS = (
     "error",
     "attempt",
 )
-LOOP_FIELDS = ("loopName", "items", "index", "item")
+#: ``loop.<id>`` of a ``sys.sub_workflow`` with items, in its child input.
+FRAME_FIELDS = ("loopName", "items", "index", "item")
+#: ``loop.<id>`` of a ``sys.loop``: ``previous`` holds the iteration before's outputs.
+LOOP_FIELDS = (*FRAME_FIELDS, "previous")
 EXECUTION_FIELDS = ("id", "correlationId", "workflowName", "workflowVersion", "startedAt")
 
 

@@ -198,6 +198,15 @@ class _Iteration(_Wrapped):
         return output_view(value, step, self._read) if step is not None else value
 
 
+def iteration_view(outputs: Any, body: CompiledGraph, read: ReadArtifact | None) -> Any:
+    """One iteration's outputs by body step id as templates read them
+    (``loop.<id>.previous``): as an item of the loop's ``results`` reads, its offloaded
+    outputs loaded when touched."""
+    if not _has_reference(outputs, body):
+        return outputs
+    return _Iteration(outputs, body, read or _no_artifacts)
+
+
 def _has_reference(iteration: Any, body: CompiledGraph) -> bool:
     """Whether one iteration's outputs (or a nested loop's) include a reference; no loading."""
     if type(iteration) is not dict:

@@ -1,4 +1,24 @@
-"""``sys.loop`` (``StepKind.LOOP``): iterations as scopes of their own, with bounded concurrency."""
+"""``sys.loop`` (``StepKind.LOOP``): iterations as scopes of their own.
+
+A loop over ``items`` runs its body once per item, ``concurrency`` at a time. A loop with
+``until`` runs it one iteration after another: when an iteration ends, ``until`` is
+rendered in that iteration's scope (its body steps read as this iteration's outputs,
+``loop.<id>.index`` set, the rest of the store as any step sees it). True completes the
+loop with ``{count, results}``; false starts the next iteration, in the same round.
+``max_iterations`` bounds it: reaching it with ``until`` still false fails the step, and
+a retry, which resumes the loop where it stopped, may run as many again.
+
+The frame of an iteration (``loop.<id>``) holds ``previous``: the outputs of the
+iteration before, by body step id (what ``results[index - 1]`` holds), so a cursor
+read from one page's answer asks for the next. It is null in the first iteration, and
+where iterations run side by side (``concurrency`` above 1: none comes before another).
+An until loop has no ``items``: its frame's ``items`` and ``item`` are null.
+
+Recovery rebuilds the iterations from their rows. A last iteration that had ended (the
+round that ended it may have been committed without the one that starts the next: a
+drain stops between them, and a round is bounded, runner.MAX_ROUND) has ``until``
+rendered again on its stored outputs, so no iteration runs twice and none is skipped.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +26,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from flowledger.errors import TemplateError
+from flowledger.runtime.datastore import iteration_view
 from flowledger.runtime.ports import Restoring, Scheduler
 from flowledger.runtime.state import LoopState, Scope, StepExecution, child_key
 from flowledger.runtime.status import StepStatus
 from flowledger.runtime.tasks import TaskDriver
 from flowledger.steps.builtins import LoopInput
+from flowledger.templates.convert import truth
 
 #: Why the other iterations stop when one fails.
 STOPPED = "the loop stopped because another iteration failed"
+#: The loop step's ``state`` key: the first index its attempt ran (``LoopState.limit``).
+FIRST_INDEX = "firstIndex"
 
 
 class LoopDriver(TaskDriver):
@@ -29,12 +54,32 @@ class LoopDriver(TaskDriver):
 
     # -- driver hooks -------------------------------------------------------------------------
 
+    def input(self, run: StepExecution, context: dict[str, Any]) -> BaseModel:
+        step = run.step
+        data = step.input.render(context)  # without until (CompiledStep.iteration_end)
+        field = step.step_type.iteration_end_field
+        if step.iteration_end is not None and field is not None and isinstance(data, dict):
+            # Stored as written: it is rendered after each iteration, not now.
+            data = {**data, field: step.iteration_end.source}
+        run.input = data
+        return step.step_type.input_model.model_validate(data)
+
     def start(self, run: StepExecution, data: BaseModel) -> None:
         assert isinstance(data, LoopInput)
-        loop = LoopState(run=run, items=data.items, concurrency=data.concurrency)
-        loop.results = [None] * len(data.items)
+        loop = self._loop(run, data.items, data.concurrency)
+        if loop.until is not None:
+            # Kept with the step: a crash must not give the attempt its bound anew.
+            run.state = {FIRST_INDEX: 0}
+            loop.limit = data.max_iterations or 0
         self.runs[run.id] = loop
         self.next_iterations(loop)
+
+    def _loop(self, run: StepExecution, items: list[Any] | None, concurrency: int) -> LoopState:
+        until = run.step.iteration_end
+        if until is not None:
+            return LoopState(run=run, items=None, concurrency=1, until=until)
+        items = items or []
+        return LoopState(run=run, items=items, concurrency=concurrency, results=[None] * len(items))
 
     def cancel(self, run: StepExecution, reason: str) -> None:
         loop = self.runs.pop(run.id, None)
@@ -43,9 +88,10 @@ class LoopDriver(TaskDriver):
 
     def restore(self, run: StepExecution, restoring: Restoring) -> bool:
         data: dict[str, Any] = run.input if isinstance(run.input, dict) else {}
-        items = list(data.get("items") or [])
-        loop = LoopState(run=run, items=items, concurrency=int(data.get("concurrency") or 1))
-        loop.results = [None] * len(items)
+        items = data.get("items")
+        loop = self._loop(
+            run, list(items) if isinstance(items, list) else None, int(data.get("concurrency") or 1)
+        )
         self.runs[run.id] = loop
         started = restoring.started_indexes(run)
         for index in started:
@@ -54,40 +100,90 @@ class LoopDriver(TaskDriver):
             restoring.restore_scope(scope)
             if scope.unfinished == 0:
                 scope.closed = True
-                self._keep_results(loop, scope)
+                if loop.until is not None and index == started[-1]:
+                    loop.ended = scope  # until decides what comes next (restored)
+                else:
+                    self._keep_results(loop, scope)
         loop.next_index = (started[-1] + 1) if started else 0
+        if loop.until is not None:
+            self._restore_limit(loop, data, started)
         self._restored.append(loop)  # after its inner loops: they move on first
         return True
+
+    def _restore_limit(self, loop: LoopState, data: dict[str, Any], started: list[int]) -> None:
+        """``max_iterations`` counts from the first index of the loop step's attempt: a
+        crash keeps it (the step's state), a retry's new attempt starts a new count where
+        it resumes (the ended iteration's next, else the unfinished one)."""
+        run = loop.run
+        first = (run.state or {}).get(FIRST_INDEX)
+        if not isinstance(first, int):
+            first = loop.next_index if loop.ended is not None or not started else started[-1]
+            run.state = {**(run.state or {}), FIRST_INDEX: first}
+            self.scheduler.journal.touch(run)
+        loop.limit = first + int(data.get("max_iterations") or 0)
 
     def restored(self) -> None:
         loops, self._restored = self._restored, []
         for loop in loops:
-            self.next_iterations(loop)
+            ended, loop.ended = loop.ended, None
+            if ended is not None:
+                self.iteration_done(ended)
+            else:
+                self.next_iterations(loop)
 
     # -- iterations ---------------------------------------------------------------------------
 
     def next_iterations(self, loop: LoopState) -> None:
         if loop.failed or loop.run.status != StepStatus.IN_PROGRESS:
             return
+        if loop.items is None:  # until: one at a time, the next once the last is judged
+            if not loop.active:
+                self._next_or_fail(loop)
+            return
         while len(loop.active) < loop.concurrency and loop.next_index < len(loop.items):
             self.start_iteration(loop, loop.next_index)
             loop.next_index += 1
         if loop.done == len(loop.items):
-            self.runs.pop(loop.run.id, None)
-            self.scheduler.step_succeeded(
-                loop.run, {"count": len(loop.items), "results": loop.results}
+            self._complete(loop)
+
+    def _complete(self, loop: LoopState) -> None:
+        self.runs.pop(loop.run.id, None)
+        self.scheduler.step_succeeded(loop.run, {"count": loop.done, "results": loop.results})
+
+    def _fail(self, loop: LoopState, message: str) -> None:
+        self.runs.pop(loop.run.id, None)
+        self.stop(loop, STOPPED)
+        self.scheduler.step_failed(loop.run, message, retryable=False)
+
+    def _next_or_fail(self, loop: LoopState) -> None:
+        """Start the until loop's next iteration, or fail it at ``max_iterations``."""
+        if loop.next_index >= loop.limit:
+            runs = loop.next_index - (loop.limit - _max_iterations(loop))
+            self._fail(
+                loop,
+                f"until was still false after {runs:,} iterations (max_iterations: "
+                f"{_max_iterations(loop):,}); a retry runs up to as many more",
             )
+            return
+        self.start_iteration(loop, loop.next_index)
+        loop.next_index += 1
 
     def start_iteration(self, loop: LoopState, index: int, *, open_scope: bool = True) -> Scope:
         parent = loop.run.scope
         loop_id = loop.run.step.id
         body = loop.run.step.body
         assert body is not None
+        previous = None
+        if index > 0 and loop.concurrency == 1 and index - 1 < len(loop.results):
+            read = self.scheduler.services.read_artifact
+            previous = iteration_view(loop.results[index - 1], body, read)
+        items = loop.items
         frame = {
             "loopName": loop_id,
-            "items": loop.items,
+            "items": items,
             "index": index,
-            "item": loop.items[index],
+            "item": items[index] if items is not None else None,
+            "previous": previous,
         }
         scope = Scope(
             key=child_key(parent, loop_id, index),
@@ -105,14 +201,35 @@ class LoopDriver(TaskDriver):
     def iteration_done(self, scope: Scope) -> None:
         loop = scope.owner
         assert loop is not None
+        until = loop.until
+        if until is None:
+            self._keep_results(loop, scope)
+            self.next_iterations(loop)
+            return
+        if loop.failed or loop.run.status != StepStatus.IN_PROGRESS:
+            return
+        try:
+            # Before its runs are let go: the body's steps read as this iteration's.
+            holds = truth(until.render(self.scheduler.template(scope)))
+        except TemplateError as exc:
+            self._keep_results(loop, scope)
+            self._fail(loop, f"until, after iteration {scope.index}: {exc.message}")
+            return
         self._keep_results(loop, scope)
-        self.next_iterations(loop)
+        if holds:
+            self._complete(loop)
+        else:
+            self._next_or_fail(loop)
 
     def _keep_results(self, loop: LoopState, scope: Scope) -> None:
-        loop.results[scope.index] = {
+        outputs = {
             sid: r.output if r.status == StepStatus.COMPLETED else None
             for sid, r in scope.runs.items()
         }
+        if scope.index == len(loop.results):  # until: the list grows an iteration at a time
+            loop.results.append(outputs)
+        else:
+            loop.results[scope.index] = outputs
         del loop.active[scope.index]
         loop.done += 1
         scope.runs = {}  # outputs now live in the loop's results; free the iteration
@@ -121,12 +238,7 @@ class LoopDriver(TaskDriver):
         loop = scope.owner
         assert loop is not None
         message = (run.error or {}).get("message", "failed")
-        self.stop(loop, STOPPED)
-        self.scheduler.step_failed(
-            loop.run,
-            f"iteration {scope.index} failed at step '{run.step.id}': {message}",
-            retryable=False,
-        )
+        self._fail(loop, f"iteration {scope.index} failed at step '{run.step.id}': {message}")
 
     def stop(self, loop: LoopState, reason: str) -> None:
         loop.failed = True
@@ -142,3 +254,8 @@ class LoopDriver(TaskDriver):
 
     def active_scopes(self) -> list[Scope]:
         return [s for loop in self.runs.values() for s in loop.active.values()]
+
+
+def _max_iterations(loop: LoopState) -> int:
+    data = loop.run.input if isinstance(loop.run.input, dict) else {}
+    return int(data.get("max_iterations") or 0)

@@ -70,6 +70,10 @@ class Scheduler(Protocol):
 
     def step_context(self, run: StepExecution) -> StepContext: ...
 
+    def template(self, scope: Scope) -> dict[str, Any]:
+        """The template context of ``scope`` (SPEC §3): what a step there reads."""
+        ...
+
 
 class Restoring(Protocol):
     """What recovery offers a driver that rebuilds a step's in-flight state from rows."""

@@ -529,6 +529,9 @@ class ExecutionRunner:
     def step_context(self, run: StepExecution) -> StepContext:
         return self.contexts.step(run)
 
+    def template(self, scope: Scope) -> dict[str, Any]:
+        return self.contexts.template(scope)
+
     def _collect(self, task: asyncio.Future[Any], run: StepExecution) -> None:
         if run.status != StepStatus.IN_PROGRESS:
             return

@@ -10,6 +10,7 @@ from flowledger.definition.compiled import CompiledGraph, CompiledStep
 from flowledger.runtime.attempts import AttemptVariables
 from flowledger.runtime.status import StepStatus
 from flowledger.runtime.steplogs import StepLogBuffer
+from flowledger.templates import Template
 from flowledger.timeutil import iso
 
 TERMINAL_STEP = frozenset(
@@ -96,16 +97,26 @@ class StepExecution:
 
 @dataclass(eq=False, slots=True)
 class LoopState:
-    """A running ``sys.loop`` step: its items and the iterations in flight."""
+    """A running ``sys.loop`` step: its items (or its ``until``) and the iterations in
+    flight."""
 
     run: StepExecution
-    items: list[Any]
+    #: None for a loop with ``until``: it has no items.
+    items: list[Any] | None
     concurrency: int
     next_index: int = 0
     active: dict[int, Scope] = field(default_factory=dict)
     results: list[dict[str, Any] | None] = field(default_factory=list)
     done: int = 0
     failed: bool = False
+    #: ``until``, rendered when an iteration ends (None: a loop over items).
+    until: Template | None = None
+    #: The index whose start ``max_iterations`` forbids: this attempt's first index plus
+    #: ``max_iterations`` (a retry is given as many again).
+    limit: int = 0
+    #: A restored last iteration that had ended: ``until`` is rendered on it once every
+    #: scope is rebuilt (LoopDriver.restored).
+    ended: Scope | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -126,7 +126,8 @@ class StepKind(StrEnum):
     TASK = "task"
     #: Its ``result`` output chooses the ``then``/``else`` branch (read by the scheduler).
     CONDITION = "condition"
-    #: Runs a body graph once per item; ``loop.<id>`` is visible inside the body.
+    #: Runs a body graph once per item, or until a condition holds after an iteration;
+    #: ``loop.<id>`` is visible inside the body.
     LOOP = "loop"
     #: Starts child executions and waits for them; ``loop.<id>`` per item in its own input.
     SUB_WORKFLOW = "sub_workflow"
@@ -194,6 +195,16 @@ class StepType:
     #: A stand-in for a type whose plugin this process lacks (StepRegistry.standing_in):
     #: enough to start, show or draw a workflow, never to run it.
     stands_in: bool = False
+    #: An input field that is not rendered when the step starts: its driver renders it
+    #: at the end of each iteration of the step's body, in that iteration's scope
+    #: (``sys.loop``'s ``until``). The reference checker reads it as from there.
+    iteration_end_field: str | None = None
+    #: Rules between input fields that hold before templates render (``sys.loop``: one
+    #: of ``items`` or ``until``): given the input as written, each problem as (field or
+    #: None for the input as a whole, message). Validation asks it of an input with
+    #: templates, whose model cannot run before the templates do; the model runs the same
+    #: rules at run time.
+    input_rules: Callable[[Mapping[str, Any]], list[tuple[str | None, str]]] | None = None
 
     @cached_property
     def is_coroutine(self) -> bool:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from flowledger.durations import Duration
 from flowledger.errors import StepError
@@ -15,6 +22,7 @@ from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, step_type
 from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
+from flowledger.templates import contains_template
 from flowledger.templates.convert import truth
 from flowledger.timeutil import iso, utcnow
 
@@ -245,9 +253,79 @@ DELAY = StepType(
 MAX_LOOP_ITEMS = 10_000
 
 
+def _a_template(value: Any) -> Any:
+    if value is not None and not (isinstance(value, str) and contains_template(value)):
+        raise ValueError(
+            'until must be a template of a condition, like "{{ steps.check.output.body.done '
+            '}}": it is evaluated after each iteration, and the loop ends once it holds'
+        )
+    return value
+
+
+def loop_input_rules(data: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """The rules between sys.loop's fields, on the input as written or as validated.
+
+    Exactly one of ``items`` (the body runs once per item, as before) or ``until`` (the
+    body runs, one iteration after another, until the condition holds after one).
+    ``max_iterations`` is required with ``until``: there is no bound that fits both 10
+    polls and 10,000 pages, and a loop that never ends must not look like one that
+    works. An until loop is sequential (each iteration may read the one before, and
+    ``until`` decides whether another one runs at all), so ``concurrency`` must be 1."""
+    has_items, has_until = data.get("items") is not None, data.get("until") is not None
+    if has_items == has_until:
+        return [
+            (
+                None,
+                "give exactly one of 'items' (run the body once per item) or 'until' (run "
+                "it again until a condition holds after an iteration)",
+            )
+        ]
+    problems: list[tuple[str | None, str]] = []
+    if has_items and data.get("max_iterations") is not None:
+        problems.append(
+            (
+                "max_iterations",
+                "max_iterations bounds a loop with 'until'; a loop over items runs once per item",
+            )
+        )
+    if not has_until:
+        return problems
+    if data.get("max_iterations") is None:
+        problems.append(
+            (
+                None,
+                "a loop with 'until' needs max_iterations, the most iterations it may run "
+                f"(1 to {MAX_LOOP_ITEMS:,}); reaching it with until still false fails the step",
+            )
+        )
+    concurrency = data.get("concurrency", 1)
+    if _is_number(concurrency) and concurrency != 1:
+        problems.append(
+            (
+                "concurrency",
+                f"a loop with 'until' runs one iteration after another (each may read the "
+                f"one before, and until decides whether another runs), so concurrency must "
+                f"be 1, not {concurrency}",
+            )
+        )
+    return problems
+
+
 class LoopInput(_Input):
-    items: list[Any] = Field(max_length=MAX_LOOP_ITEMS)
+    """``items`` or ``until`` (see :func:`loop_input_rules`). ``until`` is kept as written:
+    the loop's driver renders it after each iteration (StepType.iteration_end_field)."""
+
+    items: list[Any] | None = Field(None, max_length=MAX_LOOP_ITEMS)
+    until: Annotated[Any, AfterValidator(_a_template)] = None
+    max_iterations: int | None = Field(None, ge=1, le=MAX_LOOP_ITEMS)
     concurrency: int = Field(1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _rules(self) -> LoopInput:
+        problems = loop_input_rules(self.__dict__)
+        if problems:
+            raise ValueError(problems[0][1])
+        return self
 
 
 class LoopOutput(BaseModel):
@@ -261,7 +339,12 @@ LOOP = StepType(
     input_model=LoopInput,
     output_model=LoopOutput,
     kind=StepKind.LOOP,
-    description="Run the body graph once per item, with bounded concurrency.",
+    description=(
+        "Run the body graph once per item, with bounded concurrency; or again and again "
+        "until a condition holds after an iteration."
+    ),
+    iteration_end_field="until",
+    input_rules=loop_input_rules,
 )
 
 #: The built-in step types defined here and in the runtime's own step modules; the HTTP
