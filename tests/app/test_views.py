@@ -123,6 +123,7 @@ async def test_an_iteration_is_chosen_per_loop(app: App, branchy: str) -> None:
         "items": [10, 20, 30],
         "index": 1,
         "item": 20,
+        "previous": {"inner": {"got": 10}},  # iteration 0's outputs, as the run saw them
     }
     ignored = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"no": 1}))
     assert ignored["iterations"] == {}
@@ -162,6 +163,43 @@ async def test_a_nested_loop_counts_the_iterations_it_is_shown_for(
     assert await counts(outer=1) == {"outer": (2, 2), "inner": (1, 1)}
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
     assert view["loops"] == {"outer": 2, "inner": 2}  # the indexes one can choose
+
+
+UNTIL = """\
+name: until-view
+variables: {n: 0}
+steps:
+  - id: poll
+    type: sys.loop
+    input: {until: "{{ variables.n >= 9 }}", max_iterations: 3}
+    steps:
+      - {id: bump, type: sys.set_variable, input: {name: n, op: increment}}
+"""
+
+
+async def test_an_until_loop_counts_the_iterations_it_started_and_shows_its_frames(
+    app: App, tmp_path: Path
+) -> None:
+    """An until loop has no items: the graph counts the iterations it ran (its output has
+    none, the step failed at max_iterations), the selector offers them, and the data
+    store shows the chosen iteration's frame as the run had it."""
+    path = tmp_path / "until.yaml"
+    path.write_text(UNTIL)
+    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    assert doc["runtimeStatus"] == "Failed"
+    view = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"poll": 2}))
+    [poll] = [n for n in view["nodes"] if n["id"] == "poll"]
+    assert (poll["done"], poll["total"]) == (3, 3)
+    assert view["loops"] == {"poll": 3}
+    assert view["dataStore"]["loop"]["poll"] == {
+        "loopName": "poll",
+        "items": None,
+        "index": 2,
+        "item": None,
+        "previous": {"bump": {"name": "n", "value": 2, "op": "increment"}},
+    }
+    first = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"poll": 0}))
+    assert first["dataStore"]["loop"]["poll"]["previous"] is None
 
 
 async def test_counts_by_status(app: App, branchy: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -404,6 +405,34 @@ steps:
         assert sent.status_code == 303, sent.text
     done = await web.app.engine.drive(waiting)
     assert done["runtimeStatus"] == "Completed"
+
+
+async def test_the_page_of_an_until_loop_draws_its_iterations(web: Web) -> None:
+    """A loop with until has no items: the page counts the iterations it ran, offers
+    them in the iteration selector, and shows a chosen one's frame (``previous``)."""
+    text = """\
+name: poll-page
+variables: {n: 0}
+steps:
+  - id: poll
+    type: sys.loop
+    input: {until: "{{ steps.bump.output.value >= 3 }}", max_iterations: 5}
+    steps:
+      - {id: bump, type: sys.set_variable, input: {name: n, op: increment}}
+      - {id: nap, type: sys.delay, input: {duration: 5ms}}
+"""
+    await web.app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    done = await web.start("poll-page")
+    http = await web.sign_in("viewer")
+    page = await http.get(f"/executions/{done}?iteration.poll=1")
+    assert page.status_code == 200, page.text
+    assert 'name="iteration.poll" min="0" max="2"' in page.text
+    graph = re.search(r"data-graph='([^']+)'", page.text)
+    assert graph
+    nodes = {n["id"]: n for n in json.loads(html.unescape(graph.group(1)))["nodes"]}
+    assert (nodes["poll"]["done"], nodes["poll"]["total"]) == (3, 3)
+    assert nodes["poll"]["status"] == "Completed" and nodes["nap"]["status"] == "Completed"
+    assert "previous" in page.text and "{{ steps.bump.output.value &gt;= 3 }}" in page.text
 
 
 async def test_a_page_whose_session_ended_is_sent_to_sign_in(web: Web) -> None:

@@ -101,7 +101,7 @@ class Console:
     ) -> Evaluation:
         """The evaluation proper, in the console's thread: the data store copied, the
         expression compiled and rendered."""
-        store = data_store(doc, request.iterations)
+        store = data_store(doc, workflow, request.iterations)
         # Outputs kept as artifacts (over the output budget) load when read, as in a run.
         # ``steps`` as a run reads it (runtime.datastore): every step of the workflow, an
         # output kept as an artifact loaded when read, and a whole-``steps`` value turned

@@ -218,7 +218,7 @@ class Views:
             run for run in runs if _listed(run, chosen) and (step is None or run["stepId"] == step)
         ]
         shown = _latest(listed)
-        store = data_store(doc, chosen)
+        store = data_store(doc, workflow, chosen)
         hidden_store = _trim_store(store, shown)
         events = cast(builtins.list[EventDocument], await engine.events(request.id))
         now = engine.clock.now()  # an execution not over is drawn up to now
@@ -260,10 +260,13 @@ def _reuse(workflow: CompiledWorkflow, from_step: str) -> ReuseView:
     return {"fromStep": from_step, "reused": ordered[:MOST_NAMED_REUSED], "count": len(ordered)}
 
 
-def data_store(doc: ExecutionDocument, iterations: Mapping[str, int]) -> dict[str, Any]:
+def data_store(
+    doc: ExecutionDocument, workflow: CompiledWorkflow, iterations: Mapping[str, int]
+) -> dict[str, Any]:
     """The execution's data store as plain JSON (SPEC §3): what templates read, with each
     step's latest output (for a loop body step: of the chosen iteration, else the last)
-    and the loop contexts of the chosen iterations. Secrets are never part of it."""
+    and the loop contexts of the chosen iterations (their ``previous`` as a run sets it).
+    Secrets are never part of it."""
     trigger = doc["trigger"] or {}
     arguments = trigger.get("arguments", trigger.get("body"))
     steps: dict[str, Any] = {}
@@ -283,14 +286,25 @@ def data_store(doc: ExecutionDocument, iterations: Mapping[str, int]) -> dict[st
         }
     loop_contexts: dict[str, Any] = {}
     for loop_id, index in iterations.items():
-        items = _loop_items(doc, loop_id)
-        if items is not None and 0 <= index < len(items):
-            loop_contexts[loop_id] = {
-                "loopName": loop_id,
-                "items": items,
-                "index": index,
-                "item": items[index],
-            }
+        given = _loop_input(doc, loop_id)
+        items = given.get("items")
+        if isinstance(items, list) and not 0 <= index < len(items):
+            continue
+        if not isinstance(items, list) and given.get("until") is None:
+            continue
+        # As runtime.loops sets it: none where iterations run side by side.
+        sequential = given.get("until") is not None or given.get("concurrency", 1) == 1
+        previous = None
+        if index > 0 and sequential:
+            body = workflow.steps[loop_id].body if loop_id in workflow.steps else None
+            previous = _outputs_of(doc, body, loop_id, index - 1, iterations)
+        loop_contexts[loop_id] = {
+            "loopName": loop_id,
+            "items": items if isinstance(items, list) else None,
+            "index": index,
+            "item": items[index] if isinstance(items, list) else None,
+            "previous": previous,
+        }
     return {
         "trigger": trigger,
         "input": arguments if arguments is not None else {},
@@ -338,13 +352,36 @@ def _trim_store(store: dict[str, Any], shown: builtins.list[StepDocument]) -> in
     return len(steps) - len(store["steps"])
 
 
-def _loop_items(doc: ExecutionDocument, loop_id: str) -> list[Any] | None:
-    for run in doc["steps"].values():
+def _loop_input(doc: ExecutionDocument, loop_id: str) -> dict[str, Any]:
+    """The input of a loop step's latest attempt (its items, or its until)."""
+    found: dict[str, Any] = {}
+    for run in sorted(doc["steps"].values(), key=_run_order):
         if run["stepId"] == loop_id and isinstance(run.get("inputData"), dict):
-            items = run["inputData"].get("items")
-            if isinstance(items, list):
-                return items
-    return None
+            found = cast(dict[str, Any], run["inputData"])
+    return found
+
+
+def _outputs_of(
+    doc: ExecutionDocument,
+    body: CompiledGraph | None,
+    loop_id: str,
+    index: int,
+    iterations: Mapping[str, int],
+) -> dict[str, Any] | None:
+    """``loop.<id>.previous`` as the runtime sets it: body step id → its output in
+    iteration ``index`` of the loop (in the chosen iterations of the loops around it)."""
+    if body is None:
+        return None
+    outputs: dict[str, Any] = {}
+    for run in sorted(doc["steps"].values(), key=_run_order):
+        loop = run.get("loop") or {}
+        if run["stepId"] not in body.steps or loop.get(loop_id) != index:
+            continue
+        if any(iterations.get(k, i) != i for k, i in loop.items() if k != loop_id):
+            continue
+        done = run["status"] == "Completed"
+        outputs[run["stepId"]] = run["outputData"] if done else None
+    return outputs
 
 
 def _run_order(run: StepDocument) -> tuple[bool, str, int]:
@@ -377,7 +414,9 @@ def _loop_totals(
     """Loop id → how many items it iterates: its latest run's, summed over the runs of
     a nested loop (one per iteration of the loops around it) that the ``chosen``
     iterations select; and loop id → the most items one of those runs iterates (the
-    indexes one can choose)."""
+    indexes one can choose). A loop with ``until`` has no items: until it ends, its
+    count is of the iterations it started."""
+    started = _iterations_started(workflow, runs)
     latest: dict[tuple[str, tuple[tuple[str, int], ...]], int] = {}
     for run in runs:  # oldest first: a later attempt replaces an earlier one
         step = workflow.steps.get(run["stepId"])
@@ -390,12 +429,31 @@ def _loop_totals(
             latest[where] = len(items)
         elif isinstance(output, dict) and isinstance(output.get("count"), int):
             latest[where] = output["count"]
+        elif where in started:
+            latest[where] = started[where]
     totals: dict[str, int] = {}
     widest: dict[str, int] = {}
     for (loop_id, _), count in latest.items():
         totals[loop_id] = totals.get(loop_id, 0) + count
         widest[loop_id] = max(widest.get(loop_id, 0), count)
     return totals, widest
+
+
+def _iterations_started(
+    workflow: CompiledWorkflow, runs: builtins.list[StepDocument]
+) -> dict[tuple[str, tuple[tuple[str, int], ...]], int]:
+    """(loop id, the indexes of the loops around it) → how many of its iterations have
+    step executions."""
+    started: dict[tuple[str, tuple[tuple[str, int], ...]], int] = {}
+    for run in runs:
+        indexes = run.get("loop") or {}
+        for loop_id, index in indexes.items():
+            step = workflow.steps.get(loop_id)
+            if step is None:
+                continue
+            around = tuple(sorted((k, i) for k, i in indexes.items() if k in step.scope))
+            started[(loop_id, around)] = max(started.get((loop_id, around), 0), index + 1)
+    return started
 
 
 def _selected(run: StepDocument, chosen: Mapping[str, int]) -> bool:
