@@ -259,3 +259,35 @@ def test_a_decimal_reached_through_a_loop_item_is_refused() -> None:
     )
     (problem,) = _problems(text)
     assert "step 'b': input.value: loop.each.item.price is a Decimal" in problem, problem
+
+
+def _increment(value: str) -> str:
+    return textwrap.dedent(
+        f"""
+        name: dec_total
+        variables: {{total: 0}}
+        steps:
+          - {{id: c, type: test.decimal_price}}
+          - {{id: add, type: sys.set_variable, input: {{name: total, op: increment, value: "{value}"}}}}
+        """
+    )
+
+
+async def test_a_decimal_as_an_increments_value_is_refused_before_the_run() -> None:
+    """It passed validate, and the step failed at run time: the Decimal is text."""
+    text = _increment("{{ steps.c.output.price }}")
+    (problem,) = _problems(text)
+    assert problem.endswith(
+        "step 'add': input.value: {{ steps.c.output.price }} is a Decimal, stored as text to "
+        "keep its digits, but op increment adds numbers only, so the step would fail at run "
+        "time; convert it, as {{ steps.c.output.price | float }}"
+    ), problem
+    async with Engine("sqlite://", registry=_registry()) as engine:
+        with stored_definitions():  # a stored version compiles as before, and fails so
+            stored = engine.load_text(text)
+        doc = await engine.run(stored)
+        assert doc["runtimeStatus"] == "Failed"
+        assert "cannot increment variable 'total'" in doc["error"]["message"], doc["error"]
+        fixed = await engine.run(engine.load_text(_increment("{{ steps.c.output.price | float }}")))
+    assert fixed["runtimeStatus"] == "Completed", fixed["error"]
+    assert fixed["variables"]["total"] == 9.99

@@ -457,3 +457,60 @@ def test_a_field_given_a_read_it_may_take_is_allowed(
     assert len(_problems(_step_workflow(_step(type_name, given)))) == 1
     for other in allowed:
         _loads(_step_workflow(_step(type_name, other)))
+
+
+# -- sys.set_variable's increment, which adds numbers only --------------------------------
+
+
+def _increment(value: str, op: str = "increment") -> str:
+    return _step_workflow(
+        f"{{id: x, type: sys.set_variable, input: {{name: total, op: {op}, value: {value}}}}}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            '"{{ input.s }}"',
+            "{{ input.s }} is a string, but op increment adds numbers only, so the step would "
+            "fail at run time; convert it, as {{ input.s | int }} or {{ input.s | float }}",
+        ),
+        ('"{{ input.ms }}"', "{{ input.ms }} is a string or null, but op increment adds"),
+        ('"{{ input.flag }}"', "for 1 or 0, write {{ input.flag | int }}"),
+        ('"{{ input.nums }}"', "for its count, write {{ input.nums | length }}"),
+        ('"{{ steps.c.output.evaluatedExpression }}"', "is a string, but op increment adds"),
+        ('"n={{ input.n }}"', "'n={{ input.n }}' renders text, but op increment adds numbers"),
+        ("'5'", '"5" is text, but op increment adds numbers only'),
+        ("true", "true is a boolean, but op increment adds numbers only"),
+        ("[1]", "[1] is a list, but op increment adds numbers only"),
+    ],
+)
+def test_an_increment_by_a_value_that_is_not_a_number_is_refused(value: str, expected: str) -> None:
+    """The value of an increment is not typed by the input model (``set`` takes
+    anything): a value that is surely not a number passed validate and failed the step
+    at run time (``cannot increment variable``)."""
+    text = _increment(value)
+    (problem,) = _problems(text)
+    assert "step 'x': input.value: " in problem, problem
+    assert expected in problem, problem
+    with stored_definitions():
+        _loads(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"{{ input.n }}"',
+        '"{{ input.sn }}"',  # may be a number
+        '"{{ input.u }}"',
+        '"{{ input.s | int }}"',
+        '"{{ input.o.count }}"',  # a field of an object of unknown shape
+        "2.5",
+        "null",  # adds 1
+    ],
+)
+def test_an_increment_by_a_value_that_may_be_a_number_is_allowed(value: str) -> None:
+    _loads(_increment(value))
+    _loads(_increment('"{{ input.s }}"', op="set"))
+    _loads(_increment('"{{ input.s }}"', op='"{{ input.s }}"'))

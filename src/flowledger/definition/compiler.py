@@ -25,13 +25,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import GraphShape, report_dead_steps, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
-from flowledger.definition.references import ReferenceChecker, StepPlace
+from flowledger.definition.references import StepPlace
 from flowledger.definition.salvage import salvage
 from flowledger.definition.schemas import fields_taking
 from flowledger.definition.secrets import check_secrets, template_strings
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.strictness import checking_new
 from flowledger.definition.triggers import compile_triggers
+from flowledger.definition.typed_reads import TypedReads
 from flowledger.errors import (
     DefinitionError,
     Path,
@@ -162,7 +163,7 @@ class _Compiler:
         # Graph problems do not stop template checks: report everything in one pass.
         self._check_input_schema(spec)
         self._check_initial_values(spec)
-        checker = ReferenceChecker(
+        checker = TypedReads(
             self.places,
             self.registry,
             self._variable_names(spec),
@@ -482,9 +483,7 @@ class _Compiler:
 
     # -- templates ----------------------------------------------------------------------------
 
-    def _compile_step_templates(
-        self, step: StepSpec, path: Path, checker: ReferenceChecker
-    ) -> None:
+    def _compile_step_templates(self, step: StepSpec, path: Path, checker: TypedReads) -> None:
         if isinstance(step.when, str):
             if not contains_template(step.when) and text_boolean(step.when) is None:
                 self.report(
@@ -517,12 +516,13 @@ class _Compiler:
             self._no_idle_fields(step, step_type, path)
             self._input_schema_rules(step, step_type, path)
             self._whole_reads(step, step_type, path, checker)
+            self._increment_value(step, step_type, path, checker)
         if step_type is not None and step_type.kind == StepKind.CONDITION:
             where = (*path, "input", "expression")
             self._one_expression(where, "expression", step.id)
 
     def _whole_reads(
-        self, step: StepSpec, step_type: StepType, path: Path, checker: ReferenceChecker
+        self, step: StepSpec, step_type: StepType, path: Path, checker: TypedReads
     ) -> None:
         """An input field given one bare read (``items: "{{ input.n }}"``) gets the value
         read: where the read's type is surely one the field refuses (an integer for a
@@ -541,6 +541,25 @@ class _Compiler:
                 message = checker.whole_read_problem(template.references[0], name, field, step.id)
                 if message:
                     self.report(message, where, step.id)
+
+    def _increment_value(
+        self, step: StepSpec, step_type: StepType, path: Path, checker: TypedReads
+    ) -> None:
+        """A variable's ``increment`` adds its ``value`` to the variable: a value that is
+        surely not a number (a Decimal, which is text) would fail the step at run time.
+        (The value is not typed by the input model: ``set`` takes anything.)"""
+        given = step.input
+        if not step_type.sets_variable or not isinstance(given, Mapping):
+            return
+        if given.get("op") != "increment" or "value" not in given:
+            return
+        where = (*path, "input", "value")
+        template = self.compiled_templates.get(where)
+        if template is None and isinstance(given["value"], str) and "{{" in given["value"]:
+            return  # a template that did not compile: refused where it is
+        message = checker.increment_problem(given["value"], template, step.id)
+        if message:
+            self.report(message, where, step.id)
 
     def _input_schema_rules(self, step: StepSpec, step_type: StepType, path: Path) -> None:
         """A schema written in a step's input (``sys.wait_for_input``'s ``schema``) is held
@@ -610,7 +629,7 @@ class _Compiler:
         value: Any,
         path: Path,
         step_id: str | None,
-        checker: ReferenceChecker,
+        checker: TypedReads,
         *,
         referrer: str | None = None,
     ) -> bool:
