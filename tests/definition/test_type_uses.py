@@ -1,6 +1,7 @@
 """A read whose type the checker knows (from ``input_schema``, an output model, a loop's
 items) is refused before the run where that type surely fails or goes wrong: text, a
-list or an object used as a number (``input.name - 1``, ``input.name * 2``), and a
+list or an object used as a number (``input.name - 1``, ``input.name * 2``) or
+compared with one (``input.name == 5``, always false), text times text, and a
 field given one bare read of a type it never takes (``items: "{{ input.n }}"`` with an
 integer). Each refused form is shown to fail (or go wrong) at run time with a value of
 its type; next to it, the same value used as its type allows, converted, or of a type
@@ -514,3 +515,91 @@ def test_an_increment_by_a_value_that_may_be_a_number_is_allowed(value: str) -> 
     _loads(_increment(value))
     _loads(_increment('"{{ input.s }}"', op="set"))
     _loads(_increment('"{{ input.s }}"', op='"{{ input.s }}"'))
+
+
+# -- text (a list, an object) compared with a number, or multiplied by text ---------------
+
+MISMATCHED = [
+    # always false (or, with '!=', always true): text never equals a number
+    ("input.s == 5", "input.s is a string", "'==' compares text with a number, and text"),
+    ("5 != input.s", "input.s is a string", "'!=' compares text with a number"),
+    ("input.s == input.n", "input.s is a string", "'==' compares text with input.n, a number,"),
+    ("input.n == input.s", "input.s is a string", "'==' compares text with input.n, a number,"),
+    ("input.s == (input.xs | length)", "input.s is a string", "'==' compares text with a"),
+    ("input.ms == 5", "input.ms is a string or null", "'==' compares text with a number"),
+    ("input.s is eq 5", "input.s is a string", "'==' compares text with a number"),
+    ("input.xs | select('eq', 5) | list", "each item of input.xs is a string", "'==' compares"),
+    (
+        "steps.c.output.evaluatedExpression == 1",
+        "steps.c.output.evaluatedExpression is a string",
+        "'==' compares text with a number",
+    ),
+    ("input.xs == 3", "input.xs is a list", "'==' compares a list with a number, which it"),
+    ("input.o != 1", "input.o is an object", "'!=' compares an object with a number"),
+    # fails at run time
+    ("input.s * input.s", "input.s is a string", "'*' with input.s, a string, would fail"),
+    ("input.s * input.xs", "input.s is a string", "'*' with input.xs, a list, would fail"),
+    ("input.s + input.xs", "input.s is a string", "'+' with input.xs, a list, would fail"),
+    ("input.nums * input.nums", "input.nums is a list", "'*' with input.nums, a list, would"),
+]
+
+
+@pytest.mark.parametrize(("expression", "subject", "expected"), MISMATCHED)
+def test_text_compared_with_a_number_or_multiplied_by_text_is_refused(
+    expression: str, subject: str, expected: str
+) -> None:
+    (problem,) = _problems(_workflow(expression))
+    assert "step 't': " in problem, problem
+    assert f"{subject}, so {expected}" in problem, problem
+    # The refusal is right: with a value of its type, the comparison never holds (or
+    # always does), and the product fails.
+    if "compares" in expected:
+        assert _evaluated(expression) in ("!=" in expression, [])
+    else:
+        with pytest.raises(TemplateError):
+            _evaluated(expression)
+    with stored_definitions():
+        _loads(_workflow(expression))
+
+
+def test_the_message_of_text_compared_with_a_number_names_both_fixes() -> None:
+    (problem,) = _problems(_workflow("input.s == 5"))
+    assert problem.endswith(
+        "input.s is a string, so '==' compares text with a number, and text never equals a "
+        "number ('5' == 5 is false); convert it first, as (input.s | int) or "
+        "(input.s | float), or compare it with text ('5')"
+    ), problem
+    (problem,) = _problems(_workflow("input.s * input.s"))
+    assert problem.endswith(
+        "input.s is a string, so '*' with input.s, a string, would fail at run time "
+        "('a' * 'b' is an error); convert it first, as (input.s | int) or (input.s | float)"
+    ), problem
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "input.s == '5'",
+        "(input.s | int) == 5",
+        "input.s == input.s",
+        "input.s == steps.u.output",  # of unknown type
+        "input.u == 5",
+        "input.sn == 5",  # a union that allows a number
+        "input.flag == 1",  # True == 1
+        "input.n == 5",
+        "input.s == (5 if input.flag else 'x')",  # the number may not be the value used
+        "input.s == (input.n if input.flag else 'x')",
+        "(input.s if input.flag else 5) == 5",  # nor the text
+        "input.s + input.s",
+        "input.nums + input.nums",
+        "input.s * input.n",  # repeats: refused as such, not here (see REFUSED)
+        "input.nums * 2",
+        "input.s * steps.u.output",
+    ],
+)
+def test_text_compared_with_text_or_a_value_of_unknown_type_is_allowed(expression: str) -> None:
+    if expression == "input.s * input.n":
+        (problem,) = _problems(_workflow(expression))
+        assert "would repeat the text" in problem, problem
+        return
+    _loads(_workflow(expression))

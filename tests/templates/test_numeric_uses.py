@@ -3,6 +3,8 @@ definition checker refuses those whose read is a Decimal kept as text)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from flowledger.templates import Reference
@@ -27,9 +29,9 @@ def uses(source: str) -> tuple[NumericUse, ...]:
         ("{{ -a }}", [NumericUse(A, "arithmetic", operator="unary -")]),
         ("{{ a >= 1 }}", [NumericUse(A, "comparison", number=True)]),
         ("{{ a is gt 1 }}", [NumericUse(A, "comparison", number=True)]),
-        ("{{ a == 9.99 }}", [NumericUse(A, "==")]),
-        ("{{ -1 != a }}", [NumericUse(A, "!=")]),
-        ("{{ a is equalto 1 }}", [NumericUse(A, "==")]),
+        ("{{ a == 9.99 }}", [NumericUse(A, "==", number=True)]),
+        ("{{ -1 != a }}", [NumericUse(A, "!=", number=True)]),
+        ("{{ a is equalto 1 }}", [NumericUse(A, "==", number=True)]),
         ("{{ a == b }}", [NumericUse(A, "==", B), NumericUse(B, "==", A)]),
         ("{{ a in [1, 'x'] }}", [NumericUse(A, "in")]),
         ("{{ a not in [b] }}", [NumericUse(A, "not in", B), NumericUse(B, "not in", A)]),
@@ -100,6 +102,16 @@ def test_a_read_used_as_text_or_converted_is_not(source: str) -> None:
             [
                 NumericUse(A, "arithmetic", Read(Reference("b", ("c", 0), True)), "*"),
                 NumericUse(Read(Reference("b", ("c", 0), True)), "arithmetic", A, "*"),
+            ],
+        ),
+        # An equality's other side: surely a number, or maybe not the value compared.
+        ("{{ a == (b | length) }}", [NumericUse(A, "==", number=True)]),
+        ("{{ a == (5 if c else 'x') }}", [NumericUse(A, "==")]),
+        (
+            "{{ a == (b if c else 'x') }}",
+            [
+                NumericUse(A, "==", replace(B, sure=False)),
+                NumericUse(replace(B, sure=False), "==", A),
             ],
         ),
         # The read may not be the value used.

@@ -15,7 +15,8 @@ or ``default`` it may not be the value used at all: such a read is not ``sure``.
 
 An arithmetic operator or an ordering also records what stands on its other side when
 that is certain (a number, or a plain read), so that text used with a number
-(``name + 1``, ``name * 2``, ``name < 5``) can be told from text used with text.
+(``name + 1``, ``name * 2``, ``name < 5``) can be told from text used with text; an
+equality, whether its other side is surely a number (``name == 5`` is always false).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class NumericUse:
 
     For ``"arithmetic"`` and ``"comparison"``, ``other`` is the plain read on the other
     side and ``number`` whether that side is surely a number (neither: not known);
-    ``operator`` is the arithmetic operator (``"-"``, or ``"unary -"`` for ``-a``)."""
+    ``operator`` is the arithmetic operator (``"-"``, or ``"unary -"`` for ``-a``). For
+    ``==`` and ``!=``, ``number`` says the other side is surely a number (``other`` None
+    alone says only that one may be: ``a == (5 if c else 'x')``)."""
 
     read: Read
     use: str
@@ -128,7 +131,7 @@ def _compared(left: nodes.Expr, op: str, right: nodes.Expr) -> Iterator[NumericU
     if op in _ORDERING:
         yield from _paired(left, right, "comparison", "")
     elif op in ("eq", "ne"):
-        yield from _equal(_values(left), _values(right), MATCHING[op])
+        yield from _equal(_values(left), _values(right), MATCHING[op], left, right)
     elif op in ("in", "notin"):
         yield from _member(_values(left), _items(right), MATCHING[op])
 
@@ -158,7 +161,9 @@ def _tested(
         yield from _with(subjects, "comparison", args[0] if args else None, "")
         yield from _with(other, "comparison", subject, "")
     elif name in _EQUALITY_TESTS:
-        yield from _equal(subjects, other, _EQUALITY_TESTS[name])
+        yield from _equal(
+            subjects, other, _EQUALITY_TESTS[name], subject, args[0] if args else None
+        )
     elif name == "in" and args:
         yield from _member(subjects, _items(args[0]), "in")
     elif name in NUMBER_TESTS:
@@ -195,13 +200,22 @@ def _as_number(values: list[_Value], use: str) -> Iterator[NumericUse]:
             yield NumericUse(value, use)
 
 
-def _equal(lefts: list[_Value], rights: list[_Value], op: str) -> Iterator[NumericUse]:
-    """``a == b``: wrong where one is number text and the other a number."""
+def _equal(
+    lefts: list[_Value],
+    rights: list[_Value],
+    op: str,
+    left_node: nodes.Node | None = None,
+    right_node: nodes.Node | None = None,
+) -> Iterator[NumericUse]:
+    """``a == b``: wrong where one is number text and the other a number, or one is
+    surely text (a list, an object) and the other surely a number (``number``)."""
+    left_number, right_number = _sure(left_node) is _NUMBER, _sure(right_node) is _NUMBER
     for left in lefts:
         for right in rights:
-            for one, other in ((left, right), (right, left)):
+            for one, other, number in ((left, right, right_number), (right, left, left_number)):
                 if isinstance(one, Read):
-                    yield NumericUse(one, op, other if isinstance(other, Read) else None)
+                    read = other if isinstance(other, Read) else None
+                    yield NumericUse(one, op, read, number=number)
 
 
 def _member(elements: list[_Value], items: list[_Value], op: str) -> Iterator[NumericUse]:
