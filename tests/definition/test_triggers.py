@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from flowledger.definition.strictness import stored_definitions
 from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger
+from flowledger.errors import TemplateError
 from tests.definition.test_compiler import compile_yaml, problems
 
 SCHEMA = """\
@@ -181,3 +184,145 @@ def test_a_guard_that_does_not_hold_on_created_events_is_refused(when: str) -> N
 
 def test_only_updates_read_previous_entity_freely() -> None:
     compile_yaml(entity("{{ trigger.previousEntity.payload.Status == 'New' }}", "[updated]"))
+
+
+# -- previousEntity read in a step ----------------------------------------------------------
+
+STEPS_READING = """\
+name: status_steps
+triggers:
+  - type: entity
+    entity_type: Order
+    events: EVENTS
+steps:
+STEPS
+"""
+PREVIOUS = "{{ trigger.previousEntity.payload.Status }}"
+
+
+def reading(steps: str, events: str = "[created, updated]") -> str:
+    return STEPS_READING.replace("EVENTS", events).replace("STEPS", textwrap.indent(steps, "  "))
+
+
+def test_an_unguarded_read_of_previous_entity_in_a_step_is_refused() -> None:
+    """A step's input read ``trigger.previousEntity.<field>`` unguarded: validate passed,
+    and on a created event the step failed (previousEntity is null)."""
+    text = reading(f'- {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n')
+    [problem] = problems(text)
+    assert problem == (
+        "wf.yaml:7:49: step 'a': input.value: reads trigger.previousEntity.payload.Status, "
+        "which fails on created events: previousEntity is null on them (it is the entity "
+        "before an update), so the step would fail; guard the read, as in "
+        "{{ trigger.eventType == 'updated' and … }} or {{ trigger.previousEntity and … }}, "
+        "give it a default (trigger.previousEntity.payload.Status | default(none)), run the "
+        "step on updates only (when: \"{{ trigger.eventType == 'updated' }}\"), or leave "
+        "created out of the trigger's events"
+    )
+    with stored_definitions():  # a new rule: a stored version compiles, and fails so
+        workflow = compile_yaml(text)
+    created = {"type": "entity", "eventType": "created", "entity": {}, "previousEntity": None}
+    with pytest.raises(TemplateError, match=r"trigger\.previousEntity is null"):
+        workflow.steps["a"].input.render({"trigger": created})
+
+
+CONDITION = "{{ trigger.eventType == 'updated' }}"
+
+
+@pytest.mark.parametrize(
+    ("steps", "events", "where"),
+    [
+        (
+            f"- {{id: a, type: sys.no_action, when: \"{PREVIOUS[:-3]} == 'x' }}}}\"}}\n",
+            None,
+            "when",
+        ),
+        (
+            f'- {{id: a, type: sys.fail, input: {{message: "was {PREVIOUS}"}}}}\n',
+            "[deleted]",
+            "input",
+        ),
+        (
+            "- id: each\n  type: sys.loop\n  input: {items: [1, 2]}\n  steps:\n"
+            f'    - {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n',
+            None,
+            "input",
+        ),
+        (
+            f'- {{id: c, type: sys.condition, input: {{expression: "{CONDITION}"}}, else: [a]}}\n'
+            f'- {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n',
+            None,
+            "input",
+        ),
+        (
+            f'- {{id: g, type: sys.no_action, when: "{CONDITION}"}}\n'
+            "- {id: h, type: sys.no_action, after: []}\n"
+            f'- {{id: a, type: sys.transform, after: [g, h], input: {{value: "{PREVIOUS}"}}}}\n',
+            None,
+            "input",
+        ),
+    ],
+)
+def test_a_step_that_may_run_on_created_or_deleted_events_is_refused(
+    steps: str, events: str | None, where: str
+) -> None:
+    [problem] = problems(reading(steps, events or "[created, updated]"))
+    assert f"step 'a': {where}" in problem and "previousEntity is null on them" in problem
+
+
+@pytest.mark.parametrize(
+    ("steps", "events", "when"),
+    [
+        (f'- {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n', "[updated]", None),
+        # The trigger starts the workflow on updates only.
+        (f'- {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n', None, CONDITION),
+        # Guarded where it is read.
+        (
+            "- {id: a, type: sys.transform, input: {value: "
+            '"{{ trigger.previousEntity.payload.Status if trigger.previousEntity else none }}"}}\n',
+            None,
+            None,
+        ),
+        (
+            "- {id: a, type: sys.transform, input: {value: "
+            '"{{ trigger.previousEntity.payload.Status | default(none) }}"}}\n',
+            None,
+            None,
+        ),
+        # By the step's when, its branch, or the steps it runs after.
+        (
+            f'- {{id: a, type: sys.transform, when: "{CONDITION}", input: {{value: "{PREVIOUS}"}}}}\n',
+            None,
+            None,
+        ),
+        (
+            f'- {{id: c, type: sys.condition, input: {{expression: "{CONDITION}"}}, then: [a]}}\n'
+            f'- {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n'
+            f'- {{id: b, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n'
+            "- id: each\n  type: sys.loop\n  input: {items: [1]}\n  steps:\n"
+            f'    - {{id: d, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n',
+            None,
+            None,
+        ),
+        (
+            "- {id: c, type: sys.condition, input: {expression: "
+            "\"{{ trigger.eventType == 'created' }}\"}, then: [n], else: [a]}\n"
+            "- {id: n, type: sys.no_action}\n"
+            f'- {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n',
+            None,
+            None,
+        ),
+    ],
+)
+def test_a_step_guarded_or_run_on_updates_only_compiles(
+    steps: str, events: str | None, when: str | None
+) -> None:
+    text = reading(steps, events or "[created, updated]")
+    if when is not None:
+        text = text.replace("    events:", f'    when: "{when}"\n    events:')
+    compile_yaml(text)
+
+
+def test_a_workflow_without_entity_triggers_is_not_asked() -> None:
+    compile_yaml(
+        f'name: plain\nsteps:\n  - {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n'
+    )

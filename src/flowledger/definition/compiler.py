@@ -25,13 +25,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import GraphShape, report_dead_steps, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
+from flowledger.definition.previous_entity import NULL_ON, Events, narrowed, unguarded_reads
+from flowledger.definition.previous_entity import message as null_read_message
 from flowledger.definition.references import StepPlace
 from flowledger.definition.salvage import salvage
 from flowledger.definition.schemas import fields_taking
 from flowledger.definition.secrets import check_secrets, template_strings
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.definition.strictness import checking_new
-from flowledger.definition.triggers import compile_triggers
+from flowledger.definition.triggers import CompiledTrigger, EntityTrigger, compile_triggers
 from flowledger.definition.typed_reads import TypedReads
 from flowledger.errors import (
     DefinitionError,
@@ -182,6 +184,8 @@ class _Compiler:
             lambda message, path: self.report(message, path),
             spec.input_schema,
         )
+        if checking_new():  # a new rule: a stored version's steps keep their reads
+            self._previous_entity_reads(triggers)
         secret_names = check_secrets(
             self.source.data, self._secret_places(), self.templates.compile, self.report
         )
@@ -200,6 +204,81 @@ class _Compiler:
             secret_names=secret_names,
             source=self.source.text,
         )
+
+    def _previous_entity_reads(self, triggers: Sequence[CompiledTrigger]) -> None:
+        """A step's input or ``when`` that reads a field of ``trigger.previousEntity``
+        fails the step on the created and deleted events that start the workflow (it is
+        null on them), unless guarded where it is read or by what decides whether the
+        step runs (definition.previous_entity). Only a workflow started on such events
+        and reading previousEntity in a step pays for the look."""
+        start: Events = frozenset()
+        for trigger in triggers:
+            if isinstance(trigger.spec, EntityTrigger):
+                events: Events = frozenset(trigger.spec.events)
+                if trigger.when is not None:
+                    events = narrowed(trigger.when.source, events)
+                start |= events
+        if not start & NULL_ON:
+            return
+        reading = [
+            (path, template)
+            for path, template in self.compiled_templates.items()
+            if path[0] == "steps" and "previousEntity" in template.source
+        ]
+        if not reading:
+            return
+        before, runs = self._events_run(start)
+        for path, template in reading:
+            step_id = self._step_at(path)
+            if step_id is None or step_id not in runs:
+                continue
+            at = self.paths[step_id]
+            if path[: len(at)] != at:
+                continue  # (a mapping with an id under an input's own 'steps')
+            field = path[len(at)]
+            events = before[step_id] if field == "when" else runs[step_id]
+            for read in unguarded_reads(template.source, events):
+                self.report(null_read_message(read, in_step=True), path, step_id)
+
+    def _events_run(self, start: Events) -> tuple[dict[str, Events], dict[str, Events]]:
+        """For each step, the events (of ``start``) on which its ``when`` is evaluated,
+        and those on which it runs: it runs after one of its predecessors ran, on its
+        branch of the condition it follows, and where its ``when`` may hold. A loop's
+        body runs where the loop does."""
+        before: dict[str, Events] = {}
+        runs: dict[str, Events] = {}
+        pending: list[tuple[str | None, Events]] = [(None, start)]
+        while pending:
+            loop_id, entry = pending.pop()
+            shape = self.shapes.get(loop_id)
+            if shape is None:
+                continue
+            for sid in _ordered(shape):
+                preds = shape.predecessors.get(sid, [])
+                events = entry
+                if preds:
+                    events = frozenset().union(*(runs.get(p, entry) for p in preds))
+                branch = shape.branches.get(sid)
+                if branch is not None:
+                    events = self._on_branch(branch.condition, branch.result, events)
+                before[sid] = events
+                runs[sid] = self._on_when(self.places[sid].spec, self.paths[sid], events)
+                if sid in self.shapes:  # a loop: its body runs where it does
+                    pending.append((sid, runs[sid]))
+        return before, runs
+
+    def _on_branch(self, condition: str, result: bool, events: Events) -> Events:
+        """The events on which ``condition``'s expression may come out ``result``."""
+        where = (*self.paths[condition], "input", "expression")
+        template = self.compiled_templates.get(where)
+        return narrowed(template.source, events, result) if template is not None else events
+
+    def _on_when(self, step: StepSpec, path: Path, events: Events) -> Events:
+        """The events on which ``step``'s ``when`` may hold."""
+        if step.when is False or (isinstance(step.when, str) and text_boolean(step.when) is False):
+            return frozenset()
+        template = self.compiled_templates.get((*path, "when"))
+        return narrowed(template.source, events) if template is not None else events
 
     def _secret_places(self) -> set[Path]:
         """The input fields where ``secrets.NAME`` may appear (see definition.secrets)."""
@@ -722,6 +801,25 @@ class _Compiler:
             )
         everything.update(built)
         return CompiledGraph(loop_id=loop_id, steps=built), everything
+
+
+def _ordered(shape: GraphShape) -> list[str]:
+    """The steps of a graph, each after its predecessors (Kahn's order; those on a cycle,
+    refused elsewhere, last in list order)."""
+    waiting = {sid: len(shape.predecessors.get(sid, [])) for sid in shape.order}
+    ready = [sid for sid in reversed(shape.order) if waiting[sid] == 0]
+    ordered: list[str] = []
+    while ready:
+        sid = ready.pop()
+        ordered.append(sid)
+        for successor in shape.successors.get(sid, []):
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                ready.append(successor)
+    if len(ordered) < len(shape.order):
+        seen = set(ordered)
+        ordered += [sid for sid in shape.order if sid not in seen]
+    return ordered
 
 
 def _has_template(value: Any) -> bool:

@@ -16,6 +16,12 @@ template, unless they are guarded where they are read:
 
 The guards are what a person writes; anything cleverer counts as unguarded (refused in a
 new definition, so the author writes one of the forms above).
+
+A step's input (and its own ``when``) reads the same trigger data, on the events that
+start the workflow (its entity triggers' events, as their ``when`` narrows them). There
+a read is also guarded by what decides whether the step runs at all, which
+:func:`narrowed` tells: the step's ``when``, the ``then``/``else`` branch of a
+``sys.condition`` it follows, and those of the steps it runs after.
 """
 
 from __future__ import annotations
@@ -63,6 +69,25 @@ def unguarded_reads(source: str, events: Iterable[str]) -> list[UnguardedRead]:
         UnguardedRead(path, tuple(e for e in ("created", "deleted") if e in failing))
         for path, failing in found.items()
     ]
+
+
+def narrowed(source: str, events: Iterable[str], truthy: bool = True) -> Events:
+    """The events of ``events`` on which the template ``source``, one ``{{ … }}``, can be
+    truthy (with ``truthy`` False: falsy); all of them when it tells nothing."""
+    worlds = frozenset(events) & ALL
+    if "trigger" not in source:
+        return worlds
+    try:
+        tree = jinja2.Environment().parse(source)  # noqa: S701 (parsed, never rendered)
+    except jinja2.TemplateSyntaxError:  # reported by the template's own compile
+        return worlds
+    exprs = [
+        expr
+        for output in tree.find_all(nodes.Output)
+        for expr in output.nodes
+        if not isinstance(expr, nodes.TemplateData)
+    ]
+    return worlds & _narrow(exprs[0], truthy) if len(exprs) == 1 else worlds
 
 
 def _walk(node: nodes.Node, worlds: Events, found: dict[str, Events]) -> None:
@@ -203,13 +228,22 @@ def _is_none(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Const) and node.value is None
 
 
-def message(read: UnguardedRead) -> str:
-    """What fails, why, and how to guard it."""
+def message(read: UnguardedRead, in_step: bool = False) -> str:
+    """What fails, why, and how to guard it; ``in_step``: the read is in a step's input
+    or ``when``, not in a trigger's ``when``."""
     on = " and ".join(read.events)
+    if in_step:
+        fails = "so the step would fail"
+        instead = (
+            "run the step on updates only (when: \"{{ trigger.eventType == 'updated' }}\"), "
+            f"or leave {on} out of the trigger's events"
+        )
+    else:
+        fails = "so the when fails and the workflow does not run"
+        instead = f"or leave {on} out of events"
     return (
         f"reads {read.path}, which fails on {on} events: previousEntity is null on them "
-        "(it is the entity before an update), so the when fails and the workflow does not "
-        "run; guard the read, as in {{ trigger.eventType == 'updated' and … }} or "
-        "{{ trigger.previousEntity and … }}, give it a default "
-        f"({read.path} | default(none)), or leave {on} out of events"
+        f"(it is the entity before an update), {fails}; guard the read, as in "
+        "{{ trigger.eventType == 'updated' and … }} or {{ trigger.previousEntity and … }}, "
+        f"give it a default ({read.path} | default(none)), {instead}"
     )
