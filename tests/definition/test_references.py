@@ -9,6 +9,7 @@ import pytest
 
 from flowledger import DefinitionError, StepRegistry
 from flowledger.definition.compiler import load_workflow_text
+from flowledger.definition.strictness import stored_definitions
 from flowledger.templates import TemplateEngine
 
 WORKFLOW = """\
@@ -123,3 +124,78 @@ def test_previous_is_read_inside_the_body_and_refused_where_it_is_always_null() 
     assert "runs 3 iterations at a time" in found[0]
     assert "wf.yaml:16:" in found[1] and "loop.children has no field 'previous'" in found[1]
     assert "wf.yaml:22:" in found[2] and "loop.bad.previous.p is a number" in found[2]
+
+
+CHILDREN = """\
+name: batch
+input_schema: {type: object, properties: {names: {type: array, items: {type: string}}}}
+steps:
+  - id: outer
+    type: sys.loop
+    input: {items: [1, 2]}
+    steps:
+      - id: each
+        type: sys.sub_workflow
+        when: "WHEN"
+        input:
+          workflow: "WORKFLOW"
+          items: "{{ input.names }}"
+          concurrency: "CONCURRENCY"
+          input: {name: "{{ loop.each.item }}", at: "{{ loop.each.index }}", o: "{{ loop.outer.item }}"}
+  - id: one
+    type: sys.sub_workflow
+    input: {workflow: child, input: {name: "ONE"}}
+"""
+
+
+def _children(**given: str) -> list[str]:
+    fields = {"WHEN": "{{ true }}", "WORKFLOW": "child", "CONCURRENCY": "2", "ONE": "x", **given}
+    text = CHILDREN
+    for key, value in fields.items():
+        text = text.replace(key, value)
+    try:
+        load_workflow_text(text, StepRegistry.with_builtins(), TemplateEngine(), "wf.yaml")
+    except DefinitionError as exc:
+        return [p.format() for p in exc.problems]
+    return []
+
+
+def test_a_sub_workflow_with_items_reads_its_frame_in_its_child_input() -> None:
+    assert _children() == []
+
+
+@pytest.mark.parametrize(
+    ("given", "line", "expected"),
+    [
+        (
+            {"WORKFLOW": "{{ 'child' if loop.each.index else 'x' }}"},
+            12,
+            "input.workflow: loop.each",
+        ),
+        ({"WHEN": "{{ loop.each.index >= 0 }}"}, 10, "when: loop.each"),
+        ({"CONCURRENCY": "{{ loop.each.index + 1 }}"}, 14, "input.concurrency: loop.each"),
+    ],
+)
+def test_a_sub_workflow_frame_is_refused_outside_its_child_input(
+    given: dict[str, str], line: int, expected: str
+) -> None:
+    # The run renders these once for the whole step, with no loop.<its id>: it failed
+    # with "loop has no field 'each'".
+    found = _children(**given)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"wf.yaml:{line}:") and expected in found[0], found
+    assert "set only in the child input ('input') of 'each', once per item" in found[0]
+
+
+def test_a_sub_workflow_without_items_has_no_frame() -> None:
+    found = _children(ONE="{{ loop.one.item }}")
+    assert len(found) == 1, found
+    assert (
+        found[0].startswith("wf.yaml:18:")
+        and "input.input.name: loop.one does not exist" in found[0]
+    )
+    assert "'one' has no 'items', so it starts one child" in found[0]
+    # A stored version was accepted so: it still compiles (definition.strictness).
+    given = {"WHEN": "{{ loop.each.index >= 0 }}", "ONE": "{{ loop.one.item }}"}
+    with stored_definitions():
+        assert _children(**given) == []

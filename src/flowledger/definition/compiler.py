@@ -575,18 +575,24 @@ class _Compiler:
             self._one_expression((*path, "when"), "when", step.id)
         step_type = self.registry.get(step.type)
         late = _iteration_end(step_type, step.input)
-        if late is None:
+        per_item = _per_item(step_type, step.input)
+        if late is None and per_item is None:
             self._compile_value(step.input, (*path, "input"), step.id, checker)
         else:
             assert isinstance(step.input, Mapping)
-            rest = {k: v for k, v in step.input.items() if k != late}
+            rest = {k: v for k, v in step.input.items() if k not in (late, per_item)}
             self._compile_value(rest, (*path, "input"), step.id, checker)
+        if late is not None:
             # Read as the end of an iteration: the body's steps have run (see
             # ReferenceChecker.iteration_end).
             where = (*path, "input", late)
             referrer = checker.iteration_end(step.id)
             self._compile_value(step.input[late], where, step.id, checker, referrer=referrer)
             self._one_expression(where, late, step.id)
+        if per_item is not None:  # read with loop.<step id> set (ReferenceChecker.per_item)
+            where = (*path, "input", per_item)
+            referrer = checker.per_item(step.id)
+            self._compile_value(step.input[per_item], where, step.id, checker, referrer=referrer)
         if step.output_schema is not None:
             self._check_schema(step.output_schema, (*path, "output_schema"), step.id)
         if step.output_schema is not None and step_type is not None and checking_new():
@@ -839,6 +845,15 @@ def _iteration_end(step_type: StepType | None, raw: Any) -> str | None:
     if field is None or not isinstance(raw, Mapping) or not isinstance(raw.get(field), str):
         return None  # not a template: the input model refuses it
     return field
+
+
+def _per_item(step_type: StepType | None, raw: Any) -> str | None:
+    """The step's input field rendered once per item, with ``loop.<step id>`` set, when
+    it gives items (StepKind.own_loop_frame: ``sys.sub_workflow``'s child ``input``,
+    runtime/children.py); without items it renders once, with no such frame."""
+    if step_type is None or not step_type.kind.own_loop_frame or not isinstance(raw, Mapping):
+        return None
+    return "input" if raw.get("items") is not None and "input" in raw else None
 
 
 #: Structural kinds whose step runs once: a retry policy on them is never used.

@@ -80,6 +80,9 @@ class ReferenceChecker:
         self._item_schemas: dict[tuple[str, str], Schema | None] = {}
         #: Referrers that stand for the end of an iteration of a loop: referrer → loop id.
         self._ends: dict[str, str] = {}
+        #: Referrers that stand for a step's input rendered once per item (the child
+        #: input of a sys.sub_workflow with items): referrer → step id.
+        self._per_item: dict[str, str] = {}
 
     def iteration_end(self, loop_id: str) -> str:
         """The referrer of what a loop's driver renders when an iteration of it ends
@@ -90,8 +93,22 @@ class ReferenceChecker:
         self._ends[referrer] = loop_id
         return referrer
 
+    def per_item(self, step_id: str) -> str:
+        """The referrer of the part of a step's input rendered once per item, with
+        ``loop.<step id>`` set to that item's frame (the child input of a
+        ``sys.sub_workflow`` with ``items``): it reads as the step does, plus that frame.
+        Not a step id (ids have no '/'), so it never names a step."""
+        referrer = f"{step_id}/per_item"
+        self._per_item[referrer] = step_id
+        return referrer
+
+    def _step_of(self, referrer: str | None) -> str | None:
+        """The step ``referrer`` reads as (a per-item part reads as its step)."""
+        return self._per_item.get(referrer, referrer) if referrer is not None else None
+
     def _scope_of(self, referrer: str | None) -> tuple[str, ...]:
         """The loops whose frames ``referrer`` sees, outermost first."""
+        referrer = self._step_of(referrer)
         if referrer is None:
             return ()
         loop = self._ends.get(referrer)
@@ -103,6 +120,7 @@ class ReferenceChecker:
 
     def is_visible(self, target: str, referrer: str | None) -> bool:
         """Whether ``target``'s output is recorded before ``referrer`` runs (None: the output)."""
+        referrer = self._step_of(referrer)
         if referrer is None:
             return not self._places[target].scope
         loop = self._ends.get(referrer)
@@ -322,7 +340,7 @@ class ReferenceChecker:
         return None if result.ok else result.problem
 
     def _order_problem(self, target: str, referrer: str | None) -> str | None:
-        if target == referrer:
+        if target == self._step_of(referrer):
             return "a step cannot read its own output"
         if self.is_visible(target, referrer):
             return None
@@ -360,10 +378,23 @@ class ReferenceChecker:
     def _loop_problem(self, path: tuple[str | int, ...], referrer: str | None) -> str | None:
         scope = self._scope_of(referrer)
         name = path[0]
-        # A sys.sub_workflow with items renders its child input once per item, as a loop.
-        own_frame = (
-            referrer is not None and name == referrer and self._kind(referrer).own_loop_frame
-        )
+        step = self._step_of(referrer)
+        # A sys.sub_workflow with items renders its child input once per item, as a loop:
+        # there, and only there, loop.<its id> is set. A stored version is read as it was
+        # accepted: anywhere in the step's input and 'when' (where the run fails).
+        own_frame = step is not None and name == step and self._kind(step).own_loop_frame
+        if own_frame and referrer not in self._per_item and checking_new():
+            given = self._places[str(name)].spec.input
+            if not isinstance(given, Mapping) or given.get("items") is None:
+                return (
+                    f"loop.{name} does not exist: '{name}' has no 'items', so it starts one "
+                    f"child, its input rendered once (with 'items', loop.{name}.item and "
+                    f"loop.{name}.index are set in 'input', once per item)"
+                )
+            return (
+                f"loop.{name} is set only in the child input ('input') of '{name}', once "
+                "per item; this is rendered once for the whole step"
+            )
         if name not in scope and not own_frame:
             inside = ", ".join(scope) if scope else "none"
             return (
