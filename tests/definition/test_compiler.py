@@ -1150,3 +1150,24 @@ def test_until_is_left_out_of_the_input_and_compiled_for_the_end_of_an_iteration
     assert poll.iteration_end is not None
     assert poll.iteration_end.source == "{{ steps.b.output }}"
     assert wf.steps["b"].iteration_end is None
+
+
+def test_a_variable_is_named_as_written_and_alike_wherever_it_is_named() -> None:
+    """A templated name ran, and every read of the variable was refused ("variables.dyn
+    does not exist"); ``variables: {a.b: 1}`` was declared, though no step could set it."""
+    text = """
+        name: names
+        variables: {"a.b": 1, ok_1: 2, "with space": 3}
+        steps:
+          - {id: s, type: sys.set_variable, input: {name: "{{ 'dyn' }}", value: 1}}
+          - {id: t, type: sys.set_variable, input: {name: ok_1, value: "{{ 'x' }}"}}
+        """
+    found = problems(text)
+    assert len(found) == 3, found
+    assert found[0].startswith("wf.yaml:3:13: variables: the name 'a.b' cannot be a variable's")
+    assert "letters, digits and '_', not starting with a digit" in found[0]
+    assert found[1].startswith("wf.yaml:3:32: variables: the name 'with space' cannot be")
+    assert found[2].startswith("wf.yaml:5:51: step 's': input.name must be written out, not")
+    assert "keep the values in one object variable (op: merge" in found[2]
+    with stored_definitions():  # a version pushed before these rules still compiles
+        compile_yaml(text)

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 import uuid
@@ -48,6 +49,7 @@ from flowledger.heap import collector_paused
 from flowledger.numbers import LENIENT, boolean_refusal
 from flowledger.schema_check import new_schema_problems, schema_problems_of
 from flowledger.steps.base import StepKind, StepType
+from flowledger.steps.builtins import VARIABLE_NAME
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Template, TemplateEngine, contains_template
 from flowledger.templates.compiler import BareTemplate
@@ -519,9 +521,19 @@ class _Compiler:
 
     def _check_initial_values(self, spec: WorkflowSpec) -> None:
         """``variables`` and ``context`` are values, set before anything runs: a template
-        there stayed as written (the text ``{{ input.a }}``)."""
+        there stayed as written (the text ``{{ input.a }}``). A variable is named as
+        ``sys.set_variable`` names one: ``a.b`` was declared, and no step could set it."""
         if not checking_new():
             return
+        for name in spec.variables:
+            if not re.fullmatch(VARIABLE_NAME, name):
+                self.report(
+                    f"the name {name!r} cannot be a variable's: a name is letters, digits "
+                    "and '_', not starting with a digit, as sys.set_variable takes it (and "
+                    "variables.NAME reads it)",
+                    ("variables", name),
+                    key=True,
+                )
         for field, values in (("variables", spec.variables), ("context", spec.context)):
             for path, text in template_strings(values, (field,)):
                 instead = "a sys.set_variable step" if field == "variables" else "a step"
@@ -598,6 +610,7 @@ class _Compiler:
         if step.output_schema is not None and step_type is not None and checking_new():
             self._schema_within_model(step, step_type, path)
         if step_type is not None and checking_new():
+            self._written_variable_name(step, step_type, path)
             self._no_idle_fields(step, step_type, path)
             self._input_schema_rules(step, step_type, path)
             self._whole_reads(step, step_type, path, checker)
@@ -678,6 +691,23 @@ class _Compiler:
                     (*path, "output_schema", "properties", name),
                     step.id,
                 )
+
+    def _written_variable_name(self, step: StepSpec, step_type: StepType, path: Path) -> None:
+        """The variable a step sets is named as written: every read of variables.NAME
+        is checked against the names declared and set, so a name known only at run
+        time could be set and never read."""
+        name = step.input.get("name") if isinstance(step.input, Mapping) else None
+        if step_type.sets_variable and isinstance(name, str) and contains_template(name):
+            self.report(
+                "name must be written out, not a template: each variables.NAME read is "
+                "checked before the run against the names declared under 'variables:' "
+                "and set by steps, so a name known only at run time could never be read; "
+                "use one step per name (each with its 'when'), or keep the values in one "
+                "object variable (op: merge, {{ {key: value} }}) and read "
+                "variables.NAME[key]",
+                (*path, "input", "name"),
+                step.id,
+            )
 
     def _no_idle_fields(self, step: StepSpec, step_type: StepType, path: Path) -> None:
         """Fields that would be accepted and do nothing: refused where they are written."""

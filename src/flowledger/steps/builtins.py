@@ -73,8 +73,12 @@ def transform(data: TransformInput, ctx: StepContext) -> Any:
 # --- sys.set_variable ----------------------------------------------------------------------
 
 
+#: A variable's name, in ``variables:`` and in ``sys.set_variable``: read as variables.NAME.
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class SetVariableInput(_Input):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    name: str = Field(pattern=VARIABLE_NAME)
     value: Any = None
     op: str = "set"
 
