@@ -1171,3 +1171,24 @@ def test_a_variable_is_named_as_written_and_alike_wherever_it_is_named() -> None
     assert "keep the values in one object variable (op: merge" in found[2]
     with stored_definitions():  # a version pushed before these rules still compiles
         compile_yaml(text)
+
+
+def test_an_increment_by_a_literal_that_is_not_a_number_is_refused() -> None:
+    """It failed at run time: "cannot increment variable 'c': ... the value is bool"."""
+    text = """
+        name: inc
+        variables: {c: 0}
+        steps:
+          - {id: a, type: sys.set_variable, input: {name: c, op: increment, value: true}}
+          - {id: b, type: sys.set_variable, input: {name: c, op: increment, value: "2"}}
+          - {id: c, type: sys.set_variable, input: {name: c, op: increment, value: 2.5}}
+          - {id: d, type: sys.set_variable, input: {name: c, op: increment}}
+          - {id: e, type: sys.set_variable, input: {name: c, op: set, value: true}}
+        """
+    found = problems(text)
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "step 'a': input: increment takes a number as its value, not true",
+        "step 'b': input: increment takes a number as its value, not '2'",
+    ], found
+    with stored_definitions():
+        compile_yaml(text)

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -88,6 +89,17 @@ class SetVariableInput(_Input):
         if op not in VARIABLE_OPS:
             raise ValueError(f"op must be one of {', '.join(VARIABLE_OPS)}, not {op!r}")
         return op
+
+    @model_validator(mode="after")
+    def _increment_by_a_number(self, info: ValidationInfo) -> SetVariableInput:
+        # apply_variable_op fails on it at run time: a literal one is refused before the
+        # run. A stored version is read as it was accepted (numbers.LENIENT).
+        value, context = self.value, info.context
+        lenient = isinstance(context, dict) and bool(context.get("booleans_as_numbers"))
+        if self.op == "increment" and value is not None and not _is_number(value) and not lenient:
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)
+            raise ValueError(f"increment takes a number as its value, not {shown}")
+        return self
 
 
 class SetVariableOutput(BaseModel):
