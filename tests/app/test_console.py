@@ -104,7 +104,10 @@ async def test_whole_steps_is_the_plain_json_a_step_reads(app: App, tmp_path: Pa
     assert "object at 0x" not in json.dumps(value)
     assert json.loads(json.dumps(value)) == value  # plain JSON
     dumped = next(s for s in doc["steps"].values() if s["stepId"] == "dump")["outputData"]
-    assert list(value) == list(dumped) == ["body", "a", "lp", "dump", "later"]
+    # A body step is read in a chosen iteration only (none is chosen here); a run at the
+    # top level reads it NotStarted.
+    assert list(value) == ["a", "lp", "dump", "later"]
+    assert list(dumped) == ["body", "a", "lp", "dump", "later"]
     for step_id in ("a", "lp"):  # finished before `dump` ran: the same in both
         # ...but durationMs, which the console reads from the document's millisecond
         # timestamps, and a run from its own clock's (PostgreSQL keeps microseconds).
@@ -114,3 +117,74 @@ async def test_whole_steps_is_the_plain_json_a_step_reads(app: App, tmp_path: Pa
     assert value["lp"]["output"]["results"] == [{"body": 1}, {"body": 2}]
     assert value["dump"]["output"] == dumped
     assert value["later"]["nodeName"] == "later" and value["later"]["status"] == "Disabled"
+
+
+NESTED = """\
+name: nested
+steps:
+  - id: outer
+    type: sys.loop
+    input: {items: [10, 20, 30]}
+    steps:
+      - {id: o, type: sys.transform, input: {value: "{{ loop.outer.item }}"}}
+      - id: inner
+        type: sys.loop
+        input: {items: [1, 2]}
+        steps:
+          - {id: leaf, type: sys.transform, input: {value: "{{ loop.outer.index }}-{{ loop.inner.index }}"}}
+  - id: poll
+    type: sys.loop
+    input: {until: "{{ loop.poll.index == 1 }}", max_iterations: 5}
+    steps:
+      - {id: p, type: sys.transform, input: {value: "{{ loop.poll.index * 7 }}"}}
+"""
+
+
+async def test_a_loop_body_step_is_read_in_a_chosen_iteration_that_exists(
+    app: App, tmp_path: Path
+) -> None:
+    """With no iteration chosen, ``steps.leaf`` read whichever iteration ran last (none
+    in particular); one chosen out of range said "steps.leaf.output is null"."""
+    path = tmp_path / "nested.yaml"
+    path.write_text(NESTED)
+    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+
+    async def evaluate(text: str, **iterations: int) -> dict[str, object]:
+        request = EvaluateExpression(id=doc["id"], expression=text, iterations=iterations)
+        return dict(await app.console.evaluate(request))
+
+    async def value(text: str, **iterations: int) -> object:
+        found = await evaluate(text, **iterations)
+        assert found["ok"], found
+        return found["value"]
+
+    async def error(text: str, **iterations: int) -> str:
+        found = await evaluate(text, **iterations)
+        assert not found["ok"] and found["errorKind"] == "TemplateReferenceError", found
+        return str(found["error"])
+
+    unchosen = await error("{{ steps.o.output }}")
+    assert "steps.o runs inside loop 'outer', so it has an output per iteration" in unchosen
+    assert "choose an iteration of 'outer' to read it" in unchosen
+    partly = await error("{{ steps.leaf.output }}", outer=1)
+    assert "inside loops 'outer', 'inner' (outermost first)" in partly
+    assert "choose an iteration of 'inner' to read it" in partly
+    assert "choose an iteration of 'outer' and 'inner'" in await error("{{ steps.leaf }}")
+    assert await value("{{ steps.o.output }}", outer=1) == 20
+    assert await value("{{ steps.leaf.output }}", outer=2, inner=1) == "2-1"
+    assert await value("{{ steps.outer.output.count }}") == 3  # outside loops: as before
+    assert await value("{{ steps | list }}") == ["outer", "poll"]
+    assert await value("{{ steps | sort }}", outer=0) == ["inner", "o", "outer", "poll"]
+
+    beyond = "loop 'outer' has no iteration 3: its iterations are 0 to 2"
+    assert f"steps.o: {beyond}" in await error("{{ steps.o.output }}", outer=3)
+    assert beyond in await error("{{ steps.leaf.output }}", outer=3, inner=0)
+    assert beyond in await error("{{ loop.outer.index }}", outer=3)
+    assert "loop 'outer' has no iteration -1" in await error("{{ loop.outer }}", outer=-1)
+    assert await value("{{ loop.outer.item }}", outer=2) == 30
+    # an until loop: the iterations that ran
+    assert await value("{{ steps.p.output }}", poll=1) == 7
+    assert "loop 'poll' has no iteration 2: its iterations are 0 to 1" in await error(
+        "{{ loop.poll.index }}", poll=2
+    )

@@ -322,6 +322,15 @@ def data_store(
     }
 
 
+def iteration_counts(
+    doc: ExecutionDocument, workflow: CompiledWorkflow, chosen: Mapping[str, int]
+) -> dict[str, int]:
+    """Loop id → how many iterations one can choose of it, in the ``chosen`` iterations
+    of the loops around it (the most of any, where those are not chosen)."""
+    runs = sorted(doc["steps"].values(), key=_run_order)
+    return _loop_totals(workflow, runs, chosen)[1]
+
+
 def _listed(run: StepDocument, chosen: Mapping[str, int]) -> bool:
     """Whether an attempt is listed: outside loops, of the chosen iterations, of the first
     SHOWN_ITERATIONS when none is chosen, or not completed."""
