@@ -177,6 +177,24 @@ def test_validate_reports_every_file(cli: Cli, tmp_path: Path) -> None:
     assert bad in result.stderr
 
 
+def test_validate_with_db_opens_it_once_for_every_file(
+    cli: Cli, tmp_path: Path, db_url: str
+) -> None:
+    """A database it cannot open was said once per file (tour 22a F6)."""
+    bad = _write(tmp_path, "bad.yaml", "name: x\nsteps: []\n")
+    files = ("examples/hello.yaml", bad, "examples/order_pipeline.yaml")
+    missing = f"sqlite:///{tmp_path}/nothing.db"
+    result = cli("validate", *files, "--db", missing)
+    assert result.returncode == 2
+    assert result.stderr.count("error:") == 1 and "no database at" in result.stderr, result.stderr
+    assert result.stdout == "" and not (tmp_path / "nothing.db").exists()
+    opened = cli("validate", *files, "--db", db_url)  # each file's problems, as without --db
+    assert opened.returncode == 2
+    assert "examples/hello.yaml: ok" in opened.stdout
+    assert "examples/order_pipeline.yaml: ok" in opened.stdout
+    assert opened.stderr.count(bad) == 1, opened.stderr
+
+
 def test_validate_with_db_checks_the_pushed_names_of_a_job_file(
     cli: Cli, tmp_path: Path, db_url: str
 ) -> None:

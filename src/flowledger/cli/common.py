@@ -355,11 +355,22 @@ def show(value: T, as_json: bool, render: Callable[[T], None]) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
+    say_error(message)
+    raise typer.Exit(code)
+
+
+def say_error(message: str) -> None:
+    """An error said as :func:`fail` says it, for a command that goes on after it."""
     if writes_json():  # serve/worker --log-format json: the last line is JSON too
         last_words(message)
     else:
         err.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
-    raise typer.Exit(code)
+
+
+def say_problems(exc: DefinitionError) -> None:
+    """Every problem of a refused definition, one line each, located."""
+    for problem in exc.problems:
+        err.print(problem.format(), highlight=False, soft_wrap=True)
 
 
 def call(
@@ -370,8 +381,7 @@ def call(
     try:
         return asyncio.run(fn())
     except DefinitionError as exc:
-        for problem in exc.problems:
-            err.print(problem.format(), highlight=False, soft_wrap=True)
+        say_problems(exc)
         raise typer.Exit(EXIT_INVALID) from None
     except InputError as exc:
         fail(as_option(exc), EXIT_INVALID)

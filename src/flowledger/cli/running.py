@@ -27,6 +27,7 @@ from flowledger.cli.common import (
     LogFormatOption,
     PluginOption,
     app,
+    as_option,
     build,
     call,
     db_app,
@@ -37,6 +38,8 @@ from flowledger.cli.common import (
     make_app,
     opened_waiting,
     out,
+    say_error,
+    say_problems,
     service_logging,
     shown_url,
     traced,
@@ -46,6 +49,7 @@ from flowledger.cli.common import (
 from flowledger.cli.progress import LiveProgress, PlainProgress, step_rows
 from flowledger.config import Settings
 from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.errors import DefinitionError, InputError
 from flowledger.logs import log_extra
 from flowledger.runtime.engine import default_db_url
 
@@ -286,26 +290,34 @@ def validate(
     """Check workflow definitions and job-run files without running them.
 
     Every problem of every file is reported at once."""
-    application = make_app(None, plugin) if db is None else None  # opens no database
     bad = 0
-    for file in files:
-        request = ValidateWorkflow(file=file, stored=db is not None)
-        try:
-            if application is not None:
-                checked = call(lambda: application.workflows.check(request))  # noqa: B023
+
+    async def check_each(application: App) -> None:
+        nonlocal bad
+        for file in files:
+            try:
+                request = ValidateWorkflow(file=file, stored=db is not None)
+                checked = await application.workflows.check(request)
+            except DefinitionError as exc:  # its problems are said: go on with the next file
+                say_problems(exc)
+                bad += 1
+                continue
+            except InputError as exc:
+                say_error(as_option(exc))
+                bad += 1
+                continue
+            count = checked.count
+            if checked.kind == "job":
+                noun = "workflow" if count == 1 else "workflows"
+                out.print(f"{file}: ok (job {checked.name}, {count} {noun} checked)")
             else:
-                checked = existing(db, lambda a: a.workflows.check(request), plugin)  # noqa: B023
-        except typer.Exit as exc:  # its problems are printed: go on with the next file
-            if exc.exit_code != EXIT_INVALID:
-                raise
-            bad += 1
-            continue
-        count = checked.count
-        if checked.kind == "job":
-            noun = "workflow" if count == 1 else "workflows"
-            out.print(f"{file}: ok (job {checked.name}, {count} {noun} checked)")
-        else:
-            out.print(f"{file}: ok ({checked.name}, {count} step{'' if count == 1 else 's'})")
+                out.print(f"{file}: ok ({checked.name}, {count} step{'' if count == 1 else 's'})")
+
+    if db is None:
+        application = make_app(None, plugin)  # opens no database
+        call(lambda: check_each(application))
+    else:  # opened once for every file: one it cannot open is said once
+        existing(db, check_each, plugin)
     if bad:
         raise typer.Exit(EXIT_INVALID)
 
