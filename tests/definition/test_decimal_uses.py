@@ -287,7 +287,9 @@ async def test_a_decimal_as_an_increments_value_is_refused_before_the_run() -> N
             stored = engine.load_text(text)
         doc = await engine.run(stored)
         assert doc["runtimeStatus"] == "Failed"
-        assert "cannot increment variable 'total'" in doc["error"]["message"], doc["error"]
+        assert doc["error"]["message"] == (
+            "input: increment takes a number as its value, not '9.99'"
+        ), doc["error"]
         fixed = await engine.run(engine.load_text(_increment("{{ steps.c.output.price | float }}")))
     assert fixed["runtimeStatus"] == "Completed", fixed["error"]
     assert fixed["variables"]["total"] == 9.99

@@ -21,11 +21,9 @@ from flowledger.definition.schemas import (
     is_decimal_text,
     is_number,
     json_kinds,
-    kind_of_value,
 )
 from flowledger.definition.strictness import checking_new
 from flowledger.errors import format_path
-from flowledger.errors import shown as spelt
 from flowledger.templates import Template
 from flowledger.templates.compiler import BareTemplate
 from flowledger.templates.numeric_uses import NumericUse, Read
@@ -129,9 +127,7 @@ class TypedReads(ReferenceChecker):
         (it renders text), or one bare read of another type, such as a Decimal, which
         is stored as text to keep its digits. Other templates may give a number."""
         if template is None:
-            if value is None or kind_of_value(value) == "number":
-                return None
-            return f"{spelt(value)} is {_A_KIND[kind_of_value(value)]}, but {_ADDS}; write a number"
+            return None  # a literal: SetVariableInput refuses one that is not a number
         if not template.native:
             return (
                 f"{template.source!r} renders text, but {_ADDS}; write the whole value in "
