@@ -261,6 +261,16 @@ class NotFoundError(FlowledgerError):
     """An execution, workflow or other record does not exist."""
 
 
+class AmbiguousIdError(NotFoundError):
+    """A prefix that several ids start with; ``matches``: the first of them, ``more``:
+    there are others."""
+
+    def __init__(self, message: str, matches: list[str], more: bool = False) -> None:
+        super().__init__(message)
+        self.matches = matches
+        self.more = more
+
+
 class NotPushedError(NotFoundError):
     """A start by name of a workflow that is not pushed (deleted): its stored versions
     are history, named by number only."""

@@ -29,7 +29,7 @@ from flowledger.app import (
 from flowledger.app.hooks import ReceiveHook
 from flowledger.app.models import GetWorkflowVersion, TriggerWorkflow
 from flowledger.app.views import DefinitionGraph
-from flowledger.errors import DefinitionError
+from flowledger.errors import AmbiguousIdError, DefinitionError
 from flowledger.runtime import inbox
 from flowledger.runtime.engine import Engine
 from flowledger.types import ExecutionDocument
@@ -177,6 +177,19 @@ async def test_unknown_ids_are_not_found(app: App) -> None:
         await app.executions.resolve_id(ResolveId(prefix="zzz"))
     with pytest.raises(NotFoundError):
         await app.executions.start(StartExecution(workflow="never-pushed"))
+
+
+async def test_a_prefix_several_ids_start_with_names_them(app: App, hello_file: str) -> None:
+    """The web page of a short id lists the executions it could mean (tour 22b L7)."""
+    ids = await start(app, hello_file, 17)  # 16 hexadecimal digits: two share their first
+    shared = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
+    with pytest.raises(
+        AmbiguousIdError, match=f"several executions have ids starting with '{shared}' \\("
+    ) as found:
+        await app.executions.resolve_id(ResolveId(prefix=shared))
+    assert sorted(found.value.matches) == sorted(i for i in ids if i.startswith(shared))
+    assert not found.value.more
+    assert all(match in str(found.value) for match in found.value.matches)
 
 
 async def test_cancelling_a_finished_execution_is_a_conflict(app: App, hello_file: str) -> None:

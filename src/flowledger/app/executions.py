@@ -42,7 +42,7 @@ from flowledger.app.slots import Slots
 from flowledger.codec import loads
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.errors import ConflictError, DefinitionError, NotFoundError
+from flowledger.errors import AmbiguousIdError, ConflictError, DefinitionError, NotFoundError
 from flowledger.logs import log_extra
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
@@ -189,7 +189,7 @@ class Executions:
 
     async def resolve_id(self, request: ResolveId) -> str:
         """A full execution id from a unique prefix of it."""
-        found = await self._engine.store.find_executions(request.prefix)
+        found = await self._engine.store.find_executions(request.prefix, MOST_MATCHES + 1)
         return _one(found, "execution", request.prefix)
 
     async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
@@ -221,7 +221,9 @@ class Executions:
             parent_id = await self.resolve_id(ResolveId(prefix=parent_id))
         if request.id_prefixes and job_run_id:
             job_run_id = _one(
-                await self._engine.store.find_job_runs(job_run_id), "job run", job_run_id
+                await self._engine.store.find_job_runs(job_run_id, MOST_MATCHES + 1),
+                "job run",
+                job_run_id,
             )
         return ExecutionQuery(
             status=_statuses(request.status),
@@ -537,13 +539,24 @@ def _statuses(
     return None if status is None else str(status)
 
 
+#: Ids a prefix that several start with is answered with (people pick theirs).
+MOST_MATCHES = 10
+
+
 def _one(found: builtins.list[str], what: str, prefix: str) -> str:
-    """The one id a prefix names (NotFoundError for none or several)."""
+    """The one id a prefix names (NotFoundError for none; AmbiguousIdError, naming up to
+    MOST_MATCHES of them, for several)."""
     if len(found) == 1:
         return found[0]
     if not found:
         raise NotFoundError(f"no {what} has an id starting with {prefix!r}")
-    raise NotFoundError(f"several {what}s have ids starting with {prefix!r}; give more")
+    matches = found[:MOST_MATCHES]
+    named = ", ".join(matches) + (", …" if len(found) > len(matches) else "")
+    raise AmbiguousIdError(
+        f"several {what}s have ids starting with {prefix!r} ({named}); give more",
+        matches,
+        more=len(found) > len(matches),
+    )
 
 
 def _settled(row: Row) -> bool:

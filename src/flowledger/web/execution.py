@@ -1,5 +1,7 @@
 """The execution page: graph, timeline, attempts, data store, console, events, artifacts,
-and the actions a role allows (cancel, retry, rerun from a step, a waiting step's form)."""
+and the actions a role allows (cancel, retry, rerun from a step, a waiting step's form).
+A short id (a unique prefix, as the page and the CLI show ids) is sent on to the full
+one."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from flowledger.app import (
     ListArtifacts,
     PendingInputs,
     RerunExecution,
+    ResolveId,
     RetryExecution,
     SubmitInput,
 )
@@ -23,7 +26,7 @@ from flowledger.app.console import EvaluateExpression
 from flowledger.app.downloads import content_disposition
 from flowledger.app.statuses import http_status
 from flowledger.app.views import GetExecutionView, RerunReuse
-from flowledger.errors import FlowledgerError, TooManyError
+from flowledger.errors import AmbiguousIdError, FlowledgerError, NotFoundError, TooManyError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of
 from flowledger.web.forms import error_field, read_form, whole_number
@@ -90,7 +93,35 @@ async def _render(request: Request, execution_id: str, status: int = 200, **extr
 @router.get("/executions/{execution_id}")
 @guarded
 async def execution_page(request: Request, execution_id: str) -> Response:
-    return await _render(request, execution_id)
+    try:
+        return await _render(request, execution_id)
+    except NotFoundError as missing:
+        return await _by_prefix(request, execution_id, missing)
+
+
+async def _by_prefix(request: Request, prefix: str, missing: NotFoundError) -> Response:
+    """No execution has the id ``prefix``: on to the one it starts (the application's
+    resolution, as the CLI's), a list of those it starts when several do, else the 404."""
+    try:
+        full = await app_of(request).executions.resolve_id(ResolveId(prefix=prefix))
+    except AmbiguousIdError as several:
+        session = await session_of(request)
+        return page(
+            request,
+            "ambiguous.html",
+            session,
+            300,
+            title="Several executions",
+            prefix=prefix,
+            matches=several.matches,
+            more=several.more,
+        )
+    except FlowledgerError:
+        raise missing from None
+    if full == prefix:
+        raise missing
+    query = request.url.query
+    return see_other(f"/executions/{full}" + (f"?{query}" if query else ""))
 
 
 @router.get("/executions/{execution_id}/live")
