@@ -122,6 +122,27 @@ async def test_each_attempt_keeps_its_own_lines_and_exceptions_carry_their_trace
     assert "ValueError: first attempt breaks" in error
 
 
+async def test_one_attempt_s_lines_are_read_by_its_step_execution_id(db_url: str) -> None:
+    """What the web page's attempt shows: its own lines (the failed first attempt's
+    traceback), not its retry's, paged as the API's are."""
+    async with opened(db_url, talking_registry()) as application:
+        doc = await run(application, workflow(lines=3, fail_first=True))
+        first, second = sorted(doc["steps"].values(), key=lambda s: s["attempt"])
+        failed = await logs(application, doc["id"], attempts=[first["id"]])
+        paged = await application.step_logs.list(
+            ListStepLogs(id=doc["id"], attempts=[second["id"]], limit=2)
+        )
+        rest = await logs(application, doc["id"], attempts=[second["id"]], cursor="0")
+        none = await logs(application, doc["id"], attempts=["not-an-attempt"])
+    assert [(line["attempt"], line["level"]) for line in failed] == [(1, "INFO")] * 3 + [
+        (1, "ERROR")
+    ]
+    assert "Traceback" in failed[-1]["message"]
+    assert [line["stepExecutionId"] for line in paged["items"]] == [second["id"]] * 2
+    assert paged["nextCursor"] is not None
+    assert len(rest) == 4 and none == []
+
+
 async def test_secrets_are_redacted_as_in_step_outputs(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

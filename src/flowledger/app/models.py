@@ -319,11 +319,12 @@ class FollowAllEvents(Request):
 
 class ListStepLogs(Request):
     """What step handlers logged (app.steplogs): lines after the line id ``after``, of
-    the steps ``steps`` when given."""
+    the steps ``steps`` and of the attempts ``attempts`` (step execution ids) when given."""
 
     id: str = Id
     after: int = Field(default=0, ge=0, le=MAX_INT64)
     steps: list[str] = Field(default_factory=list)
+    attempts: list[str] = Field(default_factory=list)
     limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
     #: A page's ``nextCursor``: the page after it (wins over ``after``).
     cursor: str | None = None

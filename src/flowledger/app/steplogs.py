@@ -41,7 +41,11 @@ class StepLogs:
         limit = page_size(request, self._limits.max_page)
         await self._row(request.id)
         rows = await self._engine.store.get_step_logs(
-            request.id, after_id=after, step_ids=request.steps, limit=limit + 1
+            request.id,
+            after_id=after,
+            step_ids=request.steps,
+            step_execution_ids=request.attempts,
+            limit=limit + 1,
         )
         more = len(rows) > limit
         lines = [_line(row) for row in rows[:limit]]

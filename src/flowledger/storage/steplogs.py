@@ -22,9 +22,11 @@ class StepLogStore(ABC):
         after_id: int = 0,
         step_ids: Sequence[str] = (),
         limit: int = 1000,
+        step_execution_ids: Sequence[str] = (),
     ) -> list[Row]:
         """Lines of the execution with an ``id`` above ``after_id``, oldest first (only
-        those of ``step_ids`` when given); ``message`` is a JSON string."""
+        those of ``step_ids``, of the attempts ``step_execution_ids``, when given);
+        ``message`` is a JSON string."""
 
     @abstractmethod
     async def count_step_logs(self, execution_id: str) -> dict[str, int]:
@@ -40,6 +42,7 @@ class SQLStepLogStore(SQLPart, StepLogStore):
         after_id: int = 0,
         step_ids: Sequence[str] = (),
         limit: int = 1000,
+        step_execution_ids: Sequence[str] = (),
     ) -> list[Row]:
         t, runs = step_logs, step_executions
         # With the loop iterations of each line's attempt (its step row's, by primary key),
@@ -51,6 +54,8 @@ class SQLStepLogStore(SQLPart, StepLogStore):
         )
         if step_ids:
             query = query.where(t.c.step_id.in_(list(step_ids)))
+        if step_execution_ids:
+            query = query.where(t.c.step_execution_id.in_(list(step_execution_ids)))
         query = query.order_by(t.c.id).limit(limit)
         with self.reading():
             return [dict(r._mapping) for r in self.conn.execute(query)]

@@ -1,7 +1,7 @@
-"""The execution page: graph, timeline, attempts, data store, console, events, artifacts,
-and the actions a role allows (cancel, retry, rerun from a step, a waiting step's form).
-A short id (a unique prefix, as the page and the CLI show ids) is sent on to the full
-one."""
+"""The execution page: graph, timeline, attempts (each with its step logs, fetched when
+it is opened), data store, console, events, artifacts, and the actions a role allows
+(cancel, retry, rerun from a step, a waiting step's form). A short id (a
+unique prefix, as the page and the CLI show ids) is sent on to the full one."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from flowledger.app import (
 )
 from flowledger.app.console import EvaluateExpression
 from flowledger.app.downloads import content_disposition
+from flowledger.app.models import ListStepLogs
 from flowledger.app.statuses import http_status
 from flowledger.app.views import GetExecutionView, RerunReuse
 from flowledger.errors import AmbiguousIdError, FlowledgerError, NotFoundError, TooManyError
@@ -36,6 +37,9 @@ from flowledger.web.render import guarded, is_fragment, page, see_other
 router = APIRouter(include_in_schema=False)
 #: Events the page lists (the newest); the API and `executions events` give them all.
 MAX_EVENTS = 500
+#: Log lines shown of an attempt at a time (it keeps FLOWLEDGER_STEP_LOG_LIMIT bytes of
+#: them, 64 KiB by default, each line at most 4,096 characters); a link pages on.
+LOG_LINES = 200
 
 
 def _iterations(values: list[str], fields: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
@@ -122,6 +126,36 @@ async def _by_prefix(request: Request, prefix: str, missing: NotFoundError) -> R
         raise missing
     query = request.url.query
     return see_other(f"/executions/{full}" + (f"?{query}" if query else ""))
+
+
+@router.get("/executions/{execution_id}/attempts/{attempt_id}/logs")
+@guarded
+async def attempt_logs(request: Request, execution_id: str, attempt_id: str) -> Response:
+    """What one attempt's handler logged (its traceback too), through the operation
+    behind the API's ``GET …/logs``, for the roles it allows (viewer): the lines alone
+    for the page's attempt (htmx), else a page of their own (without JavaScript)."""
+    session = await session_of(request)
+    found = await app_of(request).step_logs.list(
+        ListStepLogs(
+            id=execution_id,
+            attempts=[attempt_id],
+            limit=LOG_LINES,
+            cursor=request.query_params.get("cursor") or None,
+        )
+    )
+    lines = found["items"]
+    template = "step_logs.html" if is_fragment(request) else "step_logs_page.html"
+    return page(
+        request,
+        template,
+        session,
+        title=f"Log lines · {execution_id[:8]}",
+        lines=lines,
+        next_cursor=found["nextCursor"],
+        execution_id=execution_id,
+        attempt_id=attempt_id,
+        step_id=lines[0]["stepId"] if lines else None,
+    )
 
 
 @router.get("/executions/{execution_id}/live")
