@@ -3,13 +3,34 @@ store, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from flowledger.app import App, NotFoundError, PushWorkflows, RunExecution, WorkflowText
-from flowledger.app.views import CountByStatus, DefinitionGraph, GetExecutionView, RerunReuse
+from flowledger import Engine, StepContext, StepError, StepRegistry, step_type
+from flowledger.app import (
+    App,
+    CancelExecution,
+    NotFoundError,
+    PushWorkflows,
+    RunExecution,
+    WorkflowText,
+)
+from flowledger.app.views import (
+    STORE_ENTRIES,
+    STORE_NODES,
+    STORE_TEXT,
+    CountByStatus,
+    DefinitionGraph,
+    GetExecutionView,
+    RerunReuse,
+    TreeNode,
+    store_tree,
+)
 
 BRANCHY = """\
 name: branchy
@@ -296,3 +317,215 @@ async def test_a_finished_timeline_ends_where_the_execution_did(app: App, tmp_pa
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
     assert view["timelineMs"] < 60_000
     assert all(bar["ended"] for bar in view["timeline"])
+
+
+class Numbered(BaseModel):
+    n: int
+
+
+class Said(BaseModel):
+    n: int
+
+
+def judging_registry() -> StepRegistry:
+    """``test.flaky`` fails its first attempt for n = 1 (a retry makes it good);
+    ``test.picky`` fails for n = 2, for good; ``test.boom`` raises KeyError."""
+    registry = StepRegistry.with_builtins()
+
+    @step_type("test.flaky")
+    async def flaky(data: Numbered, ctx: StepContext) -> Said:
+        if data.n == 1 and ctx.attempt == 1:
+            raise StepError("not yet", retryable=True)
+        return Said(n=data.n)
+
+    @step_type("test.picky")
+    async def picky(data: Numbered, ctx: StepContext) -> Said:
+        if data.n == 2:
+            raise StepError("two is refused", retryable=False)
+        return Said(n=data.n)
+
+    @step_type("test.boom")
+    async def boom(data: Numbered, ctx: StepContext) -> Said:
+        ctx.logger.warning("about to fail on %d", data.n)
+        return {}["missing"]  # type: ignore[no-any-return]
+
+    for handler in (flaky, picky, boom):
+        registry.register(handler)
+    return registry
+
+
+@asynccontextmanager
+async def judged(db_url: str) -> AsyncIterator[App]:
+    engine = Engine(db_url, registry=judging_registry())
+    async with engine, App(engine=engine) as application:
+        yield application
+
+
+JUDGED = """\
+name: judged
+steps:
+  - id: each
+    type: sys.loop
+    input: {items: [0, 1, 2, 3], concurrency: 1}
+    steps:
+      - id: flaky
+        type: test.flaky
+        input: {n: "{{ loop.each.item }}"}
+        retry: {max_attempts: 2, initial_delay: 10ms}
+      - id: picky
+        type: test.picky
+        input: {n: "{{ loop.each.item }}"}
+        continue_on_error: true
+        after: [flaky]
+"""
+
+
+async def test_a_step_s_node_is_decided_by_each_iteration_s_final_attempt(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Tour 22b M3: a body step whose first attempt failed once, and whose retry then
+    completed, was drawn Failed in a Completed execution. One that failed in one
+    iteration and went on (continue_on_error) reads as completed with that many
+    failed iterations, not plain Failed."""
+    path = tmp_path / "judged.yaml"
+    path.write_text(JUDGED)
+    async with judged(db_url) as app:
+        doc = await app.executions.run(RunExecution(workflow=str(path)))
+        assert doc["runtimeStatus"] == "Completed"
+        view = await app.views.execution(GetExecutionView(id=doc["id"]))
+        picked = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"each": 2}))
+    nodes = {n["id"]: n for n in view["nodes"]}
+    assert (nodes["flaky"]["status"], nodes["flaky"]["failedIterations"]) == ("Completed", 0)
+    assert (nodes["picky"]["status"], nodes["picky"]["failedIterations"]) == ("Completed", 1)
+    assert (nodes["each"]["status"], nodes["each"]["failedIterations"]) == ("Completed", 0)
+    only = {n["id"]: n for n in picked["nodes"]}  # the one iteration it failed in: Failed
+    assert (only["picky"]["status"], only["picky"]["failedIterations"]) == ("Failed", 0)
+    assert view["failedAttempt"] is None and view["errorChildren"] == []
+
+
+BOOMS = """\
+name: booms
+steps:
+  - id: first
+    type: test.flaky
+    input: {n: 0}
+  - {id: explode, type: test.boom, input: {n: 7}, after: [first]}
+"""
+
+
+async def test_a_failed_execution_names_the_attempt_whose_logs_hold_its_traceback(
+    db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "booms.yaml"
+    path.write_text(BOOMS)
+    async with judged(db_url) as app:
+        doc = await app.executions.run(RunExecution(workflow=str(path)))
+        assert doc["runtimeStatus"] == "Failed"
+        view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    [explode] = [s for s in doc["steps"].values() if s["stepId"] == "explode"]
+    assert view["failedAttempt"] == explode["id"]
+    assert view["cancellation"] is None
+
+
+CHILD = """\
+name: scored
+input_schema: {type: object, properties: {n: {type: integer}}}
+steps:
+  - {id: score, type: sys.transform, input: {value: "{{ input.n * 10 }}"}}
+  - id: too_big
+    type: sys.fail
+    when: "{{ input.n > 1 }}"
+    input: {message: "{{ input.n }} is too big"}
+    after: [score]
+"""
+SCORES = """\
+name: scores
+steps:
+  - id: each
+    type: sys.sub_workflow
+    input: {workflow: scored, items: [0, 1, 2], concurrency: 1, input: {n: "{{ loop.each.item }}"}}
+"""
+
+
+async def test_a_failed_sub_workflow_names_and_links_the_child_that_failed(app: App) -> None:
+    """Tour 22b M2 and L8: the graph's link opened the first child (it had completed), the
+    error named the failed one as text, and the attempt listed children without their
+    statuses; its template row showed the template as the value it rendered to."""
+    await app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=CHILD), WorkflowText(text=SCORES)])
+    )
+    doc = await app.executions.run(RunExecution(workflow="scores"))
+    assert doc["runtimeStatus"] == "Failed"
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    failed = doc["error"]["details"]["childWorkflowExecutionId"]
+    assert view["errorChildren"] == [failed]
+    [node] = [n for n in view["nodes"] if n["id"] == "each"]
+    assert (node["child"], node["childFailed"]) == (failed, True)
+    [attempt] = view["attempts"]
+    assert attempt["errorChildren"] == [failed]
+    assert attempt["children"][0] == {"id": failed, "status": "Failed"}
+    assert [c["status"] for c in attempt["children"]] == ["Failed", "Completed", "Completed"]
+    assert attempt["childCounts"] == {"Failed": 1, "Completed": 2}
+    rows = {t["path"]: t for t in attempt["templates"]}
+    assert rows["input.input.n"]["value"] == [0, 1, 2] and rows["input.input.n"]["perChild"] == 3
+
+
+async def test_a_cancel_reads_as_who_when_and_why(app: App) -> None:
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASKS)]))
+    doc = await app.executions.run(RunExecution(workflow="asks"))
+    await app.executions.cancel(
+        CancelExecution(id=doc["id"], by="api-token:ops", reason="wrong window", settle=True)
+    )
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+    assert view["execution"]["runtimeStatus"] == "Cancelled"
+    cancelled = view["cancellation"]
+    assert cancelled is not None
+    assert (cancelled["by"], cancelled["reason"]) == ("api-token:ops", "wrong window")
+    assert cancelled["at"] == view["execution"]["completedAt"]
+    assert view["errorChildren"] == [] and view["failedAttempt"] is None
+
+
+BIG_LOOP = """\
+name: big-loop
+steps:
+  - id: lp
+    type: sys.loop
+    input: {items: "{{ range(300) | list }}", concurrency: 20}
+    steps:
+      - {id: inner, type: sys.transform, input: {value: {got: "{{ loop.lp.item }}"}}}
+"""
+
+
+async def test_the_data_store_tree_is_bounded_and_says_what_it_leaves_out(
+    app: App, tmp_path: Path
+) -> None:
+    """Tour 22b M4: every loop's ``results`` were drawn whole (2,830 nodes, 1 MB of a
+    1.5 MB page). The tree now stops at STORE_ENTRIES of a list, STORE_NODES in all."""
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG_LOOP)
+    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    view = await app.views.execution(GetExecutionView(id=doc["id"]))
+
+    def walk(node: TreeNode) -> list[TreeNode]:
+        return [node, *(n for child in node["children"] for n in walk(child))]
+
+    nodes = {n["path"]: n for n in walk(view["storeTree"])}
+    assert len(nodes) <= STORE_NODES + 1
+    results = nodes["steps.lp.output.results"]
+    assert results["size"] == 300 and len(results["children"]) == STORE_ENTRIES
+    assert results["more"] == 300 - STORE_ENTRIES
+    assert nodes["steps.lp.output.results[3].inner.got"]["value"] == 3
+    assert view["storeLeftOut"] >= 300 - STORE_ENTRIES
+    assert view["dataStore"]["steps"]["lp"]["output"]["results"][299]  # the console's: whole
+
+
+def test_the_tree_s_expressions_read_each_key_and_long_texts_are_cut() -> None:
+    tree, left_out = store_tree(
+        {"steps": {"a b": {"items": [1]}, "ok": "x" * (STORE_TEXT + 5)}, "input": {}}
+    )
+    assert left_out == 0
+    [steps, _] = tree["children"]
+    odd, text = steps["children"]
+    assert odd["path"] == 'steps["a b"]' and odd["children"][0]["path"] == 'steps["a b"]["items"]'
+    assert text["path"] == "steps.ok" and text["cut"] == 5 and len(text["value"]) == STORE_TEXT
+    assert (steps["kind"], steps["size"]) == ("mapping", 2)

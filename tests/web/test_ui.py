@@ -4,10 +4,12 @@ updates, the actions by role, the console, escaping, CSRF and CSP."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -248,18 +250,49 @@ def test_human_input_form_refuses_invalid_data_then_accepts_valid(
 
 
 def test_cancel(pages: Pages, ui: Service) -> None:
+    """It asks first, and takes a reason (tour 22b M6: one click cancelled); the reason
+    then reads as a cancel, not under an Error heading (L11)."""
     execution_id = run(ui, FORM)
     page = pages("operator")
     page.goto(f"/executions/{execution_id}")
+    expect(page.locator("#cancel")).to_be_hidden()  # a first click only asks
+    page.click("#cancel-open")
+    page.fill("#cancel-reason", "wrong batch")
     # The form's POST and the page it redirects to, done before the page is reloaded (a
     # reload while that navigation is under way fails: "Not attached to an active page").
     with page.expect_navigation():
         page.click("#cancel")
     with ui.client("viewer") as http:
-        assert terminal(http, execution_id)["runtimeStatus"] == "Cancelled"
+        doc = terminal(http, execution_id)
+    assert doc["runtimeStatus"] == "Cancelled"
+    assert doc["error"]["message"] == "cancelled: wrong batch"
     page.reload()
     expect(page.locator("#status")).to_contain_text("Cancelled")
-    expect(page.locator("#cancel")).to_have_count(0)
+    expect(page.locator("#cancel-open")).to_have_count(0)
+    expect(page.locator("#cancellation")).to_contain_text("Cancelled by api-token:t-operator")
+    expect(page.locator("#cancellation")).to_contain_text("wrong batch")
+    expect(page.locator(".exec-head .error")).to_have_count(0)
+
+
+def test_cancel_asks_first_without_javascript_too(browser: Browser, ui: Service) -> None:
+    execution_id = run(ui, FORM)
+    context = browser.new_context(base_url=ui.base_url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto("/signin")
+        page.fill("#token", ui.tokens["operator"])
+        page.click("form[action='/signin'] button")
+        page.goto(f"/executions/{execution_id}")
+        expect(page.locator("#cancel")).to_be_hidden()
+        page.click("#cancel-open")
+        page.fill("#cancel-reason", "no script")
+        with page.expect_navigation():
+            page.click("#cancel")
+        with ui.client("viewer") as http:
+            doc = terminal(http, execution_id)
+        assert doc["error"]["message"] == "cancelled: no script"
+    finally:
+        context.close()
 
 
 def test_retry_runs_the_failed_step_again(pages: Pages, ui: Service) -> None:
@@ -447,6 +480,92 @@ def test_loop_iterations_and_sub_workflow_links(pages: Pages, ui: Service) -> No
     page.locator(".graph-svg .child-link").click()
     expect(page.locator(".exec-head h1")).to_contain_text(child)
     expect(page.locator(".exec-head dl.facts")).to_contain_text(f"Parent{execution_id[:8]}")
+
+
+FAILING_CHILD = """
+name: {name}
+input_schema: {{type: object, properties: {{n: {{type: integer}}}}}}
+steps:
+  - id: too_big
+    type: sys.fail
+    when: "{{{{ input.n > 1 }}}}"
+    input: {{message: "{{{{ input.n }}}} is too big"}}
+"""
+FAILING_PARENT = """
+name: {name}
+steps:
+  - id: each
+    type: sys.sub_workflow
+    input: {{workflow: {child}, items: [0, 1, 2], concurrency: 1, input: {{n: "{{{{ loop.each.item }}}}"}}}}
+"""
+
+
+def test_a_failed_sub_workflow_s_link_opens_the_child_that_failed(
+    pages: Pages, ui: Service
+) -> None:
+    """Tour 22b M2: the graph's link opened the first child, which had completed."""
+    child = push(ui, FAILING_CHILD)
+    execution_id = run(ui, FAILING_PARENT.replace("{child}", child))
+    with ui.client("viewer") as http:
+        doc = terminal(http, execution_id)
+    failed = doc["error"]["details"]["childWorkflowExecutionId"]
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    expect(page.locator(".graph-svg .child-link")).to_have_text("failed child ↗")
+    page.locator(".graph-svg .child-link").click()
+    expect(page).to_have_url(re.compile(f"/executions/{failed}$"))
+    expect(page.locator("#status")).to_contain_text("Failed")
+    page.go_back()
+    page.locator("#execution-error a.failed-child").click()
+    expect(page).to_have_url(re.compile(f"/executions/{failed}$"))
+
+
+PLUGIN = """
+from pydantic import BaseModel
+from flowledger import StepContext, step_type
+
+
+class BoomInput(BaseModel):
+    what: str
+
+
+@step_type("webtest.boom")
+async def boom(data: BoomInput, ctx: StepContext) -> dict:
+    ctx.logger.warning("about to fail on %s", data.what)
+    return {}[data.what]
+"""
+BOOMS = """
+name: {name}
+steps:
+  - {{id: explode, type: webtest.boom, input: {{what: missing_key}}}}
+"""
+
+
+def test_an_opened_attempt_shows_its_log_lines_and_traceback(
+    pages: Pages, ui: Service, tmp_path: Path
+) -> None:
+    """Tour 22b H1: the page showed ``KeyError: 'missing_key'`` and nothing of the
+    traceback or the lines the handler logged. Reached by a short id (L7)."""
+    plugin = tmp_path / "webtest_plugin.py"
+    plugin.write_text(PLUGIN)
+    workflow = tmp_path / "booms.yaml"
+    workflow.write_text(textwrap.dedent(BOOMS.format(name=unique("ui"))))
+    ran = ui.cli("run", str(workflow), "--plugin", str(plugin), "--json")
+    assert ran.returncode == 1, ran.stderr
+    execution_id = json.loads(ran.stdout)["id"]
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id[:8]}")
+    expect(page).to_have_url(re.compile(f"/executions/{execution_id}$"))
+    attempt = page.locator('details.attempt[data-step="explode"]')
+    expect(attempt.locator("pre.log")).to_have_count(0)  # not fetched with the page
+    attempt.locator("summary").click()
+    logs = attempt.locator(".step-logs pre.log")
+    expect(logs).to_contain_text("WARNING about to fail on missing_key")
+    expect(logs).to_contain_text("Traceback (most recent call last)")
+    expect(logs).to_contain_text("KeyError: 'missing_key'")
+    page.click("#failed-logs")  # from the error box, a page of its own
+    expect(page.locator("h1")).to_have_text("Log lines of step explode, attempt 1")
+    expect(page.locator("pre.log")).to_contain_text("KeyError: 'missing_key'")
 
 
 SHOW = """(state) => {

@@ -5,7 +5,9 @@
   definition's graph coloured by status (loops as groups with ``done/total``, branches
   taken or not, sub-workflow children), a timeline of every attempt, each attempt's
   rendered input beside its templates, output, error, duration and idempotency key, the
-  data store, the waiting inputs, and for every step which outputs a rerun from it reuses.
+  data store (bounded: :func:`store_tree`), the waiting inputs, the children of each
+  sub-workflow attempt with their statuses, the children a failure came from, how a
+  cancel ended it, and for every step which outputs a rerun from it reuses.
 
 The rules (which step execution stands for a step, what a rerun reuses) are the
 runtime's; this only arranges what the store holds.
@@ -14,9 +16,13 @@ runtime's; this only arranges what the store holds.
 from __future__ import annotations
 
 import builtins
+import json
+import re
+from collections import deque
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, cast
+from itertools import islice
+from typing import Any, NotRequired, cast
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -25,15 +31,18 @@ from flowledger.app import timeline
 from flowledger.app.models import Id, Request
 from flowledger.app.pending import PendingSignal, document_of
 from flowledger.app.timeline import TimelineBar
+from flowledger.artifacts.service import is_reference
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import ancestors
 from flowledger.errors import NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.steps.base import StepKind
 from flowledger.types import EventDocument, ExecutionDocument, StepDocument
 
 #: When steps of one id ran several times (loop iterations), the status the graph shows
-#: is the first of these that any of them has: trouble first, then work in flight.
+#: is the first of these that the final attempt of any iteration has: trouble first, then
+#: work in flight (an attempt a retry made good is no trouble: _node_status).
 STATUS_PRIORITY = ("Failed", "InProgress", "Cancelled", "Completed", "NotStarted", "Disabled")
 TERMINAL_STEP = frozenset({"Completed", "Failed", "Disabled", "Cancelled"})
 #: Iterations of a loop whose body attempts are listed when none is chosen; attempts that
@@ -44,6 +53,18 @@ SHOWN_ITERATIONS = 20
 #: the latest. Keeps the page of a long graph small too (a 3,000-step chain's was 7 MB,
 #: 2 s to render, re-sent on each live change): name a step to see its attempts.
 SHOWN_ATTEMPTS = 100
+#: The data store tree (store_tree): entries shown of one mapping or list (its first),
+#: nodes shown in all (the levels nearest the top first), characters of one text. A 3 x 120
+#: nested loop's ``results`` made 2,830 nodes and 1 MB of a 1.5 MB page; the console
+#: reads the whole store.
+STORE_ENTRIES = 20
+STORE_NODES = 300
+STORE_TEXT = 1000
+#: Children of one sub-workflow attempt listed with their statuses (those that did not
+#: complete first); the others are counted by status.
+SHOWN_CHILDREN = 20
+#: Children whose rendered inputs a sub-workflow attempt's template rows show.
+SHOWN_CHILD_INPUTS = 5
 
 
 class CountByStatus(Request):
@@ -83,6 +104,12 @@ class GraphNode(TypedDict):
     done: int | None
     total: int | None
     children: list[str]
+    #: The child the node links to: one that failed when one did, else its first.
+    child: str | None
+    childFailed: bool
+    #: Iterations whose final attempt failed while the step went on (continue_on_error):
+    #: its ``status`` is then that of the others ("completed with failed iterations").
+    failedIterations: int
     stepExecutionId: str | None
 
 
@@ -99,6 +126,41 @@ class TemplateValue(TypedDict):
     path: str
     template: str
     value: Any
+    #: Rendered once per child (a sub-workflow's ``input`` with ``items``): ``value`` is
+    #: the list of the first SHOWN_CHILD_INPUTS children's values, of this many.
+    perChild: NotRequired[int]
+
+
+class ChildView(TypedDict):
+    id: str
+    status: str
+
+
+class TreeNode(TypedDict):
+    """One entry of the data store tree (store_tree)."""
+
+    #: Its key in the mapping, its index in the list; None at the top.
+    key: str | int | None
+    #: The template expression that reads it (``steps.each.output.results[3]``).
+    path: str
+    #: ``mapping``, ``list``, ``value``, or ``reference`` (artifact-shaped data: the face
+    #: decides whether it is this execution's artifact).
+    kind: str
+    #: Entries of a mapping or list.
+    size: int
+    #: A value's (a reference's) data; a text past STORE_TEXT characters is cut.
+    value: Any
+    #: Characters cut off ``value``.
+    cut: int
+    children: list[TreeNode]
+    #: Entries of a mapping or list not among ``children``.
+    more: int
+
+
+class Cancellation(TypedDict):
+    by: str | None
+    at: str | None
+    reason: str | None
 
 
 class AttemptView(TypedDict):
@@ -116,7 +178,13 @@ class AttemptView(TypedDict):
     output: Any
     error: Any
     templates: list[TemplateValue]
-    children: list[str]
+    #: Its first SHOWN_CHILDREN children, those not Completed first, with their status.
+    children: list[ChildView]
+    #: How many children it started, per status (of them all).
+    childCounts: dict[str, int]
+    #: The child executions its error came from, outermost first (a failed child's own
+    #: failed child, and so on).
+    errorChildren: list[str]
     loop: dict[str, int]
 
 
@@ -160,6 +228,17 @@ class ExecutionView(TypedDict):
     #: every step's: a chain of n steps made that n²/2 ids on the page.
     rerunReuse: ReuseView | None
     dataStore: dict[str, Any]
+    #: ``dataStore`` as the page shows it: bounded, saying what it leaves out.
+    storeTree: TreeNode
+    #: Entries of the data store left out of ``storeTree`` (at every level).
+    storeLeftOut: int
+    #: The child executions the execution's failure came from, outermost first.
+    errorChildren: list[str]
+    #: The attempt of an ordinary step (a task) whose failure failed the execution: its
+    #: step logs hold the traceback (None: not failed, or not by one).
+    failedAttempt: str | None
+    #: Who cancelled it, when and why (None: not cancelled).
+    cancellation: Cancellation | None
     #: The cancels and inputs it was sent and has not taken yet (waiting for a worker).
     signals: list[PendingSignal]
 
@@ -212,7 +291,9 @@ class Views:
             if k in workflow.steps and workflow.steps[k].body is not None
         }
         totals, loops = _loop_totals(workflow, runs, chosen)
-        nodes, edges = _graph(workflow, runs, totals, chosen)
+        has_children = any(run["childWorkflowExecutions"] for run in runs)
+        statuses = await engine.store.child_statuses(request.id) if has_children else {}
+        nodes, edges = _graph(workflow, runs, totals, chosen, statuses)
         step = request.step if request.step in workflow.steps else None
         listed = [
             run for run in runs if _listed(run, chosen) and (step is None or run["stepId"] == step)
@@ -220,6 +301,7 @@ class Views:
         shown = _latest(listed)
         store = data_store(doc, workflow, chosen)
         hidden_store = _trim_store(store, shown)
+        tree, left_out = store_tree(store)
         events = cast(builtins.list[EventDocument], await engine.events(request.id))
         now = engine.clock.now()  # an execution not over is drawn up to now
         bars, span = timeline.bars(doc, shown, timeline.waits(events), now)
@@ -230,7 +312,7 @@ class Views:
             "timeline": bars,
             "events": events,
             "timelineMs": span,
-            "attempts": [_attempt(workflow, run, keys.get(run["id"])) for run in shown],
+            "attempts": [_attempt(workflow, run, keys.get(run["id"]), statuses) for run in shown],
             "hiddenAttempts": len(runs) - len(listed) if step is None else 0,
             "olderAttempts": len(listed) - len(shown),
             "step": step,
@@ -242,6 +324,11 @@ class Views:
             if (first := rerun_first(workflow, doc))
             else None,
             "dataStore": store,
+            "storeTree": tree,
+            "storeLeftOut": left_out,
+            "errorChildren": _failed_children(doc, runs),
+            "failedAttempt": _failed_attempt(workflow, doc, runs),
+            "cancellation": _cancellation(doc, events),
             "signals": signals,
         }
 
@@ -475,6 +562,7 @@ def _graph(
     runs: builtins.list[StepDocument],
     loops: dict[str, int],
     chosen: dict[str, int],
+    statuses: Mapping[str, str] | None = None,
 ) -> tuple[builtins.list[GraphNode], builtins.list[GraphEdge]]:
     by_step: dict[str, builtins.list[StepDocument]] = {}
     for run in runs:
@@ -483,14 +571,16 @@ def _graph(
     nodes: builtins.list[GraphNode] = []
     edges: builtins.list[GraphEdge] = []
     status: dict[str, str] = {}
+    failed_iterations: dict[str, int] = {}
     for step in workflow.steps.values():
         found = by_step.get(step.id, [])
-        status[step.id] = _summary_status(found)
+        status[step.id], failed_iterations[step.id] = _node_status(step, found)
     for step in workflow.steps.values():
         found = by_step.get(step.id, [])
         done = None
         if step.body is not None:
             done = _iterations_done(step, runs, chosen)
+        child, child_failed = _linked_child(found, statuses or {})
         nodes.append(
             {
                 "id": step.id,
@@ -502,6 +592,9 @@ def _graph(
                 "done": done,
                 "total": loops.get(step.id) if step.body is not None else None,
                 "children": [c["id"] for run in found for c in run["childWorkflowExecutions"]],
+                "child": child,
+                "childFailed": child_failed,
+                "failedIterations": failed_iterations[step.id],
                 "stepExecutionId": found[-1]["id"] if found else None,
             }
         )
@@ -536,11 +629,211 @@ def _edge(status: dict[str, str], target: str) -> str:
     return "pending" if status[target] == "NotStarted" else "taken"
 
 
-def _summary_status(runs: builtins.list[StepDocument]) -> str:
-    if not runs:
-        return "NotStarted"
+def _finals(runs: builtins.list[StepDocument]) -> builtins.list[StepDocument]:
+    """The final attempt of each iteration among ``runs`` (a step's, in run order): the
+    latest, which a retry's replaces."""
+    final: dict[tuple[tuple[str, int], ...], StepDocument] = {}
+    for run in runs:
+        final[tuple(sorted((run.get("loop") or {}).items()))] = run
+    return list(final.values())
+
+
+def _priority(runs: builtins.list[StepDocument]) -> str:
     present = {run["status"] for run in runs}
     return next((s for s in STATUS_PRIORITY if s in present), runs[-1]["status"])
+
+
+def _node_status(step: CompiledStep, runs: builtins.list[StepDocument]) -> tuple[str, int]:
+    """The status the graph shows for ``step`` (of its ``runs``) and how many iterations
+    it failed in while it went on. Decided by each iteration's final attempt: a failed
+    attempt a retry made good is no failure (it showed a Completed execution's step as
+    Failed). Iterations that ended Failed under ``continue_on_error`` beside others that
+    did not leave the step the others' status, with their count; all failed: Failed."""
+    if not runs:
+        return "NotStarted", 0
+    finals = _finals(runs)
+    others = [run for run in finals if run["status"] != "Failed"]
+    failed = len(finals) - len(others)
+    if failed and others and step.spec.continue_on_error:
+        return _priority(others), failed
+    return _priority(finals), 0
+
+
+def _linked_child(
+    runs: builtins.list[StepDocument], statuses: Mapping[str, str]
+) -> tuple[str | None, bool]:
+    """The child a step's node links to, and whether it failed: the one its final
+    attempts' error names, else one that ended Failed, else the first (it was the first
+    always: a failed sub-workflow's link opened a child that had completed)."""
+    finals = _finals(runs)
+    for run in reversed(finals):
+        named = _error_children(run["error"]) if run["status"] == "Failed" else []
+        if named:
+            return named[0], True
+    ids = [c["id"] for run in finals for c in run["childWorkflowExecutions"]]
+    failed = next((c for c in ids if statuses.get(c) == "Failed"), None)
+    if failed is not None:
+        return failed, True
+    return (ids[0] if ids else None), False
+
+
+#: What an execution id looks like: an error's details are data a handler may have made.
+_ID = re.compile(r"[0-9A-Za-z-]{8,64}\Z")
+#: Levels of children followed down an error (sub-workflows nest at most this deep).
+_MOST_NESTED = 32
+
+
+def _error_children(error: Any) -> builtins.list[str]:
+    """The child executions a sub-workflow step's error came from, outermost first: its
+    ``details.childWorkflowExecutionId``, then that child's error's own, and so on."""
+    found: builtins.list[str] = []
+    while isinstance(error, dict) and len(found) < _MOST_NESTED:
+        details = error.get("details")
+        child = details.get("childWorkflowExecutionId") if isinstance(details, dict) else None
+        if not isinstance(child, str) or not _ID.match(child):
+            break
+        found.append(child)
+        error = cast(dict[str, Any], details).get("childError")
+    return found
+
+
+def _failed_children(
+    doc: ExecutionDocument, runs: builtins.list[StepDocument]
+) -> builtins.list[str]:
+    """The children a failed execution's error came from: named by its error, else (a
+    loop's error names its iteration, not the child) by the latest failed attempt's."""
+    if doc["runtimeStatus"] != "Failed":
+        return []
+    named = _error_children(doc["error"])
+    for run in reversed(runs):
+        if named:
+            break
+        if run["status"] == "Failed":
+            named = _error_children(run["error"])
+    return named
+
+
+def _failed_attempt(
+    workflow: CompiledWorkflow, doc: ExecutionDocument, runs: builtins.list[StepDocument]
+) -> str | None:
+    """The task attempt whose failure failed the execution: the one its error names, or
+    for a loop's error (which names the iteration's step, not its attempt) the latest that
+    failed inside the loop, one with ``continue_on_error`` only if no other did."""
+    error = doc["error"]
+    if doc["runtimeStatus"] != ExecutionStatus.FAILED or not isinstance(error, dict):
+        return None
+
+    def task(run: StepDocument) -> CompiledStep | None:
+        step = workflow.steps.get(run["stepId"])
+        return step if step is not None and step.step_type.kind is StepKind.TASK else None
+
+    failed = [run for run in runs if run["status"] == "Failed" and task(run) is not None]
+    for run in reversed(failed):
+        if run["stepId"] == error.get("stepId") and run["attempt"] == error.get("attempt"):
+            return str(run["id"])
+    inside = [run for run in failed if error.get("stepId") in (run.get("loop") or {})]
+    stopped = [run for run in inside if not cast(CompiledStep, task(run)).spec.continue_on_error]
+    chosen = stopped or inside
+    return chosen[-1]["id"] if chosen else None
+
+
+def _cancellation(
+    doc: ExecutionDocument, events: builtins.list[EventDocument]
+) -> Cancellation | None:
+    """Who cancelled the execution, when and why: its ``execution.cancelled`` event, else
+    what its error says (``cancelled: REASON``, ``cancelledBy``)."""
+    if doc["runtimeStatus"] != ExecutionStatus.CANCELLED:
+        return None
+    for event in reversed(events):
+        if event["kind"] == "execution.cancelled":
+            detail = event.get("detail") or {}
+            return {"by": detail.get("by"), "at": event["at"], "reason": detail.get("reason")}
+    error = doc["error"] if isinstance(doc["error"], dict) else {}
+    message = error.get("message")
+    reason = message.removeprefix("cancelled: ") if isinstance(message, str) else None
+    return {"by": error.get("cancelledBy"), "at": doc["completedAt"], "reason": reason}
+
+
+def _children(
+    run: StepDocument, statuses: Mapping[str, str]
+) -> tuple[builtins.list[ChildView], dict[str, int]]:
+    """An attempt's first SHOWN_CHILDREN children (those not Completed first, each in
+    the order started) with their statuses, and how many it has per status."""
+    found: builtins.list[ChildView] = [
+        {"id": c["id"], "status": statuses.get(c["id"], "Unknown")}
+        for c in run["childWorkflowExecutions"]
+    ]
+    counts: dict[str, int] = {}
+    for child in found:
+        counts[child["status"]] = counts.get(child["status"], 0) + 1
+    found.sort(key=lambda child: child["status"] == "Completed")  # stable
+    return found[:SHOWN_CHILDREN], counts
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Names that a template's ``.name`` would not read as a key.
+_NOT_DOTTED = frozenset(dir(dict)) | {"true", "false", "none", "True", "False", "None"}
+
+
+def _member(path: str, key: str | int) -> str:
+    """The template expression that reads ``key`` of what ``path`` reads."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _NAME.match(key) and key not in _NOT_DOTTED:
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
+
+
+def _tree_node(key: str | int | None, path: str, value: Any) -> TreeNode:
+    node: TreeNode = {
+        "key": key,
+        "path": path,
+        "kind": "value",
+        "size": 0,
+        "value": None,
+        "cut": 0,
+        "children": [],
+        "more": 0,
+    }
+    if is_reference(value):
+        node["kind"], node["value"] = "reference", value
+    elif isinstance(value, Mapping):
+        node["kind"], node["size"] = "mapping", len(value)
+    elif isinstance(value, list | tuple):
+        node["kind"], node["size"] = "list", len(value)
+    elif isinstance(value, str) and len(value) > STORE_TEXT:
+        node["value"], node["cut"] = value[:STORE_TEXT], len(value) - STORE_TEXT
+    else:
+        node["value"] = value
+    return node
+
+
+def store_tree(store: Mapping[str, Any]) -> tuple[TreeNode, int]:
+    """The data store as the page's tree, and how many entries it leaves out: of each
+    mapping or list its first STORE_ENTRIES entries (the top two levels, which name the
+    steps, up to SHOWN_ATTEMPTS), STORE_NODES nodes in all, the levels nearest the top
+    first (a breadth-first walk: a long first branch cannot take every node), texts cut
+    at STORE_TEXT characters. Each node has the expression that reads it (the console
+    reads the whole store)."""
+    root = _tree_node(None, "", store)
+    budget = STORE_NODES
+    left_out = 0
+    queue: deque[tuple[TreeNode, Any, int]] = deque([(root, store, 0)])
+    while queue:
+        node, value, depth = queue.popleft()
+        if node["kind"] not in ("mapping", "list"):
+            continue
+        most = SHOWN_ATTEMPTS if depth < 2 else STORE_ENTRIES
+        take = max(0, min(node["size"], most, budget))
+        entries = value.items() if node["kind"] == "mapping" else enumerate(value)
+        for key, inner in islice(entries, take):
+            child = _tree_node(key, _member(node["path"], key), inner)
+            node["children"].append(child)
+            queue.append((child, inner, depth + 1))
+        budget -= take
+        node["more"] = node["size"] - take
+        left_out += node["more"]
+    return root, left_out
 
 
 def _iterations_done(
@@ -564,9 +857,15 @@ def _iterations_done(
     return sum(state.values())
 
 
-def _attempt(workflow: CompiledWorkflow, run: StepDocument, key: str | None) -> AttemptView:
+def _attempt(
+    workflow: CompiledWorkflow,
+    run: StepDocument,
+    key: str | None,
+    statuses: Mapping[str, str] | None = None,
+) -> AttemptView:
     step = workflow.steps.get(run["stepId"])
-    templates = list(_templates(step.spec.input, run.get("inputData"), "input")) if step else []
+    templates = _step_templates(step, run.get("inputData")) if step else []
+    children, counts = _children(run, statuses or {})
     return {
         "stepExecutionId": run["id"],
         "stepId": run["stepId"],
@@ -582,9 +881,41 @@ def _attempt(workflow: CompiledWorkflow, run: StepDocument, key: str | None) -> 
         "output": run["outputData"],
         "error": run["error"],
         "templates": templates,
-        "children": [c["id"] for c in run["childWorkflowExecutions"]],
+        "children": children,
+        "childCounts": counts,
+        "errorChildren": _error_children(run["error"]),
         "loop": dict(run.get("loop") or {}),
     }
+
+
+def _step_templates(step: CompiledStep, rendered: Any) -> builtins.list[TemplateValue]:
+    """Every template of the step's input with what it rendered to. A sub-workflow's
+    ``input`` is kept as written and rendered per child into ``inputs`` (it showed the
+    template as its own value): its rows show the child's value, or with ``items`` the
+    first SHOWN_CHILD_INPUTS children's."""
+    source = step.spec.input
+    inputs = rendered.get("inputs") if isinstance(rendered, dict) else None
+    if (
+        step.step_type.kind is not StepKind.SUB_WORKFLOW
+        or not isinstance(source, dict)
+        or not isinstance(rendered, dict)
+        or not isinstance(inputs, list)
+    ):
+        return list(_templates(source, rendered, "input"))
+    rows: builtins.list[TemplateValue] = []
+    for name, inner in source.items():
+        path = f"input.{name}"
+        if name != "input":
+            rows += _templates(inner, rendered.get(name, _MISSING), path)
+        elif rendered.get("items") is None:  # one child
+            rows += _templates(inner, inputs[0] if inputs else _MISSING, path)
+        else:
+            each = [list(_templates(inner, one, path)) for one in inputs[:SHOWN_CHILD_INPUTS]]
+            for index, row in enumerate(_templates(inner, _MISSING, path)):
+                row["value"] = [values[index]["value"] for values in each]
+                row["perChild"] = len(inputs)
+                rows.append(row)
+    return rows
 
 
 _MISSING = object()

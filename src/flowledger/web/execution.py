@@ -1,6 +1,6 @@
 """The execution page: graph, timeline, attempts (each with its step logs, fetched when
 it is opened), data store, console, events, artifacts, and the actions a role allows
-(cancel, retry, rerun from a step, a waiting step's form). A short id (a
+(cancel with a reason, retry, rerun from a step, a waiting step's form). A short id (a
 unique prefix, as the page and the CLI show ids) is sent on to the full one."""
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ async def execution_live(request: Request, execution_id: str) -> Response:
 @guarded
 async def cancel(request: Request, execution_id: str) -> Response:
     session, form = await changing(request, "operator")
-    reason = first(form, "reason") or "cancelled in the web UI"
+    reason = first(form, "reason").strip() or "cancelled in the web UI"
     try:
         await app_of(request).executions.cancel(
             CancelExecution(id=execution_id, by=session.caller["createdBy"], reason=reason)

@@ -19,6 +19,7 @@ from flowledger import __version__
 from flowledger.app.sessions import Session
 from flowledger.app.statuses import http_status
 from flowledger.app.tokens import allows
+from flowledger.app.views import STORE_ENTRIES, STORE_NODES
 from flowledger.artifacts.service import REFERENCE_KEY, is_reference
 from flowledger.controls import escaped
 from flowledger.durations import spoken
@@ -71,12 +72,16 @@ _DRAWN_NODE = ("id", "label", "type", "status", "parent", "isLoop", "done", "tot
 
 def drawable(graph: Mapping[str, Any]) -> dict[str, Any]:
     """A graph as the page's script draws it, with nothing it does not read: a 1,500-step
-    graph is sent again on each live refresh."""
+    graph is sent again on each live refresh. A step with children links to one (the
+    failed one when one failed), not every child's id (10,000 of them, for one step)."""
     nodes = []
     for node in graph["nodes"]:
         slim = {key: node[key] for key in _DRAWN_NODE}
-        if node["children"]:
-            slim["children"] = node["children"]
+        if node.get("child"):
+            slim["child"] = node["child"]
+            slim["childFailed"] = node["childFailed"]
+        if node.get("failedIterations"):
+            slim["failedIterations"] = node["failedIterations"]
         nodes.append(slim)
     edges = [{k: v for k, v in edge.items() if v is not None} for edge in graph["edges"]]
     return {**graph, "nodes": nodes, "edges": edges}
@@ -94,6 +99,8 @@ env.globals["flowledger_version"] = __version__
 env.globals["fields_of"] = fields_of
 env.globals["REFERENCE_KEY"] = REFERENCE_KEY
 env.globals["MAX_DRAWN"] = MAX_DRAWN
+env.globals["STORE_ENTRIES"] = STORE_ENTRIES
+env.globals["STORE_NODES"] = STORE_NODES
 env.filters["drawable"] = drawable
 
 

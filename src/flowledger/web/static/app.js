@@ -153,9 +153,14 @@
     return text.length > MAX_LABEL ? text.slice(0, MAX_LABEL - 1) + "…" : text;
   }
 
+  /* A step some iterations of which failed while it went on (continue_on_error) says how
+     many: its colour is that of the others (app.views decides). */
   function subtitle(n, done) {
-    return n.type + (n.isLoop && n.total !== null ? "  " + done + "/" + n.total : "");
+    return n.type + (n.isLoop && n.total !== null ? "  " + done + "/" + n.total : "") +
+      (n.failedIterations ? "  · " + n.failedIterations + " failed" : "");
   }
+
+  function childText(n) { return n.childFailed ? "failed child ↗" : "child ↗"; }
 
   function measurer() {
     if (fonts) return fonts;
@@ -179,7 +184,7 @@
 
   function nodeSize(n) {
     var width = measurer();
-    var label = width(shortened(n.label), "label") + (n.children && n.children.length ? 60 : 0);
+    var label = width(shortened(n.label), "label") + (n.child ? width(childText(n), "type") + 16 : 0);
     var sub = width(subtitle(n, n.total), "type");
     return { width: Math.ceil(Math.max(110, label, sub) + 22), height: n.isLoop ? 54 : 46 };
   }
@@ -263,8 +268,9 @@
     data.nodes.forEach(function (n) {
       var p = g.node(n.id);
       var x = p.x - p.width / 2, y = p.y - p.height / 2;
-      var status = n.status + (n.isLoop && n.total !== null ? ", " + n.done + " of " + n.total + " iterations done" : "");
-      var group = el("g", { "class": "node s-" + n.status, tabindex: "0", role: "button", "data-step": n.id,
+      var status = n.status + (n.isLoop && n.total !== null ? ", " + n.done + " of " + n.total + " iterations done" : "") +
+        (n.failedIterations ? ", " + n.failedIterations + " iterations failed (continue_on_error)" : "");
+      var group = el("g", { "class": "node s-" + n.status + (n.failedIterations ? " with-failures" : ""), tabindex: "0", role: "button", "data-step": n.id,
         "aria-label": "step " + n.label + " (" + n.type + "): " + status }, svg);
       el("rect", { x: x, y: y, width: p.width, height: p.height, rx: 6 }, group);
       if (n.label.length > MAX_LABEL) el("title", {}, group).textContent = n.label;
@@ -272,10 +278,10 @@
       title.textContent = shortened(n.label);
       var sub = el("text", { x: x + 10, y: y + 34, "class": "node-type" }, group);
       sub.textContent = subtitle(n, n.done);
-      if (n.children && n.children.length) {
-        var link = el("a", { href: "/executions/" + n.children[0], "class": "child-link" }, group);
+      if (n.child) {
+        var link = el("a", { href: "/executions/" + encodeURIComponent(n.child), "class": "child-link" + (n.childFailed ? " failed" : "") }, group);
         var lt = el("text", { x: x + p.width - 10, y: y + 18, "text-anchor": "end" }, link);
-        lt.textContent = "child ↗";
+        lt.textContent = childText(n);
       }
       group.addEventListener("click", function (ev) { if (ev.target.closest("a")) return; pick(n.id); });
       group.addEventListener("keydown", function (ev) {
@@ -310,6 +316,20 @@
       if (named) { named.value = stepId; named.scrollIntoView({ block: "nearest" }); }
     }
   }
+
+  /* An attempt opened fetches its log lines into place (its link's page, as a fragment):
+     only then, so a page of many attempts stays light. A refresh brings the link back,
+     and reopening the attempt (kept open) fetches them again. "toggle" does not bubble:
+     it is caught on its way down. */
+  document.addEventListener("toggle", function (ev) {
+    var d = ev.target;
+    if (!d.matches || !d.matches("details.attempt") || !d.open || !window.htmx) return;
+    var box = d.querySelector(".step-logs");
+    var link = box && !box.hasAttribute("data-loading") && box.querySelector("a[href]");
+    if (!link) return;
+    box.setAttribute("data-loading", "");
+    window.htmx.ajax("GET", link.getAttribute("href"), { target: box, swap: "innerHTML" });
+  }, true);
 
   /* A refused form is shown again at the URL it posted to: put the page's own address
      back, so a reload shows the page instead of sending the form again. */
