@@ -129,3 +129,32 @@ def _until(http: httpx.Client, job_run_id: str, *statuses: str) -> dict[str, Any
             assert doc["status"] in statuses, doc
             return doc
         time.sleep(0.05)
+
+
+def test_a_job_run_with_an_idempotency_key_is_created_once(service: Service) -> None:
+    """The key was ignored: a client retrying after a timeout created a second job run
+    (tour 22C F2)."""
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, HELLO)
+        job = json.dumps(
+            {"name": unique("j"), "workflows": [{"workflow": name, "input": {"who": "A"}}]}
+        )
+        key = {"Idempotency-Key": unique("job"), "Content-Type": "application/json"}
+        first = http.post("/api/v1/job-runs", content=job, headers=key)
+        again = http.post("/api/v1/job-runs", content=job, headers=key)
+        assert (first.status_code, again.status_code) == (201, 201), again.text
+        assert again.json()["id"] == first.json()["id"]
+        other = error(
+            http.post("/api/v1/job-runs", content=job.replace('"A"', '"B"'), headers=key), 409
+        )
+        assert other["message"].startswith(f"the idempotency key {key['Idempotency-Key']!r} "
+                                           f"created job run {first.json()['id']} of another job")  # fmt: skip
+        bad = error(
+            http.post(
+                "/api/v1/job-runs", content=job, headers={**key, "Idempotency-Key": "k" * 161}
+            ),
+            422,
+        )
+        assert bad["details"]["field_path"] == ["Idempotency-Key"]
+        executions = http.get("/api/v1/executions", params={"workflow": name}).json()["items"]
+        assert len(executions) == 1

@@ -1,5 +1,6 @@
 """Query parameters a route does not take, or takes once but got twice, are refused
-(api.parameters): ``?stauts=Failed`` listed every execution."""
+(api.parameters): ``?stauts=Failed`` listed every execution. So is an Idempotency-Key sent
+to a route that would ignore it."""
 
 from __future__ import annotations
 
@@ -50,3 +51,25 @@ def test_hooks_keep_any_query_as_trigger_data(service: Service) -> None:
         name = push(http, HOOK)
         answer = http.post(f"/hooks/{name}/in?anything=1&anything=2", json={})
         assert answer.status_code in (200, 201, 202), answer.text
+
+
+def test_an_idempotency_key_is_refused_where_it_would_be_ignored(service: Service) -> None:
+    """POST /workflow-runs took an Idempotency-Key and ignored it: a client's retry
+    started a second run. A route that changes something and takes no key says so."""
+    with service.client("admin") as http:
+        name = push(http, HELLO)
+        made = start(http, name, {"who": "ada"})["id"]
+        key = {"Idempotency-Key": "k-1"}
+        for method, url, body in (
+            ("POST", f"/api/v1/executions/{made}/cancel", {}),
+            ("POST", "/api/v1/entity-types", {"name": "KeyedType"}),
+            ("DELETE", f"/api/v1/workflows/{name}", None),
+        ):
+            found = error(http.request(method, url, json=body, headers=key), 422)
+            assert found["details"]["field_path"] == ["Idempotency-Key"]
+            assert found["message"] == (
+                "Idempotency-Key: this route does not take it, and would do what it asks "
+                "again on a retry; only a start, POST /workflow-runs and POST /job-runs do"
+            )
+        assert http.get(f"/api/v1/workflows/{name}").status_code == 200  # not deleted
+        assert http.get(f"/api/v1/executions/{made}", headers=key).status_code == 200  # safe

@@ -131,6 +131,10 @@ def test_a_start_with_an_idempotency_key_starts_once(service: Service) -> None:
         assert again.json()["id"] == first.json()["id"]
         other = error(http.post(url, json={"input": {"who": "Bob"}}, headers=key), 409)
         assert first.json()["id"] in other["message"]
+        # Another correlationId answered the first execution, filed under none (tour 22C F3).
+        filed = {"input": {"who": "Ada"}, "correlationId": "cid-different"}
+        moved = error(http.post(url, json=filed, headers=key), 409)
+        assert "with no correlation id, not correlation id 'cid-different'" in moved["message"]
         fresh = http.post(url, json={"input": {"who": "Ada"}}, headers={"Idempotency-Key": "2"})
         assert fresh.status_code == 201 and fresh.json()["id"] != first.json()["id"]
         listed = http.get("/api/v1/executions", params={"workflow": name}).json()["items"]

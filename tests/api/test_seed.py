@@ -15,6 +15,8 @@ import jsonschema
 import pytest
 
 from flowledger.app import App, ListStates, RerunExecution, RetryExecution, SubmitInput
+from tests.api.conftest import Service
+from tests.api.helpers import HELLO, error, push, unique
 from tests.api.serve import Server, served
 
 ID = {"type": "string", "minLength": 1}
@@ -260,3 +262,34 @@ async def test_states_need_no_plugin(tmp_path: Path) -> None:
     assert states == expected
     assert [s["stage"]["name"] for s in states] == ["twice", "keep"]
     assert states[-1]["stage"]["variables"] == {"seen": 4}
+
+
+def test_a_run_with_an_idempotency_key_starts_once(service: Service) -> None:
+    """The key was ignored: two POSTs with one key started two runs (tour 22C F2). It is
+    the start's key, in one key space with POST /workflows/{name}/executions."""
+    with service.client("admin") as admin, service.client("operator") as http:
+        name = push(admin, HELLO)
+        key = {"Idempotency-Key": unique("run")}
+        body = {"workflowId": name, "input": {"who": "Ada"}}
+        first = http.post("/api/v1/workflow-runs", json=body, headers=key)
+        again = http.post("/api/v1/workflow-runs", json=body, headers=key)
+        assert (first.status_code, again.status_code) == (201, 201), again.text
+        assert again.json()["id"] == first.json()["id"]
+        check(RUN_SCHEMA, again.json())
+        started = http.post(f"/api/v1/workflows/{name}/executions", json={"input": body["input"]},
+                            headers=key)  # fmt: skip
+        assert (started.status_code, started.json()["id"]) == (201, first.json()["id"])
+        other = {**body, "input": {"who": "Bob"}}
+        conflict = error(http.post("/api/v1/workflow-runs", json=other, headers=key), 409)
+        assert "with another input" in conflict["message"]
+        bad = error(
+            http.post(
+                "/api/v1/workflow-runs",
+                json=body,
+                headers={"Idempotency-Key": "é".encode("latin-1")},
+            ),
+            422,
+        )
+        assert bad["details"]["field_path"] == ["Idempotency-Key"]
+        runs = http.get("/api/v1/workflow-runs", params={"workflowId": name}).json()["items"]
+        assert [r["id"] for r in runs] == [first.json()["id"]]

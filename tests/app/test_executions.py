@@ -389,6 +389,35 @@ async def test_an_idempotency_key_tells_true_from_one(app: App, hello_file: str)
         StartExecution(workflow=hello_file, idempotency_key="clé")
 
 
+async def test_an_idempotency_key_with_another_correlation_id_is_a_conflict(
+    app: App, hello_file: str
+) -> None:
+    """The same key with another correlationId answered the first execution, filed under
+    the correlation id of the first request, as if the second had been taken (tour 22C
+    F3). A correlation id given against none is another request too."""
+    keyed = StartExecution(workflow=hello_file, idempotency_key="c", correlation_id="order-1")
+    started = await app.executions.start(keyed)
+    assert (await app.executions.start(keyed))["id"] == started["id"]
+    for other in ("order-2", None):
+        changed = keyed.model_copy(update={"correlation_id": other})
+        with pytest.raises(ConflictError) as caught:
+            await app.executions.start(changed)
+        shown = "no correlation id" if other is None else f"correlation id {other!r}"
+        assert str(caught.value) == (
+            f"the idempotency key 'c' started execution {started['id']} with correlation id "
+            f"'order-1', not {shown}; use a new key for a new start"
+        )
+    # Started without one, it holds its own id; a retry without one is the same start.
+    bare = StartExecution(workflow=hello_file, idempotency_key="d")
+    first = await app.executions.start(bare)
+    assert first["correlationId"] == first["id"]
+    assert (await app.executions.start(bare))["id"] == first["id"]
+    with pytest.raises(ConflictError, match="with no correlation id, not correlation id 'x'"):
+        await app.executions.start(bare.model_copy(update={"correlation_id": "x"}))
+    listed = await app.executions.list(ListExecutions())
+    assert len(listed.items) == 2
+
+
 HOOKED_CUSTOM = """
 name: hooked-custom
 triggers:

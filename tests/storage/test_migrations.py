@@ -17,12 +17,13 @@ from sqlalchemy import Connection, insert, inspect, text, update
 from flowledger.errors import StorageError
 from flowledger.storage import migrations, open_store
 from flowledger.storage.schema import SCHEMA_VERSION, executions, meta, metadata
+from flowledger.storage.schema_jobs import job_runs
 from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 14)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 15)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -447,7 +448,7 @@ async def test_revision_0012_indexes_the_unfinished_schedule_executions(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0011")
             store.conn.execute(insert(executions), [running, ended])
-        assert await store.upgrade() == ["0012", "0013"]
+        assert await store.upgrade() == ["0012", "0013", "0014"]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
         store.conn.rollback()
         index = found["ix_executions_unfinished_schedule"]
@@ -475,8 +476,38 @@ async def test_revision_0013_counts_skipped_ticks_from_zero(empty_db: MakeDb) ->
                     updated_at=when,
                 )
             )
-        assert await store.upgrade() == ["0013"]
+        assert await store.upgrade() == ["0013", "0014"]
         [state] = await store.schedule_states()
         assert (state.last_tick, state.skipped_ticks, state.last_skipped_tick) == (when, 0, None)
+    finally:
+        await store.close()
+
+
+async def test_revision_0014_keys_job_runs_once_and_keeps_the_old_ones(empty_db: MakeDb) -> None:
+    """Job runs stored at revision 0013 are kept, with no key; from 0014 a key is taken
+    by one job run only (POST /job-runs with an Idempotency-Key)."""
+    store = sql_store(empty_db())
+    row: dict[str, Any] = {
+        "id": "j-old",
+        "name": "nightly",
+        "status": "Completed",
+        "continue_on_failure": False,
+        "items": "[]",
+        "format_version": 1,
+        "created_at": T0,
+        "created_by": "python",
+    }
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0013")
+            store.conn.execute(insert(job_runs), [row])
+        assert await store.upgrade() == ["0014"]
+        old = await store.get_job_run("j-old")
+        assert old is not None and old["idempotency_key"] is None
+        keyed = {**row, "name": "keyed", "status": "NotStarted", "idempotency_key": "k"}
+        assert await store.create_job_run({**keyed, "id": "j-1"}) == "j-1"
+        assert await store.create_job_run({**keyed, "id": "j-2"}) == "j-1"  # nothing written
+        assert await store.create_job_run({**row, "id": "j-3"}) == "j-3"  # no key: no limit
+        assert await store.get_job_run("j-2") is None
     finally:
         await store.close()

@@ -8,16 +8,18 @@ low. The check itself is the application's (``App.tokens.authenticate``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flowledger.app import App, Authenticate, Caller, Role
 from flowledger.app.tokens import token_hash
 from flowledger.config import Limits
+from flowledger.errors import InvalidInputError
 
 #: The prefix of every route of SPEC §6 (not of /healthz, /readyz, /metrics, /hooks).
 API_PREFIX = "/api/v1"
@@ -25,11 +27,13 @@ API_PREFIX = "/api/v1"
 __all__ = [
     "API_PREFIX",
     "AppDep",
+    "IdempotencyKey",
     "LimitsDep",
     "Paging",
     "Principal",
     "Role",
     "get_app",
+    "key_as_header",
     "require",
 ]
 
@@ -97,3 +101,26 @@ Paging = Annotated[dict[str, Any], Depends(paging)]
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+#: The ``Idempotency-Key`` of a route that creates something once per key (a start, a
+#: workflow run, a job run); api.parameters refuses it on a route that does not take it.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Create once per key (at most 160 printable ASCII characters): a "
+        "request with a key used before answers what that key created (201, as then), or "
+        "409 when the request differs.",
+    ),
+]
+
+
+@contextmanager
+def key_as_header() -> Iterator[None]:
+    """Name the key as the client sent it, a header, in a refusal of the request built
+    inside (the request model calls it ``idempotencyKey``, a body field's name)."""
+    try:
+        yield
+    except InvalidInputError as exc:
+        raise exc.renamed("idempotencyKey", "Idempotency-Key") from None

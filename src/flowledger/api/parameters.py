@@ -7,6 +7,11 @@ acting on that list (cancelling "the failed ones") acted on all of them; with
 route under ``/api/v1`` depends on :func:`known_parameters`, which answers 422
 ``invalid_input`` naming the parameter and what the route takes. ``/hooks`` keeps any
 query (it is trigger data), and the web pages are not API routes.
+
+The same for an ``Idempotency-Key`` header sent to a route that changes something but
+does not take one: it was ignored, so a client retrying after a timeout did it twice
+(``POST /workflow-runs`` started two runs). Only a safe method (GET, HEAD) may carry one
+it does not use: it repeats nothing.
 """
 
 from __future__ import annotations
@@ -30,10 +35,21 @@ _DECLARED: dict[Callable[..., Any], dict[str, bool]] = {}
 
 async def known_parameters(request: Request) -> None:
     """InvalidInputError for a query parameter the route does not declare, or one that
-    is not a list and was sent more than once."""
-    query = request.scope.get("query_string")
-    route = request.scope.get("route")
-    if not query or not isinstance(route, APIRoute):
+    is not a list and was sent more than once; and for an ``Idempotency-Key`` sent to a
+    route that changes something and does not take one."""
+    scope = request.scope
+    route = scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    if scope["method"] not in _SAFE and not _takes_key(route):
+        for name, _ in scope["headers"]:
+            if name == b"idempotency-key":
+                raise InvalidInputError(
+                    "this route does not take it, and would do what it asks again on a "
+                    "retry; only a start, POST /workflow-runs and POST /job-runs do",
+                    ("Idempotency-Key",),
+                )
+    if not scope.get("query_string"):
         return
     declared = _declared(route)
     counts = Counter(name for name, _ in request.query_params.multi_items())
@@ -45,6 +61,19 @@ async def known_parameters(request: Request) -> None:
             )
         if count > 1 and not declared[name]:
             raise InvalidInputError(f"sent {count} times; send the parameter once", (name,))
+
+
+_SAFE = frozenset({"GET", "HEAD"})
+#: A route's endpoint → whether it declares the ``Idempotency-Key`` header.
+_KEYED: dict[Callable[..., Any], bool] = {}
+
+
+def _takes_key(route: APIRoute) -> bool:
+    found = _KEYED.get(route.endpoint)
+    if found is None:
+        names = {p.alias.lower() for p in route.dependant.header_params}
+        found = _KEYED[route.endpoint] = "idempotency-key" in names
+    return found
 
 
 def _declared(route: APIRoute) -> dict[str, bool]:

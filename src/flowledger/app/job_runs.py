@@ -47,10 +47,14 @@ class JobRunsApp:
     async def create(self, request: CreateJobRun) -> JobRunDocument:
         """Check a job-run file and store the job run (every item checked first). Without
         ``hold`` its first workflow starts now and the workers run it (they are woken, as
-        for any start); with it, :meth:`drive` it here."""
+        for any start); with it, :meth:`drive` it here. With ``idempotency_key``, once per
+        key: the job run that key created (ConflictError for another job)."""
         job = self._load(request)  # a bad file fails before anything is stored
         job_run_id = await self._runner.create(
-            job, created_by=request.created_by, hold=request.hold
+            job,
+            created_by=request.created_by,
+            hold=request.hold,
+            idempotency_key=request.idempotency_key,
         )
         if not request.hold:
             await self._wake()

@@ -151,6 +151,15 @@ def _json_object(value: Any) -> Any:
     return value
 
 
+#: A client's key for a start (HTTP ``Idempotency-Key``, ``start --idempotency-key``): the
+#: same key again answers what it started instead of starting another. Printable ASCII: an
+#: HTTP header reads other bytes as Latin-1, so a key with an ``é`` sent by the API and by
+#: the CLI would be two keys.
+IdempotencyKey = Annotated[
+    str | None, Field(default=None, min_length=1, max_length=160, pattern=r"^[\x20-\x7e]+$")
+]
+
+
 # -- executions ---------------------------------------------------------------------------
 
 
@@ -167,13 +176,9 @@ class StartExecution(Request):
     hold: bool = False
     #: Only a pushed workflow's name, never a file on this machine (the HTTP face).
     stored_only: bool = False
-    #: A client's key for this start (HTTP ``Idempotency-Key``, ``start --idempotency-key``):
-    #: the same key again answers the execution it started instead of starting another.
-    #: Printable ASCII: an HTTP header reads other bytes as Latin-1, so a key with an ``é``
-    #: sent by the API and by the CLI would be two keys.
-    idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=160, pattern=r"^[\x20-\x7e]+$"
-    )
+    #: The same key again answers the execution it started (with another input or
+    #: correlation id: ConflictError).
+    idempotency_key: IdempotencyKey = None
 
     _check_input = field_validator("input", mode="before")(_json_object)
 
@@ -452,6 +457,8 @@ class CreateWorkflowRun(Request):
     workflow_id: str = Field(min_length=1, max_length=128)
     input: dict[str, Any] | None = Field(default_factory=dict)
     created_by: str = "python"
+    #: As a start's (StartExecution): the same key again answers the run it started.
+    idempotency_key: IdempotencyKey = None
 
     _check_input = field_validator("input", mode="before")(_json_object)
 
@@ -578,6 +585,9 @@ class CreateJobRun(Request):
     #: file, and definition files as its workflows. Without it (a service face: the HTTP
     #: API) every workflow is a pushed workflow's name and no file is ever read.
     read_files: bool = False
+    #: The same key again answers the job run it created instead of creating another
+    #: (with another document: ConflictError).
+    idempotency_key: IdempotencyKey = None
 
     def model_post_init(self, context: Any) -> None:
         if (self.file is None) == (self.text is None):
@@ -587,6 +597,12 @@ class CreateJobRun(Request):
                 "a job-run file is read only for a local caller (read_files); "
                 "send the document as text, naming pushed workflows",
                 ("file",),
+            )
+        if self.hold and self.idempotency_key is not None:
+            raise InvalidInputError(
+                "an idempotency key is for a job run the workers carry on; a held job run "
+                "is driven by its caller, who has its id already",
+                ("idempotencyKey",),
             )
 
 

@@ -112,13 +112,16 @@ class Seed:
         return run_document(await self._executions.get(GetExecution(id=request.id)))
 
     async def create_run(self, request: CreateWorkflowRun) -> WorkflowRunDocument:
-        """Start the pushed workflow named ``workflowId`` (the workers run it)."""
+        """Start the pushed workflow named ``workflowId`` (the workers run it); with an
+        ``idempotency_key``, once per key, as a start is (one key space for both: a
+        key used by either answers the execution it started)."""
         doc = await self._executions.start(
             StartExecution(
                 workflow=request.workflow_id,
                 input=request.input or {},
                 created_by=request.created_by,
                 stored_only=True,
+                idempotency_key=request.idempotency_key,
             )
         )
         return run_document(doc)

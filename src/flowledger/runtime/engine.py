@@ -103,6 +103,10 @@ def _unacted(row: Row) -> bool:
     return int(row.get("signals_sent") or 0) > int(row.get("signals_taken") or 0)
 
 
+def _correlation(given: str | None) -> str:
+    return f"correlation id {given!r}" if given is not None else "no correlation id"
+
+
 def default_db_url() -> str:
     """``FLOWLEDGER_DB`` or the default: for the faces (the CLI), which read the environment."""
     return Settings.from_env().db_url
@@ -638,7 +642,8 @@ class Engine:
     ) -> dict[str, Any]:
         """:meth:`start_document` that starts ``workflow`` once per ``key`` (a client's
         idempotency key): a start with a key used before creates nothing and answers the
-        execution that key started, as it is now; with another input it is refused
+        execution that key started, as it is now; with another input or another
+        ``correlation_id`` (one given against none is another) it is refused
         (ConflictError). A key is kept as long as its execution (a prune frees it)."""
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
         lineage = Lineage(trigger_key=f"start:{compiled.name}:{key}")
@@ -654,6 +659,18 @@ class Engine:
             raise ConflictError(
                 f"the idempotency key {key!r} started execution {execution_id} with another "
                 "input; use a new key for a new start"
+            )
+        # Answering the first execution under another correlation id told the client it
+        # was filed under the one it sent (tour 22C F3). An execution started without one
+        # holds its own id.
+        earlier_given = earlier["correlationId"]
+        if earlier_given == execution_id:
+            earlier_given = None
+        if correlation_id != earlier_given:
+            raise ConflictError(
+                f"the idempotency key {key!r} started execution {execution_id} with "
+                f"{_correlation(earlier_given)}, not {_correlation(correlation_id)}; "
+                "use a new key for a new start"
             )
         return earlier
 

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from flowledger.codec import same_json
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.jobs import JobFile
 from flowledger.errors import (
@@ -70,11 +71,23 @@ class JobRuns:
 
     # -- creation -----------------------------------------------------------------------------
 
-    async def create(self, job: JobFile, *, created_by: str = "python", hold: bool = False) -> str:
+    async def create(
+        self,
+        job: JobFile,
+        *,
+        created_by: str = "python",
+        hold: bool = False,
+        idempotency_key: str | None = None,
+    ) -> str:
         """Check and store a job run; return its id. With ``hold`` it is created leased to
         this engine (call :meth:`drive` next). Without, its first workflow starts here and
         now, which wakes the workers as any start does; they run it, and the worker that
-        ends each workflow starts the next (the workers' JobAdvancer)."""
+        ends each workflow starts the next (the workers' JobAdvancer).
+
+        With ``idempotency_key`` (never with ``hold``) a job run is created once per key:
+        a create with a key used before stores nothing and returns the id of the job run
+        it created; one whose job differs (its name, ``continue_on_failure``, or a
+        workflow's name or input) is refused (ConflictError)."""
         resolved = await self._resolve(job)
         items = []
         for compiled, arguments in resolved:  # stored only once every item checked out
@@ -103,8 +116,11 @@ class JobRuns:
             "created_by": created_by,
             "lease_owner": engine.owner if hold else None,
             "lease_expires_at": now + engine.lease if hold else None,
+            "idempotency_key": idempotency_key,
         }
-        await engine.store.create_job_run(row)
+        stored = await engine.store.create_job_run(row)
+        if stored != job_run_id:
+            return await self._created_before(stored, row, idempotency_key or "")
         log.info(
             "job run %s (%s) created with %d workflows",
             job_run_id,
@@ -121,6 +137,26 @@ class JobRuns:
                     job_run_id,
                     extra=log_extra("advance_job_run", job_run_id=job_run_id),
                 )
+        return job_run_id
+
+    async def _created_before(self, job_run_id: str, row: Row, key: str) -> str:
+        """The job run ``key`` created, when ``row`` asks for the same job; else
+        ConflictError. A workflow's version is not compared: one pushed since the first
+        create is still the same request, retried."""
+        earlier = await self.engine.store.get_job_run(job_run_id)
+        if earlier is None:  # pruned between the insert and this read
+            raise ConflictError(f"the idempotency key {key!r} was used by a job run just removed")
+
+        def asked(r: Row) -> Any:
+            items = [[i["workflowName"], i["input"]] for i in json.loads(r["items"])]
+            return [r["name"], bool(r["continue_on_failure"]), items]
+
+        if not same_json(asked(earlier), asked(row)):  # JSON's true is not 1
+            raise ConflictError(
+                f"the idempotency key {key!r} created job run {job_run_id} of another job "
+                "(its name, continue_on_failure, or a workflow or its input differ); use a "
+                "new key for a new job run"
+            )
         return job_run_id
 
     async def check_files(self, job: JobFile, *, stored: bool = False) -> int:

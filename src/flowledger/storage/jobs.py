@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema import UNFINISHED, executions
 from flowledger.storage.schema_jobs import job_runs
@@ -42,8 +43,10 @@ class JobStore(ABC):
     """What the runtime and the faces need from a database for jobs."""
 
     @abstractmethod
-    async def create_job_run(self, row: Row) -> None:
-        """Insert a job run (``lease_owner`` set when its creator advances it itself)."""
+    async def create_job_run(self, row: Row) -> str:
+        """Insert a job run (``lease_owner`` set when its creator advances it itself);
+        return its id. When its ``idempotency_key`` is taken (by an earlier create, or
+        one racing this one), nothing is written and the id of that job run returns."""
 
     @abstractmethod
     async def get_job_run(self, job_run_id: str) -> Row | None: ...
@@ -113,9 +116,23 @@ class SQLJobStore(SQLPart, JobStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
 
     @writes
-    def create_job_run(self, row: Row) -> None:
-        with self.conn.begin():
-            self.conn.execute(insert(job_runs), [row])
+    def create_job_run(self, row: Row) -> str:
+        try:
+            with self.conn.begin():
+                self.conn.execute(insert(job_runs), [row])
+        except IntegrityError:
+            # Only the insert tells two creates of one key apart (a look first cannot).
+            key = row.get("idempotency_key")
+            existing = self._job_run_by_key(key) if key is not None else None
+            if existing is None:
+                raise
+            return existing
+        return str(row["id"])
+
+    def _job_run_by_key(self, key: str) -> str | None:
+        t = job_runs
+        with self.reading():
+            return self.conn.execute(select(t.c.id).where(t.c.idempotency_key == key)).scalar()
 
     @reads
     def get_job_run(self, job_run_id: str) -> Row | None:

@@ -25,6 +25,9 @@ job_runs = Table(
     #: The process advancing the run (a foreground `jobs run`, or a worker for a moment).
     Column("lease_owner", String(200)),
     Column("lease_expires_at", UTCDateTime),
+    #: A client's Idempotency-Key (``POST /job-runs``): a job run is created once per key.
+    Column("idempotency_key", String(200)),
     Index("ix_job_runs_status", "status"),
     Index("ix_job_runs_created", "created_at"),
+    Index("uq_job_runs_idempotency_key", "idempotency_key", unique=True),
 )

@@ -7,7 +7,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from flowledger.api.bodies import text_body
-from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
+from flowledger.api.deps import (
+    API_PREFIX,
+    AppDep,
+    IdempotencyKey,
+    Operator,
+    Paging,
+    Viewer,
+    key_as_header,
+)
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -37,12 +45,19 @@ _JOB_BODY = {
     status_code=201,
     response_model=JobRunDocument,
     summary="Create a job run from a job-run document naming pushed workflows (operator)",
+    description="With an `Idempotency-Key`, once per key: the same key again answers the "
+    "job run it created (201), or 409 when the document asks for another job.",
     openapi_extra=_JOB_BODY,
 )
-async def create_job_run(request: Request, app: AppDep, caller: Operator) -> Response:
+async def create_job_run(
+    request: Request, app: AppDep, caller: Operator, idempotency_key: IdempotencyKey = None
+) -> Response:
     text = await text_body(request, "the job-run document")
-    created = await app.job_runs.create(CreateJobRun(text=text, created_by=caller.created_by))
-    return render(created, 201)
+    with key_as_header():
+        asked = CreateJobRun(
+            text=text, created_by=caller.created_by, idempotency_key=idempotency_key
+        )
+    return render(await app.job_runs.create(asked), 201)
 
 
 @router.get(

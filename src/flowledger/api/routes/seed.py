@@ -9,7 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from flowledger.api.bodies import Body as BodyModel
-from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
+from flowledger.api.deps import (
+    API_PREFIX,
+    AppDep,
+    IdempotencyKey,
+    Operator,
+    Paging,
+    Viewer,
+    key_as_header,
+)
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -69,11 +77,22 @@ async def get_run(id: str, app: AppDep, caller: Viewer) -> Response:
     status_code=201,
     response_model=WorkflowRunDocument,
     summary="Start a pushed workflow by name; workers run it (operator)",
+    description="With an `Idempotency-Key`, once per key, as `POST /workflows/{name}/executions` "
+    "starts (one key space for both).",
 )
-async def create_run(app: AppDep, caller: Operator, body: Annotated[RunBody, Body()]) -> Response:
-    request = CreateWorkflowRun(
-        workflow_id=body.workflow_id, input=body.input, created_by=caller.created_by
-    )
+async def create_run(
+    app: AppDep,
+    caller: Operator,
+    body: Annotated[RunBody, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    with key_as_header():
+        request = CreateWorkflowRun(
+            workflow_id=body.workflow_id,
+            input=body.input,
+            created_by=caller.created_by,
+            idempotency_key=idempotency_key,
+        )
     return render(await app.seed.create_run(request), 201)
 
 

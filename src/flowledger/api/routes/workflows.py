@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from fastapi.routing import APIRoute
 from typing_extensions import TypedDict
 
 from flowledger.api.bodies import StartBody, text_body
-from flowledger.api.deps import API_PREFIX, Admin, AppDep, Operator, Paging, Viewer
+from flowledger.api.deps import (
+    API_PREFIX,
+    Admin,
+    AppDep,
+    IdempotencyKey,
+    Operator,
+    Paging,
+    Viewer,
+    key_as_header,
+)
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
     ExecutionDocument,
     GetWorkflow,
     GetWorkflowVersion,
-    InvalidInputError,
     ListWorkflows,
     Page,
     PushWorkflows,
@@ -113,19 +121,11 @@ async def start_execution(
     caller: Operator,
     # No body starts without input; a JSON null is refused (422) as any non-object is.
     body: Annotated[StartBody, Body(default_factory=StartBody)],
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            description="Start once per key: a start with a key used before answers the "
-            "execution it started (201, as then), or 409 when its input differs.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     # api.hot answers the plainest of these before routing, with the same two calls.
-    try:
+    with key_as_header():
         request = body.request(name, caller.created_by, idempotency_key)
-    except InvalidInputError as exc:  # the key is a header: say so by its name
-        raise exc.renamed("idempotencyKey", "Idempotency-Key") from None
     return render(await app.executions.start(request), 201)
 
 
