@@ -16,7 +16,7 @@ Words, once (SPEC §4 and the seed runtime):
 
 from __future__ import annotations
 
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -28,6 +28,19 @@ PathSegment = str | int
 FieldPath = tuple[PathSegment, ...]
 #: Any JSON value (kept loose on purpose: user data is arbitrary JSON).
 JSON = Any
+#: SPEC §4's execution statuses, as documents spell them (runtime.status.ExecutionStatus
+#: holds the same values): an enum in the OpenAPI document, so typed clients get one.
+ExecutionStatusName = Literal[
+    "NotStarted",
+    "InProgress",
+    "AwaitingUserInput",
+    "Completed",
+    "CompletedWithNoActionTaken",
+    "Failed",
+    "Cancelled",
+]
+#: SPEC §4's step statuses (runtime.status.StepStatus).
+StepStatusName = Literal["NotStarted", "InProgress", "Completed", "Disabled", "Failed", "Cancelled"]
 
 
 class ChildReference(TypedDict):
@@ -42,7 +55,7 @@ class StepDocument(TypedDict):
     id: str
     type: str
     stepId: str
-    status: str
+    status: StepStatusName
     attempt: int
     startedAt: str | None
     completedAt: str | None
@@ -79,7 +92,7 @@ class ExecutionDocument(TypedDict):
     workflowTemplateVersionId: str
     workflowName: str
     workflowVersion: int
-    runtimeStatus: str
+    runtimeStatus: ExecutionStatusName
     currentStateName: str | None
     startedAt: str | None
     completedAt: str | None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
 
@@ -59,6 +59,12 @@ class InputBody(Body):
 
 class CancelBody(Body):
     reason: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, value: Any) -> Any:
+        # A JSON null was taken as no body before the body was declared a plain object.
+        return {} if value is None else value
 
 
 class EntityTypeBody(Body):

@@ -17,5 +17,5 @@ router = APIRouter(tags=["health"])
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
-async def metrics(app: AppDep) -> Response:
+async def get_metrics(app: AppDep) -> Response:
     return Response(await app.metrics.exposition(), media_type=CONTENT_TYPE)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 
 from flowledger import __version__
 from flowledger.api import errors, metrics, tracing
@@ -19,7 +20,7 @@ from flowledger.api.deps import API_PREFIX
 from flowledger.api.edge import Edge
 from flowledger.api.hot import HotPaths
 from flowledger.api.parameters import known_parameters
-from flowledger.api.routes import ROUTERS, executions, workflows
+from flowledger.api.routes import ROUTERS, executions, outbound, workflows
 from flowledger.app import App
 from flowledger.config import Limits
 
@@ -35,9 +36,18 @@ class ApiSettings:
     span_processor: Any = None
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its endpoint's name in camelCase (``startExecution``,
+    ``getExecution``), which generated clients name their methods by. FastAPI's default
+    appended the path and method (``get_execution_api_v1_executions__id__get``)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
 def create_api(app: App, settings: ApiSettings) -> FastAPI:
     """The HTTP face over ``app``."""
     api = FastAPI(
+        generate_unique_id_function=operation_id,
         title="flowledger",
         version=__version__,
         summary="A durable, declarative workflow engine: the runs API (SPEC §6).",
@@ -58,6 +68,7 @@ def create_api(app: App, settings: ApiSettings) -> FastAPI:
             router, dependencies=refuse_unknown if router.prefix == API_PREFIX else None
         )
     api.include_router(metrics.router)
+    api.webhooks.include_router(outbound.webhooks)  # described, never served
     api.add_middleware(
         HotPaths,
         flowledger=app,

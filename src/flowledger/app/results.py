@@ -10,7 +10,7 @@ from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict
 
 from flowledger.app.models import SeedStatus
-from flowledger.types import EventDocument
+from flowledger.types import EventDocument, ExecutionStatusName
 
 T = TypeVar("T")
 
@@ -203,7 +203,7 @@ class JobRunItem(TypedDict):
     workflowVersion: int
     input: Any
     executionId: str | None
-    runtimeStatus: str | None
+    runtimeStatus: ExecutionStatusName | None
     #: The execution's error (``message``, ``stepId``, ``attempt``) when it failed.
     error: Any
 
@@ -211,7 +211,8 @@ class JobRunItem(TypedDict):
 class JobRunDocument(TypedDict):
     id: str
     name: str
-    status: str
+    #: The execution statuses (runtime.job_state says what each means of a job run).
+    status: ExecutionStatusName
     continueOnFailure: bool
     createdAt: str
     startedAt: str | None

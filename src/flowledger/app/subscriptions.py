@@ -42,7 +42,7 @@ from flowledger.config import Limits
 from flowledger.errors import InvalidInputError, NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.timeutil import iso
-from flowledger.types import Row
+from flowledger.types import ExecutionStatusName, Row
 
 Event = Literal[
     "execution.completed",
@@ -116,6 +116,26 @@ class CreatedSubscription(SubscriptionDocument):
     secret: str
     #: What is taken but likely a mistake (a workflow of no known name), one line each.
     warnings: list[str]
+
+
+class DeliveryData(TypedDict):
+    """The execution a delivery reports (runtime.lifecycle fills it in)."""
+
+    executionId: str
+    workflowName: str
+    workflowVersion: int
+    correlationId: str | None
+    runtimeStatus: ExecutionStatusName
+
+
+class DeliveryPayload(TypedDict):
+    """The body each delivery POSTs, signed as a Standard Webhook (worker.deliveries)."""
+
+    type: Event
+    #: When the status changed (ISO 8601, UTC): a receiver sorts by it, for deliveries
+    #: are not ordered.
+    timestamp: str
+    data: DeliveryData
 
 
 class DeliveryDocument(TypedDict):

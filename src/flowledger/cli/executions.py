@@ -278,10 +278,9 @@ def executions_watch(
 async def _waits(application: App, full_id: str) -> bool:
     """Whether the execution is waiting for people now (not only at some past event)."""
     from flowledger.app import GetExecution
-    from flowledger.runtime.status import ExecutionStatus
 
     doc = await application.executions.get(GetExecution(id=full_id))
-    return doc["runtimeStatus"] == ExecutionStatus.AWAITING_USER_INPUT
+    return doc["runtimeStatus"] == "AwaitingUserInput"  # typed as SPEC's names, not the enum
 
 
 async def _count_children(application: App, parent: str, progress: Any) -> None:

@@ -48,7 +48,7 @@ _SSE: dict[int | str, dict[str, Any]] = {
     responses={**_SSE, 204: {"description": "the stream has nothing more to send"}},
     summary="An execution's event history; live with Accept: text/event-stream (viewer)",
 )
-async def execution_events(
+async def get_execution_events(
     id: str,
     app: AppDep,
     caller: Viewer,
@@ -96,7 +96,7 @@ async def execution_events(
     response_class=Response,
     summary="A live stream of every execution's events, or one workflow's (viewer)",
 )
-async def all_events(
+async def follow_events(
     app: AppDep,
     caller: Viewer,
     workflow: Annotated[str | None, Query(description="only this workflow's")] = None,

@@ -131,9 +131,12 @@ async def cancel_execution(
     id: str,
     app: AppDep,
     caller: Operator,
-    body: Annotated[CancelBody | None, Body()] = None,
+    # Optional, described as a plain object: ``CancelBody | None`` was ``anyOf [CancelBody,
+    # null]`` in the OpenAPI document, and a client generated from it crashed when called
+    # without one. A JSON null is still taken as no body (CancelBody).
+    body: Annotated[CancelBody, Body(default_factory=CancelBody)],
 ) -> Response:
-    reason = body.reason if body is not None and body.reason else None
+    reason = body.reason or None
     request = CancelExecution(
         id=id, by=caller.created_by, wait=CONTROL_WAIT, **given(reason=reason)
     )
@@ -171,6 +174,8 @@ async def submit_input(
     response_model=Page[ArtifactDocument],
     summary="The files the execution's steps saved, newest first (viewer)",
 )
-async def execution_artifacts(id: str, app: AppDep, caller: Viewer, paging: Paging) -> Response:
+async def list_execution_artifacts(
+    id: str, app: AppDep, caller: Viewer, paging: Paging
+) -> Response:
     found = await app.artifacts.page(ListArtifacts(execution_id=id, **paging))
     return page(list(found.items), found.next_cursor)

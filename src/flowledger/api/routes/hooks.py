@@ -9,6 +9,8 @@ the hook's own limit (``FLOWLEDGER_HOOK_BODY_LIMIT``) is checked by the applicat
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from flowledger.api.deps import AppDep
@@ -19,13 +21,47 @@ from flowledger.app import HookReceipt, ReceiveHook
 router = APIRouter(tags=["hooks"], responses=ERROR_RESPONSES)
 
 
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+#: Read by the application from the headers as sent (app.hooks), so declared here only.
+_SIGNATURE_HEADERS = [
+    _header(
+        "webhook-id",
+        "Standard Webhooks: the message id, needed by a trigger with a secret; a repeated "
+        "one on the same path starts nothing (duplicate: true)",
+    ),
+    _header(
+        "webhook-timestamp",
+        "Standard Webhooks: Unix seconds, within 5 minutes of the server's clock",
+    ),
+    _header(
+        "webhook-signature",
+        "Standard Webhooks: v1,<base64 HMAC-SHA256 of id.timestamp.body>, space-separated "
+        "when several",
+    ),
+    _header(
+        "Idempotency-Key",
+        "A trigger with auth: none: a repeated key on the same path starts nothing",
+    ),
+]
+
+
 @router.post(
     "/hooks/{path:path}",
     status_code=202,
     response_model=HookReceipt,
     summary="Start the workflow whose webhook trigger has this path (no token; signed)",
     openapi_extra={
-        "requestBody": {"content": {"application/json": {"schema": {}}, "*/*": {"schema": {}}}}
+        "requestBody": {"content": {"application/json": {"schema": {}}, "*/*": {"schema": {}}}},
+        "parameters": _SIGNATURE_HEADERS,
     },
 )
 async def receive_hook(path: str, request: Request, app: AppDep) -> Response:

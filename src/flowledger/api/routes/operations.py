@@ -42,7 +42,7 @@ class BackfillBody(Body):
     response_model=StepLogPage,
     summary="What an execution's step handlers logged, oldest first (viewer)",
 )
-async def execution_logs(
+async def list_execution_logs(
     id: str,
     app: AppDep,
     caller: Viewer,

@@ -47,7 +47,7 @@ class RunBody(BodyModel):
     response_model=Page[WorkflowRunDocument],
     summary="The seed's workflow runs, newest first (viewer)",
 )
-async def list_runs(
+async def list_workflow_runs(
     app: AppDep,
     caller: Viewer,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
@@ -68,7 +68,7 @@ async def list_runs(
     response_model=WorkflowRunDocument,
     summary="One workflow run (viewer)",
 )
-async def get_run(id: str, app: AppDep, caller: Viewer) -> Response:
+async def get_workflow_run(id: str, app: AppDep, caller: Viewer) -> Response:
     return render(await app.seed.get_run(GetWorkflowRun(id=id)))
 
 
@@ -80,7 +80,7 @@ async def get_run(id: str, app: AppDep, caller: Viewer) -> Response:
     description="With an `Idempotency-Key`, once per key, as `POST /workflows/{name}/executions` "
     "starts (one key space for both).",
 )
-async def create_run(
+async def create_workflow_run(
     app: AppDep,
     caller: Operator,
     body: Annotated[RunBody, Body()],
@@ -101,5 +101,5 @@ async def create_run(
     response_model=list[WorkflowInstanceState],
     summary="The seed's WorkflowInstanceState records of an execution (viewer)",
 )
-async def states(id: str, app: AppDep, caller: Viewer) -> Response:
+async def list_instance_states(id: str, app: AppDep, caller: Viewer) -> Response:
     return render(await app.seed.states(ListStates(id=id)))
