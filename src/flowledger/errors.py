@@ -312,6 +312,12 @@ class RepeatedHeaderError(InvalidInputError):
     than once (HTTP 400: which one counts is left open, so neither is taken)."""
 
 
+class UnsupportedEncodingError(InvalidInputError):
+    """A request body sent with a ``Content-Encoding`` other than ``identity`` (HTTP 415):
+    no body is decompressed, and one read as it came was refused for its bytes ("not
+    UTF-8") or, labelled gzip but plain, taken."""
+
+
 class TooLargeError(InvalidInputError):
     """A body, definition or input over its configured size limit (HTTP 413); ``limit``
     is that limit in bytes, and the message names it."""

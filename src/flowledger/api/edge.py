@@ -10,7 +10,9 @@ per-request objects beyond two closures):
   when it can be) and, for JSON, its nesting depth (422). The body is read once, checked
   and replayed to the route; later ``receive`` calls (a client disconnecting from a
   stream) pass through. A request that declares no body (neither ``Content-Length`` nor
-  ``Transfer-Encoding``: HTTP/1.1 says it has none) is handed on untouched;
+  ``Transfer-Encoding``: HTTP/1.1 says it has none) is handed on untouched; one with a
+  body and a ``Content-Encoding`` other than ``identity`` is refused before it is read
+  (415 naming the header, with ``Accept-Encoding: identity``: nothing is decompressed);
 - **timing**: ``flowledger_http_request_duration_seconds`` by route template
   (``/api/v1/executions/{id}``, never the raw URL: one series per route, whatever ids
   are asked for), the time until the response starts (status and headers sent): for an
@@ -35,6 +37,7 @@ from flowledger.app.inputs import malformed_json_error
 from flowledger.app.limits import (
     SINGLE_HEADERS,
     check_json_depth,
+    encoding_error,
     hook_body_too_large,
     repeated_header_error,
     too_large,
@@ -99,6 +102,7 @@ class Edge:
         content_type = b""
         header_bytes = 0
         single: list[bytes] = []
+        codings: list[bytes] = []
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value)
             if name == b"content-length":
@@ -109,6 +113,8 @@ class Edge:
                 content_type = value
             elif name in SINGLE_HEADERS:
                 single.append(name)
+            elif name == b"content-encoding":
+                codings.append(value)
         if header_bytes > MAX_HEADER_BYTES:
             # The server parses headers unbounded, and a webhook stores them: 6 MB of them
             # passed with a 7-byte body.
@@ -125,6 +131,10 @@ class Edge:
             return
         if declared is None and not chunked:  # no body (RFC 9112 §6.3)
             await self.app(scope, receive, sending)
+            return
+        encoded = encoding_error(codings) if codings else None
+        if encoded is not None:  # RFC 9110 §12.5.3: say which codings are taken
+            await _refuse(scope, receive, sending, encoded, {"Accept-Encoding": "identity"})
             return
         replay = await self._read(scope, receive, sending, declared, content_type)
         if replay is not None:
@@ -189,10 +199,17 @@ class Edge:
 _REFUSED = "flowledger.refused"
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, exc: FlowledgerError) -> None:
+async def _refuse(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    exc: FlowledgerError,
+    headers: dict[str, str] | None = None,
+) -> None:
     scope[_REFUSED] = "refused"  # timed apart from requests no route matched
     status, code, details = classify(exc)
-    response = error_response(status, code, str(exc), details, {"Connection": "close"})
+    headers = {"Connection": "close", **(headers or {})}
+    response = error_response(status, code, str(exc), details, headers)
     await response(scope, receive, send)
 
 

@@ -13,6 +13,7 @@ ForbiddenError             403     forbidden             null
 NotFoundError              404     not_found             null
 ConflictError              409     conflict              null
 TooLargeError              413     payload_too_large     ``limit``, ``field_path``
+UnsupportedEncodingError   415     unsupported_encoding  ``field_path``, ``problems``
 InvalidInputError          422     invalid_input         ``field_path``, ``problems``
 InputError                 422     invalid_input         ``field_path`` (empty)
 DefinitionError            422     invalid_definition    ``problems`` (file, line, …)
@@ -21,8 +22,13 @@ TooManyError               429     too_many_requests     ``limit``
 StorageError               503     storage_unavailable   null
 UnavailableError           503     unavailable           null
 other FlowledgerError      422     unprocessable         null
-HTTP errors (404 route…)   as is   http_<status>         null
+no route for the path      404     not_found             null
+no route for the method    405     method_not_allowed    null
+other HTTP errors          as is   http_<status>         null
 =========================  ======  ====================  ==================================
+
+A request no route takes says so with its path, and for a path routed for other methods,
+those methods (as ``Allow`` does): "no route PUT /api/v1/executions; allowed: GET".
 
 The statuses and codes are app.statuses' (the web pages answer with the same ones).
 """
@@ -37,6 +43,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from flowledger.app.statuses import http_status
 from flowledger.errors import (
@@ -68,7 +75,8 @@ class ErrorResponse(BaseModel):
 
 #: For ``responses=`` of routes: these statuses answer with :class:`ErrorResponse`.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+    status: {"model": ErrorResponse}
+    for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
@@ -189,10 +197,37 @@ def _json_invalid(item: Any, loc: list[Any]) -> str:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    path = request.url.path
+    if exc.status_code == 404:  # the router's (or the static files'): nothing there
+        return error_response(404, "not_found", f"no route {path}", None, headers or None)
+    if exc.status_code == 405:
+        # Starlette's Allow names the first route of the path only (GET of
+        # /workflows/{name}, not its DELETE): every route of the path counts.
+        allowed = _allowed(request) or headers.get("Allow", "")
+        headers["Allow"] = allowed
+        message = f"no route {request.method} {path}; allowed: {allowed}"
+        return error_response(405, "method_not_allowed", message, None, headers)
     message = exc.detail if isinstance(exc.detail, str) else "the request failed"
     return error_response(
-        exc.status_code, f"http_{exc.status_code}", message, None, dict(exc.headers or {}) or None
+        exc.status_code, f"http_{exc.status_code}", message, None, headers or None
     )
+
+
+#: The methods a 405 looks for among the routes of its path.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> str:
+    """The methods some route of the request's path takes, comma-separated: each asked
+    of the routes as the request with that method (routers of included routers too)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)
 
 
 def install(api: FastAPI) -> None:

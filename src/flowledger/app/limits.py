@@ -14,7 +14,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from flowledger.config import LIMIT_ENVS
-from flowledger.errors import InvalidInputError, RepeatedHeaderError, TooLargeError
+from flowledger.errors import (
+    InvalidInputError,
+    RepeatedHeaderError,
+    TooLargeError,
+    UnsupportedEncodingError,
+)
 from flowledger.types import PathSegment
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
@@ -94,6 +99,22 @@ def repeated_header_error(names: list[bytes]) -> RepeatedHeaderError | None:
                 f"sent {count} times; send the header once", ("headers", header)
             )
     return None
+
+
+def encoding_error(values: list[bytes]) -> UnsupportedEncodingError | None:
+    """The refusal of a request body sent with a ``Content-Encoding`` (``values``: each
+    such header's value) other than ``identity``, or None. Nothing is decompressed: a
+    gzip body was read as it came and refused as "not UTF-8 text", and a plain one
+    labelled gzip was taken."""
+    codings = [c.strip().lower() for v in values for c in v.split(b",") if c.strip()]
+    other = [c for c in codings if c != b"identity"]
+    if not other:
+        return None
+    named = ", ".join(c.decode("latin-1") for c in other)
+    return UnsupportedEncodingError(
+        f"{named} is not accepted; send the body uncompressed (identity)",
+        ("headers", "Content-Encoding"),
+    )
 
 
 def check_text_size(text: str, limit: int, what: str, setting: str) -> None:

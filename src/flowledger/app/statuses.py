@@ -24,6 +24,7 @@ from flowledger.errors import (
     TooLargeError,
     TooManyError,
     UnavailableError,
+    UnsupportedEncodingError,
 )
 
 #: (type, status, code), most specific first: the first match decides.
@@ -32,6 +33,7 @@ STATUSES: tuple[tuple[type[FlowledgerError], int, str], ...] = (
     (MalformedBodyError, 400, "invalid_json"),
     (RepeatedHeaderError, 400, "repeated_header"),
     (TooLargeError, 413, "payload_too_large"),
+    (UnsupportedEncodingError, 415, "unsupported_encoding"),
     (AuthenticationError, 401, "unauthenticated"),
     (ForbiddenError, 403, "forbidden"),
     (NotFoundError, 404, "not_found"),
