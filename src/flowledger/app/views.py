@@ -720,7 +720,7 @@ def _failed_attempt(
     for a loop's error (which names the iteration's step, not its attempt) the latest that
     failed inside the loop, one with ``continue_on_error`` only if no other did."""
     error = doc["error"]
-    if doc["runtimeStatus"] != ExecutionStatus.FAILED or not isinstance(error, dict):
+    if ExecutionStatus(doc["runtimeStatus"]) != ExecutionStatus.FAILED or not isinstance(error, dict):
         return None
 
     def task(run: StepDocument) -> CompiledStep | None:
@@ -742,7 +742,7 @@ def _cancellation(
 ) -> Cancellation | None:
     """Who cancelled the execution, when and why: its ``execution.cancelled`` event, else
     what its error says (``cancelled: REASON``, ``cancelledBy``)."""
-    if doc["runtimeStatus"] != ExecutionStatus.CANCELLED:
+    if ExecutionStatus(doc["runtimeStatus"]) != ExecutionStatus.CANCELLED:
         return None
     for event in reversed(events):
         if event["kind"] == "execution.cancelled":
