@@ -75,7 +75,7 @@ class Problem:
         inner = message.find(f": {last}: ")
         if not stripped and 0 < inner <= _LABEL:  # "schedule trigger: overlap: must be …"
             return f"{field}: {message[inner + len(last) + 4 :]}"
-        if not stripped and message.startswith((f"{first} ", f"{first}.", f"'{first}'")):
+        if not stripped and (message.startswith(f"'{first}'") or _names_place(message, parts)):
             return message  # it names its place itself: "retry has no effect on …"
         if len(parts) > 1 and message.startswith(f"{last} "):
             return f"{field}{message[len(last) :]}"  # "input.expression must be …"
@@ -99,6 +99,19 @@ class Problem:
             if path[index] == "steps" and isinstance(path[index + 1], int):
                 return path[index + 2 :]
         return path
+
+
+def _names_place(message: str, parts: Sequence[PathSegment]) -> bool:
+    """Whether ``message`` opens with its own place: a part of its path then a space
+    (``retry has no effect``), or the whole path and deeper (``input.value.url is …``).
+    ``input.s is a string`` in ``input.expression`` opens with a read, not its place."""
+    for k in range(len(parts), 0, -1):
+        said = format_path(parts[:k])
+        if message.startswith(said + " ") or (
+            k == len(parts) and message.startswith((said + ".", said + "["))
+        ):
+            return True
+    return False
 
 
 class FlowledgerError(Exception):
