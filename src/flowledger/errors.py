@@ -265,6 +265,14 @@ class EngineClosedError(StorageError):
     process carries it on at once."""
 
 
+class ArtifactDamagedError(StorageError):
+    """An artifact's file is not the one the engine wrote: something else stands in its
+    place (a symlink, a FIFO, a folder, a device) or its size or sha256 differs from the
+    recorded ones. Permanent, unlike the database's troubles: no retry mends it; the
+    operator restores the file (or the execution is pruned). A StorageError, which is
+    what callers caught before this class existed."""
+
+
 class EngineLoopError(FlowledgerError, RuntimeError):
     """An Engine was used from an event loop other than the one that opened it: an Engine
     belongs to that loop (its connections, lease heartbeat and HTTP client live there)."""

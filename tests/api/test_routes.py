@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
 
 from tests.api.conftest import Service
 from tests.api.helpers import (
@@ -377,6 +381,46 @@ def test_artifacts_list_and_download(service: Service) -> None:
         error(http.get("/api/v1/artifacts/no-such-artifact"), 404)
         error(http.get("/api/v1/executions/no-such-id/artifacts"), 404)
         error(http.get("/api/v1/artifacts"), 422)
+
+
+@pytest.mark.parametrize("how", ["symlink", "fifo", "other bytes"])
+def test_a_damaged_artifact_file_is_a_500_in_the_clis_words(
+    service: Service, tmp_path: Path, how: str
+) -> None:
+    """A file replaced (a symlink to the same bytes elsewhere, a FIFO) or changed was a 503
+    with Retry-After, a retry that never succeeds, and the CLI said "does not exist" of
+    a FIFO; now both say it is damaged or was replaced, in the same words."""
+    template = f"""
+    name: {{name}}
+    steps:
+      - id: fetch
+        type: sys.http_request
+        input: {{{{url: "{service.base_url}/healthz", save_as: artifact}}}}
+    """
+    with service.client("admin") as admin, service.client("viewer") as http:
+        doc = settled(admin, start(admin, push(admin, textwrap.dedent(template)))["id"])
+        assert doc["runtimeStatus"] == "Completed", doc
+        (artifact,) = http.get(f"/api/v1/executions/{doc['id']}/artifacts").json()["items"]
+        path = Path(service.env["FLOWLEDGER_ARTIFACTS"]) / doc["id"] / artifact["id"]
+        data = path.read_bytes()
+        path.unlink()
+        if how == "symlink":
+            (tmp_path / "copy").write_bytes(data)
+            path.symlink_to(tmp_path / "copy")
+        elif how == "fifo":
+            os.mkfifo(path)
+        else:
+            path.write_bytes(data.upper())
+        answer = http.get(f"/api/v1/artifacts/{artifact['id']}")
+        refused = error(answer, 500)
+        assert refused["code"] == "artifact_damaged" and "retry-after" not in answer.headers
+        assert refused["message"].startswith(
+            f"artifact {artifact['name']!r} ({artifact['id']}) is damaged or was replaced: "
+            f"its file {path} "
+        )
+        cli = service.cli("executions", "artifacts", doc["id"], "--download", str(tmp_path / "d"))
+        assert cli.returncode == 1, cli.stdout
+        assert cli.stderr.strip() == f"error: {refused['message']}"
 
 
 def test_artifact_names_beyond_latin_1_download(service: Service) -> None:

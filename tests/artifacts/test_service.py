@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from flowledger import Engine, StepContext, StepRegistry, step_type
 from flowledger.artifacts.service import default_artifacts_root, sanitize_name
 from flowledger.config import Settings
-from flowledger.errors import StorageError
+from flowledger.errors import ArtifactDamagedError, StorageError
 
 CSV = b"id,name\n1,Ada\n2,Grace\n"
 
@@ -138,7 +138,7 @@ async def test_a_download_refused_half_way_writes_nothing(
     # A file damaged after the others were copied: none of them is kept either.
     (target / f"report-{listed[2]['id'][:8]}.csv").unlink()
     (artifacts_root / doc["id"] / listed[2]["id"]).write_bytes(b"tampered")
-    with pytest.raises(StorageError, match="is corrupt"):
+    with pytest.raises(ArtifactDamagedError, match="is damaged or was replaced"):
         await engine.artifacts.download(doc["id"], target)
     assert list(target.iterdir()) == []
 
@@ -149,7 +149,9 @@ async def test_a_damaged_file_fails_the_download_loudly(
     doc = await run(engine, REPORT, name="report.csv")
     [listed] = await engine.artifacts.for_execution(doc["id"])
     (artifacts_root / doc["id"] / listed["id"]).write_bytes(b"id,name\n1,Mallory\n")
-    with pytest.raises(StorageError, match=r"'report\.csv'.* is corrupt: .*sha256"):
+    with pytest.raises(
+        ArtifactDamagedError, match=r"'report\.csv'.* damaged or was replaced: .*sha256"
+    ):
         await engine.artifacts.download(doc["id"], tmp_path / "out")
     assert not (tmp_path / "out" / "report.csv").exists()
     (artifacts_root / doc["id"] / listed["id"]).unlink()

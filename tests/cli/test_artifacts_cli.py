@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -100,9 +101,19 @@ def test_list_then_download_with_checksums_and_no_overwrites(
     stored.write_bytes(b"tampered")
     bad = cli("executions", "artifacts", execution, "--download", str(tmp_path / "other"))
     assert bad.returncode == 1
-    assert "'report.csv'" in bad.stderr and "is corrupt" in bad.stderr
+    assert f"artifact 'report.csv' ({saved['id']}) is damaged or was replaced" in bad.stderr
+    assert "does not match its recorded sha256" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert not (tmp_path / "other" / "report.csv").exists()
+
+    # A FIFO in the file's place was "missing: ... does not exist".
+    stored.unlink()
+    os.mkfifo(stored)
+    fifo = cli("executions", "artifacts", execution, "--download", str(tmp_path / "other"))
+    assert fifo.returncode == 1
+    assert f"artifact 'report.csv' ({saved['id']}) is damaged or was replaced" in fifo.stderr
+    assert "is not a regular file inside the artifacts folder" in fifo.stderr
+    assert "does not exist" not in fifo.stderr
 
 
 def test_unknown_ids_and_empty_executions_are_explained(cli: Cli) -> None:

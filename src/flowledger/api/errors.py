@@ -19,6 +19,7 @@ InputError                 422     invalid_input         ``field_path`` (empty)
 DefinitionError            422     invalid_definition    ``problems`` (file, line, …)
 RequestValidationError     422     invalid_input         ``field_path``, ``problems``
 TooManyError               429     too_many_requests     ``limit``
+ArtifactDamagedError       500     artifact_damaged      null
 StorageError               503     storage_unavailable   null
 UnavailableError           503     unavailable           null
 other FlowledgerError      422     unprocessable         null
@@ -76,7 +77,7 @@ class ErrorResponse(BaseModel):
 #: For ``responses=`` of routes: these statuses answer with :class:`ErrorResponse`.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse}
-    for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+    for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503)
 }
 
 

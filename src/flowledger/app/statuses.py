@@ -4,11 +4,18 @@ status whichever face it came through.
 
 Decision: a ``FlowledgerError`` of no listed kind (a template or plugin error met while
 handling a request) is the request's fault as far as the caller can tell: 422, never 500.
+
+Decision: an artifact whose file is damaged or was replaced (ArtifactDamagedError) is 500,
+``artifact_damaged``. It is the server's fault (its stored file is not the one it wrote),
+and a permanent one: 503 (with Retry-After) invited a retry that never succeeds, and 409
+says the caller could resolve a conflict, which it cannot; only the operator can, by
+restoring the file. The message says which artifact and what is wrong with its file.
 """
 
 from __future__ import annotations
 
 from flowledger.errors import (
+    ArtifactDamagedError,
     AuthenticationError,
     ConflictError,
     CursorError,
@@ -42,6 +49,7 @@ STATUSES: tuple[tuple[type[FlowledgerError], int, str], ...] = (
     (InputError, 422, "invalid_input"),
     (DefinitionError, 422, "invalid_definition"),
     (TooManyError, 429, "too_many_requests"),
+    (ArtifactDamagedError, 500, "artifact_damaged"),
     (StorageError, 503, "storage_unavailable"),
     (UnavailableError, 503, "unavailable"),
 )

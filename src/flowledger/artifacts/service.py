@@ -75,7 +75,7 @@ from sqlalchemy.engine import make_url
 
 from flowledger.codec import Codec, UnstorableError
 from flowledger.config import Settings
-from flowledger.errors import StepError, StorageError
+from flowledger.errors import ArtifactDamagedError, StepError, StorageError
 from flowledger.logs import log_extra
 from flowledger.lru import LRU
 from flowledger.steps.artifact_access import ArtifactAccess
@@ -404,10 +404,7 @@ class ArtifactService:
                 return True
             if not os.path.samestat(os.lstat(target), os.fstat(source.fileno())):
                 target.unlink(missing_ok=True)
-                raise StorageError(
-                    f"artifact file {self.path_of(ref.execution_id, ref.artifact_id)} was "
-                    "replaced while it was being linked; nothing was linked"
-                )
+                raise self._replaced(ref, "was replaced while it was being linked")
         return True
 
     def _copy_verified_from(self, source: BinaryIO, ref: _Ref, row: Row) -> None:
@@ -465,28 +462,30 @@ class ArtifactService:
                 else f"will not overwrite {', '.join(existing)}: they already exist; remove "
                 "them or download into another folder"
             )
-        for row in rows:
-            source = self.path_of(row["execution_id"], row["id"])
-            if not source.is_file():
+        refs = [_row_ref(row) for row in rows]
+        for row, ref in zip(rows, refs, strict=True):
+            # Damaged or replaced (a FIFO, a symlink) is told as a read tells it, not as missing.
+            if self._in_place(ref) is None:
                 raise StorageError(
                     f"the file of artifact {row['name']!r} ({row['id']}) is missing: "
-                    f"{source} does not exist; nothing was downloaded"
+                    f"{self.path_of(ref.execution_id, ref.artifact_id)} does not exist; "
+                    "nothing was downloaded"
                 )
         try:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {folder}: {exc.strerror or exc}") from exc
-        await asyncio.to_thread(self._copy_all, rows, targets)
+        await asyncio.to_thread(self._copy_all, refs, targets)
         return targets
 
-    def _copy_all(self, rows: list[Row], targets: list[Path]) -> None:
+    def _copy_all(self, refs: list[_Ref], targets: list[Path]) -> None:
         parts: list[Path] = []
         placed: list[Path] = []
         try:
-            for row, target in zip(rows, targets, strict=True):
+            for ref, target in zip(refs, targets, strict=True):
                 part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
                 parts.append(part)
-                self._copy_verified(row, part, target)
+                self._copy_verified(ref, part, target)
             for part, target in zip(parts, targets, strict=True):
                 try:
                     os.link(part, target)  # fails instead of overwriting
@@ -501,49 +500,35 @@ class ArtifactService:
             for part in parts:
                 part.unlink(missing_ok=True)
 
-    def _copy_verified(self, row: Row, part: Path, target: Path) -> None:
-        source = self.path_of(row["execution_id"], row["id"])
-        recorded = int(row["size"])
-        ref = _parse(
-            {
-                "executionId": row["execution_id"],
-                "id": row["id"],
-                "size": recorded,
-                "sha256": row["sha256"],
-            }
-        )
-        if ref is None:  # a row the engine did not write
-            raise StorageError(
-                f"artifact {row['name']!r} ({row['id']}) is not described in the engine's "
-                "format; nothing was downloaded"
-            )
+    def _copy_verified(self, ref: _Ref, part: Path, target: Path) -> None:
+        source = self.path_of(ref.execution_id, ref.artifact_id)
         digest = hashlib.sha256()
         size = 0
         try:
             opened = self._open_for_reading(ref)
             if opened is None:
                 raise StorageError(
-                    f"the file of artifact {row['name']!r} ({row['id']}) is missing: "
+                    f"the file of artifact {ref.name!r} ({ref.artifact_id}) is missing: "
                     f"{source} does not exist"
                 )
-            src = opened[0]
-            with src, part.open("xb") as dst:
-                # One byte past the recorded size is enough to know it is not that file.
-                while size <= recorded and (chunk := src.read(min(_CHUNK, recorded + 1 - size))):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    dst.write(chunk)
+            src, found = opened
+            with src:
+                if found != ref.size:  # as a read refuses it: before a byte is copied
+                    raise self._damaged(ref)
+                with part.open("xb") as dst:
+                    # One byte past the recorded size is enough to know it is not that file.
+                    while size <= ref.size and (
+                        chunk := src.read(min(_CHUNK, ref.size + 1 - size))
+                    ):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        dst.write(chunk)
         except FileNotFoundError as exc:
             raise StorageError(f"cannot write {target}: {exc.strerror}") from exc
         except OSError as exc:
             raise StorageError(f"cannot copy {source} to {target}: {exc.strerror or exc}") from exc
-        if digest.hexdigest() != row["sha256"] or size != recorded:
-            has = f"more than {recorded}" if size > recorded else str(size)
-            raise StorageError(
-                f"artifact {row['name']!r} ({row['id']}) is corrupt: {source} has sha256 "
-                f"{digest.hexdigest()} and {has} bytes, the database recorded "
-                f"{row['sha256']} and {recorded} bytes; nothing was kept at {target}"
-            )
+        if digest.hexdigest() != ref.sha256 or size != ref.size:
+            raise self._damaged(ref)
 
     def read_output(self, reference: Mapping[str, Any], step_id: str) -> Any:
         """The output an offloaded reference stands for (cached, verified against its sha256).
@@ -601,15 +586,17 @@ class ArtifactService:
             raise self._damaged(ref)
         return data
 
-    def _open_for_reading(self, ref: _Ref) -> tuple[BinaryIO, int] | None:
-        """The artifact's file, opened, and its size, when it is a regular file at
+    def _in_place(self, ref: _Ref) -> os.stat_result | None:
+        """The artifact's file's ``lstat`` when it is a regular file at
         ``<root>/<execution id>/<artifact id>`` itself (no symlink on the way); None when
-        there is no file there. ``ref``'s ids are the engine's (``_parse``): the path has
-        no separator, ``..`` or absolute part of theirs. Never opens a FIFO or a device."""
+        there is nothing there; ArtifactDamagedError when something else is. ``ref``'s ids
+        are the engine's (``_parse``): the path has no separator, ``..`` or absolute part
+        of theirs."""
         path = self.path_of(ref.execution_id, ref.artifact_id)
-        not_ours = StorageError(
-            f"artifact file {path} is not a regular file inside the artifacts folder "
-            f"{self.root} (a symlink, a folder or a device); flowledger did not write it"
+        not_ours = self._replaced(
+            ref,
+            f"is not a regular file inside the artifacts folder {self.root} (a symlink, a "
+            "FIFO, a folder or a device); flowledger did not write it",
         )
         # Resolved before anything is looked at: nothing outside the root is even stat'ed.
         real = os.path.join(os.path.realpath(self.root), ref.execution_id, ref.artifact_id)
@@ -623,6 +610,16 @@ class ArtifactService:
             raise self._unreadable(ref, exc) from exc
         if not stat.S_ISREG(before.st_mode):
             raise not_ours
+        return before
+
+    def _open_for_reading(self, ref: _Ref) -> tuple[BinaryIO, int] | None:
+        """The artifact's file, opened, and its size, when it is in place
+        (:meth:`_in_place`); None when there is no file there. Never opens a FIFO or a
+        device."""
+        path = self.path_of(ref.execution_id, ref.artifact_id)
+        before = self._in_place(ref)
+        if before is None:
+            return None
         try:
             fd = os.open(path, _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
@@ -633,17 +630,26 @@ class ArtifactService:
         try:
             opened = os.fstat(fd)
             if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino):
-                raise StorageError(f"artifact file {path} was replaced while it was opened")
+                raise self._replaced(ref, "was replaced while it was opened")
         except BaseException:
             file.close()
             raise
         return file, opened.st_size
 
-    def _damaged(self, ref: _Ref) -> StorageError:
+    def _damaged(self, ref: _Ref) -> ArtifactDamagedError:
+        return self._replaced(
+            ref,
+            f"does not match its recorded sha256 {ref.sha256} and size ({ref.size} bytes); "
+            "it was changed or damaged after it was written",
+        )
+
+    def _replaced(self, ref: _Ref, what: str) -> ArtifactDamagedError:
+        """The one error, and words, of a damaged or replaced artifact file, whichever
+        face reads it (a download, ``GET /artifacts/{id}``, a template, a rerun's copy)."""
         path = self.path_of(ref.execution_id, ref.artifact_id)
-        return StorageError(
-            f"artifact file {path} does not match its recorded sha256 {ref.sha256} and size "
-            f"({ref.size} bytes); it was changed or damaged after it was written"
+        named = f"{ref.name!r} ({ref.artifact_id})" if ref.name else ref.artifact_id
+        return ArtifactDamagedError(
+            f"artifact {named} is damaged or was replaced: its file {path} {what}"
         )
 
     def _unreadable(self, ref: _Ref, exc: OSError) -> StorageError:
@@ -658,6 +664,27 @@ class _Ref(NamedTuple):
     artifact_id: str
     size: int
     sha256: str
+    #: What people call it, for messages (None when not given as text).
+    name: str | None = None
+
+
+def _row_ref(row: Row) -> _Ref:
+    """An artifact row's reference; StorageError for a row the engine did not write."""
+    ref = _parse(
+        {
+            "executionId": row["execution_id"],
+            "id": row["id"],
+            "size": int(row["size"]),
+            "sha256": row["sha256"],
+            "name": row["name"],
+        }
+    )
+    if ref is None:
+        raise StorageError(
+            f"artifact {row['name']!r} ({row['id']}) is not described in the engine's "
+            "format; nothing was downloaded"
+        )
+    return ref
 
 
 def _parse(info: Any) -> _Ref | None:
@@ -665,7 +692,7 @@ def _parse(info: Any) -> _Ref | None:
     if not isinstance(info, Mapping):
         return None
     execution_id, artifact_id = info.get("executionId"), info.get("id")
-    size, sha256 = info.get("size"), info.get("sha256")
+    size, sha256, name = info.get("size"), info.get("sha256"), info.get("name")
     if (
         type(execution_id) is str
         and _ID.fullmatch(execution_id)
@@ -676,7 +703,8 @@ def _parse(info: Any) -> _Ref | None:
         and type(sha256) is str
         and _SHA256.fullmatch(sha256)
     ):
-        return _Ref(execution_id, artifact_id, size, sha256)
+        shown = name[:MAX_NAME] if type(name) is str and name else None
+        return _Ref(execution_id, artifact_id, size, sha256, shown)
     return None
 
 
