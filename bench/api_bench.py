@@ -248,14 +248,14 @@ async def wrk(
 
 async def in_process_starts(db: str, total: int) -> float:
     async with App(db) as app:
-        await app.executions.start(StartExecution(workflow="hello", stored_only=True))  # warm
+        await app.executions.start(StartExecution(workflow="hello"))  # warm
         left = total
 
         async def starter() -> None:
             nonlocal left
             while left > 0:
                 left -= 1
-                await app.executions.start(StartExecution(workflow="hello", stored_only=True))
+                await app.executions.start(StartExecution(workflow="hello"))
 
         started = time.perf_counter()
         await asyncio.gather(*(starter() for _ in range(CLIENTS)))

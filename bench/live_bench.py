@@ -76,7 +76,9 @@ async def latency(db: str, workflow: str, remote: bool) -> list[float]:
     out: list[float] = []
     async with App(db) as app:
         for _ in range(ROUNDS):
-            doc = await app.executions.start(StartExecution(workflow=workflow, hold=True))
+            doc = await app.executions.start(
+                StartExecution(workflow=workflow, hold=True, allow_file=True)
+            )
             waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=10)))
             while app.changes.watching == 0:
                 await asyncio.sleep(0.001)
@@ -114,7 +116,9 @@ async def cost(db: str, workflow: str, mode: str) -> float:
             await asyncio.sleep(1.5)  # past the publishers' presence cache
         started = time.perf_counter()
         for _ in range(COST_RUNS):
-            doc = await app.executions.start(StartExecution(workflow=workflow, hold=True))
+            doc = await app.executions.start(
+                StartExecution(workflow=workflow, hold=True, allow_file=True)
+            )
             await app.engine.drive(doc["id"], document=False)
         took = time.perf_counter() - started
         if listener is not None:

@@ -62,7 +62,7 @@ async def seed(app: App, count: int) -> None:
     for done in range(0, count, 500):
         await asyncio.gather(
             *(
-                app.executions.start(StartExecution(workflow="hello", stored_only=True))
+                app.executions.start(StartExecution(workflow="hello"))
                 for _ in range(min(500, count - done))
             )
         )

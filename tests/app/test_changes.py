@@ -56,7 +56,9 @@ async def _waiting(app: App, count: int = 1) -> None:
 async def test_a_wait_wakes_when_this_process_finishes_the_execution(
     app: App, hello_file: str
 ) -> None:
-    doc = await app.executions.start(StartExecution(workflow=hello_file, input={"name": "A"}))
+    doc = await app.executions.start(
+        StartExecution(workflow=hello_file, allow_file=True, input={"name": "A"})
+    )
     waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30)))
     await _waiting(app)
     await app.engine.drive(doc["id"])
@@ -67,7 +69,7 @@ async def test_a_wait_wakes_when_this_process_finishes_the_execution(
 
 
 async def test_a_wait_returns_early_on_awaiting_input(app: App, ask_file: str) -> None:
-    doc = await app.executions.start(StartExecution(workflow=ask_file))
+    doc = await app.executions.start(StartExecution(workflow=ask_file, allow_file=True))
     waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30)))
     await _waiting(app)
     await app.engine.drive(doc["id"])
@@ -77,7 +79,7 @@ async def test_a_wait_returns_early_on_awaiting_input(app: App, ask_file: str) -
 async def test_a_wait_that_times_out_returns_the_current_document(
     app: App, hello_file: str
 ) -> None:
-    doc = await app.executions.start(StartExecution(workflow=hello_file))
+    doc = await app.executions.start(StartExecution(workflow=hello_file, allow_file=True))
     waited = await app.executions.get(GetExecution(id=doc["id"], wait=0.2))
     assert waited["runtimeStatus"] == "NotStarted"
     assert waited["id"] == doc["id"]
@@ -87,7 +89,7 @@ async def test_a_stopping_server_answers_its_long_polls_at_once(app: App, hello_
     """SIGTERM ended the event streams, but a long poll (``?wait=`` up to 60 s) held the
     server's shutdown until its wait was over. Ending the waits answers it as things are;
     a wait asked for after that does not wait."""
-    doc = await app.executions.start(StartExecution(workflow=hello_file))
+    doc = await app.executions.start(StartExecution(workflow=hello_file, allow_file=True))
     waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30)))
     await _waiting(app)
     app.end_waits()
@@ -100,7 +102,9 @@ async def test_a_stopping_server_answers_its_long_polls_at_once(app: App, hello_
 
 async def test_waits_per_caller_are_limited(app: App, hello_file: str) -> None:
     app.slots.limits = Limits(max_waits=1)
-    doc = await app.executions.start(StartExecution(workflow=hello_file, input={"name": "C"}))
+    doc = await app.executions.start(
+        StartExecution(workflow=hello_file, allow_file=True, input={"name": "C"})
+    )
     first = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30, caller="t")))
     await _waiting(app)
     with pytest.raises(TooManyError, match="FLOWLEDGER_MAX_WAITS=1") as caught:
@@ -122,7 +126,9 @@ def worker_env(db_url: str) -> dict[str, str]:
 async def test_a_wait_wakes_when_a_worker_in_another_process_finishes(
     app: App, hello_file: str, db_url: str, worker_env: dict[str, str]
 ) -> None:
-    doc = await app.executions.start(StartExecution(workflow=hello_file, input={"name": "B"}))
+    doc = await app.executions.start(
+        StartExecution(workflow=hello_file, allow_file=True, input={"name": "B"})
+    )
     waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=60)))
     await _waiting(app)
     worker = subprocess.Popen(
@@ -143,7 +149,9 @@ async def test_the_all_executions_subscription_hears_every_change(
     app: App, hello_file: str
 ) -> None:
     with app.changes.subscribe() as everything:
-        doc = await app.executions.start(StartExecution(workflow=hello_file, input={"name": "D"}))
+        doc = await app.executions.start(
+            StartExecution(workflow=hello_file, allow_file=True, input={"name": "D"})
+        )
         await app.engine.drive(doc["id"])
         heard = await everything.wait(5)
     assert {c.execution_id for c in heard} == {doc["id"]}
@@ -158,7 +166,7 @@ def test_payloads_parse() -> None:
 
 
 async def test_a_wait_after_input_was_sent_waits_for_the_result(app: App, ask_file: str) -> None:
-    doc = await app.executions.start(StartExecution(workflow=ask_file))
+    doc = await app.executions.start(StartExecution(workflow=ask_file, allow_file=True))
     await app.engine.drive(doc["id"])  # now AwaitingUserInput
     await app.executions.submit_input(SubmitInput(id=doc["id"], step="approve", data={}))
     waiter = asyncio.create_task(app.executions.get(GetExecution(id=doc["id"], wait=30)))
@@ -173,7 +181,7 @@ async def test_a_control_verb_answers_the_state_after_it_or_says_it_is_pending(
     """A cancel (or an input) not settled here answered the document as it was before it
     (AwaitingUserInput after a cancel that worked): it waits up to ``wait`` for the
     execution to act on it, and says ``pendingSignals`` when nobody has yet."""
-    doc = await app.executions.start(StartExecution(workflow=ask_file))
+    doc = await app.executions.start(StartExecution(workflow=ask_file, allow_file=True))
     await app.engine.drive(doc["id"])  # now AwaitingUserInput, and nobody runs it
     given = SubmitInput(id=doc["id"], step="approve", data={}, wait=0.2)
     pending = await app.executions.submit_input(given)

@@ -21,7 +21,9 @@ steps:
 async def _execution(app: App, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("console") / "console.yaml"
     path.write_text(SOURCE)
-    doc = await app.executions.run(RunExecution(workflow=str(path), input={"n": 2}))
+    doc = await app.executions.run(
+        RunExecution(workflow=str(path), allow_file=True, input={"n": 2})
+    )
     return doc["id"]
 
 
@@ -72,7 +74,7 @@ async def test_an_output_kept_as_an_artifact_is_read_as_a_run_reads_it(
         "      - {id: inner, type: sys.transform, input: {value: \"{{ 'y' * 3000 }}\"}}\n"
     )
     async with App(db_url) as app:
-        doc = await app.executions.run(RunExecution(workflow=str(path)))
+        doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
         assert "$artifact" in json.dumps(doc["steps"])  # kept as artifacts indeed
 
         async def value(text: str) -> object:
@@ -97,7 +99,7 @@ async def test_whole_steps_is_the_plain_json_a_step_reads(app: App, tmp_path: Pa
         "  - {id: dump, type: sys.transform, input: {value: '{{ steps }}'}}\n"
         "  - {id: later, type: sys.no_action, when: '{{ false }}'}\n"
     )
-    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
     found = await app.console.evaluate(EvaluateExpression(id=doc["id"], expression="{{ steps }}"))
     assert found["ok"], found
     value = found["value"]

@@ -25,7 +25,9 @@ async def _execution(app: App, tmp_path: Path) -> str:
         "name: console\nsteps:\n"
         '  - {id: a, type: sys.transform, input: {value: {n: "{{ input.n }}"}}}\n'
     )
-    return (await app.executions.run(RunExecution(workflow=str(path), input={"n": 2})))["id"]
+    return (
+        await app.executions.run(RunExecution(workflow=str(path), allow_file=True, input={"n": 2}))
+    )["id"]
 
 
 async def test_a_costly_expression_leaves_the_event_loop_free(app: App, tmp_path: Path) -> None:

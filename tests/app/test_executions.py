@@ -18,6 +18,7 @@ from flowledger.app import (
     InvalidInputError,
     ListEvents,
     ListExecutions,
+    LoadWorkflow,
     NotFoundError,
     PushWorkflows,
     ResolveId,
@@ -39,9 +40,11 @@ from tests.runtime.support import running_worker, wait_until
 
 async def start(app: App, workflow: str, n: int) -> list[str]:
     return [
-        (await app.executions.start(StartExecution(workflow=workflow, input={"name": str(i)})))[
-            "id"
-        ]
+        (
+            await app.executions.start(
+                StartExecution(workflow=workflow, input={"name": str(i)}, allow_file=True)
+            )
+        )["id"]
         for i in range(n)
     ]
 
@@ -50,7 +53,9 @@ async def test_start_enqueues_and_wakes_the_workers(app: App, hello_file: str) -
     woken: list[bool] = []
     app.on_work(lambda: woken.append(True))
     doc = await app.executions.start(
-        StartExecution(workflow=hello_file, input={"name": "Ada"}, correlation_id="c-1")
+        StartExecution(
+            workflow=hello_file, allow_file=True, input={"name": "Ada"}, correlation_id="c-1"
+        )
     )
     assert doc["runtimeStatus"] == "NotStarted" and doc["correlationId"] == "c-1"
     assert woken == [True] and app.work_ready.is_set()
@@ -65,7 +70,9 @@ async def test_start_ends_the_idle_wait_of_a_worker_in_this_process(
     idle = asyncio.ensure_future(worker._idle(3600))  # SQLite would poll an hour from now
     await asyncio.sleep(0.05)
     assert not idle.done()
-    await app.executions.start(StartExecution(workflow=hello_file, input={"name": "Ada"}))
+    await app.executions.start(
+        StartExecution(workflow=hello_file, allow_file=True, input={"name": "Ada"})
+    )
     await asyncio.wait({idle}, timeout=30)
     assert idle.done(), "starting an execution did not wake the idle worker"
 
@@ -86,7 +93,9 @@ async def test_pages_are_newest_first_and_end_without_a_cursor(app: App, hello_f
 async def test_filters_select(app: App, hello_file: str) -> None:
     await start(app, hello_file, 2)
     doc = await app.executions.start(
-        StartExecution(workflow=hello_file, correlation_id="order-7", created_by="api:ops")
+        StartExecution(
+            workflow=hello_file, allow_file=True, correlation_id="order-7", created_by="api:ops"
+        )
     )
     by_correlation = await app.executions.list(ListExecutions(correlation_id="order-7"))
     by_creator = await app.executions.list(ListExecutions(created_by="api:ops"))
@@ -155,7 +164,9 @@ async def test_paging_while_others_insert_skips_and_repeats_nothing(
 async def test_events_after_any_64_bit_position_are_none(app: App, hello_file: str) -> None:
     """``events.seq`` is 32 bits on PostgreSQL: ``after=2147483648`` was a 500 there (and
     the CLI's error sent people to ``db upgrade``); SQLite answered []. Both answer []."""
-    doc = await app.executions.run(RunExecution(workflow=hello_file, input={"name": "Ada"}))
+    doc = await app.executions.run(
+        RunExecution(workflow=hello_file, allow_file=True, input={"name": "Ada"})
+    )
     history = await app.executions.events(ListEvents(id=doc["id"]))
     assert history["items"]
     for after in (2**31 - 1, 2**31, 2**63 - 1):
@@ -166,6 +177,27 @@ async def test_events_after_any_64_bit_position_are_none(app: App, hello_file: s
         stream = await app.streams.follow(follow)
         async with asyncio.timeout(10):
             assert [item async for item in stream] == []
+
+
+async def test_a_name_is_read_as_a_file_only_when_the_caller_allows_it(
+    app: App, hello_file: str
+) -> None:
+    """A start, a run or a load read a name that is a file of this machine as that file
+    unless told ``stored_only``: a new service path that forgot read a caller's workflow
+    name as a server file. Now only ``allow_file`` (the CLI's ``start FILE_OR_NAME``) does."""
+    refused = f"there is no workflow named {hello_file!r}; push it first"
+    for call in (
+        lambda: app.executions.start(StartExecution(workflow=hello_file)),
+        lambda: app.executions.run(RunExecution(workflow=hello_file, input={"name": "A"})),
+        lambda: app.workflows.load(LoadWorkflow(workflow=hello_file)),
+    ):
+        with pytest.raises(NotFoundError) as caught:
+            await call()
+        assert str(caught.value).startswith(refused)
+    assert (await app.executions.list(ListExecutions())).items == []
+    loaded = await app.workflows.load(LoadWorkflow(workflow=hello_file, allow_file=True))
+    doc = await app.executions.start(StartExecution(workflow=hello_file, allow_file=True))
+    assert loaded.name == doc["workflowName"] == "hello"
 
 
 async def test_unknown_ids_are_not_found(app: App) -> None:
@@ -193,7 +225,9 @@ async def test_a_prefix_several_ids_start_with_names_them(app: App, hello_file: 
 
 
 async def test_cancelling_a_finished_execution_is_a_conflict(app: App, hello_file: str) -> None:
-    doc = await app.executions.run(RunExecution(workflow=hello_file, input={"name": "Ada"}))
+    doc = await app.executions.run(
+        RunExecution(workflow=hello_file, allow_file=True, input={"name": "Ada"})
+    )
     assert doc["runtimeStatus"] == "Completed"
     with pytest.raises(ConflictError, match="already ended"):
         await app.executions.cancel(CancelExecution(id=doc["id"]))
@@ -291,7 +325,9 @@ async def test_every_read_of_an_execution_says_what_it_was_sent_and_not_taken(
     read of it says so now (the document and the JSON the API sends), until a runner has
     taken them; and nothing when there is nothing pending, or only what a child told."""
     execution_id = (
-        await app.executions.start(StartExecution(workflow=hello_file, input={"name": "a"}))
+        await app.executions.start(
+            StartExecution(workflow=hello_file, allow_file=True, input={"name": "a"})
+        )
     )["id"]
     read = GetExecution(id=execution_id)
     assert "pendingSignals" not in await app.executions.get(read)
@@ -377,7 +413,9 @@ async def test_a_pushed_workflow_is_started_for_the_workers_without_their_plugin
 
 async def test_an_idempotency_key_tells_true_from_one(app: App, hello_file: str) -> None:
     """Python finds True == 1 == 1.0; a start's input is JSON, where they differ."""
-    first = StartExecution(workflow=hello_file, input={"name": "x", "n": True}, idempotency_key="k")
+    first = StartExecution(
+        workflow=hello_file, allow_file=True, input={"name": "x", "n": True}, idempotency_key="k"
+    )
     started = await app.executions.start(first)
     again = await app.executions.start(first)
     assert again["id"] == started["id"]
@@ -386,7 +424,7 @@ async def test_an_idempotency_key_tells_true_from_one(app: App, hello_file: str)
         with pytest.raises(ConflictError, match="with another input"):
             await app.executions.start(changed)
     with pytest.raises(InvalidInputError, match="idempotencyKey"):
-        StartExecution(workflow=hello_file, idempotency_key="clé")
+        StartExecution(workflow=hello_file, allow_file=True, idempotency_key="clé")
 
 
 async def test_an_idempotency_key_with_another_correlation_id_is_a_conflict(
@@ -456,7 +494,7 @@ async def test_triggers_views_and_hooks_need_none_of_the_workers_plugins(
 def test_a_held_start_takes_no_idempotency_key(hello_file: str) -> None:
     """It was ignored without a word: a held start is driven by its caller."""
     with pytest.raises(InvalidInputError, match="idempotency key is for a start the workers"):
-        StartExecution(workflow=hello_file, hold=True, idempotency_key="k")
+        StartExecution(workflow=hello_file, allow_file=True, hold=True, idempotency_key="k")
 
 
 NAP = """

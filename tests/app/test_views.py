@@ -60,7 +60,7 @@ def branchy(tmp_path: Path) -> str:
 async def test_the_execution_view_colours_the_graph_and_lists_every_attempt(
     app: App, branchy: str
 ) -> None:
-    doc = await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
+    doc = await app.executions.run(RunExecution(workflow=branchy, allow_file=True, input={"n": 3}))
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
     nodes = {n["id"]: n for n in view["nodes"]}
     assert nodes["none"]["status"] == "Disabled"
@@ -92,7 +92,7 @@ async def test_a_rerun_hint_is_asked_for_per_step_not_drawn_for_every_step(
         f"  - {{id: s{i}, type: sys.transform, input: {{value: {i}}}}}\n" for i in range(120)
     )
     chain.write_text(f"name: chain\nsteps:\n{steps}")
-    doc = await app.executions.run(RunExecution(workflow=str(chain)))
+    doc = await app.executions.run(RunExecution(workflow=str(chain), allow_file=True))
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
     assert view["rerunReuse"] == {
         "fromStep": "s119",
@@ -116,7 +116,7 @@ async def test_a_long_graph_lists_its_latest_attempts_and_a_step_s_on_request(
     )
     failing = "  - {id: s5, type: sys.fail, input: {message: stop}, continue_on_error: true}\n"
     chain.write_text(f"name: long\nsteps:\n{steps.replace(steps.splitlines(True)[5], failing)}")
-    doc = await app.executions.run(RunExecution(workflow=str(chain)))
+    doc = await app.executions.run(RunExecution(workflow=str(chain), allow_file=True))
     assert doc["runtimeStatus"] == "Completed"
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
     latest = [f"s{i}" for i in range(150, 250)]
@@ -135,7 +135,7 @@ async def test_a_long_graph_lists_its_latest_attempts_and_a_step_s_on_request(
 
 
 async def test_an_iteration_is_chosen_per_loop(app: App, branchy: str) -> None:
-    doc = await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
+    doc = await app.executions.run(RunExecution(workflow=branchy, allow_file=True, input={"n": 3}))
     view = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"lp": 1}))
     assert view["iterations"] == {"lp": 1}
     assert view["dataStore"]["steps"]["inner"]["output"] == {"got": 20}
@@ -172,7 +172,7 @@ async def test_a_nested_loop_counts_the_iterations_it_is_shown_for(
     all, 2/2 and 1/1 for each chosen one (it read 2/1)."""
     path = tmp_path / "nested.yaml"
     path.write_text(NESTED)
-    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
     assert doc["runtimeStatus"] == "Completed"
 
     async def counts(**chosen: int) -> dict[str, tuple[int, int]]:
@@ -224,8 +224,8 @@ async def test_an_until_loop_counts_the_iterations_it_started_and_shows_its_fram
 
 
 async def test_counts_by_status(app: App, branchy: str) -> None:
-    await app.executions.run(RunExecution(workflow=branchy, input={"n": 3}))
-    await app.executions.run(RunExecution(workflow=branchy, input={"n": 0}))
+    await app.executions.run(RunExecution(workflow=branchy, allow_file=True, input={"n": 3}))
+    await app.executions.run(RunExecution(workflow=branchy, allow_file=True, input={"n": 0}))
     counts = await app.views.status_counts(CountByStatus())
     assert counts["Completed"] == 1 and counts["CompletedWithNoActionTaken"] == 1
     assert counts["Failed"] == 0 and len(counts) == 7
@@ -255,7 +255,7 @@ steps:
 async def test_the_timeline_shows_waits_and_retry_back_off(app: App, tmp_path: Path) -> None:
     path = tmp_path / "waits.yaml"
     path.write_text(WAITS)
-    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
     bars = {(b["label"], b["attempt"]): b for b in view["timeline"]}
     assert set(bars) == {("nap", 1), ("boom", 1), ("boom", 2)}
@@ -312,7 +312,7 @@ async def test_a_timeline_not_over_runs_to_now(app: App) -> None:
 async def test_a_finished_timeline_ends_where_the_execution_did(app: App, tmp_path: Path) -> None:
     path = tmp_path / "waits.yaml"
     path.write_text(WAITS)
-    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
     app.engine.clock.offset = timedelta(hours=1)
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
     assert view["timelineMs"] < 60_000

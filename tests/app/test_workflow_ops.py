@@ -165,8 +165,8 @@ async def test_a_deleted_workflow_starts_only_by_version_number(app: App) -> Non
     await push(app, HOURLY)
     await app.workflows.delete(DeleteWorkflow(name="hourly"))
     by_name = (
-        lambda: app.executions.start(StartExecution(workflow="hourly", stored_only=True)),
-        lambda: app.executions.start(StartExecution(workflow="hourly")),  # the CLI's start
+        lambda: app.executions.start(StartExecution(workflow="hourly")),
+        lambda: app.executions.start(StartExecution(workflow="hourly", allow_file=True)),
         lambda: app.workflows.trigger(TriggerWorkflow(name="hourly")),
     )
     for start in by_name:
@@ -179,19 +179,17 @@ async def test_a_deleted_workflow_starts_only_by_version_number(app: App) -> Non
             '"version": N in the API\'s start'
         )
     assert await executions(app, "hourly") == []
-    pinned = await app.executions.start(
-        StartExecution(workflow="hourly", version=1, stored_only=True)
-    )
+    pinned = await app.executions.start(StartExecution(workflow="hourly", version=1))
     triggered = await app.workflows.trigger(TriggerWorkflow(name="hourly", version=1))
     assert pinned["workflowVersion"] == triggered["workflowVersion"] == 1
     with pytest.raises(NotFoundError, match="there is no workflow named 'nope'"):
-        await app.executions.start(StartExecution(workflow="nope", stored_only=True))
+        await app.executions.start(StartExecution(workflow="nope"))
     with pytest.raises(NotFoundError, match="named 'hourl'; did you mean 'hourly'"):
-        await app.executions.start(StartExecution(workflow="hourl", stored_only=True))
+        await app.executions.start(StartExecution(workflow="hourl"))
     with pytest.raises(NotFoundError, match="workflow name; did you mean 'hourly'"):
-        await app.executions.start(StartExecution(workflow="hourl"))  # a file or a name
+        await app.executions.start(StartExecution(workflow="hourl", allow_file=True))
     await push(app, HOURLY)  # pushed again: it starts by name again
-    again = await app.executions.start(StartExecution(workflow="hourly", stored_only=True))
+    again = await app.executions.start(StartExecution(workflow="hourly"))
     assert again["workflowVersion"] == 1
 
 

@@ -124,10 +124,8 @@ async def test_every_start_by_name_runs_the_pushed_version(app: App) -> None:
     newer = MORNING.replace("value: 1", "value: 2")
     for text in (MORNING, newer, MORNING):
         await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
-    for stored_only in (True, False):
-        doc = await app.executions.start(
-            StartExecution(workflow="morning", stored_only=stored_only)
-        )
+    for allow_file in (False, True):
+        doc = await app.executions.start(StartExecution(workflow="morning", allow_file=allow_file))
         assert doc["workflowVersion"] == 1
 
 

@@ -76,13 +76,17 @@ async def test_a_start_the_full_disk_refuses_makes_the_store_unready(tmp_path: P
     workflow = tmp_path / "w.yaml"
     workflow.write_text("name: w\nsteps: [{id: a, type: sys.no_action}]\n")
     async with App(f"sqlite:///{path}") as app:
-        await app.executions.start(StartExecution(workflow=str(workflow)))  # warm, migrated
+        await app.executions.start(
+            StartExecution(workflow=str(workflow), allow_file=True)
+        )  # warm, migrated
     pages = fill(path)
     with full(pages):
         async with App(f"sqlite:///{path}") as app:
             await app.ping()
             big = {"text": "x" * 50_000}  # a row that needs new pages
             with pytest.raises(StorageError, match="full"):
-                await app.executions.start(StartExecution(workflow=str(workflow), input=big))
+                await app.executions.start(
+                    StartExecution(workflow=str(workflow), allow_file=True, input=big)
+                )
             with pytest.raises(StorageError, match="cannot take writes"):
                 await app.ping()

@@ -46,7 +46,6 @@ class StartBody(Body):
             version=self.version,
             correlation_id=self.correlation_id,
             created_by=created_by,
-            stored_only=True,
             idempotency_key=idempotency_key,
         )
 

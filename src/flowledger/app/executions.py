@@ -90,7 +90,7 @@ class FindWorkflow(Protocol):
         self,
         workflow: str | CompiledWorkflow,
         version: int | None = None,
-        stored_only: bool = False,
+        allow_file: bool = False,
         runs_here: bool = True,
     ) -> Awaitable[CompiledWorkflow]: ...
 
@@ -125,7 +125,7 @@ class Executions:
         ``hold`` it is leased to this process instead, which must drive it."""
         check_json_size(request.input, self._limits.max_input, "input")
         workflow = await self._find(
-            request.workflow, request.version, request.stored_only, runs_here=request.hold
+            request.workflow, request.version, request.allow_file, runs_here=request.hold
         )
         if request.idempotency_key is not None:  # never with hold (StartExecution)
             document = await self._engine.start_once(
@@ -161,7 +161,7 @@ class Executions:
         step runs); ``on_events(execution_id, events)`` sees every commit (live progress)."""
         check_json_size(request.input, self._limits.max_input, "input")
         engine = self._engine
-        workflow = await self._find(request.workflow, None, False)
+        workflow = await self._find(request.workflow, None, request.allow_file)
         if request.finish_abandoned:
             left = await adopt_abandoned(
                 engine.store, engine.owner, engine.lease, workflow.name, request.created_by

@@ -174,8 +174,10 @@ class StartExecution(Request):
     correlation_id: str | None = Field(default=None, max_length=200)
     created_by: str = "python"
     hold: bool = False
-    #: Only a pushed workflow's name, never a file on this machine (the HTTP face).
-    stored_only: bool = False
+    #: ``workflow`` may name a definition file on this machine (the CLI's ``start
+    #: FILE_OR_NAME``). Off by default: a name a caller sent is only ever a pushed
+    #: workflow's, and no file is read or looked at for it.
+    allow_file: bool = False
     #: The same key again answers the execution it started (with another input or
     #: correlation id: ConflictError).
     idempotency_key: IdempotencyKey = None
@@ -209,6 +211,8 @@ class RunExecution(Request):
     correlation_id: str | None = Field(default=None, max_length=200)
     created_by: str = "python"
     finish_abandoned: bool = False
+    #: As StartExecution's: ``workflow`` may name a definition file on this machine.
+    allow_file: bool = False
 
     _check_input = field_validator("input", mode="before")(_json_object)
 
@@ -506,9 +510,11 @@ class GetWorkflowVersion(Request):
 
 
 class LoadWorkflow(Request):
-    """Compile a definition file, or else the newest pushed version of that name."""
+    """Compile the pushed version of a workflow by that name; with ``allow_file`` a
+    definition file on this machine first."""
 
     workflow: str = Field(min_length=1)
+    allow_file: bool = False
 
 
 class ValidateWorkflow(Request):

@@ -120,7 +120,6 @@ class Seed:
                 workflow=request.workflow_id,
                 input=request.input or {},
                 created_by=request.created_by,
-                stored_only=True,
                 idempotency_key=request.idempotency_key,
             )
         )

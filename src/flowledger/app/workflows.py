@@ -123,31 +123,32 @@ class Workflows(Listing, WorkflowOperations):
         return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))  # as written
 
     async def load(self, request: LoadWorkflow) -> CompiledWorkflow:
-        """A definition file, or else the newest stored version of a workflow by that name."""
-        return await self.find(request.workflow)
+        """A pushed workflow by that name (its pushed version), or with ``allow_file`` a
+        definition file first."""
+        return await self.find(request.workflow, allow_file=request.allow_file)
 
     async def find(
         self,
         workflow: str | CompiledWorkflow,
         version: int | None = None,
-        stored_only: bool = False,
+        allow_file: bool = False,
         runs_here: bool = True,
     ) -> CompiledWorkflow:
-        """What a start names: a compiled workflow as is, a file, or a pushed name (its
-        pushed version, or that stored version number when given, also of a deleted
-        workflow; with ``stored_only`` never a file). The file-or-name
-        rule stays in ``Engine.find_workflow`` because job runs (runtime) resolve their
-        items with it. A stored workflow started for the workers (not ``runs_here``)
-        needs none of their plugins here: it was checked with them when it was pushed."""
+        """What a start names: a compiled workflow as is, or a pushed name (its pushed
+        version, or that stored version number when given, also of a deleted workflow);
+        with ``allow_file`` (and no version) a definition file first. The file-or-name
+        rule stays in ``Engine.locate`` because job runs (runtime) resolve their items
+        with it. A stored workflow started for the workers (not ``runs_here``) needs none
+        of their plugins here: it was checked with them when it was pushed."""
         if isinstance(workflow, CompiledWorkflow):
             return workflow
         engine = self._engine
-        if version is not None or stored_only:
+        if version is not None:
             found: CompiledWorkflow | WorkflowVersion = await engine.resolve_version(
-                workflow, version, pushed_only=version is None
+                workflow, version
             )
         else:
-            found = await engine.locate(workflow)
+            found = await engine.locate(workflow, allow_file=allow_file)
         if isinstance(found, CompiledWorkflow):
             return found
         if runs_here:

@@ -176,6 +176,7 @@ def start(
             correlation_id=correlation_id,
             created_by="cli:start",
             idempotency_key=idempotency_key,
+            allow_file=True,  # FILE_OR_NAME: a file of the user's own machine
         )
     )
     doc = with_app(db, lambda application: application.executions.start(request), plugin)

@@ -373,30 +373,40 @@ class Engine:
         changed = await self.store.activate_workflow(workflow.name, version.id)
         return version, changed
 
-    async def find_workflow(self, file_or_name: str) -> CompiledWorkflow:
+    async def find_workflow(self, name: str, *, allow_file: bool = False) -> CompiledWorkflow:
         """What :meth:`locate` finds, compiled to run here (:meth:`workflow_for_version`)."""
-        found = await self.locate(file_or_name)
+        found = await self.locate(name, allow_file=allow_file)
         if isinstance(found, CompiledWorkflow):
             return found
         return await self.workflow_for_version(found.id)
 
-    async def locate(self, file_or_name: str) -> CompiledWorkflow | WorkflowVersion:
-        """A definition file, loaded, or else a pushed workflow by that name: its pushed
-        (live) version, as :meth:`resolve_version` chooses for every start by name (before
-        2026-11-29 this took the newest stored version even when an older one was pushed
-        again, so the CLI and the API could start different versions; until 2026-12 a
-        deleted workflow's newest version, so it still started by name)."""
-        if Path(file_or_name).is_file() or file_or_name.endswith((".yaml", ".yml", ".json")):
-            return self.load(file_or_name)
+    async def locate(
+        self, name: str, *, allow_file: bool = False
+    ) -> CompiledWorkflow | WorkflowVersion:
+        """A pushed workflow by that name: its pushed (live) version, as
+        :meth:`resolve_version` chooses for every start by name (before 2026-11-29 this
+        took the newest stored version even when an older one was pushed again, so the
+        CLI and the API could start different versions; until 2026-12 a deleted
+        workflow's newest version, so it still started by name). With ``allow_file`` a
+        definition file first, when ``name`` is one on this machine or ends in .yaml,
+        .yml or .json.
+
+        Decision: files only on request (the CLI's ``start FILE_OR_NAME``, a job file's
+        items): a name a caller sent (HTTP, a form) is never read as a file of this
+        machine, nor its existence looked at, by a path that forgot to say so."""
+        if allow_file and (Path(name).is_file() or name.endswith((".yaml", ".yml", ".json"))):
+            return self.load(name)
+        if not allow_file:
+            return await self.resolve_version(name, pushed_only=True)
         try:
-            return await self.resolve_version(file_or_name, pushed_only=True)
+            return await self.resolve_version(name, pushed_only=True)
         except NotPushedError:
             raise
         except NotFoundError:
             stored = {v.name for v in await self.store.list_workflow_versions()}
             raise NotFoundError(
-                f"{file_or_name!r} is neither a definition file nor a pushed workflow "
-                f"name{did_you_mean(file_or_name, stored)}"
+                f"{name!r} is neither a definition file nor a pushed workflow "
+                f"name{did_you_mean(name, stored)}"
             ) from None
 
     async def resolve_workflow(

@@ -215,7 +215,7 @@ class JobRuns:
             if job.folder is not None:
                 places = f"{job.folder} (the job file's folder) or in {places}"
             raise NotFoundError(f"there is no definition file {reference} in {places}")
-        return await self.engine.find_workflow(reference)
+        return await self.engine.find_workflow(reference, allow_file=True)
 
     async def _pushed(self, name: str) -> CompiledWorkflow:
         try:

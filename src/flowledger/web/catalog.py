@@ -107,7 +107,6 @@ async def start(request: Request, name: str) -> Response:
                 version=version["version"],
                 correlation_id=correlation,
                 created_by=session.caller["createdBy"],
-                stored_only=True,
             )
         )
     except FlowledgerError as exc:
