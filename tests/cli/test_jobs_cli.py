@@ -277,6 +277,30 @@ def test_jobs_retry_resumes_a_failed_job_run_from_its_failed_workflow(
     )
 
 
+def test_a_rerun_of_a_job_runs_execution_says_it_is_outside_the_job_run(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A rerun of a job run's failed workflow completed, and nothing said that the job
+    run stayed Failed: it is a new execution of its own, and now the command says so,
+    and how to resume the job run."""
+    doc = _failed_job(cli, tmp_path)
+    first = doc["runs"][0]["executionId"]
+    rerun = cli("executions", "rerun", first, "--from", "put", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    new = json.loads(rerun.stdout)
+    assert (new["rerunOf"], new["jobRunId"], new["runtimeStatus"]) == (first, None, "Completed")
+    assert rerun.stderr.strip() == (
+        f"note: the rerun {new['id']} is not part of job run {doc['id']}, which its original "
+        f"{first} belongs to: the job run neither waits for it nor goes on after it; to "
+        f"resume a Failed job run, retry it instead (`flowledger jobs retry {doc['id']}`)"
+    )
+    shown = json.loads(cli("jobs", "show", doc["id"], "--json").stdout)
+    assert shown["status"] == "Failed" and shown["runs"][0]["executionId"] == first
+    plain = cli("executions", "rerun", first, "--from", "put")
+    assert plain.returncode == 0, plain.stderr
+    assert f"is not part of job run {doc['id']}" in plain.stderr
+
+
 @pytest.mark.slow
 def test_executions_retry_of_the_failed_workflow_lets_a_worker_carry_the_job_run_on(
     cli: Cli, db_url: str, tmp_path: Path

@@ -18,6 +18,7 @@ import typer
 from flowledger.app import (
     App,
     CancelExecution,
+    GetExecution,
     PendingInputs,
     RerunExecution,
     RetryExecution,
@@ -34,6 +35,7 @@ from flowledger.cli.common import (
     PluginOption,
     ReasonOption,
     build,
+    err,
     execution_id,
     executions_app,
     existing,
@@ -270,13 +272,33 @@ def executions_rerun(
     if version not in ("pinned", "latest"):
         fail(f"--version must be pinned or latest, not {version!r}", EXIT_INVALID)
 
-    async def go(application: App) -> dict[str, Any]:
+    async def go(application: App) -> tuple[dict[str, Any], str | None]:
         full_id = await execution_id(application, execution)
+        original = await application.executions.get(GetExecution(id=full_id))
         request = RerunExecution(
             id=full_id, from_step=from_step, version=version, by=_who(), settle=not detach
         )
         with _progress(as_json or detach, None) as progress:
             doc = await application.executions.rerun(request, on_events=progress)
-        return dict(doc)  # its summary names both: "id NEW" and "rerun of: OLD"
+        # its summary names both: "id NEW" and "rerun of: OLD"
+        return dict(doc), original.get("jobRunId")
 
-    _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)
+    doc, job_run = existing(db, go, plugin, runs=not detach)
+    if job_run:  # on stderr: --json's output stays the document
+        err.print(_outside_the_job_run(doc, job_run), soft_wrap=True, highlight=False)
+    _finish(doc, as_json, db, plugin, detach)
+
+
+def _outside_the_job_run(doc: dict[str, Any], job_run: str) -> str:
+    """Decision: a rerun is a new execution of its own, never part of the job run its
+    original belongs to (its ``jobRunId`` is null), as SPEC's rerun is "a new execution":
+    the job run neither waits for it nor goes on after it. A rerun may be of any ended
+    item, a Completed job run's too (following it would run the later items again), and
+    the job run's record keeps what ran in it; resuming a Failed one is a retry's job
+    (JobRuns.retry_execution), in place, on the item's own version."""
+    return (
+        f"note: the rerun {doc['id']} is not part of job run {job_run}, which its original "
+        f"{doc['rerunOf']} belongs to: the job run neither waits for it nor goes on after "
+        f"it; to resume a Failed job run, retry it instead (`flowledger jobs retry "
+        f"{job_run}`)"
+    )
