@@ -22,6 +22,7 @@ from flowledger.app import (
     CreateToken,
     DriveJobRun,
     GetExecution,
+    GetJobRun,
     PushWorkflows,
     RevokeToken,
     StartExecution,
@@ -237,6 +238,33 @@ async def test_actions_need_the_role_and_the_csrf_token(web: Web) -> None:
     assert doc["runtimeStatus"] == "Cancelled"
     again = await http.post(f"/executions/{waiting}/cancel", data={"csrf": csrf})
     assert again.status_code == 409 and 'id="action-error"' in again.text
+
+
+async def test_an_operator_retries_a_failed_job_run_from_its_page(web: Web) -> None:
+    """The job-run page had no retry, while ``jobs retry ID`` and ``POST
+    /job-runs/{id}/retry`` had: a form like the execution page's, for operators."""
+    job = await web.app.job_runs.create(
+        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: boom}\n", hold=True)
+    )
+    await web.app.job_runs.drive(DriveJobRun(id=job["id"]))
+    url = f"/job-runs/{job['id']}"
+    http = await web.sign_in("viewer")
+    assert 'id="retry"' not in (await http.get(url)).text  # no button it cannot use
+    viewer_csrf = await web.csrf(url)
+    assert (await http.post(f"{url}/retry", data={"csrf": viewer_csrf})).status_code == 403
+    http = await web.sign_in("operator")
+    shown = (await http.get(url)).text
+    assert f'action="{url}/retry"' in shown and 'id="retry"' in shown
+    assert (await http.post(f"{url}/retry")).status_code == 403  # no CSRF token
+    csrf = await web.csrf(url)
+    retried = await http.post(f"{url}/retry", data={"csrf": csrf})
+    assert retried.status_code == 303 and retried.headers["location"] == url
+    after = await web.app.job_runs.get(GetJobRun(id=job["id"]))
+    assert after["status"] == "InProgress"
+    assert 'id="retry"' not in (await http.get(url)).text  # only a Failed one is retried
+    again = await http.post(f"{url}/retry", data={"csrf": csrf})
+    assert again.status_code == 409 and 'id="action-error"' in again.text
+    assert "only a Failed job run is retried" in again.text
 
 
 async def test_input_retry_rerun_start_and_console(web: Web) -> None:

@@ -21,6 +21,7 @@ from flowledger.app import (
     ListEntityTypes,
     ListJobRuns,
     ListWorkflows,
+    RetryJobRun,
     StartExecution,
 )
 from flowledger.app.statuses import http_status
@@ -130,12 +131,29 @@ async def job_runs(request: Request) -> Response:
     return page(request, "job_runs.html", session, title="Job runs", runs=runs)
 
 
+async def _job_run_page(request: Request, run_id: str, status: int = 200, **extra: Any) -> Response:
+    session = await session_of(request)
+    run = await app_of(request).job_runs.get(GetJobRun(id=run_id))
+    title = f"Job run {run['name']}"
+    return page(request, "job_run.html", session, status, title=title, run=run, **extra)
+
+
 @router.get("/job-runs/{run_id}")
 @guarded
 async def job_run(request: Request, run_id: str) -> Response:
-    session = await session_of(request)
-    run = await app_of(request).job_runs.get(GetJobRun(id=run_id))
-    return page(request, "job_run.html", session, title=f"Job run {run['name']}", run=run)
+    return await _job_run_page(request, run_id)
+
+
+@router.post("/job-runs/{run_id}/retry")
+@guarded
+async def retry_job_run(request: Request, run_id: str) -> Response:
+    """``jobs retry ID``, ``POST /job-runs/{id}/retry``: the workers carry it on."""
+    session, _ = await changing(request, "operator")
+    try:
+        await app_of(request).job_runs.retry(RetryJobRun(id=run_id, by=session.caller["createdBy"]))
+    except FlowledgerError as exc:
+        return await _job_run_page(request, run_id, http_status(exc)[0], action_error=str(exc))
+    return see_other(f"/job-runs/{run_id}")
 
 
 @router.get("/entities")
