@@ -174,6 +174,32 @@ async def test_queries_filter_sort_and_page(leads: Engine) -> None:
     assert (count.entities, count.total_count, count.has_more) == ([], 2, True)
 
 
+QUERY = """
+name: query
+steps:
+  - {id: q, type: sys.query_entity, input: {entity_type: Lead, limit: 10}}
+"""
+
+
+async def test_list_is_newest_first_as_every_face_lists(leads: Engine) -> None:
+    """``engine.entities.list`` was oldest first while the CLI and the API (the
+    application layer) list newest first. sys.query_entity stays oldest first, so a
+    loop paging by offset keeps its place."""
+    ids = []
+    for i in range(4):
+        doc = await leads.entities.create("Lead", {"Email": f"p{i}@x", "Status": "New"})
+        ids.append(doc["id"])
+    listed = await leads.entities.list("Lead")
+    assert [e["id"] for e in listed.entities] == ids[::-1]
+    tied = await leads.entities.list("Lead", order_by="Status", limit=3)
+    assert [e["id"] for e in tied.entities] == ids[::-1][:3] and tied.has_more
+    oldest = await leads.entities.list("Lead", newest_first=False)
+    assert [e["id"] for e in oldest.entities] == ids
+    done = await leads.run(leads.load_text(QUERY))
+    [step] = [s for s in done["steps"].values() if s["stepId"] == "q"]
+    assert [e["id"] for e in step["outputData"]["entities"]] == ids
+
+
 @pytest.mark.parametrize(
     ("filter", "message"),
     [

@@ -31,7 +31,10 @@ Rules:
 - ``order_by`` is a field name or a list of them, ``-Field`` for descending;
   ``createdAt``, ``updatedAt``, ``version`` and ``id`` sort by the entity's own fields.
   Within a field, numbers sort before strings, then booleans, then null and missing.
-  Ties (and no order_by) sort by creation time. ``limit`` is 0..1000 (default 100).
+  Ties (and no order_by) sort by creation time: ``list`` newest first, as the CLI and
+  the API list (the application layer's order), ``sys.query_entity`` oldest first, so a
+  loop paging by offset keeps its place while entities arrive. ``limit`` is 0..1000
+  (default 100).
 - A filter holds up to 100 conditions, an ``in`` up to 1,000 values; an order up to 32
   fields.
 """
@@ -180,13 +183,15 @@ class EntityService:
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
         *,
-        newest_first: bool = False,
+        newest_first: bool = True,
         before: tuple[datetime, str] | None = None,
     ) -> EntityPage:
-        """One page of the entities of a type that match ``filter`` (see the module doc);
-        ``newest_first`` orders by creation, newest first, after ``order_by``, and
-        ``before`` (a keyset position, created_at and id) starts after that entity; then
-        ``has_more`` says whether entities follow this page (not counting from 0)."""
+        """One page of the entities of a type that match ``filter`` (see the module doc),
+        after ``order_by`` by creation: newest first, as the CLI and the API list them
+        (this list was oldest first, unlike them), oldest first with
+        ``newest_first=False`` (``sys.query_entity``). ``before`` (a keyset position,
+        created_at and id) starts after that entity. ``has_more`` says whether entities
+        follow this page (newest first: not counting from 0)."""
         limit = _bounded("limit", limit, 0, MAX_LIMIT)
         query = EntityQuery(
             entity_type=entity_type,
@@ -444,7 +449,10 @@ class BoundEntities:
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
     ) -> EntityPage:
-        return await self.service.list(entity_type, filter, order_by, limit, offset)
+        # Oldest first: a workflow's loop paging by offset keeps its place (README).
+        return await self.service.list(
+            entity_type, filter, order_by, limit, offset, newest_first=False
+        )
 
 
 # -- documents --------------------------------------------------------------------------------
