@@ -149,7 +149,7 @@ async def test_a_loop_body_step_is_read_in_a_chosen_iteration_that_exists(
     in particular); one chosen out of range said "steps.leaf.output is null"."""
     path = tmp_path / "nested.yaml"
     path.write_text(NESTED)
-    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
     assert doc["runtimeStatus"] == "Completed", doc["error"]
 
     async def evaluate(text: str, **iterations: int) -> dict[str, object]:

@@ -433,7 +433,9 @@ async def test_an_idempotency_key_with_another_correlation_id_is_a_conflict(
     """The same key with another correlationId answered the first execution, filed under
     the correlation id of the first request, as if the second had been taken (tour 22C
     F3). A correlation id given against none is another request too."""
-    keyed = StartExecution(workflow=hello_file, idempotency_key="c", correlation_id="order-1")
+    keyed = StartExecution(
+        workflow=hello_file, allow_file=True, idempotency_key="c", correlation_id="order-1"
+    )
     started = await app.executions.start(keyed)
     assert (await app.executions.start(keyed))["id"] == started["id"]
     for other in ("order-2", None):
@@ -446,7 +448,7 @@ async def test_an_idempotency_key_with_another_correlation_id_is_a_conflict(
             f"'order-1', not {shown}; use a new key for a new start"
         )
     # Started without one, it holds its own id; a retry without one is the same start.
-    bare = StartExecution(workflow=hello_file, idempotency_key="d")
+    bare = StartExecution(workflow=hello_file, allow_file=True, idempotency_key="d")
     first = await app.executions.start(bare)
     assert first["correlationId"] == first["id"]
     assert (await app.executions.start(bare))["id"] == first["id"]

@@ -206,7 +206,7 @@ async def test_an_until_loop_counts_the_iterations_it_started_and_shows_its_fram
     store shows the chosen iteration's frame as the run had it."""
     path = tmp_path / "until.yaml"
     path.write_text(UNTIL)
-    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
     assert doc["runtimeStatus"] == "Failed"
     view = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"poll": 2}))
     [poll] = [n for n in view["nodes"] if n["id"] == "poll"]
@@ -390,7 +390,7 @@ async def test_a_step_s_node_is_decided_by_each_iteration_s_final_attempt(
     path = tmp_path / "judged.yaml"
     path.write_text(JUDGED)
     async with judged(db_url) as app:
-        doc = await app.executions.run(RunExecution(workflow=str(path)))
+        doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
         assert doc["runtimeStatus"] == "Completed"
         view = await app.views.execution(GetExecutionView(id=doc["id"]))
         picked = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"each": 2}))
@@ -419,7 +419,7 @@ async def test_a_failed_execution_names_the_attempt_whose_logs_hold_its_tracebac
     path = tmp_path / "booms.yaml"
     path.write_text(BOOMS)
     async with judged(db_url) as app:
-        doc = await app.executions.run(RunExecution(workflow=str(path)))
+        doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
         assert doc["runtimeStatus"] == "Failed"
         view = await app.views.execution(GetExecutionView(id=doc["id"]))
     [explode] = [s for s in doc["steps"].values() if s["stepId"] == "explode"]
@@ -503,7 +503,7 @@ async def test_the_data_store_tree_is_bounded_and_says_what_it_leaves_out(
     1.5 MB page). The tree now stops at STORE_ENTRIES of a list, STORE_NODES in all."""
     path = tmp_path / "big.yaml"
     path.write_text(BIG_LOOP)
-    doc = await app.executions.run(RunExecution(workflow=str(path)))
+    doc = await app.executions.run(RunExecution(workflow=str(path), allow_file=True))
     view = await app.views.execution(GetExecutionView(id=doc["id"]))
 
     def walk(node: TreeNode) -> list[TreeNode]:

@@ -720,7 +720,8 @@ def _failed_attempt(
     for a loop's error (which names the iteration's step, not its attempt) the latest that
     failed inside the loop, one with ``continue_on_error`` only if no other did."""
     error = doc["error"]
-    if ExecutionStatus(doc["runtimeStatus"]) != ExecutionStatus.FAILED or not isinstance(error, dict):
+    failed = ExecutionStatus(doc["runtimeStatus"]) == ExecutionStatus.FAILED
+    if not failed or not isinstance(error, dict):
         return None
 
     def task(run: StepDocument) -> CompiledStep | None:
