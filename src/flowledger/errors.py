@@ -367,12 +367,25 @@ class UnavailableError(FlowledgerError):
         super().__init__(message)
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """``; did you mean 'after'?`` for a misspelt name (empty when nothing is close)."""
+def did_you_mean(name: str, known: Iterable[str], *, partial: bool = False) -> str:
+    """``; did you mean 'after'?`` for a misspelt name (empty when nothing is close).
+    With ``partial``, a part of a name also finds up to three names it is in, those it
+    begins first (``order`` → ``'order-pipeline', 'order-sync' or 'score-order'``): a
+    filter typed short."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    part = name.strip().lower()
+    if partial and part:
+        holding = [n for n in names if part in n.lower()]
+        holding.sort(key=lambda n: not n.lower().startswith(part))  # stable: by name within
+        close = list(dict.fromkeys([*holding, *close]))[:3]
+    if not close:
+        return ""
+    quoted = [f"'{n}'" for n in close]
+    said = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return f"; did you mean {said}?"
 
 
 def field_message(error: Mapping[str, Any]) -> str:

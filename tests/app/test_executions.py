@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from flowledger.app.views import DefinitionGraph
 from flowledger.errors import AmbiguousIdError, DefinitionError
 from flowledger.runtime import inbox
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import ExecutionDocument
 from flowledger.worker.worker import Worker, WorkerOptions
 from tests.runtime.support import running_worker, wait_until
@@ -103,6 +105,30 @@ async def test_filters_select(app: App, hello_file: str) -> None:
     assert [d["id"] for d in by_creator.items] == [doc["id"]]
     none = await app.executions.list(ListExecutions(status="Completed"))
     assert none.items == [] and none.next_cursor is None
+
+
+async def test_counts_by_status_follow_the_list_s_filters(app: App, hello_file: str) -> None:
+    """The web list's status chips counted by workflow only: a time range, a correlation
+    id or a parent left them at the totals (tour 22B M7). Every status is counted, the
+    one chosen or not, under the listing's other filters."""
+    await start(app, hello_file, 2)
+    done = RunExecution(workflow=hello_file, input={"name": "x"}, correlation_id="c-9")
+    ran = await app.executions.run(done)
+    counts = await app.executions.count_by_status(ListExecutions(status="Completed"))
+    assert list(counts) == [s.value for s in ExecutionStatus]
+    assert counts["NotStarted"] == 2 and counts["Completed"] == 1 and sum(counts.values()) == 3
+    correlated = await app.executions.count_by_status(ListExecutions(correlation_id="c-9"))
+    assert correlated["Completed"] == 1 and sum(correlated.values()) == 1
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    before = await app.executions.count_by_status(ListExecutions(created_before=long_ago))
+    after = await app.executions.count_by_status(ListExecutions(created_after=long_ago))
+    assert sum(before.values()) == 0 and sum(after.values()) == 3
+    assert sum((await app.executions.count_by_status(ListExecutions(workflow="x"))).values()) == 0
+    # A parent named by the start of its id, as people type it (one code path with the list).
+    child_of = ListExecutions(parent_id=ran["id"][:8], id_prefixes=True)
+    assert sum((await app.executions.count_by_status(child_of)).values()) == 0
+    with pytest.raises(NotFoundError, match="no execution has an id starting with 'zz'"):
+        await app.executions.count_by_status(ListExecutions(parent_id="zz", id_prefixes=True))
 
 
 async def test_a_forged_edited_or_foreign_cursor_is_refused(app: App, hello_file: str) -> None:

@@ -24,7 +24,6 @@ from flowledger.app.views import (
     STORE_ENTRIES,
     STORE_NODES,
     STORE_TEXT,
-    CountByStatus,
     DefinitionGraph,
     GetExecutionView,
     RerunReuse,
@@ -221,15 +220,6 @@ async def test_an_until_loop_counts_the_iterations_it_started_and_shows_its_fram
     }
     first = await app.views.execution(GetExecutionView(id=doc["id"], iterations={"poll": 0}))
     assert first["dataStore"]["loop"]["poll"]["previous"] is None
-
-
-async def test_counts_by_status(app: App, branchy: str) -> None:
-    await app.executions.run(RunExecution(workflow=branchy, allow_file=True, input={"n": 3}))
-    await app.executions.run(RunExecution(workflow=branchy, allow_file=True, input={"n": 0}))
-    counts = await app.views.status_counts(CountByStatus())
-    assert counts["Completed"] == 1 and counts["CompletedWithNoActionTaken"] == 1
-    assert counts["Failed"] == 0 and len(counts) == 7
-    assert sum((await app.views.status_counts(CountByStatus(workflow="other"))).values()) == 0
 
 
 async def test_a_definition_graph_and_a_missing_execution(app: App) -> None:

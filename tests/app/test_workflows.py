@@ -180,3 +180,25 @@ async def test_get_versions_and_start_by_name(app: App, tmp_path: Path) -> None:
         await app.workflows.get(GetWorkflow(name="nothing"))
     with pytest.raises(NotFoundError, match="has no version 9"):
         await app.workflows.get_version(GetWorkflowVersion(name="morning", version=9))
+
+
+async def test_a_name_no_workflow_has_says_which_stored_names_are_close(app: App) -> None:
+    """The web list filtered by a part of a name ("order") matched nothing in silence
+    (tour 22B L10): the names it is part of come first, then a close spelling."""
+    step = "steps:\n  - {id: a, type: sys.no_action}\n"
+    names = ("order-pipeline", "score-order", "reorder", "nightly")
+    texts = [WorkflowText(text=f"name: {name}\n{step}") for name in names]
+    await app.workflows.push(PushWorkflows(texts=texts))
+    await app.workflows.check_name(GetWorkflow(name="nightly"))  # there: nothing to say
+    with pytest.raises(NotFoundError) as found:
+        await app.workflows.check_name(GetWorkflow(name="Order"))
+    assert str(found.value) == (
+        "there is no workflow named 'Order'; "
+        "did you mean 'order-pipeline', 'reorder' or 'score-order'?"
+    )
+    with pytest.raises(NotFoundError, match=r"named 'nigthly'; did you mean 'nightly'\?$"):
+        await app.workflows.check_name(GetWorkflow(name="nigthly"))
+    with pytest.raises(NotFoundError, match=r"named 'zzz'$"):
+        await app.workflows.get(GetWorkflow(name="zzz"))
+    with pytest.raises(NotFoundError, match="did you mean 'order-pipeline'"):
+        await app.workflows.get(GetWorkflow(name="order-pipelin"))

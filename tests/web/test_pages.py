@@ -7,8 +7,9 @@ import asyncio
 import html
 import json
 import re
+import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -805,3 +806,81 @@ async def test_only_this_executions_artifacts_are_links_on_its_page(web: Web) ->
     assert f'href="/ui/artifacts/{saved["id"]}"' not in page  # the sender's: data
     assert "INVOICE-please-open.pdf</a>" not in page
     assert "copy.output.json</a>" in page  # the step's own output: a link
+
+
+def _chip(page: str, status: str) -> tuple[str, int]:
+    """A status chip's link and count."""
+    found = re.search(
+        rf'<a href="([^"]*)" class="badge s-{status}" data-count="{status}"[^>]*>'
+        rf"{status} <strong>(\d+)</strong>",
+        page,
+    )
+    assert found, page[-3000:]
+    return html.unescape(found.group(1)), int(found.group(2))
+
+
+async def test_the_status_chips_count_and_link_under_the_list_s_filters(web: Web) -> None:
+    """The chips counted by workflow only (a time range left them at the totals) and
+    their links dropped every other filter (tour 22B M7, L10)."""
+    await web.start("boom")
+    await web.app.executions.start(StartExecution(workflow="boom", correlation_id="c-1"))
+    http = await web.sign_in("viewer")
+    page = (await http.get("/executions?workflow=boom")).text
+    assert _chip(page, "Failed")[1] == 1 and _chip(page, "NotStarted")[1] == 1
+    long_ago = (await http.get("/executions?workflow=boom&created_before=2000-01-01T00:00")).text
+    assert _chip(long_ago, "Failed")[1] == 0 and "No executions match." in long_ago
+    page = (await http.get("/executions?workflow=boom&correlation_id=c-1&status=Failed")).text
+    link, count = _chip(page, "NotStarted")
+    assert count == 1 and _chip(page, "Failed")[1] == 0  # its own status aside
+    assert link == "/executions?workflow=boom&correlation_id=c-1&status=NotStarted"
+    assert 'href="/executions?workflow=boom&amp;correlation_id=c-1" class="chip"' in page
+
+
+async def test_the_time_range_is_read_as_utc_and_says_so(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From/To were read in the server's zone while the list shows UTC (tour 22B M7)."""
+    failed = await web.start("boom")
+    doc = await web.app.executions.get(GetExecution(id=failed))
+    created = datetime.fromisoformat(doc["createdAt"].replace("Z", "+00:00"))
+    since = (created - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")  # as the widget sends
+    http = await web.sign_in("viewer")
+    monkeypatch.setenv("TZ", "America/New_York")  # a server west of UTC
+    time.tzset()
+    try:
+        page = (await http.get(f"/executions?created_after={since}")).text
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert f'data-execution="{failed}"' in page
+    assert "From (UTC) <input" in page and "To (UTC) <input" in page
+
+
+async def test_the_list_says_why_executions_failed_and_who_started_them(web: Web) -> None:
+    """The Failed list gave nothing to triage on, and a correlation id repeating the id
+    took a third of the width (tour 22B M11); a parent was plain text (L10)."""
+    await web.app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=CHILD_ASKS), WorkflowText(text=PARENT_OF_ASKS)])
+    )
+    failed = await web.start("boom")
+    parent = await web.start("parent-of-asks")
+    http = await web.sign_in("viewer")
+    page = (await http.get("/executions?status=Failed")).text
+    assert '<th scope="col">Error</th>' in page and '<th scope="col">Took</th>' in page
+    assert "Correlation id</th>" not in page  # each is its execution's own id
+    row = page[page.index(f'data-execution="{failed}"') :].split("</tr>")[0]
+    assert '&lt;b&gt;bad&lt;/b&gt;</span> <span class="meta">at <code>fail</code>' in row
+    assert re.search(r'<span title="ended \d{4}-\d\d-\d\d [\d:]{8} UTC">\d+ms</span>', row)
+    children = (await http.get(f"/executions?parent_id={parent[:8]}")).text
+    assert children.count("data-execution=") == 1
+    said = f'<a href="/executions/{parent}" title="execution:{parent}">execution <code>'
+    assert said + f"{parent[:8]}</code></a>" in children
+    assert '<th scope="col">Error</th>' not in children  # nothing failed there
+    await web.app.executions.start(StartExecution(workflow="boom", correlation_id="order-7"))
+    page = (await http.get("/executions?workflow=boom")).text
+    assert "Correlation id</th>" in page
+    assert '<code class="name" title="order-7">order-7</code>' in page
+    unknown = (await http.get("/executions?workflow=boo")).text
+    assert "There is no workflow named &#39;boo&#39;; did you mean &#39;boom&#39;?" in unknown
+    gone = (await http.get("/executions?parent_id=ffffffff")).text
+    assert "no execution has an id starting with &#39;ffffffff&#39;" in gone

@@ -215,6 +215,13 @@ class Executions:
         """How many executions the listing selects in all (its pages together)."""
         return await self._engine.store.count_executions(await self._query(request, 0))
 
+    async def count_by_status(self, request: ListExecutions) -> dict[str, int]:
+        """Every status (in SPEC order) → how many executions the listing's other filters
+        select (its status aside: each status is counted), in one grouped read."""
+        query = dataclasses.replace(await self._query(request, 0), status=None)
+        found = await self._engine.store.count_by_status(query)
+        return {status.value: found.get(status.value, 0) for status in ExecutionStatus}
+
     async def _query(self, request: ListExecutions, limit: int) -> ExecutionQuery:
         parent_id, job_run_id = request.parent_id, request.job_run_id
         if request.id_prefixes and parent_id:

@@ -1,6 +1,5 @@
 """Read models for people looking at executions (the web UI; any face may offer them):
 
-- :meth:`Views.status_counts`: how many executions are in each status;
 - :meth:`Views.execution`: one execution as a person debugging it wants to see it — the
   definition's graph coloured by status (loops as groups with ``done/total``, branches
   taken or not, sub-workflow children), a timeline of every attempt, each attempt's
@@ -65,10 +64,6 @@ STORE_TEXT = 1000
 SHOWN_CHILDREN = 20
 #: Children whose rendered inputs a sub-workflow attempt's template rows show.
 SHOWN_CHILD_INPUTS = 5
-
-
-class CountByStatus(Request):
-    workflow: str | None = None
 
 
 class GetExecutionView(Request):
@@ -248,11 +243,6 @@ class Views:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-
-    async def status_counts(self, request: CountByStatus) -> dict[str, int]:
-        """Every execution status (in SPEC order) → how many executions have it."""
-        found = await self._engine.store.count_by_status(request.workflow)
-        return {status.value: found.get(status.value, 0) for status in ExecutionStatus}
 
     async def definition_graph(
         self, request: DefinitionGraph

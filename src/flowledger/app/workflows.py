@@ -36,7 +36,14 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
 from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger, compile_triggers
-from flowledger.errors import DefinitionError, InputError, NotFoundError, Path, Problem
+from flowledger.errors import (
+    DefinitionError,
+    InputError,
+    NotFoundError,
+    Path,
+    Problem,
+    did_you_mean,
+)
 from flowledger.runtime.creation import validate_input
 from flowledger.storage import VersionSummary, WorkflowVersion
 from flowledger.storage.pushes import Pushed
@@ -262,7 +269,7 @@ class Workflows(Listing, WorkflowOperations):
         store = self._engine.store
         versions = await store.list_workflow_versions(request.name)
         if not versions:
-            raise NotFoundError(f"there is no workflow named {request.name!r}")
+            raise await self._missing(request.name)
         pushed = await store.pushed_workflows(request.name)
         live = pushed[0] if pushed else None
         live_id = live.version["id"] if live is not None else None
@@ -273,6 +280,19 @@ class Workflows(Listing, WorkflowOperations):
             "live": self._summary(live, now, states) if live is not None else None,
             "versions": [_version(v, v.id == live_id) for v in versions],
         }
+
+    async def check_name(self, request: GetWorkflow) -> None:
+        """NotFoundError naming the stored names close to it, unless a workflow of that
+        name is stored (a list filtered by a name that matches nothing says why)."""
+        # No name holds a NUL (PostgreSQL text cannot even be asked for one): missing.
+        named = "\x00" not in request.name
+        if not named or not await self._engine.store.list_workflow_versions(request.name):
+            raise await self._missing(request.name)
+
+    async def _missing(self, name: str) -> NotFoundError:
+        stored = {v.name for v in await self._engine.store.list_workflow_versions()}
+        hint = did_you_mean(name, stored, partial=True)
+        return NotFoundError(f"there is no workflow named {name!r}{hint}")
 
     async def get_version(self, request: GetWorkflowVersion) -> WorkflowVersionDocument:
         """One stored version with its definition document and the text it came from."""

@@ -18,7 +18,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Select,
     Table,
     and_,
     bindparam,
@@ -45,6 +44,7 @@ from flowledger.storage.base import (
     claimable_when_created,
 )
 from flowledger.storage.counts import SQLCountStore
+from flowledger.storage.counts import filtered as _filtered
 from flowledger.storage.descendants import SQLDescendantStore
 from flowledger.storage.entities import SQLEntityStore
 from flowledger.storage.fastpath import (
@@ -934,26 +934,3 @@ def _version(row: Any) -> WorkflowVersion:
         created_at=row["created_at"],
         source=row["source"],
     )
-
-
-def _filtered(stmt: Select[Any], query: ExecutionQuery) -> Select[Any]:
-    """``stmt`` narrowed to the executions ``query`` selects (paging aside)."""
-    t = executions
-    if isinstance(query.status, tuple):
-        stmt = stmt.where(t.c.runtime_status.in_(query.status))
-    elif query.status:
-        stmt = stmt.where(t.c.runtime_status == query.status)
-    for column, value in (
-        (t.c.workflow_name, query.workflow),
-        (t.c.correlation_id, query.correlation_id),
-        (t.c.parent_id, query.parent_id),
-        (t.c.job_run_id, query.job_run_id),
-        (t.c.created_by, query.created_by),
-    ):
-        if value:
-            stmt = stmt.where(column == value)
-    if query.created_after:
-        stmt = stmt.where(t.c.created_at >= query.created_after)
-    if query.created_before:
-        stmt = stmt.where(t.c.created_at < query.created_before)
-    return stmt

@@ -3,17 +3,23 @@ page (web.execution) and the catalogue pages (web.catalog) are routers of their 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from flowledger.app import FollowAllEvents, ListExecutions
+from flowledger.app import FollowAllEvents, GetWorkflow, ListExecutions
 from flowledger.app.sessions import SignIn
 from flowledger.app.statuses import http_status
-from flowledger.app.views import CountByStatus
-from flowledger.errors import AuthenticationError, FlowledgerError, InvalidInputError, shown
+from flowledger.errors import (
+    AuthenticationError,
+    FlowledgerError,
+    InvalidInputError,
+    NotFoundError,
+    shown,
+)
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web import catalog, execution
 from flowledger.web.auth import (
@@ -35,7 +41,15 @@ router.include_router(execution.router)
 router.include_router(catalog.router)
 
 #: The list's filters: query parameter → ListExecutions field.
-FILTERS = ("status", "workflow", "correlation_id", "created_by", "created_after", "created_before")
+FILTERS = (
+    "status",
+    "workflow",
+    "correlation_id",
+    "created_by",
+    "parent_id",
+    "created_after",
+    "created_before",
+)
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
@@ -88,7 +102,8 @@ async def signout(request: Request) -> Response:
 
 
 def _when(text: str, label: str) -> datetime | None:
-    """A ``datetime-local`` field (the browser's local time, sent without a zone) as UTC."""
+    """A ``datetime-local`` field, read as UTC: the form says so, as the list shows every
+    time in UTC (it was read in the server's zone, which the page never named)."""
     if not text:
         return None
     try:
@@ -97,7 +112,7 @@ def _when(text: str, label: str) -> datetime | None:
         raise InvalidInputError(
             f"{label}: {shown(text)} is not a date and time (2026-11-30T09:00)"
         ) from None
-    return value if value.tzinfo else value.astimezone()
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @router.get("/executions")
@@ -106,19 +121,27 @@ async def executions(request: Request) -> Response:
     session = await session_of(request)
     app = app_of(request)
     query = request.query_params
-    filters: dict[str, Any] = {name: query.get(name) or None for name in FILTERS}
+    here = {k: query.get(k, "") for k in (*FILTERS, "limit")}
+    filters: dict[str, Any] = {name: here[name] or None for name in FILTERS}
+    listing = counts = None
+    problem = unknown = None
     try:
-        filters["created_after"] = _when(query.get("created_after", ""), "created after")
-        filters["created_before"] = _when(query.get("created_before", ""), "created before")
-        limit = min(whole_number(query.get("limit") or str(PAGE_SIZE), "limit"), MAX_PAGE_SIZE)
-        listing = await app.executions.list(
-            ListExecutions(**filters, limit=limit, cursor=query.get("cursor") or None)
+        filters["created_after"] = _when(here["created_after"], "created after")
+        filters["created_before"] = _when(here["created_before"], "created before")
+        limit = min(whole_number(here["limit"] or str(PAGE_SIZE), "limit"), MAX_PAGE_SIZE)
+        chosen = ListExecutions(
+            **filters, limit=limit, cursor=query.get("cursor") or None, id_prefixes=True
         )
-        problem = None
+        listing = await app.executions.list(chosen)
+        # The chips count what the list selects, every status apart (tour 22B M7).
+        counts = await app.executions.count_by_status(chosen)
     except (ValueError, FlowledgerError) as exc:
         listing, problem = None, str(exc)
-    counts = await app.views.status_counts(CountByStatus(workflow=filters["workflow"]))
-    here = {k: query.get(k, "") for k in (*FILTERS, "limit")}
+    if listing is not None and not listing.items and filters["workflow"]:
+        try:  # a part of a name matched nothing, in silence: say what is stored
+            await app.workflows.check_name(GetWorkflow(name=filters["workflow"][:128]))
+        except NotFoundError as exc:
+            unknown = str(exc)
     template = "executions_part.html" if is_fragment(request) else "executions.html"
     return page(
         request,
@@ -127,12 +150,21 @@ async def executions(request: Request) -> Response:
         title="Executions",
         listing=listing,
         problem=problem,
+        unknown=unknown,
         counts=counts,
+        chips=_chip_links(here),
         statuses=[s.value for s in ExecutionStatus],
         filters=here,
         live=not query.get("cursor"),
         refresh=f"{request.url.path}?{request.url.query}",
     )
+
+
+def _chip_links(here: dict[str, str]) -> dict[str, str]:
+    """Each status chip's link (and "" for every status): the other filters kept."""
+    kept = {k: v for k, v in here.items() if v and k != "status"}
+    statuses = ["", *(s.value for s in ExecutionStatus)]
+    return {s: "/executions?" + urlencode({**kept, "status": s} if s else kept) for s in statuses}
 
 
 @router.get("/ui/live")

@@ -62,6 +62,32 @@ def readable(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _moment(stamp: Any) -> datetime | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def took(doc: Mapping[str, Any]) -> str:
+    """How long an ended execution ran, from its start (else its creation) to its end,
+    as words (``800ms``, ``1m02s``); "" while it runs."""
+    end = _moment(doc.get("failedAt") or doc.get("completedAt"))
+    begin = _moment(doc.get("startedAt") or doc.get("createdAt"))
+    if end is None or begin is None or end < begin:
+        return ""
+    return spoken(end - begin)
+
+
+def own_correlation(doc: Mapping[str, Any]) -> bool:
+    """A correlation id that is not the execution's own id (its default): worth a column."""
+    given = doc.get("correlationId")
+    return bool(given) and given != doc.get("id")
+
+
 #: Graphs of more steps are not drawn in the browser (dagre lays a graph out by recursion,
 #: one level per rank: a chain of 2,500 steps ran out of Chromium's stack, while 2,000
 #: drew in about a second); the page says so instead and sends no graph to draw.
@@ -121,6 +147,8 @@ env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=F
 env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 env.filters["spoken"] = lambda ms: spoken(timedelta(milliseconds=ms))
 env.filters["readable"] = readable
+env.filters["took"] = took
+env.tests["own_correlation"] = own_correlation
 
 
 def is_fragment(request: Request) -> bool:
