@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from flowledger.runtime.status import ExecutionStatus
 from tests import tls
 from tests.api.conftest import Service
 from tests.api.helpers import push as push_from
@@ -788,3 +789,57 @@ def test_every_iteration_can_be_chosen_and_texts_fit_their_boxes(pages: Pages, u
     page.goto(f"/executions/{execution_id}?iteration=lp:1150")  # a link's form
     expect(page.locator("form.iterations input[name='iteration.lp']")).to_have_value("1150")
     expect(page.locator("svg.timeline")).to_contain_text("body[lp#1150]")
+
+
+#: Every class a badge is drawn with: the execution statuses, a step's Disabled, and the
+#: seed's run statuses (/workflow-runs) the job-run page shows.
+BADGES = [s.value for s in ExecutionStatus] + ["Disabled", "FAILED", "COMPLETED"]
+CONTRAST = """(names) => {
+  const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const luminance = (css) => {
+    const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map(Number).map(channel);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const found = {};
+  for (const name of names) {
+    const badge = document.createElement("span");
+    badge.className = "badge s-" + name;
+    badge.textContent = name;
+    document.body.appendChild(badge);
+    const style = getComputedStyle(badge);
+    const [light, dark] = [luminance(style.color), luminance(style.backgroundColor)].sort((a, b) => b - a);
+    found[name] = Math.round((light + 0.05) / (dark + 0.05) * 100) / 100;
+    badge.remove();
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_status_badge_reads_at_4_5_to_1(browser: Browser, ui: Service, scheme: str) -> None:
+    """12 px bold white on the status colours: 2.5 to 3.4:1 in dark mode, NotStarted
+    3.04 and CompletedWithNoActionTaken 4.12 in light (tour 22B M8; WCAG AA: 4.5)."""
+    context = browser.new_context(base_url=ui.base_url, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.goto("/signin")
+        found = page.evaluate(CONTRAST, BADGES)
+    finally:
+        context.close()
+    assert {name: ratio for name, ratio in found.items() if ratio < 4.5} == {}, found
+
+
+def test_the_lists_fit_a_phone_s_width(pages: Pages, ui: Service) -> None:
+    """At 375 px the list was 793 px wide and the whole page scrolled sideways (L5): a
+    table now scrolls in its own box."""
+    failed = run(ui, FAILING)
+    page = pages("viewer")
+    page.set_viewport_size({"width": 375, "height": 800})
+    wide = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    for path in ("/executions", "/executions?status=Failed", "/workflows", f"/executions/{failed}"):
+        page.goto(path)
+        expect(page.locator("#main")).to_be_visible()
+        assert page.evaluate(wide) is False, path
+    page.goto("/executions?status=Failed")
+    scrolls = "(box) => box.scrollWidth > box.clientWidth"
+    assert page.locator(".table-box").evaluate(scrolls) is True
