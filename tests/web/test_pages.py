@@ -884,3 +884,26 @@ async def test_the_list_says_why_executions_failed_and_who_started_them(web: Web
     assert "There is no workflow named &#39;boo&#39;; did you mean &#39;boom&#39;?" in unknown
     gone = (await http.get("/executions?parent_id=ffffffff")).text
     assert "no execution has an id starting with &#39;ffffffff&#39;" in gone
+
+
+async def test_a_form_sent_after_the_session_ended_says_so_and_signs_in_back_to_it(
+    web: Web,
+) -> None:
+    """It answered "sign in with an API token" with a link to /signin, no next (L6)."""
+    waiting = await web.start("ask", {"n": 1})
+    http = await web.sign_in("operator")
+    csrf = await web.csrf(f"/executions/{waiting}")
+    http.cookies.clear()  # the browser dropped the expired cookie
+    sent_from = {"Referer": f"http://ui/executions/{waiting}?iteration=x:1"}
+    url = f"/executions/{waiting}/steps/approve/input"
+    refused = await http.post(url, data={"csrf": csrf, "ok": "true"}, headers=sent_from)
+    assert refused.status_code == 401
+    assert "Your session expired, so this form was not sent." in refused.text
+    back = f"/executions/{waiting}%3Fiteration%3Dx%3A1"
+    assert f'<a href="/signin?next={back}" data-session-ended>Sign in again</a>' in refused.text
+    http.cookies.set("flowledger_session", "forged.value")
+    elsewhere = {"Referer": "https://evil.example/executions"}
+    forged = await http.post(url, data={"csrf": csrf, "ok": "true"}, headers=elsewhere)
+    assert forged.status_code == 401
+    assert "This form was not sent: the session is not valid; sign in again." in forged.text
+    assert 'href="/signin?next=/executions"' in forged.text  # another site's page: not back

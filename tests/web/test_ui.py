@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
+import subprocess
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from flowledger.runtime.status import ExecutionStatus
 from tests import tls
-from tests.api.conftest import Service
+from tests.api.conftest import FLOWLEDGER, REPO, Service, launch
 from tests.api.helpers import push as push_from
 from tests.api.helpers import settled, start, terminal, unique
 
@@ -135,7 +137,7 @@ def sign_in(page: Page, token: str) -> None:
     expect(page).to_have_url(re.compile(r"/signin\?next="))
     page.fill("#token", token)
     page.click("form[action='/signin'] button")
-    expect(page).to_have_url(re.compile(r"/executions$"))
+    expect(page).to_have_url(re.compile(r"^[^?]*/executions$"))  # not /signin?next=/executions
 
 
 def test_sign_in_exchanges_the_token_for_a_strict_http_only_cookie(pages: Pages) -> None:
@@ -843,3 +845,103 @@ def test_the_lists_fit_a_phone_s_width(pages: Pages, ui: Service) -> None:
     page.goto("/executions?status=Failed")
     scrolls = "(box) => box.scrollWidth > box.clientWidth"
     assert page.locator(".table-box").evaluate(scrolls) is True
+
+
+def test_a_form_sent_after_the_session_ended_is_filled_in_again_after_signing_in(
+    pages: Pages, ui: Service
+) -> None:
+    """The answer typed was lost: the 401 page linked to /signin with no way back (L6)."""
+    execution_id = run(ui, FORM)
+    page = pages("operator")
+    page.goto(f"/executions/{execution_id}")
+    form = page.locator("#input-approve")
+    form.locator("select[name=approved]").select_option("true")
+    form.locator("input[name=amount]").fill("42")
+    page.context.clear_cookies()  # the session ended while the page was open
+    form.locator("button").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Your session expired, so this form was not sent."
+    )
+    expect(page.locator(".kept")).to_be_visible()
+    page.get_by_role("link", name="Sign in again").click()
+    page.fill("#token", ui.tokens["operator"])
+    page.click("form[action='/signin'] button")
+    expect(page).to_have_url(re.compile(f"/executions/{execution_id}$"))
+    form = page.locator("#input-approve")
+    expect(form.locator("input[name=amount]")).to_have_value("42")
+    expect(form.locator("select[name=approved]")).to_have_value("true")
+    with page.expect_navigation(url=re.compile(f"/executions/{execution_id}$")):
+        form.locator("button").click()
+    with ui.client("viewer") as http:
+        doc = terminal(http, execution_id)
+    outputs = {s["stepId"]: s["outputData"] for s in doc["steps"].values()}
+    assert outputs["approve"]["amount"] == 42
+    page.wait_for_load_state()
+    assert page.evaluate("window.sessionStorage.getItem('flowledger:draft')") is None  # used once
+
+
+def _serve_again(service: Service) -> subprocess.Popen[bytes]:
+    """``flowledger serve`` again on the stopped one's port and database (a restart)."""
+    port = service.base_url.rsplit(":", 1)[1]
+    with service.log.with_name("again.log").open("wb") as sink:
+        process = subprocess.Popen(
+            [FLOWLEDGER, "serve", "--port", port],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=service.env,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, service.log.with_name("again.log").read_text()
+        try:
+            if httpx.get(f"{service.base_url}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.terminate()
+    raise AssertionError("serve did not start again")
+
+
+def test_a_server_out_of_reach_is_shown_and_a_form_is_not_lost_to_it(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """With serve stopped the page went on showing stale data with no sign, and a form
+    sent landed on Chrome's "site can't be reached" page (tour 22B M5)."""
+    with launch(f"sqlite:///{tmp_path / 'down.db'}", tmp_path) as service:
+        context = browser.new_context(base_url=service.base_url)
+        try:
+            page = context.new_page()
+            sign_in(page, service.tokens["viewer"])
+            banner = page.locator("#offline")
+            expect(page.locator("#live-region")).to_be_visible()
+            expect(banner).to_have_count(0)
+            still = context.new_page()  # a page that follows nothing live
+            still.goto("/workflows")
+            assert service.stop() == 0
+            # It asks the server when a form is being filled in (here: focus on Sign out).
+            still.get_by_role("button", name="Sign out").focus()
+            expect(still.locator("#offline")).to_be_visible()
+            still.get_by_role("button", name="Sign out").click()
+            expect(still.locator("#offline")).to_contain_text("Your form was not sent")
+            expect(still).to_have_url(re.compile(r"/workflows$"))
+            expect(banner).to_be_visible()
+            expect(banner).to_have_attribute("role", "alert")
+            expect(banner).to_have_text(
+                re.compile(r"^Connection lost — showing data from \d\d:\d\d:\d\d; retrying")
+            )
+            page.fill("input[name=workflow]", "typed while down")
+            page.click("form.filters button")
+            expect(banner).to_contain_text("Your form was not sent")
+            expect(page).to_have_url(re.compile(r"/executions$"))
+            expect(page.locator("input[name=workflow]")).to_have_value("typed while down")
+            again = _serve_again(service)
+            try:
+                expect(banner).to_be_hidden()
+                page.click("form.filters button")
+                expect(page).to_have_url(re.compile(r"workflow=typed"))
+            finally:
+                again.send_signal(signal.SIGTERM)
+                assert again.wait(30) == 0
+        finally:
+            context.close()

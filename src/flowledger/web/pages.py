@@ -34,7 +34,7 @@ from flowledger.web.auth import (
 )
 from flowledger.web.forms import whole_number
 from flowledger.web.live import change_stream
-from flowledger.web.render import guarded, is_fragment, page, see_other
+from flowledger.web.render import guarded, is_fragment, page, safe_next, see_other
 
 router = APIRouter(include_in_schema=False)
 router.include_router(execution.router)
@@ -59,16 +59,9 @@ async def home() -> Response:
     return see_other("/executions")
 
 
-def _safe_next(target: str) -> str:
-    """Only a path on this server (no ``//host``, no scheme): an open redirect is a phish."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/executions"
-
-
 @router.get("/signin")
 async def signin_form(request: Request) -> Response:
-    target = _safe_next(request.query_params.get("next", ""))
+    target = safe_next(request.query_params.get("next", ""))
     return page(request, "signin.html", None, title="Sign in", next=target)
 
 
@@ -77,7 +70,7 @@ async def signin_form(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     same_origin(request, opaque_ok=False)
     form = await form_of(request)
-    target = _safe_next(first(form, "next"))
+    target = safe_next(first(form, "next"))
     try:
         session = await app_of(request).sessions.sign_in(SignIn(token=first(form, "token")))
     except (AuthenticationError, FlowledgerError) as exc:

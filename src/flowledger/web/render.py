@@ -24,6 +24,7 @@ from flowledger.artifacts.service import REFERENCE_KEY, is_reference
 from flowledger.controls import escaped
 from flowledger.durations import spoken
 from flowledger.errors import AuthenticationError, FlowledgerError, ForbiddenError, NotFoundError
+from flowledger.web.auth import COOKIE
 from flowledger.web.forms import fields_of
 
 P = ParamSpec("P")
@@ -177,7 +178,8 @@ def guarded(
     handler: Callable[P, Awaitable[Response]],
 ) -> Callable[P, Awaitable[Response]]:
     """Errors the handler lets through become pages: no session → sign-in (back here
-    after), a role too low → 403, nothing there → 404, any other refusal → 400 with the
+    after; a form posted: a page saying so, signing in back to its page), a role too
+    low → 403, nothing there → 404, any other refusal → 400 with the
     application's one-line message."""
 
     @wraps(handler)
@@ -192,13 +194,14 @@ def guarded(
                     request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 )
                 return RedirectResponse(f"/signin?next={target}", status_code=303)
+            if not is_fragment(request):
+                return _session_ended(request, exc)
+            # A page refreshing itself (htmx) after its session ended: htmx leaves a
+            # 401 unswapped, so the page went stale in silence. Send it to sign in.
             refused = page(request, "error.html", None, 401, title="Sign in", message=str(exc))
-            if is_fragment(request):
-                # A page refreshing itself (htmx) after its session ended: htmx leaves a
-                # 401 unswapped, so the page went stale in silence. Send it to sign in.
-                current = urlsplit(request.headers.get("HX-Current-URL", ""))
-                back = current.path + (f"?{current.query}" if current.query else "")
-                refused.headers["HX-Redirect"] = f"/signin?next={quote(back or '/')}"
+            current = urlsplit(request.headers.get("HX-Current-URL", ""))
+            back = current.path + (f"?{current.query}" if current.query else "")
+            refused.headers["HX-Redirect"] = f"/signin?next={quote(back or '/')}"
             return refused
         except ForbiddenError as exc:
             who = await _signed_in(request)
@@ -212,6 +215,38 @@ def guarded(
             return page(request, "error.html", who, status, title="Refused", message=str(exc))
 
     return run
+
+
+def safe_next(target: str) -> str:
+    """Only a path on this server (no ``//host``, no scheme): an open redirect is a phish."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/executions"
+
+
+def _session_ended(request: Request, exc: AuthenticationError) -> HTMLResponse:
+    """A form posted without a live session (it expired while the page was open, or it
+    was signed out): say so, and sign in back to the page it was sent from (the
+    ``Referer``, this server's only), where keep.js puts back what was typed."""
+    sent_from = urlsplit(request.headers.get("referer", ""))
+    back = "/executions"
+    if sent_from.netloc == request.url.netloc and sent_from.path:
+        back = safe_next(sent_from.path + (f"?{sent_from.query}" if sent_from.query else ""))
+    said = (
+        "Your session expired, so this form was not sent."
+        if COOKIE not in request.cookies
+        else f"This form was not sent: {exc}."
+    )
+    return page(
+        request,
+        "error.html",
+        None,
+        401,
+        title="Session expired",
+        message=said,
+        signin=f"/signin?next={quote(back)}",
+        back=back,
+    )
 
 
 async def _signed_in(request: Request) -> Session | None:

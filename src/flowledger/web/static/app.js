@@ -38,10 +38,13 @@
     var opening = new EventSource(url);
     source = opening;
     opening.addEventListener("change", later);
+    /* keep.js hears a stream that drops or opens (is the server still there?) */
+    var tell = function (what) { document.dispatchEvent(new CustomEvent("flowledger:stream", { detail: what })); };
+    opening.addEventListener("open", function () { tell("open"); });
     /* A refused stream (429: this token's streams are all in use, e.g. many open tabs)
        closes for good: the page still follows the execution, by refreshing every 2 s. */
     opening.addEventListener("error", function () {
-      if (opening.readyState !== EventSource.CLOSED) return; /* a drop: the browser retries */
+      if (opening.readyState !== EventSource.CLOSED) { tell("drop"); return; } /* the browser retries */
       if (source === opening) source = null;
       if (poller === null) poller = setInterval(later, 2000);
     });
@@ -346,6 +349,11 @@
   }
 
   document.addEventListener("DOMContentLoaded", init);
+  /* the server answers again (keep.js): catch up on what changed meanwhile */
+  document.addEventListener("flowledger:resume", function () {
+    refresh();
+    if (document.visibilityState !== "hidden") startLive();
+  });
   /* a refresh keeps what the reader opened or closed */
   document.addEventListener("htmx:beforeSwap", function (ev) {
     var target = ev.detail && ev.detail.target;
