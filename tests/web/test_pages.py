@@ -907,3 +907,15 @@ async def test_a_form_sent_after_the_session_ended_says_so_and_signs_in_back_to_
     assert forged.status_code == 401
     assert "This form was not sent: the session is not valid; sign in again." in forged.text
     assert 'href="/signin?next=/executions"' in forged.text  # another site's page: not back
+
+
+async def test_a_viewer_is_told_that_an_operator_answers_a_wait(web: Web) -> None:
+    """A viewer saw the prompt and nothing else: no sign that someone else answers (L13)."""
+    waiting = await web.start("ask", {"n": 1})
+    hint = "an operator or an admin must answer it"
+    http = await web.sign_in("viewer")
+    page = (await http.get(f"/executions/{waiting}")).text
+    assert "Waiting for an operator: as a viewer you can see this question" in page
+    assert hint in page
+    http = await web.sign_in("operator")
+    assert hint not in (await http.get(f"/executions/{waiting}")).text
