@@ -710,8 +710,8 @@ def _failed_attempt(
     for a loop's error (which names the iteration's step, not its attempt) the latest that
     failed inside the loop, one with ``continue_on_error`` only if no other did."""
     error = doc["error"]
-    failed = ExecutionStatus(doc["runtimeStatus"]) == ExecutionStatus.FAILED
-    if not failed or not isinstance(error, dict):
+    ended_failed = ExecutionStatus(doc["runtimeStatus"]) == ExecutionStatus.FAILED
+    if not ended_failed or not isinstance(error, dict):
         return None
 
     def task(run: StepDocument) -> CompiledStep | None:
