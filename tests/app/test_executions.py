@@ -112,7 +112,9 @@ async def test_counts_by_status_follow_the_list_s_filters(app: App, hello_file: 
     id or a parent left them at the totals (tour 22B M7). Every status is counted, the
     one chosen or not, under the listing's other filters."""
     await start(app, hello_file, 2)
-    done = RunExecution(workflow=hello_file, input={"name": "x"}, correlation_id="c-9")
+    done = RunExecution(
+        workflow=hello_file, allow_file=True, input={"name": "x"}, correlation_id="c-9"
+    )
     ran = await app.executions.run(done)
     counts = await app.executions.count_by_status(ListExecutions(status="Completed"))
     assert list(counts) == [s.value for s in ExecutionStatus]
