@@ -494,6 +494,14 @@ async def test_retrying_the_failed_workflow_resumes_its_job_run_in_the_workers(
     assert doc["status"] == "Failed"
     assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", "Failed", None]
     failed = doc["runs"][1]["executionId"]
+    # The document reads Failed from its executions as soon as one fails; the advancer
+    # records it on the job run's row and lets go a moment later (CI on PostgreSQL read
+    # the row InProgress, held): wait for that before asking what a refused retry leaves.
+    for _ in range(1000):
+        row = await engine.store.get_job_run(job_run_id)
+        if row is not None and (row["status"], row["lease_owner"]) == ("Failed", None):
+            break
+        await asyncio.sleep(0.02)
 
     # A retry refused (another live process holds the execution) leaves it Failed.
     epoch = await engine.store.acquire_lease(failed, "elsewhere:1:x", timedelta(hours=1))
