@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote, quote_plus, urlsplit
 
 from flowledger.config import read_secret
+from flowledger.jsonvalues import non_finite
 from flowledger.secretparts import MIN_RUN, SecretParts
 
 REDACTED = "***"
@@ -41,7 +41,7 @@ _C_ENCODER: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(
 _C_STRINGS = json.encoder.encode_basestring
 # One of them, built once: with no circular-reference memo (``markers`` None) it keeps no
 # state between calls, so every thread may share it. A value that contains itself then
-# ends in RecursionError instead of ValueError, as it did anyway (``_finite`` recursed).
+# ends in RecursionError instead of ValueError.
 _C_ENCODE = (
     None
     if _C_ENCODER is None
@@ -281,33 +281,28 @@ class Codec:
 
 
 class UnstorableError(ValueError):
-    """A value JSON cannot hold: it contains itself, or is nested deeper than Python's
-    recursion limit (a handler's output, say)."""
+    """A value JSON cannot hold: NaN or an infinity, a value that contains itself, or one
+    nested deeper than Python's recursion limit (a handler's output, say)."""
 
 
 def _dump(value: Any) -> str:
-    """Compact JSON; NaN and infinities (from a step's output) become null, so what is
-    stored, and every document printed from it, is strict JSON."""
+    """Compact JSON. NaN and infinities are refused (UnstorableError, saying where), not
+    written as null: null stored for a value the engine still held made a resumed run
+    read other data than an uninterrupted one. What the engine stores is checked where
+    it enters (a step's output, a variable, the workflow's output, with their names);
+    this is the net under those checks."""
     try:
         try:
             if _C_ENCODE is None:
                 return _ENCODE(value)
             return "".join(_C_ENCODE(value, 0))
-        except ValueError:  # NaN or Infinity from a step: stored JSON stays strict JSON
-            return _ENCODE(_finite(value))
+        except ValueError:
+            found = non_finite(value, "")
+            if found is None:
+                raise  # another refusal (an integer past Python's digit limit): as it is
+            raise UnstorableError(found) from None
     except RecursionError:
         raise UnstorableError("it contains itself, or is nested too deeply for JSON") from None
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN and infinity (which JSON cannot spell) as null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 def loads(text: str | None) -> Any:

@@ -23,6 +23,8 @@ from flowledger.types import PathSegment
 #: Python refuses longer integer literals (``sys.get_int_max_str_digits``).
 MAX_INT_DIGITS = 4300
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: Integers shorter than this many bits have fewer than 4,300 digits (log10(2) < 0.302).
+_SHORT_INT_BITS = int(MAX_INT_DIGITS / 0.302)
 #: Values looked at to say where an unconvertible one is.
 _MAX_SEARCH = 100_000
 
@@ -61,11 +63,120 @@ def to_plain(value: Any, what: str) -> Any:
         raise NotJSONError(_unknown(value, what)) from None
     except (ValueError, RecursionError):
         raise NotJSONError(f"{what} contains itself, or is nested too deeply for JSON") from None
-    for path, item in _walk(converted):
-        if isinstance(item, float) and not math.isfinite(item):
-            where = f"{what}.{format_path(path)}" if path else what
-            raise NotJSONError(f"{where} is {item}, which JSON cannot hold")
+    found = non_finite(converted, what)
+    if found is not None:
+        raise NotJSONError(found)
     return converted
+
+
+def storable(value: Any, what: str) -> Any:
+    """:func:`to_plain`, a lone surrogate refused too (no UTF-8 for it): for what the
+    engine keeps that no later dump checks first, a variable's value, a ``Suspend``'s
+    state, a ``StepError``'s details, the workflow's output. (A step's output is checked
+    from its dumped text, which the commit needs anyway: see :func:`lone_surrogate`.)"""
+    plain = to_plain(value, what)
+    try:
+        if _encodable(plain):  # one quick pass for the common answer; the walk says where
+            return plain
+    except RecursionError:
+        pass
+    for path, item in _walk(plain):
+        kind = type(item)
+        if kind is str and not item.isascii():
+            found = _surrogate_in(item, what, path)
+            if found is not None:
+                raise NotJSONError(found)
+        elif kind is int and too_long(item):
+            raise NotJSONError(
+                f"{_where(what, path)} is an integer of more than {MAX_INT_DIGITS:,} digits, "
+                "which JSON here cannot hold"
+            )
+    return plain
+
+
+def too_long(number: int) -> bool:
+    """``number`` has more digits than Python writes as text (``sys.set_int_max_str_digits``),
+    so JSON text cannot be made of it."""
+    if number.bit_length() < _SHORT_INT_BITS:
+        return False
+    try:
+        str(number)
+    except ValueError:
+        return True
+    return False
+
+
+def non_finite(value: Any, what: str) -> str | None:
+    """Where ``value`` (JSON data) holds NaN or an infinity, in words; None if nowhere."""
+    try:
+        if _finite(value):  # one quick pass for the common answer; the walk says where
+            return None
+    except RecursionError:
+        pass
+    for path, item in _walk(value):
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{_where(what, path)} is {item}, which JSON cannot hold"
+    return None
+
+
+def _encodable(value: Any) -> bool:
+    """No lone surrogate and no integer too long for text in ``value`` (JSON data)."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _SURROGATE.search(value) is None
+    if kind is int:
+        return value.bit_length() < _SHORT_INT_BITS or not too_long(value)
+    if kind is dict:
+        return all(_encodable(key) and _encodable(item) for key, item in value.items())
+    if kind is list:
+        return all(_encodable(item) for item in value)
+    return True
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity in ``value``: a walk in a few Python frames (``_walk``'s
+    generator costs several times this on a step's small output)."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        return True
+    for item in value:
+        if type(item) is not str and type(item) is not int and not _finite(item):
+            return False
+    return True
+
+
+def lone_surrogate(value: Any, what: str) -> str | None:
+    """Where ``value`` (JSON data) holds a lone surrogate (``"\\ud800"``), which UTF-8
+    cannot store, in a text or a key, in words; None if nowhere."""
+    for path, item in _walk(value):
+        if type(item) is str and not item.isascii():
+            found = _surrogate_in(item, what, path)
+            if found is not None:
+                return found
+    return None
+
+
+def _surrogate_in(text: str, what: str, path: tuple[PathSegment, ...]) -> str | None:
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    code = f"\\u{ord(found.group()):04x}"
+    return f"{_where(what, path)} holds a lone surrogate ({code}), which UTF-8 cannot store"
+
+
+def _where(what: str, path: tuple[PathSegment, ...]) -> str:
+    """``what`` and the path inside it (``output.items[2]``), a key's lone surrogate
+    escaped: the message is stored, and must be storable itself."""
+    rest = format_path(path)
+    if not rest or not what:
+        where = rest or what or "the value"
+    else:
+        where = f"{what}{rest}" if rest.startswith("[") else f"{what}.{rest}"
+    return where if where.isascii() else where.encode("utf-8", "backslashreplace").decode()
 
 
 def _unknown(value: Any, what: str) -> str:
@@ -80,17 +191,24 @@ def _unknown(value: Any, what: str) -> str:
         try:
             to_jsonable_python(item)
         except PydanticSerializationError:
-            where = f"{what}.{format_path(path)}" if path else what
+            where = _where(what, path)
             return f"{where} holds a value of type {type(item).__name__}, which has no JSON form"
     return f"{what} has no JSON form"
 
 
 def _walk(value: Any) -> Iterator[tuple[tuple[PathSegment, ...], Any]]:
-    """Every value and object key inside ``value`` with its path, iteratively."""
+    """Every value and object key inside ``value`` with its path, iteratively; each
+    container's items once, so a value that contains itself ends (a handler's, as it
+    returned it)."""
     stack: list[tuple[tuple[PathSegment, ...], Any]] = [((), value)]
+    opened: set[int] = set()
     while stack:
         path, item = stack.pop()
         yield path, item
+        if isinstance(item, dict | list | tuple):
+            if id(item) in opened:
+                continue
+            opened.add(id(item))
         if isinstance(item, dict):
             for key, child in item.items():
                 yield (*path, key), key

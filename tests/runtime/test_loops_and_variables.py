@@ -129,3 +129,34 @@ async def test_increment_of_a_non_number_fails_clearly(run_yaml: RunYaml) -> Non
     )
     assert doc["runtimeStatus"] == "Failed"
     assert "cannot increment variable 'name'" in doc["error"]["message"]
+
+
+async def test_an_increment_that_overflows_fails_its_step_once_and_changes_nothing(
+    run_yaml: RunYaml,
+) -> None:
+    """1e308 + 1e308 completed the step: the variable was stored as null but stayed inf
+    in memory, so a later step read inf in an uninterrupted run and null in one resumed
+    from the database, and the workflow's output said null."""
+    doc = await run_yaml(
+        """
+        name: overflow
+        variables: {f: 1.0e308}
+        output: {f: "{{ variables.f }}"}
+        steps:
+          - id: v1
+            type: sys.set_variable
+            continue_on_error: true
+            retry: {max_attempts: 3, initial_delay: 10ms}
+            input: {name: f, op: increment, value: 1.0e308}
+          - {id: show, type: sys.transform, input: {value: "{{ variables.f }}"}}
+        """
+    )
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    [v1] = [s for s in doc["steps"].values() if s["stepId"] == "v1"]  # not retried
+    assert v1["status"] == "Failed" and v1["outputData"] is None
+    assert v1["error"]["message"] == (
+        "cannot increment variable 'f': the result is too large for a number JSON can hold"
+    )
+    [show] = [s for s in doc["steps"].values() if s["stepId"] == "show"]
+    assert show["outputData"] == 1e308
+    assert doc["variables"] == {"f": 1e308} and doc["output"] == {"f": 1e308}

@@ -23,7 +23,7 @@ import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, step_type
-from flowledger.codec import Codec, placeholder, spellings
+from flowledger.codec import Codec, UnstorableError, placeholder, spellings
 from flowledger.config import ConfigError
 from flowledger.definition.strictness import stored_definitions
 from flowledger.errors import DefinitionError
@@ -379,9 +379,13 @@ def test_a_short_secret_never_breaks_the_stored_json() -> None:
     assert json.loads(comma.dumps({"a": "x,y", "b": 1}) or "") == {"a": "x***secrets.C***y", "b": 1}
 
 
-def test_stored_json_is_strict_json() -> None:
-    stored = Codec().dumps({"a": float("nan"), "b": [float("inf"), 1.5]})
-    assert stored == '{"a":null,"b":[null,1.5]}'
+def test_stored_json_is_strict_json_and_nan_is_refused_not_stored_as_null() -> None:
+    """NaN and infinities were stored as null while the engine went on holding them: a
+    run resumed from the database read other data than one that was not interrupted."""
+    with pytest.raises(UnstorableError, match=r"^b\[0\] is inf, which JSON cannot hold$"):
+        Codec().dumps({"a": 1, "b": [float("inf"), 1.5]})
+    with pytest.raises(UnstorableError, match=r"^the value is nan, which JSON cannot hold$"):
+        Codec().dumps(float("nan"))
 
 
 @pytest.mark.parametrize(

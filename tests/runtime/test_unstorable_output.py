@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
 from pydantic import BaseModel
 
-from flowledger import Engine, StepContext, StepRegistry, Suspend, step_type
+from flowledger import Engine, StepContext, StepError, StepRegistry, Suspend, step_type
 
 
 class _Input(BaseModel):
@@ -316,3 +317,78 @@ async def test_a_rerun_replays_the_changes_a_step_made_before_it_suspended(db_ur
         assert doc["output"] == 11, doc["error"]
         again = await engine.settle(await engine.rerun(doc["id"], "b"))
     assert again["variables"] == {"n": 11} and again["output"] == 11
+
+
+@step_type("test.stores_odd_values")
+async def stores_odd_values(data: _Mode, ctx: StepContext) -> Any:
+    if data.mode == "surrogate":
+        return {"ok": 1, "text": ["fine", "a\ud800b"]}
+    if data.mode == "key":
+        return {"ok": {"k\udc00": 1}}
+    if data.mode == "typed":  # an Any field: JSON mode wrote its NaN as null
+        return _Out(x=1, nested={"score": math.nan})
+    if data.mode == "state":
+        return Suspend(until=datetime.now(UTC), state={"scores": [1.0, math.inf]})
+    raise StepError("it went wrong", retryable=False, details={"score": math.nan, "n": 1})
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("surrogate", "its output cannot be stored: output.text[1] holds a lone surrogate (\\ud800), which UTF-8 cannot store"),
+        ("key", "its output cannot be stored: output.ok.k\\udc00 holds a lone surrogate (\\udc00), which UTF-8 cannot store"),
+        ("typed", "its output cannot be stored: output.nested.score is nan, which JSON cannot hold"),
+        ("state", "its Suspend state cannot be stored: state.scores[1] is inf, which JSON cannot hold"),
+        ("details", "it went wrong (its details cannot be stored: details.score is nan, which JSON cannot hold)"),
+    ],
+)  # fmt: skip
+async def test_what_json_cannot_hold_fails_its_step_saying_where(
+    db_url: str, mode: str, message: str
+) -> None:
+    """A lone surrogate in an output failed with the encoder's words (UnicodeEncodeError,
+    position 25), not the field; NaN in a model's ``Any`` field, in a Suspend's state and
+    in a StepError's details was stored as null, the engine holding NaN meanwhile."""
+    registry = StepRegistry.with_builtins()
+    registry.register(stores_odd_values)
+    text = (
+        f"name: odd-{mode}\nsteps:\n  - {{id: a, type: test.stores_odd_values, "
+        f"retry: {{max_attempts: 3}}, input: {{mode: {mode}}}}}\n"
+    )
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    [step] = doc["steps"].values()  # not retried: the same value would come back
+    assert step["error"] == {"message": message, "stepId": "a", "attempt": 1}
+
+
+SHARED: dict[str, Any] = {}
+
+
+@step_type("test.shares_its_output")
+async def shares_its_output(data: _Mode, ctx: StepContext) -> dict[str, Any]:
+    if data.mode == "give":
+        SHARED.clear()
+        SHARED["x"] = 1.5
+        return SHARED
+    SHARED["x"] = math.nan  # the dict the earlier step returned, which the engine holds
+    return {}
+
+
+async def test_a_workflow_output_json_cannot_hold_fails_the_execution(db_url: str) -> None:
+    """A workflow output holding NaN was stored as null and the execution completed;
+    a step's output holding it fails the step."""
+    registry = StepRegistry.with_builtins()
+    registry.register(shares_its_output)
+    text = (
+        "name: shared\noutput: {kept: '{{ steps.a.output }}'}\nsteps:\n"
+        "  - {id: a, type: test.shares_its_output, input: {mode: give}}\n"
+        "  - {id: b, type: test.shares_its_output, input: {mode: change}}\n"
+    )
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    assert doc["output"] is None
+    assert doc["error"] == {
+        "message": "the workflow's output cannot be stored: output.kept.x is nan, "
+        "which JSON cannot hold"
+    }

@@ -6,7 +6,10 @@ import weakref
 from typing import Any
 
 from flowledger.steps.base import VariableAccess
-from flowledger.steps.builtins import apply_variable_op
+from flowledger.steps.builtins import apply_variable_op, variable_value
+
+#: One ``ctx.variables`` change: ``(name, op, value)``, stored as ``[name, op, value]``.
+Change = tuple[str, str, Any]
 
 
 class AttemptVariables:
@@ -24,7 +27,7 @@ class AttemptVariables:
         self._shared = weakref.ref(shared)
         self._pending: dict[str, Any] = {}
         #: (name, op, value) in the order the handler made them.
-        self.ops: list[tuple[str, str, Any]] = []
+        self.ops: list[Change] = []
 
     def get(self, name: str) -> Any:
         return self._pending[name] if name in self._pending else self._variables().get(name)
@@ -36,6 +39,8 @@ class AttemptVariables:
         return shared
 
     def apply(self, name: str, op: str, value: Any) -> Any:
+        # Kept converted: a parked attempt's changes are stored, and read back after a restart.
+        value = variable_value(value, op, name)
         new = apply_variable_op(self.get(name), op, value, name)
         self._pending[name] = new
         self.ops.append((name, op, value))

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from flowledger.codec import Codec, UnstorableError, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import StepError, TemplateError
-from flowledger.jsonvalues import NotJSONError
+from flowledger.jsonvalues import NotJSONError, lone_surrogate, storable
 from flowledger.logs import log_extra
 from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.contexts import StepContexts
@@ -572,15 +572,9 @@ class ExecutionRunner:
 
     def step_succeeded(self, run: StepExecution, result: Any) -> None:
         if isinstance(result, Suspend):
-            # Kept with the step across its parks (state key "variables" is the engine's):
-            # a rerun that reuses it replays what it changed before and after suspending.
-            earlier = _parked_changes(run)
-            made = self._take_variable_changes(run)
-            self.suspend(run, result)
-            if earlier or made:
-                assert run.state is not None
-                run.state["variables"] = [*earlier, *made]
+            self._park(run, result)
             return
+        output: Any = None
         try:
             output = normalize_output(run.step, result)
             declared = run.step.output_validator
@@ -615,7 +609,14 @@ class ExecutionRunner:
             # Not JSON (bytes, a cycle, an object, a lone surrogate): had it reached the
             # commit, the runner would have stopped and the step run again and again.
             run.output, run.output_json = None, None
-            message = f"its output cannot be stored as JSON: {describe(exc)}"
+            # Found from the text (the common case pays no walk); then named by its place.
+            where = None
+            if isinstance(exc, UnicodeEncodeError) and output is not None:
+                where = lone_surrogate(output, "output")
+            if where is not None:
+                message = f"its output cannot be stored: {where}"
+            else:
+                message = f"its output cannot be stored as JSON: {describe(exc)}"
             self.step_failed(run, message, retryable=False)
             return
         changed = [*_parked_changes(run), *self._take_variable_changes(run)]
@@ -643,11 +644,28 @@ class ExecutionRunner:
         changes.commit()
         return made
 
-    def suspend(self, run: StepExecution, suspend: Suspend) -> None:
+    def _park(self, run: StepExecution, suspend: Suspend) -> None:
+        """The handler returned Suspend. Its state is stored, so JSON must hold it as it is."""
+        try:
+            state = dict(storable(dict(suspend.state), "state"))
+        except NotJSONError as exc:
+            self.step_failed(run, f"its Suspend state cannot be stored: {exc}", retryable=False)
+            return
+        # Kept with the step across its parks (state key "variables" is the engine's):
+        # a rerun that reuses it replays what it changed before and after suspending.
+        earlier = _parked_changes(run)
+        made = self._take_variable_changes(run)
+        self.suspend(run, suspend, state)
+        if earlier or made:
+            state["variables"] = [*earlier, *made]
+
+    def suspend(
+        self, run: StepExecution, suspend: Suspend, state: dict[str, Any] | None = None
+    ) -> None:
         """Park the step: it stays InProgress, with no handler running, until woken."""
         run.suspended = True
         run.wake_at = suspend.until
-        run.state = dict(suspend.state)
+        run.state = dict(suspend.state) if state is None else state
         self.journal.touch(run)
         self.journal.event(
             "step.suspended", run, {"until": iso(suspend.until) if suspend.until else None}
@@ -664,6 +682,11 @@ class ExecutionRunner:
         details: Any = None,
         retry_after: timedelta | None = None,
     ) -> None:
+        if details is not None:
+            try:  # a handler's (StepError's): stored, NaN read null, a cycle stopped the run
+                details = storable(details, "details")
+            except NotJSONError as exc:
+                message, details = f"{message} (its details cannot be stored: {exc})", None
         now = self.clock.now()
         run.status = StepStatus.FAILED
         run.failed_at = now
@@ -774,8 +797,14 @@ class ExecutionRunner:
         if self.workflow.output is not None:
             try:
                 output = self.workflow.output.render(self.contexts.template(self.root))
+                # Refused as a step's output is: stored, NaN read null and a lone
+                # surrogate failed the commit that ends the execution.
+                output = storable(output, "output")
             except TemplateError as exc:
                 self._fail_execution({"message": f"output: {exc.message}"})
+                return
+            except NotJSONError as exc:
+                self._fail_execution({"message": f"the workflow's output cannot be stored: {exc}"})
                 return
         self.lifecycle.complete(output, no_action=self._no_action_taken())
 

@@ -28,22 +28,24 @@ class Variables:
         return self.values.get(name)
 
     def apply(self, name: str, op: str, value: Any) -> Any:
+        """The variable after ``op``; StepError, and nothing changed, when the types do not
+        fit or JSON cannot hold the value or the result (``apply_variable_op``)."""
         old = self.values.get(name)
         new = apply_variable_op(old, op, value, name)
         # Dumped here, not at the commit: a value JSON cannot hold fails its own step.
-        self._texts[name] = self._text_after(name, old, op, value, new)
+        self._texts[name] = self._text_after(name, old, op, new)
         # Copy on write: an output that captured the old mapping must never change under it.
         self.values = {**self.values, name: new}
         # Written in the same commit as the step that changed it: never one without the other.
         self._journal.set_execution_at_commit("variables", self.stored)
         return new
 
-    def _text_after(self, name: str, old: Any, op: str, value: Any, new: Any) -> str:
+    def _text_after(self, name: str, old: Any, op: str, new: Any) -> str:
         dumps = self._journal.codec.dumps
         self._forget_stale()
         text = self._texts.get(name)
         if op == "append" and text is not None:
-            item = _or_null(dumps(value))
+            item = _or_null(dumps(new[-1]))  # the item as stored (converted: a datetime as text)
             return f"{text[:-1]},{item}]" if old else f"[{item}]"
         return _or_null(dumps(new))
 

@@ -39,6 +39,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from flowledger.errors import PluginError, StepError
+from flowledger.jsonvalues import NotJSONError, non_finite
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
 
@@ -57,7 +58,8 @@ class Suspend:
     The step stays ``InProgress`` without a running handler; after a restart it is
     not re-run, it keeps waiting. When it wakes, ``StepType.resume`` produces its output,
     given ``state`` (whose key ``variables`` is reserved: the engine keeps the attempt's
-    ``ctx.variables`` changes there).
+    ``ctx.variables`` changes there). JSON must hold ``state`` as it is (it is stored),
+    else the step fails.
     """
 
     until: datetime | None
@@ -231,7 +233,7 @@ class StepType:
         model = self.output_model
         if model is None:
             if isinstance(result, BaseModel):
-                return result.model_dump(mode="json", by_alias=True)
+                return _json_dump(result)
             return result
         if not isinstance(result, BaseModel):
             checked = model.model_validate(result)
@@ -243,7 +245,20 @@ class StepType:
                 # A subclass's instance is one of the model's: it is stored as the model.
                 fields = {k: v for k, v in fields.items() if k in model.__pydantic_fields__}
             checked = model.model_validate(fields, by_alias=False, by_name=True)
-        return checked.model_dump(mode="json", by_alias=True)
+        return _json_dump(checked)
+
+
+def _json_dump(instance: BaseModel) -> Any:
+    """``model_dump(mode="json", by_alias=True)``, or NotJSONError naming where the model
+    holds NaN or an infinity: JSON mode writes one held by an ``Any`` field as null
+    (pydantic's ``ser_json_inf_nan``), where a ``float`` field keeps it for
+    ``jsonvalues.to_plain`` to refuse. The Python-mode dump keeps it to be found (after
+    the JSON one, which refuses a cycle first)."""
+    dumped = instance.model_dump(mode="json", by_alias=True)
+    found = non_finite(instance.model_dump(by_alias=True), "output")
+    if found is not None:
+        raise NotJSONError(found)
+    return dumped
 
 
 def _fields_of(instance: BaseModel, path: frozenset[int] = frozenset()) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from pydantic import (
 
 from flowledger.durations import Duration
 from flowledger.errors import StepError
+from flowledger.jsonvalues import NotJSONError, storable, too_long
 from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, step_type
 from flowledger.steps.human import wait_for_input
@@ -117,7 +119,12 @@ VARIABLE_OPS = ("set", "increment", "append", "merge")
 
 
 def apply_variable_op(current: Any, op: str, value: Any, name: str) -> Any:
-    """The new value of a variable after ``op``; raises StepError when the types do not fit."""
+    """The new value of a variable after ``op``; raises StepError when the types do not
+    fit, or when JSON cannot hold the value or the result (NaN, an infinity, a lone
+    surrogate, an object): the variable is stored as JSON, and what the engine holds
+    must be what a resumed run reads back. A value is converted as an output is (a
+    datetime to ISO text)."""
+    value = variable_value(value, op, name)
     if op == "set":
         return value
     if op == "increment":
@@ -129,7 +136,18 @@ def apply_variable_op(current: Any, op: str, value: Any, name: str) -> Any:
                 f"and the value is {type(amount).__name__}; both must be numbers",
                 retryable=False,
             )
-        return base + amount
+        try:
+            total = base + amount
+        except OverflowError:  # a huge int plus a float
+            total = math.inf
+        # Stored, an infinity read null; an integer past 4,300 digits failed the commit.
+        if total in (math.inf, -math.inf) or (type(total) is int and too_long(total)):
+            raise StepError(
+                f"cannot increment variable '{name}': the result is too large for a number "
+                "JSON can hold",
+                retryable=False,
+            )
+        return total
     if op == "append":
         base = [] if current is None else current
         if not isinstance(base, list):
@@ -145,6 +163,16 @@ def apply_variable_op(current: Any, op: str, value: Any, name: str) -> Any:
             retryable=False,
         )
     return {**base, **value}
+
+
+def variable_value(value: Any, op: str, name: str) -> Any:
+    """``value`` as JSON data (converted as an output is), or StepError naming the
+    variable and where in the value JSON cannot hold it."""
+    try:
+        return storable(value, "value")
+    except NotJSONError as exc:
+        verb = {"append": "append to", "merge": "merge into"}.get(op, op)
+        raise StepError(f"cannot {verb} variable '{name}': {exc}", retryable=False) from None
 
 
 def _is_number(value: Any) -> bool:
