@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
-from flowledger import Engine, StepContext, step_type
+from flowledger import Engine, StepContext, StepError, StepRegistry, Suspend, step_type
+from flowledger.codec import loads
 from tests.conftest import RunYaml
+from tests.raw_sql import run_sql
 from tests.runtime.steps_for_tests import Recorder
 
 
@@ -265,3 +270,97 @@ async def test_a_huge_exception_message_leaves_the_traceback_in_the_logs(engine:
     [row] = await engine.store.get_step_logs(doc["id"])
     line = json.loads(row["message"])
     assert 'raise ValueError("line one' in line  # the frame that raised it is kept
+
+
+class Parks(BaseModel):
+    var: str = "c"
+    fail_first_wake: bool = False
+    wake_ms: int = 30
+
+
+async def _woken(data: Parks, ctx: StepContext, state: Mapping[str, Any]) -> dict[str, Any]:
+    assert dict(state) == {"phase": 1}  # the engine's own key is not the handler's
+    assert ctx.variables is not None
+    seen = ctx.variables.get(data.var)  # the attempt reads the change it parked with
+    if data.fail_first_wake and ctx.attempt == 1:
+        raise StepError("the first wake fails")
+    return {"seen": seen}
+
+
+@step_type("test.counts_then_parks", resume=_woken)
+async def counts_then_parks(data: Parks, ctx: StepContext) -> Suspend:
+    assert ctx.variables is not None
+    ctx.variables.apply(data.var, "increment", 1)
+    wake = datetime.now(UTC) + timedelta(milliseconds=data.wake_ms)
+    return Suspend(until=wake, state={"phase": 1})
+
+
+def _parks(name: str, step_input: str) -> str:
+    return (
+        f"name: {name}\nvariables: {{c: 0}}\noutput: '{{{{ variables.c }}}}'\nsteps:\n"
+        f"  - {{id: s, type: test.counts_then_parks, input: {step_input}, "
+        "retry: {max_attempts: 3, initial_delay: 10ms, jitter: false}}\n"
+    )
+
+
+def _runs(doc: dict[str, Any]) -> list[tuple[int, str, Any]]:
+    return sorted((s["attempt"], s["status"], s["outputData"]) for s in doc["steps"].values())
+
+
+async def test_a_parked_attempt_that_fails_after_waking_changes_nothing(engine: Engine) -> None:
+    """Changes made through ctx.variables before a Suspend were applied when the step
+    parked, and kept when the woken attempt failed: its retry counted again (c = 2 for
+    one attempt that completed)."""
+    engine.registry.register(counts_then_parks)
+    doc = await engine.run(engine.load_text(_parks("parks", "{fail_first_wake: true}")))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    assert doc["variables"] == {"c": 1} and doc["output"] == 1
+    assert _runs(doc) == [(1, "Failed", None), (2, "Completed", {"seen": 1})]
+
+
+async def test_a_parked_attempt_s_changes_wait_with_it_across_a_restart(db_url: str) -> None:
+    """While the step is parked its changes are pending, stored with its state in the
+    commit that parks it: a restart keeps them, and they count once, when it completes.
+    A step an earlier build parked (its changes applied then) does not count them again."""
+    registry = StepRegistry.with_builtins()
+    registry.register(counts_then_parks)
+    text = _parks("parked", "{wake_ms: 1500}")
+    async with Engine(db_url, registry=registry, owner="parking") as engine:
+        fresh, earlier = [await engine.start(engine.load_text(text)) for _ in range(2)]
+        for execution_id in (fresh, earlier):
+            task = asyncio.create_task(engine.drive(execution_id))
+            await _until_event(engine, execution_id, "step.suspended")
+            task.cancel()  # what a crash looks like to the database: no more writes
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            row = await engine.store.get_execution(execution_id)
+            assert row is not None and loads(row["variables"]) == {"c": 0}
+            [step] = await engine.store.get_step_executions(execution_id)
+            pending = {"pending": [["c", "increment", 1]]}
+            assert loads(step["state"]) == {"phase": 1, "variables": pending}
+    # As an earlier build left its parked step: the change applied, kept as a bare list.
+    applied = json.dumps({"phase": 1, "variables": [["c", "increment", 1]]})
+    run_sql(
+        db_url,
+        "UPDATE step_executions SET state = :s WHERE execution_id = :e",
+        s=applied,
+        e=earlier,
+    )
+    run_sql(db_url, "UPDATE executions SET variables = :v WHERE id = :e", v='{"c":1}', e=earlier)
+    async with Engine(db_url, registry=registry, owner="parking") as engine:
+        for execution_id in (fresh, earlier):
+            doc = await engine.drive(execution_id)
+            assert doc["runtimeStatus"] == "Completed", doc["error"]
+            assert doc["variables"] == {"c": 1}, execution_id == earlier
+            assert _runs(doc) == [(1, "Completed", {"seen": 1})]
+            [step] = await engine.store.get_step_executions(execution_id)
+            # What a rerun that reuses the step replays.
+            assert loads(step["state"])["variables"] == [["c", "increment", 1]]
+
+
+async def _until_event(engine: Engine, execution_id: str, kind: str) -> None:
+    for _ in range(1000):
+        if any(e["kind"] == kind for e in await engine.events(execution_id)):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {kind} event was ever committed")

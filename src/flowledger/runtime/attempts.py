@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flowledger.errors import StepError
 from flowledger.steps.base import VariableAccess
 from flowledger.steps.builtins import apply_variable_op, variable_value
 
@@ -14,20 +17,26 @@ Change = tuple[str, str, Any]
 
 class AttemptVariables:
     """``ctx.variables`` of one step attempt: the attempt reads its own changes at once,
-    and the execution's variables take them when the attempt succeeds (or parks), in
-    the order they were made and applied to the values then current, so concurrent
-    steps' increments still add up. A failed attempt changes nothing: its retry does
-    not count twice."""
+    and the execution's variables take them when the attempt completes, in the order
+    they were made and applied to the values then current, so concurrent steps'
+    increments still add up. A failed attempt changes nothing: its retry does not count
+    twice. An attempt that suspends keeps its changes pending with its state (see
+    ``parked``): its resumed handler reads them, and they count once it completes."""
 
     __slots__ = ("_pending", "_shared", "ops")  # one per step attempt that gets a context
 
-    def __init__(self, shared: VariableAccess) -> None:
+    def __init__(self, shared: VariableAccess, pending: Iterable[Change] = ()) -> None:
         # Weakly: the step execution holds this, and the execution's variables hold its
         # journal; a strong reference closed a cycle only the cyclic collector frees.
         self._shared = weakref.ref(shared)
         self._pending: dict[str, Any] = {}
         #: (name, op, value) in the order the handler made them.
         self.ops: list[Change] = []
+        for name, op, value in pending:  # made before the attempt suspended
+            self.ops.append((name, op, value))
+            # One that no longer fits the values now current fails the attempt's commit.
+            with contextlib.suppress(StepError):
+                self._pending[name] = apply_variable_op(self.get(name), op, value, name)
 
     def get(self, name: str) -> Any:
         return self._pending[name] if name in self._pending else self._variables().get(name)
@@ -53,3 +62,32 @@ class AttemptVariables:
         shared = self._variables()
         for name, op, value in ops:
             shared.apply(name, op, value)
+
+
+# A parked attempt's changes are kept in its state under "variables" (the key the engine
+# reserves, Suspend's docstring), as {"pending": [...], "applied": [...]}; a completed
+# step's under the same key as the list of all it made, which a rerun replays.
+# "applied": changes an earlier build committed when the step parked (they are in the
+# variables already); a parked row it left holds them as a bare list.
+
+
+def parked(pending: Iterable[Change], applied: list[Any]) -> dict[str, Any]:
+    """The state's "variables" of an attempt that suspends with ``pending`` changes."""
+    kept: dict[str, Any] = {"pending": [list(change) for change in pending]}
+    if applied:
+        kept["applied"] = applied
+    return kept
+
+
+def pending_in(state: Mapping[str, Any] | None) -> list[Any]:
+    """The changes a parked attempt made and has not applied yet."""
+    kept = (state or {}).get("variables")
+    return list(kept.get("pending") or ()) if isinstance(kept, Mapping) else []
+
+
+def applied_in(state: Mapping[str, Any] | None) -> list[Any]:
+    """The changes a parked attempt made that are in the variables already."""
+    kept = (state or {}).get("variables")
+    if isinstance(kept, Mapping):
+        return list(kept.get("applied") or ())
+    return list(kept or ())

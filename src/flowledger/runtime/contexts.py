@@ -9,7 +9,7 @@ from typing import Any
 from flowledger.codec import Codec
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.logs import log_extra
-from flowledger.runtime.attempts import AttemptVariables
+from flowledger.runtime.attempts import AttemptVariables, pending_in
 from flowledger.runtime.datastore import SecretsView, template_context
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
@@ -63,8 +63,13 @@ class StepContexts:
     def step(self, run: StepExecution) -> StepContext:
         assert run.started_at is not None
         execution_id: str = self.info["id"]
-        # This attempt's changes reach the execution's variables when it succeeds.
-        run.variable_changes = changes = AttemptVariables(self.variables)
+        # This attempt's changes reach the execution's variables when it completes; a
+        # woken one's include those it made before it suspended.
+        if run.suspended:
+            changes = AttemptVariables(self.variables, pending_in(run.state))
+        else:
+            changes = AttemptVariables(self.variables)
+        run.variable_changes = changes
         return StepContext(
             execution_id=execution_id,
             step_id=run.step.id,

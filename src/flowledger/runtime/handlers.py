@@ -52,7 +52,7 @@ class StepTimedOut(Exception):
 async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepContext) -> Any:
     step_type = run.step.step_type
     if run.suspended and step_type.resume is not None:
-        # The handler's own state: "variables" is the engine's (runner.step_succeeded).
+        # The handler's own state: "variables" is the engine's (runner._park).
         state = {k: v for k, v in (run.state or {}).items() if k != "variables"}
         return await step_type.resume(data, ctx, state)
     if step_type.is_coroutine:

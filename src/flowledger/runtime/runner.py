@@ -29,6 +29,7 @@ from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import StepError, TemplateError
 from flowledger.jsonvalues import NotJSONError, lone_surrogate, storable
 from flowledger.logs import log_extra
+from flowledger.runtime.attempts import applied_in, parked, pending_in
 from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.contexts import StepContexts
 from flowledger.runtime.datastore import stored_input
@@ -619,7 +620,7 @@ class ExecutionRunner:
                 message = f"its output cannot be stored as JSON: {describe(exc)}"
             self.step_failed(run, message, retryable=False)
             return
-        changed = [*_parked_changes(run), *self._take_variable_changes(run)]
+        changed = [*_applied_before(run), *self._take_variable_changes(run)]
         if changed:  # kept with the step: a rerun that reuses it replays them
             run.state = {**(run.state or {}), "variables": changed}
         now = self.clock.now()
@@ -633,9 +634,9 @@ class ExecutionRunner:
 
     @staticmethod
     def _take_variable_changes(run: StepExecution) -> list[list[Any]]:
-        """The attempt's ``ctx.variables`` changes reach the execution's variables, in
-        this round's commit, now that it succeeded (or parked); a failed one's never do.
-        Returns them as ``[name, op, value]``."""
+        """The attempt's ``ctx.variables`` changes (those it made before it suspended
+        too) reach the execution's variables, in this round's commit, now that it
+        completed; a failed one's never do. Returns them as ``[name, op, value]``."""
         changes = run.variable_changes
         if changes is None or not changes.ops:
             return []
@@ -645,19 +646,24 @@ class ExecutionRunner:
         return made
 
     def _park(self, run: StepExecution, suspend: Suspend) -> None:
-        """The handler returned Suspend. Its state is stored, so JSON must hold it as it is."""
+        """The handler returned Suspend. Its state is stored, so JSON must hold it as it
+        is; the attempt's ``ctx.variables`` changes stay pending with it (stored in the
+        same commit, so a restart while parked keeps them) until the attempt completes:
+        a woken attempt that fails then changes nothing, as any failed attempt."""
         try:
             state = dict(storable(dict(suspend.state), "state"))
         except NotJSONError as exc:
             self.step_failed(run, f"its Suspend state cannot be stored: {exc}", retryable=False)
             return
-        # Kept with the step across its parks (state key "variables" is the engine's):
-        # a rerun that reuses it replays what it changed before and after suspending.
-        earlier = _parked_changes(run)
-        made = self._take_variable_changes(run)
+        applied = _applied_before(run)
+        changes, run.variable_changes = run.variable_changes, None
+        if changes is not None:
+            pending: list[Any] = [list(change) for change in changes.ops]
+        else:  # no context was made for the attempt: what it parked with before stands
+            pending = pending_in(run.state) if run.suspended else []
         self.suspend(run, suspend, state)
-        if earlier or made:
-            state["variables"] = [*earlier, *made]
+        if pending or applied:
+            state["variables"] = parked(pending, applied)
 
     def suspend(
         self, run: StepExecution, suspend: Suspend, state: dict[str, Any] | None = None
@@ -879,8 +885,7 @@ def _late_message(step: CompiledStep) -> str:
     return "did not finish before it was due"
 
 
-def _parked_changes(run: StepExecution) -> list[list[Any]]:
-    """The ``ctx.variables`` changes the attempt made before it last suspended."""
-    if not run.suspended or not run.state:
-        return []
-    return list(run.state.get("variables") or ())
+def _applied_before(run: StepExecution) -> list[Any]:
+    """The ``ctx.variables`` changes a parked attempt's earlier build applied when it
+    suspended (runtime.attempts): kept with the step's record, never applied again."""
+    return applied_in(run.state) if run.suspended else []

@@ -58,8 +58,8 @@ class Suspend:
     The step stays ``InProgress`` without a running handler; after a restart it is
     not re-run, it keeps waiting. When it wakes, ``StepType.resume`` produces its output,
     given ``state`` (whose key ``variables`` is reserved: the engine keeps the attempt's
-    ``ctx.variables`` changes there). JSON must hold ``state`` as it is (it is stored),
-    else the step fails.
+    ``ctx.variables`` changes there, pending until the attempt completes). JSON must hold
+    ``state`` as it is (it is stored), else the step fails.
     """
 
     until: datetime | None
