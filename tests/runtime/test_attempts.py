@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -364,3 +365,56 @@ async def _until_event(engine: Engine, execution_id: str, kind: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"no {kind} event was ever committed")
+
+
+class Changes(BaseModel):
+    ops: list[tuple[str, str, Any]]
+    ms: int = 0
+
+
+@step_type("test.changes_then_waits")
+async def changes_then_waits(data: Changes, ctx: StepContext) -> dict[str, Any]:
+    assert ctx.variables is not None
+    for name, op, value in data.ops:
+        ctx.variables.apply(name, op, value)
+    await asyncio.sleep(data.ms / 1000)
+    return {"done": True}
+
+
+async def test_changes_that_no_longer_fit_when_the_step_ends_fail_the_step(
+    engine: Engine,
+) -> None:
+    """A step's changes are applied to the variables as they are when it completes. One
+    that no longer fit (a concurrent step set the variable to text meanwhile, or their
+    increments overflowed together) raised out of the runner: `run` stopped with the
+    execution InProgress. And the changes before it in the step were applied."""
+    engine.registry.register(changes_then_waits)
+    text = """
+        name: race
+        variables: {c: 0, n: 0, f: 0}
+        steps:
+          - id: a
+            type: test.changes_then_waits
+            input: {ms: 800, ops: [[n, increment, 1], [c, increment, 1]]}
+          - {id: d, type: sys.delay, after: [], input: {duration: 50ms}}
+          - {id: s, type: sys.set_variable, after: [d], input: {name: c, value: text}}
+          - id: big1
+            type: test.changes_then_waits
+            after: []
+            input: {ms: 100, ops: [[f, increment, 1.0e308]]}
+          - id: big2
+            type: test.changes_then_waits
+            after: []
+            continue_on_error: true
+            input: {ms: 200, ops: [[f, increment, 1.0e308]]}
+    """
+    doc = await engine.run(engine.load_text(textwrap.dedent(text)))
+    assert doc["runtimeStatus"] == "Failed"
+    steps = {s["stepId"]: s for s in doc["steps"].values()}
+    assert steps["a"]["status"] == "Failed" and steps["a"]["outputData"] is None
+    said = "cannot increment variable 'c': it holds str and the value is int; both must be numbers"
+    assert doc["error"]["message"] == said
+    assert steps["big2"]["error"]["message"] == (
+        "cannot increment variable 'f': the result is too large for a number JSON can hold"
+    )
+    assert doc["variables"] == {"c": "text", "n": 0, "f": 1e308}

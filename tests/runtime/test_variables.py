@@ -122,3 +122,19 @@ def test_a_value_is_held_as_it_is_stored() -> None:
         "when": "2026-12-01T09:30:00Z",
     }
     assert loads(variables.stored()) == variables.values
+
+
+def test_a_step_s_changes_apply_all_or_none() -> None:
+    """A step's ctx.variables changes are applied when it completes, to the values then
+    current: one that no longer fit (a concurrent step set the variable to text) raised
+    out of the runner after the changes before it were applied."""
+    codec = Codec()
+    variables = variables_on(codec, {"n": 1, "c": "text"})
+    before = variables.stored()
+    with pytest.raises(StepError, match="cannot increment variable 'c'"):
+        variables.apply_all([("n", "increment", 1), ("seen", "append", 1), ("c", "increment", 1)])
+    assert variables.values == {"n": 1, "c": "text"}
+    assert variables.stored() == before
+    variables.apply_all([("n", "increment", 1), ("seen", "append", 1)])
+    assert variables.values == {"n": 2, "c": "text", "seen": [1]}
+    assert variables.stored() == codec.dumps(variables.values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from flowledger.errors import StepError
 from flowledger.steps.base import VariableAccess
@@ -13,6 +13,12 @@ from flowledger.steps.builtins import apply_variable_op, variable_value
 
 #: One ``ctx.variables`` change: ``(name, op, value)``, stored as ``[name, op, value]``.
 Change = tuple[str, str, Any]
+
+
+class Variables(VariableAccess, Protocol):
+    """The execution's variables (runtime.variables, which imports what imports this)."""
+
+    def apply_all(self, ops: Iterable[Change]) -> None: ...
 
 
 class AttemptVariables:
@@ -25,7 +31,7 @@ class AttemptVariables:
 
     __slots__ = ("_pending", "_shared", "ops")  # one per step attempt that gets a context
 
-    def __init__(self, shared: VariableAccess, pending: Iterable[Change] = ()) -> None:
+    def __init__(self, shared: Variables, pending: Iterable[Change] = ()) -> None:
         # Weakly: the step execution holds this, and the execution's variables hold its
         # journal; a strong reference closed a cycle only the cyclic collector frees.
         self._shared = weakref.ref(shared)
@@ -41,7 +47,7 @@ class AttemptVariables:
     def get(self, name: str) -> Any:
         return self._pending[name] if name in self._pending else self._variables().get(name)
 
-    def _variables(self) -> VariableAccess:
+    def _variables(self) -> Variables:
         shared = self._shared()
         if shared is None:  # pragma: no cover - the runner outlives its steps' handlers
             raise RuntimeError("the execution's variables are gone")
@@ -56,12 +62,11 @@ class AttemptVariables:
         return new
 
     def commit(self) -> None:
-        """Apply the attempt's changes to the execution's variables (once)."""
+        """Apply the attempt's changes to the execution's variables (once), all or none:
+        StepError when they no longer fit the values now current (Variables.apply_all)."""
         ops, self.ops = self.ops, []
         self._pending = {}
-        shared = self._variables()
-        for name, op, value in ops:
-            shared.apply(name, op, value)
+        self._variables().apply_all(ops)
 
 
 # A parked attempt's changes are kept in its state under "variables" (the key the engine

@@ -620,7 +620,12 @@ class ExecutionRunner:
                 message = f"its output cannot be stored as JSON: {describe(exc)}"
             self.step_failed(run, message, retryable=False)
             return
-        changed = [*_applied_before(run), *self._take_variable_changes(run)]
+        try:
+            changed = [*_applied_before(run), *self._take_variable_changes(run)]
+        except StepError as exc:  # its changes no longer fit the variables (Variables.apply_all)
+            run.output, run.output_json = None, None
+            self.step_failed(run, exc.message, retryable=exc.retryable)
+            return
         if changed:  # kept with the step: a rerun that reuses it replays them
             run.state = {**(run.state or {}), "variables": changed}
         now = self.clock.now()
@@ -636,7 +641,8 @@ class ExecutionRunner:
     def _take_variable_changes(run: StepExecution) -> list[list[Any]]:
         """The attempt's ``ctx.variables`` changes (those it made before it suspended
         too) reach the execution's variables, in this round's commit, now that it
-        completed; a failed one's never do. Returns them as ``[name, op, value]``."""
+        completed; a failed one's never do. Returns them as ``[name, op, value]``;
+        StepError, and none applied, when they no longer fit."""
         changes = run.variable_changes
         if changes is None or not changes.ops:
             return []

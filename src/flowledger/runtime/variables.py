@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from flowledger.errors import StepError
 from flowledger.runtime.journal import Journal
 from flowledger.steps.builtins import apply_variable_op
 
@@ -39,6 +41,19 @@ class Variables:
         # Written in the same commit as the step that changed it: never one without the other.
         self._journal.set_execution_at_commit("variables", self.stored)
         return new
+
+    def apply_all(self, ops: Iterable[tuple[str, str, Any]]) -> None:
+        """Apply ``(name, op, value)`` in order, all or none: a step's ``ctx.variables``
+        changes, which may no longer fit the values now current (a concurrent step set
+        the variable to text, or its increment overflowed with this one's). StepError
+        then, with every variable as it was."""
+        values, texts, secrets_added = self.values, dict(self._texts), self._secrets_added
+        try:
+            for name, op, value in ops:
+                self.apply(name, op, value)
+        except StepError:
+            self.values, self._texts, self._secrets_added = values, texts, secrets_added
+            raise
 
     def _text_after(self, name: str, old: Any, op: str, new: Any) -> str:
         dumps = self._journal.codec.dumps
