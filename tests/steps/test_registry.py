@@ -6,13 +6,16 @@ import importlib
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from flowledger import Engine, PluginError, StepContext, StepRegistry, step_type
+from flowledger import Engine, PluginError, StepContext, StepRegistry, Suspend, step_type
 from flowledger.steps.base import StepKind
 from flowledger.steps.registry import LAZY_BUILTINS
 
@@ -92,6 +95,51 @@ def test_handlers_need_a_pydantic_input_model() -> None:
         @step_type("acme.untyped")
         async def untyped(data: dict, ctx: StepContext) -> dict:  # type: ignore[type-arg]
             return data
+
+
+async def test_a_plain_def_resume_runs_in_a_thread_as_a_plain_handler_does() -> None:
+    """A plain ``def`` given as ``resume=`` was accepted, and every wake-up failed with
+    "object ... can't be used in 'await' expression", retried into the same failure;
+    plain handlers ran in a thread all along."""
+
+    class In(BaseModel):
+        n: int
+
+    threads: list[int] = []
+
+    def finish(data: In, ctx: StepContext, state: Mapping[str, Any]) -> dict[str, int]:
+        threads.append(threading.get_ident())
+        return {"n": data.n + state["added"]}
+
+    @step_type("acme.later", resume=finish)
+    async def later(data: In, ctx: StepContext) -> Suspend:
+        return Suspend(until=datetime.now(UTC) + timedelta(milliseconds=20), state={"added": 1})
+
+    registry = StepRegistry.with_builtins()
+    registry.register(later)
+    async with Engine("sqlite://", registry=registry) as engine:
+        text = "name: w\nsteps: [{id: l, type: acme.later, input: {n: 1}}]\n"
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    [step] = doc["steps"].values()
+    assert step["outputData"] == {"n": 2} and step["attempt"] == 1
+    assert threads and threads[0] != threading.get_ident()  # off the event loop
+
+
+def test_a_resume_that_cannot_take_input_ctx_and_state_is_refused_when_declared() -> None:
+    class In(BaseModel):
+        n: int
+
+    async def handler(data: In, ctx: StepContext) -> dict[str, int]:
+        return {}
+
+    def two(data: In, ctx: StepContext) -> dict[str, int]:
+        return {}
+
+    with pytest.raises(PluginError, match=r"resume must take \(input, ctx, state\), it takes"):
+        step_type("acme.two", resume=two)(handler)
+    with pytest.raises(PluginError, match="resume must be a function of"):
+        step_type("acme.text", resume="finish")(handler)  # type: ignore[arg-type]
 
 
 def test_load_a_module_by_name_and_by_file(plugin_dir: Path) -> None:

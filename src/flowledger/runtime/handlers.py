@@ -54,11 +54,15 @@ async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepCont
     if run.suspended and step_type.resume is not None:
         # The handler's own state: "variables" is the engine's (runner._park).
         state = {k: v for k, v in (run.state or {}).items() if k != "variables"}
-        return await step_type.resume(data, ctx, state)
-    if step_type.is_coroutine:
+        # A plain ``def`` resume is run as a plain handler is, in a thread.
+        if step_type.resume_is_coroutine:
+            return await step_type.resume(data, ctx, state)
+        result = await asyncio.to_thread(step_type.resume, data, ctx, state)
+    elif step_type.is_coroutine:
         return await handler(data, ctx)
-    # Plain functions may block (I/O, CPU): keep them off the event loop.
-    result = await asyncio.to_thread(handler, data, ctx)
+    else:
+        # Plain functions may block (I/O, CPU): keep them off the event loop.
+        result = await asyncio.to_thread(handler, data, ctx)
     if inspect.isawaitable(result):
         return await result
     return result

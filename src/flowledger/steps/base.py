@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # the engine's client is made on first use (see runtime.lazy_
     import httpx
 
 Handler = Callable[[Any, "StepContext"], Awaitable[Any] | Any]
+#: ``resume(input, ctx, state)``: an ``async def`` or a plain ``def``, as a handler.
+Resume = Callable[[Any, "StepContext", Mapping[str, Any]], Awaitable[Any] | Any]
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -172,7 +174,8 @@ class StepType:
     #: commit that records its completion, instead of committing a start first.
     pure: bool = False
     #: Called when a suspended step wakes: ``resume(input, ctx, state)`` returns the output.
-    resume: Callable[[Any, StepContext, Mapping[str, Any]], Awaitable[Any]] | None = None
+    #: A plain ``def`` runs in a worker thread, as a plain handler does.
+    resume: Resume | None = None
     description: str = ""
     #: The output is this input field as rendered (``sys.transform``'s ``value``): a
     #: literal there tells the reference checker the output's shape.
@@ -212,6 +215,11 @@ class StepType:
     def is_coroutine(self) -> bool:
         """The handler is an ``async def`` (asked once per type, not once per step)."""
         return inspect.iscoroutinefunction(self.handler)
+
+    @cached_property
+    def resume_is_coroutine(self) -> bool:
+        """``resume`` is an ``async def``."""
+        return inspect.iscoroutinefunction(self.resume)
 
     def output_json_schema(self) -> dict[str, Any] | None:
         """JSON Schema of the output as stored (``dump_output``), which template references
@@ -415,7 +423,7 @@ def step_type(
     output_schema_in_input: str | None = None,
     sets_variable: bool = False,
     secret_fields: Iterable[str] = (),
-    resume: Callable[[Any, StepContext, Mapping[str, Any]], Awaitable[Any]] | None = None,
+    resume: Resume | None = None,
 ) -> Callable[[Callable[P, R]], StepFunction[P, R]]:
     """Declare a custom step type from a function; the step type it makes can still be
     called as the function (:class:`StepFunction`).
@@ -430,7 +438,8 @@ def step_type(
     A handler that returns :class:`Suspend` parks its step durably (until a time, across
     restarts); ``resume(input, ctx, state)`` is called when it wakes, with the
     ``Suspend``'s ``state``, and returns the output (or suspends again). Without
-    ``resume`` the handler itself is called again.
+    ``resume`` the handler itself is called again. Either may be an ``async def`` or a
+    plain ``def`` (run in a worker thread).
     """
     import re
 
@@ -452,6 +461,8 @@ def step_type(
             )
         plain = cast(Handler, handler)  # (input, ctx): _models_of checks what mypy may not
         input_model, output_model = _models_of(name, plain, caller_locals)
+        if resume is not None:
+            _check_resume(name, resume)
         return StepFunction(
             name=name,
             handler=plain,
@@ -468,6 +479,22 @@ def step_type(
         )
 
     return wrap
+
+
+def _check_resume(name: str, resume: Any) -> None:
+    """PluginError unless ``resume`` is a function of (input, ctx, state): found out when
+    the step type is declared, not when a parked step first wakes."""
+    try:
+        params = list(inspect.signature(resume).parameters)
+    except (TypeError, ValueError):  # not callable, or no signature to read
+        raise PluginError(
+            f"step type {name!r}: resume must be a function of (input, ctx, state), "
+            f"not {type(resume).__name__}"
+        ) from None
+    if len(params) != 3:
+        raise PluginError(
+            f"step type {name!r}: resume must take (input, ctx, state), it takes {params}"
+        )
 
 
 def _models_of(
