@@ -70,7 +70,8 @@ class LoopDriver(TaskDriver):
         if loop.until is not None:
             # Kept with the step: a crash must not give the attempt its bound anew.
             run.state = {FIRST_INDEX: 0}
-            loop.limit = data.max_iterations or 0
+            loop.max_iterations = data.max_iterations or 0
+            loop.limit = loop.max_iterations
         self.runs[run.id] = loop
         self.next_iterations(loop)
 
@@ -120,7 +121,8 @@ class LoopDriver(TaskDriver):
             first = loop.next_index if loop.ended is not None or not started else started[-1]
             run.state = {**(run.state or {}), FIRST_INDEX: first}
             self.scheduler.journal.touch(run)
-        loop.limit = first + int(data.get("max_iterations") or 0)
+        loop.max_iterations = int(data.get("max_iterations") or 0)
+        loop.limit = first + loop.max_iterations
 
     def restored(self) -> None:
         loops, self._restored = self._restored, []
@@ -158,11 +160,11 @@ class LoopDriver(TaskDriver):
     def _next_or_fail(self, loop: LoopState) -> None:
         """Start the until loop's next iteration, or fail it at ``max_iterations``."""
         if loop.next_index >= loop.limit:
-            runs = loop.next_index - (loop.limit - _max_iterations(loop))
+            runs = loop.next_index - (loop.limit - loop.max_iterations)
             self._fail(
                 loop,
                 f"until was still false after {runs:,} iterations (max_iterations: "
-                f"{_max_iterations(loop):,}); a retry runs up to as many more",
+                f"{loop.max_iterations:,}); a retry runs up to as many more",
             )
             return
         self.start_iteration(loop, loop.next_index)
@@ -254,8 +256,3 @@ class LoopDriver(TaskDriver):
 
     def active_scopes(self) -> list[Scope]:
         return [s for loop in self.runs.values() for s in loop.active.values()]
-
-
-def _max_iterations(loop: LoopState) -> int:
-    data = loop.run.input if isinstance(loop.run.input, dict) else {}
-    return int(data.get("max_iterations") or 0)

@@ -111,6 +111,8 @@ class LoopState:
     failed: bool = False
     #: ``until``, rendered when an iteration ends (None: a loop over items).
     until: Template | None = None
+    #: ``max_iterations`` of a loop with ``until`` (0 for a loop over items).
+    max_iterations: int = 0
     #: The index whose start ``max_iterations`` forbids: this attempt's first index plus
     #: ``max_iterations`` (a retry is given as many again).
     limit: int = 0
