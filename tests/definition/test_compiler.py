@@ -1091,10 +1091,12 @@ def test_a_template_in_a_steps_due_or_timeout_says_where_a_computed_deadline_goe
             "must be at most 10000, not 10001",
         ),
         (
-            '{items: "{{ [1] }}", max_iterations: 3}',
+            '{items: "{{ input.xs }}", max_iterations: 3}',
             "input.max_iterations",
             "bounds a loop with 'until'",
         ),
+        # a template that reads nothing is its value: checked as the literal below is
+        ('{items: "{{ [1] }}", max_iterations: 3}', "input", "bounds a loop with 'until'"),
         ("{items: [1], max_iterations: 3}", "input", "bounds a loop with 'until'"),
         (
             "{until: true, max_iterations: 3}",

@@ -149,8 +149,9 @@ async def test_invalid_rendered_input_fails_with_the_field(run_yaml: RunYaml) ->
         """
         name: bad_items
         steps:
-          - {id: l, type: sys.loop, input: {items: "{{ 5 }}"}, steps: [{id: x, type: sys.no_action}]}
-        """
+          - {id: l, type: sys.loop, input: {items: "{{ input.n }}"}, steps: [{id: x, type: sys.no_action}]}
+        """,
+        {"n": 5},
     )
     assert doc["runtimeStatus"] == "Failed"
     assert doc["error"]["message"] == "input: items: must be a list, not 5"

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
+from flowledger.definition.constants import rendered_constants
 from flowledger.definition.graph import GraphShape, report_dead_steps, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.previous_entity import NULL_ON, Events, narrowed, unguarded_reads
@@ -365,22 +366,38 @@ class _Compiler:
                 key=True,
             )
         if step.id not in self.stand_ins:
-            self._check_static_input(step, step_type.input_model, path)
-            self._check_input_rules(step, step_type, path)
+            given = self._known_input(step, step_type)
+            self._check_static_input(step, given, step_type.input_model, path)
+            self._check_input_rules(step, given, step_type, path)
 
-    def _check_input_rules(self, step: StepSpec, step_type: StepType, path: Path) -> None:
+    def _known_input(self, step: StepSpec, step_type: StepType) -> Any:
+        """The step's input as far as it is known before the run: a template that reads
+        nothing (``"{{ 0 }}"``) is its value (definition.constants), so the model checks
+        it as the literal. A rule for new definitions only: a stored version with one
+        that fails its step still compiles (a branch may never run it)."""
+        if not checking_new():
+            return step.input
+        keep = [_iteration_end(step_type, step.input), _per_item(step_type, step.input)]
+        fields = [field for field in keep if field is not None]
+        return rendered_constants(step.input, self.templates.compile, fields)
+
+    def _check_input_rules(
+        self, step: StepSpec, given: Any, step_type: StepType, path: Path
+    ) -> None:
         """The rules between input fields (StepType.input_rules) of an input with
         templates: without them the model ran whole (``_check_static_input``)."""
         rules = step_type.input_rules
-        if rules is None or not isinstance(step.input, Mapping) or not _has_template(step.input):
+        if rules is None or not isinstance(given, Mapping) or not _has_template(given):
             return
-        for field, message in rules(step.input):
+        for field, message in rules(given):
             where = (*path, "input") if field is None else (*path, "input", field)
             self.report(message, where, step.id)
 
-    def _check_static_input(self, step: StepSpec, model: type[BaseModel], path: Path) -> None:
+    def _check_static_input(
+        self, step: StepSpec, given: Any, model: type[BaseModel], path: Path
+    ) -> None:
         """Check the input as far as it is known before run time (templates are not)."""
-        raw = {} if step.input is None else step.input
+        raw = {} if given is None else given
         input_path = (*path, "input")
         if isinstance(raw, str) and contains_template(raw):
             return
