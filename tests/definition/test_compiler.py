@@ -1175,6 +1175,27 @@ def test_a_variable_is_named_as_written_and_alike_wherever_it_is_named() -> None
         compile_yaml(text)
 
 
+def test_a_variable_op_is_written_out_not_a_template() -> None:
+    """``op: "{{ input.o }}"`` passed validate, and the checks of what an op is given
+    (an increment by a number) then had no op to check against: the step failed at
+    run time. Refused as a templated name is; a stored version still compiles."""
+    text = """
+        name: ops
+        input_schema: {type: object, properties: {o: {type: string}}}
+        variables: {c: 0}
+        steps:
+          - {id: s, type: sys.set_variable, input: {name: c, op: "{{ input.o }}", value: x}}
+          - {id: t, type: sys.set_variable, input: {name: c, op: "{{ 'set' }}", value: 1}}
+        """
+    found = problems(text)
+    assert len(found) == 2, found
+    assert found[0].startswith("wf.yaml:6:58: step 's': input.op must be written out, not a")
+    assert "choose between them with a sys.condition's then and else" in found[0]
+    assert found[1].startswith("wf.yaml:7:58: step 't': input.op must be written out"), found
+    with stored_definitions():  # a version pushed before this rule still compiles
+        compile_yaml(text)
+
+
 def test_an_increment_by_a_literal_that_is_not_a_number_is_refused() -> None:
     """It failed at run time: "cannot increment variable 'c': ... the value is bool"."""
     text = """

@@ -512,7 +512,8 @@ def test_an_increment_by_a_value_that_is_not_a_number_is_refused(value: str, exp
 def test_an_increment_by_a_value_that_may_be_a_number_is_allowed(value: str) -> None:
     _loads(_increment(value))
     _loads(_increment('"{{ input.s }}"', op="set"))
-    _loads(_increment('"{{ input.s }}"', op='"{{ input.s }}"'))
+    with stored_definitions():  # a templated op is refused in new ones (test_compiler)
+        _loads(_increment('"{{ input.s }}"', op='"{{ input.s }}"'))
 
 
 # -- text (a list, an object) compared with a number, or multiplied by text ---------------

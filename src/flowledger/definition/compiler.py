@@ -710,10 +710,23 @@ class _Compiler:
                 )
 
     def _written_variable_name(self, step: StepSpec, step_type: StepType, path: Path) -> None:
-        """The variable a step sets is named as written: every read of variables.NAME
+        """The variable a step sets, and how, are as written: every read of variables.NAME
         is checked against the names declared and set, so a name known only at run
-        time could be set and never read."""
-        name = step.input.get("name") if isinstance(step.input, Mapping) else None
+        time could be set and never read; and what an op is given is checked against
+        the op (a number to increment), so an op known only then is not checked."""
+        given = step.input if isinstance(step.input, Mapping) else {}
+        op = given.get("op")
+        if step_type.sets_variable and isinstance(op, str) and contains_template(op):
+            self.report(
+                "op must be written out, not a template: what each op is given is checked "
+                "before the run (increment adds a number, append adds to a list, merge "
+                "joins objects), so an op known only at run time could fail the step "
+                "there; write one step per op and choose between them with a "
+                "sys.condition's then and else",
+                (*path, "input", "op"),
+                step.id,
+            )
+        name = given.get("name")
         if step_type.sets_variable and isinstance(name, str) and contains_template(name):
             self.report(
                 "name must be written out, not a template: each variables.NAME read is "
