@@ -37,6 +37,7 @@ from flowledger.definition.source import SourceDocument, parse_document, read_do
 from flowledger.definition.strictness import checking_new
 from flowledger.definition.triggers import CompiledTrigger, EntityTrigger, compile_triggers
 from flowledger.definition.typed_reads import TypedReads
+from flowledger.definition.variable_kinds import VariableKinds
 from flowledger.errors import (
     DefinitionError,
     Path,
@@ -189,6 +190,7 @@ class _Compiler:
         )
         if checking_new():  # a new rule: a stored version's steps keep their reads
             self._previous_entity_reads(triggers)
+            self._variable_changes(spec)
         secret_names = check_secrets(
             self.source.data, self._secret_places(), self.templates.compile, self.report
         )
@@ -282,6 +284,14 @@ class _Compiler:
             return frozenset()
         template = self.compiled_templates.get((*path, "when"))
         return narrowed(template.source, events) if template is not None else events
+
+    def _variable_changes(self, spec: WorkflowSpec) -> None:
+        """An append to a variable that surely holds a number, a merge into one that
+        surely holds a list (definition.variable_kinds): the step would fail at run time."""
+        kinds = VariableKinds(spec.variables, self.places, self.registry)
+        for sid, message in kinds.problems():
+            if sid not in self.stand_ins:
+                self.report(message, (*self.paths[sid], "input", "op"), sid)
 
     def _secret_places(self) -> set[Path]:
         """The input fields where ``secrets.NAME`` may appear (see definition.secrets)."""
