@@ -293,3 +293,50 @@ async def test_a_decimal_as_an_increments_value_is_refused_before_the_run() -> N
         fixed = await engine.run(engine.load_text(_increment("{{ steps.c.output.price | float }}")))
     assert fixed["runtimeStatus"] == "Completed", fixed["error"]
     assert fixed["variables"]["total"] == 9.99
+
+
+def _input_workflow(expression: str) -> str:
+    """The workflow's input declares Decimals as text (``format: decimal``)."""
+    value = json.dumps("{{ " + expression + " }}")
+    return textwrap.dedent(
+        f"""
+        name: dec_input
+        input_schema:
+          type: object
+          properties:
+            price: {{type: string, format: decimal}}
+            discount: {{anyOf: [{{type: string, format: decimal}}, {{type: "null"}}]}}
+            lines:
+              type: array
+              items: {{type: object, properties: {{price: {{type: string, format: decimal}}}}}}
+            n: {{type: integer}}
+        steps:
+          - {{id: t, type: sys.transform, input: {{value: {value}}}}}
+        """
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "subject", "expected"),
+    [
+        ("input.price * 2", "input.price", "arithmetic or a comparison would work on the text"),
+        ("input.price + input.n", "input.price", "arithmetic or a comparison"),
+        ("input.price == 9.99", "input.price", "'==' compares text with a number"),
+        ("input.discount > 0", "input.discount", "arithmetic or a comparison"),
+        ("input.price | round(1)", "input.price", "'| round' would fail on the text"),
+        ("input.lines | sum(attribute='price')", "the price of each item of input.lines", "sum"),
+    ],
+)
+def test_an_input_declared_a_decimal_is_refused_where_used_as_a_number(
+    expression: str, subject: str, expected: str
+) -> None:
+    """``format: decimal`` in input_schema was ignored: ``input.price * 2`` passed, and
+    repeated the text ("9.999.99") when it ran. It is read as a Decimal output is."""
+    (problem,) = _problems(_input_workflow(expression))
+    assert problem.startswith("wf.yaml:13:49: ") and "step 't': input.value: " in problem, problem
+    assert f"{subject} is a Decimal, which is stored as text to keep its digits, so " in problem
+    assert expected in problem, problem
+    for allowed in ("input.price | float * 2", "input.price == '9.99'", "input.n * 2"):
+        _loads(_input_workflow(allowed))
+    with stored_definitions():  # a stored version that passed before still compiles
+        _loads(_input_workflow(expression))

@@ -255,10 +255,13 @@ class ReferenceChecker:
         ``only_decimal``, None too unless the output it reads holds a Decimal, so a
         definition without one pays a dictionary look-up per use."""
         ref, path = read.reference, read.segments
-        if ref.root == "input" and path and not only_decimal:
-            # input_schema, which the input was checked against when the execution started
-            found = walk(self._input_schema, path, "") if self._input_schema else None
-            return found.schema if found is not None and found.ok else None
+        if ref.root == "input" and path:
+            # input_schema, which the input was checked against when the execution started;
+            # a property of ``format: decimal`` is a Decimal as text, as an output's is
+            if not self._input_schema or (only_decimal and not self._input_decimal()):
+                return None
+            found = walk(self._input_schema, path, "")
+            return found.schema if found.ok else None
         if len(path) < 2:
             return None
         if ref.root in ("steps", "__steps__"):
@@ -294,6 +297,13 @@ class ReferenceChecker:
                 return None
         result = walk(root, path[2:], "")
         return result.schema if result.ok else None
+
+    def _input_decimal(self) -> bool:
+        """Whether ``input_schema`` marks a Decimal anywhere (asked once)."""
+        holds = self._decimals.get(("input", ""))
+        if holds is None:
+            holds = self._decimals[("input", "")] = holds_decimal(self._input_schema)
+        return holds
 
     def _problem(self, ref: Reference, referrer: str | None) -> str | None:
         root, path = ref.root, ref.path
