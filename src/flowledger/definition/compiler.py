@@ -25,11 +25,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.constants import rendered_constants
-from flowledger.definition.graph import GraphShape, report_dead_steps, resolve_graph
+from flowledger.definition.graph import GraphShape, StepPlace, report_dead_steps, resolve_graph
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.previous_entity import NULL_ON, Events, narrowed, unguarded_reads
 from flowledger.definition.previous_entity import message as null_read_message
-from flowledger.definition.references import StepPlace
 from flowledger.definition.salvage import salvage
 from flowledger.definition.schemas import fields_taking
 from flowledger.definition.secrets import check_secrets, template_strings

@@ -12,6 +12,15 @@ from flowledger.errors import Path
 Report = Callable[[str, Path, str | None], None]  # (message, path, step id)
 
 
+@dataclass(frozen=True)
+class StepPlace:
+    """Where a step sits: its spec, its enclosing loops and its graph's predecessor map."""
+
+    spec: StepSpec
+    scope: tuple[str, ...]
+    predecessors: Mapping[str, list[str]]
+
+
 @dataclass
 class GraphShape:
     """Predecessors, successors and branch guards of one graph (a list of sibling steps)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from flowledger.definition.references import StepPlace
+from flowledger.definition.graph import StepPlace
 from flowledger.definition.schemas import kind_of_value
 from flowledger.steps.registry import StepRegistry
 from flowledger.templates import contains_template
