@@ -135,3 +135,18 @@ def test_a_variable_whose_kind_is_not_known_there_passes(steps: str) -> None:
         steps:{textwrap.indent(textwrap.dedent(steps), " " * 8)}
         """
     )
+
+
+def test_a_variable_set_on_each_branch_by_another_step_is_known_there() -> None:
+    """Every way to the append passes a step that sets a number, not the same step."""
+    (found,) = problems(
+        """
+        name: kinds
+        steps:
+          - {id: check, type: sys.condition, input: {expression: true}, then: [b], else: [c]}
+          - {id: b, type: sys.set_variable, input: {name: n, value: 5}}
+          - {id: c, type: sys.set_variable, input: {name: n, value: 6}}
+          - {id: d, after: [b, c], type: sys.set_variable, input: {name: n, op: append, value: 1}}
+        """
+    )
+    assert "variable 'n' holds a number here (a step that sets it runs on every way before" in found

@@ -13,7 +13,7 @@ version's): then nothing is known. Unknown kinds pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flowledger.definition.graph import StepPlace
@@ -39,6 +39,8 @@ _JSON = (str, int, float, bool, list, dict)
 #: The built-in step types' names (StepRegistry reserves it): none of them changes a
 #: variable but through ``sets_variable``.
 _BUILT_IN = "sys."
+#: Every way to a step passes a setter, not the same one on each.
+_SOME = "\0some"
 
 
 class VariableKinds:
@@ -55,6 +57,8 @@ class VariableKinds:
         self._setters: dict[str, list[str]] = {}
         self._kinds: dict[str, str | None] = {}
         self._changes: list[tuple[str, str, str]] = []  # (step id, name, op)
+        #: Per variable, per step: which setter every way to it passes (``_flow``).
+        self._memo: dict[str, dict[str, str | None]] = {}
         self._known = self._read_writes(registry)
 
     def _read_writes(self, registry: StepRegistry) -> bool:
@@ -112,43 +116,56 @@ class VariableKinds:
             alike = "every step that sets it sets " + _A_KIND[kind]
             if default is not None:
                 return kind, f"its default under 'variables:' is {_A_KIND[kind]}, and {alike}"
-            first = next((s for s in setters if self._surely_before(s, sid)), None)
+            first = self._set_before(name, sid)
             if first is None:
                 return None
-            return kind, f"step '{first}' sets it before this step runs, and {alike}"
+            return kind, f"{first} before this step runs, and {alike}"
         kind = _kind(default)
         if kind is None:
             return None
         return kind, f"its default under 'variables:' is {_A_KIND[kind]}, and no step sets it"
 
-    def _surely_before(self, setter: str, sid: str) -> bool:
-        """Whether ``setter`` has completed whenever ``sid`` runs: it is on every way to
-        ``sid`` in ``sid``'s graph, or to a loop ``sid`` runs inside in that loop's. (A
-        step runs after one of its predecessors completed: a step every way goes through
-        has completed. A literal set never fails.)"""
-        place = self._places[setter]
+    def _set_before(self, name: str, sid: str) -> str | None:
+        """How ``name`` is surely set whenever ``sid`` runs, in words ("step 's' sets
+        it"), or None: in ``sid``'s graph every way to it passes a step that sets it, or
+        so in a loop's graph for a loop ``sid`` runs inside. (A step runs after one of its
+        predecessors completed, so a step on every way has completed; a literal set never
+        fails.)"""
+        setters = set(self._setters.get(name, ()))
         for step in (sid, *reversed(self._places[sid].scope)):
-            if self._places[step].predecessors is place.predecessors:
-                return _on_every_way(setter, step, place.predecessors)
-        return False
+            found = self._flow(name, setters, step)
+            if found is not None:
+                return found
+        return None
 
-
-def _on_every_way(target: str, step: str, predecessors: Mapping[str, Sequence[str]]) -> bool:
-    """Whether every way from a first step of the graph to ``step`` goes through ``target``."""
-    if step == target:
-        return False  # the step itself: it has not run before itself
-    seen: set[str] = set()
-    pending = [step]
-    while pending:
-        current = pending.pop()
-        preds = predecessors.get(current, ())
-        if not preds:
-            return False  # a first step reached without passing ``target``
-        for pred in preds:
-            if pred != target and pred not in seen:
-                seen.add(pred)
-                pending.append(pred)
-    return True
+    def _flow(self, name: str, setters: set[str], step: str) -> str | None:
+        """Whether every way to ``step`` in its graph passes a setter: the setter that all
+        of them pass (its step id) or ``_SOME`` (each way its own), else None. Kept per
+        variable and step, so the whole definition costs one pass per variable, not one
+        walk back per step that changes it (a 10,000-step chain of appends)."""
+        memo = self._memo.setdefault(name, {})
+        predecessors = self._places[step].predecessors
+        pending = [step]
+        while pending:  # iterative: a chain of 10,000 steps is deeper than the stack
+            current = pending[-1]
+            if current in memo:
+                pending.pop()
+                continue
+            preds = predecessors.get(current, ())
+            todo = [p for p in preds if p not in setters and p not in memo]
+            if todo:
+                pending.extend(todo)
+                continue
+            pending.pop()
+            found = [p if p in setters else memo[p] for p in preds]
+            if not found or None in found:
+                memo[current] = None  # a first step, or a way without a setter
+            else:
+                memo[current] = found[0] if len(set(found)) == 1 else _SOME
+        result = memo[step]
+        if result is None or result == _SOME:
+            return None if result is None else "a step that sets it runs on every way"
+        return f"step '{result}' sets it"
 
 
 def _kind(value: Any) -> str | None:
