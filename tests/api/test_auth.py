@@ -25,6 +25,7 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/executions/{id}", "viewer", {}),
     ("POST", "/api/v1/executions/{id}/cancel", "operator", {}),
     ("POST", "/api/v1/executions/{id}/retry", "operator", {}),
+    ("POST", "/api/v1/executions/{id}/rerun", "operator", {"json": {"fromStep": "a"}}),
     ("POST", "/api/v1/executions/{id}/steps/{step_id}/input", "operator", {"json": {"data": 1}}),
     ("GET", "/api/v1/executions/{id}/artifacts", "viewer", {}),
     ("GET", "/api/v1/artifacts", "viewer", {"params": {"workflowRunId": "x"}}),

@@ -25,7 +25,8 @@ OPERATION_IDS = {
     "healthz", "headHealthz", "readyz", "headReadyz", "getMetrics", "receiveHook",
     "pushWorkflow", "listWorkflows", "getWorkflow", "deleteWorkflow", "getWorkflowVersion",
     "disableWorkflow", "enableWorkflow", "backfillWorkflow", "startExecution",
-    "listExecutions", "getExecution", "cancelExecution", "retryExecution", "submitInput",
+    "listExecutions", "getExecution", "cancelExecution", "retryExecution", "rerunExecution",
+    "submitInput",
     "listExecutionArtifacts", "getExecutionEvents", "followEvents", "listExecutionLogs",
     "createJobRun", "listJobRuns", "getJobRun", "retryJobRun", "listEntityTypes",
     "createEntityType", "listEntities", "createEntity", "getEntity", "updateEntity",
@@ -63,6 +64,7 @@ def test_operation_ids_are_unique_short_and_stable(service: Service) -> None:
     assert by_route["post", "/api/v1/workflows/{name}/executions"] == "startExecution"
     assert by_route["get", "/api/v1/executions/{id}"] == "getExecution"
     assert by_route["post", "/api/v1/executions/{id}/cancel"] == "cancelExecution"
+    assert by_route["post", "/api/v1/executions/{id}/rerun"] == "rerunExecution"
     assert (by_route["get", "/healthz"], by_route["head", "/healthz"]) == (
         "healthz",
         "headHealthz",

@@ -318,6 +318,63 @@ def test_retry_a_failed_execution(service: Service) -> None:
         assert settled(http, doc["id"])["runtimeStatus"] == "Failed"
 
 
+TWO_STEPS = """
+name: {name}
+steps:
+  - {{id: first, type: sys.transform, input: {{value: 1}}}}
+  - {{id: second, type: sys.transform, input: {{value: "{{{{ steps.first.output }}}}+1"}}}}
+  - id: each
+    type: sys.loop
+    input: {{items: [1]}}
+    steps: [{{id: inside, type: sys.no_action}}]
+"""
+
+
+def test_rerun_an_ended_execution_from_a_step(service: Service) -> None:
+    """The CLI's `executions rerun ID --from STEP_ID [--version pinned|latest]` had no
+    route: POST …/rerun answers 201 with the new execution, with the CLI's refusals."""
+    with (
+        service.client("admin") as admin,
+        service.client("operator") as http,
+        service.client("viewer") as viewer,
+    ):
+        name = push(admin, TWO_STEPS)
+        done = settled(http, start(http, name)["id"])
+        assert done["runtimeStatus"] == "Completed", done
+        url = f"/api/v1/executions/{done['id']}/rerun"
+        answer = http.post(url, json={"fromStep": "second"})
+        assert answer.status_code == 201, answer.text
+        new = answer.json()
+        assert (new["rerunOf"], new["workflowName"]) == (done["id"], name)
+        assert new["createdBy"] == "api-token:t-operator"
+        again = settled(http, new["id"])
+        assert again["runtimeStatus"] == "Completed", again
+        events = http.get(f"/api/v1/executions/{new['id']}/events").json()
+        assert [e["stepId"] for e in events if e["kind"] == "step.reused"] == ["first"]
+        latest = http.post(url, json={"fromStep": "second", "version": "latest"})
+        assert latest.status_code == 201, latest.text
+        # The CLI's refusals, each with its status.
+        unknown = error(http.post(url, json={"fromStep": "secnd"}), 404)
+        assert "has no step 'secnd'; did you mean 'second'?" in unknown["message"]
+        looped = error(http.post(url, json={"fromStep": "inside"}), 422)
+        assert "rerun from the loop step 'each'" in looped["message"]
+        missing = error(http.post(url, json={}), 422)
+        assert missing["details"]["field_path"] == ["fromStep"]
+        version = error(http.post(url, json={"fromStep": "first", "version": "v2"}), 422)
+        assert version["details"]["field_path"] == ["version"]
+        error(http.post("/api/v1/executions/no-such-id/rerun", json={"fromStep": "a"}), 404)
+        error(viewer.post(url, json={"fromStep": "second"}), 403)
+        keyed = http.post(url, json={"fromStep": "second"}, headers={"Idempotency-Key": "k1"})
+        assert error(keyed, 422)["details"]["field_path"] == ["Idempotency-Key"]
+        waiting = settled(http, start(http, push(admin, APPROVAL))["id"])
+        assert waiting["runtimeStatus"] == "AwaitingUserInput"
+        busy = f"/api/v1/executions/{waiting['id']}/rerun"
+        refused = error(http.post(busy, json={"fromStep": "approve"}), 409)
+        assert "is AwaitingUserInput: only an ended execution is rerun" in refused["message"]
+        listed = http.get("/api/v1/executions", params={"workflow": name}).json()["items"]
+        assert len(listed) == 3  # the original and two reruns: no refusal started one
+
+
 def _at_once(service: Service, requests: list[tuple[str, dict[str, object]]]) -> list[int]:
     """POST each ``(url, json)`` together, each on a connection of its own; the statuses."""
 

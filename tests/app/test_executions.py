@@ -22,6 +22,7 @@ from flowledger.app import (
     LoadWorkflow,
     NotFoundError,
     PushWorkflows,
+    RerunExecution,
     ResolveId,
     RunExecution,
     StartExecution,
@@ -268,6 +269,30 @@ async def test_cancelling_a_finished_execution_is_a_conflict(app: App, hello_fil
     assert [e for p in pages for e in p] == events and len(pages) > 1
     waited = await app.executions.get(GetExecution(id=doc["id"], wait=5))
     assert waited["runtimeStatus"] == "Completed"
+
+
+ASK_THEN_SAY = """
+name: ask_then_say
+steps:
+  - {id: ask, type: sys.wait_for_input, input: {prompt: "go?"}}
+  - {id: say, type: sys.transform, input: {value: "said {{ steps.ask.output }}"}}
+"""
+
+
+async def test_only_an_ended_execution_is_rerun(app: App) -> None:
+    """A rerun of one still waiting for a person was taken: the new execution asked the
+    same question beside it, and both went on to do the work after it."""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASK_THEN_SAY)]))
+    waiting = await app.executions.run(RunExecution(workflow="ask_then_say"))
+    assert waiting["runtimeStatus"] == "AwaitingUserInput"
+    rerun = RerunExecution(id=waiting["id"], from_step="ask", settle=True)
+    with pytest.raises(ConflictError, match="is AwaitingUserInput: only an ended execution"):
+        await app.executions.rerun(rerun)
+    listed = await app.executions.list(ListExecutions(workflow="ask_then_say"))
+    assert [doc["id"] for doc in listed.items] == [waiting["id"]]  # nothing was started
+    await app.executions.cancel(CancelExecution(id=waiting["id"], settle=True))
+    again = await app.executions.rerun(rerun)
+    assert (again["rerunOf"], again["runtimeStatus"]) == (waiting["id"], "AwaitingUserInput")
 
 
 ASK_OR_FAIL = """

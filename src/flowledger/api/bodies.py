@@ -4,13 +4,13 @@ JSON into the fields of an application request; every rule is the request's own
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
 
-from flowledger.app import StartExecution
+from flowledger.app import RerunExecution, StartExecution
 from flowledger.errors import InvalidInputError
 from flowledger.numbers import NumbersNotBooleans
 
@@ -54,6 +54,22 @@ class InputBody(Body):
     """A waiting step's input: ``{"data": …}``."""
 
     data: Any = None
+
+
+class RerunBody(Body):
+    """A rerun: ``{"fromStep": …, "version": "pinned"|"latest"}`` (the CLI's ``executions
+    rerun ID --from STEP_ID --version …``)."""
+
+    from_step: str = Field(description="The first step to run again; earlier ones are reused")
+    version: Literal["pinned", "latest"] = Field(
+        default="pinned", description="pinned: the original's version; latest: the live one"
+    )
+
+    def request(self, execution_id: str, by: str) -> RerunExecution:
+        """The rerun this body asks for, of the execution ``execution_id``."""
+        return RerunExecution(
+            id=execution_id, from_step=self.from_step, version=self.version, by=by
+        )
 
 
 class CancelBody(Body):

@@ -423,7 +423,8 @@ class Executions:
         self, request: RerunExecution, *, on_events: EventCallback | None = None
     ) -> ExecutionDocument:
         """A new execution reusing the outputs of the steps before ``from_step``; returns
-        the new execution (its ``rerunOf`` is the original). ``on_events``: as retry's."""
+        the new execution (its ``rerunOf`` is the original). ``on_events``: as retry's.
+        ConflictError while the original has not ended (runtime.control)."""
         new_id = await self._engine.rerun(
             request.id, request.from_step, version=request.version, by=request.by
         )

@@ -361,6 +361,14 @@ async def rerun(
             raise NotFoundError(f"workflow version {row['workflow_version_id']} is gone")
         target, stored = original, pinned
     reused = _reusable(original, target, from_step, row["workflow_version"], stored.version)
+    status = ExecutionStatus(row["runtime_status"])
+    if not status.terminal:
+        # Its later steps may still run (or wait for a person): the rerun would do their
+        # work a second time beside it.
+        raise ConflictError(
+            f"execution {execution_id} is {status}: only an ended execution is rerun; "
+            "cancel it first, or wait for it to end"
+        )
     latest = _latest(await engine.store.get_step_executions(execution_id))
     copies: list[Row] = []
     for step_id in sorted(reused, key=lambda s: _order(original, s)):

@@ -1,5 +1,5 @@
-"""Executions: list, read (with a long-poll ``wait``), cancel, retry, submit input, and
-their artifacts. Control verbs never run the execution in the request: workers do
+"""Executions: list, read (with a long-poll ``wait``), cancel, retry, rerun, submit input,
+and their artifacts. Control verbs never run the execution in the request: workers do
 (``settle=False``), woken at once. Cancel and input answer the execution once it has
 acted on what was sent (200), or, after ``CONTROL_WAIT`` seconds, as it is then with
 ``pendingSignals`` (202: accepted, pending); the application layer decides which."""
@@ -11,7 +11,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.routing import APIRoute
 
-from flowledger.api.bodies import CancelBody, InputBody
+from flowledger.api.bodies import CancelBody, InputBody, RerunBody
 from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
 from flowledger.api.disconnect import ClientGone, unless_disconnected
 from flowledger.api.errors import ERROR_RESPONSES
@@ -152,6 +152,22 @@ async def retry_execution(id: str, app: AppDep, caller: Operator) -> Response:
     retried = await app.executions.retry(RetryExecution(id=id, by=caller.created_by))
     doc = cast(RetriedDocument, {**retried.execution, "retriedSteps": retried.steps})
     return render(doc)
+
+
+@router.post(
+    "/executions/{id}/rerun",
+    status_code=201,
+    response_model=ExecutionDocument,
+    summary="Start a new execution from a step of an ended one; workers run it (operator)",
+    description="The new execution (`rerunOf` names the original) reuses the outputs of "
+    "the steps that run before `fromStep` and runs the rest, on the original's version "
+    "(`pinned`) or the live one (`latest`): `flowledger executions rerun`. 409 while the "
+    "execution has not ended, or when a step it would reuse did not complete or changed; "
+    "404 for a step the workflow lacks; 422 for a step inside a loop. It takes no "
+    "`Idempotency-Key` (422 when one is sent).",
+)
+async def rerun_execution(id: str, body: RerunBody, app: AppDep, caller: Operator) -> Response:
+    return render(await app.executions.rerun(body.request(id, caller.created_by)), 201)
 
 
 @router.post(
