@@ -147,3 +147,7 @@ def test_the_outbound_webhooks_describe_what_a_receiver_gets(service: Service) -
     assert set(payload) == set(schemas["DeliveryPayload"]["properties"])
     assert set(payload["data"]) == set(schemas["DeliveryData"]["properties"])
     assert payload["data"]["executionId"] == done["id"]
+    with service.client("viewer") as http:
+        events = http.get(f"/api/v1/executions/{done['id']}/events").json()
+    [completed] = [e["seq"] for e in events if e["kind"] == "execution.completed"]
+    assert payload["data"]["seq"] == completed

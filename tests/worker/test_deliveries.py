@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from flowledger import Engine
-from flowledger.app import App
+from flowledger.app import App, SubmitInput
 from flowledger.app.subscriptions import (
     CreateSubscription,
     DeleteSubscription,
@@ -286,6 +286,44 @@ async def test_events_and_workflow_filters_and_what_subscribing_sees(
         await app.subscriptions.deliveries(ListDeliveries(subscription_id=only_bad["id"]))
     with pytest.raises(NotFoundError):
         await app.subscriptions.delete(DeleteSubscription(id=only_bad["id"]))
+
+
+async def test_deliveries_carry_their_event_s_seq_on_every_attempt(
+    app: App, hook: Receiver
+) -> None:
+    """A delivery carried a timestamp and nothing to order one execution's by: a retried
+    awaiting_input came after the completed that followed it."""
+    sub = await app.subscriptions.create(
+        CreateSubscription(url=hook.url, events=["execution.awaiting_input", "execution.completed"])
+    )
+    hook.down = True
+    waiting = await run(app, ASKS)
+    duty = DeliveryDuty(app.engine)
+
+    async def refused(times: int) -> bool:
+        await duty.deliver_pending()
+        return hook.refused >= times
+
+    await until(lambda: refused(2))  # the awaiting_input, tried twice
+    await app.executions.submit_input(SubmitInput(id=waiting, step="a", data=1, settle=True))
+    hook.down = False
+
+    async def delivered() -> bool:
+        await duty.deliver_pending()
+        return len(hook.accepted) == 2
+
+    await until(delivered)
+    events = {e["kind"]: e["seq"] for e in await app.engine.events(waiting)}
+    seqs: dict[str, set[int]] = {}
+    for request in hook.requests:  # every attempt, refused ones too
+        body = Webhook(sub["secret"]).verify(request.body, request.headers)
+        assert body["data"]["executionId"] == waiting
+        seqs.setdefault(body["type"], set()).add(body["data"]["seq"])
+    assert seqs == {
+        "execution.awaiting_input": {events["execution.awaiting_input"]},
+        "execution.completed": {events["execution.completed"]},
+    }
+    assert events["execution.awaiting_input"] < events["execution.completed"]
 
 
 async def test_a_delivery_failing_for_its_whole_window_is_given_up(

@@ -122,6 +122,10 @@ class DeliveryData(TypedDict):
     """The execution a delivery reports (runtime.lifecycle fills it in)."""
 
     executionId: str
+    #: The ``seq`` of the event in the execution's history that records this change
+    #: (``GET /executions/{id}/events``): it grows with each of the execution's
+    #: deliveries, and a retried delivery carries its first attempt's.
+    seq: int
     workflowName: str
     workflowVersion: int
     correlationId: str | None
@@ -132,8 +136,8 @@ class DeliveryPayload(TypedDict):
     """The body each delivery POSTs, signed as a Standard Webhook (worker.deliveries)."""
 
     type: Event
-    #: When the status changed (ISO 8601, UTC): a receiver sorts by it, for deliveries
-    #: are not ordered.
+    #: When the status changed (ISO 8601, UTC). Deliveries are not ordered: a receiver
+    #: orders one execution's by ``data.seq``.
     timestamp: str
     data: DeliveryData
 

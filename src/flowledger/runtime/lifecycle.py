@@ -57,10 +57,12 @@ class ExecutionLifecycle:
         self.journal.set_execution(runtime_status=str(status), **columns)
         if status.terminal:
             self.journal.release_lease()
-        self._report(status)
 
     def _report(self, status: ExecutionStatus) -> None:
-        """One delivery per matching subscription, in this round's commit."""
+        """One delivery per matching subscription, in this round's commit; called right
+        after the event that records the change, whose ``seq`` the delivery carries: a
+        receiver orders one execution's deliveries by it (retried ones arrive late), and
+        a redelivery, the same row sent again, carries the same."""
         event = REPORTED.get(status)
         if event is not None:
             info = self.info
@@ -69,6 +71,7 @@ class ExecutionLifecycle:
                 str(info.get("workflowName") or ""),
                 {
                     "executionId": self.id,
+                    "seq": self.journal.seq,
                     "workflowName": info.get("workflowName"),
                     "workflowVersion": info.get("workflowVersion"),
                     "correlationId": info.get("correlationId"),
@@ -95,6 +98,7 @@ class ExecutionLifecycle:
         if self.status == ExecutionStatus.IN_PROGRESS:
             self.set_status(ExecutionStatus.AWAITING_USER_INPUT)
             self.journal.event("execution.awaiting_input")
+            self._report(self.status)
             self._tell_parent("child_waiting")
 
     def another_wait(self) -> None:
@@ -117,12 +121,14 @@ class ExecutionLifecycle:
         status = ExecutionStatus.COMPLETED_NO_ACTION if no_action else ExecutionStatus.COMPLETED
         self.set_status(status, completed_at=now, output=self.codec.dumps(output))
         self.journal.event("execution.completed", None, {"status": str(status)}, at=now)
+        self._report(status)
         self._tell_parent("child_done")
 
     def fail(self, error: dict[str, Any]) -> None:
         now = self.clock.now()
         self.set_status(ExecutionStatus.FAILED, failed_at=now, error=self.codec.dumps(error))
         self.journal.event("execution.failed", None, {"error": error.get("message")}, at=now)
+        self._report(self.status)
         self._tell_parent("child_done")
 
     def cancel(self, reason: str, *, by: str) -> None:
@@ -130,6 +136,7 @@ class ExecutionLifecycle:
         error = {"message": f"cancelled: {reason}", "cancelledBy": by}
         self.set_status(ExecutionStatus.CANCELLED, completed_at=now, error=self.codec.dumps(error))
         self.journal.event("execution.cancelled", None, {"reason": reason, "by": by}, at=now)
+        self._report(self.status)
         self._tell_parent("child_done")
 
     def _tell_parent(self, kind: str) -> None:
