@@ -147,6 +147,13 @@ def test_a_start_with_an_idempotency_key_starts_once(service: Service) -> None:
         # Named as the client sent it, a header (it said "idempotencyKey", a body field).
         assert too_long["message"] == "Idempotency-Key: must have at most 160 characters, not 161"
         assert too_long["details"]["field_path"] == ["Idempotency-Key"]
+        # In words: it showed the pattern, ^[\x20-\x7e]+$ (a header's bytes are Latin-1).
+        latin = {"Idempotency-Key": "café".encode("latin-1")}
+        odd = error(http.post(url, json={"input": {"who": "Ada"}}, headers=latin), 422)
+        assert odd["message"] == (
+            "Idempotency-Key: may hold only printable ASCII characters (letters, digits, "
+            'punctuation and spaces); "é" is not one'
+        )
         # Two keys: the first was taken silently; now neither, and nothing starts.
         two = [("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")]
         found = error(http.post(url, json={"input": {"who": "Ada"}}, headers=two), 400)

@@ -79,7 +79,14 @@ def test_option_values_are_checked_in_our_words(cli: Cli) -> None:
     workers = cli("worker", "--concurrency", "0")
     assert workers.returncode == 2
     assert "--concurrency must be between 1 and 1000, not 0" in workers.stderr
-    for result in (role, limit, workers, age):
+    # A pattern's refusal showed its regex, ^[A-Za-z0-9][A-Za-z0-9._-]*$.
+    name = cli("tokens", "create", "ops team")
+    assert name.returncode == 2 and "[A-Za-z0-9]" not in name.stderr, name.stderr
+    assert (
+        "error: name: must start with a letter or digit and hold only letters, digits, "
+        "'.', '_' and '-' (no spaces); \"ops team\" does not"
+    ) in name.stderr
+    for result in (role, limit, workers, age, name):
         assert not any(wording in result.stderr for wording in LIBRARY_WORDING)
 
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -155,8 +156,21 @@ def _json_object(value: Any) -> Any:
 #: same key again answers what it started instead of starting another. Printable ASCII: an
 #: HTTP header reads other bytes as Latin-1, so a key with an ``é`` sent by the API and by
 #: the CLI would be two keys.
+def _printable_ascii(value: str | None) -> str | None:
+    # In words: a pattern's refusal showed the regex, ^[\x20-\x7e]+$, to people.
+    for char in value or "":
+        if not " " <= char <= "~":
+            raise ValueError(
+                "may hold only printable ASCII characters (letters, digits, punctuation "
+                f"and spaces); {shown(char)} is not one"
+            )
+    return value
+
+
 IdempotencyKey = Annotated[
-    str | None, Field(default=None, min_length=1, max_length=160, pattern=r"^[\x20-\x7e]+$")
+    str | None,
+    Field(default=None, min_length=1, max_length=160),
+    AfterValidator(_printable_ascii),
 ]
 
 
