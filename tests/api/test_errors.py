@@ -14,6 +14,15 @@ def test_an_unknown_path_is_404_naming_it(service: Service) -> None:
             assert (found["code"], found["message"]) == ("not_found", f"no route {path}")
 
 
+def test_a_missing_static_file_is_404_saying_the_file_is_not_there(service: Service) -> None:
+    """It said "no route /ui/static/…", as if nothing were served there."""
+    with service.client() as http:
+        assert http.get("/ui/static/app.css").status_code == 200
+        for path in ("/ui/static/nope.css", "/ui/static/vendor/nope.js", "/ui/static/"):
+            found = error(http.get(path), 404)
+            assert (found["code"], found["message"]) == ("not_found", f"there is no file {path}")
+
+
 def test_a_method_a_path_does_not_take_is_405_naming_the_ones_it_does(
     service: Service,
 ) -> None:

@@ -24,12 +24,14 @@ StorageError               503     storage_unavailable   null
 UnavailableError           503     unavailable           null
 other FlowledgerError      422     unprocessable         null
 no route for the path      404     not_found             null
+no file under a mount      404     not_found             null
 no route for the method    405     method_not_allowed    null
 other HTTP errors          as is   http_<status>         null
 =========================  ======  ====================  ==================================
 
 A request no route takes says so with its path, and for a path routed for other methods,
-those methods (as ``Allow`` does): "no route PUT /api/v1/executions; allowed: GET".
+those methods (as ``Allow`` does): "no route PUT /api/v1/executions; allowed: GET". A file
+the static files lack (``/ui/static/…``) says that: "there is no file /ui/static/x.css".
 
 The statuses and codes are app.statuses' (the web pages answer with the same ones).
 """
@@ -45,6 +47,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.staticfiles import StaticFiles
 
 from flowledger.app.statuses import http_status
 from flowledger.errors import (
@@ -200,8 +203,13 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     path = request.url.path
-    if exc.status_code == 404:  # the router's (or the static files'): nothing there
-        return error_response(404, "not_found", f"no route {path}", None, headers or None)
+    if exc.status_code == 404:
+        # The static files' (the mount matched, the file is missing), or the router's.
+        if isinstance(request.scope.get("endpoint"), StaticFiles):
+            message = f"there is no file {path}"
+        else:
+            message = f"no route {path}"
+        return error_response(404, "not_found", message, None, headers or None)
     if exc.status_code == 405:
         # Starlette's Allow names the first route of the path only (GET of
         # /workflows/{name}, not its DELETE): every route of the path counts.
