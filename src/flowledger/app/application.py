@@ -231,6 +231,8 @@ class App:
                 pause = min(pause * 2, OPEN_WAIT_MAX)
 
     async def close(self) -> None:
+        if "tokens" in self.__dict__:  # built (a cached_property): its revision watch stops
+            await self.tokens.close()
         await self.changes.close()
         if self._own_engine:
             await self.engine.close()

@@ -19,7 +19,10 @@ repeat within one stream.
 Either stream yields a keep-alive item (``event`` None) after ``keepalive`` quiet
 seconds, so a face can write a comment and notice a client that went away. A stream
 opened with a ``credential`` checks it again before it sends anything (the token rows
-are cached for a second, app.tokens): once the token is revoked, the stream ends.
+are cached for a second, app.tokens), and, between items, whenever a token may have
+been revoked (Tokens.revoked_signal: at once in this process, within a second of a
+revocation in another one): once the token is revoked, the stream ends, however quiet
+it is. Sending an event reads no token row more than any request does.
 
 :meth:`EventStreams.end` ends every stream, open or opened later, even in the middle of
 a wait: a server stopping (``flowledger serve`` on SIGTERM) would otherwise wait for
@@ -33,7 +36,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from flowledger.app.changes import RECHECK, ChangeHub, Subscription
 from flowledger.app.models import FollowAllEvents, FollowEvents
@@ -59,28 +62,62 @@ class StreamItem:
     event: EventDocument | None
 
 
+@dataclass(frozen=True)
+class _Credential:
+    """The token a stream was opened with (its hash), checked as the stream goes."""
+
+    tokens: Tokens
+    digest: str
+
+    async def allowed(self) -> bool:
+        try:
+            await self.tokens.authenticate_hash(self.digest)
+        except AuthenticationError:
+            return False
+        return True
+
+
 class EventStream:
     """An open stream: iterate it once; closing it (or the end) frees its slot. It ends
-    when ``ending`` is set (EventStreams.end)."""
+    when ``ending`` is set (EventStreams.end), or once its ``credential`` is refused."""
 
     def __init__(
-        self, items: AsyncIterator[StreamItem], stack: contextlib.ExitStack, ending: asyncio.Event
+        self,
+        items: AsyncIterator[StreamItem],
+        stack: contextlib.ExitStack,
+        ending: asyncio.Event,
+        credential: _Credential | None = None,
     ) -> None:
         self._items = items
         self._stack = stack
         self._ending = ending
+        self._credential = credential
 
     def __aiter__(self) -> AsyncIterator[StreamItem]:
         return self._run()
 
     async def _run(self) -> AsyncIterator[StreamItem]:
+        credential = self._credential
+        if credential is not None:
+            self._stack.enter_context(credential.tokens.watching())
         ended = asyncio.ensure_future(self._ending.wait())
+        revoked = self._revoked()
         step: asyncio.Future[StreamItem] | None = None
         try:
             while not self._ending.is_set():
-                # The next item races the end: a stream spends its life waiting for one.
+                # The next item races the end (and a revocation): a stream spends its life
+                # waiting for one.
                 step = asyncio.ensure_future(anext(self._items))
-                await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+                while True:
+                    waits: set[asyncio.Future[Any]] = {step, ended}
+                    if revoked is not None:
+                        waits.add(revoked)
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    if step.done() or ended.done() or revoked is None or not revoked.done():
+                        break
+                    revoked = self._revoked()  # a token was revoked: this one?
+                    if credential is not None and not await credential.allowed():
+                        return
                 if not step.done():
                     return
                 try:
@@ -88,14 +125,24 @@ class EventStream:
                 except StopAsyncIteration:
                     return
                 step = None
+                if credential is not None and not await credential.allowed():
+                    return  # the row remembered for a second: no read per event
                 yield item
         finally:
             ended.cancel()
+            if revoked is not None:
+                revoked.cancel()
             self._stack.close()  # first: a client that went away gets its slot back at once
             if step is not None and not step.done():  # ended, or the client went away
                 step.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                     await step
+
+    def _revoked(self) -> asyncio.Future[bool] | None:
+        """Done once a token may have been revoked (None: no token to check)."""
+        if self._credential is None:
+            return None
+        return asyncio.ensure_future(self._credential.tokens.revoked_signal().wait())
 
     def close(self) -> None:
         self._stack.close()
@@ -132,7 +179,7 @@ class EventStreams:
             sub = opening.enter_context(self._hub.subscribe(request.id))
             stack.push(opening.pop_all())
         items = self._one(request.id, request.after_seq, sub)
-        return EventStream(self._while_allowed(items, request.credential), stack, self._ending)
+        return EventStream(items, stack, self._ending, self._credential(request.credential))
 
     async def follow_all(self, request: FollowAllEvents) -> EventStream:
         """Open a live tail of every execution's events (or one workflow's)."""
@@ -142,19 +189,10 @@ class EventStreams:
             sub = opening.enter_context(self._hub.subscribe(None))
             stack.push(opening.pop_all())
         items = self._all(request.workflow, sub)
-        return EventStream(self._while_allowed(items, request.credential), stack, self._ending)
+        return EventStream(items, stack, self._ending, self._credential(request.credential))
 
-    async def _while_allowed(
-        self, items: AsyncIterator[StreamItem], credential: str | None
-    ) -> AsyncIterator[StreamItem]:
-        """``items`` until the token behind ``credential`` no longer authenticates."""
-        async for item in items:
-            if credential is not None:
-                try:
-                    await self._tokens.authenticate_hash(credential)
-                except AuthenticationError:
-                    return
-            yield item
+    def _credential(self, digest: str | None) -> _Credential | None:
+        return None if digest is None else _Credential(self._tokens, digest)
 
     async def _one(
         self, execution_id: str, after: int, sub: Subscription

@@ -20,19 +20,33 @@ A process keeps what it read of a token for :data:`RECHECK` (one second): a requ
 then reads nothing (the lookup was a fifth of a ``GET``'s cost). So a revocation takes
 effect at once in the process that made it and within a second in every other one;
 an unknown token is never remembered (a token just created works at once).
+
+An open event stream (app.streams) must not outlive its token by more than a moment, even
+when nothing happens on it. While streams are open, :meth:`Tokens.watching` reads one
+number every :data:`WATCH_EVERY` second, however many streams and tokens: the token
+revision (how many tokens are revoked, Store.token_revision). When it moves, or this
+process revokes one, the remembered rows are dropped and :meth:`Tokens.revoked_signal`
+fires: each stream checks its own token again (one read per token) and ends if it was
+revoked. So a stream ends within about a second of a revocation anywhere, and sending
+an event reads nothing more than a request does (the row remembered for a second).
+Decision: a poll of one count, not LISTEN/NOTIFY, since SQLite has no notifications and
+one small query a second per serving process costs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import hashlib
 import hmac
+import logging
 import math
 import re
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, Literal, get_args
 
@@ -60,6 +74,10 @@ TOUCH_EVERY = timedelta(minutes=1)
 MAX_TOUCHED = 10_000
 #: Seconds a process trusts a token row it read before reading it again.
 RECHECK = 1.0
+#: Seconds between two reads of the token revision while event streams are open.
+WATCH_EVERY = 1.0
+
+log = logging.getLogger(__name__)
 #: A token's name: ASCII letters, digits, ``.``, ``_`` and ``-``, a letter or digit first.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 #: ``createdBy`` of what a token starts: ``api-token:NAME``.
@@ -144,6 +162,12 @@ class Tokens:
         self._reading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         #: Bumped by each revoke: a read begun before one must not be kept.
         self._revokes = 0
+        #: Set when a token may have been revoked (then replaced by a new one).
+        self._revoked = asyncio.Event()
+        #: Streams watching the revision, its last value read, and the task reading it.
+        self._watchers = 0
+        self._revision: int | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     async def create(self, request: CreateToken) -> CreatedToken:
         """A new token; ConflictError when a token of that name is in use."""
@@ -168,11 +192,55 @@ class Tokens:
     async def revoke(self, request: RevokeToken) -> TokenDocument:
         """Revoke a token at once (revoking a revoked token changes nothing)."""
         row = await self._engine.store.revoke_api_token(request.name)
-        self._known.clear()  # at once here; other processes within RECHECK
-        self._revokes += 1
+        self._forget()  # at once here; other processes within RECHECK (WATCH_EVERY: streams)
         if row is None:
             raise NotFoundError(f"there is no token named {request.name!r}")
         return _document(row)
+
+    def _forget(self) -> None:
+        """A token may be revoked: read every token again, and tell the streams."""
+        self._known.clear()
+        self._revokes += 1
+        fired, self._revoked = self._revoked, asyncio.Event()
+        fired.set()
+
+    def revoked_signal(self) -> asyncio.Event:
+        """Set once a token may have been revoked since this was asked: by this process at
+        once, by another within WATCH_EVERY while someone is :meth:`watching`."""
+        return self._revoked
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Watch the token revision while inside (an open event stream)."""
+        self._watchers += 1
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.ensure_future(self._read_revisions())
+        try:
+            yield
+        finally:
+            self._watchers -= 1
+
+    async def _read_revisions(self) -> None:
+        """Read the revision every WATCH_EVERY seconds while anyone watches. The first
+        read of all fires too: a revocation between a stream's check and that read would
+        be in the number it starts from."""
+        while self._watchers > 0:
+            try:
+                revision = await self._engine.store.token_revision()
+            except Exception as exc:  # the database away for a moment: the next tick asks again
+                log.warning("cannot read the token revision: %s", exc)
+            else:
+                if revision != self._revision:
+                    self._forget()
+                self._revision = revision
+            await asyncio.sleep(WATCH_EVERY)
+
+    async def close(self) -> None:
+        """Stop watching the revision (the application closes)."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
 
     async def _row(self, digest: str) -> dict[str, Any] | None:
         now = time.monotonic()

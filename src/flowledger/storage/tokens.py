@@ -42,6 +42,12 @@ class TokenStore(ABC):
     async def count_api_tokens(self) -> int:
         """How many tokens are not revoked."""
 
+    @abstractmethod
+    async def token_revision(self) -> int:
+        """A number that grows with every revocation, on any process: how many tokens are
+        revoked (a revoked row is never deleted nor un-revoked). Streams open with a token
+        watch it (app.tokens) rather than read their token on every event."""
+
 
 class SQLTokenStore(SQLPart, TokenStore):
     """Shared SQL for SQLite and PostgreSQL; SQLStore provides the connection and clock."""
@@ -101,6 +107,13 @@ class SQLTokenStore(SQLPart, TokenStore):
         stmt = update(t).where(and_(t.c.id == token_id, stale)).values(last_used_at=self._sql_now())
         with self.conn.begin():
             self.conn.execute(stmt)
+
+    @reads
+    def token_revision(self) -> int:
+        t = api_tokens
+        stmt = select(func.count()).select_from(t).where(t.c.revoked_at.is_not(None))
+        with self.reading():
+            return int(self.conn.execute(stmt).scalar_one())
 
     @reads
     def count_api_tokens(self) -> int:
