@@ -8,10 +8,13 @@ past authentication (whatever the route then answers: 2xx, 404, 422…).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 
+from flowledger.app import App, CreateToken
 from tests.api.conftest import ROLES, Service
 
 #: (method, path, weakest role, request keyword arguments)
@@ -126,3 +129,20 @@ def test_two_credentials_in_one_request_are_refused(service: Service) -> None:
             found = answer.json()["error"]
             assert found["code"] == "repeated_header"
             assert found["message"] == "headers.Authorization: sent 2 times; send the header once"
+
+
+def test_an_expired_token_is_401_saying_when_it_expired(service: Service) -> None:
+    async def create() -> dict[str, Any]:
+        async with App(service.db_url) as app:
+            return dict(await app.tokens.create(CreateToken(name="brief", expires_in="1s")))
+
+    made = asyncio.run(create())
+    with service.client(token=made["token"]) as http:
+        assert http.get("/api/v1/executions").status_code == 200
+        time.sleep(1.1)
+        answer = http.get("/api/v1/executions")
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    error = answer.json()["error"]
+    assert error["code"] == "unauthenticated"
+    assert error["message"].startswith(f"the API token expired at {made['expiresAt']}")

@@ -92,3 +92,13 @@ async def test_a_quiet_stream_ends_within_seconds_of_its_token_revoked_elsewhere
     assert loop.time() - revoked < 3.0  # WATCH_EVERY, and a read of the token
     assert len(received) == events  # nothing after
     assert app.slots.held("stream", "watcher") == 0
+
+
+async def test_a_quiet_stream_ends_when_its_token_expires(app: App) -> None:
+    app.streams.keepalive = 60.0
+    made = await app.tokens.create(CreateToken(name="brief", expires_in="1s"))
+    request = FollowAllEvents(caller="brief", credential=token_hash(made["token"]))
+    stream = await app.streams.follow_all(request)
+    async with asyncio.timeout(10):  # not the keep-alive's minute
+        assert [item async for item in stream] == []
+    assert app.slots.held("stream", "brief") == 0

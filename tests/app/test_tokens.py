@@ -4,13 +4,14 @@ however many requests need it at once, and a revoke that no read under way undoe
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowledger.app import App, Authenticate, CreateToken, ListTokens, RevokeToken
-from flowledger.errors import AuthenticationError
+from flowledger.errors import AuthenticationError, InvalidInputError
 
 
 def counting(
@@ -79,3 +80,32 @@ async def test_a_name_taken_again_keeps_the_revoked_token_in_the_list(db_url: st
     assert (listed["tmp"]["role"], listed["tmp"]["revokedAt"]) == ("viewer", None)
     [kept] = [doc for name, doc in listed.items() if name.startswith("tmp~revoked~")]
     assert kept["role"] == "operator" and kept["revokedAt"] is not None
+
+
+async def test_a_token_given_an_expiry_is_refused_once_it_passes(tmp_path: Path) -> None:
+    """Tokens had no expiry: a token handed to a contractor for a week worked until
+    someone remembered to revoke it."""
+    async with App(f"sqlite:///{tmp_path / 'tokens.db'}") as app:
+        made = await app.tokens.create(CreateToken(name="week", expires_in="1s"))
+        forever = await app.tokens.create(CreateToken(name="ops", role="admin"))
+        assert made["expiresAt"] is not None and forever["expiresAt"] is None
+        check = Authenticate(token=made["token"])
+        assert (await app.tokens.authenticate(check))["name"] == "week"
+        listed = {doc["name"]: doc for doc in await app.tokens.list(ListTokens())}
+        assert listed["week"]["expiresAt"] == made["expiresAt"]
+        assert not listed["week"]["expired"] and listed["ops"]["expiresAt"] is None
+        await asyncio.sleep(1.1)
+        with pytest.raises(AuthenticationError, match=f"expired at {made['expiresAt']}"):
+            await app.tokens.authenticate(check)
+        assert (await app.tokens.authenticate(Authenticate(token=forever["token"])))["name"]
+        listed = {doc["name"]: doc for doc in await app.tokens.list(ListTokens())}
+        assert listed["week"]["expired"] and not listed["ops"]["expired"]
+
+
+def test_an_expiry_is_a_duration_of_a_second_or_more() -> None:
+    assert CreateToken(name="a", expires_in="30d").expires_in == timedelta(days=30)
+    assert CreateToken(name="a", expires_in=90).expires_in == timedelta(seconds=90)
+    with pytest.raises(InvalidInputError, match="expiresIn: must be at least 1s, not 0ms"):
+        CreateToken(name="a", expires_in="0s")
+    with pytest.raises(InvalidInputError, match='expiresIn: "soon" is not a duration'):
+        CreateToken(name="a", expires_in="soon")

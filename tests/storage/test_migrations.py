@@ -19,11 +19,12 @@ from flowledger.storage import migrations, open_store
 from flowledger.storage.schema import SCHEMA_VERSION, executions, meta, metadata
 from flowledger.storage.schema_jobs import job_runs
 from flowledger.storage.schema_schedules import schedule_states
+from flowledger.storage.schema_tokens import api_tokens
 from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 15)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 16)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -448,7 +449,7 @@ async def test_revision_0012_indexes_the_unfinished_schedule_executions(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0011")
             store.conn.execute(insert(executions), [running, ended])
-        assert await store.upgrade() == ["0012", "0013", "0014"]
+        assert await store.upgrade() == ["0012", "0013", "0014", "0015"]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
         store.conn.rollback()
         index = found["ix_executions_unfinished_schedule"]
@@ -476,7 +477,7 @@ async def test_revision_0013_counts_skipped_ticks_from_zero(empty_db: MakeDb) ->
                     updated_at=when,
                 )
             )
-        assert await store.upgrade() == ["0013", "0014"]
+        assert await store.upgrade() == ["0013", "0014", "0015"]
         [state] = await store.schedule_states()
         assert (state.last_tick, state.skipped_ticks, state.last_skipped_tick) == (when, 0, None)
     finally:
@@ -501,7 +502,7 @@ async def test_revision_0014_keys_job_runs_once_and_keeps_the_old_ones(empty_db:
         with store.conn.begin():
             migrations.upgrade(store.conn, "0013")
             store.conn.execute(insert(job_runs), [row])
-        assert await store.upgrade() == ["0014"]
+        assert await store.upgrade() == ["0014", "0015"]
         old = await store.get_job_run("j-old")
         assert old is not None and old["idempotency_key"] is None
         keyed = {**row, "name": "keyed", "status": "NotStarted", "idempotency_key": "k"}
@@ -509,5 +510,23 @@ async def test_revision_0014_keys_job_runs_once_and_keeps_the_old_ones(empty_db:
         assert await store.create_job_run({**keyed, "id": "j-2"}) == "j-1"  # nothing written
         assert await store.create_job_run({**row, "id": "j-3"}) == "j-3"  # no key: no limit
         assert await store.get_job_run("j-2") is None
+    finally:
+        await store.close()
+
+
+async def test_revision_0015_keeps_the_tokens_made_before_without_expiry(
+    empty_db: MakeDb,
+) -> None:
+    """Tokens stored at revision 0014 keep working, expiring never."""
+    store = sql_store(empty_db())
+    row = {"id": "t-1", "name": "ops", "role": "admin", "secret_hash": "h" * 64,
+           "created_at": T0}  # fmt: skip
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0014")
+            store.conn.execute(insert(api_tokens), [row])
+        assert await store.upgrade() == ["0015"]
+        found = await store.find_api_token("h" * 64)
+        assert found is not None and found["expires_at"] is None
     finally:
         await store.close()

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from flowledger.app.changes import RECHECK, ChangeHub, Subscription
@@ -68,6 +69,8 @@ class _Credential:
 
     tokens: Tokens
     digest: str
+    #: The loop's time when the token expires (None: never).
+    expires: float | None
 
     async def allowed(self) -> bool:
         try:
@@ -98,8 +101,11 @@ class EventStream:
 
     async def _run(self) -> AsyncIterator[StreamItem]:
         credential = self._credential
+        expires = None
         if credential is not None:
             self._stack.enter_context(credential.tokens.watching())
+            expires = credential.expires
+        loop = asyncio.get_running_loop()
         ended = asyncio.ensure_future(self._ending.wait())
         revoked = self._revoked()
         step: asyncio.Future[StreamItem] | None = None
@@ -112,10 +118,16 @@ class EventStream:
                     waits: set[asyncio.Future[Any]] = {step, ended}
                     if revoked is not None:
                         waits.add(revoked)
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    if step.done() or ended.done() or revoked is None or not revoked.done():
+                    left = None if expires is None else max(0.0, expires - loop.time())
+                    await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                    if step.done() or ended.done():
                         break
-                    revoked = self._revoked()  # a token was revoked: this one?
+                    if revoked is not None and revoked.done():
+                        revoked = self._revoked()  # a token was revoked: this one?
+                    elif expires is not None and loop.time() >= expires:
+                        expires = None  # it expires now (checked by the token's own rule)
+                    else:
+                        continue  # woken a moment early: wait on
                     if credential is not None and not await credential.allowed():
                         return
                 if not step.done():
@@ -173,26 +185,34 @@ class EventStreams:
         """Open a stream of one execution's events (NotFoundError, TooManyError now,
         before anything is sent)."""
         await self._row(request.id)
+        credential = await self._credential(request.credential)
         stack = contextlib.ExitStack()
         with contextlib.ExitStack() as opening:
             opening.enter_context(self._slots.take("stream", request.caller))
             sub = opening.enter_context(self._hub.subscribe(request.id))
             stack.push(opening.pop_all())
         items = self._one(request.id, request.after_seq, sub)
-        return EventStream(items, stack, self._ending, self._credential(request.credential))
+        return EventStream(items, stack, self._ending, credential)
 
     async def follow_all(self, request: FollowAllEvents) -> EventStream:
         """Open a live tail of every execution's events (or one workflow's)."""
+        credential = await self._credential(request.credential)
         stack = contextlib.ExitStack()
         with contextlib.ExitStack() as opening:
             opening.enter_context(self._slots.take("stream", request.caller))
             sub = opening.enter_context(self._hub.subscribe(None))
             stack.push(opening.pop_all())
-        items = self._all(request.workflow, sub)
-        return EventStream(items, stack, self._ending, self._credential(request.credential))
+        # Opened now, not when it is first read: an execution created meanwhile is sent
+        # from its start.
+        items = self._all(request.workflow, sub, self._engine.clock.now())
+        return EventStream(items, stack, self._ending, credential)
 
-    def _credential(self, digest: str | None) -> _Credential | None:
-        return None if digest is None else _Credential(self._tokens, digest)
+    async def _credential(self, digest: str | None) -> _Credential | None:
+        if digest is None:
+            return None
+        left = await self._tokens.seconds_left(digest)
+        expires = None if left is None else asyncio.get_running_loop().time() + left
+        return _Credential(self._tokens, digest, expires)
 
     async def _one(
         self, execution_id: str, after: int, sub: Subscription
@@ -214,9 +234,10 @@ class EventStreams:
                 continue
             await sub.wait(min(RECHECK, self.keepalive - idle))
 
-    async def _all(self, workflow: str | None, sub: Subscription) -> AsyncIterator[StreamItem]:
+    async def _all(
+        self, workflow: str | None, sub: Subscription, opened: datetime
+    ) -> AsyncIterator[StreamItem]:
         loop = asyncio.get_running_loop()
-        opened = self._engine.clock.now()
         sent: dict[str, int] = {}  # execution id -> last seq sent; -1: not this workflow's
         last_sent = loop.time()
         while True:

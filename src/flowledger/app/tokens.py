@@ -31,6 +31,10 @@ revoked. So a stream ends within about a second of a revocation anywhere, and se
 an event reads nothing more than a request does (the row remembered for a second).
 Decision: a poll of one count, not LISTEN/NOTIFY, since SQLite has no notifications and
 one small query a second per serving process costs nothing.
+
+A token may be given an expiry (``expires_in``): from then on it is refused as a revoked
+one is (401, saying when it expired), by this process's clock, and a stream open with it
+ends then. ``tokens list`` shows it, and whether it has passed.
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator
 from typing_extensions import TypedDict
 
 from flowledger.app.models import Request
+from flowledger.durations import parse_duration, spoken
 from flowledger.errors import (
     AuthenticationError,
     ConflictError,
@@ -74,6 +79,8 @@ TOUCH_EVERY = timedelta(minutes=1)
 MAX_TOUCHED = 10_000
 #: Seconds a process trusts a token row it read before reading it again.
 RECHECK = 1.0
+#: The shortest expiry a token may be given.
+MIN_LIFETIME = timedelta(seconds=1)
 #: Seconds between two reads of the token revision while event streams are open.
 WATCH_EVERY = 1.0
 
@@ -87,6 +94,20 @@ CREATOR_PREFIX = "api-token:"
 class CreateToken(Request):
     name: str = Field(min_length=1, max_length=128)
     role: Role = "viewer"
+    #: How long the token works (``30d``, ``12h``, seconds); None: until revoked.
+    expires_in: timedelta | None = None
+
+    @field_validator("expires_in", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            try:
+                value = parse_duration(value)
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        if isinstance(value, timedelta) and value < MIN_LIFETIME:
+            raise ValueError(f"must be at least {spoken(MIN_LIFETIME)}, not {spoken(value)}")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -121,6 +142,9 @@ class TokenDocument(TypedDict):
     createdAt: str
     lastUsedAt: str | None
     revokedAt: str | None
+    #: When it stops working (null: never), and whether that time has passed.
+    expiresAt: str | None
+    expired: bool
 
 
 class CreatedToken(TypedDict):
@@ -128,6 +152,7 @@ class CreatedToken(TypedDict):
     role: Role
     #: The secret: shown this once, never stored.
     token: str
+    expiresAt: str | None
 
 
 class Caller(TypedDict):
@@ -172,22 +197,27 @@ class Tokens:
     async def create(self, request: CreateToken) -> CreatedToken:
         """A new token; ConflictError when a token of that name is in use."""
         token = PREFIX + secrets.token_urlsafe(32)
+        now = await self._engine.store.db_now()
+        expires = None if request.expires_in is None else now + request.expires_in
         row = {
             "id": str(uuid.uuid4()),
             "name": request.name,
             "role": request.role,
             "secret_hash": token_hash(token),
-            "created_at": await self._engine.store.db_now(),
+            "created_at": now,
+            "expires_at": expires,
         }
         if not await self._engine.store.create_api_token(row):
             raise ConflictError(
                 f"a token named {request.name!r} exists; revoke it first or pick another name"
             )
-        return {"name": request.name, "role": request.role, "token": token}
+        expires_at = iso(expires) if expires is not None else None
+        return {"name": request.name, "role": request.role, "token": token, "expiresAt": expires_at}
 
     async def list(self, request: ListTokens) -> builtins.list[TokenDocument]:
-        """Every token by name, revoked ones too (never their secrets)."""
-        return [_document(row) for row in await self._engine.store.list_api_tokens()]
+        """Every token by name, revoked and expired ones too (never their secrets)."""
+        now = self._engine.clock.now()
+        return [_document(row, now) for row in await self._engine.store.list_api_tokens()]
 
     async def revoke(self, request: RevokeToken) -> TokenDocument:
         """Revoke a token at once (revoking a revoked token changes nothing)."""
@@ -195,7 +225,7 @@ class Tokens:
         self._forget()  # at once here; other processes within RECHECK (WATCH_EVERY: streams)
         if row is None:
             raise NotFoundError(f"there is no token named {request.name!r}")
-        return _document(row)
+        return _document(row, self._engine.clock.now())
 
     def _forget(self) -> None:
         """A token may be revoked: read every token again, and tell the streams."""
@@ -234,6 +264,14 @@ class Tokens:
                     self._forget()
                 self._revision = revision
             await asyncio.sleep(WATCH_EVERY)
+
+    async def seconds_left(self, digest: str) -> float | None:
+        """How long the token with this hash works yet (None: until revoked, or unknown)."""
+        row = await self._row(digest)
+        expires: datetime | None = row.get("expires_at") if row is not None else None
+        if expires is None:
+            return None
+        return (expires - self._engine.clock.now()).total_seconds()
 
     async def close(self) -> None:
         """Stop watching the revision (the application closes)."""
@@ -296,6 +334,12 @@ class Tokens:
             or row["revoked_at"] is not None
         ):
             raise AuthenticationError("the API token is not valid (unknown or revoked)")
+        expires = row.get("expires_at")
+        if expires is not None and expires <= self._engine.clock.now():
+            raise AuthenticationError(
+                f"the API token expired at {iso(expires)}; an admin creates a new one "
+                "(flowledger tokens create NAME --expires-in 30d)"
+            )
         role: Role = row["role"]
         if not allows(role, needs):
             raise ForbiddenError(
@@ -305,14 +349,17 @@ class Tokens:
         return {"name": row["name"], "role": role, "createdBy": CREATOR_PREFIX + row["name"]}
 
 
-def _document(row: dict[str, Any]) -> TokenDocument:
+def _document(row: dict[str, Any], now: datetime) -> TokenDocument:
     def when(key: str) -> str | None:
         return iso(row[key]) if row[key] is not None else None
 
+    expires = row["expires_at"]
     return {
         "name": row["name"],
         "role": row["role"],
         "createdAt": iso(row["created_at"]),
         "lastUsedAt": when("last_used_at"),
         "revokedAt": when("revoked_at"),
+        "expiresAt": when("expires_at"),
+        "expired": expires is not None and expires <= now,
     }

@@ -36,34 +36,45 @@ def tokens_create(
             help="viewer reads; operator also starts and controls; admin all.",
         ),
     ] = "viewer",
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            "--expires-in",
+            metavar="DURATION",
+            help="It stops working after this long (30d, 12h); never, without.",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    request = build(lambda: CreateToken(name=name, role=role))
+    request = build(lambda: CreateToken(name=name, role=role, expires_in=expires_in))
     created = with_app(db, lambda application: application.tokens.create(request))
     out.print(created["token"], highlight=False)
+    until = f", until {when(created['expiresAt'])}" if created["expiresAt"] else ""
     err.print(
-        f"token {created['name']!r} ({created['role']}) created; it is shown only this once",
+        f"token {created['name']!r} ({created['role']}{until}) created; it is shown only this once",
         markup=False,
     )
 
 
 @tokens_app.command("list")
 def tokens_list(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every token with its role and when it was last used (never the secrets)."""
+    """Every token with its role, last use and expiry (never the secrets)."""
     docs = existing(db, lambda application: application.tokens.list(ListTokens()))
 
     def render(found: list[dict[str, object]]) -> None:
         if not found:
             out.print("no tokens; create one: flowledger tokens create NAME --role admin")
             return
-        table = new_table("name", "role", "created", "last used", "revoked")
+        table = new_table("name", "role", "created", "last used", "expires", "revoked")
         for doc in found:
+            expires = when(str(doc["expiresAt"] or "")) or "never"
             table.add_row(
                 str(doc["name"]),
                 str(doc["role"]),
                 when(str(doc["createdAt"] or "")),
                 when(str(doc["lastUsedAt"] or "")) or "never",
+                f"expired {expires}" if doc["expired"] else expires,
                 when(str(doc["revokedAt"] or "")),
             )
         out.print(table)

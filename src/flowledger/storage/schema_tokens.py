@@ -20,6 +20,8 @@ api_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
+    #: When the token stops working (revision 0015); null: never.
+    Column("expires_at", UTCDateTime),
     UniqueConstraint("name", name="uq_api_tokens_name"),
     UniqueConstraint("secret_hash", name="uq_api_tokens_secret_hash"),
 )
