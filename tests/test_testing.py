@@ -5,12 +5,21 @@ made from: a unit test of a handler with its own types (it had to dig out
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import BaseModel
 
-from flowledger import StepContext, StepRegistry, step_type
+from flowledger import (
+    Engine,
+    EngineClosedError,
+    StepContext,
+    StepError,
+    StepRegistry,
+    step_type,
+)
 from flowledger.testing import step_context
 
 
@@ -61,7 +70,7 @@ async def test_a_plugin_step_suspends_and_is_resumed_with_its_state() -> None:
     for ever."""
     from datetime import timedelta
 
-    from flowledger import Engine, Suspend
+    from flowledger import Suspend
     from flowledger.timeutil import utcnow
 
     async def finish(data: Order, ctx: StepContext, state: Mapping[str, Any]) -> Quote:
@@ -79,3 +88,60 @@ async def test_a_plugin_step_suspends_and_is_resumed_with_its_state() -> None:
     assert doc["runtimeStatus"] == "Completed", doc["error"]
     [step] = doc["steps"].values()
     assert step["outputData"]["total"] == 5
+
+
+class LeadInput(BaseModel):
+    email: str
+
+
+class Saved(BaseModel):
+    entity_id: str
+    report: str
+
+
+@step_type("shop.save_lead")
+async def save_lead(data: LeadInput, ctx: StepContext) -> Saved:
+    # No ``assert ctx.entities is not None``: the fields are typed as always there.
+    change = await ctx.entities.create(
+        "Lead", {"email": data.email}, idempotency_key=ctx.idempotency_key
+    )
+    report = await ctx.artifacts.save("lead.txt", data.email.encode(), "text/plain")
+    ctx.variables.apply("saved", "increment", 1)
+    return Saved(entity_id=change.entity["id"], report=report["id"])
+
+
+async def test_a_step_that_writes_entities_and_files_is_tested_on_an_engine_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``step_context`` had no ``entities=``/``artifacts=``, and ``ctx.variables`` was
+    None unless the test wrote its own (tour 23 F7)."""
+    monkeypatch.setenv("FLOWLEDGER_ARTIFACTS", str(tmp_path))  # not next to the repository
+    from flowledger import Engine
+
+    async with Engine("sqlite://") as engine:
+        await engine.entities.create_type("Lead", {"type": "object"})
+        async with step_context(engine=engine, variables={"saved": 1}) as ctx:
+            out = await save_lead(LeadInput(email="ada@example.com"), ctx)
+        assert ctx.variables.get("saved") == 2
+        page = await engine.entities.list("Lead")
+        assert [e["id"] for e in page.entities] == [out.entity_id]
+        [report] = await engine.artifacts.for_execution(ctx.execution_id)
+        assert (report["id"], report["stepId"]) == (out.report, "step")
+        assert await engine.artifacts.read(report) == b"ada@example.com"
+
+
+async def test_without_an_engine_using_entities_or_artifacts_says_what_to_pass() -> None:
+    """``ctx.entities`` was None: a handler needed an assert under ``mypy --strict``, and
+    its test an ``AttributeError`` on NoneType (tour 23 F13)."""
+    async with step_context() as ctx:
+        with pytest.raises(StepError) as refused:
+            await save_lead(LeadInput(email="ada@example.com"), ctx)
+        assert refused.value.message == (
+            "ctx.entities is not available: this StepContext was made without it (in a "
+            "test, pass step_context(engine=...) an open Engine, or entities=)"
+        )
+        assert not refused.value.retryable
+        assert ctx.variables.get("saved") is None  # a MemoryVariables, empty
+    with pytest.raises(EngineClosedError, match="needs an open Engine"):
+        async with step_context(engine=Engine("sqlite://")):
+            pass

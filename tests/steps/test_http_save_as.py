@@ -220,5 +220,5 @@ async def test_without_an_artifacts_service_the_step_says_so(base: str) -> None:
         data = HTTP_REQUEST.input_model.model_validate(
             {"url": f"{base}/json", "save_as": "artifact"}
         )
-        with pytest.raises(StepError, match="save_as: artifact needs an engine"):
+        with pytest.raises(StepError, match=r"ctx\.artifacts is not available"):
             await HTTP_REQUEST.handler(data, ctx)

@@ -77,17 +77,45 @@ class Suspend:
             )
 
 
+#: What ``ctx.variables.apply`` does (``sys.set_variable``'s ``op``): a typo is a mypy
+#: error, and an op outside these a StepError at the call (``apply_variable_op``).
+VariableOp = Literal["set", "increment", "append", "merge"]
+
+
 class VariableAccess(Protocol):
     """The execution's user variables, as a step may change them (atomically)."""
 
     def get(self, name: str) -> Any: ...
 
-    def apply(self, name: str, op: str, value: Any) -> Any:
+    def apply(self, name: str, op: VariableOp, value: Any) -> Any:
         """Apply ``op`` (set, increment, append, merge) and return the new value."""
         ...
 
 
-@dataclass
+class Unavailable:
+    """Stands in for ``ctx.variables``, ``ctx.entities`` or ``ctx.artifacts`` where the
+    context has none (a ``StepContext`` made by hand, outside an engine): any use raises
+    a StepError that says so. The fields are typed as always there, so a handler needs no
+    ``assert ctx.entities is not None`` under ``mypy --strict``, and an engine always
+    gives them."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe these: not a use
+            raise AttributeError(name)
+        raise StepError(
+            f"ctx.{self._what} is not available: this StepContext was made without it "
+            f"({_GIVEN_BY[self._what]})",
+            retryable=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"<no {self._what}>"
+
+
+@dataclass(init=False)
 class StepContext:
     """What a handler may know about the step execution it runs."""
 
@@ -101,15 +129,62 @@ class StepContext:
     started_at: datetime
     http: httpx.AsyncClient
     logger: logging.LoggerAdapter[logging.Logger]
-    variables: VariableAccess | None = None
+    #: The execution's variables, as this attempt changes them.
+    variables: VariableAccess
     #: The step's ``input`` as written in the definition, before templates were rendered.
-    definition_input: Any = None
+    definition_input: Any
     #: Hops from the root cause (sub-workflow nesting, entity-trigger chains).
-    depth: int = 0
-    #: The entity store (writes fire entity triggers); None when the engine has none.
-    entities: EntityAccess | None = None
+    depth: int
+    #: The entity store (writes fire entity triggers).
+    entities: EntityAccess
     #: Files this step saves, linked to its execution and step.
-    artifacts: ArtifactAccess | None = None
+    artifacts: ArtifactAccess
+
+    def __init__(
+        self,
+        execution_id: str,
+        step_id: str,
+        step_execution_id: str,
+        attempt: int,
+        idempotency_key: str,
+        loop: Mapping[str, int],
+        started_at: datetime,
+        http: httpx.AsyncClient,
+        logger: logging.LoggerAdapter[logging.Logger],
+        variables: VariableAccess | None = None,
+        definition_input: Any = None,
+        depth: int = 0,
+        entities: EntityAccess | None = None,
+        artifacts: ArtifactAccess | None = None,
+    ) -> None:
+        # None (no such service here) becomes an Unavailable that says so when used: the
+        # handler sees the fields as always there.
+        self.execution_id = execution_id
+        self.step_id = step_id
+        self.step_execution_id = step_execution_id
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+        self.loop = loop
+        self.started_at = started_at
+        self.http = http
+        self.logger = logger
+        self.variables = variables if variables is not None else _unavailable("variables")
+        self.definition_input = definition_input
+        self.depth = depth
+        self.entities = entities if entities is not None else _unavailable("entities")
+        self.artifacts = artifacts if artifacts is not None else _unavailable("artifacts")
+
+
+#: Where a test gets each (flowledger.testing.step_context).
+_GIVEN_BY = {
+    "variables": "flowledger.testing.step_context() gives a context with variables",
+    "entities": "in a test, pass step_context(engine=...) an open Engine, or entities=",
+    "artifacts": "in a test, pass step_context(engine=...) an open Engine, or artifacts=",
+}
+
+
+def _unavailable(what: str) -> Any:
+    return Unavailable(what)
 
 
 class StepKind(StrEnum):

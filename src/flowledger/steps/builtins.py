@@ -6,7 +6,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import (
     AfterValidator,
@@ -22,7 +22,7 @@ from flowledger.durations import Duration
 from flowledger.errors import StepError
 from flowledger.jsonvalues import NotJSONError, storable, too_long
 from flowledger.numbers import NumbersNotBooleans
-from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, step_type
+from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, VariableOp, step_type
 from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
 from flowledger.templates import contains_template
@@ -124,6 +124,12 @@ def apply_variable_op(current: Any, op: str, value: Any, name: str) -> Any:
     surrogate, an object): the variable is stored as JSON, and what the engine holds
     must be what a resumed run reads back. A value is converted as an output is (a
     datetime to ISO text)."""
+    if op not in VARIABLE_OPS:
+        # It fell through to merge: "sett" merged, and "frobnicate" said it could not merge.
+        raise StepError(
+            f"unknown op {op!r} for variable '{name}': use one of {', '.join(VARIABLE_OPS)}",
+            retryable=False,
+        )
     value = variable_value(value, op, name)
     if op == "set":
         return value
@@ -184,7 +190,7 @@ def set_variable(data: SetVariableInput, ctx: StepContext) -> SetVariableOutput:
     """Change a user variable atomically (set, increment, append, merge)."""
     if ctx.variables is None:  # pragma: no cover - the runtime always provides it
         raise StepError("variables are not available here", retryable=False)
-    new = ctx.variables.apply(data.name, data.op, data.value)
+    new = ctx.variables.apply(data.name, cast(VariableOp, data.op), data.value)  # validated
     added = data.op in _ADDING_OPS
     return SetVariableOutput(name=data.name, value=data.value if added else new, op=data.op)
 

@@ -371,11 +371,6 @@ async def _save(
     content_type: str,
 ) -> dict[str, Any]:
     """Stream the body into an artifact; its description becomes the output's body."""
-    if ctx.artifacts is None:
-        raise StepError(
-            "save_as: artifact needs an engine with an artifacts folder; this one has none",
-            retryable=False,
-        )
     path = response.request.url.path
     name = data.artifact_name or path.rstrip("/").rsplit("/", 1)[-1] or f"{ctx.step_id}.body"
     chunks = _bounded(response, _limit(data, to_artifact=True), where)
