@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flowledger.jsonvalues import NotJSONError, lone_surrogate, storable
+from flowledger.jsonvalues import NotJSONError, lone_surrogate, storable, to_plain
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,19 @@ def test_storable_converts_as_an_output_is_and_ends_on_a_value_that_contains_its
     )
     with pytest.raises(NotJSONError, match="contains itself"):
         storable(cycle, "value")
+
+
+def test_bytes_that_are_not_text_are_named_as_bytes_where_they_are() -> None:
+    """They were reported as a value that "contains itself, or is nested too deeply"
+    (the converter's UnicodeDecodeError is a ValueError; tour 23 F10)."""
+    with pytest.raises(NotJSONError) as refused:
+        to_plain({"a": [1, {"blob": b"\x00\xff"}]}, "output")
+    assert str(refused.value) == (
+        "output.a[1].blob holds bytes that are not UTF-8 text, which JSON cannot hold; save "
+        "binary data as a file (ctx.artifacts.save) and return its description, or encode "
+        "it (base64) as text"
+    )
+    with pytest.raises(NotJSONError, match=r"^output holds bytes that are not UTF-8 text"):
+        to_plain(bytearray(b"\xff"), "output")
+    # UTF-8 bytes are text to pydantic, and stay so.
+    assert to_plain({"a": b"ok"}, "output") == {"a": "ok"}

@@ -61,6 +61,8 @@ def to_plain(value: Any, what: str) -> Any:
         converted = to_jsonable_python(value)
     except PydanticSerializationError:
         raise NotJSONError(_unknown(value, what)) from None
+    except UnicodeDecodeError:  # bytes are converted as UTF-8 text: these are not text
+        raise NotJSONError(binary_bytes(value, what)) from None
     except (ValueError, RecursionError):
         raise NotJSONError(f"{what} contains itself, or is nested too deeply for JSON") from None
     found = non_finite(converted, what)
@@ -194,6 +196,26 @@ def _unknown(value: Any, what: str) -> str:
             where = _where(what, path)
             return f"{where} holds a value of type {type(item).__name__}, which has no JSON form"
     return f"{what} has no JSON form"
+
+
+def binary_bytes(value: Any, what: str) -> str:
+    """Where ``value`` holds bytes that are not UTF-8 text, in words: they were reported
+    as a value that contains itself (the converter's UnicodeDecodeError is a ValueError)."""
+    where = what
+    for seen, (path, item) in enumerate(_walk(value)):
+        if seen > _MAX_SEARCH:
+            break
+        if isinstance(item, bytes | bytearray):
+            try:
+                bytes(item).decode()
+            except UnicodeDecodeError:
+                where = _where(what, path)
+                break
+    return (
+        f"{where} holds bytes that are not UTF-8 text, which JSON cannot hold; save binary "
+        "data as a file (ctx.artifacts.save) and return its description, or encode it "
+        "(base64) as text"
+    )
 
 
 def _walk(value: Any) -> Iterator[tuple[tuple[PathSegment, ...], Any]]:

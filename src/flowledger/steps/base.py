@@ -39,7 +39,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from flowledger.errors import PluginError, StepError
-from flowledger.jsonvalues import NotJSONError, non_finite
+from flowledger.jsonvalues import NotJSONError, binary_bytes, non_finite
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
 
@@ -337,7 +337,10 @@ def _json_dump(instance: BaseModel) -> Any:
     (pydantic's ``ser_json_inf_nan``), where a ``float`` field keeps it for
     ``jsonvalues.to_plain`` to refuse. The Python-mode dump keeps it to be found (after
     the JSON one, which refuses a cycle first)."""
-    dumped = instance.model_dump(mode="json", by_alias=True)
+    try:
+        dumped = instance.model_dump(mode="json", by_alias=True)
+    except UnicodeDecodeError:  # a bytes field holding what is not UTF-8 text
+        raise NotJSONError(binary_bytes(instance.model_dump(by_alias=True), "output")) from None
     found = non_finite(instance.model_dump(by_alias=True), "output")
     if found is not None:
         raise NotJSONError(found)
