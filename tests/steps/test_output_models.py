@@ -8,6 +8,8 @@ the name the data has when the step runs.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -15,11 +17,12 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
-from flowledger import DefinitionError, Engine, StepContext, StepRegistry, step_type
+from flowledger import DefinitionError, Engine, StepContext, StepRegistry, Suspend, step_type
 from flowledger.definition.compiler import load_workflow_text
 from flowledger.definition.strictness import stored_definitions
 from flowledger.steps.base import stored_loc
 from flowledger.templates import TemplateEngine
+from flowledger.timeutil import utcnow
 
 
 class Camel(BaseModel):
@@ -373,3 +376,71 @@ def test_a_typo_under_an_optional_or_a_union_is_named_like_any_other(
 ) -> None:
     (problem,) = _problems(f'"{{{{ steps.lookup.output.{read} }}}}"')
     assert expected in problem
+
+
+# -- tour 23: a step that may suspend; bytes --------------------------------------------
+
+
+class Token(BaseModel):
+    token: str
+
+
+class Blob(BaseModel):
+    blob: bytes
+
+
+def _finish(data: LookupInput, ctx: StepContext, state: Mapping[str, Any]) -> Token:
+    return Token(token=state["token"])
+
+
+@step_type("test.parks", resume=_finish)
+async def parks(data: LookupInput, ctx: StepContext) -> Token | Suspend:
+    if data.mode == "answer":
+        return {"tokn": "t"}  # type: ignore[return-value]
+    return Suspend(until=utcnow() + timedelta(milliseconds=20), state={"token": "t"})
+
+
+@step_type("test.bytes")
+async def binary(data: LookupInput, ctx: StepContext) -> Blob:
+    return Blob(blob=b"\x89PNG\r\n\x1a\n\x00\xff")
+
+
+async def test_a_step_that_may_suspend_keeps_its_output_model() -> None:
+    """``-> Token | Suspend`` gave no output model: a misspelt reference to it passed
+    validate, and its output went unchecked (tour 23 F4)."""
+    registry = StepRegistry.with_builtins()
+    registry.register(parks)
+    text = textwrap.dedent(
+        """
+        name: parks
+        steps:
+          - {id: a, type: test.parks, input: {mode: %s}}
+          - {id: b, type: sys.transform, input: {value: "{{ steps.a.output.%s }}"}}
+        """
+    )
+    with pytest.raises(DefinitionError) as refused:
+        load_workflow_text(text % ("park", "tokn"), registry, TemplateEngine(), "wf.yaml")
+    assert "did you mean 'token'?" in str(refused.value)
+    async with Engine("sqlite://", registry=registry) as engine:
+        parked = await engine.run(engine.load_text(text % ("park", "token")))
+        answered = await engine.run(engine.load_text(text % ("answer", "token")))
+    assert parked["output"] is None and parked["runtimeStatus"] == "Completed", parked["error"]
+    assert [s["outputData"] for s in parked["steps"].values()] == [{"token": "t"}, "t"]
+    assert answered["runtimeStatus"] == "Failed"
+    assert "output does not match the step's output model: token:" in answered["error"]["message"]
+
+
+async def test_a_model_s_bytes_that_are_not_text_fail_the_step_naming_the_field() -> None:
+    """Reported as "cannot be stored as JSON: UnicodeDecodeError: 'utf-8' codec can't
+    decode byte 0x89", naming no field (tour 23 F10)."""
+    registry = StepRegistry.with_builtins()
+    registry.register(binary)
+    async with Engine("sqlite://", registry=registry) as engine:
+        text = "name: b\nsteps: [{id: a, type: test.bytes}]\n"
+        doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Failed"
+    assert doc["error"]["message"] == (
+        "its output cannot be stored: output.blob holds bytes that are not UTF-8 text, which "
+        "JSON cannot hold; save binary data as a file (ctx.artifacts.save) and return its "
+        "description, or encode it (base64) as text"
+    )

@@ -7,10 +7,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional, TypedDict, Union
 
 import pytest
 from pydantic import BaseModel
@@ -228,3 +229,172 @@ def test_every_builtin_is_there_when_iterated() -> None:
     entity = registry.get("sys.query_entity")
     assert entity is not None and entity.kind is StepKind.TASK
     assert registry.get("sys.no_such_step") is None
+
+
+class KwIn(BaseModel):
+    n: int = 0
+
+
+class KwOut(BaseModel):
+    token: str
+
+
+def test_a_handler_or_resume_taking_ctx_by_keyword_only_is_refused_when_declared() -> None:
+    """``def h(data, *, ctx)`` was accepted, then every run failed with "takes 1
+    positional argument but 2 were given", retried under the policy (tour 23 F9)."""
+
+    def keyword_ctx(data: KwIn, *, ctx: StepContext) -> KwOut:
+        return KwOut(token="")
+
+    with pytest.raises(PluginError) as refused:
+        step_type("acme.kw")(keyword_ctx)
+    assert str(refused.value) == (
+        "step type 'acme.kw': the handler's parameter 'ctx' is keyword-only (it follows a "
+        "'*'), but the engine passes (input, ctx) by position"
+    )
+
+    def star(data: KwIn, *ctx: StepContext) -> KwOut:
+        return KwOut(token="")
+
+    with pytest.raises(PluginError, match="parameter 'ctx' is a '\\*' parameter"):
+        step_type("acme.star")(star)
+
+    async def handler(data: KwIn, ctx: StepContext) -> Suspend:
+        return Suspend(until=datetime.now(UTC))
+
+    def keyword_state(data: KwIn, ctx: StepContext, *, state: Mapping[str, Any]) -> KwOut:
+        return KwOut(token="")
+
+    with pytest.raises(PluginError, match="resume's parameter 'state' is keyword-only"):
+        step_type("acme.kwstate", resume=keyword_state)(handler)
+
+
+@dataclass
+class Point:
+    x: int
+
+
+class Plain:
+    pass
+
+
+class Shape(TypedDict):
+    x: int
+
+
+@pytest.mark.parametrize(
+    ("returned", "named"),
+    [(Plain, "Plain"), (Point, "Point"), (Shape, "Shape"), (Plain | None, "Plain"),
+     (KwOut | Plain, "Plain")],
+)  # fmt: skip
+def test_a_return_annotation_that_is_no_model_nor_json_is_refused(
+    returned: Any, named: str
+) -> None:
+    """It was taken as free-form output: stored unchecked, and references to its fields
+    never checked (tour 23 F13)."""
+
+    def handler(data: KwIn, ctx: StepContext) -> Any:
+        return {}
+
+    handler.__annotations__["return"] = returned
+    with pytest.raises(PluginError) as refused:
+        step_type("acme.classy")(handler)
+    assert str(refused.value) == (
+        f"step type 'acme.classy': the handler returns {named}, which is not a pydantic model, so its fields would be neither checked nor known to "
+        "references: make it a pydantic BaseModel, or annotate the handler -> dict[str, Any] "
+        "(or Any) for free-form output"
+    )
+
+
+@pytest.mark.parametrize(
+    ("returned", "model"),
+    [
+        (KwOut, KwOut),
+        (KwOut | Suspend, KwOut),  # a handler that may park keeps its output model
+        (Union[KwOut, Suspend], KwOut),  # noqa: UP007 - the spelling is what is tested
+        (Annotated[KwOut | Suspend, "doc"], KwOut),
+        (Awaitable[KwOut], KwOut),  # a plain def returning an awaitable (it is awaited)
+        (Optional[KwOut | Suspend], None),  # noqa: UP045 - None is free-form output
+        (dict[str, Any], None),
+        (Mapping[str, int], None),
+        (Any, None),
+        (object, None),
+        (list[int], None),
+        (str, None),
+        (None, None),
+        (KwOut | KwIn, None),
+    ],
+)
+def test_the_output_model_is_the_return_annotation_s_model_suspend_aside(
+    returned: Any, model: type[BaseModel] | None
+) -> None:
+    """``-> Out | Suspend``, the annotation mypy needs for a handler that parks, gave no
+    output model: its output went unvalidated and references to it unchecked (tour 23 F4)."""
+
+    def handler(data: KwIn, ctx: StepContext) -> Any:
+        return {}
+
+    handler.__annotations__["return"] = returned
+    assert step_type("acme.typed")(handler).output_model is model
+
+
+def test_a_handler_that_only_suspends_takes_its_output_model_from_resume() -> None:
+    class Other(BaseModel):
+        other: int
+
+    def finish(data: KwIn, ctx: StepContext, state: Mapping[str, Any]) -> KwOut:
+        return KwOut(token="t")
+
+    def finish_other(data: KwIn, ctx: StepContext, state: Mapping[str, Any]) -> Other:
+        return Other(other=1)
+
+    async def parks(data: KwIn, ctx: StepContext) -> Suspend:
+        return Suspend(until=datetime.now(UTC))
+
+    async def parks_or_answers(data: KwIn, ctx: StepContext) -> KwOut | Suspend:
+        return Suspend(until=datetime.now(UTC))
+
+    assert step_type("acme.parks", resume=finish)(parks).output_model is KwOut
+    assert step_type("acme.both", resume=finish)(parks_or_answers).output_model is KwOut
+    with pytest.raises(PluginError) as refused:
+        step_type("acme.two_outputs", resume=finish_other)(parks_or_answers)
+    assert str(refused.value) == (
+        "step type 'acme.two_outputs': the handler returns KwOut but resume returns Other; a "
+        "step has one output, so annotate both the same"
+    )
+
+
+def test_a_step_type_registered_twice_names_where_both_were_declared(plugin_dir: Path) -> None:
+    """The error said only "is registered twice", though the cause was most often one
+    plugin loaded both by its path and by its module name (tour 23 F15)."""
+    file = plugin_dir / "fl_test_twice.py"
+    file.write_text(PLUGIN.replace("{name}", "acme.twice"))
+    registry = StepRegistry()
+    registry.load_module(str(file))
+    with pytest.raises(PluginError) as refused:
+        registry.load_module("fl_test_twice")
+    line = PLUGIN.splitlines().index('@step_type("{name}")') + 1  # where the declaration starts
+    assert str(refused.value) == (
+        f"step type 'acme.twice' is registered twice, both declared at {file}:{line} "
+        "(imported as modules 'flowledger_plugin_fl_test_twice' and 'fl_test_twice'): load "
+        "that plugin once, by module name or by file path"
+    )
+
+    class In(BaseModel):
+        n: int
+
+    def first(data: In, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+    def second(data: In, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+    registry.register(step_type("acme.dup")(first))
+    with pytest.raises(PluginError) as refused:
+        registry.register(step_type("acme.dup")(second))
+    here = Path(__file__)
+    one, two = first.__code__.co_firstlineno, second.__code__.co_firstlineno
+    assert str(refused.value) == (
+        f"step type 'acme.dup' is registered twice, by {__name__} ({here}:{one}) "
+        f"and by {__name__} ({here}:{two})"
+    )

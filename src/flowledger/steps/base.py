@@ -507,7 +507,8 @@ def step_type(
     called as the function (:class:`StepFunction`).
 
     The function's first parameter is annotated with a pydantic input model, its
-    return annotation is the output model (or ``dict``/``Any`` for free-form output)::
+    return annotation is the output model (or ``dict``/``Any`` for free-form output; a
+    class that is neither is refused)::
 
         @step_type("acme.send_email")
         async def send_email(data: SendEmailInput, ctx: StepContext) -> SendEmailOutput:
@@ -517,7 +518,8 @@ def step_type(
     restarts); ``resume(input, ctx, state)`` is called when it wakes, with the
     ``Suspend``'s ``state``, and returns the output (or suspends again). Without
     ``resume`` the handler itself is called again. Either may be an ``async def`` or a
-    plain ``def`` (run in a worker thread).
+    plain ``def`` (run in a worker thread). Annotate such a handler ``-> Out | Suspend``:
+    ``Out`` is the output model; ``-> Suspend`` alone leaves it to ``resume``'s annotation.
     """
     import re
 
@@ -538,9 +540,9 @@ def step_type(
                 "(def), not async def: it runs inside the commit that records it"
             )
         plain = cast(Handler, handler)  # (input, ctx): _models_of checks what mypy may not
-        input_model, output_model = _models_of(name, plain, caller_locals)
         if resume is not None:
             _check_resume(name, resume)
+        input_model, output_model = _models_of(name, plain, caller_locals, resume)
         return StepFunction(
             name=name,
             handler=plain,
@@ -563,33 +565,128 @@ def _check_resume(name: str, resume: Any) -> None:
     """PluginError unless ``resume`` is a function of (input, ctx, state): found out when
     the step type is declared, not when a parked step first wakes."""
     try:
-        params = list(inspect.signature(resume).parameters)
+        inspect.signature(resume)
     except (TypeError, ValueError):  # not callable, or no signature to read
         raise PluginError(
             f"step type {name!r}: resume must be a function of (input, ctx, state), "
             f"not {type(resume).__name__}"
         ) from None
-    if len(params) != 3:
-        raise PluginError(
-            f"step type {name!r}: resume must take (input, ctx, state), it takes {params}"
-        )
+    _positional(name, resume, "resume", ("input", "ctx", "state"))
+
+
+#: How a parameter the engine passes by position cannot take it.
+_NOT_POSITIONAL = {
+    inspect.Parameter.KEYWORD_ONLY: "keyword-only (it follows a '*')",
+    inspect.Parameter.VAR_POSITIONAL: "a '*' parameter",
+    inspect.Parameter.VAR_KEYWORD: "a '**' parameter",
+}
+
+
+def _positional(name: str, fn: Any, what: str, expected: tuple[str, ...]) -> list[str]:
+    """The names of ``fn``'s parameters, or PluginError unless the engine can pass it
+    ``expected`` by position, as it does: one keyword-only (``def h(data, *, ctx)``) was
+    accepted, then every run failed with a TypeError, retried under the policy."""
+    params = list(inspect.signature(fn).parameters.values())
+    names = [p.name for p in params]
+    shape = ", ".join(expected)
+    if len(params) != len(expected):
+        raise PluginError(f"step type {name!r}: {what} must take ({shape}), it takes {names}")
+    for param in params:
+        if param.kind in _NOT_POSITIONAL:
+            raise PluginError(
+                f"step type {name!r}: {what}'s parameter {param.name!r} is "
+                f"{_NOT_POSITIONAL[param.kind]}, but the engine passes ({shape}) by position"
+            )
+    return names
+
+
+def _hints(name: str, fn: Any, localns: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return get_type_hints(fn, localns=dict(localns))
+    except Exception as exc:  # an unresolvable annotation is a plugin bug worth naming
+        raise PluginError(f"step type {name!r}: cannot read annotations: {exc}") from exc
 
 
 def _models_of(
-    name: str, handler: Handler, localns: Mapping[str, Any]
+    name: str, handler: Handler, localns: Mapping[str, Any], resume: Resume | None = None
 ) -> tuple[type[BaseModel], type[BaseModel] | None]:
-    try:
-        hints = get_type_hints(handler, localns=dict(localns))
-    except Exception as exc:  # an unresolvable annotation is a plugin bug worth naming
-        raise PluginError(f"step type {name!r}: cannot read annotations: {exc}") from exc
-    params = list(inspect.signature(handler).parameters)
-    if len(params) != 2:
-        raise PluginError(
-            f"step type {name!r}: the handler must take (input, ctx), it takes {params}"
-        )
+    hints = _hints(name, handler, localns)
+    params = _positional(name, handler, "the handler", ("input", "ctx"))
     input_model = hints.get(params[0])
     if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
         raise PluginError(f"step type {name!r}: annotate the first parameter with a pydantic model")
-    output = hints.get("return")
-    output_model = output if isinstance(output, type) and issubclass(output, BaseModel) else None
-    return input_model, output_model
+    output = _output_of(name, "the handler", hints.get("return", Any))
+    if resume is not None:
+        # A handler that only suspends (``-> Suspend``) leaves the output to its resume.
+        resumed = _output_of(name, "resume", _hints(name, resume, localns).get("return", Any))
+        if output is _ONLY_SUSPENDS:
+            output = resumed
+        elif isinstance(output, type) and isinstance(resumed, type) and resumed is not output:
+            raise PluginError(
+                f"step type {name!r}: the handler returns {_shown(output)} but resume returns "
+                f"{_shown(resumed)}; a step has one output, so annotate both the same"
+            )
+    return input_model, output if isinstance(output, type) else None
+
+
+#: A return annotation that is ``Suspend`` alone: it says nothing of the output.
+_ONLY_SUSPENDS = object()
+#: Classes whose values are JSON as they are (or as pydantic converts them): free-form.
+_FREE_FORM = (
+    collections.abc.Mapping,
+    collections.abc.Sequence,
+    collections.abc.Set,
+    int,
+    float,
+    type(None),
+)
+
+
+def _output_of(name: str, what: str, annotation: Any) -> Any:
+    """The output model a return annotation names (``Out``, ``Out | Suspend``), None for
+    free-form output (``dict[str, Any]``, ``Any``, ``Out | None``), or _ONLY_SUSPENDS.
+    PluginError for a class that is not a pydantic model nor a JSON one (a plain class,
+    a dataclass, a TypedDict): its output was taken as free-form, so it was stored
+    unchecked and references to its fields were never checked."""
+    members = [m for m in _members(annotation) if m is not Suspend]
+    if not members:
+        return _ONLY_SUSPENDS
+    for member in members:
+        kind = get_origin(member) or member
+        if kind is Any or kind is object or not isinstance(kind, type):
+            continue
+        if issubclass(kind, BaseModel):
+            continue
+        if issubclass(kind, _FREE_FORM) and kind.__module__ in _JSON_MODULES:
+            continue
+        raise PluginError(
+            f"step type {name!r}: {what} returns {_shown(member)}, which is not a pydantic "
+            "model, so its fields would be neither checked nor known to references: make "
+            f"it a pydantic BaseModel, or annotate {what} -> dict[str, Any] (or Any) for "
+            "free-form output"
+        )
+    only = members[0] if len(members) == 1 else None  # a Union of several is free-form
+    return only if isinstance(only, type) and issubclass(only, BaseModel) else None
+
+
+#: Where the free-form classes come from (a TypedDict or a NamedTuple of the plugin's own
+#: is a dict or a tuple too, and is refused as a class that is not a model).
+_JSON_MODULES = frozenset({"builtins", "collections", "collections.abc", "typing"})
+
+
+def _members(annotation: Any) -> list[Any]:
+    """A Union's members (nested ones too), Annotated's type; else the annotation."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _members(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [m for arg in get_args(annotation) for m in _members(arg)]
+    if origin is collections.abc.Awaitable or origin is collections.abc.Coroutine:
+        return _members(get_args(annotation)[-1])  # a plain def's awaitable is awaited
+    return [annotation]
+
+
+def _shown(annotation: Any) -> str:
+    if annotation is _ONLY_SUSPENDS:
+        return "Suspend"
+    return getattr(annotation, "__name__", None) or str(annotation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import logging
 import sys
 from collections.abc import Iterable, Iterator
@@ -79,7 +80,9 @@ class StepRegistry:
             raise PluginError(f"step type {step.name!r}: a task step type needs a handler")
         existing = self._types.get(step.name)
         if existing is not None and existing is not step:
-            raise PluginError(f"step type {step.name!r} is registered twice")
+            raise PluginError(
+                f"step type {step.name!r} is registered twice, {_sources(existing, step)}"
+            )
         self._types[step.name] = step
 
     def get(self, name: str) -> StepType | None:
@@ -164,6 +167,27 @@ class StepRegistry:
                 raise PluginError(f"entry point {ep.name!r} is not a step type, module or hook")
             log.debug("loaded step plugin %s", ep.name, extra=log_extra("load_plugin"))
         return added
+
+
+def _sources(first: StepType, second: StepType) -> str:
+    """Where two step types of one name were declared, in words: the handlers' modules,
+    files and lines. One file imported twice (by path and by module name) is one place."""
+    (module1, at1), (module2, at2) = _source(first), _source(second)
+    if at1 is not None and at1 == at2:
+        return (
+            f"both declared at {at1} (imported as modules {module1!r} and {module2!r}): load "
+            "that plugin once, by module name or by file path"
+        )
+    return f"by {module1} ({at1 or 'unknown file'}) and by {module2} ({at2 or 'unknown file'})"
+
+
+def _source(step: StepType) -> tuple[str, str | None]:
+    """The module of a step type's handler, and its file and line when it has them."""
+    handler = inspect.unwrap(step.handler) if step.handler is not None else None
+    module = str(getattr(handler, "__module__", None) or "an unknown module")
+    code = getattr(handler, "__code__", None)
+    where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else None
+    return module, where
 
 
 def _import(target: str) -> ModuleType:
