@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     from flowledger.runtime.status import ExecutionStatus, StepStatus
     from flowledger.steps.base import StepContext, StepType, Suspend, step_type
     from flowledger.steps.registry import StepRegistry
+    from flowledger.storage.base import ExecutionQuery
+    from flowledger.types import (
+        EventDocument,
+        ExecutionDocument,
+        ExecutionStatusDocument,
+        PendingInput,
+        StepDocument,
+    )
+    from flowledger.worker.entity_dispatch import EntityDispatcher
     from flowledger.worker.worker import Worker, WorkerOptions
 
 __version__ = "0.1.0"
@@ -71,6 +80,19 @@ _EXPORTS = {
     "StepStatus": "flowledger.runtime.status",
     **dict.fromkeys(["StepContext", "StepType", "Suspend", "step_type"], "flowledger.steps.base"),
     "StepRegistry": "flowledger.steps.registry",
+    "ExecutionQuery": "flowledger.storage.base",
+    # The documents the Engine answers (SPEC §4), to annotate code that reads them.
+    **dict.fromkeys(
+        [
+            "EventDocument",
+            "ExecutionDocument",
+            "ExecutionStatusDocument",
+            "PendingInput",
+            "StepDocument",
+        ],
+        "flowledger.types",
+    ),
+    "EntityDispatcher": "flowledger.worker.entity_dispatch",
     "Worker": "flowledger.worker.worker",
     "WorkerOptions": "flowledger.worker.worker",
 }
@@ -90,7 +112,12 @@ __all__ = [
     "Engine",
     "EngineClosedError",
     "EngineLoopError",
+    "EntityDispatcher",
+    "EventDocument",
+    "ExecutionDocument",
+    "ExecutionQuery",
     "ExecutionStatus",
+    "ExecutionStatusDocument",
     "FlowledgerError",
     "ForbiddenError",
     "HeldElsewhereError",
@@ -99,9 +126,11 @@ __all__ = [
     "JobRuns",
     "LeaseLostError",
     "NotFoundError",
+    "PendingInput",
     "PluginError",
     "Problem",
     "StepContext",
+    "StepDocument",
     "StepError",
     "StepRegistry",
     "StepStatus",

@@ -117,6 +117,14 @@ class ExecutionDocument(TypedDict):
     pendingChildren: NotRequired[list[str]]
 
 
+class ExecutionStatusDocument(TypedDict):
+    """What ``Engine.drive(..., document=False)`` answers: reading every step back is
+    not free for a big run."""
+
+    id: str
+    runtimeStatus: ExecutionStatusName
+
+
 class EventDocument(TypedDict):
     """One entry of an execution's gap-free event history (SPEC §4)."""
 

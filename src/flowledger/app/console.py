@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -72,7 +72,7 @@ class Console:
         """The expression's value, or the error it raises; NotFoundError for no such
         execution, TooManyError when another expression is still being evaluated after
         :data:`WAIT` seconds. Never changes anything."""
-        doc = cast(ExecutionDocument, await self._engine.get_execution(request.id))
+        doc = await self._engine.get_execution(request.id)
         workflow = await self._engine.workflow_to_read(doc["workflowTemplateVersionId"])
         try:
             await asyncio.wait_for(self._turn.acquire(), WAIT)

@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -146,7 +146,7 @@ class Executions:
         self._hub.touched(str(document["id"]), 1, 1)  # its execution.created event
         if not request.hold:
             await self._wake()
-        return cast(ExecutionDocument, document)
+        return document
 
     async def run(
         self,
@@ -183,7 +183,7 @@ class Executions:
             on_started(execution_id)
         if on_events is not None:
             engine.on_events(on_events)
-        return cast(ExecutionDocument, await engine.drive(execution_id))
+        return await engine.drive(execution_id)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -299,7 +299,7 @@ class Executions:
         of events)."""
         limit = page_size(request, self._limits.max_page)
         found = await self._engine.events(request.id, request.after_seq, limit + 1)
-        items = cast(builtins.list[EventDocument], found[:limit])
+        items = found[:limit]
         more = len(found) > limit and items
         return {"items": items, "nextCursor": str(items[-1]["seq"]) if more else None}
 
@@ -318,7 +318,7 @@ class Executions:
     async def pending_inputs(self, request: PendingInputs) -> builtins.list[PendingInput]:
         """Steps waiting for a person, in this execution and its children."""
         await self._document(request.id)
-        return cast(builtins.list[PendingInput], await self._engine.pending_inputs(request.id))
+        return await self._engine.pending_inputs(request.id)
 
     # -- control ------------------------------------------------------------------------------
 
@@ -397,7 +397,7 @@ class Executions:
                     found.append(child_id)
         return found
 
-    async def _settle_cancelled_tree(self, document: dict[str, Any], until: float) -> None:
+    async def _settle_cancelled_tree(self, document: Mapping[str, Any], until: float) -> None:
         """What ran here ended its tree (a child's answer failed it, which failed its
         parent): the siblings that parent told to cancel and nobody runs (parked, waiting
         for input) are cancelled here too, as ``cancel`` does, not left listed as
@@ -485,7 +485,7 @@ class Executions:
                 await self._wait_for(sub, row, lambda now: not _unacted(now, sent), wait)
         return await self._document(execution_id)
 
-    async def _settle_here(self, execution_id: str, wait: float) -> dict[str, Any] | None:
+    async def _settle_here(self, execution_id: str, wait: float) -> ExecutionDocument | None:
         """Carry the execution on in this process (a live holder elsewhere watched for up
         to ``wait`` seconds); None when it cannot be, its workflow needing step types this
         process lacks (a plugin). A cancel needs no handler and is applied all the same;
@@ -504,13 +504,13 @@ class Executions:
             )
             return None
 
-    async def _job_run_moves_on(self, document: dict[str, Any]) -> ExecutionDocument:
+    async def _job_run_moves_on(self, document: ExecutionDocument) -> ExecutionDocument:
         """An execution of a job run that ended here moves its job run on here (its
         record, and its next workflow queued), not only when a worker next looks."""
         job_run_id = document.get("jobRunId")
         if job_run_id and ExecutionStatus(document["runtimeStatus"]).terminal:
             await JobRuns(self._engine).advance(job_run_id)
-        return cast(ExecutionDocument, document)
+        return document
 
     async def _document(self, execution_id: str) -> ExecutionDocument:
         """The execution's document as every read of it gives it (app.pending)."""
@@ -518,7 +518,7 @@ class Executions:
         if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
         document, _ = await document_of(self._engine, *found)
-        return cast(ExecutionDocument, document)
+        return document
 
 
 def _cancel_taken(document: ExecutionDocument) -> ExecutionDocument:

@@ -9,7 +9,7 @@ user could not tell "recorded, waiting for a worker" from "nothing happened".
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from typing_extensions import TypedDict
 
@@ -17,6 +17,7 @@ from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
 from flowledger.timeutil import iso
+from flowledger.types import ExecutionDocument
 
 #: The signals people send (the others are children telling their parent they moved).
 SENT_BY_PEOPLE = ("cancel", "input")
@@ -60,7 +61,7 @@ async def pending_signals(engine: Engine, row: Row) -> list[PendingSignal]:
 
 async def document_of(
     engine: Engine, row: Row, steps: list[Row]
-) -> tuple[dict[str, Any], list[PendingSignal]]:
+) -> tuple[ExecutionDocument, list[PendingSignal]]:
     """The execution's document from its rows, with ``pendingSignals`` (how many cancels
     and inputs it has not taken yet) when there are any; and those signals."""
     document = await engine.document(row, steps)

@@ -254,7 +254,7 @@ class Views:
 
     async def rerun_reuse(self, request: RerunReuse) -> ReuseView:
         """What a rerun from ``from_step`` reuses (NotFoundError: no such top-graph step)."""
-        doc = cast(ExecutionDocument, await self._engine.get_execution(request.id))
+        doc = await self._engine.get_execution(request.id)
         workflow = await self._engine.workflow_to_read(doc["workflowTemplateVersionId"])
         if request.from_step not in workflow.graph.steps:
             raise NotFoundError(
@@ -268,7 +268,7 @@ class Views:
         if found is None:
             raise NotFoundError(f"execution {request.id} does not exist")
         document, signals = await document_of(engine, *found)  # as the API reads it
-        doc = cast(ExecutionDocument, document)
+        doc = document
         workflow = await engine.workflow_to_read(doc["workflowTemplateVersionId"])
         keys = {
             str(row["id"]): str(row["idempotency_key"])
@@ -292,7 +292,7 @@ class Views:
         store = data_store(doc, workflow, chosen)
         hidden_store = _trim_store(store, shown)
         tree, left_out = store_tree(store)
-        events = cast(builtins.list[EventDocument], await engine.events(request.id))
+        events = await engine.events(request.id)
         now = engine.clock.now()  # an execution not over is drawn up to now
         bars, span = timeline.bars(doc, shown, timeline.waits(events), now)
         return {

@@ -24,7 +24,7 @@ import builtins
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from flowledger.app.inputs import check_json_size
 from flowledger.app.models import (
@@ -111,7 +111,7 @@ class WorkflowOperations:
         )
         if self.wake is not None:
             await self.wake()
-        return cast(ExecutionDocument, await self._engine.get_execution(execution_id))
+        return await self._engine.get_execution(execution_id)
 
     async def backfill(self, request: BackfillWorkflow) -> builtins.list[BackfilledTick]:
         """Start one execution per tick of each schedule trigger in [start, end], oldest

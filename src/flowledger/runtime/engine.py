@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from flowledger.artifacts.service import ArtifactService, default_artifacts_root
 from flowledger.codec import Codec, loads, same_json
@@ -65,6 +65,12 @@ from flowledger.storage.base import MOST_SKIPPED
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
 from flowledger.traceparent import TRACEPARENT, own_traceparent
+from flowledger.types import (
+    EventDocument,
+    ExecutionDocument,
+    ExecutionStatusDocument,
+    PendingInput,
+)
 
 if TYPE_CHECKING:  # the HTTP client is made on first use (runtime.lazy_http)
     import httpx
@@ -631,7 +637,7 @@ class Engine:
         correlation_id: str | None = None,
         created_by: str = "python",
         hold: bool = False,
-    ) -> dict[str, Any]:
+    ) -> ExecutionDocument:
         """:meth:`start`, answered with the new execution's document as it was created:
         built from the row just written (every column, as the database holds it;
         tests/runtime/test_round_trips.py checks it), so a start costs no read back. No
@@ -639,7 +645,7 @@ class Engine:
         _, row = await self._create(
             workflow, input, correlation_id=correlation_id, created_by=created_by, hold=hold
         )
-        return execution_document(row, [])
+        return cast(ExecutionDocument, execution_document(row, []))
 
     async def start_once(
         self,
@@ -649,7 +655,7 @@ class Engine:
         *,
         correlation_id: str | None = None,
         created_by: str = "python",
-    ) -> dict[str, Any]:
+    ) -> ExecutionDocument:
         """:meth:`start_document` that starts ``workflow`` once per ``key`` (a client's
         idempotency key): a start with a key used before creates nothing and answers the
         execution that key started, as it is now; with another input or another
@@ -661,7 +667,7 @@ class Engine:
             compiled, input, correlation_id=correlation_id, created_by=created_by, lineage=lineage
         )
         if execution_id == row["id"]:
-            return execution_document(row, [])
+            return cast(ExecutionDocument, execution_document(row, []))
         earlier = await self.get_execution(execution_id)
         if not same_json(
             earlier["trigger"].get("arguments"), loads(row["trigger"]).get("arguments")
@@ -718,13 +724,28 @@ class Engine:
         )
         return await self.store.create_execution(row, [created]), row
 
-    async def drive(self, execution_id: str, *, document: bool = True) -> dict[str, Any]:
+    @overload
+    async def drive(
+        self, execution_id: str, *, document: Literal[True] = True
+    ) -> ExecutionDocument: ...
+    @overload
+    async def drive(
+        self, execution_id: str, *, document: Literal[False]
+    ) -> ExecutionStatusDocument: ...
+    @overload
+    async def drive(
+        self, execution_id: str, *, document: bool
+    ) -> ExecutionDocument | ExecutionStatusDocument: ...
+    async def drive(
+        self, execution_id: str, *, document: bool = True
+    ) -> ExecutionDocument | ExecutionStatusDocument:
         """Run an execution to its end from wherever the database says it is.
 
         Returns the execution document, or only ``{"id", "runtimeStatus"}`` when
         ``document`` is false (reading every step back is not free for big runs).
         """
-        return await self._drive(execution_id, document)
+        done = await self._drive(execution_id, document)
+        return cast(ExecutionDocument | ExecutionStatusDocument, done)
 
     async def _drive(
         self,
@@ -733,7 +754,7 @@ class Engine:
         held: Row | None = None,
         workflow: CompiledWorkflow | None = None,
         steal_from: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Mapping[str, Any]:
         """``drive``; ``held``: the row ``_create`` just wrote, leased to this engine;
         ``steal_from``: a holder known to be dead, whose lease is taken at once.
 
@@ -784,7 +805,7 @@ class Engine:
         steal_from: str | None,
         entry: _Running,
         joined: bool,
-    ) -> dict[str, Any]:
+    ) -> Mapping[str, Any]:
         """``_drive`` once nothing else here runs the execution.
 
         Store round trips per run (each a thread hop, see storage.lanes): the lease is
@@ -1144,18 +1165,18 @@ class Engine:
         """A new execution reusing the outputs of the steps before ``from_step``."""
         return await control.rerun(self, execution_id, from_step, version, by)
 
-    async def pending_inputs(self, execution_id: str) -> list[dict[str, Any]]:
+    async def pending_inputs(self, execution_id: str) -> list[PendingInput]:
         """Steps waiting for a person, in this execution and its children."""
-        return await control.pending_inputs(self, execution_id)
+        return cast(list[PendingInput], await control.pending_inputs(self, execution_id))
 
-    async def settle(self, execution_id: str, *, wait: float = 30.0) -> dict[str, Any]:
+    async def settle(self, execution_id: str, *, wait: float = 30.0) -> ExecutionDocument:
         """Run the execution here until it ends or waits for people. When another process
         holds it, take it over as soon as that holder is known to be gone (its pid has
         ended on this host, or its lease lapsed), as ``flowledger run`` and the workers
         do; while the holder lives, watch it for up to ``wait`` seconds (it acts on what
         was sent itself), then answer the execution as it is. Parents it wakes on its way
         (a child that ended) are settled too. Returns the execution document."""
-        doc = await self._carry_on_here(execution_id, wait)
+        doc = cast(ExecutionDocument, await self._carry_on_here(execution_id, wait))
         parent_id = doc.get("parentWorkflowExecutionId")
         if parent_id and ExecutionStatus(doc["runtimeStatus"]).terminal:
             parent = await self._row(parent_id)
@@ -1163,7 +1184,7 @@ class Engine:
                 await self.settle(parent_id, wait=wait)
         return doc
 
-    async def apply_cancel(self, execution_id: str, *, wait: float = 30.0) -> dict[str, Any]:
+    async def apply_cancel(self, execution_id: str, *, wait: float = 30.0) -> ExecutionDocument:
         """Apply the cancel sent to an execution whose custom step types this process
         has not loaded: its workflow is compiled with stand-ins (StepRegistry.standing_in),
         which never run, since a cancel is taken before anything is launched. Without a
@@ -1177,11 +1198,11 @@ class Engine:
         source = parse_document(version.document, f"{version.name}@v{version.version}")
         with stored_definitions():
             workflow = compile_document(source, self.registry.standing_in(), self.templates)
-        return await self._carry_on_here(execution_id, wait, workflow)
+        return cast(ExecutionDocument, await self._carry_on_here(execution_id, wait, workflow))
 
     async def _carry_on_here(
         self, execution_id: str, wait: float, workflow: CompiledWorkflow | None = None
-    ) -> dict[str, Any]:
+    ) -> Mapping[str, Any]:
         """Drive the execution; while another process holds it, watch it: until it has
         ended or waits for people with nothing left to act on (an input or a cancel just
         sent is not yet taken while it still shows AwaitingUserInput), or ``wait``
@@ -1233,13 +1254,14 @@ class Engine:
         *,
         correlation_id: str | None = None,
         created_by: str = "python",
-    ) -> dict[str, Any]:
+    ) -> ExecutionDocument:
         """Start an execution and run it to the end; return its document (SPEC §4)."""
         execution_id, row = await self._create(
             workflow, input, correlation_id=correlation_id, created_by=created_by, hold=True
         )
         # Created leased to us: drive it without taking the lease or reading the row again.
-        return await self._drive(execution_id, True, row if row["id"] == execution_id else None)
+        held = row if row["id"] == execution_id else None
+        return cast(ExecutionDocument, await self._drive(execution_id, True, held))
 
     async def _row(self, execution_id: str) -> Row:
         row = await self.store.get_execution(execution_id)
@@ -1247,13 +1269,13 @@ class Engine:
             raise NotFoundError(f"execution {execution_id} does not exist")
         return row
 
-    async def get_execution(self, execution_id: str) -> dict[str, Any]:
+    async def get_execution(self, execution_id: str) -> ExecutionDocument:
         found = await self.store.read_execution(execution_id)
         if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
         return await self.document(*found)
 
-    async def document(self, row: Row, steps: list[Row]) -> dict[str, Any]:
+    async def document(self, row: Row, steps: list[Row]) -> ExecutionDocument:
         """The execution's document from its rows; ``pendingInputs`` also lists what its
         descendants wait for when it awaits input through them (a parent waiting on a
         child that asks a person), each entry naming its own ``executionId``."""
@@ -1262,15 +1284,15 @@ class Engine:
             doc["pendingInputs"] = await control.pending_inputs(self, row["id"])
         elif doc.get("pendingInputs"):  # answered, not yet applied: nobody to ask
             doc["pendingInputs"] = await control.unanswered(self, row["id"], doc["pendingInputs"])
-        return doc
+        return cast(ExecutionDocument, doc)
 
-    async def list_executions(self, query: ExecutionQuery | None = None) -> list[dict[str, Any]]:
+    async def list_executions(self, query: ExecutionQuery | None = None) -> list[ExecutionDocument]:
         rows = await self.store.list_executions(query or ExecutionQuery())
-        return [execution_document(r) for r in rows]
+        return [cast(ExecutionDocument, execution_document(r)) for r in rows]
 
     async def events(
         self, execution_id: str, after_seq: int = 0, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventDocument]:
         await self._row(execution_id)
         rows = await self.store.get_events(execution_id, after_seq, limit)
-        return [event_document(r) for r in rows]
+        return [cast(EventDocument, event_document(r)) for r in rows]
