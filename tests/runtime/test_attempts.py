@@ -65,6 +65,29 @@ async def test_a_failure_s_retry_after_is_waited_as_a_timer(
     assert second["startedAt"] >= scheduled["detail"]["wakeAt"]
 
 
+async def test_a_retry_after_on_a_step_without_retry_says_it_had_one_attempt(
+    run_yaml: RunYaml, engine: Engine
+) -> None:
+    """The hint waits within the step's retry policy: without ``retry:`` it was dropped
+    without a word, and the step failed after one attempt (tour 23 F15)."""
+    doc = await run_yaml(
+        """
+        name: no_retry
+        steps:
+          - {id: f, type: test.flaky, input: {fail_times: 1, retry_after: 30}}
+        """
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    [step] = doc["steps"].values()
+    assert step["attempt"] == 1
+    assert step["error"]["message"] == (
+        "attempt 1 failed on purpose (it asked to be tried again after 30s, but step 'f' "
+        "has no retry policy: give it retry: to try it again)"
+    )
+    failed = [e for e in await engine.events(doc["id"]) if e["kind"] == "step.failed"]
+    assert failed[0]["detail"]["error"] == step["error"]["message"]
+
+
 async def test_gives_up_after_max_attempts(run_yaml: RunYaml) -> None:
     doc = await run_yaml(
         """

@@ -150,6 +150,28 @@ async def test_an_observer_that_raises_breaks_nothing(
     assert all(r.action == "observe" for r in failures)  # type: ignore[attr-defined]
 
 
+async def test_a_failing_on_events_callback_is_named_with_its_error(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log line said ``observer <...EventCallbackObserver object at 0x...> failed``:
+    neither the callback nor what it raised (tour 23 F15)."""
+
+    def forward_to_queue(execution_id: str, events: list[dict[str, Any]]) -> None:
+        raise ConnectionError("queue is down")
+
+    engine.on_events(forward_to_queue)
+    with caplog.at_level(logging.ERROR, logger="flowledger.runtime.observer"):
+        doc = await engine.run(engine.load_text(FLAKY))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    [failure] = [r for r in caplog.records if r.name == "flowledger.runtime.observer"]
+    assert failure.getMessage() == (
+        "observer on_events callback tests.runtime.test_observer."
+        "test_a_failing_on_events_callback_is_named_with_its_error.<locals>.forward_to_queue "
+        "failed in events_committed: ConnectionError: queue is down "
+        "(ignored; further failures are not logged)"
+    )
+
+
 async def test_drive_reports_taking_over_a_lapsed_lease(
     db_url: str, registry: StepRegistry
 ) -> None:

@@ -162,6 +162,19 @@ class EventCallbackObserver(BaseObserver):
     def events_committed(self, batch: CommittedEvents) -> None:
         self.callback(batch.execution_id, list(batch.events))
 
+    def __repr__(self) -> str:  # what a failure's log line names: the callback, not this
+        callback = self.callback
+        name = getattr(callback, "__qualname__", None) or repr(callback)
+        module = getattr(callback, "__module__", None)
+        return f"on_events callback {module}.{name}" if module else f"on_events callback {name}"
+
+
+def _said(exc: Exception) -> str:
+    """An observer's exception on the line that reports it (its traceback follows)."""
+    text = str(exc)
+    text = f"{text[:300]}…" if len(text) > 300 else text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 
 class Observers:
     """The fan-out an engine calls: every observer, in the order added, each guarded."""
@@ -184,15 +197,16 @@ class Observers:
         for observer in self._observers:
             try:
                 getattr(observer, callback)(payload)
-            except Exception:
+            except Exception as exc:
                 key = (id(observer), callback)
                 if key in self._reported:
                     continue
                 self._reported.add(key)
                 log.exception(
-                    "observer %r failed in %s (ignored; further failures are not logged)",
+                    "observer %r failed in %s: %s (ignored; further failures are not logged)",
                     observer,
                     callback,
+                    _said(exc),
                     extra=log_extra("observe", execution_id),
                 )
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from flowledger.codec import Codec, UnstorableError, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
+from flowledger.durations import spoken
 from flowledger.errors import StepError, TemplateError
 from flowledger.jsonvalues import NotJSONError, lone_surrogate, storable
 from flowledger.logs import log_extra
@@ -699,6 +700,13 @@ class ExecutionRunner:
                 details = storable(details, "details")
             except NotJSONError as exc:
                 message, details = f"{message} (its details cannot be stored: {exc})", None
+        if retryable and retry_after is not None and run.step.spec.retry is None:
+            # The hint is waited within the step's retry policy: without one it was dropped
+            # without a word, and the step failed after its one attempt.
+            message = (
+                f"{message} (it asked to be tried again after {spoken(retry_after)}, but step "
+                f"'{run.step.id}' has no retry policy: give it retry: to try it again)"
+            )
         now = self.clock.now()
         run.status = StepStatus.FAILED
         run.failed_at = now
