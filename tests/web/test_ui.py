@@ -340,6 +340,74 @@ def test_keyboard_picks_a_step_on_the_graph(pages: Pages, ui: Service) -> None:
     expect(page.locator("#from_step")).to_have_value("third")
 
 
+def accessible_names(page: Page, role: str) -> list[str]:
+    """The names of the elements of ``role`` in Chromium's own accessibility tree (what a
+    screen reader is given), in document order."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        tree = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    return [
+        node["name"]["value"]
+        for node in tree
+        if not node.get("ignored") and node.get("role", {}).get("value") == role and "name" in node
+    ]
+
+
+FOCUSED = """() => {
+  const on = document.activeElement;
+  return {step: on.getAttribute("data-step"), role: on.getAttribute("role"),
+          label: on.getAttribute("aria-label"), inGraph: !!on.closest(".graph-svg")};
+}"""
+
+
+def test_the_graph_s_steps_are_named_buttons_that_keep_focus_when_picked(
+    pages: Pages, ui: Service
+) -> None:
+    """The steps sat in an SVG of role img (one picture to a screen reader: its buttons
+    were not there), and Enter on a step lost focus to the page: the attempt it opened
+    fetched its log lines, and that swap drew the whole graph anew (tour: on call)."""
+    execution_id = run(ui, CHAIN, {"text": "hi"})
+    page = pages("operator")
+    page.goto(f"/executions/{execution_id}")
+    expect(page.locator(".graph-svg .node")).to_have_count(3)
+    assert page.locator(".graph-svg").get_attribute("role") == "group"
+    names = accessible_names(page, "button")
+    for step in ("first", "second", "third"):
+        assert f"step {step} (sys.transform): Completed" in names, names
+    page.focus("#main")  # the keyboard from here on
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate(FOCUSED)["inGraph"]:
+            break
+    on = page.evaluate(FOCUSED)
+    assert on == {
+        "step": "first",
+        "role": "button",
+        "label": "step first (sys.transform): Completed",
+        "inGraph": True,
+    }
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED)["step"] == "second"
+    page.keyboard.press("Enter")
+    expect(page.locator("#from_step")).to_have_value("second")
+    attempt = page.locator('details.attempt[data-step="second"]')
+    expect(attempt).to_have_attribute("open", "")
+    # The log lines fetched into the attempt, and the rerun hint, are swapped in: focus
+    # is still on the step then.
+    expect(attempt.locator(".step-logs a[href]")).to_have_count(0)
+    expect(page.locator("#rerun-reuse")).to_have_text("Reuses the outputs of: first")
+    expect(page.locator(".graph-said")).to_contain_text("Step second picked")
+    on = page.evaluate(FOCUSED)
+    assert on["step"] == "second" and on["inGraph"], on
+    expect(page.locator('.graph-svg .node[data-step="second"]')).to_have_attribute(
+        "aria-current", "true"
+    )
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED)["step"] == "third"  # on through the graph, in order
+
+
 def test_console_value_error_and_sandbox(pages: Pages, ui: Service) -> None:
     execution_id = run(ui, CHAIN, {"text": "hi"})
     page = pages("viewer")
@@ -758,7 +826,8 @@ steps:
 """
 OVERFLOWING = """() => [...document.querySelectorAll(".graph-svg .node")].filter((node) => {
   const box = node.querySelector("rect").getBBox();
-  return [...node.querySelectorAll("text")].some((text) => {
+  const link = node.parentNode.querySelector(`a.child-link[data-step="${CSS.escape(node.dataset.step)}"]`);
+  return [...node.querySelectorAll("text"), ...(link ? link.querySelectorAll("text") : [])].some((text) => {
     const drawn = text.getBBox();
     return drawn.x + drawn.width > box.x + box.width - 4;
   });

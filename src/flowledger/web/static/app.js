@@ -8,6 +8,7 @@
   var poller = null; /* set when the server refused the stream: refresh on a timer instead */
   var opened = null; /* data-key → open, of the details in the region being replaced */
   var typed = null; /* what the reader typed in the region being replaced (see keepTyped) */
+  var focusedStep = null; /* the graph's step that had focus in the region being replaced */
   var inFlight = false; /* a refresh is under way: the next waits for it (never two at once) */
   var again = false; /* a change came while one was under way: refresh once more after it */
   /* The pause before a refresh: at least 300 ms (~3 a second), else twice what the last
@@ -235,6 +236,14 @@
     return g;
   }
 
+  /* What a screen reader says of a step: its id, type and status, where it is and
+     what it links to (the texts drawn in its box are not read: the node is a button). */
+  function spokenName(n) {
+    var status = n.status + (n.isLoop && n.total !== null ? ", " + n.done + " of " + n.total + " iterations done" : "") +
+      (n.failedIterations ? ", " + n.failedIterations + " iterations failed (continue_on_error)" : "");
+    return "step " + n.label + " (" + n.type + ")" + (n.parent ? " in loop " + n.parent : "") + ": " + status;
+  }
+
   function drawGraph(box) {
     var data = JSON.parse(box.getAttribute("data-graph"));
     box.textContent = "";
@@ -247,34 +256,34 @@
       return;
     }
     var size = g.graph();
+    /* A group, not an image: an image's content is one picture to a screen reader, and
+       its steps (buttons) were not there at all. Lines, arrows and frames are drawing. */
     var svg = el("svg", { viewBox: "0 0 " + (size.width + 4) + " " + (size.height + 4), "class": "graph-svg",
-      width: size.width + 4, height: size.height + 4, role: "img", "aria-label": "Graph of " + data.nodes.length + " steps" });
+      width: size.width + 4, height: size.height + 4, role: "group", "aria-label": "Graph of " + data.nodes.length + " steps" });
     var defs = el("defs", {}, svg);
     var marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" }, defs);
     el("path", { d: "M0,0 L10,5 L0,10 z", "class": "arrowhead" }, marker);
     g.nodes().forEach(function (id) {
       if (id.indexOf("group:") !== 0) return;
       var c = g.node(id);
-      el("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 8, "class": "group" }, svg);
-      var label = el("text", { x: c.x - c.width / 2 + 8, y: c.y - c.height / 2 + 13, "class": "group-label" }, svg);
+      el("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 8, "class": "group", "aria-hidden": "true" }, svg);
+      var label = el("text", { x: c.x - c.width / 2 + 8, y: c.y - c.height / 2 + 13, "class": "group-label", "aria-hidden": "true" }, svg);
       label.textContent = "loop " + id.slice(6);
     });
     data.edges.forEach(function (edge) {
       var e = g.edge(edge.source, edge.target);
       var d = e.points.map(function (p, i) { return (i ? "L" : "M") + p.x + "," + p.y; }).join(" ");
-      el("path", { d: d, "class": "edge " + edge.state, "marker-end": "url(#arrow)" }, svg);
+      el("path", { d: d, "class": "edge " + edge.state, "marker-end": "url(#arrow)", "aria-hidden": "true" }, svg);
       if (edge.label && edge.label !== "body") {
-        var t = el("text", { x: e.x, y: e.y + 4, "class": "edge-label " + edge.state }, svg);
+        var t = el("text", { x: e.x, y: e.y + 4, "class": "edge-label " + edge.state, "aria-hidden": "true" }, svg);
         t.textContent = edge.label;
       }
     });
     data.nodes.forEach(function (n) {
       var p = g.node(n.id);
       var x = p.x - p.width / 2, y = p.y - p.height / 2;
-      var status = n.status + (n.isLoop && n.total !== null ? ", " + n.done + " of " + n.total + " iterations done" : "") +
-        (n.failedIterations ? ", " + n.failedIterations + " iterations failed (continue_on_error)" : "");
       var group = el("g", { "class": "node s-" + n.status + (n.failedIterations ? " with-failures" : ""), tabindex: "0", role: "button", "data-step": n.id,
-        "aria-label": "step " + n.label + " (" + n.type + "): " + status }, svg);
+        "aria-label": spokenName(n) }, svg);
       el("rect", { x: x, y: y, width: p.width, height: p.height, rx: 6 }, group);
       if (n.label.length > MAX_LABEL) el("title", {}, group).textContent = n.label;
       var title = el("text", { x: x + 10, y: y + 18, "class": "node-label" }, group);
@@ -282,42 +291,70 @@
       var sub = el("text", { x: x + 10, y: y + 34, "class": "node-type" }, group);
       sub.textContent = subtitle(n, n.done);
       if (n.child) {
-        var link = el("a", { href: "/executions/" + encodeURIComponent(n.child), "class": "child-link" + (n.childFailed ? " failed" : "") }, group);
+        /* Beside the button, not in it: a button's content is not read, and a link
+           inside one was a second control a screen reader could not name. */
+        var link = el("a", { href: "/executions/" + encodeURIComponent(n.child), "class": "child-link" + (n.childFailed ? " failed" : ""),
+          "data-step": n.id, "aria-label": (n.childFailed ? "failed child execution" : "child execution") + " of step " + n.label }, svg);
         var lt = el("text", { x: x + p.width - 10, y: y + 18, "text-anchor": "end" }, link);
         lt.textContent = childText(n);
       }
-      group.addEventListener("click", function (ev) { if (ev.target.closest("a")) return; pick(n.id); });
+      group.addEventListener("click", function () { pick(n.id, false); });
       group.addEventListener("keydown", function (ev) {
-        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); pick(n.id); }
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); pick(n.id, true); }
       });
     });
     box.appendChild(svg);
+    if (picked) mark(picked);
   }
 
   function drawGraphs() {
     document.querySelectorAll("[data-graph]").forEach(drawGraph);
   }
 
-  /* -- picking a step: highlight it, show its attempts, make it the rerun start -- */
-  function pick(stepId) {
-    document.querySelectorAll(".node.picked").forEach(function (n) { n.classList.remove("picked"); });
-    document.querySelectorAll('.node[data-step="' + CSS.escape(stepId) + '"]').forEach(function (n) { n.classList.add("picked"); });
+  /* -- picking a step: highlight it, show its attempts, make it the rerun start --
+     Picked from the keyboard, focus stays on the step and the page does not scroll
+     away from it; what was done is said (the graph's status line, read aloud). */
+  var picked = null; /* the step picked: marked again when a refresh draws the graph anew */
+
+  function mark(stepId) {
+    document.querySelectorAll(".node.picked").forEach(function (n) { n.classList.remove("picked"); n.removeAttribute("aria-current"); });
+    document.querySelectorAll('.node[data-step="' + CSS.escape(stepId) + '"]').forEach(function (n) {
+      n.classList.add("picked");
+      n.setAttribute("aria-current", "true");
+    });
+  }
+
+  function pick(stepId, byKeyboard) {
+    picked = stepId;
+    mark(stepId);
+    var said = ["Step " + stepId + " picked"];
     var select = document.getElementById("from_step");
     if (select) {
       var has = Array.prototype.some.call(select.options, function (o) { return o.value === stepId; });
       /* the hint of what it reuses comes from the server (the select's hx-get) */
-      if (has) { select.value = stepId; if (window.htmx) window.htmx.trigger(select, "change"); }
+      if (has) {
+        select.value = stepId;
+        if (window.htmx) window.htmx.trigger(select, "change");
+        said.push("the rerun starts from it");
+      }
     }
     var attempts = document.querySelectorAll('details.attempt[data-step="' + CSS.escape(stepId) + '"]');
     if (attempts.length) {
       var last = attempts[attempts.length - 1];
       last.open = true;
-      last.scrollIntoView({ block: "nearest" });
+      if (!byKeyboard) last.scrollIntoView({ block: "nearest" });
+      said.push("its latest attempt is open under Step attempts");
     } else {
       /* its attempts are not among those listed: offer to show them */
       var named = document.getElementById("attempts-step");
-      if (named) { named.value = stepId; named.scrollIntoView({ block: "nearest" }); }
+      if (named) {
+        named.value = stepId;
+        if (!byKeyboard) named.scrollIntoView({ block: "nearest" });
+        said.push("its attempts are not listed: Show under Step attempts lists them");
+      }
     }
+    var status = document.querySelector(".graph-said");
+    if (status) status.textContent = said.join("; ") + ".";
   }
 
   /* An attempt opened fetches its log lines into place (its link's page, as a fragment):
@@ -366,9 +403,14 @@
     opened = {};
     target.querySelectorAll("details[data-key]").forEach(function (d) { opened[d.getAttribute("data-key")] = d.open; });
     typed = readTyped(target);
+    var on = document.activeElement;
+    focusedStep = on && on.matches && on.matches(".graph-svg .node") && target.contains(on) ? on.getAttribute("data-step") : null;
   });
   document.addEventListener("htmx:afterSwap", function (ev) {
-    if (ev.detail && ev.detail.target && ev.detail.target.id === "console-result") return;
+    /* Only a refresh of the region draws the graph anew: another part swapped in (an
+       attempt's log lines, the rerun hint, the console) redrew it too, and the step that
+       had focus (picked with Enter, which opens its attempt) lost it to the page. */
+    if (!ev.detail || !ev.detail.target || ev.detail.target.id !== "live-region") return;
     if (opened) {
       document.querySelectorAll("#live-region details[data-key]").forEach(function (d) {
         var key = d.getAttribute("data-key");
@@ -378,5 +420,10 @@
     }
     if (typed) { keepTyped(typed); typed = null; }
     init();
+    if (focusedStep !== null) {
+      var node = document.querySelector('#live-region .graph-svg .node[data-step="' + CSS.escape(focusedStep) + '"]');
+      if (node) node.focus({ preventScroll: true });
+      focusedStep = null;
+    }
   });
 })();
