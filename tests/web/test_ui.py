@@ -767,6 +767,54 @@ def test_what_a_person_types_survives_live_refreshes(pages: Pages, ui: Service) 
     assert outputs["ask"] == {"note": ">> " + text, "count": 7}
 
 
+def swapped(page: Page, times: int) -> None:
+    """Wait until the page's live region was refreshed ``times`` times since SWAPS ran
+    (polled: the page's CSP refuses wait_for_function's evaluated string)."""
+    deadline = time.monotonic() + 60
+    while page.evaluate("window.swaps") < times and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert page.evaluate("window.swaps") >= times
+
+
+TALL = "name: {name}\nsteps:\n" + "".join(
+    f"  - {{{{id: s{i}, type: sys.delay, input: {{{{duration: 300ms}}}}}}}}\n" for i in range(60)
+)
+
+
+def test_a_tall_graph_keeps_its_lower_steps_in_reach_while_it_runs(
+    pages: Pages, ui: Service
+) -> None:
+    """A 60-step chain's graph scrolls in its box, and each live refresh drew it anew
+    scrolled back to the top: while the execution ran its lower steps snapped out of
+    sight within a second, out of reach (tour: on call). The box keeps its scroll, and
+    the step that had focus keeps it."""
+    name = push(ui, TALL)
+    with ui.client("operator") as http:
+        execution_id = start(http, name)["id"]
+    page = pages("viewer")
+    page.set_viewport_size({"width": 1200, "height": 800})
+    page.goto(f"/executions/{execution_id}")
+    last = page.locator('.graph-svg .node[data-step="s59"]')
+    box = page.locator(".graph")
+    expect(last).to_have_count(1)
+    assert box.evaluate("(b) => b.scrollHeight > b.clientHeight")  # it is a tall one
+    last.scroll_into_view_if_needed()
+    page.evaluate(SWAPS)
+    swapped(page, 2)
+    shown, drawn = box.bounding_box(), last.bounding_box()
+    assert shown is not None and drawn is not None
+    assert shown["y"] <= drawn["y"] and drawn["y"] + drawn["height"] <= shown["y"] + shown["height"]
+    assert drawn["y"] >= 0 and drawn["y"] + drawn["height"] <= 800  # and in the window
+    last.focus()
+    page.evaluate(SWAPS)
+    swapped(page, 2)
+    assert page.evaluate("document.activeElement.getAttribute('data-step')") == "s59"
+    with ui.client("operator") as http:
+        doc = http.get(f"/api/v1/executions/{execution_id}").json()
+        assert doc["runtimeStatus"] == "InProgress"  # the refreshes were of a running one
+        assert http.post(f"/api/v1/executions/{execution_id}/cancel").status_code in (200, 202)
+
+
 RECORD = """() => {
   window.refreshes = [];
   document.addEventListener("htmx:beforeRequest", (e) => {

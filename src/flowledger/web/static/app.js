@@ -9,6 +9,11 @@
   var opened = null; /* data-key → open, of the details in the region being replaced */
   var typed = null; /* what the reader typed in the region being replaced (see keepTyped) */
   var focusedStep = null; /* the graph's step that had focus in the region being replaced */
+  /* How far each graph's box was scrolled in the region being replaced: a tall graph
+     scrolls in its box, and each refresh drew it anew at the top, so the steps below
+     the first screenful of a running execution could not be reached (each snapped back
+     within a second). */
+  var graphScroll = null;
   var inFlight = false; /* a refresh is under way: the next waits for it (never two at once) */
   var again = false; /* a change came while one was under way: refresh once more after it */
   /* The pause before a refresh: at least 300 ms (~3 a second), else twice what the last
@@ -405,6 +410,9 @@
     typed = readTyped(target);
     var on = document.activeElement;
     focusedStep = on && on.matches && on.matches(".graph-svg .node") && target.contains(on) ? on.getAttribute("data-step") : null;
+    graphScroll = Array.prototype.map.call(target.querySelectorAll(".graph"), function (box) {
+      return [box.scrollTop, box.scrollLeft];
+    });
   });
   document.addEventListener("htmx:afterSwap", function (ev) {
     /* Only a refresh of the region draws the graph anew: another part swapped in (an
@@ -420,6 +428,13 @@
     }
     if (typed) { keepTyped(typed); typed = null; }
     init();
+    if (graphScroll) {
+      var kept = graphScroll;
+      document.querySelectorAll("#live-region .graph").forEach(function (box, i) {
+        if (kept[i]) { box.scrollTop = kept[i][0]; box.scrollLeft = kept[i][1]; }
+      });
+      graphScroll = null;
+    }
     if (focusedStep !== null) {
       var node = document.querySelector('#live-region .graph-svg .node[data-step="' + CSS.escape(focusedStep) + '"]');
       if (node) node.focus({ preventScroll: true });
