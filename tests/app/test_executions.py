@@ -329,6 +329,38 @@ async def test_a_settled_cancel_also_cancels_the_children_nobody_runs(app: App) 
     assert [c["runtimeStatus"] for c in children.items] == ["Cancelled", "Cancelled"]
 
 
+async def test_top_level_only_leaves_the_children_out_of_the_list_and_its_counts(
+    app: App,
+) -> None:
+    """The web list could not leave out a sub-workflow's children (one parent of 1,000
+    items buried what people started): ``top_level`` selects the executions without a
+    parent, in the list, its pages and its counts, with any statuses."""
+    waiting = await _two_children_waiting(app)
+    cancelled = await app.executions.run(
+        RunExecution(workflow="ask_both", input={})
+    )  # two more children, then cancelled with them
+    await app.executions.cancel(CancelExecution(id=cancelled["id"], settle=True))
+    top = ListExecutions(top_level=True, limit=1)
+    first = await app.executions.list(top)
+    second = await app.executions.list(ListExecutions(top_level=True, cursor=first.next_cursor))
+    assert [d["id"] for d in (*first.items, *second.items)] == [cancelled["id"], waiting["id"]]
+    assert second.next_cursor is None
+    counts = await app.executions.count_by_status(top)
+    assert counts["AwaitingUserInput"] == 1 and counts["Cancelled"] == 1
+    assert sum(counts.values()) == 2  # not the four children
+    assert sum((await app.executions.count_by_status(ListExecutions())).values()) == 6
+    both = ListExecutions(top_level=True, status=["Cancelled", "AwaitingUserInput"])
+    assert await app.executions.count(both) == 2
+    only = await app.executions.list(ListExecutions(top_level=True, status="Cancelled"))
+    assert [d["id"] for d in only.items] == [cancelled["id"]]
+    # A cursor is of its filters: one of the whole list does not page the top level.
+    whole = await app.executions.list(ListExecutions(limit=1))
+    with pytest.raises(InvalidInputError):
+        await app.executions.list(ListExecutions(top_level=True, cursor=whole.next_cursor))
+    with pytest.raises(InvalidInputError, match="give a parent or top-level only"):
+        ListExecutions(top_level=True, parent_id=waiting["id"])
+
+
 async def test_an_answer_that_fails_the_parent_cancels_the_siblings_nobody_runs(
     app: App,
 ) -> None:

@@ -17,6 +17,7 @@ import pytest
 from flowledger.api import ApiSettings, create_api
 from flowledger.app import (
     App,
+    CancelExecution,
     CreateEntity,
     CreateEntityType,
     CreateJobRun,
@@ -884,6 +885,57 @@ async def test_the_list_says_why_executions_failed_and_who_started_them(web: Web
     assert "There is no workflow named &#39;boo&#39;; did you mean &#39;boom&#39;?" in unknown
     gone = (await http.get("/executions?parent_id=ffffffff")).text
     assert "no execution has an id starting with &#39;ffffffff&#39;" in gone
+
+
+def _rows(page: str) -> list[str]:
+    return re.findall(r'<tr data-execution="([^"]+)">', page)
+
+
+async def test_the_list_takes_several_statuses_and_top_level_only(web: Web) -> None:
+    """The list's status filter took one value while the API takes several (on call:
+    Failed and Cancelled together), and a parent's children could not be left out."""
+    await web.app.workflows.push(
+        PushWorkflows(texts=[WorkflowText(text=CHILD_ASKS), WorkflowText(text=PARENT_OF_ASKS)])
+    )
+    failed = await web.start("boom")
+    cancelled = await web.start("ask", {"n": 1})
+    await web.app.executions.cancel(CancelExecution(id=cancelled, settle=True))
+    waiting = await web.start("ask", {"n": 2})
+    parent = await web.start("parent-of-asks")
+    http = await web.sign_in("viewer")
+    page = (await http.get("/executions?status=Failed&status=Cancelled")).text
+    assert _rows(page) == [cancelled, failed]
+    for status in ("Failed", "Cancelled"):
+        assert f'name="status" value="{status}" checked>' in page
+        assert re.search(
+            rf'class="badge s-{status}" data-count="{status}" aria-current="true"', page
+        )
+    assert 'value="AwaitingUserInput" checked' not in page
+    assert 'data-count="AwaitingUserInput" aria-current' not in page
+    assert 'data-count="" aria-current' not in page  # not "any status"
+    # One text of several, as the API's status= takes them, reads the same.
+    assert _rows((await http.get("/executions?status=Failed,Cancelled")).text) == _rows(page)
+    # Paged on: the next page keeps both.
+    first = (await http.get("/executions?status=Failed&status=Cancelled&limit=1")).text
+    older = re.search(r'<a rel="next" href="([^"]+)"', first)
+    assert older and _rows(first) == [cancelled]
+    assert "status=Failed&status=Cancelled&cursor=" in html.unescape(older.group(1))
+    assert _rows((await http.get(html.unescape(older.group(1)))).text) == [failed]
+
+    everything = _rows((await http.get("/executions")).text)
+    (child,) = [e for e in everything if e not in (failed, cancelled, waiting, parent)]
+    top = (await http.get("/executions?top_level=1")).text
+    assert _rows(top) == [parent, waiting, cancelled, failed]  # not its child
+    assert 'name="top_level" value="1" checked>' in top
+    assert _chip(top, "AwaitingUserInput")[1] == 2  # the parent's child not counted
+    assert _chip((await http.get("/executions")).text, "AwaitingUserInput")[1] == 3
+    link, _ = _chip(top, "Failed")
+    assert link == "/executions?top_level=1&status=Failed"  # a chip keeps it
+    waiting_top = (await http.get("/executions?top_level=1&status=AwaitingUserInput")).text
+    assert _rows(waiting_top) == [parent, waiting]
+    assert child in _rows((await http.get("/executions?status=AwaitingUserInput")).text)
+    both = (await http.get(f"/executions?top_level=1&parent_id={parent[:8]}")).text
+    assert "give a parent or top-level only, not both" in both and _rows(both) == []
 
 
 async def test_a_form_sent_after_the_session_ended_says_so_and_signs_in_back_to_it(

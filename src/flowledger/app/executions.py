@@ -237,6 +237,7 @@ class Executions:
             workflow=request.workflow,
             correlation_id=request.correlation_id,
             parent_id=parent_id,
+            top_level=request.top_level,
             job_run_id=job_run_id,
             created_by=request.created_by,
             created_after=request.created_after,

@@ -239,6 +239,9 @@ class ListExecutions(Request):
     workflow: str | None = None
     correlation_id: str | None = None
     parent_id: str | None = None
+    #: Only executions that no other started (no parent: what was started by a person, a
+    #: trigger or a job run, not a sub-workflow's children).
+    top_level: bool = False
     job_run_id: str | None = None
     created_by: str | None = None
     created_after: datetime | None = None
@@ -271,9 +274,23 @@ class ListExecutions(Request):
             raise ValueError("give a time zone (e.g. 2026-11-22T10:00:00Z)")
         return value
 
+    @model_validator(mode="after")
+    def _one_level(self) -> ListExecutions:
+        if self.top_level and self.parent_id:
+            raise ValueError(
+                "the children of a parent are not top-level: give a parent or top-level "
+                "only, not both"
+            )
+        return self
+
     def filters(self) -> dict[str, Any]:
         """What the query selects, without paging (a cursor belongs to one of these)."""
-        return self.model_dump(mode="json", exclude={"limit", "cursor", "id_prefixes"})
+        found = self.model_dump(
+            mode="json", exclude={"limit", "cursor", "id_prefixes", "top_level"}
+        )
+        if self.top_level:  # named only when asked: cursors sealed before it still open
+            found["top_level"] = True
+        return found
 
 
 MAX_WAIT = 60.0

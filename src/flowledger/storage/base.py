@@ -144,6 +144,8 @@ class ExecutionQuery:
     workflow: str | None = None
     correlation_id: str | None = None
     parent_id: str | None = None
+    #: Only executions without a parent.
+    top_level: bool = False
     job_run_id: str | None = None
     created_by: str | None = None
     #: Only executions created at or after / strictly before these moments.

@@ -61,6 +61,8 @@ def filtered(stmt: Select[Any], query: ExecutionQuery) -> Select[Any]:
     ):
         if value:
             stmt = stmt.where(column == value)
+    if query.top_level:
+        stmt = stmt.where(t.c.parent_id.is_(None))
     if query.created_after:
         stmt = stmt.where(t.c.created_at >= query.created_after)
     if query.created_before:

@@ -40,9 +40,9 @@ router = APIRouter(include_in_schema=False)
 router.include_router(execution.router)
 router.include_router(catalog.router)
 
-#: The list's filters: query parameter → ListExecutions field.
+#: The list's text filters: query parameter → ListExecutions field. ``status`` (repeated:
+#: any of them) and ``top_level`` (``1``: no parent) are read apart.
 FILTERS = (
-    "status",
     "workflow",
     "correlation_id",
     "created_by",
@@ -116,6 +116,10 @@ async def executions(request: Request) -> Response:
     query = request.query_params
     here = {k: query.get(k, "") for k in (*FILTERS, "limit")}
     filters: dict[str, Any] = {name: here[name] or None for name in FILTERS}
+    # Several statuses, as the API takes them: each checked box, or one text of several.
+    statuses = [s.strip() for given in query.getlist("status") for s in given.split(",")]
+    statuses = list(dict.fromkeys(s for s in statuses if s))
+    top_level = query.get("top_level", "") not in ("", "0")
     listing = counts = None
     problem = unknown = None
     try:
@@ -123,7 +127,12 @@ async def executions(request: Request) -> Response:
         filters["created_before"] = _when(here["created_before"], "created before")
         limit = min(whole_number(here["limit"] or str(PAGE_SIZE), "limit"), MAX_PAGE_SIZE)
         chosen = ListExecutions(
-            **filters, limit=limit, cursor=query.get("cursor") or None, id_prefixes=True
+            **filters,
+            status=statuses or None,
+            top_level=top_level,
+            limit=limit,
+            cursor=query.get("cursor") or None,
+            id_prefixes=True,
         )
         listing = await app.executions.list(chosen)
         # The chips count what the list selects, every status apart (tour 22B M7).
@@ -136,6 +145,11 @@ async def executions(request: Request) -> Response:
         except NotFoundError as exc:
             unknown = str(exc)
     template = "executions_part.html" if is_fragment(request) else "executions.html"
+    kept = [(k, v) for k, v in here.items() if v] + ([("top_level", "1")] if top_level else [])
+    chosen_pairs = [*kept, *(("status", s) for s in statuses)]
+    older = None
+    if listing is not None and listing.next_cursor:
+        older = "/executions?" + urlencode([*chosen_pairs, ("cursor", listing.next_cursor)])
     return page(
         request,
         template,
@@ -145,19 +159,22 @@ async def executions(request: Request) -> Response:
         problem=problem,
         unknown=unknown,
         counts=counts,
-        chips=_chip_links(here),
+        chips=_chip_links(kept),
         statuses=[s.value for s in ExecutionStatus],
+        chosen_statuses=statuses,
+        top_level=top_level,
         filters=here,
+        older=older,
         live=not query.get("cursor"),
         refresh=f"{request.url.path}?{request.url.query}",
     )
 
 
-def _chip_links(here: dict[str, str]) -> dict[str, str]:
-    """Each status chip's link (and "" for every status): the other filters kept."""
-    kept = {k: v for k, v in here.items() if v and k != "status"}
+def _chip_links(kept: list[tuple[str, str]]) -> dict[str, str]:
+    """Each status chip's link, to that status alone (and "" for every status): the
+    other filters kept."""
     statuses = ["", *(s.value for s in ExecutionStatus)]
-    return {s: "/executions?" + urlencode({**kept, "status": s} if s else kept) for s in statuses}
+    return {s: "/executions?" + urlencode([*kept, ("status", s)] if s else kept) for s in statuses}
 
 
 @router.get("/ui/live")
