@@ -269,6 +269,46 @@ async def test_an_operator_retries_a_failed_job_run_from_its_page(web: Web) -> N
     assert "only a Failed job run is retried" in again.text
 
 
+async def test_an_operator_cancels_a_running_job_run_from_its_page(web: Web) -> None:
+    """The job-run page had no cancel, while ``jobs cancel ID`` had (on-call tour): a
+    form that asks first, like the execution page's, for operators only."""
+    job = await web.app.job_runs.create(
+        CreateJobRun(
+            text="name: nightly\nworkflows:\n  - {workflow: ask, input: {n: 3}}\n"
+            "  - {workflow: boom}\n",
+            hold=True,
+        )
+    )
+    await web.app.job_runs.drive(DriveJobRun(id=job["id"]))  # it waits for a person
+    url = f"/job-runs/{job['id']}"
+    http = await web.sign_in("viewer")
+    shown = (await http.get(url)).text
+    assert 'id="cancel-open"' not in shown and f'action="{url}/cancel"' not in shown
+    viewer_csrf = await web.csrf(url)
+    refused = await http.post(f"{url}/cancel", data={"csrf": viewer_csrf})
+    assert refused.status_code == 403
+    http = await web.sign_in("operator")
+    shown = (await http.get(url)).text
+    assert '<details class="confirm"' in shown and f'action="{url}/cancel"' in shown
+    assert 'id="retry"' not in shown  # it has not failed
+    assert (await http.post(f"{url}/cancel", data={"reason": "x"})).status_code == 403  # no CSRF
+    assert (await web.app.job_runs.get(GetJobRun(id=job["id"])))["status"] != "Cancelled"
+    csrf = await web.csrf(url)
+    cancelled = await http.post(f"{url}/cancel", data={"csrf": csrf, "reason": "wrong day"})
+    assert cancelled.status_code == 303 and cancelled.headers["location"] == url
+    after = await web.app.job_runs.get(GetJobRun(id=job["id"]))
+    assert after["status"] == "Cancelled"
+    assert [r["runtimeStatus"] for r in after["runs"]] == ["Cancelled", None]  # boom never ran
+    execution = await web.app.executions.get(GetExecution(id=after["runs"][0]["executionId"]))
+    assert execution["error"]["message"] == "cancelled: wrong day"
+    assert execution["error"]["cancelledBy"] == "api-token:operator"
+    shown = (await http.get(url)).text
+    assert 'id="cancel-open"' not in shown and 'id="retry"' not in shown
+    again = await http.post(f"{url}/cancel", data={"csrf": csrf})
+    assert again.status_code == 409 and 'id="action-error"' in again.text
+    assert "already ended: Cancelled" in again.text
+
+
 async def test_input_retry_rerun_start_and_console(web: Web) -> None:
     waiting = await web.start("ask", {"n": 1})
     http = await web.sign_in("operator")

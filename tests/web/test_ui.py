@@ -298,6 +298,48 @@ def test_cancel_asks_first_without_javascript_too(browser: Browser, ui: Service)
         context.close()
 
 
+def test_a_job_run_is_cancelled_from_its_page_without_javascript(
+    browser: Browser, ui: Service
+) -> None:
+    """The job-run page had no cancel (on-call tour): it asks first, as the execution
+    page's does, with no script."""
+    name = push(ui, FORM)
+    with ui.client("operator") as http:
+        answer = http.post(
+            "/api/v1/job-runs",
+            content=f"name: nightly\nworkflows:\n  - {{workflow: {name}}}\n",
+            headers={"Content-Type": "application/yaml"},
+        )
+        assert answer.status_code == 201, answer.text
+        job_id = answer.json()["id"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # its workflow started and waits for a person
+            run = http.get(f"/api/v1/job-runs/{job_id}").json()["runs"][0]
+            if run["runtimeStatus"] == "AwaitingUserInput":
+                break
+            time.sleep(0.1)
+    context = browser.new_context(base_url=ui.base_url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto("/signin")
+        page.fill("#token", ui.tokens["operator"])
+        page.click("form[action='/signin'] button")
+        page.goto(f"/job-runs/{job_id}")
+        expect(page.locator("#cancel")).to_be_hidden()  # a first click only asks
+        page.click("#cancel-open")
+        page.fill("#cancel-reason", "not tonight")
+        with page.expect_navigation():
+            page.click("#cancel")
+        expect(page).to_have_url(re.compile(f"/job-runs/{job_id}$"))
+        expect(page.locator("h1 .badge")).to_have_text("Cancelled")
+        expect(page.locator("#cancel-open")).to_have_count(0)
+        with ui.client("viewer") as http:
+            execution = http.get(f"/api/v1/executions/{run['executionId']}").json()
+        assert execution["error"]["message"] == "cancelled: not tonight"
+    finally:
+        context.close()
+
+
 def test_retry_runs_the_failed_step_again(pages: Pages, ui: Service) -> None:
     execution_id = run(ui, FAILING)
     page = pages("operator")

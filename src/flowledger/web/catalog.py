@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from flowledger.app import (
+    CancelJobRun,
     GetJobRun,
     GetWorkflow,
     GetWorkflowVersion,
@@ -27,7 +28,8 @@ from flowledger.app import (
 from flowledger.app.statuses import http_status
 from flowledger.app.views import DefinitionGraph
 from flowledger.errors import FlowledgerError
-from flowledger.web.auth import app_of, changing, session_of
+from flowledger.runtime.status import ExecutionStatus
+from flowledger.web.auth import app_of, changing, first, session_of
 from flowledger.web.forms import error_field, read_form, whole_number
 from flowledger.web.render import guarded, page, see_other
 
@@ -135,7 +137,10 @@ async def _job_run_page(request: Request, run_id: str, status: int = 200, **extr
     session = await session_of(request)
     run = await app_of(request).job_runs.get(GetJobRun(id=run_id))
     title = f"Job run {run['name']}"
-    return page(request, "job_run.html", session, status, title=title, run=run, **extra)
+    ended = ExecutionStatus(run["status"]).terminal  # else it may be cancelled
+    return page(
+        request, "job_run.html", session, status, title=title, run=run, ended=ended, **extra
+    )
 
 
 @router.get("/job-runs/{run_id}")
@@ -151,6 +156,21 @@ async def retry_job_run(request: Request, run_id: str) -> Response:
     session, _ = await changing(request, "operator")
     try:
         await app_of(request).job_runs.retry(RetryJobRun(id=run_id, by=session.caller["createdBy"]))
+    except FlowledgerError as exc:
+        return await _job_run_page(request, run_id, http_status(exc)[0], action_error=str(exc))
+    return see_other(f"/job-runs/{run_id}")
+
+
+@router.post("/job-runs/{run_id}/cancel")
+@guarded
+async def cancel_job_run(request: Request, run_id: str) -> Response:
+    """``jobs cancel ID``: the workflow it is on is cancelled, which ends the job run."""
+    session, form = await changing(request, "operator")
+    reason = first(form, "reason").strip() or "job run cancelled in the web UI"
+    try:
+        await app_of(request).job_runs.cancel(
+            CancelJobRun(id=run_id, by=session.caller["createdBy"], reason=reason)
+        )
     except FlowledgerError as exc:
         return await _job_run_page(request, run_id, http_status(exc)[0], action_error=str(exc))
     return see_other(f"/job-runs/{run_id}")
