@@ -34,6 +34,7 @@ from flowledger.app import console as console_module
 from flowledger.app.subscriptions import CreateSubscription
 from flowledger.web import mount_web
 from tests.raw_sql import run_sql
+from tests.web.images import png
 
 ASK = """\
 name: ask
@@ -59,6 +60,7 @@ steps:
   - {id: fail, type: sys.fail, input: {message: "<b>bad</b>"}}
 """
 ROLES = ("viewer", "operator", "admin")
+XSS_TEXT = "<script>alert(1)</script>"
 
 
 class Web:
@@ -776,6 +778,74 @@ async def test_an_artifact_of_any_name_downloads_from_the_page_and_the_api(
             assert answer.content == b"data"
             assert answer.headers["content-disposition"] == header
             assert "x-evil" not in answer.headers
+
+
+PIXEL = png()
+
+
+def _artifact_item(page: str, artifact_id: str) -> str:
+    found = re.search(rf'<li id="artifact-{artifact_id}">(.*?)</li>', page, re.S)
+    assert found, page[-3000:]
+    return found.group(1)
+
+
+async def test_artifacts_show_their_size_and_small_ones_a_preview(web: Web) -> None:
+    """The artifacts said neither their size nor what is in them: each had to be
+    downloaded to be seen (on-call tour). Small texts, JSON and images are previewed,
+    read and checked as the download is, bounded, escaped."""
+    execution = await web.start("boom")
+    save = web.app.engine.artifacts.save
+    notes = await save(
+        execution,
+        None,
+        "fetch",
+        "notes.txt",
+        f"{XSS_TEXT}\nline 2".encode(),
+        "text/plain; charset=utf-8",
+    )
+    data = await save(
+        execution, None, None, "data.json", b'{"b":[1,2],"a":"x"}', "application/json"
+    )
+    long = await save(execution, None, None, "long.txt", b"y" * 10_000, "text/plain")
+    big = await save(execution, None, None, "big.log", b"z" * (100 * 1024), "text/plain")
+    image = await save(execution, None, None, "pixel.png", PIXEL, "image/png")
+    blob = await save(execution, None, None, "blob.bin", b"\x00" * 2048)
+    binary = await save(execution, None, None, "nul.txt", b"a\x00b", "text/plain")
+    damaged = await save(execution, None, None, "damaged.txt", b"as saved", "text/plain")
+    web.app.engine.artifacts.path_of(execution, damaged["id"]).write_bytes(b"replaced")
+    http = await web.sign_in("viewer")
+    page = (await http.get(f"/executions/{execution}")).text
+    item = _artifact_item(page, notes["id"])
+    assert (
+        f'<span class="size" title="{len(XSS_TEXT) + 7} bytes">{len(XSS_TEXT) + 7} bytes</span>'
+        in item
+    )
+    assert "step fetch" in item
+    assert f'<pre class="preview">{html.escape(XSS_TEXT, quote=False)}\nline 2</pre>' in item
+    assert '<pre class="preview">{\n  &#34;b&#34;: [\n    1,' in _artifact_item(page, data["id"])
+    item = _artifact_item(page, long["id"])
+    assert "9.8 KiB" in item and "(the first 4096 characters; 5904 more in the download)" in item
+    assert "y" * 4096 + "</pre>" in item and "y" * 4097 not in item
+    item = _artifact_item(page, big["id"])
+    assert "100.0 KiB" in item and "not previewed: over 64 KiB" in item and "<pre" not in item
+    item = _artifact_item(page, image["id"])
+    assert f'<img class="preview" src="/ui/artifacts/{image["id"]}/preview" alt="pixel.png"' in item
+    item = _artifact_item(page, blob["id"])
+    assert "2.0 KiB" in item and "preview" not in item.lower()
+    assert "not previewed: it is not text" in _artifact_item(page, binary["id"])
+    assert "not previewed: artifact" in _artifact_item(page, damaged["id"])
+    assert "is damaged or was replaced" in _artifact_item(page, damaged["id"])
+    assert XSS_TEXT not in page
+    # The image, for the page's viewers: what the download reads, drawn inline.
+    drawn = await http.get(f"/ui/artifacts/{image['id']}/preview")
+    assert drawn.status_code == 200 and drawn.content == PIXEL
+    assert drawn.headers["content-type"] == "image/png"
+    assert drawn.headers["x-content-type-options"] == "nosniff"
+    assert "content-disposition" not in drawn.headers
+    for other in (blob, notes):  # no other type is served inline
+        assert (await http.get(f"/ui/artifacts/{other['id']}/preview")).status_code == 404
+    http.cookies.clear()
+    assert (await http.get(f"/ui/artifacts/{image['id']}/preview")).status_code == 303
 
 
 async def test_sign_in_while_the_database_does_not_answer_is_a_503(web: Web) -> None:

@@ -23,6 +23,8 @@ from tests import tls
 from tests.api.conftest import FLOWLEDGER, REPO, Service, launch
 from tests.api.helpers import push as push_from
 from tests.api.helpers import settled, start, terminal, unique
+from tests.steps.http_server import serve
+from tests.web.images import png
 
 # What a page waits for is a worker on a machine that CI shares (other tests, a browser,
 # coverage): Playwright's 5 s default is a wall-clock bound the suite must not depend on.
@@ -535,6 +537,39 @@ def test_an_offloaded_output_is_an_artifact_link(pages: Pages, ui: Service) -> N
         page.locator("section[aria-labelledby=artifacts-h] a").first.click()
     body = download.value.path().read_text()
     assert body.count("x") >= 5000
+
+
+def test_an_artifact_s_preview_is_drawn_on_the_page(pages: Pages, ui: Service) -> None:
+    """Artifacts were names only (on-call tour): a small image saved by a step is drawn
+    under the page's CSP, a JSON one shown, each with its size."""
+    image = png(40, 30)
+    with serve() as remote:
+        template = f"""
+        name: {{name}}
+        steps:
+          - id: chart
+            type: sys.http_request
+            input:
+              url: "{remote}/bytes?hex={image.hex()}&type=image/png"
+              save_as: artifact
+              artifact_name: chart.png
+          - id: fetch
+            type: sys.http_request
+            input: {{{{url: "{remote}/json", save_as: artifact, artifact_name: hello.json}}}}
+        """
+        execution_id = run(ui, textwrap.dedent(template))
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    section = page.locator("section[aria-labelledby=artifacts-h]")
+    picture = section.locator("img.preview")
+    expect(picture).to_have_attribute("alt", "chart.png")
+    picture.scroll_into_view_if_needed()
+    expect(picture).to_have_js_property("complete", True)
+    assert picture.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [40, 30]
+    expect(section.locator("li", has_text="chart.png")).to_contain_text(f"{len(image)} bytes")
+    expect(section.locator("li", has_text="hello.json").locator("pre.preview")).to_have_text(
+        '{\n  "hello": "world",\n  "unicode": "grüße ✓"\n}'
+    )
 
 
 def test_filters_and_cursor_paging(pages: Pages, ui: Service) -> None:

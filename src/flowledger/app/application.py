@@ -183,7 +183,7 @@ class App:
         """The web UI's read models."""
         from flowledger.app.views import Views
 
-        return Views(self.engine)
+        return Views(self.engine, self.artifacts)
 
     @cached_property
     def console(self) -> Console:

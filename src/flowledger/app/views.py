@@ -7,6 +7,8 @@
   data store (bounded: :func:`store_tree`), the waiting inputs, the children of each
   sub-workflow attempt with their statuses, the children a failure came from, how a
   cancel ended it, and for every step which outputs a rerun from it reuses.
+- :meth:`Views.artifacts`: its artifacts with a bounded preview of the small texts, JSON
+  and images among them, read through the download's own operation (app.artifacts).
 
 The rules (which step execution stands for a step, what a rerun reuses) are the
 runtime's; this only arranges what the store holds.
@@ -27,13 +29,15 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from flowledger.app import timeline
-from flowledger.app.models import Id, Request
+from flowledger.app.artifacts import Artifacts
+from flowledger.app.models import GetArtifact, Id, ListArtifacts, Request
 from flowledger.app.pending import PendingSignal, document_of
+from flowledger.app.results import ArtifactDocument
 from flowledger.app.timeline import TimelineBar
 from flowledger.artifacts.service import is_reference
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import ancestors
-from flowledger.errors import NotFoundError
+from flowledger.errors import NotFoundError, StorageError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.steps.base import StepKind
@@ -64,6 +68,75 @@ STORE_TEXT = 1000
 SHOWN_CHILDREN = 20
 #: Children whose rendered inputs a sub-workflow attempt's template rows show.
 SHOWN_CHILD_INPUTS = 5
+
+
+#: An execution's artifacts previewed on its page (Views.artifacts): a text (``text/*``,
+#: JSON, YAML, XML, CSV) of at most PREVIEW_BYTES, read whole and checksum-verified by
+#: the download's own operation, of which the first PREVIEW_TEXT characters are shown;
+#: an image of a kind a browser draws and that holds no script (not SVG) of at most
+#: PREVIEW_IMAGE_BYTES, drawn from Views.artifact_image. The first PREVIEWS of them only:
+#: a live page renders again at each change, and a step may save hundreds.
+PREVIEW_BYTES = 64 * 1024
+PREVIEW_IMAGE_BYTES = 1024 * 1024
+PREVIEW_TEXT = 4096
+PREVIEWS = 8
+PREVIEW_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+_PREVIEW_TEXTS = frozenset(
+    {
+        "application/json",
+        "application/x-ndjson",
+        "application/yaml",
+        "application/x-yaml",
+        "application/xml",
+        "application/csv",
+        "application/toml",
+    }
+)
+
+
+class ArtifactPreviews(Request):
+    """An execution's artifacts as its page shows them (Views.artifacts)."""
+
+    execution_id: str = Id
+
+
+class ArtifactView(TypedDict):
+    artifact: ArtifactDocument
+    #: ``text``, ``image``, or None: not previewed (``note`` says why, where it could be).
+    preview: str | None
+    #: A text's first PREVIEW_TEXT characters (a JSON document indented first).
+    text: str | None
+    #: Characters of the text not in ``text``.
+    cut: int
+    note: str | None
+
+
+def media_type(content_type: str) -> str:
+    """``text/plain; charset=utf-8`` → ``text/plain``."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def preview_kind(content_type: str) -> str | None:
+    """``image``, ``text``, or None: what an artifact of that type is previewed as."""
+    media = media_type(content_type)
+    if media in PREVIEW_IMAGES:
+        return "image"
+    textual = media.startswith("text/") or media.endswith(("+json", "+xml"))
+    return "text" if textual or media in _PREVIEW_TEXTS else None
+
+
+def _preview_text(data: bytes, content_type: str) -> str | None:
+    """The text of a preview (None: not text after all)."""
+    text = data.decode("utf-8", "replace")
+    if "\x00" in text:
+        return None
+    media = media_type(content_type)
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except (ValueError, RecursionError):  # shown as it is
+            pass
+    return text
 
 
 class GetExecutionView(Request):
@@ -241,8 +314,59 @@ class ExecutionView(TypedDict):
 class Views:
     """The read models of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, artifacts: Artifacts) -> None:
         self._engine = engine
+        self._artifacts = artifacts
+
+    async def artifacts(self, request: ArtifactPreviews) -> builtins.list[ArtifactView]:
+        """The execution's artifacts, oldest first, the first PREVIEWS small texts and
+        images among them with a preview (NotFoundError for no such execution). A text
+        is read as its download is (app.artifacts: the same checksum check, the same
+        refusal of a damaged file, said in ``note`` instead of failing the page)."""
+        docs = await self._artifacts.list(ListArtifacts(execution_id=request.execution_id))
+        found: builtins.list[ArtifactView] = []
+        budget = PREVIEWS
+        for doc in docs:
+            shown: ArtifactView = {
+                "artifact": doc,
+                "preview": None,
+                "text": None,
+                "cut": 0,
+                "note": None,
+            }
+            found.append(shown)
+            kind = preview_kind(doc["contentType"])
+            if kind is None or budget <= 0:
+                continue
+            most = PREVIEW_IMAGE_BYTES if kind == "image" else PREVIEW_BYTES
+            if doc["size"] > most:
+                shown["note"] = f"not previewed: over {most // 1024} KiB"
+                continue
+            budget -= 1
+            if kind == "image":
+                shown["preview"] = "image"
+                continue
+            try:
+                _, data = await self._artifacts.read(GetArtifact(id=doc["id"]))
+            except (NotFoundError, StorageError) as exc:
+                shown["note"] = f"not previewed: {exc}"
+                continue
+            text = _preview_text(data, doc["contentType"])
+            if text is None:
+                shown["note"] = "not previewed: it is not text"
+                continue
+            shown["preview"] = "text"
+            shown["text"], shown["cut"] = text[:PREVIEW_TEXT], max(0, len(text) - PREVIEW_TEXT)
+        return found
+
+    async def artifact_image(self, request: GetArtifact) -> tuple[ArtifactDocument, bytes]:
+        """An artifact's bytes to draw as an image on its execution's page, read as its
+        download is; NotFoundError for one that has no image preview (another type, or
+        larger than PREVIEW_IMAGE_BYTES)."""
+        doc = await self._artifacts.get(request)
+        if preview_kind(doc["contentType"]) != "image" or doc["size"] > PREVIEW_IMAGE_BYTES:
+            raise NotFoundError(f"artifact {request.id} has no image preview: download it")
+        return await self._artifacts.read(request)
 
     async def definition_graph(
         self, request: DefinitionGraph

@@ -15,7 +15,6 @@ from flowledger.app import (
     CancelExecution,
     FollowEvents,
     GetArtifact,
-    ListArtifacts,
     PendingInputs,
     RerunExecution,
     ResolveId,
@@ -26,7 +25,7 @@ from flowledger.app.console import EvaluateExpression
 from flowledger.app.downloads import content_disposition
 from flowledger.app.models import ListStepLogs
 from flowledger.app.statuses import http_status
-from flowledger.app.views import GetExecutionView, RerunReuse
+from flowledger.app.views import ArtifactPreviews, GetExecutionView, RerunReuse, media_type
 from flowledger.errors import AmbiguousIdError, FlowledgerError, NotFoundError, TooManyError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of
@@ -68,7 +67,7 @@ async def _render(request: Request, execution_id: str, status: int = 200, **extr
         GetExecutionView(id=execution_id, iterations=iterations, step=asked[:128] or None)
     )
     events = view["events"]
-    artifacts = await app.artifacts.list(ListArtifacts(execution_id=execution_id))
+    artifacts = await app.views.artifacts(ArtifactPreviews(execution_id=execution_id))
     status_now = ExecutionStatus(view["execution"]["runtimeStatus"])
     iteration_query = "&".join(f"iteration={k}:{v}" for k, v in view["iterations"].items())
     step_query = f"step={view['step']}" if view["step"] else ""  # a step id: [a-z0-9_]
@@ -286,6 +285,16 @@ async def console(request: Request, execution_id: str) -> Response:
         response.headers["Retry-After"] = "1"
         return response
     return page(request, "console_result.html", session, result=result)
+
+
+@router.get("/ui/artifacts/{artifact_id}/preview")
+@guarded
+async def artifact_preview(request: Request, artifact_id: str) -> Response:
+    """A small image artifact drawn on its execution's page (the download's role and
+    checks; 404 for one the page does not preview)."""
+    await session_of(request)
+    doc, body = await app_of(request).views.artifact_image(GetArtifact(id=artifact_id))
+    return Response(body, media_type=media_type(doc["contentType"]))
 
 
 @router.get("/ui/artifacts/{artifact_id}")

@@ -83,6 +83,17 @@ def took(doc: Mapping[str, Any]) -> str:
     return spoken(end - begin)
 
 
+def human_size(size: int) -> str:
+    """A size in bytes as people read it: ``812 bytes``, ``4.9 KiB``, ``1.2 MiB``."""
+    if size < 1024:
+        return "1 byte" if size == 1 else f"{size} bytes"
+    value, units = size / 1024, ["KiB", "MiB", "GiB"]
+    while value >= 1024 and len(units) > 1:
+        value /= 1024
+        units.pop(0)
+    return f"{value:.1f} {units[0]}"
+
+
 def own_correlation(doc: Mapping[str, Any]) -> bool:
     """A correlation id that is not the execution's own id (its default): worth a column."""
     given = doc.get("correlationId")
@@ -149,6 +160,7 @@ env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, def
 env.filters["spoken"] = lambda ms: spoken(timedelta(milliseconds=ms))
 env.filters["readable"] = readable
 env.filters["took"] = took
+env.filters["size"] = human_size
 env.tests["own_correlation"] = own_correlation
 
 
