@@ -26,6 +26,7 @@ from flowledger.app import (
     GetExecution,
     GetJobRun,
     PushWorkflows,
+    RetryExecution,
     RevokeToken,
     StartExecution,
     WorkflowText,
@@ -439,13 +440,35 @@ steps:
     waiting = await web.start("second-waits")
     http = await web.sign_in("viewer")
     page = (await http.get(f"/executions/{waiting}")).text
-    svg = page[page.index('<svg class="timeline"') :]
-    svg = svg[: svg.index("</svg>")]
-    labels = dict(re.findall(r'<text x="0" y="(\d+)">(\w+)', svg))
-    assert sorted(labels.values()) == ["ask", "first"]
-    ask_top = int(next(y for y, name in labels.items() if name == "ask")) - 16
-    waits = re.findall(r'<rect class="[^"]+" x="[^"]+" y="(\d+)"', svg)
-    assert waits and all(int(y) == ask_top + 4 for y in waits), (waits, labels)
+    rows = re.findall(
+        r'<li class="bar [^"]+"><span class="what" title="(\w+)">(.*?)</li>', page, re.S
+    )
+    waits = {name: re.findall(r'<rect class="(wait|backoff)"', row) for name, row in rows}
+    assert waits == {"first": [], "ask": ["wait"]}
+
+
+async def test_a_late_retry_s_idle_hour_is_a_marked_break_on_the_timeline(web: Web) -> None:
+    """Retried an hour after it failed in a second, its attempts were slivers at the two
+    ends of the timeline (on-call tour): the idle hour is drawn narrow, and said."""
+    failed = await web.start("boom")
+    web.app.engine.clock.offset = timedelta(hours=1)
+    retried = await web.app.executions.retry(RetryExecution(id=failed, settle=True))
+    assert retried.execution["runtimeStatus"] == "Failed"
+    http = await web.sign_in("viewer")
+    page = (await http.get(f"/executions/{failed}")).text
+    said = re.search(r'<p class="meta" id="timeline-breaks">([^<]+)</p>', page)
+    assert said and re.fullmatch(
+        r"Drawn narrow, as nothing ran or waited then: (1h|59m\d\ds)\.", said[1]
+    )
+    rows = re.findall(
+        r'<li class="bar [^"]+"><span class="what" title="([^"]+)">(.*?)</li>', page, re.S
+    )
+    assert [name for name, _ in rows] == ["first", "fail", "fail (attempt 2)"]
+    gap, bar = (
+        float(re.search(rf'<rect class="{kind}" x="([\d.]+)"', rows[2][1])[1])  # type: ignore[index]
+        for kind in ("gap", "run")
+    )
+    assert bar == pytest.approx(gap + 24, abs=1)  # right after the break, not at the end
 
 
 async def test_each_wait_of_a_loop_gets_a_form_that_answers_it(web: Web) -> None:

@@ -221,7 +221,7 @@ def test_live_updates_while_a_worker_runs(pages: Pages, ui: Service) -> None:
     nap.locator("summary").click()  # what the reader opened stays open across refreshes
     expect(page.locator("#status")).to_contain_text("Completed", timeout=15_000)
     expect(nap).to_have_attribute("open", "")
-    expect(page.locator("svg.timeline rect.wait")).to_have_count(1)
+    expect(page.locator("ul.timeline rect.wait")).to_have_count(1)
     expect(page.locator("table.events")).to_contain_text("execution.completed")
     assert page.evaluate("window.notReloaded") is True
 
@@ -984,7 +984,7 @@ def test_every_iteration_can_be_chosen_and_texts_fit_their_boxes(pages: Pages, u
     expect(page.locator("form.iterations input[name='iteration.lp']")).to_have_value("1100")
     page.goto(f"/executions/{execution_id}?iteration=lp:1150")  # a link's form
     expect(page.locator("form.iterations input[name='iteration.lp']")).to_have_value("1150")
-    expect(page.locator("svg.timeline")).to_contain_text("body[lp#1150]")
+    expect(page.locator("ul.timeline")).to_contain_text("body[lp#1150]")
 
 
 #: Every class a badge is drawn with: the execution statuses, a step's Disabled, and the
@@ -1039,6 +1039,54 @@ def test_the_lists_fit_a_phone_s_width(pages: Pages, ui: Service) -> None:
     page.goto("/executions?status=Failed")
     scrolls = "(box) => box.scrollWidth > box.clientWidth"
     assert page.locator(".table-box").evaluate(scrolls) is True
+
+
+NESTED = """
+name: {name}
+steps:
+  - id: outer
+    type: sys.loop
+    input: {{items: [1, 2, 3], concurrency: 1}}
+    steps:
+      - id: inner
+        type: sys.loop
+        input: {{items: [1, 2], concurrency: 1}}
+        steps:
+          - {{id: transform_the_inbound_record_for_the_ledger, type: sys.transform, input: {{value: 1}}}}
+"""
+TIMELINE_ROWS = """() => [...document.querySelectorAll("ul.timeline > li")].map((row) => {
+  const [what, track, took] = ["what", "track", "dur"].map((c) => row.querySelector("." + c));
+  const [a, b, c] = [what, track, took].map((e) => e.getBoundingClientRect());
+  const where = what.querySelector(".where");
+  return {label: what.title, fontPx: parseFloat(getComputedStyle(what).fontSize),
+          whereCut: where.scrollWidth > where.clientWidth,
+          height: a.height, labelEnd: a.right, trackStart: b.left, trackEnd: b.right,
+          tookStart: c.left, tookEnd: c.right, rowEnd: row.getBoundingClientRect().right};
+})"""
+
+
+def test_the_timeline_reads_on_a_phone_and_labels_stay_off_the_bars(
+    pages: Pages, ui: Service
+) -> None:
+    """At 375 px the timeline was one drawing scaled to a third: its labels 3 px high,
+    and a nested loop's long labels ran over the bars (on-call tour). Each row's label
+    is cut to its column now (its step id first), at the page's own text size."""
+    execution_id = run(ui, NESTED)
+    page = pages("viewer")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"/executions/{execution_id}")
+    rows = page.evaluate(TIMELINE_ROWS)
+    assert len(rows) == 1 + 3 + 6  # the loop, inner per outer iteration, the body per inner one
+    body = "transform_the_inbound_record_for_the_ledger[outer#2][inner#1]"
+    assert body in [row["label"] for row in rows]
+    for row in rows:
+        assert row["fontPx"] >= 12 and row["height"] >= 12, row
+        assert not row["whereCut"], row  # the iterations tell the rows apart: never cut
+        assert row["labelEnd"] <= row["trackStart"] and row["trackEnd"] <= row["tookStart"], row
+        assert row["trackEnd"] - row["trackStart"] >= 40, row  # a bar still has room
+        assert row["tookEnd"] <= row["rowEnd"] + 0.5 <= 375, row
+    wide = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    assert page.evaluate(wide) is False
 
 
 def test_a_form_sent_after_the_session_ended_is_filled_in_again_after_signing_in(

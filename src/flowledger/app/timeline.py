@@ -7,7 +7,8 @@
 - :func:`drawn_until`: where a drawing ends. An execution that is not over is drawn to
   *now*: a step waiting minutes for a person waits up to this moment, not up to the
   last event recorded.
-- :func:`bars`: the web's bars, in SVG units.
+- :func:`bars`: the web's bars, in SVG units, with long idle stretches (nothing running
+  or waiting: a retry an hour after the failure) drawn as narrow breaks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from flowledger.types import StepDocument
 
 #: Width of the web's timeline drawing, in SVG user units.
 TIMELINE_WIDTH = 1000
+#: An idle stretch (no attempt running, none waiting) longer than GAP_MS and than
+#: GAP_SHARE of the whole is drawn BREAK_WIDTH wide, a marked break: a retry an hour
+#: after a one-second failure drew both bars as slivers at the drawing's two ends.
+GAP_MS = 30_000
+GAP_SHARE = 0.1
+BREAK_WIDTH = 24.0
 #: The events that start a wait, and what kind of wait.
 WAIT_STARTS = {
     "step.suspended": "wait",
@@ -55,6 +62,14 @@ class TimelineWait(TypedDict):
     durationMs: int
     #: Still going on (drawn up to now).
     open: bool
+
+
+class TimelineBreak(TypedDict):
+    """An idle stretch drawn narrow (not to scale)."""
+
+    x: float
+    width: float
+    durationMs: int
 
 
 class TimelineBar(TypedDict):
@@ -117,11 +132,12 @@ def bars(
     runs: Sequence[StepDocument],
     found: Mapping[str, Sequence[Wait]],
     now: datetime,
-) -> tuple[list[TimelineBar], int]:
-    """The web's bars of ``runs`` (those that started) and the span they cover, in ms."""
+) -> tuple[list[TimelineBar], int, list[TimelineBreak]]:
+    """The web's bars of ``runs`` (those that started), the span they cover in ms, and
+    the idle stretches drawn as breaks (see GAP_MS)."""
     started = [run for run in runs if run["startedAt"]]
     if not started:
-        return [], 0
+        return [], 0, []
     stamps = [parse(r["startedAt"] or "") for r in started]
     stamps += [w.since for r in started for w in found.get(r["id"], ())]
     origin = min(stamps)
@@ -129,15 +145,20 @@ def bars(
     ends += [w.until for r in started for w in found.get(r["id"], ()) if w.until]
     until = drawn_until(execution, [*stamps, *ends], now)
     span = max(_ms(origin, until), 1)
-
-    def scale(ms: int) -> float:
-        return round(ms * TIMELINE_WIDTH / span, 2)
+    busy = [
+        (_ms(origin, parse(r["startedAt"] or "")), _ms(origin, _stop(r, until))) for r in started
+    ]
+    busy += [
+        (_ms(origin, w.since), _ms(origin, w.until or until))
+        for r in started
+        for w in found.get(r["id"], ())
+    ]
+    scale = _Scale(span, _gaps(busy, span))
 
     drawn: list[TimelineBar] = []
     for run in started:
         began = parse(run["startedAt"] or "")
-        end = ended_at(run)
-        stop = parse(end) if end else until
+        stop = _stop(run, until)
         spans: list[TimelineWait] = []
         for wait in found.get(run["id"], ()):
             start = _ms(origin, wait.since)
@@ -145,12 +166,13 @@ def bars(
             spans.append(
                 {
                     "kind": wait.kind,
-                    "x": scale(start),
-                    "width": max(scale(length), 1.0),
+                    "x": scale.x(start),
+                    "width": max(scale.width(start, start + length), 1.0),
                     "durationMs": length,
                     "open": wait.until is None,
                 }
             )
+        first, last = _ms(origin, began), _ms(origin, stop)
         drawn.append(
             {
                 "stepExecutionId": run["id"],
@@ -159,13 +181,61 @@ def bars(
                 "attempt": run["attempt"],
                 "startedAt": run["startedAt"] or "",
                 "durationMs": _ms(began, stop),
-                "ended": end is not None,
-                "x": scale(_ms(origin, began)),
-                "width": max(scale(_ms(began, stop)), 2.0),
+                "ended": ended_at(run) is not None,
+                "x": scale.x(first),
+                "width": max(scale.width(first, last), 2.0),
                 "waits": spans,
             }
         )
-    return drawn, span
+    return drawn, span, scale.breaks()
+
+
+def _stop(run: StepDocument, until: datetime) -> datetime:
+    end = ended_at(run)
+    return parse(end) if end else until
+
+
+def _gaps(busy: list[tuple[int, int]], span: int) -> list[tuple[int, int]]:
+    """The idle stretches of ``[0, span]`` that ``busy`` leaves which are long enough to
+    be drawn as breaks, in order."""
+    longest = max(GAP_MS, GAP_SHARE * span)
+    found: list[tuple[int, int]] = []
+    reached = 0
+    for start, stop in sorted(busy):
+        if start - reached > longest:
+            found.append((reached, start))
+        reached = max(reached, stop)
+    if span - reached > longest:
+        found.append((reached, span))
+    return found
+
+
+class _Scale:
+    """Milliseconds since the origin → SVG units: linear, but for the ``gaps``, each
+    BREAK_WIDTH wide."""
+
+    def __init__(self, span: int, gaps: list[tuple[int, int]]) -> None:
+        self._gaps = gaps
+        kept = span - sum(stop - start for start, stop in gaps)
+        self._unit = (TIMELINE_WIDTH - BREAK_WIDTH * len(gaps)) / max(kept, 1)
+
+    def x(self, ms: int) -> float:
+        kept, drawn = ms, 0.0
+        for start, stop in self._gaps:
+            if start < ms:  # of a break it reaches into: its share of BREAK_WIDTH
+                inside = min(stop, ms) - start
+                kept -= inside
+                drawn += BREAK_WIDTH * inside / (stop - start)
+        return round(drawn + kept * self._unit, 2)
+
+    def width(self, start: int, stop: int) -> float:
+        return round(self.x(stop) - self.x(start), 2)
+
+    def breaks(self) -> list[TimelineBreak]:
+        return [
+            {"x": self.x(start), "width": BREAK_WIDTH, "durationMs": stop - start}
+            for start, stop in self._gaps
+        ]
 
 
 def label(run: StepDocument) -> str:

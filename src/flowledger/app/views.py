@@ -33,7 +33,7 @@ from flowledger.app.artifacts import Artifacts
 from flowledger.app.models import GetArtifact, Id, ListArtifacts, Request
 from flowledger.app.pending import PendingSignal, document_of
 from flowledger.app.results import ArtifactDocument
-from flowledger.app.timeline import TimelineBar
+from flowledger.app.timeline import TimelineBar, TimelineBreak
 from flowledger.artifacts.service import is_reference
 from flowledger.definition.compiled import CompiledGraph, CompiledStep, CompiledWorkflow
 from flowledger.definition.graph import ancestors
@@ -275,6 +275,8 @@ class ExecutionView(TypedDict):
     edges: list[GraphEdge]
     timeline: list[TimelineBar]
     timelineMs: int
+    #: Idle stretches drawn narrow in ``timeline`` (app.timeline.GAP_MS).
+    timelineBreaks: list[TimelineBreak]
     #: The event history, oldest first.
     events: list[EventDocument]
     attempts: list[AttemptView]
@@ -418,7 +420,7 @@ class Views:
         tree, left_out = store_tree(store)
         events = await engine.events(request.id)
         now = engine.clock.now()  # an execution not over is drawn up to now
-        bars, span = timeline.bars(doc, shown, timeline.waits(events), now)
+        bars, span, breaks = timeline.bars(doc, shown, timeline.waits(events), now)
         return {
             "execution": doc,
             "nodes": nodes,
@@ -426,6 +428,7 @@ class Views:
             "timeline": bars,
             "events": events,
             "timelineMs": span,
+            "timelineBreaks": breaks,
             "attempts": [_attempt(workflow, run, keys.get(run["id"]), statuses) for run in shown],
             "hiddenAttempts": len(runs) - len(listed) if step is None else 0,
             "olderAttempts": len(listed) - len(shown),
