@@ -122,10 +122,12 @@ async def test_increment_of_a_non_number_fails_clearly(run_yaml: RunYaml) -> Non
     doc = await run_yaml(
         """
         name: bad_inc
-        variables: {name: ada}
         steps:
+          # set from the input: validate cannot know it is text (a literal is refused there)
+          - {id: put, type: sys.set_variable, input: {name: name, value: "{{ input.who }}"}}
           - {id: inc, type: sys.set_variable, input: {name: name, op: increment}}
-        """
+        """,
+        {"who": "ada"},
     )
     assert doc["runtimeStatus"] == "Failed"
     assert "cannot increment variable 'name'" in doc["error"]["message"]

@@ -285,8 +285,9 @@ class _Compiler:
         return narrowed(template.source, events) if template is not None else events
 
     def _variable_changes(self, spec: WorkflowSpec) -> None:
-        """An append to a variable that surely holds a number, a merge into one that
-        surely holds a list (definition.variable_kinds): the step would fail at run time."""
+        """An increment of a variable that surely holds text, an append to one that surely
+        holds a number, a merge into one that surely holds a list
+        (definition.variable_kinds): the step would fail at run time."""
         kinds = VariableKinds(spec.variables, self.places, self.registry)
         for sid, message in kinds.problems():
             if sid not in self.stand_ins:

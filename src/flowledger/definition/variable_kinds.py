@@ -1,7 +1,8 @@
-"""What a variable surely holds where a step appends to it or merges into it.
+"""What a variable surely holds where a step increments it, appends to it or merges into it.
 
-``append`` to a variable that holds a number, or ``merge`` into one that is not an
-object, fails its step at run time ("cannot append to variable 'c': it holds int"). The
+``increment`` of a variable that does not hold a number, ``append`` to one that holds a
+number, or ``merge`` into one that is not an object, fails its step at run time ("cannot
+append to variable 'c': it holds int"). The
 definition knows a variable's kind of value when every step that sets it sets a literal
 of one kind, and it holds one by then: its default under ``variables:`` is of that kind,
 or a step that sets it runs before the one that changes it, on every way there. Then it
@@ -22,9 +23,10 @@ from flowledger.steps.registry import StepRegistry
 from flowledger.templates import contains_template
 
 #: What each op needs the variable to hold (None: null too, which becomes one).
-_NEEDS = {"append": "array", "merge": "object"}
+_NEEDS = {"increment": "number", "append": "array", "merge": "object"}
 #: Per op: what it does, to what, an empty value it takes, what it takes.
 _OPS = {
+    "increment": ("adds to a number", "increment", "0", "numbers"),
     "append": ("adds to a list", "append to", "[]", "lists"),
     "merge": ("joins objects", "merge into", "{}", "objects"),
 }
@@ -87,7 +89,7 @@ class VariableKinds:
         return True
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """Each append or merge that surely fails, as (step id, message)."""
+        """Each increment, append or merge that surely fails, as (step id, message)."""
         if not self._known:
             return
         for sid, name, op in self._changes:
