@@ -1215,3 +1215,33 @@ def test_an_increment_by_a_literal_that_is_not_a_number_is_refused() -> None:
     ], found
     with stored_definitions():
         compile_yaml(text)
+
+
+def test_a_merge_of_a_literal_that_is_not_an_object_is_refused() -> None:
+    """It failed at run time: "cannot merge into variable 'o': both it and the value must
+    be objects". A templated value is not known before the run, and passes."""
+    text = """
+        name: merge
+        variables: {o: {}}
+        steps:
+          - {id: a, type: sys.set_variable, input: {name: o, op: merge, value: 3}}
+          - {id: b, type: sys.set_variable, input: {name: o, op: merge, value: [1, 2]}}
+          - {id: c, type: sys.set_variable, input: {name: o, op: merge, value: "k"}}
+          - {id: d, type: sys.set_variable, input: {name: o, op: merge, value: null}}
+          - {id: e, type: sys.set_variable, input: {name: o, op: merge}}
+          - {id: f, type: sys.set_variable, input: {name: o, op: merge, value: true}}
+          - {id: g, type: sys.set_variable, input: {name: o, op: merge, value: {k: 1}}}
+          - {id: h, type: sys.set_variable, input: {name: o, op: merge, value: "{{ input.v }}"}}
+          - {id: i, type: sys.set_variable, input: {name: o, op: set, value: 3}}
+        """
+    found = problems(text)
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "step 'a': input: merge takes an object as its value, not a number (3)",
+        "step 'b': input: merge takes an object as its value, not a list",
+        "step 'c': input: merge takes an object as its value, not text ('k')",
+        "step 'd': input: merge takes an object as its value, not null",
+        "step 'e': input: merge takes an object as its value, and none is given",
+        "step 'f': input: merge takes an object as its value, not a boolean (true)",
+    ], found
+    with stored_definitions():  # a new rule: a stored version compiles as before
+        compile_yaml(text)

@@ -50,3 +50,22 @@ output: "{{ variables.cfg }}"
     )
     assert doc["variables"] == {"cfg": {"b": 2}}
     assert merged["output"] == {"b": 2, "a": 1}
+
+
+async def test_a_merge_of_a_templated_value_that_is_not_an_object_fails_its_step_at_run() -> None:
+    """Validate lets a templated value pass; the run holds it to the rule a literal meets
+    there, and the variable is unchanged."""
+    text = """
+name: merge
+variables: {o: {a: 1}}
+steps:
+  - {id: s, type: sys.set_variable, input: {name: o, op: merge, value: "{{ input.v }}"}}
+"""
+    async with Engine("sqlite://") as engine:
+        workflow = engine.load_text(text)
+        refused = await engine.run(workflow, {"v": [1]})
+        merged = await engine.run(workflow, {"v": {"b": 2}})
+    assert refused["runtimeStatus"] == "Failed"
+    assert refused["error"]["message"] == "input: merge takes an object as its value, not a list"
+    assert refused["variables"] == {"o": {"a": 1}}
+    assert merged["variables"] == {"o": {"a": 1, "b": 2}}

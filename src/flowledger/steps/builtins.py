@@ -101,7 +101,23 @@ class SetVariableInput(_Input):
         if self.op == "increment" and value is not None and not _is_number(value) and not lenient:
             shown = str(value).lower() if isinstance(value, bool) else repr(value)
             raise ValueError(f"increment takes a number as its value, not {shown}")
+        # So does merge of anything but an object ("both it and the value must be objects").
+        if self.op == "merge" and not isinstance(value, Mapping) and not lenient:
+            if "value" not in self.model_fields_set:
+                raise ValueError("merge takes an object as its value, and none is given")
+            raise ValueError(f"merge takes an object as its value, not {_a_kind(value)}")
         return self
+
+
+def _a_kind(value: Any) -> str:
+    """What a literal value is, in words, and the value when it is short: "a number (3)"."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    kind = "a boolean" if isinstance(value, bool) else "a number" if _is_number(value) else "text"
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+    return f"{kind} ({shown})" if len(shown) <= 40 else kind
 
 
 class SetVariableOutput(BaseModel):
