@@ -126,6 +126,35 @@ def test_previous_is_read_inside_the_body_and_refused_where_it_is_always_null() 
     assert "wf.yaml:22:" in found[2] and "loop.bad.previous.p is a number" in found[2]
 
 
+def test_previous_is_refused_where_a_constant_template_runs_iterations_side_by_side() -> None:
+    """``concurrency: "{{ 4 }}"`` is 4 before the run (definition.constants): the rule
+    read only a literal, and let a read that is always null pass."""
+    text = textwrap.dedent(
+        """\
+        name: previous
+        steps:
+          - id: wide
+            type: sys.loop
+            input: {items: [1, 2, 3], concurrency: "{{ 2 * 2 }}"}
+            steps:
+              - {id: w, type: sys.transform, input: {value: "{{ loop.wide.previous }}"}}
+          - id: given
+            type: sys.loop
+            input: {items: [1, 2, 3], concurrency: "{{ input.n }}"}
+            steps:
+              - {id: g, type: sys.transform, input: {value: "{{ loop.given.previous }}"}}
+        """
+    )
+    with pytest.raises(DefinitionError) as info:
+        load_workflow_text(text, StepRegistry.with_builtins(), TemplateEngine(), "wf.yaml")
+    found = [p.format() for p in info.value.problems]
+    assert len(found) == 1, found  # the input's concurrency is not known before the run
+    assert found[0].startswith("wf.yaml:7:") and "loop.wide.previous is always null" in found[0]
+    assert "runs 4 iterations at a time" in found[0]
+    with stored_definitions():  # a new rule: a stored version compiles as before
+        load_workflow_text(text, StepRegistry.with_builtins(), TemplateEngine(), "wf.yaml")
+
+
 CHILDREN = """\
 name: batch
 input_schema: {type: object, properties: {names: {type: array, items: {type: string}}}}

@@ -174,6 +174,7 @@ class _Compiler:
             self._variable_names(spec),
             spec.input_schema,
             unchecked=self.stand_ins,
+            compile_source=self.templates.compile,
         )
         for sid, place in self.places.items():
             if sid not in self.stand_ins:

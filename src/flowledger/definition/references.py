@@ -9,6 +9,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flowledger.definition.constants import rendered_constants
 from flowledger.definition.graph import Reachability, StepPlace
 from flowledger.definition.output_types import OutputTypes
 from flowledger.definition.schemas import (
@@ -46,8 +47,12 @@ class ReferenceChecker:
         variables: set[str],
         input_schema: Mapping[str, Any] | None,
         outputs: OutputTypes,
+        compile_source: Callable[[str], Template] | None = None,
     ) -> None:
         self._places = places
+        #: Renders a template that reads nothing (definition.constants), for the rules
+        #: that read an input field's value: ``concurrency: "{{ 4 }}"`` is 4.
+        self._compile_source = compile_source
         self._registry = registry
         self._variables = variables
         self._input_schema = input_schema
@@ -264,6 +269,8 @@ class ReferenceChecker:
                 f"loop.{loop_id}.previous for the iteration before's outputs"
             )
         concurrency = given.get("concurrency", 1)
+        if self._compile_source is not None:
+            concurrency = rendered_constants(concurrency, self._compile_source)
         number = isinstance(concurrency, int) and not isinstance(concurrency, bool)
         if field == "previous" and number and concurrency > 1:
             return (

@@ -56,9 +56,12 @@ class TypedReads:
         variables: set[str],
         input_schema: Mapping[str, Any] | None,
         unchecked: set[str] | None = None,
+        compile_source: Callable[[str], Template] | None = None,
     ) -> None:
         outputs = OutputTypes(places, registry, unchecked)
-        self._references = ReferenceChecker(places, registry, variables, input_schema, outputs)
+        self._references = ReferenceChecker(
+            places, registry, variables, input_schema, outputs, compile_source
+        )
         self._reads = ReadTypes(self._references, outputs, places, input_schema)
 
     def iteration_end(self, loop_id: str) -> str:
