@@ -7,6 +7,7 @@ is refused at validation time with the file, line and field, like a step is.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from flowledger.errors import (
     did_you_mean,
     field_message,
     format_path,
+    shown,
 )
 from flowledger.templates import Template, TemplateEngine, contains_template
 from flowledger.unions import plain_errors
@@ -43,6 +45,10 @@ Overlap = Literal["allow", "skip", "cancel_previous"]
 Report = Callable[[str, Path], None]
 #: The problems of a schedule's input a definition's check names at most.
 _INPUT_PROBLEMS = 10
+#: What a webhook's path starts with and holds, and an environment variable's name holds.
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+_PATH_CHAR = re.compile(r"[A-Za-z0-9_./-]")
+_NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
 
 
 class _Trigger(BaseModel):
@@ -134,9 +140,46 @@ class WebhookTrigger(_Trigger):
     """
 
     type: Literal["webhook"]
-    path: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
-    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    path: str = Field(min_length=1, max_length=200)
+    secret_env: str | None = Field(default=None, min_length=1)
     auth: Literal["signature", "none"] = "signature"
+
+    # In words: a pattern's refusal showed the regex (^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$).
+    @field_validator("path")
+    @classmethod
+    def _plain_path(cls, path: str) -> str:
+        for char in path:
+            if not _PATH_CHAR.fullmatch(char):
+                raise ValueError(
+                    "may hold only ASCII letters and digits, '_', '.', '/' and '-' (no "
+                    f"spaces); {shown(char)} is not one"
+                )
+        if not _ALNUM.fullmatch(path[0]):
+            # The path follows /hooks/: a leading slash is the usual slip.
+            bare = path.lstrip("/")
+            hint = f" (write {shown(bare)})" if bare and _ALNUM.fullmatch(bare[0]) else ""
+            raise ValueError(
+                f"must start with an ASCII letter or digit, not {shown(path[0])}{hint}"
+            )
+        return path
+
+    @field_validator("secret_env")
+    @classmethod
+    def _variable_name(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        if name[0].isdigit():
+            raise ValueError(
+                f"is the name of an environment variable, which does not start with a "
+                f"digit; {shown(name)} does"
+            )
+        for char in name:
+            if not _NAME_CHAR.fullmatch(char):
+                raise ValueError(
+                    "is the name of an environment variable: it may hold only ASCII "
+                    f"letters, digits and '_'; {shown(char)} is not one"
+                )
+        return name
 
     @model_validator(mode="after")
     def _authenticated(self) -> WebhookTrigger:
