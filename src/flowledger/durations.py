@@ -82,6 +82,20 @@ def _parse_text(text: str) -> float:
     raise ValueError(f"{shown(text)} is not a duration; {HELP}")
 
 
+def duration_at_least(value: Any, minimum: timedelta) -> Any:
+    """A duration field's given value (text such as ``30d``, seconds, a timedelta) as a
+    timedelta, ValueError in words when it is shorter than ``minimum``; any other value
+    is left for the field's own type to refuse. For a field validator (mode "before")."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            value = parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+    if isinstance(value, timedelta) and value < minimum:
+        raise ValueError(f"must be at least {spoken(minimum)}, not {spoken(value)}")
+    return value
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value

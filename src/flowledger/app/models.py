@@ -40,7 +40,7 @@ from flowledger.app.inputs import MAX_INT64, parse_json
 from flowledger.app.limits import check_fields_no_nul
 from flowledger.config import MIN_RETENTION
 from flowledger.definition.compiled import CompiledWorkflow
-from flowledger.durations import parse_duration, spoken
+from flowledger.durations import duration_at_least
 from flowledger.errors import InputError, InvalidInputError, Path, field_message, shown
 from flowledger.jsonvalues import check_json_value
 from flowledger.numbers import NumbersNotBooleans
@@ -389,14 +389,7 @@ class PruneExecutions(Request):
     @field_validator("older_than", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = parse_duration(value)
-            except ValueError as exc:
-                raise ValueError(str(exc)) from None
-        if isinstance(value, timedelta) and value < MIN_RETENTION:
-            raise ValueError(f"must be at least {spoken(MIN_RETENTION)}")
-        return value
+        return duration_at_least(value, MIN_RETENTION)
 
     @field_validator("statuses")
     @classmethod

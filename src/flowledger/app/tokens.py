@@ -58,7 +58,7 @@ from pydantic import Field, field_validator
 from typing_extensions import TypedDict
 
 from flowledger.app.models import Request
-from flowledger.durations import parse_duration, spoken
+from flowledger.durations import duration_at_least
 from flowledger.errors import (
     AuthenticationError,
     ConflictError,
@@ -100,14 +100,7 @@ class CreateToken(Request):
     @field_validator("expires_in", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            try:
-                value = parse_duration(value)
-            except ValueError as exc:
-                raise ValueError(str(exc)) from None
-        if isinstance(value, timedelta) and value < MIN_LIFETIME:
-            raise ValueError(f"must be at least {spoken(MIN_LIFETIME)}, not {spoken(value)}")
-        return value
+        return duration_at_least(value, MIN_LIFETIME)
 
     @field_validator("name")
     @classmethod
