@@ -95,3 +95,27 @@ async def test_a_locked_database_is_trouble_to_tell_in_a_line_not_a_bug(
         "lease heartbeat failed (StorageError: the database could not renew the leases: "
         f"{LOCKED}); the next one tries again"
     )
+
+
+async def test_a_drive_cancelled_midway_releases_its_execution(engine: Engine) -> None:
+    """Its finally let go of the heartbeat first, whose stop took the cancel the drive had
+    already taken for a new one and raised it again: the release after it never ran, and
+    the execution stayed leased to a live owner (another Engine in this process was
+    refused it: "being run by another Engine in this process")."""
+    workflow = engine.load_text(
+        "name: d\nsteps: [{id: a, type: sys.delay, input: {duration: 30s}}]\n"
+    )
+    execution_id = await engine.start(workflow)
+    drive = asyncio.create_task(engine.drive(execution_id))
+    for _ in range(500):
+        if any(e["kind"] == "step.suspended" for e in await engine.events(execution_id)):
+            break
+        await asyncio.sleep(0.01)
+    drive.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await drive
+    row = await engine.store.get_execution(execution_id)
+    assert row is not None and row["lease_owner"] is None  # claimable at once
+    async with Engine(engine.db_url, registry=engine.registry) as other:
+        taken = await other.store.acquire_lease_row(execution_id, other.owner, LEASE)
+        assert taken is not None

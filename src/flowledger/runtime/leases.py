@@ -90,14 +90,20 @@ class LeaseKeeper:
         task, self._task = self._task, None
         if task is None:
             return
+        current = asyncio.current_task()
+        # Counted before: a cancel the caller took already (a drive cancelled midway, now
+        # letting go in its finally) is not one that came while this waited. Counting
+        # it re-raised here, and the drive skipped releasing its execution: cancelled
+        # (Ctrl-C, a crash-like stop in a test) it stayed leased to a live owner, which
+        # another Engine in the process could not take until the lease lapsed.
+        before = current.cancelling() if current is not None else 0
         task.cancel()
         try:
             await task
         except asyncio.CancelledError:
             # The heartbeat's own cancellation ends here. The caller's, had it come while
             # this waited (a drive cancelled as it lets go), must go on up.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            if current is not None and current.cancelling() > before:
                 raise
 
 
