@@ -35,6 +35,7 @@ from flowledger.runtime.orphans import process_owner
 from flowledger.runtime.ports import Control
 from flowledger.runtime.rerun_artifacts import copy_artifacts, forget_copies
 from flowledger.runtime.status import ExecutionStatus, StepStatus
+from flowledger.runtime.waits import input_signal_id, outside_wait_of, taken_by
 from flowledger.schema_check import check_against_schema, validator_for
 from flowledger.steps.builtins import apply_variable_op, variable_after
 from flowledger.storage import Batch, Row
@@ -69,16 +70,22 @@ async def submit_input(
     engine: Control, execution_id: str, step: str, data: Any, submitted_by: str
 ) -> str:
     """Check ``data`` against the waiting step's schema and hand it over; returns the step
-    execution id. The step keeps waiting (nothing is recorded) when the data is refused."""
+    execution id. The step keeps waiting (nothing is recorded) when the data is refused.
+    A custom step parked by ``Suspend(until=None)`` (runtime.waits) takes any JSON."""
     row = await _execution(engine, execution_id)
     status = ExecutionStatus(row["runtime_status"])
     if status.terminal:
         raise ConflictError(f"execution {execution_id} is {status}; it waits for no input")
     rows = list(_latest(await engine.store.get_step_executions(execution_id)).values())
-    waiting = [r for r in rows if waits_for_input(r)]
+    waiting = [r for r in rows if waits_for_input(r) or outside_wait_of(r) is not None]
     chosen = [r for r in waiting if step in (r["step_id"], r["id"])]
     if not chosen:
         named = [r for r in rows if r["step_id"] == step]
+        if named and _woken_by_input(named[-1]):
+            raise ConflictError(
+                f"step '{step}' of execution {execution_id} has been answered already; "
+                "it takes the first answer sent while it waits only"
+            )
         if named:
             raise ConflictError(
                 f"step '{step}' of execution {execution_id} is not waiting for input "
@@ -114,7 +121,7 @@ async def submit_input(
             "data",
             f"the data does not match the schema of step '{target['step_id']}' (it keeps waiting)",
         )
-    payload = {
+    payload: dict[str, Any] = {
         "stepExecutionId": target["id"],
         "data": data,
         "submittedBy": submitted_by,
@@ -122,8 +129,15 @@ async def submit_input(
     }
     signal = _signal(execution_id, "input", payload, submitted_by, now, step_id=target["step_id"])
     # Its id is the step execution's: a step takes one answer, the first one sent, even
-    # while it is still waiting (the runner applies it at its next round).
-    signal["id"] = target["id"]
+    # while it is still waiting (the runner applies it at its next round). One parked for
+    # the outside takes one per wait (it may park again once woken).
+    taken = outside_wait_of(target)
+    if taken is None:
+        signal["id"] = target["id"]
+    else:
+        payload["wait"] = taken
+        signal["payload"] = Codec().dumps(payload)
+        signal["id"] = input_signal_id(target["id"], taken)
     try:  # its write wakes the idle workers too
         sent = await engine.store.send_signal(signal, unless_pending="cancel")
     except SignalBlocked:  # taken, it would never be applied: the runner cancels first
@@ -136,6 +150,12 @@ async def submit_input(
             "already; it takes the first answer only"
         )
     return str(target["id"])
+
+
+def _woken_by_input(row: Row) -> bool:
+    """Parked for the outside, woken by an input, its resume running (runtime.waits)."""
+    suspended = row["status"] == StepStatus.IN_PROGRESS and row["suspended"]
+    return bool(suspended and row["wake_at"] is None and taken_by(loads(row["state"])))
 
 
 def _signal(

@@ -1122,8 +1122,10 @@ class Engine:
         self, execution_id: str, step: str, data: Any, *, submitted_by: str = "python"
     ) -> str:
         """Hand a waiting ``sys.wait_for_input`` step its data (checked against its schema;
-        InputError when refused, and the step keeps waiting). ``step`` is a step id, or a
-        step execution id when the step waits in several loop iterations."""
+        InputError when refused, and the step keeps waiting), or a custom step parked by
+        ``Suspend(until=None)`` (any JSON: its resume reads it as ``state["input"]``).
+        ``step`` is a step id, or a step execution id when the step waits in several loop
+        iterations."""
         step_execution_id = await control.submit_input(self, execution_id, step, data, submitted_by)
         self._poke_here(execution_id)
         return step_execution_id

@@ -49,11 +49,15 @@ class StepTimedOut(Exception):
         self.seconds = seconds
 
 
+_NOT_THE_HANDLERS = frozenset({"variables", "wait"})
+
+
 async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepContext) -> Any:
     step_type = run.step.step_type
     if run.suspended and step_type.resume is not None:
-        # The handler's own state: "variables" is the engine's (runner._park).
-        state = {k: v for k, v in (run.state or {}).items() if k != "variables"}
+        # The handler's own state, and the "input" that woke it (runtime.waits): the
+        # engine's "variables" and "wait" are not the handler's (runner._park).
+        state = {k: v for k, v in (run.state or {}).items() if k not in _NOT_THE_HANDLERS}
         # A plain ``def`` resume is run as a plain handler is, in a thread.
         if step_type.resume_is_coroutine:
             return await step_type.resume(data, ctx, state)

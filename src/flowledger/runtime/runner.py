@@ -55,7 +55,7 @@ from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
-from flowledger.runtime.waits import InputWaits
+from flowledger.runtime.waits import ENGINE_KEYS, InputWaits, mark_parked
 from flowledger.schema_check import problem_lines
 from flowledger.steps.base import StepContext, StepKind, Suspend
 from flowledger.storage.base import NEVER
@@ -279,9 +279,11 @@ class ExecutionRunner:
             await self.children.refresh()
 
     def _only_outside_waits(self) -> bool:
-        """Nothing runs here: every unfinished step waits for a person or for children."""
+        """Nothing runs here: every unfinished step waits for a person, for an input from
+        outside (Suspend(until=None)) or for children."""
         busy = self.tasks or self.ready or self.to_launch or self._finished
-        return not busy and (self.inputs.waiting or self.children.waiting)
+        inputs = self.inputs
+        return not busy and bool(inputs.waiting or inputs.outside or self.children.waiting)
 
     def _timer_within(self, seconds: float) -> bool:
         if not self.timers:
@@ -368,7 +370,8 @@ class ExecutionRunner:
             if self.draining:
                 timeout = None  # timers belong to whoever owns the execution next
             idle = not self.tasks and not self.timers and not self.draining
-            if idle and not self.children.waiting and not self.inputs.waiting:
+            inputs = self.inputs
+            if idle and not self.children.waiting and not inputs.waiting and not inputs.outside:
                 self._fail_execution(
                     {"message": "the execution has nothing left to run but is not finished"}
                 )
@@ -656,21 +659,39 @@ class ExecutionRunner:
         """The handler returned Suspend. Its state is stored, so JSON must hold it as it
         is; the attempt's ``ctx.variables`` changes stay pending with it (stored in the
         same commit, so a restart while parked keeps them) until the attempt completes:
-        a woken attempt that fails then changes nothing, as any failed attempt."""
+        a woken attempt that fails then changes nothing, as any failed attempt. Without
+        ``until`` it waits for an input from outside (runtime.waits), the execution
+        InProgress: before, nothing could wake it and the execution failed at once as
+        "nothing left to run" (tour 23 F1)."""
+        step_type = run.step.step_type
+        if suspend.until is None and step_type.resume is None:
+            message = (
+                f"it returned Suspend(until=None), which waits for an input, but step type "
+                f"'{step_type.name}' has no resume= to read it: give @step_type a "
+                "resume=fn(input, ctx, state), or Suspend a time (until=...)"
+            )
+            self.step_failed(run, message, retryable=False)
+            return
         try:
             state = dict(storable(dict(suspend.state), "state"))
         except NotJSONError as exc:
             self.step_failed(run, f"its Suspend state cannot be stored: {exc}", retryable=False)
             return
+        for key in ENGINE_KEYS:  # the engine's own (a resume handing back its state)
+            state.pop(key, None)
+        before = run.state if run.suspended else None
         applied = _applied_before(run)
         changes, run.variable_changes = run.variable_changes, None
         if changes is not None:
             pending: list[Any] = [list(change) for change in changes.ops]
         else:  # no context was made for the attempt: what it parked with before stands
             pending = pending_in(run.state) if run.suspended else []
+        mark_parked(state, before, outside=suspend.until is None)
         self.suspend(run, suspend, state)
         if pending or applied:
             state["variables"] = parked(pending, applied)
+        if suspend.until is None:
+            self.inputs.wait_outside(run)
 
     def suspend(
         self, run: StepExecution, suspend: Suspend, state: dict[str, Any] | None = None
@@ -680,11 +701,14 @@ class ExecutionRunner:
         run.wake_at = suspend.until
         run.state = dict(suspend.state) if state is None else state
         self.journal.touch(run)
-        self.journal.event(
-            "step.suspended", run, {"until": iso(suspend.until) if suspend.until else None}
-        )
         if suspend.until is not None:
+            self.journal.event("step.suspended", run, {"until": iso(suspend.until)})
             self.add_timer(suspend.until, "wake", run)
+        else:  # a person's (sys.wait_for_input), or the outside's (runtime.waits)
+            self.journal.event("step.suspended", run, {"until": None, "waitsForInput": True})
+
+    def wait_outside(self, run: StepExecution) -> None:
+        self.inputs.wait_outside(run)
 
     def step_failed(
         self,
@@ -708,6 +732,8 @@ class ExecutionRunner:
                 f"'{run.step.id}' has no retry policy: give it retry: to try it again)"
             )
         now = self.clock.now()
+        if run.suspended:  # a wait it is in ends (its due time came)
+            self.inputs.forget(run)
         run.status = StepStatus.FAILED
         run.failed_at = now
         run.suspended = False
@@ -863,6 +889,8 @@ class ExecutionRunner:
         if run.terminal:
             return
         self._cancel_task_of(run)
+        if run.suspended:
+            self.inputs.forget(run)
         self.drivers[run.step.step_type.kind].cancel(run, reason)
         run.status = StepStatus.CANCELLED
         run.failed_at = self.clock.now()

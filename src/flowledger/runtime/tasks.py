@@ -55,8 +55,11 @@ class TaskDriver:
         return None
 
     def restore(self, run: StepExecution, restoring: Restoring) -> bool:
-        # A suspended task (sys.delay) keeps waiting for its wake timer; one that was
-        # running had its process die under it.
+        # A suspended task (sys.delay) keeps waiting for its wake timer, one parked without
+        # a time for its input (runtime.waits); one that was running had its process die
+        # under it.
+        if run.suspended and run.wake_at is None:
+            self.scheduler.wait_outside(run)
         return run.suspended
 
     def restored(self) -> None:

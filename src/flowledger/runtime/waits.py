@@ -1,12 +1,25 @@
-"""Steps waiting for a person (``sys.wait_for_input``, ``StepKind.WAIT_FOR_INPUT``):
-begin, deliver, time out."""
+"""Steps waiting for input: a person's (``sys.wait_for_input``, ``StepKind.WAIT_FOR_INPUT``):
+begin, deliver, time out; and the outside's, a custom step parked by ``Suspend(until=None)``
+until ``Engine.submit_input`` wakes it (a callback: a job submitted elsewhere, its webhook).
+
+A step parked for the outside keeps ``{"outside": n}`` under its state's ``"wait"`` (n:
+the inputs this attempt took before), and once an input woke it ``{"woke": n + 1}`` with
+the data under ``"input"``, which its ``resume`` reads (parked again until a time, it
+keeps the count). Its status stays InProgress, and so does the execution's: no person
+is asked (AwaitingUserInput is for people, SPEC §4). ``run``/``drive``/``settle`` wait
+for the input as for a ``sys.delay``; a worker parks the execution, and the input's
+signal makes it claimable again.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
+from flowledger.codec import loads
 from flowledger.durations import parse_duration
 from flowledger.runtime.ports import Restoring, Scheduler
 from flowledger.runtime.state import StepExecution
@@ -16,8 +29,8 @@ from flowledger.steps.base import Suspend
 from flowledger.steps.human import INPUT_WAIT, input_problems
 from flowledger.timeutil import iso
 
-#: How a waiting step is parked (the marker documents.waits_for_input reads back).
-_WAITING = Suspend(until=None, state={"wait": INPUT_WAIT})
+#: How a waiting step is parked; its state is the marker documents.waits_for_input reads.
+_WAITING = Suspend(until=None)
 
 
 class InputWaits(TaskDriver):
@@ -25,12 +38,14 @@ class InputWaits(TaskDriver):
         super().__init__(scheduler)
         #: Waiting step runs by step execution id.
         self.runs: dict[str, StepExecution] = {}
+        #: Custom steps parked until an input comes from outside, by step execution id.
+        self.outside: dict[str, StepExecution] = {}
 
     # -- driver hooks -------------------------------------------------------------------------
 
     def start(self, run: StepExecution, data: BaseModel) -> None:
         # The step has no handler: it parks at once, in the round that records its start.
-        self.scheduler.suspend(run, _WAITING)
+        self.scheduler.suspend(run, _WAITING, {"wait": INPUT_WAIT})
         self.begin(run)
 
     def due(self, run: StepExecution) -> bool:
@@ -70,11 +85,26 @@ class InputWaits(TaskDriver):
 
     @property
     def waiting(self) -> bool:
+        """A person is waited for."""
         return bool(self.runs)
 
+    def wait_outside(self, run: StepExecution) -> None:
+        """``run`` is parked without a time (its state marked by :func:`mark_parked`),
+        or was found so by recovery: it waits for an input, or, when one woke it and its
+        resume was cut (a restart), resumes again with that input."""
+        if taken_by(run.state) is not None:
+            self.scheduler.to_launch.append(run)
+            return
+        self.outside[run.id] = run
+
     def deliver(self, payload: dict[str, Any]) -> None:
-        """Data a person submitted (checked again: the schema is the step's, not the caller's)."""
-        run = self.runs.get(str(payload.get("stepExecutionId")))
+        """Data a person submitted (checked again: the schema is the step's, not the caller's),
+        or an input for a step parked for the outside."""
+        step_execution_id = str(payload.get("stepExecutionId"))
+        if step_execution_id in self.outside:
+            self._wake(self.outside[step_execution_id], payload)
+            return
+        run = self.runs.get(step_execution_id)
         detail = {"submittedBy": payload.get("submittedBy"), "submittedAt": payload.get("at")}
         if run is None or run.status != StepStatus.IN_PROGRESS:
             self.scheduler.journal.event(
@@ -111,5 +141,72 @@ class InputWaits(TaskDriver):
             )
         return True
 
+    def _wake(self, run: StepExecution, payload: Mapping[str, Any]) -> None:
+        """An input for a step parked for the outside: its resume runs with it (after this
+        round's commit, which records the input with the step: a restart resumes it)."""
+        detail = {"submittedBy": payload.get("submittedBy"), "submittedAt": payload.get("at")}
+        taken = waits_outside(run.state)
+        if run.status != StepStatus.IN_PROGRESS or taken != payload.get("wait"):
+            reason = "the step is not waiting"  # an answer to an earlier wait of it
+            self.scheduler.journal.event("step.input_ignored", run, {**detail, "reason": reason})
+            return
+        assert taken is not None
+        del self.outside[run.id]
+        state = dict(run.state or {})
+        state["wait"], state["input"] = {"woke": taken + 1}, payload.get("data")
+        run.state = state
+        self.scheduler.journal.touch(run)
+        self.scheduler.journal.event("step.input_received", run, detail)
+        self.scheduler.to_launch.append(run)
+
     def forget(self, run: StepExecution) -> None:
         self.runs.pop(run.id, None)
+        self.outside.pop(run.id, None)
+
+
+# -- a custom step parked for the outside (Suspend(until=None)) ---------------------------
+
+#: The state keys the engine keeps with a parked step: what a handler's Suspend state holds
+#: under them is not kept (``"variables"``: runtime.attempts).
+ENGINE_KEYS = ("variables", "wait", "input")
+
+
+def mark_parked(state: dict[str, Any], before: Any, *, outside: bool) -> None:
+    """Mark ``state`` (a step's new Suspend state) as waiting for an input from outside,
+    or, parked until a time, keep the count of inputs it took; ``before``: the step's
+    state until now (a woken attempt that parks again counts on)."""
+    taken = taken_by(before) or 0
+    if outside:
+        state["wait"] = {"outside": taken}
+    elif taken:
+        state["wait"] = {"woke": taken}
+
+
+def waits_outside(state: Any) -> int | None:
+    """How many inputs the step took before, when its state waits for one from outside."""
+    wait = state.get("wait") if isinstance(state, Mapping) else None
+    if isinstance(wait, Mapping) and isinstance(wait.get("outside"), int):
+        return int(wait["outside"])
+    return None
+
+
+def taken_by(state: Any) -> int | None:
+    """How many inputs from outside woke the step (None: none did, or it waits for one)."""
+    wait = state.get("wait") if isinstance(state, Mapping) else None
+    if isinstance(wait, Mapping) and isinstance(wait.get("woke"), int):
+        return int(wait["woke"])
+    return None
+
+
+def outside_wait_of(row: Mapping[str, Any]) -> int | None:
+    """A step execution row parked for an input from outside: the inputs it took before."""
+    if row["status"] != StepStatus.IN_PROGRESS or not row["suspended"] or row["wake_at"]:
+        return None
+    return waits_outside(loads(row["state"]))
+
+
+def input_signal_id(step_execution_id: str, taken: int) -> str:
+    """The id of the input signal that wakes a step parked for the outside, which took
+    ``taken`` inputs before: one per wait, so a wait takes the first answer sent only
+    (a webhook delivered twice wakes it once), and a later wait of it one of its own."""
+    return str(uuid.uuid5(uuid.UUID(step_execution_id), f"input/{taken}"))

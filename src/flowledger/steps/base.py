@@ -55,12 +55,18 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Suspend:
-    """Returned by a handler to park the step durably until ``until`` (or external input).
+    """Returned by a handler to park the step durably until ``until``, or, with ``until``
+    None, until an input comes from outside (a callback: the step submitted a job
+    elsewhere, whose webhook answers): ``Engine.submit_input(execution_id, step_id,
+    data)`` (``executions input``, the API's, the web's) wakes it with any JSON, which
+    ``StepType.resume`` reads as ``state["input"]``; each wait takes the first input sent.
 
-    The step stays ``InProgress`` without a running handler; after a restart it is
-    not re-run, it keeps waiting. When it wakes, ``StepType.resume`` produces its output,
-    given ``state`` (whose key ``variables`` is reserved: the engine keeps the attempt's
-    ``ctx.variables`` changes there, pending until the attempt completes). JSON must hold
+    The step stays ``InProgress`` without a running handler, and so does the execution
+    (no person is asked); after a restart it is not re-run, it keeps waiting. When it
+    wakes, ``StepType.resume`` produces its output (or parks again), given ``state``.
+    Its keys ``variables``, ``wait`` and ``input`` are the engine's (the attempt's
+    ``ctx.variables`` changes, pending until the attempt completes; what it waits for;
+    the input that woke it): what ``state`` holds under them is not kept. JSON must hold
     ``state`` as it is (it is stored), else the step fails.
     """
 
