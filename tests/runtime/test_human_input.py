@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from flowledger import Engine, StepRegistry
-from flowledger.errors import ConflictError, InputError, NotFoundError
+from flowledger.errors import ConflictError, InputError, InvalidInputError, NotFoundError
 from tests.runtime.support import latest, running_worker, wait_for_status, yaml
 
 APPROVAL = yaml(
@@ -276,3 +276,25 @@ async def test_an_execution_ended_between_the_read_and_the_take_is_not_run_again
     monkeypatch.setattr(engine, "_row", stale)
     again = await engine.drive(doc["id"])
     assert again["runtimeStatus"] == "Completed" and again["output"] == done["output"]
+
+
+async def test_data_json_cannot_hold_is_refused_naming_its_place(engine: Engine) -> None:
+    """Tour 23 F5: NaN or an infinity in the data raised the codec's own UnstorableError
+    (a ValueError, not a FlowledgerError) from Engine.submit_input, where every face
+    refuses it as InvalidInputError naming the field; the step keeps waiting. So is a
+    lone surrogate in the text fields of an input or a cancel."""
+    doc = await engine.run(engine.load_text(APPROVAL))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(InvalidInputError) as refused:
+            await engine.submit_input(doc["id"], "approve", {"approved": True, "x": [1, bad]})
+        assert str(refused.value) == f"data.x[1]: {bad} is not a JSON number"
+        assert refused.value.field_path == ("data", "x", 1)
+    with pytest.raises(InputError, match=r"data.who holds a value of type object"):
+        await engine.submit_input(doc["id"], "approve", {"approved": True, "who": object()})
+    # Text UTF-8 cannot hold: a UnicodeEncodeError from the codec before.
+    with pytest.raises(InvalidInputError, match=r"submitted_by: holds a lone surrogate"):
+        await engine.submit_input(doc["id"], "approve", {"approved": True}, submitted_by="\ud800")
+    with pytest.raises(InvalidInputError, match=r"reason: holds a lone surrogate"):
+        await engine.cancel(doc["id"], reason="\ud800")
+    await engine.submit_input(doc["id"], "approve", {"approved": True})
+    assert (await engine.settle(doc["id"]))["runtimeStatus"] == "Completed"

@@ -26,6 +26,7 @@ from flowledger.errors import (
     NotFoundError,
     did_you_mean,
 )
+from flowledger.jsonvalues import NotJSONError, check_json_value, to_plain
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
@@ -72,6 +73,14 @@ async def submit_input(
     """Check ``data`` against the waiting step's schema and hand it over; returns the step
     execution id. The step keeps waiting (nothing is recorded) when the data is refused.
     A custom step parked by ``Suspend(until=None)`` (runtime.waits) takes any JSON."""
+    # What JSON cannot hold (NaN, an object) is refused naming its place, as every face
+    # refuses it (InvalidInputError): the codec raised its own ValueError (tour 23 F5).
+    check_json_value(data, "data")
+    check_json_value(submitted_by, "submitted_by")  # a lone surrogate: no UTF-8 for it
+    try:
+        data = to_plain(data, "data")
+    except NotJSONError as exc:
+        raise InputError(str(exc)) from None
     row = await _execution(engine, execution_id)
     status = ExecutionStatus(row["runtime_status"])
     if status.terminal:
@@ -210,6 +219,8 @@ async def unanswered(
 
 
 async def request_cancel(engine: Control, execution_id: str, by: str, reason: str) -> None:
+    check_json_value(reason, "reason")  # a lone surrogate: no UTF-8 for it
+    check_json_value(by, "by")
     row = await _execution(engine, execution_id)
     status = ExecutionStatus(row["runtime_status"])
     if status.terminal:

@@ -1125,7 +1125,7 @@ class Engine:
         InputError when refused, and the step keeps waiting), or a custom step parked by
         ``Suspend(until=None)`` (any JSON: its resume reads it as ``state["input"]``).
         ``step`` is a step id, or a step execution id when the step waits in several loop
-        iterations."""
+        iterations. What JSON cannot hold (NaN) is InvalidInputError naming its place."""
         step_execution_id = await control.submit_input(self, execution_id, step, data, submitted_by)
         self._poke_here(execution_id)
         return step_execution_id
