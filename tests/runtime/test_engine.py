@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from flowledger import CompiledWorkflow, Engine, NotFoundError
+from flowledger import CompiledWorkflow, Engine, EngineClosedError, NotFoundError
+from flowledger.runtime.creation import Lineage
+from flowledger.storage import open_store
 
 HELLO = "name: hello\nsteps: [{id: a, type: sys.no_action}]\n"
 
@@ -25,3 +32,123 @@ async def test_locate_reads_a_file_only_when_asked(engine: Engine, tmp_path: Pat
     assert (await engine.find_workflow(str(path), allow_file=True)).name == "hello"
     await engine.push(found)
     assert (await engine.find_workflow("hello")).name == "hello"  # a name, as before
+
+
+NOT_OPEN = "the engine is not open; use 'async with Engine(...)'"
+#: Public members that work on an Engine that is not open: they touch no database.
+WITHOUT_A_DATABASE = {"open", "close", "load", "load_text", "add_observer", "on_events"}
+
+
+def _uses(
+    engine: Engine, workflow: CompiledWorkflow, execution_id: str, version_id: str
+) -> dict[str, Callable[[], Any]]:
+    """A call of every public member of Engine that needs it open."""
+    row = {"id": execution_id}
+
+    return {
+        "store": lambda: engine.store,
+        "http": lambda: engine.http,
+        "entities": lambda: engine.entities,
+        "artifacts": lambda: engine.artifacts,
+        "register": lambda: engine.register(workflow),
+        "push": lambda: engine.push(workflow),
+        "find_workflow": lambda: engine.find_workflow("hello"),
+        "locate": lambda: engine.locate("hello"),
+        "resolve_workflow": lambda: engine.resolve_workflow("hello"),
+        "resolve_version": lambda: engine.resolve_version("hello"),
+        "workflow_for_version": lambda: engine.workflow_for_version(version_id),
+        "workflow_to_read": lambda: engine.workflow_to_read(version_id),
+        "workflow_version": lambda: engine.workflow_version(version_id),
+        "live_workflows": lambda: engine.live_workflows("triggers"),
+        "start": lambda: engine.start(workflow),
+        "start_keyed": lambda: engine.start_keyed(workflow, {}, Lineage(trigger_key="k")),
+        "start_document": lambda: engine.start_document(workflow),
+        "start_once": lambda: engine.start_once(workflow, {}, "key"),
+        "drive": lambda: engine.drive(execution_id),
+        "run_owned": lambda: engine.run_owned(execution_id),
+        "submit_input": lambda: engine.submit_input(execution_id, "a", {}),
+        "cancel": lambda: engine.cancel(execution_id),
+        "retry": lambda: engine.retry(execution_id),
+        "rerun": lambda: engine.rerun(execution_id, "a"),
+        "pending_inputs": lambda: engine.pending_inputs(execution_id),
+        "settle": lambda: engine.settle(execution_id),
+        "apply_cancel": lambda: engine.apply_cancel(execution_id),
+        "run": lambda: engine.run(workflow),
+        "get_execution": lambda: engine.get_execution(execution_id),
+        "document": lambda: engine.document(row, []),
+        "list_executions": lambda: engine.list_executions(),
+        "events": lambda: engine.events(execution_id),
+    }
+
+
+async def test_an_engine_that_is_not_open_says_so_alike_everywhere(tmp_path: Path) -> None:
+    """Tour 23 F11: before open ``entities`` was an AttributeError and ``http`` a
+    StorageError; after close ``entities`` answered (its calls failed with "the store is
+    closed") and the cached ``register``/``workflow_for_version`` answered too."""
+    engine = Engine(f"sqlite:///{tmp_path / 'flow.db'}")
+    workflow = engine.load_text(HELLO)
+    missing = "00000000-0000-4000-8000-000000000000"
+    public = {name for name in dir(Engine) if not name.startswith("_")}
+    assert set(_uses(engine, workflow, missing, missing)) == public - WITHOUT_A_DATABASE
+    for when in ("before open", "after close"):
+        if when == "after close":
+            async with engine:
+                doc = await engine.run(workflow)
+                await engine.push(workflow)
+            uses = _uses(engine, workflow, doc["id"], doc["workflowTemplateVersionId"])
+        else:
+            uses = _uses(engine, workflow, missing, missing)
+        for name, use in uses.items():
+            with pytest.raises(EngineClosedError) as raised:
+                await _answer(use)
+            assert str(raised.value) == NOT_OPEN, (when, name)
+
+
+async def _answer(use: Callable[[], Any]) -> Any:
+    answer = use()
+    return await answer if inspect.isawaitable(answer) else answer
+
+
+async def test_an_in_memory_engine_keeps_artifacts_in_a_folder_it_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tour 23 F8: ``Engine("sqlite://")`` (the README's test recipe) wrote its artifacts
+    to ./flowledger-artifacts and left them there: a test suite's landed in the
+    repository. Its artifacts go where its database goes: away when it closes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLOWLEDGER_ARTIFACTS", raising=False)
+    monkeypatch.setenv("FLOWLEDGER_OUTPUT_BUDGET", "1024")
+    big = "name: big\nsteps: [{id: a, type: sys.transform, input: {value: \"{{ 'x' * 3000 }}\"}}]\n"
+    async with Engine("sqlite://") as engine:
+        doc = await engine.run(engine.load_text(big))
+        assert doc["runtimeStatus"] == "Completed", doc["error"]
+        [kept] = await engine.artifacts.for_execution(doc["id"])
+        root = engine.artifacts.root
+        assert (root / doc["id"] / kept["id"]).is_file()
+    assert not root.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_opening_leaves_the_event_loop_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tour 23 F14: open made the store on the loop (the driver's import, SQLAlchemy's
+    engine, the file's checks: 0.13-0.35 s with nothing else running). Made on a thread,
+    the loop runs other tasks meanwhile: one sets an event that the making waits for."""
+    ran = threading.Event()
+    waited: list[bool] = []
+
+    def making(*args: Any, **kwargs: Any) -> Any:
+        waited.append(ran.wait(timeout=2))  # on the loop, nothing could set it
+        return open_store(*args, **kwargs)
+
+    monkeypatch.setattr("flowledger.runtime.engine.open_store", making)
+
+    async def other_work() -> None:
+        ran.set()
+
+    engine = Engine(f"sqlite:///{tmp_path / 'flow.db'}")
+    task = asyncio.create_task(other_work())
+    async with engine:
+        await task
+    assert waited == [True]

@@ -11,10 +11,14 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
+
+from sqlalchemy.engine import make_url
 
 from flowledger.artifacts.service import ArtifactService, default_artifacts_root
 from flowledger.codec import Codec, loads, same_json
@@ -88,6 +92,16 @@ CLOSE_GRACE = 10.0
 #: How long ``close`` then waits for cancelled runs to give their executions back.
 CLOSE_CANCEL_WAIT = 10.0
 log = logging.getLogger(__name__)
+#: What every part of an Engine that is not open says (EngineClosedError).
+NOT_OPEN = "the engine is not open; use 'async with Engine(...)'"
+
+
+def _in_memory(db_url: str) -> bool:
+    """An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``)."""
+    if not db_url.startswith("sqlite:"):
+        return False
+    database = make_url(db_url).database
+    return not database or database == ":memory:"
 
 
 class _Running:
@@ -197,6 +211,10 @@ class Engine:
         #: ``close`` gives them back.
         self._running: dict[str, _Running] = {}
         self._closing = False
+        self._entities: EntityService | None = None
+        self._artifacts: ArtifactService | None = None
+        #: The temporary artifacts folder of an in-memory database (removed by ``close``).
+        self._scratch: Path | None = None
         #: The event loop that opened the engine: the only one it may be used from.
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -205,22 +223,24 @@ class Engine:
     async def open(self) -> Engine:
         self._check_loop()
         if self._store is None:
-            store = open_store(self.db_url, self.settings, create=self.create)
+            # Made on a thread: importing the database driver, creating SQLAlchemy's engine
+            # and looking at the file held the loop 0.13-0.35 s (tour 23 F14); what follows
+            # waits on the store's own threads (its migrations among them).
+            store, root = await asyncio.to_thread(self._open_store)
             try:
                 await store.initialize()
             except BaseException:  # its lane threads and connections go with it
                 await store.close()
+                await self._remove_scratch()
                 raise
             self._store = store
             # The engine's own client connects only where the egress policy allows (SSRF);
             # it ignores proxy variables, which would connect on its behalf unchecked.
             http = self._http or lazy_client(self._new_http_client)
             self._http = http
-            self.entities = EntityService(store, self.clock)
-            self.artifacts = ArtifactService(
-                store,
-                default_artifacts_root(self.db_url, self.settings),
-                budget=self.settings.output_budget,
+            self._entities = entities = EntityService(store, self.clock)
+            self._artifacts = artifacts = ArtifactService(
+                store, root, budget=self.settings.output_budget
             )
             self._services = Services(
                 store,
@@ -228,10 +248,10 @@ class Engine:
                 self.templates,
                 self.registry,
                 self.clock,
-                entities_for=self.entities.bind,
-                artifacts_for=self.artifacts.bind,
-                offload_output=self.artifacts.offload,
-                read_artifact=self.artifacts.read_output,
+                entities_for=entities.bind,
+                artifacts_for=artifacts.bind,
+                offload_output=artifacts.offload,
+                read_artifact=artifacts.read_output,
                 resolve_workflow=self.resolve_workflow,
                 workflow_for_version=self.workflow_for_version,
                 step_log_level=logging.getLevelNamesMapping()[self.settings.step_log_level],
@@ -242,6 +262,26 @@ class Engine:
             self.clock.synchronize(await store.db_now())
             self._loop = asyncio.get_running_loop()
         return self
+
+    def _open_store(self) -> tuple[Store, Path]:
+        """The store (not yet initialized) and the artifacts folder (on a thread: both
+        touch the disk). An in-memory database's artifacts go to a temporary folder that
+        ``close`` removes, as the database goes then: they went to ./flowledger-artifacts
+        in the working directory, and stayed there (tour 23 F8)."""
+        store = open_store(self.db_url, self.settings, create=self.create)
+        if self.settings.artifacts_dir is None and _in_memory(self.db_url):
+            self._scratch = Path(tempfile.mkdtemp(prefix="flowledger-artifacts-"))
+            return store, self._scratch
+        return store, default_artifacts_root(self.db_url, self.settings)
+
+    async def _remove_scratch(self) -> None:
+        scratch, self._scratch = self._scratch, None
+        if scratch is not None:
+            await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+
+    def _check_open(self) -> None:
+        if self._store is None:
+            raise EngineClosedError(NOT_OPEN)
 
     def _check_loop(self) -> None:
         """Refuse, at once, use from an event loop other than the one that opened the
@@ -289,10 +329,13 @@ class Engine:
         if self._store is not None:
             await self._store.close()
             self._store = None
+            await self._remove_scratch()
         if self._own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
         self._services = None
+        self._entities = None
+        self._artifacts = None
         self._loop = None
 
     async def _give_back(self, grace: float) -> None:
@@ -327,18 +370,36 @@ class Engine:
     def store(self) -> Store:
         store = self._store
         if store is None:
-            raise EngineClosedError("the engine is not open; use 'async with Engine(...)'")
+            raise EngineClosedError(NOT_OPEN)
         if self._loop is not None and asyncio._get_running_loop() not in (self._loop, None):
             self._check_loop()
         return store
+
+    # Every part that needs the engine open says so alike (EngineClosedError): before open
+    # ``entities`` was an AttributeError, ``http`` a StorageError, and after close
+    # ``entities`` answered and its calls failed with "the store is closed" (tour 23 F11).
 
     @property
     def http(self) -> httpx.AsyncClient:
         """The engine's HTTP client: it connects only where the egress policy allows
         (``sys.http_request`` and outbound webhooks both go through it)."""
         if self._http is None or self._store is None:
-            raise StorageError("the engine is not open; use 'async with Engine(...)'")
+            raise EngineClosedError(NOT_OPEN)
         return self._http
+
+    @property
+    def entities(self) -> EntityService:
+        """The entity store (types, entities, their events)."""
+        if self._entities is None:
+            raise EngineClosedError(NOT_OPEN)
+        return self._entities
+
+    @property
+    def artifacts(self) -> ArtifactService:
+        """Files steps saved and outputs kept as artifacts."""
+        if self._artifacts is None:
+            raise EngineClosedError(NOT_OPEN)
+        return self._artifacts
 
     def add_observer(self, observer: Observer) -> None:
         """Tell ``observer`` what this engine does from now on (see runtime.observer)."""
@@ -359,6 +420,7 @@ class Engine:
 
     async def register(self, workflow: CompiledWorkflow) -> WorkflowVersion:
         """Store the definition as a template version (a new version only if it changed)."""
+        self._check_open()  # a cached answer too: a closed engine says so, always
         known = self._versions.get((workflow.name, workflow.checksum))
         if known is not None:
             return known
@@ -466,6 +528,7 @@ class Engine:
         """A stored version compiled to run here: MissingStepTypesError when this process
         lacks the custom step types it uses (recorded, so claims skip it), another
         DefinitionError when it no longer compiles with them."""
+        self._check_open()
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
@@ -489,6 +552,7 @@ class Engine:
         run it, with their plugins): custom types this process has not loaded get
         stand-ins that never run (``CompiledWorkflow.runnable`` is False), kept apart
         from the workflows it runs. Where every type is here, it is the compile that runs."""
+        self._check_open()
         cached = self._workflows.get(version_id)
         if cached is not None:
             return cached
@@ -530,6 +594,7 @@ class Engine:
 
     async def workflow_version(self, version_id: str) -> WorkflowVersion:
         """A stored version, read once per engine (versions never change)."""
+        self._check_open()
         version = self._versions_by_id.get(version_id)
         if version is None:
             version = await self.store.get_workflow_version(version_id)
@@ -1281,6 +1346,7 @@ class Engine:
         """The execution's document from its rows; ``pendingInputs`` also lists what its
         descendants wait for when it awaits input through them (a parent waiting on a
         child that asks a person), each entry naming its own ``executionId``."""
+        self._check_open()
         doc = execution_document(row, steps)
         if waits_on_children(row, steps):
             doc["pendingInputs"] = await control.pending_inputs(self, row["id"])
