@@ -45,6 +45,9 @@ def _uses(
     """A call of every public member of Engine that needs it open."""
     row = {"id": execution_id}
 
+    async def work() -> None:
+        raise AssertionError("a closed engine took up a claim")
+
     return {
         "store": lambda: engine.store,
         "http": lambda: engine.http,
@@ -65,6 +68,7 @@ def _uses(
         "start_document": lambda: engine.start_document(workflow),
         "start_once": lambda: engine.start_once(workflow, {}, "key"),
         "drive": lambda: engine.drive(execution_id),
+        "take_up": lambda: engine.take_up(execution_id, 1, work),
         "run_owned": lambda: engine.run_owned(execution_id),
         "submit_input": lambda: engine.submit_input(execution_id, "a", {}),
         "cancel": lambda: engine.cancel(execution_id),

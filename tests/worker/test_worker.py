@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import textwrap
 from datetime import timedelta
+
+import pytest
 
 from flowledger import Engine, StepRegistry
 from flowledger.worker.worker import Worker, WorkerOptions
@@ -125,3 +128,33 @@ async def test_two_workers_never_run_the_same_execution(
     assert sorted(recorder.calls) == sorted(ids)
     assert set(recorder.calls.values()) == {1}
     assert sum(w.completed for w in workers) == 20
+
+
+async def test_a_settle_on_the_worker_s_engine_joins_the_worker_s_run(
+    db_url: str, registry: StepRegistry, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tour 23 F2: a worker registered its run with the engine only after its first
+    await past the claim; a settle on the same engine in that window found nothing
+    running here, took the lease from under the worker (the same owner may take its
+    own), and the worker logged ERROR "no longer owned by this process" and ran the
+    execution again later. A settle joins the worker's run, as the README promises."""
+    workflow_text = (
+        "name: joined\nsteps:\n  - {id: a, type: test.flaky, input: {name: '{{ input.n }}'}}\n"
+        "  - {id: nap, type: sys.delay, input: {duration: 100ms}}\n"
+    )
+    caplog.set_level(logging.ERROR, logger="flowledger")
+    async with Engine(db_url, registry=registry) as engine:
+        workflow = engine.load_text(workflow_text)
+        worker = Worker(engine, WorkerOptions(concurrency=8, max_idle=0.05))
+        task = asyncio.create_task(worker.run())
+        try:
+            for round_ in range(3):
+                ids = [await engine.start(workflow, {"n": f"{round_}-{i}"}) for i in range(3)]
+                docs = await asyncio.gather(*(engine.settle(i, wait=10) for i in ids))
+                assert [d["runtimeStatus"] for d in docs] == ["Completed"] * 3
+        finally:
+            worker.stop()
+            await task
+    assert sorted(recorder.calls.values()) == [1] * 9
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
@@ -211,6 +211,8 @@ class Engine:
         #: ``close`` gives them back.
         self._running: dict[str, _Running] = {}
         self._closing = False
+        #: Tasks of its own it must hold a reference to (Engine._background).
+        self._tasks: set[asyncio.Task[None]] = set()
         self._entities: EntityService | None = None
         self._artifacts: ArtifactService | None = None
         #: The temporary artifacts folder of an in-memory database (removed by ``close``).
@@ -1006,6 +1008,48 @@ class Engine:
     def _crowded(self) -> bool:
         return self._driving > 1
 
+    def take_up(
+        self, execution_id: str, epoch: int, work: Callable[[], Coroutine[Any, Any, None]]
+    ) -> asyncio.Task[None] | None:
+        """A worker on this engine claimed ``execution_id`` (lease ``epoch``): start
+        ``work`` (its run, which calls :meth:`run_owned`) as this engine's run of it, at
+        once, so a drive or settle here from now on joins it. Call it in the turn of the
+        loop the claim returned in. Tour 23 F2: the run was registered only by
+        ``run_owned``, after the worker's first await; a settle in that window found
+        nothing running, took the lease from under the worker (the same owner may take
+        its own), and the worker's run failed as "no longer owned by this process".
+
+        None when a run here (a drive) has it already: that one takes the lease itself,
+        and the claim is let go once it ends (a no-op when it took the lease, else the
+        execution is claimable again)."""
+        self._check_open()
+        ahead = self._running.get(execution_id)
+        if ahead is not None:
+            self._background(self._release_after(ahead, execution_id, epoch))
+            return None
+        entry = _Running(None)
+        task = asyncio.get_running_loop().create_task(work())
+        entry.task = task
+        self._running[execution_id] = entry
+
+        def ended(_: object) -> None:
+            if self._running.get(execution_id) is entry:
+                del self._running[execution_id]
+            entry.done.set()
+
+        task.add_done_callback(ended)
+        return task
+
+    async def _release_after(self, ahead: _Running, execution_id: str, epoch: int) -> None:
+        await ahead.done.wait()
+        with contextlib.suppress(FlowledgerError):  # closed meanwhile: the lease lapses
+            await self.store.release_lease(execution_id, epoch, self.clock.now())
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # held: the loop keeps only a weak reference
+        task.add_done_callback(self._tasks.discard)
+
     async def run_owned(
         self,
         execution_id: str,
@@ -1027,7 +1071,7 @@ class Engine:
         caller stops renewing it there). ``workflow``: the one to run it with, when not
         its stored version compiled by this engine (``apply_cancel``).
         """
-        # A worker's run (a drive registered itself already): a drive of it here joins.
+        # A worker's run (registered by take_up), or a drive's: a drive of it here joins.
         entry = self._running.get(execution_id)
         mine = None
         if entry is None:

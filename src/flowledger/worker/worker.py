@@ -14,6 +14,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from flowledger.errors import FlowledgerError, MissingStepTypesError, StorageError
 from flowledger.logs import exception_line, log_extra
@@ -160,11 +161,17 @@ class Worker:
                     backoff = 1.0
                 for row in claimed:
                     execution_id, epoch = row["id"], int(row["lease_epoch"])
+                    # Registered with the engine in this turn, no await since the claim:
+                    # a settle here joins the run (None: a drive here runs it already).
+                    task = self.engine.take_up(
+                        execution_id, epoch, partial(self._run_one, row, epoch)
+                    )
+                    if task is None:
+                        continue
                     self.keeper.hold(execution_id, epoch)
                     # The store does not say whose lapsed lease a claim took: takeovers
                     # show up as the attempts recovery finds in flight (runtime.observer).
                     self.engine.observers.claimed(execution_id, epoch)
-                    task = asyncio.create_task(self._run_one(row, epoch))
                     self.active[execution_id] = task
                 if claimed:
                     idle = 0.05
