@@ -142,6 +142,6 @@ async def test_without_an_engine_using_entities_or_artifacts_says_what_to_pass()
         )
         assert not refused.value.retryable
         assert ctx.variables.get("saved") is None  # a MemoryVariables, empty
-    with pytest.raises(EngineClosedError, match="needs an open Engine"):
+    with pytest.raises(EngineClosedError, match="the engine is not open"):
         async with step_context(engine=Engine("sqlite://")):
             pass

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import httpx
 
-from flowledger.errors import EngineClosedError
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext, VariableAccess, VariableOp
 from flowledger.steps.builtins import apply_variable_op
@@ -97,10 +96,7 @@ async def step_context(
     execution_id = execution_id or str(uuid.uuid4())
     step_execution_id = str(uuid.uuid4())
     if engine is not None:
-        if getattr(engine, "entities", None) is None:  # made in Engine.open
-            raise EngineClosedError(
-                "step_context(engine=...) needs an open Engine: use 'async with Engine(...)'"
-            )
+        # An Engine not open raises EngineClosedError on its parts, saying so.
         entities = entities or engine.entities.bind(execution_id, 0)
         artifacts = artifacts or engine.artifacts.bind(execution_id, step_execution_id, step_id)
     if variables is None or isinstance(variables, Mapping):

@@ -239,7 +239,8 @@ async def test_previous_holds_the_iteration_before_in_a_sequential_items_loop(
                 input: {value: "{{ loop.each.item + (loop.each.previous.total if loop.each.previous else 0) }}"}
           - id: wide
             type: sys.loop
-            input: {items: [1, 2], concurrency: "{{ 2 }}"}
+            # A read: a constant concurrency is checked by validate, which refuses this.
+            input: {items: [1, 2], concurrency: "{{ steps.each.output.count - 2 }}"}
             steps:
               - {id: seen, type: sys.transform, input: {value: "{{ loop.wide.previous }}"}}
         output: "{{ [steps.each.output.results | map(attribute='total') | list, steps.wide.output.results | map(attribute='seen') | list] }}"
