@@ -10,6 +10,8 @@ from tests.api.helpers import HOOK, push
 
 
 def test_an_access_line_hides_a_credential_in_the_query(service: Service) -> None:
+    # The service is shared: another test's requests (generated ones) may hold the word.
+    before = len(service.output())
     with service.client("admin") as http:
         name = push(http, HOOK)
         url = f"/hooks/{name}/in?access_token=SECRET-1&x=visible&api_key=SECRET-2"
@@ -20,4 +22,4 @@ def test_an_access_line_hides_a_credential_in_the_query(service: Service) -> Non
         time.sleep(0.05)
     [line] = [x for x in service.output().splitlines() if f"/hooks/{name}/in?" in x]
     assert f"/hooks/{name}/in?access_token=***&x=visible&api_key=***" in line, line
-    assert "SECRET" not in service.output()
+    assert "SECRET" not in service.output()[before:]

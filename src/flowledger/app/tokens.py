@@ -66,6 +66,7 @@ from flowledger.errors import (
     NotFoundError,
     shown,
 )
+from flowledger.logs import log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.timeutil import iso
 
@@ -251,7 +252,9 @@ class Tokens:
             try:
                 revision = await self._engine.store.token_revision()
             except Exception as exc:  # the database away for a moment: the next tick asks again
-                log.warning("cannot read the token revision: %s", exc)
+                log.warning(
+                    "cannot read the token revision: %s", exc, extra=log_extra("tokens.watch")
+                )
             else:
                 if revision != self._revision:
                     self._forget()
