@@ -42,6 +42,7 @@ from flowledger.errors import PluginError, StepError
 from flowledger.jsonvalues import NotJSONError, binary_bytes, non_finite
 from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.entity_access import EntityAccess
+from flowledger.steps.inference import may_hide_non_finite
 
 if TYPE_CHECKING:  # the engine's client is made on first use (see runtime.lazy_http)
     import httpx
@@ -342,11 +343,14 @@ def _json_dump(instance: BaseModel) -> Any:
     holds NaN or an infinity: JSON mode writes one held by an ``Any`` field as null
     (pydantic's ``ser_json_inf_nan``), where a ``float`` field keeps it for
     ``jsonvalues.to_plain`` to refuse. The Python-mode dump keeps it to be found (after
-    the JSON one, which refuses a cycle first)."""
+    the JSON one, which refuses a cycle first), unless the model has no place where JSON
+    mode would write it as null (``inference``)."""
     try:
         dumped = instance.model_dump(mode="json", by_alias=True)
     except UnicodeDecodeError:  # a bytes field holding what is not UTF-8 text
         raise NotJSONError(binary_bytes(instance.model_dump(by_alias=True), "output")) from None
+    if not may_hide_non_finite(type(instance)):
+        return dumped
     found = non_finite(instance.model_dump(by_alias=True), "output")
     if found is not None:
         raise NotJSONError(found)
