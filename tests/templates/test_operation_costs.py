@@ -82,6 +82,8 @@ def _refused(source: str, max_operations: int, context: dict[str, Any] | None = 
         # An attribute looked up on each item, a sort key computed for each.
         "{{ d|sum(attribute='a') }}",
         "{{ m|dictsort|length }}",
+        # flatten looks at each item in Python.
+        "{{ x|flatten|length }}",
         # Sizing 100,000 small objects for the budgets (a repetition, a sort's input)
         # took a second.
         "{{ ([d] * 2)|length }}",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowledger.templates import TemplateEngine, contains_template
+from flowledger.templates.filters import ALLOWED_FILTERS
 from tests.templates.support import ENGINE, data_store, render
 
 
@@ -135,6 +138,9 @@ def test_default_and_defined_work_on_long_missing_paths() -> None:
         ("{{ 0|bool }}", False),
         ("{{ {'q': 'a b'}|urlencode }}", "q=a+b"),
         ("{{ [1, 1, 2]|unique|list }}", [1, 2]),
+        # One level: list items give their items, other items stay (pages into one list).
+        ("{{ [[1, 2], [3], 4, [], [[5]]]|flatten }}", [1, 2, 3, 4, [5]]),
+        ("{{ [{'p': [1]}, {'p': [2, 3]}]|map(attribute='p')|flatten }}", [1, 2, 3]),
         ("{{ ['1', '2']|map('int')|list }}", [1, 2]),
         ("{{ ['ab', 'b']|map('replace', 'b', 'c')|join('/') }}", "ac/c"),
     ],
@@ -179,3 +185,9 @@ def test_template_objects_are_immutable() -> None:
     template = ENGINE.compile("{{ a }}")
     with pytest.raises(AttributeError):
         template.source = "{{ b }}"  # type: ignore[misc]
+
+
+def test_the_readme_lists_exactly_the_allowed_filters() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    listed = readme.split("The filters: ", 1)[1].split(".\n", 1)[0]
+    assert set(re.findall(r"`([a-z]+)`", listed)) == ALLOWED_FILTERS

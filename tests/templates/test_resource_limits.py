@@ -165,3 +165,12 @@ def test_python_errors_become_template_errors(payload: str, words: str) -> None:
 def test_empty_sequence_first_is_a_reference_error() -> None:
     with pytest.raises(TemplateReferenceError, match="sequence was empty"):
         ENGINE.compile("{{ []|first }}").render({})
+
+
+def test_flatten_checks_the_result_against_the_collection_cap_before_building_it() -> None:
+    engine = TemplateEngine(TemplateLimits(max_collection_length=10))
+    assert engine.compile("{{ [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10]]|flatten }}").render({}) == list(
+        range(1, 11)
+    )
+    with pytest.raises(TemplateLimitError, match="the result of 'flatten' would have 11 items"):
+        engine.compile("{{ [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11]]|flatten }}").render({})

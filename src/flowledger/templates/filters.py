@@ -173,6 +173,26 @@ def _list(context: Context, value: Any) -> list[Any]:
 
 
 @pass_context
+def _flatten(context: Context, value: Any) -> list[Any]:
+    """One level: a list item gives its items, any other item is kept as it is. The
+    pages of a paged loop (``results | map(attribute='fetch.body.items') | flatten``)
+    become one list; ``sum(start=[])`` is refused, as its additions are quadratic."""
+    ctx = render_context(context)
+    items = materialize(value, ctx.limits, "the input of 'flatten'")
+    size = sum(len(item) if isinstance(item, list | tuple) else 1 for item in items)
+    check_collection(ctx.limits, size, "the result of 'flatten'")
+    ctx.meter.work(len(items))  # a Python step per item
+    ctx.meter.charge(size)
+    flat: list[Any] = []
+    for item in items:
+        if isinstance(item, list | tuple):
+            flat.extend(item)
+        else:
+            flat.append(item)
+    return flat
+
+
+@pass_context
 def _sort(context: Context, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
     ctx = render_context(context)
     items = materialize(value, ctx.limits, "the list")
@@ -367,6 +387,7 @@ def build_filters() -> dict[str, Callable[..., Any]]:
         "default": do_default,
         "dictsort": _dictsort,
         "first": sync_do_first,
+        "flatten": _flatten,
         "float": _float,
         "int": _int,
         "items": _items,
