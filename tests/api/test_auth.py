@@ -61,6 +61,10 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("POST", "/api/v1/workflows/{name}/enable", "admin", {}),
     ("DELETE", "/api/v1/workflows/{name}", "admin", {}),
     ("POST", "/api/v1/workflows/{name}/backfill", "operator", {"json": {}}),
+    ("GET", "/api/v1/tokens", "admin", {}),
+    # an empty name is refused (422): the matrix creates no token
+    ("POST", "/api/v1/tokens", "admin", {"json": {"name": ""}}),
+    ("DELETE", "/api/v1/tokens/{name}", "admin", {}),
 ]
 #: Routes that need no token at all.
 OPEN = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"]

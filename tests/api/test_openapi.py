@@ -33,6 +33,7 @@ OPERATION_IDS = {
     "deleteEntity", "listArtifacts", "downloadArtifact", "listWorkflowRuns",
     "createWorkflowRun", "getWorkflowRun", "listInstanceStates", "createSubscription",
     "listSubscriptions", "getSubscription", "deleteSubscription", "listDeliveries",
+    "listTokens", "createToken", "revokeToken",
 }  # fmt: skip
 
 

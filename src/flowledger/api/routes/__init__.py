@@ -17,6 +17,7 @@ from flowledger.api.routes import (
     operations,
     seed,
     subscriptions,
+    tokens,
     workflows,
 )
 
@@ -32,5 +33,6 @@ ROUTERS: list[APIRouter] = [
     seed.router,
     subscriptions.router,
     operations.router,
+    tokens.router,
     hooks.router,
 ]
