@@ -37,6 +37,7 @@ AUTH_TABLE: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/job-runs", "viewer", {}),
     ("GET", "/api/v1/job-runs/{id}", "viewer", {}),
     ("POST", "/api/v1/job-runs/{id}/retry", "operator", {}),
+    ("POST", "/api/v1/job-runs/{id}/cancel", "operator", {}),
     ("GET", "/api/v1/entity-types", "viewer", {}),
     ("POST", "/api/v1/entity-types", "admin", {"json": {"name": "MatrixType"}}),
     ("GET", "/api/v1/entities/{type}", "viewer", {}),

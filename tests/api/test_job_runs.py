@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Service, launch
-from tests.api.helpers import HELLO, error, push, unique
+from tests.api.helpers import APPROVAL, HELLO, error, push, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -119,6 +119,58 @@ def test_retrying_a_failed_job_run_resumes_it_from_its_failed_workflow(
         again = error(http.post(f"/api/v1/job-runs/{created['id']}/retry"), 409)
         assert again["message"].endswith("is Completed: only a Failed job run is retried")
         error(http.post("/api/v1/job-runs/no-such-job/retry"), 404)
+
+
+def test_cancelling_a_job_run_ends_it_cancelled(service: Service) -> None:
+    """The web and `jobs cancel` could cancel a job run; the API could not."""
+    with service.client("admin") as admin, service.client("operator") as http:
+        waits, hello = push(admin, APPROVAL), push(admin, HELLO)
+        second = {"workflow": hello, "input": {"who": "Ann"}}
+        job = {"name": "j", "workflows": [{"workflow": waits}, second]}
+        answer = http.post("/api/v1/job-runs", content=json.dumps(job))
+        assert answer.status_code == 201, answer.text
+        created = answer.json()
+        url = f"/api/v1/job-runs/{created['id']}/cancel"
+        _until_waiting(http, created["id"])
+        with service.client("viewer") as viewer:
+            assert error(viewer.post(url), 403)["code"] == "forbidden"
+
+        answer = http.post(url, json={"reason": "not tonight"})
+        assert answer.status_code == 200, answer.text
+        done = answer.json()
+        assert done["status"] == "Cancelled", done
+        assert [r["runtimeStatus"] for r in done["runs"]] == ["Cancelled", None]
+        execution = http.get(f"/api/v1/executions/{done['runs'][0]['executionId']}").json()
+        assert execution["runtimeStatus"] == "Cancelled"
+        cancelled = [
+            e for e in http.get(f"/api/v1/executions/{execution['id']}/events").json()
+            if e["kind"] == "execution.cancelled"
+        ]  # fmt: skip
+        assert "not tonight" in json.dumps(cancelled), cancelled
+        assert "api-token:t-operator" in json.dumps(cancelled), cancelled
+
+        again = error(http.post(url), 409)
+        assert again["message"] == f"job run {created['id']} already ended: Cancelled"
+        error(http.post("/api/v1/job-runs/no-such-job/cancel"), 404)
+        # As an execution's cancel: no body, {} and null are all no reason.
+        for sent in ({}, {"json": {}}, {"content": b"null"}):
+            other = http.post("/api/v1/job-runs", content=json.dumps(job)).json()
+            _until_waiting(http, other["id"])
+            headers = {"Content-Type": "application/json"} if "content" in sent else {}
+            answer = http.post(f"/api/v1/job-runs/{other['id']}/cancel", headers=headers, **sent)
+            assert answer.status_code == 200, (sent, answer.text)
+            assert answer.json()["status"] == "Cancelled"
+
+
+def _until_waiting(http: httpx.Client, job_run_id: str) -> None:
+    """Until the job run's first workflow waits for input."""
+    deadline = time.monotonic() + 30
+    while True:
+        runs = http.get(f"/api/v1/job-runs/{job_run_id}").json()["runs"]
+        if runs[0]["runtimeStatus"] == "AwaitingUserInput" or time.monotonic() > deadline:
+            assert runs[0]["runtimeStatus"] == "AwaitingUserInput", runs
+            return
+        time.sleep(0.05)
 
 
 def _until(http: httpx.Client, job_run_id: str, *statuses: str) -> dict[str, Any]:

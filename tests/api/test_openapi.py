@@ -28,7 +28,7 @@ OPERATION_IDS = {
     "listExecutions", "getExecution", "cancelExecution", "retryExecution", "rerunExecution",
     "submitInput",
     "listExecutionArtifacts", "getExecutionEvents", "followEvents", "listExecutionLogs",
-    "createJobRun", "listJobRuns", "getJobRun", "retryJobRun", "listEntityTypes",
+    "createJobRun", "listJobRuns", "getJobRun", "retryJobRun", "cancelJobRun", "listEntityTypes",
     "createEntityType", "listEntities", "createEntity", "getEntity", "updateEntity",
     "deleteEntity", "listArtifacts", "downloadArtifact", "listWorkflowRuns",
     "createWorkflowRun", "getWorkflowRun", "listInstanceStates", "createSubscription",

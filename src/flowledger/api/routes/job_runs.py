@@ -1,12 +1,14 @@
-"""Job runs: create one from a job-run document, list them, read one with its runs, and
-resume a failed one. A document sent here names pushed workflows only (the application
-reads no file for it: CreateJobRun's read_files stays off)."""
+"""Job runs: create one from a job-run document, list them, read one with its runs,
+resume a failed one and cancel one. A document sent here names pushed workflows only
+(the application reads no file for it: CreateJobRun's read_files stays off)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
 
-from flowledger.api.bodies import text_body
+from fastapi import APIRouter, Body, Request, Response
+
+from flowledger.api.bodies import CancelBody, text_body
 from flowledger.api.deps import (
     API_PREFIX,
     AppDep,
@@ -17,8 +19,9 @@ from flowledger.api.deps import (
     key_as_header,
 )
 from flowledger.api.errors import ERROR_RESPONSES
-from flowledger.api.render import page, render
+from flowledger.api.render import given, page, render
 from flowledger.app import (
+    CancelJobRun,
     CreateJobRun,
     GetJobRun,
     JobRunDocument,
@@ -87,3 +90,22 @@ async def get_job_run(id: str, app: AppDep, caller: Viewer) -> Response:
 )
 async def retry_job_run(id: str, app: AppDep, caller: Operator) -> Response:
     return render(await app.job_runs.retry(RetryJobRun(id=id, by=caller.created_by)))
+
+
+@router.post(
+    "/job-runs/{id}/cancel",
+    response_model=JobRunDocument,
+    summary="Cancel the workflow a job run is on, which ends it Cancelled; 409 when it "
+    "has ended (operator)",
+    description="`jobs cancel ID` and the web page's button: the answer is the job run "
+    "after the cancel. The body, `{reason}`, is optional, as for an execution's cancel.",
+)
+async def cancel_job_run(
+    id: str,
+    app: AppDep,
+    caller: Operator,
+    # As cancelExecution's: an optional plain object (api.routes.executions says why).
+    body: Annotated[CancelBody, Body(default_factory=CancelBody)],
+) -> Response:
+    request = CancelJobRun(id=id, by=caller.created_by, **given(reason=body.reason or None))
+    return render(await app.job_runs.cancel(request))
