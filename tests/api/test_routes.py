@@ -285,6 +285,76 @@ def test_list_filters_and_get(service: Service) -> None:
         error(http.get(f"/api/v1/executions/{doc['id']}", params={"wait": 61}), 422)
 
 
+KID = """
+name: {name}
+steps:
+  - {{id: a, type: sys.transform, input: {{value: 1}}}}
+"""
+PARENT = """
+name: {name}
+steps:
+  - {{id: kid, type: sys.sub_workflow, input: {{workflow: {name}-kid}}}}
+"""
+
+
+def test_top_level_lists_only_executions_without_a_parent(service: Service) -> None:
+    """The web list could leave sub-workflows' children out; the API could not."""
+    with service.client("admin") as admin, service.client("viewer") as http:
+        parent = unique("parent")
+        kid = push(admin, KID, f"{parent}-kid")
+        push(admin, PARENT, parent)
+        above = terminal(admin, start(admin, parent)["id"])
+        alone = terminal(admin, start(admin, kid)["id"])  # the child's workflow, started
+        assert (above["runtimeStatus"], alone["runtimeStatus"]) == ("Completed", "Completed")
+
+        def ids(**params: object) -> list[str]:
+            answer = http.get("/api/v1/executions", params=params)
+            assert answer.status_code == 200, answer.text
+            assert set(answer.json()) == {"items", "nextCursor"}  # SPEC's shape, as ever
+            return [d["id"] for d in answer.json()["items"]]
+
+        [child] = ids(parentId=above["id"])
+        assert ids(workflow=kid) == [alone["id"], child]
+        assert ids(workflow=kid, topLevel="true") == [alone["id"]]
+        assert ids(workflow=kid, topLevel="false") == [alone["id"], child]
+        assert ids(workflow=parent, topLevel="true") == [above["id"]]
+
+        said = error(http.get("/api/v1/executions", params={"topLevel": "maybe"}), 422)
+        assert said["details"]["field_path"] == ["topLevel"]
+        assert said["message"] == 'topLevel: must be true or false, not "maybe"'
+        both = error(
+            http.get("/api/v1/executions", params={"topLevel": "true", "parentId": child}), 422
+        )
+        assert "give a parent or top-level only, not both" in both["message"]
+        # A page's cursor belongs to its filters, topLevel too.
+        first = http.get("/api/v1/executions", params={"topLevel": "true", "limit": 1}).json()
+        other = http.get("/api/v1/executions", params={"cursor": first["nextCursor"]})
+        assert error(other, 400)["code"] == "invalid_cursor"
+
+
+def test_include_total_adds_how_many_the_filters_select(service: Service) -> None:
+    with service.client("admin") as admin, service.client("viewer") as http:
+        parent = unique("counted")
+        kid = push(admin, KID, f"{parent}-kid")
+        push(admin, PARENT, parent)
+        terminal(admin, start(admin, parent)["id"])
+        terminal(admin, start(admin, kid)["id"])
+        asked = {"workflow": kid, "limit": 1, "includeTotal": "true"}
+        first = http.get("/api/v1/executions", params=asked).json()
+        assert set(first) == {"items", "nextCursor", "total"}
+        assert (len(first["items"]), first["total"]) == (1, 2)
+        rest = http.get("/api/v1/executions", params={**asked, "cursor": first["nextCursor"]})
+        assert (len(rest.json()["items"]), rest.json()["total"]) == (1, 2)
+        top = http.get("/api/v1/executions", params={**asked, "topLevel": "true"}).json()
+        assert top["total"] == 1
+        none = http.get("/api/v1/executions", params={**asked, "workflow": unique("no")})
+        assert none.json() == {"items": [], "nextCursor": None, "total": 0}
+        plain = http.get("/api/v1/executions", params={"workflow": kid, "includeTotal": "false"})
+        assert set(plain.json()) == {"items", "nextCursor"}
+        said = error(http.get("/api/v1/executions", params={"includeTotal": "2"}), 422)
+        assert said["details"]["field_path"] == ["includeTotal"]
+
+
 def test_input_cancel_and_conflicts(service: Service) -> None:
     with service.client("admin") as admin, service.client("operator") as http:
         name = push(admin, APPROVAL)

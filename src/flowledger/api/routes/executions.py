@@ -10,6 +10,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic.json_schema import SkipJsonSchema
 
 from flowledger.api.bodies import CancelBody, InputBody, RerunBody
 from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
@@ -46,6 +47,14 @@ def _control_answer(document: ExecutionDocument) -> Response:
     return render(document, 202 if document.get("pendingSignals") else 200)
 
 
+class ExecutionsPage(Page[ExecutionDocument]):
+    """A page of executions; with ``?includeTotal=true``, how many the filters select in
+    all (absent otherwise: the default answer is SPEC's ``{items, nextCursor}``)."""
+
+    # Absent, never null: SkipJsonSchema keeps null out of the document's type.
+    total: int | SkipJsonSchema[None] = None
+
+
 class RetriedDocument(ExecutionDocument):
     """The execution after a retry, as a cancel or an input answers it, and the ids of
     the failed steps the retry started again."""
@@ -55,7 +64,7 @@ class RetriedDocument(ExecutionDocument):
 
 @router.get(
     "/executions",
-    response_model=Page[ExecutionDocument],
+    response_model=ExecutionsPage,
     summary="Executions, newest first, one page at a time (viewer)",
 )
 async def list_executions(
@@ -72,6 +81,21 @@ async def list_executions(
     created_by: Annotated[str | None, Query(alias="createdBy")] = None,
     created_after: Annotated[str | None, Query(alias="createdAfter")] = None,
     created_before: Annotated[str | None, Query(alias="createdBefore")] = None,
+    top_level: Annotated[
+        bool,
+        Query(
+            alias="topLevel",
+            description="true: only executions without a parent (no sub-workflow's children)",
+        ),
+    ] = False,
+    include_total: Annotated[
+        bool,
+        Query(
+            alias="includeTotal",
+            description="true: the answer adds `total`, how many the filters select in all "
+            "(one more read)",
+        ),
+    ] = False,
     *,
     paging: Paging,
 ) -> Response:
@@ -86,10 +110,15 @@ async def list_executions(
             created_after=created_after,
             created_before=created_before,
         ),
+        top_level=top_level,
         **paging,
     )
     found = await app.executions.list(request)
-    return page(list(found.items), found.next_cursor)
+    if not include_total:
+        return page(list(found.items), found.next_cursor)
+    # The count `executions list` prints under its table, of the same request.
+    total = await app.executions.count(request)
+    return render({"items": found.items, "nextCursor": found.next_cursor, "total": total})
 
 
 @router.get(
