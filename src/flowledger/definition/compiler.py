@@ -60,6 +60,24 @@ from flowledger.unions import plain_errors
 MAX_LOOP_DEPTH = 8
 #: The problems of one schema a definition's check names at most.
 _SCHEMA_PROBLEMS = 10
+#: The fields of a step that sets a variable that must be written out, not templated, and
+#: why (the rest of the message): one rule, so both say it alike.
+_WRITTEN_OUT: tuple[tuple[str, str], ...] = (
+    (
+        "op",
+        "what each op is given is checked before the run (increment adds a number, append "
+        "adds to a list, merge joins objects), so an op known only at run time could fail "
+        "the step there; write one step per op and choose between them with a "
+        "sys.condition's then and else",
+    ),
+    (
+        "name",
+        "each variables.NAME read is checked before the run against the names declared "
+        "under 'variables:' and set by steps, so a name known only at run time could never "
+        "be read; use one step per name (each with its 'when'), or keep the values in one "
+        "object variable (op: merge, {{ {key: value} }}) and read variables.NAME[key]",
+    ),
+)
 
 
 # Each entry point loads with the cyclic collector paused (flowledger.heap): it allocates
@@ -653,30 +671,17 @@ class _Compiler:
         is checked against the names declared and set, so a name known only at run
         time could be set and never read; and what an op is given is checked against
         the op (a number to increment), so an op known only then is not checked."""
+        if not step_type.sets_variable:
+            return
         given = step.input if isinstance(step.input, Mapping) else {}
-        op = given.get("op")
-        if step_type.sets_variable and isinstance(op, str) and contains_template(op):
-            self.report(
-                "op must be written out, not a template: what each op is given is checked "
-                "before the run (increment adds a number, append adds to a list, merge "
-                "joins objects), so an op known only at run time could fail the step "
-                "there; write one step per op and choose between them with a "
-                "sys.condition's then and else",
-                (*path, "input", "op"),
-                step.id,
-            )
-        name = given.get("name")
-        if step_type.sets_variable and isinstance(name, str) and contains_template(name):
-            self.report(
-                "name must be written out, not a template: each variables.NAME read is "
-                "checked before the run against the names declared under 'variables:' "
-                "and set by steps, so a name known only at run time could never be read; "
-                "use one step per name (each with its 'when'), or keep the values in one "
-                "object variable (op: merge, {{ {key: value} }}) and read "
-                "variables.NAME[key]",
-                (*path, "input", "name"),
-                step.id,
-            )
+        for field, why in _WRITTEN_OUT:
+            value = given.get(field)
+            if isinstance(value, str) and contains_template(value):
+                self.report(
+                    f"{field} must be written out, not a template: {why}",
+                    (*path, "input", field),
+                    step.id,
+                )
 
     def _no_idle_fields(self, step: StepSpec, step_type: StepType, path: Path) -> None:
         """Fields that would be accepted and do nothing: refused where they are written."""
