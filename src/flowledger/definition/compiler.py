@@ -29,6 +29,7 @@ from flowledger.definition.input_fields import (
 from flowledger.definition.models import StepSpec, WorkflowSpec
 from flowledger.definition.previous_entity import NULL_ON, Events, narrowed, unguarded_reads
 from flowledger.definition.previous_entity import message as null_read_message
+from flowledger.definition.references import ReadContext
 from flowledger.definition.salvage import salvage
 from flowledger.definition.schemas import fields_taking
 from flowledger.definition.secrets import check_secrets, template_strings
@@ -186,14 +187,14 @@ class _Compiler:
         # Graph problems do not stop template checks: report everything in one pass.
         self._check_input_schema(spec)
         self._check_initial_values(spec)
-        checker = TypedReads(
+        context = ReadContext(
             self.places,
             self.registry,
             self._variable_names(spec),
             spec.input_schema,
-            unchecked=self.stand_ins,
             compile_source=self.templates.compile,
         )
+        checker = TypedReads(context, unchecked=self.stand_ins)
         for sid, place in self.places.items():
             if sid not in self.stand_ins:
                 self._compile_step_templates(place.spec, self.paths[sid], checker)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flowledger.definition.constants import rendered_constants
@@ -39,23 +40,29 @@ TEMPLATE_NAMES = (
 )
 
 
+@dataclass(frozen=True)
+class ReadContext:
+    """What a definition's reads are checked against, given once to every checker of
+    them (TypedReads, ReferenceChecker)."""
+
+    places: Mapping[str, StepPlace]
+    registry: StepRegistry
+    #: The variable names declared under ``variables:`` or set by a step.
+    variables: set[str]
+    input_schema: Mapping[str, Any] | None
+    #: Renders a template that reads nothing (definition.constants), for the rules that
+    #: read an input field's value: ``concurrency: "{{ 4 }}"`` is 4.
+    compile_source: Callable[[str], Template] | None = None
+
+
 class ReferenceChecker:
-    def __init__(
-        self,
-        places: Mapping[str, StepPlace],
-        registry: StepRegistry,
-        variables: set[str],
-        input_schema: Mapping[str, Any] | None,
-        outputs: OutputTypes,
-        compile_source: Callable[[str], Template] | None = None,
-    ) -> None:
-        self._places = places
-        #: Renders a template that reads nothing (definition.constants), for the rules
-        #: that read an input field's value: ``concurrency: "{{ 4 }}"`` is 4.
-        self._compile_source = compile_source
-        self._registry = registry
-        self._variables = variables
-        self._input_schema = input_schema
+    def __init__(self, context: ReadContext, outputs: OutputTypes) -> None:
+        # Unpacked once: the checks read these per reference.
+        self._places = context.places
+        self._compile_source = context.compile_source
+        self._registry = context.registry
+        self._variables = context.variables
+        self._input_schema = context.input_schema
         self._outputs = outputs
         #: One reachability index per graph, keyed by its (shared) predecessor map.
         self._reach: dict[int, Reachability] = {}

@@ -13,10 +13,9 @@ as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from flowledger.definition.graph import StepPlace
 from flowledger.definition.output_types import OutputTypes
 from flowledger.definition.read_types import (
     ReadTypes,
@@ -25,7 +24,7 @@ from flowledger.definition.read_types import (
     shown_read,
     type_use_message,
 )
-from flowledger.definition.references import ReferenceChecker
+from flowledger.definition.references import ReadContext, ReferenceChecker
 from flowledger.definition.schemas import (
     Schema,
     Takes,
@@ -36,7 +35,6 @@ from flowledger.definition.schemas import (
 )
 from flowledger.definition.strictness import checking_new
 from flowledger.errors import format_path
-from flowledger.steps.registry import StepRegistry
 from flowledger.templates import Reference, Template
 from flowledger.templates.compiler import BareTemplate
 from flowledger.templates.numeric_uses import MATCHING, NUMBER_TESTS, NumericUse, Read
@@ -49,20 +47,10 @@ _TYPE_USES = frozenset(("arithmetic", "comparison", "round", "abs", "sum", *NUMB
 
 
 class TypedReads:
-    def __init__(
-        self,
-        places: Mapping[str, StepPlace],
-        registry: StepRegistry,
-        variables: set[str],
-        input_schema: Mapping[str, Any] | None,
-        unchecked: set[str] | None = None,
-        compile_source: Callable[[str], Template] | None = None,
-    ) -> None:
-        outputs = OutputTypes(places, registry, unchecked)
-        self._references = ReferenceChecker(
-            places, registry, variables, input_schema, outputs, compile_source
-        )
-        self._reads = ReadTypes(self._references, outputs, places, input_schema)
+    def __init__(self, context: ReadContext, unchecked: set[str] | None = None) -> None:
+        outputs = OutputTypes(context.places, context.registry, unchecked)
+        self._references = ReferenceChecker(context, outputs)
+        self._reads = ReadTypes(self._references, outputs, context.places, context.input_schema)
 
     def iteration_end(self, loop_id: str) -> str:
         """See ReferenceChecker.iteration_end."""
