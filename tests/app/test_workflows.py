@@ -147,7 +147,9 @@ async def test_list_gives_triggers_and_next_fire_times(app: App, tmp_path: Path)
 async def test_a_schedule_says_how_many_ticks_overlap_skip_left(app: App, tmp_path: Path) -> None:
     await app.workflows.push(PushWorkflows(files=[write(tmp_path, "m.yaml", MORNING)]))
     tick = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-    state = ScheduleState("morning", 0, "0 9 * * 1-5", "Europe/Berlin", tick, 3, tick)
+    schedule_id = app.engine.load_text(MORNING).triggers[0].schedule_id
+    assert schedule_id is not None
+    state = ScheduleState("morning", schedule_id, "0 9 * * 1-5", "Europe/Berlin", tick, 3, tick)
     [before] = await app.engine.store.schedule_states() or [None]
     assert await app.engine.store.save_schedule_state(state, before)
     detail = await app.workflows.get(GetWorkflow(name="morning"))

@@ -326,3 +326,57 @@ def test_a_workflow_without_entity_triggers_is_not_asked() -> None:
     compile_yaml(
         f'name: plain\nsteps:\n  - {{id: a, type: sys.transform, input: {{value: "{PREVIOUS}"}}}}\n'
     )
+
+
+# -- a schedule's identity across versions ----------------------------------------------------
+
+
+def schedule_ids(*triggers: str) -> list[str | None]:
+    listed = "".join(f"\n  - {t}" for t in triggers)
+    workflow = compile_yaml(f"name: ids\ntriggers:{listed}\n{STEPS}")
+    return [t.schedule_id for t in workflow.triggers]
+
+
+A = '{type: schedule, cron: "*/5 * * * *", input: {who: a}}'
+B = '{type: schedule, cron: "0 9 * * *", timezone: Europe/Berlin}'
+
+
+def test_a_schedule_is_known_by_its_content_not_its_place() -> None:
+    """Its progress and its ticks' keys follow it whatever moves around it
+    (tests/worker/test_schedules.py: a push that moves triggers)."""
+    [a, b] = schedule_ids(A, B)
+    assert a is not None and b is not None and a != b
+    assert schedule_ids(B, A) == [b, a]
+    assert schedule_ids("{type: function}", A, "{type: webhook, path: x, auth: none}", B) == [
+        None,
+        a,
+        None,
+        b,
+    ]
+    # its policies are not what it is: an edit of them keeps its progress
+    policies = A.replace("input:", "catch_up: all, overlap: skip, input:")
+    assert schedule_ids(policies) == [a]
+    assert schedule_ids(A.replace("*/5 * * * *", " */5  * * * * ")) == [a]  # spaces aside
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        A.replace("*/5", "*/10"),
+        A.replace("input:", "timezone: Europe/Berlin, input:"),
+        A.replace("who: a", "who: b"),
+        A.replace(", input: {who: a}", ""),
+    ],
+)
+def test_a_schedule_with_another_cron_zone_or_input_is_another(edited: str) -> None:
+    assert schedule_ids(edited) != schedule_ids(A)
+
+
+def test_schedules_alike_are_told_apart_by_their_order() -> None:
+    """Two schedules alike both fire every tick: each keeps its own progress, the second
+    (and third) by a suffix; no id holds ':', which ends a schedule's trigger key prefix,
+    so one schedule's prefix never matches another's keys."""
+    [a] = schedule_ids(A)
+    ids = schedule_ids(A, B, A, A)
+    assert ids[0] == a and ids[2:] == [f"{a}-2", f"{a}-3"]
+    assert not any(":" in str(i) for i in ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,19 +13,29 @@ from typing import Any
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, insert, inspect, text, update
+from sqlalchemy import Connection, bindparam, insert, inspect, text, update
 
+from flowledger.definition.compiler import load_workflow_text
 from flowledger.errors import StorageError
+from flowledger.steps.registry import StepRegistry
 from flowledger.storage import migrations, open_store
-from flowledger.storage.schema import SCHEMA_VERSION, executions, meta, metadata
+from flowledger.storage.schema import (
+    SCHEMA_VERSION,
+    UTCDateTime,
+    executions,
+    meta,
+    metadata,
+    workflow_versions,
+    workflows,
+)
 from flowledger.storage.schema_jobs import job_runs
-from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.schema_tokens import api_tokens
 from flowledger.storage.sql import SQLStore
+from flowledger.templates import TemplateEngine
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 16)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 17)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -449,7 +460,7 @@ async def test_revision_0012_indexes_the_unfinished_schedule_executions(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0011")
             store.conn.execute(insert(executions), [running, ended])
-        assert await store.upgrade() == ["0012", "0013", "0014", "0015"]
+        assert await store.upgrade() == ["0012", "0013", "0014", "0015", "0016"]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
         store.conn.rollback()
         index = found["ix_executions_unfinished_schedule"]
@@ -467,19 +478,12 @@ async def test_revision_0013_counts_skipped_ticks_from_zero(empty_db: MakeDb) ->
     try:
         with store.conn.begin():
             migrations.upgrade(store.conn, "0012")
-            store.conn.execute(
-                insert(schedule_states).values(
-                    workflow_name="wf",
-                    trigger_index=0,
-                    cron="* * * * *",
-                    timezone="UTC",
-                    last_tick=when,
-                    updated_at=when,
-                )
-            )
-        assert await store.upgrade() == ["0013", "0014", "0015"]
-        [state] = await store.schedule_states()
-        assert (state.last_tick, state.skipped_ticks, state.last_skipped_tick) == (when, 0, None)
+            insert_index_state(store.conn, "wf", 0, "* * * * *", when)
+        with store.conn.begin():  # read as of 0013: 0016 drops a row of no pushed workflow
+            assert migrations.upgrade(store.conn, "0013") == ["0013"]
+            query = "SELECT skipped_ticks, last_skipped_tick, last_tick FROM schedule_states"
+            [(skipped, last_skipped, last_tick)] = store.conn.execute(text(query)).all()
+        assert (skipped, last_skipped) == (0, None) and last_tick is not None
     finally:
         await store.close()
 
@@ -502,7 +506,7 @@ async def test_revision_0014_keys_job_runs_once_and_keeps_the_old_ones(empty_db:
         with store.conn.begin():
             migrations.upgrade(store.conn, "0013")
             store.conn.execute(insert(job_runs), [row])
-        assert await store.upgrade() == ["0014", "0015"]
+        assert await store.upgrade() == ["0014", "0015", "0016"]
         old = await store.get_job_run("j-old")
         assert old is not None and old["idempotency_key"] is None
         keyed = {**row, "name": "keyed", "status": "NotStarted", "idempotency_key": "k"}
@@ -525,8 +529,118 @@ async def test_revision_0015_keeps_the_tokens_made_before_without_expiry(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0014")
             store.conn.execute(insert(api_tokens), [row])
-        assert await store.upgrade() == ["0015"]
+        assert await store.upgrade() == ["0015", "0016"]
         found = await store.find_api_token("h" * 64)
         assert found is not None and found["expires_at"] is None
+    finally:
+        await store.close()
+
+
+def insert_index_state(
+    conn: Connection, workflow: str, index: int, cron: str, when: datetime, skipped: int = 0
+) -> None:
+    """A schedule_states row as revisions 0002 to 0015 keyed it: by trigger index (with
+    ``skipped`` ticks, the last at ``when``, from 0013 on)."""
+    columns = "workflow_name, trigger_index, cron, timezone, last_tick, updated_at"
+    values = ":w, :i, :c, 'UTC', :t, :t"
+    if skipped:
+        columns, values = f"{columns}, skipped_ticks, last_skipped_tick", f"{values}, :n, :t"
+    statement = text(f"INSERT INTO schedule_states ({columns}) VALUES ({values})")
+    conn.execute(
+        statement.bindparams(bindparam("t", type_=UTCDateTime())),
+        {"w": workflow, "i": index, "c": cron, "t": when, "n": skipped},
+    )
+
+
+#: Version 2 of a workflow with three schedules, the third like the first; version 1 had
+#: the second alone, first in its list.
+MOVED_V1 = """
+name: wf
+triggers:
+  - {type: schedule, cron: "0 * * * *", input: {who: b}}
+steps: [{id: a, type: sys.no_action}]
+"""
+MOVED_V2 = """
+name: wf
+triggers:
+  - {type: function}
+  - {type: schedule, cron: "*/5 * * * *", input: {who: a}}
+  - {type: schedule, cron: "0  *  * * *", input: {who: b}, catch_up: all}
+  - {type: schedule, cron: "*/5 * * * *", input: {who: a}, overlap: skip}
+steps: [{id: a, type: sys.no_action}]
+"""
+
+
+async def test_revision_0016_keys_schedules_by_content_and_keeps_their_progress(
+    empty_db: MakeDb,
+) -> None:
+    """Schedule progress and tick keys were keyed by the trigger's index, which a push
+    that moves triggers gives to another. From 0016 they are keyed by the schedule's
+    identity, the one the definition code gives it: each row of the live version keeps
+    its progress, a row no schedule reads is dropped, and each tick's execution gets the
+    key its own version's trigger has now (so no backfill starts it again)."""
+
+    def ids(text: str) -> tuple[dict[int, str], str]:
+        compiled = load_workflow_text(text, StepRegistry.with_builtins(), TemplateEngine())
+        found = {t.index: t.schedule_id for t in compiled.triggers if t.schedule_id}
+        return found, json.dumps(compiled.document)
+
+    (old_ids, old_doc), (new_ids, new_doc) = ids(MOVED_V1), ids(MOVED_V2)
+    assert new_ids[3] == new_ids[1] + "-2" and new_ids[2] == old_ids[0]  # spaces aside
+    version = {"name": "wf", "format_version": 1, "created_at": T0}
+    tick = "2026-01-01T10:00:00.000Z"
+
+    def ticked(version_id: str, key: str) -> dict[str, Any]:
+        return execution_row(workflow_version_id=version_id, trigger_key=key)
+
+    rows = {
+        "v1_b": ticked("v1", f"schedule:wf:0:{tick}"),
+        "v2_b": ticked("v2", f"schedule:wf:2:{tick}"),  # the same tick again (the old bug)
+        "v2_a": ticked("v2", f"schedule:wf:1:{tick}"),
+        "v2_a2": ticked("v2", f"schedule:wf:3:{tick}"),
+        "v2_function": ticked("v2", "schedule:wf:0:2026-01-01T11:00:00.000Z"),  # no schedule
+        "entity": ticked("v2", "entity:e1:wf"),
+    }
+    store = sql_store(empty_db())
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0015")
+            store.conn.execute(insert(workflow_versions), [
+                {**version, "id": "v1", "version": 1, "checksum": "c1", "document": old_doc},
+                {**version, "id": "v2", "version": 2, "checksum": "c2", "document": new_doc},
+            ])  # fmt: skip
+            store.conn.execute(
+                insert(workflows).values(name="wf", version_id="v2", pushed_at=T0,
+                                         first_pushed_at=T0)
+            )  # fmt: skip
+            for index, minutes in ((1, 5), (2, 60), (3, 10), (7, 1)):
+                when = T0 + timedelta(minutes=minutes)
+                insert_index_state(store.conn, "wf", index, "* * * * *", when, skipped=index)
+            insert_index_state(store.conn, "gone", 0, "* * * * *", T0)  # un-pushed since
+            store.conn.execute(insert(executions), list(rows.values()))
+        assert await store.upgrade() == ["0016"]
+        states = {s.trigger_id: s for s in await store.schedule_states()}
+        assert set(states) == {new_ids[1], new_ids[2], new_ids[3]}
+        for index, minutes in ((1, 5), (2, 60), (3, 10)):
+            state = states[new_ids[index]]
+            assert state.workflow_name == "wf" and state.cron == "* * * * *"
+            assert state.last_tick == T0 + timedelta(minutes=minutes)
+            assert (state.skipped_ticks, state.last_skipped_tick) == (index, state.last_tick)
+        with store.reading() as conn:
+            keys = dict(conn.execute(text("SELECT id, trigger_key FROM executions")).all())
+        found = {name: keys[row["id"]] for name, row in rows.items()}
+        b_key = f"schedule:wf:{new_ids[2]}:{tick}"
+        # v1's b and v2's b are one schedule: one of the two ticks keeps its old key
+        assert sorted([found["v1_b"], found["v2_b"]]) in (
+            sorted([b_key, rows["v1_b"]["trigger_key"]]),
+            sorted([b_key, rows["v2_b"]["trigger_key"]]),
+        )
+        assert found["v2_a"] == f"schedule:wf:{new_ids[1]}:{tick}"
+        assert found["v2_a2"] == f"schedule:wf:{new_ids[3]}:{tick}"
+        assert found["v2_function"] == rows["v2_function"]["trigger_key"]
+        assert found["entity"] == "entity:e1:wf"
+        assert await store.unfinished_ticks("wf", f"schedule:wf:{new_ids[1]}:") == [
+            (rows["v2_a"]["id"], found["v2_a"])
+        ]
     finally:
         await store.close()

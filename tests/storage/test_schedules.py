@@ -17,7 +17,7 @@ from flowledger.storage.schema import executions
 from flowledger.storage.sql import SQLStore
 from tests.storage.conftest import T0, execution_row, join_all
 
-FIRST = ScheduleState("report", 1, "*/5 * * * *", "Europe/Berlin", T0)
+FIRST = ScheduleState("report", "5f0c1a2b3c4d5e6f", "*/5 * * * *", "Europe/Berlin", T0)
 
 
 async def test_progress_is_created_once_then_moved_by_compare_and_set(store: SQLStore) -> None:
@@ -36,12 +36,28 @@ async def test_progress_is_created_once_then_moved_by_compare_and_set(store: SQL
 
 
 async def test_triggers_of_one_workflow_keep_their_own_progress(store: SQLStore) -> None:
-    other = replace(FIRST, trigger_index=2, last_tick=T0 + timedelta(hours=1))
+    other = replace(FIRST, trigger_id="5f0c1a2b3c4d5e6f-2", last_tick=T0 + timedelta(hours=1))
     elsewhere = replace(FIRST, workflow_name="other")
     for state in (FIRST, other, elsewhere):
         assert await store.save_schedule_state(state, None)
-    stored = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
-    assert stored == {("report", 1): FIRST, ("report", 2): other, ("other", 1): elsewhere}
+    stored = {(s.workflow_name, s.trigger_id): s for s in await store.schedule_states()}
+    assert stored == {
+        ("report", FIRST.trigger_id): FIRST,
+        ("report", other.trigger_id): other,
+        ("other", FIRST.trigger_id): elsewhere,
+    }
+
+
+async def test_the_progress_of_schedules_no_longer_live_is_forgotten(store: SQLStore) -> None:
+    """Only the named workflow's, only those not kept; none kept: all of its."""
+    other = replace(FIRST, trigger_id="5f0c1a2b3c4d5e6f-2")
+    elsewhere = replace(FIRST, workflow_name="other")
+    for state in (FIRST, other, elsewhere):
+        assert await store.save_schedule_state(state, None)
+    assert await store.forget_schedule_states("report", frozenset({FIRST.trigger_id})) == 1
+    assert sorted(await store.schedule_states(), key=str) == sorted([FIRST, elsewhere], key=str)
+    assert await store.forget_schedule_states("report", frozenset()) == 1
+    assert await store.schedule_states() == [elsewhere]
 
 
 async def test_of_many_racing_workers_exactly_one_moves_the_progress(

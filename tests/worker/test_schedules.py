@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from flowledger import Engine, StepRegistry
 from flowledger.definition.strictness import stored_definitions
@@ -26,6 +26,7 @@ from flowledger.definition.triggers import ScheduleTrigger
 from flowledger.errors import DefinitionError
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.schedules import ScheduleState
+from flowledger.storage.schema import workflows
 from flowledger.storage.schema_schedules import schedule_states
 from flowledger.storage.sql import SQLStore
 from flowledger.timeutil import iso
@@ -78,6 +79,13 @@ async def push(engine: Engine, text: str) -> tuple[ScheduleTrigger, datetime]:
     spec = workflow.triggers[1].spec
     assert isinstance(spec, ScheduleTrigger)
     return spec, pushed_at
+
+
+def schedule_id(engine: Engine, name: str) -> str:
+    """The schedule id of :func:`workflow_text`'s schedule trigger."""
+    found = engine.load_text(workflow_text(name, "*/5 * * * *", "all")).triggers[1].schedule_id
+    assert found is not None
+    return found
 
 
 def upcoming(spec: ScheduleTrigger, after: datetime, count: int) -> list[datetime]:
@@ -192,7 +200,10 @@ async def test_an_edited_schedule_counts_from_its_push_and_an_unchanged_one_cont
     store = engine.store
     month_ago = pushed_at - timedelta(days=30)
     # Progress made under another cron a month ago: the edit starts the count afresh.
-    await store.save_schedule_state(ScheduleState("edit", 1, "0 0 1 1 *", "UTC", month_ago), None)
+    # (The edited one is another schedule now; a row of before revision 0016 kept its
+    # index's, which the scheduler still reads as another cron's.)
+    edited = ScheduleState("edit", schedule_id(engine, "edit"), "0 0 1 1 *", "UTC", month_ago)
+    await store.save_schedule_state(edited, None)
     [t1] = upcoming(spec, pushed_at, 1)
     await Scheduler(engine).run_once(t1 + SECOND)
     assert await fired(engine, "edit") == iso_all([t1])
@@ -200,10 +211,121 @@ async def test_an_edited_schedule_counts_from_its_push_and_an_unchanged_one_cont
     spec2, pushed2 = await push(engine, workflow_text("same", "*/5 * * * *", "all"))
     hour_ago = next_tick(spec2, pushed2 - timedelta(hours=1))
     assert hour_ago is not None
-    await store.save_schedule_state(ScheduleState("same", 1, spec2.cron, "UTC", hour_ago), None)
+    same = ScheduleState("same", schedule_id(engine, "same"), spec2.cron, "UTC", hour_ago)
+    await store.save_schedule_state(same, None)
     [u1] = upcoming(spec2, pushed2, 1)
     await Scheduler(engine).run_once(u1 + SECOND)
     assert await fired(engine, "same") == iso_all(walk(spec2, hour_ago, u1))
+
+
+def schedules_text(name: str, *triggers: str) -> str:
+    """A workflow with these schedule triggers (flow-style YAML), after a function one."""
+    listed = "".join(f"\n  - {t}" for t in triggers)
+    return (
+        f"name: {name}\n"
+        "input_schema: {type: object, properties: {who: {type: string}}, required: [who]}\n"
+        f"triggers:\n  - {{type: function}}{listed}\n"
+        "steps:\n  - {id: only, type: sys.transform, input: {value: 1}}\n"
+    )
+
+
+def schedule(
+    who: str, catch_up: str = "all", overlap: str = "allow", cron: str = "*/5 * * * *"
+) -> str:
+    return (
+        f'{{type: schedule, cron: "{cron}", catch_up: {catch_up}, overlap: {overlap}, '
+        f"input: {{who: {who}}}}}"
+    )
+
+
+async def fired_for(engine: Engine, name: str) -> dict[str, list[str]]:
+    """scheduledAt of every execution each schedule started (by its input's who)."""
+    docs = await engine.list_executions(ExecutionQuery(workflow=name, limit=1000))
+    found: dict[str, list[str]] = {}
+    for doc in docs:
+        found.setdefault(doc["trigger"]["arguments"]["who"], []).append(
+            doc["trigger"]["scheduledAt"]
+        )
+    return {who: sorted(at) for who, at in found.items()}
+
+
+#: A yearly schedule, which fires at none of the ticks these tests look at.
+YEARLY = schedule("b", cron="0 0 1 1 *")
+
+
+@pytest.mark.parametrize(
+    ("v1", "v2", "b_fires"),
+    [
+        # b (new) takes a's place in ``triggers`` and a moves one down: b fires the
+        # current tick (catch_up none counts from its push), a goes on from its own t1
+        ([schedule("a")], [schedule("b", "none"), schedule("a")], [3]),
+        # a and b swap places
+        ([schedule("a"), YEARLY], [YEARLY, schedule("a")], []),
+        # a trigger before a is removed
+        ([YEARLY, schedule("a")], [schedule("a")], []),
+    ],
+    ids=["inserted_before", "swapped", "removed_before"],
+)
+async def test_a_schedule_keeps_its_progress_when_other_triggers_move(
+    engine: Engine, v1: list[str], v2: list[str], b_fires: list[int]
+) -> None:
+    """A schedule's progress was keyed by its position in ``triggers``: after a push that
+    moved it, it took another's (or none) and fired again the tick it had fired, and the
+    trigger put in its old place took its progress."""
+    workflow = engine.load_text(schedules_text("moved", *v1))
+    [spec] = [t.spec for t in workflow.triggers if "'a'" in repr(t.spec)]
+    assert isinstance(spec, ScheduleTrigger)
+    await engine.push(workflow)
+    [(_, pushed_at)] = await engine.store.active_workflow_ids()
+    ticks = [pushed_at, *upcoming(spec, pushed_at, 3)]
+    await Scheduler(engine).run_once(ticks[1] + SECOND)
+    assert await fired_for(engine, "moved") == {"a": iso_all(ticks[1:2])}
+    await push_text(engine, schedules_text("moved", *v2))
+    await Scheduler(engine).run_once(ticks[3] + SECOND)  # no worker ran at t2: caught up now
+    after = await fired_for(engine, "moved")
+    assert after.pop("a") == iso_all(ticks[1:])  # each tick once, from its own progress
+    assert after.get("b", []) == iso_all([ticks[i] for i in b_fires])
+
+
+async def push_text(engine: Engine, text: str) -> None:
+    await engine.push(engine.load_text(text))
+
+
+async def test_a_moved_schedule_skips_for_its_own_unfinished_ticks_only(engine: Engine) -> None:
+    """overlap: skip looked for the unfinished executions of the trigger in the same
+    position: after a push put b where a was, b skipped because a's tick still ran, and a
+    started although it did."""
+    a, b = schedule("a", "none", "skip"), schedule("b", "none", "skip")
+    spec, pushed_at = await push(engine, schedules_text("busy", a))
+    t1, t2 = upcoming(spec, pushed_at, 2)
+    await Scheduler(engine).run_once(t1 + SECOND)  # a's t1: queued, never finished here
+    await push_text(engine, schedules_text("busy", b, a))
+    await Scheduler(engine).run_once(t2 + SECOND)
+    assert await fired_for(engine, "busy") == {"a": iso_all([t1]), "b": iso_all([t2])}
+
+
+async def test_a_schedule_brought_back_counts_from_its_new_push(engine: Engine) -> None:
+    """A push that removes a schedule ends it: its progress is forgotten once a worker
+    sees that version, so a later push that brings it back does not catch up on the
+    ticks of while it was gone. A version with no schedule at all forgets them all."""
+    a = schedule("a")
+    spec, pushed_at = await push(engine, schedules_text("back", a))
+    t1, t2, t3 = upcoming(spec, pushed_at, 3)
+    scheduler = Scheduler(engine)
+    await scheduler.run_once(t1 + SECOND)
+    await push_text(engine, schedules_text("back", schedule("b", cron="0 0 1 1 *")))
+    await scheduler.run_once(t1 + 2 * SECOND)
+    assert [s.workflow_name for s in await engine.store.schedule_states()] == []
+    await push_text(engine, schedules_text("back", a))
+    store = engine.store
+    assert isinstance(store, SQLStore)
+    with store.conn.begin():  # as if it were pushed back after t2, while no worker ran
+        store.conn.execute(update(workflows).values(pushed_at=t2 + SECOND))
+    await scheduler.run_once(t3 + SECOND)
+    assert await fired_for(engine, "back") == {"a": iso_all([t1, t3])}  # not t2
+    await push_text(engine, schedules_text("back").replace("  - {type: function}", "  []"))
+    await scheduler.run_once(t3 + 2 * SECOND)
+    assert await engine.store.schedule_states() == []
 
 
 async def test_a_tick_whose_input_does_not_fit_is_a_failed_execution_that_says_why(

@@ -14,7 +14,7 @@ so every face reaches them as ``app.workflows.<verb>``.
   workflow's path to a second one is refused (ConflictError), before anything changes,
   rather than answering every request on that path with a conflict from then on.
 - A backfill starts each tick under the scheduler's own trigger key
-  (``schedule:<name>:<index>:<tick UTC>``), so neither it nor the scheduler ever
+  (``schedule:<name>:<schedule id>:<tick UTC>``), so neither it nor the scheduler ever
   starts a tick twice.
 """
 
@@ -66,8 +66,8 @@ class WorkflowOperations:
         if request.enabled and not request.catch_up:
             now = self._engine.clock.now()
             restart = [
-                ScheduleState(request.name, index, spec.cron, spec.timezone, now)
-                for index, spec in self._schedules(pushed)
+                ScheduleState(request.name, schedule_id, spec.cron, spec.timezone, now)
+                for _, schedule_id, spec in self._schedules(pushed)
             ]
         if request.enabled:
             paths = {request.name: webhook_paths(json.loads(pushed.version["document"]))}
@@ -124,25 +124,25 @@ class WorkflowOperations:
             )
         if request.end > self._engine.clock.now():
             raise InvalidInputError("`to` is in the future; backfill only past ticks", ("to",))
-        planned: builtins.list[tuple[int, ScheduleTrigger, Any]] = []
-        for index, spec in schedules:
+        planned: builtins.list[tuple[int, str, ScheduleTrigger, Any]] = []
+        for index, schedule_id, spec in schedules:
             ticks = due_ticks(spec, request.start - _USEC, request.end, MAX_BACKFILL + 1)
-            planned.extend((index, spec, tick) for tick in ticks)
+            planned.extend((index, schedule_id, spec, tick) for tick in ticks)
             if len(planned) > MAX_BACKFILL:
                 raise InvalidInputError(
                     f"the range holds more than {MAX_BACKFILL} ticks; backfill a shorter one",
                     ("from",),
                 )
-        planned.sort(key=lambda item: (item[2], item[0]))
+        planned.sort(key=lambda item: (item[3], item[0]))
         workflow = await self._engine.workflow_to_read(pushed.version["id"])
         done: builtins.list[BackfilledTick] = []
-        for index, spec, tick in planned:
+        for index, schedule_id, spec, tick in planned:
             # A duplicate is what this start did not create (the tick's key was taken),
             # as the insert says: a look beforehand missed the backfills racing this one.
             execution_id, created = await self._engine.start_keyed(
                 workflow,
                 spec.input,
-                Lineage(trigger_key=trigger_key(request.name, index, tick)),
+                Lineage(trigger_key=trigger_key(request.name, schedule_id, tick)),
                 trigger=tick_document(spec, tick),
                 created_by=request.created_by,
             )
@@ -193,16 +193,16 @@ class WorkflowOperations:
             )
         return found[0]
 
-    def _schedules(self, pushed: Pushed) -> builtins.list[tuple[int, ScheduleTrigger]]:
-        """The schedule triggers of a pushed version, with their index in ``triggers``,
-        read from its stored document (no plugin needed)."""
+    def _schedules(self, pushed: Pushed) -> builtins.list[tuple[int, str, ScheduleTrigger]]:
+        """The schedule triggers of a pushed version, with their index in ``triggers`` and
+        their schedule id, read from its stored document (no plugin needed)."""
         document = json.loads(pushed.version["document"])
         specs = [TriggerSpec.model_validate(t) for t in document.get("triggers") or []]
         ignore = lambda message, path: None  # noqa: E731 - stored definitions compiled before
         return [
-            (compiled.index, compiled.spec)
+            (compiled.index, compiled.schedule_id, compiled.spec)
             for compiled in compile_triggers(specs, self._engine.templates, ignore)
-            if isinstance(compiled.spec, ScheduleTrigger)
+            if isinstance(compiled.spec, ScheduleTrigger) and compiled.schedule_id is not None
         ]
 
 

@@ -304,13 +304,13 @@ class Workflows(Listing, WorkflowOperations):
         doc["source"] = version.source or _as_yaml(doc["document"])
         return doc
 
-    async def _schedule_states(self) -> dict[tuple[str, int], ScheduleState]:
-        """Each schedule trigger's progress, by (workflow, trigger index)."""
+    async def _schedule_states(self) -> dict[tuple[str, str], ScheduleState]:
+        """Each schedule trigger's progress, by (workflow, its schedule id)."""
         states = await self._engine.store.schedule_states()
-        return {(s.workflow_name, s.trigger_index): s for s in states}
+        return {(s.workflow_name, s.trigger_id): s for s in states}
 
     def _summary(
-        self, pushed: Pushed, now: datetime, states: Mapping[tuple[str, int], ScheduleState]
+        self, pushed: Pushed, now: datetime, states: Mapping[tuple[str, str], ScheduleState]
     ) -> WorkflowSummary:
         version = pushed.version
         enabled = pushed.disabled_at is None
@@ -331,13 +331,13 @@ class Workflows(Listing, WorkflowOperations):
         self,
         document: Mapping[str, Any],
         now: datetime,
-        states: Mapping[tuple[str, int], ScheduleState],
+        states: Mapping[tuple[str, str], ScheduleState],
         name: str,
         enabled: bool = True,
     ) -> builtins.list[TriggerDocument]:
         """Triggers read from the stored document alone, so listing needs none of the
         plugins the workflow's steps use; a schedule's with its skipped ticks (``states``:
-        its progress, by workflow ``name`` and trigger index)."""
+        its progress, by workflow ``name`` and schedule id)."""
         specs = [TriggerSpec.model_validate(t) for t in document.get("triggers") or []]
         found: builtins.list[TriggerDocument] = []
         ignore = lambda message, path: None  # noqa: E731 - stored definitions compiled before
@@ -346,7 +346,7 @@ class Workflows(Listing, WorkflowOperations):
             described: dict[str, Any] = {_camel(k): v for k, v in spec.model_dump().items()}
             described["nextFireAt"] = None
             if isinstance(spec, ScheduleTrigger):
-                state = states.get((name, compiled.index))
+                state = states.get((name, compiled.schedule_id or ""))
                 described["skippedTicks"] = state.skipped_ticks if state else 0
                 last = state.last_skipped_tick if state else None
                 described["lastSkippedTickAt"] = iso(last) if last else None

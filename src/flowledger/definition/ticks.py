@@ -275,10 +275,12 @@ def next_fire_times(
     ]
 
 
-def trigger_key(workflow_name: str, index: int, tick: datetime) -> str:
-    return f"{trigger_key_prefix(workflow_name, index)}{iso(tick)}"
+def trigger_key(workflow_name: str, schedule_id: str, tick: datetime) -> str:
+    """The key of one schedule's tick: started once, by the scheduler or a backfill."""
+    return f"{trigger_key_prefix(workflow_name, schedule_id)}{iso(tick)}"
 
 
-def trigger_key_prefix(workflow_name: str, index: int) -> str:
-    """What the trigger keys of one schedule trigger's ticks start with."""
-    return f"schedule:{workflow_name}:{index}:"
+def trigger_key_prefix(workflow_name: str, schedule_id: str) -> str:
+    """What the trigger keys of one schedule's ticks start with (``schedule_id``: the
+    trigger's :attr:`CompiledTrigger.schedule_id`, which no push moves to another)."""
+    return f"schedule:{workflow_name}:{schedule_id}:"

@@ -7,10 +7,12 @@ is refused at validation time with the file, line and field, like a step is.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -209,11 +211,43 @@ _MODELS: dict[str, type[_Trigger]] = {
 
 @dataclass(frozen=True, eq=False)
 class CompiledTrigger:
-    #: Position in the definition's ``triggers`` list: with the workflow name, its identity.
+    #: Position in the definition's ``triggers`` list (what messages name it by).
     index: int
     spec: AnyTrigger
     #: An entity trigger's ``when``, compiled (None: always).
     when: Template | None = None
+    #: A schedule's identity across versions (:func:`schedule_ids`); None for other kinds.
+    schedule_id: str | None = None
+
+
+def schedule_content(cron: str, timezone: str, given: Mapping[str, Any]) -> str:
+    """What makes a schedule the same one in another version: its cron (spaces aside),
+    time zone and input, not its place in ``triggers`` nor its catch_up or overlap."""
+    text = json.dumps(
+        [" ".join(cron.split()), timezone, given],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def schedule_ids(contents: Sequence[str]) -> list[str]:
+    """The identity of each schedule of one version, given their :func:`schedule_content`
+    in ``triggers`` order: the content, and for the second and later schedule of the same
+    content ``-2``, ``-3``… (two such schedules are two, each firing every tick).
+
+    A schedule's progress (storage.schedules) and its ticks' trigger keys are keyed by it
+    (with the workflow name): a push that inserts, removes or reorders triggers moves
+    none of them to another schedule. The definition language has no trigger ``id``
+    (SPEC §1), so the content is what a schedule is. Never holds ':', so the prefix of
+    one schedule's trigger keys (``schedule:<workflow>:<id>:``) is no other's."""
+    seen: dict[str, int] = {}
+    found = []
+    for content in contents:
+        seen[content] = seen.get(content, 0) + 1
+        found.append(content if seen[content] == 1 else f"{content}-{seen[content]}")
+    return found
 
 
 def _message(model: type[BaseModel], error: Any) -> str:
@@ -265,7 +299,14 @@ def compile_triggers(
             # A new rule: a stored schedule whose input does not fit starts Failed ticks.
             _check_schedule_input(spec, input_schema, (*path, "input"), report)
         compiled.append(CompiledTrigger(index, spec, when))
-    return tuple(compiled)
+    return _with_schedule_ids(compiled)
+
+
+def _with_schedule_ids(compiled: list[CompiledTrigger]) -> tuple[CompiledTrigger, ...]:
+    specs = {t.index: t.spec for t in compiled if isinstance(t.spec, ScheduleTrigger)}
+    contents = [schedule_content(s.cron, s.timezone, s.input) for s in specs.values()]
+    ids = dict(zip(specs, schedule_ids(contents), strict=True))
+    return tuple(replace(t, schedule_id=ids.get(t.index)) for t in compiled)
 
 
 def _check_schedule_input(

@@ -111,7 +111,7 @@ class SQLPushStore(SQLPart, PushStore):
                     self.conn.execute(
                         insert(s).values(
                             workflow_name=name,
-                            trigger_index=state.trigger_index,
+                            trigger_id=state.trigger_id,
                             cron=state.cron,
                             timezone=state.timezone,
                             last_tick=state.last_tick,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema import UNFINISHED_SCHEDULE_SQL, executions
@@ -19,7 +20,8 @@ class ScheduleState:
     """How far one schedule trigger of a pushed workflow has fired."""
 
     workflow_name: str
-    trigger_index: int
+    #: The trigger's ``schedule_id`` (definition.triggers): its content, not its place.
+    trigger_id: str
     #: The cron expression and time zone that ``last_tick`` was computed for.
     cron: str
     timezone: str
@@ -45,6 +47,12 @@ class ScheduleStore(ABC):
         (None: there is none yet). False when another worker moved it first."""
 
     @abstractmethod
+    async def forget_schedule_states(self, workflow_name: str, keep: Collection[str]) -> int:
+        """Delete the progress of ``workflow_name``'s schedules whose ``trigger_id`` is not
+        in ``keep`` (its live version's): a schedule a push removed must not go on from
+        there when a later push brings it back. How many were deleted."""
+
+    @abstractmethod
     async def unfinished_ticks(self, workflow_name: str, key_prefix: str) -> list[tuple[str, str]]:
         """(execution id, trigger key) of the unfinished executions of ``workflow_name``
         whose trigger key starts with ``key_prefix`` (one schedule trigger's ticks)."""
@@ -58,7 +66,7 @@ class SQLScheduleStore(SQLPart, ScheduleStore):
         t = schedule_states
         query = select(
             t.c.workflow_name,
-            t.c.trigger_index,
+            t.c.trigger_id,
             t.c.cron,
             t.c.timezone,
             t.c.last_tick,
@@ -85,7 +93,7 @@ class SQLScheduleStore(SQLPart, ScheduleStore):
                     self.conn.execute(
                         insert(t).values(
                             workflow_name=state.workflow_name,
-                            trigger_index=state.trigger_index,
+                            trigger_id=state.trigger_id,
                             **values,
                         )
                     )
@@ -94,13 +102,22 @@ class SQLScheduleStore(SQLPart, ScheduleStore):
             return True
         where = and_(
             t.c.workflow_name == expected.workflow_name,
-            t.c.trigger_index == expected.trigger_index,
+            t.c.trigger_id == expected.trigger_id,
             t.c.cron == expected.cron,
             t.c.timezone == expected.timezone,
             t.c.last_tick == expected.last_tick,
         )
         with self.conn.begin():
             return self.conn.execute(update(t).where(where).values(**values)).rowcount == 1
+
+    @writes
+    def forget_schedule_states(self, workflow_name: str, keep: Collection[str]) -> int:
+        t = schedule_states
+        query = delete(t).where(t.c.workflow_name == workflow_name)
+        if keep:
+            query = query.where(t.c.trigger_id.not_in(list(keep)))
+        with self.conn.begin():
+            return int(self.conn.execute(query).rowcount)
 
     @reads
     def unfinished_ticks(self, workflow_name: str, key_prefix: str) -> list[tuple[str, str]]:

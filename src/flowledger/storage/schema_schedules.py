@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, String, Table, text
+from sqlalchemy import Column, Integer, PrimaryKeyConstraint, String, Table, text
 
 from flowledger.storage.schema import UTCDateTime, metadata
 
 #: How far each schedule trigger of a pushed workflow has fired, keyed like its ticks'
-#: trigger keys: (workflow name, position in ``triggers``). ``cron`` and ``timezone`` are
-#: what ``last_tick`` was computed for: a pushed edit of either starts the count afresh.
+#: trigger keys: (workflow name, the trigger's ``schedule_id``: its cron, time zone and
+#: input, so a push that moves triggers in the list moves no progress; migration 0016
+#: replaced the position, ``trigger_index``). ``cron`` and ``timezone`` are what
+#: ``last_tick`` was computed for.
 schedule_states = Table(
     "schedule_states",
     metadata,
-    Column("workflow_name", String(128), primary_key=True),
-    Column("trigger_index", Integer, primary_key=True),
+    Column("workflow_name", String(128), nullable=False),
+    Column("trigger_id", String(64), nullable=False),
     Column("cron", String(200), nullable=False),
     Column("timezone", String(64), nullable=False),
     #: The newest tick dealt with (fired, or skipped by the catch-up policy).
@@ -23,4 +25,7 @@ schedule_states = Table(
     #: the newest of them: what ``workflows show`` says of a schedule that is skipping.
     Column("skipped_ticks", Integer, nullable=False, server_default=text("0")),
     Column("last_skipped_tick", UTCDateTime),
+    # Named: migration 0016 built the table under another name first (PostgreSQL would
+    # have kept that name's default, schedule_states_new_pkey).
+    PrimaryKeyConstraint("workflow_name", "trigger_id", name="pk_schedule_states"),
 )

@@ -1,12 +1,16 @@
 """Worker duty: schedule triggers: one execution per tick, whatever the number of workers.
 
 When ticks fall is :mod:`flowledger.definition.ticks`. Every tick starts its execution
-under the trigger key ``schedule:<workflow>:<trigger index>:<tick in UTC>``, which the
+under the trigger key ``schedule:<workflow>:<schedule id>:<tick in UTC>``, which the
 database keeps unique, so workers that race, or one that crashes between starting and
 recording its progress, never start a tick twice. Progress (the newest tick dealt with) is
 then recorded with a compare-and-set; counting starts when the workflow was pushed, so a
-fresh push never fires a backlog. Under ``catch_up: all`` a warning says how many older
-missed ticks were dropped.
+fresh push never fires a backlog. A schedule is known by its ``schedule_id`` (its cron,
+time zone and input: definition.triggers), never by its place in ``triggers``, so a push
+that inserts, removes or reorders triggers moves no schedule's progress nor its unfinished
+ticks to another; the progress of a schedule the live version no longer has is deleted,
+so one brought back later counts from its new push, not from its old last tick. Under
+``catch_up: all`` a warning says how many older missed ticks were dropped.
 
 A trigger's ``overlap`` is applied where each tick starts, catch-up ticks included: under
 ``skip`` and ``cancel_previous`` one indexed read finds the trigger's unfinished
@@ -111,17 +115,25 @@ class Scheduler:
         # progress from before it was disabled (which would catch up on the missed ticks).
         # Ids only: the engine keeps each version once read (definitions never change).
         active = await store.active_workflow_ids()
-        states = {(s.workflow_name, s.trigger_index): s for s in await store.schedule_states()}
+        states = {(s.workflow_name, s.trigger_id): s for s in await store.schedule_states()}
+        recorded: dict[str, set[str]] = {}
+        for name, trigger_id in states:
+            recorded.setdefault(name, set()).add(trigger_id)
         wait = IDLE
         for version_id, pushed_at in active:
             version = await self.engine.workflow_version(version_id)
             workflow = await self._compile(version)
             if workflow is None:
+                if not self._scheduled[version.id]:  # none of its schedules is live
+                    await self._forget(version.name, recorded.get(version.name), frozenset())
                 continue
+            live = frozenset(t.schedule_id for t in workflow.triggers if t.schedule_id)
+            await self._forget(workflow.name, recorded.get(workflow.name), live)
             for trigger in workflow.triggers:
                 if not isinstance(trigger.spec, ScheduleTrigger):
                     continue
-                state = states.get((workflow.name, trigger.index))
+                assert trigger.schedule_id is not None  # every schedule has one
+                state = states.get((workflow.name, trigger.schedule_id))
                 more = await self._fire(workflow, version, trigger, state, pushed_at, now)
                 upcoming = next_tick(trigger.spec, now)
                 if more:
@@ -129,6 +141,14 @@ class Scheduler:
                 elif upcoming is not None:
                     wait = min(wait, (upcoming - now).total_seconds())
         return max(0.0, wait)  # each tick's start woke the workers as it was created
+
+    async def _forget(self, name: str, recorded: set[str] | None, live: frozenset[str]) -> None:
+        """Delete the progress ``recorded`` for ``name``'s schedules that are not ``live``
+        (a version with no schedule: all of it), when there is any. A worker still on the
+        version before a push may delete a schedule's progress just recorded: it then
+        counts from its push again, and the ticks' keys keep each from starting twice."""
+        if recorded and not recorded <= live:
+            await self.engine.store.forget_schedule_states(name, live)
 
     async def _compile(self, version: WorkflowVersion) -> CompiledWorkflow | None:
         scheduled = self._scheduled.get(version.id)
@@ -180,9 +200,10 @@ class Scheduler:
             tick for tick in plan.fire if not await self._start(workflow, version, trigger, tick)
         ]
         if plan.last_tick is not None:
+            assert trigger.schedule_id is not None
             progress = ScheduleState(
                 workflow.name,
-                trigger.index,
+                trigger.schedule_id,
                 spec.cron,
                 spec.timezone,
                 plan.last_tick,
@@ -207,12 +228,14 @@ class Scheduler:
     ) -> bool:
         """Start the tick's execution; False when ``overlap: skip`` skipped it (a tick
         whose input does not fit starts a Failed execution that says so)."""
-        index, spec = trigger.index, trigger.spec
-        assert isinstance(spec, ScheduleTrigger)
-        if spec.overlap != "allow" and not await self._make_room(workflow.name, index, spec, tick):
+        index, spec, schedule_id = trigger.index, trigger.spec, trigger.schedule_id
+        assert isinstance(spec, ScheduleTrigger) and schedule_id is not None
+        if spec.overlap != "allow" and not await self._make_room(
+            workflow.name, trigger, spec, tick
+        ):
             return False
         document = tick_document(spec, tick)
-        lineage = Lineage(trigger_key=trigger_key(workflow.name, index, tick))
+        lineage = Lineage(trigger_key=trigger_key(workflow.name, schedule_id, tick))
         try:
             execution_id = await self.engine.start(
                 workflow, spec.input, trigger=document, created_by="schedule", lineage=lineage
@@ -247,14 +270,15 @@ class Scheduler:
         return True
 
     async def _make_room(
-        self, workflow_name: str, index: int, spec: ScheduleTrigger, tick: datetime
+        self, workflow_name: str, trigger: CompiledTrigger, spec: ScheduleTrigger, tick: datetime
     ) -> bool:
         """Apply ``overlap`` before the tick starts; whether it may start."""
-        prefix = trigger_key_prefix(workflow_name, index)
+        assert trigger.schedule_id is not None
+        prefix = trigger_key_prefix(workflow_name, trigger.schedule_id)
         unfinished = await self.engine.store.unfinished_ticks(workflow_name, prefix)
         if not unfinished or prefix + iso(tick) in {key for _, key in unfinished}:
             return True  # nothing runs, or this tick started already (decided back then)
-        where = f"schedule trigger {index} of {workflow_name}: tick {iso(tick)}"
+        where = f"schedule trigger {trigger.index} of {workflow_name}: tick {iso(tick)}"
         named = [f"{eid} (tick {key[len(prefix) :]})" for eid, key in unfinished[:_NAMED]]
         more = len(unfinished) - len(named)
         earlier = ", ".join(named) + (f" and {more:,} more" if more else "")
