@@ -119,6 +119,37 @@ async def test_unknown_types_and_entities_are_not_found(leads: Engine) -> None:
         await leads.entities.delete("nope")
 
 
+async def test_a_lone_surrogate_is_refused_where_it_enters_naming_its_place(
+    leads: Engine,
+) -> None:
+    """Tour 23: a lone surrogate in a payload came out of the library as a raw
+    UnicodeEncodeError (the driver's), and so did one in an id, a type name or a filter.
+    A payload's or a schema's is an InvalidInputError naming the field, as submit_input's
+    data is refused; an id's or a name's is not found (spelled escaped in the message)."""
+    valid = {"Email": "ada@example.com", "Status": "New"}
+    lead = await leads.entities.create("Lead", valid)
+    refused: list[tuple[Callable[[], Awaitable[object]], tuple[object, ...]]] = [
+        (lambda: leads.entities.create("Lead", {**valid, "Notes": ["ok", "\ud800"]}), (1,)),
+        (lambda: leads.entities.create("Lead", {**valid, "\udc00": 1}), ("\udc00",)),
+        (lambda: leads.entities.update(lead["id"], {"Address": {"City": "\udfff"}}), ("City",)),
+    ]
+    for call, rest in refused:
+        with pytest.raises(InvalidInputError, match="holds a lone surrogate") as caught:
+            await call()
+        assert caught.value.field_path[0] == "payload"
+        assert caught.value.field_path[-len(rest) :] == rest
+    with pytest.raises(InvalidInputError, match=r"^schema\.title: holds a lone surrogate"):
+        await leads.entities.create_type("Odd", {"title": "\ud800"})
+    with pytest.raises(InvalidInputError, match=r"^filter\.Email: '\\ud800' holds a lone"):
+        await leads.entities.list("Lead", {"Email": "\ud800"})
+    with pytest.raises(NotFoundError, match=r"^entity \\ud800 does not exist"):
+        await leads.entities.get("\ud800")
+    with pytest.raises(NotFoundError, match=r"^entity type 'L\\ud800' does not exist"):
+        await leads.entities.create("L\ud800", valid)
+    assert await leads.entities.get(lead["id"]) == lead  # nothing written
+    assert (await leads.entities.list("Lead")).total_count == 1
+
+
 async def test_an_update_merges_and_validates_again(leads: Engine) -> None:
     doc = await leads.entities.create(
         "Lead", {"Email": "ada@example.com", "Status": "New", "Address": {"City": "Berlin"}}

@@ -63,6 +63,7 @@ from flowledger.errors import (
     StorageError,
     format_path,
 )
+from flowledger.jsonvalues import check_json_value
 from flowledger.schema_check import (
     MAX_PROBLEMS,
     check_against_schema,
@@ -143,6 +144,7 @@ class EntityService:
         """
         check_type_name(name)
         schema = dict(schema) if schema is not None else {"type": "object"}
+        check_json_value(schema, "schema")
         # jsonschema and RE2 are imported when used
         found = [
             (("schema", *path), message)
@@ -354,18 +356,20 @@ class EntityService:
         return change_of(event) if event is not None else None
 
     async def _type_row(self, name: str) -> Row:
-        row = await self.store.get_entity_type(name)
+        # A name UTF-8 cannot hold (a lone surrogate) names no type, and the driver
+        # refused it with a raw UnicodeEncodeError.
+        row = await self.store.get_entity_type(name) if _encodable(name) else None
         if row is None:
             raise NotFoundError(
-                f"entity type {name!r} does not exist; create it first "
-                f"(flowledger entities types create {name})"
+                f"entity type {_quoted(name)} does not exist; create it first "
+                f"(flowledger entities types create {_spelled(name)})"
             )
         return row
 
     async def _entity_row(self, entity_id: str) -> Row:
-        row = await self.store.get_entity(entity_id)
+        row = await self.store.get_entity(entity_id) if _encodable(entity_id) else None
         if row is None:
-            raise NotFoundError(f"entity {entity_id} does not exist")
+            raise NotFoundError(f"entity {_spelled(entity_id)} does not exist")
         return row
 
     async def _validate(self, entity_type: str, payload: dict[str, Any]) -> None:
@@ -630,11 +634,37 @@ def _scalar(value: Any, where: tuple[str, ...], op: str) -> Scalar:
         raise InvalidInputError(f"integers here are at most {MAX_INTEGER:,} (64 bits)", where)
     if isinstance(value, float) and not math.isfinite(value):  # JSON has no such number
         raise InvalidInputError(f"numbers here are finite, not {value!r}", where)
+    if isinstance(value, str) and not _encodable(value):  # no stored text holds one
+        raise InvalidInputError(
+            f"{_quoted(value)} holds a lone surrogate; send valid Unicode", where
+        )
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise InvalidInputError(
         f"{op!r} needs a string, number, boolean or null, not {_kind(value)}", where
     )
+
+
+def _encodable(text: str) -> bool:
+    """``text`` has a UTF-8 form (no lone surrogate, which no database text holds)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _spelled(text: str) -> str:
+    """``text`` for a message, a lone surrogate spelled ``\\ud800`` (a message must be
+    printable and storable itself)."""
+    return text if _encodable(text) else text.encode("utf-8", "backslashreplace").decode()
+
+
+def _quoted(text: str) -> str:
+    """``repr(text)``, or :func:`_spelled` in quotes (repr would double its backslash)."""
+    return repr(text) if _encodable(text) else f"'{_spelled(text)}'"
 
 
 def _kind(value: Any) -> str:
@@ -658,9 +688,14 @@ def _bounded(name: str, value: Any, low: int, high: int | None) -> int:
 
 
 def _object(payload: Any) -> dict[str, Any]:
+    """A payload as written: a JSON object that UTF-8 and JSON can hold, else
+    InvalidInputError naming the field (``payload.name``). A lone surrogate reached the
+    database driver and came out as a raw UnicodeEncodeError (tour 23)."""
     if not isinstance(payload, Mapping):
         raise InputError(f"payload must be a JSON object, not {_kind(payload)}")
-    return dict(payload)
+    data = dict(payload)
+    check_json_value(data, "payload")
+    return data
 
 
 def _dumps(value: Any, what: str) -> str:
