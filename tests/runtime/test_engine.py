@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from flowledger import CompiledWorkflow, Engine, EngineClosedError, NotFoundError
+from flowledger import (
+    CompiledWorkflow,
+    Engine,
+    EngineClosedError,
+    InvalidInputError,
+    NotFoundError,
+)
 from flowledger.runtime.creation import Lineage
 from flowledger.storage import open_store
 
@@ -156,3 +162,22 @@ async def test_opening_leaves_the_event_loop_free(
     async with engine:
         await task
     assert waited == [True]
+
+
+async def test_a_lone_surrogate_in_a_start_s_text_is_refused_naming_the_argument(
+    engine: Engine,
+) -> None:
+    """Tour 23: it reached the database, whose refusal came out as a StorageError ("the
+    database refused a start"). Refused before anything is stored, as the input is."""
+    workflow = engine.load_text(HELLO)
+    starts: list[tuple[Callable[[], Any], str]] = [
+        (lambda: engine.start(workflow, correlation_id="\ud800"), "correlation_id"),
+        (lambda: engine.run(workflow, correlation_id="order-\udfff"), "correlation_id"),
+        (lambda: engine.start_document(workflow, created_by="\ud800"), "created_by"),
+        (lambda: engine.start_once(workflow, {}, "key-\udc00"), "key"),
+        (lambda: engine.start_keyed(workflow, {}, Lineage(trigger_key="\ud800")), "trigger_key"),
+    ]
+    for start, argument in starts:
+        with pytest.raises(InvalidInputError, match=f"^{argument}: holds a lone surrogate"):
+            await start()
+    assert await engine.list_executions() == []

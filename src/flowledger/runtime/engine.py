@@ -43,6 +43,7 @@ from flowledger.errors import (
     StorageError,
     did_you_mean,
 )
+from flowledger.jsonvalues import check_json_value
 from flowledger.logs import log_extra
 from flowledger.lru import LRU
 from flowledger.runtime import control
@@ -728,6 +729,7 @@ class Engine:
         execution that key started, as it is now; with another input or another
         ``correlation_id`` (one given against none is another) it is refused
         (ConflictError). A key is kept as long as its execution (a prune frees it)."""
+        check_json_value(key, "key")  # named as the caller named it, not as trigger_key
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
         lineage = Lineage(trigger_key=f"start:{compiled.name}:{key}")
         execution_id, row = await self._create(
@@ -770,6 +772,12 @@ class Engine:
     ) -> tuple[str, Row]:
         """``start``, also returning the row it wrote (its id differs from the returned
         one when the trigger key was taken: then that row was not written)."""
+        # Refused where they enter, naming the argument: a lone surrogate reached the
+        # database, which refused the start as a StorageError (tour 23).
+        check_json_value(correlation_id, "correlation_id")
+        check_json_value(created_by, "created_by")
+        if lineage is not None:
+            check_json_value(lineage.trigger_key, "trigger_key")
         compiled = workflow if isinstance(workflow, CompiledWorkflow) else self.load(workflow)
         arguments = validate_input(compiled, plain_input(input))
         if hold:
