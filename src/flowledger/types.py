@@ -16,6 +16,7 @@ Words, once (SPEC §4 and the seed runtime):
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict
@@ -39,6 +40,33 @@ ExecutionStatusName = Literal[
     "Failed",
     "Cancelled",
 ]
+
+
+class ExecutionStatus(StrEnum):
+    """SPEC §4's execution statuses (``ExecutionStatusName``'s values; the moves between
+    them are runtime.status's, which exports this too)."""
+
+    NOT_STARTED = "NotStarted"
+    IN_PROGRESS = "InProgress"
+    AWAITING_USER_INPUT = "AwaitingUserInput"
+    COMPLETED = "Completed"
+    COMPLETED_NO_ACTION = "CompletedWithNoActionTaken"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_EXECUTION
+
+
+TERMINAL_EXECUTION = frozenset(
+    {
+        ExecutionStatus.COMPLETED,
+        ExecutionStatus.COMPLETED_NO_ACTION,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+    }
+)
 #: SPEC §4's step statuses (runtime.status.StepStatus).
 StepStatusName = Literal["NotStarted", "InProgress", "Completed", "Disabled", "Failed", "Cancelled"]
 

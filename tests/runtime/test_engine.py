@@ -15,6 +15,8 @@ from flowledger import (
     CompiledWorkflow,
     Engine,
     EngineClosedError,
+    ExecutionQuery,
+    ExecutionStatus,
     InvalidInputError,
     NotFoundError,
 )
@@ -181,3 +183,24 @@ async def test_a_lone_surrogate_in_a_start_s_text_is_refused_naming_the_argument
         with pytest.raises(InvalidInputError, match=f"^{argument}: holds a lone surrogate"):
             await start()
     assert await engine.list_executions() == []
+
+
+async def test_a_query_takes_the_statuses_there_are_only(engine: Engine) -> None:
+    """ExecutionQuery.status was typed ``str`` and took any text: a typo matched nothing,
+    without a word. Now the enum or its value; anything else is refused, naming them."""
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^status: 'Complete' is not an execution status; use one of NotStarted, In",
+    ):
+        ExecutionQuery(status="Complete")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"^status: 'Done' is not an execution status"):
+        ExecutionQuery(status=("Completed", "Done"))  # type: ignore[arg-type]
+    done = await engine.run(engine.load_text(HELLO))
+    for status in (
+        "CompletedWithNoActionTaken",
+        ExecutionStatus.COMPLETED_NO_ACTION,
+        ("Failed", ExecutionStatus.COMPLETED_NO_ACTION),
+    ):
+        found = await engine.list_executions(ExecutionQuery(status=status))
+        assert [doc["id"] for doc in found] == [done["id"]], status
+    assert await engine.list_executions(ExecutionQuery(status=ExecutionStatus.FAILED)) == []

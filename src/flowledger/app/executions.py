@@ -542,10 +542,8 @@ def _deadline(seconds: float) -> float:
 
 def _statuses(
     status: ExecutionStatus | builtins.list[ExecutionStatus] | None,
-) -> str | tuple[str, ...] | None:
-    if isinstance(status, list):
-        return tuple(str(s) for s in status)
-    return None if status is None else str(status)
+) -> ExecutionStatus | tuple[ExecutionStatus, ...] | None:
+    return tuple(status) if isinstance(status, list) else status
 
 
 #: Ids a prefix that several start with is answered with (people pick theirs).

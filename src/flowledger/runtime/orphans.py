@@ -115,7 +115,7 @@ async def adopt_abandoned(
     now = await store.db_now()
     taken = []
     for status in (ExecutionStatus.IN_PROGRESS, ExecutionStatus.NOT_STARTED):
-        query = ExecutionQuery(status=str(status), workflow=workflow_name, limit=100)
+        query = ExecutionQuery(status=status, workflow=workflow_name, limit=100)
         for row in await store.list_executions(query):
             if row["created_by"] != created_by or not abandoned(row, now):
                 continue

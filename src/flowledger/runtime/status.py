@@ -4,29 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-
-class ExecutionStatus(StrEnum):
-    NOT_STARTED = "NotStarted"
-    IN_PROGRESS = "InProgress"
-    AWAITING_USER_INPUT = "AwaitingUserInput"
-    COMPLETED = "Completed"
-    COMPLETED_NO_ACTION = "CompletedWithNoActionTaken"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_EXECUTION
-
-
-TERMINAL_EXECUTION = frozenset(
-    {
-        ExecutionStatus.COMPLETED,
-        ExecutionStatus.COMPLETED_NO_ACTION,
-        ExecutionStatus.FAILED,
-        ExecutionStatus.CANCELLED,
-    }
-)
+# Defined with the vocabulary (flowledger.types), which storage may import: its queries
+# are typed with it (ExecutionQuery.status).
+from flowledger.types import TERMINAL_EXECUTION as TERMINAL_EXECUTION
+from flowledger.types import ExecutionStatus as ExecutionStatus
 
 ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
     ExecutionStatus.NOT_STARTED: frozenset(

@@ -10,8 +10,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from flowledger.errors import InvalidInputError
+from flowledger.jsonvalues import check_json_value
 from flowledger.storage.artifacts import ArtifactStore
 from flowledger.storage.counts import CountStore
 from flowledger.storage.descendants import DescendantStore
@@ -26,6 +28,7 @@ from flowledger.storage.sizes import SizeStore
 from flowledger.storage.steplogs import StepLogStore
 from flowledger.storage.tokens import TokenStore
 from flowledger.storage.webhooks import WebhookStore
+from flowledger.types import ExecutionStatus, ExecutionStatusName
 from flowledger.types import Row as Row  # re-exported: the store speaks in rows
 
 #: ``wake_at`` of an execution parked with no timer at all (it waits for a signal).
@@ -137,10 +140,17 @@ class Batch:
         return bool(self.create_executions or self.signals or self.consumed_signals)
 
 
+#: A status an ExecutionQuery takes: the enum, or its value as documents spell it.
+StatusLike = ExecutionStatus | ExecutionStatusName
+
+
 @dataclass(frozen=True)
 class ExecutionQuery:
+    """Which executions ``Engine.list_executions`` answers. An unknown ``status`` is an
+    InvalidInputError naming the known ones (a typo matched nothing, silently)."""
+
     #: A status, or several (any of them).
-    status: str | tuple[str, ...] | None = None
+    status: StatusLike | tuple[StatusLike, ...] | None = None
     workflow: str | None = None
     correlation_id: str | None = None
     parent_id: str | None = None
@@ -154,6 +164,29 @@ class ExecutionQuery:
     limit: int = 50
     #: Keyset cursor: only executions created before this (created_at, id).
     before: tuple[datetime, str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("workflow", "correlation_id", "parent_id", "job_run_id", "created_by"):
+            check_json_value(getattr(self, name), name)  # a lone surrogate: no UTF-8 for it
+        status: Any = self.status
+        if status is None or isinstance(status, str):
+            if status is not None:
+                object.__setattr__(self, "status", _status(status))
+            return
+        # Several: any collection of them (a list too), kept as a tuple.
+        many = status if isinstance(status, tuple | list | set | frozenset) else (status,)
+        object.__setattr__(self, "status", tuple(_status(value) for value in many))
+
+
+def _status(value: Any) -> ExecutionStatusName:
+    try:
+        # Kept as plain text: a driver may dump an enum by its name (psycopg does).
+        return cast(ExecutionStatusName, str(ExecutionStatus(value)))
+    except ValueError:
+        known = ", ".join(ExecutionStatus)
+        raise InvalidInputError(
+            f"{value!r} is not an execution status; use one of {known}", ("status",)
+        ) from None
 
 
 class SignalBlocked(Exception):
