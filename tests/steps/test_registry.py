@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,6 +141,34 @@ def test_a_resume_that_cannot_take_input_ctx_and_state_is_refused_when_declared(
         step_type("acme.two", resume=two)(handler)
     with pytest.raises(PluginError, match="resume must be a function of"):
         step_type("acme.text", resume="finish")(handler)  # type: ignore[arg-type]
+
+
+def test_an_async_generator_is_refused_when_declared_saying_to_return() -> None:
+    """Unannotated, it was accepted and every run failed ("output holds a value of type
+    async_generator"); annotated, refused as an output that is not a model, saying
+    nothing of the yield."""
+
+    class In(BaseModel):
+        n: int
+
+    async def yields(data: In, ctx: StepContext):  # type: ignore[no-untyped-def]
+        yield {"n": data.n}
+
+    async def yields_typed(data: In, ctx: StepContext) -> AsyncIterator[dict[str, int]]:
+        yield {"n": data.n}
+
+    async def handler(data: In, ctx: StepContext) -> Suspend:
+        return Suspend(until=None)
+
+    async def resumes(data: In, ctx: StepContext, state: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+        yield {}
+
+    said = r"is an async generator \(it yields\); a step gives one output, so return a value"
+    for fn in (yields, yields_typed):
+        with pytest.raises(PluginError, match=f"'acme.gen': the handler {said}"):
+            step_type("acme.gen")(fn)
+    with pytest.raises(PluginError, match=f"'acme.gen': resume {said}"):
+        step_type("acme.gen", resume=resumes)(handler)
 
 
 def test_load_a_module_by_name_and_by_file(plugin_dir: Path) -> None:

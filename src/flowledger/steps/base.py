@@ -549,6 +549,7 @@ def step_type(
                 f"step type {name!r} is pure, so its handler must be a plain function "
                 "(def), not async def: it runs inside the commit that records it"
             )
+        _not_a_generator(name, "the handler", handler)
         plain = cast(Handler, handler)  # (input, ctx): _models_of checks what mypy may not
         if resume is not None:
             _check_resume(name, resume)
@@ -582,6 +583,18 @@ def _check_resume(name: str, resume: Any) -> None:
             f"not {type(resume).__name__}"
         ) from None
     _positional(name, resume, "resume", ("input", "ctx", "state"))
+    _not_a_generator(name, "resume", resume)
+
+
+def _not_a_generator(name: str, what: str, fn: Any) -> None:
+    """PluginError for an ``async def`` that yields: the engine awaits one value, and an
+    async generator is no awaitable, so every run failed ("has no JSON form"), or, when
+    annotated, was refused as an output that is not a model, saying nothing of yield."""
+    if inspect.isasyncgenfunction(fn):
+        raise PluginError(
+            f"step type {name!r}: {what} is an async generator (it yields); a step gives "
+            "one output, so return a value instead of yielding"
+        )
 
 
 #: How a parameter the engine passes by position cannot take it.
