@@ -40,9 +40,6 @@ async def test_a_server_not_there_yet_is_waited_for_and_nothing_leaks() -> None:
     where a running one waits it out; each failed open also left its store's threads."""
     import threading
 
-    # The store is made on the loop's executor (Engine.open): its one idle thread stays
-    # by design, so it is started before counting.
-    await asyncio.to_thread(lambda: None)
     before = threading.active_count()
     waits: list[tuple[DatabaseUnreachableError, float]] = []
     app = App(f"postgresql://postgres@127.0.0.1:{_closed_port()}/flow")

@@ -166,6 +166,18 @@ async def test_opening_leaves_the_event_loop_free(
     assert waited == [True]
 
 
+async def test_opening_and_closing_leave_no_thread_behind(tmp_path: Path) -> None:
+    """Engine.open made the store with asyncio.to_thread: the loop's default executor,
+    made for it, kept an idle thread for the loop's life, in an application that embeds
+    the engine and never used that executor (an in-memory engine's close too)."""
+    before = set(threading.enumerate())
+    for url in (f"sqlite:///{tmp_path / 'flow.db'}", "sqlite://"):
+        async with Engine(url) as engine:
+            await engine.run(engine.load_text(HELLO))
+    assert set(threading.enumerate()) == before
+    assert asyncio.get_running_loop()._default_executor is None  # type: ignore[attr-defined]
+
+
 async def test_a_lone_surrogate_in_a_start_s_text_is_refused_naming_the_argument(
     engine: Engine,
 ) -> None:

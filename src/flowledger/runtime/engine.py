@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from sqlalchemy.engine import make_url
 
@@ -67,6 +67,7 @@ from flowledger.runtime.tracing import execution_info
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage import ExecutionQuery, Row, Store, WorkflowVersion, open_store
 from flowledger.storage.base import MOST_SKIPPED
+from flowledger.storage.lanes import Lane
 from flowledger.templates import TemplateEngine, TemplateLimits
 from flowledger.timeutil import Clock
 from flowledger.traceparent import TRACEPARENT, own_traceparent
@@ -93,6 +94,7 @@ CLOSE_GRACE = 10.0
 #: How long ``close`` then waits for cancelled runs to give their executions back.
 CLOSE_CANCEL_WAIT = 10.0
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 #: What every part of an Engine that is not open says (EngineClosedError).
 NOT_OPEN = "the engine is not open; use 'async with Engine(...)'"
 
@@ -117,6 +119,17 @@ class _Running:
         self.runner: ExecutionRunner | None = None
         #: ``close`` cancelled it: its drive says so (EngineClosedError), not CancelledError.
         self.closed = False
+
+
+async def _on_a_thread(body: Callable[[], T]) -> T:
+    """``body`` on a thread of its own that ends with it: ``asyncio.to_thread`` made the
+    loop's default executor, whose idle thread then stayed for the loop's life, in an
+    application that embeds the engine and had never used that executor."""
+    lane = Lane("flowledger-open", 1)
+    try:
+        return await lane.run(body)
+    finally:
+        await lane.close()
 
 
 def _unacted(row: Row) -> bool:
@@ -229,7 +242,7 @@ class Engine:
             # Made on a thread: importing the database driver, creating SQLAlchemy's engine
             # and looking at the file held the loop 0.13-0.35 s (tour 23 F14); what follows
             # waits on the store's own threads (its migrations among them).
-            store, root = await asyncio.to_thread(self._open_store)
+            store, root = await _on_a_thread(self._open_store)
             try:
                 await store.initialize()
             except BaseException:  # its lane threads and connections go with it
@@ -280,7 +293,7 @@ class Engine:
     async def _remove_scratch(self) -> None:
         scratch, self._scratch = self._scratch, None
         if scratch is not None:
-            await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+            await _on_a_thread(lambda: shutil.rmtree(scratch, ignore_errors=True))
 
     def _check_open(self) -> None:
         if self._store is None:
