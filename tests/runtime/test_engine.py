@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from flowledger import (
     ExecutionStatus,
     InvalidInputError,
     NotFoundError,
+    Worker,
+    WorkerOptions,
 )
 from flowledger.runtime.creation import Lineage
 from flowledger.storage import open_store
@@ -77,6 +80,7 @@ def _uses(
         "start_once": lambda: engine.start_once(workflow, {}, "key"),
         "drive": lambda: engine.drive(execution_id),
         "take_up": lambda: engine.take_up(execution_id, 1, work),
+        "worker_started": lambda: engine.worker_started(lambda: None),
         "run_owned": lambda: engine.run_owned(execution_id),
         "submit_input": lambda: engine.submit_input(execution_id, "a", {}),
         "cancel": lambda: engine.cancel(execution_id),
@@ -216,3 +220,38 @@ async def test_a_query_takes_the_statuses_there_are_only(engine: Engine) -> None
         found = await engine.list_executions(ExecutionQuery(status=status))
         assert [doc["id"] for doc in found] == [done["id"]], status
     assert await engine.list_executions(ExecutionQuery(status=ExecutionStatus.FAILED)) == []
+
+
+WAITS = "name: waits\nsteps: [{id: d, type: sys.delay, input: {duration: 30s}}]\n"
+
+
+async def test_close_stops_a_worker_running_on_it_and_gives_its_runs_back(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tour 23: Engine.close under a running Worker closed the store beneath it; the
+    worker went on for ever, logging "cannot claim work (the store is closed)" and its
+    duties' failures every few seconds. Now close stops it as its stop() does and waits
+    for it: its runs are given back (their leases released) and its run() returns."""
+    engine = Engine(db_url, owner="closing")
+    await engine.open()
+    workflow = engine.load_text(WAITS)
+    started = [await engine.start(workflow) for _ in range(2)]
+    # Held while their timer is near (park_after), as a worker holds a short wait.
+    worker = Worker(engine, WorkerOptions(park_after=120.0, max_idle=0.05))
+    running = asyncio.create_task(worker.run())
+    for _ in range(1000):
+        events = [await engine.events(execution_id) for execution_id in started]
+        if all(any(e["kind"] == "step.suspended" for e in kinds) for kinds in events):
+            break
+        await asyncio.sleep(0.01)
+    assert set(worker.active) == set(started)
+    with caplog.at_level(logging.WARNING):
+        await asyncio.wait_for(engine.close(grace=1.0), 20)
+        await asyncio.wait_for(running, 5)  # before, it never returned
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert worker.stopped_because is None
+    async with Engine(db_url) as again:
+        for execution_id in started:
+            row = await again.store.get_execution(execution_id)
+            assert row is not None and row["lease_owner"] is None
+            assert row["runtime_status"] == "InProgress"

@@ -225,6 +225,8 @@ class Engine:
         #: ``close`` gives them back.
         self._running: dict[str, _Running] = {}
         self._closing = False
+        #: The workers running on it (``worker_started``): their stop, and their end.
+        self._workers: dict[object, tuple[Callable[[], None], asyncio.Event]] = {}
         #: Tasks of its own it must hold a reference to (Engine._background).
         self._tasks: set[asyncio.Task[None]] = set()
         self._entities: EntityService | None = None
@@ -334,12 +336,21 @@ class Engine:
         drain does: each finishes and records the steps running now (for up to ``grace``
         seconds; those still running then are cancelled, and run again wherever the
         execution goes on), starts nothing new, and releases its lease, so any process
-        carries it on at once. Their ``drive`` calls raise EngineClosedError."""
-        if self._store is not None and self._running:
+        carries it on at once. Their ``drive`` calls raise EngineClosedError.
+
+        A :class:`~flowledger.Worker` running on the engine is stopped first, as its
+        ``stop()`` does, and waited for: its runs are given back as above, and its
+        ``run()`` returns. Tour 23: the store was closed under it, and the worker went on
+        logging "cannot claim work (the store is closed)" every few seconds for ever."""
+        if self._store is not None and (self._running or self._workers):
             self._check_loop()
             self._closing = True
+            workers = list(self._workers.values())
             try:
+                for stop, _ in workers:
+                    stop()
                 await self._give_back(grace)
+                await self._workers_ended([ended for _, ended in workers])
             finally:
                 self._closing = False
         if self._store is not None:
@@ -375,6 +386,41 @@ class Engine:
         finally:
             for end in ends:
                 end.cancel()
+
+    async def _workers_ended(self, ended: list[asyncio.Event]) -> None:
+        """Wait for the stopped workers to end: their runs were given back already, so
+        they end within their last claim and their duties' cancellation."""
+        waits = [asyncio.ensure_future(event.wait()) for event in ended]
+        if not waits:
+            return
+        try:
+            _, late = await asyncio.wait(waits, timeout=CLOSE_CANCEL_WAIT)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if late:
+            log.warning(
+                "%d worker(s) had not stopped %gs after the engine asked them to; closing "
+                "the engine under them",
+                len(late),
+                CLOSE_CANCEL_WAIT,
+                extra=log_extra("close"),
+            )
+
+    def worker_started(self, stop: Callable[[], None]) -> Callable[[], None]:
+        """A worker runs on this engine from now on (``Worker.run`` says so): ``close``
+        calls ``stop`` and waits until the worker calls the function returned here, as it
+        ends, before it closes the database."""
+        self._check_open()
+        ended = asyncio.Event()
+        key = object()
+        self._workers[key] = (stop, ended)
+
+        def end() -> None:
+            self._workers.pop(key, None)
+            ended.set()
+
+        return end
 
     async def __aenter__(self) -> Engine:
         return await self.open()

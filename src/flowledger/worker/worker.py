@@ -128,6 +128,8 @@ class Worker:
         store = self.engine.store
         idle = 0.05
         backoff = 1.0
+        # Engine.close stops this worker and waits for it, before closing the store.
+        ended = self.engine.worker_started(self.stop)
         self.keeper.start()
         duties = asyncio.create_task(self._run_duties(), name="worker duties")
         try:
@@ -185,6 +187,7 @@ class Worker:
             await asyncio.gather(duties, return_exceptions=True)
             await self.deliveries.stop()  # its attempts run on their own: hand them back
             await self.keeper.stop()
+            ended()
 
     async def _run_duties(self) -> None:
         """Schedules, entity events and job runs, each at the pace it asks for."""
