@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 from flowledger import Engine, StepContext, StepRegistry, Suspend, step_type
 from flowledger.codec import loads
 from flowledger.errors import ConflictError, NotFoundError
+from tests.raw_sql import run_sql
 from tests.runtime.support import latest, running_worker, wait_until, yaml
 
 #: How the resume of ``test.callback`` behaves, by ticket (a test sets it).
@@ -178,7 +181,11 @@ async def test_the_wait_and_the_input_survive_a_restart(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         [step] = await engine.store.get_step_executions(parked_id)
-        assert loads(step["state"]) == {"ticket": "t-5", "wait": {"outside": 0}}
+        assert loads(step["state"]) == {
+            "ticket": "t-5",
+            "input": "not the engine's",  # the handler's own, kept (runtime.reserved)
+            "__flowledger__": {"wait": {"outside": 0}},
+        }
         await engine.submit_input(parked_id, "job", {"woke": "after"})
         # Woken, its resume cut: the input it took is its answer.
         with pytest.raises(ConflictError, match="has been answered already"):
@@ -235,3 +242,166 @@ async def test_a_step_type_without_resume_cannot_wait_for_input(engine: Engine) 
         "'test.waits_without_resume' has no resume= to read it: give @step_type a "
         "resume=fn(input, ctx, state), or Suspend a time (until=...)"
     )
+
+
+# -- a timed wait takes an input too --------------------------------------------------------
+
+
+class Poll(BaseModel):
+    ticket: str
+    #: Until when it waits, from when it parks.
+    ms: int = 60_000
+
+
+async def _polled(data: Poll, ctx: StepContext, state: Mapping[str, Any]) -> dict[str, Any]:
+    # An input woke it (state["input"]), or its time came: then it would poll the job.
+    woke = "input" if "input" in state else "time"
+    return {"ticket": state["ticket"], "by": woke, "input": state.get("input")}
+
+
+@step_type("test.polls", resume=_polled)
+async def polls(data: Poll, ctx: StepContext) -> Suspend:
+    until = datetime.now(UTC) + timedelta(milliseconds=data.ms)
+    return Suspend(until=until, state={"ticket": data.ticket})
+
+
+def _polling(ticket: str, ms: int = 60_000) -> str:
+    return f"name: poll\nsteps: [{{id: job, type: test.polls, input: {{ticket: {ticket}, ms: {ms}}}}}]\n"
+
+
+async def test_a_timed_wait_is_woken_by_an_input_or_else_by_its_time(engine: Engine) -> None:
+    """Tour 23: Suspend(until=t) was not woken by submit_input, which said the step was
+    "not waiting for input (it is InProgress)". Decision: the first to come, the input or
+    the time, wakes it, as a callback with a poll after a while (its resume tells which
+    by state["input"]); after its time, an input is too late."""
+    engine.registry.register(polls)
+    early = await engine.start(engine.load_text(_polling("p-1")))
+    timed = await engine.start(engine.load_text(_polling("p-2", ms=300)))
+    drives = [asyncio.create_task(engine.drive(i)) for i in (early, timed)]
+    await _parked(engine, early)
+    await engine.submit_input(early, "job", {"status": "done"}, submitted_by="hook")
+    woken, waited = await asyncio.wait_for(asyncio.gather(*drives), 10)
+    assert woken["runtimeStatus"] == "Completed", woken["error"]
+    assert woken["output"] is None and latest(woken, "job")["outputData"] == {
+        "ticket": "p-1",
+        "by": "input",
+        "input": {"status": "done"},
+    }
+    assert latest(waited, "job")["outputData"] == {"ticket": "p-2", "by": "time", "input": None}
+    with pytest.raises(ConflictError, match="is Completed; it waits for no input"):
+        await engine.submit_input(timed, "job", {})
+    kinds = [e["kind"] for e in await engine.events(early)]
+    assert kinds.count("step.input_received") == 1 and "step.resumed" not in kinds
+
+
+async def test_a_timed_wait_takes_an_input_sent_while_nobody_runs_it(
+    db_url: str, registry: StepRegistry
+) -> None:
+    """The input is kept with the execution until a process runs it again: it resumes
+    the step with it then, its time not waited for."""
+    registry.register(polls)
+    async with Engine(db_url, registry=registry) as engine:
+        execution_id = await engine.start(engine.load_text(_polling("p-3")))
+        task = asyncio.create_task(engine.drive(execution_id))
+        await _parked(engine, execution_id)
+        task.cancel()  # what a crash looks like to the database: no more writes
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await engine.submit_input(execution_id, "job", {"status": "late"})
+        with pytest.raises(ConflictError, match="has been answered already"):
+            await engine.submit_input(execution_id, "job", {"status": "twice"})
+    async with Engine(db_url, registry=registry) as engine:
+        doc = await asyncio.wait_for(engine.drive(execution_id), 10)
+        assert doc["runtimeStatus"] == "Completed", doc["error"]
+        assert latest(doc, "job")["outputData"]["input"] == {"status": "late"}
+
+
+async def test_a_delay_waits_for_its_time_and_says_so_to_an_input(engine: Engine) -> None:
+    """sys.delay's wait takes no input: it said "not waiting for input (it is
+    InProgress)", which read as a step that is not waiting at all."""
+    text = "name: nap\nsteps: [{id: nap, type: sys.delay, input: {duration: 60s}}]\n"
+    execution_id = await engine.start(engine.load_text(text))
+    drive = asyncio.create_task(engine.drive(execution_id))
+    await _parked(engine, execution_id)
+    with pytest.raises(
+        ConflictError, match=r"'nap' .* waits for a time \(until .*\), not for input"
+    ):
+        await engine.submit_input(execution_id, "nap", {})
+    drive.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await drive
+
+
+# -- the engine's part of the state -----------------------------------------------------------
+
+
+async def _owns_names_resume(
+    data: Poll, ctx: StepContext, state: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {"state": dict(state), "n": ctx.variables.get("n")}
+
+
+@step_type("test.owns_names", resume=_owns_names_resume)
+async def owns_names(data: Poll, ctx: StepContext) -> Suspend:
+    ctx.variables.apply("n", "increment", 1)  # kept with the parked step, the engine's
+    mine = {"variables": ["v"], "wait": "input", "input": "mine", "ticket": data.ticket}
+    return Suspend(until=datetime.now(UTC) + timedelta(milliseconds=data.ms), state=mine)
+
+
+async def test_a_handler_s_state_may_use_the_names_the_engine_used(engine: Engine) -> None:
+    """The engine kept its marks in the state under "variables", "wait" and "input", and
+    dropped a handler's own under those names; now under one key of its own."""
+    engine.registry.register(owns_names)
+    text = (
+        "name: names\nvariables: {n: 0}\n"
+        "steps: [{id: job, type: test.owns_names, input: {ticket: o-1, ms: 300}}]\n"
+    )
+    doc = await engine.run(engine.load_text(text))
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    assert latest(doc, "job")["outputData"] == {
+        "state": {"variables": ["v"], "wait": "input", "input": "mine", "ticket": "o-1"},
+        "n": 1,
+    }
+    assert doc["variables"] == {"n": 1}
+    statuses = [e["status"] for e in await engine.events(doc["id"]) if e["stepExecutionId"] is None]
+    assert "AwaitingUserInput" not in statuses  # its "wait": "input" is not a person's
+
+
+async def test_a_step_parked_by_an_earlier_build_resumes_after_the_upgrade(
+    db_url: str, registry: StepRegistry
+) -> None:
+    """Rows an earlier build wrote keep the engine's marks under the state's own "wait"
+    and "input": they are read as written (one waiting, one woken whose resume was cut),
+    and the step's next write is in the new shape."""
+    async with Engine(db_url, registry=registry) as engine:
+        waiting = await engine.start(engine.load_text(_workflow("t-8", inputs=2)))
+        woken = await engine.start(engine.load_text(_workflow("t-9")))
+        for execution_id in (waiting, woken):
+            task = asyncio.create_task(engine.drive(execution_id))
+            await _parked(engine, execution_id)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    earlier = {
+        waiting: {"ticket": "t-8", "wait": {"outside": 0}},
+        woken: {"ticket": "t-9", "wait": {"woke": 1}, "input": {"n": "before"}},
+    }
+    for execution_id, state in earlier.items():
+        sql = "UPDATE step_executions SET state = :s WHERE execution_id = :e"
+        assert run_sql(db_url, sql, s=json.dumps(state), e=execution_id) == 1
+    async with Engine(db_url, registry=registry) as engine:
+        await engine.submit_input(waiting, "job", {"n": 1})
+        drive = asyncio.create_task(engine.drive(waiting))
+        await _parked(engine, waiting, times=2)  # its resume parked for the next input
+        [step] = await engine.store.get_step_executions(waiting)
+        assert loads(step["state"]) == {
+            "ticket": "t-8",
+            "got": [{"n": 1}],
+            "__flowledger__": {"wait": {"outside": 1}},
+        }
+        await engine.submit_input(waiting, "job", {"n": 2})
+        done = await asyncio.wait_for(drive, 10)
+        assert done["output"] == [{"n": 1}, {"n": 2}]
+        doc = await asyncio.wait_for(engine.drive(woken), 10)
+        assert doc["runtimeStatus"] == "Completed", doc["error"]
+        assert doc["output"] == [{"n": "before"}]

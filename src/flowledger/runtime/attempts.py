@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from flowledger.errors import StepError
+from flowledger.runtime.reserved import engine_part
 from flowledger.steps.base import VariableAccess
 from flowledger.steps.builtins import apply_variable_op, variable_value
 
@@ -69,9 +70,9 @@ class AttemptVariables:
         self._variables().apply_all(ops)
 
 
-# A parked attempt's changes are kept in its state under "variables" (the key the engine
-# reserves, Suspend's docstring), as {"pending": [...], "applied": [...]}; a completed
-# step's under the same key as the list of all it made, which a rerun replays.
+# A parked attempt's changes are kept in the engine's part of its state (runtime.reserved)
+# under "variables", as {"pending": [...], "applied": [...]}; a completed step's under the
+# same key as the list of all it made, which a rerun replays (changes_made).
 # "applied": changes an earlier build committed when the step parked (they are in the
 # variables already); a parked row it left holds them as a bare list.
 
@@ -86,13 +87,19 @@ def parked(pending: Iterable[Change], applied: list[Any]) -> dict[str, Any]:
 
 def pending_in(state: Mapping[str, Any] | None) -> list[Any]:
     """The changes a parked attempt made and has not applied yet."""
-    kept = (state or {}).get("variables")
+    kept = engine_part(state).get("variables")
     return list(kept.get("pending") or ()) if isinstance(kept, Mapping) else []
 
 
 def applied_in(state: Mapping[str, Any] | None) -> list[Any]:
     """The changes a parked attempt made that are in the variables already."""
-    kept = (state or {}).get("variables")
+    kept = engine_part(state).get("variables")
     if isinstance(kept, Mapping):
         return list(kept.get("applied") or ())
     return list(kept or ())
+
+
+def changes_made(state: Mapping[str, Any] | None) -> list[Any]:
+    """The ``[name, op, value]`` changes a completed step made to the variables."""
+    kept = engine_part(state).get("variables")
+    return list(kept) if isinstance(kept, list) else []

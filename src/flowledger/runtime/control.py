@@ -27,6 +27,7 @@ from flowledger.errors import (
     did_you_mean,
 )
 from flowledger.jsonvalues import NotJSONError, check_json_value, to_plain
+from flowledger.runtime.attempts import changes_made
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
@@ -94,6 +95,11 @@ async def submit_input(
             raise ConflictError(
                 f"step '{step}' of execution {execution_id} has been answered already; "
                 "it takes the first answer sent while it waits only"
+            )
+        if named and named[-1]["suspended"] and named[-1]["wake_at"]:
+            raise ConflictError(  # a sys.delay's, or a type's with no resume= to read it
+                f"step '{step}' of execution {execution_id} waits for a time (until "
+                f"{iso(named[-1]['wake_at'])}), not for input"
             )
         if named:
             raise ConflictError(
@@ -494,7 +500,7 @@ async def _variables_after(
             variables[out["name"]] = variable_after(variables.get(out["name"]), out)
             continue
         state = loads(found["state"]) if found["state"] else None
-        for name, op, value in (state or {}).get("variables") or ():
+        for name, op, value in changes_made(state):
             variables[name] = apply_variable_op(variables.get(name), op, value, name)
     return variables
 

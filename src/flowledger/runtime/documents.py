@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowledger.codec import loads
+from flowledger.runtime.reserved import engine_part
 from flowledger.steps.human import INPUT_WAIT
 from flowledger.storage.base import Row
 from flowledger.timeutil import iso
@@ -94,7 +95,7 @@ def waits_for_input(row: Mapping[str, Any]) -> bool:
     if row["status"] != "InProgress" or not row["suspended"]:
         return False
     state = loads(row["state"])
-    return isinstance(state, dict) and state.get("wait") == INPUT_WAIT
+    return engine_part(state).get("wait") == INPUT_WAIT  # a custom step's "wait" is its own
 
 
 def pending_inputs(steps: list[Row], execution_id: str) -> list[dict[str, Any]]:

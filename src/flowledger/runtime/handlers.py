@@ -14,6 +14,7 @@ from flowledger.definition.compiled import CompiledStep
 from flowledger.definition.models import RetryPolicy
 from flowledger.errors import field_message, format_path
 from flowledger.jsonvalues import to_plain
+from flowledger.runtime.reserved import resume_state
 from flowledger.runtime.state import StepExecution
 from flowledger.steps.base import StepContext, stored_loc
 from flowledger.unions import plain_errors
@@ -49,15 +50,11 @@ class StepTimedOut(Exception):
         self.seconds = seconds
 
 
-_NOT_THE_HANDLERS = frozenset({"variables", "wait"})
-
-
 async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepContext) -> Any:
     step_type = run.step.step_type
     if run.suspended and step_type.resume is not None:
-        # The handler's own state, and the "input" that woke it (runtime.waits): the
-        # engine's "variables" and "wait" are not the handler's (runner._park).
-        state = {k: v for k, v in (run.state or {}).items() if k not in _NOT_THE_HANDLERS}
+        # The handler's own state, and the "input" that woke it (runtime.waits).
+        state = resume_state(run.state)
         # A plain ``def`` resume is run as a plain handler is, in a thread.
         if step_type.resume_is_coroutine:
             return await step_type.resume(data, ctx, state)

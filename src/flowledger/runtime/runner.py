@@ -51,11 +51,12 @@ from flowledger.runtime.journal import Journal
 from flowledger.runtime.lifecycle import ExecutionLifecycle
 from flowledger.runtime.loops import LoopDriver
 from flowledger.runtime.ports import Driver, TimerKind
+from flowledger.runtime.reserved import ENGINE_KEY, engine_part, with_engine_part
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from flowledger.runtime.variables import Variables
-from flowledger.runtime.waits import ENGINE_KEYS, InputWaits, mark_parked
+from flowledger.runtime.waits import InputWaits, parked_wait
 from flowledger.schema_check import problem_lines
 from flowledger.steps.base import StepContext, StepKind, Suspend
 from flowledger.storage.base import NEVER
@@ -631,7 +632,7 @@ class ExecutionRunner:
             self.step_failed(run, exc.message, retryable=exc.retryable)
             return
         if changed:  # kept with the step: a rerun that reuses it replays them
-            run.state = {**(run.state or {}), "variables": changed}
+            run.state = with_engine_part(run.state, variables=changed)
         now = self.clock.now()
         run.status = StepStatus.COMPLETED
         run.completed_at = now
@@ -677,20 +678,33 @@ class ExecutionRunner:
         except NotJSONError as exc:
             self.step_failed(run, f"its Suspend state cannot be stored: {exc}", retryable=False)
             return
-        for key in ENGINE_KEYS:  # the engine's own (a resume handing back its state)
-            state.pop(key, None)
         before = run.state if run.suspended else None
+        state.pop(ENGINE_KEY, None)  # the engine's alone (runtime.reserved)
+        given = engine_part(before).get("input")
+        if given is not None and state.get("input") is given:
+            # A resume handing back the state it was given: the input that woke it is
+            # not its own, so a later wake by time finds none.
+            del state["input"]
         applied = _applied_before(run)
         changes, run.variable_changes = run.variable_changes, None
         if changes is not None:
             pending: list[Any] = [list(change) for change in changes.ops]
         else:  # no context was made for the attempt: what it parked with before stands
             pending = pending_in(run.state) if run.suspended else []
-        mark_parked(state, before, outside=suspend.until is None)
-        self.suspend(run, suspend, state)
+        # A timed wait takes an input too when a resume can read it (runtime.waits), but
+        # not sys.delay's: a delay waits for its time.
+        takes_input = suspend.until is None or (
+            step_type.resume is not None and not step_type.name.startswith("sys.")
+        )
+        engine: dict[str, Any] = {}
+        wait = parked_wait(before, takes_input=takes_input)
+        if wait is not None:
+            engine["wait"] = wait
         if pending or applied:
-            state["variables"] = parked(pending, applied)
-        if suspend.until is None:
+            engine["variables"] = parked(pending, applied)
+        state[ENGINE_KEY] = engine
+        self.suspend(run, suspend, state)
+        if takes_input:
             self.inputs.wait_outside(run)
 
     def suspend(
@@ -804,6 +818,11 @@ class ExecutionRunner:
             if kind == "retry" and run.status == StepStatus.NOT_STARTED:
                 self.start_attempt(run)
             elif kind == "wake" and run.suspended and run.status == StepStatus.IN_PROGRESS:
+                # Its wake_at as it parks now: an input woke it before (None), or it
+                # parked again for a later time since this timer was set.
+                if run.wake_at is None or run.wake_at > now:
+                    continue
+                self.inputs.forget(run)  # the time came first: an input now is too late
                 self.journal.event("step.resumed", run)
                 self.to_launch.append(run)
             elif kind == "due" and not run.terminal:

@@ -55,10 +55,10 @@ class TaskDriver:
         return None
 
     def restore(self, run: StepExecution, restoring: Restoring) -> bool:
-        # A suspended task (sys.delay) keeps waiting for its wake timer, one parked without
-        # a time for its input (runtime.waits); one that was running had its process die
-        # under it.
-        if run.suspended and run.wake_at is None:
+        # A suspended task (sys.delay) keeps waiting for its wake timer, one parked for an
+        # input (runtime.waits) for that input too; one that was running had its process
+        # die under it.
+        if run.suspended:
             self.scheduler.wait_outside(run)
         return run.suspended
 

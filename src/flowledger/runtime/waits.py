@@ -1,14 +1,18 @@
 """Steps waiting for input: a person's (``sys.wait_for_input``, ``StepKind.WAIT_FOR_INPUT``):
-begin, deliver, time out; and the outside's, a custom step parked by ``Suspend(until=None)``
-until ``Engine.submit_input`` wakes it (a callback: a job submitted elsewhere, its webhook).
+begin, deliver, time out; and the outside's, a custom step parked by ``Suspend`` until
+``Engine.submit_input`` wakes it (a callback: a job submitted elsewhere, its webhook).
 
-A step parked for the outside keeps ``{"outside": n}`` under its state's ``"wait"`` (n:
-the inputs this attempt took before), and once an input woke it ``{"woke": n + 1}`` with
-the data under ``"input"``, which its ``resume`` reads (parked again until a time, it
-keeps the count). Its status stays InProgress, and so does the execution's: no person
-is asked (AwaitingUserInput is for people, SPEC §4). ``run``/``drive``/``settle`` wait
-for the input as for a ``sys.delay``; a worker parks the execution, and the input's
-signal makes it claimable again.
+A custom step takes an input while parked by ``Suspend(until=None)``, and while parked by
+``Suspend(until=t)`` when its type has a ``resume`` (the built-in ``sys.delay`` waits for
+its time only): the first to come, the input or the time, wakes it. The engine's part of
+its state (runtime.reserved) keeps ``{"outside": n}`` under ``"wait"`` while it waits (n:
+the waits of this attempt that ended before), and once an input woke it ``{"woke": n + 1}``
+with the data under ``"input"``, which its ``resume`` reads as ``state["input"]``; a time
+that woke it changes nothing there, so its resume finds no ``"input"`` but the handler's
+own. Its status stays InProgress, and so does the execution's: no person is asked
+(AwaitingUserInput is for people, SPEC §4). ``run``/``drive``/``settle`` wait for the
+input as for a ``sys.delay``; a worker parks the execution, and the input's signal makes
+it claimable again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pydantic import BaseModel
 from flowledger.codec import loads
 from flowledger.durations import parse_duration
 from flowledger.runtime.ports import Restoring, Scheduler
+from flowledger.runtime.reserved import engine_part, with_engine_part
 from flowledger.runtime.state import StepExecution
 from flowledger.runtime.status import StepStatus
 from flowledger.runtime.tasks import TaskDriver
@@ -89,13 +94,13 @@ class InputWaits(TaskDriver):
         return bool(self.runs)
 
     def wait_outside(self, run: StepExecution) -> None:
-        """``run`` is parked without a time (its state marked by :func:`mark_parked`),
-        or was found so by recovery: it waits for an input, or, when one woke it and its
-        resume was cut (a restart), resumes again with that input."""
-        if taken_by(run.state) is not None:
+        """``run`` is parked (its state marked by :func:`parked_wait`), or was found so
+        by recovery: when it takes an input it waits for one, or, when one woke it and
+        its resume was cut (a restart), resumes again with that input."""
+        if run.wake_at is None and taken_by(run.state) is not None:
             self.scheduler.to_launch.append(run)
-            return
-        self.outside[run.id] = run
+        elif waits_outside(run.state) is not None:
+            self.outside[run.id] = run
 
     def deliver(self, payload: dict[str, Any]) -> None:
         """Data a person submitted (checked again: the schema is the step's, not the caller's),
@@ -152,9 +157,11 @@ class InputWaits(TaskDriver):
             return
         assert taken is not None
         del self.outside[run.id]
-        state = dict(run.state or {})
-        state["wait"], state["input"] = {"woke": taken + 1}, payload.get("data")
-        run.state = state
+        wait = {"woke": taken + 1}
+        run.state = with_engine_part(run.state, wait=wait, input=payload.get("data"))
+        # Woken before its time (a timed wait): the time is no longer waited for (its
+        # timer finds no wake_at, runner._fire_due_timers), nor kept on the row.
+        run.wake_at = None
         self.scheduler.journal.touch(run)
         self.scheduler.journal.event("step.input_received", run, detail)
         self.scheduler.to_launch.append(run)
@@ -164,49 +171,50 @@ class InputWaits(TaskDriver):
         self.outside.pop(run.id, None)
 
 
-# -- a custom step parked for the outside (Suspend(until=None)) ---------------------------
-
-#: The state keys the engine keeps with a parked step: what a handler's Suspend state holds
-#: under them is not kept (``"variables"``: runtime.attempts).
-ENGINE_KEYS = ("variables", "wait", "input")
+# -- a custom step parked for the outside ---------------------------------------------------
 
 
-def mark_parked(state: dict[str, Any], before: Any, *, outside: bool) -> None:
-    """Mark ``state`` (a step's new Suspend state) as waiting for an input from outside,
-    or, parked until a time, keep the count of inputs it took; ``before``: the step's
-    state until now (a woken attempt that parks again counts on)."""
-    taken = taken_by(before) or 0
-    if outside:
-        state["wait"] = {"outside": taken}
-    elif taken:
-        state["wait"] = {"woke": taken}
+def parked_wait(before: Any, *, takes_input: bool) -> dict[str, int] | None:
+    """The ``"wait"`` of the engine's part of a step's state as it parks: waiting for an
+    input from outside, or, parked for a time only, the count of inputs it took, if any.
+    ``before``: the step's state until now (a woken attempt that parks again counts on;
+    one a time woke from a wait for input too, so the next wait's input is its own)."""
+    taken = taken_by(before)
+    if taken is None:
+        ended = waits_outside(before)  # a time ended that wait
+        taken = 0 if ended is None else ended + 1
+    if takes_input:
+        return {"outside": taken}
+    return {"woke": taken} if taken else None
 
 
 def waits_outside(state: Any) -> int | None:
-    """How many inputs the step took before, when its state waits for one from outside."""
-    wait = state.get("wait") if isinstance(state, Mapping) else None
+    """How many waits of the step ended before, when its state waits for an input."""
+    wait = engine_part(state).get("wait")
     if isinstance(wait, Mapping) and isinstance(wait.get("outside"), int):
         return int(wait["outside"])
     return None
 
 
 def taken_by(state: Any) -> int | None:
-    """How many inputs from outside woke the step (None: none did, or it waits for one)."""
-    wait = state.get("wait") if isinstance(state, Mapping) else None
+    """How many waits of the step ended before the input that woke it, plus one (None:
+    no input woke it, or it waits for one)."""
+    wait = engine_part(state).get("wait")
     if isinstance(wait, Mapping) and isinstance(wait.get("woke"), int):
         return int(wait["woke"])
     return None
 
 
 def outside_wait_of(row: Mapping[str, Any]) -> int | None:
-    """A step execution row parked for an input from outside: the inputs it took before."""
-    if row["status"] != StepStatus.IN_PROGRESS or not row["suspended"] or row["wake_at"]:
+    """A step execution row parked for an input from outside (with a time or without):
+    the waits of its attempt that ended before."""
+    if row["status"] != StepStatus.IN_PROGRESS or not row["suspended"]:
         return None
     return waits_outside(loads(row["state"]))
 
 
 def input_signal_id(step_execution_id: str, taken: int) -> str:
-    """The id of the input signal that wakes a step parked for the outside, which took
-    ``taken`` inputs before: one per wait, so a wait takes the first answer sent only
-    (a webhook delivered twice wakes it once), and a later wait of it one of its own."""
+    """The id of the input signal that wakes a step parked for the outside, ``taken``
+    of whose waits ended before: one per wait, so a wait takes the first answer sent
+    only (a webhook delivered twice wakes it once), and a later wait of it one of its own."""
     return str(uuid.uuid5(uuid.UUID(step_execution_id), f"input/{taken}"))

@@ -61,14 +61,20 @@ class Suspend:
     elsewhere, whose webhook answers): ``Engine.submit_input(execution_id, step_id,
     data)`` (``executions input``, the API's, the web's) wakes it with any JSON, which
     ``StepType.resume`` reads as ``state["input"]``; each wait takes the first input sent.
+    Parked until a time, an input wakes it too, before its time (a callback, and a poll
+    at ``until`` should none come): its resume finds ``state["input"]`` when an input
+    woke it, none of the engine's when the time did; an input after its time is too
+    late. (A step type without ``resume``, and the built-in ``sys.delay``, wait for the
+    time only: an input sent to one is refused.)
 
     The step stays ``InProgress`` without a running handler, and so does the execution
     (no person is asked); after a restart it is not re-run, it keeps waiting. When it
     wakes, ``StepType.resume`` produces its output (or parks again), given ``state``.
-    Its keys ``variables``, ``wait`` and ``input`` are the engine's (the attempt's
-    ``ctx.variables`` changes, pending until the attempt completes; what it waits for;
-    the input that woke it): what ``state`` holds under them is not kept. JSON must hold
-    ``state`` as it is (it is stored), else the step fails.
+    ``state`` is the handler's, under any names; the engine keeps what it needs with it
+    (the attempt's ``ctx.variables`` changes, pending until it completes; what it waits
+    for; the input that woke it) under the one key ``"__flowledger__"``, whose value
+    here is not kept, and hands the resume ``"input"`` over the handler's own. JSON must
+    hold ``state`` as it is (it is stored), else the step fails.
     """
 
     until: datetime | None
