@@ -29,9 +29,9 @@ from flowledger.app import (
     SubmitInput,
     WorkflowText,
 )
+from flowledger.app.graph_view import DefinitionGraph
 from flowledger.app.hooks import ReceiveHook
 from flowledger.app.models import GetWorkflowVersion, TriggerWorkflow
-from flowledger.app.views import DefinitionGraph
 from flowledger.errors import AmbiguousIdError, DefinitionError
 from flowledger.runtime import inbox
 from flowledger.runtime.engine import Engine

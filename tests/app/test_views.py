@@ -20,21 +20,10 @@ from flowledger.app import (
     RunExecution,
     WorkflowText,
 )
-from flowledger.app.models import GetArtifact
-from flowledger.app.views import (
-    PREVIEW_BYTES,
-    PREVIEWS,
-    STORE_ENTRIES,
-    STORE_NODES,
-    STORE_TEXT,
-    ArtifactPreviews,
-    DefinitionGraph,
-    GetExecutionView,
-    RerunReuse,
-    TreeNode,
-    preview_kind,
-    store_tree,
-)
+from flowledger.app.graph_view import DefinitionGraph
+from flowledger.app.rerun_reuse import RerunReuse
+from flowledger.app.store_tree import STORE_ENTRIES, STORE_NODES, TreeNode
+from flowledger.app.views import GetExecutionView
 
 BRANCHY = """\
 name: branchy
@@ -512,50 +501,3 @@ async def test_the_data_store_tree_is_bounded_and_says_what_it_leaves_out(
     assert nodes["steps.lp.output.results[3].inner.got"]["value"] == 3
     assert view["storeLeftOut"] >= 300 - STORE_ENTRIES
     assert view["dataStore"]["steps"]["lp"]["output"]["results"][299]  # the console's: whole
-
-
-def test_the_tree_s_expressions_read_each_key_and_long_texts_are_cut() -> None:
-    tree, left_out = store_tree(
-        {"steps": {"a b": {"items": [1]}, "ok": "x" * (STORE_TEXT + 5)}, "input": {}}
-    )
-    assert left_out == 0
-    [steps, _] = tree["children"]
-    odd, text = steps["children"]
-    assert odd["path"] == 'steps["a b"]' and odd["children"][0]["path"] == 'steps["a b"]["items"]'
-    assert text["path"] == "steps.ok" and text["cut"] == 5 and len(text["value"]) == STORE_TEXT
-    assert (steps["kind"], steps["size"]) == ("mapping", 2)
-
-
-def test_which_artifacts_are_previewed_and_as_what() -> None:
-    assert preview_kind("text/plain; charset=utf-8") == "text"
-    assert preview_kind("application/problem+json") == "text"
-    assert preview_kind("application/x-yaml") == "text"
-    assert preview_kind("IMAGE/PNG") == "image"
-    assert preview_kind("image/svg+xml") == "text"  # its source: never drawn (a script)
-    assert preview_kind("application/octet-stream") is None
-    assert preview_kind("application/pdf") is None
-
-
-async def test_only_the_first_artifacts_are_previewed_and_each_is_bounded(
-    app: App, hello_file: str
-) -> None:
-    """A live page renders again at each change: what it reads of the artifacts is
-    bounded (PREVIEWS of them, each read whole only up to PREVIEW_BYTES)."""
-    doc = await app.executions.run(
-        RunExecution(workflow=hello_file, allow_file=True, input={"name": "Ada"})
-    )
-    save = app.engine.artifacts.save
-    big = await save(doc["id"], None, None, "big.txt", b"x" * (PREVIEW_BYTES + 1), "text/plain")
-    small = [
-        await save(doc["id"], None, None, f"n{i}.txt", f"note {i}".encode(), "text/plain")
-        for i in range(PREVIEWS + 2)
-    ]
-    found = await app.views.artifacts(ArtifactPreviews(execution_id=doc["id"]))
-    assert [v["artifact"]["id"] for v in found] == [big["id"], *(a["id"] for a in small)]
-    assert found[0]["preview"] is None and found[0]["note"] == "not previewed: over 64 KiB"
-    texts = [v["text"] for v in found[1:]]
-    assert texts == [f"note {i}" for i in range(PREVIEWS)] + [None, None]
-    with pytest.raises(NotFoundError, match="has no image preview"):
-        await app.views.artifact_image(GetArtifact(id=small[0]["id"]))
-    with pytest.raises(NotFoundError, match="execution nope does not exist"):
-        await app.views.artifacts(ArtifactPreviews(execution_id="nope"))

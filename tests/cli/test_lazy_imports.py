@@ -81,6 +81,12 @@ NOT_ON_RUN = [
     "flowledger.app.subscriptions",
     "flowledger.app.tokens",
     "flowledger.app.views",
+    "flowledger.app.artifact_previews",
+    "flowledger.app.endings",
+    "flowledger.app.graph_view",
+    "flowledger.app.rerun_reuse",
+    "flowledger.app.store_tree",
+    "flowledger.app.template_values",
 ]
 
 

@@ -224,7 +224,7 @@ async def test_a_large_loop_s_data_store_is_bounded_and_says_what_it_leaves_out(
     assert store.count('<details class="tree"') < 150, store.count('<details class="tree"')
     assert len(store) < 60_000, len(store)
     assert 'id="store-left-out"' in store
-    left = 300 - 20  # app.views.STORE_ENTRIES of a list are shown
+    left = 300 - 20  # app.store_tree.STORE_ENTRIES of a list are shown
     shown = html.unescape(store)
     assert f"… {left} more items not shown: the console reads them" in shown
     assert "<code>{{ steps.lp.output.results[20] }}</code>" in shown

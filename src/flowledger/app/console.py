@@ -1,7 +1,7 @@
 """The expression console: a template evaluated against one execution's data store.
 
 Read-only and sandboxed like every template (``flowledger.templates``, the engine's
-limits): the data store is a JSON copy (app.views.data_store), so nothing the
+limits): the data store is a JSON copy (app.data_store), so nothing the
 expression does reaches the execution; ``secrets`` is not offered at all, so a console
 can never show one. A fresh :class:`TemplateEngine` per call keeps typed-in text out of
 the engine's compile cache.
@@ -27,8 +27,9 @@ from typing import Any
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from flowledger.app.data_store import data_store
+from flowledger.app.loop_counts import iteration_counts
 from flowledger.app.models import Id, Request
-from flowledger.app.views import data_store, iteration_counts
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import TemplateError, TemplateReferenceError, TooManyError
 from flowledger.runtime.datastore import StoredStepsView

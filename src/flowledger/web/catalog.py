@@ -25,8 +25,8 @@ from flowledger.app import (
     RetryJobRun,
     StartExecution,
 )
+from flowledger.app.graph_view import DefinitionGraph
 from flowledger.app.statuses import http_status
-from flowledger.app.views import DefinitionGraph
 from flowledger.errors import FlowledgerError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of

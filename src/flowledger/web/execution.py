@@ -21,11 +21,13 @@ from flowledger.app import (
     RetryExecution,
     SubmitInput,
 )
+from flowledger.app.artifact_previews import ArtifactPreviews, media_type
 from flowledger.app.console import EvaluateExpression
 from flowledger.app.downloads import content_disposition
 from flowledger.app.models import ListStepLogs
+from flowledger.app.rerun_reuse import RerunReuse
 from flowledger.app.statuses import http_status
-from flowledger.app.views import ArtifactPreviews, GetExecutionView, RerunReuse, media_type
+from flowledger.app.views import GetExecutionView
 from flowledger.errors import AmbiguousIdError, FlowledgerError, NotFoundError, TooManyError
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.auth import app_of, changing, first, session_of

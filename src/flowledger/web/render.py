@@ -18,8 +18,8 @@ from markupsafe import Markup
 from flowledger import __version__
 from flowledger.app.sessions import Session
 from flowledger.app.statuses import http_status
+from flowledger.app.store_tree import STORE_ENTRIES, STORE_NODES
 from flowledger.app.tokens import allows
-from flowledger.app.views import STORE_ENTRIES, STORE_NODES
 from flowledger.artifacts.service import REFERENCE_KEY, is_reference
 from flowledger.controls import escaped
 from flowledger.durations import spoken
