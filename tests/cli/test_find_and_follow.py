@@ -4,15 +4,25 @@ never create a database by reading one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import subprocess
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from flowledger.app import (
+    App,
+    PushWorkflows,
+    RetryExecution,
+    RunExecution,
+    SubmitInput,
+    WorkflowText,
+)
 from tests.cli.conftest import FLOWLEDGER, Cli
 from tests.conftest import REPO
 
@@ -133,6 +143,49 @@ def test_show_sums_big_loops_up_and_draws_a_timeline(cli: Cli, tmp_path: Path) -
     assert row.count("x") >= 3 and "·" in row, row  # three failed attempts, waits between
     assert "3 times (attempt 3)" in row
     assert "· waiting to retry" in timeline.stdout
+
+
+LATE = """\
+name: late
+steps:
+  - {id: ask, type: sys.wait_for_input, input: {prompt: "go on?"}}
+  - {id: fail, type: sys.fail, after: [ask], input: {message: not yet}}
+"""
+
+
+def test_the_timeline_draws_a_wait_to_scale_and_the_idle_hour_before_a_retry_narrow(
+    cli: Cli, db_url: str
+) -> None:
+    """``--timeline`` was linear while the web drew an idle stretch narrow: an hour
+    waited for a person and the idle hour before a late retry took half the chart each.
+    Now both draw app.timeline's axis: the wait (not idle: someone was asked) to scale,
+    the idle hour as a marked break. A real execution; its hours are the engine clock's
+    (moved on, not waited for)."""
+
+    async def late() -> str:
+        async with App(db_url) as app:
+            await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=LATE)]))
+            doc = await app.executions.run(RunExecution(workflow="late"))
+            assert doc["runtimeStatus"] == "AwaitingUserInput"
+            app.engine.clock.offset = timedelta(hours=1)  # answered an hour later
+            await app.executions.submit_input(
+                SubmitInput(id=doc["id"], step="ask", data={}, settle=True)
+            )
+            app.engine.clock.offset = timedelta(hours=2)  # retried an hour after it failed
+            retried = await app.executions.retry(RetryExecution(id=doc["id"], settle=True))
+            assert retried.execution["runtimeStatus"] == "Failed"
+            return doc["id"]
+
+    execution = asyncio.run(late())
+    shown = cli("executions", "show", execution, "--timeline")
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split("|")[0].strip(): line.split("|") for line in shown.stdout.splitlines()}
+    assert rows["ask"][1].count("░") >= 40, rows["ask"]  # the hour it waited: to scale
+    assert rows["fail"][2] == " 2 times (attempt 2)"
+    idle = rows["(idle)"]
+    assert re.fullmatch(r" +≈{2} *", idle[1]) and len(idle[1]) == 50, idle
+    assert re.fullmatch(r" (59m5\ds|1h00m) idle, drawn narrow", idle[2]), idle
+    assert "≈ idle, not to scale" in shown.stdout
 
 
 WAITS = """

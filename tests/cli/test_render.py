@@ -16,7 +16,6 @@ from flowledger.cli.render import (
     pending_inputs,
     summary,
     timeline,
-    wait_periods,
 )
 from flowledger.cli.terminal import SafeConsole
 
@@ -29,6 +28,7 @@ def _at(ms: float) -> str:
 
 def _attempt(number: int, began: float, ended: float, status: str) -> dict[str, Any]:
     return {
+        "id": f"se-{number}",
         "stepId": "call",
         "loop": {},
         "attempt": number,
@@ -87,8 +87,7 @@ def test_the_header_s_bar_lines_up_with_the_rows_and_the_legend_names_what_is_dr
     }
     console = Console(width=200, record=True, color_system=None)
     with console.capture() as captured:
-        failed = failed_periods([{"kind": "execution.failed", "at": _at(300)}])
-        timeline(console, doc, failed=failed)
+        timeline(console, doc, events=[{"kind": "execution.failed", "at": _at(300)}])
     lines = captured.get().splitlines()
     header, row = lines[1], next(line for line in lines if line.startswith("call"))
     assert header.index("|") == row.index("|"), (header, row)
@@ -133,7 +132,7 @@ def test_the_time_an_execution_stood_failed_is_not_a_retry_s_wait() -> None:
     ]
     console = Console(width=200, record=True, color_system=None)
     with console.capture() as captured:
-        timeline(console, doc, failed=failed_periods(events))
+        timeline(console, doc, events=events)
     [row] = [line for line in captured.get().splitlines() if line.startswith("call")]
     assert row.split("|")[1] == "x" * 6 + "-" * 39 + "█" * 5, row
     assert "- execution failed until retried" in captured.get()
@@ -159,9 +158,48 @@ def test_the_time_a_step_waited_for_a_person_is_drawn_as_a_wait() -> None:
     ]
     console = Console(width=200, record=True, color_system=None)
     with console.capture() as captured:
-        timeline(console, doc, waits=wait_periods(events))
+        timeline(console, doc, events=events)
     [row] = [line for line in captured.get().splitlines() if line.startswith("call")]
     assert row.split("|")[1] == "█" * 6 + "░" * 42 + "█" * 2, row
+
+
+HOUR = 3_600_000
+
+
+def test_an_idle_hour_before_a_late_retry_is_a_narrow_marked_break() -> None:
+    """The chart was linear: a retry an hour after a one-second failure drew the two
+    attempts as a cell at each end, an hour of ``-`` between (the web had drawn that
+    hour narrow since the on-call tour). Now both draw app.timeline's axis: the idle
+    hour is BREAK_COLUMNS wide, and a row of its own marks it and says how long."""
+    attempts = [_attempt(1, 0, 1000, "Failed"), _attempt(2, HOUR, HOUR + 1000, "Completed")]
+    doc = {
+        "id": "e7",
+        "runtimeStatus": "Completed",
+        "completedAt": _at(HOUR + 1000),
+        "steps": {str(i): a for i, a in enumerate(attempts)},
+    }
+    events = [
+        {"kind": "execution.failed", "at": _at(1000)},
+        {"kind": "execution.retried", "at": _at(HOUR)},
+    ]
+    console = Console(width=200, record=True, color_system=None)
+    with console.capture() as captured:
+        timeline(console, doc, events=events)
+    lines = captured.get().splitlines()
+    [row] = [line for line in lines if line.startswith("call")]
+    [idle] = [line for line in lines if line.startswith("(idle)")]
+    # Each second of work: half of the 48 columns the break leaves.
+    assert row.split("|")[1] == "x" * 25 + "-" + "█" * 24, row
+    assert idle.split("|")[1] == " " * 24 + "≈≈" + " " * 24, idle
+    assert idle.split("|")[2] == " 59m59s idle, drawn narrow"
+    assert row.index("|") == idle.index("|") == lines[1].index("|")
+    assert "≈ idle, not to scale" in lines[-1]
+    # A short stretch (under GAP_MS) stays to scale, with no break row.
+    doc["steps"] = {"0": _attempt(1, 0, 300, "Failed"), "1": _attempt(2, 500, 1000, "Completed")}
+    doc["completedAt"] = _at(1000)
+    with console.capture() as captured:
+        timeline(console, doc)
+    assert "(idle)" not in captured.get() and "≈" not in captured.get()
 
 
 def test_a_summary_shows_the_control_characters_of_an_error_as_the_event_lines_do() -> None:

@@ -7,8 +7,10 @@
 - :func:`drawn_until`: where a drawing ends. An execution that is not over is drawn to
   *now*: a step waiting minutes for a person waits up to this moment, not up to the
   last event recorded.
-- :func:`bars`: the web's bars, in SVG units, with long idle stretches (nothing running
-  or waiting: a retry an hour after the failure) drawn as narrow breaks.
+- :func:`layout`: a drawing's time axis, with the long idle stretches (nothing running
+  or waiting: a retry an hour after the failure) that are drawn as narrow breaks;
+  :class:`Scale` places moments on it, for the web's width or the CLI's columns.
+- :func:`bars`: the web's bars, in SVG units.
 """
 
 from __future__ import annotations
@@ -127,17 +129,33 @@ def drawn_until(
     return max(last, now)
 
 
-def bars(
+@dataclass(frozen=True)
+class Layout:
+    """A drawing's time axis: from ``origin`` (the first start) to ``until``
+    (:func:`drawn_until`), ``span`` ms apart, with the idle stretches drawn as breaks
+    (``gaps``: ms since the origin, in order)."""
+
+    origin: datetime
+    until: datetime
+    span: int
+    gaps: tuple[tuple[int, int], ...]
+
+    def ms(self, moment: datetime) -> int:
+        return _ms(self.origin, moment)
+
+
+def layout(
     execution: Mapping[str, Any],
     runs: Sequence[StepDocument],
     found: Mapping[str, Sequence[Wait]],
     now: datetime,
-) -> tuple[list[TimelineBar], int, list[TimelineBreak]]:
-    """The web's bars of ``runs`` (those that started), the span they cover in ms, and
-    the idle stretches drawn as breaks (see GAP_MS)."""
+) -> Layout | None:
+    """The time axis of a drawing of ``runs`` (those that started; None: none did) and
+    their waits ``found``: what is idle (nothing running or waiting) and long enough to be
+    a break (see GAP_MS). The web's bars and the CLI's chart both draw on it."""
     started = [run for run in runs if run["startedAt"]]
     if not started:
-        return [], 0, []
+        return None
     stamps = [parse(r["startedAt"] or "") for r in started]
     stamps += [w.since for r in started for w in found.get(r["id"], ())]
     origin = min(stamps)
@@ -153,11 +171,27 @@ def bars(
         for r in started
         for w in found.get(r["id"], ())
     ]
-    scale = _Scale(span, _gaps(busy, span))
+    return Layout(origin, until, span, tuple(_gaps(busy, span)))
 
+
+def bars(
+    execution: Mapping[str, Any],
+    runs: Sequence[StepDocument],
+    found: Mapping[str, Sequence[Wait]],
+    now: datetime,
+) -> tuple[list[TimelineBar], int, list[TimelineBreak]]:
+    """The web's bars of ``runs`` (those that started), the span they cover in ms, and
+    the idle stretches drawn as breaks (see GAP_MS)."""
+    frame = layout(execution, runs, found, now)
+    if frame is None:
+        return [], 0, []
+    origin, until = frame.origin, frame.until
+    scale = Scale(frame, TIMELINE_WIDTH, BREAK_WIDTH)
     drawn: list[TimelineBar] = []
-    for run in started:
-        began = parse(run["startedAt"] or "")
+    for run in runs:
+        if not run["startedAt"]:
+            continue
+        began = parse(run["startedAt"])
         stop = _stop(run, until)
         spans: list[TimelineWait] = []
         for wait in found.get(run["id"], ()):
@@ -179,7 +213,7 @@ def bars(
                 "label": label(run),
                 "status": run["status"],
                 "attempt": run["attempt"],
-                "startedAt": run["startedAt"] or "",
+                "startedAt": run["startedAt"],
                 "durationMs": _ms(began, stop),
                 "ended": ended_at(run) is not None,
                 "x": scale.x(first),
@@ -187,7 +221,7 @@ def bars(
                 "waits": spans,
             }
         )
-    return drawn, span, scale.breaks()
+    return drawn, frame.span, scale.breaks()
 
 
 def _stop(run: StepDocument, until: datetime) -> datetime:
@@ -210,30 +244,40 @@ def _gaps(busy: list[tuple[int, int]], span: int) -> list[tuple[int, int]]:
     return found
 
 
-class _Scale:
-    """Milliseconds since the origin → SVG units: linear, but for the ``gaps``, each
-    BREAK_WIDTH wide."""
+class Scale:
+    """Milliseconds since a layout's origin → units of a drawing ``width`` wide: linear,
+    but for the layout's gaps, each ``break_width`` wide (the web's: TIMELINE_WIDTH and
+    BREAK_WIDTH; the CLI's: its columns)."""
 
-    def __init__(self, span: int, gaps: list[tuple[int, int]]) -> None:
-        self._gaps = gaps
-        kept = span - sum(stop - start for start, stop in gaps)
-        self._unit = (TIMELINE_WIDTH - BREAK_WIDTH * len(gaps)) / max(kept, 1)
+    def __init__(self, frame: Layout, width: float, break_width: float) -> None:
+        self._gaps = frame.gaps
+        self._frame = frame
+        self._break = break_width
+        kept = frame.span - sum(stop - start for start, stop in frame.gaps)
+        self._unit = (width - break_width * len(frame.gaps)) / max(kept, 1)
 
-    def x(self, ms: int) -> float:
+    def position(self, ms: int) -> float:
         kept, drawn = ms, 0.0
         for start, stop in self._gaps:
-            if start < ms:  # of a break it reaches into: its share of BREAK_WIDTH
+            if start < ms:  # of a break it reaches into: its share of the break's width
                 inside = min(stop, ms) - start
                 kept -= inside
-                drawn += BREAK_WIDTH * inside / (stop - start)
-        return round(drawn + kept * self._unit, 2)
+                drawn += self._break * inside / (stop - start)
+        return drawn + kept * self._unit
+
+    def at(self, moment: datetime) -> float:
+        """Where ``moment`` is drawn."""
+        return self.position(self._frame.ms(moment))
+
+    def x(self, ms: int) -> float:
+        return round(self.position(ms), 2)
 
     def width(self, start: int, stop: int) -> float:
         return round(self.x(stop) - self.x(start), 2)
 
     def breaks(self) -> list[TimelineBreak]:
         return [
-            {"x": self.x(start), "width": BREAK_WIDTH, "durationMs": stop - start}
+            {"x": self.x(start), "width": self._break, "durationMs": stop - start}
             for start, stop in self._gaps
         ]
 

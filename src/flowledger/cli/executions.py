@@ -158,13 +158,7 @@ def executions_show(
     if as_json:
         print_json(doc)
     elif timeline:
-        render.timeline(
-            out,
-            doc,
-            show_all=show_all,
-            failed=render.failed_periods(events),
-            waits=render.wait_periods(events),
-        )
+        render.timeline(out, doc, show_all=show_all, events=events)
     else:
         render.execution_detail(out, doc, show_all=show_all)
         line = logs_line(str(doc["id"]), log_counts)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -19,6 +19,8 @@ from flowledger.cli.terminal import visible
 
 if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints none)
     from rich.table import Table
+
+    from flowledger.app.timeline import Scale
 
 #: Above this many step executions, `executions show` sums loop iterations up per step.
 COMPACT_ABOVE = 40
@@ -258,6 +260,8 @@ def event_row(event: dict[str, Any]) -> str:
 
 
 TIMELINE_WIDTH = 50
+#: Columns of an idle stretch drawn as a break (app.timeline.GAP_MS says which are).
+BREAK_COLUMNS = 2
 
 
 def failed_periods(events: list[dict[str, Any]]) -> list[tuple[datetime, datetime | None]]:
@@ -272,63 +276,53 @@ def failed_periods(events: list[dict[str, Any]]) -> list[tuple[datetime, datetim
     return periods
 
 
-def wait_periods(events: list[dict[str, Any]]) -> dict[str, list[tuple[datetime, datetime | None]]]:
-    """When each step attempt (by step execution id) waited, from its events: from a
-    suspension, a question or its children's start until it resumed or ended (None:
-    still waiting). The web's rule (app.timeline.waits); a retry's back-off is left out,
-    the chart draws it between the attempts."""
-    from flowledger.app.timeline import waits  # not loaded by commands that draw none
-
-    return {
-        attempt: [(w.since, w.until) for w in found if w.kind == "wait"]
-        for attempt, found in waits(events).items()
-    }
-
-
 def timeline(
     console: Console,
     doc: dict[str, Any],
     *,
     show_all: bool = False,
-    failed: list[tuple[datetime, datetime | None]] | None = None,
-    waits: dict[str, list[tuple[datetime, datetime | None]]] | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> None:
     """A text Gantt chart: one row per step (per loop iteration with --all, or when
     few), ``█`` an attempt running, ``x`` one that failed, ``·`` the wait before a
     retry, ``-`` the time the execution stood failed until someone retried it
-    (``failed``: :func:`failed_periods`), ``░`` the time an attempt waited for input, a
-    timer or children (``waits``: :func:`wait_periods`; without them, only a wait that
-    has not ended)."""
+    (:func:`failed_periods`), ``░`` the time an attempt waited for input, a timer or
+    children (without ``events``, its history, only a wait that has not ended). Drawn on
+    the web's time axis (app.timeline.layout): an idle stretch long enough is a break
+    BREAK_COLUMNS wide, marked ``≈`` on a row of its own that says how long it was."""
+    from flowledger.app import timeline as rule  # not loaded by commands that draw none
+
+    history = events or []
+    failed = failed_periods(history)
+    found = rule.waits(history)
     steps = [s for s in (doc.get("steps") or {}).values() if s.get("startedAt")]
     console.print(
         Text.assemble(("execution ", "bold"), doc["id"], "  ", _status(doc["runtimeStatus"]))
     )
-    if not steps:
+    # Not over: drawn up to now, as the web draws it (app.timeline.drawn_until).
+    frame = rule.layout(doc, steps, found, datetime.now(UTC))
+    if frame is None:
         console.print("no step has started")
         return
-    start = min(clock.parse(s["startedAt"]) for s in steps)
-    ends = [clock.parse(e) for s in steps if (e := _ended(s))]
-    # Not over: drawn up to now, as the web draws it (app.timeline.drawn_until).
-    from flowledger.app.timeline import drawn_until
-
-    end = drawn_until(doc, ends, datetime.now(UTC))
-    span = max((end - start).total_seconds(), 0.001)
+    scale = rule.Scale(frame, TIMELINE_WIDTH, BREAK_COLUMNS)
+    start, end = frame.origin, frame.until
     per_row = show_all or len(steps) <= COMPACT_ABOVE
     rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for step in steps:
         rows[(step["stepId"], _loop_text(step) if per_row else "")].append(step)
-    label_width = min(40, max(len(f"{k[0]}{k[1]}") for k in rows) + 1)
+    idle = "(idle)" if frame.gaps else ""
+    label_width = min(40, max(len(idle), *(len(f"{k[0]}{k[1]}") for k in rows)) + 1)
 
     def column(moment: datetime) -> int:
-        offset = (moment - start).total_seconds() / span
-        return min(TIMELINE_WIDTH - 1, max(0, int(offset * TIMELINE_WIDTH)))
+        return min(TIMELINE_WIDTH - 1, max(0, int(scale.at(moment))))
 
     def stood_failed(cell: int) -> bool:
-        middle = start + timedelta(seconds=(cell + 0.5) * span / TIMELINE_WIDTH)
-        return any(began <= middle < (ended or end) for began, ended in failed or ())
+        middle = cell + 0.5
+        return any(scale.at(began) <= middle < scale.at(ended or end) for began, ended in failed)
 
     console.print(
-        f"{'':<{label_width}}|{when(start.isoformat())}{'':>10}+{_seconds(span)}", soft_wrap=True
+        f"{'':<{label_width}}|{when(start.isoformat())}{'':>10}+{_seconds(frame.span / 1000)}",
+        soft_wrap=True,
     )
     drew_failed = False  # the legend names only the marks drawn
     for (step_id, loop), attempts in rows.items():
@@ -352,9 +346,11 @@ def timeline(
                 mark, style = ("░", "cyan") if attempt["status"] != "InProgress" else ("█", style)
             for i in range(column(began), column(stopped or end) + 1):
                 cells[i], styles[i] = mark, style
-            for waited, resumed in waits.get(attempt["id"], ()) if waits else ():
+            for wait in found.get(attempt.get("id") or "", ()):
+                if wait.kind != "wait":  # a retry's back-off: drawn between the attempts
+                    continue
                 # From the cell after the wait began, so a short run before it shows.
-                for i in range(column(waited) + 1, column(resumed or stopped or end) + 1):
+                for i in range(column(wait.since) + 1, column(wait.until or stopped or end) + 1):
                     cells[i], styles[i] = "░", "cyan"
             previous_end = stopped or previous_end
         bar = Text()
@@ -365,10 +361,36 @@ def timeline(
         tail += f" (attempt {tries})" if tries > 1 else ""
         label = f"{step_id}{loop}"[:label_width]
         console.print(Text.assemble(f"{label:<{label_width}}|", bar, f"|{tail}"))
+    if frame.gaps:
+        _idle_row(console, scale, frame.gaps, idle, label_width)
     console.print(
         "█ running  x failed  · waiting to retry  ░ waiting (input, timer, children)"
         + ("  - execution failed until retried" if drew_failed else "")
+        + ("  ≈ idle, not to scale" if frame.gaps else "")
         + ("" if per_row else "  (loop iterations drawn together; --all: one row each)")
+    )
+
+
+def _idle_row(
+    console: Console,
+    scale: Scale,
+    gaps: Sequence[tuple[int, int]],
+    label: str,
+    label_width: int,
+) -> None:
+    """The row that marks the breaks (``≈``, each in the cells whose middle it covers,
+    at least one) and says how long each idle stretch was."""
+    cells = [" "] * TIMELINE_WIDTH
+    for since, until in gaps:
+        low, high = scale.position(since), scale.position(until)
+        covered = [i for i in range(TIMELINE_WIDTH) if low <= i + 0.5 < high]
+        for i in covered or [min(TIMELINE_WIDTH - 1, int(low))]:
+            cells[i] = "≈"
+    said = ", ".join(_seconds((until - since) / 1000) for since, until in gaps)
+    console.print(
+        Text.assemble(
+            f"{label:<{label_width}}|", ("".join(cells), "dim"), f"| {said} idle, drawn narrow"
+        )
     )
 
 
