@@ -29,7 +29,8 @@ from flowledger.app.graph_view import DefinitionGraph
 from flowledger.app.statuses import http_status
 from flowledger.errors import FlowledgerError
 from flowledger.runtime.status import ExecutionStatus
-from flowledger.web.auth import app_of, changing, first, session_of
+from flowledger.web.actions import ActionPage, act, reason
+from flowledger.web.auth import Form, app_of, changing, session_of
 from flowledger.web.forms import error_field, read_form, whole_number
 from flowledger.web.render import guarded, page, see_other
 
@@ -149,31 +150,36 @@ async def job_run(request: Request, run_id: str) -> Response:
     return await _job_run_page(request, run_id)
 
 
+def _job_run_actions(request: Request, run_id: str) -> ActionPage:
+    """The job run's page, which its actions return to (again with a refusal)."""
+
+    async def again(status: int, error: str) -> Response:
+        return await _job_run_page(request, run_id, status, action_error=error)
+
+    return ActionPage(f"/job-runs/{run_id}", again)
+
+
 @router.post("/job-runs/{run_id}/retry")
 @guarded
 async def retry_job_run(request: Request, run_id: str) -> Response:
     """``jobs retry ID``, ``POST /job-runs/{id}/retry``: the workers carry it on."""
-    session, _ = await changing(request, "operator")
-    try:
-        await app_of(request).job_runs.retry(RetryJobRun(id=run_id, by=session.caller["createdBy"]))
-    except FlowledgerError as exc:
-        return await _job_run_page(request, run_id, http_status(exc)[0], action_error=str(exc))
-    return see_other(f"/job-runs/{run_id}")
+
+    async def operation(by: str, _: Form) -> object:
+        return await app_of(request).job_runs.retry(RetryJobRun(id=run_id, by=by))
+
+    return await act(request, _job_run_actions(request, run_id), operation)
 
 
 @router.post("/job-runs/{run_id}/cancel")
 @guarded
 async def cancel_job_run(request: Request, run_id: str) -> Response:
     """``jobs cancel ID``: the workflow it is on is cancelled, which ends the job run."""
-    session, form = await changing(request, "operator")
-    reason = first(form, "reason").strip() or "job run cancelled in the web UI"
-    try:
-        await app_of(request).job_runs.cancel(
-            CancelJobRun(id=run_id, by=session.caller["createdBy"], reason=reason)
-        )
-    except FlowledgerError as exc:
-        return await _job_run_page(request, run_id, http_status(exc)[0], action_error=str(exc))
-    return see_other(f"/job-runs/{run_id}")
+
+    async def operation(by: str, form: Form) -> object:
+        why = reason(form, "job run cancelled in the web UI")
+        return await app_of(request).job_runs.cancel(CancelJobRun(id=run_id, by=by, reason=why))
+
+    return await act(request, _job_run_actions(request, run_id), operation)
 
 
 @router.get("/entities")

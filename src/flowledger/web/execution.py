@@ -30,7 +30,8 @@ from flowledger.app.statuses import http_status
 from flowledger.app.views import GetExecutionView
 from flowledger.errors import AmbiguousIdError, FlowledgerError, NotFoundError, TooManyError
 from flowledger.runtime.status import ExecutionStatus
-from flowledger.web.auth import app_of, changing, first, session_of
+from flowledger.web.actions import ActionPage, act, reason
+from flowledger.web.auth import Form, app_of, changing, first, session_of
 from flowledger.web.forms import error_field, read_form, whole_number
 from flowledger.web.live import change_stream
 from flowledger.web.render import guarded, is_fragment, page, see_other
@@ -176,31 +177,34 @@ async def execution_live(request: Request, execution_id: str) -> Response:
     return change_stream(await streams.follow(follow))
 
 
+def _execution_actions(request: Request, execution_id: str) -> ActionPage:
+    """The execution's page, which its actions return to (again with a refusal)."""
+
+    async def again(status: int, error: str) -> Response:
+        return await _render(request, execution_id, status, action_error=error)
+
+    return ActionPage(f"/executions/{execution_id}", again)
+
+
 @router.post("/executions/{execution_id}/cancel")
 @guarded
 async def cancel(request: Request, execution_id: str) -> Response:
-    session, form = await changing(request, "operator")
-    reason = first(form, "reason").strip() or "cancelled in the web UI"
-    try:
-        await app_of(request).executions.cancel(
-            CancelExecution(id=execution_id, by=session.caller["createdBy"], reason=reason)
+    async def operation(by: str, form: Form) -> object:
+        why = reason(form, "cancelled in the web UI")
+        return await app_of(request).executions.cancel(
+            CancelExecution(id=execution_id, by=by, reason=why)
         )
-    except FlowledgerError as exc:
-        return await _render(request, execution_id, http_status(exc)[0], action_error=str(exc))
-    return see_other(f"/executions/{execution_id}")
+
+    return await act(request, _execution_actions(request, execution_id), operation)
 
 
 @router.post("/executions/{execution_id}/retry")
 @guarded
 async def retry(request: Request, execution_id: str) -> Response:
-    session, _ = await changing(request, "operator")
-    try:
-        await app_of(request).executions.retry(
-            RetryExecution(id=execution_id, by=session.caller["createdBy"])
-        )
-    except FlowledgerError as exc:
-        return await _render(request, execution_id, http_status(exc)[0], action_error=str(exc))
-    return see_other(f"/executions/{execution_id}")
+    async def operation(by: str, _: Form) -> object:
+        return await app_of(request).executions.retry(RetryExecution(id=execution_id, by=by))
+
+    return await act(request, _execution_actions(request, execution_id), operation)
 
 
 @router.post("/executions/{execution_id}/rerun")
