@@ -6,6 +6,7 @@ import pytest
 
 from flowledger.app import (
     CancelExecution,
+    CancelJobRun,
     FollowEvents,
     InvalidInputError,
     ListEvents,
@@ -71,6 +72,18 @@ def test_a_bad_field_is_an_invalid_input_error_with_its_path(
     assert caught.value.field_path == path
     assert words in str(caught.value)
     assert isinstance(caught.value, InputError)  # the CLI exits 2, the API answers 422
+
+
+def test_a_cancel_s_reason_has_at_most_a_thousand_characters() -> None:
+    """A cancel's reason had no limit, yet it is copied into the execution's error and
+    events, each stopped step's and each child's cancel: the application's requests
+    refuse a longer one, so every face (CLI, API, web) does alike."""
+    for build in (CancelExecution, CancelJobRun):
+        assert len(build(id="e", reason="r" * 1_000).reason) == 1_000
+        with pytest.raises(InvalidInputError) as caught:
+            build(id="e", reason="r" * 1_001)
+        assert caught.value.field_path == ("reason",)
+        assert str(caught.value) == "reason: must have at most 1,000 characters, not 1,001"
 
 
 def test_json_names_and_nested_paths() -> None:

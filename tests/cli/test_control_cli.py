@@ -81,6 +81,18 @@ def test_cancel_a_queued_execution(cli: Cli, tmp_path: Path) -> None:
     assert again.returncode == 1 and "already ended: Cancelled" in again.stderr
 
 
+def test_a_cancel_reason_over_a_thousand_characters_is_refused(cli: Cli) -> None:
+    """The limit is the application's (app.models.MAX_CANCEL_REASON): the CLI says it,
+    exits 2 as for any invalid input, and records nothing."""
+    started = cli("start", "examples/approval.yaml", "--input", '{"leads": 1}')
+    execution_id = started.stdout.strip()
+    refused = cli("executions", "cancel", execution_id, "--reason", "r" * 1_001)
+    assert refused.returncode == 2, refused.stderr
+    assert "reason: must have at most 1,000 characters, not 1,001" in refused.stderr
+    doc = _show(cli, execution_id)
+    assert doc["runtimeStatus"] == "NotStarted" and "pendingSignals" not in doc
+
+
 def test_retry_and_rerun_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
     plugin = tmp_path / "gate_steps.py"
     plugin.write_text(FLAKY_PLUGIN)

@@ -312,6 +312,38 @@ async def test_an_operator_cancels_a_running_job_run_from_its_page(web: Web) -> 
     assert "already ended: Cancelled" in again.text
 
 
+async def test_a_cancel_reason_over_the_limit_is_refused_by_both_pages_and_the_api(
+    web: Web,
+) -> None:
+    """Cancel reasons had no length limit. The application refuses one over 1,000
+    characters (app.models.MAX_CANCEL_REASON): the pages show its message (422) and their
+    forms stop at that length, the API answers 422; nothing is recorded."""
+    waiting = await web.start("ask", {"n": 1})
+    job = await web.app.job_runs.create(
+        CreateJobRun(
+            text="name: nightly\nworkflows:\n  - {workflow: ask, input: {n: 3}}\n", hold=True
+        )
+    )
+    await web.app.job_runs.drive(DriveJobRun(id=job["id"]))  # it waits for a person
+    run = await web.app.job_runs.get(GetJobRun(id=job["id"]))
+    said = "reason: must have at most 1,000 characters, not 1,001"
+    http = await web.sign_in("operator")
+    for url in (f"/executions/{waiting}", f"/job-runs/{job['id']}"):
+        assert 'name="reason" maxlength="1000"' in (await http.get(url)).text
+        csrf = await web.csrf(url)
+        refused = await http.post(f"{url}/cancel", data={"csrf": csrf, "reason": "r" * 1_001})
+        assert refused.status_code == 422 and 'id="action-error"' in refused.text
+        assert said in html.unescape(refused.text)
+    bearer = {"Authorization": f"Bearer {web.tokens['operator']}"}
+    api = await http.post(
+        f"/api/v1/executions/{waiting}/cancel", json={"reason": "r" * 1_001}, headers=bearer
+    )
+    assert api.status_code == 422 and said in api.text, api.text
+    for execution_id in (waiting, run["runs"][0]["executionId"]):
+        doc = await web.app.executions.get(GetExecution(id=execution_id))
+        assert doc["runtimeStatus"] == "AwaitingUserInput" and "pendingSignals" not in doc
+
+
 async def test_input_retry_rerun_start_and_console(web: Web) -> None:
     waiting = await web.start("ask", {"n": 1})
     http = await web.sign_in("operator")

@@ -425,8 +425,16 @@ class _Control(Request):
     wait: float = Field(default=0.0, ge=0, le=60)
 
 
+#: The most characters a cancel's reason may have (CancelExecution, CancelJobRun: every
+#: face refuses a longer one alike). A reason is a sentence, yet it is copied many times:
+#: into the execution's error and its ``execution.cancelled`` event, into the error and
+#: ``step.cancelled`` event of each step it stops, and into the cancel sent to each child
+#: (a loop of 1,000 children: a thousand copies), and shown on pages and in logs.
+MAX_CANCEL_REASON = 1_000
+
+
 class CancelExecution(_Control):
-    reason: str = "cancelled on request"
+    reason: str = Field(default="cancelled on request", max_length=MAX_CANCEL_REASON)
 
 
 class RetryExecution(_Control):
@@ -654,7 +662,7 @@ class ListJobRuns(Request):
 class CancelJobRun(Request):
     id: str = Id
     by: str = "python"
-    reason: str = "job run cancelled on request"
+    reason: str = Field(default="job run cancelled on request", max_length=MAX_CANCEL_REASON)
 
 
 class RetryJobRun(Request):

@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from flowledger import __version__
+from flowledger.app.models import MAX_CANCEL_REASON
 from flowledger.app.sessions import Session
 from flowledger.app.statuses import http_status
 from flowledger.app.store_tree import STORE_ENTRIES, STORE_NODES
@@ -139,6 +140,8 @@ env.globals["REFERENCE_KEY"] = REFERENCE_KEY
 env.globals["MAX_DRAWN"] = MAX_DRAWN
 env.globals["STORE_ENTRIES"] = STORE_ENTRIES
 env.globals["STORE_NODES"] = STORE_NODES
+#: The cancel forms' maxlength: the application refuses a longer reason all the same.
+env.globals["MAX_CANCEL_REASON"] = MAX_CANCEL_REASON
 env.filters["drawable"] = drawable
 
 
