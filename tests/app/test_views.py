@@ -15,6 +15,10 @@ from flowledger import Engine, StepContext, StepError, StepRegistry, step_type
 from flowledger.app import (
     App,
     CancelExecution,
+    CancelJobRun,
+    CreateJobRun,
+    DriveJobRun,
+    GetJobRun,
     NotFoundError,
     PushWorkflows,
     RunExecution,
@@ -270,6 +274,24 @@ name: parent
 steps:
   - {id: kids, type: sys.sub_workflow, input: {workflow: asks}}
 """
+
+
+async def test_a_job_run_s_view_lists_the_cancel_its_workflow_has_not_taken(app: App) -> None:
+    """A job run's cancel without ``settle`` (the web's) is recorded and left to the
+    execution's holder and the workers, and answered at once: the job run's view lists it
+    (the page says "Cancelling") until the execution takes it."""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASKS)]))
+    job = await app.job_runs.create(
+        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: asks}\n", hold=True)
+    )
+    await app.job_runs.drive(DriveJobRun(id=job["id"]))  # it waits for a person
+    answer = await app.job_runs.cancel(CancelJobRun(id=job["id"], by="ops", reason="no"))
+    assert answer["status"] == "AwaitingUserInput"  # recorded, not yet taken
+    view = await app.views.job_run(GetJobRun(id=job["id"]))
+    assert [(c["kind"], c["by"]) for c in view["cancels"]] == [("cancel", "ops")]
+    await app.engine.drive(view["run"]["runs"][0]["executionId"] or "")  # as a worker does
+    view = await app.views.job_run(GetJobRun(id=job["id"]))
+    assert view["run"]["status"] == "Cancelled" and view["cancels"] == []
 
 
 async def test_a_timeline_not_over_runs_to_now(app: App) -> None:

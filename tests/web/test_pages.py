@@ -4,6 +4,7 @@ its headers. Quick, on SQLite and PostgreSQL; tests/web/test_ui.py drives a brow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import re
@@ -299,6 +300,11 @@ async def test_an_operator_cancels_a_running_job_run_from_its_page(web: Web) -> 
     csrf = await web.csrf(url)
     cancelled = await http.post(f"{url}/cancel", data={"csrf": csrf, "reason": "wrong day"})
     assert cancelled.status_code == 303 and cancelled.headers["location"] == url
+    # Recorded, and left to the workers (none here): the page says it is being cancelled.
+    shown = (await http.get(url)).text
+    assert 'id="pending-cancel"' in shown and 'id="cancel-open"' not in shown
+    waiting = (await web.app.job_runs.get(GetJobRun(id=job["id"])))["runs"][0]["executionId"]
+    await web.app.engine.drive(waiting)  # as a worker does
     after = await web.app.job_runs.get(GetJobRun(id=job["id"]))
     assert after["status"] == "Cancelled"
     assert [r["runtimeStatus"] for r in after["runs"]] == ["Cancelled", None]  # boom never ran
@@ -310,6 +316,58 @@ async def test_an_operator_cancels_a_running_job_run_from_its_page(web: Web) -> 
     again = await http.post(f"{url}/cancel", data={"csrf": csrf})
     assert again.status_code == 409 and 'id="action-error"' in again.text
     assert "already ended: Cancelled" in again.text
+
+
+async def test_a_job_run_cancel_answers_while_another_process_holds_its_workflow(
+    web: Web,
+) -> None:
+    """A job run's cancel from its page carried the execution on in the serve process:
+    while another process held it, the click waited for it, up to 30 s (Engine.settle's
+    watch). The page's cancel is recorded (durable) and left to the holder and the
+    workers, as an execution's is: it answers while the other process still holds the
+    execution, and the page says "Cancelling" until the cancel lands."""
+    job = await web.app.job_runs.create(
+        CreateJobRun(
+            text="name: nightly\nworkflows:\n  - {workflow: ask, input: {n: 3}}\n", hold=True
+        )
+    )
+    await web.app.job_runs.drive(DriveJobRun(id=job["id"]))  # it waits for a person
+    run = await web.app.job_runs.get(GetJobRun(id=job["id"]))
+    execution_id = run["runs"][0]["executionId"]
+    store = web.app.engine.store
+    # Another live process on this host (this pid, another owner): never taken over.
+    elsewhere = f"{web.app.engine.owner.rsplit(':', 1)[0]}:elsewhere"
+    epoch = await store.acquire_lease(execution_id, elsewhere, timedelta(minutes=5))
+    assert epoch is not None
+    answered = asyncio.Event()
+
+    async def hold() -> bool:
+        """Hold the execution until the cancel is answered (at most 20 s: then let go,
+        which the old watch took over at); whether it was answered while held."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answered.wait(), timeout=20)
+        held_throughout = answered.is_set()
+        await store.release_lease(execution_id, epoch)
+        return held_throughout
+
+    holder = asyncio.create_task(hold())
+    url = f"/job-runs/{job['id']}"
+    http = await web.sign_in("operator")
+    csrf = await web.csrf(url)
+    cancelled = await http.post(f"{url}/cancel", data={"csrf": csrf, "reason": "not now"})
+    answered.set()
+    assert await holder, "the cancel waited for the other process to let go"
+    assert cancelled.status_code == 303 and cancelled.headers["location"] == url
+    shown = (await http.get(url)).text
+    assert 'id="pending-cancel"' in shown and "Cancelling" in shown
+    assert 'id="cancel-open"' not in shown  # not sent twice
+    assert (await web.app.job_runs.get(GetJobRun(id=job["id"])))["status"] == "AwaitingUserInput"
+    await web.app.engine.drive(execution_id)  # the holder (here: a worker) takes it
+    after = await web.app.job_runs.get(GetJobRun(id=job["id"]))
+    assert after["status"] == "Cancelled"
+    execution = await web.app.executions.get(GetExecution(id=execution_id))
+    assert execution["error"]["message"] == "cancelled: not now"
+    assert 'id="pending-cancel"' not in (await http.get(url)).text
 
 
 async def test_a_cancel_reason_over_the_limit_is_refused_by_both_pages_and_the_api(

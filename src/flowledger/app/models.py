@@ -663,6 +663,10 @@ class CancelJobRun(Request):
     id: str = Id
     by: str = "python"
     reason: str = Field(default="job run cancelled on request", max_length=MAX_CANCEL_REASON)
+    #: Carry the workflow's execution on in this process until the cancel lands (what the
+    #: CLI does); false records the cancel and leaves it to its holder and the workers
+    #: (woken at once), as CancelExecution does.
+    settle: bool = False
 
 
 class RetryJobRun(Request):

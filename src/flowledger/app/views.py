@@ -10,6 +10,7 @@ behind one facade, :class:`Views`:
   from a step reuses (app.rerun_reuse). This module decides which attempts a page lists.
 - :meth:`Views.artifacts`: its artifacts with a bounded preview of the small texts, JSON
   and images among them (app.artifact_previews).
+- :meth:`Views.job_run`: a job run with the cancels its workflow has not taken yet.
 
 The rules (which step execution stands for a step, what a rerun reuses) are the
 runtime's; these only arrange what the store holds.
@@ -18,7 +19,7 @@ runtime's; these only arrange what the store holds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -36,10 +37,10 @@ from flowledger.app.endings import (
 )
 from flowledger.app.graph_view import DefinitionGraph, GraphEdge, GraphNode, graph
 from flowledger.app.loop_counts import loop_totals
-from flowledger.app.models import GetArtifact, Id, Request
-from flowledger.app.pending import PendingSignal, document_of
+from flowledger.app.models import GetArtifact, GetJobRun, Id, Request
+from flowledger.app.pending import PendingSignal, document_of, pending_signals
 from flowledger.app.rerun_reuse import RerunReuse, ReuseView, rerun_first, reuse
-from flowledger.app.results import ArtifactDocument
+from flowledger.app.results import ArtifactDocument, JobRunDocument
 from flowledger.app.step_runs import SHOWN_ATTEMPTS, run_duration, run_order
 from flowledger.app.store_tree import TreeNode, store_tree
 from flowledger.app.template_values import TemplateValue, step_templates
@@ -47,6 +48,8 @@ from flowledger.app.timeline import TimelineBar, TimelineBreak
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.job_runs import JobRuns
+from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import EventDocument, ExecutionDocument, StepDocument
 
 #: Iterations of a loop whose body attempts are listed when none is chosen; attempts that
@@ -140,6 +143,13 @@ class ExecutionView(TypedDict):
     signals: list[PendingSignal]
 
 
+class JobRunView(TypedDict):
+    run: JobRunDocument
+    #: The cancels sent to the workflow it is on that its execution has not taken yet
+    #: (the page says it is being cancelled): it ends Cancelled once it does.
+    cancels: list[PendingSignal]
+
+
 class Views:
     """The read models of one application (see :class:`flowledger.app.App`)."""
 
@@ -173,6 +183,21 @@ class Views:
                 f"execution {request.id} has no step {request.from_step!r} to rerun from"
             )
         return reuse(workflow, request.from_step)
+
+    async def job_run(self, request: GetJobRun) -> JobRunView:
+        """A job run, and the cancels its unfinished workflow has not taken yet (a cancel
+        from a page is recorded and left to the execution's holder or the workers)."""
+        engine = self._engine
+        run = cast(JobRunDocument, await JobRuns(engine).get(request.id))
+        cancels: list[PendingSignal] = []
+        for item in run["runs"]:
+            status, execution_id = item["runtimeStatus"], item["executionId"]
+            if execution_id is None or status is None or ExecutionStatus(status).terminal:
+                continue
+            row = await engine.store.get_execution(execution_id)
+            signals = await pending_signals(engine, row) if row is not None else []
+            cancels += [signal for signal in signals if signal["kind"] == "cancel"]
+        return {"run": run, "cancels": cancels}
 
     async def execution(self, request: GetExecutionView) -> ExecutionView:
         engine = self._engine

@@ -149,7 +149,9 @@ def jobs_cancel(
         full_id = await job_run_id(application, job_run)
         why = reason or "job run cancelled from the command line"
         return dict(
-            await application.job_runs.cancel(CancelJobRun(id=full_id, by="cli", reason=why))
+            await application.job_runs.cancel(
+                CancelJobRun(id=full_id, by="cli", reason=why, settle=True)
+            )
         )
 
     doc = existing(db, go, plugin)

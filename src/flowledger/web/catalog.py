@@ -136,11 +136,20 @@ async def job_runs(request: Request) -> Response:
 
 async def _job_run_page(request: Request, run_id: str, status: int = 200, **extra: Any) -> Response:
     session = await session_of(request)
-    run = await app_of(request).job_runs.get(GetJobRun(id=run_id))
+    view = await app_of(request).views.job_run(GetJobRun(id=run_id))
+    run = view["run"]
     title = f"Job run {run['name']}"
     ended = ExecutionStatus(run["status"]).terminal  # else it may be cancelled
     return page(
-        request, "job_run.html", session, status, title=title, run=run, ended=ended, **extra
+        request,
+        "job_run.html",
+        session,
+        status,
+        title=title,
+        run=run,
+        ended=ended,
+        cancels=view["cancels"],
+        **extra,
     )
 
 
