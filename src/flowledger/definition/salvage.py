@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowledger.definition.models import StepSpec, WorkflowSpec
+from flowledger.definition.models import StepSpec, TriggerSpec, WorkflowSpec
 
 
 def salvage(
@@ -44,8 +44,20 @@ def salvage(
             fields[name] = {}
     if not isinstance(fields.get("input_schema"), dict):
         fields["input_schema"] = None
-    fields.pop("triggers", None)
+    # Triggers that parsed are checked on (a cron's error was hidden by a step's unknown
+    # field); one that did not leaves them all out, as their places would shift.
+    fields["triggers"] = _triggers(fields.get("triggers"))
     return WorkflowSpec.model_construct(**fields, steps=steps), stand_ins
+
+
+def _triggers(raw: Any) -> list[TriggerSpec]:
+    """The triggers as parsed, or none when any of them does not parse."""
+    if not isinstance(raw, list):
+        return []
+    try:
+        return [TriggerSpec.model_validate(item) for item in raw]
+    except ValidationError:
+        return []
 
 
 def _steps(
