@@ -52,7 +52,11 @@ def test_validate_speaks_plainly_and_suggests(cli: Cli, tmp_path: Path) -> None:
     assert any(
         "step 'c': input.op must be one of set, increment, append, merge" in x for x in lines
     )
-    assert any("step 'd': input: unknown field 'valeu'; did you mean 'value'?" in x for x in lines)
+    assert any(
+        "step 'd': input: unknown input field 'valeu' for sys.transform; did you mean 'value'? "
+        "(its fields: value)" in x
+        for x in lines
+    )
     for wording in LIBRARY_WORDING:
         assert wording not in result.stderr
 

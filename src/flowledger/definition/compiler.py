@@ -444,22 +444,26 @@ class _Compiler:
         extra = model.model_config.get("extra")
         extra_rule = "ignore" if extra is None and not checking_new() else extra
         lenience = None if checking_new() else LENIENT  # booleans as numbers (numbers.py)
+        # Unknown fields are said by input_fields.unknown_fields alone, with the fields
+        # there are: pydantic's own "unknown field" for the same place is left out.
+        said: set[Path] = set()
+        if extra_rule in (None, "forbid"):
+            said = self._report_unknown_fields(step, model, raw, input_path)
         if not has_template(raw):
             try:
                 model.model_validate(raw, context=lenience)
             except ValidationError as exc:
                 for error in plain_errors(exc.errors()):
+                    where = (*input_path, *error["loc"])
+                    if error["type"] == "extra_forbidden" and where in said:
+                        continue
                     self.report(
                         _pydantic_message(error, list(fields)),
-                        (*input_path, *error["loc"]),
+                        where,
                         step.id,
                         key=error["type"] == "extra_forbidden",
                     )
-            if extra_rule is None:  # "forbid" was pydantic's to report
-                self._report_unknown_fields(step, model, raw, input_path)
             return
-        if extra_rule in (None, "forbid"):
-            self._report_unknown_fields(step, model, raw, input_path)
         by_name = takes_names(model)
         for attribute, field in model.model_fields.items():
             name = field.alias or attribute
@@ -484,15 +488,20 @@ class _Compiler:
                 field_adapter(model, field.alias or attribute).validate_python(value)
             except ValidationError as exc:
                 for error in plain_errors(exc.errors()):
-                    self.report(
-                        _pydantic_message(error), (*input_path, name, *error["loc"]), step.id
-                    )
+                    at = (*input_path, name, *error["loc"])
+                    if error["type"] == "extra_forbidden" and at in said:
+                        continue
+                    self.report(_pydantic_message(error), at, step.id)
 
     def _report_unknown_fields(
         self, step: StepSpec, model: type[BaseModel], raw: Mapping[str, Any], where: Path
-    ) -> None:
+    ) -> set[Path]:
+        """Report the input's unknown fields; the paths reported."""
+        said: set[Path] = set()
         for message, path in unknown_fields(step.type, model, raw, where):
             self.report(message, path, step.id, key=True)
+            said.add(path)
+        return said
 
     def _check_initial_values(self, spec: WorkflowSpec) -> None:
         """``variables`` and ``context`` are values, set before anything runs: a template

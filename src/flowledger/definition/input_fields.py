@@ -80,7 +80,8 @@ def _unknown_in_members(
     whose required field it lacks or whose ``Literal`` field it gives another value
     (a discriminator), unless it may be none: then each is asked."""
     if len(members) == 1:
-        if members[0].model_config.get("extra") is not None:
+        # "forbid" too: the message with the fields there are is made here alone.
+        if members[0].model_config.get("extra") in ("allow", "ignore"):
             return []
         return unknown_fields(type_name, members[0], value, where, nested=True)
     candidates = [m for m in members if _may_be(m, value)] or list(members)
