@@ -38,12 +38,16 @@ class _Input(NumbersNotBooleans):
 
 
 class ConditionInput(_Input):
-    expression: Any
+    expression: Any = Field(
+        description="The condition: one `{{ … }}` template (or true/false). The `then` steps "
+        'run when it holds, the `else` steps when not; empty, zero and the text "false" '
+        "are false."
+    )
 
 
 class ConditionOutput(BaseModel):
-    result: bool
-    evaluatedExpression: str
+    result: bool = Field(description="Whether the expression held.")
+    evaluatedExpression: str = Field(description="The expression as written.")
 
 
 @step_type("sys.condition", pure=True, kind=StepKind.CONDITION)
@@ -64,7 +68,9 @@ def condition(data: ConditionInput, ctx: StepContext) -> ConditionOutput:
 
 
 class TransformInput(_Input):
-    value: Any
+    value: Any = Field(
+        description="Any JSON, its templates rendered: the step's output is this value."
+    )
 
 
 @step_type("sys.transform", pure=True, output_is_input="value")
@@ -81,9 +87,20 @@ VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class SetVariableInput(_Input):
-    name: str = Field(pattern=VARIABLE_NAME)
-    value: Any = None
-    op: str = "set"
+    name: str = Field(
+        pattern=VARIABLE_NAME,
+        description="The variable, read as `variables.<name>` (letters, digits and '_').",
+    )
+    value: Any = Field(
+        None,
+        description="What to set, the number to increment by (1 when absent), the item to "
+        "append, or the object to merge.",
+    )
+    op: str = Field(
+        "set",
+        description="`set`, `increment`, `append` (to a list) or `merge` (into an object); "
+        "atomic, however many steps change the variable at once.",
+    )
 
     @field_validator("op")
     @classmethod
@@ -126,9 +143,12 @@ class SetVariableOutput(BaseModel):
     made a loop that collects n items store 1+2+…+n of them (8,000 small items: 150 MB
     of outputs, 1.4 GB of memory). The variable itself is ``variables.<name>``."""
 
-    name: str
-    value: Any
-    op: str = "set"
+    name: str = Field(description="The variable's name.")
+    value: Any = Field(
+        description="Its new value after `set` and `increment`; what was added after "
+        "`append` and `merge` (the variable itself is `variables.<name>`)."
+    )
+    op: str = Field("set", description="The op applied.")
 
 
 VARIABLE_OPS = ("set", "increment", "append", "merge")
@@ -229,11 +249,11 @@ def variable_after(current: Any, output: Mapping[str, Any]) -> Any:
 
 
 class NoActionInput(_Input):
-    reason: str | None = None
+    reason: str | None = Field(None, description="Why there was nothing to do.")
 
 
 class NoActionOutput(BaseModel):
-    reason: str | None
+    reason: str | None = Field(description="The reason given.")
 
 
 @step_type("sys.no_action", pure=True, kind=StepKind.NO_ACTION)
@@ -243,7 +263,10 @@ def no_action(data: NoActionInput, ctx: StepContext) -> NoActionOutput:
 
 
 class FailInput(_Input):
-    message: str = "the workflow failed at a sys.fail step"
+    message: str = Field(
+        "the workflow failed at a sys.fail step",
+        description="The error the step and the execution fail with.",
+    )
 
 
 class NoOutput(BaseModel):
@@ -268,8 +291,16 @@ class DelayInput(_Input):
     """``duration``: '500ms', '30s', '5m', '2h', '2d', ISO-8601 'PT30S', or a bare number
     of seconds (``duration: 90``); or ``until``: a time with its zone."""
 
-    duration: Duration | None = None
-    until: datetime | None = None
+    duration: Duration | None = Field(
+        None,
+        description="How long to wait from the step's start: 500ms, 30s, 5m, 2h, 2d, "
+        "ISO-8601 (PT30S) or a number of seconds. Give this or `until`.",
+    )
+    until: datetime | None = Field(
+        None,
+        description="When to wake: an ISO-8601 time with its zone (2026-11-22T10:00:00Z), "
+        "often a template; a time already past wakes at once. Give this or `duration`.",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> DelayInput:
@@ -281,7 +312,7 @@ class DelayInput(_Input):
 
 
 class DelayOutput(BaseModel):
-    resumedAt: str
+    resumedAt: str = Field(description="When the step woke (ISO-8601, UTC).")
 
 
 def _wake_time(data: DelayInput, started_at: datetime) -> datetime:
@@ -381,10 +412,27 @@ class LoopInput(_Input):
     """``items`` or ``until`` (see :func:`loop_input_rules`). ``until`` is kept as written:
     the loop's driver renders it after each iteration (StepType.iteration_end_field)."""
 
-    items: list[Any] | None = Field(None, max_length=MAX_LOOP_ITEMS)
-    until: Annotated[Any, AfterValidator(_a_template)] = None
-    max_iterations: int | None = Field(None, ge=1, le=MAX_LOOP_ITEMS)
-    concurrency: int = Field(1, ge=1, le=1000)
+    items: list[Any] | None = Field(
+        None,
+        max_length=MAX_LOOP_ITEMS,
+        description="The body runs once per item; it reads `loop.<id>.item` and "
+        "`loop.<id>.index` (from 0). Give this or `until`.",
+    )
+    until: Annotated[Any, AfterValidator(_a_template)] = Field(
+        None,
+        description="Instead of `items`: a condition template, evaluated after each "
+        "iteration in its scope; the loop ends once it holds.",
+    )
+    max_iterations: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_LOOP_ITEMS,
+        description="With `until` (required there): the most iterations; reaching it with "
+        "`until` still false fails the step.",
+    )
+    concurrency: int = Field(
+        1, ge=1, le=1000, description="Iterations that run at once; 1 with `until`."
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> LoopInput:
@@ -395,8 +443,10 @@ class LoopInput(_Input):
 
 
 class LoopOutput(BaseModel):
-    count: int
-    results: list[dict[str, Any]]
+    count: int = Field(description="The iterations run.")
+    results: list[dict[str, Any]] = Field(
+        description="One per iteration, in item order: each body step's id to its output."
+    )
 
 
 LOOP = StepType(

@@ -29,12 +29,12 @@ class _Input(NumbersNotBooleans):
 class EntityDocument(BaseModel):
     """An entity as queries return it and entity triggers see it."""
 
-    id: str
-    entityType: str
-    version: int
-    payload: dict[str, Any]
-    createdAt: str
-    updatedAt: str
+    id: str = Field(description="The entity's id.")
+    entityType: str = Field(description="Its type's name.")
+    version: int = Field(description="Its version: 1 when created, one more each update.")
+    payload: dict[str, Any] = Field(description="Its fields.")
+    createdAt: str = Field(description="When it was created (ISO-8601, UTC).")
+    updatedAt: str = Field(description="When it last changed (ISO-8601, UTC).")
 
 
 def _access(ctx: StepContext) -> EntityAccess:
@@ -60,15 +60,24 @@ def _ids(change: EntityChange) -> tuple[str, str]:
 # --- sys.create_entity ---------------------------------------------------------------------
 
 
+#: Descriptions that several entity steps share.
+_ENTITY_ID = "The entity's id."
+_TYPE_ID = "Its type's name."
+
+
 class CreateEntityInput(_Input):
-    entity_type: str
-    payload: dict[str, Any] = Field(default_factory=dict)
+    entity_type: str = Field(
+        description="The entity type's name (made with `entities types create`)."
+    )
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="The entity's fields, checked against its type's schema."
+    )
 
 
 class CreateEntityOutput(BaseModel):
-    entityId: str
-    entityTypeId: str
-    payload: dict[str, Any]
+    entityId: str = Field(description="The new entity's id.")
+    entityTypeId: str = Field(description=_TYPE_ID)
+    payload: dict[str, Any] = Field(description="Its fields as stored.")
 
 
 @step_type("sys.create_entity")
@@ -88,16 +97,18 @@ async def create_entity(data: CreateEntityInput, ctx: StepContext) -> CreateEnti
 
 
 class UpdateEntityInput(_Input):
-    entity_id: str
-    #: Merged into the stored payload: these top-level keys replace, the others stay.
-    payload: dict[str, Any] = Field(default_factory=dict)
+    entity_id: str = Field(description=_ENTITY_ID)
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Merged into the stored fields: these top-level keys replace, the others stay.",
+    )
 
 
 class UpdateEntityOutput(BaseModel):
-    entityId: str
-    entityTypeId: str
-    payload: dict[str, Any]
-    previousPayload: dict[str, Any]
+    entityId: str = Field(description=_ENTITY_ID)
+    entityTypeId: str = Field(description=_TYPE_ID)
+    payload: dict[str, Any] = Field(description="Its fields after the update.")
+    previousPayload: dict[str, Any] = Field(description="Its fields before the update.")
 
 
 @step_type("sys.update_entity")
@@ -121,12 +132,12 @@ async def update_entity(data: UpdateEntityInput, ctx: StepContext) -> UpdateEnti
 
 
 class DeleteEntityInput(_Input):
-    entity_id: str
+    entity_id: str = Field(description=_ENTITY_ID)
 
 
 class DeleteEntityOutput(BaseModel):
-    entityId: str
-    entityTypeId: str
+    entityId: str = Field(description=_ENTITY_ID)
+    entityTypeId: str = Field(description=_TYPE_ID)
 
 
 @step_type("sys.delete_entity")
@@ -142,18 +153,27 @@ async def delete_entity(data: DeleteEntityInput, ctx: StepContext) -> DeleteEnti
 
 
 class QueryEntityInput(_Input):
-    entity_type: str
-    #: ``{Status: New, Score: {gte: 10}}``: see flowledger.entities.service for operators.
-    filter: dict[str, Any] = Field(default_factory=dict)
-    order_by: str | list[str] | None = None
-    limit: int = Field(100, ge=0, le=1000)
-    offset: int = Field(0, ge=0)
+    entity_type: str = Field(description="The entity type's name.")
+    # Operators: see flowledger.entities.service.
+    filter: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Payload fields to match: `{Status: New}` is equality, "
+        "`{Score: {gte: 10}}` an operator (eq, ne, gt, gte, lt, lte, in); a dotted name "
+        "reads a nested field.",
+    )
+    order_by: str | list[str] | None = Field(
+        None,
+        description="A payload field or a list of them, `-Field` for descending; ties "
+        "(and none) sort oldest first.",
+    )
+    limit: int = Field(100, ge=0, le=1000, description="The most entities returned.")
+    offset: int = Field(0, ge=0, description="How many matching entities to skip first.")
 
 
 class QueryEntityOutput(BaseModel):
-    entities: list[EntityDocument]
-    totalCount: int
-    hasMore: bool
+    entities: list[EntityDocument] = Field(description="The matching entities of this page.")
+    totalCount: int = Field(description="How many match in all.")
+    hasMore: bool = Field(description="More match after this page.")
 
 
 @step_type("sys.query_entity")

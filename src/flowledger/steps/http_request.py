@@ -66,24 +66,53 @@ class HttpRequestInput(NumbersNotBooleans):
     # Headers and URLs may hold rendered secrets: keep input values out of error text.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, _Scalar | list[_Scalar]] = Field(default_factory=dict)
-    json_: Any = Field(default=None, alias="json")
-    body: str | None = None
-    #: Seconds for the whole exchange (connect, send, every redirect, the whole body);
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
+        "GET", description="The HTTP method (any case)."
+    )
+    url: str = Field(description="An http:// or https:// URL; its own query string is kept.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers.")
+    query: dict[str, _Scalar | list[_Scalar]] = Field(
+        default_factory=dict,
+        description="Query parameters added after the URL's own (a list repeats the name).",
+    )
+    json_: Any = Field(
+        default=None,
+        alias="json",
+        description="A JSON body (Content-Type application/json); not with `body`.",
+    )
+    body: str | None = Field(None, description="A text body; not with `json`.")
     #: None: DEFAULT_EXCHANGE_TIMEOUT (5 minutes), each read also within 30 s.
-    timeout: Annotated[float | None, BeforeValidator(_seconds), Field(gt=0)] = None
-    ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
-    #: Bytes of (decompressed) body accepted; None: OUTPUT_BODY_LIMIT, or
-    #: ARTIFACT_BODY_LIMIT with ``save_as: artifact``.
-    max_response_bytes: int | None = Field(default=None, ge=0)
-    follow_redirects: bool = True
-    #: ``artifact``: keep the body as a file instead of in the output (large downloads).
-    save_as: Literal["artifact"] | None = None
-    #: The saved file's name; default: the URL's last path segment.
-    artifact_name: str | None = Field(default=None, min_length=1, max_length=200)
+    timeout: Annotated[
+        float | None,
+        BeforeValidator(_seconds),
+        Field(
+            gt=0,
+            description="Seconds (or a duration: 30s, 2m) for the whole exchange: connect, "
+            "send, every redirect, the whole body; default 5 minutes.",
+        ),
+    ] = None
+    ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=list, description="Statuses that succeed besides 2xx (404: a miss)."
+    )
+    #: None: OUTPUT_BODY_LIMIT, or ARTIFACT_BODY_LIMIT with ``save_as: artifact``.
+    max_response_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="The most bytes of (decompressed) body taken: 10 MiB by default, 1 GiB "
+        "with `save_as: artifact`.",
+    )
+    follow_redirects: bool = Field(True, description="Follow up to 5 redirects.")
+    save_as: Literal["artifact"] | None = Field(
+        None,
+        description="`artifact`: keep the body as a file of the execution instead of in the "
+        "output (large downloads); `body` then describes the file.",
+    )
+    artifact_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The saved file's name; default: the URL's last path segment.",
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -134,10 +163,19 @@ class HttpRequestOutput(BaseModel):
     Bytes of a type that is not text (an image, a PDF) and that are not UTF-8 are kept
     whole as base64, and ``bodyEncoding`` says so: ``"base64"``, else null."""
 
-    statusCode: int
-    headers: dict[str, str]
-    body: Any = None
-    bodyEncoding: Literal["base64"] | None = None
+    statusCode: int = Field(description="The answer's HTTP status.")
+    headers: dict[str, str] = Field(
+        description="The answer's headers, names in lower case; a repeated one comma-joined "
+        "(Set-Cookie: one per line)."
+    )
+    body: Any = Field(
+        None,
+        description="Parsed JSON for a JSON answer, text for a text one, else text when "
+        "UTF-8 or base64 (see `bodyEncoding`); with `save_as: artifact`, the file.",
+    )
+    bodyEncoding: Literal["base64"] | None = Field(
+        None, description="`base64` when `body` holds the bytes as base64, else null."
+    )
 
 
 def _with_query(url: httpx.URL, query: Mapping[str, Any]) -> httpx.URL:

@@ -23,20 +23,32 @@ INPUT_WAIT = "input"
 
 class OnTimeout(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    #: The step's output when nobody answered in time.
-    default: Any = None
+    default: Any = Field(None, description="The step's output when nobody answered in time.")
 
 
 class WaitForInputInput(NumbersNotBooleans):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    prompt: str = Field(min_length=1, max_length=10_000)
-    #: JSON Schema the submitted data must match (any JSON when absent).
-    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
-    assignee: str | None = None
-    #: How long to wait (the step-level ``due`` works too; the earlier one wins).
-    due: Duration | None = None
-    on_timeout: OnTimeout | None = None
+    prompt: str = Field(
+        min_length=1, max_length=10_000, description="What the person is asked (templated)."
+    )
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        description="The JSON Schema the submitted data must match: the step's output is "
+        "that data (any JSON when absent).",
+    )
+    assignee: str | None = Field(
+        None, description="Who is asked: shown with the waiting step, not enforced."
+    )
+    due: Duration | None = Field(
+        None,
+        description="How long to wait (the step-level `due` works too; the earlier one "
+        "wins); when it passes the step fails, unless `on_timeout` gives a default.",
+    )
+    on_timeout: OnTimeout | None = Field(
+        None, description="What the step does when `due` passes: `{default: …}`."
+    )
 
     @field_validator("json_schema")
     @classmethod

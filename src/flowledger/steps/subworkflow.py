@@ -23,23 +23,38 @@ CHILDREN_WAIT = "children"
 class SubWorkflowInput(NumbersNotBooleans):
     model_config = ConfigDict(extra="forbid")
 
-    workflow: str = Field(min_length=1, max_length=128)
-    #: A version number, or ``latest`` (the pushed version, else the newest stored).
-    version: int | Literal["latest"] | None = None
-    #: The child's input; with ``items``, rendered once per item (``loop.<step id>.item``).
-    input: Any = None
-    items: list[Any] | None = Field(default=None, max_length=MAX_CHILDREN)
-    concurrency: int = Field(10, ge=1, le=1000)
+    workflow: str = Field(
+        min_length=1, max_length=128, description="The name of the pushed workflow to start."
+    )
+    version: int | Literal["latest"] | None = Field(
+        None,
+        description="A version number, or `latest` (the pushed version, else the newest "
+        "stored), as when not given.",
+    )
+    input: Any = Field(
+        None,
+        description="The child's input; with `items`, rendered once per item "
+        "(`loop.<this step's id>.item` and `.index`).",
+    )
+    items: list[Any] | None = Field(
+        default=None,
+        max_length=MAX_CHILDREN,
+        description="Start one child per item; without it, one child.",
+    )
+    concurrency: int = Field(10, ge=1, le=1000, description="Children that run at once.")
 
 
 class ChildExecution(BaseModel):
-    id: str
-    runtimeStatus: str
-    output: Any = None
+    id: str = Field(description="The child execution's id.")
+    runtimeStatus: str = Field(description="Its status when it ended.")
+    output: Any = Field(None, description="Its output.")
 
 
 class SubWorkflowOutput(BaseModel):
-    executions: list[ChildExecution]
+    executions: list[ChildExecution] = Field(
+        description="One per child, in item order (as soon as one fails, the step fails "
+        "and the others are cancelled)."
+    )
 
 
 SUB_WORKFLOW = StepType(
