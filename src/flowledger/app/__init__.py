@@ -93,6 +93,14 @@ if TYPE_CHECKING:
     )
     from flowledger.app.seed import Seed
     from flowledger.app.slots import Slots
+    from flowledger.app.step_types import (
+        GetStepType,
+        InputFieldDocument,
+        ListStepTypes,
+        OutputFieldDocument,
+        StepTypeDocument,
+        StepTypes,
+    )
     from flowledger.app.streams import EventStreams
     from flowledger.app.subscriptions import (
         CreatedSubscription,
@@ -233,6 +241,17 @@ _EXPORTS = {
     ),
     "Seed": "flowledger.app.seed",
     "Slots": "flowledger.app.slots",
+    **dict.fromkeys(
+        [
+            "GetStepType",
+            "InputFieldDocument",
+            "ListStepTypes",
+            "OutputFieldDocument",
+            "StepTypeDocument",
+            "StepTypes",
+        ],
+        "flowledger.app.step_types",
+    ),
     "EventStreams": "flowledger.app.streams",
     **dict.fromkeys(
         [
@@ -329,6 +348,7 @@ __all__ = [
     "GetArtifact",
     "GetExecution",
     "GetJobRun",
+    "GetStepType",
     "GetSubscription",
     "GetWorkflow",
     "GetWorkflowRun",
@@ -336,6 +356,7 @@ __all__ = [
     "HeldElsewhereError",
     "HookReceipt",
     "Hooks",
+    "InputFieldDocument",
     "InvalidInputError",
     "JobRunDocument",
     "JobRunItem",
@@ -349,12 +370,14 @@ __all__ = [
     "ListJobRuns",
     "ListStates",
     "ListStepLogs",
+    "ListStepTypes",
     "ListSubscriptions",
     "ListTokens",
     "ListWorkflowRuns",
     "ListWorkflows",
     "LoadWorkflow",
     "NotFoundError",
+    "OutputFieldDocument",
     "Page",
     "PendingInput",
     "PendingInputs",
@@ -376,6 +399,8 @@ __all__ = [
     "StageDocument",
     "StartExecution",
     "StepDocument",
+    "StepTypeDocument",
+    "StepTypes",
     "SubmitInput",
     "SubscriptionDocument",
     "Subscriptions",

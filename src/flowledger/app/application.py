@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # prometheus_client is imported on the first use of the metri
     from flowledger.app.retention import Retention
     from flowledger.app.seed import Seed
     from flowledger.app.sessions import Sessions
+    from flowledger.app.step_types import StepTypes
     from flowledger.app.steplogs import StepLogs
     from flowledger.app.streams import EventStreams
     from flowledger.app.subscriptions import Subscriptions
@@ -120,6 +121,13 @@ class App:
         from flowledger.app.steplogs import StepLogs
 
         return StepLogs(self.engine, self.changes, self.limits)
+
+    @cached_property
+    def step_types(self) -> StepTypes:
+        """The step-type catalogue (``steps list|show``): the registry's, no database."""
+        from flowledger.app.step_types import StepTypes
+
+        return StepTypes(self.engine.registry)
 
     @cached_property
     def retention(self) -> Retention:

@@ -21,6 +21,7 @@ from flowledger.cli import (  # noqa: F401
     prune,
     running,
     serve,
+    steps,
     tokens,
     triggers,
     workflows,

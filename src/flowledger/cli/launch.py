@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "entities": ("entities",),
     "jobs": ("jobs",),
     "serve": ("serve",),
+    "steps": ("steps",),
     "tokens": ("tokens",),
     "workflows": ("triggers", "workflows"),
 }
