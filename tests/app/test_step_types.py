@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from flowledger import StepContext, StepRegistry, step_type
 from flowledger.app import App, GetStepType, ListStepTypes, NotFoundError, StepTypes
@@ -33,6 +33,20 @@ class PayOutput(BaseModel):
 async def pay(data: PayInput, ctx: StepContext) -> PayOutput:
     """Pay an account. It takes a day."""
     return PayOutput(paymentId="p-1", fees=[])
+
+
+class Counted(RootModel[list[int]]):
+    pass
+
+
+@step_type("acme.count")
+async def count(data: PayInput, ctx: StepContext) -> Counted:
+    return Counted([1])
+
+
+@step_type("acme.free")
+async def free(data: PayInput, ctx: StepContext) -> dict[str, Any]:
+    return {}
 
 
 def _catalogue() -> StepTypes:
@@ -119,6 +133,17 @@ async def test_a_plugin_type_is_listed_from_its_own_models() -> None:
     ]
     assert _field(doc["output"], "fees[].holder")["type"] == "string | null"
     assert await catalogue.get(GetStepType(name="acme.pay")) == doc
+
+
+async def test_an_output_of_one_value_or_of_any_json_says_so() -> None:
+    registry = StepRegistry()
+    registry.register(count)
+    registry.register(free)
+    docs = {d["name"]: d for d in await StepTypes(registry).list(ListStepTypes())}
+    assert docs["acme.count"]["output"] is None
+    assert docs["acme.count"]["outputIs"] == "a value of type list of integer"
+    assert docs["acme.free"]["output"] is None
+    assert docs["acme.free"]["outputIs"] == "any JSON: the step type declares no output model"
 
 
 async def test_an_unknown_type_is_not_found_with_a_did_you_mean() -> None:

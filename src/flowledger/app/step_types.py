@@ -103,8 +103,8 @@ def describe(step: StepType) -> StepTypeDocument:
     """One step type's document."""
     output_schema = step.output_json_schema()
     output = None
-    if output_schema is not None and not step.never_completes:
-        output = list(_output_fields(output_schema))
+    if output_schema is not None and output_schema.get("type") == "object":
+        output = None if step.never_completes else list(_output_fields(output_schema))
     return {
         "name": step.name,
         "kind": str(step.kind),
@@ -113,7 +113,7 @@ def describe(step: StepType) -> StepTypeDocument:
         "module": _module(step),
         "input": list(_input_fields(step)),
         "output": output,
-        "outputIs": _output_is(step, output),
+        "outputIs": _output_is(step, output, output_schema),
     }
 
 
@@ -128,7 +128,9 @@ def _module(step: StepType) -> str | None:
     return str(getattr(handler, "__module__", None) or "") or None
 
 
-def _output_is(step: StepType, output: list[OutputFieldDocument] | None) -> str | None:
+def _output_is(
+    step: StepType, output: list[OutputFieldDocument] | None, schema: Mapping[str, Any] | None
+) -> str | None:
     """The output in words, when its fields do not say it."""
     if step.never_completes:
         return "nothing: the step always fails"
@@ -137,6 +139,8 @@ def _output_is(step: StepType, output: list[OutputFieldDocument] | None) -> str 
     if step.output_schema_in_input is not None:
         field = step.output_schema_in_input
         return f"the data submitted, which matches the JSON Schema in `{field}` when given"
+    if schema is not None and output is None:  # a RootModel's: the output is that value
+        return f"a value of type {_type(schema, schema.get('$defs', {}), nullable=True)}"
     if output is None:
         return "any JSON: the step type declares no output model"
     return None
@@ -172,9 +176,6 @@ def _input_fields(step: StepType) -> Iterator[InputFieldDocument]:
 
 def _output_fields(schema: Mapping[str, Any]) -> Iterator[OutputFieldDocument]:
     defs = schema.get("$defs", {})
-    if schema.get("type") != "object":  # a RootModel's: the output is that value
-        yield {"name": "", "type": _type(schema, defs, nullable=True), "description": ""}
-        return
     for name, node in schema.get("properties", {}).items():
         yield {
             "name": name,

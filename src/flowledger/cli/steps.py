@@ -79,7 +79,8 @@ def steps_show(
     if as_json:
         print_json(doc)
         return
-    out.print(Text.assemble((doc["name"], "bold"), f" ({doc['kind']}): {doc['description']}"))
+    about = f": {doc['description']}" if doc["description"] else ""
+    out.print(Text.assemble((doc["name"], "bold"), f" ({doc['kind']}){about}"))
     out.print(Text("input", style="bold"))
     if doc["input"]:
         fields = new_table("  field", "type", "default", "description")
@@ -120,7 +121,8 @@ def reference(docs: list[StepTypeDocument], command: str) -> str:
         does = _cell(_first_sentence(doc["description"]))
         lines.append(f"| [`{doc['name']}`](#{anchor}) | {doc['kind']} | {does} |")
     for doc in docs:
-        lines += ["", f"## `{doc['name']}`", "", f"{doc['description']} (kind: {doc['kind']})"]
+        about = f"{doc['description']} " if doc["description"] else ""
+        lines += ["", f"## `{doc['name']}`", "", f"{about}(kind: {doc['kind']})"]
         lines += ["", "**Input**", ""]
         if doc["input"]:
             lines += ["| field | type | default | description |", "|---|---|---|---|"]
