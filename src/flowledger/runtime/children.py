@@ -250,7 +250,10 @@ class ChildWaits(TaskDriver):
         state = run.state or {}
         children = run.children if run.children is not None else []
         results: dict[str, Any] = state["results"]
-        active = len(children) - len(results)
+        # Children started and not yet ended. Not len(children) - len(results): a retry's
+        # results hold the reused children from the start, also those the list has not
+        # reached yet, and that count let the first spawn start that many children more.
+        active = sum(1 for child_id in children if child_id not in results)
         inputs = state["inputs"]
         reused: dict[str, str] = state.get("reused") or {}
         runner = self.scheduler
