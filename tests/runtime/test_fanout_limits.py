@@ -1,4 +1,5 @@
-"""Fan-outs under failure: a retry (and a resume in another process) keeps ``concurrency``.
+"""Fan-outs under failure: a retry (and a resume in another process) keeps ``concurrency``,
+and a failed item cancels its running siblings at once.
 
 In flight is counted from stored rows, never from clocks: every item that has not ended
 waits for a person, so whatever a parked execution shows unfinished is in flight.
@@ -6,9 +7,13 @@ waits for a person, so whatever a parked execution shows unfinished is in flight
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
 from flowledger import Engine, StepRegistry
+from flowledger.runtime import inbox
 from flowledger.storage import ExecutionQuery
 from tests.runtime.support import latest, yaml
 
@@ -117,3 +122,53 @@ async def test_a_retry_resumed_by_another_process_keeps_the_limit(
     async with Engine(db_url, registry=registry) as second:  # the process was restarted
         done = await _answer_all(second, parent_id)
     assert done["output"] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+
+#: Item 2 fails while the others wait: one for a person, one in a long delay.
+SIBLINGS = """
+name: sibling
+input_schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+steps:
+  - id: route
+    type: sys.condition
+    input: {expression: "{{ input.n == 1 }}"}
+    then: [ask]
+    else: [nap]
+  - {id: ask, type: sys.wait_for_input, input: {prompt: "ok?"}}
+  - id: nap
+    type: sys.delay
+    after: [route]
+    input: {duration: "{{ '200ms' if input.n == 2 else '60s' }}"}
+  - {id: boom, type: sys.fail, when: "{{ input.n == 2 }}", input: {message: "item 2 failed"}}
+"""
+SIBLINGS_PARENT = """
+name: siblings
+steps:
+  - id: kids
+    type: sys.sub_workflow
+    input: {workflow: sibling, items: [1, 2, 3], concurrency: 3, input: {n: "{{ loop.kids.item }}"}}
+"""
+
+
+async def test_a_failed_child_cancels_its_waiting_siblings_at_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel reached a sibling at its next look for signals (a second later), and a
+    sibling waiting for a person only once a worker came: `run` returned with it still
+    AwaitingUserInput. Its polls made rare, the sibling in its delay would see the cancel
+    only after ``run`` gave up waiting for it."""
+    monkeypatch.setattr(inbox, "POLL_INTERVAL", 120.0)
+    await engine.push(engine.load_text(yaml(SIBLINGS)))
+    doc = await asyncio.wait_for(engine.run(engine.load_text(yaml(SIBLINGS_PARENT))), 30)
+    assert doc["runtimeStatus"] == "Failed"
+    assert "item 2 failed" in latest(doc, "kids")["error"]["message"]
+    children = {c["trigger"]["arguments"]["n"]: c for c in await _children(engine, doc["id"])}
+    assert {n: c["runtimeStatus"] for n, c in children.items()} == {
+        1: "Cancelled",
+        2: "Failed",
+        3: "Cancelled",
+    }
+    reason = f"sibling child execution {children[2]['id']} failed"
+    assert (
+        children[1]["error"]["message"] == children[3]["error"]["message"] == f"cancelled: {reason}"
+    )

@@ -64,6 +64,8 @@ class ChildWaits(TaskDriver):
         self._workflows: dict[str, CompiledWorkflow] = {}
         #: Children created in rounds not yet reported to the engine (it may run them here).
         self.started: list[str] = []
+        #: Children sent a cancel in rounds not yet reported (the engine tells them at once).
+        self.cancelled: list[str] = []
         #: Every unfinished child is waiting for a person (known from the last refresh).
         self.blocked_on_people = False
 
@@ -378,6 +380,7 @@ class ChildWaits(TaskDriver):
         for child_id in run.children or []:
             if child_id not in results:
                 self.scheduler.journal.signal(child_id, "cancel", {"reason": reason})
+                self.cancelled.append(child_id)
 
     def forget(self, run: StepExecution) -> None:
         self.runs.pop(run.id, None)

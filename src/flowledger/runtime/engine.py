@@ -1194,6 +1194,9 @@ class Engine:
             waiting = [c for run in runner.children.runs.values() for c in run.children or []]
             if waiting:
                 runner.on_children(waiting)
+        runner.on_cancels = lambda ids: self._tell_cancelled(
+            ids, inline if park_after is None else None
+        )
         watcher = None
         if drain is not None:
 
@@ -1217,7 +1220,7 @@ class Engine:
                 _, late = await asyncio.wait(inline, timeout=CHILD_GRACE)
                 for task in late:  # still waiting on another process: workers finish those
                     task.cancel()
-            runner.on_children = None  # it holds the runner: a cycle (see ExecutionRunner)
+            runner.on_children = runner.on_cancels = None  # they hold the runner: a cycle
             entry.runner = None
         return status, runner.parked_until
 
@@ -1232,6 +1235,41 @@ class Engine:
             task = asyncio.create_task(self._run_child(child_id, parent, over))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+
+    def _tell_cancelled(self, ids: list[str], tasks: set[asyncio.Task[None]] | None) -> list[str]:
+        """Children were just sent a cancel: one run here looks at it now, and under a
+        `run` (``tasks``: its children's runs) one parked (waiting for a person or a timer)
+        is run here to apply it. Returns the others: their holders see it at their next
+        look, a worker claims a parked one."""
+        elsewhere = []
+        for child_id in ids:
+            entry = self._running.get(child_id)
+            if entry is not None and entry.runner is not None:
+                entry.runner.poke()
+            elif entry is None and tasks is not None:
+                task = asyncio.create_task(self._apply_cancel_here(child_id))
+                tasks.add(task)  # the parent's run waits for it before it returns
+                task.add_done_callback(tasks.discard)
+            else:
+                elsewhere.append(child_id)
+        return elsewhere
+
+    async def _apply_cancel_here(self, child_id: str) -> None:
+        try:
+            await self._drive(child_id, False)
+        except (StorageError, MissingStepTypesError) as exc:  # held elsewhere, closed, no plugin
+            log.info(
+                "child execution %s was sent a cancel it is left to apply: %s",
+                child_id,
+                exc,
+                extra=log_extra("run_child", child_id),
+            )
+        except Exception:
+            log.exception(
+                "child execution %s stopped with an error while applying its cancel",
+                child_id,
+                extra=log_extra("run_child", child_id),
+            )
 
     async def _run_child(self, child_id: str, parent: ExecutionRunner, over: asyncio.Event) -> None:
         """Drive a child of ``parent`` here, or, while another process holds it, watch it

@@ -155,6 +155,9 @@ class ExecutionRunner:
         self.inline_children = False
         #: Told the ids of children each commit created (the engine may run them here).
         self.on_children: Callable[[list[str]], None] | None = None
+        #: Told the ids of children each commit sent a cancel; returns those it could not
+        #: reach in this process (workers are woken for them).
+        self.on_cancels: Callable[[list[str]], list[str]] | None = None
         self.draining = False
         #: Set when run() returned early because only a distant timer was left.
         self.parked_until: datetime | None = None
@@ -234,7 +237,7 @@ class ExecutionRunner:
                 if self.codec.secrets_added != self._trigger_redacted:
                     self._redact_trigger()
                 await self.journal.commit()
-                if self.children.started:  # no coroutine made for the common nothing
+                if self.children.started or self.children.cancelled:  # rarely: no coroutine
                     await self._report_children()
                 if self.status.terminal:
                     return self.status
@@ -292,13 +295,18 @@ class ExecutionRunner:
         return (self.timers[0][0] - self.clock.now()).total_seconds() <= seconds
 
     async def _report_children(self) -> None:
-        started = self.children.started
-        if not started:
-            return
-        self.children.started = []
-        if self.on_children is not None and self.inline_children:
+        started, cancelled = self.children.started, self.children.cancelled
+        self.children.started, self.children.cancelled = [], []
+        wake = False
+        if started and self.on_children is not None and self.inline_children:
             self.on_children(started)
-        else:
+        elif started:
+            wake = True
+        # A child's own poll saw the cancel up to a second later, one parked (waiting for a
+        # person, a timer) only when it next ran: siblings of a failed child went on.
+        if cancelled and self.on_cancels is not None:
+            cancelled = self.on_cancels(cancelled)
+        if wake or cancelled:
             await self.services.store.notify_work()
 
     def _should_park(self, park_after: float) -> bool:
