@@ -351,3 +351,31 @@ def test_version(cli: Cli) -> None:
     result = cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == "flowledger 0.1.0"
+
+
+def test_run_refuses_a_child_workflow_that_is_not_pushed(
+    cli: Cli, tmp_path: Path, db_url: str
+) -> None:
+    """Tour 24: `run` stored an execution that failed at once at its sys.sub_workflow
+    step (exit 1); it opens the database, so it checks the name first (exit 2, located,
+    nothing stored), as `validate --db` does. `start` leaves it to the step (the workers
+    run it later: the child may be pushed by then)."""
+    kid = _write(
+        tmp_path, "kid.yaml", "name: process-order\nsteps:\n  - {id: k, type: sys.no_action}\n"
+    )
+    assert cli("workflows", "push", kid).returncode == 0
+    parent = _write(
+        tmp_path,
+        "parent.yaml",
+        "name: m13\nsteps:\n  - id: s\n    type: sys.sub_workflow\n"
+        "    input: {workflow: process-ordr, input: {id: 1}}\n",
+    )
+    refused = cli("run", parent)
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        f"{parent}:5:23: step 's': input.workflow: there is no workflow named 'process-ordr'; "
+        "did you mean 'process-order'?" in refused.stderr
+    )
+    assert json.loads(cli("executions", "list", "--json").stdout) == []
+    started = cli("start", parent)
+    assert started.returncode == 0, started.stderr

@@ -101,6 +101,7 @@ class App:
             self.limits,
             hub=self.changes,
             slots=self.slots,
+            check_children=self.workflows.check_children,
         )
         self.workflows.wake = self.wake_here  # a trigger or a backfill wakes workers
         self._metrics: ServiceMetrics | None = None

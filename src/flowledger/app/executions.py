@@ -108,8 +108,10 @@ class Executions:
         *,
         hub: ChangeHub | None = None,
         slots: Slots | None = None,
+        check_children: Callable[[CompiledWorkflow], Awaitable[None]] | None = None,
     ) -> None:
         self._engine = engine
+        self._check_children = check_children
         self._hub = hub or ChangeHub(engine)
         self._codec = codec
         self._wake = wake
@@ -162,6 +164,11 @@ class Executions:
         check_json_size(request.input, self._limits.max_input, "input")
         engine = self._engine
         workflow = await self._find(request.workflow, None, request.allow_file)
+        if self._check_children is not None:
+            # Decision: run refuses, before it stores anything, a child workflow that is
+            # not pushed, as it runs the steps now; start does not (the workers run it
+            # later, and the child may be pushed by then): its step fails if it is not.
+            await self._check_children(workflow)
         if request.finish_abandoned:
             left = await adopt_abandoned(
                 engine.store, engine.owner, engine.lease, workflow.name, request.created_by

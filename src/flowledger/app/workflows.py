@@ -95,6 +95,23 @@ class Workflows(Listing, WorkflowOperations):
                 raise DefinitionError(problems)
         return Checked("workflow", workflow.name, len(workflow.steps))
 
+    async def check_children(self, workflow: CompiledWorkflow) -> None:
+        """DefinitionError, located, when a ``sys.sub_workflow`` step names a workflow
+        that is not pushed (or a literal input its schema refuses): what ``run`` checks
+        before it stores an execution that would fail at that step (tour 24)."""
+        from flowledger.definition.source import parse_document
+
+        source = workflow.source
+
+        def position(path: Path) -> tuple[int, int] | None:  # read again only to locate
+            return None if source is None else parse_document(source, workflow.file).position(path)
+
+        if not any(step.type_name == "sys.sub_workflow" for step in workflow.steps.values()):
+            return
+        problems = await self._missing_children(workflow, position)
+        if problems:
+            raise DefinitionError(problems)
+
     async def _missing_children(
         self, workflow: CompiledWorkflow, position: Callable[[Path], tuple[int, int] | None]
     ) -> builtins.list[Problem]:
