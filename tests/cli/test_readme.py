@@ -203,3 +203,60 @@ def test_what_commands_leave_behind_is_ignored() -> None:
     for made in ("flowledger-artifacts/x.bin", "flowledger.db", "flowledger.db-wal"):
         ignored = subprocess.run(["git", "check-ignore", "-q", made], cwd=REPO, check=False)
         assert ignored.returncode == 0, f"{made} is not git-ignored"
+
+
+def python_blocks(text: str) -> list[str]:
+    """Every ``python`` block, as written."""
+    return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
+#: What the README leaves to the reader: its mail client, and the step that saves a lead.
+STAND_INS = """
+import types
+from pydantic import BaseModel
+from flowledger import StepContext, step_type
+
+
+async def _send(data, key):
+    return f"msg-{key}"
+
+
+my_mailer = types.SimpleNamespace(send=_send)
+
+
+class LeadInput(BaseModel):
+    email: str
+
+
+@step_type("acme.save_lead")
+async def save_lead(data: LeadInput, ctx: StepContext) -> dict:
+    await ctx.entities.create("Lead", {"Email": data.email})
+    await ctx.artifacts.save("lead.txt", data.email.encode(), "text/plain")
+    ctx.variables.apply("saved", "increment", 1)
+    return {}
+"""
+
+
+def test_the_testing_section_s_tests_pass_under_pytest(tmp_path: Path) -> None:
+    """Tour 24: its `async def` tests failed under pytest ("async def functions are not
+    natively supported"): they say what runs them. Here in a project of their own (its
+    own pytest configuration, pytest-asyncio's defaults), with the README's step type."""
+    text = README.read_text()
+    section = text.split("### Testing workflows and step types", 1)[1].split("\n## ", 1)[0]
+    tests = python_blocks(section)
+    assert len(tests) == 2 and all("async def test_" in block for block in tests)
+    [step] = [b for b in python_blocks(text) if '@step_type("acme.send_email")' in b]
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_readme_steps.py").write_text("\n".join([STAND_INS, step, *tests]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWLEDGER_", "PYTEST_"))}
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=tmp_path,
+        env={**env, "FLOWLEDGER_ARTIFACTS": str(tmp_path / "artifacts")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert "2 passed" in ran.stdout
