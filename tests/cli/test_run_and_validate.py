@@ -379,3 +379,21 @@ def test_run_refuses_a_child_workflow_that_is_not_pushed(
     assert json.loads(cli("executions", "list", "--json").stdout) == []
     started = cli("start", parent)
     assert started.returncode == 0, started.stderr
+
+
+def test_start_and_trigger_take_the_input_from_a_file(cli: Cli, tmp_path: Path) -> None:
+    """Tour 24: `run` took --input-file, `start` did not; one option, one rule."""
+    data = _write(tmp_path, "in.json", '{"name": "Ada"}')
+    started = cli("start", "examples/hello.yaml", "--input-file", data)
+    assert started.returncode == 0, started.stderr
+    doc = json.loads(cli("executions", "show", started.stdout.strip(), "--json").stdout)
+    assert doc["trigger"]["arguments"] == {"name": "Ada"}
+    assert cli("workflows", "push", "examples/hello.yaml").returncode == 0
+    triggered = cli("workflows", "trigger", "hello", "--input-file", data, "--json")
+    assert triggered.returncode == 0, triggered.stderr
+    assert json.loads(triggered.stdout)["trigger"]["arguments"] == {"name": "Ada"}
+    for command in (("start", "examples/hello.yaml"), ("workflows", "trigger", "hello")):
+        both = cli(*command, "--input", "{}", "--input-file", data)
+        assert both.returncode == 2 and "give --input or --input-file, not both" in both.stderr
+        bad = cli(*command, "--input-file", str(tmp_path / "nope.json"))
+        assert bad.returncode == 2 and "cannot read input file" in bad.stderr, bad.stderr

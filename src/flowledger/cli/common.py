@@ -167,6 +167,26 @@ PluginOption = Annotated[
 ]
 
 
+InputOption = Annotated[str | None, typer.Option("--input", help="Input as JSON.")]
+InputFileOption = Annotated[
+    str | None, typer.Option("--input-file", help="Input from a JSON file (not with --input).")
+]
+
+
+def read_input(given: str | None, file: str | None) -> dict[str, Any]:
+    """The input object of ``--input`` or ``--input-file`` (of every command that takes
+    them: one rule), ``{}`` without either; exit 2 naming what is wrong."""
+    if given is not None and file is not None:
+        fail("give --input or --input-file, not both", EXIT_INVALID)
+    from flowledger.app import json_object, parse_json, read_json_file
+
+    if given is not None:
+        return build(lambda: json_object(parse_json(given, "--input"), "the input"))
+    if file is not None:
+        return build(lambda: json_object(read_json_file(file), "the input"))
+    return {}
+
+
 def within(value: int, low: int, high: int, option: str) -> int:
     """An integer option in its range, or exit 2 saying so (in our words, not typer's)."""
     if not low <= value <= high:

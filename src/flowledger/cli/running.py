@@ -14,15 +14,14 @@ from flowledger.app import (
     RunExecution,
     StartExecution,
     ValidateWorkflow,
-    json_object,
-    parse_json,
-    read_json_file,
     upgrade_database,
 )
 from flowledger.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
     DbOption,
+    InputFileOption,
+    InputOption,
     JsonOption,
     LogFormatOption,
     PluginOption,
@@ -38,6 +37,7 @@ from flowledger.cli.common import (
     make_app,
     opened_waiting,
     out,
+    read_input,
     say_error,
     say_problems,
     service_logging,
@@ -60,8 +60,8 @@ RUN_CREATOR = "cli:run"
 @app.command()
 def run(
     file: Annotated[str, typer.Argument(help="Workflow definition (YAML or JSON).")],
-    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
-    input_file: Annotated[str | None, typer.Option("--input-file", help="Input JSON file.")] = None,
+    input: InputOption = None,
+    input_file: InputFileOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     correlation_id: Annotated[
@@ -70,8 +70,7 @@ def run(
     plugin: PluginOption = None,
 ) -> None:
     """Run a workflow to its end on the embedded database, showing its steps live."""
-    if input is not None and input_file is not None:
-        fail("give --input or --input-file, not both", EXIT_INVALID)
+    arguments = read_input(input, input_file)
 
     def adopted(left: Adopted) -> None:
         if left.status is None:
@@ -82,11 +81,6 @@ def run(
         else:
             err.print(f"execution {left.execution_id}: {left.status}")
 
-    arguments: dict[str, Any] = {}
-    if input is not None:
-        arguments = build(lambda: json_object(parse_json(input, "--input"), "the input"))
-    elif input_file is not None:
-        arguments = build(lambda: json_object(read_json_file(input_file), "the input"))
     url = db or default_db_url()
     started: list[str] = []
     checked: list[CompiledWorkflow] = []
@@ -146,7 +140,8 @@ def start(
     workflow: Annotated[
         str, typer.Argument(metavar="FILE_OR_NAME", help="A definition file or a pushed name.")
     ],
-    input: Annotated[str | None, typer.Option("--input", help="Input as JSON.")] = None,
+    input: InputOption = None,
+    input_file: InputFileOption = None,
     db: DbOption = None,
     correlation_id: Annotated[
         str | None, typer.Option("--correlation-id", help="Groups related executions.")
@@ -164,11 +159,7 @@ def start(
     """Enqueue an execution for the workers and print its id.
 
     A pushed workflow started by name needs none of the workers' plugins here."""
-    arguments = (
-        build(lambda: json_object(parse_json(input, "--input"), "the input"))
-        if input is not None
-        else {}
-    )
+    arguments = read_input(input, input_file)
     request = build(
         lambda: StartExecution(
             workflow=workflow,

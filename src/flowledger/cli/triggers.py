@@ -11,12 +11,15 @@ import typer
 from flowledger.cli.common import (
     EXIT_INVALID,
     DbOption,
+    InputFileOption,
+    InputOption,
     JsonOption,
     build,
     existing,
     fail,
     out,
     print_json,
+    read_input,
     show,
     workflows_app,
 )
@@ -147,9 +150,8 @@ def delete(
 @workflows_app.command("trigger")
 def trigger(
     name: NameArgument,
-    input: Annotated[
-        str | None, typer.Option("--input", metavar="JSON", help="Input as JSON.")
-    ] = None,
+    input: InputOption = None,
+    input_file: InputFileOption = None,
     version: Annotated[
         int | None,
         typer.Option(
@@ -162,14 +164,9 @@ def trigger(
     """Start a pushed workflow now, for the workers, and print the execution id.
 
     Its trigger document's type is manual."""
-    from flowledger.app import json_object, parse_json
     from flowledger.app.models import TriggerWorkflow
 
-    arguments = (
-        build(lambda: json_object(parse_json(input, "--input"), "the input"))
-        if input is not None
-        else {}
-    )
+    arguments = read_input(input, input_file)
     request = build(
         lambda: TriggerWorkflow(
             name=name, input=arguments, version=version, created_by="cli:trigger"
