@@ -68,12 +68,14 @@ def test_cancel_a_queued_execution(cli: Cli, tmp_path: Path) -> None:
     started = cli("start", "examples/approval.yaml", "--input", '{"leads": 1}')
     assert started.returncode == 0, started.stderr
     execution_id = started.stdout.strip()
-    result = cli("executions", "cancel", execution_id, "--reason", "not needed")
+    result = cli("executions", "cancel", execution_id, "--reason", "not needed", USER="ada")
     assert result.returncode == 0, result.stderr
-    # The reason, not an "error:" line for a cancel that did what was asked.
-    assert "reason: cancelled: not needed" in result.stdout and "error:" not in result.stdout
+    # The reason, not an "error:" line for a cancel that did what was asked; said once
+    # (tour 24: "reason: cancelled: withdrawn"), with who sent it, as the web says it.
+    said = "not needed (by cli:ada)"
+    assert f"reason: {said}\n" in result.stdout and "error:" not in result.stdout
     shown = cli("executions", "show", execution_id)
-    assert "reason:   cancelled: not needed" in shown.stdout and "error:" not in shown.stdout
+    assert f"reason:   {said}\n" in shown.stdout and "error:" not in shown.stdout
     doc = _show(cli, execution_id)
     assert doc["runtimeStatus"] == "Cancelled"
     assert doc["error"]["message"] == "cancelled: not needed"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from flowledger.app.cancels import cancel_reason
 from flowledger.cli import clock
 from flowledger.cli.progress import STATUS_STYLE, event_line
 from flowledger.cli.terminal import visible
@@ -93,12 +94,17 @@ def _short_json(value: Any, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _error_label(doc: dict[str, Any]) -> tuple[str, str]:
-    """How an execution's ``error`` is headed, and its style: what a cancel records is
-    its reason ("cancelled: not needed"), not a failure."""
-    if doc["runtimeStatus"] == "Cancelled":
-        return "reason:", STATUS_STYLE.get("Cancelled", "")
-    return "error:", "red"
+def _error_line(doc: dict[str, Any], column: int = 0) -> Text:
+    """An execution's ``error`` as a line, its text from ``column`` (0: after a space):
+    what a cancel records is its reason, not a failure, said once and with its sender
+    (``reason: not needed (by cli:ada)``, as the web's notice reads)."""
+    label, message, style = "error:", error_text(doc["error"]), "red"
+    cancel = cancel_reason(doc["error"]) if doc["runtimeStatus"] == "Cancelled" else None
+    if cancel is not None:
+        by = f" (by {cancel.by})" if cancel.by else ""
+        label, message = "reason:", f"{visible(cancel.reason)}{by}"
+        style = STATUS_STYLE.get("Cancelled", "")
+    return Text(f"{label:<{column}}{message}" if column else f"{label} {message}", style=style)
 
 
 def summary(console: Console, doc: dict[str, Any]) -> None:
@@ -111,8 +117,7 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
     )
     console.print(line, soft_wrap=True)
     if doc.get("error"):
-        label, style = _error_label(doc)
-        console.print(Text(f"{label} {error_text(doc['error'])}", style=style), soft_wrap=True)
+        console.print(_error_line(doc), soft_wrap=True)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
     if doc.get("rerunOf"):
@@ -170,8 +175,7 @@ def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = 
         if doc.get(key):
             console.print(f"{label}{doc[key]}")
     if doc.get("error"):
-        label, style = _error_label(doc)
-        console.print(Text(f"{label:<10}{error_text(doc['error'])}", style=style), soft_wrap=True)
+        console.print(_error_line(doc, 10), soft_wrap=True)
     steps = list((doc.get("steps") or {}).values())
     if show_all or len(steps) <= COMPACT_ABOVE:
         _step_table(console, steps)
