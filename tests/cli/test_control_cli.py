@@ -266,7 +266,8 @@ def test_an_answer_given_where_the_plugins_are_not_is_recorded_for_a_worker(
 
 def test_an_answer_to_a_child_names_the_parent_it_carries_on(cli: Cli, tmp_path: Path) -> None:
     """The child's lines came first, so they were taken for the command's own, and the
-    parent's were labelled "child <parent id>"."""
+    parent's were labelled "child <parent id>"; then "execution <parent id>", which
+    `run` never says (tour 24): the parent's are "parent <id>", as `run`'s are "child"."""
     kid = tmp_path / "kid.yaml"
     kid.write_text(
         "name: kid\nsteps:\n  - {id: ask, type: sys.wait_for_input, input: {prompt: ok?}}\n"
@@ -283,5 +284,50 @@ def test_an_answer_to_a_child_names_the_parent_it_carries_on(cli: Cli, tmp_path:
     answered = cli("executions", "input", child_id, "ask", "--data", "true")
     assert answered.returncode == 0, answered.stderr
     lines = answered.stdout.splitlines()
-    assert any(f"execution {parent_doc['id'][:8]} step.completed" in line for line in lines), lines
-    assert not any("child " in line for line in lines), lines
+    assert any(f"parent {parent_doc['id'][:8]} step.completed" in line for line in lines), lines
+    assert not any("child " in line or "execution " in line for line in lines), lines
+
+
+KID = """
+name: kid
+input_schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+output: {n: "{{ input.n }}"}
+steps:
+  - id: check
+    type: sys.condition
+    input: {expression: "{{ input.n != %d }}"}
+    else: [boom]
+  - {id: boom, type: sys.fail, input: {message: "n is {{ input.n }}"}}
+"""
+FAN_OUT = """
+name: fan
+steps:
+  - id: kids
+    type: sys.sub_workflow
+    input: {workflow: kid, items: [1, 2, 3], concurrency: 1, input: {n: "{{ loop.kids.item }}"}}
+"""
+
+
+def test_retry_labels_children_as_run_does_and_says_what_it_retries_first(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Tour 24: `executions retry` labelled children `execution 1a2b3c4d` where `run`
+    says `child 1a2b3c4d`, and printed "retried kids" after all the events."""
+    kid = tmp_path / "kid.yaml"
+    kid.write_text(KID % 2)
+    assert cli("workflows", "push", str(kid)).returncode == 0
+    fan = tmp_path / "fan.yaml"
+    fan.write_text(FAN_OUT)
+    failed = cli("run", str(fan), "--json")
+    assert failed.returncode == 1, failed.stderr
+    kid.write_text(KID % 99)  # fixed: a new version of the child
+    assert cli("workflows", "push", str(kid)).returncode == 0
+    retried = cli("executions", "retry", json.loads(failed.stdout)["id"])
+    assert retried.returncode == 0, retried.stderr
+    lines = retried.stdout.splitlines()
+    assert lines[0] == "retrying step kids", lines
+    children = [line for line in lines if re.match(r"\S+ child [0-9a-f]{8} ", line)]
+    assert len([line for line in children if "execution.completed" in line]) == 2, lines
+    assert not any(re.match(r"\S+ execution [0-9a-f]{8} ", line) for line in lines), lines
+    events = [line for line in lines if re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line)]
+    assert re.match(r"\S+ execution\.completed", events[-1]), lines  # its own end last

@@ -323,6 +323,17 @@ class Executions:
                 return
             request = request.model_copy(update={"after_seq": int(page["nextCursor"])})
 
+    async def ancestors(self, request: GetExecution) -> builtins.list[str]:
+        """The ids of the executions above this one: its parent, that one's, up to the
+        root (none for a root), read from their rows alone."""
+        found: builtins.list[str] = []
+        parent = (await self._row(request.id))["parent_id"]
+        while parent is not None and parent not in found:
+            found.append(str(parent))
+            row = await self._engine.store.get_execution(str(parent))
+            parent = row["parent_id"] if row is not None else None
+        return found
+
     async def pending_inputs(self, request: PendingInputs) -> builtins.list[PendingInput]:
         """Steps waiting for a person, in this execution and its children."""
         await self._document(request.id)
@@ -419,11 +430,19 @@ class Executions:
             await self._settle_descendants(root_id, until, watch=False)
 
     async def retry(
-        self, request: RetryExecution, *, on_events: EventCallback | None = None
+        self,
+        request: RetryExecution,
+        *,
+        on_events: EventCallback | None = None,
+        on_retried: Callable[[builtins.list[str]], None] | None = None,
     ) -> Retried:
         """Re-run the failed steps of a failed execution in place (attempt + 1).
-        ``on_events``: as :meth:`run`'s, for what runs here when it ``settle``s."""
+        ``on_events``: as :meth:`run`'s, for what runs here when it ``settle``s;
+        ``on_retried(steps)`` hears which steps run again once that is recorded, before
+        they run (a face says so before their lines)."""
         steps = await JobRuns(self._engine).retry_execution(request.id, by=request.by)
+        if on_retried is not None:
+            on_retried(steps)
         document = await self._carry_on(request.id, request.settle, on_events, request.wait)
         return Retried(steps, document)
 

@@ -68,19 +68,29 @@ def _who() -> str:
 
 
 @contextlib.contextmanager
-def _progress(quiet: bool, execution_id: str | None) -> Iterator[EventCallback | None]:
+def _progress(
+    quiet: bool, execution_id: str | None, ancestors: list[str] | None = None
+) -> Iterator[EventCallback | None]:
     """What the control verbs that carry an execution on here show as it runs: its step
     events, a line each (PlainProgress, on a terminal too: the live table of ``run`` is
     drawn from the workflow's start, and these take it up midway); nothing when ``quiet``
-    (``--json``, ``--detach``). Lines of another execution (the parent an answered child
-    carries on, a child) name it: the first to run was taken for the command's own."""
+    (``--json``, ``--detach``). Lines of another execution name it as ``run``'s do: a
+    child, or one of the ``ancestors`` that an answer to a child carries on (a parent)."""
     if quiet:
         yield None
         return
     from flowledger.cli.progress import PlainProgress  # only for a verb that runs here
 
-    with PlainProgress(out, execution_id, others="execution") as progress:
+    with PlainProgress(out, execution_id, ancestors or ()) as progress:
         yield progress.update
+
+
+async def _ancestors(application: App, execution_id: str, quiet: bool) -> list[str]:
+    """The executions above this one (its parent's, up to the root), for the lines of
+    those an answer to it carries on; none to look up when nothing is printed."""
+    if quiet:
+        return []
+    return await application.executions.ancestors(GetExecution(id=execution_id))
 
 
 def _finish(
@@ -183,7 +193,8 @@ def executions_input(
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
         request = SubmitInput(id=full_id, step=step, data=value, by=_who(), settle=not detach)
-        with _progress(as_json or detach, full_id) as progress:
+        above = await _ancestors(application, full_id, as_json or detach)
+        with _progress(as_json or detach, full_id, above) as progress:
             return dict(await application.executions.submit_input(request, on_events=progress))
 
     _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)
@@ -237,13 +248,23 @@ def executions_retry(
 ) -> None:
     """Re-run the failed steps of a failed execution in place (attempt + 1)."""
 
+    def retrying(steps: list[str]) -> None:  # before what runs again prints its lines
+        if as_json:
+            return
+        named = ", ".join(steps)
+        what = (
+            f"step {named}" if len(steps) == 1 else f"steps {named}" if steps else "the execution"
+        )
+        out.print(f"retrying {what}", markup=False)
+
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
         request = RetryExecution(id=full_id, by=_who(), settle=not detach)
-        with _progress(as_json or detach, full_id) as progress:
-            retried = await application.executions.retry(request, on_events=progress)
-        if not as_json:
-            out.print(f"retried {', '.join(retried.steps) or 'the execution'}")
+        above = await _ancestors(application, full_id, as_json or detach)
+        with _progress(as_json or detach, full_id, above) as progress:
+            retried = await application.executions.retry(
+                request, on_events=progress, on_retried=retrying
+            )
         return dict(retried.execution)
 
     _finish(existing(db, go, plugin, runs=not detach), as_json, db, plugin, detach)

@@ -83,18 +83,30 @@ def step_rows(workflow: CompiledWorkflow) -> list[StepRow]:
 class PlainProgress:
     """One line per step event, for logs and pipes.
 
+    Another execution's lines name it, the same way for every command that prints them
+    (``run``, ``watch``, the control verbs): ``child 1a2b3c4d`` for the executions the
+    command's own started (at any depth), ``parent 1a2b3c4d`` for those above it that an
+    answer to it carries on (``ancestors``). The command's own end (``execution.completed``
+    …) is printed after the ends of the children seen running here: a child told to stop
+    when its parent ended ends after it (tour 24: a child's line after the parent's end
+    read as if the child outlived the run).
+
     When the reader goes away (``flowledger run … | head -3``) the rest of the output is
     dropped quietly (:attr:`closed`): writing is never what stops or fails an execution
     this process runs."""
 
     def __init__(
-        self, console: Console, execution_id: str | None = None, others: str = "child"
+        self,
+        console: Console,
+        execution_id: str | None = None,
+        ancestors: Iterable[str] = (),
     ) -> None:
         self.console = console
         self.execution_id: str | None = execution_id
-        #: What another execution's lines are called: ``run``'s others are its children;
-        #: an answer to a child carries its parent on too (``execution``).
-        self.others = others
+        self.ancestors = frozenset(ancestors)
+        #: Children seen starting and not ending yet; the own end waits for them.
+        self._open: set[str] = set()
+        self._held: list[str] = []
         #: The reader of the output went away; what follows is discarded.
         self.closed = False
 
@@ -102,7 +114,7 @@ class PlainProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        self._release()  # whatever its children did, the own end is said
 
     def begin(self, execution_id: str) -> None:
         self.execution_id = execution_id
@@ -116,10 +128,37 @@ class PlainProgress:
         # The data in it is shown, not sent (cli.terminal).
         if self.execution_id is None:
             self.execution_id = execution_id
-        # A descendant's lines name it: its execution.completed is not this one's.
-        label = "" if execution_id == self.execution_id else f"{self.others} {execution_id[:8]} "
-        lines = "".join(event_line(event, label) + "\n" for event in events)
-        self._write(visible(lines))
+        label = self.label(execution_id)
+        lines = []
+        for event in events:
+            line = event_line(event, label) + "\n"
+            if execution_id == self.execution_id and event["kind"] in _ENDS and self._open:
+                self._held.append(line)
+            else:
+                lines.append(line)
+        self._write(visible("".join(lines)))
+        if label.startswith("child"):
+            self._child_moved(execution_id, events)
+
+    def label(self, execution_id: str) -> str:
+        """What starts another execution's lines (empty for the command's own)."""
+        if execution_id == self.execution_id:
+            return ""
+        relation = "parent" if execution_id in self.ancestors else "child"
+        return f"{relation} {execution_id[:8]} "
+
+    def _child_moved(self, execution_id: str, events: list[dict[str, Any]]) -> None:
+        if any(event["kind"] in _ENDS for event in events):
+            self._open.discard(execution_id)
+            if not self._open:
+                self._release()
+        elif events:
+            self._open.add(execution_id)
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        if held:
+            self._write(visible("".join(held)))
 
     def _write(self, text: str) -> None:
         if self.closed:
