@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -331,3 +333,43 @@ def test_retry_labels_children_as_run_does_and_says_what_it_retries_first(
     assert not any(re.match(r"\S+ execution [0-9a-f]{8} ", line) for line in lines), lines
     events = [line for line in lines if re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line)]
     assert re.match(r"\S+ execution\.completed", events[-1]), lines  # its own end last
+
+
+DUE = """
+name: due-soon
+steps:
+  - id: approve
+    type: sys.wait_for_input
+    input:
+      prompt: Approve?
+      schema: {type: object, properties: {approved: {type: boolean}}, required: [approved]}
+      due: 3s
+      on_timeout: {default: {approved: false}}
+"""
+
+
+def test_a_due_input_says_what_applies_its_timeout(cli: Cli, tmp_path: Path) -> None:
+    """Tour 24: `run` exits 3 at once, and past the due time `input` was refused ("its
+    timeout applies") while nothing said that only a worker or serve applies it."""
+    path = tmp_path / "due.yaml"
+    path.write_text(DUE)
+    waiting = cli("run", str(path))
+    assert waiting.returncode == 3, waiting.stderr
+    assert "submit: flowledger executions input" in waiting.stdout
+    assert (
+        "due: unanswered by then, its timeout applies (the on_timeout default, else the "
+        "step fails) in a running `flowledger worker` or `flowledger serve`" in waiting.stdout
+    )
+    execution_id = re.search(r"id ([0-9a-f-]{36})", waiting.stdout)
+    due = re.search(r", due (\S+Z)", waiting.stdout)
+    assert execution_id is not None and due is not None
+    left = datetime.fromisoformat(due.group(1).replace("Z", "+00:00")) - datetime.now(UTC)
+    time.sleep(max(0.0, left.total_seconds()) + 0.2)  # past its due time, with no worker
+    passed = "due: passed; it takes no answer now, and its timeout applies"
+    for command in ("show", "watch"):
+        shown = cli("executions", command, execution_id.group(1))
+        assert shown.returncode == (0 if command == "show" else 3), shown.stderr
+        assert passed in shown.stdout and "`flowledger worker`" in shown.stdout, shown.stdout
+        assert "submit:" not in shown.stdout  # it would be refused
+    late = cli("executions", "input", execution_id.group(1), "approve", "--data", "{}")
+    assert late.returncode == 1 and "`flowledger worker`" in late.stderr, late.stderr

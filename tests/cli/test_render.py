@@ -102,7 +102,7 @@ def test_the_submit_command_names_the_iteration_when_a_step_waits_in_several() -
         {**item, "stepId": "alone", "stepExecutionId": "s3"},
     ]
     console = Console(width=200, record=True, color_system=None)
-    pending_inputs(console, waiting)
+    pending_inputs(console, waiting, None)
     commands = [
         line.split("submit: ")[1]
         for line in console.export_text().splitlines()

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -351,6 +352,23 @@ def test_version(cli: Cli) -> None:
     result = cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == "flowledger 0.1.0"
+
+
+def test_the_commands_run_prints_repeat_its_db(cli: Cli, tmp_path: Path) -> None:
+    """Tour 24: `run approval.yaml --db sqlite:////tmp/other.db` printed a `submit:`
+    command without `--db`; pasted, it opened the default database instead."""
+    other = f"sqlite:///{tmp_path / 'other place.db'}"  # a space: quoted for the shell
+    waiting = cli("run", "examples/approval.yaml", "--input", '{"leads": 2}', "--db", other)
+    assert waiting.returncode == 3, waiting.stderr
+    [submit] = [line for line in waiting.stdout.splitlines() if "submit: " in line]
+    pasted = shlex.split(submit.split("submit: ", 1)[1])
+    assert pasted[0] == "flowledger" and pasted[-2:] == ["--db", other]
+    answered = cli(*pasted[1:])  # as the user pastes it (its --data as printed)
+    assert answered.returncode == 0, answered.stderr
+    assert "Completed" in answered.stdout
+    # On the database of $FLOWLEDGER_DB (or the default), a command needs no --db.
+    plain = cli("run", "examples/approval.yaml", "--input", '{"leads": 2}')
+    assert plain.returncode == 3 and "--db" not in plain.stdout, plain.stdout
 
 
 def test_run_refuses_a_child_workflow_that_is_not_pushed(

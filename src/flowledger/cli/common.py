@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
@@ -187,6 +188,33 @@ def read_input(given: str | None, file: str | None) -> dict[str, Any]:
     return {}
 
 
+def same_db(db: str | None) -> list[str]:
+    """What a command the CLI prints for the user to paste adds so that it acts on the
+    database this one used: ``--db URL`` when ``--db`` named one other than the default
+    (``$FLOWLEDGER_DB``, else the file in the current folder), which the pasted command
+    would open instead (tour 24: "no database at ./flowledger.db"). A password in it is
+    shown as ``***``: printed output lands in logs and terminals' scrollback."""
+    if db is None:
+        return []
+    from flowledger.runtime.engine import default_db_url
+
+    if db == default_db_url():
+        return []
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(db)
+    except Exception:  # an unparsable URL was refused before anything was printed
+        return ["--db", db]
+    return ["--db", db if parsed.password is None else parsed.render_as_string()]
+
+
+def command(*words: str, db: str | None = None) -> str:
+    """A ``flowledger`` command line to paste, each word quoted for the shell, on the
+    database ``db`` names (:func:`same_db`): every hint the CLI prints is built here."""
+    return shlex.join(["flowledger", *words, *same_db(db)])
+
+
 def within(value: int, low: int, high: int, option: str) -> int:
     """An integer option in its range, or exit 2 saying so (in our words, not typer's)."""
     if not low <= value <= high:
@@ -297,7 +325,7 @@ def with_app(
             if flush is not None:
                 flush()
 
-    return call(go, interrupted)
+    return call(go, interrupted, db)
 
 
 def existing(
@@ -394,10 +422,13 @@ def say_problems(exc: DefinitionError) -> None:
 
 
 def call(
-    fn: Callable[[], Coroutine[Any, Any, T]], interrupted: Callable[[], str] | None = None
+    fn: Callable[[], Coroutine[Any, Any, T]],
+    interrupted: Callable[[], str] | None = None,
+    db: str | None = None,
 ) -> T:
     """Run a coroutine; turn every flowledger error into a message and an exit code.
-    On Ctrl-C print ``interrupted()`` (what was saved, what goes on) and exit 130."""
+    On Ctrl-C print ``interrupted()`` (what was saved, what goes on) and exit 130.
+    ``db``: the command's --db, which a command it suggests repeats (:func:`command`)."""
     try:
         return asyncio.run(fn())
     except DefinitionError as exc:
@@ -420,7 +451,7 @@ def call(
         if schema_mismatch(exc):
             fail(
                 f"the database refused a query ({detail}); if another flowledger version "
-                "created it, run `flowledger db upgrade` with the newest one",
+                f"created it, run `{command('db', 'upgrade', db=db)}` with the newest one",
                 EXIT_FAILED,
             )
         fail(f"the database refused a query ({detail})", EXIT_FAILED)

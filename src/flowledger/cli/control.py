@@ -35,6 +35,7 @@ from flowledger.cli.common import (
     PluginOption,
     ReasonOption,
     build,
+    command,
     err,
     execution_id,
     executions_app,
@@ -117,17 +118,17 @@ def _finish(
             print_json(doc)
         else:
             render.summary(out, doc)
-            out.print(_held_elsewhere(doc, "it carries it on"), markup=False)
+            out.print(_held_elsewhere(doc, "it carries it on", db), markup=False)
         raise typer.Exit(EXIT_PENDING)
     report_end(doc, as_json, db, plugins)
 
 
-def _held_elsewhere(doc: dict[str, Any], what: str) -> str:
+def _held_elsewhere(doc: dict[str, Any], what: str, db: str | None) -> str:
     return (
         f"recorded; execution {doc['id']} is {doc['runtimeStatus']} in another process that "
-        f"holds it, and {what} (`flowledger executions watch {doc['id']}` follows it; if "
-        "that process has died on another machine, whoever takes it over once its lease "
-        "lapses does)"
+        f"holds it, and {what} (`{command('executions', 'watch', doc['id'], db=db)}` "
+        "follows it; if that process has died on another machine, whoever takes it over "
+        "once its lease lapses does)"
     )
 
 
@@ -141,14 +142,14 @@ def report_end(
     else:
         render.summary(out, doc)
         if pending:
-            render.pending_inputs(out, pending)
+            render.pending_inputs(out, pending, db)
     if pending == []:
         # Answered, not carried on here (its plugins are elsewhere): nothing to ask.
         if not as_json:
             out.print(
                 f"every answer is recorded; execution {doc['id']} goes on in a worker "
-                "that has its plugins (flowledger worker --plugin FILE), or here with this "
-                "command's --plugin FILE",
+                f"that has its plugins ({command('worker', '--plugin', 'FILE', db=db)}), "
+                "or here with this command's --plugin FILE",
                 markup=False,
             )
         raise typer.Exit(EXIT_OK)
@@ -224,7 +225,7 @@ def executions_cancel(
     if doc["runtimeStatus"] != ExecutionStatus.CANCELLED:
         # Its holder is alive elsewhere (a gone one was taken over): it cancels it.
         if not as_json:
-            out.print(_held_elsewhere(doc, "that process cancels it"), markup=False)
+            out.print(_held_elsewhere(doc, "that process cancels it", db), markup=False)
         raise typer.Exit(EXIT_PENDING)
     children = doc.get("pendingChildren") or []
     if children:
@@ -306,20 +307,20 @@ def executions_rerun(
 
     doc, job_run = existing(db, go, plugin, runs=not detach)
     if job_run:  # on stderr: --json's output stays the document
-        err.print(_outside_the_job_run(doc, job_run), soft_wrap=True, highlight=False)
+        err.print(_outside_the_job_run(doc, job_run, db), soft_wrap=True, highlight=False)
     _finish(doc, as_json, db, plugin, detach)
 
 
-def _outside_the_job_run(doc: dict[str, Any], job_run: str) -> str:
+def _outside_the_job_run(doc: dict[str, Any], job_run: str, db: str | None) -> str:
     """Decision: a rerun is a new execution of its own, never part of the job run its
     original belongs to (its ``jobRunId`` is null), as SPEC's rerun is "a new execution":
     the job run neither waits for it nor goes on after it. A rerun may be of any ended
     item, a Completed job run's too (following it would run the later items again), and
     the job run's record keeps what ran in it; resuming a Failed one is a retry's job
     (JobRuns.retry_execution), in place, on the item's own version."""
+    retry = command("jobs", "retry", job_run, db=db)
     return (
         f"note: the rerun {doc['id']} is not part of job run {job_run}, which its original "
         f"{doc['rerunOf']} belongs to: the job run neither waits for it nor goes on after "
-        f"it; to resume a Failed job run, retry it instead (`flowledger jobs retry "
-        f"{job_run}`)"
+        f"it; to resume a Failed job run, retry it instead (`{retry}`)"
     )

@@ -24,7 +24,6 @@ from flowledger.cli.common import (
     execution_id,
     executions_app,
     existing,
-    exit_code,
     fail,
     out,
     print_json,
@@ -160,8 +159,8 @@ def executions_show(
     elif timeline:
         render.timeline(out, doc, show_all=show_all, events=events)
     else:
-        render.execution_detail(out, doc, show_all=show_all)
-        line = logs_line(str(doc["id"]), log_counts)
+        render.execution_detail(out, doc, show_all=show_all, db=db)
+        line = logs_line(str(doc["id"]), log_counts, db)
         if line:
             out.print(line)
 
@@ -214,7 +213,8 @@ def executions_watch(
 ) -> None:
     """Follow any execution live (run here or by a worker) with the table `run` shows.
 
-    Exits like `run` once the execution ends."""
+    Exits like `run` once the execution ends (3 once it waits for input, with the
+    question and what happens at its due time, as `run` says it)."""
     from flowledger.app import FollowEvents, GetExecution
     from flowledger.cli.progress import LiveProgress, PlainProgress, StepRow, step_rows
 
@@ -265,8 +265,9 @@ def executions_watch(
     doc = existing(
         db, go, plugin, interrupted=lambda: f"stopped watching; execution {execution} goes on"
     )
-    render.summary(out, doc)
-    raise typer.Exit(exit_code(doc["runtimeStatus"]))
+    from flowledger.cli.control import report_end  # its end as `run` says it: who must answer
+
+    report_end(doc, False, db, plugin)
 
 
 async def _waits(application: App, full_id: str) -> bool:

@@ -25,6 +25,7 @@ from flowledger.cli.common import (
     JsonOption,
     PluginOption,
     ReasonOption,
+    command,
     err,
     existing,
     exit_code,
@@ -63,7 +64,7 @@ def jobs_run(
             )
         return await _drive(application, created, as_json)
 
-    _ended(with_app(db, go, plugin, runs=True), as_json)
+    _ended(with_app(db, go, plugin, runs=True), as_json, db)
 
 
 @jobs_app.command("retry")
@@ -96,7 +97,7 @@ def jobs_retry(
     if detach:
         show(doc, as_json, lambda d: _summary(out, d))
         return
-    _ended(doc, as_json)
+    _ended(doc, as_json, db)
 
 
 async def _drive(application: App, doc: JobRunDocument, as_json: bool) -> dict[str, Any]:
@@ -118,7 +119,7 @@ async def _drive(application: App, doc: JobRunDocument, as_json: bool) -> dict[s
     return dict(await application.job_runs.drive(request, on_run=None if as_json else finished))
 
 
-def _ended(doc: dict[str, Any], as_json: bool) -> None:
+def _ended(doc: dict[str, Any], as_json: bool, db: str | None) -> None:
     """How `jobs run` and `jobs retry` end: the job run, and its exit code."""
     if as_json:
         print_json(doc)
@@ -126,9 +127,11 @@ def _ended(doc: dict[str, Any], as_json: bool) -> None:
         _summary(out, doc)
     if doc["status"] == "AwaitingUserInput":
         waiting = next(r for r in doc["runs"] if r["runtimeStatus"] == "AwaitingUserInput")
+        ask = command("executions", "show", waiting["executionId"], db=db)
         err.print(
-            f"execution {waiting['executionId']} waits for input (flowledger executions input); "
-            "after it, a `flowledger worker` continues the job run",
+            f"execution {waiting['executionId']} waits for input (`{ask}` says what it asks "
+            f"and how to answer); after it, a `{command('worker', db=db)}` continues the "
+            "job run",
             markup=False,
             soft_wrap=True,
         )

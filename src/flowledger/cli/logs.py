@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flowledger.cli.clock import stamp
-from flowledger.cli.common import DbOption, JsonOption, execution_id, executions_app, existing, out
+from flowledger.cli.common import (
+    DbOption,
+    JsonOption,
+    command,
+    execution_id,
+    executions_app,
+    existing,
+    out,
+)
 
 if TYPE_CHECKING:
     from flowledger.app import App
@@ -82,12 +90,15 @@ def _print(line: Any, as_json: bool) -> None:
         out.print(" " * len(head) + more, markup=False, highlight=False, soft_wrap=True)
 
 
-def logs_line(execution_id: str, counts: dict[str, int]) -> str | None:
+def logs_line(execution_id: str, counts: dict[str, int], db: str | None) -> str | None:
     """The line `executions show` prints about step logs (``counts`` from
-    ``application.step_logs.counts(id)``); None when the execution has none."""
+    ``application.step_logs.counts(id)``), with the command that prints them on the
+    database ``db``; None when the execution has none."""
     total = sum(counts.values())
     if not total:
         return None
     order = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
     levels = ", ".join(f"{counts[level]} {level}" for level in order if counts.get(level))
-    return f"step logs: {total} lines ({levels}); flowledger executions logs {execution_id}"
+    return (
+        f"step logs: {total} lines ({levels}); {command('executions', 'logs', execution_id, db=db)}"
+    )

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from flowledger.app.cancels import cancel_reason
 from flowledger.cli import clock
+from flowledger.cli.common import command
 from flowledger.cli.progress import STATUS_STYLE, event_line
 from flowledger.cli.terminal import visible
 
@@ -155,7 +156,14 @@ def page_footer(
         console.print(f"{total} {noun}{'' if total == 1 else 's'}")
 
 
-def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = False) -> None:
+def execution_detail(
+    console: Console,
+    doc: dict[str, Any],
+    *,
+    show_all: bool = False,
+    db: str | None = None,
+) -> None:
+    """``executions show``: the submit commands of its questions on the database ``db``."""
     console.print(Text.assemble(("execution ", "bold"), doc["id"]))
     console.print(Text.assemble("status:   ", _status(doc["runtimeStatus"])))
     if doc.get("pendingSignals"):  # recorded, not acted on yet (no worker took it)
@@ -184,7 +192,7 @@ def execution_detail(console: Console, doc: dict[str, Any], *, show_all: bool = 
     if doc.get("variables"):
         console.print(f"variables: {_short_json(doc['variables'])}")
     if doc.get("pendingInputs"):
-        pending_inputs(console, doc["pendingInputs"])
+        pending_inputs(console, doc["pendingInputs"], db)
     if doc.get("output") is not None:
         console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
 
@@ -398,10 +406,14 @@ def _idle_row(
     )
 
 
-def pending_inputs(console: Console, waiting: list[dict[str, Any]]) -> None:
+def pending_inputs(console: Console, waiting: list[dict[str, Any]], db: str | None) -> None:
     """What a person must answer, and the command that answers it (naming the step
-    execution when the step waits in several loop iterations, as the command needs)."""
+    execution when the step waits in several loop iterations, as the command needs) on
+    the database ``db`` (the command's --db); with a due time, what happens then: the
+    step's timeout applies only in a process that runs executions (a worker, serve),
+    never in ``run``, which has exited (tour 24: it seemed that nothing ever would)."""
     counts = Counter((item["executionId"], item["stepId"]) for item in waiting)
+    now = datetime.now(UTC)
     for item in waiting:
         several = counts[item["executionId"], item["stepId"]] > 1
         target = item["stepExecutionId"] if several else item["stepId"]
@@ -417,11 +429,29 @@ def pending_inputs(console: Console, waiting: list[dict[str, Any]]) -> None:
         console.print(f"  {item.get('prompt') or ''}", soft_wrap=True)
         if item.get("schema") is not None:
             console.print(f"  schema: {_short_json(item['schema'])}", soft_wrap=True)
-        command = (
-            f"flowledger executions input {item['executionId']} {target} "
-            f"--data '{_example(item.get('schema'))}'"
-        )
-        console.print(f"  submit: {command}", soft_wrap=True)
+        due = clock.parse(item["dueAt"]) if item.get("dueAt") else None
+        if due is None or due > now:
+            answer = command(
+                "executions",
+                "input",
+                item["executionId"],
+                target,
+                "--data",
+                _example(item.get("schema")),
+                db=db,
+            )
+            console.print(f"  submit: {answer}", soft_wrap=True)
+        if due is not None:
+            console.print(f"  {_when_due(due <= now, db)}", soft_wrap=True)
+
+
+def _when_due(passed: bool, db: str | None) -> str:
+    """What happens at a waiting step's due time, and what makes it happen."""
+    timeout = "its timeout applies (the on_timeout default, else the step fails)"
+    runner = f"`{command('worker', db=db)}` or `{command('serve', db=db)}`"
+    if passed:
+        return f"due: passed; it takes no answer now, and {timeout} once {runner} runs"
+    return f"due: unanswered by then, {timeout} in a running {runner}"
 
 
 def _example(schema: Any) -> str:

@@ -29,6 +29,7 @@ from flowledger.cli.common import (
     as_option,
     build,
     call,
+    command,
     db_app,
     err,
     existing,
@@ -124,15 +125,15 @@ def run(
         if not started:
             return "interrupted before the execution was stored"
         return (
-            f"interrupted; execution {started[0]} is saved: any `flowledger worker` carries "
-            "it on (and the next `flowledger run` of the same workflow finishes it); "
-            f"`flowledger executions watch {started[0]}` follows it"
+            f"interrupted; execution {started[0]} is saved: any `{command('worker', db=db)}` "
+            "carries it on (and the next `flowledger run` of the same workflow finishes it); "
+            f"`{command('executions', 'watch', started[0], db=db)}` follows it"
         )
 
     doc = with_app(url, go, plugin, interrupted=interrupted, before_open=check, runs=True)
     from flowledger.cli.control import report_end  # keeps `executions list` first
 
-    report_end(doc, as_json, url, plugin)
+    report_end(doc, as_json, db, plugin)
 
 
 @app.command()
@@ -260,7 +261,7 @@ def worker(
                 extra=log_extra("stop_worker"),
             )
 
-    call(go)
+    call(go, db=db)
 
 
 @app.command()

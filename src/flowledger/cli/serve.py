@@ -30,6 +30,7 @@ from flowledger.cli.common import (
     PluginOption,
     app,
     call,
+    command,
     fail,
     lease_length,
     opened_waiting,
@@ -91,7 +92,7 @@ def serve(
             db or default_db_url(), plugins=plugin or (), lease=lease, limits=settings.limits
         )
         async with opened_waiting(application):
-            await _check_tokens(application, host)
+            await _check_tokens(application, host, db)
             try:
                 api = create_api(
                     application, ApiSettings(limits=settings.limits, otel=settings.otel)
@@ -155,13 +156,13 @@ def serve(
                 if worker is not None and worker.stopped_because is not None:
                     fail(f"stopped: {worker.stopped_because}", EXIT_FAILED)
 
-    call(go)
+    call(go, db=db)
 
 
-async def _check_tokens(application: App, host: str) -> None:
+async def _check_tokens(application: App, host: str, db: str | None) -> None:
     if await application.tokens.count():
         return
-    hint = "flowledger tokens create NAME --role admin"
+    hint = command("tokens", "create", "NAME", "--role", "admin", db=db)
     if not is_loopback(host):
         fail(
             f"refusing to serve on {host} without an API token: create one first ({hint})",

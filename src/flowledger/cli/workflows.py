@@ -14,6 +14,7 @@ from flowledger.cli.common import (
     JsonOption,
     PluginOption,
     build,
+    command,
     err,
     existing,
     out,
@@ -55,12 +56,13 @@ def push(
 def list_workflows(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show the pushed workflows, their triggers, and when each schedule fires next."""
     described = existing(db, lambda application: application.workflows.list(ListWorkflows()))
-    show(described, as_json, _table)
+    show(described, as_json, lambda found: _table(found, db))
 
 
-def _table(described: list[Any]) -> None:
+def _table(described: list[Any], db: str | None) -> None:
     if not described:
-        out.print("no workflows are pushed yet; `flowledger workflows push FILE` pushes one")
+        push = command("workflows", "push", "FILE", db=db)
+        out.print(f"no workflows are pushed yet; `{push}` pushes one")
         return
     table = new_table("workflow", "version", "pushed", "state", "trigger", "next fire")
     for item in described:

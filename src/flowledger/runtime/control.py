@@ -126,7 +126,8 @@ async def submit_input(
         raise ConflictError(
             f"step '{target['step_id']}' of execution {execution_id} was due at {iso(due)}; "
             "it takes no input after that (its timeout applies: the on_timeout default, "
-            "else the step fails)"
+            "else the step fails; a process that runs executions applies it, `flowledger "
+            "worker` or `flowledger serve`, at once if one is running)"
         )
     schema = (loads(target["input"]) or {}).get("schema")
     if schema is not None:
