@@ -8,10 +8,13 @@ import asyncio
 import json
 import os
 import re
+import select
 import subprocess
 import textwrap
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -328,3 +331,71 @@ def test_every_command_shows_a_step_at_the_same_local_time(cli: Cli) -> None:
     assert local != utc  # New York is never on UTC
     assert local[:8] in shown  # show's own local times
     assert local in ran.stdout + ran.stderr  # the live lines, piped
+
+
+NAPS = """
+name: naps
+steps:
+  - {id: first, type: sys.transform, input: {value: 1}}
+  - {id: nap, type: sys.delay, input: {duration: 2s}}
+"""
+
+
+def _line_within(stream: IO[str], seconds: float) -> str:
+    """The next line of a child process's pipe, or "" when none comes in time."""
+    ready, _, _ = select.select([stream], [], [], seconds)
+    return stream.readline() if ready else ""
+
+
+def test_watch_says_when_no_process_runs_the_execution(
+    cli: Cli, db_url: str, tmp_path: Path
+) -> None:
+    """Tour 24: `watch` of what a killed `run` left InProgress waited forever without a
+    word. It says so at once, and who would carry it on; it watches on, and follows the
+    worker that then takes it over to its end. `list` and `show` mark it too."""
+    workflow = tmp_path / "naps.yaml"
+    workflow.write_text(NAPS)
+    env = {**os.environ, "FLOWLEDGER_DB": db_url, "COLUMNS": "200"}
+    run = subprocess.Popen(
+        [FLOWLEDGER, "run", str(workflow), "--json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        napping: list[str] = []
+        while not napping and time.monotonic() < deadline:
+            time.sleep(0.1)
+            listed = json.loads(cli("executions", "list", "--json").stdout or "[]")
+            napping = [d["id"] for d in listed if d["currentStateName"] == "nap"]
+    finally:
+        run.kill()
+        run.wait()
+    [execution] = napping
+    listed = cli("executions", "list")
+    assert "InProgress, held by no process" in listed.stdout, listed.stdout
+    shown = cli("executions", "show", execution)
+    assert "runner:   held by no process; `flowledger worker` takes it over" in shown.stdout
+    watch = subprocess.Popen(
+        [FLOWLEDGER, "executions", "watch", execution],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+    )  # fmt: skip
+    worker = None
+    try:
+        assert watch.stderr is not None
+        said = _line_within(watch.stderr, 20)
+        assert said.startswith(f"no process is running execution {execution}; it was held by"), said
+        assert "`flowledger worker` takes it over, as does the next `flowledger run`" in said
+        assert watch.poll() is None  # watching on
+        worker = subprocess.Popen(
+            [FLOWLEDGER, "worker"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env,
+        )  # fmt: skip
+        watched, _ = watch.communicate(timeout=60)
+        assert watch.returncode == 0
+        assert "Completed  naps v1" in watched, watched
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        if watch.poll() is None:
+            watch.kill()

@@ -13,7 +13,9 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal, Protocol, cast
 
 from pydantic_core import to_json
 
@@ -48,10 +50,10 @@ from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.observer import EventCallback
-from flowledger.runtime.orphans import abandoned, adopt_abandoned
+from flowledger.runtime.orphans import abandoned, adopt_abandoned, holder_words
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
-from flowledger.storage.base import Row
+from flowledger.storage.base import NEVER, Row
 from flowledger.types import EventDocument, ExecutionDocument, PendingInput
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,27 @@ class Adopted:
     execution_id: str
     workflow: str
     status: str | None
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Who carries an execution on now, from its lease (``executions watch`` and
+    ``show`` say it: tour 24's watch of what a killed ``run`` left waited in silence).
+
+    ``state``: ``ended``; ``held`` by a live process (``holder``); or held by none:
+    ``queued`` (never started; a worker or serve takes it), ``orphaned`` (running, its
+    holder gone: killed, its lease lapsed, or interrupted; a worker takes it over at
+    once), ``parked`` (until ``wake_at``, a timer or a retry; then a worker carries it
+    on), ``waiting`` (for people, ``wake_at`` their due time if any, or for its children
+    or a signal)."""
+
+    state: Literal["ended", "held", "queued", "orphaned", "parked", "waiting"]
+    #: Held: who holds it; orphaned: who held it last (None: released), in words.
+    holder: str | None = None
+    wake_at: datetime | None = None
+    #: Who started it (``cli:run``: the next ``run`` of its workflow finishes it too).
+    created_by: str = ""
+    workflow: str = ""
 
 
 @dataclass(frozen=True)
@@ -323,6 +346,28 @@ class Executions:
                 return
             request = request.model_copy(update={"after_seq": int(page["nextCursor"])})
 
+    async def runner(self, request: GetExecution) -> Runner:
+        """Who carries the execution on now (see :class:`Runner`), from its row alone."""
+        row = await self._row(request.id)
+        status = ExecutionStatus(row["runtime_status"])
+        owner = row["lease_owner"]
+        made = partial(
+            Runner, created_by=str(row["created_by"]), workflow=str(row["workflow_name"])
+        )
+        if status.terminal:
+            return made("ended")
+        if not abandoned(row, self._engine.clock.now()):
+            return made("held", holder_words(owner, self._engine.owner))
+        wake = None if row["wake_at"] is None else _aware(row["wake_at"])
+        on_signal = wake is not None and wake >= NEVER  # parked with no timer at all
+        if status == ExecutionStatus.AWAITING_USER_INPUT or on_signal:
+            return made("waiting", wake_at=None if on_signal else wake)
+        if wake is not None:
+            return made("parked", wake_at=wake)
+        if status == ExecutionStatus.NOT_STARTED:
+            return made("queued")
+        return made("orphaned", holder_words(owner, self._engine.owner) if owner else None)
+
     async def ancestors(self, request: GetExecution) -> builtins.list[str]:
         """The ids of the executions above this one: its parent, that one's, up to the
         root (none for a root), read from their rows alone."""
@@ -559,6 +604,11 @@ def _cancel_taken(document: ExecutionDocument) -> ExecutionDocument:
     if status.terminal and status != ExecutionStatus.CANCELLED:
         raise ConflictError(f"execution {document['id']} ended {status} before it took the cancel")
     return document
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time (SQLite's come back naive, in UTC) with its zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _deadline(seconds: float) -> float:

@@ -110,12 +110,22 @@ def executions_list(
         )
     )
 
-    async def go(application: App) -> tuple[list[dict[str, Any]], str | None, int]:
+    async def go(application: App) -> tuple[list[dict[str, Any]], str | None, int, set[str]]:
+        from flowledger.app import GetExecution
+
         page = await application.executions.list(request)
         total = await application.executions.count(request)
-        return [dict(doc) for doc in page.items], page.next_cursor, total
+        orphans = set()
+        if not as_json:  # one row read for each running one listed
+            for doc in page.items:
+                if doc["runtimeStatus"] != "InProgress":
+                    continue
+                runner = await application.executions.runner(GetExecution(id=doc["id"]))
+                if runner.state == "orphaned":
+                    orphans.add(doc["id"])
+        return [dict(doc) for doc in page.items], page.next_cursor, total, orphans
 
-    docs, next_cursor, total = existing(db, go)
+    docs, next_cursor, total, orphans = existing(db, go)
     if as_json:
         # Decision: stdout stays the documents' array (scripts index it), and a script
         # that pages reads the footer (the cursor, the total) on stderr.
@@ -123,7 +133,7 @@ def executions_list(
         if next_cursor is not None:
             render.page_footer(err, len(docs), total, next_cursor, "execution")
         return
-    render.execution_table(out, docs)
+    render.execution_table(out, docs, orphans)
     render.page_footer(out, len(docs), total, next_cursor, "execution")
 
 
@@ -143,7 +153,9 @@ def executions_show(
     """Show one execution with its steps (loops of many iterations summed up per step)."""
     from flowledger.app import GetExecution, ListEvents
 
-    async def go(application: App) -> tuple[dict[str, Any], dict[str, int], list[Any]]:
+    async def go(
+        application: App,
+    ) -> tuple[dict[str, Any], dict[str, int], list[Any], str | None]:
         full_id = await execution_id(application, execution)
         doc = dict(await application.executions.get(GetExecution(id=full_id)))
         # The timeline tells a retry's back-off from time the execution stood failed.
@@ -151,15 +163,21 @@ def executions_show(
         if timeline:
             async for page in application.executions.history(ListEvents(id=full_id)):
                 events.extend(page)
-        return doc, await application.step_logs.counts(full_id), events
+        runner = (
+            None
+            if as_json or timeline
+            else await application.executions.runner(GetExecution(id=full_id))
+        )
+        held = render.held_by(runner, db) if runner is not None else None
+        return doc, await application.step_logs.counts(full_id), events, held
 
-    doc, log_counts, events = existing(db, go)
+    doc, log_counts, events, held = existing(db, go)
     if as_json:
         print_json(doc)
     elif timeline:
         render.timeline(out, doc, show_all=show_all, events=events)
     else:
-        render.execution_detail(out, doc, show_all=show_all, db=db)
+        render.execution_detail(out, doc, show_all=show_all, db=db, runner=held)
         line = logs_line(str(doc["id"]), log_counts, db)
         if line:
             out.print(line)
@@ -213,8 +231,9 @@ def executions_watch(
 ) -> None:
     """Follow any execution live (run here or by a worker) with the table `run` shows.
 
-    Exits like `run` once the execution ends (3 once it waits for input, with the
-    question and what happens at its due time, as `run` says it)."""
+    Exits like `run` once the execution ends (3 once it waits for input). When no
+    process carries it on (a killed run left it, or no worker has taken it), says so on
+    stderr and who would, and watches on."""
     from flowledger.app import FollowEvents, GetExecution
     from flowledger.cli.progress import LiveProgress, PlainProgress, StepRow, step_rows
 
@@ -245,6 +264,7 @@ def executions_watch(
             progress.begin(full_id)
             if isinstance(progress, LiveProgress):
                 counting = asyncio.create_task(_count_children(application, full_id, progress))
+            telling = asyncio.create_task(_tell_runner(application, full_id, db))
             stream = await application.streams.follow(FollowEvents(id=full_id))
             async for item in stream:
                 if item.event is None:
@@ -258,6 +278,7 @@ def executions_watch(
                 ):
                     stream.close()  # like `run`: stop (exit 3) while it waits for people
                     break
+            telling.cancel()
             if isinstance(progress, LiveProgress):
                 counting.cancel()
         return dict(await application.executions.get(GetExecution(id=full_id)))
@@ -268,6 +289,29 @@ def executions_watch(
     from flowledger.cli.control import report_end  # its end as `run` says it: who must answer
 
     report_end(doc, False, db, plugin)
+
+
+#: How often ``watch`` looks at who holds the execution (one row read).
+RUNNER_CHECK = 2.0
+
+
+async def _tell_runner(application: App, full_id: str, db: str | None) -> None:
+    """Say (on stderr) when no process carries the execution on, at once and again each
+    time that changes; a queued one only when it is still queued at the next look (a
+    worker takes a new one within moments)."""
+    from flowledger.app import GetExecution
+
+    told: str | None = None
+    seen_queued = False
+    while True:
+        runner = await application.executions.runner(GetExecution(id=full_id))
+        note = render.runner_note(runner, full_id, db)
+        if runner.state == "queued" and not seen_queued:
+            seen_queued, note = True, None
+        if note is not None and note != told:
+            err.print(note, soft_wrap=True)
+        told = note  # said once; again after it changes (held again, then left again)
+        await asyncio.sleep(RUNNER_CHECK)
 
 
 async def _waits(application: App, full_id: str) -> bool:

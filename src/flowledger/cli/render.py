@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from flowledger.cli.terminal import visible
 if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints none)
     from rich.table import Table
 
+    from flowledger.app.executions import Runner
     from flowledger.app.timeline import Scale
 
 #: Above this many step executions, `executions show` sums loop iterations up per step.
@@ -125,7 +126,10 @@ def summary(console: Console, doc: dict[str, Any]) -> None:
         console.print(f"rerun of: {doc['rerunOf']}")
 
 
-def execution_table(console: Console, docs: list[dict[str, Any]]) -> None:
+def execution_table(
+    console: Console, docs: list[dict[str, Any]], orphans: Collection[str] = ()
+) -> None:
+    """The listing; an execution in ``orphans`` (running, held by no process) says so."""
     if not docs:
         console.print("no executions")
         return
@@ -136,7 +140,10 @@ def execution_table(console: Console, docs: list[dict[str, Any]]) -> None:
         shown.add_row(
             doc["id"],
             f"{doc['workflowName']} v{doc['workflowVersion']}",
-            _status(doc["runtimeStatus"]),
+            Text.assemble(
+                _status(doc["runtimeStatus"]),
+                (", held by no process", "red") if doc["id"] in orphans else "",
+            ),
             when(doc.get("createdAt")),
             _duration(doc),
             doc["correlationId"] if doc["correlationId"] != doc["id"] else "",
@@ -162,10 +169,14 @@ def execution_detail(
     *,
     show_all: bool = False,
     db: str | None = None,
+    runner: str | None = None,
 ) -> None:
-    """``executions show``: the submit commands of its questions on the database ``db``."""
+    """``executions show``: the submit commands of its questions on the database ``db``;
+    ``runner``, its line of who carries it on (:func:`held_by`)."""
     console.print(Text.assemble(("execution ", "bold"), doc["id"]))
     console.print(Text.assemble("status:   ", _status(doc["runtimeStatus"])))
+    if runner:
+        console.print(runner, soft_wrap=True)
     if doc.get("pendingSignals"):  # recorded, not acted on yet (no worker took it)
         count = doc["pendingSignals"]
         noun = "cancel or input" if count == 1 else "cancels or inputs"
@@ -452,6 +463,55 @@ def _when_due(passed: bool, db: str | None) -> str:
     if passed:
         return f"due: passed; it takes no answer now, and {timeout} once {runner} runs"
     return f"due: unanswered by then, {timeout} in a running {runner}"
+
+
+def runner_note(runner: Runner, execution_id: str, db: str | None) -> str | None:
+    """What ``executions watch`` says when no process carries the execution on (None
+    when one does, or when it waits for people or its children): who would, and how to
+    start one. It watches on all the same: a worker started now shows up in its lines."""
+    runs = f"`{command('worker', db=db)}` or `{command('serve', db=db)}`"
+    if runner.state == "orphaned":
+        gone = f"; it was held by {runner.holder}" if runner.holder else ""
+        run = (
+            f", as does the next `flowledger run` of workflow {runner.workflow}"
+            if runner.created_by == "cli:run"
+            else ""
+        )
+        return (
+            f"no process is running execution {execution_id}{gone}. "
+            f"`{command('worker', db=db)}` takes it over{run}; watching on"
+        )
+    if runner.state == "queued":
+        return (
+            f"no process has taken execution {execution_id} yet (it is queued): {runs} "
+            "runs it; watching on"
+        )
+    if runner.state == "parked" and runner.wake_at is not None:
+        at = when(runner.wake_at.isoformat())
+        if runner.wake_at <= datetime.now(UTC):
+            return (
+                f"execution {execution_id} was due to go on at {at} and no process has "
+                f"taken it: {runs} carries it on; watching on"
+            )
+        return (
+            f"execution {execution_id} sleeps until {at}, held by no process meanwhile; "
+            f"then {runs} carries it on; watching on"
+        )
+    return None
+
+
+def held_by(runner: Runner, db: str | None) -> str | None:
+    """The ``runner:`` line of ``executions show`` for an execution that has not ended
+    (None for one that waits for people or its children: its status says so)."""
+    if runner.state == "held":
+        return f"runner:   {runner.holder}"
+    if runner.state == "orphaned":
+        return f"runner:   held by no process; `{command('worker', db=db)}` takes it over"
+    if runner.state == "queued":
+        return "runner:   none yet (queued for a worker)"
+    if runner.state == "parked" and runner.wake_at is not None:
+        return f"runner:   none until {when(runner.wake_at.isoformat())} (then a worker goes on)"
+    return None
 
 
 def _example(schema: Any) -> str:
