@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: What runtime.lifecycle puts before a cancel's reason in the execution's error message.
-PREFIX = "cancelled: "
+from flowledger.runtime.lifecycle import CANCELLED_PREFIX
 
 
 @dataclass(frozen=True)
@@ -24,4 +23,6 @@ def cancel_reason(error: Mapping[str, Any] | None) -> CancelReason | None:
     if not error or not isinstance(error.get("message"), str):
         return None
     by = error.get("cancelledBy")
-    return CancelReason(error["message"].removeprefix(PREFIX), by if isinstance(by, str) else None)
+    return CancelReason(
+        error["message"].removeprefix(CANCELLED_PREFIX), by if isinstance(by, str) else None
+    )

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from typing_extensions import TypedDict
 
+from flowledger.app.cancels import cancel_reason
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.steps.base import StepKind
@@ -87,7 +88,9 @@ def cancellation(doc: ExecutionDocument, events: list[EventDocument]) -> Cancell
         if event["kind"] == "execution.cancelled":
             detail = event.get("detail") or {}
             return {"by": detail.get("by"), "at": event["at"], "reason": detail.get("reason")}
-    error = doc["error"] if isinstance(doc["error"], dict) else {}
-    message = error.get("message")
-    reason = message.removeprefix("cancelled: ") if isinstance(message, str) else None
-    return {"by": error.get("cancelledBy"), "at": doc["completedAt"], "reason": reason}
+    recorded = cancel_reason(doc["error"] if isinstance(doc["error"], dict) else None)
+    return {
+        "by": recorded.by if recorded else None,
+        "at": doc["completedAt"],
+        "reason": recorded.reason if recorded else None,
+    }

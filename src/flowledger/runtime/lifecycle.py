@@ -27,6 +27,10 @@ REPORTED: dict[ExecutionStatus, str] = {
     ExecutionStatus.AWAITING_USER_INPUT: "execution.awaiting_input",
 }
 
+#: What a cancel's reason is preceded by in the execution's error message (the API's
+#: document keeps it; app.cancels reads the reason back).
+CANCELLED_PREFIX = "cancelled: "
+
 
 class ExecutionLifecycle:
     def __init__(
@@ -133,7 +137,7 @@ class ExecutionLifecycle:
 
     def cancel(self, reason: str, *, by: str) -> None:
         now = self.clock.now()
-        error = {"message": f"cancelled: {reason}", "cancelledBy": by}
+        error = {"message": CANCELLED_PREFIX + reason, "cancelledBy": by}
         self.set_status(ExecutionStatus.CANCELLED, completed_at=now, error=self.codec.dumps(error))
         self.journal.event("execution.cancelled", None, {"reason": reason, "by": by}, at=now)
         self._report(self.status)
