@@ -147,6 +147,11 @@ def test_show_sums_big_loops_up_and_draws_a_timeline(cli: Cli, tmp_path: Path) -
     assert "3 times (attempt 3)" in row
     assert "· waiting to retry" in timeline.stdout
 
+    # A loop body's rows name their iteration as events and logs do (it read squareeach[0]).
+    per_iteration = cli("executions", "show", execution, "--timeline", "--all")
+    assert per_iteration.returncode == 0, per_iteration.stderr
+    assert re.search(r"^square\[\w+ 0\] +\|", per_iteration.stdout, re.M), per_iteration.stdout
+
 
 LATE = """\
 name: late

@@ -18,6 +18,7 @@ from flowledger.cli.common import (
     existing,
     out,
 )
+from flowledger.cli.progress import iteration_suffix
 
 if TYPE_CHECKING:
     from flowledger.app import App
@@ -82,7 +83,7 @@ def _print(line: Any, as_json: bool) -> None:
         return
     at = stamp(line["at"])
     # A loop body's line says its iteration, as the events do (``send[each 3]#1``).
-    where = "".join(f"[{name} {index}]" for name, index in (line.get("loop") or {}).items())
+    where = iteration_suffix(line.get("loop"))
     head = f"{at} {line['stepId']}{where}#{line['attempt']} {line['level']:<7} "
     first, *rest = line["message"].splitlines() or [""]
     out.print(head + first, markup=False, highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -179,6 +179,12 @@ class PlainProgress:
         discard_output(self.console)
 
 
+def iteration_suffix(loops: Mapping[str, Any] | None) -> str:
+    """Which loop iteration a body step's line is about, after its id: ``[each 3]``
+    (``send[each 3]``), the same in events, logs and the timeline."""
+    return "".join(f"[{name} {index}]" for name, index in (loops or {}).items())
+
+
 def event_line(event: dict[str, Any], label: str = "") -> str:
     """``10:02:03.120 step.failed  enrich (attempt 2): answered 503 120ms``, with
     ``label`` (a child's) after the time; a loop body's step says its iteration
@@ -186,8 +192,7 @@ def event_line(event: dict[str, Any], label: str = "") -> str:
     line = f"{time_of_day(event['at'])} {label}{event['kind']:<22}"
     if event["stepId"]:
         found = event.get("detail")  # which iteration: ``b[each 3]``
-        loops = (found.get("loop") if isinstance(found, dict) else None) or {}
-        where = "".join(f"[{name} {index}]" for name, index in loops.items())
+        where = iteration_suffix(found.get("loop") if isinstance(found, dict) else None)
         line += f" {event['stepId']}{where} (attempt {event['attempt']})"
     detail = event.get("detail") or {}
     if not isinstance(detail, dict):

@@ -16,7 +16,7 @@ from rich.text import Text
 from flowledger.app.cancels import cancel_reason
 from flowledger.cli import clock
 from flowledger.cli.common import command
-from flowledger.cli.progress import STATUS_STYLE, event_line
+from flowledger.cli.progress import STATUS_STYLE, event_line, iteration_suffix
 from flowledger.cli.terminal import visible
 
 if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints none)
@@ -332,7 +332,7 @@ def timeline(
     per_row = show_all or len(steps) <= COMPACT_ABOVE
     rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for step in steps:
-        rows[(step["stepId"], _loop_text(step) if per_row else "")].append(step)
+        rows[(step["stepId"], iteration_suffix(step["loop"]) if per_row else "")].append(step)
     idle = "(idle)" if frame.gaps else ""
     label_width = min(40, max(len(idle), *(len(f"{k[0]}{k[1]}") for k in rows)) + 1)
 
