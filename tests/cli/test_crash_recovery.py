@@ -308,9 +308,10 @@ def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: st
     finally:
         killed.send_signal(signal.SIGKILL)
         killed.wait()
-    # Its lease (30 s) has not lapsed, but its process is gone: the next run takes over at once.
+    # Its lease (30 s) has not lapsed, but its process is gone: the next run takes over at once
+    # (--new: it finishes that one, then runs its own; without, it resumes it: test_run_resume).
     again = subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        [*command, "--new"], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )
     assert again.returncode == 0, again.stderr
     assert "left unfinished by a stopped run" in again.stderr

@@ -41,11 +41,12 @@ from flowledger.app.paging import Position, keyset_page
 from flowledger.app.pending import document_of
 from flowledger.app.results import EventPage, Page
 from flowledger.app.slots import Slots
-from flowledger.codec import loads
+from flowledger.codec import Codec, loads, same_json
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import AmbiguousIdError, ConflictError, DefinitionError, NotFoundError
 from flowledger.logs import log_extra
+from flowledger.runtime.creation import plain_input, validate_input
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns
@@ -75,6 +76,9 @@ class Adopted:
     execution_id: str
     workflow: str
     status: str | None
+    #: Left by a run of the same version, input and correlation id: carried on as this
+    #: run's own execution (reported once, before it runs), not finished apart.
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,28 +196,65 @@ class Executions:
             # not pushed, as it runs the steps now; start does not (the workers run it
             # later, and the child may be pushed by then): its step fails if it is not.
             await self._check_children(workflow)
+        resumed = None
         if request.finish_abandoned:
             left = await adopt_abandoned(
                 engine.store, engine.owner, engine.lease, workflow.name, request.created_by
             )
+            if request.resume_same:
+                resumed = await self._left_by_same_run(left, workflow, request)
             for execution_id in left:
+                if execution_id == resumed:
+                    continue
                 if on_adopted is not None:
                     on_adopted(Adopted(execution_id, workflow.name, None))
                 done = await engine.drive(execution_id, document=False)
                 if on_adopted is not None:
                     on_adopted(Adopted(execution_id, workflow.name, done["runtimeStatus"]))
-        execution_id = await engine.start(
-            workflow,
-            request.input,
-            correlation_id=request.correlation_id,
-            created_by=request.created_by,
-            hold=True,
-        )
+        if resumed is not None:
+            if on_adopted is not None:
+                on_adopted(Adopted(resumed, workflow.name, None, resumed=True))
+            execution_id = resumed
+        else:
+            execution_id = await engine.start(
+                workflow,
+                request.input,
+                correlation_id=request.correlation_id,
+                created_by=request.created_by,
+                hold=True,
+            )
         if on_started is not None:
             on_started(execution_id)
         if on_events is not None:
             engine.on_events(on_events)
         return await engine.drive(execution_id)
+
+    async def _left_by_same_run(
+        self, left: builtins.list[str], workflow: CompiledWorkflow, request: RunExecution
+    ) -> str | None:
+        """The first of ``left`` (in progress before not started, newest first) that a run
+        of this same workflow version with this same input and correlation id started:
+        this run carries it on instead of doing its work again (tour 24: a rerun of a
+        killed ETL run fetched every page twice). Inputs are compared redacted, as the
+        stored one is once its run began (RunExecution)."""
+        if not left:
+            return None
+        engine = self._engine
+        version = await engine.register(workflow)
+        codec = Codec.for_names(workflow.secret_names)
+        given = loads(codec.dumps(validate_input(workflow, plain_input(request.input))))
+        for execution_id in left:
+            row = await engine.store.get_execution(execution_id)
+            if row is None or row["workflow_version_id"] != version.id:
+                continue
+            # Started without one, an execution holds its own id as its correlation id.
+            correlation = row["correlation_id"]
+            if (None if correlation == row["id"] else correlation) != request.correlation_id:
+                continue
+            stored = loads(row["trigger"] or "{}").get("arguments")
+            if same_json(loads(codec.dumps(stored)), given):
+                return execution_id
+        return None
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -218,13 +218,20 @@ class StartExecution(Request):
 class RunExecution(Request):
     """Start a workflow and run it to its end in this process (``flowledger run``).
     With ``finish_abandoned``, executions of the same workflow and creator that a stopped
-    run left unfinished are finished first."""
+    run left unfinished are finished first; with ``resume_same`` too, the one of them a
+    run of this same workflow version, input and correlation id left is carried on as
+    this run's execution, and none is started (a rerun of a killed run does the work once).
+    "Same input": the input as validated (defaults filled in), with the values of the
+    secrets the workflow declares redacted, against the one stored (redacted likewise),
+    as JSON, key order aside."""
 
     workflow: WorkflowArg
     input: dict[str, Any] = Field(default_factory=dict)
     correlation_id: str | None = Field(default=None, max_length=200)
     created_by: str = "python"
     finish_abandoned: bool = False
+    #: Off (``run --new``): a new execution starts after the stopped runs' are finished.
+    resume_same: bool = True
     #: As StartExecution's: ``workflow`` may name a definition file on this machine.
     allow_file: bool = False
 

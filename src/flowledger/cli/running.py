@@ -69,12 +69,25 @@ def run(
         str | None, typer.Option("--correlation-id", help="Groups related executions.")
     ] = None,
     plugin: PluginOption = None,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new",
+            help="Start a new execution even when a stopped run of this workflow left one "
+            "with the same input unfinished (by default this run carries that one on).",
+        ),
+    ] = False,
 ) -> None:
     """Run a workflow to its end on the embedded database, showing its steps live."""
     arguments = read_input(input, input_file)
 
     def adopted(left: Adopted) -> None:
-        if left.status is None:
+        if left.resumed:
+            err.print(
+                f"resuming execution {left.execution_id} of {left.workflow}, left unfinished "
+                "by a stopped run; --new starts another"
+            )
+        elif left.status is None:
             err.print(
                 f"finishing execution {left.execution_id} of {left.workflow}, left "
                 "unfinished by a stopped run"
@@ -98,6 +111,7 @@ def run(
             correlation_id=correlation_id,
             created_by=RUN_CREATOR,
             finish_abandoned=True,  # finish what an earlier, stopped `run` left first
+            resume_same=not new,
         )
         progress = (
             None
@@ -126,7 +140,8 @@ def run(
             return "interrupted before the execution was stored"
         return (
             f"interrupted; execution {started[0]} is saved: any `{command('worker', db=db)}` "
-            "carries it on (and the next `flowledger run` of the same workflow finishes it); "
+            "carries it on (and the next `flowledger run` of the same workflow and input "
+            "resumes it); "
             f"`{command('executions', 'watch', started[0], db=db)}` follows it"
         )
 
