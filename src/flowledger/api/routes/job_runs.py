@@ -97,8 +97,18 @@ async def retry_job_run(id: str, app: AppDep, caller: Operator) -> Response:
     response_model=JobRunDocument,
     summary="Cancel the workflow a job run is on, which ends it Cancelled; 409 when it "
     "has ended (operator)",
-    description="`jobs cancel ID` and the web page's button: the answer is the job run "
-    "after the cancel. The body, `{reason}`, is optional, as for an execution's cancel.",
+    description="`jobs cancel ID` and the web page's button: the cancel is recorded "
+    "(durable) and the process running the job run's workflow, or a worker, takes it; "
+    "the answer does not wait for another process. 200 with the job run once it is "
+    "Cancelled, 202 with it as it is while the cancel has not landed yet (poll "
+    "`GET /job-runs/{id}`). The body, `{reason}`, is optional, as for an execution's "
+    "cancel.",
+    responses={
+        202: {
+            "description": "Accepted: the cancel is recorded, its workflow has not taken it yet",
+            "model": JobRunDocument,
+        }
+    },
 )
 async def cancel_job_run(
     id: str,
@@ -108,4 +118,5 @@ async def cancel_job_run(
     body: Annotated[CancelBody, Body(default_factory=CancelBody)],
 ) -> Response:
     request = CancelJobRun(id=id, by=caller.created_by, **given(reason=body.reason or None))
-    return render(await app.job_runs.cancel(request))
+    done = await app.job_runs.cancel(request)
+    return render(done, 200 if done["status"] == "Cancelled" else 202)
