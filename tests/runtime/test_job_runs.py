@@ -529,6 +529,36 @@ async def test_retrying_the_failed_workflow_resumes_its_job_run_in_the_workers(
     assert len(await engine.store.job_run_executions(job_run_id)) == 3
 
 
+async def test_a_refused_retry_leaves_the_job_run_failed_before_another_advancer_looks(
+    engine: Engine, flows: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flaky test above: the refused retry let go of the job run it had opened, then
+    took it again to record it Failed; a worker's advancer that took it in between held
+    it InProgress when the retry returned."""
+    job_runs = JobRuns(engine)
+    text = "name: refused\nworkflows: [{workflow: needs.yaml}, {workflow: nap.yaml}]\n"
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    failed = (await job_runs.drive(job_run_id))["runs"][0]["executionId"]
+    epoch = await engine.store.acquire_lease(failed, "elsewhere:1:x", timedelta(hours=1))
+    assert epoch is not None
+    release = engine.store.release_job_run
+    took: list[bool] = []
+
+    async with Engine(engine.db_url, registry=engine.registry) as other:  # a worker's
+
+        async def advancer_looks_then(job_run_id: str, owner: str) -> None:
+            await release(job_run_id, owner)  # its first move: take the job run
+            took.append(await other.store.acquire_job_run(job_run_id, other.owner, other.lease))
+
+        monkeypatch.setattr(engine.store, "release_job_run", advancer_looks_then)
+        with pytest.raises(ConflictError, match="being retried or run by someone else"):
+            await JobRuns(engine).retry_execution(failed, by="python")
+        monkeypatch.undo()
+        row = await engine.store.get_job_run(job_run_id)
+        assert row is not None and (row["status"], row["lease_owner"]) == ("Failed", None)
+        assert took == [False]  # it found the job run ended: nothing to hold
+
+
 async def test_jobs_retry_retries_the_failed_workflow_and_drives_the_rest_here(
     engine: Engine, flows: Path
 ) -> None:

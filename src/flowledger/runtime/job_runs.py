@@ -232,8 +232,9 @@ class JobRuns:
 
     # -- advancing ----------------------------------------------------------------------------
 
-    async def advance(self, job_run_id: str) -> bool:
+    async def advance(self, job_run_id: str, *, held: bool = False) -> bool:
         """One step for a job run nobody drives; True when it started an execution.
+        ``held``: this engine holds the job run's lease already (it is let go here).
 
         Safe from any number of workers at once: the lease picks one, and the trigger
         keys keep an item from starting twice even when a lease lapsed meanwhile.
@@ -241,12 +242,14 @@ class JobRuns:
         store, owner = self.engine.store, self.engine.owner
         started = False
         while True:
-            row = await self._row(job_run_id)
-            dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
-            if not await store.acquire_job_run(
-                job_run_id, owner, self.engine.lease, steal_from=dead
-            ):
-                return started
+            if not held:
+                row = await self._row(job_run_id)
+                dead = row["lease_owner"] if owner_is_dead(row["lease_owner"]) else None
+                if not await store.acquire_job_run(
+                    job_run_id, owner, self.engine.lease, steal_from=dead
+                ):
+                    return started
+            held = False
             try:
                 state = await self._step(job_run_id, hold=False)
             finally:
@@ -523,13 +526,16 @@ class JobRuns:
             yield
             retried = True
         finally:
-            if held:
+            if held and not retried:
+                # Recorded under the lease the reopen took, and let go after: let go
+                # first, another process's advancer could take it in between, and the
+                # refused retry returned with the job run InProgress, held elsewhere
+                # (a flaky test on PostgreSQL under load).
+                await self._advance_quietly(job_run_id, held=True)
+            elif held:
                 with contextlib.suppress(StorageError):  # a lease lapses by itself
                     await store.release_job_run(job_run_id, engine.owner)
-            if not retried:
-                if held:
-                    await self._advance_quietly(job_run_id)
-            elif not held and await store.reopen_job_run(job_run_id):
+            elif retried and await store.reopen_job_run(job_run_id):
                 # Its advancer recorded the old failure while the retry committed.
                 self._log_reopened(job_run_id, execution_id)
                 await self._advance_quietly(job_run_id)  # the execution may have ended
@@ -542,9 +548,9 @@ class JobRuns:
             extra=log_extra("retry_job_run", execution_id, job_run_id=job_run_id),
         )
 
-    async def _advance_quietly(self, job_run_id: str) -> None:
+    async def _advance_quietly(self, job_run_id: str, *, held: bool = False) -> None:
         try:
-            await self.advance(job_run_id)
+            await self.advance(job_run_id, held=held)
         except Exception:  # the workers' advancer records it on its next look
             log.exception(
                 "job run %s: cannot record where it stands after a retry",
