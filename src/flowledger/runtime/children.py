@@ -68,6 +68,8 @@ class ChildWaits(TaskDriver):
         self.cancelled: list[str] = []
         #: Every unfinished child is waiting for a person (known from the last refresh).
         self.blocked_on_people = False
+        #: The children found AwaitingUserInput by the last refresh.
+        self.asking: set[str] = set()
 
     # -- driver hooks -------------------------------------------------------------------------
 
@@ -296,6 +298,7 @@ class ChildWaits(TaskDriver):
     async def refresh(self) -> None:
         """Read the children's rows and move every waiting step on (after a child signal)."""
         blocked = True
+        self.asking = set()
         for run in list(self.runs.values()):
             # A step that finished here no longer waits: only the steps still waiting say
             # whether people block the execution. Counting a finished one as "not blocked"
@@ -324,7 +327,10 @@ class ChildWaits(TaskDriver):
                 continue
             status = ExecutionStatus(row["runtime_status"])
             if not status.terminal:
-                blocked = blocked and status == ExecutionStatus.AWAITING_USER_INPUT
+                if status == ExecutionStatus.AWAITING_USER_INPUT:
+                    self.asking.add(child_id)
+                else:
+                    blocked = False
                 continue
             results[child_id] = _result(row)
             self.scheduler.journal.touch(run)

@@ -41,6 +41,8 @@ class Addressee(Protocol):
 
     def resume_status(self) -> None: ...
 
+    def another_wait(self) -> None: ...
+
 
 class Inbox:
     def __init__(self, runner: Addressee, inputs: InputWaits, children: ChildWaits) -> None:
@@ -73,6 +75,9 @@ class Inbox:
         runner = self.runner
         rows = await runner.services.store.pending_signals(runner.id)
         children_moved = False
+        #: Children whose question the parent may have announced ended, or that asked a
+        #: new one while waiting (runtime.lifecycle).
+        renewed: set[str] = set()
         if rows:
             runner.signals_taken += len(rows)
             runner.journal.set_execution(signals_taken=runner.signals_taken)
@@ -90,8 +95,17 @@ class Inbox:
                 self.inputs.deliver(payload)
             elif kind in ("child_done", "child_waiting"):
                 children_moved = True
+            elif kind in ("child_resumed", "child_asked"):
+                children_moved = True
+                renewed.add(str(payload.get("childId")))
         if children_moved and not runner.status.terminal:
             # Read the children first: the execution resumes only if no person is waited
             # for any more (a child that ended while others wait changes nothing).
             await self.children.refresh()
             runner.resume_status()
+            if renewed & self.children.asking:
+                # Such a child asks a question no announcement of this one covered (it
+                # resumed, or asked another): announced now if this still awaits input
+                # (resumed, it is announced when it parks). Only these signals: a
+                # ``child_waiting`` may have been read in the rows already, and announced.
+                runner.another_wait()

@@ -112,6 +112,7 @@ class ExecutionLifecycle:
         if self.status == ExecutionStatus.AWAITING_USER_INPUT:
             self.journal.event("execution.awaiting_input")
             self._report(self.status)
+            self._tell_parent("child_asked")  # a parent awaiting input announces it too
 
     def resume(self) -> None:
         """Back to InProgress (the runner calls it when no person is waited for any more,
@@ -119,6 +120,10 @@ class ExecutionLifecycle:
         if self.status == ExecutionStatus.AWAITING_USER_INPUT:
             self.set_status(ExecutionStatus.IN_PROGRESS)
             self.journal.event("execution.resumed")
+            # A parent awaiting input through this child resumes too, so the child's next
+            # question is announced by it as the first was (untold, it stayed
+            # AwaitingUserInput and announced nothing more).
+            self._tell_parent("child_resumed")
 
     def complete(self, output: Any, *, no_action: bool) -> None:
         now = self.clock.now()

@@ -298,7 +298,8 @@ signals = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("execution_id", String(36), nullable=False),
-    #: ``input`` (a person's data for a waiting step), ``cancel``, ``child_done``.
+    #: ``input`` (a person's data for a waiting step), ``cancel``, and a child's
+    #: ``child_done``, ``child_waiting``, ``child_resumed`` (runtime.lifecycle).
     Column("kind", String(32), nullable=False),
     Column("step_id", String(128)),
     Column("payload", Text),

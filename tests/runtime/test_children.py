@@ -1,0 +1,118 @@
+"""runtime.children: a parent that waits for people through its children (both databases,
+a worker in this process sharing only the database)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from flowledger import Engine
+from flowledger.app import App
+from flowledger.app.subscriptions import CreateSubscription
+from tests.runtime.support import running_worker, wait_until, yaml
+
+ASKS_TWICE = yaml(
+    """
+    name: asks-twice
+    steps:
+      - {id: first, type: sys.wait_for_input, input: {prompt: "one?"}}
+      - {id: second, type: sys.wait_for_input, input: {prompt: "two?"}}
+    output: "{{ steps.second.output }}"
+    """
+)
+PARENT = yaml(
+    """
+    name: asks-twice-parent
+    steps:
+      - {id: kid, type: sys.sub_workflow, input: {workflow: asks-twice}}
+    output: "{{ steps.kid.output.executions[0].output }}"
+    """
+)
+
+
+async def test_a_childs_second_question_is_announced_by_its_parent_as_the_first_was(
+    engine: Engine,
+) -> None:
+    """The child resumed after its first answer without telling the parent, which stayed
+    AwaitingUserInput: the child's second question moved nothing in the parent, so it had
+    no second ``execution.awaiting_input`` and no second delivery."""
+    app = App(engine=engine)
+    sub = await app.subscriptions.create(
+        CreateSubscription(
+            url="http://127.0.0.1:9/hook",
+            events=["execution.awaiting_input"],
+            workflow="asks-twice-parent",
+        )
+    )
+    await engine.push(engine.load_text(ASKS_TWICE))
+
+    async def announced(parent_id: str) -> tuple[int, int]:
+        kinds = Counter(e["kind"] for e in await engine.store.get_events(parent_id))
+        sent = await engine.store.list_deliveries(sub["id"], 100)
+        return kinds["execution.awaiting_input"], len(sent)
+
+    async def history(execution_id: str) -> list[tuple[str, Any]]:
+        return [(e["kind"], e["detail"]) for e in await engine.store.get_events(execution_id)]
+
+    async with running_worker(engine):
+        parent_id = await engine.start(engine.load_text(PARENT))
+        for number, step in enumerate(("first", "second"), start=1):
+            for _ in range(500):
+                doc = await engine.get_execution(parent_id)
+                asks = [p["stepId"] for p in doc["pendingInputs"]]
+                asking = doc["runtimeStatus"] == "AwaitingUserInput" and asks == [step]
+                if asking and await announced(parent_id) == (number, number):
+                    break
+                await asyncio.sleep(0.02)
+            assert doc["runtimeStatus"] == "AwaitingUserInput" and asks == [step], doc
+            # The event and its delivery are written in the commit of the status.
+            assert await announced(parent_id) == (number, number), await history(parent_id)
+            [pending] = doc["pendingInputs"]
+            await engine.submit_input(pending["executionId"], step, {"n": number})
+        done = await wait_until(engine, parent_id, lambda d: d["runtimeStatus"] == "Completed")
+    assert done["output"] == {"n": 2}
+    assert await announced(parent_id) == (2, 2), await history(parent_id)  # none twice
+
+
+MIDDLE = yaml(
+    """
+    name: asks-twice-middle
+    steps:
+      - {id: inner, type: sys.sub_workflow, input: {workflow: asks-twice}}
+    output: "{{ steps.inner.output.executions[0].output }}"
+    """
+)
+
+
+async def test_a_grandchilds_second_question_read_at_once_with_its_answer_is_announced(
+    engine: Engine,
+) -> None:
+    """Each parent takes the grandchild's resume and its next question in one look (no
+    worker: each is settled here in turn), so none moves through InProgress: each
+    announces the new question as a further wait, and tells its own parent."""
+    await engine.push(engine.load_text(ASKS_TWICE))
+    await engine.push(engine.load_text(MIDDLE))
+    top = await engine.run(engine.load_text(PARENT.replace("asks-twice}", "asks-twice-middle}")))
+    assert top["runtimeStatus"] == "AwaitingUserInput"
+    [pending] = top["pendingInputs"]
+    grandchild = pending["executionId"]
+    middle = (await engine.get_execution(grandchild))["parentWorkflowExecutionId"]
+
+    async def announcements(execution_id: str) -> int:
+        events = await engine.store.get_events(execution_id)
+        return sum(e["kind"] == "execution.awaiting_input" for e in events)
+
+    await engine.submit_input(grandchild, "first", {"n": 1})
+    assert (await engine.settle(grandchild))["runtimeStatus"] == "AwaitingUserInput"
+    for execution_id in (middle, top["id"]):
+        assert (await engine.settle(execution_id))["runtimeStatus"] == "AwaitingUserInput"
+        assert await announcements(execution_id) == 2
+    [pending] = (await engine.get_execution(top["id"]))["pendingInputs"]
+    assert (pending["executionId"], pending["stepId"]) == (grandchild, "second")
+
+    await engine.submit_input(grandchild, "second", {"n": 2})
+    assert (await engine.settle(grandchild))["runtimeStatus"] == "Completed"
+    done = await engine.get_execution(top["id"])  # settled with the child that ended
+    assert (done["runtimeStatus"], done["output"]) == ("Completed", {"n": 2})
+    assert [await announcements(e) for e in (grandchild, middle, top["id"])] == [2, 2, 2]
