@@ -46,6 +46,7 @@ from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import AmbiguousIdError, ConflictError, DefinitionError, NotFoundError
 from flowledger.logs import log_extra
+from flowledger.runtime.control import holder_wait
 from flowledger.runtime.creation import plain_input, validate_input
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
@@ -59,11 +60,11 @@ from flowledger.types import EventDocument, ExecutionDocument, PendingInput
 
 log = logging.getLogger(__name__)
 
-#: How long a control verb carried on here (``settle``) watches an execution that a live
-#: process elsewhere holds, for that process to act on what was sent (the HTTP API's
-#: answer waits as long). A holder known to be gone (its pid ended on this host, its lease
-#: lapsed) is not waited for: the execution is taken over and carried on here at once.
-HELD_ELSEWHERE_WAIT = 5.0
+# How long a control verb carried on here (``settle``) watches an execution that a live
+# process elsewhere holds, for that process to act on what was sent (the HTTP API's
+# answer waits as long): runtime.control.holder_wait, a few of the holder's looks for
+# signals. A holder known to be gone (its pid ended on this host, its lease lapsed) is
+# not waited for: the execution is taken over and carried on here at once.
 #: How often that watch looks again (a holder found gone is taken over then).
 WATCH_INTERVAL = 0.1
 
@@ -436,14 +437,14 @@ class Executions:
         rather than by the next worker. Those still running elsewhere after that moment are
         listed as ``pendingChildren`` (their holders cancel them).
 
-        The moment (HELD_ELSEWHERE_WAIT) is one for the whole tree, the execution and then
+        The moment (runtime.control.holder_wait) is one for the whole tree, the execution and then
         its descendants: before, the parent's run here waited 10 s for children another
         process held, then the descendants were watched 5 s more (tour 19: 11 s for a
         parent whose children a killed worker held, 16 s with a frozen one)."""
         await self._engine.cancel(request.id, by=request.by, reason=request.reason)
         if not request.settle:
             return _cancel_taken(await self._carry_on(request.id, False, wait=request.wait))
-        until = _deadline(HELD_ELSEWHERE_WAIT)
+        until = _deadline(holder_wait())
         document = _cancel_taken(await self._carry_on(request.id, True, until=until))
         if ExecutionStatus(document["runtimeStatus"]).terminal:
             pending = await self._settle_descendants(request.id, until, watch=True)
@@ -563,13 +564,13 @@ class Executions:
         until: float | None = None,
     ) -> ExecutionDocument:
         """With ``settle``, carry the execution on here, a live holder elsewhere watched
-        until ``until`` (the loop's time; HELD_ELSEWHERE_WAIT from now when not given);
+        until ``until`` (the loop's time; ``holder_wait()`` from now when not given);
         without, wake the workers and answer once it acted, or after ``wait`` seconds."""
         if settle:
             if on_events is not None:
                 self._engine.on_events(on_events)
             if until is None:
-                until = _deadline(HELD_ELSEWHERE_WAIT)
+                until = _deadline(holder_wait())
             loop = asyncio.get_running_loop()
             settled = await self._settle_here(execution_id, max(0.0, until - loop.time()))
             if settled is not None:

@@ -27,6 +27,7 @@ from flowledger.errors import (
     did_you_mean,
 )
 from flowledger.jsonvalues import NotJSONError, check_json_value, to_plain
+from flowledger.runtime import inbox
 from flowledger.runtime.attempts import changes_made
 from flowledger.runtime.creation import Lineage, execution_rows
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
@@ -46,6 +47,21 @@ from flowledger.timeutil import iso
 
 #: Statuses a step keeps from the original when a rerun reuses it.
 REUSABLE = frozenset({StepStatus.COMPLETED, StepStatus.DISABLED})
+
+#: How many of a live holder's looks for signals a control verb waits through (see
+#: :func:`holder_wait`): its next one, and the rest for a loaded machine's round and
+#: commit, and for a cancel to reach children, whose holders look after the parent's.
+HOLDER_LOOKS = 5
+
+
+def holder_wait() -> float:
+    """Seconds a cancel or an input waits for the process holding the execution to act
+    on it before answering it pending: a live holder takes signals at its next look
+    (every runtime.inbox.POLL_INTERVAL; a parked execution is claimed by a woken worker
+    at once), so the wait follows that interval, read when asked. Not the lease: a holder
+    known gone is taken over at once (its pid ended here), and one gone elsewhere is
+    taken over by whoever finds its lease lapsed; the caller is not held that long."""
+    return HOLDER_LOOKS * inbox.POLL_INTERVAL
 
 
 async def _execution(engine: Control, execution_id: str) -> Row:

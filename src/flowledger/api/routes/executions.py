@@ -28,12 +28,14 @@ from flowledger.app import (
     RetryExecution,
     SubmitInput,
 )
+from flowledger.runtime.control import holder_wait
 
 router = APIRouter(prefix=API_PREFIX, tags=["executions"], responses=ERROR_RESPONSES)
 
 #: How long a cancel or an input waits for the execution to act on it (a worker here or
-#: elsewhere, woken at once, takes a parked one within milliseconds).
-CONTROL_WAIT = 5.0
+#: elsewhere, woken at once, takes a parked one within milliseconds; a holder, at its
+#: next look for signals): runtime.control.holder_wait.
+CONTROL_WAIT = holder_wait()
 _PENDING: dict[int | str, dict[str, Any]] = {
     202: {
         "description": "Accepted, not acted on yet (no worker took it within "
