@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from flowledger.runtime.inbox import POLL_INTERVAL
 from tests.cli.conftest import FLOWLEDGER, Cli
 from tests.conftest import REPO
 
@@ -226,7 +227,7 @@ LONG_LEASE = "120s"
 def long_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The control verbs' watch of a live holder, and a parent's grace for the children
     its run here drives, both LONG_WAIT (the command runs in this process: tests/cli)."""
-    monkeypatch.setattr("flowledger.app.executions.HELD_ELSEWHERE_WAIT", LONG_WAIT)
+    monkeypatch.setattr("flowledger.runtime.control.HOLDER_LOOKS", LONG_WAIT / POLL_INTERVAL)
     monkeypatch.setattr("flowledger.runtime.engine.CHILD_GRACE", LONG_WAIT)
 
 
@@ -276,7 +277,7 @@ def test_cancelling_a_parent_whose_children_a_live_worker_holds_watches_once(
     Now the whole tree is watched once, for the documented watch (2 s here), and the
     parent's end waits for none of the children another process holds (its grace for
     them LONG_WAIT here)."""
-    monkeypatch.setattr("flowledger.app.executions.HELD_ELSEWHERE_WAIT", 2.0)
+    monkeypatch.setattr("flowledger.runtime.control.HOLDER_LOOKS", 2.0 / POLL_INTERVAL)
     monkeypatch.setattr("flowledger.runtime.engine.CHILD_GRACE", LONG_WAIT)
     plugin, started = setup
     parent_id = _start_parent(cli, setup, tmp_path)
