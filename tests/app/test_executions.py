@@ -622,9 +622,15 @@ async def test_a_cancel_the_run_ended_without_taking_is_a_conflict(
     completed before it looked for signals, was answered 200 with ``Completed``, as if
     the cancel had done its work: it changed nothing, the conflict an ended execution's
     cancel is. (The other engine here stands for another process; no poll during the
-    test, so it never looks.)"""
+    test, and it does not hear signals (PostgreSQL's NOTIFY, as when the cancel comes in
+    its last moment), so it never looks.)"""
     monkeypatch.setattr(inbox, "POLL_INTERVAL", 3600.0)
+
+    async def deaf(heard: object) -> None:
+        return None
+
     async with Engine(app.engine.db_url) as elsewhere:
+        monkeypatch.setattr(elsewhere.store, "watch_signals", deaf)
         workflow = elsewhere.load_text(NAP)
         execution_id = await elsewhere.start(workflow, {"for": "3s"})
         drive = asyncio.create_task(elsewhere.drive(execution_id))

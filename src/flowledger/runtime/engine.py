@@ -224,6 +224,8 @@ class Engine:
         #: taking the lease from it (the same owner may always take its own lease), and
         #: ``close`` gives them back.
         self._running: dict[str, _Running] = {}
+        #: Hears the signals other processes send to what this runs (_watch_signals).
+        self._signal_watch: asyncio.Task[None] | None = None
         self._closing = False
         #: The workers running on it (``worker_started``): their stop, and their end.
         self._workers: dict[object, tuple[Callable[[], None], asyncio.Event]] = {}
@@ -353,6 +355,10 @@ class Engine:
                 await self._workers_ended([ended for _, ended in workers])
             finally:
                 self._closing = False
+        watch, self._signal_watch = self._signal_watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -1185,6 +1191,8 @@ class Engine:
         runner.journal.on_release = on_release
         runner.journal.crowded = self._crowded
         entry.runner = runner  # close() drains it
+        if self._signal_watch is None:
+            self._watch_signals()
         if self._closing:
             runner.drain()
         inline: set[asyncio.Task[None]] = set()
@@ -1350,6 +1358,13 @@ class Engine:
         """Ask the execution to cancel: its running steps are cancelled, children too."""
         await control.request_cancel(self, execution_id, by, reason)
         self._poke_here(execution_id)
+
+    def _watch_signals(self) -> None:
+        """Once this engine runs an execution: a cancel or an input another process sends
+        to one it runs makes it look at once, not at its next poll (up to
+        runtime.inbox.POLL_INTERVAL later). PostgreSQL only (Store.watch_signals)."""
+        watching = self.store.watch_signals(self._poke_here)
+        self._signal_watch = asyncio.get_running_loop().create_task(watching)
 
     def _poke_here(self, execution_id: str) -> None:
         """A signal was just sent to ``execution_id``: if this engine runs it (``serve``'s

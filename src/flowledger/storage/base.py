@@ -465,3 +465,9 @@ class Store(
     @abstractmethod
     async def notify_work(self) -> None:
         """Tell waiting workers that something became claimable."""
+
+    async def watch_signals(self, heard: Callable[[str], None]) -> None:
+        """Call ``heard`` with the id of each execution a signal is sent to (a cancel, an
+        input), by any process, until cancelled: the process holding it looks at once.
+        Returns at once where the database has no channel between processes (SQLite:
+        the holder looks at its next poll)."""

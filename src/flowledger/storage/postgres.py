@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 #: The channel idle workers LISTEN on and writers NOTIFY when work became claimable.
 WORK_CHANNEL = "flowledger_work"
 _NOTIFY_WORK = f"NOTIFY {WORK_CHANNEL}"
+#: The channel a signal's write NOTIFYs with its execution's id (Store.watch_signals).
+SIGNAL_CHANNEL = "flowledger_signals"
+#: Seconds before listening for signals again once the listener's connection failed.
+SIGNAL_LISTEN_RETRY = 5.0
 #: Any fixed number: the advisory lock that serializes schema upgrades across processes.
 MIGRATION_LOCK = 0x666C6F77  # "flow"
 CONNECT_TIMEOUT = 10
@@ -373,6 +377,33 @@ class PostgresStore(SQLStore):
     def notify_work(self) -> None:
         with self.conn.begin():
             self._wake_with_this_commit()
+
+    def _signal_with_this_commit(self, execution_id: str) -> None:
+        self.conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (SIGNAL_CHANNEL, execution_id))
+
+    async def watch_signals(self, heard: Callable[[str], None]) -> None:
+        # A connection of its own: the work listener's waits take every notification.
+        while True:
+            try:
+                listener = await psycopg.AsyncConnection.connect(
+                    **{"application_name": "flowledger-signals", **self._driver_params()},
+                    connect_timeout=CONNECT_TIMEOUT,
+                    autocommit=True,
+                )
+                try:
+                    await listener.execute(f"LISTEN {SIGNAL_CHANNEL}")
+                    async for note in listener.notifies():
+                        heard(note.payload)
+                finally:
+                    await listener.close()
+            except psycopg.Error as exc:  # meanwhile the holders look at their poll
+                log.warning(
+                    "listening for signals failed, trying again in %gs: %s",
+                    SIGNAL_LISTEN_RETRY,
+                    exc,
+                    extra=log_extra("listen"),
+                )
+            await asyncio.sleep(SIGNAL_LISTEN_RETRY)
 
     async def wait_for_work(self, timeout: float, *, skip: Sequence[str] = ()) -> None:
         # The listener stays open between calls, so a NOTIFY sent while the caller was

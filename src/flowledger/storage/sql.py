@@ -468,10 +468,14 @@ class SQLStore(
                     raise SignalBlocked(unless_pending)
             self.conn.execute(insert(signals), [signal])
             self._wake_with_this_commit()
+            self._signal_with_this_commit(signal["execution_id"])
         return True
 
     def _wake_with_this_commit(self) -> None:
         return None  # SQLite: no channel between processes (see _wake_workers_here)
+
+    def _signal_with_this_commit(self, execution_id: str) -> None:
+        return None  # SQLite: as above (Store.watch_signals)
 
     @reads
     def pending_signals(self, execution_id: str) -> list[Row]:
