@@ -7,6 +7,7 @@ column, the step id and the field path, and a message that is a sentence.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -214,11 +215,31 @@ def _least_wait(value: object) -> timedelta | None:
 _MAX_WAIT_SECONDS = 365 * 24 * 3600
 
 
+#: A failure's code (``timeout``, ``http.5xx``, ``RateLimited``): what a step's
+#: ``retry.on`` lists and a template reads as ``steps.X.error.code``.
+ERROR_CODE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+_ERROR_CODE = re.compile(ERROR_CODE_PATTERN)
+
+
+def error_code_problem(code: object) -> str | None:
+    """Why ``code`` is no error code (None when it is one)."""
+    if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
+        return None
+    return (
+        f"{shown(code)} is not an error code: a letter, then up to 63 letters, digits, "
+        "'_', '.' or '-'"
+    )
+
+
 class StepError(FlowledgerError):
     """A step failed. ``retryable`` tells the runtime whether another attempt may help;
     ``retry_after`` (a timedelta, or seconds), how long the other side asked to be left
     alone (an HTTP ``Retry-After``): the next attempt then waits at least that long, as
-    far as the step's retry policy allows (flowledger.runtime.handlers.retry_delay)."""
+    far as the step's retry policy allows (flowledger.runtime.handlers.retry_delay).
+    ``code`` names the kind of failure (ERROR_CODE_PATTERN) for ``retry.on`` and for a
+    later step to branch on; without one it is ``step``. A malformed code is kept here
+    and refused when the failure is recorded (code ``step``, the message says why):
+    raising here would hide the step's own failure behind a ValueError."""
 
     def __init__(
         self,
@@ -227,11 +248,13 @@ class StepError(FlowledgerError):
         retryable: bool = True,
         details: object = None,
         retry_after: timedelta | float | None = None,
+        code: str | None = None,
     ) -> None:
         self.message = message
         self.retryable = retryable
         self.details = details
         self.retry_after = _least_wait(retry_after)
+        self.code = code
         super().__init__(message)
 
 

@@ -40,7 +40,8 @@ def test_the_join_and_fallback_example_runs_as_the_readme_says(tmp_path: Path) -
     assert doc["output"] == json.loads(said.group(1))
     steps = {s["stepId"]: s for s in doc["steps"].values()}
     assert steps["call"]["status"] == "Failed"
-    assert steps["call"]["error"] == {"message": "no answer", "stepId": "call", "attempt": 1}
+    error = {"message": "no answer", "stepId": "call", "attempt": 1, "code": "step"}
+    assert steps["call"]["error"] == error
     # The join waited for its slowest predecessor (ISO times of one zone sort in order).
     assert steps["join"]["startedAt"] >= steps["slow"]["completedAt"]
     assert steps["slow"]["completedAt"] > steps["fast"]["completedAt"]

@@ -358,7 +358,8 @@ async def test_what_json_cannot_hold_fails_its_step_saying_where(
         doc = await engine.run(engine.load_text(text))
     assert doc["runtimeStatus"] == "Failed"
     [step] = doc["steps"].values()  # not retried: the same value would come back
-    assert step["error"] == {"message": message, "stepId": "a", "attempt": 1}
+    code = {"state": "internal", "details": "step"}.get(mode, "output")
+    assert step["error"] == {"message": message, "stepId": "a", "attempt": 1, "code": code}
 
 
 SHARED: dict[str, Any] = {}

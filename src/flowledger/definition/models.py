@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from flowledger.definition.strictness import checking_new
 from flowledger.durations import Duration
+from flowledger.errors import error_code_problem
 from flowledger.numbers import NumbersNotBooleans
 
 STEP_ID_PATTERN = r"^[a-z_][a-z0-9_]*$"
@@ -23,6 +24,13 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _error_code(code: str) -> str:
+    problem = error_code_problem(code)
+    if problem is not None:
+        raise ValueError(problem)
+    return code
+
+
 class RetryPolicy(_Frozen, NumbersNotBooleans):
     """How a failing step is attempted again; delays grow from initial_delay to max_delay."""
 
@@ -33,6 +41,16 @@ class RetryPolicy(_Frozen, NumbersNotBooleans):
     multiplier: float = Field(2.0, ge=1.0, le=10.0)
     #: Full jitter spreads retries of many executions so they do not hammer a service together.
     jitter: bool = True
+    #: The failure codes tried again (``timeout``, ``http.5xx``); ``http`` also takes every
+    #: ``http.…`` code. None: every retryable failure is. Not ``on``: YAML 1.1 reads a bare
+    #: ``on`` key as a boolean, which the loader refuses (definition.source).
+    codes: list[Annotated[str, AfterValidator(_error_code)]] | None = Field(None, min_length=1)
+
+    def retries(self, code: str) -> bool:
+        """Whether a retryable failure with ``code`` is tried again under this policy."""
+        if self.codes is None:
+            return True
+        return any(code == listed or code.startswith(listed + ".") for listed in self.codes)
 
 
 class StepSpec(_Frozen):

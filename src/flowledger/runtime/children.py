@@ -377,6 +377,7 @@ class ChildWaits(TaskDriver):
             + (f": {message}" if message else ""),
             retryable=False,
             details={"childWorkflowExecutionId": child_id, "childError": error},
+            code="child.failed",
         )
 
     def cancel_children(self, run: StepExecution, reason: str) -> None:

@@ -74,14 +74,15 @@ RETRY_AFTER_CAP = timedelta(hours=1)
 
 
 def retry_delay(
-    run: StepExecution, now: datetime, retry_after: timedelta | None = None
+    run: StepExecution, now: datetime, retry_after: timedelta | None = None, code: str = "step"
 ) -> timedelta | None:
-    """How long until the next attempt, or None when the step must not be tried again.
+    """How long until the next attempt, or None when the step must not be tried again
+    (its policy's attempts are spent, or its ``codes`` do not list the failure's ``code``).
     A ``retry_after`` the failure asked for (StepError's) is waited if it is longer than
     the policy's delay, up to the ``max_delay`` the step writes (else RETRY_AFTER_CAP):
     a server asking for a day is not obeyed blindly; the step tries sooner instead."""
     policy = run.step.spec.retry
-    if policy is None or run.attempt >= policy.max_attempts:
+    if policy is None or run.attempt >= policy.max_attempts or not policy.retries(code):
         return None
     delay = _backoff(policy, run.attempt)
     if retry_after is not None:

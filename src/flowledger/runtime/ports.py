@@ -71,6 +71,7 @@ class Scheduler(Protocol):
         retryable: bool,
         details: Any = None,
         retry_after: timedelta | None = None,
+        code: str = "step",
     ) -> None: ...
 
     def cancel_run(self, run: StepExecution, reason: str) -> None: ...

@@ -144,8 +144,10 @@ def _rerun(runner: Recoverable, run: StepExecution, cut: int) -> None:
     run.status = StepStatus.FAILED
     run.failed_at = now
     run.error = {"message": message, "stepId": run.step.id, "attempt": run.attempt}
+    run.error["code"] = "interrupted"
     runner.journal.touch(run)
-    runner.journal.event("step.failed", run, {"error": message, "willRetry": not last})
+    detail = {"error": message, "code": "interrupted", "willRetry": not last}
+    runner.journal.event("step.failed", run, detail)
     if last:
         runner.fail_scope(run.scope, run)
         return

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from flowledger.codec import Codec, UnstorableError, loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.durations import spoken
-from flowledger.errors import StepError, TemplateError
+from flowledger.errors import StepError, TemplateError, error_code_problem
 from flowledger.jsonvalues import NotJSONError, lone_surrogate, storable
 from flowledger.logs import log_extra
 from flowledger.runtime.attempts import applied_in, parked, pending_in
@@ -512,17 +512,18 @@ class ExecutionRunner:
             if step.step_type.secret_fields and self.workflow.secret_names:
                 run.stored_input = stored_input(step, context)
         except TemplateError as exc:
-            self.step_failed(run, f"input: {exc.message}", retryable=False)
+            self.step_failed(run, f"input: {exc.message}", retryable=False, code="input")
             return
         except ValidationError as exc:
-            self.step_failed(run, "input: " + validation_message(exc), retryable=False)
+            message = "input: " + validation_message(exc)
+            self.step_failed(run, message, retryable=False, code="input")
             return
         driver.start(run, data)
 
     def _start_failed(self, run: StepExecution, message: str) -> None:
         run.status = StepStatus.IN_PROGRESS
         run.started_at = self.clock.now()
-        self.step_failed(run, message, retryable=False)
+        self.step_failed(run, message, retryable=False, code="input")  # its when: failed
 
     # -- running handlers ---------------------------------------------------------------------
 
@@ -533,10 +534,10 @@ class ExecutionRunner:
             assert handler is not None
             result = handler(data, self.contexts.step(run))
         except StepError as exc:
-            self.step_failed(run, exc.message, retryable=exc.retryable, retry_after=exc.retry_after)
+            self.step_error(run, exc)
             return
         except Exception as exc:
-            self.step_failed(run, describe(exc), retryable=False)
+            self.step_failed(run, describe(exc), retryable=False, code="internal")
             return
         self.step_succeeded(run, result)
 
@@ -556,21 +557,16 @@ class ExecutionRunner:
             # task a library cancelled). It was left InProgress with nothing to end it, and
             # the execution failed as "nothing left to run"; it is a failure of the attempt.
             message = "the step's code raised CancelledError (a task it awaited was cancelled)"
-            self.step_failed(run, message, retryable=True)
+            self.step_failed(run, message, retryable=True, code="internal")
             return
         exc = task.exception()
         if exc is None:
             self.drivers[run.step.step_type.kind].task_done(run, task.result())
         elif isinstance(exc, StepError):
-            self.step_failed(
-                run,
-                exc.message,
-                retryable=exc.retryable,
-                details=exc.details,
-                retry_after=exc.retry_after,
-            )
+            self.step_error(run, exc)
         elif isinstance(exc, StepTimedOut):
-            self.step_failed(run, f"timed out after {exc.seconds:g}s", retryable=True)
+            message = f"timed out after {exc.seconds:g}s"
+            self.step_failed(run, message, retryable=True, code="timeout")
         else:
             # Its traceback, for the step's developer: kept with the attempt (its step logs,
             # `executions logs`) and in the process's log, redacted (it may quote what the
@@ -580,7 +576,8 @@ class ExecutionRunner:
             said = self.contexts.logger(run)
             header = shortened(repr(exc), 300)
             said.warning("step %s raised %s", run.step.path, header, exc_info=exc)
-            self.step_failed(run, self.codec.redact(describe(exc)), retryable=True)
+            message = self.codec.redact(describe(exc))
+            self.step_failed(run, message, retryable=True, code="internal")
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -596,7 +593,8 @@ class ExecutionRunner:
                 problems = problem_lines(declared, output, "output")
                 if problems:
                     message = "output does not match the step's output_schema: "
-                    self.step_failed(run, message + "; ".join(problems), retryable=False)
+                    message += "; ".join(problems)
+                    self.step_failed(run, message, retryable=False, code="output")
                     return
             offload = self.services.offload_output
             # A condition's result is read by the scheduler itself: it always stays inline.
@@ -613,11 +611,13 @@ class ExecutionRunner:
                 "output does not match the step's output model: "
                 + validation_message(exc, run.step.step_type.output_model),
                 retryable=False,
+                code="output",
             )
             return
         except (UnstorableError, NotJSONError) as exc:  # the step fails; the execution goes on
             run.output, run.output_json = None, None
-            self.step_failed(run, f"its output cannot be stored: {exc}", retryable=False)
+            message = f"its output cannot be stored: {exc}"
+            self.step_failed(run, message, retryable=False, code="output")
             return
         except (ValueError, TypeError) as exc:
             # Not JSON (bytes, a cycle, an object, a lone surrogate): had it reached the
@@ -631,13 +631,13 @@ class ExecutionRunner:
                 message = f"its output cannot be stored: {where}"
             else:
                 message = f"its output cannot be stored as JSON: {describe(exc)}"
-            self.step_failed(run, message, retryable=False)
+            self.step_failed(run, message, retryable=False, code="output")
             return
         try:
             changed = [*_applied_before(run), *self._take_variable_changes(run)]
         except StepError as exc:  # its changes no longer fit the variables (Variables.apply_all)
             run.output, run.output_json = None, None
-            self.step_failed(run, exc.message, retryable=exc.retryable)
+            self.step_failed(run, exc.message, retryable=exc.retryable, code=exc.code or "step")
             return
         if changed:  # kept with the step: a rerun that reuses it replays them
             run.state = with_engine_part(run.state, variables=changed)
@@ -679,12 +679,13 @@ class ExecutionRunner:
                 f"'{step_type.name}' has no resume= to read it: give @step_type a "
                 "resume=fn(input, ctx, state), or Suspend a time (until=...)"
             )
-            self.step_failed(run, message, retryable=False)
+            self.step_failed(run, message, retryable=False, code="internal")
             return
         try:
             state = dict(storable(dict(suspend.state), "state"))
         except NotJSONError as exc:
-            self.step_failed(run, f"its Suspend state cannot be stored: {exc}", retryable=False)
+            message = f"its Suspend state cannot be stored: {exc}"
+            self.step_failed(run, message, retryable=False, code="internal")
             return
         before = run.state if run.suspended else None
         state.pop(ENGINE_KEY, None)  # the engine's alone (runtime.reserved)
@@ -732,6 +733,21 @@ class ExecutionRunner:
     def wait_outside(self, run: StepExecution) -> None:
         self.inputs.wait_outside(run)
 
+    def step_error(self, run: StepExecution, exc: StepError) -> None:
+        """The step raised ``exc``: its failure, with the code it gave (``step`` if none)."""
+        code, message = exc.code or "step", exc.message
+        problem = error_code_problem(code)
+        if problem is not None:  # refused, but the step's own failure is kept
+            code, message = "step", f"{message} (its code {problem})"
+        self.step_failed(
+            run,
+            message,
+            retryable=exc.retryable,
+            details=exc.details,
+            retry_after=exc.retry_after,
+            code=code,
+        )
+
     def step_failed(
         self,
         run: StepExecution,
@@ -740,7 +756,10 @@ class ExecutionRunner:
         retryable: bool,
         details: Any = None,
         retry_after: timedelta | None = None,
+        code: str = "step",
     ) -> None:
+        """Record the attempt's failure, with its ``code`` (SPEC's error document plus
+        ``code``), and try it again when it is retryable and the retry policy takes it."""
         if details is not None:
             try:  # a handler's (StepError's): stored, NaN read null, a cycle stopped the run
                 details = storable(details, "details")
@@ -761,13 +780,13 @@ class ExecutionRunner:
         run.suspended = False
         run.wake_at = None
         run.error = {"message": message, "stepId": run.step.id, "attempt": run.attempt}
+        run.error["code"] = code
         if details is not None:
             run.error["details"] = details
         self.journal.touch(run)
-        delay = retry_delay(run, now, retry_after) if retryable else None
-        self.journal.event(
-            "step.failed", run, {"error": message, "willRetry": delay is not None}, at=now
-        )
+        delay = retry_delay(run, now, retry_after, code) if retryable else None
+        detail = {"error": message, "code": code, "willRetry": delay is not None}
+        self.journal.event("step.failed", run, detail, at=now)
         if delay is not None:
             nxt = self.new_run(
                 run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED, run.idempotency_key
@@ -837,7 +856,7 @@ class ExecutionRunner:
                 self._cancel_task_of(run)
                 if self.drivers[run.step.step_type.kind].due(run):
                     continue
-                self.step_failed(run, _late_message(run.step), retryable=False)
+                self.step_failed(run, _late_message(run.step), retryable=False, code="due")
 
     def add_timer(self, when: datetime, kind: TimerKind, run: StepExecution) -> None:
         heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))

@@ -142,7 +142,7 @@ class InputWaits(TaskDriver):
         else:
             due = iso(run.due_at) if run.due_at else "its due time"
             self.scheduler.step_failed(
-                run, f"no input arrived before it was due ({due})", retryable=False
+                run, f"no input arrived before it was due ({due})", retryable=False, code="due"
             )
         return True
 

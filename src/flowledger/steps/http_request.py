@@ -193,6 +193,7 @@ def _with_query(url: httpx.URL, query: Mapping[str, Any]) -> httpx.URL:
             f"query names {', '.join(map(repr, both))}, which the url's own query string "
             "has too; give each parameter in one place",
             retryable=False,
+            code="input",
         )
     added = str(httpx.QueryParams(query)).encode("ascii")
     return url.copy_with(query=url.query + b"&" + added if url.query else added)
@@ -248,16 +249,20 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         message = f"{where} did not finish within the {limit} timeout"
         if data.timeout is None:
             message += f" ({DEFAULT_EXCHANGE_TIMEOUT:g}s for the exchange, 30s for each read)"
-        raise StepError(message, retryable=True) from None
+        raise StepError(message, retryable=True, code="http.timeout") from None
     except httpx.TransportError as exc:
         if getattr(exc, "refused_by_policy", False):  # the same URL is refused again: no retry
-            raise StepError(f"{where}: {exc}", retryable=False) from None
+            raise StepError(f"{where}: {exc}", retryable=False, code="http.refused") from None
         if isinstance(exc, httpx.UnsupportedProtocol):  # a redirect to file://: always so
-            raise StepError(f"{where} failed: {exc}", retryable=False) from None
+            raise StepError(
+                f"{where} failed: {exc}", retryable=False, code="http.redirect"
+            ) from None
         cause = str(exc) or type(exc).__name__
-        raise StepError(f"{where} failed: {cause}", retryable=True) from None
+        raise StepError(
+            f"{where} failed: {cause}", retryable=True, code="http.connection"
+        ) from None
     except httpx.HTTPError as exc:  # e.g. a body that does not decompress: trying again won't help
-        raise StepError(f"{where} failed: {exc}", retryable=False) from None
+        raise StepError(f"{where} failed: {exc}", retryable=False, code="http.response") from None
     ctx.logger.debug("%s answered %s (%d bytes)", where, status, len(raw))
     text, body, encoding = _body(raw, response.charset_encoding, content_type)
     if ok:
@@ -279,7 +284,16 @@ async def _http_request(data: HttpRequestInput, ctx: StepContext) -> HttpRequest
         retryable=retryable,
         details={"statusCode": status, "headers": response_headers, "body": body},
         retry_after=retry_after(response_headers) if retryable else None,
+        code=status_code(status),
     )
+
+
+def status_code(status: int) -> str:
+    """The failure code of an answer with ``status``: ``http.429`` (too many requests,
+    apart: it asks to slow down), else its class, ``http.5xx``, ``http.4xx`` or ``http.3xx``."""
+    if status == 429:
+        return "http.429"
+    return f"http.{status // 100}xx"
 
 
 #: Headers a hop to another origin keeps even when the definition builds every header
@@ -360,10 +374,12 @@ async def _exchange(
                     f"{_shown(request.url)}, which would be sent a body made from secrets; "
                     "not followed",
                     retryable=False,
+                    code="http.redirect",
                 )
     else:
         await response.aclose()
-        raise StepError(f"{where} was redirected more than {MAX_REDIRECTS} times", retryable=False)
+        message = f"{where} was redirected more than {MAX_REDIRECTS} times"
+        raise StepError(message, retryable=False, code="http.redirect")
     return response
 
 
@@ -417,7 +433,7 @@ async def _save(
 
 def _too_large(where: str, limit: int) -> StepError:
     message = f"{where} answered with more than {limit:,} bytes; raise max_response_bytes"
-    return StepError(message, retryable=False)
+    return StepError(message, retryable=False, code="http.response")
 
 
 def _body(
