@@ -184,3 +184,15 @@ async def test_built_in_codes(run_yaml: RunYaml, step: str, code: str) -> None:
         """
     )
     assert _attempts(doc, "s")[-1]["error"]["code"] == code
+
+
+async def test_a_failed_child_is_child_failed(engine: Engine) -> None:
+    child = "name: child\nsteps:\n  - {id: stop, type: sys.fail, input: {message: nope}}\n"
+    await engine.push(engine.load_text(child))
+    parent = (
+        "name: parent\nsteps:\n"
+        "  - {id: kid, type: sys.sub_workflow, continue_on_error: true, input: {workflow: child}}\n"
+    )
+    doc = await engine.run(engine.load_text(parent))
+    assert doc["runtimeStatus"] == "Completed"
+    assert _attempts(doc, "kid")[0]["error"]["code"] == "child.failed"
