@@ -7,9 +7,12 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from flowledger import Engine
 from flowledger.app import App
 from flowledger.app.subscriptions import CreateSubscription
+from flowledger.runtime import inbox
 from tests.runtime.support import running_worker, wait_until, yaml
 
 ASKS_TWICE = yaml(
@@ -116,3 +119,24 @@ async def test_a_grandchilds_second_question_read_at_once_with_its_answer_is_ann
     done = await engine.get_execution(top["id"])  # settled with the child that ended
     assert (done["runtimeStatus"], done["output"]) == ("Completed", {"n": 2})
     assert [await announcements(e) for e in (grandchild, middle, top["id"])] == [2, 2, 2]
+
+
+async def test_a_parent_acts_once_on_each_signal_of_its_child(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent taken up while awaiting input took its signals, then looked again before
+    the round that consumes them was committed (a child it ran here had ended: a poke),
+    read the same signals and acted on each twice: the child's second question announced
+    twice (1 in 13 runs), ``signals_taken`` past ``signals_sent``. No pause between two
+    looks here, so the second look always comes before that commit."""
+    await engine.push(engine.load_text(ASKS_TWICE))
+    parent = await engine.run(engine.load_text(PARENT))
+    [pending] = parent["pendingInputs"]
+    await engine.submit_input(pending["executionId"], "first", {"n": 1})
+    assert (await engine.settle(pending["executionId"]))["runtimeStatus"] == "AwaitingUserInput"
+    monkeypatch.setattr(inbox, "CHILD_POLL_INTERVAL", 0.0)
+    assert (await engine.settle(parent["id"]))["runtimeStatus"] == "AwaitingUserInput"
+    row = await engine.store.get_execution(parent["id"])
+    assert row is not None and row["signals_taken"] == row["signals_sent"]
+    events = await engine.store.get_events(parent["id"])
+    assert sum(e["kind"] == "execution.awaiting_input" for e in events) == 2

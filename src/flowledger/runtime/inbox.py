@@ -50,6 +50,10 @@ class Inbox:
         self.inputs = inputs
         self.children = children
         self._checked_at = float("-inf")
+        #: Signals taken here: their consumption is written with the round's commit, and
+        #: a look before it (a poke: a child run here ended) read them again, acting on
+        #: each twice (a child's question announced twice, ``signals_taken`` overcounted).
+        self._taken: set[str] = set()
 
     def poke(self) -> None:
         """Look at the next chance (something was sent that this process knows of)."""
@@ -73,7 +77,12 @@ class Inbox:
     async def take(self) -> None:
         self._checked_at = time.monotonic()
         runner = self.runner
-        rows = await runner.services.store.pending_signals(runner.id)
+        rows = [
+            row
+            for row in await runner.services.store.pending_signals(runner.id)
+            if row["id"] not in self._taken
+        ]
+        self._taken.update(row["id"] for row in rows)
         children_moved = False
         #: Children whose question the parent may have announced ended, or that asked a
         #: new one while waiting (runtime.lifecycle).
