@@ -18,6 +18,8 @@ from typing import Any
 
 import psycopg
 
+from flowledger.storage.pgpipe import Pipe
+
 Connect = Callable[[], Awaitable["psycopg.AsyncConnection[Any]"]]
 
 
@@ -26,6 +28,7 @@ class LoopConnection:
         self._connect = connect
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pipe = Pipe()  # its prepared statements belong to the connection
 
     async def send(self, statements: list[str], values: list[Any]) -> None:
         """Run ``statements`` (``%s`` placeholders, ``values`` in their order) as one
@@ -36,34 +39,29 @@ class LoopConnection:
 
     async def pipeline(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
         """Run each statement once per row of its parameters, in one transaction sent as
-        one pipeline (many rows of one statement: one executemany, bound in C, where
-        ``send`` would quote every value in Python); raises what psycopg raises (then
-        nothing was committed, unless the connection was lost after COMMIT was sent)."""
+        one pipeline; raises what psycopg raises (then nothing was committed, unless the
+        connection was lost after COMMIT was sent).
+
+        The pipeline is driven on libpq itself (storage.pgpipe): psycopg's own pipeline
+        flushes the socket and runs its Python bookkeeping once per row, which was a
+        third of a PostgreSQL worker's CPU (docs/performance.md)."""
         conn = await self._connection()
-        cursor = conn.cursor()
         try:
-            async with conn.pipeline():
-                await cursor.execute("BEGIN")
-                for sql, rows in statements:
-                    if len(rows) == 1:
-                        await cursor.execute(sql, rows[0])
-                    else:
-                        await cursor.executemany(sql, rows)
-                await cursor.execute("COMMIT")
+            await self._pipe.run(conn, statements)
         except psycopg.Error:
             status = conn.info.transaction_status
             if status == psycopg.pq.TransactionStatus.INERROR:
                 await conn.execute("ROLLBACK")  # a refused statement: the connection lives
-            elif status != psycopg.pq.TransactionStatus.IDLE:
-                # Refused here, not by the server (a value psycopg cannot send): BEGIN and
-                # the fence ran, and the transaction held the rounds' rows FOR UPDATE
-                # until this connection's next use, while the writer lane, told to write
-                # the group instead, waited for those rows: forever. Closing the
-                # connection ends the transaction at once.
+            elif _left_open(conn):
+                # The pipeline stopped with results unread (a lost connection, say):
+                # BEGIN and the fence may have run, and the transaction would hold the
+                # rounds' rows FOR UPDATE until this connection's next use, while the
+                # writer lane, told to write the group instead, waited for those rows:
+                # forever. Closing the connection ends the transaction at once.
                 self.discard()
             raise
         except BaseException:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            if _left_open(conn):
                 self.discard()  # cancelled, say: no transaction left open behind it
             raise
 
@@ -73,12 +71,13 @@ class LoopConnection:
             self._loop is not asyncio.get_running_loop()
             or conn.broken
             or conn.closed
-            or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            or _left_open(conn)
         ):
             self.discard()
             conn = None
         if conn is None:
             conn = self._conn = await self._connect()  # in autocommit (see the module)
+            self._pipe = Pipe()
             self._loop = asyncio.get_running_loop()
         return conn
 
@@ -99,3 +98,11 @@ class LoopConnection:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+
+
+def _left_open(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """A transaction, or a pipeline with results unread, is still open on ``conn``."""
+    return (
+        conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        or conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+    )
