@@ -177,6 +177,7 @@ def test_every_example_validates(cli: Cli) -> None:
         "examples/nightly_report.yaml",
         "examples/lead_followup.yaml",
         "examples/cursor_paging.yaml",
+        "examples/trip_saga.yaml",
         "--plugin",
         "examples/plugins/crm.py",
     )
@@ -198,3 +199,24 @@ def test_batch_parent_runs_one_child_per_order(cli: Cli) -> None:
     failed = cli("run", "examples/batch_parent.yaml", "--input", too_big)
     assert failed.returncode == 1
     assert "order x is too large to score automatically" in failed.stdout
+
+
+def test_trip_saga_undoes_what_was_booked_newest_first(cli: Cli) -> None:
+    booked = cli("run", "examples/trip_saga.yaml", "--input", '{"car_available": true}', "--json")
+    assert booked.returncode == 0, booked.stderr
+    assert json.loads(booked.stdout)["output"] == {"booked": True}
+
+    failed = cli("run", "examples/trip_saga.yaml", "--input", '{"car_available": false}', "--json")
+    assert failed.returncode == 1, failed.stderr
+    doc = json.loads(failed.stdout)
+    assert doc["error"]["message"] == "trip not booked: no car left"
+    steps = sorted(doc["steps"].values(), key=lambda s: s["startedAt"] or "~")
+    status = {s["stepId"]: s["status"] for s in steps}
+    assert status["undo_car"] == "Disabled"  # never booked: nothing to undo
+    assert status["undo_hotel"] == status["undo_flight"] == "Completed"
+    undone = [s["stepId"] for s in steps if s["stepId"].startswith("undo_") and s["startedAt"]]
+    assert undone == ["undo_hotel", "undo_flight"]  # newest booking undone first
+    assert [s["outputData"] for s in steps if s["stepId"] in undone] == [
+        "cancel H-204",
+        "cancel F-17",
+    ]
