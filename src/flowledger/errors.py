@@ -231,6 +231,15 @@ def error_code_problem(code: object) -> str | None:
     )
 
 
+def checked_error_code(code: str) -> str:
+    """``code`` if it is an error code, else a ValueError saying why (a pydantic
+    validator: ``retry.codes``, ``sys.fail``'s ``code``)."""
+    problem = error_code_problem(code)
+    if problem is not None:
+        raise ValueError(problem)
+    return code
+
+
 class StepError(FlowledgerError):
     """A step failed. ``retryable`` tells the runtime whether another attempt may help;
     ``retry_after`` (a timedelta, or seconds), how long the other side asked to be left

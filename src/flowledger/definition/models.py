@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from flowledger.definition.strictness import checking_new
 from flowledger.durations import Duration
-from flowledger.errors import error_code_problem
+from flowledger.errors import checked_error_code
 from flowledger.numbers import NumbersNotBooleans
 
 STEP_ID_PATTERN = r"^[a-z_][a-z0-9_]*$"
@@ -22,13 +22,6 @@ MAX_STEPS = 20_000
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _error_code(code: str) -> str:
-    problem = error_code_problem(code)
-    if problem is not None:
-        raise ValueError(problem)
-    return code
 
 
 class RetryPolicy(_Frozen, NumbersNotBooleans):
@@ -44,7 +37,9 @@ class RetryPolicy(_Frozen, NumbersNotBooleans):
     #: The failure codes tried again (``timeout``, ``http.5xx``); ``http`` also takes every
     #: ``http.…`` code. None: every retryable failure is. Not ``on``: YAML 1.1 reads a bare
     #: ``on`` key as a boolean, which the loader refuses (definition.source).
-    codes: list[Annotated[str, AfterValidator(_error_code)]] | None = Field(None, min_length=1)
+    codes: list[Annotated[str, AfterValidator(checked_error_code)]] | None = Field(
+        None, min_length=1
+    )
 
     def retries(self, code: str) -> bool:
         """Whether a retryable failure with ``code`` is tried again under this policy."""

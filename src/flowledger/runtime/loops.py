@@ -152,10 +152,10 @@ class LoopDriver(TaskDriver):
         self.runs.pop(loop.run.id, None)
         self.scheduler.step_succeeded(loop.run, {"count": loop.done, "results": loop.results})
 
-    def _fail(self, loop: LoopState, message: str) -> None:
+    def _fail(self, loop: LoopState, message: str, code: str = "step") -> None:
         self.runs.pop(loop.run.id, None)
         self.stop(loop, STOPPED)
-        self.scheduler.step_failed(loop.run, message, retryable=False)
+        self.scheduler.step_failed(loop.run, message, retryable=False, code=code)
 
     def _next_or_fail(self, loop: LoopState) -> None:
         """Start the until loop's next iteration, or fail it at ``max_iterations``."""
@@ -239,8 +239,15 @@ class LoopDriver(TaskDriver):
     def iteration_failed(self, scope: Scope, run: StepExecution) -> None:
         loop = scope.owner
         assert loop is not None
-        message = (run.error or {}).get("message", "failed")
-        self._fail(loop, f"iteration {scope.index} failed at step '{run.step.id}': {message}")
+        error = run.error or {}
+        message = error.get("message", "failed")
+        # The body step's code (http.5xx, timeout): a catch by code on the loop sees the
+        # kind of failure, not the loop's own.
+        self._fail(
+            loop,
+            f"iteration {scope.index} failed at step '{run.step.id}': {message}",
+            code=str(error.get("code") or "step"),
+        )
 
     def stop(self, loop: LoopState, reason: str) -> None:
         loop.failed = True

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from flowledger.durations import Duration
-from flowledger.errors import StepError
+from flowledger.errors import StepError, checked_error_code
 from flowledger.jsonvalues import NotJSONError, storable, too_long
 from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepContext, StepKind, StepType, Suspend, VariableOp, step_type
@@ -267,6 +267,11 @@ class FailInput(_Input):
         "the workflow failed at a sys.fail step",
         description="The error the step and the execution fail with.",
     )
+    code: Annotated[str, AfterValidator(checked_error_code)] = Field(
+        "step",
+        description="The error's code (`steps.<id>.error.code`, the execution's "
+        "`error.code`): a letter, then up to 63 letters, digits, `_`, `.` or `-`.",
+    )
 
 
 class NoOutput(BaseModel):
@@ -277,8 +282,8 @@ class NoOutput(BaseModel):
 
 @step_type("sys.fail", pure=True)
 def _fail(data: FailInput, ctx: StepContext) -> NoOutput:
-    """Fail the step and the execution with ``message``."""
-    raise StepError(data.message, retryable=False)
+    """Fail the step and the execution with ``message`` and ``code``."""
+    raise StepError(data.message, retryable=False, code=data.code)
 
 
 fail = dataclasses.replace(_fail, never_completes=True)  # a trait of built-ins only
