@@ -420,6 +420,22 @@ def did_you_mean(name: str, known: Iterable[str], *, partial: bool = False) -> s
     return f"; did you mean {said}?"
 
 
+def unknown_field(
+    name: object,
+    fields: Sequence[str],
+    *,
+    what: str = "field",
+    of: str = "",
+    listed: str | None = None,
+) -> str:
+    """``unknown field 'retyr'; did you mean 'retry'? (its fields: id, type, …)``: a field
+    its model does not have, the closest one it has, and all it has. ``what`` names the
+    kind of field (``input field``), ``of`` its owner (`` for sys.transform``), ``listed``
+    what the parenthesis says instead of the fields."""
+    said = listed if listed is not None else f"its fields: {', '.join(fields) or 'none'}"
+    return f"unknown {what} '{name}'{of}{did_you_mean(str(name), fields)} ({said})"
+
+
 def field_message(error: Mapping[str, Any]) -> str:
     """A pydantic error (``ValidationError.errors()`` item) in our words, without its
     path: 'must be a list, not "a"' rather than "Input should be a valid list"."""

@@ -69,10 +69,10 @@ def test_every_problem_is_reported_with_its_place() -> None:
         "or a digit",
         "job.yaml:2:22: continue_on_failure: must be true or false, not 1",
         "job.yaml:4:24: workflows[0]: unknown field 'inputs'; did you mean 'input'? "
-        "(the fields are: workflow, input)",
+        "(its fields: workflow, input)",
         "job.yaml:5:5: workflows[1].workflow is required",
         "job.yaml:6:26: workflows[2].input: must be a mapping, not [1, 2]",
-        "job.yaml:7:1: unknown field 'extra' (the fields are: name, description, "
+        "job.yaml:7:1: unknown field 'extra' (its fields: name, description, "
         "continue_on_failure, workflows)",
     ]
 

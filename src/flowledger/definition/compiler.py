@@ -43,9 +43,9 @@ from flowledger.errors import (
     Path,
     Problem,
     TemplateError,
-    did_you_mean,
     field_message,
     format_path,
+    unknown_field,
 )
 from flowledger.heap import collector_paused
 from flowledger.numbers import LENIENT, boolean_refusal
@@ -876,9 +876,11 @@ def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> st
     if kind == "extra_forbidden":
         if not loc:
             return "unknown field"
-        hint = did_you_mean(str(loc[-1]), known or _fields_at(tuple(error.get("loc", ()))))
-        parent = format_path(loc[:-1])  # retry: unknown field 'max_attempt'
-        return f"{parent + ': ' if parent else ''}unknown field '{loc[-1]}'{hint}"
+        fields = list(known) or _fields_at(tuple(error.get("loc", ())))
+        # retry: unknown field 'max_attempt'; did you mean …? (its fields: …)
+        said = unknown_field(loc[-1], fields) if fields else f"unknown field '{loc[-1]}'"
+        parent = format_path(loc[:-1])
+        return f"{parent + ': ' if parent else ''}{said}"
     if kind == "missing":
         return f"'{loc[-1]}' is required" if loc else "a required field is missing"
     if loc and loc[-1] == "id" and kind == "string_pattern_mismatch":

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, TypeAdapter
 
 from flowledger.definition.strictness import checking_new
-from flowledger.errors import Path, did_you_mean
+from flowledger.errors import Path, unknown_field
 from flowledger.templates import contains_template
 
 
@@ -43,19 +43,16 @@ def unknown_fields(
     for name, value in raw.items():
         field = fields.get(name) or by_attribute.get(name)
         if field is None:
-            known = ", ".join(fields) or "none"
-            what = "field" if nested else "input field"
-            listed = f"its fields: {known}"
+            listed = None
             if union:
+                known = ", ".join(fields) or "none"
                 names = ", ".join(m.__name__ for m in union)
-                listed = f"as {_a_name(model)}, {listed}; it fits none of {names}"
-            found.append(
-                (
-                    f"unknown {what} '{name}' for {type_name}"
-                    f"{did_you_mean(str(name), fields)} ({listed})",
-                    (*where, name),
-                )
+                listed = f"as {_a_name(model)}, its fields: {known}; it fits none of {names}"
+            what = "field" if nested else "input field"
+            message = unknown_field(
+                name, list(fields), what=what, of=f" for {type_name}", listed=listed
             )
+            found.append((message, (*where, name)))
             continue
         # A nested model of a plugin's input is held to its fields the same way (a
         # typo'd ``cty`` left ``city`` empty), in a list or a mapping of them too;

@@ -21,9 +21,9 @@ from flowledger.errors import (
     DefinitionError,
     Path,
     Problem,
-    did_you_mean,
     field_message,
     format_path,
+    unknown_field,
 )
 from flowledger.unions import plain_errors
 
@@ -110,9 +110,7 @@ def _problem(source: SourceDocument, error: Mapping[str, Any]) -> Problem:
     kind = error.get("type")
     where = format_path(loc[:-1])  # the mapping the field belongs in
     if kind == "extra_forbidden":
-        known = ", ".join(_fields(loc))
-        hint = did_you_mean(str(loc[-1]), _fields(loc))
-        message = f"unknown field '{loc[-1]}'{hint} (the fields are: {known})"
+        message = unknown_field(loc[-1], _fields(loc))
     elif kind == "missing":
         message = f"'{loc[-1]}' is required"
         if loc == ("workflows",):

@@ -37,6 +37,7 @@ from flowledger.errors import (
     field_message,
     format_path,
     shown,
+    unknown_field,
 )
 from flowledger.templates import Template, TemplateEngine, contains_template
 from flowledger.unions import plain_errors
@@ -255,7 +256,7 @@ def _message(model: type[BaseModel], error: Any) -> str:
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden" and loc:
         fields = [field.alias or name for name, field in model.model_fields.items()]
-        return f"unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), fields)}"
+        return unknown_field(loc[-1], fields)
     where = format_path(loc)
     message = field_message(error) + _closest(error)
     return f"{where}: {message}" if where else message
