@@ -68,26 +68,35 @@ class StepSpec(_Frozen):
     @field_validator("timeout", "due", mode="before")
     @classmethod
     def _fixed_time(cls, value: Any, info: ValidationInfo) -> Any:
-        # These are read when the definition is, before anything runs: a template would
-        # only fail as "not a duration". sys.wait_for_input's input.due is rendered.
-        if isinstance(value, str) and "{{" in value:
-            instead = (
-                "; a sys.wait_for_input computes its deadline in input.due instead"
-                if info.field_name == "due"
-                else ""
-            )
-            raise ValueError(
-                f"is read before the run and takes a fixed duration, not a template{instead}"
-            )
-        return value
+        return _fixed_duration(value, info)
 
     @field_validator("timeout")
     @classmethod
     def _some_time(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0) and checking_new():
-            # Every attempt would time out before its handler could run.
-            raise ValueError("must be longer than 0 (leave it out for no timeout)")
-        return value
+        return _some_duration(value)
+
+
+def _fixed_duration(value: Any, info: ValidationInfo) -> Any:
+    """A ``timeout`` or ``due`` is read when the definition is, before anything runs: a
+    template would only fail as "not a duration". sys.wait_for_input's input.due is
+    rendered."""
+    if isinstance(value, str) and "{{" in value:
+        instead = (
+            "; a sys.wait_for_input computes its deadline in input.due instead"
+            if info.field_name == "due"
+            else ""
+        )
+        raise ValueError(
+            f"is read before the run and takes a fixed duration, not a template{instead}"
+        )
+    return value
+
+
+def _some_duration(value: timedelta | None) -> timedelta | None:
+    """A ``timeout`` of 0 or less would end what it bounds before it could begin."""
+    if value is not None and value <= timedelta(0) and checking_new():
+        raise ValueError("must be longer than 0 (leave it out for no timeout)")
+    return value
 
 
 class TriggerSpec(BaseModel):
@@ -105,5 +114,19 @@ class WorkflowSpec(_Frozen):
     variables: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     output: Any = None
+    #: Bounds the whole execution from its start (``startedAt``; time queued NotStarted
+    #: does not count): when it passes, what runs is cancelled and the execution fails
+    #: with code ``timeout`` (runtime.deadline).
+    timeout: Duration | None = None
     triggers: list[TriggerSpec] = Field(default_factory=list)
     steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _fixed_time(cls, value: Any, info: ValidationInfo) -> Any:
+        return _fixed_duration(value, info)
+
+    @field_validator("timeout")
+    @classmethod
+    def _some_time(cls, value: timedelta | None) -> timedelta | None:
+        return _some_duration(value)

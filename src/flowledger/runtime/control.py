@@ -30,6 +30,7 @@ from flowledger.jsonvalues import NotJSONError, check_json_value, to_plain
 from flowledger.runtime import inbox
 from flowledger.runtime.attempts import changes_made
 from flowledger.runtime.creation import Lineage, execution_rows
+from flowledger.runtime.deadline import execution_deadline
 from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
 from flowledger.runtime.drivers import RESUMED_ON_RETRY
@@ -269,6 +270,7 @@ async def retry(engine: Control, execution_id: str, by: str) -> Retried:
     row = await _execution(engine, execution_id)
     _check_retryable(execution_id, row)
     workflow = await engine.workflow_for_version(row["workflow_version_id"])
+    _check_in_time(execution_id, workflow, row, engine.clock.now())
     # The retry takes the lease as an owner of its own, not as this process: a take by
     # the same owner always succeeds, so a second retry here (two requests at once) took
     # it from under the first, whose write then failed as a lost lease (503) where the
@@ -322,6 +324,18 @@ def _check_retryable(execution_id: str, row: Row) -> None:
     if row["runtime_status"] != ExecutionStatus.FAILED:
         raise ConflictError(
             f"only a Failed execution can be retried; {execution_id} is {row['runtime_status']}"
+        )
+
+
+def _check_in_time(execution_id: str, workflow: CompiledWorkflow, row: Row, now: Any) -> None:
+    """A retry keeps the execution's start, and so its workflow's deadline
+    (runtime.deadline): one after it would fail again at once."""
+    deadline = execution_deadline(workflow, row["started_at"])
+    if deadline is not None and deadline <= now:
+        raise ConflictError(
+            f"execution {execution_id} cannot be retried: its workflow's timeout passed at "
+            f"{iso(deadline)}, and a retry keeps its start; rerun it (executions rerun "
+            f"{execution_id} --from STEP_ID) for a new execution with a timeout of its own"
         )
 
 

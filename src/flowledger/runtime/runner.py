@@ -34,6 +34,7 @@ from flowledger.runtime.attempts import applied_in, parked, pending_in
 from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.contexts import StepContexts
 from flowledger.runtime.datastore import stored_input
+from flowledger.runtime.deadline import execution_deadline, timed_out
 from flowledger.runtime.drivers import build_drivers, driver_of
 from flowledger.runtime.handlers import (
     StepTimedOut,
@@ -120,6 +121,8 @@ class ExecutionRunner:
         self._trigger_text: str | None = execution["trigger"]
         self._trigger_redacted = 0
         self.started_at: datetime | None = execution["started_at"]
+        #: When the workflow's ``timeout`` ends the execution (runtime.deadline).
+        self.deadline = execution_deadline(workflow, self.started_at)
         self.depth: int = int(execution.get("depth") or 0)
         self.root_id: str | None = execution.get("root_id")
         self.contexts = StepContexts(
@@ -252,13 +255,13 @@ class ExecutionRunner:
                     if self.inputs.waiting or self.children.blocked_on_people:
                         self.lifecycle.await_people()
                         await self.journal.commit()
-                        self.parked_until = self.timers[0][0] if self.timers else NEVER
+                        self.parked_until = self._next_wake() or NEVER
                         return self.status
                     if park_after is not None and not self._timer_within(park_after):
-                        self.parked_until = self.timers[0][0] if self.timers else NEVER
+                        self.parked_until = self._next_wake() or NEVER
                         return self.status
                 if park_after is not None and self._should_park(park_after):
-                    self.parked_until = self.timers[0][0]
+                    self.parked_until = self._next_wake()
                     return self.status
                 await self._wait()
         finally:
@@ -290,9 +293,19 @@ class ExecutionRunner:
         return not busy and bool(inputs.waiting or inputs.outside or self.children.waiting)
 
     def _timer_within(self, seconds: float) -> bool:
-        if not self.timers:
+        wake = self._next_wake()
+        if wake is None:
             return False
-        return (self.timers[0][0] - self.clock.now()).total_seconds() <= seconds
+        return (wake - self.clock.now()).total_seconds() <= seconds
+
+    def _next_wake(self) -> datetime | None:
+        """The soonest timer, or the workflow's deadline when it comes first: a waiting
+        or parked execution wakes at it even if nothing else happens."""
+        first = self.timers[0][0] if self.timers else None
+        deadline = self.deadline
+        if deadline is None or (first is not None and first <= deadline):
+            return first
+        return deadline
 
     async def _report_children(self) -> None:
         started, cancelled = self.children.started, self.children.cancelled
@@ -310,13 +323,15 @@ class ExecutionRunner:
             await self.services.store.notify_work()
 
     def _should_park(self, park_after: float) -> bool:
-        if self.tasks or self.ready or not self.timers:
+        wake = self._next_wake()
+        if self.tasks or self.ready or not self.timers or wake is None:
             return False
-        return (self.timers[0][0] - self.clock.now()).total_seconds() > park_after
+        return (wake - self.clock.now()).total_seconds() > park_after
 
     def _begin(self) -> None:
         now = self.clock.now()
         self.started_at = now
+        self.deadline = execution_deadline(self.workflow, now)
         self.info["startedAt"] = iso(now)
         self.lifecycle.begin(now)
         self.open_scope(self.root)
@@ -329,6 +344,8 @@ class ExecutionRunner:
         self.ready.append((scope, scope.graph.steps[step_id]))
 
     def _advance(self) -> None:
+        if self._timed_out():
+            return
         budget = MAX_ROUND
         while self.ready and budget > 0 and not self.status.terminal:
             scope, step = self.ready.popleft()
@@ -373,8 +390,9 @@ class ExecutionRunner:
         if not self._finished:  # steps that ended meanwhile need no wait
             poll = self.inbox.seconds_to_next()
             timeout: float | None = poll
-            if self.timers:
-                next_timer = (self.timers[0][0] - self.clock.now()).total_seconds()
+            wake = self._next_wake()
+            if wake is not None:
+                next_timer = (wake - self.clock.now()).total_seconds()
                 timeout = max(0.0, min(poll, next_timer))
             if self.draining:
                 timeout = None  # timers belong to whoever owns the execution next
@@ -833,6 +851,14 @@ class ExecutionRunner:
         self.loops.iteration_failed(scope, run)
 
     # -- timers -------------------------------------------------------------------------------
+
+    def _timed_out(self) -> bool:
+        """The workflow's timeout passed: what runs is cancelled, the execution fails."""
+        deadline = self.deadline
+        if deadline is None or self.status.terminal or self.clock.now() < deadline:
+            return False
+        self._fail_execution(timed_out(self.workflow, self.started_at))
+        return True
 
     def _fire_due_timers(self) -> None:
         if not self.timers:
