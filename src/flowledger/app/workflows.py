@@ -7,6 +7,7 @@ import asyncio
 import builtins
 import json
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -97,20 +98,34 @@ class Workflows(Listing, WorkflowOperations):
 
     async def check_children(self, workflow: CompiledWorkflow) -> None:
         """DefinitionError, located, when a ``sys.sub_workflow`` step names a workflow
-        that is not pushed (or a literal input its schema refuses): what ``run`` checks
-        before it stores an execution that would fail at that step (tour 24)."""
-        from flowledger.definition.source import parse_document
-
-        source = workflow.source
-
-        def position(path: Path) -> tuple[int, int] | None:  # read again only to locate
-            return None if source is None else parse_document(source, workflow.file).position(path)
-
-        if not any(step.type_name == "sys.sub_workflow" for step in workflow.steps.values()):
+        that is not pushed (or a literal input its schema refuses), or ``on_failure``
+        does: what ``run`` checks before it stores an execution that would fail at that
+        step (tour 24), or fail with no handler to start."""
+        children = any(step.type_name == "sys.sub_workflow" for step in workflow.steps.values())
+        if not children and workflow.spec.on_failure is None:
             return
-        problems = await self._missing_children(workflow, position)
+        problems = await self._missing_children(workflow, _positions(workflow))
         if problems:
             raise DefinitionError(problems)
+
+    async def _missing_handler(
+        self,
+        workflow: CompiledWorkflow,
+        position: Callable[[Path], tuple[int, int] | None],
+        pushing: AbstractSet[str] = frozenset(),
+    ) -> builtins.list[Problem]:
+        """``on_failure`` names a workflow that is neither pushed nor in ``pushing`` (the
+        names pushed with it), located as a ``sys.sub_workflow``'s name is."""
+        handler = workflow.spec.on_failure
+        if handler is None or handler.workflow in pushing:
+            return []
+        try:
+            await self._engine.resolve_workflow(handler.workflow, None)
+        except NotFoundError as exc:
+            at: Path = ("on_failure", "workflow")
+            line, column = position(at) or (None, None)
+            return [Problem(str(exc), workflow.file, line, column, None, at)]
+        return []
 
     async def _missing_children(
         self, workflow: CompiledWorkflow, position: Callable[[Path], tuple[int, int] | None]
@@ -144,6 +159,7 @@ class Workflows(Listing, WorkflowOperations):
                 at = (*step.source_path, "input", "input")
                 line, column = position(at) or (None, None)
                 problems.append(Problem(str(exc), workflow.file, line, column, step.id, at))
+        problems += await self._missing_handler(workflow, position)
         return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))  # as written
 
     async def load(self, request: LoadWorkflow) -> CompiledWorkflow:
@@ -217,6 +233,10 @@ class Workflows(Listing, WorkflowOperations):
                     "push one of them"
                 )
             seen[compiled.name] = file
+        for _, compiled in loaded:  # a handler may be pushed with the workflow naming it
+            problems += await self._missing_handler(compiled, _positions(compiled), set(seen))
+        if problems:
+            raise DefinitionError(problems)
         paths = {compiled.name: webhook_paths(compiled.document) for _, compiled in loaded}
         await self._check_webhook_paths(paths)
         warnings = {compiled.name: await self._push_warnings(compiled) for _, compiled in loaded}
@@ -397,3 +417,15 @@ def _as_yaml(document: Any) -> str:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def _positions(workflow: CompiledWorkflow) -> Callable[[Path], tuple[int, int] | None]:
+    """Where a path of ``workflow`` is written (its text read again only to locate)."""
+    from flowledger.definition.source import parse_document
+
+    source = workflow.source
+
+    def position(path: Path) -> tuple[int, int] | None:
+        return None if source is None else parse_document(source, workflow.file).position(path)
+
+    return position

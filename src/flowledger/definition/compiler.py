@@ -26,7 +26,12 @@ from flowledger.definition.input_fields import (
     takes_names,
     unknown_fields,
 )
-from flowledger.definition.models import StepSpec, WorkflowSpec
+from flowledger.definition.models import (
+    WORKFLOW_NAME_PATTERN,
+    WORKFLOW_NAME_RULE,
+    StepSpec,
+    WorkflowSpec,
+)
 from flowledger.definition.previous_entity import NULL_ON, Events, narrowed, unguarded_reads
 from flowledger.definition.previous_entity import message as null_read_message
 from flowledger.definition.references import ReadContext
@@ -883,6 +888,9 @@ def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> st
         return f"{parent + ': ' if parent else ''}{said}"
     if kind == "missing":
         return f"'{loc[-1]}' is required" if loc else "a required field is missing"
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if loc and kind == "string_pattern_mismatch" and pattern == WORKFLOW_NAME_PATTERN:
+        return f"{format_path(loc)}: {WORKFLOW_NAME_RULE} (not {error.get('input')!r})"
     if loc and loc[-1] == "id" and kind == "string_pattern_mismatch":
         return (
             f"a step id is lowercase letters, digits and '_', starting with a letter or '_' "

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from flowledger.definition.models import WORKFLOW_NAME_PATTERN
+from flowledger.definition.models import WORKFLOW_NAME_PATTERN, WORKFLOW_NAME_RULE
 from flowledger.definition.source import SourceDocument, parse_document, read_document
 from flowledger.errors import (
     DefinitionError,
@@ -117,7 +117,7 @@ def _problem(source: SourceDocument, error: Mapping[str, Any]) -> Problem:
             message += ": list the workflows to run, e.g. [{workflow: flows/import.yaml}]"
     elif kind == "string_pattern_mismatch" and loc == ("name",):
         where = "name"
-        message = "use letters, digits, '_', '.' and '-', starting with a letter or a digit"
+        message = WORKFLOW_NAME_RULE
     elif kind == "too_short" and loc == ("workflows",):
         where, message = "workflows", "list at least one workflow to run"
     else:

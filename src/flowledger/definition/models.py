@@ -14,6 +14,8 @@ from flowledger.numbers import NumbersNotBooleans
 
 STEP_ID_PATTERN = r"^[a-z_][a-z0-9_]*$"
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+#: What WORKFLOW_NAME_PATTERN asks, in words.
+WORKFLOW_NAME_RULE = "use letters, digits, '_', '.' and '-', starting with a letter or a digit"
 #: The definition format this code reads; a document may state it as ``format_version``.
 DEFINITION_FORMAT_VERSION = 1
 #: Steps in one graph: validation is near-linear, so generated workflows of this size load.
@@ -106,6 +108,13 @@ class TriggerSpec(BaseModel):
     type: Literal["function", "webhook", "schedule", "entity"]
 
 
+class OnFailureSpec(_Frozen):
+    """``on_failure``: the pushed workflow started when an execution ends Failed
+    (runtime.failure_handlers)."""
+
+    workflow: str = Field(pattern=WORKFLOW_NAME_PATTERN)
+
+
 class WorkflowSpec(_Frozen):
     format_version: Literal[1] = 1
     name: str = Field(pattern=WORKFLOW_NAME_PATTERN)
@@ -118,6 +127,7 @@ class WorkflowSpec(_Frozen):
     #: does not count): when it passes, what runs is cancelled and the execution fails
     #: with code ``timeout`` (runtime.deadline).
     timeout: Duration | None = None
+    on_failure: OnFailureSpec | None = None
     triggers: list[TriggerSpec] = Field(default_factory=list)
     steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)
 
@@ -130,3 +140,11 @@ class WorkflowSpec(_Frozen):
     @classmethod
     def _some_time(cls, value: timedelta | None) -> timedelta | None:
         return _some_duration(value)
+
+    @field_validator("on_failure")
+    @classmethod
+    def _not_itself(cls, value: OnFailureSpec | None, info: ValidationInfo) -> Any:
+        if value is not None and value.workflow == info.data.get("name"):
+            # Its failure would start it, and its failure start it again.
+            raise ValueError("names this workflow itself: name another workflow")
+        return value

@@ -36,6 +36,7 @@ from flowledger.runtime.contexts import StepContexts
 from flowledger.runtime.datastore import stored_input
 from flowledger.runtime.deadline import execution_deadline, timed_out
 from flowledger.runtime.drivers import build_drivers, driver_of
+from flowledger.runtime.failure_handlers import FailureHandler
 from flowledger.runtime.handlers import (
     StepTimedOut,
     describe,
@@ -120,6 +121,8 @@ class ExecutionRunner:
         self.trigger: dict[str, Any] = loads(execution["trigger"]) or {}
         self._trigger_text: str | None = execution["trigger"]
         self._trigger_redacted = 0
+        #: The workflow's on_failure, started in the commit that records a failure.
+        self.on_failure = FailureHandler(workflow, self.trigger)
         self.started_at: datetime | None = execution["started_at"]
         #: When the workflow's ``timeout`` ends the execution (runtime.deadline).
         self.deadline = execution_deadline(workflow, self.started_at)
@@ -224,6 +227,8 @@ class ExecutionRunner:
     async def _run(self, park_after: float | None) -> ExecutionStatus:
         self.inline_children = park_after is None
         try:
+            if not self.status.terminal:
+                await self.on_failure.prepare(self.services.resolve_workflow)
             if self.signals_waiting:
                 await self.inbox.take()  # a cancel may have come before the start
             else:
@@ -243,6 +248,8 @@ class ExecutionRunner:
                 if self.children.started or self.children.cancelled:  # rarely: no coroutine
                     await self._report_children()
                 if self.status.terminal:
+                    if self.on_failure.started is not None:  # committed: workers take it
+                        await self.services.store.notify_work()
                     return self.status
                 if self.ready and not self.draining:
                     continue
@@ -938,6 +945,7 @@ class ExecutionRunner:
         if self.status.terminal:
             return
         self._cancel_everything("the execution failed")
+        error = self.on_failure.start(error, self.journal, self.info, self.clock.now())
         self.lifecycle.fail(error)
 
     def cancel_execution(self, reason: str, *, by: str) -> None:
