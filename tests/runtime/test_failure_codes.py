@@ -42,11 +42,6 @@ async def test_sys_fail_gives_its_code_to_the_step_the_event_and_the_execution(
     assert [e["code"] for e in await _failed_events(engine, doc["id"])] == ["OutOfStock"]
 
 
-async def test_sys_fail_without_a_code_is_step(run_yaml: RunYaml) -> None:
-    doc = await run_yaml("name: plain\nsteps: [{id: stop, type: sys.fail}]\n")
-    assert latest(doc, "stop")["error"]["code"] == "step"
-
-
 async def test_a_later_condition_catches_sys_fail_by_its_rendered_code(
     run_yaml: RunYaml,
 ) -> None:
