@@ -227,7 +227,7 @@ class ExecutionRunner:
     async def _run(self, park_after: float | None) -> ExecutionStatus:
         self.inline_children = park_after is None
         try:
-            if not self.status.terminal:
+            if self.on_failure.name is not None and not self.status.terminal:
                 await self.on_failure.prepare(self.services.resolve_workflow)
             if self.signals_waiting:
                 await self.inbox.take()  # a cancel may have come before the start
