@@ -371,6 +371,28 @@ def test_the_commands_run_prints_repeat_its_db(cli: Cli, tmp_path: Path) -> None
     assert plain.returncode == 3 and "--db" not in plain.stdout, plain.stdout
 
 
+def test_run_exits_3_only_once_the_other_branches_are_done(cli: Cli, tmp_path: Path) -> None:
+    """A branch waiting on a delay beside one waiting for a person: `run` exited 3 at
+    once, the delay's branch left unrun until a worker came."""
+    path = _write(
+        tmp_path,
+        "both.yaml",
+        "name: both\n"
+        "variables: {after_nap: false}\n"
+        "steps:\n"
+        "  - {id: ask, type: sys.wait_for_input, after: [], input: {prompt: Go on?}}\n"
+        "  - {id: nap, type: sys.delay, after: [], input: {duration: 1s}}\n"
+        "  - {id: mark, type: sys.set_variable, input: {name: after_nap, value: true}}\n",
+    )
+    result = cli("run", path, "--json")
+    assert result.returncode == 3, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["runtimeStatus"] == "AwaitingUserInput"
+    assert doc["variables"] == {"after_nap": True}
+    done = {step["stepId"]: step["status"] for step in doc["steps"].values()}
+    assert done == {"ask": "InProgress", "nap": "Completed", "mark": "Completed"}
+
+
 def test_run_refuses_a_child_workflow_that_is_not_pushed(
     cli: Cli, tmp_path: Path, db_url: str
 ) -> None:

@@ -262,9 +262,12 @@ class ExecutionRunner:
                     if self.inputs.waiting or self.children.blocked_on_people:
                         self.lifecycle.await_people()
                         await self.journal.commit()
-                        self.parked_until = self._next_wake() or NEVER
-                        return self.status
-                    if park_after is not None and not self._timer_within(park_after):
+                        # Run here (`flowledger run`, drive), the other branches go on
+                        # first: a delay's branch was left unrun behind a person's wait.
+                        if park_after is not None or not self._moves_on_here():
+                            self.parked_until = self._next_wake() or NEVER
+                            return self.status
+                    elif park_after is not None and not self._timer_within(park_after):
                         self.parked_until = self._next_wake() or NEVER
                         return self.status
                 if park_after is not None and self._should_park(park_after):
@@ -298,6 +301,22 @@ class ExecutionRunner:
         busy = self.tasks or self.ready or self.to_launch or self._finished
         inputs = self.inputs
         return not busy and bool(inputs.waiting or inputs.outside or self.children.waiting)
+
+    def _moves_on_here(self) -> bool:
+        """Besides the waits for people, something still moves without them: a retry's
+        back-off or a timed Suspend (sys.delay) to come, or a child that is not waiting
+        for a person. A due time does not: it ends a wait, it is no work of its own."""
+        children = self.children
+        if children.waiting and not children.blocked_on_people:
+            return True
+        for _, _, kind, run in self.timers:
+            if run.scope.closed:
+                continue
+            if kind == "retry" and run.status == StepStatus.NOT_STARTED:
+                return True
+            if kind == "wake" and run.suspended and run.wake_at is not None and not run.terminal:
+                return True
+        return False
 
     def _timer_within(self, seconds: float) -> bool:
         wake = self._next_wake()
