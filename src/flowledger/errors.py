@@ -447,6 +447,8 @@ def field_message(error: Mapping[str, Any]) -> str:
     if kind in _TIMES:  # pydantic's reason is worth keeping: "month ... outside 1-12"
         reason = ctx.get("error")
         return "must be a time (2026-11-29T10:00:00Z)" + got + (f": {reason}" if reason else "")
+    if kind == "string_unicode":  # the text itself is left out: no UTF-8 (nor JSON) for it
+        return "holds a lone surrogate, which no stored text can hold; send valid Unicode"
     if kind in _KINDS:
         return _KINDS[kind] + got
     if kind in ("literal_error", "enum"):

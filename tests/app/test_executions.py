@@ -240,6 +240,19 @@ async def test_unknown_ids_are_not_found(app: App) -> None:
         await app.executions.start(StartExecution(workflow="never-pushed"))
 
 
+async def test_an_id_with_a_lone_surrogate_is_not_found_or_refused_clearly(app: App) -> None:
+    """A command's argument with an undecodable byte reads as a lone surrogate
+    (``\\udcff``): its prefix was refused as "unable to parse raw data as a unicode
+    string", and a request's id said so too; the engine's methods raised the driver's raw
+    UnicodeEncodeError. A prefix is not found, as any other; an id is refused clearly."""
+    with pytest.raises(NotFoundError, match=r"^no execution has an id starting with '\\udcff'$"):
+        await app.executions.resolve_id(ResolveId(prefix="\udcff"))
+    with pytest.raises(NotFoundError, match=r"^no job run has an id starting with '\\udcff'$"):
+        await app.job_runs.resolve_id(ResolveId(prefix="\udcff"))
+    with pytest.raises(InvalidInputError, match=r"^id: holds a lone surrogate, which no stored"):
+        GetExecution(id="\ud800")
+
+
 async def test_a_prefix_several_ids_start_with_names_them(app: App, hello_file: str) -> None:
     """The web page of a short id lists the executions it could mean (tour 22b L7)."""
     ids = await start(app, hello_file, 17)  # 16 hexadecimal digits: two share their first

@@ -66,6 +66,17 @@ def test_run_stops_for_input_and_input_finishes_it(cli: Cli) -> None:
     assert events["pendingInputs"] == []
 
 
+def test_an_id_with_an_undecodable_byte_is_not_found(cli: Cli) -> None:
+    """`executions show $'\\xff'`: Python reads the byte as a lone surrogate (\\udcff),
+    which was refused as "prefix: Input should be a valid string, unable to parse raw
+    data as a unicode string" (exit 2); it names no execution, as any other bad id."""
+    assert cli("run", "examples/hello.yaml", "--input", '{"name": "Ada"}').returncode == 0
+    for verb in ("show", "events", "cancel", "retry"):
+        result = cli("executions", verb, "\udcff")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip() == "error: no execution has an id starting with '\\udcff'"
+
+
 def test_cancel_a_queued_execution(cli: Cli, tmp_path: Path) -> None:
     started = cli("start", "examples/approval.yaml", "--input", '{"leads": 1}')
     assert started.returncode == 0, started.stderr

@@ -201,6 +201,27 @@ async def test_a_lone_surrogate_in_a_start_s_text_is_refused_naming_the_argument
     assert await engine.list_executions() == []
 
 
+async def test_an_execution_id_with_a_lone_surrogate_is_not_found(engine: Engine) -> None:
+    """No stored id holds one (UTF-8 has no form for it): it raised the driver's raw
+    UnicodeEncodeError from every method that takes an execution id."""
+    bad = "\ud800"
+    calls: list[Callable[[], Any]] = [
+        lambda: engine.get_execution(bad),
+        lambda: engine.events(bad),
+        lambda: engine.drive(bad),
+        lambda: engine.settle(bad),
+        lambda: engine.apply_cancel(bad),
+        lambda: engine.cancel(bad),
+        lambda: engine.retry(bad),
+        lambda: engine.rerun(bad, "a"),
+        lambda: engine.submit_input(bad, "a", {}),
+        lambda: engine.pending_inputs(bad),
+    ]
+    for call in calls:
+        with pytest.raises(NotFoundError, match=r"^execution \\ud800 does not exist$"):
+            await call()
+
+
 async def test_a_query_takes_the_statuses_there_are_only(engine: Engine) -> None:
     """ExecutionQuery.status was typed ``str`` and took any text: a typo matched nothing,
     without a word. Now the enum or its value; anything else is refused, naming them."""

@@ -57,6 +57,7 @@ from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.base import NEVER, Row
 from flowledger.types import EventDocument, ExecutionDocument, PendingInput
+from flowledger.utf8text import encodable, known_execution_id
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,14 @@ class Executions:
 
     async def resolve_id(self, request: ResolveId) -> str:
         """A full execution id from a unique prefix of it."""
-        found = await self._engine.store.find_executions(request.prefix, MOST_MATCHES + 1)
-        return _one(found, "execution", request.prefix)
+        prefix = request.prefix
+        # No stored id holds a lone surrogate (an argument's undecodable byte): none found.
+        found = (
+            await self._engine.store.find_executions(prefix, MOST_MATCHES + 1)
+            if encodable(prefix)
+            else []
+        )
+        return _one(found, "execution", prefix)
 
     async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
         """One page, newest first (keyset pagination: stable while others insert)."""
@@ -361,6 +368,7 @@ class Executions:
         return to_json(await self.get(request))
 
     async def _row(self, execution_id: str) -> Row:
+        known_execution_id(execution_id)
         row = await self._engine.store.get_execution(execution_id)
         if row is None:
             raise NotFoundError(f"execution {execution_id} does not exist")

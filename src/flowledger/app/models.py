@@ -29,6 +29,8 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -47,6 +49,7 @@ from flowledger.numbers import NumbersNotBooleans
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import PathSegment
 from flowledger.unions import plain_errors
+from flowledger.utf8text import encodable
 
 T = TypeVar("T")
 _DEPTH: ContextVar[int] = ContextVar("request_depth", default=0)
@@ -141,7 +144,9 @@ class Request(NumbersNotBooleans):
 
 RequestT = TypeVar("RequestT", bound=Request)
 
-Id = Field(min_length=1, max_length=200)
+#: The longest id (or prefix of one) a request takes.
+MAX_ID = 200
+Id = Field(min_length=1, max_length=MAX_ID)
 
 
 def _json_object(value: Any) -> Any:
@@ -414,10 +419,24 @@ class PendingInputs(Request):
     id: str = Id
 
 
+def _lone_surrogates_kept(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A prefix holding a lone surrogate (a command's argument with an undecodable byte:
+    ``\\udcff``) is kept, so that it is not found as any other id is (resolve_id), rather
+    than refused as text pydantic cannot read."""
+    try:
+        return handler(value)
+    except ValidationError:
+        if isinstance(value, str) and 0 < len(value) <= MAX_ID and not encodable(value):
+            return value
+        raise
+
+
 class ResolveId(Request):
     """A full id from a unique prefix of it (at least one character)."""
 
-    prefix: str = Field(min_length=1, max_length=200)
+    prefix: Annotated[str, WrapValidator(_lone_surrogates_kept)] = Field(
+        min_length=1, max_length=MAX_ID
+    )
 
 
 class _Control(Request):

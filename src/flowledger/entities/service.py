@@ -84,6 +84,7 @@ from flowledger.storage.entities import (
     WriteOutcome,
 )
 from flowledger.timeutil import Clock, iso
+from flowledger.utf8text import encodable, quoted, spelled
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -358,18 +359,18 @@ class EntityService:
     async def _type_row(self, name: str) -> Row:
         # A name UTF-8 cannot hold (a lone surrogate) names no type, and the driver
         # refused it with a raw UnicodeEncodeError.
-        row = await self.store.get_entity_type(name) if _encodable(name) else None
+        row = await self.store.get_entity_type(name) if encodable(name) else None
         if row is None:
             raise NotFoundError(
-                f"entity type {_quoted(name)} does not exist; create it first "
-                f"(flowledger entities types create {_spelled(name)})"
+                f"entity type {quoted(name)} does not exist; create it first "
+                f"(flowledger entities types create {spelled(name)})"
             )
         return row
 
     async def _entity_row(self, entity_id: str) -> Row:
-        row = await self.store.get_entity(entity_id) if _encodable(entity_id) else None
+        row = await self.store.get_entity(entity_id) if encodable(entity_id) else None
         if row is None:
-            raise NotFoundError(f"entity {_spelled(entity_id)} does not exist")
+            raise NotFoundError(f"entity {spelled(entity_id)} does not exist")
         return row
 
     async def _validate(self, entity_type: str, payload: dict[str, Any]) -> None:
@@ -634,37 +635,15 @@ def _scalar(value: Any, where: tuple[str, ...], op: str) -> Scalar:
         raise InvalidInputError(f"integers here are at most {MAX_INTEGER:,} (64 bits)", where)
     if isinstance(value, float) and not math.isfinite(value):  # JSON has no such number
         raise InvalidInputError(f"numbers here are finite, not {value!r}", where)
-    if isinstance(value, str) and not _encodable(value):  # no stored text holds one
+    if isinstance(value, str) and not encodable(value):  # no stored text holds one
         raise InvalidInputError(
-            f"{_quoted(value)} holds a lone surrogate; send valid Unicode", where
+            f"{quoted(value)} holds a lone surrogate; send valid Unicode", where
         )
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise InvalidInputError(
         f"{op!r} needs a string, number, boolean or null, not {_kind(value)}", where
     )
-
-
-def _encodable(text: str) -> bool:
-    """``text`` has a UTF-8 form (no lone surrogate, which no database text holds)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _spelled(text: str) -> str:
-    """``text`` for a message, a lone surrogate spelled ``\\ud800`` (a message must be
-    printable and storable itself)."""
-    return text if _encodable(text) else text.encode("utf-8", "backslashreplace").decode()
-
-
-def _quoted(text: str) -> str:
-    """``repr(text)``, or :func:`_spelled` in quotes (repr would double its backslash)."""
-    return repr(text) if _encodable(text) else f"'{_spelled(text)}'"
 
 
 def _kind(value: Any) -> str:

@@ -77,6 +77,7 @@ from flowledger.types import (
     ExecutionStatusDocument,
     PendingInput,
 )
+from flowledger.utf8text import known_execution_id
 
 if TYPE_CHECKING:  # the HTTP client is made on first use (runtime.lazy_http)
     import httpx
@@ -907,6 +908,7 @@ class Engine:
         first attempt recorded as cut by a process that stopped, which was untrue.
         """
         self._check_loop()
+        known_execution_id(execution_id)
         joined = False
         while (ahead := self._running.get(execution_id)) is not None:
             await ahead.done.wait()
@@ -1348,6 +1350,7 @@ class Engine:
         ``Suspend(until=None)`` (any JSON: its resume reads it as ``state["input"]``).
         ``step`` is a step id, or a step execution id when the step waits in several loop
         iterations. What JSON cannot hold (NaN) is InvalidInputError naming its place."""
+        known_execution_id(execution_id)
         step_execution_id = await control.submit_input(self, execution_id, step, data, submitted_by)
         self._poke_here(execution_id)
         return step_execution_id
@@ -1356,6 +1359,7 @@ class Engine:
         self, execution_id: str, *, by: str = "python", reason: str = "cancelled on request"
     ) -> None:
         """Ask the execution to cancel: its running steps are cancelled, children too."""
+        known_execution_id(execution_id)
         await control.request_cancel(self, execution_id, by, reason)
         self._poke_here(execution_id)
 
@@ -1380,6 +1384,7 @@ class Engine:
         of the steps that will run again. A job run's execution: retry it with
         :meth:`JobRuns.retry_execution` (as the application layer does), which opens the
         job run again so it goes on once the execution completes."""
+        known_execution_id(execution_id)
         retried = await control.retry(self, execution_id, by)
         # Observers see the retry as a start (metrics: it ends again, as a first run does).
         self._notify(execution_id, lambda: [retried.event], ExecutionInfo(retried.workflow))
@@ -1394,10 +1399,12 @@ class Engine:
         by: str = "python",
     ) -> str:
         """A new execution reusing the outputs of the steps before ``from_step``."""
+        known_execution_id(execution_id)
         return await control.rerun(self, execution_id, from_step, version, by)
 
     async def pending_inputs(self, execution_id: str) -> list[PendingInput]:
         """Steps waiting for a person, in this execution and its children."""
+        known_execution_id(execution_id)
         return cast(list[PendingInput], await control.pending_inputs(self, execution_id))
 
     async def settle(self, execution_id: str, *, wait: float = 30.0) -> ExecutionDocument:
@@ -1421,6 +1428,7 @@ class Engine:
         which never run, since a cancel is taken before anything is launched. Without a
         pending cancel nothing is done. A holder elsewhere is taken over or watched as
         :meth:`settle` does. Returns the execution document."""
+        known_execution_id(execution_id)
         pending = await self.store.pending_signals(execution_id)
         if not any(signal["kind"] == "cancel" for signal in pending):
             return await self.get_execution(execution_id)
@@ -1495,12 +1503,14 @@ class Engine:
         return cast(ExecutionDocument, await self._drive(execution_id, True, held))
 
     async def _row(self, execution_id: str) -> Row:
+        known_execution_id(execution_id)
         row = await self.store.get_execution(execution_id)
         if row is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
         return row
 
     async def get_execution(self, execution_id: str) -> ExecutionDocument:
+        known_execution_id(execution_id)
         found = await self.store.read_execution(execution_id)
         if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")

@@ -52,6 +52,7 @@ from flowledger.runtime.job_state import (
 from flowledger.runtime.orphans import owner_is_dead
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row
+from flowledger.utf8text import encodable
 
 log = logging.getLogger(__name__)
 #: How many times cancel looks for the workflow a job run is on (every ``poll`` seconds).
@@ -574,7 +575,7 @@ class JobRuns:
 
     async def resolve_id(self, prefix: str) -> str:
         """A full job-run id from a unique prefix of it."""
-        found = await self.engine.store.find_job_runs(prefix)
+        found = await self.engine.store.find_job_runs(prefix) if encodable(prefix) else []
         if len(found) == 1:
             return found[0]
         if not found:
