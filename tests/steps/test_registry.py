@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, PluginError, StepContext, StepRegistry, Suspend, step_type
-from flowledger.steps.base import StepKind
+from flowledger.steps.base import StepKind, StepType
 from flowledger.steps.registry import LAZY_BUILTINS
 
 PLUGIN = textwrap.dedent(
@@ -169,6 +169,42 @@ def test_an_async_generator_is_refused_when_declared_saying_to_return() -> None:
             step_type("acme.gen")(fn)
     with pytest.raises(PluginError, match=f"'acme.gen': resume {said}"):
         step_type("acme.gen", resume=resumes)(handler)
+
+
+def test_a_plain_generator_is_refused_when_declared_or_registered() -> None:
+    """A plain ``def`` that yields was accepted unannotated: the worker thread only made
+    the generator, and its body then ran on the event loop, iterated into a list as the
+    step's output (every other step stood still meanwhile)."""
+
+    class In(BaseModel):
+        n: int
+
+    def yields(data: In, ctx: StepContext):  # type: ignore[no-untyped-def]
+        yield {"n": data.n}
+
+    def yields_typed(data: In, ctx: StepContext) -> Iterator[dict[str, int]]:
+        yield {"n": data.n}
+
+    def handler(data: In, ctx: StepContext) -> Suspend:
+        return Suspend(until=None)
+
+    def resumes(data: In, ctx: StepContext, state: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+        yield {}
+
+    said = r"is a generator \(it yields\); a step gives one output, so return a value"
+    for fn in (yields, yields_typed):
+        with pytest.raises(PluginError, match=f"'acme.gen': the handler {said}"):
+            step_type("acme.gen")(fn)
+    with pytest.raises(PluginError, match=f"'acme.gen': resume {said}"):
+        step_type("acme.gen", resume=resumes)(handler)
+    made = StepType(name="acme.gen", handler=yields, input_model=In, output_model=None)
+    with pytest.raises(PluginError, match=f"'acme.gen': the handler {said}"):
+        StepRegistry.with_builtins().register(made)
+    suspends = StepType(
+        name="acme.gen", handler=handler, input_model=In, output_model=None, resume=resumes
+    )
+    with pytest.raises(PluginError, match=f"'acme.gen': resume {said}"):
+        StepRegistry.with_builtins().register(suspends)
 
 
 def test_load_a_module_by_name_and_by_file(plugin_dir: Path) -> None:

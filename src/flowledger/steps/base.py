@@ -555,7 +555,7 @@ def step_type(
                 f"step type {name!r} is pure, so its handler must be a plain function "
                 "(def), not async def: it runs inside the commit that records it"
             )
-        _not_a_generator(name, "the handler", handler)
+        not_a_generator(name, "the handler", handler)
         plain = cast(Handler, handler)  # (input, ctx): _models_of checks what mypy may not
         if resume is not None:
             _check_resume(name, resume)
@@ -589,16 +589,19 @@ def _check_resume(name: str, resume: Any) -> None:
             f"not {type(resume).__name__}"
         ) from None
     _positional(name, resume, "resume", ("input", "ctx", "state"))
-    _not_a_generator(name, "resume", resume)
+    not_a_generator(name, "resume", resume)
 
 
-def _not_a_generator(name: str, what: str, fn: Any) -> None:
-    """PluginError for an ``async def`` that yields: the engine awaits one value, and an
-    async generator is no awaitable, so every run failed ("has no JSON form"), or, when
-    annotated, was refused as an output that is not a model, saying nothing of yield."""
-    if inspect.isasyncgenfunction(fn):
+def not_a_generator(name: str, what: str, fn: Any) -> None:
+    """PluginError for a function that yields. The engine awaits one value: an async
+    generator is no awaitable, so every run failed ("has no JSON form"); a plain one ran
+    in a thread only to be made, and its body then ran on the event loop, iterated
+    into a list as the output (blocking every other step meanwhile). Annotated, either
+    was refused as an output that is not a model, saying nothing of the yield."""
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        kind = "an async generator" if inspect.isasyncgenfunction(fn) else "a generator"
         raise PluginError(
-            f"step type {name!r}: {what} is an async generator (it yields); a step gives "
+            f"step type {name!r}: {what} is {kind} (it yields); a step gives "
             "one output, so return a value instead of yielding"
         )
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flowledger.errors import PluginError, StepError
 from flowledger.logs import log_extra
-from flowledger.steps.base import StepContext, StepKind, StepType
+from flowledger.steps.base import StepContext, StepKind, StepType, not_a_generator
 from flowledger.steps.builtins import BUILTIN_STEP_TYPES
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ class StepRegistry:
             )
         if step.handler is None and step.kind is StepKind.TASK:
             raise PluginError(f"step type {step.name!r}: a task step type needs a handler")
+        if not builtin:  # a StepType made by hand, not by @step_type: checked as it checks
+            not_a_generator(step.name, "the handler", step.handler)
+            not_a_generator(step.name, "resume", step.resume)
         existing = self._types.get(step.name)
         if existing is not None and existing is not step:
             raise PluginError(
