@@ -261,3 +261,32 @@ def check_json_value(value: Any, what: str, *, max_int: int | None = None) -> No
 
 def _refuse(what: str, path: tuple[PathSegment, ...], message: str) -> NoReturn:
     raise InvalidInputError(message, (what, *path))
+
+
+# -- text a database can hold ------------------------------------------------------------
+# UTF-8 has no form for a lone surrogate ("\\ud800", or a command argument's undecodable
+# byte, read as "\\udcff"), and a driver given one raises a raw UnicodeEncodeError. So no
+# stored id or name holds one: a lookup by such text finds nothing, and says so with the
+# text spelled escaped (tour 23).
+
+
+def encodable_text(text: str) -> bool:
+    """``text`` has a UTF-8 form (no lone surrogate, which no database text holds)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def spelled(text: str) -> str:
+    """``text`` for a message, a lone surrogate spelled ``\\ud800`` (a message must be
+    printable and storable itself)."""
+    return text if encodable_text(text) else text.encode("utf-8", "backslashreplace").decode()
+
+
+def quoted(text: str) -> str:
+    """``repr(text)``, or :func:`spelled` in quotes (repr would double its backslash)."""
+    return repr(text) if encodable_text(text) else f"'{spelled(text)}'"

@@ -45,11 +45,13 @@ from flowledger.codec import Codec, loads, same_json
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import AmbiguousIdError, ConflictError, DefinitionError, NotFoundError
+from flowledger.jsonvalues import encodable_text
 from flowledger.logs import log_extra
 from flowledger.runtime.control import holder_wait
 from flowledger.runtime.creation import plain_input, validate_input
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.ids import known_execution_id
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.observer import EventCallback
 from flowledger.runtime.orphans import abandoned, adopt_abandoned, holder_words
@@ -57,7 +59,6 @@ from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.base import NEVER, Row
 from flowledger.types import EventDocument, ExecutionDocument, PendingInput
-from flowledger.utf8text import encodable, known_execution_id
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class Executions:
         # No stored id holds a lone surrogate (an argument's undecodable byte): none found.
         found = (
             await self._engine.store.find_executions(prefix, MOST_MATCHES + 1)
-            if encodable(prefix)
+            if encodable_text(prefix)
             else []
         )
         return _one(found, "execution", prefix)

@@ -44,12 +44,11 @@ from flowledger.config import MIN_RETENTION
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.durations import duration_at_least
 from flowledger.errors import InputError, InvalidInputError, Path, field_message, shown
-from flowledger.jsonvalues import check_json_value
+from flowledger.jsonvalues import check_json_value, encodable_text
 from flowledger.numbers import NumbersNotBooleans
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import PathSegment
 from flowledger.unions import plain_errors
-from flowledger.utf8text import encodable
 
 T = TypeVar("T")
 _DEPTH: ContextVar[int] = ContextVar("request_depth", default=0)
@@ -426,7 +425,7 @@ def _lone_surrogates_kept(value: Any, handler: ValidatorFunctionWrapHandler) -> 
     try:
         return handler(value)
     except ValidationError:
-        if isinstance(value, str) and 0 < len(value) <= MAX_ID and not encodable(value):
+        if isinstance(value, str) and 0 < len(value) <= MAX_ID and not encodable_text(value):
             return value
         raise
 

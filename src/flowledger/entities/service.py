@@ -63,7 +63,7 @@ from flowledger.errors import (
     StorageError,
     format_path,
 )
-from flowledger.jsonvalues import check_json_value
+from flowledger.jsonvalues import check_json_value, encodable_text, quoted, spelled
 from flowledger.schema_check import (
     MAX_PROBLEMS,
     check_against_schema,
@@ -84,7 +84,6 @@ from flowledger.storage.entities import (
     WriteOutcome,
 )
 from flowledger.timeutil import Clock, iso
-from flowledger.utf8text import encodable, quoted, spelled
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -359,7 +358,7 @@ class EntityService:
     async def _type_row(self, name: str) -> Row:
         # A name UTF-8 cannot hold (a lone surrogate) names no type, and the driver
         # refused it with a raw UnicodeEncodeError.
-        row = await self.store.get_entity_type(name) if encodable(name) else None
+        row = await self.store.get_entity_type(name) if encodable_text(name) else None
         if row is None:
             raise NotFoundError(
                 f"entity type {quoted(name)} does not exist; create it first "
@@ -368,7 +367,7 @@ class EntityService:
         return row
 
     async def _entity_row(self, entity_id: str) -> Row:
-        row = await self.store.get_entity(entity_id) if encodable(entity_id) else None
+        row = await self.store.get_entity(entity_id) if encodable_text(entity_id) else None
         if row is None:
             raise NotFoundError(f"entity {spelled(entity_id)} does not exist")
         return row
@@ -635,7 +634,7 @@ def _scalar(value: Any, where: tuple[str, ...], op: str) -> Scalar:
         raise InvalidInputError(f"integers here are at most {MAX_INTEGER:,} (64 bits)", where)
     if isinstance(value, float) and not math.isfinite(value):  # JSON has no such number
         raise InvalidInputError(f"numbers here are finite, not {value!r}", where)
-    if isinstance(value, str) and not encodable(value):  # no stored text holds one
+    if isinstance(value, str) and not encodable_text(value):  # no stored text holds one
         raise InvalidInputError(
             f"{quoted(value)} holds a lone surrogate; send valid Unicode", where
         )

@@ -49,6 +49,7 @@ from flowledger.lru import LRU
 from flowledger.runtime import control
 from flowledger.runtime.creation import Lineage, execution_rows, plain_input, validate_input
 from flowledger.runtime.documents import event_document, execution_document, waits_on_children
+from flowledger.runtime.ids import known_execution_id
 from flowledger.runtime.lazy_http import lazy_client
 from flowledger.runtime.leases import LeaseKeeper
 from flowledger.runtime.observer import (
@@ -77,7 +78,6 @@ from flowledger.types import (
     ExecutionStatusDocument,
     PendingInput,
 )
-from flowledger.utf8text import known_execution_id
 
 if TYPE_CHECKING:  # the HTTP client is made on first use (runtime.lazy_http)
     import httpx

@@ -12,6 +12,9 @@ import os
 import threading
 import time
 
+from flowledger.errors import NotFoundError
+from flowledger.jsonvalues import encodable_text, spelled
+
 _BATCH = 256
 _VARIANT = "89ab89ab89ab89ab"  # the two variant bits 10, by the random nibble's low bits
 #: The same by the random hex digit itself (no int() per id).
@@ -58,3 +61,10 @@ def ordered_uuid() -> str:
     h = _random_hex(16)
     t = f"{(ms & 0xFFFF_FFFF_FFFF) << 12 | sub * 4096 // 1_000_000:015x}"
     return f"{t[:8]}-{t[8:12]}-7{t[12:]}-{_VARIANT_OF[h[0]]}{h[1:4]}-{h[4:16]}"
+
+
+def known_execution_id(execution_id: str) -> None:
+    """NotFoundError, as for any id that names no execution, when ``execution_id`` holds
+    a lone surrogate: asked of the database, it raised a raw UnicodeEncodeError."""
+    if not encodable_text(execution_id):
+        raise NotFoundError(f"execution {spelled(execution_id)} does not exist")

@@ -36,6 +36,7 @@ from flowledger.errors import (
     Problem,
     StorageError,
 )
+from flowledger.jsonvalues import encodable_text
 from flowledger.logs import log_extra
 from flowledger.runtime.creation import Lineage, validate_input
 from flowledger.runtime.engine import Engine
@@ -52,7 +53,6 @@ from flowledger.runtime.job_state import (
 from flowledger.runtime.orphans import owner_is_dead
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row
-from flowledger.utf8text import encodable
 
 log = logging.getLogger(__name__)
 #: How many times cancel looks for the workflow a job run is on (every ``poll`` seconds).
@@ -575,7 +575,7 @@ class JobRuns:
 
     async def resolve_id(self, prefix: str) -> str:
         """A full job-run id from a unique prefix of it."""
-        found = await self.engine.store.find_job_runs(prefix) if encodable(prefix) else []
+        found = await self.engine.store.find_job_runs(prefix) if encodable_text(prefix) else []
         if len(found) == 1:
             return found[0]
         if not found:
