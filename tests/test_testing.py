@@ -4,7 +4,9 @@ made from: a unit test of a handler with its own types (it had to dig out
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from flowledger import (
     StepRegistry,
     step_type,
 )
-from flowledger.testing import step_context
+from flowledger.testing import VirtualClock, step_context
 
 
 class Order(BaseModel):
@@ -145,3 +147,105 @@ async def test_without_an_engine_using_entities_or_artifacts_says_what_to_pass()
     with pytest.raises(EngineClosedError, match="the engine is not open"):
         async with step_context(engine=Engine("sqlite://")):
             pass
+
+
+# -- a virtual clock: workflows that wait days run in a test at once -----------------------
+
+NAP = """
+name: nap
+steps:
+  - {id: nap, type: sys.delay, input: {duration: 2d}}
+  - {id: after, type: sys.transform, input: {value: done}}
+output: "{{ steps.after.output }}"
+"""
+
+
+def _by_step(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["stepId"]: step for step in doc["steps"].values()}
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+async def test_a_two_day_delay_passes_at_once_and_is_recorded_as_two_days() -> None:
+    clock = VirtualClock()
+    async with Engine("sqlite://", clock=clock) as engine:
+        async with clock.skipping():
+            doc = await asyncio.wait_for(engine.run(engine.load_text(NAP)), 60)
+        events = await engine.events(doc["id"])
+    assert (doc["runtimeStatus"], doc["output"]) == ("Completed", "done")
+    nap = _by_step(doc)["nap"]
+    began, resumed = _at(nap["startedAt"]), _at(nap["outputData"]["resumedAt"])
+    assert resumed - began >= timedelta(days=2)
+    assert _at(nap["completedAt"]) - began >= timedelta(days=2)
+    assert _at(doc["completedAt"]) - _at(doc["startedAt"]) >= timedelta(days=2)
+    [resumed_event] = [e for e in events if e["kind"] == "step.resumed"]
+    assert _at(resumed_event["at"]) - began >= timedelta(days=2)
+    assert clock.skipped >= timedelta(days=2) - timedelta(seconds=5)
+
+
+async def test_skip_moves_to_the_time_a_waiting_run_waits_for() -> None:
+    clock = VirtualClock()
+    async with Engine("sqlite://", clock=clock) as engine:
+        running = asyncio.create_task(engine.run(engine.load_text(NAP)))
+        moved_to = await clock.skip()
+        doc = await asyncio.wait_for(running, 60)
+        wake = _at(_by_step(doc)["nap"]["startedAt"]) + timedelta(days=2)
+        assert abs(moved_to - wake) < timedelta(milliseconds=1)  # the record keeps ms only
+        assert doc["runtimeStatus"] == "Completed"
+        with pytest.raises(TimeoutError, match="no execution here waited for a time"):
+            await clock.skip(wait=0.05)  # nothing runs now
+        with pytest.raises(ValueError, match="moves ahead only"):
+            clock.advance(timedelta(seconds=-1))
+
+
+async def test_a_retry_back_off_of_an_hour_passes_at_once() -> None:
+    calls: list[datetime] = []
+
+    @step_type("shop.flaky")
+    async def flaky(data: Order, ctx: StepContext) -> Quote:
+        calls.append(ctx.now())
+        if ctx.attempt == 1:
+            raise StepError("try again later")
+        return Quote(sku=data.sku, total=1, key=ctx.idempotency_key, status=0)
+
+    text = """
+    name: flaky
+    steps:
+      - id: buy
+        type: shop.flaky
+        input: {sku: tea}
+        retry: {max_attempts: 2, backoff: fixed, initial_delay: 1h, max_delay: 2h, jitter: false}
+    """
+    registry = StepRegistry.with_builtins()
+    registry.register(flaky)
+    clock = VirtualClock()
+    async with Engine("sqlite://", registry=registry, clock=clock) as engine, clock.skipping():
+        doc = await asyncio.wait_for(engine.run(engine.load_text(text)), 60)
+    assert doc["runtimeStatus"] == "Completed"
+    assert len(calls) == 2 and calls[1] - calls[0] >= timedelta(hours=1)
+
+
+async def test_a_person_s_due_passes_when_advanced_and_settled() -> None:
+    text = """
+    name: ask
+    steps:
+      - id: ask
+        type: sys.wait_for_input
+        due: 3d
+        input: {prompt: "Go?", on_timeout: {default: {go: false}}}
+    """
+    clock = VirtualClock()
+    async with Engine("sqlite://", clock=clock) as engine:
+        doc = await engine.run(engine.load_text(text))
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+        clock.advance(timedelta(days=1))
+        still = await engine.settle(doc["id"])
+        assert still["runtimeStatus"] == "AwaitingUserInput"  # a day in: not due yet
+        clock.advance(timedelta(days=2))
+        done = await engine.settle(doc["id"])
+    assert done["runtimeStatus"] == "Completed"
+    ask = _by_step(done)["ask"]
+    assert ask["outputData"] == {"go": False}
+    assert _at(ask["completedAt"]) >= _at(ask["dueAt"])

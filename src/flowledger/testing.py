@@ -7,16 +7,19 @@ A step type made with ``@step_type`` is still its function, so a unit test calls
 
 A step that writes entities or saves files gets an open ``Engine``'s (on ``sqlite://``,
 an in-memory database): ``step_context(engine=engine)``. To run whole workflows in tests,
-use such an ``Engine``: see the README's "Testing workflows".
+use such an ``Engine``: see the README's "Testing workflows". Given a
+:class:`VirtualClock` (``Engine("sqlite://", clock=clock)``), a workflow that waits days
+(``sys.delay: 2d``, a ``due: 3d``, a retry's back-off) runs in a test at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -25,7 +28,10 @@ from flowledger.steps.artifact_access import ArtifactAccess
 from flowledger.steps.base import StepContext, VariableAccess, VariableOp
 from flowledger.steps.builtins import apply_variable_op
 from flowledger.steps.entity_access import EntityAccess
-from flowledger.timeutil import utcnow
+from flowledger.timeutil import Clock, utcnow
+
+#: How often a skip looks whether the runs wait (seconds of real time).
+_LOOK_EVERY = 0.005
 
 
 class _EntityStore(Protocol):
@@ -119,3 +125,104 @@ async def step_context(
             entities=entities,
             artifacts=artifacts,
         )
+
+
+class _Run(Protocol):
+    """What a clock asks of an execution an engine runs (runtime.runner.ExecutionRunner)."""
+
+    def quiet(self) -> bool: ...
+
+    def next_timer(self) -> datetime | None: ...
+
+    def poke(self) -> None: ...
+
+
+class VirtualClock(Clock):
+    """A clock for tests whose time moves ahead when told, as Temporal's time-skipping
+    test environment's does. Give it to an engine, ``Engine("sqlite://", clock=clock)``:
+    what waits on time there (a ``sys.delay``, a ``due``, a retry's back-off, a custom
+    step's ``Suspend(until=...)``) is compared with it, and the times recorded (a step's
+    ``startedAt``, ``resumedAt``, the events' ``at``) are read from it, so a two-day
+    delay is recorded as two days. Leases keep the database's real time.
+
+    :meth:`skip` moves to the next time a run here waits for, once they all wait;
+    :meth:`skipping` does so whenever they do while it is open; :meth:`advance` moves by
+    a duration (a person's ``due`` passing while nobody runs the execution: ``settle`` it
+    after). It moves the executions that this engine runs (``run``, ``drive``,
+    ``settle``, with their children), not a worker's claims, which read the database's
+    clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: How far it has been moved ahead of the real time.
+        self.skipped = timedelta(0)
+        self._runs: Callable[[], Sequence[_Run | None]] = list
+
+    def now(self) -> datetime:
+        return super().now() + self.skipped
+
+    def bind(self, runners: Callable[[], Sequence[Any]]) -> None:
+        self._runs = runners
+
+    def advance(self, by: timedelta) -> datetime:
+        """Move ``by`` ahead (the runs here look at their timers at once); the new time."""
+        if by < timedelta(0):
+            raise ValueError(f"a clock moves ahead only, not by {by}")
+        self.skipped += by
+        self._wake()
+        return self.now()
+
+    async def skip(self, *, wait: float = 30.0) -> datetime:
+        """Once every execution this engine runs waits (no step running, none ready) and
+        one waits for a time, move to the earliest such time and wake them; returns it.
+        TimeoutError when that has not come within ``wait`` seconds of real time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (due := self._next_when_all_wait()) is None:
+            if loop.time() >= deadline:
+                raise TimeoutError(
+                    f"no execution here waited for a time within {wait:g}s: nothing to skip to"
+                )
+            await asyncio.sleep(_LOOK_EVERY)
+        self._move_to(due)
+        return due
+
+    @contextlib.asynccontextmanager
+    async def skipping(self) -> AsyncIterator[VirtualClock]:
+        """While open, whenever every execution this engine runs waits for a time, the
+        clock moves to the earliest: ``await engine.run(...)`` inside it does not wait
+        through a delay, a due time or a back-off."""
+
+        async def skip_for_ever() -> None:
+            while True:
+                due = self._next_when_all_wait()
+                if due is not None:
+                    self._move_to(due)
+                await asyncio.sleep(_LOOK_EVERY)
+
+        task = asyncio.create_task(skip_for_ever())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _next_when_all_wait(self) -> datetime | None:
+        runs = self._runs()
+        waiting = [run for run in runs if run is not None and run.quiet()]
+        if not waiting or len(waiting) < len(runs):
+            return None  # a step runs, or a run is starting: time is not what it waits for
+        times = [when for run in waiting if (when := run.next_timer()) is not None]
+        return min(times, default=None)
+
+    def _move_to(self, when: datetime) -> None:
+        ahead = when - self.now()
+        if ahead > timedelta(0):
+            self.skipped += ahead
+        self._wake()
+
+    def _wake(self) -> None:
+        for run in self._runs():
+            if run is not None:
+                run.poke()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 #: Delta-seconds; more than nine digits is read as the longest wait (callers cap it).
 _DELTA_SECONDS = re.compile(r"[0-9]+")
@@ -37,12 +38,25 @@ class Clock:
         self.offset = offset
 
     def now(self) -> datetime:
+        """The time of executions: what timers (delays, due dates, retry back-offs) are
+        compared with and what is recorded (a test's clock may run ahead of it:
+        flowledger.testing.VirtualClock)."""
         offset = self.offset
         # Most clocks are the database's own (SQLite, a synchronized host): no addition.
         return datetime.now(UTC) + offset if offset else datetime.now(UTC)
 
+    def lease_now(self) -> datetime:
+        """The time leases are judged by: the database's, never skipped ahead (a lease
+        bounds how long a process may go silent, which a test's clock does not change)."""
+        offset = self.offset
+        return datetime.now(UTC) + offset if offset else datetime.now(UTC)
+
     def synchronize(self, database_now: datetime) -> None:
         self.offset = database_now - datetime.now(UTC)
+
+    def bind(self, runners: Callable[[], Sequence[Any]]) -> None:
+        """Told how to list the runs of the engine it serves (a test's clock wakes them
+        when it moves); this one never moves, so it needs not."""
 
 
 def retry_after(headers: Mapping[str, str]) -> timedelta | None:

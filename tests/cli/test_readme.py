@@ -244,7 +244,7 @@ def test_the_testing_section_s_tests_pass_under_pytest(tmp_path: Path) -> None:
     text = README.read_text()
     section = text.split("### Testing workflows and step types", 1)[1].split("\n## ", 1)[0]
     tests = python_blocks(section)
-    assert len(tests) == 2 and all("async def test_" in block for block in tests)
+    assert len(tests) == 3 and all("async def test_" in block for block in tests)
     [step] = [b for b in python_blocks(text) if '@step_type("acme.send_email")' in b]
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_readme_steps.py").write_text("\n".join([STAND_INS, step, *tests]))
@@ -259,4 +259,4 @@ def test_the_testing_section_s_tests_pass_under_pytest(tmp_path: Path) -> None:
         check=False,
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
-    assert "2 passed" in ran.stdout
+    assert "3 passed" in ran.stdout

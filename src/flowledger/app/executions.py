@@ -407,7 +407,7 @@ class Executions:
         )
         if status.terminal:
             return made("ended")
-        if not abandoned(row, self._engine.clock.now()):
+        if not abandoned(row, self._engine.clock.lease_now()):
             return made("held", holder_words(owner, self._engine.owner))
         wake = None if row["wake_at"] is None else _aware(row["wake_at"])
         on_signal = wake is not None and wake >= NEVER  # parked with no timer at all
@@ -487,7 +487,7 @@ class Executions:
                     continue
                 status = str(row["runtime_status"])
                 if not ExecutionStatus(status).terminal and abandoned(
-                    row, self._engine.clock.now()
+                    row, self._engine.clock.lease_now()
                 ):
                     settled = await self._settle_here(child_id, max(0.0, until - loop.time()))
                     if settled is not None:

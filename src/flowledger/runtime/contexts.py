@@ -85,6 +85,7 @@ class StepContexts:
             depth=self.depth,
             entities=self._entities(execution_id),
             artifacts=self._artifacts(execution_id, run),
+            now=self.services.clock.now,
         )
 
     def logger(self, run: StepExecution) -> StepLogger:

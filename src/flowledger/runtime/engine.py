@@ -172,6 +172,7 @@ class Engine:
         settings: Settings | None = None,
         observers: Sequence[Observer] = (),
         create: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         # The environment is read here, once (or never, given settings); everything below
         # (storage, leases, egress, artifacts) gets what it needs from this object.
@@ -191,7 +192,9 @@ class Engine:
         self._services: Services | None = None
         self.owner = owner or process_owner()
         self.lease = lease if lease is not None else settings.lease
-        self.clock = Clock()
+        #: The time of its executions (a test's: flowledger.testing.VirtualClock).
+        self.clock = clock if clock is not None else Clock()
+        self.clock.bind(self._runners)
         # Versions are immutable once stored, so these caches can never go stale; bounded,
         # so a long-lived server holds the versions it runs, not every one it ever ran.
         self._workflows: LRU[str, CompiledWorkflow] = LRU(CACHED_VERSIONS)
@@ -926,6 +929,10 @@ class Engine:
                 del self._running[execution_id]
             entry.done.set()
 
+    def _runners(self) -> list[ExecutionRunner | None]:
+        """What this engine runs now, one per execution (None: its run is starting)."""
+        return [entry.runner for entry in self._running.values()]
+
     def _closed_error(self, execution_id: str) -> EngineClosedError:
         return EngineClosedError(
             f"the engine was closed while it ran execution {execution_id}: the steps that "
@@ -1009,7 +1016,7 @@ class Engine:
             except asyncio.CancelledError:
                 # Stopped midway (Ctrl-C): claimable at once, an AwaitingUserInput row too
                 # (claimed only once its wake_at has come: see ExecutionRunner._take_up_waiting).
-                parked_until = self.clock.now()
+                parked_until = self.clock.lease_now()
                 if entry.closed and current is not None:  # close() stopped it, not our caller
                     current.uncancel()
                     raise self._closed_error(execution_id) from None
@@ -1021,7 +1028,7 @@ class Engine:
                     "its lease in time; it goes on there"
                 ) from None
             except LeaseLostError:
-                parked_until = self.clock.now()  # as below (the release is refused anyway)
+                parked_until = self.clock.lease_now()  # as below (the release is refused anyway)
                 raise LeaseLostError(
                     f"execution {execution_id} was taken over by "
                     f"{await self._holder(execution_id)} while this Engine ran it (its lease "
@@ -1029,7 +1036,7 @@ class Engine:
                     "there"
                 ) from None
             except Exception:
-                parked_until = self.clock.now()  # as above
+                parked_until = self.clock.lease_now()  # as above
                 raise
             finally:
                 self._driving -= 1
@@ -1118,7 +1125,7 @@ class Engine:
     async def _release_after(self, ahead: _Running, execution_id: str, epoch: int) -> None:
         await ahead.done.wait()
         with contextlib.suppress(FlowledgerError):  # closed meanwhile: the lease lapses
-            await self.store.release_lease(execution_id, epoch, self.clock.now())
+            await self.store.release_lease(execution_id, epoch, self.clock.lease_now())
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -1471,7 +1478,7 @@ class Engine:
                     return await self.get_execution(execution_id)
                 late = loop.time() >= deadline
                 # Nobody runs it: take it over (once more after the time is up, at most).
-                if abandoned(row, self.clock.now()) and not (late and took_over):
+                if abandoned(row, self.clock.lease_now()) and not (late and took_over):
                     holder = row["lease_owner"]
                     steal_from = holder if owner_is_dead(holder) else None
                     took_over = True

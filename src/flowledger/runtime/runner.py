@@ -302,6 +302,28 @@ class ExecutionRunner:
         inputs = self.inputs
         return not busy and bool(inputs.waiting or inputs.outside or self.children.waiting)
 
+    def quiet(self) -> bool:
+        """Waiting with nothing to run until a timer, an input or a signal comes (what a
+        test's clock waits for before it skips ahead: flowledger.testing.VirtualClock)."""
+        busy = self.tasks or self.ready or self.to_launch or self._finished
+        return self._waiter is not None and not busy
+
+    def next_timer(self) -> datetime | None:
+        """When the earliest timer that still acts is due (stale ones, of steps that ended
+        or woke otherwise, left out), or None."""
+        live = [when for when, _, kind, run in self.timers if self._acts(kind, run)]
+        return min(live, default=None)
+
+    def _acts(self, kind: TimerKind, run: StepExecution) -> bool:
+        """The timer would still move ``run`` on when it fires (see _fire_due_timers)."""
+        if run.scope.closed:
+            return False
+        if kind == "retry":
+            return run.status == StepStatus.NOT_STARTED
+        if kind == "wake":
+            return run.suspended and run.wake_at is not None and not run.terminal
+        return not run.terminal
+
     def _moves_on_here(self) -> bool:
         """Besides the waits for people, something still moves without them: a retry's
         back-off or a timed Suspend (sys.delay) to come, or a child that is not waiting
@@ -309,14 +331,7 @@ class ExecutionRunner:
         children = self.children
         if children.waiting and not children.blocked_on_people:
             return True
-        for _, _, kind, run in self.timers:
-            if run.scope.closed:
-                continue
-            if kind == "retry" and run.status == StepStatus.NOT_STARTED:
-                return True
-            if kind == "wake" and run.suspended and run.wake_at is not None and not run.terminal:
-                return True
-        return False
+        return any(kind != "due" and self._acts(kind, run) for _, _, kind, run in self.timers)
 
     def _timer_within(self, seconds: float) -> bool:
         wake = self._next_wake()

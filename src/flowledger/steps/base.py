@@ -15,7 +15,7 @@ import sys
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import (
@@ -152,6 +152,9 @@ class StepContext:
     entities: EntityAccess
     #: Files this step saves, linked to its execution and step.
     artifacts: ArtifactAccess
+    #: The engine's time (UTC), as timers and records read it: a test's
+    #: flowledger.testing.VirtualClock moves it ahead.
+    now: Callable[[], datetime]
 
     def __init__(
         self,
@@ -169,6 +172,7 @@ class StepContext:
         depth: int = 0,
         entities: EntityAccess | None = None,
         artifacts: ArtifactAccess | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         # None (no such service here) becomes an Unavailable that says so when used: the
         # handler sees the fields as always there.
@@ -186,6 +190,7 @@ class StepContext:
         self.depth = depth
         self.entities = entities if entities is not None else _unavailable("entities")
         self.artifacts = artifacts if artifacts is not None else _unavailable("artifacts")
+        self.now = now if now is not None else _utcnow
 
 
 #: Where a test gets each (flowledger.testing.step_context).
@@ -194,6 +199,10 @@ _GIVEN_BY = {
     "entities": "in a test, pass step_context(engine=...) an open Engine, or entities=",
     "artifacts": "in a test, pass step_context(engine=...) an open Engine, or artifacts=",
 }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _unavailable(what: str) -> Any:

@@ -27,7 +27,7 @@ from flowledger.steps.human import wait_for_input
 from flowledger.steps.subworkflow import SUB_WORKFLOW
 from flowledger.templates import contains_template
 from flowledger.templates.convert import truth
-from flowledger.timeutil import iso, utcnow
+from flowledger.timeutil import iso
 
 
 class _Input(NumbersNotBooleans):
@@ -332,7 +332,7 @@ async def _delay(data: DelayInput, ctx: StepContext) -> Suspend:
 
 
 async def _delay_resume(data: Any, ctx: StepContext, state: Mapping[str, Any]) -> DelayOutput:
-    return DelayOutput(resumedAt=iso(utcnow()))
+    return DelayOutput(resumedAt=iso(ctx.now()))
 
 
 DELAY = StepType(
