@@ -4,7 +4,13 @@ first (before, a delay's branch was left unrun behind another branch's question)
 
 from __future__ import annotations
 
-from flowledger import Engine
+import asyncio
+
+import pytest
+
+from flowledger import Engine, StepRegistry
+from flowledger.runtime import engine as engine_module
+from flowledger.testing import VirtualClock
 from tests.runtime.support import latest, yaml
 
 PERSON_AND_DELAY = yaml(
@@ -96,3 +102,34 @@ async def test_a_running_child_beside_a_person_ends_before_the_run_returns(
     assert step["status"] == "Completed"
     [ran] = step["outputData"]["executions"]
     assert (ran["runtimeStatus"], ran["output"]) == ("Completed", "done")
+
+
+async def test_a_child_s_delay_beside_its_own_question_runs_before_the_run_returns(
+    db_url: str, registry: StepRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent awaits input through its child as soon as the child asks; the child's
+    other branch (a delay) ran on for CHILD_GRACE (10 s), then was cut. The grace is
+    none here, so only a wait for the child shows; a virtual clock skips the two days."""
+    monkeypatch.setattr(engine_module, "CHILD_GRACE", 0.0)
+    child = yaml(
+        """
+        name: asker
+        variables: {napped: false}
+        steps:
+          - {id: ask, type: sys.wait_for_input, after: [], input: {prompt: "Go on?"}}
+          - {id: nap, type: sys.delay, after: [], input: {duration: 2d}}
+          - {id: mark, type: sys.set_variable, input: {name: napped, value: true}}
+        """
+    )
+    parent = "name: parent\nsteps: [{id: child, type: sys.sub_workflow, input: {workflow: asker}}]"
+    clock = VirtualClock()
+    async with Engine(db_url, registry=registry, clock=clock) as engine:
+        await engine.push(engine.load_text(child))
+        async with clock.skipping():
+            doc = await asyncio.wait_for(engine.run(engine.load_text(parent)), 60)
+        assert doc["runtimeStatus"] == "AwaitingUserInput"
+        [pending] = doc["pendingInputs"]
+        asker = await engine.get_execution(pending["executionId"])
+    assert asker["runtimeStatus"] == "AwaitingUserInput"
+    assert asker["variables"] == {"napped": True}
+    assert latest(asker, "nap")["status"] == "Completed"

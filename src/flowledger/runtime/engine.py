@@ -112,7 +112,7 @@ class _Running:
     """An execution this engine runs right now: the task running it (``drive``, or a
     worker's ``run_owned``), its runner once made, and an event set when it stops."""
 
-    __slots__ = ("closed", "done", "runner", "task")
+    __slots__ = ("closed", "done", "finishing", "runner", "task")
 
     def __init__(self, task: asyncio.Task[Any] | None) -> None:
         self.task = task
@@ -120,6 +120,8 @@ class _Running:
         self.runner: ExecutionRunner | None = None
         #: ``close`` cancelled it: its drive says so (EngineClosedError), not CancelledError.
         self.closed = False
+        #: Its run has returned; what remains is the children's end and the release.
+        self.finishing = False
 
 
 async def _on_a_thread(body: Callable[[], T]) -> T:
@@ -931,7 +933,7 @@ class Engine:
 
     def _runners(self) -> list[ExecutionRunner | None]:
         """What this engine runs now, one per execution (None: its run is starting)."""
-        return [entry.runner for entry in self._running.values()]
+        return [entry.runner for entry in self._running.values() if not entry.finishing]
 
     def _closed_error(self, execution_id: str) -> EngineClosedError:
         return EngineClosedError(
@@ -1225,14 +1227,22 @@ class Engine:
         # Tracing on: its children and outgoing requests join the execution's span.
         joined = own_traceparent(execution_id, info.traceparent) if self.settings.otel else None
         token = TRACEPARENT.set(joined) if joined is not None else None
+        returned = False
         try:
             status = await runner.run(park_after)
+            returned = True
         finally:
             if token is not None:
                 TRACEPARENT.reset(token)
             if watcher is not None:
                 watcher.cancel()
             over.set()  # what watches a child held elsewhere stops now, not after the grace
+            entry.finishing = True  # waits for no timer of its own (testing.VirtualClock)
+            # Left waiting for people, a `run` lets the children it runs reach theirs too (a
+            # delay beside a child's question ran out CHILD_GRACE, then was cut).
+            waits = returned and park_after is None and not runner.draining
+            if inline and waits and status == ExecutionStatus.AWAITING_USER_INPUT:
+                await asyncio.wait(inline)
             if inline:  # children told to cancel end within a poll; others already ended
                 _, late = await asyncio.wait(inline, timeout=CHILD_GRACE)
                 for task in late:  # still waiting on another process: workers finish those
