@@ -230,7 +230,8 @@ class Engine:
         #: taking the lease from it (the same owner may always take its own lease), and
         #: ``close`` gives them back.
         self._running: dict[str, _Running] = {}
-        #: Hears the signals other processes send to what this runs (_watch_signals).
+        #: Hears the signals other processes send to what this runs (_watch_signals); its
+        #: own it hears from its store (Store.hear_signals, set up by ``open``).
         self._signal_watch: asyncio.Task[None] | None = None
         self._closing = False
         #: The workers running on it (``worker_started``): their stop, and their end.
@@ -260,6 +261,9 @@ class Engine:
                 await self._remove_scratch()
                 raise
             self._store = store
+            # A signal this engine sends (a cancel, an input, a child's end) pokes the run
+            # here that it is for, once it committed: one path for them all, either database.
+            store.hear_signals(self._poke_here)
             # The engine's own client connects only where the egress policy allows (SSRF);
             # it ignores proxy variables, which would connect on its behalf unchecked.
             http = self._http or lazy_client(self._new_http_client)
@@ -1264,16 +1268,17 @@ class Engine:
             task.add_done_callback(tasks.discard)
 
     def _tell_cancelled(self, ids: list[str], tasks: set[asyncio.Task[None]] | None) -> list[str]:
-        """Children were just sent a cancel: one run here looks at it now, and under a
-        `run` (``tasks``: its children's runs) one parked (waiting for a person or a timer)
-        is run here to apply it. Returns the others: their holders see it at their next
+        """Children were just sent a cancel: one run here looked at it as the commit that
+        sent it came back (Store.hear_signals), and under a `run` (``tasks``: its
+        children's runs) one parked (waiting for a person or a timer) is run here to apply
+        it. Returns the others: their holders see it as told (PostgreSQL) or at their next
         look, a worker claims a parked one."""
         elsewhere = []
         for child_id in ids:
             entry = self._running.get(child_id)
             if entry is not None and entry.runner is not None:
-                entry.runner.poke()
-            elif entry is None and tasks is not None:
+                continue
+            if entry is None and tasks is not None:
                 task = asyncio.create_task(self._apply_cancel_here(child_id))
                 tasks.add(task)  # the parent's run waits for it before it returns
                 task.add_done_callback(tasks.discard)
@@ -1368,30 +1373,29 @@ class Engine:
         ``step`` is a step id, or a step execution id when the step waits in several loop
         iterations. What JSON cannot hold (NaN) is InvalidInputError naming its place."""
         known_execution_id(execution_id)
-        step_execution_id = await control.submit_input(self, execution_id, step, data, submitted_by)
-        self._poke_here(execution_id)
-        return step_execution_id
+        # Its write pokes a run of it here (Store.hear_signals).
+        return await control.submit_input(self, execution_id, step, data, submitted_by)
 
     async def cancel(
         self, execution_id: str, *, by: str = "python", reason: str = "cancelled on request"
     ) -> None:
         """Ask the execution to cancel: its running steps are cancelled, children too."""
         known_execution_id(execution_id)
-        await control.request_cancel(self, execution_id, by, reason)
-        self._poke_here(execution_id)
+        await control.request_cancel(self, execution_id, by, reason)  # pokes a run here
 
     def _watch_signals(self) -> None:
-        """Once this engine runs an execution: a cancel or an input another process sends
-        to one it runs makes it look at once, not at its next poll (up to
+        """Once this engine runs an execution: a signal another process sends to one it
+        runs makes it look at once, not at its next poll (up to
         runtime.inbox.POLL_INTERVAL later). PostgreSQL only (Store.watch_signals)."""
         watching = self.store.watch_signals(self._poke_here)
         self._signal_watch = asyncio.get_running_loop().create_task(watching)
 
     def _poke_here(self, execution_id: str) -> None:
-        """A signal was just sent to ``execution_id``: if this engine runs it (``serve``'s
-        worker, a ``drive``), it looks now rather than at its next poll (up to
+        """A signal was just sent to ``execution_id`` (by this engine's store, or by another
+        process: Store.watch_signals): if this engine runs it (``serve``'s worker, a
+        ``drive``), it looks now rather than at its next poll (up to
         runtime.inbox.POLL_INTERVAL later). Tour 22C: a cancel sent in a run's last second
-        was often not seen before the run completed. Other processes look at their poll."""
+        was often not seen before the run completed."""
         entry = self._running.get(execution_id)
         if entry is not None and entry.runner is not None:
             entry.runner.poke()

@@ -466,8 +466,16 @@ class Store(
     async def notify_work(self) -> None:
         """Tell waiting workers that something became claimable."""
 
+    @abstractmethod
+    def hear_signals(self, heard: Callable[[str], None]) -> Callable[[], None]:
+        """From now on call ``heard`` with the id of each execution a signal is sent to
+        through this store (a cancel, an input, a child's end or question written by a
+        round), on the event loop right after the write committed: a runner of this
+        process looks at once, on either database. Returns what stops it."""
+
     async def watch_signals(self, heard: Callable[[str], None]) -> None:
-        """Call ``heard`` with the id of each execution a signal is sent to (a cancel, an
-        input), by any process, until cancelled: the process holding it looks at once.
-        Returns at once where the database has no channel between processes (SQLite:
-        the holder looks at its next poll)."""
+        """Call ``heard`` with the id of each execution another process sends a signal to,
+        until cancelled: the process holding it looks at once. The signals this store
+        sends are left out (:meth:`hear_signals` told them already). Returns at once where
+        the database has no channel between processes (SQLite: the holder looks at its
+        next poll)."""

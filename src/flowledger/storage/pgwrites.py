@@ -45,10 +45,28 @@ FENCE = (
 )
 
 
+#: The channel a signal's write NOTIFYs (Store.watch_signals): "<execution id> <origin>",
+#: the origin being the sending store's, whose own process was told already.
+SIGNAL_CHANNEL = "flowledger_signals"
+
+
+def signal_heard(payload: str, origin: str) -> str | None:
+    """The execution a signal NOTIFY is for; None when ``origin`` (this store) sent it."""
+    execution_id, _, sender = payload.partition(" ")
+    return None if sender == origin else execution_id
+
+
 class PostgresBatchWriter(BatchWriter):
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, origin: str) -> None:
         super().__init__(dialect)
         self._outbox: PreparedWrite | None = None
+        #: This store's mark on the signals it NOTIFYs (signal_heard).
+        self._origin = origin
+
+    def signalled(self, conn: Connection, execution_ids: Sequence[str]) -> None:
+        payloads = [f"{execution_id} {self._origin}" for execution_id in execution_ids]
+        for payload in payloads:
+            conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (SIGNAL_CHANNEL, payload))
 
     def apply(self, conn: Connection, batches: Sequence[Batch]) -> list[BaseException | None]:
         """Rounds without links: written and committed here, in one pipeline (the caller's

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import re
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from flowledger.storage.leasegroup import LeaseAnswer, LeaseWork
 from flowledger.storage.pgleases import INDEX_ORDER_OFF, LeaseConnection, connect_params
 from flowledger.storage.pgrounds import RoundWriter
 from flowledger.storage.pgstarts import StartWriter
-from flowledger.storage.pgwrites import PostgresBatchWriter
+from flowledger.storage.pgwrites import SIGNAL_CHANNEL, PostgresBatchWriter, signal_heard
 from flowledger.storage.schema import UTCDateTime
 from flowledger.storage.sql import SQLStore
 from flowledger.storage.sqlpart import guarded_read, writes
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 #: The channel idle workers LISTEN on and writers NOTIFY when work became claimable.
 WORK_CHANNEL = "flowledger_work"
 _NOTIFY_WORK = f"NOTIFY {WORK_CHANNEL}"
-#: The channel a signal's write NOTIFYs with its execution's id (Store.watch_signals).
-SIGNAL_CHANNEL = "flowledger_signals"
 #: Seconds before listening for signals again once the listener's connection failed.
 SIGNAL_LISTEN_RETRY = 5.0
 #: Any fixed number: the advisory lock that serializes schema upgrades across processes.
@@ -162,7 +161,9 @@ class PostgresStore(SQLStore):
         # (storage.pgrounds); what that leaves commits on the writer lane's driver
         # connection (storage.pgwrites): psycopg begins a transaction by itself at the
         # first statement.
-        self._batch_writer = batch_writer = PostgresBatchWriter(engine.dialect)
+        #: Marks the signals this store NOTIFYs: its own listener leaves them out.
+        self._origin = uuid.uuid4().hex
+        self._batch_writer = batch_writer = PostgresBatchWriter(engine.dialect, self._origin)
         self._rounds = RoundWriter(self._connect_for_rounds, batch_writer)
         self._group = GroupCommitter(
             self._writer,
@@ -378,9 +379,6 @@ class PostgresStore(SQLStore):
         with self.conn.begin():
             self._wake_with_this_commit()
 
-    def _signal_with_this_commit(self, execution_id: str) -> None:
-        self.conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (SIGNAL_CHANNEL, execution_id))
-
     async def watch_signals(self, heard: Callable[[str], None]) -> None:
         # A connection of its own: the work listener's waits take every notification.
         while True:
@@ -393,7 +391,9 @@ class PostgresStore(SQLStore):
                 try:
                     await listener.execute(f"LISTEN {SIGNAL_CHANNEL}")
                     async for note in listener.notifies():
-                        heard(note.payload)
+                        execution_id = signal_heard(note.payload, self._origin)
+                        if execution_id is not None:  # not one of ours: told already
+                            heard(execution_id)
                 finally:
                     await listener.close()
             except psycopg.Error as exc:  # meanwhile the holders look at their poll

@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -167,6 +167,8 @@ class SQLStore(
         #: Closed by ``close``, in this order: the writes queued before close still land.
         self._lanes = [self._writer, self._readers] if readers else [self._writer]
         self._batch_writer = BatchWriter(engine.dialect)
+        #: Told of each signal this store sends, once committed (Store.hear_signals).
+        self._hearers: list[Callable[[str], None]] = []
         self._group = GroupCommitter(
             self._writer,
             lambda: self.conn,
@@ -441,7 +443,19 @@ class SQLStore(
         sent = await self._send_signal(signal, unless_pending)
         if sent:
             self._wake_workers_here()
+            self._signalled_here([signal["execution_id"]])
         return sent
+
+    def hear_signals(self, heard: Callable[[str], None]) -> Callable[[], None]:
+        self._hearers.append(heard)
+        return lambda: self._hearers.remove(heard)
+
+    def _signalled_here(self, execution_ids: Iterable[str]) -> None:
+        """Signals to ``execution_ids`` were just committed by this store: its hearers
+        (Store.hear_signals) are told, once per execution."""
+        for execution_id in dict.fromkeys(execution_ids):
+            for heard in tuple(self._hearers):
+                heard(execution_id)
 
     @writes
     def _send_signal(self, signal: Row, unless_pending: str | None) -> bool:
@@ -468,14 +482,11 @@ class SQLStore(
                     raise SignalBlocked(unless_pending)
             self.conn.execute(insert(signals), [signal])
             self._wake_with_this_commit()
-            self._signal_with_this_commit(signal["execution_id"])
+            self._batch_writer.signalled(self.conn, [signal["execution_id"]])
         return True
 
     def _wake_with_this_commit(self) -> None:
         return None  # SQLite: no channel between processes (see _wake_workers_here)
-
-    def _signal_with_this_commit(self, execution_id: str) -> None:
-        return None  # SQLite: as above (Store.watch_signals)
 
     @reads
     def pending_signals(self, execution_id: str) -> list[Row]:
@@ -489,6 +500,8 @@ class SQLStore(
             await self._group.commit(batch)
         elif not self._group.committed_inline(batch):
             await self._group.commit_now(batch)
+        if batch.signals:  # a child's end or question, a parent's cancel of its children
+            self._signalled_here(s["execution_id"] for s in batch.signals)
 
     @point_read
     def get_execution(self, execution_id: str) -> Row | None:

@@ -126,7 +126,8 @@ class BatchWriter:
                     conn.execute(insert(events), batch.create_events)
             if batch.signals:
                 conn.execute(insert(signals), batch.signals)
-                for target, count in Counter(s["execution_id"] for s in batch.signals).items():
+                sent = Counter(s["execution_id"] for s in batch.signals)
+                for target, count in sent.items():
                     conn.execute(
                         update(executions)
                         .where(executions.c.id == target)
@@ -135,12 +136,18 @@ class BatchWriter:
                             signals_sent=executions.c.signals_sent + count,
                         )
                     )
+                self.signalled(conn, list(sent))
             if batch.consumed_signals:
                 conn.execute(
                     update(signals)
                     .where(signals.c.id.in_(batch.consumed_signals))
                     .values(consumed_at=utcnow())
                 )
+
+    def signalled(self, conn: Connection, execution_ids: Sequence[str]) -> None:
+        """Inside the transaction that sends signals to ``execution_ids``: tell the other
+        processes when it commits (PostgresBatchWriter: NOTIFY; SQLite has no channel
+        between processes, and this process is told by the store: Store.hear_signals)."""
 
     def _write_rows(
         self, cursor: Any, batches: Sequence[Batch], *, executions_too: bool = True
