@@ -342,6 +342,12 @@ class HeldElsewhereError(ConflictError, StorageError):
     is what callers caught before this class existed."""
 
 
+class JobRunCancelledError(ConflictError, StorageError):
+    """The start of a job run's next workflow found the job run cancelled (between two
+    of its workflows): nothing was started. A StorageError too, as the store raises it
+    from inside the start's write."""
+
+
 class ForbiddenError(FlowledgerError):
     """The caller may not do this (a token's role does not allow it)."""
 

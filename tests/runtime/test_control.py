@@ -71,7 +71,6 @@ async def test_a_holder_on_postgresql_takes_a_cancel_at_once_not_at_its_poll(
     assert done["runtimeStatus"] == "Cancelled"
 
 
-
 QUICK_CHILD = """
 name: quick-child
 steps:

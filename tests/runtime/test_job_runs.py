@@ -673,3 +673,55 @@ async def test_an_end_recorded_while_the_retry_commits_does_not_stop_the_job_run
         assert not await store.record_job_run_status(job_run_id, other.owner, "Failed", **stale)
         await store.release_job_run(job_run_id, other.owner)
         assert (await job_runs.drive(job_run_id))["status"] == "Completed"
+
+
+# -- a cancel between two workflows ----------------------------------------------------------
+
+
+async def test_a_cancel_between_two_workflows_ends_the_job_run_before_the_next_starts(
+    engine: Engine, flows: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that came once the job run's workflow had completed, before the next one
+    started, found nothing to cancel and looked again until the next one had started:
+    the job run went on meanwhile. The cancel is recorded at once, and the start of the
+    next workflow, already under way here (its advance recorded), checks it in its own
+    write. Another process cancels inside that window: the hook runs it there."""
+    job_runs = JobRuns(engine)
+    text = """
+        name: stopped-between
+        workflows: [{workflow: greet.yaml, input: {who: Al}}, {workflow: nap.yaml},
+                    {workflow: greet.yaml, input: {who: Bo}}]
+    """
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    start = engine.start
+    answers: list[str | None] = []
+
+    async def cancelled_first(workflow: Any, *args: Any, **kwargs: Any) -> str:
+        if workflow.name == "nap":
+            async with Engine(engine.db_url, registry=engine.registry) as elsewhere:
+                answers.append(await JobRuns(elsewhere, poll=0.01).cancel(job_run_id))
+        return await start(workflow, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "start", cancelled_first)
+    doc = await job_runs.drive(job_run_id)
+    assert answers == [None]  # nothing was running: nothing to cancel
+    assert doc["status"] == "Cancelled"
+    assert [r["runtimeStatus"] for r in doc["runs"]] == ["Completed", None, None]
+    row = await engine.store.get_job_run(job_run_id)
+    assert row is not None and row["status"] == "Cancelled" and row["completed_at"]
+    with pytest.raises(ConflictError, match="already ended: Cancelled"):
+        await job_runs.cancel(job_run_id)
+
+
+async def test_a_job_run_cancelled_before_it_started_never_starts(
+    engine: Engine, flows: Path
+) -> None:
+    """A job run created to be driven later and cancelled first: the cancel looked for a
+    workflow to cancel 40 times, 10 s, and failed; it is recorded Cancelled at once."""
+    job_runs = JobRuns(engine)
+    text = "name: never\nworkflows: [{workflow: greet.yaml, input: {who: Al}}]\n"
+    job_run_id = await job_runs.create(job(flows, text), hold=True)
+    assert await job_runs.cancel(job_run_id, by="ops") is None
+    doc = await job_runs.drive(job_run_id)
+    assert doc["status"] == "Cancelled"
+    assert [r["executionId"] for r in doc["runs"]] == [None]

@@ -120,13 +120,16 @@ class JobRunsApp:
 
     async def cancel(self, request: CancelJobRun) -> JobRunDocument:
         """Cancel the workflow the job run is on; the job run ends Cancelled once its
-        execution takes the cancel. With ``settle``, the execution is cancelled here or
+        execution takes the cancel (at once when it is between two workflows: the next
+        one never starts). With ``settle``, the execution is cancelled here or
         by whoever runs it (watched up to Engine.settle's wait), then the job run
         advances here (a driver or a worker may record it first). Without, the cancel is
         recorded (durable) and the workers woken: its holder or a worker takes it, and the
         worker's job advancer records the end; the answer does not wait for another
         process (the web's click waited up to 30 s for one). Returns the job run after."""
         execution_id = await self._runner.cancel(request.id, by=request.by, reason=request.reason)
+        if execution_id is None:  # between two workflows: recorded Cancelled already
+            return await self.get(GetJobRun(id=request.id))
         if not request.settle:
             await self._wake()
             return await self.get(GetJobRun(id=request.id))

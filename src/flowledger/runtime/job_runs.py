@@ -30,6 +30,7 @@ from flowledger.errors import (
     ConflictError,
     DefinitionError,
     InputError,
+    JobRunCancelledError,
     LeaseLostError,
     NotFoundError,
     NotPushedError,
@@ -55,7 +56,8 @@ from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import Row
 
 log = logging.getLogger(__name__)
-#: How many times cancel looks for the workflow a job run is on (every ``poll`` seconds).
+#: How many times cancel looks again at a job run that moved while it was cancelled (a
+#: workflow ended or started meanwhile): each look follows such a move, never a wait.
 CANCEL_LOOKS = 40
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -308,13 +310,22 @@ class JobRuns:
             return Progress(state.status, waiting_on=state.waiting_on)
         item = items_of(row)[index]
         workflow = await engine.workflow_for_version(item["workflowVersionId"])
-        execution_id = await engine.start(
-            workflow,
-            item["input"],
-            created_by=creator(job_run_id),
-            hold=hold,
-            lineage=Lineage(job_run_id=job_run_id, trigger_key=trigger_key(job_run_id, index)),
-        )
+        try:
+            execution_id = await engine.start(
+                workflow,
+                item["input"],
+                created_by=creator(job_run_id),
+                hold=hold,
+                lineage=Lineage(job_run_id=job_run_id, trigger_key=trigger_key(job_run_id, index)),
+            )
+        except JobRunCancelledError:  # since the record above: it ends here, nothing started
+            log.info(
+                "job run %s was cancelled before its workflow %d started",
+                job_run_id,
+                index + 1,
+                extra=log_extra("advance_job_run", job_run_id=job_run_id),
+            )
+            return Progress(ExecutionStatus.CANCELLED)
         log.info(
             "job run %s: started workflow %d (%s) as execution %s",
             job_run_id,
@@ -420,25 +431,39 @@ class JobRuns:
 
     async def cancel(
         self, job_run_id: str, *, by: str = "python", reason: str = "the job run was cancelled"
-    ) -> str:
+    ) -> str | None:
         """Cancel the workflow the job run is on; a cancelled workflow ends the job run
-        (``Cancelled``, even with ``continue_on_failure``). Returns that execution's id."""
+        (``Cancelled``, even with ``continue_on_failure``). Returns that execution's id;
+        None when the job run was between two workflows (or had started none): it is
+        recorded ``Cancelled`` at once, and its next workflow never starts.
+
+        Nothing is waited for: before, a cancel between two workflows looked again every
+        ``poll`` seconds (up to 40 times) until the next one had started, and cancelled
+        that; the job run had gone on meanwhile."""
         store = self.engine.store
-        for attempt in range(CANCEL_LOOKS):
+        for _ in range(CANCEL_LOOKS):
             row = await self._row(job_run_id)
-            state = current(row, await store.job_run_executions(job_run_id))
+            executions = await store.job_run_executions(job_run_id)
+            state = current(row, executions)
             if state.status.terminal:
-                if attempt == 0:
-                    raise ConflictError(f"job run {job_run_id} already ended: {state.status}")
-                break
+                raise ConflictError(f"job run {job_run_id} already ended: {state.status}")
             if state.waiting_on is not None:
                 with contextlib.suppress(ConflictError):  # it ended meanwhile: look again
                     await self.engine.cancel(state.waiting_on, by=by, reason=reason)
                     return state.waiting_on
-            await asyncio.sleep(self.poll)  # between two workflows: the next one is starting
+            elif await store.cancel_job_run_between(job_run_id, len(executions)):
+                log.info(
+                    "job run %s cancelled by %s between two workflows: %s",
+                    job_run_id,
+                    by,
+                    reason,
+                    extra=log_extra("cancel_job_run", job_run_id=job_run_id),
+                )
+                return None
+            # A workflow started or ended meanwhile: look again.
         raise ConflictError(
-            f"job run {job_run_id} ended, or started no workflow to cancel, while it was "
-            "being cancelled; see flowledger jobs show"
+            f"job run {job_run_id} kept moving on while it was being cancelled; see "
+            "flowledger jobs show, and cancel it again"
         )
 
     # -- retrying -----------------------------------------------------------------------------

@@ -107,6 +107,14 @@ class JobStore(ABC):
         for a retry may have opened one since it looked. False when not recorded."""
 
     @abstractmethod
+    async def cancel_job_run_between(self, job_run_id: str, started: int) -> bool:
+        """Record an unfinished job run ``Cancelled`` while it is between two workflows:
+        exactly ``started`` of its executions exist, none unfinished. Its next workflow
+        then never starts (the start checks in its own write: storage.leasesql), and one
+        whose start is being written is waited for and seen. False, nothing written, when
+        it is not so (a workflow started or ended meanwhile): look again."""
+
+    @abstractmethod
     async def job_runs_to_advance(self, limit: int) -> list[str]:
         """Ids of unfinished job runs none of whose executions is unfinished: their next
         workflow is due, or recording how they ended is."""
@@ -246,6 +254,22 @@ class SQLJobStore(SQLPart, JobStore):
             where = and_(where, ~exists().where(and_(e.c.job_run_id == t.c.id, changed)))
         stmt = update(t).where(where).values(**values)
         with self.conn.begin():
+            return self.conn.execute(stmt).rowcount == 1
+
+    @writes
+    def cancel_job_run_between(self, job_run_id: str, started: int) -> bool:
+        t, e = job_runs, executions
+        mine = e.c.job_run_id == t.c.id
+        moved = or_(
+            exists().where(and_(mine, e.c.runtime_status.in_(UNFINISHED))),
+            select(func.count()).where(mine).scalar_subquery() != started,
+        )
+        where = and_(t.c.id == job_run_id, t.c.status.in_(UNFINISHED), ~moved)
+        stmt = update(t).where(where).values(status="Cancelled", completed_at=self._sql_now())
+        with self.conn.begin():
+            # PostgreSQL: a start of its next workflow holds this row (FOR SHARE) until it
+            # commits, and the UPDATE's snapshot, taken after, then sees that workflow.
+            self.conn.execute(select(t.c.id).where(t.c.id == job_run_id).with_for_update())
             return self.conn.execute(stmt).rowcount == 1
 
     @reads

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table
 
+from flowledger.errors import JobRunCancelledError
 from flowledger.storage.base import Row, claimable_when_created
 from flowledger.storage.fastpath import PreparedRead, PreparedWrite, placeholder
 from flowledger.storage.lanes import NOT_HERE
@@ -38,6 +39,8 @@ class SQLLeaseGroupStore(SQLPart):
     _driver_error: type[Exception]
     #: The release's and the take's SQL, built on first use.
     _lease_sql: tuple[str, str, str] | None = None
+    #: What a read that must hold its row until the transaction ends adds (PostgreSQL).
+    _lock_for_share = ""
 
     @abstractmethod
     def _reads(self) -> tuple[PreparedRead, PreparedRead]:
@@ -60,7 +63,11 @@ class SQLLeaseGroupStore(SQLPart):
     def _insert_new(self, cursor: Any, execution: Row, events_: Sequence[Row]) -> str:
         """Inside the caller's transaction, on the driver's cursor: a new execution and its
         events. When its trigger key is taken (or its id: the same start asked again after
-        its group failed), nothing is written and the id that holds it returns."""
+        its group failed), nothing is written and the id that holds it returns. A job
+        run's workflow is not started once the job run was cancelled: JobRunCancelledError."""
+        job_run_id = execution.get("job_run_id")
+        if job_run_id is not None:
+            self._check_job_run_open(cursor, job_run_id)
         prepared = self._row_insert(executions, execution, " ON CONFLICT DO NOTHING")
         cursor.execute(prepared.sql, prepared.params(execution))
         if cursor.rowcount == 0:
@@ -76,6 +83,20 @@ class SQLLeaseGroupStore(SQLPart):
         if claimable_when_created(execution):
             self._wake_with_this_commit()
         return str(execution["id"])
+
+    def _check_job_run_open(self, cursor: Any, job_run_id: str) -> None:
+        """In the start's transaction: a cancel between two workflows (SQLJobStore.
+        cancel_job_run_between) either committed before it, and is seen here, or waits
+        for it to commit (PostgreSQL: this row lock; SQLite: one writer at a time), and
+        then sees the workflow started and cancels it."""
+        mark = placeholder(self._engine.dialect)
+        read = f"SELECT status FROM job_runs WHERE id = {mark}{self._lock_for_share}"  # noqa: S608 - fixed text
+        cursor.execute(read, (job_run_id,))
+        found = cursor.fetchone()
+        if found is not None and found[0] == "Cancelled":
+            raise JobRunCancelledError(
+                f"job run {job_run_id} was cancelled before its next workflow started"
+            )
 
     def _create_many(self, works: Sequence[LeaseWork]) -> list[str]:
         """The new executions of a lease group in one transaction of their own (PostgreSQL:

@@ -368,6 +368,8 @@ class PostgresStore(SQLStore):
         Others see either at once: visibility does not wait for the flush."""
         self.conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
+    _lock_for_share = " FOR SHARE"
+
     def _claim_query(self, query: Select[tuple[str]]) -> Select[tuple[str]]:
         return query.with_for_update(skip_locked=True)
 
