@@ -25,7 +25,7 @@ from typing import Any
 
 from flowledger.codec import Codec
 from flowledger.runtime.state import StepExecution
-from flowledger.storage.base import Batch, Row, RowParams, Store
+from flowledger.storage.base import Batch, ChildGuard, Row, RowParams, Store
 from flowledger.storage.rowparams import event_rows
 from flowledger.timeutil import Clock, iso
 
@@ -78,6 +78,8 @@ class Journal:
         self._progress_due: datetime | None = None
         self._links = Batch(execution_id, epoch)  # children, signals: rare, so kept apart
         self.sinks: list[EventSink] = []
+        #: Told each guard of children after the commit decided it (ChildGuard.refused).
+        self.on_child_guard: Callable[[ChildGuard], None] | None = None
         #: Called once, right before the round that releases the lease is committed (see
         #: ``release_lease``): whoever renews the lease stops renewing it first.
         self.on_release: Callable[[], None] | None = None
@@ -133,6 +135,11 @@ class Journal:
         """A new execution (a sub-workflow child) created in the same commit as this round."""
         self._links.create_executions.append(row)
         self._links.create_events.append(created)
+
+    def guard_children(self, guard: ChildGuard) -> None:
+        """Create ``guard.child_ids`` (given to ``create_execution``) only if the commit
+        finds the step's failed children within ``guard.tolerated``."""
+        self._links.child_guards.append(guard)
 
     def signal(self, execution_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Tell another execution something (a child ended, a cancel), in this round's commit."""
@@ -237,6 +244,9 @@ class Journal:
         self._execution = {}
         self._latest = None
         self._links = Batch(self.execution_id, self.epoch)
+        if batch.child_guards and self.on_child_guard is not None:
+            for guard in batch.child_guards:
+                self.on_child_guard(guard)
         for sink in self.sinks:
             sink(lambda: event_rows(events, instants, loops))
 

@@ -7,12 +7,13 @@ child is terminal. This module declares the step's input and output.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from flowledger.numbers import NumbersNotBooleans
 from flowledger.steps.base import StepKind, StepType
+from flowledger.steps.tolerance import parse_tolerance
 
 #: Children one step starts: each is a whole execution (split bigger batches in a loop).
 MAX_CHILDREN = 10_000
@@ -42,18 +43,43 @@ class SubWorkflowInput(NumbersNotBooleans):
         description="Start one child per item; without it, one child.",
     )
     concurrency: int = Field(10, ge=1, le=1000, description="Children that run at once.")
+    tolerated_failures: Annotated[int | str | None, BeforeValidator(parse_tolerance)] = Field(
+        None,
+        description="With `items`: how many children may fail (end `Failed` or `Cancelled`) "
+        'without failing the step, a count (`3`) or a percentage of the items (`"10%"`); '
+        "one more fails it, cancelling the rest. Without it, the first failure does.",
+    )
+
+
+class ChildError(BaseModel):
+    """A failed child's error: the step error shape (README), ``Cancelled`` children's
+    ``cancelledBy`` among what else it may carry."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str = Field(description="What went wrong.")
+    code: str | None = Field(None, description="The failure's code (`step`, `timeout`, ...).")
+    stepId: str | None = Field(None, description="The child's step that failed.")
+    attempt: int | None = Field(None, description="That step's attempt.")
+    details: Any = Field(None, description="More about it, as the failing step gave it.")
 
 
 class ChildExecution(BaseModel):
     id: str = Field(description="The child execution's id.")
     runtimeStatus: str = Field(description="Its status when it ended.")
     output: Any = Field(None, description="Its output.")
+    error: ChildError | None = Field(
+        None, description="A failed child's error; null for the others."
+    )
 
 
 class SubWorkflowOutput(BaseModel):
     executions: list[ChildExecution] = Field(
-        description="One per child, in item order (as soon as one fails, the step fails "
-        "and the others are cancelled)."
+        description="One per child, in item order (as soon as more fail than "
+        "`tolerated_failures`, the step fails and the others are cancelled)."
+    )
+    failedCount: int = Field(
+        0, description="The children that failed, within `tolerated_failures`."
     )
 
 

@@ -75,6 +75,23 @@ def claimable_when_created(execution: Row) -> bool:
 RowParams = Row | tuple[Any, ...]
 
 
+@dataclass
+class ChildGuard:
+    """The children one ``sys.sub_workflow`` step starts in a round: the commit creates
+    them only while at most ``tolerated`` of the step's children (``trigger_key``
+    starting with ``key_prefix``) ended ``Failed`` or ``Cancelled``. Checked in the
+    commit's transaction, after the parent's row is locked: a child's final commit
+    signals its parent (updating its row) in the transaction that records its end, so
+    a failure committed before the creation is always seen, in a group commit too."""
+
+    parent_id: str
+    key_prefix: str
+    tolerated: int
+    child_ids: list[str]
+    #: Set by the commit when it left the children out.
+    refused: bool = False
+
+
 @dataclass(init=False)
 class Batch:
     """Every change one scheduler round made to one execution: committed atomically or not at all.
@@ -103,6 +120,8 @@ class Batch:
     notifications: list[Row]
     #: Lines step handlers logged (``step_logs`` rows without ``id``), with their results.
     step_logs: list[Row]
+    #: Conditions on ``create_executions`` (the children of sub-workflow steps).
+    child_guards: list[ChildGuard]
 
     # Written out, not generated: a chain makes one Batch per step, and the generated
     # __init__ calls a factory per defaulted field (~120 bytecodes for twelve fields).
@@ -120,6 +139,7 @@ class Batch:
         consumed_signals: list[str] | None = None,
         notifications: list[Row] | None = None,
         step_logs: list[Row] | None = None,
+        child_guards: list[ChildGuard] | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.epoch = epoch
@@ -133,6 +153,7 @@ class Batch:
         self.consumed_signals = [] if consumed_signals is None else consumed_signals
         self.notifications = [] if notifications is None else notifications
         self.step_logs = [] if step_logs is None else step_logs
+        self.child_guards = [] if child_guards is None else child_guards
 
     def links(self) -> bool:
         """The round reaches other executions (creates children, signals, consumes

@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, insert, update
+from sqlalchemy import Connection, Dialect, Table, func, insert, select, update
 
 from flowledger.errors import LeaseLostError
-from flowledger.storage.base import Batch, Row, RowParams
+from flowledger.storage.base import Batch, ChildGuard, Row, RowParams
 from flowledger.storage.fastpath import (
     PreparedWrite,
     driver_pipeline,
@@ -29,6 +29,7 @@ from flowledger.storage.rowparams import EVENT, STEP_INSERT, STEP_UPDATES
 from flowledger.storage.schema import events, executions, signals, step_executions
 from flowledger.storage.schema_ops import step_logs
 from flowledger.timeutil import utcnow
+from flowledger.types import ExecutionStatus
 
 
 class BatchWriter:
@@ -121,9 +122,13 @@ class BatchWriter:
         """The rarer writes that reach other executions: children and signals."""
         for batch in batches:
             if batch.create_executions:
-                conn.execute(insert(executions), batch.create_executions)
-                if batch.create_events:
-                    conn.execute(insert(events), batch.create_events)
+                refused = _refused_children(conn, batch.child_guards)
+                children = [r for r in batch.create_executions if r["id"] not in refused]
+                created = [r for r in batch.create_events if r["execution_id"] not in refused]
+                if children:
+                    conn.execute(insert(executions), children)
+                if created:
+                    conn.execute(insert(events), created)
             if batch.signals:
                 conn.execute(insert(signals), batch.signals)
                 sent = Counter(s["execution_id"] for s in batch.signals)
@@ -254,6 +259,31 @@ def _send(cursor: Any, prepared: PreparedWrite, rows: Sequence[RowParams]) -> No
     cursor.executemany(
         prepared.sql, [row if isinstance(row, tuple) else params(row) for row in rows]
     )
+
+
+def _refused_children(conn: Connection, guards: Sequence[ChildGuard]) -> set[str]:
+    """The children left out: those of steps with more failed children than they
+    tolerate (ChildGuard; the caller's transaction holds the parents' rows)."""
+    refused: set[str] = set()
+    for guard in guards:
+        prefix = guard.key_prefix
+        failed = conn.execute(
+            select(func.count())
+            .select_from(executions)
+            .where(
+                executions.c.parent_id == guard.parent_id,
+                func.substr(executions.c.trigger_key, 1, len(prefix)) == prefix,
+                executions.c.runtime_status.in_(_ENDED_BADLY),
+            )
+        ).scalar_one()
+        if failed > guard.tolerated:
+            guard.refused = True
+            refused.update(guard.child_ids)
+    return refused
+
+
+#: A child that ended so counts against its step's ``tolerated_failures``.
+_ENDED_BADLY = (str(ExecutionStatus.FAILED), str(ExecutionStatus.CANCELLED))
 
 
 def _update_columns(row: RowParams) -> tuple[str, ...]:
