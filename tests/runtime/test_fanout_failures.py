@@ -40,7 +40,10 @@ FAN = yaml(
           input: {n: "{{ loop.fan.item }}"}
       - id: after
         type: sys.transform
-        input: {value: "{{ steps.fan.output.failedCount }}"}
+        input:
+          value:
+            failed: "{{ steps.fan.output.failedCount }}"
+            items: "{{ steps.fan.output.executions | selectattr('error') | map(attribute='error.message') | list }}"
     output: "{{ steps.after.output }}"
     """
 )
@@ -152,7 +155,7 @@ async def test_failures_within_the_tolerated_count_complete_the_step(
     gate.open.set()
     doc = await _run(engine, [1, -1, 2, -2, 3], tolerated=2)
     assert doc["runtimeStatus"] == "Completed", doc["error"]
-    assert doc["output"] == 2
+    assert doc["output"] == {"failed": 2, "items": ["item -1 is bad", "item -2 is bad"]}
     output = latest(doc, "fan")["outputData"]
     assert output["failedCount"] == 2
     executions = output["executions"]

@@ -45,9 +45,9 @@ class SubWorkflowInput(NumbersNotBooleans):
     concurrency: int = Field(10, ge=1, le=1000, description="Children that run at once.")
     tolerated_failures: Annotated[int | str | None, BeforeValidator(parse_tolerance)] = Field(
         None,
-        description="With `items`: how many children may fail (end `Failed` or `Cancelled`) "
-        'without failing the step, a count (`3`) or a percentage of the items (`"10%"`); '
-        "one more fails it, cancelling the rest. Without it, the first failure does.",
+        description="How many children may fail (end `Failed` or `Cancelled`) without "
+        'failing the step: a count (`3`) or a percentage of the children (`"10%"`, rounded '
+        "down); one more fails it and cancels the rest. Without it, the first failure does.",
     )
 
 
