@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from flowledger import Engine
+from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.worker.worker import Worker, WorkerOptions
 
 FAST = WorkerOptions(concurrency=8, lease=timedelta(seconds=3), park_after=0.3, max_idle=0.05)
@@ -45,6 +46,18 @@ async def running_worker(engine: Engine, options: WorkerOptions = FAST) -> Async
     finally:
         worker.stop()
         await task
+
+
+async def start_and_park(engine: Engine, workflow: CompiledWorkflow) -> str:
+    """Start ``workflow`` and run it as a worker would until it parks (waiting for its
+    children, say), its lease released for whichever process takes it up next."""
+    execution_id = await engine.start(workflow)
+    epoch = await engine.store.acquire_lease(execution_id, engine.owner, engine.lease)
+    assert epoch is not None
+    status, parked_until = await engine.run_owned(execution_id, park_after=0.1)
+    await engine.store.release_lease(execution_id, epoch, parked_until)
+    assert str(status) == "InProgress" and parked_until is not None
+    return execution_id
 
 
 def yaml(text: str) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from flowledger import Engine, StepContext, StepError, StepRegistry, step_type
 from flowledger.errors import DefinitionError
 from flowledger.storage import Batch, ExecutionQuery
-from tests.runtime.support import latest, yaml
+from tests.runtime.support import latest, running_worker, start_and_park, wait_for_status, yaml
 
 KID = yaml(
     """
@@ -107,12 +107,13 @@ async def _run(engine: Engine, items: list[int], *, tolerated: Any = None) -> di
     return await engine.run(engine.load_text(FAN), data)
 
 
-async def test_no_child_starts_once_a_sibling_failed_before_the_refill_committed(
-    engine: Engine, gate: Gate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Item 1's child ends first: the parent reads item 0's child still running and
-    starts item 2's. Item 0's child fails before that start is committed (this test
-    holds the commit until it has): item 2's child must not be created."""
+def _fail_item_0_before_refill(
+    engine: Engine, gate: Gate, monkeypatch: pytest.MonkeyPatch, refill: int
+) -> list[Batch]:
+    """Hold the ``refill``-th commit of ``engine`` that creates children until item 0's
+    child has failed (its gate opened then): the failure lands between the parent's
+    decision to refill its window and the commit of that decision. Returns the batches
+    that created children."""
     store = engine.store
     commit = store.commit
     creations: list[Batch] = []
@@ -120,33 +121,63 @@ async def test_no_child_starts_once_a_sibling_failed_before_the_refill_committed
     async def ordered(batch: Batch, *, group: bool = False) -> None:
         if batch.create_executions:
             creations.append(batch)
-            if len(creations) == 2:  # the refill: let item 0's child fail first
-                first = next(
-                    row["id"] for row in creations[0].create_executions if '"index":0' in
-                    row["trigger"].replace(" ", "")
-                )  # fmt: skip
+            if len(creations) == refill:
                 gate.open.set()
 
                 async def failed() -> bool:
-                    row = await store.get_execution(first)
-                    return row is not None and row["runtime_status"] == "Failed"
+                    children = await _children(engine, batch.execution_id)
+                    return any(
+                        c["trigger"]["index"] == 0 and c["runtimeStatus"] == "Failed"
+                        for c in children
+                    )
 
                 await _until(failed)
         await commit(batch, group=group)
 
     monkeypatch.setattr(store, "commit", ordered)
-    await engine.push(engine.load_text(KID))
-    doc = await engine.run(engine.load_text(FAIL_FAST))
+    return creations
+
+
+async def _check_only_items_0_and_1_started(engine: Engine, parent_id: str) -> None:
+    doc = await engine.get_execution(parent_id)
     assert doc["runtimeStatus"] == "Failed"
-    assert len(creations) >= 2, "the parent never tried to refill its window"
-    children = await _children(engine, doc["id"])
+    children = await _children(engine, parent_id)
     assert sorted(c["trigger"]["index"] for c in children) == [0, 1]
     fan = latest(doc, "fan")
     assert fan["error"]["code"] == "child.failed"
-    assert "item 0" in fan["error"]["message"] and "item 0 is bad" in fan["error"]["message"]
+    assert "(item 0)" in fan["error"]["message"], fan["error"]
+    assert "item 0 is bad" in fan["error"]["message"]
     assert sorted(c["id"] for c in fan["childWorkflowExecutions"]) == sorted(
         c["id"] for c in children
     )
+
+
+async def test_no_child_starts_once_a_sibling_failed_before_the_refill_committed(
+    engine: Engine, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 1's child ends first: the parent reads item 0's child still running and
+    starts item 2's. Item 0's child fails before that start is committed: item 2's
+    child must not be created (it was, and was cancelled later)."""
+    creations = _fail_item_0_before_refill(engine, gate, monkeypatch, refill=2)
+    await engine.push(engine.load_text(KID))
+    doc = await engine.run(engine.load_text(FAIL_FAST))
+    assert len(creations) == 2, "the parent never tried to refill its window"
+    await _check_only_items_0_and_1_started(engine, doc["id"])
+
+
+async def test_after_a_restart_no_child_starts_once_a_sibling_failed(
+    db_url: str, registry: StepRegistry, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race when a worker takes the parent up after a restart."""
+    async with Engine(db_url, registry=registry) as first:
+        await first.push(first.load_text(KID))
+        parent_id = await start_and_park(first, first.load_text(FAIL_FAST))  # 2 children
+    async with Engine(db_url, registry=registry) as second:
+        creations = _fail_item_0_before_refill(second, gate, monkeypatch, refill=1)
+        async with running_worker(second):
+            await wait_for_status(second, parent_id, "Failed")
+        assert len(creations) == 1, "the parent never tried to refill its window"
+        await _check_only_items_0_and_1_started(second, parent_id)
 
 
 async def test_failures_within_the_tolerated_count_complete_the_step(
@@ -203,11 +234,9 @@ async def test_a_failed_fan_out_lists_at_most_twenty_failed_children(
     assert error["details"]["failedChildrenNotListed"] == 5
 
 
-async def test_without_tolerance_the_first_failure_names_its_item(
-    engine: Engine, gate: Gate
-) -> None:
-    gate.open.set()
-    doc = await _run(engine, [1, -5, 2])
+async def test_without_tolerance_the_first_failure_names_its_item(engine: Engine) -> None:
+    await engine.push(engine.load_text(KID))
+    doc = await engine.run(engine.load_text(FAIL_FAST.replace("[0, 1, 2]", "[1, -5, 2]")))
     error = latest(doc, "fan")["error"]
     assert error["message"].endswith("(item 1) ended Failed: item -5 is bad")
     assert error["details"]["itemIndex"] == 1

@@ -12,7 +12,14 @@ from flowledger.config import Limits, Settings
 from flowledger.runtime.orphans import this_host
 from flowledger.storage import ExecutionQuery
 from tests.runtime.steps_for_tests import Recorder
-from tests.runtime.support import latest, running_worker, wait_for_status, wait_until, yaml
+from tests.runtime.support import (
+    latest,
+    running_worker,
+    start_and_park,
+    wait_for_status,
+    wait_until,
+    yaml,
+)
 
 CHILD = yaml(
     """
@@ -247,13 +254,8 @@ async def test_a_parent_waiting_on_children_survives_a_restart(
     )
     async with Engine(db_url, registry=registry) as first:
         await first.push(first.load_text(slow_child))
-        parent_id = await first.start(first.load_text(parent))
-        epoch = await first.store.acquire_lease(parent_id, first.owner, first.lease)
-        assert epoch is not None
         # A worker-style run: the parent starts its children, then parks waiting for them.
-        status, parked_until = await first.run_owned(parent_id, park_after=0.1)
-        await first.store.release_lease(parent_id, epoch, parked_until)
-        assert str(status) == "InProgress" and parked_until is not None
+        parent_id = await start_and_park(first, first.load_text(parent))
     async with Engine(db_url, registry=registry) as second:  # nobody ran anything meanwhile
         children = await _children(second, parent_id)
         assert [c["runtimeStatus"] for c in children] == ["NotStarted"] * 3

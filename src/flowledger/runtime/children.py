@@ -313,7 +313,16 @@ class ChildWaits(TaskDriver):
             active += 1
         if created:
             self.started.extend(created)
-            guard = ChildGuard(runner.id, _key_prefix(run), state.get("tolerated", 0), created)
+            # Refused, the list ends before the first of them (an index is a position).
+            kept = children[: children.index(created[0])]
+            guard = ChildGuard(
+                runner.id,
+                _key_prefix(run),
+                state.get("tolerated", 0),
+                created,
+                run.id,
+                runner.journal.codec.dumps(kept) if kept else None,
+            )
             runner.journal.guard_children(guard)
             self._guarded[guard.key_prefix] = run
         run.children = children
@@ -321,15 +330,15 @@ class ChildWaits(TaskDriver):
 
     def _guard_decided(self, guard: ChildGuard) -> None:
         """After the commit: children it refused (a sibling's failure came first) were
-        never created, so they leave the step's list (its row is written again) and are
-        not run; the failure's signal, committed before, fails the step."""
+        never created, nor listed on the step's row, so they leave its list here too and
+        are not run; the failure's signal, committed before, fails the step."""
         run = self._guarded.pop(guard.key_prefix, None)
-        if not guard.refused or run is None:
+        children = (run.children if run is not None else None) or []
+        if not guard.refused or run is None or guard.child_ids[0] not in children:
             return
         refused = set(guard.child_ids)
-        run.children = [child for child in run.children or [] if child not in refused]
+        run.children = children[: children.index(guard.child_ids[0])]
         self.started = [child for child in self.started if child not in refused]
-        self.scheduler.journal.touch(run)
 
     async def refresh(self) -> None:
         """Read the children's rows and move every waiting step on (after a child signal)."""

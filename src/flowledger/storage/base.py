@@ -88,6 +88,10 @@ class ChildGuard:
     key_prefix: str
     tolerated: int
     child_ids: list[str]
+    #: The step execution whose row lists the children, and its ``children`` column
+    #: without ``child_ids``: what the commit writes there when it refuses them.
+    step_execution_id: str
+    children_if_refused: str | None
     #: Set by the commit when it left the children out.
     refused: bool = False
 

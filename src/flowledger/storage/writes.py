@@ -129,6 +129,13 @@ class BatchWriter:
                     conn.execute(insert(executions), children)
                 if created:
                     conn.execute(insert(events), created)
+                for guard in batch.child_guards:
+                    if guard.refused:  # the step's row (written above) lists them
+                        conn.execute(
+                            update(step_executions)
+                            .where(step_executions.c.id == guard.step_execution_id)
+                            .values(children=guard.children_if_refused)
+                        )
             if batch.signals:
                 conn.execute(insert(signals), batch.signals)
                 sent = Counter(s["execution_id"] for s in batch.signals)
