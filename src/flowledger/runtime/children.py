@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from flowledger.codec import loads
 from flowledger.definition.compiled import CompiledStep, CompiledWorkflow
 from flowledger.errors import FlowledgerError, StepError
+from flowledger.runtime.child_failures import FAILED, entry, failed_count, past_tolerance
 from flowledger.runtime.creation import MAX_DEPTH, Lineage, execution_rows, validate_input
 from flowledger.runtime.ports import Restoring, Scheduler
 from flowledger.runtime.state import StepExecution
@@ -359,6 +360,7 @@ class ChildWaits(TaskDriver):
         results: dict[str, Any] = state.setdefault("results", {})
         store = self.scheduler.services.store
         blocked = True
+        failed = failed_count(results)  # counted on as children end: once per refresh
         for child_id in run.children or []:
             if child_id in results:
                 continue
@@ -379,9 +381,11 @@ class ChildWaits(TaskDriver):
                 continue
             results[child_id] = _result(row)
             self.scheduler.journal.touch(run)
-            if status in _FAILED and _failed_count(run) > state.get("tolerated", 0):
-                self._child_failed(run, child_id)
-                return False
+            if status in FAILED:
+                failed += 1
+                if failed > state.get("tolerated", 0):
+                    self._child_failed(run, child_id)
+                    return False
         if run.id not in self.runs:
             return False
         if len(results) == len(state["inputs"]):
@@ -405,8 +409,8 @@ class ChildWaits(TaskDriver):
         state = run.state or {}
         results = state.get("results", {})
         self.runs.pop(run.id, None)
-        executions = [_entry(results[c]) for c in run.children or []]
-        output = {"executions": executions, "failedCount": _failed_count(run)}
+        executions = [entry(results[c]) for c in run.children or []]
+        output = {"executions": executions, "failedCount": failed_count(results)}
         self.scheduler.step_succeeded(run, output)
 
     def _child_failed(self, run: StepExecution, child_id: str) -> None:
@@ -414,36 +418,12 @@ class ChildWaits(TaskDriver):
         self.runs.pop(run.id, None)
         self.cancel_children(run, f"sibling child execution {child_id} failed")
         state = run.state or {}
-        result = state["results"][child_id]
-        children = run.children or []
-        error = result.get("error") or {}
-        message = error.get("message") if isinstance(error, dict) else None
-        text = (
-            f"child execution {child_id} (item {children.index(child_id)}) ended "
-            f"{result['runtimeStatus']}" + (f": {message}" if message else "")
+        children, tolerated = run.children or [], state.get("tolerated", 0)
+        failure = past_tolerance(
+            child_id, children, state["results"], tolerated, len(state["inputs"])
         )
-        tolerated = state.get("tolerated", 0)
-        failed = _failed_children(run)
-        if tolerated:
-            text = (
-                f"{len(failed)} of {len(state['inputs'])} child executions failed, more than "
-                f"the {tolerated} tolerated (tolerated_failures); the first past the limit: " + text
-            )
         self.scheduler.step_failed(
-            run,
-            text,
-            retryable=False,
-            details={
-                "childWorkflowExecutionId": child_id,
-                "childError": error,
-                "itemIndex": children.index(child_id),
-                "failedCount": len(failed),
-                "tolerated": tolerated,
-                # Bounded: the step's error is stored and shown with every read of it.
-                "failedChildren": failed[:LISTED_FAILURES],
-                "failedChildrenNotListed": max(0, len(failed) - LISTED_FAILURES),
-            },
-            code="child.failed",
+            run, failure.message, retryable=False, details=failure.details, code="child.failed"
         )
 
     def cancel_children(self, run: StepExecution, reason: str) -> None:
@@ -464,49 +444,11 @@ class ChildWaits(TaskDriver):
 
 #: A child whose result a retry may take instead of running it again.
 _DONE = (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_NO_ACTION)
-#: A child that ended so counts against ``tolerated_failures``.
-_FAILED = (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
-#: The failed children a failed step's error lists (``details.failedChildren``).
-LISTED_FAILURES = 20
 
 
 def _key_prefix(run: StepExecution) -> str:
     """The start of the ``trigger_key`` of the children of ``run`` (execution_rows)."""
     return f"child:{run.id}:"
-
-
-def _failed_children(run: StepExecution) -> list[dict[str, Any]]:
-    """The step's failed children so far, in item order: ``{id, index, runtimeStatus,
-    code}`` (a cancelled child's error has no code: ``cancelled``)."""
-    results = (run.state or {}).get("results", {})
-    failed = []
-    for index, child_id in enumerate(run.children or []):
-        result = results.get(child_id)
-        if result is None or ExecutionStatus(result["runtimeStatus"]) not in _FAILED:
-            continue
-        error = result.get("error")
-        code = error.get("code") if isinstance(error, dict) else None
-        if code is None and result["runtimeStatus"] == str(ExecutionStatus.CANCELLED):
-            code = "cancelled"
-        failed.append(
-            {
-                "id": child_id,
-                "index": index,
-                "runtimeStatus": result["runtimeStatus"],
-                "code": code,
-            }
-        )
-    return failed
-
-
-def _failed_count(run: StepExecution) -> int:
-    results = (run.state or {}).get("results", {})
-    return sum(1 for r in results.values() if ExecutionStatus(r["runtimeStatus"]) in _FAILED)
-
-
-def _entry(result: dict[str, Any]) -> dict[str, Any]:
-    """A child's entry in the step's output (``error`` is null unless it failed)."""
-    return {k: result.get(k) for k in ("id", "runtimeStatus", "output", "error")}
 
 
 def _result(row: Row) -> dict[str, Any]:
