@@ -47,12 +47,20 @@ def _child_ends(child_id: str, epoch: int, parent_id: str, status: str) -> Batch
     return Batch(child_id, epoch, execution={"runtime_status": status}, signals=[signal])
 
 
-def _refill(parent_id: str, epoch: int, step: str, first: str, tolerated: int) -> Batch:
-    """The parent's round that lists and creates its step's second child, guarded."""
+def _refill(
+    parent_id: str, epoch: int, step: str, first: str, tolerated: int, known_failed: int = 0
+) -> Batch:
+    """The parent's round that lists and creates its step's second child, guarded: the
+    first one running as far as the parent knows (or known failed, and another)."""
     new = execution_row(parent_id=parent_id, trigger_key=f"child:{step}:1")
     row = step_row(parent_id, id=step, children=json.dumps([first, new["id"]]))
     guard = ChildGuard(
-        parent_id, f"child:{step}:", tolerated, [new["id"]], step, json.dumps([first])
+        known_failed=known_failed,
+        running=[first],
+        tolerated=tolerated,
+        child_ids=[new["id"]],
+        step_execution_id=step,
+        children_if_refused=json.dumps([first]),
     )
     return Batch(
         parent_id, epoch, insert_steps=[row], create_executions=[new], child_guards=[guard]
@@ -78,6 +86,14 @@ async def test_a_failure_committed_first_refuses_the_new_child(
     else:
         await store.commit(ends)
         await store.commit(refill)
+    assert refill.child_guards[0].refused
+    assert await _children(store, parent_id, step) == (1, [child_id])
+
+
+async def test_a_failure_the_parent_knew_of_counts(store: SQLStore) -> None:
+    parent_id, parent_epoch, child_id, _, step = await _parent_with_a_child(store)
+    refill = _refill(parent_id, parent_epoch, step, child_id, tolerated=1, known_failed=2)
+    await store.commit(refill)
     assert refill.child_guards[0].refused
     assert await _children(store, parent_id, step) == (1, [child_id])
 

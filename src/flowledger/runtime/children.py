@@ -83,7 +83,7 @@ class ChildWaits(TaskDriver):
         self.blocked_on_people = False
         #: The children found AwaitingUserInput by the last refresh.
         self.asking: set[str] = set()
-        #: Steps whose new children a commit not yet done creates, by ChildGuard.key_prefix.
+        #: Steps whose new children a commit not yet done creates, by step execution id.
         self._guarded: dict[str, StepExecution] = {}
         scheduler.journal.on_child_guard = self._guard_decided
 
@@ -304,7 +304,7 @@ class ChildWaits(TaskDriver):
                     parent_id=runner.id,
                     root_id=runner.root_id or runner.id,
                     depth=runner.depth + 1,
-                    trigger_key=f"{_key_prefix(run)}{index}",
+                    trigger_key=f"child:{run.id}:{index}",
                 ),
                 codec=runner.journal.codec,  # the parent writes it: redacted as the parent
             )
@@ -316,16 +316,17 @@ class ChildWaits(TaskDriver):
             self.started.extend(created)
             # Refused, the list ends before the first of them (an index is a position).
             kept = children[: children.index(created[0])]
+            fresh = set(created)
             guard = ChildGuard(
-                runner.id,
-                _key_prefix(run),
-                state.get("tolerated", 0),
-                created,
-                run.id,
-                runner.journal.codec.dumps(kept) if kept else None,
+                known_failed=failed_count(results),
+                running=[c for c in children if c not in results and c not in fresh],
+                tolerated=state.get("tolerated", 0),
+                child_ids=created,
+                step_execution_id=run.id,
+                children_if_refused=runner.journal.codec.dumps(kept) if kept else None,
             )
             runner.journal.guard_children(guard)
-            self._guarded[guard.key_prefix] = run
+            self._guarded[run.id] = run
         run.children = children
         runner.journal.touch(run)
 
@@ -333,7 +334,7 @@ class ChildWaits(TaskDriver):
         """After the commit: children it refused (a sibling's failure came first) were
         never created, nor listed on the step's row, so they leave its list here too and
         are not run; the failure's signal, committed before, fails the step."""
-        run = self._guarded.pop(guard.key_prefix, None)
+        run = self._guarded.pop(guard.step_execution_id, None)
         children = (run.children if run is not None else None) or []
         if not guard.refused or run is None or guard.child_ids[0] not in children:
             return
@@ -444,11 +445,6 @@ class ChildWaits(TaskDriver):
 
 #: A child whose result a retry may take instead of running it again.
 _DONE = (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_NO_ACTION)
-
-
-def _key_prefix(run: StepExecution) -> str:
-    """The start of the ``trigger_key`` of the children of ``run`` (execution_rows)."""
-    return f"child:{run.id}:"
 
 
 def _result(row: Row) -> dict[str, Any]:

@@ -78,14 +78,16 @@ RowParams = Row | tuple[Any, ...]
 @dataclass
 class ChildGuard:
     """The children one ``sys.sub_workflow`` step starts in a round: the commit creates
-    them only while at most ``tolerated`` of the step's children (``trigger_key``
-    starting with ``key_prefix``) ended ``Failed`` or ``Cancelled``. Checked in the
-    commit's transaction, after the parent's row is locked: a child's final commit
-    signals its parent (updating its row) in the transaction that records its end, so
-    a failure committed before the creation is always seen, in a group commit too."""
+    them only while at most ``tolerated`` of the step's children ended ``Failed`` or
+    ``Cancelled``: the ``known_failed`` its parent read, and those of ``running`` (the
+    others it started, not known to have ended: at most its concurrency, so the check
+    reads a few rows by key) that have since. Checked in the commit's transaction,
+    after the parent's row is locked: a child's final commit signals its parent
+    (updating its row) in the transaction that records its end, so a failure committed
+    before the creation is always seen, in a group commit too."""
 
-    parent_id: str
-    key_prefix: str
+    known_failed: int
+    running: list[str]
     tolerated: int
     child_ids: list[str]
     #: The step execution whose row lists the children, and its ``children`` column

@@ -273,16 +273,16 @@ def _refused_children(conn: Connection, guards: Sequence[ChildGuard]) -> set[str
     tolerate (ChildGuard; the caller's transaction holds the parents' rows)."""
     refused: set[str] = set()
     for guard in guards:
-        prefix = guard.key_prefix
-        failed = conn.execute(
-            select(func.count())
-            .select_from(executions)
-            .where(
-                executions.c.parent_id == guard.parent_id,
-                func.substr(executions.c.trigger_key, 1, len(prefix)) == prefix,
-                executions.c.runtime_status.in_(_ENDED_BADLY),
-            )
-        ).scalar_one()
+        failed = guard.known_failed
+        if guard.running and failed <= guard.tolerated:
+            failed += conn.execute(
+                select(func.count())
+                .select_from(executions)
+                .where(
+                    executions.c.id.in_(guard.running),
+                    executions.c.runtime_status.in_(_ENDED_BADLY),
+                )
+            ).scalar_one()
         if failed > guard.tolerated:
             guard.refused = True
             refused.update(guard.child_ids)
