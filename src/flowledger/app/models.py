@@ -356,6 +356,9 @@ class FollowEvents(Request):
     #: The hash of the listener's token (tokens.token_hash): the stream ends once it no
     #: longer authenticates (revoked), as the listener's next request would be refused.
     credential: str | None = Field(default=None, max_length=128)
+    #: Its descendants' events too, children started later included (app.streams);
+    #: ``after_seq`` applies to the execution's own events only.
+    children: bool = False
 
     _after = field_validator("after_seq")(_past_the_last_seq)
 

@@ -15,6 +15,10 @@ repeat within one stream.
   stream does not replay across executions after a reconnect. A client that was away
   re-reads the list (``GET /executions``) and, for the executions it follows, their
   events after the last ``seq`` it saw. Decision: a list UI needs exactly that.
+- :meth:`EventStreams.follow` with ``children``: the execution's events as above, and
+  every descendant's whole history (children started later too, app.family), merged
+  by time; it ends once the whole family is terminal and sent (a child told to stop
+  when its parent ended ends after it). Only the execution's own events resume.
 
 Either stream yields a keep-alive item (``event`` None) after ``keepalive`` quiet
 seconds, so a face can write a comment and notice a client that went away. A stream
@@ -34,12 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from flowledger.app.changes import RECHECK, ChangeHub, Subscription
+from flowledger.app.family import Family
 from flowledger.app.models import FollowAllEvents, FollowEvents
 from flowledger.app.slots import Slots
 from flowledger.app.tokens import Tokens
@@ -177,21 +183,37 @@ class EventStreams:
 
     async def ended(self, request: FollowEvents) -> bool:
         """The execution is terminal and has no event after ``after_seq``: a stream would
-        end at once (an HTTP face answers 204, which stops EventSource reconnecting)."""
+        end at once (an HTTP face answers 204, which stops EventSource reconnecting).
+        With ``children``: the execution and all its descendants are terminal."""
         row = await self._row(request.id)
-        return _terminal(row) and request.after_seq >= int(row["event_seq"])
+        if not request.children:
+            return _terminal(row) and request.after_seq >= int(row["event_seq"])
+        # A family's: whether all of it has ended (its descendants are sent whole).
+        if not _terminal(row):
+            return False
+        family = Family(self._engine.store, row)
+        for member in await family.find_below([request.id]):
+            found = await self._engine.store.get_execution(member)
+            if found is not None and not _terminal(found):
+                return False
+        return True
 
     async def follow(self, request: FollowEvents) -> EventStream:
         """Open a stream of one execution's events (NotFoundError, TooManyError now,
         before anything is sent)."""
-        await self._row(request.id)
+        row = await self._row(request.id)
         credential = await self._credential(request.credential)
         stack = contextlib.ExitStack()
         with contextlib.ExitStack() as opening:
             opening.enter_context(self._slots.take("stream", request.caller))
-            sub = opening.enter_context(self._hub.subscribe(request.id))
+            # A family's descendants are found as they change: hear every execution.
+            heard = None if request.children else request.id
+            sub = opening.enter_context(self._hub.subscribe(heard))
             stack.push(opening.pop_all())
-        items = self._one(request.id, request.after_seq, sub)
+        if request.children:
+            items = self._family(Family(self._engine.store, row), request.after_seq, sub)
+        else:
+            items = self._one(request.id, request.after_seq, sub)
         return EventStream(items, stack, self._ending, credential)
 
     async def follow_all(self, request: FollowAllEvents) -> EventStream:
@@ -233,6 +255,51 @@ class EventStreams:
                 last_sent = loop.time()
                 continue
             await sub.wait(min(RECHECK, self.keepalive - idle))
+
+    async def _family(
+        self, family: Family, after: int, sub: Subscription
+    ) -> AsyncIterator[StreamItem]:
+        loop = asyncio.get_running_loop()
+        store = self._engine.store
+        sent = {family.head: after}  # member -> last seq sent
+        finished: set[str] = set()  # terminal, and everything sent
+        await family.find_below([family.head])
+        due = list(family.members)  # members to read now
+        last_sent = loop.time()
+        while True:
+            runs: list[list[tuple[str, StreamItem]]] = []
+            for member in due:
+                row = await store.get_execution(member)
+                if row is None:  # pruned meanwhile: nothing more to send of it
+                    finished.add(member)
+                    continue
+                seen = sent.get(member, 0)
+                run = []
+                for event in await store.get_events(member, seen):
+                    seen = int(event["seq"])
+                    document = cast(EventDocument, event_document(event))
+                    run.append((document["at"], StreamItem(member, document)))
+                sent[member] = seen
+                if _terminal(row) and seen >= int(row["event_seq"]):
+                    finished.add(member)
+                runs.append(run)
+            # Each member's events stay in seq order; between members, in time order.
+            for _, item in heapq.merge(*runs, key=lambda pair: pair[0]):
+                yield item
+                last_sent = loop.time()
+            if finished.issuperset(family.members):
+                return
+            idle = loop.time() - last_sent
+            if idle >= self.keepalive:
+                yield StreamItem(family.head, None)
+                last_sent = loop.time()
+            changes = await sub.wait(min(RECHECK, max(0.0, self.keepalive - idle)))
+            if changes:
+                heard = dict.fromkeys(change.execution_id for change in changes)
+                due = [m for m in heard if m not in finished and await family.joins(m)]
+            else:  # quiet: re-read all that go on, in case a hint was lost
+                due = [m for m in family.members if m not in finished]
+                due += await family.find_below(due)
 
     async def _all(
         self, workflow: str | None, sub: Subscription, opened: datetime

@@ -229,7 +229,8 @@ def executions_watch(
     db: DbOption = None,
     plugin: PluginOption = None,
 ) -> None:
-    """Follow any execution live (run here or by a worker) with the table `run` shows.
+    """Follow any execution live (run here or by a worker) with the table `run` shows,
+    its children's lines too (``child 1a2b3c4d …``).
 
     Exits like `run` once the execution ends (3 once it waits for input). When no
     process carries it on (a killed run left it, or no worker has taken it), says so on
@@ -265,16 +266,20 @@ def executions_watch(
             if isinstance(progress, LiveProgress):
                 counting = asyncio.create_task(_count_children(application, full_id, progress))
             telling = asyncio.create_task(_tell_runner(application, full_id, db))
-            stream = await application.streams.follow(FollowEvents(id=full_id))
+            # Its children's lines too, labelled as `run` labels them (cli.progress).
+            stream = await application.streams.follow(FollowEvents(id=full_id, children=True))
             async for item in stream:
                 if item.event is None:
                     continue
-                progress.update(full_id, [dict(item.event)])
+                progress.update(item.execution_id, [dict(item.event)])
                 if isinstance(progress, PlainProgress) and progress.closed:
                     stream.close()  # nobody reads on: stop watching (the execution goes on)
                     break
-                if item.event["kind"] == "execution.awaiting_input" and await _waits(
-                    application, full_id
+                own = item.execution_id == full_id
+                if (
+                    own
+                    and item.event["kind"] == "execution.awaiting_input"
+                    and await _waits(application, full_id)
                 ):
                     stream.close()  # like `run`: stop (exit 3) while it waits for people
                     break

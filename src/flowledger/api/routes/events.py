@@ -12,6 +12,10 @@ ends when the execution is terminal and all its events were sent. A stream asked
 execution that already ended and has nothing after ``Last-Event-ID`` is answered 204,
 which tells an EventSource to stop reconnecting.
 
+``?children=true`` (streams only) adds its descendants' events, children started later
+included, framed as ``GET /events`` frames them; only its own events resume, and once the
+whole family has ended a reconnect is answered 204.
+
 ``GET /events?workflow=NAME``: a live tail of every execution's events (or one
 workflow's), each document with its ``executionId``; ``id:`` is ``<executionId>/<seq>``.
 No replay across executions on reconnect (``Last-Event-ID`` is not used here): re-read
@@ -63,6 +67,13 @@ async def get_execution_events(
     ] = None,
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header()] = None,
+    children: Annotated[
+        bool,
+        Query(
+            description="with Accept: text/event-stream, its descendants' events too "
+            "(ids <executionId>/<seq>, as GET /events frames them)"
+        ),
+    ] = False,
 ) -> Response:
     if not wants_stream(accept):
         listing = ListEvents(id=id, after_seq=after, **given(limit=limit))
@@ -72,6 +83,8 @@ async def get_execution_events(
             more = http.url.include_query_params(after=found["nextCursor"])
             answer.headers["Link"] = f'<{more.path}?{more.query}>; rel="next"'
         return answer
+    if children:
+        return await _follow_family(app, caller, id, after, last_event_id)
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
             raise InvalidInputError(
@@ -88,6 +101,24 @@ async def get_execution_events(
         return Response(status_code=204)
     stream = await app.streams.follow(request)
     return sse_response(stream, one_execution)
+
+
+async def _follow_family(
+    app: AppDep, caller: Viewer, id: str, after: int, last_event_id: str | None
+) -> Response:
+    """``?children=true``: only the execution's own events resume (a Last-Event-ID of
+    ``<id>/<seq>``); its descendants' are sent again whole. Once the whole family has
+    ended, a reconnect (any Last-Event-ID) is answered 204."""
+    head, _, seq = (last_event_id or "").strip().rpartition("/")
+    if head == id and seq.isdigit():
+        after = int(seq)
+    request = FollowEvents(
+        id=id, after_seq=after, caller=caller.name, credential=caller.credential, children=True
+    )
+    if last_event_id is not None and await app.streams.ended(request):
+        return Response(status_code=204)
+    stream = await app.streams.follow(request)
+    return sse_response(stream, many_executions)
 
 
 @router.get(
