@@ -324,6 +324,10 @@ class AmbiguousIdError(NotFoundError):
         self.more = more
 
 
+class UnknownWorkflowError(NotFoundError):
+    """No workflow of that name is stored (the message names the close ones)."""
+
+
 class NotPushedError(NotFoundError):
     """A start by name of a workflow that is not pushed (deleted): its stored versions
     are history, named by number only."""

@@ -130,6 +130,9 @@ class ExecutionDocument(TypedDict):
     createdBy: str
     context: Any
     trigger: Any
+    #: What templates read as ``input``: the function trigger's arguments or the
+    #: webhook body; null for other triggers.
+    input: Any
     variables: Any
     output: Any
     error: Any

@@ -87,6 +87,7 @@ _EXECUTION_FIELDS: dict[str, Any] = {
     "createdBy": {"type": "string"},
     "context": {"type": "object"},
     "trigger": {"type": "object", "required": ["type"]},
+    "input": {},  # extension: the trigger's arguments or body (templates' ``input``)
     "variables": {"type": "object"},
     "output": {},
     "error": ERROR,

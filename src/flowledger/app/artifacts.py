@@ -13,6 +13,7 @@ from flowledger.app.paging import Listing, Position, keyset_page
 from flowledger.app.results import ArtifactDocument, Page
 from flowledger.artifacts.service import artifact_document
 from flowledger.errors import NotFoundError
+from flowledger.runtime.missing import missing_execution
 from flowledger.types import Row
 
 
@@ -49,7 +50,7 @@ class Artifacts(Listing):
 
     async def _execution(self, execution_id: str) -> None:
         if await self._engine.store.get_execution(execution_id) is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise await missing_execution(self._engine.store, execution_id)
 
     async def get(self, request: GetArtifact) -> ArtifactDocument:
         """One artifact's document (NotFoundError when there is none)."""

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pydantic_core import to_json
 
 from flowledger.app.pending import document_of, signals_waiting
-from flowledger.errors import NotFoundError
 from flowledger.runtime.documents import execution_document, waits_on_children
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.missing import missing_execution
 from flowledger.storage.base import Row
 
 #: Documents kept at most (a few MiB); past it, the oldest half is forgotten.
@@ -31,7 +31,7 @@ class EncodedDocuments:
         """The execution's document (with its steps) as JSON; NotFoundError if none."""
         found = await self._engine.store.read_execution(execution_id)
         if found is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise await missing_execution(self._engine.store, execution_id)
         row, steps = found
         # Its document reads more: its descendants' rows, what it was sent and not taken.
         if waits_on_children(row, steps) or signals_waiting(row):

@@ -41,6 +41,7 @@ from flowledger.app.paging import Position, keyset_page
 from flowledger.app.pending import document_of
 from flowledger.app.results import EventPage, Page
 from flowledger.app.slots import Slots
+from flowledger.app.workflows import check_workflow_name
 from flowledger.codec import Codec, loads, same_json
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
@@ -53,6 +54,7 @@ from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.ids import known_execution_id
 from flowledger.runtime.job_runs import JobRuns
+from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.observer import EventCallback
 from flowledger.runtime.orphans import abandoned, adopt_abandoned, holder_words
 from flowledger.runtime.status import ExecutionStatus
@@ -304,6 +306,8 @@ class Executions:
 
     async def _query(self, request: ListExecutions, limit: int) -> ExecutionQuery:
         parent_id, job_run_id = request.parent_id, request.job_run_id
+        if request.workflow:  # a typo listed nothing, silently (tour 25 M9)
+            await check_workflow_name(self._engine.store, request.workflow)
         if request.id_prefixes and parent_id:
             parent_id = await self.resolve_id(ResolveId(prefix=parent_id))
         if request.id_prefixes and job_run_id:
@@ -372,7 +376,7 @@ class Executions:
         known_execution_id(execution_id)
         row = await self._engine.store.get_execution(execution_id)
         if row is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise await missing_execution(self._engine.store, execution_id)
         return row
 
     async def events(self, request: ListEvents) -> EventPage:
@@ -639,7 +643,7 @@ class Executions:
         """The execution's document as every read of it gives it (app.pending)."""
         found = await self._engine.store.read_execution(execution_id)
         if found is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise await missing_execution(self._engine.store, execution_id)
         document, _ = await document_of(self._engine, *found)
         return document
 

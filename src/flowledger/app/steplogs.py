@@ -12,9 +12,10 @@ from flowledger.app.models import FollowStepLogs, ListStepLogs
 from flowledger.app.results import StepLogLine, StepLogPage
 from flowledger.codec import loads
 from flowledger.config import Limits
-from flowledger.errors import CursorError, NotFoundError
+from flowledger.errors import CursorError
 from flowledger.runtime.documents import loop_indexes
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
 from flowledger.timeutil import iso
@@ -79,7 +80,7 @@ class StepLogs:
     async def _row(self, execution_id: str) -> Row:
         row = await self._engine.store.get_execution(execution_id)
         if row is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise await missing_execution(self._engine.store, execution_id)
         return row
 
 

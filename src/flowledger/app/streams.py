@@ -49,9 +49,10 @@ from flowledger.app.family import Family
 from flowledger.app.models import FollowAllEvents, FollowEvents
 from flowledger.app.slots import Slots
 from flowledger.app.tokens import Tokens
-from flowledger.errors import AuthenticationError, NotFoundError
+from flowledger.errors import AuthenticationError
 from flowledger.runtime.documents import event_document
 from flowledger.runtime.engine import Engine
+from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
 from flowledger.types import EventDocument
@@ -334,7 +335,7 @@ class EventStreams:
     async def _row(self, execution_id: str) -> Row:
         row = await self._engine.store.get_execution(execution_id)
         if row is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise await missing_execution(self._engine.store, execution_id)
         return row
 
 

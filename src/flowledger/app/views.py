@@ -49,6 +49,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import NotFoundError
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns
+from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.types import EventDocument, ExecutionDocument, StepDocument
 
@@ -203,7 +204,7 @@ class Views:
         engine = self._engine
         found = await engine.store.read_execution(request.id)
         if found is None:
-            raise NotFoundError(f"execution {request.id} does not exist")
+            raise await missing_execution(engine.store, request.id)
         document, signals = await document_of(engine, *found)  # as the API reads it
         doc = document
         workflow = await engine.workflow_to_read(doc["workflowTemplateVersionId"])

@@ -43,10 +43,12 @@ from flowledger.errors import (
     NotFoundError,
     Path,
     Problem,
+    UnknownWorkflowError,
     did_you_mean,
 )
 from flowledger.runtime.creation import validate_input
 from flowledger.storage import VersionSummary, WorkflowVersion
+from flowledger.storage.base import Store
 from flowledger.storage.pushes import Pushed
 from flowledger.storage.schedules import ScheduleState
 from flowledger.templates import contains_template
@@ -321,15 +323,10 @@ class Workflows(Listing, WorkflowOperations):
     async def check_name(self, request: GetWorkflow) -> None:
         """NotFoundError naming the stored names close to it, unless a workflow of that
         name is stored (a list filtered by a name that matches nothing says why)."""
-        # No name holds a NUL (PostgreSQL text cannot even be asked for one): missing.
-        named = "\x00" not in request.name
-        if not named or not await self._engine.store.list_workflow_versions(request.name):
-            raise await self._missing(request.name)
+        await check_workflow_name(self._engine.store, request.name)
 
     async def _missing(self, name: str) -> NotFoundError:
-        stored = {v.name for v in await self._engine.store.list_workflow_versions()}
-        hint = did_you_mean(name, stored, partial=True)
-        return NotFoundError(f"there is no workflow named {name!r}{hint}")
+        return await unknown_workflow(self._engine.store, name)
 
     async def get_version(self, request: GetWorkflowVersion) -> WorkflowVersionDocument:
         """One stored version with its definition document and the text it came from."""
@@ -395,6 +392,20 @@ class Workflows(Listing, WorkflowOperations):
                     described["nextFireAtLocal"] = local.isoformat()
             found.append(cast(TriggerDocument, described))
         return found
+
+
+async def check_workflow_name(store: Store, name: str) -> None:
+    """UnknownWorkflowError naming the stored names close to ``name``, unless a workflow
+    of that name is stored (a filter by a name that matches nothing says why)."""
+    # No name holds a NUL (PostgreSQL text cannot even be asked for one): missing.
+    if "\x00" in name or not await store.list_workflow_versions(name):
+        raise await unknown_workflow(store, name)
+
+
+async def unknown_workflow(store: Store, name: str) -> UnknownWorkflowError:
+    stored = {v.name for v in await store.list_workflow_versions()}
+    hint = did_you_mean(name, stored, partial=True)
+    return UnknownWorkflowError(f"there is no workflow named {name!r}{hint}")
 
 
 def _version(version: WorkflowVersion | VersionSummary, live: bool) -> WorkflowVersionDocument:

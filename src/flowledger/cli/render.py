@@ -193,6 +193,8 @@ def execution_detail(
     ):
         if doc.get(key):
             console.print(f"{label}{doc[key]}")
+    if doc.get("input") is not None:
+        console.print(_data_line("input:    ", doc["input"], doc["id"], db), soft_wrap=True)
     if doc.get("error"):
         console.print(_error_line(doc, 10), soft_wrap=True)
     steps = list((doc.get("steps") or {}).values())
@@ -205,7 +207,16 @@ def execution_detail(
     if doc.get("pendingInputs"):
         pending_inputs(console, doc["pendingInputs"], db)
     if doc.get("output") is not None:
-        console.print(f"output: {_short_json(doc['output'])}", soft_wrap=True)
+        console.print(_data_line("output: ", doc["output"], doc["id"], db), soft_wrap=True)
+
+
+def _data_line(label: str, value: Any, execution_id: str, db: str | None) -> str:
+    """``input: {…}``, cut short, and then where the whole of it is."""
+    text = _short_json(value)
+    if text.endswith("…") and text != json.dumps(value, ensure_ascii=False):
+        whole = command("executions", "show", execution_id, "--json", db=db)
+        text += f" (whole: {whole})"
+    return f"{label}{text}"
 
 
 def _loop_text(step: dict[str, Any]) -> str:
@@ -439,7 +450,7 @@ def pending_inputs(console: Console, waiting: list[dict[str, Any]], db: str | No
         )
         console.print(f"  {item.get('prompt') or ''}", soft_wrap=True)
         if item.get("schema") is not None:
-            console.print(f"  schema: {_short_json(item['schema'])}", soft_wrap=True)
+            console.print(f"  schema: {schema_text(item['schema'])}", soft_wrap=True)
         due = clock.parse(item["dueAt"]) if item.get("dueAt") else None
         if due is None or due > now:
             answer = command(
@@ -454,6 +465,42 @@ def pending_inputs(console: Console, waiting: list[dict[str, Any]], db: str | No
             console.print(f"  submit: {answer}", soft_wrap=True)
         if due is not None:
             console.print(f"  {_when_due(due <= now, db)}", soft_wrap=True)
+
+
+#: A schema's keywords in the order people write them; the rest follow by name.
+_SCHEMA_ORDER = (
+    "$schema",
+    "$id",
+    "title",
+    "description",
+    "type",
+    "properties",
+    "items",
+    "required",
+    "additionalProperties",
+)
+_SCHEMA_RANK = {keyword: rank for rank, keyword in enumerate(_SCHEMA_ORDER)}
+
+
+def schema_text(schema: Any) -> str:
+    """A wait's schema, cut short, its keys in one order wherever it comes from: a
+    workflow run from its file keeps the file's order, a pushed one is stored with
+    sorted keys (tour 25 L7: `run` and `show` printed the same schema differently)."""
+    return _short_json(_schema_ordered(schema))
+
+
+def _schema_ordered(value: Any, names: bool = False) -> Any:
+    """``names``: a mapping of names (``properties``), in order of name."""
+    if isinstance(value, list):
+        return [_schema_ordered(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if names:
+        keys = sorted(value)
+    else:
+        keys = sorted(value, key=lambda key: (_SCHEMA_RANK.get(key, len(_SCHEMA_RANK)), key))
+    named = ("properties", "patternProperties", "$defs", "definitions")
+    return {key: _schema_ordered(value[key], not names and key in named) for key in keys}
 
 
 def _when_due(passed: bool, db: str | None) -> str:

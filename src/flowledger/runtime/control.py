@@ -35,6 +35,7 @@ from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
 from flowledger.runtime.drivers import RESUMED_ON_RETRY
 from flowledger.runtime.ids import random_uuid
+from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.orphans import process_owner
 from flowledger.runtime.ports import Control
 from flowledger.runtime.rerun_artifacts import copy_artifacts, forget_copies
@@ -68,7 +69,7 @@ def holder_wait() -> float:
 async def _execution(engine: Control, execution_id: str) -> Row:
     row = await engine.store.get_execution(execution_id)
     if row is None:
-        raise NotFoundError(f"execution {execution_id} does not exist")
+        raise await missing_execution(engine.store, execution_id)
     return row
 
 
@@ -126,7 +127,7 @@ async def submit_input(
         open_steps = ", ".join(sorted({r["step_id"] for r in waiting})) or "none"
         raise NotFoundError(
             f"execution {execution_id} has no step '{step}' waiting for input "
-            f"(steps waiting for input: {open_steps})"
+            f"(steps waiting for input: {open_steps}){await _children_waits(engine, execution_id)}"
         )
     if len(chosen) > 1:
         ids = ", ".join(r["id"] for r in chosen)
@@ -225,6 +226,26 @@ async def pending_inputs(engine: Control, execution_id: str) -> list[dict[str, A
             if row["status"] == StepStatus.IN_PROGRESS:
                 queue.extend(loads(row["children"]) or [])
     return found
+
+
+#: Waiting child executions an input sent to their parent names, at most.
+NAMED_CHILDREN = 10
+
+
+async def _children_waits(engine: Control, execution_id: str) -> str:
+    """``; its child executions wait for input: … at step 'ask'; answer the child`` when
+    the people the execution waits for are its descendants' (tour 25 L1)."""
+    below = [
+        w for w in await pending_inputs(engine, execution_id) if w["executionId"] != execution_id
+    ]
+    if not below:
+        return ""
+    named = list(dict.fromkeys(f"{w['executionId']} at step '{w['stepId']}'" for w in below))
+    more = f" and {len(named) - NAMED_CHILDREN} more" if len(named) > NAMED_CHILDREN else ""
+    return (
+        f"; its child executions wait for input: {', '.join(named[:NAMED_CHILDREN])}{more}; "
+        "send the input to the child execution, by its id"
+    )
 
 
 async def unanswered(

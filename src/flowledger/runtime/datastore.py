@@ -271,6 +271,14 @@ class SecretPlaceholders(Mapping[str, str]):
         return 0
 
 
+def trigger_input(trigger: Mapping[str, Any]) -> Any:
+    """An execution's input: the function trigger's ``arguments`` or the webhook's
+    ``body`` (None for other triggers; templates read that as ``{}``). The execution
+    document's ``input`` is this too (runtime.documents)."""
+    arguments = trigger.get("arguments")
+    return trigger.get("body") if arguments is None else arguments
+
+
 def template_context(
     scope: Scope,
     workflow: CompiledWorkflow,
@@ -283,9 +291,7 @@ def template_context(
     read_artifact: ReadArtifact | None = None,
 ) -> dict[str, Any]:
     steps = StepsView(scope, workflow, read_artifact or _no_artifacts)
-    arguments = trigger.get("arguments")
-    if arguments is None:
-        arguments = trigger.get("body")
+    arguments = trigger_input(trigger)
     return {
         "trigger": trigger,
         "input": arguments if arguments is not None else {},

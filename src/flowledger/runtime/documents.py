@@ -3,7 +3,9 @@
 Every field of SPEC §4 is always present (``null`` when it has no value, never
 missing); timestamps are ISO-8601 UTC with milliseconds and ``Z``. Besides the
 SPEC's fields the documents carry a few documented extensions, pinned by
-``tests/runtime/test_documents.py``: a step's ``inputData`` (the rendered input),
+``tests/runtime/test_documents.py``: an execution's ``input`` (what templates read as
+``input``: the function trigger's arguments or the webhook body; null otherwise), a
+step's ``inputData`` (the rendered input),
 an execution's ``createdAt`` (when it was created: queued, before it started; the
 seed's runs show it), ``rerunOf``, ``jobRunId`` and, with its steps, ``pendingInputs``.
 """
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowledger.codec import loads
+from flowledger.runtime.datastore import trigger_input
 from flowledger.runtime.reserved import engine_part
 from flowledger.steps.human import INPUT_WAIT
 from flowledger.storage.base import Row
@@ -52,6 +55,7 @@ def step_document(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -> dict[str, Any]:
+    trigger = loads(row["trigger"])
     doc: dict[str, Any] = {
         "id": row["id"],
         "correlationId": row["correlation_id"],
@@ -69,7 +73,8 @@ def execution_document(row: Mapping[str, Any], steps: list[Row] | None = None) -
         "createdAt": iso(row["created_at"]),
         "createdBy": row["created_by"],
         "context": loads(row["context"]),
-        "trigger": loads(row["trigger"]),
+        "trigger": trigger,
+        "input": trigger_input(trigger),
         "variables": loads(row["variables"]),
         "output": loads(row["output"]),
         "error": loads(row["error"]),

@@ -52,6 +52,7 @@ from flowledger.runtime.documents import event_document, execution_document, wai
 from flowledger.runtime.ids import known_execution_id
 from flowledger.runtime.lazy_http import lazy_client
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.observer import (
     EventCallback,
     EventCallbackObserver,
@@ -1527,7 +1528,7 @@ class Engine:
         known_execution_id(execution_id)
         row = await self.store.get_execution(execution_id)
         if row is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise await missing_execution(self.store, execution_id)
         return row
 
     async def get_execution(self, execution_id: str) -> ExecutionDocument:

@@ -10,14 +10,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from flowledger.app import FollowAllEvents, GetWorkflow, ListExecutions
+from flowledger.app import FollowAllEvents, ListExecutions
 from flowledger.app.sessions import SignIn
 from flowledger.app.statuses import http_status
 from flowledger.errors import (
     AuthenticationError,
     FlowledgerError,
     InvalidInputError,
-    NotFoundError,
+    UnknownWorkflowError,
     shown,
 )
 from flowledger.runtime.status import ExecutionStatus
@@ -137,13 +137,10 @@ async def executions(request: Request) -> Response:
         listing = await app.executions.list(chosen)
         # The chips count what the list selects, every status apart (tour 22B M7).
         counts = await app.executions.count_by_status(chosen)
+    except UnknownWorkflowError as exc:  # the listing says which stored names are close
+        unknown = str(exc)
     except (ValueError, FlowledgerError) as exc:
         listing, problem = None, str(exc)
-    if listing is not None and not listing.items and filters["workflow"]:
-        try:  # a part of a name matched nothing, in silence: say what is stored
-            await app.workflows.check_name(GetWorkflow(name=filters["workflow"][:128]))
-        except NotFoundError as exc:
-            unknown = str(exc)
     template = "executions_part.html" if is_fragment(request) else "executions.html"
     kept = [(k, v) for k, v in here.items() if v] + ([("top_level", "1")] if top_level else [])
     chosen_pairs = [*kept, *(("status", s) for s in statuses)]
