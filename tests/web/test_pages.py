@@ -809,9 +809,10 @@ async def test_a_waiting_execution_s_timeline_runs_to_now(web: Web) -> None:
     http = await web.sign_in("viewer")
     page = (await http.get(f"/executions/{waiting}")).text
     heading = re.search(r'<h2 id="timeline-h">Timeline <span class="meta">([^<]+)</span>', page)
-    assert heading and re.fullmatch(r"5m(0\ds)? so far", heading.group(1)), heading
-    assert re.search(r"<title>waiting: 5m(0\ds)? so far</title>", page)
-    assert re.search(r"<title>approve: InProgress, 5m(0\ds)? so far</title>", page)
+    # 5m and whatever the requests took: a loaded machine can take seconds over them.
+    assert heading and re.fullmatch(r"5m([0-5]\ds)? so far", heading.group(1)), heading
+    assert re.search(r"<title>waiting: 5m([0-5]\ds)? so far</title>", page)
+    assert re.search(r"<title>approve: InProgress, 5m([0-5]\ds)? so far</title>", page)
     assert "hatched" not in page  # the waits are a translucent fill, and the legend says so
 
 
