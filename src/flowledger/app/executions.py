@@ -42,21 +42,25 @@ from flowledger.app.pending import document_of
 from flowledger.app.results import EventPage, Page
 from flowledger.app.slots import Slots
 from flowledger.app.workflows import check_workflow_name
-from flowledger.codec import Codec, loads, same_json
+from flowledger.codec import loads
 from flowledger.config import Limits
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.errors import AmbiguousIdError, ConflictError, DefinitionError, NotFoundError
 from flowledger.jsonvalues import encodable_text
 from flowledger.logs import log_extra
 from flowledger.runtime.control import holder_wait
-from flowledger.runtime.creation import plain_input, validate_input
 from flowledger.runtime.documents import execution_document
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.ids import known_execution_id
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.observer import EventCallback
-from flowledger.runtime.orphans import abandoned, adopt_abandoned, holder_words
+from flowledger.runtime.orphans import (
+    abandoned,
+    adopt_abandoned,
+    holder_words,
+    left_by_same_run,
+)
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.base import NEVER, Row
@@ -206,8 +210,16 @@ class Executions:
             left = await adopt_abandoned(
                 engine.store, engine.owner, engine.lease, workflow.name, request.created_by
             )
-            if request.resume_same:
-                resumed = await self._left_by_same_run(left, workflow, request)
+            if request.resume_same and left:
+                version = await engine.register(workflow)
+                resumed = await left_by_same_run(
+                    engine.store,
+                    left,
+                    workflow,
+                    version_id=version.id,
+                    given=request.input,
+                    correlation_id=request.correlation_id,
+                )
             for execution_id in left:
                 if execution_id == resumed:
                     continue
@@ -233,33 +245,6 @@ class Executions:
         if on_events is not None:
             engine.on_events(on_events)
         return await engine.drive(execution_id)
-
-    async def _left_by_same_run(
-        self, left: builtins.list[str], workflow: CompiledWorkflow, request: RunExecution
-    ) -> str | None:
-        """The first of ``left`` (in progress before not started, newest first) that a run
-        of this same workflow version with this same input and correlation id started:
-        this run carries it on instead of doing its work again (tour 24: a rerun of a
-        killed ETL run fetched every page twice). Inputs are compared redacted, as the
-        stored one is once its run began (RunExecution)."""
-        if not left:
-            return None
-        engine = self._engine
-        version = await engine.register(workflow)
-        codec = Codec.for_names(workflow.secret_names)
-        given = loads(codec.dumps(validate_input(workflow, plain_input(request.input))))
-        for execution_id in left:
-            row = await engine.store.get_execution(execution_id)
-            if row is None or row["workflow_version_id"] != version.id:
-                continue
-            # Started without one, an execution holds its own id as its correlation id.
-            correlation = row["correlation_id"]
-            if (None if correlation == row["id"] else correlation) != request.correlation_id:
-                continue
-            stored = loads(row["trigger"] or "{}").get("arguments")
-            if same_json(loads(codec.dumps(stored)), given):
-                return execution_id
-        return None
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flowledger.codec import Codec, loads, same_json
+from flowledger.definition.compiled import CompiledWorkflow
+from flowledger.runtime.creation import plain_input, validate_input
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery, Store
 
@@ -124,3 +127,33 @@ async def adopt_abandoned(
             if epoch is not None:
                 taken.append(row["id"])
     return taken
+
+
+async def left_by_same_run(
+    store: Store,
+    left: list[str],
+    workflow: CompiledWorkflow,
+    *,
+    version_id: str,
+    given: Mapping[str, Any] | None,
+    correlation_id: str | None,
+) -> str | None:
+    """The first of ``left`` (abandoned executions :func:`adopt_abandoned` took, in
+    progress before not started, newest first) that a run of the version ``version_id``
+    of ``workflow`` with this same input and correlation id started: a run carries it on
+    instead of doing its work again (tour 24: a rerun of a killed ETL run fetched every
+    page twice). Inputs are compared redacted, as the stored one is once its run began."""
+    codec = Codec.for_names(workflow.secret_names)
+    wanted = loads(codec.dumps(validate_input(workflow, plain_input(given))))
+    for execution_id in left:
+        row = await store.get_execution(execution_id)
+        if row is None or row["workflow_version_id"] != version_id:
+            continue
+        # Started without one, an execution holds its own id as its correlation id.
+        correlation = row["correlation_id"]
+        if (None if correlation == row["id"] else correlation) != correlation_id:
+            continue
+        stored = loads(row["trigger"] or "{}").get("arguments")
+        if same_json(loads(codec.dumps(stored)), wanted):
+            return execution_id
+    return None
