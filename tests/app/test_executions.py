@@ -376,6 +376,23 @@ async def test_top_level_only_leaves_the_children_out_of_the_list_and_its_counts
         ListExecutions(top_level=True, parent_id=waiting["id"])
 
 
+async def test_a_page_carries_its_total_when_asked(app: App) -> None:
+    """``include_total``: the one listing both faces call says how many its filters
+    select in all (GET /executions?includeTotal=true, the footer of `executions list`);
+    absent otherwise. A cursor does not depend on it."""
+    waiting = await _two_children_waiting(app)
+    kids = ListExecutions(parent_id=waiting["id"], limit=1, include_total=True)
+    first = await app.executions.list(kids)
+    assert (len(first.items), first.total) == (1, 2)
+    assert first.to_json()["total"] == 2
+    rest = ListExecutions(parent_id=waiting["id"], cursor=first.next_cursor)
+    second = await app.executions.list(rest)
+    assert second.total is None and "total" not in second.to_json()
+    assert len(second.items) == 1 and second.next_cursor is None
+    none = await app.executions.list(ListExecutions(workflow="no_such", include_total=True))
+    assert (none.items, none.total) == ([], 0)
+
+
 async def test_an_answer_that_fails_the_parent_cancels_the_siblings_nobody_runs(
     app: App,
 ) -> None:

@@ -39,7 +39,7 @@ from flowledger.app.models import (
 )
 from flowledger.app.paging import Position, keyset_page
 from flowledger.app.pending import document_of
-from flowledger.app.results import EventPage, Page
+from flowledger.app.results import EventPage, ExecutionsPage
 from flowledger.app.slots import Slots
 from flowledger.app.workflows import check_workflow_name
 from flowledger.codec import loads
@@ -259,8 +259,9 @@ class Executions:
         )
         return _one(found, "execution", prefix)
 
-    async def list(self, request: ListExecutions) -> Page[ExecutionDocument]:
-        """One page, newest first (keyset pagination: stable while others insert)."""
+    async def list(self, request: ListExecutions) -> ExecutionsPage:
+        """One page, newest first (keyset pagination: stable while others insert); with
+        ``include_total``, how many the filters select in all (:meth:`count`)."""
         limit = page_size(request, self._limits.max_page)
         codec = await self._codec()
         filters = request.filters()
@@ -276,7 +277,10 @@ class Executions:
             codec, "executions", filters, request.cursor, limit, fetch, _position
         )
         items = [cast(ExecutionDocument, execution_document(row)) for row in page]
-        return Page[ExecutionDocument](items=items, next_cursor=cursor)
+        total = None
+        if request.include_total:
+            total = await self._engine.store.count_executions(dataclasses.replace(base, limit=0))
+        return ExecutionsPage(items=items, next_cursor=cursor, total=total)
 
     async def count(self, request: ListExecutions) -> int:
         """How many executions the listing selects in all (its pages together)."""

@@ -262,6 +262,8 @@ class ListExecutions(Request):
     #: ``parent_id`` and ``job_run_id`` may be unique prefixes of ids, as people type them
     #: (NotFoundError when none or several match); a face for machines leaves it off.
     id_prefixes: bool = False
+    #: The page also says how many executions the filters select in all (one more read).
+    include_total: bool = False
 
     @field_validator("status", mode="before")
     @classmethod
@@ -297,7 +299,8 @@ class ListExecutions(Request):
     def filters(self) -> dict[str, Any]:
         """What the query selects, without paging (a cursor belongs to one of these)."""
         found = self.model_dump(
-            mode="json", exclude={"limit", "cursor", "id_prefixes", "top_level"}
+            mode="json",
+            exclude={"limit", "cursor", "id_prefixes", "top_level", "include_total"},
         )
         if self.top_level:  # named only when asked: cursors sealed before it still open
             found["top_level"] = True

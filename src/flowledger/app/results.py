@@ -7,10 +7,11 @@ from typing import Any, Generic, NotRequired, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
 from flowledger.app.models import SeedStatus
-from flowledger.types import EventDocument, ExecutionStatusName
+from flowledger.types import EventDocument, ExecutionDocument, ExecutionStatusName
 
 T = TypeVar("T")
 
@@ -25,6 +26,21 @@ class Page(BaseModel, Generic[T]):
 
     def to_json(self) -> dict[str, Any]:
         return {"items": self.items, "nextCursor": self.next_cursor}
+
+
+class ExecutionsPage(Page[ExecutionDocument]):
+    """A page of executions that, when its request asked (``include_total``), carries how
+    many its filters select in all, its pages together; ``total`` is absent otherwise, so
+    the answer stays SPEC's ``{items, nextCursor}``."""
+
+    # Absent, never null: SkipJsonSchema keeps null out of the OpenAPI document's type.
+    total: int | SkipJsonSchema[None] = None
+
+    def to_json(self) -> dict[str, Any]:
+        found = super().to_json()
+        if self.total is not None:
+            found["total"] = self.total
+        return found
 
 
 class WorkflowRunDocument(TypedDict):

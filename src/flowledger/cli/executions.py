@@ -107,6 +107,7 @@ def executions_list(
             limit=limit,
             cursor=cursor,
             id_prefixes=True,
+            include_total=True,
         )
     )
 
@@ -114,7 +115,6 @@ def executions_list(
         from flowledger.app import GetExecution
 
         page = await application.executions.list(request)
-        total = await application.executions.count(request)
         orphans = set()
         if not as_json:  # one row read for each running one listed
             for doc in page.items:
@@ -123,7 +123,7 @@ def executions_list(
                 runner = await application.executions.runner(GetExecution(id=doc["id"]))
                 if runner.state == "orphaned":
                     orphans.add(doc["id"])
-        return [dict(doc) for doc in page.items], page.next_cursor, total, orphans
+        return [dict(doc) for doc in page.items], page.next_cursor, page.total or 0, orphans
 
     docs, next_cursor, total, orphans = existing(db, go)
     if as_json:

@@ -10,7 +10,6 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic.json_schema import SkipJsonSchema
 
 from flowledger.api.bodies import CancelBody, InputBody, RerunBody
 from flowledger.api.deps import API_PREFIX, AppDep, Operator, Paging, Viewer
@@ -28,6 +27,7 @@ from flowledger.app import (
     RetryExecution,
     SubmitInput,
 )
+from flowledger.app.results import ExecutionsPage
 from flowledger.runtime.control import holder_wait
 
 router = APIRouter(prefix=API_PREFIX, tags=["executions"], responses=ERROR_RESPONSES)
@@ -47,14 +47,6 @@ _PENDING: dict[int | str, dict[str, Any]] = {
 
 def _control_answer(document: ExecutionDocument) -> Response:
     return render(document, 202 if document.get("pendingSignals") else 200)
-
-
-class ExecutionsPage(Page[ExecutionDocument]):
-    """A page of executions; with ``?includeTotal=true``, how many the filters select in
-    all (absent otherwise: the default answer is SPEC's ``{items, nextCursor}``)."""
-
-    # Absent, never null: SkipJsonSchema keeps null out of the document's type.
-    total: int | SkipJsonSchema[None] = None
 
 
 class RetriedDocument(ExecutionDocument):
@@ -113,14 +105,10 @@ async def list_executions(
             created_before=created_before,
         ),
         top_level=top_level,
+        include_total=include_total,
         **paging,
     )
-    found = await app.executions.list(request)
-    if not include_total:
-        return page(list(found.items), found.next_cursor)
-    # The count `executions list` prints under its table, of the same request.
-    total = await app.executions.count(request)
-    return render({"items": found.items, "nextCursor": found.next_cursor, "total": total})
+    return render((await app.executions.list(request)).to_json())
 
 
 @router.get(
