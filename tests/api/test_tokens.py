@@ -41,7 +41,6 @@ def test_an_admin_creates_lists_and_revokes_tokens(service: Service) -> None:
         listed = admin.get("/api/v1/tokens")
         assert listed.status_code == 200, listed.text
         page = listed.json()
-        assert page["nextCursor"] is None
         [doc] = [d for d in page["items"] if d["name"] == name]
         assert doc["role"] == "operator" and doc["createdAt"] and doc["lastUsedAt"]
         assert (doc["expiresAt"], doc["revokedAt"], doc["expired"]) == (
@@ -49,8 +48,9 @@ def test_an_admin_creates_lists_and_revokes_tokens(service: Service) -> None:
             None,
             False,
         )
-        names = [d["name"] for d in page["items"]]
-        assert names == sorted(names) and "t-admin" in names
+        assert doc["createdBy"] == "api-token:t-admin"  # who called, as a start records it
+        created = [d["createdAt"] for d in page["items"]]
+        assert created == sorted(created, reverse=True)  # newest first
         # Never a secret, nor what is stored of one.
         for hidden in (secret, hashlib.sha256(secret.encode()).hexdigest()):
             assert hidden not in listed.text
@@ -67,6 +67,22 @@ def test_an_admin_creates_lists_and_revokes_tokens(service: Service) -> None:
         assert missing["message"].startswith("there is no token named")
         # The name is free again, as with `tokens revoke` then `tokens create`.
         assert _create(admin, name)["role"] == "viewer"
+
+
+def test_the_token_list_is_paged_as_every_list(service: Service) -> None:
+    """It was every token in one answer (nextCursor always null)."""
+    with service.client("admin") as admin:
+        names = [unique("paged") for _ in range(3)]
+        for name in names:
+            _create(admin, name)
+        first = admin.get("/api/v1/tokens", params={"limit": 2}).json()
+        assert [d["name"] for d in first["items"]] == names[::-1][:2]
+        assert first["nextCursor"] is not None
+        rest = admin.get("/api/v1/tokens", params={"limit": 2, "cursor": first["nextCursor"]})
+        assert rest.status_code == 200, rest.text
+        assert rest.json()["items"][0]["name"] == names[0]
+        assert error(admin.get("/api/v1/tokens", params={"limit": 0}), 422)
+        assert error(admin.get("/api/v1/tokens", params={"cursor": "x"}), 400)
 
 
 def test_creating_a_token_keeps_the_command_lines_rules(service: Service) -> None:

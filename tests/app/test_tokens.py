@@ -72,7 +72,7 @@ async def test_a_name_taken_again_keeps_the_revoked_token_in_the_list(db_url: st
         old = await app.tokens.create(CreateToken(name="tmp", role="operator"))
         await app.tokens.revoke(RevokeToken(name="tmp"))
         new = await app.tokens.create(CreateToken(name="tmp", role="viewer"))
-        listed = {doc["name"]: doc for doc in await app.tokens.list(ListTokens())}
+        listed = {doc["name"]: doc for doc in (await app.tokens.list(ListTokens())).items}
         with pytest.raises(AuthenticationError):
             await app.tokens.authenticate(Authenticate(token=old["token"], needs="viewer"))
         found = await app.tokens.authenticate(Authenticate(token=new["token"], needs="viewer"))
@@ -91,15 +91,37 @@ async def test_a_token_given_an_expiry_is_refused_once_it_passes(tmp_path: Path)
         assert made["expiresAt"] is not None and forever["expiresAt"] is None
         check = Authenticate(token=made["token"])
         assert (await app.tokens.authenticate(check))["name"] == "week"
-        listed = {doc["name"]: doc for doc in await app.tokens.list(ListTokens())}
+        listed = {doc["name"]: doc for doc in (await app.tokens.list(ListTokens())).items}
         assert listed["week"]["expiresAt"] == made["expiresAt"]
         assert not listed["week"]["expired"] and listed["ops"]["expiresAt"] is None
         await asyncio.sleep(1.1)
         with pytest.raises(AuthenticationError, match=f"expired at {made['expiresAt']}"):
             await app.tokens.authenticate(check)
         assert (await app.tokens.authenticate(Authenticate(token=forever["token"])))["name"]
-        listed = {doc["name"]: doc for doc in await app.tokens.list(ListTokens())}
+        listed = {doc["name"]: doc for doc in (await app.tokens.list(ListTokens())).items}
         assert listed["week"]["expired"] and not listed["ops"]["expired"]
+
+
+async def test_the_list_is_paged_newest_first_and_says_who_created_each(db_url: str) -> None:
+    """The list was every token in one answer, and no token said who had made it."""
+    async with App(db_url) as app:
+        for name in ("first", "second", "third"):
+            await app.tokens.create(CreateToken(name=name, created_by=f"api-token:{name}-maker"))
+        await app.tokens.create(CreateToken(name="plain"))
+        first = await app.tokens.list(ListTokens(limit=3))
+        assert first.next_cursor is not None
+        rest = await app.tokens.list(ListTokens(limit=3, cursor=first.next_cursor))
+        assert rest.next_cursor is None
+        listed = [*first.items, *rest.items]
+        assert [d["name"] for d in listed] == ["plain", "third", "second", "first"]
+        assert [d["createdBy"] for d in listed] == [
+            "python",
+            "api-token:third-maker",
+            "api-token:second-maker",
+            "api-token:first-maker",
+        ]
+        with pytest.raises(InvalidInputError, match="cursor"):
+            await app.tokens.list(ListTokens(cursor="not-a-cursor"))
 
 
 def test_an_expiry_is_a_duration_of_a_second_or_more() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.cli.conftest import Cli
 
@@ -25,3 +26,21 @@ def test_a_token_is_created_with_an_expiry_and_listed_with_it(cli: Cli) -> None:
     refused = cli("tokens", "create", "x", "--expires-in", "0s")
     assert refused.returncode == 2
     assert "error: --expires-in: must be at least 1s, not 0ms" in refused.stderr
+
+
+def test_the_list_pages_and_says_who_created_each_token(cli: Cli) -> None:
+    """The list was every token at once, and no token said who had made it."""
+    for name in ("one", "two", "three"):
+        assert cli("tokens", "create", name, USER="ada").returncode == 0
+    first = cli("tokens", "list", "--limit", "2", "--json")
+    assert first.returncode == 0, first.stderr
+    docs = json.loads(first.stdout)
+    assert [d["name"] for d in docs] == ["three", "two"]
+    assert {d["createdBy"] for d in docs} == {"cli:ada"}
+    more = re.search(r"^--cursor (\S+) for more$", first.stderr, re.M)
+    assert more is not None, first.stderr
+    rest = cli("tokens", "list", "--limit", "2", "--cursor", more[1])
+    assert rest.returncode == 0, rest.stderr
+    assert "created by" in rest.stdout.splitlines()[0]
+    [one] = [line for line in rest.stdout.splitlines() if line.startswith("one ")]
+    assert "cli:ada" in one and "for more" not in rest.stdout

@@ -35,7 +35,7 @@ from flowledger.templates import TemplateEngine
 from tests.storage.conftest import T0, execution_row, join_all
 
 MakeDb = Callable[[], str]
-ALL_REVISIONS = [f"{n:04d}" for n in range(1, 17)]
+ALL_REVISIONS = [f"{n:04d}" for n in range(1, 18)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
     "depth",
@@ -460,7 +460,7 @@ async def test_revision_0012_indexes_the_unfinished_schedule_executions(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0011")
             store.conn.execute(insert(executions), [running, ended])
-        assert await store.upgrade() == ["0012", "0013", "0014", "0015", "0016"]
+        assert await store.upgrade() == ["0012", "0013", "0014", "0015", "0016", "0017"]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
         store.conn.rollback()
         index = found["ix_executions_unfinished_schedule"]
@@ -506,7 +506,7 @@ async def test_revision_0014_keys_job_runs_once_and_keeps_the_old_ones(empty_db:
         with store.conn.begin():
             migrations.upgrade(store.conn, "0013")
             store.conn.execute(insert(job_runs), [row])
-        assert await store.upgrade() == ["0014", "0015", "0016"]
+        assert await store.upgrade() == ["0014", "0015", "0016", "0017"]
         old = await store.get_job_run("j-old")
         assert old is not None and old["idempotency_key"] is None
         keyed = {**row, "name": "keyed", "status": "NotStarted", "idempotency_key": "k"}
@@ -529,9 +529,32 @@ async def test_revision_0015_keeps_the_tokens_made_before_without_expiry(
         with store.conn.begin():
             migrations.upgrade(store.conn, "0014")
             store.conn.execute(insert(api_tokens), [row])
-        assert await store.upgrade() == ["0015", "0016"]
+        assert await store.upgrade() == ["0015", "0016", "0017"]
         found = await store.find_api_token("h" * 64)
         assert found is not None and found["expires_at"] is None
+    finally:
+        await store.close()
+
+
+async def test_revision_0017_keeps_the_tokens_made_before_with_no_creator(
+    empty_db: MakeDb,
+) -> None:
+    """Tokens stored at revision 0016 keep working and are listed with no creator (it was
+    never recorded); a token made after records its own."""
+    store = sql_store(empty_db())
+    row = {"id": "t-1", "name": "ops", "role": "admin", "secret_hash": "h" * 64,
+           "created_at": T0}  # fmt: skip
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, "0016")
+            store.conn.execute(insert(api_tokens), [row])
+        assert await store.upgrade() == ["0017"]
+        found = await store.find_api_token("h" * 64)
+        assert found is not None and found["created_by"] is None
+        made = {**row, "id": "t-2", "name": "ci", "secret_hash": "k" * 64, "created_by": "cli:ada"}
+        assert await store.create_api_token(made)
+        listed = await store.list_api_tokens()
+        assert [(t["name"], t["created_by"]) for t in listed] == [("ci", "cli:ada"), ("ops", None)]
     finally:
         await store.close()
 
@@ -618,7 +641,7 @@ async def test_revision_0016_keys_schedules_by_content_and_keeps_their_progress(
                 insert_index_state(store.conn, "wf", index, "* * * * *", when, skipped=index)
             insert_index_state(store.conn, "gone", 0, "* * * * *", T0)  # un-pushed since
             store.conn.execute(insert(executions), list(rows.values()))
-        assert await store.upgrade() == ["0016"]
+        assert await store.upgrade() == ["0016", "0017"]
         states = {s.trigger_id: s for s in await store.schedule_states()}
         assert set(states) == {new_ids[1], new_ids[2], new_ids[3]}
         for index, minutes in ((1, 5), (2, 60), (3, 10)):

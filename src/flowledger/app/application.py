@@ -185,7 +185,7 @@ class App:
     def tokens(self) -> Tokens:
         from flowledger.app.tokens import Tokens
 
-        return Tokens(self.engine)
+        return Tokens(self.engine, self._cursors, self.limits)
 
     @cached_property
     def views(self) -> Views:

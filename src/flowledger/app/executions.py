@@ -37,7 +37,7 @@ from flowledger.app.models import (
     StartExecution,
     SubmitInput,
 )
-from flowledger.app.paging import Position, keyset_page
+from flowledger.app.paging import Position, created_position, keyset_page
 from flowledger.app.pending import document_of
 from flowledger.app.results import EventPage, ExecutionsPage
 from flowledger.app.slots import Slots
@@ -274,7 +274,7 @@ class Executions:
             )
 
         page, cursor = await keyset_page(
-            codec, "executions", filters, request.cursor, limit, fetch, _position
+            codec, "executions", filters, request.cursor, limit, fetch, created_position
         )
         items = [cast(ExecutionDocument, execution_document(row)) for row in page]
         total = None
@@ -701,7 +701,3 @@ def _unacted(row: Row, sent: int) -> bool:
     if ExecutionStatus(row["runtime_status"]).terminal:
         return False
     return int(row.get("signals_taken") or 0) < sent
-
-
-def _position(row: Row) -> Position:
-    return row["created_at"], str(row["id"])

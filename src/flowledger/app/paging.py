@@ -30,6 +30,12 @@ class Listing:
         self._limits = limits or Limits()
 
 
+def created_position(row: Any) -> Position:
+    """A row's place in a listing newest first by ``created_at``, its ``id`` breaking ties
+    (the usual order: executions, subscriptions, tokens)."""
+    return row["created_at"], str(row["id"])
+
+
 async def keyset_page(
     codec: CursorCodec,
     kind: str,

@@ -35,12 +35,15 @@ one small query a second per serving process costs nothing.
 A token may be given an expiry (``expires_in``): from then on it is refused as a revoked
 one is (401, saying when it expired), by this process's clock, and a stream open with it
 ends then. ``tokens list`` shows it, and whether it has passed.
+
+A token records who created it (``created_by``, revision 0017: ``api-token:NAME`` over
+HTTP, ``cli:USER`` on the command line, as an execution's ``createdBy``); the list is
+paged newest first, as every listing (app.paging).
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import hashlib
 import hmac
@@ -57,7 +60,11 @@ from typing import Any, Literal, get_args
 from pydantic import Field, field_validator
 from typing_extensions import TypedDict
 
-from flowledger.app.models import Request
+from flowledger.app.limits import page_size
+from flowledger.app.models import MAX_PAGE, Request
+from flowledger.app.paging import Codec, Listing, created_position, keyset_page
+from flowledger.app.results import Page
+from flowledger.config import Limits
 from flowledger.durations import duration_at_least
 from flowledger.errors import (
     AuthenticationError,
@@ -95,6 +102,8 @@ CREATOR_PREFIX = "api-token:"
 class CreateToken(Request):
     name: str = Field(min_length=1, max_length=128)
     role: Role = "viewer"
+    #: Who creates it, as an execution's ``createdBy``: ``api-token:NAME``, ``cli:USER``.
+    created_by: str = Field(default="python", max_length=200)
     #: How long the token works (``30d``, ``12h``, seconds); None: until revoked.
     expires_in: timedelta | None = None
 
@@ -116,7 +125,11 @@ class CreateToken(Request):
 
 
 class ListTokens(Request):
-    pass
+    """Tokens newest first, revoked and expired ones too; ``cursor`` is a page's
+    ``nextCursor``."""
+
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
 
 
 class RevokeToken(Request):
@@ -139,6 +152,9 @@ class TokenDocument(TypedDict):
     #: When it stops working (null: never), and whether that time has passed.
     expiresAt: str | None
     expired: bool
+    #: Who created it (``api-token:NAME``, ``cli:USER``); null: made before that was
+    #: recorded (revision 0017).
+    createdBy: str | None
 
 
 class CreatedToken(TypedDict):
@@ -167,11 +183,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class Tokens:
+class Tokens(Listing):
     """The token operations of one application (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine, codec: Codec, limits: Limits | None = None) -> None:
+        super().__init__(engine, codec, limits)
         #: When this process last recorded each token's use (monotonic seconds).
         self._touched: dict[str, float] = {}
         #: Token rows read lately, by hash: (the row, when it was read; monotonic).
@@ -200,6 +216,7 @@ class Tokens:
             "secret_hash": token_hash(token),
             "created_at": now,
             "expires_at": expires,
+            "created_by": request.created_by,
         }
         if not await self._engine.store.create_api_token(row):
             raise ConflictError(
@@ -208,10 +225,20 @@ class Tokens:
         expires_at = iso(expires) if expires is not None else None
         return {"name": request.name, "role": request.role, "token": token, "expiresAt": expires_at}
 
-    async def list(self, request: ListTokens) -> builtins.list[TokenDocument]:
-        """Every token by name, revoked and expired ones too (never their secrets)."""
+    async def list(self, request: ListTokens) -> Page[TokenDocument]:
+        """One page of tokens, newest first, revoked and expired ones too (never their
+        secrets); keyset pagination, as every listing (app.paging)."""
+        rows, cursor = await keyset_page(
+            await self._codec(),
+            "tokens",
+            {},
+            request.cursor,
+            page_size(request, self._limits.max_page),
+            self._engine.store.list_api_tokens,
+            created_position,
+        )
         now = self._engine.clock.now()
-        return [_document(row, now) for row in await self._engine.store.list_api_tokens()]
+        return Page[TokenDocument](items=[_document(r, now) for r in rows], next_cursor=cursor)
 
     async def revoke(self, request: RevokeToken) -> TokenDocument:
         """Revoke a token at once (revoking a revoked token changes nothing)."""
@@ -358,4 +385,5 @@ def _document(row: dict[str, Any], now: datetime) -> TokenDocument:
         "revokedAt": when("revoked_at"),
         "expiresAt": when("expires_at"),
         "expired": expires is not None and expires <= now,
+        "createdBy": row["created_by"],
     }

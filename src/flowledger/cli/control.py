@@ -8,8 +8,6 @@ which case the worker goes on and this command reports what it sees.
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -45,6 +43,7 @@ from flowledger.cli.common import (
     out,
     print_json,
 )
+from flowledger.cli.who import cli_user
 from flowledger.runtime.status import ExecutionStatus
 
 if TYPE_CHECKING:
@@ -54,18 +53,6 @@ IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Execution id (or 
 DetachOption = Annotated[
     bool, typer.Option("--detach", help="Only record it; leave the running to workers.")
 ]
-
-
-def _who() -> str:
-    """``cli:<login name>``: from the environment, else the account this process runs
-    as (a service or a container often sets no USER)."""
-    name = os.environ.get("USER") or os.environ.get("USERNAME")
-    if not name:
-        try:
-            name = getpass.getuser()
-        except (KeyError, OSError):  # a uid with no account
-            name = "unknown"
-    return f"cli:{name}"
 
 
 @contextlib.contextmanager
@@ -193,7 +180,7 @@ def executions_input(
 
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
-        request = SubmitInput(id=full_id, step=step, data=value, by=_who(), settle=not detach)
+        request = SubmitInput(id=full_id, step=step, data=value, by=cli_user(), settle=not detach)
         above = await _ancestors(application, full_id, as_json or detach)
         with _progress(as_json or detach, full_id, above) as progress:
             return dict(await application.executions.submit_input(request, on_events=progress))
@@ -214,7 +201,7 @@ def executions_cancel(
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
         why = reason or "cancelled from the command line"
-        request = CancelExecution(id=full_id, by=_who(), reason=why, settle=True)
+        request = CancelExecution(id=full_id, by=cli_user(), reason=why, settle=True)
         return dict(await application.executions.cancel(request))
 
     doc = existing(db, go, plugin, runs=True)  # it settles the cancel here
@@ -260,7 +247,7 @@ def executions_retry(
 
     async def go(application: App) -> dict[str, Any]:
         full_id = await execution_id(application, execution)
-        request = RetryExecution(id=full_id, by=_who(), settle=not detach)
+        request = RetryExecution(id=full_id, by=cli_user(), settle=not detach)
         above = await _ancestors(application, full_id, as_json or detach)
         with _progress(as_json or detach, full_id, above) as progress:
             retried = await application.executions.retry(
@@ -298,7 +285,7 @@ def executions_rerun(
         full_id = await execution_id(application, execution)
         original = await application.executions.get(GetExecution(id=full_id))
         request = RerunExecution(
-            id=full_id, from_step=from_step, version=version, by=_who(), settle=not detach
+            id=full_id, from_step=from_step, version=version, by=cli_user(), settle=not detach
         )
         with _progress(as_json or detach, None) as progress:
             doc = await application.executions.rerun(request, on_events=progress)

@@ -15,11 +15,12 @@ from flowledger.cli.common import (
     err,
     existing,
     out,
-    show,
+    print_json,
     with_app,
 )
 from flowledger.cli.render import table as new_table
 from flowledger.cli.render import when
+from flowledger.cli.who import cli_user
 
 tokens_app = typer.Typer(help="API tokens for `flowledger serve`.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
@@ -47,7 +48,9 @@ def tokens_create(
     db: DbOption = None,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    request = build(lambda: CreateToken(name=name, role=role, expires_in=expires_in))
+    request = build(
+        lambda: CreateToken(name=name, role=role, expires_in=expires_in, created_by=cli_user())
+    )
     created = with_app(db, lambda application: application.tokens.create(request))
     out.print(created["token"], highlight=False)
     until = f", until {when(created['expiresAt'])}" if created["expiresAt"] else ""
@@ -58,28 +61,45 @@ def tokens_create(
 
 
 @tokens_app.command("list")
-def tokens_list(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every token with its role, last use and expiry (never the secrets)."""
-    docs = existing(db, lambda application: application.tokens.list(ListTokens()))
-
-    def render(found: list[dict[str, object]]) -> None:
-        if not found:
-            out.print("no tokens; create one: flowledger tokens create NAME --role admin")
-            return
-        table = new_table("name", "role", "created", "last used", "expires", "revoked")
-        for doc in found:
-            expires = when(str(doc["expiresAt"] or "")) or "never"
-            table.add_row(
-                str(doc["name"]),
-                str(doc["role"]),
-                when(str(doc["createdAt"] or "")),
-                when(str(doc["lastUsedAt"] or "")) or "never",
-                f"expired {expires}" if doc["expired"] else expires,
-                when(str(doc["revokedAt"] or "")),
-            )
-        out.print(table)
-
-    show([dict(d) for d in docs], as_json, render)
+def tokens_list(
+    limit: Annotated[int, typer.Option("--limit", help="Tokens per page (1 to 1000).")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Tokens newest first, with their role, creator, last use and expiry (never the
+    secrets)."""
+    request = build(lambda: ListTokens(limit=limit, cursor=cursor))
+    found = existing(db, lambda application: application.tokens.list(request))
+    docs = [dict(d) for d in found.items]
+    more = f"--cursor {found.next_cursor} for more" if found.next_cursor else None
+    if as_json:
+        # As `executions list --json`: stdout stays the documents' array, the cursor of
+        # the next page goes to stderr.
+        print_json(docs)
+        if more:
+            err.print(more, soft_wrap=True, markup=False, highlight=False)
+        return
+    if not docs:
+        out.print("no tokens; create one: flowledger tokens create NAME --role admin")
+        return
+    table = new_table("name", "role", "created", "created by", "last used", "expires", "revoked")
+    for doc in docs:
+        expires = when(str(doc["expiresAt"] or "")) or "never"
+        table.add_row(
+            str(doc["name"]),
+            str(doc["role"]),
+            when(str(doc["createdAt"] or "")),
+            str(doc["createdBy"] or "-"),
+            when(str(doc["lastUsedAt"] or "")) or "never",
+            f"expired {expires}" if doc["expired"] else expires,
+            when(str(doc["revokedAt"] or "")),
+        )
+    out.print(table)
+    if more:
+        out.print(more, soft_wrap=True, markup=False, highlight=False)
 
 
 @tokens_app.command("revoke")

@@ -22,6 +22,9 @@ api_tokens = Table(
     Column("revoked_at", UTCDateTime),
     #: When the token stops working (revision 0015); null: never.
     Column("expires_at", UTCDateTime),
+    #: Who created it (revision 0017): ``api-token:NAME`` or ``cli:USER``, as an
+    #: execution's ``created_by``; null for the tokens made before it was recorded.
+    Column("created_by", String(200)),
     UniqueConstraint("name", name="uq_api_tokens_name"),
     UniqueConstraint("secret_hash", name="uq_api_tokens_secret_hash"),
 )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowledger.storage.schema_tokens import api_tokens
-from flowledger.storage.sqlpart import SQLPart, point_read, reads, writes
+from flowledger.storage.sqlpart import SQLPart, older_than, point_read, reads, writes
 from flowledger.types import Row
 
 
@@ -22,8 +22,11 @@ class TokenStore(ABC):
         revoked one of that name is kept, renamed ``<name>~revoked~<id>``)."""
 
     @abstractmethod
-    async def list_api_tokens(self) -> list[Row]:
-        """Every token (revoked ones too), by name."""
+    async def list_api_tokens(
+        self, limit: int | None = None, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
+        """Tokens (revoked ones too), newest first: all, or ``limit`` after ``before``
+        (created_at, id)."""
 
     @abstractmethod
     async def revoke_api_token(self, name: str) -> Row | None:
@@ -75,10 +78,15 @@ class SQLTokenStore(SQLPart, TokenStore):
             return True
 
     @reads
-    def list_api_tokens(self) -> list[Row]:
+    def list_api_tokens(
+        self, limit: int | None = None, before: tuple[datetime, str] | None = None
+    ) -> list[Row]:
+        t = api_tokens
+        query = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(older_than(t.c.created_at, t.c.id, before))
         with self.reading():
-            rows = self.conn.execute(select(api_tokens).order_by(api_tokens.c.name))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in self.conn.execute(query)]
 
     @writes
     def revoke_api_token(self, name: str) -> Row | None:

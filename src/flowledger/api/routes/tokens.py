@@ -2,8 +2,9 @@
 create|list|revoke`` for an operator who has the service and not its database.
 
 ``POST /tokens`` answers 201 with the secret, shown this once (``Cache-Control:
-no-store``: no cache along the way keeps it); ``GET /tokens`` lists every token, revoked
-and expired ones too, without secrets or hashes; ``DELETE /tokens/{name}`` revokes one,
+no-store``: no cache along the way keeps it), and records the caller as the token's
+``createdBy`` (``api-token:NAME``); ``GET /tokens`` pages the tokens, newest first,
+revoked and expired ones too, without secrets or hashes; ``DELETE /tokens/{name}`` revokes one,
 which ends its open streams as ``tokens revoke`` does. Every rule (names, durations,
 duplicates) is the application's (app.tokens).
 
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from flowledger.api.bodies import Body
-from flowledger.api.deps import API_PREFIX, Admin, AppDep
+from flowledger.api.deps import API_PREFIX, Admin, AppDep, Paging
 from flowledger.api.errors import ERROR_RESPONSES
 from flowledger.api.render import page, render
 from flowledger.app import (
@@ -49,19 +50,22 @@ class TokenBody(Body):
         "least 1s); without it, until revoked",
     )
 
-    def request(self) -> CreateToken:
+    def request(self, created_by: str) -> CreateToken:
         given = self.model_dump(exclude_unset=True)
-        return CreateToken(**given)
+        return CreateToken(**given, created_by=created_by)
 
 
 @router.get(
     "/tokens",
     response_model=Page[TokenDocument],
-    summary="Every token by name, revoked and expired ones too, never a secret (admin)",
-    description="One page: `nextCursor` is always null (tokens are few).",
+    summary="Tokens, newest first, one page at a time, revoked and expired ones too, "
+    "never a secret (admin)",
+    description="`createdBy` is who created each (`api-token:NAME`, `cli:USER`); null for "
+    "a token made before that was recorded.",
 )
-async def list_tokens(app: AppDep, caller: Admin) -> Response:
-    return page(list(await app.tokens.list(ListTokens())))
+async def list_tokens(app: AppDep, caller: Admin, paging: Paging) -> Response:
+    found = await app.tokens.list(ListTokens(**paging))
+    return page(list(found.items), found.next_cursor)
 
 
 @router.post(
@@ -73,7 +77,7 @@ async def list_tokens(app: AppDep, caller: Admin) -> Response:
     "or a duration it does not take, saying why.",
 )
 async def create_token(body: TokenBody, app: AppDep, caller: Admin) -> Response:
-    created = render(await app.tokens.create(body.request()), 201)
+    created = render(await app.tokens.create(body.request(caller.created_by)), 201)
     created.headers["Cache-Control"] = "no-store"  # the secret, shown once
     return created
 
