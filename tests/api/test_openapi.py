@@ -12,6 +12,7 @@ from typing import Any, get_args
 import jsonschema
 from standardwebhooks import Webhook
 
+from flowledger.app.models import MAX_CANCEL_REASON
 from flowledger.app.subscriptions import Event
 from flowledger.runtime.status import ExecutionStatus, StepStatus
 from tests.api.conftest import Service
@@ -105,6 +106,18 @@ def test_the_cancel_body_is_an_optional_object(service: Service) -> None:
                 f"/api/v1/executions/{waiting['id']}/cancel", headers=headers, **sent
             )
             assert answer.status_code in (200, 202), (sent, answer.text)
+
+
+def test_the_cancel_body_shows_the_reasons_limit(service: Service) -> None:
+    """The document did not say that a reason holds at most MAX_CANCEL_REASON characters:
+    a generated client learnt it from a 422. Both cancels take that body."""
+    doc = document(service)
+    for path in ("/api/v1/executions/{id}/cancel", "/api/v1/job-runs/{id}/cancel"):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": "#/components/schemas/CancelBody"}, path
+    reason = doc["components"]["schemas"]["CancelBody"]["properties"]["reason"]
+    [text] = [branch for branch in reason["anyOf"] if branch.get("type") == "string"]
+    assert text["maxLength"] == MAX_CANCEL_REASON == 1_000
 
 
 def test_inbound_hooks_name_their_signature_headers(service: Service) -> None:

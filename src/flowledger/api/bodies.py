@@ -4,13 +4,14 @@ JSON into the fields of an application request; every rule is the request's own
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
 
 from flowledger.app import RerunExecution, StartExecution
+from flowledger.app.models import MAX_CANCEL_REASON
 from flowledger.errors import InvalidInputError
 from flowledger.numbers import NumbersNotBooleans
 
@@ -73,7 +74,11 @@ class RerunBody(Body):
 
 
 class CancelBody(Body):
-    reason: str | None = None
+    # The limit is the application's (CancelExecution, CancelJobRun check it, with their
+    # message); the schema only shows it, so a generated client knows it too.
+    reason: (
+        Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_CANCEL_REASON})] | None
+    ) = None
 
     @model_validator(mode="before")
     @classmethod
