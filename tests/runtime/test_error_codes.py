@@ -44,52 +44,70 @@ async def _failed_events(engine: Engine, execution_id: str) -> list[dict[str, An
     return [e["detail"] for e in await engine.events(execution_id) if e["kind"] == "step.failed"]
 
 
+def _retried(codes: str, attempts: int = 3) -> str:
+    return f"retry: {{max_attempts: {attempts}, codes: {codes}, {_FAST}}}"
+
+
+def _coded(code: str, codes: str) -> str:
+    """A test.coded step failing with ``code`` ("{}": none), retried on ``codes``."""
+    return f"type: test.coded, input: {code}, {_retried(codes)}"
+
+
+_CAUGHT = "continue_on_error: true"
+
+
 @pytest.mark.parametrize(
-    ("code", "codes", "attempts"),
+    ("fields", "codes", "first_message"),
     [
-        ("RateLimited", "[RateLimited]", 3),
-        ("api.busy", "[timeout, api]", 3),  # `api` takes every `api.…` code
-        ("RateLimited", "[timeout, http.5xx]", 1),  # not listed: not tried again
-        ("apibusy", "[api]", 1),  # a prefix is a whole dotted part, not any text
-        (None, "[RateLimited]", 1),  # no code is `step`, which is not listed
-        (None, "[step]", 3),
+        (_coded("{code: RateLimited}", "[RateLimited]"), ["RateLimited"] * 3, None),
+        # `api` takes every `api.…` code
+        (_coded("{code: api.busy}", "[timeout, api]"), ["api.busy"] * 3, None),
+        # not listed: not tried again
+        (_coded("{code: RateLimited}", "[timeout, http.5xx]"), ["RateLimited"], None),
+        # a prefix is a whole dotted part, not any text
+        (_coded("{code: apibusy}", "[api]"), ["apibusy"], None),
+        (_coded("{}", "[RateLimited]"), ["step"], None),  # no code is `step`, not listed
+        (_coded("{}", "[step]"), ["step"] * 3, None),
+        # not retryable: not tried again even when listed
+        (_coded("{code: Invalid, retryable: false}", "[Invalid]"), ["Invalid"], None),
+        # a code that is no identifier is refused without losing the step's own message;
+        # recorded as `step`, which the policy lists
+        (
+            _coded('{code: "rate limited!"}', "[step]"),
+            ["step"] * 3,
+            'attempt 1 failed (its code "rate limited!" is not',
+        ),
+        # the step's timeout
+        (
+            f"type: test.slow, input: {{seconds: 5}}, timeout: 100ms, {_retried('[timeout]', 2)}",
+            ["timeout"] * 2,
+            None,
+        ),
+        # built-in codes: an unexpected exception in the handler, a template that does not
+        # resolve, sys.fail
+        (f"type: test.crash, {_CAUGHT}", ["internal"], None),
+        (
+            f'type: sys.transform, input: {{value: "{{{{ input.missing.x }}}}"}}, {_CAUGHT}',
+            ["input"],
+            None,
+        ),
+        (f"type: sys.fail, input: {{message: stop}}, {_CAUGHT}", ["step"], None),
     ],
 )
-async def test_only_listed_codes_are_retried(
-    engine: Engine, run_yaml: RunYaml, code: str | None, codes: str, attempts: int
+async def test_each_attempts_code_and_whether_it_is_retried(
+    engine: Engine, run_yaml: RunYaml, fields: str, codes: list[str], first_message: str | None
 ) -> None:
-    given = "{}" if code is None else f"{{code: {code}}}"
-    doc = await run_yaml(
-        f"""
-        name: coded
-        steps:
-          - id: call
-            type: test.coded
-            input: {given}
-            retry: {{max_attempts: 3, codes: {codes}, {_FAST}}}
-        """
-    )
-    assert doc["runtimeStatus"] == "Failed"
-    runs = _attempts(doc, "call")
-    assert len(runs) == attempts
-    assert {r["error"]["code"] for r in runs} == {code or "step"}
+    """Each attempt's error and step.failed event carry the failure's code; ``retry.codes``
+    tries again only the listed ones."""
+    doc = await run_yaml("name: coded\nsteps:\n  - {id: s, " + fields + "}\n")
+    assert doc["runtimeStatus"] == ("Completed" if _CAUGHT in fields else "Failed")
+    runs = _attempts(doc, "s")
+    assert [r["error"]["code"] for r in runs] == codes
+    if first_message is not None:
+        assert runs[0]["error"]["message"].startswith(first_message)
     failed = await _failed_events(engine, doc["id"])
-    assert [f["willRetry"] for f in failed] == [True] * (attempts - 1) + [False]
-    assert {f["code"] for f in failed} == {code or "step"}
-
-
-async def test_a_non_retryable_failure_is_not_retried_even_when_listed(run_yaml: RunYaml) -> None:
-    doc = await run_yaml(
-        f"""
-        name: coded
-        steps:
-          - id: call
-            type: test.coded
-            input: {{code: Invalid, retryable: false}}
-            retry: {{max_attempts: 3, codes: [Invalid], {_FAST}}}
-        """
-    )
-    assert [r["error"]["code"] for r in _attempts(doc, "call")] == ["Invalid"]
+    assert [f["code"] for f in failed] == codes
+    assert [f["willRetry"] for f in failed] == [True] * (len(codes) - 1) + [False]
 
 
 async def test_a_custom_code_is_stored_and_read_by_a_condition(
@@ -130,60 +148,6 @@ async def test_a_custom_code_is_stored_and_read_by_a_condition(
     assert doc["output"] == "RateLimited"
     (failed,) = await _failed_events(engine, doc["id"])
     assert failed["code"] == "RateLimited"
-
-
-async def test_a_malformed_code_keeps_the_failure(run_yaml: RunYaml) -> None:
-    """A code that is no identifier is refused without losing the step's own message."""
-    doc = await run_yaml(
-        f"""
-        name: coded
-        steps:
-          - id: call
-            type: test.coded
-            input: {{code: "rate limited!"}}
-            retry: {{max_attempts: 3, codes: [step], {_FAST}}}
-        """
-    )
-    runs = _attempts(doc, "call")
-    assert len(runs) == 3  # recorded as `step`, which the policy lists
-    error = runs[0]["error"]
-    assert error["code"] == "step"
-    assert error["message"].startswith('attempt 1 failed (its code "rate limited!" is not')
-
-
-async def test_the_steps_timeout_is_code_timeout(run_yaml: RunYaml) -> None:
-    doc = await run_yaml(
-        f"""
-        name: slow
-        steps:
-          - id: wait
-            type: test.slow
-            input: {{seconds: 5}}
-            timeout: 100ms
-            retry: {{max_attempts: 2, codes: [timeout], {_FAST}}}
-        """
-    )
-    runs = _attempts(doc, "wait")
-    assert [r["error"]["code"] for r in runs] == ["timeout", "timeout"]
-
-
-@pytest.mark.parametrize(
-    ("step", "code"),
-    [
-        ("{type: test.crash}", "internal"),  # an unexpected exception in the handler
-        ('{type: sys.transform, input: {value: "{{ input.missing.x }}"}}', "input"),
-        ("{type: sys.fail, input: {message: stop}}", "step"),
-    ],
-)
-async def test_built_in_codes(run_yaml: RunYaml, step: str, code: str) -> None:
-    doc = await run_yaml(
-        f"""
-        name: codes
-        steps:
-          - {{id: s, continue_on_error: true, {step[1:-1]}}}
-        """
-    )
-    assert _attempts(doc, "s")[-1]["error"]["code"] == code
 
 
 async def test_a_failed_child_is_child_failed(engine: Engine) -> None:
