@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from flowledger.app import App, ListStates, RerunExecution, RetryExecution, SubmitInput
+from flowledger.errors import InvalidInputError
 from tests.api.conftest import Service
 from tests.api.helpers import HELLO, error, push, unique
 from tests.api.serve import Server, served
@@ -171,7 +172,21 @@ def test_states_are_the_seeds_instance_states(server: Server) -> None:
     with server.client("viewer") as client:  # ids are stable
         again = client.get(f"/api/v1/executions/{run['id']}/states").json()
         assert client.get("/api/v1/executions/nope/states").status_code == 404
+        # Paged with limit/cursor as every list; without them, the list as SPEC has it.
+        paged, cursor = [], None
+        for _ in range(3):
+            asked = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+            answer = client.get(f"/api/v1/executions/{run['id']}/states", params=asked)
+            assert answer.status_code == 200, answer.text
+            assert set(answer.json()) == {"items", "nextCursor"}
+            paged += answer.json()["items"]
+            cursor = answer.json()["nextCursor"]
+            if cursor is None:
+                break
+        bad = client.get(f"/api/v1/executions/{run['id']}/states", params={"cursor": "x"})
+        assert bad.status_code == 400
     assert [s["id"] for s in again] == [s["id"] for s in states]
+    assert paged == states
 
 
 FAILING = """\
@@ -190,7 +205,15 @@ async def test_a_retry_is_a_new_pass(db_url: str) -> None:
         execution_id = await app.engine.start(workflow, {}, hold=True)
         await app.engine.drive(execution_id)
         await app.executions.retry(RetryExecution(id=execution_id, settle=True))
-        states = await app.seed.states(ListStates(id=execution_id))
+        states = (await app.seed.states(ListStates(id=execution_id))).items
+        first_page = await app.seed.states(ListStates(id=execution_id, limit=3))
+        rest = await app.seed.states(ListStates(id=execution_id, cursor=first_page.next_cursor))
+        other = await app.engine.start(workflow, {}, hold=True)
+        with pytest.raises(InvalidInputError):  # a cursor is of its execution
+            await app.seed.states(ListStates(id=other, cursor=first_page.next_cursor))
+    # Paged, the same records in the same order: the next page starts after the last.
+    assert len(first_page.items) == 3 and first_page.next_cursor is not None
+    assert [*first_page.items, *rest.items] == states and rest.next_cursor is None
     for state in states:
         check(STATE_SCHEMA, state)
     passes = list(dict.fromkeys(s["workflowInstanceExecutionId"] for s in states))
@@ -217,7 +240,7 @@ async def test_a_rerun_s_states_start_from_its_reused_steps(db_url: str) -> None
         again = await app.executions.rerun(
             RerunExecution(id=execution_id, from_step="boom", settle=True)
         )
-        states = await app.seed.states(ListStates(id=again["id"]))
+        states = (await app.seed.states(ListStates(id=again["id"]))).items
     for state in states:
         check(STATE_SCHEMA, state)
     assert [s["stage"]["name"] for s in states] == ["count", "note", "boom"]
@@ -256,9 +279,9 @@ async def test_states_need_no_plugin(tmp_path: Path) -> None:
         workflow = worker.engine.load_text(WITH_CUSTOM, "custom.yaml")
         done = await worker.engine.run(workflow)
         assert done["runtimeStatus"] == "Completed", done["error"]
-        expected = await worker.seed.states(ListStates(id=done["id"]))
+        expected = (await worker.seed.states(ListStates(id=done["id"]))).items
     async with App(url) as api_node:
-        states = await api_node.seed.states(ListStates(id=done["id"]))
+        states = (await api_node.seed.states(ListStates(id=done["id"]))).items
     assert states == expected
     assert [s["stage"]["name"] for s in states] == ["twice", "keep"]
     assert states[-1]["stage"]["variables"] == {"seen": 4}

@@ -149,7 +149,7 @@ class App:
         """The seed's runs resource and instance-state view, over the executions."""
         from flowledger.app.seed import Seed
 
-        return Seed(self.engine, self.executions)
+        return Seed(self.engine, self.executions, self._cursors, self.limits)
 
     @cached_property
     def job_runs(self) -> JobRunsApp:

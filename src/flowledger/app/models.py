@@ -531,7 +531,18 @@ class CreateWorkflowRun(Request):
 
 
 class ListStates(Request):
+    """An execution's WorkflowInstanceState records, oldest stage first: every one
+    (neither ``limit`` nor ``cursor`` given: SPEC's answer), or one page of ``limit``
+    (:data:`STATES_PAGE` when only a ``cursor`` is given); ``cursor`` is a page's
+    ``nextCursor``."""
+
     id: str = Id
+    limit: int | None = Field(default=None, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
+
+
+#: A page of instance states when a cursor is given without a limit.
+STATES_PAGE = 100
 
 
 # -- workflows ----------------------------------------------------------------------------

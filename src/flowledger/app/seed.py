@@ -23,6 +23,11 @@ variable-setting step's value in commit order; a rerun's reused steps, which its
 ``step.reused`` events record at its start, count as completed then), ``exception``
 whether its last attempt in the pass failed. Ids are stable: uuid5 of (execution, pass)
 and (execution, pass, step).
+
+Paged (``limit``, ``cursor``), a page's cursor is the last record's id: a stage keeps its
+place in the list (the history is never rewritten; new stages come after), so the next
+page starts after it. Each page builds the records from the whole history again: paging
+bounds the answer, not the read.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flowledger.app.executions import Executions
+from flowledger.app.limits import page_size
 from flowledger.app.models import (
+    STATES_PAGE,
     CreateWorkflowRun,
     GetExecution,
     GetWorkflowRun,
@@ -45,7 +52,9 @@ from flowledger.app.models import (
     SeedStatus,
     StartExecution,
 )
+from flowledger.app.paging import Codec, Listing, Position, keyset_page
 from flowledger.app.results import Page, WorkflowInstanceState, WorkflowRunDocument
+from flowledger.config import Limits
 from flowledger.definition.source import parse_document
 from flowledger.runtime.engine import Engine
 from flowledger.steps.builtins import variable_after
@@ -85,11 +94,13 @@ def run_document(doc: ExecutionDocument) -> WorkflowRunDocument:
     }
 
 
-class Seed:
+class Seed(Listing):
     """The seed's views (see :class:`flowledger.app.App`)."""
 
-    def __init__(self, engine: Engine, executions: Executions) -> None:
-        self._engine = engine
+    def __init__(
+        self, engine: Engine, executions: Executions, codec: Codec, limits: Limits | None = None
+    ) -> None:
+        super().__init__(engine, codec, limits)
         self._executions = executions
 
     async def list_runs(self, request: ListWorkflowRuns) -> Page[WorkflowRunDocument]:
@@ -125,10 +136,36 @@ class Seed:
         )
         return run_document(doc)
 
-    async def states(self, request: ListStates) -> list[WorkflowInstanceState]:
-        doc = await self._executions.get(GetExecution(id=request.id))
+    async def states(self, request: ListStates) -> Page[WorkflowInstanceState]:
+        """The execution's instance states: all of them in one page, or one page when
+        ``limit`` or ``cursor`` is given."""
+        found = await self._all_states(request.id)
+        if request.limit is None and request.cursor is None:
+            return Page[WorkflowInstanceState](items=found)
+        ids = [state["id"] for state in found]
+
+        async def fetch(n: int, after: Position | None) -> list[WorkflowInstanceState]:
+            start = 0
+            if after is not None:  # a cursor of this execution names one of its records
+                start = ids.index(after[1]) + 1 if after[1] in ids else len(ids)
+            return found[start : start + n]
+
+        limit = page_size(request, self._limits.max_page) if request.limit else STATES_PAGE
+        items, cursor = await keyset_page(
+            await self._codec(),
+            "states",
+            {"execution": request.id},
+            request.cursor,
+            min(limit, self._limits.max_page),
+            fetch,
+            _state_position,
+        )
+        return Page[WorkflowInstanceState](items=items, next_cursor=cursor)
+
+    async def _all_states(self, execution_id: str) -> list[WorkflowInstanceState]:
+        doc = await self._executions.get(GetExecution(id=execution_id))
         events = [
-            e async for page in self._executions.history(ListEvents(id=request.id)) for e in page
+            e async for page in self._executions.history(ListEvents(id=execution_id)) for e in page
         ]
         # Read from the stored document, not compiled: a history needs no step handlers
         # (an API node serves it without the workers' plugins).
@@ -222,6 +259,12 @@ def _record(execution_id: str, definition_id: str, stage: _Stage) -> WorkflowIns
         "timestamp": stage.last,
         "exception": stage.failed,
     }
+
+
+def _state_position(state: WorkflowInstanceState) -> Position:
+    """Where a cursor seals a record: its id (what the next page starts after), with
+    its stage's start."""
+    return datetime.fromtimestamp(state["stage"]["startedAt"] / 1000, UTC), state["id"]
 
 
 def _ms(text: str) -> int:

@@ -98,8 +98,13 @@ async def create_workflow_run(
 
 @router.get(
     "/executions/{id}/states",
-    response_model=list[WorkflowInstanceState],
-    summary="The seed's WorkflowInstanceState records of an execution (viewer)",
+    response_model=list[WorkflowInstanceState] | Page[WorkflowInstanceState],
+    summary="The seed's WorkflowInstanceState records of an execution, oldest first (viewer)",
+    description="Without `limit` and `cursor`, every record as a list (SPEC's answer); "
+    "with either, one page as every list gives it: `{items, nextCursor}`.",
 )
-async def list_instance_states(id: str, app: AppDep, caller: Viewer) -> Response:
-    return render(await app.seed.states(ListStates(id=id)))
+async def list_instance_states(id: str, app: AppDep, caller: Viewer, paging: Paging) -> Response:
+    found = await app.seed.states(ListStates(id=id, **paging))
+    if not paging:  # the route's answer as SPEC fixed it before it was paged
+        return render(found.items)
+    return page(list(found.items), found.next_cursor)
