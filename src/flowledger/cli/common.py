@@ -161,6 +161,9 @@ DbOption = Annotated[
     typer.Option("--db", help="Database URL (default: $FLOWLEDGER_DB or sqlite:///flowledger.db)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+CursorOption = Annotated[
+    str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
+]
 ReasonOption = Annotated[str | None, typer.Option("--reason", help="Recorded with the cancel.")]
 PluginOption = Annotated[
     list[str] | None,

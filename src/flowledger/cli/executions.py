@@ -16,6 +16,7 @@ import typer
 from flowledger.cli import render
 from flowledger.cli.common import (
     EXIT_INVALID,
+    CursorOption,
     DbOption,
     JsonOption,
     PluginOption,
@@ -84,9 +85,7 @@ def executions_list(
         str | None, typer.Option("--job", help="Only this job run's (id or a prefix).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Executions per page (1 to 1000).")] = 20,
-    cursor: Annotated[
-        str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
-    ] = None,
+    cursor: CursorOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

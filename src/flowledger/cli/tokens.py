@@ -8,6 +8,7 @@ import typer
 
 from flowledger.app import App, CreateToken, ListTokens, RevokeToken
 from flowledger.cli.common import (
+    CursorOption,
     DbOption,
     JsonOption,
     app,
@@ -63,9 +64,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(
     limit: Annotated[int, typer.Option("--limit", help="Tokens per page (1 to 1000).")] = 50,
-    cursor: Annotated[
-        str | None, typer.Option("--cursor", help="The next page: a listing's next cursor.")
-    ] = None,
+    cursor: CursorOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
