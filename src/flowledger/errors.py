@@ -244,7 +244,7 @@ class StepError(FlowledgerError):
     """A step failed. ``retryable`` tells the runtime whether another attempt may help;
     ``retry_after`` (a timedelta, or seconds), how long the other side asked to be left
     alone (an HTTP ``Retry-After``): the next attempt then waits at least that long, as
-    far as the step's retry policy allows (flowledger.runtime.handlers.retry_delay).
+    far as the step's retry policy allows (flowledger.runtime.handlers.retry_decision).
     ``code`` names the kind of failure (ERROR_CODE_PATTERN) for ``retry.on`` and for a
     later step to branch on; without one it is ``step``. A malformed code is kept here
     and refused when the failure is recorded (code ``step``, the message says why):

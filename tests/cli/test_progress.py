@@ -25,6 +25,14 @@ def test_a_step_event_names_its_step_then_what_went_wrong() -> None:
     assert line == "10:02:03.120 step.failed            enrich (attempt 2): answered 503"
 
 
+def test_a_failed_step_that_is_not_retried_says_why() -> None:
+    detail = {"error": "gateway said no", "notRetried": "code CardDeclined is not in retry.codes"}
+    line = event_line(_event("step.failed", "charge", detail))
+    assert line.endswith(
+        "charge (attempt 2): gateway said no (not retried: code CardDeclined is not in retry.codes)"
+    )
+
+
 def test_an_execution_event_gives_its_error_in_the_step_column() -> None:
     line = event_line(_event("execution.failed", None, {"error": "input.x does not exist"}))
     assert line == "10:02:03.120 execution.failed       input.x does not exist"

@@ -41,6 +41,9 @@ def _load(retry: str) -> None:
             "code: a letter, then up to 63 letters, digits, '_', '.' or '-'",
         ),
         ("{codes: timeout}", "retry.codes: must be a list"),
+        ("{except_codes: []}", "retry.except_codes: must have at least 1 item, not 0"),
+        ('{except_codes: ["card declined"]}', 'retry.except_codes[0]: "card declined" is not'),
+        ("{backoff: quadratic}", "must be one of fixed, linear, exponential"),
     ],
 )
 def test_malformed_codes_are_refused(retry: str, message: str) -> None:
@@ -66,3 +69,27 @@ def test_codes_are_read() -> None:
 )
 def test_which_codes_a_policy_retries(codes: list[str] | None, code: str, retried: bool) -> None:
     assert RetryPolicy(codes=codes).retries(code) is retried
+
+
+@pytest.mark.parametrize(
+    ("codes", "except_codes", "code", "refusal"),
+    [
+        (None, ["CardDeclined"], "CardDeclined", "code CardDeclined is in retry.except_codes"),
+        (None, ["card"], "card.declined", "code card.declined is in retry.except_codes"),
+        (None, ["CardDeclined"], "Gateway503", None),
+        (None, ["card"], "cards", None),  # a whole dotted part, as in codes
+        (["http"], ["http.4xx"], "http.5xx", None),
+        (["http"], ["http.4xx"], "http.4xx", "code http.4xx is in retry.except_codes"),
+        (["http"], ["http.4xx"], "timeout", "code timeout is not in retry.codes"),
+    ],
+)
+def test_except_codes_are_never_retried(
+    codes: list[str] | None, except_codes: list[str], code: str, refusal: str | None
+) -> None:
+    policy = RetryPolicy(codes=codes, except_codes=except_codes)
+    assert policy.refusal(code) == refusal
+    assert policy.retries(code) is (refusal is None)
+
+
+def test_except_codes_and_linear_backoff_are_read() -> None:
+    _load("{max_attempts: 3, backoff: linear, except_codes: [CardDeclined, http.4xx]}")

@@ -160,3 +160,85 @@ async def test_a_failed_child_is_child_failed(engine: Engine) -> None:
     doc = await engine.run(engine.load_text(parent))
     assert doc["runtimeStatus"] == "Completed"
     assert _attempts(doc, "kid")[0]["error"]["code"] == "child.failed"
+
+
+@pytest.mark.parametrize(
+    ("code", "retry", "attempts", "reason"),
+    [
+        # Temporal's NonRetryableErrorTypes: everything is retried but the listed codes.
+        (
+            "CardDeclined",
+            "except_codes: [CardDeclined]",
+            1,
+            "code CardDeclined is in retry.except_codes",
+        ),
+        ("Gateway503", "except_codes: [CardDeclined]", 3, "last of 3 attempts"),
+        ("card.expired", "except_codes: [card]", 1, "code card.expired is in retry.except_codes"),
+        # Both: retried when listed in codes and not in except_codes.
+        ("api.busy", "codes: [api], except_codes: [api.gone]", 3, "last of 3 attempts"),
+        (
+            "api.gone",
+            "codes: [api], except_codes: [api.gone]",
+            1,
+            "code api.gone is in retry.except_codes",
+        ),
+        ("CardDeclined", "codes: [Gateway503]", 1, "code CardDeclined is not in retry.codes"),
+    ],
+)
+async def test_the_step_failed_event_says_why_a_step_is_not_retried(
+    engine: Engine, run_yaml: RunYaml, code: str, retry: str, attempts: int, reason: str
+) -> None:
+    doc = await run_yaml(
+        f"""
+        name: coded
+        steps:
+          - id: call
+            type: test.coded
+            input: {{code: {code}}}
+            retry: {{max_attempts: 3, {retry}, {_FAST}}}
+        """
+    )
+    assert len(_attempts(doc, "call")) == attempts
+    failed = await _failed_events(engine, doc["id"])
+    assert [f.get("notRetried") for f in failed] == [None] * (attempts - 1) + [reason]
+
+
+async def test_a_non_retryable_failure_says_so_and_a_step_without_retry_says_nothing(
+    engine: Engine, run_yaml: RunYaml
+) -> None:
+    steps = f"""
+          - id: call
+            type: test.coded
+            input: {{code: Invalid, retryable: false}}
+            retry: {{max_attempts: 3, {_FAST}}}
+            continue_on_error: true
+          - id: once
+            type: test.coded
+            input: {{code: Invalid}}
+    """
+    doc = await run_yaml(f"name: coded\nsteps:{steps}")
+    failed = {
+        e["stepId"]: e["detail"]
+        for e in await engine.events(doc["id"])
+        if e["kind"] == "step.failed"
+    }
+    assert failed["call"]["notRetried"] == "the failure is not retryable"
+    assert "notRetried" not in failed["once"]  # tried once, as it was written: nothing to explain
+
+
+async def test_linear_backoff_grows_by_the_initial_delay_up_to_max_delay(
+    engine: Engine, run_yaml: RunYaml
+) -> None:
+    doc = await run_yaml(
+        """
+        name: coded
+        steps:
+          - id: call
+            type: test.coded
+            input: {code: Busy}
+            retry: {max_attempts: 4, backoff: linear, initial_delay: 10ms, max_delay: 25ms, jitter: false}
+        """
+    )
+    events = await engine.events(doc["id"])
+    delays = [e["detail"]["delayMs"] for e in events if e["kind"] == "step.retry_scheduled"]
+    assert delays == [10, 20, 25]

@@ -205,6 +205,8 @@ def event_line(event: dict[str, Any], label: str = "") -> str:
         line += f" {detail['durationMs']}ms"
     if event["kind"] == "step.retry_scheduled" and detail.get("wakeAt"):
         line += f" at {detail['wakeAt']}"
+    if isinstance(detail.get("notRetried"), str):  # decided and worded by the runtime
+        line += f" (not retried: {detail['notRetried']})"
     return line
 
 

@@ -27,10 +27,11 @@ class _Frozen(BaseModel):
 
 
 class RetryPolicy(_Frozen, NumbersNotBooleans):
-    """How a failing step is attempted again; delays grow from initial_delay to max_delay."""
+    """How a failing step is attempted again; delays grow from initial_delay to max_delay
+    (``linear``: initial_delay times the attempt; ``exponential``: times multiplier each time)."""
 
     max_attempts: int = Field(3, ge=1, le=1000)
-    backoff: Literal["fixed", "exponential"] = "exponential"
+    backoff: Literal["fixed", "linear", "exponential"] = "exponential"
     initial_delay: Duration = timedelta(seconds=1)
     max_delay: Duration = timedelta(minutes=5)
     multiplier: float = Field(2.0, ge=1.0, le=10.0)
@@ -42,12 +43,28 @@ class RetryPolicy(_Frozen, NumbersNotBooleans):
     codes: list[Annotated[str, AfterValidator(checked_error_code)]] | None = Field(
         None, min_length=1
     )
+    #: The failure codes never tried again, matched as ``codes`` are (Temporal's
+    #: NonRetryableErrorTypes: "everything but CardDeclined"); it wins over ``codes``.
+    except_codes: list[Annotated[str, AfterValidator(checked_error_code)]] | None = Field(
+        None, min_length=1
+    )
 
     def retries(self, code: str) -> bool:
         """Whether a retryable failure with ``code`` is tried again under this policy."""
-        if self.codes is None:
-            return True
-        return any(code == listed or code.startswith(listed + ".") for listed in self.codes)
+        return self.refusal(code) is None
+
+    def refusal(self, code: str) -> str | None:
+        """Why a retryable failure with ``code`` is not tried again, or None when it is."""
+        if self.except_codes is not None and _listed(code, self.except_codes):
+            return f"code {code} is in retry.except_codes"
+        if self.codes is not None and not _listed(code, self.codes):
+            return f"code {code} is not in retry.codes"
+        return None
+
+
+def _listed(code: str, listed: list[str]) -> bool:
+    """``code`` is one of ``listed`` or below one of them (``http`` lists ``http.5xx``)."""
+    return any(code == name or code.startswith(name + ".") for name in listed)
 
 
 class StepSpec(_Frozen):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,32 +74,55 @@ async def _call(run: StepExecution, handler: Any, data: BaseModel, ctx: StepCont
 RETRY_AFTER_CAP = timedelta(hours=1)
 
 
-def retry_delay(
-    run: StepExecution, now: datetime, retry_after: timedelta | None = None, code: str = "step"
-) -> timedelta | None:
-    """How long until the next attempt, or None when the step must not be tried again
-    (its policy's attempts are spent, or its ``codes`` do not list the failure's ``code``).
-    A ``retry_after`` the failure asked for (StepError's) is waited if it is longer than
-    the policy's delay, up to the ``max_delay`` the step writes (else RETRY_AFTER_CAP):
-    a server asking for a day is not obeyed blindly; the step tries sooner instead."""
+@dataclass(frozen=True)
+class RetryDecision:
+    """Whether a failed attempt is tried again: after ``delay``, or not, and then why
+    (``reason``, None when the step has no retry policy to explain)."""
+
+    delay: timedelta | None
+    reason: str | None = None
+
+
+def retry_decision(
+    run: StepExecution,
+    now: datetime,
+    retry_after: timedelta | None = None,
+    code: str = "step",
+    *,
+    retryable: bool = True,
+) -> RetryDecision:
+    """When the next attempt starts, or why there is none (the failure is not retryable,
+    its ``code`` is not taken by the policy, the policy's attempts are spent, the step
+    would be due first). A ``retry_after`` the failure asked for (StepError's) is waited
+    if it is longer than the policy's delay, up to the ``max_delay`` the step writes (else
+    RETRY_AFTER_CAP): a server asking for a day is not obeyed blindly; the step tries
+    sooner instead."""
     policy = run.step.spec.retry
-    if policy is None or run.attempt >= policy.max_attempts or not policy.retries(code):
-        return None
+    if policy is None:
+        return RetryDecision(None)
+    if not retryable:
+        return RetryDecision(None, "the failure is not retryable")
+    refusal = policy.refusal(code)
+    if refusal is not None:
+        return RetryDecision(None, refusal)
+    if run.attempt >= policy.max_attempts:
+        return RetryDecision(None, f"last of {policy.max_attempts} attempts")
     delay = _backoff(policy, run.attempt)
     if retry_after is not None:
         cap = policy.max_delay if "max_delay" in policy.model_fields_set else RETRY_AFTER_CAP
         delay = max(delay, min(retry_after, cap))
     if run.due_at is not None and now + delay >= run.due_at:
-        return None  # the next attempt could not finish before the step is due
-    return delay
+        return RetryDecision(None, "the next attempt would start after the step is due")
+    return RetryDecision(delay)
 
 
 def _backoff(policy: RetryPolicy, attempt: int) -> timedelta:
     """The policy's own delay after ``attempt`` failed, jitter included."""
-    if policy.backoff == "fixed":
-        seconds = policy.initial_delay.total_seconds()
-    else:
-        seconds = policy.initial_delay.total_seconds() * policy.multiplier ** (attempt - 1)
+    seconds = policy.initial_delay.total_seconds()
+    if policy.backoff == "linear":
+        seconds *= attempt
+    elif policy.backoff == "exponential":
+        seconds *= policy.multiplier ** (attempt - 1)
     seconds = min(seconds, policy.max_delay.total_seconds())
     if policy.jitter:
         seconds = random.uniform(seconds / 2, seconds)  # noqa: S311 - spreading, not security

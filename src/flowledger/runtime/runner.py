@@ -42,7 +42,7 @@ from flowledger.runtime.handlers import (
     describe,
     duration_detail,
     normalize_output,
-    retry_delay,
+    retry_decision,
     shortened,
     storable_text,
     validation_message,
@@ -843,8 +843,11 @@ class ExecutionRunner:
         if details is not None:
             run.error["details"] = details
         self.journal.touch(run)
-        delay = retry_delay(run, now, retry_after, code) if retryable else None
-        detail = {"error": message, "code": code, "willRetry": delay is not None}
+        decision = retry_decision(run, now, retry_after, code, retryable=retryable)
+        delay = decision.delay
+        detail: dict[str, Any] = {"error": message, "code": code, "willRetry": delay is not None}
+        if decision.reason is not None:  # the faces print it; they do not work it out
+            detail["notRetried"] = decision.reason
         self.journal.event("step.failed", run, detail, at=now)
         if delay is not None:
             nxt = self.new_run(
