@@ -9,15 +9,19 @@ from typing import Any
 
 from rich.console import Console
 
+from flowledger.app.executions import Runner
 from flowledger.cli.render import (
     TIMELINE_WIDTH,
     execution_detail,
     failed_periods,
+    held_by,
     pending_inputs,
+    runner_note,
     summary,
     timeline,
 )
 from flowledger.cli.terminal import SafeConsole
+from flowledger.runtime.refusals import Refusal
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -235,3 +239,17 @@ def test_show_says_a_cancel_no_worker_acted_on_yet() -> None:
         execution_detail(console, {**doc, "pendingSignals": pending} if pending else doc)
         text = console.export_text()
         assert (said in text) if said else ("pending:" not in text), text
+
+
+def test_a_queued_execution_a_worker_refused_says_which_step_types_no_worker_has() -> None:
+    refusal = Refusal(("travel.book", "travel.cancel"), "box~b00t~42:4242:abc", T0)
+    words = (
+        "no running worker has step types travel.book, travel.cancel "
+        "(worker box:4242 refused it at "
+    )
+    for state in ("queued", "orphaned"):
+        runner = Runner(state, refusal=refusal)  # type: ignore[arg-type]
+        assert words in (held_by(runner, None) or ""), held_by(runner, None)
+        note = runner_note(runner, "e1", None) or ""
+        assert words in note and "--plugin" in note, note
+    assert held_by(Runner("queued"), None) == "runner:   none yet (queued for a worker)"

@@ -13,6 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, step_type
+from flowledger.app import App
+from flowledger.app.models import GetExecution
 from flowledger.storage import Row
 from flowledger.worker.worker import WorkerOptions
 from tests.runtime.support import running_worker
@@ -135,3 +137,28 @@ async def test_input_that_arrived_stays_due_for_the_worker_with_the_plugins(db_u
         async with running_worker(able, FAST):
             row = await row_when(able, execution_id, lambda r: r["completed_at"] is not None)
         assert row["runtime_status"] == "Completed"
+
+
+async def test_show_and_watch_learn_which_worker_refused_an_execution_and_why(
+    db_url: str,
+) -> None:
+    """Tour 25: ``executions show`` said "queued for a worker" and ``watch`` "no process
+    has taken it yet" while a worker ran and refused it; only that worker's log said why."""
+    async with Engine(db_url, registry=with_plugin()) as able, Engine(db_url) as lacking:
+        execution_id = await able.start(able.load_text(PLUG_ONLY))
+        async with App(db_url) as app:
+            before = await app.executions.runner(GetExecution(id=execution_id))
+            assert (before.state, before.refusal) == ("queued", None)
+            async with running_worker(lacking, FAST):
+                await row_when(lacking, execution_id, handed_back)
+                async with asyncio.timeout(10):  # recorded before it is handed back, or just after
+                    while (
+                        found := await app.executions.runner(GetExecution(id=execution_id))
+                    ).refusal is None:
+                        await asyncio.sleep(0.01)
+        assert found.state == "queued" and found.refusal is not None
+        assert found.refusal.missing == ("acme.elsewhere",)
+        assert found.refusal.worker == lacking.owner
+        host, pid = lacking.owner.split(":")[:2]
+        assert found.refusal.worker_words == f"{host.partition('~')[0]}:{pid}"
+        assert abs(found.refusal.at - lacking.clock.now()) < timedelta(minutes=1)

@@ -61,6 +61,7 @@ from flowledger.runtime.orphans import (
     holder_words,
     left_by_same_run,
 )
+from flowledger.runtime.refusals import Refusal, live_refusal
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage import ExecutionQuery
 from flowledger.storage.base import NEVER, Row
@@ -109,6 +110,9 @@ class Runner:
     #: Who started it (``cli:run``: the next ``run`` of its workflow finishes it too).
     created_by: str = ""
     workflow: str = ""
+    #: Queued or orphaned: a running worker's refusal of its workflow version (it lacks
+    #: step types), when one was recorded (runtime.refusals).
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True)
@@ -408,9 +412,11 @@ class Executions:
             return made("waiting", wake_at=None if on_signal else wake)
         if wake is not None:
             return made("parked", wake_at=wake)
+        refusal = await live_refusal(self._engine.store, str(row["workflow_version_id"]))
         if status == ExecutionStatus.NOT_STARTED:
-            return made("queued")
-        return made("orphaned", holder_words(owner, self._engine.owner) if owner else None)
+            return made("queued", refusal=refusal)
+        holder = holder_words(owner, self._engine.owner) if owner else None
+        return made("orphaned", holder, refusal=refusal)
 
     async def ancestors(self, request: GetExecution) -> builtins.list[str]:
         """The ids of the executions above this one: its parent, that one's, up to the

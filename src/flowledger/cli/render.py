@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints n
 
     from flowledger.app.executions import Runner
     from flowledger.app.timeline import Scale
+    from flowledger.runtime.refusals import Refusal
 
 #: Above this many step executions, `executions show` sums loop iterations up per step.
 COMPACT_ABOVE = 40
@@ -517,6 +518,11 @@ def runner_note(runner: Runner, execution_id: str, db: str | None) -> str | None
     when one does, or when it waits for people or its children): who would, and how to
     start one. It watches on all the same: a worker started now shows up in its lines."""
     runs = f"`{command('worker', db=db)}` or `{command('serve', db=db)}`"
+    if runner.refusal is not None and runner.state in ("queued", "orphaned"):
+        return (
+            f"execution {execution_id} waits: {refused(runner.refusal)}; start a worker "
+            "with their plugin (`--plugin MODULE`); watching on"
+        )
     if runner.state == "orphaned":
         gone = f"; it was held by {runner.holder}" if runner.holder else ""
         run = (
@@ -547,11 +553,21 @@ def runner_note(runner: Runner, execution_id: str, db: str | None) -> str | None
     return None
 
 
+def refused(refusal: Refusal) -> str:
+    """``no running worker has step types a.b, a.c (worker host:pid refused it at T)``."""
+    return (
+        f"no running worker has step types {', '.join(refusal.missing)} (worker "
+        f"{refusal.worker_words} refused it at {when(refusal.at.isoformat())})"
+    )
+
+
 def held_by(runner: Runner, db: str | None) -> str | None:
     """The ``runner:`` line of ``executions show`` for an execution that has not ended
     (None for one that waits for people or its children: its status says so)."""
     if runner.state == "held":
         return f"runner:   {runner.holder}"
+    if runner.refusal is not None and runner.state in ("queued", "orphaned"):
+        return f"runner:   none: {refused(runner.refusal)}"
     if runner.state == "orphaned":
         return f"runner:   held by no process; `{command('worker', db=db)}` takes it over"
     if runner.state == "queued":

@@ -20,6 +20,7 @@ from flowledger.errors import FlowledgerError, MissingStepTypesError, StorageErr
 from flowledger.logs import exception_line, log_extra
 from flowledger.runtime.engine import Engine
 from flowledger.runtime.leases import LeaseKeeper
+from flowledger.runtime.refusals import Refusal, record_refusal
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.storage.base import Row
 from flowledger.worker.deliveries import DeliveryDuty
@@ -140,7 +141,7 @@ class Worker:
                 # (work committed just after the claim's query) must not be lost.
                 self._changed.clear()
                 if len(self._told) < len(self.engine.unrunnable):
-                    self._tell_unrunnable()  # found by a start or a show in this process
+                    await self._tell_unrunnable()  # found by a start or a show in this process
                 if free > 0:
                     # Nothing to release here: an execution's last round released its lease.
                     try:
@@ -295,7 +296,7 @@ class Worker:
             )
         except MissingStepTypesError as exc:
             if row["workflow_version_id"] in self.engine.unrunnable:  # claims skip it now
-                parked_until = self._leave(row, exc)
+                parked_until = await self._leave(row, exc)
             else:  # more such versions than a claim leaves out (MOST_SKIPPED): as below
                 parked_until, failed = self._park_failed(execution_id, exc), True
         except Exception as exc:
@@ -329,7 +330,7 @@ class Worker:
         )
         return self.engine.clock.now() + timedelta(seconds=wait)
 
-    def _leave(self, row: Row, exc: MissingStepTypesError) -> datetime | None:
+    async def _leave(self, row: Row, exc: MissingStepTypesError) -> datetime | None:
         """Hand back an execution whose workflow this process lacks the step types of,
         untouched and unparked: its claims skip that version from now on, so a worker
         that has the plugins takes it at once (before, it was parked here for up to a
@@ -340,21 +341,34 @@ class Worker:
         an execution waiting for a person whose time had come (input arrived, or its due
         time), which is claimable only with a ``wake_at`` that has come: now."""
         if row["workflow_version_id"] not in self._told:
-            self._tell(row["workflow_version_id"], exc, row["id"])
+            await self._tell(row["workflow_version_id"], exc, row["id"])
         waits = row["runtime_status"] == ExecutionStatus.AWAITING_USER_INPUT
         return self.engine.clock.now() if waits else None
 
-    def _tell_unrunnable(self) -> None:
+    async def _tell_unrunnable(self) -> None:
         """Say each version this process found it cannot run before any of its executions
         was claimed here (a ``serve`` node compiles a workflow it starts or shows first,
         and its claims then skip the executions without a word)."""
         for version_id, exc in list(self.engine.unrunnable.items()):
             if version_id not in self._told:
-                self._tell(version_id, exc, None)
+                await self._tell(version_id, exc, None)
 
-    def _tell(self, version_id: str, exc: MissingStepTypesError, execution_id: str | None) -> None:
-        """Once per version: its executions are left to workers with its plugins."""
+    async def _tell(
+        self, version_id: str, exc: MissingStepTypesError, execution_id: str | None
+    ) -> None:
+        """Once per version: its executions are left to workers with its plugins. Said in
+        the log and kept in the database, where ``executions show`` and ``watch`` read it."""
         self._told.add(version_id)
+        refusal = Refusal(tuple(exc.missing), self.engine.owner, self.engine.clock.now())
+        try:
+            await record_refusal(self.engine.store, version_id, refusal)
+        except StorageError as failed:  # the log below still says it
+            log.warning(
+                "could not record that workflow %s is left to other workers: %s",
+                exc.workflow,
+                failed,
+                extra=log_extra("leave_execution", execution_id, workflow=exc.workflow),
+            )
         log.warning(
             "workflow %s needs step types this process has not loaded (%s): its "
             "executions are left to a worker that has them (started with --plugin "
