@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepError, StepRegistry, Suspend, step_type
@@ -249,6 +251,28 @@ async def test_a_step_s_own_exception_keeps_its_message_and_its_traceback(
     [line] = [json.loads(row["message"]) for row in lines]
     assert line.startswith("step k raised KeyError('missing_key')\nTraceback (most rec"), line
     assert 'return {"x": {}["missing_key"]}' in line and line.endswith("KeyError: 'missing_key'")
+
+
+async def test_the_process_log_says_one_line_where_the_step_logs_keep_the_traceback(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tour 25: `run` printed ~40 lines of internal frames on its console (the process's
+    log) for every failing attempt, while `executions logs` had the traceback already."""
+
+    @step_type("test.keyerror")
+    async def keyerror(data: Upstream, ctx: StepContext) -> dict[str, Any]:
+        return {"x": {}["x"]}
+
+    engine.registry.register(keyerror)
+    caplog.set_level(logging.WARNING, logger="flowledger")
+    doc = await engine.run(engine.load_text("name: kx\nsteps: [{id: b, type: test.keyerror}]\n"))
+    said = [r for r in caplog.records if "raised" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is None, said
+    assert said[0].getMessage() == (
+        f"step b raised KeyError: 'x' (traceback: flowledger executions logs {doc['id']} --step b)"
+    )
+    [kept] = [json.loads(row["message"]) for row in await engine.store.get_step_logs(doc["id"])]
+    assert kept.startswith("step b raised KeyError('x')\nTraceback (most recent call last)")
 
 
 async def test_a_cancelled_error_out_of_the_step_s_own_code_fails_the_attempt(

@@ -628,14 +628,20 @@ class ExecutionRunner:
             self.step_failed(run, message, retryable=True, code="timeout")
         else:
             # Its traceback, for the step's developer: kept with the attempt (its step logs,
-            # `executions logs`) and in the process's log, redacted (it may quote what the
-            # step held: a header made from a secret). The document keeps one line.
+            # `executions logs`), redacted (it may quote what the step held: a header made
+            # from a secret); the process's log (a `run`'s console) says one line and where
+            # the traceback is. The document keeps one line.
             # The header short (its repr may quote a whole body): the line limit of a step
             # log (steplogs.MAX_LINE) keeps the frames that follow it.
-            said = self.contexts.logger(run)
             header = shortened(repr(exc), 300)
-            said.warning("step %s raised %s", run.step.path, header, exc_info=exc)
-            message = self.codec.redact(describe(exc))
+            described = describe(exc)
+            where = f"flowledger executions logs {self.contexts.info['id']} --step {run.step.id}"
+            self.contexts.logger(run).raised(
+                exc,
+                f"step {run.step.path} raised {header}",
+                f"step {run.step.path} raised {described} (traceback: {where})",
+            )
+            message = self.codec.redact(described)
             self.step_failed(run, message, retryable=True, code="internal")
 
     # -- outcomes -----------------------------------------------------------------------------

@@ -105,6 +105,19 @@ class StepLogger(logging.LoggerAdapter[logging.Logger]):
             kwargs.pop("exc_info", None)  # its traceback is in the line, redacted too
             super().log(level, "%s", self._redact(line), **kwargs)
 
+    def raised(self, exc: BaseException, message: str, summary: str) -> None:
+        """``message`` with ``exc``'s traceback kept in the attempt's buffer (``executions
+        logs``), and only ``summary``, one line, in the process's log: tour 25's ``run``
+        printed 40 lines of internal frames on its console for every failed attempt.
+        Without a buffer that keeps warnings, the traceback goes to the process's log."""
+        if self._threshold > logging.WARNING:
+            self.warning("%s", message, exc_info=exc)
+            return
+        self._buffer().add(self._now(), "WARNING", _render(message, (), {"exc_info": exc}))
+        if self.isEnabledFor(logging.WARNING):
+            text = self._redact(summary) if self._redact is not None else summary
+            super().log(logging.WARNING, "%s", text)
+
 
 def _render(msg: object, args: tuple[object, ...], kwargs: dict[str, Any]) -> str:
     """The line as a handler's formatter would show its message (plus the exception)."""
