@@ -85,6 +85,7 @@ async def step_context(
     engine: OpenEngine | None = None,
     entities: EntityAccess | None = None,
     artifacts: ArtifactAccess | None = None,
+    heartbeat_details: Any = None,
 ) -> AsyncIterator[StepContext]:
     """A ``StepContext`` as the engine gives a handler, for ``attempt`` of ``step_id``:
     its ``http`` a real client (``http=`` yours, an ``httpx.MockTransport`` one say;
@@ -98,7 +99,9 @@ async def step_context(
     execution id (create the entity types first: ``engine.entities.create_type``; read
     saved files back with ``engine.artifacts.for_execution(ctx.execution_id)``).
     ``entities=``/``artifacts=`` give your own instead. Without either, using them raises
-    a StepError that says so."""
+    a StepError that says so. ``heartbeat_details``: what an earlier attempt saved with
+    ``ctx.heartbeat`` (a resume to test); the context's own ``heartbeat`` checks its
+    details and keeps them nowhere."""
     execution_id = execution_id or str(uuid.uuid4())
     step_execution_id = str(uuid.uuid4())
     if engine is not None:
@@ -124,6 +127,7 @@ async def step_context(
             definition_input=definition_input,
             entities=entities,
             artifacts=artifacts,
+            heartbeat_details=heartbeat_details,
         )
 
 

@@ -11,6 +11,7 @@ from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.logs import log_extra
 from flowledger.runtime.attempts import AttemptVariables, pending_in
 from flowledger.runtime.datastore import SecretsView, template_context
+from flowledger.runtime.heartbeats import heartbeat_details
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.steplogs import StepLogBuffer, StepLogger
@@ -60,7 +61,9 @@ class StepContexts:
             read_artifact=self.services.read_artifact,
         )
 
-    def step(self, run: StepExecution) -> StepContext:
+    def step(
+        self, run: StepExecution, heartbeat: Callable[[Any], None] | None = None
+    ) -> StepContext:
         assert run.started_at is not None
         execution_id: str = self.info["id"]
         # This attempt's changes reach the execution's variables when it completes; a
@@ -86,6 +89,8 @@ class StepContexts:
             entities=self._entities(execution_id),
             artifacts=self._artifacts(execution_id, run),
             now=self.services.clock.now,
+            heartbeat_details=heartbeat_details(run),
+            heartbeat=heartbeat,
         )
 
     def logger(self, run: StepExecution) -> StepLogger:

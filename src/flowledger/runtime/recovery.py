@@ -18,6 +18,7 @@ from typing import Any
 
 from flowledger.codec import loads
 from flowledger.definition.compiled import CompiledStep
+from flowledger.runtime.heartbeats import carry_heartbeat
 from flowledger.runtime.ports import Recoverable
 from flowledger.runtime.state import Scope, StepExecution, child_key
 from flowledger.runtime.status import StepStatus
@@ -154,6 +155,7 @@ def _rerun(runner: Recoverable, run: StepExecution, cut: int) -> None:
     nxt = runner.new_run(
         run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED, run.idempotency_key
     )
+    carry_heartbeat(run, nxt)  # the cut attempt's progress: the next resumes from it
     nxt.due_at = run.due_at
     delay = CRASH_BACKOFF[min(cut, len(CRASH_BACKOFF)) - 1]
     if not delay:

@@ -20,6 +20,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -46,6 +47,12 @@ from flowledger.runtime.handlers import (
     shortened,
     storable_text,
     validation_message,
+)
+from flowledger.runtime.heartbeats import (
+    HEARTBEAT_KEY,
+    Heartbeat,
+    carry_heartbeat,
+    heartbeat_details,
 )
 from flowledger.runtime.ids import ordered_uuid
 from flowledger.runtime.inbox import Inbox
@@ -601,7 +608,17 @@ class ExecutionRunner:
         self.step_succeeded(run, result)
 
     def step_context(self, run: StepExecution) -> StepContext:
-        return self.contexts.step(run)
+        saver = Heartbeat(self._running_loop(), partial(self._save_heartbeat, run))
+        return self.contexts.step(run, saver)
+
+    def _save_heartbeat(self, run: StepExecution, details: Any) -> None:
+        """Keep an attempt's heartbeat in its state, committed by the next round (woken
+        now: a long step alone would commit nothing until it ends)."""
+        if run.status != StepStatus.IN_PROGRESS or run.scope.runs.get(run.step.id) is not run:
+            return  # the attempt ended (or was cut) before the throttled write came
+        run.state = with_engine_part(run.state, **{HEARTBEAT_KEY: details})
+        self.journal.touch(run)
+        self._wake()
 
     def template(self, scope: Scope) -> dict[str, Any]:
         return self.contexts.template(scope)
@@ -776,6 +793,9 @@ class ExecutionRunner:
             engine["wait"] = wait
         if pending or applied:
             engine["variables"] = parked(pending, applied)
+        beat = heartbeat_details(run)
+        if beat is not None:  # a later attempt still resumes from it
+            engine[HEARTBEAT_KEY] = beat
         state[ENGINE_KEY] = engine
         self.suspend(run, suspend, state)
         if takes_input:
@@ -859,6 +879,7 @@ class ExecutionRunner:
             nxt = self.new_run(
                 run.scope, run.step, run.attempt + 1, StepStatus.NOT_STARTED, run.idempotency_key
             )
+            carry_heartbeat(run, nxt)
             nxt.due_at = run.due_at
             nxt.wake_at = now + delay
             self.journal.event(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import collections.abc
 import inspect
+import json
 import logging
 import sys
 import types
@@ -128,6 +129,10 @@ class Unavailable:
         return f"<no {self._what}>"
 
 
+#: The most a step's ``ctx.heartbeat`` details may take as JSON: progress, not data.
+MAX_HEARTBEAT_BYTES = 4096
+
+
 @dataclass(init=False)
 class StepContext:
     """What a handler may know about the step execution it runs."""
@@ -155,6 +160,9 @@ class StepContext:
     #: The engine's time (UTC), as timers and records read it: a test's
     #: flowledger.testing.VirtualClock moves it ahead.
     now: Callable[[], datetime]
+    #: What an earlier attempt of this step last gave ``heartbeat`` (None on the first,
+    #: or when none did): where a long step resumes after its process was stopped.
+    heartbeat_details: Any
 
     def __init__(
         self,
@@ -173,6 +181,8 @@ class StepContext:
         entities: EntityAccess | None = None,
         artifacts: ArtifactAccess | None = None,
         now: Callable[[], datetime] | None = None,
+        heartbeat_details: Any = None,
+        heartbeat: Callable[[Any], None] | None = None,
     ) -> None:
         # None (no such service here) becomes an Unavailable that says so when used: the
         # handler sees the fields as always there.
@@ -191,6 +201,25 @@ class StepContext:
         self.entities = entities if entities is not None else _unavailable("entities")
         self.artifacts = artifacts if artifacts is not None else _unavailable("artifacts")
         self.now = now if now is not None else _utcnow
+        self.heartbeat_details = heartbeat_details
+        self._heartbeat = heartbeat
+
+    def heartbeat(self, details: Any) -> None:
+        """Save ``details`` (JSON, at most MAX_HEARTBEAT_BYTES encoded) as this step's
+        progress: durably, at most about once a second however often it is called, and
+        read by the step's next attempt as ``heartbeat_details`` (a re-run after its
+        process stopped, or a retry). Safe to call from a plain ``def`` handler's thread."""
+        try:
+            text = json.dumps(details, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"ctx.heartbeat: details must be JSON data: {exc}") from None
+        if len(text.encode()) > MAX_HEARTBEAT_BYTES:
+            raise ValueError(
+                f"ctx.heartbeat: details take {len(text.encode())} bytes as JSON, more than "
+                f"{MAX_HEARTBEAT_BYTES}: keep a cursor (a page, an offset), not the data"
+            )
+        if self._heartbeat is not None:  # None: a context made outside a run (tests)
+            self._heartbeat(json.loads(text))  # a copy: later changes by the step stay out
 
 
 #: Where a test gets each (flowledger.testing.step_context).
