@@ -133,12 +133,42 @@ async def test_trigger_starts_now_for_the_workers_as_a_manual_trigger(app: App) 
     await app.workflows.switch(SwitchWorkflow(name="minutely", enabled=False))
     doc = await app.workflows.trigger(TriggerWorkflow(name="minutely", input={"n": 3}))
     assert doc["runtimeStatus"] == "NotStarted"
-    assert doc["trigger"] == {"type": "manual", "arguments": {"n": 3}}
+    trigger = doc["trigger"]
+    assert trigger == {
+        "type": "manual",
+        "arguments": {"n": 3},
+        "scheduledAt": trigger["scheduledAt"],  # now: the schedule's fields, as a tick's
+        "cronExpression": "* * * * *",
+        "timezone": "UTC",
+    }
     assert app.work_ready.is_set()  # workers of this process were woken
     with pytest.raises(InputError):
         await app.workflows.trigger(TriggerWorkflow(name="minutely", input={"n": "three"}))
     with pytest.raises(NotFoundError):
         await app.workflows.trigger(TriggerWorkflow(name="nope"))
+
+
+async def test_a_start_by_hand_of_a_scheduled_workflow_reads_the_schedule_fields(
+    app: App,
+) -> None:
+    """A workflow reading ``trigger.scheduledAt`` validated, then each start by hand
+    (``workflows trigger``, ``start``, the API's start, ``run``) failed at that read
+    (tour 25 M3): it now runs as a tick at the start's time would, its type aside."""
+    await push(app, EVERY_MINUTE)
+    before = app.engine.clock.now()
+    triggered = await app.workflows.trigger(TriggerWorkflow(name="minutely", input={"n": 3}))
+    started = await app.executions.start(StartExecution(workflow="minutely"))
+    for doc in (triggered, started):
+        await app.engine.drive(doc["id"])
+        ended = await app.engine.get_execution(doc["id"])
+        assert ended["runtimeStatus"] == "Completed", ended["error"]
+        at = datetime.fromisoformat(ended["trigger"]["scheduledAt"].replace("Z", "+00:00"))
+        assert before <= at <= app.engine.clock.now()
+    assert started["trigger"]["type"] == "function"
+    assert started["trigger"]["cronExpression"] == "* * * * *"
+    await push(app, HOOKED)
+    plain = await app.executions.start(StartExecution(workflow="hooked"))
+    assert plain["trigger"] == {"type": "function", "arguments": {}}  # no schedule: none
 
 
 async def test_delete_is_refused_while_executions_run_unless_forced(app: App) -> None:

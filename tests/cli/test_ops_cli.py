@@ -133,7 +133,8 @@ def test_operate_a_pushed_workflow(cli: Cli, tmp_path: Path) -> None:
 
     started = ok(cli("workflows", "trigger", "hourly", "--input", '{"n": 2}')).strip()
     doc = json.loads(ok(cli("executions", "show", started, "--json")))
-    assert doc["trigger"] == {"type": "manual", "arguments": {"n": 2}}
+    assert doc["trigger"]["type"] == "manual" and doc["trigger"]["arguments"] == {"n": 2}
+    assert doc["trigger"]["cronExpression"] == "0 * * * *"  # its schedule's, as a tick's
     assert doc["createdBy"] == "cli:trigger"
 
     day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT")

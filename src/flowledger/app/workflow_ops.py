@@ -38,7 +38,7 @@ from flowledger.app.results import BackfilledTick, WorkflowDeleted, WorkflowSwit
 from flowledger.config import Limits
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import due_ticks, trigger_key
-from flowledger.definition.triggers import ScheduleTrigger, compile_triggers
+from flowledger.definition.triggers import ScheduleTrigger, by_hand_trigger, compile_triggers
 from flowledger.errors import ConflictError, InvalidInputError, NotFoundError
 from flowledger.runtime.creation import Lineage
 from flowledger.runtime.engine import Engine
@@ -96,8 +96,9 @@ class WorkflowOperations:
 
     async def trigger(self, request: TriggerWorkflow) -> ExecutionDocument:
         """Start the workflow (its live version, or ``version``) for the workers, with
-        ``trigger`` ``{type: manual, arguments}``; disabled ones too, deleted ones only
-        by ``version`` (as every start by name)."""
+        ``trigger`` ``{type: manual, arguments}`` (and a schedule's fields:
+        definition.triggers.by_hand_trigger); disabled ones too, deleted ones only by
+        ``version`` (as every start by name)."""
         check_json_size(request.input, self._limits.max_input, "input")
         chosen = await self._engine.resolve_version(
             request.name, request.version, pushed_only=request.version is None
@@ -106,7 +107,9 @@ class WorkflowOperations:
         execution_id = await self._engine.start(
             workflow,
             request.input,
-            trigger={"type": "manual", "arguments": request.input},
+            trigger=by_hand_trigger(
+                workflow.triggers, "manual", request.input, self._engine.clock.now()
+            ),
             created_by=request.created_by,
         )
         if self.wake is not None:

@@ -271,6 +271,24 @@ def _closest(error: Any) -> str:
     return did_you_mean(given, expected.replace("'", "").replace(" or ", ", ").split(", "))
 
 
+def by_hand_trigger(
+    triggers: Sequence[CompiledTrigger], kind: str, arguments: Any, now: datetime
+) -> dict[str, Any]:
+    """The ``trigger`` of a start by hand (``run``, ``start``, ``workflows trigger``, the
+    API's start): ``{type: kind, arguments}``, and for a workflow with a schedule trigger
+    also its first schedule's fields, as a tick at ``now`` would have them (Temporal's
+    "trigger a schedule now", Airflow's manual run): a workflow that reads
+    ``trigger.scheduledAt`` runs by hand as it runs on its schedule instead of failing
+    there. ``type`` still tells a start by hand from a tick."""
+    from flowledger.timeutil import iso
+
+    trigger: dict[str, Any] = {"type": kind, "arguments": arguments}
+    first = next((t.spec for t in triggers if isinstance(t.spec, ScheduleTrigger)), None)
+    if first is not None:
+        trigger.update(scheduledAt=iso(now), cronExpression=first.cron, timezone=first.timezone)
+    return trigger
+
+
 def compile_triggers(
     triggers: Sequence[TriggerSpec],
     templates: TemplateEngine,

@@ -28,6 +28,7 @@ from flowledger.definition.compiler import compile_document, load_workflow, load
 from flowledger.definition.models import DEFINITION_FORMAT_VERSION
 from flowledger.definition.source import SourceDocument, parse_document
 from flowledger.definition.strictness import stored_definitions
+from flowledger.definition.triggers import by_hand_trigger
 from flowledger.entities.service import EntityService
 from flowledger.errors import (
     ConflictError,
@@ -866,7 +867,9 @@ class Engine:
         row, created = execution_rows(
             compiled,
             version,
-            trigger=dict(trigger) if trigger else {"type": "function", "arguments": arguments},
+            trigger=dict(trigger)
+            if trigger
+            else by_hand_trigger(compiled.triggers, "function", arguments, self.clock.now()),
             now=self.clock.now(),
             created_by=created_by,
             correlation_id=correlation_id,
