@@ -106,7 +106,8 @@ class Workflows(Listing, WorkflowOperations):
         children = any(step.type_name == "sys.sub_workflow" for step in workflow.steps.values())
         if not children and workflow.spec.on_failure is None:
             return
-        problems = await self._missing_children(workflow, _positions(workflow))
+        # run pushes nothing: a step that starts this workflow by name needs it pushed.
+        problems = await self._missing_children(workflow, _positions(workflow), itself=True)
         if problems:
             raise DefinitionError(problems)
 
@@ -130,21 +131,27 @@ class Workflows(Listing, WorkflowOperations):
         return []
 
     async def _missing_children(
-        self, workflow: CompiledWorkflow, position: Callable[[Path], tuple[int, int] | None]
+        self,
+        workflow: CompiledWorkflow,
+        position: Callable[[Path], tuple[int, int] | None],
+        *,
+        itself: bool = False,
     ) -> builtins.list[Problem]:
-        """The ``sys.sub_workflow`` steps whose literal workflow (and version) is not
-        stored, located; names written as templates are known only when the step runs,
-        and a workflow may start itself (it is stored when pushed)."""
+        """The ``sys.sub_workflow`` steps whose literal workflow is not pushed (or whose
+        version is not stored), located, as the step looks it up (Engine.resolve_child);
+        names written as templates are known only when the step runs. A workflow may
+        start itself: validated, it is pushed when it is; with ``itself`` (a run, which
+        pushes nothing) such a step is checked too."""
         problems: builtins.list[Problem] = []
         for step in workflow.steps.values():
             raw = step.spec.input
             if step.type_name != "sys.sub_workflow" or not isinstance(raw, Mapping):
                 continue
             name, version = raw.get("workflow"), raw.get("version")
-            if not isinstance(name, str) or "{" in name or name == workflow.name:
+            if not isinstance(name, str) or "{" in name or (name == workflow.name and not itself):
                 continue
             try:
-                child, _ = await self._engine.resolve_workflow(
+                child, _ = await self._engine.resolve_child(
                     name, version if isinstance(version, int) else None
                 )
             except NotFoundError as exc:

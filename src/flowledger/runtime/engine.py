@@ -284,7 +284,7 @@ class Engine:
                 artifacts_for=artifacts.bind,
                 offload_output=artifacts.offload,
                 read_artifact=artifacts.read_output,
-                resolve_workflow=self.resolve_workflow,
+                resolve_workflow=self.resolve_child,
                 workflow_for_version=self.workflow_for_version,
                 step_log_level=logging.getLevelNamesMapping()[self.settings.step_log_level],
                 step_log_limit=self.settings.step_log_limit,
@@ -564,8 +564,26 @@ class Engine:
         chosen = await self.resolve_version(name, version)
         return await self.workflow_for_version(chosen.id), chosen
 
+    async def resolve_child(
+        self, name: str, version: int | None = None
+    ) -> tuple[CompiledWorkflow, WorkflowVersion]:
+        """The workflow a ``sys.sub_workflow`` step names, as a start by name finds it:
+        its pushed version, or that stored version number. Until 2026-12 a name not
+        pushed (deleted, or only ever run from a file) found its newest stored version,
+        which ``start`` refused (tour 25 M12): whatever someone last ran from a scratch
+        file against the database ran as the child."""
+        chosen = await self.resolve_version(
+            name, version, pushed_only=version is None, for_step=True
+        )
+        return await self.workflow_for_version(chosen.id), chosen
+
     async def resolve_version(
-        self, name: str, version: int | None = None, *, pushed_only: bool = False
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        pushed_only: bool = False,
+        for_step: bool = False,
     ) -> WorkflowVersion:
         """A stored workflow by name: that version number, else the pushed (live) version,
         else the newest stored one. With ``pushed_only`` (a start by name, without a
@@ -574,9 +592,9 @@ class Engine:
         here, with :meth:`workflow_to_read` to start it for the workers, show or draw it.
 
         Decision: a deleted workflow's stored versions still start when named by number
-        (they are kept as history, and a rerun may pin one), and a sub-workflow step
-        still finds the newest when none is pushed (README, Sub-workflows): only the
-        plain start by name means "the workflow as pushed now"."""
+        (they are kept as history, and a rerun may pin one); a start by name, a
+        sub-workflow step's too (:meth:`resolve_child`), means "the workflow as pushed
+        now". ``for_step``: the refusal says how a step names a version."""
         # No name holds a NUL (PostgreSQL text cannot even be asked for one): not found.
         named = "\x00" not in name
         chosen = (
@@ -595,11 +613,16 @@ class Engine:
                 )
             known = ", ".join(str(v.version) for v in versions)
             if version is None:  # so only pushed_only finds none
+                how = (
+                    "version: N in the step's input"
+                    if for_step
+                    else f'`flowledger workflows trigger {name} --version N`, or "version": '
+                    "N in the API's start"
+                )
                 raise NotPushedError(
                     f"workflow {name!r} is not pushed: it was deleted (or only ever run from "
                     f"a file), so it does not start by name; push it again, or start one of "
-                    f"its stored versions by number ({known}): `flowledger workflows trigger "
-                    f'{name} --version N`, or "version": N in the API\'s start'
+                    f"its stored versions by number ({known}): {how}"
                 )
             raise NotFoundError(f"workflow {name!r} has no version {version} (it has {known})")
         return await self.workflow_version(chosen)
