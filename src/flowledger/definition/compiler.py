@@ -132,6 +132,9 @@ class _Compiler:
         self.compiled_templates: dict[Path, Template] = {}
         #: Steps whose own fields were refused: kept for the graph, not checked further.
         self.stand_ins: set[str] = set()
+        #: Steps whose id an earlier step has, with their paths: out of the graph, but
+        #: their type, input and templates are still checked (every problem at once).
+        self.duplicates: list[tuple[StepSpec, Path]] = []
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -203,6 +206,9 @@ class _Compiler:
         for sid, place in self.places.items():
             if sid not in self.stand_ins:
                 self._compile_step_templates(place.spec, self.paths[sid], checker)
+        for step, path in self.duplicates:  # read as the step of its id would read them
+            if step.id not in self.stand_ins:
+                self._compile_step_templates(step, path, checker)
         output = None
         if spec.output is not None:
             output = self._compile_value(spec.output, ("output",), None, checker)
@@ -365,6 +371,8 @@ class _Compiler:
                     (*path, "id"),
                     step.id,
                 )
+                self.duplicates.append((step, path))
+                self._check_type(step, path, scope)
                 continue
             self.places[step.id] = StepPlace(step, scope, shape.predecessors)
             self.paths[step.id] = path

@@ -45,19 +45,24 @@ def salvage(
     if not isinstance(fields.get("input_schema"), dict):
         fields["input_schema"] = None
     # Triggers that parsed are checked on (a cron's error was hidden by a step's unknown
-    # field); one that did not leaves them all out, as their places would shift.
-    fields["triggers"] = _triggers(fields.get("triggers"))
+    # field, and by another trigger's unknown type).
+    fields["triggers"] = _triggers(data.get("triggers"))
     return WorkflowSpec.model_construct(**fields, steps=steps), stand_ins
 
 
 def _triggers(raw: Any) -> list[TriggerSpec]:
-    """The triggers as parsed, or none when any of them does not parse."""
+    """The triggers as parsed, each that does not in its place as a trigger of no type
+    (its problem is said; definition.triggers.compile_triggers skips it), so the others
+    keep their places, from which their problems are located."""
     if not isinstance(raw, list):
         return []
-    try:
-        return [TriggerSpec.model_validate(item) for item in raw]
-    except ValidationError:
-        return []
+    found = []
+    for item in raw:
+        try:
+            found.append(TriggerSpec.model_validate(item))
+        except ValidationError:
+            found.append(TriggerSpec.model_construct(type=None))
+    return found
 
 
 def _steps(

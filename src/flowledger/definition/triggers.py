@@ -300,7 +300,9 @@ def compile_triggers(
     compiled: list[CompiledTrigger] = []
     for index, trigger in enumerate(triggers):
         path: Path = ("triggers", index)
-        model = _MODELS[trigger.type]
+        model = _MODELS.get(trigger.type)
+        if model is None:  # a salvaged trigger of no known type: refused where parsed
+            continue
         try:
             spec = cast(AnyTrigger, model.model_validate(trigger.model_dump()))
         except ValidationError as exc:
