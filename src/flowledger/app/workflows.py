@@ -36,7 +36,12 @@ from flowledger.app.workflow_ops import WorkflowOperations, webhook_paths
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.models import TriggerSpec
 from flowledger.definition.ticks import next_tick
-from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger, compile_triggers
+from flowledger.definition.triggers import (
+    EntityTrigger,
+    ScheduleTrigger,
+    WebhookTrigger,
+    compile_triggers,
+)
 from flowledger.errors import (
     DefinitionError,
     InputError,
@@ -55,6 +60,24 @@ from flowledger.templates import contains_template
 from flowledger.timeutil import iso
 
 
+def definition_warnings(workflow: CompiledWorkflow) -> builtins.list[str]:
+    """What ``validate`` and a push take but say (tour 25 L4): a webhook trigger of a
+    workflow without ``input_schema`` starts an execution for any body (a list, a form
+    post as text), which then fails at its first read of the input, once per bad sender,
+    instead of a 422 at the door. A warning, not a refusal: a workflow that reads the
+    body as it comes (``trigger.body``) may want any body."""
+    if workflow.spec.input_schema is not None:
+        return []
+    return [
+        f"triggers[{trigger.index}]: the webhook on path {trigger.spec.path!r} takes any "
+        "body, unchecked: the workflow has no input_schema, so a body it cannot use starts "
+        "an execution that fails when it reads the input; declare input_schema to refuse "
+        "such a body with 422"
+        for trigger in workflow.triggers
+        if isinstance(trigger.spec, WebhookTrigger)
+    ]
+
+
 @dataclass(frozen=True)
 class Checked:
     """What ``check`` found valid: a workflow (``count`` steps) or a job file (``count``
@@ -63,6 +86,8 @@ class Checked:
     kind: Literal["workflow", "job"]
     name: str
     count: int
+    #: What the definition takes but likely should not (:func:`definition_warnings`).
+    warnings: tuple[str, ...] = ()
 
 
 class Workflows(Listing, WorkflowOperations):
@@ -96,7 +121,9 @@ class Workflows(Listing, WorkflowOperations):
             problems = await self._missing_children(workflow, source.position)
             if problems:
                 raise DefinitionError(problems)
-        return Checked("workflow", workflow.name, len(workflow.steps))
+        return Checked(
+            "workflow", workflow.name, len(workflow.steps), tuple(definition_warnings(workflow))
+        )
 
     async def check_children(self, workflow: CompiledWorkflow) -> None:
         """DefinitionError, located, when a ``sys.sub_workflow`` step names a workflow
@@ -267,10 +294,10 @@ class Workflows(Listing, WorkflowOperations):
         return pushed
 
     async def _push_warnings(self, workflow: CompiledWorkflow) -> builtins.list[str]:
-        """What a push takes but the user likely mistyped: an entity trigger on a type
-        that does not exist. Not refused, as the type may be created after the workflow
-        (its trigger fires from then on)."""
-        warnings: builtins.list[str] = []
+        """What a push takes but the user likely mistyped or left out: the definition's
+        own warnings, and an entity trigger on a type that does not exist. Not refused,
+        as the type may be created after the workflow (its trigger fires from then on)."""
+        warnings = definition_warnings(workflow)
         for trigger in workflow.triggers:
             spec = trigger.spec
             if not isinstance(spec, EntityTrigger):

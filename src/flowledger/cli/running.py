@@ -320,6 +320,8 @@ def validate(
                 out.print(f"{file}: ok (job {checked.name}, {count} {noun} checked)")
             else:
                 out.print(f"{file}: ok ({checked.name}, {count} step{'' if count == 1 else 's'})")
+            for warning in checked.warnings:  # as a push says them
+                err.print(f"warning: {file}: {warning}", highlight=False, soft_wrap=True)
 
     if db is None:
         application = make_app(None, plugin)  # opens no database
