@@ -35,7 +35,12 @@ class StartBody(Body):
 
     input: dict[str, Any] = Field(default_factory=dict)
     correlation_id: str | None = None
-    version: int | None = None
+    # As sent: the request holds it to a number or "latest" (a lax int took "1").
+    version: Any = Field(
+        default=None,
+        description='a stored version number, or "latest" (the pushed one)',
+        json_schema_extra={"anyOf": [{"type": "integer"}, {"const": "latest"}]},
+    )
 
     def request(
         self, workflow: str, created_by: str, idempotency_key: str | None = None

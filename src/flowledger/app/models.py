@@ -156,6 +156,20 @@ def _json_object(value: Any) -> Any:
     return value
 
 
+def _version_number(value: Any) -> Any:
+    """A stored version's number, or ``"latest"`` (the pushed version, as when none is
+    given). Not lax: ``"1"`` was taken as 1 by the API's start (tour 25 L6) while every
+    other field of its body is held to its JSON type."""
+    if value == "latest" and isinstance(value, str):
+        return None
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError(
+        'must be a version number (an integer) or "latest" (the pushed version), '
+        f"not {shown(value)}"
+    )
+
+
 #: A client's key for a start (HTTP ``Idempotency-Key``, ``start --idempotency-key``): the
 #: same key again answers what it started instead of starting another. Printable ASCII: an
 #: HTTP header reads other bytes as Latin-1, so a key with an ``é`` sent by the API and by
@@ -201,6 +215,7 @@ class StartExecution(Request):
     idempotency_key: IdempotencyKey = None
 
     _check_input = field_validator("input", mode="before")(_json_object)
+    _check_version = field_validator("version", mode="before")(_version_number)
 
     @field_validator("workflow")
     @classmethod
@@ -623,6 +638,7 @@ class TriggerWorkflow(Request):
     created_by: str = "python"
 
     _check_input = field_validator("input", mode="before")(_json_object)
+    _check_version = field_validator("version", mode="before")(_version_number)
 
 
 #: Most ticks one backfill starts.
