@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -61,7 +61,7 @@ def _triggers(raw: Any) -> list[TriggerSpec]:
         try:
             found.append(TriggerSpec.model_validate(item))
         except ValidationError:
-            found.append(TriggerSpec.model_construct(type=None))
+            found.append(TriggerSpec.model_construct(type=cast(Any, None)))  # of no kind
     return found
 
 
