@@ -141,7 +141,7 @@ async def test_a_child_s_input_is_redacted_by_its_parent_s_secrets(
               - {id: read, type: test.see_input, input: {tag: "{{ input.tag }}"}}
             """
         )
-        await engine.register(engine.load_text(child))
+        await engine.push(engine.load_text(child))
         parent = yaml(
             """
             name: parent

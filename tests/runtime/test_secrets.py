@@ -137,7 +137,7 @@ async def test_a_child_workflow_redacts_its_own_secrets(
     engine: Engine, base_url: str, tmp_path: Path
 ) -> None:
     child = engine.load_text(yaml(f"name: child\nsteps:{_sending(base_url)}"))
-    await engine.register(child)
+    await engine.push(child)  # a step starts a pushed workflow by name
     parent = engine.load_text(
         yaml(
             "name: parent\nsteps:\n  - {id: sub, type: sys.sub_workflow, input: {workflow: child}}"
