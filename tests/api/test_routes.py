@@ -199,7 +199,10 @@ def test_start_refuses_bad_input_names_and_files(service: Service) -> None:
         error(http.post(url, json={"input": {"who": "x"}, "version": 7}), 404)
         # The body's own model read true as 1, out of the request's sight: version 1 ran.
         boolean = error(http.post(url, json={"input": {"who": "x"}, "version": True}), 422)
-        assert boolean["message"] == "version: must be a number, not true"
+        assert boolean["message"] == (
+            'version: must be a version number (an integer) or "latest" (the pushed version), '
+            "not true"
+        )
         error(http.post(url, json={"bogus": 1}), 422)
         error(http.post("/api/v1/workflows/examples%2Fhello.yaml/executions", json={}), 404)
         error(http.post("/api/v1/workflows/hello.yaml/executions", json={}), 404)
