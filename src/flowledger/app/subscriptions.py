@@ -35,7 +35,7 @@ from typing_extensions import TypedDict
 from flowledger.app.cursors import CursorCodec
 from flowledger.app.limits import page_size
 from flowledger.app.models import MAX_PAGE, Request
-from flowledger.app.paging import Position, keyset_page
+from flowledger.app.paging import Position, created_position, keyset_page
 from flowledger.app.results import Page
 from flowledger.codec import origin_only, url_hidden
 from flowledger.config import Limits
@@ -202,7 +202,7 @@ class Subscriptions:
             request.cursor,
             page_size(request, self._limits.max_page),
             self._engine.store.list_subscriptions,
-            _position,
+            created_position,
         )
         return Page[SubscriptionDocument](
             items=[_subscription(r, request.reader) for r in rows], next_cursor=cursor
@@ -236,7 +236,7 @@ class Subscriptions:
             request.cursor,
             page_size(request, self._limits.max_page),
             fetch,
-            _position,
+            created_position,
         )
         items = [_delivery(r, hidden) for r in page]
         return Page[DeliveryDocument](items=items, next_cursor=cursor)
@@ -300,10 +300,6 @@ def _delivery(row: Row, hidden: str | None = None) -> DeliveryDocument:
         "createdAt": iso(row["created_at"]),
         "deliveredAt": when(row["delivered_at"]),
     }
-
-
-def _position(row: Row) -> Position:
-    return row["created_at"], str(row["id"])
 
 
 def _last_error(error: str | None, hidden: str | None) -> str | None:
