@@ -36,7 +36,11 @@ from flowledger.errors import InputError
         (lambda: PushWorkflows(), ("files",), "at least one definition"),
         (lambda: ListExecutions(color="red"), ("color",), "is not a known field"),
         # pydantic read true as 1: "version": true in a body started version 1.
-        (lambda: StartExecution(workflow="x", version=True), ("version",), "a number, not true"),
+        (
+            lambda: StartExecution(workflow="x", version=True),
+            ("version",),
+            'a version number (an integer) or "latest" (the pushed version), not true',
+        ),
         (lambda: ListExecutions(limit=False), ("limit",), "must be a number, not false"),
         (
             lambda: StartExecution(workflow="x", input={"a": ["ok", "\x00"]}),

@@ -108,8 +108,10 @@ async def test_execution_document_has_the_spec_shape(run_yaml: RunYaml) -> None:
           - {id: each, type: sys.loop, input: {items: [1]}, steps: [{id: x, type: sys.transform, input: {value: 1}}]}
         """
     )
-    # SPEC §4's fields, plus this engine's additions (rerun lineage, job runs, open questions).
-    assert set(doc) == EXECUTION_KEYS | {"createdAt", "rerunOf", "jobRunId", "pendingInputs"}
+    # SPEC §4's fields, plus this engine's additions (rerun lineage, job runs, open
+    # questions, the input templates read as `input`).
+    added = {"createdAt", "rerunOf", "jobRunId", "pendingInputs", "input"}
+    assert set(doc) == EXECUTION_KEYS | added
     for step in doc["steps"].values():
         assert set(step) >= STEP_KEYS
         assert step["startedAt"].endswith("Z") and len(step["startedAt"]) == 24

@@ -69,6 +69,7 @@ def _uses(
         "find_workflow": lambda: engine.find_workflow("hello"),
         "locate": lambda: engine.locate("hello"),
         "resolve_workflow": lambda: engine.resolve_workflow("hello"),
+        "resolve_child": lambda: engine.resolve_child("hello"),
         "resolve_version": lambda: engine.resolve_version("hello"),
         "workflow_for_version": lambda: engine.workflow_for_version(version_id),
         "workflow_to_read": lambda: engine.workflow_to_read(version_id),

@@ -342,10 +342,16 @@ async def test_an_exception_that_quotes_a_secret_is_logged_redacted(
             "  - {id: s, type: test.send, input: {token: '{{ secrets.TOKEN }}', note: raise}}\n"
         )
         doc = await engine.run(engine.load_text(text))
+        kept = await engine.store.get_step_logs(doc["id"])
     assert doc["runtimeStatus"] == "Failed"
+    # The process's log has one line; the traceback, with the exception's arguments, is
+    # kept in the step's log (tour 25): redacted in both.
     [line] = [r.getMessage() for r in caplog.records if "raised" in r.getMessage()]
-    assert placeholder("TOKEN") in line
+    assert "UnicodeEncodeError" in line
     assert all(SECRET not in r.getMessage() for r in caplog.records)
+    traceback = "".join(json.loads(row["message"]) for row in kept)
+    assert "UnicodeEncodeError('ascii'" in traceback and placeholder("TOKEN") in traceback
+    assert SECRET not in traceback
     assert SECRET not in json.dumps(doc)
 
 

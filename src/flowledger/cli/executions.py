@@ -228,12 +228,12 @@ def executions_watch(
     db: DbOption = None,
     plugin: PluginOption = None,
 ) -> None:
-    """Follow any execution live (run here or by a worker) with the table `run` shows,
-    its children's lines too (``child 1a2b3c4d …``).
+    """Follow any execution live, its children's lines too, as `run` shows them.
 
-    Exits like `run` once the execution ends (3 once it waits for input). When no
-    process carries it on (a killed run left it, or no worker has taken it), says so on
-    stderr and who would, and watches on."""
+    Run here or by a worker; a child's lines read ``child 1a2b3c4d …``. Exits like `run`
+    once the execution ends (3 once it waits for input). When no process carries it on (a
+    killed run left it, or no worker has taken it), says so on stderr and who would, and
+    watches on."""
     from flowledger.app import FollowEvents, GetExecution
     from flowledger.cli.progress import LiveProgress, PlainProgress, StepRow, step_rows
 

@@ -68,8 +68,7 @@ def tokens_list(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Tokens newest first, with their role, creator, last use and expiry (never the
-    secrets)."""
+    """Tokens newest first: role, creator, last use and expiry (never the secrets)."""
     request = build(lambda: ListTokens(limit=limit, cursor=cursor))
     found = existing(db, lambda application: application.tokens.list(request))
     docs = [dict(d) for d in found.items]
