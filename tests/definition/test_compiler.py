@@ -723,6 +723,21 @@ def test_fields_that_would_do_nothing_are_refused_where_they_are_written() -> No
     ]
 
 
+def test_a_retry_on_sys_fail_is_refused_in_new_definitions_only() -> None:
+    """sys.fail's failure is never retried: its retry policy was accepted and unused."""
+    text = """
+        name: failing
+        steps:
+          - {id: stop, type: sys.fail, continue_on_error: true, retry: {max_attempts: 3}}
+        """
+    assert problems(text) == [
+        "wf.yaml:4:64: step 'stop': retry has no effect on sys.fail: its failure is never "
+        "retried (to try work again, put the retry on the step that does it)"
+    ]
+    with stored_definitions():  # a version pushed before this rule still loads
+        assert compile_yaml(text).steps["stop"].spec.retry is not None
+
+
 def test_a_pattern_that_backtracks_is_refused_in_new_definitions_only() -> None:
     text = """
         name: rx

@@ -715,6 +715,14 @@ class _Compiler:
                 (*path, "retry"),
                 step.id,
             )
+        if step.retry is not None and step_type.never_completes and checking_new():
+            # Its failure is not retryable; only new definitions: stored ones still load.
+            self.report(
+                f"retry has no effect on {step.type}: its failure is never retried (to "
+                "try work again, put the retry on the step that does it)",
+                (*path, "retry"),
+                step.id,
+            )
         if step.timeout is not None and step_type.timeout_has_no_effect:
             self.report(
                 f"timeout has no effect on {step.type}: it waits its duration (bound a "

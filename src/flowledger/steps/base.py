@@ -320,8 +320,9 @@ class StepType:
     #: Its handler returns at once and the step then waits (``sys.delay``): a ``timeout``,
     #: which bounds a handler's run, would do nothing, so a definition giving one is refused.
     timeout_has_no_effect: bool = False
-    #: Its step always fails (``sys.fail``): unless it may (``continue_on_error``), a step
-    #: that runs only after it can never run, and a new definition is refused for it.
+    #: Its step always fails (``sys.fail``), and never retryably: unless it may
+    #: (``continue_on_error``), a step that runs only after it can never run, and a new
+    #: definition is refused for it, as for a ``retry`` on it.
     never_completes: bool = False
     #: A stand-in for a type whose plugin this process lacks (StepRegistry.standing_in):
     #: enough to start, show or draw a workflow, never to run it.
