@@ -344,6 +344,21 @@ async def test_a_settled_cancel_also_cancels_the_children_nobody_runs(app: App) 
     assert [c["runtimeStatus"] for c in children.items] == ["Cancelled", "Cancelled"]
 
 
+async def test_count_ended_counts_the_children_that_ended_in_any_terminal_status(
+    app: App,
+) -> None:
+    """What ``watch`` draws under a sub-workflow step, one read a second (it was one
+    count per terminal status)."""
+    waiting = await _two_children_waiting(app)
+    children = ListExecutions(parent_id=waiting["id"])
+    assert await app.executions.count_ended(children) == 0
+    await app.executions.cancel(CancelExecution(id=waiting["id"], settle=True))
+    assert await app.executions.count_ended(children) == 2
+    # The listing's own status is set aside: ended is every terminal status.
+    running = ListExecutions(parent_id=waiting["id"], status="InProgress")
+    assert await app.executions.count_ended(running) == 2
+
+
 async def test_top_level_only_leaves_the_children_out_of_the_list_and_its_counts(
     app: App,
 ) -> None:

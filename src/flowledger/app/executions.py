@@ -290,6 +290,14 @@ class Executions:
         """How many executions the listing selects in all (its pages together)."""
         return await self._engine.store.count_executions(await self._query(request, 0))
 
+    async def count_ended(self, request: ListExecutions) -> int:
+        """How many executions the listing's other filters select have ended (its status
+        aside: any terminal one), in one read: a parent's ended children while ``watch``
+        draws its sub-workflow step."""
+        query = await self._query(request, 0)
+        ended = tuple(status for status in ExecutionStatus if status.terminal)
+        return await self._engine.store.count_executions(dataclasses.replace(query, status=ended))
+
     async def count_by_status(self, request: ListExecutions) -> dict[str, int]:
         """Every status (in SPEC order) → how many executions the listing's other filters
         select (its status aside: each status is counted), in one grouped read."""

@@ -330,15 +330,9 @@ async def _count_children(application: App, parent: str, progress: Any) -> None:
     """While a sub-workflow step runs, count its ended children once a second (they
     run elsewhere: their events are not in this execution's stream)."""
     from flowledger.app import ListExecutions
-    from flowledger.runtime.status import ExecutionStatus
 
-    ended = [status for status in ExecutionStatus if status.terminal]
+    children = ListExecutions(parent_id=parent)
     while True:
         await asyncio.sleep(1.0)
-        if not progress.waits_for_children:
-            continue
-        total = 0
-        for status in ended:
-            request = ListExecutions(parent_id=parent, status=status)
-            total += await application.executions.count(request)
-        progress.children_ended(total)
+        if progress.waits_for_children:
+            progress.children_ended(await application.executions.count_ended(children))
