@@ -132,7 +132,8 @@ class Journal:
         self._releasing = True
 
     def create_execution(self, row: Row, created: Row) -> None:
-        """A new execution (a sub-workflow child) created in the same commit as this round."""
+        """A new execution that this round starts (a sub-workflow child, an ``on_failure``
+        handler), created with its ``created`` event in the same commit as the round."""
         self._links.create_executions.append(row)
         self._links.create_events.append(created)
 
