@@ -201,6 +201,24 @@ async def test_a_step_that_failed_in_some_iterations_and_went_on_says_so(web: We
     assert "completed with N failed iterations" not in plain
 
 
+REFUSED = """\
+name: refused
+steps:
+  - {id: picky, type: test.picky, input: {n: 2}, retry: {max_attempts: 3, initial_delay: 1ms}}
+"""
+
+
+async def test_a_failed_attempt_says_why_its_retry_policy_did_not_retry_it(web: Web) -> None:
+    """run, watch and events print a failed step's ``notRetried``; the page did not."""
+    failed = await run(web, REFUSED)
+    doc = await web.app.executions.get(GetExecution(id=failed))
+    [attempt] = [s["id"] for s in doc["steps"].values() if s["stepId"] == "picky"]
+    http = await web.sign_in("viewer")
+    page = (await http.get(f"/executions/{failed}")).text
+    said = re.search(rf'<p class="not-retried" id="not-retried-{attempt}">(.*?)</p>', page)
+    assert said and said.group(1) == "<strong>Not retried:</strong> the failure is not retryable"
+
+
 BIG = """\
 name: big
 steps:

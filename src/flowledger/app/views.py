@@ -97,6 +97,9 @@ class AttemptView(TypedDict):
     #: The child executions its error came from, outermost first (a failed child's own
     #: failed child, and so on).
     errorChildren: list[str]
+    #: Why its retry policy did not try it again (its ``step.failed`` event's
+    #: ``detail.notRetried``, as run, watch and events print it); None: not said.
+    notRetried: str | None
     loop: dict[str, int]
 
 
@@ -233,6 +236,7 @@ class Views:
         events = await engine.events(request.id)
         now = engine.clock.now()  # an execution not over is drawn up to now
         bars, span, breaks = timeline.bars(doc, shown, timeline.waits(events), now)
+        not_retried = _not_retried(events)
         return {
             "execution": doc,
             "nodes": nodes,
@@ -241,7 +245,9 @@ class Views:
             "events": events,
             "timelineMs": span,
             "timelineBreaks": breaks,
-            "attempts": [_attempt(workflow, run, keys.get(run["id"]), statuses) for run in shown],
+            "attempts": [
+                _attempt(workflow, run, keys.get(run["id"]), statuses, not_retried) for run in shown
+            ],
             "hiddenAttempts": len(runs) - len(listed) if step is None else 0,
             "olderAttempts": len(listed) - len(shown),
             "step": step,
@@ -258,6 +264,17 @@ class Views:
             "cancellation": cancellation(doc, events),
             "signals": signals,
         }
+
+
+def _not_retried(events: list[EventDocument]) -> dict[str, str]:
+    """Each failed attempt's reason its retry policy gave up (by step execution id)."""
+    return {
+        str(event["stepExecutionId"]): event["detail"]["notRetried"]
+        for event in events
+        if event["kind"] == "step.failed"
+        and isinstance(event["detail"], Mapping)
+        and isinstance(event["detail"].get("notRetried"), str)
+    }
 
 
 def _listed(run: StepDocument, chosen: Mapping[str, int]) -> bool:
@@ -311,6 +328,7 @@ def _attempt(
     run: StepDocument,
     key: str | None,
     statuses: Mapping[str, str] | None = None,
+    not_retried: Mapping[str, str] | None = None,
 ) -> AttemptView:
     step = workflow.steps.get(run["stepId"])
     templates = step_templates(step, run.get("inputData")) if step else []
@@ -333,5 +351,6 @@ def _attempt(
         "children": children,
         "childCounts": counts,
         "errorChildren": error_children(run["error"]),
+        "notRetried": (not_retried or {}).get(run["id"]),
         "loop": dict(run.get("loop") or {}),
     }
