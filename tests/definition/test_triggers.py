@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import UTC, datetime
 
 import pytest
 
 from flowledger.definition.strictness import stored_definitions
-from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger
+from flowledger.definition.triggers import EntityTrigger, ScheduleTrigger, by_hand_trigger
 from flowledger.errors import TemplateError
 from tests.definition.test_compiler import compile_yaml, problems
 
@@ -380,3 +381,46 @@ def test_schedules_alike_are_told_apart_by_their_order() -> None:
     ids = schedule_ids(A, B, A, A)
     assert ids[0] == a and ids[2:] == [f"{a}-2", f"{a}-3"]
     assert not any(":" in str(i) for i in ids)
+
+
+def test_a_start_by_hand_takes_the_schedule_fields_of_the_one_schedule_only() -> None:
+    """With several schedules the first one's cron and zone were given, as if a start by
+    hand were a tick of it: now only ``scheduledAt``, which every schedule gives."""
+    now = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    one = compile_yaml(
+        """
+        name: one
+        triggers:
+          - {type: schedule, cron: "0 9 * * *", timezone: Europe/Berlin}
+          - {type: webhook, path: one, auth: none}
+        steps:
+          - {id: s, type: sys.no_action}
+        """
+    )
+    assert by_hand_trigger(one.triggers, "manual", {"a": 1}, now) == {
+        "type": "manual",
+        "arguments": {"a": 1},
+        "scheduledAt": "2026-12-02T09:30:00.000Z",
+        "cronExpression": "0 9 * * *",
+        "timezone": "Europe/Berlin",
+    }
+    several = compile_yaml(
+        """
+        name: several
+        triggers:
+          - {type: schedule, cron: "0 9 * * *", timezone: Europe/Berlin}
+          - {type: schedule, cron: "0 18 * * *"}
+        steps:
+          - {id: s, type: sys.no_action}
+        """
+    )
+    assert by_hand_trigger(several.triggers, "function", {}, now) == {
+        "type": "function",
+        "arguments": {},
+        "scheduledAt": "2026-12-02T09:30:00.000Z",
+    }
+    none = compile_yaml("name: none\nsteps:\n  - {id: s, type: sys.no_action}\n")
+    assert by_hand_trigger(none.triggers, "function", {}, now) == {
+        "type": "function",
+        "arguments": {},
+    }

@@ -276,16 +276,21 @@ def by_hand_trigger(
 ) -> dict[str, Any]:
     """The ``trigger`` of a start by hand (``run``, ``start``, ``workflows trigger``, the
     API's start): ``{type: kind, arguments}``, and for a workflow with a schedule trigger
-    also its first schedule's fields, as a tick at ``now`` would have them (Temporal's
-    "trigger a schedule now", Airflow's manual run): a workflow that reads
-    ``trigger.scheduledAt`` runs by hand as it runs on its schedule instead of failing
-    there. ``type`` still tells a start by hand from a tick."""
+    ``scheduledAt`` (``now``), as a tick at ``now`` would have it (Temporal's "trigger a
+    schedule now", Airflow's manual run): a workflow that reads ``trigger.scheduledAt``
+    runs by hand as it runs on its schedule instead of failing there. ``type`` still
+    tells a start by hand from a tick. Its ``cronExpression`` and ``timezone`` only when
+    it has exactly one schedule: of several, none is the one a start by hand is a tick
+    of, and the first (as it was) would be a guess; a read of them fails naming the path,
+    as a read of any field the trigger lacks does."""
     from flowledger.timeutil import iso
 
     trigger: dict[str, Any] = {"type": kind, "arguments": arguments}
-    first = next((t.spec for t in triggers if isinstance(t.spec, ScheduleTrigger)), None)
-    if first is not None:
-        trigger.update(scheduledAt=iso(now), cronExpression=first.cron, timezone=first.timezone)
+    schedules = [t.spec for t in triggers if isinstance(t.spec, ScheduleTrigger)]
+    if schedules:
+        trigger["scheduledAt"] = iso(now)
+    if len(schedules) == 1:
+        trigger.update(cronExpression=schedules[0].cron, timezone=schedules[0].timezone)
     return trigger
 
 
