@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from flowledger.definition.strictness import checking_new
 from flowledger.durations import Duration
@@ -67,34 +75,6 @@ def _listed(code: str, listed: list[str]) -> bool:
     return any(code == name or code.startswith(name + ".") for name in listed)
 
 
-class StepSpec(_Frozen):
-    id: str = Field(pattern=STEP_ID_PATTERN, max_length=128)
-    type: str = Field(min_length=1, max_length=200)
-    name: str | None = None
-    description: str | None = None
-    input: Any = None
-    after: list[str] | None = None
-    when: str | bool | None = None
-    then: list[str] | None = None
-    else_: list[str] | None = Field(default=None, alias="else")
-    retry: RetryPolicy | None = None
-    timeout: Duration | None = None
-    due: Duration | None = None
-    continue_on_error: bool = False
-    output_schema: dict[str, Any] | None = None
-    steps: list[StepSpec] | None = None
-
-    @field_validator("timeout", "due", mode="before")
-    @classmethod
-    def _fixed_time(cls, value: Any, info: ValidationInfo) -> Any:
-        return _fixed_duration(value, info)
-
-    @field_validator("timeout")
-    @classmethod
-    def _some_time(cls, value: timedelta | None) -> timedelta | None:
-        return _some_duration(value)
-
-
 def _fixed_duration(value: Any, info: ValidationInfo) -> Any:
     """A ``timeout`` or ``due`` is read when the definition is, before anything runs: a
     template would only fail as "not a duration". sys.wait_for_input's input.due is
@@ -116,6 +96,30 @@ def _some_duration(value: timedelta | None) -> timedelta | None:
     if value is not None and value <= timedelta(0) and checking_new():
         raise ValueError("must be longer than 0 (leave it out for no timeout)")
     return value
+
+
+#: A ``due``: a duration fixed in the definition (read before anything runs).
+FixedDuration = Annotated[Duration | None, BeforeValidator(_fixed_duration)]
+#: A ``timeout`` (a step's or the workflow's): fixed, and longer than 0.
+Timeout = Annotated[FixedDuration, AfterValidator(_some_duration)]
+
+
+class StepSpec(_Frozen):
+    id: str = Field(pattern=STEP_ID_PATTERN, max_length=128)
+    type: str = Field(min_length=1, max_length=200)
+    name: str | None = None
+    description: str | None = None
+    input: Any = None
+    after: list[str] | None = None
+    when: str | bool | None = None
+    then: list[str] | None = None
+    else_: list[str] | None = Field(default=None, alias="else")
+    retry: RetryPolicy | None = None
+    timeout: Timeout = None
+    due: FixedDuration = None
+    continue_on_error: bool = False
+    output_schema: dict[str, Any] | None = None
+    steps: list[StepSpec] | None = None
 
 
 class TriggerSpec(BaseModel):
@@ -143,20 +147,10 @@ class WorkflowSpec(_Frozen):
     #: Bounds the whole execution from its start (``startedAt``; time queued NotStarted
     #: does not count): when it passes, what runs is cancelled and the execution fails
     #: with code ``timeout`` (runtime.deadline).
-    timeout: Duration | None = None
+    timeout: Timeout = None
     on_failure: OnFailureSpec | None = None
     triggers: list[TriggerSpec] = Field(default_factory=list)
     steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _fixed_time(cls, value: Any, info: ValidationInfo) -> Any:
-        return _fixed_duration(value, info)
-
-    @field_validator("timeout")
-    @classmethod
-    def _some_time(cls, value: timedelta | None) -> timedelta | None:
-        return _some_duration(value)
 
     @field_validator("on_failure")
     @classmethod
