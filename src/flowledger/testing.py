@@ -153,8 +153,12 @@ class VirtualClock(Clock):
     :meth:`skipping` does so whenever they do while it is open; :meth:`advance` moves by
     a duration (a person's ``due`` passing while nobody runs the execution: ``settle`` it
     after). It moves the executions that this engine runs (``run``, ``drive``,
-    ``settle``, with their children), not a worker's claims, which read the database's
-    clock."""
+    ``settle``, with their children).
+
+    Limit: a ``Worker`` on such an engine does not follow it. A worker hands back an
+    execution that waits with the (virtual) time it wakes and claims it again when the
+    database's real time reaches that, so under a worker a two-day delay takes two real
+    days. Test timers with ``run``, ``drive`` and ``settle``."""
 
     def __init__(self) -> None:
         super().__init__()
