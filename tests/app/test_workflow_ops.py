@@ -155,7 +155,8 @@ async def test_a_start_by_hand_of_a_scheduled_workflow_reads_the_schedule_fields
     (``workflows trigger``, ``start``, the API's start, ``run``) failed at that read
     (tour 25 M3): it now runs as a tick at the start's time would, its type aside."""
     await push(app, EVERY_MINUTE)
-    before = app.engine.clock.now()
+    now = app.engine.clock.now()
+    before = now.replace(microsecond=now.microsecond // 1000 * 1000)  # scheduledAt is in ms
     triggered = await app.workflows.trigger(TriggerWorkflow(name="minutely", input={"n": 3}))
     started = await app.executions.start(StartExecution(workflow="minutely"))
     for doc in (triggered, started):
