@@ -327,6 +327,7 @@ class Executions:
             created_by=request.created_by,
             created_after=request.created_after,
             created_before=request.created_before,
+            input=request.input_matches(),
             limit=limit,
         )
 

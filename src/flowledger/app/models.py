@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -38,6 +39,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from flowledger.app.input_filters import filter_texts, input_filter
 from flowledger.app.inputs import MAX_INT64, parse_json
 from flowledger.app.limits import check_fields_no_nul
 from flowledger.config import MIN_RETENTION
@@ -47,6 +49,7 @@ from flowledger.errors import InputError, InvalidInputError, Path, field_message
 from flowledger.jsonvalues import check_json_value, encodable_text
 from flowledger.numbers import NumbersNotBooleans
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage.input_match import InputMatch
 from flowledger.types import PathSegment
 from flowledger.unions import plain_errors
 
@@ -257,6 +260,17 @@ class RunExecution(Request):
     _check_input = field_validator("input", mode="before")(_json_object)
 
 
+def _checked_filter(text: str) -> str:
+    input_filter(text)  # ValueError saying what is wrong with it
+    return text
+
+
+#: ``ListExecutions.input``: checked one by one, so an error names the nth.
+InputFilters = Annotated[
+    list[Annotated[str, AfterValidator(_checked_filter)]], BeforeValidator(filter_texts)
+]
+
+
 class ListExecutions(Request):
     """Executions newest first, one page at a time; ``cursor`` is a page's ``nextCursor``."""
 
@@ -272,6 +286,9 @@ class ListExecutions(Request):
     created_by: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    #: Only executions whose input holds all of these: ``PATH=VALUE`` texts
+    #: (``customer.id=7``; app.input_filters says how they read), or path → JSON value.
+    input: InputFilters = Field(default_factory=list)
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     cursor: str | None = None
     #: ``parent_id`` and ``job_run_id`` may be unique prefixes of ids, as people type them
@@ -315,11 +332,18 @@ class ListExecutions(Request):
         """What the query selects, without paging (a cursor belongs to one of these)."""
         found = self.model_dump(
             mode="json",
-            exclude={"limit", "cursor", "id_prefixes", "top_level", "include_total"},
+            exclude={"limit", "cursor", "id_prefixes", "top_level", "include_total", "input"},
         )
-        if self.top_level:  # named only when asked: cursors sealed before it still open
+        # Named only when asked: cursors sealed before they were filters still open.
+        if self.top_level:
             found["top_level"] = True
+        if self.input:
+            found["input"] = list(self.input)
         return found
+
+    def input_matches(self) -> tuple[InputMatch, ...]:
+        """``input`` read (each text was checked when the request was built)."""
+        return tuple(input_filter(text) for text in self.input)
 
 
 MAX_WAIT = 60.0

@@ -84,6 +84,16 @@ def executions_list(
     job: Annotated[
         str | None, typer.Option("--job", help="Only this job run's (id or a prefix).")
     ] = None,
+    input_filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            metavar="PATH=VALUE",
+            help="Only those whose input has this value at this path: orderId=1234, "
+            "customer.id=7, sku='\"0042\"' (the string); VALUE is read as JSON when it is "
+            "JSON, else as text. Repeat it: all must match.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Executions per page (1 to 1000).")] = 20,
     cursor: CursorOption = None,
     db: DbOption = None,
@@ -103,6 +113,7 @@ def executions_list(
             created_before=before,
             parent_id=parent,
             job_run_id=job,
+            input=input_filters or [],
             limit=limit,
             cursor=cursor,
             id_prefixes=True,

@@ -19,6 +19,7 @@ from flowledger.storage.counts import CountStore
 from flowledger.storage.descendants import DescendantStore
 from flowledger.storage.entities import EntityStore
 from flowledger.storage.gauges import GaugeStore
+from flowledger.storage.input_match import InputMatch
 from flowledger.storage.jobs import JobStore
 from flowledger.storage.pruning import PruneStore
 from flowledger.storage.pushes import PushStore
@@ -188,6 +189,8 @@ class ExecutionQuery:
     #: Only executions created at or after / strictly before these moments.
     created_after: datetime | None = None
     created_before: datetime | None = None
+    #: Only executions whose input holds every one of these (storage.input_match).
+    input: tuple[InputMatch, ...] = ()
     limit: int = 50
     #: Keyset cursor: only executions created before this (created_at, id).
     before: tuple[datetime, str] | None = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, select
 
+from flowledger.storage.input_match import input_condition
 from flowledger.storage.schema import executions
 from flowledger.storage.sqlpart import SQLPart, reads
 
@@ -33,7 +34,7 @@ class SQLCountStore(SQLPart, CountStore):
     def count_by_status(self, query: ExecutionQuery) -> dict[str, int]:
         t = executions
         grouped = select(t.c.runtime_status, func.count()).group_by(t.c.runtime_status)
-        stmt = filtered(grouped, query)
+        stmt = filtered(grouped, query, postgres=self.conn.dialect.name == "postgresql")
         with self.reading():
             return {str(status): int(n) for status, n in self.conn.execute(stmt)}
 
@@ -45,8 +46,9 @@ class SQLCountStore(SQLPart, CountStore):
             return {str(i): str(status) for i, status in self.conn.execute(stmt)}
 
 
-def filtered(stmt: Select[Any], query: ExecutionQuery) -> Select[Any]:
-    """``stmt`` narrowed to the executions ``query`` selects (paging aside)."""
+def filtered(stmt: Select[Any], query: ExecutionQuery, *, postgres: bool) -> Select[Any]:
+    """``stmt`` narrowed to the executions ``query`` selects (paging aside); ``postgres``
+    picks the dialect's JSON functions for its input matches."""
     t = executions
     if isinstance(query.status, tuple):
         stmt = stmt.where(t.c.runtime_status.in_(query.status))
@@ -67,4 +69,6 @@ def filtered(stmt: Select[Any], query: ExecutionQuery) -> Select[Any]:
         stmt = stmt.where(t.c.created_at >= query.created_after)
     if query.created_before:
         stmt = stmt.where(t.c.created_at < query.created_before)
+    for match in query.input:
+        stmt = stmt.where(input_condition(t.c.trigger, match, postgres=postgres))
     return stmt

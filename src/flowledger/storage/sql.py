@@ -611,7 +611,9 @@ class SQLStore(
     def list_executions(self, query: ExecutionQuery) -> list[Row]:
         t = executions
         stmt = _filtered(
-            select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(query.limit), query
+            select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(query.limit),
+            query,
+            postgres=self.conn.dialect.name == "postgresql",
         )
         if query.before:
             at, last_id = query.before
@@ -623,7 +625,11 @@ class SQLStore(
 
     @reads
     def count_executions(self, query: ExecutionQuery) -> int:
-        stmt = _filtered(select(func.count()).select_from(executions), query)
+        stmt = _filtered(
+            select(func.count()).select_from(executions),
+            query,
+            postgres=self.conn.dialect.name == "postgresql",
+        )
         with self.reading():
             return int(self.conn.execute(stmt).scalar_one())
 

@@ -82,6 +82,16 @@ async def list_executions(
             description="true: only executions without a parent (no sub-workflow's children)",
         ),
     ] = False,
+    input_filters: Annotated[
+        list[str] | None,
+        Query(
+            alias="input",
+            description="PATH=VALUE: only executions whose input has this value at this "
+            'path (`orderId=1234`, `customer.id=7`, `sku="0042"` for the string); the value '
+            "is read as JSON when it is JSON, else as text; repeated: all must match (at "
+            "most 10)",
+        ),
+    ] = None,
     include_total: Annotated[
         bool,
         Query(
@@ -103,6 +113,7 @@ async def list_executions(
             created_by=created_by,
             created_after=created_after,
             created_before=created_before,
+            input=input_filters,
         ),
         top_level=top_level,
         include_total=include_total,
