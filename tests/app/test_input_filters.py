@@ -38,6 +38,7 @@ INPUTS: dict[str, Any] = {
     "null": {"note": None},
     "array": {"orderId": [1234], "customer": {"id": "7"}},
     "hyphen": {"order-id": "x", "ünits": 3},
+    "like": {"code": "50%_off", "delta": -5},
 }
 
 
@@ -64,6 +65,12 @@ async def _found(app: App, ids: dict[str, str], **query: Any) -> set[str]:
         (["customer.id=7"], {"float"}),
         (['customer.id="7"'], {"array"}),
         (["customer.name=Ada"], {"float"}),  # not JSON: the text
+        (["customer.name=ada"], set()),  # exactly (SQLite's LIKE, which sees case alike, too)
+        (["orderId=1234.0"], {"number", "float"}),
+        (["code=50%_off"], {"like"}),  # LIKE's wildcards are only text
+        (["code=50%"], set()),
+        (["delta=-5"], {"like"}),
+        (["delta=5"], set()),
         (["flag=true"], {"true"}),  # true is not 1
         (["flag=1"], {"one"}),
         (["note=null"], {"null"}),  # a JSON null; a missing key is not null
