@@ -17,8 +17,8 @@ def test_an_unknown_query_parameter_is_refused_by_name(service: Service) -> None
         assert typo["details"]["field_path"] == ["stauts"]
         assert typo["message"] == (
             "stauts: not a parameter of this route (its query parameters: correlationId, "
-            "createdAfter, createdBefore, createdBy, cursor, includeTotal, jobRunId, limit, "
-            "parentId, status, topLevel, workflow)"
+            "createdAfter, createdBefore, createdBy, cursor, includeTotal, input, jobRunId, "
+            "limit, parentId, status, topLevel, workflow)"
         )
         # A route without query parameters says so; a start is refused before it starts.
         url = f"/api/v1/workflows/{name}/executions"
