@@ -1195,3 +1195,16 @@ async def test_a_viewer_is_told_that_an_operator_answers_a_wait(web: Web) -> Non
     assert hint in page
     http = await web.sign_in("operator")
     assert hint not in (await http.get(f"/executions/{waiting}")).text
+
+
+async def test_the_list_finds_executions_by_their_input(web: Web) -> None:
+    """One PATH=VALUE field, kept by the chips' links; a bad one is said on the page."""
+    wanted = await web.start("boom", {"orderId": 1234})
+    other = await web.start("boom", {"orderId": "1234"})
+    http = await web.sign_in("viewer")
+    page = (await http.get("/executions", params={"input": "orderId=1234"})).text
+    assert wanted in page and other not in page
+    assert 'name="input" value="orderId=1234"' in page
+    assert _chip(page, "Failed") == ("/executions?input=orderId%3D1234&status=Failed", 1)
+    bad = await http.get("/executions", params={"input": "order id=1"})
+    assert '"order id", which is not a key name' in html.unescape(bad.text)

@@ -49,6 +49,8 @@ def filter_texts(value: Any) -> Any:
     """What a request's ``input`` takes, as ``PATH=VALUE`` texts: those (a list, or one),
     or a mapping of path → JSON value (Python callers: ``{"orderId": "1234"}`` is the
     string, as typed). More than MAX_INPUT_FILTERS is a ValueError."""
+    if value is None:
+        return []
     if isinstance(value, Mapping):
         value = [f"{path}={_json(item)}" for path, item in value.items()]
     elif isinstance(value, str):

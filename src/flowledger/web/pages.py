@@ -41,7 +41,8 @@ router.include_router(execution.router)
 router.include_router(catalog.router)
 
 #: The list's text filters: query parameter → ListExecutions field. ``status`` (repeated:
-#: any of them) and ``top_level`` (``1``: no parent) are read apart.
+#: any of them) and ``top_level`` (``1``: no parent) are read apart. ``input`` is one
+#: PATH=VALUE here (the CLI and the API take several).
 FILTERS = (
     "workflow",
     "correlation_id",
@@ -49,6 +50,7 @@ FILTERS = (
     "parent_id",
     "created_after",
     "created_before",
+    "input",
 )
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
