@@ -109,3 +109,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="kill cycles for the crash test (default $FLOWLEDGER_CRASH_CYCLES or 20)",
     )
+
+
+#: The faces' tests: the CLI, the HTTP API and the web UI parse, call the application
+#: layer and render, so what differs between the databases lies below them and is
+#: tested there (tests/app, runtime, storage, worker, ... run on both). Their
+#: database-parametrized tests run on SQLite only, unless marked ``both_databases``.
+FACE_TESTS = ("tests/api/", "tests/cli/", "tests/web/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the PostgreSQL run of a face test that is not about the database. Decision
+    (2026-12-02): the suite had grown to ~27 minutes on CI's two cores, a third of it
+    the PostgreSQL runs of face tests that repeat what the layers below test on it."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        if _repeats_a_lower_layer_on_postgresql(item):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _repeats_a_lower_layer_on_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "postgresql" not in callspec.params.values():
+        return False  # not a database-parametrized run (PostgreSQL-only tests stay)
+    if not item.nodeid.startswith(FACE_TESTS):
+        return False
+    return item.get_closest_marker("both_databases") is None

@@ -2,7 +2,9 @@
 ``flowledger serve`` (the ``service`` fixture, SQLite and PostgreSQL), an admin token,
 every operation, checks "not a server error" and "response conforms to schema".
 
-Bounded for CI: :data:`EXAMPLES` per operation (a few thousand requests per backend),
+Bounded for CI: :data:`EXAMPLES` per operation (about 1,500 requests per backend; at 100
+it was the suite's longest test, and a derandomized run repeats the same examples each
+time, so a larger fixed set finds nothing new from run to run),
 no deadline (a request's time is the server's, not hypothesis's), derandomized so a
 run is repeatable.
 
@@ -26,11 +28,14 @@ from schemathesis.transport.requests import ManagedCookiesSession
 
 from tests.api.conftest import Service
 
-EXAMPLES = 100
+#: What it tests differs between the databases (tests/conftest.py: FACE_TESTS).
+pytestmark = pytest.mark.both_databases
+
+EXAMPLES = 50
 #: Live streams: long-lived, see the module docstring.
 STREAMS = r"^/api/v1/events$"
 #: The run must reach at least this many requests (per backend), or it proves little.
-AT_LEAST = 2500
+AT_LEAST = 1200
 
 
 @pytest.mark.slow

@@ -15,6 +15,9 @@ from tests import tls
 from tests.api.conftest import Service
 from tests.api.helpers import APPROVAL, HELLO, HOOK, error, push, settled, start, unique
 
+#: What it tests differs between the databases (tests/conftest.py: FACE_TESTS).
+pytestmark = pytest.mark.both_databases
+
 NUL = "\u0000"
 
 

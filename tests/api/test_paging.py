@@ -15,6 +15,9 @@ import pytest
 from tests.api.conftest import Service
 from tests.api.helpers import APPROVAL, FAILING, HELLO, error, push, settled, start, unique
 
+#: What it tests differs between the databases (tests/conftest.py: FACE_TESTS).
+pytestmark = pytest.mark.both_databases
+
 
 @dataclass(frozen=True)
 class Listing:

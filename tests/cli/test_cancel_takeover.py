@@ -18,7 +18,7 @@ from flowledger.runtime.inbox import POLL_INTERVAL
 from tests.cli.conftest import FLOWLEDGER, Cli
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases]
 
 NAP_PLUGIN = """
 import asyncio

@@ -24,7 +24,7 @@ from flowledger.runtime.recovery import CRASH_MESSAGE
 from tests.cli.conftest import FLOWLEDGER
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.both_databases]
 
 PLUGIN = str(Path(__file__).with_name("crash_steps.py"))
 WORKFLOW = """

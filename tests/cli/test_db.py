@@ -14,7 +14,7 @@ import pytest
 from tests.cli.conftest import Cli
 from tests.full_disk import fill, full
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases]
 
 
 def test_db_upgrade_applies_migrations_to_a_fresh_file(cli: Cli, tmp_path: Path) -> None:
