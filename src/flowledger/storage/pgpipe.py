@@ -52,8 +52,11 @@ class Pipe:
             name = self._prepared.get(sql) or new.get(sql)
             if name is None:
                 name = new[sql] = f"flowledger_{next(_names)}".encode()
+            if not rows:
+                continue
+            formats = [PyFormat.TEXT] * len(rows[0])  # a statement's rows share one shape
             for row in rows:
-                queued.append((name, tx.dump_sequence(row, [PyFormat.TEXT] * len(row))))
+                queued.append((name, tx.dump_sequence(row, formats)))
         pg = conn.pgconn
         pg.enter_pipeline_mode()
         for sql, name in new.items():
