@@ -27,9 +27,10 @@ def _environment(db_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def cli(db_url: str) -> Cli:
-    """The command on a fresh database (``$FLOWLEDGER_DB``), run in this process: every
-    acceptance test runs on SQLite and on PostgreSQL, like the rest of the suite
-    (``db_url``). ``timeout`` is accepted for ``cli_process``'s sake and not needed here."""
+    """The command on a fresh database (``$FLOWLEDGER_DB``), run in this process: on
+    SQLite, and on PostgreSQL too for a test marked ``both_databases`` (the layers below
+    the command run on both: tests/conftest.py, FACE_TESTS). ``timeout`` is accepted
+    for ``cli_process``'s sake and not needed here."""
     env = _environment(db_url)
 
     def run(*args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess[str]:
