@@ -228,7 +228,7 @@ def long_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The control verbs' watch of a live holder, and a parent's grace for the children
     its run here drives, both LONG_WAIT (the command runs in this process: tests/cli)."""
     monkeypatch.setattr("flowledger.runtime.control.HOLDER_LOOKS", LONG_WAIT / POLL_INTERVAL)
-    monkeypatch.setattr("flowledger.runtime.engine.CHILD_GRACE", LONG_WAIT)
+    monkeypatch.setattr("flowledger.runtime.driving.CHILD_GRACE", LONG_WAIT)
 
 
 def test_cancelling_a_parent_takes_over_children_of_a_killed_worker_not_yet_reaped(
@@ -278,7 +278,7 @@ def test_cancelling_a_parent_whose_children_a_live_worker_holds_watches_once(
     parent's end waits for none of the children another process holds (its grace for
     them LONG_WAIT here)."""
     monkeypatch.setattr("flowledger.runtime.control.HOLDER_LOOKS", 2.0 / POLL_INTERVAL)
-    monkeypatch.setattr("flowledger.runtime.engine.CHILD_GRACE", LONG_WAIT)
+    monkeypatch.setattr("flowledger.runtime.driving.CHILD_GRACE", LONG_WAIT)
     plugin, started = setup
     parent_id = _start_parent(cli, setup, tmp_path)
     holder = worker(plugin)

@@ -113,7 +113,9 @@ async def test_gathered_start_and_drive_run_each_execution_once_under_its_own_le
     for execution_id in ids:
         row = await engine.store.get_execution(execution_id)
         assert row is not None and row["lease_owner"] is None and row["lease_epoch"] == 1
-    assert engine._keeper is None and engine._driving == 0  # the heartbeat stopped
+    assert (
+        engine._drives.leases.keeper is None and engine._drives.driving == 0
+    )  # the heartbeat stopped
 
 
 async def test_gathered_runs_each_complete_once(engine: Engine) -> None:
@@ -178,12 +180,12 @@ async def test_a_lost_lease_stops_only_its_own_drive(engine: Engine) -> None:
     await asyncio.wait_for(both.wait(), 30)
     # Another process takes one over (its holder known dead, say); the next beat sees it.
     assert await engine.store.acquire_lease(lost, "thief", engine.lease, steal_from=engine.owner)
-    assert engine._keeper is not None
-    await engine._keeper.beat()
+    assert engine._drives.leases.keeper is not None
+    await engine._drives.leases.keeper.beat()
     with pytest.raises(LeaseLostError):
         await drives[1]
     gate.set()
     assert await drives[0] == {"id": kept, "runtimeStatus": "Completed"}
     row = await engine.store.get_execution(lost)
     assert row is not None and row["lease_owner"] == "thief" and row["lease_epoch"] == 2
-    assert engine._keeper is None and not engine._losers
+    assert engine._drives.leases.keeper is None and not engine._drives.leases.losers

@@ -273,7 +273,7 @@ async def test_an_execution_ended_between_the_read_and_the_take_is_not_run_again
     async def stale(execution_id: str) -> object:
         return read_before
 
-    monkeypatch.setattr(engine, "_row", stale)
+    monkeypatch.setattr(engine._drives, "_row", stale)
     again = await engine.drive(doc["id"])
     assert again["runtimeStatus"] == "Completed" and again["output"] == done["output"]
 

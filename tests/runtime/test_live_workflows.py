@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flowledger.runtime import engine as engine_module
+from flowledger.runtime import catalog as catalog_module
 from flowledger.runtime.engine import Engine
 from flowledger.steps.registry import StepRegistry
 
@@ -47,10 +47,10 @@ async def test_an_engine_keeps_a_bounded_number_of_versions_compiled(
 ) -> None:
     # A server that runs for months meets thousands of versions: it keeps the ones in
     # use, and one it let go is read and compiled again from the store when asked for.
-    monkeypatch.setattr(engine_module, "CACHED_VERSIONS", 2)
+    monkeypatch.setattr(catalog_module, "CACHED_VERSIONS", 2)
     async with Engine(db_url, registry=registry) as engine:
         ids = [(await engine.register(engine.load_text(definition("w", i)))).id for i in range(4)]
-        assert len(engine._workflows) == 2 and ids[0] not in engine._workflows
+        assert len(engine._catalog.workflows) == 2 and ids[0] not in engine._catalog.workflows
         first = await engine.workflow_for_version(ids[0])
         assert first.steps["a"].spec.input == {"value": 0}
         assert (await engine.workflow_version(ids[0])).version == 1
@@ -64,9 +64,9 @@ async def test_more_pushed_workflows_than_the_bound_are_not_compiled_on_every_ca
     # Routing walks every live workflow on every webhook request: walking more of them
     # than the cache holds must not evict each one before its next use (an LRU's
     # sequential-scan trap), so the live ones are held apart from the bound.
-    monkeypatch.setattr(engine_module, "CACHED_VERSIONS", 2)
+    monkeypatch.setattr(catalog_module, "CACHED_VERSIONS", 2)
     compiled: list[str] = []
-    real = engine_module.compile_document
+    real = catalog_module.compile_document
 
     def counting(source: Any, *args: Any) -> Any:
         compiled.append(source.file)
@@ -75,7 +75,7 @@ async def test_more_pushed_workflows_than_the_bound_are_not_compiled_on_every_ca
     async with Engine(db_url, registry=registry) as pusher:
         for name in ("a", "b", "c", "d"):
             await pusher.push(pusher.load_text(definition(name, 1)))
-    monkeypatch.setattr(engine_module, "compile_document", counting)
+    monkeypatch.setattr(catalog_module, "compile_document", counting)
     async with Engine(db_url, registry=registry) as engine:
         assert len(await live(engine)) == 4
         assert len(compiled) == 4  # each read and compiled once
@@ -83,7 +83,7 @@ async def test_more_pushed_workflows_than_the_bound_are_not_compiled_on_every_ca
             assert len(await live(engine)) == 4
         assert len(compiled) == 4
         # Running one of them finds it compiled too, though the bounded cache let it go.
-        [first] = [i for i, (v, _) in engine._live.items() if v.name == "a"]
-        assert first not in engine._workflows
+        [first] = [i for i, (v, _) in engine._catalog.live.items() if v.name == "a"]
+        assert first not in engine._catalog.workflows
         done = await engine.run(await engine.workflow_for_version(first))
         assert done["runtimeStatus"] == "Completed" and len(compiled) == 4

@@ -38,7 +38,7 @@ class Counting:
 async def test_a_held_row_is_what_the_database_holds(engine: Engine) -> None:
     # Engine.run drives the row it created (leased to itself) without reading it back.
     workflow = engine.load_text(SMALL)
-    execution_id, row = await engine._create(
+    execution_id, row = await engine._starts.create(
         workflow, {}, correlation_id=None, created_by="python", hold=True
     )
     assert execution_id == row["id"]
@@ -113,7 +113,7 @@ async def test_a_heartbeat_after_the_last_round_does_not_take_the_lease_for_lost
     async def commit_then_beat(batch: Any, **kw: Any) -> None:
         await commit(batch, **kw)
         if batch.execution.get("runtime_status") == "Completed":
-            keeper = engine._keeper
+            keeper = engine._drives.leases.keeper
             assert keeper is not None  # the drive still holds its heartbeat here
             beats.append(set(keeper.held))
             await keeper.beat()  # the renewal of whatever is still held, answered now
@@ -154,4 +154,4 @@ async def test_runs_gathered_on_one_engine_share_commits_and_a_lone_run_does_not
     docs = await asyncio.gather(*(engine.run(workflow) for _ in range(10)))
     assert [d["runtimeStatus"] for d in docs] == ["Completed"] * 10
     assert any(groups)  # together: their rounds joined group commits, as a worker's do
-    assert engine._driving == 0
+    assert engine._drives.driving == 0

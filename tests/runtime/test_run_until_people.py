@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from flowledger import Engine, StepRegistry
-from flowledger.runtime import engine as engine_module
+from flowledger.runtime import driving as driving_module
 from flowledger.testing import VirtualClock
 from tests.runtime.support import latest, yaml
 
@@ -110,7 +110,7 @@ async def test_a_child_s_delay_beside_its_own_question_runs_before_the_run_retur
     """The parent awaits input through its child as soon as the child asks; the child's
     other branch (a delay) ran on for CHILD_GRACE (10 s), then was cut. The grace is
     none here, so only a wait for the child shows; a virtual clock skips the two days."""
-    monkeypatch.setattr(engine_module, "CHILD_GRACE", 0.0)
+    monkeypatch.setattr(driving_module, "CHILD_GRACE", 0.0)
     child = yaml(
         """
         name: asker

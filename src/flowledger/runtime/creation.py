@@ -129,7 +129,8 @@ def execution_rows(
 
 def _redacting(workflow: CompiledWorkflow) -> Codec:
     """A codec of the secrets ``workflow`` declares, or none when this process cannot
-    read them (a start still queues it, for a worker that can: see Engine._create)."""
+    read them (a start still queues it, for a worker that can: see
+    runtime.starting.Starts.create)."""
     if not workflow.secret_names:
         return Codec()
     try:
