@@ -35,7 +35,7 @@ async def test_stop_ends_the_heartbeat_and_lets_a_cancel_of_its_caller_through(
     assert heartbeat is not None
     went_on = asyncio.Event()
 
-    async def let_go() -> None:  # as Engine._drive lets go of its last execution
+    async def let_go() -> None:  # as runtime.driving lets go of its last execution
         await keeper.stop()
         went_on.set()  # a swallowed cancel would get here
 

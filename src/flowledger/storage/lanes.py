@@ -45,8 +45,8 @@ the hops were a quarter of its time.
 
 Per-call cost of short executions. Running 1,000 short executions one after another
 paid 7 hops each (4 reads, create/acquire/release): 0.88 -> 1.37 ms per step on the
-idle VM. Two changes took that back: the engine makes fewer calls (runtime.engine
-``_drive``: the acquire and the release answer with the row, a run drives the row it
+idle VM. Two changes took that back: the engine makes fewer calls (runtime.driving,
+its drive: the acquire and the release answer with the row, a run drives the row it
 created), and on SQLite the calls below run inline when, and only when, they cannot
 wait. The rule (SQLPart ``point_read``/``small_write``, SQLiteStore ``_inline_read``/
 ``_inline_write``; tests in tests/storage/test_offloop.py):
