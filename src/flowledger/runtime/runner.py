@@ -670,8 +670,12 @@ class ExecutionRunner:
         output: Any = None
         try:
             output = normalize_output(run.step, result)
-            declared = run.step.output_validator
-            if declared is not None:  # what later steps' references were checked against
+            # Its spec first: a cached_property's first read takes a lock, and each step of
+            # a chain is read once per run.
+            if run.step.spec.output_schema is not None:
+                # What later steps' references were checked against.
+                declared = run.step.output_validator
+                assert declared is not None
                 problems = problem_lines(declared, output, "output")
                 if problems:
                     message = "output does not match the step's output_schema: "
