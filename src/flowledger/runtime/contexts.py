@@ -62,7 +62,7 @@ class StepContexts:
         )
 
     def step(
-        self, run: StepExecution, heartbeat: Callable[[Any], None] | None = None
+        self, run: StepExecution, heartbeat: Callable[[], Callable[[Any], None]] | None = None
     ) -> StepContext:
         assert run.started_at is not None
         execution_id: str = self.info["id"]

@@ -608,8 +608,12 @@ class ExecutionRunner:
         self.step_succeeded(run, result)
 
     def step_context(self, run: StepExecution) -> StepContext:
-        saver = Heartbeat(self._running_loop(), partial(self._save_heartbeat, run))
-        return self.contexts.step(run, saver)
+        # Its heartbeat saver is made at its first ctx.heartbeat: few steps ever call it.
+        return self.contexts.step(run, partial(self._heartbeat_saver, run))
+
+    def _heartbeat_saver(self, run: StepExecution) -> Heartbeat:
+        # The loop is known here (a handler's thread may ask): _launch read it.
+        return Heartbeat(self._running_loop(), partial(self._save_heartbeat, run))
 
     def _save_heartbeat(self, run: StepExecution, details: Any) -> None:
         """Keep an attempt's heartbeat in its state, committed by the next round (woken

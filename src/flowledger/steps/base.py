@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import sys
+import threading
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,7 +183,7 @@ class StepContext:
         artifacts: ArtifactAccess | None = None,
         now: Callable[[], datetime] | None = None,
         heartbeat_details: Any = None,
-        heartbeat: Callable[[Any], None] | None = None,
+        heartbeat: Callable[[], Callable[[Any], None]] | None = None,
     ) -> None:
         # None (no such service here) becomes an Unavailable that says so when used: the
         # handler sees the fields as always there.
@@ -202,7 +203,9 @@ class StepContext:
         self.artifacts = artifacts if artifacts is not None else _unavailable("artifacts")
         self.now = now if now is not None else _utcnow
         self.heartbeat_details = heartbeat_details
-        self._heartbeat = heartbeat
+        #: Makes the attempt's saver, at its first ``heartbeat`` (few steps ever call it).
+        self._make_saver = heartbeat
+        self._saver: Callable[[Any], None] | None = None
 
     def heartbeat(self, details: Any) -> None:
         """Save ``details`` (JSON, at most MAX_HEARTBEAT_BYTES encoded) as this step's
@@ -218,9 +221,16 @@ class StepContext:
                 f"ctx.heartbeat: details take {len(text.encode())} bytes as JSON, more than "
                 f"{MAX_HEARTBEAT_BYTES}: keep a cursor (a page, an offset), not the data"
             )
-        if self._heartbeat is not None:  # None: a context made outside a run (tests)
-            self._heartbeat(json.loads(text))  # a copy: later changes by the step stay out
+        if self._make_saver is None:  # a context made outside a run (tests)
+            return
+        with _SAVER_MADE:  # a plain def handler's threads may make their first call at once
+            if self._saver is None:
+                self._saver = self._make_saver()
+        self._saver(json.loads(text))  # a copy: later changes by the step stay out
 
+
+#: Held while a context makes its heartbeat saver: one saver (one throttle) per context.
+_SAVER_MADE = threading.Lock()
 
 #: Where a test gets each (flowledger.testing.step_context).
 _GIVEN_BY = {
