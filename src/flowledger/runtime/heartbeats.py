@@ -26,6 +26,8 @@ HEARTBEAT_KEY = "heartbeat"
 
 def heartbeat_details(run: StepExecution) -> Any:
     """The details last saved by this step's attempts (None: none saved yet)."""
+    if run.state is None:  # a first attempt's, every step's: no part of the engine's to ask
+        return None
     return engine_part(run.state).get(HEARTBEAT_KEY)
 
 
