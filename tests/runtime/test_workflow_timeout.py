@@ -40,7 +40,10 @@ def _timed_out(doc: dict[str, Any], timeout: str) -> None:
     error = doc["error"]
     assert error["code"] == "timeout"
     assert error["message"].startswith(f"the workflow's timeout ({timeout}) passed"), error
-    assert latest(doc, "wait")["status"] == "Cancelled"
+    cancelled = latest(doc, "wait")
+    assert cancelled["status"] == "Cancelled"
+    # The step says why it was cancelled: the timeout, not only "the execution failed".
+    assert cancelled["error"]["message"].startswith(f"the workflow's timeout ({timeout})")
     assert all(s["stepId"] != "after" for s in doc["steps"].values())
 
 

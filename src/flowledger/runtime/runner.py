@@ -936,7 +936,8 @@ class ExecutionRunner:
         deadline = self.deadline
         if deadline is None or self.status.terminal or self.clock.now() < deadline:
             return False
-        self._fail_execution(timed_out(self.workflow, self.started_at))
+        error = timed_out(self.workflow, self.started_at)
+        self._fail_execution(error, cancelled_because=error["message"])
         return True
 
     def _fire_due_timers(self) -> None:
@@ -1013,10 +1014,12 @@ class ExecutionRunner:
             for run in self.root.runs.values()
         )
 
-    def _fail_execution(self, error: dict[str, Any]) -> None:
+    def _fail_execution(
+        self, error: dict[str, Any], *, cancelled_because: str = "the execution failed"
+    ) -> None:
         if self.status.terminal:
             return
-        self._cancel_everything("the execution failed")
+        self._cancel_everything(cancelled_because)
         error = self.on_failure.start(error, self.journal, self.info, self.clock.now())
         self.lifecycle.fail(error)
 
