@@ -3,7 +3,8 @@
 W1 is a chain of async custom steps on SQLite (bench/compare.py). Two processes run
 under ``valgrind --tool=callgrind``, each loading both a short and a long chain, warming
 up, freezing Python's collector (so a full collection of the start-up heap does not land
-in one count and not the other) and then driving one of the two chains; the difference of
+in one count and not the other) and then driving one of the two chains, counted only
+while it is started and driven, with the clock-driven writes off; the difference of
 their totals over the difference of their lengths is what one more step costs, start-up
 and loading cancelled out. Prints the total and its split by object file (the interpreter,
 SQLite, libc, ...).
@@ -31,7 +32,7 @@ from pathlib import Path
 from engine_bench import chain, noop
 
 from flowledger import Engine, StepRegistry
-from flowledger.runtime import inbox
+from flowledger.runtime import inbox, journal
 
 
 async def _drive(steps: int, other: int) -> None:
@@ -40,6 +41,9 @@ async def _drive(steps: int, other: int) -> None:
     # What runs by the clock must not run: under callgrind the longer chain takes seconds
     # more, and a signal poll or lease renewal in one count and not the other is noise.
     inbox.POLL_INTERVAL = 3600.0
+    # The execution's progress is written once a second of the clock: how many writes
+    # land in a count would follow the machine's load (seen: 577k quiet, 595k loaded).
+    journal.PROGRESS_EVERY = timedelta(days=1)
     with tempfile.TemporaryDirectory() as folder:
         database = f"sqlite:///{Path(folder) / 'w1.db'}"
         async with Engine(database, registry=registry, lease=timedelta(hours=1)) as engine:
@@ -49,21 +53,40 @@ async def _drive(steps: int, other: int) -> None:
             await engine.run(engine.load_text(chain(3, "bench.noop")))  # warm caches and rows
             gc.collect()
             gc.freeze()
+            _instrument("on")  # counted: only the start and the drive of the chain
             execution_id = await engine.start(workflow)
             doc = await engine.drive(execution_id, document=False)
+            _instrument("off")
             assert doc["runtimeStatus"] == "Completed", doc
 
 
-def _callgrind(steps: int, other: int, folder: Path) -> tuple[int, dict[str, int]]:
-    return count_instructions([__file__, f"--child={steps},{other}"], folder / f"cg.{steps}")
-
-
-def count_instructions(script: list[str], out: Path) -> tuple[int, dict[str, int]]:
-    """Instructions of ``python *script`` under callgrind (every thread): the total and
-    its split by object file. ``out``: where callgrind writes its file."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+def _instrument(state: str) -> None:
+    """Switch callgrind's counting for this process (it starts off: ``--instr-atstart=no``),
+    so start-up, loading and teardown are not counted, and run at full speed under load."""
     subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, *script],
+        ["callgrind_control", "--instr=" + state, str(os.getpid())],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+
+
+def _callgrind(steps: int, other: int, folder: Path) -> tuple[int, dict[str, int]]:
+    script = [__file__, f"--child={steps},{other}"]
+    return count_instructions(script, folder / f"cg.{steps}", from_start=False)
+
+
+def count_instructions(
+    script: list[str], out: Path, *, from_start: bool = True
+) -> tuple[int, dict[str, int]]:
+    """Instructions of ``python *script`` under callgrind (every thread): the total and
+    its split by object file. ``out``: where callgrind writes its file. ``from_start``
+    False: nothing is counted until the script switches counting on (``_instrument``)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    at_start = "--instr-atstart=" + ("yes" if from_start else "no")
+    command = ["valgrind", "--tool=callgrind", at_start, f"--callgrind-out-file={out}"]
+    subprocess.run(
+        [*command, sys.executable, *script],
         check=True,
         env=env,
         capture_output=True,
