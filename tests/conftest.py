@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from flowledger import Engine, StepRegistry
-from tests.pg import BACKENDS, TEMPLATE_DB, Cluster, migrate, session_cluster
+from tests.pg import BACKENDS, Cluster, migrate, session_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,9 +65,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     """A fresh PostgreSQL database with the current schema (for PostgreSQL-only tests)."""
-    name = pg_cluster.create_database(TEMPLATE_DB)
+    name = pg_cluster.lend_database()
     yield pg_cluster.url(name)
-    pg_cluster.drop_database(name)
+    pg_cluster.give_back(name)
 
 
 @pytest.fixture
