@@ -233,7 +233,7 @@ async def migrate(url: str) -> None:
 #: template's is dropped, not reused.
 _SHAPE = """
 SELECT md5(string_agg(item, ',' ORDER BY item)) FROM (
-  SELECT c.relkind || ':' || c.relname AS item FROM pg_class c
+  SELECT c.relkind::text || ':' || c.relname AS item FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
   UNION ALL SELECT 'f:' || p.oid::regprocedure::text FROM pg_proc p
@@ -241,14 +241,14 @@ SELECT md5(string_agg(item, ',' ORDER BY item)) FROM (
    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   UNION ALL SELECT 't:' || tgname FROM pg_trigger WHERE NOT tgisinternal
   UNION ALL SELECT 'n:' || nspname FROM pg_namespace
-  UNION ALL SELECT 'v:' || version_num FROM alembic_version
+  UNION ALL SELECT 'v:' || version_num FROM flowledger_schema_revision
 ) shape
 """
 _TABLES = """
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND c.relname <> 'alembic_version' ORDER BY 1
+   AND c.relname <> 'flowledger_schema_revision' ORDER BY 1
 """
 
 
