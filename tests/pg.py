@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -270,11 +271,19 @@ class _Emptier:
     def empty(self, name: str, url: str) -> bool:
         """Empty ``name``; False when it cannot be made like new (drop it instead)."""
         # A test may leave connections (and their advisory locks, LISTENs) behind.
-        self._admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
+        # pg_terminate_backend only signals: wait until they are gone, so the next test
+        # cannot meet a lock or a LISTEN of this one.
+        for _ in range(500):
+            left = self._admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+            if left is None or left[0] == 0:
+                break
+            time.sleep(0.01)
+        else:
+            return False
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 if conn.execute(_SHAPE).fetchone() != self._shape:

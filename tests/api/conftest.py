@@ -29,7 +29,7 @@ import pytest
 from flowledger.app import App, CreateToken
 from tests import tls
 from tests.conftest import REPO
-from tests.pg import BACKENDS, TEMPLATE_DB, Cluster
+from tests.pg import BACKENDS, Cluster
 
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
 ROLES = ("viewer", "operator", "admin")
@@ -192,11 +192,11 @@ def fresh_database(request: pytest.FixtureRequest, backend: str, folder: Path) -
         yield f"sqlite:///{folder / 'serve.db'}"
         return
     cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = cluster.create_database(TEMPLATE_DB)
+    name = cluster.lend_database()
     try:
         yield cluster.url(name)
     finally:
-        cluster.drop_database(name)
+        cluster.give_back(name)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
