@@ -35,7 +35,7 @@ from flowledger.runtime.documents import pending_inputs as waiting_for_input
 from flowledger.runtime.documents import waits_for_input
 from flowledger.runtime.drivers import RESUMED_ON_RETRY
 from flowledger.runtime.ids import random_uuid
-from flowledger.runtime.missing import missing_execution
+from flowledger.runtime.missing import execution_row
 from flowledger.runtime.orphans import process_owner
 from flowledger.runtime.ports import Control
 from flowledger.runtime.rerun_artifacts import copy_artifacts, forget_copies
@@ -66,13 +66,6 @@ def holder_wait() -> float:
     return HOLDER_LOOKS * inbox.POLL_INTERVAL
 
 
-async def _execution(engine: Control, execution_id: str) -> Row:
-    row = await engine.store.get_execution(execution_id)
-    if row is None:
-        raise await missing_execution(engine.store, execution_id)
-    return row
-
-
 def _latest(rows: list[Row]) -> dict[tuple[str, str], Row]:
     """The newest attempt of every step iteration: (loop_key, step_path) → row."""
     latest: dict[tuple[str, str], Row] = {}
@@ -100,7 +93,7 @@ async def submit_input(
         data = to_plain(data, "data")
     except NotJSONError as exc:
         raise InputError(str(exc)) from None
-    row = await _execution(engine, execution_id)
+    row = await execution_row(engine.store, execution_id)
     status = ExecutionStatus(row["runtime_status"])
     if status.terminal:
         raise ConflictError(f"execution {execution_id} is {status}; it waits for no input")
@@ -266,7 +259,7 @@ async def unanswered(
 async def request_cancel(engine: Control, execution_id: str, by: str, reason: str) -> None:
     check_json_value(reason, "reason")  # a lone surrogate: no UTF-8 for it
     check_json_value(by, "by")
-    row = await _execution(engine, execution_id)
+    row = await execution_row(engine.store, execution_id)
     status = ExecutionStatus(row["runtime_status"])
     if status.terminal:
         raise ConflictError(f"execution {execution_id} already ended: {status}")
@@ -288,7 +281,7 @@ class Retried(NamedTuple):
 async def retry(engine: Control, execution_id: str, by: str) -> Retried:
     """Re-open a failed execution: every failed or cancelled step gets attempt + 1 (queued),
     completed outputs stay."""
-    row = await _execution(engine, execution_id)
+    row = await execution_row(engine.store, execution_id)
     _check_retryable(execution_id, row)
     workflow = await engine.workflow_for_version(row["workflow_version_id"])
     _check_in_time(execution_id, workflow, row, engine.clock.now())
@@ -301,7 +294,7 @@ async def retry(engine: Control, execution_id: str, by: str) -> Retried:
         raise _being_changed(execution_id)
     try:
         # Read again under the lease: a retry that won the race has re-opened it.
-        _check_retryable(execution_id, await _execution(engine, execution_id))
+        _check_retryable(execution_id, await execution_row(engine.store, execution_id))
         steps = await engine.store.get_step_executions(execution_id)
         again = _retry_rows(workflow, steps, engine.clock.now())
         seq = await engine.store.last_event_seq(execution_id)  # the row's may lag
@@ -440,7 +433,7 @@ async def rerun(
 ) -> str:
     """A new execution that reuses the original's outputs of the steps before ``from_step``
     and runs the rest; returns its id (queued, ``InProgress``, linked by ``rerunOf``)."""
-    row = await _execution(engine, execution_id)
+    row = await execution_row(engine.store, execution_id)
     original = await engine.workflow_for_version(row["workflow_version_id"])
     if version == "latest":
         target, stored = await engine.resolve_workflow(row["workflow_name"])
