@@ -2,6 +2,11 @@
 (its in-process workers run what the tests start), on SQLite and PostgreSQL.
 
 No wall-clock asserts: each test only checks what arrives, and in which order.
+
+One server per module (``shared``; a server's start costs seconds), with the stream and
+wait limits both set; each test gets tokens of its own (``server``), since both limits
+are per token, and looks only at the executions it starts. The revoked token's test
+reads the unfiltered stream of every execution, so it keeps a server of its own.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +24,50 @@ import pytest
 
 from flowledger.app import App, CreateToken, RevokeToken, SubmitInput
 from tests import tls
+from tests.api.conftest import fresh_database
 from tests.api.serve import Server, served
+from tests.pg import BACKENDS
 
 SSE = {"Accept": "text/event-stream"}
 
 
+LIMITS = {"FLOWLEDGER_MAX_STREAMS": "3", "FLOWLEDGER_MAX_WAITS": "2"}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The module's server, on a fresh database of the backend."""
+    folder = tmp_path_factory.mktemp(f"live-{request.param}")
+    with (
+        fresh_database(request, request.param, folder) as db_url,
+        served(db_url, folder, LIMITS) as running,
+    ):
+        yield running
+
+
+def _fresh_tokens(db_url: str) -> dict[str, str]:
+    async def make() -> dict[str, str]:
+        async with App(db_url) as app:
+            return {
+                role: (await app.tokens.create(CreateToken(name=f"{role}-{uuid.uuid4().hex[:8]}",
+                                                           role=role)))["token"]
+                for role in ("viewer", "operator", "admin")
+            }  # fmt: skip
+
+    return asyncio.run(make())
+
+
 @pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    with served(db_url, tmp_path, {"FLOWLEDGER_MAX_STREAMS": "3"}) as running:
+def server(shared: Server) -> Server:
+    """The module's server with tokens of this test's own: the limits are per token."""
+    return Server(shared.url, shared.db_url, _fresh_tokens(shared.db_url))
+
+
+@pytest.fixture
+def own_server(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    with served(db_url, tmp_path, LIMITS) as running:
         yield running
 
 
@@ -176,7 +218,9 @@ def test_streams_need_a_token(server: Server) -> None:
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_a_revoked_token_s_stream_ends_before_it_sends_more(server: Server) -> None:
+def test_a_revoked_token_s_stream_ends_before_it_sends_more(own_server: Server) -> None:
+    server = own_server
+
     async def token(verb: str) -> str:
         async with App(server.db_url) as app:
             if verb == "create":
@@ -209,23 +253,23 @@ def test_a_revoked_token_s_stream_ends_before_it_sends_more(server: Server) -> N
 NAP = "name: nap\nsteps:\n  - {id: nap, type: sys.delay, input: {duration: 60s}}\n"
 
 
-def test_a_long_poll_whose_client_left_gives_its_slot_back(db_url: str, tmp_path: Path) -> None:
+def test_a_long_poll_whose_client_left_gives_its_slot_back(server: Server) -> None:
     """Clients that gave up on their waits do not hold the token's wait slots for the
-    rest of the wait (here 30 s): a new wait is taken at once, not refused (429)."""
-    with served(db_url, tmp_path, {"FLOWLEDGER_MAX_WAITS": "2"}) as server:
-        with server.client("admin") as admin:
-            pushed = admin.post("/api/v1/workflows", content=NAP)
-            assert pushed.status_code == 201, pushed.text
-            napping = start(admin, "nap")
-        path = f"/api/v1/executions/{napping}"
-        for _ in range(2):  # both slots, then the clients give up
-            with server.client("viewer") as impatient, pytest.raises(httpx.ReadTimeout):
-                impatient.get(path, params={"wait": 30}, timeout=0.5)
-        deadline = time.monotonic() + 10  # far below the 30 s the waits asked for
-        with server.client("viewer") as viewer:
-            while True:
-                status = viewer.get(path, params={"wait": 0.1}).status_code
-                if status != 429 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-        assert status == 200
+    rest of the wait (here 30 s; FLOWLEDGER_MAX_WAITS=2): a new wait is taken at once,
+    not refused (429)."""
+    with server.client("admin") as admin:
+        pushed = admin.post("/api/v1/workflows", content=NAP)
+        assert pushed.status_code == 201, pushed.text
+        napping = start(admin, "nap")
+    path = f"/api/v1/executions/{napping}"
+    for _ in range(2):  # both slots, then the clients give up
+        with server.client("viewer") as impatient, pytest.raises(httpx.ReadTimeout):
+            impatient.get(path, params={"wait": 30}, timeout=0.5)
+    deadline = time.monotonic() + 10  # far below the 30 s the waits asked for
+    with server.client("viewer") as viewer:
+        while True:
+            status = viewer.get(path, params={"wait": 0.1}).status_code
+            if status != 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert status == 200
