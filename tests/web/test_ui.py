@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import signal
-import subprocess
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +18,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from flowledger.runtime.status import ExecutionStatus
 from tests import tls
-from tests.api.conftest import FLOWLEDGER, REPO, Service, launch
+from tests.api.conftest import Service
 from tests.api.helpers import push as push_from
 from tests.api.helpers import settled, start, terminal, unique
 from tests.steps.http_server import serve
+from tests.web.gateway import gateway
 from tests.web.images import png
 
 # What a page waits for is a worker on a machine that CI shares (other tests, a browser,
@@ -101,16 +100,26 @@ def run(service: Service, template: str, input: dict[str, Any] | None = None) ->
 Pages = Callable[[str], Page]
 
 
+@pytest.fixture(scope="module")
+def sessions() -> dict[str, Any]:
+    """Each role's signed-in cookies, made once per module through the sign-in form:
+    signing in costs a second or two of page loads, paid by every test otherwise (the
+    form itself is tested in test_sign_in_exchanges_the_token_...). No test signs these
+    sessions out: one that signs out signs in on its own page first."""
+    return {}
+
+
 @pytest.fixture
-def pages(browser: Browser, ui: Service) -> Iterator[Pages]:
-    """``pages(role)``: a signed-in page of its own. Afterwards: no request went to any
-    host but the server, and no script error or CSP violation was logged."""
+def pages(browser: Browser, ui: Service, sessions: dict[str, Any]) -> Iterator[Pages]:
+    """``pages(role)``: a signed-in page of its own (a context of its own, with the role's
+    session cookie). Afterwards: no request went to any host but the server, and no
+    script error or CSP violation was logged."""
     contexts = []
     strangers: list[str] = []
     problems: list[str] = []
 
     def open_page(role: str) -> Page:
-        context = browser.new_context(base_url=ui.base_url)
+        context = browser.new_context(base_url=ui.base_url, storage_state=sessions.get(role))
         contexts.append(context)
         page = context.new_page()
         page.on(
@@ -123,8 +132,9 @@ def pages(browser: Browser, ui: Service) -> Iterator[Pages]:
             lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
         )
         page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
-        if role:
+        if role and role not in sessions:
             sign_in(page, ui.tokens[role])
+            sessions[role] = context.storage_state()
         return page
 
     yield open_page
@@ -142,13 +152,16 @@ def sign_in(page: Page, token: str) -> None:
     expect(page).to_have_url(re.compile(r"^[^?]*/executions$"))  # not /signin?next=/executions
 
 
-def test_sign_in_exchanges_the_token_for_a_strict_http_only_cookie(pages: Pages) -> None:
+def test_sign_in_exchanges_the_token_for_a_strict_http_only_cookie(
+    pages: Pages, ui: Service
+) -> None:
     page = pages("")
     page.goto("/signin")
     page.fill("#token", "flt_not-a-token")
     page.click("form[action='/signin'] button")
     expect(page.get_by_role("alert")).to_contain_text("not valid")
-    page = pages("viewer")
+    page = pages("")  # a session of its own: it is signed out below
+    sign_in(page, ui.tokens["viewer"])
     expect(page.get_by_role("heading", name="Executions")).to_be_visible()
     (cookie,) = page.context.cookies()
     assert cookie["name"] == "flowledger_session"
@@ -821,22 +834,23 @@ def test_what_a_person_types_survives_live_refreshes(pages: Pages, ui: Service) 
     note = form.locator("input[name=note]")
     note.click()
     text = "typed at a person's pace"
-    page.keyboard.type(text, delay=120)  # about 3 s: several refreshes meanwhile
+    page.keyboard.type(text[:8], delay=60)
+    swapped(page, 2)  # refreshes came between the keys typed (waited on, not hoped for)
+    page.keyboard.type(text[8:], delay=60)
     assert page.evaluate("window.swaps") >= 2
     expect(note).to_have_value(text)
     expect(note).to_be_focused()
     page.keyboard.press("Home")  # the caret stays where it is across refreshes
-    page.keyboard.type(">> ", delay=300)
+    page.keyboard.type(">")
+    swapped(page, page.evaluate("window.swaps") + 1)
+    page.keyboard.type("> ")
     expect(note).to_have_value(">> " + text)
     expect(form.locator("input[name=count]")).to_have_value("7")
     form.locator("input[name=count]").fill("seven")
     form.locator("button").click()  # refused: what was typed is shown, and kept by refreshes
     expect(page.locator("#input-error")).to_be_visible()
     page.evaluate(SWAPS)
-    for _ in range(100):  # (wait_for_function would eval a string: the CSP refuses it)
-        if page.evaluate("window.swaps") >= 2:
-            break
-        page.wait_for_timeout(100)
+    swapped(page, 2)
     assert page.evaluate("window.swaps") >= 2
     expect(form.locator("input[name=note]")).to_have_value(">> " + text)
     expect(form.locator("input[name=count]")).to_have_value("seven")
@@ -1126,45 +1140,26 @@ def test_a_form_sent_after_the_session_ended_is_filled_in_again_after_signing_in
     assert page.evaluate("window.sessionStorage.getItem('flowledger:draft')") is None  # used once
 
 
-def _serve_again(service: Service) -> subprocess.Popen[bytes]:
-    """``flowledger serve`` again on the stopped one's port and database (a restart)."""
-    port = service.base_url.rsplit(":", 1)[1]
-    with service.log.with_name("again.log").open("wb") as sink:
-        process = subprocess.Popen(
-            [FLOWLEDGER, "serve", "--port", port],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=service.env,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, service.log.with_name("again.log").read_text()
-        try:
-            if httpx.get(f"{service.base_url}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.terminate()
-    raise AssertionError("serve did not start again")
-
-
 def test_a_server_out_of_reach_is_shown_and_a_form_is_not_lost_to_it(
-    browser: Browser, tmp_path: Path
+    browser: Browser, ui: Service
 ) -> None:
     """With serve stopped the page went on showing stale data with no sign, and a form
-    sent landed on Chrome's "site can't be reached" page (tour 22B M5)."""
-    with launch(f"sqlite:///{tmp_path / 'down.db'}", tmp_path) as service:
-        context = browser.new_context(base_url=service.base_url)
+    sent landed on Chrome's "site can't be reached" page (tour 22B M5). The browser
+    reaches the server through a gateway the test cuts and restores: to the page that is
+    the server stopped (connections refused, its stream dropped) and back, without the
+    15-30 s that stopping and restarting a ``flowledger serve`` took under load (its exit
+    code on SIGTERM is checked by every ``launch``, this module's server included)."""
+    with gateway(ui.base_url) as reach:
+        context = browser.new_context(base_url=reach.url)
         try:
             page = context.new_page()
-            sign_in(page, service.tokens["viewer"])
+            sign_in(page, ui.tokens["viewer"])
             banner = page.locator("#offline")
             expect(page.locator("#live-region")).to_be_visible()
             expect(banner).to_have_count(0)
             still = context.new_page()  # a page that follows nothing live
             still.goto("/workflows")
-            assert service.stop() == 0
+            reach.cut()
             # It asks the server when a form is being filled in (here: focus on Sign out).
             still.get_by_role("button", name="Sign out").focus()
             expect(still.locator("#offline")).to_be_visible()
@@ -1181,13 +1176,9 @@ def test_a_server_out_of_reach_is_shown_and_a_form_is_not_lost_to_it(
             expect(banner).to_contain_text("Your form was not sent")
             expect(page).to_have_url(re.compile(r"/executions$"))
             expect(page.locator("input[name=workflow]")).to_have_value("typed while down")
-            again = _serve_again(service)
-            try:
-                expect(banner).to_be_hidden()
-                page.click("form.filters button")
-                expect(page).to_have_url(re.compile(r"workflow=typed"))
-            finally:
-                again.send_signal(signal.SIGTERM)
-                assert again.wait(30) == 0
+            reach.restore()
+            expect(banner).to_be_hidden()
+            page.click("form.filters button")
+            expect(page).to_have_url(re.compile(r"workflow=typed"))
         finally:
             context.close()
