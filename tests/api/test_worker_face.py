@@ -68,13 +68,15 @@ def _until(check: Callable[[], bool], what: str, log: Path, timeout: float = 30)
 
 
 def _queue_one(env: dict[str, str], folder: Path) -> None:
+    """Push and start one execution for the worker, in this process (the commands are
+    not what is tested here; a process each cost seconds)."""
     definition = folder / "hello.yaml"
     definition.write_text(textwrap.dedent(HELLO.format(name="hello-worker")))
     for args in (
         ("workflows", "push", str(definition)),
         ("start", "hello-worker", "--input", '{"who": "w"}'),
     ):
-        done = run_cli(env, *args)
+        done = run_in_process(args, env=env, cwd=REPO)
         assert done.returncode == 0, done.stderr
 
 
@@ -168,7 +170,7 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = run_cli(env, "worker", "--metrics-port", str(port))
+        done = run_in_process(("worker", "--metrics-port", str(port)), env=env, cwd=REPO)
     assert done.returncode == 1, done.stderr
     assert f"could not serve metrics on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
