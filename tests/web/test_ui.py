@@ -9,6 +9,7 @@ import re
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from flowledger.runtime.status import ExecutionStatus
 from tests import tls
-from tests.api.conftest import Service
+from tests.api.conftest import REPO, Service
 from tests.api.helpers import push as push_from
 from tests.api.helpers import settled, start, terminal, unique
+from tests.inprocess import run_in_process
 from tests.steps.http_server import serve
 from tests.web.gateway import gateway
 from tests.web.images import png
@@ -715,7 +717,12 @@ def test_an_opened_attempt_shows_its_log_lines_and_traceback(
     plugin.write_text(PLUGIN)
     workflow = tmp_path / "booms.yaml"
     workflow.write_text(textwrap.dedent(BOOMS.format(name=unique("ui"))))
-    ran = ui.cli("run", str(workflow), "--plugin", str(plugin), "--json")
+    # In this process (the page is the subject, not the command's process), on a thread
+    # of its own: sync Playwright's event loop holds the main thread, where the
+    # command's asyncio.run() is refused.
+    with ThreadPoolExecutor(1) as pool:
+        args = ["run", str(workflow), "--plugin", str(plugin), "--json"]
+        ran = pool.submit(run_in_process, args, env=ui.env, cwd=REPO).result()
     assert ran.returncode == 1, ran.stderr
     execution_id = json.loads(ran.stdout)["id"]
     page = pages("viewer")
@@ -872,7 +879,7 @@ def swapped(page: Page, times: int) -> None:
 
 
 TALL = "name: {name}\nsteps:\n" + "".join(
-    f"  - {{{{id: s{i}, type: sys.delay, input: {{{{duration: 300ms}}}}}}}}\n" for i in range(60)
+    f"  - {{{{id: s{i}, type: sys.delay, input: {{{{duration: 500ms}}}}}}}}\n" for i in range(60)
 )
 
 
@@ -930,7 +937,7 @@ def test_live_refreshes_take_turns_and_slow_down_for_a_heavy_page(
     right behind the last however long it took: 16 of 4.5 MB in 20 s, the tab frozen
     for seconds at a time. Now one at a time, after a pause of twice the last one's."""
     chain = "".join(
-        f"  - {{{{id: s{i}, type: sys.delay, input: {{{{duration: 20ms}}}}}}}}\n"
+        f"  - {{{{id: s{i}, type: sys.delay, input: {{{{duration: 60ms}}}}}}}}\n"
         for i in range(1000)
     )
     name = push(ui, "name: {name}\nsteps:\n" + chain)
@@ -940,7 +947,7 @@ def test_live_refreshes_take_turns_and_slow_down_for_a_heavy_page(
     page.goto(f"/executions/{execution_id}")
     page.evaluate(RECORD)
     # Three refreshes swapped in, however slow a loaded machine makes them (the chain
-    # runs 20 s at least, changing all the while).
+    # runs 60 s at least, changing all the while: still running when cancelled below).
     # (Polled from here: the page's CSP refuses wait_for_function's evaluated string.)
     ended = "() => window.refreshes.filter((r) => r.end !== null).length"
     deadline = time.monotonic() + 90
