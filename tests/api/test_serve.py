@@ -20,6 +20,7 @@ from tests.api.conftest import (
     service_env,
 )
 from tests.api.helpers import APPROVAL, push, settled, start, terminal
+from tests.inprocess import run_in_process
 
 
 def test_health_and_readiness_need_no_token(service: Service) -> None:
@@ -127,53 +128,49 @@ def test_a_cancel_nobody_acts_on_is_answered_as_accepted_and_pending(
             assert worker.wait(STOP_TIMEOUT) == 0
 
 
-def test_loopback_without_tokens_says_how_to_create_one(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'empty.db'}"
-    with launch(db_url, tmp_path, tokens=False) as running:
-        with running.client() as http:
-            assert http.get("/api/v1/workflows").status_code == 401
-        deadline = time.monotonic() + 30  # a bound against hanging, not a speed claim
-        while "flowledger tokens create" not in running.output():
-            assert time.monotonic() < deadline, running.output()
-            time.sleep(0.05)
-
-
 def test_non_loopback_host_without_tokens_refuses_to_start(tmp_path: Path) -> None:
+    """In this process (tests/inprocess.py): it refuses before it listens or runs anything."""
     env = service_env(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path)
-    done = subprocess.run(
-        [FLOWLEDGER, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    args = ("serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    done = run_in_process(args, env=env, cwd=REPO)
     assert done.returncode == 2
     assert "without an API token" in done.stderr
 
 
 def test_a_token_revoked_elsewhere_is_refused_within_a_second(service: Service) -> None:
-    made = service.cli("tokens", "create", "short-lived", "--role", "viewer")
+    """Elsewhere: the ``tokens`` commands run in this process, not the server's."""
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_in_process(args, env=service.env, cwd=REPO)
+
+    made = cli("tokens", "create", "short-lived", "--role", "viewer")
     token = made.stdout.strip()
     with service.client(token=token) as http:
         assert http.get("/api/v1/workflows").status_code == 200
         revoked = time.monotonic()
-        assert service.cli("tokens", "revoke", "short-lived").returncode == 0
+        assert cli("tokens", "revoke", "short-lived").returncode == 0
         # the server trusts a token it read for a second (app.tokens.RECHECK)
         while http.get("/api/v1/workflows").status_code == 200:
             assert time.monotonic() - revoked < 5, "the revoked token still works"
             time.sleep(0.05)
         assert http.get("/api/v1/workflows").status_code == 401
-    listed = service.cli("tokens", "list", "--json")
+    listed = cli("tokens", "list", "--json")
     assert "short-lived" in listed.stdout and token not in listed.stdout
 
 
-def test_json_logs_cover_uvicorn_s_own_lines(tmp_path: Path) -> None:
+def test_loopback_without_tokens_says_how_to_create_one_in_json_logs_with_uvicorn_s_lines(
+    tmp_path: Path,
+) -> None:
+    """Two tests folded into one server start: a loopback server without tokens answers
+    401 and its log says how to create one; JSON logs cover uvicorn's own lines."""
     env = {"FLOWLEDGER_LOG_FORMAT": "json"}
     db_url = f"sqlite:///{tmp_path / 'j.db'}"
-    # Without tokens: the hint about them is a line of the log too.
     with launch(db_url, tmp_path, tokens=False, env=env) as running, running.client() as http:
+        assert http.get("/api/v1/workflows").status_code == 401
+        deadline = time.monotonic() + 30  # a bound against hanging, not a speed claim
+        while "flowledger tokens create" not in running.output():
+            assert time.monotonic() < deadline, running.output()
+            time.sleep(0.05)
         assert http.get("/healthz").status_code == 200
         assert http.get("/no-such-page").status_code == 404
     lines = [json.loads(line) for line in running.output().splitlines() if line.strip()]
