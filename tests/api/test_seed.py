@@ -16,9 +16,17 @@ import pytest
 
 from flowledger.app import App, ListStates, RerunExecution, RetryExecution, SubmitInput
 from flowledger.errors import InvalidInputError
-from tests.api.conftest import Service
+from tests.api.conftest import Service, fresh_database
 from tests.api.helpers import HELLO, error, push, unique
 from tests.api.serve import Server, served
+from tests.pg import BACKENDS
+
+#: tests/api/serve.py's ``hello``, under a name of the test's own.
+SEED_HELLO = """
+name: {name}
+steps:
+  - {{id: greet, type: sys.transform, input: {{value: "hi {{{{ input.name }}}}"}}}}
+"""
 
 ID = {"type": "string", "minLength": 1}
 TIME = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"}
@@ -76,9 +84,17 @@ def check(schema: dict[str, Any], value: Any) -> None:
     jsonschema.validate(value, schema, format_checker=CHECKER)
 
 
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    with served(db_url, tmp_path) as running:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server for the module's tests (a start costs seconds): each reads only the
+    runs it made, or a workflow of its own (test_paging_runs_uses_cursors)."""
+    folder = tmp_path_factory.mktemp(f"seed-{request.param}")
+    with (
+        fresh_database(request, request.param, folder) as db_url,
+        served(db_url, folder) as running,
+    ):
         yield running
 
 
@@ -124,9 +140,11 @@ def test_the_seeds_polling_loop_sees_a_run_complete(server: Server) -> None:
 
 
 def test_paging_runs_uses_cursors(server: Server) -> None:
+    with server.client("admin") as admin:  # a workflow of its own: the server is shared
+        name = push(admin, SEED_HELLO)
     with server.client() as client:
         ids = [
-            client.post("/api/v1/workflow-runs", json={"workflowId": "hello", "input": {}}).json()[
+            client.post("/api/v1/workflow-runs", json={"workflowId": name, "input": {}}).json()[
                 "id"
             ]
             for _ in range(3)
@@ -134,7 +152,7 @@ def test_paging_runs_uses_cursors(server: Server) -> None:
         seen: list[str] = []
         cursor = None
         while True:
-            params: dict[str, Any] = {"limit": 2, "workflowId": "hello"}
+            params: dict[str, Any] = {"limit": 2, "workflowId": name}
             if cursor:
                 params["cursor"] = cursor
             page = client.get("/api/v1/workflow-runs", params=params).json()
