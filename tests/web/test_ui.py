@@ -900,7 +900,9 @@ def test_a_tall_graph_keeps_its_lower_steps_in_reach_while_it_runs(
     box = page.locator(".graph")
     expect(last).to_have_count(1)
     assert box.evaluate("(b) => b.scrollHeight > b.clientHeight")  # it is a tall one
-    last.scroll_into_view_if_needed()
+    # In one script: Playwright's scroll waits for the node to be stable, and a live
+    # refresh may swap it out meanwhile ("not attached to the DOM").
+    last.evaluate("(node) => node.scrollIntoView({block: 'center'})")
     page.evaluate(SWAPS)
     swapped(page, 2)
     shown, drawn = box.bounding_box(), last.bounding_box()
