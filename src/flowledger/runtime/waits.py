@@ -160,7 +160,7 @@ class InputWaits(TaskDriver):
         wait = {"woke": taken + 1}
         run.state = with_engine_part(run.state, wait=wait, input=payload.get("data"))
         # Woken before its time (a timed wait): the time is no longer waited for (its
-        # timer finds no wake_at, runner._fire_due_timers), nor kept on the row.
+        # timer finds no wake_at, Activation.fire_due_timers), nor kept on the row.
         run.wake_at = None
         self.scheduler.journal.touch(run)
         self.scheduler.journal.event("step.input_received", run, detail)
