@@ -28,6 +28,7 @@ from flowledger.app import (
 )
 from tests.cli.conftest import FLOWLEDGER, Cli
 from tests.conftest import REPO
+from tests.inprocess import run_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -276,10 +277,9 @@ def _missing_db_commands() -> list[tuple[str, ...]]:
 
 @pytest.mark.parametrize("command", _missing_db_commands(), ids=" ".join)
 def test_reading_never_creates_a_database(command: tuple[str, ...], tmp_path: Path) -> None:
+    # In this process (tests/inprocess.py): what it leaves in the folder is the subject.
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLEDGER_")}
-    result = subprocess.run(
-        [FLOWLEDGER, *command], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
-    )
+    result = run_in_process(command, env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     where = tmp_path.resolve() / "flowledger.db"
     assert f"no database at {where} (set --db or FLOWLEDGER_DB)" in result.stderr
@@ -290,9 +290,7 @@ def test_run_says_which_database_it_writes_to(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLEDGER_")}
     workflow = tmp_path / "one.yaml"
     workflow.write_text("name: one\nsteps:\n  - {id: a, type: sys.no_action}\n")
-    result = subprocess.run(
-        [FLOWLEDGER, "run", str(workflow)], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    result = run_in_process(["run", str(workflow)], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("database: ") == 1
     assert f"database: sqlite:///{tmp_path.resolve() / 'flowledger.db'}" in result.stderr

@@ -2,7 +2,12 @@
 second process, or handed to a ``flowledger worker``; the server echoes the secret back
 raw, URL-encoded and base64; one step saves the echo as an artifact. The value must be
 absent from the database file, the artifacts folder, every document the command prints,
-and the stdout and stderr (logs at INFO included) of every process."""
+and the stdout and stderr (logs at INFO included) of every process.
+
+The processes that hold the secret while they work (the `run` that waits, the `input`
+that resumes it, the workers) are real; the commands that only read what was stored
+(`show`, `list`, `artifacts`) and the `start`/`input --detach` that only write a row run
+in this process (tests/inprocess.py), their stdout and stderr checked all the same."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import pytest
 
 from flowledger.codec import spellings
 from tests.cli.conftest import FLOWLEDGER
+from tests.inprocess import run_in_process
 from tests.steps.http_server import serve
 
 pytestmark = pytest.mark.e2e
@@ -84,8 +90,14 @@ class Processes:
         self.outputs += [result.stdout, result.stderr]
         return result
 
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The same command run in this process, its outputs checked as a process's."""
+        result = run_in_process(args, env=self.env, cwd=self.folder)
+        self.outputs += [result.stdout, result.stderr]
+        return result
+
     def status(self, execution_id: str) -> str:
-        shown = self.run("executions", "show", execution_id, "--json")
+        shown = self.command("executions", "show", execution_id, "--json")
         return str(json.loads(shown.stdout)["runtimeStatus"])
 
     def stored(self, query: str, *args: str) -> list[tuple[object, ...]]:
@@ -117,9 +129,9 @@ def _started(procs: Processes) -> str:
 
 
 def _every_document(procs: Processes, execution_id: str) -> None:
-    shown = procs.run("executions", "show", execution_id, "--json")
-    procs.run("executions", "list", "--json")
-    procs.run("executions", "artifacts", execution_id)
+    shown = procs.command("executions", "show", execution_id, "--json")
+    procs.command("executions", "list", "--json")
+    procs.command("executions", "artifacts", execution_id)
     steps = {s["stepId"]: s for s in json.loads(shown.stdout)["steps"].values()}
     # The server did echo it, in every spelling: each one is stored as the reference.
     echoed = steps["spelled"]["outputData"]["body"]
@@ -177,7 +189,9 @@ def _worker_until(procs: Processes, done: Callable[[], bool], sig: int = signal.
 
 def test_finished_by_a_worker(procs: Processes) -> None:
     execution_id = _started(procs)
-    detached = procs.run("executions", "input", execution_id, "wait", "--data", "{}", "--detach")
+    detached = procs.command(
+        "executions", "input", execution_id, "wait", "--data", "{}", "--detach"
+    )
     assert detached.returncode == 0, detached.stderr
     _worker_until(procs, lambda: _finished(procs, execution_id))
     assert procs.status(execution_id) == "Completed"
@@ -197,7 +211,7 @@ def test_taken_over_from_a_killed_worker(procs: Processes, base_url: str) -> Non
         "  - {id: wait, type: sys.wait_for_input, input: {prompt: go?}}\n", slow
     )
     (procs.folder / "flow.yaml").write_text(text, encoding="utf-8")
-    started = procs.run("start", "flow.yaml")
+    started = procs.command("start", "flow.yaml")
     assert started.returncode == 0, started.stderr
     execution_id = started.stdout.split()[-1]
 
