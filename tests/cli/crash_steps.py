@@ -12,6 +12,9 @@ from flowledger import StepContext, step_type
 
 class WorkInput(BaseModel):
     ms: int = 20
+    #: How long a later attempt sleeps (``ms`` when not given): a step that must outlast a
+    #: freeze on its first attempt need not make its rescuer wait as long.
+    retry_ms: int | None = None
     ledger: str
 
 
@@ -23,7 +26,8 @@ class WorkOutput(BaseModel):
 @step_type("crash.work")
 async def work(data: WorkInput, ctx: StepContext) -> WorkOutput:
     """Sleep, then append "key attempt" to the ledger: the side effect a crash may repeat."""
-    await asyncio.sleep(data.ms / 1000)
+    ms = data.ms if ctx.attempt == 1 or data.retry_ms is None else data.retry_ms
+    await asyncio.sleep(ms / 1000)
     line = f"{ctx.idempotency_key} {ctx.attempt} {os.getpid()}\n".encode()
     fd = os.open(data.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

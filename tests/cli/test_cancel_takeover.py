@@ -133,10 +133,13 @@ def test_cancel_of_an_execution_a_live_process_holds_is_recorded_and_left_to_it(
     setup: tuple[Path, Path],
     tmp_path: Path,
     worker: Callable[..., subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A frozen (SIGSTOP) worker is alive and holds its lease: the command does not take
     the execution from it; it says the cancel is recorded, exit 4, and the worker, once it
-    runs again, cancels it. Before: a 30 s wait, then exit 1 as if it had failed."""
+    runs again, cancels it. Before: a 30 s wait, then exit 1 as if it had failed. The
+    watch is 2 s here, not the default 5 s: a frozen holder answers neither."""
+    monkeypatch.setattr("flowledger.runtime.control.HOLDER_LOOKS", 2.0 / POLL_INTERVAL)
     plugin, started = setup
     execution_id = _start_napping(cli, setup, tmp_path)
     holder = worker(plugin)

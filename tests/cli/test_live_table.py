@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.inprocess import run_in_process
+
 pytestmark = pytest.mark.e2e
 
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
@@ -198,10 +200,8 @@ def test_a_sub_workflow_step_shows_its_children(tmp_path: Path) -> None:
     (tmp_path / "child.yaml").write_text(CHILD)
     (tmp_path / "parent.yaml").write_text(PARENT)
     env = {k: v for k, v in os.environ.items() if k != "FLOWLEDGER_DB"}
-    pushed = subprocess.run(
-        [FLOWLEDGER, "workflows", "push", "child.yaml"], cwd=tmp_path, env=env, check=False
-    )
-    assert pushed.returncode == 0
+    pushed = run_in_process(["workflows", "push", "child.yaml"], env=env, cwd=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
     terminal = Terminal(["run", "parent.yaml"], tmp_path)
     try:
         drawn = _frames_until(
@@ -219,9 +219,8 @@ def test_watch_counts_the_children_a_worker_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWLEDGER_DB"}
 
     def flowledger(*args: str) -> str:
-        done = subprocess.run(
-            [FLOWLEDGER, *args], cwd=tmp_path, env=env, capture_output=True, text=True
-        )
+        """A command whose process is not the subject, run in this one (tests/inprocess.py)."""
+        done = run_in_process(args, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 

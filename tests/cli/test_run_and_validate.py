@@ -16,6 +16,7 @@ import pytest
 
 from tests.cli.conftest import FLOWLEDGER, Cli
 from tests.conftest import REPO
+from tests.inprocess import run_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +68,10 @@ def test_a_reader_that_goes_away_neither_stops_nor_breaks_the_run(tmp_path: Path
         '    input: {items: "{{ input.items }}"}\n    steps:\n'
         "      - {id: one, type: sys.transform, input: {value: 1}}\n",
     )
-    # ~2 lines of ~55 bytes an item: far more than a pipe and stdout's buffer hold, so
-    # writes fail after the close however fast the reader closes.
-    items = _write(tmp_path, "items.json", json.dumps({"items": list(range(2000))}))
+    # ~2 lines of ~55 bytes an item: 1000 items write ~110 KB, more than a pipe (64 KiB)
+    # and stdout's buffer (8 KiB) hold together, so writes fail after the close however
+    # fast the reader closes (2000 items proved no more, at twice the run's time).
+    items = _write(tmp_path, "items.json", json.dumps({"items": list(range(1000))}))
     env = {**os.environ, "FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'p.db'}", "COLUMNS": "200"}
     command = [FLOWLEDGER, "run", path, "--input-file", items]
     with subprocess.Popen(
@@ -83,14 +85,9 @@ def test_a_reader_that_goes_away_neither_stops_nor_breaks_the_run(tmp_path: Path
     assert first.startswith("execution "), first
     assert code == 0, errors
     assert "Traceback" not in errors and "Error" not in errors, errors
-    shown = subprocess.run(
-        [FLOWLEDGER, "executions", "show", first.split()[1], "--json"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        check=True,
-    )
+    # Read back in this process (tests/inprocess.py): the run's process was the subject.
+    shown = run_in_process(["executions", "show", first.split()[1], "--json"], env=env, cwd=REPO)
+    assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["runtimeStatus"] == "Completed"
 
 

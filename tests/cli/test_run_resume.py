@@ -8,7 +8,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from flowledger import Engine
 from tests.cli.conftest import FLOWLEDGER
+from tests.cli.polls import first_step_completed, until_documents
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -54,16 +54,7 @@ def _kill_after_first(command: list[str], db_url: str) -> str:
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            docs = asyncio.run(_documents(db_url))
-            if any(
-                s["stepId"] == "first" and s["status"] == "Completed"
-                for doc in docs
-                for s in doc["steps"].values()
-            ):
-                break
-            time.sleep(0.05)
+        until_documents(db_url, PLUGIN, first_step_completed, seconds=30)
     finally:
         killed.send_signal(signal.SIGKILL)
         killed.wait()
