@@ -12,9 +12,6 @@ from flowledger import StepContext, step_type
 
 class WorkInput(BaseModel):
     ms: int = 20
-    #: How long a later attempt sleeps (``ms`` when not given): a step that must outlast a
-    #: freeze on its first attempt need not make its rescuer wait as long.
-    retry_ms: int | None = None
     ledger: str
 
 
@@ -26,8 +23,7 @@ class WorkOutput(BaseModel):
 @step_type("crash.work")
 async def work(data: WorkInput, ctx: StepContext) -> WorkOutput:
     """Sleep, then append "key attempt" to the ledger: the side effect a crash may repeat."""
-    ms = data.ms if ctx.attempt == 1 or data.retry_ms is None else data.retry_ms
-    await asyncio.sleep(ms / 1000)
+    await asyncio.sleep(data.ms / 1000)
     line = f"{ctx.idempotency_key} {ctx.attempt} {os.getpid()}\n".encode()
     fd = os.open(data.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

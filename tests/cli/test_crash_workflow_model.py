@@ -3,8 +3,7 @@
 Nothing may be lost or doubled: every parent ends Completed with exactly its children,
 every entity is written once, and every entity event starts exactly one execution.
 `--cycles N` (or FLOWLEDGER_CRASH_CYCLES) sets the number of kills, as for the other
-crash test (default 6: each one placed on a worker at work, as there, where 12 at blind
-moments mostly hit a worker still importing); FLOWLEDGER_CRASH_SEED replays one run.
+crash test; FLOWLEDGER_CRASH_SEED replays one run.
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ def test_kills_lose_and_double_no_child_no_entity_no_trigger(
     tmp_path: Path, db_url: str, request: pytest.FixtureRequest
 ) -> None:
     cycles = request.config.getoption("--cycles") or int(
-        os.environ.get("FLOWLEDGER_CRASH_CYCLES", "6")
+        os.environ.get("FLOWLEDGER_CRASH_CYCLES", "12")
     )
     seed = int(os.environ.get("FLOWLEDGER_CRASH_SEED", str(random.randrange(1 << 30))))
     rng = random.Random(seed)
@@ -91,7 +90,7 @@ def test_kills_lose_and_double_no_child_no_entity_no_trigger(
         done = all(d["runtimeStatus"] == "Completed" for d in every)
         return done and len(state["crash-on-order"]) >= len(parents)
 
-    assert kill_workers_at_random(db_url, ledger, log, rng, cycles, settled) == cycles
+    assert kill_workers_at_random(db_url, log, rng, cycles, settled) == cycles
     state = asyncio.run(_all(db_url))
     tail = log.read_text()[-3000:]
     for name in ("crash-parent", "crash-child", "crash-on-order"):
