@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Callable
+from functools import partial
 from typing import Any
 
 from flowledger.codec import Codec
@@ -82,15 +83,16 @@ class StepContexts:
             loop=run.scope.loop_indexes,
             started_at=run.started_at,
             http=self.services.http,
-            logger=self._logger(execution_id, run),
             variables=changes,
             definition_input=run.step.spec.input,
             depth=self.depth,
             entities=self._entities(execution_id),
-            artifacts=self._artifacts(execution_id, run),
             now=self.services.clock.now,
             heartbeat_details=heartbeat_details(run),
             heartbeat=heartbeat,
+            # Made at the first use of ctx.logger or ctx.artifacts: most steps use neither.
+            make_logger=partial(self._logger, execution_id, run),
+            make_artifacts=self._make_artifacts(execution_id, run),
         )
 
     def logger(self, run: StepExecution) -> StepLogger:
@@ -120,11 +122,14 @@ class StepContexts:
             self._bound_entities = bind(execution_id, self.depth) if bind else None
         return self._bound_entities
 
-    def _artifacts(self, execution_id: str, run: StepExecution) -> ArtifactAccess | None:
+    def _make_artifacts(
+        self, execution_id: str, run: StepExecution
+    ) -> Callable[[], ArtifactAccess] | None:
+        # None: the context's artifacts are Unavailable (no artifact store here).
         bind = self.services.artifacts_for
         if bind is None:
             return None
-        return RedactingArtifacts(bind, (execution_id, run.id, run.step.id), self.codec)
+        return partial(RedactingArtifacts, bind, (execution_id, run.id, run.step.id), self.codec)
 
 
 class RedactingArtifacts:

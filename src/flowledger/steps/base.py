@@ -147,7 +147,7 @@ class StepContext:
     loop: Mapping[str, int]
     started_at: datetime
     http: httpx.AsyncClient
-    logger: logging.LoggerAdapter[logging.Logger]
+    # ``logger`` and ``artifacts``: properties below (made at their first use in a run).
     #: The execution's variables, as this attempt changes them.
     variables: VariableAccess
     #: The step's ``input`` as written in the definition, before templates were rendered.
@@ -156,8 +156,6 @@ class StepContext:
     depth: int
     #: The entity store (writes fire entity triggers).
     entities: EntityAccess
-    #: Files this step saves, linked to its execution and step.
-    artifacts: ArtifactAccess
     #: The engine's time (UTC), as timers and records read it: a test's
     #: flowledger.testing.VirtualClock moves it ahead.
     now: Callable[[], datetime]
@@ -175,7 +173,7 @@ class StepContext:
         loop: Mapping[str, int],
         started_at: datetime,
         http: httpx.AsyncClient,
-        logger: logging.LoggerAdapter[logging.Logger],
+        logger: logging.LoggerAdapter[logging.Logger] | None = None,
         variables: VariableAccess | None = None,
         definition_input: Any = None,
         depth: int = 0,
@@ -184,7 +182,14 @@ class StepContext:
         now: Callable[[], datetime] | None = None,
         heartbeat_details: Any = None,
         heartbeat: Callable[[], Callable[[Any], None]] | None = None,
+        *,
+        make_logger: Callable[[], logging.LoggerAdapter[logging.Logger]] | None = None,
+        make_artifacts: Callable[[], ArtifactAccess] | None = None,
     ) -> None:
+        # The engine gives ``logger`` and ``artifacts`` as makers, called at their first
+        # use: a context is made per attempt, and most steps neither log nor save a file.
+        if logger is None and make_logger is None:
+            raise TypeError("StepContext needs a logger (or make_logger)")
         # None (no such service here) becomes an Unavailable that says so when used: the
         # handler sees the fields as always there.
         self.execution_id = execution_id
@@ -195,17 +200,46 @@ class StepContext:
         self.loop = loop
         self.started_at = started_at
         self.http = http
-        self.logger = logger
+        self._logger = logger
+        self._make_logger = make_logger
         self.variables = variables if variables is not None else _unavailable("variables")
         self.definition_input = definition_input
         self.depth = depth
         self.entities = entities if entities is not None else _unavailable("entities")
-        self.artifacts = artifacts if artifacts is not None else _unavailable("artifacts")
+        if artifacts is None and make_artifacts is None:
+            artifacts = _unavailable("artifacts")
+        self._artifacts = artifacts
+        self._make_artifacts = make_artifacts
         self.now = now if now is not None else _utcnow
         self.heartbeat_details = heartbeat_details
         #: Makes the attempt's saver, at its first ``heartbeat`` (few steps ever call it).
         self._make_saver = heartbeat
         self._saver: Callable[[Any], None] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """Logs as any logger does; in a run, lines at or above FLOWLEDGER_STEP_LOG_LEVEL
+        are kept with the attempt (``executions logs``), secrets redacted."""
+        logger = self._logger
+        if logger is None:
+            with _MADE_ON_FIRST_USE:  # a plain def handler's threads may ask at once
+                if self._logger is None:
+                    assert self._make_logger is not None  # __init__ wants one or the other
+                    self._logger = self._make_logger()
+                logger = self._logger
+        return logger
+
+    @property
+    def artifacts(self) -> ArtifactAccess:
+        """Files this step saves, linked to its execution and step."""
+        artifacts = self._artifacts
+        if artifacts is None:
+            with _MADE_ON_FIRST_USE:
+                if self._artifacts is None:
+                    assert self._make_artifacts is not None
+                    self._artifacts = self._make_artifacts()
+                artifacts = self._artifacts
+        return artifacts
 
     def heartbeat(self, details: Any) -> None:
         """Save ``details`` (JSON, at most MAX_HEARTBEAT_BYTES encoded) as this step's
@@ -223,14 +257,15 @@ class StepContext:
             )
         if self._make_saver is None:  # a context made outside a run (tests)
             return
-        with _SAVER_MADE:  # a plain def handler's threads may make their first call at once
+        with _MADE_ON_FIRST_USE:  # a plain def handler's threads may call at once
             if self._saver is None:
                 self._saver = self._make_saver()
         self._saver(json.loads(text))  # a copy: later changes by the step stay out
 
 
-#: Held while a context makes its heartbeat saver: one saver (one throttle) per context.
-_SAVER_MADE = threading.Lock()
+#: Held while a context makes what it makes at first use (its logger, its artifacts, its
+#: heartbeat saver): one of each per context (one throttle, one buffer's logger).
+_MADE_ON_FIRST_USE = threading.Lock()
 
 #: Where a test gets each (flowledger.testing.step_context).
 _GIVEN_BY = {
