@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import flowledger.app.execution_reads as execution_reads
 from flowledger.app import App, CancelExecution, GetExecution, StartExecution, SubmitInput
-from flowledger.app import executions as executions_module
 from flowledger.config import Limits
 from flowledger.errors import TooManyError
 from flowledger.storage.live import Change, _parse
@@ -38,7 +38,7 @@ steps:
 
 @pytest.fixture(autouse=True)
 def _no_safety_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(executions_module, "RECHECK", 120.0)
+    monkeypatch.setattr(execution_reads, "RECHECK", 120.0)
 
 
 @pytest.fixture

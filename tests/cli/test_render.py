@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from flowledger.app.executions import Runner
+from flowledger.app.execution_reads import Runner
 from flowledger.cli.render import (
     TIMELINE_WIDTH,
     execution_detail,

@@ -22,7 +22,7 @@ from flowledger.cli.terminal import visible
 if TYPE_CHECKING:  # rich.table loads with the first table (`run` piped prints none)
     from rich.table import Table
 
-    from flowledger.app.executions import Runner
+    from flowledger.app.execution_reads import Runner
     from flowledger.app.timeline import Scale
     from flowledger.runtime.refusals import Refusal
 
