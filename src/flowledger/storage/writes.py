@@ -8,7 +8,6 @@ go out as a few ``executemany`` calls — which psycopg pipelines into one round
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -90,10 +89,10 @@ class BatchWriter:
         (PostgresBatchWriter locks the rows). Fixed SQL on the driver's cursor: a lone
         round (a chain's every one) comes here when it writes no column of its row."""
         cursor = self._cursor(conn)
-        if len(ids) == 1:
-            cursor.execute(_EPOCH_OF_ONE, ids)
-        else:
-            cursor.execute(_EPOCHS_OF_MANY, (json.dumps(ids),))
+        if len(ids) == 1:  # a lone round: no comprehension (a frame) for its one row
+            row = cursor.execute(_EPOCH_OF_ONE, ids).fetchone()
+            return {} if row is None else {row[0]: int(row[1])}
+        cursor.execute(_EPOCHS_OF_MANY, (json.dumps(ids),))
         return {row[0]: int(row[1]) for row in cursor.fetchall()}
 
     def _write(
@@ -106,12 +105,23 @@ class BatchWriter:
     ) -> None:
         # One driver cursor for the round (finding it through SQLAlchemy costs per call).
         cursor = cursor if cursor is not None else self._cursor(conn)
-        # PostgreSQL: the driver-cursor writes in one pipeline (elsewhere none to enter).
-        with driver_pipeline(conn) if self._pipelines else _NO_PIPELINE:
+        # PostgreSQL: the driver-cursor writes in one pipeline. Elsewhere no context at
+        # all: even a nullcontext is two Python calls, and a chain's every round is here.
+        if self._pipelines:
+            with driver_pipeline(conn):
+                self._write_rows(cursor, batches, executions_too=not execution_written)
+        else:
             self._write_rows(cursor, batches, executions_too=not execution_written)
-        if any(b.links() for b in batches):
+        # A lone round (a chain's every one) asked without a generator each.
+        if len(batches) == 1:
+            [batch] = batches
+            links, notifications = batch.links(), bool(batch.notifications)
+        else:
+            links = any(b.links() for b in batches)
+            notifications = any(b.notifications for b in batches)
+        if links:
             self._write_links(conn, batches)
-        if any(b.notifications for b in batches):
+        if notifications:
             notifications = [outbox_params(row) for b in batches for row in b.notifications]
             outbox = self._prepared.get(("outbox",))
             if outbox is None:
@@ -304,9 +314,6 @@ _EPOCH_OF_ONE = "SELECT id, lease_epoch FROM executions WHERE id = ?"
 _EPOCHS_OF_MANY = (
     "SELECT id, lease_epoch FROM executions WHERE id IN (SELECT value FROM json_each(?))"
 )
-
-#: A context to write the rows in where there is no pipeline (reusable: it holds nothing).
-_NO_PIPELINE = contextlib.nullcontext()
 
 #: A step log row's columns (its id is the database's).
 _LOG_COLUMNS = tuple(c.name for c in step_logs.columns if c.name != "id")
