@@ -9,8 +9,14 @@ from flowledger.storage import Batch, Row
 from flowledger.storage.rowparams import (
     EVENT,
     STEP_INSERT,
+    STEP_INSERT_PLAIN,
+    STEP_INSERTS,
+    STEP_QUIET,
     STEP_UPDATE,
     STEP_UPDATE_INPUT,
+    STEP_UPDATE_PLAIN,
+    STEP_UPDATE_PLAIN_INPUT,
+    STEP_UPDATES,
     event_rows,
 )
 from flowledger.storage.schema import events, step_executions
@@ -28,6 +34,45 @@ def test_the_layouts_name_every_column_once() -> None:
         assert layout[-1] == "id" and len(set(layout)) == len(layout)
         assert set(layout) <= set(STEP_INSERT)
         assert not {"execution_id", "step_path", "loop_key", "attempt"} & set(layout)
+
+
+def test_the_plain_layouts_leave_out_the_quiet_columns_only() -> None:
+    assert set(STEP_INSERT) - set(STEP_INSERT_PLAIN) == set(STEP_QUIET)
+    assert set(STEP_UPDATE) - set(STEP_UPDATE_PLAIN) == set(STEP_QUIET)
+    assert set(STEP_UPDATE_INPUT) - set(STEP_UPDATE_PLAIN_INPUT) == set(STEP_QUIET)
+    # Tuples are told apart by their length alone.
+    assert len(STEP_INSERTS) == 2 and len(STEP_UPDATES) == 4
+
+
+async def test_plain_rows_store_what_full_rows_store(store: SQLStore) -> None:
+    """A plain insert leaves the quiet columns NULL, and a plain update writes them NULL
+    (a step that parked with a wake time, then completed), as the full layouts do."""
+    stored = []
+    for plain in (False, True):
+        execution_id, epoch = await _owned(store)
+        step = step_row(execution_id, id=f"s-{plain}", idempotency_key=f"k-{plain}")
+        first = Batch(execution_id, epoch, execution={"event_seq": 0})
+        first.insert_steps.append(_params(store, step, STEP_INSERT_PLAIN if plain else STEP_INSERT))
+        await store.commit(first)
+        quiet = {"wake_at": LATER, "due_at": LATER, "state": '{"n": 1}', "error": '{"m": 2}'}
+        parked = {**{c: step[c] for c in STEP_UPDATE}, **quiet, "suspended": 1}
+        second = Batch(execution_id, epoch, execution={"event_seq": 0})
+        second.update_steps.append(_params(store, parked, STEP_UPDATE))
+        await store.commit(second)
+        [row] = await store.get_step_executions(execution_id)
+        assert row["wake_at"] == LATER and row["state"] == '{"n": 1}'
+        done = {c: step[c] for c in STEP_UPDATE_INPUT}
+        done.update(status="Completed", completed_at=LATER, output='{"x": 1}', input='{"y": 2}')
+        third = Batch(execution_id, epoch, execution={"event_seq": 0})
+        layout = STEP_UPDATE_PLAIN_INPUT if plain else STEP_UPDATE_INPUT
+        third.update_steps.append(_params(store, done, layout))
+        await store.commit(third)
+        [row] = await store.get_step_executions(execution_id)
+        own = ("id", "execution_id", "idempotency_key")
+        stored.append({k: v for k, v in row.items() if k not in own})
+    assert stored[0] == stored[1]
+    assert all(stored[1][c] is None for c in STEP_QUIET)
+    assert stored[1]["output"] == '{"x": 1}' and stored[1]["input"] == '{"y": 2}'
 
 
 def _params(store: SQLStore, row: Row, layout: tuple[str, ...]) -> tuple[Any, ...]:

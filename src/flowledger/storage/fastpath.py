@@ -132,12 +132,20 @@ def prepare_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> Pr
 
 
 def prepare_update(
-    table: Table, columns: Sequence[str], where: Sequence[str], dialect: Dialect
+    table: Table,
+    columns: Sequence[str],
+    where: Sequence[str],
+    dialect: Dialect,
+    nulls: Sequence[str] = (),
 ) -> PreparedWrite:
-    """``UPDATE table SET columns… WHERE where…`` with the WHERE values last."""
+    """``UPDATE table SET columns…, nulls… = NULL WHERE where…`` with the WHERE values
+    last (``nulls`` are written without a parameter)."""
     quote = dialect.identifier_preparer.quote
     mark = placeholder(dialect)
-    sets = ", ".join(f"{quote(c)} = {mark}" for c in columns)
+    _processors(table, nulls, dialect)  # proves every column exists
+    sets = ", ".join(
+        [f"{quote(c)} = {mark}" for c in columns] + [f"{quote(c)} = NULL" for c in nulls]
+    )
     conds = " AND ".join(f"{quote(c)} = {mark}" for c in where)
     names = [*columns, *where]
     processors = _processors(table, names, dialect)  # also proves every column exists

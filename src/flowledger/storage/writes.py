@@ -24,7 +24,7 @@ from flowledger.storage.fastpath import (
     prepare_update,
 )
 from flowledger.storage.outbox import outbox_params, prepare_outbox
-from flowledger.storage.rowparams import EVENT, STEP_INSERT, STEP_UPDATES
+from flowledger.storage.rowparams import EVENT, STEP_INSERT, STEP_INSERTS, STEP_UPDATES
 from flowledger.storage.schema import events, executions, signals, step_executions
 from flowledger.storage.schema_ops import step_logs
 from flowledger.timeutil import utcnow
@@ -190,7 +190,7 @@ class BatchWriter:
             event_rows = [row for b in batches for row in b.events]
             log_rows = [row for b in batches for row in b.step_logs]
         if inserts:
-            self._insert(cursor, step_executions, STEP_INSERT, inserts)
+            self._insert_steps(cursor, inserts)
         if updates:
             self._update_steps(cursor, updates)
         if event_rows:
@@ -202,25 +202,39 @@ class BatchWriter:
         self, cursor: Any, table: Table, columns: tuple[str, ...], rows: Sequence[RowParams]
     ) -> None:
         """Rows as parameter tuples in ``columns``' order (the journal's), or as dicts."""
-        key = ("insert", table.name)
+        key = ("insert", table.name, *columns)  # a table may be written in several layouts
         prepared = self._prepared.get(key)
         if prepared is None:
             prepared = prepare_insert(table, columns, self._dialect)
             self._prepared[key] = prepared
         _send(cursor, prepared, rows)
 
-    def _update_steps(self, cursor: Any, rows: list[RowParams]) -> None:
-        """Step rows' updates: tuples in a layout of storage.rowparams (told apart by their
-        length), or dicts of the columns they change."""
-        if len(rows) == 1:  # a chain's round: the one step that finished, no grouping
-            keys = _update_columns(rows[0])
-            _send(cursor, self._prepared_update(step_executions, "steps", keys), rows)
+    def _insert_steps(self, cursor: Any, rows: list[RowParams]) -> None:
+        """New step rows: tuples in an insert layout of storage.rowparams (told apart by
+        their length), or dicts of every column."""
+        if len(rows) == 1:  # a chain's round: the one step that started, no grouping
+            self._insert(cursor, step_executions, _insert_columns(rows[0]), rows)
             return
         groups: dict[tuple[str, ...], list[RowParams]] = defaultdict(list)
         for row in rows:
+            groups[_insert_columns(row)].append(row)
+        for columns, group in groups.items():
+            self._insert(cursor, step_executions, columns, group)
+
+    def _update_steps(self, cursor: Any, rows: list[RowParams]) -> None:
+        """Step rows' updates: tuples in an update layout of storage.rowparams (told apart
+        by their length), or dicts of the columns they change."""
+        if len(rows) == 1:  # a chain's round: the one step that finished, no grouping
+            keys, nulls = _update_columns(rows[0])
+            prepared = self._prepared_update(step_executions, "steps", keys, nulls)
+            _send(cursor, prepared, rows)
+            return
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[RowParams]]
+        groups = defaultdict(list)
+        for row in rows:
             groups[_update_columns(row)].append(row)
-        for keys, group in groups.items():
-            _send(cursor, self._prepared_update(step_executions, "steps", keys), group)
+        for (keys, nulls), group in groups.items():
+            _send(cursor, self._prepared_update(step_executions, "steps", keys, nulls), group)
 
     def _update(self, cursor: Any, table: Table, tag: str, rows: Iterable[Row]) -> None:
         """UPDATE … WHERE id = ?, one executemany per set of changed columns."""
@@ -233,13 +247,16 @@ class BatchWriter:
             params = prepared.params
             cursor.executemany(prepared.sql, [params(r) for r in group])
 
-    def _prepared_update(self, table: Table, tag: str, keys: tuple[str, ...]) -> PreparedWrite:
-        """``UPDATE table SET keys… WHERE id = ?`` (``id`` wherever it is among the keys)."""
-        key = (tag, *keys)
+    def _prepared_update(
+        self, table: Table, tag: str, keys: tuple[str, ...], nulls: tuple[str, ...] = ()
+    ) -> PreparedWrite:
+        """``UPDATE table SET keys…, nulls… = NULL WHERE id = ?`` (``id`` wherever it is
+        among the keys)."""
+        key = (tag, *keys, "=NULL", *nulls) if nulls else (tag, *keys)
         prepared = self._prepared.get(key)
         if prepared is None:
             columns = tuple(k for k in keys if k != "id")
-            prepared = prepare_update(table, columns, ("id",), self._dialect)
+            prepared = prepare_update(table, columns, ("id",), self._dialect, nulls)
             self._prepared[key] = prepared
         return prepared
 
@@ -303,10 +320,16 @@ def _refused_children(conn: Connection, guards: Sequence[ChildGuard]) -> set[str
 _ENDED_BADLY = (str(ExecutionStatus.FAILED), str(ExecutionStatus.CANCELLED))
 
 
-def _update_columns(row: RowParams) -> tuple[str, ...]:
-    """The columns a step row's update names: a tuple's layout (storage.rowparams, told
-    apart by length), a dict's own keys."""
-    return STEP_UPDATES[len(row)] if isinstance(row, tuple) else tuple(row)
+def _insert_columns(row: RowParams) -> tuple[str, ...]:
+    """The columns a new step row names: a tuple's layout (storage.rowparams, told apart
+    by length); a dict is picked into every column's."""
+    return STEP_INSERTS[len(row)] if isinstance(row, tuple) else STEP_INSERT
+
+
+def _update_columns(row: RowParams) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The columns a step row's update names, and those it sets to NULL: a tuple's layout
+    (storage.rowparams, told apart by length), a dict's own keys."""
+    return STEP_UPDATES[len(row)] if isinstance(row, tuple) else (tuple(row), ())
 
 
 #: SQLite's reads of held epochs (BatchWriter._lock_epochs).
