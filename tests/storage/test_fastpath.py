@@ -192,3 +192,13 @@ def test_instants_of_other_seconds_never_share_a_text() -> None:
         # A new object each time: the identity cache does not answer.
         moment = (base + step).replace(tzinfo=UTC)
         assert sqlite_utc_text(moment) == moment.replace(tzinfo=None).isoformat(" ")
+
+
+def test_every_digit_of_the_fraction_is_written_as_isoformat_writes_it() -> None:
+    """The fraction comes three digits at a time from a table: its edges and a spread."""
+    base = datetime(2026, 11, 29, 8, 30, 1, tzinfo=UTC)
+    micros = [1, 9, 10, 99, 100, 999, 1000, 1001, 10_000, 99_999, 100_000, 500_500, 999_999]
+    micros += range(7, 1_000_000, 7919)
+    for micro in micros:
+        moment = base.replace(microsecond=micro)
+        assert sqlite_utc_text(moment) == moment.replace(tzinfo=None).isoformat(" ")

@@ -98,7 +98,8 @@ def sqlite_utc_text(value: datetime) -> str:
         prefix = start.isoformat(" ")[:-6]
         _second = (start, start + _ONE_SECOND, prefix)
     micro = value.microsecond
-    text = f"{prefix}.{micro:06d}" if micro else prefix
+    # Three digits at a time from a table: a format spec (``:06d``) costs ~1.3k more.
+    text = f"{prefix}.{_DIGITS[micro // 1000]}{_DIGITS[micro % 1000]}" if micro else prefix
     if len(_recent) >= _RECENT:
         _recent.clear()
     _recent[id(value)] = (value, text)
@@ -118,6 +119,8 @@ _ONE_SECOND = timedelta(seconds=1)
 #: (replaced whole, so a reader on another thread sees one consistent triple).
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _second: tuple[datetime, datetime, str] = (_EPOCH, _EPOCH, "")
+#: "000" to "999": a fraction's digits, three at a time.
+_DIGITS = tuple(f"{n:03d}" for n in range(1000))
 
 
 def prepare_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> PreparedWrite:
