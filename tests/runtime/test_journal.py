@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from flowledger import Engine, StepRegistry
+from flowledger.codec import Codec
 from flowledger.runtime import journal
+from flowledger.timeutil import Clock
 from tests.runtime.steps_for_tests import Recorder
 
 CHAIN = """
@@ -171,3 +173,32 @@ async def test_a_runner_taking_over_numbers_events_on_from_the_events(
         events = await engine.store.get_events(execution_id)
     assert doc["runtimeStatus"] == "Completed"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_successor_starts_at_the_instant_its_predecessor_completed(
+    engine: Engine,
+) -> None:
+    """One clock read serves a completion and the start it releases in the same round."""
+    doc = await engine.run(engine.load_text(CHAIN))
+    assert doc["runtimeStatus"] == "Completed"
+    rows = {r["step_id"]: r for r in await engine.store.get_step_executions(doc["id"])}
+    assert rows["b"]["started_at"] == rows["a"]["completed_at"]
+    assert rows["a"]["started_at"] < rows["a"]["completed_at"] <= rows["b"]["completed_at"]
+    at = {(e["kind"], e["step_id"]): e["at"] for e in await engine.store.get_events(doc["id"])}
+    assert at[("step.started", "b")] == at[("step.completed", "a")]
+
+
+async def test_a_completion_instant_serves_one_start_and_never_a_later_round(
+    engine: Engine,
+) -> None:
+    own = journal.Journal(engine.store, Codec(), "e", 1, 0, Clock())
+    now = datetime.now(UTC)
+    own.completed(now)
+    assert own.take_completion() is now
+    assert own.take_completion() is None  # the next start reads the clock
+    own.completed(now)
+    await own.commit()  # the round ends (here with nothing to write)
+    assert own.take_completion() is None
+    own.completed(now)
+    own.forget_completion()  # the round awaits a read of its signals
+    assert own.take_completion() is None

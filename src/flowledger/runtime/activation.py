@@ -130,7 +130,8 @@ class Activation:
 
     def start_attempt(self, run: StepExecution) -> None:
         step = run.step
-        now = self.clock.now()
+        # Right after a completion in this round (a chain's successor): that instant.
+        now = self.journal.take_completion() or self.clock.now()
         run.status = StepStatus.IN_PROGRESS
         run.started_at = now
         run.wake_at = None

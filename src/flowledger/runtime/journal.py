@@ -84,6 +84,9 @@ class Journal:
         #: ``release_lease``): whoever renews the lease stops renewing it first.
         self.on_release: Callable[[], None] | None = None
         self._releasing = False
+        #: The instant the round's last step completion was recorded at, until a step
+        #: start takes it (``take_completion``) or the round ends.
+        self._completion: datetime | None = None
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -108,6 +111,23 @@ class Journal:
             row = (execution_id, seq, stored_at, kind, run.id, run.step.id, run.attempt,
                    str(run.status), text)  # fmt: skip
         self._events.append(row)
+
+    def completed(self, at: datetime) -> None:
+        """A step's completion was recorded at ``at`` (see ``take_completion``)."""
+        self._completion = at
+
+    def take_completion(self) -> datetime | None:
+        """The instant of this round's last step completion, once, for the step started
+        right after it (a chain's successor): it starts when its predecessor's end was
+        recorded, which saves a clock read and a timestamp text a step. None when no
+        completion is waiting: read the clock. Forgotten when the round commits and
+        before anything the round awaits (``forget_completion``), so it is never older
+        than the synchronous bookkeeping between the two."""
+        at, self._completion = self._completion, None
+        return at
+
+    def forget_completion(self) -> None:
+        self._completion = None
 
     def touch(self, run: StepExecution) -> None:
         """Mark a step run changed: it is written (inserted or updated) at the next commit."""
@@ -193,6 +213,7 @@ class Journal:
     # -- committing ---------------------------------------------------------------------------
 
     async def commit(self) -> None:
+        self._completion = None
         # Nothing new: only progress owed to the row and due now makes a commit.
         if not self.pending and not (
             self._progress_stale and self._progress_is_due(self.clock.now())

@@ -202,6 +202,7 @@ class Outcomes:
         run.wake_at = None
         self.journal.touch(run)
         self.journal.event("step.completed", run, duration_detail(run), at=now)
+        self.journal.completed(now)
         self.finish(run)
 
     @staticmethod

@@ -288,6 +288,7 @@ class ExecutionRunner:
                 await self._take_up_waiting()
             while True:
                 if self.inbox.due() and not self.status.terminal:
+                    self.journal.forget_completion()  # time passes in the read
                     await self.inbox.take()
                 if not self.draining:
                     self._advance()
