@@ -115,14 +115,16 @@ class Activation:
         one key for the step execution, whatever the attempt or process."""
         # Time-ordered: the insert appends to the primary-key index (runtime.ids).
         run_id = ordered_uuid()
+        # Positional, in the dataclass's field order: seven keywords matched against its
+        # 27 parameters cost more than the rest of the call (each step of a chain makes one).
         run = StepExecution(
-            id=run_id,
-            step=step,
-            scope=scope,
-            attempt=attempt,
-            status=status,
-            seq=next(self.step_seq),
-            idempotency_key=idempotency_key or run_id.replace("-", ""),
+            run_id,  # id
+            step,  # step
+            scope,  # scope
+            attempt,  # attempt
+            status,  # status
+            next(self.step_seq),  # seq
+            idempotency_key or run_id.replace("-", ""),  # idempotency_key
         )
         scope.runs[step.id] = run
         self.journal.touch(run)
