@@ -115,13 +115,13 @@ class BatchWriter:
         # A lone round (a chain's every one) asked without a generator each.
         if len(batches) == 1:
             [batch] = batches
-            links, notifications = batch.links(), bool(batch.notifications)
+            links, notifying = batch.links(), bool(batch.notifications)
         else:
             links = any(b.links() for b in batches)
-            notifications = any(b.notifications for b in batches)
+            notifying = any(b.notifications for b in batches)
         if links:
             self._write_links(conn, batches)
-        if notifications:
+        if notifying:
             notifications = [outbox_params(row) for b in batches for row in b.notifications]
             outbox = self._prepared.get(("outbox",))
             if outbox is None:
