@@ -199,21 +199,35 @@ def fresh_database(request: pytest.FixtureRequest, backend: str, folder: Path) -
         cluster.give_back(name)
 
 
+def session_server(backend: str) -> Any:
+    """The session's server on ``backend`` as a fixture named ``{backend}_service``."""
+
+    @pytest.fixture(scope="session", name=f"{backend}_service")
+    def server(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Service]:
+        folder = tmp_path_factory.mktemp(f"serve-{backend}")
+        with fresh_database(request, backend, folder) as db_url, launch(db_url, folder) as running:
+            yield running
+
+    return server
+
+
+sqlite_service = session_server("sqlite")
+postgresql_service = session_server("postgresql")
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def service(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
+def service(request: pytest.FixtureRequest) -> Service:
     """One server per backend for the whole package, with a token per role. Tests stay
     independent by naming what they make uniquely (helpers.unique) and by looking only
     at what they made; a test that needs other settings launches its own. Decision: one
     server per package, not per module: starting one (tokens, migrations, serve) cost
-    seconds per module and backend."""
-    folder = tmp_path_factory.mktemp(f"serve-{request.param}")
-    with (
-        fresh_database(request, request.param, folder) as db_url,
-        launch(db_url, folder) as running,
-    ):
-        yield running
+    seconds per module and backend. The servers are ``sqlite_service`` and
+    ``postgresql_service``, which a test can also ask for together (tests/api/test_fuzz.py);
+    they live for the session, so a switch of this parameter restarts neither."""
+    running: Service = request.getfixturevalue(f"{request.param}_service")
+    return running
 
 
 @pytest.fixture(params=BACKENDS)
