@@ -29,6 +29,7 @@ import pytest
 from flowledger.app import App, CreateToken
 from tests import tls
 from tests.conftest import REPO
+from tests.inprocess import run_in_process
 from tests.pg import BACKENDS, Cluster
 
 FLOWLEDGER = str(Path(sys.executable).parent / "flowledger")
@@ -68,6 +69,11 @@ class Service:
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``flowledger ARGS`` on the server's database."""
         return run_cli(self.env, *args, timeout=timeout)
+
+    def cli_in_process(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``flowledger ARGS`` on the server's database in this process (tests/inprocess.py),
+        where what it prints is the subject and not its process (a process costs seconds)."""
+        return run_in_process(args, env=self.env, cwd=REPO)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -9,8 +9,6 @@ import httpx
 
 from tests.api.conftest import Service
 from tests.api.helpers import error, unique
-from tests.conftest import REPO
-from tests.inprocess import run_in_process
 
 
 def _entity_type(service: Service) -> str:
@@ -33,7 +31,7 @@ def test_the_cli_lists_entities_newest_first_as_the_api_does(service: Service) -
     assert [doc["id"] for doc in api] == newest
 
     def cli(*args: str) -> str:
-        done = run_in_process(("entities", "list", kind, *args), env=service.env, cwd=REPO)
+        done = service.cli_in_process("entities", "list", kind, *args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -555,7 +555,9 @@ def test_a_damaged_artifact_file_is_a_500_in_the_clis_words(
             f"artifact {artifact['name']!r} ({artifact['id']}) is damaged or was replaced: "
             f"its file {path} "
         )
-        cli = service.cli("executions", "artifacts", doc["id"], "--download", str(tmp_path / "d"))
+        cli = service.cli_in_process(
+            "executions", "artifacts", doc["id"], "--download", str(tmp_path / "d")
+        )
         assert cli.returncode == 1, cli.stdout
         assert cli.stderr.strip() == f"error: {refused['message']}"
 
@@ -621,7 +623,9 @@ def test_events_after_a_position_past_32_bits_are_none(service: Service) -> None
             )
             assert streamed.status_code == 204, streamed.text  # ended: nothing to stream
         assert error(http.get(url, params={"after": 2**63}), 422)["details"]["field"] == "after"
-    listed = service.cli("executions", "events", execution_id, "--after", str(2**31), "--json")
+    listed = service.cli_in_process(
+        "executions", "events", execution_id, "--after", str(2**31), "--json"
+    )
     assert listed.returncode == 0 and listed.stdout == "", listed.stderr
 
 
