@@ -80,55 +80,44 @@ def _queue_one(env: dict[str, str], folder: Path) -> None:
         assert done.returncode == 0, done.stderr
 
 
-def test_the_worker_serves_its_metrics(backend_db: str, tmp_path: Path) -> None:
-    env = service_env(backend_db, tmp_path)
-    _queue_one(env, tmp_path)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "worker.log"
-    with worker(env, log, "--metrics-port", str(port)):
-        _until(lambda: _answer(f"{base}/healthz") is not None, "the metrics port", log)
-
-        def finished() -> bool:
-            answer = _answer(f"{base}/metrics")
-            return answer is not None and bool(FINISHED.search(answer.text))
-
-        _until(finished, "the execution finishing in /metrics", log)
-        metrics = httpx.get(f"{base}/metrics", verify=tls.CONTEXT)
-        assert metrics.headers["content-type"].startswith("text/plain")
-        assert 'flowledger_executions_started_total{workflow="hello-worker"} 1.0' in metrics.text
-        assert "flowledger_queue_depth" in metrics.text
-        assert httpx.get(f"{base}/readyz", verify=tls.CONTEXT).json() == {"status": "ready"}
-        assert (
-            httpx.get(f"{base}/api/v1/executions", verify=tls.CONTEXT).status_code == 404
-        )  # no API here
-    assert f"metrics on 127.0.0.1:{port}" in log.read_text()
-
-
-def _traced_env(folder: Path, collector: str) -> dict[str, str]:
-    """FLOWLEDGER_OTEL=1 with the spans sent to ``collector``, on a SQLite file."""
+def _traced_env(db_url: str, folder: Path, collector: str) -> dict[str, str]:
+    """FLOWLEDGER_OTEL=1 with the spans sent to ``collector``."""
     return service_env(
-        f"sqlite:///{folder / 'traced.db'}",
-        folder,
-        FLOWLEDGER_OTEL="1",
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector,
+        db_url, folder, FLOWLEDGER_OTEL="1", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector
     )
 
 
-def test_the_worker_sends_its_spans_over_otlp(tmp_path: Path) -> None:
+def test_the_worker_serves_its_metrics_and_sends_its_spans_over_otlp(
+    backend_db: str, tmp_path: Path
+) -> None:
+    """One worker for both reports (a worker's start cost seconds): metrics while it
+    runs, the batched spans flushed on its way out."""
     pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
     with receiver() as collector:
-        env = _traced_env(tmp_path, collector.url)
+        env = _traced_env(backend_db, tmp_path, collector.url)
         _queue_one(env, tmp_path)
         port = free_port()
+        base = f"http://127.0.0.1:{port}"
         log = tmp_path / "worker.log"
         with worker(env, log, "--metrics-port", str(port)):
+            _until(lambda: _answer(f"{base}/healthz") is not None, "the metrics port", log)
 
             def finished() -> bool:
-                answer = _answer(f"http://127.0.0.1:{port}/metrics")
+                answer = _answer(f"{base}/metrics")
                 return answer is not None and bool(FINISHED.search(answer.text))
 
-            _until(finished, "the execution finishing", log)
+            _until(finished, "the execution finishing in /metrics", log)
+            metrics = httpx.get(f"{base}/metrics", verify=tls.CONTEXT)
+            assert metrics.headers["content-type"].startswith("text/plain")
+            assert (
+                'flowledger_executions_started_total{workflow="hello-worker"} 1.0' in metrics.text
+            )
+            assert "flowledger_queue_depth" in metrics.text
+            assert httpx.get(f"{base}/readyz", verify=tls.CONTEXT).json() == {"status": "ready"}
+            assert (
+                httpx.get(f"{base}/api/v1/executions", verify=tls.CONTEXT).status_code == 404
+            )  # no API here
+        assert f"metrics on 127.0.0.1:{port}" in log.read_text()
         # stopped: the batched spans were flushed on the way out
         sent = b"".join(r.body for r in collector.requests)
     assert b"execution hello-worker" in sent, log.read_text()
@@ -143,7 +132,8 @@ def test_run_and_jobs_run_send_their_spans_like_the_worker(tmp_path: Path) -> No
     job.write_text("name: traced-job\nworkflows:\n  - {workflow: hello.yaml, input: {who: j}}\n")
     for args in (("run", str(definition), "--input", '{"who": "r"}'), ("jobs", "run", str(job))):
         with receiver() as collector:
-            done = run_cli(_traced_env(tmp_path, collector.url), *args)
+            env = _traced_env(f"sqlite:///{tmp_path / 'traced.db'}", tmp_path, collector.url)
+            done = run_cli(env, *args)
             assert done.returncode == 0, done.stderr
             # ended: the batched spans were flushed on the way out
             sent = b"".join(r.body for r in collector.requests)
