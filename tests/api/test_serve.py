@@ -55,22 +55,19 @@ def test_unknown_route_answers_in_the_error_shape(service: Service) -> None:
     assert set(answer.json()["error"]) == {"code", "message", "details"}
 
 
-def test_sigterm_exits_0_after_requests_in_flight(backend_db: str, tmp_path: Path) -> None:
-    with launch(backend_db, tmp_path) as running:
-        with running.client("viewer") as http:
-            assert http.get("/api/v1/workflows").status_code == 200
-        running.process.send_signal(signal.SIGTERM)
-        assert running.process.wait(30) == 0
-
-
-def test_sigterm_ends_open_event_streams_at_once(backend_db: str, tmp_path: Path) -> None:
+def test_sigterm_exits_0_after_requests_and_ends_open_event_streams_at_once(
+    backend_db: str, tmp_path: Path
+) -> None:
     """An open event stream (a web page's, an API follower's) never finishes by itself:
-    serve waited its whole 30 s grace for it, then cancelled it with ERROR tracebacks."""
+    serve waited its whole 30 s grace for it, then cancelled it with ERROR tracebacks.
+    One server start for two tests: requests answered, then SIGTERM exits 0."""
     with (
         launch(backend_db, tmp_path) as running,
         running.client("admin") as api,
         running.client() as browser,
     ):
+        with running.client("viewer") as http:
+            assert http.get("/api/v1/workflows").status_code == 200
         waiting = start(api, push(api, APPROVAL))["id"]
         assert settled(api, waiting)["runtimeStatus"] == "AwaitingUserInput"
         signed_in = browser.post("/signin", data={"token": running.tokens["viewer"]})
@@ -93,18 +90,16 @@ def test_sigterm_ends_open_event_streams_at_once(backend_db: str, tmp_path: Path
     assert " ERROR " not in log, log
 
 
-def test_no_workers_serves_the_api_only(backend_db: str, tmp_path: Path) -> None:
-    with launch(backend_db, tmp_path, "--no-workers") as running, running.client("viewer") as http:
-        assert http.get("/api/v1/workflows").status_code == 200
-
-
-def test_a_cancel_nobody_acts_on_is_answered_as_accepted_and_pending(
+def test_no_workers_serves_the_api_only_and_a_cancel_nobody_acts_on_is_accepted_and_pending(
     backend_db: str, tmp_path: Path
 ) -> None:
     """With no worker anywhere, a cancel of a waiting execution answered 200 with the
     document as it was (``AwaitingUserInput``), as if that were the cancel's outcome: it
-    is 202 with ``pendingSignals`` after the API's wait; a worker then acts on it."""
+    is 202 with ``pendingSignals`` after the API's wait; a worker then acts on it. One
+    server start for two tests: ``--no-workers`` serves the API, and runs nothing."""
     with launch(backend_db, tmp_path, "--no-workers") as running, running.client("admin") as http:
+        with running.client("viewer") as viewer:
+            assert viewer.get("/api/v1/workflows").status_code == 200
         name = push(http, APPROVAL)
         doc = start(http, name)
         begun = time.monotonic()
