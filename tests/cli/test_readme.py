@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.clifast_forkserver import forked_flowledger
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -114,9 +115,29 @@ def fresh_clone(tmp_path: Path) -> Path:
     return clone
 
 
-def run_script(script: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def reader_environment() -> dict[str, str]:
+    """A new user's: no FLOWLEDGER_ settings, the venv's commands on PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLEDGER_")}
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    return env
+
+
+@pytest.fixture(scope="module")
+def flowledger_forks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder whose ``flowledger`` runs each command as a process of its own forked
+    from a server that imported flowledger once (tests/cli/clifast_forkserver.py): the
+    README's thirty commands cost their work, not thirty cold starts."""
+    folder = tmp_path_factory.mktemp("forks")
+    with forked_flowledger(folder, reader_environment()) as found:
+        yield found
+
+
+def run_script(
+    script: str, cwd: Path, commands: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``script`` in bash, with ``commands``' flowledger first on PATH."""
+    env = reader_environment()
+    env["PATH"] = str(commands) + os.pathsep + env["PATH"]
     return subprocess.run(
         ["bash", "-c", script],
         cwd=cwd,
@@ -128,19 +149,19 @@ def run_script(script: str, cwd: Path, timeout: float = 300) -> subprocess.Compl
     )
 
 
-def test_every_command_of_the_readme_runs(tmp_path: Path) -> None:
+def test_every_command_of_the_readme_runs(tmp_path: Path, flowledger_forks: Path) -> None:
     blocks = sh_blocks(README.read_text())
     assert len([b for b in blocks if "skip" not in b[0]]) >= 2
     assert all("skip:" in marker for marker, _ in blocks if "skip" in marker)  # with a reason
     clone = fresh_clone(tmp_path)
     with enrich_port():
-        result = run_script(session_script(blocks), clone)
+        result = run_script(session_script(blocks), clone, flowledger_forks)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "waiting for input" in result.stdout or "AwaitingUserInput" in result.stdout
     assert (clone / "flowledger.db").is_file()  # the documented default, in the current folder
 
 
-def test_the_lead_followup_header_command_runs(tmp_path: Path) -> None:
+def test_the_lead_followup_header_command_runs(tmp_path: Path, flowledger_forks: Path) -> None:
     """examples/lead_followup.yaml runs with the exact command of its header."""
     header = []
     for line in (REPO / "examples/lead_followup.yaml").read_text().splitlines():
@@ -152,7 +173,9 @@ def test_the_lead_followup_header_command_runs(tmp_path: Path) -> None:
     assert "enrich_server.py &" in command
     with enrich_port():
         result = run_script(
-            "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + command, fresh_clone(tmp_path)
+            "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + command,
+            fresh_clone(tmp_path),
+            flowledger_forks,
         )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Completed" in result.stdout

@@ -1,0 +1,263 @@
+"""A ``flowledger`` command on PATH that is a real process of its own, without a cold
+start each time: a fork server imports flowledger once, and each command a shell runs is
+a fork of it, with the shell's argv, environment, working directory and standard streams.
+
+The README's session (tests/cli/test_readme.py) runs about thirty commands in one bash
+script, as a reader types them. Each cold ``flowledger`` process spent ~0.6-1 s of CPU on
+imports (3 s of wall time each on a loaded machine), most of the test's 72 s; what the
+test checks is that each command works as written (bash parses it, exit codes, a worker
+in the background killed by ``kill``, ``$(...)`` capture), which a forked process shows
+just as well. A cold start is what tests/cli/test_lazy_imports.py and the subprocess
+tests (``cli_process``) check.
+
+How: ``forked_flowledger(folder)`` starts the server (this file as a script) and writes
+``folder/flowledger``, a small ``python -IS`` client. The client hands its fds 0, 1 and 2,
+argv, working directory and environment to the server over a Unix socket; the server
+forks a child that calls ``flowledger.cli.entry`` (the console script's function) and
+answers the child's pid, then how it ended. The client forwards the signals a shell
+sends (``kill``, Ctrl-C) to the child and ends as the child did; if the client dies, the
+server kills its child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import gc
+import importlib
+import marshal
+import os
+import select
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+#: Imported once by the server, so that a command's fork does not: the command modules
+#: (flowledger.cli.launch.COMMANDS) and what the README's commands went on to import
+#: (storage, the worker, HTTP, schemas, rich's live tables). A command imports whatever
+#: else it needs itself, as a cold process would.
+PRELOAD = (
+    "flowledger.cli",
+    "flowledger.cli.launch",
+    "flowledger.cli.common",
+    "flowledger.cli.running",
+    "flowledger.cli.dbinfo",
+    "flowledger.cli.artifacts",
+    "flowledger.cli.control",
+    "flowledger.cli.executions",
+    "flowledger.cli.logs",
+    "flowledger.cli.prune",
+    "flowledger.cli.entities",
+    "flowledger.cli.jobs",
+    "flowledger.cli.steps",
+    "flowledger.cli.triggers",
+    "flowledger.cli.workflows",
+    "flowledger.runtime.engine",
+    "flowledger.app.changes",
+    "flowledger.app.entities",
+    "flowledger.app.streams",
+    "flowledger.app.timeline",
+    "flowledger.storage.sqlite",
+    "flowledger.storage.writes",
+    "flowledger.steps.http_request",
+    "flowledger.worker.worker",
+    "jsonschema",
+    "dateutil.tz",
+    "rich.live",
+    "rich.progress",
+    "rich.syntax",
+    "rich.table",
+)
+
+#: Signals a shell or a test sends to a command, passed on from the client to its child.
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
+
+CLIENT = """\
+#!{python} -IS
+# flowledger, forked from tests/cli/clifast_forkserver.py's server at {socket}
+import marshal, os, signal, socket, sys
+
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect({socket!r})
+payload = marshal.dumps((sys.argv[1:], os.getcwd(), dict(os.environ)))
+socket.send_fds(conn, [len(payload).to_bytes(8, "big")], [0, 1, 2])
+conn.sendall(payload)
+answers = conn.makefile("rb")
+pid = int(answers.readline())
+for number in {forwarded}:
+    signal.signal(number, lambda number, frame: os.kill(pid, number))
+ended = answers.readline().split()
+if not ended:
+    sys.exit("flowledger: the test's fork server went away")
+how, value = ended[0], int(ended[1])
+if how == b"signal":
+    signal.signal(value, signal.SIG_DFL)
+    os.kill(os.getpid(), value)
+    sys.exit(128 + value)
+sys.exit(value)
+"""
+
+
+@contextlib.contextmanager
+def forked_flowledger(folder: Path, env: dict[str, str]) -> Iterator[Path]:
+    """``folder`` holding a ``flowledger`` client of a fork server that runs while inside
+    (started with ``env``: its PYTHONPATH decides which flowledger it imports)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    address = str(folder / "forks.sock")
+    server = subprocess.Popen(
+        [sys.executable, __file__, address],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        # It says "ready" after its imports, once it listens; generous for a loaded machine.
+        waited, _, _ = select.select([server.stdout], [], [], 120)
+        ready = server.stdout.readline() if waited else "(nothing in 120 s)"
+        assert ready == "ready\n", f"the fork server did not start: {ready!r}"
+        client = folder / "flowledger"
+        forwarded = tuple(int(number) for number in FORWARDED)
+        client.write_text(CLIENT.format(python=sys.executable, socket=address, forwarded=forwarded))
+        client.chmod(0o755)
+        yield folder
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        server.stdout.close()
+
+
+def _serve(address: str) -> None:
+    sys.path[0] = str(Path(sys.executable).parent)  # as the console script's, not tests/cli
+    for name in PRELOAD:
+        importlib.import_module(name)
+    gc.freeze()  # what the imports made stays shared with the forks (copy-on-write)
+    assert threading.active_count() == 1, "a fork of a process with threads is unsafe"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(64)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, client)
+    clients: dict[socket.socket, int] = {}  # client -> its child's pid
+
+    def stop(number: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print("ready", flush=True)
+    try:
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    pid = _fork(conn, listener, selector)
+                    pidfd = os.pidfd_open(pid)
+                    children[pidfd] = (pid, conn)
+                    clients[conn] = pid
+                    selector.register(pidfd, selectors.EVENT_READ)
+                    selector.register(conn, selectors.EVENT_READ)  # readable: client gone
+                    conn.sendall(f"{pid}\n".encode())
+                elif isinstance(key.fileobj, int):  # a child ended
+                    pidfd = key.fileobj
+                    pid, conn = children.pop(pidfd)
+                    selector.unregister(pidfd)
+                    os.close(pidfd)
+                    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+                    ended = f"signal {-code}" if code < 0 else f"exit {code}"
+                    with contextlib.suppress(OSError):
+                        conn.sendall(f"{ended}\n".encode())
+                    with contextlib.suppress(KeyError):  # unless its client had died
+                        selector.unregister(conn)
+                    clients.pop(conn, None)
+                    conn.close()
+                else:  # the client died before its child: the child goes too
+                    conn = key.fileobj  # type: ignore[assignment]
+                    selector.unregister(conn)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(clients[conn], signal.SIGKILL)
+    finally:
+        for pid, _ in children.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _fork(conn: socket.socket, listener: socket.socket, selector: selectors.BaseSelector) -> int:
+    """Read a client's request and fork its command; the parent gets the child's pid."""
+    head, fds, _, _ = socket.recv_fds(conn, 8, 3)
+    size = int.from_bytes(head, "big")
+    payload = b""
+    while len(payload) < size:
+        payload += conn.recv(size - len(payload))
+    args, cwd, env = marshal.loads(payload)
+    pid = os.fork()
+    if pid:
+        for fd in fds:
+            os.close(fd)
+        return pid
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        selector.close()
+        listener.close()
+        conn.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.closerange(3, 1 << 16)  # the server's sockets and the other clients' streams
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        import time
+
+        time.tzset()
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own streams
+        sys.stdout = open(1, "w", 1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", 1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+        sys.argv = [str(Path(sys.executable).parent / "flowledger"), *args]
+        code = _run_command()
+    except BaseException:  # the fork's own set-up failed: said on the client's stderr
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+    return 0  # not reached: the child ends above
+
+
+def _run_command() -> int:
+    """``flowledger.cli.entry`` as the console script runs it, and the interpreter's exit:
+    its code, threads joined, atexit handlers, streams flushed."""
+    from flowledger.cli import entry
+
+    code = 0
+    try:
+        entry()
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        code = 128 + signal.SIGINT
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    threading._shutdown()  # type: ignore[attr-defined]  # non-daemon threads, as at exit
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    return code
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
