@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli.clifast_forkserver import forked_flowledger
 from tests.conftest import REPO
 from tests.inprocess import run_in_process
 
@@ -56,3 +57,14 @@ def cli_process(db_url: str) -> Cli:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def forked_command(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``flowledger`` whose every run is a process of its own forked from a server that
+    imported flowledger once (tests/cli/clifast_forkserver.py): for tests of what a
+    command's own process prints and how it exits, without a cold start's ~0.9 s of CPU
+    each. A cold start itself is tests/cli/test_lazy_imports.py's subject."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLEDGER_")}
+    with forked_flowledger(tmp_path_factory.mktemp("forks"), env) as folder:
+        yield str(folder / "flowledger")

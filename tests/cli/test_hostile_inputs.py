@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from flowledger.cli.launch import only
-from tests.cli.conftest import FLOWLEDGER
 
 WORKFLOW = "name: echo\nsteps:\n  - {id: a, type: sys.transform, input: {value: '{{ input }}'}}\n"
 HOSTILE_TEXT = st.one_of(
@@ -130,7 +129,9 @@ def test_binary_files(folder: Path, data: bytes) -> None:
     _one_line_or_result(*_invoke(folder, "entities", "types", "create", "T", "--schema", str(file)))
 
 
-def test_no_traceback_from_the_real_command(tmp_path: Path) -> None:
+def test_no_traceback_from_the_real_command(tmp_path: Path, forked_command: str) -> None:
+    """The command in a process of its own (its stderr, its exit), forked from a server
+    that imported flowledger once (tests/cli/conftest.py)."""
     (tmp_path / "echo.yaml").write_text(WORKFLOW, encoding="utf-8")
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
     env = {"FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin"}
@@ -142,7 +143,12 @@ def test_no_traceback_from_the_real_command(tmp_path: Path) -> None:
         ["entities", "list", "Lead", "--filter", '{"n": 99999999999999999999}'],
     ):
         result = subprocess.run(
-            [FLOWLEDGER, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60
+            [forked_command, *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
         )
         assert result.returncode in (1, 2), (args, result.stderr)
         assert "Traceback" not in result.stderr

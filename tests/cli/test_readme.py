@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.clifast_forkserver import forked_flowledger
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -122,22 +121,14 @@ def reader_environment() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def flowledger_forks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A folder whose ``flowledger`` runs each command as a process of its own forked
-    from a server that imported flowledger once (tests/cli/clifast_forkserver.py): the
-    README's thirty commands cost their work, not thirty cold starts."""
-    folder = tmp_path_factory.mktemp("forks")
-    with forked_flowledger(folder, reader_environment()) as found:
-        yield found
-
-
 def run_script(
-    script: str, cwd: Path, commands: Path, timeout: float = 300
+    script: str, cwd: Path, command: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """``script`` in bash, with ``commands``' flowledger first on PATH."""
+    """``script`` in bash, with ``command`` as the ``flowledger`` on PATH: the fixture
+    ``forked_command`` (tests/cli/conftest.py), each of the README's thirty commands a
+    process of its own, costing its work rather than a cold start each."""
     env = reader_environment()
-    env["PATH"] = str(commands) + os.pathsep + env["PATH"]
+    env["PATH"] = str(Path(command).parent) + os.pathsep + env["PATH"]
     return subprocess.run(
         ["bash", "-c", script],
         cwd=cwd,
@@ -149,19 +140,19 @@ def run_script(
     )
 
 
-def test_every_command_of_the_readme_runs(tmp_path: Path, flowledger_forks: Path) -> None:
+def test_every_command_of_the_readme_runs(tmp_path: Path, forked_command: str) -> None:
     blocks = sh_blocks(README.read_text())
     assert len([b for b in blocks if "skip" not in b[0]]) >= 2
     assert all("skip:" in marker for marker, _ in blocks if "skip" in marker)  # with a reason
     clone = fresh_clone(tmp_path)
     with enrich_port():
-        result = run_script(session_script(blocks), clone, flowledger_forks)
+        result = run_script(session_script(blocks), clone, forked_command)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "waiting for input" in result.stdout or "AwaitingUserInput" in result.stdout
     assert (clone / "flowledger.db").is_file()  # the documented default, in the current folder
 
 
-def test_the_lead_followup_header_command_runs(tmp_path: Path, flowledger_forks: Path) -> None:
+def test_the_lead_followup_header_command_runs(tmp_path: Path, forked_command: str) -> None:
     """examples/lead_followup.yaml runs with the exact command of its header."""
     header = []
     for line in (REPO / "examples/lead_followup.yaml").read_text().splitlines():
@@ -175,7 +166,7 @@ def test_the_lead_followup_header_command_runs(tmp_path: Path, flowledger_forks:
         result = run_script(
             "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + command,
             fresh_clone(tmp_path),
-            flowledger_forks,
+            forked_command,
         )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Completed" in result.stdout
