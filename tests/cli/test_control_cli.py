@@ -183,13 +183,14 @@ def test_a_cancel_without_the_plugin_is_applied(cli: Cli, tmp_path: Path) -> Non
     assert _show(cli, execution_id)["runtimeStatus"] == "Cancelled"
 
 
-def test_a_worker_resumes_an_execution_once_input_arrives(cli: Cli, tmp_path: Path) -> None:
+def test_a_worker_resumes_an_execution_once_input_arrives(
+    cli: Cli, tmp_path: Path, forked_command: str
+) -> None:
     import os
     import signal
     import subprocess
     import time
 
-    from tests.cli.conftest import FLOWLEDGER
     from tests.conftest import REPO
 
     db = f"sqlite:///{tmp_path / 'worker.db'}"
@@ -197,7 +198,9 @@ def test_a_worker_resumes_an_execution_once_input_arrives(cli: Cli, tmp_path: Pa
     assert started.returncode == 0, started.stderr
     execution_id = started.stdout.strip()
     env = {**os.environ, "FLOWLEDGER_DB": db}
-    worker = subprocess.Popen([FLOWLEDGER, "worker"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [forked_command, "worker"], cwd=REPO, env=env, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(200):  # the worker runs it up to the question, then parks it
             doc = json.loads(cli("executions", "show", execution_id, "--json", "--db", db).stdout)

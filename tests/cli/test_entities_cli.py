@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from flowledger import Engine
-from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.cli.conftest import Cli
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -156,7 +156,9 @@ def test_the_example_validates(cli: Cli) -> None:
 
 
 @pytest.mark.usefixtures("lead_type")
-def test_a_cli_write_fires_the_example_trigger_in_a_worker(cli: Cli, db_url: str) -> None:
+def test_a_cli_write_fires_the_example_trigger_in_a_worker(
+    cli: Cli, db_url: str, forked_command: str
+) -> None:
     db = db_url  # the database of the cli fixture
 
     async def push() -> None:
@@ -166,7 +168,7 @@ def test_a_cli_write_fires_the_example_trigger_in_a_worker(cli: Cli, db_url: str
     asyncio.run(push())
     entity_id = _create(cli, {"Email": "ada@example.com", "Status": "New"})
     worker = subprocess.Popen(
-        [FLOWLEDGER, "worker"],
+        [forked_command, "worker"],
         cwd=REPO,
         env={**os.environ, "FLOWLEDGER_DB": db},
         stdout=subprocess.DEVNULL,

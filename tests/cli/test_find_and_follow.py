@@ -207,7 +207,7 @@ steps:
 
 
 def test_events_follow_and_watch_a_worker_in_another_process(
-    cli: Cli, db_url: str, tmp_path: Path
+    cli: Cli, db_url: str, tmp_path: Path, forked_command: str
 ) -> None:
     workflow = tmp_path / "waits.yaml"
     workflow.write_text(WAITS)
@@ -218,7 +218,7 @@ def test_events_follow_and_watch_a_worker_in_another_process(
 
     def follow(*args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [FLOWLEDGER, "executions", *args],
+            [forked_command, "executions", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -229,7 +229,7 @@ def test_events_follow_and_watch_a_worker_in_another_process(
     events = follow("events", execution[:8], "--follow", "--json")
     watch = follow("watch", execution)
     worker = subprocess.Popen(
-        [FLOWLEDGER, "worker"],
+        [forked_command, "worker"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=REPO,
@@ -351,7 +351,7 @@ def _line_within(stream: IO[str], seconds: float) -> str:
 
 
 def test_watch_says_when_no_process_runs_the_execution(
-    cli: Cli, db_url: str, tmp_path: Path
+    cli: Cli, db_url: str, tmp_path: Path, forked_command: str
 ) -> None:
     """Tour 24: `watch` of what a killed `run` left InProgress waited forever without a
     word. It says so at once, and who would carry it on; it watches on, and follows the
@@ -379,7 +379,7 @@ def test_watch_says_when_no_process_runs_the_execution(
     shown = cli("executions", "show", execution)
     assert "runner:   held by no process; `flowledger worker` takes it over" in shown.stdout
     watch = subprocess.Popen(
-        [FLOWLEDGER, "executions", "watch", execution],
+        [forked_command, "executions", "watch", execution],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
     )  # fmt: skip
     worker = None
@@ -390,7 +390,7 @@ def test_watch_says_when_no_process_runs_the_execution(
         assert "`flowledger worker` takes it over, as does the next `flowledger run`" in said
         assert watch.poll() is None  # watching on
         worker = subprocess.Popen(
-            [FLOWLEDGER, "worker"],
+            [forked_command, "worker"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env,
         )  # fmt: skip
         watched, _ = watch.communicate(timeout=60)

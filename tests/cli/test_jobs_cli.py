@@ -150,7 +150,7 @@ def _poll(db_url: str, done: Any, seconds: float = 60) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_a_killed_jobs_run_is_finished_by_a_worker_exactly_once(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, forked_command: str
 ) -> None:
     write_flows(tmp_path)
     job = tmp_path / "job.yaml"
@@ -176,7 +176,7 @@ def test_a_killed_jobs_run_is_finished_by_a_worker_exactly_once(
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     worker = subprocess.Popen(
-        [FLOWLEDGER, "worker", "--db", db_url, "--lease", "1s"],
+        [forked_command, "worker", "--db", db_url, "--lease", "1s"],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -303,7 +303,7 @@ def test_a_rerun_of_a_job_runs_execution_says_it_is_outside_the_job_run(
 
 @pytest.mark.slow
 def test_executions_retry_of_the_failed_workflow_lets_a_worker_carry_the_job_run_on(
-    cli: Cli, db_url: str, tmp_path: Path
+    cli: Cli, db_url: str, tmp_path: Path, forked_command: str
 ) -> None:
     """The tour's path: the execution retried to Completed left its job run Failed, and
     the next workflow never started."""
@@ -317,7 +317,7 @@ def test_executions_retry_of_the_failed_workflow_lets_a_worker_carry_the_job_run
 
     log = (tmp_path / "worker.log").open("ab")
     worker = subprocess.Popen(
-        [FLOWLEDGER, "worker", "--db", db_url], cwd=REPO, stdout=log, stderr=log
+        [forked_command, "worker", "--db", db_url], cwd=REPO, stdout=log, stderr=log
     )
     try:
         [done] = _poll(db_url, lambda d: d["status"] in ("Completed", "Failed"))

@@ -213,7 +213,7 @@ def test_a_sub_workflow_step_shows_its_children(tmp_path: Path) -> None:
         terminal.close()
 
 
-def test_watch_counts_the_children_a_worker_runs(tmp_path: Path) -> None:
+def test_watch_counts_the_children_a_worker_runs(tmp_path: Path, forked_command: str) -> None:
     (tmp_path / "child.yaml").write_text(CHILD)
     (tmp_path / "parent.yaml").write_text(PARENT)
     env = {k: v for k, v in os.environ.items() if k != "FLOWLEDGER_DB"}
@@ -227,7 +227,7 @@ def test_watch_counts_the_children_a_worker_runs(tmp_path: Path) -> None:
     flowledger("workflows", "push", "child.yaml")
     execution = flowledger("start", "parent.yaml")
     worker = subprocess.Popen(
-        [FLOWLEDGER, "worker"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
+        [forked_command, "worker"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
     )
     terminal = Terminal(["executions", "watch", execution], tmp_path)
     try:

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from flowledger.storage import open_store
 from flowledger.storage.schema import executions
 from flowledger.storage.sql import SQLStore
-from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.cli.conftest import Cli
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -198,18 +198,18 @@ def test_prune_s_help_says_the_shortest_age_it_refuses_below(cli: Cli) -> None:
 
 @pytest.mark.slow
 def test_a_worker_logs_json_lines_and_another_process_follows_the_step_logs(
-    cli: Cli, db_url: str, tmp_path: Path
+    cli: Cli, db_url: str, tmp_path: Path, forked_command: str
 ) -> None:
     plugin = write(tmp_path, "ops_plugin.py", PLUGIN)
     talker = write(tmp_path, "talker.yaml", TALKER)
     execution_id = ok(cli("start", talker, "--plugin", plugin)).strip()
     env = {**os.environ, "FLOWLEDGER_DB": db_url, "FLOWLEDGER_SECRET_OPS_TOKEN": "t0ken-s3cret"}
     follower = subprocess.Popen(
-        [FLOWLEDGER, "executions", "logs", execution_id, "--follow", "--json"],
+        [forked_command, "executions", "logs", execution_id, "--follow", "--json"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     worker = subprocess.Popen(
-        [FLOWLEDGER, "worker", "--plugin", plugin, "--log-format", "json"],
+        [forked_command, "worker", "--plugin", plugin, "--log-format", "json"],
         cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -232,12 +232,14 @@ def test_a_worker_logs_json_lines_and_another_process_follows_the_step_logs(
     assert end["duration_ms"] >= 0 and end["action"] == "run_execution"
 
 
-def test_a_worker_that_cannot_start_says_why_in_a_json_line(tmp_path: Path) -> None:
+def test_a_worker_that_cannot_start_says_why_in_a_json_line(
+    tmp_path: Path, forked_command: str
+) -> None:
     """With JSON logs every stderr line is one object, the last words included: a log
     pipeline would drop or mangle a plain `error:` line."""
     missing = f"sqlite:///{tmp_path}/no/such/folder/x.db"
     done = subprocess.run(
-        [FLOWLEDGER, "worker", "--log-format", "json", "--db", missing],
+        [forked_command, "worker", "--log-format", "json", "--db", missing],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode != 0
