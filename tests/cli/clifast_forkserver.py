@@ -37,6 +37,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 #: Imported once by the server, so that a command's fork does not: the command modules
 #: (flowledger.cli.launch.COMMANDS) and what the README's commands went on to import
@@ -77,6 +78,9 @@ PRELOAD = (
 
 #: Signals a shell or a test sends to a command, passed on from the client to its child.
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
+#: What a test sends a client for a SIGKILL of its command's process (SIGKILL itself
+#: cannot be caught and passed on): ``kill_hard``.
+HARD_KILL = signal.SIGUSR2
 
 CLIENT = """\
 #!{python} -IS
@@ -90,14 +94,17 @@ socket.send_fds(conn, [len(payload).to_bytes(8, "big")], [0, 1, 2])
 conn.sendall(payload)
 answers = conn.makefile("rb")
 pid = int(answers.readline())
+def forward(number, frame):
+    os.kill(pid, signal.SIGKILL if number == {hard_kill} else number)
 for number in {forwarded}:
-    signal.signal(number, lambda number, frame: os.kill(pid, number))
+    signal.signal(number, forward)
 ended = answers.readline().split()
 if not ended:
     sys.exit("flowledger: the test's fork server went away")
 how, value = ended[0], int(ended[1])
 if how == b"signal":
-    signal.signal(value, signal.SIG_DFL)
+    if value != signal.SIGKILL:
+        signal.signal(value, signal.SIG_DFL)
     os.kill(os.getpid(), value)
     sys.exit(128 + value)
 sys.exit(value)
@@ -124,14 +131,28 @@ def forked_flowledger(folder: Path, env: dict[str, str]) -> Iterator[Path]:
         ready = server.stdout.readline() if waited else "(nothing in 120 s)"
         assert ready == "ready\n", f"the fork server did not start: {ready!r}"
         client = folder / "flowledger"
-        forwarded = tuple(int(number) for number in FORWARDED)
-        client.write_text(CLIENT.format(python=sys.executable, socket=address, forwarded=forwarded))
+        forwarded = tuple(int(number) for number in (*FORWARDED, HARD_KILL))
+        client.write_text(
+            CLIENT.format(
+                python=sys.executable,
+                socket=address,
+                forwarded=forwarded,
+                hard_kill=int(HARD_KILL),
+            )
+        )
         client.chmod(0o755)
         yield folder
     finally:
         server.terminate()
         server.wait(timeout=60)
         server.stdout.close()
+
+
+def kill_hard(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL the command a client started, and wait: the command's process is dead and
+    reaped once this returns (the client ends killed by SIGKILL too)."""
+    process.send_signal(HARD_KILL)
+    process.wait()
 
 
 def _serve(address: str) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from flowledger import Engine
 from flowledger.runtime.recovery import CRASH_MESSAGE
+from tests.cli.clifast_forkserver import kill_hard
 from tests.cli.conftest import FLOWLEDGER
 from tests.cli.polls import first_step_completed, until_documents
 from tests.conftest import REPO
@@ -44,10 +45,12 @@ steps:
 """
 
 
-def _worker(db_url: str, log: BinaryIO) -> subprocess.Popen[bytes]:
+def _worker(db_url: str, log: BinaryIO, command: str = FLOWLEDGER) -> subprocess.Popen[bytes]:
+    """A worker: the cold command, or ``command`` (the ``forked_command`` fixture, which a
+    test kills with ``kill_hard``)."""
     return subprocess.Popen(
         [
-            FLOWLEDGER,
+            command,
             "worker",
             "--db",
             db_url,
@@ -98,21 +101,26 @@ def kill_workers_at_random(
     rng: random.Random,
     cycles: int,
     settled: Callable[[], bool],
+    command: str,
     timeout: float = 120,
 ) -> int:
     """Two workers; ``cycles`` times, SIGKILL one at a random moment and start another.
-    Then wait (up to ``timeout``) until ``settled()``, stop the workers, return the kills."""
+    Then wait (up to ``timeout``) until ``settled()``, stop the workers, return the kills.
+
+    The workers are forks of one process that imported flowledger (``command``, the
+    ``forked_command`` fixture): a cold worker spent ~0.9 s of CPU importing, so most
+    blind kills hit a worker still starting, and 22 cold starts were most of the test's
+    CPU. A fork is at work within milliseconds: the kills land on working workers."""
     sink = log.open("ab")
-    workers = [_worker(db_url, sink), _worker(db_url, sink)]
+    workers = [_worker(db_url, sink, command), _worker(db_url, sink, command)]
     kills = 0
     try:
         for _ in range(cycles):
             time.sleep(rng.uniform(0.05, 0.35))
             victim = workers.pop(rng.randrange(len(workers)))
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
+            kill_hard(victim)  # dead and reaped when it returns
             kills += 1
-            workers.append(_worker(db_url, sink))
+            workers.append(_worker(db_url, sink, command))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not settled():
             time.sleep(0.2)
@@ -137,7 +145,7 @@ def _poll(
 
 
 def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
-    tmp_path: Path, db_url: str, request: pytest.FixtureRequest
+    tmp_path: Path, db_url: str, request: pytest.FixtureRequest, forked_command: str
 ) -> None:
     cycles = request.config.getoption("--cycles") or int(
         os.environ.get("FLOWLEDGER_CRASH_CYCLES", "20")
@@ -153,7 +161,7 @@ def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
         docs = asyncio.run(_documents(db_url, ids))
         return all(d["runtimeStatus"] in ("Completed", "Failed", "Cancelled") for d in docs)
 
-    kills = kill_workers_at_random(db_url, log, rng, cycles, settled)
+    kills = kill_workers_at_random(db_url, log, rng, cycles, settled, forked_command)
     assert kills == cycles
     docs = asyncio.run(_documents(db_url, ids))
     failures = [
@@ -206,7 +214,11 @@ def _wait_for_log(log: Path, phrases: tuple[str, ...], seconds: float) -> None:
         time.sleep(0.05)
 
 
-def test_a_frozen_worker_cannot_complete_the_step_it_lost(tmp_path: Path, db_url: str) -> None:
+def test_a_frozen_worker_cannot_complete_the_step_it_lost(
+    tmp_path: Path, db_url: str, forked_command: str
+) -> None:
+    """Worker A is a cold process (SIGSTOP cannot be passed on to a fork); its rescuer
+    a fork (forked_command)."""
     ledger = tmp_path / "ledger.txt"
 
     async def enqueue() -> str:
@@ -224,7 +236,7 @@ def test_a_frozen_worker_cannot_complete_the_step_it_lost(tmp_path: Path, db_url
                 lambda d: any(s["stepId"] == "slow" for s in d["steps"].values()),
             )
             frozen.send_signal(signal.SIGSTOP)
-            rescuer = _worker(db_url, log_b)
+            rescuer = _worker(db_url, log_b, forked_command)
             try:
                 doc = _poll(db_url, execution_id, lambda d: d["runtimeStatus"] == "Completed")
                 assert doc["runtimeStatus"] == "Completed"
@@ -253,19 +265,20 @@ def test_a_frozen_worker_cannot_complete_the_step_it_lost(tmp_path: Path, db_url
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
 
 
-def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> None:
+def test_a_killed_run_is_finished_by_a_worker(
+    tmp_path: Path, db_url: str, forked_command: str
+) -> None:
     ledger = tmp_path / "ledger.txt"
     definition = _work_nap_work(tmp_path, "two", ledger, "2s")
     run = subprocess.Popen(
-        [FLOWLEDGER, "run", str(definition), "--db", db_url, "--plugin", PLUGIN, "--json"],
+        [forked_command, "run", str(definition), "--db", db_url, "--plugin", PLUGIN, "--json"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "FLOWLEDGER_LEASE": "2s"},  # so its lease lapses soon after the kill
     )  # fmt: skip
     try:
         until_documents(db_url, PLUGIN, first_step_completed, seconds=30)
     finally:
-        run.send_signal(signal.SIGKILL)
-        run.wait()
+        kill_hard(run)
 
     async def listed() -> list[str]:
         async with Engine(db_url, plugins=[PLUGIN]) as engine:
@@ -273,7 +286,7 @@ def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> No
 
     (execution_id,) = asyncio.run(listed())
     with (tmp_path / "w.log").open("ab") as log:
-        worker = _worker(db_url, log)
+        worker = _worker(db_url, log, forked_command)
         try:
             doc = _poll(db_url, execution_id, lambda d: d["runtimeStatus"] == "Completed")
         finally:
@@ -286,10 +299,12 @@ def test_a_killed_run_is_finished_by_a_worker(tmp_path: Path, db_url: str) -> No
     assert [(s["attempt"], s["status"]) for s in nap] == [(1, "Completed")]  # the timer survived
 
 
-def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: str) -> None:
+def test_the_next_run_finishes_what_a_killed_run_left(
+    tmp_path: Path, db_url: str, forked_command: str
+) -> None:
     ledger = tmp_path / "ledger.txt"
     definition = _work_nap_work(tmp_path, "again", ledger, "1s")
-    command = [FLOWLEDGER, "run", str(definition), "--db", db_url, "--plugin", PLUGIN, "--json"]
+    command = [forked_command, "run", str(definition), "--db", db_url, "--plugin", PLUGIN, "--json"]
     killed = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -298,8 +313,7 @@ def test_the_next_run_finishes_what_a_killed_run_left(tmp_path: Path, db_url: st
         # side effect, which a busy machine may record a moment later).
         until_documents(db_url, PLUGIN, first_step_completed, seconds=30)
     finally:
-        killed.send_signal(signal.SIGKILL)
-        killed.wait()
+        kill_hard(killed)
     # Its lease (30 s) has not lapsed, but its process is gone: the next run takes over at once
     # (--new: it finishes that one, then runs its own; without, it resumes it: test_run_resume).
     again = subprocess.run(

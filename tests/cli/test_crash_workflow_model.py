@@ -72,7 +72,7 @@ async def _all(db_url: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_kills_lose_and_double_no_child_no_entity_no_trigger(
-    tmp_path: Path, db_url: str, request: pytest.FixtureRequest
+    tmp_path: Path, db_url: str, request: pytest.FixtureRequest, forked_command: str
 ) -> None:
     cycles = request.config.getoption("--cycles") or int(
         os.environ.get("FLOWLEDGER_CRASH_CYCLES", "12")
@@ -90,7 +90,7 @@ def test_kills_lose_and_double_no_child_no_entity_no_trigger(
         done = all(d["runtimeStatus"] == "Completed" for d in every)
         return done and len(state["crash-on-order"]) >= len(parents)
 
-    assert kill_workers_at_random(db_url, log, rng, cycles, settled) == cycles
+    assert kill_workers_at_random(db_url, log, rng, cycles, settled, forked_command) == cycles
     state = asyncio.run(_all(db_url))
     tail = log.read_text()[-3000:]
     for name in ("crash-parent", "crash-child", "crash-on-order"):
