@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from flowledger.codec import spellings
-from tests.cli.conftest import FLOWLEDGER
+from tests.cli.clifast_forkserver import HARD_KILL
 from tests.inprocess import run_in_process
 from tests.steps.http_server import serve
 
@@ -65,8 +65,12 @@ steps:
 
 
 class Processes:
-    def __init__(self, folder: Path) -> None:
+    """Commands as processes of their own (``flowledger``: the ``forked_command``
+    fixture, without a cold start each), and in this one (``command``)."""
+
+    def __init__(self, folder: Path, flowledger: str) -> None:
         self.folder = folder
+        self.flowledger = flowledger
         self.env = {
             **os.environ,
             "FLOWLEDGER_DB": f"sqlite:///{folder / 'flow.db'}",
@@ -79,7 +83,7 @@ class Processes:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [FLOWLEDGER, *args],
+            [self.flowledger, *args],
             capture_output=True,
             text=True,
             cwd=self.folder,
@@ -117,9 +121,9 @@ class Processes:
 
 
 @pytest.fixture
-def procs(tmp_path: Path, base_url: str) -> Processes:
+def procs(tmp_path: Path, base_url: str, forked_command: str) -> Processes:
     (tmp_path / "flow.yaml").write_text(_workflow(base_url), encoding="utf-8")
-    return Processes(tmp_path)
+    return Processes(tmp_path, forked_command)
 
 
 def _started(procs: Processes) -> str:
@@ -150,7 +154,7 @@ def test_resumed_in_another_process(procs: Processes) -> None:
 
 def _worker(procs: Processes) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [FLOWLEDGER, "worker", "--lease", "1s"],
+        [procs.flowledger, "worker", "--lease", "1s"],
         cwd=procs.folder,
         env=procs.env,
         stdout=subprocess.PIPE,
@@ -173,7 +177,7 @@ def _finished(procs: Processes, execution_id: str) -> bool:
 
 
 def _stop(procs: Processes, worker: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
-    worker.send_signal(sig)
+    worker.send_signal(HARD_KILL if sig == signal.SIGKILL else sig)  # a fork's SIGKILL
     out, err = worker.communicate(timeout=60)
     procs.outputs += [out, err]
 
