@@ -274,9 +274,14 @@ def _run_command() -> int:
         code = 1
     threading._shutdown()  # type: ignore[attr-defined]  # non-daemon threads, as at exit
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # as the interpreter: said on stderr, and exit 120
+        sys.stderr.write("Exception ignored in: <stdout>\n")
+        traceback.print_exc()
+        code = code or 120
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
     return code
 
 

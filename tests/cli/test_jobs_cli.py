@@ -15,7 +15,8 @@ import pytest
 
 from flowledger import Engine
 from flowledger.runtime.job_runs import JobRuns
-from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.cli.clifast_forkserver import kill_hard
+from tests.cli.conftest import Cli
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -163,7 +164,7 @@ def test_a_killed_jobs_run_is_finished_by_a_worker_exactly_once(
     env = {**os.environ, "FLOWLEDGER_LEASE": "1s"}
     log = (tmp_path / "log.txt").open("ab")
     driver = subprocess.Popen(
-        [FLOWLEDGER, "jobs", "run", str(job), "--db", db_url],
+        [forked_command, "jobs", "run", str(job), "--db", db_url],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -173,8 +174,7 @@ def test_a_killed_jobs_run_is_finished_by_a_worker_exactly_once(
         # Kill it once the first workflow ended: between two workflows, or in the second.
         _poll(db_url, lambda d: d["runs"][0]["runtimeStatus"] == "Completed")
     finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
+        kill_hard(driver)  # dead and reaped when it returns
     worker = subprocess.Popen(
         [forked_command, "worker", "--db", db_url, "--lease", "1s"],
         cwd=REPO,

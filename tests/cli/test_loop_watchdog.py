@@ -19,7 +19,6 @@ import pytest
 
 from flowledger import Engine
 from flowledger.worker.watchdog import EXIT_STUCK
-from tests.cli.conftest import FLOWLEDGER
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e]
@@ -70,8 +69,8 @@ def _start(db_url: str, until: Path) -> str:
     return asyncio.run(go())
 
 
-def _worker(db_url: str, log: TextIO) -> subprocess.Popen[str]:
-    command = [FLOWLEDGER, "worker", "--plugin", PLUGIN, "--concurrency", "2"]
+def _worker(db_url: str, log: TextIO, flowledger: str) -> subprocess.Popen[str]:
+    command = [flowledger, "worker", "--plugin", PLUGIN, "--concurrency", "2"]
     return subprocess.Popen(
         command,
         cwd=REPO,
@@ -82,11 +81,15 @@ def _worker(db_url: str, log: TextIO) -> subprocess.Popen[str]:
     )
 
 
-def test_a_worker_blocked_by_a_step_warns_and_still_stops_at_sigterm(tmp_path: Path) -> None:
+def test_a_worker_blocked_by_a_step_warns_and_still_stops_at_sigterm(
+    tmp_path: Path, forked_command: str
+) -> None:
+    """The worker is a process of its own forked from one that imported flowledger
+    (forked_command): its loop, its watchdog and its SIGTERM, without a cold start."""
     db_url = f"sqlite:///{tmp_path / 'blocked.db'}"
     execution_id = _start(db_url, tmp_path / "never")
     log = tmp_path / "worker.log"
-    with log.open("w") as stderr, _worker(db_url, stderr) as worker:
+    with log.open("w") as stderr, _worker(db_url, stderr, forked_command) as worker:
         try:
             stalled = _with(_wait_for(log, "loop_stalled"), "loop_stalled")
             assert stalled, log.read_text()[-3000:]
@@ -111,13 +114,15 @@ def test_a_worker_blocked_by_a_step_warns_and_still_stops_at_sigterm(tmp_path: P
     assert not _with(lines, "stop_worker")  # it could not drain
 
 
-def test_run_says_when_the_loop_is_blocked_and_when_it_runs_again(tmp_path: Path) -> None:
+def test_run_says_when_the_loop_is_blocked_and_when_it_runs_again(
+    tmp_path: Path, forked_command: str
+) -> None:
     db_url = f"sqlite:///{tmp_path / 'run.db'}"
     release = tmp_path / "release"
     definition = tmp_path / "blocker.yaml"
     definition.write_text(WORKFLOW.format(until=release))
     log = tmp_path / "run.log"
-    command = [FLOWLEDGER, "run", str(definition), "--plugin", PLUGIN, "--json"]
+    command = [forked_command, "run", str(definition), "--plugin", PLUGIN, "--json"]
     env = {**_environment(db_url), "FLOWLEDGER_LOG_FORMAT": "json"}
     with (
         log.open("w") as stderr,
