@@ -26,7 +26,8 @@ from flowledger.app import (
     SubmitInput,
     WorkflowText,
 )
-from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.cli.clifast_forkserver import kill_hard
+from tests.cli.conftest import Cli
 from tests.conftest import REPO
 from tests.inprocess import run_in_process
 
@@ -360,7 +361,7 @@ def test_watch_says_when_no_process_runs_the_execution(
     workflow.write_text(NAPS)
     env = {**os.environ, "FLOWLEDGER_DB": db_url, "COLUMNS": "200"}
     run = subprocess.Popen(
-        [FLOWLEDGER, "run", str(workflow), "--json"],
+        [forked_command, "run", str(workflow), "--json"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env,
     )  # fmt: skip
     try:
@@ -371,8 +372,7 @@ def test_watch_says_when_no_process_runs_the_execution(
             listed = json.loads(cli("executions", "list", "--json").stdout or "[]")
             napping = [d["id"] for d in listed if d["currentStateName"] == "nap"]
     finally:
-        run.kill()
-        run.wait()
+        kill_hard(run)  # dead and reaped when it returns
     [execution] = napping
     listed = cli("executions", "list")
     assert "InProgress, held by no process" in listed.stdout, listed.stdout
