@@ -95,7 +95,10 @@ conn.sendall(payload)
 answers = conn.makefile("rb")
 pid = int(answers.readline())
 def forward(number, frame):
-    os.kill(pid, signal.SIGKILL if number == {hard_kill} else number)
+    try:
+        os.kill(pid, signal.SIGKILL if number == {hard_kill} else number)
+    except ProcessLookupError:  # it has ended: its status is on its way
+        pass
 for number in {forwarded}:
     signal.signal(number, forward)
 ended = answers.readline().split()
