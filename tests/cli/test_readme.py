@@ -5,6 +5,11 @@ gate, a PostgreSQL server elsewhere); every other line runs, in order, in one sh
 temporary folder holding a copy of the repository's tracked examples, with no
 ``FLOWLEDGER_DB`` (the default database, as for a new user). A line must exit 0, or
 the code its comment announces (``# exits 3: …``).
+
+Each ``flowledger`` a line runs is a process of its own, forked from one that imported
+flowledger once (the ``forked_command`` fixture, tests/cli/clifast_forkserver.py): bash
+parses and runs every line as written, with the command's own argv, environment, folder,
+streams, signals and exit code; thirty cold starts were most of this test's time.
 """
 
 from __future__ import annotations
