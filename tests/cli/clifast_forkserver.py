@@ -261,11 +261,9 @@ def _run_command() -> int:
     code = 0
     try:
         entry()
-    except SystemExit as exc:
-        if exc.code is None:
-            code = 0
-        elif isinstance(exc.code, int):
-            code = exc.code
+    except SystemExit as exc:  # as the interpreter: no code 0, a number itself, text 1
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
         else:
             print(exc.code, file=sys.stderr)
             code = 1
