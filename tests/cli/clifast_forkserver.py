@@ -87,6 +87,9 @@ CLIENT = """\
 # flowledger, forked from tests/cli/clifast_forkserver.py's server at {socket}
 import marshal, os, signal, socket, sys
 
+# Held until the command's pid is known, then passed on: none is lost, none ends this
+# client alone (a test may signal it as soon as it has started it).
+signal.pthread_sigmask(signal.SIG_BLOCK, {forwarded})
 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 conn.connect({socket!r})
 payload = marshal.dumps((sys.argv[1:], os.getcwd(), dict(os.environ)))
@@ -101,6 +104,7 @@ def forward(number, frame):
         pass
 for number in {forwarded}:
     signal.signal(number, forward)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {forwarded})
 ended = answers.readline().split()
 if not ended:
     sys.exit("flowledger: the test's fork server went away")
@@ -182,13 +186,18 @@ def _serve(address: str) -> None:
             for key, _ in selector.select():
                 if key.fileobj is listener:
                     conn, _ = listener.accept()
-                    pid = _fork(conn, listener, selector)
+                    try:
+                        pid = _fork(conn, listener, selector)
+                    except (OSError, EOFError, ValueError):  # it ended before it asked
+                        conn.close()
+                        continue
                     pidfd = os.pidfd_open(pid)
                     children[pidfd] = (pid, conn)
                     clients[conn] = pid
                     selector.register(pidfd, selectors.EVENT_READ)
                     selector.register(conn, selectors.EVENT_READ)  # readable: client gone
-                    conn.sendall(f"{pid}\n".encode())
+                    with contextlib.suppress(OSError):  # if it has gone, that says so
+                        conn.sendall(f"{pid}\n".encode())
                 elif isinstance(key.fileobj, int):  # a child ended
                     pidfd = key.fileobj
                     pid, conn = children.pop(pidfd)
@@ -202,9 +211,10 @@ def _serve(address: str) -> None:
                         selector.unregister(conn)
                     clients.pop(conn, None)
                     conn.close()
-                else:  # the client died before its child: the child goes too
+                elif key.fileobj in clients:  # its client died first: the child goes too
                     conn = key.fileobj  # type: ignore[assignment]
-                    selector.unregister(conn)
+                    with contextlib.suppress(KeyError, ValueError):
+                        selector.unregister(conn)
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(clients[conn], signal.SIGKILL)
     finally:
@@ -216,10 +226,19 @@ def _serve(address: str) -> None:
 def _fork(conn: socket.socket, listener: socket.socket, selector: selectors.BaseSelector) -> int:
     """Read a client's request and fork its command; the parent gets the child's pid."""
     head, fds, _, _ = socket.recv_fds(conn, 8, 3)
+    if len(head) != 8 or len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        raise EOFError("the client ended before its request")
     size = int.from_bytes(head, "big")
     payload = b""
     while len(payload) < size:
-        payload += conn.recv(size - len(payload))
+        more = conn.recv(size - len(payload))
+        if not more:
+            for fd in fds:
+                os.close(fd)
+            raise EOFError("the client ended in its request")
+        payload += more
     args, cwd, env = marshal.loads(payload)
     pid = os.fork()
     if pid:
