@@ -226,16 +226,20 @@ def test_watch_counts_the_children_a_worker_runs(tmp_path: Path, forked_command:
 
     flowledger("workflows", "push", "child.yaml")
     execution = flowledger("start", "parent.yaml")
-    worker = subprocess.Popen(
-        [forked_command, "worker"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
-    )
     terminal = Terminal(["executions", "watch", execution], tmp_path)
+    worker = None
     try:
-        drawn = _frames_until(terminal, r"fan_out\s+sys\.sub_workflow\s+\S+, children [123]/4", 60)
-        assert f"id {execution}" in drawn
+        # The worker (a fork: at work at once) starts once the watch draws: the children
+        # run while it watches, not all before its first frame.
+        drawn = _frames_until(terminal, rf"id {execution}", 60)
+        worker = subprocess.Popen(
+            [forked_command, "worker"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
+        )
+        drawn += _frames_until(terminal, r"fan_out\s+sys\.sub_workflow\s+\S+, children [123]/4", 60)
         _frames_until(terminal, r"Completed\s+parent v1", 60)
         assert terminal.process.wait(timeout=30) == 0
     finally:
         terminal.close()
-        worker.terminate()
-        worker.wait(timeout=30)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
