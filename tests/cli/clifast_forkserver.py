@@ -157,7 +157,9 @@ def forked_flowledger(folder: Path, env: dict[str, str]) -> Iterator[Path]:
 
 def kill_hard(process: subprocess.Popen[Any]) -> None:
     """SIGKILL the command a client started, and wait: the command's process is dead and
-    reaped once this returns (the client ends killed by SIGKILL too)."""
+    reaped once this returns (the client ends killed by SIGKILL too). Only in the client's
+    first milliseconds, before its interpreter runs a line, does the signal end the client
+    alone; the server then kills the command, if it had forked it, a moment later."""
     process.send_signal(HARD_KILL)
     process.wait()
 
