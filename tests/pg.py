@@ -108,6 +108,8 @@ class Cluster:
         self._admin: psycopg.Connection[tuple[object, ...]] | None = None
         self._lent: _Emptier | None = None
         self._idle: list[str] = []  # lent databases given back empty
+        self._blank: _Blanker | None = None
+        self._idle_blank: list[str] = []  # databases with no schema, given back blank
 
     def start(self) -> None:
         self._tool(
@@ -178,6 +180,25 @@ class Cluster:
         assert self._lent is not None
         if self._lent.empty(name, self.url(name)):
             self._idle.append(name)
+        else:
+            self.drop_database(name)
+
+    def lend_blank_database(self) -> str:
+        """A database with no schema at all, as a copy of template0 is: one given back by
+        an earlier test and blanked (:meth:`give_back_blank`), else a new copy. A copy
+        costs 0.5-2 s on a loaded machine (a checkpoint); blanking one, milliseconds."""
+        if self._blank is None:
+            made = self.create_database("template0")
+            self._blank = _Blanker(self.admin, self.url(made))
+            return made
+        return self._idle_blank.pop() if self._idle_blank else self.create_database("template0")
+
+    def give_back_blank(self, name: str) -> None:
+        """End a blank database's test: blanked for the next one, or dropped when it
+        cannot be made like template0 again."""
+        assert self._blank is not None
+        if self._blank.blank(name, self.url(name)):
+            self._idle_blank.append(name)
         else:
             self.drop_database(name)
 
@@ -253,6 +274,74 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
 """
 
 
+def _terminate_backends(admin: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
+    """End every connection to database ``name`` (a test may leave some behind, with their
+    locks and LISTENs) and wait until they are gone; False when they would not go."""
+    # pg_terminate_backend only signals: wait until they are gone.
+    for _ in range(500):
+        left = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchone()
+        if left is None or left[0] == 0:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+#: Everything a blank database holds outside the system catalogs: a template0 copy's
+#: answer is the public schema's name, owner and grants, and nothing else.
+_BLANK_SHAPE = """
+SELECT md5(string_agg(item, ',' ORDER BY item)) FROM (
+  SELECT 'n:' || nspname || ':' || nspowner::regrole::text || ':' || coalesce(nspacl::text, '')
+         AS item FROM pg_namespace
+  UNION ALL SELECT c.relkind::text || ':' || c.relname FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  UNION ALL SELECT 'f:' || p.oid::regprocedure::text FROM pg_proc p
+    JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  UNION ALL SELECT 'y:' || t.typname FROM pg_type t
+    JOIN pg_namespace n ON n.oid = t.typnamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  UNION ALL SELECT 'e:' || extname FROM pg_extension
+  UNION ALL SELECT 'd:' || array_to_string(setconfig, ',') FROM pg_db_role_setting
+   WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+) shape
+"""
+#: Back to template0's public schema (PostgreSQL 15+: owned by pg_database_owner).
+_BLANK = """
+DROP SCHEMA public CASCADE;
+CREATE SCHEMA public AUTHORIZATION pg_database_owner;
+GRANT USAGE ON SCHEMA public TO PUBLIC;
+COMMENT ON SCHEMA public IS 'standard public schema';
+"""
+
+
+class _Blanker:
+    """Takes a database a test migrated back to no schema at all, as template0 has."""
+
+    def __init__(self, admin: psycopg.Connection[tuple[object, ...]], fresh_url: str) -> None:
+        self._admin = admin
+        with psycopg.connect(fresh_url, autocommit=True) as fresh:
+            self._shape = fresh.execute(_BLANK_SHAPE).fetchone()
+
+    def blank(self, name: str, url: str) -> bool:
+        """Blank ``name``; False when it cannot be made like template0 (drop it instead)."""
+        if not _terminate_backends(self._admin, name):
+            return False
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                if conn.execute(_BLANK_SHAPE).fetchone() == self._shape:
+                    return True  # nothing was made in it
+                with conn.transaction():
+                    conn.execute(_BLANK)
+                return bool(conn.execute(_BLANK_SHAPE).fetchone() == self._shape)
+        except psycopg.Error:
+            return False
+
+
 class _Emptier:
     """Takes a lent database back to the template's state: the template's shape, the
     template's rows (none but Alembic's version: checked once), fresh sequences."""
@@ -270,19 +359,8 @@ class _Emptier:
 
     def empty(self, name: str, url: str) -> bool:
         """Empty ``name``; False when it cannot be made like new (drop it instead)."""
-        # A test may leave connections (and their advisory locks, LISTENs) behind.
-        # pg_terminate_backend only signals: wait until they are gone, so the next test
-        # cannot meet a lock or a LISTEN of this one.
-        for _ in range(500):
-            left = self._admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            ).fetchone()
-            if left is None or left[0] == 0:
-                break
-            time.sleep(0.01)
-        else:
+        # The next test must not meet a lock or a LISTEN of this one.
+        if not _terminate_backends(self._admin, name):
             return False
         try:
             with psycopg.connect(url, autocommit=True) as conn:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from jsonschema import Draft202012Validator
 
 from flowledger import Engine
 from tests.conftest import REPO
+from tests.inprocess import run_in_process
 from tests.runtime.support import yaml
 
 TIMESTAMP = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"}
@@ -220,13 +219,12 @@ async def test_documents_match_spec_section_4(engine: Engine) -> None:
 def test_cli_show_json_has_the_same_shapes(tmp_path: Path) -> None:
     (tmp_path / "child.yaml").write_text(CHILD)
     (tmp_path / "parent.yaml").write_text(PARENT)
-    flowledger = str(Path(sys.executable).parent / "flowledger")
     env = {**os.environ, "FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'cli.db'}"}
 
     def cli(*args: str) -> str:
-        done = subprocess.run(
-            [flowledger, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=60
-        )
+        # In this process (tests/inprocess.py): the documents are the subject, not the
+        # process; three cold starts took most of this file's time.
+        done = run_in_process(args, env=env, cwd=REPO)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

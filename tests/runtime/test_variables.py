@@ -4,6 +4,7 @@ by appends, is what dumping the whole mapping gives, redaction included."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from flowledger.errors import StepError
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.variables import Variables
 from flowledger.storage import open_store
+from flowledger.storage.base import Store
 from flowledger.timeutil import Clock
 
 SECRET = "hunter2-very-secret"
@@ -50,9 +52,15 @@ changes = st.lists(
 )
 
 
+@functools.cache
+def _unwritten_store() -> Store:
+    """The journal reads its timestamp form; nothing is written. One for the module:
+    opening a store costs ~35 ms, most of a generated example's time."""
+    return open_store("sqlite://")
+
+
 def variables_on(codec: Codec, initial: dict[str, Any]) -> Variables:
-    store = open_store("sqlite://")  # the journal reads its timestamp form; nothing is written
-    return Variables(dict(initial), Journal(store, codec, "e", 1, 0, Clock()))
+    return Variables(dict(initial), Journal(_unwritten_store(), codec, "e", 1, 0, Clock()))
 
 
 @settings(max_examples=300, deadline=None)

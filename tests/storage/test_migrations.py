@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,89 @@ from flowledger.storage.schema_jobs import job_runs
 from flowledger.storage.schema_tokens import api_tokens
 from flowledger.storage.sql import SQLStore
 from flowledger.templates import TemplateEngine
+from tests.pg import BACKENDS, Cluster
 from tests.storage.conftest import T0, execution_row, join_all
 
-MakeDb = Callable[[], str]
+
+class Databases:
+    """Databases of one test on one backend: ``()`` one with no schema at all, ``at(R)``
+    one already migrated to revision R (the revision tests' starting point)."""
+
+    def __init__(self, folder: Path, cluster: Cluster | None, revisions: Path) -> None:
+        self.folder, self.cluster, self.revisions = folder, cluster, revisions
+        self.lent: list[str] = []
+
+    def __call__(self) -> str:
+        if self.cluster is None:
+            self.lent.append(str(self.folder / f"empty{len(self.lent)}.db"))
+            return f"sqlite:///{self.lent[-1]}"
+        # Lent blank from the process's pool (tests/pg.py): a copy of template0 and its
+        # drop cost a checkpoint each, 1-3 s a test on a loaded machine.
+        self.lent.append(self.cluster.lend_blank_database())
+        return self.cluster.url(self.lent[-1])
+
+    async def at(self, revision: str) -> str:
+        if self.cluster is None:
+            # A copy of this process's file at that revision: the same bytes as migrating
+            # an empty file there, without paying revisions 0001.. again in every test.
+            copy = self.folder / f"at{revision}-{len(self.lent)}.db"
+            shutil.copyfile(await _sqlite_at(self.revisions, revision), copy)
+            self.lent.append(str(copy))
+            return f"sqlite:///{copy}"
+        url = self()
+        await _upgrade(url, revision)
+        return url
+
+    def give_back(self) -> None:
+        if self.cluster is not None:
+            for name in self.lent:
+                self.cluster.give_back_blank(name)
+
+
+async def _upgrade(url: str, revision: str) -> None:
+    store = sql_store(url)
+    try:
+        with store.conn.begin():
+            migrations.upgrade(store.conn, revision)
+    finally:
+        await store.close()
+
+
+#: SQLite files at each revision a test asked for, made once per process.
+_SQLITE_AT: dict[str, Path] = {}
+
+
+async def _sqlite_at(folder: Path, revision: str) -> Path:
+    if revision not in _SQLITE_AT:
+        path = folder / f"{revision}.db"
+        below = [r for r in _SQLITE_AT if r < revision]
+        if below:  # from the nearest revision made already: Alembic goes on from there
+            shutil.copyfile(_SQLITE_AT[max(below)], path)
+        await _upgrade(f"sqlite:///{path}", revision)
+        _SQLITE_AT[revision] = path
+    return _SQLITE_AT[revision]
+
+
+MakeDb = Databases
+
+
+@pytest.fixture(scope="session")
+def sqlite_revisions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this process keeps its SQLite files at each revision (_SQLITE_AT)."""
+    return tmp_path_factory.mktemp("sqlite-revisions")
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_revisions: Path
+) -> Iterator[Databases]:
+    """This module's own (tests/storage/conftest.py's makes and drops a database each)."""
+    cluster = request.getfixturevalue("pg_cluster") if request.param == "postgresql" else None
+    databases = Databases(tmp_path, cluster, sqlite_revisions)
+    yield databases
+    databases.give_back()
+
+
 ALL_REVISIONS = [f"{n:04d}" for n in range(1, 18)]
 #: The executions columns revision 0001 created.
 LEGACY_EXECUTION_COLUMNS = {c.name for c in executions.columns} - {
@@ -193,11 +274,10 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
     from flowledger.storage.schema import workflow_versions, workflows
     from flowledger.storage.schema_ops import step_logs
 
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0003"))
     row = execution_row(runtime_status="Completed")
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0003")
             store.conn.execute(
                 insert(workflow_versions).values(
                     id="v1",
@@ -252,12 +332,11 @@ async def test_revision_0006_keeps_steps_listed_in_order_through_the_constraint(
     from flowledger.storage.schema import step_executions
     from tests.storage.conftest import step_row
 
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0005"))
     row = execution_row()
     other = execution_row()
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0005")
             store.conn.execute(insert(executions), [row, other])
             steps = [
                 step_row(row["id"], seq=seq, step_id=f"s{seq}", step_path=f"s{seq}")
@@ -291,14 +370,13 @@ async def test_revision_0007_makes_three_indexes_partial_and_keeps_them_in_use(
 ) -> None:
     """The parent, job-run and trigger-key indexes hold only the rows that have one, the
     key still makes a start happen once, and a lookup by value still goes through them."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0006"))
     unset = {"trigger_key": None, "job_run_id": None}
     keyed = execution_row(**{**unset, "trigger_key": "tick:1"})
     child = execution_row(**unset, parent_id=keyed["id"])
     plain = execution_row(**unset)
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0006")
             store.conn.execute(insert(executions), [keyed, child, plain])
         assert await store.upgrade() == ALL_REVISIONS[6:]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
@@ -337,11 +415,10 @@ async def test_revision_0007_makes_three_indexes_partial_and_keeps_them_in_use(
 async def test_revision_0008_indexes_deliveries_by_execution(empty_db: MakeDb) -> None:
     """A database of revision 0007 gets the deliveries by execution (pruning deletes an
     execution's sent deliveries with it), and its executions are still found by pruning."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0007"))
     queued, finished = execution_row(), execution_row(runtime_status="Failed")
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0007")
             store.conn.execute(insert(executions), [queued, finished])
         assert await store.upgrade() == ALL_REVISIONS[7:]
         by_execution = [
@@ -368,13 +445,12 @@ async def test_revision_0009_adds_the_claims_indexes(empty_db: MakeDb) -> None:
     """A database of revision 0008 with executions in it gets the two partial indexes a
     claim reads (which SQLite's claim names), and a claim then takes the queued execution,
     not the parked one nor the finished one."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0008"))
     queued = execution_row()
     parked = execution_row(runtime_status="InProgress", wake_at=T0 + timedelta(days=36500))
     finished = execution_row(runtime_status="Completed")
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0008")
             for row in (queued, parked, finished):  # rows of different columns
                 store.conn.execute(insert(executions), [row])
         assert await store.upgrade() == ALL_REVISIONS[8:]
@@ -396,7 +472,7 @@ async def test_revision_0009_adds_the_claims_indexes(empty_db: MakeDb) -> None:
 async def test_revision_0010_keeps_the_source_text_of_new_versions(empty_db: MakeDb) -> None:
     """A database of revision 0009 gets ``workflow_versions.source``: its versions have
     none (their document is all there was), versions stored afterwards keep their text."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0009"))
     old = {
         "id": "v-old",
         "name": "nightly",
@@ -408,7 +484,6 @@ async def test_revision_0010_keeps_the_source_text_of_new_versions(empty_db: Mak
     }
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0009")
             store.conn.execute(text(
                 "INSERT INTO workflow_versions (id, name, version, checksum, document, "
                 "format_version, created_at) VALUES (:id, :name, :version, :checksum, "
@@ -430,11 +505,10 @@ async def test_revision_0010_keeps_the_source_text_of_new_versions(empty_db: Mak
 async def test_revision_0011_counts_descendants_from_zero(empty_db: MakeDb) -> None:
     """A database of revision 0010 gets ``executions.descendants``: its executions start
     with none counted, and a root's reservations add up to its budget, not past it."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0010"))
     root = execution_row()
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0010")
             store.conn.execute(insert(executions).values(
                 {k: v for k, v in root.items() if k in LEGACY_EXECUTION_COLUMNS | {"depth"}}
             ))  # fmt: skip
@@ -452,13 +526,12 @@ async def test_revision_0012_indexes_the_unfinished_schedule_executions(
 ) -> None:
     """A database of revision 0011 gets the partial index a schedule's overlap check
     reads, holding the unfinished executions its ticks started that were there before."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0011"))
     key = "schedule:wf:0:2026-01-01T00:00:00.000Z"
     running = execution_row(trigger_key=key, runtime_status="InProgress")
     ended = execution_row(trigger_key=key + "x", runtime_status="Completed")
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0011")
             store.conn.execute(insert(executions), [running, ended])
         assert await store.upgrade() == ["0012", "0013", "0014", "0015", "0016", "0017"]
         found = {i["name"]: i for i in inspect(store.conn).get_indexes("executions")}
@@ -473,11 +546,10 @@ async def test_revision_0012_indexes_the_unfinished_schedule_executions(
 
 async def test_revision_0013_counts_skipped_ticks_from_zero(empty_db: MakeDb) -> None:
     """A schedule's progress recorded at revision 0012 is kept, with no tick skipped yet."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0012"))
     when = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0012")
             insert_index_state(store.conn, "wf", 0, "* * * * *", when)
         with store.conn.begin():  # read as of 0013: 0016 drops a row of no pushed workflow
             assert migrations.upgrade(store.conn, "0013") == ["0013"]
@@ -491,7 +563,7 @@ async def test_revision_0013_counts_skipped_ticks_from_zero(empty_db: MakeDb) ->
 async def test_revision_0014_keys_job_runs_once_and_keeps_the_old_ones(empty_db: MakeDb) -> None:
     """Job runs stored at revision 0013 are kept, with no key; from 0014 a key is taken
     by one job run only (POST /job-runs with an Idempotency-Key)."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0013"))
     row: dict[str, Any] = {
         "id": "j-old",
         "name": "nightly",
@@ -504,7 +576,6 @@ async def test_revision_0014_keys_job_runs_once_and_keeps_the_old_ones(empty_db:
     }
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0013")
             store.conn.execute(insert(job_runs), [row])
         assert await store.upgrade() == ["0014", "0015", "0016", "0017"]
         old = await store.get_job_run("j-old")
@@ -522,12 +593,11 @@ async def test_revision_0015_keeps_the_tokens_made_before_without_expiry(
     empty_db: MakeDb,
 ) -> None:
     """Tokens stored at revision 0014 keep working, expiring never."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0014"))
     row = {"id": "t-1", "name": "ops", "role": "admin", "secret_hash": "h" * 64,
            "created_at": T0}  # fmt: skip
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0014")
             store.conn.execute(insert(api_tokens), [row])
         assert await store.upgrade() == ["0015", "0016", "0017"]
         found = await store.find_api_token("h" * 64)
@@ -541,12 +611,11 @@ async def test_revision_0017_keeps_the_tokens_made_before_with_no_creator(
 ) -> None:
     """Tokens stored at revision 0016 keep working and are listed with no creator (it was
     never recorded); a token made after records its own."""
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0016"))
     row = {"id": "t-1", "name": "ops", "role": "admin", "secret_hash": "h" * 64,
            "created_at": T0}  # fmt: skip
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0016")
             store.conn.execute(insert(api_tokens), [row])
         assert await store.upgrade() == ["0017"]
         found = await store.find_api_token("h" * 64)
@@ -624,10 +693,9 @@ async def test_revision_0016_keys_schedules_by_content_and_keeps_their_progress(
         "v2_function": ticked("v2", "schedule:wf:0:2026-01-01T11:00:00.000Z"),  # no schedule
         "entity": ticked("v2", "entity:e1:wf"),
     }
-    store = sql_store(empty_db())
+    store = sql_store(await empty_db.at("0015"))
     try:
         with store.conn.begin():
-            migrations.upgrade(store.conn, "0015")
             store.conn.execute(insert(workflow_versions), [
                 {**version, "id": "v1", "version": 1, "checksum": "c1", "document": old_doc},
                 {**version, "id": "v2", "version": 2, "checksum": "c2", "document": new_doc},

@@ -60,59 +60,47 @@ def _worker(db_url: str, plugin: Path, log: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-async def _saved_page(db_url: str, execution_id: str) -> int | None:
+async def _saved_page(engine: Engine, execution_id: str) -> int | None:
     """The heartbeat page stored with the step's first attempt (None: none yet)."""
-    async with Engine(db_url) as engine:
-        rows = await engine.store.get_step_executions(execution_id)
-    for row in rows:
+    for row in await engine.store.get_step_executions(execution_id):
         if row["attempt"] == 1 and row["state"]:
             beat = engine_part(loads(row["state"])).get("heartbeat")
             return None if beat is None else int(beat["page"])
     return None
 
 
-async def _start(db_url: str, plugin: Path, flow: str) -> str:
-    async with Engine(db_url, plugins=[str(plugin)]) as engine:
-        return await engine.start(engine.load_text(flow))
-
-
-async def _document(db_url: str, plugin: Path, execution_id: str) -> dict[str, Any]:
-    async with Engine(db_url, plugins=[str(plugin)]) as engine:
-        return await engine.get_execution(execution_id)
-
-
 @pytest.mark.e2e
-def test_the_attempt_after_a_killed_worker_resumes_from_the_last_heartbeat(
+async def test_the_attempt_after_a_killed_worker_resumes_from_the_last_heartbeat(
     tmp_path: Path, db_url: str
 ) -> None:
     plugin = tmp_path / "hb_plugin.py"
     plugin.write_text(PLUGIN)
     ledger = tmp_path / "ledger.txt"
-    execution_id = asyncio.run(_start(db_url, plugin, FLOW.format(ledger=ledger)))
-    killed = _worker(db_url, plugin, tmp_path / "w1.log")
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            saved = asyncio.run(_saved_page(db_url, execution_id))
-            if saved is not None and saved >= 2:
-                break
-            time.sleep(0.05)
-    finally:
-        killed.send_signal(signal.SIGKILL)
-        killed.wait()
-    saved = asyncio.run(_saved_page(db_url, execution_id))  # nobody writes it any more
-    assert saved is not None and 2 <= saved < 12, saved
-    worker = _worker(db_url, plugin, tmp_path / "w2.log")
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            doc = asyncio.run(_document(db_url, plugin, execution_id))
-            if doc["runtimeStatus"] in ("Completed", "Failed"):
-                break
-            time.sleep(0.1)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+    # One engine of the test's own reads what the workers write: opening one per look
+    # (every 50 ms) cost more CPU than the workers.
+    async with Engine(db_url, plugins=[str(plugin)]) as engine:
+        execution_id = await engine.start(engine.load_text(FLOW.format(ledger=ledger)))
+        killed = _worker(db_url, plugin, tmp_path / "w1.log")
+        try:
+            async with asyncio.timeout(60):
+                while (saved := await _saved_page(engine, execution_id)) is None or saved < 2:
+                    await asyncio.sleep(0.05)
+        finally:
+            killed.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(killed.wait)
+        saved = await _saved_page(engine, execution_id)  # nobody writes it any more
+        assert saved is not None and 2 <= saved < 12, saved
+        worker = _worker(db_url, plugin, tmp_path / "w2.log")
+        try:
+            deadline = time.monotonic() + 90  # then the log below says why
+            while time.monotonic() < deadline:
+                doc = await engine.get_execution(execution_id)
+                if doc["runtimeStatus"] in ("Completed", "Failed"):
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(worker.wait, 30)
     assert doc["runtimeStatus"] == "Completed", (tmp_path / "w2.log").read_text()[-3000:]
     [done] = [s for s in doc["steps"].values() if s["status"] == "Completed"]
     assert done["outputData"] == {"resumed_from": saved, "attempt": 2}
