@@ -356,11 +356,12 @@ class _Emptier:
             ]
         assert not seeded, f"the template has rows a TRUNCATE would lose: {seeded}"
         self._tables = tables
-        # Which tables hold rows, and which sequences were used, in one look: a TRUNCATE
-        # makes new files for each table and index it names (~30 ms for all of them), and
-        # a test writes to a few.
+        # The shape, which tables hold rows and which sequences were used, in one look
+        # (a table gone is an error: dropped then): a TRUNCATE makes new files for each
+        # table and index it names (~30 ms for all of them), and a test writes to a few.
         self._probe = (
-            f"SELECT {', '.join(f'EXISTS (SELECT 1 FROM {t})' for t in tables)}, ARRAY("
+            f"SELECT ({_SHAPE}), "
+            f"{', '.join(f'EXISTS (SELECT 1 FROM {t})' for t in tables)}, ARRAY("
             "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename)"
             " FROM pg_sequences WHERE last_value IS NOT NULL)"
         )
@@ -372,9 +373,9 @@ class _Emptier:
             return False
         try:
             with psycopg.connect(url, autocommit=True) as conn:
-                if conn.execute(_SHAPE).fetchone() != self._shape:
+                shape, *held, used = conn.execute(self._probe).fetchone() or ()
+                if (shape,) != self._shape:
                     return False
-                *held, used = conn.execute(self._probe).fetchone() or ()
                 written = [table for table, rows in zip(self._tables, held, strict=True) if rows]
                 if written:  # CASCADE: and the tables referring to them
                     conn.execute(f"TRUNCATE {', '.join(written)} CASCADE")
