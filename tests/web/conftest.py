@@ -17,6 +17,7 @@ import pytest
 
 from tests.api.conftest import Service, launch
 from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.web.fast_routes import WebApps
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +42,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     budget = {"FLOWLEDGER_OUTPUT_BUDGET": "4096"}
     with launch(f"sqlite:///{folder / 'ui.db'}", folder, env=budget) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def web_apps() -> WebApps:
+    """The in-process page tests' applications, their routes built once per module."""
+    return WebApps()

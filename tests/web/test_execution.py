@@ -15,7 +15,6 @@ import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepError, StepRegistry, step_type
-from flowledger.api import ApiSettings, create_api
 from flowledger.app import (
     App,
     CreateToken,
@@ -26,7 +25,7 @@ from flowledger.app import (
     WorkflowText,
 )
 from flowledger.web import execution as execution_page
-from flowledger.web import mount_web
+from tests.web.fast_routes import WebApps
 from tests.web.test_pages import ASK, ROLES, Web
 
 
@@ -60,7 +59,9 @@ def registry() -> StepRegistry:
 
 
 @pytest.fixture
-async def web(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Web]:
+async def web(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, web_apps: WebApps
+) -> AsyncIterator[Web]:
     monkeypatch.setenv("FLOWLEDGER_SECRET_WEB_TOKEN", "tok-5ecret-value")
     engine = Engine(db_url, registry=registry())
     async with engine, App(engine=engine) as app:
@@ -69,9 +70,7 @@ async def web(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Web
             role: (await app.tokens.create(CreateToken(name=role, role=role)))["token"]
             for role in ROLES
         }
-        api = create_api(app, ApiSettings())
-        mount_web(api)
-        transport = httpx.ASGITransport(app=api)
+        transport = httpx.ASGITransport(app=web_apps.web_api(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://ui") as http:
             yield Web(app, http, tokens)
 

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from flowledger.api import ApiSettings, create_api
 from flowledger.app import (
     App,
     CancelExecution,
@@ -34,8 +33,8 @@ from flowledger.app import (
 )
 from flowledger.app import console as console_module
 from flowledger.app.subscriptions import CreateSubscription
-from flowledger.web import mount_web
 from tests.raw_sql import run_sql
+from tests.web.fast_routes import WebApps
 from tests.web.images import png
 
 ASK = """\
@@ -92,7 +91,7 @@ class Web:
 
 
 @pytest.fixture
-async def web(db_url: str) -> AsyncIterator[Web]:
+async def web(db_url: str, web_apps: WebApps) -> AsyncIterator[Web]:
     async with App(db_url) as app:
         await app.workflows.push(
             PushWorkflows(texts=[WorkflowText(text=ASK), WorkflowText(text=BOOM)])
@@ -101,9 +100,7 @@ async def web(db_url: str) -> AsyncIterator[Web]:
             role: (await app.tokens.create(CreateToken(name=role, role=role)))["token"]
             for role in ROLES
         }
-        api = create_api(app, ApiSettings())
-        mount_web(api)
-        transport = httpx.ASGITransport(app=api)
+        transport = httpx.ASGITransport(app=web_apps.web_api(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://ui") as http:
             yield Web(app, http, tokens)
 
