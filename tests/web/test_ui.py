@@ -1165,7 +1165,7 @@ def test_a_form_sent_after_the_session_ended_is_filled_in_again_after_signing_in
 
 
 def test_a_server_out_of_reach_is_shown_and_a_form_is_not_lost_to_it(
-    browser: Browser, ui: Service
+    pages: Pages, browser: Browser, ui: Service, sessions: dict[str, Any]
 ) -> None:
     """With serve stopped the page went on showing stale data with no sign, and a form
     sent landed on Chrome's "site can't be reached" page (tour 22B M5). The browser
@@ -1173,11 +1173,13 @@ def test_a_server_out_of_reach_is_shown_and_a_form_is_not_lost_to_it(
     the server stopped (connections refused, its stream dropped) and back, without the
     15-30 s that stopping and restarting a ``flowledger serve`` took under load (its exit
     code on SIGTERM is checked by every ``launch``, this module's server included)."""
+    pages("viewer")  # the module's viewer session (signed in once: see ``sessions``)
     with gateway(ui.base_url) as reach:
-        context = browser.new_context(base_url=reach.url)
+        # Its cookie holds through the gateway: a cookie names its host, not a port.
+        context = browser.new_context(base_url=reach.url, storage_state=sessions["viewer"])
         try:
             page = context.new_page()
-            sign_in(page, ui.tokens["viewer"])
+            page.goto("/executions")
             banner = page.locator("#offline")
             expect(page.locator("#live-region")).to_be_visible()
             expect(banner).to_have_count(0)
