@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,9 @@ from tests.web.fast_routes import WebApps
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser(starting_ui: Future[Service]) -> Iterator[object]:
+    """Chromium, launched while the module's server starts (each takes seconds): every
+    test that drives the browser drives that server."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing (scripts/test installs it in CI)")
@@ -35,13 +39,22 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """One server (SQLite, workers in-process) per module, with a token per role. Outputs
-    over 4 KiB become artifacts (how the UI shows an offloaded output is tested too)."""
+def starting_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Service]]:
+    """One server (SQLite, workers in-process) per module, with a token per role, started
+    on a thread of its own (``ui`` waits for it); stopped, and its exit code checked, after
+    the module. Outputs over 4 KiB become artifacts (how the UI shows an offloaded output
+    is tested too)."""
     folder = tmp_path_factory.mktemp("ui")
     budget = {"FLOWLEDGER_OUTPUT_BUDGET": "4096"}
-    with launch(f"sqlite:///{folder / 'ui.db'}", folder, env=budget) as running:
-        yield running
+    with ExitStack() as stack, ThreadPoolExecutor(1) as pool:
+        yield pool.submit(
+            stack.enter_context, launch(f"sqlite:///{folder / 'ui.db'}", folder, env=budget)
+        )
+
+
+@pytest.fixture(scope="module")
+def ui(starting_ui: Future[Service]) -> Service:
+    return starting_ui.result()
 
 
 @pytest.fixture(scope="module")
