@@ -919,7 +919,10 @@ def test_a_tall_graph_keeps_its_lower_steps_in_reach_while_it_runs(
     last = page.locator('.graph-svg .node[data-step="s59"]')
     box = page.locator(".graph")
     expect(last).to_have_count(1)
-    assert box.evaluate("(b) => b.scrollHeight > b.clientHeight")  # it is a tall one
+    # It is a tall one: read in one script from the node, so of a graph drawn (a live
+    # refresh may swap in a box whose graph is not drawn yet, failed under load).
+    tall = "(node) => { const b = node.closest('.graph'); return b.scrollHeight > b.clientHeight; }"
+    assert last.evaluate(tall)
     # In one script: Playwright's scroll waits for the node to be stable, and a live
     # refresh may swap it out meanwhile ("not attached to the DOM").
     last.evaluate("(node) => node.scrollIntoView({block: 'center'})")
