@@ -4,6 +4,7 @@ an 80-step workflow stays in view, and Ctrl-C says which execution is saved."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,23 @@ def _workflow(tmp_path: Path, delay: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _ctrl_c_live() -> Iterator[None]:
+    """A terminal's foreground command has Ctrl-C live; a test runner started as a
+    background job without job control has SIGINT ignored, which its children would
+    inherit (an ignored signal stays ignored across exec). Handled here, it is reset
+    to the default in the child."""
+    before = signal.getsignal(signal.SIGINT)
+    if before is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 class Terminal:
     """`flowledger` on a pty of ``rows`` x ``cols``; ``read`` gathers what it drew."""
 
@@ -63,15 +82,16 @@ class Terminal:
             k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FLOWLEDGER_DB")
         }
         env.update(TERM="xterm-256color", TZ="UTC", **(extra_env or {}))
-        self.process = subprocess.Popen(
-            [FLOWLEDGER, *args],
-            cwd=cwd,
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env=env,
-            start_new_session=True,
-        )
+        with _ctrl_c_live():
+            self.process = subprocess.Popen(
+                [FLOWLEDGER, *args],
+                cwd=cwd,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=env,
+                start_new_session=True,
+            )
         os.close(slave)
         self.screen = ""
 
