@@ -28,6 +28,7 @@ from flowledger.app.graph_view import DefinitionGraph
 from flowledger.app.rerun_reuse import RerunReuse
 from flowledger.app.store_tree import STORE_ENTRIES, STORE_NODES, TreeNode
 from flowledger.app.views import GetExecutionView
+from flowledger.storage import Row
 
 BRANCHY = """\
 name: branchy
@@ -292,6 +293,37 @@ async def test_a_job_run_s_view_lists_the_cancel_its_workflow_has_not_taken(app:
     await app.engine.drive(view["run"]["runs"][0]["executionId"] or "")  # as a worker does
     view = await app.views.job_run(GetJobRun(id=job["id"]))
     assert view["run"]["status"] == "Cancelled" and view["cancels"] == []
+
+
+async def test_a_job_run_s_view_is_cancelled_when_its_workflow_takes_the_cancel_mid_read(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The view reads the job run, then its workflow's execution: a worker taking the
+    cancel between the two made a view that was neither "Cancelling" (no cancel pending
+    any more) nor Cancelled (the job run as read before), so the page offered the cancel
+    again (the web tour's race). The execution ends for real at that moment here."""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASKS)]))
+    job = await app.job_runs.create(
+        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: asks}\n", hold=True)
+    )
+    await app.job_runs.drive(DriveJobRun(id=job["id"]))
+    await app.job_runs.cancel(CancelJobRun(id=job["id"], by="ops", reason="no"))
+    execution_id = (await app.job_runs.get(GetJobRun(id=job["id"])))["runs"][0]["executionId"]
+    store = app.engine.store
+    read_row = store.get_execution
+    taken: list[str] = []
+
+    async def a_worker_takes_it_first(wanted: str) -> Row | None:
+        if wanted == execution_id and not taken:
+            taken.append(wanted)
+            await app.engine.drive(wanted)  # as a worker does, right between the reads
+        return await read_row(wanted)
+
+    monkeypatch.setattr(store, "get_execution", a_worker_takes_it_first)
+    view = await app.views.job_run(GetJobRun(id=job["id"]))
+    assert taken == [execution_id]
+    assert view["run"]["status"] == "Cancelled"
+    assert view["ended"] is True and view["cancels"] == []
 
 
 async def test_a_timeline_not_over_runs_to_now(app: App) -> None:

@@ -60,6 +60,9 @@ SHOWN_ITERATIONS = 20
 #: Children of one sub-workflow attempt listed with their statuses (those that did not
 #: complete first); the others are counted by status.
 SHOWN_CHILDREN = 20
+#: Reads of a job run's page whose workflows keep ending between its two reads (each
+#: re-read follows an execution's real end; the last read is shown as it is).
+_JOB_RUN_READS = 3
 
 
 class GetExecutionView(Request):
@@ -149,6 +152,8 @@ class ExecutionView(TypedDict):
 
 class JobRunView(TypedDict):
     run: JobRunDocument
+    #: It ended: nothing is left to cancel (a Failed one may still be retried).
+    ended: bool
     #: The cancels sent to the workflow it is on that its execution has not taken yet
     #: (the page says it is being cancelled): it ends Cancelled once it does.
     cancels: list[PendingSignal]
@@ -190,18 +195,31 @@ class Views:
 
     async def job_run(self, request: GetJobRun) -> JobRunView:
         """A job run, and the cancels its unfinished workflow has not taken yet (a cancel
-        from a page is recorded and left to the execution's holder or the workers)."""
+        from a page is recorded and left to the execution's holder or the workers).
+
+        The job run's document and its workflows' rows are two reads: an execution that
+        ended in between (it took the cancel) would leave a page saying neither
+        "Cancelling" nor "Cancelled" and offering the cancel again, so the document is
+        read again when one did (a few times at most: each re-read follows a real end)."""
         engine = self._engine
-        run = cast(JobRunDocument, await JobRuns(engine).get(request.id))
-        cancels: list[PendingSignal] = []
-        for item in run["runs"]:
-            status, execution_id = item["runtimeStatus"], item["executionId"]
-            if execution_id is None or status is None or ExecutionStatus(status).terminal:
-                continue
-            row = await engine.store.get_execution(execution_id)
-            signals = await pending_signals(engine, row) if row is not None else []
-            cancels += [signal for signal in signals if signal["kind"] == "cancel"]
-        return {"run": run, "cancels": cancels}
+        for _ in range(_JOB_RUN_READS):
+            run = cast(JobRunDocument, await JobRuns(engine).get(request.id))
+            cancels: list[PendingSignal] = []
+            moved = False
+            for item in run["runs"]:
+                status, execution_id = item["runtimeStatus"], item["executionId"]
+                if execution_id is None or status is None or ExecutionStatus(status).terminal:
+                    continue
+                row = await engine.store.get_execution(execution_id)
+                if row is not None and row["runtime_status"] != status:
+                    moved = True
+                    break
+                signals = await pending_signals(engine, row) if row is not None else []
+                cancels += [signal for signal in signals if signal["kind"] == "cancel"]
+            if not moved:
+                break
+        ended = ExecutionStatus(run["status"]).terminal
+        return {"run": run, "ended": ended, "cancels": [] if ended else cancels}
 
     async def execution(self, request: GetExecutionView) -> ExecutionView:
         engine = self._engine

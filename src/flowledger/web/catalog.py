@@ -28,7 +28,6 @@ from flowledger.app import (
 from flowledger.app.graph_view import DefinitionGraph
 from flowledger.app.statuses import http_status
 from flowledger.errors import FlowledgerError
-from flowledger.runtime.status import ExecutionStatus
 from flowledger.web.actions import ActionPage, act, reason
 from flowledger.web.auth import Form, app_of, changing, session_of
 from flowledger.web.forms import error_field, read_form, whole_number
@@ -139,7 +138,6 @@ async def _job_run_page(request: Request, run_id: str, status: int = 200, **extr
     view = await app_of(request).views.job_run(GetJobRun(id=run_id))
     run = view["run"]
     title = f"Job run {run['name']}"
-    ended = ExecutionStatus(run["status"]).terminal  # else it may be cancelled
     return page(
         request,
         "job_run.html",
@@ -147,7 +145,7 @@ async def _job_run_page(request: Request, run_id: str, status: int = 200, **extr
         status,
         title=title,
         run=run,
-        ended=ended,
+        ended=view["ended"],
         cancels=view["cancels"],
         **extra,
     )
