@@ -58,3 +58,21 @@ def test_errors_of_plain_fields_keep_their_order_around_a_union() -> None:
         "names: must be text or a list, not 5",
         'second: must be a whole number, not "b"',
     ]
+
+
+class Closed(BaseModel, extra="forbid"):
+    name: str = ""
+    retry: Retry | list[Retry] | None = None
+
+
+def test_unknown_fields_named_like_a_type_stay_unknown_fields() -> None:
+    """ "FALSE" and "USERNAME" look like a union's branches (a model's name): two of
+    them made a union of no path, which crashed the job-run file's check (API fuzz)."""
+    with pytest.raises(ValidationError) as info:
+        Closed.model_validate({"FALSE": [], "USERNAME": "x", "Str": 1, "retry": {}})
+    assert [(e["type"], tuple(e["loc"])) for e in plain_errors(info.value.errors())] == [
+        ("missing", ("retry", "attempts")),
+        ("extra_forbidden", ("FALSE",)),
+        ("extra_forbidden", ("USERNAME",)),
+        ("extra_forbidden", ("Str",)),
+    ]

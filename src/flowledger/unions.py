@@ -69,7 +69,9 @@ def _collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     unions: dict[tuple[Any, ...], dict[str, list[dict[str, Any]]]] = {}
     for error in errors:
         loc = tuple(error.get("loc", ()))
-        at = next((i for i, part in enumerate(loc) if _is_branch(part)), None)
+        # An unknown field's name is the user's, whatever it looks like ("FALSE", "Id").
+        named = loc[:-1] if error.get("type") == "extra_forbidden" else loc
+        at = next((i for i, part in enumerate(named) if _is_branch(part)), None)
         if at is None:
             order.append(error)
             continue

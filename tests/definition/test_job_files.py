@@ -77,6 +77,17 @@ def test_every_problem_is_reported_with_its_place() -> None:
     ]
 
 
+def test_unknown_fields_named_like_types_are_unknown_fields() -> None:
+    """Two of them were read as a union's branches and crashed the check (API fuzz)."""
+    assert problems("name: x\nNope: 1\nUSERNAME: 2\nworkflows: [{workflow: a, Str: 1}]\n") == [
+        "job.yaml:2:1: unknown field 'Nope' (its fields: name, description, "
+        "continue_on_failure, workflows)",
+        "job.yaml:3:1: unknown field 'USERNAME' (its fields: name, description, "
+        "continue_on_failure, workflows)",
+        "job.yaml:4:27: workflows[0]: unknown field 'Str' (its fields: workflow, input)",
+    ]
+
+
 def test_a_job_needs_workflows() -> None:
     assert problems("name: empty\nworkflows: []\n") == [
         "job.yaml:2:12: workflows: list at least one workflow to run"
