@@ -28,6 +28,7 @@ cost a coroutine and a ``send`` wrapper per request on the hottest route.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,12 +46,15 @@ from flowledger.app.limits import (
 from flowledger.app.metrics import ServiceMetrics
 from flowledger.config import Limits
 from flowledger.errors import FlowledgerError, InputError, TooLargeError
+from flowledger.logs import log_extra
 
 #: All of a request's header names and values together, in bytes (browsers send a few
 #: KiB; common servers refuse past 8-64 KiB).
 MAX_HEADER_BYTES = 64 * 1024
 #: Paths that get no page headers: the API's JSON, webhooks, metrics.
 NOT_PAGES = ("/api/", "/hooks/", "/metrics")
+
+log = logging.getLogger(__name__)
 
 
 class Edge:
@@ -93,6 +97,16 @@ class Edge:
                     message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        try:
+            await self._checked(scope, receive, sending)
+        except Exception as exc:
+            if seen:  # the answer began: nothing else can be said; the server ends it
+                raise
+            await _internal_error(scope, receive, sending, exc)
+
+    async def _checked(self, scope: Scope, receive: Receive, sending: Send) -> None:
+        """The request refused here when it breaks a limit, else handed on."""
+        path: str = scope["path"]
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
             nul = InputError("the URL must not contain NUL characters (%00)")
             await _refuse(scope, receive, sending, nul)
@@ -197,6 +211,21 @@ class Edge:
 
 #: The scope key that labels the timing of a request this layer refused before routing.
 _REFUSED = "flowledger.refused"
+
+
+async def _internal_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """A bug's exception as the API's error shape (a 500 ``internal_error``), its traceback
+    in the server's log. Before, Starlette answered a plain-text "Internal Server Error"
+    and uvicorn then dropped the connection, so a client's next request on it was reset."""
+    method, path = scope["method"], scope["path"]
+    log.error("%s %s failed: %s", method, path, type(exc).__name__, exc_info=exc,
+              extra=log_extra("http_request", method=method, path=path))  # fmt: skip
+    message = (
+        f"the server failed to answer {method} {path} ({type(exc).__name__}); this is a "
+        "flowledger bug: its log has the details"
+    )
+    response = error_response(500, "internal_error", message, None, {"Connection": "close"})
+    await response(scope, receive, send)
 
 
 async def _refuse(

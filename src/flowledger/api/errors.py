@@ -27,6 +27,7 @@ no route for the path      404     not_found             null
 no file under a mount      404     not_found             null
 no route for the method    405     method_not_allowed    null
 other HTTP errors          as is   http_<status>         null
+any other exception (bug)  500     internal_error        null (api.edge; traceback logged)
 =========================  ======  ====================  ==================================
 
 A request no route takes says so with its path, and for a path routed for other methods,
