@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -36,7 +36,7 @@ from flowledger.runtime.handlers import (
 from flowledger.runtime.heartbeats import HEARTBEAT_KEY, carry_heartbeat, heartbeat_details
 from flowledger.runtime.journal import Journal
 from flowledger.runtime.loops import LoopDriver
-from flowledger.runtime.ports import Driver
+from flowledger.runtime.ports import AttemptMaker, Driver
 from flowledger.runtime.reserved import ENGINE_KEY, engine_part, with_engine_part
 from flowledger.runtime.services import Services
 from flowledger.runtime.state import Scope, StepExecution
@@ -46,20 +46,6 @@ from flowledger.runtime.wakes import Wakes
 from flowledger.schema_check import problem_lines
 from flowledger.steps.base import StepKind, Suspend
 from flowledger.timeutil import Clock, iso
-
-
-class Retries(Protocol):
-    """Where a retry's new attempt is made (the runner, held weakly: runtime.activation
-    makes attempts and holds these outcomes)."""
-
-    def new_run(
-        self,
-        scope: Scope,
-        step: CompiledStep,
-        attempt: int,
-        status: StepStatus,
-        idempotency_key: str | None = None,
-    ) -> StepExecution: ...
 
 
 class Outcomes:
@@ -73,7 +59,7 @@ class Outcomes:
         contexts: StepContexts,
         drivers: dict[StepKind, Driver],
         *,
-        retries: Retries,
+        retries: AttemptMaker,
         wakes: Wakes,
         ending: ExecutionEnd,
         ready: deque[tuple[Scope, CompiledStep]],

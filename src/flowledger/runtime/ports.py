@@ -149,7 +149,21 @@ class Driver(Protocol):
         ...
 
 
-class Recoverable(Protocol):
+class AttemptMaker(Protocol):
+    """Where a step's new attempt is made: the runner (a retry's, in runtime.outcomes, which
+    holds it weakly; recovery's, in :class:`Recoverable`)."""
+
+    def new_run(
+        self,
+        scope: Scope,
+        step: CompiledStep,
+        attempt: int,
+        status: StepStatus,
+        idempotency_key: str | None = None,
+    ) -> StepExecution: ...
+
+
+class Recoverable(AttemptMaker, Protocol):
     """A fresh runner, as recovery rebuilds it from the database."""
 
     root: Scope
@@ -165,15 +179,6 @@ class Recoverable(Protocol):
     def queue(self, scope: Scope, step_id: str) -> None:
         """Make the step ready to activate in ``scope``."""
         ...
-
-    def new_run(
-        self,
-        scope: Scope,
-        step: CompiledStep,
-        attempt: int,
-        status: StepStatus,
-        idempotency_key: str | None = None,
-    ) -> StepExecution: ...
 
     def start_attempt(self, run: StepExecution) -> None: ...
 
