@@ -54,6 +54,7 @@ Handler = Callable[[Any, "StepContext"], Awaitable[Any] | Any]
 Resume = Callable[[Any, "StepContext", Mapping[str, Any]], Awaitable[Any] | Any]
 P = ParamSpec("P")
 R = TypeVar("R")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -221,25 +222,26 @@ class StepContext:
         """Logs as any logger does; in a run, lines at or above FLOWLEDGER_STEP_LOG_LEVEL
         are kept with the attempt (``executions logs``), secrets redacted."""
         logger = self._logger
-        if logger is None:
-            with _MADE_ON_FIRST_USE:  # a plain def handler's threads may ask at once
-                if self._logger is None:
-                    assert self._make_logger is not None  # __init__ wants one or the other
-                    self._logger = self._make_logger()
-                logger = self._logger
-        return logger
+        return logger if logger is not None else self._made("_logger", self._make_logger)
 
     @property
     def artifacts(self) -> ArtifactAccess:
         """Files this step saves, linked to its execution and step."""
         artifacts = self._artifacts
-        if artifacts is None:
-            with _MADE_ON_FIRST_USE:
-                if self._artifacts is None:
-                    assert self._make_artifacts is not None
-                    self._artifacts = self._make_artifacts()
-                artifacts = self._artifacts
-        return artifacts
+        if artifacts is not None:
+            return artifacts
+        return self._made("_artifacts", self._make_artifacts)
+
+    def _made(self, name: str, make: Callable[[], _T] | None) -> _T:
+        """The value of attribute ``name``, made by ``make`` at its first use, once per
+        context: a plain def handler's threads may ask at the same moment."""
+        with _MADE_ON_FIRST_USE:
+            made: _T | None = getattr(self, name)
+            if made is None:
+                assert make is not None  # __init__ wants a value or its maker
+                made = make()
+                setattr(self, name, made)
+        return made
 
     def heartbeat(self, details: Any) -> None:
         """Save ``details`` (JSON, at most MAX_HEARTBEAT_BYTES encoded) as this step's
@@ -257,10 +259,8 @@ class StepContext:
             )
         if self._make_saver is None:  # a context made outside a run (tests)
             return
-        with _MADE_ON_FIRST_USE:  # a plain def handler's threads may call at once
-            if self._saver is None:
-                self._saver = self._make_saver()
-        self._saver(json.loads(text))  # a copy: later changes by the step stay out
+        saver = self._saver or self._made("_saver", self._make_saver)
+        saver(json.loads(text))  # a copy: later changes by the step stay out
 
 
 #: Held while a context makes what it makes at first use (its logger, its artifacts, its
