@@ -1205,3 +1205,28 @@ async def test_the_list_finds_executions_by_their_input(web: Web) -> None:
     assert _chip(page, "Failed") == ("/executions?input=orderId%3D1234&status=Failed", 1)
     bad = await http.get("/executions", params={"input": "order id=1"})
     assert '"order id", which is not a key name' in html.unescape(bad.text)
+
+
+async def test_a_page_that_fails_on_a_bug_says_so_in_a_page(
+    web: Web, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug's exception answered a plain-text "Internal Server Error" (and, served, a
+    dropped connection): now a page of the UI's, 500, its traceback in the log."""
+    job = await web.app.job_runs.create(
+        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: boom}\n", hold=True)
+    )
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(web.app.views, "job_run", broken)
+    http = await web.sign_in("viewer")
+    with caplog.at_level("ERROR", logger="flowledger.web.render"):
+        answer = await http.get(f"/job-runs/{job['id']}")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<h1>Something went wrong</h1>" in answer.text
+    assert "This page failed (RuntimeError): a flowledger bug" in answer.text
+    (record,) = [r for r in caplog.records if r.name == "flowledger.web.render"]
+    assert record.exc_info and "a bug" in str(record.exc_info[1])
+    assert (await http.get("/executions")).status_code == 200  # the UI goes on

@@ -4,6 +4,7 @@ mapping of the application's errors to pages (sign-in, 403, 404, the form again)
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -25,10 +26,12 @@ from flowledger.artifacts.service import REFERENCE_KEY, is_reference
 from flowledger.controls import escaped
 from flowledger.durations import spoken
 from flowledger.errors import AuthenticationError, FlowledgerError, ForbiddenError, NotFoundError
+from flowledger.logs import log_extra
 from flowledger.web.auth import COOKIE
 from flowledger.web.forms import fields_of
 
 P = ParamSpec("P")
+log = logging.getLogger(__name__)
 
 
 def _shown(value: Any) -> Any:
@@ -228,6 +231,17 @@ def guarded(
             status = http_status(exc)[0]
             who = await _signed_in(request)
             return page(request, "error.html", who, status, title="Refused", message=str(exc))
+        except Exception as exc:  # a bug: a page that says so, the traceback in the log
+            method, path = request.method, request.url.path
+            log.error("%s %s failed: %s", method, path, type(exc).__name__, exc_info=exc,
+                      extra=log_extra("web_page", method=method, path=path))  # fmt: skip
+            said = (
+                f"This page failed ({type(exc).__name__}): a flowledger bug; the server's "
+                "log has the details."
+            )
+            # No session lookup: the database may be what failed.
+            return page(request, "error.html", None, 500, title="Something went wrong",
+                        message=said)  # fmt: skip
 
     return run
 
