@@ -202,7 +202,7 @@ class Views:
         "Cancelling" nor "Cancelled" and offering the cancel again, so the document is
         read again when one did (a few times at most: each re-read follows a real end)."""
         engine = self._engine
-        for _ in range(_JOB_RUN_READS):
+        for reads_left in range(_JOB_RUN_READS - 1, -1, -1):
             run = cast(JobRunDocument, await JobRuns(engine).get(request.id))
             cancels: list[PendingSignal] = []
             moved = False
@@ -211,10 +211,12 @@ class Views:
                 if execution_id is None or status is None or ExecutionStatus(status).terminal:
                     continue
                 row = await engine.store.get_execution(execution_id)
-                if row is not None and row["runtime_status"] != status:
+                if row is None:
+                    continue
+                if row["runtime_status"] != status and reads_left:
                     moved = True
                     break
-                signals = await pending_signals(engine, row) if row is not None else []
+                signals = await pending_signals(engine, row)
                 cancels += [signal for signal in signals if signal["kind"] == "cancel"]
             if not moved:
                 break
