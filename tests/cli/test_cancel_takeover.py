@@ -17,6 +17,7 @@ import pytest
 from flowledger.runtime.inbox import POLL_INTERVAL
 from tests.cli.clifast_forkserver import kill_hard
 from tests.cli.conftest import FLOWLEDGER, Cli
+from tests.cli.freezing import freeze_between_writes
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.both_databases]
@@ -138,6 +139,7 @@ def test_cancel_of_an_execution_a_live_process_holds_is_recorded_and_left_to_it(
     cli: Cli,
     setup: tuple[Path, Path],
     tmp_path: Path,
+    db_url: str,
     worker: Callable[..., subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -150,7 +152,7 @@ def test_cancel_of_an_execution_a_live_process_holds_is_recorded_and_left_to_it(
     execution_id = _start_napping(cli, setup, tmp_path)
     holder = worker(plugin)
     _until(lambda: (started / execution_id).exists())
-    holder.send_signal(signal.SIGSTOP)
+    freeze_between_writes(holder, db_url)
     try:
         result = cli("executions", "cancel", execution_id, "--plugin", str(plugin))
     finally:
@@ -276,6 +278,7 @@ def test_cancelling_a_parent_whose_children_a_live_worker_holds_watches_once(
     cli: Cli,
     setup: tuple[Path, Path],
     tmp_path: Path,
+    db_url: str,
     worker: Callable[..., subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -290,7 +293,7 @@ def test_cancelling_a_parent_whose_children_a_live_worker_holds_watches_once(
     parent_id = _start_parent(cli, setup, tmp_path)
     holder = worker(plugin)
     _until(lambda: started.exists() and len(list(started.iterdir())) == 2)
-    holder.send_signal(signal.SIGSTOP)
+    freeze_between_writes(holder, db_url)
     begun = time.monotonic()
     try:
         result = cli(

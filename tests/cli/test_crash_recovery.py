@@ -23,6 +23,7 @@ from flowledger import Engine
 from flowledger.runtime.recovery import CRASH_MESSAGE
 from tests.cli.clifast_forkserver import kill_hard
 from tests.cli.conftest import FLOWLEDGER
+from tests.cli.freezing import freeze_between_writes
 from tests.cli.polls import first_step_completed, until_documents
 from tests.conftest import REPO
 
@@ -235,7 +236,7 @@ def test_a_frozen_worker_cannot_complete_the_step_it_lost(
                 execution_id,
                 lambda d: any(s["stepId"] == "slow" for s in d["steps"].values()),
             )
-            frozen.send_signal(signal.SIGSTOP)
+            freeze_between_writes(frozen, db_url)
             rescuer = _worker(db_url, log_b, forked_command)
             try:
                 doc = _poll(db_url, execution_id, lambda d: d["runtimeStatus"] == "Completed")
