@@ -40,8 +40,8 @@ def _transaction_open(db_url: str) -> bool:
         finally:
             probe.close()
     conninfo = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True) as probe:
-        row = probe.execute(
+    with psycopg.connect(conninfo, autocommit=True) as server:
+        row = server.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
         ).fetchone()
