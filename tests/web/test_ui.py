@@ -889,6 +889,17 @@ def answered(http: httpx.Client, execution_id: str, step: str) -> Any:
         time.sleep(0.05)
 
 
+#: Scrolls a step's node into the middle of its graph's box; whether it is in view there
+#: now (false when a refresh had detached the node: it scrolled nothing).
+SCROLLED_IN = """(node) => {
+  node.scrollIntoView({block: 'center'});
+  const box = node.closest('.graph');
+  if (!node.isConnected || !box) return false;
+  const r = node.getBoundingClientRect(), b = box.getBoundingClientRect();
+  return b.top <= r.top && r.bottom <= b.bottom;
+}"""
+
+
 def swapped(page: Page, times: int) -> None:
     """Wait until the page's live region was refreshed ``times`` times since SWAPS ran
     (polled: the page's CSP refuses wait_for_function's evaluated string)."""
@@ -924,8 +935,13 @@ def test_a_tall_graph_keeps_its_lower_steps_in_reach_while_it_runs(
     tall = "(node) => { const b = node.closest('.graph'); return b.scrollHeight > b.clientHeight; }"
     assert last.evaluate(tall)
     # In one script: Playwright's scroll waits for the node to be stable, and a live
-    # refresh may swap it out meanwhile ("not attached to the DOM").
-    last.evaluate("(node) => node.scrollIntoView({block: 'center'})")
+    # refresh may swap it out meanwhile ("not attached to the DOM"). Again until the
+    # node scrolled is the page's: one a refresh had just detached scrolled nothing, and
+    # the refreshes after kept the box's scroll at the top (failed once in the gate).
+    deadline = time.monotonic() + 30
+    while not last.evaluate(SCROLLED_IN):
+        assert time.monotonic() < deadline, "the last step never scrolled into its box"
+        page.wait_for_timeout(50)
     page.evaluate(SWAPS)
     swapped(page, 2)
     shown, drawn = box.bounding_box(), last.bounding_box()
