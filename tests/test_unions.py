@@ -76,3 +76,23 @@ def test_unknown_fields_named_like_a_type_stay_unknown_fields() -> None:
         ("extra_forbidden", ("USERNAME",)),
         ("extra_forbidden", ("Str",)),
     ]
+
+
+class Headed(BaseModel):
+    headers: dict[str, str] = {}
+    retry: Retry | list[Retry] | None = None
+
+
+def test_capitalised_keys_of_a_mapping_keep_their_place_in_the_path() -> None:
+    """Two headers named like models (``Authorization``, ``Accept``) with bad values were
+    read as a union's branches: one error, at ``headers``, the keys gone."""
+    with pytest.raises(ValidationError) as info:
+        Headed.model_validate({"headers": {"Authorization": 5, "Accept": 6}, "retry": 1})
+    assert [
+        f"{format_path(tuple(e['loc']))}: {field_message(e)}"
+        for e in plain_errors(info.value.errors())
+    ] == [
+        "headers.Authorization: must be text, not 5",
+        "headers.Accept: must be text, not 6",
+        "retry: must be a mapping or a list, not 1",
+    ]

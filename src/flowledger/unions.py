@@ -17,13 +17,14 @@ from typing import Any
 from flowledger.errors import field_message, shown
 
 #: How pydantic names a union's branches in an error's ``loc``: a type (``str``,
-#: ``list[str]``, ``dict[str,int]``), a model class (``RetrySpec``), a constrained or
-#: wrapped type (``constrained-int``, ``function-after[…]``, ``literal['auto']``).
-#: Document field names are lower case and never one of these.
+#: ``list[str]``, ``dict[str,int]``), a constrained or wrapped type (``constrained-int``,
+#: ``function-after[…]``, ``literal['auto']``), or a model class (``RetrySpec``: see
+#: :func:`_is_branch`). Document field names are lower case and never one of these.
 _BRANCH = re.compile(
-    r"^(?:[A-Z]\w*|str|int|float|bool|bytes|decimal|date|datetime|time|timedelta|url|uuid"
+    r"^(?:str|int|float|bool|bytes|decimal|date|datetime|time|timedelta|url|uuid"
     r"|none|any|[a-z-]+\[.*\]|(?:constrained|function|lax|json|nullable)-[\w-]+(?:\[.*\])?)$"
 )
+_MODEL_NAME = re.compile(r"^[A-Z]\w*$")
 
 #: Errors that say only that the value is not of the branch's type: a branch whose
 #: errors are all of these is one the value never had the shape of.
@@ -98,7 +99,32 @@ def _collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _is_branch(part: Any) -> bool:
-    return isinstance(part, str) and _BRANCH.match(part) is not None
+    """A capitalised part is a branch only when some pydantic model has that name: a
+    mapping's keys are in the path too, and two headers such as ``Authorization`` and
+    ``Accept`` with bad values were read as a union's branches (one error, no key)."""
+    if not isinstance(part, str):
+        return False
+    if _MODEL_NAME.match(part):
+        return part in _model_names()
+    return _BRANCH.match(part) is not None
+
+
+def _model_names() -> set[str]:
+    """The names of every pydantic model class defined so far (plugins' too); read only
+    while errors are being said, so not kept."""
+    from pydantic import BaseModel  # whoever has errors to say has pydantic loaded
+
+    names: set[str] = set()
+    seen: set[type] = set()
+    waiting: list[type] = [BaseModel]
+    while waiting:
+        subclasses: list[type] = waiting.pop().__subclasses__()
+        for model in subclasses:
+            if model not in seen:
+                seen.add(model)
+                names.add(model.__name__)
+                waiting.append(model)
+    return names
 
 
 def _union(prefix: tuple[Any, ...], branches: Mapping[str, list[dict[str, Any]]]) -> list[Any]:
