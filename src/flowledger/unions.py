@@ -60,10 +60,10 @@ Error = Mapping[str, Any]
 
 def plain_errors(errors: Iterable[Error]) -> list[dict[str, Any]]:
     """``ValidationError.errors()`` with every failed union said once (see the module)."""
-    return _collapse([dict(error) for error in errors])
+    return _collapse([dict(error) for error in errors], _Models())
 
 
-def _collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _collapse(errors: list[dict[str, Any]], models: _Models) -> list[dict[str, Any]]:
     # In order: an error as it is, or the path of a union (at its first error's place)
     # whose branches' errors are gathered in ``unions``.
     order: list[dict[str, Any] | tuple[Any, ...]] = []
@@ -72,7 +72,7 @@ def _collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         loc = tuple(error.get("loc", ()))
         # An unknown field's name is the user's, whatever it looks like ("FALSE", "Id").
         named = loc[:-1] if error.get("type") == "extra_forbidden" else loc
-        at = next((i for i, part in enumerate(named) if _is_branch(part)), None)
+        at = next((i for i, part in enumerate(named) if _is_branch(part, models)), None)
         if at is None:
             order.append(error)
             continue
@@ -94,43 +94,53 @@ def _collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
             at = len(entry)
             result.extend({**e, "loc": (*entry, name, *e["loc"][at:])} for e in errs)
         else:
-            result.extend(_union(entry, branches))
+            result.extend(_union(entry, branches, models))
     return result
 
 
-def _is_branch(part: Any) -> bool:
+def _is_branch(part: Any, models: _Models) -> bool:
     """A capitalised part is a branch only when some pydantic model has that name: a
     mapping's keys are in the path too, and two headers such as ``Authorization`` and
     ``Accept`` with bad values were read as a union's branches (one error, no key)."""
     if not isinstance(part, str):
         return False
     if _MODEL_NAME.match(part):
-        return part in _model_names()
+        return part in models.names
     return _BRANCH.match(part) is not None
 
 
-def _model_names() -> set[str]:
-    """The names of every pydantic model class defined so far (plugins' too); read only
-    while errors are being said, so not kept."""
-    from pydantic import BaseModel  # whoever has errors to say has pydantic loaded
+class _Models:
+    """The names of every pydantic model class defined so far (plugins' too), gathered at
+    most once per ``plain_errors`` and only when a path has a capitalised part."""
 
-    names: set[str] = set()
-    seen: set[type] = set()
-    waiting: list[type] = [BaseModel]
-    while waiting:
-        subclasses: list[type] = waiting.pop().__subclasses__()
-        for model in subclasses:
-            if model not in seen:
-                seen.add(model)
-                names.add(model.__name__)
-                waiting.append(model)
-    return names
+    def __init__(self) -> None:
+        self._names: set[str] | None = None
+
+    @property
+    def names(self) -> set[str]:
+        if self._names is None:
+            from pydantic import BaseModel  # whoever has errors to say has pydantic loaded
+
+            names: set[str] = set()
+            seen: set[type] = set()
+            waiting: list[type] = [BaseModel]
+            while waiting:
+                subclasses: list[type] = waiting.pop().__subclasses__()
+                for model in subclasses:
+                    if model not in seen:
+                        seen.add(model)
+                        names.add(model.__name__)
+                        waiting.append(model)
+            self._names = names
+        return self._names
 
 
-def _union(prefix: tuple[Any, ...], branches: Mapping[str, list[dict[str, Any]]]) -> list[Any]:
+def _union(
+    prefix: tuple[Any, ...], branches: Mapping[str, list[dict[str, Any]]], models: _Models
+) -> list[Any]:
     fitting = [errs for errs in branches.values() if not all(_wrong_shape(e, prefix) for e in errs)]
     if fitting:  # the value has the shape of these branches: their errors are the ones
-        return _collapse([error for errs in fitting for error in errs])
+        return _collapse([error for errs in fitting for error in errs], models)
     first = next(iter(branches.values()))[0]
     wants: list[str] = []
     for errs in branches.values():
