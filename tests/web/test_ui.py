@@ -958,6 +958,46 @@ def test_a_tall_graph_keeps_its_lower_steps_in_reach_while_it_runs(
         assert http.post(f"/api/v1/executions/{execution_id}/cancel").status_code in (200, 202)
 
 
+def test_a_live_refresh_the_server_fails_is_said_and_tried_again(pages: Pages, ui: Service) -> None:
+    """A live refresh answered 5xx (the database out of reach: storage_unavailable; a
+    bug) left the page as it was with no sign. Now a banner says so in the server's
+    words and the page refreshes again every 5 s until one comes through. The failing
+    answers are the browser's (Playwright routes the page's refreshes, its own requests
+    marked HX-Request): a real server has no switch for its database's failure."""
+    name = push(ui, TALL)
+    with ui.client("operator") as http:
+        execution_id = start(http, name)["id"]
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    expect(page.locator("#live-region")).to_be_visible()
+    failing = {"on": True, "answered": 0}
+
+    def refuse(route: Any) -> None:
+        if failing["on"] and route.request.headers.get("hx-request"):
+            failing["answered"] += 1
+            body = {"error": {"code": "storage_unavailable", "message": "the database does "
+                              "not answer", "details": None}}  # fmt: skip
+            route.fulfill(status=503, content_type="application/json", body=json.dumps(body))
+            return
+        route.continue_()
+
+    page.route(re.compile(rf"/executions/{execution_id}(\?.*)?$"), refuse)
+    banner = page.locator("#offline")
+    expect(banner).to_have_text(
+        re.compile(
+            r"^This page could not refresh \(the server answered 503: the database does not "
+            r"answer\) — showing data from \d\d:\d\d:\d\d; retrying"
+        ),
+        timeout=30_000,
+    )
+    expect(banner).to_have_attribute("role", "alert")
+    failing["on"] = False
+    expect(banner).to_be_hidden(timeout=30_000)  # the next refresh came through
+    assert failing["answered"] >= 1
+    with ui.client("operator") as http:
+        assert http.post(f"/api/v1/executions/{execution_id}/cancel").status_code in (200, 202)
+
+
 RECORD = """() => {
   window.refreshes = [];
   document.addEventListener("htmx:beforeRequest", (e) => {

@@ -23,7 +23,7 @@
     reachable().then(function (up) { if (up) backOnline(); else showOffline(false); });
   }
 
-  function showOffline(unsent) {
+  function say(said) {
     if (!banner) {
       banner = document.createElement("p");
       banner.id = "offline";
@@ -31,13 +31,46 @@
       banner.setAttribute("role", "alert");
       document.body.insertBefore(banner, document.getElementById("main"));
     }
-    var said = "Connection lost — showing data from " + clock(lastGood) + "; retrying…" +
-      (unsent ? " Your form was not sent and is still filled in: send it again once the connection is back." : "");
     banner.hidden = false;
     if (banner.textContent !== said) banner.textContent = said;
+  }
+
+  function showOffline(unsent) {
+    say("Connection lost — showing data from " + clock(lastGood) + "; retrying…" +
+      (unsent ? " Your form was not sent and is still filled in: send it again once the connection is back." : ""));
     offline = true;
     if (asking === null) asking = setTimeout(askAgain, 3000);
   }
+
+  /* -- the server answers, but a live refresh failed (5xx: a database out of reach, a
+     bug): the page stayed as it was, silently stale. Say so, with the server's words,
+     and refresh again every 5 s until one comes through (its swap hides the banner). -- */
+  var refused = false, retrying = null;
+
+  function serverWords(xhr) {
+    var text = xhr.responseText || "";
+    try {
+      var answer = JSON.parse(text);
+      if (answer && answer.error && answer.error.message) return answer.error.message;
+    } catch (notJson) { /* an HTML page of the UI's, or nothing */ }
+    var shown = new DOMParser().parseFromString(text, "text/html").querySelector(".error");
+    return shown ? shown.textContent.trim() : "";
+  }
+
+  document.addEventListener("htmx:responseError", function (ev) {
+    var target = ev.detail && ev.detail.target, xhr = ev.detail && ev.detail.xhr;
+    if (!target || target.id !== "live-region" || !xhr || xhr.status < 500 || offline) return;
+    var words = serverWords(xhr);
+    say("This page could not refresh (the server answered " + xhr.status + (words ? ": " + words : "") +
+      ") — showing data from " + clock(lastGood) + "; retrying…");
+    refused = true;
+    if (retrying === null) {
+      retrying = setTimeout(function () {
+        retrying = null;
+        if (refused) document.dispatchEvent(new CustomEvent("flowledger:resume"));
+      }, 5000);
+    }
+  });
 
   function askAgain() {
     asking = null;
@@ -67,7 +100,11 @@
   });
   document.addEventListener("htmx:sendError", function () { showOffline(false); });
   document.addEventListener("htmx:afterSwap", function (ev) {
-    if (ev.detail && ev.detail.target && ev.detail.target.id === "live-region") lastGood = new Date();
+    if (ev.detail && ev.detail.target && ev.detail.target.id === "live-region") {
+      lastGood = new Date();
+      if (refused && !offline && banner) banner.hidden = true;
+      refused = false;
+    }
     backOnline();
   });
 
