@@ -326,6 +326,36 @@ async def test_a_job_run_s_view_is_cancelled_when_its_workflow_takes_the_cancel_
     assert view["ended"] is True and view["cancels"] == []
 
 
+async def test_a_job_run_s_view_is_cancelled_when_its_workflow_takes_the_cancel_before_its_signals_are_read(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The execution's row, read with the cancel still counted as waiting, then its
+    signals, read after a worker took the cancel: none pending, the row still waiting
+    for a person, and the page offered the cancel again (the web test's rare failure)."""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASKS)]))
+    job = await app.job_runs.create(
+        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: asks}\n", hold=True)
+    )
+    await app.job_runs.drive(DriveJobRun(id=job["id"]))
+    await app.job_runs.cancel(CancelJobRun(id=job["id"], by="ops", reason="no"))
+    execution_id = (await app.job_runs.get(GetJobRun(id=job["id"])))["runs"][0]["executionId"]
+    store = app.engine.store
+    read_signals = store.pending_signals
+    taken: list[str] = []
+
+    async def a_worker_takes_them_first(wanted: str) -> list[Row]:
+        if wanted == execution_id and not taken:
+            taken.append(wanted)
+            await app.engine.drive(wanted)  # right between the row's read and this one
+        return await read_signals(wanted)
+
+    monkeypatch.setattr(store, "pending_signals", a_worker_takes_them_first)
+    view = await app.views.job_run(GetJobRun(id=job["id"]))
+    assert taken == [execution_id]
+    assert view["run"]["status"] == "Cancelled"
+    assert view["ended"] is True and view["cancels"] == []
+
+
 async def test_a_timeline_not_over_runs_to_now(app: App) -> None:
     """A step waiting for a person five minutes: the timeline ran to the last event
     (``Timeline 55 ms``, ``wait: 0 ms``, a running bar with no duration); a step waiting

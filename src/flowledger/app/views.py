@@ -38,7 +38,7 @@ from flowledger.app.endings import (
 from flowledger.app.graph_view import DefinitionGraph, GraphEdge, GraphNode, graph
 from flowledger.app.loop_counts import loop_totals
 from flowledger.app.models import GetArtifact, GetJobRun, Id, Request
-from flowledger.app.pending import PendingSignal, document_of, pending_signals
+from flowledger.app.pending import PendingSignal, document_of, pending_signals, signals_waiting
 from flowledger.app.rerun_reuse import RerunReuse, ReuseView, rerun_first, reuse
 from flowledger.app.results import ArtifactDocument, JobRunDocument
 from flowledger.app.step_runs import SHOWN_ATTEMPTS, run_duration, run_order
@@ -51,6 +51,7 @@ from flowledger.runtime.engine import Engine
 from flowledger.runtime.job_runs import JobRuns
 from flowledger.runtime.missing import missing_execution
 from flowledger.runtime.status import ExecutionStatus
+from flowledger.storage.base import Row
 from flowledger.types import EventDocument, ExecutionDocument, StepDocument
 
 #: Iterations of a loop whose body attempts are listed when none is chosen; attempts that
@@ -159,6 +160,14 @@ class JobRunView(TypedDict):
     cancels: list[PendingSignal]
 
 
+def _took_since(before: Row, now: Row | None) -> bool:
+    """The execution of ``before`` took signals, or changed status, by the read ``now``."""
+    if now is None:
+        return True
+    taken = int(now.get("signals_taken") or 0) != int(before.get("signals_taken") or 0)
+    return taken or now["runtime_status"] != before["runtime_status"]
+
+
 class Views:
     """The read models of one application (see :class:`flowledger.app.App`)."""
 
@@ -197,10 +206,10 @@ class Views:
         """A job run, and the cancels its unfinished workflow has not taken yet (a cancel
         from a page is recorded and left to the execution's holder or the workers).
 
-        The job run's document and its workflows' rows are two reads: an execution that
-        ended in between (it took the cancel) would leave a page saying neither
-        "Cancelling" nor "Cancelled" and offering the cancel again, so the document is
-        read again when one did (a few times at most: each re-read follows a real end)."""
+        The job run's document, its workflows' rows and their signals are separate reads:
+        an execution that took the cancel between two of them would leave a page saying
+        neither "Cancelling" nor "Cancelled" and offering the cancel again, so all is read
+        again when one did (a few times at most: each re-read follows a real change)."""
         engine = self._engine
         for reads_left in range(_JOB_RUN_READS - 1, -1, -1):
             run = cast(JobRunDocument, await JobRuns(engine).get(request.id))
@@ -217,6 +226,13 @@ class Views:
                     moved = True
                     break
                 signals = await pending_signals(engine, row)
+                if (
+                    signals_waiting(row)
+                    and reads_left
+                    and _took_since(row, await engine.store.get_execution(execution_id))
+                ):
+                    moved = True  # its runner took them between the two reads
+                    break
                 cancels += [signal for signal in signals if signal["kind"] == "cancel"]
             if not moved:
                 break
