@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
@@ -29,6 +30,7 @@ from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.contexts import StepContexts
 from flowledger.runtime.deadline import execution_deadline, timed_out
 from flowledger.runtime.drivers import build_drivers, driver_of
+from flowledger.runtime.eager import start_task
 from flowledger.runtime.ending import ExecutionEnd
 from flowledger.runtime.failure_handlers import FailureHandler
 from flowledger.runtime.inbox import Inbox
@@ -51,6 +53,11 @@ log = logging.getLogger(__name__)
 
 #: Activations per round before committing, so one round's batch stays bounded.
 MAX_ROUND = 2000
+
+#: Seconds a scheduler may go on without letting the event loop turn: steps that end in
+#: their launch (runtime.eager) need no wait, so a chain of them would otherwise keep
+#: every other task of the loop waiting until it ends.
+YIELD_AFTER = 0.005
 
 
 class ExecutionRunner:
@@ -127,10 +134,13 @@ class ExecutionRunner:
         self.ready: deque[tuple[Scope, CompiledStep]] = deque()
         #: Emptied in place, never replaced: the scheduler's parts hold it.
         self.to_launch: list[StepExecution] = []
-        #: Running steps: a handler's task, or a done future when it ended in its first step.
+        #: Running steps: a handler's task (done already when it ended in its launch:
+        #: runtime.eager).
         self.tasks: dict[asyncio.Future[Any], StepExecution] = {}
         # Finished handler tasks, in completion order; _wait drains them (O(1) per completion).
         self._finished: deque[asyncio.Future[Any]] = deque()
+        #: When the scheduler last let the event loop turn (see _wait).
+        self._turned_at = time.monotonic()
         #: Children run in this process (``drive``) rather than by whichever worker claims them.
         self.inline_children = False
         #: Told the ids of children each commit created (the engine may run them here).
@@ -434,23 +444,18 @@ class ExecutionRunner:
         for run in self.to_launch:
             if run.status == StepStatus.IN_PROGRESS:
                 work = self.drivers[run.step.step_type.kind].invoke(run)
-                # The loop's own create_task (asyncio.create_task is a frame around it).
                 # The name is what the loop watchdog reports (worker.watchdog.STEP_TASK).
                 name = f"step {run.step.path} of execution {self.id}"
-                task = loop.create_task(self._tracked(work), name=name)
+                # Held before it starts: a handler that ends at once is collected by
+                # the next _wait, which finds the task in _finished and here.
+                task = start_task(loop, self._tracked(work), name)
                 self.tasks[task] = run
         self.to_launch.clear()
 
     async def _tracked(self, work: Coroutine[Any, Any, Any]) -> Any:
-        """Run a step's work and hand its task to the wait in the loop turn it ends in.
-
-        A done callback would run one turn later, and wake the wait one turn after that:
-        for a chain of quick steps that extra turn was a tenth of each step's cost.
-        Decision: no eager start (a handler's first step run inside the launching turn).
-        Emulating 3.12's eager tasks on 3.11 needs asyncio's private _enter_task/_leave_task
-        and a hand-driven coroutine, and measured no faster here: W1 332 vs 329 us per
-        step, medians of 40 interleaved rounds each (2026-11-29, load ~5).
-        """
+        """Run a step's work and hand its task to the wait in the loop turn it ends in
+        (or in the launch itself: runtime.eager). A done callback would run one turn
+        later, and wake the wait one turn after that."""
         try:
             return await work
         finally:
@@ -460,7 +465,15 @@ class ExecutionRunner:
             self._wake()
 
     async def _wait(self) -> None:
-        if not self._finished:  # steps that ended meanwhile need no wait
+        if self._finished:  # steps that ended meanwhile (in their launch) need no wait
+            # But the loop turns when anything else is ready to run (executions driven
+            # together join group commits so), and at least every YIELD_AFTER seconds (for
+            # timers and I/O: lease renewals, heartbeats, a server's requests).
+            others = self.wakes.others
+            if others is None or others or time.monotonic() - self._turned_at >= YIELD_AFTER:
+                await asyncio.sleep(0)
+                self._turned_at = time.monotonic()
+        else:
             poll = self.inbox.seconds_to_next()
             timeout: float | None = poll
             wake = self._next_wake()
@@ -484,6 +497,7 @@ class ExecutionRunner:
                 wakes.arm(timeout)
             await waiter
             wakes.waiter = None
+            self._turned_at = time.monotonic()
         while self._finished:
             task = self._finished.popleft()
             run = self.tasks.pop(task, None)

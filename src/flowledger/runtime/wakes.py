@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Sized
 from datetime import datetime
 
+from flowledger.runtime.eager import ready_queue
 from flowledger.runtime.ports import TimerKind
 from flowledger.runtime.state import StepExecution
 from flowledger.runtime.status import StepStatus
@@ -31,6 +33,9 @@ class Wakes:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: The one wake-up timer, kept across waits (see ``arm``).
         self._timer: asyncio.TimerHandle | None = None
+        #: What the running loop has ready to run (runtime.eager.ready_queue), from the
+        #: first wait or launch; None where the loop does not say.
+        self.others: Sized | None = None
 
     def add_timer(self, when: datetime, kind: TimerKind, run: StepExecution) -> None:
         heapq.heappush(self.timers, (when, next(self._timer_seq), kind, run))
@@ -73,6 +78,7 @@ class Wakes:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+            self.others = ready_queue(loop)
         return loop
 
 
