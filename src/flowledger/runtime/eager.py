@@ -64,7 +64,9 @@ else:
         if ready is None or loop.get_task_factory() is not None:
             return loop.create_task(work, name=name)
         queued = len(ready)
-        task = loop.create_task(work, name=name)
+        # What the loop's create_task does without a factory, less its frame and its
+        # check that the loop is open (it runs this very code).
+        task = asyncio.Task(work, loop=loop, name=name)
         if len(ready) != queued + 1:  # not the one step we know of: the loop runs it
             return task
         assert isinstance(ready, deque)
