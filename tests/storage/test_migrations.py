@@ -20,6 +20,7 @@ from flowledger.definition.compiler import load_workflow_text
 from flowledger.errors import StorageError
 from flowledger.steps.registry import StepRegistry
 from flowledger.storage import migrations, open_store
+from flowledger.storage.fastpath import timestamp_processor
 from flowledger.storage.schema import (
     SCHEMA_VERSION,
     UTCDateTime,
@@ -299,7 +300,7 @@ async def test_revision_0004_upgrades_a_0003_database_with_its_data(empty_db: Ma
                     "INSERT INTO workflows (name, version_id, pushed_at, first_pushed_at) "
                     "VALUES ('wf', 'v1', :at, :at)"
                 ),
-                {"at": row["created_at"]},
+                {"at": _stored(store, row["created_at"])},
             )
             store.conn.execute(insert(executions), [row])
         assert await store.upgrade() == ALL_REVISIONS[3:]
@@ -484,7 +485,7 @@ async def test_revision_0010_keeps_the_source_text_of_new_versions(empty_db: Mak
         "checksum": "c1",
         "document": '{"name": "nightly"}',
         "format_version": 1,
-        "created_at": T0,
+        "created_at": _stored(store, T0),
     }
     try:
         with store.conn.begin():
@@ -739,3 +740,9 @@ async def test_revision_0016_keys_schedules_by_content_and_keeps_their_progress(
         ]
     finally:
         await store.close()
+
+
+def _stored(store: SQLStore, at: datetime) -> Any:
+    """``at`` as a timestamp column stores it, for a raw ``text()`` insert: the text itself
+    on SQLite (sqlite3's default datetime adapter is deprecated since Python 3.12)."""
+    return timestamp_processor(store.conn.dialect)(at)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Dialect
 
-from flowledger.storage.fastpath import PreparedWrite, placeholder
+from flowledger.storage.fastpath import PreparedWrite, placeholder, timestamp_processor
 from flowledger.storage.schema_webhooks import deliveries, subscriptions
 from flowledger.types import Row
 
@@ -37,7 +37,10 @@ def prepare_outbox(dialect: Dialect) -> PreparedWrite:
         f"{mark}, {mark} FROM {s} s WHERE s.{quote('events')} LIKE {mark} AND "
         f"(s.{quote('workflow_name')} IS NULL OR s.{quote('workflow_name')} = {mark})"
     )
-    when = deliveries.c.created_at.type.bind_processor(dialect)
+    # The stored form as every fast-path write makes it (on SQLite the text itself: the
+    # column type's processor leaves a datetime that sqlite3's default adapter, deprecated
+    # since Python 3.12, would turn into text).
+    when = timestamp_processor(dialect)
     processors = [when if name == "at" else None for name in _PARAMS]
     return PreparedWrite(sql, _PARAMS, processors)
 
