@@ -1,18 +1,17 @@
 """An execution and its descendants, as a stream that follows them finds them.
 
-A descendant is found two ways: listed below a known member (the ones that exist when
-the stream opens, and again on a quiet re-check), and heard of (a change of an
-execution not yet known): its parent chain is walked up until it reaches a member or
-leaves the family. An execution's parent never changes, so what is not in the family
-stays out of it, and is remembered as such (boundedly).
+A descendant is found two ways: in the whole family's progress (``progress``: one read
+down the parent links, when the stream opens and whenever it has heard nothing for a
+while, to catch what a lost hint hid), and heard of (a change of an execution not yet
+known: its parent chain is walked up until it reaches a member or leaves the family).
+An execution's parent never changes, so what is not in the family stays out of it, and
+is remembered as such (boundedly).
 """
 
 from __future__ import annotations
 
-from flowledger.storage.base import ExecutionQuery, Row, Store
+from flowledger.storage.base import Row, Store
 
-#: Children listed per read while finding descendants.
-PAGE = 1000
 #: Executions remembered as outside the family (a busy database's other work).
 MAX_OUTSIDERS = 10_000
 
@@ -28,27 +27,6 @@ class Family:
         self._root = str(head["root_id"] or head["id"])
         self.members: dict[str, None] = {self.head: None}
         self._outsiders: dict[str, None] = {}
-
-    async def find_below(self, parents: list[str]) -> list[str]:
-        """List the descendants of ``parents`` not known yet (all depths); they join."""
-        found: list[str] = []
-        queue = list(parents)
-        while queue:
-            parent = queue.pop(0)
-            before = None
-            while True:
-                query = ExecutionQuery(parent_id=parent, limit=PAGE, before=before)
-                rows = await self._store.list_executions(query)
-                for row in reversed(rows):  # oldest first
-                    child = str(row["id"])
-                    queue.append(child)
-                    if child not in self.members:
-                        self.members[child] = None
-                        found.append(child)
-                if len(rows) < PAGE:
-                    break
-                before = (rows[-1]["created_at"], str(rows[-1]["id"]))
-        return found
 
     async def joins(self, execution_id: str) -> bool:
         """Whether ``execution_id`` is in the family (it joins when it is new to it)."""
@@ -76,3 +54,21 @@ class Family:
         while len(self._outsiders) > MAX_OUTSIDERS:
             del self._outsiders[next(iter(self._outsiders))]
         return inside
+
+    async def progress(self) -> dict[str, Row]:
+        """Every member as the store has it now (``id``, ``parent_id``, ``runtime_status``,
+        ``event_seq``), in one read however large the family; descendants not known yet
+        join, each after its parent. A member missing from it is gone (pruned)."""
+        rows = {str(row["id"]): row for row in await self._store.family_progress(self.head)}
+        new = [row for member, row in rows.items() if member not in self.members]
+        while new:  # parents first: a child joins once its parent has
+            waiting = []
+            for row in new:
+                if row["parent_id"] in self.members:
+                    self.members[str(row["id"])] = None
+                else:
+                    waiting.append(row)
+            if len(waiting) == len(new):  # (cannot happen: every row descends from the head)
+                break
+            new = waiting
+        return rows

@@ -192,12 +192,8 @@ class EventStreams:
         # A family's: whether all of it has ended (its descendants are sent whole).
         if not _terminal(row):
             return False
-        family = Family(self._engine.store, row)
-        for member in await family.find_below([request.id]):
-            found = await self._engine.store.get_execution(member)
-            if found is not None and not _terminal(found):
-                return False
-        return True
+        progress = await Family(self._engine.store, row).progress()
+        return all(_terminal(member) for member in progress.values())
 
     async def follow(self, request: FollowEvents) -> EventStream:
         """Open a stream of one execution's events (NotFoundError, TooManyError now,
@@ -264,7 +260,7 @@ class EventStreams:
         store = self._engine.store
         sent = {family.head: after}  # member -> last seq sent
         finished: set[str] = set()  # terminal, and everything sent
-        await family.find_below([family.head])
+        await family.progress()  # those below it now join
         due = list(family.members)  # members to read now
         last_sent = loop.time()
         while True:
@@ -298,9 +294,13 @@ class EventStreams:
             if changes:
                 heard = dict.fromkeys(change.execution_id for change in changes)
                 due = [m for m in heard if m not in finished and await family.joins(m)]
-            else:  # quiet: re-read all that go on, in case a hint was lost
-                due = [m for m in family.members if m not in finished]
-                due += await family.find_below(due)
+            else:  # quiet: in case a hint was lost, one read of where the family stands
+                progress = await family.progress()
+                due = [
+                    m
+                    for m in family.members
+                    if m not in finished and _moved(progress.get(m), sent.get(m, 0))
+                ]
 
     async def _all(
         self, workflow: str | None, sub: Subscription, opened: datetime
@@ -337,6 +337,12 @@ class EventStreams:
         if row is None:
             raise await missing_execution(self._engine.store, execution_id)
         return row
+
+
+def _moved(row: Row | None, sent: int) -> bool:
+    """A family member to read again: it has events not sent yet, it has ended (read once
+    more, then finished), or it is gone (``row`` None: the read finds it gone)."""
+    return row is None or int(row["event_seq"]) > sent or _terminal(row)
 
 
 def _terminal(row: Row) -> bool:
