@@ -242,10 +242,15 @@ def _walk(value: Any) -> Iterator[tuple[tuple[PathSegment, ...], Any]]:
 def check_json_value(value: Any, what: str, *, max_int: int | None = None) -> None:
     """InvalidInputError when a parsed value cannot be stored and read back as the same
     JSON: a lone surrogate, a non-finite float, an integer over ``max_int`` (or 4,300
-    digits). Its field path is ``what`` (the field's name) and the place inside the
-    value (``input.name``), so an HTTP answer's ``details.field_path`` names it."""
+    digits); or on every database alike: a NUL character, which PostgreSQL's text
+    refuses and SQLite's keeps (app.limits refuses it at every face the same way). Its
+    field path is ``what`` (the field's name) and the place inside the value
+    (``input.name``), so an HTTP answer's ``details.field_path`` names it."""
     for path, item in _walk(value):
         if isinstance(item, str):
+            if "\x00" in item:  # a key's own NUL spelled out: the message is text too
+                place = tuple(p.replace("\x00", "\\x00") if isinstance(p, str) else p for p in path)
+                _refuse(what, place, NUL_REFUSED)
             found = _SURROGATE.search(item)
             if found:
                 code = f"\\u{ord(found.group()):04x}"
@@ -257,6 +262,10 @@ def check_json_value(value: Any, what: str, *, max_int: int | None = None) -> No
                 _refuse(what, path, f"too large: integers here are at most {max_int:,}")
             if item.bit_length() > MAX_INT_DIGITS * 3.33:
                 _refuse(what, path, f"an integer of more than {MAX_INT_DIGITS:,} digits")
+
+
+#: What a string holding U+0000 is told, wherever it comes in.
+NUL_REFUSED = "must not contain NUL characters (U+0000)"
 
 
 def _refuse(what: str, path: tuple[PathSegment, ...], message: str) -> NoReturn:

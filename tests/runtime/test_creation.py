@@ -43,6 +43,9 @@ async def test_python_values_are_stored_as_json(db_url: str, given: Any, stored:
         (math.nan, "input.x is nan, which JSON cannot hold"),  # was stored as null
         ({"deep": [math.inf]}, "input.x.deep[0] is inf, which JSON cannot hold"),
         ("a\ud800", r"input.x: holds a lone surrogate (\ud800); send valid Unicode"),
+        # Kept by SQLite, refused by PostgreSQL: refused on both, as at every face.
+        ("a\x00b", "input.x: must not contain NUL characters (U+0000)"),
+        ({"k\x00": 1}, r"input.x.k\x00: must not contain NUL characters (U+0000)"),
         (object(), "input.x holds a value of type object, which has no JSON form"),
     ],
 )

@@ -183,21 +183,27 @@ async def test_opening_and_closing_leave_no_thread_behind(tmp_path: Path) -> Non
     assert asyncio.get_running_loop()._default_executor is None  # type: ignore[attr-defined]
 
 
-async def test_a_lone_surrogate_in_a_start_s_text_is_refused_naming_the_argument(
-    engine: Engine,
+@pytest.mark.parametrize(
+    ("bad", "refusal"),
+    [("\ud800", "holds a lone surrogate"), ("\x00", "must not contain NUL")],
+    ids=["lone surrogate", "NUL"],
+)
+async def test_unstorable_text_in_a_start_s_arguments_is_refused_naming_the_argument(
+    engine: Engine, bad: str, refusal: str
 ) -> None:
-    """Tour 23: it reached the database, whose refusal came out as a StorageError ("the
-    database refused a start"). Refused before anything is stored, as the input is."""
+    """Tour 23: a lone surrogate reached the database, whose refusal came out as a
+    StorageError ("the database refused a start"); so did a NUL on PostgreSQL, which
+    SQLite stored. Refused before anything is stored, as the input is, on both."""
     workflow = engine.load_text(HELLO)
     starts: list[tuple[Callable[[], Any], str]] = [
-        (lambda: engine.start(workflow, correlation_id="\ud800"), "correlation_id"),
-        (lambda: engine.run(workflow, correlation_id="order-\udfff"), "correlation_id"),
-        (lambda: engine.start_document(workflow, created_by="\ud800"), "created_by"),
-        (lambda: engine.start_once(workflow, {}, "key-\udc00"), "key"),
-        (lambda: engine.start_keyed(workflow, {}, Lineage(trigger_key="\ud800")), "trigger_key"),
+        (lambda: engine.start(workflow, correlation_id=bad), "correlation_id"),
+        (lambda: engine.run(workflow, correlation_id=f"order-{bad}"), "correlation_id"),
+        (lambda: engine.start_document(workflow, created_by=bad), "created_by"),
+        (lambda: engine.start_once(workflow, {}, f"key-{bad}"), "key"),
+        (lambda: engine.start_keyed(workflow, {}, Lineage(trigger_key=bad)), "trigger_key"),
     ]
     for start, argument in starts:
-        with pytest.raises(InvalidInputError, match=f"^{argument}: holds a lone surrogate"):
+        with pytest.raises(InvalidInputError, match=f"^{argument}: {refusal}"):
             await start()
     assert await engine.list_executions() == []
 

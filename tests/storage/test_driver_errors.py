@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,12 @@ async def test_a_missing_table_or_column_is_a_schema_mismatch_and_nothing_else_i
             store.conn.execute(text(sql))
         return raised.value
 
+    # One thread for every statement: ``store.conn`` is a connection per thread, and the
+    # default executor may start a thread per call on a busy machine, each connection
+    # kept until the store closes, until the store's pool was exhausted (a 30 s wait and
+    # a TimeoutError in one CI run).
+    one_thread = ThreadPoolExecutor(1)
+    loop = asyncio.get_running_loop()
     try:
         missing = [
             "SELECT * FROM no_such_table",
@@ -103,8 +110,10 @@ async def test_a_missing_table_or_column_is_a_schema_mismatch_and_nothing_else_i
         ]
         others = ["SELECT 1 FROM", "INSERT INTO flowledger_meta (key) VALUES (NULL)"]
         for sql in missing:
-            assert schema_mismatch(await asyncio.to_thread(error_of, sql)), sql
+            assert schema_mismatch(await loop.run_in_executor(one_thread, error_of, sql)), sql
         for sql in others:
-            assert not schema_mismatch(await asyncio.to_thread(error_of, sql)), sql
+            found = await loop.run_in_executor(one_thread, error_of, sql)
+            assert not schema_mismatch(found), sql
     finally:
+        one_thread.shutdown()
         await store.close()

@@ -20,6 +20,7 @@ from flowledger.errors import (
     TooLargeError,
     UnsupportedEncodingError,
 )
+from flowledger.jsonvalues import NUL_REFUSED
 from flowledger.types import PathSegment
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
@@ -143,11 +144,11 @@ def check_no_nul(value: Any, path: tuple[PathSegment, ...]) -> None:
     database accepts and the other refuses would be a trap."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise InvalidInputError(_NUL, path)
+            raise InvalidInputError(NUL_REFUSED, path)
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if isinstance(key, str) and "\x00" in key:
-                raise InvalidInputError(_NUL, (*path, key))
+                raise InvalidInputError(NUL_REFUSED, (*path, key))
             check_no_nul(item, (*path, key))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
@@ -161,6 +162,3 @@ def check_fields_no_nul(request: BaseModel, path: tuple[PathSegment, ...] = ()) 
     names it (its camelCase alias)."""
     for name, field in type(request).model_fields.items():
         check_no_nul(getattr(request, name), (*path, field.alias or name))
-
-
-_NUL = "must not contain NUL characters (U+0000)"
