@@ -98,6 +98,16 @@ def test_handlers_need_a_pydantic_input_model() -> None:
             return data
 
 
+def test_handlers_need_a_model_of_their_own_not_basemodel_itself() -> None:
+    """Registered, it failed every load of a workflow using it with pydantic's own
+    PydanticUserError (a traceback) when the compiler checked the step's input."""
+    with pytest.raises(PluginError, match="not BaseModel itself"):
+
+        @step_type("acme.bare")
+        async def bare(data: BaseModel, ctx: StepContext) -> dict[str, int]:
+            return {}
+
+
 async def test_a_plain_def_resume_runs_in_a_thread_as_a_plain_handler_does() -> None:
     """A plain ``def`` given as ``resume=`` was accepted, and every wake-up failed with
     "object ... can't be used in 'await' expression", retried into the same failure;

@@ -731,6 +731,12 @@ def _models_of(
     input_model = hints.get(params[0])
     if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
         raise PluginError(f"step type {name!r}: annotate the first parameter with a pydantic model")
+    if input_model is BaseModel:  # pydantic refuses to build one: every load would fail
+        raise PluginError(
+            f"step type {name!r}: annotate the first parameter with a model of your own (a "
+            "subclass of BaseModel with the input's fields, none for no input), not "
+            "BaseModel itself"
+        )
     output = _output_of(name, "the handler", hints.get("return", Any))
     if resume is not None:
         # A handler that only suspends (``-> Suspend``) leaves the output to its resume.
