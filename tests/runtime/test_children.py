@@ -180,13 +180,6 @@ ASKS_BESIDE_ITS_CHILD = yaml(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: a child's question read apart from its resume, while the parent stays "
-    "AwaitingUserInput, is not announced (inbox.take renews only on child_resumed or "
-    "child_asked read in the same look); a fix needs the parent to know, across its runs, "
-    "which children's questions its announcements covered",
-)
 async def test_a_childs_next_question_is_announced_though_its_resume_was_read_apart(
     engine: Engine,
 ) -> None:
@@ -211,7 +204,10 @@ async def test_a_childs_next_question_is_announced_though_its_resume_was_read_ap
         assert row is not None
         return int(row["signals_sent"]), int(row["signals_taken"])
 
-    assert await announcements() == 1
+    # Its own question's, and the child's unless the child asked before that one was
+    # announced (one announcement then covered both).
+    before = await announcements()
+    assert before in (1, 2)
     await engine.submit_input(first, "first", {})
     child = asyncio.create_task(engine.settle(first))
     async with asyncio.timeout(20):  # bounds against hanging, not speed claims
@@ -221,10 +217,10 @@ async def test_a_childs_next_question_is_announced_though_its_resume_was_read_ap
         settling = asyncio.create_task(engine.settle(parent["id"]))
         while (await signals())[1] < sent:  # the parent took the resume in a look of its own
             await asyncio.sleep(0.01)
-        assert await announcements() == 1  # its own question still waits: nothing new
+        assert await announcements() == before  # its own question still waits: nothing new
         _Gate.opened.set()  # the child asks its second question
         assert (await child)["runtimeStatus"] == "AwaitingUserInput"
         doc = await settling
     assert doc["runtimeStatus"] == "AwaitingUserInput"
     assert sorted(p["stepId"] for p in doc["pendingInputs"]) == ["own", "second"]
-    assert await announcements() == 2
+    assert await announcements() == before + 1

@@ -8,11 +8,13 @@ that records what it did about it, so a signal is acted on exactly once.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Protocol
 
 from flowledger.codec import loads
 from flowledger.runtime.children import ChildWaits
 from flowledger.runtime.journal import Journal
+from flowledger.runtime.lifecycle import ExecutionLifecycle
 from flowledger.runtime.services import Services
 from flowledger.runtime.status import ExecutionStatus
 from flowledger.runtime.waits import InputWaits
@@ -29,6 +31,7 @@ class Addressee(Protocol):
     id: str
     services: Services
     journal: Journal
+    lifecycle: ExecutionLifecycle
     #: Signals acted on so far (stored with the commit that acts on the next ones).
     signals_taken: int
     #: Children run in this process: look for their signals more often.
@@ -74,6 +77,22 @@ class Inbox:
     def seconds_to_next(self) -> float:
         return max(0.0, self._checked_at + self.interval - time.monotonic())
 
+    async def _asks_anew(self, began_asking: dict[str, datetime]) -> bool:
+        """A child still asking began to after this execution last announced its wait
+        (``child_waiting``'s instant against the last ``execution.awaiting_input``): a
+        question no announcement covered. A ``child_waiting`` alone may well be covered:
+        this execution may have read the child's row asking, and announced, before the
+        signal. Only while this awaits input; the instants are two processes' clocks."""
+        runner = self.runner
+        asking = [at for child, at in began_asking.items() if child in self.children.asking]
+        if not asking or runner.status != ExecutionStatus.AWAITING_USER_INPUT:
+            return False
+        announced = runner.lifecycle.announced_at
+        if announced is None:  # announced by an earlier run of this execution, if at all
+            store = runner.services.store
+            announced = await store.last_event_at(runner.id, "execution.awaiting_input")
+        return announced is not None and max(asking) > announced
+
     async def take(self) -> None:
         self._checked_at = time.monotonic()
         runner = self.runner
@@ -87,6 +106,8 @@ class Inbox:
         #: Children whose question the parent may have announced ended, or that asked a
         #: new one while waiting (runtime.lifecycle).
         renewed: set[str] = set()
+        #: Children that began waiting for a person, and when (their signal's instant).
+        began_asking: dict[str, datetime] = {}
         if rows:
             runner.signals_taken += len(rows)
             runner.journal.set_execution(signals_taken=runner.signals_taken)
@@ -102,8 +123,11 @@ class Inbox:
                 )
             elif kind == "input":
                 self.inputs.deliver(payload)
-            elif kind in ("child_done", "child_waiting"):
+            elif kind == "child_done":
                 children_moved = True
+            elif kind == "child_waiting":
+                children_moved = True
+                began_asking[str(payload.get("childId"))] = row["created_at"]
             elif kind in ("child_resumed", "child_asked"):
                 children_moved = True
                 renewed.add(str(payload.get("childId")))
@@ -112,9 +136,8 @@ class Inbox:
             # for any more (a child that ended while others wait changes nothing).
             await self.children.refresh()
             runner.resume_status()
-            if renewed & self.children.asking:
+            if renewed & self.children.asking or await self._asks_anew(began_asking):
                 # Such a child asks a question no announcement of this one covered (it
                 # resumed, or asked another): announced now if this still awaits input
-                # (resumed, it is announced when it parks). Only these signals: a
-                # ``child_waiting`` may have been read in the rows already, and announced.
+                # (resumed, it is announced when it parks).
                 runner.another_wait()

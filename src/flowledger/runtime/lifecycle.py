@@ -51,6 +51,9 @@ class ExecutionLifecycle:
         self.codec = codec
         #: The execution document's ``execution`` template name (id, workflowName, ...).
         self.info: Mapping[str, Any] = info or {"id": execution_id}
+        #: When this runner last announced a wait (``execution.awaiting_input``); None
+        #: before it has (an earlier run's is in the events: runtime.inbox reads it).
+        self.announced_at: datetime | None = None
 
     def set_status(self, status: ExecutionStatus, **columns: Any) -> None:
         if status not in ALLOWED_MOVES[self.status]:
@@ -101,7 +104,8 @@ class ExecutionLifecycle:
         it is already: the same waits are not announced again)."""
         if self.status == ExecutionStatus.IN_PROGRESS:
             self.set_status(ExecutionStatus.AWAITING_USER_INPUT)
-            self.journal.event("execution.awaiting_input")
+            self.announced_at = self.clock.now()
+            self.journal.event("execution.awaiting_input", at=self.announced_at)
             self._report(self.status)
             self._tell_parent("child_waiting")
 
@@ -110,7 +114,8 @@ class ExecutionLifecycle:
         branch that timers moved on asked a new question): announced as the first wait
         was (the event, one delivery per subscription), though the status stays."""
         if self.status == ExecutionStatus.AWAITING_USER_INPUT:
-            self.journal.event("execution.awaiting_input")
+            self.announced_at = self.clock.now()
+            self.journal.event("execution.awaiting_input", at=self.announced_at)
             self._report(self.status)
             self._tell_parent("child_asked")  # a parent awaiting input announces it too
 

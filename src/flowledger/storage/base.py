@@ -375,6 +375,10 @@ class Store(
     ) -> list[Row]: ...
 
     @abstractmethod
+    async def last_event_at(self, execution_id: str, kind: str) -> datetime | None:
+        """When the execution's last event of ``kind`` happened (None: it has none)."""
+
+    @abstractmethod
     async def last_event_seq(self, execution_id: str) -> int:
         """The execution's last event number (0 before any): what a runner taking it
         over counts on from. Its row's ``event_seq`` may lag while it runs

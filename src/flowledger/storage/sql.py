@@ -654,6 +654,19 @@ class SQLStore(
             return [dict(r._mapping) for r in self.conn.execute(stmt)]
 
     @reads
+    def last_event_at(self, execution_id: str, kind: str) -> datetime | None:
+        # Backwards along the events' primary key (execution_id, seq) to the newest of kind.
+        stmt = (
+            select(events.c.at)
+            .where(events.c.execution_id == execution_id, events.c.kind == kind)
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        )
+        with self.reading():
+            found: datetime | None = self.conn.execute(stmt).scalar()
+        return found
+
+    @reads
     def last_event_seq(self, execution_id: str) -> int:
         with self.reading():
             # The events' primary key (execution_id, seq) answers it from one index page.
