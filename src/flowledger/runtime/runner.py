@@ -446,8 +446,8 @@ class ExecutionRunner:
                 work = self.drivers[run.step.step_type.kind].invoke(run)
                 # The name is what the loop watchdog reports (worker.watchdog.STEP_TASK).
                 name = f"step {run.step.path} of execution {self.id}"
-                # Held before it starts: a handler that ends at once is collected by
-                # the next _wait, which finds the task in _finished and here.
+                # Held once started: a handler that ended in its launch is in _finished
+                # already, and the next _wait finds its run here.
                 task = start_task(loop, self._tracked(work), name)
                 self.tasks[task] = run
         self.to_launch.clear()
