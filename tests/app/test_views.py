@@ -302,13 +302,7 @@ async def test_a_job_run_s_view_is_cancelled_when_its_workflow_takes_the_cancel_
     cancel between the two made a view that was neither "Cancelling" (no cancel pending
     any more) nor Cancelled (the job run as read before), so the page offered the cancel
     again (the web tour's race). The execution ends for real at that moment here."""
-    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASKS)]))
-    job = await app.job_runs.create(
-        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: asks}\n", hold=True)
-    )
-    await app.job_runs.drive(DriveJobRun(id=job["id"]))
-    await app.job_runs.cancel(CancelJobRun(id=job["id"], by="ops", reason="no"))
-    execution_id = (await app.job_runs.get(GetJobRun(id=job["id"])))["runs"][0]["executionId"]
+    job_id, execution_id = await _cancel_asked_of_a_held_job_run(app)
     store = app.engine.store
     read_row = store.get_execution
     taken: list[str] = []
@@ -320,7 +314,7 @@ async def test_a_job_run_s_view_is_cancelled_when_its_workflow_takes_the_cancel_
         return await read_row(wanted)
 
     monkeypatch.setattr(store, "get_execution", a_worker_takes_it_first)
-    view = await app.views.job_run(GetJobRun(id=job["id"]))
+    view = await app.views.job_run(GetJobRun(id=job_id))
     assert taken == [execution_id]
     assert view["run"]["status"] == "Cancelled"
     assert view["ended"] is True and view["cancels"] == []
@@ -332,13 +326,7 @@ async def test_a_job_run_s_view_is_cancelled_when_its_workflow_takes_the_cancel_
     """The execution's row, read with the cancel still counted as waiting, then its
     signals, read after a worker took the cancel: none pending, the row still waiting
     for a person, and the page offered the cancel again (the web test's rare failure)."""
-    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASKS)]))
-    job = await app.job_runs.create(
-        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: asks}\n", hold=True)
-    )
-    await app.job_runs.drive(DriveJobRun(id=job["id"]))
-    await app.job_runs.cancel(CancelJobRun(id=job["id"], by="ops", reason="no"))
-    execution_id = (await app.job_runs.get(GetJobRun(id=job["id"])))["runs"][0]["executionId"]
+    job_id, execution_id = await _cancel_asked_of_a_held_job_run(app)
     store = app.engine.store
     read_signals = store.pending_signals
     taken: list[str] = []
@@ -350,7 +338,7 @@ async def test_a_job_run_s_view_is_cancelled_when_its_workflow_takes_the_cancel_
         return await read_signals(wanted)
 
     monkeypatch.setattr(store, "pending_signals", a_worker_takes_them_first)
-    view = await app.views.job_run(GetJobRun(id=job["id"]))
+    view = await app.views.job_run(GetJobRun(id=job_id))
     assert taken == [execution_id]
     assert view["run"]["status"] == "Cancelled"
     assert view["ended"] is True and view["cancels"] == []
@@ -585,3 +573,16 @@ async def test_the_data_store_tree_is_bounded_and_says_what_it_leaves_out(
     assert nodes["steps.lp.output.results[3].inner.got"]["value"] == 3
     assert view["storeLeftOut"] >= 300 - STORE_ENTRIES
     assert view["dataStore"]["steps"]["lp"]["output"]["results"][299]  # the console's: whole
+
+
+async def _cancel_asked_of_a_held_job_run(app: App) -> tuple[str, str]:
+    """A job run whose one workflow waits for a person, with a cancel asked of it that no
+    worker has taken yet: its id, and its workflow's execution id."""
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=ASKS)]))
+    job = await app.job_runs.create(
+        CreateJobRun(text="name: nightly\nworkflows:\n  - {workflow: asks}\n", hold=True)
+    )
+    await app.job_runs.drive(DriveJobRun(id=job["id"]))
+    await app.job_runs.cancel(CancelJobRun(id=job["id"], by="ops", reason="no"))
+    execution_id = (await app.job_runs.get(GetJobRun(id=job["id"])))["runs"][0]["executionId"]
+    return job["id"], execution_id

@@ -227,10 +227,8 @@ class StepContext:
     @property
     def artifacts(self) -> ArtifactAccess:
         """Files this step saves, linked to its execution and step."""
-        artifacts = self._artifacts
-        if artifacts is not None:
-            return artifacts
-        return self._made("_artifacts", self._make_artifacts)
+        made = self._artifacts
+        return made if made is not None else self._made("_artifacts", self._make_artifacts)
 
     def _made(self, name: str, make: Callable[[], _T] | None) -> _T:
         """The value of attribute ``name``, made by ``make`` at its first use, once per

@@ -1,10 +1,11 @@
 """The executions below an execution: a root's budget of them, and a family's progress.
 
-The budget: the depth cap stops a workflow that starts itself once per level, not one that starts
-itself k times: k to the power of the depth. Each ``sys.sub_workflow`` step reserves its
-children on the root's row before it plans them, in one conditional UPDATE, so steps in
-many processes at once cannot go past the budget together. A reservation whose step then
-dies is not given back: the budget errs on the side of stopping.
+The budget: the depth cap stops a workflow that starts itself once per level, not one
+that starts itself k times: k to the power of the depth. Each ``sys.sub_workflow`` step
+reserves its children on the root's row before it plans them, in one conditional
+UPDATE, so steps in many processes at once cannot go past the budget together. A
+reservation whose step then dies is not given back: the budget errs on the side of
+stopping.
 
 The progress: where each member of a family (an execution and everything below it) has
 got to, in one read down the parent links, for a family's event stream (app.family).
