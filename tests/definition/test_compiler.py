@@ -723,6 +723,49 @@ def test_fields_that_would_do_nothing_are_refused_where_they_are_written() -> No
     ]
 
 
+def test_a_heartbeat_timeout_that_would_do_nothing_is_refused_where_it_is_written() -> None:
+    """It watches a handler running as a task: a structural, pure or waiting type has
+    none, and a step's timeout no longer than it ends every attempt first."""
+    found = problems(
+        """
+        name: idle
+        steps:
+          - {id: nap, type: sys.delay, heartbeat_timeout: 10s, input: {duration: 1s}}
+          - {id: t, type: sys.transform, heartbeat_timeout: 10s, input: {value: 1}}
+          - id: each
+            type: sys.loop
+            heartbeat_timeout: 10s
+            input: {items: [1]}
+            steps: [{id: x, type: sys.no_action}]
+          - {id: p, type: acme.ping, timeout: 10s, heartbeat_timeout: 10s, input: {target: a}}
+          - {id: q, type: acme.ping, heartbeat_timeout: 0s, input: {target: a}}
+          - {id: r, type: acme.ping, heartbeat_timeout: "{{ input.t }}", input: {target: a}}
+        """
+    )
+    anywhere = "(bound it with 'timeout' or 'due' instead)"
+    assert found == [
+        "wf.yaml:4:51: step 'nap': heartbeat_timeout has no effect on sys.delay: it waits its "
+        "duration (bound a step with 'due' instead)",
+        "wf.yaml:5:53: step 't': heartbeat_timeout has no effect on sys.transform: it runs no "
+        f"handler of its own that could call ctx.heartbeat {anywhere}",
+        "wf.yaml:8:24: step 'each': heartbeat_timeout has no effect on sys.loop: it runs no "
+        f"handler of its own that could call ctx.heartbeat {anywhere}",
+        "wf.yaml:11:63: step 'p': heartbeat_timeout (10s) has no effect: it is not shorter "
+        "than the step's timeout (10s), which ends each attempt first",
+        "wf.yaml:12:49: step 'q': heartbeat_timeout: must be longer than 0 (leave it out for "
+        "no timeout)",
+        "wf.yaml:13:49: step 'r': heartbeat_timeout: is read before the run and takes a fixed "
+        "duration, not a template",
+    ]
+    compile_yaml(
+        """
+        name: watched
+        steps:
+          - {id: p, type: acme.ping, timeout: 10s, heartbeat_timeout: 9s, input: {target: a}}
+        """
+    )
+
+
 def test_a_retry_on_sys_fail_is_refused_in_new_definitions_only() -> None:
     """sys.fail's failure is never retried: its retry policy was accepted and unused."""
     text = """

@@ -43,6 +43,7 @@ from flowledger.definition.strictness import checking_new
 from flowledger.definition.triggers import CompiledTrigger, EntityTrigger, compile_triggers
 from flowledger.definition.typed_reads import TypedReads
 from flowledger.definition.variable_kinds import VariableKinds
+from flowledger.durations import spoken
 from flowledger.errors import (
     DefinitionError,
     Path,
@@ -731,6 +732,10 @@ class _Compiler:
                 step.id,
             )
 
+        idle_watch = _idle_heartbeat_timeout(step, step_type)
+        if idle_watch is not None:
+            self.report(idle_watch, (*path, "heartbeat_timeout"), step.id)
+
     def _one_expression(self, where: Path, field: str, step_id: str) -> None:
         """A condition that is a template must be one ``{{ … }}``: with text around it, it
         renders to text that is never ``false``, so it always holds."""
@@ -883,6 +888,31 @@ def _per_item(step_type: StepType | None, raw: Any) -> str | None:
 
 #: Structural kinds whose step runs once: a retry policy on them is never used.
 _RUN_ONCE = frozenset({StepKind.LOOP, StepKind.SUB_WORKFLOW, StepKind.WAIT_FOR_INPUT})
+
+
+def _idle_heartbeat_timeout(step: StepSpec, step_type: StepType) -> str | None:
+    """Why the step's ``heartbeat_timeout`` would do nothing, or None: it watches a
+    handler running as a task, which only a task kind that is neither pure nor a wait has,
+    and its step's ``timeout`` must not end every attempt first."""
+    watch = step.heartbeat_timeout
+    if watch is None:
+        return None
+    if step_type.kind.structural or step_type.pure:
+        return (
+            f"heartbeat_timeout has no effect on {step.type}: it runs no handler of its own "
+            "that could call ctx.heartbeat (bound it with 'timeout' or 'due' instead)"
+        )
+    if step_type.timeout_has_no_effect:
+        return (
+            f"heartbeat_timeout has no effect on {step.type}: it waits its duration (bound "
+            "a step with 'due' instead)"
+        )
+    if step.timeout is not None and watch >= step.timeout:
+        return (
+            f"heartbeat_timeout ({spoken(watch)}) has no effect: it is not shorter than the "
+            f"step's timeout ({spoken(step.timeout)}), which ends each attempt first"
+        )
+    return None
 
 
 def _pydantic_message(error: Mapping[str, Any], known: Iterable[str] = ()) -> str:

@@ -116,6 +116,10 @@ class StepSpec(_Frozen):
     else_: list[str] | None = Field(default=None, alias="else")
     retry: RetryPolicy | None = None
     timeout: Timeout = None
+    #: The longest an attempt's handler may go without a ``ctx.heartbeat``, counted from
+    #: its start: a step that hangs is ended (code ``timeout.heartbeat``) and retried long
+    #: before its ``timeout`` (runtime.heartbeats.HeartbeatWatch).
+    heartbeat_timeout: Timeout = None
     due: FixedDuration = None
     continue_on_error: bool = False
     output_schema: dict[str, Any] | None = None

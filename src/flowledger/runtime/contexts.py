@@ -18,7 +18,7 @@ from flowledger.runtime.state import Scope, StepExecution
 from flowledger.runtime.steplogs import StepLogBuffer, StepLogger
 from flowledger.runtime.variables import Variables
 from flowledger.steps.artifact_access import ArtifactAccess
-from flowledger.steps.base import StepContext
+from flowledger.steps.base import HeartbeatSaver, StepContext
 from flowledger.steps.entity_access import EntityAccess
 
 log = logging.getLogger("flowledger.runtime.runner")
@@ -63,7 +63,7 @@ class StepContexts:
         )
 
     def step(
-        self, run: StepExecution, heartbeat: Callable[[], Callable[[Any], None]] | None = None
+        self, run: StepExecution, heartbeat: Callable[[], HeartbeatSaver] | None = None
     ) -> StepContext:
         assert run.started_at is not None
         execution_id: str = self.info["id"]

@@ -15,6 +15,7 @@ from flowledger.definition.compiled import CompiledStep
 from flowledger.definition.models import RetryPolicy
 from flowledger.errors import field_message, format_path
 from flowledger.jsonvalues import to_plain
+from flowledger.runtime.heartbeats import HeartbeatWatch
 from flowledger.runtime.reserved import resume_state
 from flowledger.runtime.state import StepExecution
 from flowledger.steps.base import StepContext, stored_loc
@@ -22,25 +23,51 @@ from flowledger.unions import plain_errors
 
 
 async def invoke_handler(run: StepExecution, ctx: StepContext) -> Any:
-    """Run (or resume) a step's handler within its timeout."""
+    """Run (or resume) a step's handler within its timeout and heartbeat_timeout."""
     step_type = run.step.step_type
     handler = step_type.handler
     assert handler is not None  # structural kinds have no handler; their driver runs them
     data, run.validated = run.validated, None
     if data is None:
         data = step_type.input_model.model_validate(run.input)
-    if run.step.spec.timeout is None:  # no timer to arm or cancel on the hot path
-        if step_type.is_coroutine and not run.suspended:  # the common case: no frame between
-            return await handler(data, ctx)
-        return await _call(run, handler, data, ctx)
-    seconds = run.step.spec.timeout.total_seconds()
+    spec = run.step.spec
     try:
-        async with asyncio.timeout(seconds) as deadline:
+        if spec.timeout is None and spec.heartbeat_timeout is None:  # no timer: the hot path
+            if step_type.is_coroutine and not run.suspended:  # the common case: no frame
+                return await handler(data, ctx)
             return await _call(run, handler, data, ctx)
+        return await _bounded(run, handler, data, ctx)
+    except BaseException:
+        # The attempt ends without output: details its heartbeat holds back for their
+        # once-a-second write are saved now, for the next attempt to resume from.
+        ctx.flush_heartbeat()
+        raise
+
+
+async def _bounded(run: StepExecution, handler: Any, data: BaseModel, ctx: StepContext) -> Any:
+    """The handler's run within its step's ``timeout`` and ``heartbeat_timeout``."""
+    spec = run.step.spec
+    seconds = None if spec.timeout is None else spec.timeout.total_seconds()
+    watch = None
+    if spec.heartbeat_timeout is not None:
+        watch = HeartbeatWatch(ctx, spec.heartbeat_timeout.total_seconds())
+    try:
+        # One deadline: the step's timeout, brought forward by the watch when it fires.
+        async with asyncio.timeout(seconds) as deadline:
+            if watch is None:
+                return await _call(run, handler, data, ctx)
+            watch.start(deadline)
+            try:
+                return await _call(run, handler, data, ctx)
+            finally:
+                watch.stop()
     except TimeoutError:
-        if deadline.expired():
-            raise StepTimedOut(seconds) from None
-        raise  # the handler's own (an inner wait_for, a socket): its message is kept
+        if not deadline.expired():
+            raise  # the handler's own (an inner wait_for, a socket): its message is kept
+        if watch is not None and watch.fired:
+            raise HeartbeatTimedOut(watch.seconds) from None
+        assert seconds is not None  # only a timeout or the watch sets the deadline
+        raise StepTimedOut(seconds) from None
 
 
 class StepTimedOut(Exception):
@@ -48,6 +75,14 @@ class StepTimedOut(Exception):
 
     def __init__(self, seconds: float) -> None:
         super().__init__(f"timed out after {seconds:g}s")
+        self.seconds = seconds
+
+
+class HeartbeatTimedOut(Exception):
+    """The step's ``heartbeat_timeout`` passed without a ``ctx.heartbeat``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"sent no heartbeat for {seconds:g}s (its heartbeat_timeout)")
         self.seconds = seconds
 
 

@@ -24,6 +24,7 @@ from flowledger.runtime.contexts import StepContexts
 from flowledger.runtime.drivers import driver_of
 from flowledger.runtime.ending import ExecutionEnd
 from flowledger.runtime.handlers import (
+    HeartbeatTimedOut,
     StepTimedOut,
     describe,
     duration_detail,
@@ -99,6 +100,9 @@ class Outcomes:
         elif isinstance(exc, StepTimedOut):
             message = f"timed out after {exc.seconds:g}s"
             self.step_failed(run, message, retryable=True, code="timeout")
+        elif isinstance(exc, HeartbeatTimedOut):
+            # Below ``timeout``: a retry policy listing ``timeout`` takes it too.
+            self.step_failed(run, str(exc), retryable=True, code="timeout.heartbeat")
         else:
             # Its traceback, for the step's developer: kept with the attempt (its step logs,
             # `executions logs`), redacted (it may quote what the step held: a header made

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import threading
+import time
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +132,14 @@ class Unavailable:
         return f"<no {self._what}>"
 
 
+class HeartbeatSaver(Protocol):
+    """What keeps an attempt's ``ctx.heartbeat`` details (runtime.heartbeats.Heartbeat)."""
+
+    def __call__(self, details: Any) -> None: ...
+
+    def flush(self) -> None: ...
+
+
 #: The most a step's ``ctx.heartbeat`` details may take as JSON: progress, not data.
 MAX_HEARTBEAT_BYTES = 4096
 
@@ -182,7 +191,7 @@ class StepContext:
         artifacts: ArtifactAccess | None = None,
         now: Callable[[], datetime] | None = None,
         heartbeat_details: Any = None,
-        heartbeat: Callable[[], Callable[[Any], None]] | None = None,
+        heartbeat: Callable[[], HeartbeatSaver] | None = None,
         *,
         make_logger: Callable[[], logging.LoggerAdapter[logging.Logger]] | None = None,
         make_artifacts: Callable[[], ArtifactAccess] | None = None,
@@ -215,7 +224,8 @@ class StepContext:
         self.heartbeat_details = heartbeat_details
         #: Makes the attempt's saver, at its first ``heartbeat`` (few steps ever call it).
         self._make_saver = heartbeat
-        self._saver: Callable[[Any], None] | None = None
+        self._saver: HeartbeatSaver | None = None
+        self._heartbeat_at: float | None = None
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -241,11 +251,18 @@ class StepContext:
                 setattr(self, name, made)
         return made
 
+    @property
+    def heartbeat_at(self) -> float | None:
+        """When this attempt last called ``heartbeat`` (``time.monotonic()``), or None:
+        what a step's ``heartbeat_timeout`` watches."""
+        return self._heartbeat_at
+
     def heartbeat(self, details: Any) -> None:
         """Save ``details`` (JSON, at most MAX_HEARTBEAT_BYTES encoded) as this step's
         progress: durably, at most about once a second however often it is called, and
         read by the step's next attempt as ``heartbeat_details`` (a re-run after its
-        process stopped, or a retry). Safe to call from a plain ``def`` handler's thread."""
+        process stopped, or a retry). Safe to call from a plain ``def`` handler's thread.
+        Each call also tells a step's ``heartbeat_timeout`` that the handler is alive."""
         try:
             text = json.dumps(details, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
@@ -255,10 +272,19 @@ class StepContext:
                 f"ctx.heartbeat: details take {len(text.encode())} bytes as JSON, more than "
                 f"{MAX_HEARTBEAT_BYTES}: keep a cursor (a page, an offset), not the data"
             )
+        # Before the saver, which throttles: the watch needs every call's time.
+        self._heartbeat_at = time.monotonic()
         if self._make_saver is None:  # a context made outside a run (tests)
             return
         saver = self._saver or self._made("_saver", self._make_saver)
         saver(json.loads(text))  # a copy: later changes by the step stay out
+
+    def flush_heartbeat(self) -> None:
+        """Save now the details that ``heartbeat`` holds back for its once-a-second
+        write (on the event loop). The engine calls it when an attempt ends without
+        output, so the next attempt resumes from the last call, not from the one before."""
+        if self._saver is not None:
+            self._saver.flush()
 
 
 #: Held while a context makes what it makes at first use (its logger, its artifacts, its
