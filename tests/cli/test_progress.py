@@ -33,6 +33,15 @@ def test_a_failed_step_that_is_not_retried_says_why() -> None:
     )
 
 
+def test_a_stopped_step_says_why() -> None:
+    reason = "'answer' completed first, and 'decide' runs on it (join: first)"
+    line = event_line(_event("step.cancelled", "work", {"reason": reason}))
+    assert line.endswith(f"work (attempt 2): {reason}")
+    # An execution's own reason is its event's, not a step's.
+    cancelled = event_line(_event("execution.cancelled", None, {"reason": "no", "by": "ada"}))
+    assert cancelled.rstrip().endswith("execution.cancelled")
+
+
 def test_an_execution_event_gives_its_error_in_the_step_column() -> None:
     line = event_line(_event("execution.failed", None, {"error": "input.x does not exist"}))
     assert line == "10:02:03.120 execution.failed       input.x does not exist"

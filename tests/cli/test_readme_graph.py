@@ -28,7 +28,7 @@ def test_the_join_and_fallback_example_runs_as_the_readme_says(tmp_path: Path) -
     assert found, "the README's join-and-fallback example is gone"
     said = re.search(r"It completes with the output `(\{.*?\})`", text)
     assert said, "the README no longer says what the example gives"
-    assert "join that waits for all of them (an AND, not an OR)" in _words()
+    assert "join that waits for all of them (an AND; `join: first`, below, is the OR)" in _words()
     assert "A step without `after` runs after the step before it in its list" in _words()
     workflow = tmp_path / "join.yaml"
     workflow.write_text(found.group(1))
@@ -65,3 +65,26 @@ def test_a_join_whose_predecessors_were_all_skipped_is_skipped(tmp_path: Path) -
     statuses = {s["stepId"]: s["status"] for s in json.loads(result.stdout)["steps"].values()}
     assert statuses["both_skipped"] == "Disabled" and statuses["one_ran"] == "Completed"
     assert "when all were skipped, it is `Disabled` too" in _words()
+
+
+def test_the_stop_or_finish_example_withdraws_its_question_when_the_work_ends_first(
+    tmp_path: Path,
+) -> None:
+    """The README's ``join: first`` example, its two hours made 200 ms: the work ends
+    first, so the question is withdrawn and the output is "finished", as it says."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"```yaml\n(name: stop-or-finish\n.*?)```", text, re.S)
+    assert found, "the README's join: first example is gone"
+    assert "otherwise the question is withdrawn (`answer` Cancelled" in _words()
+    assert 'it is `"finished"`' in _words()
+    workflow = tmp_path / "race.yaml"
+    workflow.write_text(found.group(1).replace("duration: 2h", "duration: 200ms"))
+    env = {**os.environ, "FLOWLEDGER_DB": f"sqlite:///{tmp_path / 'flow.db'}"}
+    result = run_in_process(["run", str(workflow), "--json"], env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["runtimeStatus"] == "Completed"
+    assert doc["output"] == "finished"
+    assert doc["pendingInputs"] == []
+    statuses = {s["stepId"]: s["status"] for s in doc["steps"].values()}
+    assert statuses == {"work": "Completed", "answer": "Cancelled", "decide": "Completed"}

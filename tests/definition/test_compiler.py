@@ -766,6 +766,45 @@ def test_a_heartbeat_timeout_that_would_do_nothing_is_refused_where_it_is_writte
     )
 
 
+def test_a_join_first_with_nothing_to_race_is_refused_and_its_race_is_found() -> None:
+    found = problems(
+        """
+        name: lone
+        steps:
+          - {id: a, type: sys.transform, input: {value: 1}}
+          - {id: b, type: sys.transform, join: first, input: {value: 2}}
+          - {id: c, type: sys.transform, after: [], join: first, input: {value: 3}}
+          - {id: d, type: sys.transform, join: any, input: {value: 4}}
+        """
+    )
+    assert found == [
+        "wf.yaml:5:40: step 'b': join: first has nothing to race: the step runs only after "
+        "'a'; list two or more steps in its after (the first to complete releases it)",
+        "wf.yaml:6:51: step 'c': join: first has nothing to race: the step runs after no "
+        "step; list two or more steps in its after (the first to complete releases it)",
+        "wf.yaml:7:40: step 'd': join: must be one of all, first, not \"any\"",
+    ]
+    wf = compile_yaml(
+        """
+        name: raced
+        steps:
+          - {id: root, type: sys.transform, input: {value: 0}}
+          - {id: a, type: sys.transform, after: [root], input: {value: 1}}
+          - {id: b1, type: sys.transform, after: [root], input: {value: 2}}
+          - {id: b2, type: sys.transform, after: [b1], input: {value: 3}}
+          - {id: shared, type: sys.transform, after: [root], input: {value: 4}}
+          - {id: elsewhere, type: sys.transform, after: [shared], input: {value: 5}}
+          - {id: j, type: sys.transform, after: [a, b2, shared], join: first, input: {value: 6}}
+        """
+    )
+    # Every path from these leads into j; 'shared' (and 'root' through it) also feeds
+    # 'elsewhere'.
+    assert wf.steps["j"].race == ("a", "b1", "b2")
+    assert wf.steps["a"].raced == ("j",) and wf.steps["a"].released == ()
+    assert wf.steps["shared"].released == ("elsewhere",) and wf.steps["shared"].raced == ("j",)
+    assert wf.steps["root"].race == () and wf.steps["root"].raced == ()
+
+
 def test_a_retry_on_sys_fail_is_refused_in_new_definitions_only() -> None:
     """sys.fail's failure is never retried: its retry policy was accepted and unused."""
     text = """

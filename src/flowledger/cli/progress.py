@@ -203,6 +203,8 @@ def event_line(event: dict[str, Any], label: str = "") -> str:
         line += f": {detail['error']}" if event["stepId"] else f" {detail['error']}"
     if "durationMs" in detail:
         line += f" {detail['durationMs']}ms"
+    if isinstance(detail.get("reason"), str) and event["stepId"]:  # why it was stopped
+        line += f": {detail['reason']}"
     if event["kind"] == "step.retry_scheduled" and detail.get("wakeAt"):
         line += f" at {detail['wakeAt']}"
     if isinstance(detail.get("notRetried"), str):  # decided and worded by the runtime

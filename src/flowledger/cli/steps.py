@@ -110,7 +110,7 @@ def reference(docs: list[StepTypeDocument], command: str) -> str:
         "What each step type takes (its `input` fields) and gives (its output, read as "
         "`steps.<id>.output`). `flowledger steps show TYPE` prints the same for one type, "
         "and `--plugin M` adds a plugin's types. The fields every step has besides "
-        "`input` (`after`, `when`, `retry`, `timeout`, `heartbeat_timeout`, `due`, "
+        "`input` (`after`, `join`, `when`, `retry`, `timeout`, `heartbeat_timeout`, `due`, "
         "`continue_on_error`) are "
         "in flowledger's README.",
         "",

@@ -43,6 +43,13 @@ class CompiledStep:
     #: The step type's ``iteration_end_field`` (``sys.loop``'s ``until``), left out of
     #: ``input``: its driver renders it at the end of each iteration, not at the start.
     iteration_end: Template | None = None
+    #: The successors with ``join: first`` (definition.races): a step's end may release
+    #: one at once. The rest (``released``) wait for all their predecessors.
+    raced: tuple[str, ...] = ()
+    #: A ``join: first`` step's race: what it cancels or disables when it is released.
+    race: tuple[str, ...] = ()
+    #: The successors that wait for every predecessor (``successors`` but ``raced``).
+    released: tuple[str, ...] = field(init=False)
     #: Where the step sits: ``process_items/enrich`` for a loop body step. Set when built
     #: (read for every run of the step: ids, rows, task names; a cached_property's first
     #: read takes a lock, and a chain's steps are each read once per run).
@@ -50,6 +57,9 @@ class CompiledStep:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", "/".join((*self.scope, self.id)))
+        raced = self.raced
+        released = tuple(s for s in self.successors if s not in raced) if raced else self.successors
+        object.__setattr__(self, "released", released)
 
     @property
     def name(self) -> str:

@@ -248,7 +248,7 @@ def report_dead_steps(
         position.setdefault(step.id, i)  # duplicates are reported by the compiler
     specs = {sid: steps[i] for sid, i in position.items()}
     dead: set[str] = set()
-    for sid in _topological(shape):
+    for sid in topological(shape):
         preds = shape.predecessors[sid]
         if preds and all(p in dead or blocks(specs[p]) for p in preds):
             dead.add(sid)
@@ -319,7 +319,7 @@ def _downstream(start: str, shape: GraphShape, dead: set[str]) -> list[str]:
     return [sid for sid in shape.order if sid in found]
 
 
-def _topological(shape: GraphShape) -> list[str]:
+def topological(shape: GraphShape) -> list[str]:
     """The steps in an order where each comes after its predecessors (a cycle's are left
     out: cycles are reported of their own)."""
     indegree = {sid: len(p) for sid, p in shape.predecessors.items()}

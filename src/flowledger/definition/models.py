@@ -121,6 +121,9 @@ class StepSpec(_Frozen):
     #: before its ``timeout`` (runtime.heartbeats.HeartbeatWatch).
     heartbeat_timeout: Timeout = None
     due: FixedDuration = None
+    #: ``all``: the step waits for every predecessor (SPEC §1). ``first``: it runs when
+    #: the first completes, and the rest of the race is cancelled (definition.races).
+    join: Literal["all", "first"] = "all"
     continue_on_error: bool = False
     output_schema: dict[str, Any] | None = None
     steps: list[StepSpec] | None = None

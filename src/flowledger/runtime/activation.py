@@ -86,6 +86,10 @@ class Activation:
             cond = scope.runs[step.branch.condition]
             result = isinstance(cond.output, Mapping) and bool(cond.output.get("result"))
             active = cond.status == StepStatus.COMPLETED and result == step.branch.result
+        cut = scope.cut
+        race_lost = active and cut is not None and step.id in cut
+        if race_lost:
+            active = False  # a join: first it led into was released first (definition.races)
         run = self.new_run(scope, step, attempt=1, status=StepStatus.NOT_STARTED)
         if active and step.when is not None:
             try:
@@ -96,7 +100,8 @@ class Activation:
         if not active:
             run.status = StepStatus.DISABLED
             self.journal.touch(run)
-            self.journal.event("step.disabled", run)
+            why = {"reason": "the join: first it leads into ran first"} if race_lost else None
+            self.journal.event("step.disabled", run, why)
             self.outcomes.finish(run)
             return
         self.start_attempt(run)

@@ -362,12 +362,50 @@ class Outcomes:
         """A step reached a final state: release its successors, close its scope if done."""
         scope = run.scope
         scope.unfinished -= 1
-        for nxt in run.step.successors:
+        step = run.step
+        for nxt in step.released:
             scope.pending[nxt] -= 1
             if scope.pending[nxt] == 0:
                 self.ready.append((scope, scope.graph.steps[nxt]))
+        if step.raced:
+            self._race(run)
         if scope.unfinished == 0:
             self.scope_done(scope, run)
+
+    def _race(self, run: StepExecution) -> None:
+        """``run`` ended before a ``join: first`` step: the first to complete releases it
+        and decides its race (definition.races); one that did not complete only counts."""
+        scope = run.scope
+        for join_id in run.step.raced:
+            if scope.pending[join_id] == 0:
+                continue  # released already: the race was decided
+            if not run.resolved_ok:
+                scope.pending[join_id] -= 1
+                if scope.pending[join_id] == 0:  # none completed: it is Disabled
+                    self.ready.append((scope, scope.graph.steps[join_id]))
+                continue
+            scope.pending[join_id] = 0
+            join = scope.graph.steps[join_id]
+            self.ready.append((scope, join))
+            self._decide(scope, join, run)
+
+    def _decide(self, scope: Scope, join: CompiledStep, winner: StepExecution) -> None:
+        """Cancel the race's running steps, and cut those that have not started."""
+        reason = f"'{winner.step.id}' completed first, and '{join.id}' runs on it (join: first)"
+        cut = scope.cut if scope.cut is not None else set()
+        scope.cut = cut
+        losers = []
+        for sid in join.race:
+            run = scope.runs.get(sid)
+            if run is None:
+                cut.add(sid)
+            elif not run.terminal:
+                losers.append(run)
+        for run in losers:
+            self.ending.cancel_run(run, reason)
+            self.finish(run)
+        if losers:
+            self.ending.resume_status()  # a losing wait no longer waits for a person
 
     def scope_done(self, scope: Scope, last: StepExecution | None = None) -> None:
         """Every step of ``scope`` is final; ``last``: the one whose end made it so."""

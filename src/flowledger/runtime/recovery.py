@@ -87,8 +87,18 @@ class _Restorer:
             scope.runs[step.id] = run
             if run.terminal:
                 scope.unfinished -= 1
-                for nxt in step.successors:
+                for nxt in step.released:
                     scope.pending[nxt] -= 1
+                for join_id in step.raced:  # as Outcomes._race counts, the race decided
+                    if scope.pending[join_id] == 0:
+                        continue
+                    scope.pending[join_id] = 0 if run.resolved_ok else scope.pending[join_id] - 1
+                    if run.resolved_ok:
+                        # Its running steps were cancelled in that round; those it cut
+                        # had not started, and are disabled when their turn comes.
+                        cut = scope.cut if scope.cut is not None else set()
+                        cut.update(scope.graph.steps[join_id].race)
+                        scope.cut = cut
             elif run.status == StepStatus.NOT_STARTED:
                 runner.add_timer(run.wake_at or runner.clock.now(), "retry", run)
             elif runner.driver(step.step_type.kind).restore(run, self):

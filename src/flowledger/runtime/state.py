@@ -136,6 +136,9 @@ class Scope:
     pending: dict[str, int] = field(default_factory=dict)
     unfinished: int = 0
     closed: bool = False
+    #: Steps of a decided race (``join: first``) that had not started: disabled when
+    #: their turn comes (None in nearly every scope).
+    cut: set[str] | None = None
 
     def __post_init__(self) -> None:
         self.pending = {sid: len(s.predecessors) for sid, s in self.graph.steps.items()}
