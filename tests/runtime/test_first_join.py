@@ -180,6 +180,32 @@ async def test_each_iteration_of_a_loop_decides_its_own_race(engine: Engine) -> 
     assert by_step["slow"] == ["Cancelled"] * 3
 
 
+async def test_a_tolerated_failure_decides_nothing_the_first_answer_wins(
+    engine: Engine,
+) -> None:
+    doc = await _run(
+        engine,
+        """
+        name: providers
+        steps:
+          - {id: broken, type: sys.fail, after: [], continue_on_error: true,
+             input: {message: down, code: Down}}
+          - {id: answers, type: sys.delay, after: [], input: {duration: 100ms}}
+          - {id: decide, type: sys.transform, after: [broken, answers], join: first,
+             input: {value: "{{ steps.answers.status }}"}}
+          - {id: late, type: sys.fail, after: [], continue_on_error: true,
+             input: {message: "also down"}}
+          - {id: last_resort, type: sys.transform, after: [late, broken], join: first,
+             input: {value: "{{ steps.late.error.message }}"}}
+        """,
+    )
+    assert doc["runtimeStatus"] == "Completed", doc["error"]
+    # 'broken' failed first, and 'decide' waited for the answer.
+    assert latest(doc, "decide")["outputData"] == "Completed"
+    # None completed: once both ended, it ran after their tolerated failures.
+    assert latest(doc, "last_resort")["outputData"] == "also down"
+
+
 async def test_a_join_whose_predecessors_all_are_disabled_is_disabled(engine: Engine) -> None:
     doc = await _run(
         engine,

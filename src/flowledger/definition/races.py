@@ -2,12 +2,14 @@
 what it cancels then.
 
 A join waits for every predecessor by default (SPEC §1). With ``join: first`` it is
-released by the first predecessor that completes (or fails with ``continue_on_error``)
-and the race is decided: every step whose paths all lead into the join (its *race*) and
-that has not ended is cancelled if it runs, and disabled if it has not started. The
-losing branch of "an answer or a timer", or of two providers asked at once, stops there;
-a step that also feeds something else is not in the race and runs on. When no
-predecessor completes, the join is Disabled as any join is.
+released by the first predecessor that completes, and the race is decided: every step
+whose paths all lead into the join (its *race*) and that has not ended is cancelled if
+it runs, and disabled if it has not started. The losing branch of "an answer or a
+timer", or of two providers asked at once, stops there; a step that also feeds
+something else is not in the race and runs on. A failure under ``continue_on_error``
+decides nothing (the first answer wins, not the first error): when no predecessor
+completes, the join is activated once all have ended, as any join is (it runs after a
+tolerated failure, and is Disabled when all were skipped).
 """
 
 from __future__ import annotations

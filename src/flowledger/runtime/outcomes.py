@@ -374,14 +374,16 @@ class Outcomes:
 
     def _race(self, run: StepExecution) -> None:
         """``run`` ended before a ``join: first`` step: the first to complete releases it
-        and decides its race (definition.races); one that did not complete only counts."""
+        and decides its race (definition.races). One that did not complete only counts,
+        a failure under ``continue_on_error`` too (the first answer wins, not the first
+        error): when all have ended so, the join is activated as any join is."""
         scope = run.scope
         for join_id in run.step.raced:
             if scope.pending[join_id] == 0:
                 continue  # released already: the race was decided
-            if not run.resolved_ok:
+            if run.status != StepStatus.COMPLETED:
                 scope.pending[join_id] -= 1
-                if scope.pending[join_id] == 0:  # none completed: it is Disabled
+                if scope.pending[join_id] == 0:  # none completed: activation decides
                     self.ready.append((scope, scope.graph.steps[join_id]))
                 continue
             scope.pending[join_id] = 0

@@ -92,8 +92,9 @@ class _Restorer:
                 for join_id in step.raced:  # as Outcomes._race counts, the race decided
                     if scope.pending[join_id] == 0:
                         continue
-                    scope.pending[join_id] = 0 if run.resolved_ok else scope.pending[join_id] - 1
-                    if run.resolved_ok:
+                    won = run.status == StepStatus.COMPLETED
+                    scope.pending[join_id] = 0 if won else scope.pending[join_id] - 1
+                    if won:
                         # Its running steps were cancelled in that round; those it cut
                         # had not started, and are disabled when their turn comes.
                         cut = scope.cut if scope.cut is not None else set()
