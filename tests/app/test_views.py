@@ -230,6 +230,20 @@ async def test_a_definition_graph_and_a_missing_execution(app: App) -> None:
         await app.views.execution(GetExecutionView(id="nope"))
 
 
+async def test_the_edges_into_a_join_first_say_so(app: App) -> None:
+    text = (
+        "name: raced\nsteps:\n"
+        "  - {id: a, type: sys.transform, after: [], input: {value: 1}}\n"
+        "  - {id: b, type: sys.transform, after: [], input: {value: 2}}\n"
+        "  - {id: j, type: sys.transform, after: [a, b], join: first, input: {value: 3}}\n"
+        "  - {id: k, type: sys.transform, after: [a, b], input: {value: 4}}\n"
+    )
+    await app.workflows.push(PushWorkflows(texts=[WorkflowText(text=text)]))
+    _, edges = await app.views.definition_graph(DefinitionGraph(name="raced"))
+    labels = {(e["source"], e["target"]): e["label"] for e in edges}
+    assert labels == {("a", "j"): "first", ("b", "j"): "first", ("a", "k"): None, ("b", "k"): None}
+
+
 WAITS = """\
 name: waits
 steps:

@@ -52,7 +52,8 @@ class GraphNode(TypedDict):
 class GraphEdge(TypedDict):
     source: str
     target: str
-    #: ``then``/``else`` for a branch of a condition, ``body`` into a loop's body.
+    #: ``then``/``else`` for a branch of a condition, ``body`` into a loop's body,
+    #: ``first`` into a ``join: first`` (the first to complete releases it).
     label: str | None
     #: ``taken``, ``skipped`` (the target was disabled) or ``pending``.
     state: str
@@ -102,8 +103,10 @@ def graph(
                 "stepExecutionId": found[-1]["id"] if found else None,
             }
         )
+        # Into a ``join: first``: the first of them to complete releases it (races).
+        into = "first" if step.spec.join == "first" else None
         for before in step.predecessors:
-            label = None
+            label = into
             if step.branch is not None and step.branch.condition == before:
                 label = "then" if step.branch.result else "else"
             edges.append(
