@@ -87,6 +87,35 @@ async def test_the_first_to_complete_releases_the_join_and_the_rest_of_the_race_
     assert [s["attempt"] for s in doc["steps"].values() if s["stepId"] == "decide"] == [1]
 
 
+async def test_a_rerun_after_a_decided_race_keeps_it_decided(engine: Engine) -> None:
+    text = """
+        name: rerun_race
+        steps:
+          - {id: fast, type: sys.delay, after: [], input: {duration: 50ms}}
+          - {id: slow, type: race.hang, after: []}
+          - {id: decide, type: sys.transform, after: [fast, slow], join: first,
+             input: {value: "{{ steps.slow.status }}"}}
+          - {id: after_it, type: sys.transform, input: {value: 2}}
+        output: "{{ steps.decide.output }}"
+        """
+    doc = await _run(engine, text)
+    assert doc["output"] == "Cancelled"
+    for from_step in ("decide", "after_it"):
+        rerun_id = await engine.rerun(doc["id"], from_step)
+        again = await engine.drive(rerun_id)
+        assert again["runtimeStatus"] == "Completed", (from_step, again["error"])
+        assert again["output"] == "Cancelled"
+        # The loser is the original's, copied: nothing raced again.
+        assert [s["status"] for s in again["steps"].values() if s["stepId"] == "slow"] == [
+            "Cancelled"
+        ]
+    # From the loser itself the race is run again, and decided again.
+    rerun_id = await engine.rerun(doc["id"], "slow")
+    again = await engine.drive(rerun_id)
+    assert again["runtimeStatus"] == "Completed", again["error"]
+    assert step_status(again, "slow") == "Cancelled"
+
+
 async def test_a_step_that_also_feeds_another_is_not_in_the_race(engine: Engine) -> None:
     doc = await _run(
         engine,

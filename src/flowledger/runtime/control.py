@@ -455,6 +455,9 @@ async def rerun(
     copies: list[Row] = []
     for step_id in sorted(reused, key=lambda s: _order(original, s)):
         found = latest.get(("", step_id))
+        if found is not None and _lost_a_race(original, latest, step_id, found):
+            copies.append(found)  # the race stays decided: the rerun's join sees it so
+            continue
         if found is None or StepStatus(found["status"]) not in REUSABLE:
             state = found["status"] if found else "never ran"
             raise ConflictError(
@@ -548,6 +551,19 @@ async def _variables_after(
         for name, op, value in changes_made(state):
             variables[name] = apply_variable_op(variables.get(name), op, value, name)
     return variables
+
+
+def _lost_a_race(
+    original: CompiledWorkflow, latest: Mapping[tuple[str, str], Row], step_id: str, found: Row
+) -> bool:
+    """The step was cancelled because a ``join: first`` it led into ran first: in that
+    join's race, which ran (a join starts only when its race is decided, and a race
+    decided cancels every member still running; definition.races)."""
+    if StepStatus(found["status"]) != StepStatus.CANCELLED:
+        return False
+    return any(
+        step_id in join.race and ("", join.id) in latest for join in original.graph.steps.values()
+    )
 
 
 def _reusable(
