@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from flowledger import Engine, StepContext, StepRegistry, step_type
-from tests.runtime.support import latest, step_status, wait_until
+from tests.runtime.support import latest, running_worker, step_status, wait_until
 
 OWNER = "test-process"
 
@@ -114,6 +114,42 @@ async def test_a_rerun_after_a_decided_race_keeps_it_decided(engine: Engine) -> 
     again = await engine.drive(rerun_id)
     assert again["runtimeStatus"] == "Completed", again["error"]
     assert step_status(again, "slow") == "Cancelled"
+
+
+async def test_a_child_that_loses_a_race_is_cancelled_with_its_step(engine: Engine) -> None:
+    await engine.push(
+        _load(
+            engine,
+            """
+            name: slow_child
+            steps:
+              - {id: long, type: sys.delay, input: {duration: 1h}}
+            """,
+        )
+    )
+    execution_id = await engine.start(
+        _load(
+            engine,
+            """
+            name: child_or_timer
+            steps:
+              - {id: child, type: sys.sub_workflow, after: [], input: {workflow: slow_child}}
+              - {id: timer, type: sys.delay, after: [], input: {duration: 200ms}}
+              - {id: decide, type: sys.transform, after: [child, timer], join: first,
+                 input: {value: "{{ steps.child.status }}"}}
+            output: "{{ steps.decide.output }}"
+            """,
+        )
+    )
+    # Children run as a worker runs them (the engine drives the parent, its children too).
+    async with running_worker(engine):
+        doc = await wait_until(engine, execution_id, lambda d: d["runtimeStatus"] == "Completed")
+        [child] = latest(doc, "child")["childWorkflowExecutions"]
+        cancelled = await wait_until(
+            engine, child["id"], lambda d: d["runtimeStatus"] == "Cancelled"
+        )
+    assert doc["output"] == "Cancelled"
+    assert step_status(cancelled, "long") == "Cancelled"
 
 
 async def test_a_step_that_also_feeds_another_is_not_in_the_race(engine: Engine) -> None:
