@@ -46,8 +46,9 @@ class CompiledStep:
     #: The successors with ``join: first`` (definition.races): a step's end may release
     #: one at once. The rest (``released``) wait for all their predecessors.
     raced: tuple[str, ...] = ()
-    #: A ``join: first`` step's race: what it cancels or disables when it is released.
-    race: tuple[str, ...] = ()
+    #: Its children in the graph's post-dominator tree, when the graph has a ``join:
+    #: first`` (definition.races): a join's race is its subtree.
+    post_dominated: tuple[str, ...] = ()
     #: The successors that wait for every predecessor (``successors`` but ``raced``).
     released: tuple[str, ...] = field(init=False)
     #: Where the step sits: ``process_items/enrich`` for a loop body step. Set when built

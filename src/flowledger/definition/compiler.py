@@ -34,7 +34,7 @@ from flowledger.definition.models import (
 )
 from flowledger.definition.previous_entity import NULL_ON, Events, narrowed, unguarded_reads
 from flowledger.definition.previous_entity import message as null_read_message
-from flowledger.definition.races import first_joins, races, report_lone_races
+from flowledger.definition.races import first_joins, post_dominated, report_lone_races
 from flowledger.definition.references import ReadContext
 from flowledger.definition.salvage import salvage
 from flowledger.definition.schemas import fields_taking
@@ -131,8 +131,8 @@ class _Compiler:
         self.places: dict[str, StepPlace] = {}
         self.paths: dict[str, Path] = {}
         self.shapes: dict[str | None, GraphShape] = {}
-        #: Each graph's ``join: first`` steps and their races (definition.races).
-        self.races: dict[str | None, dict[str, tuple[str, ...]]] = {}
+        #: Each graph's post-dominator tree, when it has a ``join: first`` (races).
+        self.post_dominated: dict[str | None, dict[str, tuple[str, ...]]] = {}
         self.compiled_templates: dict[Path, Template] = {}
         #: Steps whose own fields were refused: kept for the graph, not checked further.
         self.stand_ins: set[str] = set()
@@ -363,7 +363,7 @@ class _Compiler:
         shape = resolve_graph(steps, base, report, self._branches)
         self.shapes[loop_id] = shape
         report_lone_races(steps, base, shape, report)
-        self.races[loop_id] = races(shape, first_joins(steps))
+        self.post_dominated[loop_id] = post_dominated(shape, first_joins(steps))
         if checking_new():  # a new rule: a stored version with a dead step still runs
             report_dead_steps(steps, base, shape, self._never_completes, report)
         for i, step in enumerate(steps):
@@ -815,7 +815,8 @@ class _Compiler:
         self, steps: Sequence[StepSpec], loop_id: str | None, scope: tuple[str, ...]
     ) -> tuple[CompiledGraph, dict[str, CompiledStep]]:
         shape = self.shapes[loop_id]
-        raced = self.races[loop_id]
+        below = self.post_dominated[loop_id]
+        joins = first_joins(steps)
         built: dict[str, CompiledStep] = {}
         everything: dict[str, CompiledStep] = {}
         for step in steps:
@@ -850,8 +851,8 @@ class _Compiler:
                 input=self.templates.compile_value(raw_input),
                 body=body,
                 iteration_end=iteration_end,
-                raced=tuple(s for s in shape.successors[step.id] if s in raced),
-                race=raced.get(step.id, ()),
+                raced=tuple(s for s in shape.successors[step.id] if s in joins),
+                post_dominated=below.get(step.id, ()),
             )
         everything.update(built)
         return CompiledGraph(loop_id=loop_id, steps=built), everything

@@ -14,8 +14,9 @@ tolerated failure, and is Disabled when all were skipped).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from flowledger.definition.compiled import CompiledStep
 from flowledger.definition.graph import GraphShape, Report, topological
 from flowledger.definition.models import StepSpec
 from flowledger.errors import Path
@@ -43,19 +44,52 @@ def report_lone_races(
             )
 
 
-def races(shape: GraphShape, joins: set[str]) -> dict[str, tuple[str, ...]]:
-    """Each first join's race: the steps every path from which leads into it (before it,
-    and nowhere else), found in one pass from the last step back; in list order, so what
-    is cancelled is recorded in the same order every time."""
+def post_dominated(shape: GraphShape, joins: set[str]) -> dict[str, tuple[str, ...]]:
+    """The post-dominator tree of a graph with a ``join: first``, as each step's children:
+    the steps whose every path leads through it first (``{}`` without such a join).
+
+    A join's race is its subtree (:func:`race_of`): every path from a member leads into
+    the join. One pass from the last step back, each step's immediate post-dominator the
+    nearest common one of its successors' (Cooper, Harvey and Kennedy's intersection):
+    near-linear, where checking every join against every step took seconds for a
+    definition with a thousand joins."""
     if not joins:
         return {}
-    order = topological(shape)
-    found: dict[str, tuple[str, ...]] = {}
-    for join in joins:
-        members: set[str] = set()
-        for sid in reversed(order):
-            nexts = shape.successors[sid]
-            if sid != join and nexts and all(n == join or n in members for n in nexts):
-                members.add(sid)
-        found[join] = tuple(sid for sid in shape.order if sid in members)  # in list order
-    return found
+    order = topological(shape)  # a cycle's steps are left out: they are refused anyway
+    position = {sid: i for i, sid in enumerate(order)}
+    ipdom: dict[str, str | None] = {}
+
+    def common(a: str | None, b: str | None) -> str | None:
+        # A post-dominator comes after what it post-dominates: walk up from the earlier.
+        while a != b:
+            if a is None or b is None:
+                return None  # only the end of the graph is common to both
+            if position[a] < position[b]:
+                a = ipdom[a]
+            else:
+                b = ipdom[b]
+        return a
+
+    for sid in reversed(order):
+        nexts = [n for n in shape.successors[sid] if n in position]
+        found: str | None = nexts[0] if nexts else None
+        for other in nexts[1:]:
+            found = common(found, other)
+        ipdom[sid] = found
+    children: dict[str, list[str]] = {}
+    for sid in shape.order:  # list order: a race is cancelled in the same order every time
+        parent = ipdom.get(sid)
+        if parent is not None:
+            children.setdefault(parent, []).append(sid)
+    return {sid: tuple(below) for sid, below in children.items()}
+
+
+def race_of(join: CompiledStep, steps: Mapping[str, CompiledStep]) -> list[str]:
+    """The join's race: the steps its post-dominator subtree holds, depth first."""
+    race: list[str] = []
+    stack = list(reversed(join.post_dominated))
+    while stack:
+        sid = stack.pop()
+        race.append(sid)
+        stack.extend(reversed(steps[sid].post_dominated))
+    return race

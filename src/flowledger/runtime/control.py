@@ -19,6 +19,7 @@ from flowledger.artifacts.service import is_reference
 from flowledger.codec import Codec, loads
 from flowledger.definition.compiled import CompiledWorkflow
 from flowledger.definition.graph import ancestors
+from flowledger.definition.races import race_of
 from flowledger.errors import (
     ConflictError,
     InputError,
@@ -561,8 +562,10 @@ def _lost_a_race(
     decided cancels every member still running; definition.races)."""
     if StepStatus(found["status"]) != StepStatus.CANCELLED:
         return False
+    steps = original.graph.steps
     return any(
-        step_id in join.race and ("", join.id) in latest for join in original.graph.steps.values()
+        join.spec.join == "first" and ("", join.id) in latest and step_id in race_of(join, steps)
+        for join in steps.values()
     )
 
 

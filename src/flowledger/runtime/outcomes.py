@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from flowledger.codec import Codec, UnstorableError
 from flowledger.definition.compiled import CompiledStep
+from flowledger.definition.races import race_of
 from flowledger.durations import spoken
 from flowledger.errors import StepError, error_code_problem
 from flowledger.jsonvalues import NotJSONError, lone_surrogate, storable
@@ -397,7 +398,7 @@ class Outcomes:
         cut = scope.cut if scope.cut is not None else set()
         scope.cut = cut
         losers = []
-        for sid in join.race:
+        for sid in race_of(join, scope.graph.steps):
             run = scope.runs.get(sid)
             if run is None:
                 cut.add(sid)

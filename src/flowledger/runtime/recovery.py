@@ -18,6 +18,7 @@ from typing import Any
 
 from flowledger.codec import loads
 from flowledger.definition.compiled import CompiledStep
+from flowledger.definition.races import race_of
 from flowledger.runtime.heartbeats import carry_heartbeat
 from flowledger.runtime.ports import Recoverable
 from flowledger.runtime.state import Scope, StepExecution, child_key
@@ -98,7 +99,7 @@ class _Restorer:
                         # Its running steps were cancelled in that round; those it cut
                         # had not started, and are disabled when their turn comes.
                         cut = scope.cut if scope.cut is not None else set()
-                        cut.update(scope.graph.steps[join_id].race)
+                        cut.update(race_of(scope.graph.steps[join_id], scope.graph.steps))
                         scope.cut = cut
             elif run.status == StepStatus.NOT_STARTED:
                 runner.add_timer(run.wake_at or runner.clock.now(), "retry", run)
