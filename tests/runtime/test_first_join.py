@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from flowledger import Engine, StepContext, StepRegistry, step_type
+from flowledger import Engine, StepContext, StepError, StepRegistry, step_type
 from tests.runtime.support import latest, running_worker, step_status, wait_until
 
 OWNER = "test-process"
@@ -29,10 +29,23 @@ async def hang(data: Nothing, ctx: StepContext) -> dict[str, Any]:
     return {}
 
 
+#: Calls of race.once_broken, by execution: its first fails, later ones pass.
+CALLS: dict[str, int] = {}
+
+
+@step_type("race.once_broken")
+async def once_broken(data: Nothing, ctx: StepContext) -> dict[str, Any]:
+    CALLS[ctx.execution_id] = CALLS.get(ctx.execution_id, 0) + 1
+    if CALLS[ctx.execution_id] == 1:
+        raise StepError("broken the first time", retryable=False)
+    return {}
+
+
 @pytest.fixture
 def registry() -> StepRegistry:
     registry = StepRegistry.with_builtins()
     registry.register(hang)
+    registry.register(once_broken)
     return registry
 
 
@@ -150,6 +163,29 @@ async def test_a_child_that_loses_a_race_is_cancelled_with_its_step(engine: Engi
         )
     assert doc["output"] == "Cancelled"
     assert step_status(cancelled, "long") == "Cancelled"
+
+
+async def test_a_retry_leaves_a_decided_race_decided(engine: Engine) -> None:
+    """The execution failed after its race: the retry runs the failed step again, and
+    not the question the race withdrew."""
+    doc = await _run(
+        engine,
+        """
+        name: retry_race
+        steps:
+          - {id: fast, type: sys.delay, after: [], input: {duration: 50ms}}
+          - {id: ask, type: sys.wait_for_input, after: [], input: {prompt: "Go?"}}
+          - {id: decide, type: sys.transform, after: [fast, ask], join: first,
+             input: {value: 1}}
+          - {id: then_fails, type: race.once_broken}
+        """,
+    )
+    assert doc["runtimeStatus"] == "Failed"
+    await engine.retry(doc["id"])
+    again = await engine.drive(doc["id"])
+    assert again["runtimeStatus"] == "Completed", again["error"]
+    assert again["pendingInputs"] == []
+    assert [s["status"] for s in again["steps"].values() if s["stepId"] == "ask"] == ["Cancelled"]
 
 
 async def test_a_step_that_also_feeds_another_is_not_in_the_race(engine: Engine) -> None:

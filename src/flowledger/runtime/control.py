@@ -357,7 +357,8 @@ def _check_in_time(execution_id: str, workflow: CompiledWorkflow, row: Row, now:
 def _retry_rows(workflow: CompiledWorkflow, steps: list[Row], now: Any) -> list[Row]:
     next_seq = max((r["seq"] for r in steps), default=0) + 1
     again: list[Row] = []
-    for row in _latest(steps).values():
+    latest = _latest(steps)
+    for row in latest.values():
         status = StepStatus(row["status"])
         step = workflow.steps.get(row["step_id"])
         if step is None:
@@ -365,6 +366,8 @@ def _retry_rows(workflow: CompiledWorkflow, steps: list[Row], now: Any) -> list[
         failed = status == StepStatus.FAILED and not step.spec.continue_on_error
         if not failed and status != StepStatus.CANCELLED:
             continue
+        if _lost_a_race(workflow, latest, row):
+            continue  # its race stays decided: the retry's join has run
         # A loop resumes its iterations (completed ones stay); others start afresh.
         resumes = step.step_type.kind in RESUMED_ON_RETRY
         again.append(
@@ -456,7 +459,7 @@ async def rerun(
     copies: list[Row] = []
     for step_id in sorted(reused, key=lambda s: _order(original, s)):
         found = latest.get(("", step_id))
-        if found is not None and _lost_a_race(original, latest, step_id, found):
+        if found is not None and _lost_a_race(original, latest, found):
             copies.append(found)  # the race stays decided: the rerun's join sees it so
             continue
         if found is None or StepStatus(found["status"]) not in REUSABLE:
@@ -555,17 +558,26 @@ async def _variables_after(
 
 
 def _lost_a_race(
-    original: CompiledWorkflow, latest: Mapping[tuple[str, str], Row], step_id: str, found: Row
+    workflow: CompiledWorkflow, latest: Mapping[tuple[str, str], Row], row: Row
 ) -> bool:
-    """The step was cancelled because a ``join: first`` it led into ran first: in that
-    join's race, which ran (a join starts only when its race is decided, and a race
-    decided cancels every member still running; definition.races)."""
-    if StepStatus(found["status"]) != StepStatus.CANCELLED:
+    """The row's step was cancelled because a ``join: first`` it led into ran first: it
+    is in the race of a join of its graph that ran in the same iteration (a join starts
+    only once its race is decided, and a decided race cancels every member still
+    running; definition.races). A retry leaves it so, and a rerun copies it."""
+    if StepStatus(row["status"]) != StepStatus.CANCELLED:
         return False
-    steps = original.graph.steps
+    step = workflow.steps.get(row["step_id"])
+    if step is None:
+        return False
+    owner = workflow.steps.get(step.scope[-1]) if step.scope else None
+    graph = owner.body if owner is not None else workflow.graph
+    if graph is None:
+        return False
     return any(
-        join.spec.join == "first" and ("", join.id) in latest and step_id in race_of(join, steps)
-        for join in steps.values()
+        join.spec.join == "first"
+        and (row["loop_key"], join.path) in latest
+        and step.id in race_of(join, graph.steps)
+        for join in graph.steps.values()
     )
 
 
