@@ -776,6 +776,8 @@ def test_a_join_first_with_nothing_to_race_is_refused_and_its_race_is_found() ->
           - {id: b, type: sys.transform, join: first, input: {value: 2}}
           - {id: c, type: sys.transform, after: [], join: first, input: {value: 3}}
           - {id: d, type: sys.transform, join: any, input: {value: 4}}
+          - {id: e, type: sys.condition, input: {expression: "{{ true }}"}, then: [f]}
+          - {id: f, type: sys.transform, after: [a], join: first, input: {value: 5}}
         """
     )
     assert found == [
@@ -784,6 +786,9 @@ def test_a_join_first_with_nothing_to_race_is_refused_and_its_race_is_found() ->
         "wf.yaml:6:51: step 'c': join: first has nothing to race: the step runs after no "
         "step; list two or more steps in its after (the first to complete releases it)",
         "wf.yaml:7:40: step 'd': join: must be one of all, first, not \"any\"",
+        "wf.yaml:9:52: step 'f': join: first cannot be on a then/else branch of 'e': the "
+        "branch runs only once its condition has; race the steps before the condition "
+        "instead",
     ]
     wf = compile_yaml(
         """

@@ -80,7 +80,7 @@ async def test_the_first_to_complete_releases_the_join_and_the_rest_of_the_race_
               - {id: then_this, type: sys.transform, input: {value: 1}}
               - id: decide
                 type: sys.transform
-                after: [fast, slow, then_this]
+                after: [then_this, slow, fast]  # the winner last: the others had no run
                 join: first
                 input: {value: "{{ steps.fast.output.resumedAt is string }}"}
             output: "{{ steps.decide.output }}"

@@ -29,12 +29,22 @@ def first_joins(steps: Sequence[StepSpec]) -> set[str]:
 def report_lone_races(
     steps: Sequence[StepSpec], base: Path, shape: GraphShape, report: Report
 ) -> None:
-    """A ``join: first`` needs two predecessors to race: with one it is an ordinary step."""
+    """A ``join: first`` needs two predecessors to race (with one it is an ordinary
+    step), and none of them may be the condition whose branch it is."""
     for i, step in enumerate(steps):
         if step.join != "first" or step.id not in shape.predecessors:
             continue
         preds = shape.predecessors[step.id]
-        if len(preds) < 2:
+        branch = shape.branches.get(step.id)
+        if branch is not None:
+            report(
+                f"join: first cannot be on a then/else branch of '{branch.condition}': the "
+                "branch runs only once its condition has; race the steps before the "
+                "condition instead",
+                (*base, i, "join"),
+                step.id,
+            )
+        elif len(preds) < 2:
             after = f"only after '{preds[0]}'" if preds else "after no step"
             report(
                 f"join: first has nothing to race: the step runs {after}; list two or more "

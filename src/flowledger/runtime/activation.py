@@ -78,10 +78,13 @@ class Activation:
         """All predecessors are final: run the step, or disable it (SPEC §1 activation policy)."""
         runs = scope.runs
         active = not step.predecessors
-        for pred in step.predecessors:  # a loop, not any() of a generator: one frame less
-            if runs[pred].resolved_ok:
-                active = True
-                break
+        try:
+            for pred in step.predecessors:  # a loop, not any() of a generator: one frame less
+                if runs[pred].resolved_ok:
+                    active = True
+                    break
+        except KeyError:  # a join: first, released before one of them started
+            active = any(p in runs and runs[p].resolved_ok for p in step.predecessors)
         if active and step.branch is not None:
             cond = scope.runs[step.branch.condition]
             result = isinstance(cond.output, Mapping) and bool(cond.output.get("result"))
