@@ -78,9 +78,14 @@ async def test_the_first_to_complete_releases_the_join_and_the_rest_of_the_race_
               - {id: slow, type: race.hang, after: []}
               - {id: first_of_chain, type: race.hang, after: []}
               - {id: then_this, type: sys.transform, input: {value: 1}}
+              - id: looping
+                type: sys.loop
+                after: []
+                input: {items: [1, 2], concurrency: 2}
+                steps: [{id: inner, type: race.hang}]
               - id: decide
                 type: sys.transform
-                after: [then_this, slow, fast]  # the winner last: the others had no run
+                after: [then_this, slow, looping, fast]  # the winner last: the rest had no run
                 join: first
                 input: {value: "{{ steps.fast.output.resumedAt is string }}"}
             output: "{{ steps.decide.output }}"
@@ -94,6 +99,10 @@ async def test_the_first_to_complete_releases_the_join_and_the_rest_of_the_race_
     reason = "'fast' completed first, and 'decide' runs on it (join: first)"
     assert slow["error"]["message"] == reason
     assert step_status(doc, "first_of_chain") == "Cancelled"
+    # A loop stops its iterations with it.
+    assert step_status(doc, "looping") == "Cancelled"
+    inner = [s["status"] for s in doc["steps"].values() if s["stepId"] == "inner"]
+    assert inner == ["Cancelled", "Cancelled"]
     assert step_status(doc, "then_this") == "Disabled"
     # Disabled as any step whose predecessors did not complete is.
     assert await _disabled_reasons(engine, doc["id"]) == {"then_this": None}
