@@ -656,6 +656,28 @@ def test_loop_iterations_and_sub_workflow_links(pages: Pages, ui: Service) -> No
     expect(page.locator(".exec-head dl.facts")).to_contain_text(f"Parent{execution_id[:8]}")
 
 
+RACE = """
+name: {name}
+steps:
+  - {{id: fast, type: sys.delay, after: [], input: {{duration: 50ms}}}}
+  - {{id: slow, type: sys.delay, after: [], input: {{duration: 1h}}}}
+  - {{id: decide, type: sys.transform, after: [fast, slow], join: first, input: {{value: 1}}}}
+"""
+
+
+def test_a_join_first_is_drawn_with_its_race_decided(pages: Pages, ui: Service) -> None:
+    execution_id = run(ui, RACE)
+    with ui.client("viewer") as http:
+        terminal(http, execution_id)
+    page = pages("viewer")
+    page.goto(f"/executions/{execution_id}")
+    # The edges into the join say how it joins; the loser is drawn cancelled.
+    expect(page.locator(".graph-svg text.edge-label")).to_have_text(["first", "first"])
+    expect(page.locator('.graph-svg .node[data-step="slow"]')).to_have_attribute(
+        "aria-label", re.compile(r"Cancelled")
+    )
+
+
 FAILING_CHILD = """
 name: {name}
 input_schema: {{type: object, properties: {{n: {{type: integer}}}}}}
