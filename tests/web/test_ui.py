@@ -954,8 +954,12 @@ def test_a_tall_graph_keeps_its_lower_steps_in_reach_while_it_runs(
     expect(last).to_have_count(1)
     # It is a tall one: read in one script from the node, so of a graph drawn (a live
     # refresh may swap in a box whose graph is not drawn yet, failed under load).
+    # Polled: a box just swapped in may not be laid out yet (failed once in the gate).
     tall = "(node) => { const b = node.closest('.graph'); return b.scrollHeight > b.clientHeight; }"
-    assert last.evaluate(tall)
+    deadline = time.monotonic() + 30
+    while not last.evaluate(tall):
+        assert time.monotonic() < deadline, "the graph's box never grew taller than it shows"
+        page.wait_for_timeout(50)
     # In one script: Playwright's scroll waits for the node to be stable, and a live
     # refresh may swap it out meanwhile ("not attached to the DOM"). Again until the
     # node scrolled is the page's: one a refresh had just detached scrolled nothing, and
