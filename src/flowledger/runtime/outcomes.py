@@ -395,15 +395,9 @@ class Outcomes:
     def _decide(self, scope: Scope, join: CompiledStep, winner: StepExecution) -> None:
         """Cancel the race's running steps, and cut those that have not started."""
         reason = f"'{winner.step.id}' completed first, and '{join.id}' runs on it (join: first)"
-        cut = scope.cut if scope.cut is not None else set()
-        scope.cut = cut
-        losers = []
-        for sid in race_of(join, scope.graph.steps):
-            run = scope.runs.get(sid)
-            if run is None:
-                cut.add(sid)
-            elif not run.terminal:
-                losers.append(run)
+        race = race_of(join, scope.graph.steps)
+        scope.cut_off(sid for sid in race if sid not in scope.runs)
+        losers = [scope.runs[s] for s in race if s in scope.runs and not scope.runs[s].terminal]
         for run in losers:
             self.ending.cancel_run(run, reason)
             self.finish(run)

@@ -98,9 +98,7 @@ class _Restorer:
                     if won:
                         # Its running steps were cancelled in that round; those it cut
                         # had not started, and are disabled when their turn comes.
-                        cut = scope.cut if scope.cut is not None else set()
-                        cut.update(race_of(scope.graph.steps[join_id], scope.graph.steps))
-                        scope.cut = cut
+                        scope.cut_off(race_of(scope.graph.steps[join_id], scope.graph.steps))
             elif run.status == StepStatus.NOT_STARTED:
                 runner.add_timer(run.wake_at or runner.clock.now(), "retry", run)
             elif runner.driver(step.step_type.kind).restore(run, self):

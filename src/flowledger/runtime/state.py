@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -143,6 +144,12 @@ class Scope:
     def __post_init__(self) -> None:
         self.pending = {sid: len(s.predecessors) for sid, s in self.graph.steps.items()}
         self.unfinished = len(self.graph.steps)
+
+    def cut_off(self, step_ids: Iterable[str]) -> None:
+        """Steps a decided race cut: disabled when their turn comes (Activation)."""
+        if self.cut is None:
+            self.cut = set()
+        self.cut.update(step_ids)
 
     def lookup(self, step_id: str) -> StepExecution | None:
         scope: Scope | None = self
